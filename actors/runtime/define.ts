@@ -1,0 +1,152 @@
+/**
+ * `defineActor()`: an actor type is a plain config object, validated once at definition.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { defineActor } from "./define.ts";
+ *
+ * export const counter = defineActor({
+ *   name: "counter.add",
+ *   input: z.object({ counter: z.string(), by: z.number().int() }),
+ *   key: (input) => `counter:${input.counter}`,
+ *   initialState: () => ({ total: 0 }),
+ *   handler: (input, ctx) => {
+ *     ctx.setState({ total: ctx.state.total + input.by });
+ *     return { total: ctx.state.total };
+ *   },
+ * });
+ * ```
+ */
+import { z } from "zod";
+import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+import type { Logger, SqlExecutor } from "./ports.ts";
+
+/** Options of a message sent with `ctx.send()` or enqueued over the API. */
+export interface SendOptions {
+  /** Run no earlier than this many ms from now. */
+  delayMs?: number;
+  /** Higher runs first. @default 0 */
+  priority?: number;
+  /** Enqueue at most once per (actor, idempotency key): a repeat returns the first job. */
+  idempotencyKey?: string;
+  tenantId?: string | null;
+}
+
+/** What a handler sees while it runs one message. */
+export interface ActorContext<S> {
+  readonly jobId: string;
+  readonly actor: string;
+  readonly key: string;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+  readonly tenantId: string | null;
+  /** The instance's durable state as of the last committed message of this key. */
+  readonly state: S;
+  /** Replaces the state; committed with the message, atomically. */
+  setState(next: S): void;
+  /** Sends a message to another actor (transactional outbox: published only on commit). */
+  send(actor: string, input: unknown, options?: SendOptions): void;
+  /** Registers database work that commits atomically with this message, exactly once. */
+  effect(fn: (tx: SqlExecutor) => Promise<void>): void;
+  /** Reports progress (0-100) and a message; visible at once, throttled. */
+  progress(percent: number, message?: string): void;
+  /** Aborted on timeout or cancellation. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+export interface ActorPolicy {
+  /** Attempts in all, the first included. @default 5 */
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  /** Per-attempt time limit in ms. @default 60000 */
+  timeoutMs: number;
+  /** Handlers of this actor running at once in one process. @default 50 */
+  concurrency: number;
+}
+
+export interface ActorConfig<I, S, R> {
+  /** Unique name: lowercase letters, digits, `.`, `_`, `-`. */
+  name: string;
+  /** Validates every message; the parsed value is what the handler gets. */
+  input: z.ZodType<I>;
+  /**
+   * The actor instance a message addresses, e.g. `dataset:<id>`. Messages with the same key
+   * never run at once, across processes. Keys are global: prefix them with the domain.
+   * @default the actor name (one instance)
+   */
+  key?: (input: I) => string;
+  initialState?: () => S;
+  handler: (input: I, ctx: ActorContext<S>) => Promise<R> | R;
+  retries?: number;
+  backoff?: Partial<BackoffPolicy>;
+  timeoutMs?: number;
+  concurrency?: number;
+  /** A cron expression (5 fields, UTC); a scheduled run gets `scheduleInput` as input. */
+  schedule?: string;
+  scheduleInput?: I;
+}
+
+export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
+  readonly name: string;
+  readonly input: z.ZodType<I>;
+  readonly keyOf: (input: I) => string;
+  readonly initialState: () => S;
+  readonly handler: (input: I, ctx: ActorContext<S>) => Promise<R> | R;
+  readonly policy: ActorPolicy;
+  readonly schedule?: { cron: string; input: I };
+}
+
+// deno-lint-ignore no-explicit-any
+export type AnyActor = ActorDefinition<any, any, any>;
+
+const NAME = /^[a-z][a-z0-9._-]{0,63}$/;
+const CRON_FIELD = /^[\d*/,-]+$/;
+
+export function defineActor<I, S = Record<string, never>, R = unknown>(
+  config: ActorConfig<I, S, R>,
+): ActorDefinition<I, S, R> {
+  if (!NAME.test(config.name)) {
+    throw new TypeError(
+      `actor name ${JSON.stringify(config.name)} must match ${NAME} (lowercase, digits, . _ -)`,
+    );
+  }
+  const retries = config.retries ?? 4;
+  const timeoutMs = config.timeoutMs ?? 60_000;
+  const concurrency = config.concurrency ?? 50;
+  for (
+    const [field, value, min] of [
+      ["retries", retries, 0],
+      ["timeoutMs", timeoutMs, 1],
+      ["concurrency", concurrency, 1],
+    ] as const
+  ) {
+    if (!Number.isInteger(value) || value < min) {
+      throw new TypeError(`actor ${config.name}: ${field} must be an integer >= ${min}`);
+    }
+  }
+  if (config.schedule !== undefined) {
+    const fields = config.schedule.trim().split(/\s+/);
+    if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+      throw new TypeError(`actor ${config.name}: schedule must be a 5-field cron expression`);
+    }
+  }
+  const name = config.name;
+  return {
+    name,
+    input: config.input,
+    keyOf: config.key ?? (() => name),
+    initialState: config.initialState ?? (() => ({}) as S),
+    handler: config.handler,
+    policy: {
+      maxAttempts: retries + 1,
+      backoff: { ...DEFAULT_BACKOFF, ...config.backoff },
+      timeoutMs,
+      concurrency,
+    },
+    ...(config.schedule !== undefined
+      ? { schedule: { cron: config.schedule, input: config.scheduleInput as I } }
+      : {}),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Errors that tell the runtime and the HTTP layer what to do.
+ *
+ * `TroupeError` carries a stable `code`, an HTTP `status` and a `cause`. A handler that throws
+ * `NonRetryableError` goes straight to the dead letters; any other error is retried by policy.
+ */
+export class TroupeError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(
+    code: string,
+    message: string,
+    options: { status?: number; cause?: unknown; details?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "TroupeError";
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.details = options.details;
+  }
+}
+
+/** A failure that retrying cannot fix: the message goes to the dead letters at once. */
+export class NonRetryableError extends TroupeError {
+  constructor(
+    message: string,
+    options: { code?: string; cause?: unknown; details?: unknown } = {},
+  ) {
+    super(options.code ?? "NON_RETRYABLE", message, { ...options, status: 422 });
+    this.name = "NonRetryableError";
+  }
+}
+
+/** Bad input from a caller: 400 with the validation issues as details. */
+export class ValidationError extends TroupeError {
+  constructor(message: string, details?: unknown) {
+    super("VALIDATION_FAILED", message, { status: 400, details });
+    this.name = "ValidationError";
+  }
+}
+
+export class NotFoundError extends TroupeError {
+  constructor(what: string, id: string) {
+    super("NOT_FOUND", `${what} ${JSON.stringify(id)} was not found`, { status: 404 });
+    this.name = "NotFoundError";
+  }
+}
+
+export class ConflictError extends TroupeError {
+  constructor(message: string, details?: unknown) {
+    super("CONFLICT", message, { status: 409, details });
+    this.name = "ConflictError";
+  }
+}
+
+/** Raised inside a handler's signal when its time limit passes. */
+export class TimeoutError extends TroupeError {
+  constructor(ms: number) {
+    super("TIMEOUT", `handler timed out after ${ms} ms`, { status: 504 });
+    this.name = "TimeoutError";
+  }
+}
+
+/** Raised inside a handler's signal when its job is cancelled. */
+export class CancelledError extends TroupeError {
+  constructor() {
+    super("CANCELLED", "job was cancelled", { status: 409 });
+    this.name = "CancelledError";
+  }
+}
+
+/** Serializable form of an error, stored on jobs and dead letters. No stack traces leave here. */
+export interface ErrorRecord {
+  code: string;
+  message: string;
+  retryable: boolean;
+  at: string;
+}
+
+export function toErrorRecord(err: unknown): ErrorRecord {
+  const at = new Date().toISOString();
+  if (err instanceof TroupeError) {
+    return {
+      code: err.code,
+      message: err.message,
+      retryable: !(err instanceof NonRetryableError),
+      at,
+    };
+  }
+  if (err instanceof Error) {
+    return { code: err.name || "ERROR", message: err.message, retryable: true, at };
+  }
+  return { code: "ERROR", message: String(err), retryable: true, at };
+}

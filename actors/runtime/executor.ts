@@ -1,0 +1,306 @@
+/**
+ * Runs one claimed message through its actor's handler and turns what happened into a
+ * `Completion` to commit. Nothing here writes to the database but progress: state changes,
+ * sends and effects are buffered and committed by the committer, atomically.
+ */
+import { backoffDelay } from "./backoff.ts";
+import type { ActorContext, AnyActor, SendOptions } from "./define.ts";
+import {
+  CancelledError,
+  NonRetryableError,
+  TimeoutError,
+  toErrorRecord,
+  TroupeError,
+} from "./errors.ts";
+import { deterministicId, uuidv7 } from "./ids.ts";
+import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
+import type { ClaimedJob } from "./sql/claim_jobs.ts";
+import type { Completion } from "./sql/complete_jobs.ts";
+import type { NewJob } from "./sql/insert_jobs.ts";
+
+const PROGRESS_EVERY_MS = 200;
+
+/** Builds the row of a message about to be enqueued (validated, keyed, with an id). */
+export async function prepareJob(
+  def: AnyActor,
+  input: unknown,
+  options: SendOptions & { parentId?: string | null; replayOf?: string | null } = {},
+): Promise<NewJob> {
+  const parsed = def.input.safeParse(input);
+  if (!parsed.success) {
+    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
+      status: 400,
+      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  const id = options.idempotencyKey
+    ? await deterministicId("enqueue", def.name, options.idempotencyKey)
+    : uuidv7();
+  return {
+    id,
+    actor: def.name,
+    key: def.keyOf(parsed.data),
+    tenantId: options.tenantId ?? null,
+    input: parsed.data,
+    priority: options.priority ?? 0,
+    maxAttempts: def.policy.maxAttempts,
+    delayMs: Math.max(0, options.delayMs ?? 0),
+    parentId: options.parentId ?? null,
+    replayOf: options.replayOf ?? null,
+  };
+}
+
+interface Slot {
+  active: number;
+  waiters: (() => void)[];
+}
+
+export interface ExecutorOptions {
+  db: SqlDatabase;
+  actors: ReadonlyMap<string, AnyActor>;
+  logger: Logger;
+  /** Called with each progress change, for live updates in this process. */
+  onProgress?: (jobId: string, percent: number, message: string | null) => void;
+}
+
+export class Executor {
+  readonly #db: SqlDatabase;
+  readonly #actors: ReadonlyMap<string, AnyActor>;
+  readonly #log: Logger;
+  readonly #onProgress: ExecutorOptions["onProgress"];
+  readonly #slots = new Map<string, Slot>();
+  /** Abort controllers of the handlers running in this process. */
+  readonly running = new Map<string, AbortController>();
+
+  constructor({ db, actors, logger, onProgress }: ExecutorOptions) {
+    this.#db = db;
+    this.#actors = actors;
+    this.#log = logger;
+    this.#onProgress = onProgress;
+  }
+
+  /** Aborts a running handler of this process; returns whether one was running. */
+  abort(jobId: string, reason: Error): boolean {
+    const controller = this.running.get(jobId);
+    if (!controller) return false;
+    controller.abort(reason);
+    return true;
+  }
+
+  /** Runs `job` with the key's current `state`; never throws. */
+  async execute(job: ClaimedJob, state: unknown): Promise<Completion> {
+    const base = {
+      id: job.id,
+      key: job.key,
+      fence: job.lease_fence,
+      sends: [] as NewJob[],
+      effects: [] as ((tx: SqlExecutor) => Promise<void>)[],
+      release: false,
+    };
+    const def = this.#actors.get(job.actor);
+    if (!def) {
+      return this.failure(
+        base,
+        job,
+        undefined,
+        new NonRetryableError(`no actor named ${job.actor} is registered`, {
+          code: "UNKNOWN_ACTOR",
+        }),
+      );
+    }
+    if (job.cancel_requested) {
+      return { ...base, outcome: "cancelled", error: toErrorRecord(new CancelledError()) };
+    }
+    const parsed = def.input.safeParse(job.input);
+    if (!parsed.success) {
+      return this.failure(
+        base,
+        job,
+        def,
+        new NonRetryableError(`stored input of job ${job.id} no longer matches ${def.name}`, {
+          code: "INVALID_INPUT",
+          details: parsed.error.issues,
+        }),
+      );
+    }
+
+    await this.#acquireSlot(def);
+    const controller = new AbortController();
+    this.running.set(job.id, controller);
+    const timer = setTimeout(
+      () => controller.abort(new TimeoutError(def.policy.timeoutMs)),
+      def.policy.timeoutMs,
+    );
+    let open = true;
+    let working: unknown = structuredClone(state ?? def.initialState());
+    let changed = false;
+    const progress = this.#progressWriter(job);
+    const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
+    const pendingSends: Promise<NewJob>[] = [];
+    const ctx: ActorContext<unknown> = {
+      jobId: job.id,
+      actor: job.actor,
+      key: job.key,
+      attempt: job.attempts,
+      tenantId: job.tenant_id,
+      get state() {
+        return working;
+      },
+      setState(next) {
+        if (!open) return;
+        working = structuredClone(next);
+        changed = true;
+      },
+      send: (actor, input, options = {}) => {
+        if (!open) throw new TroupeError("HANDLER_FINISHED", "send() after the handler ended");
+        const target = this.#actors.get(actor);
+        if (!target) {
+          throw new NonRetryableError(`send() to unknown actor ${actor}`, {
+            code: "UNKNOWN_ACTOR",
+          });
+        }
+        const check = target.input.safeParse(input);
+        if (!check.success) {
+          throw new NonRetryableError(`send() to ${actor}: input is invalid`, {
+            code: "INVALID_INPUT",
+            details: check.error.issues,
+          });
+        }
+        // Deterministic id: a re-run of this message sends the same ids (idempotent).
+        const index = pendingSends.length;
+        pendingSends.push(prepareJob(target, input, {
+          ...options,
+          idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
+          tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
+          parentId: job.id,
+        }));
+      },
+      effect(fn) {
+        if (!open) throw new TroupeError("HANDLER_FINISHED", "effect() after the handler ended");
+        base.effects.push(fn);
+      },
+      progress: (percent, message) => {
+        if (open) progress.report(percent, message ?? null);
+      },
+      signal: controller.signal,
+      log,
+    };
+
+    try {
+      const result = await raceAbort(
+        Promise.resolve().then(() => def.handler(parsed.data, ctx)),
+        controller.signal,
+      );
+      base.sends.push(...await Promise.all(pendingSends));
+      const json = toJson(result);
+      return {
+        ...base,
+        outcome: "succeeded",
+        result: json,
+        ...(changed ? { state: { value: toJson(working) } } : {}),
+      };
+    } catch (err) {
+      const reason = controller.signal.aborted ? controller.signal.reason : err;
+      if (reason instanceof CancelledError) {
+        return { ...base, outcome: "cancelled", error: toErrorRecord(reason) };
+      }
+      if (!(reason instanceof TimeoutError) && !(reason instanceof TroupeError)) {
+        log.warn("handler failed", { error: String(reason), attempt: job.attempts });
+      }
+      return this.failure({ ...base, effects: [], sends: [] }, job, def, reason);
+    } finally {
+      open = false;
+      clearTimeout(timer);
+      progress.close();
+      this.running.delete(job.id);
+      this.#releaseSlot(def);
+    }
+  }
+
+  /** A failed attempt: retried with backoff while attempts remain, else dead-lettered. */
+  failure(
+    base: Omit<Completion, "outcome">,
+    job: ClaimedJob,
+    def: AnyActor | undefined,
+    err: unknown,
+  ): Completion {
+    const error = toErrorRecord(err);
+    const { sends: _s, effects: _e, state: _st, result: _r, ...rest } = base;
+    if (error.retryable && job.attempts < job.max_attempts) {
+      const retryInMs = def ? backoffDelay(job.attempts, def.policy.backoff) : 1000;
+      return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs };
+    }
+    return { ...rest, sends: [], effects: [], outcome: "failed", error };
+  }
+
+  #progressWriter(job: ClaimedJob) {
+    let last = 0;
+    let pending: { percent: number; message: string | null } | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let closed = false;
+    const write = () => {
+      timer = undefined;
+      if (!pending || closed) return;
+      const { percent, message } = pending;
+      pending = null;
+      last = Date.now();
+      this.#db.query(
+        `UPDATE troupe_jobs SET progress = $2, progress_message = $3, updated_at = now()
+         WHERE id = $1 AND status = 'running' AND lease_fence = $4`,
+        [job.id, percent, message, job.lease_fence],
+      ).catch((err) => this.#log.warn("progress write failed", { error: String(err) }));
+    };
+    return {
+      report: (percent: number, message: string | null) => {
+        const pct = Math.max(0, Math.min(100, Math.round(Number(percent) || 0)));
+        pending = { percent: pct, message: message === null ? null : String(message) };
+        this.#onProgress?.(job.id, pct, pending.message);
+        if (timer !== undefined) return;
+        timer = setTimeout(write, Math.max(0, last + PROGRESS_EVERY_MS - Date.now()));
+      },
+      close: () => {
+        closed = true;
+        if (timer !== undefined) clearTimeout(timer);
+      },
+    };
+  }
+
+  async #acquireSlot(def: AnyActor): Promise<void> {
+    let slot = this.#slots.get(def.name);
+    if (!slot) this.#slots.set(def.name, slot = { active: 0, waiters: [] });
+    if (slot.active < def.policy.concurrency) {
+      slot.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => slot.waiters.push(resolve));
+  }
+
+  #releaseSlot(def: AnyActor): void {
+    const slot = this.#slots.get(def.name);
+    if (!slot) return;
+    const next = slot.waiters.shift();
+    if (next) next();
+    else slot.active--;
+  }
+}
+
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function toJson(value: unknown): unknown {
+  if (value === undefined) return null;
+  try {
+    return JSON.parse(JSON.stringify(value));
+  } catch (err) {
+    throw new NonRetryableError("handler result or state is not JSON-serializable", {
+      code: "NOT_JSON",
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The ports the runtime core talks to. Adapters live in `db/` and `actors/transports/`;
+ * `main.ts` alone chooses them.
+ */
+
+/** Runs parameterised SQL (`$1`, `$2`, ...). Rows come back as plain objects. */
+export interface SqlExecutor {
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
+}
+
+/**
+ * A PostgreSQL-compatible database (PGlite, node-postgres, Neon).
+ *
+ * Invariants every adapter keeps:
+ * - `transaction(fn)` runs `fn` on one connection inside BEGIN/COMMIT; it rolls back and
+ *   rethrows when `fn` throws. Nothing `fn` wrote is visible to others before COMMIT.
+ * - `jsonb` columns come back parsed; `jsonb` parameters are passed as JSON strings.
+ * - Integers must be selected as `int4` (`::int`): int8 differs between drivers.
+ * - `listen()` delivers NOTIFY payloads sent after it resolved, from any connection or process
+ *   sharing the database; a notification may be lost when a connection drops, so listeners
+ *   must also poll now and then.
+ */
+export interface SqlDatabase extends SqlExecutor {
+  readonly dialect: "pglite" | "postgres" | "neon";
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Whether several processes can share this database (false for an embedded PGlite file). */
+  readonly shared: boolean;
+  close(): Promise<void>;
+}
+
+/** Structured logger; the default writes JSON lines. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
+
+/** A JSON-lines logger writing to stderr. */
+export function jsonLogger(level: LogLevel = "info", base: Record<string, unknown> = {}): Logger {
+  const min = LEVELS[level];
+  const write = (
+    lvl: Exclude<LogLevel, "silent">,
+    msg: string,
+    fields?: Record<string, unknown>,
+  ) => {
+    if (LEVELS[lvl] < min) return;
+    const line = JSON.stringify({
+      t: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...base,
+      ...fields,
+    });
+    console.error(line);
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+    child: (fields) => jsonLogger(level, { ...base, ...fields }),
+  };
+}

@@ -1,0 +1,753 @@
+/**
+ * The runtime: registry of actors, enqueue, the dispatcher (claims, leases, commits), the
+ * background loops (lease heartbeat, reaper, outbox relay) and the job queries the API serves.
+ */
+import type { AnyActor, SendOptions } from "./define.ts";
+import {
+  CancelledError,
+  ConflictError,
+  NotFoundError,
+  TroupeError,
+  ValidationError,
+} from "./errors.ts";
+import { Executor, prepareJob } from "./executor.ts";
+import { uuidv7 } from "./ids.ts";
+import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
+import {
+  type ClaimedJob,
+  claimJobs,
+  claimOne,
+  extendLeases,
+  releaseLeases,
+} from "./sql/claim_jobs.ts";
+import { type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
+import { insertJobs } from "./sql/insert_jobs.ts";
+import { reapJobs } from "./sql/reap_jobs.ts";
+import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
+
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+const TERMINAL = new Set<string>(["succeeded", "failed", "cancelled"]);
+
+export interface JobView {
+  id: string;
+  actor: string;
+  key: string;
+  tenantId: string | null;
+  status: JobStatus;
+  progress: number;
+  progressMessage: string | null;
+  attempts: number;
+  maxAttempts: number;
+  cancelRequested: boolean;
+  input: unknown;
+  result: unknown;
+  error: unknown;
+  parentId: string | null;
+  replayOf: string | null;
+  runAt: string;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface DeadLetterView {
+  id: string;
+  jobId: string;
+  actor: string;
+  key: string;
+  tenantId: string | null;
+  input: unknown;
+  error: unknown;
+  attempts: number;
+  createdAt: string;
+  replayedAt: string | null;
+  replayJobId: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface RuntimeOptions {
+  db: SqlDatabase;
+  actors: readonly AnyActor[];
+  transport: Transport;
+  logger?: Logger;
+  /** Identifies this process in leases. @default a random id */
+  workerId?: string;
+  /** Handlers running at once in this process, all actors together. @default 64 */
+  concurrency?: number;
+  /** Most jobs claimed in one query. @default 256 */
+  claimBatch?: number;
+  /** A key's lease lasts this long unless renewed (renewed every third of it). @default 30000 */
+  leaseMs?: number;
+  /** Most completions committed in one transaction. @default 512 */
+  commitBatch?: number;
+}
+
+type Row = Record<string, unknown>;
+
+interface PendingCommit {
+  completion: Completion;
+  fallback: (err: unknown) => Completion | null;
+  resolve: (r: CommitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export class Runtime implements Consumer {
+  readonly db: SqlDatabase;
+  readonly transport: Transport;
+  readonly workerId: string;
+  readonly log: Logger;
+  readonly actors: ReadonlyMap<string, AnyActor>;
+  readonly #executor: Executor;
+  readonly #concurrency: number;
+  readonly #claimBatch: number;
+  readonly #leaseMs: number;
+  readonly #commitBatch: number;
+  readonly #actorNames: string[];
+  /** Keys whose lease this process holds, with the fencing token. */
+  readonly #held = new Map<string, number>();
+  readonly #groups = new Set<Promise<void>>();
+  readonly #listeners = new Set<(jobId: string) => void>();
+  #inFlight = 0;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #unlisten: (() => Promise<void>) | undefined;
+  #started = false;
+  #stopping = false;
+  #queue: PendingCommit[] = [];
+  #flushing: Promise<void> | null = null;
+
+  constructor(options: RuntimeOptions) {
+    this.db = options.db;
+    this.transport = options.transport;
+    this.workerId = options.workerId ?? `w-${uuidv7().slice(-12)}`;
+    this.log = options.logger ?? jsonLogger("info");
+    const actors = new Map<string, AnyActor>();
+    for (const def of options.actors) {
+      if (actors.has(def.name)) throw new TypeError(`actor ${def.name} is defined twice`);
+      actors.set(def.name, def);
+    }
+    this.actors = actors;
+    this.#actorNames = [...actors.keys()];
+    this.#concurrency = options.concurrency ?? 64;
+    this.#claimBatch = options.claimBatch ?? 256;
+    this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#commitBatch = options.commitBatch ?? 512;
+    this.#executor = new Executor({
+      db: this.db,
+      actors,
+      logger: this.log,
+      onProgress: (id) => this.#emit(id),
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Starts the transport and the background loops. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    this.#unlisten = await this.db.listen("troupe_cancel", (id) => {
+      this.#executor.abort(id, new CancelledError());
+    });
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      let busy = false;
+      this.#timers.push(setInterval(() => {
+        if (busy || this.#stopping) return;
+        busy = true;
+        fn().catch((err) => this.log.warn("background task failed", { error: String(err) }))
+          .finally(() => busy = false);
+      }, ms));
+    };
+    every(Math.max(100, Math.floor(this.#leaseMs / 3)), () => this.#heartbeat());
+    every(Math.max(200, Math.floor(this.#leaseMs / 2)), async () => {
+      if (await reapJobs(this.db) > 0) this.transport.wake();
+    });
+    if (this.transport.mode === "push") every(2000, () => this.relayOutbox());
+    await reapJobs(this.db);
+    await this.transport.start(this);
+    if (this.transport.mode === "push") await this.relayOutbox();
+  }
+
+  /** Stops claiming, waits up to `graceMs` for running handlers, then stops the loops. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.#started || this.#stopping) return;
+    this.#stopping = true;
+    await this.transport.stop();
+    const deadline = new Promise((r) => {
+      const t = setTimeout(r, graceMs);
+      Deno.unrefTimer(t);
+    });
+    await Promise.race([Promise.allSettled([...this.#groups]), deadline]);
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    await this.#flushing;
+    await this.#unlisten?.();
+    this.#started = false;
+    this.#stopping = false;
+  }
+
+  // ---------------------------------------------------------------- enqueue
+
+  actor(name: string): AnyActor {
+    const def = this.actors.get(name);
+    if (!def) throw new NotFoundError("actor", name);
+    return def;
+  }
+
+  /**
+   * Validates and enqueues a message; durable when it resolves. With an idempotency key, a
+   * repeat returns the first job (`created: false`).
+   */
+  async enqueue(
+    actor: string,
+    input: unknown,
+    options: SendOptions = {},
+  ): Promise<{ job: JobView; created: boolean }> {
+    const row = await prepareJob(this.actor(actor), input, options);
+    const push = this.transport.mode === "push";
+    const created = await this.db.transaction((tx) => insertJobs(tx, [row], { outbox: push }));
+    await this.#afterCommit(created);
+    const job = await this.getJob(row.id);
+    if (!created.length && options.tenantId !== undefined && job.tenantId !== options.tenantId) {
+      throw new ConflictError("idempotency key already used by another tenant");
+    }
+    return { job, created: created.length > 0 };
+  }
+
+  async #afterCommit(sent: readonly string[]): Promise<void> {
+    if (sent.length === 0) return;
+    if (this.transport.mode === "pull") {
+      this.transport.wake();
+      return;
+    }
+    await this.transport.publish(sent);
+    await this.db.query("DELETE FROM troupe_outbox WHERE job_id = ANY($1::text[])", [sent]);
+  }
+
+  /** Publishes outbox rows left behind (a crash between commit and publish). */
+  async relayOutbox(): Promise<number> {
+    const rows = await this.db.query<{ job_id: string }>(
+      `SELECT job_id FROM troupe_outbox WHERE created_at < now() - interval '1 second'
+       ORDER BY created_at LIMIT 500`,
+    );
+    await this.#afterCommit(rows.map((r) => r.job_id));
+    return rows.length;
+  }
+
+  // ---------------------------------------------------------------- dispatch (pull)
+
+  freeSlots(): number {
+    return this.#stopping ? 0 : this.#concurrency - this.#inFlight;
+  }
+
+  async pump(): Promise<number> {
+    const limit = Math.min(this.freeSlots(), this.#claimBatch);
+    if (limit <= 0) return 0;
+    this.#inFlight += limit;
+    let jobs: ClaimedJob[] = [];
+    try {
+      jobs = await claimJobs(this.db, {
+        actors: this.#actorNames,
+        limit,
+        workerId: this.workerId,
+        leaseMs: this.#leaseMs,
+      });
+    } finally {
+      this.#inFlight -= limit - jobs.length;
+    }
+    const groups = new Map<string, ClaimedJob[]>();
+    for (const job of jobs) {
+      const group = groups.get(job.key);
+      if (group) group.push(job);
+      else groups.set(job.key, [job]);
+    }
+    for (const group of groups.values()) this.#track(this.#runGroup(group));
+    return jobs.length;
+  }
+
+  #track(p: Promise<void>): void {
+    this.#groups.add(p);
+    p.finally(() => {
+      this.#groups.delete(p);
+      this.transport.wake();
+    });
+  }
+
+  /** Runs the claimed jobs of one key in order, under the one lease they were claimed with. */
+  async #runGroup(jobs: ClaimedJob[]): Promise<void> {
+    const first = jobs[0]!;
+    const { key, lease_fence: fence } = first;
+    this.#held.set(key, fence);
+    let state: unknown = first.state;
+    let done = 0;
+    try {
+      for (const [i, job] of jobs.entries()) {
+        const completion = await this.#executor.execute(job, state);
+        completion.release = i === jobs.length - 1;
+        let result: CommitResult;
+        try {
+          result = await this.#commit(completion, job);
+        } catch (err) {
+          this.log.error("commit failed", { jobId: job.id, error: String(err) });
+          break;
+        } finally {
+          done++;
+          this.#inFlight--;
+        }
+        this.#emit(job.id);
+        if (result === "fenced") {
+          this.log.warn("lease lost; leaving the rest to the new owner", { key });
+          break;
+        }
+        if (result === "duplicate") state = await this.#loadState(key);
+        else if (completion.state) state = completion.state.value;
+      }
+    } finally {
+      this.#inFlight -= jobs.length - done;
+      if (this.#held.get(key) === fence) this.#held.delete(key);
+      if (done < jobs.length) {
+        // Give the lease back so the reaper requeues the rest at once.
+        await releaseLeases(this.db, this.workerId, [{ key, fence }]).catch(() => {});
+      }
+    }
+  }
+
+  async #loadState(key: string): Promise<unknown> {
+    const rows = await this.db.query<{ state: unknown }>(
+      "SELECT state FROM troupe_actor_state WHERE key = $1",
+      [key],
+    );
+    return rows[0]?.state ?? null;
+  }
+
+  // ---------------------------------------------------------------- dispatch (push)
+
+  async deliver(jobId: string): Promise<DeliveryOutcome> {
+    const rows = await this.db.query<{ key: string; status: string; processed: boolean }>(
+      `SELECT j.key, j.status, EXISTS (
+         SELECT 1 FROM troupe_processed_messages p WHERE p.message_id = j.id) AS processed
+       FROM troupe_jobs j WHERE j.id = $1`,
+      [jobId],
+    );
+    const row = rows[0];
+    if (!row) {
+      const seen = await this.db.query(
+        "SELECT 1 FROM troupe_processed_messages WHERE message_id = $1",
+        [jobId],
+      );
+      return { status: seen.length ? "duplicate" : "unknown" };
+    }
+    if (TERMINAL.has(row.status)) return { status: row.status as "succeeded" };
+    if (this.freeSlots() <= 0) return { status: "busy", retryInMs: 100 };
+    this.#inFlight++;
+    try {
+      const { job } = await claimOne(this.db, {
+        id: jobId,
+        key: row.key,
+        workerId: this.workerId,
+        leaseMs: this.#leaseMs,
+      });
+      if (!job) {
+        const now = await this.db.query<{ status: string }>(
+          "SELECT status FROM troupe_jobs WHERE id = $1",
+          [jobId],
+        );
+        const status = now[0]?.status ?? "unknown";
+        return TERMINAL.has(status)
+          ? { status: status as "succeeded" }
+          : { status: "busy", retryInMs: 250 };
+      }
+      this.#held.set(job.key, job.lease_fence);
+      try {
+        const completion = await this.#executor.execute(job, job.state);
+        completion.release = true;
+        const result = await this.#commit(completion, job);
+        this.#emit(job.id);
+        if (result === "fenced") return { status: "busy", retryInMs: 250 };
+        if (result === "duplicate") return { status: "duplicate" };
+        if (completion.outcome === "retry") {
+          return { status: "retry", retryInMs: completion.retryInMs ?? 1000 };
+        }
+        return { status: completion.outcome };
+      } finally {
+        if (this.#held.get(job.key) === job.lease_fence) this.#held.delete(job.key);
+      }
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  // ---------------------------------------------------------------- commit
+
+  /** Queues a completion for the next group commit. */
+  #commit(completion: Completion, job: ClaimedJob): Promise<CommitResult> {
+    const def = this.actors.get(job.actor);
+    const fallback = (err: unknown): Completion | null =>
+      completion.outcome === "succeeded"
+        ? { ...this.#executor.failure(completion, job, def, err), release: completion.release }
+        : null;
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ completion, fallback, resolve, reject });
+      this.#flushing ??= this.#flush().finally(() => this.#flushing = null);
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const push = this.transport.mode === "push";
+    while (this.#queue.length > 0) {
+      // One completion per key per transaction: later ones wait for the next round.
+      const batch: PendingCommit[] = [];
+      const keys = new Set<string>();
+      const rest: PendingCommit[] = [];
+      for (const item of this.#queue) {
+        if (batch.length < this.#commitBatch && !keys.has(item.completion.key)) {
+          keys.add(item.completion.key);
+          batch.push(item);
+        } else rest.push(item);
+      }
+      this.#queue = rest;
+      try {
+        const { results, sent } = await this.db.transaction((tx) =>
+          completeJobs(tx, this.workerId, batch.map((b) => b.completion), { outbox: push })
+        );
+        batch.forEach((b, i) => b.resolve(results[i]!));
+        await this.#afterCommit(sent).catch((err) =>
+          this.log.warn("publish after commit failed; the relay will retry", {
+            error: String(err),
+          })
+        );
+      } catch (err) {
+        // Commit one by one so one bad completion (a failing effect) does not sink the rest.
+        for (const item of batch) await this.#commitAlone(item, err, push);
+      }
+    }
+  }
+
+  async #commitAlone(item: PendingCommit, batchError: unknown, push: boolean) {
+    try {
+      const { results, sent } = await this.db.transaction((tx) =>
+        completeJobs(tx, this.workerId, [item.completion], { outbox: push })
+      );
+      item.resolve(results[0]!);
+      await this.#afterCommit(sent).catch(() => {});
+      return;
+    } catch (err) {
+      const failed = item.fallback(err);
+      if (!failed) {
+        item.reject(err ?? batchError);
+        return;
+      }
+      this.log.warn("commit of a success failed; recording the attempt as failed", {
+        jobId: item.completion.id,
+        error: String(err),
+      });
+      try {
+        const { results } = await this.db.transaction((tx) =>
+          completeJobs(tx, this.workerId, [failed], { outbox: push })
+        );
+        item.resolve(results[0]!);
+      } catch (err2) {
+        item.reject(err2);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- background
+
+  async #heartbeat(): Promise<void> {
+    const keys = [...this.#held.keys()];
+    if (keys.length > 0) {
+      const kept = new Set(
+        await extendLeases(this.db, { workerId: this.workerId, keys, leaseMs: this.#leaseMs }),
+      );
+      for (const key of keys) {
+        if (!kept.has(key)) this.log.warn("lease lost", { key });
+      }
+    }
+    const running = [...this.#executor.running.keys()];
+    if (running.length > 0) {
+      const cancelled = await this.db.query<{ id: string }>(
+        "SELECT id FROM troupe_jobs WHERE id = ANY($1::text[]) AND cancel_requested",
+        [running],
+      );
+      for (const { id } of cancelled) this.#executor.abort(id, new CancelledError());
+    }
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Calls `fn(jobId)` whenever a job of this process changes; returns an unsubscribe. */
+  subscribe(fn: (jobId: string) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #emit(jobId: string): void {
+    for (const fn of this.#listeners) fn(jobId);
+  }
+
+  async getJob(id: string, tenantId?: string | null): Promise<JobView> {
+    const rows = await this.db.query<Row>("SELECT * FROM troupe_jobs WHERE id = $1", [id]);
+    const row = rows[0];
+    if (!row || (tenantId !== undefined && row.tenant_id !== tenantId)) {
+      throw new NotFoundError("job", id);
+    }
+    return jobView(row);
+  }
+
+  async listJobs(
+    filter: {
+      actor?: string;
+      status?: JobStatus;
+      tenantId?: string | null;
+      limit?: number;
+      cursor?: string;
+    } = {},
+  ): Promise<Page<JobView>> {
+    const limit = filter.limit ?? 20;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace("?", `$${params.length}`));
+    };
+    if (filter.actor !== undefined) add("actor = ?", filter.actor);
+    if (filter.status !== undefined) add("status = ?", filter.status);
+    if (filter.tenantId !== undefined) {
+      if (filter.tenantId === null) where.push("tenant_id IS NULL");
+      else add("tenant_id = ?", filter.tenantId);
+    }
+    if (filter.cursor !== undefined) add("id < ?", decodeCursor(filter.cursor));
+    params.push(limit + 1);
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM troupe_jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const items = rows.slice(0, limit).map(jobView);
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  }
+
+  /**
+   * Cancels a job: a queued one at once, a running one by aborting its handler (wherever it
+   * runs). A finished job cannot be cancelled (409).
+   */
+  async cancel(id: string, tenantId?: string | null): Promise<JobView> {
+    const job = await this.getJob(id, tenantId);
+    const rows = await this.db.query<{ status: string }>(
+      `UPDATE troupe_jobs SET cancel_requested = true, updated_at = now(),
+         status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+         finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
+       WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
+      [id],
+    );
+    if (!rows[0]) {
+      throw new ConflictError(`job ${id} is already ${job.status}`, { status: job.status });
+    }
+    if (rows[0].status === "running") {
+      this.#executor.abort(id, new CancelledError());
+      await this.db.query("SELECT pg_notify('troupe_cancel', $1)", [id]);
+    }
+    this.#emit(id);
+    return await this.getJob(id);
+  }
+
+  async listDeadLetters(
+    filter: { actor?: string; tenantId?: string | null; limit?: number; cursor?: string } = {},
+  ): Promise<Page<DeadLetterView>> {
+    const limit = filter.limit ?? 20;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.actor !== undefined) {
+      params.push(filter.actor);
+      where.push(`actor = $${params.length}`);
+    }
+    if (filter.tenantId !== undefined) {
+      if (filter.tenantId === null) where.push("tenant_id IS NULL");
+      else {
+        params.push(filter.tenantId);
+        where.push(`tenant_id = $${params.length}`);
+      }
+    }
+    if (filter.cursor !== undefined) {
+      params.push(decodeCursor(filter.cursor));
+      where.push(`id < $${params.length}`);
+    }
+    params.push(limit + 1);
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM troupe_dead_letters ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const items = rows.slice(0, limit).map(deadLetterView);
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  }
+
+  /** Enqueues a dead letter's message again as a new job; a dead letter replays once. */
+  async replay(deadLetterId: string, tenantId?: string | null): Promise<JobView> {
+    const rows = await this.db.query<Row>("SELECT * FROM troupe_dead_letters WHERE id = $1", [
+      deadLetterId,
+    ]);
+    const dl = rows[0];
+    if (!dl || (tenantId !== undefined && dl.tenant_id !== tenantId)) {
+      throw new NotFoundError("dead letter", deadLetterId);
+    }
+    if (dl.replayed_at) {
+      throw new ConflictError(`dead letter ${deadLetterId} was replayed already`, {
+        replayJobId: dl.replay_job_id,
+      });
+    }
+    const def = this.actor(String(dl.actor));
+    const row = await prepareJob(def, dl.input, {
+      tenantId: (dl.tenant_id as string | null) ?? null,
+      replayOf: String(dl.job_id),
+    });
+    const push = this.transport.mode === "push";
+    const created = await this.db.transaction(async (tx) => {
+      const marked = await tx.query(
+        `UPDATE troupe_dead_letters SET replayed_at = now(), replay_job_id = $2
+         WHERE id = $1 AND replayed_at IS NULL RETURNING id`,
+        [deadLetterId, row.id],
+      );
+      if (!marked[0]) throw new ConflictError(`dead letter ${deadLetterId} was replayed already`);
+      return await insertJobs(tx, [row], { outbox: push });
+    });
+    await this.#afterCommit(created);
+    return await this.getJob(row.id);
+  }
+
+  /** Database reachability and queue depth; throws when the database does not answer. */
+  async health(timeoutMs = 2000): Promise<{
+    queued: number;
+    running: number;
+    deadLetters: number;
+    inFlightHere: number;
+  }> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 })),
+        timeoutMs,
+      );
+    });
+    try {
+      const [counts] = await Promise.race([
+        this.db.query<{ queued: number; running: number; dead: number }>(
+          `SELECT
+             (SELECT count(*)::int FROM troupe_jobs WHERE status = 'queued') AS queued,
+             (SELECT count(*)::int FROM troupe_jobs WHERE status = 'running') AS running,
+             (SELECT count(*)::int FROM troupe_dead_letters WHERE replayed_at IS NULL) AS dead`,
+        ),
+        timeout,
+      ]);
+      return {
+        queued: counts?.queued ?? 0,
+        running: counts?.running ?? 0,
+        deadLetters: counts?.dead ?? 0,
+        inFlightHere: this.#inFlight,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */
+  async fireSchedule(actor: string, at = new Date()): Promise<{ job: JobView; created: boolean }> {
+    const def = this.actor(actor);
+    if (!def.schedule) throw new TypeError(`actor ${actor} has no schedule`);
+    const minute = new Date(Math.floor(at.getTime() / 60_000) * 60_000).toISOString();
+    return await this.enqueue(actor, def.schedule.input, {
+      idempotencyKey: `schedule:${minute}`,
+    });
+  }
+
+  /** Registers every scheduled actor with a cron function (`Deno.cron` when embedded). */
+  registerSchedules(
+    cron: (name: string, schedule: string, fn: () => Promise<void>) => unknown,
+  ): string[] {
+    const names: string[] = [];
+    for (const def of this.actors.values()) {
+      if (!def.schedule) continue;
+      cron(`troupe:${def.name}`, def.schedule.cron, async () => {
+        try {
+          await this.fireSchedule(def.name);
+        } catch (err) {
+          this.log.error("scheduled enqueue failed", { actor: def.name, error: String(err) });
+        }
+      });
+      names.push(def.name);
+    }
+    return names;
+  }
+}
+
+function iso(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+function jobView(r: Row): JobView {
+  return {
+    id: String(r.id),
+    actor: String(r.actor),
+    key: String(r.key),
+    tenantId: (r.tenant_id as string | null) ?? null,
+    status: r.status as JobStatus,
+    progress: Number(r.progress),
+    progressMessage: (r.progress_message as string | null) ?? null,
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    cancelRequested: Boolean(r.cancel_requested),
+    input: r.input,
+    result: r.result ?? null,
+    error: r.error ?? null,
+    parentId: (r.parent_id as string | null) ?? null,
+    replayOf: (r.replay_of as string | null) ?? null,
+    runAt: iso(r.run_at)!,
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+  };
+}
+
+function deadLetterView(r: Row): DeadLetterView {
+  return {
+    id: String(r.id),
+    jobId: String(r.job_id),
+    actor: String(r.actor),
+    key: String(r.key),
+    tenantId: (r.tenant_id as string | null) ?? null,
+    input: r.input,
+    error: r.error,
+    attempts: Number(r.attempts),
+    createdAt: iso(r.created_at)!,
+    replayedAt: iso(r.replayed_at),
+    replayJobId: (r.replay_job_id as string | null) ?? null,
+  };
+}
+
+export function isTerminal(status: string): boolean {
+  return TERMINAL.has(status);
+}
+
+function encodeCursor(id: string): string {
+  return btoa(id).replaceAll("=", "").replaceAll("+", "-").replaceAll("/", "_");
+}
+
+function decodeCursor(cursor: string): string {
+  try {
+    const id = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    if (/^[\w-]{1,64}$/.test(id)) return id;
+  } catch {
+    // fall through
+  }
+  throw new ValidationError("cursor is not valid", { cursor });
+}

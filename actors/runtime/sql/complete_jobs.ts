@@ -1,0 +1,146 @@
+import type { ErrorRecord } from "../errors.ts";
+import { uuidv7 } from "../ids.ts";
+import type { SqlExecutor } from "../ports.ts";
+import { insertJobs, type NewJob } from "./insert_jobs.ts";
+
+/** The end of one attempt, to be committed. */
+export interface Completion {
+  id: string;
+  key: string;
+  fence: number;
+  outcome: "succeeded" | "retry" | "failed" | "cancelled";
+  /** The new state, when the handler changed it (successes only). */
+  state?: { value: unknown };
+  result?: unknown;
+  error?: ErrorRecord;
+  /** Delay before the retry (outcome `retry`). */
+  retryInMs?: number;
+  sends: NewJob[];
+  effects: ((tx: SqlExecutor) => Promise<void>)[];
+  /** Give the key's lease back after this commit. */
+  release: boolean;
+}
+
+/** What became of a completion. */
+export type CommitResult =
+  | "committed"
+  /** The message had been committed before (ledger): its effects were skipped. */
+  | "duplicate"
+  /** The lease was lost (fencing token moved on): nothing was written. */
+  | "fenced";
+
+/**
+ * Commits completions in one transaction, in this order: fencing check (locks job and lease
+ * rows), ledger insert for successes, state updates and lease releases, outgoing messages,
+ * effects, job rows and dead letters. A completion that fails the fencing check writes
+ * nothing; a success already in the ledger writes only its job row.
+ *
+ * Keys must be distinct within one call (the caller commits a key's messages in order).
+ */
+export async function completeJobs(
+  tx: SqlExecutor,
+  workerId: string,
+  completions: readonly Completion[],
+  { outbox }: { outbox: boolean },
+): Promise<{ results: CommitResult[]; sent: string[] }> {
+  const valid = new Set(
+    (await tx.query<{ id: string }>(
+      `SELECT j.id FROM troupe_jobs j
+       JOIN jsonb_to_recordset($1::jsonb) AS x(id text, fence int) ON x.id = j.id
+       JOIN troupe_actor_state s ON s.key = j.key
+       WHERE j.status = 'running' AND j.lease_fence = x.fence AND s.fence = x.fence
+         AND s.lease_owner = $2
+       ORDER BY j.key
+       FOR UPDATE OF j, s`,
+      [JSON.stringify(completions.map((c) => ({ id: c.id, fence: c.fence }))), workerId],
+    )).map((r) => r.id),
+  );
+  const successes = completions.filter((c) => valid.has(c.id) && c.outcome === "succeeded");
+  const fresh = new Set(
+    successes.length === 0 ? [] : (await tx.query<{ message_id: string }>(
+      `INSERT INTO troupe_processed_messages (message_id) SELECT unnest($1::text[])
+       ON CONFLICT DO NOTHING RETURNING message_id`,
+      [successes.map((c) => c.id)],
+    )).map((r) => r.message_id),
+  );
+  const results = completions.map((c): CommitResult =>
+    !valid.has(c.id)
+      ? "fenced"
+      : c.outcome === "succeeded" && !fresh.has(c.id)
+      ? "duplicate"
+      : "committed"
+  );
+  const applies = (c: Completion, i: number) =>
+    results[i] === "committed" && c.outcome === "succeeded";
+
+  const stateRows = completions.flatMap((c, i) => {
+    const setState = applies(c, i) && c.state !== undefined;
+    const release = results[i] !== "fenced" && c.release;
+    return setState || release
+      ? [{
+        key: c.key,
+        set_state: setState,
+        state: setState ? c.state?.value ?? null : null,
+        release,
+      }]
+      : [];
+  });
+  if (stateRows.length > 0) {
+    await tx.query(
+      `UPDATE troupe_actor_state s SET
+         state = CASE WHEN x.set_state THEN x.state ELSE s.state END,
+         version = s.version + CASE WHEN x.set_state THEN 1 ELSE 0 END,
+         lease_owner = CASE WHEN x.release THEN NULL ELSE s.lease_owner END,
+         lease_until = CASE WHEN x.release THEN NULL ELSE s.lease_until END,
+         updated_at = now()
+       FROM jsonb_to_recordset($1::jsonb) AS x(key text, set_state boolean, state jsonb,
+         release boolean)
+       WHERE s.key = x.key`,
+      [JSON.stringify(stateRows)],
+    );
+  }
+
+  const sends = completions.flatMap((c, i) => applies(c, i) ? c.sends : []);
+  const sent = await insertJobs(tx, sends, { outbox });
+  for (const [i, c] of completions.entries()) {
+    if (!applies(c, i)) continue;
+    for (const effect of c.effects) await effect(tx);
+  }
+
+  const jobRows = completions.flatMap((c, i) =>
+    results[i] === "fenced" ? [] : [{
+      id: c.id,
+      status: c.outcome === "retry" ? "queued" : c.outcome,
+      result: c.outcome === "succeeded" ? c.result ?? null : null,
+      error: c.error ?? null,
+      delay_ms: c.retryInMs ?? 0,
+      dead_letter_id: c.outcome === "failed" ? uuidv7() : null,
+    }]
+  );
+  if (jobRows.length > 0) {
+    await tx.query(
+      `WITH x AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
+           error jsonb, delay_ms float8, dead_letter_id text)
+       ), upd AS (
+         UPDATE troupe_jobs j SET status = x.status, result = x.result,
+           error = coalesce(x.error, j.error),
+           progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
+           progress_message = CASE WHEN x.status = 'succeeded' THEN NULL
+             ELSE j.progress_message END,
+           run_at = CASE WHEN x.status = 'queued'
+             THEN now() + make_interval(secs => x.delay_ms / 1000.0) ELSE j.run_at END,
+           finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
+           lease_owner = NULL, updated_at = now()
+         FROM x WHERE j.id = x.id
+         RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, x.error,
+           x.dead_letter_id
+       )
+       INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error, attempts)
+       SELECT dead_letter_id, id, actor, key, tenant_id, input, error, attempts FROM upd
+       WHERE dead_letter_id IS NOT NULL`,
+      [JSON.stringify(jobRows)],
+    );
+  }
+  return { results, sent };
+}

@@ -1,0 +1,58 @@
+import type { SqlExecutor } from "../ports.ts";
+
+/** A job row to insert. */
+export interface NewJob {
+  id: string;
+  actor: string;
+  key: string;
+  tenantId: string | null;
+  input: unknown;
+  priority: number;
+  maxAttempts: number;
+  delayMs: number;
+  parentId: string | null;
+  replayOf: string | null;
+}
+
+/**
+ * Inserts jobs in one statement; an id that exists already is skipped (idempotent enqueue).
+ * With `outbox`, each new job also gets an outbox row (push transports); otherwise listeners
+ * of `troupe_jobs` are notified at commit (pull transports).
+ * Returns the ids that were new.
+ */
+export async function insertJobs(
+  tx: SqlExecutor,
+  jobs: readonly NewJob[],
+  { outbox }: { outbox: boolean },
+): Promise<string[]> {
+  if (jobs.length === 0) return [];
+  const rows = jobs.map((j) => ({
+    id: j.id,
+    actor: j.actor,
+    key: j.key,
+    tenant_id: j.tenantId,
+    input: j.input ?? null,
+    priority: j.priority,
+    max_attempts: j.maxAttempts,
+    delay_ms: j.delayMs,
+    parent_id: j.parentId,
+    replay_of: j.replayOf,
+  }));
+  const tail = outbox
+    ? `, ob AS (INSERT INTO troupe_outbox (job_id) SELECT id FROM ins) SELECT id FROM ins`
+    : `SELECT id, (SELECT pg_notify('troupe_jobs', '')) AS n FROM ins`;
+  const inserted = await tx.query<{ id: string }>(
+    `WITH ins AS (
+      INSERT INTO troupe_jobs
+        (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of)
+      SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
+        x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of
+      FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
+        input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id
+    ) ${tail}`,
+    [JSON.stringify(rows)],
+  );
+  return inserted.map((r) => r.id);
+}

@@ -1,0 +1,37 @@
+/**
+ * The transport port: how committed messages reach a dispatcher.
+ *
+ * Two shapes exist:
+ * - **pull** (table queue): a committed `queued` row is itself the message; the transport wakes
+ *   the consumer, which claims rows in batches (`Consumer.pump`).
+ * - **push** (in-process, QStash): the runtime writes an outbox row in the same transaction as
+ *   the job, and after commit hands the ids to `publish()`; the transport later calls
+ *   `Consumer.deliver(id)`, at least once per message.
+ */
+
+/** What happened to one pushed delivery; a push transport redelivers `busy` and `retry`. */
+export type DeliveryOutcome =
+  | { status: "succeeded" | "failed" | "cancelled" | "duplicate" | "unknown" }
+  | { status: "busy"; retryInMs: number }
+  | { status: "retry"; retryInMs: number };
+
+export interface Consumer {
+  /** Pull: claims up to the free capacity and starts the handlers; returns how many. */
+  pump(): Promise<number>;
+  /** Push: runs one message to its end (or finds it done) and says what happened. */
+  deliver(jobId: string): Promise<DeliveryOutcome>;
+  /** Handler slots free in this process. */
+  freeSlots(): number;
+}
+
+export interface Transport {
+  readonly name: string;
+  readonly mode: "pull" | "push";
+  /** Push: hands over committed messages. Pull transports ignore it. */
+  publish(jobIds: readonly string[]): Promise<void>;
+  /** Something may be runnable now (a local enqueue, a freed slot): look soon. */
+  wake(): void;
+  start(consumer: Consumer): Promise<void>;
+  /** Stops taking new work; resolves when the loop has stopped. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,84 @@
+/** PostgreSQL over TCP (node-postgres pool). Several processes may share the database. */
+import pg from "pg";
+import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+
+export interface PostgresOptions {
+  /** Pool size. @default 10 */
+  max?: number;
+}
+
+export function openPostgres(url: string, { max = 10 }: PostgresOptions = {}): SqlDatabase {
+  const pool = new pg.Pool({ connectionString: url, max });
+  // An idle client that errors (server restart) must not crash the process.
+  pool.on("error", () => {});
+  return poolDatabase(pool as unknown as PgLikePool, "postgres");
+}
+
+/** Shape shared by node-postgres and `@neondatabase/serverless` pools. */
+export interface PgLikePool {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  connect(): Promise<PgLikeClient>;
+  end(): Promise<void>;
+}
+
+export interface PgLikeClient {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  on(event: "notification", fn: (n: { channel: string; payload?: string }) => void): unknown;
+  on(event: "error", fn: (err: Error) => void): unknown;
+  release(err?: boolean | Error): void;
+}
+
+/** Wraps a pg-compatible pool as a `SqlDatabase`. */
+export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): SqlDatabase {
+  return {
+    dialect,
+    shared: true,
+    async query<T>(text: string, params?: readonly unknown[]) {
+      const res = await pool.query(text, params ? [...params] : undefined);
+      return res.rows as T[];
+    },
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query("BEGIN");
+        const result = await fn({
+          async query<R>(text: string, params?: readonly unknown[]) {
+            const res = await client.query(text, params ? [...params] : undefined);
+            return res.rows as R[];
+          },
+        });
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackErr) {
+          broken = rollbackErr as Error;
+        }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async listen(channel, onPayload) {
+      const client = await pool.connect();
+      client.on("error", () => {});
+      client.on("notification", (n) => {
+        if (n.channel === channel) onPayload(n.payload ?? "");
+      });
+      await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+      return async () => {
+        try {
+          await client.query(`UNLISTEN "${channel.replaceAll('"', '""')}"`);
+          client.release();
+        } catch {
+          client.release(true);
+        }
+      };
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

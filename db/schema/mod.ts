@@ -1,0 +1,2 @@
+/** Every table of Troupe, for drizzle-kit and typed queries. */
+export * from "./runtime.ts";

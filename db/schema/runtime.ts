@@ -1,0 +1,115 @@
+/**
+ * The runtime's core tables. The same schema and migrations run on PGlite, PostgreSQL and Neon.
+ *
+ * - `jobs`: one row per actor message; with the table queue it is also the queue itself.
+ * - `actorState`: durable state and the lease (owner + fencing token) of each actor key.
+ * - `processedMessages`: the ledger of committed message ids (effectively-once).
+ * - `outbox`: messages committed for a push transport (QStash, in-process), relayed after commit.
+ * - `deadLetters`: messages that failed their last attempt, replayable.
+ */
+import { sql } from "drizzle-orm";
+import {
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  smallint,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+const timestamps = {
+  createdAt: tz("created_at").notNull().defaultNow(),
+  updatedAt: tz("updated_at").notNull().defaultNow(),
+};
+
+export const jobs = pgTable(
+  "troupe_jobs",
+  {
+    id: text("id").primaryKey(),
+    actor: text("actor").notNull(),
+    key: text("key").notNull(),
+    tenantId: text("tenant_id"),
+    input: jsonb("input").notNull(),
+    /** queued | running | succeeded | failed | cancelled */
+    status: text("status").notNull().default("queued"),
+    priority: integer("priority").notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    runAt: tz("run_at").notNull().defaultNow(),
+    leaseOwner: text("lease_owner"),
+    leaseFence: integer("lease_fence"),
+    cancelRequested: boolean("cancel_requested").notNull().default(false),
+    progress: smallint("progress").notNull().default(0),
+    progressMessage: text("progress_message"),
+    result: jsonb("result"),
+    error: jsonb("error"),
+    parentId: text("parent_id"),
+    replayOf: text("replay_of"),
+    startedAt: tz("started_at"),
+    finishedAt: tz("finished_at"),
+    ...timestamps,
+  },
+  (t) => [
+    index("troupe_jobs_claim_idx").on(t.priority.desc(), t.runAt, t.id).where(
+      sql`${t.status} = 'queued'`,
+    ),
+    index("troupe_jobs_running_idx").on(t.key).where(sql`${t.status} = 'running'`),
+    index("troupe_jobs_list_idx").on(t.actor, t.status, t.id),
+    index("troupe_jobs_status_idx").on(t.status, t.id),
+    index("troupe_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
+    index("troupe_jobs_tenant_idx").on(t.tenantId, t.id),
+  ],
+);
+
+export const actorState = pgTable("troupe_actor_state", {
+  key: text("key").primaryKey(),
+  state: jsonb("state"),
+  version: integer("version").notNull().default(0),
+  /** Fencing token: bumped on every lease acquisition; commits check it. */
+  fence: integer("fence").notNull().default(0),
+  leaseOwner: text("lease_owner"),
+  leaseUntil: tz("lease_until"),
+  ...timestamps,
+});
+
+export const processedMessages = pgTable(
+  "troupe_processed_messages",
+  {
+    messageId: text("message_id").primaryKey(),
+    processedAt: tz("processed_at").notNull().defaultNow(),
+  },
+  (t) => [index("troupe_processed_at_idx").on(t.processedAt)],
+);
+
+export const outbox = pgTable("troupe_outbox", {
+  jobId: text("job_id").primaryKey(),
+  createdAt: tz("created_at").notNull().defaultNow(),
+});
+
+export const deadLetters = pgTable(
+  "troupe_dead_letters",
+  {
+    id: text("id").primaryKey(),
+    jobId: text("job_id").notNull(),
+    actor: text("actor").notNull(),
+    key: text("key").notNull(),
+    tenantId: text("tenant_id"),
+    input: jsonb("input").notNull(),
+    error: jsonb("error").notNull(),
+    attempts: integer("attempts").notNull(),
+    replayedAt: tz("replayed_at"),
+    replayJobId: text("replay_job_id"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("troupe_dead_letters_created_idx").on(t.createdAt),
+    index("troupe_dead_letters_actor_idx").on(t.actor, t.id),
+  ],
+);
+
+export type JobRow = typeof jobs.$inferSelect;
+export type DeadLetterRow = typeof deadLetters.$inferSelect;

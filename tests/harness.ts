@@ -1,0 +1,93 @@
+/**
+ * Test databases: every contract suite runs against each target.
+ * - `pglite`: in-memory embedded PostgreSQL.
+ * - `postgres`: a fresh database on the real PostgreSQL server (`TEST_PG_URL`, default
+ *   `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
+ */
+import pg from "pg";
+import { openPglite } from "../db/pglite.ts";
+import { openPostgres } from "../db/postgres.ts";
+import { migrate } from "../db/migrate.ts";
+import type { SqlDatabase } from "../actors/runtime/ports.ts";
+
+export const ADMIN_URL = Deno.env.get("TEST_PG_URL") ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+
+export interface TestDatabase {
+  db: SqlDatabase;
+  /** Connection string of the database (postgres target only). */
+  url?: string;
+  /** Opens another independent connection pool on the same database (postgres only). */
+  cleanup(): Promise<void>;
+}
+
+export interface DbTarget {
+  name: "pglite" | "postgres";
+  open(): Promise<TestDatabase>;
+}
+
+export const pgliteTarget: DbTarget = {
+  name: "pglite",
+  async open() {
+    const db = await openPglite();
+    await migrate(db);
+    return { db, cleanup: () => db.close() };
+  },
+};
+
+/** Creates an empty database on the real server and returns its URL. */
+export async function createPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `troupe_t_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export const postgresTarget: DbTarget = {
+  name: "postgres",
+  async open() {
+    const { url, drop } = await createPgDatabase();
+    const db = openPostgres(url, { max: 10 });
+    await migrate(db);
+    return {
+      db,
+      url,
+      async cleanup() {
+        await db.close();
+        await drop();
+      },
+    };
+  },
+};
+
+export const targets: DbTarget[] = [pgliteTarget, postgresTarget];
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  { timeoutMs = 10_000, intervalMs = 20, what = "condition" } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
