@@ -1,0 +1,68 @@
+/**
+ * `system.cleanup`: deletes finished jobs, ledger rows and dead letters older than the
+ * retention setting. Scheduled daily; deletes in batches so no lock is held for long.
+ * Deleting is idempotent, so it writes through the database port directly.
+ */
+import { z } from "zod";
+import { defineActor } from "../runtime/define.ts";
+import type { SqlExecutor } from "../runtime/ports.ts";
+
+const BATCH = 5000;
+
+export interface CleanupOptions {
+  db: SqlExecutor;
+  /** Rows older than this many days go. */
+  retentionDays: number;
+  /** @default "17 3 * * *" (daily, 03:17 UTC) */
+  schedule?: string;
+}
+
+export function cleanupActor({ db, retentionDays, schedule = "17 3 * * *" }: CleanupOptions) {
+  return defineActor({
+    name: "system.cleanup",
+    input: z.object({ retentionDays: z.number().int().min(0).max(3650).optional() }),
+    key: () => "system:cleanup",
+    schedule,
+    scheduleInput: {},
+    retries: 2,
+    timeoutMs: 15 * 60_000,
+    concurrency: 1,
+    handler: async (input, ctx) => {
+      const days = input.retentionDays ?? retentionDays;
+      const cutoff = new Date(Date.now() - days * 86_400_000).toISOString();
+      const deleted = { jobs: 0, ledger: 0, deadLetters: 0 };
+      const drain = async (sql: string) => {
+        let total = 0;
+        while (!ctx.signal.aborted) {
+          const rows = await db.query<{ n: number }>(sql, [cutoff, BATCH]);
+          const n = rows[0]?.n ?? 0;
+          total += n;
+          if (n < BATCH) break;
+        }
+        return total;
+      };
+      deleted.jobs = await drain(
+        `WITH d AS (DELETE FROM troupe_jobs WHERE id IN (
+           SELECT id FROM troupe_jobs WHERE finished_at < $1::timestamptz
+             AND status IN ('succeeded', 'failed', 'cancelled') LIMIT $2) RETURNING 1)
+         SELECT count(*)::int AS n FROM d`,
+      );
+      ctx.progress(40, "jobs deleted");
+      deleted.ledger = await drain(
+        `WITH d AS (DELETE FROM troupe_processed_messages WHERE message_id IN (
+           SELECT message_id FROM troupe_processed_messages WHERE processed_at < $1::timestamptz
+           LIMIT $2) RETURNING 1)
+         SELECT count(*)::int AS n FROM d`,
+      );
+      ctx.progress(70, "ledger deleted");
+      deleted.deadLetters = await drain(
+        `WITH d AS (DELETE FROM troupe_dead_letters WHERE id IN (
+           SELECT id FROM troupe_dead_letters WHERE created_at < $1::timestamptz LIMIT $2)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM d`,
+      );
+      ctx.log.info("cleanup done", { ...deleted, retentionDays: days });
+      return { ...deleted, cutoff };
+    },
+  });
+}
