@@ -460,13 +460,15 @@ export class Runtime implements Consumer {
   // ---------------------------------------------------------------- background
 
   async #heartbeat(): Promise<void> {
-    const keys = [...this.#held.keys()];
-    if (keys.length > 0) {
+    const held = [...this.#held.entries()];
+    if (held.length > 0) {
+      const keys = held.map(([key]) => key);
       const kept = new Set(
         await extendLeases(this.db, { workerId: this.workerId, keys, leaseMs: this.#leaseMs }),
       );
-      for (const key of keys) {
-        if (!kept.has(key)) this.log.warn("lease lost", { key });
+      // A key released while the renewal ran is not lost; one still held here is.
+      for (const [key, fence] of held) {
+        if (!kept.has(key) && this.#held.get(key) === fence) this.log.warn("lease lost", { key });
       }
     }
     const running = [...this.#executor.running.keys()];

@@ -1,0 +1,201 @@
+/**
+ * Bounded failure: retries with backoff, dead letters and replay, non-retryable errors,
+ * timeouts and cancellation, crash recovery by the reaper. Against PGlite and PostgreSQL.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { defineActor } from "../../actors/runtime/define.ts";
+import { ConflictError, NonRetryableError } from "../../actors/runtime/errors.ts";
+import type { Runtime } from "../../actors/runtime/runtime.ts";
+import { sleep, waitFor } from "../harness.ts";
+import { contractSuite } from "./suite.ts";
+
+async function settle(rt: Runtime, id: string, timeoutMs = 15_000) {
+  return await waitFor(async () => {
+    const job = await rt.getJob(id);
+    return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
+  }, { what: `job ${id} to finish`, timeoutMs });
+}
+
+contractSuite("failure", {
+  "failures retry with exponential backoff and end in a dead letter that replays": async (
+    { runtime },
+  ) => {
+    let broken = true;
+    const times: number[] = [];
+    const def = defineActor({
+      name: "f1.flaky",
+      input: z.object({ id: z.string() }),
+      key: (i) => `f1:${i.id}`,
+      retries: 2,
+      backoff: { baseMs: 150, factor: 2, jitter: 0 },
+      handler: (input) => {
+        times.push(Date.now());
+        if (broken) throw new Error(`upstream down for ${input.id}`);
+        return { ok: true };
+      },
+    });
+    const rt = await runtime([def], { leaseMs: 2000 });
+    const { job } = await rt.enqueue("f1.flaky", { id: "a" });
+    const failed = await settle(rt, job.id);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.attempts, 3);
+    assert.equal(times.length, 3);
+    // Delays grow: >= 150 ms, then >= 300 ms (poll granularity only adds).
+    assert.ok(times[1]! - times[0]! >= 140, `first gap ${times[1]! - times[0]!}`);
+    assert.ok(times[2]! - times[1]! >= 290, `second gap ${times[2]! - times[1]!}`);
+    assert.match(JSON.stringify(failed.error), /upstream down for a/);
+
+    const { items } = await rt.listDeadLetters({ actor: "f1.flaky" });
+    assert.equal(items.length, 1);
+    const dl = items[0]!;
+    assert.equal(dl.jobId, job.id);
+    assert.equal(dl.attempts, 3);
+    assert.deepEqual(dl.input, { id: "a" });
+
+    broken = false;
+    const replayed = await rt.replay(dl.id);
+    assert.equal(replayed.replayOf, job.id);
+    assert.equal((await settle(rt, replayed.id)).status, "succeeded");
+    const after = (await rt.listDeadLetters({ actor: "f1.flaky" })).items[0]!;
+    assert.equal(after.replayJobId, replayed.id);
+    assert.ok(after.replayedAt);
+    await assert.rejects(() => rt.replay(dl.id), ConflictError);
+  },
+
+  "a non-retryable error dead-letters after one attempt": async ({ runtime }) => {
+    let runs = 0;
+    const def = defineActor({
+      name: "f2.bad",
+      input: z.object({}),
+      retries: 5,
+      handler: () => {
+        runs++;
+        throw new NonRetryableError("the PDF is encrypted", { code: "PDF_ENCRYPTED" });
+      },
+    });
+    const rt = await runtime([def]);
+    const { job } = await rt.enqueue("f2.bad", {});
+    const done = await settle(rt, job.id);
+    assert.equal(done.status, "failed");
+    assert.equal(runs, 1);
+    assert.equal((done.error as { code: string }).code, "PDF_ENCRYPTED");
+    assert.equal((await rt.listDeadLetters({ actor: "f2.bad" })).items.length, 1);
+  },
+
+  "a timeout stops a running handler, discards its effects and is recorded": async (
+    { db, runtime },
+  ) => {
+    await db.query("CREATE TABLE IF NOT EXISTS test_marks (what text)");
+    const def = defineActor({
+      name: "f3.slow",
+      input: z.object({}),
+      retries: 0,
+      timeoutMs: 200,
+      handler: async (_i, ctx) => {
+        await sleep(1500); // ignores its signal on purpose
+        ctx.effect(async (tx) => {
+          await tx.query("INSERT INTO test_marks VALUES ('f3 late effect')");
+        });
+      },
+    });
+    const rt = await runtime([def]);
+    const started = Date.now();
+    const { job } = await rt.enqueue("f3.slow", {});
+    const done = await settle(rt, job.id);
+    assert.ok(Date.now() - started < 1400, "the runtime did not wait for the handler");
+    assert.equal(done.status, "failed");
+    assert.equal((done.error as { code: string }).code, "TIMEOUT");
+    await sleep(1500);
+    const marks = await db.query("SELECT * FROM test_marks WHERE what = 'f3 late effect'");
+    assert.equal(marks.length, 0);
+  },
+
+  "cancel stops a running handler, and a cancelled queued job never runs": async (
+    { runtime },
+  ) => {
+    let aborted = false;
+    let runs = 0;
+    const def = defineActor({
+      name: "f4.wait",
+      input: z.object({ id: z.string() }),
+      key: (i) => `f4:${i.id}`,
+      handler: async (_i, ctx) => {
+        runs++;
+        ctx.progress(10, "waiting");
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => {
+            aborted = true;
+            reject(ctx.signal.reason);
+          })
+        );
+      },
+    });
+    const rt = await runtime([def]);
+    const { job } = await rt.enqueue("f4.wait", { id: "run" });
+    await waitFor(async () => (await rt.getJob(job.id)).status === "running");
+    const cancelling = await rt.cancel(job.id);
+    assert.ok(["running", "cancelled"].includes(cancelling.status));
+    const done = await settle(rt, job.id);
+    assert.equal(done.status, "cancelled");
+    assert.ok(aborted, "the handler's signal was aborted");
+    await assert.rejects(() => rt.cancel(job.id), ConflictError);
+
+    const later = await rt.enqueue("f4.wait", { id: "later" }, { delayMs: 60_000 });
+    const cancelled = await rt.cancel(later.job.id);
+    assert.equal(cancelled.status, "cancelled");
+    await sleep(200);
+    assert.equal(runs, 1, "the queued job never ran");
+  },
+
+  "a cancel reaches a handler running in another runtime": async ({ runtime }) => {
+    const def = defineActor({
+      name: "f5.wait",
+      input: z.object({}),
+      handler: (_i, ctx) =>
+        new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+        ),
+    });
+    const worker = await runtime([def], { leaseMs: 900 });
+    const api = await runtime([def], { start: false });
+    const { job } = await api.enqueue("f5.wait", {});
+    await waitFor(async () => (await api.getJob(job.id)).status === "running");
+    await api.cancel(job.id);
+    assert.equal((await settle(worker, job.id, 5000)).status, "cancelled");
+  },
+
+  "a job whose worker died is requeued by the reaper and completes once": async (
+    { db, runtime },
+  ) => {
+    let runs = 0;
+    const def = defineActor({
+      name: "f6.job",
+      input: z.object({}),
+      key: () => "f6:key",
+      handler: () => {
+        runs++;
+        return "done";
+      },
+    });
+    const api = await runtime([def], { start: false });
+    const { job } = await api.enqueue("f6.job", {});
+    // A worker claimed it, took the lease, then vanished without renewing it.
+    await db.query(
+      `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
+       VALUES ('f6:key', 7, 'dead-worker', now() - interval '1 second')
+       ON CONFLICT (key) DO UPDATE SET fence = 7, lease_owner = 'dead-worker',
+         lease_until = now() - interval '1 second'`,
+    );
+    await db.query(
+      `UPDATE troupe_jobs SET status = 'running', attempts = 1, lease_owner = 'dead-worker',
+         lease_fence = 7 WHERE id = $1`,
+      [job.id],
+    );
+    const rt = await runtime([def], { leaseMs: 600 });
+    const done = await settle(rt, job.id);
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.attempts, 2, "the crashed attempt counts");
+    assert.equal(runs, 1);
+  },
+});

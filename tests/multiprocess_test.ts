@@ -1,0 +1,216 @@
+/**
+ * Guarantees across processes: two workers sharing one PostgreSQL, and a worker killed with
+ * SIGKILL mid-handler (PostgreSQL and an embedded PGlite directory).
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { defineActor } from "../actors/runtime/define.ts";
+import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
+import { Runtime } from "../actors/runtime/runtime.ts";
+import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { migrate } from "../db/migrate.ts";
+import { openPglite } from "../db/pglite.ts";
+import { openPostgres } from "../db/postgres.ts";
+import { createPgDatabase, waitFor } from "./harness.ts";
+
+const WORKER = new URL("./fixtures/worker.ts", import.meta.url).pathname;
+
+/** Starts a worker process and resolves once it printed READY. */
+async function spawnWorker(target: string, id: string, env: Record<string, string> = {}) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER, target],
+    env: { WORKER_ID: id, LEASE_MS: "1000", ...env },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + 30_000;
+  while (!seen.includes("READY")) {
+    if (Date.now() > deadline) throw new Error(`worker ${id} did not start`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`worker ${id} exited before READY`);
+    seen += value;
+  }
+  // Keep draining stdout so the child never blocks on a full pipe.
+  (async () => {
+    try {
+      while (!(await reader.read()).done);
+    } catch { /* closed */ }
+  })();
+  return child;
+}
+
+async function stopWorker(child: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM") {
+  try {
+    child.kill(signal);
+  } catch { /* already gone */ }
+  await child.status;
+}
+
+/** The API side: enqueues only (its runtime is never started). */
+function apiRuntime(db: SqlDatabase) {
+  return new Runtime({
+    db,
+    actors: [
+      defineActor({
+        name: "mp.rmw",
+        input: z.object({ key: z.string() }),
+        key: (i) => `mp:${i.key}`,
+        handler: () => {},
+      }),
+      defineActor({
+        name: "mp.slow",
+        input: z.object({}),
+        key: () => "mp:slow",
+        handler: () => {},
+      }),
+    ],
+    transport: new TableQueueTransport(db),
+    logger: jsonLogger("silent"),
+  });
+}
+
+Deno.test({
+  name: "two worker processes sharing PostgreSQL run 1,000 read-modify-writes on 10 keys exactly",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const pg = await createPgDatabase();
+  const db = openPostgres(pg.url);
+  const workers: Deno.ChildProcess[] = [];
+  try {
+    await migrate(db);
+    const api = apiRuntime(db);
+    workers.push(await spawnWorker(pg.url, "A"), await spawnWorker(pg.url, "B"));
+    const jobs = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i % 10}` }));
+    await Promise.all(jobs.map((input) => api.enqueue("mp.rmw", input)));
+    await waitFor(async () => {
+      const [r] = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'",
+      );
+      return r!.n === 1000;
+    }, { timeoutMs: 120_000, intervalMs: 200, what: "1,000 messages" });
+
+    const states = await db.query<{ key: string; state: { count: number } }>(
+      "SELECT key, state FROM troupe_actor_state WHERE key LIKE 'mp:k%' ORDER BY key",
+    );
+    assert.equal(states.length, 10);
+    for (const s of states) assert.equal(s.state.count, 100, `${s.key} lost an update`);
+
+    const runs = await db.query<
+      { job_id: string; key: string; worker: string; started: number; ended: number }
+    >("SELECT * FROM test_runs WHERE key LIKE 'mp:k%' ORDER BY key, started");
+    assert.equal(runs.length, 1000, "one committed run per message");
+    assert.equal(new Set(runs.map((r) => r.job_id)).size, 1000);
+    for (let i = 1; i < runs.length; i++) {
+      const [a, b] = [runs[i - 1]!, runs[i]!];
+      if (a.key !== b.key) continue;
+      assert.ok(
+        b.started >= a.ended,
+        `runs overlap on ${a.key}: ${a.worker} ${a.started}-${a.ended}, ${b.worker} ${b.started}`,
+      );
+    }
+    const byWorker = new Map<string, number>();
+    for (const r of runs) byWorker.set(r.worker, (byWorker.get(r.worker) ?? 0) + 1);
+    assert.equal(byWorker.size, 2, `both workers took work: ${JSON.stringify([...byWorker])}`);
+  } finally {
+    for (const w of workers) await stopWorker(w);
+    await db.close();
+    await pg.drop();
+  }
+});
+
+async function killMidHandler(url: string) {
+  let worker = await spawnWorker(url, "first");
+  const db = openPostgres(url);
+  try {
+    const { job } = await apiRuntime(db).enqueue("mp.slow", {});
+    await waitFor(async () => (await db.query("SELECT 1 FROM test_started")).length > 0, {
+      timeoutMs: 20_000,
+      what: "the handler to start",
+    });
+    await stopWorker(worker, "SIGKILL");
+    worker = await spawnWorker(url, "second");
+    const done = await waitFor(async () => {
+      const rows = await db.query<{ status: string; attempts: number; result: unknown }>(
+        "SELECT status, attempts, result FROM troupe_jobs WHERE id = $1",
+        [job.id],
+      );
+      return rows[0]?.status === "succeeded" ? rows[0] : null;
+    }, { timeoutMs: 20_000, what: "the job to complete after the restart" });
+    assert.equal(done.attempts, 2, "the killed attempt counts as one");
+    assert.deepEqual(done.result, { attempt: 2 });
+    const runs = await db.query("SELECT * FROM test_runs WHERE job_id = $1", [job.id]);
+    assert.equal(runs.length, 1, "the message's effect committed exactly once");
+  } finally {
+    await stopWorker(worker);
+    await db.close();
+  }
+}
+
+Deno.test({
+  name: "a worker SIGKILLed mid-handler is restarted and the message completes once (postgres)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const pg = await createPgDatabase();
+  try {
+    const db = openPostgres(pg.url);
+    await migrate(db);
+    await db.close();
+    await killMidHandler(pg.url);
+  } finally {
+    await pg.drop();
+  }
+});
+
+Deno.test({
+  name: "a worker SIGKILLed mid-handler is restarted and the message completes once (pglite dir)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-pglite-" });
+  try {
+    await killMidHandlerPglite(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** PGlite is single-process: the test and the worker take turns on the directory. */
+async function killMidHandlerPglite(dir: string) {
+  const target = `pglite:${dir}`;
+  let db = await openPglite(dir);
+  await migrate(db);
+  await db.query("CREATE TABLE IF NOT EXISTS test_started (job_id text NOT NULL)");
+  await db.query(`CREATE TABLE IF NOT EXISTS test_runs (
+    job_id text NOT NULL, key text NOT NULL, worker text NOT NULL,
+    started double precision NOT NULL, ended double precision NOT NULL)`);
+  const { job } = await apiRuntime(db).enqueue("mp.slow", {});
+  await db.close();
+
+  let worker = await spawnWorker(target, "first");
+  // The worker cannot share its database: wait for the handler by time, then kill it.
+  await new Promise((r) => setTimeout(r, 1500));
+  await stopWorker(worker, "SIGKILL");
+
+  worker = await spawnWorker(target, "second");
+  await new Promise((r) => setTimeout(r, 3000));
+  await stopWorker(worker);
+  db = await openPglite(dir);
+  try {
+    const started = await db.query("SELECT * FROM test_started WHERE job_id = $1", [job.id]);
+    assert.equal(started.length, 1, "the first worker had started the handler when killed");
+    const rows = await db.query<{ status: string; attempts: number; result: unknown }>(
+      "SELECT status, attempts, result FROM troupe_jobs WHERE id = $1",
+      [job.id],
+    );
+    assert.equal(rows[0]?.status, "succeeded");
+    assert.equal(rows[0]?.attempts, 2, "the killed attempt counts as one");
+    const runs = await db.query("SELECT * FROM test_runs WHERE job_id = $1", [job.id]);
+    assert.equal(runs.length, 1, "the message's effect committed exactly once");
+  } finally {
+    await db.close();
+  }
+}
