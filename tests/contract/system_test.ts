@@ -1,0 +1,112 @@
+/**
+ * Schedules and the `system.cleanup` actor, against PGlite and PostgreSQL.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { defineActor } from "../../actors/runtime/define.ts";
+import { cleanupActor } from "../../actors/system/cleanup.ts";
+import { waitFor } from "../harness.ts";
+import { contractSuite } from "./suite.ts";
+
+contractSuite("system", {
+  "a scheduled actor is registered with cron and enqueued once per minute": async (
+    { runtime },
+  ) => {
+    const def = defineActor({
+      name: "s1.tick",
+      input: z.object({ source: z.string() }),
+      schedule: "*/5 * * * *",
+      scheduleInput: { source: "cron" },
+      handler: (input) => input.source,
+    });
+    const plain = defineActor({ name: "s1.plain", input: z.object({}), handler: () => {} });
+    const a = await runtime([def, plain], { start: false });
+    const b = await runtime([def, plain], { start: false });
+    const registered: [string, string][] = [];
+    const names = a.registerSchedules((name, cron) => registered.push([name, cron]));
+    assert.deepEqual(names, ["s1.tick"]);
+    assert.deepEqual(registered, [["troupe:s1.tick", "*/5 * * * *"]]);
+
+    // Two instances fire for the same minute: one job.
+    const at = new Date("2026-01-01T10:05:12Z");
+    const first = await a.fireSchedule("s1.tick", at);
+    const second = await b.fireSchedule("s1.tick", new Date("2026-01-01T10:05:48Z"));
+    assert.equal(first.created, true);
+    assert.equal(second.created, false);
+    assert.equal(second.job.id, first.job.id);
+    const next = await a.fireSchedule("s1.tick", new Date("2026-01-01T10:10:00Z"));
+    assert.notEqual(next.job.id, first.job.id);
+    assert.deepEqual(first.job.input, { source: "cron" });
+  },
+
+  "cleanup deletes finished jobs, ledger rows and dead letters past retention": async (
+    { db, runtime },
+  ) => {
+    const noop = defineActor({
+      name: "s2.noop",
+      input: z.object({ n: z.number() }),
+      handler: () => {},
+    });
+    const cleanup = cleanupActor({ db, retentionDays: 7 });
+    const rt = await runtime([noop, cleanup]);
+    const ids: string[] = [];
+    for (let n = 0; n < 6; n++) ids.push((await rt.enqueue("s2.noop", { n })).job.id);
+    await waitFor(async () => {
+      const rows = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 's2.noop' AND status = 'succeeded'",
+      );
+      return rows[0]!.n === 6;
+    });
+    const old = ids.slice(0, 4);
+    await db.query(
+      `UPDATE troupe_jobs SET finished_at = now() - interval '8 days' WHERE id = ANY($1::text[])`,
+      [old],
+    );
+    await db.query(
+      `UPDATE troupe_processed_messages SET processed_at = now() - interval '8 days'
+       WHERE message_id = ANY($1::text[])`,
+      [old],
+    );
+    await db.query(
+      `INSERT INTO troupe_dead_letters (id, job_id, actor, key, input, error, attempts, created_at)
+       VALUES ('dl-old', 'j-old', 's2.noop', 's2.noop', '{}', '{}', 1, now() - interval '8 days'),
+              ('dl-new', 'j-new', 's2.noop', 's2.noop', '{}', '{}', 1, now())`,
+    );
+    const queued = await rt.enqueue("s2.noop", { n: 99 }, { delayMs: 3_600_000 });
+    await db.query("UPDATE troupe_jobs SET created_at = now() - interval '30 days' WHERE id = $1", [
+      queued.job.id,
+    ]);
+
+    const { job } = await rt.enqueue("system.cleanup", {});
+    const done = await waitFor(async () => {
+      const j = await rt.getJob(job.id);
+      return j.status === "succeeded" ? j : null;
+    });
+    const result = done.result as { jobs: number; ledger: number; deadLetters: number };
+    assert.equal(result.jobs, 4);
+    assert.equal(result.ledger, 4);
+    assert.equal(result.deadLetters, 1);
+    const left = await db.query<{ id: string }>(
+      "SELECT id FROM troupe_jobs WHERE actor = 's2.noop' ORDER BY id",
+    );
+    assert.deepEqual(left.map((r) => r.id).sort(), [...ids.slice(4), queued.job.id].sort());
+    const dls = await db.query<{ id: string }>("SELECT id FROM troupe_dead_letters");
+    assert.deepEqual(dls.map((r) => r.id), ["dl-new"]);
+    assert.equal(cleanup.schedule?.cron, "17 3 * * *");
+  },
+
+  "an idempotency key makes an enqueue happen once": async ({ runtime }) => {
+    const def = defineActor({
+      name: "s3.once",
+      input: z.object({ v: z.number() }),
+      handler: () => {},
+    });
+    const rt = await runtime([def], { start: false });
+    const a = await rt.enqueue("s3.once", { v: 1 }, { idempotencyKey: "order-42" });
+    const b = await rt.enqueue("s3.once", { v: 1 }, { idempotencyKey: "order-42" });
+    assert.equal(a.created, true);
+    assert.equal(b.created, false);
+    assert.equal(a.job.id, b.job.id);
+    await assert.rejects(() => rt.enqueue("s3.once", { v: "x" }), /input of actor s3.once/);
+  },
+});
