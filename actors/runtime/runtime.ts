@@ -108,6 +108,7 @@ export class Runtime implements Consumer {
   readonly #claimBatch: number;
   readonly #leaseMs: number;
   readonly #commitBatch: number;
+  readonly #refillAt: number;
   readonly #actorNames: string[];
   /** Keys whose lease this process holds, with the fencing token. */
   readonly #held = new Map<string, number>();
@@ -137,6 +138,7 @@ export class Runtime implements Consumer {
     this.#claimBatch = options.claimBatch ?? 256;
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#commitBatch = options.commitBatch ?? 512;
+    this.#refillAt = Math.max(1, Math.min(this.#claimBatch, Math.floor(this.#concurrency / 4)));
     this.#executor = new Executor({
       db: this.db,
       actors,
@@ -246,8 +248,10 @@ export class Runtime implements Consumer {
   }
 
   async pump(): Promise<number> {
-    const limit = Math.min(this.freeSlots(), this.#claimBatch);
-    if (limit <= 0) return 0;
+    const free = this.freeSlots();
+    // Refill in batches: claiming one job per freed slot costs a query per job.
+    if (free <= 0 || (this.#inFlight > 0 && free < this.#refillAt)) return 0;
+    const limit = Math.min(free, this.#claimBatch);
     this.#inFlight += limit;
     let jobs: ClaimedJob[] = [];
     try {

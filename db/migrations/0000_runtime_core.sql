@@ -62,9 +62,6 @@ CREATE TABLE "troupe_processed_messages" (
 CREATE INDEX "troupe_dead_letters_created_idx" ON "troupe_dead_letters" USING btree ("created_at");--> statement-breakpoint
 CREATE INDEX "troupe_dead_letters_actor_idx" ON "troupe_dead_letters" USING btree ("actor","id");--> statement-breakpoint
 CREATE INDEX "troupe_jobs_claim_idx" ON "troupe_jobs" USING btree ("priority" DESC NULLS LAST,"run_at","id") WHERE "troupe_jobs"."status" = 'queued';--> statement-breakpoint
-CREATE INDEX "troupe_jobs_running_idx" ON "troupe_jobs" USING btree ("key") WHERE "troupe_jobs"."status" = 'running';--> statement-breakpoint
-CREATE INDEX "troupe_jobs_list_idx" ON "troupe_jobs" USING btree ("actor","status","id");--> statement-breakpoint
 CREATE INDEX "troupe_jobs_status_idx" ON "troupe_jobs" USING btree ("status","id");--> statement-breakpoint
 CREATE INDEX "troupe_jobs_finished_idx" ON "troupe_jobs" USING btree ("finished_at") WHERE "troupe_jobs"."finished_at" is not null;--> statement-breakpoint
-CREATE INDEX "troupe_jobs_tenant_idx" ON "troupe_jobs" USING btree ("tenant_id","id");--> statement-breakpoint
 CREATE INDEX "troupe_processed_at_idx" ON "troupe_processed_messages" USING btree ("processed_at");

@@ -57,11 +57,8 @@ export const jobs = pgTable(
     index("troupe_jobs_claim_idx").on(t.priority.desc(), t.runAt, t.id).where(
       sql`${t.status} = 'queued'`,
     ),
-    index("troupe_jobs_running_idx").on(t.key).where(sql`${t.status} = 'running'`),
-    index("troupe_jobs_list_idx").on(t.actor, t.status, t.id),
     index("troupe_jobs_status_idx").on(t.status, t.id),
     index("troupe_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
-    index("troupe_jobs_tenant_idx").on(t.tenantId, t.id),
   ],
 );
 

@@ -37,7 +37,7 @@ export async function claimJobs(
       WHERE j.status = 'queued' AND j.run_at <= now() AND j.actor = ANY($1::text[])
         AND NOT EXISTS (
           SELECT 1 FROM troupe_actor_state s WHERE s.key = j.key AND s.lease_until > now())
-      ORDER BY j.priority DESC, j.run_at, j.id
+      ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
       LIMIT $2
       FOR UPDATE OF j SKIP LOCKED
     ), leased AS (
@@ -51,7 +51,7 @@ export async function claimJobs(
     UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
       lease_fence = leased.fence, started_at = coalesce(j.started_at, now()), updated_at = now()
     FROM cand JOIN leased ON leased.key = cand.key
-    WHERE j.id = cand.id
+    WHERE j.id = cand.id AND j.id = ANY(ARRAY(SELECT id FROM cand)) -- index lookups, no scan
     RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
       j.lease_fence, leased.state, j.cancel_requested`,
     [actors, limit, workerId, leaseMs / 1000],

@@ -43,17 +43,21 @@ export async function completeJobs(
   completions: readonly Completion[],
   { outbox }: { outbox: boolean },
 ): Promise<{ results: CommitResult[]; sent: string[] }> {
+  // Lock the job rows and the key leases; a completion is valid only if both still carry
+  // its fencing token. Looked up by primary key (a join on a record set plans badly).
+  const fences = new Map(completions.map((c) => [c.id, c.fence]));
+  const locked = await tx.query<{ id: string; status: string; job_fence: number; fence: number }>(
+    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence FROM troupe_jobs j
+     JOIN troupe_actor_state s ON s.key = j.key AND s.lease_owner = $2
+     WHERE j.id = ANY($1::text[])
+     ORDER BY j.key
+     FOR UPDATE OF j, s`,
+    [completions.map((c) => c.id), workerId],
+  );
   const valid = new Set(
-    (await tx.query<{ id: string }>(
-      `SELECT j.id FROM troupe_jobs j
-       JOIN jsonb_to_recordset($1::jsonb) AS x(id text, fence int) ON x.id = j.id
-       JOIN troupe_actor_state s ON s.key = j.key
-       WHERE j.status = 'running' AND j.lease_fence = x.fence AND s.fence = x.fence
-         AND s.lease_owner = $2
-       ORDER BY j.key
-       FOR UPDATE OF j, s`,
-      [JSON.stringify(completions.map((c) => ({ id: c.id, fence: c.fence }))), workerId],
-    )).map((r) => r.id),
+    locked.filter((r) =>
+      r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
+    ).map((r) => r.id),
   );
   const successes = completions.filter((c) => valid.has(c.id) && c.outcome === "succeeded");
   const fresh = new Set(
