@@ -19,7 +19,7 @@ export async function migrate(db: SqlDatabase): Promise<string[]> {
     await Deno.readTextFile(new URL("meta/_journal.json", MIGRATIONS)),
   ) as Journal;
   const entries = [...journal.entries].sort((a, b) => a.idx - b.idx);
-  return await db.transaction(async (tx) => {
+  const applied = await db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${LOCK_ID})`);
     await tx.query(`CREATE TABLE IF NOT EXISTS troupe_migrations (
       tag text PRIMARY KEY,
@@ -28,7 +28,7 @@ export async function migrate(db: SqlDatabase): Promise<string[]> {
     const done = new Set(
       (await tx.query<{ tag: string }>("SELECT tag FROM troupe_migrations")).map((r) => r.tag),
     );
-    const applied: string[] = [];
+    const tags: string[] = [];
     for (const { tag } of entries) {
       if (done.has(tag)) continue;
       const text = await Deno.readTextFile(new URL(`${tag}.sql`, MIGRATIONS));
@@ -36,8 +36,11 @@ export async function migrate(db: SqlDatabase): Promise<string[]> {
         if (statement.trim()) await tx.query(statement);
       }
       await tx.query("INSERT INTO troupe_migrations (tag) VALUES ($1)", [tag]);
-      applied.push(tag);
+      tags.push(tag);
     }
-    return applied;
+    return tags;
   });
+  // Fresh statistics so the first plans use the queue's indexes.
+  if (applied.length > 0) await db.query("ANALYZE");
+  return applied;
 }

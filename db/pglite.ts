@@ -16,6 +16,7 @@ export async function openPglite(dataDir?: string): Promise<SqlDatabase> {
   return {
     dialect: "pglite",
     shared: false,
+    autovacuum: false,
     query: exec.query,
     transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       return pg.transaction((tx) =>

@@ -33,6 +33,7 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
   return {
     dialect,
     shared: true,
+    autovacuum: true,
     async query<T>(text: string, params?: readonly unknown[]) {
       const res = await pool.query(text, params ? [...params] : undefined);
       return res.rows as T[];

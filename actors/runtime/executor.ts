@@ -71,6 +71,8 @@ export class Executor {
   readonly #slots = new Map<string, Slot>();
   /** Abort controllers of the handlers running in this process. */
   readonly running = new Map<string, AbortController>();
+  /** The key of each running handler. */
+  readonly runningKeys = new Map<string, string>();
 
   constructor({ db, actors, logger, onProgress }: ExecutorOptions) {
     this.#db = db;
@@ -127,6 +129,7 @@ export class Executor {
     await this.#acquireSlot(def);
     const controller = new AbortController();
     this.running.set(job.id, controller);
+    this.runningKeys.set(job.id, job.key);
     const timer = setTimeout(
       () => controller.abort(new TimeoutError(def.policy.timeoutMs)),
       def.policy.timeoutMs,
@@ -213,6 +216,7 @@ export class Executor {
       clearTimeout(timer);
       progress.close();
       this.running.delete(job.id);
+      this.runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
   }

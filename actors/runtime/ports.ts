@@ -26,6 +26,12 @@ export interface SqlDatabase extends SqlExecutor {
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   /** Whether several processes can share this database (false for an embedded PGlite file). */
   readonly shared: boolean;
+  /**
+   * Whether the server vacuums and analyzes tables by itself. PGlite has no autovacuum: the
+   * runtime then runs `VACUUM (ANALYZE)` on its tables now and then, or queue tables bloat and
+   * plans degrade.
+   */
+  readonly autovacuum: boolean;
   close(): Promise<void>;
 }
 

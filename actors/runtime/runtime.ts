@@ -86,6 +86,8 @@ export interface RuntimeOptions {
   leaseMs?: number;
   /** Most completions committed in one transaction. @default 512 */
   commitBatch?: number;
+  /** How often to vacuum the runtime's tables on a database without autovacuum. @default 60000 */
+  maintenanceMs?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -109,6 +111,7 @@ export class Runtime implements Consumer {
   readonly #leaseMs: number;
   readonly #commitBatch: number;
   readonly #refillAt: number;
+  readonly #maintenanceMs: number;
   readonly #actorNames: string[];
   /** Keys whose lease this process holds, with the fencing token. */
   readonly #held = new Map<string, number>();
@@ -121,6 +124,8 @@ export class Runtime implements Consumer {
   #stopping = false;
   #queue: PendingCommit[] = [];
   #flushing: Promise<void> | null = null;
+  /** Chains (key + fence) with a link that did not commit as computed. */
+  readonly #broken = new Set<string>();
 
   constructor(options: RuntimeOptions) {
     this.db = options.db;
@@ -138,6 +143,7 @@ export class Runtime implements Consumer {
     this.#claimBatch = options.claimBatch ?? 256;
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#commitBatch = options.commitBatch ?? 512;
+    this.#maintenanceMs = options.maintenanceMs ?? 60_000;
     this.#refillAt = Math.max(1, Math.min(this.#claimBatch, Math.floor(this.#concurrency / 4)));
     this.#executor = new Executor({
       db: this.db,
@@ -170,6 +176,7 @@ export class Runtime implements Consumer {
       if (await reapJobs(this.db) > 0) this.transport.wake();
     });
     if (this.transport.mode === "push") every(2000, () => this.relayOutbox());
+    if (!this.db.autovacuum) every(this.#maintenanceMs, () => this.maintain());
     await reapJobs(this.db);
     await this.transport.start(this);
     if (this.transport.mode === "push") await this.relayOutbox();
@@ -282,39 +289,71 @@ export class Runtime implements Consumer {
     });
   }
 
-  /** Runs the claimed jobs of one key in order, under the one lease they were claimed with. */
+  /**
+   * Runs the claimed jobs of one key in order, under the one lease they were claimed with.
+   * Pipelined: the next handler runs on the state the previous one left while that one is
+   * still being committed; if a commit does not go through as computed, the jobs after it
+   * come back `stale` and run again on the committed state.
+   */
   async #runGroup(jobs: ClaimedJob[]): Promise<void> {
     const first = jobs[0]!;
     const { key, lease_fence: fence } = first;
     this.#held.set(key, fence);
     let state: unknown = first.state;
-    let done = 0;
+    let next = 0;
+    let settled = 0;
     try {
-      for (const [i, job] of jobs.entries()) {
-        const completion = await this.#executor.execute(job, state);
-        completion.release = i === jobs.length - 1;
-        let result: CommitResult;
-        try {
-          result = await this.#commit(completion, job);
-        } catch (err) {
-          this.log.error("commit failed", { jobId: job.id, error: String(err) });
-          break;
-        } finally {
-          done++;
+      while (next < jobs.length) {
+        const window = jobs.slice(next);
+        const pending: Promise<CommitResult>[] = [];
+        let speculative = state;
+        for (const [i, job] of window.entries()) {
+          const completion = await this.#executor.execute(job, speculative);
+          completion.release = next + i === jobs.length - 1;
+          const committed = this.#commit(completion, job);
+          committed.catch(() => {}); // inspected below
+          pending.push(committed);
+          if (completion.outcome === "succeeded" && completion.state) {
+            speculative = completion.state.value;
+          }
+        }
+        const results = await Promise.allSettled(pending);
+        let restartAt = -1;
+        let stop = false;
+        for (const [i, r] of results.entries()) {
+          const job = window[i]!;
+          if (r.status === "rejected") {
+            this.log.error("commit failed", { jobId: job.id, error: String(r.reason) });
+            stop = true;
+            break;
+          }
+          if (r.value === "fenced") {
+            this.log.warn("lease lost; leaving the rest to the new owner", { key });
+            stop = true;
+            break;
+          }
+          if (r.value === "stale") {
+            restartAt = next + i;
+            break;
+          }
+          settled++;
           this.#inFlight--;
+          this.#emit(job.id);
+          if (r.value === "duplicate" && i < window.length - 1) {
+            restartAt = next + i + 1;
+            break;
+          }
         }
-        this.#emit(job.id);
-        if (result === "fenced") {
-          this.log.warn("lease lost; leaving the rest to the new owner", { key });
-          break;
-        }
-        if (result === "duplicate") state = await this.#loadState(key);
-        else if (completion.state) state = completion.state.value;
+        if (stop || restartAt < 0) break;
+        this.#broken.delete(`${key}\u0000${fence}`);
+        state = await this.#loadState(key);
+        next = restartAt;
       }
     } finally {
-      this.#inFlight -= jobs.length - done;
+      this.#inFlight -= jobs.length - settled;
+      this.#broken.delete(`${key}\u0000${fence}`);
       if (this.#held.get(key) === fence) this.#held.delete(key);
-      if (done < jobs.length) {
+      if (settled < jobs.length) {
         // Give the lease back so the reaper requeues the rest at once.
         await releaseLeases(this.db, this.workerId, [{ key, fence }]).catch(() => {});
       }
@@ -379,6 +418,7 @@ export class Runtime implements Consumer {
         }
         return { status: completion.outcome };
       } finally {
+        this.#broken.delete(`${job.key}\u0000${job.lease_fence}`);
         if (this.#held.get(job.key) === job.lease_fence) this.#held.delete(job.key);
       }
     } finally {
@@ -404,46 +444,52 @@ export class Runtime implements Consumer {
   async #flush(): Promise<void> {
     const push = this.transport.mode === "push";
     while (this.#queue.length > 0) {
-      // One completion per key per transaction: later ones wait for the next round.
-      const batch: PendingCommit[] = [];
-      const keys = new Set<string>();
-      const rest: PendingCommit[] = [];
-      for (const item of this.#queue) {
-        if (batch.length < this.#commitBatch && !keys.has(item.completion.key)) {
-          keys.add(item.completion.key);
-          batch.push(item);
-        } else rest.push(item);
-      }
-      this.#queue = rest;
+      const batch = this.#queue.splice(0, this.#commitBatch).filter((item) => {
+        if (!this.#broken.has(chainOf(item.completion))) return true;
+        item.resolve("stale");
+        return false;
+      });
+      if (batch.length === 0) continue;
       try {
         const { results, sent } = await this.db.transaction((tx) =>
           completeJobs(tx, this.workerId, batch.map((b) => b.completion), { outbox: push })
         );
-        batch.forEach((b, i) => b.resolve(results[i]!));
+        batch.forEach((b, i) => this.#settle(b, results[i]!));
         await this.#afterCommit(sent).catch((err) =>
           this.log.warn("publish after commit failed; the relay will retry", {
             error: String(err),
           })
         );
-      } catch (err) {
+      } catch {
         // Commit one by one so one bad completion (a failing effect) does not sink the rest.
-        for (const item of batch) await this.#commitAlone(item, err, push);
+        for (const item of batch) await this.#commitAlone(item, push);
       }
     }
   }
 
-  async #commitAlone(item: PendingCommit, batchError: unknown, push: boolean) {
+  /** Resolves a commit; a chain whose link did not commit as computed is broken after it. */
+  #settle(item: PendingCommit, result: CommitResult, converted = false): void {
+    if (result !== "committed" || converted) this.#broken.add(chainOf(item.completion));
+    item.resolve(result);
+  }
+
+  async #commitAlone(item: PendingCommit, push: boolean) {
+    if (this.#broken.has(chainOf(item.completion))) {
+      item.resolve("stale");
+      return;
+    }
     try {
       const { results, sent } = await this.db.transaction((tx) =>
         completeJobs(tx, this.workerId, [item.completion], { outbox: push })
       );
-      item.resolve(results[0]!);
+      this.#settle(item, results[0]!);
       await this.#afterCommit(sent).catch(() => {});
       return;
     } catch (err) {
       const failed = item.fallback(err);
       if (!failed) {
-        item.reject(err ?? batchError);
+        this.#broken.add(chainOf(item.completion));
+        item.reject(err);
         return;
       }
       this.log.warn("commit of a success failed; recording the attempt as failed", {
@@ -454,8 +500,9 @@ export class Runtime implements Consumer {
         const { results } = await this.db.transaction((tx) =>
           completeJobs(tx, this.workerId, [failed], { outbox: push })
         );
-        item.resolve(results[0]!);
+        this.#settle(item, results[0]!, true);
       } catch (err2) {
+        this.#broken.add(chainOf(item.completion));
         item.reject(err2);
       }
     }
@@ -467,12 +514,18 @@ export class Runtime implements Consumer {
     const held = [...this.#held.entries()];
     if (held.length > 0) {
       const keys = held.map(([key]) => key);
-      const kept = new Set(
-        await extendLeases(this.db, { workerId: this.workerId, keys, leaseMs: this.#leaseMs }),
-      );
-      // A key released while the renewal ran is not lost; one still held here is.
+      const current = await extendLeases(this.db, {
+        workerId: this.workerId,
+        keys,
+        leaseMs: this.#leaseMs,
+      });
       for (const [key, fence] of held) {
-        if (!kept.has(key) && this.#held.get(key) === fence) this.log.warn("lease lost", { key });
+        if (current.get(key) === fence) continue;
+        // Another worker took the key over: stop our handler, its commit would be fenced.
+        this.log.warn("lease lost", { key });
+        for (const [jobId, k] of this.#executor.runningKeys) {
+          if (k === key) this.#executor.abort(jobId, new TroupeError("LEASE_LOST", "lease lost"));
+        }
       }
     }
     const running = [...this.#executor.running.keys()];
@@ -483,6 +536,16 @@ export class Runtime implements Consumer {
       );
       for (const { id } of cancelled) this.#executor.abort(id, new CancelledError());
     }
+  }
+
+  /** Vacuums and analyzes the runtime's tables (for databases without autovacuum). */
+  async maintain(): Promise<void> {
+    const started = Date.now();
+    await this.db.query(
+      `VACUUM (ANALYZE) troupe_jobs, troupe_actor_state, troupe_processed_messages,
+         troupe_outbox, troupe_dead_letters`,
+    );
+    this.log.debug("maintenance done", { ms: Date.now() - started });
   }
 
   // ---------------------------------------------------------------- queries
@@ -692,6 +755,10 @@ export class Runtime implements Consumer {
     }
     return names;
   }
+}
+
+function chainOf(c: Completion): string {
+  return `${c.key}\u0000${c.fence}`;
 }
 
 function iso(v: unknown): string | null {

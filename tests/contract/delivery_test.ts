@@ -262,4 +262,39 @@ contractSuite("delivery", {
     const total = [0, 1, 2].map(async (k) => await stateOf(db, `c7.add:k${k}`));
     assert.deepEqual(await Promise.all(total), [{ count: 10 }, { count: 10 }, { count: 10 }]);
   },
+
+  "a pipelined message re-runs when the one before it fails to commit": async (
+    { db, runtime },
+  ) => {
+    await effectsTable(db);
+    const runs = new Map<number, number>();
+    const def = defineActor({
+      name: "c8.chain",
+      input: z.object({ n: z.number().int(), failCommitOnce: z.boolean().default(false) }),
+      key: () => "c8:chain",
+      initialState: () => ({ total: 0 }),
+      backoff: { baseMs: 20, jitter: 0 },
+      handler: (input, ctx) => {
+        runs.set(input.n, (runs.get(input.n) ?? 0) + 1);
+        ctx.setState({ total: ctx.state.total + input.n });
+        const attempt = ctx.attempt;
+        ctx.effect(async (tx) => {
+          if (input.failCommitOnce && attempt === 1) throw new Error("commit-time failure");
+          await tx.query("INSERT INTO test_effects (job_id, key) VALUES ($1, 'c8')", [ctx.jobId]);
+        });
+      },
+    });
+    const rt = await runtime([def], { start: false });
+    await rt.enqueue("c8.chain", { n: 1, failCommitOnce: true });
+    await rt.enqueue("c8.chain", { n: 10 });
+    await rt.enqueue("c8.chain", { n: 100 });
+    await rt.start(); // the three are claimed together and run as one chain
+    await waitFor(async () => (await effectCount(db, "key = 'c8'", [])) === 3, {
+      what: "three committed effects",
+    });
+    await waitFor(async () => (await rt.health()).running + (await rt.health()).queued === 0);
+    assert.deepEqual(await stateOf(db, "c8:chain"), { total: 111 }, "no update applied twice");
+    assert.equal(await effectCount(db, "key = 'c8'", []), 3);
+    assert.ok((runs.get(10) ?? 0) >= 2, "the message after the failed commit ran again");
+  },
 });

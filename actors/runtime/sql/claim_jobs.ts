@@ -109,16 +109,21 @@ export async function releaseLeases(
   );
 }
 
-/** Extends the leases this worker holds; returns the keys it still holds. */
+/**
+ * Extends the leases this worker holds; returns the current fencing token of each key, so the
+ * caller can tell a lease taken over (token moved on) from one it released itself.
+ */
 export async function extendLeases(
   db: SqlExecutor,
   { workerId, keys, leaseMs }: { workerId: string; keys: readonly string[]; leaseMs: number },
-): Promise<string[]> {
-  if (keys.length === 0) return [];
-  const rows = await db.query<{ key: string }>(
-    `UPDATE troupe_actor_state SET lease_until = now() + make_interval(secs => $3)
-     WHERE key = ANY($2::text[]) AND lease_owner = $1 RETURNING key`,
+): Promise<Map<string, number>> {
+  if (keys.length === 0) return new Map();
+  const rows = await db.query<{ key: string; fence: number }>(
+    `WITH renewed AS (
+       UPDATE troupe_actor_state SET lease_until = now() + make_interval(secs => $3)
+       WHERE key = ANY($2::text[]) AND lease_owner = $1 RETURNING key)
+     SELECT s.key, s.fence FROM troupe_actor_state s WHERE s.key = ANY($2::text[])`,
     [workerId, keys, leaseMs / 1000],
   );
-  return rows.map((r) => r.key);
+  return new Map(rows.map((r) => [r.key, r.fence]));
 }

@@ -27,15 +27,22 @@ export type CommitResult =
   /** The message had been committed before (ledger): its effects were skipped. */
   | "duplicate"
   /** The lease was lost (fencing token moved on): nothing was written. */
-  | "fenced";
+  | "fenced"
+  /**
+   * An earlier message of the same key in this chain did not commit as computed, so this one
+   * ran on a state that never existed: nothing was written; run it again.
+   */
+  | "stale";
 
 /**
  * Commits completions in one transaction, in this order: fencing check (locks job and lease
- * rows), ledger insert for successes, state updates and lease releases, outgoing messages,
- * effects, job rows and dead letters. A completion that fails the fencing check writes
- * nothing; a success already in the ledger writes only its job row.
+ * rows), ledger check, state updates and lease releases, outgoing messages, effects, job rows
+ * and dead letters. A completion that fails the fencing check writes nothing; a success already
+ * in the ledger writes only its job row.
  *
- * Keys must be distinct within one call (the caller commits a key's messages in order).
+ * Several completions of one key may come in one call, in the order their handlers ran (each
+ * on the state the previous one left): once one of them does not commit as computed, the
+ * later ones of that key are `stale`.
  */
 export async function completeJobs(
   tx: SqlExecutor,
@@ -45,6 +52,7 @@ export async function completeJobs(
 ): Promise<{ results: CommitResult[]; sent: string[] }> {
   // Lock the job rows and the key leases; a completion is valid only if both still carry
   // its fencing token. Looked up by primary key (a join on a record set plans badly).
+  const ids = completions.map((c) => c.id);
   const fences = new Map(completions.map((c) => [c.id, c.fence]));
   const locked = await tx.query<{ id: string; status: string; job_fence: number; fence: number }>(
     `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence FROM troupe_jobs j
@@ -52,43 +60,62 @@ export async function completeJobs(
      WHERE j.id = ANY($1::text[])
      ORDER BY j.key
      FOR UPDATE OF j, s`,
-    [completions.map((c) => c.id), workerId],
+    [ids, workerId],
   );
   const valid = new Set(
     locked.filter((r) =>
       r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
     ).map((r) => r.id),
   );
-  const successes = completions.filter((c) => valid.has(c.id) && c.outcome === "succeeded");
-  const fresh = new Set(
-    successes.length === 0 ? [] : (await tx.query<{ message_id: string }>(
-      `INSERT INTO troupe_processed_messages (message_id) SELECT unnest($1::text[])
-       ON CONFLICT DO NOTHING RETURNING message_id`,
-      [successes.map((c) => c.id)],
+  // Ledger rows are written only under the job row's lock, which this transaction holds.
+  const successIds = completions.filter((c) => c.outcome === "succeeded").map((c) => c.id);
+  const seen = new Set(
+    successIds.length === 0 ? [] : (await tx.query<{ message_id: string }>(
+      "SELECT message_id FROM troupe_processed_messages WHERE message_id = ANY($1::text[])",
+      [successIds],
     )).map((r) => r.message_id),
   );
-  const results = completions.map((c): CommitResult =>
-    !valid.has(c.id)
-      ? "fenced"
-      : c.outcome === "succeeded" && !fresh.has(c.id)
-      ? "duplicate"
-      : "committed"
-  );
+  const broken = new Set<string>();
+  const results = completions.map((c): CommitResult => {
+    if (broken.has(c.key)) return "stale";
+    if (!valid.has(c.id)) {
+      broken.add(c.key);
+      return "fenced";
+    }
+    if (c.outcome === "succeeded" && seen.has(c.id)) {
+      broken.add(c.key);
+      return "duplicate";
+    }
+    return "committed";
+  });
   const applies = (c: Completion, i: number) =>
     results[i] === "committed" && c.outcome === "succeeded";
 
-  const stateRows = completions.flatMap((c, i) => {
-    const setState = applies(c, i) && c.state !== undefined;
-    const release = results[i] !== "fenced" && c.release;
-    return setState || release
-      ? [{
-        key: c.key,
-        set_state: setState,
-        state: setState ? c.state?.value ?? null : null,
-        release,
-      }]
-      : [];
-  });
+  const fresh = completions.filter(applies).map((c) => c.id);
+  if (fresh.length > 0) {
+    await tx.query(
+      `INSERT INTO troupe_processed_messages (message_id) SELECT unnest($1::text[])
+       ON CONFLICT DO NOTHING`,
+      [fresh],
+    );
+  }
+
+  // One row per key: the last state committed in this call, and the lease release.
+  const perKey = new Map<
+    string,
+    { key: string; set_state: boolean; state: unknown; release: boolean }
+  >();
+  for (const [i, c] of completions.entries()) {
+    if (results[i] !== "committed" && results[i] !== "duplicate") continue;
+    const row = perKey.get(c.key) ?? { key: c.key, set_state: false, state: null, release: false };
+    if (applies(c, i) && c.state !== undefined) {
+      row.set_state = true;
+      row.state = c.state.value ?? null;
+    }
+    if (c.release) row.release = true;
+    perKey.set(c.key, row);
+  }
+  const stateRows = [...perKey.values()].filter((r) => r.set_state || r.release);
   if (stateRows.length > 0) {
     await tx.query(
       `UPDATE troupe_actor_state s SET
@@ -112,7 +139,7 @@ export async function completeJobs(
   }
 
   const jobRows = completions.flatMap((c, i) =>
-    results[i] === "fenced" ? [] : [{
+    results[i] !== "committed" && results[i] !== "duplicate" ? [] : [{
       id: c.id,
       status: c.outcome === "retry" ? "queued" : c.outcome,
       result: c.outcome === "succeeded" ? c.result ?? null : null,
