@@ -19,7 +19,7 @@ export const configSchema = z.object({
   ).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   RETENTION_DAYS: int(1, 3650).default(7),
-  WORKER_CONCURRENCY: int(1, 10_000).default(64),
+  WORKER_CONCURRENCY: int(1, 10_000).default(256),
   LEASE_MS: int(1000, 3_600_000).default(30_000),
   DATABASE_POOL_SIZE: int(1, 500).default(10),
 });

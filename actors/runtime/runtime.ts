@@ -78,7 +78,7 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** Identifies this process in leases. @default a random id */
   workerId?: string;
-  /** Handlers running at once in this process, all actors together. @default 64 */
+  /** Messages in flight in this process (claimed, running or committing). @default 256 */
   concurrency?: number;
   /** Most jobs claimed in one query. @default 256 */
   claimBatch?: number;
@@ -139,7 +139,7 @@ export class Runtime implements Consumer {
     }
     this.actors = actors;
     this.#actorNames = [...actors.keys()];
-    this.#concurrency = options.concurrency ?? 64;
+    this.#concurrency = options.concurrency ?? 256;
     this.#claimBatch = options.claimBatch ?? 256;
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#commitBatch = options.commitBatch ?? 512;
