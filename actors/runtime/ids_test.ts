@@ -1,0 +1,20 @@
+import assert from "node:assert/strict";
+import { deterministicId, uuidv7 } from "./ids.ts";
+
+Deno.test("uuidv7() ids sort by creation time", () => {
+  const a = uuidv7(1_700_000_000_000);
+  const b = uuidv7(1_700_000_000_001);
+  assert.ok(a < b);
+  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
+
+Deno.test("uuidv7() ids are unique", () => {
+  const ids = new Set(Array.from({ length: 10_000 }, () => uuidv7()));
+  assert.equal(ids.size, 10_000);
+});
+
+Deno.test("deterministicId() is stable for the same parts and differs otherwise", async () => {
+  assert.equal(await deterministicId("a", "b"), await deterministicId("a", "b"));
+  assert.notEqual(await deterministicId("a", "b"), await deterministicId("ab"));
+  assert.notEqual(await deterministicId("a", "b"), await deterministicId("a", "c"));
+});

@@ -1,0 +1,86 @@
+/**
+ * The real entry point as a user runs it: `deno run -A main.ts` with env vars only.
+ */
+import assert from "node:assert/strict";
+import { waitFor } from "./harness.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+Deno.test("a malformed variable stops the start with a message naming it", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN],
+    env: { PORT: "eighty", DATABASE_URL: "mysql://nope", DATA_DIR: "/tmp/troupe-never-used" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 1);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.match(stderr, /PORT: /);
+  assert.match(stderr, /DATABASE_URL: /);
+  assert.doesNotMatch(stderr, /at .*\.ts:\d+/, "no stack trace");
+});
+
+Deno.test({
+  name: "the embedded start accepts a job over HTTP, runs it and keeps it across a restart",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-main-" });
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const start = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN],
+      env: { PORT: String(port), DATA_DIR: dir, LOG_LEVEL: "warn" },
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+  const healthy = () =>
+    waitFor(async () => {
+      try {
+        const res = await fetch(`${base}/api/health`);
+        await res.body?.cancel();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 30_000, intervalMs: 100, what: "the server to answer" });
+  let server = start();
+  try {
+    await healthy();
+    const res = await fetch(`${base}/api/actors/system.echo/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input: { message: "over http" } }),
+    });
+    assert.equal(res.status, 202);
+    const { jobId } = await res.json();
+    const job = await waitFor(async () => {
+      const r = await fetch(`${base}/api/jobs/${jobId}`);
+      const body = await r.json();
+      return body.status === "succeeded" ? body : null;
+    }, { what: "the job to succeed" });
+    assert.equal(job.result.message, "over http");
+
+    server.kill("SIGTERM");
+    assert.equal((await server.status).code, 0, "graceful shutdown");
+    server = start();
+    await healthy();
+    const again = await (await fetch(`${base}/api/jobs/${jobId}`)).json();
+    assert.equal(again.status, "succeeded");
+    assert.equal(again.id, jobId);
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch { /* exited */ }
+    await server.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
