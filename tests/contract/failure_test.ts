@@ -93,7 +93,7 @@ contractSuite("failure", {
       retries: 0,
       timeoutMs: 200,
       handler: async (_i, ctx) => {
-        await sleep(1500); // ignores its signal on purpose
+        await sleep(3000); // ignores its signal on purpose
         ctx.effect(async (tx) => {
           await tx.query("INSERT INTO test_marks VALUES ('f3 late effect')");
         });
@@ -103,10 +103,10 @@ contractSuite("failure", {
     const started = Date.now();
     const { job } = await rt.enqueue("f3.slow", {});
     const done = await settle(rt, job.id);
-    assert.ok(Date.now() - started < 1400, "the runtime did not wait for the handler");
+    assert.ok(Date.now() - started < 2500, "the runtime did not wait for the handler");
     assert.equal(done.status, "failed");
     assert.equal((done.error as { code: string }).code, "TIMEOUT");
-    await sleep(1500);
+    await sleep(3000 - (Date.now() - started) + 200);
     const marks = await db.query("SELECT * FROM test_marks WHERE what = 'f3 late effect'");
     assert.equal(marks.length, 0);
   },
