@@ -28,6 +28,10 @@ import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 const TERMINAL = new Set<string>(["succeeded", "failed", "cancelled"]);
+const FINISHED_TTL_MS = 60_000;
+const FINISHED_CACHE_SIZE = 10_000;
+
+type CachedJob = JobView & { cachedUntil: number };
 
 export interface JobView {
   id: string;
@@ -124,6 +128,8 @@ export class Runtime implements Consumer {
   #stopping = false;
   #queue: PendingCommit[] = [];
   #flushing: Promise<void> | null = null;
+  readonly #finished = new Map<string, CachedJob>();
+  readonly #reads = new Map<string, Promise<(CachedJob) | null>>();
   /** Chains (key + fence) with a link that did not commit as computed. */
   readonly #broken = new Set<string>();
 
@@ -560,13 +566,43 @@ export class Runtime implements Consumer {
     for (const fn of this.#listeners) fn(jobId);
   }
 
+  /**
+   * One job. Reads of the same id at the same moment share one query; a finished job (which
+   * no longer changes) is served from memory for up to a minute.
+   */
   async getJob(id: string, tenantId?: string | null): Promise<JobView> {
-    const rows = await this.db.query<Row>("SELECT * FROM troupe_jobs WHERE id = $1", [id]);
-    const row = rows[0];
-    if (!row || (tenantId !== undefined && row.tenant_id !== tenantId)) {
+    let view: CachedJob | null | undefined = this.#finished.get(id);
+    if (view && view.cachedUntil < Date.now()) {
+      this.#finished.delete(id);
+      view = undefined;
+    }
+    if (!view) {
+      let read = this.#reads.get(id);
+      if (!read) {
+        read = this.#readJob(id).finally(() => this.#reads.delete(id));
+        this.#reads.set(id, read);
+      }
+      view = await read;
+      if (view && TERMINAL.has(view.status)) this.#remember(view);
+    }
+    if (!view || (tenantId !== undefined && view.tenantId !== tenantId)) {
       throw new NotFoundError("job", id);
     }
-    return jobView(row);
+    const { cachedUntil: _, ...job } = view;
+    return job;
+  }
+
+  async #readJob(id: string): Promise<(CachedJob) | null> {
+    const rows = await this.db.query<Row>("SELECT * FROM troupe_jobs WHERE id = $1", [id]);
+    return rows[0] ? { ...jobView(rows[0]), cachedUntil: Date.now() + FINISHED_TTL_MS } : null;
+  }
+
+  #remember(view: CachedJob): void {
+    this.#finished.delete(view.id);
+    this.#finished.set(view.id, view);
+    if (this.#finished.size > FINISHED_CACHE_SIZE) {
+      this.#finished.delete(this.#finished.keys().next().value!);
+    }
   }
 
   async listJobs(
