@@ -780,7 +780,8 @@ export class Runtime implements Consumer {
     const names: string[] = [];
     for (const def of this.actors.values()) {
       if (!def.schedule) continue;
-      cron(`troupe:${def.name}`, def.schedule.cron, async () => {
+      // Deno.cron names allow letters, digits, whitespace, "-" and "_" only.
+      cron(`troupe_${def.name.replace(/[^A-Za-z0-9_-]/g, "_")}`, def.schedule.cron, async () => {
         try {
           await this.fireSchedule(def.name);
         } catch (err) {

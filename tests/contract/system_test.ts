@@ -25,7 +25,7 @@ contractSuite("system", {
     const registered: [string, string][] = [];
     const names = a.registerSchedules((name, cron) => registered.push([name, cron]));
     assert.deepEqual(names, ["s1.tick"]);
-    assert.deepEqual(registered, [["troupe:s1.tick", "*/5 * * * *"]]);
+    assert.deepEqual(registered, [["troupe_s1_tick", "*/5 * * * *"]]);
 
     // Two instances fire for the same minute: one job.
     const at = new Date("2026-01-01T10:05:12Z");

@@ -1,0 +1,149 @@
+/**
+ * The jobs API: enqueue, read, list, cancel, live events; dead letters and replay.
+ */
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import { isTerminal, JOB_STATUSES, type Runtime } from "../actors/runtime/runtime.ts";
+import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
+
+const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
+
+const enqueueBody = z.object({
+  input: z.unknown(),
+  delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional(),
+  priority: z.number().int().min(-1000).max(1000).optional(),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+
+const pageQuery = {
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(200).optional(),
+};
+
+const listJobsQuery = z.object({
+  actor: z.string().min(1).max(64).optional(),
+  status: z.enum(JOB_STATUSES).optional(),
+  ...pageQuery,
+});
+
+const listDeadLettersQuery = z.object({
+  actor: z.string().min(1).max(64).optional(),
+  ...pageQuery,
+});
+
+/** Poll interval of the SSE stream, on top of in-process change notifications. */
+const EVENTS_POLL_MS = 250;
+const KEEPALIVE_MS = 15_000;
+
+export function jobRoutes(runtime: Runtime): Hono {
+  const app = new Hono();
+
+  app.post("/actors/:name/jobs", async function enqueueJob(c) {
+    const name = c.req.param("name");
+    runtime.actor(name); // 404 before reading the body
+    const body = parseBody(await jsonBody(c), enqueueBody);
+    const idempotencyKey = body.idempotencyKey ?? c.req.header("idempotency-key");
+    if (
+      idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 200)
+    ) {
+      return c.json({
+        error: { code: "VALIDATION_FAILED", message: "Idempotency-Key must be 1-200 characters" },
+      }, 400);
+    }
+    const { job, created } = await runtime.enqueue(name, body.input, {
+      ...(body.delayMs !== undefined ? { delayMs: body.delayMs } : {}),
+      ...(body.priority !== undefined ? { priority: body.priority } : {}),
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
+    c.header("Location", `/api/jobs/${job.id}`);
+    return c.json({ jobId: job.id, status: job.status }, created ? 202 : 200);
+  });
+
+  app.get("/jobs", async function listJobs(c) {
+    const q = parseQuery(c, listJobsQuery);
+    const page = await runtime.listJobs({
+      limit: q.limit,
+      ...(q.actor !== undefined ? { actor: q.actor } : {}),
+      ...(q.status !== undefined ? { status: q.status } : {}),
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    });
+    return c.json(page);
+  });
+
+  app.get("/jobs/:id", async function getJob(c) {
+    return c.json(await runtime.getJob(pathId(c, "job")));
+  });
+
+  app.post("/jobs/:id/cancel", async function cancelJob(c) {
+    return c.json(await runtime.cancel(pathId(c, "job")));
+  });
+
+  app.get("/jobs/:id/events", async function jobEvents(c) {
+    const id = pathId(c, "job");
+    const first = await runtime.getJob(id); // 404 as JSON before the stream starts
+    return streamSSE(c, async function sendEvents(stream) {
+      let last = "";
+      let wake: (() => void) | null = null;
+      let closed = false;
+      stream.onAbort(() => {
+        closed = true;
+        wake?.();
+      });
+      const unsubscribe = runtime.subscribe((changed) => {
+        if (changed === id) wake?.();
+      });
+      let lastWrite = Date.now();
+      try {
+        let job = first;
+        let eventId = 0;
+        while (!closed) {
+          const snapshot = JSON.stringify([job.status, job.progress, job.progressMessage]);
+          if (snapshot !== last) {
+            last = snapshot;
+            await stream.writeSSE({
+              event: eventId === 0 ? "job" : isTerminal(job.status) ? "done" : "progress",
+              data: JSON.stringify(job),
+              id: String(eventId++),
+            });
+            lastWrite = Date.now();
+          }
+          if (isTerminal(job.status)) break;
+          if (Date.now() - lastWrite > KEEPALIVE_MS) {
+            await stream.write(": keepalive\n\n");
+            lastWrite = Date.now();
+          }
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, EVENTS_POLL_MS);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = null;
+          if (closed) break;
+          job = await runtime.getJob(id);
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  app.get("/dead-letters", async function listDeadLetters(c) {
+    const q = parseQuery(c, listDeadLettersQuery);
+    const page = await runtime.listDeadLetters({
+      limit: q.limit,
+      ...(q.actor !== undefined ? { actor: q.actor } : {}),
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    });
+    return c.json(page);
+  });
+
+  app.post("/dead-letters/:id/replay", async function replayDeadLetter(c) {
+    const job = await runtime.replay(pathId(c, "dead letter"));
+    return c.json({ jobId: job.id, status: job.status }, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,58 @@
+/** zod at the HTTP edge: query strings, path ids and JSON bodies. */
+import type { Context } from "hono";
+import { z } from "zod";
+import { NotFoundError, TroupeError, ValidationError } from "../actors/runtime/errors.ts";
+
+function issues(error: z.ZodError) {
+  return error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+}
+
+/** Parses the query string; a bad parameter is a 400 naming it. */
+export function parseQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) {
+    const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
+    throw new ValidationError(`invalid query parameter: ${names.join(", ")}`, issues(parsed.error));
+  }
+  return parsed.data;
+}
+
+const ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/** A path id of the wrong shape cannot exist: 404 without touching the database. */
+export function pathId(c: Context, what: string, name = "id"): string {
+  const id = c.req.param(name) ?? "";
+  if (!ID.test(id)) throw new NotFoundError(what, id.slice(0, 80));
+  return id;
+}
+
+/** Reads a JSON object body (415 for another type, 400 when it does not parse). */
+export async function jsonBody(c: Context): Promise<Record<string, unknown>> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new TroupeError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      "send a JSON body (content-type: application/json)",
+      {
+        status: 415,
+      },
+    );
+  }
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new TroupeError("INVALID_JSON", "the body is not valid JSON", { status: 400 });
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ValidationError("the body must be a JSON object");
+  }
+  return body as Record<string, unknown>;
+}
+
+/** Parses a body object with `schema`. */
+export function parseBody<T extends z.ZodType>(body: unknown, schema: T): z.infer<T> {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new ValidationError("invalid request body", issues(parsed.error));
+  return parsed.data;
+}
