@@ -234,6 +234,27 @@ export class Runtime implements Consumer {
     return { job, created: created.length > 0 };
   }
 
+  /**
+   * Enqueues many messages to one actor in one transaction (all or none); returns the ids in
+   * input order. With `idempotencyKeys`, each message gets its own key.
+   */
+  async enqueueMany(
+    actor: string,
+    inputs: readonly unknown[],
+    options: Omit<SendOptions, "idempotencyKey"> & { idempotencyKeys?: readonly string[] } = {},
+  ): Promise<string[]> {
+    const def = this.actor(actor);
+    const { idempotencyKeys, ...rest } = options;
+    const rows = await Promise.all(inputs.map((input, i) => {
+      const idempotencyKey = idempotencyKeys?.[i];
+      return prepareJob(def, input, idempotencyKey ? { ...rest, idempotencyKey } : rest);
+    }));
+    const push = this.transport.mode === "push";
+    const created = await this.db.transaction((tx) => insertJobs(tx, rows, { outbox: push }));
+    await this.#afterCommit(created);
+    return rows.map((r) => r.id);
+  }
+
   async #afterCommit(sent: readonly string[]): Promise<void> {
     if (sent.length === 0) return;
     if (this.transport.mode === "pull") {

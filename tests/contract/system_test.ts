@@ -109,4 +109,29 @@ contractSuite("system", {
     assert.equal(a.job.id, b.job.id);
     await assert.rejects(() => rt.enqueue("s3.once", { v: "x" }), /input of actor s3.once/);
   },
+
+  "enqueueMany stores all messages in one transaction, or none": async ({ db, runtime }) => {
+    const def = defineActor({
+      name: "s4.many",
+      input: z.object({ v: z.number() }),
+      key: (i) => `s4:${i.v % 3}`,
+      handler: (input) => input.v,
+    });
+    const rt = await runtime([def]);
+    const count = async () =>
+      (await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 's4.many'",
+      ))[0]!.n;
+    await assert.rejects(() => rt.enqueueMany("s4.many", [{ v: 1 }, { v: "bad" }]), /invalid/);
+    assert.equal(await count(), 0, "one invalid input rejects the whole batch");
+    const ids = await rt.enqueueMany("s4.many", Array.from({ length: 50 }, (_, v) => ({ v })));
+    assert.equal(ids.length, 50);
+    await waitFor(async () => {
+      const rows = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 's4.many' AND status = 'succeeded'",
+      );
+      return rows[0]!.n === 50;
+    });
+    assert.equal((await rt.getJob(ids[7]!)).result, 7);
+  },
 });
