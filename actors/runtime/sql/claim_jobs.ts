@@ -1,4 +1,4 @@
-import type { SqlExecutor } from "../ports.ts";
+import type { SqlDatabase, SqlExecutor } from "../ports.ts";
 
 /** A job handed to this worker together with the lease of its key. */
 export interface ClaimedJob {
@@ -15,15 +15,19 @@ export interface ClaimedJob {
 }
 
 /**
- * Claims up to `limit` runnable jobs in one statement (table queue).
+ * Claims up to `limit` runnable jobs (table queue), in one transaction:
+ * 1. candidates in queue order, locked with `FOR UPDATE SKIP LOCKED` (concurrent workers never
+ *    claim the same row), skipping keys whose lease is held;
+ * 2. the lease of each candidate key (a key leased elsewhere meanwhile keeps its jobs queued);
+ * 3. the candidates of leased keys marked running under their key's fencing token.
+ * Several jobs of one key may be claimed together: they run one after another under one lease.
  *
- * Candidates are locked with `FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the
- * same row. Each candidate key's lease is taken in the same statement; a key whose lease is
- * held elsewhere keeps its jobs queued. Several jobs of one key may be claimed together: they
- * run one after another under that one lease.
+ * The statements are shaped so that plans stay right whatever the statistics say (right after
+ * a burst of enqueues they are empty or stale): the queue is walked in index order, and rows
+ * are found by primary key, never by sorting or scanning the whole table.
  */
 export async function claimJobs(
-  db: SqlExecutor,
+  db: SqlDatabase,
   { actors, limit, workerId, leaseMs }: {
     actors: readonly string[];
     limit: number;
@@ -31,31 +35,50 @@ export async function claimJobs(
     leaseMs: number;
   },
 ): Promise<ClaimedJob[]> {
-  return await db.query<ClaimedJob>(
-    `WITH cand AS (
-      SELECT j.id, j.key FROM troupe_jobs j
-      WHERE j.status = 'queued' AND j.run_at <= now() AND j.actor = ANY($1::text[])
-        AND NOT EXISTS (
-          SELECT 1 FROM troupe_actor_state s WHERE s.key = j.key AND s.lease_until > now())
-      ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
-      LIMIT $2
-      FOR UPDATE OF j SKIP LOCKED
-    ), leased AS (
-      INSERT INTO troupe_actor_state AS s (key, fence, lease_owner, lease_until)
-      SELECT DISTINCT cand.key, 1, $3, now() + make_interval(secs => $4) FROM cand
-      ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
-        lease_until = EXCLUDED.lease_until, updated_at = now()
-      WHERE s.lease_until IS NULL OR s.lease_until <= now()
-      RETURNING s.key, s.fence, s.state
-    )
-    UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
-      lease_fence = leased.fence, started_at = coalesce(j.started_at, now()), updated_at = now()
-    FROM cand JOIN leased ON leased.key = cand.key
-    WHERE j.id = cand.id AND j.id = ANY(ARRAY(SELECT id FROM cand)) -- index lookups, no scan
-    RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-      j.lease_fence, leased.state, j.cancel_requested`,
-    [actors, limit, workerId, leaseMs / 1000],
-  );
+  return await db.transaction(async (tx) => {
+    await tx.query(
+      "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+    );
+    const candidates = await tx.query<{ id: string; key: string }>(
+      `SELECT j.id, j.key FROM troupe_jobs j
+       WHERE j.status = 'queued' AND j.run_at <= now() AND j.actor = ANY($1::text[])
+         AND NOT EXISTS (
+           SELECT 1 FROM troupe_actor_state s WHERE s.key = j.key AND s.lease_until > now())
+       ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
+       LIMIT $2
+       FOR UPDATE OF j SKIP LOCKED`,
+      [actors, limit],
+    );
+    if (candidates.length === 0) return [];
+    const leases = await tx.query<{ key: string; fence: number; state: unknown }>(
+      `INSERT INTO troupe_actor_state AS s (key, fence, lease_owner, lease_until)
+       SELECT k, 1, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS k
+       ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
+         lease_until = EXCLUDED.lease_until, updated_at = now()
+       WHERE s.lease_until IS NULL OR s.lease_until <= now()
+       RETURNING s.key, s.fence, s.state`,
+      [[...new Set(candidates.map((c) => c.key))], workerId, leaseMs / 1000],
+    );
+    const leased = new Map(leases.map((l) => [l.key, l]));
+    const claimed = candidates.filter((c) => leased.has(c.key));
+    if (claimed.length === 0) return [];
+    const ids = claimed.map((c) => c.id);
+    const rows = await tx.query<Omit<ClaimedJob, "state">>(
+      `UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
+         lease_fence = x.fence, started_at = coalesce(j.started_at, now()), updated_at = now()
+       FROM unnest($1::text[], $2::int[]) AS x(id, fence)
+       WHERE j.id = ANY($1::text[]) AND j.id = x.id
+       RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
+         j.lease_fence, j.cancel_requested`,
+      [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
+    );
+    // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.flatMap((id) => {
+      const row = byId.get(id);
+      return row ? [{ ...row, state: leased.get(row.key)!.state }] : [];
+    });
+  });
 }
 
 /**
