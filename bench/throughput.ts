@@ -167,7 +167,7 @@ async function processing(name: string): Promise<Figure> {
     const runtime = runtimeFor(db);
     try {
       await enqueueAll(runtime);
-      if (!db.autovacuum || Deno.env.get("FORCE_ANALYZE")) await runtime.maintain();
+      if (!db.autovacuum) await runtime.maintain();
       const t0 = performance.now();
       await runtime.start();
       await untilDone(db);

@@ -279,12 +279,19 @@ Deno.test(
     assert.equal(stream.status, 200);
     assert.match(stream.headers.get("content-type") ?? "", /text\/event-stream/);
     assert.ok(stream.headers.get("x-request-id"));
-    // Cancel once some progress was seen, so the stream reaches a terminal state.
-    setTimeout(async () => {
-      await waitFor(async () => (await call(`/api/jobs/${id}`)).body.progress >= 20);
-      await call(`/api/jobs/${id}/cancel`, { method: "POST" });
-    }, 0);
-    const text = await stream.text(); // ends when the stream closes
+    // Read the stream as it comes; cancel once it has shown progress, so it reaches an end.
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    let cancelled = false;
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      if (!cancelled && /event: progress/.test(text)) {
+        cancelled = true;
+        await call(`/api/jobs/${id}/cancel`, { method: "POST" });
+      }
+    }
     const events = text.split("\n\n").filter((b) => b.includes("data:")).map((block) => ({
       event: /event: (\w+)/.exec(block)?.[1],
       job: JSON.parse(/data: (.*)/.exec(block)![1]!),

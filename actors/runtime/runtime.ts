@@ -29,6 +29,10 @@ export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancel
 export type JobStatus = (typeof JOB_STATUSES)[number];
 const TERMINAL = new Set<string>(["succeeded", "failed", "cancelled"]);
 const FINISHED_TTL_MS = 60_000;
+/** Most ids in one batched job read. */
+const READ_BATCH_MAX = 500;
+/** Batched job reads running at once on a shared (pooled) database. */
+const READ_BATCHES_SHARED = 4;
 const FINISHED_CACHE_SIZE = 10_000;
 
 type CachedJob = JobView & { cachedUntil: number };
@@ -129,7 +133,9 @@ export class Runtime implements Consumer {
   #queue: PendingCommit[] = [];
   #flushing: Promise<void> | null = null;
   readonly #finished = new Map<string, CachedJob>();
-  readonly #reads = new Map<string, Promise<(CachedJob) | null>>();
+  /** Job reads waiting for the next batched query, by id. */
+  readonly #readQueue = new Map<string, PromiseWithResolvers<CachedJob | null>>();
+  #readsInFlight = 0;
   /** Chains (key + fence) with a link that did not commit as computed. */
   readonly #broken = new Set<string>();
 
@@ -588,8 +594,10 @@ export class Runtime implements Consumer {
   }
 
   /**
-   * One job. Reads of the same id at the same moment share one query; a finished job (which
-   * no longer changes) is served from memory for up to a minute.
+   * One job. Reads are batched: while a read query runs, the ids asked for meanwhile wait and
+   * go together in the next one (`WHERE id = ANY($1)`), so 50 pollers cost one query, not
+   * 50, and a lone read waits for nothing. Reads of one id share a result. A finished job
+   * (which no longer changes) is served from memory for up to a minute.
    */
   async getJob(id: string, tenantId?: string | null): Promise<JobView> {
     let view: CachedJob | null | undefined = this.#finished.get(id);
@@ -598,12 +606,7 @@ export class Runtime implements Consumer {
       view = undefined;
     }
     if (!view) {
-      let read = this.#reads.get(id);
-      if (!read) {
-        read = this.#readJob(id).finally(() => this.#reads.delete(id));
-        this.#reads.set(id, read);
-      }
-      view = await read;
+      view = await this.#readJob(id);
       if (view && TERMINAL.has(view.status)) this.#remember(view);
     }
     if (!view || (tenantId !== undefined && view.tenantId !== tenantId)) {
@@ -613,9 +616,48 @@ export class Runtime implements Consumer {
     return job;
   }
 
-  async #readJob(id: string): Promise<(CachedJob) | null> {
-    const rows = await this.db.query<Row>("SELECT * FROM troupe_jobs WHERE id = $1", [id]);
-    return rows[0] ? { ...jobView(rows[0]), cachedUntil: Date.now() + FINISHED_TTL_MS } : null;
+  #readJob(id: string): Promise<CachedJob | null> {
+    let waiting = this.#readQueue.get(id);
+    if (!waiting) {
+      waiting = Promise.withResolvers<CachedJob | null>();
+      this.#readQueue.set(id, waiting);
+      // An embedded database runs each query synchronously on this thread, so nothing queues
+      // up while it runs: start the batch after the event loop has read pending requests.
+      if (this.db.shared) this.#drainReads();
+      else if (this.#readQueue.size === 1) setTimeout(() => this.#drainReads(), 0);
+    }
+    return waiting.promise;
+  }
+
+  #drainReads(): void {
+    const parallel = this.db.shared ? READ_BATCHES_SHARED : 1;
+    while (this.#readQueue.size > 0 && this.#readsInFlight < parallel) {
+      const batch = new Map<string, PromiseWithResolvers<CachedJob | null>>();
+      for (const [id, waiting] of this.#readQueue) {
+        batch.set(id, waiting);
+        this.#readQueue.delete(id);
+        if (batch.size === READ_BATCH_MAX) break;
+      }
+      this.#readsInFlight++;
+      this.db.query<Row>("SELECT * FROM troupe_jobs WHERE id = ANY($1::text[])", [[
+        ...batch.keys(),
+      ]])
+        .then((rows) => {
+          const cachedUntil = Date.now() + FINISHED_TTL_MS;
+          for (const row of rows) {
+            batch.get(String(row.id))?.resolve({ ...jobView(row), cachedUntil });
+            batch.delete(String(row.id));
+          }
+          for (const waiting of batch.values()) waiting.resolve(null);
+        })
+        .catch((err) => {
+          for (const waiting of batch.values()) waiting.reject(err);
+        })
+        .finally(() => {
+          this.#readsInFlight--;
+          this.#drainReads();
+        });
+    }
   }
 
   #remember(view: CachedJob): void {

@@ -134,4 +134,30 @@ contractSuite("system", {
     });
     assert.equal((await rt.getJob(ids[7]!)).result, 7);
   },
+  "getJob: many concurrent reads are answered each with its own job, unknown ids 404": async (
+    { runtime },
+  ) => {
+    const def = defineActor({
+      name: "s5.read",
+      input: z.object({ v: z.number() }),
+      key: (i) => `s5:${i.v}`,
+      handler: () => {},
+    });
+    const rt = await runtime([def], { start: false });
+    const ids = await rt.enqueueMany("s5.read", Array.from({ length: 120 }, (_, v) => ({ v })));
+    const unknown = "01a20cf1-0000-7000-8000-00000000abcd";
+    const reads = await Promise.allSettled(
+      [...ids, unknown, ...ids.slice(0, 10)].map((id) => rt.getJob(id)),
+    );
+    for (const [i, id] of ids.entries()) {
+      const read = reads[i]!;
+      assert.equal(read.status, "fulfilled");
+      assert.equal(read.value.id, id);
+      assert.deepEqual(read.value.input, { v: i });
+    }
+    const missing = reads[ids.length]!;
+    assert.equal(missing.status, "rejected");
+    assert.match(String(missing.reason), /not found/i);
+    assert.equal(reads.filter((r) => r.status === "fulfilled").length, ids.length + 10);
+  },
 });
