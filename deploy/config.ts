@@ -9,7 +9,24 @@ const int = (min: number, max: number) =>
     z.number().int().min(min).max(max),
   );
 
-export const configSchema = z.object({
+const url = (what: string) =>
+  z.string().trim().refine(
+    (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
+    `must be an http:// or https:// URL${what}`,
+  );
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+/** Variables whose values never appear in messages. */
+const SECRETS = new Set([
+  "DATABASE_URL",
+  "QSTASH_TOKEN",
+  "QSTASH_CURRENT_SIGNING_KEY",
+  "QSTASH_NEXT_SIGNING_KEY",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "DEV_API_KEY",
+]);
+
+const fields = z.object({
   PORT: int(1, 65_535).default(8000),
   HOST: z.string().trim().min(1).default("127.0.0.1"),
   DATA_DIR: z.string().trim().min(1).default(".data"),
@@ -22,9 +39,71 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(1, 10_000).default(256),
   LEASE_MS: int(1000, 3_600_000).default(30_000),
   DATABASE_POOL_SIZE: int(1, 500).default(10),
+  /** `auto`: Neon's WebSocket driver for `*.neon.tech` hosts or when NEON_WS_PROXY is set. */
+  DATABASE_DRIVER: z.enum(["auto", "pg", "neon"]).default("auto"),
+  /** WebSocket proxy for the Neon driver, e.g. `127.0.0.1:4444/v1?address={host}:{port}`. */
+  NEON_WS_PROXY: z.string().trim().min(1).optional(),
+  /** Base URL QStash delivers to (this service as the internet sees it). */
+  PUBLIC_URL: url("").optional(),
+  QSTASH_URL: url("").default("https://qstash.upstash.io"),
+  QSTASH_TOKEN: z.string().trim().min(1).optional(),
+  QSTASH_CURRENT_SIGNING_KEY: z.string().trim().min(1).optional(),
+  QSTASH_NEXT_SIGNING_KEY: z.string().trim().min(1).optional(),
+  UPSTASH_REDIS_REST_URL: url("").optional(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().trim().min(1).optional(),
+  /** Fixes the embedded dev tenant's API key (for scripts); at least 24 characters. */
+  DEV_API_KEY: z.string().trim().min(24, "must have at least 24 characters").optional(),
+  RATE_LIMIT_PER_IP: int(1, 1_000_000).default(100),
+  RATE_LIMIT_PER_KEY: int(1, 10_000_000).default(1000),
+  /** Take client addresses from X-Forwarded-For (only behind a proxy you control). */
+  TRUST_PROXY: bool.default(false),
+});
+
+/** Variables that only make sense together. */
+export const configSchema = fields.superRefine((c, ctx) => {
+  const need = (when: boolean, names: (keyof typeof c)[], why: string) => {
+    if (!when) return;
+    for (const name of names) {
+      if (c[name] === undefined) ctx.addIssue({ code: "custom", path: [name], message: why });
+    }
+  };
+  need(
+    c.QSTASH_TOKEN !== undefined || c.QSTASH_CURRENT_SIGNING_KEY !== undefined,
+    ["QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY", "PUBLIC_URL"],
+    "required when QStash is configured",
+  );
+  need(
+    c.UPSTASH_REDIS_REST_URL !== undefined || c.UPSTASH_REDIS_REST_TOKEN !== undefined,
+    ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"],
+    "required when Upstash Redis is configured",
+  );
+  need(
+    c.DATABASE_DRIVER === "neon" || c.NEON_WS_PROXY !== undefined,
+    ["DATABASE_URL"],
+    "required by the Neon driver",
+  );
+  need(
+    c.QSTASH_TOKEN !== undefined,
+    ["DATABASE_URL"],
+    "required with QStash: webhook deliveries may reach any instance, so state must be shared",
+  );
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Which drivers a configuration selects. */
+export function drivers(c: Config) {
+  const neon = c.DATABASE_URL !== undefined &&
+    (c.DATABASE_DRIVER === "neon" ||
+      (c.DATABASE_DRIVER === "auto" &&
+        (c.NEON_WS_PROXY !== undefined ||
+          new URL(c.DATABASE_URL).hostname.endsWith(".neon.tech"))));
+  return {
+    database: c.DATABASE_URL === undefined ? "pglite" : neon ? "neon" : "postgres",
+    transport: c.QSTASH_TOKEN !== undefined ? "qstash" : "table-queue",
+    cache: c.UPSTASH_REDIS_REST_URL !== undefined ? "upstash" : "memory",
+  } as const;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -36,7 +115,7 @@ export class ConfigError extends Error {
 /** Parses `env`; empty strings count as unset. Throws `ConfigError` naming each bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const relevant: Record<string, string> = {};
-  for (const name of Object.keys(configSchema.shape)) {
+  for (const name of Object.keys(fields.shape)) {
     const value = env[name];
     if (value !== undefined && value.trim() !== "") relevant[name] = value;
   }
@@ -46,7 +125,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       parsed.error.issues.map((i) => {
         const name = String(i.path[0] ?? "?");
         const got = relevant[name];
-        return `${name}: ${i.message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`;
+        const shown = got === undefined || SECRETS.has(name) ? "" : ` (got ${JSON.stringify(got)})`;
+        return `${name}: ${i.message}${shown}`;
       }),
     );
   }

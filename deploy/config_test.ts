@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, drivers, loadConfig } from "./config.ts";
 
 Deno.test("loadConfig() gives the embedded defaults for an empty environment", () => {
   const c = loadConfig({});
@@ -33,4 +33,65 @@ Deno.test("loadConfig() accepts a postgres URL and treats empty strings as unset
   const c = loadConfig({ DATABASE_URL: "postgres://u@127.0.0.1:5432/db", PORT: "" });
   assert.equal(c.DATABASE_URL, "postgres://u@127.0.0.1:5432/db");
   assert.equal(c.PORT, 8000);
+});
+
+Deno.test("loadConfig() names what a partial QStash or Upstash setup lacks", () => {
+  assert.throws(
+    () => loadConfig({ QSTASH_TOKEN: "tok", UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1" }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      for (
+        const name of [
+          "QSTASH_CURRENT_SIGNING_KEY",
+          "QSTASH_NEXT_SIGNING_KEY",
+          "PUBLIC_URL",
+          "DATABASE_URL",
+          "UPSTASH_REDIS_REST_TOKEN",
+        ]
+      ) {
+        assert.match(err.message, new RegExp(`${name}:`));
+      }
+      return true;
+    },
+  );
+});
+
+Deno.test("loadConfig() never repeats a secret's value", () => {
+  assert.throws(
+    () => loadConfig({ DEV_API_KEY: "short-secret", DATABASE_URL: "mysql://user:pw@h/db" }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /DEV_API_KEY:/);
+      assert.doesNotMatch(err.message, /short-secret|pw@h/);
+      return true;
+    },
+  );
+});
+
+Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the variables", () => {
+  assert.deepEqual(drivers(loadConfig({})), {
+    database: "pglite",
+    transport: "table-queue",
+    cache: "memory",
+  });
+  assert.equal(
+    drivers(loadConfig({ DATABASE_URL: "postgres://u@127.0.0.1/db" })).database,
+    "postgres",
+  );
+  assert.equal(
+    drivers(loadConfig({ DATABASE_URL: "postgres://u@ep-x-1.eu-central-1.aws.neon.tech/db" }))
+      .database,
+    "neon",
+  );
+  const prod = drivers(loadConfig({
+    DATABASE_URL: "postgres://u@127.0.0.1/db",
+    NEON_WS_PROXY: "127.0.0.1:4444/v1?address={host}:{port}",
+    QSTASH_TOKEN: "t",
+    QSTASH_CURRENT_SIGNING_KEY: "sig_a",
+    QSTASH_NEXT_SIGNING_KEY: "sig_b",
+    PUBLIC_URL: "http://127.0.0.1:8000",
+    UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8079",
+    UPSTASH_REDIS_REST_TOKEN: "r",
+  }));
+  assert.deepEqual(prod, { database: "neon", transport: "qstash", cache: "upstash" });
 });

@@ -1,28 +1,90 @@
 /**
  * The HTTP application: `/api/*` routes over a `Runtime`. Tested without a server through
  * `app.request()`.
+ *
+ * Order of the middleware on `/api/*`: request id, body limit, per-IP rate limit, API key,
+ * per-key rate limit, then the routes. `GET /api/health` is public and not limited.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
+import type { RateDecision, RateLimiter, RateRule } from "../db/ratelimit/port.ts";
+import type { Principal, TenantStore } from "../db/tenants.ts";
+import { auditRoutes } from "./audit.ts";
+import { authenticate } from "./auth.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
+import { limitByIp, limitByKey, type LimitOptions } from "./limits.ts";
 import { requestId } from "./request_id.ts";
 
 export interface AppOptions {
   runtime: Runtime;
+  tenants: TenantStore;
   logger?: Logger;
   /** Largest JSON body accepted, in bytes. @default 1 MiB */
   maxBodyBytes?: number;
+  /** @default in-memory */
+  limiter?: RateLimiter;
+  /** Requests per minute per client IP. @default 100 */
+  perIpPerMinute?: number;
+  /** Requests per minute per API key. @default 1000 */
+  perKeyPerMinute?: number;
+  /** Take the client IP from `X-Forwarded-For` (only behind a proxy you run). @default false */
+  trustProxy?: boolean;
 }
 
-export function createApp(
-  { runtime, logger = jsonLogger("info"), maxBodyBytes = 1 << 20 }: AppOptions,
-) {
-  const app = new Hono();
+/** What the middleware leaves on the context for the routes. */
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    clientIp: string;
+    principal: Principal;
+    rateLimitIp: RateDecision;
+  };
+};
+
+const PUBLIC = new Set(["/api/health"]);
+const isPublic = (path: string) => PUBLIC.has(path);
+
+/** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
+export function clientIp(trustProxy: boolean): (c: Context) => string {
+  return (c) => {
+    if (trustProxy) {
+      const hop = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
+      if (hop) return hop.slice(0, 64);
+    }
+    const env = c.env as { remoteAddr?: { hostname?: string } } | undefined;
+    return env?.remoteAddr?.hostname ?? "unknown";
+  };
+}
+
+export function createApp(options: AppOptions) {
+  const { runtime, tenants, logger = jsonLogger("info"), maxBodyBytes = 1 << 20 } = options;
+  const minute = 60_000;
+  const perIp: RateRule = { name: "ip", limit: options.perIpPerMinute ?? 100, windowMs: minute };
+  const perKey: RateRule = {
+    name: "key",
+    limit: options.perKeyPerMinute ?? 1000,
+    windowMs: minute,
+  };
+  const ipOf = clientIp(options.trustProxy ?? false);
+  const limits: LimitOptions = {
+    limiter: options.limiter ?? new MemoryRateLimiter(),
+    perIp,
+    perKey,
+    isExempt: isPublic,
+    clientIp: ipOf,
+  };
+
+  const app = new Hono<AppEnv>();
   app.use("*", requestId());
+  app.use("/api/*", async function rememberClientIp(c, next) {
+    c.set("clientIp", ipOf(c));
+    await next();
+  });
   app.use(
     "/api/*",
     bodyLimit({
@@ -31,8 +93,12 @@ export function createApp(
         errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`),
     }),
   );
+  app.use("/api/*", limitByIp(limits));
+  app.use("/api/*", authenticate(tenants, { isPublic }));
+  app.use("/api/*", limitByKey(limits));
   app.route("/api", healthRoutes(runtime));
-  app.route("/api", jobRoutes(runtime));
+  app.route("/api", jobRoutes(runtime, tenants));
+  app.route("/api", auditRoutes(tenants));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)
   );

@@ -10,6 +10,7 @@ import { jsonLogger } from "../actors/runtime/ports.ts";
 import { Runtime } from "../actors/runtime/runtime.ts";
 import { TableQueueTransport } from "../actors/transports/table_queue.ts";
 import { pgliteTarget, type TestDatabase, waitFor } from "../tests/harness.ts";
+import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "./app.ts";
 
 const echo = defineActor({
@@ -46,32 +47,65 @@ const flaky = defineActor({
   },
 });
 
-let opened: Promise<{ tdb: TestDatabase; runtime: Runtime; app: ReturnType<typeof createApp> }>;
+const internal = defineActor({
+  name: "t.internal",
+  input: z.object({}),
+  exposed: false,
+  handler: () => {},
+});
+
+interface Setup {
+  tdb: TestDatabase;
+  runtime: Runtime;
+  tenants: TenantStore;
+  app: ReturnType<typeof createApp>;
+  /** The key `call()` sends unless told otherwise (tenant "acme"). */
+  key: string;
+  /** A key of another tenant ("globex"). */
+  otherKey: string;
+}
+
+let opened: Promise<Setup>;
 function setup() {
   opened ??= (async () => {
     const tdb = await pgliteTarget.open();
     const runtime = new Runtime({
       db: tdb.db,
-      actors: [echo, wait, flaky],
+      actors: [echo, wait, flaky, internal],
       transport: new TableQueueTransport(tdb.db, { pollMs: 100 }),
       logger: jsonLogger("silent"),
     });
     await runtime.start();
-    return { tdb, runtime, app: createApp({ runtime, logger: jsonLogger("silent") }) };
+    const tenants = new TenantStore(tdb.db);
+    const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
+    const otherKey = (await tenants.createKey((await tenants.createTenant("globex")).id)).key;
+    const app = createApp({
+      runtime,
+      tenants,
+      logger: jsonLogger("silent"),
+      perIpPerMinute: 100_000,
+      perKeyPerMinute: 100_000,
+    });
+    return { tdb, runtime, tenants, app, key, otherKey };
   })();
   return opened;
 }
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function call(path: string, init: RequestInit & { json?: unknown } = {}) {
-  const { app } = await setup();
-  const { json, ...rest } = init;
+async function call(
+  path: string,
+  init: RequestInit & { json?: unknown; key?: string | null } = {},
+) {
+  const { app, key: defaultKey } = await setup();
+  const { json, key = defaultKey, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  if (json !== undefined) headers.set("content-type", "application/json");
+  if (key !== null) headers.set("x-api-key", key);
   const res = await app.request(path, {
     ...rest,
-    ...(json !== undefined
-      ? { body: JSON.stringify(json), headers: { "content-type": "application/json" } }
-      : {}),
+    headers,
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
   });
   const text = await res.text();
   let body: unknown = text;
@@ -274,8 +308,8 @@ Deno.test(
       json: { input: { id: "s1" } },
     });
     const id = res.body.jobId;
-    const { app } = await setup();
-    const stream = await app.request(`/api/jobs/${id}/events`);
+    const { app, key } = await setup();
+    const stream = await app.request(`/api/jobs/${id}/events`, { headers: { "x-api-key": key } });
     assert.equal(stream.status, 200);
     assert.match(stream.headers.get("content-type") ?? "", /text\/event-stream/);
     assert.ok(stream.headers.get("x-request-id"));

@@ -1,8 +1,11 @@
 /**
  * The jobs API: enqueue, read, list, cancel, live events; dead letters and replay.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
+import { NotFoundError } from "../actors/runtime/errors.ts";
+import type { TenantStore } from "../db/tenants.ts";
+import { principalOf } from "./auth.ts";
 import { z } from "zod";
 import { isTerminal, JOB_STATUSES, type Runtime } from "../actors/runtime/runtime.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
@@ -36,12 +39,25 @@ const listDeadLettersQuery = z.object({
 const EVENTS_POLL_MS = 250;
 const KEEPALIVE_MS = 15_000;
 
-export function jobRoutes(runtime: Runtime): Hono {
+/** The audit fields of the request: who (key), from where, which request. */
+export function auditContext(c: Context) {
+  const p = principalOf(c);
+  return {
+    tenantId: p.tenantId,
+    apiKeyId: p.apiKeyId,
+    requestId: (c.get("requestId") as string | undefined) ?? null,
+    ip: (c.get("clientIp") as string | undefined) ?? null,
+  };
+}
+
+export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
   const app = new Hono();
 
   app.post("/actors/:name/jobs", async function enqueueJob(c) {
     const name = c.req.param("name");
-    runtime.actor(name); // 404 before reading the body
+    const def = runtime.actors.get(name);
+    if (!def?.exposed) throw new NotFoundError("actor", name); // before reading the body
+    const { tenantId } = principalOf(c);
     const body = parseBody(await jsonBody(c), enqueueBody);
     const idempotencyKey = body.idempotencyKey ?? c.req.header("idempotency-key");
     if (
@@ -55,6 +71,7 @@ export function jobRoutes(runtime: Runtime): Hono {
       ...(body.delayMs !== undefined ? { delayMs: body.delayMs } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      tenantId,
     });
     c.header("Location", `/api/jobs/${job.id}`);
     return c.json({ jobId: job.id, status: job.status }, created ? 202 : 200);
@@ -63,6 +80,7 @@ export function jobRoutes(runtime: Runtime): Hono {
   app.get("/jobs", async function listJobs(c) {
     const q = parseQuery(c, listJobsQuery);
     const page = await runtime.listJobs({
+      tenantId: principalOf(c).tenantId,
       limit: q.limit,
       ...(q.actor !== undefined ? { actor: q.actor } : {}),
       ...(q.status !== undefined ? { status: q.status } : {}),
@@ -72,16 +90,25 @@ export function jobRoutes(runtime: Runtime): Hono {
   });
 
   app.get("/jobs/:id", async function getJob(c) {
-    return c.json(await runtime.getJob(pathId(c, "job")));
+    return c.json(await runtime.getJob(pathId(c, "job"), principalOf(c).tenantId));
   });
 
   app.post("/jobs/:id/cancel", async function cancelJob(c) {
-    return c.json(await runtime.cancel(pathId(c, "job")));
+    const job = await runtime.cancel(pathId(c, "job"), principalOf(c).tenantId);
+    await tenants.audit({
+      ...auditContext(c),
+      action: "job.cancel",
+      targetType: "job",
+      targetId: job.id,
+      details: { actor: job.actor, status: job.status },
+    });
+    return c.json(job);
   });
 
   app.get("/jobs/:id/events", async function jobEvents(c) {
     const id = pathId(c, "job");
-    const first = await runtime.getJob(id); // 404 as JSON before the stream starts
+    const { tenantId } = principalOf(c);
+    const first = await runtime.getJob(id, tenantId); // 404 as JSON before the stream starts
     return streamSSE(c, async function sendEvents(stream) {
       let last = "";
       let wake: (() => void) | null = null;
@@ -122,7 +149,7 @@ export function jobRoutes(runtime: Runtime): Hono {
           });
           wake = null;
           if (closed) break;
-          job = await runtime.getJob(id);
+          job = await runtime.getJob(id, tenantId);
         }
       } finally {
         unsubscribe();
@@ -133,6 +160,7 @@ export function jobRoutes(runtime: Runtime): Hono {
   app.get("/dead-letters", async function listDeadLetters(c) {
     const q = parseQuery(c, listDeadLettersQuery);
     const page = await runtime.listDeadLetters({
+      tenantId: principalOf(c).tenantId,
       limit: q.limit,
       ...(q.actor !== undefined ? { actor: q.actor } : {}),
       ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
@@ -141,7 +169,15 @@ export function jobRoutes(runtime: Runtime): Hono {
   });
 
   app.post("/dead-letters/:id/replay", async function replayDeadLetter(c) {
-    const job = await runtime.replay(pathId(c, "dead letter"));
+    const deadLetterId = pathId(c, "dead letter");
+    const job = await runtime.replay(deadLetterId, principalOf(c).tenantId);
+    await tenants.audit({
+      ...auditContext(c),
+      action: "dead_letter.replay",
+      targetType: "dead_letter",
+      targetId: deadLetterId,
+      details: { jobId: job.id, actor: job.actor },
+    });
     return c.json({ jobId: job.id, status: job.status }, 202);
   });
 

@@ -55,15 +55,22 @@ Deno.test({
   let server = start();
   try {
     await healthy();
+    // The first embedded start made a dev tenant and left its key for scripts.
+    const key = (await Deno.readTextFile(`${dir}/dev-api-key`)).trim();
+    assert.match(key, /^trp_[0-9A-Za-z]{32}$/);
+    const headers = { "content-type": "application/json", "x-api-key": key };
+    const anonymous = await fetch(`${base}/api/jobs`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
     const res = await fetch(`${base}/api/actors/system.echo/jobs`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({ input: { message: "over http" } }),
     });
     assert.equal(res.status, 202);
     const { jobId } = await res.json();
     const job = await waitFor(async () => {
-      const r = await fetch(`${base}/api/jobs/${jobId}`);
+      const r = await fetch(`${base}/api/jobs/${jobId}`, { headers });
       const body = await r.json();
       return body.status === "succeeded" ? body : null;
     }, { what: "the job to succeed" });
@@ -73,9 +80,10 @@ Deno.test({
     assert.equal((await server.status).code, 0, "graceful shutdown");
     server = start();
     await healthy();
-    const again = await (await fetch(`${base}/api/jobs/${jobId}`)).json();
+    const again = await (await fetch(`${base}/api/jobs/${jobId}`, { headers })).json();
     assert.equal(again.status, "succeeded");
     assert.equal(again.id, jobId);
+    assert.equal((await Deno.readTextFile(`${dir}/dev-api-key`)).trim(), key, "same key");
   } finally {
     try {
       server.kill("SIGKILL");

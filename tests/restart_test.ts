@@ -15,11 +15,12 @@ Deno.test({
   try {
     const config = loadConfig({ DATA_DIR: dir, LOG_LEVEL: "silent" });
     let troupe = await compose(config);
+    assert.ok(troupe.newDevKey, "the first embedded start makes a dev key");
     // Stop the runtime first so the job stays queued, as if the process died after accepting it.
     await troupe.runtime.stop();
     const res = await troupe.app.request("/api/actors/system.echo/jobs", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", "x-api-key": troupe.newDevKey! },
       body: JSON.stringify({ input: { message: "persisted" } }),
     });
     assert.equal(res.status, 202);

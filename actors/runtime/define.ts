@@ -86,6 +86,8 @@ export interface ActorConfig<I, S, R> {
   /** A cron expression (5 fields, UTC); a scheduled run gets `scheduleInput` as input. */
   schedule?: string;
   scheduleInput?: I;
+  /** Whether API callers may enqueue it (`POST /api/actors/:name/jobs`). @default true */
+  exposed?: boolean;
 }
 
 export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
@@ -96,6 +98,8 @@ export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
   readonly handler: (input: I, ctx: ActorContext<S>) => Promise<R> | R;
   readonly policy: ActorPolicy;
   readonly schedule?: { cron: string; input: I };
+  /** Whether API callers may enqueue it. */
+  readonly exposed: boolean;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -139,6 +143,7 @@ export function defineActor<I, S = Record<string, never>, R = unknown>(
     keyOf: config.key ?? (() => name),
     initialState: config.initialState ?? (() => ({}) as S),
     handler: config.handler,
+    exposed: config.exposed ?? true,
     policy: {
       maxAttempts: retries + 1,
       backoff: { ...DEFAULT_BACKOFF, ...config.backoff },

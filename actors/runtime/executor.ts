@@ -34,7 +34,7 @@ export async function prepareJob(
     });
   }
   const id = options.idempotencyKey
-    ? await deterministicId("enqueue", def.name, options.idempotencyKey)
+    ? await deterministicId("enqueue", options.tenantId ?? "", def.name, options.idempotencyKey)
     : uuidv7();
   return {
     id,

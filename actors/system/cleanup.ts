@@ -1,6 +1,6 @@
 /**
  * `system.cleanup`: deletes finished jobs, ledger rows and dead letters older than the
- * retention setting. Scheduled daily; deletes in batches so no lock is held for long.
+ * retention setting, and audit-log entries older than the audit retention (90 days). Scheduled daily; deletes in batches so no lock is held for long.
  * Deleting is idempotent, so it writes through the database port directly.
  */
 import { z } from "zod";
@@ -13,13 +13,18 @@ export interface CleanupOptions {
   db: SqlExecutor;
   /** Rows older than this many days go. */
   retentionDays: number;
+  /** Audit-log entries older than this many days go. @default 90 */
+  auditRetentionDays?: number;
   /** @default "17 3 * * *" (daily, 03:17 UTC) */
   schedule?: string;
 }
 
-export function cleanupActor({ db, retentionDays, schedule = "17 3 * * *" }: CleanupOptions) {
+export function cleanupActor(
+  { db, retentionDays, auditRetentionDays = 90, schedule = "17 3 * * *" }: CleanupOptions,
+) {
   return defineActor({
     name: "system.cleanup",
+    exposed: false,
     input: z.object({ retentionDays: z.number().int().min(0).max(3650).optional() }),
     key: () => "system:cleanup",
     schedule,
@@ -30,11 +35,12 @@ export function cleanupActor({ db, retentionDays, schedule = "17 3 * * *" }: Cle
     handler: async (input, ctx) => {
       const days = input.retentionDays ?? retentionDays;
       const cutoff = new Date(Date.now() - days * 86_400_000).toISOString();
-      const deleted = { jobs: 0, ledger: 0, deadLetters: 0 };
-      const drain = async (sql: string) => {
+      const auditCutoff = new Date(Date.now() - auditRetentionDays * 86_400_000).toISOString();
+      const deleted = { jobs: 0, ledger: 0, deadLetters: 0, audit: 0 };
+      const drain = async (sql: string, before = cutoff) => {
         let total = 0;
         while (!ctx.signal.aborted) {
-          const rows = await db.query<{ n: number }>(sql, [cutoff, BATCH]);
+          const rows = await db.query<{ n: number }>(sql, [before, BATCH]);
           const n = rows[0]?.n ?? 0;
           total += n;
           if (n < BATCH) break;
@@ -60,6 +66,14 @@ export function cleanupActor({ db, retentionDays, schedule = "17 3 * * *" }: Cle
            SELECT id FROM troupe_dead_letters WHERE created_at < $1::timestamptz LIMIT $2)
            RETURNING 1)
          SELECT count(*)::int AS n FROM d`,
+      );
+      ctx.progress(90, "dead letters deleted");
+      deleted.audit = await drain(
+        `WITH d AS (DELETE FROM troupe_audit_log WHERE id IN (
+           SELECT id FROM troupe_audit_log WHERE created_at < $1::timestamptz LIMIT $2)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM d`,
+        auditCutoff,
       );
       ctx.log.info("cleanup done", { ...deleted, retentionDays: days });
       return { ...deleted, cutoff };

@@ -1,2 +1,3 @@
 /** Every table of Troupe, for drizzle-kit and typed queries. */
 export * from "./runtime.ts";
+export * from "./tenants.ts";

@@ -58,6 +58,7 @@ export const jobs = pgTable(
       sql`${t.status} = 'queued'`,
     ),
     index("troupe_jobs_status_idx").on(t.status, t.id),
+    index("troupe_jobs_tenant_idx").on(t.tenantId, t.id),
     index("troupe_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
   ],
 );

@@ -39,61 +39,78 @@ contractSuite("system", {
     assert.deepEqual(first.job.input, { source: "cron" });
   },
 
-  "cleanup deletes finished jobs, ledger rows and dead letters past retention": async (
-    { db, runtime },
-  ) => {
-    const noop = defineActor({
-      name: "s2.noop",
-      input: z.object({ n: z.number() }),
-      handler: () => {},
-    });
-    const cleanup = cleanupActor({ db, retentionDays: 7 });
-    const rt = await runtime([noop, cleanup]);
-    const ids: string[] = [];
-    for (let n = 0; n < 6; n++) ids.push((await rt.enqueue("s2.noop", { n })).job.id);
-    await waitFor(async () => {
-      const rows = await db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 's2.noop' AND status = 'succeeded'",
+  "cleanup deletes finished jobs, ledger rows, dead letters and audit entries past retention":
+    async (
+      { db, runtime },
+    ) => {
+      const noop = defineActor({
+        name: "s2.noop",
+        input: z.object({ n: z.number() }),
+        handler: () => {},
+      });
+      const cleanup = cleanupActor({ db, retentionDays: 7 });
+      const rt = await runtime([noop, cleanup]);
+      const ids: string[] = [];
+      for (let n = 0; n < 6; n++) ids.push((await rt.enqueue("s2.noop", { n })).job.id);
+      await waitFor(async () => {
+        const rows = await db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 's2.noop' AND status = 'succeeded'",
+        );
+        return rows[0]!.n === 6;
+      });
+      const old = ids.slice(0, 4);
+      await db.query(
+        `UPDATE troupe_jobs SET finished_at = now() - interval '8 days' WHERE id = ANY($1::text[])`,
+        [old],
       );
-      return rows[0]!.n === 6;
-    });
-    const old = ids.slice(0, 4);
-    await db.query(
-      `UPDATE troupe_jobs SET finished_at = now() - interval '8 days' WHERE id = ANY($1::text[])`,
-      [old],
-    );
-    await db.query(
-      `UPDATE troupe_processed_messages SET processed_at = now() - interval '8 days'
+      await db.query(
+        `UPDATE troupe_processed_messages SET processed_at = now() - interval '8 days'
        WHERE message_id = ANY($1::text[])`,
-      [old],
-    );
-    await db.query(
-      `INSERT INTO troupe_dead_letters (id, job_id, actor, key, input, error, attempts, created_at)
+        [old],
+      );
+      await db.query(
+        `INSERT INTO troupe_dead_letters (id, job_id, actor, key, input, error, attempts, created_at)
        VALUES ('dl-old', 'j-old', 's2.noop', 's2.noop', '{}', '{}', 1, now() - interval '8 days'),
               ('dl-new', 'j-new', 's2.noop', 's2.noop', '{}', '{}', 1, now())`,
-    );
-    const queued = await rt.enqueue("s2.noop", { n: 99 }, { delayMs: 3_600_000 });
-    await db.query("UPDATE troupe_jobs SET created_at = now() - interval '30 days' WHERE id = $1", [
-      queued.job.id,
-    ]);
+      );
+      await db.query(
+        `INSERT INTO troupe_audit_log (id, action, created_at)
+       VALUES ('a-old', 'job.cancel', now() - interval '91 days'),
+              ('a-kept', 'job.cancel', now() - interval '89 days')`,
+      );
+      const queued = await rt.enqueue("s2.noop", { n: 99 }, { delayMs: 3_600_000 });
+      await db.query(
+        "UPDATE troupe_jobs SET created_at = now() - interval '30 days' WHERE id = $1",
+        [
+          queued.job.id,
+        ],
+      );
 
-    const { job } = await rt.enqueue("system.cleanup", {});
-    const done = await waitFor(async () => {
-      const j = await rt.getJob(job.id);
-      return j.status === "succeeded" ? j : null;
-    });
-    const result = done.result as { jobs: number; ledger: number; deadLetters: number };
-    assert.equal(result.jobs, 4);
-    assert.equal(result.ledger, 4);
-    assert.equal(result.deadLetters, 1);
-    const left = await db.query<{ id: string }>(
-      "SELECT id FROM troupe_jobs WHERE actor = 's2.noop' ORDER BY id",
-    );
-    assert.deepEqual(left.map((r) => r.id).sort(), [...ids.slice(4), queued.job.id].sort());
-    const dls = await db.query<{ id: string }>("SELECT id FROM troupe_dead_letters");
-    assert.deepEqual(dls.map((r) => r.id), ["dl-new"]);
-    assert.equal(cleanup.schedule?.cron, "17 3 * * *");
-  },
+      const { job } = await rt.enqueue("system.cleanup", {});
+      const done = await waitFor(async () => {
+        const j = await rt.getJob(job.id);
+        return j.status === "succeeded" ? j : null;
+      });
+      const result = done.result as {
+        jobs: number;
+        ledger: number;
+        deadLetters: number;
+        audit: number;
+      };
+      assert.equal(result.audit, 1);
+      const audit = await db.query<{ id: string }>("SELECT id FROM troupe_audit_log");
+      assert.deepEqual(audit.map((r) => r.id), ["a-kept"]);
+      assert.equal(result.jobs, 4);
+      assert.equal(result.ledger, 4);
+      assert.equal(result.deadLetters, 1);
+      const left = await db.query<{ id: string }>(
+        "SELECT id FROM troupe_jobs WHERE actor = 's2.noop' ORDER BY id",
+      );
+      assert.deepEqual(left.map((r) => r.id).sort(), [...ids.slice(4), queued.job.id].sort());
+      const dls = await db.query<{ id: string }>("SELECT id FROM troupe_dead_letters");
+      assert.deepEqual(dls.map((r) => r.id), ["dl-new"]);
+      assert.equal(cleanup.schedule?.cron, "17 3 * * *");
+    },
 
   "an idempotency key makes an enqueue happen once": async ({ runtime }) => {
     const def = defineActor({

@@ -1,0 +1,55 @@
+/**
+ * Tenants, their API keys and the audit log.
+ *
+ * - `tenants`: every API call acts for one tenant; jobs, datasets and courses carry its id.
+ * - `apiKeys`: keys are stored as SHA-256 hashes; `prefix` (the first characters) names a key in
+ *   listings and logs without revealing it.
+ * - `auditLog`: who did what (uploads, cancels, replays, cache invalidations, key creation);
+ *   the cleanup actor keeps it 90 days.
+ */
+import { index, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+export const tenants = pgTable("troupe_tenants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull().unique(),
+  createdAt: tz("created_at").notNull().defaultNow(),
+});
+
+export const apiKeys = pgTable(
+  "troupe_api_keys",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    prefix: text("prefix").notNull(),
+    hash: text("hash").notNull().unique(),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    revokedAt: tz("revoked_at"),
+  },
+  (t) => [index("troupe_api_keys_tenant_idx").on(t.tenantId)],
+);
+
+export const auditLog = pgTable(
+  "troupe_audit_log",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id"),
+    apiKeyId: text("api_key_id"),
+    action: text("action").notNull(),
+    targetType: text("target_type"),
+    targetId: text("target_id"),
+    details: jsonb("details"),
+    ip: text("ip"),
+    requestId: text("request_id"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("troupe_audit_log_tenant_idx").on(t.tenantId, t.id),
+    index("troupe_audit_log_created_idx").on(t.createdAt),
+  ],
+);
+
+export type TenantRow = typeof tenants.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;

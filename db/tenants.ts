@@ -1,0 +1,262 @@
+/**
+ * Tenants, API keys and the audit log, over any `SqlDatabase`.
+ *
+ * A key is `trp_` + 32 random base62 characters (190 bits). Only its SHA-256 hash is stored;
+ * the key itself is shown once, when it is created. Authentication results are kept in
+ * memory for a few seconds so that a busy client costs no query per request; a revoked key
+ * stops working within that time on every instance.
+ */
+import { ConflictError, NotFoundError, ValidationError } from "../actors/runtime/errors.ts";
+import { uuidv7 } from "../actors/runtime/ids.ts";
+import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+/** Who is calling: the tenant every query is scoped to, and the key used. */
+export interface Principal {
+  tenantId: string;
+  tenantName: string;
+  apiKeyId: string;
+}
+
+export interface CreatedKey {
+  id: string;
+  /** The key itself: shown once, never stored. */
+  key: string;
+  prefix: string;
+}
+
+export interface AuditEntry {
+  tenantId: string | null;
+  apiKeyId?: string | null;
+  action: string;
+  targetType?: string;
+  targetId?: string;
+  details?: unknown;
+  ip?: string | null;
+  requestId?: string | null;
+}
+
+const KEY_PREFIX = "trp_";
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** Keys given by an operator (DEV_API_KEY) must be at least this long. */
+export const MIN_KEY_LENGTH = 24;
+const AUTH_CACHE_MS = 10_000;
+const AUTH_CACHE_MAX = 10_000;
+
+/** A new random API key. */
+export function generateApiKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return KEY_PREFIX + [...bytes].map((b) => ALPHABET[b % 62]).join("");
+}
+
+/** SHA-256 hex of a key: what the database stores. */
+export async function hashApiKey(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class TenantStore {
+  readonly #db: SqlDatabase;
+  readonly #authCache = new Map<string, { principal: Principal | null; until: number }>();
+
+  constructor(db: SqlDatabase) {
+    this.#db = db;
+  }
+
+  /** Creates a tenant; a taken name is a `ConflictError`. */
+  async createTenant(name: string): Promise<Tenant> {
+    assertTenantName(name);
+    const rows = await this.#db.query<Row>(
+      `INSERT INTO troupe_tenants (id, name) VALUES ($1, $2)
+       ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at`,
+      [uuidv7(), name],
+    );
+    if (!rows[0]) throw new ConflictError(`tenant "${name}" already exists`);
+    return tenantView(rows[0]);
+  }
+
+  /** The tenant named `name`, created when missing. */
+  async ensureTenant(name: string): Promise<Tenant> {
+    assertTenantName(name);
+    await this.#db.query(
+      "INSERT INTO troupe_tenants (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+      [uuidv7(), name],
+    );
+    const rows = await this.#db.query<Row>(
+      "SELECT id, name, created_at FROM troupe_tenants WHERE name = $1",
+      [name],
+    );
+    return tenantView(rows[0]!);
+  }
+
+  async getTenant(id: string): Promise<Tenant> {
+    const rows = await this.#db.query<Row>(
+      "SELECT id, name, created_at FROM troupe_tenants WHERE id = $1",
+      [id],
+    );
+    if (!rows[0]) throw new NotFoundError("tenant", id);
+    return tenantView(rows[0]);
+  }
+
+  /**
+   * Creates an API key for a tenant and records it in the audit log, in one transaction.
+   * With `key` (an operator-chosen key such as DEV_API_KEY) that key is stored instead of a
+   * random one; storing the same key for the same tenant again changes nothing.
+   */
+  async createKey(
+    tenantId: string,
+    { name = "default", key, audit }: {
+      name?: string;
+      key?: string;
+      audit?: Omit<AuditEntry, "action" | "tenantId">;
+    } = {},
+  ): Promise<CreatedKey> {
+    if (key !== undefined && key.length < MIN_KEY_LENGTH) {
+      throw new ValidationError(`an API key needs at least ${MIN_KEY_LENGTH} characters`);
+    }
+    const secret = key ?? generateApiKey();
+    const hash = await hashApiKey(secret);
+    const prefix = secret.slice(0, 12);
+    return await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ id: string; tenant_id: string }>(
+        `WITH ins AS (
+           INSERT INTO troupe_api_keys (id, tenant_id, name, prefix, hash)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING RETURNING id, tenant_id)
+         SELECT id, tenant_id FROM ins
+         UNION ALL SELECT id, tenant_id FROM troupe_api_keys WHERE hash = $5`,
+        [uuidv7(), tenantId, name, prefix, hash],
+      );
+      const row = rows[0]!;
+      if (row.tenant_id !== tenantId) throw new ConflictError("this key belongs to another tenant");
+      await insertAudit(tx, {
+        ...audit,
+        tenantId,
+        action: "api_key.create",
+        targetType: "api_key",
+        targetId: row.id,
+        details: { name, prefix },
+      });
+      return { id: row.id, key: secret, prefix };
+    });
+  }
+
+  /** Revokes a key; within a few seconds no instance accepts it. */
+  async revokeKey(tenantId: string, keyId: string): Promise<void> {
+    const rows = await this.#db.query(
+      `UPDATE troupe_api_keys SET revoked_at = now()
+       WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id`,
+      [keyId, tenantId],
+    );
+    if (!rows[0]) throw new NotFoundError("api key", keyId);
+    this.#authCache.clear();
+  }
+
+  /** The principal of a key, or null when the key is unknown or revoked. */
+  async authenticate(key: string): Promise<Principal | null> {
+    if (!key.startsWith(KEY_PREFIX) && key.length < MIN_KEY_LENGTH) return null;
+    if (key.length > 200) return null;
+    const hash = await hashApiKey(key);
+    const cached = this.#authCache.get(hash);
+    if (cached && cached.until > Date.now()) return cached.principal;
+    const rows = await this.#db.query<{ id: string; tenant_id: string; tenant_name: string }>(
+      `SELECT k.id, k.tenant_id, t.name AS tenant_name
+       FROM troupe_api_keys k JOIN troupe_tenants t ON t.id = k.tenant_id
+       WHERE k.hash = $1 AND k.revoked_at IS NULL`,
+      [hash],
+    );
+    const row = rows[0];
+    const principal = row
+      ? { tenantId: row.tenant_id, tenantName: row.tenant_name, apiKeyId: row.id }
+      : null;
+    if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
+    this.#authCache.set(hash, { principal, until: Date.now() + AUTH_CACHE_MS });
+    return principal;
+  }
+
+  /** Appends to the audit log. */
+  async audit(entry: AuditEntry): Promise<void> {
+    await insertAudit(this.#db, entry);
+  }
+
+  /** A tenant's audit log, newest first, with cursor pagination. */
+  async listAudit(
+    tenantId: string,
+    { limit = 50, cursor }: { limit?: number; cursor?: string } = {},
+  ): Promise<{ items: AuditView[]; nextCursor: string | null }> {
+    const rows = await this.#db.query<Row>(
+      `SELECT * FROM troupe_audit_log WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2)
+       ORDER BY id DESC LIMIT $3`,
+      [tenantId, cursor ?? null, limit + 1],
+    );
+    const items = rows.slice(0, limit).map(auditView);
+    return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
+  }
+}
+
+export interface AuditView {
+  id: string;
+  action: string;
+  apiKeyId: string | null;
+  targetType: string | null;
+  targetId: string | null;
+  details: unknown;
+  ip: string | null;
+  requestId: string | null;
+  createdAt: string;
+}
+
+type Row = Record<string, unknown>;
+
+function assertTenantName(name: string): void {
+  if (!TENANT_NAME.test(name)) {
+    throw new ValidationError(
+      "a tenant name is 1-63 characters: lower-case letters, digits, '.', '_' or '-'",
+      { name },
+    );
+  }
+}
+
+async function insertAudit(tx: SqlExecutor, e: AuditEntry): Promise<void> {
+  await tx.query(
+    `INSERT INTO troupe_audit_log
+       (id, tenant_id, api_key_id, action, target_type, target_id, details, ip, request_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)`,
+    [
+      uuidv7(),
+      e.tenantId,
+      e.apiKeyId ?? null,
+      e.action,
+      e.targetType ?? null,
+      e.targetId ?? null,
+      e.details === undefined ? null : JSON.stringify(e.details),
+      e.ip ?? null,
+      e.requestId ?? null,
+    ],
+  );
+}
+
+const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();
+
+function tenantView(r: Row): Tenant {
+  return { id: String(r.id), name: String(r.name), createdAt: iso(r.created_at) };
+}
+
+function auditView(r: Row): AuditView {
+  return {
+    id: String(r.id),
+    action: String(r.action),
+    apiKeyId: (r.api_key_id as string | null) ?? null,
+    targetType: (r.target_type as string | null) ?? null,
+    targetId: (r.target_id as string | null) ?? null,
+    details: r.details ?? null,
+    ip: (r.ip as string | null) ?? null,
+    requestId: (r.request_id as string | null) ?? null,
+    createdAt: iso(r.created_at),
+  };
+}

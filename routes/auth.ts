@@ -1,0 +1,49 @@
+/**
+ * API keys: every `/api/*` call but the public ones carries `X-API-Key: <key>` or
+ * `Authorization: Bearer <key>`; the key's tenant scopes everything the call reads or writes.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import type { Principal, TenantStore } from "../db/tenants.ts";
+import { errorResponse } from "./errors.ts";
+
+/** The caller of an authenticated route. */
+export function principalOf(c: Context): Principal {
+  const principal = c.get("principal") as Principal | undefined;
+  if (!principal) throw new Error("principal missing on an authenticated route");
+  return principal;
+}
+
+/** The key a request presents, if any. */
+export function presentedKey(c: Context): string | undefined {
+  const header = c.req.header("x-api-key");
+  if (header) return header.trim();
+  const auth = c.req.header("authorization");
+  const m = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
+  return m?.[1];
+}
+
+export function authenticate(
+  tenants: TenantStore,
+  { isPublic }: { isPublic: (path: string) => boolean },
+): MiddlewareHandler {
+  return async function authenticateMiddleware(c, next) {
+    if (isPublic(c.req.path)) return await next();
+    const key = presentedKey(c);
+    if (!key) {
+      c.header("WWW-Authenticate", 'Bearer realm="troupe"');
+      return errorResponse(
+        c,
+        401,
+        "UNAUTHENTICATED",
+        "an API key is required: send X-API-Key or Authorization: Bearer",
+      );
+    }
+    const principal = await tenants.authenticate(key);
+    if (!principal) {
+      c.header("WWW-Authenticate", 'Bearer realm="troupe", error="invalid_token"');
+      return errorResponse(c, 401, "UNAUTHENTICATED", "the API key is unknown or revoked");
+    }
+    c.set("principal", principal);
+    await next();
+  };
+}
