@@ -2,10 +2,26 @@
 import { PGlite } from "@electric-sql/pglite";
 import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
 
-/** Opens PGlite at `dataDir` (a directory), or in memory when it is undefined. */
+/**
+ * Opens PGlite at `dataDir` (a directory), or in memory when it is undefined.
+ *
+ * A directory has one user at a time: a second process opening it would corrupt it, so a
+ * lock file (`<dataDir>.lock`, holding the pid) refuses it with a clear message. A lock left
+ * by a process that no longer runs is taken over.
+ */
 export async function openPglite(dataDir?: string): Promise<SqlDatabase> {
-  if (dataDir) await Deno.mkdir(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir ? { dataDir } : {});
+  let unlock = () => Promise.resolve();
+  if (dataDir) {
+    await Deno.mkdir(dataDir, { recursive: true });
+    unlock = await lockDirectory(dataDir);
+  }
+  let pg: PGlite;
+  try {
+    pg = await PGlite.create(dataDir ? { dataDir } : {});
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
   // PGlite runs one query at a time; transactions are exclusive by construction.
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
@@ -34,6 +50,48 @@ export async function openPglite(dataDir?: string): Promise<SqlDatabase> {
     },
     async close() {
       if (!pg.closed) await pg.close();
+      await unlock();
     },
   };
+}
+
+/** The database directory is in use by another running process. */
+export class DirectoryLockedError extends Error {
+  constructor(dir: string, pid: number) {
+    super(
+      `${dir} is in use by another Troupe process (pid ${pid}); stop it first, ` +
+        "or use DATABASE_URL for a database several processes can share",
+    );
+    this.name = "DirectoryLockedError";
+  }
+}
+
+async function lockDirectory(dir: string): Promise<() => Promise<void>> {
+  const path = `${dir.replace(/\/+$/, "")}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await Deno.writeTextFile(path, String(Deno.pid), { createNew: true });
+      return async () => {
+        try {
+          if ((await Deno.readTextFile(path)).trim() === String(Deno.pid)) await Deno.remove(path);
+        } catch { /* already gone */ }
+      };
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      const pid = Number((await Deno.readTextFile(path).catch(() => "")).trim());
+      if (pid && pid !== Deno.pid && await alive(pid)) throw new DirectoryLockedError(dir, pid);
+      await Deno.remove(path).catch(() => {}); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not lock ${dir}`);
+}
+
+async function alive(pid: number): Promise<boolean> {
+  if (Deno.build.os !== "linux") return true; // no cheap check: assume it runs
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
 }

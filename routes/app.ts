@@ -4,6 +4,7 @@
  *
  * Order of the middleware on `/api/*`: request id, body limit, per-IP rate limit, API key,
  * per-key rate limit, then the routes. `GET /api/health` is public and not limited.
+ * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -18,6 +19,7 @@ import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { limitByIp, limitByKey, type LimitOptions } from "./limits.ts";
+import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
 
 export interface AppOptions {
@@ -34,6 +36,8 @@ export interface AppOptions {
   perKeyPerMinute?: number;
   /** Take the client IP from `X-Forwarded-For` (only behind a proxy you run). @default false */
   trustProxy?: boolean;
+  /** QStash webhooks (production transport); absent when the table queue runs. */
+  webhooks?: Omit<WebhookOptions, "runtime">;
 }
 
 /** What the middleware leaves on the context for the routes. */
@@ -99,6 +103,7 @@ export function createApp(options: AppOptions) {
   app.route("/api", healthRoutes(runtime));
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
+  if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)
   );

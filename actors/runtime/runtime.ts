@@ -21,7 +21,7 @@ import {
   releaseLeases,
 } from "./sql/claim_jobs.ts";
 import { type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
-import { insertJobs } from "./sql/insert_jobs.ts";
+import { insertJobs, type QueuedMessage, queuedMessage } from "./sql/insert_jobs.ts";
 import { reapJobs } from "./sql/reap_jobs.ts";
 import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
 
@@ -261,23 +261,29 @@ export class Runtime implements Consumer {
     return rows.map((r) => r.id);
   }
 
-  async #afterCommit(sent: readonly string[]): Promise<void> {
+  async #afterCommit(sent: readonly QueuedMessage[]): Promise<void> {
     if (sent.length === 0) return;
     if (this.transport.mode === "pull") {
       this.transport.wake();
       return;
     }
-    await this.transport.publish(sent);
-    await this.db.query("DELETE FROM troupe_outbox WHERE job_id = ANY($1::text[])", [sent]);
+    await this.transport.publish(
+      sent.map((m) => ({ ...m, policy: this.actor(m.actor).policy })),
+    );
+    await this.db.query("DELETE FROM troupe_outbox WHERE job_id = ANY($1::text[])", [
+      sent.map((m) => m.id),
+    ]);
   }
 
   /** Publishes outbox rows left behind (a crash between commit and publish). */
   async relayOutbox(): Promise<number> {
-    const rows = await this.db.query<{ job_id: string }>(
-      `SELECT job_id FROM troupe_outbox WHERE created_at < now() - interval '1 second'
-       ORDER BY created_at LIMIT 500`,
+    const rows = await this.db.query<{ id: string; actor: string; key: string; run_at: unknown }>(
+      `SELECT j.id, j.actor, j.key, j.run_at
+       FROM troupe_outbox o JOIN troupe_jobs j ON j.id = o.job_id
+       WHERE o.created_at < now() - interval '1 second'
+       ORDER BY o.created_at LIMIT 500`,
     );
-    await this.#afterCommit(rows.map((r) => r.job_id));
+    await this.#afterCommit(rows.filter((r) => this.actors.has(r.actor)).map(queuedMessage));
     return rows.length;
   }
 
@@ -404,9 +410,12 @@ export class Runtime implements Consumer {
   // ---------------------------------------------------------------- dispatch (push)
 
   async deliver(jobId: string): Promise<DeliveryOutcome> {
-    const rows = await this.db.query<{ key: string; status: string; processed: boolean }>(
+    const rows = await this.db.query<
+      { key: string; status: string; processed: boolean; wait_ms: number }
+    >(
       `SELECT j.key, j.status, EXISTS (
-         SELECT 1 FROM troupe_processed_messages p WHERE p.message_id = j.id) AS processed
+         SELECT 1 FROM troupe_processed_messages p WHERE p.message_id = j.id) AS processed,
+         greatest(0, ceil(extract(epoch FROM j.run_at - now()) * 1000))::int AS wait_ms
        FROM troupe_jobs j WHERE j.id = $1`,
       [jobId],
     );
@@ -419,6 +428,10 @@ export class Runtime implements Consumer {
       return { status: seen.length ? "duplicate" : "unknown" };
     }
     if (TERMINAL.has(row.status)) return { status: row.status as "succeeded" };
+    // Early (a retry's backoff or a delay not over yet): come back when it is due.
+    if (row.status === "queued" && row.wait_ms > 50) {
+      return { status: "busy", retryInMs: row.wait_ms };
+    }
     if (this.freeSlots() <= 0) return { status: "busy", retryInMs: 100 };
     this.#inFlight++;
     try {
@@ -457,6 +470,44 @@ export class Runtime implements Consumer {
     } finally {
       this.#inFlight--;
     }
+  }
+
+  /**
+   * The transport gave up delivering a message (e.g. QStash's failure callback after its last
+   * retry). A job still queued becomes a failed job with a dead letter, replayable like any
+   * other; a running or finished job is left alone (its handler decides). Idempotent.
+   */
+  async giveUp(
+    jobId: string,
+    error: { code: string; message: string },
+  ): Promise<"dead-lettered" | "running" | "finished" | "unknown"> {
+    const outcome = await this.db.transaction(async (tx) => {
+      const rows = await tx.query<{ status: string }>(
+        "SELECT status FROM troupe_jobs WHERE id = $1 FOR UPDATE",
+        [jobId],
+      );
+      const status = rows[0]?.status;
+      if (status === undefined) return "unknown" as const;
+      if (status === "running") return "running" as const;
+      if (status !== "queued") return "finished" as const;
+      const record = { ...error, retryable: true, at: new Date().toISOString() };
+      await tx.query(
+        `WITH upd AS (
+           UPDATE troupe_jobs SET status = 'failed', error = $2::jsonb, finished_at = now(),
+             updated_at = now(), lease_owner = NULL
+           WHERE id = $1
+           RETURNING id, actor, key, tenant_id, input, attempts)
+         INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error, attempts)
+         SELECT $3, id, actor, key, tenant_id, input, $2::jsonb, attempts FROM upd`,
+        [jobId, JSON.stringify(record), uuidv7()],
+      );
+      return "dead-lettered" as const;
+    });
+    if (outcome === "dead-lettered") {
+      this.#finished.delete(jobId);
+      this.#emit(jobId);
+    }
+    return outcome;
   }
 
   // ---------------------------------------------------------------- commit

@@ -8,12 +8,23 @@
  *   the job, and after commit hands the ids to `publish()`; the transport later calls
  *   `Consumer.deliver(id)`, at least once per message.
  */
+import type { ActorPolicy } from "./define.ts";
 
 /** What happened to one pushed delivery; a push transport redelivers `busy` and `retry`. */
 export type DeliveryOutcome =
   | { status: "succeeded" | "failed" | "cancelled" | "duplicate" | "unknown" }
   | { status: "busy"; retryInMs: number }
   | { status: "retry"; retryInMs: number };
+
+/** A committed message handed to a push transport, with its actor's policy. */
+export interface OutgoingMessage {
+  id: string;
+  actor: string;
+  key: string;
+  /** Not to be delivered before. */
+  runAt: Date;
+  policy: ActorPolicy;
+}
 
 export interface Consumer {
   /** Pull: claims up to the free capacity and starts the handlers; returns how many. */
@@ -27,8 +38,11 @@ export interface Consumer {
 export interface Transport {
   readonly name: string;
   readonly mode: "pull" | "push";
-  /** Push: hands over committed messages. Pull transports ignore it. */
-  publish(jobIds: readonly string[]): Promise<void>;
+  /**
+   * Push: hands over committed messages; resolves once the transport holds them durably
+   * (then their outbox rows go). Pull transports ignore it.
+   */
+  publish(messages: readonly OutgoingMessage[]): Promise<void>;
   /** Something may be runnable now (a local enqueue, a freed slot): look soon. */
   wake(): void;
   start(consumer: Consumer): Promise<void>;

@@ -1,6 +1,7 @@
 /**
  * `system.cleanup`: deletes finished jobs, ledger rows and dead letters older than the
- * retention setting, and audit-log entries older than the audit retention (90 days). Scheduled daily; deletes in batches so no lock is held for long.
+ * retention setting, audit-log entries older than the audit retention (90 days) and expired
+ * webhook signature ids. Scheduled daily; deletes in batches so no lock is held for long.
  * Deleting is idempotent, so it writes through the database port directly.
  */
 import { z } from "zod";
@@ -36,7 +37,7 @@ export function cleanupActor(
       const days = input.retentionDays ?? retentionDays;
       const cutoff = new Date(Date.now() - days * 86_400_000).toISOString();
       const auditCutoff = new Date(Date.now() - auditRetentionDays * 86_400_000).toISOString();
-      const deleted = { jobs: 0, ledger: 0, deadLetters: 0, audit: 0 };
+      const deleted = { jobs: 0, ledger: 0, deadLetters: 0, audit: 0, nonces: 0 };
       const drain = async (sql: string, before = cutoff) => {
         let total = 0;
         while (!ctx.signal.aborted) {
@@ -74,6 +75,13 @@ export function cleanupActor(
            RETURNING 1)
          SELECT count(*)::int AS n FROM d`,
         auditCutoff,
+      );
+      deleted.nonces = await drain(
+        `WITH d AS (DELETE FROM troupe_webhook_nonces WHERE jti IN (
+           SELECT jti FROM troupe_webhook_nonces WHERE expires_at < $1::timestamptz LIMIT $2)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM d`,
+        new Date().toISOString(),
       );
       ctx.log.info("cleanup done", { ...deleted, retentionDays: days });
       return { ...deleted, cutoff };

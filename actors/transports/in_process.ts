@@ -4,7 +4,7 @@
  * For unit tests and single-process setups that want the push path; timers do not survive a
  * restart, which the runtime's outbox relay covers only for messages never delivered.
  */
-import type { Consumer, Transport } from "../runtime/transport.ts";
+import type { Consumer, OutgoingMessage, Transport } from "../runtime/transport.ts";
 
 export class InProcessTransport implements Transport {
   readonly name = "in-process";
@@ -15,8 +15,9 @@ export class InProcessTransport implements Transport {
   /** Every delivery made, in order (tests count duplicates with it). */
   readonly deliveries: string[] = [];
 
-  publish(jobIds: readonly string[]): Promise<void> {
-    for (const id of jobIds) this.#schedule(id, 0);
+  publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    const now = Date.now();
+    for (const m of messages) this.#schedule(m.id, Math.max(0, m.runAt.getTime() - now));
     return Promise.resolve();
   }
 

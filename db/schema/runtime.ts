@@ -111,3 +111,16 @@ export const deadLetters = pgTable(
 
 export type JobRow = typeof jobs.$inferSelect;
 export type DeadLetterRow = typeof deadLetters.$inferSelect;
+
+/**
+ * Signature ids (`jti`) of webhook deliveries already accepted, until the signature expires:
+ * a replayed request (same signature) is refused.
+ */
+export const webhookNonces = pgTable(
+  "troupe_webhook_nonces",
+  {
+    jti: text("jti").primaryKey(),
+    expiresAt: tz("expires_at").notNull(),
+  },
+  (t) => [index("troupe_webhook_nonces_expires_idx").on(t.expiresAt)],
+);

@@ -1,7 +1,7 @@
 import type { ErrorRecord } from "../errors.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
-import { insertJobs, type NewJob } from "./insert_jobs.ts";
+import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 
 /** The end of one attempt, to be committed. */
 export interface Completion {
@@ -49,7 +49,7 @@ export async function completeJobs(
   workerId: string,
   completions: readonly Completion[],
   { outbox }: { outbox: boolean },
-): Promise<{ results: CommitResult[]; sent: string[] }> {
+): Promise<{ results: CommitResult[]; sent: QueuedMessage[] }> {
   // Lock the job rows and the key leases; a completion is valid only if both still carry
   // its fencing token. Looked up by primary key (a join on a record set plans badly).
   const ids = completions.map((c) => c.id);

@@ -24,7 +24,7 @@ export async function insertJobs(
   tx: SqlExecutor,
   jobs: readonly NewJob[],
   { outbox }: { outbox: boolean },
-): Promise<string[]> {
+): Promise<QueuedMessage[]> {
   if (jobs.length === 0) return [];
   const rows = jobs.map((j) => ({
     id: j.id,
@@ -39,9 +39,10 @@ export async function insertJobs(
     replay_of: j.replayOf,
   }));
   const tail = outbox
-    ? `, ob AS (INSERT INTO troupe_outbox (job_id) SELECT id FROM ins) SELECT id FROM ins`
-    : `SELECT id, (SELECT pg_notify('troupe_jobs', '')) AS n FROM ins`;
-  const inserted = await tx.query<{ id: string }>(
+    ? `, ob AS (INSERT INTO troupe_outbox (job_id) SELECT id FROM ins)
+       SELECT id, actor, key, run_at FROM ins`
+    : `SELECT id, actor, key, run_at, (SELECT pg_notify('troupe_jobs', '')) AS n FROM ins`;
+  const inserted = await tx.query<{ id: string; actor: string; key: string; run_at: unknown }>(
     `WITH ins AS (
       INSERT INTO troupe_jobs
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of)
@@ -50,9 +51,24 @@ export async function insertJobs(
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text)
       ON CONFLICT (id) DO NOTHING
-      RETURNING id
+      RETURNING id, actor, key, run_at
     ) ${tail}`,
     [JSON.stringify(rows)],
   );
-  return inserted.map((r) => r.id);
+  return inserted.map(queuedMessage);
+}
+
+/** A committed message as a push transport needs it. */
+export interface QueuedMessage {
+  id: string;
+  actor: string;
+  key: string;
+  runAt: Date;
+}
+
+export function queuedMessage(
+  r: { id: string; actor: string; key: string; run_at: unknown },
+): QueuedMessage {
+  const runAt = r.run_at instanceof Date ? r.run_at : new Date(String(r.run_at));
+  return { id: r.id, actor: r.actor, key: r.key, runAt };
 }
