@@ -55,6 +55,17 @@ export class ConflictError extends TroupeError {
   }
 }
 
+/** A body or file over its size limit: 413, and nothing of it is kept. */
+export class PayloadTooLargeError extends TroupeError {
+  constructor(limitBytes: number, what = "the upload") {
+    super("PAYLOAD_TOO_LARGE", `${what} is larger than ${limitBytes} bytes`, {
+      status: 413,
+      details: { limitBytes },
+    });
+    this.name = "PayloadTooLargeError";
+  }
+}
+
 /** Raised inside a handler's signal when its time limit passes. */
 export class TimeoutError extends TroupeError {
   constructor(ms: number) {

@@ -1,12 +1,13 @@
 /**
  * `system.cleanup`: deletes finished jobs, ledger rows and dead letters older than the
  * retention setting, audit-log entries older than the audit retention (90 days) and expired
- * webhook signature ids. Scheduled daily; deletes in batches so no lock is held for long.
+ * webhook signature ids and parts of blob uploads that never finished. Scheduled daily; deletes in batches so no lock is held for long.
  * Deleting is idempotent, so it writes through the database port directly.
  */
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
 import type { SqlExecutor } from "../runtime/ports.ts";
+import { sweepOrphans } from "../../db/blobs/postgres.ts";
 
 const BATCH = 5000;
 
@@ -37,7 +38,7 @@ export function cleanupActor(
       const days = input.retentionDays ?? retentionDays;
       const cutoff = new Date(Date.now() - days * 86_400_000).toISOString();
       const auditCutoff = new Date(Date.now() - auditRetentionDays * 86_400_000).toISOString();
-      const deleted = { jobs: 0, ledger: 0, deadLetters: 0, audit: 0, nonces: 0 };
+      const deleted = { jobs: 0, ledger: 0, deadLetters: 0, audit: 0, nonces: 0, blobParts: 0 };
       const drain = async (sql: string, before = cutoff) => {
         let total = 0;
         while (!ctx.signal.aborted) {
@@ -83,6 +84,7 @@ export function cleanupActor(
          SELECT count(*)::int AS n FROM d`,
         new Date().toISOString(),
       );
+      deleted.blobParts = await sweepOrphans(db);
       ctx.log.info("cleanup done", { ...deleted, retentionDays: days });
       return { ...deleted, cutoff };
     },

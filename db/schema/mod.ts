@@ -1,3 +1,4 @@
 /** Every table of Troupe, for drizzle-kit and typed queries. */
 export * from "./runtime.ts";
 export * from "./tenants.ts";
+export * from "./blobs.ts";

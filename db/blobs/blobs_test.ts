@@ -1,0 +1,180 @@
+/**
+ * One behaviour suite for every blob adapter: files on disk, PGlite and real PostgreSQL.
+ */
+import assert from "node:assert/strict";
+import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
+import type { SqlDatabase } from "../../actors/runtime/ports.ts";
+import { pgliteTarget, postgresTarget } from "../../tests/harness.ts";
+import { FsBlobStore } from "./fs.ts";
+import type { BlobStore } from "./port.ts";
+import { PostgresBlobStore, sweepOrphans } from "./postgres.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** A deterministic byte stream of `size` bytes in `chunk`-sized pieces. */
+function bytes(size: number, seed = 1): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+function streamOf(data: Uint8Array, chunk = 65_536, failAt?: number): ReadableStream<Uint8Array> {
+  let off = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (failAt !== undefined && off >= failAt) {
+        controller.error(new Error("client went away"));
+        return;
+      }
+      if (off >= data.byteLength) return controller.close();
+      controller.enqueue(data.slice(off, off + chunk));
+      off += chunk;
+    },
+  });
+}
+
+async function sha256(data: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+interface Subject {
+  store: BlobStore;
+  /** Counts what an upload may have left behind (temp files or parts). */
+  leftovers(): Promise<number>;
+  close(): Promise<void>;
+  db?: SqlDatabase;
+}
+
+const subjects: Record<string, () => Promise<Subject>> = {
+  fs: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "troupe-blobs-" });
+    return {
+      store: new FsBlobStore(dir),
+      async leftovers() {
+        let n = 0;
+        for await (const _ of Deno.readDir(`${dir}/tmp`)) n++;
+        return n;
+      },
+      close: () => Deno.remove(dir, { recursive: true }),
+    };
+  },
+  pglite: async () => {
+    const t = await pgliteTarget.open();
+    return pgSubject(t.db, t.cleanup);
+  },
+  postgres: async () => {
+    const t = await postgresTarget.open();
+    return pgSubject(t.db, t.cleanup);
+  },
+};
+
+function pgSubject(db: SqlDatabase, close: () => Promise<void>): Subject {
+  return {
+    db,
+    // Small parts so that tests cross part boundaries.
+    store: new PostgresBlobStore(db, { partSize: 100_000 }),
+    async leftovers() {
+      const rows = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM troupe_blob_parts p
+         WHERE NOT EXISTS (SELECT 1 FROM troupe_blobs b WHERE b.upload_id = p.upload_id)`,
+      );
+      return rows[0]!.n;
+    },
+    close,
+  };
+}
+
+for (const [name, make] of Object.entries(subjects)) {
+  Deno.test({ name: `blobs [${name}]: stream in, hash, read back, ranges`, ...opts }, async () => {
+    const s = await make();
+    try {
+      const data = bytes(1_234_567);
+      const put = await s.store.put(streamOf(data, 50_000));
+      assert.equal(put.sha256, await sha256(data));
+      assert.equal(put.size, data.byteLength);
+      assert.equal(put.created, true);
+      assert.deepEqual(await s.store.stat(put.sha256), { sha256: put.sha256, size: put.size });
+      assert.deepEqual(await readAll(await s.store.read(put.sha256)), data);
+      for (
+        const [start, end] of [[0, 1], [99_999, 100_001], [250_000, 1_000_003], [1_234_000, 9e9]]
+      ) {
+        const part = await readAll(await s.store.read(put.sha256, { start: start!, end: end! }));
+        assert.deepEqual(part, data.slice(start, end), `range ${start}-${end}`);
+      }
+      const again = await s.store.put(streamOf(data, 77_777));
+      assert.deepEqual(again, { ...put, created: false }, "same content, stored once");
+      assert.equal(await s.leftovers(), 0);
+      const empty = await s.store.put(streamOf(new Uint8Array(0)));
+      assert.equal(empty.size, 0);
+      assert.deepEqual(await readAll(await s.store.read(empty.sha256)), new Uint8Array(0));
+    } finally {
+      await s.close();
+    }
+  });
+
+  Deno.test(
+    { name: `blobs [${name}]: over the limit or broken, nothing is kept`, ...opts },
+    async () => {
+      const s = await make();
+      try {
+        const data = bytes(500_000, 7);
+        await assert.rejects(
+          () => s.store.put(streamOf(data), { maxBytes: 300_000 }),
+          PayloadTooLargeError,
+        );
+        await assert.rejects(() => s.store.put(streamOf(data, 65_536, 300_000)), /went away/);
+        assert.equal(await s.leftovers(), 0);
+        assert.equal(await s.store.stat(await sha256(data)), null);
+        const ok = await s.store.put(streamOf(data), { maxBytes: 500_000 });
+        assert.equal(ok.size, 500_000, "exactly the limit is allowed");
+      } finally {
+        await s.close();
+      }
+    },
+  );
+
+  Deno.test({ name: `blobs [${name}]: delete and unknown ids`, ...opts }, async () => {
+    const s = await make();
+    try {
+      const put = await s.store.put(streamOf(bytes(10_000, 3)));
+      assert.equal(await s.store.delete(put.sha256), true);
+      assert.equal(await s.store.delete(put.sha256), false);
+      assert.equal(await s.store.stat(put.sha256), null);
+      await assert.rejects(() => s.store.read(put.sha256), NotFoundError);
+      await assert.rejects(() => s.store.read("../../etc/passwd"), NotFoundError);
+      assert.equal(await s.leftovers(), 0);
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+Deno.test(
+  { name: "blobs [pglite]: sweepOrphans removes parts of unfinished uploads", ...opts },
+  async () => {
+    const s = await subjects.pglite!();
+    try {
+      const db = s.db!;
+      await db.query(
+        `INSERT INTO troupe_blob_parts (upload_id, part, data, created_at)
+       VALUES ('crashed', 0, '\\x0102'::bytea, now() - interval '2 days'),
+              ('recent', 0, '\\x03'::bytea, now())`,
+      );
+      const kept = await s.store.put(streamOf(bytes(1000)));
+      await db.query("UPDATE troupe_blob_parts SET created_at = now() - interval '3 days'");
+      assert.equal(await sweepOrphans(db), 2, "the crashed upload and the back-dated 'recent'");
+      assert.equal((await readAll(await s.store.read(kept.sha256))).byteLength, 1000);
+    } finally {
+      await s.close();
+    }
+  },
+);

@@ -1,0 +1,152 @@
+/**
+ * Blobs as files under a directory: `<dir>/<ab>/<sha256>`. An upload streams into a temporary
+ * file while it is hashed, is flushed to disk, then renamed into place (atomic), so a crash
+ * never leaves a partial blob under its final name. Temporary files of crashed uploads are
+ * removed when the store opens.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
+import {
+  type BlobInfo,
+  type BlobStore,
+  type PutOptions,
+  type PutResult,
+  SHA256_HEX,
+} from "./port.ts";
+
+export class FsBlobStore implements BlobStore {
+  readonly kind = "fs" as const;
+  readonly #dir: string;
+  readonly #tmp: string;
+  #ready: Promise<void> | null = null;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+    this.#tmp = join(dir, "tmp");
+  }
+
+  #init(): Promise<void> {
+    return this.#ready ??= (async () => {
+      await Deno.remove(this.#tmp, { recursive: true }).catch(() => {});
+      await Deno.mkdir(this.#tmp, { recursive: true });
+    })();
+  }
+
+  #path(sha256: string): string {
+    if (!SHA256_HEX.test(sha256)) throw new NotFoundError("blob", sha256);
+    return join(this.#dir, sha256.slice(0, 2), sha256);
+  }
+
+  async put(body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+    await this.#init();
+    const tmp = join(this.#tmp, crypto.randomUUID());
+    const file = await Deno.open(tmp, { write: true, createNew: true });
+    const hash = createHash("sha256");
+    let size = 0;
+    let done = false;
+    try {
+      const reader = body.getReader();
+      try {
+        while (true) {
+          options.signal?.throwIfAborted();
+          const { value, done: end } = await reader.read();
+          if (end) break;
+          size += value.byteLength;
+          if (options.maxBytes !== undefined && size > options.maxBytes) {
+            throw new PayloadTooLargeError(options.maxBytes);
+          }
+          hash.update(value);
+          for (let off = 0; off < value.byteLength;) off += await file.write(value.subarray(off));
+        }
+      } finally {
+        reader.releaseLock();
+      }
+      await file.sync();
+      file.close();
+      done = true;
+      const sha256 = hash.digest("hex");
+      const target = this.#path(sha256);
+      if (await exists(target)) {
+        await Deno.remove(tmp);
+        return { sha256, size, created: false };
+      }
+      await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
+      await Deno.rename(tmp, target);
+      return { sha256, size, created: true };
+    } catch (err) {
+      if (!done) file.close();
+      await Deno.remove(tmp).catch(() => {});
+      await body.cancel().catch(() => {});
+      throw err;
+    }
+  }
+
+  async stat(sha256: string): Promise<BlobInfo | null> {
+    if (!SHA256_HEX.test(sha256)) return null;
+    try {
+      return { sha256, size: (await Deno.stat(this.#path(sha256))).size };
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+  }
+
+  async read(
+    sha256: string,
+    { start = 0, end }: { start?: number; end?: number } = {},
+  ): Promise<ReadableStream<Uint8Array>> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#path(sha256), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new NotFoundError("blob", sha256);
+      throw err;
+    }
+    const total = (await file.stat()).size;
+    const stop = Math.min(end ?? total, total);
+    if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+    let left = Math.max(0, stop - start);
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (left <= 0) {
+          file.close();
+          controller.close();
+          return;
+        }
+        const buf = new Uint8Array(Math.min(left, 256 * 1024));
+        const n = await file.read(buf);
+        if (n === null) {
+          file.close();
+          controller.close();
+          return;
+        }
+        left -= n;
+        controller.enqueue(buf.subarray(0, n));
+      },
+      cancel() {
+        file.close();
+      },
+    });
+  }
+
+  async delete(sha256: string): Promise<boolean> {
+    try {
+      await Deno.remove(this.#path(sha256));
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound || err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The blob port: uploaded files, content-addressed by SHA-256 (the same file twice is stored
+ * once). Adapters: a directory on disk (embedded) and PostgreSQL in parts (production: the
+ * edge has no disk).
+ *
+ * Invariants every adapter keeps:
+ * - `put` streams: memory stays bounded whatever the size; it resolves only once the blob is
+ *   durable; past `maxBytes` it rejects with `PayloadTooLargeError` and keeps nothing; an
+ *   aborted or failed upload keeps nothing visible.
+ * - `read` streams the bytes `[start, end)` of a stored blob.
+ */
+
+export interface BlobInfo {
+  sha256: string;
+  size: number;
+}
+
+export interface PutResult extends BlobInfo {
+  /** False when the same content was stored already. */
+  created: boolean;
+}
+
+export interface PutOptions {
+  /** Reject beyond this many bytes. @default no limit */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface BlobStore {
+  readonly kind: "fs" | "postgres";
+  put(body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
+  stat(sha256: string): Promise<BlobInfo | null>;
+  /** Throws `NotFoundError` for an unknown blob. `end` is exclusive. */
+  read(
+    sha256: string,
+    range?: { start?: number; end?: number },
+  ): Promise<ReadableStream<Uint8Array>>;
+  /** Removes a blob; false when it was not there. */
+  delete(sha256: string): Promise<boolean>;
+}
+
+export const SHA256_HEX = /^[0-9a-f]{64}$/;

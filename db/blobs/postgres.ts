@@ -1,0 +1,165 @@
+/**
+ * Blobs in PostgreSQL (PGlite, node-postgres or Neon), as 1 MiB parts. An upload writes its
+ * parts under a fresh upload id as it streams (memory: one part), then one transaction adds
+ * the blob row, or, when the same content exists already, drops the new parts. Parts of an
+ * upload that never finished are invisible (no blob row points at them) and are removed by
+ * `sweepOrphans` (the cleanup actor calls it).
+ */
+import { createHash } from "node:crypto";
+import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
+import { uuidv7 } from "../../actors/runtime/ids.ts";
+import type { SqlDatabase, SqlExecutor } from "../../actors/runtime/ports.ts";
+import {
+  type BlobInfo,
+  type BlobStore,
+  type PutOptions,
+  type PutResult,
+  SHA256_HEX,
+} from "./port.ts";
+
+export const PART_SIZE = 1 << 20;
+
+export class PostgresBlobStore implements BlobStore {
+  readonly kind = "postgres" as const;
+  readonly #db: SqlDatabase;
+  readonly #partSize: number;
+
+  constructor(db: SqlDatabase, { partSize = PART_SIZE }: { partSize?: number } = {}) {
+    this.#db = db;
+    this.#partSize = partSize;
+  }
+
+  async put(body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+    const uploadId = uuidv7();
+    const hash = createHash("sha256");
+    const part = new Uint8Array(this.#partSize);
+    let filled = 0;
+    let parts = 0;
+    let size = 0;
+    const flush = async () => {
+      if (filled === 0) return;
+      await this.#db.query(
+        "INSERT INTO troupe_blob_parts (upload_id, part, data) VALUES ($1, $2, $3::bytea)",
+        [uploadId, parts++, part.slice(0, filled)],
+      );
+      filled = 0;
+    };
+    try {
+      const reader = body.getReader();
+      try {
+        while (true) {
+          options.signal?.throwIfAborted();
+          const { value, done } = await reader.read();
+          if (done) break;
+          size += value.byteLength;
+          if (options.maxBytes !== undefined && size > options.maxBytes) {
+            throw new PayloadTooLargeError(options.maxBytes);
+          }
+          hash.update(value);
+          for (let off = 0; off < value.byteLength;) {
+            const n = Math.min(this.#partSize - filled, value.byteLength - off);
+            part.set(value.subarray(off, off + n), filled);
+            filled += n;
+            off += n;
+            if (filled === this.#partSize) await flush();
+          }
+        }
+      } finally {
+        reader.releaseLock();
+      }
+      await flush();
+      const sha256 = hash.digest("hex");
+      const created = await this.#db.transaction(async (tx) => {
+        const rows = await tx.query(
+          `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (sha256) DO NOTHING RETURNING sha256`,
+          [sha256, uploadId, size, this.#partSize],
+        );
+        if (!rows[0]) await dropParts(tx, uploadId);
+        return rows.length > 0;
+      });
+      return { sha256, size, created };
+    } catch (err) {
+      await dropParts(this.#db, uploadId).catch(() => {});
+      await body.cancel().catch(() => {});
+      throw err;
+    }
+  }
+
+  async stat(sha256: string): Promise<BlobInfo | null> {
+    const row = await this.#row(sha256);
+    return row ? { sha256, size: row.size } : null;
+  }
+
+  async read(
+    sha256: string,
+    { start = 0, end }: { start?: number; end?: number } = {},
+  ): Promise<ReadableStream<Uint8Array>> {
+    const row = await this.#row(sha256);
+    if (!row) throw new NotFoundError("blob", sha256);
+    const stop = Math.min(end ?? row.size, row.size);
+    const db = this.#db;
+    let pos = Math.max(0, start);
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (pos >= stop) {
+          controller.close();
+          return;
+        }
+        const index = Math.floor(pos / row.part_size);
+        const rows = await db.query<{ data: Uint8Array }>(
+          "SELECT data FROM troupe_blob_parts WHERE upload_id = $1 AND part = $2",
+          [row.upload_id, index],
+        );
+        const data = rows[0]?.data;
+        if (!data) {
+          controller.error(new Error(`blob ${sha256} is missing part ${index}`));
+          return;
+        }
+        const from = pos - index * row.part_size;
+        const to = Math.min(data.byteLength, stop - index * row.part_size);
+        controller.enqueue(new Uint8Array(data.subarray(from, to)));
+        pos += to - from;
+      },
+    });
+  }
+
+  async delete(sha256: string): Promise<boolean> {
+    return await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ upload_id: string }>(
+        "DELETE FROM troupe_blobs WHERE sha256 = $1 RETURNING upload_id",
+        [sha256],
+      );
+      if (!rows[0]) return false;
+      await dropParts(tx, rows[0].upload_id);
+      return true;
+    });
+  }
+
+  async #row(sha256: string) {
+    if (!SHA256_HEX.test(sha256)) return null;
+    const rows = await this.#db.query<{ upload_id: string; size: number; part_size: number }>(
+      "SELECT upload_id, size::float8 AS size, part_size FROM troupe_blobs WHERE sha256 = $1",
+      [sha256],
+    );
+    return rows[0] ?? null;
+  }
+}
+
+async function dropParts(db: SqlExecutor, uploadId: string): Promise<void> {
+  await db.query("DELETE FROM troupe_blob_parts WHERE upload_id = $1", [uploadId]);
+}
+
+/** Deletes parts of uploads that never finished, older than `olderThanMs`. */
+export async function sweepOrphans(db: SqlExecutor, olderThanMs = 86_400_000): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    `WITH d AS (
+       DELETE FROM troupe_blob_parts p
+       WHERE p.created_at < now() - make_interval(secs => $1)
+         AND NOT EXISTS (SELECT 1 FROM troupe_blobs b WHERE b.upload_id = p.upload_id)
+       RETURNING 1)
+     SELECT count(*)::int AS n FROM d`,
+    [olderThanMs / 1000],
+  );
+  return rows[0]?.n ?? 0;
+}
