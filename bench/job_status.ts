@@ -36,9 +36,12 @@ function freePort(): number {
 
 const headers = { "content-type": "application/json", "x-api-key": API_KEY };
 
-async function waitHealthy(base: string): Promise<void> {
+async function waitHealthy(base: string, server: Deno.ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
+  let exited = false;
+  server.status.then(() => exited = true);
   while (Date.now() < deadline) {
+    if (exited) throw new Error("the server exited before answering");
     try {
       const res = await fetch(`${base}/api/health`);
       await res.body?.cancel();
@@ -161,7 +164,7 @@ async function measure(dbName: string): Promise<Figure[]> {
     stderr: "inherit",
   }).spawn();
   try {
-    await waitHealthy(base);
+    await waitHealthy(base, server);
     const finished = await enqueue(base);
     await waitSucceeded(base, finished);
     const pending = await enqueue(base, 3_600_000);
@@ -170,7 +173,9 @@ async function measure(dbName: string): Promise<Figure[]> {
     figures.push({ db: dbName, workload: "pending", ...await wrk(base, pending) });
     return figures;
   } finally {
-    server.kill("SIGTERM");
+    try {
+      server.kill("SIGTERM");
+    } catch { /* it exited already */ }
     await server.status;
     await pg?.drop();
     await Deno.remove(dir, { recursive: true });
