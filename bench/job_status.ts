@@ -4,7 +4,9 @@
  *
  *   deno run -A bench/job_status.ts [--jobs 1000] [--duration 10] [--db pglite,postgres]
  *
- * Needs `wrk` (Debian package `wrk`); wrk shares the machine's cores with the server.
+ * Needs `wrk` (Debian package `wrk`); wrk shares the machine's cores with the server. Every
+ * request goes through the full API path: request id, per-IP and per-key rate limits (set high
+ * enough never to refuse), API-key authentication, tenant scoping.
  * Two workloads per database, each spreading requests over `--jobs` distinct ids:
  * - finished: jobs that already succeeded (what a client polls last; served from the
  *   runtime's bounded cache of finished jobs after the first read);
@@ -158,6 +160,9 @@ async function measure(dbName: string): Promise<Figure[]> {
       DATA_DIR: dir,
       LOG_LEVEL: "warn",
       DEV_API_KEY: API_KEY,
+      // The limiter still runs on every request, with limits this load never reaches.
+      RATE_LIMIT_PER_IP: "1000000",
+      RATE_LIMIT_PER_KEY: "10000000",
       ...(pg ? { DATABASE_URL: pg.url } : {}),
     },
     stdout: "null",
