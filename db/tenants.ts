@@ -161,9 +161,10 @@ export class TenantStore {
   async authenticate(key: string): Promise<Principal | null> {
     if (!key.startsWith(KEY_PREFIX) && key.length < MIN_KEY_LENGTH) return null;
     if (key.length > 200) return null;
-    const hash = await hashApiKey(key);
-    const cached = this.#authCache.get(hash);
+    // Keyed by the presented key itself (held in memory only), so a hit costs no hashing.
+    const cached = this.#authCache.get(key);
     if (cached && cached.until > Date.now()) return cached.principal;
+    const hash = await hashApiKey(key);
     const rows = await this.#db.query<{ id: string; tenant_id: string; tenant_name: string }>(
       `SELECT k.id, k.tenant_id, t.name AS tenant_name
        FROM troupe_api_keys k JOIN troupe_tenants t ON t.id = k.tenant_id
@@ -175,7 +176,7 @@ export class TenantStore {
       ? { tenantId: row.tenant_id, tenantName: row.tenant_name, apiKeyId: row.id }
       : null;
     if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
-    this.#authCache.set(hash, { principal, until: Date.now() + AUTH_CACHE_MS });
+    this.#authCache.set(key, { principal, until: Date.now() + AUTH_CACHE_MS });
     return principal;
   }
 
