@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { ValidationError } from "../actors/runtime/errors.ts";
+import { multipartBoundary, readMultipart } from "./multipart.ts";
+
+/** Serializes a FormData the way a client would, as bytes. */
+async function encode(form: FormData): Promise<{ bytes: Uint8Array; boundary: string }> {
+  const req = new Request("http://x/", { method: "POST", body: form });
+  const boundary = multipartBoundary(req.headers.get("content-type") ?? undefined);
+  assert.ok(boundary);
+  return { bytes: new Uint8Array(await req.arrayBuffer()), boundary };
+}
+
+/** Re-chunks bytes in pieces of the given sizes, cycling. */
+function chunked(bytes: Uint8Array, sizes: number[]): ReadableStream<Uint8Array> {
+  let off = 0;
+  let i = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (off >= bytes.byteLength) return c.close();
+      const n = sizes[i++ % sizes.length]!;
+      c.enqueue(bytes.slice(off, off + n));
+      off += n;
+    },
+  });
+}
+
+async function collect(body: ReadableStream<Uint8Array>, boundary: string) {
+  const out: { name: string; filename: string | null; type: string | null; data: Uint8Array }[] =
+    [];
+  for await (const part of readMultipart(body, boundary)) {
+    out.push({
+      name: part.name,
+      filename: part.filename,
+      type: part.contentType,
+      data: new Uint8Array(await new Response(part.body).arrayBuffer()),
+    });
+  }
+  return out;
+}
+
+Deno.test("multipart: fields and files arrive intact whatever the chunking", async () => {
+  const big = new Uint8Array(3_000_000).map((_, i) => (i * 7919) % 251);
+  // Content that looks like the start of a boundary must not confuse the reader.
+  const tricky = new TextEncoder().encode("a\r\n--not-the-boundary\r\n-\r\n--");
+  const form = new FormData();
+  form.append("title", "Über course");
+  form.append("files", new File([big], "big.bin", { type: "application/octet-stream" }));
+  form.append("files", new File([tricky], "tricky.txt", { type: "text/plain" }));
+  form.append("files", new File([], "empty.csv", { type: "text/csv" }));
+  const { bytes, boundary } = await encode(form);
+  for (const sizes of [[bytes.byteLength], [65_536], [70_001, 13], [997, 3]]) {
+    const parts = await collect(chunked(bytes, sizes), boundary);
+    assert.deepEqual(parts.map((p) => [p.name, p.filename, p.type]), [
+      ["title", null, null],
+      ["files", "big.bin", "application/octet-stream"],
+      ["files", "tricky.txt", "text/plain"],
+      ["files", "empty.csv", "text/csv"],
+    ]);
+    assert.equal(new TextDecoder().decode(parts[0]!.data), "Über course");
+    assert.deepEqual(parts[1]!.data, big);
+    assert.deepEqual(parts[2]!.data, tricky);
+    assert.equal(parts[3]!.data.byteLength, 0);
+  }
+  // Byte-by-byte pieces on a small body.
+  const small = new FormData();
+  small.append("f", new File([tricky], "t.txt"));
+  const enc = await encode(small);
+  const parts = await collect(chunked(enc.bytes, [1, 2, 3]), enc.boundary);
+  assert.deepEqual(parts[0]!.data, tricky);
+});
+
+Deno.test("multipart: a part may be skipped by cancelling its body", async () => {
+  const form = new FormData();
+  form.append("skip", new File([new Uint8Array(200_000)], "a.bin"));
+  form.append("keep", "yes");
+  const { bytes, boundary } = await encode(form);
+  const seen: string[] = [];
+  for await (const part of readMultipart(chunked(bytes, [4096]), boundary)) {
+    if (part.name === "skip") await part.body.cancel();
+    else seen.push(await new Response(part.body).text());
+  }
+  assert.deepEqual(seen, ["yes"]);
+});
+
+Deno.test("multipart: malformed bodies are validation errors", async () => {
+  const form = new FormData();
+  form.append("f", new File(["abc"], "a.txt"));
+  const { bytes, boundary } = await encode(form);
+  const truncated = bytes.slice(0, bytes.byteLength - 20);
+  await assert.rejects(() => collect(chunked(truncated, [100]), boundary), ValidationError);
+  await assert.rejects(
+    () => collect(chunked(new TextEncoder().encode("no boundary here"), [5]), boundary),
+    ValidationError,
+  );
+  assert.equal(multipartBoundary("application/json"), null);
+  assert.equal(multipartBoundary('multipart/form-data; boundary="abc def"'), "abc def");
+});
