@@ -12,7 +12,7 @@ import {
 } from "./errors.ts";
 import { Executor, prepareJob } from "./executor.ts";
 import { uuidv7 } from "./ids.ts";
-import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
+import { jsonLogger, type Logger, type SqlDatabase, type SqlExecutor } from "./ports.ts";
 import {
   type ClaimedJob,
   claimJobs,
@@ -227,11 +227,22 @@ export class Runtime implements Consumer {
   async enqueue(
     actor: string,
     input: unknown,
-    options: SendOptions = {},
+    options: SendOptions & {
+      /**
+       * Database work committed in the same transaction as the message (e.g. the row the job
+       * will process): both happen or neither. Not run when an idempotency key repeats.
+       */
+      effect?: (tx: SqlExecutor, jobId: string) => Promise<void>;
+    } = {},
   ): Promise<{ job: JobView; created: boolean }> {
-    const row = await prepareJob(this.actor(actor), input, options);
+    const { effect, ...sendOptions } = options;
+    const row = await prepareJob(this.actor(actor), input, sendOptions);
     const push = this.transport.mode === "push";
-    const created = await this.db.transaction((tx) => insertJobs(tx, [row], { outbox: push }));
+    const created = await this.db.transaction(async (tx) => {
+      const inserted = await insertJobs(tx, [row], { outbox: push });
+      if (inserted.length && effect) await effect(tx, row.id);
+      return inserted;
+    });
     await this.#afterCommit(created);
     const job = await this.getJob(row.id);
     if (!created.length && options.tenantId !== undefined && job.tenantId !== options.tenantId) {

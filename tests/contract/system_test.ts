@@ -177,4 +177,35 @@ contractSuite("system", {
     assert.match(String(missing.reason), /not found/i);
     assert.equal(reads.filter((r) => r.status === "fulfilled").length, ids.length + 10);
   },
+  "enqueue with an effect: the message and the effect commit together or not at all": async (
+    { db, runtime },
+  ) => {
+    const def = defineActor({
+      name: "s6.fx",
+      input: z.object({ v: z.number() }),
+      handler: () => {},
+    });
+    const rt = await runtime([def], { start: false });
+    await db.query("CREATE TABLE IF NOT EXISTS s6_things (id text PRIMARY KEY, job_id text)");
+    await assert.rejects(
+      () =>
+        rt.enqueue("s6.fx", { v: 1 }, {
+          effect: async (tx) => {
+            await tx.query("INSERT INTO s6_things VALUES ('a', 'x')");
+            throw new Error("the effect failed");
+          },
+        }),
+      /the effect failed/,
+    );
+    const jobs = await db.query("SELECT 1 FROM troupe_jobs WHERE actor = 's6.fx'");
+    assert.equal(jobs.length, 0, "no message without its effect");
+    assert.equal((await db.query("SELECT 1 FROM s6_things")).length, 0);
+    const { job } = await rt.enqueue("s6.fx", { v: 2 }, {
+      effect: async (tx, jobId) => {
+        await tx.query("INSERT INTO s6_things VALUES ('b', $1)", [jobId]);
+      },
+    });
+    const things = await db.query<{ job_id: string }>("SELECT job_id FROM s6_things");
+    assert.deepEqual(things.map((t) => t.job_id), [job.id]);
+  },
 });
