@@ -20,6 +20,7 @@
  */
 import { z } from "zod";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+import type { ErrorRecord } from "./errors.ts";
 import type { Logger, SqlExecutor } from "./ports.ts";
 
 /** Options of a message sent with `ctx.send()` or enqueued over the API. */
@@ -88,6 +89,17 @@ export interface ActorConfig<I, S, R> {
   scheduleInput?: I;
   /** Whether API callers may enqueue it (`POST /api/actors/:name/jobs`). @default true */
   exposed?: boolean;
+  /**
+   * Messages to send when a message of this actor fails for good (last attempt, non-retryable
+   * error, timeout on the last attempt), committed with the failure: how a fan-in learns that
+   * a part failed instead of waiting forever. Gets the stored input.
+   */
+  onDeadLetter?: (input: I, error: ErrorRecord) => DeadLetterSend | DeadLetterSend[] | void;
+}
+
+export interface DeadLetterSend {
+  actor: string;
+  input: unknown;
 }
 
 export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
@@ -100,6 +112,10 @@ export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
   readonly schedule?: { cron: string; input: I };
   /** Whether API callers may enqueue it. */
   readonly exposed: boolean;
+  readonly onDeadLetter?: (
+    input: I,
+    error: ErrorRecord,
+  ) => DeadLetterSend | DeadLetterSend[] | void;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -144,6 +160,7 @@ export function defineActor<I, S = Record<string, never>, R = unknown>(
     initialState: config.initialState ?? (() => ({}) as S),
     handler: config.handler,
     exposed: config.exposed ?? true,
+    ...(config.onDeadLetter ? { onDeadLetter: config.onDeadLetter } : {}),
     policy: {
       maxAttempts: retries + 1,
       backoff: { ...DEFAULT_BACKOFF, ...config.backoff },

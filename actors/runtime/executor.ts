@@ -7,6 +7,7 @@ import { backoffDelay } from "./backoff.ts";
 import type { ActorContext, AnyActor, SendOptions } from "./define.ts";
 import {
   CancelledError,
+  type ErrorRecord,
   NonRetryableError,
   TimeoutError,
   toErrorRecord,
@@ -19,6 +20,33 @@ import type { Completion } from "./sql/complete_jobs.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
 
 const PROGRESS_EVERY_MS = 200;
+
+/** `prepareJob` without an idempotency key: synchronous, with a fresh id. */
+export function prepareJobNow(
+  def: AnyActor,
+  input: unknown,
+  options: Omit<SendOptions, "idempotencyKey"> & { parentId?: string | null } = {},
+): NewJob {
+  const parsed = def.input.safeParse(input);
+  if (!parsed.success) {
+    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
+      status: 400,
+      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  return {
+    id: uuidv7(),
+    actor: def.name,
+    key: def.keyOf(parsed.data),
+    tenantId: options.tenantId ?? null,
+    input: parsed.data,
+    priority: options.priority ?? 0,
+    maxAttempts: def.policy.maxAttempts,
+    delayMs: Math.max(0, options.delayMs ?? 0),
+    parentId: options.parentId ?? null,
+    replayOf: null,
+  };
+}
 
 /** Builds the row of a message about to be enqueued (validated, keyed, with an id). */
 export async function prepareJob(
@@ -234,7 +262,34 @@ export class Executor {
       const retryInMs = def ? backoffDelay(job.attempts, def.policy.backoff) : 1000;
       return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs };
     }
-    return { ...rest, sends: [], effects: [], outcome: "failed", error };
+    return {
+      ...rest,
+      sends: this.#deadLetterSends(job, def, error),
+      effects: [],
+      outcome: "failed",
+      error,
+    };
+  }
+
+  /** The messages an actor's `onDeadLetter` asks for, committed with the failure. */
+  #deadLetterSends(job: ClaimedJob, def: AnyActor | undefined, error: ErrorRecord): NewJob[] {
+    if (!def?.onDeadLetter) return [];
+    try {
+      const wanted = def.onDeadLetter(job.input, error);
+      const list = wanted === undefined ? [] : Array.isArray(wanted) ? wanted : [wanted];
+      return list.map(({ actor, input }) => {
+        const target = this.#actors.get(actor);
+        if (!target) throw new Error(`onDeadLetter of ${def.name}: unknown actor ${actor}`);
+        return prepareJobNow(target, input, { tenantId: job.tenant_id, parentId: job.id });
+      });
+    } catch (err) {
+      this.#log.error("onDeadLetter failed; the failure is recorded without its messages", {
+        jobId: job.id,
+        actor: def.name,
+        error: String(err),
+      });
+      return [];
+    }
   }
 
   #progressWriter(job: ClaimedJob) {

@@ -198,4 +198,41 @@ contractSuite("failure", {
     assert.equal(done.attempts, 2, "the crashed attempt counts");
     assert.equal(runs, 1);
   },
+  "onDeadLetter messages commit with the final failure, so a fan-in hears of it": async (
+    { runtime },
+  ) => {
+    const heard: { part: number; code: string }[] = [];
+    const parent = defineActor({
+      name: "f7.parent",
+      input: z.object({ part: z.number(), code: z.string() }),
+      key: () => "f7:parent",
+      handler: (input) => {
+        heard.push(input);
+      },
+    });
+    let attempts = 0;
+    const part = defineActor({
+      name: "f7.part",
+      input: z.object({ part: z.number() }),
+      key: (i) => `f7:part:${i.part}`,
+      retries: 1,
+      backoff: { baseMs: 10, maxMs: 20 },
+      handler: () => {
+        attempts++;
+        throw new Error("broken part");
+      },
+      onDeadLetter: (input, error) => ({
+        actor: "f7.parent",
+        input: { part: input.part, code: error.code },
+      }),
+    });
+    const rt = await runtime([parent, part]);
+    const { job } = await rt.enqueue("f7.part", { part: 3 });
+    await waitFor(() => heard.length === 1, { what: "the parent to hear of the failure" });
+    assert.deepEqual(heard, [{ part: 3, code: "Error" }]);
+    assert.equal(attempts, 2, "only after the last attempt");
+    assert.equal((await rt.getJob(job.id)).status, "failed");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(heard.length, 1, "exactly once");
+  },
 });

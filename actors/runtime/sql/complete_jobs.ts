@@ -131,7 +131,11 @@ export async function completeJobs(
     );
   }
 
-  const sends = completions.flatMap((c, i) => applies(c, i) ? c.sends : []);
+  // Successes send what the handler sent; final failures what `onDeadLetter` asked for. A
+  // failure commits once too: the job row's fence check refuses a second commit.
+  const sends = completions.flatMap((c, i) =>
+    applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
+  );
   const sent = await insertJobs(tx, sends, { outbox });
   for (const [i, c] of completions.entries()) {
     if (!applies(c, i)) continue;
