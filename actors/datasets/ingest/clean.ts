@@ -1,0 +1,247 @@
+/**
+ * Cleaning: column drop/rename, trim, nulls, normalisation of values to their column type,
+ * in-chunk duplicate removal and a stable row hash for cross-chunk deduplication.
+ *
+ * Normalised representations: `integer`/`float` → JS number (thousands separators removed,
+ * `+` dropped); `boolean` → true/false; `date` → `"YYYY-MM-DD"`; `datetime` with a zone →
+ * UTC ISO string (`2024-01-02T03:04:05.000Z`), without a zone → naive
+ * `"YYYY-MM-DDTHH:MM:SS[.fff…]"` (no zone is invented); `string` → the trimmed text (numbers
+ * or booleans found in a string column of a JSON upload become their text); `json` → kept.
+ * A value that does not fit the given column type (e.g. types inferred on other chunks) is
+ * kept as its trimmed text rather than guessed at.
+ */
+import { IngestError } from "./errors.ts";
+import {
+  type ColumnType,
+  inferValue,
+  isNullText,
+  joinTypes,
+  resolved,
+  type ResolvedValueOptions,
+  trimFast,
+  type ValueOptions,
+} from "./infer.ts";
+
+/** Cleaning rules chosen at upload. */
+export interface CleaningRules extends ValueOptions {
+  /** Columns to remove (by name, after header de-duplication). */
+  dropColumns?: readonly string[];
+  /** Old name → new name. */
+  renameColumns?: Readonly<Record<string, string>>;
+  /** Remove rows equal (after cleaning) to an earlier row of the same chunk, return hashes. */
+  dropDuplicateRows?: boolean;
+}
+
+/** Which input columns survive, and their output names. */
+export interface ColumnPlan {
+  header: string[];
+  /** Input positions of the output columns. */
+  keep: number[];
+}
+
+/**
+ * Applies `dropColumns` and `renameColumns` to a header. Unknown names are ignored; a rename
+ * producing a duplicate name throws {@link IngestError}.
+ */
+export function planColumns(header: readonly string[], rules: CleaningRules = {}): ColumnPlan {
+  const drop = new Set(rules.dropColumns ?? []);
+  const rename = rules.renameColumns ?? {};
+  const out: string[] = [];
+  const keep: number[] = [];
+  header.forEach((name, i) => {
+    if (drop.has(name)) return;
+    out.push(Object.hasOwn(rename, name) ? rename[name]! : name);
+    keep.push(i);
+  });
+  const seen = new Set<string>();
+  for (const name of out) {
+    if (seen.has(name)) throw new IngestError(`renaming produces a duplicate column "${name}"`);
+    seen.add(name);
+  }
+  return { header: out, keep };
+}
+
+/** Trims (if enabled) and maps empty / null tokens to null; other values unchanged. */
+export function cleanValue(value: unknown, options?: ValueOptions | ResolvedValueOptions): unknown {
+  const o = resolved(options);
+  if (typeof value !== "string") return value === undefined ? null : value;
+  const s = o.trim ? trimFast(value) : value;
+  return isNullText(s, o) ? null : s;
+}
+
+/**
+ * Converts a value to the normalised representation of `type` (see the module doc). Applies
+ * {@link cleanValue} first.
+ */
+export function normalizeValue(
+  value: unknown,
+  type: ColumnType,
+  options?: ValueOptions | ResolvedValueOptions,
+): unknown {
+  const o = resolved(options);
+  const v = cleanValue(value, o);
+  if (v === null) return null;
+  const own = inferValue(v, o);
+  if (own === type) return convert(v, type);
+  if (joinTypes(own, type) !== type || type === "string") return asText(v);
+  return convert(v, type);
+}
+
+function convert(v: unknown, type: ColumnType): unknown {
+  if (typeof v !== "string") return v;
+  switch (type) {
+    case "integer":
+    case "float":
+      return Number(v.includes(",") ? v.replaceAll(",", "") : v);
+    case "boolean": {
+      const l = v.toLowerCase();
+      return l === "true" || l === "yes";
+    }
+    case "datetime":
+      return normalizeDatetime(v);
+    default:
+      return v;
+  }
+}
+
+function asText(v: unknown): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+const ZONE = /(Z|[+-]\d{2}(?::?\d{2})?)$/i;
+
+/** Datetime text → UTC ISO (zoned) or naive `YYYY-MM-DDTHH:MM:SS[.f]` (no zone). */
+export function normalizeDatetime(text: string): string {
+  let s = text.charCodeAt(10) === 32 ? `${text.slice(0, 10)}T${text.slice(11)}` : text;
+  s = s.replace(",", ".");
+  const zone = ZONE.exec(s.slice(16));
+  if (zone === null) return s.length === 16 ? `${s}:00` : s;
+  const local = s.slice(0, s.length - zone[0].length);
+  const withSeconds = local.length === 16 ? `${local}:00` : local;
+  const z = zone[0].toUpperCase();
+  const offset = z === "Z" ? "Z" : normalizeOffset(z);
+  const ms = Date.parse(withSeconds.slice(0, 23) + offset);
+  return Number.isNaN(ms) ? text : new Date(ms).toISOString();
+}
+
+function normalizeOffset(z: string): string {
+  const digits = z.slice(1).replace(":", "");
+  const hh = digits.slice(0, 2);
+  const mm = digits.length >= 4 ? digits.slice(2, 4) : "00";
+  return `${z[0]}${hh}:${mm}`;
+}
+
+/** Output of {@link cleanRows}. */
+export interface CleanResult {
+  header: string[];
+  rows: unknown[][];
+  /** Row hashes (aligned with `rows`) when `dropDuplicateRows` is on. */
+  hashes?: string[];
+  /** Rows removed as duplicates inside this chunk. */
+  duplicates: number;
+}
+
+/**
+ * Cleans a chunk's rows: keeps/renames columns per the rules, trims and nulls values, and
+ * normalises them to `types` (column types of the input header, e.g. from merged
+ * {@link ColumnStats}) when given. With `dropDuplicateRows`, removes in-chunk duplicates and
+ * returns each kept row's {@link rowHash} for the pipeline's cross-chunk check.
+ */
+export function cleanRows(
+  header: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  rules: CleaningRules = {},
+  types?: readonly ColumnType[],
+): CleanResult {
+  const plan = planColumns(header, rules);
+  const o = resolved(rules);
+  const keep = plan.keep;
+  const colTypes = types === undefined ? undefined : keep.map((i) => types[i] ?? "string");
+  const out: unknown[][] = [];
+  const hashes: string[] = [];
+  const seen = new Set<string>();
+  let duplicates = 0;
+  for (const row of rows) {
+    const cleaned = new Array<unknown>(keep.length);
+    for (let k = 0; k < keep.length; k++) {
+      const v = row[keep[k]!];
+      cleaned[k] = colTypes === undefined ? cleanValue(v, o) : normalizeValue(v, colTypes[k]!, o);
+    }
+    if (rules.dropDuplicateRows) {
+      const h = rowHash(cleaned);
+      if (seen.has(h)) {
+        duplicates++;
+        continue;
+      }
+      seen.add(h);
+      hashes.push(h);
+    }
+    out.push(cleaned);
+  }
+  const result: CleanResult = { header: plan.header, rows: out, duplicates };
+  if (rules.dropDuplicateRows) result.hashes = hashes;
+  return result;
+}
+
+/**
+ * Stable 64-bit hash of a row, as 16 hex digits: equal for rows with equal values (same types
+ * and order), across chunks, processes and runs. Each value is framed by a type tag and its
+ * length, so `["a,b"]` and `["a", "b"]` or `1` and `"1"` differ. Two independent 32-bit
+ * lanes (Murmur3-style mixing): collisions become likely only around 2^32 distinct rows, so
+ * confirm a hash hit by comparing rows when exactness matters.
+ */
+export function rowHash(values: readonly unknown[]): string {
+  let h1 = 0x9747b28c ^ values.length;
+  let h2 = 0x85ebca6b ^ values.length;
+  for (const v of values) {
+    const [tag, text] = frame(v);
+    h1 = mix(h1, tag);
+    h2 = mix(h2, tag ^ 0x5bd1e995);
+    h1 = mix(h1, text.length);
+    h2 = mix(h2, text.length);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      h1 = mix(h1, c);
+      h2 = mix(h2, c + 0x27d4eb2d);
+    }
+  }
+  return hex(fmix(h1)) + hex(fmix(h2));
+}
+
+function frame(v: unknown): [number, string] {
+  if (v === null || v === undefined) return [0, ""];
+  switch (typeof v) {
+    case "string":
+      return [1, v];
+    case "number":
+      return [2, String(v)];
+    case "boolean":
+      return [3, v ? "1" : "0"];
+    default:
+      return [4, JSON.stringify(v) ?? String(v)];
+  }
+}
+
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function hex(n: number): string {
+  return n.toString(16).padStart(8, "0");
+}

@@ -1,0 +1,72 @@
+/**
+ * Typed errors of the ingest library. Every error carries the position it refers to, so the
+ * pipeline can report "line 1234" or "byte 5678" to the user without re-reading the file.
+ */
+
+/** Base class of every error thrown by the ingest library. */
+export class IngestError extends Error {
+  override name = "IngestError";
+}
+
+/** Bytes that are not valid in the declared encoding (only raised in `fatal` mode). */
+export class EncodingError extends IngestError {
+  override name = "EncodingError";
+  /**
+   * @param encoding the declared encoding
+   * @param offset exact 0-based byte offset in the file of the first byte of the first invalid
+   *   (or truncated) sequence
+   * @param line 1-based physical line of that byte, when known
+   */
+  constructor(
+    readonly encoding: string,
+    readonly offset: number,
+    readonly line?: number,
+  ) {
+    super(
+      `invalid ${encoding} at byte ${offset}` + (line === undefined ? "" : ` (line ${line})`),
+    );
+  }
+}
+
+/** Why the splitter gave up on a file. */
+export type SplitErrorCode =
+  | "not_json_array"
+  | "json_trailing_data"
+  | "json_unterminated"
+  | "record_too_large";
+
+/** The splitter cannot cut the file into chunks. */
+export class SplitError extends IngestError {
+  override name = "SplitError";
+  /**
+   * @param code machine-readable reason
+   * @param offset 0-based byte offset where the problem was detected
+   * @param line 1-based physical line where the problem was detected (or the offending record
+   *   started, for `record_too_large`)
+   */
+  constructor(
+    readonly code: SplitErrorCode,
+    readonly offset: number,
+    readonly line: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A JSON-array upload whose top-level value is not an array (objects, scalars, empty files). */
+export class NotJsonArrayError extends SplitError {
+  override name = "NotJsonArrayError";
+  constructor(offset: number, line: number, found: string) {
+    super("not_json_array", offset, line, `expected a top-level JSON array, found ${found}`);
+  }
+}
+
+/** A bad row under the `fail` error policy: the whole dataset is rejected. */
+export class RowError extends IngestError {
+  override name = "RowError";
+  /** @param line 1-based physical line of the file where the bad record starts */
+  constructor(readonly line: number, readonly reason: string) {
+    super(`line ${line}: ${reason}`);
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * Per-value type detection and per-column type inference.
+ *
+ * Value types, detected on the trimmed text (JSON values by their JS type):
+ * - `null`: empty (when `emptyAsNull`), or one of the null tokens (`NA`, `N/A`, `null`, …).
+ * - `boolean`: `true`/`false`/`yes`/`no`, any case. `0`/`1` are integers, never booleans: a
+ *   0/1 column stays numeric (lossless and what analysts expect); map it explicitly if needed.
+ * - `integer`: `[+-]?digits` within ±(2^53−1). Leading zeros (`007`, `02134`) are strings, so
+ *   identifiers such as ZIP codes keep their zeros; so are integers beyond the safe range.
+ * - `float`: `1.5`, `-2e3`, `.5`, `1.`; with `thousands`, also `1,234` / `1,234.5`.
+ *   `NaN`/`Infinity` are not numbers (they are null tokens or strings).
+ * - `date`: `YYYY-MM-DD`, a real calendar date.
+ * - `datetime`: `YYYY-MM-DD[T ]HH:MM[:SS[.fraction]]` with optional `Z` / `±HH[:MM]`.
+ * - `json`: JSON objects/arrays (NDJSON / JSON array uploads only).
+ * - `string`: anything else.
+ *
+ * Column type = join of the value types (the lattice): `null` is the bottom; `integer ⊔ float
+ * = float`; `date ⊔ datetime = datetime`; every other pair of different types joins to
+ * `string` (the top), e.g. numbers mixed with text, booleans mixed with numbers.
+ */
+
+/** A value or column type. */
+export type ColumnType =
+  | "null"
+  | "boolean"
+  | "integer"
+  | "float"
+  | "date"
+  | "datetime"
+  | "json"
+  | "string";
+
+/** Options shared by inference and cleaning. */
+export interface ValueOptions {
+  /** Trim whitespace before looking at a value (default true). */
+  trim?: boolean;
+  /** Treat `""` as null (default true). */
+  emptyAsNull?: boolean;
+  /** Values meaning null, compared after trimming, case-sensitive (default {@link NULL_TOKENS}). */
+  nullTokens?: readonly string[];
+  /** Accept `,` thousands separators in numbers (default false). */
+  thousands?: boolean;
+}
+
+/** Default null tokens. */
+export const NULL_TOKENS: readonly string[] = ["NA", "N/A", "n/a", "null", "NULL", "NaN", "#N/A"];
+
+/** Type codes, ordered so that a join table can be indexed. */
+const T = {
+  null: 0,
+  boolean: 1,
+  integer: 2,
+  float: 3,
+  date: 4,
+  datetime: 5,
+  json: 6,
+  string: 7,
+} as const;
+type Code = (typeof T)[keyof typeof T];
+const NAMES: readonly ColumnType[] = [
+  "null",
+  "boolean",
+  "integer",
+  "float",
+  "date",
+  "datetime",
+  "json",
+  "string",
+];
+
+function joinCodes(a: Code, b: Code): Code {
+  if (a === b || b === T.null) return a;
+  if (a === T.null) return b;
+  if ((a === T.integer && b === T.float) || (a === T.float && b === T.integer)) return T.float;
+  if ((a === T.date && b === T.datetime) || (a === T.datetime && b === T.date)) return T.datetime;
+  return T.string;
+}
+
+/** Join of two types in the lattice described in the module doc. */
+export function joinTypes(a: ColumnType, b: ColumnType): ColumnType {
+  return NAMES[joinCodes(T[a], T[b])]!;
+}
+
+/** Resolved value options (a Set for the null tokens). */
+export interface ResolvedValueOptions {
+  trim: boolean;
+  emptyAsNull: boolean;
+  nullTokens: ReadonlySet<string>;
+  thousands: boolean;
+}
+
+/** Fills in defaults. */
+export function resolveValueOptions(options: ValueOptions = {}): ResolvedValueOptions {
+  return {
+    trim: options.trim ?? true,
+    emptyAsNull: options.emptyAsNull ?? true,
+    nullTokens: new Set(options.nullTokens ?? NULL_TOKENS),
+    thousands: options.thousands ?? false,
+  };
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13 || c === 160 || c === 0xfeff;
+}
+
+/** Trims only when needed (no allocation for the common already-trimmed value). */
+export function trimFast(s: string): string {
+  const n = s.length;
+  if (n === 0) return s;
+  return isSpace(s.charCodeAt(0)) || isSpace(s.charCodeAt(n - 1)) ? s.trim() : s;
+}
+
+/** True if the (trimmed) text is a null per the options. */
+export function isNullText(s: string, o: ResolvedValueOptions): boolean {
+  return s.length === 0 ? o.emptyAsNull : o.nullTokens.has(s);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Classifies a trimmed, non-null string. */
+function classifyText(s: string, thousands: boolean): Code {
+  const c0 = s.charCodeAt(0);
+  if (isDigit(c0) || c0 === 45 || c0 === 43 || c0 === 46) return classifyNumeric(s, thousands);
+  if (s.length <= 5) return classifyBoolean(s);
+  return T.string;
+}
+
+function classifyBoolean(s: string): Code {
+  switch (s.length) {
+    case 2:
+      return s.toLowerCase() === "no" ? T.boolean : T.string;
+    case 3:
+      return s.toLowerCase() === "yes" ? T.boolean : T.string;
+    case 4:
+      return s.toLowerCase() === "true" ? T.boolean : T.string;
+    case 5:
+      return s.toLowerCase() === "false" ? T.boolean : T.string;
+    default:
+      return T.string;
+  }
+}
+
+/** Numbers, dates and datetimes (all start with a digit, sign or dot). */
+function classifyNumeric(s: string, thousands: boolean): Code {
+  const n = s.length;
+  const c0 = s.charCodeAt(0);
+  const signed = c0 === 45 || c0 === 43;
+  let i = signed ? 1 : 0;
+  const intStart = i;
+  while (i < n && isDigit(s.charCodeAt(i))) i++;
+  const intDigits = i - intStart;
+  if (intDigits > 1 && s.charCodeAt(intStart) === 48) return T.string; // leading zero
+  if (i === n) return intDigits > 0 && isSafeIntegerText(s, intDigits) ? T.integer : T.string;
+  const c = s.charCodeAt(i);
+  if (c === 45 && intDigits === 4 && !signed) return classifyDate(s);
+  if (c === 44) return thousands ? classifyThousands(s) : T.string;
+  return classifyFloat(s, i, intDigits);
+}
+
+function isSafeIntegerText(s: string, digits: number): boolean {
+  return digits < 16 || Number.isSafeInteger(Number(s));
+}
+
+/** Tail of a float after the integer digits: `[.digits][(e|E)[+-]digits]`. */
+function classifyFloat(s: string, i: number, intDigits: number): Code {
+  const n = s.length;
+  let frac = 0;
+  if (s.charCodeAt(i) === 46) {
+    i++;
+    const start = i;
+    while (i < n && isDigit(s.charCodeAt(i))) i++;
+    frac = i - start;
+  }
+  if (intDigits + frac === 0) return T.string;
+  if (i === n) return T.float;
+  const e = s.charCodeAt(i);
+  if (e !== 101 && e !== 69) return T.string;
+  i++;
+  const sign = s.charCodeAt(i);
+  if (sign === 43 || sign === 45) i++;
+  const start = i;
+  while (i < n && isDigit(s.charCodeAt(i))) i++;
+  return i === n && i > start ? T.float : T.string;
+}
+
+const THOUSANDS = /^[+-]?[1-9]\d{0,2}(?:,\d{3})+(\.\d*)?$/;
+
+function classifyThousands(s: string): Code {
+  const m = THOUSANDS.exec(s);
+  if (m === null) return T.string;
+  if (m[1] !== undefined) return T.float;
+  return Number.isSafeInteger(Number(s.replaceAll(",", ""))) ? T.integer : T.string;
+}
+
+const DATETIME =
+  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?(Z|[+-](\d{2})(?::?(\d{2}))?)?$/i;
+
+function classifyDate(s: string): Code {
+  if (s.length === 10) return validDateText(s) ? T.date : T.string;
+  const m = DATETIME.exec(s);
+  if (m === null || !validDateText(s)) return T.string;
+  const h = Number(m[4]);
+  const min = Number(m[5]);
+  const sec = m[6] === undefined ? 0 : Number(m[6]);
+  if (h > 23 || min > 59 || sec > 59) return T.string;
+  if (m[8] !== undefined && (Number(m[8]) > 23 || Number(m[9] ?? 0) > 59)) return T.string;
+  return T.datetime;
+}
+
+/** `YYYY-MM-DD` at the start of `s`, checked against the calendar. */
+function validDateText(s: string): boolean {
+  const c = (k: number) => s.charCodeAt(k) - 48;
+  for (const k of [0, 1, 2, 3, 5, 6, 8, 9]) if (!isDigit(s.charCodeAt(k))) return false;
+  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
+  const year = c(0) * 1000 + c(1) * 100 + c(2) * 10 + c(3);
+  const month = c(5) * 10 + c(6);
+  const day = c(8) * 10 + c(9);
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+function valueCode(value: unknown, o: ResolvedValueOptions): Code {
+  if (typeof value === "string") {
+    const s = o.trim ? trimFast(value) : value;
+    if (isNullText(s, o)) return T.null;
+    return s.length === 0 ? T.string : classifyText(s, o.thousands);
+  }
+  if (value === null || value === undefined) return T.null;
+  if (typeof value === "number") {
+    return Number.isSafeInteger(value) ? T.integer : Number.isFinite(value) ? T.float : T.null;
+  }
+  if (typeof value === "boolean") return T.boolean;
+  if (typeof value === "object") return T.json;
+  return T.string;
+}
+
+/** Type of one value (strings are trimmed and checked for null tokens first, per `options`). */
+export function inferValue(
+  value: unknown,
+  options?: ValueOptions | ResolvedValueOptions,
+): ColumnType {
+  return NAMES[valueCode(value, resolved(options))]!;
+}
+
+/** Accepts resolved or raw options. */
+export function resolved(options?: ValueOptions | ResolvedValueOptions): ResolvedValueOptions {
+  if (options !== undefined && options.nullTokens instanceof Set) {
+    return options as ResolvedValueOptions;
+  }
+  return resolveValueOptions(options as ValueOptions | undefined);
+}
+
+/** What inference learnt about a column. */
+export interface ColumnStats {
+  type: ColumnType;
+  /** Values seen (nulls included). */
+  count: number;
+  /** Null values (empty / null tokens / JSON null / missing). */
+  nulls: number;
+}
+
+/**
+ * Accumulates column types over rows; feed it every chunk's rows (or merge per-chunk results
+ * with {@link mergeStats}). Columns already at `string` skip classification.
+ */
+export class TypeInference {
+  private readonly codes: Uint8Array;
+  private readonly nulls: Float64Array;
+  private count = 0;
+  private readonly options: ResolvedValueOptions;
+
+  constructor(readonly width: number, options?: ValueOptions | ResolvedValueOptions) {
+    this.codes = new Uint8Array(width);
+    this.nulls = new Float64Array(width);
+    this.options = resolved(options);
+  }
+
+  /** Adds rows (arrays aligned with the header; missing cells count as null). */
+  add(rows: readonly (readonly unknown[])[]): void {
+    const o = this.options;
+    const codes = this.codes;
+    const nulls = this.nulls;
+    const width = this.width;
+    for (const row of rows) {
+      for (let c = 0; c < width; c++) {
+        const code = valueCode(row[c], o);
+        if (code === T.null) nulls[c]!++;
+        else {
+          const cur = codes[c]! as Code;
+          if (cur !== code && cur !== T.string) codes[c] = joinCodes(cur, code);
+        }
+      }
+    }
+    this.count += rows.length;
+  }
+
+  /** Current statistics per column. */
+  stats(): ColumnStats[] {
+    return Array.from(this.codes, (code, c) => ({
+      type: NAMES[code]!,
+      count: this.count,
+      nulls: this.nulls[c]!,
+    }));
+  }
+}
+
+/** Infers column statistics of rows in one go. */
+export function inferColumns(
+  rows: readonly (readonly unknown[])[],
+  width: number,
+  options?: ValueOptions,
+): ColumnStats[] {
+  const inference = new TypeInference(width, options);
+  inference.add(rows);
+  return inference.stats();
+}
+
+/**
+ * Merges per-chunk statistics (column i of `a` with column i of `b`; a column present in
+ * only one side was missing, i.e. null, in the other's rows).
+ */
+export function mergeStats(a: readonly ColumnStats[], b: readonly ColumnStats[]): ColumnStats[] {
+  const countA = a[0]?.count ?? 0;
+  const countB = b[0]?.count ?? 0;
+  const width = Math.max(a.length, b.length);
+  const out: ColumnStats[] = [];
+  for (let c = 0; c < width; c++) {
+    const x = a[c] ?? { type: "null", count: countA, nulls: countA };
+    const y = b[c] ?? { type: "null", count: countB, nulls: countB };
+    out.push({
+      type: joinTypes(x.type, y.type),
+      count: x.count + y.count,
+      nulls: x.nulls + y.nulls,
+    });
+  }
+  return out;
+}
