@@ -1,0 +1,64 @@
+/**
+ * Options of a dataset upload: how to read the file and how to clean it. Validated once at
+ * upload and stored with the dataset, so every chunk is read the same way.
+ */
+import { z } from "zod";
+
+export const DATASET_FORMATS = ["csv", "tsv", "json", "ndjson"] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
+
+const columnName = z.string().min(1).max(200);
+
+export const cleaningOptions = z.object({
+  trim: z.boolean().default(true),
+  emptyAsNull: z.boolean().default(true),
+  /** Values that mean null (after trimming); default NA, N/A, null, NULL, NaN, #N/A. */
+  nullTokens: z.array(z.string().max(50)).max(50).optional(),
+  /** Accept `1,234.5` as a number. */
+  thousands: z.boolean().default(false),
+  dropColumns: z.array(columnName).max(1000).default([]),
+  renameColumns: z.record(columnName, columnName).default({}),
+  dropDuplicateRows: z.boolean().default(false),
+}).strict();
+
+export const datasetOptions = z.object({
+  format: z.enum(DATASET_FORMATS),
+  /** One character; default `,` for csv and a tab for tsv. */
+  delimiter: z.string().length(1).optional(),
+  /** CSV/TSV: the first record names the columns. */
+  header: z.boolean().default(true),
+  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1"]).default("auto"),
+  /** `skip`: drop bad rows and report them; `fail`: fail the dataset at the first one. */
+  errorPolicy: z.enum(["skip", "fail"]).default("skip"),
+  cleaning: cleaningOptions.default(cleaningOptions.parse({})),
+}).strict();
+
+export type DatasetOptions = z.infer<typeof datasetOptions>;
+
+/** The format a content type or file name suggests, if any. */
+export function guessFormat(
+  contentType: string | null,
+  fileName: string | null,
+): DatasetFormat | null {
+  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  const byType: Record<string, DatasetFormat> = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/tab-separated-values": "tsv",
+    "application/json": "json",
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+  };
+  if (byType[type]) return byType[type];
+  const ext = /\.([a-z0-9]+)$/i.exec(fileName ?? "")?.[1]?.toLowerCase();
+  const byExt: Record<string, DatasetFormat> = {
+    csv: "csv",
+    tsv: "tsv",
+    tab: "tsv",
+    json: "json",
+    ndjson: "ndjson",
+    jsonl: "ndjson",
+  };
+  return ext ? byExt[ext] ?? null : null;
+}

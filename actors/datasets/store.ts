@@ -1,0 +1,153 @@
+/**
+ * SQL over `troupe_datasets` and `troupe_dataset_chunks`, and the per-dataset row tables
+ * (`troupe_ds_<id>`). Every read takes the tenant: another tenant's dataset is not found.
+ */
+import { NotFoundError } from "../runtime/errors.ts";
+import type { SqlExecutor } from "../runtime/ports.ts";
+import type { DatasetOptions } from "./options.ts";
+
+export type DatasetStatus =
+  | "uploaded"
+  | "splitting"
+  | "processing"
+  | "merging"
+  | "ready"
+  | "failed";
+
+export interface ColumnInfo {
+  /** The name shown to users (after renames). */
+  name: string;
+  /** The SQL column holding it: `c0`, `c1`, ... */
+  key: string;
+  type: string;
+  profile?: unknown;
+}
+
+export interface DatasetView {
+  id: string;
+  name: string;
+  status: DatasetStatus;
+  format: string;
+  sizeBytes: number;
+  sha256: string;
+  rowCount: number | null;
+  skippedRows: number;
+  chunks: { total: number | null; done: number };
+  columns: ColumnInfo[];
+  rowErrors: unknown[];
+  error: unknown;
+  jobId: string | null;
+  version: number;
+  options: DatasetOptions;
+  createdAt: string;
+  updatedAt: string;
+}
+
+type Row = Record<string, unknown>;
+
+/** The table holding a dataset's rows (its id is a uuid: hex and dashes only). */
+export function rowsTable(datasetId: string): string {
+  if (!/^[0-9a-f-]{36}$/.test(datasetId)) throw new NotFoundError("dataset", datasetId);
+  return `troupe_ds_${datasetId.replaceAll("-", "")}`;
+}
+
+const COLUMNS = `id, name, status, format, size_bytes::float8 AS size_bytes, blob_sha256,
+  row_count::float8 AS row_count, skipped_rows::float8 AS skipped_rows, chunk_count, chunks_done,
+  columns, row_errors, error, job_id, version, options, created_at, updated_at`;
+
+export async function insertDataset(
+  tx: SqlExecutor,
+  d: {
+    id: string;
+    tenantId: string;
+    name: string;
+    format: string;
+    options: DatasetOptions;
+    sha256: string;
+    size: number;
+    jobId: string;
+  },
+): Promise<void> {
+  await tx.query(
+    `INSERT INTO troupe_datasets
+       (id, tenant_id, name, status, format, options, blob_sha256, size_bytes, job_id)
+     VALUES ($1, $2, $3, 'uploaded', $4, $5::jsonb, $6, $7, $8)`,
+    [d.id, d.tenantId, d.name, d.format, JSON.stringify(d.options), d.sha256, d.size, d.jobId],
+  );
+}
+
+export async function getDataset(
+  db: SqlExecutor,
+  id: string,
+  tenantId: string | null,
+): Promise<DatasetView> {
+  const rows = await db.query<Row>(
+    `SELECT ${COLUMNS} FROM troupe_datasets
+     WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`,
+    [id, tenantId],
+  );
+  if (!rows[0]) throw new NotFoundError("dataset", id);
+  return view(rows[0]);
+}
+
+export async function listDatasets(
+  db: SqlExecutor,
+  tenantId: string,
+  { limit, cursor }: { limit: number; cursor?: string },
+): Promise<{ items: DatasetView[]; nextCursor: string | null }> {
+  const rows = await db.query<Row>(
+    `SELECT ${COLUMNS} FROM troupe_datasets
+     WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2)
+     ORDER BY id DESC LIMIT $3`,
+    [tenantId, cursor ?? null, limit + 1],
+  );
+  const items = rows.slice(0, limit).map(view);
+  return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
+}
+
+/** Deletes the dataset, its chunks and its rows table; returns its blob for the caller. */
+export async function deleteDataset(
+  tx: SqlExecutor,
+  id: string,
+  tenantId: string,
+): Promise<{ sha256: string; stillUsed: boolean }> {
+  const rows = await tx.query<{ blob_sha256: string }>(
+    "DELETE FROM troupe_datasets WHERE id = $1 AND tenant_id = $2 RETURNING blob_sha256",
+    [id, tenantId],
+  );
+  if (!rows[0]) throw new NotFoundError("dataset", id);
+  await tx.query("DELETE FROM troupe_dataset_chunks WHERE dataset_id = $1", [id]);
+  await tx.query(`DROP TABLE IF EXISTS ${rowsTable(id)}`);
+  const sha256 = rows[0].blob_sha256;
+  const users = await tx.query("SELECT 1 FROM troupe_datasets WHERE blob_sha256 = $1 LIMIT 1", [
+    sha256,
+  ]);
+  return { sha256, stillUsed: users.length > 0 };
+}
+
+const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();
+
+function view(r: Row): DatasetView {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    status: r.status as DatasetStatus,
+    format: String(r.format),
+    sizeBytes: Number(r.size_bytes),
+    sha256: String(r.blob_sha256),
+    rowCount: r.row_count === null ? null : Number(r.row_count),
+    skippedRows: Number(r.skipped_rows),
+    chunks: {
+      total: r.chunk_count === null ? null : Number(r.chunk_count),
+      done: Number(r.chunks_done),
+    },
+    columns: (r.columns as ColumnInfo[] | null) ?? [],
+    rowErrors: (r.row_errors as unknown[] | null) ?? [],
+    error: r.error ?? null,
+    jobId: (r.job_id as string | null) ?? null,
+    version: Number(r.version),
+    options: r.options as DatasetOptions,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}
