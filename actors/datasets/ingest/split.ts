@@ -4,7 +4,8 @@
  *
  * - CSV/TSV: quote-aware per RFC 4180 (`""` escapes, a quote opens a quoted field only at the
  *   start of a field, as csv-parse does). A newline inside quotes never ends a record; records
- *   end at LF (CRLF included, the CR stays in the previous chunk).
+ *   end at LF (CRLF included: the CR stays with its record). Leading blank lines never form a
+ *   chunk of their own, so chunk 0 always holds the first real record (the header).
  * - NDJSON: every LF ends a record.
  * - JSON array: a chunk ends right after a comma at depth 1 (outside strings), so each chunk
  *   holds whole top-level elements; chunk 0 holds the `[`, the last chunk the `]`. Anything
@@ -98,6 +99,7 @@ export class CsvScanner implements RecordScanner {
   private inQuotes = false;
   private afterClose = false;
   private fieldStart = true;
+  private content = false; // seen a non-blank record yet (chunk 0 must hold the header)
   private readonly delimiter: number;
   private readonly quote: number;
 
@@ -117,6 +119,7 @@ export class CsvScanner implements RecordScanner {
     let fs = this.fieldStart;
     let lines = this.lines;
     let records = this.records;
+    let content = this.content;
     let cut = -1;
     for (let i = from; i < n; i++) {
       const c = units[i]!;
@@ -138,16 +141,20 @@ export class CsvScanner implements RecordScanner {
         lines++;
         records++;
         fs = true;
-        if (i >= stopAt) {
+        if (i >= stopAt && content) {
           cut = i + 1;
           break;
         }
-      } else if (c === d) fs = true;
+      } else if (c === d) fs = content = true;
       else if (c === q && fs) {
-        inQ = true;
+        inQ = content = true;
         fs = false;
-      } else if (c !== CR) fs = false;
+      } else if (c !== CR) {
+        fs = false;
+        content = true;
+      }
     }
+    this.content = content;
     this.inQuotes = inQ;
     this.afterClose = after;
     this.fieldStart = fs;
@@ -198,7 +205,6 @@ export class JsonArrayScanner implements RecordScanner {
   private depth = 0;
   private inString = false;
   private escaped = false;
-  private elements = 0; // non-empty content seen at depth >= 1 since the last comma
 
   /** @param unitWidth bytes per code unit, to report byte offsets */
   constructor(private readonly unitWidth: 1 | 2 = 1, private base = 0) {}

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { cleanRows, normalizeDatetime, normalizeValue, planColumns, rowHash } from "./clean.ts";
+import { IngestError } from "./errors.ts";
+
+Deno.test("normalisation per column type", () => {
+  assert.equal(normalizeValue(" 42 ", "integer"), 42);
+  assert.equal(normalizeValue("+3", "integer"), 3);
+  assert.equal(normalizeValue("3", "float"), 3);
+  assert.equal(normalizeValue("1,234.5", "float", { thousands: true }), 1234.5);
+  assert.equal(normalizeValue("YES", "boolean"), true);
+  assert.equal(normalizeValue("false", "boolean"), false);
+  assert.equal(normalizeValue("2024-01-02", "date"), "2024-01-02");
+  assert.equal(normalizeValue("2024-01-02", "datetime"), "2024-01-02");
+  assert.equal(normalizeValue("2024-01-02 03:04+02:00", "datetime"), "2024-01-02T01:04:00.000Z");
+  assert.equal(normalizeValue("2024-01-02 03:04", "datetime"), "2024-01-02T03:04:00");
+  assert.equal(normalizeValue("N/A", "integer"), null);
+  assert.equal(normalizeValue("  ", "string"), null);
+  assert.equal(normalizeValue("abc", "integer"), "abc"); // does not fit: kept as text
+  assert.equal(normalizeValue(12, "string"), "12");
+  assert.equal(normalizeValue(" 12 ", "string"), "12");
+  assert.deepEqual(normalizeValue({ a: 1 }, "json"), { a: 1 });
+  assert.equal(normalizeDatetime("2024-01-02T03:04:05,5Z"), "2024-01-02T03:04:05.500Z");
+});
+
+Deno.test("cleanRows: drop, rename, trim, nulls, types, in-chunk duplicates with hashes", () => {
+  const header = ["id", "junk", "amount", "when"];
+  const rows = [
+    [" 1", "x", "2.5", "2024-01-01"],
+    ["1 ", "y", "2.5", "2024-01-01"],
+    ["2", "z", "NA", ""],
+  ];
+  const r = cleanRows(
+    header,
+    rows,
+    { dropColumns: ["junk"], renameColumns: { amount: "price" }, dropDuplicateRows: true },
+    ["integer", "string", "float", "date"],
+  );
+  assert.deepEqual(r.header, ["id", "price", "when"]);
+  assert.deepEqual(r.rows, [[1, 2.5, "2024-01-01"], [2, null, null]]);
+  assert.equal(r.duplicates, 1);
+  assert.deepEqual(r.hashes, [rowHash([1, 2.5, "2024-01-01"]), rowHash([2, null, null])]);
+  const untyped = cleanRows(header, rows, { trim: false, emptyAsNull: false });
+  assert.deepEqual(untyped.rows[0], [" 1", "x", "2.5", "2024-01-01"]);
+  assert.equal(untyped.hashes, undefined);
+  assert.throws(() => planColumns(["a", "b"], { renameColumns: { a: "b" } }), IngestError);
+});
+
+Deno.test("rowHash is stable and separates types and framing", () => {
+  assert.equal(rowHash(["a", 1, null, true]), rowHash(["a", 1, null, true]));
+  assert.match(rowHash([]), /^[0-9a-f]{16}$/);
+  // Pinned: the hash must not change between releases (stored hashes are compared).
+  assert.equal(rowHash(["a", "b"]), "b3ff2ce647d2f75c");
+  assert.equal(rowHash(["a", 1, null, true]), "98e44c8480f895e1");
+  assert.notEqual(rowHash(["a,b"]), rowHash(["a", "b"]));
+  assert.notEqual(rowHash([1]), rowHash(["1"]));
+  assert.notEqual(rowHash([null]), rowHash([""]));
+  assert.notEqual(rowHash(["ab", "c"]), rowHash(["a", "bc"]));
+  const seen = new Set<string>();
+  for (let i = 0; i < 100_000; i++) seen.add(rowHash([i, `row ${i}`]));
+  assert.equal(seen.size, 100_000);
+});

@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import {
+  type ColumnType,
+  inferColumns,
+  inferValue,
+  joinTypes,
+  mergeStats,
+  TypeInference,
+} from "./infer.ts";
+
+Deno.test("value detection", () => {
+  const cases: [unknown, ColumnType][] = [
+    ["42", "integer"],
+    ["-7", "integer"],
+    ["+3", "integer"],
+    ["0", "integer"],
+    ["007", "string"],
+    ["9007199254740991", "integer"],
+    ["9007199254740993", "string"],
+    ["1.5", "float"],
+    ["-2e3", "float"],
+    [".5", "float"],
+    ["1.", "float"],
+    ["1e", "string"],
+    ["1,234.5", "string"],
+    ["true", "boolean"],
+    ["FALSE", "boolean"],
+    ["Yes", "boolean"],
+    ["no", "boolean"],
+    ["1", "integer"],
+    ["2024-02-29", "date"],
+    ["2023-02-29", "string"],
+    ["2024-13-01", "string"],
+    ["2024-01-02T03:04:05Z", "datetime"],
+    ["2024-01-02 03:04", "datetime"],
+    ["2024-01-02T03:04:05.123+02:00", "datetime"],
+    ["2024-01-02T25:00:00", "string"],
+    ["  12  ", "integer"],
+    ["", "null"],
+    ["NA", "null"],
+    ["N/A", "null"],
+    ["null", "null"],
+    ["hello", "string"],
+    ["-", "string"],
+    [null, "null"],
+    [3, "integer"],
+    [3.5, "float"],
+    [true, "boolean"],
+    [{ a: 1 }, "json"],
+  ];
+  for (const [value, type] of cases) assert.equal(inferValue(value), type, JSON.stringify(value));
+  assert.equal(inferValue("1,234", { thousands: true }), "integer");
+  assert.equal(inferValue("1,234.5", { thousands: true }), "float");
+  assert.equal(inferValue("12,34", { thousands: true }), "string");
+  assert.equal(inferValue("", { emptyAsNull: false }), "string");
+  assert.equal(inferValue("missing", { nullTokens: ["missing"] }), "null");
+  assert.equal(inferValue("NA", { nullTokens: [] }), "string");
+});
+
+Deno.test("lattice joins", () => {
+  assert.equal(joinTypes("integer", "float"), "float");
+  assert.equal(joinTypes("date", "datetime"), "datetime");
+  assert.equal(joinTypes("null", "boolean"), "boolean");
+  assert.equal(joinTypes("integer", "boolean"), "string");
+  assert.equal(joinTypes("float", "string"), "string");
+  assert.equal(joinTypes("json", "integer"), "string");
+});
+
+Deno.test("column inference: mixed types in a column, nulls counted, chunk merge", () => {
+  const rows = [
+    ["1", "1", "true", "2024-01-01", "x", ""],
+    ["2", "2.5", "no", "2024-01-01T10:00:00Z", "3", "NA"],
+    ["3", "", "YES", "", "y", ""],
+  ];
+  const stats = inferColumns(rows, 6);
+  assert.deepEqual(stats.map((s) => s.type), [
+    "integer",
+    "float",
+    "boolean",
+    "datetime",
+    "string",
+    "null",
+  ]);
+  assert.deepEqual(stats.map((s) => s.nulls), [0, 1, 0, 1, 0, 3]);
+  const a = new TypeInference(2);
+  a.add([["1", "a"]]);
+  const b = new TypeInference(3);
+  b.add([["1.5", "b", "true"], ["2", "", "false"]]);
+  assert.deepEqual(mergeStats(a.stats(), b.stats()), [
+    { type: "float", count: 3, nulls: 0 },
+    { type: "string", count: 3, nulls: 1 },
+    { type: "boolean", count: 3, nulls: 1 },
+  ]);
+});

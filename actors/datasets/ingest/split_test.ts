@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { NotJsonArrayError, SplitError } from "./errors.ts";
+import { type ChunkBoundary, type SplitOptions, splitStream } from "./split.ts";
+import { boundaries, streamOf, utf8 } from "./test_util.ts";
+
+const CSV: SplitOptions["format"] = { kind: "csv" };
+
+function text(bytes: Uint8Array, b: ChunkBoundary): string {
+  return new TextDecoder().decode(bytes.subarray(b.start, b.end));
+}
+
+function assertContiguous(chunks: ChunkBoundary[], size: number): void {
+  let at = 0;
+  chunks.forEach((c, i) => {
+    assert.equal(c.index, i);
+    assert.equal(c.start, at);
+    assert.ok(c.end > c.start);
+    at = c.end;
+  });
+  assert.equal(at, size);
+}
+
+Deno.test("CSV: a newline inside quotes never splits; lines and records are counted", async () => {
+  const src = 'h1,h2\n1,"a\nb"\n2,"x,""y""\r\nz"\r\n3,c\n';
+  const bytes = utf8(src);
+  for (let target = 1; target <= bytes.length; target++) {
+    for (const piece of [1, 3, 64]) {
+      const chunks = await boundaries(bytes, { format: CSV, targetChunkBytes: target }, piece);
+      assertContiguous(chunks, bytes.length);
+      const legal = new Set(
+        ["\n1,", "\n2,", "\n3,"].map((s) => src.indexOf(s) + 1).concat(src.length),
+      );
+      for (const c of chunks) assert.ok(legal.has(c.end), `target ${target}: cut at ${c.end}`);
+    }
+  }
+  const one = await boundaries(bytes, { format: CSV, targetChunkBytes: 1 });
+  assert.deepEqual(
+    one.map((c) => [c.firstRecord, c.firstLine]),
+    [[1, 1], [2, 2], [3, 4], [4, 6]],
+  );
+});
+
+Deno.test("CSV: a target landing exactly on a quoted newline moves the cut after the record", async () => {
+  const src = 'a,b\n1,"line one\nline two"\n2,x\n';
+  const bytes = utf8(src);
+  const quotedLf = src.indexOf("\n", src.indexOf('"'));
+  const chunks = await boundaries(bytes, { format: CSV, targetChunkBytes: quotedLf + 1 });
+  assert.equal(text(bytes, chunks[0]!), 'a,b\n1,"line one\nline two"\n');
+  assert.equal(chunks[1]!.firstLine, 4);
+  assert.equal(chunks[1]!.firstRecord, 3);
+});
+
+Deno.test("CSV: quotes only open at field start (mid-field quotes are literal)", async () => {
+  const bytes = utf8('a,b\n5" pipe,x\nnext,y\n');
+  const chunks = await boundaries(bytes, { format: CSV, targetChunkBytes: 1 });
+  assert.equal(chunks.length, 3);
+  assert.equal(text(bytes, chunks[1]!), '5" pipe,x\n');
+});
+
+Deno.test("TSV and custom quote characters", async () => {
+  const bytes = utf8("a\tb\n'x\ny'\tz\nq\tr\n");
+  const chunks = await boundaries(bytes, {
+    format: { kind: "csv", delimiter: "\t", quote: "'" },
+    targetChunkBytes: 1,
+  });
+  assert.deepEqual(chunks.map((c) => c.end), [4, 12, 16]);
+});
+
+Deno.test("empty file: no chunk for CSV/NDJSON, NotJsonArrayError for JSON arrays", async () => {
+  const empty = new Uint8Array(0);
+  assert.deepEqual(await boundaries(empty, { format: CSV }), []);
+  assert.deepEqual(await boundaries(empty, { format: { kind: "ndjson" } }), []);
+  await assert.rejects(
+    boundaries(empty, { format: { kind: "json-array" } }),
+    NotJsonArrayError,
+  );
+});
+
+Deno.test("a BOM stays in chunk 0 but does not hide a leading quote", async () => {
+  const bytes = utf8('\ufeff"a\nb",c\nd,e\n');
+  const chunks = await boundaries(bytes, { format: CSV, targetChunkBytes: 1 });
+  assert.deepEqual(chunks.map((c) => [c.start, c.end]), [[0, 11], [11, 15]]);
+});
+
+Deno.test("unbalanced quote: record_too_large instead of unbounded chunks", async () => {
+  const bytes = utf8('a,b\n1,"never closed\n' + "x,y\n".repeat(1000));
+  await assert.rejects(
+    boundaries(bytes, { format: CSV, targetChunkBytes: 64, maxChunkBytes: 512 }, 100),
+    (e: unknown) => {
+      assert.ok(e instanceof SplitError);
+      assert.equal(e.code, "record_too_large");
+      return true;
+    },
+  );
+  // Within the limit, the rest of the file becomes the last chunk (the parser reports it).
+  const chunks = await boundaries(bytes, { format: CSV, targetChunkBytes: 1 });
+  assert.equal(chunks.length, 2);
+  assert.equal(chunks[1]!.firstLine, 2);
+});
+
+Deno.test("NDJSON: cuts at newlines", async () => {
+  const bytes = utf8('{"a":1}\n{"a":"x\\ny"}\r\n\n{"a":3}');
+  const chunks = await boundaries(bytes, { format: { kind: "ndjson" }, targetChunkBytes: 1 });
+  assertContiguous(chunks, bytes.length);
+  assert.deepEqual(chunks.map((c) => c.firstLine), [1, 2, 3, 4]);
+});
+
+Deno.test("JSON array: cuts after top-level commas only", async () => {
+  const src = '[\n {"a":"x,]\\"}"},\n [1,[2,3]],\n {"b":{"c":[","]}}\n]\n';
+  const bytes = utf8(src);
+  for (const piece of [1, 4, 100]) {
+    const chunks = await boundaries(
+      bytes,
+      { format: { kind: "json-array" }, targetChunkBytes: 1 },
+      piece,
+    );
+    assertContiguous(chunks, bytes.length);
+    assert.deepEqual(chunks.map((c) => text(bytes, c).trim()), [
+      '[\n {"a":"x,]\\"}"},',
+      "[1,[2,3]],",
+      '{"b":{"c":[","]}}\n]',
+    ]);
+    assert.deepEqual(chunks.map((c) => [c.firstRecord, c.firstLine]), [[1, 1], [2, 2], [3, 3]]);
+  }
+});
+
+Deno.test("JSON: a file that is not a top-level array is refused", async () => {
+  for (const src of ['{"a":[1,2]}', '"text"', "42", "   ", "\ufeff{}"]) {
+    await assert.rejects(
+      boundaries(utf8(src), { format: { kind: "json-array" } }),
+      NotJsonArrayError,
+      src,
+    );
+  }
+  await assert.rejects(
+    boundaries(utf8("[1,2] [3]"), { format: { kind: "json-array" } }),
+    (e: unknown) => e instanceof SplitError && e.code === "json_trailing_data" && e.offset === 6,
+  );
+  await assert.rejects(
+    boundaries(utf8('[{"a":1},'), { format: { kind: "json-array" } }),
+    (e: unknown) => e instanceof SplitError && e.code === "json_unterminated",
+  );
+  const ok = await boundaries(utf8("\ufeff [ ] "), { format: { kind: "json-array" } });
+  assert.equal(ok.length, 1);
+});
+
+Deno.test("UTF-16LE/BE: split on code units, offsets stay even", async () => {
+  const src = 'a,b\n1,"x\ny"\n2,"東,😀"\n3,z\n';
+  for (const le of [true, false]) {
+    const units = "\ufeff" + src;
+    const bytes = new Uint8Array(units.length * 2);
+    const view = new DataView(bytes.buffer);
+    for (let i = 0; i < units.length; i++) view.setUint16(i * 2, units.charCodeAt(i), le);
+    const chunks = await boundaries(bytes, { format: CSV, targetChunkBytes: 2 }, 3);
+    assertContiguous(chunks, bytes.length);
+    const decoder = new TextDecoder(le ? "utf-16le" : "utf-16be", { ignoreBOM: true });
+    const pieces = chunks.map((c) => decoder.decode(bytes.subarray(c.start, c.end)));
+    assert.deepEqual(pieces, ["\ufeffa,b\n", '1,"x\ny"\n', '2,"東,😀"\n', "3,z\n"]);
+    assert.ok(chunks.every((c) => c.start % 2 === 0 && c.end % 2 === 0));
+  }
+});
+
+Deno.test("bounded memory: 256 MiB streamed through the splitter", async () => {
+  const block = utf8('1,"quoted\nvalue",3.5,hello\n'.repeat(2400)); // ~64 KiB
+  const total = 4096;
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent++ === total) c.close();
+      else c.enqueue(block);
+    },
+  });
+  const before = Deno.memoryUsage().rss;
+  let count = 0;
+  let last: ChunkBoundary | undefined;
+  let peak = before;
+  for await (
+    const b of splitStream(stream, { format: CSV, targetChunkBytes: 4 * 1024 * 1024 })
+  ) {
+    count++;
+    last = b;
+    peak = Math.max(peak, Deno.memoryUsage().rss);
+  }
+  assert.equal(last?.end, block.length * total);
+  assert.equal(count, Math.ceil((block.length * total) / (4 * 1024 * 1024)));
+  assert.ok(peak - before < 64 * 1024 * 1024, `rss grew by ${(peak - before) >> 20} MiB`);
+});
+
+Deno.test("streamOf helper delivers every byte", async () => {
+  const bytes = utf8("abcdef");
+  const parts: number[] = [];
+  for await (const p of streamOf(bytes, 4)) parts.push(p.length);
+  assert.deepEqual(parts, [4, 2]);
+});

@@ -1,0 +1,70 @@
+/** Test helpers: seeded PRNG, byte streams, and split-then-parse of a whole input. */
+import { parseChunk, type ParseOptions, type ParseResult } from "./parse.ts";
+import { type ChunkBoundary, chunkStream, type SplitOptions, splitStream } from "./split.ts";
+
+/** Mulberry32: small deterministic PRNG returning floats in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A stream delivering `bytes` in pieces of `piece` bytes (exercises state across reads). */
+export function streamOf(bytes: Uint8Array, piece = 64 * 1024): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(at, at + piece));
+      at += piece;
+    },
+  });
+}
+
+/** UTF-8 bytes of a string. */
+export function utf8(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+/** All boundaries of a split. */
+export async function boundaries(
+  bytes: Uint8Array,
+  options: SplitOptions,
+  piece?: number,
+): Promise<ChunkBoundary[]> {
+  const out: ChunkBoundary[] = [];
+  for await (const b of splitStream(streamOf(bytes, piece), options)) out.push(b);
+  return out;
+}
+
+/** Merged result of splitting then parsing every chunk (header from chunk 0). */
+export interface WholeResult extends ParseResult {
+  chunks: ChunkBoundary[];
+}
+
+/** Splits `bytes`, parses each chunk in order, and concatenates the rows and errors. */
+export async function splitAndParse(
+  bytes: Uint8Array,
+  split: SplitOptions,
+  parse: ParseOptions,
+  piece?: number,
+): Promise<WholeResult> {
+  const result: WholeResult = { header: [], rows: [], errors: [], skipped: 0, chunks: [] };
+  let header: string[] | undefined;
+  for await (const { boundary, bytes: chunk } of chunkStream(streamOf(bytes, piece), split)) {
+    const opts: ParseOptions = { ...parse, chunk: boundary };
+    if (header !== undefined) opts.header = header;
+    const r = parseChunk(chunk, opts);
+    header = r.header;
+    result.header = r.header;
+    result.rows.push(...r.rows);
+    result.errors.push(...r.errors);
+    result.skipped += r.skipped;
+    result.chunks.push(boundary);
+  }
+  return result;
+}
