@@ -86,15 +86,19 @@ export interface ResolvedValueOptions {
   trim: boolean;
   emptyAsNull: boolean;
   nullTokens: ReadonlySet<string>;
+  /** Length of the longest null token (cheap pre-check). */
+  maxTokenLength: number;
   thousands: boolean;
 }
 
 /** Fills in defaults. */
 export function resolveValueOptions(options: ValueOptions = {}): ResolvedValueOptions {
+  const tokens = options.nullTokens ?? NULL_TOKENS;
   return {
     trim: options.trim ?? true,
     emptyAsNull: options.emptyAsNull ?? true,
-    nullTokens: new Set(options.nullTokens ?? NULL_TOKENS),
+    nullTokens: new Set(tokens),
+    maxTokenLength: tokens.reduce((m, t) => Math.max(m, t.length), 0),
     thousands: options.thousands ?? false,
   };
 }
@@ -112,7 +116,14 @@ export function trimFast(s: string): string {
 
 /** True if the (trimmed) text is a null per the options. */
 export function isNullText(s: string, o: ResolvedValueOptions): boolean {
-  return s.length === 0 ? o.emptyAsNull : o.nullTokens.has(s);
+  if (s.length === 0) return o.emptyAsNull;
+  return s.length <= o.maxTokenLength && o.nullTokens.has(s);
+}
+
+/** True if a raw value counts as null (strings trimmed per the options). */
+function isNullValue(v: unknown, o: ResolvedValueOptions): boolean {
+  if (typeof v === "string") return isNullText(o.trim ? trimFast(v) : v, o);
+  return v === null || v === undefined;
 }
 
 function isDigit(c: number): boolean {
@@ -194,30 +205,64 @@ function classifyThousands(s: string): Code {
   return Number.isSafeInteger(Number(s.replaceAll(",", ""))) ? T.integer : T.string;
 }
 
-const DATETIME =
-  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?(Z|[+-](\d{2})(?::?(\d{2}))?)?$/i;
-
 function classifyDate(s: string): Code {
-  if (s.length === 10) return validDateText(s) ? T.date : T.string;
-  const m = DATETIME.exec(s);
-  if (m === null || !validDateText(s)) return T.string;
-  const h = Number(m[4]);
-  const min = Number(m[5]);
-  const sec = m[6] === undefined ? 0 : Number(m[6]);
-  if (h > 23 || min > 59 || sec > 59) return T.string;
-  if (m[8] !== undefined && (Number(m[8]) > 23 || Number(m[9] ?? 0) > 59)) return T.string;
-  return T.datetime;
+  if (!validDateText(s)) return T.string;
+  if (s.length === 10) return T.date;
+  return validTimeText(s) ? T.datetime : T.string;
+}
+
+function twoDigits(s: string, at: number): number {
+  const a = s.charCodeAt(at) - 48;
+  const b = s.charCodeAt(at + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/** `[T ]HH:MM[:SS[.fraction]][Z|±HH[[:]MM]]` after a date (hand-rolled: no regex, no allocation). */
+function validTimeText(s: string): boolean {
+  const n = s.length;
+  const sep = s.charCodeAt(10);
+  if (n < 16 || (sep !== 84 && sep !== 116 && sep !== 32) || s.charCodeAt(13) !== 58) return false;
+  const h = twoDigits(s, 11);
+  const m = twoDigits(s, 14);
+  if (h < 0 || h > 23 || m < 0 || m > 59) return false;
+  let i = 16;
+  if (i < n && s.charCodeAt(i) === 58) {
+    const sec = twoDigits(s, 17);
+    if (sec < 0 || sec > 59) return false;
+    i = 19;
+    const dot = s.charCodeAt(i);
+    if (i < n && (dot === 46 || dot === 44)) {
+      const start = ++i;
+      while (i < n && isDigit(s.charCodeAt(i))) i++;
+      if (i === start || i - start > 9) return false;
+    }
+  }
+  return i === n || validZone(s, i);
+}
+
+function validZone(s: string, i: number): boolean {
+  const n = s.length;
+  const c = s.charCodeAt(i);
+  if (c === 90 || c === 122) return i + 1 === n;
+  if (c !== 43 && c !== 45) return false;
+  const hh = twoDigits(s, i + 1);
+  if (hh < 0 || hh > 23) return false;
+  i += 3;
+  if (i === n) return true;
+  if (s.charCodeAt(i) === 58) i++;
+  const mm = twoDigits(s, i);
+  return mm >= 0 && mm <= 59 && i + 2 === n;
 }
 
 /** `YYYY-MM-DD` at the start of `s`, checked against the calendar. */
 function validDateText(s: string): boolean {
-  const c = (k: number) => s.charCodeAt(k) - 48;
-  for (const k of [0, 1, 2, 3, 5, 6, 8, 9]) if (!isDigit(s.charCodeAt(k))) return false;
-  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
-  const year = c(0) * 1000 + c(1) * 100 + c(2) * 10 + c(3);
-  const month = c(5) * 10 + c(6);
-  const day = c(8) * 10 + c(9);
-  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
+  if (s.length < 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
+  const y1 = twoDigits(s, 0);
+  const y2 = twoDigits(s, 2);
+  const month = twoDigits(s, 5);
+  const day = twoDigits(s, 8);
+  if (y1 < 0 || y2 < 0 || month < 1 || month > 12 || day < 1) return false;
+  return day <= daysInMonth(y1 * 100 + y2, month);
 }
 
 function daysInMonth(year: number, month: number): number {
@@ -289,12 +334,14 @@ export class TypeInference {
     const width = this.width;
     for (const row of rows) {
       for (let c = 0; c < width; c++) {
+        const cur = codes[c]! as Code;
+        if (cur === T.string) {
+          if (isNullValue(row[c], o)) nulls[c]!++; // type settled: only count nulls
+          continue;
+        }
         const code = valueCode(row[c], o);
         if (code === T.null) nulls[c]!++;
-        else {
-          const cur = codes[c]! as Code;
-          if (cur !== code && cur !== T.string) codes[c] = joinCodes(cur, code);
-        }
+        else if (cur !== code) codes[c] = joinCodes(cur, code);
       }
     }
     this.count += rows.length;
