@@ -6,14 +6,22 @@ import { join } from "node:path";
 import { cleanupActor } from "./actors/system/cleanup.ts";
 import { echoActor } from "./actors/system/echo.ts";
 import type { AnyActor } from "./actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase } from "./actors/runtime/ports.ts";
+import { jsonLogger, type SqlDatabase, type SqlExecutor } from "./actors/runtime/ports.ts";
 import { Runtime } from "./actors/runtime/runtime.ts";
+import { QStashTransport } from "./actors/transports/qstash.ts";
 import { TableQueueTransport } from "./actors/transports/table_queue.ts";
+import type { Transport } from "./actors/runtime/transport.ts";
+import { Client as QStashClient, Receiver } from "@upstash/qstash";
+import { Redis } from "@upstash/redis";
+import { MemoryRateLimiter } from "./db/ratelimit/memory.ts";
+import type { RateLimiter } from "./db/ratelimit/port.ts";
+import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
 import { migrate } from "./db/migrate.ts";
 import { openPglite } from "./db/pglite.ts";
+import { openNeon } from "./db/neon.ts";
 import { openPostgres } from "./db/postgres.ts";
 import { TenantStore } from "./db/tenants.ts";
-import { type Config, ConfigError, loadConfig } from "./deploy/config.ts";
+import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
 
 export interface Composed {
@@ -27,23 +35,52 @@ export interface Composed {
   close(): Promise<void>;
 }
 
+/** The actors this deployment runs (also what `deno task schedules:sync` reconciles). */
+export function actorsFor(config: Config, db: SqlExecutor, extra: AnyActor[] = []): AnyActor[] {
+  return [cleanupActor({ db, retentionDays: config.RETENTION_DAYS }), echoActor, ...extra];
+}
+
+/** The database the configuration names. */
+export async function openDatabase(config: Config): Promise<SqlDatabase> {
+  const kind = drivers(config).database;
+  if (kind === "pglite") return await openPglite(join(config.DATA_DIR, "pglite"));
+  const url = config.DATABASE_URL!;
+  if (kind === "neon") {
+    return openNeon(url, {
+      max: config.DATABASE_POOL_SIZE,
+      ...(config.NEON_WS_PROXY ? { wsProxy: config.NEON_WS_PROXY, secure: false } : {}),
+    });
+  }
+  return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
+}
+
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
 export async function compose(config: Config, extraActors: AnyActor[] = []): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
-  const db = config.DATABASE_URL
-    ? openPostgres(config.DATABASE_URL, { max: config.DATABASE_POOL_SIZE })
-    : await openPglite(join(config.DATA_DIR, "pglite"));
+  const kinds = drivers(config);
+  const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info("migrations applied", { applied });
-  const actors: AnyActor[] = [
-    cleanupActor({ db, retentionDays: config.RETENTION_DAYS }),
-    echoActor,
-    ...extraActors,
-  ];
-  const transport = new TableQueueTransport(db);
+  const qstash = kinds.transport === "qstash"
+    ? {
+      client: new QStashClient({ baseUrl: config.QSTASH_URL, token: config.QSTASH_TOKEN! }),
+      receiver: new Receiver({
+        currentSigningKey: config.QSTASH_CURRENT_SIGNING_KEY!,
+        nextSigningKey: config.QSTASH_NEXT_SIGNING_KEY!,
+      }),
+      publicUrl: config.PUBLIC_URL!,
+    }
+    : null;
+  const transport: Transport = qstash
+    ? new QStashTransport({ client: qstash.client, publicUrl: qstash.publicUrl })
+    : new TableQueueTransport(db);
+  const redis = kinds.cache === "upstash"
+    ? new Redis({ url: config.UPSTASH_REDIS_REST_URL!, token: config.UPSTASH_REDIS_REST_TOKEN! })
+    : null;
+  const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const runtime = new Runtime({
     db,
-    actors,
+    actors: actorsFor(config, db, extraActors),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,
@@ -56,9 +93,11 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     runtime,
     tenants,
     logger,
+    limiter,
     perIpPerMinute: config.RATE_LIMIT_PER_IP,
     perKeyPerMinute: config.RATE_LIMIT_PER_KEY,
     trustProxy: config.TRUST_PROXY,
+    ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
   });
   return {
     config,
@@ -116,7 +155,11 @@ if (import.meta.main) {
   }
   const troupe = await compose(config);
   const log = troupe.runtime.log;
-  troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
+  // Embedded and self-hosted: Deno.cron. With QStash, QStash schedules call /schedules/:name
+  // (`deno task schedules:sync` reconciles them).
+  if (troupe.runtime.transport.mode === "pull") {
+    troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
+  }
   const server = Deno.serve({
     port: config.PORT,
     hostname: config.HOST,

@@ -3,10 +3,14 @@
  * - `pglite`: in-memory embedded PostgreSQL.
  * - `postgres`: a fresh database on the real PostgreSQL server (`TEST_PG_URL`, default
  *   `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
+ * - `neon`: the same, through `@neondatabase/serverless` over the local WebSocket bridge
+ *   (tests/fixtures/neon_bridge.ts), as production reaches Neon.
  */
 import pg from "pg";
 import { openPglite } from "../db/pglite.ts";
 import { openPostgres } from "../db/postgres.ts";
+import { openNeon } from "../db/neon.ts";
+import { type NeonBridge, startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { migrate } from "../db/migrate.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 
@@ -22,7 +26,7 @@ export interface TestDatabase {
 }
 
 export interface DbTarget {
-  name: "pglite" | "postgres";
+  name: "pglite" | "postgres" | "neon";
   open(): Promise<TestDatabase>;
 }
 
@@ -72,7 +76,32 @@ export const postgresTarget: DbTarget = {
   },
 };
 
-export const targets: DbTarget[] = [pgliteTarget, postgresTarget];
+let bridge: Promise<NeonBridge> | null = null;
+
+/** The Neon serverless driver through the local WebSocket bridge to the real server. */
+export const neonTarget: DbTarget = {
+  name: "neon",
+  async open() {
+    bridge ??= startNeonBridge();
+    const { wsProxy } = await bridge;
+    const { url, drop } = await createPgDatabase();
+    const db = openNeon(url, { max: 10, wsProxy });
+    await migrate(db);
+    return {
+      db,
+      url,
+      async cleanup() {
+        await db.close();
+        await drop();
+      },
+    };
+  },
+};
+
+/** Every target; `TEST_TARGETS=pglite,postgres` narrows the set. */
+export const targets: DbTarget[] = [pgliteTarget, postgresTarget, neonTarget].filter((t) =>
+  !Deno.env.get("TEST_TARGETS") || Deno.env.get("TEST_TARGETS")!.split(",").includes(t.name)
+);
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(

@@ -1,0 +1,56 @@
+/**
+ * `deno task tenant:create <name> [--key-name <label>]`: creates a tenant and an API key, and
+ * prints the key once (only its hash is stored). Uses the database the environment names
+ * (DATABASE_URL, or the embedded PGlite under DATA_DIR: stop the server first, an embedded
+ * database has one user at a time).
+ *
+ * `deno task tenant:create <name> --add-key` adds a key to an existing tenant.
+ */
+import { parseArgs } from "node:util";
+import { TroupeError } from "../actors/runtime/errors.ts";
+import { migrate } from "../db/migrate.ts";
+import { TenantStore } from "../db/tenants.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      "key-name": { type: "string", default: "default" },
+      "add-key": { type: "boolean", default: false },
+    },
+  });
+  const name = positionals[0];
+  if (!name || positionals.length > 1) {
+    console.error("usage: deno task tenant:create <name> [--key-name <label>] [--add-key]");
+    Deno.exit(2);
+  }
+  let exitCode = 0;
+  try {
+    const config = loadConfig(Deno.env.toObject());
+    const { openDatabase } = await import("../main.ts");
+    const db = await openDatabase(config);
+    try {
+      await migrate(db);
+      const tenants = new TenantStore(db);
+      const tenant = values["add-key"]
+        ? await tenants.ensureTenant(name)
+        : await tenants.createTenant(name);
+      const key = await tenants.createKey(tenant.id, {
+        name: values["key-name"],
+        audit: { requestId: "cli:tenant:create" },
+      });
+      console.log(JSON.stringify({ tenant: tenant.name, tenantId: tenant.id, keyId: key.id }));
+      console.log(`API key (shown once): ${key.key}`);
+    } finally {
+      await db.close();
+    }
+  } catch (err) {
+    if (err instanceof ConfigError || (err instanceof TroupeError && err.status < 500)) {
+      console.error(err.message);
+      exitCode = 1;
+    } else throw err;
+  }
+  Deno.exit(exitCode);
+}
