@@ -2,3 +2,4 @@
 export * from "./runtime.ts";
 export * from "./tenants.ts";
 export * from "./blobs.ts";
+export * from "./datasets.ts";
