@@ -1,0 +1,217 @@
+/**
+ * Text and structure out of a PDF (pdf.js through `unpdf`): pages as lines with their font
+ * size, the outline (bookmarks) with 1-based physical page numbers, and headings guessed
+ * from font size when there is no outline. Errors are `PdfError`s with a stable code:
+ * `NOT_PDF`, `ENCRYPTED`, `CORRUPT`, `NO_TEXT`.
+ *
+ * Lines follow the content stream's order (how the text was written), breaking where the
+ * baseline moves; that keeps the columns of a multi-column page apart when, as usual, each
+ * column is written in turn.
+ */
+import { getDocumentProxy } from "unpdf";
+
+export type PdfErrorCode = "NOT_PDF" | "ENCRYPTED" | "CORRUPT" | "NO_TEXT";
+
+export class PdfError extends Error {
+  constructor(readonly code: PdfErrorCode, message: string) {
+    super(message);
+    this.name = "PdfError";
+  }
+}
+
+export interface Line {
+  text: string;
+  /** Font size (text height) in points. */
+  size: number;
+}
+
+export interface PageText {
+  /** 1-based physical page number. */
+  page: number;
+  lines: Line[];
+}
+
+export interface OutlineEntry {
+  title: string;
+  /** 1-based physical page. */
+  page: number;
+  /** 1 = top level. */
+  level: number;
+}
+
+/** The `%PDF-` magic bytes (allowing a little leading junk, as readers do). */
+export function looksLikePdf(head: Uint8Array): boolean {
+  const text = new TextDecoder("latin1").decode(head.subarray(0, 1024));
+  return text.includes("%PDF-");
+}
+
+interface PdfJsTextItem {
+  str: string;
+  transform: number[];
+  height: number;
+  hasEOL?: boolean;
+}
+
+interface PdfJsOutlineNode {
+  title: string;
+  dest: string | unknown[] | null;
+  items: PdfJsOutlineNode[];
+}
+
+interface PdfJsDocument {
+  numPages: number;
+  getPage(n: number): Promise<{
+    getTextContent(): Promise<{ items: (PdfJsTextItem | { type: string })[] }>;
+    cleanup(): void;
+  }>;
+  getOutline(): Promise<PdfJsOutlineNode[] | null>;
+  getDestination(name: string): Promise<unknown[] | null>;
+  getPageIndex(ref: unknown): Promise<number>;
+  loadingTask: { destroy(): Promise<void> };
+}
+
+/** An opened PDF; `close()` it when done. */
+export class PdfDocument {
+  private constructor(readonly doc: PdfJsDocument) {}
+
+  static async open(bytes: Uint8Array): Promise<PdfDocument> {
+    if (!looksLikePdf(bytes)) throw new PdfError("NOT_PDF", "the file is not a PDF");
+    try {
+      // pdf.js takes ownership of the buffer: give it a copy.
+      const doc = await getDocumentProxy(new Uint8Array(bytes), {
+        useSystemFonts: false,
+        stopAtErrors: false,
+      }) as unknown as PdfJsDocument;
+      return new PdfDocument(doc);
+    } catch (err) {
+      const name = (err as Error)?.name ?? "";
+      if (name === "PasswordException" || /password/i.test(String((err as Error)?.message))) {
+        throw new PdfError("ENCRYPTED", "the PDF is encrypted (password protected)");
+      }
+      throw new PdfError("CORRUPT", `the PDF cannot be read: ${(err as Error)?.message ?? err}`);
+    }
+  }
+
+  get pageCount(): number {
+    return this.doc.numPages;
+  }
+
+  /** Pages `from..to` (1-based, inclusive) as lines. */
+  async pages(from: number, to: number): Promise<PageText[]> {
+    const out: PageText[] = [];
+    for (let n = Math.max(1, from); n <= Math.min(to, this.pageCount); n++) {
+      try {
+        const page = await this.doc.getPage(n);
+        const content = await page.getTextContent();
+        out.push({ page: n, lines: toLines(content.items.filter(isTextItem)) });
+        page.cleanup();
+      } catch (err) {
+        throw new PdfError(
+          "CORRUPT",
+          `page ${n} cannot be read: ${(err as Error)?.message ?? err}`,
+        );
+      }
+    }
+    return out;
+  }
+
+  /** The bookmarks, flattened in order, with levels and physical pages; [] when none. */
+  async outline(): Promise<OutlineEntry[]> {
+    let nodes: PdfJsOutlineNode[] | null;
+    try {
+      nodes = await this.doc.getOutline();
+    } catch {
+      return [];
+    }
+    const out: OutlineEntry[] = [];
+    const walk = async (list: PdfJsOutlineNode[], level: number) => {
+      for (const node of list) {
+        const page = await this.#pageOf(node.dest);
+        if (page !== null && node.title.trim()) {
+          out.push({ title: node.title.trim(), page, level });
+        }
+        if (node.items?.length) await walk(node.items, level + 1);
+      }
+    };
+    await walk(nodes ?? [], 1);
+    return out;
+  }
+
+  async #pageOf(dest: PdfJsOutlineNode["dest"]): Promise<number | null> {
+    try {
+      const explicit = typeof dest === "string" ? await this.doc.getDestination(dest) : dest;
+      const ref = explicit?.[0];
+      if (ref === undefined || ref === null) return null;
+      if (typeof ref === "number") return ref + 1;
+      return (await this.doc.getPageIndex(ref)) + 1;
+    } catch {
+      return null;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.doc.loadingTask.destroy();
+  }
+}
+
+function isTextItem(item: PdfJsTextItem | { type: string }): item is PdfJsTextItem {
+  return typeof (item as PdfJsTextItem).str === "string";
+}
+
+/** Joins text items into lines: a new line where the baseline moves or an item ends one. */
+export function toLines(items: PdfJsTextItem[]): Line[] {
+  const lines: Line[] = [];
+  let text = "";
+  let size = 0;
+  let y: number | null = null;
+  let lastEnd: number | null = null;
+  const flush = () => {
+    const t = text.replace(/\s+/g, " ").trim();
+    if (t) lines.push({ text: t, size: Math.round(size * 10) / 10 });
+    text = "";
+    size = 0;
+    lastEnd = null;
+  };
+  for (const item of items) {
+    const itemY = item.transform[5] ?? 0;
+    const itemX = item.transform[4] ?? 0;
+    const itemSize = Math.abs(item.transform[3] ?? 0) || item.height || 0;
+    if (y !== null && Math.abs(itemY - y) > Math.max(2, itemSize * 0.5)) flush();
+    if (text && lastEnd !== null && itemX - lastEnd > itemSize * 0.15 && !/\s$/.test(text)) {
+      text += " ";
+    }
+    text += item.str;
+    size = Math.max(size, item.str.trim() ? itemSize : 0);
+    y = itemY;
+    lastEnd = itemX + item.str.length * itemSize * 0.5;
+    if (item.hasEOL) flush();
+  }
+  flush();
+  return lines;
+}
+
+/**
+ * Headings found from font size when a PDF has no outline: lines clearly larger than the
+ * body text (the most common size), short, not ending like a sentence. The largest size is
+ * level 1, the next level 2.
+ */
+export function detectHeadings(pages: PageText[]): OutlineEntry[] {
+  const weight = new Map<number, number>();
+  for (const p of pages) {
+    for (const l of p.lines) weight.set(l.size, (weight.get(l.size) ?? 0) + l.text.length);
+  }
+  const body = [...weight].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  if (!body) return [];
+  const candidates = pages.flatMap((p) =>
+    p.lines.filter((l) =>
+      l.size >= body * 1.2 && l.text.length <= 120 && /\p{L}/u.test(l.text) &&
+      !/[.,;:]$/.test(l.text)
+    ).map((l) => ({ ...l, page: p.page }))
+  );
+  const sizes = [...new Set(candidates.map((c) => c.size))].sort((a, b) => b - a);
+  return candidates.map((c) => ({
+    title: c.text,
+    page: c.page,
+    level: Math.min(2, sizes.indexOf(c.size) + 1),
+  }));
+}

@@ -1,0 +1,138 @@
+/**
+ * PDF extraction on generated fixtures: known text on known pages, the outline with physical
+ * pages, headings from font size, two columns kept apart, non-Latin text, and every broken
+ * file failing with its code.
+ */
+import assert from "node:assert/strict";
+import { encryptedPdf, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
+import { detectHeadings, PdfDocument, PdfError } from "./pdf.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function open(bytes: Uint8Array) {
+  return await PdfDocument.open(bytes);
+}
+
+Deno.test({ name: "pdf: text on its page, outline with physical pages", ...opts }, async () => {
+  const bytes = await makePdf([
+    { heading: "Chapter One", paragraphs: [sentences("alpha", 6)] },
+    { subheading: "Section 1.1", paragraphs: ["The zebrafish quokka appears on page two only."] },
+    { blank: true },
+    { heading: "Chapter Two", paragraphs: [sentences("beta", 4)] },
+  ], {
+    outline: [
+      { title: "Chapter One", page: 1, children: [{ title: "Section 1.1", page: 2 }] },
+      { title: "Chapter Two", page: 4 },
+    ],
+  });
+  const pdf = await open(bytes);
+  try {
+    assert.equal(pdf.pageCount, 4);
+    assert.deepEqual(await pdf.outline(), [
+      { title: "Chapter One", page: 1, level: 1 },
+      { title: "Section 1.1", page: 2, level: 2 },
+      { title: "Chapter Two", page: 4, level: 1 },
+    ]);
+    const pages = await pdf.pages(1, 4);
+    assert.deepEqual(pages.map((p) => p.page), [1, 2, 3, 4]);
+    const text = (n: number) => pages[n - 1]!.lines.map((l) => l.text).join(" ");
+    assert.match(text(2), /zebrafish quokka appears on page two/);
+    assert.doesNotMatch(text(1), /zebrafish/);
+    assert.equal(pages[2]!.lines.length, 0, "the blank page has no text");
+    assert.match(text(4), /beta number 4/);
+    assert.equal(pages[0]!.lines[0]!.text, "Chapter One");
+    assert.ok(pages[0]!.lines[0]!.size > pages[0]!.lines[1]!.size);
+    const ranged = await pdf.pages(2, 3);
+    assert.deepEqual(ranged.map((p) => p.page), [2, 3]);
+  } finally {
+    await pdf.close();
+  }
+});
+
+Deno.test({ name: "pdf: headings from font size when there is no outline", ...opts }, async () => {
+  const pdf = await open(
+    await makePdf([
+      { heading: "Introduction", paragraphs: [sentences("intro", 8)] },
+      { subheading: "Background", paragraphs: [sentences("bg", 8)] },
+      { heading: "Methods", subheading: "Sampling", paragraphs: [sentences("m", 8)] },
+    ]),
+  );
+  try {
+    assert.deepEqual(await pdf.outline(), []);
+    const headings = detectHeadings(await pdf.pages(1, pdf.pageCount));
+    assert.deepEqual(headings.map((h) => [h.title, h.page, h.level]), [
+      ["Introduction", 1, 1],
+      ["Background", 2, 2],
+      ["Methods", 3, 1],
+      ["Sampling", 3, 2],
+    ]);
+  } finally {
+    await pdf.close();
+  }
+});
+
+Deno.test({ name: "pdf: two columns are read one after the other", ...opts }, async () => {
+  const left = ["Left column starts here.", sentences("left", 5), "Left column ends here."];
+  const right = ["Right column starts here.", sentences("right", 5), "Right column ends here."];
+  const pdf = await open(await makePdf([{ heading: "Columns", columns: [left, right] }]));
+  try {
+    const text = (await pdf.pages(1, 1))[0]!.lines.map((l) => l.text).join(" ");
+    const at = (s: string) => text.indexOf(s);
+    assert.ok(at("Left column starts") < at("Left column ends"));
+    assert.ok(at("Left column ends") < at("Right column starts"), text);
+    assert.ok(at("Right column starts") < at("Right column ends"));
+  } finally {
+    await pdf.close();
+  }
+});
+
+Deno.test({ name: "pdf: non-Latin text comes out as written", ...opts }, async () => {
+  const pdf = await open(
+    await makePdf([{
+      heading: "Введение",
+      paragraphs: ["Σωκράτης και Πλάτων. Фотосинтез — процесс."],
+    }], {
+      unicode: true,
+    }),
+  );
+  try {
+    const text = (await pdf.pages(1, 1))[0]!.lines.map((l) => l.text).join(" ");
+    assert.match(text, /Введение/);
+    assert.match(text, /Σωκράτης και Πλάτων/);
+    assert.match(text, /Фотосинтез/);
+  } finally {
+    await pdf.close();
+  }
+});
+
+Deno.test({ name: "pdf: broken files fail with a clear code", ...opts }, async () => {
+  const good = await makePdf([{ heading: "x", paragraphs: ["y"] }]);
+  const cases: [string, Uint8Array, string][] = [
+    ["empty", new Uint8Array(0), "NOT_PDF"],
+    ["not a PDF", new TextEncoder().encode("hello, I am a text file"), "NOT_PDF"],
+    ["encrypted", encryptedPdf(), "ENCRYPTED"],
+    ["truncated", good.slice(0, 40), "CORRUPT"],
+    [
+      "garbage after the header",
+      new TextEncoder().encode("%PDF-1.7\n" + "x".repeat(500)),
+      "CORRUPT",
+    ],
+  ];
+  for (const [what, bytes, code] of cases) {
+    await assert.rejects(
+      async () => {
+        const pdf = await PdfDocument.open(bytes);
+        try {
+          await pdf.pages(1, pdf.pageCount);
+        } finally {
+          await pdf.close();
+        }
+      },
+      (err: unknown) => {
+        assert.ok(err instanceof PdfError, `${what}: ${err}`);
+        assert.equal(err.code, code, what);
+        return true;
+      },
+    );
+  }
+});
