@@ -1,0 +1,219 @@
+/**
+ * The QStash transport end to end: the official client publishes to the QStash stand-in
+ * (tests/fixtures/qstash_server.ts), which delivers signed webhooks to a real HTTP server
+ * running the Troupe app, over real PostgreSQL.
+ */
+import assert from "node:assert/strict";
+import { Client, Receiver } from "@upstash/qstash";
+import { z } from "zod";
+import { defineActor } from "../actors/runtime/define.ts";
+import { NonRetryableError } from "../actors/runtime/errors.ts";
+import { jsonLogger } from "../actors/runtime/ports.ts";
+import { Runtime } from "../actors/runtime/runtime.ts";
+import { QStashTransport } from "../actors/transports/qstash.ts";
+import { TenantStore } from "../db/tenants.ts";
+import { createApp } from "../routes/app.ts";
+import { startQStash } from "./fixtures/qstash_server.ts";
+import { postgresTarget, waitFor } from "./harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const TOKEN = "qstash-test-token";
+const CURRENT = "sig_current_0123456789abcdef";
+const NEXT = "sig_next_0123456789abcdef";
+
+/** Handler runs per key, to prove two never overlap. */
+const running = new Map<string, number>();
+let overlaps = 0;
+
+const counter = defineActor({
+  name: "q.count",
+  input: z.object({ k: z.number().int(), i: z.number().int() }),
+  key: (i) => `q.count:${i.k}`,
+  initialState: () => ({ n: 0 }),
+  handler: async (input, ctx) => {
+    const key = `q.count:${input.k}`;
+    running.set(key, (running.get(key) ?? 0) + 1);
+    if (running.get(key)! > 1) overlaps++;
+    await new Promise((r) => setTimeout(r, 2));
+    ctx.setState({ n: ctx.state.n + 1 });
+    running.set(key, running.get(key)! - 1);
+    return ctx.state.n + 1;
+  },
+});
+
+let failCalls = 0;
+const failing = defineActor({
+  name: "q.fail",
+  input: z.object({ hard: z.boolean() }),
+  retries: 2,
+  backoff: { baseMs: 50, maxMs: 100 },
+  handler: (input) => {
+    failCalls++;
+    if (input.hard) throw new NonRetryableError("no way");
+    throw new Error("flaky");
+  },
+});
+
+const stuck = defineActor({
+  name: "q.stuck",
+  input: z.object({}),
+  key: () => "q.stuck:held",
+  retries: 0,
+  handler: () => "never runs while the key is held",
+});
+
+async function world() {
+  const qstash = await startQStash({
+    token: TOKEN,
+    currentSigningKey: CURRENT,
+    nextSigningKey: NEXT,
+    retryDelayMs: () => 20,
+  });
+  const tdb = await postgresTarget.open();
+  const client = new Client({ baseUrl: qstash.url, token: TOKEN });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const transport = new QStashTransport({ client, publicUrl });
+  const runtime = new Runtime({
+    db: tdb.db,
+    actors: [counter, failing, stuck],
+    transport,
+    logger: jsonLogger("silent"),
+  });
+  await runtime.start();
+  const app = createApp({
+    runtime,
+    tenants: new TenantStore(tdb.db),
+    logger: jsonLogger("silent"),
+    webhooks: {
+      receiver: new Receiver({ currentSigningKey: CURRENT, nextSigningKey: NEXT }),
+      publicUrl,
+      db: tdb.db,
+    },
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, app.fetch);
+  return {
+    qstash,
+    tdb,
+    client,
+    transport,
+    runtime,
+    publicUrl,
+    async close() {
+      await runtime.stop();
+      await server.shutdown();
+      await qstash.close();
+      await tdb.cleanup();
+    },
+  };
+}
+
+async function stateOf(w: Awaited<ReturnType<typeof world>>, key: string) {
+  const rows = await w.tdb.db.query<{ state: unknown }>(
+    "SELECT state FROM troupe_actor_state WHERE key = $1",
+    [key],
+  );
+  return rows[0]?.state;
+}
+
+let opened: ReturnType<typeof world> | undefined;
+const open = () => opened ??= world();
+
+Deno.test(
+  { name: "messages go through QStash, once each, one at a time per key", ...opts },
+  async () => {
+    const w = await open();
+    const inputs = Array.from({ length: 60 }, (_, i) => ({ k: i % 4, i }));
+    const ids = await w.runtime.enqueueMany("q.count", inputs);
+    await waitFor(async () => {
+      const rows = await w.tdb.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 'q.count' AND status = 'succeeded'",
+      );
+      return rows[0]!.n === 60;
+    }, { timeoutMs: 30_000, what: "60 deliveries" });
+    for (let k = 0; k < 4; k++) assert.deepEqual(await stateOf(w, `q.count:${k}`), { n: 15 });
+    assert.equal(overlaps, 0);
+    const outbox = await w.tdb.db.query("SELECT 1 FROM troupe_outbox");
+    assert.equal(outbox.length, 0, "published messages leave the outbox");
+
+    // QStash delivering some of them again (at least once) changes nothing.
+    for (const jobId of ids.slice(0, 10)) {
+      await w.client.publishJSON({ url: w.transport.destination("q.count"), body: { jobId } });
+    }
+    await w.qstash.idle();
+    for (let k = 0; k < 4; k++) assert.deepEqual(await stateOf(w, `q.count:${k}`), { n: 15 });
+  },
+);
+
+Deno.test({ name: "the publish request maps the actor's policy", ...opts }, async () => {
+  const w = await open();
+  const req = await w.transport.request({
+    id: "job-1",
+    actor: "q.fail",
+    key: "q.fail:ä/x",
+    runAt: new Date(Date.now() + 60_000),
+    policy: failing.policy,
+  });
+  assert.equal(req.url, `${w.publicUrl}/actors/q.fail`);
+  assert.equal(req.deduplicationId, "job-1");
+  assert.equal(req.retries, 2 + 3);
+  assert.equal(req.retryDelay, "min(100, 50 * pow(2, retried))");
+  assert.deepEqual(req.body, { jobId: "job-1" });
+  assert.equal(req.failureCallback, `${w.publicUrl}/actors/q.fail/failure`);
+  assert.match(req.flowControl!.key, /^q\.fail___x-[0-9a-f]{12}$/);
+  assert.ok(req.notBefore! >= Math.floor(Date.now() / 1000) + 59);
+});
+
+Deno.test(
+  { name: "retries end in a dead letter; non-retryable failures stop at once", ...opts },
+  async () => {
+    const w = await open();
+    failCalls = 0;
+    const { job } = await w.runtime.enqueue("q.fail", { hard: false });
+    const failed = await waitFor(async () => {
+      const j = await w.runtime.getJob(job.id);
+      return j.status === "failed" ? j : null;
+    }, { timeoutMs: 20_000, what: "the flaky job to fail" });
+    assert.equal(failed.attempts, 3);
+    assert.equal(failCalls, 3);
+    const hard = await w.runtime.enqueue("q.fail", { hard: true });
+    const hardFailed = await waitFor(async () => {
+      const j = await w.runtime.getJob(hard.job.id);
+      return j.status === "failed" ? j : null;
+    }, { timeoutMs: 20_000 });
+    assert.equal(hardFailed.attempts, 1);
+    const dls = await w.runtime.listDeadLetters({ actor: "q.fail" });
+    assert.deepEqual(dls.items.map((d) => d.jobId).sort(), [job.id, hard.job.id].sort());
+    // The last delivery was answered 489: QStash holds it in its DLQ, not retrying.
+    await w.qstash.idle();
+    const dlq = await w.client.dlq.listMessages();
+    assert.ok(dlq.messages.length >= 2, "QStash moved the failed deliveries to its DLQ");
+  },
+);
+
+Deno.test({
+  name: "when QStash gives up on a message, the failure callback dead-letters it",
+  ...opts,
+}, async () => {
+  const w = await open();
+  // Another holder keeps the key's lease: every delivery is answered 503 "busy".
+  await w.tdb.db.query(
+    `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
+     VALUES ('q.stuck:held', 1, 'someone-else', now() + interval '1 hour')`,
+  );
+  const { job } = await w.runtime.enqueue("q.stuck", {});
+  const dead = await waitFor(async () => {
+    const j = await w.runtime.getJob(job.id);
+    return j.status === "failed" ? j : null;
+  }, { timeoutMs: 30_000, what: "QStash to give up" });
+  assert.equal((dead.error as { code: string }).code, "DELIVERY_FAILED");
+  assert.equal(dead.attempts, 0, "the handler never ran");
+  const dls = await w.runtime.listDeadLetters({ actor: "q.stuck" });
+  assert.equal(dls.items[0]?.jobId, job.id);
+});
+
+Deno.test({ name: "close the QStash world", ...opts }, async () => {
+  await (await open()).close();
+});
