@@ -62,6 +62,14 @@ const stuck = defineActor({
   handler: () => "never runs while the key is held",
 });
 
+const tick = defineActor({
+  name: "q.tick",
+  input: z.object({ source: z.string() }),
+  schedule: "*/10 * * * *",
+  scheduleInput: { source: "cron" },
+  handler: (input) => input.source,
+});
+
 async function world() {
   const qstash = await startQStash({
     token: TOKEN,
@@ -78,7 +86,7 @@ async function world() {
   const transport = new QStashTransport({ client, publicUrl });
   const runtime = new Runtime({
     db: tdb.db,
-    actors: [counter, failing, stuck],
+    actors: [counter, failing, stuck, tick],
     transport,
     logger: jsonLogger("silent"),
   });
@@ -213,6 +221,30 @@ Deno.test({
   const dls = await w.runtime.listDeadLetters({ actor: "q.stuck" });
   assert.equal(dls.items[0]?.jobId, job.id);
 });
+
+Deno.test(
+  { name: "a QStash schedule run enqueues the scheduled actor once", ...opts },
+  async () => {
+    const w = await open();
+    const scheduleId = "troupe-q-tick";
+    await w.client.schedules.create({
+      scheduleId,
+      destination: `${w.publicUrl}/schedules/q.tick`,
+      cron: "*/10 * * * *",
+    });
+    await w.qstash.triggerSchedule(scheduleId);
+    await w.qstash.triggerSchedule(scheduleId); // the same minute twice: one job
+    const jobs = await waitFor(async () => {
+      const page = await w.runtime.listJobs({ actor: "q.tick" });
+      return page.items.length > 0 && page.items.every((j) => j.status === "succeeded")
+        ? page.items
+        : null;
+    }, { timeoutMs: 15_000, what: "the scheduled job" });
+    await w.qstash.idle();
+    assert.equal((await w.runtime.listJobs({ actor: "q.tick" })).items.length, 1);
+    assert.equal(jobs[0]!.result, "cron");
+  },
+);
 
 Deno.test({ name: "close the QStash world", ...opts }, async () => {
   await (await open()).close();
