@@ -19,6 +19,10 @@ import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
 import { migrate } from "./db/migrate.ts";
 import { openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
+import { datasetActors } from "./actors/datasets/pipeline.ts";
+import { FsBlobStore } from "./db/blobs/fs.ts";
+import type { BlobStore } from "./db/blobs/port.ts";
+import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import { openPostgres } from "./db/postgres.ts";
 import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
@@ -36,8 +40,25 @@ export interface Composed {
 }
 
 /** The actors this deployment runs (also what `deno task schedules:sync` reconciles). */
-export function actorsFor(config: Config, db: SqlExecutor, extra: AnyActor[] = []): AnyActor[] {
-  return [cleanupActor({ db, retentionDays: config.RETENTION_DAYS }), echoActor, ...extra];
+export function actorsFor(
+  config: Config,
+  db: SqlExecutor,
+  extra: AnyActor[] = [],
+  workloads: AnyActor[] = [],
+): AnyActor[] {
+  return [
+    cleanupActor({ db, retentionDays: config.RETENTION_DAYS }),
+    echoActor,
+    ...workloads,
+    ...extra,
+  ];
+}
+
+/** The blob store the configuration names. */
+export function openBlobs(config: Config, db: SqlDatabase): BlobStore {
+  return drivers(config).blobs === "fs"
+    ? new FsBlobStore(join(config.DATA_DIR, "blobs"))
+    : new PostgresBlobStore(db);
 }
 
 /** The database the configuration names. */
@@ -78,9 +99,11 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     ? new Redis({ url: config.UPSTASH_REDIS_REST_URL!, token: config.UPSTASH_REDIS_REST_TOKEN! })
     : null;
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
+  const blobs = openBlobs(config, db);
+  const datasets = datasetActors({ db, blobs });
   const runtime = new Runtime({
     db,
-    actors: actorsFor(config, db, extraActors),
+    actors: actorsFor(config, db, extraActors, datasets),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,

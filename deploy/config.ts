@@ -57,6 +57,10 @@ const fields = z.object({
   RATE_LIMIT_PER_KEY: int(1, 10_000_000).default(1000),
   /** Take client addresses from X-Forwarded-For (only behind a proxy you control). */
   TRUST_PROXY: bool.default(false),
+  /** Where uploaded files go: `auto` = files under DATA_DIR when embedded, else PostgreSQL. */
+  BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
+  /** Largest dataset upload, in bytes (default 1 GiB). */
+  DATASET_MAX_BYTES: int(1, 1 << 40).default(1 << 30),
 });
 
 /** Variables that only make sense together. */
@@ -102,6 +106,9 @@ export function drivers(c: Config) {
     database: c.DATABASE_URL === undefined ? "pglite" : neon ? "neon" : "postgres",
     transport: c.QSTASH_TOKEN !== undefined ? "qstash" : "table-queue",
     cache: c.UPSTASH_REDIS_REST_URL !== undefined ? "upstash" : "memory",
+    blobs: c.BLOB_STORE === "auto"
+      ? (c.DATABASE_URL === undefined ? "fs" : "postgres")
+      : c.BLOB_STORE,
   } as const;
 }
 

@@ -73,6 +73,7 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     database: "pglite",
     transport: "table-queue",
     cache: "memory",
+    blobs: "fs",
   });
   assert.equal(
     drivers(loadConfig({ DATABASE_URL: "postgres://u@127.0.0.1/db" })).database,
@@ -93,5 +94,10 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8079",
     UPSTASH_REDIS_REST_TOKEN: "r",
   }));
-  assert.deepEqual(prod, { database: "neon", transport: "qstash", cache: "upstash" });
+  assert.deepEqual(prod, {
+    database: "neon",
+    transport: "qstash",
+    cache: "upstash",
+    blobs: "postgres",
+  });
 });

@@ -15,6 +15,7 @@ import type { RateDecision, RateLimiter, RateRule } from "../db/ratelimit/port.t
 import type { Principal, TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
 import { authenticate } from "./auth.ts";
+import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
@@ -38,7 +39,12 @@ export interface AppOptions {
   trustProxy?: boolean;
   /** QStash webhooks (production transport); absent when the table queue runs. */
   webhooks?: Omit<WebhookOptions, "runtime">;
+  /** The dataset workload's routes; absent when its actors are not running. */
+  datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
 }
+
+/** Upload routes stream their bodies with their own size limits. */
+const UPLOADS = new Set(["/api/datasets", "/api/courses"]);
 
 /** What the middleware leaves on the context for the routes. */
 export type AppEnv = {
@@ -89,20 +95,24 @@ export function createApp(options: AppOptions) {
     c.set("clientIp", ipOf(c));
     await next();
   });
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) =>
-        errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`),
-    }),
-  );
+  const jsonLimit = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) =>
+      errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`),
+  });
+  app.use("/api/*", async function limitBodies(c, next) {
+    if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
+    return await jsonLimit(c, next);
+  });
   app.use("/api/*", limitByIp(limits));
   app.use("/api/*", authenticate(tenants, { isPublic }));
   app.use("/api/*", limitByKey(limits));
   app.route("/api", healthRoutes(runtime));
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
+  if (options.datasets) {
+    app.route("/api", datasetRoutes({ ...options.datasets, runtime, tenants }));
+  }
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)

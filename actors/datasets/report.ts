@@ -113,7 +113,7 @@ class Writer {
 }
 
 /** Builds the report; returns the PDF bytes. */
-export async function datasetReport(input: ReportInput): Promise<Uint8Array> {
+export async function datasetReport(input: ReportInput): Promise<Uint8Array<ArrayBuffer>> {
   const doc = await PDFDocument.create();
   doc.setTitle(printable(`Dataset report: ${input.name}`));
   doc.setProducer("Troupe");
@@ -127,7 +127,7 @@ export async function datasetReport(input: ReportInput): Promise<Uint8Array> {
   summary(w, input);
   profileTable(w, input.columns);
   for (const col of input.columns) chart(w, col);
-  return await doc.save();
+  return new Uint8Array(await doc.save());
 }
 
 function titlePage(w: Writer, input: ReportInput): void {

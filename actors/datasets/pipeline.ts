@@ -1,0 +1,500 @@
+/**
+ * The dataset pipeline, as actors (one short message per step, each idempotent):
+ *
+ * 1. `dataset.split` (key `dataset:<id>`): streams the stored file once, cuts it into ~4 MiB
+ *    chunks at record boundaries, reads the header from chunk 0, creates the rows table and
+ *    fans out one `dataset.chunk` message per chunk.
+ * 2. `dataset.chunk` (key `dataset:<id>:<n>`, chunks run in parallel): reads its byte range,
+ *    parses, cleans, infers types, inserts its rows with deterministic ids (`_row` = chunk
+ *    and position: a redelivered chunk adds nothing) and stores its mergeable profile, all
+ *    in the message's transaction; then tells the dataset.
+ * 3. `dataset.chunk-done` (key `dataset:<id>`: one at a time per dataset): counts finished
+ *    chunks; the last one sends `dataset.merge`. A chunk that fails for good reports here
+ *    too (`onDeadLetter`), and the dataset fails with its error: no fan-in waits forever.
+ * 4. `dataset.merge` (key `dataset:<id>`): merges the chunk profiles, converts the text
+ *    columns to their merged types, and marks the dataset ready.
+ *
+ * Memory: one chunk (plus its parsed rows) per running chunk message; the file is never held.
+ */
+import { z } from "zod";
+import { defineActor } from "../runtime/define.ts";
+import { NonRetryableError } from "../runtime/errors.ts";
+import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import type { BlobStore } from "../../db/blobs/port.ts";
+import {
+  chunkStream,
+  detectEncoding,
+  type Encoding,
+  IngestError,
+  parseChunk,
+  type ParseOptions,
+  RowError,
+  type SplitFormat,
+} from "./ingest/mod.ts";
+import { type CleaningRules, cleanRows, planColumns } from "./ingest/clean.ts";
+import { type ColumnType, joinTypes, TypeInference } from "./ingest/infer.ts";
+import type { DatasetOptions } from "./options.ts";
+import { sqlType } from "./query.ts";
+import { type ColumnInfo, rowsTable } from "./store.ts";
+import { mergeChunkProfiles, profileRows } from "./profiles.ts";
+
+export interface DatasetPipelineOptions {
+  db: SqlDatabase;
+  blobs: BlobStore;
+  /** Target chunk size in bytes. @default 4 MiB */
+  chunkBytes?: number;
+  /** Chunk messages running at once in one process. @default 2 */
+  chunkConcurrency?: number;
+  /** Called when a dataset changes (ready, failed): cache invalidation. */
+  onChange?: (datasetId: string) => Promise<void>;
+}
+
+const idInput = z.object({ datasetId: z.string().uuid() });
+const chunkInput = z.object({ datasetId: z.string().uuid(), idx: z.number().int().min(0) });
+const chunkDoneInput = z.object({
+  datasetId: z.string().uuid(),
+  idx: z.number().int().min(0),
+  failed: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+
+/** Rows inserted per statement. */
+const INSERT_BATCH = 2000;
+/** Row ids: chunk index × 2^32 + position in the chunk. */
+const ROW_ID_BASE = 2 ** 32;
+
+interface DatasetRow {
+  id: string;
+  status: string;
+  format: string;
+  options: DatasetOptions;
+  blob_sha256: string;
+  chunk_count: number | null;
+  columns: ColumnInfo[] | null;
+  header: string[] | null;
+  size: number;
+}
+
+async function loadDataset(db: SqlExecutor, id: string): Promise<DatasetRow | null> {
+  const rows = await db.query<DatasetRow>(
+    `SELECT id, status, format, options, blob_sha256, chunk_count, columns,
+       options->'_header' AS header, size_bytes::float8 AS size
+     FROM troupe_datasets WHERE id = $1`,
+    [id],
+  );
+  return rows[0] ?? null;
+}
+
+/** The cleaning rules of the upload options, as the ingest library takes them. */
+function rules(o: DatasetOptions): CleaningRules {
+  const { nullTokens, ...rest } = o.cleaning;
+  return nullTokens ? { ...rest, nullTokens } : rest;
+}
+
+function splitFormat(o: DatasetOptions): SplitFormat {
+  if (o.format === "ndjson") return { kind: "ndjson" };
+  if (o.format === "json") return { kind: "json-array" };
+  return { kind: "csv", delimiter: o.delimiter ?? (o.format === "tsv" ? "\t" : ",") };
+}
+
+function parseOptions(o: DatasetOptions, encoding: Encoding): ParseOptions {
+  const f = splitFormat(o);
+  return {
+    format: f.kind,
+    ...(f.kind === "csv" ? { delimiter: f.delimiter ?? "," } : {}),
+    encoding,
+    hasHeader: o.header,
+    errorPolicy: o.errorPolicy,
+  };
+}
+
+/** The SQL column of a column name: stable across chunks, never user text. */
+async function columnKey(name: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name));
+  return "c_" + [...new Uint8Array(digest).slice(0, 8)]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function markFailed(
+  tx: SqlExecutor,
+  datasetId: string,
+  error: { code: string; message: string; line?: number },
+): Promise<void> {
+  await tx.query(
+    `UPDATE troupe_datasets SET status = 'failed', error = $2::jsonb, version = version + 1,
+       updated_at = now()
+     WHERE id = $1 AND status <> 'failed'`,
+    [datasetId, JSON.stringify(error)],
+  );
+}
+
+function ingestFailure(err: unknown): { code: string; message: string; line?: number } | null {
+  if (err instanceof RowError) {
+    return { code: "BAD_ROW", message: err.message, line: err.line };
+  }
+  if (err instanceof IngestError) {
+    const code = "code" in err && typeof err.code === "string"
+      ? err.code.toUpperCase()
+      : "BAD_FILE";
+    return {
+      code,
+      message: err.message,
+      ...("line" in err && typeof err.line === "number" ? { line: err.line } : {}),
+    };
+  }
+  return null;
+}
+
+export function datasetActors(o: DatasetPipelineOptions) {
+  const { db, blobs } = o;
+  const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
+
+  const split = defineActor({
+    name: "dataset.split",
+    input: idInput,
+    key: (i) => `dataset:${i.datasetId}`,
+    exposed: false,
+    retries: 3,
+    timeoutMs: 30 * 60_000,
+    concurrency: 2,
+    onDeadLetter: (i, error) => ({
+      actor: "dataset.chunk-done",
+      input: {
+        datasetId: i.datasetId,
+        idx: 0,
+        failed: { code: error.code, message: error.message },
+      },
+    }),
+    handler: async ({ datasetId }, ctx) => {
+      const d = await loadDataset(db, datasetId);
+      if (!d || d.status !== "uploaded") return { skipped: d?.status ?? "deleted" };
+      const head = await readAll(await blobs.read(d.blob_sha256, { start: 0, end: 4 }));
+      const encoding = d.options.encoding === "auto"
+        ? detectEncoding(head).encoding
+        : d.options.encoding;
+      const boundaries: { idx: number; start: number; end: number; firstLine: number }[] = [];
+      let header: string[] = [];
+      try {
+        const stream = await blobs.read(d.blob_sha256);
+        for await (
+          const chunk of chunkStream(stream, {
+            format: splitFormat(d.options),
+            encoding,
+            ...(o.chunkBytes ? { targetChunkBytes: o.chunkBytes } : {}),
+          })
+        ) {
+          ctx.signal.throwIfAborted();
+          const b = chunk.boundary;
+          if (b.index === 0 && d.options.format !== "json" && d.options.format !== "ndjson") {
+            header = parseChunk(chunk.bytes, {
+              ...parseOptions(d.options, encoding),
+              errorPolicy: "skip",
+            }).header;
+          }
+          boundaries.push({ idx: b.index, start: b.start, end: b.end, firstLine: b.firstLine });
+          ctx.progress(Math.floor((b.end / Math.max(1, d.size)) * 90), `${b.index + 1} chunks`);
+        }
+      } catch (err) {
+        const failure = ingestFailure(err);
+        if (!failure) throw err;
+        ctx.effect((tx) => markFailed(tx, datasetId, failure));
+        return { failed: failure };
+      }
+      const plan = header.length
+        ? planColumns(header, rules(d.options))
+        : { header: [], keep: [] };
+      const columns: ColumnInfo[] = [];
+      for (const name of plan.header) {
+        columns.push({ name, key: await columnKey(name), type: "null" });
+      }
+      ctx.effect(async (tx) => {
+        await tx.query(
+          `CREATE TABLE IF NOT EXISTS ${rowsTable(datasetId)} (
+             _row bigint PRIMARY KEY
+             ${d.options.cleaning.dropDuplicateRows ? ", _hash text UNIQUE" : ""}
+             ${columns.map((c) => `, "${c.key}" text`).join("")})`,
+        );
+        await tx.query(
+          `INSERT INTO troupe_dataset_chunks (dataset_id, idx, byte_start, byte_end, first_line)
+           SELECT $1, x.idx, x.start, x."end", x.first_line
+           FROM jsonb_to_recordset($2::jsonb) AS x(idx int, start bigint, "end" bigint, first_line int)
+           ON CONFLICT DO NOTHING`,
+          [datasetId, JSON.stringify(boundaries.map((b) => ({ ...b, first_line: b.firstLine })))],
+        );
+        await tx.query(
+          `UPDATE troupe_datasets SET status = 'processing', chunk_count = $2, columns = $3::jsonb,
+             options = options || jsonb_build_object('_header', $4::jsonb, '_encoding', $5::text),
+             updated_at = now()
+           WHERE id = $1`,
+          [datasetId, boundaries.length, JSON.stringify(columns), JSON.stringify(header), encoding],
+        );
+      });
+      for (const b of boundaries) ctx.send("dataset.chunk", { datasetId, idx: b.idx });
+      return { chunks: boundaries.length, columns: plan.header.length, encoding };
+    },
+  });
+
+  const chunk = defineActor({
+    name: "dataset.chunk",
+    input: chunkInput,
+    key: (i) => `dataset:${i.datasetId}:${i.idx}`,
+    exposed: false,
+    retries: 4,
+    timeoutMs: 10 * 60_000,
+    concurrency: o.chunkConcurrency ?? 2,
+    onDeadLetter: (i, error) => ({
+      actor: "dataset.chunk-done",
+      input: { ...i, failed: { code: error.code, message: error.message } },
+    }),
+    handler: async ({ datasetId, idx }, ctx) => {
+      const d = await loadDataset(db, datasetId);
+      if (!d || d.status !== "processing") return { skipped: d?.status ?? "deleted" };
+      const [c] = await db.query<
+        { byte_start: number; byte_end: number; first_line: number; status: string }
+      >(
+        `SELECT byte_start::float8 AS byte_start, byte_end::float8 AS byte_end, first_line, status
+         FROM troupe_dataset_chunks WHERE dataset_id = $1 AND idx = $2`,
+        [datasetId, idx],
+      );
+      if (!c) throw new NonRetryableError(`chunk ${idx} of dataset ${datasetId} is unknown`);
+      if (c.status === "done") return { skipped: "done" };
+      const encoding = ((d.options as Record<string, unknown>)._encoding as Encoding) ?? "utf-8";
+      const bytes = await readAll(
+        await blobs.read(d.blob_sha256, { start: c.byte_start, end: c.byte_end }),
+      );
+      let parsed;
+      try {
+        parsed = parseChunk(bytes, {
+          ...parseOptions(d.options, encoding),
+          // Chunk 0 reads the header row itself; later chunks get it.
+          ...(idx > 0 && d.header && d.header.length ? { header: d.header } : {}),
+          chunk: { index: idx, firstLine: c.first_line, start: c.byte_start },
+        });
+      } catch (err) {
+        const failure = ingestFailure(err);
+        if (!failure) throw err;
+        ctx.effect((tx) => markFailed(tx, datasetId, failure));
+        ctx.send("dataset.chunk-done", { datasetId, idx, failed: failure });
+        return { failed: failure };
+      }
+      const cleaning = rules(d.options);
+      const inference = new TypeInference(parsed.header.length, cleaning);
+      inference.add(parsed.rows);
+      const types = inference.stats().map((s) => s.type);
+      const cleaned = cleanRows(parsed.header, parsed.rows, cleaning, types);
+      const plan = planColumns(parsed.header, cleaning);
+      const outTypes = plan.keep.map((i) => types[i] ?? "string");
+      const known = new Map((d.columns ?? []).map((col) => [col.name, col.key]));
+      const keys: string[] = [];
+      for (const name of cleaned.header) keys.push(known.get(name) ?? await columnKey(name));
+      const missing = cleaned.header.filter((name) => !known.has(name));
+      ctx.progress(50, `chunk ${idx}: ${cleaned.rows.length} rows parsed`);
+      ctx.effect(async (tx) => {
+        const table = rowsTable(datasetId);
+        if (missing.length) {
+          // JSON files: columns appear chunk by chunk. Keys are derived from names, so two
+          // chunks adding the same column agree.
+          await tx.query(
+            `ALTER TABLE ${table} ${
+              missing.map((name) =>
+                `ADD COLUMN IF NOT EXISTS "${keys[cleaned.header.indexOf(name)]}" text`
+              )
+                .join(", ")
+            }`,
+          );
+        }
+        const inserted = await insertRows(tx, table, idx, keys, cleaned.rows, cleaned.hashes);
+        const profile = profileRows(cleaned.header, outTypes, inserted.rows);
+        await tx.query(
+          `UPDATE troupe_dataset_chunks SET status = 'done', row_count = $3, skipped_rows = $4,
+             profile = $5::jsonb, row_errors = $6::jsonb, updated_at = now()
+           WHERE dataset_id = $1 AND idx = $2`,
+          [
+            datasetId,
+            idx,
+            inserted.rows.length,
+            parsed.skipped + cleaned.duplicates + inserted.duplicates,
+            JSON.stringify({ header: cleaned.header, keys, types: outTypes, profile }),
+            JSON.stringify(parsed.errors),
+          ],
+        );
+      });
+      ctx.send("dataset.chunk-done", { datasetId, idx });
+      return { rows: cleaned.rows.length, skipped: parsed.skipped, duplicates: cleaned.duplicates };
+    },
+  });
+
+  const chunkDone = defineActor({
+    name: "dataset.chunk-done",
+    input: chunkDoneInput,
+    key: (i) => `dataset:${i.datasetId}`,
+    exposed: false,
+    retries: 5,
+    handler: async ({ datasetId, idx, failed }, ctx) => {
+      if (failed) {
+        ctx.effect((tx) =>
+          markFailed(tx, datasetId, { ...failed, message: `chunk ${idx}: ${failed.message}` })
+        );
+        await changed(datasetId);
+        return { failed };
+      }
+      const [s] = await db.query<{ done: number; total: number | null; status: string }>(
+        `SELECT (SELECT count(*)::int FROM troupe_dataset_chunks
+                 WHERE dataset_id = $1 AND status = 'done') AS done,
+                chunk_count AS total, status
+         FROM troupe_datasets WHERE id = $1`,
+        [datasetId],
+      );
+      if (!s || s.status !== "processing") return { skipped: s?.status ?? "deleted" };
+      ctx.effect(async (tx) => {
+        await tx.query(
+          "UPDATE troupe_datasets SET chunks_done = greatest(chunks_done, $2), updated_at = now() WHERE id = $1",
+          [datasetId, s.done],
+        );
+      });
+      if (s.total !== null && s.done >= s.total) {
+        ctx.send("dataset.merge", { datasetId }, { idempotencyKey: `merge:${datasetId}` });
+      }
+      return { done: s.done, total: s.total };
+    },
+  });
+
+  const merge = defineActor({
+    name: "dataset.merge",
+    input: idInput,
+    key: (i) => `dataset:${i.datasetId}`,
+    exposed: false,
+    retries: 3,
+    timeoutMs: 30 * 60_000,
+    onDeadLetter: (i, error) => ({
+      actor: "dataset.chunk-done",
+      input: {
+        datasetId: i.datasetId,
+        idx: 0,
+        failed: { code: error.code, message: `merge: ${error.message}` },
+      },
+    }),
+    handler: async ({ datasetId }, ctx) => {
+      const d = await loadDataset(db, datasetId);
+      if (!d || d.status !== "processing") return { skipped: d?.status ?? "deleted" };
+      const chunks = await db.query<{
+        row_count: number;
+        skipped_rows: number;
+        profile: { header: string[]; keys: string[]; types: ColumnType[]; profile: unknown };
+        row_errors: { line: number; message: string }[];
+      }>(
+        `SELECT row_count, skipped_rows, profile, row_errors FROM troupe_dataset_chunks
+         WHERE dataset_id = $1 ORDER BY idx`,
+        [datasetId],
+      );
+      const order: string[] = [];
+      const keyOf = new Map<string, string>();
+      const typeOf = new Map<string, ColumnType>();
+      for (const ch of chunks) {
+        ch.profile.header.forEach((name, i) => {
+          if (!keyOf.has(name)) {
+            order.push(name);
+            keyOf.set(name, ch.profile.keys[i]!);
+          }
+          typeOf.set(name, joinTypes(typeOf.get(name) ?? "null", ch.profile.types[i] ?? "string"));
+        });
+      }
+      for (const col of d.columns ?? []) {
+        if (!keyOf.has(col.name)) {
+          order.push(col.name);
+          keyOf.set(col.name, col.key);
+        }
+      }
+      const summaries = mergeChunkProfiles(
+        chunks.map((ch) => ({ header: ch.profile.header, profile: ch.profile.profile })),
+        order,
+        (name) => typeOf.get(name) ?? "null",
+      );
+      const columns: ColumnInfo[] = order.map((name) => {
+        const type = typeOf.get(name) ?? "null";
+        return {
+          name,
+          key: keyOf.get(name)!,
+          type: type === "null" ? "string" : type,
+          profile: summaries.get(name) ?? null,
+        };
+      });
+      const rowCount = chunks.reduce((a, ch) => a + (ch.row_count ?? 0), 0);
+      const skipped = chunks.reduce((a, ch) => a + (ch.skipped_rows ?? 0), 0);
+      const rowErrors = chunks.flatMap((ch) => ch.row_errors ?? []).slice(0, 100);
+      ctx.progress(50, "converting columns");
+      ctx.effect(async (tx) => {
+        // Naive date-times are read as UTC, whatever the server's zone.
+        await tx.query("SET LOCAL timezone = 'UTC'");
+        const alters = columns.filter((col) => sqlType(col.type) !== "text").map((col) =>
+          `ALTER COLUMN "${col.key}" TYPE ${sqlType(col.type)} USING "${col.key}"::${
+            sqlType(col.type)
+          }`
+        );
+        if (alters.length) {
+          await tx.query(`ALTER TABLE ${rowsTable(datasetId)} ${alters.join(", ")}`);
+        }
+        await tx.query(
+          `UPDATE troupe_datasets SET status = 'ready', row_count = $2, skipped_rows = $3,
+             columns = $4::jsonb, row_errors = $5::jsonb, chunks_done = chunk_count,
+             version = version + 1, updated_at = now()
+           WHERE id = $1`,
+          [datasetId, rowCount, skipped, JSON.stringify(columns), JSON.stringify(rowErrors)],
+        );
+      });
+      await changed(datasetId);
+      return { rows: rowCount, columns: columns.length };
+    },
+  });
+
+  return [split, chunk, chunkDone, merge];
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** The text stored for a cleaned value (the typed conversion happens at merge). */
+function cellText(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  return JSON.stringify(v);
+}
+
+/**
+ * Inserts a chunk's rows; ids are deterministic (`idx × 2^32 + position`) so a second insert
+ * of the same chunk adds nothing. With duplicate-row removal, a row whose hash exists (from
+ * another chunk) is skipped. Returns the rows actually inserted, for the profile.
+ */
+async function insertRows(
+  tx: SqlExecutor,
+  table: string,
+  idx: number,
+  keys: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  hashes: readonly string[] | undefined,
+): Promise<{ rows: (readonly unknown[])[]; duplicates: number }> {
+  const kept: (readonly unknown[])[] = [];
+  let duplicates = 0;
+  const cols = ["_row", ...(hashes ? ["_hash"] : []), ...keys.map((k) => `"${k}"`)];
+  for (let start = 0; start < rows.length; start += INSERT_BATCH) {
+    const batch = rows.slice(start, start + INSERT_BATCH);
+    const params: unknown[] = [batch.map((_, i) => idx * ROW_ID_BASE + start + i)];
+    if (hashes) params.push(hashes.slice(start, start + INSERT_BATCH));
+    for (let k = 0; k < keys.length; k++) params.push(batch.map((r) => cellText(r[k])));
+    const casts = cols.map((_, i) => `$${i + 1}::${i === 0 ? "bigint" : "text"}[]`);
+    const inserted = await tx.query<{ _row: string | number }>(
+      `INSERT INTO ${table} (${cols.join(", ")}) SELECT * FROM unnest(${casts.join(", ")})
+       ON CONFLICT DO NOTHING RETURNING _row`,
+      params,
+    );
+    if (inserted.length === batch.length) kept.push(...batch);
+    else {
+      const ok = new Set(inserted.map((r) => Number(r._row)));
+      batch.forEach((row, i) =>
+        ok.has(idx * ROW_ID_BASE + start + i) ? kept.push(row) : duplicates++
+      );
+    }
+  }
+  return { rows: kept, duplicates };
+}

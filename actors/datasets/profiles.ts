@@ -1,0 +1,85 @@
+/**
+ * The glue between the pipeline and the mergeable profiles: a chunk's cleaned rows become a
+ * serialized `TableProfile`; at the merge, the chunk profiles fold into one, and each column
+ * gets its summary plus, for numeric columns, a 20-bin histogram read off the merged
+ * quantile sketch (bin counts within the sketch's rank error).
+ */
+import {
+  type ColumnSummary,
+  KllSketch,
+  TableProfile,
+  type TableProfileJSON,
+  type Value,
+  type ValueType,
+} from "./profile/mod.ts";
+
+const BINS = 20;
+
+export interface ColumnReport extends ColumnSummary {
+  histogram: { edges: number[]; counts: number[] } | null;
+}
+
+/** Profiles a chunk's cleaned rows (aligned with `header`, typed by `types`). */
+export function profileRows(
+  header: readonly string[],
+  types: readonly string[],
+  rows: readonly (readonly unknown[])[],
+): TableProfileJSON {
+  const profile = new TableProfile(header);
+  const valueTypes = types as readonly ValueType[];
+  const values: Value[] = new Array(header.length);
+  for (const row of rows) {
+    for (let i = 0; i < header.length; i++) {
+      const v = row[i];
+      values[i] = v === undefined || v === null
+        ? null
+        : typeof v === "object"
+        ? JSON.stringify(v)
+        : v as Value;
+    }
+    profile.addRow(values, valueTypes);
+  }
+  return profile.toJSON();
+}
+
+/** Merges chunk profiles; returns each column's report, by name. */
+export function mergeChunkProfiles(
+  chunks: { header: readonly string[]; profile: unknown }[],
+  order: readonly string[],
+  typeOf: (name: string) => string,
+): Map<string, ColumnReport> {
+  const merged = new TableProfile(order);
+  for (const c of chunks) merged.merge(TableProfile.fromJSON(c.profile as TableProfileJSON));
+  const out = new Map<string, ColumnReport>();
+  for (const name of order) {
+    const column = merged.column(name);
+    if (!column) continue;
+    const summary = column.summary();
+    const numeric = typeOf(name) === "integer" || typeOf(name) === "float";
+    out.set(name, {
+      ...summary,
+      histogram: numeric ? histogram(column.toJSON().quantiles, summary) : null,
+    });
+  }
+  return out;
+}
+
+function histogram(
+  quantiles: ReturnType<KllSketch["toJSON"]>,
+  s: ColumnSummary,
+): ColumnReport["histogram"] {
+  if (typeof s.min !== "number" || typeof s.max !== "number" || s.count === 0) return null;
+  const sketch = KllSketch.fromJSON(quantiles);
+  const min = s.min;
+  const max = s.max;
+  if (min === max) return { edges: [min, max], counts: [s.count] };
+  const edges = Array.from({ length: BINS + 1 }, (_, i) => min + ((max - min) * i) / BINS);
+  const counts: number[] = [];
+  let below = 0;
+  for (let i = 1; i <= BINS; i++) {
+    const at = i === BINS ? 1 : sketch.rank(edges[i]!) ?? 0;
+    counts.push(Math.max(0, Math.round((at - below) * s.count)));
+    below = at;
+  }
+  return { edges, counts };
+}

@@ -1,0 +1,429 @@
+/**
+ * The datasets API (tenant-scoped; another tenant's dataset is a 404):
+ * - `POST /api/datasets`: the file as the raw body (`Content-Type: text/csv`, ...) or as the
+ *   `file` field of a multipart form; options in the query string (`name`, `format`,
+ *   `delimiter`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
+ *   query parameter or form field, before the file). Streamed to blob storage; `202
+ *   {datasetId, jobId}` once the file is durable.
+ * - `GET /api/datasets`, `GET /api/datasets/:id`, `DELETE /api/datasets/:id`;
+ * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
+ * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;
+ * - `GET /api/datasets/:id/export?format=csv|ndjson` (streamed);
+ * - `GET /api/datasets/:id/report.pdf`: the profile report.
+ */
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import { uuidv7 } from "../actors/runtime/ids.ts";
+import { ConflictError, PayloadTooLargeError, ValidationError } from "../actors/runtime/errors.ts";
+import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import type { Runtime } from "../actors/runtime/runtime.ts";
+import {
+  type DatasetFormat,
+  type DatasetOptions,
+  datasetOptions,
+  guessFormat,
+} from "../actors/datasets/options.ts";
+import {
+  buildAggregateQuery,
+  buildRowQuery,
+  parseFilter,
+  parseMetric,
+  parseSort,
+  toRecord,
+} from "../actors/datasets/query.ts";
+import {
+  type DatasetView,
+  deleteDataset,
+  getDataset,
+  insertDataset,
+  listDatasets,
+  rowsTable,
+} from "../actors/datasets/store.ts";
+import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
+import type { BlobStore } from "../db/blobs/port.ts";
+import type { TenantStore } from "../db/tenants.ts";
+import { principalOf } from "./auth.ts";
+import { auditContext } from "./jobs.ts";
+import { multipartBoundary, readMultipart } from "./multipart.ts";
+import { parseQuery, pathId } from "./validate.ts";
+
+/** What the routes need of the cache (db/cache's `Cache` fits). */
+export interface QueryCache {
+  getOrCompute<T>(
+    kind: "datasetMeta" | "queryResult" | "aggregation",
+    key: string,
+    compute: () => Promise<T>,
+    options?: { tags?: string[] },
+  ): Promise<T>;
+  invalidate(what: { tag?: string; prefix?: string }): Promise<unknown>;
+}
+
+/** No caching: every read computes. */
+export const noCache: QueryCache = {
+  getOrCompute: (_kind, _key, compute) => compute(),
+  invalidate: () => Promise.resolve(0),
+};
+
+export interface DatasetRoutesOptions {
+  runtime: Runtime;
+  db: SqlDatabase;
+  blobs: BlobStore;
+  tenants: TenantStore;
+  cache?: QueryCache;
+  /** Largest accepted file. @default 1 GiB */
+  maxBytes?: number;
+}
+
+const uploadQuery = z.object({
+  name: z.string().trim().min(1).max(200).optional(),
+  format: z.enum(["csv", "tsv", "json", "ndjson"]).optional(),
+  delimiter: z.string().length(1).optional(),
+  header: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
+  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1"]).optional(),
+  errorPolicy: z.enum(["skip", "fail"]).optional(),
+  options: z.string().max(64 * 1024).optional(),
+});
+
+const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().min(1).max(2000).optional(),
+});
+
+const FIELD_LIMIT = 64 * 1024;
+
+export function datasetRoutes(o: DatasetRoutesOptions): Hono {
+  const maxBytes = o.maxBytes ?? 1 << 30;
+  const cache = o.cache ?? noCache;
+  const app = new Hono();
+
+  app.post("/datasets", async function uploadDataset(c) {
+    const principal = principalOf(c);
+    const q = parseQuery(c, uploadQuery);
+    const declared = Number(c.req.header("content-length"));
+    if (Number.isFinite(declared) && declared > maxBytes + FIELD_LIMIT) {
+      throw new PayloadTooLargeError(maxBytes, "the file");
+    }
+    const upload = await receiveFile(c, o.blobs, maxBytes);
+    const fields = { ...upload.fields, ...definedOnly(q) };
+    const options = parseOptions(fields, upload.contentType, upload.fileName);
+    if (upload.size === 0) {
+      throw new ValidationError("the file is empty", { code: "EMPTY_FILE" });
+    }
+    const datasetId = uuidv7();
+    const name = String(fields.name ?? upload.fileName ?? `dataset ${datasetId}`).slice(0, 200);
+    const { job } = await o.runtime.enqueue("dataset.split", { datasetId }, {
+      tenantId: principal.tenantId,
+      effect: async (tx, jobId) => {
+        await insertDataset(tx, {
+          id: datasetId,
+          tenantId: principal.tenantId,
+          name,
+          format: options.format,
+          options,
+          sha256: upload.sha256,
+          size: upload.size,
+          jobId,
+        });
+      },
+    });
+    await o.tenants.audit({
+      ...auditContext(c),
+      action: "dataset.upload",
+      targetType: "dataset",
+      targetId: datasetId,
+      details: { name, format: options.format, bytes: upload.size, sha256: upload.sha256 },
+    });
+    c.header("Location", `/api/datasets/${datasetId}`);
+    return c.json({ datasetId, jobId: job.id, status: "uploaded" }, 202);
+  });
+
+  app.get("/datasets", async function listAll(c) {
+    const q = parseQuery(c, pageQuery);
+    return c.json(
+      await listDatasets(o.db, principalOf(c).tenantId, {
+        limit: Math.min(q.limit, 100),
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      }),
+    );
+  });
+
+  app.get("/datasets/:id", async function getOne(c) {
+    const d = await loadDataset(c, o);
+    return c.json(present(d));
+  });
+
+  app.delete("/datasets/:id", async function deleteOne(c) {
+    const id = pathId(c, "dataset");
+    const { tenantId } = principalOf(c);
+    const { sha256, stillUsed } = await o.db.transaction((tx) => deleteDataset(tx, id, tenantId));
+    if (!stillUsed) await o.blobs.delete(sha256);
+    await cache.invalidate({ tag: `dataset:${id}` });
+    await o.tenants.audit({
+      ...auditContext(c),
+      action: "dataset.delete",
+      targetType: "dataset",
+      targetId: id,
+    });
+    return c.body(null, 204);
+  });
+
+  app.get("/datasets/:id/rows", async function rows(c) {
+    const d = ready(await loadDataset(c, o));
+    const q = parseQuery(c, pageQuery);
+    const built = buildRowQuery(rowsTable(d.id), d.columns, {
+      filters: c.req.queries("filter")?.map(parseFilter) ?? [],
+      ...(c.req.query("sort") ? { sort: parseSort(c.req.query("sort")!) } : {}),
+      limit: q.limit,
+      ...(q.cursor ? { cursor: q.cursor } : {}),
+    });
+    const key = `q:${d.id}:v${d.version}:${c.req.url.split("?")[1] ?? ""}`;
+    return c.json(
+      await cache.getOrCompute(
+        "queryResult",
+        `${principalOf(c).tenantId}:${key}`,
+        async () => built.page(await o.db.query(built.text, built.params)),
+        { tags: [`dataset:${d.id}`] },
+      ),
+    );
+  });
+
+  app.get("/datasets/:id/aggregate", async function aggregate(c) {
+    const d = ready(await loadDataset(c, o));
+    const groupBy = splitList(c.req.query("groupBy"));
+    const metrics = splitList(c.req.query("metrics") ?? "count").map(parseMetric);
+    if (groupBy.length > 5) throw new ValidationError("at most 5 groupBy columns");
+    const built = buildAggregateQuery(rowsTable(d.id), d.columns, {
+      groupBy,
+      metrics,
+      filters: c.req.queries("filter")?.map(parseFilter) ?? [],
+      limit: 1000,
+    });
+    const key = `a:${d.id}:v${d.version}:${c.req.url.split("?")[1] ?? ""}`;
+    const result = await cache.getOrCompute(
+      "aggregation",
+      `${principalOf(c).tenantId}:${key}`,
+      async () => ({ groups: built.page(await o.db.query(built.text, built.params)).rows }),
+      { tags: [`dataset:${d.id}`] },
+    );
+    return c.json(result);
+  });
+
+  app.get("/datasets/:id/export", async function exportRows(c) {
+    const d = ready(await loadDataset(c, o));
+    const format = c.req.query("format") ?? "csv";
+    if (format !== "csv" && format !== "ndjson") {
+      throw new ValidationError(`unknown export format ${JSON.stringify(format)}`, {
+        formats: ["csv", "ndjson"],
+      });
+    }
+    const table = rowsTable(d.id);
+    const db = o.db;
+    const encoder = new TextEncoder();
+    let after = -1;
+    let started = false;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!started && format === "csv") {
+          started = true;
+          controller.enqueue(encoder.encode(csvLine(d.columns.map((col) => col.name))));
+          return;
+        }
+        const select = d.columns.map((col) => `"${col.key}"`).join(", ");
+        const rows = await db.query<Record<string, unknown>>(
+          `SELECT _row${select ? `, ${select}` : ""} FROM ${table} WHERE _row > $1
+           ORDER BY _row LIMIT 2000`,
+          [after],
+        );
+        if (rows.length === 0) {
+          controller.close();
+          return;
+        }
+        after = Number(rows.at(-1)!._row);
+        const lines = rows.map((r) => {
+          const rec = toRecord(d.columns, r);
+          return format === "csv"
+            ? csvLine(d.columns.map((col) => rec[col.name]))
+            : JSON.stringify(rec) + "\n";
+        });
+        controller.enqueue(encoder.encode(lines.join("")));
+      },
+    });
+    const file = `${d.name.replace(/[^\w.-]+/g, "_").slice(0, 80) || "dataset"}.${format}`;
+    return new Response(body, {
+      headers: {
+        "content-type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
+        "content-disposition": `attachment; filename="${file}"`,
+      },
+    });
+  });
+
+  app.get("/datasets/:id/report.pdf", async function report(c) {
+    const d = ready(await loadDataset(c, o));
+    const pdf = await datasetReport({
+      name: d.name,
+      id: d.id,
+      format: d.format,
+      sizeBytes: d.sizeBytes,
+      rowCount: d.rowCount ?? 0,
+      skippedRows: d.skippedRows,
+      createdAt: d.createdAt,
+      columns: d.columns.map((col) => ({
+        name: col.name,
+        type: col.type,
+        profile: (col.profile ?? null) as ColumnSummary | null,
+      })),
+    });
+    const file = `${d.name.replace(/[^\w.-]+/g, "_").slice(0, 80) || "dataset"}-report.pdf`;
+    return new Response(pdf, {
+      headers: {
+        "content-type": "application/pdf",
+        "content-disposition": `inline; filename="${file}"`,
+      },
+    });
+  });
+
+  return app;
+}
+
+async function loadDataset(c: Context, o: DatasetRoutesOptions): Promise<DatasetView> {
+  return await getDataset(o.db, pathId(c, "dataset"), principalOf(c).tenantId);
+}
+
+function ready(d: DatasetView): DatasetView {
+  if (d.status !== "ready") {
+    throw new ConflictError(`dataset ${d.id} is ${d.status}, not ready`, { status: d.status });
+  }
+  return d;
+}
+
+/** The public shape of a dataset. */
+export function present(d: DatasetView) {
+  const total = d.chunks.total;
+  return {
+    id: d.id,
+    name: d.name,
+    status: d.status,
+    format: d.format,
+    sizeBytes: d.sizeBytes,
+    sha256: d.sha256,
+    rowCount: d.rowCount,
+    skippedRows: d.skippedRows,
+    progress: {
+      chunksDone: d.chunks.done,
+      chunksTotal: total,
+      percent: d.status === "ready" ? 100 : total ? Math.floor((d.chunks.done / total) * 100) : 0,
+    },
+    columns: d.columns.map(({ name, type, profile }) => ({ name, type, profile: profile ?? null })),
+    rowErrors: d.rowErrors,
+    error: d.error,
+    jobId: d.jobId,
+    options: Object.fromEntries(Object.entries(d.options).filter(([k]) => !k.startsWith("_"))),
+    createdAt: d.createdAt,
+    updatedAt: d.updatedAt,
+  };
+}
+
+interface ReceivedFile {
+  sha256: string;
+  size: number;
+  fileName: string | null;
+  contentType: string | null;
+  fields: Record<string, string>;
+}
+
+/** Streams the upload (raw body or the multipart `file` field) into blob storage. */
+async function receiveFile(c: Context, blobs: BlobStore, maxBytes: number): Promise<ReceivedFile> {
+  const body = c.req.raw.body;
+  if (!body) throw new ValidationError("the request has no body: send the file");
+  const boundary = multipartBoundary(c.req.header("content-type"));
+  if (!boundary) {
+    const put = await blobs.put(body, { maxBytes });
+    return {
+      ...put,
+      fileName: null,
+      contentType: c.req.header("content-type") ?? null,
+      fields: {},
+    };
+  }
+  const fields: Record<string, string> = {};
+  let file: ReceivedFile | null = null;
+  for await (const part of readMultipart(body, boundary)) {
+    if (part.filename === null) {
+      const text = await new Response(part.body).text();
+      if (text.length > FIELD_LIMIT) {
+        throw new ValidationError(`form field ${part.name} is too long`);
+      }
+      fields[part.name] = text;
+    } else if (part.name === "file" && !file) {
+      const put = await blobs.put(part.body, { maxBytes });
+      file = { ...put, fileName: part.filename, contentType: part.contentType, fields };
+    } else {
+      await part.body.cancel();
+    }
+  }
+  if (!file) throw new ValidationError('no file: send it as the multipart field "file"');
+  return file;
+}
+
+function parseOptions(
+  fields: Record<string, string | boolean | undefined>,
+  contentType: string | null,
+  fileName: string | null,
+): DatasetOptions {
+  let extra: unknown = {};
+  if (typeof fields.options === "string") {
+    try {
+      extra = JSON.parse(fields.options);
+    } catch {
+      throw new ValidationError("options is not valid JSON");
+    }
+  }
+  const format = (fields.format as DatasetFormat | undefined) ??
+    guessFormat(contentType, fileName);
+  if (!format) {
+    throw new ValidationError(
+      "cannot tell the format: pass format=csv|tsv|json|ndjson or a Content-Type such as text/csv",
+    );
+  }
+  const parsed = datasetOptions.safeParse({
+    ...(typeof extra === "object" && extra !== null ? extra : {}),
+    format,
+    ...pick(fields, ["delimiter", "encoding", "errorPolicy"]),
+    ...(fields.header !== undefined
+      ? { header: fields.header === true || fields.header === "true" }
+      : {}),
+  });
+  if (!parsed.success) {
+    throw new ValidationError(
+      "invalid dataset options",
+      parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    );
+  }
+  return parsed.data;
+}
+
+function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+function definedOnly(o: Record<string, unknown>): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v === "string" || typeof v === "boolean") out[k] = v;
+  }
+  return out;
+}
+
+function splitList(text: string | undefined): string[] {
+  return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function csvLine(values: unknown[]): string {
+  return values.map((v) => {
+    if (v === null || v === undefined) return "";
+    const s = typeof v === "string" ? v : typeof v === "object" ? JSON.stringify(v) : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  }).join(",") + "\r\n";
+}

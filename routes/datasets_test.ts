@@ -1,0 +1,310 @@
+/**
+ * The dataset workload end to end through `app.request()`: upload (raw and multipart), the
+ * chunk pipeline on a real runtime (PGlite), profiles, queries, exports, the PDF report,
+ * deletion, and bad input.
+ */
+import assert from "node:assert/strict";
+import { jsonLogger } from "../actors/runtime/ports.ts";
+import { Runtime } from "../actors/runtime/runtime.ts";
+import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { datasetActors } from "../actors/datasets/pipeline.ts";
+import { FsBlobStore } from "../db/blobs/fs.ts";
+import { TenantStore } from "../db/tenants.ts";
+import { pgliteTarget, type TestDatabase, waitFor } from "../tests/harness.ts";
+import { createApp } from "./app.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+interface World {
+  tdb: TestDatabase;
+  runtime: Runtime;
+  app: ReturnType<typeof createApp>;
+  key: string;
+  otherKey: string;
+  dir: string;
+}
+
+let world: Promise<World> | undefined;
+function open(): Promise<World> {
+  world ??= (async () => {
+    const tdb = await pgliteTarget.open();
+    const dir = await Deno.makeTempDir({ prefix: "troupe-datasets-" });
+    const blobs = new FsBlobStore(dir);
+    const runtime = new Runtime({
+      db: tdb.db,
+      // Small chunks so that even test files are split and merged.
+      actors: datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024 }),
+      transport: new TableQueueTransport(tdb.db, { pollMs: 50 }),
+      logger: jsonLogger("silent"),
+    });
+    await runtime.start();
+    const tenants = new TenantStore(tdb.db);
+    const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
+    const otherKey = (await tenants.createKey((await tenants.createTenant("other")).id)).key;
+    const app = createApp({
+      runtime,
+      tenants,
+      logger: jsonLogger("silent"),
+      perIpPerMinute: 1_000_000,
+      perKeyPerMinute: 1_000_000,
+      datasets: { db: tdb.db, blobs, maxBytes: 2_000_000 },
+    });
+    return { tdb, runtime, app, key, otherKey, dir };
+  })();
+  return world;
+}
+
+async function call(
+  path: string,
+  init: RequestInit & { key?: string } = {},
+  // deno-lint-ignore no-explicit-any
+): Promise<{ status: number; headers: Headers; body: any; bytes: Uint8Array }> {
+  const w = await open();
+  const headers = new Headers(init.headers);
+  headers.set("x-api-key", init.key ?? w.key);
+  const res = await w.app.request(path, { ...init, headers });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  let body: unknown = null;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body, bytes };
+}
+
+/** A CSV with mixed types, quoted delimiters and newlines, nulls and a duplicate header. */
+function salesCsv(rows: number): string {
+  const lines = ["id,city,amount,active,day,note,note"];
+  const cities = ["Paris", "Lyon", "Köln", "Zürich"];
+  for (let i = 1; i <= rows; i++) {
+    const amount = i % 10 === 0 ? "" : (i * 1.5).toFixed(2);
+    const note = i % 7 === 0 ? `"multi\nline, with comma"` : `note ${i}`;
+    lines.push(
+      `${i},${cities[i % 4]},${amount},${i % 3 === 0 ? "yes" : "no"},2024-02-${
+        String((i % 28) + 1).padStart(2, "0")
+      },${note},x`,
+    );
+  }
+  return lines.join("\r\n") + "\r\n";
+}
+
+async function upload(body: BodyInit, query: string, contentType = "text/csv", key?: string) {
+  return await call(`/api/datasets?${query}`, {
+    method: "POST",
+    body,
+    headers: { "content-type": contentType },
+    ...(key ? { key } : {}),
+  });
+}
+
+async function settled(id: string) {
+  return await waitFor(async () => {
+    const d = await call(`/api/datasets/${id}`);
+    return d.body.status === "ready" || d.body.status === "failed" ? d.body : null;
+  }, { timeoutMs: 30_000, what: `dataset ${id}` });
+}
+
+Deno.test(
+  { name: "datasets: a CSV is split, profiled, queryable and exportable", ...opts },
+  async () => {
+    const N = 1500;
+    const csv = salesCsv(N);
+    const up = await upload(csv, "name=sales");
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    assert.ok(up.body.datasetId && up.body.jobId);
+    const d = await settled(up.body.datasetId);
+    assert.equal(d.status, "ready", JSON.stringify(d.error));
+    assert.equal(d.rowCount, N);
+    assert.ok(d.progress.chunksTotal > 3, `split into ${d.progress.chunksTotal} chunks`);
+    assert.equal(d.progress.percent, 100);
+    const col = (name: string) => d.columns.find((c: { name: string }) => c.name === name);
+    assert.deepEqual(d.columns.map((c: { name: string }) => c.name), [
+      "id",
+      "city",
+      "amount",
+      "active",
+      "day",
+      "note",
+      "note_2",
+    ]);
+    assert.equal(col("id").type, "integer");
+    assert.equal(col("amount").type, "float");
+    assert.equal(col("active").type, "boolean");
+    assert.equal(col("day").type, "date");
+    assert.equal(col("city").type, "string");
+    const id = col("id").profile;
+    assert.equal(id.count, N);
+    assert.equal(id.min, 1);
+    assert.equal(id.max, N);
+    assert.ok(Math.abs(id.mean - (N + 1) / 2) < 1e-9);
+    assert.ok(Math.abs(id.distinct - N) / N < 0.03, `distinct ${id.distinct}`);
+    assert.equal(col("amount").profile.nulls, N / 10);
+    assert.equal(col("city").profile.distinct, 4);
+    assert.equal(col("city").profile.topValues.length, 4);
+    assert.ok(col("amount").profile.histogram.counts.length > 0);
+
+    // Rows: keyset pages over a sort, every row once.
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { rows: { id: number }[]; nextCursor: string | null } } = await call(
+        `/api/datasets/${d.id}/rows?limit=400&sort=amount:desc${cursor ? `&cursor=${cursor}` : ""}`,
+      );
+      seen.push(...page.body.rows.map((r) => r.id));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    assert.equal(seen.length, N);
+    assert.equal(new Set(seen).size, N);
+    assert.equal(seen[0], N - 1, "largest amount first (the row divisible by 10 has none)");
+
+    const filtered = await call(
+      `/api/datasets/${d.id}/rows?filter=city:eq:Köln&filter=active:eq:true&limit=1000`,
+    );
+    assert.equal(filtered.status, 200);
+    const expected = Array.from({ length: N }, (_, i) => i + 1).filter((i) =>
+      i % 4 === 2 && i % 3 === 0
+    );
+    assert.deepEqual(filtered.body.rows.map((r: { id: number }) => r.id), expected);
+    const multi = await call(`/api/datasets/${d.id}/rows?filter=id:eq:7`);
+    assert.equal(multi.body.rows[0].note, "multi\nline, with comma");
+
+    const agg = await call(`/api/datasets/${d.id}/aggregate?groupBy=city&metrics=count,sum:id`);
+    assert.equal(agg.status, 200);
+    assert.equal(agg.body.groups.length, 4);
+    assert.equal(
+      agg.body.groups.reduce((a: number, g: { count: number }) => a + g.count, 0),
+      N,
+    );
+
+    const exported = await call(`/api/datasets/${d.id}/export?format=csv`);
+    assert.equal(exported.status, 200);
+    const text = new TextDecoder().decode(exported.bytes);
+    assert.ok(text.startsWith("id,city,amount,active,day,note,note_2\r\n"));
+    assert.match(text, /"multi\nline, with comma"/);
+    const ndjson = await call(`/api/datasets/${d.id}/export?format=ndjson`);
+    const lines = new TextDecoder().decode(ndjson.bytes).trim().split("\n");
+    assert.equal(lines.length, N);
+    assert.equal(JSON.parse(lines[0]!).id, 1);
+
+    const pdf = await call(`/api/datasets/${d.id}/report.pdf`);
+    assert.equal(pdf.status, 200);
+    assert.equal(pdf.headers.get("content-type"), "application/pdf");
+    assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), "%PDF-");
+  },
+);
+
+Deno.test({
+  name: "datasets: JSON arrays and NDJSON load; a non-array is a clear failure",
+  ...opts,
+}, async () => {
+  const records = Array.from(
+    { length: 300 },
+    (_, i) => ({ n: i, tag: i % 2 ? "odd" : "even", extra: i > 250 ? { deep: i } : undefined }),
+  );
+  const json = await upload(JSON.stringify(records), "name=j", "application/json");
+  const jd = await settled(json.body.datasetId);
+  assert.equal(jd.status, "ready", JSON.stringify(jd.error));
+  assert.equal(jd.rowCount, 300);
+  assert.deepEqual(jd.columns.map((c: { name: string }) => c.name).sort(), ["extra", "n", "tag"]);
+  const nd = await upload(records.map((r) => JSON.stringify(r)).join("\n"), "format=ndjson");
+  assert.equal((await settled(nd.body.datasetId)).rowCount, 300);
+  const bad = await upload('{"not":"an array"}', "format=json");
+  assert.equal(bad.status, 202);
+  const failed = await settled(bad.body.datasetId);
+  assert.equal(failed.status, "failed");
+  assert.match(failed.error.code, /NOT_JSON_ARRAY/i);
+});
+
+Deno.test({
+  name: "datasets: bad rows are skipped and reported, or fail the dataset with the line",
+  ...opts,
+}, async () => {
+  const csv = "a,b\n1,2\n3\n4,5\n6,7,8\n9,10\n";
+  const skip = await settled((await upload(csv, "errorPolicy=skip")).body.datasetId);
+  assert.equal(skip.status, "ready");
+  assert.equal(skip.rowCount, 3);
+  assert.equal(skip.skippedRows, 2);
+  assert.deepEqual(skip.rowErrors.map((e: { line: number }) => e.line), [3, 5]);
+  const fail = await settled((await upload(csv, "errorPolicy=fail")).body.datasetId);
+  assert.equal(fail.status, "failed");
+  assert.equal(fail.error.line, 3);
+});
+
+Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts }, async () => {
+  const w = await open();
+  const count = async () =>
+    (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_datasets"))[0]!.n;
+  const before = await count();
+  const empty = await upload("", "name=empty");
+  assert.equal(empty.status, 400);
+  const big = await upload("x".repeat(2_100_000), "format=csv");
+  assert.equal(big.status, 413);
+  assert.equal(big.body.error.code, "PAYLOAD_TOO_LARGE");
+  const noFormat = await upload("a,b\n1,2\n", "", "application/octet-stream");
+  assert.equal(noFormat.status, 400);
+  const badOption = await upload(
+    "a\n1\n",
+    "format=csv&options=" + encodeURIComponent('{"cleaning":{"nope":1}}'),
+  );
+  assert.equal(badOption.status, 400);
+  const badDelimiter = await upload("a\n1\n", "format=csv&delimiter=;;");
+  assert.equal(badDelimiter.status, 400);
+  assert.equal(await count(), before, "nothing half-accepted");
+  let leftovers = 0;
+  for await (const _ of Deno.readDir(`${w.dir}/tmp`)) leftovers++;
+  assert.equal(leftovers, 0, "no partial files");
+});
+
+Deno.test(
+  { name: "datasets: multipart upload, tenant isolation, bad queries, delete", ...opts },
+  async () => {
+    const w = await open();
+    const form = new FormData();
+    form.append(
+      "options",
+      JSON.stringify({ cleaning: { dropColumns: ["secret"], renameColumns: { v: "value" } } }),
+    );
+    form.append(
+      "file",
+      new File(["k,v,secret\na,1,s1\nb,2,s2\na,1,s1\n"], "small.csv", { type: "text/csv" }),
+    );
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const up = await call("/api/datasets?name=form", {
+      method: "POST",
+      body: await req.arrayBuffer(),
+      headers: { "content-type": req.headers.get("content-type")! },
+    });
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    const d = await settled(up.body.datasetId);
+    assert.deepEqual(d.columns.map((c: { name: string }) => c.name), ["k", "value"]);
+    assert.equal(d.rowCount, 3);
+
+    assert.equal((await call(`/api/datasets/${d.id}`, { key: w.otherKey })).status, 404);
+    assert.equal((await call(`/api/datasets/${d.id}/rows`, { key: w.otherKey })).status, 404);
+    assert.equal(
+      (await call(`/api/datasets/${d.id}`, { method: "DELETE", key: w.otherKey })).status,
+      404,
+    );
+    const list = await call("/api/datasets", { key: w.otherKey });
+    assert.ok(!list.body.items.some((x: { id: string }) => x.id === d.id));
+
+    const badSort = await call(
+      `/api/datasets/${d.id}/rows?sort=${encodeURIComponent('k"; DROP TABLE troupe_jobs; --')}`,
+    );
+    assert.equal(badSort.status, 400);
+    assert.match(badSort.body.error.message, /unknown column/);
+    const badOp = await call(`/api/datasets/${d.id}/rows?filter=k:like:a`);
+    assert.equal(badOp.status, 400);
+    assert.equal((await call(`/api/datasets/${d.id}/export?format=xlsx`)).status, 400);
+
+    const del = await call(`/api/datasets/${d.id}`, { method: "DELETE" });
+    assert.equal(del.status, 204);
+    assert.equal((await call(`/api/datasets/${d.id}`)).status, 404);
+  },
+);
+
+Deno.test({ name: "datasets: close", ...opts }, async () => {
+  const w = await open();
+  await w.runtime.stop();
+  await w.tdb.cleanup();
+  await Deno.remove(w.dir, { recursive: true });
+});
