@@ -24,7 +24,7 @@
  * capacity (the top-k then holds every value), the HLL estimate otherwise.
  * @module
  */
-import { type HllJSON, HyperLogLog } from "./hll.ts";
+import { hash64Into, type HllJSON, HyperLogLog } from "./hll.ts";
 import { Moments, type MomentsJSON } from "./moments.ts";
 import { KLL_DEFAULT_K, KLL_DEFAULT_SEED, type KllJSON, KllSketch } from "./quantiles.ts";
 import { parseTime } from "./time.ts";
@@ -109,6 +109,9 @@ export interface ColumnProfileJSON {
   hll: HllJSON;
   top: TopKJSON;
 }
+
+/** Scratch for the 64-bit hash shared by the HLL and the top-k. */
+const hash = new Uint32Array(2);
 
 /** All value types, in histogram order. */
 export const VALUE_TYPES: readonly ValueType[] = [
@@ -355,8 +358,11 @@ export class ColumnProfile {
   }
 
   #addText(s: string): void {
-    this.#hll.add(s);
-    this.#top.add(s);
+    hash64Into(s, hash);
+    const h1 = hash[0]!;
+    const h2 = hash[1]!;
+    this.#hll.addHash(h1, h2);
+    this.#top.addHashed(s, h1, h2);
     if (this.#textMin === null) {
       this.#textMin = s;
       this.#textMax = s;

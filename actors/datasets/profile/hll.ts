@@ -91,6 +91,12 @@ export function hash64(s: string): [number, number] {
   return [h1, lane2];
 }
 
+/** {@link hash64} without allocating: writes lane 1 to `out[0]` and lane 2 to `out[1]`. */
+export function hash64Into(s: string, out: Uint32Array): void {
+  out[0] = hashString(s);
+  out[1] = lane2;
+}
+
 /** Smallest and largest supported precision. */
 export const HLL_MIN_PRECISION = 4;
 /** Largest supported precision (sparse indexes are 16-bit). */

@@ -2,8 +2,10 @@
  * KLL quantile sketch (Karnin, Lang, Liberty 2016) for numbers, in the lazy-compaction form of
  * Apache DataSketches' `KllDoublesSketch`: level h holds items of weight 2^h; level capacities
  * shrink geometrically (factor 2/3) below the top level, with a floor of 8; when the sketch
- * holds as many items as the total capacity, the lowest full level is sorted and every other
- * item (random offset) is promoted to the level above.
+ * holds as many items as the total capacity, one upward sweep compacts every level at or over
+ * its capacity: the level is sorted and every other item (random offset) is promoted to the
+ * level above. Level 0 (unsorted) absorbs the slack of the upper levels, so it is sorted in
+ * batches of typically hundreds of items, which keeps `add` cheap.
  *
  * Error guarantee: for k = 200 the normalized rank error of {@link KllSketch.quantile} is at
  * most ≈1.33 % with 99 % confidence (DataSketches' bound 2.296/k^0.9723; 1.65 % for two-sided
@@ -229,13 +231,17 @@ export class KllSketch {
     return h === 0 ? this.#n0 : this.#upper[h - 1]!.length;
   }
 
-  /** Compacts the lowest level at or over its capacity, adding a level on top if needed. */
+  /**
+   * One upward sweep compacting every level at or over its capacity (adding a level on top
+   * when the top one is full), as in the KLL paper's compress step.
+   */
   #compress(): void {
-    const levels = this.#upper.length + 1;
-    let h = 0;
-    while (h < levels - 1 && this.#levelSize(h) < this.#cap(h, levels)) h++;
-    if (h === levels - 1) this.#upper.push(new Float64Array(0));
-    this.#compact(h);
+    for (let h = 0; h <= this.#upper.length; h++) {
+      const levels = this.#upper.length + 1;
+      if (this.#levelSize(h) < this.#cap(h, levels)) continue;
+      if (h === levels - 1) this.#upper.push(new Float64Array(0));
+      this.#compact(h);
+    }
     this.#capacity = this.#totalCapacity();
   }
 
@@ -249,7 +255,8 @@ export class KllSketch {
         kept = this.#buf[0]!;
         from = 1;
       }
-      items = this.#buf.slice(from, this.#n0).sort();
+      items = this.#buf.slice(from, this.#n0);
+      sortFloat64(items, 0, items.length - 1);
     } else {
       const level = this.#upper[h - 1]!;
       if (level.length % 2 === 1) {
@@ -353,4 +360,47 @@ function mergeSorted(a: Float64Array, b: Float64Array): Float64Array {
   while (i < a.length) out[o++] = a[i++]!;
   while (j < b.length) out[o++] = b[j++]!;
   return out;
+}
+
+/**
+ * In-place ascending sort of `a[lo..hi]` (quicksort, median of three, insertion sort below 16
+ * items); several times faster than `Float64Array.prototype.sort` on small arrays. No NaNs.
+ */
+function sortFloat64(a: Float64Array, lo: number, hi: number): void {
+  while (hi - lo >= 16) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < a[lo]!) swap(a, mid, lo);
+    if (a[hi]! < a[lo]!) swap(a, hi, lo);
+    if (a[hi]! < a[mid]!) swap(a, hi, mid);
+    const pivot = a[mid]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) swap(a, i++, j--);
+    }
+    if (j - lo < hi - i) { // recurse into the smaller part, loop on the larger
+      sortFloat64(a, lo, j);
+      lo = i;
+    } else {
+      sortFloat64(a, i, hi);
+      hi = j;
+    }
+  }
+  for (let i = lo + 1; i <= hi; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= lo && a[j]! > x) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
+}
+
+function swap(a: Float64Array, i: number, j: number): void {
+  const t = a[i]!;
+  a[i] = a[j]!;
+  a[j] = t;
 }

@@ -14,10 +14,14 @@
  * Counts are exact (Δ = 0) while the number of distinct values seen, in total across merges,
  * is at most `capacity` — then no purge ever happens, in any chunking or merge order.
  *
- * Purging half the counters at a time makes `add` amortized O(1) (a purge costs
- * O(capacity log capacity) and happens at most once per capacity/2 new values).
+ * Cost: counters live in an open-addressing table keyed by the values' 64-bit hash
+ * ({@link hash64}, shared with the HyperLogLog by {@link TopK.addHashed}), so a hit is a few
+ * typed-array reads and a string comparison; purging half the counters at a time makes `add`
+ * amortized O(1) (a purge costs O(capacity log capacity), at most once per capacity/2 new
+ * values).
  * @module
  */
+import { hash64Into } from "./hll.ts";
 
 /** A reported heavy hitter: `count ≤ true count ≤ count + error`. */
 export interface TopEntry {
@@ -44,20 +48,33 @@ export interface TopKJSON {
 /** Default number of counters. */
 export const TOPK_DEFAULT_CAPACITY = 64;
 
+const scratch = new Uint32Array(2);
+
 /** Mergeable heavy-hitters summary of strings. */
 export class TopK {
   /** Maximum number of counters. */
   readonly capacity: number;
-  #counts = new Map<string, number>();
+  readonly #mask: number;
+  readonly #h1: Int32Array;
+  readonly #h2: Int32Array;
+  readonly #counts: Float64Array;
+  readonly #keys: (string | undefined)[];
+  #size = 0;
   #n = 0;
   #error = 0;
 
-  /** An empty summary with up to `capacity` (≥ 2) counters. */
+  /** An empty summary with up to `capacity` (2 … 2^20) counters. */
   constructor(capacity: number = TOPK_DEFAULT_CAPACITY) {
-    if (!Number.isInteger(capacity) || capacity < 2) {
-      throw new RangeError(`topk: capacity must be an integer ≥ 2, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 2 || capacity > 1 << 20) {
+      throw new RangeError(`topk: capacity must be an integer in [2, 2^20], got ${capacity}`);
     }
     this.capacity = capacity;
+    const slots = 1 << Math.ceil(Math.log2(capacity * 4)); // load factor ≤ 1/4
+    this.#mask = slots - 1;
+    this.#h1 = new Int32Array(slots);
+    this.#h2 = new Int32Array(slots);
+    this.#counts = new Float64Array(slots);
+    this.#keys = new Array<string | undefined>(slots).fill(undefined);
   }
 
   /** Values added. */
@@ -72,25 +89,27 @@ export class TopK {
 
   /** Number of counters kept. */
   get size(): number {
-    return this.#counts.size;
+    return this.#size;
   }
 
   /** Counts one occurrence of `value`. */
   add(value: string): void {
+    hash64Into(value, scratch);
+    this.addHashed(value, scratch[0]!, scratch[1]!);
+  }
+
+  /** {@link TopK.add} with the value's {@link hash64} already computed. */
+  addHashed(value: string, h1: number, h2: number): void {
     this.#n++;
-    const counts = this.#counts;
-    const c = counts.get(value);
-    if (c !== undefined) {
-      counts.set(value, c + 1);
-      return;
-    }
-    counts.set(value, 1);
-    if (counts.size > this.capacity) this.#purge();
+    this.#increment(value, h1 | 0, h2 | 0, 1);
+    if (this.#size > this.capacity) this.#purge();
   }
 
   /** Lower bound of the count of `value` (0 when not kept); the true count is ≤ this + error. */
   count(value: string): number {
-    return this.#counts.get(value) ?? 0;
+    hash64Into(value, scratch);
+    const slot = this.#find(value, scratch[0]! | 0, scratch[1]! | 0);
+    return this.#keys[slot] === undefined ? 0 : this.#counts[slot]!;
   }
 
   /** The `n` largest counters, by count descending then value ascending (UTF-16 order). */
@@ -107,11 +126,14 @@ export class TopK {
     if (other.capacity !== this.capacity) {
       throw new RangeError(`topk: cannot merge capacity ${other.capacity} into ${this.capacity}`);
     }
-    const counts = this.#counts;
-    for (const [v, c] of other.#counts) counts.set(v, (counts.get(v) ?? 0) + c);
+    other.#keys.forEach((key, slot) => {
+      if (key !== undefined) {
+        this.#increment(key, other.#h1[slot]!, other.#h2[slot]!, other.#counts[slot]!);
+      }
+    });
     this.#n += other.#n;
     this.#error += other.#error;
-    if (counts.size > this.capacity) this.#purge();
+    if (this.#size > this.capacity) this.#purge();
     return this;
   }
 
@@ -122,13 +144,7 @@ export class TopK {
 
   /** Canonical serialized form (independent of insertion order). */
   toJSON(): TopKJSON {
-    return {
-      v: 1,
-      capacity: this.capacity,
-      n: this.#n,
-      error: this.#error,
-      items: this.#sorted(),
-    };
+    return { v: 1, capacity: this.capacity, n: this.#n, error: this.#error, items: this.#sorted() };
   }
 
   /** Inverse of {@link TopK.toJSON}; throws on malformed input. */
@@ -140,27 +156,72 @@ export class TopK {
       if (typeof v !== "string" || !Number.isSafeInteger(c) || c <= 0) {
         throw new TypeError("topk: bad item");
       }
-      t.#counts.set(v, c);
+      hash64Into(v, scratch);
+      t.#increment(v, scratch[0]! | 0, scratch[1]! | 0, c);
     }
+    if (t.#size !== json.items.length) throw new TypeError("topk: duplicate item");
     t.#n = json.n;
     t.#error = json.error;
     return t;
   }
 
+  /** Slot holding `value`, or the empty slot where it would go (linear probing). */
+  #find(value: string, h1: number, h2: number): number {
+    const keys = this.#keys;
+    let slot = h1 & this.#mask;
+    for (;;) {
+      const key = keys[slot];
+      if (key === undefined) return slot;
+      if (this.#h1[slot] === h1 && this.#h2[slot] === h2 && key === value) return slot;
+      slot = (slot + 1) & this.#mask;
+    }
+  }
+
+  #increment(value: string, h1: number, h2: number, by: number): void {
+    const slot = this.#find(value, h1, h2);
+    if (this.#keys[slot] === undefined) {
+      this.#keys[slot] = value;
+      this.#h1[slot] = h1;
+      this.#h2[slot] = h2;
+      this.#counts[slot] = by;
+      this.#size++;
+    } else {
+      this.#counts[slot]! += by;
+    }
+  }
+
+  #entries(): [string, number][] {
+    const out: [string, number][] = [];
+    this.#keys.forEach((key, slot) => {
+      if (key !== undefined) out.push([key, this.#counts[slot]!]);
+    });
+    return out;
+  }
+
   #sorted(): [string, number][] {
-    return [...this.#counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    return this.#entries().sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   }
 
   /** Subtracts the (⌊capacity/2⌋ + 1)-th largest count from all counters; drops those ≤ 0. */
   #purge(): void {
-    const keep = this.capacity >>> 1;
+    const keys = this.#keys;
     const counts = this.#counts;
-    const values = Float64Array.from(counts.values()).sort().reverse();
-    const c = values[keep]!;
-    for (const [v, n] of counts) {
-      if (n <= c) counts.delete(v);
-      else counts.set(v, n - c);
+    const values = new Float64Array(this.#size);
+    let i = 0;
+    for (let slot = 0; slot < keys.length; slot++) {
+      if (keys[slot] !== undefined) values[i++] = counts[slot]!;
     }
+    values.sort();
+    const c = values[values.length - 1 - (this.capacity >>> 1)]!;
+    const survivors: [string, number, number, number][] = [];
+    for (let slot = 0; slot < keys.length; slot++) {
+      const key = keys[slot];
+      if (key === undefined) continue;
+      if (counts[slot]! > c) survivors.push([key, this.#h1[slot]!, this.#h2[slot]!, counts[slot]!]);
+      keys[slot] = undefined;
+    }
+    this.#size = 0;
+    for (const [key, h1, h2, n] of survivors) this.#increment(key, h1, h2, n - c);
     this.#error += c;
   }
 }
