@@ -167,7 +167,12 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-if (import.meta.main) {
+/**
+ * The process entry: reads the environment, composes, serves HTTP, registers cron schedules
+ * (table queue only; with QStash, QStash schedules call `/schedules/:name`), and stops
+ * gracefully on SIGINT/SIGTERM. `extraActors` is for tests and embedders.
+ */
+export async function run(extraActors: AnyActor[] = []): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(Deno.env.toObject());
@@ -176,10 +181,8 @@ if (import.meta.main) {
     console.error(err.message);
     Deno.exit(1);
   }
-  const troupe = await compose(config);
+  const troupe = await compose(config, extraActors);
   const log = troupe.runtime.log;
-  // Embedded and self-hosted: Deno.cron. With QStash, QStash schedules call /schedules/:name
-  // (`deno task schedules:sync` reconciles them).
   if (troupe.runtime.transport.mode === "pull") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
   }
@@ -213,3 +216,5 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
 }
+
+if (import.meta.main) await run();
