@@ -1,0 +1,164 @@
+/**
+ * Production mode on one machine: two server processes (the real main.ts, env vars only) on
+ * different ports behind a round-robin proxy, sharing one PostgreSQL through the Neon
+ * WebSocket bridge, one Redis through the Upstash REST bridge, and the QStash stand-in
+ * delivering to the proxy. Checks that deliveries spread over both instances, that per-key
+ * serialization holds across them, that duplicate deliveries have one effect, and that rate
+ * limits are shared.
+ */
+import assert from "node:assert/strict";
+import { Client } from "@upstash/qstash";
+import pg from "pg";
+import { createPgDatabase, waitFor } from "./harness.ts";
+import { startNeonBridge } from "./fixtures/neon_bridge.ts";
+import { startQStash } from "./fixtures/qstash_server.ts";
+import { startRedisBridge } from "./fixtures/upstash_redis_bridge.ts";
+import { startRoundRobinProxy } from "./fixtures/round_robin_proxy.ts";
+
+const SERVER = new URL("./fixtures/server.ts", import.meta.url).pathname;
+const KEY = "mi-test-key-0123456789abcdefghij";
+const QSTASH = { token: "mi-qstash", current: "sig_mi_current", next: "sig_mi_next" };
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name:
+    "two instances share Neon, Redis and QStash: spread, serialized per key, once each, shared limits",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const database = await createPgDatabase();
+  const neon = await startNeonBridge();
+  const redis = await startRedisBridge({ token: "mi-redis" });
+  const qstash = await startQStash({
+    token: QSTASH.token,
+    currentSigningKey: QSTASH.current,
+    nextSigningKey: QSTASH.next,
+    retryDelayMs: () => 50,
+  });
+  const ports = [freePort(), freePort()];
+  const proxy = await startRoundRobinProxy(ports.map((p) => `http://127.0.0.1:${p}`));
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  const servers: Deno.ChildProcess[] = [];
+  try {
+    // Migrations first, then the test table (the servers would create the schema too).
+    const env = (port: number, instance: string): Record<string, string> => ({
+      PORT: String(port),
+      INSTANCE: instance,
+      LOG_LEVEL: "warn",
+      DATA_DIR: `/tmp/troupe-mi-unused-${instance}`,
+      DATABASE_URL: database.url,
+      NEON_WS_PROXY: neon.wsProxy,
+      QSTASH_URL: qstash.url,
+      QSTASH_TOKEN: QSTASH.token,
+      QSTASH_CURRENT_SIGNING_KEY: QSTASH.current,
+      QSTASH_NEXT_SIGNING_KEY: QSTASH.next,
+      PUBLIC_URL: proxy.url,
+      UPSTASH_REDIS_REST_URL: redis.url,
+      UPSTASH_REDIS_REST_TOKEN: "mi-redis",
+      DEV_API_KEY: KEY,
+      RATE_LIMIT_PER_KEY: "300",
+      RATE_LIMIT_PER_IP: "10000",
+    });
+    await admin.query(`CREATE TABLE test_runs (job_id text NOT NULL, key text NOT NULL,
+      instance text NOT NULL, started double precision NOT NULL, ended double precision NOT NULL)`);
+    for (const [i, port] of ports.entries()) {
+      servers.push(
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", SERVER],
+          env: env(port, `i${i}`),
+          stdout: "null",
+          stderr: "inherit",
+        }).spawn(),
+      );
+    }
+    for (const port of ports) {
+      await waitFor(async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/api/health`);
+          await res.body?.cancel();
+          return res.ok;
+        } catch {
+          return false;
+        }
+      }, { timeoutMs: 60_000, intervalMs: 200, what: `instance on ${port}` });
+    }
+
+    // 200 read-modify-writes on 10 keys, enqueued through both instances.
+    const headers = { "content-type": "application/json", "x-api-key": KEY };
+    const jobIds: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      // Straight to the instances (alternating); the proxy carries QStash's deliveries only.
+      const res = await fetch(`http://127.0.0.1:${ports[i % 2]}/api/actors/mi.rmw/jobs`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ input: { key: `k${i % 10}` } }),
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      jobIds.push((await res.json()).jobId);
+    }
+    await waitFor(async () => {
+      const r = await admin.query("SELECT count(*)::int AS n FROM test_runs");
+      return r.rows[0].n === 200;
+    }, { timeoutMs: 60_000, intervalMs: 200, what: "200 committed runs" });
+
+    const runs = (await admin.query(
+      "SELECT key, instance, started, ended FROM test_runs ORDER BY key, started",
+    )).rows as { key: string; instance: string; started: number; ended: number }[];
+    const perInstance = new Map<string, number>();
+    for (const r of runs) perInstance.set(r.instance, (perInstance.get(r.instance) ?? 0) + 1);
+    assert.equal(perInstance.size, 2, `deliveries on both instances: ${[...perInstance]}`);
+    for (const [, n] of perInstance) assert.ok(n >= 40, `a fair share each: ${[...perInstance]}`);
+    for (let i = 1; i < runs.length; i++) {
+      const a = runs[i - 1]!;
+      const b = runs[i]!;
+      if (a.key === b.key) assert.ok(b.started >= a.ended, `overlapping runs on ${a.key}`);
+    }
+    const states = (await admin.query(
+      "SELECT key, state FROM troupe_actor_state WHERE key LIKE 'mi:%' ORDER BY key",
+    )).rows as { key: string; state: { count: number } }[];
+    assert.equal(states.length, 10);
+    for (const s of states) assert.equal(s.state.count, 20, s.key);
+
+    // QStash delivering finished messages again: acknowledged, no second effect.
+    const client = new Client({ baseUrl: qstash.url, token: QSTASH.token });
+    for (const jobId of jobIds.slice(0, 20)) {
+      await client.publishJSON({ url: `${proxy.url}/actors/mi.rmw`, body: { jobId } });
+    }
+    await qstash.idle();
+    const after = await admin.query("SELECT count(*)::int AS n FROM test_runs");
+    assert.equal(after.rows[0].n, 200);
+
+    // The per-key limit (300/min) is shared: 200 enqueues used most of it, so of 150 reads
+    // alternating between the instances some are refused. Were each instance counting alone
+    // (~100 enqueues + 75 reads each), none would be.
+    const statuses: number[] = [];
+    for (let i = 0; i < 150; i++) {
+      const res = await fetch(`http://127.0.0.1:${ports[i % 2]}/api/jobs?limit=1`, { headers });
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    const ok = statuses.filter((s) => s === 200).length;
+    assert.ok(ok >= 90 && ok < 150, `${ok} of 150 reads passed a shared budget of ~100`);
+    assert.equal(statuses.filter((s) => s === 429).length, 150 - ok);
+  } finally {
+    for (const s of servers) {
+      try {
+        s.kill("SIGTERM");
+      } catch { /* exited */ }
+      await s.status;
+    }
+    await admin.end();
+    await proxy.close();
+    await qstash.close();
+    await redis.close();
+    await neon.close();
+    await database.drop();
+  }
+});
