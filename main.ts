@@ -16,6 +16,9 @@ import { Redis } from "@upstash/redis";
 import { MemoryRateLimiter } from "./db/ratelimit/memory.ts";
 import type { RateLimiter } from "./db/ratelimit/port.ts";
 import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
+import { Cache } from "./db/cache/cache.ts";
+import { MemoryCacheStore } from "./db/cache/memory.ts";
+import { UpstashCacheStore } from "./db/cache/upstash.ts";
 import { migrate } from "./db/migrate.ts";
 import { openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
@@ -95,9 +98,15 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const transport: Transport = qstash
     ? new QStashTransport({ client: qstash.client, publicUrl: qstash.publicUrl })
     : new TableQueueTransport(db);
+  // One quick retry: a cache that is down must degrade fast, not hold requests.
   const redis = kinds.cache === "upstash"
-    ? new Redis({ url: config.UPSTASH_REDIS_REST_URL!, token: config.UPSTASH_REDIS_REST_TOKEN! })
+    ? new Redis({
+      url: config.UPSTASH_REDIS_REST_URL!,
+      token: config.UPSTASH_REDIS_REST_TOKEN!,
+      retry: { retries: 1, backoff: () => 50 },
+    })
     : null;
+  const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
   const datasets = datasetActors({ db, blobs });

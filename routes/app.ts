@@ -15,6 +15,8 @@ import type { RateDecision, RateLimiter, RateRule } from "../db/ratelimit/port.t
 import type { Principal, TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
 import { authenticate } from "./auth.ts";
+import type { Cache } from "../db/cache/cache.ts";
+import { cacheRoutes } from "./cache.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
@@ -39,6 +41,8 @@ export interface AppOptions {
   trustProxy?: boolean;
   /** QStash webhooks (production transport); absent when the table queue runs. */
   webhooks?: Omit<WebhookOptions, "runtime">;
+  /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
+  cache?: Cache;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
 }
@@ -107,11 +111,20 @@ export function createApp(options: AppOptions) {
   app.use("/api/*", limitByIp(limits));
   app.use("/api/*", authenticate(tenants, { isPublic }));
   app.use("/api/*", limitByKey(limits));
-  app.route("/api", healthRoutes(runtime));
+  app.route("/api", healthRoutes(runtime, options.cache));
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
+  if (options.cache) app.route("/api", cacheRoutes(options.cache, tenants));
   if (options.datasets) {
-    app.route("/api", datasetRoutes({ ...options.datasets, runtime, tenants }));
+    app.route(
+      "/api",
+      datasetRoutes({
+        ...options.datasets,
+        runtime,
+        tenants,
+        ...(options.cache ? { cache: options.cache } : {}),
+      }),
+    );
   }
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
   app.notFound((c) =>

@@ -157,7 +157,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     const { tenantId } = principalOf(c);
     const { sha256, stillUsed } = await o.db.transaction((tx) => deleteDataset(tx, id, tenantId));
     if (!stillUsed) await o.blobs.delete(sha256);
-    await cache.invalidate({ tag: `dataset:${id}` });
+    await cache.invalidate({ tag: `${tenantId}:dataset:${id}` });
     await o.tenants.audit({
       ...auditContext(c),
       action: "dataset.delete",
@@ -182,7 +182,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
         "queryResult",
         `${principalOf(c).tenantId}:${key}`,
         async () => built.page(await o.db.query(built.text, built.params)),
-        { tags: [`dataset:${d.id}`] },
+        { tags: [`${principalOf(c).tenantId}:dataset:${d.id}`] },
       ),
     );
   });
@@ -203,7 +203,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
       "aggregation",
       `${principalOf(c).tenantId}:${key}`,
       async () => ({ groups: built.page(await o.db.query(built.text, built.params)).rows }),
-      { tags: [`dataset:${d.id}`] },
+      { tags: [`${principalOf(c).tenantId}:dataset:${d.id}`] },
     );
     return c.json(result);
   });
