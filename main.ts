@@ -130,6 +130,8 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     perKeyPerMinute: config.RATE_LIMIT_PER_KEY,
     trustProxy: config.TRUST_PROXY,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
+    cache,
+    datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
   });
   return {
     config,

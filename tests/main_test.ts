@@ -76,6 +76,25 @@ Deno.test({
     }, { what: "the job to succeed" });
     assert.equal(job.result.message, "over http");
 
+    // The dataset workload and the cache are wired in the real server.
+    const upload = await fetch(`${base}/api/datasets?name=tiny`, {
+      method: "POST",
+      headers: { "content-type": "text/csv", "x-api-key": key },
+      body: "a,b\n1,x\n2,y\n",
+    });
+    assert.equal(upload.status, 202);
+    const { datasetId } = await upload.json();
+    const dataset = await waitFor(async () => {
+      const r = await fetch(`${base}/api/datasets/${datasetId}`, { headers });
+      const body = await r.json();
+      return body.status === "ready" ? body : null;
+    }, { what: "the dataset to be ready" });
+    assert.equal(dataset.rowCount, 2);
+    const rows = await (await fetch(`${base}/api/datasets/${datasetId}/rows`, { headers })).json();
+    assert.deepEqual(rows.rows, [{ a: 1, b: "x" }, { a: 2, b: "y" }]);
+    const stats = await (await fetch(`${base}/api/cache/stats`, { headers })).json();
+    assert.equal(stats.store, "memory");
+
     server.kill("SIGTERM");
     assert.equal((await server.status).code, 0, "graceful shutdown");
     server = start();
