@@ -199,9 +199,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
         ctx.effect((tx) => markFailed(tx, datasetId, failure));
         return { failed: failure };
       }
-      const plan = header.length
-        ? planColumns(header, rules(d.options))
-        : { header: [], keep: [] };
+      const plan = header.length ? planColumns(header, rules(d.options)) : { header: [], keep: [] };
       const columns: ColumnInfo[] = [];
       for (const name of plan.header) {
         columns.push({ name, key: await columnKey(name), type: "null" });

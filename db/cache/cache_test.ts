@@ -66,8 +66,8 @@ for (const [name, make] of Object.entries(stores)) {
         await cache.getOrCompute("aggregation", "tenant-a:agg:1", compute, { tags: ["ds:1"] });
         await cache.getOrCompute("aggregation", "tenant-b:agg:1", compute, { tags: ["ds:2"] });
         // Memory drops exactly what is tagged now; Redis may also drop a key that was tagged
-      // before it expired and came back (over-invalidation is safe).
-      assert.ok(await cache.invalidate({ tag: "ds:1" }) >= 1);
+        // before it expired and came back (over-invalidation is safe).
+        assert.ok(await cache.invalidate({ tag: "ds:1" }) >= 1);
         await cache.getOrCompute("aggregation", "tenant-b:agg:1", compute);
         const before = computed;
         await cache.getOrCompute("aggregation", "tenant-a:agg:1", compute);

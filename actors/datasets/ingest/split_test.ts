@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { NotJsonArrayError, SplitError } from "./errors.ts";
-import { type ChunkBoundary, type SplitOptions, splitStream } from "./split.ts";
+import { type ChunkBoundary, type SplitOptions } from "./split.ts";
 import { boundaries, streamOf, utf8 } from "./test_util.ts";
 
 const CSV: SplitOptions["format"] = { kind: "csv" };
