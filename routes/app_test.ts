@@ -1,17 +1,14 @@
 /**
- * The HTTP API through `app.request()` (no server) over a real runtime on PGlite: every
+ * The HTTP API through `app.request()` over a real runtime (embedded drivers, or with
+ * TEST_API_DRIVERS=production the production drivers against the local stand-ins): every
  * endpoint's happy path and every kind of bad input.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
 import { NonRetryableError } from "../actors/runtime/errors.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
-import { pgliteTarget, type TestDatabase, waitFor } from "../tests/harness.ts";
-import { TenantStore } from "../db/tenants.ts";
-import { createApp } from "./app.ts";
+import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { waitFor } from "../tests/harness.ts";
 
 const echo = defineActor({
   name: "t.echo",
@@ -54,11 +51,7 @@ const internal = defineActor({
   handler: () => {},
 });
 
-interface Setup {
-  tdb: TestDatabase;
-  runtime: Runtime;
-  tenants: TenantStore;
-  app: ReturnType<typeof createApp>;
+interface Setup extends ApiWorld {
   /** The key `call()` sends unless told otherwise (tenant "acme"). */
   key: string;
   /** A key of another tenant ("globex"). */
@@ -68,25 +61,14 @@ interface Setup {
 let opened: Promise<Setup>;
 function setup() {
   opened ??= (async () => {
-    const tdb = await pgliteTarget.open();
-    const runtime = new Runtime({
-      db: tdb.db,
-      actors: [echo, wait, flaky, internal],
-      transport: new TableQueueTransport(tdb.db, { pollMs: 100 }),
-      logger: jsonLogger("silent"),
-    });
-    await runtime.start();
-    const tenants = new TenantStore(tdb.db);
-    const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
-    const otherKey = (await tenants.createKey((await tenants.createTenant("globex")).id)).key;
-    const app = createApp({
-      runtime,
-      tenants,
-      logger: jsonLogger("silent"),
+    const world = await openApiWorld([echo, wait, flaky, internal], () => ({
       perIpPerMinute: 100_000,
       perKeyPerMinute: 100_000,
-    });
-    return { tdb, runtime, tenants, app, key, otherKey };
+    }));
+    const { tenants } = world;
+    const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
+    const otherKey = (await tenants.createKey((await tenants.createTenant("globex")).id)).key;
+    return { ...world, key, otherKey };
   })();
   return opened;
 }
@@ -388,9 +370,8 @@ Deno.test({
   name: "a database that is down gives health 503 and other routes a 500 without internals",
   ...opts,
 }, async () => {
-  const { tdb, runtime } = await setup();
-  await runtime.stop();
-  await tdb.cleanup(); // closes the database under the app
+  const world = await setup();
+  await world.close(); // closes the database (and everything else) under the app
   const health = await call("/api/health");
   assert.equal(health.status, 503);
   assert.equal(health.body.status, "unavailable");

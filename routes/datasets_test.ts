@@ -1,55 +1,66 @@
 /**
  * The dataset workload end to end through `app.request()`: upload (raw and multipart), the
- * chunk pipeline on a real runtime (PGlite), profiles, queries, exports, the PDF report,
- * deletion, and bad input.
+ * chunk pipeline on a real runtime (embedded drivers and files on disk; or, with
+ * TEST_API_DRIVERS=production, Neon + QStash + Upstash stand-ins and blobs in PostgreSQL),
+ * profiles, queries, exports, the PDF report, deletion, and bad input.
  */
 import assert from "node:assert/strict";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
-import { TenantStore } from "../db/tenants.ts";
-import { pgliteTarget, type TestDatabase, waitFor } from "../tests/harness.ts";
-import { createApp } from "./app.ts";
+import type { BlobStore } from "../db/blobs/port.ts";
+import { PostgresBlobStore } from "../db/blobs/postgres.ts";
+import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { waitFor } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-interface World {
-  tdb: TestDatabase;
-  runtime: Runtime;
-  app: ReturnType<typeof createApp>;
+interface World extends ApiWorld {
   key: string;
   otherKey: string;
-  dir: string;
+  blobs: BlobStore;
+  /** What failed uploads may have left behind: temporary files or orphan parts. */
+  leftovers(): Promise<number>;
 }
 
 let world: Promise<World> | undefined;
 function open(): Promise<World> {
   world ??= (async () => {
-    const tdb = await pgliteTarget.open();
     const dir = await Deno.makeTempDir({ prefix: "troupe-datasets-" });
-    const blobs = new FsBlobStore(dir);
-    const runtime = new Runtime({
-      db: tdb.db,
+    let blobs!: BlobStore;
+    const w = await openApiWorld((tdb) => {
+      blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
       // Small chunks so that even test files are split and merged.
-      actors: datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024 }),
-      transport: new TableQueueTransport(tdb.db, { pollMs: 50 }),
-      logger: jsonLogger("silent"),
-    });
-    await runtime.start();
-    const tenants = new TenantStore(tdb.db);
-    const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
-    const otherKey = (await tenants.createKey((await tenants.createTenant("other")).id)).key;
-    const app = createApp({
-      runtime,
-      tenants,
-      logger: jsonLogger("silent"),
+      return datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024 });
+    }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
       datasets: { db: tdb.db, blobs, maxBytes: 2_000_000 },
-    });
-    return { tdb, runtime, app, key, otherKey, dir };
+    }));
+    const key = (await w.tenants.createKey((await w.tenants.createTenant("acme")).id)).key;
+    const otherKey = (await w.tenants.createKey((await w.tenants.createTenant("other")).id)).key;
+    const close = w.close;
+    return {
+      ...w,
+      key,
+      otherKey,
+      blobs,
+      async leftovers() {
+        if (blobs.kind === "postgres") {
+          const rows = await w.tdb.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM troupe_blob_parts p WHERE NOT EXISTS
+               (SELECT 1 FROM troupe_blobs b WHERE b.upload_id = p.upload_id)`,
+          );
+          return rows[0]!.n;
+        }
+        let n = 0;
+        for await (const _ of Deno.readDir(`${dir}/tmp`)) n++;
+        return n;
+      },
+      async close() {
+        await close();
+        await Deno.remove(dir, { recursive: true });
+      },
+    };
   })();
   return world;
 }
@@ -249,9 +260,7 @@ Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts
   const badDelimiter = await upload("a\n1\n", "format=csv&delimiter=;;");
   assert.equal(badDelimiter.status, 400);
   assert.equal(await count(), before, "nothing half-accepted");
-  let leftovers = 0;
-  for await (const _ of Deno.readDir(`${w.dir}/tmp`)) leftovers++;
-  assert.equal(leftovers, 0, "no partial files");
+  assert.equal(await w.leftovers(), 0, "no partial files");
 });
 
 Deno.test(
@@ -303,8 +312,5 @@ Deno.test(
 );
 
 Deno.test({ name: "datasets: close", ...opts }, async () => {
-  const w = await open();
-  await w.runtime.stop();
-  await w.tdb.cleanup();
-  await Deno.remove(w.dir, { recursive: true });
+  await (await open()).close();
 });

@@ -1,17 +1,15 @@
 /**
  * API keys, tenant isolation, the audit log and rate limits, through `app.request()` over a
- * real runtime on PGlite.
+ * real runtime (embedded drivers, or the production ones with TEST_API_DRIVERS=production).
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
 import { NonRetryableError } from "../actors/runtime/errors.ts";
 import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
-import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
-import { hashApiKey, TenantStore } from "../db/tenants.ts";
-import { pgliteTarget, type TestDatabase, waitFor } from "../tests/harness.ts";
+import { hashApiKey } from "../db/tenants.ts";
+import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { waitFor } from "../tests/harness.ts";
 import { type AppOptions, createApp } from "./app.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -32,10 +30,7 @@ const internal = defineActor({
   handler: () => {},
 });
 
-interface World {
-  tdb: TestDatabase;
-  runtime: Runtime;
-  tenants: TenantStore;
+interface World extends ApiWorld {
   acme: { id: string; key: string };
   globex: { id: string; key: string };
 }
@@ -43,29 +38,23 @@ interface World {
 let world: Promise<World> | undefined;
 function open(): Promise<World> {
   world ??= (async () => {
-    const tdb = await pgliteTarget.open();
-    const runtime = new Runtime({
-      db: tdb.db,
-      actors: [work, internal],
-      transport: new TableQueueTransport(tdb.db, { pollMs: 50 }),
-      logger: jsonLogger("silent"),
-    });
-    await runtime.start();
-    const tenants = new TenantStore(tdb.db);
+    const w = await openApiWorld([work, internal]);
     const make = async (name: string) => {
-      const t = await tenants.createTenant(name);
-      return { id: t.id, key: (await tenants.createKey(t.id)).key };
+      const t = await w.tenants.createTenant(name);
+      return { id: t.id, key: (await w.tenants.createKey(t.id)).key };
     };
-    return { tdb, runtime, tenants, acme: await make("acme"), globex: await make("globex") };
+    return { ...w, acme: await make("acme"), globex: await make("globex") };
   })();
   return world;
 }
 
+/** Another app over the world's runtime, with its own options (limits). */
 async function appWith(options: Partial<AppOptions> = {}) {
   const w = await open();
   return createApp({
     runtime: w.runtime,
     tenants: w.tenants,
+    limiter: w.limiter,
     logger: jsonLogger("silent"),
     perIpPerMinute: 100_000,
     perKeyPerMinute: 100_000,
@@ -250,7 +239,7 @@ Deno.test(
   { name: "per-IP limit: 429 with Retry-After and RateLimit headers", ...opts },
   async () => {
     const app = await appWith({
-      limiter: new MemoryRateLimiter(),
+      limiter: (await open()).newLimiter(),
       perIpPerMinute: 3,
       trustProxy: true,
     });
@@ -285,7 +274,7 @@ Deno.test(
 
 Deno.test({ name: "per-key limit applies across addresses", ...opts }, async () => {
   const app = await appWith({
-    limiter: new MemoryRateLimiter(),
+    limiter: (await open()).newLimiter(),
     perKeyPerMinute: 2,
     trustProxy: true,
   });
@@ -300,8 +289,6 @@ Deno.test({ name: "per-key limit applies across addresses", ...opts }, async () 
   assert.equal((await send(app, "/api/jobs", { key: globex.key })).status, 200);
 });
 
-Deno.test({ name: "close the tenancy test database", ...opts }, async () => {
-  const w = await open();
-  await w.runtime.stop();
-  await w.tdb.cleanup();
+Deno.test({ name: "close the tenancy test world", ...opts }, async () => {
+  await (await open()).close();
 });
