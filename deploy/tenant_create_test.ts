@@ -1,0 +1,54 @@
+/**
+ * `deno task tenant:create <name>` against a real PostgreSQL: prints a key once that then
+ * authenticates as the new tenant; a taken name is refused with a clear message.
+ */
+import assert from "node:assert/strict";
+import { openPostgres } from "../db/postgres.ts";
+import { TenantStore } from "../db/tenants.ts";
+import { createPgDatabase } from "../tests/harness.ts";
+
+const SCRIPT = new URL("./tenant_create.ts", import.meta.url).pathname;
+
+Deno.test({
+  name: "tenant:create makes a tenant and a working key, once",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const pg = await createPgDatabase();
+  const run = (...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", SCRIPT, ...args],
+      env: { DATABASE_URL: pg.url, LOG_LEVEL: "silent" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  try {
+    const first = await run("acme-corp");
+    const out = new TextDecoder().decode(first.stdout);
+    assert.equal(first.code, 0, new TextDecoder().decode(first.stderr));
+    const key = /API key \(shown once\): (\S+)/.exec(out)?.[1];
+    assert.ok(key, out);
+    const db = openPostgres(pg.url);
+    try {
+      const principal = await new TenantStore(db).authenticate(key);
+      assert.equal(principal?.tenantName, "acme-corp");
+      const stored = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_api_keys WHERE hash LIKE $1",
+        [`%${key}%`],
+      );
+      assert.equal(stored[0]!.n, 0, "the key itself is not stored");
+    } finally {
+      await db.close();
+    }
+    const again = await run("acme-corp");
+    assert.equal(again.code, 1);
+    assert.match(new TextDecoder().decode(again.stderr), /already exists/);
+    const more = await run("acme-corp", "--add-key", "--key-name", "ci");
+    assert.equal(more.code, 0);
+    const bad = await run("Not A Name!");
+    assert.equal(bad.code, 1);
+    assert.match(new TextDecoder().decode(bad.stderr), /tenant name/);
+  } finally {
+    await pg.drop();
+  }
+});
