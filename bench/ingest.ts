@@ -1,0 +1,219 @@
+/**
+ * Dataset ingest, end to end, on one generated file (~200 MB, 1M+ rows, mixed columns):
+ * - Troupe: upload to the real server (main.ts in its own process) until the profile is
+ *   ready, on the embedded default and on real PostgreSQL; peak RSS of the server process;
+ * - pandas `read_csv` + `describe(include="all")` (Debian `python3-pandas`), peak RSS;
+ * - the floor: `cat file > /dev/null`.
+ *
+ *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1]
+ *
+ * The file is generated once under /tmp and reused.
+ */
+import { parseArgs } from "node:util";
+import { createPgDatabase } from "../tests/harness.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    mb: { type: "string", default: "200" },
+    db: { type: "string", default: "pglite,postgres" },
+    runs: { type: "string", default: "1" },
+    json: { type: "string", default: "bench/results/ingest.json" },
+  },
+});
+const TARGET = Number(args.mb) * 1e6;
+const FILE = `/tmp/troupe-bench-${args.mb}mb.csv`;
+const KEY = "troupe-bench-key-0123456789abcdef";
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Writes the file once: ids, ints, floats, categories, dates, booleans, text, nulls. */
+async function generate(): Promise<{ bytes: number; rows: number }> {
+  try {
+    const size = (await Deno.stat(FILE)).size;
+    const rows = Number(await Deno.readTextFile(`${FILE}.rows`));
+    if (size > 0 && rows > 0) return { bytes: size, rows };
+  } catch { /* generate */ }
+  const file = await Deno.open(FILE, { write: true, create: true, truncate: true });
+  const enc = new TextEncoder();
+  const cities = ["Paris", "Lyon", "Berlin", "Köln", "Madrid", "Roma", "Oslo", "Wien"];
+  let x = 42;
+  const rand = () => (x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  let bytes = 0;
+  let rows = 0;
+  let buf = "id,user,amount,quantity,city,day,active,score,note\n";
+  while (bytes < TARGET) {
+    for (let i = 0; i < 5000; i++, rows++) {
+      const amount = rand() < 0.02 ? "" : (rand() * 1000).toFixed(2);
+      const day = `2024-${String(1 + Math.floor(rand() * 12)).padStart(2, "0")}-${
+        String(1 + Math.floor(rand() * 28)).padStart(2, "0")
+      }`;
+      const note = rand() < 0.1 ? `"note, with comma ${rows}"` : `note ${rows % 997}`;
+      buf += `${rows},u${Math.floor(rand() * 50_000)},${amount},${Math.floor(rand() * 100)},${
+        cities[Math.floor(rand() * cities.length)]
+      },${day},${rand() < 0.5},${(-Math.log(rand() + 1e-12) * 10).toFixed(4)},${note}\n`;
+    }
+    const chunk = enc.encode(buf);
+    bytes += chunk.length;
+    for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+    buf = "";
+  }
+  file.close();
+  await Deno.writeTextFile(`${FILE}.rows`, String(rows));
+  return { bytes, rows };
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+/** Peak resident set of a process (VmHWM), in MB. */
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+interface Figure {
+  system: string;
+  seconds: number;
+  mbPerSecond: number;
+  peakRssMb: number | null;
+  note: string;
+}
+
+async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): Promise<Figure> {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-bench-ingest-" });
+  const pg = db === "postgres" ? await createPgDatabase() : null;
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN],
+    env: {
+      PORT: String(port),
+      DATA_DIR: dir,
+      LOG_LEVEL: "error",
+      DEV_API_KEY: KEY,
+      DATASET_MAX_BYTES: String(4 * bytes),
+      ...(pg ? { DATABASE_URL: pg.url } : {}),
+    },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    for (let i = 0; i < 300; i++) {
+      try {
+        const r = await fetch(`${base}/api/health`);
+        await r.body?.cancel();
+        if (r.ok) break;
+      } catch { /* starting */ }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const headers = { "x-api-key": KEY };
+    const t0 = performance.now();
+    const file = await Deno.open(FILE, { read: true });
+    const up = await fetch(`${base}/api/datasets?name=bench`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "text/csv" },
+      body: file.readable,
+    });
+    if (up.status !== 202) throw new Error(`upload: ${up.status} ${await up.text()}`);
+    const { datasetId } = await up.json();
+    const uploaded = performance.now();
+    let d: { status: string; rowCount: number; error: unknown } = {
+      status: "",
+      rowCount: 0,
+      error: null,
+    };
+    while (true) {
+      d = await (await fetch(`${base}/api/datasets/${datasetId}`, { headers })).json();
+      if (d.status === "ready" || d.status === "failed") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (d.status !== "ready") throw new Error(`dataset ${d.status}: ${JSON.stringify(d.error)}`);
+    const peak = await peakRssMb(server.pid);
+    return {
+      system: `troupe ${db}`,
+      seconds,
+      mbPerSecond: bytes / 1e6 / seconds,
+      peakRssMb: peak,
+      note: `upload durable after ${((uploaded - t0) / 1000).toFixed(1)} s; ${
+        d.rowCount === rows ? "all" : `${d.rowCount} of`
+      } ${rows.toLocaleString("en-US")} rows`,
+    };
+  } finally {
+    try {
+      server.kill("SIGTERM");
+    } catch { /* exited */ }
+    await server.status;
+    await pg?.drop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function pandas(bytes: number): Promise<Figure> {
+  const script = `
+import json, resource, time
+import pandas as pd
+t = time.time()
+df = pd.read_csv(${JSON.stringify(FILE)})
+d = df.describe(include="all")
+s = time.time() - t
+print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+`;
+  const out = await new Deno.Command("/usr/bin/python3", { args: ["-c", script], stdout: "piped" })
+    .output();
+  if (!out.success) throw new Error("pandas run failed (is python3-pandas installed?)");
+  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { seconds: number; rss: number };
+  return {
+    system: "pandas read_csv + describe(include='all')",
+    seconds: r.seconds,
+    mbPerSecond: bytes / 1e6 / r.seconds,
+    peakRssMb: r.rss / 1024,
+    note: "one process, in memory",
+  };
+}
+
+async function cat(bytes: number): Promise<Figure> {
+  const t0 = performance.now();
+  const out = await new Deno.Command("sh", { args: ["-c", `cat ${FILE} > /dev/null`] }).output();
+  if (!out.success) throw new Error("cat failed");
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    system: "cat file > /dev/null",
+    seconds,
+    mbPerSecond: bytes / 1e6 / seconds,
+    peakRssMb: null,
+    note: "the floor (page cache)",
+  };
+}
+
+const { bytes, rows } = await generate();
+const figures: Figure[] = [];
+for (let run = 0; run < Number(args.runs); run++) {
+  figures.push(await cat(bytes));
+  figures.push(await pandas(bytes));
+  for (const db of args.db.split(",").map((s) => s.trim()).filter(Boolean)) {
+    figures.push(await troupe(db as "pglite" | "postgres", bytes, rows));
+  }
+}
+console.log(
+  `\n${(bytes / 1e6).toFixed(0)} MB CSV, ${rows.toLocaleString("en-US")} rows, 9 mixed columns ` +
+    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores)\n`,
+);
+console.log("| system | seconds | MB/s | peak RSS MB | note |");
+console.log("|---|---|---|---|---|");
+for (const f of figures) {
+  console.log(
+    `| ${f.system} | ${f.seconds.toFixed(1)} | ${f.mbPerSecond.toFixed(1)} | ${
+      f.peakRssMb === null ? "-" : f.peakRssMb.toFixed(0)
+    } | ${f.note} |`,
+  );
+}
+await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+await Deno.writeTextFile(
+  args.json,
+  JSON.stringify({ at: new Date().toISOString(), bytes, rows, figures }, null, 2),
+);
