@@ -60,7 +60,7 @@ const fields = z.object({
   /** Where uploaded files go: `auto` = files under DATA_DIR when embedded, else PostgreSQL. */
   BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
   /** Largest dataset upload, in bytes (default 1 GiB). */
-  DATASET_MAX_BYTES: int(1, 1 << 40).default(1 << 30),
+  DATASET_MAX_BYTES: int(1, 2 ** 40).default(2 ** 30),
 });
 
 /** Variables that only make sense together. */

@@ -101,3 +101,8 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     blobs: "postgres",
   });
 });
+
+Deno.test("loadConfig() takes upload limits beyond 32 bits", () => {
+  assert.equal(loadConfig({}).DATASET_MAX_BYTES, 2 ** 30);
+  assert.equal(loadConfig({ DATASET_MAX_BYTES: "800823148000" }).DATASET_MAX_BYTES, 800823148000);
+});
