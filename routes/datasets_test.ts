@@ -240,6 +240,20 @@ Deno.test({
   assert.equal(fail.error.line, 3);
 });
 
+Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
+  // 3,000 rows where every row appears twice, far apart (different chunks).
+  const half = Array.from({ length: 1500 }, (_, i) => `${i},name ${i},${i % 7}`);
+  const csv = ["id,name,g", ...half, ...half].join("\n") + "\n";
+  const options = encodeURIComponent(JSON.stringify({ cleaning: { dropDuplicateRows: true } }));
+  const d = await settled((await upload(csv, `name=dups&options=${options}`)).body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  assert.ok(d.progress.chunksTotal > 2);
+  assert.equal(d.rowCount, 1500);
+  assert.equal(d.skippedRows, 1500);
+  const id = d.columns.find((c: { name: string }) => c.name === "id");
+  assert.equal(id.profile.count, 1500, "the profile counts stored rows only");
+});
+
 Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
   const count = async () =>

@@ -285,35 +285,42 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const keys: string[] = [];
       for (const name of cleaned.header) keys.push(known.get(name) ?? await columnKey(name));
       const missing = cleaned.header.filter((name) => !known.has(name));
-      ctx.progress(50, `chunk ${idx}: ${cleaned.rows.length} rows parsed`);
+      ctx.progress(40, `chunk ${idx}: ${cleaned.rows.length} rows parsed`);
+      // Rows are written here, outside the message's transaction, batch by batch: each row's
+      // id is deterministic and inserts skip existing ids, so a retry after a crash adds
+      // nothing twice, and the commit stays small (no chunk of rows held until it runs).
+      const table = rowsTable(datasetId);
+      if (missing.length) {
+        // JSON files: columns appear chunk by chunk. Keys come from names, so chunks agree.
+        await db.query(
+          `ALTER TABLE ${table} ${
+            missing.map((name) =>
+              `ADD COLUMN IF NOT EXISTS "${keys[cleaned.header.indexOf(name)]}" text`
+            ).join(", ")
+          }`,
+        );
+      }
+      const inserted = await insertRows(
+        db,
+        table,
+        idx,
+        keys,
+        cleaned.rows,
+        cleaned.hashes,
+        ctx.signal,
+      );
+      ctx.progress(80, `chunk ${idx}: ${inserted.rows.length} rows stored`);
+      const profile = profileRows(cleaned.header, outTypes, inserted.rows);
+      const rowCount = inserted.rows.length;
+      const skipped = parsed.skipped + cleaned.duplicates + inserted.duplicates;
+      const summary = JSON.stringify({ header: cleaned.header, keys, types: outTypes, profile });
+      const rowErrors = JSON.stringify(parsed.errors);
       ctx.effect(async (tx) => {
-        const table = rowsTable(datasetId);
-        if (missing.length) {
-          // JSON files: columns appear chunk by chunk. Keys are derived from names, so two
-          // chunks adding the same column agree.
-          await tx.query(
-            `ALTER TABLE ${table} ${
-              missing.map((name) =>
-                `ADD COLUMN IF NOT EXISTS "${keys[cleaned.header.indexOf(name)]}" text`
-              )
-                .join(", ")
-            }`,
-          );
-        }
-        const inserted = await insertRows(tx, table, idx, keys, cleaned.rows, cleaned.hashes);
-        const profile = profileRows(cleaned.header, outTypes, inserted.rows);
         await tx.query(
           `UPDATE troupe_dataset_chunks SET status = 'done', row_count = $3, skipped_rows = $4,
              profile = $5::jsonb, row_errors = $6::jsonb, updated_at = now()
            WHERE dataset_id = $1 AND idx = $2`,
-          [
-            datasetId,
-            idx,
-            inserted.rows.length,
-            parsed.skipped + cleaned.duplicates + inserted.duplicates,
-            JSON.stringify({ header: cleaned.header, keys, types: outTypes, profile }),
-            JSON.stringify(parsed.errors),
-          ],
+          [datasetId, idx, rowCount, skipped, summary, rowErrors],
         );
       });
       ctx.send("dataset.chunk-done", { datasetId, idx });
@@ -462,37 +469,47 @@ function cellText(v: unknown): string | null {
 /**
  * Inserts a chunk's rows; ids are deterministic (`idx × 2^32 + position`) so a second insert
  * of the same chunk adds nothing. With duplicate-row removal, a row whose hash exists (from
- * another chunk) is skipped. Returns the rows actually inserted, for the profile.
+ * another chunk) is skipped. Returns the rows of this chunk that are in the table (inserted
+ * now, or by an earlier attempt of the same chunk), for the profile.
  */
 async function insertRows(
-  tx: SqlExecutor,
+  db: SqlExecutor,
   table: string,
   idx: number,
   keys: readonly string[],
   rows: readonly (readonly unknown[])[],
   hashes: readonly string[] | undefined,
+  signal: AbortSignal,
 ): Promise<{ rows: (readonly unknown[])[]; duplicates: number }> {
   const kept: (readonly unknown[])[] = [];
   let duplicates = 0;
   const cols = ["_row", ...(hashes ? ["_hash"] : []), ...keys.map((k) => `"${k}"`)];
+  const casts = cols.map((_, i) => `$${i + 1}::${i === 0 ? "bigint" : "text"}[]`);
   for (let start = 0; start < rows.length; start += INSERT_BATCH) {
+    signal.throwIfAborted();
     const batch = rows.slice(start, start + INSERT_BATCH);
-    const params: unknown[] = [batch.map((_, i) => idx * ROW_ID_BASE + start + i)];
+    const ids = batch.map((_, i) => idx * ROW_ID_BASE + start + i);
+    const params: unknown[] = [ids];
     if (hashes) params.push(hashes.slice(start, start + INSERT_BATCH));
     for (let k = 0; k < keys.length; k++) params.push(batch.map((r) => cellText(r[k])));
-    const casts = cols.map((_, i) => `$${i + 1}::${i === 0 ? "bigint" : "text"}[]`);
-    const inserted = await tx.query<{ _row: string | number }>(
+    const inserted = await db.query<{ _row: string | number }>(
       `INSERT INTO ${table} (${cols.join(", ")}) SELECT * FROM unnest(${casts.join(", ")})
        ON CONFLICT DO NOTHING RETURNING _row`,
       params,
     );
-    if (inserted.length === batch.length) kept.push(...batch);
-    else {
-      const ok = new Set(inserted.map((r) => Number(r._row)));
-      batch.forEach((row, i) =>
-        ok.has(idx * ROW_ID_BASE + start + i) ? kept.push(row) : duplicates++
-      );
+    if (inserted.length === batch.length) {
+      kept.push(...batch);
+      continue;
     }
+    const mine = new Set(inserted.map((r) => Number(r._row)));
+    const missing = ids.filter((id) => !mine.has(id));
+    // Rows an earlier attempt of this chunk stored are this chunk's too.
+    const earlier = await db.query<{ _row: string | number }>(
+      `SELECT _row FROM ${table} WHERE _row = ANY($1::bigint[])`,
+      [missing],
+    );
+    for (const r of earlier) mine.add(Number(r._row));
+    batch.forEach((row, i) => mine.has(ids[i]!) ? kept.push(row) : duplicates++);
   }
   return { rows: kept, duplicates };
 }
