@@ -112,14 +112,25 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     }
     const headers = { "x-api-key": KEY };
     const t0 = performance.now();
-    const file = await Deno.open(FILE, { read: true });
-    const up = await fetch(`${base}/api/datasets?name=bench`, {
-      method: "POST",
-      headers: { ...headers, "content-type": "text/csv" },
-      body: file.readable,
-    });
-    if (up.status !== 202) throw new Error(`upload: ${up.status} ${await up.text()}`);
-    const { datasetId } = await up.json();
+    // curl as the client: Deno's fetch streams a file body slowly (~12 MB/s here), which
+    // would measure the client, not the server.
+    const up = await new Deno.Command("curl", {
+      args: [
+        "-sS",
+        "-XPOST",
+        "-H",
+        `x-api-key: ${KEY}`,
+        "-H",
+        "content-type: text/csv",
+        "--data-binary",
+        `@${FILE}`,
+        `${base}/api/datasets?name=bench`,
+      ],
+      stdout: "piped",
+    }).output();
+    const reply = new TextDecoder().decode(up.stdout);
+    if (!up.success || !reply.includes("datasetId")) throw new Error(`upload failed: ${reply}`);
+    const { datasetId } = JSON.parse(reply) as { datasetId: string };
     const uploaded = performance.now();
     let d: { status: string; rowCount: number; error: unknown } = {
       status: "",
