@@ -22,7 +22,7 @@ const { values: args } = parseArgs({
   },
 });
 const TARGET = Number(args.mb) * 1e6;
-const FILE = `/tmp/troupe-bench-${args.mb}mb.csv`;
+const FILE = `/tmp/troupe-bench-v2-${args.mb}mb.csv`;
 const KEY = "troupe-bench-key-0123456789abcdef";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -36,8 +36,14 @@ async function generate(): Promise<{ bytes: number; rows: number }> {
   const file = await Deno.open(FILE, { write: true, create: true, truncate: true });
   const enc = new TextEncoder();
   const cities = ["Paris", "Lyon", "Berlin", "Köln", "Madrid", "Roma", "Oslo", "Wien"];
+  // mulberry32: a real 32-bit generator (a float LCG loses its low bits and repeats).
   let x = 42;
-  const rand = () => (x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const rand = () => {
+    x = (x + 0x6d2b79f5) | 0;
+    let t = Math.imul(x ^ (x >>> 15), 1 | x);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
   let bytes = 0;
   let rows = 0;
   let buf = "id,user,amount,quantity,city,day,active,score,note\n";
