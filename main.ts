@@ -23,6 +23,7 @@ import { migrate } from "./db/migrate.ts";
 import { openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
+import { courseActors } from "./actors/courses/pipeline.ts";
 import { FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
@@ -110,9 +111,10 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
   const datasets = datasetActors({ db, blobs });
+  const courses = courseActors({ db, blobs });
   const runtime = new Runtime({
     db,
-    actors: actorsFor(config, db, extraActors, datasets),
+    actors: actorsFor(config, db, extraActors, [...datasets, ...courses]),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,
@@ -132,6 +134,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
     datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
+    courses: { db, blobs, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });
   return {
     config,

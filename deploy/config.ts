@@ -61,6 +61,8 @@ const fields = z.object({
   BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
   /** Largest dataset upload, in bytes (default 1 GiB). */
   DATASET_MAX_BYTES: int(1, 2 ** 40).default(2 ** 30),
+  /** Largest PDF of a course upload, in bytes (default 100 MB). */
+  COURSE_MAX_FILE_BYTES: int(1, 2 ** 34).default(100 * 1024 * 1024),
 });
 
 /** Variables that only make sense together. */

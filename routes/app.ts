@@ -17,6 +17,7 @@ import { auditRoutes } from "./audit.ts";
 import { authenticate } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
 import { cacheRoutes } from "./cache.ts";
+import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
@@ -43,6 +44,8 @@ export interface AppOptions {
   webhooks?: Omit<WebhookOptions, "runtime">;
   /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
   cache?: Cache;
+  /** The course workload's routes; absent when its actors are not running. */
+  courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
 }
@@ -120,6 +123,17 @@ export function createApp(options: AppOptions) {
       "/api",
       datasetRoutes({
         ...options.datasets,
+        runtime,
+        tenants,
+        ...(options.cache ? { cache: options.cache } : {}),
+      }),
+    );
+  }
+  if (options.courses) {
+    app.route(
+      "/api",
+      courseRoutes({
+        ...options.courses,
         runtime,
         tenants,
         ...(options.cache ? { cache: options.cache } : {}),

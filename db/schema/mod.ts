@@ -3,3 +3,4 @@ export * from "./runtime.ts";
 export * from "./tenants.ts";
 export * from "./blobs.ts";
 export * from "./datasets.ts";
+export * from "./courses.ts";

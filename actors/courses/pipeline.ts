@@ -1,0 +1,468 @@
+/**
+ * PDF → course, as short actor messages (each idempotent):
+ *
+ * 1. `course.start` (key `course:<id>`): opens each file once to read its page count and
+ *    outline; a non-PDF, encrypted or corrupt file fails alone, with its code. Fans out one
+ *    `course.extract` per range of pages (20 a message).
+ * 2. `course.extract` (key `pdf:<sha256>:<from>`): extracts the range's lines into
+ *    `troupe_pdf_pages`, keyed by the file's SHA-256, so the same PDF is extracted once
+ *    whatever course it is in; skips pages already there. Reports to the course.
+ * 3. `course.extracted` (key `course:<id>`, one at a time): when every page of every file is
+ *    in, sends `course.build`. A range that fails for good fails its file (`onDeadLetter`).
+ * 4. `course.build` (key `course:<id>`): modules and lessons from the outline (or from
+ *    headings found by font size), lesson texts by page ranges, section-sized chunks for
+ *    search (deterministic ids), summaries, key points and quizzes from the writer.
+ *
+ * Progress is reported on the course (pages extracted / total) and on each message's job.
+ */
+import { z } from "zod";
+import { defineActor } from "../runtime/define.ts";
+import { deterministicId } from "../runtime/ids.ts";
+import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import type { BlobStore } from "../../db/blobs/port.ts";
+import {
+  detectHeadings,
+  type Line,
+  type OutlineEntry,
+  type PageText,
+  PdfDocument,
+  PdfError,
+} from "./pdf.ts";
+import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
+
+export const PAGES_PER_MESSAGE = 20;
+
+export interface CoursePipelineOptions {
+  db: SqlDatabase;
+  blobs: BlobStore;
+  writer?: CourseWriter;
+  onChange?: (courseId: string) => Promise<void>;
+}
+
+export interface Lesson {
+  title: string;
+  summary: string;
+  keyPoints: string[];
+  pages: [number, number];
+  fileName: string;
+  quiz: QuizQuestion[];
+}
+
+export interface Module {
+  title: string;
+  summary: string;
+  lessons: Lesson[];
+}
+
+const courseInput = z.object({ courseId: z.string().uuid() });
+const extractInput = z.object({
+  courseId: z.string().uuid(),
+  idx: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  from: z.number().int().min(1),
+  to: z.number().int().min(1),
+});
+const extractedInput = z.object({
+  courseId: z.string().uuid(),
+  idx: z.number().int().min(0),
+  failed: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function errorOf(err: unknown): { code: string; message: string } {
+  if (err instanceof PdfError) return { code: err.code, message: err.message };
+  return { code: "EXTRACT_FAILED", message: err instanceof Error ? err.message : String(err) };
+}
+
+interface SourceRow {
+  idx: number;
+  file_name: string;
+  sha256: string;
+  page_count: number | null;
+  status: string;
+  outline: OutlineEntry[] | null;
+}
+
+async function sources(db: SqlExecutor, courseId: string): Promise<SourceRow[]> {
+  return await db.query<SourceRow>(
+    `SELECT idx, file_name, sha256, page_count, status, outline FROM troupe_course_sources
+     WHERE course_id = $1 ORDER BY idx`,
+    [courseId],
+  );
+}
+
+async function courseStatus(db: SqlExecutor, courseId: string): Promise<string | null> {
+  const rows = await db.query<{ status: string }>(
+    "SELECT status FROM troupe_courses WHERE id = $1",
+    [
+      courseId,
+    ],
+  );
+  return rows[0]?.status ?? null;
+}
+
+export function courseActors(o: CoursePipelineOptions) {
+  const { db, blobs } = o;
+  const writer = o.writer ?? new LocalWriter();
+  const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
+
+  const start = defineActor({
+    name: "course.start",
+    input: courseInput,
+    key: (i) => `course:${i.courseId}`,
+    exposed: false,
+    retries: 3,
+    timeoutMs: 10 * 60_000,
+    handler: async ({ courseId }, ctx) => {
+      if (await courseStatus(db, courseId) !== "processing") return { skipped: true };
+      const files = await sources(db, courseId);
+      const plans: {
+        idx: number;
+        pages: number;
+        outline: OutlineEntry[];
+        error?: ReturnType<typeof errorOf>;
+      }[] = [];
+      for (const f of files) {
+        ctx.signal.throwIfAborted();
+        try {
+          const pdf = await PdfDocument.open(await readAll(await blobs.read(f.sha256)));
+          try {
+            plans.push({ idx: f.idx, pages: pdf.pageCount, outline: await pdf.outline() });
+          } finally {
+            await pdf.close();
+          }
+        } catch (err) {
+          plans.push({ idx: f.idx, pages: 0, outline: [], error: errorOf(err) });
+        }
+      }
+      ctx.effect(async (tx) => {
+        for (const p of plans) {
+          await tx.query(
+            `UPDATE troupe_course_sources SET page_count = $3, outline = $4::jsonb,
+               status = $5, error = $6::jsonb
+             WHERE course_id = $1 AND idx = $2`,
+            [
+              courseId,
+              p.idx,
+              p.pages,
+              JSON.stringify(p.outline),
+              p.error ? "failed" : "extracting",
+              p.error ? JSON.stringify(p.error) : null,
+            ],
+          );
+        }
+      });
+      let messages = 0;
+      for (const p of plans) {
+        if (p.error) continue;
+        const sha256 = files.find((f) => f.idx === p.idx)!.sha256;
+        for (let from = 1; from <= p.pages; from += PAGES_PER_MESSAGE) {
+          const to = Math.min(p.pages, from + PAGES_PER_MESSAGE - 1);
+          ctx.send("course.extract", { courseId, idx: p.idx, sha256, from, to });
+          messages++;
+        }
+      }
+      // Nothing to extract (every file failed, or no pages): straight to the build.
+      if (messages === 0) {
+        ctx.send("course.build", { courseId }, { idempotencyKey: `build:${courseId}` });
+      }
+      return { files: plans.length, messages };
+    },
+  });
+
+  const extract = defineActor({
+    name: "course.extract",
+    input: extractInput,
+    key: (i) => `pdf:${i.sha256}:${i.from}`,
+    exposed: false,
+    retries: 3,
+    timeoutMs: 5 * 60_000,
+    concurrency: 2,
+    onDeadLetter: (i, error) => ({
+      actor: "course.extracted",
+      input: {
+        courseId: i.courseId,
+        idx: i.idx,
+        failed: { code: error.code, message: error.message },
+      },
+    }),
+    handler: async ({ courseId, idx, sha256, from, to }, ctx) => {
+      const have = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1 AND page BETWEEN $2 AND $3",
+        [sha256, from, to],
+      );
+      const extracting = have[0]!.n < to - from + 1;
+      if (extracting) {
+        const pdf = await PdfDocument.open(await readAll(await blobs.read(sha256)));
+        let pages: PageText[];
+        try {
+          pages = await pdf.pages(from, to);
+        } finally {
+          await pdf.close();
+        }
+        // Pages are content-addressed: extracting them twice writes nothing new.
+        await db.query(
+          `INSERT INTO troupe_pdf_pages (sha256, page, lines)
+           SELECT $1, x.page, x.lines FROM jsonb_to_recordset($2::jsonb) AS x(page int, lines jsonb)
+           ON CONFLICT DO NOTHING`,
+          [sha256, JSON.stringify(pages)],
+        );
+      }
+      ctx.progress(100, `pages ${from}-${to}`);
+      ctx.send("course.extracted", { courseId, idx });
+      return { pages: to - from + 1, extracted: extracting };
+    },
+  });
+
+  const extracted = defineActor({
+    name: "course.extracted",
+    input: extractedInput,
+    key: (i) => `course:${i.courseId}`,
+    exposed: false,
+    retries: 5,
+    handler: async ({ courseId, idx, failed }, ctx) => {
+      if (await courseStatus(db, courseId) !== "processing") return { skipped: true };
+      if (failed) {
+        ctx.effect(async (tx) => {
+          await tx.query(
+            `UPDATE troupe_course_sources SET status = 'failed', error = $3::jsonb
+             WHERE course_id = $1 AND idx = $2`,
+            [courseId, idx, JSON.stringify(failed)],
+          );
+        });
+      }
+      const files = await sources(db, courseId);
+      let total = 0;
+      let done = 0;
+      let pending = false;
+      for (const f of files) {
+        if (f.status === "failed" || (failed && f.idx === idx)) continue;
+        const [n] = await db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1",
+          [f.sha256],
+        );
+        total += f.page_count ?? 0;
+        done += Math.min(n!.n, f.page_count ?? 0);
+        if (n!.n < (f.page_count ?? 0)) pending = true;
+      }
+      ctx.effect(async (tx) => {
+        await tx.query(
+          `UPDATE troupe_courses SET structure = jsonb_build_object('progress',
+             jsonb_build_object('pagesDone', $2::int, 'pagesTotal', $3::int)), updated_at = now()
+           WHERE id = $1 AND status = 'processing'`,
+          [courseId, done, total],
+        );
+      });
+      if (!pending) ctx.send("course.build", { courseId }, { idempotencyKey: `build:${courseId}` });
+      return { done, total };
+    },
+  });
+
+  const build = defineActor({
+    name: "course.build",
+    input: courseInput,
+    key: (i) => `course:${i.courseId}`,
+    exposed: false,
+    retries: 3,
+    timeoutMs: 10 * 60_000,
+    handler: async ({ courseId }, ctx) => {
+      const [course] = await db.query<{ status: string; tenant_id: string; title: string }>(
+        "SELECT status, tenant_id, title FROM troupe_courses WHERE id = $1",
+        [courseId],
+      );
+      if (!course || course.status !== "processing") return { skipped: true };
+      const files = await sources(db, courseId);
+      const doc = new DocumentStats();
+      const texts = new Map<number, PageText[]>();
+      const noText: number[] = [];
+      for (const f of files.filter((f) => f.status !== "failed")) {
+        const rows = await db.query<{ page: number; lines: Line[] }>(
+          "SELECT page, lines FROM troupe_pdf_pages WHERE sha256 = $1 ORDER BY page",
+          [f.sha256],
+        );
+        const pages = rows.map((r) => ({ page: r.page, lines: r.lines }));
+        if (pages.every((p) => p.lines.length === 0)) {
+          noText.push(f.idx);
+          continue;
+        }
+        texts.set(f.idx, pages);
+        for (const p of pages) doc.add(p.lines.map((l) => l.text).join(" "));
+      }
+      const modules: Module[] = [];
+      const chunks: ChunkRow[] = [];
+      for (const f of files) {
+        const pages = texts.get(f.idx);
+        if (!pages) continue;
+        const outline = f.outline?.length ? f.outline : detectHeadings(pages);
+        for (const m of structure(outline, pages, f.file_name)) {
+          const lessons: Lesson[] = [];
+          for (const l of m.lessons) {
+            ctx.signal.throwIfAborted();
+            const passages = pages.filter((p) => p.page >= l.from && p.page <= l.to)
+              .map((p) => ({ text: p.lines.map((x) => x.text).join(" "), page: p.page }));
+            const written = await writer.lesson({ title: l.title, passages }, doc);
+            lessons.push({
+              title: l.title,
+              ...written,
+              pages: [l.from, l.to],
+              fileName: f.file_name,
+            });
+            chunks.push(...await chunkLesson(courseId, course.tenant_id, f, l.title, passages));
+          }
+          modules.push({
+            title: m.title,
+            summary: lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean).slice(
+              0,
+              2,
+            ).join(" "),
+            lessons,
+          });
+        }
+      }
+      const failedFiles = files.filter((f) => f.status === "failed").length + noText.length;
+      const status = modules.length === 0 ? "failed" : failedFiles > 0 ? "partial" : "ready";
+      ctx.effect(async (tx) => {
+        for (const idx of noText) {
+          await tx.query(
+            `UPDATE troupe_course_sources SET status = 'failed', error = $3::jsonb
+             WHERE course_id = $1 AND idx = $2`,
+            [
+              courseId,
+              idx,
+              JSON.stringify({ code: "NO_TEXT", message: "the PDF has no text layer (scanned?)" }),
+            ],
+          );
+        }
+        await tx.query(
+          `UPDATE troupe_course_sources SET status = 'done'
+           WHERE course_id = $1 AND status = 'extracting' AND NOT (idx = ANY($2::int[]))`,
+          [courseId, noText],
+        );
+        await tx.query(
+          `INSERT INTO troupe_course_chunks
+             (id, course_id, tenant_id, source_idx, file_name, page_from, page_to, section, text)
+           SELECT x.id, $1, $2, x.source_idx, x.file_name, x.page_from, x.page_to, x.section, x.text
+           FROM jsonb_to_recordset($3::jsonb) AS x(id text, source_idx int, file_name text,
+             page_from int, page_to int, section text, text text)
+           ON CONFLICT (id) DO NOTHING`,
+          [courseId, course.tenant_id, JSON.stringify(chunks)],
+        );
+        await tx.query(
+          `UPDATE troupe_courses SET status = $2, structure = $3::jsonb, version = version + 1,
+             error = $4::jsonb, updated_at = now()
+           WHERE id = $1`,
+          [
+            courseId,
+            status,
+            JSON.stringify({ modules }),
+            status === "failed"
+              ? JSON.stringify({ code: "NO_USABLE_FILES", message: "no file gave text" })
+              : null,
+          ],
+        );
+      });
+      await changed(courseId);
+      return { status, modules: modules.length, chunks: chunks.length };
+    },
+  });
+
+  return [start, extract, extracted, build];
+}
+
+interface PlannedModule {
+  title: string;
+  lessons: { title: string; from: number; to: number }[];
+}
+
+/**
+ * Modules from the outline's top level, lessons from its second level; a module without
+ * sub-entries is one lesson. Without any outline, the file is one module of lessons of 10
+ * pages. Page ranges run to the page before the next entry.
+ */
+export function structure(
+  outline: OutlineEntry[],
+  pages: PageText[],
+  fileName: string,
+): PlannedModule[] {
+  const last = pages.at(-1)?.page ?? 1;
+  const entries = outline.filter((e) => e.level <= 2).sort((a, b) =>
+    a.page - b.page || a.level - b.level
+  );
+  if (entries.length === 0) {
+    const lessons = [];
+    for (let from = 1; from <= last; from += 10) {
+      lessons.push({
+        title: `Pages ${from}-${Math.min(last, from + 9)}`,
+        from,
+        to: Math.min(last, from + 9),
+      });
+    }
+    return [{ title: fileName.replace(/\.pdf$/i, ""), lessons }];
+  }
+  const end = (i: number) => {
+    const next = entries.slice(i + 1).find((e) => e.page > entries[i]!.page);
+    return Math.max(entries[i]!.page, (next?.page ?? last + 1) - 1);
+  };
+  const modules: PlannedModule[] = [];
+  entries.forEach((e, i) => {
+    if (e.level === 1 || modules.length === 0) {
+      modules.push({ title: e.title, lessons: [] });
+      if (e.level !== 1) modules.at(-1)!.lessons.push({ title: e.title, from: e.page, to: end(i) });
+      return;
+    }
+    modules.at(-1)!.lessons.push({ title: e.title, from: e.page, to: end(i) });
+  });
+  for (const [mi, m] of modules.entries()) {
+    if (m.lessons.length > 0) continue;
+    const at = entries.findIndex((e) => e.title === m.title && e.level === 1);
+    const from = entries[at]?.page ?? 1;
+    const nextModule = modules[mi + 1];
+    const nextStart = nextModule
+      ? entries.find((e) => e.title === nextModule.title)?.page ?? last + 1
+      : last + 1;
+    m.lessons.push({ title: m.title, from, to: Math.max(from, nextStart - 1) });
+  }
+  return modules;
+}
+
+interface ChunkRow {
+  id: string;
+  source_idx: number;
+  file_name: string;
+  page_from: number;
+  page_to: number;
+  section: string;
+  text: string;
+}
+
+/** ~400-word chunks with a 50-word overlap; each keeps its file, pages and section. */
+async function chunkLesson(
+  courseId: string,
+  _tenantId: string,
+  f: SourceRow,
+  section: string,
+  passages: { text: string; page: number }[],
+): Promise<ChunkRow[]> {
+  const words: { w: string; page: number }[] = passages.flatMap((p) =>
+    p.text.split(/\s+/).filter(Boolean).map((w) => ({ w, page: p.page }))
+  );
+  const out: ChunkRow[] = [];
+  for (let start = 0; start < words.length; start += 350) {
+    const slice = words.slice(start, start + 400);
+    if (slice.length === 0) break;
+    out.push({
+      id: await deterministicId("course-chunk", courseId, String(f.idx), section, String(start)),
+      source_idx: f.idx,
+      file_name: f.file_name,
+      page_from: slice[0]!.page,
+      page_to: slice.at(-1)!.page,
+      section,
+      text: slice.map((x) => x.w).join(" "),
+    });
+    if (start + 400 >= words.length) break;
+  }
+  return out;
+}

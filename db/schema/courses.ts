@@ -1,0 +1,75 @@
+/**
+ * Courses made from PDFs.
+ *
+ * - `pdfPages`: the text of a PDF's pages, keyed by the file's SHA-256: the same PDF uploaded
+ *   twice (by any course) is extracted once.
+ * - `courses`: one per upload; `structure` holds the modules and lessons once built.
+ * - `courseSources`: the files of a course, with their status (a corrupt or encrypted file
+ *   fails alone; the others still make the course).
+ * - `courseChunks`: section-sized passages with file, pages and section, for search
+ *   (full-text here; vectors by deterministic id elsewhere).
+ */
+import { sql } from "drizzle-orm";
+import {
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
+
+export const pdfPages = pgTable("troupe_pdf_pages", {
+  sha256: text("sha256").notNull(),
+  page: integer("page").notNull(),
+  /** [{ text, size }] lines in reading order. */
+  lines: jsonb("lines").notNull(),
+}, (t) => [primaryKey({ columns: [t.sha256, t.page] })]);
+
+export const courses = pgTable("troupe_courses", {
+  id: text("id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  title: text("title").notNull(),
+  /** processing | ready | partial | failed */
+  status: text("status").notNull(),
+  structure: jsonb("structure"),
+  error: jsonb("error"),
+  jobId: text("job_id"),
+  version: integer("version").notNull().default(1),
+  createdAt: tz("created_at").notNull().defaultNow(),
+  updatedAt: tz("updated_at").notNull().defaultNow(),
+}, (t) => [index("troupe_courses_tenant_idx").on(t.tenantId, t.id)]);
+
+export const courseSources = pgTable("troupe_course_sources", {
+  courseId: text("course_id").notNull(),
+  idx: integer("idx").notNull(),
+  fileName: text("file_name").notNull(),
+  sha256: text("sha256").notNull(),
+  sizeBytes: integer("size_bytes").notNull(),
+  pageCount: integer("page_count"),
+  /** pending | extracting | done | failed */
+  status: text("status").notNull().default("pending"),
+  outline: jsonb("outline"),
+  error: jsonb("error"),
+}, (t) => [primaryKey({ columns: [t.courseId, t.idx] })]);
+
+export const courseChunks = pgTable("troupe_course_chunks", {
+  id: text("id").primaryKey(),
+  courseId: text("course_id").notNull(),
+  tenantId: text("tenant_id").notNull(),
+  sourceIdx: integer("source_idx").notNull(),
+  fileName: text("file_name").notNull(),
+  pageFrom: integer("page_from").notNull(),
+  pageTo: integer("page_to").notNull(),
+  section: text("section").notNull(),
+  text: text("text").notNull(),
+  tsv: tsvector("tsv").generatedAlwaysAs(sql`to_tsvector('simple', text)`),
+}, (t) => [
+  index("troupe_course_chunks_course_idx").on(t.courseId),
+  index("troupe_course_chunks_tsv_idx").using("gin", t.tsv),
+]);

@@ -1,0 +1,310 @@
+/**
+ * The courses API (tenant-scoped; another tenant's course is a 404):
+ * - `POST /api/courses`: multipart, `files` = 1..20 PDFs (checked by magic bytes while they
+ *   stream, each up to the size limit), optional `title`; every file is stored
+ *   (content-addressed) before `202 { courseId, jobId }`.
+ * - `GET /api/courses` (cursor pages), `GET /api/courses/:id` (sources with their status,
+ *   modules, lessons, quizzes), `GET /api/courses/:id/search?q=&k=` (full-text over the
+ *   course's passages, with file, page and section), `DELETE /api/courses/:id`.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { NotFoundError, PayloadTooLargeError, ValidationError } from "../actors/runtime/errors.ts";
+import { uuidv7 } from "../actors/runtime/ids.ts";
+import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import type { Runtime } from "../actors/runtime/runtime.ts";
+import { looksLikePdf } from "../actors/courses/pdf.ts";
+import type { BlobStore } from "../db/blobs/port.ts";
+import type { TenantStore } from "../db/tenants.ts";
+import { principalOf } from "./auth.ts";
+import type { QueryCache } from "./datasets.ts";
+import { noCache } from "./datasets.ts";
+import { auditContext } from "./jobs.ts";
+import { multipartBoundary, readMultipart } from "./multipart.ts";
+import { parseQuery, pathId } from "./validate.ts";
+
+export interface CourseRoutesOptions {
+  runtime: Runtime;
+  db: SqlDatabase;
+  blobs: BlobStore;
+  tenants: TenantStore;
+  cache?: QueryCache;
+  /** Largest PDF. @default 100 MB */
+  maxFileBytes?: number;
+  /** Most files per course. @default 20 */
+  maxFiles?: number;
+}
+
+const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(100).optional(),
+});
+const searchQuery = z.object({
+  q: z.string().trim().min(1).max(500),
+  k: z.coerce.number().int().min(1).max(50).default(5),
+});
+
+/** Passes bytes through, failing unless the first ones hold the PDF magic `%PDF-`. */
+function pdfGate(): TransformStream<Uint8Array, Uint8Array> {
+  let head = new Uint8Array(0);
+  let checked = false;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (!checked) {
+        const next = new Uint8Array(head.length + chunk.length);
+        next.set(head);
+        next.set(chunk, head.length);
+        head = next;
+        if (head.length >= 1024 || looksLikePdf(head)) {
+          checked = true;
+          if (!looksLikePdf(head)) throw new ValidationError("not a PDF", { code: "NOT_PDF" });
+        }
+      }
+      controller.enqueue(chunk);
+    },
+    flush() {
+      if (!checked && !looksLikePdf(head)) {
+        throw new ValidationError("not a PDF", { code: head.length ? "NOT_PDF" : "EMPTY_FILE" });
+      }
+    },
+  });
+}
+
+interface Received {
+  fileName: string;
+  sha256: string;
+  size: number;
+}
+
+export function courseRoutes(o: CourseRoutesOptions): Hono {
+  const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
+  const maxFiles = o.maxFiles ?? 20;
+  const cache = o.cache ?? noCache;
+  const app = new Hono();
+
+  app.post("/courses", async function uploadCourse(c) {
+    const principal = principalOf(c);
+    const boundary = multipartBoundary(c.req.header("content-type"));
+    const body = c.req.raw.body;
+    if (!boundary || !body) {
+      throw new ValidationError('send multipart/form-data with PDFs in the "files" field');
+    }
+    const declared = Number(c.req.header("content-length"));
+    if (Number.isFinite(declared) && declared > maxFiles * maxFileBytes + 1024 * 1024) {
+      throw new PayloadTooLargeError(maxFiles * maxFileBytes, "the upload");
+    }
+    let title: string | null = null;
+    const files: Received[] = [];
+    for await (const part of readMultipart(body, boundary)) {
+      if (part.name === "title" && part.filename === null) {
+        title = (await new Response(part.body).text()).trim().slice(0, 300) || null;
+      } else if (part.name === "files" && part.filename !== null) {
+        if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
+        const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
+        try {
+          const put = await o.blobs.put(part.body.pipeThrough(pdfGate()), {
+            maxBytes: maxFileBytes,
+          });
+          files.push({ fileName, sha256: put.sha256, size: put.size });
+        } catch (err) {
+          if (err instanceof ValidationError) {
+            throw new ValidationError(`${fileName} is not a PDF`, {
+              file: fileName,
+              ...(err.details as object),
+            });
+          }
+          if (err instanceof PayloadTooLargeError) {
+            throw new PayloadTooLargeError(maxFileBytes, fileName);
+          }
+          throw err;
+        }
+      } else {
+        await part.body.cancel();
+      }
+    }
+    if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
+    const courseId = uuidv7();
+    const name = title ?? files[0]!.fileName.replace(/\.pdf$/i, "");
+    const { job } = await o.runtime.enqueue("course.start", { courseId }, {
+      tenantId: principal.tenantId,
+      effect: async (tx, jobId) => {
+        await tx.query(
+          `INSERT INTO troupe_courses (id, tenant_id, title, status, job_id)
+           VALUES ($1, $2, $3, 'processing', $4)`,
+          [courseId, principal.tenantId, name, jobId],
+        );
+        await tx.query(
+          `INSERT INTO troupe_course_sources (course_id, idx, file_name, sha256, size_bytes)
+           SELECT $1, x.idx, x.file_name, x.sha256, x.size
+           FROM jsonb_to_recordset($2::jsonb) AS x(idx int, file_name text, sha256 text, size int)`,
+          [
+            courseId,
+            JSON.stringify(
+              files.map((f, idx) => ({
+                idx,
+                file_name: f.fileName,
+                sha256: f.sha256,
+                size: f.size,
+              })),
+            ),
+          ],
+        );
+      },
+    });
+    await o.tenants.audit({
+      ...auditContext(c),
+      action: "course.upload",
+      targetType: "course",
+      targetId: courseId,
+      details: {
+        title: name,
+        files: files.map((f) => ({ name: f.fileName, sha256: f.sha256, bytes: f.size })),
+      },
+    });
+    c.header("Location", `/api/courses/${courseId}`);
+    return c.json({ courseId, jobId: job.id, status: "processing" }, 202);
+  });
+
+  app.get("/courses", async function listCourses(c) {
+    const q = parseQuery(c, pageQuery);
+    const rows = await o.db.query<Record<string, unknown>>(
+      `SELECT id, title, status, created_at, updated_at FROM troupe_courses
+       WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
+      [principalOf(c).tenantId, q.cursor ?? null, q.limit + 1],
+    );
+    const items = rows.slice(0, q.limit).map((r) => ({
+      id: String(r.id),
+      title: String(r.title),
+      status: String(r.status),
+      createdAt: iso(r.created_at),
+      updatedAt: iso(r.updated_at),
+    }));
+    return c.json({ items, nextCursor: rows.length > q.limit ? items.at(-1)!.id : null });
+  });
+
+  app.get("/courses/:id", async function getCourse(c) {
+    const { tenantId } = principalOf(c);
+    const id = pathId(c, "course");
+    const [meta] = await o.db.query<{ version: number }>(
+      "SELECT version FROM troupe_courses WHERE id = $1 AND tenant_id = $2",
+      [id, tenantId],
+    );
+    if (!meta) throw new NotFoundError("course", id);
+    return c.json(
+      await cache.getOrCompute(
+        "datasetMeta",
+        `${tenantId}:course:${id}:v${meta.version}`,
+        () => loadCourse(o.db, id, tenantId),
+        { tags: [`${tenantId}:course:${id}`] },
+      ),
+    );
+  });
+
+  app.get("/courses/:id/search", async function search(c) {
+    const { tenantId } = principalOf(c);
+    const id = pathId(c, "course");
+    const q = parseQuery(c, searchQuery);
+    await loadCourseRow(o.db, id, tenantId);
+    const rows = await o.db.query<
+      { text: string; file_name: string; page_from: number; section: string; score: number }
+    >(
+      `SELECT text, file_name, page_from, section,
+         ts_rank(tsv, plainto_tsquery('simple', $3))::float8 AS score
+       FROM troupe_course_chunks
+       WHERE course_id = $1 AND tenant_id = $2 AND tsv @@ plainto_tsquery('simple', $3)
+       ORDER BY score DESC, id LIMIT $4`,
+      [id, tenantId, q.q, q.k],
+    );
+    return c.json({
+      results: rows.map((r) => ({
+        text: r.text,
+        fileName: r.file_name,
+        page: r.page_from,
+        section: r.section,
+        score: r.score,
+      })),
+    });
+  });
+
+  app.delete("/courses/:id", async function deleteCourse(c) {
+    const { tenantId } = principalOf(c);
+    const id = pathId(c, "course");
+    const unused = await o.db.transaction(async (tx) => {
+      const gone = await tx.query(
+        "DELETE FROM troupe_courses WHERE id = $1 AND tenant_id = $2 RETURNING id",
+        [
+          id,
+          tenantId,
+        ],
+      );
+      if (!gone[0]) throw new NotFoundError("course", id);
+      await tx.query("DELETE FROM troupe_course_chunks WHERE course_id = $1", [id]);
+      const files = await tx.query<{ sha256: string }>(
+        "DELETE FROM troupe_course_sources WHERE course_id = $1 RETURNING sha256",
+        [id],
+      );
+      const unused: string[] = [];
+      for (const { sha256 } of files) {
+        const used = await tx.query(
+          `SELECT 1 FROM troupe_course_sources WHERE sha256 = $1
+           UNION ALL SELECT 1 FROM troupe_datasets WHERE blob_sha256 = $1 LIMIT 1`,
+          [sha256],
+        );
+        if (used.length === 0) {
+          await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
+          unused.push(sha256);
+        }
+      }
+      return unused;
+    });
+    for (const sha256 of unused) await o.blobs.delete(sha256);
+    await cache.invalidate({ tag: `${tenantId}:course:${id}` });
+    await o.tenants.audit({
+      ...auditContext(c),
+      action: "course.delete",
+      targetType: "course",
+      targetId: id,
+    });
+    return c.body(null, 204);
+  });
+
+  return app;
+}
+
+const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();
+
+async function loadCourseRow(db: SqlDatabase, id: string, tenantId: string) {
+  const rows = await db.query<Record<string, unknown>>(
+    "SELECT * FROM troupe_courses WHERE id = $1 AND tenant_id = $2",
+    [id, tenantId],
+  );
+  if (!rows[0]) throw new NotFoundError("course", id);
+  return rows[0];
+}
+
+async function loadCourse(db: SqlDatabase, id: string, tenantId: string) {
+  const r = await loadCourseRow(db, id, tenantId);
+  const sources = await db.query<Record<string, unknown>>(
+    `SELECT file_name, sha256, page_count, status, error FROM troupe_course_sources
+     WHERE course_id = $1 ORDER BY idx`,
+    [id],
+  );
+  const structure = (r.structure ?? {}) as { modules?: unknown[]; progress?: unknown };
+  return {
+    id: String(r.id),
+    title: String(r.title),
+    status: String(r.status),
+    progress: structure.progress ?? null,
+    sources: sources.map((s) => ({
+      fileName: String(s.file_name),
+      sha256: String(s.sha256),
+      pageCount: s.page_count === null ? null : Number(s.page_count),
+      status: String(s.status),
+      ...(s.error ? { error: s.error } : {}),
+    })),
+    modules: structure.modules ?? [],
+    error: r.error ?? null,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}

@@ -1,0 +1,305 @@
+/**
+ * The course workload end to end through `app.request()`: PDFs generated with pdf-lib
+ * (known text on known pages, with and without an outline, blank, encrypted, corrupt),
+ * uploaded, extracted once per file content, built into modules and lessons, searched; bad
+ * uploads refused. Runs with the embedded and the production drivers.
+ */
+import assert from "node:assert/strict";
+import { courseActors } from "../actors/courses/pipeline.ts";
+import { FsBlobStore } from "../db/blobs/fs.ts";
+import type { BlobStore } from "../db/blobs/port.ts";
+import { PostgresBlobStore } from "../db/blobs/postgres.ts";
+import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { waitFor } from "../tests/harness.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+interface World extends ApiWorld {
+  key: string;
+  otherKey: string;
+}
+
+let world: Promise<World> | undefined;
+function open(): Promise<World> {
+  world ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "troupe-courses-" });
+    let blobs!: BlobStore;
+    const w = await openApiWorld((tdb) => {
+      blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
+      return courseActors({ db: tdb.db, blobs });
+    }, (tdb) => ({
+      perIpPerMinute: 1_000_000,
+      perKeyPerMinute: 1_000_000,
+      courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000, maxFiles: 4 },
+    }));
+    const key = (await w.tenants.createKey((await w.tenants.createTenant("school")).id)).key;
+    const otherKey = (await w.tenants.createKey((await w.tenants.createTenant("other")).id)).key;
+    const close = w.close;
+    return {
+      ...w,
+      key,
+      otherKey,
+      async close() {
+        await close();
+        await Deno.remove(dir, { recursive: true });
+      },
+    };
+  })();
+  return world;
+}
+
+// deno-lint-ignore no-explicit-any
+async function call(
+  path: string,
+  init: RequestInit & { key?: string } = {},
+): Promise<{ status: number; body: any }> {
+  const w = await open();
+  const headers = new Headers(init.headers);
+  headers.set("x-api-key", init.key ?? w.key);
+  const res = await w.app.request(path, { ...init, headers });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+async function upload(files: { name: string; bytes: Uint8Array }[], title?: string, key?: string) {
+  const form = new FormData();
+  if (title) form.append("title", title);
+  for (const f of files) {
+    form.append("files", new File([new Uint8Array(f.bytes)], f.name, { type: "application/pdf" }));
+  }
+  const req = new Request("http://x/", { method: "POST", body: form });
+  return await call("/api/courses", {
+    method: "POST",
+    body: await req.arrayBuffer(),
+    headers: { "content-type": req.headers.get("content-type")! },
+    ...(key ? { key } : {}),
+  });
+}
+
+async function settled(id: string) {
+  return await waitFor(async () => {
+    const c = await call(`/api/courses/${id}`);
+    return ["ready", "partial", "failed"].includes(c.body.status) ? c.body : null;
+  }, { timeoutMs: 30_000, what: `course ${id}` });
+}
+
+const textbook = () =>
+  makePdf([
+    { heading: "Cells", paragraphs: [sentences("cells", 8)] },
+    {
+      subheading: "Membranes",
+      paragraphs: [
+        "The zebrafish quokka membrane is a rare term found on page two.",
+        sentences("membrane", 6),
+      ],
+    },
+    { subheading: "Organelles", paragraphs: [sentences("organelle", 8)] },
+    { heading: "Energy", paragraphs: [sentences("energy", 8)] },
+    { subheading: "Photosynthesis", paragraphs: [sentences("photosynthesis", 8)] },
+  ], {
+    outline: [
+      {
+        title: "Cells",
+        page: 1,
+        children: [{ title: "Membranes", page: 2 }, { title: "Organelles", page: 3 }],
+      },
+      { title: "Energy", page: 4, children: [{ title: "Photosynthesis", page: 5 }] },
+    ],
+  });
+
+Deno.test({
+  name: "courses: PDFs become modules, lessons and quizzes; search cites pages",
+  ...opts,
+}, async () => {
+  const notes = await makePdf([
+    { heading: "Lecture notes", paragraphs: [sentences("lecture", 10)] },
+    { paragraphs: [sentences("notes", 10)] },
+  ]);
+  const up = await upload([{ name: "biology.pdf", bytes: await textbook() }, {
+    name: "notes.pdf",
+    bytes: notes,
+  }], "Biology 101");
+  assert.equal(up.status, 202, JSON.stringify(up.body));
+  const course = await settled(up.body.courseId);
+  assert.equal(course.status, "ready", JSON.stringify(course));
+  assert.equal(course.title, "Biology 101");
+  assert.deepEqual(
+    course.sources.map((
+      s: { fileName: string; pageCount: number; status: string },
+    ) => [s.fileName, s.pageCount, s.status]),
+    [
+      ["biology.pdf", 5, "done"],
+      ["notes.pdf", 2, "done"],
+    ],
+  );
+  const [cells, energy] = course.modules;
+  assert.equal(cells.title, "Cells");
+  assert.deepEqual(
+    cells.lessons.map((l: { title: string; pages: number[] }) => [l.title, l.pages]),
+    [
+      ["Membranes", [2, 2]],
+      ["Organelles", [3, 3]],
+    ],
+  );
+  assert.equal(energy.title, "Energy");
+  for (const m of course.modules) {
+    for (const l of m.lessons) {
+      assert.ok(l.summary.length > 20, "a summary");
+      assert.ok(
+        l.keyPoints.length >= 3 && l.keyPoints.length <= 7,
+        `${l.keyPoints.length} key points`,
+      );
+      for (const q of l.quiz) {
+        assert.equal(q.choices.length, 4);
+        assert.ok(q.page >= l.pages[0] && q.page <= l.pages[1], "the cited page is the lesson's");
+      }
+    }
+  }
+  assert.ok(
+    course.modules.some((m: { lessons: { quiz: unknown[] }[] }) =>
+      m.lessons.some((l) => l.quiz.length > 0)
+    ),
+  );
+
+  const found = await call(`/api/courses/${course.id}/search?q=zebrafish%20quokka`);
+  assert.equal(found.status, 200);
+  assert.equal(found.body.results[0].fileName, "biology.pdf");
+  assert.equal(found.body.results[0].page, 2);
+  assert.equal(found.body.results[0].section, "Membranes");
+  assert.equal((await call(`/api/courses/${course.id}/search?q=`)).status, 400);
+
+  assert.equal(
+    (await call(`/api/courses/${course.id}`, { key: (await open()).otherKey })).status,
+    404,
+  );
+  assert.equal(
+    (await call(`/api/courses/${course.id}/search?q=cells`, { key: (await open()).otherKey }))
+      .status,
+    404,
+  );
+  const list = await call("/api/courses");
+  assert.ok(list.body.items.some((c: { id: string }) => c.id === course.id));
+});
+
+Deno.test(
+  { name: "courses: a bad file fails alone with its code; the course is partial", ...opts },
+  async () => {
+    const good = await makePdf([{ heading: "Only chapter", paragraphs: [sentences("good", 10)] }]);
+    const corrupt = new TextEncoder().encode("%PDF-1.7\n" + "garbage ".repeat(200));
+    const blank = await makePdf([{ blank: true }, { blank: true }]);
+    const up = await upload([
+      { name: "good.pdf", bytes: good },
+      { name: "locked.pdf", bytes: encryptedPdf() },
+      { name: "broken.pdf", bytes: corrupt },
+      { name: "scan.pdf", bytes: blank },
+    ]);
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    const course = await settled(up.body.courseId);
+    assert.equal(course.status, "partial");
+    const byName = Object.fromEntries(
+      course.sources.map((s: { fileName: string }) => [s.fileName, s]),
+    );
+    assert.equal(byName["good.pdf"].status, "done");
+    assert.equal(byName["locked.pdf"].error.code, "ENCRYPTED");
+    assert.equal(byName["broken.pdf"].error.code, "CORRUPT");
+    assert.equal(byName["scan.pdf"].error.code, "NO_TEXT");
+    assert.equal(course.modules.length, 1);
+  },
+);
+
+Deno.test({
+  name: "courses: the same PDF twice is extracted once; delivered twice, same course",
+  ...opts,
+}, async () => {
+  const w = await open();
+  const bytes = await textbook();
+  const a = await settled((await upload([{ name: "a.pdf", bytes }])).body.courseId);
+  const b = await settled((await upload([{ name: "b.pdf", bytes }])).body.courseId);
+  assert.equal(a.sources[0].sha256, b.sources[0].sha256);
+  const pages = await w.tdb.db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1",
+    [a.sources[0].sha256],
+  );
+  assert.equal(pages[0]!.n, 5, "pages stored once");
+  const extracts = await w.runtime.listJobs({ actor: "course.extract", limit: 100 });
+  const forB = extracts.items.filter((j) => (j.input as { courseId: string }).courseId === b.id);
+  assert.ok(forB.length > 0);
+  assert.ok(
+    forB.every((j) => (j.result as { extracted: boolean }).extracted === false),
+    "b reused a's pages",
+  );
+
+  const chunks = async () =>
+    (await w.tdb.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM troupe_course_chunks WHERE course_id = $1",
+      [a.id],
+    ))[0]!.n;
+  const before = await chunks();
+  const again = await w.runtime.enqueue("course.build", { courseId: a.id });
+  await waitFor(async () => (await w.runtime.getJob(again.job.id)).status === "succeeded");
+  assert.equal(await chunks(), before);
+  assert.deepEqual((await call(`/api/courses/${a.id}`)).body.modules, a.modules);
+
+  const del = await call(`/api/courses/${a.id}`, { method: "DELETE" });
+  assert.equal(del.status, 204);
+  assert.equal((await call(`/api/courses/${a.id}`)).status, 404);
+  assert.equal(await chunks(), 0);
+  assert.equal(
+    (await w.tdb.db.query("SELECT 1 FROM troupe_pdf_pages WHERE sha256 = $1", [
+      a.sources[0].sha256,
+    ])).length,
+    5,
+    "b still uses the pages",
+  );
+});
+
+Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {
+  const w = await open();
+  const count = async () =>
+    (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_courses"))[0]!.n;
+  const before = await count();
+  const good = await makePdf([{ heading: "x", paragraphs: ["y"] }]);
+  const cases: [string, Promise<{ status: number; body: { error: { code: string } } }>, number][] =
+    [
+      [
+        "not a PDF",
+        upload([{ name: "x.pdf", bytes: new TextEncoder().encode("hello, not a pdf") }]),
+        400,
+      ],
+      ["empty file", upload([{ name: "e.pdf", bytes: new Uint8Array(0) }]), 400],
+      ["no files", upload([]), 400],
+      [
+        "too many",
+        upload(Array.from({ length: 5 }, (_, i) => ({ name: `f${i}.pdf`, bytes: good }))),
+        400,
+      ],
+      [
+        "too big",
+        upload([{
+          name: "big.pdf",
+          bytes: new Uint8Array([
+            ...new TextEncoder().encode("%PDF-1.7\n"),
+            ...new Uint8Array(2_100_000),
+          ]),
+        }]),
+        413,
+      ],
+    ];
+  for (const [what, res, status] of cases) {
+    const r = await res;
+    assert.equal(r.status, status, `${what}: ${JSON.stringify(r.body)}`);
+    assert.ok(r.body.error.code, what);
+  }
+  const raw = await call("/api/courses", {
+    method: "POST",
+    body: "x",
+    headers: { "content-type": "application/pdf" },
+  });
+  assert.equal(raw.status, 400);
+  assert.equal(await count(), before);
+});
+
+Deno.test({ name: "courses: close", ...opts }, async () => {
+  await (await open()).close();
+});
