@@ -5,7 +5,8 @@
  *   (content-addressed) before `202 { courseId, jobId }`.
  * - `GET /api/courses` (cursor pages), `GET /api/courses/:id` (sources with their status,
  *   modules, lessons, quizzes), `GET /api/courses/:id/search?q=&k=` (full-text over the
- *   course's passages, with file, page and section), `DELETE /api/courses/:id`.
+ *   course's passages, with file, page and section), `POST /api/courses/:id/ask` `{ question }`
+ *   (an extractive answer from the course only, with citations), `DELETE /api/courses/:id`.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -13,7 +14,9 @@ import { NotFoundError, PayloadTooLargeError, ValidationError } from "../actors/
 import { uuidv7 } from "../actors/runtime/ids.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
+import { answerQuestion, locatePage, searchPassages } from "../actors/courses/answer.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
+import { sentences, terms } from "../actors/courses/writer.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
@@ -21,7 +24,7 @@ import type { QueryCache } from "./datasets.ts";
 import { noCache } from "./datasets.ts";
 import { auditContext } from "./jobs.ts";
 import { multipartBoundary, readMultipart } from "./multipart.ts";
-import { parseQuery, pathId } from "./validate.ts";
+import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 export interface CourseRoutesOptions {
   runtime: Runtime;
@@ -39,6 +42,7 @@ const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().min(1).max(100).optional(),
 });
+const askBody = z.object({ question: z.string().trim().min(3).max(1000) }).strict();
 const searchQuery = z.object({
   q: z.string().trim().min(1).max(500),
   k: z.coerce.number().int().min(1).max(50).default(5),
@@ -205,25 +209,31 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const q = parseQuery(c, searchQuery);
     await loadCourseRow(o.db, id, tenantId);
-    const rows = await o.db.query<
-      { text: string; file_name: string; page_from: number; section: string; score: number }
-    >(
-      `SELECT text, file_name, page_from, section,
-         ts_rank(tsv, plainto_tsquery('simple', $3))::float8 AS score
-       FROM troupe_course_chunks
-       WHERE course_id = $1 AND tenant_id = $2 AND tsv @@ plainto_tsquery('simple', $3)
-       ORDER BY score DESC, id LIMIT $4`,
-      [id, tenantId, q.q, q.k],
-    );
-    return c.json({
-      results: rows.map((r) => ({
-        text: r.text,
-        fileName: r.file_name,
-        page: r.page_from,
-        section: r.section,
-        score: r.score,
-      })),
-    });
+    const passages = await searchPassages(o.db, id, tenantId, q.q, q.k);
+    const asked = new Set(terms(q.q));
+    const results = [];
+    for (const p of passages) {
+      // The page of the passage's sentence that matches the query best.
+      const best = sentences(p.text)
+        .map((s) => ({ s, n: terms(s).filter((t) => asked.has(t)).length }))
+        .sort((a, b) => b.n - a.n)[0]?.s ?? p.text;
+      results.push({
+        text: p.text,
+        fileName: p.fileName,
+        page: await locatePage(o.db, p, best),
+        section: p.section,
+        score: p.score,
+      });
+    }
+    return c.json({ results });
+  });
+
+  app.post("/courses/:id/ask", async function ask(c) {
+    const { tenantId } = principalOf(c);
+    const id = pathId(c, "course");
+    const body = parseBody(await jsonBody(c), askBody);
+    await loadCourseRow(o.db, id, tenantId);
+    return c.json(await answerQuestion(o.db, id, tenantId, body.question));
   });
 
   app.delete("/courses/:id", async function deleteCourse(c) {

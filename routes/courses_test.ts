@@ -113,7 +113,7 @@ Deno.test({
   ...opts,
 }, async () => {
   const notes = await makePdf([
-    { heading: "Lecture notes", paragraphs: [sentences("lecture", 10)] },
+    { heading: "Lecture one", paragraphs: [sentences("lecture", 10)] },
     { paragraphs: [sentences("notes", 10)] },
   ]);
   const up = await upload([{ name: "biology.pdf", bytes: await textbook() }, {
@@ -168,6 +168,30 @@ Deno.test({
   assert.equal(found.body.results[0].page, 2);
   assert.equal(found.body.results[0].section, "Membranes");
   assert.equal((await call(`/api/courses/${course.id}/search?q=`)).status, 400);
+  // A passage spanning pages 1-2 of notes.pdf: the page is the matching sentence's.
+  const spanning = await call(`/api/courses/${course.id}/search?q=notes`);
+  assert.equal(spanning.body.results[0].fileName, "notes.pdf");
+  assert.equal(spanning.body.results[0].page, 2);
+  const first = await call(`/api/courses/${course.id}/search?q=lecture`);
+  assert.equal(first.body.results[0].page, 1);
+
+  const ask = (question: string) =>
+    call(`/api/courses/${course.id}/ask`, {
+      method: "POST",
+      body: JSON.stringify({ question }),
+      headers: { "content-type": "application/json" },
+    });
+  const answered = await ask("What is the zebrafish quokka membrane?");
+  assert.equal(answered.status, 200);
+  assert.match(answered.body.answer, /zebrafish quokka membrane is a rare term/);
+  assert.deepEqual(
+    answered.body.citations.map((x: { fileName: string; page: number }) => [x.fileName, x.page])[0],
+    ["biology.pdf", 2],
+  );
+  const unanswerable = await ask("Who won the football world cup in 1954?");
+  assert.equal(unanswerable.body.answer, "The course text does not answer this question.");
+  assert.deepEqual(unanswerable.body.citations, []);
+  assert.equal((await ask("")).status, 400);
 
   assert.equal(
     (await call(`/api/courses/${course.id}`, { key: (await open()).otherKey })).status,
