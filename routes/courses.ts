@@ -6,16 +6,24 @@
  * - `GET /api/courses` (cursor pages), `GET /api/courses/:id` (sources with their status,
  *   modules, lessons, quizzes), `GET /api/courses/:id/search?q=&k=` (full-text over the
  *   course's passages, with file, page and section), `POST /api/courses/:id/ask` `{ question }`
- *   (an extractive answer from the course only, with citations), `DELETE /api/courses/:id`.
+ *   (an extractive answer from the course only, with citations), `GET .../export.pdf` (the
+ *   handbook), `POST .../cancel` (the pipeline stops at its next step), `DELETE /api/courses/:id`.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { NotFoundError, PayloadTooLargeError, ValidationError } from "../actors/runtime/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from "../actors/runtime/errors.ts";
 import { uuidv7 } from "../actors/runtime/ids.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { answerQuestion, locatePage, searchPassages } from "../actors/courses/answer.ts";
+import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
+import type { Module } from "../actors/courses/pipeline.ts";
 import { sentences, terms } from "../actors/courses/writer.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
@@ -234,6 +242,47 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const body = parseBody(await jsonBody(c), askBody);
     await loadCourseRow(o.db, id, tenantId);
     return c.json(await answerQuestion(o.db, id, tenantId, body.question));
+  });
+
+  app.get("/courses/:id/export.pdf", async function exportHandbook(c) {
+    const { tenantId } = principalOf(c);
+    const course = await loadCourse(o.db, pathId(c, "course"), tenantId);
+    if (course.status !== "ready" && course.status !== "partial") {
+      throw new ConflictError(`course ${course.id} is ${course.status}`, { status: course.status });
+    }
+    const pdf = await courseHandbook({
+      title: course.title,
+      sources: course.sources.filter((s) => s.status === "done"),
+      modules: course.modules as Module[],
+    });
+    const file = `${course.title.replace(/[^\w.-]+/g, "_").slice(0, 80) || "course"}.pdf`;
+    return new Response(pdf, {
+      headers: {
+        "content-type": "application/pdf",
+        "content-disposition": `inline; filename="${file}"`,
+      },
+    });
+  });
+
+  app.post("/courses/:id/cancel", async function cancelCourse(c) {
+    const { tenantId } = principalOf(c);
+    const id = pathId(c, "course");
+    const rows = await o.db.query<{ status: string }>(
+      `UPDATE troupe_courses SET status = 'cancelled', version = version + 1, updated_at = now()
+       WHERE id = $1 AND tenant_id = $2 AND status = 'processing' RETURNING status`,
+      [id, tenantId],
+    );
+    if (!rows[0]) {
+      const course = await loadCourseRow(o.db, id, tenantId); // 404 for others' ids
+      throw new ConflictError(`course ${id} is ${course.status}, not processing`);
+    }
+    await o.tenants.audit({
+      ...auditContext(c),
+      action: "course.cancel",
+      targetType: "course",
+      targetId: id,
+    });
+    return c.json({ id, status: "cancelled" });
   });
 
   app.delete("/courses/:id", async function deleteCourse(c) {

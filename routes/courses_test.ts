@@ -193,6 +193,33 @@ Deno.test({
   assert.deepEqual(unanswerable.body.citations, []);
   assert.equal((await ask("")).status, 400);
 
+  const w = await open();
+  const res = await w.app.request(`/api/courses/${course.id}/export.pdf`, {
+    headers: { "x-api-key": w.key },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/pdf");
+  const pdf = new Uint8Array(await res.arrayBuffer());
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/h.pdf`, pdf);
+    const text = await new Deno.Command("pdftotext", {
+      args: [`${dir}/h.pdf`, "-"],
+      stdout: "piped",
+    }).output();
+    if (text.success) {
+      const t = new TextDecoder().decode(text.stdout);
+      for (const s of ["Biology 101", "Contents", "Membranes", "Key points", "Answer key"]) {
+        assert.ok(t.includes(s), `the handbook shows ${s}`);
+      }
+    } else {
+      assert.equal(new TextDecoder().decode(pdf.slice(0, 5)), "%PDF-");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.equal((await call(`/api/courses/${course.id}/cancel`, { method: "POST" })).status, 409);
+
   assert.equal(
     (await call(`/api/courses/${course.id}`, { key: (await open()).otherKey })).status,
     404,
@@ -276,6 +303,26 @@ Deno.test({
     5,
     "b still uses the pages",
   );
+});
+
+Deno.test({ name: "courses: cancelling stops the pipeline", ...opts }, async () => {
+  const w = await open();
+  const long = await makePdf(
+    Array.from({ length: 45 }, (_, i) => ({ paragraphs: [sentences(`p${i}`, 6)] })),
+  );
+  const up = await upload([{ name: "long.pdf", bytes: long }]);
+  const cancel = await call(`/api/courses/${up.body.courseId}/cancel`, { method: "POST" });
+  assert.equal(cancel.status, 200);
+  await waitFor(async () => {
+    const open = await w.tdb.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM troupe_jobs WHERE actor LIKE 'course.%'
+       AND status IN ('queued', 'running')`,
+    );
+    return open[0]!.n === 0;
+  }, { timeoutMs: 20_000, what: "the course's messages to drain" });
+  const course = (await call(`/api/courses/${up.body.courseId}`)).body;
+  assert.equal(course.status, "cancelled");
+  assert.deepEqual(course.modules, []);
 });
 
 Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {

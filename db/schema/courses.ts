@@ -35,7 +35,7 @@ export const courses = pgTable("troupe_courses", {
   id: text("id").primaryKey(),
   tenantId: text("tenant_id").notNull(),
   title: text("title").notNull(),
-  /** processing | ready | partial | failed */
+  /** processing | ready | partial | failed | cancelled */
   status: text("status").notNull(),
   structure: jsonb("structure"),
   error: jsonb("error"),
