@@ -24,6 +24,7 @@ import { openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
+import { OpenAiWriter } from "./db/writer/openai.ts";
 import { FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
@@ -111,7 +112,19 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
   const datasets = datasetActors({ db, blobs });
-  const courses = courseActors({ db, blobs });
+  const courses = courseActors({
+    db,
+    blobs,
+    ...(kinds.writer === "openai"
+      ? {
+        writer: new OpenAiWriter({
+          baseUrl: config.OPENAI_BASE_URL,
+          apiKey: config.OPENAI_API_KEY!,
+          model: config.OPENAI_MODEL,
+        }),
+      }
+      : {}),
+  });
   const runtime = new Runtime({
     db,
     actors: actorsFor(config, db, extraActors, [...datasets, ...courses]),

@@ -24,6 +24,7 @@ const SECRETS = new Set([
   "QSTASH_NEXT_SIGNING_KEY",
   "UPSTASH_REDIS_REST_TOKEN",
   "DEV_API_KEY",
+  "OPENAI_API_KEY",
 ]);
 
 const fields = z.object({
@@ -61,6 +62,10 @@ const fields = z.object({
   BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
   /** Largest dataset upload, in bytes (default 1 GiB). */
   DATASET_MAX_BYTES: int(1, 2 ** 40).default(2 ** 30),
+  /** An OpenAI-compatible API for writing courses (unset: the local, extractive writer). */
+  OPENAI_BASE_URL: url("").default("https://api.openai.com/v1"),
+  OPENAI_API_KEY: z.string().trim().min(1).optional(),
+  OPENAI_MODEL: z.string().trim().min(1).default("gpt-4o-mini"),
   /** Largest PDF of a course upload, in bytes (default 100 MB). */
   COURSE_MAX_FILE_BYTES: int(1, 2 ** 34).default(100 * 1024 * 1024),
 });
@@ -111,6 +116,7 @@ export function drivers(c: Config) {
     blobs: c.BLOB_STORE === "auto"
       ? (c.DATABASE_URL === undefined ? "fs" : "postgres")
       : c.BLOB_STORE,
+    writer: c.OPENAI_API_KEY !== undefined ? "openai" : "local",
   } as const;
 }
 

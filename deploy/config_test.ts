@@ -74,6 +74,7 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     transport: "table-queue",
     cache: "memory",
     blobs: "fs",
+    writer: "local",
   });
   assert.equal(
     drivers(loadConfig({ DATABASE_URL: "postgres://u@127.0.0.1/db" })).database,
@@ -99,6 +100,7 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     transport: "qstash",
     cache: "upstash",
     blobs: "postgres",
+    writer: "local",
   });
 });
 
