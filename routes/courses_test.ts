@@ -374,3 +374,49 @@ Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts 
 Deno.test({ name: "courses: close", ...opts }, async () => {
   await (await open()).close();
 });
+
+Deno.test(
+  { name: "courses: a writer that keeps failing fails the course, not hangs it", ...opts },
+  async () => {
+    const { courseActors } = await import("../actors/courses/pipeline.ts");
+    const { LocalWriter } = await import("../actors/courses/writer.ts");
+    const broken = new LocalWriter();
+    broken.lesson = () => Promise.reject(new Error("the model is down"));
+    const dir = await Deno.makeTempDir();
+    const blobs = new FsBlobStore(dir);
+    const w = await openApiWorld(
+      (tdb) =>
+        courseActors({ db: tdb.db, blobs, writer: broken }).map((a) => ({
+          ...a,
+          policy: { ...a.policy, maxAttempts: 1 },
+        })),
+      (tdb) => ({ courses: { db: tdb.db, blobs } }),
+    );
+    try {
+      const key = (await w.tenants.createKey((await w.tenants.createTenant("t")).id)).key;
+      const form = new FormData();
+      form.append(
+        "files",
+        new File([
+          new Uint8Array(await makePdf([{ heading: "A", paragraphs: [sentences("a", 5)] }])),
+        ], "a.pdf"),
+      );
+      const req = new Request("http://x/", { method: "POST", body: form });
+      const up = await (await w.app.request("/api/courses", {
+        method: "POST",
+        body: await req.arrayBuffer(),
+        headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+      })).json();
+      const course = await waitFor(async () => {
+        const c = await (await w.app.request(`/api/courses/${up.courseId}`, {
+          headers: { "x-api-key": key },
+        })).json();
+        return c.status === "failed" ? c : null;
+      }, { timeoutMs: 20_000, what: "the course to fail" });
+      assert.match(course.error.message, /the model is down/);
+    } finally {
+      await w.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -109,12 +109,18 @@ export function courseActors(o: CoursePipelineOptions) {
   const writer = o.writer ?? new LocalWriter();
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
 
+  const failCourse = (i: { courseId: string }, error: { code: string; message: string }) => ({
+    actor: "course.failed",
+    input: { courseId: i.courseId, code: error.code, message: error.message },
+  });
+
   const start = defineActor({
     name: "course.start",
     input: courseInput,
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     retries: 3,
+    onDeadLetter: failCourse,
     timeoutMs: 10 * 60_000,
     handler: async ({ courseId }, ctx) => {
       if (await courseStatus(db, courseId) !== "processing") return { skipped: true };
@@ -267,6 +273,7 @@ export function courseActors(o: CoursePipelineOptions) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     retries: 3,
+    onDeadLetter: failCourse,
     timeoutMs: 10 * 60_000,
     handler: async ({ courseId }, ctx) => {
       const [course] = await db.query<{ status: string; tenant_id: string; title: string }>(
@@ -369,7 +376,26 @@ export function courseActors(o: CoursePipelineOptions) {
     },
   });
 
-  return [start, extract, extracted, build];
+  /** A step failed for good: the course fails with its error instead of staying in progress. */
+  const failed = defineActor({
+    name: "course.failed",
+    input: z.object({ courseId: z.string().uuid(), code: z.string(), message: z.string() }),
+    key: (i) => `course:${i.courseId}`,
+    exposed: false,
+    handler: ({ courseId, code, message }, ctx) => {
+      ctx.effect(async (tx) => {
+        await tx.query(
+          `UPDATE troupe_courses SET status = 'failed', error = $2::jsonb, version = version + 1,
+             updated_at = now()
+           WHERE id = $1 AND status = 'processing'`,
+          [courseId, JSON.stringify({ code, message })],
+        );
+      });
+      return changed(courseId);
+    },
+  });
+
+  return [start, extract, extracted, build, failed];
 }
 
 interface PlannedModule {
