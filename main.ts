@@ -111,7 +111,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
-  const datasets = datasetActors({ db, blobs });
+  const datasets = datasetActors({ db, blobs, chunkBytes: config.DATASET_CHUNK_BYTES });
   const courses = courseActors({
     db,
     blobs,

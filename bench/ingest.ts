@@ -5,7 +5,7 @@
  * - pandas `read_csv` + `describe(include="all")` (Debian `python3-pandas`), peak RSS;
  * - the floor: `cat file > /dev/null`.
  *
- *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1]
+ *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1] [--chunk bytes]
  *
  * The file is generated once under /tmp and reused.
  */
@@ -18,6 +18,7 @@ const { values: args } = parseArgs({
     mb: { type: "string", default: "200" },
     db: { type: "string", default: "pglite,postgres" },
     runs: { type: "string", default: "1" },
+    chunk: { type: "string" },
     json: { type: "string", default: "bench/results/ingest.json" },
   },
 });
@@ -102,6 +103,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       LOG_LEVEL: "error",
       DEV_API_KEY: KEY,
       DATASET_MAX_BYTES: String(4 * bytes),
+      ...(args.chunk ? { DATASET_CHUNK_BYTES: args.chunk } : {}),
       ...(pg ? { DATABASE_URL: pg.url } : {}),
     },
     stdout: "null",

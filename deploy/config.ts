@@ -60,6 +60,8 @@ const fields = z.object({
   TRUST_PROXY: bool.default(false),
   /** Where uploaded files go: `auto` = files under DATA_DIR when embedded, else PostgreSQL. */
   BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
+  /** Target size of a dataset chunk (one message each), in bytes (default 1 MiB). */
+  DATASET_CHUNK_BYTES: int(64 * 1024, 256 * 1024 * 1024).default(1024 * 1024),
   /** Largest dataset upload, in bytes (default 1 GiB). */
   DATASET_MAX_BYTES: int(1, 2 ** 40).default(2 ** 30),
   /** An OpenAI-compatible API for writing courses (unset: the local, extractive writer). */
