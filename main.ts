@@ -25,7 +25,7 @@ import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { OpenAiWriter } from "./db/writer/openai.ts";
-import { FsBlobStore } from "./db/blobs/fs.ts";
+import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import { openPostgres } from "./db/postgres.ts";
@@ -182,16 +182,6 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
   const { key } = await tenants.createKey(dev.id, { name: "embedded dev key" });
   await Deno.writeTextFile(keyFile, key + "\n", { mode: 0o600 });
   return key;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /**

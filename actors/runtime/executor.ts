@@ -21,39 +21,30 @@ import type { NewJob } from "./sql/insert_jobs.ts";
 
 const PROGRESS_EVERY_MS = 200;
 
+type PrepareOptions = SendOptions & { parentId?: string | null; replayOf?: string | null };
+
 /** `prepareJob` without an idempotency key: synchronous, with a fresh id. */
 export function prepareJobNow(
   def: AnyActor,
   input: unknown,
-  options: Omit<SendOptions, "idempotencyKey"> & { parentId?: string | null } = {},
+  options: Omit<PrepareOptions, "idempotencyKey"> = {},
 ): NewJob {
-  const parsed = def.input.safeParse(input);
-  if (!parsed.success) {
-    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
-      status: 400,
-      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-    });
-  }
-  return {
-    id: uuidv7(),
-    actor: def.name,
-    key: def.keyOf(parsed.data),
-    tenantId: options.tenantId ?? null,
-    input: parsed.data,
-    priority: options.priority ?? 0,
-    maxAttempts: def.policy.maxAttempts,
-    delayMs: Math.max(0, options.delayMs ?? 0),
-    parentId: options.parentId ?? null,
-    replayOf: null,
-  };
+  return buildJob(def, input, uuidv7(), options);
 }
 
 /** Builds the row of a message about to be enqueued (validated, keyed, with an id). */
 export async function prepareJob(
   def: AnyActor,
   input: unknown,
-  options: SendOptions & { parentId?: string | null; replayOf?: string | null } = {},
+  options: PrepareOptions = {},
 ): Promise<NewJob> {
+  const id = options.idempotencyKey
+    ? await deterministicId("enqueue", options.tenantId ?? "", def.name, options.idempotencyKey)
+    : uuidv7();
+  return buildJob(def, input, id, options);
+}
+
+function buildJob(def: AnyActor, input: unknown, id: string, options: PrepareOptions): NewJob {
   const parsed = def.input.safeParse(input);
   if (!parsed.success) {
     throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
@@ -61,9 +52,6 @@ export async function prepareJob(
       details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
     });
   }
-  const id = options.idempotencyKey
-    ? await deterministicId("enqueue", options.tenantId ?? "", def.name, options.idempotencyKey)
-    : uuidv7();
   return {
     id,
     actor: def.name,

@@ -141,7 +141,8 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether a path exists (other errors, such as permissions, are thrown). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
