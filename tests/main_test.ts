@@ -35,9 +35,15 @@ Deno.test({
   const dir = await Deno.makeTempDir({ prefix: "troupe-main-" });
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
+  // Exactly what `deno task start` runs (the README's command), from deno.json.
+  const task = (JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))) as {
+    tasks: Record<string, string>;
+  }).tasks.start!.split(/\s+/);
+  assert.equal(task[0], "deno");
   const start = () =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN],
+      args: task.slice(1),
+      cwd: new URL("..", import.meta.url).pathname,
       env: { PORT: String(port), DATA_DIR: dir, LOG_LEVEL: "warn" },
       stdout: "null",
       stderr: "inherit",
