@@ -254,6 +254,39 @@ Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts 
   assert.equal(id.profile.count, 1500, "the profile counts stored rows only");
 });
 
+Deno.test(
+  { name: "datasets: UTF-8 BOM, UTF-16 BOM and Latin-1 files read right", ...opts },
+  async () => {
+    const text = "name,city\nRenée,Zürich\nJosé,Köln\n";
+    const utf8bom = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(text)]);
+    const utf16 = new Uint8Array(2 + text.length * 2);
+    utf16.set([0xff, 0xfe]);
+    for (let i = 0; i < text.length; i++) {
+      utf16[2 + 2 * i] = text.charCodeAt(i) & 0xff;
+      utf16[3 + 2 * i] = text.charCodeAt(i) >> 8;
+    }
+    const latin1 = Uint8Array.from(text, (ch) => ch.charCodeAt(0));
+    for (
+      const [what, bytes, query] of [
+        ["utf-8 bom", utf8bom, "format=csv"],
+        ["utf-16le bom", utf16, "format=csv"],
+        ["latin-1", latin1, "format=csv&encoding=latin1"],
+      ] as const
+    ) {
+      const up = await upload(bytes, query);
+      assert.equal(up.status, 202, what);
+      const d = await settled(up.body.datasetId);
+      assert.equal(d.status, "ready", `${what}: ${JSON.stringify(d.error)}`);
+      assert.deepEqual(d.columns.map((c: { name: string }) => c.name), ["name", "city"], what);
+      const rows = await call(`/api/datasets/${d.id}/rows`);
+      assert.deepEqual(rows.body.rows, [
+        { name: "Renée", city: "Zürich" },
+        { name: "José", city: "Köln" },
+      ], what);
+    }
+  },
+);
+
 Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
   const count = async () =>
