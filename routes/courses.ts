@@ -20,7 +20,8 @@ import {
 import { uuidv7 } from "../actors/runtime/ids.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
-import { answerQuestion, locatePage, searchPassages } from "../actors/courses/answer.ts";
+import { answerQuestion, hybridSearch, locatePage } from "../actors/courses/answer.ts";
+import { HashingEmbedder, type TextEmbedder } from "../db/embeddings/hashing.ts";
 import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
@@ -44,6 +45,8 @@ export interface CourseRoutesOptions {
   maxFileBytes?: number;
   /** Most files per course. @default 20 */
   maxFiles?: number;
+  /** Must be the pipeline's. @default HashingEmbedder (256 dimensions) */
+  embedder?: TextEmbedder;
 }
 
 const pageQuery = z.object({
@@ -92,6 +95,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
   const maxFiles = o.maxFiles ?? 20;
   const cache = o.cache ?? noCache;
+  const embedder = o.embedder ?? new HashingEmbedder();
   const app = new Hono();
 
   app.post("/courses", async function uploadCourse(c) {
@@ -217,7 +221,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const q = parseQuery(c, searchQuery);
     await loadCourseRow(o.db, id, tenantId);
-    const passages = await searchPassages(o.db, id, tenantId, q.q, q.k);
+    const passages = await hybridSearch(o.db, embedder, id, tenantId, q.q, q.k);
     const asked = new Set(terms(q.q));
     const results = [];
     for (const p of passages) {
@@ -241,7 +245,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const body = parseBody(await jsonBody(c), askBody);
     await loadCourseRow(o.db, id, tenantId);
-    return c.json(await answerQuestion(o.db, id, tenantId, body.question));
+    return c.json(await answerQuestion(o.db, embedder, id, tenantId, body.question));
   });
 
   app.get("/courses/:id/export.pdf", async function exportHandbook(c) {
@@ -298,6 +302,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
       );
       if (!gone[0]) throw new NotFoundError("course", id);
       await tx.query("DELETE FROM troupe_course_chunks WHERE course_id = $1", [id]);
+      await tx.query("DELETE FROM troupe_course_vectors WHERE course_id = $1", [id]);
       const files = await tx.query<{ sha256: string }>(
         "DELETE FROM troupe_course_sources WHERE course_id = $1 RETURNING sha256",
         [id],

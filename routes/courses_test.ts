@@ -174,6 +174,18 @@ Deno.test({
   assert.equal(spanning.body.results[0].page, 2);
   const first = await call(`/api/courses/${course.id}/search?q=lecture`);
   assert.equal(first.body.results[0].page, 1);
+  // Word variants full text (no stemming) misses: the embeddings' word pieces find them.
+  const variants = await call(`/api/courses/${course.id}/search?q=zebrafishes%20quokkas`);
+  assert.equal(variants.body.results[0].fileName, "biology.pdf");
+  assert.equal(variants.body.results[0].page, 2);
+  const w0 = await open();
+  const counts = await w0.tdb.db.query<{ chunks: number; vectors: number }>(
+    `SELECT (SELECT count(*)::int FROM troupe_course_chunks WHERE course_id = $1) AS chunks,
+            (SELECT count(*)::int FROM troupe_course_vectors WHERE course_id = $1) AS vectors`,
+    [course.id],
+  );
+  assert.ok(counts[0]!.chunks > 0);
+  assert.equal(counts[0]!.vectors, counts[0]!.chunks, "one vector per passage");
 
   const ask = (question: string) =>
     call(`/api/courses/${course.id}/ask`, {
@@ -286,16 +298,24 @@ Deno.test({
       "SELECT count(*)::int AS n FROM troupe_course_chunks WHERE course_id = $1",
       [a.id],
     ))[0]!.n;
+  const vectors = async () =>
+    (await w.tdb.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM troupe_course_vectors WHERE course_id = $1",
+      [a.id],
+    ))[0]!.n;
   const before = await chunks();
+  const beforeVectors = await vectors();
   const again = await w.runtime.enqueue("course.build", { courseId: a.id });
   await waitFor(async () => (await w.runtime.getJob(again.job.id)).status === "succeeded");
   assert.equal(await chunks(), before);
+  assert.equal(await vectors(), beforeVectors, "delivered twice: the same vectors, no duplicates");
   assert.deepEqual((await call(`/api/courses/${a.id}`)).body.modules, a.modules);
 
   const del = await call(`/api/courses/${a.id}`, { method: "DELETE" });
   assert.equal(del.status, 204);
   assert.equal((await call(`/api/courses/${a.id}`)).status, 404);
   assert.equal(await chunks(), 0);
+  assert.equal(await vectors(), 0, "deleting a course deletes its vectors");
   assert.equal(
     (await w.tdb.db.query("SELECT 1 FROM troupe_pdf_pages WHERE sha256 = $1", [
       a.sources[0].sha256,

@@ -7,6 +7,8 @@
  * when no sentence shares enough of the question, it says that the course does not answer it.
  */
 import type { SqlExecutor } from "../runtime/ports.ts";
+import type { TextEmbedder } from "../../db/embeddings/hashing.ts";
+import { PgVectorStore, reciprocalRankFusion } from "../../db/vectors/pg.ts";
 import { sentences, terms } from "./writer.ts";
 
 export interface Passage {
@@ -74,6 +76,63 @@ export async function searchPassages(
   }));
 }
 
+const PASSAGE_COLUMNS = `c.id, c.text, c.file_name, c.source_idx, s.sha256, c.page_from,
+  c.page_to, c.section`;
+
+function toPassage(r: Record<string, unknown>, score: number): Passage {
+  return {
+    id: String(r.id),
+    text: String(r.text),
+    fileName: String(r.file_name),
+    sourceIdx: Number(r.source_idx),
+    sha256: String(r.sha256),
+    pageFrom: Number(r.page_from),
+    pageTo: Number(r.page_to),
+    section: String(r.section),
+    score,
+  };
+}
+
+/**
+ * Hybrid search: full-text ranks and vector-similarity ranks (the course's embeddings) fused
+ * by reciprocal rank fusion, so exact terms and code words are found, and word variants
+ * the full text misses ("membranes" for "membrane") are found by the embedding's word pieces.
+ */
+export async function hybridSearch(
+  db: SqlExecutor,
+  embedder: TextEmbedder,
+  courseId: string,
+  tenantId: string,
+  query: string,
+  k: number,
+): Promise<Passage[]> {
+  const depth = Math.max(20, k * 2);
+  const [fullText, [vector]] = await Promise.all([
+    searchPassages(db, courseId, tenantId, query, depth),
+    embedder.embed([query]),
+  ]);
+  const near = await new PgVectorStore(db).query(vector!, { tenantId, courseId }, depth);
+  const fused = reciprocalRankFusion([fullText.map((p) => p.id), near.map((h) => h.id)]).slice(
+    0,
+    k,
+  );
+  const known = new Map(fullText.map((p) => [p.id, p]));
+  const missing = fused.map((f) => f.id).filter((id) => !known.has(id));
+  if (missing.length) {
+    const rows = await db.query<Record<string, unknown>>(
+      `SELECT ${PASSAGE_COLUMNS} FROM troupe_course_chunks c
+       JOIN troupe_course_sources s ON s.course_id = c.course_id AND s.idx = c.source_idx
+       WHERE c.course_id = $1 AND c.tenant_id = $2 AND c.id = ANY($3::text[])`,
+      [courseId, tenantId, missing],
+    );
+    for (const r of rows) known.set(String(r.id), toPassage(r, 0));
+  }
+  return fused.flatMap((f) => {
+    const p = known.get(f.id);
+    return p ? [{ ...p, score: f.score }] : [];
+  });
+}
+
 /** The physical page (within the passage's range) whose text holds `snippet`. */
 export async function locatePage(db: SqlExecutor, p: Passage, snippet: string): Promise<number> {
   if (p.pageFrom === p.pageTo) return p.pageFrom;
@@ -95,13 +154,14 @@ function normalize(text: string): string {
 /** An extractive answer with citations, or `NO_ANSWER`. */
 export async function answerQuestion(
   db: SqlExecutor,
+  embedder: TextEmbedder,
   courseId: string,
   tenantId: string,
   question: string,
 ): Promise<{ answer: string; citations: Citation[] }> {
   const asked = new Set(terms(question));
   if (asked.size === 0) return { answer: NO_ANSWER, citations: [] };
-  const passages = await searchPassages(db, courseId, tenantId, question, 5);
+  const passages = await hybridSearch(db, embedder, courseId, tenantId, question, 5);
   const candidates: { text: string; passage: Passage; score: number }[] = [];
   for (const p of passages) {
     for (const s of sentences(p.text)) {

@@ -11,7 +11,8 @@
  *    in, sends `course.build`. A range that fails for good fails its file (`onDeadLetter`).
  * 4. `course.build` (key `course:<id>`): modules and lessons from the outline (or from
  *    headings found by font size), lesson texts by page ranges, section-sized chunks for
- *    search (deterministic ids), summaries, key points and quizzes from the writer.
+ *    search (deterministic ids) with their embeddings (same ids), summaries, key points and
+ *    quizzes from the writer.
  *
  * Progress is reported on the course (pages extracted / total) and on each message's job.
  */
@@ -28,6 +29,8 @@ import {
   PdfDocument,
   PdfError,
 } from "./pdf.ts";
+import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
+import { PgVectorStore, type VectorItem } from "../../db/vectors/pg.ts";
 import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
 
 export const PAGES_PER_MESSAGE = 20;
@@ -36,6 +39,8 @@ export interface CoursePipelineOptions {
   db: SqlDatabase;
   blobs: BlobStore;
   writer?: CourseWriter;
+  /** Embeds the passages for search. @default HashingEmbedder (256 dimensions) */
+  embedder?: TextEmbedder;
   onChange?: (courseId: string) => Promise<void>;
 }
 
@@ -107,6 +112,8 @@ async function courseStatus(db: SqlExecutor, courseId: string): Promise<string |
 export function courseActors(o: CoursePipelineOptions) {
   const { db, blobs } = o;
   const writer = o.writer ?? new LocalWriter();
+  const embedder = o.embedder ?? new HashingEmbedder();
+  const vectors = new PgVectorStore(db);
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
 
   const failCourse = (i: { courseId: string }, error: { code: string; message: string }) => ({
@@ -329,6 +336,15 @@ export function courseActors(o: CoursePipelineOptions) {
           });
         }
       }
+      // Embeddings of the passages; ids are the passages' (deterministic): a rebuild upserts.
+      const embedded: VectorItem[] = [];
+      for (let i = 0; i < chunks.length; i += 64) {
+        const batch = chunks.slice(i, i + 64);
+        const vecs = await embedder.embed(batch.map((ch) => `${ch.section}. ${ch.text}`));
+        batch.forEach((ch, j) =>
+          embedded.push({ id: ch.id, tenantId: course.tenant_id, courseId, vector: vecs[j]! })
+        );
+      }
       const failedFiles = files.filter((f) => f.status === "failed").length + noText.length;
       const status = modules.length === 0 ? "failed" : failedFiles > 0 ? "partial" : "ready";
       ctx.effect(async (tx) => {
@@ -357,6 +373,7 @@ export function courseActors(o: CoursePipelineOptions) {
            ON CONFLICT (id) DO NOTHING`,
           [courseId, course.tenant_id, JSON.stringify(chunks)],
         );
+        await vectors.upsert(embedded, tx);
         await tx.query(
           `UPDATE troupe_courses SET status = $2, structure = $3::jsonb, version = version + 1,
              error = $4::jsonb, updated_at = now()

@@ -17,6 +17,7 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  real,
   text,
   timestamp,
 } from "drizzle-orm/pg-core";
@@ -57,6 +58,14 @@ export const courseSources = pgTable("troupe_course_sources", {
   outline: jsonb("outline"),
   error: jsonb("error"),
 }, (t) => [primaryKey({ columns: [t.courseId, t.idx] })]);
+
+/** One embedding per passage (same id), for the vector half of hybrid search. */
+export const courseVectors = pgTable("troupe_course_vectors", {
+  id: text("id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  courseId: text("course_id").notNull(),
+  vector: real("vector").array().notNull(),
+}, (t) => [index("troupe_course_vectors_course_idx").on(t.tenantId, t.courseId, t.id)]);
 
 export const courseChunks = pgTable("troupe_course_chunks", {
   id: text("id").primaryKey(),
