@@ -5,22 +5,15 @@
  */
 import type { SqlExecutor } from "../../actors/runtime/ports.ts";
 import { cosine } from "../embeddings/hashing.ts";
+import type { VectorHit, VectorItem, VectorStore } from "./store.ts";
 
-export interface VectorItem {
-  id: string;
-  tenantId: string;
-  courseId: string;
-  vector: Float32Array;
-}
-
-export interface VectorHit {
-  id: string;
-  score: number;
-}
+export type { VectorHit, VectorItem, VectorStore };
 
 const BATCH = 2000;
 
-export class PgVectorStore {
+export class PgVectorStore implements VectorStore {
+  readonly kind = "postgres" as const;
+  readonly transactional = true;
   constructor(readonly db: SqlExecutor) {}
 
   async upsert(items: readonly VectorItem[], tx: SqlExecutor = this.db): Promise<void> {

@@ -1,11 +1,14 @@
 /**
- * The embedded vector store on PGlite, PostgreSQL and the Neon driver, the hashing embedder,
- * and reciprocal rank fusion.
+ * The vector stores — embedded (PGlite, PostgreSQL, the Neon driver) and ChromaDB (a real
+ * `chroma run` server) — with one behaviour suite; the hashing embedder; reciprocal rank fusion.
  */
 import assert from "node:assert/strict";
 import { targets } from "../../tests/harness.ts";
 import { cosine, HashingEmbedder } from "../embeddings/hashing.ts";
+import { startChroma } from "../../tests/fixtures/chroma_server.ts";
+import { ChromaVectorStore } from "./chroma.ts";
 import { PgVectorStore, reciprocalRankFusion } from "./pg.ts";
+import type { VectorStore } from "./store.ts";
 
 Deno.test("hashing embedder: deterministic, normalised, lexical neighbours closer", async () => {
   const e = new HashingEmbedder(256);
@@ -27,15 +30,42 @@ Deno.test("reciprocal rank fusion favours what both lists rank high", () => {
   assert.deepEqual(fused.map((f) => f.id), ["a", "c", "b", "d"]);
 });
 
-for (const target of targets) {
+interface Subject {
+  name: string;
+  open(): Promise<{ store: VectorStore; close(): Promise<void> }>;
+}
+
+const subjects: Subject[] = [
+  ...targets.map((target) => ({
+    name: target.name,
+    async open() {
+      const { db, cleanup } = await target.open();
+      return { store: new PgVectorStore(db) as VectorStore, close: cleanup };
+    },
+  })),
+  {
+    name: "chroma",
+    async open() {
+      const server = await startChroma();
+      return {
+        store: new ChromaVectorStore({
+          url: server.url,
+          collection: `test_${crypto.randomUUID().slice(0, 8)}`,
+        }),
+        close: () => server.close(),
+      };
+    },
+  },
+];
+
+for (const subject of subjects) {
   Deno.test({
-    name: `vectors [${target.name}]: upsert by id, nearest first, scoped, deleted with the course`,
+    name: `vectors [${subject.name}]: upsert by id, nearest first, scoped, deleted with the course`,
     sanitizeOps: false,
     sanitizeResources: false,
   }, async () => {
-    const { db, cleanup } = await target.open();
+    const { store, close } = await subject.open();
     try {
-      const store = new PgVectorStore(db);
       const e = new HashingEmbedder(64);
       const texts = [
         "photosynthesis in leaves",
@@ -59,11 +89,12 @@ for (const target of targets) {
       assert.equal(hits[0]!.id, "v0");
       assert.equal(hits.length, 2);
       assert.ok(hits[0]!.score >= hits[1]!.score);
+      assert.ok(Math.abs(hits[0]!.score - cosine(q!, vecs[0]!)) < 1e-3, "the score is the cosine");
       assert.ok(!hits.some((h) => h.id === "other"), "another tenant's vectors are not searched");
       await store.deleteWhere({ courseId: "c1" });
       assert.equal(await store.count({ tenantId: "t1", courseId: "c1" }), 0);
     } finally {
-      await cleanup();
+      await close();
     }
   });
 }
