@@ -25,6 +25,9 @@ import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { OpenAiWriter } from "./db/writer/openai.ts";
+import { ChromaVectorStore } from "./db/vectors/chroma.ts";
+import { PgVectorStore } from "./db/vectors/pg.ts";
+import type { VectorStore } from "./db/vectors/store.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
@@ -112,9 +115,13 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
   const datasets = datasetActors({ db, blobs, chunkBytes: config.DATASET_CHUNK_BYTES });
+  const vectors: VectorStore = kinds.vectors === "chroma"
+    ? new ChromaVectorStore({ url: config.CHROMA_URL! })
+    : new PgVectorStore(db);
   const courses = courseActors({
     db,
     blobs,
+    vectors,
     ...(kinds.writer === "openai"
       ? {
         writer: new OpenAiWriter({
@@ -147,7 +154,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
     datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
-    courses: { db, blobs, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
+    courses: { db, blobs, vectors, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });
   return {
     config,

@@ -64,6 +64,8 @@ const fields = z.object({
   DATASET_CHUNK_BYTES: int(64 * 1024, 256 * 1024 * 1024).default(1024 * 1024),
   /** Largest dataset upload, in bytes (default 1 GiB). */
   DATASET_MAX_BYTES: int(1, 2 ** 40).default(2 ** 30),
+  /** ChromaDB for course embeddings (unset: vectors in the database). */
+  CHROMA_URL: url("").optional(),
   /** An OpenAI-compatible API for writing courses (unset: the local, extractive writer). */
   OPENAI_BASE_URL: url("").default("https://api.openai.com/v1"),
   OPENAI_API_KEY: z.string().trim().min(1).optional(),
@@ -119,6 +121,7 @@ export function drivers(c: Config) {
       ? (c.DATABASE_URL === undefined ? "fs" : "postgres")
       : c.BLOB_STORE,
     writer: c.OPENAI_API_KEY !== undefined ? "openai" : "local",
+    vectors: c.CHROMA_URL !== undefined ? "chroma" : "postgres",
   } as const;
 }
 

@@ -75,6 +75,7 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     cache: "memory",
     blobs: "fs",
     writer: "local",
+    vectors: "postgres",
   });
   assert.equal(
     drivers(loadConfig({ DATABASE_URL: "postgres://u@127.0.0.1/db" })).database,
@@ -101,6 +102,7 @@ Deno.test("drivers() picks embedded, Postgres, Neon, QStash and Upstash from the
     cache: "upstash",
     blobs: "postgres",
     writer: "local",
+    vectors: "postgres",
   });
 });
 

@@ -22,6 +22,8 @@ import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { answerQuestion, hybridSearch, locatePage } from "../actors/courses/answer.ts";
 import { HashingEmbedder, type TextEmbedder } from "../db/embeddings/hashing.ts";
+import { PgVectorStore } from "../db/vectors/pg.ts";
+import type { VectorStore } from "../db/vectors/store.ts";
 import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
@@ -47,6 +49,8 @@ export interface CourseRoutesOptions {
   maxFiles?: number;
   /** Must be the pipeline's. @default HashingEmbedder (256 dimensions) */
   embedder?: TextEmbedder;
+  /** Must be the pipeline's. @default vectors in the same database */
+  vectors?: VectorStore;
 }
 
 const pageQuery = z.object({
@@ -96,6 +100,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   const maxFiles = o.maxFiles ?? 20;
   const cache = o.cache ?? noCache;
   const embedder = o.embedder ?? new HashingEmbedder();
+  const vectors = o.vectors ?? new PgVectorStore(o.db);
   const app = new Hono();
 
   app.post("/courses", async function uploadCourse(c) {
@@ -221,7 +226,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const q = parseQuery(c, searchQuery);
     await loadCourseRow(o.db, id, tenantId);
-    const passages = await hybridSearch(o.db, embedder, id, tenantId, q.q, q.k);
+    const passages = await hybridSearch(o.db, vectors, embedder, id, tenantId, q.q, q.k);
     const asked = new Set(terms(q.q));
     const results = [];
     for (const p of passages) {
@@ -245,7 +250,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const body = parseBody(await jsonBody(c), askBody);
     await loadCourseRow(o.db, id, tenantId);
-    return c.json(await answerQuestion(o.db, embedder, id, tenantId, body.question));
+    return c.json(await answerQuestion(o.db, vectors, embedder, id, tenantId, body.question));
   });
 
   app.get("/courses/:id/export.pdf", async function exportHandbook(c) {
@@ -302,7 +307,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
       );
       if (!gone[0]) throw new NotFoundError("course", id);
       await tx.query("DELETE FROM troupe_course_chunks WHERE course_id = $1", [id]);
-      await tx.query("DELETE FROM troupe_course_vectors WHERE course_id = $1", [id]);
+      if (vectors.transactional) await vectors.deleteWhere({ courseId: id }, tx);
       const files = await tx.query<{ sha256: string }>(
         "DELETE FROM troupe_course_sources WHERE course_id = $1 RETURNING sha256",
         [id],
@@ -321,6 +326,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
       }
       return unused;
     });
+    if (!vectors.transactional) await vectors.deleteWhere({ courseId: id });
     for (const sha256 of unused) await o.blobs.delete(sha256);
     await cache.invalidate({ tag: `${tenantId}:course:${id}` });
     await o.tenants.audit({

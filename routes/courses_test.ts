@@ -440,3 +440,55 @@ Deno.test(
     }
   },
 );
+
+Deno.test({
+  name: "courses: embeddings in ChromaDB (a real chroma run) serve hybrid search",
+  ...opts,
+}, async () => {
+  const { startChroma } = await import("../tests/fixtures/chroma_server.ts");
+  const { ChromaVectorStore } = await import("../db/vectors/chroma.ts");
+  const chroma = await startChroma();
+  const vectors = new ChromaVectorStore({
+    url: chroma.url,
+    collection: `courses_${crypto.randomUUID().slice(0, 8)}`,
+  });
+  const dir = await Deno.makeTempDir();
+  const blobs = new FsBlobStore(dir);
+  const w = await openApiWorld(
+    (tdb) => courseActors({ db: tdb.db, blobs, vectors }),
+    (tdb) => ({ courses: { db: tdb.db, blobs, vectors } }),
+  );
+  try {
+    const key = (await w.tenants.createKey((await w.tenants.createTenant("c")).id)).key;
+    const form = new FormData();
+    form.append("files", new File([new Uint8Array(await textbook())], "bio.pdf"));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const up = await (await w.app.request("/api/courses", {
+      method: "POST",
+      body: await req.arrayBuffer(),
+      headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+    })).json();
+    const get = async (path: string) =>
+      await (await w.app.request(path, { headers: { "x-api-key": key } })).json();
+    await waitFor(async () => (await get(`/api/courses/${up.courseId}`)).status === "ready", {
+      timeoutMs: 30_000,
+    });
+    const chunks = await w.tdb.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM troupe_course_chunks WHERE course_id = $1",
+      [up.courseId],
+    );
+    assert.equal(
+      await vectors.count({
+        tenantId: (await w.tenants.authenticate(key))!.tenantId,
+        courseId: up.courseId,
+      }),
+      chunks[0]!.n,
+    );
+    const found = await get(`/api/courses/${up.courseId}/search?q=zebrafishes%20quokkas`);
+    assert.equal(found.results[0].page, 2, "found through Chroma's nearest neighbours");
+  } finally {
+    await w.close();
+    await chroma.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,7 +8,8 @@
  */
 import type { SqlExecutor } from "../runtime/ports.ts";
 import type { TextEmbedder } from "../../db/embeddings/hashing.ts";
-import { PgVectorStore, reciprocalRankFusion } from "../../db/vectors/pg.ts";
+import { reciprocalRankFusion } from "../../db/vectors/pg.ts";
+import type { VectorStore } from "../../db/vectors/store.ts";
 import { sentences, terms } from "./writer.ts";
 
 export interface Passage {
@@ -100,6 +101,7 @@ function toPassage(r: Record<string, unknown>, score: number): Passage {
  */
 export async function hybridSearch(
   db: SqlExecutor,
+  vectors: VectorStore,
   embedder: TextEmbedder,
   courseId: string,
   tenantId: string,
@@ -111,7 +113,7 @@ export async function hybridSearch(
     searchPassages(db, courseId, tenantId, query, depth),
     embedder.embed([query]),
   ]);
-  const near = await new PgVectorStore(db).query(vector!, { tenantId, courseId }, depth);
+  const near = await vectors.query(vector!, { tenantId, courseId }, depth);
   const fused = reciprocalRankFusion([fullText.map((p) => p.id), near.map((h) => h.id)]).slice(
     0,
     k,
@@ -154,6 +156,7 @@ function normalize(text: string): string {
 /** An extractive answer with citations, or `NO_ANSWER`. */
 export async function answerQuestion(
   db: SqlExecutor,
+  vectors: VectorStore,
   embedder: TextEmbedder,
   courseId: string,
   tenantId: string,
@@ -161,7 +164,7 @@ export async function answerQuestion(
 ): Promise<{ answer: string; citations: Citation[] }> {
   const asked = new Set(terms(question));
   if (asked.size === 0) return { answer: NO_ANSWER, citations: [] };
-  const passages = await hybridSearch(db, embedder, courseId, tenantId, question, 5);
+  const passages = await hybridSearch(db, vectors, embedder, courseId, tenantId, question, 5);
   const candidates: { text: string; passage: Passage; score: number }[] = [];
   for (const p of passages) {
     for (const s of sentences(p.text)) {

@@ -30,7 +30,8 @@ import {
   PdfError,
 } from "./pdf.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
-import { PgVectorStore, type VectorItem } from "../../db/vectors/pg.ts";
+import { PgVectorStore } from "../../db/vectors/pg.ts";
+import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
 import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
 
 export const PAGES_PER_MESSAGE = 20;
@@ -41,6 +42,8 @@ export interface CoursePipelineOptions {
   writer?: CourseWriter;
   /** Embeds the passages for search. @default HashingEmbedder (256 dimensions) */
   embedder?: TextEmbedder;
+  /** Where the embeddings go. @default the same database */
+  vectors?: VectorStore;
   onChange?: (courseId: string) => Promise<void>;
 }
 
@@ -113,7 +116,7 @@ export function courseActors(o: CoursePipelineOptions) {
   const { db, blobs } = o;
   const writer = o.writer ?? new LocalWriter();
   const embedder = o.embedder ?? new HashingEmbedder();
-  const vectors = new PgVectorStore(db);
+  const vectors = o.vectors ?? new PgVectorStore(db);
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
 
   const failCourse = (i: { courseId: string }, error: { code: string; message: string }) => ({
@@ -345,6 +348,8 @@ export function courseActors(o: CoursePipelineOptions) {
           embedded.push({ id: ch.id, tenantId: course.tenant_id, courseId, vector: vecs[j]! })
         );
       }
+      // An external store (Chroma) cannot join the transaction: upsert now (idempotent by id).
+      if (!vectors.transactional) await vectors.upsert(embedded);
       const failedFiles = files.filter((f) => f.status === "failed").length + noText.length;
       const status = modules.length === 0 ? "failed" : failedFiles > 0 ? "partial" : "ready";
       ctx.effect(async (tx) => {
@@ -373,7 +378,7 @@ export function courseActors(o: CoursePipelineOptions) {
            ON CONFLICT (id) DO NOTHING`,
           [courseId, course.tenant_id, JSON.stringify(chunks)],
         );
-        await vectors.upsert(embedded, tx);
+        if (vectors.transactional) await vectors.upsert(embedded, tx);
         await tx.query(
           `UPDATE troupe_courses SET status = $2, structure = $3::jsonb, version = version + 1,
              error = $4::jsonb, updated_at = now()
