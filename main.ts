@@ -26,6 +26,8 @@ import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { OpenAiWriter } from "./db/writer/openai.ts";
 import { ChromaVectorStore } from "./db/vectors/chroma.ts";
+import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
+import { OpenAiEmbedder } from "./db/embeddings/openai.ts";
 import { PgVectorStore } from "./db/vectors/pg.ts";
 import type { VectorStore } from "./db/vectors/store.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
@@ -118,10 +120,19 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const vectors: VectorStore = kinds.vectors === "chroma"
     ? new ChromaVectorStore({ url: config.CHROMA_URL! })
     : new PgVectorStore(db);
+  const embedder: TextEmbedder = config.OPENAI_API_KEY && config.OPENAI_EMBEDDING_MODEL
+    ? new OpenAiEmbedder({
+      baseUrl: config.OPENAI_BASE_URL,
+      apiKey: config.OPENAI_API_KEY,
+      model: config.OPENAI_EMBEDDING_MODEL,
+      dimensions: config.OPENAI_EMBEDDING_DIMENSIONS,
+    })
+    : new HashingEmbedder();
   const courses = courseActors({
     db,
     blobs,
     vectors,
+    embedder,
     ...(kinds.writer === "openai"
       ? {
         writer: new OpenAiWriter({
@@ -154,7 +165,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
     datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
-    courses: { db, blobs, vectors, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
+    courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });
   return {
     config,

@@ -70,6 +70,9 @@ const fields = z.object({
   OPENAI_BASE_URL: url("").default("https://api.openai.com/v1"),
   OPENAI_API_KEY: z.string().trim().min(1).optional(),
   OPENAI_MODEL: z.string().trim().min(1).default("gpt-4o-mini"),
+  /** With OPENAI_API_KEY: embeddings from the API instead of the local lexical embedder. */
+  OPENAI_EMBEDDING_MODEL: z.string().trim().min(1).optional(),
+  OPENAI_EMBEDDING_DIMENSIONS: int(8, 4096).default(512),
   /** Largest PDF of a course upload, in bytes (default 100 MB). */
   COURSE_MAX_FILE_BYTES: int(1, 2 ** 34).default(100 * 1024 * 1024),
 });
