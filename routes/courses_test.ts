@@ -325,6 +325,47 @@ Deno.test({
   );
 });
 
+Deno.test(
+  { name: "courses: non-Latin text and two-column pages go through", ...opts },
+  async () => {
+    const cyrillic = await makePdf([
+      {
+        heading: "Введение",
+        paragraphs: ["Фотосинтез превращает свет в химическую энергию. Хлорофилл поглощает свет."],
+      },
+      {
+        heading: "Дыхание",
+        paragraphs: ["Митохондрии производят энергию клетки. Гликолиз расщепляет глюкозу."],
+      },
+    ], { unicode: true });
+    const columns = await makePdf([{
+      heading: "Two columns",
+      columns: [["Left column talks about glaciers and moraines.", sentences("ice", 6)], [
+        "Right column talks about volcanoes and magma.",
+        sentences("lava", 6),
+      ]],
+    }]);
+    const up = await upload([{ name: "ru.pdf", bytes: cyrillic }, {
+      name: "cols.pdf",
+      bytes: columns,
+    }]);
+    const course = await settled(up.body.courseId);
+    assert.equal(course.status, "ready", JSON.stringify(course.sources));
+    const ru = await call(
+      `/api/courses/${course.id}/search?q=${encodeURIComponent("митохондрии")}`,
+    );
+    assert.equal(ru.body.results[0].fileName, "ru.pdf");
+    assert.equal(ru.body.results[0].page, 2);
+    const answer = await call(`/api/courses/${course.id}/ask`, {
+      method: "POST",
+      body: JSON.stringify({ question: "What does the right column talk about, volcanoes?" }),
+      headers: { "content-type": "application/json" },
+    });
+    assert.match(answer.body.answer, /volcanoes and magma/);
+    assert.equal(answer.body.citations[0].fileName, "cols.pdf");
+  },
+);
+
 Deno.test({ name: "courses: cancelling stops the pipeline", ...opts }, async () => {
   const w = await open();
   const long = await makePdf(
