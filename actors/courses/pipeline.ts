@@ -306,7 +306,7 @@ export function courseActors(o: CoursePipelineOptions) {
           continue;
         }
         texts.set(f.idx, pages);
-        for (const p of pages) doc.add(p.lines.map((l) => l.text).join(" "));
+        for (const p of pages) doc.add(pageText(p));
       }
       const modules: Module[] = [];
       const chunks: ChunkRow[] = [];
@@ -319,7 +319,7 @@ export function courseActors(o: CoursePipelineOptions) {
           for (const l of m.lessons) {
             ctx.signal.throwIfAborted();
             const passages = pages.filter((p) => p.page >= l.from && p.page <= l.to)
-              .map((p) => ({ text: p.lines.map((x) => x.text).join(" "), page: p.page }));
+              .map((p) => ({ text: pageText(p), page: p.page }));
             const written = await writer.lesson({ title: l.title, passages }, doc);
             lessons.push({
               title: l.title,
@@ -418,6 +418,14 @@ export function courseActors(o: CoursePipelineOptions) {
   });
 
   return [start, extract, extracted, build, failed];
+}
+
+/** Dot leaders of contents and index pages ("Parsing . . . . 12"): noise for search and answers. */
+const LEADER = /(?:\.\s?){6,}/;
+
+/** A page's text for lessons and search, without contents/index leader lines. */
+function pageText(p: PageText): string {
+  return p.lines.filter((l) => !LEADER.test(l.text)).map((l) => l.text).join(" ");
 }
 
 interface PlannedModule {
