@@ -4,16 +4,25 @@
  * batch). Ids are deterministic (the passage's id), so a redelivered batch upserts in place.
  */
 import type { SqlExecutor } from "../../actors/runtime/ports.ts";
-import { cosine } from "../embeddings/hashing.ts";
 import type { VectorHit, VectorItem, VectorStore } from "./store.ts";
 
 export type { VectorHit, VectorItem, VectorStore };
 
 const BATCH = 2000;
 
+interface CourseMatrix {
+  ids: string[];
+  /** Row-major vectors, one row per id. */
+  data: Float32Array;
+}
+
+/** Memory for cached course matrices (5,000 passages × 256 dims ≈ 5 MB). */
+const CACHE_BYTES = 64 * 1024 * 1024;
+
 export class PgVectorStore implements VectorStore {
   readonly kind = "postgres" as const;
   readonly transactional = true;
+  readonly #cache = new Map<string, CourseMatrix>();
   constructor(readonly db: SqlExecutor) {}
 
   async upsert(items: readonly VectorItem[], tx: SqlExecutor = this.db): Promise<void> {
@@ -34,13 +43,44 @@ export class PgVectorStore implements VectorStore {
     }
   }
 
-  /** The `k` nearest of one course (tenant-scoped), by exact cosine. */
+  /**
+   * The `k` nearest of one course (tenant-scoped), by exact cosine. A course's vectors are
+   * loaded once into one `Float32Array` and kept (LRU, bounded) while the course's vector
+   * count is unchanged: a course changes only when it is rebuilt or deleted, and the same ids
+   * always carry the same vectors for a given embedder.
+   */
   async query(
     vector: Float32Array,
     filter: { tenantId: string; courseId: string },
     k: number,
   ): Promise<VectorHit[]> {
+    const m = await this.#matrix(filter);
     const best: VectorHit[] = [];
+    const dims = vector.length;
+    for (let r = 0; r < m.ids.length; r++) {
+      let score = 0;
+      const base = r * dims;
+      for (let i = 0; i < dims; i++) score += vector[i]! * m.data[base + i]!;
+      if (best.length < k || score > best.at(-1)!.score) {
+        best.push({ id: m.ids[r]!, score });
+        best.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1));
+        if (best.length > k) best.pop();
+      }
+    }
+    return best;
+  }
+
+  async #matrix(filter: { tenantId: string; courseId: string }): Promise<CourseMatrix> {
+    const key = `${filter.tenantId}\u0000${filter.courseId}`;
+    const n = await this.count(filter);
+    const hit = this.#cache.get(key);
+    if (hit && hit.ids.length === n) {
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+      return hit;
+    }
+    const ids: string[] = [];
+    const rowsData: number[][] = [];
     let after = "";
     while (true) {
       const rows = await this.db.query<{ id: string; vector: number[] }>(
@@ -49,16 +89,25 @@ export class PgVectorStore implements VectorStore {
         [filter.tenantId, filter.courseId, after, BATCH],
       );
       for (const r of rows) {
-        const score = cosine(vector, Float32Array.from(r.vector));
-        if (best.length < k || score > best.at(-1)!.score) {
-          best.push({ id: r.id, score });
-          best.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1));
-          if (best.length > k) best.pop();
-        }
+        ids.push(r.id);
+        rowsData.push(r.vector);
       }
-      if (rows.length < BATCH) return best;
+      if (rows.length < BATCH) break;
       after = rows.at(-1)!.id;
     }
+    const dims = rowsData[0]?.length ?? 0;
+    const data = new Float32Array(ids.length * dims);
+    rowsData.forEach((v, i) => data.set(v, i * dims));
+    const m = { ids, data };
+    this.#cache.set(key, m);
+    let bytes = 0;
+    for (const c of this.#cache.values()) bytes += c.data.byteLength;
+    while (bytes > CACHE_BYTES && this.#cache.size > 1) {
+      const oldest = this.#cache.keys().next().value!;
+      bytes -= this.#cache.get(oldest)!.data.byteLength;
+      this.#cache.delete(oldest);
+    }
+    return m;
   }
 
   async count(filter: { tenantId: string; courseId: string }): Promise<number> {
@@ -71,6 +120,9 @@ export class PgVectorStore implements VectorStore {
 
   async deleteWhere(filter: { courseId: string }, tx: SqlExecutor = this.db): Promise<void> {
     await tx.query("DELETE FROM troupe_course_vectors WHERE course_id = $1", [filter.courseId]);
+    for (const key of [...this.#cache.keys()]) {
+      if (key.endsWith(`\u0000${filter.courseId}`)) this.#cache.delete(key);
+    }
   }
 }
 

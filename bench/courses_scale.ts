@@ -1,0 +1,281 @@
+/**
+ * The course workload's scale targets, in one run, on the embedded default (main.ts in its own
+ * process, PGlite, local writer and embedder):
+ * - text extraction pages/s (pdf.js through unpdf, in this process) against `pdftotext`
+ *   (poppler) on the same 300-page PDF — target ≥ 0.5×;
+ * - upload p99 of 20 concurrent 10 MB uploads — target < 500 ms;
+ * - a 300-page PDF from upload to course ready — target < 30 s;
+ * - search p99 over a course of 5,000 passages — target < 50 ms (the passages and their
+ *   vectors are written straight into the database: generating a 3,500-page PDF would only
+ *   measure pdf-lib);
+ * - peak RSS of the server while 10 such 300-page PDFs are processed — target < 400 MB.
+ *
+ *   deno run -A bench/courses_scale.ts
+ */
+import { PDFDocument } from "pdf-lib";
+import { PdfDocument } from "../actors/courses/pdf.ts";
+import { HashingEmbedder } from "../db/embeddings/hashing.ts";
+import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+
+const KEY = "troupe-bench-key-0123456789abcdef";
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const headers = { "x-api-key": KEY };
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+async function book(pages: number, seed: number): Promise<Uint8Array> {
+  const spec = [];
+  const outline = [];
+  for (let p = 0; p < pages; p++) {
+    if (p % 30 === 0) {
+      spec.push({ heading: `Chapter ${p / 30 + 1}`, paragraphs: [sentences(`b${seed}p${p}`, 16)] });
+      outline.push({
+        title: `Chapter ${p / 30 + 1}`,
+        page: p + 1,
+        children: [] as { title: string; page: number }[],
+      });
+    } else if (p % 5 === 0) {
+      spec.push({ subheading: `Section ${p}`, paragraphs: [sentences(`b${seed}p${p}`, 18)] });
+      outline.at(-1)!.children.push({ title: `Section ${p}`, page: p + 1 });
+    } else {
+      spec.push({ paragraphs: [sentences(`b${seed}p${p}`, 20)] });
+    }
+  }
+  return await makePdf(spec, { outline });
+}
+
+/** A 10-page PDF padded to `mb` MB with an attachment (what makes uploads big, not pages). */
+async function padded(mb: number, seed: number): Promise<Uint8Array> {
+  const doc = await PDFDocument.load(
+    await makePdf(Array.from({ length: 10 }, (_, i) => ({
+      paragraphs: [sentences(`pad${seed}x${i}`, 10)],
+    }))),
+  );
+  const pad = new Uint8Array(mb * 1_000_000);
+  crypto.getRandomValues(pad.subarray(0, 65536));
+  pad[100] = seed & 0xff;
+  await doc.attach(pad, "data.bin", { mimeType: "application/octet-stream" });
+  return await doc.save({ useObjectStreams: false });
+}
+
+async function extraction(pdf: Uint8Array, file: string, pages: number) {
+  const t0 = performance.now();
+  const doc = await PdfDocument.open(pdf);
+  for (let from = 1; from <= pages; from += 20) await doc.pages(from, Math.min(pages, from + 19));
+  await doc.close();
+  const troupe = pages / ((performance.now() - t0) / 1000);
+  const t1 = performance.now();
+  const out = await new Deno.Command("pdftotext", { args: [file, "-"], stdout: "null" }).output();
+  if (!out.success) throw new Error("pdftotext failed");
+  const poppler = pages / ((performance.now() - t1) / 1000);
+  return { troupe, poppler, ratio: troupe / poppler };
+}
+
+async function upload(
+  base: string,
+  bytes: Uint8Array,
+  name: string,
+): Promise<{ ms: number; id: string }> {
+  const form = new FormData();
+  form.append("files", new File([new Uint8Array(bytes)], name));
+  const t0 = performance.now();
+  const res = await fetch(`${base}/api/courses`, { method: "POST", headers, body: form });
+  const body = await res.json();
+  if (res.status !== 202) throw new Error(`upload ${res.status}: ${JSON.stringify(body)}`);
+  return { ms: performance.now() - t0, id: body.courseId };
+}
+
+async function waitReady(base: string, id: string): Promise<string> {
+  while (true) {
+    const c = await (await fetch(`${base}/api/courses/${id}`, { headers })).json();
+    if (c.status !== "processing") return c.status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const dir = await Deno.makeTempDir({ prefix: "troupe-bench-cscale-" });
+const bookBytes = await book(300, 1);
+await Deno.writeFile(`${dir}/book.pdf`, bookBytes);
+const extract = await extraction(bookBytes, `${dir}/book.pdf`, 300);
+
+/** 5,000 passages (and their vectors) of one course in an in-process PGlite, searched the way the route searches. */
+async function searchAtScale(): Promise<{ searches: number[]; cold: number }> {
+  const { openPglite } = await import("../db/pglite.ts");
+  const { migrate } = await import("../db/migrate.ts");
+  const { PgVectorStore } = await import("../db/vectors/pg.ts");
+  const { hybridSearch } = await import("../actors/courses/answer.ts");
+  const db = await openPglite();
+  await migrate(db);
+  const embedder = new HashingEmbedder();
+  const course = crypto.randomUUID();
+  await db.query(
+    `INSERT INTO troupe_course_sources (course_id, idx, file_name, sha256, size_bytes, status)
+     VALUES ($1, 0, 'big.pdf', $2, 1, 'done')`,
+    [course, "0".repeat(64)],
+  );
+  const rows = Array.from({ length: 5000 }, (_, i) => ({
+    id: `p${String(i).padStart(5, "0")}`,
+    text: sentences(`topic${i}`, 25),
+    page: 1 + Math.floor(i / 2),
+  }));
+  for (let i = 0; i < rows.length; i += 500) {
+    const batch = rows.slice(i, i + 500);
+    await db.query(
+      `INSERT INTO troupe_course_chunks (id, course_id, tenant_id, source_idx, file_name, page_from, page_to, section, text)
+       SELECT x.id, $1, 't', 0, 'big.pdf', x.page, x.page, 'S', x.text
+       FROM jsonb_to_recordset($2::jsonb) AS x(id text, page int, text text)`,
+      [course, JSON.stringify(batch)],
+    );
+    const vecs = await embedder.embed(batch.map((r) => r.text));
+    await new PgVectorStore(db).upsert(
+      batch.map((r, j) => ({ id: r.id, tenantId: "t", courseId: course, vector: vecs[j]! })),
+    );
+  }
+  await db.query("ANALYZE");
+  const vectors = new PgVectorStore(db);
+  // The first search of a course in a process loads its vectors into memory: timed apart.
+  const c0 = performance.now();
+  await hybridSearch(db, vectors, embedder, course, "t", "model of topic1 number 7", 5);
+  const cold = performance.now() - c0;
+  const searches: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const s0 = performance.now();
+    await hybridSearch(
+      db,
+      vectors,
+      embedder,
+      course,
+      "t",
+      `model of topic${(i * 37) % 5000} number 7`,
+      5,
+    );
+    searches.push(performance.now() - s0);
+  }
+  await db.close();
+  return { searches, cold };
+}
+const big = await searchAtScale();
+
+const port = freePort();
+const base = `http://127.0.0.1:${port}`;
+const server = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-A", MAIN],
+  env: {
+    PORT: String(port),
+    DATA_DIR: `${dir}/data`,
+    LOG_LEVEL: "error",
+    DEV_API_KEY: KEY,
+    RATE_LIMIT_PER_IP: "1000000",
+    RATE_LIMIT_PER_KEY: "10000000",
+  },
+  stdout: "null",
+  stderr: "inherit",
+}).spawn();
+try {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const r = await fetch(`${base}/api/health`);
+      await r.body?.cancel();
+      if (r.ok) break;
+    } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // One 300-page PDF, upload to ready.
+  const t0 = performance.now();
+  const one = await upload(base, bookBytes, "book.pdf");
+  const status = await waitReady(base, one.id);
+  const readySeconds = (performance.now() - t0) / 1000;
+
+  // 20 concurrent 10 MB uploads.
+  const bigs = await Promise.all(Array.from({ length: 20 }, (_, i) => padded(10, i)));
+  const concurrent = await Promise.all(bigs.map((b, i) => upload(base, b, `big-${i}.pdf`)));
+  const uploadMs = concurrent.map((u) => u.ms);
+  await Promise.all(concurrent.map((u) => waitReady(base, u.id)));
+
+  // Search over the 300-page course through HTTP (its passages: see the note printed).
+  const httpSearches: number[] = [];
+  await (await fetch(`${base}/api/courses/${one.id}/search?q=warm&k=5`, { headers })).json();
+  for (let i = 0; i < 100; i++) {
+    const s0 = performance.now();
+    const q = encodeURIComponent(`method of b1p${(i * 7) % 300} number 3`);
+    const r = await fetch(`${base}/api/courses/${one.id}/search?q=${q}&k=5`, { headers });
+    await r.json();
+    httpSearches.push(performance.now() - s0);
+  }
+
+  // Peak RSS while 10 300-page PDFs are processed.
+  const books = await Promise.all(Array.from({ length: 10 }, (_, i) => book(300, 100 + i)));
+  const ten = await Promise.all(books.map((b, i) => upload(base, b, `ten-${i}.pdf`)));
+  const tenStart = performance.now();
+  const statuses = await Promise.all(ten.map((u) => waitReady(base, u.id)));
+  const tenSeconds = (performance.now() - tenStart) / 1000;
+  const hwm = Number(
+    /VmHWM:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${server.pid}/status`))?.[1] ?? 0,
+  ) / 1024;
+
+  const f = (x: number, d = 1) => x.toFixed(d);
+  console.log(
+    `\nCourse workload at scale, embedded default (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores)\n`,
+  );
+  console.log("| measure | figure | target |");
+  console.log("|---|---|---|");
+  console.log(
+    `| text extraction, 300 pages: Troupe (pdf.js) vs pdftotext | ${f(extract.troupe, 0)} vs ${
+      f(extract.poppler, 0)
+    } pages/s = ${f(extract.ratio, 2)}× | ≥ 0.5× |`,
+  );
+  console.log(
+    `| 20 concurrent 10 MB uploads, p50 / p99 | ${f(pct(uploadMs, 0.5), 0)} / ${
+      f(pct(uploadMs, 0.99), 0)
+    } ms | p99 < 500 ms |`,
+  );
+  console.log(`| 300-page PDF, upload → ${status} | ${f(readySeconds, 2)} s | < 30 s |`);
+  console.log(
+    `| search over HTTP, p50 / p99 (the 300-page course) | ${f(pct(httpSearches, 0.5), 2)} / ${
+      f(pct(httpSearches, 0.99), 2)
+    } ms | |`,
+  );
+  console.log(
+    `| hybrid search over 5,000 passages, p50 / p99 (PGlite, in process) | ${
+      f(pct(big.searches, 0.5), 2)
+    } / ${f(pct(big.searches, 0.99), 2)} ms (first search of the course: ${
+      f(big.cold, 0)
+    } ms) | p99 < 50 ms |`,
+  );
+  console.log(
+    `| 10 × 300-page PDFs at once: all ${[...new Set(statuses)].join("/")} in | ${
+      f(tenSeconds, 1)
+    } s; peak RSS ${f(hwm, 0)} MB | < 400 MB |`,
+  );
+  await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  await Deno.writeTextFile(
+    "bench/results/courses_scale.json",
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        extract,
+        uploadMs,
+        readySeconds,
+        httpSearches,
+        bigSearches: big.searches,
+        tenSeconds,
+        peakRssMb: hwm,
+      },
+      null,
+      2,
+    ),
+  );
+} finally {
+  try {
+    server.kill("SIGTERM");
+  } catch { /* exited */ }
+  await server.status;
+  await Deno.remove(dir, { recursive: true });
+}
