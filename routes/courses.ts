@@ -213,7 +213,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     if (!meta) throw new NotFoundError("course", id);
     return c.json(
       await cache.getOrCompute(
-        "datasetMeta",
+        "courseOutline",
         `${tenantId}:course:${id}:v${meta.version}`,
         () => loadCourse(o.db, id, tenantId),
         { tags: [`${tenantId}:course:${id}`] },

@@ -50,7 +50,7 @@ import { parseQuery, pathId } from "./validate.ts";
 /** What the routes need of the cache (db/cache's `Cache` fits). */
 export interface QueryCache {
   getOrCompute<T>(
-    kind: "datasetMeta" | "queryResult" | "aggregation",
+    kind: "datasetMeta" | "queryResult" | "aggregation" | "courseOutline",
     key: string,
     compute: () => Promise<T>,
     options?: { tags?: string[] },
