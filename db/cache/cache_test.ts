@@ -1,122 +1,237 @@
 /**
- * The cache on both stores (memory, and Upstash through the REST bridge to the real Redis):
- * cache-aside, TTLs, single-flight, invalidation by prefix and tag, stats, and requests that
- * keep working while Redis is down.
+ * Cache-aside over the memory store and over stores that fail: single-flight, TTL classes,
+ * invalidation (and its race with a running computation), stats, and degradation with
+ * back-off and recovery. The Upstash store has the same tests in `upstash_test.ts`.
  */
 import assert from "node:assert/strict";
-import { Redis } from "@upstash/redis";
-import { startRedisBridge } from "../../tests/fixtures/upstash_redis_bridge.ts";
-import { Cache, cacheKey } from "./cache.ts";
+import { Cache, cacheKey, TTL } from "./cache.ts";
 import { MemoryCacheStore } from "./memory.ts";
-import type { CacheStore } from "./port.ts";
-import { UpstashCacheStore } from "./upstash.ts";
+import type { CacheStore, CacheStoreInfo } from "./port.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const stores: Record<string, () => Promise<{ store: CacheStore; close(): Promise<void> }>> = {
-  memory: () => Promise.resolve({ store: new MemoryCacheStore(), close: () => Promise.resolve() }),
-  upstash: async () => {
-    const bridge = await startRedisBridge({ token: "cache-test" });
-    const redis = new Redis({ url: bridge.url, token: "cache-test" });
-    const namespace = `test:${crypto.randomUUID()}:`;
-    const store = new UpstashCacheStore(redis, { namespace });
-    return {
-      store,
-      async close() {
-        await store.invalidatePrefix("");
-        await bridge.close();
-      },
-    };
-  },
-};
+/** A memory store that can be switched down (throws) or hung, and counts its calls. */
+class FlakyStore implements CacheStore {
+  readonly kind = "memory" as const;
+  readonly inner = new MemoryCacheStore();
+  mode: "up" | "down" | "hung" = "up";
+  calls = 0;
 
-for (const [name, make] of Object.entries(stores)) {
-  Deno.test(
-    { name: `cache [${name}]: cache-aside, TTL, single-flight, invalidation`, ...opts },
-    async () => {
-      const { store, close } = await make();
-      const cache = new Cache(store, { ttl: { queryResult: 300 } });
-      try {
-        let computed = 0;
-        const compute = async () => {
-          computed++;
-          await new Promise((r) => setTimeout(r, 20));
-          return { rows: [1, 2, 3], at: computed };
-        };
-        const key = cacheKey("tenant-a", "q", "x:y");
-        assert.equal(key, "tenant-a:q:x%3Ay");
-        const stampede = await Promise.all(
-          Array.from(
-            { length: 50 },
-            () => cache.getOrCompute("queryResult", key, compute, { tags: ["ds:1"] }),
-          ),
-        );
-        assert.equal(computed, 1, "50 concurrent misses computed once");
-        assert.ok(stampede.every((v) => v.at === 1));
-        assert.deepEqual(await cache.getOrCompute("queryResult", key, compute), {
-          rows: [1, 2, 3],
-          at: 1,
-        });
-        assert.equal(computed, 1, "then a hit");
-
-        await new Promise((r) => setTimeout(r, 400));
-        await cache.getOrCompute("queryResult", key, compute);
-        assert.equal(computed, 2, "expired after its TTL");
-
-        await cache.getOrCompute("aggregation", "tenant-a:agg:1", compute, { tags: ["ds:1"] });
-        await cache.getOrCompute("aggregation", "tenant-b:agg:1", compute, { tags: ["ds:2"] });
-        // Memory drops exactly what is tagged now; Redis may also drop a key that was tagged
-        // before it expired and came back (over-invalidation is safe).
-        assert.ok(await cache.invalidate({ tag: "ds:1" }) >= 1);
-        await cache.getOrCompute("aggregation", "tenant-b:agg:1", compute);
-        const before = computed;
-        await cache.getOrCompute("aggregation", "tenant-a:agg:1", compute);
-        assert.equal(computed, before + 1, "the tagged entry was dropped");
-        assert.ok(await cache.invalidate({ prefix: "tenant-a:" }) >= 1);
-        await cache.getOrCompute("aggregation", "tenant-b:agg:1", compute);
-        assert.equal(computed, before + 1, "other prefixes stay");
-
-        const stats = await cache.stats();
-        assert.equal(stats.store, name);
-        assert.ok(stats.hits >= 3 && stats.misses >= 4, JSON.stringify(stats));
-        assert.equal(stats.keys, 1);
-        assert.equal(stats.degraded, false);
-        assert.equal(await cache.check(), "ok");
-      } finally {
-        await close();
-      }
-    },
-  );
+  #gate<T>(op: () => Promise<T>): Promise<T> {
+    this.calls++;
+    if (this.mode === "down") return Promise.reject(new Error("connection refused"));
+    if (this.mode === "hung") return new Promise<T>(() => {});
+    return op();
+  }
+  get(key: string) {
+    return this.#gate(() => this.inner.get(key));
+  }
+  set(key: string, value: string, ttlMs: number, tags?: readonly string[]) {
+    return this.#gate(() => this.inner.set(key, value, ttlMs, tags));
+  }
+  delete(keys: readonly string[]) {
+    return this.#gate(() => this.inner.delete(keys));
+  }
+  invalidatePrefix(prefix: string) {
+    return this.#gate(() => this.inner.invalidatePrefix(prefix));
+  }
+  invalidateTag(tag: string) {
+    return this.#gate(() => this.inner.invalidateTag(tag));
+  }
+  info(): Promise<CacheStoreInfo> {
+    return this.#gate(() => this.inner.info());
+  }
+  ping() {
+    return this.#gate(() => this.inner.ping());
+  }
 }
 
-Deno.test(
-  { name: "cache [upstash]: Redis down, requests bypass the cache and recover", ...opts },
-  async () => {
-    const bridge = await startRedisBridge({ token: "t" });
-    const redis = new Redis({ url: bridge.url, token: "t", retry: { retries: 0 } });
-    const cache = new Cache(
-      new UpstashCacheStore(redis, { namespace: `test:${crypto.randomUUID()}:` }),
-      {
-        retryAfterMs: 200,
-      },
-    );
-    let computed = 0;
-    const compute = () => Promise.resolve(++computed);
-    assert.equal(await cache.getOrCompute("queryResult", "k", compute), 1);
-    await bridge.close(); // Redis "down": the REST endpoint no longer answers
-    assert.equal(await cache.getOrCompute("queryResult", "k2", compute), 2, "computed, not failed");
-    assert.equal(cache.health(), "degraded");
-    assert.equal(await cache.getOrCompute("queryResult", "k3", compute), 3);
-    assert.equal((await cache.stats()).degraded, true);
-    assert.equal(await cache.check(), "degraded");
-  },
-);
+/** A compute function that counts its runs and takes a little while. */
+function counted<T>(value: (n: number) => T, ms = 10) {
+  const fn = async () => {
+    fn.runs++;
+    await sleep(ms);
+    return value(fn.runs);
+  };
+  fn.runs = 0;
+  return fn;
+}
 
-Deno.test("cache [memory]: bounded by entries and bytes", async () => {
-  const store = new MemoryCacheStore({ maxEntries: 3, maxBytes: 1000 });
-  for (let i = 0; i < 5; i++) await store.set(`k${i}`, "v", 60_000);
-  assert.equal((await store.info()).keys, 3);
-  assert.equal(await store.get("k0"), null, "least recently used went first");
-  await store.set("big", "x".repeat(400), 60_000);
-  assert.ok(((await store.info()).memoryBytes ?? 0) <= 1000);
+Deno.test("cacheKey joins a tenant and parts, escaping : and %", () => {
+  assert.equal(cacheKey("t1", "q", "x:y", 50, "100%"), "t1:q:x%3Ay:50:100%25");
+  assert.notEqual(cacheKey("t1", "a:b"), cacheKey("t1", "a", "b"));
+  assert.equal(cacheKey("t:1"), "t%3A1");
+});
+
+Deno.test("getOrCompute: 50 concurrent misses compute once, then hit", async () => {
+  const cache = new Cache(new MemoryCacheStore());
+  const compute = counted((n) => ({ rows: [1, 2, 3], run: n }), 20);
+  const results = await Promise.all(
+    Array.from({ length: 50 }, () => cache.getOrCompute("queryResult", "t1:q:1", compute)),
+  );
+  assert.equal(compute.runs, 1);
+  assert.ok(results.every((r) => r.run === 1 && r.rows.length === 3));
+  assert.deepEqual(await cache.getOrCompute("queryResult", "t1:q:1", compute), {
+    rows: [1, 2, 3],
+    run: 1,
+  });
+  assert.equal(compute.runs, 1);
+  const stats = await cache.stats();
+  assert.deepEqual(
+    [stats.hits, stats.misses, stats.coalesced, stats.hitRate, stats.keys],
+    [1, 1, 49, 0.5, 1],
+  );
+  assert.equal(typeof stats.memoryBytes, "number");
+  assert.equal(stats.store, "memory");
+  assert.equal(stats.degraded, false);
+});
+
+Deno.test("getOrCompute returns the JSON round trip on a miss as on a hit", async () => {
+  const cache = new Cache(new MemoryCacheStore());
+  const at = new Date("2024-01-02T03:04:05.000Z");
+  const compute = () => Promise.resolve({ at, skip: undefined, n: 1 });
+  const miss = await cache.getOrCompute("reportMeta", "k", compute);
+  const hit = await cache.getOrCompute("reportMeta", "k", compute);
+  assert.deepEqual(miss, { at: "2024-01-02T03:04:05.000Z", n: 1 });
+  assert.deepEqual(hit, miss);
+});
+
+Deno.test("getOrCompute: a failing compute fails its callers and stores nothing", async () => {
+  const cache = new Cache(new MemoryCacheStore());
+  let runs = 0;
+  const failing = async () => {
+    runs++;
+    await sleep(5);
+    throw new Error("database down");
+  };
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: 5 }, () => cache.getOrCompute("aggregation", "k", failing)),
+  );
+  assert.equal(runs, 1);
+  assert.ok(outcomes.every((o) => o.status === "rejected"));
+  assert.equal(await cache.getOrCompute("aggregation", "k", () => Promise.resolve(7)), 7);
+  assert.equal(cache.degraded, false, "a compute failure is not a cache failure");
+});
+
+Deno.test("TTL classes: defaults, overrides, and expiry", async () => {
+  assert.deepEqual(
+    Object.keys(TTL).sort(),
+    ["aggregation", "courseOutline", "datasetMeta", "queryResult", "reportMeta"],
+  );
+  const cache = new Cache(new MemoryCacheStore(), { ttl: { queryResult: 80 } });
+  assert.equal(cache.ttlOf("queryResult"), 80);
+  assert.equal(cache.ttlOf("courseOutline"), TTL.courseOutline);
+  const compute = counted((n) => n, 0);
+  await cache.getOrCompute("queryResult", "q", compute);
+  await cache.getOrCompute("courseOutline", "c", compute);
+  await sleep(150);
+  assert.equal(await cache.getOrCompute("queryResult", "q", compute), 3, "expired");
+  assert.equal(await cache.getOrCompute("courseOutline", "c", compute), 2, "still cached");
+});
+
+Deno.test("invalidate by prefix, tag and keys", async () => {
+  const cache = new Cache(new MemoryCacheStore());
+  const value = () => Promise.resolve("v");
+  await cache.getOrCompute("datasetMeta", "ta:ds:1", value, { tags: ["ta:dataset:1"] });
+  await cache.getOrCompute("queryResult", "ta:q:1", value, { tags: ["ta:dataset:1"] });
+  await cache.getOrCompute("queryResult", "ta:q:2", value, { tags: ["ta:dataset:2"] });
+  await cache.getOrCompute("queryResult", "tb:q:1", value, { tags: ["tb:dataset:1"] });
+  await cache.getOrCompute("queryResult", "tb:q:2", value);
+  assert.equal(await cache.invalidate({ tag: "ta:dataset:1" }), 2);
+  assert.equal((await cache.stats()).keys, 3);
+  assert.equal(await cache.invalidate({ prefix: "ta:" }), 1);
+  assert.equal(await cache.invalidate({ keys: ["tb:q:2", "nope"] }), 1);
+  assert.equal(await cache.invalidate({ prefix: "tb:", tag: "tb:dataset:1" }), 1);
+  assert.equal((await cache.stats()).keys, 0);
+});
+
+Deno.test("an invalidation during a computation keeps its stale value out", async () => {
+  const store = new MemoryCacheStore();
+  const cache = new Cache(store);
+  let version = 1;
+  const slow = (ms: number) => async () => {
+    const seen = version;
+    await sleep(ms);
+    return seen;
+  };
+  const before = cache.getOrCompute("datasetMeta", "k", slow(30));
+  await sleep(5);
+  version = 2;
+  await cache.invalidate({ keys: ["k"] });
+  const after = cache.getOrCompute("datasetMeta", "k", slow(60));
+  assert.equal(await before, 1, "the caller that started earlier gets what it computed");
+  assert.equal(await store.get("k"), null, "but it is not stored");
+  assert.equal(await after, 2, "a caller after the invalidation does not join the old flight");
+  assert.equal(await cache.getOrCompute("datasetMeta", "k", slow(0)), 2, "2 was stored");
+});
+
+Deno.test("a store that throws: values still come back, degraded, back-off, recovery", async () => {
+  const store = new FlakyStore();
+  let now = 0;
+  const errors: unknown[] = [];
+  const cache = new Cache(store, {
+    retryAfterMs: 5_000,
+    now: () => now,
+    onError: (e) => errors.push(e),
+  });
+  const compute = counted((n) => ({ n }), 0);
+  assert.deepEqual(await cache.getOrCompute("queryResult", "k", compute), { n: 1 });
+  store.mode = "down";
+  assert.deepEqual(await cache.getOrCompute("queryResult", "k", compute), { n: 2 });
+  assert.equal(cache.degraded, true);
+  assert.equal(cache.health(), "degraded");
+  assert.equal(errors.length, 1);
+
+  const callsWhileDown = store.calls;
+  for (let i = 0; i < 5; i++) await cache.getOrCompute("queryResult", `k${i}`, compute);
+  assert.equal(store.calls, callsWhileDown, "the store is skipped during the back-off");
+  assert.equal(await cache.invalidate({ prefix: "" }), 0, "remembered, not applied");
+  const down = await cache.stats();
+  assert.deepEqual(
+    [down.degraded, down.keys, down.memoryBytes, down.bypasses, down.errors],
+    [true, null, null, 6, 1],
+  );
+
+  now += 5_000;
+  assert.deepEqual(await cache.getOrCompute("queryResult", "k", compute), { n: 8 });
+  assert.equal(cache.degraded, true, "the probe failed: still down");
+  assert.equal(errors.length, 2);
+
+  store.mode = "up";
+  assert.equal(await cache.check(), "ok", "a health check probes despite the back-off");
+  assert.equal(cache.degraded, false);
+  assert.equal(await store.inner.get("k"), null, "the invalidation was replayed on recovery");
+  assert.deepEqual(await cache.getOrCompute("queryResult", "k", compute), { n: 9 });
+  assert.deepEqual(await cache.getOrCompute("queryResult", "k", compute), { n: 9 }, "a hit");
+});
+
+Deno.test("a store that hangs is bounded by the timeout", async () => {
+  const store = new FlakyStore();
+  store.mode = "hung";
+  const cache = new Cache(store, { timeoutMs: 50 });
+  const started = performance.now();
+  assert.equal(await cache.getOrCompute("queryResult", "k", () => Promise.resolve(1)), 1);
+  const took = performance.now() - started;
+  assert.ok(took >= 45 && took < 1_000, `${took} ms`);
+  assert.equal(cache.degraded, true);
+  assert.equal((await cache.stats()).errors, 1);
+});
+
+Deno.test("after the back-off a single call probes the store while others bypass", async () => {
+  const store = new FlakyStore();
+  let now = 0;
+  const cache = new Cache(store, { retryAfterMs: 1_000, now: () => now, timeoutMs: 50 });
+  store.mode = "down";
+  await cache.getOrCompute("queryResult", "a", () => Promise.resolve(1));
+  store.mode = "hung";
+  now += 1_000;
+  const calls = store.calls;
+  const values = await Promise.all(
+    Array.from(
+      { length: 10 },
+      (_, i) => cache.getOrCompute("queryResult", `p${i}`, () => Promise.resolve(i)),
+    ),
+  );
+  assert.deepEqual(values, Array.from({ length: 10 }, (_, i) => i));
+  assert.equal(store.calls - calls, 1, "one probe");
 });
