@@ -1,7 +1,7 @@
 /**
  * The dataset pipeline, as actors (one short message per step, each idempotent):
  *
- * 1. `dataset.split` (key `dataset:<id>`): streams the stored file once, cuts it into ~4 MiB
+ * 1. `dataset.split` (key `dataset:<id>`): streams the stored file once, cuts it into ~1 MiB
  *    chunks at record boundaries, reads the header from chunk 0, creates the rows table and
  *    fans out one `dataset.chunk` message per chunk.
  * 2. `dataset.chunk` (key `dataset:<id>:<n>`, chunks run in parallel): reads its byte range,
@@ -41,7 +41,7 @@ import { mergeChunkProfiles, profileRows } from "./profiles.ts";
 export interface DatasetPipelineOptions {
   db: SqlDatabase;
   blobs: BlobStore;
-  /** Target chunk size in bytes. @default 4 MiB */
+  /** Target chunk size in bytes (main.ts passes DATASET_CHUNK_BYTES, 1 MiB). @default 4 MiB */
   chunkBytes?: number;
   /** Chunk messages running at once in one process. @default 2 */
   chunkConcurrency?: number;
