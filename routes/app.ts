@@ -19,6 +19,7 @@ import type { Cache } from "../db/cache/cache.ts";
 import { cacheRoutes } from "./cache.ts";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
+import { docsRoutes } from "./docs.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
@@ -63,7 +64,7 @@ export type AppEnv = {
   };
 };
 
-const PUBLIC = new Set(["/api/health"]);
+const PUBLIC = new Set(["/api/health", "/api/docs", "/api/openapi.json"]);
 const isPublic = (path: string) => PUBLIC.has(path);
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
@@ -115,6 +116,7 @@ export function createApp(options: AppOptions) {
   app.use("/api/*", authenticate(tenants, { isPublic }));
   app.use("/api/*", limitByKey(limits));
   app.route("/api", healthRoutes(runtime, options.cache));
+  app.route("/api", docsRoutes());
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
   if (options.cache) app.route("/api", cacheRoutes(options.cache, tenants));
