@@ -120,13 +120,13 @@ Deno.test(
     });
     assert.equal(bearer.status, 200);
     assert.equal((await send(app, "/api/health")).status, 200);
-  const spec = await send(app, "/api/openapi.json");
-  assert.equal(spec.status, 200, "the API description is public");
-  assert.equal(spec.body.openapi, "3.1.0");
-  assert.ok(spec.body.paths["/api/datasets/{id}/rows"].get);
-  const docs = await (await open()).app.request("/api/docs");
-  assert.equal(docs.status, 200);
-  assert.match(await docs.text(), /Troupe API/);
+    const spec = await send(app, "/api/openapi.json");
+    assert.equal(spec.status, 200, "the API description is public");
+    assert.equal(spec.body.openapi, "3.1.0");
+    assert.ok(spec.body.paths["/api/datasets/{id}/rows"].get);
+    const docs = await (await open()).app.request("/api/docs");
+    assert.equal(docs.status, 200);
+    assert.match(await docs.text(), /Troupe API/);
   },
 );
 
