@@ -10,7 +10,7 @@
  *   measure pdf-lib);
  * - peak RSS of the server while 10 such 300-page PDFs are processed — target < 400 MB.
  *
- *   deno run -A bench/courses_scale.ts
+ *   deno run -A bench/courses_scale.ts [--postgres]
  */
 import { PDFDocument } from "pdf-lib";
 import { PdfDocument } from "../actors/courses/pdf.ts";
@@ -104,6 +104,8 @@ async function waitReady(base: string, id: string): Promise<string> {
   }
 }
 
+const usePg = Deno.args.includes("--postgres");
+const pg = usePg ? await (await import("../tests/harness.ts")).createPgDatabase() : null;
 const dir = await Deno.makeTempDir({ prefix: "troupe-bench-cscale-" });
 const bookBytes = await book(300, 1);
 await Deno.writeFile(`${dir}/book.pdf`, bookBytes);
@@ -178,6 +180,7 @@ const server = new Deno.Command(Deno.execPath(), {
     DEV_API_KEY: KEY,
     RATE_LIMIT_PER_IP: "1000000",
     RATE_LIMIT_PER_KEY: "10000000",
+    ...(pg ? { DATABASE_URL: pg.url } : {}),
   },
   stdout: "null",
   stderr: "inherit",
@@ -226,7 +229,9 @@ try {
 
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(
-    `\nCourse workload at scale, embedded default (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores)\n`,
+    `\nCourse workload at scale, ${
+      pg ? "PostgreSQL" : "embedded default"
+    } (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores)\n`,
   );
   console.log("| measure | figure | target |");
   console.log("|---|---|---|");
@@ -260,7 +265,7 @@ try {
   );
   await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
   await Deno.writeTextFile(
-    "bench/results/courses_scale.json",
+    pg ? "bench/results/courses_scale_postgres.json" : "bench/results/courses_scale.json",
     JSON.stringify(
       {
         at: new Date().toISOString(),
@@ -281,5 +286,6 @@ try {
     server.kill("SIGTERM");
   } catch { /* exited */ }
   await server.status;
+  await pg?.drop();
   await Deno.remove(dir, { recursive: true });
 }
