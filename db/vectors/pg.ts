@@ -57,6 +57,12 @@ export class PgVectorStore implements VectorStore {
     const m = await this.#matrix(filter);
     const best: VectorHit[] = [];
     const dims = vector.length;
+    if (m.data.length !== m.ids.length * dims) {
+      throw new Error(
+        `the course's vectors have ${m.data.length / Math.max(1, m.ids.length)} dimensions, ` +
+          `the embedder ${dims}: rebuild the course after changing the embedder`,
+      );
+    }
     for (let r = 0; r < m.ids.length; r++) {
       let score = 0;
       const base = r * dims;

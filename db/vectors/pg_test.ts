@@ -91,6 +91,14 @@ for (const subject of subjects) {
       assert.ok(hits[0]!.score >= hits[1]!.score);
       assert.ok(Math.abs(hits[0]!.score - cosine(q!, vecs[0]!)) < 1e-3, "the score is the cosine");
       assert.ok(!hits.some((h) => h.id === "other"), "another tenant's vectors are not searched");
+      if (store.kind === "postgres") {
+        const [short] = await new HashingEmbedder(32).embed(["photosynthesis"]);
+        await assert.rejects(
+          () => store.query(short!, { tenantId: "t1", courseId: "c1" }, 2),
+          /rebuild the course/,
+          "vectors of another embedder are refused, not misread",
+        );
+      }
       await store.deleteWhere({ courseId: "c1" });
       assert.equal(await store.count({ tenantId: "t1", courseId: "c1" }), 0);
     } finally {
