@@ -372,6 +372,8 @@ Deno.test({ name: "courses: cancelling stops the pipeline", ...opts }, async () 
     Array.from({ length: 45 }, (_, i) => ({ paragraphs: [sentences(`p${i}`, 6)] })),
   );
   const up = await upload([{ name: "long.pdf", bytes: long }]);
+  const early = await call(`/api/courses/${up.body.courseId}`);
+  assert.equal(early.body.status, "processing");
   const cancel = await call(`/api/courses/${up.body.courseId}/cancel`, { method: "POST" });
   assert.equal(cancel.status, 200);
   await waitFor(async () => {

@@ -267,7 +267,8 @@ export function courseActors(o: CoursePipelineOptions) {
       ctx.effect(async (tx) => {
         await tx.query(
           `UPDATE troupe_courses SET structure = jsonb_build_object('progress',
-             jsonb_build_object('pagesDone', $2::int, 'pagesTotal', $3::int)), updated_at = now()
+             jsonb_build_object('step', CASE WHEN $2::int >= $3::int THEN 'building' ELSE 'extracting' END,
+               'pagesDone', $2::int, 'pagesTotal', $3::int)), updated_at = now()
            WHERE id = $1 AND status = 'processing'`,
           [courseId, done, total],
         );
