@@ -366,26 +366,63 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "courses: cancelling stops the pipeline", ...opts }, async () => {
-  const w = await open();
-  const long = await makePdf(
-    Array.from({ length: 45 }, (_, i) => ({ paragraphs: [sentences(`p${i}`, 6)] })),
+Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...opts }, async () => {
+  // A writer that waits until told: the course is held in its build step.
+  const { LocalWriter } = await import("../actors/courses/writer.ts");
+  const held = new LocalWriter();
+  const started = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const lesson = held.lesson.bind(held);
+  held.lesson = async (...args) => {
+    started.resolve();
+    await release.promise;
+    return await lesson(...args);
+  };
+  const dir = await Deno.makeTempDir();
+  const blobs = new FsBlobStore(dir);
+  const w = await openApiWorld(
+    (tdb) => courseActors({ db: tdb.db, blobs, writer: held }),
+    (tdb) => ({ courses: { db: tdb.db, blobs } }),
   );
-  const up = await upload([{ name: "long.pdf", bytes: long }]);
-  const early = await call(`/api/courses/${up.body.courseId}`);
-  assert.equal(early.body.status, "processing");
-  const cancel = await call(`/api/courses/${up.body.courseId}/cancel`, { method: "POST" });
-  assert.equal(cancel.status, 200);
-  await waitFor(async () => {
-    const open = await w.tdb.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM troupe_jobs WHERE actor LIKE 'course.%'
-       AND status IN ('queued', 'running')`,
-    );
-    return open[0]!.n === 0;
-  }, { timeoutMs: 20_000, what: "the course's messages to drain" });
-  const course = (await call(`/api/courses/${up.body.courseId}`)).body;
-  assert.equal(course.status, "cancelled");
-  assert.deepEqual(course.modules, []);
+  try {
+    const key = (await w.tenants.createKey((await w.tenants.createTenant("cx")).id)).key;
+    const form = new FormData();
+    form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const up = await (await w.app.request("/api/courses", {
+      method: "POST",
+      body: await req.arrayBuffer(),
+      headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+    })).json();
+    await started.promise; // the build is running
+    const cancel = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
+      method: "POST",
+      headers: { "x-api-key": key },
+    });
+    assert.equal(cancel.status, 200);
+    release.resolve();
+    await waitFor(async () => {
+      const open = await w.tdb.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM troupe_jobs WHERE actor LIKE 'course.%'
+         AND status IN ('queued', 'running')`,
+      );
+      return open[0]!.n === 0;
+    }, { timeoutMs: 20_000, what: "the course's messages to drain" });
+    const course = await (await w.app.request(`/api/courses/${up.courseId}`, {
+      headers: { "x-api-key": key },
+    })).json();
+    assert.equal(course.status, "cancelled", "the build did not overwrite the cancel");
+    assert.deepEqual(course.modules, []);
+    const again = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
+      method: "POST",
+      headers: { "x-api-key": key },
+    });
+    assert.equal(again.status, 409);
+  } finally {
+    release.resolve();
+    await w.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {

@@ -383,7 +383,7 @@ export function courseActors(o: CoursePipelineOptions) {
         await tx.query(
           `UPDATE troupe_courses SET status = $2, structure = $3::jsonb, version = version + 1,
              error = $4::jsonb, updated_at = now()
-           WHERE id = $1`,
+           WHERE id = $1 AND status = 'processing'`,
           [
             courseId,
             status,
