@@ -24,6 +24,7 @@ import { openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
+import { pageExtractor } from "./actors/courses/extract.ts";
 import { OpenAiWriter } from "./db/writer/openai.ts";
 import { ChromaVectorStore } from "./db/vectors/chroma.ts";
 import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
@@ -74,7 +75,11 @@ export function openBlobs(config: Config, db: SqlDatabase): BlobStore {
 /** The database the configuration names. */
 export async function openDatabase(config: Config): Promise<SqlDatabase> {
   const kind = drivers(config).database;
-  if (kind === "pglite") return await openPglite(join(config.DATA_DIR, "pglite"));
+  if (kind === "pglite") {
+    return await openPglite(join(config.DATA_DIR, "pglite"), {
+      sharedBuffersMb: config.PGLITE_SHARED_BUFFERS_MB,
+    });
+  }
   const url = config.DATABASE_URL!;
   if (kind === "neon") {
     return openNeon(url, {
@@ -128,9 +133,11 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       dimensions: config.OPENAI_EMBEDDING_DIMENSIONS,
     })
     : new HashingEmbedder();
+  const extractor = pageExtractor(config.EXTRACT_WORKERS);
   const courses = courseActors({
     db,
     blobs,
+    extractor,
     vectors,
     embedder,
     ...(kinds.writer === "openai"
@@ -176,6 +183,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     app,
     async close() {
       await runtime.stop();
+      extractor.close();
       await db.close();
     },
   };

@@ -14,6 +14,8 @@
  */
 import { PDFDocument } from "pdf-lib";
 import { PdfDocument } from "../actors/courses/pdf.ts";
+import { WorkerExtractor } from "../actors/courses/extract.ts";
+import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 
@@ -66,20 +68,55 @@ async function padded(mb: number, seed: number): Promise<Uint8Array> {
 }
 
 async function extraction(pdf: Uint8Array, file: string, pages: number) {
-  // Warm up pdf.js (module load, JIT) on another PDF, as a running server is.
-  const warm = await PdfDocument.open(await book(20, 99));
-  await warm.pages(1, 20);
-  await warm.close();
-  const t0 = performance.now();
-  const doc = await PdfDocument.open(pdf);
-  for (let from = 1; from <= pages; from += 20) await doc.pages(from, Math.min(pages, from + 19));
-  await doc.close();
-  const troupe = pages / ((performance.now() - t0) / 1000);
-  const t1 = performance.now();
-  const out = await new Deno.Command("pdftotext", { args: [file, "-"], stdout: "null" }).output();
-  if (!out.success) throw new Error("pdftotext failed");
-  const poppler = pages / ((performance.now() - t1) / 1000);
-  return { troupe, poppler, ratio: troupe / poppler };
+  const RUNS = 3;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const ranges: [number, number][] = [];
+  for (let from = 1; from <= pages; from += 20) ranges.push([from, Math.min(pages, from + 19)]);
+  // One thread, one open, range after range. Warmed up first (module load, JIT), as a
+  // running server is.
+  const inlineRun = async () => {
+    const t0 = performance.now();
+    const doc = await PdfDocument.open(pdf);
+    for (const [a, b] of ranges) await doc.pages(a, b);
+    await doc.close();
+    return pages / ((performance.now() - t0) / 1000);
+  };
+  await inlineRun();
+  const inline = median(await sequence(RUNS, inlineRun));
+  // As the pipeline runs it: one message per 20 pages, all at once, through the worker pool.
+  const workers = Math.max(1, Number(Deno.env.get("EXTRACT_WORKERS") || cores()));
+  const pool = new WorkerExtractor(workers);
+  const poolRun = async (key: string) => {
+    const t0 = performance.now();
+    await Promise.all(ranges.map(([a, b]) => pool.pages(pdf, a, b, key)));
+    return pages / ((performance.now() - t0) / 1000);
+  };
+  await poolRun("warm");
+  let n = 0;
+  const pooled = median(await sequence(RUNS, () => poolRun(`run${n++}`)));
+  pool.close();
+  const poppler = median(
+    await sequence(RUNS, async () => {
+      const t1 = performance.now();
+      const out = await new Deno.Command("pdftotext", { args: [file, "-"], stdout: "null" })
+        .output();
+      if (!out.success) throw new Error("pdftotext failed");
+      return pages / ((performance.now() - t1) / 1000);
+    }),
+  );
+  return { inline, troupe: pooled, workers, poppler, ratio: pooled / poppler, runs: RUNS };
+}
+
+async function sequence(n: number, f: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await f());
+  return out;
+}
+
+/** The process's peak resident set (VmHWM) in MB. */
+async function peakRss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 async function upload(
@@ -217,15 +254,17 @@ try {
     httpSearches.push(performance.now() - s0);
   }
 
-  // Peak RSS while 10 300-page PDFs are processed.
+  // Peak RSS while 10 300-page PDFs are processed: the high-water mark is reset first
+  // (`clear_refs` 5), so the first start's initdb and the earlier uploads do not count; the
+  // peak of the whole run is reported beside it.
   const books = await Promise.all(Array.from({ length: 10 }, (_, i) => book(300, 100 + i)));
+  const runPeak = await peakRss(server.pid);
+  await Deno.writeTextFile(`/proc/${server.pid}/clear_refs`, "5");
   const ten = await Promise.all(books.map((b, i) => upload(base, b, `ten-${i}.pdf`)));
   const tenStart = performance.now();
   const statuses = await Promise.all(ten.map((u) => waitReady(base, u.id)));
   const tenSeconds = (performance.now() - tenStart) / 1000;
-  const hwm = Number(
-    /VmHWM:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${server.pid}/status`))?.[1] ?? 0,
-  ) / 1024;
+  const hwm = await peakRss(server.pid);
 
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(
@@ -236,9 +275,11 @@ try {
   console.log("| measure | figure | target |");
   console.log("|---|---|---|");
   console.log(
-    `| text extraction, 300 pages (warm): Troupe (pdf.js) vs pdftotext | ${
-      f(extract.troupe, 0)
-    } vs ${f(extract.poppler, 0)} pages/s = ${f(extract.ratio, 2)}× | ≥ 0.5× |`,
+    `| text extraction, 300 pages (warm, median of ${extract.runs}): Troupe (pdf.js, ${extract.workers} workers; one thread: ${
+      f(extract.inline, 0)
+    }) vs pdftotext | ${f(extract.troupe, 0)} vs ${f(extract.poppler, 0)} pages/s = ${
+      f(extract.ratio, 2)
+    }× | ≥ 0.5× |`,
   );
   console.log(
     `| 20 concurrent 10 MB uploads, p50 / p99 | ${f(pct(uploadMs, 0.5), 0)} / ${
@@ -261,7 +302,9 @@ try {
   console.log(
     `| 10 × 300-page PDFs at once: all ${[...new Set(statuses)].join("/")} in | ${
       f(tenSeconds, 1)
-    } s; peak RSS ${f(hwm, 0)} MB | < 400 MB |`,
+    } s; peak RSS ${f(hwm, 0)} MB (whole run before them, first start included: ${
+      f(runPeak, 0)
+    } MB) | < 400 MB |`,
   );
   await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
   await Deno.writeTextFile(
@@ -276,6 +319,7 @@ try {
         bigSearches: big.searches,
         tenSeconds,
         peakRssMb: hwm,
+        runPeakRssMb: runPeak,
       },
       null,
       2,

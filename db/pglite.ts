@@ -9,15 +9,28 @@ import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
  * lock file (`<dataDir>.lock`, holding the pid) refuses it with a clear message. A lock left
  * by a process that no longer runs is taken over.
  */
-export async function openPglite(dataDir?: string): Promise<SqlDatabase> {
+export async function openPglite(
+  dataDir?: string,
+  options: PgliteOptions = {},
+): Promise<SqlDatabase> {
   let unlock = () => Promise.resolve();
   if (dataDir) {
     await Deno.mkdir(dataDir, { recursive: true });
     unlock = await lockDirectory(dataDir);
   }
+  const settings = {
+    postgresqlconf: [`shared_buffers = ${options.sharedBuffersMb ?? 32}MB`],
+  };
   let pg: PGlite;
   try {
-    pg = await PGlite.create(dataDir ? { dataDir } : {});
+    const fresh = dataDir !== undefined && !(await exists(`${dataDir}/PG_VERSION`));
+    pg = await PGlite.create(dataDir ? { dataDir, ...settings } : settings);
+    if (fresh) {
+      // The first open runs initdb, whose WASM heap (~350 MB) stays mapped as long as the
+      // instance lives. Reopening the initialised directory leaves it to the collector.
+      await pg.close();
+      pg = await PGlite.create({ dataDir, ...settings });
+    }
   } catch (err) {
     await unlock();
     throw err;
@@ -53,6 +66,25 @@ export async function openPglite(dataDir?: string): Promise<SqlDatabase> {
       await unlock();
     },
   };
+}
+
+export interface PgliteOptions {
+  /**
+   * PostgreSQL's `shared_buffers` in MiB. PGlite touches its whole buffer pool in the
+   * process's memory, so the default (32) is below PostgreSQL's 128: the embedded process
+   * stays small, and the OS page cache still holds the files.
+   */
+  sharedBuffersMb?: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
 }
 
 /** The database directory is in use by another running process. */

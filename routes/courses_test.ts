@@ -49,10 +49,10 @@ function open(): Promise<World> {
   return world;
 }
 
-// deno-lint-ignore no-explicit-any
 async function call(
   path: string,
   init: RequestInit & { key?: string } = {},
+  // deno-lint-ignore no-explicit-any
 ): Promise<{ status: number; body: any }> {
   const w = await open();
   const headers = new Headers(init.headers);

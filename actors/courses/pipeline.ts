@@ -16,6 +16,7 @@
  *
  * Progress is reported on the course (pages extracted / total) and on each message's job.
  */
+import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
@@ -45,6 +46,8 @@ export interface CoursePipelineOptions {
   /** Where the embeddings go. @default the same database */
   vectors?: VectorStore;
   onChange?: (courseId: string) => Promise<void>;
+  /** Where page text is extracted. @default this thread ({@link InlineExtractor}) */
+  extractor?: PageExtractor;
 }
 
 export interface Lesson {
@@ -114,6 +117,7 @@ async function courseStatus(db: SqlExecutor, courseId: string): Promise<string |
 
 export function courseActors(o: CoursePipelineOptions) {
   const { db, blobs } = o;
+  const extractor = o.extractor ?? new InlineExtractor();
   const writer = o.writer ?? new LocalWriter();
   const embedder = o.embedder ?? new HashingEmbedder();
   const vectors = o.vectors ?? new PgVectorStore(db);
@@ -212,13 +216,12 @@ export function courseActors(o: CoursePipelineOptions) {
       );
       const extracting = have[0]!.n < to - from + 1;
       if (extracting) {
-        const pdf = await PdfDocument.open(await readAll(await blobs.read(sha256)));
-        let pages: PageText[];
-        try {
-          pages = await pdf.pages(from, to);
-        } finally {
-          await pdf.close();
-        }
+        const pages = await extractor.pages(
+          await readAll(await blobs.read(sha256)),
+          from,
+          to,
+          sha256,
+        );
         // Pages are content-addressed: extracting them twice writes nothing new.
         await db.query(
           `INSERT INTO troupe_pdf_pages (sha256, page, lines)

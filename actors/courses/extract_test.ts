@@ -1,0 +1,92 @@
+/**
+ * The page extractors: the worker pool gives the same pages as this thread, in any number of
+ * concurrent calls; broken files keep their `PdfError` code across the worker boundary; a
+ * closed pool refuses work.
+ */
+import assert from "node:assert/strict";
+import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
+import { InlineExtractor, pageExtractor, WorkerExtractor } from "./extract.ts";
+import { PdfError } from "./pdf.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function book(pages: number): Promise<Uint8Array> {
+  return await makePdf(
+    Array.from({ length: pages }, (_, p) => ({
+      heading: `Part ${p + 1}`,
+      paragraphs: [`Marker page${p + 1}word. ${sentences(`p${p}`, 3)}`],
+    })),
+  );
+}
+
+Deno.test({ name: "extract: workers give the pages this thread gives", ...opts }, async () => {
+  const bytes = await book(9);
+  const inline = new InlineExtractor();
+  const pool = new WorkerExtractor(2);
+  try {
+    const expected = await inline.pages(bytes, 1, 9);
+    assert.equal(expected.length, 9);
+    // Ranges at once, more than there are workers: they queue and all complete.
+    const ranges = [[1, 3], [4, 6], [7, 9], [2, 2], [9, 12]] as const;
+    const got = await Promise.all(ranges.map(([a, b]) => pool.pages(bytes, a, b)));
+    assert.deepEqual(got[0], expected.slice(0, 3));
+    assert.deepEqual(got[1], expected.slice(3, 6));
+    assert.deepEqual(got[2], expected.slice(6, 9));
+    assert.deepEqual(got[3], expected.slice(1, 2));
+    assert.deepEqual(got[4], expected.slice(8, 9), "a range past the end stops at the last page");
+    assert.ok(got[0]![1]!.lines.some((l) => l.text.includes("page2word")));
+    // With a key, a worker reuses the document it opened for the next range of that file,
+    // and a different key opens the other file.
+    const other = await book(3);
+    const keyed = await Promise.all([
+      pool.pages(bytes, 1, 4, "a"),
+      pool.pages(bytes, 5, 9, "a"),
+      pool.pages(other, 1, 3, "b"),
+      pool.pages(bytes, 3, 3, "a"),
+    ]);
+    assert.deepEqual(keyed[0], expected.slice(0, 4));
+    assert.deepEqual(keyed[1], expected.slice(4, 9));
+    assert.deepEqual(keyed[2], await inline.pages(other, 1, 3));
+    assert.deepEqual(keyed[3], expected.slice(2, 3));
+    // A view into a larger buffer is sent as its own bytes, and the caller keeps them.
+    const big = new Uint8Array(bytes.length + 10);
+    big.set(bytes, 5);
+    const view = big.subarray(5, 5 + bytes.length);
+    assert.deepEqual(await pool.pages(view, 5, 5), expected.slice(4, 5));
+    assert.equal(view.length, bytes.length);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test({ name: "extract: errors keep their PdfError code", ...opts }, async () => {
+  const pool = new WorkerExtractor(1);
+  try {
+    const notPdf = new TextEncoder().encode("name,age\nada,36\n");
+    await assert.rejects(
+      () => pool.pages(notPdf, 1, 1),
+      (e: unknown) => e instanceof PdfError && e.code === "NOT_PDF",
+    );
+    const good = await book(2);
+    const corrupt = good.slice(0, 40);
+    await assert.rejects(
+      () => pool.pages(corrupt, 1, 1),
+      (e: unknown) => e instanceof PdfError && e.code === "CORRUPT",
+    );
+    // The worker is still usable after a failure.
+    assert.equal((await pool.pages(good, 1, 2)).length, 2);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test({ name: "extract: a closed pool refuses work", ...opts }, async () => {
+  const pool = pageExtractor(1);
+  assert.ok(pool instanceof WorkerExtractor);
+  const bytes = await book(1);
+  const pending = pool.pages(bytes, 1, 1);
+  pool.close();
+  await assert.rejects(() => pending, /closed/);
+  await assert.rejects(() => pool.pages(bytes, 1, 1), /closed/);
+  assert.ok(pageExtractor(0) instanceof InlineExtractor);
+});

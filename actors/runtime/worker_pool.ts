@@ -1,0 +1,163 @@
+/**
+ * A small pool of Web Workers for CPU-bound steps (PDF text extraction, chunk parsing), so a
+ * process uses more than one core. Workers start on first use; each runs one task at a time;
+ * tasks queue in order. A worker that dies rejects its task and is replaced.
+ *
+ * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
+ * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
+ */
+
+export interface WorkerError {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+interface Task {
+  id: number;
+  method: string;
+  args: unknown[];
+  transfer: Transferable[];
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  task: Task | null;
+}
+
+/** Rebuilds a worker's error in the caller's terms (e.g. a typed error with its code). */
+export type ErrorFactory = (e: WorkerError) => Error;
+
+export class WorkerPool {
+  #slots: Slot[] = [];
+  #queue: Task[] = [];
+  #next = 1;
+  #closed = false;
+
+  constructor(
+    private readonly url: URL,
+    readonly size: number,
+    private readonly toError: ErrorFactory = defaultError,
+  ) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
+  }
+
+  /** Runs `method(...args)` in a worker; `transfer` lists buffers to move, not copy. */
+  run<T>(method: string, args: unknown[], transfer: Transferable[] = []): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error("the worker pool is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({
+        id: this.#next++,
+        method,
+        args,
+        transfer,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+      this.#pump();
+    });
+  }
+
+  /** Stops every worker; queued and running tasks are rejected. */
+  close(): void {
+    this.#closed = true;
+    const err = new Error("the worker pool is closed");
+    for (const t of this.#queue.splice(0)) t.reject(err);
+    for (const s of this.#slots) {
+      s.task?.reject(err);
+      s.worker.terminate();
+    }
+    this.#slots = [];
+  }
+
+  #pump(): void {
+    while (this.#queue.length) {
+      let slot = this.#slots.find((s) => s.task === null);
+      if (!slot) {
+        if (this.#slots.length >= this.size) return;
+        slot = this.#spawn();
+      }
+      const task = this.#queue.shift()!;
+      slot.task = task;
+      slot.worker.postMessage({ id: task.id, method: task.method, args: task.args }, task.transfer);
+    }
+  }
+
+  #spawn(): Slot {
+    const worker = new Worker(this.url.href, { type: "module" });
+    const slot: Slot = { worker, task: null };
+    worker.onmessage = (e: MessageEvent) => {
+      const msg = e.data as {
+        id: number;
+        ok: boolean;
+        value?: unknown;
+        error?: WorkerError;
+      };
+      const task = slot.task;
+      if (!task || task.id !== msg.id) return;
+      slot.task = null;
+      if (msg.ok) task.resolve(msg.value);
+      else task.reject(this.toError(msg.error ?? { name: "Error", message: "worker failed" }));
+      this.#pump();
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      const task = slot.task;
+      slot.task = null;
+      worker.terminate();
+      this.#slots = this.#slots.filter((s) => s !== slot);
+      task?.reject(new Error(`worker crashed: ${e.message}`));
+      if (!this.#closed) this.#pump();
+    };
+    this.#slots.push(slot);
+    return slot;
+  }
+}
+
+function defaultError(e: WorkerError): Error {
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+/**
+ * The worker side: answers the pool's messages with `methods`. Call it once at the top of a
+ * worker module.
+ */
+export function serveWorker(
+  methods: Record<string, (...args: never[]) => unknown>,
+  transferOf: (value: unknown) => Transferable[] = () => [],
+): void {
+  const scope = globalThis as unknown as {
+    onmessage: ((e: MessageEvent) => void) | null;
+    postMessage(msg: unknown, transfer?: Transferable[]): void;
+  };
+  scope.onmessage = async (e: MessageEvent) => {
+    const { id, method, args } = e.data as { id: number; method: string; args: unknown[] };
+    try {
+      const fn = methods[method];
+      if (!fn) throw new Error(`unknown worker method ${method}`);
+      const value = await (fn as (...a: unknown[]) => unknown)(...args);
+      scope.postMessage({ id, ok: true, value }, transferOf(value));
+    } catch (err) {
+      const error: WorkerError = {
+        name: (err as Error)?.name ?? "Error",
+        message: (err as Error)?.message ?? String(err),
+      };
+      const code = (err as { code?: unknown })?.code;
+      if (typeof code === "string") error.code = code;
+      scope.postMessage({ id, ok: false, error });
+    }
+  };
+}
+
+/** The cores of this machine, at least 1. */
+export function cores(): number {
+  try {
+    return Math.max(1, navigator.hardwareConcurrency || 1);
+  } catch {
+    return 1;
+  }
+}
