@@ -96,7 +96,13 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN],
+    // BENCH_DENO_FLAGS: extra flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    args: [
+      "run",
+      "-A",
+      ...(Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
+      MAIN,
+    ],
     env: {
       PORT: String(port),
       DATA_DIR: dir,
@@ -153,6 +159,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     const seconds = (performance.now() - t0) / 1000;
     if (d.status !== "ready") throw new Error(`dataset ${d.status}: ${JSON.stringify(d.error)}`);
     const peak = await peakRssMb(server.pid);
+    if (pg) await printSteps(pg.url, t0);
     return {
       system: `troupe ${db}`,
       seconds,
@@ -169,6 +176,35 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     await server.status;
     await pg?.drop();
     await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Where the time went (PostgreSQL runs): per actor, busy span and summed handler time. */
+async function printSteps(url: string, t0: number): Promise<void> {
+  const { default: pgLib } = await import("pg");
+  const c = new pgLib.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query(
+      `SELECT actor, count(*)::int AS n,
+         extract(epoch FROM max(finished_at) - min(started_at))::float8 AS span,
+         extract(epoch FROM sum(finished_at - started_at))::float8 AS busy,
+         extract(epoch FROM min(started_at))::float8 AS first
+       FROM troupe_jobs WHERE actor LIKE 'dataset.%' GROUP BY actor ORDER BY min(started_at)`,
+    );
+    const start = Math.min(...rows.map((r) => r.first as number));
+    console.error(
+      `steps (t0 = first step, ${((performance.now() - t0) / 1000).toFixed(1)} s in all):`,
+    );
+    for (const r of rows) {
+      console.error(
+        `  ${r.actor}: ${r.n} jobs, from +${(r.first - start).toFixed(1)} s, span ${
+          r.span.toFixed(1)
+        } s, handler time ${r.busy.toFixed(1)} s`,
+      );
+    }
+  } finally {
+    await c.end();
   }
 }
 

@@ -36,23 +36,31 @@ export async function openPglite(
     throw err;
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
+  const copyIn = async (table: string, columns: readonly string[], text: string) => {
+    await pg.query(copySql(table, columns), [], { blob: new Blob([text]) });
+  };
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
       const res = await pg.query<T>(text, params ? [...params] : undefined);
       return res.rows;
     },
+    copyIn,
   };
   return {
     dialect: "pglite",
     shared: false,
     autovacuum: false,
     query: exec.query,
+    copyIn,
     transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       return pg.transaction((tx) =>
         fn({
           async query<R>(text: string, params?: readonly unknown[]) {
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
+          },
+          async copyIn(table, columns, text) {
+            await tx.query(copySql(table, columns), [], { blob: new Blob([text]) });
           },
         })
       );
@@ -66,6 +74,11 @@ export async function openPglite(
       await unlock();
     },
   };
+}
+
+/** PGlite reads COPY's input from the query's blob, named `/dev/blob`. */
+function copySql(table: string, columns: readonly string[]): string {
+  return `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`;
 }
 
 export interface PgliteOptions {

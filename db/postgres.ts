@@ -1,5 +1,6 @@
 /** PostgreSQL over TCP (node-postgres pool). Several processes may share the database. */
 import pg from "pg";
+import { from as copyFromStdin } from "pg-copy-streams";
 import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
 
 export interface PostgresOptions {
@@ -23,6 +24,7 @@ export interface PgLikePool {
 
 export interface PgLikeClient {
   query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  query<S>(submittable: S): S;
   on(event: "notification", fn: (n: { channel: string; payload?: string }) => void): unknown;
   on(event: "error", fn: (err: Error) => void): unknown;
   release(err?: boolean | Error): void;
@@ -38,6 +40,18 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
       const res = await pool.query(text, params ? [...params] : undefined);
       return res.rows as T[];
     },
+    async copyIn(table, columns, text) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await copyIn(client, table, columns, text);
+      } catch (err) {
+        broken = err as Error;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
@@ -48,6 +62,7 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
             const res = await client.query(text, params ? [...params] : undefined);
             return res.rows as R[];
           },
+          copyIn: (table, columns, text) => copyIn(client, table, columns, text),
         });
         await client.query("COMMIT");
         return result;
@@ -82,4 +97,19 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
       await pool.end();
     },
   };
+}
+
+/** `COPY ... FROM STDIN` on one client; resolves when the server has taken every row. */
+async function copyIn(
+  client: PgLikeClient,
+  table: string,
+  columns: readonly string[],
+  text: string,
+): Promise<void> {
+  const stream = client.query(copyFromStdin(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
+  await new Promise<void>((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on("finish", () => resolve());
+    stream.end(text);
+  });
 }

@@ -19,7 +19,7 @@
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
 import { NonRetryableError } from "../runtime/errors.ts";
-import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import { copyText, type SqlDatabase, type SqlExecutor } from "../runtime/ports.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import {
   chunkStream,
@@ -286,9 +286,10 @@ export function datasetActors(o: DatasetPipelineOptions) {
       for (const name of cleaned.header) keys.push(known.get(name) ?? await columnKey(name));
       const missing = cleaned.header.filter((name) => !known.has(name));
       ctx.progress(40, `chunk ${idx}: ${cleaned.rows.length} rows parsed`);
-      // Rows are written here, outside the message's transaction, batch by batch: each row's
-      // id is deterministic and inserts skip existing ids, so a retry after a crash adds
-      // nothing twice, and the commit stays small (no chunk of rows held until it runs).
+      // Rows are written here, outside the message's transaction, with deterministic ids
+      // (chunk, position): COPY replaces the chunk's id range in one transaction; the insert
+      // path (duplicate-row removal, or no COPY) skips existing ids. Either way a retry after
+      // a crash adds nothing twice, and the message's commit stays small.
       const table = rowsTable(datasetId);
       if (missing.length) {
         // JSON files: columns appear chunk by chunk. Keys come from names, so chunks agree.
@@ -300,15 +301,9 @@ export function datasetActors(o: DatasetPipelineOptions) {
           }`,
         );
       }
-      const inserted = await insertRows(
-        db,
-        table,
-        idx,
-        keys,
-        cleaned.rows,
-        cleaned.hashes,
-        ctx.signal,
-      );
+      const inserted = !cleaned.hashes && db.copyIn
+        ? await copyRows(db, table, idx, keys, cleaned.rows)
+        : await insertRows(db, table, idx, keys, cleaned.rows, cleaned.hashes, ctx.signal);
       ctx.progress(80, `chunk ${idx}: ${inserted.rows.length} rows stored`);
       const profile = profileRows(cleaned.header, outTypes, inserted.rows);
       const rowCount = inserted.rows.length;
@@ -464,6 +459,38 @@ function cellText(v: unknown): string | null {
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return JSON.stringify(v);
+}
+
+/**
+ * Stores a chunk's rows with COPY: in one transaction, the rows of an earlier attempt of this
+ * chunk (its id range) are deleted and the chunk's rows copied in, so a redelivered chunk
+ * leaves exactly one copy. Only without duplicate-row removal (that needs ON CONFLICT).
+ */
+export async function copyRows(
+  db: SqlDatabase,
+  table: string,
+  idx: number,
+  keys: readonly string[],
+  rows: readonly (readonly unknown[])[],
+): Promise<{ rows: (readonly unknown[])[]; duplicates: number }> {
+  const base = idx * ROW_ID_BASE;
+  const width = keys.length;
+  let text = "";
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    let line = String(base + r);
+    for (let k = 0; k < width; k++) line += "\t" + copyText(cellText(row[k]));
+    text += line + "\n";
+  }
+  await db.transaction(async (tx) => {
+    await tx.query(`DELETE FROM ${table} WHERE _row >= $1 AND _row < $2`, [
+      base,
+      base + ROW_ID_BASE,
+    ]);
+    if (!tx.copyIn) throw new Error("the database offers COPY outside transactions only");
+    await tx.copyIn(table, ["_row", ...keys.map((k) => `"${k}"`)], text);
+  });
+  return { rows: rows as (readonly unknown[])[], duplicates: 0 };
 }
 
 /**

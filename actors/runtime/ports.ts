@@ -6,6 +6,20 @@
 /** Runs parameterised SQL (`$1`, `$2`, ...). Rows come back as plain objects. */
 export interface SqlExecutor {
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  /**
+   * Bulk load: `COPY table (columns) FROM STDIN` in PostgreSQL's text format (tab-separated,
+   * `\N` for null, see {@link copyText}). Absent where the driver has no COPY (callers then
+   * insert). Quote identifiers yourself; they go into the statement as given.
+   */
+  copyIn?(table: string, columns: readonly string[], text: string): Promise<void>;
+}
+
+/** A value as a field of COPY's text format: `\N` for null, backslash escapes. */
+export function copyText(v: string | null): string {
+  if (v === null) return "\\N";
+  return /[\\\t\n\r]/.test(v)
+    ? v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r")
+    : v;
 }
 
 /**
