@@ -25,6 +25,7 @@ import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
+import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { OpenAiWriter } from "./db/writer/openai.ts";
 import { ChromaVectorStore } from "./db/vectors/chroma.ts";
 import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
@@ -121,7 +122,13 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
-  const datasets = datasetActors({ db, blobs, chunkBytes: config.DATASET_CHUNK_BYTES });
+  const chunkProcessor = new ChunkProcessor(config.DATASET_WORKERS);
+  const datasets = datasetActors({
+    db,
+    blobs,
+    chunkBytes: config.DATASET_CHUNK_BYTES,
+    processor: chunkProcessor,
+  });
   const vectors: VectorStore = kinds.vectors === "chroma"
     ? new ChromaVectorStore({ url: config.CHROMA_URL! })
     : new PgVectorStore(db);
@@ -184,6 +191,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     async close() {
       await runtime.stop();
       extractor.close();
+      chunkProcessor.close();
       await db.close();
     },
   };

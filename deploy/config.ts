@@ -43,6 +43,8 @@ const fields = z.object({
    * 10.7 s, peak RSS 826 MB instead of 500 MB, one worker on two cores).
    */
   EXTRACT_WORKERS: int(0, 64).default(0),
+  /** Workers parsing, cleaning and profiling dataset chunks; 0: in the main thread. */
+  DATASET_WORKERS: int(0, 64).default(1),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   RETENTION_DAYS: int(1, 3650).default(7),
   WORKER_CONCURRENCY: int(1, 10_000).default(256),

@@ -19,7 +19,16 @@
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
 import { NonRetryableError } from "../runtime/errors.ts";
-import { copyText, type SqlDatabase, type SqlExecutor } from "../runtime/ports.ts";
+import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import {
+  cellText,
+  type ChunkJob,
+  ChunkProcessor,
+  cleanChunk,
+  ingestFailure,
+  ROW_ID_BASE,
+} from "./chunk_work.ts";
+import type { TableProfileJSON } from "./profile/mod.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import {
   chunkStream,
@@ -45,6 +54,11 @@ export interface DatasetPipelineOptions {
   chunkBytes?: number;
   /** Chunk messages running at once in one process. @default 2 */
   chunkConcurrency?: number;
+  /**
+   * Where chunks are parsed, cleaned and profiled (workers, or this thread).
+   * @default this thread
+   */
+  processor?: ChunkProcessor;
   /** Called when a dataset changes (ready, failed): cache invalidation. */
   onChange?: (datasetId: string) => Promise<void>;
 }
@@ -59,8 +73,6 @@ const chunkDoneInput = z.object({
 
 /** Rows inserted per statement. */
 const INSERT_BATCH = 2000;
-/** Row ids: chunk index × 2^32 + position in the chunk. */
-const ROW_ID_BASE = 2 ** 32;
 
 interface DatasetRow {
   id: string;
@@ -127,26 +139,10 @@ async function markFailed(
   );
 }
 
-function ingestFailure(err: unknown): { code: string; message: string; line?: number } | null {
-  if (err instanceof RowError) {
-    return { code: "BAD_ROW", message: err.message, line: err.line };
-  }
-  if (err instanceof IngestError) {
-    const code = "code" in err && typeof err.code === "string"
-      ? err.code.toUpperCase()
-      : "BAD_FILE";
-    return {
-      code,
-      message: err.message,
-      ...("line" in err && typeof err.line === "number" ? { line: err.line } : {}),
-    };
-  }
-  return null;
-}
-
 export function datasetActors(o: DatasetPipelineOptions) {
   const { db, blobs } = o;
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
+  const processor = o.processor ?? new ChunkProcessor(0);
 
   const split = defineActor({
     name: "dataset.split",
@@ -238,7 +234,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
     exposed: false,
     retries: 4,
     timeoutMs: 10 * 60_000,
-    concurrency: o.chunkConcurrency ?? 2,
+    concurrency: o.chunkConcurrency ?? 3,
     onDeadLetter: (i, error) => ({
       actor: "dataset.chunk-done",
       input: { ...i, failed: { code: error.code, message: error.message } },
@@ -259,57 +255,71 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const bytes = await readAll(
         await blobs.read(d.blob_sha256, { start: c.byte_start, end: c.byte_end }),
       );
-      let parsed;
-      try {
-        parsed = parseChunk(bytes, {
+      const job: ChunkJob = {
+        idx,
+        parse: {
           ...parseOptions(d.options, encoding),
           // Chunk 0 reads the header row itself; later chunks get it.
           ...(idx > 0 && d.header && d.header.length ? { header: d.header } : {}),
           chunk: { index: idx, firstLine: c.first_line, start: c.byte_start },
-        });
-      } catch (err) {
-        const failure = ingestFailure(err);
-        if (!failure) throw err;
+        },
+        cleaning: rules(d.options),
+      };
+      // COPY, with the CPU part in a worker when there is one; duplicate-row removal (or a
+      // driver without COPY) inserts with ON CONFLICT instead.
+      const out = !d.options.cleaning.dropDuplicateRows && db.copyIn
+        ? await processor.process(bytes, job)
+        : cleanChunk(bytes, job);
+      if (out.kind === "failed") {
+        const failure = out.failure;
         ctx.effect((tx) => markFailed(tx, datasetId, failure));
         ctx.send("dataset.chunk-done", { datasetId, idx, failed: failure });
         return { failed: failure };
       }
-      const cleaning = rules(d.options);
-      const inference = new TypeInference(parsed.header.length, cleaning);
-      inference.add(parsed.rows);
-      const types = inference.stats().map((s) => s.type);
-      const cleaned = cleanRows(parsed.header, parsed.rows, cleaning, types);
-      const plan = planColumns(parsed.header, cleaning);
-      const outTypes = plan.keep.map((i) => types[i] ?? "string");
       const known = new Map((d.columns ?? []).map((col) => [col.name, col.key]));
       const keys: string[] = [];
-      for (const name of cleaned.header) keys.push(known.get(name) ?? await columnKey(name));
-      const missing = cleaned.header.filter((name) => !known.has(name));
-      ctx.progress(40, `chunk ${idx}: ${cleaned.rows.length} rows parsed`);
+      for (const name of out.header) keys.push(known.get(name) ?? await columnKey(name));
+      const missing = out.header.filter((name) => !known.has(name));
+      ctx.progress(40, `chunk ${idx}: ${out.rowCount} rows parsed`);
       // Rows are written here, outside the message's transaction, with deterministic ids
       // (chunk, position): COPY replaces the chunk's id range in one transaction; the insert
-      // path (duplicate-row removal, or no COPY) skips existing ids. Either way a retry after
-      // a crash adds nothing twice, and the message's commit stays small.
+      // path skips existing ids. Either way a retry after a crash adds nothing twice, and
+      // the message's commit stays small.
       const table = rowsTable(datasetId);
       if (missing.length) {
         // JSON files: columns appear chunk by chunk. Keys come from names, so chunks agree.
         await db.query(
           `ALTER TABLE ${table} ${
             missing.map((name) =>
-              `ADD COLUMN IF NOT EXISTS "${keys[cleaned.header.indexOf(name)]}" text`
+              `ADD COLUMN IF NOT EXISTS "${keys[out.header.indexOf(name)]}" text`
             ).join(", ")
           }`,
         );
       }
-      const inserted = !cleaned.hashes && db.copyIn
-        ? await copyRows(db, table, idx, keys, cleaned.rows)
-        : await insertRows(db, table, idx, keys, cleaned.rows, cleaned.hashes, ctx.signal);
-      ctx.progress(80, `chunk ${idx}: ${inserted.rows.length} rows stored`);
-      const profile = profileRows(cleaned.header, outTypes, inserted.rows);
-      const rowCount = inserted.rows.length;
-      const skipped = parsed.skipped + cleaned.duplicates + inserted.duplicates;
-      const summary = JSON.stringify({ header: cleaned.header, keys, types: outTypes, profile });
-      const rowErrors = JSON.stringify(parsed.errors);
+      let rowCount = out.rowCount;
+      let skipped = out.skipped;
+      let profile: TableProfileJSON;
+      if (out.kind === "done") {
+        profile = out.profile;
+        await replaceChunkRows(db, table, idx, keys, out.copy);
+      } else {
+        const inserted = await insertRows(
+          db,
+          table,
+          idx,
+          keys,
+          out.rows,
+          out.hashes,
+          ctx.signal,
+        );
+        rowCount = inserted.rows.length;
+        skipped += inserted.duplicates;
+        profile = profileRows(out.header, out.types, inserted.rows);
+      }
+      ctx.progress(80, `chunk ${idx}: ${rowCount} rows stored`);
+      const outTypes = out.types;
+      const rowErrors = JSON.stringify(out.errors);
+      const summary = JSON.stringify({ header: out.header, keys, types: outTypes, profile });
       ctx.effect(async (tx) => {
         await tx.query(
           `UPDATE troupe_dataset_chunks SET status = 'done', row_count = $3, skipped_rows = $4,
@@ -319,7 +329,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
         );
       });
       ctx.send("dataset.chunk-done", { datasetId, idx });
-      return { rows: cleaned.rows.length, skipped: parsed.skipped, duplicates: cleaned.duplicates };
+      return { rows: rowCount, skipped };
     },
   });
 
@@ -453,44 +463,28 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-/** The text stored for a cleaned value (the typed conversion happens at merge). */
-function cellText(v: unknown): string | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v === "string") return v;
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  return JSON.stringify(v);
-}
-
 /**
  * Stores a chunk's rows with COPY: in one transaction, the rows of an earlier attempt of this
  * chunk (its id range) are deleted and the chunk's rows copied in, so a redelivered chunk
- * leaves exactly one copy. Only without duplicate-row removal (that needs ON CONFLICT).
+ * leaves exactly one copy. `text` comes from {@link copyLines}.
  */
-export async function copyRows(
+export async function replaceChunkRows(
   db: SqlDatabase,
   table: string,
   idx: number,
   keys: readonly string[],
-  rows: readonly (readonly unknown[])[],
-): Promise<{ rows: (readonly unknown[])[]; duplicates: number }> {
+  text: string,
+): Promise<void> {
   const base = idx * ROW_ID_BASE;
-  const width = keys.length;
-  let text = "";
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r]!;
-    let line = String(base + r);
-    for (let k = 0; k < width; k++) line += "\t" + copyText(cellText(row[k]));
-    text += line + "\n";
-  }
   await db.transaction(async (tx) => {
     await tx.query(`DELETE FROM ${table} WHERE _row >= $1 AND _row < $2`, [
       base,
       base + ROW_ID_BASE,
     ]);
+    if (!text) return;
     if (!tx.copyIn) throw new Error("the database offers COPY outside transactions only");
     await tx.copyIn(table, ["_row", ...keys.map((k) => `"${k}"`)], text);
   });
-  return { rows: rows as (readonly unknown[])[], duplicates: 0 };
 }
 
 /**

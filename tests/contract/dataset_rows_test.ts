@@ -3,7 +3,17 @@
  * message's) leaves one copy of its rows, and another chunk's rows are untouched.
  */
 import assert from "node:assert/strict";
-import { copyRows } from "../../actors/datasets/pipeline.ts";
+import { replaceChunkRows } from "../../actors/datasets/pipeline.ts";
+import { copyLines } from "../../actors/datasets/chunk_work.ts";
+import type { SqlDatabase } from "../../actors/runtime/ports.ts";
+
+const copyRows = (
+  db: SqlDatabase,
+  table: string,
+  idx: number,
+  keys: string[],
+  rows: unknown[][],
+) => replaceChunkRows(db, table, idx, keys, copyLines(idx, rows));
 import { contractSuite } from "./suite.ts";
 
 contractSuite("dataset rows", {

@@ -1,7 +1,8 @@
 /**
  * Parses one chunk (whole records, as cut by the splitter) into rows.
  *
- * - CSV/TSV: csv-parse on the chunk's bytes (no decode/copy for UTF-8 and Latin-1), with
+ * - CSV/TSV: well-formed UTF-8 through a fast reader (`fast_csv.ts`) that gives csv-parse's
+ *   records; everything else through csv-parse on the chunk's bytes, with
  *   `relax_column_count` so ragged rows come back and are reported here with their line.
  *   Blank lines are skipped. Quotes inside unquoted fields are kept literally
  *   (`relax_quotes`), matching the splitter.
@@ -19,6 +20,7 @@ import { Buffer, isUtf8 } from "node:buffer";
 import { parse as csvParse } from "csv-parse/sync";
 import { bomLength, decodeText, type Encoding, findInvalidUtf8 } from "./encoding.ts";
 import { EncodingError, IngestError, RowError } from "./errors.ts";
+import { fastCsvRecords } from "./fast_csv.ts";
 
 /** What to do with a bad row. */
 export type ErrorPolicy = "skip" | "fail";
@@ -64,6 +66,11 @@ export interface ParseOptions {
   maxErrors?: number;
   /** Throw {@link EncodingError} on invalid bytes instead of decoding them as U+FFFD. */
   fatalEncoding?: boolean;
+  /**
+   * CSV reader: `auto` (default) reads well-formed UTF-8 with the fast reader and hands
+   * everything else to csv-parse; `csv-parse` always uses csv-parse (tests compare the two).
+   */
+  csvReader?: "auto" | "csv-parse";
 }
 
 /** Result of {@link parseChunk}. */
@@ -146,7 +153,10 @@ function parseCsv(
   if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
   const { input, csvEncoding, units } = csvInput(body, encoding, options, chunk);
   const csvIssues: CsvIssue[] = [];
-  const records = csvParse(input, {
+  const fast = encoding === "utf-8" && options.csvReader !== "csv-parse"
+    ? fastCsvRecords(body, delimiter, quote)
+    : null;
+  const records = fast ?? csvParse(input, {
     delimiter,
     quote,
     escape: quote,

@@ -189,16 +189,17 @@ export class ColumnProfile {
   /**
    * Adds a value. `type` is recorded in the type histogram as given (default:
    * {@link valueType} of the value); what the value feeds depends on its JS type (module doc).
-   * `null`, `type` `"null"` and non-finite numbers count as nulls.
+   * `null`, `type` `"null"` and non-finite numbers count as nulls. `text`, for a number, is
+   * `String(value)` when the caller has it already (it feeds the distinct count and top values).
    */
-  add(value: Value, type?: ValueType): void {
+  add(value: Value, type?: ValueType, text?: string): void {
     if (value === null || type === "null") return this.#addNull();
     if (typeof value === "number") {
       if (value - value !== 0) return this.#addNull();
       this.#types[CODE[type ?? valueType(value)]]!++;
       this.#moments.add(value);
       this.#kll.add(value);
-      this.#addText(String(value));
+      this.#addText(text ?? String(value));
     } else if (typeof value === "string") {
       this.#types[CODE[type ?? "string"]]!++;
       if (type === "date" || type === "datetime") this.#addTime(value);

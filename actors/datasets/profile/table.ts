@@ -62,9 +62,13 @@ export class TableProfile {
   /**
    * Adds a row whose values are aligned with the constructor's `names` (missing trailing
    * values are nulls). `columnTypes` (e.g. the inferred types of the chunk) refine each value's
-   * type through {@link valueType}.
+   * type through {@link valueType}. `texts`, when given, holds `String(value)` of the numbers.
    */
-  addRow(values: readonly Value[], columnTypes?: readonly ValueType[]): void {
+  addRow(
+    values: readonly Value[],
+    columnTypes?: readonly ValueType[],
+    texts?: readonly (string | null)[],
+  ): void {
     const cols = this.#positional;
     if (values.length > cols.length) {
       throw new RangeError(
@@ -73,7 +77,9 @@ export class TableProfile {
     }
     for (let i = 0; i < cols.length; i++) {
       const v = i < values.length ? values[i]! : null;
-      cols[i]!.add(v, valueType(v, columnTypes?.[i]));
+      const t = texts?.[i];
+      if (t === undefined || t === null) cols[i]!.add(v, valueType(v, columnTypes?.[i]));
+      else cols[i]!.add(v, valueType(v, columnTypes?.[i]), t);
     }
     this.#rows++;
   }

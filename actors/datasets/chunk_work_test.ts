@@ -1,0 +1,76 @@
+/**
+ * The chunk's CPU work: the one-pass COPY text and profile equal the plain ones
+ * (`copyLines`, `profileRows`) on a mixed chunk; a worker gives what this thread gives; ingest
+ * errors keep their code and line across the worker boundary.
+ */
+import assert from "node:assert/strict";
+import {
+  type ChunkJob,
+  ChunkProcessor,
+  cleanChunk,
+  copyLines,
+  processChunk,
+} from "./chunk_work.ts";
+import { profileRows } from "./profiles.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const enc = new TextEncoder();
+
+const csv = [
+  "id,amount,flag,day,note,json_like",
+  '1,12.50,true,2024-01-02,"tab\there",{}',
+  "2,,false,2024-02-03,back\\slash,x",
+  '3,7,yes,2024-03-04,"multi\nline",',
+  "4,1e3,no,,plain,",
+  "5,0.1,true,2024-05-06,ünï ✓,y",
+].join("\n") + "\n";
+
+function job(idx: number, extra: Partial<ChunkJob["parse"]> = {}): ChunkJob {
+  return {
+    idx,
+    parse: { format: "csv", delimiter: ",", encoding: "utf-8", ...extra },
+    cleaning: {},
+  };
+}
+
+Deno.test("chunk work: one pass gives the plain COPY text and profile", () => {
+  const bytes = enc.encode(csv);
+  const done = processChunk(bytes, job(3));
+  const rows = cleanChunk(bytes, job(3));
+  assert.equal(done.kind, "done");
+  assert.equal(rows.kind, "rows");
+  if (done.kind !== "done" || rows.kind !== "rows") return;
+  assert.equal(done.rowCount, 5);
+  assert.equal(done.copy, copyLines(3, rows.rows));
+  assert.deepEqual(done.profile, profileRows(rows.header, rows.types, rows.rows));
+  const first = done.copy.split("\n")[0]!.split("\t");
+  assert.equal(first[0], String(3 * 2 ** 32), "row ids start at idx × 2^32");
+  assert.ok(done.copy.includes("tab\\there"), "tabs are escaped");
+  assert.ok(done.copy.includes("back\\\\slash"), "backslashes are escaped");
+  assert.ok(done.copy.includes("\\N"), "nulls are \\N");
+});
+
+Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }, async () => {
+  const workers = new ChunkProcessor(1);
+  const inline = new ChunkProcessor(0);
+  try {
+    assert.equal(workers.workers, 1);
+    const a = await workers.process(enc.encode(csv), job(1));
+    const b = await inline.process(enc.encode(csv), job(1));
+    assert.deepEqual(a, b);
+    // A bad row under the fail policy: a value with its code and line, not a crash.
+    const bad = enc.encode("a,b\n1,2\n3\n");
+    const failed = await workers.process(bad, job(0, { errorPolicy: "fail" }));
+    assert.deepEqual(failed, {
+      kind: "failed",
+      failure: {
+        code: "BAD_ROW",
+        message: failed.kind === "failed" ? failed.failure.message : "",
+        line: 3,
+      },
+    });
+    assert.match(failed.kind === "failed" ? failed.failure.message : "", /expected 2 fields/);
+  } finally {
+    workers.close();
+  }
+});

@@ -1,0 +1,7 @@
+/** Worker side of {@link ChunkProcessor}. */
+import { serveWorker } from "../runtime/worker_pool.ts";
+import { type ChunkJob, processChunk } from "./chunk_work.ts";
+
+serveWorker({
+  process: (bytes: Uint8Array, job: ChunkJob) => processChunk(bytes, job),
+});

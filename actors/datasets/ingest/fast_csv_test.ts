@@ -1,0 +1,132 @@
+/**
+ * The fast CSV reader against csv-parse, its oracle: on thousands of generated chunks (quotes,
+ * doubled quotes, quoted newlines, CRLF, blank and whitespace lines, ragged rows, unicode,
+ * invalid bytes, stray and unclosed quotes) `parseChunk` gives the same header, rows, errors
+ * and skipped count with the fast reader as with csv-parse alone. Also: the fast reader
+ * really takes well-formed input, and hands malformed input back.
+ */
+import assert from "node:assert/strict";
+import { fastCsvRecords } from "./fast_csv.ts";
+import { parseChunk, type ParseOptions } from "./parse.ts";
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+const enc = new TextEncoder();
+
+function field(r: () => number, d: string, nasty: boolean): string {
+  const x = r();
+  if (x < 0.1) return "";
+  if (x < 0.3) return String(Math.floor(r() * 1e6) - 5e5);
+  if (x < 0.4) return (r() * 1000).toFixed(3);
+  if (x < 0.5) return `"quoted ${d} with ""doubled"" quotes"`;
+  if (x < 0.55) return `"line one\nline two\r\nthree"`;
+  if (x < 0.6) return "ünïcödé ✓ 漢字 🙂";
+  if (x < 0.63) return " padded ";
+  if (x < 0.66) return `""`;
+  if (!nasty) return `word${Math.floor(r() * 100)}`;
+  if (x < 0.7) return `mid"quote`;
+  if (x < 0.73) return `"closed"trailing`;
+  if (x < 0.75) return `"unclosed ${d} field`;
+  if (x < 0.77) return "lone\rcr";
+  return `word${Math.floor(r() * 100)}`;
+}
+
+function chunkText(seed: number, nasty: boolean, d: string): string {
+  const r = prng(seed);
+  const width = 1 + Math.floor(r() * 5);
+  const lines: string[] = [];
+  const rows = 1 + Math.floor(r() * 30);
+  for (let i = 0; i < rows; i++) {
+    const y = r();
+    if (y < 0.05) lines.push("");
+    else if (nasty && y < 0.08) lines.push("   ");
+    else {
+      const w = nasty && y < 0.15 ? Math.max(1, width + Math.floor(r() * 3) - 1) : width;
+      lines.push(Array.from({ length: w }, () => field(r, d, nasty)).join(d));
+    }
+  }
+  const eol = r() < 0.3 ? "\r\n" : "\n";
+  return lines.join(eol) + (r() < 0.7 ? eol : "");
+}
+
+function both(bytes: Uint8Array, options: ParseOptions) {
+  const run = (csvReader: "auto" | "csv-parse") => {
+    try {
+      return { ok: parseChunk(bytes, { ...options, csvReader }) };
+    } catch (err) {
+      return { err: `${(err as Error).name}: ${(err as Error).message}` };
+    }
+  };
+  return { fast: run("auto"), oracle: run("csv-parse") };
+}
+
+Deno.test("fast csv: same result as csv-parse on generated chunks", () => {
+  let taken = 0;
+  let total = 0;
+  for (let seed = 1; seed <= 3000; seed++) {
+    const nasty = seed % 3 === 0;
+    const d = seed % 5 === 0 ? "\t" : seed % 7 === 0 ? ";" : ",";
+    const text = chunkText(seed, nasty, d);
+    let bytes = enc.encode(text);
+    if (nasty && seed % 11 === 0) {
+      // Invalid UTF-8 somewhere.
+      bytes = new Uint8Array([
+        ...bytes.subarray(0, bytes.length >> 1),
+        0xff,
+        0xc3,
+        ...bytes.subarray(bytes.length >> 1),
+      ]);
+    }
+    for (const hasHeader of [true, false]) {
+      for (const errorPolicy of ["skip", "fail"] as const) {
+        const options: ParseOptions = { format: "csv", delimiter: d, hasHeader, errorPolicy };
+        const { fast, oracle } = both(bytes, options);
+        assert.deepEqual(
+          fast,
+          oracle,
+          `seed ${seed} (${JSON.stringify(text)}) ${hasHeader} ${errorPolicy}`,
+        );
+      }
+    }
+    total++;
+    if (fastCsvRecords(bytes, d, '"') !== null) taken++;
+  }
+  // The fast reader must actually take the well-formed chunks (a third of them are nasty).
+  assert.ok(taken > total * 0.6, `fast reader took ${taken} of ${total}`);
+});
+
+Deno.test("fast csv: later chunks with a given header and line numbers agree too", () => {
+  for (let seed = 5000; seed < 5600; seed++) {
+    const text = chunkText(seed, seed % 2 === 0, ",");
+    const options: ParseOptions = {
+      format: "csv",
+      header: ["a", "b", "c"],
+      chunk: { index: 3, firstLine: 120, start: 9000 },
+    };
+    const { fast, oracle } = both(enc.encode(text), options);
+    assert.deepEqual(fast, oracle, `seed ${seed} ${JSON.stringify(text)}`);
+  }
+});
+
+Deno.test("fast csv: well-formed input is taken, malformed is handed back", () => {
+  const ok = (s: string) => fastCsvRecords(enc.encode(s), ",", '"');
+  assert.deepEqual(ok('a,b\n"x, ""y""",2\r\n\n"multi\nline",\n'), [
+    ["a", "b"],
+    ['x, "y"', "2"],
+    ["multi\nline", ""],
+  ]);
+  assert.deepEqual(ok("a;b\n1;2"), [["a;b"], ["1;2"]]);
+  assert.equal(ok('a,b"c\n'), null, "quote inside an unquoted field");
+  assert.equal(ok('"a"b,c\n'), null, "text after a closing quote");
+  assert.equal(ok('"unclosed,c\n'), null, "unclosed quote");
+  assert.equal(fastCsvRecords(new Uint8Array([0x61, 0xff, 0x0a]), ",", '"'), null, "bad UTF-8");
+  assert.equal(ok("a,b\n   \n"), null, "a whitespace-only line is csv-parse's to judge");
+});
