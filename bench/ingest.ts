@@ -3,6 +3,8 @@
  * - Troupe: upload to the real server (main.ts in its own process) until the profile is
  *   ready, on the embedded default and on real PostgreSQL; peak RSS of the server process;
  * - pandas `read_csv` + `describe(include="all")` (Debian `python3-pandas`), peak RSS;
+ * - Troupe's profiling stage alone on the same file (bench/profile_file.ts: what pandas does,
+ *   nothing stored), peak RSS sampled;
  * - the floor: `cat file > /dev/null`.
  *
  *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1] [--chunk bytes]
@@ -193,8 +195,17 @@ async function printSteps(url: string, t0: number): Promise<void> {
        FROM troupe_jobs WHERE actor LIKE 'dataset.%' GROUP BY actor ORDER BY min(started_at)`,
     );
     const start = Math.min(...rows.map((r) => r.first as number));
+    const [ds] = (await c.query(
+      `SELECT extract(epoch FROM created_at)::float8 AS created,
+         extract(epoch FROM updated_at)::float8 AS ready FROM troupe_datasets`,
+    )).rows;
     console.error(
       `steps (t0 = first step, ${((performance.now() - t0) / 1000).toFixed(1)} s in all):`,
+    );
+    console.error(
+      `  dataset row created at ${(ds.created - start).toFixed(1)} s, ready at +${
+        (ds.ready - start).toFixed(1)
+      } s`,
     );
     for (const r of rows) {
       console.error(
@@ -231,6 +242,39 @@ print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resou
   };
 }
 
+/** Troupe's profiling stage alone (no upload, no storage), like for like with pandas. */
+async function profilingStage(bytes: number): Promise<Figure> {
+  const script = new URL("./profile_file.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, FILE],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let peak = 0;
+  const sampler = setInterval(async () => {
+    try {
+      peak = Math.max(peak, await peakRssMb(child.pid));
+    } catch { /* exited */ }
+  }, 100);
+  const out = await child.output();
+  clearInterval(sampler);
+  if (!out.success) throw new Error("profile_file.ts failed");
+  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    seconds: number;
+    rows: number;
+    workers: number;
+  };
+  return {
+    system: `troupe profiling stage only (${r.workers} workers)`,
+    seconds: r.seconds,
+    mbPerSecond: bytes / 1e6 / r.seconds,
+    peakRssMb: peak || null,
+    note: `parse, types, clean, profile, merge; nothing stored; ${
+      r.rows.toLocaleString("en-US")
+    } rows`,
+  };
+}
+
 async function cat(bytes: number): Promise<Figure> {
   const t0 = performance.now();
   const out = await new Deno.Command("sh", { args: ["-c", `cat ${FILE} > /dev/null`] }).output();
@@ -250,6 +294,7 @@ const figures: Figure[] = [];
 for (let run = 0; run < Number(args.runs); run++) {
   figures.push(await cat(bytes));
   figures.push(await pandas(bytes));
+  figures.push(await profilingStage(bytes));
   for (const db of args.db.split(",").map((s) => s.trim()).filter(Boolean)) {
     figures.push(await troupe(db as "pglite" | "postgres", bytes, rows));
   }

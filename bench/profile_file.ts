@@ -1,0 +1,93 @@
+/**
+ * Troupe's profiling stage alone, as pandas' `read_csv` + `describe` is measured: a CSV file
+ * on disk is split into chunks, each chunk parsed, typed, cleaned, profiled (and its COPY
+ * text written, as the pipeline does) in a pool of workers, then the chunk profiles merged.
+ * Nothing is stored. Prints one JSON line: seconds, rows, columns, chunks.
+ *
+ *   deno run -A bench/profile_file.ts FILE [--workers 2] [--chunk-mib 1]
+ *
+ * Used by bench/ingest.ts, in its own process so that its peak RSS is its own.
+ */
+import { parseArgs } from "node:util";
+import { ChunkProcessor } from "../actors/datasets/chunk_work.ts";
+import { chunkStream } from "../actors/datasets/ingest/split.ts";
+import { parseChunk } from "../actors/datasets/ingest/parse.ts";
+import { mergeChunkProfiles } from "../actors/datasets/profiles.ts";
+import { type ColumnType, joinTypes } from "../actors/datasets/ingest/infer.ts";
+import { cores } from "../actors/runtime/worker_pool.ts";
+
+const { values: args, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    workers: { type: "string" },
+    "chunk-mib": { type: "string", default: "1" },
+  },
+});
+const file = positionals[0];
+if (!file) throw new Error("usage: profile_file.ts FILE");
+const workers = Number(args.workers ?? cores());
+const processor = new ChunkProcessor(workers);
+const t0 = performance.now();
+const pending = new Set<Promise<void>>();
+const results: {
+  idx: number;
+  header: string[];
+  types: ColumnType[];
+  profile: unknown;
+  rows: number;
+}[] = [];
+let header: string[] = [];
+const input = await Deno.open(file);
+for await (
+  const c of chunkStream(input.readable, {
+    format: { kind: "csv", delimiter: "," },
+    encoding: "utf-8",
+    targetChunkBytes: Number(args["chunk-mib"]) * 1024 * 1024,
+  })
+) {
+  const idx = c.boundary.index;
+  if (idx === 0) header = parseChunk(c.bytes, { format: "csv", errorPolicy: "skip" }).header;
+  const p = processor.process(c.bytes, {
+    idx,
+    parse: {
+      format: "csv",
+      delimiter: ",",
+      encoding: "utf-8",
+      ...(idx > 0 ? { header } : {}),
+      chunk: { index: idx, firstLine: c.boundary.firstLine, start: c.boundary.start },
+    },
+    cleaning: {},
+  }).then((out) => {
+    pending.delete(p);
+    if (out.kind !== "done") throw new Error(out.failure.message);
+    results.push({
+      idx,
+      header: out.header,
+      types: out.types,
+      profile: out.profile,
+      rows: out.rowCount,
+    });
+  });
+  pending.add(p);
+  // Bounded memory: at most two chunks a worker in flight.
+  if (pending.size >= Math.max(1, workers) * 2) await Promise.race(pending);
+}
+await Promise.all(pending);
+processor.close();
+results.sort((a, b) => a.idx - b.idx);
+const typeOf = new Map<string, ColumnType>();
+for (const r of results) {
+  r.header.forEach((name, i) =>
+    typeOf.set(name, joinTypes(typeOf.get(name) ?? "null", r.types[i]!))
+  );
+}
+const merged = mergeChunkProfiles(results, [...typeOf.keys()], (n) => typeOf.get(n) ?? "string");
+const seconds = (performance.now() - t0) / 1000;
+console.log(JSON.stringify({
+  seconds,
+  rows: results.reduce((a, r) => a + r.rows, 0),
+  columns: merged.size,
+  chunks: results.length,
+  workers,
+}));
