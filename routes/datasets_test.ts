@@ -255,6 +255,42 @@ Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts 
 });
 
 Deno.test(
+  { name: "datasets: a column's type widens when a later chunk needs it", ...opts },
+  async () => {
+    // Chunk 0 sees integers in n and m, dates in d, nothing in e; later chunks bring floats
+    // (n), date-times (d), a word (m) and integers (e). Rows are copied into typed columns,
+    // so each of these must widen (or, for e, be converted at the merge) without losing a row.
+    const lines = ["i,n,d,m,e"];
+    for (let i = 0; i < 3000; i++) {
+      const late = i >= 2000;
+      lines.push([
+        i,
+        late ? `${i}.5` : `${i}`,
+        late ? `2024-02-03T04:05:0${i % 10}` : "2024-01-02",
+        i === 2500 ? "abc" : `${i % 50}`,
+        i < 1000 ? "" : `${i}`,
+      ].join(","));
+    }
+    const d = await settled((await upload(lines.join("\n") + "\n", "name=widen")).body.datasetId);
+    assert.equal(d.status, "ready", JSON.stringify(d.error));
+    assert.ok(d.progress.chunksTotal > 3, `${d.progress.chunksTotal} chunks`);
+    assert.equal(d.rowCount, 3000);
+    const types = Object.fromEntries(
+      d.columns.map((c: { name: string; type: string }) => [c.name, c.type]),
+    );
+    assert.deepEqual(types, { i: "integer", n: "float", d: "datetime", m: "string", e: "integer" });
+    // Values are typed in the table: numeric sort, date-time range, text kept as written.
+    const top = await call(`/api/datasets/${d.id}/rows?sort=n:desc&limit=2`);
+    assert.deepEqual(top.body.rows.map((r: { n: number }) => r.n), [2999.5, 2998.5]);
+    const m = await call(`/api/datasets/${d.id}/rows?filter=${encodeURIComponent("m:eq:abc")}`);
+    assert.deepEqual(m.body.rows.map((r: { i: number }) => r.i), [2500]);
+    const e = d.columns.find((c: { name: string }) => c.name === "e");
+    assert.equal(e.profile.nulls, 1000);
+    assert.equal(e.profile.min, 1000);
+  },
+);
+
+Deno.test(
   { name: "datasets: UTF-8 BOM, UTF-16 BOM and Latin-1 files read right", ...opts },
   async () => {
     const text = "name,city\nRenée,Zürich\nJosé,Köln\n";

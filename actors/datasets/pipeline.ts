@@ -169,6 +169,11 @@ export function datasetActors(o: DatasetPipelineOptions) {
         : d.options.encoding;
       const boundaries: { idx: number; start: number; end: number; firstLine: number }[] = [];
       let header: string[] = [];
+      // Typed from the start (COPY path): the rows table takes chunk 0's column types, so the
+      // values are converted as they are copied in, in parallel, not in a table rewrite at
+      // the merge. Later chunks widen a column when they need to.
+      const typed = !d.options.cleaning.dropDuplicateRows && db.copyIn !== undefined;
+      let firstTypes = new Map<string, ColumnType>();
       try {
         const stream = await blobs.read(d.blob_sha256);
         for await (
@@ -185,6 +190,16 @@ export function datasetActors(o: DatasetPipelineOptions) {
               ...parseOptions(d.options, encoding),
               errorPolicy: "skip",
             }).header;
+            if (typed) {
+              const first = cleanChunk(chunk.bytes, {
+                idx: 0,
+                parse: { ...parseOptions(d.options, encoding), errorPolicy: "skip" },
+                cleaning: rules(d.options),
+              });
+              if (first.kind === "rows") {
+                firstTypes = new Map(first.header.map((name, i) => [name, first.types[i]!]));
+              }
+            }
           }
           boundaries.push({ idx: b.index, start: b.start, end: b.end, firstLine: b.firstLine });
           ctx.progress(Math.floor((b.end / Math.max(1, d.size)) * 90), `${b.index + 1} chunks`);
@@ -205,7 +220,10 @@ export function datasetActors(o: DatasetPipelineOptions) {
           `CREATE TABLE IF NOT EXISTS ${rowsTable(datasetId)} (
              _row bigint PRIMARY KEY
              ${d.options.cleaning.dropDuplicateRows ? ", _hash text UNIQUE" : ""}
-             ${columns.map((c) => `, "${c.key}" text`).join("")})`,
+             ${
+            columns.map((c) => `, "${c.key}" ${sqlType(firstTypes.get(c.name) ?? "string")}`)
+              .join("")
+          })`,
         );
         await tx.query(
           `INSERT INTO troupe_dataset_chunks (dataset_id, idx, byte_start, byte_end, first_line)
@@ -301,6 +319,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       let profile: TableProfileJSON;
       if (out.kind === "done") {
         profile = out.profile;
+        await widenColumns(db, table, keys, out.types);
         await replaceChunkRows(db, table, idx, keys, out.copy);
       } else {
         const inserted = await insertRows(
@@ -435,7 +454,12 @@ export function datasetActors(o: DatasetPipelineOptions) {
       ctx.effect(async (tx) => {
         // Naive date-times are read as UTC, whatever the server's zone.
         await tx.query("SET LOCAL timezone = 'UTC'");
-        const alters = columns.filter((col) => sqlType(col.type) !== "text").map((col) =>
+        // Columns already of their type (typed at creation, widened by chunks) stay as they
+        // are; the others (all of them on the insert path) are converted in one rewrite.
+        const stored = await storedTypes(tx, rowsTable(datasetId));
+        const alters = columns.filter((col) =>
+          sqlType(col.type) !== sqlType(stored.get(col.key) ?? "string")
+        ).map((col) =>
           `ALTER COLUMN "${col.key}" TYPE ${sqlType(col.type)} USING "${col.key}"::${
             sqlType(col.type)
           }`
@@ -463,6 +487,57 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+/** The column types of a stored rows table, as dataset types (`text` reads as `string`). */
+const STORED_TYPES: Record<string, ColumnType> = {
+  "bigint": "integer",
+  "double precision": "float",
+  "boolean": "boolean",
+  "date": "date",
+  "timestamp with time zone": "datetime",
+};
+
+async function storedTypes(db: SqlExecutor, table: string): Promise<Map<string, ColumnType>> {
+  const rows = await db.query<{ name: string; type: string }>(
+    `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+     WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+    [table],
+  );
+  return new Map(rows.map((r) => [r.name, STORED_TYPES[r.type] ?? "string"]));
+}
+
+/**
+ * Makes each column take a chunk's values before they are copied in: a column whose stored
+ * type is narrower than the chunk's (integer then float; anything then text) is altered to
+ * the join of the two. Under an exclusive lock, re-read, so concurrent chunks only ever
+ * widen. Rare: most files keep their types from the first chunk on.
+ */
+async function widenColumns(
+  db: SqlDatabase,
+  table: string,
+  keys: readonly string[],
+  types: readonly ColumnType[],
+): Promise<void> {
+  const needed = (stored: Map<string, ColumnType>) =>
+    keys.flatMap((key, i) => {
+      const cur = stored.get(key) ?? "string";
+      const to = joinTypes(cur, types[i] ?? "string");
+      return sqlType(to) === sqlType(cur) ? [] : [{ key, to: sqlType(to) }];
+    });
+  if (!needed(await storedTypes(db, table)).length) return;
+  await db.transaction(async (tx) => {
+    await tx.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    const changes = needed(await storedTypes(tx, table));
+    if (!changes.length) return;
+    await tx.query("SET LOCAL timezone = 'UTC'");
+    await tx.query(
+      `ALTER TABLE ${table} ${
+        changes.map((c) => `ALTER COLUMN "${c.key}" TYPE ${c.to} USING "${c.key}"::${c.to}`)
+          .join(", ")
+      }`,
+    );
+  });
+}
+
 /**
  * Stores a chunk's rows with COPY: in one transaction, the rows of an earlier attempt of this
  * chunk (its id range) are deleted and the chunk's rows copied in, so a redelivered chunk
@@ -477,6 +552,8 @@ export async function replaceChunkRows(
 ): Promise<void> {
   const base = idx * ROW_ID_BASE;
   await db.transaction(async (tx) => {
+    // Naive date-times are read as UTC, whatever the server's zone (as at the merge).
+    await tx.query("SET LOCAL timezone = 'UTC'");
     await tx.query(`DELETE FROM ${table} WHERE _row >= $1 AND _row < $2`, [
       base,
       base + ROW_ID_BASE,
