@@ -126,6 +126,10 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       } catch { /* starting */ }
       await new Promise((r) => setTimeout(r, 200));
     }
+    // Peak RSS from here on: the start (PGlite's first initdb peaks at ~640 MB, once per
+    // data directory) is reported apart.
+    const startPeak = await peakRssMb(server.pid);
+    await Deno.writeTextFile(`/proc/${server.pid}/clear_refs`, "5");
     const headers = { "x-api-key": KEY };
     const t0 = performance.now();
     // curl as the client: Deno's fetch streams a file body slowly (~12 MB/s here), which
@@ -167,9 +171,11 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       seconds,
       mbPerSecond: bytes / 1e6 / seconds,
       peakRssMb: peak,
-      note: `upload durable after ${((uploaded - t0) / 1000).toFixed(1)} s; ${
-        d.rowCount === rows ? "all" : `${d.rowCount} of`
-      } ${rows.toLocaleString("en-US")} rows`,
+      note: `upload durable after ${((uploaded - t0) / 1000).toFixed(1)} s; start peak ${
+        startPeak.toFixed(0)
+      } MB; ${d.rowCount === rows ? "all" : `${d.rowCount} of`} ${
+        rows.toLocaleString("en-US")
+      } rows`,
     };
   } finally {
     try {
@@ -191,7 +197,8 @@ async function printSteps(url: string, t0: number): Promise<void> {
       `SELECT actor, count(*)::int AS n,
          extract(epoch FROM max(finished_at) - min(started_at))::float8 AS span,
          extract(epoch FROM sum(finished_at - started_at))::float8 AS busy,
-         extract(epoch FROM min(started_at))::float8 AS first
+         extract(epoch FROM min(started_at))::float8 AS first,
+         sum(attempts)::int AS attempts
        FROM troupe_jobs WHERE actor LIKE 'dataset.%' GROUP BY actor ORDER BY min(started_at)`,
     );
     const start = Math.min(...rows.map((r) => r.first as number));
@@ -209,9 +216,9 @@ async function printSteps(url: string, t0: number): Promise<void> {
     );
     for (const r of rows) {
       console.error(
-        `  ${r.actor}: ${r.n} jobs, from +${(r.first - start).toFixed(1)} s, span ${
-          r.span.toFixed(1)
-        } s, handler time ${r.busy.toFixed(1)} s`,
+        `  ${r.actor}: ${r.n} jobs (${r.attempts} attempts), from +${
+          (r.first - start).toFixed(1)
+        } s, span ${r.span.toFixed(1)} s, handler time ${r.busy.toFixed(1)} s`,
       );
     }
   } finally {

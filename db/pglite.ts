@@ -36,8 +36,8 @@ export async function openPglite(
     throw err;
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
-  const copyIn = async (table: string, columns: readonly string[], text: string) => {
-    await pg.query(copySql(table, columns), [], { blob: new Blob([text]) });
+  const copyIn = async (table: string, columns: readonly string[], data: string | Uint8Array) => {
+    await pg.query(copySql(table, columns), [], { blob: new Blob([data as BlobPart]) });
   };
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
@@ -59,8 +59,8 @@ export async function openPglite(
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
           },
-          async copyIn(table, columns, text) {
-            await tx.query(copySql(table, columns), [], { blob: new Blob([text]) });
+          async copyIn(table, columns, data) {
+            await tx.query(copySql(table, columns), [], { blob: new Blob([data as BlobPart]) });
           },
         })
       );

@@ -1,4 +1,5 @@
 /** PostgreSQL over TCP (node-postgres pool). Several processes may share the database. */
+import { Buffer } from "node:buffer";
 import pg from "pg";
 import { from as copyFromStdin } from "pg-copy-streams";
 import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
@@ -40,11 +41,11 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
       const res = await pool.query(text, params ? [...params] : undefined);
       return res.rows as T[];
     },
-    async copyIn(table, columns, text) {
+    async copyIn(table, columns, data) {
       const client = await pool.connect();
       let broken: Error | undefined;
       try {
-        await copyIn(client, table, columns, text);
+        await copyIn(client, table, columns, data);
       } catch (err) {
         broken = err as Error;
         throw err;
@@ -62,7 +63,7 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
             const res = await client.query(text, params ? [...params] : undefined);
             return res.rows as R[];
           },
-          copyIn: (table, columns, text) => copyIn(client, table, columns, text),
+          copyIn: (table, columns, data) => copyIn(client, table, columns, data),
         });
         await client.query("COMMIT");
         return result;
@@ -104,12 +105,14 @@ async function copyIn(
   client: PgLikeClient,
   table: string,
   columns: readonly string[],
-  text: string,
+  data: string | Uint8Array,
 ): Promise<void> {
   const stream = client.query(copyFromStdin(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", () => resolve());
-    stream.end(text);
+    stream.end(
+      typeof data === "string" ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+    );
   });
 }

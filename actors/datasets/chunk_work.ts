@@ -12,6 +12,8 @@ import { type CleaningRules, cleanRows, planColumns } from "./ingest/clean.ts";
 import { type ColumnType, TypeInference } from "./ingest/infer.ts";
 import { TableProfile, type TableProfileJSON, type Value, type ValueType } from "./profile/mod.ts";
 
+const encoder = new TextEncoder();
+
 /** Row ids: chunk index × 2^32 + position in the chunk. */
 export const ROW_ID_BASE = 2 ** 32;
 
@@ -38,8 +40,9 @@ export type ChunkOutcome =
     /** Bad rows dropped plus in-chunk duplicates. */
     skipped: number;
     errors: { line: number; message: string }[];
-    /** `_row` then the columns, tab-separated, one line a row. */
-    copy: string;
+    /** `_row` then the columns, tab-separated, one line a row: UTF-8 bytes (they move from a
+     * worker without a copy, and V8 frees them sooner than a large string). */
+    copy: Uint8Array;
     profile: TableProfileJSON;
   };
 
@@ -175,7 +178,7 @@ export function processChunk(bytes: Uint8Array, job: ChunkJob): ChunkOutcome {
     rowCount: rows.length,
     skipped: out.skipped,
     errors: out.errors,
-    copy: rows.length ? lines.join("\n") + "\n" : "",
+    copy: rows.length ? encoder.encode(lines.join("\n") + "\n") : new Uint8Array(0),
     profile: profile.toJSON(),
   };
 }

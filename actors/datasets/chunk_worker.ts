@@ -2,6 +2,11 @@
 import { serveWorker } from "../runtime/worker_pool.ts";
 import { type ChunkJob, processChunk } from "./chunk_work.ts";
 
-serveWorker({
-  process: (bytes: Uint8Array, job: ChunkJob) => processChunk(bytes, job),
-});
+serveWorker(
+  { process: (bytes: Uint8Array, job: ChunkJob) => processChunk(bytes, job) },
+  // The COPY bytes move to the main thread.
+  (out) => {
+    const copy = (out as { copy?: Uint8Array }).copy;
+    return copy && copy.byteLength ? [copy.buffer as ArrayBuffer] : [];
+  },
+);

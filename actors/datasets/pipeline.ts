@@ -548,7 +548,7 @@ export async function replaceChunkRows(
   table: string,
   idx: number,
   keys: readonly string[],
-  text: string,
+  text: string | Uint8Array,
 ): Promise<void> {
   const base = idx * ROW_ID_BASE;
   await db.transaction(async (tx) => {
@@ -558,7 +558,7 @@ export async function replaceChunkRows(
       base,
       base + ROW_ID_BASE,
     ]);
-    if (!text) return;
+    if (!text.length) return;
     if (!tx.copyIn) throw new Error("the database offers COPY outside transactions only");
     await tx.copyIn(table, ["_row", ...keys.map((k) => `"${k}"`)], text);
   });
