@@ -30,7 +30,8 @@ function open(): Promise<World> {
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
       // Small chunks so that even test files are split and merged.
-      return datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024 });
+      // Small chunks and split steps, so files here take several of each.
+      return datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024, splitStepChunks: 2 });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,

@@ -1,9 +1,11 @@
 /**
  * The dataset pipeline, as actors (one short message per step, each idempotent):
  *
- * 1. `dataset.split` (key `dataset:<id>`): streams the stored file once, cuts it into ~1 MiB
- *    chunks at record boundaries, reads the header from chunk 0, creates the rows table and
- *    fans out one `dataset.chunk` message per chunk.
+ * 1. `dataset.split` (key `dataset:<id>`): streams the stored file, cuts it into ~1 MiB
+ *    chunks at record boundaries, reads the header and types from chunk 0, creates the rows
+ *    table and fans out one `dataset.chunk` message per chunk. It works in steps of 32 chunks:
+ *    each step sends its chunks and the next step (resuming at the boundary where it stopped),
+ *    so chunks run while the rest is cut; the last step sets the chunk count.
  * 2. `dataset.chunk` (key `dataset:<id>:<n>`, chunks run in parallel): reads its byte range,
  *    parses, cleans, infers types, inserts its rows with deterministic ids (`_row` = chunk
  *    and position: a redelivered chunk adds nothing) and stores its mergeable profile, all
@@ -59,11 +61,23 @@ export interface DatasetPipelineOptions {
    * @default this thread
    */
   processor?: ChunkProcessor;
+  /** Chunks one split step cuts before handing the rest of the file on. @default 32 */
+  splitStepChunks?: number;
   /** Called when a dataset changes (ready, failed): cache invalidation. */
   onChange?: (datasetId: string) => Promise<void>;
 }
 
 const idInput = z.object({ datasetId: z.string().uuid() });
+const splitInput = z.object({
+  datasetId: z.string().uuid(),
+  /** Where the previous step stopped (a chunk boundary). */
+  resume: z.object({
+    start: z.number().int().min(0),
+    index: z.number().int().min(1),
+    firstLine: z.number().int().min(1),
+    firstRecord: z.number().int().min(1),
+  }).optional(),
+});
 const chunkInput = z.object({ datasetId: z.string().uuid(), idx: z.number().int().min(0) });
 const chunkDoneInput = z.object({
   datasetId: z.string().uuid(),
@@ -143,10 +157,11 @@ export function datasetActors(o: DatasetPipelineOptions) {
   const { db, blobs } = o;
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
   const processor = o.processor ?? new ChunkProcessor(0);
+  const stepChunks = Math.max(1, o.splitStepChunks ?? 32);
 
   const split = defineActor({
     name: "dataset.split",
-    input: idInput,
+    input: splitInput,
     key: (i) => `dataset:${i.datasetId}`,
     exposed: false,
     retries: 3,
@@ -160,32 +175,54 @@ export function datasetActors(o: DatasetPipelineOptions) {
         failed: { code: error.code, message: error.message },
       },
     }),
-    handler: async ({ datasetId }, ctx) => {
+    handler: async ({ datasetId, resume }, ctx) => {
       const d = await loadDataset(db, datasetId);
-      if (!d || d.status !== "uploaded") return { skipped: d?.status ?? "deleted" };
-      const head = await readAll(await blobs.read(d.blob_sha256, { start: 0, end: 4 }));
-      const encoding = d.options.encoding === "auto"
-        ? detectEncoding(head).encoding
+      if (!d || d.status !== (resume ? "processing" : "uploaded")) {
+        return { skipped: d?.status ?? "deleted" };
+      }
+      const stored = (d.options as Record<string, unknown>)._encoding as Encoding | undefined;
+      const encoding = resume && stored
+        ? stored
+        : d.options.encoding === "auto"
+        ? detectEncoding(await readAll(await blobs.read(d.blob_sha256, { start: 0, end: 4 })))
+          .encoding
         : d.options.encoding;
+      // A step cuts up to `stepChunks` chunks, sends them out and hands the rest of the file
+      // to the next step (CSV, NDJSON): the first chunks run while the file is still being
+      // cut. A JSON array is cut in one step (its scanner cannot resume mid-array).
+      const format = splitFormat(d.options);
+      const resumable = format.kind !== "json-array";
       const boundaries: { idx: number; start: number; end: number; firstLine: number }[] = [];
+      let next: { start: number; index: number; firstLine: number; firstRecord: number } | null =
+        null;
       let header: string[] = [];
       // Typed from the start (COPY path): the rows table takes chunk 0's column types, so the
       // values are converted as they are copied in, in parallel, not in a table rewrite at
       // the merge. Later chunks widen a column when they need to.
       const typed = !d.options.cleaning.dropDuplicateRows && db.copyIn !== undefined;
       let firstTypes = new Map<string, ColumnType>();
+      const stream = await blobs.read(d.blob_sha256, { start: resume?.start ?? 0 });
       try {
-        const stream = await blobs.read(d.blob_sha256);
         for await (
           const chunk of chunkStream(stream, {
-            format: splitFormat(d.options),
+            format,
             encoding,
             ...(o.chunkBytes ? { targetChunkBytes: o.chunkBytes } : {}),
+            ...(resume ? { resume } : {}),
           })
         ) {
           ctx.signal.throwIfAborted();
           const b = chunk.boundary;
-          if (b.index === 0 && d.options.format !== "json" && d.options.format !== "ndjson") {
+          if (resumable && boundaries.length >= stepChunks) {
+            next = {
+              start: b.start,
+              index: b.index,
+              firstLine: b.firstLine,
+              firstRecord: b.firstRecord,
+            };
+            break;
+          }
+          if (b.index === 0 && format.kind === "csv") {
             header = parseChunk(chunk.bytes, {
               ...parseOptions(d.options, encoding),
               errorPolicy: "skip",
@@ -209,39 +246,55 @@ export function datasetActors(o: DatasetPipelineOptions) {
         if (!failure) throw err;
         ctx.effect((tx) => markFailed(tx, datasetId, failure));
         return { failed: failure };
+      } finally {
+        if (next) await stream.cancel().catch(() => {});
       }
-      const plan = header.length ? planColumns(header, rules(d.options)) : { header: [], keep: [] };
-      const columns: ColumnInfo[] = [];
-      for (const name of plan.header) {
-        columns.push({ name, key: await columnKey(name), type: "null" });
+      const total = next ? null : (boundaries.at(-1)?.idx ?? (resume ? resume.index - 1 : -1)) + 1;
+      const rows = boundaries.map((b) => ({ ...b, first_line: b.firstLine }));
+      if (!resume) {
+        const plan = header.length
+          ? planColumns(header, rules(d.options))
+          : { header: [], keep: [] };
+        const columns: ColumnInfo[] = [];
+        for (const name of plan.header) {
+          columns.push({ name, key: await columnKey(name), type: "null" });
+        }
+        ctx.effect(async (tx) => {
+          await tx.query(
+            `CREATE TABLE IF NOT EXISTS ${rowsTable(datasetId)} (
+               _row bigint PRIMARY KEY
+               ${d.options.cleaning.dropDuplicateRows ? ", _hash text UNIQUE" : ""}
+               ${
+              columns.map((c) => `, "${c.key}" ${sqlType(firstTypes.get(c.name) ?? "string")}`)
+                .join("")
+            })`,
+          );
+          await insertChunkRows(tx, datasetId, rows);
+          await tx.query(
+            `UPDATE troupe_datasets SET status = 'processing', chunk_count = $2,
+               columns = $3::jsonb,
+               options = options || jsonb_build_object('_header', $4::jsonb, '_encoding', $5::text),
+               updated_at = now()
+             WHERE id = $1`,
+            [datasetId, total, JSON.stringify(columns), JSON.stringify(header), encoding],
+          );
+        });
+      } else {
+        ctx.effect(async (tx) => {
+          await insertChunkRows(tx, datasetId, rows);
+          if (total !== null) {
+            await tx.query(
+              "UPDATE troupe_datasets SET chunk_count = $2, updated_at = now() WHERE id = $1",
+              [datasetId, total],
+            );
+          }
+        });
       }
-      ctx.effect(async (tx) => {
-        await tx.query(
-          `CREATE TABLE IF NOT EXISTS ${rowsTable(datasetId)} (
-             _row bigint PRIMARY KEY
-             ${d.options.cleaning.dropDuplicateRows ? ", _hash text UNIQUE" : ""}
-             ${
-            columns.map((c) => `, "${c.key}" ${sqlType(firstTypes.get(c.name) ?? "string")}`)
-              .join("")
-          })`,
-        );
-        await tx.query(
-          `INSERT INTO troupe_dataset_chunks (dataset_id, idx, byte_start, byte_end, first_line)
-           SELECT $1, x.idx, x.start, x."end", x.first_line
-           FROM jsonb_to_recordset($2::jsonb) AS x(idx int, start bigint, "end" bigint, first_line int)
-           ON CONFLICT DO NOTHING`,
-          [datasetId, JSON.stringify(boundaries.map((b) => ({ ...b, first_line: b.firstLine })))],
-        );
-        await tx.query(
-          `UPDATE troupe_datasets SET status = 'processing', chunk_count = $2, columns = $3::jsonb,
-             options = options || jsonb_build_object('_header', $4::jsonb, '_encoding', $5::text),
-             updated_at = now()
-           WHERE id = $1`,
-          [datasetId, boundaries.length, JSON.stringify(columns), JSON.stringify(header), encoding],
-        );
-      });
       for (const b of boundaries) ctx.send("dataset.chunk", { datasetId, idx: b.idx });
-      return { chunks: boundaries.length, columns: plan.header.length, encoding };
+      // The step that sets the total also sends chunks (a resumed step always has one), and
+      // their chunk-done messages come after this commit: the last of them sends the merge.
+      if (next) ctx.send("dataset.split", { datasetId, resume: next });
+      return { chunks: boundaries.length, total, encoding, next: next?.index ?? null };
     },
   });
 
@@ -485,6 +538,21 @@ export function datasetActors(o: DatasetPipelineOptions) {
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function insertChunkRows(
+  tx: SqlExecutor,
+  datasetId: string,
+  rows: { idx: number; start: number; end: number; first_line: number }[],
+): Promise<void> {
+  if (!rows.length) return;
+  await tx.query(
+    `INSERT INTO troupe_dataset_chunks (dataset_id, idx, byte_start, byte_end, first_line)
+     SELECT $1, x.idx, x.start, x."end", x.first_line
+     FROM jsonb_to_recordset($2::jsonb) AS x(idx int, start bigint, "end" bigint, first_line int)
+     ON CONFLICT DO NOTHING`,
+    [datasetId, JSON.stringify(rows)],
+  );
 }
 
 /** The column types of a stored rows table, as dataset types (`text` reads as `string`). */

@@ -42,6 +42,12 @@ export interface SplitOptions {
    * an unbalanced quote swallowing the rest of the file (default max(64 MiB, 4 × target)).
    */
   maxChunkBytes?: number;
+  /**
+   * Go on from a boundary an earlier run yielded: the stream starts at byte `start` of the
+   * file, the next chunk is number `index` and starts at `firstLine` / `firstRecord`. CSV and
+   * NDJSON only (a JSON array's scanner state is not a boundary's); `encoding` must be given.
+   */
+  resume?: { start: number; index: number; firstLine: number; firstRecord: number };
 }
 
 /** One chunk of the file: a byte range holding whole records. */
@@ -90,6 +96,11 @@ export interface RecordScanner {
   scan(units: Units, from: number, stopAt: number): number;
   /** Called at end of input with the absolute unit offset; throws if the input is malformed. */
   finish(unitOffset: number): void;
+  /**
+   * Sets the state at a record boundary after `lines` LFs and `records` records (for
+   * {@link SplitOptions.resume}); absent where a boundary does not define the state.
+   */
+  resumeAt?(lines: number, records: number): void;
 }
 
 /** Quote-aware CSV scanner (state machine; see the module doc for the rules). */
@@ -107,6 +118,16 @@ export class CsvScanner implements RecordScanner {
   constructor(delimiter = ",", quote = '"') {
     this.delimiter = asciiCode(delimiter, "delimiter");
     this.quote = asciiCode(quote, "quote");
+  }
+
+  /** See {@link RecordScanner.resumeAt}: outside quotes, at a field start, header seen. */
+  resumeAt(lines: number, records: number): void {
+    this.lines = lines;
+    this.records = records;
+    this.inQuotes = false;
+    this.afterClose = false;
+    this.fieldStart = true;
+    this.content = true;
   }
 
   /** See {@link RecordScanner.scan}. */
@@ -176,6 +197,12 @@ export class CsvScanner implements RecordScanner {
 export class NdjsonScanner implements RecordScanner {
   lines = 0;
   records = 0;
+
+  /** See {@link RecordScanner.resumeAt}. */
+  resumeAt(lines: number, records: number): void {
+    this.lines = lines;
+    this.records = records;
+  }
 
   /** See {@link RecordScanner.scan}. */
   scan(units: Units, from: number, stopAt: number): number {
@@ -337,7 +364,7 @@ class UnitDecoder {
 /** Holds the bytes of the chunk being built (only used by {@link chunkStream}). */
 class ByteQueue {
   private parts: Uint8Array[] = [];
-  private startOffset = 0; // absolute offset of parts[0][0]
+  constructor(private startOffset = 0) {} // absolute offset of parts[0][0]
 
   push(bytes: Uint8Array): void {
     if (bytes.length > 0) this.parts.push(bytes);
@@ -380,19 +407,25 @@ async function* run(
   options: SplitOptions,
   keepBytes: boolean,
 ): AsyncGenerator<Chunk> {
+  const resume = options.resume;
+  if (resume && !options.encoding) throw new TypeError("split: resume needs the encoding");
   const reader = stream.getReader();
-  const queue = new ByteQueue();
   let head = await readAtLeast(reader, 4);
   const { bom, target, max, width, encoding } = resolveOptions(options, head.bytes);
   const scanner = createScanner(options.format, width);
+  if (resume) {
+    if (!scanner.resumeAt) throw new TypeError(`split: ${options.format.kind} cannot resume`);
+    scanner.resumeAt(resume.firstLine - 1, resume.firstRecord - 1);
+  }
+  const queue = new ByteQueue(resume?.start ?? 0);
   const units = new UnitDecoder(width, encoding !== "utf-16be");
   const targetUnits = Math.max(1, Math.ceil(target / width));
-  let unitBase = 0; // absolute unit offset of the current buffer
-  let chunkStart = 0; // absolute unit offset of the current chunk
-  let index = 0;
-  let firstLine = 1;
-  let firstRecord = 1;
-  let skip = Math.floor(bom / width);
+  let unitBase = resume ? resume.start / width : 0; // absolute unit offset of the current buffer
+  let chunkStart = unitBase; // absolute unit offset of the current chunk
+  let index = resume?.index ?? 0;
+  let firstLine = resume?.firstLine ?? 1;
+  let firstRecord = resume?.firstRecord ?? 1;
+  let skip = resume ? 0 : Math.floor(bom / width);
   const emit = (endUnit: number): Chunk => {
     const boundary: ChunkBoundary = {
       index: index++,

@@ -201,3 +201,42 @@ Deno.test("streamOf helper delivers every byte", async () => {
   for await (const p of streamOf(bytes, 4)) parts.push(p.length);
   assert.deepEqual(parts, [4, 2]);
 });
+
+Deno.test("resume: from any boundary, the rest splits as the whole file did", async () => {
+  const rows = Array.from(
+    { length: 60 },
+    (_, i) => i % 7 === 0 ? `${i},"multi\nline, ""quoted""",x` : `${i},plain ${i},y`,
+  );
+  const cases: [SplitOptions["format"], string][] = [
+    [CSV, "id,text,t\n" + rows.join("\r\n") + "\n"],
+    [{ kind: "ndjson" }, rows.map((r, i) => JSON.stringify({ i, r })).join("\n") + "\n"],
+  ];
+  for (const [format, src] of cases) {
+    const bytes = utf8(src);
+    const whole = await boundaries(bytes, { format, targetChunkBytes: 64, encoding: "utf-8" }, 7);
+    assert.ok(whole.length > 5, `${whole.length} chunks`);
+    for (const b of whole.slice(1)) {
+      const rest = await boundaries(bytes.subarray(b.start), {
+        format,
+        targetChunkBytes: 64,
+        encoding: "utf-8",
+        resume: {
+          start: b.start,
+          index: b.index,
+          firstLine: b.firstLine,
+          firstRecord: b.firstRecord,
+        },
+      }, 5);
+      assert.deepEqual(rest, whole.slice(b.index), `${format.kind} from chunk ${b.index}`);
+    }
+  }
+  await assert.rejects(
+    () =>
+      boundaries(utf8("[1,2]"), {
+        format: { kind: "json-array" },
+        encoding: "utf-8",
+        resume: { start: 1, index: 1, firstLine: 1, firstRecord: 2 },
+      }, 5),
+    /cannot resume/,
+  );
+});
