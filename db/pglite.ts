@@ -24,10 +24,12 @@ export async function openPglite(
   let pg: PGlite;
   try {
     const fresh = dataDir !== undefined && !(await exists(`${dataDir}/PG_VERSION`));
+    // The first open runs initdb, whose WASM heap (~640 MB) stays mapped as long as the
+    // instance lives: a child process does it when it can; otherwise this process does, and
+    // reopens the directory so that the first instance is left to the collector.
+    const initialised = fresh && await initInChild(dataDir!);
     pg = await PGlite.create(dataDir ? { dataDir, ...settings } : settings);
-    if (fresh) {
-      // The first open runs initdb, whose WASM heap (~350 MB) stays mapped as long as the
-      // instance lives. Reopening the initialised directory leaves it to the collector.
+    if (fresh && !initialised) {
       await pg.close();
       pg = await PGlite.create({ dataDir, ...settings });
     }
@@ -88,6 +90,23 @@ export interface PgliteOptions {
    * stays small, and the OS page cache still holds the files.
    */
   sharedBuffersMb?: number;
+}
+
+/** Runs initdb for `dir` in a child Deno process; false when that cannot be done here. */
+async function initInChild(dir: string): Promise<boolean> {
+  const script = new URL("./pglite_init.ts", import.meta.url);
+  if (script.protocol !== "file:") return false;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script.pathname, dir],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    return out.success && await exists(`${dir}/PG_VERSION`);
+  } catch {
+    return false; // no permission to run a process (e.g. a sandboxed deploy)
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
