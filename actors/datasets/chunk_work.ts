@@ -142,33 +142,37 @@ export function processChunk(bytes: Uint8Array, job: ChunkJob): ChunkOutcome {
   const values: Value[] = new Array(width);
   const texts: (string | null)[] = new Array(width);
   const base = job.idx * ROW_ID_BASE;
-  const lines: string[] = new Array(rows.length);
+  // COPY bytes are written straight into a buffer (no line strings, join or encode: those
+  // were a quarter of the chunk's time); about 1.3 bytes a byte of input.
+  const w = new CopyWriter(bytes.length + (bytes.length >> 1) + 64);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
-    let line = String(base + r);
+    w.ascii(String(base + r));
     for (let k = 0; k < width; k++) {
       const v = row[k];
+      w.byte(9);
       if (v === null || v === undefined) {
         values[k] = null;
         texts[k] = null;
-        line += "\t\\N";
+        w.byte(92);
+        w.byte(78);
       } else if (typeof v === "number") {
         const t = String(v);
         values[k] = v;
         texts[k] = t;
-        line += "\t" + t;
+        w.ascii(t);
       } else if (typeof v === "boolean") {
         values[k] = v;
         texts[k] = null;
-        line += v ? "\ttrue" : "\tfalse";
+        w.ascii(v ? "true" : "false");
       } else {
         const t = typeof v === "string" ? v : JSON.stringify(v);
         values[k] = t;
         texts[k] = null;
-        line += "\t" + copyText(t);
+        w.text(t);
       }
     }
-    lines[r] = line;
+    w.byte(10);
     profile.addRow(values, valueTypes, texts);
   }
   return {
@@ -178,9 +182,73 @@ export function processChunk(bytes: Uint8Array, job: ChunkJob): ChunkOutcome {
     rowCount: rows.length,
     skipped: out.skipped,
     errors: out.errors,
-    copy: rows.length ? encoder.encode(lines.join("\n") + "\n") : new Uint8Array(0),
+    copy: w.bytes(),
     profile: profile.toJSON(),
   };
+}
+
+/** A growing byte buffer for COPY text: escapes as {@link copyText}, UTF-8 as TextEncoder. */
+class CopyWriter {
+  #buf: Uint8Array;
+  #pos = 0;
+
+  constructor(capacity: number) {
+    this.#buf = new Uint8Array(Math.max(64, capacity));
+  }
+
+  #room(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return;
+    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#pos + n));
+    next.set(this.#buf.subarray(0, this.#pos));
+    this.#buf = next;
+  }
+
+  byte(b: number): void {
+    this.#room(1);
+    this.#buf[this.#pos++] = b;
+  }
+
+  /** Text known to be ASCII without tab, newline, CR or backslash (numbers, booleans, ids). */
+  ascii(s: string): void {
+    const n = s.length;
+    this.#room(n);
+    const buf = this.#buf;
+    let pos = this.#pos;
+    for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i);
+    this.#pos = pos;
+  }
+
+  /** Any text, escaped for COPY. */
+  text(s: string): void {
+    const n = s.length;
+    this.#room(2 * n);
+    const buf = this.#buf;
+    const start = this.#pos;
+    let pos = start;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128) {
+        // Non-ASCII: the whole value through the escaper and the encoder.
+        this.#pos = start;
+        const escaped = copyText(s);
+        this.#room(3 * escaped.length);
+        this.#pos += encoder.encodeInto(escaped, this.#buf.subarray(this.#pos)).written;
+        return;
+      }
+      if (c === 9 || c === 10 || c === 13 || c === 92) {
+        buf[pos++] = 92;
+        buf[pos++] = c === 9 ? 116 : c === 10 ? 110 : c === 13 ? 114 : 92;
+      } else {
+        buf[pos++] = c;
+      }
+    }
+    this.#pos = pos;
+  }
+
+  /** The bytes written (a view; the writer is done). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#pos);
+  }
 }
 
 /** Where chunks are processed: a pool of `workers`, or this thread when 0. */

@@ -23,6 +23,7 @@ const csv = [
   '3,7,yes,2024-03-04,"multi\nline",',
   "4,1e3,no,,plain,",
   "5,0.1,true,2024-05-06,ünï ✓,y",
+  '6,2,false,2024-05-07,"ü\tafter a tab, \\ and 🙂",z',
 ].join("\n") + "\n";
 
 function job(idx: number, extra: Partial<ChunkJob["parse"]> = {}): ChunkJob {
@@ -40,7 +41,7 @@ Deno.test("chunk work: one pass gives the plain COPY text and profile", () => {
   assert.equal(done.kind, "done");
   assert.equal(rows.kind, "rows");
   if (done.kind !== "done" || rows.kind !== "rows") return;
-  assert.equal(done.rowCount, 5);
+  assert.equal(done.rowCount, 6);
   const copy = new TextDecoder().decode(done.copy);
   assert.equal(copy, copyLines(3, rows.rows));
   assert.deepEqual(done.profile, profileRows(rows.header, rows.types, rows.rows));
