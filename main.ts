@@ -26,6 +26,7 @@ import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
+import { cores } from "./actors/runtime/worker_pool.ts";
 import { OpenAiWriter } from "./db/writer/openai.ts";
 import { ChromaVectorStore } from "./db/vectors/chroma.ts";
 import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
@@ -122,7 +123,9 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
-  const chunkProcessor = new ChunkProcessor(config.DATASET_WORKERS);
+  const chunkProcessor = new ChunkProcessor(
+    config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1)),
+  );
   const datasets = datasetActors({
     db,
     blobs,

@@ -43,8 +43,11 @@ const fields = z.object({
    * 10.7 s, peak RSS 826 MB instead of 500 MB, one worker on two cores).
    */
   EXTRACT_WORKERS: int(0, 64).default(0),
-  /** Workers parsing, cleaning and profiling dataset chunks; 0: in the main thread. */
-  DATASET_WORKERS: int(0, 64).default(1),
+  /**
+   * Workers parsing, cleaning and profiling dataset chunks; 0: in the main thread.
+   * @default the cores but one, 1 to 4 (one core is left to the main thread and the database)
+   */
+  DATASET_WORKERS: int(0, 64).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   RETENTION_DAYS: int(1, 3650).default(7),
   WORKER_CONCURRENCY: int(1, 10_000).default(256),

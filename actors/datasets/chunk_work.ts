@@ -6,7 +6,7 @@
  * ingest errors come back as a value, not a throw, so they keep their code across threads.
  */
 import { copyText } from "../runtime/ports.ts";
-import { WorkerPool } from "../runtime/worker_pool.ts";
+import { WorkerCrashedError, WorkerPool } from "../runtime/worker_pool.ts";
 import { IngestError, parseChunk, type ParseOptions, RowError } from "./ingest/mod.ts";
 import { type CleaningRules, cleanRows, planColumns } from "./ingest/clean.ts";
 import { type ColumnType, TypeInference } from "./ingest/infer.ts";
@@ -253,11 +253,13 @@ class CopyWriter {
 
 /** Where chunks are processed: a pool of `workers`, or this thread when 0. */
 export class ChunkProcessor {
-  readonly #pool: WorkerPool | null;
+  #pool: WorkerPool | null;
+  #worked = false;
 
-  constructor(workers: number) {
+  /** `url`: the worker module (tests). */
+  constructor(workers: number, { url }: { url?: URL } = {}) {
     this.#pool = workers > 0 && typeof Worker !== "undefined"
-      ? new WorkerPool(new URL("./chunk_worker.ts", import.meta.url), workers)
+      ? new WorkerPool(url ?? new URL("./chunk_worker.ts", import.meta.url), workers)
       : null;
   }
 
@@ -266,14 +268,23 @@ export class ChunkProcessor {
   }
 
   process(bytes: Uint8Array, job: ChunkJob): Promise<ChunkOutcome> {
-    if (!this.#pool) return Promise.resolve().then(() => processChunk(bytes, job));
+    const pool = this.#pool;
+    if (!pool) return Promise.resolve().then(() => processChunk(bytes, job));
     // The chunk's bytes are this call's own: move them instead of copying.
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-    return this.#pool.run<ChunkOutcome>(
-      "process",
-      [bytes, job],
-      own ? [bytes.buffer as ArrayBuffer] : [],
-    );
+    return pool.run<ChunkOutcome>("process", [bytes, job], own ? [bytes.buffer as ArrayBuffer] : [])
+      .then((out) => {
+        this.#worked = true;
+        return out;
+      }, (err) => {
+        // Workers that never ran a chunk here (no worker support, a module that cannot load)
+        // will not start to: this thread takes over. The message is retried as usual.
+        if (err instanceof WorkerCrashedError && !this.#worked && this.#pool === pool) {
+          this.#pool = null;
+          pool.close();
+        }
+        throw err;
+      });
   }
 
   close(): void {

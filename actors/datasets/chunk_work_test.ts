@@ -76,3 +76,24 @@ Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }
     workers.close();
   }
 });
+
+Deno.test(
+  { name: "chunk work: workers that cannot start leave the work to this thread", ...opts },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const broken = new URL(`file://${dir}/broken_worker.ts`);
+    await Deno.writeTextFile(broken, 'throw new Error("this worker cannot start");\n');
+    const processor = new ChunkProcessor(1, { url: broken });
+    try {
+      assert.equal(processor.workers, 1);
+      await assert.rejects(() => processor.process(enc.encode(csv), job(1)), /worker crashed/);
+      // The retry of the message runs here, in this thread.
+      assert.equal(processor.workers, 0);
+      const out = await processor.process(enc.encode(csv), job(1));
+      assert.equal(out.kind, "done");
+    } finally {
+      processor.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -27,6 +27,14 @@ interface Slot {
   task: Task | null;
 }
 
+/** A worker died (or never started: a module that fails to load, no worker support). */
+export class WorkerCrashedError extends Error {
+  constructor(message: string) {
+    super(`worker crashed: ${message}`);
+    this.name = "WorkerCrashedError";
+  }
+}
+
 /** Rebuilds a worker's error in the caller's terms (e.g. a typed error with its code). */
 export type ErrorFactory = (e: WorkerError) => Error;
 
@@ -108,7 +116,7 @@ export class WorkerPool {
       slot.task = null;
       worker.terminate();
       this.#slots = this.#slots.filter((s) => s !== slot);
-      task?.reject(new Error(`worker crashed: ${e.message}`));
+      task?.reject(new WorkerCrashedError(e.message));
       if (!this.#closed) this.#pump();
     };
     this.#slots.push(slot);
