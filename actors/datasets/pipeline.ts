@@ -36,14 +36,12 @@ import {
   chunkStream,
   detectEncoding,
   type Encoding,
-  IngestError,
   parseChunk,
   type ParseOptions,
-  RowError,
   type SplitFormat,
 } from "./ingest/mod.ts";
-import { type CleaningRules, cleanRows, planColumns } from "./ingest/clean.ts";
-import { type ColumnType, joinTypes, TypeInference } from "./ingest/infer.ts";
+import { type CleaningRules, planColumns } from "./ingest/clean.ts";
+import { type ColumnType, joinTypes } from "./ingest/infer.ts";
 import type { DatasetOptions } from "./options.ts";
 import { sqlType } from "./query.ts";
 import { type ColumnInfo, rowsTable } from "./store.ts";
