@@ -1,6 +1,7 @@
 /** Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory. */
 import { PGlite } from "@electric-sql/pglite";
 import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import { exists } from "./blobs/fs.ts";
 
 /**
  * Opens PGlite at `dataDir` (a directory), or in memory when it is undefined.
@@ -38,9 +39,7 @@ export async function openPglite(
     throw err;
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
-  const copyIn = async (table: string, columns: readonly string[], data: string | Uint8Array) => {
-    await pg.query(copySql(table, columns), [], { blob: new Blob([data as BlobPart]) });
-  };
+  const copyIn = copyVia(pg);
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
       const res = await pg.query<T>(text, params ? [...params] : undefined);
@@ -61,9 +60,7 @@ export async function openPglite(
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
           },
-          async copyIn(table, columns, data) {
-            await tx.query(copySql(table, columns), [], { blob: new Blob([data as BlobPart]) });
-          },
+          copyIn: copyVia(tx),
         })
       );
     },
@@ -78,9 +75,13 @@ export async function openPglite(
   };
 }
 
-/** PGlite reads COPY's input from the query's blob, named `/dev/blob`. */
-function copySql(table: string, columns: readonly string[]): string {
-  return `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`;
+/** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
+function copyVia(target: Pick<PGlite, "query">) {
+  return async (table: string, columns: readonly string[], data: string | Uint8Array) => {
+    await target.query(`COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`, [], {
+      blob: new Blob([data as BlobPart]),
+    });
+  };
 }
 
 export interface PgliteOptions {
@@ -101,21 +102,11 @@ async function initInChild(dir: string): Promise<boolean> {
       args: ["run", "-A", script.pathname, dir],
       stdin: "null",
       stdout: "null",
-      stderr: "piped",
+      stderr: "null",
     }).output();
     return out.success && await exists(`${dir}/PG_VERSION`);
   } catch {
     return false; // no permission to run a process (e.g. a sandboxed deploy)
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }
 

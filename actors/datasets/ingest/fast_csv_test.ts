@@ -8,16 +8,7 @@
 import assert from "node:assert/strict";
 import { fastCsvRecords } from "./fast_csv.ts";
 import { parseChunk, type ParseOptions } from "./parse.ts";
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { prng } from "./test_util.ts";
 
 const enc = new TextEncoder();
 
