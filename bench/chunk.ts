@@ -1,11 +1,11 @@
 /**
- * The CPU cost of one dataset chunk (parse, infer, clean, COPY text, profile), per stage, on
- * the ingest benchmark's file: MB/s of one thread.
+ * The CPU cost of one dataset chunk (parse, infer, clean, then COPY bytes and profile in one
+ * pass), per stage, on the ingest benchmark's file: MB/s of one thread.
  *
  *   deno run -A bench/chunk.ts [--file /tmp/troupe-bench-v2-50mb.csv] [--chunk-mib 1] [--chunks 24]
  */
 import { parseArgs } from "node:util";
-import { copyLines, processChunk } from "../actors/datasets/chunk_work.ts";
+import { processChunk } from "../actors/datasets/chunk_work.ts";
 import { parseChunk } from "../actors/datasets/ingest/parse.ts";
 import { TypeInference } from "../actors/datasets/ingest/infer.ts";
 import { cleanRows } from "../actors/datasets/ingest/clean.ts";
@@ -68,16 +68,8 @@ time("+ clean", () =>
     inf.add(p.rows);
     cleanRows(p.header, p.rows, {}, inf.stats().map((s) => s.type));
   }));
-time("+ COPY text", () =>
-  work.forEach((c, i) => {
-    const p = parseChunk(c, opts(i + 1));
-    const inf = new TypeInference(p.header.length, {});
-    inf.add(p.rows);
-    const cl = cleanRows(p.header, p.rows, {}, inf.stats().map((s) => s.type));
-    copyLines(i + 1, cl.rows);
-  }));
 time(
-  "+ profile (= processChunk)",
+  "+ COPY bytes and profile (= processChunk)",
   () => work.forEach((c, i) => processChunk(c, { idx: i + 1, parse: opts(i + 1), cleaning: {} })),
 );
 const p0 = parseChunk(work[0]!, opts(1));

@@ -7,7 +7,13 @@
  */
 import { copyText } from "../runtime/ports.ts";
 import { WorkerCrashedError, WorkerPool } from "../runtime/worker_pool.ts";
-import { IngestError, parseChunk, type ParseOptions, RowError } from "./ingest/mod.ts";
+import {
+  IngestError,
+  parseChunk,
+  type ParseOptions,
+  RowError,
+  type RowIssue,
+} from "./ingest/mod.ts";
 import { type CleaningRules, cleanRows, planColumns } from "./ingest/clean.ts";
 import { type ColumnType, TypeInference } from "./ingest/infer.ts";
 import { TableProfile, type TableProfileJSON, type Value, type ValueType } from "./profile/mod.ts";
@@ -29,17 +35,21 @@ export interface ChunkJob {
   cleaning: CleaningRules;
 }
 
+/** What a chunk came to, on either path. */
+interface ChunkRows {
+  /** Cleaned header (kept and renamed columns), the order of the rows' values. */
+  header: string[];
+  types: ColumnType[];
+  rowCount: number;
+  /** Bad rows dropped plus in-chunk duplicates. */
+  skipped: number;
+  errors: RowIssue[];
+}
+
 export type ChunkOutcome =
   | { kind: "failed"; failure: ChunkFailure }
-  | {
+  | ChunkRows & {
     kind: "done";
-    /** Cleaned header (kept and renamed columns), the order of the COPY text's fields. */
-    header: string[];
-    types: ColumnType[];
-    rowCount: number;
-    /** Bad rows dropped plus in-chunk duplicates. */
-    skipped: number;
-    errors: { line: number; message: string }[];
     /** `_row` then the columns, tab-separated, one line a row: UTF-8 bytes (they move from a
      * worker without a copy, and V8 frees them sooner than a large string). */
     copy: Uint8Array;
@@ -72,19 +82,16 @@ export function cellText(v: unknown): string | null {
   return JSON.stringify(v);
 }
 
-/** A chunk parsed, typed and cleaned, for the insert path (duplicate-row removal). */
+/** A chunk parsed, typed and cleaned (the insert path; the split's look at chunk 0). */
 export type CleanOutcome =
   | { kind: "failed"; failure: ChunkFailure }
-  | {
+  | ChunkRows & {
     kind: "rows";
-    header: string[];
-    types: ColumnType[];
+    /** The header as parsed, before cleaning drops or renames columns. */
+    sourceHeader: string[];
     rows: unknown[][];
     /** Row hashes (aligned with `rows`) with duplicate-row removal. */
     hashes?: string[];
-    rowCount: number;
-    skipped: number;
-    errors: { line: number; message: string }[];
   };
 
 /** Parses, infers types and cleans a chunk. */
@@ -104,6 +111,7 @@ export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
   const plan = planColumns(parsed.header, job.cleaning);
   return {
     kind: "rows",
+    sourceHeader: parsed.header,
     header: cleaned.header,
     types: plan.keep.map((i) => types[i] ?? "string"),
     rows: cleaned.rows,
@@ -112,20 +120,6 @@ export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
     skipped: parsed.skipped + cleaned.duplicates,
     errors: parsed.errors,
   };
-}
-
-/** COPY text of a chunk's rows: `_row` (`idx × 2^32 + position`) then the values. */
-export function copyLines(idx: number, rows: readonly (readonly unknown[])[]): string {
-  if (!rows.length) return "";
-  const base = idx * ROW_ID_BASE;
-  const lines: string[] = new Array(rows.length);
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r]!;
-    let line = String(base + r);
-    for (let k = 0; k < row.length; k++) line += "\t" + copyText(cellText(row[k]));
-    lines[r] = line;
-  }
-  return lines.join("\n") + "\n";
 }
 
 /**

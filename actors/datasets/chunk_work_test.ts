@@ -4,14 +4,9 @@
  * errors keep their code and line across the worker boundary.
  */
 import assert from "node:assert/strict";
-import {
-  type ChunkJob,
-  ChunkProcessor,
-  cleanChunk,
-  copyLines,
-  processChunk,
-} from "./chunk_work.ts";
+import { type ChunkJob, ChunkProcessor, cleanChunk, processChunk } from "./chunk_work.ts";
 import { profileRows } from "./profiles.ts";
+import { copyLines } from "../../tests/fixtures/copy_lines.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const enc = new TextEncoder();

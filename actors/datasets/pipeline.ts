@@ -221,19 +221,21 @@ export function datasetActors(o: DatasetPipelineOptions) {
             break;
           }
           if (b.index === 0 && format.kind === "csv") {
-            header = parseChunk(chunk.bytes, {
+            const parse: ParseOptions = {
               ...parseOptions(d.options, encoding),
               errorPolicy: "skip",
-            }).header;
-            if (typed) {
-              const first = cleanChunk(chunk.bytes, {
-                idx: 0,
-                parse: { ...parseOptions(d.options, encoding), errorPolicy: "skip" },
-                cleaning: rules(d.options),
-              });
-              if (first.kind === "rows") {
-                firstTypes = new Map(first.header.map((name, i) => [name, first.types[i]!]));
+            };
+            if (!typed) {
+              header = parseChunk(chunk.bytes, parse).header;
+            } else {
+              // One parse gives the header and chunk 0's types.
+              const first = cleanChunk(chunk.bytes, { idx: 0, parse, cleaning: rules(d.options) });
+              if (first.kind === "failed") {
+                ctx.effect((tx) => markFailed(tx, datasetId, first.failure));
+                return { failed: first.failure };
               }
+              header = first.sourceHeader;
+              firstTypes = new Map(first.header.map((name, i) => [name, first.types[i]!]));
             }
           }
           boundaries.push({ idx: b.index, start: b.start, end: b.end, firstLine: b.firstLine });
@@ -508,16 +510,12 @@ export function datasetActors(o: DatasetPipelineOptions) {
         // Columns already of their type (typed at creation, widened by chunks) stay as they
         // are; the others (all of them on the insert path) are converted in one rewrite.
         const stored = await storedTypes(tx, rowsTable(datasetId));
-        const alters = columns.filter((col) =>
-          sqlType(col.type) !== sqlType(stored.get(col.key) ?? "string")
-        ).map((col) =>
-          `ALTER COLUMN "${col.key}" TYPE ${sqlType(col.type)} USING "${col.key}"::${
-            sqlType(col.type)
-          }`
+        await alterTypes(
+          tx,
+          rowsTable(datasetId),
+          columns.filter((col) => sqlType(col.type) !== sqlType(stored.get(col.key) ?? "string"))
+            .map((col) => ({ key: col.key, to: sqlType(col.type) })),
         );
-        if (alters.length) {
-          await tx.query(`ALTER TABLE ${rowsTable(datasetId)} ${alters.join(", ")}`);
-        }
         await tx.query(
           `UPDATE troupe_datasets SET status = 'ready', row_count = $2, skipped_rows = $3,
              columns = $4::jsonb, row_errors = $5::jsonb, chunks_done = chunk_count,
@@ -595,19 +593,29 @@ async function widenColumns(
     const changes = needed(await storedTypes(tx, table));
     if (!changes.length) return;
     await tx.query("SET LOCAL timezone = 'UTC'");
-    await tx.query(
-      `ALTER TABLE ${table} ${
-        changes.map((c) => `ALTER COLUMN "${c.key}" TYPE ${c.to} USING "${c.key}"::${c.to}`)
-          .join(", ")
-      }`,
-    );
+    await alterTypes(tx, table, changes);
   });
+}
+
+/** Converts columns to SQL types in one table rewrite (nothing to do: no statement). */
+async function alterTypes(
+  tx: SqlExecutor,
+  table: string,
+  changes: readonly { key: string; to: string }[],
+): Promise<void> {
+  if (!changes.length) return;
+  await tx.query(
+    `ALTER TABLE ${table} ${
+      changes.map((c) => `ALTER COLUMN "${c.key}" TYPE ${c.to} USING "${c.key}"::${c.to}`)
+        .join(", ")
+    }`,
+  );
 }
 
 /**
  * Stores a chunk's rows with COPY: in one transaction, the rows of an earlier attempt of this
  * chunk (its id range) are deleted and the chunk's rows copied in, so a redelivered chunk
- * leaves exactly one copy. `text` comes from {@link copyLines}.
+ * leaves exactly one copy. `text` is COPY text, as `processChunk` writes it.
  */
 export async function replaceChunkRows(
   db: SqlDatabase,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { replaceChunkRows } from "../../actors/datasets/pipeline.ts";
-import { copyLines } from "../../actors/datasets/chunk_work.ts";
+import { copyLines } from "../fixtures/copy_lines.ts";
 import type { SqlDatabase } from "../../actors/runtime/ports.ts";
 
 const copyRows = (
