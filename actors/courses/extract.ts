@@ -3,7 +3,7 @@
  * extract messages of a course (20 pages each) use every core. Errors keep their `PdfError`
  * code either way.
  */
-import { WorkerPool } from "../runtime/worker_pool.ts";
+import { workerError, WorkerPool } from "../runtime/worker_pool.ts";
 import { type PageText, PdfDocument, PdfError, type PdfErrorCode } from "./pdf.ts";
 
 export interface PageExtractor {
@@ -39,9 +39,7 @@ export class WorkerExtractor implements PageExtractor {
       if (e.name === "PdfError" && CODES.has(e.code as PdfErrorCode)) {
         return new PdfError(e.code as PdfErrorCode, e.message);
       }
-      const err = new Error(e.message);
-      err.name = e.name;
-      return err;
+      return workerError(e);
     });
   }
 

@@ -47,7 +47,7 @@ export class WorkerPool {
   constructor(
     private readonly url: URL,
     readonly size: number,
-    private readonly toError: ErrorFactory = defaultError,
+    private readonly toError: ErrorFactory = workerError,
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
   }
@@ -124,7 +124,8 @@ export class WorkerPool {
   }
 }
 
-function defaultError(e: WorkerError): Error {
+/** A worker's error as a plain `Error` with its name (the default {@link ErrorFactory}). */
+export function workerError(e: WorkerError): Error {
   const err = new Error(e.message);
   err.name = e.name;
   return err;
