@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { startTaskArgs } from "./start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -19,7 +20,6 @@ const { values: args } = parseArgs({
   },
 });
 const KEY = "troupe-bench-key-0123456789abcdef";
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const headers = { "x-api-key": KEY };
 
 function freePort(): number {
@@ -79,7 +79,7 @@ async function measure(db: string) {
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN],
+    args: await startTaskArgs(),
     env: {
       PORT: String(port),
       DATA_DIR: dir,

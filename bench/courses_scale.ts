@@ -18,9 +18,9 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { startTaskArgs } from "./start_task.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const headers = { "x-api-key": KEY };
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -219,7 +219,7 @@ const big = await searchAtScale();
 const port = freePort();
 const base = `http://127.0.0.1:${port}`;
 const server = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", MAIN],
+  args: await startTaskArgs(),
   env: {
     PORT: String(port),
     DATA_DIR: `${dir}/data`,

@@ -13,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
+import { startTaskArgs } from "./start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -27,7 +28,6 @@ const { values: args } = parseArgs({
 const TARGET = Number(args.mb) * 1e6;
 const FILE = `/tmp/troupe-bench-v2-${args.mb}mb.csv`;
 const KEY = "troupe-bench-key-0123456789abcdef";
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** Writes the file once: ids, ints, floats, categories, dates, booleans, text, nulls. */
 async function generate(): Promise<{ bytes: number; rows: number }> {
@@ -99,12 +99,9 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
   const base = `http://127.0.0.1:${port}`;
   const server = new Deno.Command(Deno.execPath(), {
     // BENCH_DENO_FLAGS: extra flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-    args: [
-      "run",
-      "-A",
-      ...(Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
-      MAIN,
-    ],
+    args: await startTaskArgs(
+      Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [],
+    ),
     env: {
       PORT: String(port),
       DATA_DIR: dir,
@@ -253,7 +250,8 @@ print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resou
 async function profilingStage(bytes: number): Promise<Figure> {
   const script = new URL("./profile_file.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, FILE],
+    // The server's runtime flags (deno.json's start task), so memory compares like for like.
+    args: [...await startTaskArgs([], script), FILE],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

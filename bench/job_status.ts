@@ -14,6 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
+import { startTaskArgs } from "./start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -27,7 +28,6 @@ const { values: args } = parseArgs({
 });
 const JOBS = Number(args.jobs);
 const API_KEY = "troupe-bench-key-0123456789abcdef";
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -154,7 +154,7 @@ async function measure(dbName: string): Promise<Figure[]> {
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN],
+    args: await startTaskArgs(),
     env: {
       PORT: String(port),
       DATA_DIR: dir,

@@ -1,0 +1,17 @@
+/**
+ * The server's command line exactly as `deno task start` runs it (deno.json, V8 flags
+ * included), for the benchmarks that spawn the server: what they measure is what users run.
+ * `extra` flags (e.g. `--cpu-prof`) go before the script; `script` replaces main.ts (to run
+ * another entry point with the server's runtime flags).
+ */
+export async function startTaskArgs(extra: string[] = [], script?: string): Promise<string[]> {
+  const root = new URL("..", import.meta.url);
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))) as {
+    tasks: Record<string, string>;
+  };
+  const [deno, ...args] = config.tasks.start!.split(/\s+/);
+  if (deno !== "deno" || args.at(-1) !== "main.ts") {
+    throw new Error(`unexpected start task: ${config.tasks.start}`);
+  }
+  return [...args.slice(0, -1), ...extra, script ?? new URL("main.ts", root).pathname];
+}
