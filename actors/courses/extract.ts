@@ -2,30 +2,134 @@
  * Page text extraction behind one port: in this thread, or in a pool of workers so that the
  * extract messages of a course (20 pages each) use every core. Errors keep their `PdfError`
  * code either way.
+ *
+ * The extract messages of one file arrive one range after another, so both keep the PDFs
+ * they opened, by key (the file's SHA-256), for a few seconds ({@link OpenPdfs}): opening a
+ * 300-page PDF again for each range of 20 pages nearly doubled the time per page.
  */
 import { workerError, WorkerPool } from "../runtime/worker_pool.ts";
 import { type PageText, PdfDocument, PdfError, type PdfErrorCode } from "./pdf.ts";
 
+/** A PDF's bytes, or how to read them (called only when the document is not already open). */
+export type PdfSource = Uint8Array | (() => Promise<Uint8Array>);
+
 export interface PageExtractor {
   /**
-   * Pages `from..to` (1-based, inclusive) of the PDF in `bytes`. `key` names the file (its
-   * SHA-256): a worker keeps the last document it opened, by key, for the next range.
+   * Pages `from..to` (1-based, inclusive) of the PDF. `key` names the file (its SHA-256):
+   * the document stays open, by key, for the next range.
    */
-  pages(bytes: Uint8Array, from: number, to: number, key?: string): Promise<PageText[]>;
+  pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]>;
   close(): void;
+}
+
+const bytesOf = (source: PdfSource) => typeof source === "function" ? source() : source;
+
+interface OpenPdf {
+  doc: Promise<PdfDocument>;
+  users: number;
+  timer?: ReturnType<typeof setTimeout>;
+  dropped?: boolean;
+}
+
+/**
+ * Opened PDFs by key: at most `size` stay open once unused (least recently used closed
+ * first), each for `keepMs` after its last use. Documents in use are never closed under
+ * their users; one that failed a read is dropped, so the next use opens it afresh.
+ */
+export class OpenPdfs {
+  readonly #open = new Map<string, OpenPdf>();
+
+  constructor(readonly size = 2, readonly keepMs = 5_000) {}
+
+  /** How many documents are open (in use or kept). */
+  get count(): number {
+    return this.#open.size;
+  }
+
+  async use<T>(
+    key: string,
+    source: PdfSource,
+    read: (doc: PdfDocument) => Promise<T>,
+  ): Promise<T> {
+    let entry = this.#open.get(key);
+    if (entry) this.#open.delete(key); // re-inserted below: the map's order is recency
+    else entry = { doc: Promise.resolve(source).then(bytesOf).then(PdfDocument.open), users: 0 };
+    this.#open.set(key, entry);
+    clearTimeout(entry.timer);
+    entry.users++;
+    try {
+      return await read(await entry.doc);
+    } catch (err) {
+      this.#drop(key, entry);
+      throw err;
+    } finally {
+      entry.users--;
+      if (entry.dropped) {
+        if (entry.users === 0) closeQuietly(entry);
+      } else if (entry.users === 0) {
+        const timer = setTimeout(() => this.#drop(key, entry), this.keepMs);
+        Deno.unrefTimer(timer); // a kept document never holds the process open
+        entry.timer = timer;
+      }
+      this.#evict();
+    }
+  }
+
+  /** Closes every document (those in use once their reads end). */
+  close(): void {
+    for (const [key, entry] of [...this.#open]) this.#drop(key, entry);
+  }
+
+  #drop(key: string, entry: OpenPdf): void {
+    if (this.#open.get(key) === entry) this.#open.delete(key);
+    clearTimeout(entry.timer);
+    if (entry.dropped) return;
+    entry.dropped = true;
+    if (entry.users === 0) closeQuietly(entry);
+  }
+
+  #evict(): void {
+    let unused = [...this.#open].filter(([, e]) => e.users === 0);
+    while (unused.length > this.size) {
+      const [key, entry] = unused[0]!;
+      this.#drop(key, entry);
+      unused = unused.slice(1);
+    }
+  }
+}
+
+function closeQuietly(entry: OpenPdf): void {
+  entry.doc.then((d) => d.close()).catch(() => {});
+}
+
+/** Pages of `source`, through `open` when there is a key, else opened and closed here. */
+export async function readPages(
+  open: OpenPdfs,
+  source: PdfSource,
+  from: number,
+  to: number,
+  key?: string,
+): Promise<PageText[]> {
+  if (key) return await open.use(key, source, (doc) => doc.pages(from, to));
+  const pdf = await PdfDocument.open(await bytesOf(source));
+  try {
+    return await pdf.pages(from, to);
+  } finally {
+    await pdf.close();
+  }
 }
 
 /** Extracts in the calling thread (Deno Deploy, tests, `EXTRACT_WORKERS=0`). */
 export class InlineExtractor implements PageExtractor {
-  async pages(bytes: Uint8Array, from: number, to: number): Promise<PageText[]> {
-    const pdf = await PdfDocument.open(bytes);
-    try {
-      return await pdf.pages(from, to);
-    } finally {
-      await pdf.close();
-    }
+  readonly #open = new OpenPdfs();
+
+  pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]> {
+    return readPages(this.#open, source, from, to, key);
   }
-  close(): void {}
+
+  close(): void {
+    this.#open.close();
+  }
 }
 
 const CODES = new Set<PdfErrorCode>(["NOT_PDF", "ENCRYPTED", "CORRUPT", "NO_TEXT"]);
@@ -43,9 +147,11 @@ export class WorkerExtractor implements PageExtractor {
     });
   }
 
-  pages(bytes: Uint8Array, from: number, to: number, key?: string): Promise<PageText[]> {
-    // Copied to the worker (structured clone), so the caller keeps its bytes.
-    return this.#pool.run<PageText[]>("pages", [bytes, from, to, key]);
+  async pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]> {
+    // The bytes go along every time (a range may land on a worker that has not opened the
+    // file); copied to the worker (structured clone), so the caller keeps its bytes.
+    const bytes = await bytesOf(source);
+    return await this.#pool.run<PageText[]>("pages", [bytes, from, to, key]);
   }
 
   close(): void {

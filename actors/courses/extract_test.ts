@@ -1,11 +1,11 @@
 /**
  * The page extractors: the worker pool gives the same pages as this thread, in any number of
  * concurrent calls; broken files keep their `PdfError` code across the worker boundary; a
- * closed pool refuses work.
+ * closed pool refuses work; opened PDFs are kept by key, bounded in number and time.
  */
 import assert from "node:assert/strict";
 import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
-import { InlineExtractor, pageExtractor, WorkerExtractor } from "./extract.ts";
+import { InlineExtractor, OpenPdfs, pageExtractor, WorkerExtractor } from "./extract.ts";
 import { PdfError } from "./pdf.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -89,4 +89,58 @@ Deno.test({ name: "extract: a closed pool refuses work", ...opts }, async () => 
   await assert.rejects(() => pending, /closed/);
   await assert.rejects(() => pool.pages(bytes, 1, 1), /closed/);
   assert.ok(pageExtractor(0) instanceof InlineExtractor);
+});
+
+Deno.test({ name: "extract: opened PDFs are kept by key, few and briefly", ...opts }, async () => {
+  const a = await book(6);
+  const b = await book(2);
+  const c = await book(1);
+  const reads = { a: 0, b: 0, c: 0 };
+  const source = (name: keyof typeof reads, bytes: Uint8Array) => () => {
+    reads[name]++;
+    return Promise.resolve(bytes);
+  };
+  const inline = new InlineExtractor();
+  const expected = await inline.pages(a, 1, 6);
+  const open = new OpenPdfs(2, 200);
+  try {
+    // Ranges of one file, in turn and at once: the file is read and opened once.
+    const first = await open.use("a", source("a", a), (d) => d.pages(1, 2));
+    const rest = await Promise.all([
+      open.use("a", source("a", a), (d) => d.pages(3, 4)),
+      open.use("a", source("a", a), (d) => d.pages(5, 6)),
+    ]);
+    assert.deepEqual([...first, ...rest.flat()], expected);
+    assert.equal(reads.a, 1);
+    // A third file: the least recently used unused document is closed.
+    await open.use("b", source("b", b), (d) => d.pages(1, 1));
+    await open.use("c", source("c", c), (d) => d.pages(1, 1));
+    assert.equal(open.count, 2);
+    await open.use("a", source("a", a), (d) => d.pages(1, 1));
+    assert.equal(reads.a, 2, "the evicted file is read again");
+    await open.use("c", source("c", c), (d) => d.pages(1, 1));
+    assert.equal(reads.c, 1, "a kept file is not");
+    // A failed read drops the document; a file that cannot be opened is not kept.
+    await assert.rejects(
+      () => open.use("c", source("c", c), () => Promise.reject(new Error("boom"))),
+      /boom/,
+    );
+    await open.use("c", source("c", c), (d) => d.pages(1, 1));
+    assert.equal(reads.c, 2);
+    await assert.rejects(
+      () => open.use("bad", () => Promise.resolve(a.slice(0, 40)), (d) => d.pages(1, 1)),
+      (e: unknown) => e instanceof PdfError && e.code === "CORRUPT",
+    );
+    assert.ok(open.count <= 2);
+    // Unused documents close after keepMs.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(open.count, 0);
+    // The extractor with a key gives the pages it gives without one.
+    assert.deepEqual(await inline.pages(source("a", a), 2, 5, "a"), expected.slice(1, 5));
+    assert.deepEqual(await inline.pages(source("a", a), 6, 6, "a"), expected.slice(5, 6));
+    assert.equal(reads.a, 3);
+  } finally {
+    open.close();
+    inline.close();
+  }
 });

@@ -216,8 +216,9 @@ export function courseActors(o: CoursePipelineOptions) {
       );
       const extracting = have[0]!.n < to - from + 1;
       if (extracting) {
+        // The file is read only when the extractor does not hold it open already.
         const pages = await extractor.pages(
-          await readAll(await blobs.read(sha256)),
+          async () => await readAll(await blobs.read(sha256)),
           from,
           to,
           sha256,
