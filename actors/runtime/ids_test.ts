@@ -18,3 +18,12 @@ Deno.test("deterministicId() is stable for the same parts and differs otherwise"
   assert.notEqual(await deterministicId("a", "b"), await deterministicId("ab"));
   assert.notEqual(await deterministicId("a", "b"), await deterministicId("a", "c"));
 });
+
+Deno.test("deterministicId() keeps the ids it gave before (stored ids stay valid)", async () => {
+  // Values made by the earlier crypto.subtle implementation.
+  assert.equal(await deterministicId("a", "b"), "59b271ae-1bbc-81d3-1d41-929817f4b16f");
+  assert.equal(
+    await deterministicId("job", "tenant-1", "course.extract", "x".repeat(80)),
+    "a537637f-eb77-81c0-2e6e-9007785458a6",
+  );
+});
