@@ -88,13 +88,11 @@ export class OpenPdfs {
     if (entry.users === 0) closeQuietly(entry);
   }
 
+  /** Closes the least recently used unused documents beyond `size`. */
   #evict(): void {
-    let unused = [...this.#open].filter(([, e]) => e.users === 0);
-    while (unused.length > this.size) {
-      const [key, entry] = unused[0]!;
-      this.#drop(key, entry);
-      unused = unused.slice(1);
-    }
+    const unused = [...this.#open].filter(([, e]) => e.users === 0);
+    const excess = Math.max(0, unused.length - this.size);
+    for (const [key, entry] of unused.slice(0, excess)) this.#drop(key, entry);
   }
 }
 

@@ -16,7 +16,6 @@
  *
  * Progress is reported on the course (pages extracted / total) and on each message's job.
  */
-import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
@@ -30,6 +29,7 @@ import {
   PdfDocument,
   PdfError,
 } from "./pdf.ts";
+import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
