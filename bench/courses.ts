@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { startTaskArgs } from "./start_task.ts";
+import { startTaskArgs } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,

@@ -18,7 +18,8 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { startTaskArgs } from "./start_task.ts";
+import { startTaskArgs } from "../tests/start_task.ts";
+import { peakRssMb, resetPeakRss } from "./rss.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
@@ -121,12 +122,6 @@ async function extraction(pdf: Uint8Array, file: string, pages: number) {
     ratio: median(pooled) / poppler,
     runs: RUNS,
   };
-}
-
-/** The process's peak resident set (VmHWM) in MB. */
-async function peakRss(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 async function upload(
@@ -268,13 +263,13 @@ try {
   // (`clear_refs` 5), so the first start's initdb and the earlier uploads do not count; the
   // peak of the whole run is reported beside it.
   const books = await Promise.all(Array.from({ length: 10 }, (_, i) => book(300, 100 + i)));
-  const runPeak = await peakRss(server.pid);
-  await Deno.writeTextFile(`/proc/${server.pid}/clear_refs`, "5");
+  const runPeak = await peakRssMb(server.pid);
+  await resetPeakRss(server.pid);
   const ten = await Promise.all(books.map((b, i) => upload(base, b, `ten-${i}.pdf`)));
   const tenStart = performance.now();
   const statuses = await Promise.all(ten.map((u) => waitReady(base, u.id)));
   const tenSeconds = (performance.now() - tenStart) / 1000;
-  const hwm = await peakRss(server.pid);
+  const hwm = await peakRssMb(server.pid);
 
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(

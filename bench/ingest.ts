@@ -13,7 +13,8 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { startTaskArgs } from "./start_task.ts";
+import { startTaskArgs } from "../tests/start_task.ts";
+import { peakRssMb, resetPeakRss } from "./rss.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -78,12 +79,6 @@ function freePort(): number {
   return port;
 }
 
-/** Peak resident set of a process (VmHWM), in MB. */
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-}
-
 interface Figure {
   system: string;
   seconds: number;
@@ -126,7 +121,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     // Peak RSS from here on: the start (PGlite's first initdb peaks at ~640 MB, once per
     // data directory) is reported apart.
     const startPeak = await peakRssMb(server.pid);
-    await Deno.writeTextFile(`/proc/${server.pid}/clear_refs`, "5");
+    await resetPeakRss(server.pid);
     const headers = { "x-api-key": KEY };
     const t0 = performance.now();
     // curl as the client: Deno's fetch streams a file body slowly (~12 MB/s here), which

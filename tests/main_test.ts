@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./harness.ts";
+import { startTaskArgs } from "./start_task.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -36,13 +37,10 @@ Deno.test({
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   // Exactly what `deno task start` runs (the README's command), from deno.json.
-  const task = (JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))) as {
-    tasks: Record<string, string>;
-  }).tasks.start!.split(/\s+/);
-  assert.equal(task[0], "deno");
+  const args = await startTaskArgs();
   const start = () =>
     new Deno.Command(Deno.execPath(), {
-      args: task.slice(1),
+      args,
       cwd: new URL("..", import.meta.url).pathname,
       env: { PORT: String(port), DATA_DIR: dir, LOG_LEVEL: "warn" },
       stdout: "null",

@@ -1,6 +1,6 @@
 /**
  * The server's command line exactly as `deno task start` runs it (deno.json, V8 flags
- * included), for the benchmarks that spawn the server: what they measure is what users run.
+ * included), for the tests and benchmarks that spawn the server: they run what users run.
  * `extra` flags (e.g. `--cpu-prof`) go before the script; `script` replaces main.ts (to run
  * another entry point with the server's runtime flags).
  */
