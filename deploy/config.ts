@@ -38,9 +38,9 @@ const fields = z.object({
     "must be a postgres:// or postgresql:// URL",
   ).optional(),
   /**
-   * Workers extracting PDF text; 0 extracts in the main thread. Workers finish many PDFs
-   * sooner but each holds its own heap (measured: 10 × 300-page PDFs in 6.4 s instead of
-   * 10.7 s, peak RSS 826 MB instead of 500 MB, one worker on two cores).
+   * Workers extracting PDF text; 0 extracts in the main thread. Workers extract faster but
+   * each holds its own heap (measured with the start task's V8 flag, 10 × 300-page PDFs on
+   * PGlite: ~430 MB peak with 2 workers, ~365 MB with 1 or 0; see the README).
    */
   EXTRACT_WORKERS: int(0, 64).default(0),
   /**
