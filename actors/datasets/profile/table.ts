@@ -77,9 +77,7 @@ export class TableProfile {
     }
     for (let i = 0; i < cols.length; i++) {
       const v = i < values.length ? values[i]! : null;
-      const t = texts?.[i];
-      if (t === undefined || t === null) cols[i]!.add(v, valueType(v, columnTypes?.[i]));
-      else cols[i]!.add(v, valueType(v, columnTypes?.[i]), t);
+      cols[i]!.add(v, valueType(v, columnTypes?.[i]), texts?.[i] ?? undefined);
     }
     this.#rows++;
   }
