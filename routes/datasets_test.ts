@@ -29,9 +29,14 @@ function open(): Promise<World> {
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-      // Small chunks so that even test files are split and merged.
-      // Small chunks and split steps, so files here take several of each.
-      return datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024, splitStepChunks: 2 });
+      // Small chunks, split steps and merge pages, so files here take several of each.
+      return datasetActors({
+        db: tdb.db,
+        blobs,
+        chunkBytes: 16 * 1024,
+        splitStepChunks: 2,
+        mergePage: 2,
+      });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,

@@ -45,7 +45,7 @@ import { type ColumnType, joinTypes } from "./ingest/infer.ts";
 import type { DatasetOptions } from "./options.ts";
 import { sqlType } from "./query.ts";
 import { type ColumnInfo, rowsTable } from "./store.ts";
-import { mergeChunkProfiles, profileRows } from "./profiles.ts";
+import { ChunkProfileMerge, profileRows } from "./profiles.ts";
 
 export interface DatasetPipelineOptions {
   db: SqlDatabase;
@@ -61,6 +61,8 @@ export interface DatasetPipelineOptions {
   processor?: ChunkProcessor;
   /** Chunks one split step cuts before handing the rest of the file on. @default 32 */
   splitStepChunks?: number;
+  /** Chunk profiles the merge reads at a time. @default 16 */
+  mergePage?: number;
   /** Called when a dataset changes (ready, failed): cache invalidation. */
   onChange?: (datasetId: string) => Promise<void>;
 }
@@ -156,6 +158,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
   const processor = o.processor ?? new ChunkProcessor(0);
   const stepChunks = Math.max(1, o.splitStepChunks ?? 32);
+  const mergePage = Math.max(1, o.mergePage ?? 16);
 
   const split = defineActor({
     name: "dataset.split",
@@ -458,27 +461,44 @@ export function datasetActors(o: DatasetPipelineOptions) {
     handler: async ({ datasetId }, ctx) => {
       const d = await loadDataset(db, datasetId);
       if (!d || d.status !== "processing") return { skipped: d?.status ?? "deleted" };
-      const chunks = await db.query<{
-        row_count: number;
-        skipped_rows: number;
-        profile: { header: string[]; keys: string[]; types: ColumnType[]; profile: unknown };
-        row_errors: { line: number; message: string }[];
-      }>(
-        `SELECT row_count, skipped_rows, profile, row_errors FROM troupe_dataset_chunks
-         WHERE dataset_id = $1 ORDER BY idx`,
-        [datasetId],
-      );
+      // Chunk by chunk, a page at a time: the running profile is all the merge holds.
       const order: string[] = [];
       const keyOf = new Map<string, string>();
       const typeOf = new Map<string, ColumnType>();
-      for (const ch of chunks) {
-        ch.profile.header.forEach((name, i) => {
-          if (!keyOf.has(name)) {
-            order.push(name);
-            keyOf.set(name, ch.profile.keys[i]!);
-          }
-          typeOf.set(name, joinTypes(typeOf.get(name) ?? "null", ch.profile.types[i] ?? "string"));
-        });
+      const profiles = new ChunkProfileMerge();
+      let rowCount = 0;
+      let skipped = 0;
+      const rowErrors: { line: number; message: string }[] = [];
+      for (let after = -1;;) {
+        const chunks = await db.query<{
+          idx: number;
+          row_count: number;
+          skipped_rows: number;
+          profile: { header: string[]; keys: string[]; types: ColumnType[]; profile: unknown };
+          row_errors: { line: number; message: string }[];
+        }>(
+          `SELECT idx, row_count, skipped_rows, profile, row_errors FROM troupe_dataset_chunks
+           WHERE dataset_id = $1 AND idx > $2 ORDER BY idx LIMIT $3`,
+          [datasetId, after, mergePage],
+        );
+        for (const ch of chunks) {
+          ch.profile.header.forEach((name, i) => {
+            if (!keyOf.has(name)) {
+              order.push(name);
+              keyOf.set(name, ch.profile.keys[i]!);
+            }
+            typeOf.set(
+              name,
+              joinTypes(typeOf.get(name) ?? "null", ch.profile.types[i] ?? "string"),
+            );
+          });
+          profiles.add(ch.profile.profile);
+          rowCount += ch.row_count ?? 0;
+          skipped += ch.skipped_rows ?? 0;
+          for (const e of ch.row_errors ?? []) if (rowErrors.length < 100) rowErrors.push(e);
+          after = ch.idx;
+        }
+        if (chunks.length < mergePage) break;
       }
       for (const col of d.columns ?? []) {
         if (!keyOf.has(col.name)) {
@@ -486,11 +506,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
           keyOf.set(col.name, col.key);
         }
       }
-      const summaries = mergeChunkProfiles(
-        chunks.map((ch) => ({ header: ch.profile.header, profile: ch.profile.profile })),
-        order,
-        (name) => typeOf.get(name) ?? "null",
-      );
+      const summaries = profiles.reports(order, (name) => typeOf.get(name) ?? "null");
       const columns: ColumnInfo[] = order.map((name) => {
         const type = typeOf.get(name) ?? "null";
         return {
@@ -500,9 +516,6 @@ export function datasetActors(o: DatasetPipelineOptions) {
           profile: summaries.get(name) ?? null,
         };
       });
-      const rowCount = chunks.reduce((a, ch) => a + (ch.row_count ?? 0), 0);
-      const skipped = chunks.reduce((a, ch) => a + (ch.skipped_rows ?? 0), 0);
-      const rowErrors = chunks.flatMap((ch) => ch.row_errors ?? []).slice(0, 100);
       ctx.progress(50, "converting columns");
       ctx.effect(async (tx) => {
         // Naive date-times are read as UTC, whatever the server's zone.

@@ -5,6 +5,7 @@
  * quantile sketch (bin counts within the sketch's rank error).
  */
 import {
+  ColumnProfile,
   type ColumnSummary,
   KllSketch,
   TableProfile,
@@ -42,26 +43,43 @@ export function profileRows(
   return profile.toJSON();
 }
 
-/** Merges chunk profiles; returns each column's report, by name. */
+/**
+ * Folds chunk profiles one at a time, in chunk order, so that a merge holds one running
+ * profile and the chunk at hand, not every chunk's sketches (a 1 GB file has ~1,000 chunks
+ * of ~200 KB of sketches each).
+ */
+export class ChunkProfileMerge {
+  readonly #merged = new TableProfile();
+
+  add(profile: unknown): void {
+    this.#merged.merge(TableProfile.fromJSON(profile as TableProfileJSON));
+  }
+
+  /** Each column's report, by name; a column of `order` no chunk had gets an empty profile. */
+  reports(order: readonly string[], typeOf: (name: string) => string): Map<string, ColumnReport> {
+    const out = new Map<string, ColumnReport>();
+    for (const name of order) {
+      const column = this.#merged.column(name) ?? new ColumnProfile();
+      const summary = column.summary();
+      const numeric = typeOf(name) === "integer" || typeOf(name) === "float";
+      out.set(name, {
+        ...summary,
+        histogram: numeric ? histogram(column.toJSON().quantiles, summary) : null,
+      });
+    }
+    return out;
+  }
+}
+
+/** Merges chunk profiles held together (see {@link ChunkProfileMerge}); reports by name. */
 export function mergeChunkProfiles(
-  chunks: { header: readonly string[]; profile: unknown }[],
+  chunks: { profile: unknown }[],
   order: readonly string[],
   typeOf: (name: string) => string,
 ): Map<string, ColumnReport> {
-  const merged = new TableProfile(order);
-  for (const c of chunks) merged.merge(TableProfile.fromJSON(c.profile as TableProfileJSON));
-  const out = new Map<string, ColumnReport>();
-  for (const name of order) {
-    const column = merged.column(name);
-    if (!column) continue;
-    const summary = column.summary();
-    const numeric = typeOf(name) === "integer" || typeOf(name) === "float";
-    out.set(name, {
-      ...summary,
-      histogram: numeric ? histogram(column.toJSON().quantiles, summary) : null,
-    });
-  }
-  return out;
+  const merge = new ChunkProfileMerge();
+  for (const c of chunks) merge.add(c.profile);
+  return merge.reports(order, typeOf);
 }
 
 function histogram(
