@@ -107,7 +107,7 @@ export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
   const inference = new TypeInference(parsed.header.length, job.cleaning);
   inference.add(parsed.rows);
   const types = inference.stats().map((s) => s.type);
-  const cleaned = cleanRows(parsed.header, parsed.rows, job.cleaning, types);
+  const cleaned = cleanRows(parsed.header, parsed.rows, job.cleaning, types, { fitted: true });
   const plan = planColumns(parsed.header, job.cleaning);
   return {
     kind: "rows",

@@ -144,16 +144,34 @@ export interface CleanResult {
 }
 
 /**
+ * {@link normalizeValue} for a value known to fit `type` (its own type joins into it, as when
+ * `type` was inferred from the very values being cleaned): converted without being
+ * classified again, with the same result.
+ */
+function normalizeFitted(value: unknown, type: ColumnType, o: ResolvedValueOptions): unknown {
+  if (typeof value !== "string") {
+    if (value === null || value === undefined) return null;
+    return type === "string" ? asText(value) : value;
+  }
+  const s = o.trim ? trimFast(value) : value;
+  if (isNullText(s, o)) return null;
+  return type === "string" ? s : convert(s, type);
+}
+
+/**
  * Cleans a chunk's rows: keeps/renames columns per the rules, trims and nulls values, and
  * normalises them to `types` (column types of the input header, e.g. from merged
- * {@link ColumnStats}) when given. With `dropDuplicateRows`, removes in-chunk duplicates and
- * returns each kept row's {@link rowHash} for the pipeline's cross-chunk check.
+ * {@link ColumnStats}) when given. `fitted`: `types` were inferred from these very rows, so
+ * every value fits its column's type and is converted without being classified again.
+ * With `dropDuplicateRows`, removes in-chunk duplicates and returns each kept row's
+ * {@link rowHash} for the pipeline's cross-chunk check.
  */
 export function cleanRows(
   header: readonly string[],
   rows: readonly (readonly unknown[])[],
   rules: CleaningRules = {},
   types?: readonly ColumnType[],
+  { fitted = false }: { fitted?: boolean } = {},
 ): CleanResult {
   const plan = planColumns(header, rules);
   const o = resolved(rules);
@@ -167,7 +185,11 @@ export function cleanRows(
     const cleaned = new Array<unknown>(keep.length);
     for (let k = 0; k < keep.length; k++) {
       const v = row[keep[k]!];
-      cleaned[k] = colTypes === undefined ? cleanValue(v, o) : normalizeValue(v, colTypes[k]!, o);
+      cleaned[k] = colTypes === undefined
+        ? cleanValue(v, o)
+        : fitted
+        ? normalizeFitted(v, colTypes[k]!, o)
+        : normalizeValue(v, colTypes[k]!, o);
     }
     if (rules.dropDuplicateRows) {
       const h = rowHash(cleaned);

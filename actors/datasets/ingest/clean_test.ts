@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { cleanRows, normalizeDatetime, normalizeValue, planColumns, rowHash } from "./clean.ts";
 import { IngestError } from "./errors.ts";
+import { inferColumns } from "./infer.ts";
 
 Deno.test("normalisation per column type", () => {
   assert.equal(normalizeValue(" 42 ", "integer"), 42);
@@ -58,4 +59,62 @@ Deno.test("rowHash is stable and separates types and framing", () => {
   const seen = new Set<string>();
   for (let i = 0; i < 100_000; i++) seen.add(rowHash([i, `row ${i}`]));
   assert.equal(seen.size, 100_000);
+});
+
+Deno.test("cleanRows fitted: same rows as classifying every value, when types are the rows' own", () => {
+  const cells = [
+    "",
+    " ",
+    "NA",
+    "null",
+    "0",
+    "007",
+    "42",
+    " 42 ",
+    "-3",
+    "+3",
+    "1.5",
+    ".5",
+    "1.",
+    "-2e3",
+    "1e",
+    "1,234",
+    "1,234.5",
+    "9007199254740993",
+    "true",
+    "YES",
+    "no",
+    "maybe",
+    "2024-02-29",
+    "2023-02-29",
+    "2024-01-02 03:04",
+    "2024-01-02T03:04:05,5Z",
+    "2024-01-02 03:04+02:00",
+    "NaN",
+    "Infinity",
+    "text",
+    "a\tb",
+    "Köln",
+  ];
+  const json = [null, undefined, 1, 1.5, true, false, { a: 1 }, [1, 2], "x", " 2 "];
+  let seed = 7;
+  const pick = <T>(xs: readonly T[]): T => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return xs[seed % xs.length]!;
+  };
+  for (const rules of [{}, { thousands: true }, { trim: false, emptyAsNull: false }]) {
+    for (let trial = 0; trial < 200; trial++) {
+      // Each column draws from a few kinds of cell, so columns of every type come up.
+      const pools = [0, 1, 2, 3].map(() => {
+        const pool = trial % 5 === 4 ? json : cells;
+        return [pick(pool), pick(pool), pick(pool)];
+      });
+      const rows = Array.from({ length: 6 }, () => pools.map((p) => pick(p)));
+      const header = ["a", "b", "c", "d"];
+      const types = inferColumns(rows, 4, rules).map((s) => s.type);
+      const slow = cleanRows(header, rows, rules, types);
+      const fast = cleanRows(header, rows, rules, types, { fitted: true });
+      assert.deepEqual(fast, slow, JSON.stringify({ rows, types, rules }));
+    }
+  }
 });
