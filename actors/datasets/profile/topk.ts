@@ -62,6 +62,8 @@ export class TopK {
   #size = 0;
   #n = 0;
   #error = 0;
+  /** The counts during a purge. */
+  #scratch = new Float64Array(0);
 
   /** An empty summary with up to `capacity` (2 … 2^20) counters. */
   constructor(capacity: number = TOPK_DEFAULT_CAPACITY) {
@@ -206,13 +208,15 @@ export class TopK {
   #purge(): void {
     const keys = this.#keys;
     const counts = this.#counts;
-    const values = new Float64Array(this.#size);
+    const size = this.#size;
+    if (this.#scratch.length < size) this.#scratch = new Float64Array(size);
+    const values = this.#scratch;
     let i = 0;
     for (let slot = 0; slot < keys.length; slot++) {
       if (keys[slot] !== undefined) values[i++] = counts[slot]!;
     }
-    values.sort();
-    const c = values[values.length - 1 - (this.capacity >>> 1)]!;
+    // The (⌊capacity/2⌋ + 1)-th largest is the (size − 1 − ⌊capacity/2⌋)-th smallest.
+    const c = selectNth(values, size, size - 1 - (this.capacity >>> 1));
     const survivors: [string, number, number, number][] = [];
     for (let slot = 0; slot < keys.length; slot++) {
       const key = keys[slot];
@@ -224,4 +228,39 @@ export class TopK {
     for (const [key, h1, h2, n] of survivors) this.#increment(key, h1, h2, n - c);
     this.#error += c;
   }
+}
+
+/**
+ * The `k`-th smallest (0-based) of `a[0 … n)`, by quickselect (Hoare partition, median of three);
+ * reorders `a`. Linear on average, where sorting the counters at every purge was O(n log n).
+ */
+export function selectNth(a: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    // Median of a[lo], a[mid], a[hi] as the pivot.
+    const x = a[lo]!;
+    const y = a[mid]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // Now a[lo … j] ≤ pivot, a[j+1 … i−1] = pivot, a[i … hi] ≥ pivot.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
 }

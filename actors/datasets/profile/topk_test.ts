@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TopK } from "./topk.ts";
+import { selectNth, TopK } from "./topk.ts";
 import { prng } from "./test_util.ts";
 
 /** Zipf-like stream over `distinct` values. */
@@ -79,4 +79,18 @@ Deno.test("topk: canonical JSON, independent of insertion order; exact round tri
   assert.equal(back.count("v0"), big.count("v0"));
   assert.throws(() => TopK.fromJSON({ ...big.toJSON(), items: [["x", 1], ["x", 2]] }), TypeError);
   assert.throws(() => new TopK(1), RangeError);
+});
+
+Deno.test("selectNth gives the k-th smallest, as sorting does", () => {
+  let seed = 11;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  for (let trial = 0; trial < 500; trial++) {
+    const n = 1 + (next() % 130);
+    // Few distinct values in some trials: ties are the purge's usual case.
+    const spread = trial % 3 === 0 ? 4 : 1000;
+    const a = Float64Array.from({ length: n }, () => 1 + (next() % spread));
+    const sorted = a.slice().sort();
+    const k = next() % n;
+    assert.equal(selectNth(a, n, k), sorted[k], `n=${n} k=${k}`);
+  }
 });
