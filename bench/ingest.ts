@@ -8,6 +8,10 @@
  * - the floor: `cat file > /dev/null`.
  *
  *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1] [--chunk bytes]
+ *     [--peers false] [--timeline]
+ *
+ * `--peers false` runs Troupe only (no pandas, profiling stage or floor); `--timeline` prints
+ * the server's resident set every second while a dataset is processed.
  *
  * The file is generated once under /tmp and reused.
  */
@@ -24,6 +28,8 @@ const { values: args } = parseArgs({
     runs: { type: "string", default: "1" },
     chunk: { type: "string" },
     json: { type: "string", default: "bench/results/ingest.json" },
+    peers: { type: "string", default: "true" },
+    timeline: { type: "boolean", default: false },
   },
 });
 const TARGET = Number(args.mb) * 1e6;
@@ -124,6 +130,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     await resetPeakRss(server.pid);
     const headers = { "x-api-key": KEY };
     const t0 = performance.now();
+    const timeline = args.timeline ? sampleRss(server.pid, t0) : null;
     // curl as the client: Deno's fetch streams a file body slowly (~12 MB/s here), which
     // would measure the client, not the server.
     const up = await new Deno.Command("curl", {
@@ -157,6 +164,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     const seconds = (performance.now() - t0) / 1000;
     if (d.status !== "ready") throw new Error(`dataset ${d.status}: ${JSON.stringify(d.error)}`);
     const peak = await peakRssMb(server.pid);
+    if (timeline) console.error(`RSS MB by second: ${timeline.stop().join(" ")}`);
     if (pg) await printSteps(pg.url, t0);
     return {
       system: `troupe ${db}`,
@@ -177,6 +185,24 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     await pg?.drop();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** The process's resident set (VmRSS) each second from now, in MB, until `stop`. */
+function sampleRss(pid: number, t0: number): { stop(): number[] } {
+  const samples: number[] = [];
+  const timer = setInterval(() => {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+      const mb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+      samples[Math.floor((performance.now() - t0) / 1000)] = Math.round(mb);
+    } catch { /* exited */ }
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Array.from(samples, (s) => s ?? 0);
+    },
+  };
 }
 
 /** Where the time went (PostgreSQL runs): per actor, busy span and summed handler time. */
@@ -292,9 +318,11 @@ async function cat(bytes: number): Promise<Figure> {
 const { bytes, rows } = await generate();
 const figures: Figure[] = [];
 for (let run = 0; run < Number(args.runs); run++) {
-  figures.push(await cat(bytes));
-  figures.push(await pandas(bytes));
-  figures.push(await profilingStage(bytes));
+  if (args.peers !== "false") {
+    figures.push(await cat(bytes));
+    figures.push(await pandas(bytes));
+    figures.push(await profilingStage(bytes));
+  }
   for (const db of args.db.split(",").map((s) => s.trim()).filter(Boolean)) {
     figures.push(await troupe(db as "pglite" | "postgres", bytes, rows));
   }
