@@ -111,7 +111,7 @@ export interface ColumnProfileJSON {
 }
 
 /** Scratch for the 64-bit hash shared by the HLL and the top-k. */
-const hash = new Uint32Array(2);
+const hash = new Int32Array(2);
 
 /** All value types, in histogram order. */
 export const VALUE_TYPES: readonly ValueType[] = [

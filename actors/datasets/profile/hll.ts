@@ -76,23 +76,29 @@ function hashString(s: string): number {
   return fmix32(h1 ^ (n << 1));
 }
 
+// The lanes are kept as signed 32-bit integers inside this module (small integers for V8: an
+// unsigned value ≥ 2^31 returned from a function is boxed); the exported forms are unsigned.
+
 function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h | 0;
 }
 
 /** The 64-bit hash of a string as two unsigned 32-bit halves `[lane1, lane2]`. */
 export function hash64(s: string): [number, number] {
   const h1 = hashString(s);
-  return [h1, lane2];
+  return [h1 >>> 0, lane2 >>> 0];
 }
 
-/** {@link hash64} without allocating: writes lane 1 to `out[0]` and lane 2 to `out[1]`. */
-export function hash64Into(s: string, out: Uint32Array): void {
+/**
+ * {@link hash64} without allocating: writes lane 1 to `out[0]` and lane 2 to `out[1]` (an
+ * `Int32Array` holds the same bits as signed integers, which V8 keeps unboxed).
+ */
+export function hash64Into(s: string, out: Uint32Array | Int32Array): void {
   out[0] = hashString(s);
   out[1] = lane2;
 }
@@ -135,10 +141,10 @@ export class HyperLogLog {
     this.addHash(h1, lane2);
   }
 
-  /** Adds a precomputed 64-bit hash (two unsigned 32-bit halves, see {@link hash64}). */
+  /** Adds a precomputed 64-bit hash (two 32-bit halves, signed or not, see {@link hash64}). */
   addHash(h1: number, h2: number): void {
     const idx = h1 >>> this.#shift;
-    const rest = (h1 << this.precision) >>> 0;
+    const rest = h1 << this.precision; // clz32 reads it as unsigned
     const rank = rest !== 0 ? Math.clz32(rest) + 1 : this.#shift + Math.clz32(h2) + 1;
     if (rank > this.#registers[idx]!) this.#registers[idx] = rank;
   }

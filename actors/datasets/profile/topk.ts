@@ -48,7 +48,7 @@ export interface TopKJSON {
 /** Default number of counters. */
 export const TOPK_DEFAULT_CAPACITY = 64;
 
-const scratch = new Uint32Array(2);
+const scratch = new Int32Array(2);
 
 /** Mergeable heavy-hitters summary of strings. */
 export class TopK {
