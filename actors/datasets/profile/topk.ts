@@ -14,11 +14,11 @@
  * Counts are exact (Δ = 0) while the number of distinct values seen, in total across merges,
  * is at most `capacity` — then no purge ever happens, in any chunking or merge order.
  *
- * Cost: counters live in an open-addressing table keyed by the values' 64-bit hash
- * ({@link hash64}, shared with the HyperLogLog by {@link TopK.addHashed}), so a hit is a few
- * typed-array reads and a string comparison; purging half the counters at a time makes `add`
- * amortized O(1) (a purge costs O(capacity log capacity), at most once per capacity/2 new
- * values).
+ * Cost: counters are dense typed arrays indexed by an open-addressing table keyed by the
+ * values' 64-bit hash ({@link hash64}, shared with the HyperLogLog by {@link TopK.addHashed}),
+ * so a hit is a few typed-array reads and a string comparison; purging half the counters at a
+ * time makes `add` amortized O(1) (a purge is a quickselect and a pass over the counters, at
+ * most once per capacity/2 new values).
  * @module
  */
 import { hash64Into } from "./hll.ts";
@@ -55,15 +55,18 @@ export class TopK {
   /** Maximum number of counters. */
   readonly capacity: number;
   readonly #mask: number;
+  /** Open-addressing index: entry number + 1 per slot, 0 for an empty slot. */
+  readonly #table: Int32Array;
+  // Entries, dense in [0, size): a merge holds up to 2 × capacity before it purges.
+  readonly #keys: string[];
   readonly #h1: Int32Array;
   readonly #h2: Int32Array;
   readonly #counts: Float64Array;
-  readonly #keys: (string | undefined)[];
   #size = 0;
   #n = 0;
   #error = 0;
   /** The counts during a purge. */
-  #scratch = new Float64Array(0);
+  readonly #scratch: Float64Array;
 
   /** An empty summary with up to `capacity` (2 … 2^20) counters. */
   constructor(capacity: number = TOPK_DEFAULT_CAPACITY) {
@@ -71,12 +74,15 @@ export class TopK {
       throw new RangeError(`topk: capacity must be an integer in [2, 2^20], got ${capacity}`);
     }
     this.capacity = capacity;
-    const slots = 1 << Math.ceil(Math.log2(capacity * 4)); // load factor ≤ 1/4
+    const slots = 1 << Math.ceil(Math.log2(capacity * 4)); // load factor ≤ 1/2 in a merge
     this.#mask = slots - 1;
-    this.#h1 = new Int32Array(slots);
-    this.#h2 = new Int32Array(slots);
-    this.#counts = new Float64Array(slots);
-    this.#keys = new Array<string | undefined>(slots).fill(undefined);
+    this.#table = new Int32Array(slots);
+    const entries = 2 * capacity;
+    this.#keys = new Array<string>(entries).fill("");
+    this.#h1 = new Int32Array(entries);
+    this.#h2 = new Int32Array(entries);
+    this.#counts = new Float64Array(entries);
+    this.#scratch = new Float64Array(entries);
   }
 
   /** Values added. */
@@ -110,8 +116,8 @@ export class TopK {
   /** Lower bound of the count of `value` (0 when not kept); the true count is ≤ this + error. */
   count(value: string): number {
     hash64Into(value, scratch);
-    const slot = this.#find(value, scratch[0]! | 0, scratch[1]! | 0);
-    return this.#keys[slot] === undefined ? 0 : this.#counts[slot]!;
+    const entry = this.#table[this.#find(value, scratch[0]! | 0, scratch[1]! | 0)]!;
+    return entry === 0 ? 0 : this.#counts[entry - 1]!;
   }
 
   /** The `n` largest counters, by count descending then value ascending (UTF-16 order). */
@@ -128,11 +134,9 @@ export class TopK {
     if (other.capacity !== this.capacity) {
       throw new RangeError(`topk: cannot merge capacity ${other.capacity} into ${this.capacity}`);
     }
-    other.#keys.forEach((key, slot) => {
-      if (key !== undefined) {
-        this.#increment(key, other.#h1[slot]!, other.#h2[slot]!, other.#counts[slot]!);
-      }
-    });
+    for (let i = 0; i < other.#size; i++) {
+      this.#increment(other.#keys[i]!, other.#h1[i]!, other.#h2[i]!, other.#counts[i]!);
+    }
     this.#n += other.#n;
     this.#error += other.#error;
     if (this.#size > this.capacity) this.#purge();
@@ -167,65 +171,69 @@ export class TopK {
     return t;
   }
 
-  /** Slot holding `value`, or the empty slot where it would go (linear probing). */
+  /** Slot holding `value`'s entry, or the empty slot where it would go (linear probing). */
   #find(value: string, h1: number, h2: number): number {
-    const keys = this.#keys;
+    const table = this.#table;
     let slot = h1 & this.#mask;
     for (;;) {
-      const key = keys[slot];
-      if (key === undefined) return slot;
-      if (this.#h1[slot] === h1 && this.#h2[slot] === h2 && key === value) return slot;
+      const entry = table[slot]!;
+      if (entry === 0) return slot;
+      const i = entry - 1;
+      if (this.#h1[i] === h1 && this.#h2[i] === h2 && this.#keys[i] === value) return slot;
       slot = (slot + 1) & this.#mask;
     }
   }
 
   #increment(value: string, h1: number, h2: number, by: number): void {
     const slot = this.#find(value, h1, h2);
-    if (this.#keys[slot] === undefined) {
-      this.#keys[slot] = value;
-      this.#h1[slot] = h1;
-      this.#h2[slot] = h2;
-      this.#counts[slot] = by;
-      this.#size++;
+    const entry = this.#table[slot]!;
+    if (entry === 0) {
+      const i = this.#size++;
+      this.#keys[i] = value;
+      this.#h1[i] = h1;
+      this.#h2[i] = h2;
+      this.#counts[i] = by;
+      this.#table[slot] = i + 1;
     } else {
-      this.#counts[slot]! += by;
+      this.#counts[entry - 1]! += by;
     }
   }
 
-  #entries(): [string, number][] {
-    const out: [string, number][] = [];
-    this.#keys.forEach((key, slot) => {
-      if (key !== undefined) out.push([key, this.#counts[slot]!]);
-    });
-    return out;
-  }
-
   #sorted(): [string, number][] {
-    return this.#entries().sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const out: [string, number][] = [];
+    for (let i = 0; i < this.#size; i++) out.push([this.#keys[i]!, this.#counts[i]!]);
+    return out.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   }
 
   /** Subtracts the (⌊capacity/2⌋ + 1)-th largest count from all counters; drops those ≤ 0. */
   #purge(): void {
-    const keys = this.#keys;
-    const counts = this.#counts;
     const size = this.#size;
-    if (this.#scratch.length < size) this.#scratch = new Float64Array(size);
+    const counts = this.#counts;
     const values = this.#scratch;
-    let i = 0;
-    for (let slot = 0; slot < keys.length; slot++) {
-      if (keys[slot] !== undefined) values[i++] = counts[slot]!;
-    }
+    values.set(counts.subarray(0, size));
     // The (⌊capacity/2⌋ + 1)-th largest is the (size − 1 − ⌊capacity/2⌋)-th smallest.
     const c = selectNth(values, size, size - 1 - (this.capacity >>> 1));
-    const survivors: [string, number, number, number][] = [];
-    for (let slot = 0; slot < keys.length; slot++) {
-      const key = keys[slot];
-      if (key === undefined) continue;
-      if (counts[slot]! > c) survivors.push([key, this.#h1[slot]!, this.#h2[slot]!, counts[slot]!]);
-      keys[slot] = undefined;
+    const keys = this.#keys;
+    const h1 = this.#h1;
+    const h2 = this.#h2;
+    let kept = 0;
+    for (let i = 0; i < size; i++) {
+      if (counts[i]! <= c) continue;
+      keys[kept] = keys[i]!;
+      h1[kept] = h1[i]!;
+      h2[kept] = h2[i]!;
+      counts[kept] = counts[i]! - c;
+      kept++;
     }
-    this.#size = 0;
-    for (const [key, h1, h2, n] of survivors) this.#increment(key, h1, h2, n - c);
+    for (let i = kept; i < size; i++) keys[i] = ""; // let the dropped strings go
+    this.#size = kept;
+    const table = this.#table;
+    table.fill(0);
+    for (let i = 0; i < kept; i++) {
+      let slot = h1[i]! & this.#mask;
+      while (table[slot] !== 0) slot = (slot + 1) & this.#mask;
+      table[slot] = i + 1;
+    }
     this.#error += c;
   }
 }
