@@ -4,7 +4,13 @@
  * errors keep their code and line across the worker boundary.
  */
 import assert from "node:assert/strict";
-import { type ChunkJob, ChunkProcessor, cleanChunk, processChunk } from "./chunk_work.ts";
+import {
+  type ChunkJob,
+  ChunkProcessor,
+  cleanChunk,
+  DecimalCounter,
+  processChunk,
+} from "./chunk_work.ts";
 import { profileRows } from "./profiles.ts";
 import { copyLines } from "../../tests/fixtures/copy_lines.ts";
 
@@ -92,3 +98,12 @@ Deno.test(
     }
   },
 );
+
+Deno.test("DecimalCounter counts up as String() would write the numbers", () => {
+  for (const start of [0, 8, 9, 99, 998, 2 ** 32 - 2, 954 * 2 ** 32 + 9_999_990]) {
+    const c = new DecimalCounter(start);
+    for (let i = 0; i < 25; i++, c.increment()) assert.equal(c.toString(), String(start + i));
+  }
+  assert.throws(() => new DecimalCounter(-1), RangeError);
+  assert.throws(() => new DecimalCounter(1.5), RangeError);
+});
