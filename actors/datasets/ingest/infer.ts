@@ -88,6 +88,10 @@ export interface ResolvedValueOptions {
   nullTokens: ReadonlySet<string>;
   /** Length of the longest null token (cheap pre-check). */
   maxTokenLength: number;
+  /** 1 at the code of each null token's first character below 256 (cheap pre-check). */
+  tokenStarts: Uint8Array;
+  /** Some null token starts with a character ≥ U+0100. */
+  wideTokenStart: boolean;
   thousands: boolean;
 }
 
@@ -99,6 +103,11 @@ export function resolveValueOptions(options: ValueOptions = {}): ResolvedValueOp
     emptyAsNull: options.emptyAsNull ?? true,
     nullTokens: new Set(tokens),
     maxTokenLength: tokens.reduce((m, t) => Math.max(m, t.length), 0),
+    tokenStarts: Uint8Array.from(
+      { length: 256 },
+      (_, c) => tokens.some((t) => t.charCodeAt(0) === c) ? 1 : 0,
+    ),
+    wideTokenStart: tokens.some((t) => t.charCodeAt(0) >= 256),
     thousands: options.thousands ?? false,
   };
 }
@@ -117,7 +126,10 @@ export function trimFast(s: string): string {
 /** True if the (trimmed) text is a null per the options. */
 export function isNullText(s: string, o: ResolvedValueOptions): boolean {
   if (s.length === 0) return o.emptyAsNull;
-  return s.length <= o.maxTokenLength && o.nullTokens.has(s);
+  if (s.length > o.maxTokenLength) return false;
+  const c = s.charCodeAt(0);
+  if (c < 256 ? o.tokenStarts[c] === 0 : !o.wideTokenStart) return false;
+  return o.nullTokens.has(s);
 }
 
 /** True if a raw value counts as null (strings trimmed per the options). */

@@ -55,6 +55,9 @@ Deno.test("value detection", () => {
   assert.equal(inferValue("", { emptyAsNull: false }), "string");
   assert.equal(inferValue("missing", { nullTokens: ["missing"] }), "null");
   assert.equal(inferValue("NA", { nullTokens: [] }), "string");
+  assert.equal(inferValue("—", { nullTokens: ["—", "missing"] }), "null"); // a wide first character
+  assert.equal(inferValue("mist", { nullTokens: ["—", "missing"] }), "string");
+  assert.equal(inferValue("-", { nullTokens: ["—"] }), "string");
 });
 
 Deno.test("lattice joins", () => {
