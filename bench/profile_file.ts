@@ -1,7 +1,7 @@
 /**
  * Troupe's profiling stage alone, as pandas' `read_csv` + `describe` is measured: a CSV file
  * on disk is split into chunks, each chunk parsed, typed, cleaned, profiled (and its COPY
- * text written, as the pipeline does) in a pool of workers, then the chunk profiles merged.
+ * text written, as the pipeline does) in a pool of workers, the chunk profiles merged.
  * Nothing is stored. Prints one JSON line: seconds, rows, columns, chunks.
  *
  *   deno run -A bench/profile_file.ts FILE [--workers 2] [--chunk-mib 1]
@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { ChunkProcessor } from "../actors/datasets/chunk_work.ts";
 import { chunkStream } from "../actors/datasets/ingest/split.ts";
 import { parseChunk } from "../actors/datasets/ingest/parse.ts";
-import { mergeChunkProfiles } from "../actors/datasets/profiles.ts";
+import { ChunkProfileMerge } from "../actors/datasets/profiles.ts";
 import { type ColumnType, joinTypes } from "../actors/datasets/ingest/infer.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 
@@ -30,13 +30,23 @@ const workers = Number(args.workers ?? cores());
 const processor = new ChunkProcessor(workers);
 const t0 = performance.now();
 const pending = new Set<Promise<void>>();
-const results: {
-  idx: number;
-  header: string[];
-  types: ColumnType[];
-  profile: unknown;
-  rows: number;
-}[] = [];
+// Chunk profiles are folded in chunk order as they come back (the few that come early wait
+// for their turn), as the main thread would otherwise idle: nothing is held for a final merge.
+const merge = new ChunkProfileMerge();
+const early = new Map<number, { header: string[]; types: ColumnType[]; profile: unknown }>();
+let next = 0;
+let rows = 0;
+let chunks = 0;
+const typeOf = new Map<string, ColumnType>();
+function fold(): void {
+  for (let r = early.get(next); r; r = early.get(next)) {
+    early.delete(next++);
+    r.header.forEach((name, i) => {
+      typeOf.set(name, joinTypes(typeOf.get(name) ?? "null", r.types[i]!));
+    });
+    merge.add(r.profile);
+  }
+}
 let header: string[] = [];
 const input = await Deno.open(file);
 for await (
@@ -61,13 +71,10 @@ for await (
   }).then((out) => {
     pending.delete(p);
     if (out.kind !== "done") throw new Error(out.failure.message);
-    results.push({
-      idx,
-      header: out.header,
-      types: out.types,
-      profile: out.profile,
-      rows: out.rowCount,
-    });
+    early.set(idx, { header: out.header, types: out.types, profile: out.profile });
+    rows += out.rowCount;
+    chunks++;
+    fold();
   });
   pending.add(p);
   // Bounded memory: at most two chunks a worker in flight.
@@ -75,19 +82,12 @@ for await (
 }
 await Promise.all(pending);
 processor.close();
-results.sort((a, b) => a.idx - b.idx);
-const typeOf = new Map<string, ColumnType>();
-for (const r of results) {
-  r.header.forEach((name, i) =>
-    typeOf.set(name, joinTypes(typeOf.get(name) ?? "null", r.types[i]!))
-  );
-}
-const merged = mergeChunkProfiles(results, [...typeOf.keys()], (n) => typeOf.get(n) ?? "string");
+const reports = merge.reports([...typeOf.keys()], (n) => typeOf.get(n) ?? "string");
 const seconds = (performance.now() - t0) / 1000;
 console.log(JSON.stringify({
   seconds,
-  rows: results.reduce((a, r) => a + r.rows, 0),
-  columns: merged.size,
-  chunks: results.length,
+  rows,
+  columns: reports.size,
+  chunks,
   workers,
 }));

@@ -71,17 +71,6 @@ export class ChunkProfileMerge {
   }
 }
 
-/** Merges chunk profiles held together (see {@link ChunkProfileMerge}); reports by name. */
-export function mergeChunkProfiles(
-  chunks: { profile: unknown }[],
-  order: readonly string[],
-  typeOf: (name: string) => string,
-): Map<string, ColumnReport> {
-  const merge = new ChunkProfileMerge();
-  for (const c of chunks) merge.add(c.profile);
-  return merge.reports(order, typeOf);
-}
-
 function histogram(
   quantiles: ReturnType<KllSketch["toJSON"]>,
   s: ColumnSummary,
