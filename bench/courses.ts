@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTaskArgs } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -21,13 +21,6 @@ const { values: args } = parseArgs({
 });
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
 
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;

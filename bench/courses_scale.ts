@@ -18,20 +18,13 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTaskArgs } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
 
 async function book(pages: number, seed: number): Promise<Uint8Array> {
   const spec = [];

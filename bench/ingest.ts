@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTaskArgs } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
 
 const { values: args } = parseArgs({
@@ -76,13 +76,6 @@ async function generate(): Promise<{ bytes: number; rows: number }> {
   file.close();
   await Deno.writeTextFile(`${FILE}.rows`, String(rows));
   return { bytes, rows };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
 }
 
 interface Figure {

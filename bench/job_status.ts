@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTaskArgs } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -28,13 +28,6 @@ const { values: args } = parseArgs({
 });
 const JOBS = Number(args.jobs);
 const API_KEY = "troupe-bench-key-0123456789abcdef";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 const headers = { "content-type": "application/json", "x-api-key": API_KEY };
 

@@ -3,16 +3,9 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./harness.ts";
-import { startTaskArgs } from "./start_task.ts";
+import { freePort, startTaskArgs } from "./start_task.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 Deno.test("a malformed variable stops the start with a message naming it", async () => {
   const out = await new Deno.Command(Deno.execPath(), {

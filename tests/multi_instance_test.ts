@@ -14,17 +14,11 @@ import { startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { startRedisBridge } from "./fixtures/upstash_redis_bridge.ts";
 import { startRoundRobinProxy } from "./fixtures/round_robin_proxy.ts";
+import { freePort } from "./start_task.ts";
 
 const SERVER = new URL("./fixtures/server.ts", import.meta.url).pathname;
 const KEY = "mi-test-key-0123456789abcdefghij";
 const QSTASH = { token: "mi-qstash", current: "sig_mi_current", next: "sig_mi_next" };
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
 
 Deno.test({
   name:

@@ -15,3 +15,11 @@ export async function startTaskArgs(extra: string[] = [], script?: string): Prom
   }
   return [...args.slice(0, -1), ...extra, script ?? new URL("main.ts", root).pathname];
 }
+
+/** A port free on 127.0.0.1 now, for a server the caller is about to start. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
