@@ -7,7 +7,7 @@
 import {
   ColumnProfile,
   type ColumnSummary,
-  KllSketch,
+  type KllSketch,
   TableProfile,
   type TableProfileJSON,
   type Value,
@@ -64,19 +64,16 @@ export class ChunkProfileMerge {
       const numeric = typeOf(name) === "integer" || typeOf(name) === "float";
       out.set(name, {
         ...summary,
-        histogram: numeric ? histogram(column.toJSON().quantiles, summary) : null,
+        histogram: numeric ? histogram(column.quantiles, summary) : null,
       });
     }
     return out;
   }
 }
 
-function histogram(
-  quantiles: ReturnType<KllSketch["toJSON"]>,
-  s: ColumnSummary,
-): ColumnReport["histogram"] {
+/** Bins read off the column's own quantile sketch. */
+function histogram(sketch: KllSketch, s: ColumnSummary): ColumnReport["histogram"] {
   if (typeof s.min !== "number" || typeof s.max !== "number" || s.count === 0) return null;
-  const sketch = KllSketch.fromJSON(quantiles);
   const min = s.min;
   const max = s.max;
   if (min === max) return { edges: [min, max], counts: [s.count] };
