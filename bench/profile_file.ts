@@ -13,7 +13,7 @@ import { ChunkProcessor } from "../actors/datasets/chunk_work.ts";
 import { chunkStream } from "../actors/datasets/ingest/split.ts";
 import { parseChunk } from "../actors/datasets/ingest/parse.ts";
 import { ChunkProfileMerge } from "../actors/datasets/profiles.ts";
-import { type ColumnType, joinTypes } from "../actors/datasets/ingest/infer.ts";
+import type { ColumnType } from "../actors/datasets/ingest/infer.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 
 const { values: args, positionals } = parseArgs({
@@ -37,14 +37,10 @@ const early = new Map<number, { header: string[]; types: ColumnType[]; profile: 
 let next = 0;
 let rows = 0;
 let chunks = 0;
-const typeOf = new Map<string, ColumnType>();
 function fold(): void {
   for (let r = early.get(next); r; r = early.get(next)) {
     early.delete(next++);
-    r.header.forEach((name, i) => {
-      typeOf.set(name, joinTypes(typeOf.get(name) ?? "null", r.types[i]!));
-    });
-    merge.add(r.profile);
+    merge.add(r);
   }
 }
 let header: string[] = [];
@@ -82,7 +78,7 @@ for await (
 }
 await Promise.all(pending);
 processor.close();
-const reports = merge.reports([...typeOf.keys()], (n) => typeOf.get(n) ?? "string");
+const reports = merge.reports();
 const seconds = (performance.now() - t0) / 1000;
 console.log(JSON.stringify({
   seconds,

@@ -462,9 +462,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const d = await loadDataset(db, datasetId);
       if (!d || d.status !== "processing") return { skipped: d?.status ?? "deleted" };
       // Chunk by chunk, a page at a time: the running profile is all the merge holds.
-      const order: string[] = [];
       const keyOf = new Map<string, string>();
-      const typeOf = new Map<string, ColumnType>();
       const profiles = new ChunkProfileMerge();
       let rowCount = 0;
       let skipped = 0;
@@ -483,16 +481,9 @@ export function datasetActors(o: DatasetPipelineOptions) {
         );
         for (const ch of chunks) {
           ch.profile.header.forEach((name, i) => {
-            if (!keyOf.has(name)) {
-              order.push(name);
-              keyOf.set(name, ch.profile.keys[i]!);
-            }
-            typeOf.set(
-              name,
-              joinTypes(typeOf.get(name) ?? "null", ch.profile.types[i] ?? "string"),
-            );
+            if (!keyOf.has(name)) keyOf.set(name, ch.profile.keys[i]!);
           });
-          profiles.add(ch.profile.profile);
+          profiles.add(ch.profile);
           rowCount += ch.row_count ?? 0;
           skipped += ch.skipped_rows ?? 0;
           for (const e of ch.row_errors ?? []) if (rowErrors.length < 100) rowErrors.push(e);
@@ -500,15 +491,17 @@ export function datasetActors(o: DatasetPipelineOptions) {
         }
         if (chunks.length < mergePage) break;
       }
+      // Columns in first-seen order, then those of the split no chunk had.
+      const order = [...profiles.types.keys()];
       for (const col of d.columns ?? []) {
         if (!keyOf.has(col.name)) {
           order.push(col.name);
           keyOf.set(col.name, col.key);
         }
       }
-      const summaries = profiles.reports(order, (name) => typeOf.get(name) ?? "null");
+      const summaries = profiles.reports(order);
       const columns: ColumnInfo[] = order.map((name) => {
-        const type = typeOf.get(name) ?? "null";
+        const type = profiles.types.get(name) ?? "null";
         return {
           name,
           key: keyOf.get(name)!,

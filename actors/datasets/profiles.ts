@@ -13,6 +13,7 @@ import {
   type Value,
   type ValueType,
 } from "./profile/mod.ts";
+import { type ColumnType, joinTypes } from "./ingest/infer.ts";
 
 const BINS = 20;
 
@@ -46,22 +47,32 @@ export function profileRows(
 /**
  * Folds chunk profiles one at a time, in chunk order, so that a merge holds one running
  * profile and the chunk at hand, not every chunk's sketches (a 1 GB file has ~1,000 chunks
- * of ~200 KB of sketches each).
+ * of ~200 KB of sketches each). Column types are joined along the way.
  */
 export class ChunkProfileMerge {
   readonly #merged = new TableProfile();
+  /** Each column's type, joined over the chunks so far, in first-seen order. */
+  readonly types = new Map<string, ColumnType>();
 
-  add(profile: unknown): void {
-    this.#merged.merge(TableProfile.fromJSON(profile as TableProfileJSON));
+  /** A chunk's profile, with its cleaned header and inferred types (aligned). */
+  add(chunk: { header: readonly string[]; types: readonly ColumnType[]; profile: unknown }): void {
+    chunk.header.forEach((name, i) => {
+      this.types.set(name, joinTypes(this.types.get(name) ?? "null", chunk.types[i] ?? "string"));
+    });
+    this.#merged.merge(TableProfile.fromJSON(chunk.profile as TableProfileJSON));
   }
 
-  /** Each column's report, by name; a column of `order` no chunk had gets an empty profile. */
-  reports(order: readonly string[], typeOf: (name: string) => string): Map<string, ColumnReport> {
+  /**
+   * Each column's report, by name, for the columns of `order` (default: those seen); a column
+   * no chunk had gets an empty profile.
+   */
+  reports(order: readonly string[] = [...this.types.keys()]): Map<string, ColumnReport> {
     const out = new Map<string, ColumnReport>();
     for (const name of order) {
       const column = this.#merged.column(name) ?? new ColumnProfile();
       const summary = column.summary();
-      const numeric = typeOf(name) === "integer" || typeOf(name) === "float";
+      const type = this.types.get(name);
+      const numeric = type === "integer" || type === "float";
       out.set(name, {
         ...summary,
         histogram: numeric ? histogram(column.quantiles, summary) : null,
