@@ -18,7 +18,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTaskArgs } from "../tests/start_task.ts";
-import { peakRssMb, resetPeakRss } from "./rss.ts";
+import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -183,10 +183,9 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
 /** The process's resident set (VmRSS) each second from now, in MB, until `stop`. */
 function sampleRss(pid: number, t0: number): { stop(): number[] } {
   const samples: number[] = [];
-  const timer = setInterval(() => {
+  const timer = setInterval(async () => {
     try {
-      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-      const mb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+      const mb = await rssMb(pid);
       samples[Math.floor((performance.now() - t0) / 1000)] = Math.round(mb);
     } catch { /* exited */ }
   }, 1000);
