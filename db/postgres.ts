@@ -33,7 +33,7 @@ export interface PgLikeClient {
 
 /** Wraps a pg-compatible pool as a `SqlDatabase`. */
 export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): SqlDatabase {
-  return {
+  const db: SqlDatabase = {
     dialect,
     shared: true,
     autovacuum: true,
@@ -41,17 +41,10 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
       const res = await pool.query(text, params ? [...params] : undefined);
       return res.rows as T[];
     },
-    async copyIn(table, columns, data) {
-      const client = await pool.connect();
-      let broken: Error | undefined;
-      try {
-        await copyIn(client, table, columns, data);
-      } catch (err) {
-        broken = err as Error;
-        throw err;
-      } finally {
-        client.release(broken);
-      }
+    // One COPY is one statement: run as a transaction of its own, so that a failed COPY
+    // leaves its connection clean (ROLLBACK) like any other failed transaction.
+    copyIn(table, columns, data) {
+      return db.transaction((tx) => tx.copyIn!(table, columns, data));
     },
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
@@ -98,6 +91,7 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
       await pool.end();
     },
   };
+  return db;
 }
 
 /** `COPY ... FROM STDIN` on one client; resolves when the server has taken every row. */
