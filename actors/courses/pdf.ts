@@ -1,14 +1,19 @@
 /**
- * Text and structure out of a PDF (pdf.js through `unpdf`): pages as lines with their font
- * size, the outline (bookmarks) with 1-based physical page numbers, and headings guessed
- * from font size when there is no outline. Errors are `PdfError`s with a stable code:
- * `NOT_PDF`, `ENCRYPTED`, `CORRUPT`, `NO_TEXT`.
+ * Text and structure out of a PDF: pages as lines with their font size, the outline
+ * (bookmarks) with 1-based physical page numbers, and headings guessed from font size when
+ * there is no outline. Errors are `PdfError`s with a stable code: `NOT_PDF`, `ENCRYPTED`,
+ * `CORRUPT`, `NO_TEXT`.
+ *
+ * Page text comes from the fast path ({@link FastText}: the content streams read directly,
+ * with pdf.js's rules for text items) when it handles the file and the page, else from
+ * pdf.js (through `unpdf`), opened only when needed; the outline always comes from pdf.js.
  *
  * Lines follow the content stream's order (how the text was written), breaking where the
  * baseline moves; that keeps the columns of a multi-column page apart when, as usual, each
  * column is written in turn.
  */
 import { getDocumentProxy } from "unpdf";
+import { FastText } from "./pdf_text.ts";
 
 export type PdfErrorCode = "NOT_PDF" | "ENCRYPTED" | "CORRUPT" | "NO_TEXT";
 
@@ -45,7 +50,8 @@ export function looksLikePdf(head: Uint8Array): boolean {
   return text.includes("%PDF-");
 }
 
-interface PdfJsTextItem {
+/** A text item (pdf.js's, or the fast path's of the same shape). */
+export interface PdfJsTextItem {
   str: string;
   transform: number[];
   height: number;
@@ -70,44 +76,80 @@ interface PdfJsDocument {
   loadingTask: { destroy(): Promise<void> };
 }
 
+export interface OpenOptions {
+  /**
+   * Read page text with the fast path where it can (pdf.js for the rest).
+   * @default true
+   */
+  fastText?: boolean;
+}
+
 /** An opened PDF; `close()` it when done. */
 export class PdfDocument {
-  private constructor(readonly doc: PdfJsDocument) {}
+  #pdfjs: Promise<PdfJsDocument> | null;
+  #opened: PdfJsDocument | null;
+  /** Pages read by each path so far (the benchmark reports which one it measured). */
+  readonly pagesBy = { fast: 0, pdfjs: 0 };
 
-  static async open(bytes: Uint8Array): Promise<PdfDocument> {
+  private constructor(
+    readonly bytes: Uint8Array,
+    readonly fast: FastText | null,
+    pdfjs: PdfJsDocument | null,
+  ) {
+    this.#pdfjs = pdfjs ? Promise.resolve(pdfjs) : null;
+    this.#opened = pdfjs;
+  }
+
+  static async open(
+    bytes: Uint8Array,
+    { fastText = true }: OpenOptions = {},
+  ): Promise<PdfDocument> {
     if (!looksLikePdf(bytes)) throw new PdfError("NOT_PDF", "the file is not a PDF");
-    try {
-      // pdf.js takes ownership of the buffer: give it a copy.
-      // Text only: no font faces to build (about 1.5x faster text extraction), no console noise.
-      const doc = await getDocumentProxy(new Uint8Array(bytes), {
-        useSystemFonts: false,
-        stopAtErrors: false,
-        disableFontFace: true,
-        verbosity: 0,
-      }) as unknown as PdfJsDocument;
-      return new PdfDocument(doc);
-    } catch (err) {
-      const name = (err as Error)?.name ?? "";
-      if (name === "PasswordException" || /password/i.test(String((err as Error)?.message))) {
-        throw new PdfError("ENCRYPTED", "the PDF is encrypted (password protected)");
+    if (fastText) {
+      try {
+        return new PdfDocument(bytes, FastText.open(bytes), null);
+      } catch {
+        // Not a file the fast path reads (encrypted, damaged, unusual): pdf.js decides.
       }
-      throw new PdfError("CORRUPT", `the PDF cannot be read: ${(err as Error)?.message ?? err}`);
     }
+    return new PdfDocument(bytes, null, await openPdfJs(bytes));
   }
 
   get pageCount(): number {
-    return this.doc.numPages;
+    return this.fast ? this.fast.pageCount : this.#opened!.numPages;
+  }
+
+  /** pdf.js's document, opened on first use. */
+  async #doc(): Promise<PdfJsDocument> {
+    this.#pdfjs ??= openPdfJs(this.bytes);
+    return this.#opened = await this.#pdfjs;
   }
 
   /** Pages `from..to` (1-based, inclusive) as lines. */
   async pages(from: number, to: number): Promise<PageText[]> {
+    if (!this.fast) await this.#doc();
     const out: PageText[] = [];
     for (let n = Math.max(1, from); n <= Math.min(to, this.pageCount); n++) {
+      if (this.fast) {
+        let items: PdfJsTextItem[] | null = null;
+        try {
+          items = this.fast.items(n);
+        } catch {
+          // A page the fast path does not handle: pdf.js reads it.
+        }
+        if (items) {
+          this.pagesBy.fast++;
+          out.push({ page: n, lines: toLines(items) });
+          continue;
+        }
+      }
+      const doc = await this.#doc();
       try {
-        const page = await this.doc.getPage(n);
+        const page = await doc.getPage(n);
         const content = await page.getTextContent();
         out.push({ page: n, lines: toLines(content.items.filter(isTextItem)) });
         page.cleanup();
+        this.pagesBy.pdfjs++;
       } catch (err) {
         throw new PdfError(
           "CORRUPT",
@@ -121,15 +163,17 @@ export class PdfDocument {
   /** The bookmarks, flattened in order, with levels and physical pages; [] when none. */
   async outline(): Promise<OutlineEntry[]> {
     let nodes: PdfJsOutlineNode[] | null;
+    let doc: PdfJsDocument;
     try {
-      nodes = await this.doc.getOutline();
+      doc = await this.#doc();
+      nodes = await doc.getOutline();
     } catch {
       return [];
     }
     const out: OutlineEntry[] = [];
     const walk = async (list: PdfJsOutlineNode[], level: number) => {
       for (const node of list) {
-        const page = await this.#pageOf(node.dest);
+        const page = await this.#pageOf(doc, node.dest);
         if (page !== null && node.title.trim()) {
           out.push({ title: node.title.trim(), page, level });
         }
@@ -140,20 +184,41 @@ export class PdfDocument {
     return out;
   }
 
-  async #pageOf(dest: PdfJsOutlineNode["dest"]): Promise<number | null> {
+  async #pageOf(doc: PdfJsDocument, dest: PdfJsOutlineNode["dest"]): Promise<number | null> {
     try {
-      const explicit = typeof dest === "string" ? await this.doc.getDestination(dest) : dest;
+      const explicit = typeof dest === "string" ? await doc.getDestination(dest) : dest;
       const ref = explicit?.[0];
       if (ref === undefined || ref === null) return null;
       if (typeof ref === "number") return ref + 1;
-      return (await this.doc.getPageIndex(ref)) + 1;
+      return (await doc.getPageIndex(ref)) + 1;
     } catch {
       return null;
     }
   }
 
   async close(): Promise<void> {
-    await this.doc.loadingTask.destroy();
+    const doc = this.#pdfjs;
+    this.#pdfjs = null;
+    if (doc) await (await doc.catch(() => null))?.loadingTask.destroy();
+  }
+}
+
+async function openPdfJs(bytes: Uint8Array): Promise<PdfJsDocument> {
+  try {
+    // pdf.js takes ownership of the buffer: give it a copy.
+    // Text only: no font faces to build (about 1.5x faster text extraction), no console noise.
+    return await getDocumentProxy(new Uint8Array(bytes), {
+      useSystemFonts: false,
+      stopAtErrors: false,
+      disableFontFace: true,
+      verbosity: 0,
+    }) as unknown as PdfJsDocument;
+  } catch (err) {
+    const name = (err as Error)?.name ?? "";
+    if (name === "PasswordException" || /password/i.test(String((err as Error)?.message))) {
+      throw new PdfError("ENCRYPTED", "the PDF is encrypted (password protected)");
+    }
+    throw new PdfError("CORRUPT", `the PDF cannot be read: ${(err as Error)?.message ?? err}`);
   }
 }
 
