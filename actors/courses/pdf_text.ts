@@ -436,7 +436,7 @@ export class FastText {
       if (Math.abs(advanceY) > height * 0.25) flushTextContentItem();
       return true;
     };
-    const buildTextContentItem = (chars: string | null, extraSpacing: number) => {
+    const buildTextContentItem = (chars: string, extraSpacing: number) => {
       const cur = current!;
       if (
         cur !== textState &&
@@ -448,7 +448,7 @@ export class FastText {
       }
       const font = textState.font!;
       const baseCharSpacing = textState.charSpacing;
-      if (chars === null) {
+      if (!chars) {
         const charSpacing = baseCharSpacing + extraSpacing;
         if (charSpacing) textState.translateTextMatrix(charSpacing * textState.textHScale, 0);
         return;
@@ -811,15 +811,21 @@ function loadFont(file: PdfFile, dict: PdfDict): Font {
   let unicodeOf: (code: number) => string | undefined;
   if (toUnicode) {
     unicodeOf = (code) => toUnicode.get(code);
-  } else {
-    // Without ToUnicode, pdf.js reads names through the base encoding; without one it
-    // falls back to the font program's own encoding, which this path does not read.
-    if (!baseName) throw new Unsupported("simple font without a base encoding");
+  } else if (baseName) {
     const base = ENCODINGS[baseName]!;
     unicodeOf = (code) => {
       const n = glyphName(code);
       return n ? unicodeOfName(n, code, base) : undefined;
     };
+  } else if (subtype === PdfName.of("Type1") && differences.size > 0) {
+    // No base encoding (TeX's fonts): pdf.js reads the differences' names, and the font
+    // program's own encoding for the other codes, which this path does not read.
+    unicodeOf = (code) => {
+      const n = differences.get(code);
+      return n && n !== ".notdef" ? unicodeOfName(n, code, []) : undefined;
+    };
+  } else {
+    throw new Unsupported("simple font without a base encoding");
   }
   // Widths: /Widths (with MissingWidth), else the standard 14 metrics by glyph name.
   const widthList = file.get(dict.get("Widths"));

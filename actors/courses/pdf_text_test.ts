@@ -176,13 +176,62 @@ Deno.test({ name: "fast text: fonts, transforms, spacing and layout", ...opts },
     page.drawPage(embedded, { x: 320, y: 300, xScale: 0.4, yScale: 0.4 });
     page.drawText("After the forms", { x: 50, y: 100, size: 12, font: times });
 
+    // 5: simple fonts by hand: differences over WinAnsi and MacRoman, differences alone,
+    // /Widths with FirstChar, a TJ that starts with a number.
+    page = doc.addPage([612, 792]);
+    const font = (dict: Record<string, unknown>) =>
+      ({
+        ref: doc.context.register(doc.context.obj({ Type: "Font", Subtype: "Type1", ...dict })),
+      }) as unknown as PDFFont;
+    const differences = [65, "fi", "quoteright", "uni00E9", "fl", 97, ".notdef"].map((v) =>
+      typeof v === "number" ? v : PDFName.of(v)
+    );
+    raw(
+      doc,
+      page,
+      [
+        font({
+          BaseFont: "Helvetica",
+          Encoding: { Type: "Encoding", BaseEncoding: "WinAnsiEncoding", Differences: differences },
+        }),
+        font({
+          BaseFont: "Times-Bold",
+          Encoding: { BaseEncoding: "MacRomanEncoding", Differences: differences },
+        }),
+        font({ BaseFont: "Times-Italic", Encoding: { Differences: differences } }),
+        font({
+          BaseFont: "Custom",
+          FirstChar: 65,
+          Widths: [500, 600, 700, 800],
+          Encoding: "WinAnsiEncoding",
+        }),
+      ],
+      [
+        "BT /F0 12 Tf 50 700 Td (ABCD and bcd \\216 \\321) Tj ET",
+        "BT /F1 12 Tf 50 680 Td (ABCD and bcd \\216 \\321) Tj ET",
+        "BT /F2 12 Tf 50 660 Td (ABCD) Tj ET",
+        "BT /F3 12 Tf 50 640 Td (ABCD) Tj ET",
+        "BT /F0 12 Tf 50 620 Td (Split) Tj [-250 (by a leading number)] TJ [-3000 (and far)] TJ ET",
+      ].join("\n"),
+    );
+
     const bytes = await doc.save({ useObjectStreams });
     const r = await sameAsPdfJs(bytes);
     assert.ok(r.opened, `object streams ${useObjectStreams}`);
     assert.equal(r.pdfjs, 0, "every page on the fast path");
-    assert.equal(r.fast, 4);
+    assert.equal(r.fast, 5);
     const text = r.lines.map((p) => p.lines.map((l) => l.text).join("\n")).join("\n");
-    for (const s of ["Kern", "Tm scaled", "Embedded subset", "After the forms", "Rotated"]) {
+    for (
+      const s of [
+        "Kern",
+        "Tm scaled",
+        "Embedded subset",
+        "After the forms",
+        "Rotated",
+        "by a leading number",
+        "fi’éfl",
+      ]
+    ) {
       assert.ok(text.includes(s), s);
     }
   }
