@@ -64,6 +64,7 @@ const isRegular = (c: number) => !WS[c] && !DELIM[c];
 const hexValue = (c: number) =>
   c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1;
 
+const OPS_BY_KEY = new Map<number, PdfOp>();
 const END = Symbol("end");
 const ARRAY_END = Symbol("]");
 const DICT_END = Symbol(">>");
@@ -163,8 +164,15 @@ export class Lexer {
         return new PdfOp(String.fromCharCode(c));
     }
     let i = this.pos;
-    while (i < this.end && isRegular(b[i]!)) i++;
+    let key = 0;
+    while (i < this.end && isRegular(b[i]!)) key = key * 256 + b[i++]!;
     if (i === this.pos) throw new Unsupported(`unexpected byte ${c}`);
+    if (i - this.pos <= 3) { // operators are short: one instance each
+      let op = OPS_BY_KEY.get(key);
+      if (!op) OPS_BY_KEY.set(key, op = new PdfOp(latin1(b, this.pos, i)));
+      this.pos = i;
+      return op;
+    }
     const word = latin1(b, this.pos, i);
     this.pos = i;
     if (word === "true") return true;
@@ -188,29 +196,40 @@ export class Lexer {
     if (!(t instanceof PdfOp) || t.op !== word) throw new Unsupported(`expected ${word}`);
   }
 
+  /** A number, computed the way pdf.js's lexer computes it (digits, then one division). */
   #number(): number {
     const b = this.bytes;
-    const start = this.pos;
     let i = this.pos;
-    if (b[i] === 43 || b[i] === 45) i++;
-    let int = true;
-    while (i < this.end) {
-      const c = b[i]!;
-      if (c >= 48 && c <= 57) i++;
-      else if (c === 46 && int) {
-        int = false;
-        i++;
-      } else break;
+    let sign = 1;
+    if (b[i] === 45) {
+      sign = -1;
+      i++;
+    } else if (b[i] === 43) i++;
+    let divideBy = 0;
+    if (b[i] === 46) {
+      divideBy = 10;
+      i++;
+    }
+    let c = b[i];
+    if (c === undefined || c < 48 || c > 57) {
+      this.pos = i;
+      // "-" or "." alone: pdf.js reads 0.
+      if (c === undefined || !isRegular(c)) return 0;
+      throw new Unsupported("bad number");
+    }
+    let value = c - 48;
+    while (++i < this.end) {
+      c = b[i]!;
+      if (c >= 48 && c <= 57) {
+        if (divideBy !== 0) divideBy *= 10;
+        value = value * 10 + c - 48;
+      } else if (c === 46 && divideBy === 0) divideBy = 1;
+      else break;
     }
     this.pos = i;
     if (i < this.end && isRegular(b[i]!)) throw new Unsupported("bad number");
-    const n = Number(latin1(b, start, i));
-    if (Number.isNaN(n)) {
-      // "-" or "." alone: pdf.js reads 0.
-      if (i - start <= 2) return 0;
-      throw new Unsupported("bad number");
-    }
-    return n;
+    if (divideBy !== 0) value /= divideBy;
+    return sign * value;
   }
 
   #literal(): string {

@@ -276,16 +276,30 @@ export class FastText {
     const pushWhitespace = (w: number, h: number, t: Matrix | null = prevTransform) => {
       out.push({ str: " ", transform: t!, width: w, height: h, hasEOL: false });
     };
-    const getCurrentTextTransform = () => {
-      const tsm = [
-        textState.fontSize * textState.textHScale,
-        0,
-        0,
-        textState.fontSize,
-        0,
-        textState.textRise,
+    // ctm × textMatrix × [fontSize·hScale 0 0 fontSize 0 rise], term for term as pdf.js's
+    // two Util.transform calls compute it (the same rounding), with one array.
+    const getCurrentTextTransform = (): Matrix => {
+      const a = textState.fontSize * textState.textHScale;
+      const d = textState.fontSize;
+      const rise = textState.textRise;
+      const t = textState.textMatrix;
+      const t0 = t[0]!, t1 = t[1]!, t2 = t[2]!, t3 = t[3]!, t4 = t[4]!, t5 = t[5]!;
+      const i0 = t0 * a + t2 * 0;
+      const i1 = t1 * a + t3 * 0;
+      const i2 = t0 * 0 + t2 * d;
+      const i3 = t1 * 0 + t3 * d;
+      const i4 = t0 * 0 + t2 * rise + t4;
+      const i5 = t1 * 0 + t3 * rise + t5;
+      const c = textState.ctm;
+      const c0 = c[0]!, c1 = c[1]!, c2 = c[2]!, c3 = c[3]!, c4 = c[4]!, c5 = c[5]!;
+      return [
+        c0 * i0 + c2 * i1,
+        c1 * i0 + c3 * i1,
+        c0 * i2 + c2 * i3,
+        c1 * i2 + c3 * i3,
+        c0 * i4 + c2 * i5 + c4,
+        c1 * i4 + c3 * i5 + c5,
       ];
-      return mul(textState.ctm, mul(textState.textMatrix, tsm));
     };
     const ensureTextContentItem = () => {
       if (initialized) return;
