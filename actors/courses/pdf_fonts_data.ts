@@ -1,9 +1,9 @@
 /**
- * Tables for the fast text path (pdf_text.ts), generated from pdf.js 6.1.200 (Apache-2.0,
- * src/core/encodings.js, glyphlist.js, metrics.js) so that both paths read simple fonts alike:
- * the glyph names of the three Latin encodings (and the f-ligatures), their Unicode values,
- * the encodings as indexes into that list, and the standard 14 fonts' widths per name.
- * Regenerate rather than edit.
+ * Tables for the fast text path (pdf_text.ts), written by pdf_fonts_data_gen.ts from pdf.js
+ * 6.1.200 (Apache-2.0: glyphlist, encodings, metrics) so that both paths read simple fonts
+ * alike: the glyph names of the three Latin encodings (and the f-ligatures), their Unicode
+ * values, the encodings as indexes into that list, and the standard 14 fonts' widths per
+ * name. Regenerate rather than edit.
  */
 // deno-fmt-ignore-file
 
