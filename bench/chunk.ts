@@ -1,11 +1,12 @@
 /**
  * The CPU cost of one dataset chunk (parse, infer, clean, then COPY bytes and profile in one
- * pass), per stage, on the ingest benchmark's file: MB/s of one thread.
+ * pass), per stage, on the ingest benchmark's file: MB/s of one thread; then the same work
+ * a batch of rows at a time (what the server runs).
  *
  *   deno run -A bench/chunk.ts [--file /tmp/troupe-bench-v2-50mb.csv] [--chunk-mib 1] [--chunks 24]
  */
 import { parseArgs } from "node:util";
-import { processChunk } from "../actors/datasets/chunk_work.ts";
+import { BATCH_ROWS, processChunk } from "../actors/datasets/chunk_work.ts";
 import { parseChunk } from "../actors/datasets/ingest/parse.ts";
 import { TypeInference } from "../actors/datasets/ingest/infer.ts";
 import { cleanRows } from "../actors/datasets/ingest/clean.ts";
@@ -69,7 +70,14 @@ time("+ clean", () =>
     cleanRows(p.header, p.rows, {}, inf.stats().map((s) => s.type));
   }));
 time(
-  "+ COPY bytes and profile (= processChunk)",
+  "+ COPY bytes and profile (= processChunk, whole chunk at once)",
+  () =>
+    work.forEach((c, i) =>
+      processChunk(c, { idx: i + 1, parse: opts(i + 1), cleaning: {} }, { batchRows: Infinity })
+    ),
+);
+time(
+  `processChunk in batches of ${BATCH_ROWS} rows (the default)`,
   () => work.forEach((c, i) => processChunk(c, { idx: i + 1, parse: opts(i + 1), cleaning: {} })),
 );
 const p0 = parseChunk(work[0]!, opts(1));

@@ -16,6 +16,7 @@ import {
 } from "./ingest/mod.ts";
 import { type CleaningRules, cleanRows, planColumns } from "./ingest/clean.ts";
 import { type ColumnType, TypeInference } from "./ingest/infer.ts";
+import { csvBatches, NEEDS_CSV_PARSE } from "./ingest/parse.ts";
 import { TableProfile, type TableProfileJSON, type Value, type ValueType } from "./profile/mod.ts";
 
 const encoder = new TextEncoder();
@@ -122,64 +123,177 @@ export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
   };
 }
 
+/** Rows a batch holds in {@link processChunk} (the rest of the chunk is not parsed yet). */
+export const BATCH_ROWS = 1024;
+
 /**
  * Parses, cleans, profiles a chunk and writes its COPY text, in one pass over the cleaned
  * rows: each value's text is made once and serves both the COPY line and the profile.
+ *
+ * Well-formed UTF-8 CSV (nearly every chunk) goes a batch of rows at a time, so that only a
+ * batch is alive at once, never the chunk's rows (young-generation garbage, not promoted
+ * data: the worker's heap stays small). Types are still the chunk's own: each batch's values
+ * are classified before it is cleaned, and a batch that widens a column once rows were
+ * written starts the chunk over with the wider types. A column only widens a few times (null
+ * → integer → float → string), so that is rare and bounded; the result is the same as
+ * typing the whole chunk first. Other chunks are parsed whole.
  */
-export function processChunk(bytes: Uint8Array, job: ChunkJob): ChunkOutcome {
+export function processChunk(
+  bytes: Uint8Array,
+  job: ChunkJob,
+  { batchRows = BATCH_ROWS }: { batchRows?: number } = {},
+): ChunkOutcome {
+  let batched;
+  try {
+    batched = processBatches(bytes, job, batchRows);
+  } catch (err) {
+    const failure = ingestFailure(err);
+    if (!failure) throw err;
+    return { kind: "failed", failure };
+  }
+  if (batched) return batched;
   const out = cleanChunk(bytes, job);
   if (out.kind === "failed") return out;
-  const { header, types, rows } = out;
-  const width = header.length;
-  const profile = new TableProfile(header);
-  const valueTypes = types as readonly ValueType[];
-  const values: Value[] = new Array(width);
-  const texts: (string | null)[] = new Array(width);
-  const base = job.idx * ROW_ID_BASE;
-  // COPY bytes are written straight into a buffer (no line strings, join or encode: those
-  // were a quarter of the chunk's time); about 1.3 bytes a byte of input.
-  const w = new CopyWriter(bytes.length + (bytes.length >> 1) + 64);
-  const id = new DecimalCounter(base);
-  for (let r = 0; r < rows.length; r++, id.increment()) {
-    const row = rows[r]!;
-    w.digits(id);
-    for (let k = 0; k < width; k++) {
-      const v = row[k];
-      w.byte(9);
-      if (v === null || v === undefined) {
-        values[k] = null;
-        texts[k] = null;
-        w.byte(92);
-        w.byte(78);
-      } else if (typeof v === "number") {
-        const t = String(v);
-        values[k] = v;
-        texts[k] = t;
-        w.ascii(t);
-      } else if (typeof v === "boolean") {
-        values[k] = v;
-        texts[k] = null;
-        w.ascii(v ? "true" : "false");
-      } else {
-        const t = typeof v === "string" ? v : JSON.stringify(v);
-        values[k] = t;
-        texts[k] = null;
-        w.text(t);
-      }
-    }
-    w.byte(10);
-    profile.addRow(values, valueTypes, texts);
-  }
+  const writer = new ChunkWriter(out.header, out.types, job.idx, bytes.length);
+  writer.add(out.rows);
   return {
     kind: "done",
-    header,
-    types,
-    rowCount: rows.length,
+    header: out.header,
+    types: out.types,
+    rowCount: out.rows.length,
     skipped: out.skipped,
     errors: out.errors,
-    copy: w.bytes(),
-    profile: profile.toJSON(),
+    ...writer.finish(),
   };
+}
+
+/** The batched path of {@link processChunk}; `null` when the chunk must be parsed whole. */
+function processBatches(bytes: Uint8Array, job: ChunkJob, batchRows: number): ChunkOutcome | null {
+  const source = csvBatches(bytes, job.parse, batchRows);
+  if (!source) return null;
+  const plan = planColumns(source.header, job.cleaning);
+  const inference = new TypeInference(source.header.length, job.cleaning);
+  let typed = -1; // the inference's widenings the writer's types stand for
+  let types: ColumnType[] = [];
+  let writer: ChunkWriter | null = null;
+  let rowCount = 0;
+  for (;;) {
+    const batch = source.next();
+    if (batch === NEEDS_CSV_PARSE) return null;
+    if (batch === null) break;
+    inference.add(batch);
+    if (inference.widenings !== typed) {
+      if (writer) {
+        // Rows were written with narrower types: again from the first row, typed wider.
+        source.rewind();
+        writer = null;
+        rowCount = 0;
+        typed = inference.widenings;
+        continue;
+      }
+      typed = inference.widenings;
+    }
+    if (!writer) {
+      types = inference.stats().map((s) => s.type);
+      writer = new ChunkWriter(
+        plan.header,
+        plan.keep.map((i) => types[i] ?? "string"),
+        job.idx,
+        bytes.length,
+      );
+    }
+    const cleaned = cleanRows(source.header, batch, job.cleaning, types, { fitted: true });
+    writer.add(cleaned.rows);
+    rowCount += cleaned.rows.length;
+  }
+  types = inference.stats().map((s) => s.type);
+  const outTypes = plan.keep.map((i) => types[i] ?? "string");
+  writer ??= new ChunkWriter(plan.header, outTypes, job.idx, 0);
+  return {
+    kind: "done",
+    header: plan.header,
+    types: outTypes,
+    rowCount,
+    skipped: source.skipped,
+    errors: source.errors,
+    ...writer.finish(),
+  };
+}
+
+/**
+ * A chunk's cleaned rows, as they come, into COPY text (row ids `idx × 2^32 + position`) and
+ * the chunk's profile.
+ */
+class ChunkWriter {
+  readonly #width: number;
+  readonly #types: readonly ValueType[];
+  readonly #profile: TableProfile;
+  readonly #values: Value[];
+  readonly #texts: (string | null)[];
+  readonly #w: CopyWriter;
+  readonly #id: DecimalCounter;
+
+  /** `inputBytes`: the chunk's size, to size the COPY buffer (about 1.3 bytes a byte). */
+  constructor(
+    header: readonly string[],
+    types: readonly ColumnType[],
+    idx: number,
+    inputBytes: number,
+  ) {
+    this.#width = header.length;
+    this.#types = types as readonly ValueType[];
+    this.#profile = new TableProfile(header);
+    this.#values = new Array(header.length);
+    this.#texts = new Array(header.length);
+    this.#w = new CopyWriter(inputBytes + (inputBytes >> 1) + 64);
+    this.#id = new DecimalCounter(idx * ROW_ID_BASE);
+  }
+
+  add(rows: readonly (readonly unknown[])[]): void {
+    // COPY bytes are written straight into a buffer (no line strings, join or encode: those
+    // were a quarter of the chunk's time).
+    const width = this.#width;
+    const values = this.#values;
+    const texts = this.#texts;
+    const w = this.#w;
+    const id = this.#id;
+    const profile = this.#profile;
+    const types = this.#types;
+    for (let r = 0; r < rows.length; r++, id.increment()) {
+      const row = rows[r]!;
+      w.digits(id);
+      for (let k = 0; k < width; k++) {
+        const v = row[k];
+        w.byte(9);
+        if (v === null || v === undefined) {
+          values[k] = null;
+          texts[k] = null;
+          w.byte(92);
+          w.byte(78);
+        } else if (typeof v === "number") {
+          const t = String(v);
+          values[k] = v;
+          texts[k] = t;
+          w.ascii(t);
+        } else if (typeof v === "boolean") {
+          values[k] = v;
+          texts[k] = null;
+          w.ascii(v ? "true" : "false");
+        } else {
+          const t = typeof v === "string" ? v : JSON.stringify(v);
+          values[k] = t;
+          texts[k] = null;
+          w.text(t);
+        }
+      }
+      w.byte(10);
+      profile.addRow(values, types, texts);
+    }
+  }
+
+  finish(): { copy: Uint8Array; profile: TableProfileJSON } {
+    return { copy: this.#w.bytes(), profile: this.#profile.toJSON() };
+  }
 }
 
 /**

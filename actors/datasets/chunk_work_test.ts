@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   type ChunkJob,
+  type ChunkOutcome,
   ChunkProcessor,
   cleanChunk,
   DecimalCounter,
@@ -106,4 +107,86 @@ Deno.test("DecimalCounter counts up as String() would write the numbers", () => 
   }
   assert.throws(() => new DecimalCounter(-1), RangeError);
   assert.throws(() => new DecimalCounter(1.5), RangeError);
+});
+
+/** Seeded CSV with late widenings, ragged rows, blank lines, quoted newlines and CRLF. */
+function nastyCsv(seed: number, rows: number, { header = true } = {}): string {
+  let x = seed;
+  const rand = () => {
+    x = (x + 0x6d2b79f5) | 0;
+    let t = Math.imul(x ^ (x >>> 15), 1 | x);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const lines = header ? ["id,amount,flag,day,note,late"] : [];
+  for (let r = 0; r < rows; r++) {
+    const late = r < rows * 0.8 ? "" : r % 3 === 0 ? "word" : String(r);
+    const amount = r === Math.floor(rows * 0.6) ? "1.50" : String(r % 97);
+    const flag = r === rows - 5 ? "maybe" : r % 2 ? "yes" : "no";
+    const day = r === Math.floor(rows * 0.7)
+      ? "2024-01-02 10:30"
+      : `2024-0${1 + (r % 9)}-1${r % 10}`;
+    const note = rand() < 0.05 ? '"two\nlines, ""quoted"""' : rand() < 0.1 ? "" : `n${r}`;
+    let line = `${r},${amount},${flag},${day},${note},${late}`;
+    if (rand() < 0.01) line += ",extra"; // ragged
+    lines.push(line);
+    if (rand() < 0.01) lines.push(""); // blank
+  }
+  return lines.join(rand() < 0.5 ? "\n" : "\r\n") + "\n";
+}
+
+/** Equal outcomes; the COPY bytes compared as text first (a diff of large arrays is slow). */
+function assertSameOutcome(a: ChunkOutcome, b: ChunkOutcome, what: string): void {
+  const dec = new TextDecoder();
+  if (a.kind === "done" && b.kind === "done") {
+    const [x, y] = [dec.decode(a.copy), dec.decode(b.copy)];
+    const at = [...x].findIndex((c, i) => c !== y[i]);
+    assert.ok(x === y, `${what}: COPY text differs at ${at}: ${x.slice(at, at + 80)}`);
+    assert.deepEqual({ ...a, copy: null }, { ...b, copy: null }, what);
+  } else {
+    assert.deepEqual(a, b, what);
+  }
+}
+
+Deno.test("chunk work: batches give what the whole chunk gives, widenings and all", () => {
+  const cases: [string, ChunkJob][] = [
+    [nastyCsv(1, 3000), job(0)],
+    [nastyCsv(2, 2500, { header: false }), job(4, { header: ["a", "b", "c", "d", "e", "f"] })],
+    [nastyCsv(3, 2000, { header: false }), job(0, { hasHeader: false })],
+    [nastyCsv(4, 1500), { ...job(0), cleaning: { dropColumns: ["note"], trim: false } }],
+    ["id,v\n", job(0)],
+    ["", job(0)],
+  ];
+  for (const [text, j] of cases) {
+    const bytes = enc.encode(text);
+    // csv-parse over the whole chunk: the reference (the batched path never takes it).
+    const whole = processChunk(bytes, { ...j, parse: { ...j.parse, csvReader: "csv-parse" } });
+    assert.equal(whole.kind, "done");
+    for (const batchRows of [1, 7, 100, 1024, Infinity]) {
+      const batched = processChunk(bytes, j, { batchRows });
+      assertSameOutcome(batched, whole, `batches of ${batchRows}`);
+    }
+  }
+});
+
+Deno.test("chunk work: a chunk the fast reader gives up on midway is parsed whole", () => {
+  // A quote inside an unquoted field, far into the chunk: csv-parse's rules apply.
+  const text = nastyCsv(5, 2000).replace("n1500", 'n1"500');
+  assert.ok(text.includes('n1"500'));
+  const bytes = enc.encode(text);
+  const whole = processChunk(bytes, {
+    ...job(0),
+    parse: { ...job(0).parse, csvReader: "csv-parse" },
+  });
+  assertSameOutcome(processChunk(bytes, job(0), { batchRows: 64 }), whole, "fallback");
+});
+
+Deno.test("chunk work: under the fail policy a bad row in a later batch fails with its line", () => {
+  const lines = ["a,b", ...Array.from({ length: 500 }, (_, i) => `${i},x`)];
+  lines[400] = "1,2,3";
+  const out = processChunk(enc.encode(lines.join("\n") + "\n"), job(0, { errorPolicy: "fail" }), {
+    batchRows: 50,
+  });
+  assert.equal(out.kind, "failed");
+  if (out.kind === "failed") assert.equal(out.failure.line, 401);
 });

@@ -331,6 +331,8 @@ export class TypeInference {
   private readonly nulls: Float64Array;
   private count = 0;
   private readonly options: ResolvedValueOptions;
+  /** How many times a column's type has widened so far (the types changed when it moves). */
+  widenings = 0;
 
   constructor(readonly width: number, options?: ValueOptions | ResolvedValueOptions) {
     this.codes = new Uint8Array(width);
@@ -353,7 +355,13 @@ export class TypeInference {
         }
         const code = valueCode(row[c], o);
         if (code === T.null) nulls[c]!++;
-        else if (cur !== code) codes[c] = joinCodes(cur, code);
+        else if (cur !== code) {
+          const joined = joinCodes(cur, code);
+          if (joined !== cur) {
+            codes[c] = joined;
+            this.widenings++;
+          }
+        }
       }
     }
     this.count += rows.length;

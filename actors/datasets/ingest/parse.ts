@@ -20,7 +20,7 @@ import { Buffer, isUtf8 } from "node:buffer";
 import { parse as csvParse } from "csv-parse/sync";
 import { bomLength, decodeText, type Encoding, findInvalidUtf8 } from "./encoding.ts";
 import { EncodingError, IngestError, RowError } from "./errors.ts";
-import { fastCsvRecords } from "./fast_csv.ts";
+import { FastCsvReader, fastCsvRecords } from "./fast_csv.ts";
 
 /** What to do with a bad row. */
 export type ErrorPolicy = "skip" | "fail";
@@ -243,13 +243,17 @@ function csvHeader(
   return { header: first.map((_, i) => `column_${i + 1}`), from: 0 };
 }
 
-/** Keeps rows of the right width; reports the others. Returns `records` itself if all fit. */
+/**
+ * Keeps rows of the right width; reports the others. Returns `records` itself if all fit.
+ * `offset`: the chunk's record number of `records[0]` (for line numbers).
+ */
 function dropRagged(
   records: string[][],
   from: number,
   width: number,
   startLine: (record: number) => number,
   issues: Issues,
+  offset = 0,
 ): string[][] {
   let bad = -1;
   for (let r = from; r < records.length; r++) {
@@ -263,9 +267,118 @@ function dropRagged(
   for (let r = bad; r < records.length; r++) {
     const rec = records[r]!;
     if (rec.length === width) rows.push(rec);
-    else issues.add(startLine(r), `expected ${width} fields, found ${rec.length}`);
+    else issues.add(startLine(offset + r), `expected ${width} fields, found ${rec.length}`);
   }
   return rows;
+}
+
+/** What {@link CsvBatches.next} gives when the chunk turns out to need csv-parse. */
+export const NEEDS_CSV_PARSE = Symbol("needs csv-parse");
+
+/**
+ * A CSV chunk's rows a batch at a time, with the same header, rows, line numbers and issues
+ * as {@link parseChunk}: a caller can be done with a batch before the next is parsed, so a
+ * chunk's rows are never all alive at once. Only for chunks the fast reader takes
+ * ({@link csvBatches}); a batch is {@link NEEDS_CSV_PARSE} when the reader meets what only
+ * csv-parse may judge further on: the caller then drops what it made and calls `parseChunk`.
+ */
+export class CsvBatches {
+  #issues!: Issues;
+  #record = 0;
+  #starts: number[] | null = null;
+  #first = true;
+
+  constructor(
+    readonly header: string[],
+    readonly from: number,
+    readonly reader: FastCsvReader,
+    readonly body: Uint8Array,
+    readonly options: ParseOptions,
+    readonly chunk: ChunkPosition,
+    readonly batchRows: number,
+  ) {
+    this.rewind();
+  }
+
+  /** Bad rows so far, in file order (the first `maxErrors`). */
+  get errors(): RowIssue[] {
+    return this.#issues.sorted();
+  }
+
+  /** Bad rows dropped so far. */
+  get skipped(): number {
+    return this.#issues.skipped;
+  }
+
+  /** Back to the first row: rows and issues are given again. */
+  rewind(): void {
+    this.reader.rewind();
+    this.#issues = new Issues(
+      this.options.errorPolicy ?? "skip",
+      this.options.maxErrors ?? MAX_ERRORS,
+    );
+    this.#record = 0;
+    this.#first = true;
+  }
+
+  /** The next rows (`null` at the end), or {@link NEEDS_CSV_PARSE}. */
+  next(): string[][] | null | typeof NEEDS_CSV_PARSE {
+    const records = this.reader.next(this.batchRows);
+    if (records === null) return NEEDS_CSV_PARSE;
+    if (records.length === 0) return null;
+    const offset = this.#record;
+    this.#record += records.length;
+    const from = this.#first ? this.from : 0;
+    this.#first = false;
+    return dropRagged(
+      records,
+      from,
+      this.header.length,
+      (r) => this.#startLine(r),
+      this.#issues,
+      offset,
+    );
+  }
+
+  #startLine(record: number): number {
+    const { delimiter = ",", quote = '"' } = this.options;
+    this.#starts ??= csvRecordStarts(this.body, delimiter, quote, this.chunk.firstLine);
+    return this.#starts[record] ?? this.chunk.firstLine;
+  }
+}
+
+/**
+ * {@link CsvBatches} over a CSV chunk, or `null` when the fast reader does not take it
+ * (not UTF-8, csv-parse asked for, invalid bytes, ...): then `parseChunk` it. Throws as
+ * `parseChunk` does for a bad header or, with `fatalEncoding`, invalid bytes.
+ */
+export function csvBatches(
+  bytes: Uint8Array,
+  options: ParseOptions,
+  batchRows: number,
+): CsvBatches | null {
+  const encoding = options.encoding ?? "utf-8";
+  if (options.format !== "csv" || encoding !== "utf-8" || options.csvReader === "csv-parse") {
+    return null;
+  }
+  const chunk = options.chunk ?? { index: 0, firstLine: 1 };
+  const body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
+  if (options.fatalEncoding) checkUtf8(body, bytes, chunk);
+  const reader = FastCsvReader.open(body, options.delimiter ?? ",", options.quote ?? '"');
+  if (!reader) return null;
+  // The header: the first record unless given (chunk 0 reads it; a header-less file names
+  // its columns by the first record's width, which stays a row).
+  let header: string[];
+  let from = 0;
+  if (options.header === undefined && chunk.index === 0) {
+    const first = reader.next(1);
+    if (first === null) return null;
+    ({ header, from } = csvHeader(first, options, chunk));
+    reader.rewind();
+  } else {
+    ({ header, from } = csvHeader([], options, chunk));
+  }
+  return new CsvBatches(header, from, reader, body, options, chunk, Math.max(1, batchRows));
 }
 
 /** Start line of the record containing `line` (records are in file order). */
