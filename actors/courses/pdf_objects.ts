@@ -10,6 +10,9 @@
  */
 import { inflateSync } from "node:zlib";
 
+/** The largest decoded stream the fast path reads (a content stream is rarely over 1 MB). */
+export const MAX_STREAM_BYTES = 64 << 20;
+
 /** The fast path does not handle this file or page: read it with pdf.js. */
 export class Unsupported extends Error {
   constructor(message: string) {
@@ -403,7 +406,9 @@ export class PdfFile {
         throw new Unsupported(`filter ${f instanceof PdfName ? f.name : "?"}`);
       }
       try {
-        data = new Uint8Array(inflateSync(data));
+        // A bounded inflate: a small stream that inflates to gigabytes (a zip bomb) is
+        // pdf.js's to deal with, not a reason to hold it all here.
+        data = new Uint8Array(inflateSync(data, { maxOutputLength: MAX_STREAM_BYTES }));
       } catch (err) {
         throw new Unsupported(`inflate: ${(err as Error).message}`);
       }

@@ -18,6 +18,8 @@ import {
 } from "pdf-lib";
 import { DEJAVU, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { PdfDocument } from "./pdf.ts";
+import { deflateSync } from "node:zlib";
+import { MAX_STREAM_BYTES, PdfFile, PdfName, PdfStream, Unsupported } from "./pdf_objects.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -315,4 +317,12 @@ Deno.test({ name: "fast text: what it does not handle goes to pdf.js", ...opts }
   assert.equal(s.opened, false);
   assert.equal(s.pdfjs, 1);
   assert.equal(s.lines[0]!.lines[0]!.text, "Shifted objects still read.");
+});
+
+Deno.test("fast text: a stream that inflates past the bound is left to pdf.js", async () => {
+  const file = new PdfFile(await makePdf([{ heading: "One page" }]));
+  const flate = (n: number) =>
+    new PdfStream(new Map([["Filter", PdfName.of("FlateDecode")]]), deflateSync(new Uint8Array(n)));
+  assert.equal(file.decode(flate(1000)).length, 1000);
+  assert.throws(() => file.decode(flate(MAX_STREAM_BYTES + 1)), Unsupported);
 });
