@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { freePort, startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTask } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -71,9 +71,11 @@ async function measure(db: string) {
   const pg = db === "postgres" ? await createPgDatabase() : null;
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
+  const task = await startTask();
   const server = new Deno.Command(Deno.execPath(), {
-    args: await startTaskArgs(),
+    args: task.args,
     env: {
+      ...task.env,
       PORT: String(port),
       DATA_DIR: dir,
       LOG_LEVEL: "error",

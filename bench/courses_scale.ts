@@ -19,7 +19,7 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { freePort, startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTask } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
@@ -219,9 +219,11 @@ const big = await searchAtScale();
 
 const port = freePort();
 const base = `http://127.0.0.1:${port}`;
+const task = await startTask();
 const server = new Deno.Command(Deno.execPath(), {
-  args: await startTaskArgs(),
+  args: task.args,
   env: {
+    ...task.env,
     PORT: String(port),
     DATA_DIR: `${dir}/data`,
     LOG_LEVEL: "error",

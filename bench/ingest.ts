@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { freePort, startTaskArgs } from "../tests/start_task.ts";
+import { freePort, startTask } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
 
 const { values: args } = parseArgs({
@@ -91,12 +91,12 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
   const pg = db === "postgres" ? await createPgDatabase() : null;
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
+  // BENCH_DENO_FLAGS: extra flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const task = await startTask(Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []);
   const server = new Deno.Command(Deno.execPath(), {
-    // BENCH_DENO_FLAGS: extra flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-    args: await startTaskArgs(
-      Deno.env.get("BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [],
-    ),
+    args: task.args,
     env: {
+      ...task.env,
       PORT: String(port),
       DATA_DIR: dir,
       LOG_LEVEL: "error",
@@ -268,9 +268,12 @@ print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resou
 /** Troupe's profiling stage alone (no upload, no storage), like for like with pandas. */
 async function profilingStage(bytes: number): Promise<Figure> {
   const script = new URL("./profile_file.ts", import.meta.url).pathname;
+  // The server's runtime flags and environment (deno.json's start task), so memory compares
+  // like for like.
+  const task = await startTask([], script);
   const child = new Deno.Command(Deno.execPath(), {
-    // The server's runtime flags (deno.json's start task), so memory compares like for like.
-    args: [...await startTaskArgs([], script), FILE],
+    args: [...task.args, FILE],
+    env: task.env,
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./harness.ts";
-import { freePort, startTaskArgs } from "./start_task.ts";
+import { freePort, startTask } from "./start_task.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -30,12 +30,12 @@ Deno.test({
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   // Exactly what `deno task start` runs (the README's command), from deno.json.
-  const args = await startTaskArgs();
+  const task = await startTask();
   const start = () =>
     new Deno.Command(Deno.execPath(), {
-      args,
+      args: task.args,
       cwd: new URL("..", import.meta.url).pathname,
-      env: { PORT: String(port), DATA_DIR: dir, LOG_LEVEL: "warn" },
+      env: { ...task.env, PORT: String(port), DATA_DIR: dir, LOG_LEVEL: "warn" },
       stdout: "null",
       stderr: "inherit",
     }).spawn();

@@ -1,19 +1,32 @@
 /**
- * The server's command line exactly as `deno task start` runs it (deno.json, V8 flags
- * included), for the tests and benchmarks that spawn the server: they run what users run.
- * `extra` flags (e.g. `--cpu-prof`) go before the script; `script` replaces main.ts (to run
- * another entry point with the server's runtime flags).
+ * The server's command line exactly as `deno task start` runs it (deno.json: its leading
+ * environment assignments and V8 flags included), for the tests and benchmarks that spawn
+ * the server: they run what users run. `extra` flags (e.g. `--cpu-prof`) go before the
+ * script; `script` replaces main.ts (to run another entry point with the server's runtime
+ * flags). Spawn with `args` and `env` (merged into the caller's own variables).
  */
-export async function startTaskArgs(extra: string[] = [], script?: string): Promise<string[]> {
+export async function startTask(
+  extra: string[] = [],
+  script?: string,
+): Promise<{ args: string[]; env: Record<string, string> }> {
   const root = new URL("..", import.meta.url);
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))) as {
     tasks: Record<string, string>;
   };
-  const [deno, ...args] = config.tasks.start!.split(/\s+/);
+  const words = config.tasks.start!.split(/\s+/);
+  const env: Record<string, string> = {};
+  while (/^[A-Z_][A-Z0-9_]*=/.test(words[0] ?? "")) {
+    const [name, ...value] = words.shift()!.split("=");
+    env[name!] = value.join("=");
+  }
+  const [deno, ...args] = words;
   if (deno !== "deno" || args.at(-1) !== "main.ts") {
     throw new Error(`unexpected start task: ${config.tasks.start}`);
   }
-  return [...args.slice(0, -1), ...extra, script ?? new URL("main.ts", root).pathname];
+  return {
+    args: [...args.slice(0, -1), ...extra, script ?? new URL("main.ts", root).pathname],
+    env,
+  };
 }
 
 /** A port free on 127.0.0.1 now, for a server the caller is about to start. */
