@@ -137,11 +137,13 @@ export class WorkerExtractor implements PageExtractor {
   readonly #pool: WorkerPool;
 
   constructor(size: number) {
-    this.#pool = new WorkerPool(new URL("./extract_worker.ts", import.meta.url), size, (e) => {
-      if (e.name === "PdfError" && CODES.has(e.code as PdfErrorCode)) {
-        return new PdfError(e.code as PdfErrorCode, e.message);
-      }
-      return workerError(e);
+    this.#pool = new WorkerPool(new URL("./extract_worker.ts", import.meta.url), size, {
+      toError: (e) => {
+        if (e.name === "PdfError" && CODES.has(e.code as PdfErrorCode)) {
+          return new PdfError(e.code as PdfErrorCode, e.message);
+        }
+        return workerError(e);
+      },
     });
   }
 

@@ -1,11 +1,16 @@
 /**
- * A small pool of Web Workers for CPU-bound steps (PDF text extraction, chunk parsing), so a
+ * A small pool of workers for CPU-bound steps (PDF text extraction, chunk parsing), so a
  * process uses more than one core. Workers start on first use; each runs one task at a time;
  * tasks queue in order. A worker that dies rejects its task and is replaced.
+ *
+ * Workers are Web Workers, or, with `youngGenerationMb`, `node:worker_threads` workers with
+ * that young-generation limit (V8 flags are process-wide; this is the one per-worker heap
+ * setting Deno honours). Either way the worker module is the same ({@link serveWorker}).
  *
  * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
  * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
  */
+import { Worker as NodeWorker } from "node:worker_threads";
 
 export interface WorkerError {
   name: string;
@@ -22,9 +27,25 @@ interface Task {
   reject: (e: unknown) => void;
 }
 
+/** What the pool needs of a worker, of either kind. */
+interface PoolWorker {
+  postMessage(msg: unknown, transfer: Transferable[]): void;
+  terminate(): void;
+}
+
 interface Slot {
-  worker: Worker;
+  worker: PoolWorker;
   task: Task | null;
+}
+
+export interface WorkerPoolOptions {
+  /** Rebuilds a worker's error in the caller's terms (default {@link workerError}). */
+  toError?: ErrorFactory;
+  /**
+   * The workers' young-generation size in MB (default: V8's, up to ~64 MB). A worker whose
+   * tasks keep little alive runs as fast in a few MB, and its heap stays that small.
+   */
+  youngGenerationMb?: number;
 }
 
 /** A worker died (or never started: a module that fails to load, no worker support). */
@@ -44,12 +65,17 @@ export class WorkerPool {
   #next = 1;
   #closed = false;
 
+  readonly #toError: ErrorFactory;
+  readonly #youngMb: number | undefined;
+
   constructor(
     private readonly url: URL,
     readonly size: number,
-    private readonly toError: ErrorFactory = workerError,
+    { toError = workerError, youngGenerationMb }: WorkerPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
+    this.#toError = toError;
+    this.#youngMb = youngGenerationMb;
   }
 
   /** Runs `method(...args)` in a worker; `transfer` lists buffers to move, not copy. */
@@ -94,31 +120,46 @@ export class WorkerPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(this.url.href, { type: "module" });
-    const slot: Slot = { worker, task: null };
-    worker.onmessage = (e: MessageEvent) => {
-      const msg = e.data as {
-        id: number;
-        ok: boolean;
-        value?: unknown;
-        error?: WorkerError;
-      };
+    const slot: Slot = { worker: { postMessage() {}, terminate() {} }, task: null };
+    const onMessage = (data: unknown) => {
+      const msg = data as { id: number; ok: boolean; value?: unknown; error?: WorkerError };
       const task = slot.task;
       if (!task || task.id !== msg.id) return;
       slot.task = null;
       if (msg.ok) task.resolve(msg.value);
-      else task.reject(this.toError(msg.error ?? { name: "Error", message: "worker failed" }));
+      else task.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
       this.#pump();
     };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
+    const onCrash = (message: string) => {
+      if (!this.#slots.includes(slot)) return; // closed, or already reported
       const task = slot.task;
       slot.task = null;
-      worker.terminate();
+      slot.worker.terminate();
       this.#slots = this.#slots.filter((s) => s !== slot);
-      task?.reject(new WorkerCrashedError(e.message));
+      task?.reject(new WorkerCrashedError(message));
       if (!this.#closed) this.#pump();
     };
+    if (this.#youngMb === undefined) {
+      const worker = new Worker(this.url.href, { type: "module" });
+      worker.onmessage = (e: MessageEvent) => onMessage(e.data);
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        onCrash(e.message);
+      };
+      slot.worker = worker;
+    } else {
+      const worker = new NodeWorker(this.url, {
+        resourceLimits: { maxYoungGenerationSizeMb: this.#youngMb },
+      });
+      worker.on("message", onMessage);
+      worker.on("error", (err: Error) => onCrash(err?.message ?? String(err)));
+      worker.on("exit", (code: number) => onCrash(`exited with code ${code}`));
+      slot.worker = {
+        postMessage: (msg, transfer) =>
+          worker.postMessage(msg, transfer as Parameters<NodeWorker["postMessage"]>[1]),
+        terminate: () => void worker.terminate(),
+      };
+    }
     this.#slots.push(slot);
     return slot;
   }

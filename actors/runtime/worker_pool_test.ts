@@ -1,0 +1,56 @@
+/**
+ * The worker pool, with both kinds of workers: results and errors come back, buffers move;
+ * a `node:worker_threads` worker that exits rejects its task and is replaced, and
+ * `youngGenerationMb` bounds its young generation.
+ */
+import assert from "node:assert/strict";
+import { WorkerCrashedError, WorkerPool } from "./worker_pool.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
+
+for (const kind of ["web", "node"] as const) {
+  Deno.test(
+    { name: `worker pool (${kind} workers): results, errors, crashes`, ...opts },
+    async () => {
+      const pool = new WorkerPool(url, 2, kind === "node" ? { youngGenerationMb: 4 } : {});
+      try {
+        const bytes = new Uint8Array([1, 2, 3]);
+        const back = await pool.run<Uint8Array>("echo", [bytes], [bytes.buffer]);
+        assert.deepEqual([...back], [1, 2, 3]);
+        assert.equal(bytes.byteLength, 0, "the buffer moved to the worker");
+        const many = await Promise.all(Array.from({ length: 5 }, (_, i) => pool.run("echo", [i])));
+        assert.deepEqual(many, [0, 1, 2, 3, 4]);
+        await assert.rejects(() => pool.run("fail", []), (err: Error) => {
+          assert.equal(err.name, "CodedError");
+          assert.equal(err.message, "it failed");
+          return true;
+        });
+        if (kind === "node") {
+          // (A Web Worker that exits gives no event: only thrown errors are seen.)
+          await assert.rejects(() => pool.run("exit", []), WorkerCrashedError);
+          assert.equal(await pool.run("echo", ["after"]), "after", "a new worker took over");
+        }
+      } finally {
+        pool.close();
+      }
+    },
+  );
+}
+
+Deno.test(
+  { name: "worker pool: youngGenerationMb bounds a worker's young generation", ...opts },
+  async () => {
+    const small = new WorkerPool(url, 1, { youngGenerationMb: 4 });
+    const plain = new WorkerPool(url, 1, { youngGenerationMb: 64 });
+    try {
+      const smallNew = await small.run<number>("newSpace", []);
+      const plainNew = await plain.run<number>("newSpace", []);
+      assert.ok(smallNew > 0 && smallNew <= 4 << 20, `new space ${smallNew} ≤ 4 MB`);
+      assert.ok(plainNew > 4 << 20, `new space ${plainNew} > 4 MB with 64`);
+    } finally {
+      small.close();
+      plain.close();
+    }
+  },
+);
