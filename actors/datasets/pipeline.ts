@@ -158,7 +158,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
   const processor = o.processor ?? new ChunkProcessor(0);
   const stepChunks = Math.max(1, o.splitStepChunks ?? 32);
-  const mergePage = Math.max(1, o.mergePage ?? 16);
+  const mergePage = Math.max(1, o.mergePage ?? 4);
 
   const split = defineActor({
     name: "dataset.split",
