@@ -408,9 +408,11 @@ class CopyWriter {
 
 /**
  * A chunk worker's young generation, in MB. A chunk keeps one batch of rows alive, so a few
- * MB hold it; V8's default (up to ~64 MB) only made the worker's heap larger, not faster.
+ * MB hold it: V8's default (up to ~64 MB) made each worker's resident set ~45 MB larger and
+ * was no faster than 16. 8 is ~10 MB a worker over 4 and ~5 % slower than 16; 4 was 10-15 %
+ * slower (bench/profile_file.ts, 200 MB, interleaved runs).
  */
-export const CHUNK_WORKER_YOUNG_MB = 4;
+export const CHUNK_WORKER_YOUNG_MB = 8;
 
 /** Where chunks are processed: a pool of `workers`, or this thread when 0. */
 export class ChunkProcessor {
