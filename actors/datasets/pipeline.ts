@@ -61,7 +61,7 @@ export interface DatasetPipelineOptions {
   processor?: ChunkProcessor;
   /** Chunks one split step cuts before handing the rest of the file on. @default 32 */
   splitStepChunks?: number;
-  /** Chunk profiles the merge reads at a time. @default 16 */
+  /** Chunk profiles the merge reads at a time. @default 4 */
   mergePage?: number;
   /** Called when a dataset changes (ready, failed): cache invalidation. */
   onChange?: (datasetId: string) => Promise<void>;
