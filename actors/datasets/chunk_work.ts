@@ -160,7 +160,6 @@ export function processChunk(
     kind: "done",
     header: out.header,
     types: out.types,
-    rowCount: out.rows.length,
     skipped: out.skipped,
     errors: out.errors,
     ...writer.finish(),
@@ -176,22 +175,19 @@ function processBatches(bytes: Uint8Array, job: ChunkJob, batchRows: number): Ch
   let typed = -1; // the inference's widenings the writer's types stand for
   let types: ColumnType[] = [];
   let writer: ChunkWriter | null = null;
-  let rowCount = 0;
   for (;;) {
     const batch = source.next();
     if (batch === NEEDS_CSV_PARSE) return null;
     if (batch === null) break;
     inference.add(batch);
     if (inference.widenings !== typed) {
+      typed = inference.widenings;
       if (writer) {
         // Rows were written with narrower types: again from the first row, typed wider.
         source.rewind();
         writer = null;
-        rowCount = 0;
-        typed = inference.widenings;
         continue;
       }
-      typed = inference.widenings;
     }
     if (!writer) {
       types = inference.stats().map((s) => s.type);
@@ -204,7 +200,6 @@ function processBatches(bytes: Uint8Array, job: ChunkJob, batchRows: number): Ch
     }
     const cleaned = cleanRows(source.header, batch, job.cleaning, types, { fitted: true });
     writer.add(cleaned.rows);
-    rowCount += cleaned.rows.length;
   }
   types = inference.stats().map((s) => s.type);
   const outTypes = plan.keep.map((i) => types[i] ?? "string");
@@ -213,7 +208,6 @@ function processBatches(bytes: Uint8Array, job: ChunkJob, batchRows: number): Ch
     kind: "done",
     header: plan.header,
     types: outTypes,
-    rowCount,
     skipped: source.skipped,
     errors: source.errors,
     ...writer.finish(),
@@ -232,6 +226,7 @@ class ChunkWriter {
   readonly #texts: (string | null)[];
   readonly #w: CopyWriter;
   readonly #id: DecimalCounter;
+  #rows = 0;
 
   /** `inputBytes`: the chunk's size, to size the COPY buffer (about 1.3 bytes a byte). */
   constructor(
@@ -289,10 +284,11 @@ class ChunkWriter {
       w.byte(10);
       profile.addRow(values, types, texts);
     }
+    this.#rows += rows.length;
   }
 
-  finish(): { copy: Uint8Array; profile: TableProfileJSON } {
-    return { copy: this.#w.bytes(), profile: this.#profile.toJSON() };
+  finish(): { rowCount: number; copy: Uint8Array; profile: TableProfileJSON } {
+    return { rowCount: this.#rows, copy: this.#w.bytes(), profile: this.#profile.toJSON() };
   }
 }
 
