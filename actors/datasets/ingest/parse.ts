@@ -146,11 +146,7 @@ function parseCsv(
   chunk: ChunkPosition,
   issues: Issues,
 ): ParseResult {
-  const encoding = options.encoding ?? "utf-8";
-  const delimiter = options.delimiter ?? ",";
-  const quote = options.quote ?? '"';
-  const body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
-  if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
+  const { encoding, delimiter, quote, body } = csvBody(bytes, options, chunk);
   const { input, csvEncoding, units } = csvInput(body, encoding, options, chunk);
   const csvIssues: CsvIssue[] = [];
   const fast = encoding === "utf-8" && options.csvReader !== "csv-parse"
@@ -172,11 +168,7 @@ function parseCsv(
       return undefined;
     },
   });
-  let starts: number[] | null = null;
-  const startLine = (record: number): number => {
-    starts ??= csvRecordStarts(units(), delimiter, quote, chunk.firstLine);
-    return starts[record] ?? chunk.firstLine;
-  };
+  const startLine = recordStartLine(units, delimiter, quote, chunk.firstLine);
   const { header, from } = csvHeader(records, options, chunk);
   const rows = dropRagged(records, from, header.length, startLine, issues);
   for (const e of csvIssues) {
@@ -184,6 +176,34 @@ function parseCsv(
     issues.add(recordContaining(line, startLine, records.length), csvMessage(e.code));
   }
   return { header, rows, errors: issues.sorted(), skipped: issues.skipped };
+}
+
+/**
+ * A CSV chunk's settings and body: chunk 0 without its BOM; with `fatalEncoding`, UTF-8 is
+ * checked first ({@link EncodingError} with the offset and line).
+ */
+function csvBody(bytes: Uint8Array, options: ParseOptions, chunk: ChunkPosition) {
+  const encoding = options.encoding ?? "utf-8";
+  const body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
+  if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
+  return { encoding, delimiter: options.delimiter ?? ",", quote: options.quote ?? '"', body };
+}
+
+/**
+ * The start line of a chunk's record by its number, the record starts found on first use
+ * (only a reported row needs them).
+ */
+function recordStartLine(
+  units: () => Uint8Array,
+  delimiter: string,
+  quote: string,
+  firstLine: number,
+): (record: number) => number {
+  let starts: number[] | null = null;
+  return (record) => {
+    starts ??= csvRecordStarts(units(), delimiter, quote, firstLine);
+    return starts[record] ?? firstLine;
+  };
 }
 
 /** Input for csv-parse: bytes as they are for UTF-8/Latin-1, a string for UTF-16. */
@@ -285,16 +305,13 @@ export const NEEDS_CSV_PARSE = Symbol("needs csv-parse");
 export class CsvBatches {
   #issues!: Issues;
   #record = 0;
-  #starts: number[] | null = null;
-  #first = true;
 
   constructor(
     readonly header: string[],
     readonly from: number,
     readonly reader: FastCsvReader,
-    readonly body: Uint8Array,
+    readonly startLine: (record: number) => number,
     readonly options: ParseOptions,
-    readonly chunk: ChunkPosition,
     readonly batchRows: number,
   ) {
     this.rewind();
@@ -318,7 +335,6 @@ export class CsvBatches {
       this.options.maxErrors ?? MAX_ERRORS,
     );
     this.#record = 0;
-    this.#first = true;
   }
 
   /** The next rows (`null` at the end), or {@link NEEDS_CSV_PARSE}. */
@@ -328,22 +344,9 @@ export class CsvBatches {
     if (records.length === 0) return null;
     const offset = this.#record;
     this.#record += records.length;
-    const from = this.#first ? this.from : 0;
-    this.#first = false;
-    return dropRagged(
-      records,
-      from,
-      this.header.length,
-      (r) => this.#startLine(r),
-      this.#issues,
-      offset,
-    );
-  }
-
-  #startLine(record: number): number {
-    const { delimiter = ",", quote = '"' } = this.options;
-    this.#starts ??= csvRecordStarts(this.body, delimiter, quote, this.chunk.firstLine);
-    return this.#starts[record] ?? this.chunk.firstLine;
+    // The header row, when the chunk has one, is the first batch's first record.
+    const from = offset === 0 ? this.from : 0;
+    return dropRagged(records, from, this.header.length, this.startLine, this.#issues, offset);
   }
 }
 
@@ -357,14 +360,15 @@ export function csvBatches(
   options: ParseOptions,
   batchRows: number,
 ): CsvBatches | null {
-  const encoding = options.encoding ?? "utf-8";
-  if (options.format !== "csv" || encoding !== "utf-8" || options.csvReader === "csv-parse") {
+  if (
+    options.format !== "csv" || (options.encoding ?? "utf-8") !== "utf-8" ||
+    options.csvReader === "csv-parse"
+  ) {
     return null;
   }
   const chunk = options.chunk ?? { index: 0, firstLine: 1 };
-  const body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
-  if (options.fatalEncoding) checkUtf8(body, bytes, chunk);
-  const reader = FastCsvReader.open(body, options.delimiter ?? ",", options.quote ?? '"');
+  const { delimiter, quote, body } = csvBody(bytes, options, chunk);
+  const reader = FastCsvReader.open(body, delimiter, quote);
   if (!reader) return null;
   // The header: the first record unless given (chunk 0 reads it; a header-less file names
   // its columns by the first record's width, which stays a row).
@@ -378,7 +382,8 @@ export function csvBatches(
   } else {
     ({ header, from } = csvHeader([], options, chunk));
   }
-  return new CsvBatches(header, from, reader, body, options, chunk, Math.max(1, batchRows));
+  const startLine = recordStartLine(() => body, delimiter, quote, chunk.firstLine);
+  return new CsvBatches(header, from, reader, startLine, options, Math.max(1, batchRows));
 }
 
 /** Start line of the record containing `line` (records are in file order). */
