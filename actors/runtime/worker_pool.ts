@@ -120,7 +120,6 @@ export class WorkerPool {
   }
 
   #spawn(): Slot {
-    const slot: Slot = { worker: { postMessage() {}, terminate() {} }, task: null };
     const onMessage = (data: unknown) => {
       const msg = data as { id: number; ok: boolean; value?: unknown; error?: WorkerError };
       const task = slot.task;
@@ -139,6 +138,14 @@ export class WorkerPool {
       task?.reject(new WorkerCrashedError(message));
       if (!this.#closed) this.#pump();
     };
+    // Both handlers run on events, after `slot` is set.
+    const slot: Slot = { worker: this.#start(onMessage, onCrash), task: null };
+    this.#slots.push(slot);
+    return slot;
+  }
+
+  /** A worker of the pool's kind, its messages and deaths reported to the handlers. */
+  #start(onMessage: (data: unknown) => void, onCrash: (message: string) => void): PoolWorker {
     if (this.#youngMb === undefined) {
       const worker = new Worker(this.url.href, { type: "module" });
       worker.onmessage = (e: MessageEvent) => onMessage(e.data);
@@ -146,22 +153,19 @@ export class WorkerPool {
         e.preventDefault();
         onCrash(e.message);
       };
-      slot.worker = worker;
-    } else {
-      const worker = new NodeWorker(this.url, {
-        resourceLimits: { maxYoungGenerationSizeMb: this.#youngMb },
-      });
-      worker.on("message", onMessage);
-      worker.on("error", (err: Error) => onCrash(err?.message ?? String(err)));
-      worker.on("exit", (code: number) => onCrash(`exited with code ${code}`));
-      slot.worker = {
-        postMessage: (msg, transfer) =>
-          worker.postMessage(msg, transfer as Parameters<NodeWorker["postMessage"]>[1]),
-        terminate: () => void worker.terminate(),
-      };
+      return worker;
     }
-    this.#slots.push(slot);
-    return slot;
+    const worker = new NodeWorker(this.url, {
+      resourceLimits: { maxYoungGenerationSizeMb: this.#youngMb },
+    });
+    worker.on("message", onMessage);
+    worker.on("error", (err: Error) => onCrash(err?.message ?? String(err)));
+    worker.on("exit", (code: number) => onCrash(`exited with code ${code}`));
+    return {
+      postMessage: (msg, transfer) =>
+        worker.postMessage(msg, transfer as Parameters<NodeWorker["postMessage"]>[1]),
+      terminate: () => void worker.terminate(),
+    };
   }
 }
 
