@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { freePort, startTask } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -80,8 +80,7 @@ async function measure(db: string) {
       DATA_DIR: dir,
       LOG_LEVEL: "error",
       DEV_API_KEY: KEY,
-      RATE_LIMIT_PER_IP: "1000000",
-      RATE_LIMIT_PER_KEY: "10000000",
+      ...UNLIMITED_RATES,
       ...(pg ? { DATABASE_URL: pg.url } : {}),
     },
     stdout: "null",

@@ -19,7 +19,7 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { freePort, startTask } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
@@ -228,8 +228,7 @@ const server = new Deno.Command(Deno.execPath(), {
     DATA_DIR: `${dir}/data`,
     LOG_LEVEL: "error",
     DEV_API_KEY: KEY,
-    RATE_LIMIT_PER_IP: "1000000",
-    RATE_LIMIT_PER_KEY: "10000000",
+    ...UNLIMITED_RATES,
     ...(pg ? { DATABASE_URL: pg.url } : {}),
   },
   stdout: "null",

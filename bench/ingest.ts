@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { freePort, startTask } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
 
 const { values: args } = parseArgs({
@@ -103,8 +103,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       DEV_API_KEY: KEY,
       // The status poll (4 a second) would run into the per-address limit (100 a minute)
       // and see "ready" late.
-      RATE_LIMIT_PER_IP: "1000000",
-      RATE_LIMIT_PER_KEY: "10000000",
+      ...UNLIMITED_RATES,
       DATASET_MAX_BYTES: String(4 * bytes),
       ...(args.chunk ? { DATASET_CHUNK_BYTES: args.chunk } : {}),
       ...(pg ? { DATABASE_URL: pg.url } : {}),

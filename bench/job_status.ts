@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { freePort, startTask } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -156,8 +156,7 @@ async function measure(dbName: string): Promise<Figure[]> {
       LOG_LEVEL: "warn",
       DEV_API_KEY: API_KEY,
       // The limiter still runs on every request, with limits this load never reaches.
-      RATE_LIMIT_PER_IP: "1000000",
-      RATE_LIMIT_PER_KEY: "10000000",
+      ...UNLIMITED_RATES,
       ...(pg ? { DATABASE_URL: pg.url } : {}),
     },
     stdout: "null",

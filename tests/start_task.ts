@@ -36,3 +36,6 @@ export function freePort(): number {
   listener.close();
   return port;
 }
+
+/** Rate limits a load generator does not reach: the benches measure the server, not its limiter. */
+export const UNLIMITED_RATES = { RATE_LIMIT_PER_IP: "1000000", RATE_LIMIT_PER_KEY: "10000000" };
