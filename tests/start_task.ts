@@ -29,12 +29,37 @@ export async function startTask(
   };
 }
 
-/** A port free on 127.0.0.1 now, for a server the caller is about to start. */
+/**
+ * A port free on 127.0.0.1 now, for a server the caller is about to start. It is drawn below
+ * the kernel's ephemeral range: a port the kernel hands out for `port: 0` could go to one of
+ * the in-process test servers in the seconds before the spawned server binds it (a CI run
+ * once saw another test's server answer on it).
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  throw new Error(`no free port in 10000-${low - 1} after 50 tries`);
+}
+
+/** The first port of the kernel's ephemeral range (32768 where /proc does not say). */
+function ephemeralLow(): number {
+  try {
+    const [low] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim().split(
+      /\s+/,
+    );
+    const n = Number(low);
+    return Number.isInteger(n) && n > 11_000 ? n : 32_768;
+  } catch {
+    return 32_768;
+  }
 }
 
 /** Rate limits a load generator does not reach: the benches measure the server, not its limiter. */
