@@ -8,12 +8,29 @@
  * 300-page PDF again for each range of 20 pages nearly doubled the time per page.
  */
 import { workerError, WorkerPool } from "../runtime/worker_pool.ts";
-import { type PageText, PdfDocument, PdfError, type PdfErrorCode } from "./pdf.ts";
+import {
+  type OutlineEntry,
+  type PageText,
+  PdfDocument,
+  PdfError,
+  type PdfErrorCode,
+} from "./pdf.ts";
 
 /** A PDF's bytes, or how to read them (called only when the document is not already open). */
 export type PdfSource = Uint8Array | (() => Promise<Uint8Array>);
 
+/** What a course plans its extraction with: the page count and the bookmarks. */
+export interface PdfStructure {
+  pages: number;
+  outline: OutlineEntry[];
+}
+
 export interface PageExtractor {
+  /**
+   * The page count and outline of the PDF (a `PdfError` when it is not one that can be read).
+   * `key` as for {@link pages}: the document stays open for the ranges that follow.
+   */
+  structure(source: PdfSource, key?: string): Promise<PdfStructure>;
   /**
    * Pages `from..to` (1-based, inclusive) of the PDF. `key` names the file (its SHA-256):
    * the document stays open, by key, for the next range.
@@ -117,9 +134,29 @@ export async function readPages(
   }
 }
 
+/** The structure of `source`, through `open` when there is a key, else opened and closed here. */
+export async function readStructure(
+  open: OpenPdfs,
+  source: PdfSource,
+  key?: string,
+): Promise<PdfStructure> {
+  const read = async (doc: PdfDocument) => ({ pages: doc.pageCount, outline: await doc.outline() });
+  if (key) return await open.use(key, source, read);
+  const pdf = await PdfDocument.open(await bytesOf(source));
+  try {
+    return await read(pdf);
+  } finally {
+    await pdf.close();
+  }
+}
+
 /** Extracts in the calling thread (Deno Deploy, tests, `EXTRACT_WORKERS=0`). */
 export class InlineExtractor implements PageExtractor {
   readonly #open = new OpenPdfs();
+
+  structure(source: PdfSource, key?: string): Promise<PdfStructure> {
+    return readStructure(this.#open, source, key);
+  }
 
   pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]> {
     return readPages(this.#open, source, from, to, key);
@@ -145,6 +182,12 @@ export class WorkerExtractor implements PageExtractor {
         return workerError(e);
       },
     });
+  }
+
+  /** Off this thread: pdf.js parses the whole file for the outline (a 10 MB file held the
+   * event loop, and so the uploads beside it, for tens of milliseconds). */
+  async structure(source: PdfSource, key?: string): Promise<PdfStructure> {
+    return await this.#pool.run<PdfStructure>("structure", [await bytesOf(source), key]);
   }
 
   async pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]> {

@@ -59,6 +59,50 @@ Deno.test({ name: "extract: workers give the pages this thread gives", ...opts }
   }
 });
 
+Deno.test({ name: "extract: workers give the structure this thread gives", ...opts }, async () => {
+  const pages = Array.from({ length: 5 }, (_, p) => ({
+    heading: `Part ${p + 1}`,
+    paragraphs: [sentences(`s${p}`, 2)],
+  }));
+  const bytes = await makePdf(pages, {
+    outline: [{ title: "One", page: 1, children: [{ title: "One.a", page: 2 }] }, {
+      title: "Two",
+      page: 4,
+    }],
+  });
+  const inline = new InlineExtractor();
+  const pool = new WorkerExtractor(1);
+  try {
+    const expected = {
+      pages: 5,
+      outline: [
+        { title: "One", page: 1, level: 1 },
+        { title: "One.a", page: 2, level: 2 },
+        { title: "Two", page: 4, level: 1 },
+      ],
+    };
+    assert.deepEqual(await inline.structure(bytes), expected);
+    assert.deepEqual(await pool.structure(bytes), expected);
+    // With a key the worker keeps the document for the ranges that follow, read lazily.
+    let reads = 0;
+    const source = () => {
+      reads++;
+      return Promise.resolve(bytes);
+    };
+    assert.deepEqual(await inline.structure(source, "k"), expected);
+    assert.equal((await inline.pages(source, 2, 3, "k")).length, 2);
+    assert.equal(reads, 1, "the pages came from the document the structure opened");
+    assert.deepEqual(await pool.structure(await book(2)), { pages: 2, outline: [] });
+    await assert.rejects(
+      () => pool.structure(new TextEncoder().encode("not a pdf")),
+      (e: unknown) => e instanceof PdfError && e.code === "NOT_PDF",
+    );
+  } finally {
+    inline.close();
+    pool.close();
+  }
+});
+
 Deno.test({ name: "extract: errors keep their PdfError code", ...opts }, async () => {
   const pool = new WorkerExtractor(1);
   try {

@@ -26,7 +26,6 @@ import {
   type Line,
   type OutlineEntry,
   type PageText,
-  PdfDocument,
   PdfError,
 } from "./pdf.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
@@ -148,12 +147,11 @@ export function courseActors(o: CoursePipelineOptions) {
       for (const f of files) {
         ctx.signal.throwIfAborted();
         try {
-          const pdf = await PdfDocument.open(await readAll(await blobs.read(f.sha256)));
-          try {
-            plans.push({ idx: f.idx, pages: pdf.pageCount, outline: await pdf.outline() });
-          } finally {
-            await pdf.close();
-          }
+          const { pages, outline } = await extractor.structure(
+            async () => await readAll(await blobs.read(f.sha256)),
+            f.sha256,
+          );
+          plans.push({ idx: f.idx, pages, outline });
         } catch (err) {
           plans.push({ idx: f.idx, pages: 0, outline: [], error: errorOf(err) });
         }
