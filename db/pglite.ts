@@ -1,6 +1,6 @@
 /** Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory. */
 import { PGlite } from "@electric-sql/pglite";
-import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import type { CopyData, SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
 import { exists } from "./blobs/fs.ts";
 
 /**
@@ -77,9 +77,10 @@ export async function openPglite(
 
 /** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
 function copyVia(target: Pick<PGlite, "query">) {
-  return async (table: string, columns: readonly string[], data: string | Uint8Array) => {
+  return async (table: string, columns: readonly string[], data: CopyData) => {
+    const parts = typeof data === "string" || data instanceof Uint8Array ? [data] : data;
     await target.query(`COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`, [], {
-      blob: new Blob([data as BlobPart]),
+      blob: new Blob(parts as BlobPart[]),
     });
   };
 }

@@ -2,7 +2,7 @@
 import { Buffer } from "node:buffer";
 import pg from "pg";
 import { from as copyFromStdin } from "pg-copy-streams";
-import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import type { CopyData, SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
 
 export interface PostgresOptions {
   /** Pool size. @default 10 */
@@ -99,14 +99,18 @@ async function copyIn(
   client: PgLikeClient,
   table: string,
   columns: readonly string[],
-  data: string | Uint8Array,
+  data: CopyData,
 ): Promise<void> {
   const stream = client.query(copyFromStdin(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
+  const buffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", () => resolve());
-    stream.end(
-      typeof data === "string" ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-    );
+    if (typeof data === "string") stream.end(data);
+    else if (data instanceof Uint8Array) stream.end(buffer(data));
+    else {
+      for (const segment of data) stream.write(buffer(segment));
+      stream.end();
+    }
   });
 }

@@ -51,9 +51,10 @@ export type ChunkOutcome =
   | { kind: "failed"; failure: ChunkFailure }
   | ChunkRows & {
     kind: "done";
-    /** `_row` then the columns, tab-separated, one line a row: UTF-8 bytes (they move from a
-     * worker without a copy, and V8 frees them sooner than a large string). */
-    copy: Uint8Array;
+    /** `_row` then the columns, tab-separated, one line a row: UTF-8 bytes in segments, in
+     * order (they move from a worker without a copy, and V8 frees them sooner than a large
+     * string). */
+    copy: Uint8Array[];
     profile: TableProfileJSON;
   };
 
@@ -154,7 +155,7 @@ export function processChunk(
   if (batched) return batched;
   const out = cleanChunk(bytes, job);
   if (out.kind === "failed") return out;
-  const writer = new ChunkWriter(out.header, out.types, job.idx, bytes.length);
+  const writer = new ChunkWriter(out.header, out.types, job.idx);
   writer.add(out.rows);
   return {
     kind: "done",
@@ -191,19 +192,14 @@ function processBatches(bytes: Uint8Array, job: ChunkJob, batchRows: number): Ch
     }
     if (!writer) {
       types = inference.stats().map((s) => s.type);
-      writer = new ChunkWriter(
-        plan.header,
-        plan.keep.map((i) => types[i] ?? "string"),
-        job.idx,
-        bytes.length,
-      );
+      writer = new ChunkWriter(plan.header, plan.keep.map((i) => types[i] ?? "string"), job.idx);
     }
     const cleaned = cleanRows(source.header, batch, job.cleaning, types, { fitted: true });
     writer.add(cleaned.rows);
   }
   types = inference.stats().map((s) => s.type);
   const outTypes = plan.keep.map((i) => types[i] ?? "string");
-  writer ??= new ChunkWriter(plan.header, outTypes, job.idx, 0);
+  writer ??= new ChunkWriter(plan.header, outTypes, job.idx);
   return {
     kind: "done",
     header: plan.header,
@@ -228,19 +224,13 @@ class ChunkWriter {
   readonly #id: DecimalCounter;
   #rows = 0;
 
-  /** `inputBytes`: the chunk's size, to size the COPY buffer (about 1.3 bytes a byte). */
-  constructor(
-    header: readonly string[],
-    types: readonly ColumnType[],
-    idx: number,
-    inputBytes: number,
-  ) {
+  constructor(header: readonly string[], types: readonly ColumnType[], idx: number) {
     this.#width = header.length;
     this.#types = types as readonly ValueType[];
     this.#profile = new TableProfile(header);
     this.#values = new Array(header.length);
     this.#texts = new Array(header.length);
-    this.#w = new CopyWriter(inputBytes + (inputBytes >> 1) + 64);
+    this.#w = new CopyWriter();
     this.#id = new DecimalCounter(idx * ROW_ID_BASE);
   }
 
@@ -287,8 +277,8 @@ class ChunkWriter {
     this.#rows += rows.length;
   }
 
-  finish(): { rowCount: number; copy: Uint8Array; profile: TableProfileJSON } {
-    return { rowCount: this.#rows, copy: this.#w.bytes(), profile: this.#profile.toJSON() };
+  finish(): { rowCount: number; copy: Uint8Array[]; profile: TableProfileJSON } {
+    return { rowCount: this.#rows, copy: this.#w.segments(), profile: this.#profile.toJSON() };
   }
 }
 
@@ -328,20 +318,28 @@ export class DecimalCounter {
   }
 }
 
-/** A growing byte buffer for COPY text: escapes as {@link copyText}, UTF-8 as TextEncoder. */
+/**
+ * Bytes a COPY segment holds (a longer value gets a segment of its own size). Below glibc's
+ * mmap threshold, which `deno task start` fixes at 128 KiB: one 1.5 MB buffer a chunk was
+ * mapped fresh each time, and faulting its pages in cost more than writing them.
+ */
+export const COPY_SEGMENT_BYTES = 64 * 1024;
+
+/**
+ * COPY text as bytes, in segments of {@link COPY_SEGMENT_BYTES} (a value never spans two):
+ * escapes as {@link copyText}, UTF-8 as TextEncoder.
+ */
 class CopyWriter {
-  #buf: Uint8Array;
+  readonly #done: Uint8Array[] = [];
+  #buf = new Uint8Array(COPY_SEGMENT_BYTES);
   #pos = 0;
 
-  constructor(capacity: number) {
-    this.#buf = new Uint8Array(Math.max(64, capacity));
-  }
-
+  /** Makes room for `n` more bytes in the current segment, starting a new one if need be. */
   #room(n: number): void {
     if (this.#pos + n <= this.#buf.length) return;
-    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#pos + n));
-    next.set(this.#buf.subarray(0, this.#pos));
-    this.#buf = next;
+    if (this.#pos > 0) this.#done.push(this.#buf.subarray(0, this.#pos));
+    this.#buf = new Uint8Array(Math.max(COPY_SEGMENT_BYTES, n));
+    this.#pos = 0;
   }
 
   byte(b: number): void {
@@ -396,9 +394,11 @@ class CopyWriter {
     this.#pos = pos;
   }
 
-  /** The bytes written (a view; the writer is done). */
-  bytes(): Uint8Array {
-    return this.#buf.subarray(0, this.#pos);
+  /** The segments written, in order (the writer is done). */
+  segments(): Uint8Array[] {
+    if (this.#pos > 0) this.#done.push(this.#buf.subarray(0, this.#pos));
+    this.#pos = 0;
+    return this.#done;
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type ChunkOutcome,
   ChunkProcessor,
   cleanChunk,
+  COPY_SEGMENT_BYTES,
   DecimalCounter,
   processChunk,
 } from "./chunk_work.ts";
@@ -17,6 +18,14 @@ import { copyLines } from "../../tests/fixtures/copy_lines.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const enc = new TextEncoder();
+
+/** The COPY text of a chunk's segments. */
+function copyOf(segments: readonly Uint8Array[]): string {
+  const all = new Uint8Array(segments.reduce((n, s) => n + s.length, 0));
+  let at = 0;
+  for (const s of segments) all.set(s, (at += s.length) - s.length);
+  return new TextDecoder("utf-8", { fatal: true }).decode(all);
+}
 
 const csv = [
   "id,amount,flag,day,note,json_like",
@@ -44,7 +53,7 @@ Deno.test("chunk work: one pass gives the plain COPY text and profile", () => {
   assert.equal(rows.kind, "rows");
   if (done.kind !== "done" || rows.kind !== "rows") return;
   assert.equal(done.rowCount, 6);
-  const copy = new TextDecoder().decode(done.copy);
+  const copy = copyOf(done.copy);
   assert.equal(copy, copyLines(3, rows.rows));
   assert.deepEqual(done.profile, profileRows(rows.header, rows.types, rows.rows));
   const first = copy.split("\n")[0]!.split("\t");
@@ -52,6 +61,28 @@ Deno.test("chunk work: one pass gives the plain COPY text and profile", () => {
   assert.ok(copy.includes("tab\\there"), "tabs are escaped");
   assert.ok(copy.includes("back\\\\slash"), "backslashes are escaped");
   assert.ok(copy.includes("\\N"), "nulls are \\N");
+});
+
+Deno.test("chunk work: COPY bytes come in bounded segments that split no value", () => {
+  // ~300 KB of rows, one value longer than a segment, and multi-byte text near every edge.
+  const long = "é".repeat(COPY_SEGMENT_BYTES); // 2 bytes each
+  const lines = ["id,note"];
+  for (let i = 0; i < 12_000; i++) lines.push(`${i},${i === 5_000 ? long : `ünï ✓ ${i}`}`);
+  const bytes = enc.encode(lines.join("\n") + "\n");
+  const done = processChunk(bytes, job(2));
+  const rows = cleanChunk(bytes, job(2));
+  assert.ok(done.kind === "done" && rows.kind === "rows");
+  assert.equal(copyOf(done.copy), copyLines(2, rows.rows));
+  assert.ok(done.copy.length > 4, `${done.copy.length} segments`);
+  const big = done.copy.filter((s) => s.length > COPY_SEGMENT_BYTES);
+  assert.equal(big.length, 1, "only the long value's segment is larger");
+  // Room for the value as escaped UTF-8 at worst (3 bytes a UTF-16 unit).
+  assert.ok(big[0]!.length <= 3 * long.length, `${big[0]!.length} bytes`);
+  for (const s of done.copy) {
+    assert.ok(s.length > 0, "no empty segment");
+    // Each segment decodes on its own: none starts inside a character.
+    new TextDecoder("utf-8", { fatal: true }).decode(s);
+  }
 });
 
 Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }, async () => {
@@ -137,9 +168,8 @@ function nastyCsv(seed: number, rows: number, { header = true } = {}): string {
 
 /** Equal outcomes; the COPY bytes compared as text first (a diff of large arrays is slow). */
 function assertSameOutcome(a: ChunkOutcome, b: ChunkOutcome, what: string): void {
-  const dec = new TextDecoder();
   if (a.kind === "done" && b.kind === "done") {
-    const [x, y] = [dec.decode(a.copy), dec.decode(b.copy)];
+    const [x, y] = [copyOf(a.copy), copyOf(b.copy)];
     const at = [...x].findIndex((c, i) => c !== y[i]);
     assert.ok(x === y, `${what}: COPY text differs at ${at}: ${x.slice(at, at + 80)}`);
     assert.deepEqual({ ...a, copy: null }, { ...b, copy: null }, what);

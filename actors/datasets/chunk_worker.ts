@@ -4,9 +4,6 @@ import { type ChunkJob, processChunk } from "./chunk_work.ts";
 
 serveWorker(
   { process: (bytes: Uint8Array, job: ChunkJob) => processChunk(bytes, job) },
-  // The COPY bytes move to the main thread.
-  (out) => {
-    const copy = (out as { copy?: Uint8Array }).copy;
-    return copy && copy.byteLength ? [copy.buffer as ArrayBuffer] : [];
-  },
+  // The COPY segments move to the main thread.
+  (out) => ((out as { copy?: Uint8Array[] }).copy ?? []).map((s) => s.buffer as ArrayBuffer),
 );

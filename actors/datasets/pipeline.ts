@@ -21,7 +21,7 @@
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
 import { NonRetryableError } from "../runtime/errors.ts";
-import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import type { CopyData, SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import {
   cellText,
   type ChunkJob,
@@ -621,14 +621,15 @@ async function alterTypes(
 /**
  * Stores a chunk's rows with COPY: in one transaction, the rows of an earlier attempt of this
  * chunk (its id range) are deleted and the chunk's rows copied in, so a redelivered chunk
- * leaves exactly one copy. `text` is COPY text, as `processChunk` writes it.
+ * leaves exactly one copy. `text` is COPY text, as `processChunk` writes it (no segment or an
+ * empty text: nothing to copy).
  */
 export async function replaceChunkRows(
   db: SqlDatabase,
   table: string,
   idx: number,
   keys: readonly string[],
-  text: string | Uint8Array,
+  text: CopyData,
 ): Promise<void> {
   const base = idx * ROW_ID_BASE;
   await db.transaction(async (tx) => {

@@ -8,12 +8,15 @@ export interface SqlExecutor {
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /**
    * Bulk load: `COPY table (columns) FROM STDIN` in PostgreSQL's text format (tab-separated,
-   * `\N` for null, see {@link copyText}), as a string or its UTF-8 bytes. Absent where the
-   * driver has no COPY (callers then insert). Quote identifiers yourself; they go into the
-   * statement as given.
+   * `\N` for null, see {@link copyText}), as a string or its UTF-8 bytes (one buffer, or
+   * segments in order). Absent where the driver has no COPY (callers then insert). Quote
+   * identifiers yourself; they go into the statement as given.
    */
-  copyIn?(table: string, columns: readonly string[], data: string | Uint8Array): Promise<void>;
+  copyIn?(table: string, columns: readonly string[], data: CopyData): Promise<void>;
 }
+
+/** COPY text, or its UTF-8 bytes in one buffer or in segments to be sent in order. */
+export type CopyData = string | Uint8Array | readonly Uint8Array[];
 
 /** A value as a field of COPY's text format: `\N` for null, backslash escapes. */
 export function copyText(v: string | null): string {

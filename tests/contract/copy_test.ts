@@ -32,6 +32,26 @@ contractSuite("copy", {
     );
     assert.deepEqual(rows.map((r) => r.v), nasty);
   },
+  "copyIn takes UTF-8 bytes in segments, cut anywhere (mid-row, mid-character)": async ({ db }) => {
+    await db.query("CREATE TABLE copy_s (id bigint PRIMARY KEY, v text)");
+    const bytes = new TextEncoder().encode(tsv(nasty.map((v, i) => [String(i), v])));
+    const lead = bytes.findIndex((b) => b >= 0xc0); // the first byte of a multi-byte character
+    const cuts = [0, 3, 17, 40, lead + 1, lead + 2, bytes.length];
+    const segments = cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end));
+    assert.ok(
+      segments.some((s) => s.length && (s[0]! & 0xc0) === 0x80),
+      "a segment starts inside a character",
+    );
+    await db.copyIn!("copy_s", ["id", "v"], segments);
+    await db.transaction(async (tx) => {
+      await tx.copyIn!("copy_s", ["id", "v"], [
+        new TextEncoder().encode("100\tin a tx\n"),
+        bytes.subarray(0, 0),
+      ]);
+    });
+    const rows = await db.query<{ v: string | null }>("SELECT v FROM copy_s ORDER BY id");
+    assert.deepEqual(rows.map((r) => r.v), [...nasty, "in a tx"]);
+  },
   "copyIn in a transaction: all or nothing": async ({ db }) => {
     await db.query('CREATE TABLE copy_b (id bigint PRIMARY KEY, "c_x" text)');
     await db.transaction(async (tx) => {
