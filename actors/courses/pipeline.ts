@@ -21,13 +21,7 @@ import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
 import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
-import {
-  detectHeadings,
-  type Line,
-  type OutlineEntry,
-  type PageText,
-  PdfError,
-} from "./pdf.ts";
+import { detectHeadings, type Line, type OutlineEntry, type PageText, PdfError } from "./pdf.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
