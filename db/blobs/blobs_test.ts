@@ -113,6 +113,11 @@ for (const [name, make] of Object.entries(subjects)) {
       const again = await s.store.put(streamOf(data, 77_777));
       assert.deepEqual(again, { ...put, created: false }, "same content, stored once");
       assert.equal(await s.leftovers(), 0);
+      // Exactly two MiB in 64 KiB reads: writes that end on their buffer's edge.
+      const even = bytes(2 * 1024 * 1024, 7);
+      const evenPut = await s.store.put(streamOf(even, 65_536));
+      assert.equal(evenPut.sha256, await sha256(even));
+      assert.deepEqual(await readAll(await s.store.read(evenPut.sha256)), even);
       const empty = await s.store.put(streamOf(new Uint8Array(0)));
       assert.equal(empty.size, 0);
       assert.deepEqual(await readAll(await s.store.read(empty.sha256)), new Uint8Array(0));
