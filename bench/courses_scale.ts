@@ -55,11 +55,16 @@ async function padded(mb: number, seed: number): Promise<Uint8Array> {
       paragraphs: [sentences(`pad${seed}x${i}`, 10)],
     }))),
   );
+  // Random bytes in a stream without a filter: the file is `mb` MB on the wire. (An
+  // attachment is deflated by pdf-lib: a zero-filled one made an 86 KB file.)
   const pad = new Uint8Array(mb * 1_000_000);
-  crypto.getRandomValues(pad.subarray(0, 65536));
-  pad[100] = seed & 0xff;
-  await doc.attach(pad, "data.bin", { mimeType: "application/octet-stream" });
-  return await doc.save({ useObjectStreams: false });
+  for (let at = 0; at < pad.length; at += 65536) {
+    crypto.getRandomValues(pad.subarray(at, at + 65536));
+  }
+  doc.context.register(doc.context.stream(pad, { Type: "EmbeddedFile" }));
+  const bytes = await doc.save({ useObjectStreams: false });
+  if (bytes.length < mb * 1_000_000) throw new Error(`padded PDF is ${bytes.length} bytes`);
+  return bytes;
 }
 
 async function extraction(pdf: Uint8Array, file: string, pages: number) {
