@@ -6,13 +6,14 @@
  *
  * Page text comes from the fast path ({@link FastText}: the content streams read directly,
  * with pdf.js's rules for text items) when it handles the file and the page, else from
- * pdf.js (through `unpdf`), opened only when needed; the outline always comes from pdf.js.
+ * pdf.js (through `unpdf`), opened only when needed; the outline likewise (`pdf_outline.ts`).
  *
  * Lines follow the content stream's order (how the text was written), breaking where the
  * baseline moves; that keeps the columns of a multi-column page apart when, as usual, each
  * column is written in turn.
  */
 import { getDocumentProxy } from "unpdf";
+import { readOutline } from "./pdf_outline.ts";
 import { FastText } from "./pdf_text.ts";
 
 export type PdfErrorCode = "NOT_PDF" | "ENCRYPTED" | "CORRUPT" | "NO_TEXT";
@@ -162,6 +163,18 @@ export class PdfDocument {
 
   /** The bookmarks, flattened in order, with levels and physical pages; [] when none. */
   async outline(): Promise<OutlineEntry[]> {
+    if (this.fast) {
+      try {
+        return readOutline(this.fast.file);
+      } catch {
+        // An outline the fast path does not read: pdf.js reads it.
+      }
+    }
+    return await this.outlineByPdfJs();
+  }
+
+  /** {@link outline} as pdf.js reads it (the fast path's reference in tests). */
+  async outlineByPdfJs(): Promise<OutlineEntry[]> {
     let nodes: PdfJsOutlineNode[] | null;
     let doc: PdfJsDocument;
     try {

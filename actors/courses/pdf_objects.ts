@@ -356,12 +356,14 @@ export class PdfFile {
   readonly #cache = new Map<number, PdfValue>();
   readonly #objStreams = new Map<number, { offsets: number[]; lexer: Lexer }>();
   readonly pages: PdfPage[] = [];
+  /** The document catalog (the trailer's `/Root`). */
+  readonly catalog: PdfDict;
 
   constructor(readonly bytes: Uint8Array) {
     const trailer = this.#readXref();
     if (trailer.has("Encrypt")) throw new Unsupported("encrypted");
-    const root = this.dict(trailer.get("Root"));
-    const tree = this.dict(root.get("Pages"));
+    this.catalog = this.dict(trailer.get("Root"));
+    const tree = this.dict(this.catalog.get("Pages"));
     this.#walk(tree, new Map(), new Set(), 0);
     const count = this.get(tree.get("Count"));
     if (count !== this.pages.length || count === 0) throw new Unsupported("page count");

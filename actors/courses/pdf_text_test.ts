@@ -3,7 +3,8 @@
  * kinds (standard and embedded fonts, transforms, rotation, kerning, spacing operators,
  * forms, compressed or not, object and xref streams, incremental updates), and what it does
  * not handle goes to pdf.js: per page (inline images, right-to-left text, a symbolic font)
- * or for the whole file (damaged cross-references).
+ * or for the whole file (damaged cross-references). The outline read from the objects equals
+ * pdf.js's on every one of them.
  */
 import assert from "node:assert/strict";
 import fontkit from "@pdf-lib/fontkit";
@@ -18,6 +19,7 @@ import {
 } from "pdf-lib";
 import { DEJAVU, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { PdfDocument } from "./pdf.ts";
+import { readOutline } from "./pdf_outline.ts";
 import { deflateSync } from "node:zlib";
 import { MAX_STREAM_BYTES, PdfFile, PdfName, PdfStream, Unsupported } from "./pdf_objects.ts";
 
@@ -35,6 +37,10 @@ async function sameAsPdfJs(bytes: Uint8Array) {
       assert.deepEqual(got[i], expected[i], `page ${i + 1}`);
     }
     assert.equal(slow.pagesBy.fast, 0);
+    // The outline too, read from the objects where the fast path opened the file.
+    const outline = await slow.outlineByPdfJs();
+    if (fast.fast) assert.deepEqual(readOutline(fast.fast.file), outline, "outline");
+    assert.deepEqual(await fast.outline(), outline);
     return { ...fast.pagesBy, opened: fast.fast !== null, lines: expected };
   } finally {
     await slow.close();
