@@ -72,10 +72,6 @@ const extractedInput = z.object({
   failed: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
 function errorOf(err: unknown): { code: string; message: string } {
   if (err instanceof PdfError) return { code: err.code, message: err.message };
   return { code: "EXTRACT_FAILED", message: err instanceof Error ? err.message : String(err) };
@@ -142,7 +138,7 @@ export function courseActors(o: CoursePipelineOptions) {
         ctx.signal.throwIfAborted();
         try {
           const { pages, outline } = await extractor.structure(
-            async () => await readAll(await blobs.read(f.sha256)),
+            () => blobs.bytes(f.sha256),
             f.sha256,
           );
           plans.push({ idx: f.idx, pages, outline });
@@ -210,7 +206,7 @@ export function courseActors(o: CoursePipelineOptions) {
       if (extracting) {
         // The file is read only when the extractor does not hold it open already.
         const pages = await extractor.pages(
-          async () => await readAll(await blobs.read(sha256)),
+          () => blobs.bytes(sha256),
           from,
           to,
           sha256,

@@ -185,7 +185,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const encoding = resume && stored
         ? stored
         : d.options.encoding === "auto"
-        ? detectEncoding(await readAll(await blobs.read(d.blob_sha256, { start: 0, end: 4 })))
+        ? detectEncoding(await blobs.bytes(d.blob_sha256, { start: 0, end: 4 }))
           .encoding
         : d.options.encoding;
       // A step cuts up to `stepChunks` chunks, sends them out and hands the rest of the file
@@ -326,9 +326,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       if (!c) throw new NonRetryableError(`chunk ${idx} of dataset ${datasetId} is unknown`);
       if (c.status === "done") return { skipped: "done" };
       const encoding = ((d.options as Record<string, unknown>)._encoding as Encoding) ?? "utf-8";
-      const bytes = await readAll(
-        await blobs.read(d.blob_sha256, { start: c.byte_start, end: c.byte_end }),
-      );
+      const bytes = await blobs.bytes(d.blob_sha256, { start: c.byte_start, end: c.byte_end });
       const job: ChunkJob = {
         idx,
         parse: {
@@ -536,10 +534,6 @@ export function datasetActors(o: DatasetPipelineOptions) {
   });
 
   return [split, chunk, chunkDone, merge];
-}
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 async function insertChunkRows(

@@ -110,6 +110,17 @@ for (const [name, make] of Object.entries(subjects)) {
         const part = await readAll(await s.store.read(put.sha256, { start: start!, end: end! }));
         assert.deepEqual(part, data.slice(start, end), `range ${start}-${end}`);
       }
+      // `bytes`: the same, in one buffer.
+      assert.deepEqual(await s.store.bytes(put.sha256), data);
+      for (const [start, end] of [[0, 1], [99_999, 100_001], [1_234_000, 9e9], [5, 5]]) {
+        const part = await s.store.bytes(put.sha256, { start: start!, end: end! });
+        assert.deepEqual(part, data.slice(start, end), `bytes ${start}-${end}`);
+      }
+      assert.deepEqual(
+        await s.store.bytes(put.sha256, { start: 1_000_000 }),
+        data.slice(1_000_000),
+      );
+      await assert.rejects(() => s.store.bytes("ab".repeat(32)), NotFoundError);
       const again = await s.store.put(streamOf(data, 77_777));
       assert.deepEqual(again, { ...put, created: false }, "same content, stored once");
       assert.equal(await s.leftovers(), 0);

@@ -35,8 +35,31 @@ export interface BlobStore {
     sha256: string,
     range?: { start?: number; end?: number },
   ): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The bytes of a blob, or of `range`, in one buffer sized up front (a whole PDF, a dataset
+   * chunk): no chunks gathered and joined on the caller's thread. Throws `NotFoundError` for
+   * an unknown blob.
+   */
+  bytes(sha256: string, range?: { start?: number; end?: number }): Promise<Uint8Array>;
   /** Removes a blob; false when it was not there. */
   delete(sha256: string): Promise<boolean>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Reads `stream` into a buffer of exactly `size` bytes; throws when it holds another amount. */
+export async function readExactly(
+  stream: ReadableStream<Uint8Array>,
+  size: number,
+  what: string,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for await (const chunk of stream) {
+    if (at + chunk.byteLength > size) throw new Error(`${what} holds more than ${size} bytes`);
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  if (at !== size) throw new Error(`${what} ended after ${at} of ${size} bytes`);
+  return out;
+}

@@ -15,6 +15,7 @@ import {
   type BlobStore,
   type PutOptions,
   type PutResult,
+  readExactly,
   SHA256_HEX,
 } from "./port.ts";
 
@@ -111,6 +112,14 @@ export class PostgresBlobStore implements BlobStore {
   async stat(sha256: string): Promise<BlobInfo | null> {
     const row = await this.#row(sha256);
     return row ? { sha256, size: row.size } : null;
+  }
+
+  async bytes(sha256: string, range: { start?: number; end?: number } = {}): Promise<Uint8Array> {
+    const info = await this.stat(sha256);
+    if (!info) throw new NotFoundError("blob", sha256);
+    const start = Math.max(0, range.start ?? 0);
+    const size = Math.max(0, Math.min(range.end ?? info.size, info.size) - start);
+    return await readExactly(await this.read(sha256, range), size, `blob ${sha256}`);
   }
 
   async read(
