@@ -76,7 +76,7 @@ function bad(message: string): ValidationError {
 
 /** Byte reader with search across chunk boundaries. */
 class BufferedReader {
-  #buf = new Uint8Array(0);
+  #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
 
@@ -90,6 +90,10 @@ class BufferedReader {
     if (done) {
       this.#eof = true;
       return false;
+    }
+    if (this.#buf.byteLength === 0) {
+      this.#buf = value;
+      return true;
     }
     const next = new Uint8Array(this.#buf.byteLength + value.byteLength);
     next.set(this.#buf);
@@ -140,19 +144,22 @@ class BufferedReader {
 
   /**
    * Returns the bytes before `needle` (consuming the needle) or, when it is not in sight, the
-   * bytes that cannot be the start of it; throws at the end of the body without it.
+   * bytes that cannot be the start of it; throws at the end of the body without it. The bytes
+   * are views of what the body gave (never written to): a part's data is not copied here,
+   * and what is kept between reads is at most the needle's length (a buffer that grew to
+   * 128 KB and more was fresh memory from the system each time).
    */
   async readUntil(needle: Uint8Array): Promise<{ data: Uint8Array; found: boolean }> {
     while (true) {
       const at = indexOf(this.#buf, needle);
       if (at >= 0) {
-        const data = this.#buf.slice(0, at);
+        const data = this.#buf.subarray(0, at);
         this.#buf = this.#buf.subarray(at + needle.byteLength);
         return { data, found: true };
       }
       const safe = this.#buf.byteLength - (needle.byteLength - 1);
-      if (safe >= 64 * 1024) {
-        const data = this.#buf.slice(0, safe);
+      if (safe > 0) {
+        const data = this.#buf.subarray(0, safe);
         this.#buf = this.#buf.subarray(safe);
         return { data, found: false };
       }
