@@ -116,32 +116,38 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     }
     let title: string | null = null;
     const files: Received[] = [];
-    for await (const part of readMultipart(body, boundary)) {
-      if (part.name === "title" && part.filename === null) {
-        title = (await new Response(part.body).text()).trim().slice(0, 300) || null;
-      } else if (part.name === "files" && part.filename !== null) {
-        if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
-        const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
-        try {
-          const put = await o.blobs.put(part.body.pipeThrough(pdfGate()), {
-            maxBytes: maxFileBytes,
-          });
-          files.push({ fileName, sha256: put.sha256, size: put.size });
-        } catch (err) {
-          if (err instanceof ValidationError) {
-            throw new ValidationError(`${fileName} is not a PDF`, {
-              file: fileName,
-              ...(err.details as object),
+    // Background jobs are held back while the files arrive (Runtime.foreground).
+    const leave = o.runtime.foreground();
+    try {
+      for await (const part of readMultipart(body, boundary)) {
+        if (part.name === "title" && part.filename === null) {
+          title = (await new Response(part.body).text()).trim().slice(0, 300) || null;
+        } else if (part.name === "files" && part.filename !== null) {
+          if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
+          const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
+          try {
+            const put = await o.blobs.put(part.body.pipeThrough(pdfGate()), {
+              maxBytes: maxFileBytes,
             });
+            files.push({ fileName, sha256: put.sha256, size: put.size });
+          } catch (err) {
+            if (err instanceof ValidationError) {
+              throw new ValidationError(`${fileName} is not a PDF`, {
+                file: fileName,
+                ...(err.details as object),
+              });
+            }
+            if (err instanceof PayloadTooLargeError) {
+              throw new PayloadTooLargeError(maxFileBytes, fileName);
+            }
+            throw err;
           }
-          if (err instanceof PayloadTooLargeError) {
-            throw new PayloadTooLargeError(maxFileBytes, fileName);
-          }
-          throw err;
+        } else {
+          await part.body.cancel();
         }
-      } else {
-        await part.body.cancel();
       }
+    } finally {
+      leave();
     }
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
     const courseId = uuidv7();

@@ -103,7 +103,9 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     if (Number.isFinite(declared) && declared > maxBytes + FIELD_LIMIT) {
       throw new PayloadTooLargeError(maxBytes, "the file");
     }
-    const upload = await receiveFile(c, o.blobs, maxBytes);
+    // Background jobs are held back while the file arrives (Runtime.foreground).
+    const leave = o.runtime.foreground();
+    const upload = await receiveFile(c, o.blobs, maxBytes).finally(leave);
     const fields = { ...upload.fields, ...definedOnly(q) };
     const options = parseOptions(fields, upload.contentType, upload.fileName);
     if (upload.size === 0) {

@@ -90,6 +90,11 @@ export interface RuntimeOptions {
   concurrency?: number;
   /** Most jobs claimed in one query. @default 256 */
   claimBatch?: number;
+  /**
+   * Messages in flight while a foreground request is open (see {@link Runtime.foreground}):
+   * the pull dispatcher claims new work only below this. @default 1
+   */
+  foregroundConcurrency?: number;
   /** A key's lease lasts this long unless renewed (renewed every third of it). @default 30000 */
   leaseMs?: number;
   /** Most completions committed in one transaction. @default 512 */
@@ -126,6 +131,8 @@ export class Runtime implements Consumer {
   readonly #groups = new Set<Promise<void>>();
   readonly #listeners = new Set<(jobId: string) => void>();
   #inFlight = 0;
+  #foreground = 0;
+  readonly #foregroundConcurrency: number;
   #timers: ReturnType<typeof setInterval>[] = [];
   #unlisten: (() => Promise<void>) | undefined;
   #started = false;
@@ -153,6 +160,7 @@ export class Runtime implements Consumer {
     this.#actorNames = [...actors.keys()];
     this.#concurrency = options.concurrency ?? 256;
     this.#claimBatch = options.claimBatch ?? 256;
+    this.#foregroundConcurrency = Math.max(1, options.foregroundConcurrency ?? 1);
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#commitBatch = options.commitBatch ?? 512;
     this.#maintenanceMs = options.maintenanceMs ?? 60_000;
@@ -304,10 +312,31 @@ export class Runtime implements Consumer {
     return this.#stopping ? 0 : this.#concurrency - this.#inFlight;
   }
 
+  /**
+   * Opens a foreground request (an upload being received) until the returned function is
+   * called (once; more calls do nothing). While any is open the pull dispatcher claims new
+   * jobs only while fewer than `foregroundConcurrency` are in flight, so that background work
+   * does not take the thread the request is read on (the embedded database runs on it too);
+   * jobs already running go on, and full width comes back when the last one closes. Pushed
+   * deliveries (QStash) are not held back: their pace is QStash's flow control.
+   */
+  foreground(): () => void {
+    this.#foreground++;
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      if (--this.#foreground === 0) this.transport.wake();
+    };
+  }
+
   async pump(): Promise<number> {
-    const free = this.freeSlots();
+    const held = this.#foreground > 0;
+    const free = held
+      ? Math.min(this.freeSlots(), this.#foregroundConcurrency - this.#inFlight)
+      : this.freeSlots();
     // Refill in batches: claiming one job per freed slot costs a query per job.
-    if (free <= 0 || (this.#inFlight > 0 && free < this.#refillAt)) return 0;
+    if (free <= 0 || (!held && this.#inFlight > 0 && free < this.#refillAt)) return 0;
     const limit = Math.min(free, this.#claimBatch);
     this.#inFlight += limit;
     let jobs: ClaimedJob[] = [];

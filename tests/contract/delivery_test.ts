@@ -1,7 +1,8 @@
 /**
  * The delivery guarantees of DESIGN.md, against PGlite and real PostgreSQL:
  * effectively-once under duplicate and concurrent delivery, one handler at a time per key,
- * the transactional outbox, fencing of a lost lease.
+ * the transactional outbox, fencing of a lost lease; background work held to one message while
+ * a foreground request (an upload) is open.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -168,6 +169,38 @@ contractSuite("delivery", {
     assert.equal(maxPerKey, 1, "a key ran two handlers at once");
     assert.ok(maxTotal > 1, `different keys should run in parallel (max ${maxTotal})`);
     for (let k = 0; k < 5; k++) assert.deepEqual(await stateOf(db, `c4:k${k}`), { count: 40 });
+  },
+
+  "while a foreground request is open, one message at a time; then full width": async (
+    { runtime },
+  ) => {
+    let running = 0;
+    let peak = 0;
+    let done = 0;
+    const def = defineActor({
+      name: "c9.slow",
+      input: z.object({ key: z.string() }),
+      key: (i) => `c9:${i.key}`,
+      handler: async () => {
+        peak = Math.max(peak, ++running);
+        await sleep(20);
+        running--;
+        done++;
+      },
+    });
+    const rt = await runtime([def], { start: false, concurrency: 16 });
+    const leave = rt.foreground();
+    const again = rt.foreground();
+    for (let i = 0; i < 40; i++) await rt.enqueue("c9.slow", { key: `k${i}` });
+    await rt.start();
+    await waitFor(() => done >= 6, { timeoutMs: 20_000, what: "six messages while held" });
+    leave();
+    leave(); // a second call does nothing: the other request is still open
+    await sleep(100);
+    assert.equal(peak, 1, "one message at a time while a foreground request is open");
+    again();
+    await waitFor(() => done === 40, { timeoutMs: 20_000, what: "all 40 messages" });
+    assert.ok(peak > 1, `full width once the last foreground request closed (peak ${peak})`);
   },
 
   "an outgoing message is published only if its transaction commits": async (
