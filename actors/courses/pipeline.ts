@@ -123,6 +123,8 @@ export function courseActors(o: CoursePipelineOptions) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     retries: 3,
+    // Each reads its files whole: twenty 10 MB uploads starting at once held them all.
+    concurrency: 2,
     onDeadLetter: failCourse,
     timeoutMs: 10 * 60_000,
     handler: async ({ courseId }, ctx) => {
