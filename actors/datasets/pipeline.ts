@@ -374,7 +374,11 @@ export function datasetActors(o: DatasetPipelineOptions) {
       if (out.kind === "done") {
         profile = out.profile;
         await widenColumns(db, table, keys, out.types);
-        await replaceChunkRows(db, table, idx, keys, out.copy);
+        try {
+          await replaceChunkRows(db, table, idx, keys, out.copy);
+        } finally {
+          release(out.copy);
+        }
       } else {
         const inserted = await insertRows(
           db,
@@ -610,6 +614,18 @@ async function alterTypes(
         .join(", ")
     }`,
   );
+}
+
+/**
+ * Frees COPY segments now instead of at the next garbage collection: they come from the chunk
+ * workers' malloc arenas (below the mmap threshold), and a thousand chunks' worth waiting for the
+ * main thread's collector grew those arenas (1 GB on PostgreSQL: 321 MB peak, 294 with this).
+ */
+function release(segments: readonly Uint8Array[]): void {
+  for (const s of segments) {
+    const buffer = s.buffer as ArrayBuffer;
+    if (!buffer.detached) buffer.transfer(0);
+  }
 }
 
 /**
