@@ -326,19 +326,49 @@ export class DecimalCounter {
 export const COPY_SEGMENT_BYTES = 64 * 1024;
 
 /**
+ * Segments given back once their bytes were stored ({@link recycleSegments}), for this
+ * thread's next chunks: memory already mapped, instead of new memory from malloc arenas that
+ * grew (and stayed grown) while the main thread held segments until its collector ran.
+ */
+const spare: ArrayBuffer[] = [];
+/** Most spare segments a thread keeps (4 MiB). */
+const MAX_SPARE = 64;
+
+function segment(size: number): Uint8Array {
+  const reused = size === COPY_SEGMENT_BYTES ? spare.pop() : undefined;
+  return reused ? new Uint8Array(reused) : new Uint8Array(size);
+}
+
+/** Takes back COPY segments whose bytes are stored (others, and any beyond the cap, are dropped). */
+export function recycleSegments(buffers: readonly ArrayBuffer[]): number {
+  let kept = 0;
+  for (const b of buffers) {
+    if (b.byteLength !== COPY_SEGMENT_BYTES || b.detached || spare.length >= MAX_SPARE) continue;
+    spare.push(b);
+    kept++;
+  }
+  return kept;
+}
+
+/** Spare segments of this thread (tests). */
+export function spareSegments(): number {
+  return spare.length;
+}
+
+/**
  * COPY text as bytes, in segments of {@link COPY_SEGMENT_BYTES} (a value never spans two):
  * escapes as {@link copyText}, UTF-8 as TextEncoder.
  */
 class CopyWriter {
   readonly #done: Uint8Array[] = [];
-  #buf = new Uint8Array(COPY_SEGMENT_BYTES);
+  #buf = segment(COPY_SEGMENT_BYTES);
   #pos = 0;
 
   /** Makes room for `n` more bytes in the current segment, starting a new one if need be. */
   #room(n: number): void {
     if (this.#pos + n <= this.#buf.length) return;
     if (this.#pos > 0) this.#done.push(this.#buf.subarray(0, this.#pos));
-    this.#buf = new Uint8Array(Math.max(COPY_SEGMENT_BYTES, n));
+    this.#buf = segment(Math.max(COPY_SEGMENT_BYTES, n));
     this.#pos = 0;
   }
 
@@ -446,6 +476,22 @@ export class ChunkProcessor {
         }
         throw err;
       });
+  }
+
+  /**
+   * Gives a chunk's COPY segments back once their bytes are stored: to a worker (moved), or to
+   * this thread's spares. The caller must not touch them after.
+   */
+  recycle(segments: readonly Uint8Array[]): void {
+    const buffers = [...new Set(segments.map((s) => s.buffer as ArrayBuffer))].filter((b) =>
+      b.byteLength === COPY_SEGMENT_BYTES && !b.detached
+    );
+    if (!buffers.length) return;
+    if (!this.#pool) {
+      recycleSegments(buffers);
+      return;
+    }
+    this.#pool.run("recycle", [buffers], buffers).catch(() => {/* a closed pool: dropped */});
   }
 
   close(): void {

@@ -12,6 +12,7 @@ import {
   COPY_SEGMENT_BYTES,
   DecimalCounter,
   processChunk,
+  spareSegments,
 } from "./chunk_work.ts";
 import { profileRows } from "./profiles.ts";
 import { copyLines } from "../../tests/fixtures/copy_lines.ts";
@@ -84,6 +85,48 @@ Deno.test("chunk work: COPY bytes come in bounded segments that split no value",
     new TextDecoder("utf-8", { fatal: true }).decode(s);
   }
 });
+
+Deno.test(
+  { name: "chunk work: stored COPY segments are written again, the bytes unchanged", ...opts },
+  async () => {
+    const lines = ["id,note"];
+    for (let i = 0; i < 20_000; i++) lines.push(`${i},row ${i} ✓`);
+    const bytes = enc.encode(lines.join("\n") + "\n");
+    const expected = copyOf((processChunk(bytes, job(4)) as { copy: Uint8Array[] }).copy);
+    // This thread: segments given back are taken by the next chunk, which still writes the
+    // same bytes (a reused segment's old bytes never show).
+    const here = new ChunkProcessor(0);
+    const first = await here.process(bytes, job(4));
+    assert.ok(first.kind === "done" && first.copy.length > 4);
+    const before = spareSegments();
+    here.recycle(first.copy);
+    assert.equal(spareSegments(), before + first.copy.length);
+    assert.ok(
+      first.copy.every((s) => s.buffer.byteLength > 0),
+      "this thread keeps them as they are",
+    );
+    const second = await here.process(bytes, job(4));
+    assert.ok(second.kind === "done");
+    assert.equal(spareSegments(), before, "the next chunk took them all");
+    assert.equal(copyOf(second.copy), expected);
+    // A worker: given back segments move to it (gone here) and its next chunks are the same.
+    const pool = new ChunkProcessor(1);
+    try {
+      const a = await pool.process(bytes.slice(), job(4));
+      assert.ok(a.kind === "done");
+      pool.recycle(a.copy);
+      assert.ok(a.copy.every((s) => s.buffer.byteLength === 0), "moved to the worker");
+      for (let i = 0; i < 3; i++) {
+        const b = await pool.process(bytes.slice(), job(4));
+        assert.ok(b.kind === "done");
+        assert.equal(copyOf(b.copy), expected);
+        pool.recycle(b.copy);
+      }
+    } finally {
+      pool.close();
+    }
+  },
+);
 
 Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }, async () => {
   const workers = new ChunkProcessor(1);
