@@ -67,6 +67,9 @@ for await (
   }).then((out) => {
     pending.delete(p);
     if (out.kind !== "done") throw new Error(out.failure.message);
+    // Nothing is stored here: the COPY segments go back at once, as the pipeline's do once
+    // stored.
+    processor.recycle(out.copy);
     early.set(idx, { header: out.header, types: out.types, profile: out.profile });
     rows += out.rowCount;
     chunks++;
