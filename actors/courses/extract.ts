@@ -117,30 +117,13 @@ function closeQuietly(entry: OpenPdf): void {
   entry.doc.then((d) => d.close()).catch(() => {});
 }
 
-/** Pages of `source`, through `open` when there is a key, else opened and closed here. */
-export async function readPages(
+/** Reads `source` as a document: through `open` when there is a key, else opened and closed here. */
+async function withDocument<T>(
   open: OpenPdfs,
   source: PdfSource,
-  from: number,
-  to: number,
-  key?: string,
-): Promise<PageText[]> {
-  if (key) return await open.use(key, source, (doc) => doc.pages(from, to));
-  const pdf = await PdfDocument.open(await bytesOf(source));
-  try {
-    return await pdf.pages(from, to);
-  } finally {
-    await pdf.close();
-  }
-}
-
-/** The structure of `source`, through `open` when there is a key, else opened and closed here. */
-export async function readStructure(
-  open: OpenPdfs,
-  source: PdfSource,
-  key?: string,
-): Promise<PdfStructure> {
-  const read = async (doc: PdfDocument) => ({ pages: doc.pageCount, outline: await doc.outline() });
+  key: string | undefined,
+  read: (doc: PdfDocument) => Promise<T>,
+): Promise<T> {
   if (key) return await open.use(key, source, read);
   const pdf = await PdfDocument.open(await bytesOf(source));
   try {
@@ -148,6 +131,29 @@ export async function readStructure(
   } finally {
     await pdf.close();
   }
+}
+
+/** Pages `from..to` of `source` (see {@link withDocument}). */
+export function readPages(
+  open: OpenPdfs,
+  source: PdfSource,
+  from: number,
+  to: number,
+  key?: string,
+): Promise<PageText[]> {
+  return withDocument(open, source, key, (doc) => doc.pages(from, to));
+}
+
+/** The page count and outline of `source` (see {@link withDocument}). */
+export function readStructure(
+  open: OpenPdfs,
+  source: PdfSource,
+  key?: string,
+): Promise<PdfStructure> {
+  return withDocument(open, source, key, async (doc) => ({
+    pages: doc.pageCount,
+    outline: await doc.outline(),
+  }));
 }
 
 /** Extracts in the calling thread (Deno Deploy, tests, `EXTRACT_WORKERS=0`). */
@@ -184,8 +190,6 @@ export class WorkerExtractor implements PageExtractor {
     });
   }
 
-  /** Off this thread: pdf.js parses the whole file for the outline (a 10 MB file held the
-   * event loop, and so the uploads beside it, for tens of milliseconds). */
   async structure(source: PdfSource, key?: string): Promise<PdfStructure> {
     return await this.#pool.run<PdfStructure>("structure", [await bytesOf(source), key]);
   }

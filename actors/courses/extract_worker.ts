@@ -1,7 +1,6 @@
 /**
- * Worker side of {@link WorkerExtractor}: PDF structure and page ranges to lines, off the main
- * thread. A
- * worker keeps the last PDF it opened, by key, for the next range of that file.
+ * Worker side of {@link WorkerExtractor}: a PDF's structure, and page ranges to lines, off the
+ * main thread. A worker keeps the last PDF it opened, by key, for the next range of that file.
  */
 import { serveWorker } from "../runtime/worker_pool.ts";
 import { OpenPdfs, readPages, readStructure } from "./extract.ts";
