@@ -110,51 +110,30 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async bytes(
-    sha256: string,
-    { start = 0, end }: { start?: number; end?: number } = {},
-  ): Promise<Uint8Array> {
-    const path = this.#path(sha256);
+  async bytes(sha256: string, range: { start?: number; end?: number } = {}): Promise<Uint8Array> {
+    const { file, length } = await this.#openRange(sha256, range);
     try {
-      const file = await Deno.open(path, { read: true });
-      try {
-        const total = (await file.stat()).size;
-        const from = Math.max(0, start);
-        // Read straight into the buffer: its pages are first touched by the reading thread,
-        // not this one (Deno.readFile copied the whole file here, fresh memory at ~3 ms a MB
-        // on this host's virtual machine).
-        const out = new Uint8Array(Math.max(0, Math.min(end ?? total, total) - from));
-        if (from > 0) await file.seek(from, Deno.SeekMode.Start);
-        for (let at = 0; at < out.length;) {
-          const n = await file.read(out.subarray(at));
-          if (n === null) throw new Error(`blob ${sha256} ended after ${from + at} bytes`);
-          at += n;
-        }
-        return out;
-      } finally {
-        file.close();
+      // Read straight into the buffer: its pages are first touched by the reading thread,
+      // not this one (Deno.readFile copied the whole file here, fresh memory at ~3 ms a MB
+      // on this host's virtual machine).
+      const out = new Uint8Array(length);
+      for (let at = 0; at < out.length;) {
+        const n = await file.read(out.subarray(at));
+        if (n === null) throw new Error(`blob ${sha256} ended ${out.length - at} bytes early`);
+        at += n;
       }
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) throw new NotFoundError("blob", sha256);
-      throw err;
+      return out;
+    } finally {
+      file.close();
     }
   }
 
   async read(
     sha256: string,
-    { start = 0, end }: { start?: number; end?: number } = {},
+    range: { start?: number; end?: number } = {},
   ): Promise<ReadableStream<Uint8Array>> {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.#path(sha256), { read: true });
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) throw new NotFoundError("blob", sha256);
-      throw err;
-    }
-    const total = (await file.stat()).size;
-    const stop = Math.min(end ?? total, total);
-    if (start > 0) await file.seek(start, Deno.SeekMode.Start);
-    let left = Math.max(0, stop - start);
+    const { file, length } = await this.#openRange(sha256, range);
+    let left = length;
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (left <= 0) {
@@ -176,6 +155,29 @@ export class FsBlobStore implements BlobStore {
         file.close();
       },
     });
+  }
+
+  /** The blob's file, at `start`, and how many bytes of it the range holds. */
+  async #openRange(
+    sha256: string,
+    { start = 0, end }: { start?: number; end?: number },
+  ): Promise<{ file: Deno.FsFile; length: number }> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#path(sha256), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new NotFoundError("blob", sha256);
+      throw err;
+    }
+    try {
+      const total = (await file.stat()).size;
+      const from = Math.max(0, start);
+      if (from > 0) await file.seek(from, Deno.SeekMode.Start);
+      return { file, length: Math.max(0, Math.min(end ?? total, total) - from) };
+    } catch (err) {
+      file.close();
+      throw err;
+    }
   }
 
   async delete(sha256: string): Promise<boolean> {

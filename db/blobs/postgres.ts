@@ -115,22 +115,38 @@ export class PostgresBlobStore implements BlobStore {
   }
 
   async bytes(sha256: string, range: { start?: number; end?: number } = {}): Promise<Uint8Array> {
-    const info = await this.stat(sha256);
-    if (!info) throw new NotFoundError("blob", sha256);
-    const start = Math.max(0, range.start ?? 0);
-    const size = Math.max(0, Math.min(range.end ?? info.size, info.size) - start);
-    return await readExactly(await this.read(sha256, range), size, `blob ${sha256}`);
+    const r = await this.#range(sha256, range);
+    return await readExactly(
+      this.#stream(sha256, r),
+      Math.max(0, r.stop - r.start),
+      `blob ${sha256}`,
+    );
   }
 
   async read(
     sha256: string,
-    { start = 0, end }: { start?: number; end?: number } = {},
+    range: { start?: number; end?: number } = {},
   ): Promise<ReadableStream<Uint8Array>> {
+    return this.#stream(sha256, await this.#range(sha256, range));
+  }
+
+  /** The blob's row and the range clamped to it; `NotFoundError` for an unknown blob. */
+  async #range(
+    sha256: string,
+    { start = 0, end }: { start?: number; end?: number },
+  ): Promise<BlobRange> {
     const row = await this.#row(sha256);
     if (!row) throw new NotFoundError("blob", sha256);
-    const stop = Math.min(end ?? row.size, row.size);
+    return { row, start: Math.max(0, start), stop: Math.min(end ?? row.size, row.size) };
+  }
+
+  /** The bytes `start..stop` of the blob `row` describes, a part's worth at a time. */
+  #stream(
+    sha256: string,
+    { row, start, stop }: BlobRange,
+  ): ReadableStream<Uint8Array> {
     const db = this.#db;
-    let pos = Math.max(0, start);
+    let pos = start;
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (pos >= stop) {
@@ -174,14 +190,27 @@ export class PostgresBlobStore implements BlobStore {
     });
   }
 
-  async #row(sha256: string) {
+  async #row(sha256: string): Promise<BlobRow | null> {
     if (!SHA256_HEX.test(sha256)) return null;
-    const rows = await this.#db.query<{ upload_id: string; size: number; part_size: number }>(
+    const rows = await this.#db.query<BlobRow>(
       "SELECT upload_id, size::float8 AS size, part_size FROM troupe_blobs WHERE sha256 = $1",
       [sha256],
     );
     return rows[0] ?? null;
   }
+}
+
+interface BlobRow {
+  upload_id: string;
+  size: number;
+  part_size: number;
+}
+
+/** A blob's row and a byte range of it, clamped to its size. */
+interface BlobRange {
+  row: BlobRow;
+  start: number;
+  stop: number;
 }
 
 async function dropParts(db: SqlExecutor, uploadId: string): Promise<void> {
