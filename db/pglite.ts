@@ -1,6 +1,11 @@
 /** Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory. */
 import { PGlite } from "@electric-sql/pglite";
-import type { CopyData, SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import {
+  type CopyData,
+  copyParts,
+  type SqlDatabase,
+  type SqlExecutor,
+} from "../actors/runtime/ports.ts";
 import { exists } from "./blobs/fs.ts";
 
 /**
@@ -78,9 +83,8 @@ export async function openPglite(
 /** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
 function copyVia(target: Pick<PGlite, "query">) {
   return async (table: string, columns: readonly string[], data: CopyData) => {
-    const parts = typeof data === "string" || data instanceof Uint8Array ? [data] : data;
     await target.query(`COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`, [], {
-      blob: new Blob(parts as BlobPart[]),
+      blob: new Blob(copyParts(data) as BlobPart[]),
     });
   };
 }

@@ -2,7 +2,12 @@
 import { Buffer } from "node:buffer";
 import pg from "pg";
 import { from as copyFromStdin } from "pg-copy-streams";
-import type { CopyData, SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import {
+  type CopyData,
+  copyParts,
+  type SqlDatabase,
+  type SqlExecutor,
+} from "../actors/runtime/ports.ts";
 
 export interface PostgresOptions {
   /** Pool size. @default 10 */
@@ -102,15 +107,16 @@ async function copyIn(
   data: CopyData,
 ): Promise<void> {
   const stream = client.query(copyFromStdin(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
-  const buffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", () => resolve());
-    if (typeof data === "string") stream.end(data);
-    else if (data instanceof Uint8Array) stream.end(buffer(data));
-    else {
-      for (const segment of data) stream.write(buffer(segment));
-      stream.end();
+    for (const part of copyParts(data)) {
+      stream.write(
+        typeof part === "string"
+          ? part
+          : Buffer.from(part.buffer, part.byteOffset, part.byteLength),
+      );
     }
+    stream.end();
   });
 }

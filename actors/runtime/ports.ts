@@ -18,6 +18,11 @@ export interface SqlExecutor {
 /** COPY text, or its UTF-8 bytes in one buffer or in segments to be sent in order. */
 export type CopyData = string | Uint8Array | readonly Uint8Array[];
 
+/** The parts of {@link CopyData}, in the order they are sent. */
+export function copyParts(data: CopyData): readonly (string | Uint8Array)[] {
+  return typeof data === "string" || data instanceof Uint8Array ? [data] : data;
+}
+
 /** A value as a field of COPY's text format: `\N` for null, backslash escapes. */
 export function copyText(v: string | null): string {
   if (v === null) return "\\N";
