@@ -339,15 +339,14 @@ function segment(size: number): Uint8Array {
   return reused ? new Uint8Array(reused) : new Uint8Array(size);
 }
 
+/** Whether a buffer can serve as a COPY segment again (of the segment size, not moved away). */
+function reusable(buffer: ArrayBuffer): boolean {
+  return buffer.byteLength === COPY_SEGMENT_BYTES && !buffer.detached;
+}
+
 /** Takes back COPY segments whose bytes are stored (others, and any beyond the cap, are dropped). */
-export function recycleSegments(buffers: readonly ArrayBuffer[]): number {
-  let kept = 0;
-  for (const b of buffers) {
-    if (b.byteLength !== COPY_SEGMENT_BYTES || b.detached || spare.length >= MAX_SPARE) continue;
-    spare.push(b);
-    kept++;
-  }
-  return kept;
+export function recycleSegments(buffers: readonly ArrayBuffer[]): void {
+  for (const b of buffers) if (reusable(b) && spare.length < MAX_SPARE) spare.push(b);
 }
 
 /** Spare segments of this thread (tests). */
@@ -483,9 +482,7 @@ export class ChunkProcessor {
    * this thread's spares. The caller must not touch them after.
    */
   recycle(segments: readonly Uint8Array[]): void {
-    const buffers = [...new Set(segments.map((s) => s.buffer as ArrayBuffer))].filter((b) =>
-      b.byteLength === COPY_SEGMENT_BYTES && !b.detached
-    );
+    const buffers = [...new Set(segments.map((s) => s.buffer as ArrayBuffer))].filter(reusable);
     if (!buffers.length) return;
     if (!this.#pool) {
       recycleSegments(buffers);
