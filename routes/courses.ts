@@ -95,6 +95,46 @@ interface Received {
   size: number;
 }
 
+/**
+ * Reads a course upload's parts: its title, and each PDF into the blob store (checked by its
+ * magic bytes as it streams; bad or oversize files are 4xx errors naming the file).
+ */
+async function receiveCourse(
+  body: ReadableStream<Uint8Array>,
+  boundary: string,
+  blobs: BlobStore,
+  { maxFiles, maxFileBytes }: { maxFiles: number; maxFileBytes: number },
+): Promise<{ title: string | null; files: Received[] }> {
+  let title: string | null = null;
+  const files: Received[] = [];
+  for await (const part of readMultipart(body, boundary)) {
+    if (part.name === "title" && part.filename === null) {
+      title = (await new Response(part.body).text()).trim().slice(0, 300) || null;
+    } else if (part.name === "files" && part.filename !== null) {
+      if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
+      const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
+      try {
+        const put = await blobs.put(part.body.pipeThrough(pdfGate()), { maxBytes: maxFileBytes });
+        files.push({ fileName, sha256: put.sha256, size: put.size });
+      } catch (err) {
+        if (err instanceof ValidationError) {
+          throw new ValidationError(`${fileName} is not a PDF`, {
+            file: fileName,
+            ...(err.details as object),
+          });
+        }
+        if (err instanceof PayloadTooLargeError) {
+          throw new PayloadTooLargeError(maxFileBytes, fileName);
+        }
+        throw err;
+      }
+    } else {
+      await part.body.cancel();
+    }
+  }
+  return { title, files };
+}
+
 export function courseRoutes(o: CourseRoutesOptions): Hono {
   const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
   const maxFiles = o.maxFiles ?? 20;
@@ -114,41 +154,12 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     if (Number.isFinite(declared) && declared > maxFiles * maxFileBytes + 1024 * 1024) {
       throw new PayloadTooLargeError(maxFiles * maxFileBytes, "the upload");
     }
-    let title: string | null = null;
-    const files: Received[] = [];
     // Background jobs are held back while the files arrive (Runtime.foreground).
     const leave = o.runtime.foreground();
-    try {
-      for await (const part of readMultipart(body, boundary)) {
-        if (part.name === "title" && part.filename === null) {
-          title = (await new Response(part.body).text()).trim().slice(0, 300) || null;
-        } else if (part.name === "files" && part.filename !== null) {
-          if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
-          const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
-          try {
-            const put = await o.blobs.put(part.body.pipeThrough(pdfGate()), {
-              maxBytes: maxFileBytes,
-            });
-            files.push({ fileName, sha256: put.sha256, size: put.size });
-          } catch (err) {
-            if (err instanceof ValidationError) {
-              throw new ValidationError(`${fileName} is not a PDF`, {
-                file: fileName,
-                ...(err.details as object),
-              });
-            }
-            if (err instanceof PayloadTooLargeError) {
-              throw new PayloadTooLargeError(maxFileBytes, fileName);
-            }
-            throw err;
-          }
-        } else {
-          await part.body.cancel();
-        }
-      }
-    } finally {
-      leave();
-    }
+    const { title, files } = await receiveCourse(body, boundary, o.blobs, {
+      maxFiles,
+      maxFileBytes,
+    }).finally(leave);
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
     const courseId = uuidv7();
     const name = title ?? files[0]!.fileName.replace(/\.pdf$/i, "");
