@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
+import { pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -21,9 +22,6 @@ const { values: args } = parseArgs({
 });
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
-
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   const t0 = performance.now();

@@ -27,11 +27,10 @@ import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
+import { median, pct } from "./stats.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 async function book(pages: number, seed: number): Promise<Uint8Array> {
   const spec = [];
@@ -77,7 +76,6 @@ async function extraction(pdf: Uint8Array, file: string, pages: number) {
   // This machine's speed drifts (shared host): the three are measured in turn, round after
   // round, and each figure is the median of its rounds, so drift hits them alike.
   const RUNS = 7;
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ranges: [number, number][] = [];
   for (let from = 1; from <= pages; from += 20) ranges.push([from, Math.min(pages, from + 19)]);
   // One thread, one open, range after range (the default: the fast path, pdf.js for the

@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
+import { median } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -351,7 +352,6 @@ for (const f of figures) {
     } | ${f.note} |`,
   );
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 if (ratios.length) {
   console.log(
     `\nprofiling stage vs pandas, ${ratios.length} interleaved pairs: ${

@@ -32,6 +32,7 @@ import { createPgDatabase } from "../tests/harness.ts";
 import { startNeonBridge } from "../tests/fixtures/neon_bridge.ts";
 import { startQStash } from "../tests/fixtures/qstash_server.ts";
 import { startRedisBridge } from "../tests/fixtures/upstash_redis_bridge.ts";
+import { pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -149,10 +150,6 @@ async function tableQueueMessages(): Promise<{ rate: number; check: string }> {
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
 async function cacheHits(cache: Cache): Promise<{ p50: number; p99: number; perSecond: number }> {
   const key = `bench:${crypto.randomUUID()}`;
   const value = { rows: Array.from({ length: 20 }, (_, i) => ({ id: i, name: `row ${i}` })) };
@@ -165,11 +162,10 @@ async function cacheHits(cache: Cache): Promise<{ p50: number; p99: number; perS
     times.push(performance.now() - s);
   }
   const total = performance.now() - t0;
-  times.sort((a, b) => a - b);
   await cache.invalidate({ prefix: key });
   return {
-    p50: percentile(times, 0.5),
-    p99: percentile(times, 0.99),
+    p50: pct(times, 0.5),
+    p99: pct(times, 0.99),
     perSecond: HITS / (total / 1000),
   };
 }

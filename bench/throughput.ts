@@ -22,6 +22,7 @@ import { migrate } from "../db/migrate.ts";
 import { openPglite } from "../db/pglite.ts";
 import { openPostgres } from "../db/postgres.ts";
 import { createPgDatabase } from "../tests/harness.ts";
+import { median } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -203,7 +204,6 @@ async function peerBullmq(): Promise<Figure[]> {
   ];
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
 
 const figures: Figure[] = [];
