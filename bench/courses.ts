@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
@@ -85,14 +85,7 @@ async function measure(db: string) {
     stderr: "inherit",
   }).spawn();
   try {
-    for (let i = 0; i < 300; i++) {
-      try {
-        const r = await fetch(`${base}/api/health`);
-        await r.body?.cancel();
-        if (r.ok) break;
-      } catch { /* starting */ }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await untilUp(`${base}/api/health`, server);
     const uploads: number[] = [];
     const ready: number[] = [];
     const ids: string[] = [];

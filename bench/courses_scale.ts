@@ -25,7 +25,7 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
 import { HashingEmbedder } from "../db/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
 import { median, pct } from "./stats.ts";
 
@@ -212,17 +212,14 @@ async function discardServer(dir: string): Promise<{ url: string; child: Deno.Ch
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 150; i++) {
-    try {
-      const r = await fetch(url);
-      await r.body?.cancel();
-      if (r.ok) return { url, child };
-    } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await untilUp(url, child, { timeoutMs: 15_000 });
+  } catch (err) {
+    Deno.kill(child.pid, "SIGTERM");
+    await child.status;
+    throw err;
   }
-  Deno.kill(child.pid, "SIGTERM");
-  await child.status;
-  throw new Error("the discard server did not start");
+  return { url, child };
 }
 
 async function waitReady(base: string, id: string): Promise<string> {
@@ -317,14 +314,7 @@ const server = new Deno.Command(Deno.execPath(), {
   stderr: "inherit",
 }).spawn();
 try {
-  for (let i = 0; i < 300; i++) {
-    try {
-      const r = await fetch(`${base}/api/health`);
-      await r.body?.cancel();
-      if (r.ok) break;
-    } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await untilUp(`${base}/api/health`, server);
   // One 300-page PDF, upload to ready.
   const t0 = performance.now();
   const one = await upload(base, bookBytes, "book.pdf");

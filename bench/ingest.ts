@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
 import { median } from "./stats.ts";
 
@@ -116,14 +116,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     stderr: "inherit",
   }).spawn();
   try {
-    for (let i = 0; i < 300; i++) {
-      try {
-        const r = await fetch(`${base}/api/health`);
-        await r.body?.cancel();
-        if (r.ok) break;
-      } catch { /* starting */ }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await untilUp(`${base}/api/health`, server);
     // Peak RSS from here on: the start (PGlite's first initdb peaks at ~640 MB, once per
     // data directory) is reported apart.
     const startPeak = await peakRssMb(server.pid);

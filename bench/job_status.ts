@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { freePort, startTask, UNLIMITED_RATES } from "../tests/start_task.ts";
+import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -30,22 +30,6 @@ const JOBS = Number(args.jobs);
 const API_KEY = "troupe-bench-key-0123456789abcdef";
 
 const headers = { "content-type": "application/json", "x-api-key": API_KEY };
-
-async function waitHealthy(base: string, server: Deno.ChildProcess): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  let exited = false;
-  server.status.then(() => exited = true);
-  while (Date.now() < deadline) {
-    if (exited) throw new Error("the server exited before answering");
-    try {
-      const res = await fetch(`${base}/api/health`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("server did not start");
-}
 
 async function enqueue(base: string, delayMs?: number): Promise<string[]> {
   const ids: string[] = [];
@@ -163,7 +147,7 @@ async function measure(dbName: string): Promise<Figure[]> {
     stderr: "inherit",
   }).spawn();
   try {
-    await waitHealthy(base, server);
+    await untilUp(`${base}/api/health`, server);
     const finished = await enqueue(base);
     await waitSucceeded(base, finished);
     const pending = await enqueue(base, 3_600_000);

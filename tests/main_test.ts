@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./harness.ts";
-import { freePort, startTask } from "./start_task.ts";
+import { freePort, startTask, untilUp } from "./start_task.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -39,16 +39,7 @@ Deno.test({
       stdout: "null",
       stderr: "inherit",
     }).spawn();
-  const healthy = () =>
-    waitFor(async () => {
-      try {
-        const res = await fetch(`${base}/api/health`);
-        await res.body?.cancel();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    }, { timeoutMs: 30_000, intervalMs: 100, what: "the server to answer" });
+  const healthy = () => untilUp(`${base}/api/health`, server, { timeoutMs: 30_000 });
   let server = start();
   try {
     await healthy();

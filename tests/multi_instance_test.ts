@@ -14,7 +14,7 @@ import { startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { startRedisBridge } from "./fixtures/upstash_redis_bridge.ts";
 import { startRoundRobinProxy } from "./fixtures/round_robin_proxy.ts";
-import { freePort } from "./start_task.ts";
+import { freePort, untilUp } from "./start_task.ts";
 
 const SERVER = new URL("./fixtures/server.ts", import.meta.url).pathname;
 const KEY = "mi-test-key-0123456789abcdefghij";
@@ -72,16 +72,8 @@ Deno.test({
         }).spawn(),
       );
     }
-    for (const port of ports) {
-      await waitFor(async () => {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port}/api/health`);
-          await res.body?.cancel();
-          return res.ok;
-        } catch {
-          return false;
-        }
-      }, { timeoutMs: 60_000, intervalMs: 200, what: `instance on ${port}` });
+    for (const [i, port] of ports.entries()) {
+      await untilUp(`http://127.0.0.1:${port}/api/health`, servers[i]!);
     }
 
     // 200 read-modify-writes on 10 keys, enqueued through both instances.

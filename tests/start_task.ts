@@ -62,5 +62,29 @@ function ephemeralLow(): number {
   }
 }
 
+/**
+ * Waits until `url` answers 2xx (a server the caller started); throws when `server` exits first
+ * or after `timeoutMs`.
+ */
+export async function untilUp(
+  url: string,
+  server: Deno.ChildProcess,
+  { timeoutMs = 60_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  server.status.then(() => exited = true);
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`the server exited before ${url} answered`);
+    try {
+      const res = await fetch(url);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
 /** Rate limits a load generator does not reach: the benches measure the server, not its limiter. */
 export const UNLIMITED_RATES = { RATE_LIMIT_PER_IP: "1000000", RATE_LIMIT_PER_KEY: "10000000" };
