@@ -69,6 +69,42 @@ Deno.test("multipart: fields and files arrive intact whatever the chunking", asy
   assert.deepEqual(parts[0]!.data, tricky);
 });
 
+Deno.test("multipart: content made of the delimiter's own bytes survives any chunking", async () => {
+  // Files drawn from the delimiter's bytes hold many near-misses (its first bytes, its last
+  // bytes, all of it but one byte) at every offset, so chunk ends fall inside them: the search
+  // and the tail kept between chunks are both exercised. A deterministic generator keeps a
+  // failure reproducible.
+  const boundary = "----TroupeBoundary7MA4YWxkTrZu0gW";
+  const delimiter = `\r\n--${boundary}`;
+  const alphabet = [...new Set(delimiter)];
+  let seed = 12345;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const files: string[] = [];
+  for (let f = 0; f < 40; f++) {
+    let text = "";
+    while (text.length < 2000) {
+      const pick = rand(4);
+      if (pick === 0) text += delimiter.slice(0, 1 + rand(delimiter.length - 1));
+      else if (pick === 1) text += delimiter.slice(1 + rand(delimiter.length - 1));
+      else if (pick === 2) {
+        const cut = rand(delimiter.length);
+        text += delimiter.slice(0, cut) + "x" + delimiter.slice(cut + 1);
+      } else text += alphabet[rand(alphabet.length)];
+    }
+    // The generator may assemble the whole delimiter by chance; such a file cannot be sent.
+    files.push(text.replaceAll(delimiter, "x"));
+  }
+  const body =
+    files.map((t, i) =>
+      `--${boundary}\r\nContent-Disposition: form-data; name="f"; filename="${i}.txt"\r\n\r\n${t}\r\n`
+    ).join("") + `--${boundary}--\r\n`;
+  const bytes = new TextEncoder().encode(body);
+  for (const sizes of [[1], [7, 3, 64], [33, 34, 35], [4096], [bytes.byteLength]]) {
+    const parts = await collect(chunked(bytes, sizes), boundary);
+    assert.deepEqual(parts.map((p) => new TextDecoder().decode(p.data)), files, `${sizes}`);
+  }
+});
+
 Deno.test("multipart: a part may be skipped by cancelling its body", async () => {
   const form = new FormData();
   form.append("skip", new File([new Uint8Array(200_000)], "a.bin"));
