@@ -91,8 +91,14 @@ export interface RuntimeOptions {
   /** Most jobs claimed in one query. @default 256 */
   claimBatch?: number;
   /**
-   * Messages in flight while a foreground request is open (see {@link Runtime.foreground}):
-   * the pull dispatcher claims new work only below this. @default 1
+   * How long the pull dispatcher claims no new work while foreground requests are open (see
+   * {@link Runtime.foreground}), counted from the first of them; after it, it claims only
+   * below `foregroundConcurrency`. @default 2000
+   */
+  foregroundDeferMs?: number;
+  /**
+   * Messages in flight while foreground requests have been open for `foregroundDeferMs`: the
+   * pull dispatcher claims new work only below this. @default 1
    */
   foregroundConcurrency?: number;
   /** A key's lease lasts this long unless renewed (renewed every third of it). @default 30000 */
@@ -132,7 +138,11 @@ export class Runtime implements Consumer {
   readonly #listeners = new Set<(jobId: string) => void>();
   #inFlight = 0;
   #foreground = 0;
+  /** When the open foreground requests began (the first of those that overlap). */
+  #heldSince = 0;
+  #deferTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #foregroundConcurrency: number;
+  readonly #foregroundDeferMs: number;
   #timers: ReturnType<typeof setInterval>[] = [];
   #unlisten: (() => Promise<void>) | undefined;
   #started = false;
@@ -161,6 +171,7 @@ export class Runtime implements Consumer {
     this.#concurrency = options.concurrency ?? 256;
     this.#claimBatch = options.claimBatch ?? 256;
     this.#foregroundConcurrency = Math.max(1, options.foregroundConcurrency ?? 1);
+    this.#foregroundDeferMs = Math.max(0, options.foregroundDeferMs ?? 2000);
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#commitBatch = options.commitBatch ?? 512;
     this.#maintenanceMs = options.maintenanceMs ?? 60_000;
@@ -214,6 +225,7 @@ export class Runtime implements Consumer {
     await Promise.race([Promise.allSettled([...this.#groups]), deadline]);
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    clearTimeout(this.#deferTimer);
     await this.#flushing;
     await this.#unlisten?.();
     this.#started = false;
@@ -314,27 +326,44 @@ export class Runtime implements Consumer {
 
   /**
    * Opens a foreground request (an upload being received) until the returned function is
-   * called (once; more calls do nothing). While any is open the pull dispatcher claims new
-   * jobs only while fewer than `foregroundConcurrency` are in flight, so that background work
-   * does not take the thread the request is read on (the embedded database runs on it too);
-   * jobs already running go on, and full width comes back when the last one closes. Pushed
-   * deliveries (QStash) are not held back: their pace is QStash's flow control.
+   * called (once; more calls do nothing). While any is open the pull dispatcher claims no new
+   * job for `foregroundDeferMs` (from the first of them), then only while fewer than
+   * `foregroundConcurrency` are in flight, so that background work does not take the thread
+   * the request is read on (the embedded database runs on it too) and a stalled upload delays
+   * the queue by at most that long. Jobs already running go on, and full width comes back when
+   * the last request closes. Pushed deliveries (QStash) are not held back: their pace is
+   * QStash's flow control.
    */
   foreground(): () => void {
-    this.#foreground++;
+    if (this.#foreground++ === 0) {
+      this.#heldSince = performance.now();
+      if (this.#foregroundDeferMs > 0) {
+        // Wakes the dispatcher when the pause ends, as a closing request does.
+        this.#deferTimer = setTimeout(() => this.transport.wake(), this.#foregroundDeferMs);
+        Deno.unrefTimer(this.#deferTimer);
+      }
+    }
     let open = true;
     return () => {
       if (!open) return;
       open = false;
-      if (--this.#foreground === 0) this.transport.wake();
+      if (--this.#foreground === 0) {
+        clearTimeout(this.#deferTimer);
+        this.transport.wake();
+      }
     };
+  }
+
+  /** New messages the dispatcher may claim now (see {@link Runtime.foreground}). */
+  #claimable(): number {
+    if (this.#foreground === 0) return this.freeSlots();
+    if (performance.now() - this.#heldSince < this.#foregroundDeferMs) return 0;
+    return Math.min(this.freeSlots(), this.#foregroundConcurrency - this.#inFlight);
   }
 
   async pump(): Promise<number> {
     const held = this.#foreground > 0;
-    const free = held
-      ? Math.min(this.freeSlots(), this.#foregroundConcurrency - this.#inFlight)
-      : this.freeSlots();
+    const free = this.#claimable();
     // Refill in batches: claiming one job per freed slot costs a query per job.
     if (free <= 0 || (!held && this.#inFlight > 0 && free < this.#refillAt)) return 0;
     const limit = Math.min(free, this.#claimBatch);

@@ -1,8 +1,8 @@
 /**
  * The delivery guarantees of DESIGN.md, against PGlite and real PostgreSQL:
  * effectively-once under duplicate and concurrent delivery, one handler at a time per key,
- * the transactional outbox, fencing of a lost lease; background work held to one message while
- * a foreground request (an upload) is open.
+ * the transactional outbox, fencing of a lost lease; background work paused, then held to one
+ * message, while a foreground request (an upload) is open.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -171,7 +171,7 @@ contractSuite("delivery", {
     for (let k = 0; k < 5; k++) assert.deepEqual(await stateOf(db, `c4:k${k}`), { count: 40 });
   },
 
-  "while a foreground request is open, one message at a time; then full width": async (
+  "while a foreground request is open: none, then one message at a time; then full width": async (
     { runtime },
   ) => {
     let running = 0;
@@ -188,19 +188,55 @@ contractSuite("delivery", {
         done++;
       },
     });
-    const rt = await runtime([def], { start: false, concurrency: 16 });
+    const rt = await runtime([def], {
+      start: false,
+      concurrency: 16,
+      foregroundDeferMs: 600,
+    });
+    const opened = performance.now();
     const leave = rt.foreground();
     const again = rt.foreground();
     for (let i = 0; i < 40; i++) await rt.enqueue("c9.slow", { key: `k${i}` });
     await rt.start();
-    await waitFor(() => done >= 6, { timeoutMs: 20_000, what: "six messages while held" });
+    await sleep(300);
+    // Checked only if the machine was not so slow that the pause could have ended.
+    if (performance.now() - opened < 550) {
+      assert.equal(done + running, 0, "no message claimed during the pause");
+    }
+    await waitFor(() => done >= 6, { timeoutMs: 20_000, what: "six messages after the pause" });
+    assert.ok(performance.now() - opened >= 600, "messages ran before the pause ended");
     leave();
     leave(); // a second call does nothing: the other request is still open
     await sleep(100);
-    assert.equal(peak, 1, "one message at a time while a foreground request is open");
+    assert.equal(peak, 1, "one message at a time once the pause is over");
     again();
     await waitFor(() => done === 40, { timeoutMs: 20_000, what: "all 40 messages" });
     assert.ok(peak > 1, `full width once the last foreground request closed (peak ${peak})`);
+  },
+
+  "a foreground request that closes during the pause releases the queue at once": async (
+    { runtime },
+  ) => {
+    let done = 0;
+    const def = defineActor({
+      name: "c9.quick",
+      input: z.object({ key: z.string() }),
+      key: (i) => `c9q:${i.key}`,
+      handler: () => {
+        done++;
+        return Promise.resolve();
+      },
+    });
+    const rt = await runtime([def], { start: false, foregroundDeferMs: 60_000 });
+    const leave = rt.foreground();
+    for (let i = 0; i < 5; i++) await rt.enqueue("c9.quick", { key: `k${i}` });
+    await rt.start();
+    await sleep(200);
+    assert.equal(done, 0, "held during the pause");
+    const closed = performance.now();
+    leave();
+    await waitFor(() => done === 5, { timeoutMs: 20_000, what: "all 5 messages" });
+    assert.ok(performance.now() - closed < 10_000, "not held until the pause's end");
   },
 
   "an outgoing message is published only if its transaction commits": async (
