@@ -3,6 +3,9 @@
  * process uses more than one core. Workers start on first use; each runs one task at a time;
  * tasks queue in order. A worker that dies rejects its task and is replaced.
  *
+ * With `idleMs`, a worker that has had no task for that long is stopped (its heap given back);
+ * the next task starts a new one.
+ *
  * Workers are Web Workers, or, with `youngGenerationMb`, `node:worker_threads` workers with
  * that young-generation limit (V8 flags are process-wide; this is the one per-worker heap
  * setting Deno honours). Either way the worker module is the same ({@link serveWorker}).
@@ -36,6 +39,7 @@ interface PoolWorker {
 interface Slot {
   worker: PoolWorker;
   task: Task | null;
+  idle?: ReturnType<typeof setTimeout>;
 }
 
 export interface WorkerPoolOptions {
@@ -46,6 +50,8 @@ export interface WorkerPoolOptions {
    * tasks keep little alive runs as fast in a few MB, and its heap stays that small.
    */
   youngGenerationMb?: number;
+  /** Stop a worker after this long without a task. @default never */
+  idleMs?: number;
 }
 
 /** A worker died (or never started: a module that fails to load, no worker support). */
@@ -67,15 +73,22 @@ export class WorkerPool {
 
   readonly #toError: ErrorFactory;
   readonly #youngMb: number | undefined;
+  readonly #idleMs: number | undefined;
 
   constructor(
     private readonly url: URL,
     readonly size: number,
-    { toError = workerError, youngGenerationMb }: WorkerPoolOptions = {},
+    { toError = workerError, youngGenerationMb, idleMs }: WorkerPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
     this.#toError = toError;
     this.#youngMb = youngGenerationMb;
+    this.#idleMs = idleMs;
+  }
+
+  /** Workers running now (started and not stopped). */
+  get running(): number {
+    return this.#slots.length;
   }
 
   /** Runs `method(...args)` in a worker; `transfer` lists buffers to move, not copy. */
@@ -100,6 +113,7 @@ export class WorkerPool {
     const err = new Error("the worker pool is closed");
     for (const t of this.#queue.splice(0)) t.reject(err);
     for (const s of this.#slots) {
+      clearTimeout(s.idle);
       s.task?.reject(err);
       s.worker.terminate();
     }
@@ -114,6 +128,7 @@ export class WorkerPool {
         slot = this.#spawn();
       }
       const task = this.#queue.shift()!;
+      clearTimeout(slot.idle);
       slot.task = task;
       slot.worker.postMessage({ id: task.id, method: task.method, args: task.args }, task.transfer);
     }
@@ -128,11 +143,20 @@ export class WorkerPool {
       if (msg.ok) task.resolve(msg.value);
       else task.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
       this.#pump();
+      if (slot.task === null && this.#idleMs !== undefined) {
+        slot.idle = setTimeout(() => {
+          if (slot.task !== null || !this.#slots.includes(slot)) return;
+          this.#slots = this.#slots.filter((s) => s !== slot); // before: its exit is no crash
+          slot.worker.terminate();
+        }, this.#idleMs);
+        Deno.unrefTimer(slot.idle);
+      }
     };
     const onCrash = (message: string) => {
       if (!this.#slots.includes(slot)) return; // closed, or already reported
       const task = slot.task;
       slot.task = null;
+      clearTimeout(slot.idle);
       slot.worker.terminate();
       this.#slots = this.#slots.filter((s) => s !== slot);
       task?.reject(new WorkerCrashedError(message));

@@ -1,7 +1,7 @@
 /**
  * The worker pool, with both kinds of workers: results and errors come back, buffers move;
- * a `node:worker_threads` worker that exits rejects its task and is replaced, and
- * `youngGenerationMb` bounds its young generation.
+ * a `node:worker_threads` worker that exits rejects its task and is replaced,
+ * `youngGenerationMb` bounds its young generation, and `idleMs` stops idle workers only.
  */
 import assert from "node:assert/strict";
 import { WorkerCrashedError, WorkerPool } from "./worker_pool.ts";
@@ -56,3 +56,31 @@ Deno.test(
     }
   },
 );
+
+for (const kind of ["web", "node"] as const) {
+  Deno.test(
+    { name: `worker pool (${kind} workers): idleMs stops idle workers, not busy ones`, ...opts },
+    async () => {
+      const pool = new WorkerPool(url, 1, {
+        idleMs: 1000,
+        ...(kind === "node" ? { youngGenerationMb: 4 } : {}),
+      });
+      try {
+        assert.equal(await pool.run("tally", []), 1);
+        assert.equal(await pool.run("tally", []), 2, "the same worker while it is in use");
+        // A task longer than idleMs: the worker is busy, not idle.
+        assert.equal(await pool.run("wait", [1500]), 1500);
+        assert.equal(await pool.run("tally", []), 3, "a busy worker was not stopped");
+        assert.equal(pool.running, 1);
+        const deadline = Date.now() + 10_000;
+        while (pool.running > 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(pool.running, 0, "the idle worker was stopped");
+        assert.equal(await pool.run("tally", []), 1, "a new worker took the next task");
+      } finally {
+        pool.close();
+      }
+    },
+  );
+}
