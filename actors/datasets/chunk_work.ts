@@ -439,6 +439,13 @@ class CopyWriter {
  */
 export const CHUNK_WORKER_YOUNG_MB = 8;
 
+/**
+ * A chunk worker stops after this long without a chunk, so its heap is not held through a
+ * dataset's merge (which follows its last chunk) or between uploads; starting one again takes
+ * ~0.1 s.
+ */
+export const CHUNK_WORKER_IDLE_MS = 1000;
+
 /** Where chunks are processed: a pool of `workers`, or this thread when 0. */
 export class ChunkProcessor {
   #pool: WorkerPool | null;
@@ -449,6 +456,7 @@ export class ChunkProcessor {
     this.#pool = workers > 0 && typeof Worker !== "undefined"
       ? new WorkerPool(url ?? new URL("./chunk_worker.ts", import.meta.url), workers, {
         youngGenerationMb: CHUNK_WORKER_YOUNG_MB,
+        idleMs: CHUNK_WORKER_IDLE_MS,
       })
       : null;
   }
