@@ -159,7 +159,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     const seconds = (performance.now() - t0) / 1000;
     if (d.status !== "ready") throw new Error(`dataset ${d.status}: ${JSON.stringify(d.error)}`);
     const peak = await peakRssMb(server.pid);
-    if (timeline) console.error(`RSS MB by second: ${timeline.stop().join(" ")}`);
+    if (timeline) console.error(`RSS MB by second: ${timeline.stop()}`);
     if (pg) await printSteps(pg.url, t0);
     return {
       system: `troupe ${db}`,
@@ -182,19 +182,28 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
   }
 }
 
-/** The process's resident set (VmRSS) each second from now, in MB, until `stop`. */
-function sampleRss(pid: number, t0: number): { stop(): number[] } {
+/**
+ * The process's resident set (VmRSS) each second from now, in MB, and the seconds at which its
+ * peak (VmHWM) rose by 2 MB or more since the last sample (a spike shorter than a second shows
+ * there), until `stop`.
+ */
+function sampleRss(pid: number, t0: number): { stop(): string } {
   const samples: number[] = [];
+  const rises: string[] = [];
+  let lastPeak = 0;
   const timer = setInterval(async () => {
     try {
-      const mb = await rssMb(pid);
-      samples[Math.floor((performance.now() - t0) / 1000)] = Math.round(mb);
+      const [mb, peak] = await Promise.all([rssMb(pid), peakRssMb(pid)]);
+      const second = Math.floor((performance.now() - t0) / 1000);
+      samples[second] = Math.round(mb);
+      if (peak >= lastPeak + 2) rises.push(`${second}s:${Math.round(peak)}`);
+      lastPeak = Math.max(lastPeak, peak);
     } catch { /* exited */ }
   }, 1000);
   return {
     stop() {
       clearInterval(timer);
-      return Array.from(samples, (s) => s ?? 0);
+      return `${Array.from(samples, (s) => s ?? 0).join(" ")}\npeak rose at: ${rises.join(" ")}`;
     },
   };
 }
