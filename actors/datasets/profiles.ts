@@ -59,7 +59,7 @@ export class ChunkProfileMerge {
     chunk.header.forEach((name, i) => {
       this.types.set(name, joinTypes(this.types.get(name) ?? "null", chunk.types[i] ?? "string"));
     });
-    this.#merged.merge(TableProfile.fromJSON(chunk.profile as TableProfileJSON));
+    this.#merged.mergeJSON(chunk.profile as TableProfileJSON);
   }
 
   /**

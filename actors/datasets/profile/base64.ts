@@ -8,6 +8,11 @@ const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const DECODE = new Int16Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
+/** The value (0-63) of base64 digit `code` (a UTF-16 code unit), or -1 outside the alphabet. */
+export function base64Digit(code: number): number {
+  return code < 128 ? DECODE[code]! : -1;
+}
+
 /** Base64 text of `bytes` (standard alphabet, `=` padding). */
 export function encodeBase64(bytes: Uint8Array): string {
   const parts: string[] = [];

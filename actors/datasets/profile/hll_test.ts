@@ -96,3 +96,50 @@ Deno.test("hll: sparse and dense serializations round-trip exactly", () => {
   assert.throws(() => HyperLogLog.fromJSON({ ...dj, data: dj.data.slice(4) }), TypeError);
   assert.throws(() => HyperLogLog.fromJSON({ ...sj, data: "AAAAAAAA" }), TypeError);
 });
+
+Deno.test("hll: mergeJSON folds serialized sketches as merge(fromJSON) does; bad input changes nothing", () => {
+  const r = prng(7);
+  const base = new HyperLogLog();
+  for (let i = 0; i < 3_000; i++) base.add(`b${Math.floor(r() * 5_000)}`);
+  const dense = new HyperLogLog();
+  for (let i = 0; i < 60_000; i++) dense.add(`d${Math.floor(r() * 40_000)}`);
+  const sparse = new HyperLogLog();
+  for (let i = 0; i < 300; i++) sparse.add(`s${i}`);
+  const dj = JSON.parse(JSON.stringify(dense.toJSON()));
+  const sj = JSON.parse(JSON.stringify(sparse.toJSON()));
+  assert.deepEqual([dj.enc, sj.enc], ["dense", "sparse"]);
+  const viaJson = base.clone().mergeJSON(dj).mergeJSON(sj);
+  const viaSketch = base.clone().merge(HyperLogLog.fromJSON(dj)).merge(HyperLogLog.fromJSON(sj));
+  assert.ok(viaJson.equals(viaSketch));
+  assert.ok(viaJson.equals(base.clone().merge(dense).merge(sparse)));
+  assert.deepEqual(new HyperLogLog(12).mergeJSON(new HyperLogLog(12).toJSON()).toJSON(), {
+    v: 1,
+    p: 12,
+    enc: "sparse",
+    data: "",
+  });
+
+  // What fromJSON refuses, mergeJSON refuses, before changing a register.
+  const before = viaJson.toJSON();
+  const flip = (text: string, at: number, c: string) => text.slice(0, at) + c + text.slice(at + 1);
+  const bad: [unknown, ErrorConstructor][] = [
+    [{ ...dj, v: 2 }, TypeError],
+    [{ ...dj, p: 12 }, RangeError],
+    [{ ...dj, enc: "other" }, TypeError],
+    [{ ...dj, data: dj.data.slice(4) }, TypeError], // short
+    [{ ...dj, data: flip(dj.data, 9_000, "*") }, SyntaxError], // not base64
+    [{ ...dj, data: flip(dj.data, 9_000, "/") }, TypeError], // register 63 > 51
+    [{ ...sj, data: sj.data.slice(1) }, TypeError], // length
+    [{ ...sj, data: "AAAAAAAA" }, TypeError], // index 0 twice
+    [{ ...sj, data: sj.data + "////" }, TypeError], // index 65535 out of range
+  ];
+  for (const [json, type] of bad) {
+    assert.throws(
+      () => HyperLogLog.fromJSON(json as never),
+      Error,
+      JSON.stringify(json).slice(0, 60),
+    );
+    assert.throws(() => viaJson.mergeJSON(json as never), type, JSON.stringify(json).slice(0, 60));
+    assert.deepEqual(viaJson.toJSON(), before);
+  }
+});

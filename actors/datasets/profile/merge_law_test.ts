@@ -200,6 +200,12 @@ Deno.test("merge law: JSON round trip — merged from JSON equals merged in memo
   const fromJson = stored.map((s) => TableProfile.fromJSON(JSON.parse(s)))
     .reduce((acc, p) => acc.merge(p));
   assert.equal(JSON.stringify(fromJson), JSON.stringify(memory));
+  // Folding the stored chunk profiles as the merge actor does (mergeJSON) is the same too.
+  const folded = stored.slice(1).reduce(
+    (acc, text) => acc.mergeJSON(JSON.parse(text)),
+    TableProfile.fromJSON(JSON.parse(stored[0]!)),
+  );
+  assert.equal(JSON.stringify(folded), JSON.stringify(memory));
   assert.deepEqual(fromJson.summary(), memory.summary());
   assert.equal(JSON.stringify(merges.chain), JSON.stringify(memory));
   assert.equal(inMemory.length, CHUNKS);

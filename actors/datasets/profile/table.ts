@@ -96,6 +96,27 @@ export class TableProfile {
     return this;
   }
 
+  /**
+   * Folds a serialized profile into this, as `merge(TableProfile.fromJSON(json))` does,
+   * without building its columns' sketches where this has the column already
+   * ({@link ColumnProfile.mergeJSON}).
+   */
+  mergeJSON(json: TableProfileJSON): this {
+    if (json.v !== 1) throw new TypeError(`table profile: unknown version ${String(json.v)}`);
+    const names = new Set<string>();
+    for (const [name] of json.columns) {
+      if (names.has(name)) throw new TypeError(`table profile: duplicate column ${name}`);
+      names.add(name);
+    }
+    for (const [name, col] of json.columns) {
+      const mine = this.#columns.get(name);
+      if (mine === undefined) this.#columns.set(name, ColumnProfile.fromJSON(col));
+      else mine.mergeJSON(col);
+    }
+    this.#rows += json.rows;
+    return this;
+  }
+
   /** Statistics of every column. */
   summary(topN = 10): TableSummary {
     return {
