@@ -3,10 +3,11 @@
  * doubled quotes, quoted newlines, CRLF, blank and whitespace lines, ragged rows, unicode,
  * invalid bytes, stray and unclosed quotes) `parseChunk` gives the same header, rows, errors
  * and skipped count with the fast reader as with csv-parse alone. Also: the fast reader
- * really takes well-formed input, and hands malformed input back.
+ * really takes well-formed input, and hands malformed input back; reading a chunk in small
+ * pieces, in batches, rewound, gives what reading it whole does.
  */
 import assert from "node:assert/strict";
-import { fastCsvRecords } from "./fast_csv.ts";
+import { FastCsvReader, fastCsvRecords } from "./fast_csv.ts";
 import { parseChunk, type ParseOptions } from "./parse.ts";
 import { prng } from "./test_util.ts";
 
@@ -92,6 +93,50 @@ Deno.test("fast csv: same result as csv-parse on generated chunks", () => {
   }
   // The fast reader must actually take the well-formed chunks (a third of them are nasty).
   assert.ok(taken > total * 0.6, `fast reader took ${taken} of ${total}`);
+});
+
+Deno.test("fast csv: pieces of any size, batches and rewinds give the whole chunk's records", () => {
+  for (let seed = 1; seed <= 1500; seed++) {
+    const nasty = seed % 3 === 0;
+    const d = seed % 5 === 0 ? "\t" : ",";
+    let bytes = enc.encode(chunkText(seed, nasty, d));
+    if (nasty && seed % 11 === 0) {
+      bytes = new Uint8Array([
+        ...bytes.subarray(0, bytes.length >> 1),
+        0xff,
+        ...bytes.subarray(bytes.length >> 1),
+      ]);
+    }
+    const whole = fastCsvRecords(bytes, d, '"', bytes.length + 1);
+    for (const piece of [1, 2, 5, 16, 100]) {
+      assert.deepEqual(
+        fastCsvRecords(bytes, d, '"', piece),
+        whole,
+        `seed ${seed}, pieces of ${piece}`,
+      );
+      // Batches of 2 records, read twice (rewind between), as CsvBatches reads them.
+      const reader = FastCsvReader.open(bytes, d, '"', piece);
+      for (let pass = 0; pass < 2 && reader; pass++) {
+        const got: string[][] = [];
+        let failed = false;
+        for (;;) {
+          const batch = reader.next(2);
+          if (batch === null) {
+            failed = true;
+            break;
+          }
+          if (batch.length === 0) break;
+          got.push(...batch);
+        }
+        assert.deepEqual(
+          failed ? null : got,
+          whole,
+          `seed ${seed}, pieces of ${piece}, pass ${pass}`,
+        );
+        reader.rewind();
+      }
+    }
+  }
 });
 
 Deno.test("fast csv: later chunks with a given header and line numbers agree too", () => {
