@@ -50,7 +50,7 @@ for await (
     format: { kind: "csv", delimiter: "," },
     encoding: "utf-8",
     targetChunkBytes: Number(args["chunk-mib"]) * 1024 * 1024,
-  })
+  }, { alloc: (size) => processor.input(size) })
 ) {
   const idx = c.boundary.index;
   if (idx === 0) header = parseChunk(c.bytes, { format: "csv", errorPolicy: "skip" }).header;

@@ -128,6 +128,38 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "chunk work: input buffers come back and are filled again, outcomes unchanged", ...opts },
+  async () => {
+    const chunks = [0, 1, 2, 3].map((k) => {
+      const lines = ["id,note"];
+      for (let i = 0; i < 3_000 + 500 * k; i++) lines.push(`${i},row ${k}/${i} ✓`);
+      return enc.encode(lines.join("\n") + "\n");
+    });
+    const expected = chunks.map((c) => processChunk(c, job(4)));
+    for (const workers of [0, 1]) {
+      const p = new ChunkProcessor(workers);
+      try {
+        for (let round = 0; round < 2; round++) {
+          for (const [k, chunk] of chunks.entries()) {
+            const input = p.input(chunk.length);
+            assert.equal(input.length, chunk.length);
+            input.set(chunk);
+            const out = await p.process(input, job(4));
+            assert.deepEqual(out, expected[k], `${workers} workers, chunk ${k}, round ${round}`);
+            if (workers) assert.equal(input.byteLength, 0, "moved to the worker");
+            // Back for the next chunk (a larger one needs a larger buffer the first time).
+            assert.ok(p.spareInputs >= 1, `${workers} workers: a buffer came back`);
+          }
+        }
+        assert.ok(p.spareInputs <= 4);
+      } finally {
+        p.close();
+      }
+    }
+  },
+);
+
 Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }, async () => {
   const workers = new ChunkProcessor(1);
   const inline = new ChunkProcessor(0);

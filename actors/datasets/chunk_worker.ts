@@ -4,9 +4,16 @@ import { type ChunkJob, processChunk, recycleSegments } from "./chunk_work.ts";
 
 serveWorker(
   {
-    process: (bytes: Uint8Array, job: ChunkJob) => processChunk(bytes, job),
+    // The input goes back with the outcome, to be filled again (ChunkProcessor.input).
+    process: (bytes: Uint8Array, job: ChunkJob) => ({
+      ...processChunk(bytes, job),
+      input: bytes.buffer,
+    }),
     recycle: (buffers: ArrayBuffer[]) => recycleSegments(buffers),
   },
-  // The COPY segments move to the main thread.
-  (out) => ((out as { copy?: Uint8Array[] }).copy ?? []).map((s) => s.buffer as ArrayBuffer),
+  // The COPY segments and the input move to the main thread.
+  (out) => {
+    const o = out as { copy?: Uint8Array[]; input?: ArrayBuffer };
+    return [...(o.copy ?? []).map((s) => s.buffer as ArrayBuffer), ...(o.input ? [o.input] : [])];
+  },
 );

@@ -210,6 +210,10 @@ export function datasetActors(o: DatasetPipelineOptions) {
             encoding,
             ...(o.chunkBytes ? { targetChunkBytes: o.chunkBytes } : {}),
             ...(resume ? { resume } : {}),
+          }, {
+            // Only chunk 0's bytes are read here (its header and types): copying each chunk out
+            // was a fresh 1 MiB buffer a chunk, thrown away.
+            keep: (index) => index === 0 && format.kind === "csv",
           })
         ) {
           ctx.signal.throwIfAborted();
@@ -326,7 +330,13 @@ export function datasetActors(o: DatasetPipelineOptions) {
       if (!c) throw new NonRetryableError(`chunk ${idx} of dataset ${datasetId} is unknown`);
       if (c.status === "done") return { skipped: "done" };
       const encoding = ((d.options as Record<string, unknown>)._encoding as Encoding) ?? "utf-8";
-      const bytes = await blobs.bytes(d.blob_sha256, { start: c.byte_start, end: c.byte_end });
+      const copyPath = !d.options.cleaning.dropDuplicateRows && db.copyIn !== undefined;
+      const bytes = await blobs.bytes(
+        d.blob_sha256,
+        { start: c.byte_start, end: c.byte_end },
+        // The processor's buffer: one an earlier chunk filled, not fresh memory each chunk.
+        copyPath ? processor.input(c.byte_end - c.byte_start) : undefined,
+      );
       const job: ChunkJob = {
         idx,
         parse: {
@@ -339,9 +349,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       };
       // COPY, with the CPU part in a worker when there is one; duplicate-row removal (or a
       // driver without COPY) inserts with ON CONFLICT instead.
-      const out = !d.options.cleaning.dropDuplicateRows && db.copyIn
-        ? await processor.process(bytes, job)
-        : cleanChunk(bytes, job);
+      const out = copyPath ? await processor.process(bytes, job) : cleanChunk(bytes, job);
       if (out.kind === "failed") {
         const failure = out.failure;
         ctx.effect((tx) => markFailed(tx, datasetId, failure));

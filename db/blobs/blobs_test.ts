@@ -121,6 +121,15 @@ for (const [name, make] of Object.entries(subjects)) {
         data.slice(1_000_000),
       );
       await assert.rejects(() => s.store.bytes("ab".repeat(32)), NotFoundError);
+      // Into the caller's buffer, of exactly the range's length.
+      const into = new Uint8Array(50_000).fill(7);
+      const filled = await s.store.bytes(put.sha256, { start: 1000, end: 51_000 }, into);
+      assert.equal(filled, into);
+      assert.deepEqual(into, data.slice(1000, 51_000));
+      await assert.rejects(
+        () => s.store.bytes(put.sha256, { start: 0, end: 10 }, new Uint8Array(11)),
+        RangeError,
+      );
       const again = await s.store.put(streamOf(data, 77_777));
       assert.deepEqual(again, { ...put, created: false }, "same content, stored once");
       assert.equal(await s.leftovers(), 0);

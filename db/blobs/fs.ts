@@ -10,6 +10,7 @@ import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors
 import {
   type BlobInfo,
   type BlobStore,
+  bufferFor,
   type PutOptions,
   type PutResult,
   SHA256_HEX,
@@ -110,13 +111,17 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async bytes(sha256: string, range: { start?: number; end?: number } = {}): Promise<Uint8Array> {
+  async bytes(
+    sha256: string,
+    range: { start?: number; end?: number } = {},
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
     const { file, length } = await this.#openRange(sha256, range);
     try {
       // Read straight into the buffer: its pages are first touched by the reading thread,
       // not this one (Deno.readFile copied the whole file here, fresh memory at ~3 ms a MB
       // on this host's virtual machine).
-      const out = new Uint8Array(length);
+      const out = bufferFor(length, into);
       for (let at = 0; at < out.length;) {
         const n = await file.read(out.subarray(at));
         if (n === null) throw new Error(`blob ${sha256} ended ${out.length - at} bytes early`);

@@ -37,23 +37,32 @@ export interface BlobStore {
   ): Promise<ReadableStream<Uint8Array>>;
   /**
    * The bytes of a blob, or of `range`, in one buffer sized up front (a whole PDF, a dataset
-   * chunk): no chunks gathered and joined on the caller's thread. Throws `NotFoundError` for
-   * an unknown blob.
+   * chunk): no chunks gathered and joined on the caller's thread. `into`, when given, is that
+   * buffer (of exactly the range's length, else `RangeError`). Throws `NotFoundError` for an
+   * unknown blob.
    */
-  bytes(sha256: string, range?: { start?: number; end?: number }): Promise<Uint8Array>;
+  bytes(
+    sha256: string,
+    range?: { start?: number; end?: number },
+    into?: Uint8Array,
+  ): Promise<Uint8Array>;
   /** Removes a blob; false when it was not there. */
   delete(sha256: string): Promise<boolean>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** Reads `stream` into a buffer of exactly `size` bytes; throws when it holds another amount. */
+/**
+ * Reads `stream` into a buffer of exactly `size` bytes (`into` when given); throws when it
+ * holds another amount.
+ */
 export async function readExactly(
   stream: ReadableStream<Uint8Array>,
   size: number,
   what: string,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
-  const out = new Uint8Array(size);
+  const out = bufferFor(size, into);
   let at = 0;
   for await (const chunk of stream) {
     if (at + chunk.byteLength > size) throw new Error(`${what} holds more than ${size} bytes`);
@@ -62,4 +71,13 @@ export async function readExactly(
   }
   if (at !== size) throw new Error(`${what} ended after ${at} of ${size} bytes`);
   return out;
+}
+
+/** `into` when it is `size` bytes long (else `RangeError`), or a new buffer of `size` bytes. */
+export function bufferFor(size: number, into?: Uint8Array): Uint8Array {
+  if (!into) return new Uint8Array(size);
+  if (into.length !== size) {
+    throw new RangeError(`the buffer holds ${into.length} bytes, the range ${size}`);
+  }
+  return into;
 }

@@ -13,6 +13,7 @@ import type { SqlDatabase, SqlExecutor } from "../../actors/runtime/ports.ts";
 import {
   type BlobInfo,
   type BlobStore,
+  bufferFor,
   type PutOptions,
   type PutResult,
   readExactly,
@@ -114,13 +115,15 @@ export class PostgresBlobStore implements BlobStore {
     return row ? { sha256, size: row.size } : null;
   }
 
-  async bytes(sha256: string, range: { start?: number; end?: number } = {}): Promise<Uint8Array> {
+  async bytes(
+    sha256: string,
+    range: { start?: number; end?: number } = {},
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
     const r = await this.#range(sha256, range);
-    return await readExactly(
-      this.#stream(sha256, r),
-      Math.max(0, r.stop - r.start),
-      `blob ${sha256}`,
-    );
+    const size = Math.max(0, r.stop - r.start);
+    bufferFor(size, into); // a wrong-sized buffer is refused before anything is read
+    return await readExactly(this.#stream(sha256, r), size, `blob ${sha256}`, into);
   }
 
   async read(

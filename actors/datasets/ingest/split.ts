@@ -370,10 +370,14 @@ class ByteQueue {
     if (bytes.length > 0) this.parts.push(bytes);
   }
 
-  /** Removes and returns the bytes [start, end) (absolute); start must be the queue start. */
-  take(end: number): Uint8Array {
+  /**
+   * Removes and returns the bytes [start, end) (absolute); start must be the queue start.
+   * `alloc` gives the buffer to fill (of exactly the length asked for).
+   */
+  take(end: number, alloc?: (size: number) => Uint8Array): Uint8Array {
     const want = end - this.startOffset;
-    const out = new Uint8Array(want);
+    const out = alloc ? alloc(want) : new Uint8Array(want);
+    if (out.length !== want) throw new RangeError(`alloc gave ${out.length} bytes for ${want}`);
     let filled = 0;
     while (filled < want) {
       const part = this.parts[0]!;
@@ -386,6 +390,30 @@ class ByteQueue {
     this.startOffset = end;
     return out;
   }
+
+  /** Removes the bytes [start, end) without copying them anywhere. */
+  drop(end: number): void {
+    let left = end - this.startOffset;
+    while (left > 0) {
+      const part = this.parts[0]!;
+      if (part.length <= left) {
+        this.parts.shift();
+        left -= part.length;
+      } else {
+        this.parts[0] = part.subarray(left);
+        left = 0;
+      }
+    }
+    this.startOffset = end;
+  }
+}
+
+/** What {@link chunkStream} does with each chunk's bytes. */
+export interface ChunkBytesOptions {
+  /** Whether chunk `index`'s bytes are wanted (default: all); others come as empty arrays. */
+  keep?: (index: number) => boolean;
+  /** The buffer to copy a chunk's bytes into, of exactly `size` bytes (default: a new one). */
+  alloc?: (size: number) => Uint8Array;
 }
 
 /** Resolves options to the values the splitter runs with. */
@@ -406,6 +434,7 @@ async function* run(
   stream: ReadableStream<Uint8Array>,
   options: SplitOptions,
   keepBytes: boolean,
+  { keep, alloc }: ChunkBytesOptions = {},
 ): AsyncGenerator<Chunk> {
   const resume = options.resume;
   if (resume && !options.encoding) throw new TypeError("split: resume needs the encoding");
@@ -437,7 +466,12 @@ async function* run(
     firstLine = scanner.lines + 1;
     firstRecord = scanner.records + 1;
     chunkStart = endUnit;
-    return { boundary, bytes: keepBytes ? queue.take(boundary.end) : EMPTY };
+    if (!keepBytes) return { boundary, bytes: EMPTY };
+    if (keep && !keep(boundary.index)) {
+      queue.drop(boundary.end);
+      return { boundary, bytes: EMPTY };
+    }
+    return { boundary, bytes: queue.take(boundary.end, alloc) };
   };
   try {
     for (;;) {
@@ -506,12 +540,14 @@ export async function* splitStream(
 }
 
 /**
- * Like {@link splitStream} but also yields each chunk's bytes, holding at most one chunk (plus
- * the current input buffer) in memory. Useful when the bytes cannot be re-read by range.
+ * Like {@link splitStream} but also yields each chunk's bytes (those `bytes.keep` wants, in a
+ * buffer from `bytes.alloc` when given), holding at most one chunk (plus the current input
+ * buffer) in memory. Useful when the bytes cannot be re-read by range.
  */
 export function chunkStream(
   stream: ReadableStream<Uint8Array>,
   options: SplitOptions,
+  bytes: ChunkBytesOptions = {},
 ): AsyncGenerator<Chunk> {
-  return run(stream, options, true);
+  return run(stream, options, true, bytes);
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { NotJsonArrayError, SplitError } from "./errors.ts";
-import { type ChunkBoundary, type SplitOptions } from "./split.ts";
+import { type Chunk, type ChunkBoundary, chunkStream, type SplitOptions } from "./split.ts";
 import { boundaries, streamOf, utf8 } from "./test_util.ts";
 
 const CSV: SplitOptions["format"] = { kind: "csv" };
@@ -239,4 +239,40 @@ Deno.test("resume: from any boundary, the rest splits as the whole file did", as
       }, 5),
     /cannot resume/,
   );
+});
+
+Deno.test("chunkStream: keep picks the chunks whose bytes come, alloc gives their buffers", async () => {
+  const lines = ["a,b"];
+  for (let i = 0; i < 2000; i++) lines.push(`${i},"x\n${i}"`);
+  const bytes = utf8(lines.join("\n") + "\n");
+  const options: SplitOptions = { format: CSV, targetChunkBytes: 4096 };
+  const all: Chunk[] = [];
+  for await (const c of chunkStream(streamOf(bytes, 1000), options)) all.push(c);
+  assert.ok(all.length > 5);
+  const given: Uint8Array[] = [];
+  const some: Chunk[] = [];
+  for await (
+    const c of chunkStream(streamOf(bytes, 1000), options, {
+      keep: (i) => i % 2 === 1,
+      alloc: (size) => {
+        const b = new Uint8Array(size);
+        given.push(b);
+        return b;
+      },
+    })
+  ) some.push(c);
+  assert.deepEqual(some.map((c) => c.boundary), all.map((c) => c.boundary));
+  some.forEach((c, i) => {
+    if (i % 2 === 1) {
+      assert.equal(c.bytes, given[(i - 1) / 2], "the buffer alloc gave");
+      assert.deepEqual(c.bytes, all[i]!.bytes);
+    } else assert.equal(c.bytes.length, 0);
+  });
+  await assert.rejects(async () => {
+    for await (
+      const _ of chunkStream(streamOf(bytes), options, { alloc: () => new Uint8Array(1) })
+    ) {
+      // the first chunk is refused
+    }
+  }, RangeError);
 });
