@@ -32,9 +32,10 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
-import { noCache } from "./datasets.ts";
+import { noCache, UPLOAD_IDLE_MS } from "./datasets.ts";
 import { auditContext } from "./jobs.ts";
 import { multipartBoundary, readMultipart } from "./multipart.ts";
+import { stallGuard } from "./stall.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 export interface CourseRoutesOptions {
@@ -47,6 +48,8 @@ export interface CourseRoutesOptions {
   maxFileBytes?: number;
   /** Most files per course. @default 20 */
   maxFiles?: number;
+  /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
+  uploadIdleMs?: number;
   /** Must be the pipeline's. @default HashingEmbedder (256 dimensions) */
   embedder?: TextEmbedder;
   /** Must be the pipeline's. @default vectors in the same database */
@@ -156,10 +159,15 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     }
     // Background jobs are held back while the files arrive (Runtime.foreground).
     const leave = o.runtime.foreground();
-    const { title, files } = await receiveCourse(body, boundary, o.blobs, {
-      maxFiles,
-      maxFileBytes,
-    }).finally(leave);
+    const { title, files } = await receiveCourse(
+      stallGuard(body, o.uploadIdleMs ?? UPLOAD_IDLE_MS),
+      boundary,
+      o.blobs,
+      {
+        maxFiles,
+        maxFileBytes,
+      },
+    ).finally(leave);
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
     const courseId = uuidv7();
     const name = title ?? files[0]!.fileName.replace(/\.pdf$/i, "");

@@ -11,7 +11,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { waitFor } from "../tests/harness.ts";
+import { sleep, waitFor } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -31,7 +31,7 @@ function open(): Promise<World> {
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000, maxFiles: 4 },
+      courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000, maxFiles: 4, uploadIdleMs: 1000 },
     }));
     const key = (await w.tenants.createKey((await w.tenants.createTenant("school")).id)).key;
     const otherKey = (await w.tenants.createKey((await w.tenants.createTenant("other")).id)).key;
@@ -470,6 +470,37 @@ Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts 
   assert.equal(raw.status, 400);
   assert.equal(await count(), before);
 });
+
+Deno.test(
+  { name: "courses: an upload whose client stops sending is a 408 and stores nothing", ...opts },
+  async () => {
+    const w = await open();
+    const count = async () =>
+      (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_courses"))[0]!
+        .n;
+    const before = await count();
+    // The start of a multipart body with a PDF's first bytes, then silence (the world waits 1 s).
+    const boundary = "----stalled0123456789";
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="files"; ` +
+      `filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\n${"x".repeat(5000)}`;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(head));
+      },
+    });
+    const res = await Promise.race([
+      call("/api/courses", {
+        method: "POST",
+        body,
+        headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+      }),
+      sleep(20_000).then(() => Promise.reject(new Error("no answer: the upload was not cut off"))),
+    ]);
+    assert.equal(res.status, 408, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "UPLOAD_STALLED");
+    assert.equal(await count(), before);
+  },
+);
 
 Deno.test({ name: "courses: close", ...opts }, async () => {
   await (await open()).close();

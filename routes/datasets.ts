@@ -45,6 +45,7 @@ import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { multipartBoundary, readMultipart } from "./multipart.ts";
+import { stallGuard } from "./stall.ts";
 import { parseQuery, pathId } from "./validate.ts";
 
 /** What the routes need of the cache (db/cache's `Cache` fits). */
@@ -64,6 +65,9 @@ export const noCache: QueryCache = {
   invalidate: () => Promise.resolve(0),
 };
 
+/** How long an upload may wait for its client's next bytes (see `stallGuard`). */
+export const UPLOAD_IDLE_MS = 30_000;
+
 export interface DatasetRoutesOptions {
   runtime: Runtime;
   db: SqlDatabase;
@@ -72,6 +76,8 @@ export interface DatasetRoutesOptions {
   cache?: QueryCache;
   /** Largest accepted file. @default 1 GiB */
   maxBytes?: number;
+  /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
+  uploadIdleMs?: number;
 }
 
 const uploadQuery = z.object({
@@ -105,7 +111,8 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     }
     // Background jobs are held back while the file arrives (Runtime.foreground).
     const leave = o.runtime.foreground();
-    const upload = await receiveFile(c, o.blobs, maxBytes).finally(leave);
+    const upload = await receiveFile(c, o.blobs, maxBytes, o.uploadIdleMs ?? UPLOAD_IDLE_MS)
+      .finally(leave);
     const fields = { ...upload.fields, ...definedOnly(q) };
     const options = parseOptions(fields, upload.contentType, upload.fileName);
     if (upload.size === 0) {
@@ -334,9 +341,15 @@ interface ReceivedFile {
 }
 
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
-async function receiveFile(c: Context, blobs: BlobStore, maxBytes: number): Promise<ReceivedFile> {
-  const body = c.req.raw.body;
-  if (!body) throw new ValidationError("the request has no body: send the file");
+async function receiveFile(
+  c: Context,
+  blobs: BlobStore,
+  maxBytes: number,
+  idleMs: number,
+): Promise<ReceivedFile> {
+  const raw = c.req.raw.body;
+  if (!raw) throw new ValidationError("the request has no body: send the file");
+  const body = stallGuard(raw, idleMs);
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
     const put = await blobs.put(body, { maxBytes });

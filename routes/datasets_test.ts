@@ -10,7 +10,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { waitFor } from "../tests/harness.ts";
+import { sleep, waitFor } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -40,7 +40,7 @@ function open(): Promise<World> {
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      datasets: { db: tdb.db, blobs, maxBytes: 2_000_000 },
+      datasets: { db: tdb.db, blobs, maxBytes: 2_000_000, uploadIdleMs: 1000 },
     }));
     const key = (await w.tenants.createKey((await w.tenants.createTenant("acme")).id)).key;
     const otherKey = (await w.tenants.createKey((await w.tenants.createTenant("other")).id)).key;
@@ -351,6 +351,40 @@ Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts
   assert.equal(await count(), before, "nothing half-accepted");
   assert.equal(await w.leftovers(), 0, "no partial files");
 });
+
+Deno.test(
+  { name: "datasets: an upload whose client stops sending is a 408 and leaves nothing", ...opts },
+  async () => {
+    const w = await open();
+    const count = async () =>
+      (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_datasets"))[0]!
+        .n;
+    const before = await count();
+    // Some rows, then silence with the connection open (the test world waits 1 s).
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode("a,b\n1,2\n3,4\n"));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const res = await Promise.race([
+      upload(body, "name=stalled"),
+      sleep(20_000).then(() => Promise.reject(new Error("no answer: the upload was not cut off"))),
+    ]);
+    assert.equal(res.status, 408, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "UPLOAD_STALLED");
+    assert.ok(cancelled, "the request body was let go");
+    assert.equal(await count(), before, "no dataset");
+    assert.equal(await w.leftovers(), 0, "no partial file or parts");
+    // The queue is not held back afterwards: the next upload is processed.
+    const next = await upload("a,b\n1,2\n", "name=after");
+    assert.equal(next.status, 202);
+    assert.equal((await settled(next.body.datasetId)).status, "ready");
+  },
+);
 
 Deno.test(
   { name: "datasets: multipart upload, tenant isolation, bad queries, delete", ...opts },

@@ -66,6 +66,17 @@ export class PayloadTooLargeError extends TroupeError {
   }
 }
 
+/** An upload whose body stopped arriving: 408, and nothing of it is kept. */
+export class UploadStalledError extends TroupeError {
+  constructor(idleMs: number) {
+    super("UPLOAD_STALLED", `no bytes of the upload arrived for ${idleMs} ms`, {
+      status: 408,
+      details: { idleMs },
+    });
+    this.name = "UploadStalledError";
+  }
+}
+
 /** Raised inside a handler's signal when its time limit passes. */
 export class TimeoutError extends TroupeError {
   constructor(ms: number) {
