@@ -357,8 +357,10 @@ for (const f of figures) {
 if (ratios.length) {
   console.log(
     `\nprofiling stage vs pandas, ${ratios.length} interleaved pairs: ${
-      ratios.map((r) => `${r.toFixed(2)}×`).join(", ")
-    }; median ${median(ratios).toFixed(2)}× (target ≥ 1×)`,
+      ratios.map((r) => `${r.toFixed(3)}×`).join(", ")
+    }; median ${median(ratios).toFixed(3)}× (target ≥ 1×: ${
+      median(ratios) >= 1 ? "met" : "not met"
+    })`,
   );
 }
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
