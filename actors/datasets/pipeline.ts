@@ -159,6 +159,12 @@ export function datasetActors(o: DatasetPipelineOptions) {
   const processor = o.processor ?? new ChunkProcessor(0);
   const stepChunks = Math.max(1, o.splitStepChunks ?? 32);
   const mergePage = Math.max(1, o.mergePage ?? 4);
+  /**
+   * Whether a dataset's rows go in by COPY, in a table typed from chunk 0 (chunks processed by
+   * the processor); else by INSERT with duplicate rows dropped (or a driver without COPY).
+   */
+  const byCopy = (d: DatasetRow) =>
+    !d.options.cleaning.dropDuplicateRows && db.copyIn !== undefined;
 
   const split = defineActor({
     name: "dataset.split",
@@ -200,7 +206,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       // Typed from the start (COPY path): the rows table takes chunk 0's column types, so the
       // values are converted as they are copied in, in parallel, not in a table rewrite at
       // the merge. Later chunks widen a column when they need to.
-      const typed = !d.options.cleaning.dropDuplicateRows && db.copyIn !== undefined;
+      const typed = byCopy(d);
       let firstTypes = new Map<string, ColumnType>();
       const stream = await blobs.read(d.blob_sha256, { start: resume?.start ?? 0 });
       try {
@@ -330,7 +336,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       if (!c) throw new NonRetryableError(`chunk ${idx} of dataset ${datasetId} is unknown`);
       if (c.status === "done") return { skipped: "done" };
       const encoding = ((d.options as Record<string, unknown>)._encoding as Encoding) ?? "utf-8";
-      const copyPath = !d.options.cleaning.dropDuplicateRows && db.copyIn !== undefined;
+      const copyPath = byCopy(d);
       const bytes = await blobs.bytes(
         d.blob_sha256,
         { start: c.byte_start, end: c.byte_end },
