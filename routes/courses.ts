@@ -32,10 +32,10 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
-import { noCache, UPLOAD_IDLE_MS } from "./datasets.ts";
+import { noCache } from "./datasets.ts";
 import { auditContext } from "./jobs.ts";
 import { multipartBoundary, readMultipart } from "./multipart.ts";
-import { stallGuard } from "./stall.ts";
+import { receiveUpload } from "./upload.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 export interface CourseRoutesOptions {
@@ -157,17 +157,12 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     if (Number.isFinite(declared) && declared > maxFiles * maxFileBytes + 1024 * 1024) {
       throw new PayloadTooLargeError(maxFiles * maxFileBytes, "the upload");
     }
-    // Background jobs are held back while the files arrive (Runtime.foreground).
-    const leave = o.runtime.foreground();
-    const { title, files } = await receiveCourse(
-      stallGuard(body, o.uploadIdleMs ?? UPLOAD_IDLE_MS),
-      boundary,
-      o.blobs,
-      {
-        maxFiles,
-        maxFileBytes,
-      },
-    ).finally(leave);
+    const { title, files } = await receiveUpload(
+      o.runtime,
+      body,
+      (guarded) => receiveCourse(guarded, boundary, o.blobs, { maxFiles, maxFileBytes }),
+      o.uploadIdleMs,
+    );
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
     const courseId = uuidv7();
     const name = title ?? files[0]!.fileName.replace(/\.pdf$/i, "");

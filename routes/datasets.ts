@@ -45,7 +45,7 @@ import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { multipartBoundary, readMultipart } from "./multipart.ts";
-import { stallGuard } from "./stall.ts";
+import { receiveUpload } from "./upload.ts";
 import { parseQuery, pathId } from "./validate.ts";
 
 /** What the routes need of the cache (db/cache's `Cache` fits). */
@@ -64,9 +64,6 @@ export const noCache: QueryCache = {
   getOrCompute: (_kind, _key, compute) => compute(),
   invalidate: () => Promise.resolve(0),
 };
-
-/** How long an upload may wait for its client's next bytes (see `stallGuard`). */
-export const UPLOAD_IDLE_MS = 30_000;
 
 export interface DatasetRoutesOptions {
   runtime: Runtime;
@@ -109,10 +106,14 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     if (Number.isFinite(declared) && declared > maxBytes + FIELD_LIMIT) {
       throw new PayloadTooLargeError(maxBytes, "the file");
     }
-    // Background jobs are held back while the file arrives (Runtime.foreground).
-    const leave = o.runtime.foreground();
-    const upload = await receiveFile(c, o.blobs, maxBytes, o.uploadIdleMs ?? UPLOAD_IDLE_MS)
-      .finally(leave);
+    const raw = c.req.raw.body;
+    if (!raw) throw new ValidationError("the request has no body: send the file");
+    const upload = await receiveUpload(
+      o.runtime,
+      raw,
+      (body) => receiveFile(c, body, o.blobs, maxBytes),
+      o.uploadIdleMs,
+    );
     const fields = { ...upload.fields, ...definedOnly(q) };
     const options = parseOptions(fields, upload.contentType, upload.fileName);
     if (upload.size === 0) {
@@ -343,13 +344,10 @@ interface ReceivedFile {
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
 async function receiveFile(
   c: Context,
+  body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
   maxBytes: number,
-  idleMs: number,
 ): Promise<ReceivedFile> {
-  const raw = c.req.raw.body;
-  if (!raw) throw new ValidationError("the request has no body: send the file");
-  const body = stallGuard(raw, idleMs);
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
     const put = await blobs.put(body, { maxBytes });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { UploadStalledError } from "../actors/runtime/errors.ts";
 import { sleep } from "../tests/harness.ts";
-import { stallGuard } from "./stall.ts";
+import { stallGuard } from "./upload.ts";
 
 const enc = new TextEncoder();
 
