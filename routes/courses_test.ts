@@ -11,7 +11,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { sleep, waitFor } from "../tests/harness.ts";
+import { waitFor, within } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -488,14 +488,15 @@ Deno.test(
         c.enqueue(new TextEncoder().encode(head));
       },
     });
-    const res = await Promise.race([
+    const res = await within(
       call("/api/courses", {
         method: "POST",
         body,
         headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
       }),
-      sleep(20_000).then(() => Promise.reject(new Error("no answer: the upload was not cut off"))),
-    ]);
+      20_000,
+      "no answer: the upload was not cut off",
+    );
     assert.equal(res.status, 408, JSON.stringify(res.body));
     assert.equal(res.body.error.code, "UPLOAD_STALLED");
     assert.equal(await count(), before);

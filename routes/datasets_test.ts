@@ -10,7 +10,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { sleep, waitFor } from "../tests/harness.ts";
+import { waitFor, within } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -370,10 +370,11 @@ Deno.test(
         cancelled = true;
       },
     });
-    const res = await Promise.race([
+    const res = await within(
       upload(body, "name=stalled"),
-      sleep(20_000).then(() => Promise.reject(new Error("no answer: the upload was not cut off"))),
-    ]);
+      20_000,
+      "no answer: the upload was not cut off",
+    );
     assert.equal(res.status, 408, JSON.stringify(res.body));
     assert.equal(res.body.error.code, "UPLOAD_STALLED");
     assert.ok(cancelled, "the request body was let go");
