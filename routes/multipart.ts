@@ -26,6 +26,8 @@ export function multipartBoundary(contentType: string | undefined): string | nul
 }
 
 const encoder = new TextEncoder();
+/** The end of a part's headers (one array, so its search table is made once). */
+const HEADERS_END = encoder.encode("\r\n\r\n");
 
 /** Yields the parts of a multipart body. Malformed input throws `ValidationError`. */
 export async function* readMultipart(
@@ -124,14 +126,13 @@ class BufferedReader {
   }
 
   async readHeaders(): Promise<Map<string, string>> {
-    const end = encoder.encode("\r\n\r\n");
-    while (indexOf(this.#buf, end) < 0) {
+    let at: number;
+    while ((at = indexOf(this.#buf, HEADERS_END)) < 0) {
       if (this.#buf.byteLength > MAX_HEADER_BYTES) throw bad("part headers are too large");
       if (!await this.#fill()) throw bad("the body ends inside part headers");
     }
-    const at = indexOf(this.#buf, end);
     const text = new TextDecoder().decode(this.#buf.subarray(0, at));
-    this.#buf = this.#buf.subarray(at + end.byteLength);
+    this.#buf = this.#buf.subarray(at + HEADERS_END.byteLength);
     const headers = new Map<string, string>();
     for (const line of text.split("\r\n")) {
       const colon = line.indexOf(":");
