@@ -122,8 +122,9 @@ export class PostgresBlobStore implements BlobStore {
   ): Promise<Uint8Array> {
     const r = await this.#range(sha256, range);
     const size = Math.max(0, r.stop - r.start);
-    bufferFor(size, into); // a wrong-sized buffer is refused before anything is read
-    return await readExactly(this.#stream(sha256, r), size, `blob ${sha256}`, into);
+    // Sized (and a wrong-sized `into` refused) before the stream starts reading parts.
+    const out = bufferFor(size, into);
+    return await readExactly(this.#stream(sha256, r), size, `blob ${sha256}`, out);
   }
 
   async read(
