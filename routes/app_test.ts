@@ -8,7 +8,7 @@ import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
 import { NonRetryableError } from "../actors/runtime/errors.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { waitFor } from "../tests/harness.ts";
+import { countRows, waitFor } from "../tests/harness.ts";
 
 const echo = defineActor({
   name: "t.echo",
@@ -143,8 +143,7 @@ Deno.test(
 
 Deno.test({ name: "bad enqueue requests get a clear 4xx and store nothing", ...opts }, async () => {
   const { tdb } = await setup();
-  const count = async () =>
-    (await tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_jobs"))[0]!.n;
+  const count = () => countRows(tdb.db, "troupe_jobs");
   const before = await count();
   assertError(
     await call("/api/actors/t.echo/jobs", { method: "POST", json: { input: { n: "x" } } }),

@@ -11,7 +11,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { waitFor, within } from "../tests/harness.ts";
+import { countRows, waitFor, within } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -427,8 +427,7 @@ Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...o
 
 Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
-  const count = async () =>
-    (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_courses"))[0]!.n;
+  const count = () => countRows(w.tdb.db, "troupe_courses");
   const before = await count();
   const good = await makePdf([{ heading: "x", paragraphs: ["y"] }]);
   const cases: [string, Promise<{ status: number; body: { error: { code: string } } }>, number][] =
@@ -475,9 +474,7 @@ Deno.test(
   { name: "courses: an upload whose client stops sending is a 408 and stores nothing", ...opts },
   async () => {
     const w = await open();
-    const count = async () =>
-      (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_courses"))[0]!
-        .n;
+    const count = () => countRows(w.tdb.db, "troupe_courses");
     const before = await count();
     // The start of a multipart body with a PDF's first bytes, then silence (the world waits 1 s).
     const boundary = "----stalled0123456789";

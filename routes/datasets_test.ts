@@ -10,7 +10,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { waitFor, within } from "../tests/harness.ts";
+import { countRows, waitFor, within } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -331,8 +331,7 @@ Deno.test(
 
 Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
-  const count = async () =>
-    (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_datasets"))[0]!.n;
+  const count = () => countRows(w.tdb.db, "troupe_datasets");
   const before = await count();
   const empty = await upload("", "name=empty");
   assert.equal(empty.status, 400);
@@ -356,9 +355,7 @@ Deno.test(
   { name: "datasets: an upload whose client stops sending is a 408 and leaves nothing", ...opts },
   async () => {
     const w = await open();
-    const count = async () =>
-      (await w.tdb.db.query<{ n: number }>("SELECT count(*)::int AS n FROM troupe_datasets"))[0]!
-        .n;
+    const count = () => countRows(w.tdb.db, "troupe_datasets");
     const before = await count();
     // Some rows, then silence with the connection open (the test world waits 1 s).
     let cancelled = false;

@@ -12,7 +12,7 @@ import { openPostgres } from "../db/postgres.ts";
 import { openNeon } from "../db/neon.ts";
 import { type NeonBridge, startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { migrate } from "../db/migrate.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
 
 export const ADMIN_URL = Deno.env.get("TEST_PG_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
@@ -120,6 +120,11 @@ export async function waitFor<T>(
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The number of rows in `table` (a name the test writes itself). */
+export async function countRows(db: SqlExecutor, table: string): Promise<number> {
+  return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+}
 
 /**
  * `promise`, or an error naming `what` when `ms` pass first: a test that would hang on it fails
