@@ -247,36 +247,30 @@ export class KllSketch {
 
   /** Halves level `h` into level h + 1 (an odd item out stays at level h). */
   #compact(h: number): void {
+    // Level 0 is sorted in place and its promoted half merged straight into level 1: no
+    // copies (a compaction comes every few dozen values added).
     let items: Float64Array;
-    let kept: number | null = null;
+    let from = 0;
+    let to: number;
     if (h === 0) {
-      let from = 0;
-      if (this.#n0 % 2 === 1) {
-        kept = this.#buf[0]!;
-        from = 1;
-      }
-      items = this.#buf.slice(from, this.#n0);
-      sortFloat64(items, 0, items.length - 1);
+      items = this.#buf;
+      to = this.#n0;
+      if (to % 2 === 1) from = 1;
+      sortFloat64(items, from, to - 1);
     } else {
-      const level = this.#upper[h - 1]!;
-      if (level.length % 2 === 1) {
-        kept = level[0]!;
-        items = level.subarray(1);
-      } else {
-        items = level;
-      }
+      items = this.#upper[h - 1]!;
+      to = items.length;
+      if (to % 2 === 1) from = 1;
     }
-    const offset = this.#nextBit();
-    const promoted = new Float64Array(items.length >>> 1);
-    for (let i = 0; i < promoted.length; i++) promoted[i] = items[2 * i + offset]!;
-    this.#upper[h] = mergeSorted(this.#upper[h]!, promoted);
+    const promoted = (to - from) >>> 1;
+    this.#upper[h] = mergeHalf(this.#upper[h]!, items, from + this.#nextBit(), promoted);
     if (h === 0) {
-      this.#n0 = 0;
-      if (kept !== null) this.#buf[this.#n0++] = kept;
+      if (from === 1) this.#n0 = 1; // the odd item out is #buf[0] already
+      else this.#n0 = 0;
     } else {
-      this.#upper[h - 1] = kept === null ? new Float64Array(0) : Float64Array.of(kept);
+      this.#upper[h - 1] = from === 1 ? Float64Array.of(items[0]!) : new Float64Array(0);
     }
-    this.#size -= promoted.length;
+    this.#size -= promoted;
   }
 
   #grow(): void {
@@ -346,6 +340,28 @@ class SortedView {
     }
     return lo === 0 ? 0 : this.cumulative[lo - 1]!;
   }
+}
+
+/**
+ * Merge of sorted `a` with every other item of sorted `b` from `start` (`count` items:
+ * `b[start]`, `b[start + 2]`, …).
+ */
+function mergeHalf(a: Float64Array, b: Float64Array, start: number, count: number): Float64Array {
+  const out = new Float64Array(a.length + count);
+  let i = 0;
+  let j = start;
+  const end = start + 2 * count;
+  let o = 0;
+  while (i < a.length && j < end) {
+    if (a[i]! <= b[j]!) out[o++] = a[i++]!;
+    else {
+      out[o++] = b[j]!;
+      j += 2;
+    }
+  }
+  while (i < a.length) out[o++] = a[i++]!;
+  for (; j < end; j += 2) out[o++] = b[j]!;
+  return out;
 }
 
 /** Merge of two sorted arrays. */
