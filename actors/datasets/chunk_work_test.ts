@@ -253,8 +253,48 @@ function assertSameOutcome(a: ChunkOutcome, b: ChunkOutcome, what: string): void
   }
 }
 
+/**
+ * Numbers written many ways (plain, padded, signed, grouped, exponents, too many digits, tiny,
+ * `-0`, spaces, empties) in an integer-ish and a float-ish column, and the same texts in a
+ * column that turns to strings: numbers kept as written and numbers written out again.
+ */
+function numbersCsv(seed: number, rows: number): string {
+  const ints = ["0", "-0", "12", "-12", "007", "1,000", "+5", " 42 ", "", "123456789012345"];
+  const floats = [
+    ...ints,
+    "1.50",
+    "1.5",
+    "-0.25",
+    ".5",
+    "5.",
+    "1e3",
+    "0.0000001",
+    "0.000001",
+    "1234567890123456",
+    "9007199254740993",
+    "3.14159265358979",
+    "0.30000000000000004",
+    "-0.0",
+    "12.000",
+  ];
+  let x = seed;
+  const pick = (list: string[]) => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return list[x % list.length]!;
+  };
+  const lines = ["i,f,s"];
+  for (let r = 0; r < rows; r++) {
+    const q = (v: string) => (v.includes(",") || v.includes(" ") ? `"${v}"` : v);
+    lines.push(`${q(pick(ints))},${q(pick(floats))},${q(r === rows - 3 ? "x" : pick(floats))}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
 Deno.test("chunk work: batches give what the whole chunk gives, widenings and all", () => {
   const cases: [string, ChunkJob][] = [
+    [numbersCsv(1, 2000), job(0)],
+    [numbersCsv(2, 2000), { ...job(0), cleaning: { trim: false } }],
+    [numbersCsv(3, 2000), { ...job(0), cleaning: { nullTokens: ["12", "-0"] } }],
     [nastyCsv(1, 3000), job(0)],
     [nastyCsv(2, 2500, { header: false }), job(4, { header: ["a", "b", "c", "d", "e", "f"] })],
     [nastyCsv(3, 2000, { header: false }), job(0, { hasHeader: false })],

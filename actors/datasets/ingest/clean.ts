@@ -87,12 +87,68 @@ export function normalizeValue(
   return convert(v, type);
 }
 
+/** A numeric text's number (thousands separators dropped), as {@link normalizeValue} makes it. */
+export function numberOf(text: string): number {
+  return Number(text.includes(",") ? text.replaceAll(",", "") : text);
+}
+
+/** Powers of ten that are exact doubles (10^0 … 10^22). */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/**
+ * `Number(text)` when `String(Number(text)) === text`, NaN otherwise. Such a text has an
+ * optional `-`, no leading zero, at most 15 significant digits, a fraction (if any) without a
+ * trailing zero, no exponent, and no more than 5 zeros after the point before the first digit
+ * of a number below 1 (`0.0000001` is written `1e-7`). Decimals of up to 15 significant digits
+ * map to distinct doubles (DBL_DIG), so the shortest text that reads back as the same double is
+ * this one. Its digits m (< 2^53) over 10^f (f ≤ 20) are both exact doubles, so one division
+ * gives the correctly rounded number (Clinger's fast path). The chunk writer keeps such a text
+ * as it came instead of reading it with `Number` and writing it out again with `String`.
+ */
+export function plainNumber(text: string): number {
+  const n = text.length;
+  const sign = text.charCodeAt(0) === 45 ? 1 : 0;
+  let i = sign;
+  const first = text.charCodeAt(i);
+  if (!isDigit(first)) return NaN; // also "" and "-"
+  let m = 0;
+  let digits = 0; // significant digits in m
+  if (first === 48) {
+    i++;
+  } else {
+    for (let c = first; i < n && isDigit(c = text.charCodeAt(i)); i++) {
+      m = m * 10 + (c - 48);
+      digits++;
+    }
+  }
+  if (i === n) {
+    if (digits > 15 || (first === 48 && sign === 1)) return NaN; // "-0" is written "0"
+    return sign ? -m : m;
+  }
+  if (text.charCodeAt(i) !== 46) return NaN;
+  const point = ++i;
+  let zeros = 0; // of a number below 1, before its first digit
+  for (let c; i < n && isDigit(c = text.charCodeAt(i)); i++) {
+    if (m === 0 && c === 48) zeros++;
+    else digits++;
+    m = m * 10 + (c - 48);
+  }
+  if (i !== n || i === point || text.charCodeAt(n - 1) === 48) return NaN;
+  if (digits > 15 || zeros > 5) return NaN;
+  const v = m / POW10[n - point]!;
+  return sign ? -v : v;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 function convert(v: unknown, type: ColumnType): unknown {
   if (typeof v !== "string") return v;
   switch (type) {
     case "integer":
     case "float":
-      return Number(v.includes(",") ? v.replaceAll(",", "") : v);
+      return numberOf(v);
     case "boolean": {
       const l = v.toLowerCase();
       return l === "true" || l === "yes";
@@ -148,7 +204,11 @@ export interface CleanResult {
  * `type` was inferred from the very values being cleaned): converted without being
  * classified again, with the same result.
  */
-function normalizeFitted(value: unknown, type: ColumnType, o: ResolvedValueOptions): unknown {
+export function normalizeFitted(
+  value: unknown,
+  type: ColumnType,
+  o: ResolvedValueOptions,
+): unknown {
   if (typeof value !== "string") {
     if (value === null || value === undefined) return null;
     return type === "string" ? asText(value) : value;

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { cleanRows, normalizeDatetime, normalizeValue, planColumns, rowHash } from "./clean.ts";
+import {
+  cleanRows,
+  normalizeDatetime,
+  normalizeValue,
+  plainNumber,
+  planColumns,
+  rowHash,
+} from "./clean.ts";
 import { IngestError } from "./errors.ts";
 import { inferColumns } from "./infer.ts";
 
@@ -116,5 +123,45 @@ Deno.test("cleanRows fitted: same rows as classifying every value, when types ar
       const fast = cleanRows(header, rows, rules, types, { fitted: true });
       assert.deepEqual(fast, slow, JSON.stringify({ rows, types, rules }));
     }
+  }
+});
+
+Deno.test("plainNumber reads exactly the texts String() writes, as Number() reads them", () => {
+  const check = (text: string) => {
+    const v = plainNumber(text);
+    const plain = String(Number(text)) === text;
+    if (v === v) {
+      assert.ok(plain, `${JSON.stringify(text)} is not written so by String()`);
+      assert.ok(Object.is(v, Number(text)), `${JSON.stringify(text)}: ${v} ≠ ${Number(text)}`);
+    } else if (plain && /^-?[0-9.]+$/.test(text)) {
+      // Missed: only texts of more than 15 significant digits may be.
+      const significant = text.replace(/^-/, "").replace(".", "").replace(/^0+/, "");
+      assert.ok(significant.length > 15, `${JSON.stringify(text)} is plain`);
+    }
+  };
+  for (
+    const text of [
+      ...["", "-", "0", "-0", "0.0", "1.", ".5", "-.5", "00", "01", "+1", "1e5", " 1", "1 "],
+      ...["0.000001", "0.0000001", "-0.000001", "999999999999999", "9999999999999999"],
+      ...["123456789012.345", "1234567890123.456", "0.1", "0.30000000000000004", "1,000"],
+      ...["5e-324", "Infinity", "NaN", "0x10", "1_000", "١٢", "12.50", "-12.5"],
+    ]
+  ) check(text);
+  assert.equal(plainNumber("0.000001"), 0.000001);
+  assert.equal(plainNumber("-12.5"), -12.5);
+  assert.ok(Number.isNaN(plainNumber("-0")), "-0 is written 0");
+  assert.ok(Number.isNaN(plainNumber("12.50")), "a trailing zero");
+  // Random texts of digits, points and signs, and numbers written by toFixed and String().
+  let x = 1;
+  const rand = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const alphabet = "0123456789.-";
+  for (let i = 0; i < 100_000; i++) {
+    let s = "";
+    for (let j = 1 + Math.floor(rand() * 18); j > 0; j--) s += alphabet[Math.floor(rand() * 12)];
+    check(s);
+    const scale = 10 ** Math.floor(rand() * 22 - 8);
+    check((rand() * scale).toFixed(Math.floor(rand() * 12)));
+    check(String(rand() * scale));
+    check(String(-Math.floor(rand() * 1e15)));
   }
 });
