@@ -83,6 +83,12 @@ export type Units = Uint8Array | Uint16Array;
 const LF = 10;
 const CR = 13;
 
+/** Index of `unit` in `units[from, n)`, or `n`. */
+function indexOr(units: Units, unit: number, from: number, n: number): number {
+  const at = units.indexOf(unit, from);
+  return at < 0 ? n : at;
+}
+
 /** A resumable record scanner over code units. */
 export interface RecordScanner {
   /** LF count so far. */
@@ -130,7 +136,12 @@ export class CsvScanner implements RecordScanner {
     this.content = true;
   }
 
-  /** See {@link RecordScanner.scan}. */
+  /**
+   * See {@link RecordScanner.scan}. Once the first real record has begun, the scanner jumps
+   * from one line feed or quote to the next with the arrays' native `indexOf` instead of
+   * looking at every unit: between them there are only delimiters and other characters,
+   * and of those only the last (CRs aside) decides whether a field starts.
+   */
   scan(units: Units, from: number, stopAt: number): number {
     const d = this.delimiter;
     const q = this.quote;
@@ -142,38 +153,95 @@ export class CsvScanner implements RecordScanner {
     let records = this.records;
     let content = this.content;
     let cut = -1;
-    for (let i = from; i < n; i++) {
-      const c = units[i]!;
+    // The next LF and quote at or after `i` (n when none); found again once `i` passes them.
+    let nlAt = -1;
+    let qAt = -1;
+    let i = from;
+    while (i < n) {
+      if (!content) {
+        // Before the first real record: one unit at a time (blank lines are no boundary).
+        const c = units[i++]!;
+        if (inQ) {
+          if (c === q) {
+            inQ = false;
+            after = true;
+          } else if (c === LF) lines++;
+          continue;
+        }
+        if (after) {
+          after = false;
+          if (c === q) {
+            inQ = true; // "" escape
+            continue;
+          }
+        }
+        if (c === LF) {
+          lines++;
+          records++;
+          fs = true;
+        } else if (c === d) fs = content = true;
+        else if (c === q && fs) {
+          inQ = content = true;
+          fs = false;
+        } else if (c !== CR) {
+          fs = false;
+          content = true;
+        }
+        continue;
+      }
       if (inQ) {
-        if (c === q) {
-          inQ = false;
-          after = true;
-        } else if (c === LF) lines++;
+        // Inside quotes: to the next quote, counting the LFs on the way.
+        if (qAt < i) qAt = indexOr(units, q, i, n);
+        for (;;) {
+          if (nlAt < i) nlAt = indexOr(units, LF, i, n);
+          if (nlAt >= qAt) break;
+          lines++;
+          i = nlAt + 1;
+        }
+        if (qAt === n) {
+          i = n;
+          break;
+        }
+        inQ = false;
+        after = true;
+        i = qAt + 1;
         continue;
       }
       if (after) {
         after = false;
-        if (c === q) {
+        if (units[i] === q) {
           inQ = true; // "" escape
+          i++;
           continue;
         }
       }
-      if (c === LF) {
+      if (nlAt < i) nlAt = indexOr(units, LF, i, n);
+      if (qAt < i) qAt = indexOr(units, q, i, n);
+      const stop = nlAt < qAt ? nlAt : qAt;
+      if (stop > i) {
+        // Units [i, stop) are delimiters and other characters: the last one that is not a
+        // CR says whether a field starts at `stop`.
+        let j = stop - 1;
+        while (j >= i && units[j] === CR) j--;
+        if (j >= i) fs = units[j] === d;
+      }
+      if (stop === n) {
+        i = n;
+        break;
+      }
+      i = stop + 1;
+      if (stop === nlAt) {
         lines++;
         records++;
         fs = true;
-        if (i >= stopAt && content) {
-          cut = i + 1;
+        if (stop >= stopAt) {
+          cut = i;
           break;
         }
-      } else if (c === d) fs = content = true;
-      else if (c === q && fs) {
-        inQ = content = true;
+      } else if (fs) {
+        inQ = true;
         fs = false;
-      } else if (c !== CR) {
-        fs = false;
-        content = true;
-      }
+      } // else: a quote inside an unquoted field is a character like any other (fs is false)
     }
     this.content = content;
     this.inQuotes = inQ;

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { NotJsonArrayError, SplitError } from "./errors.ts";
-import { type Chunk, type ChunkBoundary, chunkStream, type SplitOptions } from "./split.ts";
+import {
+  type Chunk,
+  type ChunkBoundary,
+  chunkStream,
+  CsvScanner,
+  type SplitOptions,
+} from "./split.ts";
 import { boundaries, streamOf, utf8 } from "./test_util.ts";
 
 const CSV: SplitOptions["format"] = { kind: "csv" };
@@ -275,4 +281,83 @@ Deno.test("chunkStream: keep picks the chunks whose bytes come, alloc gives thei
       // the first chunk is refused
     }
   }, RangeError);
+});
+
+/** The CSV scanner's rules one unit at a time, as it was written before it jumped (oracle). */
+class UnitByUnitScanner {
+  lines = 0;
+  records = 0;
+  quoting = false;
+  #after = false;
+  #fs = true;
+  #content = false;
+  constructor(readonly d: number, readonly q: number) {}
+
+  scan(units: Uint8Array | Uint16Array, from: number, stopAt: number): number {
+    for (let i = from; i < units.length; i++) {
+      const c = units[i]!;
+      if (this.quoting) {
+        if (c === this.q) {
+          this.quoting = false;
+          this.#after = true;
+        } else if (c === 10) this.lines++;
+        continue;
+      }
+      if (this.#after) {
+        this.#after = false;
+        if (c === this.q) {
+          this.quoting = true;
+          continue;
+        }
+      }
+      if (c === 10) {
+        this.lines++;
+        this.records++;
+        this.#fs = true;
+        if (i >= stopAt && this.#content) return i + 1;
+      } else if (c === this.d) this.#fs = this.#content = true;
+      else if (c === this.q && this.#fs) {
+        this.quoting = this.#content = true;
+        this.#fs = false;
+      } else if (c !== 13) {
+        this.#fs = false;
+        this.#content = true;
+      }
+    }
+    return -1;
+  }
+}
+
+Deno.test("CSV scanner: jumping between line feeds and quotes gives what a unit-by-unit scan gives", () => {
+  let x = 9;
+  const rand = (n: number) => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n;
+  const alphabet = ['"', ",", ";", "\r", "\n", "a", "b", " ", "\n\n"];
+  for (let t = 0; t < 3000; t++) {
+    const wide = t % 5 === 0;
+    let text = "";
+    for (let len = rand(300); len > 0; len--) text += alphabet[rand(alphabet.length)];
+    const units = wide
+      ? Uint16Array.from(text, (c) => c.charCodeAt(0))
+      : new TextEncoder().encode(text);
+    const [d, q] = t % 7 === 0 ? [59, 97] : [44, 34]; // ";" and "a" as quote, sometimes
+    const fast = new CsvScanner(String.fromCharCode(d), String.fromCharCode(q));
+    const slow = new UnitByUnitScanner(d, q);
+    // Scanned in pieces (as a stream arrives), each from a random start with a random target.
+    let at = 0;
+    for (let step = 0; at < units.length && step < 200; step++) {
+      const end = Math.min(units.length, at + 1 + rand(60));
+      const piece = units.subarray(0, end);
+      const stopAt = at + rand(40);
+      const a = fast.scan(piece, at, stopAt);
+      const b = slow.scan(piece, at, stopAt);
+      const where = `case ${t}, ${JSON.stringify(text)}, from ${at} to ${end}, stop at ${stopAt}`;
+      assert.equal(a, b, where);
+      assert.deepEqual(
+        [fast.lines, fast.records, fast.quoting],
+        [slow.lines, slow.records, slow.quoting],
+        where,
+      );
+      at = a < 0 ? end : a;
+    }
+  }
 });
