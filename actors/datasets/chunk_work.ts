@@ -291,7 +291,6 @@ class ChunkWriter {
           if (isNullText(s, o)) {
             this.#put(k, null);
           } else {
-            this.#w.byte(9);
             const v = plainNumber(s);
             if (v === v) this.#number(k, v, s);
             else this.#number(k, numberOf(s));
@@ -312,37 +311,35 @@ class ChunkWriter {
     const w = this.#w;
     const values = this.#values;
     const texts = this.#texts;
-    w.byte(9);
     if (v === null || v === undefined) {
       values[k] = null;
       texts[k] = null;
-      w.byte(92);
-      w.byte(78);
+      w.asciiField("\\N");
     } else if (typeof v === "number") {
       this.#number(k, v);
     } else if (typeof v === "boolean") {
       values[k] = v;
       texts[k] = null;
-      w.ascii(v ? "true" : "false");
+      w.asciiField(v ? "true" : "false");
     } else {
       const t = typeof v === "string" ? v : JSON.stringify(v);
       values[k] = t;
       texts[k] = null;
-      w.text(t);
+      w.textField(t);
     }
   }
 
-  /** A number of column `k` (after its tab); `text`: its `String()` when known. */
+  /** A number of column `k`; `text`: its `String()` when known. */
   #number(k: number, v: number, text?: string): void {
     const t = text ?? String(v);
     this.#values[k] = v;
     this.#texts[k] = t;
-    this.#w.ascii(t);
+    this.#w.asciiField(t);
   }
 
   /** Ends the row being written. */
   #end(): void {
-    this.#w.byte(10);
+    this.#w.newline();
     this.#profile.addRow(this.#values, this.#types, this.#texts);
   }
 
@@ -440,9 +437,9 @@ class CopyWriter {
     this.#pos = 0;
   }
 
-  byte(b: number): void {
+  newline(): void {
     this.#room(1);
-    this.#buf[this.#pos++] = b;
+    this.#buf[this.#pos++] = 10;
   }
 
   /** A counter's digits. */
@@ -455,21 +452,26 @@ class CopyWriter {
     this.#pos = pos;
   }
 
-  /** Text known to be ASCII without tab, newline, CR or backslash (numbers, booleans, ids). */
-  ascii(s: string): void {
+  /**
+   * A tab, then text known to be ASCII without tab, newline or CR (numbers, booleans, `\N`):
+   * the field's separator and value with one check for room.
+   */
+  asciiField(s: string): void {
     const n = s.length;
-    this.#room(n);
+    this.#room(n + 1);
     const buf = this.#buf;
     let pos = this.#pos;
+    buf[pos++] = 9;
     for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i);
     this.#pos = pos;
   }
 
-  /** Any text, escaped for COPY. */
-  text(s: string): void {
+  /** A tab, then any text, escaped for COPY. */
+  textField(s: string): void {
     const n = s.length;
-    this.#room(2 * n);
+    this.#room(2 * n + 1);
     const buf = this.#buf;
+    buf[this.#pos++] = 9;
     const start = this.#pos;
     let pos = start;
     for (let i = 0; i < n; i++) {
