@@ -108,12 +108,14 @@ export class FastCsvReader {
     let pos = this.#pos;
     // The text ends with a line feed unless it reaches the body's end: a record that runs to
     // the end of the text while there is more body is read again with the next piece.
+    let quoteAt = -1; // the next quote at or after `pos` in `text` (n when none)
     const more = (): boolean => {
       this.#pos = pos;
       if (!this.#more()) return false;
       text = this.#text;
       n = text.length;
       pos = 0;
+      quoteAt = -1;
       return true;
     };
     while (records.length < max) {
@@ -132,14 +134,26 @@ export class FastCsvReader {
       }
       let end = nl;
       if (end > pos && text.charCodeAt(end - 1) === 13) end--;
-      const line = text.slice(pos, end);
-      if (line.indexOf(quote) < 0) {
-        if (line.trim().length === 0) {
-          // csv-parse's skip_empty_lines drops blank lines; a whitespace-only line that is
-          // not empty is left to csv-parse's rules.
-          if (line.length !== 0) return null;
+      // The next quote is looked for once per quote, not once per line.
+      if (quoteAt < pos) {
+        quoteAt = text.indexOf(quote, pos);
+        if (quoteAt < 0) quoteAt = n;
+      }
+      if (quoteAt >= end) {
+        // A line that starts with a printable ASCII character is not blank (no trim; trim
+        // also takes non-ASCII spaces).
+        const first = text.charCodeAt(pos);
+        if (end === pos || first <= 32 || first >= 127) {
+          const line = text.slice(pos, end);
+          if (line.trim().length === 0) {
+            // csv-parse's skip_empty_lines drops blank lines; a whitespace-only line that is
+            // not empty is left to csv-parse's rules.
+            if (line.length !== 0) return null;
+          } else {
+            records.push(line.split(delimiter));
+          }
         } else {
-          records.push(line.split(delimiter));
+          records.push(text.slice(pos, end).split(delimiter));
         }
         pos = nl + 1;
         continue;

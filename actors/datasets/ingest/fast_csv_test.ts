@@ -165,4 +165,8 @@ Deno.test("fast csv: well-formed input is taken, malformed is handed back", () =
   assert.equal(ok('"unclosed,c\n'), null, "unclosed quote");
   assert.equal(fastCsvRecords(new Uint8Array([0x61, 0xff, 0x0a]), ",", '"'), null, "bad UTF-8");
   assert.equal(ok("a,b\n   \n"), null, "a whitespace-only line is csv-parse's to judge");
+  for (const space of ["\t", "\u00a0", "\u2028", "\ufeff", "\u3000"]) {
+    assert.equal(ok(`a,b\n${space}\n1,2\n`), null, `a line of ${JSON.stringify(space)} alone`);
+    assert.deepEqual(ok(`a,b\n${space}x,2\n`), [["a", "b"], [`${space}x`, "2"]]);
+  }
 });
