@@ -54,6 +54,20 @@ export class TableProfile {
     return [...this.#columns.keys()];
   }
 
+  /**
+   * The columns of {@link TableProfile.addRow}, by position, for a caller that adds each
+   * value to its column as it comes (as `addRow` would) and counts the rows with
+   * {@link TableProfile.countRows}.
+   */
+  get positional(): readonly ColumnProfile[] {
+    return this.#positional;
+  }
+
+  /** Counts `n` rows whose values were added to the {@link TableProfile.positional} columns. */
+  countRows(n: number): void {
+    this.#rows += n;
+  }
+
   /** The profile of a column, if present. */
   column(name: string): ColumnProfile | undefined {
     return this.#columns.get(name);
