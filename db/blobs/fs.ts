@@ -139,22 +139,24 @@ export class FsBlobStore implements BlobStore {
   ): Promise<ReadableStream<Uint8Array>> {
     const { file, length } = await this.#openRange(sha256, range);
     let left = length;
-    return new ReadableStream<Uint8Array>({
+    // A byte stream: a reader that brings its own buffer (the dataset splitter does, and uses
+    // it again) is read into, instead of a fresh 256 KiB buffer each read.
+    return new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: 256 * 1024,
       async pull(controller) {
-        if (left <= 0) {
-          file.close();
-          controller.close();
-          return;
-        }
-        const buf = new Uint8Array(Math.min(left, 256 * 1024));
-        const n = await file.read(buf);
+        const request = controller.byobRequest!;
+        const view = request.view!;
+        const into = new Uint8Array(view.buffer, view.byteOffset, Math.min(left, view.byteLength));
+        const n = left <= 0 ? null : await file.read(into);
         if (n === null) {
           file.close();
           controller.close();
+          request.respond(0);
           return;
         }
         left -= n;
-        controller.enqueue(buf.subarray(0, n));
+        request.respond(n);
       },
       cancel() {
         file.close();

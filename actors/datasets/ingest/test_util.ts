@@ -25,6 +25,35 @@ export function streamOf(bytes: Uint8Array, piece = 64 * 1024): ReadableStream<U
   });
 }
 
+/**
+ * A byte stream (`type: "bytes"`, as a file's is) delivering `bytes` at most `piece` bytes a
+ * read, into the reader's own buffer when it brings one.
+ */
+export function byteStreamOf(bytes: Uint8Array, piece = 64 * 1024): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const request = controller.byobRequest;
+      if (at >= bytes.length) {
+        controller.close();
+        request?.respond(0);
+        return;
+      }
+      if (request) {
+        const view = new Uint8Array(request.view!.buffer, request.view!.byteOffset);
+        const n = Math.min(piece, bytes.length - at, request.view!.byteLength);
+        view.set(bytes.subarray(at, at + n));
+        at += n;
+        request.respond(n);
+      } else {
+        controller.enqueue(bytes.slice(at, at + piece));
+        at += piece;
+      }
+    },
+  });
+}
+
 /** UTF-8 bytes of a string. */
 export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);
