@@ -291,18 +291,23 @@ class ChunkWriter {
       this.#w.digits(id);
       for (let k = 0; k < width; k++) {
         const raw = row[keep[k]!];
-        const type = types[k];
-        if (typeof raw === "string" && (type === "integer" || type === "float")) {
-          const s = o.trim ? trimFast(raw) : raw;
-          if (isNullText(s, o)) {
-            this.#put(k, null);
-          } else {
-            const v = plainNumber(s);
-            if (v === v) this.#number(k, v, s);
-            else this.#number(k, numberOf(s));
-          }
-        } else {
+        const type = types[k]!;
+        if (typeof raw !== "string" || (type !== "integer" && type !== "float")) {
           this.#put(k, normalizeFitted(raw, type as ColumnType, o));
+          continue;
+        }
+        const s = o.trim ? trimFast(raw) : raw;
+        if (isNullText(s, o)) {
+          this.#put(k, null);
+          continue;
+        }
+        const v = plainNumber(s);
+        if (v === v) {
+          // Finite, of the column's type (valueType's answer), and written as it came.
+          this.#columns[k]!.add(v, type, s);
+          this.#w.asciiField(s);
+        } else {
+          this.#number(k, numberOf(s));
         }
       }
       this.#end();
