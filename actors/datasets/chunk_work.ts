@@ -523,6 +523,13 @@ export const CHUNK_WORKER_YOUNG_MB = 8;
  */
 export const CHUNK_WORKER_IDLE_MS = 1000;
 
+/**
+ * Chunks a worker is given at once: the next one waits in the worker as it finishes one. With
+ * one, a worker sat idle ~10 % of the time while its result and the next chunk went through
+ * the main thread, which shares the cores with the workers.
+ */
+export const CHUNK_WORKER_DEPTH = 2;
+
 /** Input buffers a {@link ChunkProcessor} keeps for later chunks. */
 const INPUT_SPARE = 4;
 /** Input buffers are made in multiples of this, so one fits the chunks of about its size. */
@@ -543,6 +550,7 @@ export class ChunkProcessor {
       ? new WorkerPool(url ?? new URL("./chunk_worker.ts", import.meta.url), workers, {
         youngGenerationMb: CHUNK_WORKER_YOUNG_MB,
         idleMs: CHUNK_WORKER_IDLE_MS,
+        depth: CHUNK_WORKER_DEPTH,
       })
       : null;
   }

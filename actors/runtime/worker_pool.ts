@@ -1,7 +1,12 @@
 /**
  * A small pool of workers for CPU-bound steps (PDF text extraction, chunk parsing), so a
  * process uses more than one core. Workers start on first use; each runs one task at a time;
- * tasks queue in order. A worker that dies rejects its task and is replaced.
+ * tasks queue in order. A worker that dies rejects its tasks and is replaced.
+ *
+ * With `depth` > 1 a worker is given up to that many tasks at once (it still runs them one
+ * after the other): the next is waiting in the worker when one ends, instead of after a trip
+ * through this thread, which on a busy machine may not be scheduled at once. A worker that
+ * dies then rejects every task it was given (their transferred buffers went with it).
  *
  * With `idleMs`, a worker that has had no task for that long is stopped (its heap given back);
  * the next task starts a new one.
@@ -38,7 +43,8 @@ interface PoolWorker {
 
 interface Slot {
   worker: PoolWorker;
-  task: Task | null;
+  /** Given to the worker, oldest first. */
+  tasks: Task[];
   idle?: ReturnType<typeof setTimeout>;
 }
 
@@ -52,6 +58,8 @@ export interface WorkerPoolOptions {
   youngGenerationMb?: number;
   /** Stop a worker after this long without a task. @default never */
   idleMs?: number;
+  /** Tasks a worker is given at once (see the module doc). @default 1 */
+  depth?: number;
 }
 
 /** A worker died (or never started: a module that fails to load, no worker support). */
@@ -74,16 +82,19 @@ export class WorkerPool {
   readonly #toError: ErrorFactory;
   readonly #youngMb: number | undefined;
   readonly #idleMs: number | undefined;
+  readonly #depth: number;
 
   constructor(
     private readonly url: URL,
     readonly size: number,
-    { toError = workerError, youngGenerationMb, idleMs }: WorkerPoolOptions = {},
+    { toError = workerError, youngGenerationMb, idleMs, depth = 1 }: WorkerPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
+    if (!Number.isInteger(depth) || depth < 1) throw new RangeError("depth must be 1 or more");
     this.#toError = toError;
     this.#youngMb = youngGenerationMb;
     this.#idleMs = idleMs;
+    this.#depth = depth;
   }
 
   /** Workers running now (started and not stopped). */
@@ -114,7 +125,7 @@ export class WorkerPool {
     for (const t of this.#queue.splice(0)) t.reject(err);
     for (const s of this.#slots) {
       clearTimeout(s.idle);
-      s.task?.reject(err);
+      for (const t of s.tasks.splice(0)) t.reject(err);
       s.worker.terminate();
     }
     this.#slots = [];
@@ -122,14 +133,20 @@ export class WorkerPool {
 
   #pump(): void {
     while (this.#queue.length) {
-      let slot = this.#slots.find((s) => s.task === null);
+      // An idle worker, else a new one, else the least busy one with room.
+      let slot = this.#slots.find((s) => s.tasks.length === 0);
+      if (!slot && this.#slots.length < this.size) slot = this.#spawn();
       if (!slot) {
-        if (this.#slots.length >= this.size) return;
-        slot = this.#spawn();
+        for (const s of this.#slots) {
+          if (s.tasks.length < this.#depth && (!slot || s.tasks.length < slot.tasks.length)) {
+            slot = s;
+          }
+        }
+        if (!slot) return;
       }
       const task = this.#queue.shift()!;
       clearTimeout(slot.idle);
-      slot.task = task;
+      slot.tasks.push(task);
       slot.worker.postMessage({ id: task.id, method: task.method, args: task.args }, task.transfer);
     }
   }
@@ -137,15 +154,15 @@ export class WorkerPool {
   #spawn(): Slot {
     const onMessage = (data: unknown) => {
       const msg = data as { id: number; ok: boolean; value?: unknown; error?: WorkerError };
-      const task = slot.task;
-      if (!task || task.id !== msg.id) return;
-      slot.task = null;
-      if (msg.ok) task.resolve(msg.value);
-      else task.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
+      const at = slot.tasks.findIndex((t) => t.id === msg.id);
+      if (at < 0) return;
+      const [task] = slot.tasks.splice(at, 1);
+      if (msg.ok) task!.resolve(msg.value);
+      else task!.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
       this.#pump();
-      if (slot.task === null && this.#idleMs !== undefined) {
+      if (slot.tasks.length === 0 && this.#idleMs !== undefined) {
         slot.idle = setTimeout(() => {
-          if (slot.task !== null || !this.#slots.includes(slot)) return;
+          if (slot.tasks.length > 0 || !this.#slots.includes(slot)) return;
           this.#slots = this.#slots.filter((s) => s !== slot); // before: its exit is no crash
           slot.worker.terminate();
         }, this.#idleMs);
@@ -154,16 +171,15 @@ export class WorkerPool {
     };
     const onCrash = (message: string) => {
       if (!this.#slots.includes(slot)) return; // closed, or already reported
-      const task = slot.task;
-      slot.task = null;
+      const tasks = slot.tasks.splice(0);
       clearTimeout(slot.idle);
       slot.worker.terminate();
       this.#slots = this.#slots.filter((s) => s !== slot);
-      task?.reject(new WorkerCrashedError(message));
+      for (const task of tasks) task.reject(new WorkerCrashedError(message));
       if (!this.#closed) this.#pump();
     };
     // Both handlers run on events, after `slot` is set.
-    const slot: Slot = { worker: this.#start(onMessage, onCrash), task: null };
+    const slot: Slot = { worker: this.#start(onMessage, onCrash), tasks: [] };
     this.#slots.push(slot);
     return slot;
   }

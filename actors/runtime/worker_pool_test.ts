@@ -84,3 +84,50 @@ for (const kind of ["web", "node"] as const) {
     },
   );
 }
+
+for (const kind of ["web", "node"] as const) {
+  Deno.test(
+    { name: `worker pool (${kind} workers): depth gives a worker tasks ahead`, ...opts },
+    async () => {
+      const node = kind === "node" ? { youngGenerationMb: 4 } : {};
+      const pool = new WorkerPool(url, 1, { depth: 2, ...node });
+      try {
+        // Both tasks are in the one worker at once: the short one, given second, answers
+        // first, and each answer reaches its own caller.
+        const order: number[] = [];
+        const [slow, quick] = await Promise.all([
+          pool.run<number>("wait", [400]).then((v) => (order.push(v), v)),
+          pool.run<number>("wait", [20]).then((v) => (order.push(v), v)),
+        ]);
+        assert.deepEqual([slow, quick, order], [400, 20, [20, 400]]);
+        // A third waits in the pool until the worker has room.
+        const three = await Promise.all([1, 2, 3].map(() => pool.run<number>("tally", [])));
+        assert.deepEqual(three.sort(), [1, 2, 3], "one worker ran all three");
+        if (kind === "node") {
+          // A worker that dies takes the tasks it was given with it; the pool goes on.
+          const dying = pool.run("exit", []);
+          const given = pool.run("echo", ["given to the dying worker"]);
+          await assert.rejects(() => dying, WorkerCrashedError);
+          await assert.rejects(() => given, WorkerCrashedError);
+          assert.equal(await pool.run("echo", ["after"]), "after", "a new worker took over");
+        }
+      } finally {
+        pool.close();
+      }
+    },
+  );
+}
+
+Deno.test({ name: "worker pool: one task at a time a worker by default", ...opts }, async () => {
+  const pool = new WorkerPool(url, 1);
+  try {
+    const order: number[] = [];
+    await Promise.all([
+      pool.run<number>("wait", [300]).then((v) => order.push(v)),
+      pool.run<number>("wait", [20]).then((v) => order.push(v)),
+    ]);
+    assert.deepEqual(order, [300, 20], "the second task waited for the first");
+  } finally {
+    pool.close();
+  }
+});
