@@ -124,7 +124,42 @@ export class PostgresBlobStore implements BlobStore {
     const size = Math.max(0, r.stop - r.start);
     // Sized (and a wrong-sized `into` refused) before the stream starts reading parts.
     const out = bufferFor(size, into);
-    return await readExactly(this.#stream(sha256, r), size, `blob ${sha256}`, out);
+    if (this.#db.dialect === "pglite") {
+      return await readExactly(this.#stream(sha256, r), size, `blob ${sha256}`, out);
+    }
+    // Decoded straight into `out`, a part's range at a time.
+    for (let pos = r.start; pos < r.stop;) {
+      const { index, from, length } = partRange(r, pos);
+      pos += await this.#part(sha256, r.row, index, from, length, out, pos - r.start);
+    }
+    return out;
+  }
+
+  /**
+   * `length` bytes of part `index` from `from`, read as base64 and decoded into `out` at `at`
+   * (natively, `setFromBase64`); the count. node-postgres reads a bytea as hex, a string twice
+   * its size that it decodes in JavaScript: per 1 MiB chunk of a dataset ~10 ms more of the
+   * main thread's CPU than base64, and ~25 % longer in all (100 reads of 1 MB ranges from a
+   * local PostgreSQL: 2.5 s as base64, 3.2-3.5 s as bytea).
+   */
+  async #part(
+    sha256: string,
+    row: BlobRow,
+    index: number,
+    from: number,
+    length: number,
+    out: Uint8Array,
+    at: number,
+  ): Promise<number> {
+    const rows = await this.#db.query<{ data: string | null }>(
+      `SELECT encode(substring(data FROM $3::int FOR $4::int), 'base64') AS data
+       FROM troupe_blob_parts WHERE upload_id = $1 AND part = $2`,
+      [row.upload_id, index, from + 1, length],
+    );
+    const text = rows[0]?.data;
+    const n = text ? base64Into(text, out.subarray(at, at + length)) : 0;
+    if (n === 0) throw new Error(`blob ${sha256} is missing part ${index}`);
+    return n;
   }
 
   async read(
@@ -150,6 +185,8 @@ export class PostgresBlobStore implements BlobStore {
     { row, start, stop }: BlobRange,
   ): ReadableStream<Uint8Array> {
     const db = this.#db;
+    const part = (index: number, from: number, length: number, out: Uint8Array) =>
+      this.#part(sha256, row, index, from, length, out, 0);
     let pos = start;
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
@@ -157,13 +194,18 @@ export class PostgresBlobStore implements BlobStore {
           controller.close();
           return;
         }
-        const index = Math.floor(pos / row.part_size);
-        const from = pos - index * row.part_size;
-        const length = Math.min(row.part_size - from, stop - pos);
-        // Only the bytes asked for: parts are stored uncompressed (migration 0007), so the
-        // server reads just their pages. A chunk of a dataset, which straddles two parts,
-        // reads its own size, not two parts: half the bytes on the wire and in the client's
-        // buffers. bytea as it comes (hex over node-postgres): measured faster than base64.
+        const { index, from, length } = partRange({ row, start, stop }, pos);
+        if (db.dialect !== "pglite") {
+          // Base64, decoded natively (see #part).
+          const out = new Uint8Array(length);
+          const n = await part(index, from, length, out);
+          controller.enqueue(n === length ? out : out.subarray(0, n));
+          pos += n;
+          return;
+        }
+        // PGlite gives a bytea as bytes. Either way only the bytes asked for are read:
+        // parts are stored uncompressed (migration 0007), so the server reads just their
+        // pages, and a chunk of a dataset, which straddles two parts, reads its own size.
         const rows = await db.query<{ data: Uint8Array }>(
           `SELECT substring(data FROM $3::int FOR $4::int) AS data FROM troupe_blob_parts
            WHERE upload_id = $1 AND part = $2`,
@@ -208,6 +250,39 @@ interface BlobRow {
   upload_id: string;
   size: number;
   part_size: number;
+}
+
+/**
+ * The part holding byte `pos` of a range: its index, where `pos` is in it, and how many bytes
+ * of the range it holds from there.
+ */
+function partRange(
+  { row, stop }: BlobRange,
+  pos: number,
+): { index: number; from: number; length: number } {
+  const index = Math.floor(pos / row.part_size);
+  const from = pos - index * row.part_size;
+  return { index, from, length: Math.min(row.part_size - from, stop - pos) };
+}
+
+/**
+ * Decodes base64 (PostgreSQL's, with a line feed every 76 characters) into `out`; the bytes
+ * written. Native (`Uint8Array.prototype.setFromBase64`, which skips the line feeds) where
+ * there is one, else node's Buffer.
+ */
+function base64Into(text: string, out: Uint8Array): number {
+  const native = (out as Uint8Array & {
+    setFromBase64?: (s: string) => { read: number; written: number };
+  }).setFromBase64;
+  if (native) {
+    const { read, written } = native.call(out, text);
+    if (read !== text.length) throw new Error("blob part: more bytes than its range");
+    return written;
+  }
+  const bytes = Buffer.from(text, "base64");
+  if (bytes.length > out.length) throw new Error("blob part: more bytes than its range");
+  out.set(bytes);
+  return bytes.length;
 }
 
 /** A blob's row and a byte range of it, clamped to its size. */
