@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { WorkerCrashedError, WorkerPool } from "./worker_pool.ts";
+import { within } from "../../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
@@ -95,10 +96,14 @@ for (const kind of ["web", "node"] as const) {
         // Both tasks are in the one worker at once: the short one, given second, answers
         // first, and each answer reaches its own caller.
         const order: number[] = [];
-        const [slow, quick] = await Promise.all([
-          pool.run<number>("wait", [400]).then((v) => (order.push(v), v)),
-          pool.run<number>("wait", [20]).then((v) => (order.push(v), v)),
-        ]);
+        const [slow, quick] = await within(
+          Promise.all([
+            pool.run<number>("wait", [400]).then((v) => (order.push(v), v)),
+            pool.run<number>("wait", [20]).then((v) => (order.push(v), v)),
+          ]),
+          10_000,
+          "both answers",
+        );
         assert.deepEqual([slow, quick, order], [400, 20, [20, 400]]);
         // A third waits in the pool until the worker has room.
         const three = await Promise.all([1, 2, 3].map(() => pool.run<number>("tally", [])));
