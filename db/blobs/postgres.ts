@@ -16,7 +16,6 @@ import {
   bufferFor,
   type PutOptions,
   type PutResult,
-  readExactly,
   SHA256_HEX,
 } from "./port.ts";
 
@@ -121,45 +120,64 @@ export class PostgresBlobStore implements BlobStore {
     into?: Uint8Array,
   ): Promise<Uint8Array> {
     const r = await this.#range(sha256, range);
-    const size = Math.max(0, r.stop - r.start);
-    // Sized (and a wrong-sized `into` refused) before the stream starts reading parts.
-    const out = bufferFor(size, into);
-    if (this.#db.dialect === "pglite") {
-      return await readExactly(this.#stream(sha256, r), size, `blob ${sha256}`, out);
-    }
-    // Decoded straight into `out`, a part's range at a time.
+    // Sized (and a wrong-sized `into` refused) before any part is read.
+    const out = bufferFor(Math.max(0, r.stop - r.start), into);
+    // Straight into `out`, a part's range at a time.
     for (let pos = r.start; pos < r.stop;) {
-      const { index, from, length } = partRange(r, pos);
-      pos += await this.#part(sha256, r.row, index, from, length, out, pos - r.start);
+      pos += (await this.#part(sha256, r, pos, out.subarray(pos - r.start))).byteLength;
     }
     return out;
   }
 
   /**
-   * `length` bytes of part `index` from `from`, read as base64 and decoded into `out` at `at`
-   * (natively, `setFromBase64`); the count. node-postgres reads a bytea as hex, a string twice
-   * its size that it decodes in JavaScript: per 1 MiB chunk of a dataset ~10 ms more of the
-   * main thread's CPU than base64, and ~25 % longer in all (100 reads of 1 MB ranges from a
-   * local PostgreSQL: 2.5 s as base64, 3.2-3.5 s as bytea).
+   * The bytes of range `r` from `pos` to the end of the part holding `pos`: into `out` when
+   * given (a view of it is returned), else in a buffer of their own. Only the bytes asked for
+   * are read: parts are stored uncompressed (migration 0007), so the server reads just their
+   * pages, and a chunk of a dataset, which straddles two parts, reads its own size.
+   *
+   * PGlite gives a bytea as bytes. Over the wire it is read as base64 and decoded natively
+   * (`setFromBase64`): node-postgres reads a bytea as hex, a string twice its size that it
+   * decodes in JavaScript, per 1 MiB chunk of a dataset ~10 ms more of the main thread's CPU
+   * than base64, and ~25 % longer in all (100 reads of 1 MB ranges from a local PostgreSQL:
+   * 2.5 s as base64, 3.2-3.5 s as bytea).
    */
   async #part(
     sha256: string,
-    row: BlobRow,
-    index: number,
-    from: number,
-    length: number,
-    out: Uint8Array,
-    at: number,
-  ): Promise<number> {
+    r: BlobRange,
+    pos: number,
+    out?: Uint8Array,
+  ): Promise<Uint8Array> {
+    const index = Math.floor(pos / r.row.part_size);
+    const from = pos - index * r.row.part_size;
+    const length = Math.min(r.row.part_size - from, r.stop - pos);
+    const params = [r.row.upload_id, index, from + 1, length];
+    const missing = () => new Error(`blob ${sha256} is missing part ${index}`);
+    if (this.#db.dialect === "pglite") {
+      const rows = await this.#db.query<{ data: Uint8Array }>(
+        `SELECT substring(data FROM $3::int FOR $4::int) AS data FROM troupe_blob_parts
+         WHERE upload_id = $1 AND part = $2`,
+        params,
+      );
+      const data = rows[0]?.data;
+      if (!data || data.byteLength === 0) throw missing();
+      if (out) {
+        out.set(data);
+        return out.subarray(0, data.byteLength);
+      }
+      // A view into a pooled or shared buffer is copied: the reader gets bytes of its own.
+      const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      return own ? data : new Uint8Array(data);
+    }
     const rows = await this.#db.query<{ data: string | null }>(
       `SELECT encode(substring(data FROM $3::int FOR $4::int), 'base64') AS data
        FROM troupe_blob_parts WHERE upload_id = $1 AND part = $2`,
-      [row.upload_id, index, from + 1, length],
+      params,
     );
     const text = rows[0]?.data;
-    const n = text ? base64Into(text, out.subarray(at, at + length)) : 0;
-    if (n === 0) throw new Error(`blob ${sha256} is missing part ${index}`);
-    return n;
+    const dest = (out ?? new Uint8Array(length)).subarray(0, length);
+    const n = text ? base64Into(text, dest) : 0;
+    if (n === 0) throw missing();
+    return dest.subarray(0, n);
   }
 
   async read(
@@ -179,47 +197,18 @@ export class PostgresBlobStore implements BlobStore {
     return { row, start: Math.max(0, start), stop: Math.min(end ?? row.size, row.size) };
   }
 
-  /** The bytes `start..stop` of the blob `row` describes, a part's worth at a time. */
-  #stream(
-    sha256: string,
-    { row, start, stop }: BlobRange,
-  ): ReadableStream<Uint8Array> {
-    const db = this.#db;
-    const part = (index: number, from: number, length: number, out: Uint8Array) =>
-      this.#part(sha256, row, index, from, length, out, 0);
-    let pos = start;
+  /** The bytes of range `r`, a part's worth at a time. */
+  #stream(sha256: string, r: BlobRange): ReadableStream<Uint8Array> {
+    let pos = r.start;
     return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (pos >= stop) {
+      pull: async (controller) => {
+        if (pos >= r.stop) {
           controller.close();
           return;
         }
-        const { index, from, length } = partRange({ row, start, stop }, pos);
-        if (db.dialect !== "pglite") {
-          // Base64, decoded natively (see #part).
-          const out = new Uint8Array(length);
-          const n = await part(index, from, length, out);
-          controller.enqueue(n === length ? out : out.subarray(0, n));
-          pos += n;
-          return;
-        }
-        // PGlite gives a bytea as bytes. Either way only the bytes asked for are read:
-        // parts are stored uncompressed (migration 0007), so the server reads just their
-        // pages, and a chunk of a dataset, which straddles two parts, reads its own size.
-        const rows = await db.query<{ data: Uint8Array }>(
-          `SELECT substring(data FROM $3::int FOR $4::int) AS data FROM troupe_blob_parts
-           WHERE upload_id = $1 AND part = $2`,
-          [row.upload_id, index, from + 1, length],
-        );
-        const data = rows[0]?.data;
-        if (!data || data.byteLength === 0) {
-          controller.error(new Error(`blob ${sha256} is missing part ${index}`));
-          return;
-        }
-        // A view into a pooled or shared buffer is copied: the reader gets bytes of its own.
-        const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-        controller.enqueue(own ? data : new Uint8Array(data));
-        pos += data.byteLength;
+        const bytes = await this.#part(sha256, r, pos);
+        controller.enqueue(bytes);
+        pos += bytes.byteLength;
       },
     });
   }
@@ -250,19 +239,6 @@ interface BlobRow {
   upload_id: string;
   size: number;
   part_size: number;
-}
-
-/**
- * The part holding byte `pos` of a range: its index, where `pos` is in it, and how many bytes
- * of the range it holds from there.
- */
-function partRange(
-  { row, stop }: BlobRange,
-  pos: number,
-): { index: number; from: number; length: number } {
-  const index = Math.floor(pos / row.part_size);
-  const from = pos - index * row.part_size;
-  return { index, from, length: Math.min(row.part_size - from, stop - pos) };
 }
 
 /**
