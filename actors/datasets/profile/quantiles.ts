@@ -263,7 +263,7 @@ export class KllSketch {
       if (to % 2 === 1) from = 1;
     }
     const promoted = (to - from) >>> 1;
-    this.#upper[h] = mergeHalf(this.#upper[h]!, items, from + this.#nextBit(), promoted);
+    this.#upper[h] = mergeSorted(this.#upper[h]!, items, from + this.#nextBit(), 2, promoted);
     if (h === 0) {
       if (from === 1) this.#n0 = 1; // the odd item out is #buf[0] already
       else this.#n0 = 0;
@@ -343,38 +343,31 @@ class SortedView {
 }
 
 /**
- * Merge of sorted `a` with every other item of sorted `b` from `start` (`count` items:
- * `b[start]`, `b[start + 2]`, …).
+ * Merge of sorted `a` with `count` items of sorted `b` taken every `step` from `start`
+ * (`b[start]`, `b[start + step]`, …; by default all of `b`). `a` itself when nothing is added.
  */
-function mergeHalf(a: Float64Array, b: Float64Array, start: number, count: number): Float64Array {
+function mergeSorted(
+  a: Float64Array,
+  b: Float64Array,
+  start = 0,
+  step = 1,
+  count = b.length,
+): Float64Array {
+  if (count === 0) return a;
   const out = new Float64Array(a.length + count);
   let i = 0;
   let j = start;
-  const end = start + 2 * count;
+  const end = start + step * count;
   let o = 0;
   while (i < a.length && j < end) {
     if (a[i]! <= b[j]!) out[o++] = a[i++]!;
     else {
       out[o++] = b[j]!;
-      j += 2;
+      j += step;
     }
   }
   while (i < a.length) out[o++] = a[i++]!;
-  for (; j < end; j += 2) out[o++] = b[j]!;
-  return out;
-}
-
-/** Merge of two sorted arrays. */
-function mergeSorted(a: Float64Array, b: Float64Array): Float64Array {
-  if (a.length === 0) return b.slice();
-  if (b.length === 0) return a;
-  const out = new Float64Array(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let o = 0;
-  while (i < a.length && j < b.length) out[o++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
-  while (i < a.length) out[o++] = a[i++]!;
-  while (j < b.length) out[o++] = b[j++]!;
+  for (; j < end; j += step) out[o++] = b[j]!;
   return out;
 }
 
