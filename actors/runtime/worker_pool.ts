@@ -134,16 +134,16 @@ export class WorkerPool {
   #pump(): void {
     while (this.#queue.length) {
       // An idle worker, else a new one, else the least busy one with room.
-      let slot = this.#slots.find((s) => s.tasks.length === 0);
-      if (!slot && this.#slots.length < this.size) slot = this.#spawn();
-      if (!slot) {
-        for (const s of this.#slots) {
-          if (s.tasks.length < this.#depth && (!slot || s.tasks.length < slot.tasks.length)) {
-            slot = s;
-          }
+      let slot: Slot | undefined;
+      for (const s of this.#slots) {
+        if (s.tasks.length < this.#depth && (!slot || s.tasks.length < slot.tasks.length)) {
+          slot = s;
         }
-        if (!slot) return;
       }
+      if ((!slot || slot.tasks.length > 0) && this.#slots.length < this.size) {
+        slot = this.#spawn();
+      }
+      if (!slot) return;
       const task = this.#queue.shift()!;
       clearTimeout(slot.idle);
       slot.tasks.push(task);
