@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { WorkerCrashedError, WorkerPool } from "./worker_pool.ts";
-import { within } from "../../tests/harness.ts";
+import { waitFor, within } from "../../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
@@ -73,10 +73,7 @@ for (const kind of ["web", "node"] as const) {
         assert.equal(await pool.run("wait", [1500]), 1500);
         assert.equal(await pool.run("tally", []), 3, "a busy worker was not stopped");
         assert.equal(pool.running, 1);
-        const deadline = Date.now() + 10_000;
-        while (pool.running > 0 && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await waitFor(() => pool.running === 0, { what: "the idle worker to stop" });
         assert.equal(pool.running, 0, "the idle worker was stopped");
         assert.equal(await pool.run("tally", []), 1, "a new worker took the next task");
       } finally {
