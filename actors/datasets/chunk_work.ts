@@ -265,7 +265,7 @@ class ChunkWriter {
       const row = rows[r]!;
       this.#w.digits(id);
       for (let k = 0; k < width; k++) this.#put(k, row[k]);
-      this.#end();
+      this.#w.newline();
     }
     this.#rows += rows.length;
     this.#profile.countRows(rows.length);
@@ -302,15 +302,10 @@ class ChunkWriter {
           continue;
         }
         const v = plainNumber(s);
-        if (v === v) {
-          // Finite, of the column's type (valueType's answer), and written as it came.
-          this.#columns[k]!.add(v, type, s);
-          this.#w.asciiField(s);
-        } else {
-          this.#number(k, numberOf(s));
-        }
+        if (v === v) this.#number(k, v, s); // written as it came
+        else this.#number(k, numberOf(s));
       }
-      this.#end();
+      this.#w.newline();
     }
     this.#rows += rows.length;
     this.#profile.countRows(rows.length);
@@ -342,11 +337,6 @@ class ChunkWriter {
     const t = text ?? String(v);
     this.#columns[k]!.add(v, valueType(v, this.#types[k]), t);
     this.#w.asciiField(t);
-  }
-
-  /** Ends the row being written. */
-  #end(): void {
-    this.#w.newline();
   }
 
   finish(): { rowCount: number; copy: Uint8Array[]; profile: TableProfileJSON } {
