@@ -159,15 +159,12 @@ export class FastCsvReader {
         // A line that starts with a printable ASCII character is not blank (no trim; trim
         // also takes non-ASCII spaces).
         const first = text.charCodeAt(pos);
-        if (end === pos || first <= 32 || first >= 127) {
-          const line = text.slice(pos, end);
-          if (line.trim().length === 0) {
-            // csv-parse's skip_empty_lines drops blank lines; a whitespace-only line that is
-            // not empty is left to csv-parse's rules.
-            if (line.length !== 0) return null;
-          } else {
-            records.push(line.split(delimiter));
-          }
+        if (
+          (end === pos || first <= 32 || first >= 127) && text.slice(pos, end).trim().length === 0
+        ) {
+          // csv-parse's skip_empty_lines drops blank lines; a whitespace-only line that is
+          // not empty is left to csv-parse's rules.
+          if (end !== pos) return null;
         } else {
           records.push(fields(text, pos, end, delimiter));
         }
