@@ -11,7 +11,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { countRows, waitFor, within } from "../tests/harness.ts";
+import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -480,15 +480,10 @@ Deno.test(
     const boundary = "----stalled0123456789";
     const head = `--${boundary}\r\nContent-Disposition: form-data; name="files"; ` +
       `filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\n${"x".repeat(5000)}`;
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(head));
-      },
-    });
     const res = await within(
       call("/api/courses", {
         method: "POST",
-        body,
+        body: stalledBody(head).body,
         headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
       }),
       20_000,

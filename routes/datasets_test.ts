@@ -10,7 +10,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { countRows, waitFor, within } from "../tests/harness.ts";
+import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -358,23 +358,15 @@ Deno.test(
     const count = () => countRows(w.tdb.db, "troupe_datasets");
     const before = await count();
     // Some rows, then silence with the connection open (the test world waits 1 s).
-    let cancelled = false;
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new TextEncoder().encode("a,b\n1,2\n3,4\n"));
-      },
-      cancel() {
-        cancelled = true;
-      },
-    });
+    const stalled = stalledBody("a,b\n1,2\n3,4\n");
     const res = await within(
-      upload(body, "name=stalled"),
+      upload(stalled.body, "name=stalled"),
       20_000,
       "no answer: the upload was not cut off",
     );
     assert.equal(res.status, 408, JSON.stringify(res.body));
     assert.equal(res.body.error.code, "UPLOAD_STALLED");
-    assert.ok(cancelled, "the request body was let go");
+    assert.ok(stalled.cancelled(), "the request body was let go");
     assert.equal(await count(), before, "no dataset");
     assert.equal(await w.leftovers(), 0, "no partial file or parts");
     // The queue is not held back afterwards: the next upload is processed.

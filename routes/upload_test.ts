@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { UploadStalledError } from "../actors/runtime/errors.ts";
-import { sleep } from "../tests/harness.ts";
+import { sleep, stalledBody } from "../tests/harness.ts";
 import { stallGuard } from "./upload.ts";
 
 const enc = new TextEncoder();
@@ -19,18 +19,9 @@ async function readAll(body: ReadableStream<Uint8Array>, pauseMs = 0): Promise<s
 }
 
 Deno.test("stallGuard: a client that stops sending fails the body with 408 after the idle time", async () => {
-  let cancelled: unknown = null;
-  const source = new ReadableStream<Uint8Array>({
-    start(c) {
-      c.enqueue(enc.encode("first bytes"));
-      // ... and nothing more, never closed.
-    },
-    cancel(reason) {
-      cancelled = reason;
-    },
-  });
+  const source = stalledBody("first bytes");
   const t0 = performance.now();
-  await assert.rejects(() => readAll(stallGuard(source, 300)), (err: Error) => {
+  await assert.rejects(() => readAll(stallGuard(source.body, 300)), (err: Error) => {
     assert.ok(err instanceof UploadStalledError);
     assert.equal(err.status, 408);
     assert.equal(err.code, "UPLOAD_STALLED");
@@ -38,7 +29,7 @@ Deno.test("stallGuard: a client that stops sending fails the body with 408 after
   });
   const waited = performance.now() - t0;
   assert.ok(waited >= 290 && waited < 5_000, `failed after ${waited} ms`);
-  assert.ok(cancelled instanceof UploadStalledError, "the client's body was cancelled");
+  assert.ok(source.cancelled() instanceof UploadStalledError, "the client's body was cancelled");
 });
 
 Deno.test("stallGuard: a slow reader is not a stalled client; bytes and errors pass through", async () => {

@@ -141,3 +141,23 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
     clearTimeout(timer);
   }
 }
+
+/**
+ * A request body from a client that sent `text` and then stopped, its connection left open:
+ * the stream never closes. `cancelled()` is the reason it was let go with, once it was.
+ */
+export function stalledBody(text: string): {
+  body: ReadableStream<Uint8Array>;
+  cancelled(): unknown;
+} {
+  let reason: unknown;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new TextEncoder().encode(text));
+    },
+    cancel(r) {
+      reason = r ?? "cancelled";
+    },
+  });
+  return { body, cancelled: () => reason };
+}
