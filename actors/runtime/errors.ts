@@ -2,7 +2,9 @@
  * Errors that tell the runtime and the HTTP layer what to do.
  *
  * `TroupeError` carries a stable `code`, an HTTP `status` and a `cause`. A handler that throws
- * `NonRetryableError` goes straight to the dead letters; any other error is retried by policy.
+ * `NonRetryableError` goes straight to the dead letters; one that throws `InputError` ends its job
+ * `failed` with the error's code, with no retry and no dead letter; any other error is retried by
+ * policy.
  */
 export class TroupeError extends Error {
   readonly code: string;
@@ -30,6 +32,22 @@ export class NonRetryableError extends TroupeError {
   ) {
     super(options.code ?? "NON_RETRYABLE", message, { ...options, status: 422 });
     this.name = "NonRetryableError";
+  }
+}
+
+/**
+ * Bad input found while a job runs (a malformed, hostile or oversize file): the job ends `failed`
+ * with this code at once, with no retry and no dead letter, since a replay would fail the same way.
+ * The actor's `onDeadLetter` still hears of it, so a pipeline can end its parent.
+ */
+export class InputError extends TroupeError {
+  constructor(
+    code: string,
+    message: string,
+    options: { cause?: unknown; details?: unknown } = {},
+  ) {
+    super(code, message, { ...options, status: 422 });
+    this.name = "InputError";
   }
 }
 
