@@ -1,5 +1,5 @@
 /**
- * The delivery guarantees of DESIGN.md, against PGlite and real PostgreSQL:
+ * The runtime's delivery guarantees, against PGlite and real PostgreSQL:
  * effectively-once under duplicate and concurrent delivery, one handler at a time per key,
  * the transactional outbox, fencing of a lost lease; background work paused, then held to one
  * message, while a foreground request (an upload) is open.
