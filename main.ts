@@ -179,6 +179,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     perIpPerMinute: config.RATE_LIMIT_PER_IP,
     perKeyPerMinute: config.RATE_LIMIT_PER_KEY,
     trustProxy: config.TRUST_PROXY,
+    corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
     datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },

@@ -71,6 +71,19 @@ const fields = z.object({
   RATE_LIMIT_PER_KEY: int(1, 10_000_000).default(1000),
   /** Take client addresses from X-Forwarded-For (only behind a proxy you control). */
   TRUST_PROXY: bool.default(false),
+  /**
+   * Browser origins allowed to call the API, comma-separated (`https://app.example.com`), or `*`
+   * for any; none by default.
+   */
+  CORS_ORIGINS: z.string().trim().transform((v) =>
+    v.split(",").map((o) => o.trim()).filter(Boolean)
+  )
+    .pipe(z.array(
+      z.string().refine(
+        (o) => o === "*" || (/^https?:\/\/[^/\s]+$/.test(o) && URL.canParse(o)),
+        "each origin is scheme://host[:port] with no path, or *",
+      ),
+    )).default([]),
   /** Where uploaded files go: `auto` = files under DATA_DIR when embedded, else PostgreSQL. */
   BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
   /** Target size of a dataset chunk (one message each), in bytes (default 1 MiB). */

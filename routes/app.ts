@@ -2,7 +2,7 @@
  * The HTTP application: `/api/*` routes over a `Runtime`. Tested without a server through
  * `app.request()`.
  *
- * Order of the middleware on `/api/*`: request id, body limit, per-IP rate limit, API key,
+ * Order of the middleware on `/api/*`: request id, CORS, body limit, per-IP rate limit, API key,
  * per-key rate limit, then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
  */
@@ -17,6 +17,7 @@ import { auditRoutes } from "./audit.ts";
 import { authenticate } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
 import { cacheRoutes } from "./cache.ts";
+import { corsFor } from "./cors.ts";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { docsRoutes } from "./docs.ts";
@@ -41,6 +42,8 @@ export interface AppOptions {
   perKeyPerMinute?: number;
   /** Take the client IP from `X-Forwarded-For` (only behind a proxy you run). @default false */
   trustProxy?: boolean;
+  /** Browser origins allowed to call the API (`*` for any). @default none */
+  corsOrigins?: readonly string[];
   /** QStash webhooks (production transport); absent when the table queue runs. */
   webhooks?: Omit<WebhookOptions, "runtime">;
   /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
@@ -99,6 +102,7 @@ export function createApp(options: AppOptions) {
 
   const app = new Hono<AppEnv>();
   app.use("*", requestId());
+  app.use("/api/*", corsFor(options.corsOrigins ?? []));
   app.use("/api/*", async function rememberClientIp(c, next) {
     c.set("clientIp", ipOf(c));
     await next();
