@@ -20,7 +20,7 @@ import { Cache } from "./db/cache/cache.ts";
 import { MemoryCacheStore } from "./db/cache/memory.ts";
 import { UpstashCacheStore } from "./db/cache/upstash.ts";
 import { migrate } from "./db/migrate.ts";
-import { openPglite } from "./db/pglite.ts";
+import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
@@ -236,7 +236,15 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
     console.error(err.message);
     Deno.exit(1);
   }
-  const troupe = await compose(config, extraActors);
+  const portFree = portAvailable(config.HOST, config.PORT);
+  if (portFree !== true) startFailed(portFree);
+  let troupe: Composed;
+  try {
+    troupe = await compose(config, extraActors);
+  } catch (err) {
+    if (err instanceof DirectoryLockedError) startFailed(err.message);
+    throw err;
+  }
   const log = troupe.runtime.log;
   if (troupe.runtime.transport.mode === "pull") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
@@ -270,6 +278,31 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
+}
+
+/** `true`, or why `HOST:PORT` cannot be listened on (checked before anything starts). */
+function portAvailable(hostname: string, port: number): true | string {
+  try {
+    Deno.listen({ hostname, port }).close();
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      return `port ${port} on ${hostname} is already in use (another Troupe or another server); ` +
+        "stop it or set PORT";
+    }
+    if (
+      err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied
+    ) {
+      return `cannot listen on ${hostname}:${port}: ${(err as Error).message}; check HOST and PORT`;
+    }
+    throw err;
+  }
+}
+
+/** A start that cannot go on for a reason the user can fix: one line, exit code 1. */
+function startFailed(message: string): never {
+  console.error(`troupe: ${message}`);
+  Deno.exit(1);
 }
 
 if (import.meta.main) await run();

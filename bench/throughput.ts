@@ -188,6 +188,8 @@ async function peerBullmq(): Promise<Figure[]> {
     args: [
       "run",
       "-A",
+      // The peers' packages stay out of the lockfile, so the server's first start skips them.
+      "--no-lock",
       new URL("./peers/bullmq.ts", import.meta.url).pathname,
       String(N),
       String(RUNS),

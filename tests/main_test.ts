@@ -22,6 +22,52 @@ Deno.test("a malformed variable stops the start with a message naming it", async
 });
 
 Deno.test({
+  name: "a port in use or a data directory in use stops the start with one line, no stack trace",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-main-busy-" });
+  const port = freePort();
+  const task = await startTask();
+  const start = (env: Record<string, string>) =>
+    new Deno.Command(Deno.execPath(), {
+      args: task.args,
+      cwd: new URL("..", import.meta.url).pathname,
+      env: { ...task.env, DATA_DIR: dir, LOG_LEVEL: "warn", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    });
+  const first = start({ PORT: String(port) }).spawn();
+  try {
+    await untilUp(`http://127.0.0.1:${port}/api/health`, first, { timeoutMs: 30_000 });
+    const expectOneLine = async (env: Record<string, string>, pattern: RegExp) => {
+      const out = await start(env).output();
+      const stderr = new TextDecoder().decode(out.stderr).trim();
+      assert.equal(out.code, 1, stderr);
+      assert.match(stderr, pattern);
+      assert.doesNotMatch(stderr, /at .*\.ts:\d+/, "no stack trace");
+      assert.equal(stderr.split("\n").filter((l) => l.startsWith("troupe:")).length, 1);
+    };
+    // Same port, another data directory: the port is named.
+    const other = await Deno.makeTempDir({ prefix: "troupe-main-busy2-" });
+    await expectOneLine(
+      { PORT: String(port), DATA_DIR: other },
+      new RegExp(`troupe: port ${port} .*already in use`),
+    );
+    await Deno.remove(other, { recursive: true });
+    // Another port, the same data directory: the directory and its holder are named.
+    await expectOneLine(
+      { PORT: String(freePort()) },
+      new RegExp(`troupe: .*is in use by another Troupe process \\(pid ${first.pid}\\)`),
+    );
+  } finally {
+    first.kill("SIGTERM");
+    await first.output();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
   name: "the embedded start accepts a job over HTTP, runs it and keeps it across a restart",
   sanitizeOps: false,
   sanitizeResources: false,

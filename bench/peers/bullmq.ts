@@ -8,7 +8,10 @@
  * (BullMQ's default), Redis at REDIS_URL (default redis://127.0.0.1:6379). Each run uses a
  * fresh queue that is obliterated afterwards.
  */
-import { Queue, Worker } from "bullmq";
+// A benchmark peer only, run with --no-lock (bench/throughput.ts) and excluded from the
+// project's checks, so the server's install never includes it.
+// deno-lint-ignore no-import-prefix
+import { Queue, Worker } from "npm:bullmq@5.81.5";
 
 const N = Number(Deno.args[0] ?? 20_000);
 const RUNS = Number(Deno.args[1] ?? 3);
