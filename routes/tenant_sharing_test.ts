@@ -219,6 +219,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sharing: a course counts its own pages, not those another tenant stored for the same PDF",
+  ...opts,
+}, async () => {
+  const w = await open();
+  // 45 pages: three extract messages of 20, 20 and 5 pages.
+  const long = await makePdf(
+    Array.from({ length: 45 }, (_, i) => ({ paragraphs: [sentences(`long${i}page`, 3)] })),
+  );
+  assert.equal((await settled(w.a.key, await uploadCourse(w.a.key, long))).status, "ready");
+  const course = await settled(w.b.key, await uploadCourse(w.b.key, long));
+  assert.equal(course.status, "ready", JSON.stringify(course));
+  assert.deepEqual(
+    course.sources.map((s: { pageCount: number; status: string }) => [s.pageCount, s.status]),
+    [[45, "done"]],
+  );
+  const mine = (jobs: JobView[]) =>
+    jobs.filter((j) => (j.input as { courseId: string }).courseId === course.id);
+  const extracts = mine(await jobsOf(w.b.key, "course.extract"));
+  assert.deepEqual(
+    extracts.map((j) => (j.result as { pages: number }).pages).sort((x, y) => x - y),
+    [5, 20, 20],
+  );
+  const reports = mine(await jobsOf(w.b.key, "course.extracted"))
+    .map((j) => j.result as { done: number; total: number })
+    .sort((x, y) => x.done - y.done);
+  assert.equal(reports.length, 3);
+  assert.ok(reports.every((r) => r.total === 45));
+  assert.equal(reports.filter((r) => r.done === 45).length, 1, "only the last range completes it");
+  assert.ok(reports[0]!.done === 5 || reports[0]!.done === 20, JSON.stringify(reports));
+});
+
+Deno.test({
   name: "sharing: one tenant's long echo on a key does not hold another tenant's on that key",
   ...opts,
 }, async () => {
