@@ -274,23 +274,22 @@ export function courseActors(o: CoursePipelineOptions) {
       const files = await sources(db, courseId);
       // This course's own count: pages stored for other courses (or tenants) are not its
       // progress, so its progress and its results read the same whatever others uploaded.
+      // (Messages sent before `pages` existed fall back to the page store.) Safe to add up:
+      // this key runs one message at a time, and a message's effects commit once.
+      const source = files.find((f) => f.idx === idx);
       let reported: number | null = null;
-      if (!failed) {
-        const f = files.find((f) => f.idx === idx);
-        reported = pages !== undefined
-          ? Math.min((f?.pages_done ?? 0) + pages, f?.page_count ?? 0)
-          : f
-          ? await storedPages(db, f.sha256, f.page_count ?? 0)
-          : null;
-        if (reported !== null) {
-          const n = reported;
-          ctx.effect(async (tx) => {
-            await tx.query(
-              "UPDATE troupe_course_sources SET pages_done = $3 WHERE course_id = $1 AND idx = $2",
-              [courseId, idx, n],
-            );
-          });
-        }
+      if (!failed && source) {
+        const pageCount = source.page_count ?? 0;
+        const n = pages === undefined
+          ? await storedPages(db, source.sha256, pageCount)
+          : Math.min(source.pages_done + pages, pageCount);
+        reported = n;
+        ctx.effect(async (tx) => {
+          await tx.query(
+            "UPDATE troupe_course_sources SET pages_done = $3 WHERE course_id = $1 AND idx = $2",
+            [courseId, idx, n],
+          );
+        });
       }
       let total = 0;
       let done = 0;
