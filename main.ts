@@ -58,9 +58,14 @@ export function actorsFor(
   db: SqlExecutor,
   extra: AnyActor[] = [],
   workloads: AnyActor[] = [],
+  blobs?: { store: BlobStore; db: SqlDatabase },
 ): AnyActor[] {
   return [
-    cleanupActor({ db, retentionDays: config.RETENTION_DAYS }),
+    cleanupActor({
+      db,
+      retentionDays: config.RETENTION_DAYS,
+      ...(blobs ? { blobs: { ...blobs, graceMs: config.BLOB_GRACE_MS } } : {}),
+    }),
     echoActor,
     ...workloads,
     ...extra,
@@ -162,7 +167,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   });
   const runtime = new Runtime({
     db,
-    actors: actorsFor(config, db, extraActors, [...datasets, ...courses]),
+    actors: actorsFor(config, db, extraActors, [...datasets, ...courses], { store: blobs, db }),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,

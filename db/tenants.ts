@@ -21,6 +21,11 @@ export interface Principal {
   tenantId: string;
   tenantName: string;
   apiKeyId: string;
+  /**
+   * An operator's key: may also see and act on what every tenant shares (global cache
+   * statistics and invalidation). Its own data stays its tenant's.
+   */
+  admin: boolean;
 }
 
 export interface CreatedKey {
@@ -107,13 +112,15 @@ export class TenantStore {
   /**
    * Creates an API key for a tenant and records it in the audit log, in one transaction.
    * With `key` (an operator-chosen key such as DEV_API_KEY) that key is stored instead of a
-   * random one; storing the same key for the same tenant again changes nothing.
+   * random one; storing the same key for the same tenant again changes nothing. `admin`
+   * makes an operator's key ({@linkcode Principal.admin}).
    */
   async createKey(
     tenantId: string,
-    { name = "default", key, audit }: {
+    { name = "default", key, admin = false, audit }: {
       name?: string;
       key?: string;
+      admin?: boolean;
       audit?: Omit<AuditEntry, "action" | "tenantId">;
     } = {},
   ): Promise<CreatedKey> {
@@ -126,11 +133,11 @@ export class TenantStore {
     return await this.#db.transaction(async (tx) => {
       const rows = await tx.query<{ id: string; tenant_id: string }>(
         `WITH ins AS (
-           INSERT INTO troupe_api_keys (id, tenant_id, name, prefix, hash)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING RETURNING id, tenant_id)
+           INSERT INTO troupe_api_keys (id, tenant_id, name, prefix, hash, admin)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING RETURNING id, tenant_id)
          SELECT id, tenant_id FROM ins
          UNION ALL SELECT id, tenant_id FROM troupe_api_keys WHERE hash = $5`,
-        [uuidv7(), tenantId, name, prefix, hash],
+        [uuidv7(), tenantId, name, prefix, hash, admin],
       );
       const row = rows[0]!;
       if (row.tenant_id !== tenantId) throw new ConflictError("this key belongs to another tenant");
@@ -140,7 +147,7 @@ export class TenantStore {
         action: "api_key.create",
         targetType: "api_key",
         targetId: row.id,
-        details: { name, prefix },
+        details: { name, prefix, ...(admin ? { admin } : {}) },
       });
       return { id: row.id, key: secret, prefix };
     });
@@ -165,15 +172,22 @@ export class TenantStore {
     const cached = this.#authCache.get(key);
     if (cached && cached.until > Date.now()) return cached.principal;
     const hash = await hashApiKey(key);
-    const rows = await this.#db.query<{ id: string; tenant_id: string; tenant_name: string }>(
-      `SELECT k.id, k.tenant_id, t.name AS tenant_name
+    const rows = await this.#db.query<
+      { id: string; tenant_id: string; tenant_name: string; admin: boolean }
+    >(
+      `SELECT k.id, k.tenant_id, t.name AS tenant_name, k.admin
        FROM troupe_api_keys k JOIN troupe_tenants t ON t.id = k.tenant_id
        WHERE k.hash = $1 AND k.revoked_at IS NULL`,
       [hash],
     );
     const row = rows[0];
     const principal = row
-      ? { tenantId: row.tenant_id, tenantName: row.tenant_name, apiKeyId: row.id }
+      ? {
+        tenantId: row.tenant_id,
+        tenantName: row.tenant_name,
+        apiKeyId: row.id,
+        admin: row.admin === true,
+      }
       : null;
     if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
     this.#authCache.set(key, { principal, until: Date.now() + AUTH_CACHE_MS });

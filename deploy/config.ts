@@ -101,6 +101,11 @@ const fields = z.object({
   OPENAI_EMBEDDING_DIMENSIONS: int(8, 4096).default(512),
   /** Largest PDF of a course upload, in bytes (default 100 MB). */
   COURSE_MAX_FILE_BYTES: int(1, 2 ** 34).default(100 * 1024 * 1024),
+  /**
+   * An uploaded file no dataset or course holds is removed by the daily cleanup once it has
+   * been unheld this long (ms; default 6 hours): longer than any upload takes to commit.
+   */
+  BLOB_GRACE_MS: int(0, 30 * 86_400_000).default(6 * 3_600_000),
 });
 
 /** Variables that only make sense together. */

@@ -4,7 +4,9 @@
  * (DATABASE_URL, or the embedded PGlite under DATA_DIR: stop the server first, an embedded
  * database has one user at a time).
  *
- * `deno task tenant:create <name> --add-key` adds a key to an existing tenant.
+ * `deno task tenant:create <name> --add-key` adds a key to an existing tenant; `--admin` makes
+ * the key an operator's (it also sees every tenant's cache statistics and may invalidate any
+ * tenant's cache entries).
  */
 import { parseArgs } from "node:util";
 import { TroupeError } from "../actors/runtime/errors.ts";
@@ -19,11 +21,14 @@ if (import.meta.main) {
     options: {
       "key-name": { type: "string", default: "default" },
       "add-key": { type: "boolean", default: false },
+      admin: { type: "boolean", default: false },
     },
   });
   const name = positionals[0];
   if (!name || positionals.length > 1) {
-    console.error("usage: deno task tenant:create <name> [--key-name <label>] [--add-key]");
+    console.error(
+      "usage: deno task tenant:create <name> [--key-name <label>] [--add-key] [--admin]",
+    );
     Deno.exit(2);
   }
   let exitCode = 0;
@@ -39,9 +44,15 @@ if (import.meta.main) {
         : await tenants.createTenant(name);
       const key = await tenants.createKey(tenant.id, {
         name: values["key-name"],
+        admin: values.admin,
         audit: { requestId: "cli:tenant:create" },
       });
-      console.log(JSON.stringify({ tenant: tenant.name, tenantId: tenant.id, keyId: key.id }));
+      console.log(JSON.stringify({
+        tenant: tenant.name,
+        tenantId: tenant.id,
+        keyId: key.id,
+        ...(values.admin ? { admin: true } : {}),
+      }));
       console.log(`API key (shown once): ${key.key}`);
     } finally {
       await db.close();

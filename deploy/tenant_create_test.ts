@@ -32,6 +32,7 @@ Deno.test({
     try {
       const principal = await new TenantStore(db).authenticate(key);
       assert.equal(principal?.tenantName, "acme-corp");
+      assert.equal(principal?.admin, false, "a key is not an admin's unless asked");
       const stored = await db.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM troupe_api_keys WHERE hash LIKE $1",
         [`%${key}%`],
@@ -45,6 +46,18 @@ Deno.test({
     assert.match(new TextDecoder().decode(again.stderr), /already exists/);
     const more = await run("acme-corp", "--add-key", "--key-name", "ci");
     assert.equal(more.code, 0);
+    const admin = await run("ops", "--admin");
+    assert.equal(admin.code, 0, new TextDecoder().decode(admin.stderr));
+    const adminKey = /API key \(shown once\): (\S+)/.exec(new TextDecoder().decode(admin.stdout))
+      ?.[1];
+    const adminDb = openPostgres(pg.url);
+    try {
+      const principal = await new TenantStore(adminDb).authenticate(adminKey!);
+      assert.equal(principal?.tenantName, "ops");
+      assert.equal(principal?.admin, true);
+    } finally {
+      await adminDb.close();
+    }
     const bad = await run("Not A Name!");
     assert.equal(bad.code, 1);
     assert.match(new TextDecoder().decode(bad.stderr), /tenant name/);

@@ -1,34 +1,55 @@
 /**
  * `GET /api/cache/stats` (hits, misses, keys, memory, degraded) and
- * `POST /api/cache/invalidate` `{ prefix?, tag? }`: drops the caller's tenant's cached entries
- * (keys and tags are tenant-scoped, so no tenant can touch another's), audited.
+ * `POST /api/cache/invalidate` `{ prefix?, tag? }`: the caller's tenant's cached entries only
+ * (keys and tags are tenant-scoped, so no tenant can see or touch another's), invalidation
+ * audited. An admin key (`deno task tenant:create --admin`) may ask for every tenant's:
+ * `GET /api/cache/stats?scope=all`, `POST /api/cache/invalidate` `{ ..., scope: "all" }`.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { Cache } from "../db/cache/cache.ts";
-import type { TenantStore } from "../db/tenants.ts";
+import { TroupeError } from "../actors/runtime/errors.ts";
+import { type Cache, cacheKey } from "../db/cache/cache.ts";
+import type { Principal, TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
-import { jsonBody, parseBody } from "./validate.ts";
+import { jsonBody, parseBody, parseQuery } from "./validate.ts";
+
+const scope = z.enum(["tenant", "all"]).default("tenant");
+
+const statsQuery = z.object({ scope });
 
 const invalidateBody = z.object({
   prefix: z.string().max(500).optional(),
   tag: z.string().min(1).max(500).optional(),
+  scope,
 }).strict().refine((b) => b.prefix !== undefined || b.tag !== undefined, {
   message: "give a prefix, a tag or both",
 });
 
+/** Every tenant's view is an admin key's only. */
+function assertAdmin(p: Principal): void {
+  if (!p.admin) {
+    throw new TroupeError("FORBIDDEN", 'scope "all" needs an admin key', { status: 403 });
+  }
+}
+
 export function cacheRoutes(cache: Cache, tenants: TenantStore): Hono {
   const app = new Hono();
   app.get("/cache/stats", async function cacheStats(c) {
-    return c.json(await cache.stats());
+    const q = parseQuery(c, statsQuery);
+    const p = principalOf(c);
+    if (q.scope === "all") assertAdmin(p);
+    return c.json(await cache.stats(q.scope === "all" ? undefined : p.tenantId));
   });
   app.post("/cache/invalidate", async function invalidate(c) {
     const body = parseBody(await jsonBody(c), invalidateBody);
-    const { tenantId } = principalOf(c);
+    const p = principalOf(c);
+    if (body.scope === "all") assertAdmin(p);
+    // Keys and tags start with their tenant: an admin's prefix and tag are taken whole.
+    const within = body.scope === "all" ? "" : `${cacheKey(p.tenantId)}:`;
     const removed = await cache.invalidate({
-      ...(body.prefix !== undefined ? { prefix: `${tenantId}:${body.prefix}` } : {}),
-      ...(body.tag !== undefined ? { tag: `${tenantId}:${body.tag}` } : {}),
+      ...(body.prefix !== undefined ? { prefix: `${within}${body.prefix}` } : {}),
+      ...(body.tag !== undefined ? { tag: `${within}${body.tag}` } : {}),
     });
     await tenants.audit({
       ...auditContext(c),

@@ -1,6 +1,7 @@
 /**
- * Cache routes and health: stats, tenant-scoped invalidation (audited), bad bodies, and a
- * Redis that is down making health `degraded` while requests keep working.
+ * Cache routes and health: tenant-scoped stats and invalidation (audited), the admin key's
+ * view of all, bad bodies, on the memory and the Upstash store; and a Redis that is down
+ * making health `degraded` while requests keep working.
  */
 import assert from "node:assert/strict";
 import { Redis } from "@upstash/redis";
@@ -38,44 +39,103 @@ async function setup(cache: Cache) {
     });
     return { status: res.status, body: await res.json() };
   };
-  return { tdb, a, b, keyA, keyB, call };
+  return { tdb, a, b, keyA, keyB, tenants, call };
 }
 
-Deno.test(
-  { name: "cache routes: stats and tenant-scoped, audited invalidation", ...opts },
-  async () => {
-    const cache = new Cache(new MemoryCacheStore());
-    const { tdb, a, b, keyA, keyB, call } = await setup(cache);
-    try {
-      await cache.getOrCompute("queryResult", `${a.id}:q:1`, () => Promise.resolve(1));
-      await cache.getOrCompute("queryResult", `${a.id}:q:1`, () => Promise.resolve(1));
-      await cache.getOrCompute("queryResult", `${b.id}:q:1`, () => Promise.resolve(2));
-      const stats = await call("/api/cache/stats", keyA);
-      assert.equal(stats.status, 200);
-      assert.deepEqual(
-        [stats.body.hits, stats.body.misses, stats.body.keys, stats.body.degraded],
-        [1, 2, 2, false],
-      );
-      assert.equal(typeof stats.body.memoryBytes, "number");
-
-      const inv = await call("/api/cache/invalidate", keyB, {
-        method: "POST",
-        body: JSON.stringify({ prefix: "" }),
-      });
-      assert.deepEqual(inv.body, { removed: 1, degraded: false });
-      assert.equal((await call("/api/cache/stats", keyA)).body.keys, 1, "tenant a's entry stays");
-      const audit = await call("/api/audit", keyB);
-      assert.ok(audit.body.items.some((e: { action: string }) => e.action === "cache.invalidate"));
-
-      for (const body of ["{}", '{"prefix": 5}', '{"tag":"x","other":1}', "not json"]) {
-        const bad = await call("/api/cache/invalidate", keyA, { method: "POST", body });
-        assert.equal(bad.status, 400, body);
-      }
-    } finally {
-      await tdb.cleanup();
-    }
+/** The cache over each driver: in memory (embedded) and Upstash Redis (production). */
+const caches: Record<string, () => Promise<{ cache: Cache; close(): Promise<void> }>> = {
+  memory: () =>
+    Promise.resolve({ cache: new Cache(new MemoryCacheStore()), close: async () => {} }),
+  upstash: async () => {
+    const bridge = await startRedisBridge({ token: "s" });
+    const redis = new Redis({ url: bridge.url, token: "s", retry: { retries: 0 } });
+    const store = new UpstashCacheStore(redis, { namespace: `t:${crypto.randomUUID()}:` });
+    return { cache: new Cache(store), close: () => bridge.close() };
   },
-);
+};
+
+for (const [driver, make] of Object.entries(caches)) {
+  Deno.test(
+    {
+      name: `cache routes [${driver}]: a tenant sees and drops only its own entries; an admin all`,
+      ...opts,
+    },
+    async () => {
+      const { cache, close } = await make();
+      const { tdb, a, b, keyA, keyB, tenants, call } = await setup(cache);
+      try {
+        await cache.getOrCompute("queryResult", `${a.id}:q:1`, () => Promise.resolve(1));
+        await cache.getOrCompute("queryResult", `${a.id}:q:1`, () => Promise.resolve(1));
+        await cache.getOrCompute("queryResult", `${b.id}:q:1`, () => Promise.resolve(2));
+        await cache.getOrCompute("queryResult", `${b.id}:q:2`, () => Promise.resolve(3));
+        const statsA = await call("/api/cache/stats", keyA);
+        assert.equal(statsA.status, 200);
+        assert.deepEqual(
+          [statsA.body.scope, statsA.body.hits, statsA.body.misses, statsA.body.keys],
+          ["tenant", 1, 1, 1],
+          "tenant a's own lookups and keys, none of b's",
+        );
+        assert.equal(statsA.body.degraded, false);
+        const statsB = await call("/api/cache/stats", keyB);
+        assert.deepEqual([statsB.body.hits, statsB.body.misses, statsB.body.keys], [0, 2, 2]);
+        const denied = await call("/api/cache/stats?scope=all", keyA);
+        assert.equal(denied.status, 403);
+        assert.equal(denied.body.error.code, "FORBIDDEN");
+
+        const ops = await tenants.createTenant("ops");
+        const adminKey = (await tenants.createKey(ops.id, { admin: true })).key;
+        const own = await call("/api/cache/stats", adminKey);
+        assert.deepEqual([own.body.scope, own.body.hits, own.body.keys], ["tenant", 0, 0]);
+        const all = await call("/api/cache/stats?scope=all", adminKey);
+        assert.equal(all.status, 200);
+        assert.deepEqual(
+          [all.body.scope, all.body.hits, all.body.misses, all.body.keys],
+          ["all", 1, 3, 3],
+        );
+
+        const inv = await call("/api/cache/invalidate", keyB, {
+          method: "POST",
+          body: JSON.stringify({ prefix: "" }),
+        });
+        assert.deepEqual(inv.body, { removed: 2, degraded: false });
+        assert.equal((await call("/api/cache/stats", keyA)).body.keys, 1, "a's entry stays");
+        const audit = await call("/api/audit", keyB);
+        assert.ok(
+          audit.body.items.some((e: { action: string }) => e.action === "cache.invalidate"),
+        );
+        const notAdmin = await call("/api/cache/invalidate", keyA, {
+          method: "POST",
+          body: JSON.stringify({ prefix: "", scope: "all" }),
+        });
+        assert.equal(notAdmin.status, 403);
+        assert.equal((await call("/api/cache/stats", keyA)).body.keys, 1);
+        const everything = await call("/api/cache/invalidate", adminKey, {
+          method: "POST",
+          body: JSON.stringify({ prefix: "", scope: "all" }),
+        });
+        assert.deepEqual(everything.body, { removed: 1, degraded: false });
+        assert.equal((await call("/api/cache/stats", keyA)).body.keys, 0);
+
+        for (
+          const body of [
+            "{}",
+            '{"prefix": 5}',
+            '{"tag":"x","other":1}',
+            '{"prefix":"","scope":"some"}',
+            "not json",
+          ]
+        ) {
+          const bad = await call("/api/cache/invalidate", keyA, { method: "POST", body });
+          assert.equal(bad.status, 400, body);
+        }
+        assert.equal((await call("/api/cache/stats?scope=every", keyA)).status, 400);
+      } finally {
+        await tdb.cleanup();
+        await close();
+      }
+    },
+  );
+}
 
 Deno.test(
   { name: "health: Redis down makes the service degraded, not down", ...opts },

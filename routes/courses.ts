@@ -29,6 +29,7 @@ import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
 import { sentences, terms } from "../actors/courses/writer.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
+import { holdBlobs, noteStored, releaseBlobs } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
@@ -106,6 +107,7 @@ async function receiveCourse(
   body: ReadableStream<Uint8Array>,
   boundary: string,
   blobs: BlobStore,
+  db: SqlDatabase,
   { maxFiles, maxFileBytes }: { maxFiles: number; maxFileBytes: number },
 ): Promise<{ title: string | null; files: Received[] }> {
   let title: string | null = null;
@@ -118,6 +120,7 @@ async function receiveCourse(
       const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
       try {
         const put = await blobs.put(part.body.pipeThrough(pdfGate()), { maxBytes: maxFileBytes });
+        await noteStored(db, put.sha256);
         files.push({ fileName, sha256: put.sha256, size: put.size });
       } catch (err) {
         if (err instanceof ValidationError) {
@@ -160,7 +163,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const { title, files } = await receiveUpload(
       o.runtime,
       body,
-      (guarded) => receiveCourse(guarded, boundary, o.blobs, { maxFiles, maxFileBytes }),
+      (guarded) => receiveCourse(guarded, boundary, o.blobs, o.db, { maxFiles, maxFileBytes }),
       o.uploadIdleMs,
     );
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
@@ -173,6 +176,12 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
           `INSERT INTO troupe_courses (id, tenant_id, title, status, job_id)
            VALUES ($1, $2, $3, 'processing', $4)`,
           [courseId, principal.tenantId, name, jobId],
+        );
+        await holdBlobs(
+          tx,
+          o.blobs,
+          { kind: "course", id: courseId, tenantId: principal.tenantId },
+          files.map((f) => f.sha256),
         );
         await tx.query(
           `INSERT INTO troupe_course_sources (course_id, idx, file_name, sha256, size_bytes)
@@ -317,37 +326,19 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   app.delete("/courses/:id", async function deleteCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
-    const unused = await o.db.transaction(async (tx) => {
+    await o.db.transaction(async (tx) => {
       const gone = await tx.query(
         "DELETE FROM troupe_courses WHERE id = $1 AND tenant_id = $2 RETURNING id",
-        [
-          id,
-          tenantId,
-        ],
+        [id, tenantId],
       );
       if (!gone[0]) throw new NotFoundError("course", id);
       await tx.query("DELETE FROM troupe_course_chunks WHERE course_id = $1", [id]);
       if (vectors.transactional) await vectors.deleteWhere({ courseId: id }, tx);
-      const files = await tx.query<{ sha256: string }>(
-        "DELETE FROM troupe_course_sources WHERE course_id = $1 RETURNING sha256",
-        [id],
-      );
-      const unused: string[] = [];
-      for (const { sha256 } of files) {
-        const used = await tx.query(
-          `SELECT 1 FROM troupe_course_sources WHERE sha256 = $1
-           UNION ALL SELECT 1 FROM troupe_datasets WHERE blob_sha256 = $1 LIMIT 1`,
-          [sha256],
-        );
-        if (used.length === 0) {
-          await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
-          unused.push(sha256);
-        }
-      }
-      return unused;
+      await tx.query("DELETE FROM troupe_course_sources WHERE course_id = $1", [id]);
+      // Its files (and their extracted pages) go later, once nothing else holds them.
+      await releaseBlobs(tx, { kind: "course", id });
     });
     if (!vectors.transactional) await vectors.deleteWhere({ courseId: id });
-    for (const sha256 of unused) await o.blobs.delete(sha256);
     await cache.invalidate({ tag: `${tenantId}:course:${id}` });
     await o.tenants.audit({
       ...auditContext(c),

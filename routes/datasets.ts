@@ -41,6 +41,7 @@ import {
 } from "../actors/datasets/store.ts";
 import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
+import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
@@ -111,7 +112,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     const upload = await receiveUpload(
       o.runtime,
       raw,
-      (body) => receiveFile(c, body, o.blobs, maxBytes),
+      (body) => receiveFile(c, body, o.blobs, o.db, maxBytes),
       o.uploadIdleMs,
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
@@ -124,6 +125,11 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     const { job } = await o.runtime.enqueue("dataset.split", { datasetId }, {
       tenantId: principal.tenantId,
       effect: async (tx, jobId) => {
+        await holdBlobs(tx, o.blobs, {
+          kind: "dataset",
+          id: datasetId,
+          tenantId: principal.tenantId,
+        }, [upload.sha256]);
         await insertDataset(tx, {
           id: datasetId,
           tenantId: principal.tenantId,
@@ -165,8 +171,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   app.delete("/datasets/:id", async function deleteOne(c) {
     const id = pathId(c, "dataset");
     const { tenantId } = principalOf(c);
-    const { sha256, stillUsed } = await o.db.transaction((tx) => deleteDataset(tx, id, tenantId));
-    if (!stillUsed) await o.blobs.delete(sha256);
+    await o.db.transaction((tx) => deleteDataset(tx, id, tenantId));
     await cache.invalidate({ tag: `${tenantId}:dataset:${id}` });
     await o.tenants.audit({
       ...auditContext(c),
@@ -346,11 +351,17 @@ async function receiveFile(
   c: Context,
   body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
+  db: SqlDatabase,
   maxBytes: number,
 ): Promise<ReceivedFile> {
+  const store = async (bytes: ReadableStream<Uint8Array>) => {
+    const put = await blobs.put(bytes, { maxBytes });
+    await noteStored(db, put.sha256);
+    return put;
+  };
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
-    const put = await blobs.put(body, { maxBytes });
+    const put = await store(body);
     return {
       ...put,
       fileName: null,
@@ -368,7 +379,7 @@ async function receiveFile(
       }
       fields[part.name] = text;
     } else if (part.name === "file" && !file) {
-      const put = await blobs.put(part.body, { maxBytes });
+      const put = await store(part.body);
       file = { ...put, fileName: part.filename, contentType: part.contentType, fields };
     } else {
       await part.body.cancel();

@@ -38,11 +38,17 @@ const ops: Record<string, Record<string, Op>> = {
     get: { summary: "The tenant's audit log", query: ["limit", "cursor"], status: 200 },
   },
   "/api/cache/stats": {
-    get: { summary: "Cache hits, misses, keys, memory, degraded", status: 200 },
+    get: {
+      summary:
+        "The tenant's cache hits, misses, keys, memory; degraded (scope=all: an admin key's)",
+      query: ["scope"],
+      status: 200,
+    },
   },
   "/api/cache/invalidate": {
     post: {
-      summary: "Invalidate the tenant's cache by { prefix?, tag? }",
+      summary:
+        "Invalidate the tenant's cache by { prefix?, tag? } (scope: \"all\": an admin key's)",
       body: "json",
       status: 200,
     },

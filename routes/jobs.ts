@@ -3,6 +3,7 @@
  */
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
+import type { AnyActor } from "../actors/runtime/define.ts";
 import { NotFoundError } from "../actors/runtime/errors.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
@@ -50,6 +51,19 @@ export function auditContext(c: Context) {
   };
 }
 
+/**
+ * The input an API caller's message gets: an actor whose input declares `tenantId` gets the
+ * caller's tenant there, whatever the caller sent, so its key can be scoped by tenant (a key
+ * function sees only the input) and no caller can name another tenant's instance.
+ */
+export function tenantScoped(def: AnyActor, input: unknown, tenantId: string): unknown {
+  const declares = def.input instanceof z.ZodObject && "tenantId" in def.input.shape;
+  if (!declares || typeof input !== "object" || input === null || Array.isArray(input)) {
+    return input;
+  }
+  return { ...input, tenantId };
+}
+
 export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
   const app = new Hono();
 
@@ -67,7 +81,7 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
         error: { code: "VALIDATION_FAILED", message: "Idempotency-Key must be 1-200 characters" },
       }, 400);
     }
-    const { job, created } = await runtime.enqueue(name, body.input, {
+    const { job, created } = await runtime.enqueue(name, tenantScoped(def, body.input, tenantId), {
       ...(body.delayMs !== undefined ? { delayMs: body.delayMs } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),

@@ -4,11 +4,14 @@
  * 1. `course.start` (key `course:<id>`): opens each file once to read its page count and
  *    outline; a non-PDF, encrypted or corrupt file fails alone, with its code. Fans out one
  *    `course.extract` per range of pages (20 a message).
- * 2. `course.extract` (key `pdf:<sha256>:<from>`): extracts the range's lines into
+ * 2. `course.extract` (key `pdf:<tenant>:<sha256>:<from>`): extracts the range's lines into
  *    `troupe_pdf_pages`, keyed by the file's SHA-256, so the same PDF is extracted once
- *    whatever course it is in; skips pages already there. Reports to the course.
- * 3. `course.extracted` (key `course:<id>`, one at a time): when every page of every file is
- *    in, sends `course.build`. A range that fails for good fails its file (`onDeadLetter`).
+ *    whatever course it is in; skips pages already there. Reports to the course. The key is
+ *    the tenant's own: a tenant's extraction never waits on another's. Pages extracted for
+ *    another tenant are used, but nothing a tenant sees (results, progress) tells it so.
+ * 3. `course.extracted` (key `course:<id>`, one at a time): counts the pages its own ranges
+ *    reported; when every page of every file is in, sends `course.build`. A range that fails
+ *    for good fails its file (`onDeadLetter`).
  * 4. `course.build` (key `course:<id>`): modules and lessons from the outline (or from
  *    headings found by font size), lesson texts by page ranges, section-sized chunks for
  *    search (deterministic ids) with their embeddings (same ids), summaries, key points and
@@ -61,6 +64,8 @@ export interface Module {
 const courseInput = z.object({ courseId: z.string().uuid() });
 const extractInput = z.object({
   courseId: z.string().uuid(),
+  /** The course's tenant: it scopes the key (absent in messages sent before it was added). */
+  tenantId: z.string().nullable().optional(),
   idx: z.number().int().min(0),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   from: z.number().int().min(1),
@@ -69,6 +74,8 @@ const extractInput = z.object({
 const extractedInput = z.object({
   courseId: z.string().uuid(),
   idx: z.number().int().min(0),
+  /** Pages of the range extracted (absent in older messages: the file's pages stored count). */
+  pages: z.number().int().min(0).optional(),
   failed: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 
@@ -82,16 +89,28 @@ interface SourceRow {
   file_name: string;
   sha256: string;
   page_count: number | null;
+  /** Pages of the file this course's extract messages reported. */
+  pages_done: number;
   status: string;
   outline: OutlineEntry[] | null;
 }
 
 async function sources(db: SqlExecutor, courseId: string): Promise<SourceRow[]> {
   return await db.query<SourceRow>(
-    `SELECT idx, file_name, sha256, page_count, status, outline FROM troupe_course_sources
+    `SELECT idx, file_name, sha256, page_count, pages_done, status, outline
+     FROM troupe_course_sources
      WHERE course_id = $1 ORDER BY idx`,
     [courseId],
   );
+}
+
+/** Pages of a file in the shared page store, at most `pageCount`. */
+async function storedPages(db: SqlExecutor, sha256: string, pageCount: number): Promise<number> {
+  const [n] = await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1",
+    [sha256],
+  );
+  return Math.min(n!.n, pageCount);
 }
 
 async function courseStatus(db: SqlExecutor, courseId: string): Promise<string | null> {
@@ -171,7 +190,14 @@ export function courseActors(o: CoursePipelineOptions) {
         const sha256 = files.find((f) => f.idx === p.idx)!.sha256;
         for (let from = 1; from <= p.pages; from += PAGES_PER_MESSAGE) {
           const to = Math.min(p.pages, from + PAGES_PER_MESSAGE - 1);
-          ctx.send("course.extract", { courseId, idx: p.idx, sha256, from, to });
+          ctx.send("course.extract", {
+            courseId,
+            tenantId: ctx.tenantId,
+            idx: p.idx,
+            sha256,
+            from,
+            to,
+          });
           messages++;
         }
       }
@@ -186,7 +212,7 @@ export function courseActors(o: CoursePipelineOptions) {
   const extract = defineActor({
     name: "course.extract",
     input: extractInput,
-    key: (i) => `pdf:${i.sha256}:${i.from}`,
+    key: (i) => `pdf:${i.tenantId ?? "-"}:${i.sha256}:${i.from}`,
     exposed: false,
     retries: 3,
     timeoutMs: 5 * 60_000,
@@ -222,8 +248,9 @@ export function courseActors(o: CoursePipelineOptions) {
         );
       }
       ctx.progress(100, `pages ${from}-${to}`);
-      ctx.send("course.extracted", { courseId, idx });
-      return { pages: to - from + 1, extracted: extracting };
+      ctx.send("course.extracted", { courseId, idx, pages: to - from + 1 });
+      // Whether the pages were there already is not said: they may be another tenant's work.
+      return { pages: to - from + 1 };
     },
   });
 
@@ -233,7 +260,7 @@ export function courseActors(o: CoursePipelineOptions) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     retries: 5,
-    handler: async ({ courseId, idx, failed }, ctx) => {
+    handler: async ({ courseId, idx, pages, failed }, ctx) => {
       if (await courseStatus(db, courseId) !== "processing") return { skipped: true };
       if (failed) {
         ctx.effect(async (tx) => {
@@ -245,18 +272,34 @@ export function courseActors(o: CoursePipelineOptions) {
         });
       }
       const files = await sources(db, courseId);
+      // This course's own count: pages stored for other courses (or tenants) are not its
+      // progress, so its progress and its results read the same whatever others uploaded.
+      // (Messages sent before `pages` existed fall back to the page store.) Safe to add up:
+      // this key runs one message at a time, and a message's effects commit once.
+      const source = files.find((f) => f.idx === idx);
+      let reported: number | null = null;
+      if (!failed && source) {
+        const pageCount = source.page_count ?? 0;
+        const n = pages === undefined
+          ? await storedPages(db, source.sha256, pageCount)
+          : Math.min(source.pages_done + pages, pageCount);
+        reported = n;
+        ctx.effect(async (tx) => {
+          await tx.query(
+            "UPDATE troupe_course_sources SET pages_done = $3 WHERE course_id = $1 AND idx = $2",
+            [courseId, idx, n],
+          );
+        });
+      }
       let total = 0;
       let done = 0;
       let pending = false;
       for (const f of files) {
         if (f.status === "failed" || (failed && f.idx === idx)) continue;
-        const [n] = await db.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1",
-          [f.sha256],
-        );
+        const n = f.idx === idx && reported !== null ? reported : f.pages_done;
         total += f.page_count ?? 0;
-        done += Math.min(n!.n, f.page_count ?? 0);
-        if (n!.n < (f.page_count ?? 0)) pending = true;
+        done += Math.min(n, f.page_count ?? 0);
+        if (n < (f.page_count ?? 0)) pending = true;
       }
       ctx.effect(async (tx) => {
         await tx.query(

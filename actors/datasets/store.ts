@@ -4,6 +4,7 @@
  */
 import { NotFoundError } from "../runtime/errors.ts";
 import type { SqlExecutor } from "../runtime/ports.ts";
+import { releaseBlobs } from "../../db/blobs/refs.ts";
 import type { DatasetOptions } from "./options.ts";
 
 export type DatasetStatus =
@@ -105,24 +106,19 @@ export async function listDatasets(
   return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
 }
 
-/** Deletes the dataset, its chunks and its rows table; returns its blob for the caller. */
-export async function deleteDataset(
-  tx: SqlExecutor,
-  id: string,
-  tenantId: string,
-): Promise<{ sha256: string; stillUsed: boolean }> {
-  const rows = await tx.query<{ blob_sha256: string }>(
-    "DELETE FROM troupe_datasets WHERE id = $1 AND tenant_id = $2 RETURNING blob_sha256",
+/**
+ * Deletes the dataset, its chunks and its rows table, and releases its file (in `tx`, so the
+ * file stays held until the delete commits; it is collected later if nothing else holds it).
+ */
+export async function deleteDataset(tx: SqlExecutor, id: string, tenantId: string): Promise<void> {
+  const rows = await tx.query(
+    "DELETE FROM troupe_datasets WHERE id = $1 AND tenant_id = $2 RETURNING id",
     [id, tenantId],
   );
   if (!rows[0]) throw new NotFoundError("dataset", id);
   await tx.query("DELETE FROM troupe_dataset_chunks WHERE dataset_id = $1", [id]);
   await tx.query(`DROP TABLE IF EXISTS ${rowsTable(id)}`);
-  const sha256 = rows[0].blob_sha256;
-  const users = await tx.query("SELECT 1 FROM troupe_datasets WHERE blob_sha256 = $1 LIMIT 1", [
-    sha256,
-  ]);
-  return { sha256, stillUsed: users.length > 0 };
+  await releaseBlobs(tx, { kind: "dataset", id });
 }
 
 const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();

@@ -1,15 +1,21 @@
 /**
  * `system.cleanup`: deletes finished jobs, ledger rows and dead letters older than the
  * retention setting, audit-log entries older than the audit retention (90 days) and expired
- * webhook signature ids and parts of blob uploads that never finished. Scheduled daily; deletes in batches so no lock is held for long.
+ * webhook signature ids and parts of blob uploads that never finished, and collects the
+ * uploaded files no dataset or course of any tenant holds any more (after a grace period, see
+ * db/blobs/refs.ts). Scheduled daily; deletes in batches so no lock is held for long.
  * Deleting is idempotent, so it writes through the database port directly.
  */
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
-import type { SqlExecutor } from "../runtime/ports.ts";
+import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import type { BlobStore } from "../../db/blobs/port.ts";
 import { sweepOrphans } from "../../db/blobs/postgres.ts";
+import { collectBlobs } from "../../db/blobs/refs.ts";
 
 const BATCH = 5000;
+/** Longer than any upload takes between storing its files and committing the dataset or course. */
+export const DEFAULT_BLOB_GRACE_MS = 6 * 3_600_000;
 
 export interface CleanupOptions {
   db: SqlExecutor;
@@ -19,10 +25,17 @@ export interface CleanupOptions {
   auditRetentionDays?: number;
   /** @default "17 3 * * *" (daily, 03:17 UTC) */
   schedule?: string;
+  /** Where uploaded files are, to collect those nobody holds (none: files are not collected). */
+  blobs?: {
+    store: BlobStore;
+    db: SqlDatabase;
+    /** A file stored or released more recently than this is kept. @default 6 hours */
+    graceMs?: number;
+  };
 }
 
 export function cleanupActor(
-  { db, retentionDays, auditRetentionDays = 90, schedule = "17 3 * * *" }: CleanupOptions,
+  { db, retentionDays, auditRetentionDays = 90, schedule = "17 3 * * *", blobs }: CleanupOptions,
 ) {
   return defineActor({
     name: "system.cleanup",
@@ -38,7 +51,15 @@ export function cleanupActor(
       const days = input.retentionDays ?? retentionDays;
       const cutoff = new Date(Date.now() - days * 86_400_000).toISOString();
       const auditCutoff = new Date(Date.now() - auditRetentionDays * 86_400_000).toISOString();
-      const deleted = { jobs: 0, ledger: 0, deadLetters: 0, audit: 0, nonces: 0, blobParts: 0 };
+      const deleted = {
+        jobs: 0,
+        ledger: 0,
+        deadLetters: 0,
+        audit: 0,
+        nonces: 0,
+        blobParts: 0,
+        blobs: 0,
+      };
       const drain = async (sql: string, before = cutoff) => {
         let total = 0;
         while (!ctx.signal.aborted) {
@@ -85,6 +106,18 @@ export function cleanupActor(
         new Date().toISOString(),
       );
       deleted.blobParts = await sweepOrphans(db);
+      if (blobs) {
+        const graceMs = blobs.graceMs ?? DEFAULT_BLOB_GRACE_MS;
+        while (!ctx.signal.aborted) {
+          const { examined, removed } = await collectBlobs(blobs.db, blobs.store, {
+            graceMs,
+            limit: BATCH,
+            signal: ctx.signal,
+          });
+          deleted.blobs += removed;
+          if (examined < BATCH) break;
+        }
+      }
       ctx.log.info("cleanup done", { ...deleted, retentionDays: days });
       return { ...deleted, cutoff };
     },

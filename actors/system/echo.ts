@@ -1,6 +1,10 @@
 /**
  * `system.echo`: returns its input after an optional pause, reporting progress. The smallest
  * useful actor: a smoke test for a fresh start and the no-op of the benchmarks.
+ *
+ * Echoes with the same `key` run one at a time, within a tenant only: the key holds the
+ * caller's tenant (set by the jobs API, see `tenantScoped` in routes/jobs.ts), so one tenant's
+ * long echo never holds another's.
  */
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
@@ -12,8 +16,10 @@ export const echoActor = defineActor({
     /** Pause, in ms, split into 10 progress steps. */
     ms: z.number().int().min(0).max(600_000).optional(),
     key: z.string().max(200).optional(),
+    /** The caller's tenant, written by the jobs API over anything the caller sent. */
+    tenantId: z.string().max(100).nullable().optional(),
   }),
-  key: (input) => `echo:${input.key ?? "default"}`,
+  key: (input) => `echo:${input.tenantId ?? "-"}:${input.key ?? "default"}`,
   handler: async (input, ctx) => {
     const ms = input.ms ?? 0;
     if (ms > 0) {

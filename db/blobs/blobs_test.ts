@@ -167,12 +167,14 @@ for (const [name, make] of Object.entries(subjects)) {
     },
   );
 
-  Deno.test({ name: `blobs [${name}]: delete and unknown ids`, ...opts }, async () => {
+  Deno.test({ name: `blobs [${name}]: collect and unknown ids`, ...opts }, async () => {
     const s = await make();
     try {
       const put = await s.store.put(streamOf(bytes(10_000, 3)));
-      assert.equal(await s.store.delete(put.sha256), true);
-      assert.equal(await s.store.delete(put.sha256), false);
+      assert.equal(await s.store.collect(put.sha256, { graceMs: 60_000 }), false, "just stored");
+      assert.deepEqual(await s.store.stat(put.sha256), { sha256: put.sha256, size: 10_000 });
+      assert.equal(await s.store.collect(put.sha256, { graceMs: 0 }), true);
+      assert.equal(await s.store.collect(put.sha256, { graceMs: 0 }), false);
       assert.equal(await s.store.stat(put.sha256), null);
       await assert.rejects(() => s.store.read(put.sha256), NotFoundError);
       await assert.rejects(() => s.store.read("../../etc/passwd"), NotFoundError);

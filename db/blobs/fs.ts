@@ -86,13 +86,12 @@ export class FsBlobStore implements BlobStore {
       done = true;
       const sha256 = hash.digest("hex");
       const target = this.#path(sha256);
-      if (await exists(target)) {
-        await Deno.remove(tmp);
-        return { sha256, size, created: false };
-      }
-      await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
+      const created = !await exists(target);
+      if (created) await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
+      // Stored again even when present: the same bytes under a fresh modification time,
+      // which tells `collect` that an upload wants them (and replaces any it just took away).
       await Deno.rename(tmp, target);
-      return { sha256, size, created: true };
+      return { sha256, size, created };
     } catch (err) {
       if (!done) file.close();
       await Deno.remove(tmp).catch(() => {});
@@ -187,14 +186,32 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async delete(sha256: string): Promise<boolean> {
+  /**
+   * Moves the blob aside first, then looks at its time: a put that renamed fresh bytes into
+   * place before the move shows a recent time, and the file is linked back; a put after it
+   * stores the bytes anew. A file is never removed while its time is within the grace.
+   */
+  async collect(sha256: string, { graceMs }: { graceMs: number }): Promise<boolean> {
+    if (!SHA256_HEX.test(sha256)) return false;
+    await this.#init();
+    const target = this.#path(sha256);
+    const aside = join(this.#tmp, `${crypto.randomUUID()}.collect`);
     try {
-      await Deno.remove(this.#path(sha256));
-      return true;
+      await Deno.rename(target, aside);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound || err instanceof NotFoundError) return false;
+      if (err instanceof Deno.errors.NotFound) return false;
       throw err;
     }
+    const stored = (await Deno.stat(aside)).mtime?.getTime() ?? 0;
+    if (stored > Date.now() - graceMs) {
+      await Deno.link(aside, target).catch((err) => {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      });
+      await Deno.remove(aside);
+      return false;
+    }
+    await Deno.remove(aside);
+    return true;
   }
 }
 

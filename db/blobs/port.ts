@@ -8,7 +8,13 @@
  *   durable; past `maxBytes` it rejects with `PayloadTooLargeError` and keeps nothing; an
  *   aborted or failed upload keeps nothing visible.
  * - `read` streams the bytes `[start, end)` of a stored blob.
+ * - A `put` of bytes already stored refreshes their time of storing, atomically with respect
+ *   to `collect`: either the put keeps the blob (the collect then declines), or the collect
+ *   removed it first and the put stores it anew. Either way the bytes are there afterwards.
+ * - Nothing but `collect` removes a blob, and only the collector of unheld blobs
+ *   (db/blobs/refs.ts) calls it: content is shared by every holder of the same bytes.
  */
+import type { SqlExecutor } from "../../actors/runtime/ports.ts";
 
 export interface BlobInfo {
   sha256: string;
@@ -29,7 +35,8 @@ export interface PutOptions {
 export interface BlobStore {
   readonly kind: "fs" | "postgres";
   put(body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
-  stat(sha256: string): Promise<BlobInfo | null>;
+  /** `tx`: as for `collect`, a transaction of the store's database to read through. */
+  stat(sha256: string, options?: { tx?: SqlExecutor }): Promise<BlobInfo | null>;
   /** Throws `NotFoundError` for an unknown blob. `end` is exclusive. */
   read(
     sha256: string,
@@ -46,8 +53,12 @@ export interface BlobStore {
     range?: { start?: number; end?: number },
     into?: Uint8Array,
   ): Promise<Uint8Array>;
-  /** Removes a blob; false when it was not there. */
-  delete(sha256: string): Promise<boolean>;
+  /**
+   * Removes a blob unless an upload stored it within the last `graceMs`; true when it was
+   * removed. `tx`, for a store in the database, is the collector's transaction (its work
+   * commits with it); other stores ignore it.
+   */
+  collect(sha256: string, options: { graceMs: number; tx?: SqlExecutor }): Promise<boolean>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;

@@ -91,14 +91,18 @@ export class PostgresBlobStore implements BlobStore {
       await Promise.all(inflight);
       if (failed) throw failed;
       const sha256 = hash.digest("hex");
+      // Stored again when present: its time of storing is refreshed under the row's lock, so
+      // `collect` (which deletes only rows stored before its grace) keeps it; a row that
+      // `collect` deleted first is inserted anew, with this upload's parts.
       const created = await this.#db.transaction(async (tx) => {
-        const rows = await tx.query(
+        const rows = await tx.query<{ upload_id: string }>(
           `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (sha256) DO NOTHING RETURNING sha256`,
+           ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING upload_id`,
           [sha256, uploadId, size, this.#partSize],
         );
-        if (!rows[0]) await dropParts(tx, uploadId);
-        return rows.length > 0;
+        const mine = rows[0]?.upload_id === uploadId;
+        if (!mine) await dropParts(tx, uploadId);
+        return mine;
       });
       return { sha256, size, created };
     } catch (err) {
@@ -109,8 +113,8 @@ export class PostgresBlobStore implements BlobStore {
     }
   }
 
-  async stat(sha256: string): Promise<BlobInfo | null> {
-    const row = await this.#row(sha256);
+  async stat(sha256: string, { tx }: { tx?: SqlExecutor } = {}): Promise<BlobInfo | null> {
+    const row = await this.#row(sha256, tx);
     return row ? { sha256, size: row.size } : null;
   }
 
@@ -213,21 +217,27 @@ export class PostgresBlobStore implements BlobStore {
     });
   }
 
-  async delete(sha256: string): Promise<boolean> {
-    return await this.#db.transaction(async (tx) => {
+  async collect(
+    sha256: string,
+    { graceMs, tx }: { graceMs: number; tx?: SqlExecutor },
+  ): Promise<boolean> {
+    const run = async (tx: SqlExecutor) => {
       const rows = await tx.query<{ upload_id: string }>(
-        "DELETE FROM troupe_blobs WHERE sha256 = $1 RETURNING upload_id",
-        [sha256],
+        `DELETE FROM troupe_blobs
+         WHERE sha256 = $1 AND touched_at <= now() - make_interval(secs => $2)
+         RETURNING upload_id`,
+        [sha256, graceMs / 1000],
       );
       if (!rows[0]) return false;
       await dropParts(tx, rows[0].upload_id);
       return true;
-    });
+    };
+    return tx ? await run(tx) : await this.#db.transaction(run);
   }
 
-  async #row(sha256: string): Promise<BlobRow | null> {
+  async #row(sha256: string, db: SqlExecutor = this.#db): Promise<BlobRow | null> {
     if (!SHA256_HEX.test(sha256)) return null;
-    const rows = await this.#db.query<BlobRow>(
+    const rows = await db.query<BlobRow>(
       "SELECT upload_id, size::float8 AS size, part_size FROM troupe_blobs WHERE sha256 = $1",
       [sha256],
     );

@@ -31,8 +31,12 @@ export const TTL = {
 /** A kind of cached data; it picks the TTL. */
 export type CacheKind = keyof typeof TTL;
 
-/** What `Cache.stats()` reports (the body of `GET /api/cache/stats`). */
+/**
+ * What `Cache.stats()` reports (the body of `GET /api/cache/stats`): of one tenant's keys
+ * (`scope: "tenant"`), or of all (`scope: "all"`, for an admin key).
+ */
 export interface CacheStats {
+  scope: "tenant" | "all";
   store: CacheStore["kind"];
   hits: number;
   misses: number;
@@ -40,8 +44,8 @@ export interface CacheStats {
   hitRate: number;
   /** Callers that joined a computation already running for their key. */
   coalesced: number;
-  /** Store calls that failed or timed out. */
-  errors: number;
+  /** Store calls that failed or timed out (`null` in a tenant's view: they are everyone's). */
+  errors: number | null;
   /** Reads that skipped the store because it was failing. */
   bypasses: number;
   /** From the store; `null` while degraded. */
@@ -88,6 +92,25 @@ export function cacheKey(tenantId: string, ...parts: readonly (string | number)[
     .join(":");
 }
 
+/** The tenant of a key made by {@linkcode cacheKey} (or `tenant:...` by hand): its first part. */
+export function tenantOfKey(key: string): string {
+  const at = key.indexOf(":");
+  return at < 0 ? key : key.slice(0, at);
+}
+
+/** Lookup counters, in all or of one tenant. */
+interface Counters {
+  hits: number;
+  misses: number;
+  coalesced: number;
+  bypasses: number;
+}
+
+const zero = (): Counters => ({ hits: 0, misses: 0, coalesced: 0, bypasses: 0 });
+
+/** Tenants whose counters are kept; past it the least recently counted is dropped. */
+const MAX_TENANT_COUNTERS = 10_000;
+
 /** The store failed or timed out. */
 class StoreUnavailable extends Error {
   override readonly name = "StoreUnavailable";
@@ -112,11 +135,10 @@ export class Cache {
   #pending: Invalidation[] = [];
   #pendingOverflow = false;
   #replaying: Promise<void> | null = null;
-  #hits = 0;
-  #misses = 0;
-  #coalesced = 0;
+  readonly #all = zero();
+  /** Per tenant, in order of last use (a Map keeps insertion order). */
+  readonly #byTenant = new Map<string, Counters>();
   #errors = 0;
-  #bypasses = 0;
 
   constructor(
     store: CacheStore,
@@ -166,7 +188,7 @@ export class Cache {
   ): Promise<T> {
     const running = this.#inflight.get(key);
     if (running) {
-      this.#coalesced++;
+      this.#count(key, "coalesced");
       return running as Promise<T>;
     }
     const flight: Promise<T> = this.#load(kind, key, compute, tags).finally(() => {
@@ -192,24 +214,45 @@ export class Cache {
     return 0;
   }
 
-  /** Counters and the store's size; never throws. */
-  async stats(): Promise<CacheStats> {
-    const info = await this.#attempt(() => this.store.info(), {
+  /**
+   * Counters and the store's size, of `tenantId`'s keys (keys starting `tenantId:`), or of
+   * all keys when it is not given; never throws.
+   */
+  async stats(tenantId?: string): Promise<CacheStats> {
+    const prefix = tenantId === undefined ? undefined : `${cacheKey(tenantId)}:`;
+    const info = await this.#attempt(() => this.store.info(prefix), {
       timeoutMs: this.#bulkTimeoutMs,
     });
-    const lookups = this.#hits + this.#misses;
+    const c = tenantId === undefined ? this.#all : this.#byTenant.get(cacheKey(tenantId)) ?? zero();
+    const lookups = c.hits + c.misses;
     return {
+      scope: tenantId === undefined ? "all" : "tenant",
       store: this.store.kind,
-      hits: this.#hits,
-      misses: this.#misses,
-      hitRate: lookups ? this.#hits / lookups : 0,
-      coalesced: this.#coalesced,
-      errors: this.#errors,
-      bypasses: this.#bypasses,
+      hits: c.hits,
+      misses: c.misses,
+      hitRate: lookups ? c.hits / lookups : 0,
+      coalesced: c.coalesced,
+      errors: tenantId === undefined ? this.#errors : null,
+      bypasses: c.bypasses,
       keys: info.ok ? info.value.keys : null,
       memoryBytes: info.ok ? info.value.memoryBytes : null,
       degraded: this.#degraded,
     };
+  }
+
+  #count(key: string, what: keyof Counters): void {
+    this.#all[what]++;
+    const tenant = tenantOfKey(key);
+    let c = this.#byTenant.get(tenant);
+    if (c) this.#byTenant.delete(tenant);
+    else {
+      c = zero();
+      if (this.#byTenant.size >= MAX_TENANT_COUNTERS) {
+        this.#byTenant.delete(this.#byTenant.keys().next().value!);
+      }
+    }
+    this.#byTenant.set(tenant, c);
+    c[what]++;
   }
 
   /** Pings the store now, back-off or not (for `/api/health`); sets or clears `degraded`. */
@@ -229,12 +272,11 @@ export class Cache {
     if (cached.ok && cached.value !== null) {
       const hit = parseJson<T>(cached.value);
       if (hit.ok) {
-        this.#hits++;
+        this.#count(key, "hits");
         return hit.value;
       }
     }
-    if (cached.ok) this.#misses++;
-    else this.#bypasses++;
+    this.#count(key, cached.ok ? "misses" : "bypasses");
     const value = await compute();
     const text = toJson(value);
     if (text === undefined) return value;

@@ -102,9 +102,19 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   /** `memoryBytes` is the estimate of {@linkcode entryBytes} summed over live entries. */
-  info(): Promise<CacheStoreInfo> {
+  info(prefix?: string): Promise<CacheStoreInfo> {
     this.#sweep();
-    return Promise.resolve({ keys: this.#entries.size, memoryBytes: this.#bytes });
+    if (prefix === undefined) {
+      return Promise.resolve({ keys: this.#entries.size, memoryBytes: this.#bytes });
+    }
+    let keys = 0;
+    let memoryBytes = 0;
+    for (const [key, entry] of this.#entries) {
+      if (!key.startsWith(prefix)) continue;
+      keys++;
+      memoryBytes += entry.bytes;
+    }
+    return Promise.resolve({ keys, memoryBytes });
   }
 
   ping(): Promise<void> {

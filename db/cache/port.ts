@@ -28,8 +28,11 @@ export interface CacheStore {
   invalidatePrefix(prefix: string): Promise<number>;
   /** Removes every key stored with `tag`; returns how many. */
   invalidateTag(tag: string): Promise<number>;
-  /** Keys held and memory used in bytes (`null` when the store cannot tell). */
-  info(): Promise<CacheStoreInfo>;
+  /**
+   * Keys held and memory used in bytes (`null` when the store cannot tell); with `prefix`,
+   * of the keys starting with it only (one tenant's, as `tenant:` prefixes them).
+   */
+  info(prefix?: string): Promise<CacheStoreInfo>;
   /** Resolves when the store answers; throws when it cannot be reached. */
   ping(): Promise<void>;
   /** Releases what the store holds (timers, connections). */

@@ -99,6 +99,20 @@ const cases: Record<string, (store: CacheStore) => Promise<void>> = {
     assert.ok(info.memoryBytes! > 0);
   },
 
+  "info with a prefix counts only the keys under it": async (store) => {
+    await store.set("tenant-a:q:1", "v", 60_000, ["tenant-a:ds"]);
+    await store.set("tenant-a:q:2", "v", 60_000);
+    await store.set("tenant-b:q:1", "v", 60_000);
+    assert.equal((await store.info("tenant-a:")).keys, 2);
+    assert.equal((await store.info("tenant-b:")).keys, 1);
+    assert.equal((await store.info("tenant-c:")).keys, 0);
+    assert.equal((await store.info("tenant-*")).keys, 0, "a prefix is matched literally");
+    const all = await store.info();
+    assert.equal(all.keys, 3);
+    const one = (await store.info("tenant-b:")).memoryBytes;
+    assert.ok(one === null || (one > 0 && one < all.memoryBytes!));
+  },
+
   "ping answers": async (store) => {
     await store.ping();
   },

@@ -129,13 +129,16 @@ export class UpstashCacheStore implements CacheStore {
   /**
    * `keys`: entries under the namespace, counted with SCAN (a lower bound past
    * `infoScanLimit` calls). `memoryBytes`: `used_memory` of `INFO memory`, i.e. the whole
-   * Redis database's memory, not only this namespace's.
+   * Redis database's memory, not only this namespace's; with `prefix`, `null` (Redis cannot
+   * tell the memory of some keys cheaply).
    */
-  async info(): Promise<CacheStoreInfo> {
+  async info(prefix?: string): Promise<CacheStoreInfo> {
     let keys = 0;
-    for await (const batch of this.#scan(`${escapeGlob(this.#ns)}k:*`, this.#infoScanLimit)) {
+    const pattern = `${escapeGlob(this.#entry(prefix ?? ""))}*`;
+    for await (const batch of this.#scan(pattern, this.#infoScanLimit)) {
       keys += batch.length;
     }
+    if (prefix !== undefined) return { keys, memoryBytes: null };
     const text = await this.#redis.exec<unknown>(["info", "memory"]);
     const used = /^used_memory:(\d+)/m.exec(String(text))?.[1];
     return { keys, memoryBytes: used === undefined ? null : Number(used) };

@@ -2,6 +2,10 @@
  * Uploaded files in PostgreSQL, for deployments without a disk (the edge): content-addressed
  * blobs stored as 1 MiB parts. Parts are written while the upload streams (under an upload
  * id); the blob row, keyed by the SHA-256 known only at the end, makes them visible.
+ *
+ * `blobRefs` says who holds a blob (a dataset, a course; any tenant, any store), and
+ * `blobCandidates` which blobs may have no holder since when: `system.cleanup` collects those
+ * still unheld after a grace period (db/blobs/refs.ts).
  */
 import { sql } from "drizzle-orm";
 import {
@@ -24,6 +28,8 @@ export const blobs = pgTable("troupe_blobs", {
   size: bigint("size", { mode: "number" }).notNull(),
   partSize: integer("part_size").notNull(),
   createdAt: tz("created_at").notNull().defaultNow(),
+  /** When an upload last stored these bytes: a blob stored within the grace period is kept. */
+  touchedAt: tz("touched_at").notNull().defaultNow(),
 });
 
 export const blobParts = pgTable(
@@ -38,4 +44,30 @@ export const blobParts = pgTable(
     primaryKey({ columns: [t.uploadId, t.part] }),
     index("troupe_blob_parts_created_idx").on(t.createdAt),
   ],
+);
+
+export const blobRefs = pgTable(
+  "troupe_blob_refs",
+  {
+    sha256: text("sha256").notNull(),
+    /** What holds the blob: `dataset` or `course`. */
+    ownerKind: text("owner_kind").notNull(),
+    ownerId: text("owner_id").notNull(),
+    tenantId: text("tenant_id"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.sha256, t.ownerKind, t.ownerId] }),
+    index("troupe_blob_refs_owner_idx").on(t.ownerKind, t.ownerId),
+  ],
+);
+
+export const blobCandidates = pgTable(
+  "troupe_blob_candidates",
+  {
+    sha256: text("sha256").primaryKey(),
+    /** When the blob was last stored or released. */
+    since: tz("since").notNull().defaultNow(),
+  },
+  (t) => [index("troupe_blob_candidates_since_idx").on(t.since)],
 );

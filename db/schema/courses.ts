@@ -53,6 +53,8 @@ export const courseSources = pgTable("troupe_course_sources", {
   sha256: text("sha256").notNull(),
   sizeBytes: integer("size_bytes").notNull(),
   pageCount: integer("page_count"),
+  /** Pages this course's own extract messages reported (its progress, not the shared store's). */
+  pagesDone: integer("pages_done").notNull().default(0),
   /** pending | extracting | done | failed */
   status: text("status").notNull().default("pending"),
   outline: jsonb("outline"),

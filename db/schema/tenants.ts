@@ -7,7 +7,7 @@
  * - `auditLog`: who did what (uploads, cancels, replays, cache invalidations, key creation);
  *   the cleanup actor keeps it 90 days.
  */
-import { index, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { boolean, index, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -27,6 +27,8 @@ export const apiKeys = pgTable(
     hash: text("hash").notNull().unique(),
     createdAt: tz("created_at").notNull().defaultNow(),
     revokedAt: tz("revoked_at"),
+    /** Sees and acts on state shared by every tenant (cache statistics and invalidation). */
+    admin: boolean("admin").notNull().default(false),
   },
   (t) => [index("troupe_api_keys_tenant_idx").on(t.tenantId)],
 );

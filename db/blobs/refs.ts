@@ -1,0 +1,156 @@
+/**
+ * Who holds a blob, and the collection of blobs nobody holds.
+ *
+ * Blobs are content-addressed: tenant A's dataset and tenant B's course may be the same bytes,
+ * stored once. So no owner removes a blob itself. An owner holds its blobs in the transaction
+ * that creates it ({@linkcode holdBlobs}) and releases them in the one that deletes it
+ * ({@linkcode releaseBlobs}); `system.cleanup` calls {@linkcode collectBlobs}, which removes a
+ * blob only when no owner of any kind or tenant holds it and it was neither stored nor
+ * released within the grace period.
+ *
+ * Why the grace period: an upload stores its bytes before the transaction holding them
+ * commits (a course stores every file first). Until then the blob is held by nobody, and
+ * collecting it would lose an accepted upload.
+ *
+ * Why the lock: holding and collecting take the same per-blob advisory lock (shared to hold,
+ * exclusive to collect), and the holder checks that the blob is still there under it. A
+ * collection and a hold of one blob are thus in some order: either the collector sees the
+ * hold, or the holder sees the blob gone and fails the upload (a 503: send it again) instead
+ * of keeping a reference to nothing.
+ */
+import { TroupeError } from "../../actors/runtime/errors.ts";
+import type { SqlDatabase, SqlExecutor } from "../../actors/runtime/ports.ts";
+import type { BlobStore } from "./port.ts";
+
+/** The first key of the per-blob advisory locks (the second is the blob's hash). */
+const LOCK_CLASS = 7_316_009;
+
+/** What holds a blob. */
+export interface BlobOwner {
+  kind: "dataset" | "course";
+  id: string;
+  tenantId: string | null;
+}
+
+/** A blob an upload stored was collected before the upload's reference committed. */
+export class BlobGoneError extends TroupeError {
+  constructor(sha256: string) {
+    super(
+      "UPLOAD_LOST",
+      `the uploaded file ${sha256} was removed before it was saved: send it again`,
+      {
+        status: 503,
+      },
+    );
+  }
+}
+
+/**
+ * Records that an upload stored `sha256` now: unless something holds it by the end of the
+ * grace period, it is collected (an upload that failed after storing its file leaves nothing).
+ */
+export async function noteStored(db: SqlExecutor, sha256: string): Promise<void> {
+  await db.query(
+    `INSERT INTO troupe_blob_candidates (sha256, since) VALUES ($1, now())
+     ON CONFLICT (sha256) DO UPDATE SET since = now()`,
+    [sha256],
+  );
+}
+
+/**
+ * Holds `sha256s` for `owner`, in `tx` (the owner's creating transaction). Throws
+ * {@linkcode BlobGoneError} when one of them is no longer stored.
+ */
+export async function holdBlobs(
+  tx: SqlExecutor,
+  blobs: BlobStore,
+  owner: BlobOwner,
+  sha256s: readonly string[],
+): Promise<void> {
+  // In one order, so two holders of the same blobs cannot wait on each other.
+  for (const sha256 of [...new Set(sha256s)].sort()) {
+    await tx.query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", [LOCK_CLASS, sha256]);
+    if (!await blobs.stat(sha256, { tx })) throw new BlobGoneError(sha256);
+    await tx.query(
+      `INSERT INTO troupe_blob_refs (sha256, owner_kind, owner_id, tenant_id)
+       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [sha256, owner.kind, owner.id, owner.tenantId],
+    );
+  }
+}
+
+/**
+ * Releases every blob `owner` holds, in `tx` (the owner's deleting transaction). The blobs
+ * stay stored: those no other owner holds are collected after the grace period.
+ */
+export async function releaseBlobs(
+  tx: SqlExecutor,
+  owner: Pick<BlobOwner, "kind" | "id">,
+): Promise<void> {
+  await tx.query(
+    `WITH gone AS (
+       DELETE FROM troupe_blob_refs WHERE owner_kind = $1 AND owner_id = $2 RETURNING sha256)
+     INSERT INTO troupe_blob_candidates (sha256, since) SELECT DISTINCT sha256, now() FROM gone
+     ON CONFLICT (sha256) DO UPDATE SET since = now()`,
+    [owner.kind, owner.id],
+  );
+}
+
+/** Options of {@linkcode collectBlobs}. */
+export interface CollectOptions {
+  /** A blob stored or released more recently than this is kept. */
+  graceMs: number;
+  /** Most blobs looked at in one call. @default 1000 */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Removes the blobs that no owner holds and that were not stored or released within the
+ * grace period, with what was derived from their bytes alone (extracted PDF pages). Returns
+ * how many candidates were looked at (at most `limit`; fewer: none are due any more) and how
+ * many blobs were removed.
+ */
+export async function collectBlobs(
+  db: SqlDatabase,
+  blobs: BlobStore,
+  { graceMs, limit = 1000, signal }: CollectOptions,
+): Promise<{ examined: number; removed: number }> {
+  const secs = graceMs / 1000;
+  const due = await db.query<{ sha256: string }>(
+    `SELECT sha256 FROM troupe_blob_candidates
+     WHERE since <= now() - make_interval(secs => $1) ORDER BY since LIMIT $2`,
+    [secs, limit],
+  );
+  let removed = 0;
+  for (const { sha256 } of due) {
+    if (signal?.aborted) break;
+    const gone = await db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, sha256]);
+      // Statements from here see every hold that committed before the lock was granted.
+      const picked = await tx.query(
+        `DELETE FROM troupe_blob_candidates
+         WHERE sha256 = $1 AND since <= now() - make_interval(secs => $2) RETURNING 1`,
+        [sha256, secs],
+      );
+      if (!picked[0]) return false;
+      const held = await tx.query("SELECT 1 FROM troupe_blob_refs WHERE sha256 = $1 LIMIT 1", [
+        sha256,
+      ]);
+      if (held[0]) return false;
+      if (await blobs.stat(sha256, { tx }) === null) {
+        await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
+        return false;
+      }
+      if (!await blobs.collect(sha256, { graceMs, tx })) {
+        // Stored again meanwhile by an upload that has not noted it yet: look again later.
+        await noteStored(tx, sha256);
+        return false;
+      }
+      await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
+      return true;
+    });
+    if (gone) removed++;
+  }
+  return { examined: due.length, removed };
+}
