@@ -14,6 +14,8 @@ export interface Tenant {
   id: string;
   name: string;
   createdAt: string;
+  /** Requests a minute allowed to each of its keys; null: the server's default. */
+  rateLimitPerMinute: number | null;
 }
 
 /** Who is calling: the tenant every query is scoped to, and the key used. */
@@ -26,6 +28,8 @@ export interface Principal {
    * statistics and invalidation). Its own data stays its tenant's.
    */
   admin: boolean;
+  /** The tenant's per-key limit (requests a minute); null: the server's default. */
+  rateLimitPerMinute: number | null;
 }
 
 export interface CreatedKey {
@@ -74,13 +78,20 @@ export class TenantStore {
     this.#db = db;
   }
 
-  /** Creates a tenant; a taken name is a `ConflictError`. */
-  async createTenant(name: string): Promise<Tenant> {
+  /**
+   * Creates a tenant, with its own per-key rate limit when given; a taken name is a
+   * `ConflictError`.
+   */
+  async createTenant(
+    name: string,
+    { rateLimitPerMinute = null }: { rateLimitPerMinute?: number | null } = {},
+  ): Promise<Tenant> {
     assertTenantName(name);
+    assertRateLimit(rateLimitPerMinute);
     const rows = await this.#db.query<Row>(
-      `INSERT INTO troupe_tenants (id, name) VALUES ($1, $2)
-       ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at`,
-      [uuidv7(), name],
+      `INSERT INTO troupe_tenants (id, name, rate_limit_per_minute) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO NOTHING RETURNING ${TENANT_COLUMNS}`,
+      [uuidv7(), name, rateLimitPerMinute],
     );
     if (!rows[0]) throw new ConflictError(`tenant "${name}" already exists`);
     return tenantView(rows[0]);
@@ -94,15 +105,45 @@ export class TenantStore {
       [uuidv7(), name],
     );
     const rows = await this.#db.query<Row>(
-      "SELECT id, name, created_at FROM troupe_tenants WHERE name = $1",
+      `SELECT ${TENANT_COLUMNS} FROM troupe_tenants WHERE name = $1`,
       [name],
     );
     return tenantView(rows[0]!);
   }
 
+  /**
+   * Sets a tenant's per-key rate limit (null: back to the server's default), recorded in the
+   * audit log. Every instance applies it within the authentication cache's few seconds.
+   */
+  async setRateLimit(
+    tenantId: string,
+    rateLimitPerMinute: number | null,
+    audit: Omit<AuditEntry, "action" | "tenantId"> = {},
+  ): Promise<Tenant> {
+    assertRateLimit(rateLimitPerMinute);
+    return await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<Row>(
+        `UPDATE troupe_tenants SET rate_limit_per_minute = $2 WHERE id = $1
+         RETURNING ${TENANT_COLUMNS}`,
+        [tenantId, rateLimitPerMinute],
+      );
+      if (!rows[0]) throw new NotFoundError("tenant", tenantId);
+      await insertAudit(tx, {
+        ...audit,
+        tenantId,
+        action: "tenant.rate_limit",
+        targetType: "tenant",
+        targetId: tenantId,
+        details: { rateLimitPerMinute },
+      });
+      this.#authCache.clear();
+      return tenantView(rows[0]);
+    });
+  }
+
   async getTenant(id: string): Promise<Tenant> {
     const rows = await this.#db.query<Row>(
-      "SELECT id, name, created_at FROM troupe_tenants WHERE id = $1",
+      `SELECT ${TENANT_COLUMNS} FROM troupe_tenants WHERE id = $1`,
       [id],
     );
     if (!rows[0]) throw new NotFoundError("tenant", id);
@@ -172,10 +213,14 @@ export class TenantStore {
     const cached = this.#authCache.get(key);
     if (cached && cached.until > Date.now()) return cached.principal;
     const hash = await hashApiKey(key);
-    const rows = await this.#db.query<
-      { id: string; tenant_id: string; tenant_name: string; admin: boolean }
-    >(
-      `SELECT k.id, k.tenant_id, t.name AS tenant_name, k.admin
+    const rows = await this.#db.query<{
+      id: string;
+      tenant_id: string;
+      tenant_name: string;
+      admin: boolean;
+      rate_limit_per_minute: number | null;
+    }>(
+      `SELECT k.id, k.tenant_id, t.name AS tenant_name, k.admin, t.rate_limit_per_minute
        FROM troupe_api_keys k JOIN troupe_tenants t ON t.id = k.tenant_id
        WHERE k.hash = $1 AND k.revoked_at IS NULL`,
       [hash],
@@ -187,6 +232,7 @@ export class TenantStore {
         tenantName: row.tenant_name,
         apiKeyId: row.id,
         admin: row.admin === true,
+        rateLimitPerMinute: row.rate_limit_per_minute ?? null,
       }
       : null;
     if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
@@ -237,6 +283,19 @@ function assertTenantName(name: string): void {
   }
 }
 
+/** Most requests a minute a tenant's keys may be given (PostgreSQL's integer). */
+export const MAX_RATE_LIMIT = 2_147_483_647;
+
+function assertRateLimit(perMinute: number | null): void {
+  if (perMinute === null) return;
+  if (!Number.isSafeInteger(perMinute) || perMinute < 1 || perMinute > MAX_RATE_LIMIT) {
+    throw new ValidationError(
+      `a rate limit is a whole number of requests a minute, 1 to ${MAX_RATE_LIMIT}`,
+      { rateLimitPerMinute: perMinute },
+    );
+  }
+}
+
 async function insertAudit(tx: SqlExecutor, e: AuditEntry): Promise<void> {
   await tx.query(
     `INSERT INTO troupe_audit_log
@@ -258,8 +317,15 @@ async function insertAudit(tx: SqlExecutor, e: AuditEntry): Promise<void> {
 
 const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();
 
+const TENANT_COLUMNS = "id, name, created_at, rate_limit_per_minute";
+
 function tenantView(r: Row): Tenant {
-  return { id: String(r.id), name: String(r.name), createdAt: iso(r.created_at) };
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    createdAt: iso(r.created_at),
+    rateLimitPerMinute: r.rate_limit_per_minute == null ? null : Number(r.rate_limit_per_minute),
+  };
 }
 
 function auditView(r: Row): AuditView {

@@ -1,5 +1,6 @@
 /**
- * `deno task tenant:create <name> [--key-name <label>]`: creates a tenant and an API key, and
+ * `deno task tenant:create <name> [--key-name <label>] [--rate-limit <per minute>]`: creates a
+ * tenant (with its own per-key request limit when given) and an API key, and
  * prints the key once (only its hash is stored). Uses the database the environment names
  * (DATABASE_URL, or the embedded PGlite under DATA_DIR: stop the server first, an embedded
  * database has one user at a time).
@@ -22,12 +23,15 @@ if (import.meta.main) {
       "key-name": { type: "string", default: "default" },
       "add-key": { type: "boolean", default: false },
       admin: { type: "boolean", default: false },
+      "rate-limit": { type: "string" },
     },
   });
+  const rateLimit = values["rate-limit"] === undefined ? null : Number(values["rate-limit"]);
   const name = positionals[0];
   if (!name || positionals.length > 1) {
     console.error(
-      "usage: deno task tenant:create <name> [--key-name <label>] [--add-key] [--admin]",
+      "usage: deno task tenant:create <name> [--key-name <label>] [--add-key] [--admin] " +
+        "[--rate-limit <requests a minute>]",
     );
     Deno.exit(2);
   }
@@ -39,9 +43,14 @@ if (import.meta.main) {
     try {
       await migrate(db);
       const tenants = new TenantStore(db);
-      const tenant = values["add-key"]
+      let tenant = values["add-key"]
         ? await tenants.ensureTenant(name)
-        : await tenants.createTenant(name);
+        : await tenants.createTenant(name, { rateLimitPerMinute: rateLimit });
+      if (values["add-key"] && rateLimit !== null) {
+        tenant = await tenants.setRateLimit(tenant.id, rateLimit, {
+          requestId: "cli:tenant:create",
+        });
+      }
       const key = await tenants.createKey(tenant.id, {
         name: values["key-name"],
         admin: values.admin,
@@ -52,6 +61,9 @@ if (import.meta.main) {
         tenantId: tenant.id,
         keyId: key.id,
         ...(values.admin ? { admin: true } : {}),
+        ...(tenant.rateLimitPerMinute !== null
+          ? { rateLimitPerMinute: tenant.rateLimitPerMinute }
+          : {}),
       }));
       console.log(`API key (shown once): ${key.key}`);
     } finally {

@@ -46,6 +46,36 @@ Deno.test({
     assert.match(new TextDecoder().decode(again.stderr), /already exists/);
     const more = await run("acme-corp", "--add-key", "--key-name", "ci");
     assert.equal(more.code, 0);
+    // A tenant with its own limit, changed later by tenant:limit and back to the default.
+    const limited = await run("metered", "--rate-limit", "250");
+    assert.equal(limited.code, 0, new TextDecoder().decode(limited.stderr));
+    assert.match(new TextDecoder().decode(limited.stdout), /"rateLimitPerMinute":250/);
+    const limit = (...args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("./tenant_limit.ts", import.meta.url).pathname, ...args],
+        env: { DATABASE_URL: pg.url, LOG_LEVEL: "silent" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const readLimit = async () => {
+      const db = openPostgres(pg.url);
+      try {
+        return (await db.query<{ r: number | null }>(
+          "SELECT rate_limit_per_minute AS r FROM troupe_tenants WHERE name = 'metered'",
+        ))[0]!.r;
+      } finally {
+        await db.close();
+      }
+    };
+    assert.equal(await readLimit(), 250);
+    assert.equal((await limit("metered", "5000")).code, 0);
+    assert.equal(await readLimit(), 5000);
+    assert.equal((await limit("metered", "default")).code, 0);
+    assert.equal(await readLimit(), null);
+    const badLimit = await limit("metered", "lots");
+    assert.equal(badLimit.code, 1);
+    assert.match(new TextDecoder().decode(badLimit.stderr), /rate limit/);
+    assert.equal((await limit("nobody", "10")).code, 1);
     const admin = await run("ops", "--admin");
     assert.equal(admin.code, 0, new TextDecoder().decode(admin.stderr));
     const adminKey = /API key \(shown once\): (\S+)/.exec(new TextDecoder().decode(admin.stdout))

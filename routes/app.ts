@@ -2,8 +2,9 @@
  * The HTTP application: `/api/*` routes over a `Runtime`. Tested without a server through
  * `app.request()`.
  *
- * Order of the middleware on `/api/*`: request id, CORS, body limit, per-IP rate limit, API key,
- * per-key rate limit, then the routes. `GET /api/health` is public and not limited.
+ * Order of the middleware on `/api/*`: request id, CORS, body limit, API key (a request without a
+ * valid one counts against its IP's rate limit before its 401), the key's rate limit (its
+ * tenant's), then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
  */
 import { type Context, Hono } from "hono";
@@ -11,7 +12,7 @@ import { bodyLimit } from "hono/body-limit";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
-import type { RateDecision, RateLimiter, RateRule } from "../db/ratelimit/port.ts";
+import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { Principal, TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
 import { authenticate } from "./auth.ts";
@@ -24,7 +25,7 @@ import { docsRoutes } from "./docs.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
-import { limitByIp, limitByKey, type LimitOptions } from "./limits.ts";
+import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
 
@@ -36,9 +37,9 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** @default in-memory */
   limiter?: RateLimiter;
-  /** Requests per minute per client IP. @default 100 */
+  /** Requests per minute per client IP, of requests without a valid API key. @default 100 */
   perIpPerMinute?: number;
-  /** Requests per minute per API key. @default 1000 */
+  /** Requests per minute per API key, unless its tenant has its own limit. @default 1000 */
   perKeyPerMinute?: number;
   /** Take the client IP from `X-Forwarded-For` (only behind a proxy you run). @default false */
   trustProxy?: boolean;
@@ -63,7 +64,6 @@ export type AppEnv = {
     requestId: string;
     clientIp: string;
     principal: Principal;
-    rateLimitIp: RateDecision;
   };
 };
 
@@ -116,8 +116,7 @@ export function createApp(options: AppOptions) {
     if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
     return await jsonLimit(c, next);
   });
-  app.use("/api/*", limitByIp(limits));
-  app.use("/api/*", authenticate(tenants, { isPublic }));
+  app.use("/api/*", authenticate(tenants, { isPublic, onRefused: limitUnauthenticated(limits) }));
   app.use("/api/*", limitByKey(limits));
   app.route("/api", healthRoutes(runtime, options.cache));
   app.route("/api", docsRoutes());

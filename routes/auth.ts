@@ -22,14 +22,24 @@ export function presentedKey(c: Context): string | undefined {
   return m?.[1];
 }
 
+/**
+ * Sets the caller's principal, or refuses with 401. `onRefused` runs first for a request with no
+ * key or a wrong one (the per-IP limit: it slows key guessing); a response it returns (a 429) is
+ * sent instead of the 401.
+ */
 export function authenticate(
   tenants: TenantStore,
-  { isPublic }: { isPublic: (path: string) => boolean },
+  { isPublic, onRefused }: {
+    isPublic: (path: string) => boolean;
+    onRefused?: (c: Context) => Promise<Response | undefined>;
+  },
 ): MiddlewareHandler {
   return async function authenticateMiddleware(c, next) {
     if (isPublic(c.req.path)) return await next();
     const key = presentedKey(c);
     if (!key) {
+      const refused = await onRefused?.(c);
+      if (refused) return refused;
       c.header("WWW-Authenticate", 'Bearer realm="troupe"');
       return errorResponse(
         c,
@@ -40,6 +50,8 @@ export function authenticate(
     }
     const principal = await tenants.authenticate(key);
     if (!principal) {
+      const refused = await onRefused?.(c);
+      if (refused) return refused;
       c.header("WWW-Authenticate", 'Bearer realm="troupe", error="invalid_token"');
       return errorResponse(c, 401, "UNAUTHENTICATED", "the API key is unknown or revoked");
     }

@@ -1,6 +1,8 @@
 /**
- * Rate limits: per client IP before authentication (which also slows key guessing) and per API
- * key after it. Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining`,
+ * Rate limits: an authenticated request counts against its API key, at its tenant's limit (or the
+ * server's default); a request without a valid key counts against its client IP (which slows key
+ * guessing), so clients behind one address do not share a budget once they authenticate. Every
+ * limited response carries `RateLimit-Limit`, `RateLimit-Remaining`,
  * `RateLimit-Reset` (seconds) and `RateLimit-Policy`; a refused one is a 429 with
  * `Retry-After`.
  */
@@ -36,27 +38,31 @@ function refuse(c: Context, rule: RateRule, d: RateDecision, scope: string): Res
   });
 }
 
-/** Per-IP limit; mount before authentication. */
-export function limitByIp(o: LimitOptions): MiddlewareHandler {
-  return async function limitByIpMiddleware(c, next) {
-    if (o.isExempt(c.req.path)) return await next();
+/**
+ * Per-IP limit of a request that has no valid key: counts it, sets the headers, and returns the
+ * 429 to send when the address is over its limit (for `authenticate`'s `onRefused`).
+ */
+export function limitUnauthenticated(
+  o: LimitOptions,
+): (c: Context) => Promise<Response | undefined> {
+  return async function limitByIp(c) {
     const d = await o.limiter.limit(o.perIp, o.clientIp(c));
     setHeaders(c, o.perIp, d);
-    c.set("rateLimitIp", d);
-    if (!d.allowed) return refuse(c, o.perIp, d, "address");
-    await next();
+    return d.allowed ? undefined : refuse(c, o.perIp, d, "address");
   };
 }
 
-/** Per-key limit; mount after authentication. Reports whichever limit is closer. */
+/** Per-key limit at the key's tenant's rate; mount after authentication. */
 export function limitByKey(o: LimitOptions): MiddlewareHandler {
   return async function limitByKeyMiddleware(c, next) {
     const principal = c.get("principal") as Principal | undefined;
     if (o.isExempt(c.req.path) || !principal) return await next();
-    const d = await o.limiter.limit(o.perKey, principal.apiKeyId);
-    const ipRemaining = (c.get("rateLimitIp") as RateDecision | undefined)?.remaining ?? Infinity;
-    if (!d.allowed || d.remaining < ipRemaining) setHeaders(c, o.perKey, d);
-    if (!d.allowed) return refuse(c, o.perKey, d, "API key");
+    const rule = principal.rateLimitPerMinute === null
+      ? o.perKey
+      : { ...o.perKey, limit: principal.rateLimitPerMinute };
+    const d = await o.limiter.limit(rule, principal.apiKeyId);
+    setHeaders(c, rule, d);
+    if (!d.allowed) return refuse(c, rule, d, "API key");
     await next();
   };
 }

@@ -243,39 +243,67 @@ Deno.test({ name: "cancels and replays are in the tenant's audit log", ...opts }
 });
 
 Deno.test(
-  { name: "per-IP limit: 429 with Retry-After and RateLimit headers", ...opts },
+  {
+    name: "per-IP limit counts requests without a valid key: 429 with Retry-After and headers",
+    ...opts,
+  },
   async () => {
     const app = await appWith({
       limiter: (await open()).newLimiter(),
       perIpPerMinute: 3,
       trustProxy: true,
     });
-    const { acme } = await open();
-    const from = (ip: string) =>
-      send(app, "/api/jobs", { key: acme.key, headers: { "x-forwarded-for": `${ip}, 10.0.0.1` } });
-    const seen = [];
-    for (let i = 0; i < 4; i++) seen.push(await from("203.0.113.7"));
-    assert.deepEqual(seen.map((r) => r.status), [200, 200, 200, 429]);
+    const from = (ip: string, key?: string) =>
+      send(app, "/api/jobs", {
+        ...(key ? { key } : {}),
+        headers: { "x-forwarded-for": `${ip}, 10.0.0.1` },
+      });
+    const guess = "trp_guessguessguessguessguessguessgu";
+    const seen = [
+      await from("203.0.113.7"),
+      await from("203.0.113.7", guess),
+      await from("203.0.113.7"),
+      await from("203.0.113.7", guess),
+    ];
+    assert.deepEqual(seen.map((r) => r.status), [401, 401, 401, 429]);
     assert.deepEqual(seen.map((r) => r.headers.get("ratelimit-remaining")), ["2", "1", "0", "0"]);
     assert.equal(seen[0]!.headers.get("ratelimit-limit"), "3");
     assert.equal(seen[0]!.headers.get("ratelimit-policy"), "3;w=60");
     const refused = seen[3]!;
     assert.equal(refused.body.error.code, "RATE_LIMITED");
+    assert.match(refused.body.error.message, /address/);
     const retryAfter = Number(refused.headers.get("retry-after"));
     assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
-    assert.equal((await from("198.51.100.9")).status, 200, "another address has its own budget");
-    // Unauthenticated guesses count against the address too.
-    const guess = await send(app, "/api/jobs", {
-      key: "trp_guessguessguessguessguessguessgu",
-      headers: { "x-forwarded-for": "203.0.113.7" },
-    });
-    assert.equal(guess.status, 429);
+    assert.equal((await from("198.51.100.9")).status, 401, "another address has its own budget");
     assert.equal(
       (await send(app, "/api/health", { headers: { "x-forwarded-for": "203.0.113.7" } }))
         .status,
       200,
       "health is not limited",
     );
+  },
+);
+
+Deno.test(
+  { name: "an authenticated client is held to its key's limit, not its address's", ...opts },
+  async () => {
+    const app = await appWith({
+      limiter: (await open()).newLimiter(),
+      perIpPerMinute: 2,
+      perKeyPerMinute: 100,
+      trustProxy: true,
+    });
+    const { acme } = await open();
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await send(app, "/api/jobs", {
+        key: acme.key,
+        headers: { "x-forwarded-for": "203.0.113.8" },
+      });
+      statuses.push(res.status);
+      assert.equal(res.headers.get("ratelimit-limit"), "100", "the key's limit is reported");
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
   },
 );
 
@@ -295,6 +323,46 @@ Deno.test({ name: "per-key limit applies across addresses", ...opts }, async () 
   assert.deepEqual(statuses, [200, 200, 429]);
   assert.equal((await send(app, "/api/jobs", { key: globex.key })).status, 200);
 });
+
+Deno.test(
+  {
+    name: "a tenant's own limit applies to its keys, is shared across instances and can change",
+    ...opts,
+  },
+  async () => {
+    const w = await open();
+    const limiter = w.newLimiter();
+    // Two instances of the API over one shared limiter (Upstash with the production drivers).
+    const one = await appWith({ limiter, perKeyPerMinute: 100 });
+    const two = await appWith({ limiter, perKeyPerMinute: 100 });
+    const tenant = await w.tenants.createTenant(`limited-${crypto.randomUUID().slice(0, 8)}`, {
+      rateLimitPerMinute: 3,
+    });
+    assert.equal(tenant.rateLimitPerMinute, 3);
+    const key = (await w.tenants.createKey(tenant.id)).key;
+    const statuses = [];
+    for (const app of [one, two, one, two]) {
+      const res = await send(app, "/api/jobs", { key });
+      statuses.push(res.status);
+      assert.equal(res.headers.get("ratelimit-limit"), "3");
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    // Other tenants keep the server's default.
+    assert.equal(
+      (await send(one, "/api/jobs", { key: w.acme.key })).headers.get("ratelimit-limit"),
+      "100",
+    );
+
+    const raised = await w.tenants.setRateLimit(tenant.id, 50, { requestId: "test" });
+    assert.equal(raised.rateLimitPerMinute, 50);
+    const after = await send(two, "/api/jobs", { key });
+    assert.equal(after.status, 200);
+    assert.equal(after.headers.get("ratelimit-limit"), "50");
+    await w.tenants.setRateLimit(tenant.id, null);
+    assert.equal((await w.tenants.getTenant(tenant.id)).rateLimitPerMinute, null);
+    await assert.rejects(() => w.tenants.setRateLimit(tenant.id, 0), /rate limit/);
+  },
+);
 
 Deno.test({ name: "close the tenancy test world", ...opts }, async () => {
   await (await open()).close();

@@ -7,7 +7,7 @@
  * - `auditLog`: who did what (uploads, cancels, replays, cache invalidations, key creation);
  *   the cleanup actor keeps it 90 days.
  */
-import { boolean, index, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -15,6 +15,8 @@ export const tenants = pgTable("troupe_tenants", {
   id: text("id").primaryKey(),
   name: text("name").notNull().unique(),
   createdAt: tz("created_at").notNull().defaultNow(),
+  /** Requests a minute allowed to each of the tenant's keys; null: the server's default. */
+  rateLimitPerMinute: integer("rate_limit_per_minute"),
 });
 
 export const apiKeys = pgTable(
