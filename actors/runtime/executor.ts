@@ -8,6 +8,7 @@ import type { ActorContext, AnyActor, SendOptions } from "./define.ts";
 import {
   CancelledError,
   type ErrorRecord,
+  InputError,
   NonRetryableError,
   TimeoutError,
   toErrorRecord,
@@ -237,7 +238,11 @@ export class Executor {
     }
   }
 
-  /** A failed attempt: retried with backoff while attempts remain, else dead-lettered. */
+  /**
+   * A failed attempt: retried with backoff while attempts remain, else dead-lettered. An
+   * `InputError` fails the job at once without a dead letter (a replay would fail the same
+   * way); `onDeadLetter` hears of every final failure.
+   */
   failure(
     base: Omit<Completion, "outcome">,
     job: ClaimedJob,
@@ -252,15 +257,24 @@ export class Executor {
     }
     return {
       ...rest,
-      sends: this.#deadLetterSends(job, def, error),
+      sends: this.deadLetterSends(job, def, error),
       effects: [],
       outcome: "failed",
       error,
+      ...(err instanceof InputError ? { deadLetter: false } : {}),
     };
   }
 
-  /** The messages an actor's `onDeadLetter` asks for, committed with the failure. */
-  #deadLetterSends(job: ClaimedJob, def: AnyActor | undefined, error: ErrorRecord): NewJob[] {
+  /**
+   * The messages an actor's `onDeadLetter` asks for, to commit with the final failure of
+   * `job`. A hook that throws or names an unknown actor is logged and sends nothing: the
+   * failure itself must still be recorded.
+   */
+  deadLetterSends(
+    job: Pick<ClaimedJob, "id" | "input" | "tenant_id">,
+    def: AnyActor | undefined,
+    error: ErrorRecord,
+  ): NewJob[] {
     if (!def?.onDeadLetter) return [];
     try {
       const wanted = def.onDeadLetter(job.input, error);

@@ -117,7 +117,11 @@ export async function claimOne(
   return { job: { ...job, state: held.state }, leased: true };
 }
 
-/** Gives back leases this worker holds (no-op for a lease it lost). */
+/**
+ * Gives back leases this worker holds (no-op for a lease it lost). Jobs of the key still
+ * running under the lease lose their owner too: the reaper requeues them without counting a
+ * lost lease, since their process did not stop.
+ */
 export async function releaseLeases(
   db: SqlExecutor,
   workerId: string,
@@ -125,9 +129,17 @@ export async function releaseLeases(
 ): Promise<void> {
   if (leases.length === 0) return;
   await db.query(
-    `UPDATE troupe_actor_state s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
-     FROM jsonb_to_recordset($1::jsonb) AS x(key text, fence int)
-     WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2`,
+    `WITH x AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(key text, fence int)
+     ), released AS (
+       UPDATE troupe_actor_state s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+       FROM x WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2
+       RETURNING s.key, s.fence
+     )
+     UPDATE troupe_jobs j SET lease_owner = NULL, updated_at = now()
+     FROM released r
+     WHERE j.key = r.key AND j.lease_fence = r.fence AND j.status = 'running'
+       AND j.lease_owner = $2`,
     [JSON.stringify(leases), workerId],
   );
 }
