@@ -9,6 +9,7 @@ import { type AnyActor, defineActor } from "../../actors/runtime/define.ts";
 import { IdempotencyKeyReusedError, InputError } from "../../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../../actors/runtime/ports.ts";
 import type { Runtime } from "../../actors/runtime/runtime.ts";
+import { claimJobs, releaseLeases } from "../../actors/runtime/sql/claim_jobs.ts";
 import { sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 
@@ -227,6 +228,57 @@ contractSuite("guards", {
     await waitFor(() => heard.length > 0, { what: "the poison job's onDeadLetter" });
     assert.deepEqual(heard, [{ id: "poison", code: "POISON_JOB" }]);
     assert.equal(runs, 1, "the poison job did not run again");
+  },
+
+  "a lease given back with its jobs unfinished requeues them without a lost lease": async (
+    { db, runtime },
+  ) => {
+    const def = defineActor({
+      name: "g8.job",
+      ...part,
+      key: () => "g8:one",
+      handler: () => {},
+    });
+    const api = await runtime([def], { start: false });
+    const { job } = await api.enqueue("g8.job", { id: "a" });
+    const claimed = await claimJobs(db, {
+      actors: ["g8.job"],
+      limit: 10,
+      workerId: "live-worker",
+      leaseMs: 30_000,
+    });
+    assert.deepEqual(claimed.map((c) => c.id), [job.id]);
+    await releaseLeases(db, "live-worker", [{ key: "g8:one", fence: claimed[0]!.lease_fence }]);
+    assert.equal(await api.reap(), 1);
+    const [row] = await db.query<{ status: string; lease_losses: number }>(
+      "SELECT status, lease_losses FROM troupe_jobs WHERE id = $1",
+      [job.id],
+    );
+    assert.deepEqual(row, { status: "queued", lease_losses: 0 });
+  },
+
+  "a message the transport gave up on calls onDeadLetter with its dead letter": async (
+    { runtime },
+  ) => {
+    const { heard, actors } = withParent("g9", { retries: 3, handler: () => {} });
+    const api = await runtime(actors, { start: false });
+    const { job } = await api.enqueue("g9.part", { id: "lost" });
+    const outcome = await api.giveUp(job.id, {
+      code: "DELIVERY_FAILED",
+      message: "QStash gave up after its last retry",
+    });
+    assert.equal(outcome, "dead-lettered");
+    assert.equal((await api.listDeadLetters({ actor: "g9.part" })).items.length, 1);
+    const rt = await runtime(actors);
+    await waitFor(() => heard.length > 0, { what: "onDeadLetter of the given-up message" });
+    assert.deepEqual(heard, [{ id: "lost", code: "DELIVERY_FAILED" }]);
+    assert.equal(
+      await api.giveUp(job.id, { code: "DELIVERY_FAILED", message: "again" }),
+      "finished",
+    );
+    await sleep(200);
+    assert.equal(heard.length, 1, "once");
+    assert.equal((await rt.getJob(job.id)).status, "failed");
   },
 
   "an InputError fails the job at once with its code, without a dead letter": async (
