@@ -281,6 +281,12 @@ export class Runtime implements Consumer {
     this.#timers = [];
     clearTimeout(this.#deferTimer);
     await this.#flushing;
+    // Handlers still running past the grace stop with this process: give their leases back so
+    // that their jobs are requeued at once, and not counted as lost to a crash.
+    const held = [...this.#held].map(([key, fence]) => ({ key, fence }));
+    await releaseLeases(this.db, this.workerId, held).catch((err) =>
+      this.log.warn("leases not given back at stop; they lapse", { error: String(err) })
+    );
     await this.#unlisten?.();
     this.#started = false;
     this.#stopping = false;
@@ -571,6 +577,9 @@ export class Runtime implements Consumer {
       return { status: seen.length ? "duplicate" : "unknown" };
     }
     if (TERMINAL.has(row.status)) return { status: row.status as "succeeded" };
+    // Redelivered while running: its process may have stopped (a lost lease is counted, and a
+    // poison job dead-lettered, only by the reaper), so reap before trying to claim it.
+    if (row.status === "running") await this.reap();
     // Early (a retry's backoff or a delay not over yet): come back when it is due.
     if (row.status === "queued" && row.wait_ms > 50) {
       return { status: "busy", retryInMs: row.wait_ms };

@@ -281,6 +281,59 @@ contractSuite("guards", {
     assert.equal((await rt.getJob(job.id)).status, "failed");
   },
 
+  "a running job delivered again after its process stopped twice is not run again": async (
+    { db, runtime },
+  ) => {
+    let runs = 0;
+    const def = defineActor({
+      name: "g10.job",
+      ...part,
+      key: (i) => `g10:${i.id}`,
+      handler: () => {
+        runs++;
+      },
+    });
+    const rt = await runtime([def], { start: false });
+    const { job } = await rt.enqueue("g10.job", { id: "a" });
+    await crashedWhileRunning(db, job.id, { attempts: 2, leaseLosses: 1 });
+    // A push transport (QStash) delivers it again, since the crashed delivery never answered.
+    assert.deepEqual(await rt.deliver(job.id), { status: "failed" });
+    assert.equal(runs, 0);
+    assert.equal(((await rt.getJob(job.id)).error as { code: string }).code, "POISON_JOB");
+
+    const { job: once } = await rt.enqueue("g10.job", { id: "b" });
+    await crashedWhileRunning(db, once.id, { attempts: 1 });
+    assert.deepEqual(await rt.deliver(once.id), { status: "succeeded" });
+    const [row] = await db.query<{ lease_losses: number }>(
+      "SELECT lease_losses FROM troupe_jobs WHERE id = $1",
+      [once.id],
+    );
+    assert.equal(row!.lease_losses, 1, "the first stop is counted, and the job runs again");
+    assert.equal(runs, 1);
+  },
+
+  "a handler still running when its runtime stops gives its lease back": async (
+    { db, runtime },
+  ) => {
+    const def = defineActor({
+      name: "g11.job",
+      ...part,
+      key: (i) => `g11:${i.id}`,
+      handler: () => sleep(3000), // ignores its signal on purpose
+    });
+    const rt = await runtime([def], { leaseMs: 60_000 });
+    const { job } = await rt.enqueue("g11.job", { id: "a" });
+    await waitFor(async () => (await rt.getJob(job.id)).status === "running");
+    await rt.stop(100);
+    const api = await runtime([def], { start: false });
+    assert.equal(await api.reap(), 1, "requeued at once, not after its lease");
+    const [row] = await db.query<{ status: string; lease_losses: number }>(
+      "SELECT status, lease_losses FROM troupe_jobs WHERE id = $1",
+      [job.id],
+    );
+    assert.deepEqual(row, { status: "queued", lease_losses: 0 });
+  },
+
   "an InputError fails the job at once with its code, without a dead letter": async (
     { db, runtime },
   ) => {

@@ -82,7 +82,9 @@ export async function claimJobs(
 }
 
 /**
- * Push path: takes the lease of `key` and marks job `id` running under it.
+ * Push path: takes the lease of `key` and marks job `id` running under it: a queued job, or a
+ * running one whose lease was given back. A running job whose lease lapsed while held (its
+ * process stopped) is left to the reaper, which counts the lost lease.
  * Returns null when the key is leased elsewhere (busy) or the job is not runnable.
  */
 export async function claimOne(
@@ -104,7 +106,7 @@ export async function claimOne(
     `UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $2,
        lease_fence = $3, started_at = coalesce(j.started_at, now()), updated_at = now()
      WHERE j.id = $1 AND (j.status = 'queued'
-       OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3))
+       OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
        j.lease_fence, j.cancel_requested`,
     [id, workerId, held.fence],
