@@ -88,6 +88,12 @@ const fields = z.object({
   OPENAI_EMBEDDING_DIMENSIONS: int(8, 4096).default(512),
   /** Largest PDF of a course upload, in bytes (default 100 MB). */
   COURSE_MAX_FILE_BYTES: int(1, 2 ** 34).default(100 * 1024 * 1024),
+  // Runtime guards.
+  /**
+   * A job that was running when its process stopped (crashed, or stalled past its lease) this
+   * many times is dead-lettered as `POISON_JOB` instead of being run again.
+   */
+  POISON_AFTER_CRASHES: int(1, 100).default(2),
 });
 
 /** Variables that only make sense together. */
