@@ -73,6 +73,13 @@ function apiRuntime(db: SqlDatabase) {
         retries: 5,
         handler: () => {},
       }),
+      defineActor({
+        name: "mp.neighbour",
+        input: z.object({}),
+        key: () => "mp:neighbour",
+        retries: 5,
+        handler: () => {},
+      }),
     ],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("silent"),
@@ -248,7 +255,9 @@ async function spawnDoomed(url: string, id: string): Promise<Deno.CommandStatus>
 }
 
 Deno.test({
-  name: "a job whose handler killed its process twice is a dead letter and never runs a third time",
+  name:
+    "a job whose handler killed its process twice is a dead letter and never runs a third time; " +
+    "a job that ran beside it is not",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
@@ -258,7 +267,10 @@ Deno.test({
   try {
     await migrate(db);
     await db.query("CREATE TABLE test_started (job_id text NOT NULL, worker text)");
-    const { job } = await apiRuntime(db).enqueue("mp.crash", {});
+    // Due together, so that the first worker claims both in one batch and runs them at once.
+    const api = apiRuntime(db);
+    const { job: innocent } = await api.enqueue("mp.neighbour", {}, { delayMs: 1000 });
+    const { job } = await api.enqueue("mp.crash", {}, { delayMs: 1000 });
     for (const id of ["first", "second"]) {
       const status = await spawnDoomed(pg.url, id);
       assert.equal(status.signal, "SIGKILL", `worker ${id} was killed by its handler`);
@@ -289,6 +301,14 @@ Deno.test({
       new Promise((r) => setTimeout(() => r(true), 200)),
     ]);
     assert.ok(alive, "the third worker is still up");
+    const neighbour = await waitFor(async () => {
+      const rows = await db.query<{ status: string }>(
+        "SELECT status FROM troupe_jobs WHERE id = $1",
+        [innocent.id],
+      );
+      return rows[0]?.status === "succeeded" || rows[0]?.status === "failed" ? rows[0] : null;
+    }, { timeoutMs: 30_000, what: "the neighbour to finish" });
+    assert.equal(neighbour.status, "succeeded", "the job beside the poison job was not poisoned");
   } finally {
     if (survivor) await stopWorker(survivor);
     await db.close();

@@ -90,6 +90,10 @@ export class Executor {
   readonly running = new Map<string, AbortController>();
   /** The key of each running handler. */
   readonly runningKeys = new Map<string, string>();
+  /** Settles when the last suspect queued for quarantine has run. */
+  #suspects: Promise<void> = Promise.resolve();
+  /** The suspects running (or committing) now, with what lets the next one in. */
+  readonly #quarantined = new Map<string, () => void>();
 
   constructor({ db, actors, logger, onProgress }: ExecutorOptions) {
     this.#db = db;
@@ -106,7 +110,10 @@ export class Executor {
     return true;
   }
 
-  /** Runs `job` with the key's current `state`; never throws. */
+  /**
+   * Runs `job` with the key's current `state`; never throws. A suspect job (`lease_losses` >
+   * 0) runs alone among suspects, until the caller calls `leaveQuarantine(job.id)`.
+   */
   async execute(job: ClaimedJob, state: unknown): Promise<Completion> {
     const base = {
       id: job.id,
@@ -144,6 +151,18 @@ export class Executor {
     }
 
     await this.#acquireSlot(def);
+    if (job.lease_losses > 0) {
+      this.#quarantined.set(job.id, await this.#quarantine());
+      try {
+        await this.#db.query(
+          "UPDATE troupe_jobs SET started_fence = $2 WHERE id = $1 AND lease_fence = $2",
+          [job.id, job.lease_fence],
+        );
+      } catch (err) {
+        this.#releaseSlot(def);
+        return this.failure(base, job, def, err);
+      }
+    }
     const controller = new AbortController();
     this.running.set(job.id, controller);
     this.runningKeys.set(job.id, job.key);
@@ -236,6 +255,28 @@ export class Executor {
       this.runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
+  }
+
+  /**
+   * Lets the next suspect in after `jobId` (a no-op for other jobs). Called once the outcome of
+   * `execute(jobId)` is committed (or not), since a stop before that commit counts against it.
+   */
+  leaveQuarantine(jobId: string): void {
+    this.#quarantined.get(jobId)?.();
+    this.#quarantined.delete(jobId);
+  }
+
+  /**
+   * Waits until no other suspect runs in this process (a suspect: a job that was running when
+   * a process stopped); returns the function that lets the next one in. One at a time, the
+   * next stop counts against the one suspect that was running, not its neighbours.
+   */
+  async #quarantine(): Promise<() => void> {
+    const previous = this.#suspects;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#suspects = promise;
+    await previous;
+    return resolve;
   }
 
   /**

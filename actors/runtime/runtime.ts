@@ -499,7 +499,7 @@ export class Runtime implements Consumer {
           const completion = await this.#executor.execute(job, speculative);
           completion.release = next + i === jobs.length - 1;
           const committed = this.#commit(completion, job);
-          committed.catch(() => {}); // inspected below
+          committed.catch(() => {}).finally(() => this.#executor.leaveQuarantine(job.id));
           pending.push(committed);
           if (completion.outcome === "succeeded" && completion.state) {
             speculative = completion.state.value;
@@ -607,7 +607,8 @@ export class Runtime implements Consumer {
       try {
         const completion = await this.#executor.execute(job, job.state);
         completion.release = true;
-        const result = await this.#commit(completion, job);
+        const result = await this.#commit(completion, job)
+          .finally(() => this.#executor.leaveQuarantine(job.id));
         this.#emit(job.id);
         if (result === "fenced") return { status: "busy", retryInMs: 250 };
         if (result === "duplicate") return { status: "duplicate" };

@@ -47,6 +47,11 @@ export const jobs = pgTable(
      * stalled past the lease); at the runtime's limit the job is dead-lettered as poison.
      */
     leaseLosses: integer("lease_losses").notNull().default(0),
+    /**
+     * For a job that lost a lease already: the fence of the lease under which its handler last
+     * began (written before it begins), so that a later stop counts only if it had begun.
+     */
+    startedFence: integer("started_fence"),
     cancelRequested: boolean("cancel_requested").notNull().default(false),
     progress: smallint("progress").notNull().default(0),
     progressMessage: text("progress_message"),

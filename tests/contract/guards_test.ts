@@ -22,12 +22,16 @@ async function settle(rt: Runtime, id: string, timeoutMs = 15_000) {
 
 /**
  * Leaves job `id` as a crashed worker does: running under a lease that lapsed without being
- * given back (the job row keeps its owner).
+ * given back (the job row keeps its owner). `started`: a suspect's handler had begun.
  */
 async function crashedWhileRunning(
   db: SqlDatabase,
   id: string,
-  { attempts, leaseLosses = 0 }: { attempts: number; leaseLosses?: number },
+  { attempts, leaseLosses = 0, started = false }: {
+    attempts: number;
+    leaseLosses?: number;
+    started?: boolean;
+  },
 ) {
   const [job] = await db.query<{ key: string }>("SELECT key FROM troupe_jobs WHERE id = $1", [id]);
   await db.query(
@@ -39,8 +43,8 @@ async function crashedWhileRunning(
   );
   await db.query(
     `UPDATE troupe_jobs SET status = 'running', attempts = $2, lease_owner = 'dead-worker',
-       lease_fence = 7, lease_losses = $3 WHERE id = $1`,
-    [id, attempts, leaseLosses],
+       lease_fence = 7, lease_losses = $3, started_fence = $4 WHERE id = $1`,
+    [id, attempts, leaseLosses, started ? 7 : null],
   );
 }
 
@@ -201,7 +205,7 @@ contractSuite("guards", {
     });
     const api = await runtime(actors, { start: false });
     const { job: poison } = await api.enqueue("g5.part", { id: "poison" });
-    await crashedWhileRunning(db, poison.id, { attempts: 2, leaseLosses: 1 });
+    await crashedWhileRunning(db, poison.id, { attempts: 2, leaseLosses: 1, started: true });
     // Given back by a live process (not lost): requeued, not counted.
     const { job: released } = await api.enqueue("g5.part", { id: "released" });
     await crashedWhileRunning(db, released.id, { attempts: 1, leaseLosses: 1 });
@@ -295,7 +299,7 @@ contractSuite("guards", {
     });
     const rt = await runtime([def], { start: false });
     const { job } = await rt.enqueue("g10.job", { id: "a" });
-    await crashedWhileRunning(db, job.id, { attempts: 2, leaseLosses: 1 });
+    await crashedWhileRunning(db, job.id, { attempts: 2, leaseLosses: 1, started: true });
     // A push transport (QStash) delivers it again, since the crashed delivery never answered.
     assert.deepEqual(await rt.deliver(job.id), { status: "failed" });
     assert.equal(runs, 0);
@@ -332,6 +336,69 @@ contractSuite("guards", {
       [job.id],
     );
     assert.deepEqual(row, { status: "queued", lease_losses: 0 });
+  },
+
+  "a suspect that had not begun when its process stopped again is requeued, not poisoned": async (
+    { db, runtime },
+  ) => {
+    const def = defineActor({
+      name: "g12.job",
+      ...part,
+      key: (i) => `g12:${i.id}`,
+      handler: () => {},
+    });
+    const api = await runtime([def], { start: false });
+    const { job } = await api.enqueue("g12.job", { id: "a" });
+    // Claimed beside the job that brought its process down, twice; never begun the second time.
+    await crashedWhileRunning(db, job.id, { attempts: 2, leaseLosses: 1, started: false });
+    assert.equal(await api.reap(), 1);
+    const [row] = await db.query<{ status: string; lease_losses: number }>(
+      "SELECT status, lease_losses FROM troupe_jobs WHERE id = $1",
+      [job.id],
+    );
+    assert.deepEqual(row, { status: "queued", lease_losses: 1 });
+  },
+
+  "suspects run one at a time and record their start, while other jobs run beside them": async (
+    { db, runtime },
+  ) => {
+    let running = 0;
+    let suspectsRunning = 0;
+    let most = 0;
+    let mostSuspects = 0;
+    const def = defineActor({
+      name: "g13.job",
+      input: z.object({ id: z.string(), suspect: z.boolean() }),
+      key: (i) => `g13:${i.id}`,
+      handler: async (input) => {
+        running++;
+        if (input.suspect) suspectsRunning++;
+        most = Math.max(most, running);
+        mostSuspects = Math.max(mostSuspects, suspectsRunning);
+        await sleep(150);
+        running--;
+        if (input.suspect) suspectsRunning--;
+      },
+    });
+    const api = await runtime([def], { start: false });
+    const ids: string[] = [];
+    for (const [i, suspect] of [true, true, true, false, false].entries()) {
+      const { job } = await api.enqueue("g13.job", { id: `j${i}`, suspect });
+      if (suspect) {
+        await db.query("UPDATE troupe_jobs SET lease_losses = 1 WHERE id = $1", [job.id]);
+      }
+      ids.push(job.id);
+    }
+    const rt = await runtime([def]);
+    for (const id of ids) assert.equal((await settle(rt, id)).status, "succeeded");
+    assert.equal(mostSuspects, 1, "one suspect at a time");
+    assert.ok(most > 1, "other jobs were not held back");
+    const marks = await db.query<{ marked: boolean }>(
+      `SELECT started_fence IS NOT DISTINCT FROM lease_fence AS marked FROM troupe_jobs
+       WHERE id = ANY($1::text[]) ORDER BY id`,
+      [ids],
+    );
+    assert.deepEqual(marks.map((m) => m.marked), [true, true, true, false, false]);
   },
 
   "an InputError fails the job at once with its code, without a dead letter": async (

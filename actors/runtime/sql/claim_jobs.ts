@@ -12,6 +12,8 @@ export interface ClaimedJob {
   lease_fence: number;
   state: unknown;
   cancel_requested: boolean;
+  /** Times the job's process stopped while it ran (see `reapJobs`); above 0 it is a suspect. */
+  lease_losses: number;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function claimJobs(
        FROM unnest($1::text[], $2::int[]) AS x(id, fence)
        WHERE j.id = ANY($1::text[]) AND j.id = x.id
        RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-         j.lease_fence, j.cancel_requested`,
+         j.lease_fence, j.cancel_requested, j.lease_losses`,
       [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
     );
     // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
@@ -108,7 +110,7 @@ export async function claimOne(
      WHERE j.id = $1 AND (j.status = 'queued'
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-       j.lease_fence, j.cancel_requested`,
+       j.lease_fence, j.cancel_requested, j.lease_losses`,
     [id, workerId, held.fence],
   );
   const job = rows[0];

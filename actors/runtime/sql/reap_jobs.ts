@@ -40,9 +40,13 @@ export interface ReapOptions {
  * goes to the dead letters; a job whose cancel was requested is cancelled.
  *
  * A lease that lapsed while its owner still held it (the job row keeps its `lease_owner`; a
- * lease given back clears it) is a lost lease: a job that lost `maxLeaseLosses` of them is a
- * poison job (it brings its process down) and is dead-lettered with `POISON_JOB`, attempts
- * left or not. Every dead letter calls its actor's `onDeadLetter`, in the same transaction.
+ * lease given back clears it) is a lost lease. The first one counts against every job claimed
+ * under it; those jobs are then suspects, whose handlers run one at a time in a process and
+ * record their start (`started_fence`) before it, so a later loss counts only against the
+ * suspect that had begun, not against the ones claimed beside it. A job that lost
+ * `maxLeaseLosses` leases is a poison job (it brings its process down) and is dead-lettered
+ * with `POISON_JOB`, attempts left or not. Every dead letter calls its actor's
+ * `onDeadLetter`, in the same transaction.
  *
  * Returns the reaped jobs' ids and the messages sent (for the transport to publish).
  */
@@ -57,7 +61,9 @@ export async function reapJobs(
       const jobs = await tx.query<ReapedJob>(
         `SELECT j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
            j.cancel_requested,
-           j.lease_losses + CASE WHEN j.lease_owner IS NULL THEN 0 ELSE 1 END AS lease_losses
+           j.lease_losses + CASE WHEN j.lease_owner IS NOT NULL
+             AND (j.lease_losses = 0 OR j.started_fence = j.lease_fence) THEN 1 ELSE 0 END
+             AS lease_losses
          FROM troupe_jobs j
          WHERE j.status = 'running' AND j.actor = ANY($1::text[]) AND NOT EXISTS (
            SELECT 1 FROM troupe_actor_state s
