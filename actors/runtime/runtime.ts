@@ -251,13 +251,21 @@ export class Runtime implements Consumer {
    * or dead-lettered with their actor's `onDeadLetter` messages. Returns how many were reaped.
    */
   async reap(): Promise<number> {
-    const { reaped, sent } = await reapJobs(this.db, {
+    const { reaped, poisoned, sent } = await reapJobs(this.db, {
       actors: this.#actorNames,
       maxLeaseLosses: this.#maxLeaseLosses,
       outbox: this.transport.mode === "push",
       deadLetterSends: (job, error) =>
         this.#executor.deadLetterSends(job, this.actors.get(job.actor), error),
     });
+    for (const job of poisoned) {
+      this.log.error("poison job dead-lettered: its process stopped each time it ran", {
+        jobId: job.id,
+        actor: job.actor,
+        key: job.key,
+        leaseLosses: job.lease_losses,
+      });
+    }
     for (const id of reaped) {
       this.#finished.delete(id);
       this.#emit(id);

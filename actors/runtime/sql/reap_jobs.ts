@@ -3,6 +3,8 @@ import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 
+const POISON_JOB = "POISON_JOB";
+
 /** Most jobs reaped in one transaction; a full batch is followed by another. */
 const REAP_BATCH = 500;
 
@@ -48,13 +50,15 @@ export interface ReapOptions {
  * with `POISON_JOB`, attempts left or not. Every dead letter calls its actor's
  * `onDeadLetter`, in the same transaction.
  *
- * Returns the reaped jobs' ids and the messages sent (for the transport to publish).
+ * Returns the reaped jobs' ids, the poison jobs among them and the messages sent (for the
+ * transport to publish).
  */
 export async function reapJobs(
   db: SqlDatabase,
   options: ReapOptions,
-): Promise<{ reaped: string[]; sent: QueuedMessage[] }> {
+): Promise<{ reaped: string[]; poisoned: ReapedJob[]; sent: QueuedMessage[] }> {
   const reaped: string[] = [];
+  const poisoned: ReapedJob[] = [];
   const sent: QueuedMessage[] = [];
   for (;;) {
     const batch = await db.transaction(async (tx) => {
@@ -73,10 +77,12 @@ export async function reapJobs(
          FOR UPDATE OF j SKIP LOCKED`,
         [options.actors, REAP_BATCH],
       );
-      if (jobs.length === 0) return { ids: [], sent: [] };
+      if (jobs.length === 0) return { ids: [], poisoned: [], sent: [] };
       const sends: NewJob[] = [];
+      const poison: ReapedJob[] = [];
       const rows = jobs.map((job) => {
         const { status, error } = outcome(job, options.maxLeaseLosses);
+        if (error.code === POISON_JOB) poison.push(job);
         const dead = status === "failed";
         if (dead) sends.push(...options.deadLetterSends(job, error));
         return {
@@ -110,12 +116,14 @@ export async function reapJobs(
       );
       return {
         ids: jobs.map((j) => j.id),
+        poisoned: poison,
         sent: await insertJobs(tx, sends, { outbox: options.outbox }),
       };
     });
     reaped.push(...batch.ids);
+    poisoned.push(...batch.poisoned);
     sent.push(...batch.sent);
-    if (batch.ids.length < REAP_BATCH) return { reaped, sent };
+    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, sent };
   }
 }
 
@@ -135,7 +143,7 @@ function outcome(
     return {
       status: "failed",
       error: {
-        code: "POISON_JOB",
+        code: POISON_JOB,
         message: `the process running this job stopped ${job.lease_losses} times while it ran ` +
           "(crashed, or stalled past its lease): it is not run again",
         retryable: false,
