@@ -166,7 +166,8 @@ contractSuite("guards", {
       assert.equal((await settle(rt, job.id)).status, "succeeded", "other work goes on");
       const before = rt.maintenanceFailures;
       await waitFor(() => rt.maintenanceFailures > before, { what: "the reaper to run again" });
-      assert.equal((await rt.health()).maintenanceFailures >= before + 1, true);
+      const { maintenanceFailures } = await rt.health();
+      assert.ok(maintenanceFailures > before, `health shows ${maintenanceFailures} failures`);
 
       await db.query("DROP TRIGGER test_refuse_reap ON troupe_jobs");
       const done = await settle(rt, stuck.id);
