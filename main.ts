@@ -172,6 +172,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     logger,
     concurrency: config.WORKER_CONCURRENCY,
     leaseMs: config.LEASE_MS,
+    maxLeaseLosses: config.POISON_AFTER_CRASHES,
   });
   await runtime.start();
   const tenants = new TenantStore(db);

@@ -106,6 +106,12 @@ const fields = z.object({
    * been unheld this long (ms; default 6 hours): longer than any upload takes to commit.
    */
   BLOB_GRACE_MS: int(0, 30 * 86_400_000).default(6 * 3_600_000),
+  // Runtime guards.
+  /**
+   * A job that was running when its process stopped (crashed, or stalled past its lease) this
+   * many times is dead-lettered as `POISON_JOB` instead of being run again.
+   */
+  POISON_AFTER_CRASHES: int(1, 100).default(2),
 });
 
 /** Variables that only make sense together. */

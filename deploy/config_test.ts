@@ -110,3 +110,9 @@ Deno.test("loadConfig() takes upload limits beyond 32 bits", () => {
   assert.equal(loadConfig({}).DATASET_MAX_BYTES, 2 ** 30);
   assert.equal(loadConfig({ DATASET_MAX_BYTES: "800823148000" }).DATASET_MAX_BYTES, 800823148000);
 });
+
+Deno.test("loadConfig() reads POISON_AFTER_CRASHES (default 2, at least 1)", () => {
+  assert.equal(loadConfig({}).POISON_AFTER_CRASHES, 2);
+  assert.equal(loadConfig({ POISON_AFTER_CRASHES: "3" }).POISON_AFTER_CRASHES, 3);
+  assert.throws(() => loadConfig({ POISON_AFTER_CRASHES: "0" }), /POISON_AFTER_CRASHES:/);
+});

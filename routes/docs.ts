@@ -15,7 +15,9 @@ const ops: Record<string, Record<string, Op>> = {
   },
   "/api/actors/{name}/jobs": {
     post: {
-      summary: "Enqueue a job: { input, delayMs?, priority?, idempotencyKey? }",
+      summary: "Enqueue a job: { input, delayMs?, priority?, idempotencyKey? } (or an " +
+        "Idempotency-Key header): a repeat returns the first job with 200; the same key with " +
+        "another actor or input is 409 IDEMPOTENCY_KEY_REUSED",
       body: "json",
       status: 202,
     },

@@ -1,6 +1,7 @@
 /**
- * Guarantees across processes: two workers sharing one PostgreSQL, and a worker killed with
- * SIGKILL mid-handler (PostgreSQL and an embedded PGlite directory).
+ * Guarantees across processes: two workers sharing one PostgreSQL, a worker killed with
+ * SIGKILL mid-handler (PostgreSQL and an embedded PGlite directory), and a poison job that
+ * kills every process that runs it.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -63,6 +64,20 @@ function apiRuntime(db: SqlDatabase) {
         name: "mp.slow",
         input: z.object({}),
         key: () => "mp:slow",
+        handler: () => {},
+      }),
+      defineActor({
+        name: "mp.crash",
+        input: z.object({}),
+        key: () => "mp:crash",
+        retries: 5,
+        handler: () => {},
+      }),
+      defineActor({
+        name: "mp.neighbour",
+        input: z.object({}),
+        key: () => "mp:neighbour",
+        retries: 5,
         handler: () => {},
       }),
     ],
@@ -183,7 +198,7 @@ async function killMidHandlerPglite(dir: string) {
   const target = `pglite:${dir}`;
   let db = await openPglite(dir);
   await migrate(db);
-  await db.query("CREATE TABLE IF NOT EXISTS test_started (job_id text NOT NULL)");
+  await db.query("CREATE TABLE IF NOT EXISTS test_started (job_id text NOT NULL, worker text)");
   await db.query(`CREATE TABLE IF NOT EXISTS test_runs (
     job_id text NOT NULL, key text NOT NULL, worker text NOT NULL,
     started double precision NOT NULL, ended double precision NOT NULL)`);
@@ -214,3 +229,89 @@ async function killMidHandlerPglite(dir: string) {
     await db.close();
   }
 }
+
+/** Starts a worker expected to die (it may claim the poison job before it prints READY). */
+async function spawnDoomed(url: string, id: string): Promise<Deno.CommandStatus> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER, url],
+    env: { WORKER_ID: id, LEASE_MS: "1000" },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      child.status,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`worker ${id} did not die`)), 60_000);
+      }),
+    ]);
+  } catch (err) {
+    await stopWorker(child, "SIGKILL");
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test({
+  name:
+    "a job whose handler killed its process twice is a dead letter and never runs a third time; " +
+    "a job that ran beside it is not",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const pg = await createPgDatabase();
+  const db = openPostgres(pg.url);
+  let survivor: Deno.ChildProcess | undefined;
+  try {
+    await migrate(db);
+    await db.query("CREATE TABLE test_started (job_id text NOT NULL, worker text)");
+    // Due together, so that the first worker claims both in one batch and runs them at once.
+    const api = apiRuntime(db);
+    const { job: innocent } = await api.enqueue("mp.neighbour", {}, { delayMs: 1000 });
+    const { job } = await api.enqueue("mp.crash", {}, { delayMs: 1000 });
+    for (const id of ["first", "second"]) {
+      const status = await spawnDoomed(pg.url, id);
+      assert.equal(status.signal, "SIGKILL", `worker ${id} was killed by its handler`);
+    }
+    survivor = await spawnWorker(pg.url, "third");
+    const done = await waitFor(async () => {
+      const rows = await db.query<{ status: string; error: { code: string; message: string } }>(
+        "SELECT status, error FROM troupe_jobs WHERE id = $1",
+        [job.id],
+      );
+      return rows[0]?.status === "failed" ? rows[0] : null;
+    }, { timeoutMs: 30_000, what: "the poison job to be dead-lettered" });
+    assert.equal(done.error.code, "POISON_JOB");
+    assert.match(done.error.message, /stopped 2 times/);
+    const letters = await db.query("SELECT 1 FROM troupe_dead_letters WHERE job_id = $1", [
+      job.id,
+    ]);
+    assert.equal(letters.length, 1);
+    // Give a third run the time it would need, then check nothing ran it.
+    await new Promise((r) => setTimeout(r, 1500));
+    const runs = await db.query<{ worker: string }>(
+      "SELECT worker FROM test_started WHERE job_id = $1 ORDER BY worker",
+      [job.id],
+    );
+    assert.deepEqual(runs.map((r) => r.worker), ["first", "second"]);
+    const alive = await Promise.race([
+      survivor.status.then(() => false),
+      new Promise((r) => setTimeout(() => r(true), 200)),
+    ]);
+    assert.ok(alive, "the third worker is still up");
+    const neighbour = await waitFor(async () => {
+      const rows = await db.query<{ status: string }>(
+        "SELECT status FROM troupe_jobs WHERE id = $1",
+        [innocent.id],
+      );
+      return rows[0]?.status === "succeeded" || rows[0]?.status === "failed" ? rows[0] : null;
+    }, { timeoutMs: 30_000, what: "the neighbour to finish" });
+    assert.equal(neighbour.status, "succeeded", "the job beside the poison job was not poisoned");
+  } finally {
+    if (survivor) await stopWorker(survivor);
+    await db.close();
+    await pg.drop();
+  }
+});

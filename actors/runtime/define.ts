@@ -90,9 +90,10 @@ export interface ActorConfig<I, S, R> {
   /** Whether API callers may enqueue it (`POST /api/actors/:name/jobs`). @default true */
   exposed?: boolean;
   /**
-   * Messages to send when a message of this actor fails for good (last attempt, non-retryable
-   * error, timeout on the last attempt), committed with the failure: how a fan-in learns that
-   * a part failed instead of waiting forever. Gets the stored input.
+   * Messages to send when a message of this actor fails for good, whichever way it dies (last
+   * attempt, non-retryable error, `InputError`, timeout on the last attempt, a lease lost on
+   * the last attempt, a poison job, a transport giving up), committed with the failure: how a
+   * fan-in learns that a part failed instead of waiting forever. Gets the stored input.
    */
   onDeadLetter?: (input: I, error: ErrorRecord) => DeadLetterSend | DeadLetterSend[] | void;
 }

@@ -51,6 +51,22 @@ export class InputError extends TroupeError {
   }
 }
 
+/**
+ * An idempotency key sent again with another request than the first one made with it (another
+ * actor or input): 409, since answering with the first job would hide that the second request
+ * was never carried out.
+ */
+export class IdempotencyKeyReusedError extends TroupeError {
+  constructor(key: string) {
+    super(
+      "IDEMPOTENCY_KEY_REUSED",
+      "this idempotency key was used before with a different request",
+      { status: 409, details: { idempotencyKey: key } },
+    );
+    this.name = "IdempotencyKeyReusedError";
+  }
+}
+
 /** Bad input from a caller: 400 with the validation issues as details. */
 export class ValidationError extends TroupeError {
   constructor(message: string, details?: unknown) {
@@ -125,7 +141,7 @@ export function toErrorRecord(err: unknown): ErrorRecord {
     return {
       code: err.code,
       message: err.message,
-      retryable: !(err instanceof NonRetryableError),
+      retryable: !(err instanceof NonRetryableError || err instanceof InputError),
       at,
     };
   }

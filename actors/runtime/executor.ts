@@ -8,6 +8,7 @@ import type { ActorContext, AnyActor, SendOptions } from "./define.ts";
 import {
   CancelledError,
   type ErrorRecord,
+  InputError,
   NonRetryableError,
   TimeoutError,
   toErrorRecord,
@@ -89,6 +90,10 @@ export class Executor {
   readonly running = new Map<string, AbortController>();
   /** The key of each running handler. */
   readonly runningKeys = new Map<string, string>();
+  /** Settles when the last suspect queued for quarantine has run. */
+  #suspects: Promise<void> = Promise.resolve();
+  /** The suspects running (or committing) now, with what lets the next one in. */
+  readonly #quarantined = new Map<string, () => void>();
 
   constructor({ db, actors, logger, onProgress }: ExecutorOptions) {
     this.#db = db;
@@ -105,7 +110,10 @@ export class Executor {
     return true;
   }
 
-  /** Runs `job` with the key's current `state`; never throws. */
+  /**
+   * Runs `job` with the key's current `state`; never throws. A suspect job (`lease_losses` >
+   * 0) runs alone among suspects, until the caller calls `leaveQuarantine(job.id)`.
+   */
   async execute(job: ClaimedJob, state: unknown): Promise<Completion> {
     const base = {
       id: job.id,
@@ -143,6 +151,18 @@ export class Executor {
     }
 
     await this.#acquireSlot(def);
+    if (job.lease_losses > 0) {
+      this.#quarantined.set(job.id, await this.#quarantine());
+      try {
+        await this.#db.query(
+          "UPDATE troupe_jobs SET started_fence = $2 WHERE id = $1 AND lease_fence = $2",
+          [job.id, job.lease_fence],
+        );
+      } catch (err) {
+        this.#releaseSlot(def);
+        return this.failure(base, job, def, err);
+      }
+    }
     const controller = new AbortController();
     this.running.set(job.id, controller);
     this.runningKeys.set(job.id, job.key);
@@ -237,7 +257,33 @@ export class Executor {
     }
   }
 
-  /** A failed attempt: retried with backoff while attempts remain, else dead-lettered. */
+  /**
+   * Lets the next suspect in after `jobId` (a no-op for other jobs). Called once the outcome of
+   * `execute(jobId)` is committed (or not), since a stop before that commit counts against it.
+   */
+  leaveQuarantine(jobId: string): void {
+    this.#quarantined.get(jobId)?.();
+    this.#quarantined.delete(jobId);
+  }
+
+  /**
+   * Waits until no other suspect runs in this process (a suspect: a job that was running when
+   * a process stopped); returns the function that lets the next one in. One at a time, the
+   * next stop counts against the one suspect that was running, not its neighbours.
+   */
+  async #quarantine(): Promise<() => void> {
+    const previous = this.#suspects;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#suspects = promise;
+    await previous;
+    return resolve;
+  }
+
+  /**
+   * A failed attempt: retried with backoff while attempts remain, else dead-lettered. An
+   * `InputError` fails the job at once without a dead letter (a replay would fail the same
+   * way); `onDeadLetter` hears of every final failure.
+   */
   failure(
     base: Omit<Completion, "outcome">,
     job: ClaimedJob,
@@ -252,15 +298,24 @@ export class Executor {
     }
     return {
       ...rest,
-      sends: this.#deadLetterSends(job, def, error),
+      sends: this.deadLetterSends(job, def, error),
       effects: [],
       outcome: "failed",
       error,
+      ...(err instanceof InputError ? { deadLetter: false } : {}),
     };
   }
 
-  /** The messages an actor's `onDeadLetter` asks for, committed with the failure. */
-  #deadLetterSends(job: ClaimedJob, def: AnyActor | undefined, error: ErrorRecord): NewJob[] {
+  /**
+   * The messages an actor's `onDeadLetter` asks for, to commit with the final failure of
+   * `job`. A hook that throws or names an unknown actor is logged and sends nothing: the
+   * failure itself must still be recorded.
+   */
+  deadLetterSends(
+    job: Pick<ClaimedJob, "id" | "input" | "tenant_id">,
+    def: AnyActor | undefined,
+    error: ErrorRecord,
+  ): NewJob[] {
     if (!def?.onDeadLetter) return [];
     try {
       const wanted = def.onDeadLetter(job.input, error);

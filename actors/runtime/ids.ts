@@ -29,3 +29,20 @@ export function deterministicId(...parts: string[]): Promise<string> {
     }`,
   );
 }
+
+/**
+ * The hash of a request made with an idempotency key: the actor and its input as canonical
+ * JSON (object keys sorted), so the same request hashes the same whatever its key order.
+ */
+export function requestHash(actor: string, input: unknown): string {
+  const canonical = JSON.stringify(
+    input ?? null,
+    (_key, value) =>
+      value !== null && typeof value === "object" && !Array.isArray(value)
+        ? Object.fromEntries(
+          Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+        : value,
+  );
+  return createHash("sha256").update(`${actor}\u0000${canonical}`).digest("hex");
+}

@@ -6,12 +6,14 @@ import type { AnyActor, SendOptions } from "./define.ts";
 import {
   CancelledError,
   ConflictError,
+  type ErrorRecord,
+  IdempotencyKeyReusedError,
   NotFoundError,
   TroupeError,
   ValidationError,
 } from "./errors.ts";
 import { Executor, prepareJob } from "./executor.ts";
-import { uuidv7 } from "./ids.ts";
+import { requestHash, uuidv7 } from "./ids.ts";
 import { jsonLogger, type Logger, type SqlDatabase, type SqlExecutor } from "./ports.ts";
 import {
   type ClaimedJob,
@@ -21,7 +23,7 @@ import {
   releaseLeases,
 } from "./sql/claim_jobs.ts";
 import { type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
-import { insertJobs, type QueuedMessage, queuedMessage } from "./sql/insert_jobs.ts";
+import { insertJobs, type NewJob, type QueuedMessage, queuedMessage } from "./sql/insert_jobs.ts";
 import { reapJobs } from "./sql/reap_jobs.ts";
 import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
 
@@ -107,6 +109,12 @@ export interface RuntimeOptions {
   commitBatch?: number;
   /** How often to vacuum the runtime's tables on a database without autovacuum. @default 60000 */
   maintenanceMs?: number;
+  /**
+   * A job that was running this many times when its process stopped (its lease lapsed and the
+   * reaper took it back) is dead-lettered as `POISON_JOB` instead of being run again.
+   * @default 2
+   */
+  maxLeaseLosses?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -131,6 +139,9 @@ export class Runtime implements Consumer {
   readonly #commitBatch: number;
   readonly #refillAt: number;
   readonly #maintenanceMs: number;
+  readonly #maxLeaseLosses: number;
+  /** Background tasks (reaper, heartbeat, relay, vacuum) that failed since the start. */
+  #maintenanceFailures = 0;
   readonly #actorNames: string[];
   /** Keys whose lease this process holds, with the fencing token. */
   readonly #held = new Map<string, number>();
@@ -175,6 +186,7 @@ export class Runtime implements Consumer {
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#commitBatch = options.commitBatch ?? 512;
     this.#maintenanceMs = options.maintenanceMs ?? 60_000;
+    this.#maxLeaseLosses = Math.max(1, options.maxLeaseLosses ?? 2);
     this.#refillAt = Math.max(1, Math.min(this.#claimBatch, Math.floor(this.#concurrency / 4)));
     this.#executor = new Executor({
       db: this.db,
@@ -186,31 +198,81 @@ export class Runtime implements Consumer {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Starts the transport and the background loops. */
+  /**
+   * Starts the transport and the background loops. A background task that fails (the reaper,
+   * the lease heartbeat, the outbox relay, the vacuum, the first reap here) never stops the
+   * process: it is logged, counted in {@link Runtime.maintenanceFailures} and runs again on
+   * its next tick.
+   */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     this.#unlisten = await this.db.listen("troupe_cancel", (id) => {
       this.#executor.abort(id, new CancelledError());
     });
-    const every = (ms: number, fn: () => Promise<unknown>) => {
+    const every = (task: string, ms: number, fn: () => Promise<unknown>) => {
       let busy = false;
       this.#timers.push(setInterval(() => {
         if (busy || this.#stopping) return;
         busy = true;
-        fn().catch((err) => this.log.warn("background task failed", { error: String(err) }))
-          .finally(() => busy = false);
+        this.#guard(task, fn).finally(() => busy = false);
       }, ms));
     };
-    every(Math.max(100, Math.floor(this.#leaseMs / 3)), () => this.#heartbeat());
-    every(Math.max(200, Math.floor(this.#leaseMs / 2)), async () => {
-      if (await reapJobs(this.db) > 0) this.transport.wake();
-    });
-    if (this.transport.mode === "push") every(2000, () => this.relayOutbox());
-    if (!this.db.autovacuum) every(this.#maintenanceMs, () => this.maintain());
-    await reapJobs(this.db);
+    every("heartbeat", Math.max(100, Math.floor(this.#leaseMs / 3)), () => this.#heartbeat());
+    every("reaper", Math.max(200, Math.floor(this.#leaseMs / 2)), () => this.reap());
+    if (this.transport.mode === "push") every("outbox relay", 2000, () => this.relayOutbox());
+    if (!this.db.autovacuum) every("vacuum", this.#maintenanceMs, () => this.maintain());
+    await this.#guard("reaper", () => this.reap());
     await this.transport.start(this);
-    if (this.transport.mode === "push") await this.relayOutbox();
+    if (this.transport.mode === "push") await this.#guard("outbox relay", () => this.relayOutbox());
+  }
+
+  /** Background tasks that failed since this runtime was made (each retried on its next tick). */
+  get maintenanceFailures(): number {
+    return this.#maintenanceFailures;
+  }
+
+  /** Runs a background task; a failure is logged and counted, never thrown. */
+  async #guard(task: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.#maintenanceFailures++;
+      this.log.error("background task failed; it runs again on its next tick", {
+        task,
+        error: String(err),
+        failures: this.#maintenanceFailures,
+      });
+    }
+  }
+
+  /**
+   * Takes back the jobs of this runtime's actors whose lease is gone (see `reapJobs`): requeued,
+   * or dead-lettered with their actor's `onDeadLetter` messages. Returns how many were reaped.
+   */
+  async reap(): Promise<number> {
+    const { reaped, poisoned, sent } = await reapJobs(this.db, {
+      actors: this.#actorNames,
+      maxLeaseLosses: this.#maxLeaseLosses,
+      outbox: this.transport.mode === "push",
+      deadLetterSends: (job, error) =>
+        this.#executor.deadLetterSends(job, this.actors.get(job.actor), error),
+    });
+    for (const job of poisoned) {
+      this.log.error("poison job dead-lettered: its process stopped each time it ran", {
+        jobId: job.id,
+        actor: job.actor,
+        key: job.key,
+        leaseLosses: job.lease_losses,
+      });
+    }
+    for (const id of reaped) {
+      this.#finished.delete(id);
+      this.#emit(id);
+    }
+    await this.#afterCommit(sent);
+    if (reaped.length > 0) this.transport.wake();
+    return reaped.length;
   }
 
   /** Stops claiming, waits up to `graceMs` for running handlers, then stops the loops. */
@@ -227,6 +289,12 @@ export class Runtime implements Consumer {
     this.#timers = [];
     clearTimeout(this.#deferTimer);
     await this.#flushing;
+    // Handlers still running past the grace stop with this process: give their leases back so
+    // that their jobs are requeued at once, and not counted as lost to a crash.
+    const held = [...this.#held].map(([key, fence]) => ({ key, fence }));
+    await releaseLeases(this.db, this.workerId, held).catch((err) =>
+      this.log.warn("leases not given back at stop; they lapse", { error: String(err) })
+    );
     await this.#unlisten?.();
     this.#started = false;
     this.#stopping = false;
@@ -242,7 +310,8 @@ export class Runtime implements Consumer {
 
   /**
    * Validates and enqueues a message; durable when it resolves. With an idempotency key, a
-   * repeat returns the first job (`created: false`).
+   * repeat of the same request (actor and input) returns the first job (`created: false`); a
+   * different request with the same key throws `IdempotencyKeyReusedError` (409).
    */
   async enqueue(
     actor: string,
@@ -257,10 +326,15 @@ export class Runtime implements Consumer {
   ): Promise<{ job: JobView; created: boolean }> {
     const { effect, ...sendOptions } = options;
     const row = await prepareJob(this.actor(actor), input, sendOptions);
+    const key = sendOptions.idempotencyKey;
+    if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
     const push = this.transport.mode === "push";
     const created = await this.db.transaction(async (tx) => {
       const inserted = await insertJobs(tx, [row], { outbox: push });
       if (inserted.length && effect) await effect(tx, row.id);
+      if (!inserted.length && key !== undefined) {
+        await checkRepeats(tx, [{ id: row.id, hash: row.requestHash!, key }]);
+      }
       return inserted;
     });
     await this.#afterCommit(created);
@@ -273,7 +347,8 @@ export class Runtime implements Consumer {
 
   /**
    * Enqueues many messages to one actor in one transaction (all or none); returns the ids in
-   * input order. With `idempotencyKeys`, each message gets its own key.
+   * input order. With `idempotencyKeys`, each message gets its own key, and a key used before
+   * with another input fails the whole call with `IdempotencyKeyReusedError`.
    */
   async enqueueMany(
     actor: string,
@@ -286,8 +361,21 @@ export class Runtime implements Consumer {
       const idempotencyKey = idempotencyKeys?.[i];
       return prepareJob(def, input, idempotencyKey ? { ...rest, idempotencyKey } : rest);
     }));
+    const keyed = rows.flatMap((row, i) => {
+      const key = idempotencyKeys?.[i];
+      if (!key) return [];
+      row.requestHash = requestHash(row.actor, row.input);
+      return [{ id: row.id, hash: row.requestHash, key }];
+    });
     const push = this.transport.mode === "push";
-    const created = await this.db.transaction((tx) => insertJobs(tx, rows, { outbox: push }));
+    const created = await this.db.transaction(async (tx) => {
+      const inserted = await insertJobs(tx, rows, { outbox: push });
+      if (inserted.length < rows.length) {
+        const fresh = new Set(inserted.map((m) => m.id));
+        await checkRepeats(tx, keyed.filter((k) => !fresh.has(k.id)));
+      }
+      return inserted;
+    });
     await this.#afterCommit(created);
     return rows.map((r) => r.id);
   }
@@ -419,7 +507,7 @@ export class Runtime implements Consumer {
           const completion = await this.#executor.execute(job, speculative);
           completion.release = next + i === jobs.length - 1;
           const committed = this.#commit(completion, job);
-          committed.catch(() => {}); // inspected below
+          committed.catch(() => {}).finally(() => this.#executor.leaveQuarantine(job.id));
           pending.push(committed);
           if (completion.outcome === "succeeded" && completion.state) {
             speculative = completion.state.value;
@@ -497,6 +585,9 @@ export class Runtime implements Consumer {
       return { status: seen.length ? "duplicate" : "unknown" };
     }
     if (TERMINAL.has(row.status)) return { status: row.status as "succeeded" };
+    // Redelivered while running: its process may have stopped (a lost lease is counted, and a
+    // poison job dead-lettered, only by the reaper), so reap before trying to claim it.
+    if (row.status === "running") await this.reap();
     // Early (a retry's backoff or a delay not over yet): come back when it is due.
     if (row.status === "queued" && row.wait_ms > 50) {
       return { status: "busy", retryInMs: row.wait_ms };
@@ -524,7 +615,8 @@ export class Runtime implements Consumer {
       try {
         const completion = await this.#executor.execute(job, job.state);
         completion.release = true;
-        const result = await this.#commit(completion, job);
+        const result = await this.#commit(completion, job)
+          .finally(() => this.#executor.leaveQuarantine(job.id));
         this.#emit(job.id);
         if (result === "fenced") return { status: "busy", retryInMs: 250 };
         if (result === "duplicate") return { status: "duplicate" };
@@ -544,7 +636,8 @@ export class Runtime implements Consumer {
   /**
    * The transport gave up delivering a message (e.g. QStash's failure callback after its last
    * retry). A job still queued becomes a failed job with a dead letter, replayable like any
-   * other; a running or finished job is left alone (its handler decides). Idempotent.
+   * other, and its actor's `onDeadLetter` messages commit with it; a running or finished job is
+   * left alone (its handler decides). Idempotent.
    */
   async giveUp(
     jobId: string,
@@ -556,27 +649,42 @@ export class Runtime implements Consumer {
         [jobId],
       );
       const status = rows[0]?.status;
-      if (status === undefined) return "unknown" as const;
-      if (status === "running") return "running" as const;
-      if (status !== "queued") return "finished" as const;
-      const record = { ...error, retryable: true, at: new Date().toISOString() };
-      await tx.query(
+      if (status === undefined) return { outcome: "unknown" as const, sent: [] };
+      if (status === "running") return { outcome: "running" as const, sent: [] };
+      if (status !== "queued") return { outcome: "finished" as const, sent: [] };
+      const record: ErrorRecord = { ...error, retryable: true, at: new Date().toISOString() };
+      const [job] = await tx.query<{ actor: string; tenant_id: string | null; input: unknown }>(
         `WITH upd AS (
            UPDATE troupe_jobs SET status = 'failed', error = $2::jsonb, finished_at = now(),
              updated_at = now(), lease_owner = NULL
            WHERE id = $1
-           RETURNING id, actor, key, tenant_id, input, attempts)
-         INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error, attempts)
-         SELECT $3, id, actor, key, tenant_id, input, $2::jsonb, attempts FROM upd`,
+           RETURNING id, actor, key, tenant_id, input, attempts
+         ), dl AS (
+           INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error,
+             attempts)
+           SELECT $3, id, actor, key, tenant_id, input, $2::jsonb, attempts FROM upd
+         )
+         SELECT actor, tenant_id, input FROM upd`,
         [jobId, JSON.stringify(record), uuidv7()],
       );
-      return "dead-lettered" as const;
+      const sends: NewJob[] = job
+        ? this.#executor.deadLetterSends(
+          { id: jobId, input: job.input, tenant_id: job.tenant_id },
+          this.actors.get(job.actor),
+          record,
+        )
+        : [];
+      const sent = await insertJobs(tx, sends, { outbox: this.transport.mode === "push" });
+      return { outcome: "dead-lettered" as const, sent };
     });
-    if (outcome === "dead-lettered") {
+    if (outcome.outcome === "dead-lettered") {
       this.#finished.delete(jobId);
       this.#emit(jobId);
+      await this.#afterCommit(outcome.sent).catch((err) =>
+        this.log.warn("publish after commit failed; the relay will retry", { error: String(err) })
+      );
     }
-    return outcome;
+    return outcome.outcome;
   }
 
   // ---------------------------------------------------------------- commit
@@ -911,12 +1019,16 @@ export class Runtime implements Consumer {
     return await this.getJob(row.id);
   }
 
-  /** Database reachability and queue depth; throws when the database does not answer. */
+  /**
+   * Database reachability, queue depth and this process's failed background tasks; throws
+   * when the database does not answer.
+   */
   async health(timeoutMs = 2000): Promise<{
     queued: number;
     running: number;
     deadLetters: number;
     inFlightHere: number;
+    maintenanceFailures: number;
   }> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -940,6 +1052,7 @@ export class Runtime implements Consumer {
         running: counts?.running ?? 0,
         deadLetters: counts?.dead ?? 0,
         inFlightHere: this.#inFlight,
+        maintenanceFailures: this.#maintenanceFailures,
       };
     } finally {
       clearTimeout(timer);
@@ -974,6 +1087,27 @@ export class Runtime implements Consumer {
       names.push(def.name);
     }
     return names;
+  }
+}
+
+/**
+ * Refuses repeats of idempotency keys whose first request was another one: each row's job
+ * exists already (its insert was skipped) and must carry the same request hash. A job stored
+ * without a hash (enqueued before hashes were kept) accepts any repeat.
+ */
+async function checkRepeats(
+  tx: SqlExecutor,
+  repeats: readonly { id: string; hash: string; key: string }[],
+): Promise<void> {
+  if (repeats.length === 0) return;
+  const stored = await tx.query<{ id: string; request_hash: string | null }>(
+    "SELECT id, request_hash FROM troupe_jobs WHERE id = ANY($1::text[])",
+    [repeats.map((r) => r.id)],
+  );
+  const byId = new Map(stored.map((r) => [r.id, r.request_hash]));
+  for (const { id, hash, key } of repeats) {
+    const first = byId.get(id);
+    if (first && first !== hash) throw new IdempotencyKeyReusedError(key);
   }
 }
 

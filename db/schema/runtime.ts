@@ -42,6 +42,16 @@ export const jobs = pgTable(
     runAt: tz("run_at").notNull().defaultNow(),
     leaseOwner: text("lease_owner"),
     leaseFence: integer("lease_fence"),
+    /**
+     * Times the job was running when the process holding its lease stopped (crashed, or
+     * stalled past the lease); at the runtime's limit the job is dead-lettered as poison.
+     */
+    leaseLosses: integer("lease_losses").notNull().default(0),
+    /**
+     * For a job that lost a lease already: the fence of the lease under which its handler last
+     * began (written before it begins), so that a later stop counts only if it had begun.
+     */
+    startedFence: integer("started_fence"),
     cancelRequested: boolean("cancel_requested").notNull().default(false),
     progress: smallint("progress").notNull().default(0),
     progressMessage: text("progress_message"),
@@ -49,6 +59,8 @@ export const jobs = pgTable(
     error: jsonb("error"),
     parentId: text("parent_id"),
     replayOf: text("replay_of"),
+    /** Hash of the first request made with the job's idempotency key (actor + input). */
+    requestHash: text("request_hash"),
     startedAt: tz("started_at"),
     finishedAt: tz("finished_at"),
     ...timestamps,

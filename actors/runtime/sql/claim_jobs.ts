@@ -12,6 +12,8 @@ export interface ClaimedJob {
   lease_fence: number;
   state: unknown;
   cancel_requested: boolean;
+  /** Times the job's process stopped while it ran (see `reapJobs`); above 0 it is a suspect. */
+  lease_losses: number;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function claimJobs(
        FROM unnest($1::text[], $2::int[]) AS x(id, fence)
        WHERE j.id = ANY($1::text[]) AND j.id = x.id
        RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-         j.lease_fence, j.cancel_requested`,
+         j.lease_fence, j.cancel_requested, j.lease_losses`,
       [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
     );
     // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
@@ -82,7 +84,9 @@ export async function claimJobs(
 }
 
 /**
- * Push path: takes the lease of `key` and marks job `id` running under it.
+ * Push path: takes the lease of `key` and marks job `id` running under it: a queued job, or a
+ * running one whose lease was given back. A running job whose lease lapsed while held (its
+ * process stopped) is left to the reaper, which counts the lost lease.
  * Returns null when the key is leased elsewhere (busy) or the job is not runnable.
  */
 export async function claimOne(
@@ -104,9 +108,9 @@ export async function claimOne(
     `UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $2,
        lease_fence = $3, started_at = coalesce(j.started_at, now()), updated_at = now()
      WHERE j.id = $1 AND (j.status = 'queued'
-       OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3))
+       OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-       j.lease_fence, j.cancel_requested`,
+       j.lease_fence, j.cancel_requested, j.lease_losses`,
     [id, workerId, held.fence],
   );
   const job = rows[0];
@@ -117,7 +121,11 @@ export async function claimOne(
   return { job: { ...job, state: held.state }, leased: true };
 }
 
-/** Gives back leases this worker holds (no-op for a lease it lost). */
+/**
+ * Gives back leases this worker holds (no-op for a lease it lost). Jobs of the key still
+ * running under the lease lose their owner too: the reaper requeues them without counting a
+ * lost lease, since their process did not stop.
+ */
 export async function releaseLeases(
   db: SqlExecutor,
   workerId: string,
@@ -125,9 +133,17 @@ export async function releaseLeases(
 ): Promise<void> {
   if (leases.length === 0) return;
   await db.query(
-    `UPDATE troupe_actor_state s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
-     FROM jsonb_to_recordset($1::jsonb) AS x(key text, fence int)
-     WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2`,
+    `WITH x AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(key text, fence int)
+     ), released AS (
+       UPDATE troupe_actor_state s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+       FROM x WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2
+       RETURNING s.key, s.fence
+     )
+     UPDATE troupe_jobs j SET lease_owner = NULL, updated_at = now()
+     FROM released r
+     WHERE j.key = r.key AND j.lease_fence = r.fence AND j.status = 'running'
+       AND j.lease_owner = $2`,
     [JSON.stringify(leases), workerId],
   );
 }

@@ -19,6 +19,8 @@ export interface Completion {
   effects: ((tx: SqlExecutor) => Promise<void>)[];
   /** Give the key's lease back after this commit. */
   release: boolean;
+  /** A final failure writes a dead letter unless this is false (bad input: no replay). */
+  deadLetter?: boolean;
 }
 
 /** What became of a completion. */
@@ -149,7 +151,7 @@ export async function completeJobs(
       result: c.outcome === "succeeded" ? c.result ?? null : null,
       error: c.error ?? null,
       delay_ms: c.retryInMs ?? 0,
-      dead_letter_id: c.outcome === "failed" ? uuidv7() : null,
+      dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
     }]
   );
   if (jobRows.length > 0) {

@@ -12,6 +12,8 @@ export interface NewJob {
   delayMs: number;
   parentId: string | null;
   replayOf: string | null;
+  /** The hash of the request that enqueued it with an idempotency key (see `requestHash`). */
+  requestHash?: string | null;
 }
 
 /**
@@ -37,6 +39,7 @@ export async function insertJobs(
     delay_ms: j.delayMs,
     parent_id: j.parentId,
     replay_of: j.replayOf,
+    ...(j.requestHash ? { request_hash: j.requestHash } : {}),
   }));
   const tail = outbox
     ? `, ob AS (INSERT INTO troupe_outbox (job_id) SELECT id FROM ins)
@@ -45,11 +48,14 @@ export async function insertJobs(
   const inserted = await tx.query<{ id: string; actor: string; key: string; run_at: unknown }>(
     `WITH ins AS (
       INSERT INTO troupe_jobs
-        (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of)
+        (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
+         request_hash)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
-        x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of
+        x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
+        x.request_hash
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
-        input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text)
+        input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
+        request_hash text)
       ON CONFLICT (id) DO NOTHING
       RETURNING id, actor, key, run_at
     ) ${tail}`,

@@ -1,46 +1,155 @@
-import type { SqlExecutor } from "../ports.ts";
+import type { ErrorRecord } from "../errors.ts";
+import { uuidv7 } from "../ids.ts";
+import type { SqlDatabase } from "../ports.ts";
+import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 
-/** A UUIDv7-shaped, time-ordered id made in SQL (sorts with the ids made by `uuidv7()`). */
-const UUIDV7_SQL = `(SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || substr(h, 14, 3)
-  || '-a' || substr(h, 18, 3) || '-' || substr(h, 21, 12)
-  FROM (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
-    || md5(random()::text) AS h) AS t)`;
+const POISON_JOB = "POISON_JOB";
+
+/** Most jobs reaped in one transaction; a full batch is followed by another. */
+const REAP_BATCH = 500;
+
+/** A running job whose lease is gone, as the reaper found it. */
+export interface ReapedJob {
+  id: string;
+  actor: string;
+  key: string;
+  tenant_id: string | null;
+  input: unknown;
+  attempts: number;
+  max_attempts: number;
+  cancel_requested: boolean;
+  /** Lease losses counting this one (when its process stopped rather than gave it back). */
+  lease_losses: number;
+}
+
+export interface ReapOptions {
+  /**
+   * The actors this process runs: only their jobs are reaped here, since a job that dies here
+   * needs its actor's `onDeadLetter`.
+   */
+  actors: readonly string[];
+  /** A job whose lease was lost this many times is dead-lettered as poison. */
+  maxLeaseLosses: number;
+  /** The messages the actor's `onDeadLetter` asks for, committed with the dead letter. */
+  deadLetterSends: (job: ReapedJob, error: ErrorRecord) => NewJob[];
+  /** Whether sent messages go through the outbox (push transports). */
+  outbox: boolean;
+}
 
 /**
- * Requeues running jobs whose lease is gone (their worker crashed or stalled past its lease).
- * The attempt counts: a job out of attempts goes to the dead letters; a job whose cancel was
- * requested is cancelled. Returns how many jobs were reaped.
+ * Requeues running jobs whose lease is gone: their process crashed or stalled past its lease,
+ * or gave the lease back with the job unfinished. The attempt counts: a job out of attempts
+ * goes to the dead letters; a job whose cancel was requested is cancelled.
+ *
+ * A lease that lapsed while its owner still held it (the job row keeps its `lease_owner`; a
+ * lease given back clears it) is a lost lease. The first one counts against every job claimed
+ * under it; those jobs are then suspects, whose handlers run one at a time in a process and
+ * record their start (`started_fence`) before it, so a later loss counts only against the
+ * suspect that had begun, not against the ones claimed beside it. A job that lost
+ * `maxLeaseLosses` leases is a poison job (it brings its process down) and is dead-lettered
+ * with `POISON_JOB`, attempts left or not. Every dead letter calls its actor's
+ * `onDeadLetter`, in the same transaction.
+ *
+ * Returns the reaped jobs' ids, the poison jobs among them and the messages sent (for the
+ * transport to publish).
  */
-export async function reapJobs(db: SqlExecutor): Promise<number> {
-  const error = JSON.stringify({
+export async function reapJobs(
+  db: SqlDatabase,
+  options: ReapOptions,
+): Promise<{ reaped: string[]; poisoned: ReapedJob[]; sent: QueuedMessage[] }> {
+  const reaped: string[] = [];
+  const poisoned: ReapedJob[] = [];
+  const sent: QueuedMessage[] = [];
+  for (;;) {
+    const batch = await db.transaction(async (tx) => {
+      const jobs = await tx.query<ReapedJob>(
+        `SELECT j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
+           j.cancel_requested,
+           j.lease_losses + CASE WHEN j.lease_owner IS NOT NULL
+             AND (j.lease_losses = 0 OR j.started_fence = j.lease_fence) THEN 1 ELSE 0 END
+             AS lease_losses
+         FROM troupe_jobs j
+         WHERE j.status = 'running' AND j.actor = ANY($1::text[]) AND NOT EXISTS (
+           SELECT 1 FROM troupe_actor_state s
+           WHERE s.key = j.key AND s.fence = j.lease_fence AND s.lease_until > now())
+         ORDER BY j.id
+         LIMIT $2
+         FOR UPDATE OF j SKIP LOCKED`,
+        [options.actors, REAP_BATCH],
+      );
+      if (jobs.length === 0) return { ids: [], poisoned: [], sent: [] };
+      const sends: NewJob[] = [];
+      const poison: ReapedJob[] = [];
+      const rows = jobs.map((job) => {
+        const { status, error } = outcome(job, options.maxLeaseLosses);
+        if (error.code === POISON_JOB) poison.push(job);
+        const dead = status === "failed";
+        if (dead) sends.push(...options.deadLetterSends(job, error));
+        return {
+          id: job.id,
+          status,
+          error,
+          lease_losses: job.lease_losses,
+          // Made here, one per row: an id made in SQL by an uncorrelated expression is
+          // computed once per statement, and two dead letters of one reap would share it.
+          dead_letter_id: dead ? uuidv7() : null,
+        };
+      });
+      await tx.query(
+        `WITH x AS (
+           SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, error jsonb,
+             lease_losses int, dead_letter_id text)
+         ), upd AS (
+           UPDATE troupe_jobs j SET status = x.status, error = x.error,
+             lease_losses = x.lease_losses, lease_owner = NULL, run_at = now(),
+             updated_at = now(),
+             finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END
+           FROM x WHERE j.id = x.id
+           RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, x.error,
+             x.dead_letter_id
+         )
+         INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error,
+           attempts)
+         SELECT dead_letter_id, id, actor, key, tenant_id, input, error, attempts FROM upd
+         WHERE dead_letter_id IS NOT NULL`,
+        [JSON.stringify(rows)],
+      );
+      return {
+        ids: jobs.map((j) => j.id),
+        poisoned: poison,
+        sent: await insertJobs(tx, sends, { outbox: options.outbox }),
+      };
+    });
+    reaped.push(...batch.ids);
+    poisoned.push(...batch.poisoned);
+    sent.push(...batch.sent);
+    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, sent };
+  }
+}
+
+function outcome(
+  job: ReapedJob,
+  maxLeaseLosses: number,
+): { status: "queued" | "failed" | "cancelled"; error: ErrorRecord } {
+  const at = new Date().toISOString();
+  const expired: ErrorRecord = {
     code: "LEASE_EXPIRED",
     message: "the worker running this job stopped renewing its lease (crashed or stalled)",
     retryable: true,
-    at: new Date().toISOString(),
-  });
-  const rows = await db.query<{ n: number }>(
-    `WITH stale AS (
-       SELECT j.id FROM troupe_jobs j
-       WHERE j.status = 'running' AND NOT EXISTS (
-         SELECT 1 FROM troupe_actor_state s
-         WHERE s.key = j.key AND s.fence = j.lease_fence AND s.lease_until > now())
-       FOR UPDATE OF j SKIP LOCKED
-     ), upd AS (
-       UPDATE troupe_jobs j SET
-         status = CASE WHEN j.cancel_requested THEN 'cancelled'
-           WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
-         error = $1::jsonb, lease_owner = NULL, run_at = now(), updated_at = now(),
-         finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts
-           THEN now() END
-       FROM stale WHERE j.id = stale.id
-       RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.status
-     ), dl AS (
-       INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error, attempts)
-       SELECT ${UUIDV7_SQL}, id, actor, key, tenant_id, input, $1::jsonb, attempts
-       FROM upd WHERE status = 'failed'
-     )
-     SELECT count(*)::int AS n FROM upd`,
-    [error],
-  );
-  return rows[0]?.n ?? 0;
+    at,
+  };
+  if (job.cancel_requested) return { status: "cancelled", error: expired };
+  if (job.lease_losses >= maxLeaseLosses) {
+    return {
+      status: "failed",
+      error: {
+        code: POISON_JOB,
+        message: `the process running this job stopped ${job.lease_losses} times while it ran ` +
+          "(crashed, or stalled past its lease): it is not run again",
+        retryable: false,
+        at,
+      },
+    };
+  }
+  return { status: job.attempts >= job.max_attempts ? "failed" : "queued", error: expired };
 }
