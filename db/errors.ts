@@ -52,19 +52,36 @@ function unavailableState(state: string): boolean {
     state === "58030"; // I/O error
 }
 
-/** The storage failure `err` stands for, or `null` for any other error. */
-export function storageFailure(err: unknown): StorageFailure | null {
+/** The SQLSTATE of a database server's error (`err` or what it wraps), or `null`. */
+export function sqlState(err: unknown): string | null {
+  for (const e of causes(err)) {
+    if (typeof e.code === "string" && SQLSTATE.test(e.code) && typeof e.severity === "string") {
+      return e.code;
+    }
+  }
+  return null;
+}
+
+/** `err` and the errors it wraps (`cause`, `error`, AggregateError's `errors`), breadth first. */
+function* causes(err: unknown): Generator<Record<string, unknown>> {
   const seen = new Set<unknown>();
   const queue: unknown[] = [err];
-  while (queue.length) {
+  while (queue.length && seen.size < 16) {
     const e = queue.shift();
-    if (typeof e !== "object" || e === null || seen.has(e) || seen.size > 16) continue;
+    if (typeof e !== "object" || e === null || seen.has(e)) continue;
     seen.add(e);
-    const found = ownFailure(e as Record<string, unknown>);
-    if (found) return found;
+    yield e as Record<string, unknown>;
     const { cause, errors, error } = e as { cause?: unknown; errors?: unknown; error?: unknown };
     queue.push(cause, error);
     if (Array.isArray(errors)) queue.push(...errors);
+  }
+}
+
+/** The storage failure `err` stands for, or `null` for any other error. */
+export function storageFailure(err: unknown): StorageFailure | null {
+  for (const e of causes(err)) {
+    const found = ownFailure(e);
+    if (found) return found;
   }
   return null;
 }
