@@ -131,6 +131,8 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     blobs,
     chunkBytes: config.DATASET_CHUNK_BYTES,
     processor: chunkProcessor,
+    maxColumns: config.DATASET_MAX_COLUMNS,
+    maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
   });
   const vectors: VectorStore = kinds.vectors === "chroma"
     ? new ChromaVectorStore({ url: config.CHROMA_URL! })
@@ -181,7 +183,13 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     trustProxy: config.TRUST_PROXY,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
-    datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
+    datasets: {
+      db,
+      blobs,
+      maxBytes: config.DATASET_MAX_BYTES,
+      maxColumns: config.DATASET_MAX_COLUMNS,
+      maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
+    },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });
   return {

@@ -88,6 +88,13 @@ const fields = z.object({
   OPENAI_EMBEDDING_DIMENSIONS: int(8, 4096).default(512),
   /** Largest PDF of a course upload, in bytes (default 100 MB). */
   COURSE_MAX_FILE_BYTES: int(1, 2 ** 34).default(100 * 1024 * 1024),
+  /**
+   * Most columns of a dataset: a wider CSV/TSV header is a 422 at upload, a JSON file with more
+   * keys fails `TOO_MANY_COLUMNS` (PostgreSQL's own limit is 1,600 a table).
+   */
+  DATASET_MAX_COLUMNS: int(1, 1500).default(1000),
+  /** Longest CSV/TSV header line, in bytes: a longer one is a 422 `HEADER_TOO_LONG` (1 MiB). */
+  DATASET_MAX_HEADER_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
 });
 
 /** Variables that only make sense together. */

@@ -110,3 +110,11 @@ Deno.test("loadConfig() takes upload limits beyond 32 bits", () => {
   assert.equal(loadConfig({}).DATASET_MAX_BYTES, 2 ** 30);
   assert.equal(loadConfig({ DATASET_MAX_BYTES: "800823148000" }).DATASET_MAX_BYTES, 800823148000);
 });
+
+Deno.test("loadConfig() keeps the dataset column limit under PostgreSQL's 1,600", () => {
+  assert.equal(loadConfig({}).DATASET_MAX_COLUMNS, 1000);
+  assert.equal(loadConfig({}).DATASET_MAX_HEADER_BYTES, 1024 * 1024);
+  assert.equal(loadConfig({ DATASET_MAX_COLUMNS: "1500" }).DATASET_MAX_COLUMNS, 1500);
+  assert.throws(() => loadConfig({ DATASET_MAX_COLUMNS: "1600" }), /DATASET_MAX_COLUMNS/);
+  assert.throws(() => loadConfig({ DATASET_MAX_HEADER_BYTES: "10" }), /DATASET_MAX_HEADER_BYTES/);
+});

@@ -14,7 +14,12 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { uuidv7 } from "../actors/runtime/ids.ts";
-import { ConflictError, PayloadTooLargeError, ValidationError } from "../actors/runtime/errors.ts";
+import {
+  ConflictError,
+  InputError,
+  PayloadTooLargeError,
+  ValidationError,
+} from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import {
@@ -22,6 +27,8 @@ import {
   type DatasetOptions,
   datasetOptions,
   guessFormat,
+  MAX_COLUMNS,
+  MAX_HEADER_BYTES,
 } from "../actors/datasets/options.ts";
 import {
   buildAggregateQuery,
@@ -40,6 +47,8 @@ import {
   rowsTable,
 } from "../actors/datasets/store.ts";
 import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
+import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
+import type { LimitError } from "../actors/datasets/ingest/errors.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
@@ -75,6 +84,13 @@ export interface DatasetRoutesOptions {
   maxBytes?: number;
   /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
   uploadIdleMs?: number;
+  /**
+   * Most columns of a CSV/TSV file (its header): a wider one is refused at upload with 422
+   * `TOO_MANY_COLUMNS`. The pipeline's limit, for what the upload cannot see. @default 1000
+   */
+  maxColumns?: number;
+  /** Longest CSV/TSV header line: a longer one is a 422 `HEADER_TOO_LONG`. @default 1 MiB */
+  maxHeaderBytes?: number;
 }
 
 const uploadQuery = z.object({
@@ -108,10 +124,22 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     }
     const raw = c.req.raw.body;
     if (!raw) throw new ValidationError("the request has no body: send the file");
+    const limits = {
+      maxColumns: o.maxColumns ?? MAX_COLUMNS,
+      maxBytes: o.maxHeaderBytes ?? MAX_HEADER_BYTES,
+    };
     const upload = await receiveUpload(
       o.runtime,
       raw,
-      (body) => receiveFile(c, body, o.blobs, maxBytes),
+      (body) =>
+        receiveFile(
+          c,
+          body,
+          o.blobs,
+          maxBytes,
+          (file, fields, contentType, fileName) =>
+            checkedHeader(file, { ...fields, ...definedOnly(q) }, contentType, fileName, limits),
+        ),
       o.uploadIdleMs,
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
@@ -341,16 +369,62 @@ interface ReceivedFile {
   fields: Record<string, string>;
 }
 
+/** What a file's bytes go through on their way to storage (its options known so far). */
+type FileCheck = (
+  file: ReadableStream<Uint8Array>,
+  fields: Record<string, string>,
+  contentType: string | null,
+  fileName: string | null,
+) => ReadableStream<Uint8Array>;
+
+/**
+ * `file` with its header checked on the way when its options say CSV or TSV: the upload fails
+ * with 422 `TOO_MANY_COLUMNS` or `HEADER_TOO_LONG` as soon as the header crosses a limit,
+ * before the rest of the file is received. Options that do not parse are left to the check
+ * after the upload (which names what is wrong).
+ */
+function checkedHeader(
+  file: ReadableStream<Uint8Array>,
+  fields: Record<string, string | boolean>,
+  contentType: string | null,
+  fileName: string | null,
+  limits: { maxColumns: number; maxBytes: number },
+): ReadableStream<Uint8Array> {
+  let options: DatasetOptions;
+  try {
+    options = parseOptions(fields, contentType, fileName);
+  } catch {
+    return file;
+  }
+  if (options.format !== "csv" && options.format !== "tsv") return file;
+  return checkedHeaderStream(file, {
+    ...limits,
+    delimiter: options.delimiter ?? (options.format === "tsv" ? "\t" : ","),
+    encoding: options.encoding,
+  }, refuseHeader);
+}
+
+/** A header over a limit, as the upload's answer (the pipeline fails with the same codes). */
+function refuseHeader(err: LimitError): InputError {
+  return new InputError(err.code.toUpperCase(), err.message, {
+    details: err.code === "too_many_columns"
+      ? { maxColumns: err.limit }
+      : { maxHeaderBytes: err.limit },
+  });
+}
+
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
 async function receiveFile(
   c: Context,
   body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
   maxBytes: number,
+  check: FileCheck,
 ): Promise<ReceivedFile> {
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
-    const put = await blobs.put(body, { maxBytes });
+    const contentType = c.req.header("content-type") ?? null;
+    const put = await blobs.put(check(body, {}, contentType, null), { maxBytes });
     return {
       ...put,
       fileName: null,
@@ -368,7 +442,9 @@ async function receiveFile(
       }
       fields[part.name] = text;
     } else if (part.name === "file" && !file) {
-      const put = await blobs.put(part.body, { maxBytes });
+      const put = await blobs.put(check(part.body, fields, part.contentType, part.filename), {
+        maxBytes,
+      });
       file = { ...put, fileName: part.filename, contentType: part.contentType, fields };
     } else {
       await part.body.cancel();
