@@ -33,8 +33,9 @@ import {
 import {
   buildAggregateQuery,
   buildRowQuery,
-  parseFilter,
-  parseMetric,
+  checkGroupBy,
+  parseFilters,
+  parseMetrics,
   parseSort,
   toRecord,
 } from "../actors/datasets/query.ts";
@@ -108,6 +109,11 @@ const pageQuery = z.object({
   cursor: z.string().min(1).max(2000).optional(),
 });
 
+/** The list's cursor is the last dataset id shown. */
+const listQuery = pageQuery.extend({
+  cursor: z.string().regex(/^[0-9a-f-]{36}$/, "not a cursor of this list").optional(),
+});
+
 const FIELD_LIMIT = 64 * 1024;
 
 export function datasetRoutes(o: DatasetRoutesOptions): Hono {
@@ -176,7 +182,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   });
 
   app.get("/datasets", async function listAll(c) {
-    const q = parseQuery(c, pageQuery);
+    const q = parseQuery(c, listQuery);
     return c.json(
       await listDatasets(o.db, principalOf(c).tenantId, {
         limit: Math.min(q.limit, 100),
@@ -209,7 +215,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     const d = ready(await loadDataset(c, o));
     const q = parseQuery(c, pageQuery);
     const built = buildRowQuery(rowsTable(d.id), d.columns, {
-      filters: c.req.queries("filter")?.map(parseFilter) ?? [],
+      filters: parseFilters(c.req.queries("filter")),
       ...(c.req.query("sort") ? { sort: parseSort(c.req.query("sort")!) } : {}),
       limit: q.limit,
       ...(q.cursor ? { cursor: q.cursor } : {}),
@@ -227,13 +233,12 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
 
   app.get("/datasets/:id/aggregate", async function aggregate(c) {
     const d = ready(await loadDataset(c, o));
-    const groupBy = splitList(c.req.query("groupBy"));
-    const metrics = splitList(c.req.query("metrics") ?? "count").map(parseMetric);
-    if (groupBy.length > 5) throw new ValidationError("at most 5 groupBy columns");
+    const groupBy = checkGroupBy(splitList(c.req.query("groupBy")));
+    const metrics = parseMetrics(c.req.query("metrics") ?? "count");
     const built = buildAggregateQuery(rowsTable(d.id), d.columns, {
       groupBy,
       metrics,
-      filters: c.req.queries("filter")?.map(parseFilter) ?? [],
+      filters: parseFilters(c.req.queries("filter")),
       limit: 1000,
     });
     const key = `a:${d.id}:v${d.version}:${c.req.url.split("?")[1] ?? ""}`;
