@@ -68,9 +68,6 @@ export function parseBody<T extends z.ZodType>(body: unknown, schema: T): z.infe
   return parsed.data;
 }
 
-/** A NUL, or a UTF-16 surrogate without its pair. */
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 /**
  * Throws a 400 when a JSON value holds text PostgreSQL cannot store (in `jsonb` or `text`): a
  * NUL character, or half of a surrogate pair. `path` names the value in the details.
@@ -80,7 +77,7 @@ export function assertStorableJson(value: unknown, path: string): void {
   for (let seen = 0; stack.length && seen < 100_000; seen++) {
     const [v, at] = stack.pop()!;
     if (typeof v === "string") {
-      if (UNSTORABLE.test(v)) {
+      if (v.includes("\u0000") || !v.isWellFormed()) {
         throw new ValidationError("invalid request body", [
           { path: at, message: "holds a NUL character or an unpaired surrogate" },
         ]);
