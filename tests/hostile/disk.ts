@@ -30,3 +30,10 @@ export async function mountTinyTmpfs(bytes: number): Promise<TinyDisk | null> {
     },
   };
 }
+
+/** Whether this process may mount a tmpfs (tried once with a tiny one, unmounted at once). */
+export async function canMountTmpfs(): Promise<boolean> {
+  const disk = await mountTinyTmpfs(64 * 1024);
+  await disk?.unmount();
+  return disk !== null;
+}
