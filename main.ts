@@ -37,6 +37,7 @@ import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import { openPostgres } from "./db/postgres.ts";
+import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
@@ -183,6 +184,15 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     trustProxy: config.TRUST_PROXY,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    health: {
+      // The data directory holds the embedded database and the files: a full disk stops both.
+      probes: [
+        databaseWriteProbe(db),
+        ...(kinds.database === "pglite" || kinds.blobs === "fs"
+          ? [diskWriteProbe(config.DATA_DIR)]
+          : []),
+      ],
+    },
     datasets: {
       db,
       blobs,

@@ -21,7 +21,7 @@ import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { docsRoutes } from "./docs.ts";
 import { errorResponse, onError } from "./errors.ts";
-import { healthRoutes } from "./health.ts";
+import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { limitByIp, limitByKey, type LimitOptions } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -49,6 +49,8 @@ export interface AppOptions {
   courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  /** What the health check writes to tell a full disk from a working one. @default nothing */
+  health?: HealthOptions;
 }
 
 /** Upload routes stream their bodies with their own size limits. */
@@ -115,7 +117,7 @@ export function createApp(options: AppOptions) {
   app.use("/api/*", limitByIp(limits));
   app.use("/api/*", authenticate(tenants, { isPublic }));
   app.use("/api/*", limitByKey(limits));
-  app.route("/api", healthRoutes(runtime, options.cache));
+  app.route("/api", healthRoutes(runtime, options.cache, options.health));
   app.route("/api", docsRoutes());
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
