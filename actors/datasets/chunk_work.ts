@@ -122,16 +122,18 @@ export type CleanOutcome =
     hashes?: string[];
   };
 
-/** Parses, infers types and cleans a chunk. */
+/** Parses, infers types and cleans a chunk; an ingest error is the outcome, not a throw. */
 export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
-  let parsed;
   try {
-    parsed = parseChunk(bytes, job.parse);
+    return cleanParsed(parseChunk(bytes, job.parse), job);
   } catch (err) {
     const failure = ingestFailure(err);
     if (!failure) throw err;
     return { kind: "failed", failure };
   }
+}
+
+function cleanParsed(parsed: ReturnType<typeof parseChunk>, job: ChunkJob): CleanOutcome {
   const inference = new TypeInference(parsed.header.length, job.cleaning);
   inference.add(parsed.rows);
   const types = inference.stats().map((s) => s.type);

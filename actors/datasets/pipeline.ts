@@ -312,9 +312,14 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const total = next ? null : (boundaries.at(-1)?.idx ?? (resume ? resume.index - 1 : -1)) + 1;
       const rows = boundaries.map((b) => ({ ...b, first_line: b.firstLine }));
       if (!resume) {
-        const plan = header.length
-          ? planColumns(header, rules(d.options))
-          : { header: [], keep: [] };
+        let plan: { header: string[]; keep: number[] } = { header: [], keep: [] };
+        try {
+          if (header.length) plan = planColumns(header, rules(d.options));
+        } catch (err) {
+          const failure = ingestFailure(err);
+          if (!failure) throw err;
+          return await failInput(datasetId, failure);
+        }
         const columns: ColumnInfo[] = [];
         for (const name of plan.header) {
           columns.push({ name, key: await columnKey(name), type: "null" });

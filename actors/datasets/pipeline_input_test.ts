@@ -231,6 +231,27 @@ Deno.test({
   assert.equal(late.error?.line, 2502);
 });
 
+Deno.test({
+  name: "pipeline: a rename onto a column in use fails DUPLICATE_COLUMN, on either store path",
+  ...opts,
+}, async () => {
+  for (const dropDuplicateRows of [false, true]) {
+    await expectInputFailure(
+      "a,b\n1,2\n",
+      { format: "csv", cleaning: { renameColumns: { a: "b" }, dropDuplicateRows } },
+      "dataset.split",
+      "DUPLICATE_COLUMN",
+    );
+  }
+  // NDJSON: the keys are met in the chunks.
+  await expectInputFailure(
+    '{"a":1,"b":2}\n',
+    { format: "ndjson", cleaning: { renameColumns: { a: "b" }, dropDuplicateRows: true } },
+    "dataset.chunk",
+    "DUPLICATE_COLUMN",
+  );
+});
+
 Deno.test(
   { name: "pipeline: a JSON file that is not an array fails NOT_JSON_ARRAY", ...opts },
   async () => {

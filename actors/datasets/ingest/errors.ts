@@ -93,3 +93,12 @@ export class LimitError extends IngestError {
     );
   }
 }
+
+/** Cleaning rules that cannot apply to the file's columns (a rename onto a name in use). */
+export class ColumnRuleError extends IngestError {
+  override name = "ColumnRuleError";
+  readonly code = "duplicate_column";
+  constructor(readonly column: string) {
+    super(`renaming produces a duplicate column "${column}"`);
+  }
+}
