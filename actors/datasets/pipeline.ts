@@ -146,6 +146,22 @@ function parseOptions(o: DatasetOptions, encoding: Encoding, maxColumns: number)
 }
 
 /**
+ * A column name PostgreSQL cannot keep in `jsonb` (a NUL, half a surrogate pair): the names go
+ * into the dataset's and the chunks' JSON, in the message's transaction, where a refusal would
+ * be retried.
+ */
+function badColumnName(names: readonly string[]): ChunkFailure | null {
+  const bad = names.find((n) => n.includes("\u0000") || !n.isWellFormed());
+  if (bad === undefined) return null;
+  return {
+    code: "BAD_COLUMN_NAME",
+    message: `a column name holds a NUL character or an unpaired surrogate: ${
+      JSON.stringify(bad.replaceAll("\u0000", "").toWellFormed().slice(0, 100))
+    }`,
+  };
+}
+
+/**
  * A database error that the file's content caused and that a retry would meet again: a value
  * out of the column type's range (SQLSTATE class 22) or too many columns (54011).
  */
@@ -309,6 +325,8 @@ export function datasetActors(o: DatasetPipelineOptions) {
       } finally {
         if (next) await stream.cancel().catch(() => {});
       }
+      const badName = badColumnName(header);
+      if (badName) return await failInput(datasetId, badName);
       const total = next ? null : (boundaries.at(-1)?.idx ?? (resume ? resume.index - 1 : -1)) + 1;
       const rows = boundaries.map((b) => ({ ...b, first_line: b.firstLine }));
       if (!resume) {
@@ -409,6 +427,8 @@ export function datasetActors(o: DatasetPipelineOptions) {
       // driver without COPY) inserts with ON CONFLICT instead.
       const out = copyPath ? await processor.process(bytes, job) : cleanChunk(bytes, job);
       if (out.kind === "failed") return await failInput(datasetId, out.failure);
+      const badName = badColumnName(out.header);
+      if (badName) return await failInput(datasetId, badName);
       const known = new Map((d.columns ?? []).map((col) => [col.name, col.key]));
       const keys: string[] = [];
       for (const name of out.header) keys.push(known.get(name) ?? await columnKey(name));

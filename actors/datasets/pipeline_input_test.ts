@@ -252,6 +252,37 @@ Deno.test({
   );
 });
 
+Deno.test({
+  name: "pipeline: NUL in a column name or a value fails the dataset, not a retry",
+  ...opts,
+}, async () => {
+  await expectInputFailure(
+    "a,b\u0000c\n1,2\n",
+    { format: "csv" },
+    "dataset.split",
+    "BAD_COLUMN_NAME",
+  );
+  await expectInputFailure(
+    '{"a\\u0000":1}\n',
+    { format: "ndjson" },
+    "dataset.chunk",
+    "BAD_COLUMN_NAME",
+  );
+  await expectInputFailure(
+    '{"\\ud800":1}\n',
+    { format: "ndjson" },
+    "dataset.chunk",
+    "BAD_COLUMN_NAME",
+  );
+  await expectInputFailure("a,b\n1,x\u0000y\n", { format: "csv" }, "dataset.chunk", "BAD_VALUE");
+  await expectInputFailure(
+    '{"a":"x\\u0000y"}\n',
+    { format: "ndjson" },
+    "dataset.chunk",
+    "BAD_VALUE",
+  );
+});
+
 Deno.test(
   { name: "pipeline: a JSON file that is not an array fails NOT_JSON_ARRAY", ...opts },
   async () => {
