@@ -4,7 +4,8 @@
  *   `file` field of a multipart form; options in the query string (`name`, `format`,
  *   `delimiter`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
  *   query parameter or form field, before the file). Streamed to blob storage; `202
- *   {datasetId, jobId}` once the file is durable.
+ *   {datasetId, jobId}` once the file is durable. A CSV/TSV header over the column or length
+ *   limit is a 422 as soon as it crosses it.
  * - `GET /api/datasets`, `GET /api/datasets/:id`, `DELETE /api/datasets/:id`;
  * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
  * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;

@@ -16,6 +16,11 @@
  * 4. `dataset.merge` (key `dataset:<id>`): merges the chunk profiles, converts the text
  *    columns to their merged types, and marks the dataset ready.
  *
+ * Bad input (a header over the column or length limit, JSON keys past the column limit, a
+ * bad row under the `fail` policy, a value PostgreSQL refuses...) ends the dataset `failed`
+ * with its own code at once: the handler that meets it marks the dataset and throws
+ * `InputError`, which the runtime does not retry (the same bytes would fail the same way).
+ *
  * Memory: one chunk (plus its parsed rows) per running chunk message; the file is never held.
  */
 import { z } from "zod";
