@@ -295,6 +295,7 @@ Deno.test({
       }`,
     ],
     () => [`/api/dead-letters?${q([["cursor", fuzz()], ["actor", fuzz()]])}`],
+    () => [`/api/audit?${q([["cursor", fuzz()], ["limit", fuzz()]])}`],
     () => [`/api/actors/system.echo/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -27,6 +27,7 @@ import { insertDataset } from "./store.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface Thrown {
+  datasetId: string;
   actor: string;
   attempt: number;
   err: unknown;
@@ -62,7 +63,8 @@ function open(): Promise<World> {
         try {
           return await def.handler(input, ctx as never);
         } catch (err) {
-          thrown.push({ actor: def.name, attempt: ctx.attempt, err });
+          const { datasetId } = input as { datasetId: string };
+          thrown.push({ datasetId, actor: def.name, attempt: ctx.attempt, err });
           throw err;
         }
       },
@@ -121,12 +123,10 @@ async function ingest(
   }, { timeoutMs: 60_000, what: `dataset ${datasetId}` });
 }
 
-/** The input errors thrown since `from`, as `actor code attempt`. */
-async function inputErrors(from: number): Promise<string[]> {
+/** The errors thrown for dataset `id` since `from`, as `actor code attempt`. */
+async function inputErrors(id: string, from: number): Promise<string[]> {
   const w = await open();
-  // The failing handler's throw comes after its direct mark of the dataset: give it a moment.
-  await new Promise((r) => setTimeout(r, 50));
-  return w.thrown.slice(from).map(({ actor, attempt, err }) =>
+  return w.thrown.slice(from).filter((t) => t.datasetId === id).map(({ actor, attempt, err }) =>
     err instanceof InputError ? `${actor} ${err.code} ${attempt}` : `${actor} ${String(err)}`
   );
 }
@@ -144,8 +144,11 @@ async function expectInputFailure(
   assert.equal(d.error?.code, code, JSON.stringify(d.error));
   // One InputError a handler that met the fault (chunks running at once may each meet it),
   // each on its first attempt: no retry redid the work.
-  const errors = await inputErrors(from);
-  assert.ok(errors.length >= 1, "an InputError was thrown");
+  // The throw follows the handler's mark of the dataset.
+  const errors = await waitFor(async () => {
+    const seen = await inputErrors(d.id, from);
+    return seen.length ? seen : null;
+  }, { what: "an InputError" });
   assert.deepEqual(errors, errors.map(() => `${actor} ${code} 1`));
   return d;
 }
@@ -298,7 +301,7 @@ Deno.test({
   const from = w.thrown.length;
   const d = await ingest("id,x,y\n1,1e400,2.5\n2,1e-400,3\n3,7,4e-320\n", { format: "csv" });
   assert.equal(d.status, "ready", JSON.stringify(d.error));
-  assert.deepEqual(await inputErrors(from), []);
+  assert.deepEqual(await inputErrors(d.id, from), []);
   const [row] = await w.tdb.db.query<{ columns: { name: string; type: string }[] }>(
     "SELECT columns FROM troupe_datasets WHERE id = $1",
     [d.id],
