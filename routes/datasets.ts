@@ -217,7 +217,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     const q = parseQuery(c, pageQuery);
     const built = buildRowQuery(rowsTable(d.id), d.columns, {
       filters: parseFilters(c.req.queries("filter")),
-      ...(c.req.query("sort") ? { sort: parseSort(c.req.query("sort")!) } : {}),
+      ...(c.req.query("sort") ? { sort: parseSort(oneSort(c.req.queries("sort")!)) } : {}),
       limit: q.limit,
       ...(q.cursor ? { cursor: q.cursor } : {}),
     });
@@ -509,6 +509,18 @@ function definedOnly(o: Record<string, unknown>): Record<string, string | boolea
     if (typeof v === "string" || typeof v === "boolean") out[k] = v;
   }
   return out;
+}
+
+/** The one sort key a page takes: a second `sort` is a 400, not silently ignored. */
+function oneSort(values: string[]): string {
+  if (values.length > 1) {
+    throw new ValidationError("one sort key at most", {
+      parameter: "sort",
+      max: 1,
+      count: values.length,
+    });
+  }
+  return values[0]!;
 }
 
 function splitList(text: string | undefined): string[] {

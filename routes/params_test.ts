@@ -223,6 +223,7 @@ Deno.test({ name: "params: lists over their caps are 400s with the cap", ...opts
   assert400(await rows([["filter", `i:in:${many}`]]), "101 in values");
   assert400(await rows([["filter", `s:eq:${"x".repeat(5000)}`]]), "a 5,000-character value");
   assert400(await rows([["filter", "s:contains:a\u0000b"]]), "a NUL");
+  assert400(await rows([["sort", "i"], ["sort", "f"]]), "two sort keys");
   // Within the caps: fine.
   const fifty = await rows([["metrics", Array(50).fill("max:i").join(",")]], "aggregate");
   assert.equal(fifty.status, 200);
