@@ -41,6 +41,8 @@ const UNAVAILABLE_MESSAGES = [
   /^PGlite is clos(ed|ing)/, // PGlite after close()
   /^Cannot use a pool after calling end/, // pg-pool
   /^Connection refused/,
+  // The Neon driver rejects with the WebSocket's ErrorEvent when the socket cannot open.
+  /failed to connect to WebSocket/,
 ];
 
 /** SQLSTATEs that say the server cannot take work now, not that the query is wrong. */

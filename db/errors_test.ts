@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createPgDatabase } from "../tests/harness.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { sqlState, storageFailure } from "./errors.ts";
+import { openNeon } from "./neon.ts";
 import { openPglite } from "./pglite.ts";
 import { openPostgres } from "./postgres.ts";
 
@@ -63,6 +64,22 @@ Deno.test(
     assert.equal(sqlState(missing), "3D000");
     assert.equal(storageFailure(missing), "database_unavailable");
     await gone.close();
+  },
+);
+
+Deno.test(
+  { name: "storageFailure() on the Neon driver: a proxy that is not there", ...opts },
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const db = openNeon("postgres://postgres@127.0.0.1:5432/postgres", {
+      max: 1,
+      wsProxy: `127.0.0.1:${port}/v1?address={host}:{port}`,
+    });
+    const err = await errorOf(db.query("SELECT 1"));
+    assert.equal(storageFailure(err), "database_unavailable", String(err));
+    await db.close().catch(() => {});
   },
 );
 
