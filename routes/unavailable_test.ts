@@ -15,7 +15,8 @@ import { migrate } from "../db/migrate.ts";
 import { openPglite } from "../db/pglite.ts";
 import { openPostgres } from "../db/postgres.ts";
 import { TenantStore } from "../db/tenants.ts";
-import { createPgDatabase } from "../tests/harness.ts";
+import pg from "pg";
+import { ADMIN_URL, createPgDatabase, neonTarget } from "../tests/harness.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { createApp } from "./app.ts";
 import { onError } from "./errors.ts";
@@ -81,6 +82,28 @@ Deno.test({
     await runtime.stop(100).catch(() => {});
     await db.close().catch(() => {});
     await drop();
+  }
+});
+
+Deno.test({
+  name: "unavailable: a dropped database through the Neon driver: jobs are 503",
+  ...opts,
+}, async () => {
+  const tdb = await neonTarget.open();
+  const { runtime, call } = await served(tdb.db);
+  try {
+    assert.equal((await call("/api/jobs")).status, 200);
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE ${new URL(tdb.url!).pathname.slice(1)} WITH (FORCE)`);
+    await admin.end();
+    await assertUnavailable(await call("/api/jobs"));
+    await assertUnavailable(
+      await call("/api/actors/system.echo/jobs", { method: "POST", body: '{"input":{}}' }),
+    );
+  } finally {
+    await runtime.stop(100).catch(() => {});
+    await tdb.cleanup().catch(() => {});
   }
 });
 
