@@ -37,6 +37,7 @@ import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import { openPostgres } from "./db/postgres.ts";
+import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
@@ -136,6 +137,8 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     blobs,
     chunkBytes: config.DATASET_CHUNK_BYTES,
     processor: chunkProcessor,
+    maxColumns: config.DATASET_MAX_COLUMNS,
+    maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
   });
   const vectors: VectorStore = kinds.vectors === "chroma"
     ? new ChromaVectorStore({ url: config.CHROMA_URL! })
@@ -188,7 +191,22 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
-    datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
+    health: {
+      // The data directory holds the embedded database and the files: a full disk stops both.
+      probes: [
+        databaseWriteProbe(db),
+        ...(kinds.database === "pglite" || kinds.blobs === "fs"
+          ? [diskWriteProbe(config.DATA_DIR)]
+          : []),
+      ],
+    },
+    datasets: {
+      db,
+      blobs,
+      maxBytes: config.DATASET_MAX_BYTES,
+      maxColumns: config.DATASET_MAX_COLUMNS,
+      maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
+    },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });
   return {

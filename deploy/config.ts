@@ -112,6 +112,13 @@ const fields = z.object({
    * many times is dead-lettered as `POISON_JOB` instead of being run again.
    */
   POISON_AFTER_CRASHES: int(1, 100).default(2),
+  /**
+   * Most columns of a dataset: a wider CSV/TSV header is a 422 at upload, a JSON file with more
+   * keys fails `TOO_MANY_COLUMNS` (PostgreSQL's own limit is 1,600 a table).
+   */
+  DATASET_MAX_COLUMNS: int(1, 1500).default(1000),
+  /** Longest CSV/TSV header line, in bytes: a longer one is a 422 `HEADER_TOO_LONG` (1 MiB). */
+  DATASET_MAX_HEADER_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
 });
 
 /** Variables that only make sense together. */

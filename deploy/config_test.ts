@@ -116,3 +116,11 @@ Deno.test("loadConfig() reads POISON_AFTER_CRASHES (default 2, at least 1)", () 
   assert.equal(loadConfig({ POISON_AFTER_CRASHES: "3" }).POISON_AFTER_CRASHES, 3);
   assert.throws(() => loadConfig({ POISON_AFTER_CRASHES: "0" }), /POISON_AFTER_CRASHES:/);
 });
+
+Deno.test("loadConfig() keeps the dataset column limit under PostgreSQL's 1,600", () => {
+  assert.equal(loadConfig({}).DATASET_MAX_COLUMNS, 1000);
+  assert.equal(loadConfig({}).DATASET_MAX_HEADER_BYTES, 1024 * 1024);
+  assert.equal(loadConfig({ DATASET_MAX_COLUMNS: "1500" }).DATASET_MAX_COLUMNS, 1500);
+  assert.throws(() => loadConfig({ DATASET_MAX_COLUMNS: "1600" }), /DATASET_MAX_COLUMNS/);
+  assert.throws(() => loadConfig({ DATASET_MAX_HEADER_BYTES: "10" }), /DATASET_MAX_HEADER_BYTES/);
+});

@@ -23,7 +23,7 @@ import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { docsRoutes } from "./docs.ts";
 import { errorResponse, onError } from "./errors.ts";
-import { healthRoutes } from "./health.ts";
+import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -53,6 +53,8 @@ export interface AppOptions {
   courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  /** What the health check writes to tell a full disk from a working one. @default nothing */
+  health?: HealthOptions;
 }
 
 /** Upload routes stream their bodies with their own size limits. */
@@ -118,7 +120,7 @@ export function createApp(options: AppOptions) {
   });
   app.use("/api/*", authenticate(tenants, { isPublic, onRefused: limitUnauthenticated(limits) }));
   app.use("/api/*", limitByKey(limits));
-  app.route("/api", healthRoutes(runtime, options.cache));
+  app.route("/api", healthRoutes(runtime, options.cache, options.health));
   app.route("/api", docsRoutes());
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));

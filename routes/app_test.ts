@@ -366,7 +366,7 @@ Deno.test({ name: "health answers ok with queue figures", ...opts }, async () =>
 });
 
 Deno.test({
-  name: "a database that is down gives health 503 and other routes a 500 without internals",
+  name: "a database that is down gives health 503 and other routes a 503 without internals",
   ...opts,
 }, async () => {
   const world = await setup();
@@ -375,9 +375,9 @@ Deno.test({
   assert.equal(health.status, 503);
   assert.equal(health.body.status, "unavailable");
   const job = await call("/api/jobs/01a20cf1-0000-7000-8000-000000000002");
-  assert.equal(job.status, 500);
-  assert.equal(job.body.error.code, "INTERNAL");
-  assert.equal(job.body.error.message, "internal error");
+  assert.equal(job.status, 503);
+  assert.equal(job.body.error.code, "DATABASE_UNAVAILABLE");
+  assert.ok(Number(job.headers.get("retry-after")) > 0);
   assert.equal(job.body.error.requestId, job.headers.get("x-request-id"));
   assert.doesNotMatch(job.text, /PGlite|closed|stack|\.ts:/i);
 });

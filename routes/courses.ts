@@ -59,7 +59,8 @@ export interface CourseRoutesOptions {
 
 const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().min(1).max(100).optional(),
+  /** The last course id shown. */
+  cursor: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "not a cursor of this list").optional(),
 });
 const askBody = z.object({ question: z.string().trim().min(3).max(1000) }).strict();
 const searchQuery = z.object({

@@ -4,7 +4,8 @@
  *   `file` field of a multipart form; options in the query string (`name`, `format`,
  *   `delimiter`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
  *   query parameter or form field, before the file). Streamed to blob storage; `202
- *   {datasetId, jobId}` once the file is durable.
+ *   {datasetId, jobId}` once the file is durable. A CSV/TSV header over the column or length
+ *   limit is a 422 as soon as it crosses it.
  * - `GET /api/datasets`, `GET /api/datasets/:id`, `DELETE /api/datasets/:id`;
  * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
  * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;
@@ -14,7 +15,12 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { uuidv7 } from "../actors/runtime/ids.ts";
-import { ConflictError, PayloadTooLargeError, ValidationError } from "../actors/runtime/errors.ts";
+import {
+  ConflictError,
+  InputError,
+  PayloadTooLargeError,
+  ValidationError,
+} from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import {
@@ -22,12 +28,15 @@ import {
   type DatasetOptions,
   datasetOptions,
   guessFormat,
+  MAX_COLUMNS,
+  MAX_HEADER_BYTES,
 } from "../actors/datasets/options.ts";
 import {
   buildAggregateQuery,
   buildRowQuery,
-  parseFilter,
-  parseMetric,
+  checkGroupBy,
+  parseFilters,
+  parseMetrics,
   parseSort,
   toRecord,
 } from "../actors/datasets/query.ts";
@@ -40,6 +49,8 @@ import {
   rowsTable,
 } from "../actors/datasets/store.ts";
 import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
+import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
+import type { LimitError } from "../actors/datasets/ingest/errors.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
@@ -76,6 +87,13 @@ export interface DatasetRoutesOptions {
   maxBytes?: number;
   /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
   uploadIdleMs?: number;
+  /**
+   * Most columns of a CSV/TSV file (its header): a wider one is refused at upload with 422
+   * `TOO_MANY_COLUMNS`. The pipeline's limit, for what the upload cannot see. @default 1000
+   */
+  maxColumns?: number;
+  /** Longest CSV/TSV header line: a longer one is a 422 `HEADER_TOO_LONG`. @default 1 MiB */
+  maxHeaderBytes?: number;
 }
 
 const uploadQuery = z.object({
@@ -91,6 +109,11 @@ const uploadQuery = z.object({
 const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().min(1).max(2000).optional(),
+});
+
+/** The list's cursor is the last dataset id shown. */
+const listQuery = pageQuery.extend({
+  cursor: z.string().regex(/^[0-9a-f-]{36}$/, "not a cursor of this list").optional(),
 });
 
 const FIELD_LIMIT = 64 * 1024;
@@ -109,10 +132,23 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     }
     const raw = c.req.raw.body;
     if (!raw) throw new ValidationError("the request has no body: send the file");
+    const limits = {
+      maxColumns: o.maxColumns ?? MAX_COLUMNS,
+      maxBytes: o.maxHeaderBytes ?? MAX_HEADER_BYTES,
+    };
     const upload = await receiveUpload(
       o.runtime,
       raw,
-      (body) => receiveFile(c, body, o.blobs, o.db, maxBytes),
+      (body) =>
+        receiveFile(
+          c,
+          body,
+          o.blobs,
+          o.db,
+          maxBytes,
+          (file, fields, contentType, fileName) =>
+            checkedHeader(file, { ...fields, ...definedOnly(q) }, contentType, fileName, limits),
+        ),
       o.uploadIdleMs,
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
@@ -154,7 +190,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   });
 
   app.get("/datasets", async function listAll(c) {
-    const q = parseQuery(c, pageQuery);
+    const q = parseQuery(c, listQuery);
     return c.json(
       await listDatasets(o.db, principalOf(c).tenantId, {
         limit: Math.min(q.limit, 100),
@@ -186,8 +222,8 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     const d = ready(await loadDataset(c, o));
     const q = parseQuery(c, pageQuery);
     const built = buildRowQuery(rowsTable(d.id), d.columns, {
-      filters: c.req.queries("filter")?.map(parseFilter) ?? [],
-      ...(c.req.query("sort") ? { sort: parseSort(c.req.query("sort")!) } : {}),
+      filters: parseFilters(c.req.queries("filter")),
+      ...(c.req.query("sort") ? { sort: parseSort(oneSort(c.req.queries("sort")!)) } : {}),
       limit: q.limit,
       ...(q.cursor ? { cursor: q.cursor } : {}),
     });
@@ -204,13 +240,12 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
 
   app.get("/datasets/:id/aggregate", async function aggregate(c) {
     const d = ready(await loadDataset(c, o));
-    const groupBy = splitList(c.req.query("groupBy"));
-    const metrics = splitList(c.req.query("metrics") ?? "count").map(parseMetric);
-    if (groupBy.length > 5) throw new ValidationError("at most 5 groupBy columns");
+    const groupBy = checkGroupBy(splitList(c.req.query("groupBy")));
+    const metrics = parseMetrics(c.req.query("metrics") ?? "count");
     const built = buildAggregateQuery(rowsTable(d.id), d.columns, {
       groupBy,
       metrics,
-      filters: c.req.queries("filter")?.map(parseFilter) ?? [],
+      filters: parseFilters(c.req.queries("filter")),
       limit: 1000,
     });
     const key = `a:${d.id}:v${d.version}:${c.req.url.split("?")[1] ?? ""}`;
@@ -346,6 +381,50 @@ interface ReceivedFile {
   fields: Record<string, string>;
 }
 
+/** What a file's bytes go through on their way to storage (its options known so far). */
+type FileCheck = (
+  file: ReadableStream<Uint8Array>,
+  fields: Record<string, string>,
+  contentType: string | null,
+  fileName: string | null,
+) => ReadableStream<Uint8Array>;
+
+/**
+ * `file` with its header checked on the way when its options say CSV or TSV: the upload fails
+ * with 422 `TOO_MANY_COLUMNS` or `HEADER_TOO_LONG` as soon as the header crosses a limit,
+ * before the rest of the file is received. Options that do not parse are left to the check
+ * after the upload (which names what is wrong).
+ */
+function checkedHeader(
+  file: ReadableStream<Uint8Array>,
+  fields: Record<string, string | boolean>,
+  contentType: string | null,
+  fileName: string | null,
+  limits: { maxColumns: number; maxBytes: number },
+): ReadableStream<Uint8Array> {
+  let options: DatasetOptions;
+  try {
+    options = parseOptions(fields, contentType, fileName);
+  } catch {
+    return file;
+  }
+  if (options.format !== "csv" && options.format !== "tsv") return file;
+  return checkedHeaderStream(file, {
+    ...limits,
+    delimiter: options.delimiter ?? (options.format === "tsv" ? "\t" : ","),
+    encoding: options.encoding,
+  }, refuseHeader);
+}
+
+/** A header over a limit, as the upload's answer (the pipeline fails with the same codes). */
+function refuseHeader(err: LimitError): InputError {
+  return new InputError(err.code.toUpperCase(), err.message, {
+    details: err.code === "too_many_columns"
+      ? { maxColumns: err.limit }
+      : { maxHeaderBytes: err.limit },
+  });
+}
+
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
 async function receiveFile(
   c: Context,
@@ -353,6 +432,7 @@ async function receiveFile(
   blobs: BlobStore,
   db: SqlDatabase,
   maxBytes: number,
+  check: FileCheck,
 ): Promise<ReceivedFile> {
   const store = async (bytes: ReadableStream<Uint8Array>) => {
     const put = await blobs.put(bytes, { maxBytes });
@@ -361,7 +441,8 @@ async function receiveFile(
   };
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
-    const put = await store(body);
+    const contentType = c.req.header("content-type") ?? null;
+    const put = await store(check(body, {}, contentType, null));
     return {
       ...put,
       fileName: null,
@@ -379,7 +460,7 @@ async function receiveFile(
       }
       fields[part.name] = text;
     } else if (part.name === "file" && !file) {
-      const put = await store(part.body);
+      const put = await store(check(part.body, fields, part.contentType, part.filename));
       file = { ...put, fileName: part.filename, contentType: part.contentType, fields };
     } else {
       await part.body.cancel();
@@ -438,6 +519,18 @@ function definedOnly(o: Record<string, unknown>): Record<string, string | boolea
     if (typeof v === "string" || typeof v === "boolean") out[k] = v;
   }
   return out;
+}
+
+/** The one sort key a page takes: a second `sort` is a 400, not silently ignored. */
+function oneSort(values: string[]): string {
+  if (values.length > 1) {
+    throw new ValidationError("one sort key at most", {
+      parameter: "sort",
+      max: 1,
+      count: values.length,
+    });
+  }
+  return values[0]!;
 }
 
 function splitList(text: string | undefined): string[] {

@@ -11,6 +11,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
+import { bytesOf, millionColumnCsv, wideCsv, wideNdjson } from "../tests/hostile/input_files.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -40,7 +41,13 @@ function open(): Promise<World> {
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      datasets: { db: tdb.db, blobs, maxBytes: 2_000_000, uploadIdleMs: 1000 },
+      datasets: {
+        db: tdb.db,
+        blobs,
+        maxBytes: 2_000_000,
+        uploadIdleMs: 1000,
+        maxHeaderBytes: 64 * 1024,
+      },
     }));
     const key = (await w.tenants.createKey((await w.tenants.createTenant("acme")).id)).key;
     const otherKey = (await w.tenants.createKey((await w.tenants.createTenant("other")).id)).key;
@@ -335,7 +342,8 @@ Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts
   const before = await count();
   const empty = await upload("", "name=empty");
   assert.equal(empty.status, 400);
-  const big = await upload("x".repeat(2_100_000), "format=csv");
+  // Rows past the size limit (one line that long would be refused as a header first).
+  const big = await upload("a\n" + "x\n".repeat(1_050_000), "format=csv");
   assert.equal(big.status, 413);
   assert.equal(big.body.error.code, "PAYLOAD_TOO_LARGE");
   const noFormat = await upload("a,b\n1,2\n", "", "application/octet-stream");
@@ -350,6 +358,72 @@ Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts
   assert.equal(await count(), before, "nothing half-accepted");
   assert.equal(await w.leftovers(), 0, "no partial files");
 });
+
+Deno.test(
+  { name: "datasets: a CSV or TSV header over the limits is a 422 at upload", ...opts },
+  async () => {
+    const w = await open();
+    const count = () => countRows(w.tdb.db, "troupe_datasets");
+    const before = await count();
+    const refused = (res: Awaited<ReturnType<typeof upload>>, code: string) => {
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, code);
+    };
+    const wide = await upload(wideCsv(2000), "name=wide");
+    refused(wide, "TOO_MANY_COLUMNS");
+    assert.equal(wide.body.error.details.maxColumns, 1000);
+    refused(
+      await upload(wideCsv(2000, { delimiter: "\t" }), "name=wide", "text/tab-separated-values"),
+      "TOO_MANY_COLUMNS",
+    );
+    // A million columns: refused once the header crosses the limit, the rest never read.
+    let sent = 0;
+    const million = millionColumnCsv().pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          sent += chunk.length;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    refused(
+      await within(upload(million, "name=million"), 20_000, "the upload was not cut off"),
+      "TOO_MANY_COLUMNS",
+    );
+    assert.ok(sent < 2_000_000, `${sent} bytes of the ~7.9 MB header were read`);
+    // In a multipart form, the same.
+    const form = new FormData();
+    form.append("file", new File([await bytesOf(wideCsv(2000))], "wide.csv", { type: "text/csv" }));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    refused(
+      await call("/api/datasets?name=form", {
+        method: "POST",
+        body: await req.arrayBuffer(),
+        headers: { "content-type": req.headers.get("content-type")! },
+      }),
+      "TOO_MANY_COLUMNS",
+    );
+    // A header line longer than the world's 64 KiB, of two columns.
+    refused(await upload(`${"y".repeat(100_000)},z\n1,2\n`, "name=long"), "HEADER_TOO_LONG");
+    assert.equal(await count(), before, "nothing half-accepted");
+    assert.equal(await w.leftovers(), 0, "no partial files");
+    // At the limit: accepted.
+    const fits = await upload(wideCsv(1000, { rows: 2 }), "name=fits");
+    assert.equal(fits.status, 202, JSON.stringify(fits.body));
+    assert.equal((await settled(fits.body.datasetId)).status, "ready");
+  },
+);
+
+Deno.test(
+  { name: "datasets: JSON records with too many keys fail the dataset TOO_MANY_COLUMNS", ...opts },
+  async () => {
+    const up = await upload(wideNdjson(1200), "format=ndjson");
+    assert.equal(up.status, 202, "the upload cannot see JSON keys");
+    const d = await settled(up.body.datasetId);
+    assert.equal(d.status, "failed");
+    assert.equal(d.error.code, "TOO_MANY_COLUMNS");
+  },
+);
 
 Deno.test(
   { name: "datasets: an upload whose client stops sending is a 408 and leaves nothing", ...opts },

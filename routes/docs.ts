@@ -9,7 +9,8 @@ type Op = { summary: string; body?: string; query?: string[]; status: number };
 const ops: Record<string, Record<string, Op>> = {
   "/api/health": {
     get: {
-      summary: "Database, queue and cache status (503 when the database is down)",
+      summary:
+        "Database, queue, cache and write status (503 when the database is down or writes fail)",
       status: 200,
     },
   },

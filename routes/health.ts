@@ -1,29 +1,55 @@
 /**
- * `GET /api/health`: database reachability, queue depth and cache status; 503 when the
- * database is down, `degraded` (200) when only the cache is.
+ * `GET /api/health`: database reachability, queue depth, cache status, and whether writes
+ * still succeed; 503 when the database is down or a write probe fails (a full disk leaves
+ * reads working while every upload fails), `degraded` (200) when only the cache is down.
  */
 import { Hono } from "hono";
 import { toErrorRecord } from "../actors/runtime/errors.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import type { Cache } from "../db/cache/cache.ts";
+import { storageFailure } from "../db/errors.ts";
+import type { WriteProbe } from "../db/write_probe.ts";
+import { RETRY_AFTER_SECONDS } from "./errors.ts";
 
-export function healthRoutes(runtime: Runtime, cache?: Cache): Hono {
+export interface HealthOptions {
+  /** Writes the check makes (a file in the data directory, a row). @default none */
+  probes?: readonly WriteProbe[];
+  /**
+   * The probes run at most once in this time; checks in between answer with their last result
+   * (a health check polled every second does not write every second). @default 5000
+   */
+  probeEveryMs?: number;
+  /** A probe that takes longer fails. @default 2000 */
+  probeTimeoutMs?: number;
+}
+
+/** A probe's outcome; a failure says what it stands for, not its error (health is public). */
+interface ProbeResult {
+  name: string;
+  ok: boolean;
+  code?: string;
+}
+
+export function healthRoutes(
+  runtime: Runtime,
+  cache?: Cache,
+  { probes = [], probeEveryMs = 5000, probeTimeoutMs = 2000 }: HealthOptions = {},
+): Hono {
   const app = new Hono();
+  let last: { at: number; results: Promise<ProbeResult[]> } | null = null;
+  const writes = () => {
+    if (!last || performance.now() - last.at >= probeEveryMs) {
+      last = { at: performance.now(), results: runProbes(probes, probeTimeoutMs) };
+    }
+    return last.results;
+  };
   app.get("/health", async function health(c) {
+    let queue;
     try {
-      const queue = await runtime.health();
-      // The cache is an optimisation: when it is down, requests go to the database and the
-      // service is degraded, not unavailable.
-      const cacheStatus = cache ? await cache.check() : null;
-      return c.json({
-        status: cacheStatus === "degraded" ? "degraded" : "ok",
-        database: { status: "ok", dialect: runtime.db.dialect },
-        ...(cache ? { cache: { status: cacheStatus, store: cache.store.kind } } : {}),
-        queue,
-        transport: runtime.transport.name,
-      });
+      queue = await runtime.health();
     } catch (err) {
       const { code } = toErrorRecord(err);
+      c.header("Retry-After", String(RETRY_AFTER_SECONDS.database));
       return c.json({
         status: "unavailable",
         database: { status: "unreachable", dialect: runtime.db.dialect },
@@ -33,6 +59,60 @@ export function healthRoutes(runtime: Runtime, cache?: Cache): Hono {
         },
       }, 503);
     }
+    const results = await writes();
+    const failed = results.filter((r) => !r.ok);
+    // The cache is an optimisation: when it is down, requests go to the database and the
+    // service is degraded, not unavailable.
+    const cacheStatus = cache ? await cache.check() : null;
+    const body = {
+      status: failed.length ? "unavailable" : cacheStatus === "degraded" ? "degraded" : "ok",
+      database: { status: "ok", dialect: runtime.db.dialect },
+      ...(probes.length
+        ? { writes: { status: failed.length ? "failing" : "ok", checks: results } }
+        : {}),
+      ...(cache ? { cache: { status: cacheStatus, store: cache.store.kind } } : {}),
+      queue,
+      transport: runtime.transport.name,
+    };
+    if (!failed.length) return c.json(body);
+    const full = failed.some((r) => r.code === "STORAGE_FULL");
+    c.header("Retry-After", String(RETRY_AFTER_SECONDS.storage));
+    return c.json({
+      ...body,
+      error: {
+        code: full ? "STORAGE_FULL" : "WRITE_FAILED",
+        message: `writes are failing: ${failed.map((r) => r.name).join(", ")}`,
+      },
+    }, 503);
   });
   return app;
+}
+
+/** Runs every probe, each under `timeoutMs`; a failure is named by what it stands for. */
+function runProbes(probes: readonly WriteProbe[], timeoutMs: number): Promise<ProbeResult[]> {
+  return Promise.all(probes.map(async (probe) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        probe.run(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`took over ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      return { name: probe.name, ok: true };
+    } catch (err) {
+      const failure = storageFailure(err);
+      return {
+        name: probe.name,
+        ok: false,
+        code: failure === "storage_full"
+          ? "STORAGE_FULL"
+          : failure === "database_unavailable"
+          ? "DATABASE_UNAVAILABLE"
+          : "WRITE_FAILED",
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }));
 }

@@ -9,7 +9,7 @@ import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { z } from "zod";
 import { isTerminal, JOB_STATUSES, type Runtime } from "../actors/runtime/runtime.ts";
-import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
+import { assertStorableJson, jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
@@ -73,6 +73,7 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
     if (!def?.exposed) throw new NotFoundError("actor", name); // before reading the body
     const { tenantId } = principalOf(c);
     const body = parseBody(await jsonBody(c), enqueueBody);
+    assertStorableJson(body.input, "input");
     const idempotencyKey = body.idempotencyKey ?? c.req.header("idempotency-key");
     if (
       idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 200)

@@ -7,9 +7,20 @@ function issues(error: z.ZodError) {
   return error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
 }
 
-/** Parses the query string; a bad parameter is a 400 naming it. */
+/**
+ * Parses the query string; a bad parameter is a 400 naming it. A NUL character is refused in
+ * any parameter: no PostgreSQL text can hold one.
+ */
 export function parseQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
-  const parsed = schema.safeParse(c.req.query());
+  const query = c.req.query();
+  const nul = Object.keys(query).filter((k) => query[k]!.includes("\u0000"));
+  if (nul.length) {
+    throw new ValidationError(
+      `invalid query parameter: ${nul.join(", ")}`,
+      nul.map((path) => ({ path, message: "holds a NUL character" })),
+    );
+  }
+  const parsed = schema.safeParse(query);
   if (!parsed.success) {
     const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
     throw new ValidationError(`invalid query parameter: ${names.join(", ")}`, issues(parsed.error));
@@ -55,4 +66,28 @@ export function parseBody<T extends z.ZodType>(body: unknown, schema: T): z.infe
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new ValidationError("invalid request body", issues(parsed.error));
   return parsed.data;
+}
+
+/**
+ * Throws a 400 when a JSON value holds text PostgreSQL cannot store (in `jsonb` or `text`): a
+ * NUL character, or half of a surrogate pair. `path` names the value in the details.
+ */
+export function assertStorableJson(value: unknown, path: string): void {
+  const stack: [unknown, string][] = [[value, path]];
+  for (let seen = 0; stack.length && seen < 100_000; seen++) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (v.includes("\u0000") || !v.isWellFormed()) {
+        throw new ValidationError("invalid request body", [
+          { path: at, message: "holds a NUL character or an unpaired surrogate" },
+        ]);
+      }
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push([item, `${at}.${i}`]));
+    } else if (typeof v === "object" && v !== null) {
+      for (const [k, item] of Object.entries(v)) {
+        stack.push([k, `${at}.${k}`], [item, `${at}.${k}`]);
+      }
+    }
+  }
 }

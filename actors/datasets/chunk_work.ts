@@ -5,6 +5,7 @@
  * COPY, the message's transaction). Everything in and out is structured-cloneable, and
  * ingest errors come back as a value, not a throw, so they keep their code across threads.
  */
+import { InputError } from "../runtime/errors.ts";
 import { copyText } from "../runtime/ports.ts";
 import { WorkerCrashedError, WorkerPool } from "../runtime/worker_pool.ts";
 import {
@@ -78,8 +79,13 @@ export type ChunkOutcome =
     profile: TableProfileJSON;
   };
 
-/** An ingest library error as the dataset's failure, or null for anything else. */
+/**
+ * An ingest library error (or an `InputError`) as the dataset's failure, or null for anything
+ * else. Failures travel as values: an error thrown in a worker reaches the main thread as a
+ * plain `Error`, without its class or code.
+ */
 export function ingestFailure(err: unknown): ChunkFailure | null {
+  if (err instanceof InputError) return { code: err.code, message: err.message };
   if (err instanceof RowError) {
     return { code: "BAD_ROW", message: err.message, line: err.line };
   }
@@ -116,16 +122,18 @@ export type CleanOutcome =
     hashes?: string[];
   };
 
-/** Parses, infers types and cleans a chunk. */
+/** Parses, infers types and cleans a chunk; an ingest error is the outcome, not a throw. */
 export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
-  let parsed;
   try {
-    parsed = parseChunk(bytes, job.parse);
+    return cleanParsed(parseChunk(bytes, job.parse), job);
   } catch (err) {
     const failure = ingestFailure(err);
     if (!failure) throw err;
     return { kind: "failed", failure };
   }
+}
+
+function cleanParsed(parsed: ReturnType<typeof parseChunk>, job: ChunkJob): CleanOutcome {
   const inference = new TypeInference(parsed.header.length, job.cleaning);
   inference.add(parsed.rows);
   const types = inference.stats().map((s) => s.type);

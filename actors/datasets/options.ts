@@ -7,6 +7,14 @@ import { z } from "zod";
 export const DATASET_FORMATS = ["csv", "tsv", "json", "ndjson"] as const;
 export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
+/**
+ * Default most columns of a dataset (PostgreSQL's own limit is 1,600 a table; a file near it
+ * would fail only at the table's creation, after its whole header was parsed).
+ */
+export const MAX_COLUMNS = 1000;
+/** Default longest CSV header line, in bytes. */
+export const MAX_HEADER_BYTES = 1024 * 1024;
+
 const columnName = z.string().min(1).max(200);
 
 export const cleaningOptions = z.object({

@@ -16,14 +16,20 @@
  * 4. `dataset.merge` (key `dataset:<id>`): merges the chunk profiles, converts the text
  *    columns to their merged types, and marks the dataset ready.
  *
+ * Bad input (a header over the column or length limit, JSON keys past the column limit, a
+ * bad row under the `fail` policy, a value PostgreSQL refuses...) ends the dataset `failed`
+ * with its own code at once: the handler that meets it marks the dataset and throws
+ * `InputError`, which the runtime does not retry (the same bytes would fail the same way).
+ *
  * Memory: one chunk (plus its parsed rows) per running chunk message; the file is never held.
  */
 import { z } from "zod";
 import { defineActor } from "../runtime/define.ts";
-import { NonRetryableError } from "../runtime/errors.ts";
+import { InputError, NonRetryableError } from "../runtime/errors.ts";
 import type { CopyData, SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import {
   cellText,
+  type ChunkFailure,
   type ChunkJob,
   ChunkProcessor,
   cleanChunk,
@@ -32,6 +38,7 @@ import {
 } from "./chunk_work.ts";
 import type { TableProfileJSON } from "./profile/mod.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
+import { sqlState } from "../../db/errors.ts";
 import {
   chunkStream,
   detectEncoding,
@@ -41,8 +48,9 @@ import {
   type SplitFormat,
 } from "./ingest/mod.ts";
 import { type CleaningRules, planColumns } from "./ingest/clean.ts";
+import { checkCsvHeader } from "./ingest/header.ts";
 import { type ColumnType, joinTypes } from "./ingest/infer.ts";
-import type { DatasetOptions } from "./options.ts";
+import { type DatasetOptions, MAX_COLUMNS, MAX_HEADER_BYTES } from "./options.ts";
 import { sqlType } from "./query.ts";
 import { type ColumnInfo, rowsTable } from "./store.ts";
 import { ChunkProfileMerge, profileRows } from "./profiles.ts";
@@ -65,6 +73,14 @@ export interface DatasetPipelineOptions {
   mergePage?: number;
   /** Called when a dataset changes (ready, failed): cache invalidation. */
   onChange?: (datasetId: string) => Promise<void>;
+  /**
+   * Most columns a dataset may have (a CSV header, the keys of JSON records): a wider file
+   * fails with `TOO_MANY_COLUMNS`. PostgreSQL's own limit is 1,600 columns a table.
+   * @default 1000
+   */
+  maxColumns?: number;
+  /** Longest CSV header line, in bytes: a longer one fails with `HEADER_TOO_LONG`. @default 1 MiB */
+  maxHeaderBytes?: number;
 }
 
 const idInput = z.object({ datasetId: z.string().uuid() });
@@ -122,7 +138,7 @@ function splitFormat(o: DatasetOptions): SplitFormat {
   return { kind: "csv", delimiter: o.delimiter ?? (o.format === "tsv" ? "\t" : ",") };
 }
 
-function parseOptions(o: DatasetOptions, encoding: Encoding): ParseOptions {
+function parseOptions(o: DatasetOptions, encoding: Encoding, maxColumns: number): ParseOptions {
   const f = splitFormat(o);
   return {
     format: f.kind,
@@ -130,7 +146,40 @@ function parseOptions(o: DatasetOptions, encoding: Encoding): ParseOptions {
     encoding,
     hasHeader: o.header,
     errorPolicy: o.errorPolicy,
+    maxColumns,
   };
+}
+
+/**
+ * A column name PostgreSQL cannot keep in `jsonb` (a NUL, half a surrogate pair): the names go
+ * into the dataset's and the chunks' JSON, in the message's transaction, where a refusal would
+ * be retried.
+ */
+function badColumnName(names: readonly string[]): ChunkFailure | null {
+  const bad = names.find((n) => n.includes("\u0000") || !n.isWellFormed());
+  if (bad === undefined) return null;
+  return {
+    code: "BAD_COLUMN_NAME",
+    message: `a column name holds a NUL character or an unpaired surrogate: ${
+      JSON.stringify(bad.replaceAll("\u0000", "").toWellFormed().slice(0, 100))
+    }`,
+  };
+}
+
+/**
+ * A database error that the file's content caused and that a retry would meet again: a value
+ * out of the column type's range (SQLSTATE class 22) or too many columns (54011).
+ */
+function inputFailure(err: unknown): ChunkFailure | null {
+  const state = sqlState(err);
+  if (state === "54011") {
+    return { code: "TOO_MANY_COLUMNS", message: "the file has more columns than a table can hold" };
+  }
+  if (state?.startsWith("22")) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { code: "BAD_VALUE", message: `a value cannot be stored: ${message}` };
+  }
+  return null;
 }
 
 /** The SQL column of a column name: stable across chunks, never user text. */
@@ -158,6 +207,21 @@ export function datasetActors(o: DatasetPipelineOptions) {
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
   const processor = o.processor ?? new ChunkProcessor(0);
   const stepChunks = Math.max(1, o.splitStepChunks ?? 32);
+  const maxColumns = o.maxColumns ?? MAX_COLUMNS;
+  const maxHeaderBytes = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
+  /**
+   * Ends a dataset for bad input: marked failed with the failure's code (and line) now, and an
+   * `InputError` thrown so that the job ends `failed` without a retry (a retry of the same
+   * bytes fails the same way). Marking is idempotent: the dead-letter hook's report of the same
+   * failure changes nothing.
+   */
+  const failInput = async (datasetId: string, failure: ChunkFailure): Promise<never> => {
+    await markFailed(db, datasetId, failure);
+    await changed(datasetId);
+    throw new InputError(failure.code, failure.message, {
+      ...(failure.line !== undefined ? { details: { line: failure.line } } : {}),
+    });
+  };
   const mergePage = Math.max(1, o.mergePage ?? 4);
   /**
    * Whether a dataset's rows go in by COPY, in a table typed from chunk 0 (chunks processed by
@@ -234,8 +298,16 @@ export function datasetActors(o: DatasetPipelineOptions) {
             break;
           }
           if (b.index === 0 && format.kind === "csv") {
+            // Before any parse: a header of a million columns is refused in one pass over its
+            // bytes, not after a parse that makes a million strings.
+            checkCsvHeader(chunk.bytes, {
+              maxColumns,
+              maxBytes: maxHeaderBytes,
+              delimiter: format.delimiter ?? ",",
+              encoding,
+            });
             const parse: ParseOptions = {
-              ...parseOptions(d.options, encoding),
+              ...parseOptions(d.options, encoding, maxColumns),
               errorPolicy: "skip",
             };
             if (!typed) {
@@ -243,10 +315,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
             } else {
               // One parse gives the header and chunk 0's types.
               const first = cleanChunk(chunk.bytes, { idx: 0, parse, cleaning: rules(d.options) });
-              if (first.kind === "failed") {
-                ctx.effect((tx) => markFailed(tx, datasetId, first.failure));
-                return { failed: first.failure };
-              }
+              if (first.kind === "failed") return await failInput(datasetId, first.failure);
               header = first.sourceHeader;
               firstTypes = new Map(first.header.map((name, i) => [name, first.types[i]!]));
             }
@@ -255,19 +324,25 @@ export function datasetActors(o: DatasetPipelineOptions) {
           ctx.progress(Math.floor((b.end / Math.max(1, d.size)) * 90), `${b.index + 1} chunks`);
         }
       } catch (err) {
-        const failure = ingestFailure(err);
+        const failure = err instanceof InputError ? null : ingestFailure(err);
         if (!failure) throw err;
-        ctx.effect((tx) => markFailed(tx, datasetId, failure));
-        return { failed: failure };
+        await failInput(datasetId, failure);
       } finally {
         if (next) await stream.cancel().catch(() => {});
       }
+      const badName = badColumnName(header);
+      if (badName) return await failInput(datasetId, badName);
       const total = next ? null : (boundaries.at(-1)?.idx ?? (resume ? resume.index - 1 : -1)) + 1;
       const rows = boundaries.map((b) => ({ ...b, first_line: b.firstLine }));
       if (!resume) {
-        const plan = header.length
-          ? planColumns(header, rules(d.options))
-          : { header: [], keep: [] };
+        let plan: { header: string[]; keep: number[] } = { header: [], keep: [] };
+        try {
+          if (header.length) plan = planColumns(header, rules(d.options));
+        } catch (err) {
+          const failure = ingestFailure(err);
+          if (!failure) throw err;
+          return await failInput(datasetId, failure);
+        }
         const columns: ColumnInfo[] = [];
         for (const name of plan.header) {
           columns.push({ name, key: await columnKey(name), type: "null" });
@@ -346,7 +421,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const job: ChunkJob = {
         idx,
         parse: {
-          ...parseOptions(d.options, encoding),
+          ...parseOptions(d.options, encoding, maxColumns),
           // Chunk 0 reads the header row itself; later chunks get it.
           ...(idx > 0 && d.header && d.header.length ? { header: d.header } : {}),
           chunk: { index: idx, firstLine: c.first_line, start: c.byte_start },
@@ -356,12 +431,9 @@ export function datasetActors(o: DatasetPipelineOptions) {
       // COPY, with the CPU part in a worker when there is one; duplicate-row removal (or a
       // driver without COPY) inserts with ON CONFLICT instead.
       const out = copyPath ? await processor.process(bytes, job) : cleanChunk(bytes, job);
-      if (out.kind === "failed") {
-        const failure = out.failure;
-        ctx.effect((tx) => markFailed(tx, datasetId, failure));
-        ctx.send("dataset.chunk-done", { datasetId, idx, failed: failure });
-        return { failed: failure };
-      }
+      if (out.kind === "failed") return await failInput(datasetId, out.failure);
+      const badName = badColumnName(out.header);
+      if (badName) return await failInput(datasetId, badName);
       const known = new Map((d.columns ?? []).map((col) => [col.name, col.key]));
       const keys: string[] = [];
       for (const name of out.header) keys.push(known.get(name) ?? await columnKey(name));
@@ -372,38 +444,45 @@ export function datasetActors(o: DatasetPipelineOptions) {
       // path skips existing ids. Either way a retry after a crash adds nothing twice, and
       // the message's commit stays small.
       const table = rowsTable(datasetId);
-      if (missing.length) {
-        // JSON files: columns appear chunk by chunk. Keys come from names, so chunks agree.
-        await db.query(
-          `ALTER TABLE ${table} ${
-            missing.map((name) =>
-              `ADD COLUMN IF NOT EXISTS "${keys[out.header.indexOf(name)]}" text`
-            ).join(", ")
-          }`,
-        );
-      }
       let rowCount = out.rowCount;
       let skipped = out.skipped;
       let profile: TableProfileJSON;
-      if (out.kind === "done") {
-        profile = out.profile;
-        await widenColumns(db, table, keys, out.types);
-        await replaceChunkRows(db, table, idx, keys, out.copy);
-        // Stored: the segments go back to be written again (see ChunkProcessor.recycle).
-        processor.recycle(out.copy);
-      } else {
-        const inserted = await insertRows(
-          db,
-          table,
-          idx,
-          keys,
-          out.rows,
-          out.hashes,
-          ctx.signal,
-        );
-        rowCount = inserted.rows.length;
-        skipped += inserted.duplicates;
-        profile = profileRows(out.header, out.types, inserted.rows);
+      try {
+        if (missing.length) {
+          // JSON files: columns appear chunk by chunk. Keys come from names, so chunks agree.
+          await addColumns(
+            db,
+            table,
+            missing.map((name) => keys[out.header.indexOf(name)]!),
+            maxColumns,
+          );
+        }
+        if (out.kind === "done") {
+          profile = out.profile;
+          await widenColumns(db, table, keys, out.types);
+          await replaceChunkRows(db, table, idx, keys, out.copy);
+          // Stored: the segments go back to be written again (see ChunkProcessor.recycle).
+          processor.recycle(out.copy);
+        } else {
+          const inserted = await insertRows(
+            db,
+            table,
+            idx,
+            keys,
+            out.rows,
+            out.hashes,
+            ctx.signal,
+          );
+          rowCount = inserted.rows.length;
+          skipped += inserted.duplicates;
+          profile = profileRows(out.header, out.types, inserted.rows);
+        }
+      } catch (err) {
+        const failure = err instanceof InputError
+          ? { code: err.code, message: err.message }
+          : inputFailure(err);
+        if (!failure) throw err;
+        return await failInput(datasetId, failure);
       }
       ctx.progress(80, `chunk ${idx}: ${rowCount} rows stored`);
       const outTypes = out.types;
@@ -565,6 +644,36 @@ async function insertChunkRows(
      ON CONFLICT DO NOTHING`,
     [datasetId, JSON.stringify(rows)],
   );
+}
+
+/**
+ * Adds text columns `keys` (those it lacks) to a rows table, refusing with `TOO_MANY_COLUMNS`
+ * when the table would then hold more than `max` columns of data. Under an exclusive lock, so
+ * chunks adding columns at once count each other's.
+ */
+async function addColumns(
+  db: SqlDatabase,
+  table: string,
+  keys: readonly string[],
+  max: number,
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    const stored = await storedTypes(tx, table);
+    const added = [...new Set(keys)].filter((key) => !stored.has(key));
+    if (!added.length) return;
+    const data = [...stored.keys()].filter((name) => name.startsWith("c_")).length;
+    if (data + added.length > max) {
+      throw new InputError(
+        "TOO_MANY_COLUMNS",
+        `the file has more than ${max} columns (its records' keys)`,
+        { details: { maxColumns: max } },
+      );
+    }
+    await tx.query(
+      `ALTER TABLE ${table} ${added.map((key) => `ADD COLUMN "${key}" text`).join(", ")}`,
+    );
+  });
 }
 
 /** The column types of a stored rows table, as dataset types (`text` reads as `string`). */

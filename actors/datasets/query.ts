@@ -4,6 +4,10 @@
  * from a fixed list; every value is a bind parameter cast to the column's type. Anything else
  * is a `ValidationError` naming the bad column or operator.
  *
+ * Values are checked against PostgreSQL's own ranges before they are bound (a date JavaScript
+ * parses may be none to PostgreSQL), cursors are checked like filter values, and lists are
+ * capped ({@link QUERY_LIMITS}): a bad query is a 400 with details, never the database's error.
+ *
  * Pagination is keyset (`WHERE (sort, _row) > (...)`), so page 1,000 costs what page 1 does.
  */
 import { ValidationError } from "../runtime/errors.ts";
@@ -26,6 +30,49 @@ export type FilterOp = (typeof FILTER_OPS)[number];
 
 export const METRICS = ["count", "sum", "avg", "min", "max"] as const;
 export type Metric = (typeof METRICS)[number];
+
+/** The most a query may ask for: lists are capped, values are bounded. */
+export const QUERY_LIMITS = {
+  /** `filter` parameters of one query. */
+  filters: 20,
+  /** Metrics of one aggregate. */
+  metrics: 50,
+  /** `groupBy` columns of one aggregate. */
+  groupBy: 5,
+  /** Values of one `in` filter. */
+  inValues: 100,
+  /** Characters of one filter value. */
+  valueLength: 4096,
+} as const;
+
+/** A list over its cap, as a 400 naming the parameter. */
+function tooMany(what: keyof typeof QUERY_LIMITS, count: number, parameter: string): never {
+  throw new ValidationError(`at most ${QUERY_LIMITS[what]} ${parameter} values, got ${count}`, {
+    parameter,
+    max: QUERY_LIMITS[what],
+    count,
+  });
+}
+
+/** Parses the `filter` parameters of a query (at most {@link QUERY_LIMITS}.filters). */
+export function parseFilters(texts: readonly string[] | undefined): Filter[] {
+  if (!texts) return [];
+  if (texts.length > QUERY_LIMITS.filters) tooMany("filters", texts.length, "filter");
+  return texts.map(parseFilter);
+}
+
+/** Parses a comma-separated `metrics` parameter (at most {@link QUERY_LIMITS}.metrics). */
+export function parseMetrics(text: string): { metric: Metric; column?: string }[] {
+  const items = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (items.length > QUERY_LIMITS.metrics) tooMany("metrics", items.length, "metrics");
+  return items.map(parseMetric);
+}
+
+/** Checks a `groupBy` list against {@link QUERY_LIMITS}.groupBy. */
+export function checkGroupBy(columns: readonly string[]): string[] {
+  if (columns.length > QUERY_LIMITS.groupBy) tooMany("groupBy", columns.length, "groupBy");
+  return [...columns];
+}
 
 const SQL_TYPES: Record<string, string> = {
   integer: "bigint",
@@ -74,7 +121,14 @@ export function parseFilter(text: string): Filter {
   }
   if (op === "isnull" || op === "notnull") return { column, op };
   if (second < 0) throw new ValidationError(`filter ${JSON.stringify(text)} needs a value`);
-  return { column, op, value: text.slice(second + 1) };
+  const value = text.slice(second + 1);
+  if (value.length > QUERY_LIMITS.valueLength) {
+    throw new ValidationError(`a filter value is longer than ${QUERY_LIMITS.valueLength}`, {
+      column,
+      maxLength: QUERY_LIMITS.valueLength,
+    });
+  }
+  return { column, op, value };
 }
 
 /** Parses `name` or `name:asc|desc`. */
@@ -104,30 +158,93 @@ function columnOf(columns: readonly ColumnInfo[], name: string, what: string): C
   return col;
 }
 
-/** Checks a value against the column's type so that the database never sees a bad cast. */
-function typed(col: ColumnInfo, value: string): string {
-  const bad = () =>
-    new ValidationError(`${JSON.stringify(value)} is not a valid ${col.type} for ${col.name}`, {
-      column: col.name,
-      type: col.type,
-    });
+/**
+ * Checks a value against the column's type, in PostgreSQL's ranges, so that the database never
+ * sees a bad cast; returns the text to bind. `what`: where the value came from (for details).
+ */
+function typed(col: ColumnInfo, value: string, what = "filter"): string {
+  const bad = (why: string) =>
+    new ValidationError(
+      `${JSON.stringify(value.slice(0, 100))} is not a valid ${col.type} for ${col.name}: ${why}`,
+      { column: col.name, type: col.type, parameter: what },
+    );
+  if (value.includes("\u0000")) throw bad("it holds a NUL character");
   switch (col.type) {
-    case "integer":
-      if (!/^-?\d{1,18}$/.test(value)) throw bad();
+    case "integer": {
+      if (!/^[+-]?\d{1,19}$/.test(value)) throw bad("not a whole number");
+      const n = BigInt(value);
+      if (n < INT8_MIN || n > INT8_MAX) throw bad("outside a 64-bit integer's range");
       return value;
+    }
     case "float":
-      if (value.trim() === "" || !Number.isFinite(Number(value))) throw bad();
+      if (/^[+-]?(nan|infinity|inf)$/i.test(value)) return value;
+      if (!FLOAT.test(value)) throw bad("not a decimal number");
+      if (!inDoubleRange(value)) throw bad("outside double precision's range");
       return value;
     case "boolean":
-      if (!/^(true|false)$/i.test(value)) throw bad();
+      if (!/^(true|false)$/i.test(value)) throw bad("not true or false");
       return value.toLowerCase();
     case "date":
-    case "datetime":
-      if (Number.isNaN(Date.parse(value))) throw bad();
-      return value;
+    case "datetime": {
+      const t = isoDateTime(value);
+      if (!t) {
+        throw bad("not an ISO 8601 date (YYYY-MM-DD, years 1-9999) or date-time");
+      }
+      // Naive date-times were stored as UTC: compared as UTC, whatever the session's zone.
+      if (col.type === "date") return t.date;
+      return `${t.date}T${t.time ?? "00:00:00"}${t.zone ?? "Z"}`;
+    }
     default:
       return value;
   }
+}
+
+const INT8_MIN = -(2n ** 63n);
+const INT8_MAX = 2n ** 63n - 1n;
+const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,5})?$/;
+
+/** Whether PostgreSQL's `double precision` takes `s`: finite, and not a non-zero read as 0. */
+function inDoubleRange(s: string): boolean {
+  const v = Number(s);
+  if (!Number.isFinite(v)) return false;
+  return v !== 0 || !/[1-9]/.test(s.replace(/[eE].*$/, ""));
+}
+
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/**
+ * An ISO 8601 date or date-time in ranges PostgreSQL takes (years 1-9999, real calendar
+ * days, offsets up to ±15:59), split into its parts; `null` for anything else.
+ */
+export function isoDateTime(
+  text: string,
+): { date: string; time?: string; zone?: string } | null {
+  const m = ISO.exec(text);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, sec, frac, zone] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  if (year < 1 || month < 1 || month > 12 || day < 1) return null;
+  if (day > new Date(Date.UTC(2000, month, 0)).getUTCDate()) return null; // 29 Feb: below
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  if (month === 2 && day === 29 && !leap) return null;
+  const date = `${y}-${mo}-${d}`;
+  if (h === undefined) return { date };
+  if (Number(h) > 23 || Number(mi) > 59 || (sec !== undefined && Number(sec) > 59)) return null;
+  let offset: string | undefined;
+  if (zone !== undefined) {
+    if (zone === "Z" || zone === "z") offset = "Z";
+    else {
+      const hours = Number(zone.slice(1, 3));
+      const minutes = zone.length > 3 ? Number(zone.slice(-2)) : 0;
+      if (hours > 15 || minutes > 59) return null;
+      offset = `${zone[0]}${zone.slice(1, 3)}:${String(minutes).padStart(2, "0")}`;
+    }
+  }
+  const time = `${h}:${mi}:${sec ?? "00"}${frac !== undefined ? `.${frac}` : ""}`;
+  return { date, time, ...(offset ? { zone: offset } : {}) };
 }
 
 function filterSql(col: ColumnInfo, f: Filter, p: Params): string {
@@ -145,12 +262,17 @@ function filterSql(col: ColumnInfo, f: Filter, p: Params): string {
   if (f.op === "notnull") return `${ref} IS NOT NULL`;
   const value = f.value ?? "";
   if (f.op === "contains" || f.op === "startswith") {
+    if (value.includes("\u0000")) {
+      throw new ValidationError("a filter value holds a NUL character", { column: col.name });
+    }
     const escaped = value.replace(/[\\%_]/g, (ch) => `\\${ch}`);
     const pattern = f.op === "contains" ? `%${escaped}%` : `${escaped}%`;
     return `${ref}::text ILIKE ${p.add(pattern, "text")}`;
   }
   if (f.op === "in") {
-    const items = value.split(",").slice(0, 100).map((v) => typed(col, v));
+    const values = value.split(",");
+    if (values.length > QUERY_LIMITS.inValues) tooMany("inValues", values.length, "in");
+    const items = values.map((v) => typed(col, v));
     return `${ref} = ANY(${p.add(items, `${cast}[]`)})`;
   }
   return `${ref} ${cmp[f.op]} ${p.add(typed(col, value), cast)}`;
@@ -165,14 +287,28 @@ function encodeCursor(c: CursorState): string {
   return btoa(JSON.stringify(c)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/**
+ * A cursor as this module makes them: `r` a row id (a non-negative safe integer), `v` the sort
+ * value as text or null. Anything else (a forged or damaged cursor) is a 400.
+ */
 function decodeCursor(text: string): CursorState {
+  let c: unknown;
   try {
-    const c = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/"))) as CursorState;
-    if (typeof c.r !== "number") throw new Error("no row");
-    return c;
+    c = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/")));
   } catch {
-    throw new ValidationError("the cursor is not valid");
+    throw new ValidationError("the cursor is not valid", { parameter: "cursor" });
   }
+  const { r, v } = (typeof c === "object" && c !== null && !Array.isArray(c) ? c : {}) as {
+    r?: unknown;
+    v?: unknown;
+  };
+  if (typeof r !== "number" || !Number.isSafeInteger(r) || r < 0) {
+    throw new ValidationError("the cursor is not valid", { parameter: "cursor", field: "r" });
+  }
+  if (v !== null && typeof v !== "string") {
+    throw new ValidationError("the cursor is not valid", { parameter: "cursor", field: "v" });
+  }
+  return { r, v };
 }
 
 export interface BuiltQuery {
@@ -204,7 +340,7 @@ export function buildRowQuery(
       if (c.v === null) {
         where.push(`(${ref} IS NULL AND _row > ${row})`);
       } else {
-        const v = p.add(String(c.v), sqlType(sortCol.type));
+        const v = p.add(typed(sortCol, c.v as string, "cursor"), sqlType(sortCol.type));
         where.push(
           `(${ref} ${
             desc ? "<" : ">"
@@ -213,7 +349,12 @@ export function buildRowQuery(
       }
     }
   } else if (q.cursor) {
-    where.push(`_row > ${p.add(decodeCursor(q.cursor).r, "bigint")}`);
+    const c = decodeCursor(q.cursor);
+    // Unsorted pages carry no value: one there is a cursor of another query, or forged.
+    if (c.v !== null) {
+      throw new ValidationError("the cursor is not valid", { parameter: "cursor", field: "v" });
+    }
+    where.push(`_row > ${p.add(c.r, "bigint")}`);
   }
   order.push("_row ASC");
   const select = columns.map((c) => `"${c.key}"`).join(", ");

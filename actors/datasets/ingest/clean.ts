@@ -10,7 +10,7 @@
  * A value that does not fit the given column type (e.g. types inferred on other chunks) is
  * kept as its trimmed text rather than guessed at.
  */
-import { IngestError } from "./errors.ts";
+import { ColumnRuleError } from "./errors.ts";
 import {
   type ColumnType,
   inferValue,
@@ -41,7 +41,7 @@ export interface ColumnPlan {
 
 /**
  * Applies `dropColumns` and `renameColumns` to a header. Unknown names are ignored; a rename
- * producing a duplicate name throws {@link IngestError}.
+ * producing a duplicate name throws {@link ColumnRuleError}.
  */
 export function planColumns(header: readonly string[], rules: CleaningRules = {}): ColumnPlan {
   const drop = new Set(rules.dropColumns ?? []);
@@ -55,7 +55,7 @@ export function planColumns(header: readonly string[], rules: CleaningRules = {}
   });
   const seen = new Set<string>();
   for (const name of out) {
-    if (seen.has(name)) throw new IngestError(`renaming produces a duplicate column "${name}"`);
+    if (seen.has(name)) throw new ColumnRuleError(name);
     seen.add(name);
   }
   return { header: out, keep };

@@ -70,3 +70,35 @@ export class RowError extends IngestError {
     super(`line ${line}: ${reason}`);
   }
 }
+
+/** Why a file is over one of the limits the ingest is given. */
+export type LimitCode = "too_many_columns" | "header_too_long";
+
+/**
+ * A file over a limit: more columns than allowed (a CSV header, the keys of JSON records), or
+ * a header line longer than allowed (refused before it is read whole).
+ */
+export class LimitError extends IngestError {
+  override name = "LimitError";
+  /**
+   * @param code which limit
+   * @param limit the limit (columns, or bytes of the header line)
+   * @param found how many columns were seen when it was refused (at least `limit + 1`)
+   */
+  constructor(readonly code: LimitCode, readonly limit: number, readonly found?: number) {
+    super(
+      code === "too_many_columns"
+        ? `the file has more than ${limit} columns`
+        : `the header line is longer than ${limit} bytes`,
+    );
+  }
+}
+
+/** Cleaning rules that cannot apply to the file's columns (a rename onto a name in use). */
+export class ColumnRuleError extends IngestError {
+  override name = "ColumnRuleError";
+  readonly code = "duplicate_column";
+  constructor(readonly column: string) {
+    super(`renaming produces a duplicate column "${column}"`);
+  }
+}

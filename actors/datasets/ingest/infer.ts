@@ -197,7 +197,7 @@ function classifyFloat(s: string, i: number, intDigits: number): Code {
     frac = i - start;
   }
   if (intDigits + frac === 0) return T.string;
-  if (i === n) return T.float;
+  if (i === n) return intDigits + frac > 300 && !inFloatRange(s) ? T.string : T.float;
   const e = s.charCodeAt(i);
   if (e !== 101 && e !== 69) return T.string;
   i++;
@@ -205,7 +205,19 @@ function classifyFloat(s: string, i: number, intDigits: number): Code {
   if (sign === 43 || sign === 45) i++;
   const start = i;
   while (i < n && isDigit(s.charCodeAt(i))) i++;
-  return i === n && i > start ? T.float : T.string;
+  if (i !== n || i === start) return T.string;
+  // Only a long exponent can leave a double's range (a short one cannot reach 1e±308).
+  return i - start < 3 || inFloatRange(s) ? T.float : T.string;
+}
+
+/**
+ * Whether PostgreSQL's `double precision` takes the number `s`: not past ±1.8e308, and not so
+ * small that it reads as 0 while its digits are not all zeros (PostgreSQL refuses both).
+ */
+function inFloatRange(s: string): boolean {
+  const v = Number(s);
+  if (!Number.isFinite(v)) return false;
+  return v !== 0 || !/[1-9]/.test(s.replace(/[eE].*$/, ""));
 }
 
 const THOUSANDS = /^[+-]?[1-9]\d{0,2}(?:,\d{3})+(\.\d*)?$/;
@@ -258,7 +270,8 @@ function validZone(s: string, i: number): boolean {
   if (c === 90 || c === 122) return i + 1 === n;
   if (c !== 43 && c !== 45) return false;
   const hh = twoDigits(s, i + 1);
-  if (hh < 0 || hh > 23) return false;
+  // PostgreSQL takes offsets up to 15:59.
+  if (hh < 0 || hh > 15) return false;
   i += 3;
   if (i === n) return true;
   if (s.charCodeAt(i) === 58) i++;

@@ -95,3 +95,21 @@ Deno.test("column inference: mixed types in a column, nulls counted, chunk merge
     { type: "boolean", count: 3, nulls: 1 },
   ]);
 });
+
+Deno.test("value detection: what PostgreSQL's types refuse stays text", () => {
+  const cases: [string, ColumnType][] = [
+    ["0000-01-01", "string"], // no year 0
+    ["0000-01-01T00:00:00Z", "string"],
+    ["1000-01-01", "date"],
+    ["1e400", "string"], // past a double's range
+    ["-1e400", "string"],
+    ["1e-400", "string"], // reads as 0, its digits are not
+    ["0e-400", "float"],
+    ["1e308", "float"],
+    ["4e-320", "float"], // subnormal: PostgreSQL takes it
+    ["9".repeat(400) + ".5", "string"],
+    ["2024-01-02T03:04:05+15:59", "datetime"],
+    ["2024-01-02T03:04:05+16:00", "string"], // offsets end at 15:59
+  ];
+  for (const [value, type] of cases) assert.equal(inferValue(value), type, value);
+});

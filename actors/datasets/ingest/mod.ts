@@ -30,6 +30,13 @@ export {
   splitStream,
 } from "./split.ts";
 export {
+  checkCsvHeader,
+  checkedHeaderStream,
+  type HeaderLimits,
+  HeaderScanner,
+  type HeaderScanOptions,
+} from "./header.ts";
+export {
   type ChunkPosition,
   type ErrorPolicy,
   MAX_ERRORS,

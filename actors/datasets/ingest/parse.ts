@@ -19,7 +19,7 @@
 import { Buffer, isUtf8 } from "node:buffer";
 import { parse as csvParse } from "csv-parse/sync";
 import { bomLength, decodeText, type Encoding, findInvalidUtf8 } from "./encoding.ts";
-import { EncodingError, IngestError, RowError } from "./errors.ts";
+import { EncodingError, IngestError, LimitError, RowError } from "./errors.ts";
 import { FastCsvReader, fastCsvRecords } from "./fast_csv.ts";
 
 /** What to do with a bad row. */
@@ -71,6 +71,11 @@ export interface ParseOptions {
    * everything else to csv-parse; `csv-parse` always uses csv-parse (tests compare the two).
    */
   csvReader?: "auto" | "csv-parse";
+  /**
+   * Most columns: a wider CSV header (or first row) or more JSON keys than this throw
+   * {@link LimitError} (`too_many_columns`). @default no limit
+   */
+  maxColumns?: number;
 }
 
 /** Result of {@link parseChunk}. */
@@ -119,7 +124,7 @@ export function parseChunk(bytes: Uint8Array, options: ParseOptions): ParseResul
     stripBom: chunk.index === 0,
     fileOffset: chunk.start ?? 0,
   });
-  const columns = new ColumnIndex(options.header ?? []);
+  const columns = new ColumnIndex(options.header ?? [], options.maxColumns);
   const rows = options.format === "ndjson"
     ? parseNdjson(text, chunk.firstLine, columns, issues)
     : parseJsonArray(text, chunk, columns, issues);
@@ -259,6 +264,9 @@ function csvHeader(
   }
   const first = records[0];
   if (first === undefined) return { header: [], from: 0 };
+  if (options.maxColumns !== undefined && first.length > options.maxColumns) {
+    throw new LimitError("too_many_columns", options.maxColumns, first.length);
+  }
   if (options.hasHeader ?? true) return { header: uniqueNames(first), from: 1 };
   return { header: first.map((_, i) => `column_${i + 1}`), from: 0 };
 }
@@ -475,7 +483,8 @@ class ColumnIndex {
   readonly names: string[];
   private readonly positions = new Map<string, number>();
 
-  constructor(initial: readonly string[]) {
+  /** `max`: most names ({@link LimitError} past it). */
+  constructor(initial: readonly string[], private readonly max = Infinity) {
     this.names = [...initial];
     this.names.forEach((n, i) => this.positions.set(n, i));
   }
@@ -487,6 +496,7 @@ class ColumnIndex {
       let at = this.positions.get(key);
       if (at === undefined) {
         at = this.names.length;
+        if (at >= this.max) throw new LimitError("too_many_columns", this.max, at + 1);
         this.names.push(key);
         this.positions.set(key, at);
       }
