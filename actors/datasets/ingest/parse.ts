@@ -3,9 +3,9 @@
  *
  * - CSV/TSV: well-formed UTF-8 through a fast reader (`fast_csv.ts`) that gives csv-parse's
  *   records; everything else through csv-parse on the chunk's bytes, with
- *   `relax_column_count` so ragged rows come back and are reported here with their line.
- *   Blank lines are skipped. Quotes inside unquoted fields are kept literally
- *   (`relax_quotes`), matching the splitter.
+ *   `relax_column_count`: a short record is a row whose missing trailing fields are `null`, a
+ *   long one is reported here with its line. Blank lines are skipped. Quotes inside unquoted
+ *   fields are kept literally (`relax_quotes`), matching the splitter.
  * - NDJSON: `JSON.parse` per line; each line must be an object.
  * - JSON array: one `JSON.parse` for the whole chunk on the fast path, per element (with its
  *   line) when that fails or an element is not an object.
@@ -170,7 +170,7 @@ function parseCsv(
   });
   const startLine = recordStartLine(units, delimiter, quote, chunk.firstLine);
   const { header, from } = csvHeader(records, options, chunk);
-  const rows = dropRagged(records, from, header.length, startLine, issues);
+  const rows = fitRows(records, from, header.length, startLine, issues);
   for (const e of csvIssues) {
     const line = chunk.firstLine + e.lines - 1;
     issues.add(recordContaining(line, startLine, records.length), csvMessage(e.code));
@@ -263,18 +263,23 @@ function csvHeader(
   return { header: first.map((_, i) => `column_${i + 1}`), from: 0 };
 }
 
+/** A CSV row: a field missing at the end of a short record is `null`. */
+export type CsvRow = (string | null)[];
+
 /**
- * Keeps rows of the right width; reports the others. Returns `records` itself if all fit.
+ * Fits records to the header's width: a short record is a row whose missing trailing fields
+ * are `null` (exports leave trailing empty fields out; pandas and spreadsheets read them so);
+ * a record with more fields than the header is reported. Returns `records` itself if all fit.
  * `offset`: the chunk's record number of `records[0]` (for line numbers).
  */
-function dropRagged(
+function fitRows(
   records: string[][],
   from: number,
   width: number,
   startLine: (record: number) => number,
   issues: Issues,
   offset = 0,
-): string[][] {
+): CsvRow[] {
   let bad = -1;
   for (let r = from; r < records.length; r++) {
     if (records[r]!.length !== width) {
@@ -283,11 +288,14 @@ function dropRagged(
     }
   }
   if (bad < 0) return from === 0 ? records : records.slice(from);
-  const rows = records.slice(from, bad);
+  const rows: CsvRow[] = records.slice(from, bad);
   for (let r = bad; r < records.length; r++) {
-    const rec = records[r]!;
+    const rec: CsvRow = records[r]!;
     if (rec.length === width) rows.push(rec);
-    else issues.add(startLine(offset + r), `expected ${width} fields, found ${rec.length}`);
+    else if (rec.length < width) {
+      for (let k = rec.length; k < width; k++) rec.push(null);
+      rows.push(rec);
+    } else issues.add(startLine(offset + r), `expected ${width} fields, found ${rec.length}`);
   }
   return rows;
 }
@@ -338,7 +346,7 @@ export class CsvBatches {
   }
 
   /** The next rows (`null` at the end), or {@link NEEDS_CSV_PARSE}. */
-  next(): string[][] | null | typeof NEEDS_CSV_PARSE {
+  next(): CsvRow[] | null | typeof NEEDS_CSV_PARSE {
     const records = this.reader.next(this.batchRows);
     if (records === null) return NEEDS_CSV_PARSE;
     if (records.length === 0) return null;
@@ -346,7 +354,7 @@ export class CsvBatches {
     this.#record += records.length;
     // The header row, when the chunk has one, is the first batch's first record.
     const from = offset === 0 ? this.from : 0;
-    return dropRagged(records, from, this.header.length, this.startLine, this.#issues, offset);
+    return fitRows(records, from, this.header.length, this.startLine, this.#issues, offset);
   }
 }
 

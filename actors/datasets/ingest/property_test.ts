@@ -22,8 +22,13 @@ function randomCsv(rand: () => number): { text: string; width: number } {
   const rows = Math.floor(rand() * 60);
   const lines: string[] = [];
   for (let r = 0; r <= rows; r++) {
-    // Occasionally a ragged row or a blank line, to compare error reporting too.
-    const w = rand() < 0.05 ? width + 1 : width;
+    // Occasionally a long row (reported), a short one (kept, padded) or a blank line.
+    const odd = rand();
+    const w = odd < 0.05
+      ? width + 1
+      : odd < 0.12
+      ? Math.max(1, width - 1 - Math.floor(rand() * 2))
+      : width;
     if (rand() < 0.03) lines.push("");
     lines.push(Array.from({ length: w }, () => field(rand)).join(","));
   }
