@@ -82,7 +82,7 @@ const uploadQuery = z.object({
   format: z.enum(["csv", "tsv", "json", "ndjson"]).optional(),
   delimiter: z.string().length(1).optional(),
   header: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
-  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1"]).optional(),
+  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1", "windows-1252"]).optional(),
   errorPolicy: z.enum(["skip", "fail"]).optional(),
   options: z.string().max(64 * 1024).optional(),
 });

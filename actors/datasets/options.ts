@@ -27,7 +27,12 @@ export const datasetOptions = z.object({
   delimiter: z.string().length(1).optional(),
   /** CSV/TSV: the first record names the columns. */
   header: z.boolean().default(true),
-  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1"]).default("auto"),
+  /**
+   * `auto`: a BOM's encoding, else UTF-8 when the first megabyte is valid UTF-8, else
+   * Windows-1252. Bytes invalid in the encoding fail the dataset with `INVALID_ENCODING`.
+   */
+  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1", "windows-1252"])
+    .default("auto"),
   /** `skip`: drop bad rows and report them; `fail`: fail the dataset at the first one. */
   errorPolicy: z.enum(["skip", "fail"]).default("skip"),
   cleaning: cleaningOptions.default(cleaningOptions.parse({})),

@@ -34,10 +34,11 @@ import type { TableProfileJSON } from "./profile/mod.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import {
   chunkStream,
-  detectEncoding,
   type Encoding,
   parseChunk,
   type ParseOptions,
+  SNIFF_BYTES,
+  sniffEncoding,
   type SplitFormat,
 } from "./ingest/mod.ts";
 import { type CleaningRules, planColumns } from "./ingest/clean.ts";
@@ -130,6 +131,8 @@ function parseOptions(o: DatasetOptions, encoding: Encoding): ParseOptions {
     encoding,
     hasHeader: o.header,
     errorPolicy: o.errorPolicy,
+    // Bytes invalid in the file's encoding fail the dataset, never a silent U+FFFD.
+    fatalEncoding: true,
   };
 }
 
@@ -188,11 +191,11 @@ export function datasetActors(o: DatasetPipelineOptions) {
         return { skipped: d?.status ?? "deleted" };
       }
       const stored = (d.options as Record<string, unknown>)._encoding as Encoding | undefined;
-      const encoding = resume && stored
-        ? stored
-        : d.options.encoding === "auto"
-        ? detectEncoding(await blobs.bytes(d.blob_sha256, { start: 0, end: 4 }))
-          .encoding
+      const encoding = resume && stored ? stored : d.options.encoding === "auto"
+        ? sniffEncoding(
+          await blobs.bytes(d.blob_sha256, { start: 0, end: Math.min(d.size, SNIFF_BYTES) }),
+          d.size <= SNIFF_BYTES,
+        )
         : d.options.encoding;
       // A step cuts up to `stepChunks` chunks, sends them out and hands the rest of the file
       // to the next step (CSV, NDJSON): the first chunks run while the file is still being

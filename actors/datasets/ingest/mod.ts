@@ -19,6 +19,8 @@ export {
   type Encoding,
   findInvalidUtf16,
   findInvalidUtf8,
+  SNIFF_BYTES,
+  sniffEncoding,
 } from "./encoding.ts";
 export {
   type Chunk,

@@ -114,11 +114,7 @@ export function parseChunk(bytes: Uint8Array, options: ParseOptions): ParseResul
   const issues = new Issues(options.errorPolicy ?? "skip", options.maxErrors ?? MAX_ERRORS);
   const chunk = options.chunk ?? { index: 0, firstLine: 1 };
   if (options.format === "csv") return parseCsv(bytes, options, chunk, issues);
-  const text = decodeText(bytes, options.encoding ?? "utf-8", {
-    fatal: options.fatalEncoding ?? false,
-    stripBom: chunk.index === 0,
-    fileOffset: chunk.start ?? 0,
-  });
+  const text = jsonText(bytes, options, chunk);
   const columns = new ColumnIndex(options.header ?? []);
   const rows = options.format === "ndjson"
     ? parseNdjson(text, chunk.firstLine, columns, issues)
@@ -129,6 +125,24 @@ export function parseChunk(bytes: Uint8Array, options: ParseOptions): ParseResul
     errors: issues.sorted(),
     skipped: issues.skipped,
   };
+}
+
+/** A JSON chunk's text; an {@link EncodingError} of UTF-8 gets its line. */
+function jsonText(bytes: Uint8Array, options: ParseOptions, chunk: ChunkPosition): string {
+  const encoding = options.encoding ?? "utf-8";
+  try {
+    return decodeText(bytes, encoding, {
+      fatal: options.fatalEncoding ?? false,
+      stripBom: chunk.index === 0,
+      fileOffset: chunk.start ?? 0,
+    });
+  } catch (e) {
+    if (!(e instanceof EncodingError) || encoding !== "utf-8") throw e;
+    const at = e.offset - (chunk.start ?? 0);
+    let line = chunk.firstLine;
+    for (let i = 0; i < at; i++) if (bytes[i] === 10) line++;
+    throw new EncodingError(encoding, e.offset, line);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,11 +197,19 @@ function parseCsv(
  * checked first ({@link EncodingError} with the offset and line).
  */
 function csvBody(bytes: Uint8Array, options: ParseOptions, chunk: ChunkPosition) {
-  const encoding = options.encoding ?? "utf-8";
-  const body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
-  if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
+  let encoding = options.encoding ?? "utf-8";
+  let body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
+  if (encoding === "windows-1252") {
+    // Read as the UTF-8 it decodes to, so the fast reader takes it: every byte is a
+    // character and the line feeds stay line feeds.
+    body = utf8Encoder.encode(windows1252.decode(body));
+    encoding = "utf-8";
+  } else if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
   return { encoding, delimiter: options.delimiter ?? ",", quote: options.quote ?? '"', body };
 }
+
+const windows1252 = new TextDecoder("windows-1252");
+const utf8Encoder = new TextEncoder();
 
 /**
  * The start line of a chunk's record by its number, the record starts found on first use
@@ -368,14 +390,10 @@ export function csvBatches(
   options: ParseOptions,
   batchRows: number,
 ): CsvBatches | null {
-  if (
-    options.format !== "csv" || (options.encoding ?? "utf-8") !== "utf-8" ||
-    options.csvReader === "csv-parse"
-  ) {
-    return null;
-  }
+  if (options.format !== "csv" || options.csvReader === "csv-parse") return null;
   const chunk = options.chunk ?? { index: 0, firstLine: 1 };
-  const { delimiter, quote, body } = csvBody(bytes, options, chunk);
+  const { encoding, delimiter, quote, body } = csvBody(bytes, options, chunk);
+  if (encoding !== "utf-8") return null;
   const reader = FastCsvReader.open(body, delimiter, quote);
   if (!reader) return null;
   // The header: the first record unless given (chunk 0 reads it; a header-less file names

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { EncodingError, IngestError, NotJsonArrayError, RowError } from "./errors.ts";
-import { parseChunk, type ParseOptions, uniqueNames } from "./parse.ts";
+import { csvBatches, parseChunk, type ParseOptions, uniqueNames } from "./parse.ts";
 import { prng, pythonCsv, splitAndParse, utf8 } from "./test_util.ts";
 
 const CSV: ParseOptions = { format: "csv" };
@@ -187,6 +187,32 @@ Deno.test("non-UTF-8 bytes: U+FFFD by default, EncodingError with offset and lin
         chunk: { index: 1, firstLine: 2, start: 4 },
       }),
     (e: unknown) => e instanceof EncodingError && e.offset === 10 && e.line === 3,
+  );
+});
+
+Deno.test("Windows-1252: both readers give the same rows, € and accents read right", () => {
+  const text = 'name,city,price\nJürgen,Malmö,5 €\n"Zoë, “q”",Orléans,\n';
+  const bytes = Uint8Array.from(
+    text,
+    (ch) => ch === "€" ? 0x80 : ch === "“" ? 0x93 : ch === "”" ? 0x94 : ch.charCodeAt(0),
+  );
+  const expected = [["Jürgen", "Malmö", "5 €"], ["Zoë, “q”", "Orléans", ""]];
+  for (const reader of ["auto", "csv-parse"] as const) {
+    const r = parseChunk(bytes, { ...CSV, encoding: "windows-1252", csvReader: reader });
+    assert.deepEqual(r.rows, expected, reader);
+  }
+  const batches = csvBatches(bytes, { ...CSV, encoding: "windows-1252" }, 10);
+  assert.ok(batches);
+  assert.deepEqual(batches.next(), expected);
+});
+
+Deno.test("invalid UTF-8 in JSON: the error names the line and the encoding option", () => {
+  const bytes = Uint8Array.of(...utf8('{"a":1}\n{"a":"'), 0xe9, ...utf8('"}\n'));
+  assert.throws(
+    () => parseChunk(bytes, { format: "ndjson", fatalEncoding: true }),
+    (e: unknown) =>
+      e instanceof EncodingError && e.line === 2 && e.code === "invalid_encoding" &&
+      /line 2/.test(e.message) && /encoding option/.test(e.message),
   );
 });
 
