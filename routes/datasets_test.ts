@@ -329,6 +329,49 @@ Deno.test({
   assert.match(d.error.message, /encoding/);
 });
 
+Deno.test({
+  name: "datasets: a TSV with quotes in its text keeps every line; quote= opts in, with warnings",
+  ...opts,
+}, async () => {
+  const lines = ["id\ttitle\tnote"];
+  for (let i = 0; i < 3000; i++) {
+    // Quotes in text: at a field's start, inside one; and a field that opens a quote it never
+    // closes, followed by 50 lines without a quote.
+    const plain = i % 500 >= 200;
+    const title = i % 50 === 0
+      ? `"Quoted" title ${i}`
+      : i % 13 === 0 && !plain
+      ? `12" vinyl ${i}`
+      : `t${i}`;
+    const note = i % 500 === 250 ? '"say hi' : i % 7 === 0 && !plain ? 'say "hi"' : "ok";
+    lines.push(`${i}\t${title}\t${note}`);
+  }
+  const tsv = lines.join("\n") + "\n";
+  const wcL = tsv.split("\n").length - 1; // what `wc -l` counts
+  const python = await pythonCsv(tsv, { delimiter: "\t", quoting: false });
+  const up = await upload(tsv, "name=quotes.tsv", "text/tab-separated-values");
+  const d = await settled(up.body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  assert.equal(d.rowCount, wcL - 1);
+  assert.equal(d.rowCount, python.length - 1);
+  assert.equal(d.skippedRows, 0);
+  assert.deepEqual(d.warnings, []);
+  const rows = await allRows(d.id);
+  assert.deepEqual(rows.map((r) => [String(r.id), r.title, r.note]), python.slice(1));
+
+  // Quoting asked for: the stray quotes join records, and each long field is a warning.
+  const quoted = await settled(
+    (await upload(tsv, `name=q&quote=${encodeURIComponent('"')}`, "text/tab-separated-values"))
+      .body.datasetId,
+  );
+  assert.equal(quoted.status, "ready", JSON.stringify(quoted.error));
+  assert.ok(quoted.rowCount < wcL - 1);
+  assert.ok(quoted.warnings.length > 0);
+  const first = quoted.warnings[0];
+  assert.match(first.message, new RegExp(`line ${first.line} spans \\d+ lines`));
+  assert.equal(first.line, 252, "the line where the field opens");
+});
+
 Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
   // 3,000 rows where every row appears twice, far apart (different chunks).
   const half = Array.from({ length: 1500 }, (_, i) => `${i},name ${i},${i % 7}`);

@@ -25,6 +25,11 @@ export const datasetOptions = z.object({
   format: z.enum(DATASET_FORMATS),
   /** One character; default `,` for csv and a tab for tsv. */
   delimiter: z.string().length(1).optional(),
+  /**
+   * CSV/TSV: the quote character, or `""` for none (quotes are then text). Default `"` for
+   * csv and none for tsv, which has no quoting (IANA `text/tab-separated-values`).
+   */
+  quote: z.string().max(1).optional(),
   /** CSV/TSV: the first record names the columns. */
   header: z.boolean().default(true),
   /**

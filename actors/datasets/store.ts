@@ -35,6 +35,8 @@ export interface DatasetView {
   chunks: { total: number | null; done: number };
   columns: ColumnInfo[];
   rowErrors: unknown[];
+  /** What the file's reading found worth a look (e.g. a quoted field over many lines). */
+  warnings: unknown[];
   error: unknown;
   jobId: string | null;
   version: number;
@@ -143,6 +145,7 @@ function view(r: Row): DatasetView {
     },
     columns: (r.columns as ColumnInfo[] | null) ?? [],
     rowErrors: (r.row_errors as unknown[] | null) ?? [],
+    warnings: ((r.options as { _warnings?: unknown[] } | null)?._warnings) ?? [],
     error: r.error ?? null,
     jobId: (r.job_id as string | null) ?? null,
     version: Number(r.version),

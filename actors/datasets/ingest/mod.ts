@@ -27,9 +27,12 @@ export {
   type ChunkBoundary,
   chunkStream,
   DEFAULT_CHUNK_BYTES,
+  LONG_QUOTED_BYTES,
+  LONG_QUOTED_LINES,
   type SplitFormat,
   type SplitOptions,
   splitStream,
+  type SplitWarning,
 } from "./split.ts";
 export {
   type ChunkPosition,

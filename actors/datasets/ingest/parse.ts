@@ -47,7 +47,10 @@ export interface ParseOptions {
   format: "csv" | "ndjson" | "json-array";
   /** CSV field delimiter (default `,`; `\t` for TSV). */
   delimiter?: string;
-  /** CSV quote character (default `"`); `""` inside quotes is an escaped quote. */
+  /**
+   * CSV quote character (default `"`); `""` inside quotes is an escaped quote. `""`: no
+   * quoting, a quote is text (TSV).
+   */
   quote?: string;
   /** Default UTF-8. */
   encoding?: Encoding;
@@ -168,8 +171,8 @@ function parseCsv(
     : null;
   const records = fast ?? csvParse(input, {
     delimiter,
-    quote,
-    escape: quote,
+    quote: quote || null,
+    escape: quote || null,
     encoding: csvEncoding,
     relax_quotes: true,
     relax_column_count: true,
@@ -434,7 +437,7 @@ export function csvRecordStarts(
   firstLine: number,
 ): number[] {
   const d = delimiter.charCodeAt(0);
-  const q = quote.charCodeAt(0);
+  const q = quote === "" ? -1 : quote.charCodeAt(0);
   const starts: number[] = [];
   let line = firstLine;
   let recStart = 0;
