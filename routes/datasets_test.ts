@@ -473,6 +473,11 @@ Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts
   assert.equal(badOption.status, 400);
   const badDelimiter = await upload("a\n1\n", "format=csv&delimiter=;;");
   assert.equal(badDelimiter.status, 400);
+  for (const quote of ["\n", "é", ",", "ab"]) {
+    const badQuote = await upload("a\n1\n", `format=csv&quote=${encodeURIComponent(quote)}`);
+    assert.equal(badQuote.status, 400, `quote ${JSON.stringify(quote)}`);
+    assert.equal(badQuote.body.error.code, "VALIDATION_FAILED");
+  }
   assert.equal(await count(), before, "nothing half-accepted");
   assert.equal(await w.leftovers(), 0, "no partial files");
 });

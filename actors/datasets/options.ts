@@ -29,7 +29,8 @@ export const datasetOptions = z.object({
    * CSV/TSV: the quote character, or `""` for none (quotes are then text). Default `"` for
    * csv and none for tsv, which has no quoting (IANA `text/tab-separated-values`).
    */
-  quote: z.string().max(1).optional(),
+  quote: z.string().regex(/^[\x21-\x7e]?$/, "one printable ASCII character, or empty for none")
+    .optional(),
   /** CSV/TSV: the first record names the columns. */
   header: z.boolean().default(true),
   /**
@@ -41,7 +42,10 @@ export const datasetOptions = z.object({
   /** `skip`: drop bad rows and report them; `fail`: fail the dataset at the first one. */
   errorPolicy: z.enum(["skip", "fail"]).default("skip"),
   cleaning: cleaningOptions.default(cleaningOptions.parse({})),
-}).strict();
+}).strict().refine((o) => o.quote === undefined || o.quote !== (o.delimiter ?? ","), {
+  message: "the quote character must differ from the delimiter",
+  path: ["quote"],
+});
 
 export type DatasetOptions = z.infer<typeof datasetOptions>;
 
