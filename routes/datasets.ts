@@ -327,6 +327,7 @@ export function present(d: DatasetView) {
     columns: d.columns.map(({ name, type, profile }) => ({ name, type, profile: profile ?? null })),
     rowErrors: d.rowErrors,
     warnings: d.warnings,
+    encoding: d.encoding,
     error: d.error,
     jobId: d.jobId,
     options: Object.fromEntries(Object.entries(d.options).filter(([k]) => !k.startsWith("_"))),

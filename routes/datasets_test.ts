@@ -282,6 +282,7 @@ Deno.test({
   assert.equal(d.status, "ready", JSON.stringify(d.error));
   assert.equal(d.rowCount, python.length - 1);
   assert.equal(d.skippedRows, 0);
+  assert.equal(d.encoding, "utf-8");
   const rows = await allRows(d.id);
   assert.equal(rows.length, python.length - 1);
   rows.forEach((row, i) => {
@@ -304,6 +305,7 @@ Deno.test({
   const d = await settled((await upload(latin1, "name=latin1")).body.datasetId);
   assert.equal(d.status, "ready", JSON.stringify(d.error));
   assert.equal(d.rowCount, 2001);
+  assert.equal(d.encoding, "windows-1252");
   const rows = await allRows(d.id);
   assert.deepEqual(rows[0], { name: "Jürgen 0", city: "Malmö", amount: 0 });
   assert.deepEqual(rows.at(-1), { name: "Zoë", city: "Orléans", amount: 5 });
