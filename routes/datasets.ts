@@ -2,7 +2,7 @@
  * The datasets API (tenant-scoped; another tenant's dataset is a 404):
  * - `POST /api/datasets`: the file as the raw body (`Content-Type: text/csv`, ...) or as the
  *   `file` field of a multipart form; options in the query string (`name`, `format`,
- *   `delimiter`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
+ *   `delimiter`, `quote`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
  *   query parameter or form field, before the file). Streamed to blob storage; `202
  *   {datasetId, jobId}` once the file is durable. A CSV/TSV header over the column or length
  *   limit is a 422 as soon as it crosses it.
@@ -100,8 +100,9 @@ const uploadQuery = z.object({
   name: z.string().trim().min(1).max(200).optional(),
   format: z.enum(["csv", "tsv", "json", "ndjson"]).optional(),
   delimiter: z.string().length(1).optional(),
+  quote: z.string().max(1).optional(),
   header: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
-  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1"]).optional(),
+  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1", "windows-1252"]).optional(),
   errorPolicy: z.enum(["skip", "fail"]).optional(),
   options: z.string().max(64 * 1024).optional(),
 });
@@ -365,6 +366,8 @@ export function present(d: DatasetView) {
     },
     columns: d.columns.map(({ name, type, profile }) => ({ name, type, profile: profile ?? null })),
     rowErrors: d.rowErrors,
+    warnings: d.warnings,
+    encoding: d.encoding,
     error: d.error,
     jobId: d.jobId,
     options: Object.fromEntries(Object.entries(d.options).filter(([k]) => !k.startsWith("_"))),
@@ -493,7 +496,7 @@ function parseOptions(
   const parsed = datasetOptions.safeParse({
     ...(typeof extra === "object" && extra !== null ? extra : {}),
     format,
-    ...pick(fields, ["delimiter", "encoding", "errorPolicy"]),
+    ...pick(fields, ["delimiter", "quote", "encoding", "errorPolicy"]),
     ...(fields.header !== undefined
       ? { header: fields.header === true || fields.header === "true" }
       : {}),

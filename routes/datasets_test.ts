@@ -12,6 +12,7 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { bytesOf, millionColumnCsv, wideCsv, wideNdjson } from "../tests/hostile/input_files.ts";
+import { pythonCsv } from "../actors/datasets/ingest/test_util.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -245,12 +246,139 @@ Deno.test({
   const csv = "a,b\n1,2\n3\n4,5\n6,7,8\n9,10\n";
   const skip = await settled((await upload(csv, "errorPolicy=skip")).body.datasetId);
   assert.equal(skip.status, "ready");
-  assert.equal(skip.rowCount, 3);
-  assert.equal(skip.skippedRows, 2);
-  assert.deepEqual(skip.rowErrors.map((e: { line: number }) => e.line), [3, 5]);
+  assert.equal(skip.rowCount, 4, "the short row is kept");
+  assert.equal(skip.skippedRows, 1);
+  assert.deepEqual(skip.rowErrors.map((e: { line: number }) => e.line), [5]);
   const fail = await settled((await upload(csv, "errorPolicy=fail")).body.datasetId);
   assert.equal(fail.status, "failed");
-  assert.equal(fail.error.line, 3);
+  assert.equal(fail.error.line, 5);
+});
+
+/** Every row of a dataset, in file order, a page at a time. */
+async function allRows(id: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { body: { rows: Record<string, unknown>[]; nextCursor: string | null } } =
+      await call(`/api/datasets/${id}/rows?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+    rows.push(...page.body.rows);
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  return rows;
+}
+
+Deno.test({
+  name: "datasets: rows with 6 to 9 of 9 fields are all kept, as Python's csv reads them",
+  ...opts,
+}, async () => {
+  const names = Array.from({ length: 9 }, (_, k) => `c${k + 1}`);
+  const lines = [names.join(",")];
+  for (let i = 0; i < 3000; i++) {
+    const width = 6 + (i * 7 % 4);
+    lines.push(
+      Array.from(
+        { length: width },
+        (_, k) => k === 0 ? String(i) : k === 2 ? `"t ${i}, x"` : `v${k}`,
+      )
+        .join(","),
+    );
+  }
+  const csv = lines.join("\n") + "\n";
+  const python = await pythonCsv(csv);
+  const d = await settled((await upload(csv, "name=ragged")).body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  assert.equal(d.rowCount, python.length - 1);
+  assert.equal(d.skippedRows, 0);
+  assert.equal(d.encoding, "utf-8");
+  const rows = await allRows(d.id);
+  assert.equal(rows.length, python.length - 1);
+  rows.forEach((row, i) => {
+    const fields = python[i + 1]!;
+    const expected = names.map((n, k) =>
+      k >= fields.length ? null : n === "c1" ? Number(fields[k]) : fields[k]
+    );
+    assert.deepEqual(names.map((n) => row[n]), expected, `row ${i}`);
+  });
+});
+
+Deno.test({
+  name: "datasets: a Latin-1 file is read as Windows-1252 under encoding=auto",
+  ...opts,
+}, async () => {
+  const text = "name,city,amount\n" +
+    Array.from({ length: 2000 }, (_, i) => `Jürgen ${i},Malmö,${i}\n`).join("") +
+    "Zoë,Orléans,5\n";
+  const latin1 = Uint8Array.from(text, (ch) => ch.charCodeAt(0));
+  const d = await settled((await upload(latin1, "name=latin1")).body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  assert.equal(d.rowCount, 2001);
+  assert.equal(d.encoding, "windows-1252");
+  const rows = await allRows(d.id);
+  assert.deepEqual(rows[0], { name: "Jürgen 0", city: "Malmö", amount: 0 });
+  assert.deepEqual(rows.at(-1), { name: "Zoë", city: "Orléans", amount: 5 });
+  assert.ok(rows.every((r) => !String(r.name).includes("\ufffd") && r.city !== "Malm\ufffd"));
+});
+
+Deno.test({
+  name: "datasets: invalid UTF-8 past the first megabyte fails with INVALID_ENCODING and the line",
+  ...opts,
+}, async () => {
+  const head = "id,city\n" + Array.from({ length: 60_000 }, (_, i) => `${i},Köln ${i}\n`).join("");
+  const bytes = new TextEncoder().encode(head);
+  assert.ok(bytes.length > 1 << 20);
+  const bad = Uint8Array.of(...new TextEncoder().encode("60000,Malm"), 0xf6, 0x0a);
+  const file = new Uint8Array(bytes.length + bad.length);
+  file.set(bytes);
+  file.set(bad, bytes.length);
+  const d = await settled((await upload(file, "name=bad-utf8")).body.datasetId);
+  assert.equal(d.status, "failed");
+  assert.equal(d.error.code, "INVALID_ENCODING");
+  assert.equal(d.error.line, 60_002);
+  assert.match(d.error.message, /line 60002/);
+  assert.match(d.error.message, /encoding/);
+});
+
+Deno.test({
+  name: "datasets: a TSV with quotes in its text keeps every line; quote= opts in, with warnings",
+  ...opts,
+}, async () => {
+  const lines = ["id\ttitle\tnote"];
+  for (let i = 0; i < 3000; i++) {
+    // Quotes in text: at a field's start, inside one; and a field that opens a quote it never
+    // closes, followed by 50 lines without a quote.
+    const plain = i % 500 >= 200;
+    const title = i % 50 === 0
+      ? `"Quoted" title ${i}`
+      : i % 13 === 0 && !plain
+      ? `12" vinyl ${i}`
+      : `t${i}`;
+    const note = i % 500 === 250 ? '"say hi' : i % 7 === 0 && !plain ? 'say "hi"' : "ok";
+    lines.push(`${i}\t${title}\t${note}`);
+  }
+  const tsv = lines.join("\n") + "\n";
+  const wcL = tsv.split("\n").length - 1; // what `wc -l` counts
+  const python = await pythonCsv(tsv, { delimiter: "\t", quoting: false });
+  const up = await upload(tsv, "name=quotes.tsv", "text/tab-separated-values");
+  const d = await settled(up.body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  assert.equal(d.rowCount, wcL - 1);
+  assert.equal(d.rowCount, python.length - 1);
+  assert.equal(d.skippedRows, 0);
+  assert.deepEqual(d.warnings, []);
+  const rows = await allRows(d.id);
+  assert.deepEqual(rows.map((r) => [String(r.id), r.title, r.note]), python.slice(1));
+
+  // Quoting asked for: the stray quotes join records, and each long field is a warning.
+  const quoted = await settled(
+    (await upload(tsv, `name=q&quote=${encodeURIComponent('"')}`, "text/tab-separated-values"))
+      .body.datasetId,
+  );
+  assert.equal(quoted.status, "ready", JSON.stringify(quoted.error));
+  assert.ok(quoted.rowCount < wcL - 1);
+  assert.ok(quoted.warnings.length > 0);
+  const first = quoted.warnings[0];
+  assert.match(first.message, new RegExp(`line ${first.line} spans \\d+ lines`));
+  assert.equal(first.line, 252, "the line where the field opens");
 });
 
 Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
@@ -355,6 +483,11 @@ Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts
   assert.equal(badOption.status, 400);
   const badDelimiter = await upload("a\n1\n", "format=csv&delimiter=;;");
   assert.equal(badDelimiter.status, 400);
+  for (const quote of ["\n", "é", ",", "ab"]) {
+    const badQuote = await upload("a\n1\n", `format=csv&quote=${encodeURIComponent(quote)}`);
+    assert.equal(badQuote.status, 400, `quote ${JSON.stringify(quote)}`);
+    assert.equal(badQuote.body.error.code, "VALIDATION_FAILED");
+  }
   assert.equal(await count(), before, "nothing half-accepted");
   assert.equal(await w.leftovers(), 0, "no partial files");
 });

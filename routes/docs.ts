@@ -59,7 +59,16 @@ const ops: Record<string, Record<string, Op>> = {
   "/api/datasets": {
     post: {
       summary: "Upload a CSV, TSV, JSON array or NDJSON file (raw body or multipart `file`)",
-      query: ["name", "format", "delimiter", "header", "encoding", "errorPolicy", "options"],
+      query: [
+        "name",
+        "format",
+        "delimiter",
+        "quote",
+        "header",
+        "encoding",
+        "errorPolicy",
+        "options",
+      ],
       body: "file",
       status: 202,
     },

@@ -169,7 +169,7 @@ Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }
     const b = await inline.process(enc.encode(csv), job(1));
     assert.deepEqual(a, b);
     // A bad row under the fail policy: a value with its code and line, not a crash.
-    const bad = enc.encode("a,b\n1,2\n3\n");
+    const bad = enc.encode("a,b\n1,2\n3,4,5\n");
     const failed = await workers.process(bad, job(0, { errorPolicy: "fail" }));
     assert.deepEqual(failed, {
       kind: "failed",
@@ -179,7 +179,10 @@ Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }
         line: 3,
       },
     });
-    assert.match(failed.kind === "failed" ? failed.failure.message : "", /expected 2 fields/);
+    assert.match(
+      failed.kind === "failed" ? failed.failure.message : "",
+      /expected 2 fields, found 3/,
+    );
   } finally {
     workers.close();
   }

@@ -33,13 +33,27 @@ export const datasetOptions = z.object({
   format: z.enum(DATASET_FORMATS),
   /** One character; default `,` for csv and a tab for tsv. */
   delimiter: z.string().length(1).optional(),
+  /**
+   * CSV/TSV: the quote character, or `""` for none (quotes are then text). Default `"` for
+   * csv and none for tsv, which has no quoting (IANA `text/tab-separated-values`).
+   */
+  quote: z.string().regex(/^[\x21-\x7e]?$/, "one printable ASCII character, or empty for none")
+    .optional(),
   /** CSV/TSV: the first record names the columns. */
   header: z.boolean().default(true),
-  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1"]).default("auto"),
+  /**
+   * `auto`: a BOM's encoding, else UTF-8 when the first megabyte is valid UTF-8, else
+   * Windows-1252. Bytes invalid in the encoding fail the dataset with `INVALID_ENCODING`.
+   */
+  encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1", "windows-1252"])
+    .default("auto"),
   /** `skip`: drop bad rows and report them; `fail`: fail the dataset at the first one. */
   errorPolicy: z.enum(["skip", "fail"]).default("skip"),
   cleaning: cleaningOptions.default(cleaningOptions.parse({})),
-}).strict();
+}).strict().refine((o) => o.quote === undefined || o.quote !== (o.delimiter ?? ","), {
+  message: "the quote character must differ from the delimiter",
+  path: ["quote"],
+});
 
 export type DatasetOptions = z.infer<typeof datasetOptions>;
 

@@ -41,11 +41,13 @@ import type { BlobStore } from "../../db/blobs/port.ts";
 import { sqlState } from "../../db/errors.ts";
 import {
   chunkStream,
-  detectEncoding,
   type Encoding,
   parseChunk,
   type ParseOptions,
+  SNIFF_BYTES,
+  sniffEncoding,
   type SplitFormat,
+  type SplitWarning,
 } from "./ingest/mod.ts";
 import { type CleaningRules, planColumns } from "./ingest/clean.ts";
 import { checkCsvHeader } from "./ingest/header.ts";
@@ -135,18 +137,25 @@ function rules(o: DatasetOptions): CleaningRules {
 function splitFormat(o: DatasetOptions): SplitFormat {
   if (o.format === "ndjson") return { kind: "ndjson" };
   if (o.format === "json") return { kind: "json-array" };
-  return { kind: "csv", delimiter: o.delimiter ?? (o.format === "tsv" ? "\t" : ",") };
+  return {
+    kind: "csv",
+    delimiter: o.delimiter ?? (o.format === "tsv" ? "\t" : ","),
+    // TSV has no quoting: a `"` in its text is a character.
+    quote: o.quote ?? (o.format === "tsv" ? "" : '"'),
+  };
 }
 
 function parseOptions(o: DatasetOptions, encoding: Encoding, maxColumns: number): ParseOptions {
   const f = splitFormat(o);
   return {
     format: f.kind,
-    ...(f.kind === "csv" ? { delimiter: f.delimiter ?? "," } : {}),
+    ...(f.kind === "csv" ? { delimiter: f.delimiter ?? ",", quote: f.quote ?? '"' } : {}),
     encoding,
     hasHeader: o.header,
     errorPolicy: o.errorPolicy,
     maxColumns,
+    // Bytes invalid in the file's encoding fail the dataset, never a silent U+FFFD.
+    fatalEncoding: true,
   };
 }
 
@@ -252,11 +261,11 @@ export function datasetActors(o: DatasetPipelineOptions) {
         return { skipped: d?.status ?? "deleted" };
       }
       const stored = (d.options as Record<string, unknown>)._encoding as Encoding | undefined;
-      const encoding = resume && stored
-        ? stored
-        : d.options.encoding === "auto"
-        ? detectEncoding(await blobs.bytes(d.blob_sha256, { start: 0, end: 4 }))
-          .encoding
+      const encoding = resume && stored ? stored : d.options.encoding === "auto"
+        ? sniffEncoding(
+          await blobs.bytes(d.blob_sha256, { start: 0, end: Math.min(d.size, SNIFF_BYTES) }),
+          d.size <= SNIFF_BYTES,
+        )
         : d.options.encoding;
       // A step cuts up to `stepChunks` chunks, sends them out and hands the rest of the file
       // to the next step (CSV, NDJSON): the first chunks run while the file is still being
@@ -272,6 +281,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       // the merge. Later chunks widen a column when they need to.
       const typed = byCopy(d);
       let firstTypes = new Map<string, ColumnType>();
+      const warnings: SplitWarning[] = [];
       const stream = await blobs.read(d.blob_sha256, { start: resume?.start ?? 0 });
       try {
         for await (
@@ -280,6 +290,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
             encoding,
             ...(o.chunkBytes ? { targetChunkBytes: o.chunkBytes } : {}),
             ...(resume ? { resume } : {}),
+            onWarning: (w) => warnings.push(w),
           }, {
             // Only chunk 0's bytes are read here (its header and types): copying each chunk out
             // was a fresh 1 MiB buffer a chunk, thrown away.
@@ -333,6 +344,10 @@ export function datasetActors(o: DatasetPipelineOptions) {
       const badName = badColumnName(header);
       if (badName) return await failInput(datasetId, badName);
       const total = next ? null : (boundaries.at(-1)?.idx ?? (resume ? resume.index - 1 : -1)) + 1;
+      // This step's warnings (the next step scans its first chunk again), up to MAX_WARNINGS.
+      const known = ((d.options as { _warnings?: unknown[] })._warnings ?? []).length;
+      const found = warnings.filter((w) => !next || w.line < next.firstLine)
+        .slice(0, Math.max(0, MAX_WARNINGS - known));
       const rows = boundaries.map((b) => ({ ...b, first_line: b.firstLine }));
       if (!resume) {
         let plan: { header: string[]; keep: number[] } = { header: [], keep: [] };
@@ -358,6 +373,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
             })`,
           );
           await insertChunkRows(tx, datasetId, rows);
+          await addWarnings(tx, datasetId, found);
           await tx.query(
             `UPDATE troupe_datasets SET status = 'processing', chunk_count = $2,
                columns = $3::jsonb,
@@ -370,6 +386,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
       } else {
         ctx.effect(async (tx) => {
           await insertChunkRows(tx, datasetId, rows);
+          await addWarnings(tx, datasetId, found);
           if (total !== null) {
             await tx.query(
               "UPDATE troupe_datasets SET chunk_count = $2, updated_at = now() WHERE id = $1",
@@ -382,7 +399,13 @@ export function datasetActors(o: DatasetPipelineOptions) {
       // The step that sets the total also sends chunks (a resumed step always has one), and
       // their chunk-done messages come after this commit: the last of them sends the merge.
       if (next) ctx.send("dataset.split", { datasetId, resume: next });
-      return { chunks: boundaries.length, total, encoding, next: next?.index ?? null };
+      return {
+        chunks: boundaries.length,
+        total,
+        encoding,
+        next: next?.index ?? null,
+        ...(found.length ? { warnings: found } : {}),
+      };
     },
   });
 
@@ -629,6 +652,24 @@ export function datasetActors(o: DatasetPipelineOptions) {
   });
 
   return [split, chunk, chunkDone, merge];
+}
+
+/** Warnings kept on a dataset. */
+const MAX_WARNINGS = 100;
+
+/** Appends a split step's warnings to the dataset's (kept in its options, as `_warnings`). */
+async function addWarnings(
+  tx: SqlExecutor,
+  datasetId: string,
+  warnings: readonly SplitWarning[],
+): Promise<void> {
+  if (!warnings.length) return;
+  await tx.query(
+    `UPDATE troupe_datasets SET options = jsonb_set(options, '{_warnings}',
+       coalesce(options->'_warnings', '[]'::jsonb) || $2::jsonb)
+     WHERE id = $1`,
+    [datasetId, JSON.stringify(warnings)],
+  );
 }
 
 async function insertChunkRows(

@@ -36,6 +36,10 @@ export interface DatasetView {
   chunks: { total: number | null; done: number };
   columns: ColumnInfo[];
   rowErrors: unknown[];
+  /** What the file's reading found worth a look (e.g. a quoted field over many lines). */
+  warnings: unknown[];
+  /** The encoding the file is read in (`encoding=auto` decided), once the split has begun. */
+  encoding: string | null;
   error: unknown;
   jobId: string | null;
   version: number;
@@ -139,6 +143,8 @@ function view(r: Row): DatasetView {
     },
     columns: (r.columns as ColumnInfo[] | null) ?? [],
     rowErrors: (r.row_errors as unknown[] | null) ?? [],
+    warnings: ((r.options as { _warnings?: unknown[] } | null)?._warnings) ?? [],
+    encoding: ((r.options as { _encoding?: string } | null)?._encoding) ?? null,
     error: r.error ?? null,
     jobId: (r.job_id as string | null) ?? null,
     version: Number(r.version),

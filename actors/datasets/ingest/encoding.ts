@@ -3,14 +3,15 @@
  * invalid bytes.
  *
  * Supported: UTF-8 (with or without BOM), UTF-16LE / UTF-16BE (BOM expected, but the encoding
- * can also be declared), and Latin-1. "latin1" here is ISO-8859-1 proper — every byte maps to
- * the code point of the same value — not WHATWG's "latin1" label, which is windows-1252.
+ * can also be declared), Latin-1 and Windows-1252. "latin1" here is ISO-8859-1 proper — every
+ * byte maps to the code point of the same value — not WHATWG's "latin1" label, which is
+ * windows-1252 (Latin-1 with printable characters such as € and ’ in 0x80–0x9F).
  */
 import { Buffer } from "node:buffer";
 import { EncodingError } from "./errors.ts";
 
 /** An encoding the ingest library can read. */
-export type Encoding = "utf-8" | "utf-16le" | "utf-16be" | "latin1";
+export type Encoding = "utf-8" | "utf-16le" | "utf-16be" | "latin1" | "windows-1252";
 
 /** Result of {@link detectEncoding}. */
 export interface DetectedEncoding {
@@ -35,9 +36,31 @@ export function detectEncoding(
   return { encoding: fallback, bomLength: 0 };
 }
 
-/** Length of the BOM of `encoding` at the start of `bytes` (0 when absent; always 0 for Latin-1). */
+/** Bytes of a file {@link sniffEncoding} looks at: the first megabyte. */
+export const SNIFF_BYTES = 1 << 20;
+
+/**
+ * The encoding of a file without a declared one, from its first bytes (up to
+ * {@link SNIFF_BYTES}; `complete`: they are the whole file): the encoding of a BOM; else
+ * UTF-8 if they are valid UTF-8 (a sequence cut at the end of an incomplete sample is not
+ * invalid); else Windows-1252, which reads every byte (Latin-1 text included) to a character
+ * and never to U+FFFD.
+ */
+export function sniffEncoding(sample: Uint8Array, complete: boolean): Encoding {
+  const bom = detectEncoding(sample);
+  if (bom.bomLength > 0) return bom.encoding;
+  const end = complete ? sample.length : sample.length - incompleteTail("utf-8", sample);
+  return findInvalidUtf8(sample, 0, end) < 0 ? "utf-8" : "windows-1252";
+}
+
+/** Whether `encoding` has one byte a character (bytes below 0x80 are ASCII). */
+export function singleByte(encoding: Encoding): boolean {
+  return encoding === "latin1" || encoding === "windows-1252";
+}
+
+/** Length of the BOM of `encoding` at the start of `bytes` (0 when absent; 0 for single-byte). */
 export function bomLength(encoding: Encoding, bytes: Uint8Array): number {
-  if (encoding === "latin1") return 0;
+  if (singleByte(encoding)) return 0;
   const found = detectEncoding(bytes);
   return found.bomLength > 0 && found.encoding === encoding ? found.bomLength : 0;
 }
@@ -127,6 +150,7 @@ export function findInvalid(encoding: Encoding, bytes: Uint8Array): number {
     case "utf-16be":
       return findInvalidUtf16(bytes, false);
     case "latin1":
+    case "windows-1252":
       return -1;
   }
 }
@@ -137,7 +161,7 @@ export function findInvalid(encoding: Encoding, bytes: Uint8Array): number {
  */
 export function incompleteTail(encoding: Encoding, bytes: Uint8Array): number {
   const n = bytes.length;
-  if (encoding === "latin1") return 0;
+  if (singleByte(encoding)) return 0;
   if (encoding === "utf-8") {
     for (let back = 1; back <= Math.min(3, n); back++) {
       const c = bytes[n - back]!;

@@ -7,6 +7,7 @@ import {
   type Encoding,
   findInvalidUtf16,
   findInvalidUtf8,
+  sniffEncoding,
 } from "./encoding.ts";
 import { EncodingError } from "./errors.ts";
 import { prng, streamOf, utf8 } from "./test_util.ts";
@@ -148,4 +149,24 @@ Deno.test("decodeText locates invalid bytes relative to the file", () => {
   );
   assert.equal(decodeText(utf8("\ufeffx"), "utf-8", { stripBom: true }), "x");
   assert.equal(decodeText(utf8("\ufeffx"), "utf-8"), "\ufeffx");
+});
+
+Deno.test("sniffEncoding: a BOM, else valid UTF-8, else Windows-1252", () => {
+  const latin1 = Uint8Array.of(...utf8("name\nJ"), 0xfc, ...utf8("rgen,Malm"), 0xf6, 0x0a);
+  assert.equal(sniffEncoding(latin1, true), "windows-1252");
+  assert.equal(sniffEncoding(utf8("name\nJürgen,Malmö\n"), true), "utf-8");
+  assert.equal(sniffEncoding(utf8("plain ascii\n"), true), "utf-8");
+  assert.equal(sniffEncoding(Uint8Array.of(0xef, 0xbb, 0xbf, 0xfc), true), "utf-8");
+  assert.equal(sniffEncoding(Uint8Array.of(0xff, 0xfe, 0x41, 0x00), true), "utf-16le");
+  // A sample cut inside a character: valid when more of the file follows, not at its end.
+  const cut = utf8("ab東").subarray(0, 4);
+  assert.equal(sniffEncoding(cut, false), "utf-8");
+  assert.equal(sniffEncoding(cut, true), "windows-1252");
+  // Windows-1252 reads every byte to a character, never to U+FFFD.
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const text = decodeText(all, "windows-1252");
+  assert.equal(text.length, 256);
+  assert.ok(!text.includes("\ufffd"));
+  assert.equal(text[0x80], "€");
+  assert.equal(decodeText(latin1, "windows-1252"), "name\nJürgen,Malmö\n");
 });

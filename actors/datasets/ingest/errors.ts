@@ -11,8 +11,10 @@ export class IngestError extends Error {
 /** Bytes that are not valid in the declared encoding (only raised in `fatal` mode). */
 export class EncodingError extends IngestError {
   override name = "EncodingError";
+  /** Machine-readable reason (the dataset's error code, upper-cased). */
+  readonly code = "invalid_encoding";
   /**
-   * @param encoding the declared encoding
+   * @param encoding the encoding the file is read in
    * @param offset exact 0-based byte offset in the file of the first byte of the first invalid
    *   (or truncated) sequence
    * @param line 1-based physical line of that byte, when known
@@ -23,7 +25,9 @@ export class EncodingError extends IngestError {
     readonly line?: number,
   ) {
     super(
-      `invalid ${encoding} at byte ${offset}` + (line === undefined ? "" : ` (line ${line})`),
+      `the file is not valid ${encoding.toUpperCase()}` +
+        (line === undefined ? "" : ` at line ${line}`) + ` (byte ${offset}): ` +
+        "set the encoding option to the file's encoding (e.g. encoding=windows-1252)",
     );
   }
 }

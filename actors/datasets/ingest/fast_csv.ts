@@ -22,7 +22,7 @@ export const PIECE_BYTES = 32 * 1024;
 
 /**
  * Records of a UTF-8 chunk (BOM already stripped), or `null` when csv-parse must decide.
- * `delimiter` and `quote` are single characters.
+ * `delimiter` is a single character, `quote` one too or `""` for none.
  */
 export function fastCsvRecords(
   body: Uint8Array,
@@ -71,7 +71,8 @@ export class FastCsvReader {
     readonly quote: string,
     readonly pieceBytes: number,
   ) {
-    this.#q = quote.charCodeAt(0);
+    // -1 is no character: without a quote, quotes are text.
+    this.#q = quote === "" ? -1 : quote.charCodeAt(0);
     this.#d = delimiter.charCodeAt(0);
   }
 
@@ -82,7 +83,7 @@ export class FastCsvReader {
     quote: string,
     pieceBytes = PIECE_BYTES,
   ): FastCsvReader | null {
-    if (delimiter.length !== 1 || quote.length !== 1 || delimiter === quote) return null;
+    if (delimiter.length !== 1 || quote.length > 1 || delimiter === quote) return null;
     if (delimiter === "\n" || delimiter === "\r" || quote === "\n" || quote === "\r") return null;
     const reader = new FastCsvReader(body, delimiter, quote, Math.max(1, pieceBytes));
     return reader.#more() ? reader : null;
@@ -152,7 +153,7 @@ export class FastCsvReader {
       if (end > pos && text.charCodeAt(end - 1) === 13) end--;
       // The next quote is looked for once per quote, not once per line.
       if (quoteAt < pos) {
-        quoteAt = text.indexOf(quote, pos);
+        quoteAt = q < 0 ? -1 : text.indexOf(quote, pos);
         if (quoteAt < 0) quoteAt = n;
       }
       if (quoteAt >= end) {

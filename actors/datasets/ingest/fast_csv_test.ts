@@ -77,19 +77,28 @@ Deno.test("fast csv: same result as csv-parse on generated chunks", () => {
         ...bytes.subarray(bytes.length >> 1),
       ]);
     }
-    for (const hasHeader of [true, false]) {
-      for (const errorPolicy of ["skip", "fail"] as const) {
-        const options: ParseOptions = { format: "csv", delimiter: d, hasHeader, errorPolicy };
-        const { fast, oracle } = both(bytes, options);
-        assert.deepEqual(
-          fast,
-          oracle,
-          `seed ${seed} (${JSON.stringify(text)}) ${hasHeader} ${errorPolicy}`,
-        );
+    // Every other chunk also without quoting (TSV's default): quotes are text.
+    for (const quote of seed % 2 ? ['"'] : ['"', ""]) {
+      for (const hasHeader of [true, false]) {
+        for (const errorPolicy of ["skip", "fail"] as const) {
+          const options: ParseOptions = {
+            format: "csv",
+            delimiter: d,
+            quote,
+            hasHeader,
+            errorPolicy,
+          };
+          const { fast, oracle } = both(bytes, options);
+          assert.deepEqual(
+            fast,
+            oracle,
+            `seed ${seed} (${JSON.stringify(text)}) ${hasHeader} ${errorPolicy} quote ${quote}`,
+          );
+        }
       }
+      total++;
+      if (fastCsvRecords(bytes, d, quote) !== null) taken++;
     }
-    total++;
-    if (fastCsvRecords(bytes, d, '"') !== null) taken++;
   }
   // The fast reader must actually take the well-formed chunks (a third of them are nasty).
   assert.ok(taken > total * 0.6, `fast reader took ${taken} of ${total}`);
@@ -165,6 +174,10 @@ Deno.test("fast csv: well-formed input is taken, malformed is handed back", () =
   assert.equal(ok('"unclosed,c\n'), null, "unclosed quote");
   assert.equal(fastCsvRecords(new Uint8Array([0x61, 0xff, 0x0a]), ",", '"'), null, "bad UTF-8");
   assert.equal(ok("a,b\n   \n"), null, "a whitespace-only line is csv-parse's to judge");
+  assert.deepEqual(fastCsvRecords(enc.encode('a\t"b\n"c"\td\n'), "\t", ""), [
+    ["a", '"b'],
+    ['"c"', "d"],
+  ], "no quote character: quotes are text");
   for (const space of ["\t", "\u00a0", "\u2028", "\ufeff", "\u3000"]) {
     assert.equal(ok(`a,b\n${space}\n1,2\n`), null, `a line of ${JSON.stringify(space)} alone`);
     assert.deepEqual(ok(`a,b\n${space}x,2\n`), [["a", "b"], [`${space}x`, "2"]]);

@@ -19,15 +19,20 @@ export {
   type Encoding,
   findInvalidUtf16,
   findInvalidUtf8,
+  SNIFF_BYTES,
+  sniffEncoding,
 } from "./encoding.ts";
 export {
   type Chunk,
   type ChunkBoundary,
   chunkStream,
   DEFAULT_CHUNK_BYTES,
+  LONG_QUOTED_BYTES,
+  LONG_QUOTED_LINES,
   type SplitFormat,
   type SplitOptions,
   splitStream,
+  type SplitWarning,
 } from "./split.ts";
 export {
   checkCsvHeader,

@@ -3,9 +3,9 @@
  *
  * - CSV/TSV: well-formed UTF-8 through a fast reader (`fast_csv.ts`) that gives csv-parse's
  *   records; everything else through csv-parse on the chunk's bytes, with
- *   `relax_column_count` so ragged rows come back and are reported here with their line.
- *   Blank lines are skipped. Quotes inside unquoted fields are kept literally
- *   (`relax_quotes`), matching the splitter.
+ *   `relax_column_count`: a short record is a row whose missing trailing fields are `null`, a
+ *   long one is reported here with its line. Blank lines are skipped. Quotes inside unquoted
+ *   fields are kept literally (`relax_quotes`), matching the splitter.
  * - NDJSON: `JSON.parse` per line; each line must be an object.
  * - JSON array: one `JSON.parse` for the whole chunk on the fast path, per element (with its
  *   line) when that fails or an element is not an object.
@@ -47,7 +47,10 @@ export interface ParseOptions {
   format: "csv" | "ndjson" | "json-array";
   /** CSV field delimiter (default `,`; `\t` for TSV). */
   delimiter?: string;
-  /** CSV quote character (default `"`); `""` inside quotes is an escaped quote. */
+  /**
+   * CSV quote character (default `"`); `""` inside quotes is an escaped quote. `""`: no
+   * quoting, a quote is text (TSV).
+   */
   quote?: string;
   /** Default UTF-8. */
   encoding?: Encoding;
@@ -119,11 +122,7 @@ export function parseChunk(bytes: Uint8Array, options: ParseOptions): ParseResul
   const issues = new Issues(options.errorPolicy ?? "skip", options.maxErrors ?? MAX_ERRORS);
   const chunk = options.chunk ?? { index: 0, firstLine: 1 };
   if (options.format === "csv") return parseCsv(bytes, options, chunk, issues);
-  const text = decodeText(bytes, options.encoding ?? "utf-8", {
-    fatal: options.fatalEncoding ?? false,
-    stripBom: chunk.index === 0,
-    fileOffset: chunk.start ?? 0,
-  });
+  const text = jsonText(bytes, options, chunk);
   const columns = new ColumnIndex(options.header ?? [], options.maxColumns);
   const rows = options.format === "ndjson"
     ? parseNdjson(text, chunk.firstLine, columns, issues)
@@ -134,6 +133,24 @@ export function parseChunk(bytes: Uint8Array, options: ParseOptions): ParseResul
     errors: issues.sorted(),
     skipped: issues.skipped,
   };
+}
+
+/** A JSON chunk's text; an {@link EncodingError} of UTF-8 gets its line. */
+function jsonText(bytes: Uint8Array, options: ParseOptions, chunk: ChunkPosition): string {
+  const encoding = options.encoding ?? "utf-8";
+  try {
+    return decodeText(bytes, encoding, {
+      fatal: options.fatalEncoding ?? false,
+      stripBom: chunk.index === 0,
+      fileOffset: chunk.start ?? 0,
+    });
+  } catch (e) {
+    if (!(e instanceof EncodingError) || encoding !== "utf-8") throw e;
+    const at = e.offset - (chunk.start ?? 0);
+    let line = chunk.firstLine;
+    for (let i = 0; i < at; i++) if (bytes[i] === 10) line++;
+    throw new EncodingError(encoding, e.offset, line);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,8 +176,8 @@ function parseCsv(
     : null;
   const records = fast ?? csvParse(input, {
     delimiter,
-    quote,
-    escape: quote,
+    quote: quote || null,
+    escape: quote || null,
     encoding: csvEncoding,
     relax_quotes: true,
     relax_column_count: true,
@@ -175,7 +192,7 @@ function parseCsv(
   });
   const startLine = recordStartLine(units, delimiter, quote, chunk.firstLine);
   const { header, from } = csvHeader(records, options, chunk);
-  const rows = dropRagged(records, from, header.length, startLine, issues);
+  const rows = fitRows(records, from, header.length, startLine, issues);
   for (const e of csvIssues) {
     const line = chunk.firstLine + e.lines - 1;
     issues.add(recordContaining(line, startLine, records.length), csvMessage(e.code));
@@ -188,11 +205,19 @@ function parseCsv(
  * checked first ({@link EncodingError} with the offset and line).
  */
 function csvBody(bytes: Uint8Array, options: ParseOptions, chunk: ChunkPosition) {
-  const encoding = options.encoding ?? "utf-8";
-  const body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
-  if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
+  let encoding = options.encoding ?? "utf-8";
+  let body = chunk.index === 0 ? bytes.subarray(bomLength(encoding, bytes)) : bytes;
+  if (encoding === "windows-1252") {
+    // Read as the UTF-8 it decodes to, so the fast reader takes it: every byte is a
+    // character and the line feeds stay line feeds.
+    body = utf8Encoder.encode(windows1252.decode(body));
+    encoding = "utf-8";
+  } else if (encoding === "utf-8" && options.fatalEncoding) checkUtf8(body, bytes, chunk);
   return { encoding, delimiter: options.delimiter ?? ",", quote: options.quote ?? '"', body };
 }
+
+const windows1252 = new TextDecoder("windows-1252");
+const utf8Encoder = new TextEncoder();
 
 /**
  * The start line of a chunk's record by its number, the record starts found on first use
@@ -271,18 +296,23 @@ function csvHeader(
   return { header: first.map((_, i) => `column_${i + 1}`), from: 0 };
 }
 
+/** A CSV row: a field missing at the end of a short record is `null`. */
+export type CsvRow = (string | null)[];
+
 /**
- * Keeps rows of the right width; reports the others. Returns `records` itself if all fit.
+ * Fits records to the header's width: a short record is a row whose missing trailing fields
+ * are `null` (exports leave trailing empty fields out; pandas and spreadsheets read them so);
+ * a record with more fields than the header is reported. Returns `records` itself if all fit.
  * `offset`: the chunk's record number of `records[0]` (for line numbers).
  */
-function dropRagged(
+function fitRows(
   records: string[][],
   from: number,
   width: number,
   startLine: (record: number) => number,
   issues: Issues,
   offset = 0,
-): string[][] {
+): CsvRow[] {
   let bad = -1;
   for (let r = from; r < records.length; r++) {
     if (records[r]!.length !== width) {
@@ -291,11 +321,14 @@ function dropRagged(
     }
   }
   if (bad < 0) return from === 0 ? records : records.slice(from);
-  const rows = records.slice(from, bad);
+  const rows: CsvRow[] = records.slice(from, bad);
   for (let r = bad; r < records.length; r++) {
-    const rec = records[r]!;
+    const rec: CsvRow = records[r]!;
     if (rec.length === width) rows.push(rec);
-    else issues.add(startLine(offset + r), `expected ${width} fields, found ${rec.length}`);
+    else if (rec.length < width) {
+      for (let k = rec.length; k < width; k++) rec.push(null);
+      rows.push(rec);
+    } else issues.add(startLine(offset + r), `expected ${width} fields, found ${rec.length}`);
   }
   return rows;
 }
@@ -346,7 +379,7 @@ export class CsvBatches {
   }
 
   /** The next rows (`null` at the end), or {@link NEEDS_CSV_PARSE}. */
-  next(): string[][] | null | typeof NEEDS_CSV_PARSE {
+  next(): CsvRow[] | null | typeof NEEDS_CSV_PARSE {
     const records = this.reader.next(this.batchRows);
     if (records === null) return NEEDS_CSV_PARSE;
     if (records.length === 0) return null;
@@ -354,7 +387,7 @@ export class CsvBatches {
     this.#record += records.length;
     // The header row, when the chunk has one, is the first batch's first record.
     const from = offset === 0 ? this.from : 0;
-    return dropRagged(records, from, this.header.length, this.startLine, this.#issues, offset);
+    return fitRows(records, from, this.header.length, this.startLine, this.#issues, offset);
   }
 }
 
@@ -368,14 +401,10 @@ export function csvBatches(
   options: ParseOptions,
   batchRows: number,
 ): CsvBatches | null {
-  if (
-    options.format !== "csv" || (options.encoding ?? "utf-8") !== "utf-8" ||
-    options.csvReader === "csv-parse"
-  ) {
-    return null;
-  }
+  if (options.format !== "csv" || options.csvReader === "csv-parse") return null;
   const chunk = options.chunk ?? { index: 0, firstLine: 1 };
-  const { delimiter, quote, body } = csvBody(bytes, options, chunk);
+  const { encoding, delimiter, quote, body } = csvBody(bytes, options, chunk);
+  if (encoding !== "utf-8") return null;
   const reader = FastCsvReader.open(body, delimiter, quote);
   if (!reader) return null;
   // The header: the first record unless given (chunk 0 reads it; a header-less file names
@@ -416,7 +445,7 @@ export function csvRecordStarts(
   firstLine: number,
 ): number[] {
   const d = delimiter.charCodeAt(0);
-  const q = quote.charCodeAt(0);
+  const q = quote === "" ? -1 : quote.charCodeAt(0);
   const starts: number[] = [];
   let line = firstLine;
   let recStart = 0;

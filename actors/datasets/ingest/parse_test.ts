@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EncodingError, IngestError, NotJsonArrayError, RowError } from "./errors.ts";
-import { parseChunk, type ParseOptions, uniqueNames } from "./parse.ts";
-import { splitAndParse, utf8 } from "./test_util.ts";
+import { csvBatches, parseChunk, type ParseOptions, uniqueNames } from "./parse.ts";
+import { prng, pythonCsv, splitAndParse, utf8 } from "./test_util.ts";
 
 const CSV: ParseOptions = { format: "csv" };
 
@@ -46,28 +46,48 @@ Deno.test("duplicate and empty header names are made unique", () => {
   assert.deepEqual(r.header, ["x", "x_2", "column_3"]);
 });
 
-Deno.test("ragged rows: skipped with their physical line (quoted newlines counted)", () => {
+Deno.test("short rows are kept with null trailing fields; long rows are reported with their line", () => {
   const src = 'a,b\n1,"multi\nline"\n2\n\n3,4,5\n6,7\n';
   const r = parseChunk(utf8(src), CSV);
-  assert.deepEqual(r.rows, [["1", "multi\nline"], ["6", "7"]]);
-  assert.equal(r.skipped, 2);
-  assert.deepEqual(r.errors, [
-    { line: 4, message: "expected 2 fields, found 1" },
-    { line: 6, message: "expected 2 fields, found 3" },
-  ]);
+  assert.deepEqual(r.rows, [["1", "multi\nline"], ["2", null], ["6", "7"]]);
+  assert.equal(r.skipped, 1);
+  assert.deepEqual(r.errors, [{ line: 6, message: "expected 2 fields, found 3" }]);
   assert.throws(
     () => parseChunk(utf8(src), { ...CSV, errorPolicy: "fail" }),
-    (e: unknown) => e instanceof RowError && e.line === 4,
+    (e: unknown) => e instanceof RowError && e.line === 6,
   );
 });
 
+Deno.test("rows of 6 to 9 of 9 fields read as Python's csv module reads them", async () => {
+  const header = Array.from({ length: 9 }, (_, i) => `c${i + 1}`).join(",");
+  const lines = [header];
+  const random = prng(17);
+  for (let i = 0; i < 44; i++) {
+    const width = 6 + Math.floor(random() * 4);
+    lines.push(
+      Array.from({ length: width }, (_, k) => k === 2 ? `"x, ${i}"` : `${i}.${k}`).join(","),
+    );
+  }
+  const src = lines.join("\r\n") + "\r\n";
+  const python = await pythonCsv(src);
+  for (const reader of ["auto", "csv-parse"] as const) {
+    const r = parseChunk(utf8(src), { ...CSV, csvReader: reader });
+    assert.equal(r.rows.length, python.length - 1, reader);
+    assert.equal(r.skipped, 0);
+    // Python gives the fields present; the missing ones are nulls here.
+    const ours = r.rows.map((row) => row.filter((v) => v !== null));
+    assert.deepEqual([r.header, ...ours], python, reader);
+  }
+});
+
 Deno.test("line numbers of a later chunk start at its firstLine", () => {
-  const r = parseChunk(utf8('1,"x\ny"\n2\n'), {
+  const r = parseChunk(utf8('1,"x\ny"\n2,3,4\n'), {
     ...CSV,
     header: ["a", "b"],
     chunk: { index: 3, firstLine: 1000, start: 5000 },
   });
-  assert.deepEqual(r.errors, [{ line: 1002, message: "expected 2 fields, found 1" }]);
+  assert.deepEqual(r.rows, [["1", "x\ny"]]);
+  assert.deepEqual(r.errors, [{ line: 1002, message: "expected 2 fields, found 3" }]);
   assert.throws(
     () => parseChunk(utf8("1,2\n"), { ...CSV, chunk: { index: 1, firstLine: 9 } }),
     IngestError,
@@ -87,7 +107,7 @@ Deno.test("unbalanced quotes: the record's start line is reported (skip) or thro
 });
 
 Deno.test("skip policy keeps the first 100 errors but counts all", () => {
-  const src = "a,b\n" + "1\n".repeat(250) + "x,y\n";
+  const src = "a,b\n" + "1,2,3\n".repeat(250) + "x,y\n";
   const r = parseChunk(utf8(src), CSV);
   assert.equal(r.skipped, 250);
   assert.equal(r.errors.length, 100);
@@ -167,6 +187,32 @@ Deno.test("non-UTF-8 bytes: U+FFFD by default, EncodingError with offset and lin
         chunk: { index: 1, firstLine: 2, start: 4 },
       }),
     (e: unknown) => e instanceof EncodingError && e.offset === 10 && e.line === 3,
+  );
+});
+
+Deno.test("Windows-1252: both readers give the same rows, € and accents read right", () => {
+  const text = 'name,city,price\nJürgen,Malmö,5 €\n"Zoë, “q”",Orléans,\n';
+  const bytes = Uint8Array.from(
+    text,
+    (ch) => ch === "€" ? 0x80 : ch === "“" ? 0x93 : ch === "”" ? 0x94 : ch.charCodeAt(0),
+  );
+  const expected = [["Jürgen", "Malmö", "5 €"], ["Zoë, “q”", "Orléans", ""]];
+  for (const reader of ["auto", "csv-parse"] as const) {
+    const r = parseChunk(bytes, { ...CSV, encoding: "windows-1252", csvReader: reader });
+    assert.deepEqual(r.rows, expected, reader);
+  }
+  const batches = csvBatches(bytes, { ...CSV, encoding: "windows-1252" }, 10);
+  assert.ok(batches);
+  assert.deepEqual(batches.next(), expected);
+});
+
+Deno.test("invalid UTF-8 in JSON: the error names the line and the encoding option", () => {
+  const bytes = Uint8Array.of(...utf8('{"a":1}\n{"a":"'), 0xe9, ...utf8('"}\n'));
+  assert.throws(
+    () => parseChunk(bytes, { format: "ndjson", fatalEncoding: true }),
+    (e: unknown) =>
+      e instanceof EncodingError && e.line === 2 && e.code === "invalid_encoding" &&
+      /line 2/.test(e.message) && /encoding option/.test(e.message),
   );
 });
 

@@ -1,7 +1,8 @@
 /**
  * Property: for random CSVs (seeded) full of quotes, delimiters, CRLF/LF and quoted newlines,
  * splitting at random chunk sizes (and random read sizes) then parsing each chunk yields
- * exactly the rows of parsing the whole file at once — and the same reported errors.
+ * exactly the rows of parsing the whole file at once — and the same reported errors; with
+ * quoting and without (TSV's default).
  */
 import assert from "node:assert/strict";
 import { parseChunk, type ParseOptions } from "./parse.ts";
@@ -22,8 +23,13 @@ function randomCsv(rand: () => number): { text: string; width: number } {
   const rows = Math.floor(rand() * 60);
   const lines: string[] = [];
   for (let r = 0; r <= rows; r++) {
-    // Occasionally a ragged row or a blank line, to compare error reporting too.
-    const w = rand() < 0.05 ? width + 1 : width;
+    // Occasionally a long row (reported), a short one (kept, padded) or a blank line.
+    const odd = rand();
+    const w = odd < 0.05
+      ? width + 1
+      : odd < 0.12
+      ? Math.max(1, width - 1 - Math.floor(rand() * 2))
+      : width;
     if (rand() < 0.03) lines.push("");
     lines.push(Array.from({ length: w }, () => field(rand)).join(","));
   }
@@ -33,8 +39,11 @@ function randomCsv(rand: () => number): { text: string; width: number } {
 
 Deno.test("split at random sizes + parse per chunk == parse of the whole file", async () => {
   const rand = prng(20240611);
-  const parse: ParseOptions = { format: "csv" };
   for (let trial = 0; trial < 300; trial++) {
+    // Every third file without a quote character: quotes are text, every LF ends a record.
+    const quote = trial % 3 === 2 ? "" : '"';
+    // Without quoting, quoted commas make many long rows: every error is kept to compare.
+    const parse: ParseOptions = { format: "csv", quote, maxErrors: Infinity };
     const { text } = randomCsv(rand);
     const bytes = utf8(text);
     const whole = parseChunk(bytes, parse);
@@ -42,11 +51,11 @@ Deno.test("split at random sizes + parse per chunk == parse of the whole file", 
     const piece = 1 + Math.floor(rand() * 97);
     const split = await splitAndParse(
       bytes,
-      { format: { kind: "csv" }, targetChunkBytes: target },
+      { format: { kind: "csv", quote }, targetChunkBytes: target },
       parse,
       piece,
     );
-    const ctx = `trial ${trial} target ${target} piece ${piece}`;
+    const ctx = `trial ${trial} target ${target} piece ${piece} quote ${JSON.stringify(quote)}`;
     assert.deepEqual(split.header, whole.header, ctx);
     assert.deepEqual(split.rows, whole.rows, ctx);
     assert.deepEqual(split.errors, whole.errors, ctx);

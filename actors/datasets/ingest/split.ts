@@ -5,7 +5,9 @@
  * - CSV/TSV: quote-aware per RFC 4180 (`""` escapes, a quote opens a quoted field only at the
  *   start of a field, as csv-parse does). A newline inside quotes never ends a record; records
  *   end at LF (CRLF included: the CR stays with its record). Leading blank lines never form a
- *   chunk of their own, so chunk 0 always holds the first real record (the header).
+ *   chunk of their own, so chunk 0 always holds the first real record (the header). Without
+ *   a quote character (`quote: ""`, TSV's default) every LF ends a record. A quoted field
+ *   spanning many lines is told to {@link SplitOptions.onWarning}.
  * - NDJSON: every LF ends a record.
  * - JSON array: a chunk ends right after a comma at depth 1 (outside strings), so each chunk
  *   holds whole top-level elements; chunk 0 holds the `[`, the last chunk the `]`. Anything
@@ -24,7 +26,10 @@
 import { concatBytes, detectEncoding, type Encoding, unitWidth } from "./encoding.ts";
 import { NotJsonArrayError, SplitError } from "./errors.ts";
 
-/** How records are delimited in the file. */
+/**
+ * How records are delimited in the file. CSV `quote`: one character (default `"`), or `""`
+ * for none (TSV: a quote is a character like any other).
+ */
 export type SplitFormat =
   | { kind: "csv"; delimiter?: string; quote?: string }
   | { kind: "ndjson" }
@@ -48,7 +53,25 @@ export interface SplitOptions {
    * NDJSON only (a JSON array's scanner state is not a boundary's); `encoding` must be given.
    */
   resume?: { start: number; index: number; firstLine: number; firstRecord: number };
+  /**
+   * Told of each quoted field spanning more than {@link LONG_QUOTED_LINES} lines or
+   * {@link LONG_QUOTED_BYTES} bytes (CSV): most often a stray quote swallowing the records
+   * after it, which no parser can tell from a real multi-line field.
+   */
+  onWarning?: (warning: SplitWarning) => void;
 }
+
+/** Something the splitter found worth a look, not an error. */
+export interface SplitWarning {
+  /** 1-based physical line where it starts. */
+  line: number;
+  message: string;
+}
+
+/** A quoted field spanning more lines than this is reported ({@link SplitOptions.onWarning}). */
+export const LONG_QUOTED_LINES = 10;
+/** A quoted field longer than this many bytes is reported. */
+export const LONG_QUOTED_BYTES = 64 * 1024;
 
 /** One chunk of the file: a byte range holding whole records. */
 export interface ChunkBoundary {
@@ -119,11 +142,60 @@ export class CsvScanner implements RecordScanner {
   private content = false; // seen a non-blank record yet (chunk 0 must hold the header)
   private readonly delimiter: number;
   private readonly quote: number;
+  /** Absolute unit offset of `units[0]` in the current {@link scan}. */
+  private base = 0;
+  /** The open quoted field: the LF count and absolute unit offset at its quote. */
+  private openLines = 0;
+  private openAt = 0;
+  private reported = false;
+  private readonly onWarning: ((warning: SplitWarning) => void) | undefined;
+  private readonly width: number;
 
-  /** @param delimiter single ASCII character @param quote single ASCII character */
-  constructor(delimiter = ",", quote = '"') {
+  /**
+   * @param delimiter single ASCII character
+   * @param quote single ASCII character, or `""`: no quoting
+   */
+  constructor(
+    delimiter = ",",
+    quote = '"',
+    { onWarning, unitWidth = 1 }: {
+      onWarning?: (warning: SplitWarning) => void;
+      unitWidth?: 1 | 2;
+    } = {},
+  ) {
     this.delimiter = asciiCode(delimiter, "delimiter");
-    this.quote = asciiCode(quote, "quote");
+    // -1 is no unit: quotes are never seen.
+    this.quote = quote === "" ? -1 : asciiCode(quote, "quote");
+    this.onWarning = onWarning;
+    this.width = unitWidth;
+  }
+
+  /** Sets the absolute unit offset of `units[0]` for the next {@link scan}. */
+  setBase(base: number): void {
+    this.base = base;
+  }
+
+  /** A quote opens a field at unit `at`, after `lines` LFs. */
+  private open(lines: number, at: number): void {
+    this.openLines = lines;
+    this.openAt = this.base + at;
+    this.reported = false;
+  }
+
+  /** The open field's quote closes at unit `at`, after `lines` LFs: a long field is told. */
+  private close(lines: number, at: number): void {
+    if (this.reported || !this.onWarning) return;
+    const spanLines = lines - this.openLines + 1;
+    const bytes = (this.base + at - this.openAt) * this.width;
+    if (spanLines <= LONG_QUOTED_LINES && bytes <= LONG_QUOTED_BYTES) return;
+    this.reported = true;
+    const line = this.openLines + 1;
+    this.onWarning({
+      line,
+      message: `a quoted field from line ${line} spans ${spanLines} lines (${bytes} bytes): ` +
+        "a stray quote may have joined the records after it (set the quote option to read " +
+        "quotes as text)",
+    });
   }
 
   /** See {@link RecordScanner.resumeAt}: outside quotes, at a field start, header seen. */
@@ -165,6 +237,7 @@ export class CsvScanner implements RecordScanner {
           if (c === q) {
             inQ = false;
             after = true;
+            this.close(lines, i - 1);
           } else if (c === LF) lines++;
           continue;
         }
@@ -183,6 +256,7 @@ export class CsvScanner implements RecordScanner {
         else if (c === q && fs) {
           inQ = content = true;
           fs = false;
+          this.open(lines, i - 1);
         } else if (c !== CR) {
           fs = false;
           content = true;
@@ -204,6 +278,7 @@ export class CsvScanner implements RecordScanner {
         }
         inQ = false;
         after = true;
+        this.close(lines, qAt);
         i = qAt + 1;
         continue;
       }
@@ -241,6 +316,7 @@ export class CsvScanner implements RecordScanner {
       } else if (fs) {
         inQ = true;
         fs = false;
+        this.open(lines, stop);
       } // else: a quote inside an unquoted field is a character like any other (fs is false)
     }
     this.content = content;
@@ -400,10 +476,17 @@ function asciiCode(ch: string, what: string): number {
 }
 
 /** Creates the scanner for a format. */
-export function createScanner(format: SplitFormat, width: 1 | 2 = 1): RecordScanner {
+export function createScanner(
+  format: SplitFormat,
+  width: 1 | 2 = 1,
+  onWarning?: (warning: SplitWarning) => void,
+): RecordScanner {
   switch (format.kind) {
     case "csv":
-      return new CsvScanner(format.delimiter ?? ",", format.quote ?? '"');
+      return new CsvScanner(format.delimiter ?? ",", format.quote ?? '"', {
+        unitWidth: width,
+        ...(onWarning ? { onWarning } : {}),
+      });
     case "ndjson":
       return new NdjsonScanner();
     case "json-array":
@@ -518,7 +601,7 @@ async function* run(
   const reader = new RecyclingReader(stream);
   let head = await readAtLeast(reader, 4);
   const { bom, target, max, width, encoding } = resolveOptions(options, head.bytes);
-  const scanner = createScanner(options.format, width);
+  const scanner = createScanner(options.format, width, options.onWarning);
   if (resume) {
     if (!scanner.resumeAt) throw new TypeError(`split: ${options.format.kind} cannot resume`);
     scanner.resumeAt(resume.firstLine - 1, resume.firstRecord - 1);
@@ -556,7 +639,9 @@ async function* run(
       if (bytes !== null) {
         if (keepBytes) queue.push(bytes); // given back to the reader once taken or dropped
         const u = units.units(bytes);
-        if (scanner instanceof JsonArrayScanner) scanner.setBase(unitBase);
+        if (scanner instanceof JsonArrayScanner || scanner instanceof CsvScanner) {
+          scanner.setBase(unitBase);
+        }
         let pos = Math.min(skip, u.length);
         skip -= pos;
         for (;;) {

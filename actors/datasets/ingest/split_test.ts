@@ -7,8 +7,17 @@ import {
   CsvScanner,
   type SplitOptions,
   splitStream,
+  type SplitWarning,
 } from "./split.ts";
-import { boundaries, byteStreamOf, prng, streamOf, utf8 } from "./test_util.ts";
+import {
+  boundaries,
+  byteStreamOf,
+  prng,
+  pythonCsv,
+  splitAndParse,
+  streamOf,
+  utf8,
+} from "./test_util.ts";
 
 const CSV: SplitOptions["format"] = { kind: "csv" };
 
@@ -410,4 +419,58 @@ Deno.test("a byte stream (read into the splitter's own buffers) splits as any st
   } finally {
     await Deno.remove(file);
   }
+});
+
+Deno.test("TSV without quoting: every line is a record, quotes are text, as Python reads it", async () => {
+  const lines = ["id\tname\tnote"];
+  for (let i = 0; i < 500; i++) {
+    const note = i % 7 === 0 ? `"opens here` : i % 11 === 0 ? `closes" here` : `plain ${i}`;
+    lines.push(`${i}\t"Q${i}" name\t${note}`);
+  }
+  const tsv = lines.join("\n") + "\n";
+  const python = await pythonCsv(tsv, { delimiter: "\t", quoting: false });
+  const split = await splitAndParse(
+    utf8(tsv),
+    { format: { kind: "csv", delimiter: "\t", quote: "" }, targetChunkBytes: 300 },
+    { format: "csv", delimiter: "\t", quote: "" },
+    37,
+  );
+  assert.ok(split.chunks.length > 10);
+  assert.deepEqual([split.header, ...split.rows], python);
+  // With quoting, the same file runs quoted fields across lines: fewer rows.
+  const quoted = await splitAndParse(
+    utf8(tsv),
+    { format: { kind: "csv", delimiter: "\t" } },
+    { format: "csv", delimiter: "\t" },
+  );
+  assert.ok(quoted.rows.length + quoted.skipped < 500);
+});
+
+Deno.test("a quoted field over 10 lines or 64 KB is a warning with its line, once", async () => {
+  const rows = ["a,b", "1,x"]; // lines 1-2
+  rows.push(`2,"stray quote`); // line 3: open, closes 14 lines later
+  for (let i = 0; i < 13; i++) rows.push(`${i},y`);
+  rows.push(`3,"closes here"" and ""again""`); // line 17 (the doubled quotes: the same field)
+  rows.push(`4,"ten\n2\n3\n4\n5\n6\n7\n8\n9\n10"`); // lines 18-27: exactly 10 lines, no warning
+  rows.push(`5,"${"z".repeat(70 * 1024)}"`); // line 28: one line, 70 KB
+  rows.push("6,end");
+  const csv = utf8(rows.join("\r\n") + "\r\n");
+  for (const piece of [csv.length, 1000, 7]) {
+    for (const target of [1 << 20, 200]) {
+      const warnings: SplitWarning[] = [];
+      const onWarning = (w: SplitWarning) => warnings.push(w);
+      await boundaries(csv, { format: CSV, targetChunkBytes: target, onWarning }, piece);
+      const what = `piece ${piece} target ${target}`;
+      assert.deepEqual(warnings.map((w) => w.line), [3, 28], what);
+      assert.match(warnings[0]!.message, /line 3 spans 15 lines/, what);
+      assert.match(warnings[1]!.message, /spans 1 lines \(7168\d bytes\)/, what);
+    }
+  }
+  // No quote character: nothing is quoted, nothing to tell.
+  const none: SplitWarning[] = [];
+  await boundaries(csv, {
+    format: { kind: "csv", quote: "" },
+    onWarning: (w) => none.push(w),
+  });
+  assert.deepEqual(none, []);
 });

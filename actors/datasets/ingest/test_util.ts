@@ -97,3 +97,29 @@ export async function splitAndParse(
   }
   return result;
 }
+
+/**
+ * Records of `text` as Python's `csv` module reads them (the stdlib, always there with
+ * python3): the reference for how a spreadsheet-style reader treats CSV.
+ */
+export async function pythonCsv(
+  text: string,
+  { delimiter = ",", quoting = true }: { delimiter?: string; quoting?: boolean } = {},
+): Promise<string[][]> {
+  const script = "import csv, io, json, sys\n" +
+    "d, q = sys.argv[1], sys.argv[2] == 'true'\n" +
+    "opts = {'delimiter': d} if q else {'delimiter': d, 'quoting': csv.QUOTE_NONE}\n" +
+    "src = io.StringIO(sys.stdin.read(), newline='')\n" +
+    "print(json.dumps([r for r in csv.reader(src, **opts) if r]))";
+  const child = new Deno.Command("python3", {
+    args: ["-c", script, delimiter, String(quoting)],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) throw new Error("python3 csv failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
