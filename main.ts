@@ -181,6 +181,16 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     trustProxy: config.TRUST_PROXY,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
+    uploads: {
+      idleMs: config.UPLOAD_IDLE_MS,
+      minBytesPerSecond: config.UPLOAD_MIN_BYTES_PER_SECOND,
+      rateWindowMs: config.UPLOAD_RATE_WINDOW_MS,
+      deadlineBaseMs: config.UPLOAD_DEADLINE_BASE_MS,
+      maxFieldBytes: config.UPLOAD_MAX_FIELD_BYTES,
+      maxParts: config.UPLOAD_MAX_PARTS,
+      maxHeaderBytes: config.UPLOAD_MAX_PART_HEADER_BYTES,
+    },
     datasets: { db, blobs, maxBytes: config.DATASET_MAX_BYTES },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });

@@ -26,6 +26,7 @@ import { jobRoutes } from "./jobs.ts";
 import { limitByIp, limitByKey, type LimitOptions } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
+import type { UploadLimits } from "./upload.ts";
 
 export interface AppOptions {
   runtime: Runtime;
@@ -49,6 +50,8 @@ export interface AppOptions {
   courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  /** Upload clients' pace and form limits, for the routes not given their own. */
+  uploads?: UploadLimits;
 }
 
 /** Upload routes stream their bodies with their own size limits. */
@@ -106,7 +109,9 @@ export function createApp(options: AppOptions) {
   const jsonLimit = bodyLimit({
     maxSize: maxBodyBytes,
     onError: (c) =>
-      errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`),
+      errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`, {
+        limitBytes: maxBodyBytes,
+      }),
   });
   app.use("/api/*", async function limitBodies(c, next) {
     if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
@@ -124,6 +129,7 @@ export function createApp(options: AppOptions) {
     app.route(
       "/api",
       datasetRoutes({
+        ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.datasets,
         runtime,
         tenants,
@@ -135,6 +141,7 @@ export function createApp(options: AppOptions) {
     app.route(
       "/api",
       courseRoutes({
+        ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.courses,
         runtime,
         tenants,

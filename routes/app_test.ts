@@ -9,6 +9,7 @@ import { defineActor } from "../actors/runtime/define.ts";
 import { NonRetryableError } from "../actors/runtime/errors.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor } from "../tests/harness.ts";
+import { endlessBody } from "../tests/hostile/http_attacks.ts";
 
 const echo = defineActor({
   name: "t.echo",
@@ -201,6 +202,25 @@ Deno.test({ name: "bad enqueue requests get a clear 4xx and store nothing", ...o
   );
   assert.equal(await count(), before, "nothing was stored");
 });
+
+Deno.test(
+  { name: "a JSON body that never ends is a 413 once past the cap, read no further", ...opts },
+  async () => {
+    const count = async () => countRows((await setup()).tdb.db, "troupe_jobs");
+    const before = await count();
+    // Sent chunked (no Content-Length), so only reading it can tell its size.
+    const json = endlessBody({ head: '{"input":{"n":1},"pad":"', filler: "x" });
+    const res = await call("/api/actors/t.echo/jobs", {
+      method: "POST",
+      body: json.body,
+      headers: { "content-type": "application/json" },
+    });
+    assertError(res, 413, "PAYLOAD_TOO_LARGE");
+    assert.deepEqual(res.body.error.details, { limitBytes: 1 << 20 });
+    assert.ok(json.pulled() < (1 << 20) + 4 * 65_536, `read ${json.pulled()} bytes of the body`);
+    assert.equal(await count(), before, "nothing was stored");
+  },
+);
 
 Deno.test(
   { name: "GET /api/jobs/:id answers 404 for unknown and malformed ids", ...opts },

@@ -44,8 +44,14 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
-import { multipartBoundary, readMultipart } from "./multipart.ts";
-import { receiveUpload } from "./upload.ts";
+import {
+  fieldText,
+  MULTIPART_DEFAULTS,
+  multipartBoundary,
+  type MultipartLimits,
+  readMultipart,
+} from "./multipart.ts";
+import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { parseQuery, pathId } from "./validate.ts";
 
 /** What the routes need of the cache (db/cache's `Cache` fits). */
@@ -73,8 +79,8 @@ export interface DatasetRoutesOptions {
   cache?: QueryCache;
   /** Largest accepted file. @default 1 GiB */
   maxBytes?: number;
-  /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
-  uploadIdleMs?: number;
+  /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
+  uploads?: UploadLimits;
 }
 
 const uploadQuery = z.object({
@@ -92,27 +98,26 @@ const pageQuery = z.object({
   cursor: z.string().min(1).max(2000).optional(),
 });
 
-const FIELD_LIMIT = 64 * 1024;
-
 export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   const maxBytes = o.maxBytes ?? 1 << 30;
+  const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
+  // The file, and every other part at its largest.
+  const maxBody = maxBytes + form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
   const app = new Hono();
 
   app.post("/datasets", async function uploadDataset(c) {
     const principal = principalOf(c);
     const q = parseQuery(c, uploadQuery);
-    const declared = Number(c.req.header("content-length"));
-    if (Number.isFinite(declared) && declared > maxBytes + FIELD_LIMIT) {
-      throw new PayloadTooLargeError(maxBytes, "the file");
-    }
+    const size = declaredSize(c.req.header("content-length"), maxBody);
+    if (size > maxBody) throw new PayloadTooLargeError(maxBytes, "the file");
     const raw = c.req.raw.body;
     if (!raw) throw new ValidationError("the request has no body: send the file");
     const upload = await receiveUpload(
       o.runtime,
       raw,
-      (body) => receiveFile(c, body, o.blobs, maxBytes),
-      o.uploadIdleMs,
+      (body) => receiveFile(c, body, o.blobs, maxBytes, form),
+      { policy: o.uploads ?? {}, sizeBytes: size },
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
     const options = parseOptions(fields, upload.contentType, upload.fileName);
@@ -347,6 +352,7 @@ async function receiveFile(
   body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
   maxBytes: number,
+  limits: MultipartLimits,
 ): Promise<ReceivedFile> {
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
@@ -360,13 +366,9 @@ async function receiveFile(
   }
   const fields: Record<string, string> = {};
   let file: ReceivedFile | null = null;
-  for await (const part of readMultipart(body, boundary)) {
+  for await (const part of readMultipart(body, boundary, limits)) {
     if (part.filename === null) {
-      const text = await new Response(part.body).text();
-      if (text.length > FIELD_LIMIT) {
-        throw new ValidationError(`form field ${part.name} is too long`);
-      }
-      fields[part.name] = text;
+      fields[part.name] = await fieldText(part);
     } else if (part.name === "file" && !file) {
       const put = await blobs.put(part.body, { maxBytes });
       file = { ...put, fileName: part.filename, contentType: part.contentType, fields };

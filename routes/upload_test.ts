@@ -1,11 +1,18 @@
 /**
- * `stallGuard`: a body whose client stops sending fails with `UploadStalledError` after the
- * idle time; a reader that is itself slow does not count; bytes and errors pass through.
+ * `guardUpload`: a body whose client stops sending fails with `UploadStalledError` after the
+ * idle time, one that trickles under the minimum rate or past its deadline with
+ * `UploadTooSlowError`; a reader that is itself slow does not count; bytes and errors pass
+ * through.
  */
 import assert from "node:assert/strict";
-import { UploadStalledError } from "../actors/runtime/errors.ts";
+import { UploadStalledError, UploadTooSlowError } from "../actors/runtime/errors.ts";
 import { sleep, stalledBody } from "../tests/harness.ts";
-import { stallGuard } from "./upload.ts";
+import { trickleBody } from "../tests/hostile/http_attacks.ts";
+import { guardUpload, type UploadPolicy } from "./upload.ts";
+
+/** Only the idle guard, as `stallGuard` was. */
+const stallGuard = (body: ReadableStream<Uint8Array>, idleMs: number) =>
+  guardUpload(body, { idleMs, minBytesPerSecond: 0 });
 
 const enc = new TextEncoder();
 
@@ -18,7 +25,7 @@ async function readAll(body: ReadableStream<Uint8Array>, pauseMs = 0): Promise<s
   return text;
 }
 
-Deno.test("stallGuard: a client that stops sending fails the body with 408 after the idle time", async () => {
+Deno.test("guardUpload: a client that stops sending fails the body with 408 after the idle time", async () => {
   const source = stalledBody("first bytes");
   const t0 = performance.now();
   await assert.rejects(() => readAll(stallGuard(source.body, 300)), (err: Error) => {
@@ -32,7 +39,7 @@ Deno.test("stallGuard: a client that stops sending fails the body with 408 after
   assert.ok(source.cancelled() instanceof UploadStalledError, "the client's body was cancelled");
 });
 
-Deno.test("stallGuard: a slow reader is not a stalled client; bytes and errors pass through", async () => {
+Deno.test("guardUpload: a slow reader is not a stalled client; bytes and errors pass through", async () => {
   const parts = ["a", "bb", "ccc", "dddd"];
   const ready = () =>
     new ReadableStream<Uint8Array>({
@@ -60,4 +67,71 @@ Deno.test("stallGuard: a slow reader is not a stalled client; bytes and errors p
     },
   });
   await assert.rejects(() => readAll(stallGuard(broken, 1000)), /connection reset/);
+});
+
+/** Reads `body` to its end; the error it fails with, if any. */
+async function outcome(body: ReadableStream<Uint8Array>): Promise<unknown> {
+  try {
+    await readAll(body);
+    return null;
+  } catch (err) {
+    return err;
+  }
+}
+
+Deno.test("guardUpload: a client under the minimum rate is cut off with 408, never idle though it is", async () => {
+  // A byte every 50 ms (20 B/s) against a minimum of 1000 B/s over 400 ms; idle is 5 s.
+  const policy: UploadPolicy = { idleMs: 5000, minBytesPerSecond: 1000, rateWindowMs: 400 };
+  const slow = trickleBody("x".repeat(10_000), { chunkBytes: 1, intervalMs: 50 });
+  const t0 = performance.now();
+  const err = await outcome(guardUpload(slow.body, policy));
+  assert.ok(err instanceof UploadTooSlowError, String(err));
+  assert.equal(err.status, 408);
+  assert.equal(err.code, "UPLOAD_TOO_SLOW");
+  assert.equal((err.details as { reason: string }).reason, "rate");
+  assert.ok(performance.now() - t0 < 5000, "before the idle time");
+  assert.ok(slow.cancelled() instanceof UploadTooSlowError, "the client's body was let go");
+  assert.ok(!slow.done());
+});
+
+Deno.test("guardUpload: a client above the minimum rate gets through, however long it takes", async () => {
+  // 100 bytes every 20 ms (~5 KB/s) for ~1 s, against 1000 B/s over 300 ms.
+  const policy: UploadPolicy = { idleMs: 5000, minBytesPerSecond: 1000, rateWindowMs: 300 };
+  const text = "y".repeat(5000);
+  const ok = trickleBody(text, { chunkBytes: 100, intervalMs: 20 });
+  assert.equal(await readAll(guardUpload(ok.body, policy)), text);
+});
+
+Deno.test("guardUpload: an upload still arriving at its deadline (base + size at the minimum rate) is cut off", async () => {
+  // Declared 1000 bytes at a minimum of 1000 B/s: a deadline of 300 ms + 1 s. The client sends
+  // 10 KB/s (well above the rate, judged over a long window) but far more than it declared.
+  const policy: UploadPolicy = {
+    idleMs: 5000,
+    minBytesPerSecond: 1000,
+    rateWindowMs: 60_000,
+    deadlineBaseMs: 300,
+  };
+  const long = trickleBody("z".repeat(100_000), { chunkBytes: 200, intervalMs: 20 });
+  const t0 = performance.now();
+  const err = await outcome(guardUpload(long.body, policy, 1000));
+  const took = performance.now() - t0;
+  assert.ok(err instanceof UploadTooSlowError, String(err));
+  assert.equal((err.details as { reason: string }).reason, "deadline");
+  assert.ok(took >= 1200 && took < 10_000, `cut off after ${took} ms`);
+  // The same body, declared at its size, is in time.
+  const fits = trickleBody("z".repeat(3000), { chunkBytes: 300, intervalMs: 20 });
+  assert.equal((await readAll(guardUpload(fits.body, policy, 3000))).length, 3000);
+});
+
+Deno.test("guardUpload: time the reader spends elsewhere is not the client's", async () => {
+  // The client has everything ready; the reader takes 100 ms a chunk, so 1000 bytes take a
+  // second: far under the rate, were it the client's time.
+  const policy: UploadPolicy = { idleMs: 5000, minBytesPerSecond: 100_000, rateWindowMs: 200 };
+  const ready = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < 10; i++) c.enqueue(enc.encode("w".repeat(100)));
+      c.close();
+    },
+  });
+  assert.equal((await readAll(guardUpload(ready, policy), 100)).length, 1000);
 });
