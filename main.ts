@@ -40,6 +40,7 @@ import { openPostgres } from "./db/postgres.ts";
 import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
+import { serve } from "./routes/serve.ts";
 
 export interface Composed {
   config: Config;
@@ -250,9 +251,11 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
   if (troupe.runtime.transport.mode === "pull") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
   }
-  const server = Deno.serve({
+  const server = await serve({
     port: config.PORT,
     hostname: config.HOST,
+    headerTimeoutMs: config.HTTP_HEADER_TIMEOUT_MS,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     onListen: ({ hostname, port }) =>
       log.info("troupe listening", {
         url: `http://${hostname}:${port}`,
