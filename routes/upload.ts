@@ -12,7 +12,11 @@
  * client counts (a slow disk behind the reader does not): the clocks run while a read is
  * pending, and no timer is left behind by a body nobody reads any more.
  */
-import { UploadStalledError, UploadTooSlowError } from "../actors/runtime/errors.ts";
+import {
+  PayloadTooLargeError,
+  UploadStalledError,
+  UploadTooSlowError,
+} from "../actors/runtime/errors.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import type { MultipartLimits } from "./multipart.ts";
 
@@ -65,7 +69,9 @@ export function declaredSize(contentLength: string | undefined, max: number): nu
 
 /**
  * `body`, failing with `UploadStalledError` or `UploadTooSlowError` (both 408) when its client
- * is too slow for `policy`; the client's body is then cancelled.
+ * is too slow for `policy`, or with `PayloadTooLargeError` past `sizeBytes` (parts a route skips
+ * are read and dropped, and a chunked body declares no size); the client's body is then
+ * cancelled.
  */
 export function guardUpload(
   body: ReadableStream<Uint8Array>,
@@ -142,6 +148,9 @@ export function guardUpload(
       if (failed) return;
       if (r.done) return controller.close();
       received += r.value.byteLength;
+      if (received > sizeBytes) {
+        return fail(new PayloadTooLargeError(sizeBytes, "the request body"));
+      }
       if (waited - samples.at(-1)![0] >= spacing) samples.push([waited, received]);
       // Judged on arrival too: a client whose bytes come more often than the timer's tick is
       // never seen by it.

@@ -5,9 +5,13 @@
  * through.
  */
 import assert from "node:assert/strict";
-import { UploadStalledError, UploadTooSlowError } from "../actors/runtime/errors.ts";
+import {
+  PayloadTooLargeError,
+  UploadStalledError,
+  UploadTooSlowError,
+} from "../actors/runtime/errors.ts";
 import { sleep, stalledBody } from "../tests/harness.ts";
-import { trickleBody } from "../tests/hostile/http_attacks.ts";
+import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";
 import { guardUpload, type UploadPolicy } from "./upload.ts";
 
 /** Only the idle guard, as `stallGuard` was. */
@@ -103,24 +107,25 @@ Deno.test("guardUpload: a client above the minimum rate gets through, however lo
 });
 
 Deno.test("guardUpload: an upload still arriving at its deadline (base + size at the minimum rate) is cut off", async () => {
-  // Declared 1000 bytes at a minimum of 1000 B/s: a deadline of 300 ms + 1 s. The client sends
-  // 10 KB/s (well above the rate, judged over a long window) but far more than it declared.
+  // Declared 2000 bytes at a minimum of 10 KB/s: a deadline of 1 s + 0.2 s. The client sends
+  // 400 B/s, which the rate's window (a minute) would take long to judge; the deadline does not.
   const policy: UploadPolicy = {
     idleMs: 5000,
-    minBytesPerSecond: 1000,
+    minBytesPerSecond: 10_000,
     rateWindowMs: 60_000,
-    deadlineBaseMs: 300,
+    deadlineBaseMs: 1000,
   };
-  const long = trickleBody("z".repeat(100_000), { chunkBytes: 200, intervalMs: 20 });
+  const long = trickleBody("z".repeat(2000), { chunkBytes: 20, intervalMs: 50 });
   const t0 = performance.now();
-  const err = await outcome(guardUpload(long.body, policy, 1000));
+  const err = await outcome(guardUpload(long.body, policy, 2000));
   const took = performance.now() - t0;
   assert.ok(err instanceof UploadTooSlowError, String(err));
   assert.equal((err.details as { reason: string }).reason, "deadline");
-  assert.ok(took >= 1200 && took < 10_000, `cut off after ${took} ms`);
-  // The same body, declared at its size, is in time.
-  const fits = trickleBody("z".repeat(3000), { chunkBytes: 300, intervalMs: 20 });
-  assert.equal((await readAll(guardUpload(fits.body, policy, 3000))).length, 3000);
+  assert.ok(took >= 1150 && took < 10_000, `cut off after ${took} ms`);
+  assert.ok(!long.done());
+  // The same pace for 100 bytes ends well within its deadline.
+  const fits = trickleBody("z".repeat(100), { chunkBytes: 20, intervalMs: 50 });
+  assert.equal((await readAll(guardUpload(fits.body, policy, 100))).length, 100);
 });
 
 Deno.test("guardUpload: time the reader spends elsewhere is not the client's", async () => {
@@ -134,4 +139,14 @@ Deno.test("guardUpload: time the reader spends elsewhere is not the client's", a
     },
   });
   assert.equal((await readAll(guardUpload(ready, policy), 100)).length, 1000);
+});
+
+Deno.test("guardUpload: a body past its size (a chunked one declares none) is a 413, read no further", async () => {
+  const endless = endlessBody({ chunkBytes: 1000 });
+  const err = await outcome(guardUpload(endless.body, {}, 50_000));
+  assert.ok(err instanceof PayloadTooLargeError, String(err));
+  assert.ok(endless.pulled() <= 52_000, `pulled ${endless.pulled()} bytes`);
+  assert.ok(endless.cancelled() instanceof PayloadTooLargeError);
+  const exact = endlessBody({ chunkBytes: 1000, totalBytes: 50_000 });
+  assert.equal((await readAll(guardUpload(exact.body, {}, 50_000))).length, 50_000);
 });
