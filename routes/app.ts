@@ -26,7 +26,7 @@ import { jobRoutes } from "./jobs.ts";
 import { limitByIp, limitByKey, type LimitOptions } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
-import type { UploadLimits } from "./upload.ts";
+import { declaredSize, guardUpload, type UploadLimits } from "./upload.ts";
 
 export interface AppOptions {
   runtime: Runtime;
@@ -115,6 +115,15 @@ export function createApp(options: AppOptions) {
   });
   app.use("/api/*", async function limitBodies(c, next) {
     if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
+    const body = c.req.raw.body;
+    if (body) {
+      // A body that trickles in holds its connection as a slow upload does: the same pace rules.
+      const size = declaredSize(c.req.header("content-length"), maxBodyBytes);
+      c.req.raw = new Request(c.req.raw, {
+        body: guardUpload(body, options.uploads, size),
+        duplex: "half",
+      } as RequestInit);
+    }
     return await jsonLimit(c, next);
   });
   app.use("/api/*", limitByIp(limits));

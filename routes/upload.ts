@@ -100,7 +100,7 @@ export function guardUpload(
     const now = waited + pendingMs;
     if (now >= deadlineMs) {
       return new UploadTooSlowError(
-        `the upload was still arriving after ${Math.round(deadlineMs)} ms`,
+        `the request body was still arriving after ${Math.round(deadlineMs)} ms`,
         { reason: "deadline", deadlineMs: Math.round(deadlineMs), receivedBytes: received },
       );
     }
@@ -110,7 +110,7 @@ export function guardUpload(
       const bytes = received - samples[0]![1];
       if (bytes * 1000 < minRate * windowMs) {
         return new UploadTooSlowError(
-          `the upload arrived at ${
+          `the request body arrived at ${
             Math.round(bytes * 1000 / windowMs)
           } bytes/s, under the minimum of ${minRate}`,
           { reason: "rate", minBytesPerSecond: minRate, windowMs, receivedBytes: received },
