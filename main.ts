@@ -41,6 +41,7 @@ import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
+import { serve } from "./routes/serve.ts";
 
 export interface Composed {
   config: Config;
@@ -191,6 +192,16 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
+    uploads: {
+      idleMs: config.UPLOAD_IDLE_MS,
+      minBytesPerSecond: config.UPLOAD_MIN_BYTES_PER_SECOND,
+      rateWindowMs: config.UPLOAD_RATE_WINDOW_MS,
+      deadlineBaseMs: config.UPLOAD_DEADLINE_BASE_MS,
+      maxFieldBytes: config.UPLOAD_MAX_FIELD_BYTES,
+      maxParts: config.UPLOAD_MAX_PARTS,
+      maxHeaderBytes: config.UPLOAD_MAX_PART_HEADER_BYTES,
+    },
     health: {
       // The data directory holds the embedded database and the files: a full disk stops both.
       probes: [
@@ -273,9 +284,11 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
   if (troupe.runtime.transport.mode === "pull") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
   }
-  const server = Deno.serve({
+  const server = await serve({
     port: config.PORT,
     hostname: config.HOST,
+    headerTimeoutMs: config.HTTP_HEADER_TIMEOUT_MS,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     onListen: ({ hostname, port }) =>
       log.info("troupe listening", {
         url: `http://${hostname}:${port}`,

@@ -119,6 +119,34 @@ const fields = z.object({
   DATASET_MAX_COLUMNS: int(1, 1500).default(1000),
   /** Longest CSV/TSV header line, in bytes: a longer one is a 422 `HEADER_TOO_LONG` (1 MiB). */
   DATASET_MAX_HEADER_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+
+  // Slow and oversized requests: a client is let go, and nothing of its request kept, past these.
+  /**
+   * A connection whose request head (line and headers) is not complete within this many ms is
+   * closed. 0 turns it off and serves with `Deno.serve` (faster on tiny requests, no header
+   * timeout): for behind a proxy that has its own, such as Deno Deploy's.
+   */
+  HTTP_HEADER_TIMEOUT_MS: int(0, 3_600_000).default(10_000),
+  /** An idle keep-alive connection is closed after this many ms (with the header timeout). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 3_600_000).default(5_000),
+  /** Largest JSON body of the API, in bytes. */
+  HTTP_MAX_JSON_BYTES: int(1024, 2 ** 30).default(1024 * 1024),
+  /** An upload whose next bytes take longer than this fails with 408 `UPLOAD_STALLED`. */
+  UPLOAD_IDLE_MS: int(100, 3_600_000).default(30_000),
+  /**
+   * An upload slower than this (bytes/s over UPLOAD_RATE_WINDOW_MS) fails with 408
+   * `UPLOAD_TOO_SLOW`; it also sets the deadline: UPLOAD_DEADLINE_BASE_MS plus the declared size
+   * (else the largest accepted) at this rate. 0 turns both off.
+   */
+  UPLOAD_MIN_BYTES_PER_SECOND: int(0, 2 ** 30).default(8 * 1024),
+  UPLOAD_RATE_WINDOW_MS: int(100, 3_600_000).default(30_000),
+  UPLOAD_DEADLINE_BASE_MS: int(0, 86_400_000).default(60_000),
+  /** Largest value of a form field that is not a file (413 past it, while it is read). */
+  UPLOAD_MAX_FIELD_BYTES: int(1, 2 ** 30).default(64 * 1024),
+  /** Most parts of an upload form, fields and files together. */
+  UPLOAD_MAX_PARTS: int(1, 100_000).default(100),
+  /** Largest header block of one part of an upload form, in bytes. */
+  UPLOAD_MAX_PART_HEADER_BYTES: int(256, 2 ** 20).default(16 * 1024),
 });
 
 /** Variables that only make sense together. */

@@ -124,3 +124,25 @@ Deno.test("loadConfig() keeps the dataset column limit under PostgreSQL's 1,600"
   assert.throws(() => loadConfig({ DATASET_MAX_COLUMNS: "1600" }), /DATASET_MAX_COLUMNS/);
   assert.throws(() => loadConfig({ DATASET_MAX_HEADER_BYTES: "10" }), /DATASET_MAX_HEADER_BYTES/);
 });
+
+Deno.test("loadConfig() gives slow-client and form limits defaults, and names bad ones", () => {
+  const c = loadConfig({});
+  assert.equal(c.HTTP_HEADER_TIMEOUT_MS, 10_000);
+  assert.equal(c.UPLOAD_MIN_BYTES_PER_SECOND, 8 * 1024);
+  assert.equal(c.UPLOAD_MAX_FIELD_BYTES, 64 * 1024);
+  const set = loadConfig({
+    HTTP_HEADER_TIMEOUT_MS: "0",
+    UPLOAD_MIN_BYTES_PER_SECOND: "0",
+    UPLOAD_RATE_WINDOW_MS: "5000",
+    UPLOAD_MAX_PARTS: "30",
+  });
+  assert.equal(set.HTTP_HEADER_TIMEOUT_MS, 0);
+  assert.equal(set.UPLOAD_MIN_BYTES_PER_SECOND, 0);
+  assert.equal(set.UPLOAD_RATE_WINDOW_MS, 5000);
+  assert.equal(set.UPLOAD_MAX_PARTS, 30);
+  assert.throws(
+    () => loadConfig({ UPLOAD_MAX_FIELD_BYTES: "64k", UPLOAD_MAX_PARTS: "0" }),
+    (err: Error) =>
+      /UPLOAD_MAX_FIELD_BYTES/.test(err.message) && /UPLOAD_MAX_PARTS/.test(err.message),
+  );
+});

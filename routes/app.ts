@@ -28,6 +28,7 @@ import { jobRoutes } from "./jobs.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
+import { declaredSize, guardUpload, type UploadLimits } from "./upload.ts";
 
 export interface AppOptions {
   runtime: Runtime;
@@ -55,6 +56,8 @@ export interface AppOptions {
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
   health?: HealthOptions;
+  /** Upload clients' pace and form limits, for the routes not given their own. */
+  uploads?: UploadLimits;
 }
 
 /** Upload routes stream their bodies with their own size limits. */
@@ -112,10 +115,21 @@ export function createApp(options: AppOptions) {
   const jsonLimit = bodyLimit({
     maxSize: maxBodyBytes,
     onError: (c) =>
-      errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`),
+      errorResponse(c, 413, "PAYLOAD_TOO_LARGE", `the body is larger than ${maxBodyBytes} bytes`, {
+        limitBytes: maxBodyBytes,
+      }),
   });
   app.use("/api/*", async function limitBodies(c, next) {
     if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
+    const body = c.req.raw.body;
+    if (body) {
+      // A body that trickles in holds its connection as a slow upload does: the same pace rules.
+      const size = declaredSize(c.req.header("content-length"), maxBodyBytes);
+      c.req.raw = new Request(c.req.raw, {
+        body: guardUpload(body, options.uploads, size),
+        duplex: "half",
+      } as RequestInit);
+    }
     return await jsonLimit(c, next);
   });
   app.use("/api/*", authenticate(tenants, { isPublic, onRefused: limitUnauthenticated(limits) }));
@@ -129,6 +143,7 @@ export function createApp(options: AppOptions) {
     app.route(
       "/api",
       datasetRoutes({
+        ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.datasets,
         runtime,
         tenants,
@@ -140,6 +155,7 @@ export function createApp(options: AppOptions) {
     app.route(
       "/api",
       courseRoutes({
+        ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.courses,
         runtime,
         tenants,

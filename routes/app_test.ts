@@ -8,7 +8,8 @@ import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
 import { NonRetryableError } from "../actors/runtime/errors.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { countRows, waitFor } from "../tests/harness.ts";
+import { countRows, waitFor, within } from "../tests/harness.ts";
+import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";
 
 const echo = defineActor({
   name: "t.echo",
@@ -64,6 +65,8 @@ function setup() {
     const world = await openApiWorld([echo, wait, flaky, internal], () => ({
       perIpPerMinute: 100_000,
       perKeyPerMinute: 100_000,
+      // A body is let go after 1 s without bytes, or under 2 KB/s over 500 ms.
+      uploads: { idleMs: 1000, minBytesPerSecond: 2000, rateWindowMs: 500 },
     }));
     const { tenants } = world;
     const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
@@ -201,6 +204,50 @@ Deno.test({ name: "bad enqueue requests get a clear 4xx and store nothing", ...o
   );
   assert.equal(await count(), before, "nothing was stored");
 });
+
+Deno.test(
+  { name: "a JSON body that never ends is a 413 once past the cap, read no further", ...opts },
+  async () => {
+    const count = async () => countRows((await setup()).tdb.db, "troupe_jobs");
+    const before = await count();
+    // Sent chunked (no Content-Length), so only reading it can tell its size.
+    const json = endlessBody({ head: '{"input":{"n":1},"pad":"', filler: "x" });
+    const res = await call("/api/actors/t.echo/jobs", {
+      method: "POST",
+      body: json.body,
+      headers: { "content-type": "application/json" },
+    });
+    assertError(res, 413, "PAYLOAD_TOO_LARGE");
+    assert.deepEqual(res.body.error.details, { limitBytes: 1 << 20 });
+    assert.ok(json.pulled() < (1 << 20) + 4 * 65_536, `read ${json.pulled()} bytes of the body`);
+    assert.equal(await count(), before, "nothing was stored");
+  },
+);
+
+Deno.test(
+  { name: "a JSON body that trickles in under the minimum rate is a 408", ...opts },
+  async () => {
+    const count = async () => countRows((await setup()).tdb.db, "troupe_jobs");
+    const before = await count();
+    // 20 bytes every 100 ms (200 B/s), never idle for the world's 1 s.
+    const json = trickleBody(JSON.stringify({ input: { n: 1 }, pad: "x".repeat(5000) }), {
+      chunkBytes: 20,
+      intervalMs: 100,
+    });
+    const res = await within(
+      call("/api/actors/t.echo/jobs", {
+        method: "POST",
+        body: json.body,
+        headers: { "content-type": "application/json" },
+      }),
+      20_000,
+      "the slow body was not cut off",
+    );
+    assertError(res, 408, "UPLOAD_TOO_SLOW");
+    assert.ok(!json.done(), "cut off before its end");
+    assert.equal(await count(), before, "nothing was stored");
+  },
+);
 
 Deno.test(
   { name: "GET /api/jobs/:id answers 404 for unknown and malformed ids", ...opts },

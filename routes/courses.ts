@@ -35,8 +35,14 @@ import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
 import { noCache } from "./datasets.ts";
 import { auditContext } from "./jobs.ts";
-import { multipartBoundary, readMultipart } from "./multipart.ts";
-import { receiveUpload } from "./upload.ts";
+import {
+  fieldText,
+  MULTIPART_DEFAULTS,
+  multipartBoundary,
+  type MultipartLimits,
+  readMultipart,
+} from "./multipart.ts";
+import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 export interface CourseRoutesOptions {
@@ -49,8 +55,8 @@ export interface CourseRoutesOptions {
   maxFileBytes?: number;
   /** Most files per course. @default 20 */
   maxFiles?: number;
-  /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
-  uploadIdleMs?: number;
+  /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
+  uploads?: UploadLimits;
   /** Must be the pipeline's. @default HashingEmbedder (256 dimensions) */
   embedder?: TextEmbedder;
   /** Must be the pipeline's. @default vectors in the same database */
@@ -109,13 +115,17 @@ async function receiveCourse(
   boundary: string,
   blobs: BlobStore,
   db: SqlDatabase,
-  { maxFiles, maxFileBytes }: { maxFiles: number; maxFileBytes: number },
+  { maxFiles, maxFileBytes, form }: {
+    maxFiles: number;
+    maxFileBytes: number;
+    form: MultipartLimits;
+  },
 ): Promise<{ title: string | null; files: Received[] }> {
   let title: string | null = null;
   const files: Received[] = [];
-  for await (const part of readMultipart(body, boundary)) {
+  for await (const part of readMultipart(body, boundary, form)) {
     if (part.name === "title" && part.filename === null) {
-      title = (await new Response(part.body).text()).trim().slice(0, 300) || null;
+      title = (await fieldText(part)).trim().slice(0, 300) || null;
     } else if (part.name === "files" && part.filename !== null) {
       if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
       const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
@@ -145,6 +155,10 @@ async function receiveCourse(
 export function courseRoutes(o: CourseRoutesOptions): Hono {
   const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
   const maxFiles = o.maxFiles ?? 20;
+  const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
+  // Every file and every other part at their largest.
+  const maxBody = maxFiles * maxFileBytes +
+    form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
   const embedder = o.embedder ?? new HashingEmbedder();
   const vectors = o.vectors ?? new PgVectorStore(o.db);
@@ -157,15 +171,14 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     if (!boundary || !body) {
       throw new ValidationError('send multipart/form-data with PDFs in the "files" field');
     }
-    const declared = Number(c.req.header("content-length"));
-    if (Number.isFinite(declared) && declared > maxFiles * maxFileBytes + 1024 * 1024) {
-      throw new PayloadTooLargeError(maxFiles * maxFileBytes, "the upload");
-    }
+    const size = declaredSize(c.req.header("content-length"), maxBody);
+    if (size > maxBody) throw new PayloadTooLargeError(maxFiles * maxFileBytes, "the upload");
     const { title, files } = await receiveUpload(
       o.runtime,
       body,
-      (guarded) => receiveCourse(guarded, boundary, o.blobs, o.db, { maxFiles, maxFileBytes }),
-      o.uploadIdleMs,
+      (guarded) =>
+        receiveCourse(guarded, boundary, o.blobs, o.db, { maxFiles, maxFileBytes, form }),
+      { policy: o.uploads ?? {}, sizeBytes: size },
     );
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
     const courseId = uuidv7();

@@ -13,6 +13,7 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
+import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -21,6 +22,8 @@ interface World extends ApiWorld {
   otherKey: string;
   /** The page ranges the pipeline's extractor was asked for, by file. */
   extracted: Map<string, number>;
+  /** What is kept of uploads: courses, jobs, blobs. */
+  kept(): Promise<{ courses: number; jobs: number; blobs: number }>;
 }
 
 /** The real extractor, counting the page ranges it extracts per file. */
@@ -44,7 +47,13 @@ function open(): Promise<World> {
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000, maxFiles: 4, uploadIdleMs: 1000 },
+      courses: {
+        db: tdb.db,
+        blobs,
+        maxFileBytes: 2_000_000,
+        maxFiles: 4,
+        uploads: { idleMs: 1000, maxFieldBytes: 4096 },
+      },
     }));
     const key = (await w.tenants.createKey((await w.tenants.createTenant("school")).id)).key;
     const otherKey = (await w.tenants.createKey((await w.tenants.createTenant("other")).id)).key;
@@ -54,6 +63,21 @@ function open(): Promise<World> {
       key,
       otherKey,
       extracted: extractor.ranges,
+      async kept() {
+        let blobCount = 0;
+        if (blobs.kind === "postgres") blobCount = await countRows(w.tdb.db, "troupe_blobs");
+        else {
+          for await (const e of Deno.readDir(dir)) {
+            if (e.name === "tmp" || !e.isDirectory) continue;
+            for await (const _ of Deno.readDir(`${dir}/${e.name}`)) blobCount++;
+          }
+        }
+        return {
+          courses: await countRows(w.tdb.db, "troupe_courses"),
+          jobs: await countRows(w.tdb.db, "troupe_jobs"),
+          blobs: blobCount,
+        };
+      },
       async close() {
         await close();
         extractor.close();
@@ -504,6 +528,37 @@ Deno.test(
     assert.equal(res.status, 408, JSON.stringify(res.body));
     assert.equal(res.body.error.code, "UPLOAD_STALLED");
     assert.equal(await count(), before);
+  },
+);
+
+Deno.test(
+  { name: "courses: a title that never ends is a 413 as soon as it passes its limit", ...opts },
+  async () => {
+    const w = await open();
+    const before = await w.kept();
+    // Sent chunked (no Content-Length): an unknown field first (skipped, limited all the same),
+    // then `title` growing forever; the PDF after it is never reached.
+    for (const field of ["subtitle", "title"]) {
+      const form = hugeFieldForm({
+        field,
+        before: part("note", "hello"),
+        after: part("files", "%PDF-1.7\n", "a.pdf", "application/pdf"),
+      });
+      const res = await within(
+        call("/api/courses", {
+          method: "POST",
+          body: form.body,
+          headers: { "content-type": form.contentType },
+        }),
+        20_000,
+        "no answer: the field was read on",
+      );
+      assert.equal(res.status, 413, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, "PAYLOAD_TOO_LARGE");
+      assert.deepEqual(res.body.error.details, { field, limitBytes: 4096 });
+      assert.ok(form.pulled() < 4096 + 4 * 65_536, `read ${form.pulled()} bytes of the body`);
+    }
+    assert.deepEqual(await w.kept(), before, "no course, job or blob");
   },
 );
 

@@ -56,8 +56,14 @@ import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
-import { multipartBoundary, readMultipart } from "./multipart.ts";
-import { receiveUpload } from "./upload.ts";
+import {
+  fieldText,
+  MULTIPART_DEFAULTS,
+  multipartBoundary,
+  type MultipartLimits,
+  readMultipart,
+} from "./multipart.ts";
+import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { parseQuery, pathId } from "./validate.ts";
 
 /** What the routes need of the cache (db/cache's `Cache` fits). */
@@ -85,8 +91,6 @@ export interface DatasetRoutesOptions {
   cache?: QueryCache;
   /** Largest accepted file. @default 1 GiB */
   maxBytes?: number;
-  /** An upload whose next bytes take longer than this fails with 408. @default 30 s */
-  uploadIdleMs?: number;
   /**
    * Most columns of a CSV/TSV file (its header): a wider one is refused at upload with 422
    * `TOO_MANY_COLUMNS`. The pipeline's limit, for what the upload cannot see. @default 1000
@@ -94,6 +98,8 @@ export interface DatasetRoutesOptions {
   maxColumns?: number;
   /** Longest CSV/TSV header line: a longer one is a 422 `HEADER_TOO_LONG`. @default 1 MiB */
   maxHeaderBytes?: number;
+  /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
+  uploads?: UploadLimits;
 }
 
 const uploadQuery = z.object({
@@ -117,20 +123,19 @@ const listQuery = pageQuery.extend({
   cursor: z.string().regex(/^[0-9a-f-]{36}$/, "not a cursor of this list").optional(),
 });
 
-const FIELD_LIMIT = 64 * 1024;
-
 export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   const maxBytes = o.maxBytes ?? 1 << 30;
+  const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
+  // The file, and every other part at its largest.
+  const maxBody = maxBytes + form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
   const app = new Hono();
 
   app.post("/datasets", async function uploadDataset(c) {
     const principal = principalOf(c);
     const q = parseQuery(c, uploadQuery);
-    const declared = Number(c.req.header("content-length"));
-    if (Number.isFinite(declared) && declared > maxBytes + FIELD_LIMIT) {
-      throw new PayloadTooLargeError(maxBytes, "the file");
-    }
+    const size = declaredSize(c.req.header("content-length"), maxBody);
+    if (size > maxBody) throw new PayloadTooLargeError(maxBytes, "the file");
     const raw = c.req.raw.body;
     if (!raw) throw new ValidationError("the request has no body: send the file");
     const limits = {
@@ -147,10 +152,11 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
           o.blobs,
           o.db,
           maxBytes,
+          form,
           (file, fields, contentType, fileName) =>
             checkedHeader(file, { ...fields, ...definedOnly(q) }, contentType, fileName, limits),
         ),
-      o.uploadIdleMs,
+      { policy: o.uploads ?? {}, sizeBytes: size },
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
     const options = parseOptions(fields, upload.contentType, upload.fileName);
@@ -435,6 +441,7 @@ async function receiveFile(
   blobs: BlobStore,
   db: SqlDatabase,
   maxBytes: number,
+  limits: MultipartLimits,
   check: FileCheck,
 ): Promise<ReceivedFile> {
   const store = async (bytes: ReadableStream<Uint8Array>) => {
@@ -455,13 +462,9 @@ async function receiveFile(
   }
   const fields: Record<string, string> = {};
   let file: ReceivedFile | null = null;
-  for await (const part of readMultipart(body, boundary)) {
+  for await (const part of readMultipart(body, boundary, limits)) {
     if (part.filename === null) {
-      const text = await new Response(part.body).text();
-      if (text.length > FIELD_LIMIT) {
-        throw new ValidationError(`form field ${part.name} is too long`);
-      }
-      fields[part.name] = text;
+      fields[part.name] = await fieldText(part);
     } else if (part.name === "file" && !file) {
       const put = await store(check(part.body, fields, part.contentType, part.filename));
       file = { ...put, fileName: part.filename, contentType: part.contentType, fields };

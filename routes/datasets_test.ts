@@ -13,6 +13,7 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts"
 import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { bytesOf, millionColumnCsv, wideCsv, wideNdjson } from "../tests/hostile/input_files.ts";
 import { pythonCsv } from "../actors/datasets/ingest/test_util.ts";
+import { hugeFieldForm, part, trickleBody } from "../tests/hostile/http_attacks.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -22,6 +23,8 @@ interface World extends ApiWorld {
   blobs: BlobStore;
   /** What failed uploads may have left behind: temporary files or orphan parts. */
   leftovers(): Promise<number>;
+  /** What is kept of uploads: datasets, jobs, blobs. */
+  kept(): Promise<{ datasets: number; jobs: number; blobs: number }>;
 }
 
 let world: Promise<World> | undefined;
@@ -42,11 +45,12 @@ function open(): Promise<World> {
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
+      // A client is let go after 1 s without bytes, or under 4 KB/s over 1.5 s.
       datasets: {
         db: tdb.db,
         blobs,
         maxBytes: 2_000_000,
-        uploadIdleMs: 1000,
+        uploads: { idleMs: 1000, minBytesPerSecond: 4000, rateWindowMs: 1500 },
         maxHeaderBytes: 64 * 1024,
       },
     }));
@@ -69,6 +73,21 @@ function open(): Promise<World> {
         let n = 0;
         for await (const _ of Deno.readDir(`${dir}/tmp`)) n++;
         return n;
+      },
+      async kept() {
+        let blobCount = 0;
+        if (blobs.kind === "postgres") blobCount = await countRows(w.tdb.db, "troupe_blobs");
+        else {
+          for await (const e of Deno.readDir(dir)) {
+            if (e.name === "tmp" || !e.isDirectory) continue;
+            for await (const _ of Deno.readDir(`${dir}/${e.name}`)) blobCount++;
+          }
+        }
+        return {
+          datasets: await countRows(w.tdb.db, "troupe_datasets"),
+          jobs: await countRows(w.tdb.db, "troupe_jobs"),
+          blobs: blobCount,
+        };
       },
       async close() {
         await close();
@@ -580,6 +599,64 @@ Deno.test(
     const next = await upload("a,b\n1,2\n", "name=after");
     assert.equal(next.status, 202);
     assert.equal((await settled(next.body.datasetId)).status, "ready");
+  },
+);
+
+Deno.test(
+  {
+    name: "datasets: a form field that never ends is a 413 as soon as it passes its limit",
+    ...opts,
+  },
+  async () => {
+    const w = await open();
+    const before = await w.kept();
+    // Sent chunked (no Content-Length), `name` growing forever, the file never reached.
+    const form = hugeFieldForm({ field: "name", before: part("format", "csv") });
+    const res = await within(
+      upload(form.body, "", form.contentType),
+      20_000,
+      "no answer: the field was read on",
+    );
+    assert.equal(res.status, 413, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "PAYLOAD_TOO_LARGE");
+    assert.deepEqual(res.body.error.details, { field: "name", limitBytes: 64 * 1024 });
+    assert.ok(form.pulled() < 64 * 1024 + 4 * 65_536, `read ${form.pulled()} bytes of the body`);
+    assert.deepEqual(await w.kept(), before, "no dataset, job or blob");
+    assert.equal(await w.leftovers(), 0, "no partial file or parts");
+  },
+);
+
+Deno.test(
+  { name: "datasets: an upload under the minimum rate is a 408 and leaves nothing", ...opts },
+  async () => {
+    const w = await open();
+    const before = await w.kept();
+    // 200 bytes every 100 ms: 2 KB/s, under the world's 4 KB/s, never idle for its 1 s.
+    const slow = trickleBody(salesCsv(2000), { chunkBytes: 200, intervalMs: 100 });
+    const res = await within(upload(slow.body, "name=trickle"), 20_000, "not cut off");
+    assert.equal(res.status, 408, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "UPLOAD_TOO_SLOW");
+    assert.equal(res.body.error.details.reason, "rate");
+    assert.ok(!slow.done(), "cut off before the end");
+    assert.ok(slow.cancelled(), "the request body was let go");
+    assert.deepEqual(await w.kept(), before, "no dataset, job or blob");
+    assert.equal(await w.leftovers(), 0, "no partial file or parts");
+  },
+);
+
+Deno.test(
+  { name: "datasets: a slow upload above the minimum rate completes", ...opts },
+  async () => {
+    // 1500 bytes every 75 ms: about 20 KB/s, for about 2 s (longer than the rate's window).
+    const csv = salesCsv(800);
+    const slow = trickleBody(csv, { chunkBytes: 1500, intervalMs: 75 });
+    const t0 = performance.now();
+    const res = await within(upload(slow.body, "name=slow"), 30_000, "no answer");
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.ok(performance.now() - t0 > 1500, "the upload outlasted the rate's window");
+    const d = await settled(res.body.datasetId);
+    assert.equal(d.status, "ready");
+    assert.equal(d.rowCount, 800);
   },
 );
 

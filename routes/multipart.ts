@@ -3,8 +3,12 @@
  * a stream, so a file of any size passes through in bounded memory (Hono's `parseBody` holds
  * the whole request). Read each part's body to its end (or cancel it) before asking for the
  * next part.
+ *
+ * Form limits ({@link MultipartLimits}) are enforced as the bytes arrive: a field value, a part's
+ * headers or a count of parts past its limit fails with 413 before any more of the body is read,
+ * so a field that never ends costs its limit in memory, not its size.
  */
-import { ValidationError } from "../actors/runtime/errors.ts";
+import { TroupeError, ValidationError } from "../actors/runtime/errors.ts";
 
 export interface Part {
   /** The form field name. */
@@ -15,8 +19,21 @@ export interface Part {
   body: ReadableStream<Uint8Array>;
 }
 
-/** Largest header block of one part. */
-const MAX_HEADER_BYTES = 16 * 1024;
+/** How much of a form is accepted besides its files. */
+export interface MultipartLimits {
+  /** Largest value of a field that is not a file, in bytes. @default 64 KiB */
+  maxFieldBytes?: number;
+  /** Most parts in one form, fields and files together. @default 100 */
+  maxParts?: number;
+  /** Largest header block of one part, in bytes. @default 16 KiB */
+  maxHeaderBytes?: number;
+}
+
+export const MULTIPART_DEFAULTS: Required<MultipartLimits> = {
+  maxFieldBytes: 64 * 1024,
+  maxParts: 100,
+  maxHeaderBytes: 16 * 1024,
+};
 
 /** The boundary of a `multipart/form-data` content type, or null when it is not one. */
 export function multipartBoundary(contentType: string | undefined): string | null {
@@ -29,41 +46,64 @@ const encoder = new TextEncoder();
 /** The end of a part's headers (one array, so its search table is made once). */
 const HEADERS_END = encoder.encode("\r\n\r\n");
 
-/** Yields the parts of a multipart body. Malformed input throws `ValidationError`. */
+/**
+ * Yields the parts of a multipart body. Malformed input throws `ValidationError`; a form past
+ * one of `limits` throws a 413 `PAYLOAD_TOO_LARGE` naming the limit (from the generator, or from
+ * a field's body as it is read or cancelled).
+ */
 export async function* readMultipart(
   body: ReadableStream<Uint8Array>,
   boundary: string,
+  limits: MultipartLimits = {},
 ): AsyncGenerator<Part> {
-  const reader = new BufferedReader(body.getReader());
+  const { maxFieldBytes, maxParts, maxHeaderBytes } = { ...MULTIPART_DEFAULTS, ...limits };
+  const reader = new BufferedReader(body.getReader(), maxHeaderBytes);
   const dash = encoder.encode(`--${boundary}`);
   const delimiter = encoder.encode(`\r\n--${boundary}`);
   // Preamble up to the first boundary line.
   if (!await reader.skipPast(dash)) throw bad("no multipart boundary in the body");
-  while (true) {
+  for (let index = 0;; index++) {
     const after = await reader.take(2);
     if (after === "--") return; // closing boundary
     if (after !== "\r\n") throw bad("malformed boundary line");
-    const headers = await reader.readHeaders();
+    if (index >= maxParts) {
+      throw tooLarge(`the form has more than ${maxParts} parts`, { maxParts });
+    }
+    const headers = await reader.readHeaders(index);
     const disposition = headers.get("content-disposition") ?? "";
     const name = /\bname="([^"]*)"/i.exec(disposition)?.[1];
     if (name === undefined) throw bad("a part has no form field name");
     const filename = /\bfilename="([^"]*)"/i.exec(disposition)?.[1] ?? null;
+    // A file's size is its reader's to limit (it streams to storage); a field's value is held
+    // whole by whoever reads it, so it is cut off here, skipped or not.
+    const limit = filename === null ? maxFieldBytes : Infinity;
+    let size = 0;
     let done = false;
+    const next = async (): Promise<Uint8Array> => {
+      const chunk = await reader.readUntil(delimiter);
+      size += chunk.data.byteLength;
+      if (size > limit) {
+        const field = name.slice(0, 100);
+        throw tooLarge(`form field ${JSON.stringify(field)} is larger than ${limit} bytes`, {
+          field,
+          limitBytes: limit,
+        });
+      }
+      done = chunk.found;
+      return chunk.data;
+    };
     const part: Part = {
       name,
       filename,
       contentType: headers.get("content-type") ?? null,
       body: new ReadableStream<Uint8Array>({
         async pull(controller) {
-          const chunk = await reader.readUntil(delimiter);
-          if (chunk.data.byteLength) controller.enqueue(chunk.data);
-          if (chunk.found) {
-            done = true;
-            controller.close();
-          }
+          const data = await next();
+          if (data.byteLength) controller.enqueue(data);
+          if (done) controller.close();
         },
         async cancel() {
-          while (!done) done = (await reader.readUntil(delimiter)).found;
+          while (!done) await next();
         },
       }),
     };
@@ -72,8 +112,20 @@ export async function* readMultipart(
   }
 }
 
+/** The text of a field's value (its size was limited while it was read). */
+export async function fieldText(part: Part): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of part.body) text += decoder.decode(chunk, { stream: true });
+  return text + decoder.decode();
+}
+
 function bad(message: string): ValidationError {
   return new ValidationError(`malformed multipart body: ${message}`);
+}
+
+function tooLarge(message: string, details: Record<string, unknown>): TroupeError {
+  return new TroupeError("PAYLOAD_TOO_LARGE", message, { status: 413, details });
 }
 
 /** Byte reader with search across chunk boundaries. */
@@ -81,9 +133,11 @@ class BufferedReader {
   #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #maxHeaderBytes: number;
 
-  constructor(reader: ReadableStreamDefaultReader<Uint8Array>) {
+  constructor(reader: ReadableStreamDefaultReader<Uint8Array>, maxHeaderBytes: number) {
     this.#reader = reader;
+    this.#maxHeaderBytes = maxHeaderBytes;
   }
 
   async #fill(): Promise<boolean> {
@@ -118,18 +172,29 @@ class BufferedReader {
         this.#buf = this.#buf.subarray(at + needle.byteLength);
         return true;
       }
-      if (this.#buf.byteLength > MAX_HEADER_BYTES) {
+      if (this.#buf.byteLength > this.#maxHeaderBytes) {
         this.#buf = this.#buf.subarray(this.#buf.byteLength - needle.byteLength);
       }
       if (!await this.#fill()) return false;
     }
   }
 
-  async readHeaders(): Promise<Map<string, string>> {
+  async readHeaders(index: number): Promise<Map<string, string>> {
     let at: number;
     while ((at = indexOf(this.#buf, HEADERS_END)) < 0) {
-      if (this.#buf.byteLength > MAX_HEADER_BYTES) throw bad("part headers are too large");
+      if (this.#buf.byteLength > this.#maxHeaderBytes) {
+        throw tooLarge(
+          `the headers of part ${index + 1} are larger than ${this.#maxHeaderBytes} bytes`,
+          { part: index + 1, limitBytes: this.#maxHeaderBytes },
+        );
+      }
       if (!await this.#fill()) throw bad("the body ends inside part headers");
+    }
+    if (at > this.#maxHeaderBytes) {
+      throw tooLarge(
+        `the headers of part ${index + 1} are larger than ${this.#maxHeaderBytes} bytes`,
+        { part: index + 1, limitBytes: this.#maxHeaderBytes },
+      );
     }
     const text = new TextDecoder().decode(this.#buf.subarray(0, at));
     this.#buf = this.#buf.subarray(at + HEADERS_END.byteLength);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { ValidationError } from "../actors/runtime/errors.ts";
-import { multipartBoundary, readMultipart } from "./multipart.ts";
+import { TroupeError, ValidationError } from "../actors/runtime/errors.ts";
+import { BOUNDARY, endlessBody, hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
+import { fieldText, multipartBoundary, readMultipart } from "./multipart.ts";
 
 /** Serializes a FormData the way a client would, as bytes. */
 async function encode(form: FormData): Promise<{ bytes: Uint8Array; boundary: string }> {
@@ -130,4 +131,54 @@ Deno.test("multipart: malformed bodies are validation errors", async () => {
   );
   assert.equal(multipartBoundary("application/json"), null);
   assert.equal(multipartBoundary('multipart/form-data; boundary="abc def"'), "abc def");
+});
+
+/** The 413 of a form limit, with its details. */
+function formLimit(details: Record<string, unknown>) {
+  return (err: unknown) => {
+    assert.ok(err instanceof TroupeError, String(err));
+    assert.equal(err.status, 413);
+    assert.equal(err.code, "PAYLOAD_TOO_LARGE");
+    assert.deepEqual(err.details, details);
+    return true;
+  };
+}
+
+Deno.test("multipart: a field that never ends is refused once past its limit, read no further", async () => {
+  for (const skip of [false, true]) {
+    const form = hugeFieldForm({ field: "name", before: part("format", "csv") });
+    await assert.rejects(async () => {
+      for await (const p of readMultipart(form.body, BOUNDARY, { maxFieldBytes: 100_000 })) {
+        if (skip || p.name === "format") await p.body.cancel();
+        else await fieldText(p);
+      }
+    }, formLimit({ field: "name", limitBytes: 100_000 }));
+    // The limit and a chunk or two in flight, not the body (which has no end).
+    assert.ok(form.pulled() < 100_000 + 3 * 65_536, `pulled ${form.pulled()} bytes`);
+  }
+});
+
+Deno.test("multipart: files are not field-limited; too many parts and oversize part headers are 413s", async () => {
+  const file = new Uint8Array(300_000).fill(65);
+  const form = new FormData();
+  form.append("file", new File([file], "a.csv"));
+  const { bytes, boundary } = await encode(form);
+  const parts = await collect(chunked(bytes, [65_536]), boundary);
+  assert.equal(parts[0]!.data.byteLength, 300_000);
+
+  const many = endlessBody({ head: "", filler: part("f", "x") });
+  await assert.rejects(async () => {
+    for await (const p of readMultipart(many.body, BOUNDARY, { maxParts: 10 })) {
+      await p.body.cancel();
+    }
+  }, formLimit({ maxParts: 10 }));
+  assert.ok(many.pulled() < 200_000, `pulled ${many.pulled()} bytes`);
+
+  const longHeaders = endlessBody({ head: `--${BOUNDARY}\r\nX-Pad: `, filler: "y" });
+  await assert.rejects(async () => {
+    for await (const p of readMultipart(longHeaders.body, BOUNDARY, { maxHeaderBytes: 1024 })) {
+      await p.body.cancel();
+    }
+  }, formLimit({ part: 1, limitBytes: 1024 }));
+  assert.ok(longHeaders.pulled() < 200_000, `pulled ${longHeaders.pulled()} bytes`);
 });

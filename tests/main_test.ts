@@ -2,7 +2,8 @@
  * The real entry point as a user runs it: `deno run -A main.ts` with env vars only.
  */
 import assert from "node:assert/strict";
-import { waitFor } from "./harness.ts";
+import { waitFor, within } from "./harness.ts";
+import { slowloris } from "./hostile/http_attacks.ts";
 import { freePort, startTask, untilUp } from "./start_task.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -81,7 +82,13 @@ Deno.test({
     new Deno.Command(Deno.execPath(), {
       args: task.args,
       cwd: new URL("..", import.meta.url).pathname,
-      env: { ...task.env, PORT: String(port), DATA_DIR: dir, LOG_LEVEL: "warn" },
+      env: {
+        ...task.env,
+        PORT: String(port),
+        DATA_DIR: dir,
+        LOG_LEVEL: "warn",
+        HTTP_HEADER_TIMEOUT_MS: "1000",
+      },
       stdout: "null",
       stderr: "inherit",
     }).spawn();
@@ -89,6 +96,10 @@ Deno.test({
   let server = start();
   try {
     await healthy();
+    // A request head that trickles in is cut off at the configured header timeout.
+    const slow = await slowloris({ port, intervalMs: 300 });
+    const cut = await within(slow.closed, 20_000, "the slow connection stays open");
+    assert.match(cut.response, /^HTTP\/1\.1 408/);
     // The first embedded start made a dev tenant and left its key for scripts.
     const key = (await Deno.readTextFile(`${dir}/dev-api-key`)).trim();
     assert.match(key, /^trp_[0-9A-Za-z]{32}$/);

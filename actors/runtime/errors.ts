@@ -111,6 +111,17 @@ export class UploadStalledError extends TroupeError {
   }
 }
 
+/**
+ * An upload arriving slower than its minimum rate, or still arriving at its deadline: 408, and
+ * nothing of it is kept.
+ */
+export class UploadTooSlowError extends TroupeError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super("UPLOAD_TOO_SLOW", message, { status: 408, details });
+    this.name = "UploadTooSlowError";
+  }
+}
+
 /** Raised inside a handler's signal when its time limit passes. */
 export class TimeoutError extends TroupeError {
   constructor(ms: number) {
