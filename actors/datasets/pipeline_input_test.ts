@@ -216,7 +216,8 @@ Deno.test({
   ...opts,
 }, async () => {
   const d = await expectInputFailure(
-    "a,b\n1,2\n3\n4,5\n",
+    // A record longer than the header (a shorter one is a row with nulls, as pandas reads it).
+    "a,b\n1,2\n3,4,5\n4,5\n",
     { format: "csv", errorPolicy: "fail" },
     "dataset.chunk",
     "BAD_ROW",
@@ -224,7 +225,7 @@ Deno.test({
   assert.equal(d.error?.line, 3);
   // In a later chunk.
   const rows = Array.from({ length: 3000 }, (_, i) => `${i},${i}`);
-  rows[2500] = "oops";
+  rows[2500] = "oops,too,long";
   const late = await expectInputFailure(
     `a,b\n${rows.join("\n")}\n`,
     { format: "csv", errorPolicy: "fail" },
