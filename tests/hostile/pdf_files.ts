@@ -70,9 +70,13 @@ function onePage(contents: string | PdfBody, catalogExtra = ""): (string | PdfBo
 /**
  * A one-page PDF whose content stream inflates to `inflatedMb` MB (a line of text, then zero
  * bytes, which PDF reads as white space): about 1 KB of file a MB. The default, 4 GB out of a
- * 4 MB file, is the issue's bomb.
+ * 4 MB file, is the issue's bomb. `disguise`: the stream also claims to be an image (which
+ * text readers skip, but pdf.js decodes page contents whatever they claim), or is hex-encoded
+ * on top (`/ASCIIHexDecode` first, then `/FlateDecode`).
  */
-export function flateBomb({ inflatedMb = 4096 }: { inflatedMb?: number } = {}): Uint8Array {
+export function flateBomb(
+  { inflatedMb = 4096, disguise }: { inflatedMb?: number; disguise?: "image" | "hex" } = {},
+): Uint8Array {
   const sync = { finishFlush: constants.Z_SYNC_FLUSH, level: 9 };
   const head = new Uint8Array(deflateRawSync(latin1(TEXT), sync));
   const zeros = new Uint8Array(deflateRawSync(new Uint8Array(1 << 20), sync));
@@ -91,7 +95,12 @@ export function flateBomb({ inflatedMb = 4096 }: { inflatedMb?: number } = {}): 
   }
   b = (b + Number((BigInt(a) * BigInt(inflatedMb) * BigInt(1 << 20)) % 65521n)) % 65521;
   new DataView(data.buffer).setUint32(at + 2, ((b << 16) | a) >>> 0);
-  return buildPdf(onePage(streamBody("/Filter /FlateDecode", data)));
+  if (disguise === "hex") {
+    const hex = latin1(Array.from(data, (x) => x.toString(16).padStart(2, "0")).join("") + ">");
+    return buildPdf(onePage(streamBody("/Filter [/ASCIIHexDecode /FlateDecode]", hex)));
+  }
+  const image = disguise === "image" ? "/Subtype /Image /Width 1 /Height 1 " : "";
+  return buildPdf(onePage(streamBody(`${image}/Filter /FlateDecode`, data)));
 }
 
 /** One page, and an outline (object 6) whose items are objects 7, 8, ... (`items`). */
@@ -132,6 +141,13 @@ export function cyclicOutline({ via = "First" }: { via?: "First" | "Next" } = {}
       "<< /Title (Child) /Parent 7 0 R /First 7 0 R /Last 7 0 R /Count 1 /Dest [3 0 R /Fit] >>",
     ];
   return withOutline(7, items);
+}
+
+/** A PDF with an array nested `depth` deep in its catalog (pdf.js reads arrays recursively). */
+export function deepArray({ depth = 100_000 }: { depth?: number } = {}): Uint8Array {
+  return buildPdf(
+    onePage(streamBody("", latin1(TEXT)), `/Deep ${"[".repeat(depth)}${"]".repeat(depth)} `),
+  );
 }
 
 /** A PDF whose page tree loops: the root's second kid is a node whose kid is the root. */
