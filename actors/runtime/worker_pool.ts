@@ -11,9 +11,15 @@
  * With `idleMs`, a worker that has had no task for that long is stopped (its heap given back);
  * the next task starts a new one.
  *
- * Workers are Web Workers, or, with `youngGenerationMb`, `node:worker_threads` workers with
- * that young-generation limit (V8 flags are process-wide; this is the one per-worker heap
- * setting Deno honours). Either way the worker module is the same ({@link serveWorker}).
+ * Workers are Web Workers, or, with `youngGenerationMb` or `heapMb`, `node:worker_threads`
+ * workers with those `resourceLimits` (V8 flags are process-wide; these are per worker). Either
+ * way the worker module is the same ({@link serveWorker}).
+ *
+ * Untrusted input (a hostile PDF, a spreadsheet built to explode) is worked on under limits:
+ * `heapMb` bounds a worker's heap and `taskTimeoutMs` a task's time. A task over either fails
+ * with {@link WorkerLimitError}, its worker is stopped and replaced, and this thread is
+ * unharmed. Deno 2 stops a worker at its heap limit without any event (it sleeps, and answers
+ * nothing), so there the time limit is what ends the task.
  *
  * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
  * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
@@ -46,6 +52,8 @@ interface Slot {
   /** Given to the worker, oldest first. */
   tasks: Task[];
   idle?: ReturnType<typeof setTimeout>;
+  /** Ends the oldest task when it runs over `taskTimeoutMs`. */
+  deadline?: ReturnType<typeof setTimeout>;
 }
 
 export interface WorkerPoolOptions {
@@ -56,6 +64,16 @@ export interface WorkerPoolOptions {
    * tasks keep little alive runs as fast in a few MB, and its heap stays that small.
    */
   youngGenerationMb?: number;
+  /**
+   * The workers' heap (old generation) limit in MB. A worker that reaches it is stopped and
+   * its task fails with {@link WorkerLimitError}. @default V8's (no limit of its own)
+   */
+  heapMb?: number;
+  /**
+   * A task that runs longer than this in its worker fails with {@link WorkerLimitError}; the
+   * worker is stopped (and replaced). Counted from when the worker starts the task. @default none
+   */
+  taskTimeoutMs?: number;
   /** Stop a worker after this long without a task. @default never */
   idleMs?: number;
   /** Tasks a worker is given at once (see the module doc). @default 1 */
@@ -70,6 +88,17 @@ export class WorkerCrashedError extends Error {
   }
 }
 
+/**
+ * A task went over its worker's limits (`heapMb`, `taskTimeoutMs`): the input it was given is
+ * too much to work on. Retrying gives the same; callers report it as the input's fault.
+ */
+export class WorkerLimitError extends Error {
+  constructor(readonly limit: "memory" | "time", message: string) {
+    super(message);
+    this.name = "WorkerLimitError";
+  }
+}
+
 /** Rebuilds a worker's error in the caller's terms (e.g. a typed error with its code). */
 export type ErrorFactory = (e: WorkerError) => Error;
 
@@ -81,18 +110,29 @@ export class WorkerPool {
 
   readonly #toError: ErrorFactory;
   readonly #youngMb: number | undefined;
+  readonly #heapMb: number | undefined;
+  readonly #taskTimeoutMs: number | undefined;
   readonly #idleMs: number | undefined;
   readonly #depth: number;
 
   constructor(
     private readonly url: URL,
     readonly size: number,
-    { toError = workerError, youngGenerationMb, idleMs, depth = 1 }: WorkerPoolOptions = {},
+    {
+      toError = workerError,
+      youngGenerationMb,
+      heapMb,
+      taskTimeoutMs,
+      idleMs,
+      depth = 1,
+    }: WorkerPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
     if (!Number.isInteger(depth) || depth < 1) throw new RangeError("depth must be 1 or more");
     this.#toError = toError;
     this.#youngMb = youngGenerationMb;
+    this.#heapMb = heapMb;
+    this.#taskTimeoutMs = taskTimeoutMs;
     this.#idleMs = idleMs;
     this.#depth = depth;
   }
@@ -125,6 +165,7 @@ export class WorkerPool {
     for (const t of this.#queue.splice(0)) t.reject(err);
     for (const s of this.#slots) {
       clearTimeout(s.idle);
+      clearTimeout(s.deadline);
       for (const t of s.tasks.splice(0)) t.reject(err);
       s.worker.terminate();
     }
@@ -148,7 +189,39 @@ export class WorkerPool {
       clearTimeout(slot.idle);
       slot.tasks.push(task);
       slot.worker.postMessage({ id: task.id, method: task.method, args: task.args }, task.transfer);
+      if (slot.tasks.length === 1) this.#startDeadline(slot);
     }
+  }
+
+  /** The worker starts its oldest task now (it runs them in order): that task's time starts. */
+  #startDeadline(slot: Slot): void {
+    clearTimeout(slot.deadline);
+    const ms = this.#taskTimeoutMs;
+    if (ms === undefined || slot.tasks.length === 0) return;
+    const task = slot.tasks[0]!;
+    slot.deadline = setTimeout(() => {
+      if (slot.tasks[0] !== task) return;
+      this.#fail(slot, new WorkerLimitError("time", `the task ran over its ${ms} ms limit`));
+    }, ms);
+  }
+
+  /**
+   * Stops `slot`'s worker: its oldest task fails with `error`; the others it was given fail
+   * as crashed (their transferred buffers went with it). A new worker takes the queue.
+   */
+  #fail(slot: Slot, error: Error): void {
+    if (!this.#slots.includes(slot)) return; // closed, or already reported
+    const tasks = slot.tasks.splice(0);
+    clearTimeout(slot.idle);
+    clearTimeout(slot.deadline);
+    slot.worker.terminate();
+    this.#slots = this.#slots.filter((s) => s !== slot);
+    tasks.forEach((task, i) =>
+      task.reject(
+        i === 0 ? error : new WorkerCrashedError(`its worker was stopped: ${error.message}`),
+      )
+    );
+    if (!this.#closed) this.#pump();
   }
 
   #spawn(): Slot {
@@ -157,6 +230,7 @@ export class WorkerPool {
       const at = slot.tasks.findIndex((t) => t.id === msg.id);
       if (at < 0) return;
       const [task] = slot.tasks.splice(at, 1);
+      if (at === 0) this.#startDeadline(slot);
       if (msg.ok) task!.resolve(msg.value);
       else task!.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
       this.#pump();
@@ -169,10 +243,15 @@ export class WorkerPool {
         Deno.unrefTimer(slot.idle);
       }
     };
-    const onCrash = (message: string) => {
+    const onCrash = (message: string, outOfMemory = false) => {
       if (!this.#slots.includes(slot)) return; // closed, or already reported
+      if (outOfMemory) {
+        this.#fail(slot, new WorkerLimitError("memory", `the task ran out of memory: ${message}`));
+        return;
+      }
       const tasks = slot.tasks.splice(0);
       clearTimeout(slot.idle);
+      clearTimeout(slot.deadline);
       slot.worker.terminate();
       this.#slots = this.#slots.filter((s) => s !== slot);
       for (const task of tasks) task.reject(new WorkerCrashedError(message));
@@ -185,8 +264,11 @@ export class WorkerPool {
   }
 
   /** A worker of the pool's kind, its messages and deaths reported to the handlers. */
-  #start(onMessage: (data: unknown) => void, onCrash: (message: string) => void): PoolWorker {
-    if (this.#youngMb === undefined) {
+  #start(
+    onMessage: (data: unknown) => void,
+    onCrash: (message: string, outOfMemory?: boolean) => void,
+  ): PoolWorker {
+    if (this.#youngMb === undefined && this.#heapMb === undefined) {
       const worker = new Worker(this.url.href, { type: "module" });
       worker.onmessage = (e: MessageEvent) => onMessage(e.data);
       worker.onerror = (e: ErrorEvent) => {
@@ -196,10 +278,18 @@ export class WorkerPool {
       return worker;
     }
     const worker = new NodeWorker(this.url, {
-      resourceLimits: { maxYoungGenerationSizeMb: this.#youngMb },
+      resourceLimits: {
+        ...(this.#youngMb === undefined ? {} : { maxYoungGenerationSizeMb: this.#youngMb }),
+        ...(this.#heapMb === undefined ? {} : { maxOldGenerationSizeMb: this.#heapMb }),
+      },
     });
     worker.on("message", onMessage);
-    worker.on("error", (err: Error) => onCrash(err?.message ?? String(err)));
+    // Node reports a worker at its heap limit so (Deno, so far, does not: see the module doc).
+    worker.on(
+      "error",
+      (err: Error & { code?: string }) =>
+        onCrash(err?.message ?? String(err), err?.code === "ERR_WORKER_OUT_OF_MEMORY"),
+    );
     worker.on("exit", (code: number) => onCrash(`exited with code ${code}`));
     return {
       postMessage: (msg, transfer) =>
