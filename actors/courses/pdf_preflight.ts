@@ -9,7 +9,8 @@
  * object streams) is an object, whatever the cross-reference table says, so a table pointing
  * elsewhere hides nothing. What is checked:
  *
- * - Streams a text reader decodes (all but images, see {@link isImage}): what each inflates to,
+ * - Streams a text reader decodes (all but images and attachments, see {@link isImage}): what
+ *   each inflates to,
  *   summed over the file, at most `maxInflateBytes`; a stream that inflates past 1 MB, at most
  *   `maxInflateRatio` times its encoded size. A chain of filters is decoded stage by stage
  *   within the same budget; a filter meant for images (DCT, JPX, JBIG2, CCITT) on such a stream
@@ -185,14 +186,16 @@ interface Budget {
 const isObjStm = (s: StreamAt) => s.dict.get("Type") === PdfName.of("ObjStm");
 
 /**
- * An image: a text reader never decodes it (pdf.js's text content skips image XObjects), unless
- * the same object is also a page's contents or a font's data ({@link decodedByText}).
+ * An image or an attached file: a text reader never decodes it (pdf.js's text content skips
+ * image XObjects, and attachments are not text), unless the same object is also a page's
+ * contents or a font's data ({@link decodedByText}), whatever it says it is.
  */
 function isImage(
   dict: Map<string, PdfValue>,
   resolve: (v: PdfValue | undefined) => PdfValue | undefined,
 ): boolean {
   if (resolve(dict.get("Subtype")) === PdfName.of("Image")) return true;
+  if (resolve(dict.get("Type")) === PdfName.of("EmbeddedFile")) return true;
   return typeof resolve(dict.get("Width")) === "number" &&
     typeof resolve(dict.get("Height")) === "number" && !dict.has("Type");
 }

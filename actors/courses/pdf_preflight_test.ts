@@ -6,9 +6,11 @@
  * arrays nested 100,000 deep fail; an encrypted file is refused.
  */
 import assert from "node:assert/strict";
+import { deflateSync } from "node:zlib";
 import { InputError } from "../runtime/errors.ts";
 import { encryptedPdf, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import {
+  buildPdf,
   cyclicOutline,
   deepArray,
   deepOutline,
@@ -139,3 +141,33 @@ Deno.test({ name: "preflight: an ordinary PDF passes, its streams counted", ...o
   assert.equal(pages.length, 30);
   assert.equal(outline.length, 2);
 });
+
+Deno.test(
+  { name: "preflight: images are not text: a blank 12 MB one passes", ...opts },
+  async () => {
+    // A white 2000 × 2000 RGB scan: ~1000:1, which no content stream may be, but pdf.js's text
+    // content never decodes an image.
+    const pixels = new Uint8Array(deflateSync(new Uint8Array(2000 * 2000 * 3).fill(255)));
+    const enc = new TextEncoder();
+    const text = enc.encode(
+      "BT /F1 12 Tf 72 720 Td (Scanned) Tj ET q 100 0 0 100 0 0 cm /Im1 Do Q",
+    );
+    const bytes = buildPdf([
+      "<< /Type /Catalog /Pages 2 0 R >>",
+      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R " +
+      "/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>",
+      [`<< /Length ${text.length} >>\nstream\n`, text, "\nendstream"],
+      "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+      [
+        "<< /Type /XObject /Subtype /Image /Width 2000 /Height 2000 /ColorSpace /DeviceRGB " +
+        `/BitsPerComponent 8 /Filter /FlateDecode /Length ${pixels.length} >>\nstream\n`,
+        pixels,
+        "\nendstream",
+      ],
+    ]);
+    assert.ok(preflight(bytes).inflatedBytes < 1000, "the image was not counted");
+    const { pages } = await readAll(bytes);
+    assert.deepEqual(pages[0]!.lines.map((l) => l.text), ["Scanned"]);
+  },
+);
