@@ -7,7 +7,12 @@
  * they opened, by key (the file's SHA-256), for a few seconds ({@link OpenPdfs}): opening a
  * 300-page PDF again for each range of 20 pages nearly doubled the time per page.
  */
-import { workerError, WorkerLimitError, WorkerPool } from "../runtime/worker_pool.ts";
+import {
+  COMPUTE_STALL_MS,
+  workerError,
+  WorkerLimitError,
+  WorkerPool,
+} from "../runtime/worker_pool.ts";
 import {
   type OutlineEntry,
   type PageText,
@@ -218,6 +223,7 @@ export class WorkerExtractor implements PageExtractor {
     this.#pool = new WorkerPool(url, size, {
       heapMb: workerHeapMb,
       taskTimeoutMs,
+      stallMs: COMPUTE_STALL_MS, // reading a PDF is computation only
       toError: (e) => {
         if (e.name === "PdfError" && CODES.has(e.code as PdfErrorCode)) {
           return new PdfError(e.code as PdfErrorCode, e.message);

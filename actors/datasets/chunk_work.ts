@@ -7,7 +7,12 @@
  */
 import { copyText } from "../runtime/ports.ts";
 import { InputError } from "../runtime/errors.ts";
-import { WorkerCrashedError, WorkerLimitError, WorkerPool } from "../runtime/worker_pool.ts";
+import {
+  COMPUTE_STALL_MS,
+  WorkerCrashedError,
+  WorkerLimitError,
+  WorkerPool,
+} from "../runtime/worker_pool.ts";
 import {
   IngestError,
   parseChunk,
@@ -555,6 +560,7 @@ export class ChunkProcessor {
         youngGenerationMb: CHUNK_WORKER_YOUNG_MB,
         heapMb: workerHeapMb,
         taskTimeoutMs,
+        stallMs: COMPUTE_STALL_MS, // parsing a chunk is computation only
         idleMs: CHUNK_WORKER_IDLE_MS,
         depth: CHUNK_WORKER_DEPTH,
       })

@@ -211,7 +211,7 @@ Deno.test(
   { name: "chunk work: a chunk over its worker's heap or time fails as bad input", ...opts },
   async () => {
     const hog = new URL("../../tests/fixtures/hog_worker.ts", import.meta.url);
-    const processor = new ChunkProcessor(1, { url: hog, workerHeapMb: 64, taskTimeoutMs: 2000 });
+    const processor = new ChunkProcessor(1, { url: hog, workerHeapMb: 64, taskTimeoutMs: 20_000 });
     try {
       for (let i = 0; i < 2; i++) {
         await assert.rejects(() => processor.process(enc.encode(csv), job(1)), (err: Error) => {

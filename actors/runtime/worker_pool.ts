@@ -45,6 +45,8 @@ interface Task {
 interface PoolWorker {
   postMessage(msg: unknown, transfer: Transferable[]): void;
   terminate(): void;
+  /** A `node:worker_threads` worker's id (its OS thread is named `worker-<id>`). */
+  threadId?: number;
 }
 
 interface Slot {
@@ -54,6 +56,8 @@ interface Slot {
   idle?: ReturnType<typeof setTimeout>;
   /** Ends the oldest task when it runs over `taskTimeoutMs`. */
   deadline?: ReturnType<typeof setTimeout>;
+  /** The worker's OS thread, its CPU time when last looked at, and since when it has not moved. */
+  cpu?: { tid: string; ticks: number; since: number };
 }
 
 export interface WorkerPoolOptions {
@@ -74,6 +78,14 @@ export interface WorkerPoolOptions {
    * worker is stopped (and replaced). Counted from when the worker starts the task. @default none
    */
   taskTimeoutMs?: number;
+  /**
+   * With `heapMb`: a worker given a task whose thread has used no CPU for this long is taken
+   * to have stopped at its heap limit (Deno stops it there asleep, with no event), and its task
+   * fails with {@link WorkerLimitError} then instead of at `taskTimeoutMs`. Only for tasks that
+   * never wait (pure computation); read from Linux's `/proc`, elsewhere it does nothing.
+   * @default off
+   */
+  stallMs?: number;
   /** Stop a worker after this long without a task. @default never */
   idleMs?: number;
   /** Tasks a worker is given at once (see the module doc). @default 1 */
@@ -87,6 +99,12 @@ export class WorkerCrashedError extends Error {
     this.name = "WorkerCrashedError";
   }
 }
+
+/**
+ * A `stallMs` for tasks that only compute (parsing a file): such a task never sleeps this long,
+ * so a worker that does has stopped at its heap limit.
+ */
+export const COMPUTE_STALL_MS = 2000;
 
 /**
  * A task went over its worker's limits (`heapMb`, `taskTimeoutMs`): the input it was given is
@@ -112,6 +130,8 @@ export class WorkerPool {
   readonly #youngMb: number | undefined;
   readonly #heapMb: number | undefined;
   readonly #taskTimeoutMs: number | undefined;
+  readonly #stallMs: number | undefined;
+  #stallTimer: ReturnType<typeof setInterval> | undefined;
   readonly #idleMs: number | undefined;
   readonly #depth: number;
 
@@ -123,6 +143,7 @@ export class WorkerPool {
       youngGenerationMb,
       heapMb,
       taskTimeoutMs,
+      stallMs,
       idleMs,
       depth = 1,
     }: WorkerPoolOptions = {},
@@ -133,6 +154,7 @@ export class WorkerPool {
     this.#youngMb = youngGenerationMb;
     this.#heapMb = heapMb;
     this.#taskTimeoutMs = taskTimeoutMs;
+    this.#stallMs = heapMb === undefined ? undefined : stallMs;
     this.#idleMs = idleMs;
     this.#depth = depth;
   }
@@ -161,6 +183,7 @@ export class WorkerPool {
   /** Stops every worker; queued and running tasks are rejected. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#stallTimer);
     const err = new Error("the worker pool is closed");
     for (const t of this.#queue.splice(0)) t.reject(err);
     for (const s of this.#slots) {
@@ -190,6 +213,37 @@ export class WorkerPool {
       slot.tasks.push(task);
       slot.worker.postMessage({ id: task.id, method: task.method, args: task.args }, task.transfer);
       if (slot.tasks.length === 1) this.#startDeadline(slot);
+    }
+    if (this.#stallMs !== undefined && !this.#stallTimer && this.#slots.length) {
+      this.#stallTimer = setInterval(() => this.#checkStalls(), Math.max(50, this.#stallMs / 4));
+      Deno.unrefTimer(this.#stallTimer);
+    }
+  }
+
+  /** Fails the tasks of workers whose threads have stopped (see `stallMs`). */
+  #checkStalls(): void {
+    const now = performance.now();
+    for (const slot of [...this.#slots]) {
+      const { threadId } = slot.worker;
+      const tid = slot.cpu?.tid ?? (threadId === undefined ? null : osThread(threadId));
+      const thread = slot.tasks.length && tid ? threadCpu(tid) : null;
+      if (!tid || thread === null) {
+        delete slot.cpu;
+        continue;
+      }
+      // Asleep and using no CPU; a thread waiting for a core (busy machine) is not asleep.
+      const { ticks, asleep } = thread;
+      if (!slot.cpu || slot.cpu.ticks !== ticks || !asleep) slot.cpu = { tid, ticks, since: now };
+      else if (now - slot.cpu.since >= this.#stallMs!) {
+        this.#fail(
+          slot,
+          new WorkerLimitError("memory", "the worker stopped at its heap limit"),
+        );
+      }
+    }
+    if (this.#slots.length === 0) {
+      clearInterval(this.#stallTimer);
+      this.#stallTimer = undefined;
     }
   }
 
@@ -292,10 +346,38 @@ export class WorkerPool {
     );
     worker.on("exit", (code: number) => onCrash(`exited with code ${code}`));
     return {
+      threadId: worker.threadId,
       postMessage: (msg, transfer) =>
         worker.postMessage(msg, transfer as Parameters<NodeWorker["postMessage"]>[1]),
       terminate: () => void worker.terminate(),
     };
+  }
+}
+
+/** The OS thread of the worker with `threadId` (Deno names it `worker-<id>`), from Linux's `/proc`. */
+function osThread(threadId: number): string | null {
+  try {
+    const name = `worker-${threadId}`;
+    for (const e of Deno.readDirSync("/proc/self/task")) {
+      if (Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim() === name) return e.name;
+    }
+  } catch {
+    // No /proc (not Linux), or no permission to read it.
+  }
+  return null;
+}
+
+/**
+ * CPU time (user + system, in clock ticks) of OS thread `tid`, and whether it sleeps; null when
+ * that cannot be read.
+ */
+function threadCpu(tid: string): { ticks: number; asleep: boolean } | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/self/task/${tid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ticks: Number(fields[11]) + Number(fields[12]), asleep: fields[0] === "S" };
+  } catch {
+    return null;
   }
 }
 

@@ -210,3 +210,31 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  {
+    name: "worker pool: stallMs fails a worker stopped at its heap limit long before its time",
+    ...opts,
+  },
+  async () => {
+    const pool = new WorkerPool(url, 1, { heapMb: 64, taskTimeoutMs: 120_000, stallMs: 1000 });
+    try {
+      const started = performance.now();
+      await within(
+        assert.rejects(() => pool.run("hog", []), (err: Error) => {
+          assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
+          assert.equal(err.limit, "memory");
+          return true;
+        }),
+        60_000,
+        "the hog to fail",
+      );
+      assert.ok(performance.now() - started < 60_000);
+      // A task that computes for longer than stallMs is not taken for stopped.
+      assert.equal(await pool.run<number>("busy", [2500]), 2500);
+      assert.equal(await pool.run("echo", ["after"]), "after");
+    } finally {
+      pool.close();
+    }
+  },
+);
