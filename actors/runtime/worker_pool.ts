@@ -101,6 +101,17 @@ export class WorkerCrashedError extends Error {
 }
 
 /**
+ * A task given to a worker that was stopped for another task's sake (over a limit): nothing
+ * was wrong with it, and running it again may well succeed.
+ */
+export class WorkerStoppedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WorkerStoppedError";
+  }
+}
+
+/**
  * A `stallMs` for tasks that only compute (parsing a file): such a task never sleeps this long,
  * so a worker that does has stopped at its heap limit.
  */
@@ -261,7 +272,8 @@ export class WorkerPool {
 
   /**
    * Stops `slot`'s worker: its oldest task fails with `error`; the others it was given fail
-   * as crashed (their transferred buffers went with it). A new worker takes the queue.
+   * with {@link WorkerStoppedError} (their transferred buffers went with it). A new worker takes
+   * the queue.
    */
   #fail(slot: Slot, error: Error): void {
     if (!this.#slots.includes(slot)) return; // closed, or already reported
@@ -272,7 +284,7 @@ export class WorkerPool {
     this.#slots = this.#slots.filter((s) => s !== slot);
     tasks.forEach((task, i) =>
       task.reject(
-        i === 0 ? error : new WorkerCrashedError(`its worker was stopped: ${error.message}`),
+        i === 0 ? error : new WorkerStoppedError(`its worker was stopped: ${error.message}`),
       )
     );
     if (!this.#closed) this.#pump();

@@ -4,7 +4,12 @@
  * `youngGenerationMb` bounds its young generation, and `idleMs` stops idle workers only.
  */
 import assert from "node:assert/strict";
-import { WorkerCrashedError, WorkerLimitError, WorkerPool } from "./worker_pool.ts";
+import {
+  WorkerCrashedError,
+  WorkerLimitError,
+  WorkerPool,
+  WorkerStoppedError,
+} from "./worker_pool.ts";
 import { waitFor, within } from "../../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -207,6 +212,20 @@ Deno.test(
       assert.deepEqual(three, [600, 600, 600]);
     } finally {
       pool.close();
+    }
+    // A task given to the same worker behind one that runs over fails as stopped, not crashed
+    // (nothing was wrong with it; a pool that sees crashes may give up on workers).
+    const deep = new WorkerPool(url, 1, { taskTimeoutMs: 1000, youngGenerationMb: 4, depth: 2 });
+    try {
+      const [spin, behind] = await Promise.allSettled([
+        deep.run("spin", []),
+        deep.run("echo", ["behind"]),
+      ]);
+      assert.ok(spin.status === "rejected" && spin.reason instanceof WorkerLimitError);
+      assert.ok(behind.status === "rejected" && behind.reason instanceof WorkerStoppedError);
+      assert.equal(await deep.run("echo", ["after"]), "after");
+    } finally {
+      deep.close();
     }
   },
 );
