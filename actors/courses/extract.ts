@@ -3,6 +3,10 @@
  * extract messages of a course (20 pages each) use every core. Errors keep their `PdfError`
  * code either way.
  *
+ * Uploads are untrusted: either way a file is checked against its limits before it is parsed
+ * (`pdf_preflight.ts`), and in workers it is also parsed under a heap and a time limit. Over
+ * any, it fails as `PDF_TOO_COMPLEX`, an input error, so its job is not retried.
+ *
  * The extract messages of one file arrive one range after another, so both keep the PDFs
  * they opened, by key (the file's SHA-256), for a few seconds ({@link OpenPdfs}): opening a
  * 300-page PDF again for each range of 20 pages nearly doubled the time per page.

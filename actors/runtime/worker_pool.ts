@@ -18,8 +18,10 @@
  * Untrusted input (a hostile PDF, a spreadsheet built to explode) is worked on under limits:
  * `heapMb` bounds a worker's heap and `taskTimeoutMs` a task's time. A task over either fails
  * with {@link WorkerLimitError}, its worker is stopped and replaced, and this thread is
- * unharmed. Deno 2 stops a worker at its heap limit without any event (it sleeps, and answers
- * nothing), so there the time limit is what ends the task.
+ * unharmed. Deno 2 stops a worker at its heap limit without any event (its thread sleeps and
+ * answers nothing): `stallMs` sees that from the thread's CPU time, else the time limit ends it.
+ * The heap limit bounds JavaScript objects, not the memory behind ArrayBuffers: what a task
+ * may make of its input in bytes (a PDF's streams) is bounded by checking the input first.
  *
  * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
  * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
