@@ -243,19 +243,24 @@ const FILTERS: Record<string, Filter> = {
   A85: "a85",
 };
 
+/** A stream's filters, with the one parameter the check needs (LZW's `/EarlyChange`). */
 function filtersOf(
   dict: Map<string, PdfValue>,
   resolve: (v: PdfValue | undefined) => PdfValue | undefined,
-): Filter[] {
+): { filter: Filter; earlyChange: number }[] {
   const f = resolve(dict.get("Filter") ?? dict.get("F"));
   const list = f === undefined || f === null ? [] : Array.isArray(f) ? f.map(resolve) : [f];
-  return list.map((x) => {
+  const p = resolve(dict.get("DecodeParms") ?? dict.get("DP"));
+  const parms = Array.isArray(p) ? p.map(resolve) : [p];
+  return list.map((x, i) => {
     const name = x instanceof PdfName ? x.name : "?";
     const filter = FILTERS[name];
     if (!filter) {
       throw new TooComplex(`a content or font stream with the filter ${name} cannot be checked`);
     }
-    return filter;
+    const parm = parms[i];
+    const early = parm instanceof Map ? resolve(parm.get("EarlyChange")) : undefined;
+    return { filter, earlyChange: typeof early === "number" ? early : 1 };
   });
 }
 
@@ -265,7 +270,7 @@ function filtersOf(
  */
 function decodeStream(
   raw: Uint8Array,
-  filters: Filter[],
+  filters: { filter: Filter; earlyChange: number }[],
   allowance: number,
   budget: Budget,
   keep: boolean,
@@ -273,7 +278,7 @@ function decodeStream(
   let data = raw;
   for (let i = 0; i < filters.length; i++) {
     const last = i === filters.length - 1;
-    const filter = filters[i]!;
+    const { filter, earlyChange } = filters[i]!;
     if (filter === "hex" || filter === "a85") {
       data = filter === "hex" ? asciiHex(data) : ascii85(data); // never longer than their input
       continue;
@@ -283,7 +288,7 @@ function decodeStream(
       ? inflate(data, allowance, hold)
       : filter === "runlength"
       ? runLength(data, allowance, hold)
-      : lzw(data, allowance, hold);
+      : lzw(data, allowance, hold, earlyChange);
     budget.spend(Math.min(out.size, allowance + 1));
     if (out.size > allowance || !out.bytes) return out;
     data = out.bytes;
@@ -365,44 +370,50 @@ function runLength(
   return { size, bytes: out };
 }
 
-/** The size of pdf.js's LZWDecode output (`/EarlyChange` 1); it is never kept. */
-function lzw(data: Uint8Array, limit: number, hold: boolean): Decoded {
+/**
+ * The size of pdf.js's LZWDecode output, computed as pdf.js decodes (codes it would not expect
+ * included: each past the table adds one to the last sequence, which makes a few KB of codes
+ * give gigabytes). Never kept.
+ */
+function lzw(data: Uint8Array, limit: number, hold: boolean, earlyChange: number): Decoded {
   if (hold) throw new TooComplex("an LZW stream inside a chain of filters cannot be checked");
-  const lengths = new Uint32Array(4096);
+  const lengths = new Uint16Array(4097); // pdf.js's table, wrapping as its lengths do
   lengths.fill(1, 0, 256);
   let next = 258;
   let bits = 9;
-  let prev = -1;
+  let prev = 0;
+  let sequence = 0;
   let size = 0;
   let acc = 0;
   let have = 0;
-  for (let i = 0; i < data.length; i++) {
-    acc = ((acc << 8) | data[i]!) >>> 0;
-    have += 8;
-    while (have >= bits) {
-      const code = (acc >>> (have - bits)) & ((1 << bits) - 1);
-      have -= bits;
-      acc &= (1 << have) - 1;
-      if (code === 256) {
-        next = 258;
-        bits = 9;
-        prev = -1;
-        continue;
-      }
-      if (code === 257) return { size };
-      let len: number;
-      if (code < next && code !== 256 && code !== 257 && (code < 256 || lengths[code])) {
-        len = lengths[code]!;
-      } else if (code === next && prev >= 0) len = lengths[prev]! + 1;
-      else return { size }; // a bad code: pdf.js stops there
-      if (prev >= 0 && next < 4096) lengths[next++] = lengths[prev]! + 1;
-      size += len;
-      if (size > limit) return { size: limit + 1 };
-      prev = code;
-      if (next + 1 >= 1 << bits && bits < 12) bits++;
+  let i = 0;
+  while (true) {
+    while (have < bits) {
+      if (i >= data.length) return { size };
+      acc = ((acc << 8) | data[i++]!) & 0xfffff;
+      have += 8;
     }
+    have -= bits;
+    const code = (acc >>> have) & ((1 << bits) - 1);
+    const hadSequence = sequence > 0;
+    if (code < 256) sequence = 1;
+    else if (code >= 258) sequence = code < next ? lengths[code]! : sequence + 1;
+    else if (code === 256) {
+      bits = 9;
+      next = 258;
+      sequence = 0;
+      continue;
+    } else return { size };
+    if (hadSequence) {
+      if (next < lengths.length) lengths[next] = lengths[prev]! + 1;
+      next++;
+      const n = next + earlyChange;
+      if ((n & (n - 1)) === 0) bits = Math.min(Math.log2(n) + 1, 12) | 0;
+    }
+    prev = code;
+    size += sequence;
+    if (size > limit) return { size: limit + 1 };
   }
-  return { size };
 }
 
 function asciiHex(data: Uint8Array): Uint8Array {

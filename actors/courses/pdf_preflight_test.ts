@@ -15,8 +15,11 @@ import {
   deepArray,
   deepOutline,
   flateBomb,
+  lzwBomb,
+  lzwEncode,
   pageTreeLoop,
   selfReferencing,
+  streamBody,
 } from "../../tests/hostile/pdf_files.ts";
 import { PdfDocument, PdfError } from "./pdf.ts";
 import { preflight, TooComplex } from "./pdf_preflight.ts";
@@ -169,5 +172,32 @@ Deno.test(
     assert.ok(preflight(bytes).inflatedBytes < 1000, "the image was not counted");
     const { pages } = await readAll(bytes);
     assert.deepEqual(pages[0]!.lines.map((l) => l.text), ["Scanned"]);
+  },
+);
+
+Deno.test(
+  { name: "preflight: LZW is counted as pdf.js decodes it; an LZW bomb fails", ...opts },
+  async () => {
+    const enc = new TextEncoder();
+    const content = enc.encode(
+      Array.from(
+        { length: 3000 },
+        (_, i) => `BT /F1 12 Tf 72 ${700 - (i % 50) * 12} Td (Line ${i}) Tj ET\n`,
+      )
+        .join(""),
+    );
+    const bytes = buildPdf([
+      "<< /Type /Catalog /Pages 2 0 R >>",
+      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R " +
+      "/Resources << /Font << /F1 5 0 R >> >> >>",
+      streamBody("/Filter /LZWDecode", lzwEncode(content)),
+      "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]);
+    assert.equal(preflight(bytes).inflatedBytes, content.length);
+    const { pages } = await readAll(bytes); // pdf.js reads it (the fast path reads no LZW)
+    const text = pages[0]!.lines.map((l) => l.text).join(" ");
+    assert.match(text, /Line 0 .*Line 2999/);
+    await assertTooComplex(lzwBomb({ inflatedMb: 512 }), /decompress/);
   },
 );

@@ -103,6 +103,101 @@ export function flateBomb(
   return buildPdf(onePage(streamBody(`${image}/Filter /FlateDecode`, data)));
 }
 
+/** Bits written most significant first (as LZW codes are read). */
+class BitWriter {
+  readonly bytes: number[] = [];
+  #acc = 0;
+  #have = 0;
+  write(value: number, bits: number): void {
+    this.#acc = (this.#acc << bits) | value;
+    this.#have += bits;
+    while (this.#have >= 8) {
+      this.#have -= 8;
+      this.bytes.push((this.#acc >>> this.#have) & 0xff);
+    }
+    this.#acc &= (1 << this.#have) - 1;
+  }
+  end(): Uint8Array {
+    if (this.#have > 0) this.bytes.push((this.#acc << (8 - this.#have)) & 0xff);
+    return Uint8Array.from(this.bytes);
+  }
+}
+
+/**
+ * LZW codes as pdf.js reads them (`/EarlyChange 1`): the width grows as the reader's table
+ * does, which is one entry behind the writer's; a clear code before the table fills.
+ */
+class LzwCodes {
+  readonly out = new BitWriter();
+  #bits = 9;
+  #next = 258;
+  #first = true;
+  emit(code: number): void {
+    this.out.write(code, this.#bits);
+    if (code === 256) {
+      this.#bits = 9;
+      this.#next = 258;
+      this.#first = true;
+      return;
+    }
+    if (!this.#first) {
+      this.#next++;
+      const n = this.#next + 1;
+      if ((n & (n - 1)) === 0) this.#bits = Math.min(Math.log2(n) + 1, 12);
+    }
+    this.#first = false;
+  }
+}
+
+/** `input` LZW-encoded for `/LZWDecode`. */
+export function lzwEncode(input: Uint8Array): Uint8Array {
+  const codes = new LzwCodes();
+  let table = new Map<string, number>();
+  let next = 258;
+  codes.emit(256);
+  let w = "";
+  for (const c of input) {
+    const wc = w + String.fromCharCode(c);
+    if (w === "" || table.has(wc)) {
+      w = wc;
+      continue;
+    }
+    codes.emit(w.length === 1 ? w.charCodeAt(0) : table.get(w)!);
+    table.set(wc, next++);
+    w = String.fromCharCode(c);
+    if (next >= 4000) {
+      codes.emit(w.charCodeAt(0));
+      codes.emit(256);
+      table = new Map();
+      next = 258;
+      w = "";
+    }
+  }
+  if (w) codes.emit(w.length === 1 ? w.charCodeAt(0) : table.get(w)!);
+  codes.emit(257);
+  return codes.out.end();
+}
+
+/**
+ * A one-page PDF whose content stream is LZW that decodes to about `inflatedMb` MB: each code
+ * is the one the reader is about to add, so each sequence is one byte longer than the last
+ * (~1,300 times its size).
+ */
+export function lzwBomb({ inflatedMb = 1024 }: { inflatedMb?: number } = {}): Uint8Array {
+  const codes = new LzwCodes();
+  let out = 0;
+  while (out < inflatedMb * 2 ** 20) {
+    codes.emit(256);
+    codes.emit(32); // a space: the stream reads as white space
+    for (let code = 258, length = 2; code < 4000; code++, length++) {
+      codes.emit(code);
+      out += length;
+    }
+  }
+  codes.emit(257);
+  return buildPdf(onePage(streamBody("/Filter /LZWDecode", codes.out.end())));
+}
+
 /** One page, and an outline (object 6) whose items are objects 7, 8, ... (`items`). */
 function withOutline(first: number, items: string[]): Uint8Array {
   const objects = onePage(streamBody("", latin1(TEXT)), "/Outlines 6 0 R ");
