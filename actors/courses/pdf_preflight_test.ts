@@ -3,7 +3,8 @@
  * bomb, disguised or not, fails as `PDF_TOO_COMPLEX` in seconds and bounded memory; the budget
  * and ratio are configurable; outlines and trees over the depth bound or looping through
  * `/First` or `/Kids` fail; a `/Next` loop and self-referencing objects end, the rest kept;
- * arrays nested 100,000 deep fail; an encrypted file is refused.
+ * arrays nested 100,000 deep fail; an encrypted file is refused; images are not counted; LZW
+ * and RunLength are counted as pdf.js decodes them.
  */
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
@@ -201,3 +202,16 @@ Deno.test(
     await assertTooComplex(lzwBomb({ inflatedMb: 512 }), /decompress/);
   },
 );
+
+Deno.test({ name: "preflight: RunLength is counted, within the file's budget", ...opts }, () => {
+  // 2 bytes a run of 128 spaces: 64:1, under the ratio, so the budget is what stops it.
+  const runs = new Uint8Array(2 * 20_000).map((_, i) => i % 2 ? 0x20 : 0x81);
+  const bytes = buildPdf([
+    "<< /Type /Catalog /Pages 2 0 R >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+    streamBody("/Filter /RunLengthDecode", Uint8Array.from([...runs, 128])),
+  ]);
+  assert.equal(preflight(bytes).inflatedBytes, 20_000 * 128);
+  assert.throws(() => preflight(bytes, { maxInflateBytes: 2 << 20 }), /more than 2097152 bytes/);
+});
