@@ -156,6 +156,33 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "extract: in this thread, checking a hostile file gives way to other work", ...opts },
+  async () => {
+    const bomb = flateBomb(); // the issue's: 4 MB that inflate to 4 GB
+    const deep = deepOutline(); // 100,000 levels
+    const inline = new InlineExtractor();
+    // The longest this thread went without running a 20 ms timer (a health check would wait
+    // as long).
+    let worst = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 20);
+    try {
+      await assert.rejects(() => inline.structure(bomb, "bomb"), tooComplex);
+      await assert.rejects(() => inline.structure(deep, "deep"), tooComplex);
+      worst = Math.max(worst, performance.now() - last);
+    } finally {
+      clearInterval(timer);
+      inline.close();
+    }
+    assert.ok(worst < 1000, `the timer waited ${Math.round(worst)} ms at worst`);
+  },
+);
+
 Deno.test({
   name: "extract: a worker over its heap or time fails the file, not the process",
   ...opts,

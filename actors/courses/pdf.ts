@@ -126,7 +126,7 @@ export class PdfDocument {
   ): Promise<PdfDocument> {
     if (!looksLikePdf(bytes)) throw new PdfError("NOT_PDF", "the file is not a PDF");
     try {
-      if (preflight(bytes, limits).encrypted) {
+      if ((await preflight(bytes, limits)).encrypted) {
         throw new PdfError(
           "ENCRYPTED",
           "the PDF is encrypted: its streams cannot be checked before it is read",

@@ -50,6 +50,10 @@ const RATIO_FLOOR = 1 << 20;
 /** Streams are counted with zlib up to this size out, then in pieces (pako) past it. */
 const WHOLE_INFLATE = 4 << 20;
 const PIECE = 64 << 10;
+/** Input inflated at once: up to ~8 MB out, tens of milliseconds. */
+const INPUT_PIECE = 8 << 10;
+/** The longest the check runs without giving way to other work on its thread. */
+const SLICE_MS = 50;
 
 /** What the check saw. */
 export interface PreflightResult {
@@ -72,8 +76,12 @@ interface StreamAt {
  * Checks `bytes` against `limits`; throws {@link TooComplex} when they are broken. The caller
  * refuses an `encrypted` file (see the module doc).
  */
-export function preflight(bytes: Uint8Array, limits: PdfLimits = {}): PreflightResult {
+export async function preflight(
+  bytes: Uint8Array,
+  limits: PdfLimits = {},
+): Promise<PreflightResult> {
   const { maxInflateBytes, maxInflateRatio, maxDepth } = { ...DEFAULT_PDF_LIMITS, ...limits };
+  const tick = slices();
   const objects = new Map<number, PdfValue[]>();
   const streams: StreamAt[] = [];
   let encrypted = false;
@@ -93,6 +101,7 @@ export function preflight(bytes: Uint8Array, limits: PdfLimits = {}): PreflightR
   };
 
   for (const at of keywords(bytes, "obj")) {
+    await tick();
     const num = objectNumber(bytes, at);
     if (num === null) continue;
     const lx = new Lexer(bytes, at + 3);
@@ -153,6 +162,7 @@ export function preflight(bytes: Uint8Array, limits: PdfLimits = {}): PreflightR
   // Object streams first: the objects in them are part of the structure checked below.
   const order = [...streams].sort((a, b) => Number(isObjStm(b)) - Number(isObjStm(a)));
   for (const s of order) {
+    await tick();
     if (isImage(s.dict, resolve) && !decoded.has(s.num)) continue;
     const raw = bytes.subarray(s.start, s.end);
     const filters = filtersOf(s.dict, resolve);
@@ -161,7 +171,7 @@ export function preflight(bytes: Uint8Array, limits: PdfLimits = {}): PreflightR
       budget.left(),
       Math.max(RATIO_FLOOR, maxInflateRatio * Math.max(1, raw.length)),
     );
-    const out = decodeStream(raw, filters, allowance, budget, keep);
+    const out = await decodeStream(raw, filters, allowance, budget, keep, tick);
     if (out.size > allowance) {
       throw allowance < budget.left()
         ? new TooComplex(
@@ -173,8 +183,28 @@ export function preflight(bytes: Uint8Array, limits: PdfLimits = {}): PreflightR
       for (const [num, value] of objectStream(out.bytes, s.dict, read)) add(num, value);
     }
   }
-  checkDepth(objects, maxDepth);
+  await checkDepth(objects, maxDepth, tick);
   return { inflatedBytes: total, encrypted };
+}
+
+/** Yields to the event loop when the current slice of work has run its time. */
+type Tick = () => Promise<void> | void;
+
+/**
+ * Slices of at most `ms`: where there is no worker (the edge), a hostile file's check shares
+ * the thread with every request, so it gives way between slices instead of holding it.
+ */
+function slices(ms = SLICE_MS): Tick {
+  let since = performance.now();
+  return () => {
+    if (performance.now() - since < ms) return;
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        since = performance.now();
+        resolve();
+      }, 0)
+    );
+  };
 }
 
 interface Budget {
@@ -268,13 +298,14 @@ function filtersOf(
  * Decodes `raw` through `filters`, counting each stage's output against `budget`; stops once a
  * stage gives more than `allowance`. Only a stage another follows (or `keep`) holds its bytes.
  */
-function decodeStream(
+async function decodeStream(
   raw: Uint8Array,
   filters: { filter: Filter; earlyChange: number }[],
   allowance: number,
   budget: Budget,
   keep: boolean,
-): Decoded {
+  tick: Tick,
+): Promise<Decoded> {
   let data = raw;
   for (let i = 0; i < filters.length; i++) {
     const last = i === filters.length - 1;
@@ -285,7 +316,7 @@ function decodeStream(
     }
     const hold = !last || keep;
     const out = filter === "flate"
-      ? inflate(data, allowance, hold)
+      ? await inflate(data, allowance, hold, tick)
       : filter === "runlength"
       ? runLength(data, allowance, hold)
       : lzw(data, allowance, hold, earlyChange);
@@ -297,11 +328,12 @@ function decodeStream(
 }
 
 /** Inflates `data`, or counts what it inflates to; past `limit` it stops (size `limit + 1`). */
-function inflate(
+async function inflate(
   data: Uint8Array,
   limit: number,
   hold: boolean,
-): Decoded {
+  tick: Tick,
+): Promise<Decoded> {
   try {
     const out = inflateSync(data, { maxOutputLength: Math.min(limit, WHOLE_INFLATE) });
     return { size: out.length, ...(hold ? { bytes: new Uint8Array(out) } : {}) };
@@ -318,7 +350,12 @@ function inflate(
     if (hold) pieces.push(piece);
   };
   try {
-    inflater.push(data, true);
+    // Input a piece at a time (at most ~1,000 times its size out each), yielding between.
+    for (let at = 0; at < data.length && !inflater.ended; at += INPUT_PIECE) {
+      inflater.push(data.subarray(at, at + INPUT_PIECE), false);
+      await tick();
+    }
+    if (!inflater.ended) inflater.push(new Uint8Array(0), true);
   } catch (err) {
     if (!(err instanceof Over)) throw err;
     return { size: limit + 1 };
@@ -490,7 +527,11 @@ function objectStream(
  * every object a reference could mean. Levels only rise, each at most `maxDepth` times, so this
  * ends, and a loop through `/First` or `/Kids` rises past the bound.
  */
-function checkDepth(objects: Map<number, PdfValue[]>, maxDepth: number): void {
+async function checkDepth(
+  objects: Map<number, PdfValue[]>,
+  maxDepth: number,
+  tick: Tick,
+): Promise<void> {
   const edges = new Map<number, [number, number][]>();
   for (const [num, list] of objects) {
     const out: [number, number][] = [];
@@ -514,6 +555,7 @@ function checkDepth(objects: Map<number, PdfValue[]>, maxDepth: number): void {
   const level = new Map<number, number>();
   const work = [...edges.keys()];
   while (work.length) {
+    await tick();
     const u = work.pop()!;
     const from = level.get(u) ?? 0;
     for (const [v, w] of edges.get(u) ?? []) {

@@ -72,17 +72,17 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "preflight: the budget and the ratio are the caller's", ...opts }, () => {
+Deno.test({ name: "preflight: the budget and the ratio are the caller's", ...opts }, async () => {
   const bomb = flateBomb({ inflatedMb: 8 }); // ~8 KB that inflate to 8 MB: ~1000:1
-  assert.throws(() => preflight(bomb), /more than 200:1/);
-  assert.throws(
+  await assert.rejects(() => preflight(bomb), /more than 200:1/);
+  await assert.rejects(
     () => preflight(bomb, { maxInflateRatio: 5000, maxInflateBytes: 4 << 20 }),
     (err: Error) => err instanceof TooComplex && /more than 4194304 bytes/.test(err.message),
   );
-  const ok = preflight(bomb, { maxInflateRatio: 5000, maxInflateBytes: 16 << 20 });
+  const ok = await preflight(bomb, { maxInflateRatio: 5000, maxInflateBytes: 16 << 20 });
   assert.ok(ok.inflatedBytes > 8 << 20 && ok.inflatedBytes < 9 << 20, `${ok.inflatedBytes}`);
   // Under 1 MB out, a stream is not held to the ratio (small streams compress well).
-  assert.doesNotThrow(() => preflight(flateBomb({ inflatedMb: 0 }), { maxInflateRatio: 1 }));
+  await assert.doesNotReject(() => preflight(flateBomb({ inflatedMb: 0 }), { maxInflateRatio: 1 }));
 });
 
 Deno.test({ name: "preflight: an outline 100,000 deep fails in seconds", ...opts }, async () => {
@@ -97,8 +97,8 @@ Deno.test({ name: "preflight: the depth bound is exact and configurable", ...opt
   assert.equal(outline.length, 64);
   assert.deepEqual(outline.at(-1), { title: "Level 64", page: 1, level: 64 });
   await assertTooComplex(deepOutline({ depth: 65 }), /over 64 levels deep/);
-  assert.throws(() => preflight(deepOutline({ depth: 10 }), { maxDepth: 9 }), TooComplex);
-  assert.doesNotThrow(() => preflight(deepOutline({ depth: 10 }), { maxDepth: 10 }));
+  await assert.rejects(() => preflight(deepOutline({ depth: 10 }), { maxDepth: 9 }), TooComplex);
+  await assert.doesNotReject(() => preflight(deepOutline({ depth: 10 }), { maxDepth: 10 }));
 });
 
 Deno.test({ name: "preflight: loops through /First or /Kids fail", ...opts }, async () => {
@@ -122,7 +122,7 @@ Deno.test({ name: "preflight: arrays nested 100,000 deep fail", ...opts }, async
 });
 
 Deno.test({ name: "preflight: an encrypted file is refused as ENCRYPTED", ...opts }, async () => {
-  assert.equal(preflight(encryptedPdf()).encrypted, true);
+  assert.equal((await preflight(encryptedPdf())).encrypted, true);
   await assert.rejects(() => readAll(encryptedPdf()), (err: Error) => {
     assert.ok(err instanceof PdfError);
     assert.equal(err.code, "ENCRYPTED");
@@ -138,7 +138,7 @@ Deno.test({ name: "preflight: an ordinary PDF passes, its streams counted", ...o
     ),
     { outline: [{ title: "Part 0", page: 1, children: [{ title: "Part 1", page: 2 }] }] },
   );
-  const { inflatedBytes, encrypted } = preflight(bytes);
+  const { inflatedBytes, encrypted } = await preflight(bytes);
   assert.equal(encrypted, false);
   assert.ok(inflatedBytes > 10_000, `${inflatedBytes} bytes inflated`);
   const { pages, outline } = await readAll(bytes);
@@ -170,7 +170,7 @@ Deno.test(
         "\nendstream",
       ],
     ]);
-    assert.ok(preflight(bytes).inflatedBytes < 1000, "the image was not counted");
+    assert.ok((await preflight(bytes)).inflatedBytes < 1000, "the image was not counted");
     const { pages } = await readAll(bytes);
     assert.deepEqual(pages[0]!.lines.map((l) => l.text), ["Scanned"]);
   },
@@ -195,7 +195,7 @@ Deno.test(
       streamBody("/Filter /LZWDecode", lzwEncode(content)),
       "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]);
-    assert.equal(preflight(bytes).inflatedBytes, content.length);
+    assert.equal((await preflight(bytes)).inflatedBytes, content.length);
     const { pages } = await readAll(bytes); // pdf.js reads it (the fast path reads no LZW)
     const text = pages[0]!.lines.map((l) => l.text).join(" ");
     assert.match(text, /Line 0 .*Line 2999/);
@@ -203,15 +203,21 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "preflight: RunLength is counted, within the file's budget", ...opts }, () => {
-  // 2 bytes a run of 128 spaces: 64:1, under the ratio, so the budget is what stops it.
-  const runs = new Uint8Array(2 * 20_000).map((_, i) => i % 2 ? 0x20 : 0x81);
-  const bytes = buildPdf([
-    "<< /Type /Catalog /Pages 2 0 R >>",
-    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-    streamBody("/Filter /RunLengthDecode", Uint8Array.from([...runs, 128])),
-  ]);
-  assert.equal(preflight(bytes).inflatedBytes, 20_000 * 128);
-  assert.throws(() => preflight(bytes, { maxInflateBytes: 2 << 20 }), /more than 2097152 bytes/);
-});
+Deno.test(
+  { name: "preflight: RunLength is counted, within the file's budget", ...opts },
+  async () => {
+    // 2 bytes a run of 128 spaces: 64:1, under the ratio, so the budget is what stops it.
+    const runs = new Uint8Array(2 * 20_000).map((_, i) => i % 2 ? 0x20 : 0x81);
+    const bytes = buildPdf([
+      "<< /Type /Catalog /Pages 2 0 R >>",
+      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+      streamBody("/Filter /RunLengthDecode", Uint8Array.from([...runs, 128])),
+    ]);
+    assert.equal((await preflight(bytes)).inflatedBytes, 20_000 * 128);
+    await assert.rejects(
+      () => preflight(bytes, { maxInflateBytes: 2 << 20 }),
+      /more than 2097152 bytes/,
+    );
+  },
+);
