@@ -130,8 +130,13 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const blobs = openBlobs(config, db);
+  const untrusted = {
+    workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
+    taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
+  };
   const chunkProcessor = new ChunkProcessor(
     config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1)),
+    untrusted,
   );
   const datasets = datasetActors({
     db,
@@ -152,7 +157,12 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       dimensions: config.OPENAI_EMBEDDING_DIMENSIONS,
     })
     : new HashingEmbedder();
-  const extractor = pageExtractor(config.EXTRACT_WORKERS);
+  const extractor = pageExtractor(config.EXTRACT_WORKERS, {
+    maxInflateBytes: config.PDF_MAX_INFLATE_BYTES,
+    maxInflateRatio: config.PDF_MAX_INFLATE_RATIO,
+    maxDepth: config.PDF_MAX_DEPTH,
+    ...untrusted,
+  });
   const courses = courseActors({
     db,
     blobs,

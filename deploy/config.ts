@@ -38,11 +38,13 @@ const fields = z.object({
     "must be a postgres:// or postgresql:// URL",
   ).optional(),
   /**
-   * Workers extracting PDF text; 0 extracts in the main thread. Workers extract faster but
-   * each holds its own heap (measured with the start task's V8 flag, 10 × 300-page PDFs on
-   * PGlite: ~430 MB peak with 2 workers, ~365 MB with 1 or 0; see the README).
+   * Workers extracting PDF text; 0 extracts in the main thread, where nothing but the file's
+   * checks (PDF_MAX_*) bounds what a hostile file costs. Workers extract faster, and under a heap
+   * and time limit (UNTRUSTED_*), but each holds its own heap (measured with the start task's V8
+   * flag, 10 × 300-page PDFs on PGlite: ~430 MB peak with 2 workers, ~365 MB with 1 or 0; see
+   * the README).
    */
-  EXTRACT_WORKERS: int(0, 64).default(0),
+  EXTRACT_WORKERS: int(0, 64).default(1),
   /**
    * Workers parsing, cleaning and profiling dataset chunks; 0: in the main thread.
    * @default the cores but one, 1 to 4 (one core is left to the main thread and the database)
@@ -147,6 +149,19 @@ const fields = z.object({
   UPLOAD_MAX_PARTS: int(1, 100_000).default(100),
   /** Largest header block of one part of an upload form, in bytes. */
   UPLOAD_MAX_PART_HEADER_BYTES: int(256, 2 ** 20).default(16 * 1024),
+
+  // Untrusted files: what one file may make the server do. Over any bound, the file fails with
+  // PDF_TOO_COMPLEX (a dataset chunk: DATASET_TOO_COMPLEX), and is not retried.
+  /** Bytes all the streams of one PDF may decompress to, together (default 256 MiB). */
+  PDF_MAX_INFLATE_BYTES: int(1024 * 1024, 2 ** 36).default(256 * 1024 * 1024),
+  /** How many times its size a PDF stream that decompresses past 1 MiB may grow (default 200). */
+  PDF_MAX_INFLATE_RATIO: int(2, 1_000_000).default(200),
+  /** Deepest PDF outline or page tree, in levels; loops count as too deep (default 64). */
+  PDF_MAX_DEPTH: int(4, 100_000).default(64),
+  /** Heap limit of a worker parsing untrusted files (PDF text, dataset chunks), in MiB. */
+  UNTRUSTED_WORKER_HEAP_MB: int(32, 65_536).default(1024),
+  /** Time limit of one task of such a worker (a PDF's page range, a dataset chunk), in ms. */
+  UNTRUSTED_TASK_TIMEOUT_MS: int(1000, 3_600_000).default(120_000),
 });
 
 /** Variables that only make sense together. */

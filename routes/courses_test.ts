@@ -567,6 +567,88 @@ Deno.test({ name: "courses: close", ...opts }, async () => {
 });
 
 Deno.test(
+  {
+    name: "courses: a Flate bomb and a 100,000-deep outline fail as PDF_TOO_COMPLEX, " +
+      "once, while the server keeps answering",
+    ...opts,
+  },
+  async () => {
+    const { WorkerExtractor } = await import("../actors/courses/extract.ts");
+    const { deepOutline, flateBomb } = await import("../tests/hostile/pdf_files.ts");
+    const dir = await Deno.makeTempDir();
+    const blobs = API_DRIVERS === "production" ? null : new FsBlobStore(dir);
+    // As `main.ts` runs it by default: extraction in a worker, under the default limits.
+    const extractor = new WorkerExtractor(1);
+    let store!: BlobStore;
+    const w = await openApiWorld((tdb) => {
+      store = blobs ?? new PostgresBlobStore(tdb.db);
+      return courseActors({ db: tdb.db, blobs: store, extractor });
+    }, (tdb) => ({
+      perIpPerMinute: 1_000_000,
+      perKeyPerMinute: 1_000_000,
+      courses: { db: tdb.db, blobs: store, maxFileBytes: 32 << 20 },
+    }));
+    // The server's answers while the files are worked on: the slowest health check, in ms.
+    let slowest = 0;
+    let probing = true;
+    const probe = (async () => {
+      while (probing) {
+        const started = performance.now();
+        const res = await w.app.request("/api/health");
+        await res.body?.cancel();
+        assert.equal(res.status, 200);
+        slowest = Math.max(slowest, performance.now() - started);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      const key = (await w.tenants.createKey((await w.tenants.createTenant("t")).id)).key;
+      const hostile = [
+        { name: "bomb.pdf", bytes: flateBomb() }, // 4 MB that inflate to 4 GB
+        { name: "deep.pdf", bytes: deepOutline() }, // 14 MB, 100,000 levels
+      ];
+      for (const { name, bytes } of hostile) {
+        const form = new FormData();
+        form.append("files", new File([new Uint8Array(bytes)], name));
+        const req = new Request("http://x/", { method: "POST", body: form });
+        const up = await w.app.request("/api/courses", {
+          method: "POST",
+          body: await req.arrayBuffer(),
+          headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+        });
+        assert.equal(up.status, 202, `${name}: ${await up.clone().text()}`);
+        const { courseId } = await up.json();
+        const course = await waitFor(async () => {
+          const c = await (await w.app.request(`/api/courses/${courseId}`, {
+            headers: { "x-api-key": key },
+          })).json();
+          return c.status === "failed" ? c : null;
+        }, { timeoutMs: 60_000, what: `${name}'s course to fail` });
+        assert.equal(course.error.code, "PDF_TOO_COMPLEX", name);
+        assert.equal(course.sources[0].error.code, "PDF_TOO_COMPLEX", name);
+        // Read once: no attempt again, and no page range sent to extract.
+        const jobs = await w.tdb.db.query<{ actor: string; attempts: number }>(
+          `SELECT actor, attempts FROM troupe_jobs WHERE input->>'courseId' = $1`,
+          [courseId],
+        );
+        assert.deepEqual(
+          jobs.filter((j) => j.actor.startsWith("course.start") || j.actor === "course.extract"),
+          [{ actor: "course.start", attempts: 1 }],
+          name,
+        );
+      }
+      assert.ok(slowest < 1000, `health took ${Math.round(slowest)} ms at worst`);
+    } finally {
+      probing = false;
+      await probe;
+      extractor.close();
+      await w.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   { name: "courses: a writer that keeps failing fails the course, not hangs it", ...opts },
   async () => {
     const { courseActors } = await import("../actors/courses/pipeline.ts");

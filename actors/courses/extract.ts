@@ -3,17 +3,27 @@
  * extract messages of a course (20 pages each) use every core. Errors keep their `PdfError`
  * code either way.
  *
+ * Uploads are untrusted: either way a file is checked against its limits before it is parsed
+ * (`pdf_preflight.ts`), and in workers it is also parsed under a heap and a time limit. Over
+ * any, it fails as `PDF_TOO_COMPLEX`, an input error, so its job is not retried.
+ *
  * The extract messages of one file arrive one range after another, so both keep the PDFs
  * they opened, by key (the file's SHA-256), for a few seconds ({@link OpenPdfs}): opening a
  * 300-page PDF again for each range of 20 pages nearly doubled the time per page.
  */
-import { workerError, WorkerPool } from "../runtime/worker_pool.ts";
+import {
+  COMPUTE_STALL_MS,
+  workerError,
+  WorkerLimitError,
+  WorkerPool,
+} from "../runtime/worker_pool.ts";
 import {
   type OutlineEntry,
   type PageText,
   PdfDocument,
   PdfError,
   type PdfErrorCode,
+  type PdfLimits,
 } from "./pdf.ts";
 
 /** A PDF's bytes, or how to read them (called only when the document is not already open). */
@@ -56,7 +66,8 @@ interface OpenPdf {
 export class OpenPdfs {
   readonly #open = new Map<string, OpenPdf>();
 
-  constructor(readonly size = 2, readonly keepMs = 5_000) {}
+  /** `limits`: what a file must keep to be opened (see `pdf_preflight.ts`). */
+  constructor(readonly size = 2, readonly keepMs = 5_000, readonly limits: PdfLimits = {}) {}
 
   /** How many documents are open (in use or kept). */
   get count(): number {
@@ -70,7 +81,10 @@ export class OpenPdfs {
   ): Promise<T> {
     let entry = this.#open.get(key);
     if (entry) this.#open.delete(key); // re-inserted below: the map's order is recency
-    else entry = { doc: Promise.resolve(source).then(bytesOf).then(PdfDocument.open), users: 0 };
+    else {
+      const open = (bytes: Uint8Array) => PdfDocument.open(bytes, { limits: this.limits });
+      entry = { doc: Promise.resolve(source).then(bytesOf).then(open), users: 0 };
+    }
     this.#open.set(key, entry);
     clearTimeout(entry.timer);
     entry.users++;
@@ -125,7 +139,7 @@ async function withDocument<T>(
   read: (doc: PdfDocument) => Promise<T>,
 ): Promise<T> {
   if (key) return await open.use(key, source, read);
-  const pdf = await PdfDocument.open(await bytesOf(source));
+  const pdf = await PdfDocument.open(await bytesOf(source), { limits: open.limits });
   try {
     return await read(pdf);
   } finally {
@@ -156,9 +170,24 @@ export function readStructure(
   }));
 }
 
-/** Extracts in the calling thread (Deno Deploy, tests, `EXTRACT_WORKERS=0`). */
+/** What an extractor works within. */
+export interface ExtractLimits extends PdfLimits {
+  /** A worker's heap limit in MB (workers only). @default 1024 */
+  workerHeapMb?: number;
+  /** A task's time limit in a worker, in ms (workers only). @default 120000 */
+  taskTimeoutMs?: number;
+}
+
+/**
+ * Extracts in the calling thread (Deno Deploy, tests, `EXTRACT_WORKERS=0`). With no worker to
+ * stop, the file's bounds are all there is: it is checked before it is read (`limits`).
+ */
 export class InlineExtractor implements PageExtractor {
-  readonly #open = new OpenPdfs();
+  readonly #open: OpenPdfs;
+
+  constructor(limits: PdfLimits = {}) {
+    this.#open = new OpenPdfs(undefined, undefined, limits);
+  }
 
   structure(source: PdfSource, key?: string): Promise<PdfStructure> {
     return readStructure(this.#open, source, key);
@@ -173,14 +202,32 @@ export class InlineExtractor implements PageExtractor {
   }
 }
 
-const CODES = new Set<PdfErrorCode>(["NOT_PDF", "ENCRYPTED", "CORRUPT", "NO_TEXT"]);
+const CODES = new Set<PdfErrorCode>([
+  "NOT_PDF",
+  "ENCRYPTED",
+  "CORRUPT",
+  "NO_TEXT",
+  "PDF_TOO_COMPLEX",
+]);
 
-/** Extracts in `size` workers (started on first use). */
+/**
+ * Extracts in `size` workers (started on first use), each under a heap and a time limit: a file
+ * that takes a worker past either fails as `PDF_TOO_COMPLEX`, and the worker is replaced.
+ */
 export class WorkerExtractor implements PageExtractor {
   readonly #pool: WorkerPool;
+  readonly #limits: PdfLimits;
 
-  constructor(size: number) {
-    this.#pool = new WorkerPool(new URL("./extract_worker.ts", import.meta.url), size, {
+  constructor(
+    size: number,
+    { workerHeapMb = 1024, taskTimeoutMs = 120_000, ...limits }: ExtractLimits = {},
+    url = new URL("./extract_worker.ts", import.meta.url),
+  ) {
+    this.#limits = limits;
+    this.#pool = new WorkerPool(url, size, {
+      heapMb: workerHeapMb,
+      taskTimeoutMs,
+      stallMs: COMPUTE_STALL_MS, // reading a PDF is computation only
       toError: (e) => {
         if (e.name === "PdfError" && CODES.has(e.code as PdfErrorCode)) {
           return new PdfError(e.code as PdfErrorCode, e.message);
@@ -191,14 +238,27 @@ export class WorkerExtractor implements PageExtractor {
   }
 
   async structure(source: PdfSource, key?: string): Promise<PdfStructure> {
-    return await this.#pool.run<PdfStructure>("structure", [await bytesOf(source), key]);
+    const bytes = await bytesOf(source);
+    return await this.#run<PdfStructure>("structure", [bytes, key, this.#limits]);
   }
 
   async pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]> {
     // The bytes go along every time (a range may land on a worker that has not opened the
     // file); copied to the worker (structured clone), so the caller keeps its bytes.
     const bytes = await bytesOf(source);
-    return await this.#pool.run<PageText[]>("pages", [bytes, from, to, key]);
+    return await this.#run<PageText[]>("pages", [bytes, from, to, key, this.#limits]);
+  }
+
+  async #run<T>(method: string, args: unknown[]): Promise<T> {
+    try {
+      return await this.#pool.run<T>(method, args);
+    } catch (err) {
+      if (!(err instanceof WorkerLimitError)) throw err;
+      throw new PdfError(
+        "PDF_TOO_COMPLEX",
+        `the PDF is too complex to read safely: ${err.message}`,
+      );
+    }
   }
 
   close(): void {
@@ -207,7 +267,10 @@ export class WorkerExtractor implements PageExtractor {
 }
 
 /** Workers when asked for (size ≥ 1) and available; else this thread. */
-export function pageExtractor(workers: number): PageExtractor {
-  if (workers < 1 || typeof Worker === "undefined") return new InlineExtractor();
-  return new WorkerExtractor(workers);
+export function pageExtractor(workers: number, limits: ExtractLimits = {}): PageExtractor {
+  if (workers < 1 || typeof Worker === "undefined") {
+    const { workerHeapMb: _, taskTimeoutMs: __, ...pdf } = limits;
+    return new InlineExtractor(pdf);
+  }
+  return new WorkerExtractor(workers, limits);
 }

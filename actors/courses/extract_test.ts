@@ -1,12 +1,15 @@
 /**
  * The page extractors: the worker pool gives the same pages as this thread, in any number of
  * concurrent calls; broken files keep their `PdfError` code across the worker boundary; a
- * closed pool refuses work; opened PDFs are kept by key, bounded in number and time.
+ * closed pool refuses work; opened PDFs are kept by key, bounded in number and time; hostile
+ * files and a worker over its heap or time limit fail as `PDF_TOO_COMPLEX`, in either extractor.
  */
 import assert from "node:assert/strict";
 import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
+import { deepOutline, flateBomb } from "../../tests/hostile/pdf_files.ts";
 import { InlineExtractor, OpenPdfs, pageExtractor, WorkerExtractor } from "./extract.ts";
 import { PdfError } from "./pdf.ts";
+import { within } from "../../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -121,6 +124,85 @@ Deno.test({ name: "extract: errors keep their PdfError code", ...opts }, async (
     assert.equal((await pool.pages(good, 1, 2)).length, 2);
   } finally {
     pool.close();
+  }
+});
+
+const tooComplex = (e: unknown) => e instanceof PdfError && e.code === "PDF_TOO_COMPLEX";
+
+Deno.test(
+  { name: "extract: hostile files fail as PDF_TOO_COMPLEX, in both", ...opts },
+  async () => {
+    const bomb = flateBomb({ inflatedMb: 512 });
+    const deep = deepOutline({ depth: 1000 });
+    const inline = new InlineExtractor();
+    const pool = new WorkerExtractor(1);
+    try {
+      for (const extractor of [inline, pool]) {
+        await assert.rejects(() => extractor.structure(bomb, "bomb"), tooComplex);
+        await assert.rejects(() => extractor.pages(bomb, 1, 1, "bomb"), tooComplex);
+        await assert.rejects(() => extractor.structure(deep), tooComplex);
+      }
+      // The limits are the extractor's: a looser budget lets the same bomb through the check.
+      const loose = new InlineExtractor({ maxInflateRatio: 1e6, maxInflateBytes: 1 << 30 });
+      try {
+        await loose.structure(flateBomb({ inflatedMb: 2 }));
+      } finally {
+        loose.close();
+      }
+    } finally {
+      inline.close();
+      pool.close();
+    }
+  },
+);
+
+Deno.test(
+  { name: "extract: in this thread, checking a hostile file gives way to other work", ...opts },
+  async () => {
+    const bomb = flateBomb(); // the issue's: 4 MB that inflate to 4 GB
+    const deep = deepOutline(); // 100,000 levels
+    const inline = new InlineExtractor();
+    // The longest this thread went without running a 20 ms timer (a health check would wait
+    // as long).
+    let worst = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 20);
+    try {
+      await assert.rejects(() => inline.structure(bomb, "bomb"), tooComplex);
+      await assert.rejects(() => inline.structure(deep, "deep"), tooComplex);
+      worst = Math.max(worst, performance.now() - last);
+    } finally {
+      clearInterval(timer);
+      inline.close();
+    }
+    assert.ok(worst < 1000, `the timer waited ${Math.round(worst)} ms at worst`);
+  },
+);
+
+Deno.test({
+  name: "extract: a worker over its heap or time fails the file, not the process",
+  ...opts,
+}, async () => {
+  const hog = new URL("../../tests/fixtures/hog_worker.ts", import.meta.url);
+  // The default time limit (2 minutes): a worker stopped at its heap limit is seen in seconds.
+  const pool = new WorkerExtractor(1, { workerHeapMb: 64 }, hog);
+  try {
+    const bytes = await book(1);
+    await within(assert.rejects(() => pool.structure(bytes), tooComplex), 30_000, "structure");
+    await within(assert.rejects(() => pool.pages(bytes, 1, 1), tooComplex), 30_000, "pages");
+  } finally {
+    pool.close();
+  }
+  const slow = new WorkerExtractor(1, { workerHeapMb: 64, taskTimeoutMs: 1000 }, hog);
+  try {
+    const bytes = await book(1);
+    await assert.rejects(() => slow.structure(bytes), tooComplex);
+  } finally {
+    slow.close();
   }
 });
 

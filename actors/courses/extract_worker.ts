@@ -4,11 +4,21 @@
  */
 import { serveWorker } from "../runtime/worker_pool.ts";
 import { OpenPdfs, readPages, readStructure } from "./extract.ts";
+import type { PdfLimits } from "./pdf.ts";
 
-const open = new OpenPdfs(1);
+let open: OpenPdfs | null = null;
+/** The open documents, kept while the limits they were checked against stay the same. */
+const opened = (limits: PdfLimits = {}) => {
+  if (!open || JSON.stringify(open.limits) !== JSON.stringify(limits)) {
+    open?.close();
+    open = new OpenPdfs(1, undefined, limits);
+  }
+  return open;
+};
 
 serveWorker({
-  structure: (bytes: Uint8Array, key?: string) => readStructure(open, bytes, key),
-  pages: (bytes: Uint8Array, from: number, to: number, key?: string) =>
-    readPages(open, bytes, from, to, key),
+  structure: (bytes: Uint8Array, key?: string, limits?: PdfLimits) =>
+    readStructure(opened(limits), bytes, key),
+  pages: (bytes: Uint8Array, from: number, to: number, key?: string, limits?: PdfLimits) =>
+    readPages(opened(limits), bytes, from, to, key),
 });

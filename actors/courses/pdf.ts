@@ -2,7 +2,11 @@
  * Text and structure out of a PDF: pages as lines with their font size, the outline
  * (bookmarks) with 1-based physical page numbers, and headings guessed from font size when
  * there is no outline. Errors are `PdfError`s with a stable code: `NOT_PDF`, `ENCRYPTED`,
- * `CORRUPT`, `NO_TEXT`.
+ * `CORRUPT`, `NO_TEXT`, `PDF_TOO_COMPLEX`.
+ *
+ * Nothing reads a file before it passes {@link preflight} (`pdf_preflight.ts`): pdf.js
+ * inflates and recurses without bounds, so a decompression bomb or an outline nested 100,000
+ * deep is refused as `PDF_TOO_COMPLEX` before it gets there.
  *
  * Page text comes from the fast path ({@link FastText}: the content streams read directly,
  * with pdf.js's rules for text items) when it handles the file and the page, else from
@@ -13,16 +17,29 @@
  * column is written in turn.
  */
 import { getDocumentProxy } from "unpdf";
+import { InputError } from "../runtime/errors.ts";
+import { TooComplex } from "./pdf_objects.ts";
 import { readOutline } from "./pdf_outline.ts";
+import { type PdfLimits, preflight } from "./pdf_preflight.ts";
 import { FastText } from "./pdf_text.ts";
 
-export type PdfErrorCode = "NOT_PDF" | "ENCRYPTED" | "CORRUPT" | "NO_TEXT";
+export type { PdfLimits };
 
-export class PdfError extends Error {
-  constructor(readonly code: PdfErrorCode, message: string) {
-    super(message);
+export type PdfErrorCode = "NOT_PDF" | "ENCRYPTED" | "CORRUPT" | "NO_TEXT" | "PDF_TOO_COMPLEX";
+
+/** A file that cannot be read: bad input, so its job fails with the code and is not retried. */
+export class PdfError extends InputError {
+  declare readonly code: PdfErrorCode;
+
+  constructor(code: PdfErrorCode, message: string) {
+    super(code, message);
     this.name = "PdfError";
   }
+}
+
+/** A {@link TooComplex} structure as the file's error. */
+function tooComplex(err: TooComplex): PdfError {
+  return new PdfError("PDF_TOO_COMPLEX", `the PDF is too complex to read safely: ${err.message}`);
 }
 
 export interface Line {
@@ -83,6 +100,8 @@ export interface OpenOptions {
    * @default true
    */
   fastText?: boolean;
+  /** Bounds the file must keep before anything parses it (see `pdf_preflight.ts`). */
+  limits?: PdfLimits;
 }
 
 /** An opened PDF; `close()` it when done. */
@@ -103,14 +122,26 @@ export class PdfDocument {
 
   static async open(
     bytes: Uint8Array,
-    { fastText = true }: OpenOptions = {},
+    { fastText = true, limits }: OpenOptions = {},
   ): Promise<PdfDocument> {
     if (!looksLikePdf(bytes)) throw new PdfError("NOT_PDF", "the file is not a PDF");
+    try {
+      if ((await preflight(bytes, limits)).encrypted) {
+        throw new PdfError(
+          "ENCRYPTED",
+          "the PDF is encrypted: its streams cannot be checked before it is read",
+        );
+      }
+    } catch (err) {
+      if (err instanceof TooComplex) throw tooComplex(err);
+      throw err;
+    }
     if (fastText) {
       try {
         return new PdfDocument(bytes, FastText.open(bytes), null);
-      } catch {
-        // Not a file the fast path reads (encrypted, damaged, unusual): pdf.js decides.
+      } catch (err) {
+        if (err instanceof TooComplex) throw tooComplex(err);
+        // Not a file the fast path reads (damaged, unusual): pdf.js decides.
       }
     }
     return new PdfDocument(bytes, null, await openPdfJs(bytes));
@@ -135,7 +166,8 @@ export class PdfDocument {
         let items: PdfJsTextItem[] | null = null;
         try {
           items = this.fast.items(n);
-        } catch {
+        } catch (err) {
+          if (err instanceof TooComplex) throw tooComplex(err);
           // A page the fast path does not handle: pdf.js reads it.
         }
         if (items) {
@@ -184,16 +216,21 @@ export class PdfDocument {
       return [];
     }
     const out: OutlineEntry[] = [];
-    const walk = async (list: PdfJsOutlineNode[], level: number) => {
-      for (const node of list) {
-        const page = await this.#pageOf(doc, node.dest);
-        if (page !== null && node.title.trim()) {
-          out.push({ title: node.title.trim(), page, level });
-        }
-        if (node.items?.length) await walk(node.items, level + 1);
+    // Depth first, in order, with a stack of its own (no recursion, however deep the outline).
+    const stack: { node: PdfJsOutlineNode; level: number }[] = (nodes ?? []).map((node) => ({
+      node,
+      level: 1,
+    })).reverse();
+    while (stack.length) {
+      const { node, level } = stack.pop()!;
+      const page = await this.#pageOf(doc, node.dest);
+      if (page !== null && node.title.trim()) {
+        out.push({ title: node.title.trim(), page, level });
       }
-    };
-    await walk(nodes ?? [], 1);
+      for (let i = (node.items?.length ?? 0) - 1; i >= 0; i--) {
+        stack.push({ node: node.items[i]!, level: level + 1 });
+      }
+    }
     return out;
   }
 

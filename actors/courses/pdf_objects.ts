@@ -13,6 +13,21 @@ import { inflateSync } from "node:zlib";
 /** The largest decoded stream the fast path reads (a content stream is rarely over 1 MB). */
 export const MAX_STREAM_BYTES = 64 << 20;
 
+/** Arrays and dictionaries nested deeper than this are hostile, not a layout (see {@link TooComplex}). */
+export const MAX_NESTING = 256;
+
+/**
+ * A structure too deep, cyclic or large to read safely (a decompression bomb, an outline
+ * nested thousands deep): the file is refused, not handed to pdf.js, whose recursion and
+ * inflation have no bounds.
+ */
+export class TooComplex extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TooComplex";
+  }
+}
+
 /** The fast path does not handle this file or page: read it with pdf.js. */
 export class Unsupported extends Error {
   constructor(message: string) {
@@ -76,6 +91,8 @@ type Token = PdfValue | PdfOp | typeof END | typeof ARRAY_END | typeof DICT_END;
 /** Tokens and objects of PDF syntax over a byte array. */
 export class Lexer {
   pos: number;
+  /** Arrays and dictionaries open around the current token. */
+  #nesting = 0;
   constructor(readonly bytes: Uint8Array, pos = 0, readonly end = bytes.length) {
     this.pos = pos;
   }
@@ -137,7 +154,12 @@ export class Lexer {
       case 60:
         if (b[this.pos + 1] === 60) {
           this.pos += 2;
-          return this.#dict(refs);
+          this.#enter();
+          try {
+            return this.#dict(refs);
+          } finally {
+            this.#nesting--;
+          }
         }
         return this.#hex();
       case 62:
@@ -148,14 +170,19 @@ export class Lexer {
         throw new Unsupported("stray >");
       case 91: {
         this.pos++;
-        const arr: PdfValue[] = [];
-        while (true) {
-          const t = this.next(refs);
-          if (t === ARRAY_END) return arr;
-          if (t === END || t === DICT_END || t instanceof PdfOp) {
-            throw new Unsupported("bad array");
+        this.#enter();
+        try {
+          const arr: PdfValue[] = [];
+          while (true) {
+            const t = this.next(refs);
+            if (t === ARRAY_END) return arr;
+            if (t === END || t === DICT_END || t instanceof PdfOp) {
+              throw new Unsupported("bad array");
+            }
+            arr.push(t);
           }
-          arr.push(t);
+        } finally {
+          this.#nesting--;
         }
       }
       case 93:
@@ -182,6 +209,14 @@ export class Lexer {
     if (word === "false") return false;
     if (word === "null") return null;
     return new PdfOp(word);
+  }
+
+  /** One level deeper into an array or dictionary; the reading is recursive, so bounded. */
+  #enter(): void {
+    if (++this.#nesting > MAX_NESTING) {
+      this.#nesting--; // the levels outside undo theirs as the error passes
+      throw new TooComplex(`arrays or dictionaries nested over ${MAX_NESTING} deep`);
+    }
   }
 
   /** The next object, which must be a value (not an operator or a closing bracket). */
@@ -355,6 +390,8 @@ export class PdfFile {
   readonly #xref = new Map<number, XrefEntry>();
   readonly #cache = new Map<number, PdfValue>();
   readonly #objStreams = new Map<number, { offsets: number[]; lexer: Lexer }>();
+  /** Objects being read: one met again while it is read refers to itself (a `/Length` of its own). */
+  readonly #reading = new Set<number>();
   readonly pages: PdfPage[] = [];
   /** The document catalog (the trailer's `/Root`). */
   readonly catalog: PdfDict;
@@ -373,9 +410,15 @@ export class PdfFile {
   get(v: PdfValue | undefined): PdfValue | undefined {
     if (!(v instanceof PdfRef)) return v;
     if (this.#cache.has(v.num)) return this.#cache.get(v.num);
-    const obj = this.#fetch(v);
-    this.#cache.set(v.num, obj);
-    return obj;
+    if (this.#reading.has(v.num)) throw new Unsupported("circular reference");
+    this.#reading.add(v.num);
+    try {
+      const obj = this.#fetch(v);
+      this.#cache.set(v.num, obj);
+      return obj;
+    } finally {
+      this.#reading.delete(v.num);
+    }
   }
 
   /** A dictionary (a stream's dictionary too), or throws. */

@@ -30,8 +30,9 @@ export function readOutline(file: PdfFile): OutlineEntry[] {
   const root: Item[] = [];
   const queue: { ref: PdfRef; parent: Item[] }[] = [{ ref: first, parent: root }];
   const seen = new Set<string>([refKey(first)]);
-  while (queue.length > 0) {
-    const { ref, parent } = queue.shift()!;
+  let head = 0; // not shift(), which moves the whole queue each time
+  while (head < queue.length) {
+    const { ref, parent } = queue[head++]!;
     const node = file.get(ref);
     if (node === null || node === undefined) continue;
     if (!(node instanceof Map)) throw new Unsupported("outline item");
@@ -52,14 +53,16 @@ export function readOutline(file: PdfFile): OutlineEntry[] {
   }
   const pageIndex = new Map(file.pages.map((p, i) => [p.dict, i]));
   const out: OutlineEntry[] = [];
-  const walk = (list: Item[], level: number) => {
-    for (const item of list) {
-      const page = pageOf(file, pageIndex, item.dest);
-      if (page !== null && item.title.trim()) out.push({ title: item.title.trim(), page, level });
-      if (item.items.length) walk(item.items, level + 1);
+  // Depth first, in order, with a stack of its own (no recursion, however deep the outline).
+  const stack = root.map((item) => ({ item, level: 1 })).reverse();
+  while (stack.length) {
+    const { item, level } = stack.pop()!;
+    const page = pageOf(file, pageIndex, item.dest);
+    if (page !== null && item.title.trim()) out.push({ title: item.title.trim(), page, level });
+    for (let i = item.items.length - 1; i >= 0; i--) {
+      stack.push({ item: item.items[i]!, level: level + 1 });
     }
-  };
-  walk(root, 1);
+  }
   return out;
 }
 

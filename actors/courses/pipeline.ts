@@ -93,11 +93,12 @@ interface SourceRow {
   pages_done: number;
   status: string;
   outline: OutlineEntry[] | null;
+  error: { code: string; message: string } | null;
 }
 
 async function sources(db: SqlExecutor, courseId: string): Promise<SourceRow[]> {
   return await db.query<SourceRow>(
-    `SELECT idx, file_name, sha256, page_count, pages_done, status, outline
+    `SELECT idx, file_name, sha256, page_count, pages_done, status, outline, error
      FROM troupe_course_sources
      WHERE course_id = $1 ORDER BY idx`,
     [courseId],
@@ -390,6 +391,14 @@ export function courseActors(o: CoursePipelineOptions) {
       if (!vectors.transactional) await vectors.upsert(embedded);
       const failedFiles = files.filter((f) => f.status === "failed").length + noText.length;
       const status = modules.length === 0 ? "failed" : failedFiles > 0 ? "partial" : "ready";
+      // A course whose files all failed the same way fails that way (PDF_TOO_COMPLEX, say).
+      const errors = [
+        ...files.filter((f) => f.status === "failed").map((f) => f.error),
+        ...noText.map(() => ({ code: "NO_TEXT", message: "the PDF has no text layer (scanned?)" })),
+      ];
+      const courseError = errors.length > 0 && errors.every((e) => e && e.code === errors[0]?.code)
+        ? errors[0]!
+        : { code: "NO_USABLE_FILES", message: "no file gave text" };
       ctx.effect(async (tx) => {
         for (const idx of noText) {
           await tx.query(
@@ -425,9 +434,7 @@ export function courseActors(o: CoursePipelineOptions) {
             courseId,
             status,
             JSON.stringify({ modules }),
-            status === "failed"
-              ? JSON.stringify({ code: "NO_USABLE_FILES", message: "no file gave text" })
-              : null,
+            status === "failed" ? JSON.stringify(courseError) : null,
           ],
         );
       });

@@ -7,7 +7,13 @@
  */
 import { InputError } from "../runtime/errors.ts";
 import { copyText } from "../runtime/ports.ts";
-import { WorkerCrashedError, WorkerPool } from "../runtime/worker_pool.ts";
+import { InputError } from "../runtime/errors.ts";
+import {
+  COMPUTE_STALL_MS,
+  WorkerCrashedError,
+  WorkerLimitError,
+  WorkerPool,
+} from "../runtime/worker_pool.ts";
 import {
   IngestError,
   parseChunk,
@@ -542,11 +548,27 @@ export class ChunkProcessor {
   /** Buffers handed out by {@link ChunkProcessor.input}: wholly the caller's, so moved. */
   readonly #inputs = new WeakSet<ArrayBuffer>();
 
-  /** `url`: the worker module (tests). */
-  constructor(workers: number, { url }: { url?: URL } = {}) {
+  /**
+   * `url`: the worker module (tests). A chunk that takes its worker past `workerHeapMb` or
+   * `taskTimeoutMs` fails with `DATASET_TOO_COMPLEX` (an {@link InputError}: not retried); in
+   * this thread, a chunk's size is its bound.
+   */
+  constructor(
+    workers: number,
+    { url, workerHeapMb = 1024, taskTimeoutMs = 120_000 }: {
+      url?: URL;
+      /** A worker's heap limit, in MB. @default 1024 */
+      workerHeapMb?: number;
+      /** A chunk's time limit in a worker, in ms. @default 120000 */
+      taskTimeoutMs?: number;
+    } = {},
+  ) {
     this.#pool = workers > 0 && typeof Worker !== "undefined"
       ? new WorkerPool(url ?? new URL("./chunk_worker.ts", import.meta.url), workers, {
         youngGenerationMb: CHUNK_WORKER_YOUNG_MB,
+        heapMb: workerHeapMb,
+        taskTimeoutMs,
+        stallMs: COMPUTE_STALL_MS, // parsing a chunk is computation only
         idleMs: CHUNK_WORKER_IDLE_MS,
         depth: CHUNK_WORKER_DEPTH,
       })
@@ -614,6 +636,13 @@ export class ChunkProcessor {
         if (err instanceof WorkerCrashedError && !this.#worked && this.#pool === pool) {
           this.#pool = null;
           pool.close();
+        }
+        if (err instanceof WorkerLimitError) {
+          throw new InputError(
+            "DATASET_TOO_COMPLEX",
+            `a chunk of the dataset is too complex to process: ${err.message}`,
+            { cause: err },
+          );
         }
         throw err;
       });

@@ -4,6 +4,7 @@
  * errors keep their code and line across the worker boundary.
  */
 import assert from "node:assert/strict";
+import { InputError } from "../runtime/errors.ts";
 import {
   type ChunkJob,
   type ChunkOutcome,
@@ -205,6 +206,26 @@ Deno.test(
     } finally {
       processor.close();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  { name: "chunk work: a chunk over its worker's heap or time fails as bad input", ...opts },
+  async () => {
+    const hog = new URL("../../tests/fixtures/hog_worker.ts", import.meta.url);
+    const processor = new ChunkProcessor(1, { url: hog, workerHeapMb: 64, taskTimeoutMs: 20_000 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(() => processor.process(enc.encode(csv), job(1)), (err: Error) => {
+          assert.ok(err instanceof InputError, `an InputError (not retried), not ${err}`);
+          assert.equal(err.code, "DATASET_TOO_COMPLEX");
+          return true;
+        });
+        assert.equal(processor.workers, 1, "still in a worker: never unbounded in this thread");
+      }
+    } finally {
+      processor.close();
     }
   },
 );

@@ -11,9 +11,17 @@
  * With `idleMs`, a worker that has had no task for that long is stopped (its heap given back);
  * the next task starts a new one.
  *
- * Workers are Web Workers, or, with `youngGenerationMb`, `node:worker_threads` workers with
- * that young-generation limit (V8 flags are process-wide; this is the one per-worker heap
- * setting Deno honours). Either way the worker module is the same ({@link serveWorker}).
+ * Workers are Web Workers, or, with `youngGenerationMb` or `heapMb`, `node:worker_threads`
+ * workers with those `resourceLimits` (V8 flags are process-wide; these are per worker). Either
+ * way the worker module is the same ({@link serveWorker}).
+ *
+ * Untrusted input (a hostile PDF, a spreadsheet built to explode) is worked on under limits:
+ * `heapMb` bounds a worker's heap and `taskTimeoutMs` a task's time. A task over either fails
+ * with {@link WorkerLimitError}, its worker is stopped and replaced, and this thread is
+ * unharmed. Deno 2 stops a worker at its heap limit without any event (its thread sleeps and
+ * answers nothing): `stallMs` sees that from the thread's CPU time, else the time limit ends it.
+ * The heap limit bounds JavaScript objects, not the memory behind ArrayBuffers: what a task
+ * may make of its input in bytes (a PDF's streams) is bounded by checking the input first.
  *
  * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
  * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
@@ -39,6 +47,8 @@ interface Task {
 interface PoolWorker {
   postMessage(msg: unknown, transfer: Transferable[]): void;
   terminate(): void;
+  /** A `node:worker_threads` worker's id (its OS thread is named `worker-<id>`). */
+  threadId?: number;
 }
 
 interface Slot {
@@ -46,6 +56,10 @@ interface Slot {
   /** Given to the worker, oldest first. */
   tasks: Task[];
   idle?: ReturnType<typeof setTimeout>;
+  /** Ends the oldest task when it runs over `taskTimeoutMs`. */
+  deadline?: ReturnType<typeof setTimeout>;
+  /** The worker's OS thread, its CPU time when last looked at, and since when it has not moved. */
+  cpu?: { tid: string; ticks: number; since: number };
 }
 
 export interface WorkerPoolOptions {
@@ -56,6 +70,24 @@ export interface WorkerPoolOptions {
    * tasks keep little alive runs as fast in a few MB, and its heap stays that small.
    */
   youngGenerationMb?: number;
+  /**
+   * The workers' heap (old generation) limit in MB. A worker that reaches it is stopped and
+   * its task fails with {@link WorkerLimitError}. @default V8's (no limit of its own)
+   */
+  heapMb?: number;
+  /**
+   * A task that runs longer than this in its worker fails with {@link WorkerLimitError}; the
+   * worker is stopped (and replaced). Counted from when the worker starts the task. @default none
+   */
+  taskTimeoutMs?: number;
+  /**
+   * With `heapMb`: a worker given a task whose thread has used no CPU for this long is taken
+   * to have stopped at its heap limit (Deno stops it there asleep, with no event), and its task
+   * fails with {@link WorkerLimitError} then instead of at `taskTimeoutMs`. Only for tasks that
+   * never wait (pure computation); read from Linux's `/proc`, elsewhere it does nothing.
+   * @default off
+   */
+  stallMs?: number;
   /** Stop a worker after this long without a task. @default never */
   idleMs?: number;
   /** Tasks a worker is given at once (see the module doc). @default 1 */
@@ -70,6 +102,34 @@ export class WorkerCrashedError extends Error {
   }
 }
 
+/**
+ * A task given to a worker that was stopped for another task's sake (over a limit): nothing
+ * was wrong with it, and running it again may well succeed.
+ */
+export class WorkerStoppedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WorkerStoppedError";
+  }
+}
+
+/**
+ * A `stallMs` for tasks that only compute (parsing a file): such a task never sleeps this long,
+ * so a worker that does has stopped at its heap limit.
+ */
+export const COMPUTE_STALL_MS = 2000;
+
+/**
+ * A task went over its worker's limits (`heapMb`, `taskTimeoutMs`): the input it was given is
+ * too much to work on. Retrying gives the same; callers report it as the input's fault.
+ */
+export class WorkerLimitError extends Error {
+  constructor(readonly limit: "memory" | "time", message: string) {
+    super(message);
+    this.name = "WorkerLimitError";
+  }
+}
+
 /** Rebuilds a worker's error in the caller's terms (e.g. a typed error with its code). */
 export type ErrorFactory = (e: WorkerError) => Error;
 
@@ -81,18 +141,33 @@ export class WorkerPool {
 
   readonly #toError: ErrorFactory;
   readonly #youngMb: number | undefined;
+  readonly #heapMb: number | undefined;
+  readonly #taskTimeoutMs: number | undefined;
+  readonly #stallMs: number | undefined;
+  #stallTimer: ReturnType<typeof setInterval> | undefined;
   readonly #idleMs: number | undefined;
   readonly #depth: number;
 
   constructor(
     private readonly url: URL,
     readonly size: number,
-    { toError = workerError, youngGenerationMb, idleMs, depth = 1 }: WorkerPoolOptions = {},
+    {
+      toError = workerError,
+      youngGenerationMb,
+      heapMb,
+      taskTimeoutMs,
+      stallMs,
+      idleMs,
+      depth = 1,
+    }: WorkerPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
     if (!Number.isInteger(depth) || depth < 1) throw new RangeError("depth must be 1 or more");
     this.#toError = toError;
     this.#youngMb = youngGenerationMb;
+    this.#heapMb = heapMb;
+    this.#taskTimeoutMs = taskTimeoutMs;
+    this.#stallMs = heapMb === undefined ? undefined : stallMs;
     this.#idleMs = idleMs;
     this.#depth = depth;
   }
@@ -121,10 +196,12 @@ export class WorkerPool {
   /** Stops every worker; queued and running tasks are rejected. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#stallTimer);
     const err = new Error("the worker pool is closed");
     for (const t of this.#queue.splice(0)) t.reject(err);
     for (const s of this.#slots) {
       clearTimeout(s.idle);
+      clearTimeout(s.deadline);
       for (const t of s.tasks.splice(0)) t.reject(err);
       s.worker.terminate();
     }
@@ -148,7 +225,71 @@ export class WorkerPool {
       clearTimeout(slot.idle);
       slot.tasks.push(task);
       slot.worker.postMessage({ id: task.id, method: task.method, args: task.args }, task.transfer);
+      if (slot.tasks.length === 1) this.#startDeadline(slot);
     }
+    if (this.#stallMs !== undefined && !this.#stallTimer && this.#slots.length) {
+      this.#stallTimer = setInterval(() => this.#checkStalls(), Math.max(50, this.#stallMs / 4));
+      Deno.unrefTimer(this.#stallTimer);
+    }
+  }
+
+  /** Fails the tasks of workers whose threads have stopped (see `stallMs`). */
+  #checkStalls(): void {
+    const now = performance.now();
+    for (const slot of [...this.#slots]) {
+      const { threadId } = slot.worker;
+      const tid = slot.cpu?.tid ?? (threadId === undefined ? null : osThread(threadId));
+      const thread = slot.tasks.length && tid ? threadCpu(tid) : null;
+      if (!tid || thread === null) {
+        delete slot.cpu;
+        continue;
+      }
+      // Asleep and using no CPU; a thread waiting for a core (busy machine) is not asleep.
+      const { ticks, asleep } = thread;
+      if (!slot.cpu || slot.cpu.ticks !== ticks || !asleep) slot.cpu = { tid, ticks, since: now };
+      else if (now - slot.cpu.since >= this.#stallMs!) {
+        this.#fail(
+          slot,
+          new WorkerLimitError("memory", "the worker stopped at its heap limit"),
+        );
+      }
+    }
+    if (this.#slots.length === 0) {
+      clearInterval(this.#stallTimer);
+      this.#stallTimer = undefined;
+    }
+  }
+
+  /** The worker starts its oldest task now (it runs them in order): that task's time starts. */
+  #startDeadline(slot: Slot): void {
+    clearTimeout(slot.deadline);
+    const ms = this.#taskTimeoutMs;
+    if (ms === undefined || slot.tasks.length === 0) return;
+    const task = slot.tasks[0]!;
+    slot.deadline = setTimeout(() => {
+      if (slot.tasks[0] !== task) return;
+      this.#fail(slot, new WorkerLimitError("time", `the task ran over its ${ms} ms limit`));
+    }, ms);
+  }
+
+  /**
+   * Stops `slot`'s worker: its oldest task fails with `error`; the others it was given fail
+   * with {@link WorkerStoppedError} (their transferred buffers went with it). A new worker takes
+   * the queue.
+   */
+  #fail(slot: Slot, error: Error): void {
+    if (!this.#slots.includes(slot)) return; // closed, or already reported
+    const tasks = slot.tasks.splice(0);
+    clearTimeout(slot.idle);
+    clearTimeout(slot.deadline);
+    slot.worker.terminate();
+    this.#slots = this.#slots.filter((s) => s !== slot);
+    tasks.forEach((task, i) =>
+      task.reject(
+        i === 0 ? error : new WorkerStoppedError(`its worker was stopped: ${error.message}`),
+      )
+    );
+    if (!this.#closed) this.#pump();
   }
 
   #spawn(): Slot {
@@ -157,6 +298,7 @@ export class WorkerPool {
       const at = slot.tasks.findIndex((t) => t.id === msg.id);
       if (at < 0) return;
       const [task] = slot.tasks.splice(at, 1);
+      if (at === 0) this.#startDeadline(slot);
       if (msg.ok) task!.resolve(msg.value);
       else task!.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
       this.#pump();
@@ -169,10 +311,15 @@ export class WorkerPool {
         Deno.unrefTimer(slot.idle);
       }
     };
-    const onCrash = (message: string) => {
+    const onCrash = (message: string, outOfMemory = false) => {
       if (!this.#slots.includes(slot)) return; // closed, or already reported
+      if (outOfMemory) {
+        this.#fail(slot, new WorkerLimitError("memory", `the task ran out of memory: ${message}`));
+        return;
+      }
       const tasks = slot.tasks.splice(0);
       clearTimeout(slot.idle);
+      clearTimeout(slot.deadline);
       slot.worker.terminate();
       this.#slots = this.#slots.filter((s) => s !== slot);
       for (const task of tasks) task.reject(new WorkerCrashedError(message));
@@ -185,8 +332,11 @@ export class WorkerPool {
   }
 
   /** A worker of the pool's kind, its messages and deaths reported to the handlers. */
-  #start(onMessage: (data: unknown) => void, onCrash: (message: string) => void): PoolWorker {
-    if (this.#youngMb === undefined) {
+  #start(
+    onMessage: (data: unknown) => void,
+    onCrash: (message: string, outOfMemory?: boolean) => void,
+  ): PoolWorker {
+    if (this.#youngMb === undefined && this.#heapMb === undefined) {
       const worker = new Worker(this.url.href, { type: "module" });
       worker.onmessage = (e: MessageEvent) => onMessage(e.data);
       worker.onerror = (e: ErrorEvent) => {
@@ -196,16 +346,52 @@ export class WorkerPool {
       return worker;
     }
     const worker = new NodeWorker(this.url, {
-      resourceLimits: { maxYoungGenerationSizeMb: this.#youngMb },
+      resourceLimits: {
+        ...(this.#youngMb === undefined ? {} : { maxYoungGenerationSizeMb: this.#youngMb }),
+        ...(this.#heapMb === undefined ? {} : { maxOldGenerationSizeMb: this.#heapMb }),
+      },
     });
     worker.on("message", onMessage);
-    worker.on("error", (err: Error) => onCrash(err?.message ?? String(err)));
+    // Node reports a worker at its heap limit so (Deno, so far, does not: see the module doc).
+    worker.on(
+      "error",
+      (err: Error & { code?: string }) =>
+        onCrash(err?.message ?? String(err), err?.code === "ERR_WORKER_OUT_OF_MEMORY"),
+    );
     worker.on("exit", (code: number) => onCrash(`exited with code ${code}`));
     return {
+      threadId: worker.threadId,
       postMessage: (msg, transfer) =>
         worker.postMessage(msg, transfer as Parameters<NodeWorker["postMessage"]>[1]),
       terminate: () => void worker.terminate(),
     };
+  }
+}
+
+/** The OS thread of the worker with `threadId` (Deno names it `worker-<id>`), from Linux's `/proc`. */
+function osThread(threadId: number): string | null {
+  try {
+    const name = `worker-${threadId}`;
+    for (const e of Deno.readDirSync("/proc/self/task")) {
+      if (Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim() === name) return e.name;
+    }
+  } catch {
+    // No /proc (not Linux), or no permission to read it.
+  }
+  return null;
+}
+
+/**
+ * CPU time (user + system, in clock ticks) of OS thread `tid`, and whether it sleeps; null when
+ * that cannot be read.
+ */
+function threadCpu(tid: string): { ticks: number; asleep: boolean } | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/self/task/${tid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ticks: Number(fields[11]) + Number(fields[12]), asleep: fields[0] === "S" };
+  } catch {
+    return null;
   }
 }
 

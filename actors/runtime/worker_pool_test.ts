@@ -4,7 +4,12 @@
  * `youngGenerationMb` bounds its young generation, and `idleMs` stops idle workers only.
  */
 import assert from "node:assert/strict";
-import { WorkerCrashedError, WorkerPool } from "./worker_pool.ts";
+import {
+  WorkerCrashedError,
+  WorkerLimitError,
+  WorkerPool,
+  WorkerStoppedError,
+} from "./worker_pool.ts";
 import { waitFor, within } from "../../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -133,3 +138,122 @@ Deno.test({ name: "worker pool: one task at a time a worker by default", ...opts
     pool.close();
   }
 });
+
+/**
+ * Answers of a health-style probe (an HTTP server in this process, asked every 100 ms) while
+ * `work` runs: the slowest answer in ms.
+ */
+async function slowestProbe(work: () => Promise<void>): Promise<number> {
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    () => new Response("ok"),
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/`;
+  let slowest = 0;
+  let running = true;
+  const probing = (async () => {
+    while (running) {
+      const started = performance.now();
+      await (await fetch(url)).text();
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    running = false;
+    await probing;
+    await server.shutdown();
+  }
+  return slowest;
+}
+
+Deno.test(
+  { name: "worker pool: a task that fills its worker's heap fails, this thread answers", ...opts },
+  async () => {
+    const pool = new WorkerPool(url, 1, { heapMb: 64, taskTimeoutMs: 3000 });
+    try {
+      const before = Deno.memoryUsage().rss;
+      const slowest = await slowestProbe(async () => {
+        await within(
+          assert.rejects(() => pool.run("hog", []), (err: Error) => {
+            assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
+            return true;
+          }),
+          30_000,
+          "the hog to fail",
+        );
+      });
+      const grew = Deno.memoryUsage().rss - before;
+      assert.ok(slowest < 1000, `the probe took ${Math.round(slowest)} ms at worst`);
+      assert.ok(grew < 400e6, `RSS grew ${Math.round(grew / 1e6)} MB (the heap limit is 64)`);
+      assert.equal(await pool.run("echo", ["after"]), "after", "a new worker took over");
+    } finally {
+      pool.close();
+    }
+  },
+);
+
+Deno.test(
+  { name: "worker pool: taskTimeoutMs stops a task that runs over, not the next ones", ...opts },
+  async () => {
+    const pool = new WorkerPool(url, 1, { taskTimeoutMs: 1000, youngGenerationMb: 4 });
+    try {
+      const started = performance.now();
+      await assert.rejects(() => pool.run("spin", []), (err: Error) => {
+        assert.ok(err instanceof WorkerLimitError);
+        assert.equal(err.limit, "time");
+        return true;
+      });
+      assert.ok(performance.now() - started >= 1000, "not before its time");
+      // Each task has its own time: three of 600 ms in a row all finish.
+      const three = await Promise.all([1, 2, 3].map(() => pool.run<number>("wait", [600])));
+      assert.deepEqual(three, [600, 600, 600]);
+    } finally {
+      pool.close();
+    }
+    // A task given to the same worker behind one that runs over fails as stopped, not crashed
+    // (nothing was wrong with it; a pool that sees crashes may give up on workers).
+    const deep = new WorkerPool(url, 1, { taskTimeoutMs: 1000, youngGenerationMb: 4, depth: 2 });
+    try {
+      const [spin, behind] = await Promise.allSettled([
+        deep.run("spin", []),
+        deep.run("echo", ["behind"]),
+      ]);
+      assert.ok(spin.status === "rejected" && spin.reason instanceof WorkerLimitError);
+      assert.ok(behind.status === "rejected" && behind.reason instanceof WorkerStoppedError);
+      assert.equal(await deep.run("echo", ["after"]), "after");
+    } finally {
+      deep.close();
+    }
+  },
+);
+
+Deno.test(
+  {
+    name: "worker pool: stallMs fails a worker stopped at its heap limit long before its time",
+    ...opts,
+  },
+  async () => {
+    const pool = new WorkerPool(url, 1, { heapMb: 64, taskTimeoutMs: 120_000, stallMs: 1000 });
+    try {
+      const started = performance.now();
+      await within(
+        assert.rejects(() => pool.run("hog", []), (err: Error) => {
+          assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
+          assert.equal(err.limit, "memory");
+          return true;
+        }),
+        60_000,
+        "the hog to fail",
+      );
+      assert.ok(performance.now() - started < 60_000);
+      // A task that computes for longer than stallMs is not taken for stopped.
+      assert.equal(await pool.run<number>("busy", [2500]), 2500);
+      assert.equal(await pool.run("echo", ["after"]), "after");
+    } finally {
+      pool.close();
+    }
+  },
+);
