@@ -7,7 +7,6 @@
  */
 import { InputError } from "../runtime/errors.ts";
 import { copyText } from "../runtime/ports.ts";
-import { InputError } from "../runtime/errors.ts";
 import {
   COMPUTE_STALL_MS,
   WorkerCrashedError,
