@@ -33,6 +33,7 @@ export interface PgLikeClient {
   query<S>(submittable: S): S;
   on(event: "notification", fn: (n: { channel: string; payload?: string }) => void): unknown;
   on(event: "error", fn: (err: Error) => void): unknown;
+  removeListener(event: "error", fn: (err: Error) => void): unknown;
   release(err?: boolean | Error): void;
 }
 
@@ -54,6 +55,11 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // The server may end the connection while the transaction waits between statements (a
+      // restart, pg_terminate_backend): the client then emits "error", which with no listener
+      // would be uncaught and stop the process. The next statement fails instead.
+      const lost = (err: Error) => broken = err;
+      client.on("error", lost);
       try {
         await client.query("BEGIN");
         const result = await fn({
@@ -73,6 +79,7 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
         }
         throw err;
       } finally {
+        client.removeListener("error", lost);
         client.release(broken);
       }
     },
