@@ -1,8 +1,10 @@
 /**
  * `deno task test`: starts what the tests use (tests/services.sh installs and starts PostgreSQL,
  * Redis, pdftotext and the Chroma test server when missing), runs every test, then the API tests
- * again on the production drivers. Both runs report their counts even when the first fails; the
- * exit code is the first failure's. Extra arguments go to both `deno test` runs.
+ * again on the production drivers, then the hostile suite (tests/hostile/) alone: it times a
+ * server's answers under attack, which other test files on the same cores would blur. Each run
+ * reports its counts even when an earlier one failed; the exit code is the first failure's.
+ * Extra arguments go to every `deno test` run.
  *
  *   deno run -A tests/run.ts [deno test flags]
  */
@@ -15,8 +17,15 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 
 await run("bash", ["tests/services.sh"]);
 const extra = Deno.args;
-const first = await run(Deno.execPath(), ["test", "-A", "--parallel", ...extra]);
+const first = await run(Deno.execPath(), [
+  "test",
+  "-A",
+  "--parallel",
+  "--ignore=tests/hostile/",
+  ...extra,
+]);
 const second = await run(Deno.execPath(), ["test", "-A", "--parallel", ...extra, "routes/"], {
   TEST_API_DRIVERS: "production",
 });
-Deno.exit(first || second);
+const third = await run(Deno.execPath(), ["test", "-A", ...extra, "tests/hostile/"]);
+Deno.exit(first || second || third);

@@ -225,3 +225,88 @@ export async function slowloris(
     },
   };
 }
+
+/**
+ * A request sent over a raw TCP connection, its `body` streamed while the answer is read: a
+ * server that answers early (a 4xx from the first bytes) and closes is seen answering, where a
+ * fetch client fails with a broken pipe. Resolves with the status and the answer's body text.
+ */
+export async function rawRequest(
+  { hostname = "127.0.0.1", port, method = "POST", path, headers = {}, body }: {
+    hostname?: string;
+    port: number;
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    body: ReadableStream<Uint8Array>;
+  },
+): Promise<{ status: number; body: string; sentBytes: number }> {
+  const conn = await Deno.connect({ hostname, port });
+  const head = [
+    `${method} ${path} HTTP/1.1`,
+    `Host: ${hostname}`,
+    "Transfer-Encoding: chunked",
+    "Connection: close",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ].join("\r\n") + "\r\n\r\n";
+  let sentBytes = 0;
+  let answered = false;
+  const sending = (async () => {
+    try {
+      await conn.write(encoder.encode(head));
+      for await (const piece of body) {
+        if (answered) break;
+        await conn.write(encoder.encode(`${piece.byteLength.toString(16)}\r\n`));
+        await conn.write(piece);
+        await conn.write(encoder.encode("\r\n"));
+        sentBytes += piece.byteLength;
+      }
+      if (!answered) await conn.write(encoder.encode("0\r\n\r\n"));
+    } catch {
+      // The server closed the connection after answering: expected of an early refusal.
+    }
+  })();
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(16 * 1024);
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+      answered = true;
+    }
+  } catch {
+    // A reset after the answer is a close too.
+  }
+  answered = true;
+  await sending;
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+  const text = new TextDecoder().decode(
+    chunks.reduce((all, c) => {
+      const joined = new Uint8Array(all.byteLength + c.byteLength);
+      joined.set(all);
+      joined.set(c, all.byteLength);
+      return joined;
+    }, new Uint8Array()),
+  );
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+  const split = text.indexOf("\r\n\r\n");
+  let payload = split >= 0 ? text.slice(split + 4) : "";
+  if (/\r\ntransfer-encoding: chunked/i.test(text.slice(0, split))) {
+    let out = "";
+    let rest = payload;
+    while (rest.length) {
+      const eol = rest.indexOf("\r\n");
+      const size = parseInt(rest.slice(0, eol), 16);
+      if (!size) break;
+      out += rest.slice(eol + 2, eol + 2 + size);
+      rest = rest.slice(eol + 2 + size + 2);
+    }
+    payload = out;
+  }
+  return { status, body: payload, sentBytes };
+}
