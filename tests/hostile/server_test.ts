@@ -90,15 +90,28 @@ async function courseOutcome(s: HostileServer, courseId: string, timeoutMs = 60_
   throw new Error(`course ${courseId} did not end within ${timeoutMs} ms`);
 }
 
-/** The jobs of every actor since `since`: each ran once (no retry) and none is still queued. */
+/**
+ * The jobs of every actor since `since`: each ran once (no retry), none is still queued or
+ * running, and none became a dead letter (bad input is not worth replaying).
+ */
 async function assertNoRetries(s: HostileServer, since: string) {
   const res = await fetch(`${s.url}/api/jobs?limit=100`, { headers: s.auth });
   const { items } = await res.json() as {
     items: { id: string; actor: string; attempts: number; status: string; createdAt: string }[];
   };
-  for (const job of items.filter((j) => j.createdAt >= since)) {
+  const recent = items.filter((j) => j.createdAt >= since);
+  assert.ok(recent.length > 0, "the attack made jobs");
+  for (const job of recent) {
     assert.ok(job.attempts <= 1, `${job.actor} ${job.id} ran ${job.attempts} times`);
+    assert.ok(
+      ["succeeded", "failed", "cancelled"].includes(job.status),
+      `${job.actor} ${job.id} is ${job.status}`,
+    );
   }
+  const dead = await (await fetch(`${s.url}/api/dead-letters?limit=100`, { headers: s.auth }))
+    .json() as { items: { jobId: string }[] };
+  const ids = new Set(recent.map((j) => j.id));
+  assert.deepEqual(dead.items.filter((d) => ids.has(d.jobId)), [], "no dead letters");
 }
 
 for (
