@@ -30,6 +30,8 @@ export interface HostileServer {
   rssMb(): number;
   /** Whether the process is still running. */
   alive(): boolean;
+  /** How the process ended, if it did, and the last of what it wrote to stderr. */
+  diagnosis(): string;
   close(): Promise<void>;
 }
 
@@ -67,8 +69,10 @@ export async function startHostileServer(
     stderr: "piped",
   }).spawn();
   let exited = false;
+  let exitStatus: Deno.CommandStatus | undefined;
   const status = child.status.then((s) => {
     exited = true;
+    exitStatus = s;
     return s;
   });
   // The server's complaints, kept for a failure message (bounded: the last 64 KiB).
@@ -97,6 +101,12 @@ export async function startHostileServer(
     auth: { "x-api-key": DEV_KEY },
     rssMb: () => rssMb(child.pid),
     alive: () => !exited,
+    diagnosis: () =>
+      `${
+        exitStatus
+          ? `the server exited (code ${exitStatus.code}, signal ${exitStatus.signal})`
+          : "the server is running"
+      }; its stderr ends with:\n${stderr.slice(-4_000)}`,
     async watch<T>(attack: () => Promise<T>) {
       const watch: Watch = {
         peakRssMb: rssMb(child.pid),
