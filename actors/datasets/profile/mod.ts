@@ -12,6 +12,9 @@ export {
   ColumnProfile,
   type ColumnProfileJSON,
   type ColumnSummary,
+  EXACT_CHARS,
+  EXACT_DISTINCT,
+  EXACT_NUMBERS,
   joinValueTypes,
   type ProfileOptions,
   type QuantileSummary,
@@ -29,6 +32,7 @@ export {
   type KllJSON,
   kllRankError,
   KllSketch,
+  linearQuantile,
 } from "./quantiles.ts";
 export { type TopEntry, TopK, TOPK_DEFAULT_CAPACITY, type TopKJSON } from "./topk.ts";
 export { parseTime } from "./time.ts";

@@ -106,10 +106,13 @@ export class TopK {
     this.addHashed(value, scratch[0]!, scratch[1]!);
   }
 
-  /** {@link TopK.add} with the value's {@link hash64} already computed. */
-  addHashed(value: string, h1: number, h2: number): void {
-    this.#n++;
-    this.#increment(value, h1 | 0, h2 | 0, 1);
+  /**
+   * {@link TopK.add} with the value's {@link hash64} already computed; `count` occurrences at
+   * once (a counter merged in, so the guarantee holds as for a merge).
+   */
+  addHashed(value: string, h1: number, h2: number, count = 1): void {
+    this.#n += count;
+    this.#increment(value, h1 | 0, h2 | 0, count);
     if (this.#size > this.capacity) this.#purge();
   }
 

@@ -1,0 +1,143 @@
+/**
+ * Exact counts of strings, keyed by their 64-bit hash ({@link hash64}): an open-addressing
+ * table over dense arrays, as in {@link TopK}, that grows instead of purging. The hash is the
+ * one the distinct-count sketch and the top-k take, so a value is hashed once whichever of
+ * them counts it, and the entries go to the sketches without being hashed again. (A JS `Map`
+ * of the same strings cost several times more a value.) A number is kept as a number, its
+ * text made again when asked for: thousands of kept texts a column outlived the young
+ * generation and made the chunk workers' garbage collection several times longer.
+ * @module
+ */
+
+/** Exact counts of strings, in first-seen order. */
+export class ExactCounts {
+  /** Open-addressing index: entry number + 1 per slot, 0 for an empty slot. */
+  #table = new Int32Array(16);
+  #mask = 15;
+  /** The strings; `undefined` for a number, in `#numbers`. */
+  #keys: (string | undefined)[] = [];
+  #numbers = new Float64Array(8);
+  #h1 = new Int32Array(8);
+  #h2 = new Int32Array(8);
+  #counts = new Float64Array(8);
+  #size = 0;
+  #chars = 0;
+
+  /** Number of distinct strings. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Total length (UTF-16 code units) of the distinct strings. */
+  get chars(): number {
+    return this.#chars;
+  }
+
+  /**
+   * Adds `c` to the count of `s` (hash `h1`, `h2`, signed or not); `num`, when given, is the
+   * number whose `String()` is `s`. A new string is added only while the table then holds at
+   * most `maxSize` strings of at most `maxChars` code units in all; `false` when it was
+   * refused.
+   */
+  add(
+    s: string,
+    h1: number,
+    h2: number,
+    c: number,
+    maxSize: number,
+    maxChars: number,
+    num?: number,
+  ): boolean {
+    h1 |= 0;
+    h2 |= 0;
+    const table = this.#table;
+    let slot = h1 & this.#mask;
+    for (;;) {
+      const entry = table[slot]!;
+      if (entry === 0) break;
+      const i = entry - 1;
+      if (this.#h1[i] === h1 && this.#h2[i] === h2) {
+        const key = this.#keys[i];
+        if (
+          key === undefined
+            ? (num !== undefined ? this.#numbers[i] === num : String(this.#numbers[i]) === s)
+            : key === s
+        ) {
+          this.#counts[i]! += c;
+          return true;
+        }
+      }
+      slot = (slot + 1) & this.#mask;
+    }
+    const i = this.#size;
+    if (i >= maxSize || this.#chars + s.length > maxChars) return false;
+    if (i === this.#counts.length) this.#grow();
+    if (num === undefined) this.#keys.push(s);
+    else {
+      this.#keys.push(undefined);
+      this.#numbers[i] = num;
+    }
+    this.#h1[i] = h1;
+    this.#h2[i] = h2;
+    this.#counts[i] = c;
+    this.#size++;
+    this.#chars += s.length;
+    if (this.#size * 2 > this.#table.length) this.#reindex();
+    else table[slot] = i + 1;
+    return true;
+  }
+
+  /** The `i`-th string in first-seen order (i < size). */
+  key(i: number): string {
+    return this.#keys[i] ?? String(this.#numbers[i]);
+  }
+
+  /** The number it is the text of, if it was added as one. */
+  number(i: number): number | undefined {
+    return this.#keys[i] === undefined ? this.#numbers[i] : undefined;
+  }
+
+  /** Its count. */
+  count(i: number): number {
+    return this.#counts[i]!;
+  }
+
+  /** Lane 1 of its hash. */
+  h1(i: number): number {
+    return this.#h1[i]!;
+  }
+
+  /** Lane 2 of its hash. */
+  h2(i: number): number {
+    return this.#h2[i]!;
+  }
+
+  #grow(): void {
+    const size = this.#counts.length * 2;
+    const h1 = new Int32Array(size);
+    h1.set(this.#h1);
+    this.#h1 = h1;
+    const h2 = new Int32Array(size);
+    h2.set(this.#h2);
+    this.#h2 = h2;
+    const counts = new Float64Array(size);
+    counts.set(this.#counts);
+    this.#counts = counts;
+    const numbers = new Float64Array(size);
+    numbers.set(this.#numbers);
+    this.#numbers = numbers;
+  }
+
+  /** A table twice as large, load factor ≤ 1/2 (linear probing stays short). */
+  #reindex(): void {
+    const table = new Int32Array(this.#table.length * 2);
+    const mask = table.length - 1;
+    for (let i = 0; i < this.#size; i++) {
+      let slot = this.#h1[i]! & mask;
+      while (table[slot] !== 0) slot = (slot + 1) & mask;
+      table[slot] = i + 1;
+    }
+    this.#table = table;
+    this.#mask = mask;
+  }
+}
