@@ -149,10 +149,11 @@ export interface ColumnProfileJSON {
   /** Bounds of the exact forms: [`exactDistinct`, `exactChars`, `exactNumbers`]. */
   exact?: [number, number, number];
   /**
-   * Each distinct string form with its count, in first-seen order, while within the bounds;
-   * `null` past them (then `hll` and `top` hold the values, empty before).
+   * The distinct string forms, in first-seen order, and their counts (two arrays: fewer
+   * objects to parse and copy than a pair each), while within the bounds; `null` past them
+   * (then `hll` and `top` hold the values, empty before).
    */
-  counts?: [string, number][] | null;
+  counts?: [string[], number[]] | null;
   /**
    * The numbers ({@link encodeSorted}) while within the bound, `null` past it; `"counts"` when
    * they are the keys of `counts` (every non-null value a number): not stored twice.
@@ -437,8 +438,9 @@ export class ColumnProfile {
    * without building a profile of it: its distinct-count sketch is read straight into this
    * one's ({@link HyperLogLog.mergeJSON}). Built, each column of each chunk made ~45 KB of
    * short-lived buffers (two register arrays and the decoded bytes), and the process of a 1 GB
-   * file's merge (~1,000 chunks) grew by tens of MB before they were collected. Malformed input
-   * throws as `fromJSON` does, and then nothing is changed.
+   * file's merge (~1,000 chunks) grew by tens of MB before they were collected. Its numbers
+   * are not read once this profile is past the bound (their text is not checked then).
+   * Malformed input throws as `fromJSON` does, and then nothing is changed.
    */
   mergeJSON(json: ColumnProfileJSON): this {
     if (json.v !== 1 && json.v !== 2) {
@@ -463,7 +465,8 @@ export class ColumnProfile {
     if (numbers !== null) this.#mergeNumbers(numbers);
     else this.#numbers = null;
     if (counts !== null) {
-      for (const [s, c] of counts) this.#count(s, c);
+      const [keys, n] = counts;
+      for (let i = 0; i < keys.length; i++) this.#count(keys[i]!, n[i]!);
     } else {
       if (this.#counts !== null) this.#spillCounts();
       this.#top.merge(top);
@@ -519,11 +522,16 @@ export class ColumnProfile {
     VALUE_TYPES.forEach((t, i) => {
       if (this.#types[i]! > 0) types[t] = this.#types[i]!;
     });
-    let counts: [string, number][] | null = null;
+    let counts: [string[], number[]] | null = null;
     if (this.#counts !== null) {
       const c = this.#counts;
-      counts = [];
-      for (let i = 0; i < c.size; i++) counts.push([c.key(i), c.count(i)]);
+      const keys = new Array<string>(c.size);
+      const n = new Array<number>(c.size);
+      for (let i = 0; i < c.size; i++) {
+        keys[i] = c.key(i);
+        n[i] = c.count(i);
+      }
+      counts = [keys, n];
     }
     let numbers: string | null = null;
     if (this.#numbers !== null) {
@@ -572,8 +580,9 @@ export class ColumnProfile {
     else p.#mergeNumbers(numbers);
     if (counts === null) p.#counts = null;
     else {
-      for (const [s, c] of counts) p.#count(s, c);
-      if (p.#counts?.size !== counts.length) throw new TypeError("column profile: bad counts");
+      const [keys, n] = counts;
+      for (let i = 0; i < keys.length; i++) p.#count(keys[i]!, n[i]!);
+      if (p.#counts?.size !== keys.length) throw new TypeError("column profile: bad counts");
     }
     if (json.text !== null) [p.#textMin, p.#textMax] = json.text;
     if (json.time !== null) {
@@ -666,14 +675,12 @@ export class ColumnProfile {
     this.#top.addHashed(s, h1, h2, c);
   }
 
-  /** Past the bounds: the exact counts go to the sketches, in first-seen order. */
+  /** Past the bounds: the exact counts go to the sketches (empty until now). */
   #spillCounts(): void {
     const counts = this.#counts!;
     this.#counts = null;
-    for (let i = 0; i < counts.size; i++) {
-      this.#hll.addHash(counts.h1(i), counts.h2(i));
-      this.#top.addHashed(counts.key(i), counts.h1(i), counts.h2(i), counts.count(i));
-    }
+    for (let i = 0; i < counts.size; i++) this.#hll.addHash(counts.h1(i), counts.h2(i));
+    this.#top.loadCounts(counts);
   }
 
   /** The `n` most frequent of the exact counts, by count descending then value ascending. */
@@ -788,22 +795,23 @@ function exactForms(
   types: Float64Array,
   moments: Moments,
   wanted: boolean,
-): { counts: [string, number][] | null; numbers: Float64Array | null } {
+): { counts: [string[], number[]] | null; numbers: Float64Array | null } {
   if (json.v === 1) return { counts: null, numbers: null };
   let nonNull = 0;
   for (let i = 1; i < 8; i++) nonNull += types[i]!;
   const counts = json.counts ?? null;
   if (counts !== null) {
-    if (!Array.isArray(counts)) throw new TypeError("column profile: bad counts");
+    const [keys, n] = Array.isArray(counts) ? counts : [];
+    if (!Array.isArray(keys) || !Array.isArray(n) || keys.length !== n.length) {
+      throw new TypeError("column profile: bad counts");
+    }
     let total = 0;
-    for (const item of counts) {
-      if (
-        !Array.isArray(item) || typeof item[0] !== "string" || !Number.isSafeInteger(item[1]) ||
-        item[1] <= 0
-      ) {
+    for (let i = 0; i < keys.length; i++) {
+      const c = n[i];
+      if (typeof keys[i] !== "string" || !Number.isSafeInteger(c) || c! <= 0) {
         throw new TypeError("column profile: bad counts");
       }
-      total += item[1];
+      total += c!;
     }
     if (total !== nonNull) throw new TypeError("column profile: counts do not add up");
   }
@@ -817,7 +825,8 @@ function exactForms(
     }
     numbers = new Float64Array(moments.count);
     let at = 0;
-    for (const [s, c] of counts) numbers.fill(Number(s), at, at += c);
+    const [keys, n] = counts;
+    for (let i = 0; i < keys.length; i++) numbers.fill(Number(keys[i]), at, at += n[i]!);
     numbers.sort();
   } else numbers = decodeSorted(text);
   if (numbers.length !== moments.count) {

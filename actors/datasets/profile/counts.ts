@@ -14,9 +14,9 @@ export class ExactCounts {
   /** Open-addressing index: entry number + 1 per slot, 0 for an empty slot. */
   #table = new Int32Array(16);
   #mask = 15;
-  /** The strings; `undefined` for a number, in `#numbers`. */
+  /** The strings; `undefined` for a number, in `#numbers` (made at the first number). */
   #keys: (string | undefined)[] = [];
-  #numbers = new Float64Array(8);
+  #numbers: Float64Array | null = null;
   #h1 = new Int32Array(8);
   #h2 = new Int32Array(8);
   #counts = new Float64Array(8);
@@ -51,7 +51,8 @@ export class ExactCounts {
     h1 |= 0;
     h2 |= 0;
     const table = this.#table;
-    let slot = h1 & this.#mask;
+    const mask = this.#mask;
+    let slot = h1 & mask;
     for (;;) {
       const entry = table[slot]!;
       if (entry === 0) break;
@@ -60,14 +61,14 @@ export class ExactCounts {
         const key = this.#keys[i];
         if (
           key === undefined
-            ? (num !== undefined ? this.#numbers[i] === num : String(this.#numbers[i]) === s)
+            ? (num !== undefined ? this.#numbers![i] === num : String(this.#numbers![i]) === s)
             : key === s
         ) {
           this.#counts[i]! += c;
           return true;
         }
       }
-      slot = (slot + 1) & this.#mask;
+      slot = (slot + 1) & mask;
     }
     const i = this.#size;
     if (i >= maxSize || this.#chars + s.length > maxChars) return false;
@@ -75,6 +76,7 @@ export class ExactCounts {
     if (num === undefined) this.#keys.push(s);
     else {
       this.#keys.push(undefined);
+      this.#numbers ??= new Float64Array(this.#counts.length);
       this.#numbers[i] = num;
     }
     this.#h1[i] = h1;
@@ -82,19 +84,19 @@ export class ExactCounts {
     this.#counts[i] = c;
     this.#size++;
     this.#chars += s.length;
-    if (this.#size * 2 > this.#table.length) this.#reindex();
+    if (this.#size * 2 > mask + 1) this.#reindex();
     else table[slot] = i + 1;
     return true;
   }
 
   /** The `i`-th string in first-seen order (i < size). */
   key(i: number): string {
-    return this.#keys[i] ?? String(this.#numbers[i]);
+    return this.#keys[i] ?? String(this.#numbers![i]);
   }
 
   /** The number it is the text of, if it was added as one. */
   number(i: number): number | undefined {
-    return this.#keys[i] === undefined ? this.#numbers[i] : undefined;
+    return this.#keys[i] === undefined ? this.#numbers![i] : undefined;
   }
 
   /** Its count. */
@@ -123,14 +125,16 @@ export class ExactCounts {
     const counts = new Float64Array(size);
     counts.set(this.#counts);
     this.#counts = counts;
-    const numbers = new Float64Array(size);
-    numbers.set(this.#numbers);
-    this.#numbers = numbers;
+    if (this.#numbers !== null) {
+      const numbers = new Float64Array(size);
+      numbers.set(this.#numbers);
+      this.#numbers = numbers;
+    }
   }
 
   /** A table twice as large, load factor ≤ 1/2 (linear probing stays short). */
   #reindex(): void {
-    const table = new Int32Array(this.#table.length * 2);
+    const table = new Int32Array((this.#mask + 1) * 2);
     const mask = table.length - 1;
     for (let i = 0; i < this.#size; i++) {
       let slot = this.#h1[i]! & mask;
