@@ -123,6 +123,7 @@ export interface ColumnSummary {
   topValues: TopEntry[];
   /** Linear interpolation between closest ranks (as pandas) when `quantilesExact`, else KLL. */
   quantiles: QuantileSummary | null;
+  /** Whether `quantiles` are exact (`false` when there are none). */
   quantilesExact: boolean;
   types: Record<ValueType, number>;
 }
@@ -488,6 +489,7 @@ export class ColumnProfile {
     const m = this.#moments;
     const [min, max] = this.#minMax(type);
     const counts = this.#counts;
+    const quantiles = numeric ? this.#quantileSummary() : null;
     return {
       type,
       count: this.count,
@@ -501,8 +503,8 @@ export class ColumnProfile {
       distinct: counts !== null ? counts.size : Math.min(this.#hll.estimate(), this.count),
       distinctExact: counts !== null,
       topValues: counts !== null ? this.#exactTop(topN) : this.#top.top(topN),
-      quantiles: numeric ? this.#quantileSummary() : null,
-      quantilesExact: this.#numbers !== null,
+      quantiles,
+      quantilesExact: quantiles !== null && this.#numbers !== null,
       types: this.types,
     };
   }

@@ -238,7 +238,7 @@ Deno.test("merge law within the bounds: exact quantiles, distinct and top values
     for (const p of Object.values(small)) {
       const s = p.column(name)!.summary(20);
       assert.deepEqual(s.quantiles, a.quantiles, name);
-      assert.equal(s.quantilesExact, true, name);
+      assert.equal(s.quantilesExact, s.quantiles !== null, name);
       assert.equal(s.distinctExact, counts.size <= EXACT_DISTINCT, name);
       if (s.distinctExact) {
         assert.equal(s.distinct, counts.size, name);
