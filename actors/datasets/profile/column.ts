@@ -683,6 +683,7 @@ export class ColumnProfile {
     this.#counts = null;
     for (let i = 0; i < counts.size; i++) this.#hll.addHash(counts.h1(i), counts.h2(i));
     this.#top.loadCounts(counts);
+    counts.release();
   }
 
   /** The `n` most frequent of the exact counts, by count descending then value ascending. */

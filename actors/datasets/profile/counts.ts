@@ -9,23 +9,69 @@
  * @module
  */
 
+interface Buffers {
+  table: Int32Array;
+  h1: Int32Array;
+  h2: Int32Array;
+  counts: Float64Array;
+  numbers: Float64Array | null;
+}
+
+/**
+ * Buffers of released tables, for the next ones: a column of many distinct values fills a
+ * table of ~0.3 MB and drops it at its spill, chunk after chunk, and the chunk workers' memory
+ * grew with buffers waiting to be collected.
+ */
+const spare: Buffers[] = [];
+const SPARE_MAX = 16;
+
 /** Exact counts of strings, in first-seen order. */
 export class ExactCounts {
   /**
-   * Open-addressing index: entry number + 1 per slot, 0 for an empty slot. Sized for a
-   * thousand strings from the start: a column of many distinct values otherwise spent a tenth
-   * of its counting time growing the table and the arrays (a few KB a column either way).
+   * Open-addressing index: entry number + 1 per slot, 0 for an empty slot; at most 3/4 full
+   * (linear probing stays short, and the index of 10,000 strings takes 64 KB).
    */
-  #table = new Int32Array(2048);
-  #mask = 2047;
+  #table: Int32Array;
+  #mask: number;
   /** The strings; `undefined` for a number, in `#numbers` (made at the first number). */
   #keys: (string | undefined)[] = [];
   #numbers: Float64Array | null = null;
-  #h1 = new Int32Array(1024);
-  #h2 = new Int32Array(1024);
-  #counts = new Float64Array(1024);
+  #h1: Int32Array;
+  #h2: Int32Array;
+  #counts: Float64Array;
   #size = 0;
   #chars = 0;
+
+  /** An empty table (on the buffers of a released one if there is one). */
+  constructor() {
+    const b = spare.pop();
+    if (b === undefined) {
+      this.#table = new Int32Array(256);
+      this.#h1 = new Int32Array(128);
+      this.#h2 = new Int32Array(128);
+      this.#counts = new Float64Array(128);
+    } else {
+      b.table.fill(0);
+      this.#table = b.table;
+      this.#h1 = b.h1;
+      this.#h2 = b.h2;
+      this.#counts = b.counts;
+      this.#numbers = b.numbers;
+    }
+    this.#mask = this.#table.length - 1;
+  }
+
+  /** Gives the buffers to a table made later; this one must not be used again. */
+  release(): void {
+    if (spare.length < SPARE_MAX && this.#size > 128) {
+      const numbers = this.#numbers?.length === this.#counts.length ? this.#numbers : null;
+      spare.push({ table: this.#table, h1: this.#h1, h2: this.#h2, counts: this.#counts, numbers });
+    }
+    this.#keys = [];
+    this.#numbers = null;
+    this.#size = 0;
+    this.#chars = 0;
+  }
 
   /** Number of distinct strings. */
   get size(): number {
@@ -76,7 +122,7 @@ export class ExactCounts {
     }
     const i = this.#size;
     if (i >= maxSize || this.#chars + s.length > maxChars) return false;
-    if (i === this.#counts.length) this.#grow();
+    if (i === this.#counts.length) this.#grow(maxSize);
     if (num === undefined) this.#keys.push(s);
     else {
       this.#keys.push(undefined);
@@ -88,7 +134,7 @@ export class ExactCounts {
     this.#counts[i] = c;
     this.#size++;
     this.#chars += s.length;
-    if (this.#size * 2 > mask + 1) this.#reindex();
+    if (this.#size * 4 > (mask + 1) * 3) this.#reindex();
     else table[slot] = i + 1;
     return true;
   }
@@ -118,8 +164,9 @@ export class ExactCounts {
     return this.#h2[i]!;
   }
 
-  #grow(): void {
-    const size = this.#counts.length * 2;
+  /** Arrays twice as large, but not past `max` entries. */
+  #grow(max: number): void {
+    const size = Math.max(this.#counts.length + 1, Math.min(this.#counts.length * 2, max));
     const h1 = new Int32Array(size);
     h1.set(this.#h1);
     this.#h1 = h1;
@@ -136,7 +183,7 @@ export class ExactCounts {
     }
   }
 
-  /** A table twice as large, load factor ≤ 1/2 (linear probing stays short). */
+  /** An index twice as large. */
   #reindex(): void {
     const table = new Int32Array((this.#mask + 1) * 2);
     const mask = table.length - 1;
