@@ -400,6 +400,79 @@ Deno.test({
   assert.equal(first.line, 252, "the line where the field opens");
 });
 
+Deno.test({
+  name: "datasets: exact top values, distinct counts and quantiles across chunks",
+  ...opts,
+}, async () => {
+  // Dates each occurring 5 times, 67 categories of skewed frequencies, numbers with ties; the
+  // file spans several chunks, and no chunk holds all of a value's occurrences.
+  const N = 3000;
+  const rows = Array.from({ length: N }, (_, i) => {
+    const day = new Date(Date.UTC(2024, 0, 1) + Math.floor(i / 5) * 86_400_000);
+    const k = (i * 7919) % N;
+    return {
+      day: day.toISOString().slice(0, 10),
+      category: `c${Math.floor(Math.sqrt(k * 1.5)) % 67}`,
+      qty: (i * 31) % 97,
+      price: i % 11 === 0 ? null : ((i * 7) % 1000) / 4,
+    };
+  });
+  const csv = [
+    "day,category,qty,price",
+    ...rows.map((r) => `${r.day},${r.category},${r.qty},${r.price ?? ""}`),
+  ]
+    .join("\n") + "\n";
+  const d = await settled((await upload(csv, "name=exact")).body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  assert.ok(d.progress.chunksTotal >= 4, `${d.progress.chunksTotal} chunks`);
+  const col = (name: string) => d.columns.find((c: { name: string }) => c.name === name).profile;
+
+  /** Reference: counts in a Map, top values by count descending then value. */
+  const top = (values: (string | number | null)[]) => {
+    const counts = new Map<string, number>();
+    for (const v of values) if (v !== null) counts.set(String(v), (counts.get(String(v)) ?? 0) + 1);
+    const sorted = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    return {
+      distinct: counts.size,
+      top: sorted.slice(0, 10).map(([value, count]) => ({ value, count, error: 0 })),
+    };
+  };
+  /** Reference: sort, then linear interpolation between closest ranks (pandas' default). */
+  const quantile = (values: (number | null)[], q: number) => {
+    const sorted = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
+    const h = (sorted.length - 1) * q;
+    const lo = Math.floor(h);
+    const hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (h - lo);
+  };
+  const qs = { p01: 0.01, p05: 0.05, p25: 0.25, p50: 0.5, p75: 0.75, p95: 0.95, p99: 0.99 };
+
+  for (const name of ["day", "category", "qty", "price"] as const) {
+    const p = col(name);
+    const values = rows.map((r) => r[name]);
+    const want = top(values);
+    assert.equal(p.distinctExact, true, name);
+    assert.equal(p.distinct, want.distinct, name);
+    assert.ok(p.distinct <= p.count, name);
+    assert.deepEqual(p.topValues, want.top, name);
+    if (name === "qty" || name === "price") {
+      assert.equal(p.quantilesExact, true, name);
+      for (const [key, q] of Object.entries(qs)) {
+        const expected = quantile(values as (number | null)[], q);
+        assert.ok(
+          Math.abs(p.quantiles[key] - expected) <= 1e-9,
+          `${name}.${key}: ${p.quantiles[key]} vs ${expected}`,
+        );
+      }
+      const binned = p.histogram.counts.reduce((a: number, b: number) => a + b, 0);
+      assert.equal(binned, p.count, `${name}: histogram counts every value`);
+    }
+  }
+  assert.equal(col("day").distinct, N / 5);
+  assert.deepEqual(col("day").topValues[0], { value: "2024-01-01", count: 5, error: 0 });
+  assert.equal(col("category").distinct, 67);
+});
+
 Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
   // 3,000 rows where every row appears twice, far apart (different chunks).
   const half = Array.from({ length: 1500 }, (_, i) => `${i},name ${i},${i % 7}`);

@@ -2,12 +2,11 @@
  * The glue between the pipeline and the mergeable profiles: a chunk's cleaned rows become a
  * serialized `TableProfile`; at the merge, the chunk profiles fold into one, and each column
  * gets its summary plus, for numeric columns, a 20-bin histogram read off the merged
- * quantile sketch (bin counts within the sketch's rank error).
+ * numbers (exact while the profile keeps them, else within the quantile sketch's rank error).
  */
 import {
   ColumnProfile,
   type ColumnSummary,
-  type KllSketch,
   TableProfile,
   type TableProfileJSON,
   type Value,
@@ -75,15 +74,15 @@ export class ChunkProfileMerge {
       const numeric = type === "integer" || type === "float";
       out.set(name, {
         ...summary,
-        histogram: numeric ? histogram(column.quantiles, summary) : null,
+        histogram: numeric ? histogram(column, summary) : null,
       });
     }
     return out;
   }
 }
 
-/** Bins read off the column's own quantile sketch. */
-function histogram(sketch: KllSketch, s: ColumnSummary): ColumnReport["histogram"] {
+/** Bins read off the column's numbers ({@link ColumnProfile.rank}). */
+function histogram(column: ColumnProfile, s: ColumnSummary): ColumnReport["histogram"] {
   if (typeof s.min !== "number" || typeof s.max !== "number" || s.count === 0) return null;
   const min = s.min;
   const max = s.max;
@@ -92,7 +91,7 @@ function histogram(sketch: KllSketch, s: ColumnSummary): ColumnReport["histogram
   const counts: number[] = [];
   let below = 0;
   for (let i = 1; i <= BINS; i++) {
-    const at = i === BINS ? 1 : sketch.rank(edges[i]!) ?? 0;
+    const at = i === BINS ? 1 : column.rank(edges[i]!) ?? 0;
     counts.push(Math.max(0, Math.round((at - below) * s.count)));
     below = at;
   }

@@ -13,8 +13,12 @@ export function base64Digit(code: number): number {
   return code < 128 ? DECODE[code]! : -1;
 }
 
+/** `Uint8Array.prototype.toBase64` (ES2026) where the runtime has it. */
+const nativeToBase64 = (Uint8Array.prototype as { toBase64?: () => string }).toBase64;
+
 /** Base64 text of `bytes` (standard alphabet, `=` padding). */
 export function encodeBase64(bytes: Uint8Array): string {
+  if (nativeToBase64 !== undefined) return nativeToBase64.call(bytes);
   const parts: string[] = [];
   let line = "";
   const n = bytes.length;

@@ -1,7 +1,26 @@
 import assert from "node:assert/strict";
-import { ColumnProfile, valueType } from "./column.ts";
+import { ColumnProfile, type ColumnProfileJSON, valueType } from "./column.ts";
 import { TableProfile } from "./table.ts";
+import { prng } from "./test_util.ts";
 import { parseTime } from "./time.ts";
+
+/** Linear interpolation between the closest ranks of ascending `sorted`, as pandas does. */
+function interpolated(sorted: readonly number[], q: number): number {
+  const h = (sorted.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (h - lo);
+}
+
+const QS = { p01: 0.01, p05: 0.05, p25: 0.25, p50: 0.5, p75: 0.75, p95: 0.95, p99: 0.99 };
+
+function assertQuantiles(actual: Record<string, number> | null, sorted: readonly number[]): void {
+  assert.ok(actual);
+  for (const [key, q] of Object.entries(QS)) {
+    const want = interpolated(sorted, q);
+    assert.ok(Math.abs(actual[key]! - want) <= 1e-12 * Math.abs(want), `${key}: ${actual[key]}`);
+  }
+}
 
 Deno.test("parseTime: agrees with Date.parse on zoned texts, naive read as UTC", () => {
   for (
@@ -38,7 +57,10 @@ Deno.test("column: numeric summary", () => {
   assert.equal(s.stddev, Math.sqrt(5 / 3));
   assert.equal(s.distinct, 4);
   assert.ok(s.distinctExact);
-  assert.deepEqual(s.quantiles, { p01: 1, p05: 1, p25: 1, p50: 2, p75: 3, p95: 4, p99: 4 });
+  assert.ok(s.quantilesExact);
+  assertQuantiles({ ...s.quantiles }, [1, 2, 3, 4]);
+  assert.equal(s.quantiles!.p50, 2.5);
+  assert.equal(s.quantiles!.p25, 1.75);
   assert.equal(s.types.integer, 4);
   assert.equal(s.types.null, 2);
 });
@@ -116,4 +138,108 @@ Deno.test("table: rows, column order, merge of disjoint columns, validation", ()
     () => new ColumnProfile().merge(new ColumnProfile({ hllPrecision: 12 })),
     RangeError,
   );
+});
+
+Deno.test("column: exact quantiles by linear interpolation, as pandas computes them", () => {
+  const r = prng(400);
+  const values = Array.from({ length: 400 }, () => Math.round(r() * r() * 1e5) / 100);
+  const c = new ColumnProfile();
+  for (const v of values) c.add(v, "float");
+  const s = c.summary();
+  assert.ok(s.quantilesExact);
+  assertQuantiles({ ...s.quantiles }, [...values].sort((a, b) => a - b));
+  // Exact fractions for the histogram too.
+  const below = values.filter((v) => v <= s.quantiles!.p50).length;
+  assert.equal(c.rank(s.quantiles!.p50), below / values.length);
+});
+
+Deno.test("column: the bounds count everything merged — exact within, sketches past them", () => {
+  const options = { exactDistinct: 100, exactNumbers: 1000 };
+  /** `n` numbers: `distinct` values from `offset` on, in turn. */
+  const part = (offset: number, n: number, distinct: number) => {
+    const c = new ColumnProfile(options);
+    for (let i = 0; i < n; i++) c.add(offset + (i % distinct), "integer");
+    return c;
+  };
+  // 600 numbers and 60 distinct values each; together 1200 numbers, 120 distinct values.
+  const a = part(0, 600, 60);
+  const b = part(60, 600, 60);
+  for (const p of [a, b]) {
+    assert.ok(p.summary().distinctExact && p.summary().quantilesExact);
+  }
+  const ab = a.clone().merge(b);
+  const s = ab.summary();
+  assert.equal(s.distinctExact, false);
+  assert.equal(s.quantilesExact, false);
+  assert.ok(s.distinct <= s.count);
+  assert.ok(Math.abs(s.distinct - 120) <= 3, `distinct ${s.distinct}`);
+  for (const e of s.topValues) assert.ok(e.error > 0);
+  // Within the bounds when merged: 2 × 400 numbers, the same 100 values.
+  const c = part(0, 400, 100).merge(
+    ColumnProfile.fromJSON(JSON.parse(JSON.stringify(part(0, 400, 100)))),
+  );
+  const exact = c.summary(3);
+  assert.ok(exact.distinctExact && exact.quantilesExact);
+  assert.equal(exact.distinct, 100);
+  // Values 0…99 occur 8 times in 2 × 400; by count, then by text ("0" < "1" < "10").
+  assert.deepEqual(exact.topValues, [
+    { value: "0", count: 8, error: 0 },
+    { value: "1", count: 8, error: 0 },
+    { value: "10", count: 8, error: 0 },
+  ]);
+  const all = [...Array(400).keys(), ...Array(400).keys()].map((i) => i % 100);
+  assertQuantiles({ ...exact.quantiles }, all.sort((x, y) => x - y));
+  // Merging a spilled profile spills the exact one: the result is past the bounds either way.
+  assert.equal(part(0, 10, 10).merge(ab).summary().distinctExact, false);
+  assert.equal(ab.clone().merge(part(0, 10, 10)).summary().quantilesExact, false);
+});
+
+Deno.test("column: a distinct estimate never exceeds the non-null count", () => {
+  // Sketched from the first value on; the smallest count where the estimate overshoots.
+  const c = new ColumnProfile({ exactDistinct: 0 });
+  let n = 0;
+  while (n < 5000) {
+    c.add(`value ${n++}`);
+    if (c.hll.estimate() > n) break;
+  }
+  assert.ok(c.hll.estimate() > n, "the estimate overshoots somewhere below 5,000");
+  c.add(null);
+  const s = c.summary();
+  assert.equal(s.distinctExact, false);
+  assert.equal(s.distinct, n);
+});
+
+Deno.test("column: JSON keeps the exact forms compactly and checks them", () => {
+  const c = new ColumnProfile();
+  for (let i = 0; i < 3000; i++) c.add(i % 7, "integer");
+  const json = c.toJSON();
+  assert.deepEqual(json.counts![0].slice(0, 3), ["0", "1", "2"]);
+  assert.deepEqual(json.counts![1].slice(0, 3), [429, 429, 429]);
+  assert.equal(json.numbers, "counts", "an all-numbers column's numbers are its counts' keys");
+  const back = ColumnProfile.fromJSON(JSON.parse(JSON.stringify(json)));
+  assert.deepEqual(back.summary(), c.summary());
+  assert.deepEqual(back.toJSON(), json);
+  const mixed = new ColumnProfile();
+  for (const v of [1.5, "x", 2.5, 1.5]) mixed.add(v);
+  const m = mixed.toJSON();
+  assert.equal(typeof m.numbers, "string");
+  assert.deepEqual(ColumnProfile.fromJSON(m).summary(), mixed.summary());
+
+  const bad: ColumnProfileJSON = { ...json, counts: [["0"], [1]] };
+  const target = new ColumnProfile();
+  target.add(5);
+  const before = JSON.stringify(target);
+  assert.throws(() => target.mergeJSON(bad), TypeError);
+  assert.throws(() => ColumnProfile.fromJSON(bad), TypeError);
+  assert.equal(JSON.stringify(target), before, "nothing changed");
+  assert.throws(() => c.clone().mergeJSON({ ...json, exact: [5, 5, 5] }), RangeError);
+  // A version 1 profile (sketches only) is read as past the bounds.
+  const spilled = new ColumnProfile({ exactDistinct: 0, exactNumbers: 0 });
+  for (let i = 0; i < 50; i++) spilled.add(i);
+  const { exact: _e, counts: _c, numbers: _n, ...v1 } = spilled.toJSON();
+  const old = ColumnProfile.fromJSON({ ...v1, v: 1 });
+  assert.equal(old.summary().distinctExact, false);
+  assert.equal(old.summary().count, 50);
+  const merged = new ColumnProfile().mergeJSON({ ...v1, v: 1 }).summary();
+  assert.deepEqual([merged.distinctExact, merged.quantilesExact], [false, false]);
 });

@@ -1,10 +1,11 @@
 /**
  * The merge law: profiling a dataset in 1 chunk and in 17 chunks (merged in two different
  * trees, and through JSON) gives identical exact statistics, and sketches within their stated
- * error of the truth.
+ * error of the truth. Exact figures (distinct values, top values, quantiles within the bounds)
+ * are checked against a plain computation: a Map of counts, a sort and linear interpolation.
  */
 import assert from "node:assert/strict";
-import { type ColumnSummary, type Value, type ValueType } from "./column.ts";
+import { type ColumnSummary, EXACT_DISTINCT, type Value, type ValueType } from "./column.ts";
 import { kllRankError } from "./quantiles.ts";
 import { TableProfile } from "./table.ts";
 import { normal, prng, rankError, relDiff } from "./test_util.ts";
@@ -56,12 +57,14 @@ function profile(from: number, to: number): TableProfile {
   return t;
 }
 
-/** 17 uneven chunks (boundaries jittered). */
-function chunks(): TableProfile[] {
+/** 17 uneven chunks of the first `total` rows (boundaries jittered). */
+function chunks(total = ROWS): TableProfile[] {
   const r = prng(17);
   const cuts = [0];
-  for (let c = 1; c < CHUNKS; c++) cuts.push(Math.floor((c * ROWS) / CHUNKS + (r() - 0.5) * 5000));
-  cuts.push(ROWS);
+  for (let c = 1; c < CHUNKS; c++) {
+    cuts.push(Math.floor((c * total) / CHUNKS + (r() - 0.5) * (total / 40)));
+  }
+  cuts.push(total);
   return cuts.slice(1).map((end, c) => profile(cuts[c]!, end));
 }
 
@@ -92,10 +95,10 @@ interface Truth {
   counts: Map<string, number>;
 }
 
-function truth(col: number): Truth {
+function truth(col: number, total = ROWS): Truth {
   const nums: number[] = [];
   const counts = new Map<string, number>();
-  for (const row of rows) {
+  for (const row of rows.slice(0, total)) {
     const v = row[col]!;
     if (v === null) continue;
     if (typeof v === "number") nums.push(v);
@@ -105,7 +108,31 @@ function truth(col: number): Truth {
   return { values: Float64Array.from(nums).sort(), counts };
 }
 
-const EXACT_FIELDS = ["type", "count", "nulls", "min", "max", "types", "distinctExact"] as const;
+const EXACT_FIELDS = [
+  "type",
+  "count",
+  "nulls",
+  "min",
+  "max",
+  "types",
+  "distinctExact",
+  "quantilesExact",
+] as const;
+
+/** The `n` most frequent values, by count descending then value (UTF-16 order). */
+function topOf(counts: Map<string, number>, n: number): [string, number][] {
+  return [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n);
+}
+
+/** Linear interpolation between the closest ranks of ascending `sorted`, as pandas does. */
+function interpolated(sorted: Float64Array, q: number): number {
+  const h = (sorted.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (h - lo);
+}
+
+const QS = { p01: 0.01, p05: 0.05, p25: 0.25, p50: 0.5, p75: 0.75, p95: 0.95, p99: 0.99 };
 
 const whole = profile(0, ROWS);
 const parts = chunks();
@@ -139,7 +166,12 @@ Deno.test("merge law: HLL registers equal, distinct within 3 standard errors", (
     }
     const trueDistinct = truth(col).counts.size;
     const s: ColumnSummary = merges.tree.column(name)!.summary();
-    if (s.distinctExact) assert.equal(s.distinct, trueDistinct, name);
+    assert.equal(s.distinctExact, trueDistinct <= EXACT_DISTINCT, name);
+    if (s.distinctExact) {
+      assert.equal(s.distinct, trueDistinct, name);
+      return;
+    }
+    assert.ok(s.distinct <= s.count, `${name}: ${s.distinct} distinct of ${s.count}`);
     const est = h.estimate();
     assert.ok(
       Math.abs(est - trueDistinct) <= 3 * h.standardError * trueDistinct,
@@ -151,12 +183,14 @@ Deno.test("merge law: HLL registers equal, distinct within 3 standard errors", (
 
 Deno.test("merge law: quantiles within the stated rank error of the exact quantiles", () => {
   const eps = kllRankError(200);
-  const qs = { p01: 0.01, p05: 0.05, p25: 0.25, p50: 0.5, p75: 0.75, p95: 0.95, p99: 0.99 };
   for (const name of ["id", "amount", "qty"]) {
     const sorted = truth(NAMES.indexOf(name)).values;
+    assert.ok(sorted.length > 100_000, "past the exact bound");
     for (const profile of [whole, merges.chain, merges.tree]) {
-      const quantiles = profile.column(name)!.summary().quantiles!;
-      for (const [key, q] of Object.entries(qs)) {
+      const s = profile.column(name)!.summary();
+      assert.equal(s.quantilesExact, false);
+      const quantiles = s.quantiles!;
+      for (const [key, q] of Object.entries(QS)) {
         const x = quantiles[key as keyof typeof quantiles];
         const err = rankError(sorted, q, x);
         assert.ok(err <= eps, `${name}.${key}: ${x} has rank error ${err}`);
@@ -166,16 +200,16 @@ Deno.test("merge law: quantiles within the stated rank error of the exact quanti
   assert.equal(whole.column("category")!.summary().quantiles, null);
 });
 
-Deno.test("merge law: top values identical when capacity suffices, bounded otherwise", () => {
+Deno.test("merge law: top values exact within the distinct bound, bounded otherwise", () => {
   NAMES.forEach((name, col) => {
     const { counts } = truth(col);
     const a = whole.column(name)!.summary(20).topValues;
     for (const merged of Object.values(merges)) {
       const top = merged.column(name)!.top;
-      if (counts.size <= top.capacity) {
-        assert.deepEqual(merged.column(name)!.summary(20).topValues, a, name);
-        for (const e of a) assert.equal(e.count, counts.get(e.value), `${name} ${e.value}`);
-        assert.equal(top.error, 0);
+      if (counts.size <= EXACT_DISTINCT) {
+        const expected = topOf(counts, 20).map(([value, count]) => ({ value, count, error: 0 }));
+        assert.deepEqual(merged.column(name)!.summary(20).topValues, expected, name);
+        assert.deepEqual(a, expected, name);
       } else {
         assert.ok(top.error <= ROWS / (top.capacity / 2 + 1));
         for (const [value, f] of counts) {
@@ -185,9 +219,44 @@ Deno.test("merge law: top values identical when capacity suffices, bounded other
       }
     }
   });
-  // The categories, quantities, booleans and notes fit; ids, users, days and times do not.
-  const fits = NAMES.filter((_, col) => truth(col).counts.size <= 64);
-  assert.deepEqual(fits, ["qty", "category", "active", "note"]);
+  // The categories, quantities, booleans, days and notes fit; ids, amounts, users and times
+  // do not.
+  const fits = NAMES.filter((_, col) => truth(col).counts.size <= EXACT_DISTINCT);
+  assert.deepEqual(fits, ["qty", "category", "active", "day", "note"]);
+});
+
+Deno.test("merge law within the bounds: exact quantiles, distinct and top values, any chunking", () => {
+  const total = 60_000; // every column within the number bound, some past the distinct bound
+  const small = {
+    whole: profile(0, total),
+    chain: chain(chunks(total)),
+    tree: tree(chunks(total)),
+  };
+  NAMES.forEach((name, col) => {
+    const { values, counts } = truth(col, total);
+    const a = small.whole.column(name)!.summary(20);
+    for (const p of Object.values(small)) {
+      const s = p.column(name)!.summary(20);
+      assert.deepEqual(s.quantiles, a.quantiles, name);
+      assert.equal(s.quantilesExact, s.quantiles !== null, name);
+      assert.equal(s.distinctExact, counts.size <= EXACT_DISTINCT, name);
+      if (s.distinctExact) {
+        assert.equal(s.distinct, counts.size, name);
+        const expected = topOf(counts, 20).map(([value, count]) => ({ value, count, error: 0 }));
+        assert.deepEqual(s.topValues, expected, name);
+      } else assert.ok(s.distinct <= s.count, name);
+    }
+    if (values.length === 0 || a.type === "string") return;
+    for (const [key, q] of Object.entries(QS)) {
+      const x = a.quantiles![key as keyof typeof QS];
+      const want = interpolated(values, q);
+      assert.ok(relDiff(x, want) <= 1e-12, `${name}.${key}: ${x} vs ${want}`);
+    }
+  });
+  assert.deepEqual(
+    NAMES.filter((_, col) => truth(col, total).counts.size > EXACT_DISTINCT),
+    ["id", "amount", "user", "ts"],
+  );
 });
 
 Deno.test("merge law: JSON round trip — merged from JSON equals merged in memory", () => {

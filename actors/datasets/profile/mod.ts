@@ -1,7 +1,9 @@
 /**
  * Mergeable dataset profiles: per-chunk column statistics and sketches that merge exactly
- * (counts, nulls, min/max, type histogram, HLL registers) or within stated error (quantiles,
- * heavy hitters beyond capacity), with compact deterministic JSON for storage in `jsonb`.
+ * (counts, nulls, min/max, type histogram, HLL registers; value counts and numbers while a
+ * column is within its bounds, counted over the whole dataset) or within stated error
+ * (quantiles, distinct counts and heavy hitters past the bounds), with compact deterministic
+ * JSON for storage in `jsonb`.
  *
  * Typical use: per chunk `new TableProfile(header)` → `addRow(values, columnTypes)` for each
  * cleaned row → store `toJSON()`; once all chunks are done, `TableProfile.fromJSON` each and
@@ -12,6 +14,9 @@ export {
   ColumnProfile,
   type ColumnProfileJSON,
   type ColumnSummary,
+  EXACT_CHARS,
+  EXACT_DISTINCT,
+  EXACT_NUMBERS,
   joinValueTypes,
   type ProfileOptions,
   type QuantileSummary,
@@ -29,6 +34,7 @@ export {
   type KllJSON,
   kllRankError,
   KllSketch,
+  linearQuantile,
 } from "./quantiles.ts";
 export { type TopEntry, TopK, TOPK_DEFAULT_CAPACITY, type TopKJSON } from "./topk.ts";
 export { parseTime } from "./time.ts";

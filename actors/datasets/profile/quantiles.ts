@@ -51,6 +51,25 @@ export function kllRankError(k: number, twoSided = false): number {
   return twoSided ? 2.446 / Math.pow(k, 0.9433) : 2.296 / Math.pow(k, 0.9723);
 }
 
+/**
+ * The exact `q`-quantile of ascending `sorted` (non-empty) by linear interpolation between the
+ * closest ranks, computed as NumPy's default method (and so pandas' `Series.quantile`) does:
+ * position h = (n − 1)·q, then `a + (b − a)·t` for t = h − ⌊h⌋ < 0.5, `b − (b − a)·(1 − t)`
+ * otherwise, which gives the same doubles as they do.
+ */
+export function linearQuantile(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  const h = (n - 1) * q;
+  if (!(h > 0)) return sorted[0]!;
+  if (h >= n - 1) return sorted[n - 1]!;
+  const lo = Math.floor(h);
+  const a = sorted[lo]!;
+  const b = sorted[lo + 1]!;
+  const t = h - lo;
+  const diff = b - a;
+  return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
+}
+
 /** Mergeable quantile sketch of numbers. */
 export class KllSketch {
   /** Accuracy parameter. */

@@ -106,11 +106,43 @@ export class TopK {
     this.addHashed(value, scratch[0]!, scratch[1]!);
   }
 
-  /** {@link TopK.add} with the value's {@link hash64} already computed. */
-  addHashed(value: string, h1: number, h2: number): void {
-    this.#n++;
-    this.#increment(value, h1 | 0, h2 | 0, 1);
+  /**
+   * {@link TopK.add} with the value's {@link hash64} already computed; `count` occurrences at
+   * once (a counter merged in, so the guarantee holds as for a merge).
+   */
+  addHashed(value: string, h1: number, h2: number, count = 1): void {
+    this.#n += count;
+    this.#increment(value, h1 | 0, h2 | 0, count);
     if (this.#size > this.capacity) this.#purge();
+  }
+
+  /**
+   * Loads exact counts of distinct values (`size` of them, by index) into an empty summary:
+   * all of them while they fit, else one purge of them, as {@link TopK.add} would have purged
+   * along the way. Only the values that survive are read, so a caller whose values are not
+   * strings yet makes at most ⌊capacity/2⌋ of them.
+   */
+  loadCounts(counts: {
+    size: number;
+    count(i: number): number;
+    key(i: number): string;
+    h1(i: number): number;
+    h2(i: number): number;
+  }): void {
+    if (this.#n !== 0) throw new Error("topk: loadCounts needs an empty summary");
+    const size = counts.size;
+    let c = 0;
+    if (size > this.capacity) {
+      const all = this.#scratch.length >= size ? this.#scratch : new Float64Array(size);
+      for (let i = 0; i < size; i++) all[i] = counts.count(i);
+      c = selectNth(all, size, size - 1 - (this.capacity >>> 1));
+    }
+    for (let i = 0; i < size; i++) {
+      const n = counts.count(i);
+      this.#n += n;
+      if (n > c) this.#increment(counts.key(i), counts.h1(i) | 0, counts.h2(i) | 0, n - c);
+    }
+    this.#error = c;
   }
 
   /** Lower bound of the count of `value` (0 when not kept); the true count is ≤ this + error. */

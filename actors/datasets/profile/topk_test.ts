@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hash64 } from "./hll.ts";
 import { selectNth, TopK } from "./topk.ts";
 import { prng } from "./test_util.ts";
 
@@ -93,4 +94,36 @@ Deno.test("selectNth gives the k-th smallest, as sorting does", () => {
     const k = next() % n;
     assert.equal(selectNth(a, n, k), sorted[k], `n=${n} k=${k}`);
   }
+});
+
+Deno.test("topk: loadCounts keeps the bounds and reads only the survivors' values", () => {
+  const load = (truth: Map<string, number>) => {
+    const entries = [...truth];
+    const hashes = entries.map(([v]) => hash64(v));
+    let read = 0;
+    const t = new TopK(64);
+    t.loadCounts({
+      size: entries.length,
+      count: (i) => entries[i]![1],
+      key: (i) => (read++, entries[i]![0]),
+      h1: (i) => hashes[i]![0],
+      h2: (i) => hashes[i]![1],
+    });
+    return { t, read };
+  };
+  const values = zipf(50_000, 5_000, 8);
+  const truth = exactCounts(values);
+  const { t, read } = load(truth);
+  assert.equal(t.n, values.length);
+  assert.ok(t.error > 0);
+  assertBounds(t, truth, values.length);
+  assert.ok(read <= 32, `${read} values read`);
+  const trueTop = [...truth].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([v]) => v);
+  assert.deepEqual(t.top(3).map((e) => e.value), trueTop);
+  // Within the capacity: every count exact.
+  const few = exactCounts(zipf(2_000, 40, 9));
+  const exact = load(few).t;
+  assert.equal(exact.error, 0);
+  for (const [v, c] of few) assert.equal(exact.count(v), c);
+  assert.throws(() => exact.loadCounts({ ...exact, size: 0 } as never), Error);
 });
