@@ -2,7 +2,8 @@
  * Hostile inputs for the dataset and query APIs, made on demand (nothing is stored): CSV files
  * with a header of any width, generated as a stream so that a 1,000,000-column header is never
  * held whole; JSON records with too many keys; tampered pagination cursors; dates JavaScript
- * accepts and PostgreSQL does not; random query parameter values for fuzzing.
+ * accepts and PostgreSQL does not; random query parameter values for fuzzing; a gzip bomb made as
+ * it is read.
  */
 import { constants as zlib, crc32, deflateRawSync } from "node:zlib";
 
