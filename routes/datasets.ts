@@ -152,6 +152,14 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
       maxBytes: o.maxHeaderBytes ?? MAX_HEADER_BYTES,
     };
     const gzip = gzipEncoded(c.req.header("content-encoding"));
+    if (gzip && multipartBoundary(c.req.header("content-type"))) {
+      // A form's parts are read as they arrive; a gzipped file goes in its part (`x.csv.gz`).
+      throw new TroupeError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        "a gzip-encoded form cannot be read: gzip the file in its part, or send it as the body",
+        { status: 415, details: { contentEncoding: "gzip" } },
+      );
+    }
     const upload = await receiveUpload(
       o.runtime,
       raw,
@@ -163,11 +171,11 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
           o.db,
           maxBytes,
           form,
-          (file, fields, contentType, fileName, raw) => {
+          (file, fields, contentType, fileName) => {
             const all = { ...fields, ...definedOnly(q) };
             const text = sniffedStream(file, {
               encoding: encodingOf(all.encoding),
-              gzip: raw && gzip,
+              gzip,
               maxInflateRatio: o.maxInflateRatio ?? 200,
             }, refuseContent);
             return checkedHeader(text, all, contentType, fileName, limits);
@@ -407,16 +415,12 @@ interface ReceivedFile {
   fields: Record<string, string>;
 }
 
-/**
- * What a file's bytes go through on their way to storage (its options known so far; `raw`: it
- * is the request's body, not a form's part).
- */
+/** What a file's bytes go through on their way to storage (its options known so far). */
 type FileCheck = (
   file: ReadableStream<Uint8Array>,
   fields: Record<string, string>,
   contentType: string | null,
   fileName: string | null,
-  raw: boolean,
 ) => ReadableStream<Uint8Array>;
 
 /** What the datasets API reads, as a 415's details say. */
@@ -513,7 +517,7 @@ async function receiveFile(
   const boundary = multipartBoundary(c.req.header("content-type"));
   if (!boundary) {
     const contentType = c.req.header("content-type") ?? null;
-    const put = await store(check(body, {}, contentType, null, true));
+    const put = await store(check(body, {}, contentType, null));
     return {
       ...put,
       fileName: null,
@@ -527,7 +531,7 @@ async function receiveFile(
     if (part.filename === null) {
       fields[part.name] = await fieldText(part);
     } else if (part.name === "file" && !file) {
-      const put = await store(check(part.body, fields, part.contentType, part.filename, false));
+      const put = await store(check(part.body, fields, part.contentType, part.filename));
       file = { ...put, fileName: part.filename, contentType: part.contentType, fields };
     } else {
       await part.body.cancel();

@@ -905,6 +905,15 @@ Deno.test(
       headers: { "content-type": "text/csv", "content-encoding": "br" },
     });
     assert.equal(brotli.status, 415, JSON.stringify(brotli.body));
+    const form = new FormData();
+    form.append("file", new File([csv], "x.csv", { type: "text/csv" }));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const gzForm = await call("/api/datasets", {
+      method: "POST",
+      body: await gzipped(await req.text()),
+      headers: { "content-type": req.headers.get("content-type")!, "content-encoding": "gzip" },
+    });
+    assert.equal(gzForm.status, 415, JSON.stringify(gzForm.body));
   },
 );
 
