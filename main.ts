@@ -227,6 +227,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxBytes: config.DATASET_MAX_BYTES,
       maxColumns: config.DATASET_MAX_COLUMNS,
       maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
+      maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
   });

@@ -162,6 +162,13 @@ const fields = z.object({
   UNTRUSTED_WORKER_HEAP_MB: int(32, 65_536).default(1024),
   /** Time limit of one task of such a worker (a PDF's page range, a dataset chunk), in ms. */
   UNTRUSTED_TASK_TIMEOUT_MS: int(1000, 3_600_000).default(120_000),
+
+  // Gzip dataset uploads are decompressed as they arrive (DATASET_MAX_BYTES bounds the result).
+  /**
+   * How many times its compressed size a gzip dataset upload may inflate once past 1 MiB: more
+   * is a 413, a gzip bomb (default 200; CSV text compresses 5 to 20 times).
+   */
+  DATASET_MAX_INFLATE_RATIO: int(2, 1_000_000).default(200),
 });
 
 /** Variables that only make sense together. */

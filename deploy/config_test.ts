@@ -125,6 +125,12 @@ Deno.test("loadConfig() keeps the dataset column limit under PostgreSQL's 1,600"
   assert.throws(() => loadConfig({ DATASET_MAX_HEADER_BYTES: "10" }), /DATASET_MAX_HEADER_BYTES/);
 });
 
+Deno.test("loadConfig() bounds how far a gzip dataset upload may inflate", () => {
+  assert.equal(loadConfig({}).DATASET_MAX_INFLATE_RATIO, 200);
+  assert.equal(loadConfig({ DATASET_MAX_INFLATE_RATIO: "50" }).DATASET_MAX_INFLATE_RATIO, 50);
+  assert.throws(() => loadConfig({ DATASET_MAX_INFLATE_RATIO: "1" }), /DATASET_MAX_INFLATE_RATIO/);
+});
+
 Deno.test("loadConfig() gives slow-client and form limits defaults, and names bad ones", () => {
   const c = loadConfig({});
   assert.equal(c.HTTP_HEADER_TIMEOUT_MS, 10_000);

@@ -5,7 +5,9 @@
  *   `delimiter`, `quote`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
  *   query parameter or form field, before the file). Streamed to blob storage; `202
  *   {datasetId, jobId}` once the file is durable. A CSV/TSV header over the column or length
- *   limit is a 422 as soon as it crosses it.
+ *   limit is a 422 as soon as it crosses it. Gzip (`Content-Encoding: gzip`, a `.csv.gz` or
+ *   its magic bytes) is decompressed as it arrives and stored decompressed; a binary file (a
+ *   PDF, a spreadsheet, an image, NUL bytes in its head) is a 415 before anything is stored.
  * - `GET /api/datasets`, `GET /api/datasets/:id`, `DELETE /api/datasets/:id`;
  * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
  * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;
@@ -19,6 +21,7 @@ import {
   ConflictError,
   InputError,
   PayloadTooLargeError,
+  TroupeError,
   ValidationError,
 } from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
@@ -50,7 +53,8 @@ import {
 } from "../actors/datasets/store.ts";
 import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
 import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
-import type { LimitError } from "../actors/datasets/ingest/errors.ts";
+import type { IngestError, LimitError } from "../actors/datasets/ingest/errors.ts";
+import { BinaryContentError, GzipError, sniffedStream } from "../actors/datasets/ingest/binary.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
@@ -98,6 +102,11 @@ export interface DatasetRoutesOptions {
   maxColumns?: number;
   /** Longest CSV/TSV header line: a longer one is a 422 `HEADER_TOO_LONG`. @default 1 MiB */
   maxHeaderBytes?: number;
+  /**
+   * How many times its compressed size a gzip upload may inflate once past 1 MiB: more is a
+   * 413 (a gzip bomb). `maxBytes` bounds the decompressed file. @default 200
+   */
+  maxInflateRatio?: number;
   /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
   uploads?: UploadLimits;
 }
@@ -142,6 +151,15 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
       maxColumns: o.maxColumns ?? MAX_COLUMNS,
       maxBytes: o.maxHeaderBytes ?? MAX_HEADER_BYTES,
     };
+    const gzip = gzipEncoded(c.req.header("content-encoding"));
+    if (gzip && multipartBoundary(c.req.header("content-type"))) {
+      // A form's parts are read as they arrive; a gzipped file goes in its part (`x.csv.gz`).
+      throw new TroupeError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        "a gzip-encoded form cannot be read: gzip the file in its part, or send it as the body",
+        { status: 415, details: { contentEncoding: "gzip" } },
+      );
+    }
     const upload = await receiveUpload(
       o.runtime,
       raw,
@@ -153,8 +171,15 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
           o.db,
           maxBytes,
           form,
-          (file, fields, contentType, fileName) =>
-            checkedHeader(file, { ...fields, ...definedOnly(q) }, contentType, fileName, limits),
+          (file, fields, contentType, fileName) => {
+            const all = { ...fields, ...definedOnly(q) };
+            const text = sniffedStream(file, {
+              encoding: encodingOf(all.encoding),
+              gzip,
+              maxInflateRatio: o.maxInflateRatio ?? 200,
+            }, refuseContent);
+            return checkedHeader(text, all, contentType, fileName, limits);
+          },
         ),
       { policy: o.uploads ?? {}, sizeBytes: size },
     );
@@ -397,6 +422,46 @@ type FileCheck = (
   contentType: string | null,
   fileName: string | null,
 ) => ReadableStream<Uint8Array>;
+
+/** What the datasets API reads, as a 415's details say. */
+const SUPPORTED_FORMATS = ["csv", "tsv", "json (an array)", "ndjson", "any of them gzipped"];
+
+/** Whether `Content-Encoding` says gzip; an encoding this API cannot read is a 415. */
+function gzipEncoded(header: string | undefined): boolean {
+  const codings = (header ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean)
+    .filter((s) => s !== "identity");
+  if (codings.length === 0) return false;
+  if (codings.length === 1 && (codings[0] === "gzip" || codings[0] === "x-gzip")) return true;
+  throw new TroupeError(
+    "UNSUPPORTED_MEDIA_TYPE",
+    `Content-Encoding ${JSON.stringify(header)} cannot be read: send the file as it is or gzip`,
+    { status: 415, details: { contentEncoding: header, supported: ["gzip", "identity"] } },
+  );
+}
+
+function encodingOf(value: unknown): DatasetOptions["encoding"] {
+  const parsed = datasetOptions.shape.encoding.safeParse(value);
+  return parsed.success ? parsed.data : "auto";
+}
+
+/** A file that is not text data, or a gzip that does not decompress or inflates too far. */
+function refuseContent(err: IngestError): TroupeError | IngestError {
+  if (err instanceof BinaryContentError) {
+    return new TroupeError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `${err.message}: send CSV, TSV, a JSON array or NDJSON (optionally gzipped)`,
+      { status: 415, details: { detected: err.detected, supported: SUPPORTED_FORMATS } },
+    );
+  }
+  if (err instanceof GzipError && err.code === "inflate_ratio") {
+    return new TroupeError("PAYLOAD_TOO_LARGE", err.message, {
+      status: 413,
+      details: { maxInflateRatio: err.limit },
+    });
+  }
+  if (err instanceof GzipError) return new TroupeError("BAD_GZIP", err.message, { status: 400 });
+  return err;
+}
 
 /**
  * `file` with its header checked on the way when its options say CSV or TSV: the upload fails

@@ -11,7 +11,13 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
-import { bytesOf, millionColumnCsv, wideCsv, wideNdjson } from "../tests/hostile/input_files.ts";
+import {
+  bytesOf,
+  gzipBomb,
+  millionColumnCsv,
+  wideCsv,
+  wideNdjson,
+} from "../tests/hostile/input_files.ts";
 import { pythonCsv } from "../actors/datasets/ingest/test_util.ts";
 import { hugeFieldForm, part, trickleBody } from "../tests/hostile/http_attacks.ts";
 
@@ -778,6 +784,202 @@ Deno.test(
     const del = await call(`/api/datasets/${d.id}`, { method: "DELETE" });
     assert.equal(del.status, 204);
     assert.equal((await call(`/api/datasets/${d.id}`)).status, 404);
+  },
+);
+
+/** `text` gzip-compressed. */
+async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
+  return await bytesOf(
+    new Blob([text]).stream().pipeThrough(
+      new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+    ),
+  );
+}
+
+/** `file` as the multipart body of an upload. */
+async function formUpload(file: File, query = "") {
+  const form = new FormData();
+  form.append("file", file);
+  const req = new Request("http://x/", { method: "POST", body: form });
+  return await call(`/api/datasets?${query}`, {
+    method: "POST",
+    body: await req.arrayBuffer(),
+    headers: { "content-type": req.headers.get("content-type")! },
+  });
+}
+
+Deno.test(
+  {
+    name: "datasets: a binary file is a 415 naming what it looked like, and nothing is kept",
+    ...opts,
+  },
+  async () => {
+    const w = await open();
+    const before = await w.kept();
+    const bytes = (...parts: (string | number[])[]) =>
+      new Uint8Array(
+        parts.flatMap((p) => typeof p === "string" ? [...new TextEncoder().encode(p)] : p),
+      );
+    const filler = "x".repeat(20_000);
+    const files: [string, Uint8Array<ArrayBuffer>][] = [
+      ["pdf", bytes("%PDF-1.7\n%\xe2\xe3\n1 0 obj << /Type /Catalog >> endobj\n", filler)],
+      // An .xlsx opens as any ZIP does: a local file header.
+      ["zip", bytes([0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 8, 0], "[Content_Types].xml", filler)],
+      ["png", bytes([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13], "IHDR", filler)],
+      ["binary", bytes("a,b\n1,2\n", [0, 0, 0, 1, 0], "\n3,4\n", filler)],
+    ];
+    for (const [detected, file] of files) {
+      for (const how of ["raw", "form"] as const) {
+        const res = how === "raw"
+          ? await upload(file, "format=csv")
+          : await formUpload(new File([file], "data.csv", { type: "text/csv" }));
+        const what = `${detected} (${how})`;
+        assert.equal(res.status, 415, `${what}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.error.code, "UNSUPPORTED_MEDIA_TYPE", what);
+        assert.equal(res.body.error.details.detected, detected, what);
+        assert.match(res.body.error.message, /CSV, TSV, a JSON array or NDJSON/, what);
+      }
+    }
+    // Gzip around a PDF is a PDF.
+    const pdfGz = await gzipped("%PDF-1.4\n" + filler);
+    const inner = await upload(pdfGz, "format=csv", "application/gzip");
+    assert.equal(inner.status, 415, JSON.stringify(inner.body));
+    assert.equal(inner.body.error.details.detected, "pdf");
+    assert.deepEqual(await w.kept(), before, "no dataset, job or blob");
+    assert.equal(await w.leftovers(), 0, "no partial file or parts");
+    // UTF-16 text is full of NUL bytes, and is text.
+    const utf16 = new Uint8Array([
+      0xff,
+      0xfe,
+      ...new Uint8Array(
+        new Uint16Array(
+          [..."a,b\n1,2\n"].map((ch) => ch.charCodeAt(0)),
+        ).buffer,
+      ),
+    ]);
+    const ok = await upload(utf16, "format=csv");
+    assert.equal(ok.status, 202, JSON.stringify(ok.body));
+    assert.equal((await settled(ok.body.datasetId)).rowCount, 1);
+  },
+);
+
+Deno.test(
+  { name: "datasets: a gzipped CSV loads with the rows of the plain one", ...opts },
+  async () => {
+    const csv = salesCsv(600);
+    const gz = await gzipped(csv);
+    assert.ok(gz.length < csv.length / 3, "compressed");
+    const plain = await upload(csv, "name=plain");
+    assert.equal(plain.status, 202);
+    const expected = await allRows((await settled(plain.body.datasetId)).id);
+    assert.equal(expected.length, 600);
+    const uploads = {
+      "Content-Encoding: gzip": await call("/api/datasets?name=encoded", {
+        method: "POST",
+        body: gz,
+        headers: { "content-type": "text/csv", "content-encoding": "gzip" },
+      }),
+      "a form's x.csv.gz": await formUpload(
+        new File([gz], "x.csv.gz", { type: "application/gzip" }),
+      ),
+      "gzip bytes, format=csv": await upload(gz, "format=csv", "application/octet-stream"),
+    };
+    for (const [what, up] of Object.entries(uploads)) {
+      assert.equal(up.status, 202, `${what}: ${JSON.stringify(up.body)}`);
+      const d = await settled(up.body.datasetId);
+      assert.equal(d.status, "ready", `${what}: ${JSON.stringify(d.error)}`);
+      assert.equal(d.sizeBytes, new TextEncoder().encode(csv).length, `${what}: stored inflated`);
+      assert.deepEqual(await allRows(d.id), expected, what);
+    }
+    // Content-Encoding: gzip over bytes that are not gzip.
+    const notGzip = await call("/api/datasets?format=csv", {
+      method: "POST",
+      body: csv,
+      headers: { "content-type": "text/csv", "content-encoding": "gzip" },
+    });
+    assert.equal(notGzip.status, 400, JSON.stringify(notGzip.body));
+    assert.equal(notGzip.body.error.code, "BAD_GZIP");
+    const brotli = await call("/api/datasets?format=csv", {
+      method: "POST",
+      body: csv,
+      headers: { "content-type": "text/csv", "content-encoding": "br" },
+    });
+    assert.equal(brotli.status, 415, JSON.stringify(brotli.body));
+    const form = new FormData();
+    form.append("file", new File([csv], "x.csv", { type: "text/csv" }));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const gzForm = await call("/api/datasets", {
+      method: "POST",
+      body: await gzipped(await req.text()),
+      headers: { "content-type": req.headers.get("content-type")!, "content-encoding": "gzip" },
+    });
+    assert.equal(gzForm.status, 415, JSON.stringify(gzForm.body));
+  },
+);
+
+Deno.test(
+  { name: "datasets: a gzip bomb is a 413 after a few KB, and memory stays low", ...opts },
+  async () => {
+    const w = await open();
+    const before = await w.kept();
+    const rss0 = Deno.memoryUsage().rss;
+    // 1 GiB of one line in about 2 MB of gzip (over 500:1).
+    const bomb = gzipBomb();
+    const res = await within(
+      upload(bomb.body, "format=csv", "application/gzip"),
+      20_000,
+      "no answer: the bomb was inflated on",
+    );
+    assert.equal(res.status, 413, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "PAYLOAD_TOO_LARGE");
+    assert.equal(res.body.error.details.maxInflateRatio, 200);
+    assert.ok(bomb.pulled() < 256 * 1024, `${bomb.pulled()} compressed bytes were read`);
+    assert.ok(bomb.cancelled(), "the body was let go");
+    const grown = Deno.memoryUsage().rss - rss0;
+    assert.ok(grown < 200 * 1024 * 1024, `RSS grew ${grown} bytes`);
+    // Under the ratio, the size limit (2 MB here) counts the inflated bytes.
+    const big = await gzipped(salesCsv(40_000));
+    assert.ok(big.length < 2_000_000 / 2, "the compressed file is well under the limit");
+    const tooBig = await upload(big, "format=csv", "application/gzip");
+    assert.equal(tooBig.status, 413, JSON.stringify(tooBig.body));
+    assert.equal(tooBig.body.error.details.limitBytes, 2_000_000);
+    assert.deepEqual(await w.kept(), before, "no dataset, job or blob");
+    assert.equal(await w.leftovers(), 0, "no partial file or parts");
+  },
+);
+
+Deno.test(
+  { name: "datasets: a NUL byte in a late chunk fails the dataset BINARY_CONTENT, once", ...opts },
+  async () => {
+    const w = await open();
+    const csv = salesCsv(1500);
+    // Past the upload's sniffed head and chunk 0: in a row near the end.
+    const at = csv.indexOf("\n1490,") + 1;
+    const text = csv.slice(0, at) + "1490,Par\0is" + csv.slice(at + "1490,Paris".length);
+    const line = text.slice(0, text.indexOf("\0")).split("\n").length;
+    const up = await upload(text, "name=nul");
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    const d = await settled(up.body.datasetId);
+    assert.equal(d.status, "failed");
+    assert.equal(d.error.code, "BINARY_CONTENT", JSON.stringify(d.error));
+    assert.equal(d.error.line, line);
+    assert.match(d.error.message, new RegExp(`line ${line} holds a NUL byte`));
+    const jobs = await waitFor(async () => {
+      const rows = await w.tdb.db.query<{ actor: string; attempts: number; status: string }>(
+        `SELECT actor, attempts, status FROM troupe_jobs WHERE input->>'datasetId' = $1`,
+        [d.id],
+      );
+      return rows.every((j) => ["succeeded", "failed", "cancelled"].includes(j.status))
+        ? rows
+        : null;
+    }, { timeoutMs: 30_000, what: "the dataset's jobs ended" });
+    const failed = jobs.filter((j) => j.status === "failed");
+    assert.deepEqual(failed.map((j) => [j.actor, j.attempts]), [["dataset.chunk", 1]]);
+    const dead = await w.tdb.db.query(
+      `SELECT 1 FROM troupe_dead_letters WHERE input->>'datasetId' = $1`,
+      [d.id],
+    );
+    assert.equal(dead.length, 0, "no dead letter");
   },
 );
 

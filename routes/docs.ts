@@ -58,7 +58,8 @@ const ops: Record<string, Record<string, Op>> = {
   },
   "/api/datasets": {
     post: {
-      summary: "Upload a CSV, TSV, JSON array or NDJSON file (raw body or multipart `file`)",
+      summary:
+        "Upload a CSV, TSV, JSON array or NDJSON file, optionally gzipped (raw body or multipart `file`)",
       query: [
         "name",
         "format",

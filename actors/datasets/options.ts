@@ -73,7 +73,8 @@ export function guessFormat(
     "application/jsonl": "ndjson",
   };
   if (byType[type]) return byType[type];
-  const ext = /\.([a-z0-9]+)$/i.exec(fileName ?? "")?.[1]?.toLowerCase();
+  // `x.csv.gz` is read as `x.csv` (gzip is seen by its bytes).
+  const ext = /\.([a-z0-9]+)(?:\.gz)?$/i.exec(fileName ?? "")?.[1]?.toLowerCase();
   const byExt: Record<string, DatasetFormat> = {
     csv: "csv",
     tsv: "tsv",

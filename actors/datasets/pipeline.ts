@@ -51,6 +51,7 @@ import {
 } from "./ingest/mod.ts";
 import { type CleaningRules, planColumns } from "./ingest/clean.ts";
 import { checkCsvHeader } from "./ingest/header.ts";
+import { BinaryContentError, findNul } from "./ingest/binary.ts";
 import { type ColumnType, joinTypes } from "./ingest/infer.ts";
 import { type DatasetOptions, MAX_COLUMNS, MAX_HEADER_BYTES } from "./options.ts";
 import { sqlType } from "./query.ts";
@@ -191,6 +192,17 @@ function inputFailure(err: unknown): ChunkFailure | null {
   return null;
 }
 
+/**
+ * A NUL in a chunk (the upload sniffed only the file's head): the file is binary, and
+ * PostgreSQL text cannot hold the character, so the dataset fails here with its line rather
+ * than at the COPY.
+ */
+function nulFailure(bytes: Uint8Array, encoding: Encoding, firstLine: number): ChunkFailure | null {
+  const line = findNul(bytes, encoding, firstLine);
+  if (line < 0) return null;
+  return { code: "BINARY_CONTENT", message: new BinaryContentError("binary", line).message, line };
+}
+
 /** The SQL column of a column name: stable across chunks, never user text. */
 async function columnKey(name: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name));
@@ -309,6 +321,8 @@ export function datasetActors(o: DatasetPipelineOptions) {
             break;
           }
           if (b.index === 0 && format.kind === "csv") {
+            const nul = nulFailure(chunk.bytes, encoding, b.firstLine);
+            if (nul) return await failInput(datasetId, nul);
             // Before any parse: a header of a million columns is refused in one pass over its
             // bytes, not after a parse that makes a million strings.
             checkCsvHeader(chunk.bytes, {
@@ -451,6 +465,8 @@ export function datasetActors(o: DatasetPipelineOptions) {
         },
         cleaning: rules(d.options),
       };
+      const nul = nulFailure(bytes, encoding, c.first_line);
+      if (nul) return await failInput(datasetId, nul);
       // COPY, with the CPU part in a worker when there is one; duplicate-row removal (or a
       // driver without COPY) inserts with ON CONFLICT instead.
       const out = copyPath ? await processor.process(bytes, job) : cleanChunk(bytes, job);

@@ -260,12 +260,22 @@ Deno.test({
   name: "pipeline: NUL in a column name or a value fails the dataset, not a retry",
   ...opts,
 }, async () => {
-  await expectInputFailure(
+  // A NUL byte in the file: binary, found before any parse.
+  const header = await expectInputFailure(
     "a,b\u0000c\n1,2\n",
     { format: "csv" },
     "dataset.split",
-    "BAD_COLUMN_NAME",
+    "BINARY_CONTENT",
   );
+  assert.equal(header.error?.line, 1);
+  const value = await expectInputFailure(
+    "a,b\n1,x\u0000y\n",
+    { format: "csv" },
+    "dataset.split",
+    "BINARY_CONTENT",
+  );
+  assert.equal(value.error?.line, 2);
+  // A NUL written as a JSON escape: the text is well formed, PostgreSQL cannot keep it.
   await expectInputFailure(
     '{"a\\u0000":1}\n',
     { format: "ndjson" },
@@ -278,7 +288,6 @@ Deno.test({
     "dataset.chunk",
     "BAD_COLUMN_NAME",
   );
-  await expectInputFailure("a,b\n1,x\u0000y\n", { format: "csv" }, "dataset.chunk", "BAD_VALUE");
   await expectInputFailure(
     '{"a":"x\\u0000y"}\n',
     { format: "ndjson" },

@@ -2,8 +2,10 @@
  * Hostile inputs for the dataset and query APIs, made on demand (nothing is stored): CSV files
  * with a header of any width, generated as a stream so that a 1,000,000-column header is never
  * held whole; JSON records with too many keys; tampered pagination cursors; dates JavaScript
- * accepts and PostgreSQL does not; random query parameter values for fuzzing.
+ * accepts and PostgreSQL does not; random query parameter values for fuzzing; a gzip bomb made as
+ * it is read.
  */
+import { constants as zlib, crc32, deflateRawSync } from "node:zlib";
 
 const encoder = new TextEncoder();
 
@@ -159,4 +161,72 @@ export function fuzzValue(random: () => number): string {
     () => pick(["true", "TRUE", "yes", "", " ", "null"]),
   ];
   return pick(kinds)();
+}
+
+/**
+ * A gzip bomb: `decompressedBytes` (1 GiB by default) of one repeated CSV line under a header,
+ * as one gzip member made as it is pulled: the same 1 MiB block's deflate segment (about 2 KB,
+ * compressed once, its window reset so segments join) again and again, then the trailer. The
+ * whole GiB is about 2 MB and is never made. `pulled()`: compressed bytes the consumer took so
+ * far; `cancelled()`: whether it let the stream go.
+ */
+export function gzipBomb(
+  { decompressedBytes = 2 ** 30, line = "1,2,3,4,5,6,7,8\n" }: {
+    decompressedBytes?: number;
+    line?: string;
+  } = {},
+): { body: ReadableStream<Uint8Array>; pulled(): number; cancelled(): boolean } {
+  const head = encoder.encode("a,b,c,d,e,f,g,h\n");
+  const block = encoder.encode(line.repeat(Math.ceil((1 << 20) / line.length)));
+  const segment = (bytes: Uint8Array) =>
+    new Uint8Array(deflateRawSync(bytes, { level: 9, finishFlush: zlib.Z_FULL_FLUSH }));
+  const whole = segment(block);
+  // magic, deflate, no flags, no time, max compression, unknown OS
+  const gzipHeader = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255]);
+  let made = 0;
+  let crc = 0;
+  let state: "header" | "body" | "end" | "done" = "header";
+  let pulled = 0;
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      let out: Uint8Array;
+      if (state === "header") {
+        crc = crc32(head, crc);
+        made = head.length;
+        out = concatBytes(gzipHeader, segment(head));
+        state = "body";
+      } else if (state === "body") {
+        const n = Math.min(block.length, decompressedBytes - made);
+        const part = n === block.length ? block : block.subarray(0, n);
+        crc = crc32(part, crc);
+        made += n;
+        out = n === block.length ? whole : segment(part);
+        if (made >= decompressedBytes) state = "end";
+      } else if (state === "end") {
+        const trailer = new DataView(new ArrayBuffer(8));
+        trailer.setUint32(0, crc >>> 0, true);
+        trailer.setUint32(4, made % 2 ** 32, true);
+        // The last block: empty, final, fixed codes.
+        out = concatBytes(new Uint8Array([3, 0]), new Uint8Array(trailer.buffer));
+        state = "done";
+      } else {
+        controller.close();
+        return;
+      }
+      pulled += out.length;
+      controller.enqueue(out);
+    },
+    cancel() {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { body, pulled: () => pulled, cancelled: () => cancelled };
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
