@@ -127,7 +127,8 @@ async function respond(
   if (unread) {
     res.once("finish", () => {
       // A short linger lets the client read the answer before the reset of unread bytes.
-      const t = setTimeout(() => req.socket.destroy(), 1000);
+      // The socket seen at the start: by now the request may be detached from it (null).
+      const t = setTimeout(() => socket.destroy(), 1000);
       Deno.unrefTimer(t);
     });
   }

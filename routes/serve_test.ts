@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { within } from "../tests/harness.ts";
-import { slowloris } from "../tests/hostile/http_attacks.ts";
+import { endlessBody, rawRequest, slowloris } from "../tests/hostile/http_attacks.ts";
 import { serve, type ServeInfo } from "./serve.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -153,5 +153,48 @@ Deno.test({
     } finally {
       await server.shutdown();
     }
+  }
+});
+
+Deno.test({
+  name: "serve: an answer before the body was read closes the connection, and nothing throws later",
+  ...opts,
+}, async () => {
+  // Reads some of each body, then refuses the rest unread, as an upload route refusing a file
+  // (a gzip bomb, a wide header) after its first bytes does.
+  const server = await serve(
+    { hostname: "127.0.0.1", port: 0, headerTimeoutMs: 5_000 },
+    async (req) => {
+      const reader = req.body?.getReader();
+      for (let read = 0; reader && read < 256 * 1024;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        read += value.byteLength;
+      }
+      await reader?.cancel();
+      return Response.json({ error: { code: "PAYLOAD_TOO_LARGE", message: "no" } }, {
+        status: 413,
+      });
+    },
+  );
+  try {
+    for (let i = 0; i < 3; i++) {
+      const body = endlessBody();
+      const res = await within(
+        rawRequest({ port: server.addr.port, path: "/upload", body: body.body }),
+        10_000,
+        "the early answer",
+      );
+      assert.equal(res.status, 413);
+      assert.ok(body.pulled() < 64 << 20, `${body.pulled()} bytes sent before the close`);
+    }
+    // The close's linger timer runs after the client has gone: it must not throw (an uncaught
+    // error there stopped the server process).
+    await new Promise((r) => setTimeout(r, 1_500));
+    const again = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+    assert.equal(again.status, 413);
+    await again.body?.cancel();
+  } finally {
+    await server.shutdown();
   }
 });

@@ -15,7 +15,7 @@ import {
   pageTreeLoop,
 } from "./pdf_files.ts";
 import { hugeFieldForm, rawRequest, slowloris, trickleBody } from "./http_attacks.ts";
-import { millionColumnCsv, wideCsv, wideNdjson } from "./input_files.ts";
+import { gzipBomb, millionColumnCsv, wideCsv, wideNdjson } from "./input_files.ts";
 import { type HostileServer, jobOutcome, startHostileServer, type Watch } from "./server.ts";
 
 /**
@@ -220,6 +220,23 @@ hostileTest("wide CSVs are refused at upload from their header", async (s) => {
     assert.equal(result.body.error.code, "TOO_MANY_COLUMNS");
     assert.ok(result.sentBytes < 4 << 20, `${what}: ${result.sentBytes} bytes sent first`);
   }
+});
+
+hostileTest("a gzip bomb sent as a dataset is a 413 after a little of it", async (s) => {
+  const bomb = gzipBomb();
+  const { watch, result } = await s.watch(async () => {
+    const res = await rawRequest({
+      port: Number(new URL(s.url).port),
+      path: "/api/datasets?name=bomb&format=csv",
+      headers: { ...s.auth, "content-type": "application/gzip" },
+      body: bomb.body,
+    });
+    return { status: res.status, body: JSON.parse(res.body) };
+  });
+  assertWithstood("gzip bomb", watch);
+  assert.equal(result.status, 413, JSON.stringify(result.body));
+  assert.equal(result.body.error.code, "PAYLOAD_TOO_LARGE");
+  assert.ok(bomb.pulled() < 4 << 20, `the server read ${bomb.pulled()} bytes of it`);
 });
 
 hostileTest("NDJSON with 2,000 keys fails its dataset as TOO_MANY_COLUMNS, once", async (s) => {
