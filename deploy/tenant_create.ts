@@ -1,19 +1,14 @@
 /**
  * `deno task tenant:create <name> [--key-name <label>] [--rate-limit <per minute>]`: creates a
- * tenant (with its own per-key request limit when given) and an API key, and
- * prints the key once (only its hash is stored). Uses the database the environment names
- * (DATABASE_URL, or the embedded PGlite under DATA_DIR: stop the server first, an embedded
- * database has one user at a time).
+ * tenant (with its own per-key request limit when given) and an API key, and prints the key once
+ * (only its hash is stored), on the database the environment names (`tenant_cli.ts`).
  *
  * `deno task tenant:create <name> --add-key` adds a key to an existing tenant; `--admin` makes
  * the key an operator's (it also sees every tenant's cache statistics and may invalidate any
  * tenant's cache entries).
  */
 import { parseArgs } from "node:util";
-import { TroupeError } from "../actors/runtime/errors.ts";
-import { migrate } from "../db/migrate.ts";
-import { TenantStore } from "../db/tenants.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { runTenantCommand } from "./tenant_cli.ts";
 
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
@@ -35,45 +30,29 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
-  let exitCode = 0;
-  try {
-    const config = loadConfig(Deno.env.toObject());
-    const { openDatabase } = await import("../main.ts");
-    const db = await openDatabase(config);
-    try {
-      await migrate(db);
-      const tenants = new TenantStore(db);
-      let tenant = values["add-key"]
-        ? await tenants.ensureTenant(name)
-        : await tenants.createTenant(name, { rateLimitPerMinute: rateLimit });
-      if (values["add-key"] && rateLimit !== null) {
-        tenant = await tenants.setRateLimit(tenant.id, rateLimit, {
-          requestId: "cli:tenant:create",
-        });
-      }
-      const key = await tenants.createKey(tenant.id, {
-        name: values["key-name"],
-        admin: values.admin,
-        audit: { requestId: "cli:tenant:create" },
+  await runTenantCommand(async (tenants) => {
+    let tenant = values["add-key"]
+      ? await tenants.ensureTenant(name)
+      : await tenants.createTenant(name, { rateLimitPerMinute: rateLimit });
+    if (values["add-key"] && rateLimit !== null) {
+      tenant = await tenants.setRateLimit(tenant.id, rateLimit, {
+        requestId: "cli:tenant:create",
       });
-      console.log(JSON.stringify({
-        tenant: tenant.name,
-        tenantId: tenant.id,
-        keyId: key.id,
-        ...(values.admin ? { admin: true } : {}),
-        ...(tenant.rateLimitPerMinute !== null
-          ? { rateLimitPerMinute: tenant.rateLimitPerMinute }
-          : {}),
-      }));
-      console.log(`API key (shown once): ${key.key}`);
-    } finally {
-      await db.close();
     }
-  } catch (err) {
-    if (err instanceof ConfigError || (err instanceof TroupeError && err.status < 500)) {
-      console.error(err.message);
-      exitCode = 1;
-    } else throw err;
-  }
-  Deno.exit(exitCode);
+    const key = await tenants.createKey(tenant.id, {
+      name: values["key-name"],
+      admin: values.admin,
+      audit: { requestId: "cli:tenant:create" },
+    });
+    console.log(JSON.stringify({
+      tenant: tenant.name,
+      tenantId: tenant.id,
+      keyId: key.id,
+      ...(values.admin ? { admin: true } : {}),
+      ...(tenant.rateLimitPerMinute !== null
+        ? { rateLimitPerMinute: tenant.rateLimitPerMinute }
+        : {}),
+    }));
+    console.log(`API key (shown once): ${key.key}`);
+  });
 }
