@@ -12,7 +12,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
+import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -64,18 +64,10 @@ function open(): Promise<World> {
       otherKey,
       extracted: extractor.ranges,
       async kept() {
-        let blobCount = 0;
-        if (blobs.kind === "postgres") blobCount = await countRows(w.tdb.db, "troupe_blobs");
-        else {
-          for await (const e of Deno.readDir(dir)) {
-            if (e.name === "tmp" || !e.isDirectory) continue;
-            for await (const _ of Deno.readDir(`${dir}/${e.name}`)) blobCount++;
-          }
-        }
         return {
           courses: await countRows(w.tdb.db, "troupe_courses"),
           jobs: await countRows(w.tdb.db, "troupe_jobs"),
-          blobs: blobCount,
+          blobs: await countBlobs(blobs, w.tdb.db, dir),
         };
       },
       async close() {

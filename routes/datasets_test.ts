@@ -10,7 +10,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
+import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import {
   bytesOf,
   gzipBomb,
@@ -81,18 +81,10 @@ function open(): Promise<World> {
         return n;
       },
       async kept() {
-        let blobCount = 0;
-        if (blobs.kind === "postgres") blobCount = await countRows(w.tdb.db, "troupe_blobs");
-        else {
-          for await (const e of Deno.readDir(dir)) {
-            if (e.name === "tmp" || !e.isDirectory) continue;
-            for await (const _ of Deno.readDir(`${dir}/${e.name}`)) blobCount++;
-          }
-        }
         return {
           datasets: await countRows(w.tdb.db, "troupe_datasets"),
           jobs: await countRows(w.tdb.db, "troupe_jobs"),
-          blobs: blobCount,
+          blobs: await countBlobs(blobs, w.tdb.db, dir),
         };
       },
       async close() {

@@ -13,6 +13,7 @@ import { openNeon } from "../db/neon.ts";
 import { type NeonBridge, startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { migrate } from "../db/migrate.ts";
 import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import type { BlobStore } from "../db/blobs/port.ts";
 
 export const ADMIN_URL = Deno.env.get("TEST_PG_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
@@ -124,6 +125,20 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** The number of rows in `table` (a name the test writes itself). */
 export async function countRows(db: SqlExecutor, table: string): Promise<number> {
   return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+}
+
+/**
+ * The blobs a store holds: rows of `troupe_blobs` for the PostgreSQL store, files under `dir`
+ * (outside its `tmp/`) for the fs store.
+ */
+export async function countBlobs(blobs: BlobStore, db: SqlExecutor, dir: string): Promise<number> {
+  if (blobs.kind === "postgres") return await countRows(db, "troupe_blobs");
+  let n = 0;
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name === "tmp" || !e.isDirectory) continue;
+    for await (const _ of Deno.readDir(`${dir}/${e.name}`)) n++;
+  }
+  return n;
 }
 
 /**
