@@ -54,6 +54,7 @@ import type { LimitError } from "../actors/datasets/ingest/errors.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
+import { attachmentHeader } from "./attachment.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import {
@@ -305,11 +306,10 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
         controller.enqueue(encoder.encode(lines.join("")));
       },
     });
-    const file = `${d.name.replace(/[^\w.-]+/g, "_").slice(0, 80) || "dataset"}.${format}`;
     return new Response(body, {
       headers: {
         "content-type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
-        "content-disposition": `attachment; filename="${file}"`,
+        "content-disposition": attachmentHeader(d.name, format),
       },
     });
   });

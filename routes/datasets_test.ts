@@ -221,10 +221,12 @@ Deno.test(
 
     const exported = await call(`/api/datasets/${d.id}/export?format=csv`);
     assert.equal(exported.status, 200);
+    assert.equal(exported.headers.get("content-disposition"), `attachment; filename="sales.csv"`);
     const text = new TextDecoder().decode(exported.bytes);
     assert.ok(text.startsWith("id,city,amount,active,day,note,note_2\r\n"));
     assert.match(text, /"multi\nline, with comma"/);
     const ndjson = await call(`/api/datasets/${d.id}/export?format=ndjson`);
+    assert.equal(ndjson.headers.get("content-disposition"), `attachment; filename="sales.ndjson"`);
     const lines = new TextDecoder().decode(ndjson.bytes).trim().split("\n");
     assert.equal(lines.length, N);
     assert.equal(JSON.parse(lines[0]!).id, 1);
