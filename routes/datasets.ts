@@ -2,8 +2,8 @@
  * The datasets API (tenant-scoped; another tenant's dataset is a 404):
  * - `POST /api/datasets`: the file as the raw body (`Content-Type: text/csv`, ...) or as the
  *   `file` field of a multipart form; options in the query string (`name`, `format`,
- *   `delimiter`, `quote`, `header`, `encoding`, `errorPolicy`) and cleaning rules as JSON (`options`
- *   query parameter or form field, before the file). Streamed to blob storage; `202
+ *   `delimiter`, `quote`, `header`, `encoding`, `errorPolicy`, `nullTokens`) and cleaning rules
+ *   as JSON (`options` query parameter or form field, before the file). Streamed to blob storage; `202
  *   {datasetId, jobId}` once the file is durable. A CSV/TSV header over the column or length
  *   limit is a 422 as soon as it crosses it. Gzip (`Content-Encoding: gzip`, a `.csv.gz` or
  *   its magic bytes) is decompressed as it arrives and stored decompressed; a binary file (a
@@ -58,6 +58,7 @@ import { BinaryContentError, GzipError, sniffedStream } from "../actors/datasets
 import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
+import { attachmentHeader } from "./attachment.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import {
@@ -119,6 +120,8 @@ const uploadQuery = z.object({
   header: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
   encoding: z.enum(["auto", "utf-8", "utf-16le", "utf-16be", "latin1", "windows-1252"]).optional(),
   errorPolicy: z.enum(["skip", "fail"]).optional(),
+  /** Comma-separated null tokens (`cleaning.nullTokens`); empty: none. */
+  nullTokens: z.string().max(4096).optional(),
   options: z.string().max(64 * 1024).optional(),
 });
 
@@ -330,11 +333,10 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
         controller.enqueue(encoder.encode(lines.join("")));
       },
     });
-    const file = `${d.name.replace(/[^\w.-]+/g, "_").slice(0, 80) || "dataset"}.${format}`;
     return new Response(body, {
       headers: {
         "content-type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
-        "content-disposition": `attachment; filename="${file}"`,
+        "content-disposition": attachmentHeader(d.name, format),
       },
     });
   });
@@ -561,8 +563,12 @@ function parseOptions(
       "cannot tell the format: pass format=csv|tsv|json|ndjson or a Content-Type such as text/csv",
     );
   }
+  const base = typeof extra === "object" && extra !== null ? extra as Record<string, unknown> : {};
   const parsed = datasetOptions.safeParse({
-    ...(typeof extra === "object" && extra !== null ? extra : {}),
+    ...base,
+    ...(typeof fields.nullTokens === "string"
+      ? { cleaning: { ...asObject(base.cleaning), nullTokens: tokenList(fields.nullTokens) } }
+      : {}),
     format,
     ...pick(fields, ["delimiter", "quote", "encoding", "errorPolicy"]),
     ...(fields.header !== undefined
@@ -576,6 +582,17 @@ function parseOptions(
     );
   }
   return parsed.data;
+}
+
+/** `NA, N/A,-` as a token list: entries trimmed (tokens are compared trimmed), empty ones dropped. */
+function tokenList(text: string): string[] {
+  return text.split(",").map((t) => t.trim()).filter((t) => t.length > 0);
+}
+
+function asObject(v: unknown): Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v)
+    ? v as Record<string, unknown>
+    : {};
 }
 
 function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {

@@ -219,10 +219,12 @@ Deno.test(
 
     const exported = await call(`/api/datasets/${d.id}/export?format=csv`);
     assert.equal(exported.status, 200);
+    assert.equal(exported.headers.get("content-disposition"), `attachment; filename="sales.csv"`);
     const text = new TextDecoder().decode(exported.bytes);
     assert.ok(text.startsWith("id,city,amount,active,day,note,note_2\r\n"));
     assert.match(text, /"multi\nline, with comma"/);
     const ndjson = await call(`/api/datasets/${d.id}/export?format=ndjson`);
+    assert.equal(ndjson.headers.get("content-disposition"), `attachment; filename="sales.ndjson"`);
     const lines = new TextDecoder().decode(ndjson.bytes).trim().split("\n");
     assert.equal(lines.length, N);
     assert.equal(JSON.parse(lines[0]!).id, 1);
@@ -470,6 +472,84 @@ Deno.test({
   assert.deepEqual(col("day").topValues[0], { value: "2024-01-01", count: 5, error: 0 });
   assert.equal(col("category").distinct, 67);
 });
+
+/** A dataset's rows (first page) and its columns' types and null counts, by column name. */
+async function loaded(query: string, csv: string) {
+  const up = await upload(csv, query);
+  assert.equal(up.status, 202, JSON.stringify(up.body));
+  const d = await settled(up.body.datasetId);
+  assert.equal(d.status, "ready", JSON.stringify(d.error));
+  const page = await call(`/api/datasets/${d.id}/rows?limit=100&sort=id:asc`);
+  const columns: Record<string, [string, number]> = {};
+  for (const c of d.columns) columns[c.name] = [c.type, c.profile.nulls];
+  // deno-lint-ignore no-explicit-any
+  return { d, columns, rows: page.body.rows as Record<string, any>[] };
+}
+
+Deno.test(
+  { name: "datasets: a null token is null in a typed column and text in a text column", ...opts },
+  async () => {
+    const csv = [
+      "id,score,word,code",
+      "1,12,apple,A",
+      "2,NA,null,B",
+      "3,7.5,None,NA",
+      "4,NA,-,C",
+      "5,3,NA,D",
+      "6,,pear,",
+    ].join("\n") + "\n";
+    const byDefault = await loaded(`name=${encodeURIComponent("Ventes été.csv")}`, csv);
+    assert.deepEqual(byDefault.columns, {
+      id: ["integer", 0],
+      score: ["float", 3],
+      word: ["string", 0],
+      code: ["string", 1],
+    });
+    assert.deepEqual(byDefault.rows.map((r) => r.score), [12, null, 7.5, null, 3, null]);
+    assert.deepEqual(byDefault.rows.map((r) => r.word), [
+      "apple",
+      "null",
+      "None",
+      "-",
+      "NA",
+      "pear",
+    ]);
+    assert.deepEqual(byDefault.rows.map((r) => r.code), ["A", "B", "NA", "C", "D", null]);
+    const exported = await call(`/api/datasets/${byDefault.d.id}/export?format=csv`);
+    assert.equal(
+      exported.headers.get("content-disposition"),
+      `attachment; filename="Ventes _t_.csv"; filename*=UTF-8''Ventes%20%C3%A9t%C3%A9.csv`,
+    );
+    assert.match(new TextDecoder().decode(exported.bytes), /\r\n2,,null,B\r\n3,7.5,None,NA\r\n/);
+
+    // Switched off: NA is a word like any other, so the score column is text.
+    const off = await loaded("name=off&nullTokens=", csv);
+    assert.deepEqual(off.columns.score, ["string", 1]);
+    assert.deepEqual(off.rows.map((r) => r.score), ["12", "NA", "7.5", "NA", "3", null]);
+    assert.deepEqual(off.rows.map((r) => r.word), byDefault.rows.map((r) => r.word));
+
+    // A list of one's own replaces the default one.
+    const custom = await loaded(
+      `name=custom&nullTokens=${encodeURIComponent("?, n/d")}`,
+      "id,score,word\n1,12,apple\n2,?,?\n3,n/d,n/d\n4,NA,pear\n5,4,kiwi\n",
+    );
+    assert.deepEqual(custom.columns.score, ["string", 0], "NA is no token of this list");
+    const customTyped = await loaded(
+      "name=custom2&nullTokens=?",
+      "id,score,word\n1,12,apple\n2,?,?\n3,4,NA\n",
+    );
+    assert.deepEqual(customTyped.columns, {
+      id: ["integer", 0],
+      score: ["integer", 1],
+      word: ["string", 0],
+    });
+    assert.deepEqual(customTyped.rows.map((r) => [r.score, r.word]), [
+      [12, "apple"],
+      [null, "?"],
+      [4, "NA"],
+    ]);
+  },
+);
 
 Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
   // 3,000 rows where every row appears twice, far apart (different chunks).

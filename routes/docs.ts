@@ -68,6 +68,7 @@ const ops: Record<string, Record<string, Op>> = {
         "header",
         "encoding",
         "errorPolicy",
+        "nullTokens",
         "options",
       ],
       body: "file",

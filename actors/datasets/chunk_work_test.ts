@@ -16,6 +16,7 @@ import {
   spareSegments,
 } from "./chunk_work.ts";
 import { profileRows } from "./profiles.ts";
+import { TableProfile } from "./profile/mod.ts";
 import { copyLines } from "../../tests/fixtures/copy_lines.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -358,4 +359,38 @@ Deno.test("chunk work: under the fail policy a bad row in a later batch fails wi
   });
   assert.equal(out.kind, "failed");
   if (out.kind === "failed") assert.equal(out.failure.line, 401);
+});
+
+Deno.test("chunk work: null tokens are nulls in typed columns and text in text columns", () => {
+  const lines = ["n,word,late"];
+  for (let i = 0; i < 600; i++) {
+    const token = ["NA", "null", "None", "-"][i % 4]!;
+    // `late` holds numbers and tokens until row 500: a batch that widens it starts over.
+    lines.push(
+      `${i % 3 === 0 ? token : i},${i % 5 === 0 ? token : `w${i}`},${
+        i === 500 ? "text" : i % 2 ? token : i
+      }`,
+    );
+  }
+  const bytes = enc.encode(lines.join("\n") + "\n");
+  const whole = processChunk(bytes, {
+    ...job(0),
+    parse: { ...job(0).parse, csvReader: "csv-parse" },
+  });
+  for (const batchRows of [1, 64, 1024]) {
+    const out = processChunk(bytes, job(0), { batchRows });
+    assertSameOutcome(out, whole, `batches of ${batchRows}`);
+    assert.ok(out.kind === "done");
+    assert.deepEqual(out.types, ["integer", "string", "string"]);
+    const rows = copyOf(out.copy).trimEnd().split("\n").map((l) => l.split("\t").slice(1));
+    assert.deepEqual(rows[3], ["\\N", "w3", "-"]);
+    assert.deepEqual(rows[5], ["5", "null", "null"]);
+    assert.deepEqual(rows[6], ["\\N", "w6", "6"]);
+    const { columns } = TableProfile.fromJSON(out.profile).summary();
+    assert.deepEqual(columns.map((c) => [c.type, c.nulls]), [
+      ["integer", 200],
+      ["string", 0],
+      ["string", 0],
+    ]);
+  }
 });

@@ -20,7 +20,11 @@ const columnName = z.string().min(1).max(200);
 export const cleaningOptions = z.object({
   trim: z.boolean().default(true),
   emptyAsNull: z.boolean().default(true),
-  /** Values that mean null (after trimming); default NA, N/A, null, NULL, NaN, #N/A. */
+  /**
+   * Values that mean null (after trimming) in a column whose other values are not text (numbers,
+   * dates, booleans); in a text column they are text. Default `NULL_TOKENS` of the ingest
+   * library (NA, N/A, n/a, #N/A, null, NULL, None, NaN, nan, -); `[]`: none.
+   */
   nullTokens: z.array(z.string().max(50)).max(50).optional(),
   /** Accept `1,234.5` as a number. */
   thousands: z.boolean().default(false),

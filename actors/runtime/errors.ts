@@ -146,13 +146,20 @@ export interface ErrorRecord {
   at: string;
 }
 
+/**
+ * The record of `err`. `retryable` says whether running the job again could help: not after bad
+ * input, a non-retryable error or a cancel (the user asked for it to stop).
+ */
 export function toErrorRecord(err: unknown): ErrorRecord {
   const at = new Date().toISOString();
   if (err instanceof TroupeError) {
     return {
       code: err.code,
       message: err.message,
-      retryable: !(err instanceof NonRetryableError || err instanceof InputError),
+      retryable: !(
+        err instanceof NonRetryableError || err instanceof InputError ||
+        err instanceof CancelledError
+      ),
       at,
     };
   }

@@ -9,6 +9,7 @@ import {
   type ErrorRecord,
   IdempotencyKeyReusedError,
   NotFoundError,
+  toErrorRecord,
   TroupeError,
   ValidationError,
 } from "./errors.ts";
@@ -939,9 +940,10 @@ export class Runtime implements Consumer {
     const rows = await this.db.query<{ status: string }>(
       `UPDATE troupe_jobs SET cancel_requested = true, updated_at = now(),
          status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+         error = CASE WHEN status = 'queued' THEN $2::jsonb ELSE error END,
          finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
        WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
-      [id],
+      [id, JSON.stringify(toErrorRecord(new CancelledError()))],
     );
     if (!rows[0]) {
       throw new ConflictError(`job ${id} is already ${job.status}`, { status: job.status });

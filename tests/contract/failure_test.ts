@@ -17,6 +17,12 @@ async function settle(rt: Runtime, id: string, timeoutMs = 15_000) {
   }, { what: `job ${id} to finish`, timeoutMs });
 }
 
+/** The parts of a job's error record that say what it was and whether a retry could help. */
+function errorOf(job: { error: unknown }): { code: string; retryable: boolean } {
+  const { code, retryable } = job.error as { code: string; retryable: boolean };
+  return { code, retryable };
+}
+
 contractSuite("failure", {
   "failures retry with exponential backoff and end in a dead letter that replays": async (
     { runtime },
@@ -139,11 +145,13 @@ contractSuite("failure", {
     const done = await settle(rt, job.id);
     assert.equal(done.status, "cancelled");
     assert.ok(aborted, "the handler's signal was aborted");
+    assert.deepEqual(errorOf(done), { code: "CANCELLED", retryable: false });
     await assert.rejects(() => rt.cancel(job.id), ConflictError);
 
     const later = await rt.enqueue("f4.wait", { id: "later" }, { delayMs: 60_000 });
     const cancelled = await rt.cancel(later.job.id);
     assert.equal(cancelled.status, "cancelled");
+    assert.deepEqual(errorOf(cancelled), { code: "CANCELLED", retryable: false });
     await sleep(200);
     assert.equal(runs, 1, "the queued job never ran");
   },
@@ -162,7 +170,66 @@ contractSuite("failure", {
     const { job } = await api.enqueue("f5.wait", {});
     await waitFor(async () => (await api.getJob(job.id)).status === "running");
     await api.cancel(job.id);
-    assert.equal((await settle(worker, job.id, 5000)).status, "cancelled");
+    const done = await settle(worker, job.id, 5000);
+    assert.equal(done.status, "cancelled");
+    assert.deepEqual(errorOf(done), { code: "CANCELLED", retryable: false });
+  },
+
+  "a job cancelled while it waits for a retry says its error is not retryable": async (
+    { runtime },
+  ) => {
+    const def = defineActor({
+      name: "f8.flaky",
+      input: z.object({}),
+      retries: 3,
+      backoff: { baseMs: 60_000, jitter: 0 },
+      handler: () => {
+        throw new Error("upstream down");
+      },
+    });
+    const rt = await runtime([def]);
+    const { job } = await rt.enqueue("f8.flaky", {});
+    const waiting = await waitFor(async () => {
+      const j = await rt.getJob(job.id);
+      return j.status === "queued" && j.attempts === 1 ? j : null;
+    }, { what: "the first attempt to fail" });
+    assert.deepEqual(errorOf(waiting), { code: "Error", retryable: true });
+    const cancelled = await rt.cancel(job.id);
+    assert.equal(cancelled.status, "cancelled");
+    assert.deepEqual(errorOf(cancelled), { code: "CANCELLED", retryable: false });
+  },
+
+  "a cancelled job whose worker died is reaped as cancelled, not retryable": async (
+    { db, runtime },
+  ) => {
+    let runs = 0;
+    const def = defineActor({
+      name: "f9.job",
+      input: z.object({}),
+      key: () => "f9:key",
+      handler: () => {
+        runs++;
+      },
+    });
+    const api = await runtime([def], { start: false });
+    const { job } = await api.enqueue("f9.job", {});
+    // The worker running it vanished after the cancel was requested, before it acknowledged.
+    await db.query(
+      `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
+       VALUES ('f9:key', 7, 'dead-worker', now() - interval '1 second')
+       ON CONFLICT (key) DO UPDATE SET fence = 7, lease_owner = 'dead-worker',
+         lease_until = now() - interval '1 second'`,
+    );
+    await db.query(
+      `UPDATE troupe_jobs SET status = 'running', attempts = 1, lease_owner = 'dead-worker',
+         lease_fence = 7, cancel_requested = true WHERE id = $1`,
+      [job.id],
+    );
+    const rt = await runtime([def], { leaseMs: 600 });
+    const done = await settle(rt, job.id);
+    assert.equal(done.status, "cancelled");
+    assert.deepEqual(errorOf(done), { code: "CANCELLED", retryable: false });
+    assert.equal(runs, 0);
   },
 
   "a job whose worker died is requeued by the reaper and completes once": async (

@@ -8,12 +8,14 @@
  * `"YYYY-MM-DDTHH:MM:SS[.fff…]"` (no zone is invented); `string` → the trimmed text (numbers
  * or booleans found in a string column of a JSON upload become their text); `json` → kept.
  * A value that does not fit the given column type (e.g. types inferred on other chunks) is
- * kept as its trimmed text rather than guessed at.
+ * kept as its trimmed text rather than guessed at. A null token is null unless the column type
+ * is `string`, where it is text (see `infer.ts`).
  */
 import { ColumnRuleError } from "./errors.ts";
 import {
   type ColumnType,
   inferValue,
+  isNullIn,
   isNullText,
   joinTypes,
   resolved,
@@ -61,7 +63,10 @@ export function planColumns(header: readonly string[], rules: CleaningRules = {}
   return { header: out, keep };
 }
 
-/** Trims (if enabled) and maps empty / null tokens to null; other values unchanged. */
+/**
+ * Trims (if enabled) and maps empty / null tokens to null; other values unchanged. For a value
+ * whose column type is not known: {@link normalizeValue} keeps tokens of text columns.
+ */
 export function cleanValue(value: unknown, options?: ValueOptions | ResolvedValueOptions): unknown {
   const o = resolved(options);
   if (typeof value !== "string") return value === undefined ? null : value;
@@ -79,6 +84,10 @@ export function normalizeValue(
   options?: ValueOptions | ResolvedValueOptions,
 ): unknown {
   const o = resolved(options);
+  if (type === "string" && typeof value === "string") {
+    const s = o.trim ? trimFast(value) : value;
+    return isNullIn(s, type, o) ? null : s;
+  }
   const v = cleanValue(value, o);
   if (v === null) return null;
   const own = inferValue(v, o);
@@ -214,7 +223,7 @@ export function normalizeFitted(
     return type === "string" ? asText(value) : value;
   }
   const s = o.trim ? trimFast(value) : value;
-  if (isNullText(s, o)) return null;
+  if (isNullIn(s, type, o)) return null;
   return type === "string" ? s : convert(s, type);
 }
 

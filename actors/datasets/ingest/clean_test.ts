@@ -23,6 +23,8 @@ Deno.test("normalisation per column type", () => {
   assert.equal(normalizeValue("2024-01-02 03:04", "datetime"), "2024-01-02T03:04:00");
   assert.equal(normalizeValue("N/A", "integer"), null);
   assert.equal(normalizeValue("  ", "string"), null);
+  assert.equal(normalizeValue(" null ", "string"), "null"); // a token is text in a text column
+  assert.equal(normalizeValue("None", "date"), null);
   assert.equal(normalizeValue("abc", "integer"), "abc"); // does not fit: kept as text
   assert.equal(normalizeValue(12, "string"), "12");
   assert.equal(normalizeValue(" 12 ", "string"), "12");
@@ -51,6 +53,28 @@ Deno.test("cleanRows: drop, rename, trim, nulls, types, in-chunk duplicates with
   assert.deepEqual(untyped.rows[0], [" 1", "x", "2.5", "2024-01-01"]);
   assert.equal(untyped.hashes, undefined);
   assert.throws(() => planColumns(["a", "b"], { renameColumns: { a: "b" } }), IngestError);
+});
+
+Deno.test("cleanRows: null tokens are nulls in typed columns and text in text columns", () => {
+  const header = ["n", "word"];
+  const rows = [["1", "null"], ["NA", "None"], ["-", "-"], ["", ""], ["4", "NA"], ["5", "ok"]];
+  for (const fitted of [true, false]) {
+    const types = inferColumns(rows, 2).map((s) => s.type);
+    assert.deepEqual(types, ["integer", "string"]);
+    const r = cleanRows(header, rows, {}, types, { fitted });
+    assert.deepEqual(r.rows, [
+      [1, "null"],
+      [null, "None"],
+      [null, "-"],
+      [null, null],
+      [4, "NA"],
+      [5, "ok"],
+    ]);
+  }
+  const off = inferColumns(rows, 2, { nullTokens: [] }).map((s) => s.type);
+  assert.deepEqual(off, ["string", "string"]);
+  const r = cleanRows(header, rows, { nullTokens: [] }, off, { fitted: true });
+  assert.deepEqual(r.rows.map((row) => row[0]), ["1", "NA", "-", null, "4", "5"]);
 });
 
 Deno.test("rowHash is stable and separates types and framing", () => {

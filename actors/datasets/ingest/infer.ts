@@ -2,7 +2,8 @@
  * Per-value type detection and per-column type inference.
  *
  * Value types, detected on the trimmed text (JSON values by their JS type):
- * - `null`: empty (when `emptyAsNull`), or one of the null tokens (`NA`, `N/A`, `null`, …).
+ * - `null`: empty (when `emptyAsNull`), or one of the null tokens (`NA`, `N/A`, `null`, …);
+ *   but see below for the tokens.
  * - `boolean`: `true`/`false`/`yes`/`no`, any case. `0`/`1` are integers, never booleans: a
  *   0/1 column stays numeric (lossless and what analysts expect); map it explicitly if needed.
  * - `integer`: `[+-]?digits` within ±(2^53−1). Leading zeros (`007`, `02134`) are strings, so
@@ -17,6 +18,12 @@
  * Column type = join of the value types (the lattice): `null` is the bottom; `integer ⊔ float
  * = float`; `date ⊔ datetime = datetime`; every other pair of different types joins to
  * `string` (the top), e.g. numbers mixed with text, booleans mixed with numbers.
+ *
+ * A null token is a null marker only where the column's other values are of another type
+ * (numbers, dates, booleans; or none): it does not take part in the join, and counts as a
+ * null. In a `string` column it is text like any other (a word "null" or "None", a "-" in a
+ * list of names), and only the empty field is null. A column's type decides which, so a
+ * chunk's tokens follow the chunk's own types.
  */
 
 /** A value or column type. */
@@ -36,14 +43,28 @@ export interface ValueOptions {
   trim?: boolean;
   /** Treat `""` as null (default true). */
   emptyAsNull?: boolean;
-  /** Values meaning null, compared after trimming, case-sensitive (default {@link NULL_TOKENS}). */
+  /**
+   * Values meaning null in a column whose other values are not text, compared after trimming,
+   * case-sensitive (default {@link NULL_TOKENS}; `[]`: none).
+   */
   nullTokens?: readonly string[];
   /** Accept `,` thousands separators in numbers (default false). */
   thousands?: boolean;
 }
 
-/** Default null tokens. */
-export const NULL_TOKENS: readonly string[] = ["NA", "N/A", "n/a", "null", "NULL", "NaN", "#N/A"];
+/** Default null tokens (those of pandas' `read_csv` that spreadsheets and exports write, and `-`). */
+export const NULL_TOKENS: readonly string[] = [
+  "NA",
+  "N/A",
+  "n/a",
+  "#N/A",
+  "null",
+  "NULL",
+  "None",
+  "NaN",
+  "nan",
+  "-",
+];
 
 /** Type codes, ordered so that a join table can be indexed. */
 const T = {
@@ -56,7 +77,9 @@ const T = {
   json: 6,
   string: 7,
 } as const;
-type Code = (typeof T)[keyof typeof T];
+/** A null token's code: not a type (it joins with nothing), a null unless its column is text. */
+const TOKEN = 8;
+type Code = (typeof T)[keyof typeof T] | typeof TOKEN;
 const NAMES: readonly ColumnType[] = [
   "null",
   "boolean",
@@ -66,6 +89,7 @@ const NAMES: readonly ColumnType[] = [
   "datetime",
   "json",
   "string",
+  "null", // TOKEN, as one value: a null unless its column turns out text
 ];
 
 function joinCodes(a: Code, b: Code): Code {
@@ -123,19 +147,32 @@ export function trimFast(s: string): string {
   return isSpace(s.charCodeAt(0)) || isSpace(s.charCodeAt(n - 1)) ? s.trim() : s;
 }
 
-/** True if the (trimmed) text is a null per the options. */
-export function isNullText(s: string, o: ResolvedValueOptions): boolean {
-  if (s.length === 0) return o.emptyAsNull;
+/** True if the (trimmed, non-empty) text is one of the null tokens. */
+export function isNullToken(s: string, o: ResolvedValueOptions): boolean {
   if (s.length > o.maxTokenLength) return false;
   const c = s.charCodeAt(0);
   if (c < 256 ? o.tokenStarts[c] === 0 : !o.wideTokenStart) return false;
   return o.nullTokens.has(s);
 }
 
-/** True if a raw value counts as null (strings trimmed per the options). */
-function isNullValue(v: unknown, o: ResolvedValueOptions): boolean {
-  if (typeof v === "string") return isNullText(o.trim ? trimFast(v) : v, o);
-  return v === null || v === undefined;
+/** True if the (trimmed) text is a null in a column that is not text: empty, or a token. */
+export function isNullText(s: string, o: ResolvedValueOptions): boolean {
+  if (s.length === 0) return o.emptyAsNull;
+  return isNullToken(s, o);
+}
+
+/** True if the (trimmed) text is a null in a column of `type` (a token is text in text). */
+export function isNullIn(s: string, type: ColumnType, o: ResolvedValueOptions): boolean {
+  if (s.length === 0) return o.emptyAsNull;
+  return type !== "string" && isNullToken(s, o);
+}
+
+/** What a value of a text column is: 0 a value, 1 a null, {@link TOKEN} a null token. */
+function textColumnKind(v: unknown, o: ResolvedValueOptions): number {
+  if (typeof v !== "string") return v === null || v === undefined ? 1 : 0;
+  const s = o.trim ? trimFast(v) : v;
+  if (s.length === 0) return o.emptyAsNull ? 1 : 0;
+  return isNullToken(s, o) ? TOKEN : 0;
 }
 
 function isDigit(c: number): boolean {
@@ -298,8 +335,8 @@ function daysInMonth(year: number, month: number): number {
 function valueCode(value: unknown, o: ResolvedValueOptions): Code {
   if (typeof value === "string") {
     const s = o.trim ? trimFast(value) : value;
-    if (isNullText(s, o)) return T.null;
-    return s.length === 0 ? T.string : classifyText(s, o.thousands);
+    if (s.length === 0) return o.emptyAsNull ? T.null : T.string;
+    return isNullToken(s, o) ? TOKEN : classifyText(s, o.thousands);
   }
   if (value === null || value === undefined) return T.null;
   if (typeof value === "number") {
@@ -310,7 +347,10 @@ function valueCode(value: unknown, o: ResolvedValueOptions): Code {
   return T.string;
 }
 
-/** Type of one value (strings are trimmed and checked for null tokens first, per `options`). */
+/**
+ * Type of one value (strings are trimmed and checked for null tokens first, per `options`). A
+ * null token is `null` here: alone, it says nothing of its column.
+ */
 export function inferValue(
   value: unknown,
   options?: ValueOptions | ResolvedValueOptions,
@@ -331,17 +371,21 @@ export interface ColumnStats {
   type: ColumnType;
   /** Values seen (nulls included). */
   count: number;
-  /** Null values (empty / null tokens / JSON null / missing). */
+  /**
+   * Null values (empty / JSON null / missing, and null tokens unless the column is `string`).
+   */
   nulls: number;
 }
 
 /**
  * Accumulates column types over rows; feed it every chunk's rows (or merge per-chunk results
- * with {@link mergeStats}). Columns already at `string` skip classification.
+ * with {@link mergeStats}). Columns already at `string` skip classification. Null tokens are
+ * counted apart: they are nulls unless the column ends up `string`.
  */
 export class TypeInference {
   private readonly codes: Uint8Array;
   private readonly nulls: Float64Array;
+  private readonly tokens: Float64Array;
   private count = 0;
   private readonly options: ResolvedValueOptions;
   /** How many times a column's type has widened so far (the types changed when it moves). */
@@ -350,6 +394,7 @@ export class TypeInference {
   constructor(readonly width: number, options?: ValueOptions | ResolvedValueOptions) {
     this.codes = new Uint8Array(width);
     this.nulls = new Float64Array(width);
+    this.tokens = new Float64Array(width);
     this.options = resolved(options);
   }
 
@@ -358,16 +403,21 @@ export class TypeInference {
     const o = this.options;
     const codes = this.codes;
     const nulls = this.nulls;
+    const tokens = this.tokens;
     const width = this.width;
     for (const row of rows) {
       for (let c = 0; c < width; c++) {
         const cur = codes[c]! as Code;
         if (cur === T.string) {
-          if (isNullValue(row[c], o)) nulls[c]!++; // type settled: only count nulls
+          // Type settled: only count nulls and tokens.
+          const kind = textColumnKind(row[c], o);
+          if (kind === 1) nulls[c]!++;
+          else if (kind === TOKEN) tokens[c]!++;
           continue;
         }
         const code = valueCode(row[c], o);
         if (code === T.null) nulls[c]!++;
+        else if (code === TOKEN) tokens[c]!++;
         else if (cur !== code) {
           const joined = joinCodes(cur, code);
           if (joined !== cur) {
@@ -385,7 +435,7 @@ export class TypeInference {
     return Array.from(this.codes, (code, c) => ({
       type: NAMES[code]!,
       count: this.count,
-      nulls: this.nulls[c]!,
+      nulls: this.nulls[c]! + (code === T.string ? 0 : this.tokens[c]!),
     }));
   }
 }

@@ -41,7 +41,9 @@ Deno.test("value detection", () => {
     ["N/A", "null"],
     ["null", "null"],
     ["hello", "string"],
-    ["-", "string"],
+    ["-", "null"],
+    ["None", "null"],
+    ["-5", "integer"],
     [null, "null"],
     [3, "integer"],
     [3.5, "float"],
@@ -94,6 +96,44 @@ Deno.test("column inference: mixed types in a column, nulls counted, chunk merge
     { type: "string", count: 3, nulls: 1 },
     { type: "boolean", count: 3, nulls: 1 },
   ]);
+});
+
+Deno.test("column inference: a null token is null only where the other values are not text", () => {
+  const rows = [
+    ["1", "apple", "2024-01-01", "yes", "NA", "x"],
+    ["NA", "null", "None", "-", "", "NA"],
+    ["3", "None", "2024-01-03", "no", "N/A", ""],
+    ["-", "-", "NaN", "true", "-", "y"],
+    ["5", "NA", "", "null", "", "null"],
+  ];
+  const stats = inferColumns(rows, 6);
+  assert.deepEqual(stats.map((s) => s.type), [
+    "integer",
+    "string",
+    "date",
+    "boolean",
+    "null",
+    "string",
+  ]);
+  // In the text columns only the empty field is null; elsewhere the tokens are too.
+  assert.deepEqual(stats.map((s) => s.nulls), [2, 0, 3, 2, 5, 1]);
+});
+
+Deno.test("column inference: the null tokens are configurable and can be switched off", () => {
+  const rows = [["1", "n.d."], ["NA", "2.5"], ["3", "n.d."]];
+  const off = inferColumns(rows, 2, { nullTokens: [] });
+  assert.deepEqual(off.map((s) => [s.type, s.nulls]), [["string", 0], ["string", 0]]);
+  const custom = inferColumns(rows, 2, { nullTokens: ["n.d."] });
+  assert.deepEqual(custom.map((s) => [s.type, s.nulls]), [["string", 0], ["float", 2]]);
+});
+
+Deno.test("column inference: tokens seen before a column turns text are not nulls of it", () => {
+  // The column settles at string on its second row: later tokens take the settled path.
+  const inference = new TypeInference(1);
+  inference.add([["NA"], ["1"], ["NA"]]);
+  assert.deepEqual(inference.stats(), [{ type: "integer", count: 3, nulls: 2 }]);
+  inference.add([["word"], ["NA"], [""]]);
+  assert.deepEqual(inference.stats(), [{ type: "string", count: 6, nulls: 1 }]);
 });
 
 Deno.test("value detection: what PostgreSQL's types refuse stays text", () => {

@@ -1,4 +1,4 @@
-import type { ErrorRecord } from "../errors.ts";
+import { CancelledError, type ErrorRecord, toErrorRecord } from "../errors.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
@@ -138,7 +138,9 @@ function outcome(
     retryable: true,
     at,
   };
-  if (job.cancel_requested) return { status: "cancelled", error: expired };
+  if (job.cancel_requested) {
+    return { status: "cancelled", error: toErrorRecord(new CancelledError()) };
+  }
   if (job.lease_losses >= maxLeaseLosses) {
     return {
       status: "failed",
