@@ -136,8 +136,7 @@ const book = (marker: string) =>
   ]);
 
 Deno.test({
-  name:
-    "sharing: a tenant deleting a dataset of another's PDF bytes leaves the other's course its file",
+  name: "sharing: a tenant deleting its course of another's PDF bytes leaves the other its file",
   ...opts,
 }, async () => {
   const w = await open();
@@ -147,15 +146,20 @@ Deno.test({
   assert.equal(course.status, "ready", JSON.stringify(course));
   const sha = course.sources[0].sha256;
 
-  // Tenant A uploads the very same bytes as a "dataset", then deletes it.
-  const up = await call("/api/datasets?format=csv", w.a.key, {
+  // The same bytes sent as a "dataset" are refused before anything is stored.
+  const asData = await call("/api/datasets?format=csv", w.a.key, {
     method: "POST",
     body: new Uint8Array(pdf),
     headers: { "content-type": "text/csv" },
   });
-  assert.equal(up.status, 202, JSON.stringify(up.body));
+  assert.equal(asData.status, 415, JSON.stringify(asData.body));
+
+  // Tenant A makes a course of the very same bytes, then deletes it.
+  const aCourse = await settled(w.a.key, await uploadCourse(w.a.key, pdf, "mine.pdf"));
+  assert.equal(aCourse.status, "ready", JSON.stringify(aCourse));
+  assert.equal(aCourse.sources[0].sha256, sha, "one stored copy for both tenants");
   assert.equal(
-    (await call(`/api/datasets/${up.body.datasetId}`, w.a.key, { method: "DELETE" })).status,
+    (await call(`/api/courses/${aCourse.id}`, w.a.key, { method: "DELETE" })).status,
     204,
   );
   await cleanup();
@@ -165,24 +169,20 @@ Deno.test({
   const again = await settled(w.b.key, await uploadCourse(w.b.key, pdf, "again.pdf"));
   assert.equal(again.status, "ready", JSON.stringify(again));
 
-  // The other way round: B deletes its courses; A's dataset of the same bytes keeps them.
-  const up2 = await call("/api/datasets?format=csv", w.a.key, {
-    method: "POST",
-    body: new Uint8Array(pdf),
-    headers: { "content-type": "text/csv" },
-  });
-  assert.equal(up2.status, 202);
+  // The other way round: B deletes its courses; A's new course of the same bytes keeps them.
+  const aCourse2 = await settled(w.a.key, await uploadCourse(w.a.key, pdf, "mine-again.pdf"));
+  assert.equal(aCourse2.status, "ready", JSON.stringify(aCourse2));
   for (const id of [courseId, again.id]) {
     assert.equal((await call(`/api/courses/${id}`, w.b.key, { method: "DELETE" })).status, 204);
   }
   await cleanup();
-  assert.deepEqual(await w.blobs.bytes(sha), pdf, "a's dataset still has its file");
+  assert.deepEqual(await w.blobs.bytes(sha), pdf, "a's course still has its file");
   const pages = await w.tdb.db.query("SELECT 1 FROM troupe_pdf_pages WHERE sha256 = $1", [sha]);
   assert.ok(pages.length > 0, "pages of a held file stay");
 
   // Once nobody holds them, the bytes and their extracted pages go.
   assert.equal(
-    (await call(`/api/datasets/${up2.body.datasetId}`, w.a.key, { method: "DELETE" })).status,
+    (await call(`/api/courses/${aCourse2.id}`, w.a.key, { method: "DELETE" })).status,
     204,
   );
   await cleanup();
