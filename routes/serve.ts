@@ -35,8 +35,11 @@ export interface ServeOptions {
 /** A running server. */
 export interface Server {
   readonly addr: { hostname: string; port: number };
-  /** Stops accepting, lets requests in flight finish, closes idle connections. */
-  shutdown(): Promise<void>;
+  /**
+   * Stops accepting, lets requests in flight finish and closes idle connections; connections
+   * still open after `graceMs` (default 2 s) are closed.
+   */
+  shutdown(graceMs?: number): Promise<void>;
 }
 
 /** Serves `handler` on `hostname:port` (see the module doc for which server runs it). */
@@ -65,9 +68,16 @@ export async function serve(options: ServeOptions, handler: FetchHandler): Promi
   options.onListen?.(addr);
   return {
     addr,
-    shutdown() {
+    shutdown(graceMs = 2_000) {
       return new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // Idle keep-alive connections go at once; a connection still busy after the grace (a
+        // client that never finishes, or one the server never sees as idle) is closed, so a
+        // stop is never held for minutes.
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
         server.closeIdleConnections();
       });
     },

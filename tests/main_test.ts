@@ -140,8 +140,13 @@ Deno.test({
     const stats = await (await fetch(`${base}/api/cache/stats`, { headers })).json();
     assert.equal(stats.store, "memory");
 
+    // A stop is graceful, and bounded: a keep-alive connection the server never sees as idle
+    // once held it for three minutes.
+    const stopping = performance.now();
     server.kill("SIGTERM");
     assert.equal((await server.status).code, 0, "graceful shutdown");
+    const stopMs = performance.now() - stopping;
+    assert.ok(stopMs < 30_000, `the stop took ${stopMs.toFixed(0)} ms`);
     server = start();
     await healthy();
     const again = await (await fetch(`${base}/api/jobs/${jobId}`, { headers })).json();
