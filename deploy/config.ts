@@ -39,10 +39,8 @@ const fields = z.object({
   ).optional(),
   /**
    * Workers extracting PDF text; 0 extracts in the main thread, where nothing but the file's
-   * checks (PDF_MAX_*) bounds what a hostile file costs. Workers extract faster, and under a heap
-   * and time limit (UNTRUSTED_*), but each holds its own heap (measured with the start task's V8
-   * flag, 10 × 300-page PDFs on PGlite: ~430 MB peak with 2 workers, ~365 MB with 1 or 0; see
-   * the README).
+   * checks (PDF_MAX_*) bounds what a hostile file costs. Workers extract under a heap and time
+   * limit (UNTRUSTED_*), but each holds its own heap (bench/README.md, course scale).
    */
   EXTRACT_WORKERS: int(0, 64).default(1),
   /**
