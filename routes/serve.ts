@@ -13,7 +13,6 @@
  * Request bodies are not timed here: an upload's pace is its route's to judge (routes/upload.ts).
  */
 import http from "node:http";
-import { Readable } from "node:stream";
 
 /** The connection a request came on (what `Deno.serve` gives a handler). */
 export interface ServeInfo {
@@ -167,6 +166,43 @@ async function respond(
 }
 
 /** The fetch `Request` of a node request; its body streams (none for GET and HEAD). */
+/**
+ * A request's body as a byte stream, read as it is pulled (the socket is paused in between).
+ * Once the reader cancels it (a route refusing an upload mid-way), bytes still arriving are
+ * dropped: Deno's `Readable.toWeb` enqueued them into the closed stream and threw an uncaught
+ * TypeError that stopped the process.
+ */
+function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  let done = false;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      req.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.once("end", () => {
+        if (done) return;
+        done = true;
+        controller.close();
+      });
+      req.once("error", (err) => {
+        if (done) return;
+        done = true;
+        controller.error(err);
+      });
+      req.pause();
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      done = true;
+      req.resume(); // drained and dropped until the connection closes after the answer
+    },
+  }, { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength });
+}
+
 function toRequest(req: http.IncomingMessage, signal: AbortSignal): Request {
   const headers = new Headers();
   const raw = req.rawHeaders;
@@ -180,7 +216,7 @@ function toRequest(req: http.IncomingMessage, signal: AbortSignal): Request {
     headers,
     signal,
     ...(bodyless ? {} : {
-      body: Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>,
+      body: bodyStream(req),
       duplex: "half",
     }),
   } as RequestInit);
