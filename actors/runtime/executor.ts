@@ -259,7 +259,8 @@ export class Executor {
 
   /**
    * Lets the next suspect in after `jobId` (a no-op for other jobs). Called once the outcome of
-   * `execute(jobId)` is committed (or not), since a stop before that commit counts against it.
+   * `execute(jobId)` is committed (or not), since a crash of the process before that commit
+   * counts against it.
    */
   leaveQuarantine(jobId: string): void {
     this.#quarantined.get(jobId)?.();
@@ -268,8 +269,8 @@ export class Executor {
 
   /**
    * Waits until no other suspect runs in this process (a suspect: a job that was running when
-   * a process stopped); returns the function that lets the next one in. One at a time, the
-   * next stop counts against the one suspect that was running, not its neighbours.
+   * its process crashed); returns the function that lets the next one in. One at a time, the
+   * next crash counts against the one suspect that was running, not its neighbours.
    */
   async #quarantine(): Promise<() => void> {
     const previous = this.#suspects;
