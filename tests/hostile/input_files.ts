@@ -5,6 +5,7 @@
  * accepts and PostgreSQL does not; random query parameter values for fuzzing; a gzip bomb made as
  * it is read.
  */
+import { concatBytes } from "../../actors/datasets/ingest/encoding.ts";
 import { constants as zlib, crc32, deflateRawSync } from "node:zlib";
 
 const encoder = new TextEncoder();
@@ -222,11 +223,4 @@ export function gzipBomb(
     },
   }, { highWaterMark: 0 });
   return { body, pulled: () => pulled, cancelled: () => cancelled };
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -8,7 +8,7 @@
  * newline inside quotes does not end the record. Fields are counted as csv-parse cuts them. A
  * leading byte-order mark is not part of the record.
  */
-import { bomLength, detectEncoding, type Encoding, unitWidth } from "./encoding.ts";
+import { bomLength, concatBytes, detectEncoding, type Encoding, unitWidth } from "./encoding.ts";
 import { LimitError } from "./errors.ts";
 
 /** Limits of {@link HeaderScanner}. */
@@ -178,7 +178,7 @@ export function checkedHeaderStream(
   /** Bytes held back until the encoding is known (up to 2) or a UTF-16 unit is whole (1). */
   let held = new Uint8Array(0);
   const feed = (bytes: Uint8Array, end: boolean) => {
-    let b = held.length ? concat(held, bytes) : bytes;
+    let b = concatBytes(held, bytes);
     held = new Uint8Array(0);
     if (!scanner) {
       if (b.length < 3 && !end) {
@@ -220,11 +220,4 @@ export function checkedHeaderStream(
       },
     }),
   );
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
