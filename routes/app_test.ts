@@ -10,6 +10,7 @@ import { NonRetryableError } from "../actors/runtime/errors.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor, within } from "../tests/harness.ts";
 import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";
+import { TROUPE_VERSION } from "./version.ts";
 
 const echo = defineActor({
   name: "t.echo",
@@ -404,13 +405,32 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "health answers ok with queue figures", ...opts }, async () => {
-  const res = await call("/api/health");
+Deno.test({ name: "health is public and cheap; its details need a key", ...opts }, async () => {
+  const res = await call("/api/health", { key: null });
   assert.equal(res.status, 200);
   assert.equal(res.body.status, "ok");
   assert.equal(res.body.database.status, "ok");
-  assert.equal(typeof res.body.queue.queued, "number");
+  assert.equal(res.body.version, TROUPE_VERSION);
+  assert.equal(res.body.queue, undefined, "no count over the jobs table in the public check");
+  assertError(await call("/api/health/details", { key: null }), 401, "UNAUTHENTICATED");
+  const details = await call("/api/health/details");
+  assert.equal(details.status, 200);
+  assert.equal(details.body.status, "ok");
+  for (const field of ["queued", "running", "deadLetters", "maintenanceFailures"]) {
+    assert.equal(typeof details.body.queue[field], "number", field);
+  }
 });
+
+Deno.test(
+  { name: "every response carries X-Response-Time and X-Troupe-Version", ...opts },
+  async () => {
+    for (const path of ["/api/health", "/api/jobs/nope", "/api/nowhere"]) {
+      const res = await call(path);
+      assert.match(res.headers.get("x-response-time") ?? "", /^\d+\.\dms$/, path);
+      assert.equal(res.headers.get("x-troupe-version"), TROUPE_VERSION, path);
+    }
+  },
+);
 
 Deno.test({
   name: "a database that is down gives health 503 and other routes a 503 without internals",

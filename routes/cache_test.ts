@@ -92,6 +92,19 @@ for (const [driver, make] of Object.entries(caches)) {
           [all.body.scope, all.body.hits, all.body.misses, all.body.keys],
           ["all", 1, 3, 3],
         );
+        const detailsA = (await call("/api/health/details", keyA)).body.cache;
+        assert.deepEqual(
+          [detailsA.scope, detailsA.hits, detailsA.misses, detailsA.hitRate, detailsA.keys],
+          ["tenant", 1, 1, 0.5, 1],
+          "health details: the key's tenant's cache figures",
+        );
+        const detailsAll = (await call("/api/health/details", adminKey)).body.cache;
+        assert.deepEqual(
+          [detailsAll.scope, detailsAll.hits, detailsAll.misses, detailsAll.keys],
+          ["all", 1, 3, 3],
+          "health details: every tenant's for an admin key",
+        );
+        assert.equal((await call("/api/health", keyA)).body.cache.hits, undefined);
 
         const inv = await call("/api/cache/invalidate", keyB, {
           method: "POST",

@@ -26,6 +26,8 @@ const EXPOSE_HEADERS = [
   "RateLimit-Reset",
   "RateLimit-Policy",
   "X-Request-Id",
+  "X-Response-Time",
+  "X-Troupe-Version",
 ];
 
 /** The CORS middleware for `origins` (exact origins such as `https://app.example.com`, or `*`). */

@@ -9,8 +9,15 @@ type Op = { summary: string; body?: string; query?: string[]; status: number };
 const ops: Record<string, Record<string, Op>> = {
   "/api/health": {
     get: {
-      summary:
-        "Database, queue, cache and write status (503 when the database is down or writes fail)",
+      summary: "Database, cache and write status (503 when the database is down or writes " +
+        "fail); public and cheap",
+      status: 200,
+    },
+  },
+  "/api/health/details": {
+    get: {
+      summary: "Health plus queue figures (queued, running, dead letters, failed maintenance " +
+        "runs) and the cache's hits, misses, hit rate and keys (all tenants' for an admin key)",
       status: 200,
     },
   },

@@ -1,15 +1,22 @@
 /**
- * `GET /api/health`: database reachability, queue depth, cache status, and whether writes
- * still succeed; 503 when the database is down or a write probe fails (a full disk leaves
- * reads working while every upload fails), `degraded` (200) when only the cache is down.
+ * `GET /api/health` (public, cheap: one `SELECT 1`, the write probes at most every few
+ * seconds, the cache's ping): database reachability, cache status, and whether writes still
+ * succeed; 503 when the database is down or a write probe fails (a full disk leaves reads
+ * working while every upload fails), `degraded` (200) when only the cache is down.
+ *
+ * `GET /api/health/details` (an API key): the same, plus queue figures (queued, running, dead
+ * letters: counts over the jobs table), failed maintenance runs, and the cache's hits,
+ * misses, hit ratio and keys (the key's tenant's; all tenants' for an admin key).
  */
-import { Hono } from "hono";
-import { toErrorRecord } from "../actors/runtime/errors.ts";
+import { type Context, Hono } from "hono";
+import { toErrorRecord, TroupeError } from "../actors/runtime/errors.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import type { Cache } from "../db/cache/cache.ts";
 import { storageFailure } from "../db/errors.ts";
 import type { WriteProbe } from "../db/write_probe.ts";
+import { principalOf } from "./auth.ts";
 import { RETRY_AFTER_SECONDS } from "./errors.ts";
+import { TROUPE_VERSION } from "./version.ts";
 
 export interface HealthOptions {
   /** Writes the check makes (a file in the data directory, a row). @default none */
@@ -43,15 +50,18 @@ export function healthRoutes(
     }
     return last.results;
   };
-  app.get("/health", async function health(c) {
+  /** The public report and its status code; `details` adds the queue figures. */
+  const report = async (c: Context, details: boolean) => {
     let queue;
     try {
-      queue = await runtime.health();
+      if (details) queue = await runtime.health();
+      else await ping(runtime, 2000);
     } catch (err) {
       const { code } = toErrorRecord(err);
       c.header("Retry-After", String(RETRY_AFTER_SECONDS.database));
       return c.json({
         status: "unavailable",
+        version: TROUPE_VERSION,
         database: { status: "unreachable", dialect: runtime.db.dialect },
         error: {
           code: code === "DB_TIMEOUT" ? code : "DB_UNREACHABLE",
@@ -64,14 +74,25 @@ export function healthRoutes(
     // The cache is an optimisation: when it is down, requests go to the database and the
     // service is degraded, not unavailable.
     const cacheStatus = cache ? await cache.check() : null;
+    let cacheFigures = {};
+    if (details && cache) {
+      const p = principalOf(c);
+      const { hits, misses, hitRate, keys, scope } = await cache.stats(
+        p.admin ? undefined : p.tenantId,
+      );
+      cacheFigures = { scope, hits, misses, hitRate, keys };
+    }
     const body = {
       status: failed.length ? "unavailable" : cacheStatus === "degraded" ? "degraded" : "ok",
+      version: TROUPE_VERSION,
       database: { status: "ok", dialect: runtime.db.dialect },
       ...(probes.length
         ? { writes: { status: failed.length ? "failing" : "ok", checks: results } }
         : {}),
-      ...(cache ? { cache: { status: cacheStatus, store: cache.store.kind } } : {}),
-      queue,
+      ...(cache
+        ? { cache: { status: cacheStatus, store: cache.store.kind, ...cacheFigures } }
+        : {}),
+      ...(queue ? { queue } : {}),
       transport: runtime.transport.name,
     };
     if (!failed.length) return c.json(body);
@@ -84,8 +105,32 @@ export function healthRoutes(
         message: `writes are failing: ${failed.map((r) => r.name).join(", ")}`,
       },
     }, 503);
+  };
+  app.get("/health", function health(c) {
+    return report(c, false);
+  });
+  app.get("/health/details", function healthDetails(c) {
+    return report(c, true);
   });
   return app;
+}
+
+/** `SELECT 1`, failing with `DB_TIMEOUT` after `timeoutMs`. */
+async function ping(runtime: Runtime, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      runtime.db.query("SELECT 1"),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 })),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs every probe, each under `timeoutMs`; a failure is named by what it stands for. */

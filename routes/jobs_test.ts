@@ -57,7 +57,7 @@ Deno.test({ name: "an Idempotency-Key reused with another body is a 409", ...opt
     assert.equal(inBody.body.error.code, "IDEMPOTENCY_KEY_REUSED");
     assert.equal(await countRows(world.tdb.db, "troupe_jobs"), jobs, "nothing was enqueued");
 
-    const health = await app.request("/api/health");
+    const health = await app.request("/api/health/details", { headers: { "x-api-key": key } });
     const status = await health.json();
     assert.equal(health.status, 200, JSON.stringify(status));
     assert.equal(status.queue.maintenanceFailures, 0);
