@@ -5,6 +5,9 @@
  * the key itself is shown once, when it is created. Authentication results are kept in
  * memory for a few seconds so that a busy client costs no query per request; a revoked key
  * stops working within that time on every instance.
+ *
+ * A key's scope is `full` or `read` (reads only). Rotating a key makes a new one with the same
+ * name, scope and admin flag; the old one keeps working for a grace period, then expires.
  */
 import { ConflictError, NotFoundError, ValidationError } from "../actors/runtime/errors.ts";
 import { uuidv7 } from "../actors/runtime/ids.ts";
@@ -30,7 +33,30 @@ export interface Principal {
   admin: boolean;
   /** The tenant's per-key limit (requests a minute); null: the server's default. */
   rateLimitPerMinute: number | null;
+  /** `read`: the key may only read. */
+  scope: KeyScope;
 }
+
+/** What a key may do: everything its tenant may, or only read. */
+export type KeyScope = "full" | "read";
+export const KEY_SCOPES: readonly KeyScope[] = ["full", "read"];
+
+/** A key as listed: never the key itself. */
+export interface KeyView {
+  id: string;
+  name: string;
+  prefix: string;
+  scope: KeyScope;
+  admin: boolean;
+  createdAt: string;
+  revokedAt: string | null;
+  expiresAt: string | null;
+  /** Not revoked and not expired. */
+  active: boolean;
+}
+
+/** Longest grace period of a rotated key: 30 days. */
+export const MAX_ROTATION_GRACE_SECONDS = 30 * 86_400;
 
 export interface CreatedKey {
   id: string;
@@ -158,50 +184,117 @@ export class TenantStore {
    */
   async createKey(
     tenantId: string,
-    { name = "default", key, admin = false, audit }: {
+    { name = "default", key, admin = false, scope = "full", audit }: {
       name?: string;
       key?: string;
       admin?: boolean;
+      scope?: KeyScope;
       audit?: Omit<AuditEntry, "action" | "tenantId">;
     } = {},
   ): Promise<CreatedKey> {
     if (key !== undefined && key.length < MIN_KEY_LENGTH) {
       throw new ValidationError(`an API key needs at least ${MIN_KEY_LENGTH} characters`);
     }
-    const secret = key ?? generateApiKey();
-    const hash = await hashApiKey(secret);
-    const prefix = secret.slice(0, 12);
+    assertKeyName(name);
+    if (!KEY_SCOPES.includes(scope)) {
+      throw new ValidationError(`a key's scope is one of ${KEY_SCOPES.join(", ")}`, { scope });
+    }
     return await this.#db.transaction(async (tx) => {
-      const rows = await tx.query<{ id: string; tenant_id: string }>(
-        `WITH ins AS (
-           INSERT INTO troupe_api_keys (id, tenant_id, name, prefix, hash, admin)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING RETURNING id, tenant_id)
-         SELECT id, tenant_id FROM ins
-         UNION ALL SELECT id, tenant_id FROM troupe_api_keys WHERE hash = $5`,
-        [uuidv7(), tenantId, name, prefix, hash, admin],
-      );
-      const row = rows[0]!;
-      if (row.tenant_id !== tenantId) throw new ConflictError("this key belongs to another tenant");
+      const created = await insertKey(tx, tenantId, { name, key, admin, scope });
       await insertAudit(tx, {
         ...audit,
         tenantId,
         action: "api_key.create",
         targetType: "api_key",
-        targetId: row.id,
-        details: { name, prefix, ...(admin ? { admin } : {}) },
+        targetId: created.id,
+        details: {
+          name,
+          prefix: created.prefix,
+          ...(admin ? { admin } : {}),
+          ...(scope !== "full" ? { scope } : {}),
+        },
       });
-      return { id: row.id, key: secret, prefix };
+      return created;
+    });
+  }
+
+  /** A tenant's keys, newest first, revoked and expired ones included. */
+  async listKeys(tenantId: string): Promise<KeyView[]> {
+    const rows = await this.#db.query<Row>(
+      `SELECT ${KEY_COLUMNS} FROM troupe_api_keys WHERE tenant_id = $1 ORDER BY id DESC`,
+      [tenantId],
+    );
+    return rows.map(keyView);
+  }
+
+  /**
+   * Replaces a key: a new one with the same name, scope and admin flag, while the old one
+   * keeps working for `graceSeconds` (0: stops at once), so clients can switch without a gap.
+   * An expired or revoked key is not rotated (`NotFoundError`).
+   */
+  async rotateKey(
+    tenantId: string,
+    keyId: string,
+    { graceSeconds = 3600, audit }: {
+      graceSeconds?: number;
+      audit?: Omit<AuditEntry, "action" | "tenantId">;
+    } = {},
+  ): Promise<CreatedKey & { replaced: KeyView }> {
+    if (
+      !Number.isSafeInteger(graceSeconds) || graceSeconds < 0 ||
+      graceSeconds > MAX_ROTATION_GRACE_SECONDS
+    ) {
+      throw new ValidationError(
+        `a grace period is 0 to ${MAX_ROTATION_GRACE_SECONDS} seconds`,
+        { graceSeconds },
+      );
+    }
+    return await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<Row>(
+        `UPDATE troupe_api_keys
+         SET expires_at = LEAST(coalesce(expires_at, 'infinity'), now() + $3 * interval '1 second')
+         WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > now())
+         RETURNING ${KEY_COLUMNS}`,
+        [keyId, tenantId, graceSeconds],
+      );
+      if (!rows[0]) throw new NotFoundError("api key", keyId);
+      const old = keyView(rows[0]);
+      const created = await insertKey(tx, tenantId, old);
+      await insertAudit(tx, {
+        ...audit,
+        tenantId,
+        action: "api_key.rotate",
+        targetType: "api_key",
+        targetId: keyId,
+        details: { replacedBy: created.id, prefix: created.prefix, graceSeconds },
+      });
+      this.#authCache.clear();
+      return { ...created, replaced: old };
     });
   }
 
   /** Revokes a key; within a few seconds no instance accepts it. */
-  async revokeKey(tenantId: string, keyId: string): Promise<void> {
-    const rows = await this.#db.query(
-      `UPDATE troupe_api_keys SET revoked_at = now()
-       WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id`,
-      [keyId, tenantId],
-    );
-    if (!rows[0]) throw new NotFoundError("api key", keyId);
+  async revokeKey(
+    tenantId: string,
+    keyId: string,
+    audit: Omit<AuditEntry, "action" | "tenantId"> = {},
+  ): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      const rows = await tx.query(
+        `UPDATE troupe_api_keys SET revoked_at = now()
+         WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING id`,
+        [keyId, tenantId],
+      );
+      if (!rows[0]) throw new NotFoundError("api key", keyId);
+      await insertAudit(tx, {
+        ...audit,
+        tenantId,
+        action: "api_key.revoke",
+        targetType: "api_key",
+        targetId: keyId,
+      });
+    });
     this.#authCache.clear();
   }
 
@@ -219,10 +312,14 @@ export class TenantStore {
       tenant_name: string;
       admin: boolean;
       rate_limit_per_minute: number | null;
+      scope: KeyScope;
+      expires_at: unknown;
     }>(
-      `SELECT k.id, k.tenant_id, t.name AS tenant_name, k.admin, t.rate_limit_per_minute
+      `SELECT k.id, k.tenant_id, t.name AS tenant_name, k.admin, t.rate_limit_per_minute,
+              k.scope, k.expires_at
        FROM troupe_api_keys k JOIN troupe_tenants t ON t.id = k.tenant_id
-       WHERE k.hash = $1 AND k.revoked_at IS NULL`,
+       WHERE k.hash = $1 AND k.revoked_at IS NULL
+         AND (k.expires_at IS NULL OR k.expires_at > now())`,
       [hash],
     );
     const row = rows[0];
@@ -233,10 +330,15 @@ export class TenantStore {
         apiKeyId: row.id,
         admin: row.admin === true,
         rateLimitPerMinute: row.rate_limit_per_minute ?? null,
+        scope: row.scope === "read" ? "read" as const : "full" as const,
       }
       : null;
     if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
-    this.#authCache.set(key, { principal, until: Date.now() + AUTH_CACHE_MS });
+    // A key that expires (a rotated one) is not remembered past its expiry.
+    const expires = row?.expires_at == null
+      ? Infinity
+      : new Date(row.expires_at as string | Date).getTime();
+    this.#authCache.set(key, { principal, until: Math.min(Date.now() + AUTH_CACHE_MS, expires) });
     return principal;
   }
 
@@ -273,6 +375,62 @@ export interface AuditView {
 }
 
 type Row = Record<string, unknown>;
+
+const KEY_NAME = /^[\p{L}\p{N} ._:-]{1,64}$/u;
+
+function assertKeyName(name: string): void {
+  if (!KEY_NAME.test(name)) {
+    throw new ValidationError(
+      "a key name is 1-64 letters, digits, spaces, '.', '_', ':' or '-'",
+      { name },
+    );
+  }
+}
+
+/** Inserts a key (random unless `key` is given); the same key for the same tenant is kept. */
+async function insertKey(
+  tx: SqlExecutor,
+  tenantId: string,
+  { name, key, admin, scope }: {
+    name: string;
+    key?: string | undefined;
+    admin: boolean;
+    scope: KeyScope;
+  },
+): Promise<CreatedKey> {
+  const secret = key ?? generateApiKey();
+  const hash = await hashApiKey(secret);
+  const prefix = secret.slice(0, 12);
+  const rows = await tx.query<{ id: string; tenant_id: string }>(
+    `WITH ins AS (
+       INSERT INTO troupe_api_keys (id, tenant_id, name, prefix, hash, admin, scope)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING RETURNING id, tenant_id)
+     SELECT id, tenant_id FROM ins
+     UNION ALL SELECT id, tenant_id FROM troupe_api_keys WHERE hash = $5`,
+    [uuidv7(), tenantId, name, prefix, hash, admin, scope],
+  );
+  const row = rows[0]!;
+  if (row.tenant_id !== tenantId) throw new ConflictError("this key belongs to another tenant");
+  return { id: row.id, key: secret, prefix };
+}
+
+const KEY_COLUMNS =
+  "id, name, prefix, scope, admin, created_at, revoked_at, expires_at, (revoked_at IS NULL " +
+  "AND (expires_at IS NULL OR expires_at > now())) AS active";
+
+function keyView(r: Row): KeyView {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    prefix: String(r.prefix),
+    scope: r.scope === "read" ? "read" : "full",
+    admin: r.admin === true,
+    createdAt: iso(r.created_at),
+    revokedAt: r.revoked_at == null ? null : iso(r.revoked_at),
+    expiresAt: r.expires_at == null ? null : iso(r.expires_at),
+    active: r.active === true,
+  };
+}
 
 function assertTenantName(name: string): void {
   if (!TENANT_NAME.test(name)) {

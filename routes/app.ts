@@ -3,8 +3,8 @@
  * `app.request()`.
  *
  * Order of the middleware on `/api/*`: request id, CORS, body limit, API key (a request without a
- * valid one counts against its IP's rate limit before its 401), the key's rate limit (its
- * tenant's), then the routes. `GET /api/health` is public and not limited.
+ * valid one counts against its IP's rate limit before its 401; a read-only key's write is a
+ * 403), the key's rate limit (its tenant's), then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
  */
 import { type Context, Hono } from "hono";
@@ -15,7 +15,7 @@ import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { Principal, TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
-import { authenticate } from "./auth.ts";
+import { authenticate, isSafeMethod } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
 import { cacheRoutes } from "./cache.ts";
 import { corsFor } from "./cors.ts";
@@ -25,6 +25,7 @@ import { docsRoutes } from "./docs.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
+import { keyRoutes } from "./keys.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
@@ -74,6 +75,11 @@ export type AppEnv = {
 
 const PUBLIC = new Set(["/api/health", "/api/docs", "/api/openapi.json"]);
 const isPublic = (path: string) => PUBLIC.has(path);
+
+/** POST routes that only read: a question to a course. */
+const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
+const isRead = (c: Context) =>
+  isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(c.req.path));
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
 export function clientIp(trustProxy: boolean): (c: Context) => string {
@@ -132,12 +138,16 @@ export function createApp(options: AppOptions) {
     }
     return await jsonLimit(c, next);
   });
-  app.use("/api/*", authenticate(tenants, { isPublic, onRefused: limitUnauthenticated(limits) }));
+  app.use(
+    "/api/*",
+    authenticate(tenants, { isPublic, isRead, onRefused: limitUnauthenticated(limits) }),
+  );
   app.use("/api/*", limitByKey(limits));
   app.route("/api", healthRoutes(runtime, options.cache, options.health));
   app.route("/api", docsRoutes());
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
+  app.route("/api", keyRoutes(tenants));
   if (options.cache) app.route("/api", cacheRoutes(options.cache, tenants));
   if (options.datasets) {
     app.route(

@@ -29,9 +29,11 @@ export function presentedKey(c: Context): string | undefined {
  */
 export function authenticate(
   tenants: TenantStore,
-  { isPublic, onRefused }: {
+  { isPublic, onRefused, isRead = isSafeMethod }: {
     isPublic: (path: string) => boolean;
     onRefused?: (c: Context) => Promise<Response | undefined>;
+    /** Whether a request only reads (what a `read` key may send). @default GET, HEAD, OPTIONS */
+    isRead?: (c: Context) => boolean;
   },
 ): MiddlewareHandler {
   return async function authenticateMiddleware(c, next) {
@@ -55,7 +57,22 @@ export function authenticate(
       c.header("WWW-Authenticate", 'Bearer realm="troupe", error="invalid_token"');
       return errorResponse(c, 401, "UNAUTHENTICATED", "the API key is unknown or revoked");
     }
+    if (principal.scope === "read" && !isRead(c)) {
+      return errorResponse(
+        c,
+        403,
+        "READ_ONLY_KEY",
+        "this API key may only read: use a key with the full scope for this request",
+        { method: c.req.method, path: c.req.path },
+      );
+    }
     c.set("principal", principal);
     await next();
   };
+}
+
+/** GET, HEAD and OPTIONS. */
+export function isSafeMethod(c: Context): boolean {
+  const m = c.req.method;
+  return m === "GET" || m === "HEAD" || m === "OPTIONS";
 }

@@ -14,6 +14,25 @@ const ops: Record<string, Record<string, Op>> = {
       status: 200,
     },
   },
+  "/api/keys": {
+    get: { summary: "The tenant's API keys (prefix, scope, state; never the keys)", status: 200 },
+    post: {
+      summary: "Make a key: { name, scope?: full|read, admin? } (admin needs an admin key); " +
+        "the key is in this answer only",
+      body: "json",
+      status: 201,
+    },
+  },
+  "/api/keys/{id}/rotate": {
+    post: {
+      summary: "Replace a key: { graceSeconds? } (default 3600; the old key works that long)",
+      body: "json",
+      status: 201,
+    },
+  },
+  "/api/keys/{id}": {
+    delete: { summary: "Revoke a key (every instance refuses it within seconds)", status: 204 },
+  },
   "/api/health/details": {
     get: {
       summary: "Health plus queue figures (queued, running, dead letters, failed maintenance " +

@@ -31,6 +31,10 @@ export const apiKeys = pgTable(
     revokedAt: tz("revoked_at"),
     /** Sees and acts on state shared by every tenant (cache statistics and invalidation). */
     admin: boolean("admin").notNull().default(false),
+    /** `full`, or `read`: reads only (GET, HEAD and questions to a course). */
+    scope: text("scope", { enum: ["full", "read"] }).notNull().default("full"),
+    /** When a key replaced by a rotation stops working; null: until revoked. */
+    expiresAt: tz("expires_at"),
   },
   (t) => [index("troupe_api_keys_tenant_idx").on(t.tenantId)],
 );

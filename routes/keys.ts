@@ -1,0 +1,67 @@
+/**
+ * A tenant's API keys, administered with one of its keys:
+ *
+ * - `GET /api/keys`: its keys (never the keys themselves: a prefix, scope, state);
+ * - `POST /api/keys` `{ name, scope?, admin? }` → 201 with the new key, shown once; `admin`
+ *   needs an admin key;
+ * - `POST /api/keys/:id/rotate` `{ graceSeconds? }` → 201 with the replacement; the old key
+ *   works for the grace period (default 3600 s, 0: stops now);
+ * - `DELETE /api/keys/:id` → 204: revoked on every instance within seconds.
+ *
+ * Every change is in the audit log. Another tenant's key id is a 404. A read-only key cannot
+ * reach the writes (the authentication middleware refuses them).
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { TroupeError } from "../actors/runtime/errors.ts";
+import { KEY_SCOPES, MAX_ROTATION_GRACE_SECONDS, type TenantStore } from "../db/tenants.ts";
+import { principalOf } from "./auth.ts";
+import { auditContext } from "./jobs.ts";
+import { jsonBody, parseBody, pathId } from "./validate.ts";
+
+const createBody = z.object({
+  name: z.string().min(1).max(64),
+  scope: z.enum(KEY_SCOPES as ["full", "read"]).default("full"),
+  admin: z.boolean().default(false),
+}).strict();
+
+const rotateBody = z.object({
+  graceSeconds: z.number().int().min(0).max(MAX_ROTATION_GRACE_SECONDS).optional(),
+}).strict();
+
+export function keyRoutes(tenants: TenantStore): Hono {
+  const app = new Hono();
+  app.get("/keys", async function listKeys(c) {
+    return c.json({ items: await tenants.listKeys(principalOf(c).tenantId) });
+  });
+  app.post("/keys", async function createKey(c) {
+    const body = parseBody(await jsonBody(c), createBody);
+    const p = principalOf(c);
+    if (body.admin && !p.admin) {
+      throw new TroupeError("FORBIDDEN", "only an admin key can make an admin key", {
+        status: 403,
+      });
+    }
+    const { tenantId: _, ...audit } = auditContext(c);
+    const created = await tenants.createKey(p.tenantId, { ...body, audit });
+    return c.json({ ...created, name: body.name, scope: body.scope, admin: body.admin }, 201);
+  });
+  app.post("/keys/:id/rotate", async function rotateKey(c) {
+    const id = pathId(c, "api key");
+    const raw = c.req.header("content-length") === "0" ? {} : await jsonBody(c);
+    const body = parseBody(raw, rotateBody);
+    const { tenantId, ...audit } = auditContext(c);
+    const rotated = await tenants.rotateKey(tenantId, id, {
+      ...(body.graceSeconds !== undefined ? { graceSeconds: body.graceSeconds } : {}),
+      audit,
+    });
+    return c.json(rotated, 201);
+  });
+  app.delete("/keys/:id", async function revokeKey(c) {
+    const id = pathId(c, "api key");
+    const { tenantId, ...audit } = auditContext(c);
+    await tenants.revokeKey(tenantId, id, audit);
+    return c.body(null, 204);
+  });
+  return app;
+}
