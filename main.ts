@@ -202,6 +202,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
     maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
     uploads: {
       idleMs: config.UPLOAD_IDLE_MS,

@@ -69,6 +69,14 @@ export async function openPglite(
         })
       );
     },
+    async hold<T>(fn: () => Promise<T>): Promise<T> {
+      await pg.query("CHECKPOINT");
+      // A transaction is exclusive on PGlite: every other statement waits until it ends.
+      return await pg.transaction(async (tx) => {
+        await tx.query("SELECT 1");
+        return await fn();
+      });
+    },
     async listen(channel, onPayload) {
       const unsub = await pg.listen(channel, onPayload);
       return async () => await unsub();
@@ -144,6 +152,13 @@ async function lockDirectory(dir: string): Promise<() => Promise<void>> {
     }
   }
   throw new Error(`could not lock ${dir}`);
+}
+
+/** The pid of the running process that holds `dir`, or null when none does. */
+export async function directoryHolder(dir: string): Promise<number | null> {
+  const path = `${dir.replace(/\/+$/, "")}.lock`;
+  const pid = Number((await Deno.readTextFile(path).catch(() => "")).trim());
+  return pid && await alive(pid) ? pid : null;
 }
 
 async function alive(pid: number): Promise<boolean> {

@@ -17,6 +17,7 @@ import type { Principal, TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
 import { authenticate, isSafeMethod } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
+import { backupRoutes } from "./backup.ts";
 import { cacheRoutes } from "./cache.ts";
 import { corsFor } from "./cors.ts";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
@@ -57,6 +58,8 @@ export interface AppOptions {
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
   health?: HealthOptions;
+  /** The embedded data directory, for `GET /api/admin/backup`; absent on an external database. */
+  dataDir?: string;
   /** Upload clients' pace and form limits, for the routes not given their own. */
   uploads?: UploadLimits;
 }
@@ -148,6 +151,14 @@ export function createApp(options: AppOptions) {
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
   app.route("/api", keyRoutes(tenants));
+  app.route(
+    "/api",
+    backupRoutes({
+      db: runtime.db,
+      tenants,
+      ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    }),
+  );
   if (options.cache) app.route("/api", cacheRoutes(options.cache, tenants));
   if (options.datasets) {
     app.route(

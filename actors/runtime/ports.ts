@@ -55,6 +55,11 @@ export interface SqlDatabase extends SqlExecutor {
    * plans degrade.
    */
   readonly autovacuum: boolean;
+  /**
+   * Runs `fn` after a checkpoint while no statement runs: a consistent moment to copy the
+   * database's files. Only an embedded database (its files are this process's) has it.
+   */
+  hold?<T>(fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 

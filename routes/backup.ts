@@ -1,0 +1,53 @@
+/**
+ * `GET /api/admin/backup` (an admin key): a consistent backup of the embedded data directory
+ * while the server runs, streamed as a gzipped tar (see db/backup.ts). A server on an external
+ * database answers 409: back that database up with its own tools (pg_dump, Neon branches).
+ */
+import { Hono } from "hono";
+import { TroupeError } from "../actors/runtime/errors.ts";
+import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import type { TenantStore } from "../db/tenants.ts";
+import { backupDataDir } from "../db/backup.ts";
+import { principalOf } from "./auth.ts";
+import { auditContext } from "./jobs.ts";
+
+export interface BackupRoutesOptions {
+  /** The embedded data directory; absent on an external database. */
+  dataDir?: string;
+  db: SqlDatabase;
+  tenants: TenantStore;
+}
+
+export function backupRoutes({ dataDir, db, tenants }: BackupRoutesOptions): Hono {
+  const app = new Hono();
+  app.get("/admin/backup", async function backup(c) {
+    if (!principalOf(c).admin) {
+      throw new TroupeError("FORBIDDEN", "a backup needs an admin key", { status: 403 });
+    }
+    if (!dataDir || !db.hold) {
+      throw new TroupeError(
+        "NOT_EMBEDDED",
+        "this server uses an external database: back it up with the database's own tools",
+        { status: 409 },
+      );
+    }
+    const hold = db.hold.bind(db);
+    const { stream, manifest } = await backupDataDir(dataDir, hold);
+    await tenants.audit({
+      ...auditContext(c),
+      action: "data_dir.backup",
+      targetType: "data_dir",
+      details: { files: manifest.files, bytes: manifest.bytes },
+    });
+    const name = `troupe-backup-${manifest.createdAt.replace(/[:.]/g, "-")}.tar.gz`;
+    return new Response(stream, {
+      headers: {
+        "content-type": "application/gzip",
+        "content-disposition": `attachment; filename="${name}"`,
+        "x-backup-files": String(manifest.files),
+        "x-backup-bytes": String(manifest.bytes),
+      },
+    });
+  });
+  return app;
+}
