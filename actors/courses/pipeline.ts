@@ -30,6 +30,10 @@ import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.
 import { PgVectorStore } from "../../db/vectors/pg.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
 import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
+import { pageText, passagesBetween, structure } from "./lessons.ts";
+import { type DistinctInput, distinctLessons } from "./distinct.ts";
+
+export { structure };
 
 export const PAGES_PER_MESSAGE = 20;
 
@@ -349,34 +353,52 @@ export function courseActors(o: CoursePipelineOptions) {
       }
       const modules: Module[] = [];
       const chunks: ChunkRow[] = [];
+      /** Each lesson with its own text, for {@link distinctLessons}. */
+      const written: { lesson: Lesson; check: DistinctInput }[] = [];
       for (const f of files) {
         const pages = texts.get(f.idx);
         if (!pages) continue;
         const outline = f.outline?.length ? f.outline : detectHeadings(pages);
+        let ordinal = 0;
         for (const m of structure(outline, pages, f.file_name)) {
           const lessons: Lesson[] = [];
           for (const l of m.lessons) {
             ctx.signal.throwIfAborted();
-            const passages = pages.filter((p) => p.page >= l.from && p.page <= l.to)
-              .map((p) => ({ text: pageText(p), page: p.page }));
-            const written = await writer.lesson({ title: l.title, passages }, doc);
-            lessons.push({
+            const passages = passagesBetween(pages, l.start, l.end);
+            const w = await writer.lesson({ title: l.title, passages }, doc);
+            const lesson: Lesson = {
               title: l.title,
-              ...written,
+              ...w,
               pages: [l.from, l.to],
               fileName: f.file_name,
+            };
+            lessons.push(lesson);
+            written.push({
+              lesson,
+              check: {
+                title: l.title,
+                module: m.title,
+                summary: w.summary,
+                quiz: w.quiz,
+                passages,
+              },
             });
-            chunks.push(...await chunkLesson(courseId, course.tenant_id, f, l.title, passages));
+            chunks.push(
+              ...await chunkLesson(courseId, course.tenant_id, f, ordinal++, l.title, passages),
+            );
           }
-          modules.push({
-            title: m.title,
-            summary: lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean).slice(
-              0,
-              2,
-            ).join(" "),
-            lessons,
-          });
+          modules.push({ title: m.title, summary: "", lessons });
         }
+      }
+      // No two lessons share a summary or a question, whatever the writer wrote.
+      distinctLessons(written.map((w) => w.check));
+      for (const { lesson, check } of written) {
+        lesson.summary = check.summary;
+        lesson.quiz = check.quiz;
+      }
+      for (const m of modules) {
+        m.summary = m.lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean)
+          .slice(0, 2).join(" ");
       }
       // Embeddings of the passages; ids are the passages' (deterministic): a rebuild upserts.
       const embedded: VectorItem[] = [];
@@ -465,70 +487,6 @@ export function courseActors(o: CoursePipelineOptions) {
   return [start, extract, extracted, build, failed];
 }
 
-/** Dot leaders of contents and index pages ("Parsing . . . . 12"): noise for search and answers. */
-const LEADER = /(?:\.\s?){6,}/;
-
-/** A page's text for lessons and search, without contents/index leader lines. */
-function pageText(p: PageText): string {
-  return p.lines.filter((l) => !LEADER.test(l.text)).map((l) => l.text).join(" ");
-}
-
-interface PlannedModule {
-  title: string;
-  lessons: { title: string; from: number; to: number }[];
-}
-
-/**
- * Modules from the outline's top level, lessons from its second level; a module without
- * sub-entries is one lesson. Without any outline, the file is one module of lessons of 10
- * pages. Page ranges run to the page before the next entry.
- */
-export function structure(
-  outline: OutlineEntry[],
-  pages: PageText[],
-  fileName: string,
-): PlannedModule[] {
-  const last = pages.at(-1)?.page ?? 1;
-  const entries = outline.filter((e) => e.level <= 2).sort((a, b) =>
-    a.page - b.page || a.level - b.level
-  );
-  if (entries.length === 0) {
-    const lessons = [];
-    for (let from = 1; from <= last; from += 10) {
-      lessons.push({
-        title: `Pages ${from}-${Math.min(last, from + 9)}`,
-        from,
-        to: Math.min(last, from + 9),
-      });
-    }
-    return [{ title: fileName.replace(/\.pdf$/i, ""), lessons }];
-  }
-  const end = (i: number) => {
-    const next = entries.slice(i + 1).find((e) => e.page > entries[i]!.page);
-    return Math.max(entries[i]!.page, (next?.page ?? last + 1) - 1);
-  };
-  const modules: PlannedModule[] = [];
-  entries.forEach((e, i) => {
-    if (e.level === 1 || modules.length === 0) {
-      modules.push({ title: e.title, lessons: [] });
-      if (e.level !== 1) modules.at(-1)!.lessons.push({ title: e.title, from: e.page, to: end(i) });
-      return;
-    }
-    modules.at(-1)!.lessons.push({ title: e.title, from: e.page, to: end(i) });
-  });
-  for (const [mi, m] of modules.entries()) {
-    if (m.lessons.length > 0) continue;
-    const at = entries.findIndex((e) => e.title === m.title && e.level === 1);
-    const from = entries[at]?.page ?? 1;
-    const nextModule = modules[mi + 1];
-    const nextStart = nextModule
-      ? entries.find((e) => e.title === nextModule.title)?.page ?? last + 1
-      : last + 1;
-    m.lessons.push({ title: m.title, from, to: Math.max(from, nextStart - 1) });
-  }
-  return modules;
-}
-
 interface ChunkRow {
   id: string;
   source_idx: number;
@@ -539,11 +497,16 @@ interface ChunkRow {
   text: string;
 }
 
-/** ~400-word chunks with a 50-word overlap; each keeps its file, pages and section. */
+/**
+ * ~400-word chunks with a 50-word overlap; each keeps its file, pages and section. Ids are
+ * deterministic (a rebuild upserts the same ones) and unique: the lesson's ordinal in its
+ * file is part of them, as sections of many chapters may share a title ("Exercises").
+ */
 async function chunkLesson(
   courseId: string,
   _tenantId: string,
   f: SourceRow,
+  ordinal: number,
   section: string,
   passages: { text: string; page: number }[],
 ): Promise<ChunkRow[]> {
@@ -555,7 +518,14 @@ async function chunkLesson(
     const slice = words.slice(start, start + 400);
     if (slice.length === 0) break;
     out.push({
-      id: await deterministicId("course-chunk", courseId, String(f.idx), section, String(start)),
+      id: await deterministicId(
+        "course-chunk",
+        courseId,
+        String(f.idx),
+        String(ordinal),
+        section,
+        String(start),
+      ),
       source_idx: f.idx,
       file_name: f.file_name,
       page_from: slice[0]!.page,
