@@ -43,6 +43,12 @@ function tooComplex(err: TooComplex): PdfError {
 }
 
 /**
+ * The version of what {@link PdfDocument.pages} gives, stored with each page extracted: a
+ * page stored by an older version is extracted again. 2: lines carry their `y`.
+ */
+export const EXTRACTION_VERSION = 2;
+
+/**
  * Positions on a page (a line's `y`, an outline entry's `top`) are in points from the top of
  * the page's view (its crop box within its media box), downwards, in the page's own
  * coordinates (before any `/Rotate`): 0 is the top edge, larger is further down the page.

@@ -6,16 +6,18 @@
  *    `course.extract` per range of pages (20 a message).
  * 2. `course.extract` (key `pdf:<tenant>:<sha256>:<from>`): extracts the range's lines into
  *    `troupe_pdf_pages`, keyed by the file's SHA-256, so the same PDF is extracted once
- *    whatever course it is in; skips pages already there. Reports to the course. The key is
+ *    whatever course it is in; skips pages already there, unless an older extraction
+ *    (`EXTRACTION_VERSION`) stored them: those are extracted again and replaced. Reports to the course. The key is
  *    the tenant's own: a tenant's extraction never waits on another's. Pages extracted for
  *    another tenant are used, but nothing a tenant sees (results, progress) tells it so.
  * 3. `course.extracted` (key `course:<id>`, one at a time): counts the pages its own ranges
  *    reported; when every page of every file is in, sends `course.build`. A range that fails
  *    for good fails its file (`onDeadLetter`).
  * 4. `course.build` (key `course:<id>`): modules and lessons from the outline (or from
- *    headings found by font size), lesson texts by page ranges, section-sized chunks for
- *    search (deterministic ids) with their embeddings (same ids), summaries, key points and
- *    quizzes from the writer.
+ *    headings found by font size), each lesson's text cut at its position (`lessons.ts`),
+ *    section-sized chunks for search (deterministic, unique ids) with their embeddings (same
+ *    ids), summaries, key points and quizzes from the writer, made distinct across the
+ *    course (`distinct.ts`).
  *
  * Progress is reported on the course (pages extracted / total) and on each message's job.
  */
@@ -24,7 +26,14 @@ import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
 import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
-import { detectHeadings, type Line, type OutlineEntry, type PageText, PdfError } from "./pdf.ts";
+import {
+  detectHeadings,
+  EXTRACTION_VERSION,
+  type Line,
+  type OutlineEntry,
+  type PageText,
+  PdfError,
+} from "./pdf.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
@@ -109,11 +118,11 @@ async function sources(db: SqlExecutor, courseId: string): Promise<SourceRow[]> 
   );
 }
 
-/** Pages of a file in the shared page store, at most `pageCount`. */
+/** Pages of a file in the shared page store (of this extraction version), at most `pageCount`. */
 async function storedPages(db: SqlExecutor, sha256: string, pageCount: number): Promise<number> {
   const [n] = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1",
-    [sha256],
+    "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1 AND version >= $2",
+    [sha256, EXTRACTION_VERSION],
   );
   return Math.min(n!.n, pageCount);
 }
@@ -231,9 +240,11 @@ export function courseActors(o: CoursePipelineOptions) {
       },
     }),
     handler: async ({ courseId, idx, sha256, from, to }, ctx) => {
+      // Pages stored by an older extraction (lines without positions, say) count as missing.
       const have = await db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1 AND page BETWEEN $2 AND $3",
-        [sha256, from, to],
+        `SELECT count(*)::int AS n FROM troupe_pdf_pages
+         WHERE sha256 = $1 AND page BETWEEN $2 AND $3 AND version >= $4`,
+        [sha256, from, to, EXTRACTION_VERSION],
       );
       const extracting = have[0]!.n < to - from + 1;
       if (extracting) {
@@ -244,12 +255,14 @@ export function courseActors(o: CoursePipelineOptions) {
           to,
           sha256,
         );
-        // Pages are content-addressed: extracting them twice writes nothing new.
+        // Pages are content-addressed: extracting them twice writes nothing new; a page of an
+        // older version is replaced, never one of a newer (a process not yet upgraded).
         await db.query(
-          `INSERT INTO troupe_pdf_pages (sha256, page, lines)
-           SELECT $1, x.page, x.lines FROM jsonb_to_recordset($2::jsonb) AS x(page int, lines jsonb)
-           ON CONFLICT DO NOTHING`,
-          [sha256, JSON.stringify(pages)],
+          `INSERT INTO troupe_pdf_pages (sha256, page, lines, version)
+           SELECT $1, x.page, x.lines, $3 FROM jsonb_to_recordset($2::jsonb) AS x(page int, lines jsonb)
+           ON CONFLICT (sha256, page) DO UPDATE SET lines = excluded.lines, version = excluded.version
+           WHERE troupe_pdf_pages.version < excluded.version`,
+          [sha256, JSON.stringify(pages), EXTRACTION_VERSION],
         );
       }
       ctx.progress(100, `pages ${from}-${to}`);
