@@ -20,7 +20,10 @@
  *   chapter, only when it has that many words; else it opens the first section's lesson;
  * - a section with less is joined to the next lesson of its module (the last one to the one
  *   before), under both titles ("A / B");
- * - a chapter without sections is one lesson; a chapter without any text is left out.
+ * - a chapter without sections is one lesson; one without any text but its heading is left
+ *   out.
+ *
+ * Words are counted without those of the entry's heading line.
  *
  * Without an outline (nor headings found by font size), a file is one module of lessons of
  * ten pages.
@@ -95,27 +98,21 @@ export function passagesBetween(
 
 const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim();
 
-/**
- * The `y` of the line on `page` that carries `title`: the title itself, or after a short
- * numbering ("1.2", "Chapter 3", "A.1"); null when no line does.
- */
+/** Whether a line's text is `title`, alone or after a short numbering ("1.2", "Chapter 3"). */
+function isTitleLine(text: string, title: string): boolean {
+  const [line, want] = [norm(text), norm(title)];
+  if (!want) return false;
+  if (line === want) return true;
+  if (!line.endsWith(` ${want}`) || line.length - want.length > 14) return false;
+  const prefix = line.slice(0, line.length - want.length).trim();
+  return /^(?:(?:chapter|section|part|appendix)\s+)?[\p{L}\p{N}]{1,3}(?:\s[\p{L}\p{N}]{1,3})*$/u
+    .test(prefix);
+}
+
+/** The `y` of the first line on `page` that carries `title`; null when none does. */
 function titleLine(page: PageText | undefined, title: string): number | null {
-  const want = norm(title);
-  if (!page || !want) return null;
-  for (const l of page.lines) {
-    const text = norm(l.text);
-    if (text === want) return l.y ?? null;
-    if (text.endsWith(` ${want}`) && text.length - want.length <= 14) {
-      const prefix = text.slice(0, text.length - want.length).trim();
-      if (
-        /^(?:(?:chapter|section|part|appendix)\s+)?[\p{L}\p{N}]{0,3}(?:\s?[\p{N}\p{L}]{1,3})*$/u
-          .test(prefix)
-      ) {
-        return l.y ?? null;
-      }
-    }
-  }
-  return null;
+  const line = page?.lines.find((l) => isTitleLine(l.text, title));
+  return line?.y ?? null;
 }
 
 const wordCount = (ps: { text: string }[]) =>
@@ -126,6 +123,9 @@ interface Segment {
   level: number;
   start: Position;
   end: Position | null;
+  /** Whether any line is in it (its heading, say). */
+  any: boolean;
+  /** Its words, those of its heading line (the first, when it carries the title) not counted. */
   words: number;
   from: number;
   to: number;
@@ -139,12 +139,16 @@ function segment(
   end: Position | null,
 ): Segment {
   const ps = passagesBetween(pages, start, end);
+  const first = pages.find((p) => p.page === ps[0]?.page)?.lines
+    .find((l) => atOrAfter(ps[0]!.page, l, start) && lineText(l));
+  const heading = first && isTitleLine(first.text, title) ? wordCount([first]) : 0;
   return {
     title,
     level,
     start,
     end,
-    words: wordCount(ps),
+    any: ps.length > 0,
+    words: wordCount(ps) - heading,
     from: ps[0]?.page ?? start.page,
     to: ps.at(-1)?.page ?? start.page,
   };
@@ -152,20 +156,23 @@ function segment(
 
 interface Item {
   lesson: PlannedLesson;
+  any: boolean;
   words: number;
 }
 
 const item = (s: Segment): Item => ({
   lesson: { title: s.title, start: s.start, end: s.end, from: s.from, to: s.to },
+  any: s.any,
   words: s.words,
 });
 
 /** `a` and the lesson right after it as one lesson, titled `title` (both titles by default). */
 function join(a: Item, b: Item, title = `${a.lesson.title} / ${b.lesson.title}`): Item {
-  const from = a.words > 0 ? a.lesson.from : b.lesson.from;
-  const to = b.words > 0 ? b.lesson.to : a.lesson.to;
+  const from = a.any ? a.lesson.from : b.lesson.from;
+  const to = b.any ? b.lesson.to : a.lesson.to;
   return {
     lesson: { title, start: a.lesson.start, end: b.lesson.end, from, to },
+    any: a.any || b.any,
     words: a.words + b.words,
   };
 }
@@ -221,7 +228,7 @@ export function structure(
       if (items.length === 0) {
         if (head.words > 0) items.push(head);
       } else if (head.words >= MIN_LESSON_WORDS) items.unshift(head);
-      else if (head.words > 0) items[0] = join(head, items[0]!, items[0]!.lesson.title);
+      else if (g.head.any) items[0] = join(head, items[0]!, items[0]!.lesson.title);
     }
     // Sections with too little text of their own join the next one (the last, the one before).
     const kept: Item[] = [];
