@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { detectHeadings, PdfDocument } from "../actors/courses/pdf.ts";
-import { pageText, passagesBetween, structure } from "../actors/courses/lessons.ts";
+import { headingLines, pageText, passagesBetween, structure } from "../actors/courses/lessons.ts";
 import { type DistinctInput, distinctLessons, sameText } from "../actors/courses/distinct.ts";
 import { DocumentStats, LocalWriter } from "../actors/courses/writer.ts";
 
@@ -48,9 +48,11 @@ for (const file of files) {
   const writer = new LocalWriter();
   const lessons: (DistinctInput & { pages: [number, number] })[] = [];
   const t0 = performance.now();
-  for (const m of structure(outline.length ? outline : detectHeadings(pages), pages, file)) {
+  const entries = outline.length ? outline : detectHeadings(pages);
+  const headings = headingLines(entries.map((e) => e.title));
+  for (const m of structure(entries, pages, file)) {
     for (const l of m.lessons) {
-      const passages = passagesBetween(pages, l.start, l.end);
+      const passages = passagesBetween(pages, l.start, l.end, headings);
       const w = await writer.lesson({ title: l.title, passages }, stats);
       lessons.push({ title: l.title, module: m.title, ...w, passages, pages: [l.from, l.to] });
     }

@@ -77,19 +77,21 @@ function atOrAfter(page: number, l: Line, at: Position): boolean {
 
 /**
  * The text of `pages` from `start` (inclusive) to `end` (exclusive; null: to the end), a
- * passage per page that has some, with its page.
+ * passage per page that has some, with its page; without the lines `skip` says to leave out
+ * (headings, say, which would otherwise run into the sentence after them).
  */
 export function passagesBetween(
   pages: PageText[],
   start: Position,
   end: Position | null,
+  skip?: (text: string) => boolean,
 ): { text: string; page: number }[] {
   const out: { text: string; page: number }[] = [];
   for (const p of pages) {
     if (p.page < start.page) continue;
     if (end && p.page > end.page) break;
     const text = p.lines.filter((l) =>
-      atOrAfter(p.page, l, start) && !(end && atOrAfter(p.page, l, end))
+      atOrAfter(p.page, l, start) && !(end && atOrAfter(p.page, l, end)) && !skip?.(l.text)
     ).map(lineText).filter(Boolean).join(" ");
     if (text) out.push({ text, page: p.page });
   }
@@ -98,16 +100,28 @@ export function passagesBetween(
 
 const norm = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim();
 
-/** Whether a line's text is `title`, alone or after a short numbering ("1.2", "Chapter 3"). */
-function isTitleLine(text: string, title: string): boolean {
-  const [line, want] = [norm(text), norm(title)];
-  if (!want) return false;
-  if (line === want) return true;
-  if (!line.endsWith(` ${want}`) || line.length - want.length > 14) return false;
-  const prefix = line.slice(0, line.length - want.length).trim();
-  return /^(?:(?:chapter|section|part|appendix)\s+)?[\p{L}\p{N}]{1,3}(?:\s[\p{L}\p{N}]{1,3})*$/u
-    .test(prefix);
+const NUMBERING = new Set(["chapter", "section", "part", "appendix"]);
+
+/**
+ * Recognises the lines that carry one of `titles`: the title alone, or after a short
+ * numbering ("1.2 Title", "Chapter 3 Title", "A.1 Title"), letter case and punctuation aside.
+ */
+export function headingLines(titles: Iterable<string>): (text: string) => boolean {
+  const wanted = new Set([...titles].map(norm).filter(Boolean));
+  return (text) => {
+    const words = norm(text).split(" ");
+    if (wanted.has(words.join(" "))) return true;
+    for (let k = 1; k <= 4 && k < words.length; k++) {
+      const w = words[k - 1]!;
+      if (w.length > 3 && !(k === 1 && NUMBERING.has(w))) break;
+      if (words.slice(0, k).join(" ").length > 14) break;
+      if (wanted.has(words.slice(k).join(" "))) return true;
+    }
+    return false;
+  };
 }
+
+const isTitleLine = (text: string, title: string) => headingLines([title])(text);
 
 /** The `y` of the first line on `page` that carries `title`; null when none does. */
 function titleLine(page: PageText | undefined, title: string): number | null {

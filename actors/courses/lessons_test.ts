@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { type FixtureOutline, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { detectHeadings, type OutlineEntry, type PageText, PdfDocument } from "./pdf.ts";
-import { MIN_LESSON_WORDS, passagesBetween, type PlannedModule, structure } from "./lessons.ts";
+import {
+  headingLines,
+  MIN_LESSON_WORDS,
+  passagesBetween,
+  type PlannedModule,
+  structure,
+} from "./lessons.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -110,6 +116,13 @@ Deno.test(
     assert.match(lessons[1]!.text, /^1\.1 First .*first number 4 [^.]*\.$/);
     assert.match(lessons[2]!.text, /^1\.2 Second .*second number 4 [^.]*\.$/);
     distinct(lessons);
+    // For the writer, without the heading lines (numbered or not) that would start a sentence.
+    const headings = headingLines(outline.map((e) => e.title));
+    const [, first] = structure(outline, pages, "a.pdf")[0]!.lessons;
+    const prose = passagesBetween(pages, first!.start, first!.end, headings);
+    assert.match(prose[0]!.text, /^The data of first number 1 /);
+    assert.ok(!headings("The data of first number 1 shows how"));
+    assert.ok(headings("Chapter 2: Part A") && headings("A.1 First") && !headings("Firsts"));
   },
 );
 

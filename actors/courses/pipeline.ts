@@ -39,7 +39,7 @@ import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.
 import { PgVectorStore } from "../../db/vectors/pg.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
 import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
-import { pageText, passagesBetween, structure } from "./lessons.ts";
+import { headingLines, pageText, passagesBetween, structure } from "./lessons.ts";
 import { type DistinctInput, distinctLessons } from "./distinct.ts";
 
 export { structure };
@@ -372,13 +372,16 @@ export function courseActors(o: CoursePipelineOptions) {
         const pages = texts.get(f.idx);
         if (!pages) continue;
         const outline = f.outline?.length ? f.outline : detectHeadings(pages);
+        const headings = headingLines(outline.map((e) => e.title));
         let ordinal = 0;
         for (const m of structure(outline, pages, f.file_name)) {
           const lessons: Lesson[] = [];
           for (const l of m.lessons) {
             ctx.signal.throwIfAborted();
+            // Search keeps the headings' words; the writer gets sentences without them.
             const passages = passagesBetween(pages, l.start, l.end);
-            const w = await writer.lesson({ title: l.title, passages }, doc);
+            const prose = passagesBetween(pages, l.start, l.end, headings);
+            const w = await writer.lesson({ title: l.title, passages: prose }, doc);
             const lesson: Lesson = {
               title: l.title,
               ...w,
@@ -393,7 +396,7 @@ export function courseActors(o: CoursePipelineOptions) {
                 module: m.title,
                 summary: w.summary,
                 quiz: w.quiz,
-                passages,
+                passages: prose,
               },
             });
             chunks.push(
