@@ -47,25 +47,36 @@ for (const file of files) {
   for (const p of pages) stats.add(pageText(p));
   const writer = new LocalWriter();
   const lessons: (DistinctInput & { pages: [number, number] })[] = [];
+  const count = (text: string) => text.split(/\s+/).filter(Boolean).length;
+  /** Words of the lessons (headings included) and of the pages from the first lesson's on. */
+  let covered = 0;
+  let total = 0;
   const t0 = performance.now();
   const entries = outline.length ? outline : detectHeadings(pages);
   const headings = headingLines(entries.map((e) => e.title));
   for (const m of structure(entries, pages, file)) {
     for (const l of m.lessons) {
       const passages = passagesBetween(pages, l.start, l.end, headings);
+      for (const p of passagesBetween(pages, l.start, l.end)) covered += count(p.text);
       const w = await writer.lesson({ title: l.title, passages }, stats);
       lessons.push({ title: l.title, module: m.title, ...w, passages, pages: [l.from, l.to] });
     }
   }
+  const writeMs = Math.round(performance.now() - t0);
+  const first = lessons.length ? Math.min(...lessons.map((l) => l.pages[0])) : 1;
+  for (const p of pages) if (p.page >= first) total += count(pageText(p));
   const before = counts(lessons);
+  const t1 = performance.now();
   const fixed = distinctLessons(lessons);
-  const ms = Math.round(performance.now() - t0);
+  const distinctMs = Math.round(performance.now() - t1);
   console.log(JSON.stringify({
     file: file.split("/").pop(),
     pages: pages.length,
     outline: outline.length,
     lessons: lessons.length,
     emptyLessons: lessons.filter((l) => l.passages.length === 0).length,
+    joined: lessons.filter((l) => l.title.includes(" / ")).length,
+    coverage: Math.round((covered / Math.max(1, total)) * 1000) / 1000,
     words: lessons.map((l) => l.passages.reduce((n, p) => n + p.text.split(/\s+/).length, 0))
       .sort((a, b) => a - b).filter((_, i, a) =>
         i === 0 || i === a.length >> 1 || i === a.length - 1
@@ -73,7 +84,8 @@ for (const file of files) {
     beforeDistinct: before,
     rewritten: fixed,
     after: counts(lessons),
-    ms,
+    writeMs,
+    distinctMs,
   }));
   const show = Number(args.show);
   for (
