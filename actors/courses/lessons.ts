@@ -6,7 +6,8 @@
  * carries its title on that page (a numbered heading such as "1.2 Title" counts), else at the
  * top of the page. A lesson's text runs from its entry's start to the next entry's start
  * (levels 1 and 2; deeper entries stay inside their lesson), across pages: two entries on
- * the same page share that page's text by position, not the whole page each.
+ * the same page share that page's text by position, not the whole page each. Entries are
+ * taken in the order of their starts (the outline's order where two start at one place).
  *
  * A line is at or after a start `(page, top)` when it is on a later page, or on that page
  * with its baseline (`y + size`) below `top - 1`: a destination points at or just above its
