@@ -7,7 +7,8 @@
  * question that repeats an earlier one (its own lesson's included) is dropped; a summary that
  * repeats an earlier one is written again from the lesson's own sentences, leaving out those
  * already in an earlier summary, and, if that still repeats one (a lesson whose text is all
- * in another's), made of the lesson's module and title.
+ * in another's), made of the lesson's module and title. An empty summary is written the same
+ * way.
  */
 import type { QuizQuestion } from "./writer.ts";
 import { sentences } from "./writer.ts";
@@ -123,7 +124,7 @@ export function distinctLessons(
   let rewritten = 0;
   let dropped = 0;
   for (const lesson of lessons) {
-    if (summaries.has(lesson.summary)) {
+    if (!normalizeSpace(lesson.summary) || summaries.has(lesson.summary)) {
       rewritten++;
       lesson.summary = resummarize(lesson, used, summaries);
     }

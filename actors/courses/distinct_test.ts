@@ -129,6 +129,15 @@ Deno.test("distinct: lessons titled alike with the same text each get a summary"
   }));
   distinctLessons(lessons);
   assertDistinct(lessons);
+  const blank: DistinctInput = {
+    title: "Figures",
+    module: "Chapter",
+    summary: " ",
+    quiz: [],
+    passages: [],
+  };
+  distinctLessons([blank]);
+  assert.equal(blank.summary, "Chapter: Figures.", "an empty summary gets one too");
   assert.deepEqual(lessons.map((l) => l.summary), [
     text,
     "Chapter: Exercises.",
