@@ -14,6 +14,8 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts"
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
+import { sameText } from "../actors/courses/distinct.ts";
+import type { SqlExecutor } from "../actors/runtime/ports.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -117,7 +119,9 @@ async function settled(id: string) {
 
 const textbook = () =>
   makePdf([
-    { heading: "Cells", paragraphs: [sentences("cells", 8)] },
+    // The chapter's own text is a lesson too ("cell": a plural's word pieces would bring it
+    // nearer the plural queries below, under the hashing embedder, than the page they seek).
+    { heading: "Cells", paragraphs: [sentences("cell", 8)] },
     {
       subheading: "Membranes",
       paragraphs: [
@@ -138,6 +142,134 @@ const textbook = () =>
       { title: "Energy", page: 4, children: [{ title: "Photosynthesis", page: 5 }] },
     ],
   });
+
+/**
+ * Three chapters with the same three sections ("Overview" and "Summary" on the chapter's
+ * page, "Exercises" on the next), each destination at its heading.
+ */
+const sameTitles = () => {
+  const chapters = ["Rivers", "Deserts", "Forests"];
+  return makePdf(
+    chapters.flatMap((c) => [
+      {
+        heading: c,
+        sections: [
+          { heading: "Overview", paragraphs: [sentences(`${c}view`, 4)] },
+          { heading: "Summary", paragraphs: [sentences(`${c}sum`, 4)] },
+        ],
+      },
+      { sections: [{ heading: "Exercises", paragraphs: [sentences(`${c}drill`, 4)] }] },
+    ]),
+    {
+      outline: chapters.map((c, i) => ({
+        title: c,
+        page: 2 * i + 1,
+        top: "heading",
+        children: [
+          { title: "Overview", page: 2 * i + 1, top: "heading" },
+          { title: "Summary", page: 2 * i + 1, top: "heading" },
+          { title: "Exercises", page: 2 * i + 2, top: "heading" },
+        ],
+      })),
+    },
+  );
+};
+
+interface CourseBody {
+  modules: {
+    title: string;
+    lessons: { title: string; summary: string; pages: number[]; quiz: { question: string }[] }[];
+  }[];
+}
+
+/**
+ * The same-titles course built: each chapter's three lessons, each with its own text, no two
+ * sharing a summary or a question, one vector per passage.
+ */
+async function checkSameTitles(
+  db: SqlExecutor,
+  course: CourseBody & { id: string; status: string },
+  vectors: () => Promise<number>,
+) {
+  assert.equal(course.status, "ready", JSON.stringify(course));
+  assert.deepEqual(
+    course.modules.map((m) => [m.title, m.lessons.map((l) => [l.title, l.pages])]),
+    ["Rivers", "Deserts", "Forests"].map((c, i) => [c, [
+      ["Overview", [2 * i + 1, 2 * i + 1]],
+      ["Summary", [2 * i + 1, 2 * i + 1]],
+      ["Exercises", [2 * i + 2, 2 * i + 2]],
+    ]]),
+  );
+  const lessons = course.modules.flatMap((m) => m.lessons);
+  for (const [i, l] of lessons.entries()) {
+    for (const other of lessons.slice(i + 1)) {
+      assert.ok(!sameText(l.summary, other.summary), `${l.title}: "${l.summary}"`);
+    }
+  }
+  const questions = lessons.flatMap((l) => l.quiz.map((q) => q.question));
+  assert.ok(questions.length > 0);
+  for (const [i, q] of questions.entries()) {
+    for (const other of questions.slice(i + 1)) assert.ok(!sameText(q, other), q);
+  }
+  const [chunks] = await db.query<{ n: number; sections: number }>(
+    `SELECT count(*)::int AS n, count(DISTINCT section)::int AS sections
+     FROM troupe_course_chunks WHERE course_id = $1`,
+    [course.id],
+  );
+  assert.deepEqual(chunks, { n: 9, sections: 3 }, "a passage per lesson, titles shared");
+  assert.equal(await vectors(), 9, "one vector per passage");
+}
+
+Deno.test({
+  name: "courses: chapters whose sections share titles build, each lesson its own",
+  ...opts,
+}, async () => {
+  const w = await open();
+  const up = await upload([{ name: "geo.pdf", bytes: await sameTitles() }]);
+  assert.equal(up.status, 202, JSON.stringify(up.body));
+  const course = await settled(up.body.courseId);
+  await checkSameTitles(w.tdb.db, course, async () =>
+    (await w.tdb.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM troupe_course_vectors WHERE course_id = $1",
+      [course.id],
+    ))[0]!.n);
+});
+
+Deno.test({
+  name: "courses: pages stored by an older extraction are extracted again",
+  ...opts,
+}, async () => {
+  const w = await open();
+  const bytes = await makePdf([
+    { heading: "Tides", paragraphs: [sentences("tide", 6)] },
+    { heading: "Waves", paragraphs: [sentences("wave", 6)] },
+  ]);
+  const first = await settled((await upload([{ name: "sea.pdf", bytes }])).body.courseId);
+  const sha = first.sources[0].sha256;
+  assert.equal(w.extracted.get(sha), 1);
+  // As an extraction of version 1 stored them: lines without their position.
+  await w.tdb.db.query(
+    `UPDATE troupe_pdf_pages SET version = 1, lines = (
+       SELECT coalesce(jsonb_agg(l - 'y'), '[]'::jsonb) FROM jsonb_array_elements(lines) AS l)
+     WHERE sha256 = $1`,
+    [sha],
+  );
+  const second = await settled((await upload([{ name: "sea.pdf", bytes }])).body.courseId);
+  assert.equal(second.status, "ready");
+  assert.equal(w.extracted.get(sha), 2, "extracted again");
+  const rows = await w.tdb.db.query<{ version: number; lines: { y?: number }[] }>(
+    "SELECT version, lines FROM troupe_pdf_pages WHERE sha256 = $1 ORDER BY page",
+    [sha],
+  );
+  assert.equal(rows.length, 2);
+  for (const r of rows) {
+    assert.ok(r.version >= 2);
+    assert.ok(r.lines.length > 0 && r.lines.every((l) => typeof l.y === "number"));
+  }
+  // Stored at the current version, it is not extracted a third time.
+  await settled((await upload([{ name: "sea.pdf", bytes }])).body.courseId);
+  assert.equal(w.extracted.get(sha), 2);
+});
 
 Deno.test({
   name: "courses: PDFs become modules, lessons and quizzes; search cites pages",
@@ -169,6 +301,7 @@ Deno.test({
   assert.deepEqual(
     cells.lessons.map((l: { title: string; pages: number[] }) => [l.title, l.pages]),
     [
+      ["Cells", [1, 1]],
       ["Membranes", [2, 2]],
       ["Organelles", [3, 3]],
     ],
@@ -731,6 +864,25 @@ Deno.test({
     );
     const found = await get(`/api/courses/${up.courseId}/search?q=zebrafishes%20quokkas`);
     assert.equal(found.results[0].page, 2, "found through Chroma's nearest neighbours");
+    // Sections that share titles across chapters: their passages' ids differ in Chroma too.
+    const form2 = new FormData();
+    form2.append("files", new File([new Uint8Array(await sameTitles())], "geo.pdf"));
+    const req2 = new Request("http://x/", { method: "POST", body: form2 });
+    const geo = await (await w.app.request("/api/courses", {
+      method: "POST",
+      body: await req2.arrayBuffer(),
+      headers: { "content-type": req2.headers.get("content-type")!, "x-api-key": key },
+    })).json();
+    const built = await waitFor(async () => {
+      const c = await get(`/api/courses/${geo.courseId}`);
+      return ["ready", "partial", "failed"].includes(c.status) ? c : null;
+    }, { timeoutMs: 30_000 });
+    const tenantId = (await w.tenants.authenticate(key))!.tenantId;
+    await checkSameTitles(
+      w.tdb.db,
+      built,
+      () => vectors.count({ tenantId, courseId: geo.courseId }),
+    );
   } finally {
     await w.close();
     await chroma.close();

@@ -79,9 +79,9 @@ Deno.test({ name: "extract: workers give the structure this thread gives", ...op
     const expected = {
       pages: 5,
       outline: [
-        { title: "One", page: 1, level: 1 },
-        { title: "One.a", page: 2, level: 2 },
-        { title: "Two", page: 4, level: 1 },
+        { title: "One", page: 1, level: 1, top: null },
+        { title: "One.a", page: 2, level: 2, top: null },
+        { title: "Two", page: 4, level: 1, top: null },
       ],
     };
     assert.deepEqual(await inline.structure(bytes), expected);

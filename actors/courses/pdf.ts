@@ -19,7 +19,7 @@
 import { getDocumentProxy } from "unpdf";
 import { InputError } from "../runtime/errors.ts";
 import { TooComplex } from "./pdf_objects.ts";
-import { readOutline } from "./pdf_outline.ts";
+import { destinationTop, readOutline } from "./pdf_outline.ts";
 import { type PdfLimits, preflight } from "./pdf_preflight.ts";
 import { FastText } from "./pdf_text.ts";
 
@@ -42,10 +42,26 @@ function tooComplex(err: TooComplex): PdfError {
   return new PdfError("PDF_TOO_COMPLEX", `the PDF is too complex to read safely: ${err.message}`);
 }
 
+/**
+ * The version of what {@link PdfDocument.pages} gives, stored with each page extracted: a
+ * page stored by an older version is extracted again. 2: lines carry their `y`.
+ */
+export const EXTRACTION_VERSION = 2;
+
+/**
+ * Positions on a page (a line's `y`, an outline entry's `top`) are in points from the top of
+ * the page's view (its crop box within its media box), downwards, in the page's own
+ * coordinates (before any `/Rotate`): 0 is the top edge, larger is further down the page.
+ */
 export interface Line {
   text: string;
   /** Font size (text height) in points. */
   size: number;
+  /**
+   * The top of the line: points from the page top (see above) to the highest of its items'
+   * baseline plus font size, to 0.1 point.
+   */
+  y: number;
 }
 
 export interface PageText {
@@ -60,6 +76,13 @@ export interface OutlineEntry {
   page: number;
   /** 1 = top level. */
   level: number;
+  /**
+   * Where on the page the entry's destination points, in points from the page top (see
+   * {@link Line}): an `/XYZ` destination's top, a `/FitH` or `/FitBH` one's, a `/FitR`
+   * rectangle's top edge. Null when the destination gives none (`/Fit`, a null top): the
+   * entry starts at the top of its page. Absent in outlines stored before it existed.
+   */
+  top?: number | null;
 }
 
 /** The `%PDF-` magic bytes (allowing a little leading junk, as readers do). */
@@ -86,6 +109,8 @@ interface PdfJsDocument {
   numPages: number;
   getPage(n: number): Promise<{
     getTextContent(): Promise<{ items: (PdfJsTextItem | { type: string })[] }>;
+    /** `[x0, y0, x1, y1]`: the crop box within the media box. */
+    view: number[];
     cleanup(): void;
   }>;
   getOutline(): Promise<PdfJsOutlineNode[] | null>;
@@ -172,7 +197,7 @@ export class PdfDocument {
         }
         if (items) {
           this.pagesBy.fast++;
-          out.push({ page: n, lines: toLines(items) });
+          out.push({ page: n, lines: toLines(items, this.fast.file.pages[n - 1]!.view[3]) });
           continue;
         }
       }
@@ -180,7 +205,10 @@ export class PdfDocument {
       try {
         const page = await doc.getPage(n);
         const content = await page.getTextContent();
-        out.push({ page: n, lines: toLines(content.items.filter(isTextItem)) });
+        out.push({
+          page: n,
+          lines: toLines(content.items.filter(isTextItem), page.view[3] ?? 0),
+        });
         page.cleanup();
         this.pagesBy.pdfjs++;
       } catch (err) {
@@ -223,9 +251,10 @@ export class PdfDocument {
     })).reverse();
     while (stack.length) {
       const { node, level } = stack.pop()!;
-      const page = await this.#pageOf(doc, node.dest);
-      if (page !== null && node.title.trim()) {
-        out.push({ title: node.title.trim(), page, level });
+      const at = await this.#pageOf(doc, node.dest);
+      if (at !== null && node.title.trim()) {
+        const top = await this.#topOf(doc, at.page, at.dest);
+        out.push({ title: node.title.trim(), page: at.page, level, top });
       }
       for (let i = (node.items?.length ?? 0) - 1; i >= 0; i--) {
         stack.push({ node: node.items[i]!, level: level + 1 });
@@ -234,13 +263,26 @@ export class PdfDocument {
     return out;
   }
 
-  async #pageOf(doc: PdfJsDocument, dest: PdfJsOutlineNode["dest"]): Promise<number | null> {
+  async #pageOf(
+    doc: PdfJsDocument,
+    dest: PdfJsOutlineNode["dest"],
+  ): Promise<{ page: number; dest: unknown[] } | null> {
     try {
       const explicit = typeof dest === "string" ? await doc.getDestination(dest) : dest;
       const ref = explicit?.[0];
-      if (ref === undefined || ref === null) return null;
-      if (typeof ref === "number") return ref + 1;
-      return (await doc.getPageIndex(ref)) + 1;
+      if (!explicit || ref === undefined || ref === null) return null;
+      if (typeof ref === "number") return { page: ref + 1, dest: explicit };
+      return { page: (await doc.getPageIndex(ref)) + 1, dest: explicit };
+    } catch {
+      return null;
+    }
+  }
+
+  /** The destination's top on its page (see {@link OutlineEntry.top}). */
+  async #topOf(doc: PdfJsDocument, page: number, dest: unknown[]): Promise<number | null> {
+    try {
+      const p = await doc.getPage(page);
+      return destinationTop(dest, p.view[3] ?? 0);
     } catch {
       return null;
     }
@@ -276,19 +318,29 @@ function isTextItem(item: PdfJsTextItem | { type: string }): item is PdfJsTextIt
   return typeof (item as PdfJsTextItem).str === "string";
 }
 
-/** Joins text items into lines: a new line where the baseline moves or an item ends one. */
-export function toLines(items: PdfJsTextItem[]): Line[] {
+/**
+ * Joins text items into lines: a new line where the baseline moves or an item ends one.
+ * `pageTop` is the page view's top edge in user space (its `y1`): a line's `y` is measured
+ * down from it.
+ */
+export function toLines(items: PdfJsTextItem[], pageTop: number): Line[] {
   const lines: Line[] = [];
   let text = "";
   let size = 0;
   let y: number | null = null;
   let lastEnd: number | null = null;
+  /** The highest top (baseline + size, user space) of the line's items with text. */
+  let high = -Infinity;
   const flush = () => {
     const t = text.replace(/\s+/g, " ").trim();
-    if (t) lines.push({ text: t, size: Math.round(size * 10) / 10 });
+    if (t) {
+      const top = Math.round((pageTop - (high === -Infinity ? (y ?? pageTop) : high)) * 10) / 10;
+      lines.push({ text: t, size: Math.round(size * 10) / 10, y: top || 0 });
+    }
     text = "";
     size = 0;
     lastEnd = null;
+    high = -Infinity;
   };
   for (const item of items) {
     const itemY = item.transform[5] ?? 0;
@@ -300,6 +352,7 @@ export function toLines(items: PdfJsTextItem[]): Line[] {
     }
     text += item.str;
     size = Math.max(size, item.str.trim() ? itemSize : 0);
+    if (item.str.trim()) high = Math.max(high, itemY + itemSize);
     y = itemY;
     lastEnd = itemX + item.str.length * itemSize * 0.5;
     if (item.hasEOL) flush();
@@ -311,7 +364,7 @@ export function toLines(items: PdfJsTextItem[]): Line[] {
 /**
  * Headings found from font size when a PDF has no outline: lines clearly larger than the
  * body text (the most common size), short, not ending like a sentence. The largest size is
- * level 1, the next level 2.
+ * level 1, the next level 2. Each starts where its line is (`top` is the line's `y`).
  */
 export function detectHeadings(pages: PageText[]): OutlineEntry[] {
   const weight = new Map<number, number>();
@@ -331,5 +384,6 @@ export function detectHeadings(pages: PageText[]): OutlineEntry[] {
     title: c.text,
     page: c.page,
     level: Math.min(2, sizes.indexOf(c.size) + 1),
+    top: c.y,
   }));
 }

@@ -57,8 +57,12 @@ export function readOutline(file: PdfFile): OutlineEntry[] {
   const stack = root.map((item) => ({ item, level: 1 })).reverse();
   while (stack.length) {
     const { item, level } = stack.pop()!;
-    const page = pageOf(file, pageIndex, item.dest);
-    if (page !== null && item.title.trim()) out.push({ title: item.title.trim(), page, level });
+    const at = pageOf(file, pageIndex, item.dest);
+    if (at !== null && item.title.trim()) {
+      const view = file.pages[at.page - 1]?.view;
+      const top = view ? destinationTop(at.dest.map((v) => file.get(v)), view[3]) : null;
+      out.push({ title: item.title.trim(), page: at.page, level, top });
+    }
     for (let i = item.items.length - 1; i >= 0; i--) {
       stack.push({ item: item.items[i]!, level: level + 1 });
     }
@@ -128,19 +132,43 @@ function isExplicitDest(dest: PdfValue | undefined): dest is PdfValue[] {
   return args.every((a) => typeof a === "number" || (nullable && a === null));
 }
 
-/** The 1-based page of a destination, as `PdfDocument` reads pdf.js's; null when none. */
+/**
+ * The 1-based page of a destination, as `PdfDocument` reads pdf.js's, with the explicit
+ * destination; null when none.
+ */
 function pageOf(
   file: PdfFile,
   pageIndex: Map<PdfDict, number>,
   dest: string | PdfValue[] | null,
-): number | null {
+): { page: number; dest: PdfValue[] } | null {
   const explicit = typeof dest === "string" ? namedDest(file, dest) : dest;
   const target = explicit?.[0];
-  if (target === undefined || target === null) return null;
-  if (typeof target === "number") return target + 1;
+  if (!explicit || target === undefined || target === null) return null;
+  if (typeof target === "number") return { page: target + 1, dest: explicit };
   const page = file.get(target);
   const index = page instanceof Map ? pageIndex.get(page) : undefined;
-  return index === undefined ? null : index + 1;
+  return index === undefined ? null : { page: index + 1, dest: explicit };
+}
+
+/**
+ * The top an explicit destination shows, in points from the top of a page whose view's top
+ * edge is `pageTop` (user space), to 0.1 point, at least 0: `[page /XYZ left top zoom]`,
+ * `[page /FitH top]`, `[page /FitBH top]`, `[page /FitR left bottom right top]`; null for
+ * the others and for a null top. Shared with the pdf.js path, whose kinds are `{ name }`s.
+ */
+export function destinationTop(dest: unknown[], pageTop: number): number | null {
+  const kind = dest[1];
+  const name = kind instanceof PdfName ? kind.name : (kind as { name?: unknown } | null)?.name;
+  const num = (v: unknown) => typeof v === "number" && Number.isFinite(v) ? v : null;
+  let top: number | null = null;
+  if (name === "XYZ") top = num(dest[3]);
+  else if (name === "FitH" || name === "FitBH") top = num(dest[2]);
+  else if (name === "FitR") {
+    const [bottom, upper] = [num(dest[3]), num(dest[5])];
+    top = bottom === null || upper === null ? null : Math.max(bottom, upper);
+  }
+  if (top === null) return null;
+  return Math.max(0, Math.round((pageTop - top) * 10) / 10) || 0;
 }
 
 /**

@@ -4,7 +4,9 @@
  * GoTo action, a named destination in the `/Names` tree (sorted, or not: then every name is
  * searched) or in the `/Dests` dictionary, a destination dictionary; bookmarks that lead
  * elsewhere (URI) or nowhere are left out, as are empty titles; titles in UTF-16, UTF-8 and
- * PDFDocEncoding decode alike; a loop in the `/Next` chain ends.
+ * PDFDocEncoding decode alike; a loop in the `/Next` chain ends. Each entry's `top` (points
+ * from the page top) comes from its `/XYZ`, `/FitH`, `/FitBH` or `/FitR` destination, against
+ * the page's crop box; null when the destination has none.
  */
 import assert from "node:assert/strict";
 import { PDFDict, PDFDocument, PDFHexString, PDFName, PDFNull, PDFRef, PDFString } from "pdf-lib";
@@ -115,15 +117,15 @@ Deno.test({ name: "outline: every kind of destination, as pdf.js reads it", ...o
     );
   });
   assert.deepEqual(await bothWays(bytes), [
-    { title: "Explicit", page: 2, level: 1 },
-    { title: "Child one", page: 5, level: 2 },
-    { title: "Grandchild", page: 3, level: 3 },
-    { title: "Child two", page: 6, level: 2 },
-    { title: "GoTo", page: 3, level: 1 },
-    { title: "By number", page: 5, level: 1 },
-    { title: "Named in tree", page: 4, level: 1 },
-    { title: "Named as a name", page: 2, level: 1 },
-    { title: "Dict dest", page: 5, level: 1 },
+    { title: "Explicit", page: 2, level: 1, top: null },
+    { title: "Child one", page: 5, level: 2, top: null },
+    { title: "Grandchild", page: 3, level: 3, top: null },
+    { title: "Child two", page: 6, level: 2, top: null },
+    { title: "GoTo", page: 3, level: 1, top: null },
+    { title: "By number", page: 5, level: 1, top: null },
+    { title: "Named in tree", page: 4, level: 1, top: null },
+    { title: "Named as a name", page: 2, level: 1, top: null },
+    { title: "Dict dest", page: 5, level: 1, top: null },
   ]);
 });
 
@@ -137,7 +139,7 @@ Deno.test({ name: "outline: an unsorted name tree is searched whole", ...opts },
     });
     doc.catalog.set(PDFName.of("Names"), ctx.obj({ Dests: names }));
   });
-  assert.deepEqual(await bothWays(bytes), [{ title: "Late", page: 3, level: 1 }]);
+  assert.deepEqual(await bothWays(bytes), [{ title: "Late", page: 3, level: 1, top: null }]);
 });
 
 Deno.test({ name: "outline: titles in UTF-16, UTF-8 and PDFDocEncoding", ...opts }, async () => {
@@ -171,7 +173,37 @@ Deno.test({ name: "outline: none, and a loop in the chain", ...opts }, async () 
     (doc.context.lookup(two) as PDFDict).set(PDFName.of("Next"), one);
   });
   assert.deepEqual(await bothWays(bytes), [
-    { title: "One", page: 1, level: 1 },
-    { title: "Two", page: 2, level: 1 },
+    { title: "One", page: 1, level: 1, top: null },
+    { title: "Two", page: 2, level: 1, top: null },
+  ]);
+});
+
+Deno.test({ name: "outline: destination tops, from the page's crop box", ...opts }, async () => {
+  const at = (page: number, kind: string, ...args: (number | null)[]): Dest => (pages) => [
+    "Dest",
+    [pages[page - 1]!, PDFName.of(kind), ...args.map((a) => a === null ? PDFNull : a)],
+  ];
+  const bytes = await withOutline([
+    { title: PDFString.of("XYZ"), dest: at(1, "XYZ", 0, 700, null) },
+    { title: PDFString.of("XYZ null top"), dest: at(1, "XYZ", 0, null, 0) },
+    { title: PDFString.of("FitH"), dest: at(2, "FitH", 600) },
+    { title: PDFString.of("FitBH"), dest: at(2, "FitBH", 250.25) },
+    { title: PDFString.of("FitR"), dest: at(3, "FitR", 10, 100, 300, 500) },
+    { title: PDFString.of("Fit"), dest: at(3, "Fit") },
+    { title: PDFString.of("Above the page"), dest: at(4, "XYZ", 0, 900, 0) },
+    { title: PDFString.of("Cropped"), dest: at(5, "XYZ", 0, 650, 0) },
+  ], (doc) => {
+    // Page 5 shows only up to y = 700 (its crop box): tops count from there.
+    doc.getPage(4).setCropBox(0, 0, 612, 700);
+  });
+  assert.deepEqual((await bothWays(bytes)).map((e) => [e.title, e.top]), [
+    ["XYZ", 92],
+    ["XYZ null top", null],
+    ["FitH", 192],
+    ["FitBH", 541.8],
+    ["FitR", 292],
+    ["Fit", null],
+    ["Above the page", 0],
+    ["Cropped", 50],
   ]);
 });

@@ -95,7 +95,7 @@ Deno.test({ name: "preflight: an outline 100,000 deep fails in seconds", ...opts
 Deno.test({ name: "preflight: the depth bound is exact and configurable", ...opts }, async () => {
   const { outline } = await readAll(deepOutline({ depth: 64 }));
   assert.equal(outline.length, 64);
-  assert.deepEqual(outline.at(-1), { title: "Level 64", page: 1, level: 64 });
+  assert.deepEqual(outline.at(-1), { title: "Level 64", page: 1, level: 64, top: null });
   await assertTooComplex(deepOutline({ depth: 65 }), /over 64 levels deep/);
   await assert.rejects(() => preflight(deepOutline({ depth: 10 }), { maxDepth: 9 }), TooComplex);
   await assert.doesNotReject(() => preflight(deepOutline({ depth: 10 }), { maxDepth: 10 }));

@@ -1,7 +1,7 @@
 /**
  * PDF extraction on generated fixtures: known text on known pages, the outline with physical
- * pages, headings from font size, two columns kept apart, non-Latin text, and every broken
- * file failing with its code.
+ * pages, headings from font size, two columns kept apart, non-Latin text, lines' and
+ * destinations' positions on the page, and every broken file failing with its code.
  */
 import assert from "node:assert/strict";
 import { encryptedPdf, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
@@ -29,9 +29,9 @@ Deno.test({ name: "pdf: text on its page, outline with physical pages", ...opts 
   try {
     assert.equal(pdf.pageCount, 4);
     assert.deepEqual(await pdf.outline(), [
-      { title: "Chapter One", page: 1, level: 1 },
-      { title: "Section 1.1", page: 2, level: 2 },
-      { title: "Chapter Two", page: 4, level: 1 },
+      { title: "Chapter One", page: 1, level: 1, top: null },
+      { title: "Section 1.1", page: 2, level: 2, top: null },
+      { title: "Chapter Two", page: 4, level: 1, top: null },
     ]);
     const pages = await pdf.pages(1, 4);
     assert.deepEqual(pages.map((p) => p.page), [1, 2, 3, 4]);
@@ -134,5 +134,49 @@ Deno.test({ name: "pdf: broken files fail with a clear code", ...opts }, async (
         return true;
       },
     );
+  }
+});
+
+Deno.test({
+  name: "pdf: lines and destinations carry their position from the page top, on both paths",
+  ...opts,
+}, async () => {
+  const bytes = await makePdf([{
+    heading: "Chapter One",
+    paragraphs: [sentences("intro", 3)],
+    sections: [
+      { heading: "Alpha", paragraphs: [sentences("alpha", 4)] },
+      { heading: "Beta", paragraphs: [sentences("beta", 4)] },
+    ],
+  }], {
+    outline: [{
+      title: "Chapter One",
+      page: 1,
+      top: "heading",
+      children: [
+        { title: "Alpha", page: 1, top: "heading", kind: "FitH" },
+        { title: "Beta", page: 1, top: "heading", kind: "FitR" },
+      ],
+    }],
+  });
+  for (const fastText of [true, false]) {
+    const pdf = await PdfDocument.open(bytes, { fastText });
+    try {
+      const [page] = await pdf.pages(1, 1);
+      const lines = page!.lines;
+      // The heading's baseline is at 740 (user space), 22 points high: its top 30 from the top.
+      assert.deepEqual(lines[0], { text: "Chapter One", size: 22, y: 30 }, `fastText ${fastText}`);
+      for (let i = 1; i < lines.length; i++) {
+        assert.ok(lines[i]!.y > lines[i - 1]!.y, "down the page, line after line");
+      }
+      const outline = await pdf.outline();
+      for (const e of outline) {
+        const heading = lines.find((l) => l.text === e.title)!;
+        assert.equal(e.top, Math.round((heading.y - 2) * 10) / 10, e.title);
+      }
+      assert.equal(outline.length, 3);
+    } finally {
+      await pdf.close();
+    }
   }
 });

@@ -6,16 +6,18 @@
  *    `course.extract` per range of pages (20 a message).
  * 2. `course.extract` (key `pdf:<tenant>:<sha256>:<from>`): extracts the range's lines into
  *    `troupe_pdf_pages`, keyed by the file's SHA-256, so the same PDF is extracted once
- *    whatever course it is in; skips pages already there. Reports to the course. The key is
+ *    whatever course it is in; skips pages already there, unless an older extraction
+ *    (`EXTRACTION_VERSION`) stored them: those are extracted again and replaced. Reports to the course. The key is
  *    the tenant's own: a tenant's extraction never waits on another's. Pages extracted for
  *    another tenant are used, but nothing a tenant sees (results, progress) tells it so.
  * 3. `course.extracted` (key `course:<id>`, one at a time): counts the pages its own ranges
  *    reported; when every page of every file is in, sends `course.build`. A range that fails
  *    for good fails its file (`onDeadLetter`).
  * 4. `course.build` (key `course:<id>`): modules and lessons from the outline (or from
- *    headings found by font size), lesson texts by page ranges, section-sized chunks for
- *    search (deterministic ids) with their embeddings (same ids), summaries, key points and
- *    quizzes from the writer.
+ *    headings found by font size), each lesson's text cut at its position (`lessons.ts`),
+ *    section-sized chunks for search (deterministic, unique ids) with their embeddings (same
+ *    ids), summaries, key points and quizzes from the writer, made distinct across the
+ *    course (`distinct.ts`).
  *
  * Progress is reported on the course (pages extracted / total) and on each message's job.
  */
@@ -24,12 +26,23 @@ import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
 import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
-import { detectHeadings, type Line, type OutlineEntry, type PageText, PdfError } from "./pdf.ts";
+import {
+  detectHeadings,
+  EXTRACTION_VERSION,
+  type Line,
+  type OutlineEntry,
+  type PageText,
+  PdfError,
+} from "./pdf.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
 import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
+import { headingLines, pageText, passagesBetween, structure } from "./lessons.ts";
+import { type DistinctInput, distinctLessons } from "./distinct.ts";
+
+export { structure };
 
 export const PAGES_PER_MESSAGE = 20;
 
@@ -105,11 +118,11 @@ async function sources(db: SqlExecutor, courseId: string): Promise<SourceRow[]> 
   );
 }
 
-/** Pages of a file in the shared page store, at most `pageCount`. */
+/** Pages of a file in the shared page store (of this extraction version), at most `pageCount`. */
 async function storedPages(db: SqlExecutor, sha256: string, pageCount: number): Promise<number> {
   const [n] = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1",
-    [sha256],
+    "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1 AND version >= $2",
+    [sha256, EXTRACTION_VERSION],
   );
   return Math.min(n!.n, pageCount);
 }
@@ -227,9 +240,11 @@ export function courseActors(o: CoursePipelineOptions) {
       },
     }),
     handler: async ({ courseId, idx, sha256, from, to }, ctx) => {
+      // Pages stored by an older extraction (lines without positions, say) count as missing.
       const have = await db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM troupe_pdf_pages WHERE sha256 = $1 AND page BETWEEN $2 AND $3",
-        [sha256, from, to],
+        `SELECT count(*)::int AS n FROM troupe_pdf_pages
+         WHERE sha256 = $1 AND page BETWEEN $2 AND $3 AND version >= $4`,
+        [sha256, from, to, EXTRACTION_VERSION],
       );
       const extracting = have[0]!.n < to - from + 1;
       if (extracting) {
@@ -240,12 +255,14 @@ export function courseActors(o: CoursePipelineOptions) {
           to,
           sha256,
         );
-        // Pages are content-addressed: extracting them twice writes nothing new.
+        // Pages are content-addressed: extracting them twice writes nothing new; a page of an
+        // older version is replaced, never one of a newer (a process not yet upgraded).
         await db.query(
-          `INSERT INTO troupe_pdf_pages (sha256, page, lines)
-           SELECT $1, x.page, x.lines FROM jsonb_to_recordset($2::jsonb) AS x(page int, lines jsonb)
-           ON CONFLICT DO NOTHING`,
-          [sha256, JSON.stringify(pages)],
+          `INSERT INTO troupe_pdf_pages (sha256, page, lines, version)
+           SELECT $1, x.page, x.lines, $3 FROM jsonb_to_recordset($2::jsonb) AS x(page int, lines jsonb)
+           ON CONFLICT (sha256, page) DO UPDATE SET lines = excluded.lines, version = excluded.version
+           WHERE troupe_pdf_pages.version < excluded.version`,
+          [sha256, JSON.stringify(pages), EXTRACTION_VERSION],
         );
       }
       ctx.progress(100, `pages ${from}-${to}`);
@@ -349,34 +366,55 @@ export function courseActors(o: CoursePipelineOptions) {
       }
       const modules: Module[] = [];
       const chunks: ChunkRow[] = [];
+      /** Each lesson with its own text, for {@link distinctLessons}. */
+      const written: { lesson: Lesson; check: DistinctInput }[] = [];
       for (const f of files) {
         const pages = texts.get(f.idx);
         if (!pages) continue;
         const outline = f.outline?.length ? f.outline : detectHeadings(pages);
+        const headings = headingLines(outline.map((e) => e.title));
+        let ordinal = 0;
         for (const m of structure(outline, pages, f.file_name)) {
           const lessons: Lesson[] = [];
           for (const l of m.lessons) {
             ctx.signal.throwIfAborted();
-            const passages = pages.filter((p) => p.page >= l.from && p.page <= l.to)
-              .map((p) => ({ text: pageText(p), page: p.page }));
-            const written = await writer.lesson({ title: l.title, passages }, doc);
-            lessons.push({
+            // Search keeps the headings' words; the writer gets sentences without them.
+            const passages = passagesBetween(pages, l.start, l.end);
+            const prose = passagesBetween(pages, l.start, l.end, headings);
+            const w = await writer.lesson({ title: l.title, passages: prose }, doc);
+            const lesson: Lesson = {
               title: l.title,
-              ...written,
+              ...w,
               pages: [l.from, l.to],
               fileName: f.file_name,
+            };
+            lessons.push(lesson);
+            written.push({
+              lesson,
+              check: {
+                title: l.title,
+                module: m.title,
+                summary: w.summary,
+                quiz: w.quiz,
+                passages: prose,
+              },
             });
-            chunks.push(...await chunkLesson(courseId, course.tenant_id, f, l.title, passages));
+            chunks.push(
+              ...await chunkLesson(courseId, course.tenant_id, f, ordinal++, l.title, passages),
+            );
           }
-          modules.push({
-            title: m.title,
-            summary: lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean).slice(
-              0,
-              2,
-            ).join(" "),
-            lessons,
-          });
+          modules.push({ title: m.title, summary: "", lessons });
         }
+      }
+      // No two lessons share a summary or a question, whatever the writer wrote.
+      distinctLessons(written.map((w) => w.check));
+      for (const { lesson, check } of written) {
+        lesson.summary = check.summary;
+        lesson.quiz = check.quiz;
+      }
+      for (const m of modules) {
+        m.summary = m.lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean)
+          .slice(0, 2).join(" ");
       }
       // Embeddings of the passages; ids are the passages' (deterministic): a rebuild upserts.
       const embedded: VectorItem[] = [];
@@ -465,70 +503,6 @@ export function courseActors(o: CoursePipelineOptions) {
   return [start, extract, extracted, build, failed];
 }
 
-/** Dot leaders of contents and index pages ("Parsing . . . . 12"): noise for search and answers. */
-const LEADER = /(?:\.\s?){6,}/;
-
-/** A page's text for lessons and search, without contents/index leader lines. */
-function pageText(p: PageText): string {
-  return p.lines.filter((l) => !LEADER.test(l.text)).map((l) => l.text).join(" ");
-}
-
-interface PlannedModule {
-  title: string;
-  lessons: { title: string; from: number; to: number }[];
-}
-
-/**
- * Modules from the outline's top level, lessons from its second level; a module without
- * sub-entries is one lesson. Without any outline, the file is one module of lessons of 10
- * pages. Page ranges run to the page before the next entry.
- */
-export function structure(
-  outline: OutlineEntry[],
-  pages: PageText[],
-  fileName: string,
-): PlannedModule[] {
-  const last = pages.at(-1)?.page ?? 1;
-  const entries = outline.filter((e) => e.level <= 2).sort((a, b) =>
-    a.page - b.page || a.level - b.level
-  );
-  if (entries.length === 0) {
-    const lessons = [];
-    for (let from = 1; from <= last; from += 10) {
-      lessons.push({
-        title: `Pages ${from}-${Math.min(last, from + 9)}`,
-        from,
-        to: Math.min(last, from + 9),
-      });
-    }
-    return [{ title: fileName.replace(/\.pdf$/i, ""), lessons }];
-  }
-  const end = (i: number) => {
-    const next = entries.slice(i + 1).find((e) => e.page > entries[i]!.page);
-    return Math.max(entries[i]!.page, (next?.page ?? last + 1) - 1);
-  };
-  const modules: PlannedModule[] = [];
-  entries.forEach((e, i) => {
-    if (e.level === 1 || modules.length === 0) {
-      modules.push({ title: e.title, lessons: [] });
-      if (e.level !== 1) modules.at(-1)!.lessons.push({ title: e.title, from: e.page, to: end(i) });
-      return;
-    }
-    modules.at(-1)!.lessons.push({ title: e.title, from: e.page, to: end(i) });
-  });
-  for (const [mi, m] of modules.entries()) {
-    if (m.lessons.length > 0) continue;
-    const at = entries.findIndex((e) => e.title === m.title && e.level === 1);
-    const from = entries[at]?.page ?? 1;
-    const nextModule = modules[mi + 1];
-    const nextStart = nextModule
-      ? entries.find((e) => e.title === nextModule.title)?.page ?? last + 1
-      : last + 1;
-    m.lessons.push({ title: m.title, from, to: Math.max(from, nextStart - 1) });
-  }
-  return modules;
-}
-
 interface ChunkRow {
   id: string;
   source_idx: number;
@@ -539,11 +513,16 @@ interface ChunkRow {
   text: string;
 }
 
-/** ~400-word chunks with a 50-word overlap; each keeps its file, pages and section. */
+/**
+ * ~400-word chunks with a 50-word overlap; each keeps its file, pages and section. Ids are
+ * deterministic (a rebuild upserts the same ones) and unique: the lesson's ordinal in its
+ * file is part of them, as sections of many chapters may share a title ("Exercises").
+ */
 async function chunkLesson(
   courseId: string,
   _tenantId: string,
   f: SourceRow,
+  ordinal: number,
   section: string,
   passages: { text: string; page: number }[],
 ): Promise<ChunkRow[]> {
@@ -555,7 +534,14 @@ async function chunkLesson(
     const slice = words.slice(start, start + 400);
     if (slice.length === 0) break;
     out.push({
-      id: await deterministicId("course-chunk", courseId, String(f.idx), section, String(start)),
+      id: await deterministicId(
+        "course-chunk",
+        courseId,
+        String(f.idx),
+        String(ordinal),
+        section,
+        String(start),
+      ),
       source_idx: f.idx,
       file_name: f.file_name,
       page_from: slice[0]!.page,

@@ -28,8 +28,10 @@ const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
 export const pdfPages = pgTable("troupe_pdf_pages", {
   sha256: text("sha256").notNull(),
   page: integer("page").notNull(),
-  /** [{ text, size }] lines in reading order. */
+  /** [{ text, size, y }] lines in reading order. */
   lines: jsonb("lines").notNull(),
+  /** The extraction that wrote them (`EXTRACTION_VERSION`): older ones are extracted again. */
+  version: integer("version").notNull().default(1),
 }, (t) => [primaryKey({ columns: [t.sha256, t.page] })]);
 
 export const courses = pgTable("troupe_courses", {
