@@ -1,0 +1,107 @@
+/**
+ * Upstream fontkit 2.x behind the interface pdf-lib's font embedders call
+ * (`PDFDocument.registerFontkit`). pdf-lib 1.17 was written against its fork
+ * `@pdf-lib/fontkit` 1.1.1, whose subsets lose glyphs; upstream's subsetter does not.
+ *
+ * The bridge:
+ * - `create()` returns the font of a byte array parsed once per process (the same bytes give
+ *   the same parsed font, so a document does not parse a 3 MB font again);
+ * - a subset's `encodeStream()` (what pdf-lib reads) is upstream's `encode()` as one chunk;
+ * - `layout()` takes its direction from a leading override mark: text that starts with
+ *   U+202E (RIGHT-TO-LEFT OVERRIDE) is shaped as right-to-left (glyphs come out in visual
+ *   order), U+202D (LEFT-TO-RIGHT OVERRIDE) as left-to-right; the mark itself is not drawn.
+ *   pdf-lib passes only the text, and the bidi step (`bidi.ts`) decides the direction, not
+ *   fontkit's guess from the script (Arabic-Indic digits are Arabic script but read left to
+ *   right).
+ */
+import * as upstream from "fontkit";
+import type { PDFDocument } from "pdf-lib";
+
+/** pdf-lib's fontkit interface (its type is not exported by name). */
+export type PdfLibFontkit = Parameters<PDFDocument["registerFontkit"]>[0];
+type PdfLibFont = ReturnType<PdfLibFontkit["create"]>;
+
+/** The part of an upstream fontkit font the documents use directly. */
+export interface FontkitFont {
+  readonly unitsPerEm: number;
+  readonly ascent: number;
+  readonly descent: number;
+  readonly postscriptName: string;
+  hasGlyphForCodePoint(codePoint: number): boolean;
+  layout(
+    text: string,
+    features?: unknown,
+    script?: string,
+    language?: string,
+    direction?: "ltr" | "rtl",
+  ): { glyphs: { id: number; advanceWidth: number; codePoints: number[] }[] };
+  createSubset(): { includeGlyph(glyph: unknown): number; encode(): Uint8Array };
+}
+
+export const RTL_MARK = "\u202e";
+export const LTR_MARK = "\u202d";
+
+const parsed = new WeakMap<Uint8Array, FontkitFont>();
+
+/** The upstream font of `bytes`, parsed on first use. */
+export function fontOf(bytes: Uint8Array): FontkitFont {
+  let font = parsed.get(bytes);
+  if (!font) {
+    font = (upstream as unknown as { create(b: Uint8Array): FontkitFont }).create(bytes);
+    parsed.set(bytes, font);
+  }
+  return font;
+}
+
+/** A view of an upstream font with pdf-lib's method shapes. */
+function bridge(font: FontkitFont): PdfLibFont {
+  return new Proxy(font, {
+    get(target, key, receiver) {
+      if (key === "layout") {
+        return function layout(text: string, features?: unknown) {
+          const mark = text[0];
+          if (mark === LTR_MARK) {
+            return target.layout(text.slice(1), features, undefined, undefined, "ltr");
+          }
+          if (mark !== RTL_MARK) return target.layout(text, features);
+          const run = target.layout(text.slice(1), features, undefined, undefined, "rtl");
+          // A ligature's characters in visual order: PDF readers (poppler, pdf.js) reverse a
+          // right-to-left glyph's text with the glyphs, so logical order would come out swapped.
+          run.glyphs = run.glyphs.map((glyph) =>
+            glyph.codePoints.length > 1
+              ? Object.create(glyph, { codePoints: { value: [...glyph.codePoints].reverse() } })
+              : glyph
+          );
+          return run;
+        };
+      }
+      if (key === "createSubset") {
+        return function createSubset() {
+          const subset = target.createSubset();
+          return {
+            includeGlyph: (glyph: unknown) => subset.includeGlyph(glyph),
+            encodeStream() {
+              const bytes = subset.encode();
+              const stream = {
+                on(event: "data" | "end", callback: (data: Uint8Array) => unknown) {
+                  // pdf-lib registers data, then end: both can run as they are registered.
+                  if (event === "data") callback(bytes);
+                  else callback(new Uint8Array());
+                  return stream;
+                },
+              };
+              return stream;
+            },
+          };
+        };
+      }
+      const value = Reflect.get(target, key, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as unknown as PdfLibFont;
+}
+
+/** Upstream fontkit as pdf-lib's `Fontkit`: `doc.registerFontkit(fontkit)`. */
+export const fontkit: PdfLibFontkit = {
+  create: (bytes: Uint8Array) => bridge(fontOf(bytes)),
+};
