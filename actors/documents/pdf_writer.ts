@@ -130,7 +130,15 @@ export class PdfWriter {
     return loadFace(family, weight).then((face) => {
       let font = this.#fonts.get(face.file);
       if (!font) {
-        font = this.doc.embedFont(face.bytes, { subset: true });
+        // The subset tag ("AAAAAB+") tells readers the font is a subset (PDF 32000 9.6.4).
+        const tag = (this.#fonts.size + 1).toString(26).padStart(6, "0").replace(
+          /./g,
+          (d) => String.fromCharCode(65 + parseInt(d, 26)),
+        );
+        font = this.doc.embedFont(face.bytes, {
+          subset: true,
+          customName: `${tag}+${face.font.postscriptName}`,
+        });
         this.#fonts.set(face.file, font);
       }
       return font;
