@@ -4,6 +4,7 @@
  * without the glyph draws its .notdef box while the text still extracts, so the render
  * checks look at the pixels where a word is drawn.
  */
+import { ok } from "node:assert/strict";
 
 async function poppler(tool: string, args: string[], pdf: Uint8Array): Promise<Uint8Array> {
   const dir = await Deno.makeTempDir();
@@ -174,4 +175,40 @@ export function difference(
     return p.count ? n / p.count : 0;
   };
   return Math.max(unmatched(a, b), unmatched(b, a));
+}
+
+/** Two words of the same length per script, for {@link assertScriptsDrawn}. */
+export const SCRIPT_WORDS: Record<string, [string, string]> = {
+  latin: ["déjà", "naïf"],
+  greek: ["θ", "γ"],
+  math: ["≤", "−"],
+  cyrillic: ["Жук", "яма"],
+  cjk: ["中文", "漢字"],
+  arabic: ["مرحبا", "كتابة"],
+};
+
+/**
+ * Asserts that each pair of words is in the PDF's text (where `pdftotext -bbox` puts it) and
+ * drawn with glyphs: each word has ink, and the two words of a script differ in shape (the
+ * .notdef boxes of missing glyphs would look the same).
+ */
+export async function assertScriptsDrawn(
+  pdf: Uint8Array,
+  words: Record<string, [string, string]> = SCRIPT_WORDS,
+): Promise<void> {
+  const boxes = await wordBoxes(pdf);
+  const rasters = new Map<number, Raster>();
+  const inkOfWord = async (word: string) => {
+    const box = findWord(boxes, word);
+    ok(box, `pdftotext -bbox finds "${word}"`);
+    let raster = rasters.get(box.page);
+    if (!raster) rasters.set(box.page, raster = await renderPage(pdf, box.page, 200));
+    return inkOf(raster, box);
+  };
+  for (const [script, [a, b]] of Object.entries(words)) {
+    const inkA = await inkOfWord(a);
+    const inkB = await inkOfWord(b);
+    ok(inkA.count > 10 && inkB.count > 10, `${script}: "${a}" and "${b}" have ink`);
+    ok(difference(inkA, inkB) > 0.25, `${script}: "${a}" and "${b}" have different shapes`);
+  }
 }
