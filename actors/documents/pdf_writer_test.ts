@@ -57,23 +57,32 @@ Deno.test({ name: "PdfWriter: every script is drawn with real glyphs", ...opts }
   const w = await PdfWriter.create({ title: "Scripts θ 中文 العربية" });
   const page = await w.newPage();
   const H = w.pageSize[1];
-  const size = 36;
+  const size = 30;
   const box = (x: number, baseline: number, width: number) => ({
     xMin: x,
     xMax: x + width,
     yMin: H - baseline - size,
     yMax: H - baseline + size * 0.35,
   });
-  const boxes: Record<string, ReturnType<typeof box>[]> = {};
-  for (const [i, [script, a, b]] of SCRIPTS.entries()) {
-    const baseline = H - 80 - i * 70;
-    const wa = await w.draw(a, { x: 60, y: baseline, size });
-    const wb = await w.draw(b, { x: 200, y: baseline, size });
-    boxes[script] = [box(60, baseline, wa), box(200, baseline, wb)];
+  type Ink = ReturnType<typeof inkOf>;
+  const boxes: { label: string; a: ReturnType<typeof box>; b: ReturnType<typeof box> }[] = [];
+  const rows = [...SCRIPTS, ["composite", "ŵ", "w"] as [string, string, string]];
+  for (const [i, [script, a, b]] of rows.entries()) {
+    const baseline = H - 70 - i * 60;
+    for (const [j, bold] of [false, true].entries()) {
+      const x = 60 + j * 260;
+      const wa = await w.draw(a, { x, y: baseline, size, bold });
+      const wb = await w.draw(b, { x: x + 120, y: baseline, size, bold });
+      boxes.push({
+        label: `${script}${bold ? " bold" : ""}`,
+        a: box(x, baseline, wa),
+        b: box(x + 120, baseline, wb),
+      });
+    }
   }
   // The .notdef box for reference: a CJK character drawn with DejaVu Sans, which lacks it.
   const dejavu = await w.doc.embedFont((await loadFace("DejaVu Sans", "regular")).bytes);
-  const notdefBaseline = H - 80 - SCRIPTS.length * 70;
+  const notdefBaseline = H - 70 - rows.length * 60;
   page.drawText("中", { x: 60, y: notdefBaseline, size, font: dejavu, color: rgb(0, 0, 0) });
   const notdefBox = box(60, notdefBaseline, dejavu.widthOfTextAtSize("中", size));
   const pdf = await w.save();
@@ -81,14 +90,16 @@ Deno.test({ name: "PdfWriter: every script is drawn with real glyphs", ...opts }
   const raster = await renderPage(pdf, 1);
   const notdef = inkOf(raster, notdefBox);
   assert.ok(notdef.count > 50, "the reference .notdef box has ink");
-  for (const [script, a, b] of SCRIPTS) {
-    const [inkA, inkB] = boxes[script]!.map((bx) => inkOf(raster, bx)) as [
-      ReturnType<typeof inkOf>,
-      ReturnType<typeof inkOf>,
-    ];
-    assert.ok(inkA.count > 30 && inkB.count > 30, `${script}: ${a} and ${b} have ink`);
-    assert.ok(difference(inkA, inkB) > 0.25, `${script}: ${a} and ${b} are different shapes`);
-    assert.ok(difference(inkA, notdef) > 0.25, `${script}: ${a} is not the .notdef box`);
+  for (const { label, a, b } of boxes) {
+    const [inkA, inkB] = [inkOf(raster, a), inkOf(raster, b)] as [Ink, Ink];
+    assert.ok(inkA.count > 30 && inkB.count > 30, `${label}: both have ink`);
+    if (label.startsWith("composite")) {
+      // ŵ is a composite glyph (w and a circumflex): a subset must keep both components.
+      assert.ok(inkA.count > inkB.count * 1.08, `${label}: ŵ has its accent`);
+      continue;
+    }
+    assert.ok(difference(inkA, inkB) > 0.25, `${label}: two characters, two shapes`);
+    assert.ok(difference(inkA, notdef) > 0.25, `${label}: not the .notdef box`);
   }
   const text = await pdfText(pdf);
   for (const [script, a, b] of SCRIPTS) {
