@@ -28,6 +28,7 @@ export interface DirectedRun<T> {
 
 /** The paragraph's direction: its first strong character's (P2, P3); `ltr` without one. */
 export function baseDirection(text: string): Direction {
+  if (!RTL_SCRIPT.test(text)) return "ltr";
   return bidi.getEmbeddingLevels(text).paragraphs[0]?.level === 1 ? "rtl" : "ltr";
 }
 

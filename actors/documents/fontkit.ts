@@ -12,7 +12,12 @@
  *   order), U+202D (LEFT-TO-RIGHT OVERRIDE) as left-to-right; the mark itself is not drawn.
  *   pdf-lib passes only the text, and the bidi step (`bidi.ts`) decides the direction, not
  *   fontkit's guess from the script (Arabic-Indic digits are Arabic script but read left to
- *   right).
+ *   right);
+ * - left-to-right text in scripts that need no shaping (Latin, Greek, Cyrillic, CJK, Hangul
+ *   syllables, no combining marks) is mapped to glyphs through the cmap without fontkit's
+ *   OpenType engine, which took most of the time of writing a handbook: pdf-lib draws glyphs
+ *   at their advance widths and ignores the positions (kerning) shaping computes, and these
+ *   scripts need no substitution.
  */
 import * as upstream from "fontkit";
 import type { PDFDocument } from "pdf-lib";
@@ -28,18 +33,31 @@ export interface FontkitFont {
   readonly descent: number;
   readonly postscriptName: string;
   hasGlyphForCodePoint(codePoint: number): boolean;
+  glyphsForString(text: string): { id: number; advanceWidth: number; codePoints: number[] }[];
   layout(
     text: string,
     features?: unknown,
     script?: string,
     language?: string,
     direction?: "ltr" | "rtl",
-  ): { glyphs: { id: number; advanceWidth: number; codePoints: number[] }[] };
+  ): {
+    glyphs: { id: number; advanceWidth: number; codePoints: number[] }[];
+    positions: { xAdvance: number }[];
+  };
   createSubset(): { includeGlyph(glyph: unknown): number; encode(): Uint8Array };
 }
 
 export const RTL_MARK = "\u202e";
 export const LTR_MARK = "\u202d";
+
+const UNSHAPED =
+  /^[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Common}\uac00-\ud7a3]*$/u;
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/u;
+
+/** Text whose glyphs are its characters' (no shaping needed). */
+export function needsNoShaping(text: string): boolean {
+  return UNSHAPED.test(text) && !IGNORABLE.test(text);
+}
 
 const parsed = new WeakMap<Uint8Array, FontkitFont>();
 
@@ -60,19 +78,32 @@ function bridge(font: FontkitFont): PdfLibFont {
       if (key === "layout") {
         return function layout(text: string, features?: unknown) {
           const mark = text[0];
-          if (mark === LTR_MARK) {
-            return target.layout(text.slice(1), features, undefined, undefined, "ltr");
+          if (mark !== LTR_MARK && mark !== RTL_MARK) return target.layout(text, features);
+          const run = text.slice(1);
+          if (mark === LTR_MARK && needsNoShaping(run)) {
+            return { glyphs: target.glyphsForString(run) };
           }
-          if (mark !== RTL_MARK) return target.layout(text, features);
-          const run = target.layout(text.slice(1), features, undefined, undefined, "rtl");
-          // A ligature's characters in visual order: PDF readers (poppler, pdf.js) reverse a
-          // right-to-left glyph's text with the glyphs, so logical order would come out swapped.
-          run.glyphs = run.glyphs.map((glyph) =>
-            glyph.codePoints.length > 1
-              ? Object.create(glyph, { codePoints: { value: [...glyph.codePoints].reverse() } })
-              : glyph
+          const shaped = target.layout(
+            run,
+            features,
+            undefined,
+            undefined,
+            mark === RTL_MARK ? "rtl" : "ltr",
           );
-          return run;
+          const glyphs = shaped.glyphs.flatMap((glyph, i) => {
+            // fontkit hides a default-ignorable character (soft hyphen, ZWNJ) behind a space
+            // glyph with no advance; pdf-lib would draw the space's width: leave it out.
+            if (glyph.codePoints[0] === 0x20 && shaped.positions[i]?.xAdvance === 0) return [];
+            // A ligature's characters in visual order: PDF readers (poppler, pdf.js) reverse
+            // a right-to-left glyph's text with the glyphs; logical order would come out swapped.
+            if (mark === RTL_MARK && glyph.codePoints.length > 1) {
+              return [
+                Object.create(glyph, { codePoints: { value: [...glyph.codePoints].reverse() } }),
+              ];
+            }
+            return [glyph];
+          });
+          return { glyphs };
         };
       }
       if (key === "createSubset") {

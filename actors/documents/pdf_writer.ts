@@ -80,6 +80,8 @@ export class PdfWriter {
   readonly ink: Color;
   readonly #onPage: WriterOptions["onPage"];
   readonly #fonts = new Map<string, Promise<PDFFont>>();
+  /** Advance widths at 1 pt by font and run: shaping a run (fontkit) is the costly part. */
+  readonly #widths = new Map<PDFFont, Map<string, number>>();
 
   private constructor(readonly doc: PDFDocument, o: WriterOptions) {
     this.pageSize = o.pageSize ?? A4;
@@ -145,12 +147,21 @@ export class PdfWriter {
     });
   }
 
+  /** The width of a run (marked with its direction or not) in a font. */
+  #width(font: PDFFont, run: string, size: number): number {
+    let widths = this.#widths.get(font);
+    if (!widths) this.#widths.set(font, widths = new Map());
+    let w = widths.get(run);
+    if (w === undefined) widths.set(run, w = font.widthOfTextAtSize(run, 1));
+    return w * size;
+  }
+
   /** The width of one line of `text`. */
   async measure(text: string, { size = 10, bold = false }: TextStyle = {}): Promise<number> {
     let width = 0;
     const weight = bold ? "bold" : "regular";
     for (const run of await fontRuns(cleanText(text), weight)) {
-      width += (await this.#font(run.family, weight)).widthOfTextAtSize(run.text, size);
+      width += this.#width(await this.#font(run.family, weight), LTR_MARK + run.text, size);
     }
     return width;
   }
@@ -170,7 +181,7 @@ export class PdfWriter {
       const font = await this.#font(run.tag, weight);
       const marked = (run.rtl ? RTL_MARK : LTR_MARK) + run.text;
       page.drawText(marked, { x, y: o.y, size, font, color });
-      x += font.widthOfTextAtSize(marked, size);
+      x += this.#width(font, marked, size);
     }
     return x - o.x;
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { rgb } from "pdf-lib";
 import { visualRuns } from "./bidi.ts";
+import { needsNoShaping } from "./fontkit.ts";
 import { fontRuns, loadFace, REPLACEMENT } from "./fonts.ts";
 import { PdfWriter } from "./pdf_writer.ts";
 import { difference, inkOf, pdfText, renderPage } from "./testing.ts";
@@ -137,4 +138,18 @@ Deno.test({ name: "PdfWriter: wrapping breaks CJK anywhere and long words", ...o
   const oneMore = alphabet.slice(0, clipped.length) + "…";
   assert.ok(await w.measure(oneMore, { size: 10 }) > 60, "as long as fits");
   assert.equal(await w.clip("short", 60), "short");
+});
+
+Deno.test("needsNoShaping(): only scripts whose glyphs are their characters skip shaping", () => {
+  for (const plain of ["Ωmega ≤ x", "Фотосинтез", "中文 日本語 한국어", "déjà vu, 1-2"]) {
+    assert.ok(needsNoShaping(plain), plain);
+  }
+  for (const shaped of ["مرحبا", "e\u0301", "soft\u00adhyphen", "क्षि", "a\u200db"]) {
+    assert.ok(!needsNoShaping(shaped), shaped);
+  }
+});
+
+Deno.test({ name: "PdfWriter: default-ignorable characters take no room", ...opts }, async () => {
+  const w = await PdfWriter.create({ title: "Ignorable" });
+  assert.equal(await w.measure("soft\u00adhyphen"), await w.measure("softhyphen"));
 });
