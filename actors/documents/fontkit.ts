@@ -14,10 +14,10 @@
  *   fontkit's guess from the script (Arabic-Indic digits are Arabic script but read left to
  *   right);
  * - left-to-right text in scripts that need no shaping (Latin, Greek, Cyrillic, CJK, Hangul
- *   syllables, no combining marks) is mapped to glyphs through the cmap without fontkit's
- *   OpenType engine, which took most of the time of writing a handbook: pdf-lib draws glyphs
- *   at their advance widths and ignores the positions (kerning) shaping computes, and these
- *   scripts need no substitution.
+ *   syllables, no combining marks) is mapped to glyphs through the cmap, without fontkit's
+ *   OpenType engine (the costly part of writing a document): pdf-lib draws glyphs at their
+ *   advance widths and ignores the positions (kerning) shaping computes, and these scripts
+ *   need no substitution.
  */
 import * as upstream from "fontkit";
 import type { PDFDocument } from "pdf-lib";
