@@ -27,23 +27,27 @@ export type PdfLibFontkit = Parameters<PDFDocument["registerFontkit"]>[0];
 type PdfLibFont = ReturnType<PdfLibFontkit["create"]>;
 
 /** The part of an upstream fontkit font the documents use directly. */
+interface Glyph {
+  id: number;
+  advanceWidth: number;
+  codePoints: number[];
+}
+
 export interface FontkitFont {
   readonly unitsPerEm: number;
   readonly ascent: number;
   readonly descent: number;
   readonly postscriptName: string;
   hasGlyphForCodePoint(codePoint: number): boolean;
-  glyphsForString(text: string): { id: number; advanceWidth: number; codePoints: number[] }[];
+  getGlyph(id: number, codePoints: number[]): Glyph;
+  glyphForCodePoint(codePoint: number): Glyph;
   layout(
     text: string,
     features?: unknown,
     script?: string,
     language?: string,
     direction?: "ltr" | "rtl",
-  ): {
-    glyphs: { id: number; advanceWidth: number; codePoints: number[] }[];
-    positions: { xAdvance: number }[];
-  };
+  ): { glyphs: Glyph[]; positions: { xAdvance: number }[] };
   createSubset(): { includeGlyph(glyph: unknown): number; encode(): Uint8Array };
 }
 
@@ -71,6 +75,21 @@ export function fontOf(bytes: Uint8Array): FontkitFont {
   return font;
 }
 
+/** Code points below this have their glyph id cached (fontkit decodes the cmap per lookup). */
+const CACHED_BELOW = 0x30000;
+const glyphIds = new WeakMap<FontkitFont, Int32Array>();
+
+/** The glyph id of a code point in the font (0, the .notdef glyph, when it has none). */
+export function glyphIdOf(font: FontkitFont, codePoint: number): number {
+  if (codePoint >= CACHED_BELOW) return font.glyphForCodePoint(codePoint).id;
+  let ids = glyphIds.get(font);
+  // 768 kB a font, allocated on its first lookup.
+  if (!ids) glyphIds.set(font, ids = new Int32Array(CACHED_BELOW).fill(-1));
+  let id = ids[codePoint]!;
+  if (id < 0) ids[codePoint] = id = font.glyphForCodePoint(codePoint).id;
+  return id;
+}
+
 /** A view of an upstream font with pdf-lib's method shapes. */
 function bridge(font: FontkitFont): PdfLibFont {
   return new Proxy(font, {
@@ -81,7 +100,12 @@ function bridge(font: FontkitFont): PdfLibFont {
           if (mark !== LTR_MARK && mark !== RTL_MARK) return target.layout(text, features);
           const run = text.slice(1);
           if (mark === LTR_MARK && needsNoShaping(run)) {
-            return { glyphs: target.glyphsForString(run) };
+            const glyphs: Glyph[] = [];
+            for (const ch of run) {
+              const cp = ch.codePointAt(0)!;
+              glyphs.push(target.getGlyph(glyphIdOf(target, cp), [cp]));
+            }
+            return { glyphs };
           }
           const shaped = target.layout(
             run,

@@ -11,7 +11,7 @@
  * and parsed the first time a text needs it, then kept for the life of the process: at most
  * the five files (5.2 MB) and what fontkit decodes of them.
  */
-import { type FontkitFont, fontOf } from "./fontkit.ts";
+import { type FontkitFont, fontOf, glyphIdOf } from "./fontkit.ts";
 
 export type Family = "DejaVu Sans" | "Droid Sans Fallback" | "Noto Sans Arabic";
 export type Weight = "regular" | "bold";
@@ -89,7 +89,7 @@ export async function fontRuns(text: string, weight: Weight): Promise<FontRun[]>
     const cp = ch.codePointAt(0)!;
     if (current && NEUTRAL.test(ch)) {
       const f = face(current.family);
-      if ((f instanceof Promise ? await f : f).font.hasGlyphForCodePoint(cp)) {
+      if (glyphIdOf((f instanceof Promise ? await f : f).font, cp) !== 0) {
         current.text += ch;
         continue;
       }
@@ -97,7 +97,7 @@ export async function fontRuns(text: string, weight: Weight): Promise<FontRun[]>
     let family: Family | null = null;
     for (const candidate of ARABIC.test(ch) ? ARABIC_FIRST : FALLBACK) {
       const f = face(candidate);
-      if ((f instanceof Promise ? await f : f).font.hasGlyphForCodePoint(cp)) {
+      if (glyphIdOf((f instanceof Promise ? await f : f).font, cp) !== 0) {
         family = candidate;
         break;
       }
