@@ -11,6 +11,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { pdfText } from "../actors/documents/testing.ts";
 import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
@@ -524,6 +525,15 @@ Deno.test(
     });
     assert.match(answer.body.answer, /volcanoes and magma/);
     assert.equal(answer.body.citations[0].fileName, "cols.pdf");
+    // The handbook prints the Cyrillic text, not question marks.
+    const w = await open();
+    const handbook = await w.app.request(`/api/courses/${course.id}/export.pdf`, {
+      headers: { "x-api-key": w.key },
+    });
+    assert.equal(handbook.status, 200);
+    const text = await pdfText(new Uint8Array(await handbook.arrayBuffer()));
+    assert.match(text, /Введение/);
+    assert.match(text, /Фотосинтез превращает свет/);
   },
 );
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the tests use, installed and started when missing, on a Debian machine with Node/npm:
 # PostgreSQL 15 and Redis 7 on 127.0.0.1, poppler-utils (pdftotext, the reference extractor of
-# the course tests) and the ChromaDB test server (npm, tests/tools/chroma).
+# the course tests; pdftoppm, which renders the PDFs Troupe writes for the glyph checks) and the
+# ChromaDB test server (npm, tests/tools/chroma).
 # Idempotent: a machine that has everything running is left as it is.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,8 @@ apt_install() {
     || log "WARNING: apt-get install $* failed"
 }
 
-if ! command -v pdftotext >/dev/null 2>&1; then
-  log "installing poppler-utils (pdftotext)"
+if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+  log "installing poppler-utils (pdftotext, pdftoppm)"
   apt_install poppler-utils
 fi
 
