@@ -47,6 +47,40 @@ export function cellValue(v: unknown, type: string): ExcelJS.CellValue {
   }
 }
 
+/** The part of a `readable-stream` 2 writable read here. */
+interface LegacyWritable {
+  _writableState?: { length: number };
+  destroyed?: boolean;
+  once(event: string, listener: () => void): unknown;
+  removeListener(event: string, listener: () => void): unknown;
+}
+
+/** Bytes of sheet XML waiting for the deflater before the next page of rows is fetched. */
+const SHEET_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Waits until the deflater has taken the sheet's XML written so far, but for
+ * {@link SHEET_BUFFER_BYTES}. exceljs (4.4.0, pinned) writes a sheet into a buffer piped to the
+ * zip's entry stream without heeding that stream's backpressure, so without this wait rows
+ * pile up in memory while the deflater lags: that entry stream's buffered length (a
+ * `readable-stream` 2 stream, archiver's: no `writableLength`) says how far it lags.
+ */
+async function drained(ws: ExcelJS.Worksheet): Promise<void> {
+  const sink = (ws as unknown as { stream?: { pipes?: LegacyWritable[] } }).stream?.pipes?.[0];
+  const waiting = () => sink?._writableState?.length ?? 0;
+  while (sink && waiting() > SHEET_BUFFER_BYTES && !sink.destroyed) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        sink.removeListener("drain", done);
+        sink.removeListener("close", done);
+        resolve();
+      };
+      sink.once("drain", done);
+      sink.once("close", done);
+    });
+  }
+}
+
 /** The number format a column's cells show in. */
 function numFmt(type: string): string | undefined {
   if (type === "date") return "yyyy-mm-dd";
@@ -109,6 +143,7 @@ export function xlsxStream(
     for (const r of rows) {
       ws.addRow(columns.map((c) => cellValue(r[c.key], c.type))).commit();
     }
+    await drained(ws);
   };
 
   return new ReadableStream<Uint8Array>({
