@@ -12,7 +12,8 @@
  *   for CSV: an empty one is `column_<n>`, a repeated one gets `_2`); with `header: false`, or
  *   for a cell right of the header, `column_<n>` (1-based column);
  * - a number cell is a JSON number; a number cell styled as a date is `YYYY-MM-DD`, or
- *   `YYYY-MM-DDTHH:MM:SS[.mmm]` with a time of day (`HH:MM:SS` text for a time alone); a
+ *   `YYYY-MM-DDTHH:MM:SS[.mmm]` with a time of day (`HH:MM:SS` text when its format shows a
+ *   time alone); a
  *   boolean is `true`/`false`; a shared, inline or rich-text string is its plain text (phonetic
  *   runs left out); a formula is its cached result (none cached: null); an error (`#DIV/0!`)
  *   is null; an empty cell is null;
@@ -150,7 +151,7 @@ export async function xlsxToNdjson(src: RandomAccess, o: XlsxOptions = {}): Prom
   const stylesPart = rels.find((r) => r.type.endsWith("/styles"))?.target;
   const dateStyles = stylesPart && part(stylesPart)
     ? await readDateStyles(src, part(stylesPart)!, limits)
-    : new Set<number>();
+    : new Map<number, DateKind>();
   const stringsPart = rels.find((r) => r.type.endsWith("/sharedStrings"))?.target;
   const strings = stringsPart && part(stringsPart)
     ? await readSharedStrings(src, part(stringsPart)!, {
@@ -282,6 +283,12 @@ function resolvePath(base: string, target: string): string {
 // ---------------------------------------------------------------------------------------------
 // Styles and shared strings
 
+/** What a number styled as a date becomes. */
+type DateKind = "date" | "time";
+
+/** Built-in number formats that show a time of day alone. */
+const TIME_FORMAT_IDS = new Set([18, 19, 20, 21, 45, 46, 47]);
+
 /** Built-in number formats that show dates or times. */
 const DATE_FORMAT_IDS = new Set([
   14,
@@ -317,8 +324,24 @@ const DATE_FORMAT_IDS = new Set([
   58,
 ]);
 
-/** Whether a custom number format shows a date or a time (`yyyy-mm-dd`, `h:mm`, `d/m/yy`). */
+/**
+ * Whether a custom number format shows a date or a time (`yyyy-mm-dd`, `h:mm`, `d/m/yy`); an
+ * elapsed time (`[h]:mm`) is a duration, not one.
+ */
 export function isDateFormat(code: string): boolean {
+  // `[h]:mm` shows a duration (elapsed hours), not a date: the number of days is kept.
+  if (/\[(h+|m+|s+)\]/i.test(code.split(";")[0] ?? "")) return false;
+  return /[dmyhs]/i.test(bareFormat(code));
+}
+
+/** Whether a date format shows a time of day alone (`h:mm:ss`, `mm:ss`): no year, no day. */
+export function isTimeFormat(code: string): boolean {
+  const bare = bareFormat(code);
+  return /[hs]/i.test(bare) && !/[dy]/i.test(bare);
+}
+
+/** A number format's first section without its literal text, colours and conditions. */
+function bareFormat(code: string): string {
   const bare = code
     .replace(/"[^"]*"/g, "") // quoted text
     .replace(/\\./g, "") // escaped characters
@@ -326,15 +349,15 @@ export function isDateFormat(code: string): boolean {
     .replace(/\[[^\]]*\]/g, "") // colours, conditions, locales, elapsed times
     .replace(/General/gi, "");
   // The first section (positive numbers) decides.
-  return /[dmyhs]/i.test(bare.split(";")[0] ?? "");
+  return bare.split(";")[0] ?? "";
 }
 
-/** The cell style indexes (`s`) that show a date. */
+/** The cell style indexes (`s`) that show a date or a time. */
 async function readDateStyles(
   src: RandomAccess,
   entry: ZipEntry,
   limits: { maxRatio: number; maxBytes: number },
-): Promise<Set<number>> {
+): Promise<Map<number, DateKind>> {
   const custom = new Map<number, string>();
   const xfFormats: number[] = [];
   let inCellXfs = false;
@@ -349,10 +372,13 @@ async function readDateStyles(
       if (local === "cellXfs") inCellXfs = false;
     },
   }, "the styles");
-  const out = new Set<number>();
+  const out = new Map<number, DateKind>();
   xfFormats.forEach((id, i) => {
     const code = custom.get(id);
-    if (code !== undefined ? isDateFormat(code) : DATE_FORMAT_IDS.has(id)) out.add(i);
+    if (code !== undefined ? isDateFormat(code) : DATE_FORMAT_IDS.has(id)) {
+      const time = code !== undefined ? isTimeFormat(code) : TIME_FORMAT_IDS.has(id);
+      out.set(i, time ? "time" : "date");
+    }
   });
   return out;
 }
@@ -392,7 +418,7 @@ async function readSharedStrings(
 
 interface SheetContext {
   strings: string[];
-  dateStyles: Set<number>;
+  dateStyles: Map<number, DateKind>;
   date1904: boolean;
   header: boolean;
   maxColumns: number;
@@ -412,11 +438,14 @@ export function columnOf(ref: string): number {
   return i === 0 ? -1 : col - 1;
 }
 
+/** The time of day of an Excel serial, `HH:MM:SS`. */
+export function timeOfDay(serial: number): string {
+  const frac = serial - Math.floor(serial);
+  return new Date(Math.round(frac * MS_PER_DAY)).toISOString().slice(11, 19);
+}
+
 /** An Excel date serial as ISO text (`date1904`: the Mac epoch). */
 export function serialDate(serial: number, date1904: boolean): string {
-  if (serial >= 0 && serial < 1) {
-    return new Date(Math.round(serial * MS_PER_DAY)).toISOString().slice(11, 19);
-  }
   // 1900 system: serial 1 is 1900-01-01, and 60 the 1900-02-29 Excel believes in.
   const days = date1904 ? serial + 1462 : serial < 60 ? serial + 1 : serial;
   const ms = Math.round((days - 25569) * MS_PER_DAY);
@@ -478,22 +507,27 @@ async function sheetRows(
         if (value.trim() === "") return null;
         const n = Number(value);
         if (!Number.isFinite(n)) return null;
-        return ctx.dateStyles.has(style) ? serialDate(n, ctx.date1904) : n;
+        const kind = ctx.dateStyles.get(style);
+        if (kind === "time") return timeOfDay(n);
+        return kind === "date" ? serialDate(n, ctx.date1904) : n;
       }
     }
   };
   const endRow = () => {
     if (!cells.some((v) => v !== null && v !== undefined)) return;
     if (rawHeader === null) {
-      rawHeader = cells.map((v) => v === null || v === undefined ? "" : String(v));
+      // `cells` is sparse where the row skips columns: `Array.from` visits the holes.
+      rawHeader = Array.from(cells, (v) => v === null || v === undefined ? "" : String(v));
       names = uniqueNames(rawHeader);
       return;
     }
-    const width = Math.max(names.length, cells.length);
+    // The header's columns always; a column right of it only where it has a value.
+    const headerWidth = rawHeader.length;
+    const width = Math.max(headerWidth, cells.length);
     const row: Record<string, unknown> = {};
     for (let i = 0; i < width; i++) {
       const v = cells[i] ?? null;
-      if (i < names.length || v !== null) row[nameOf(i)] = v;
+      if (i < headerWidth || v !== null) row[nameOf(i)] = v;
     }
     lines.push(JSON.stringify(row));
   };

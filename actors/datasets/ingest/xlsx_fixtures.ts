@@ -154,22 +154,74 @@ function* texts(...parts: (string | Iterable<string>)[]): Iterable<Uint8Array> {
 
 /** The parts of a workbook of one sheet, `sheet` being its XML. */
 async function oneSheetBook(sheet: Iterable<string>): Promise<Uint8Array<ArrayBuffer>> {
-  const rels = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
-  return zipOf([
+  return await handWorkbook({ sheets: [["S", sheet]] });
+}
+
+const RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+
+/** Parts of a workbook written by hand, as other writers than Excel lay them out. */
+export interface HandWorkbook {
+  /** Each sheet's name and XML, in order. */
+  sheets: [string, Iterable<string> | string][];
+  /** `<workbookPr>` attributes (`date1904="1"`) and sheets' states, by name. */
+  workbookPr?: string;
+  states?: Record<string, string>;
+  /** `xl/styles.xml` and `xl/sharedStrings.xml`, when there are some. */
+  styles?: string;
+  sharedStrings?: string;
+  /** Element prefix of the workbook's XML (`x:` as some writers use), none by default. */
+  prefix?: string;
+}
+
+/** A workbook of `o`'s parts (the package relationships say where the workbook is). */
+export async function handWorkbook(o: HandWorkbook): Promise<Uint8Array<ArrayBuffer>> {
+  const x = o.prefix ?? "";
+  const ns = x
+    ? ` xmlns:${x.slice(0, -1)}="http://schemas.openxmlformats.org/spreadsheetml/2006/main"`
+    : "";
+  const sheets = o.sheets.map(([name], i) =>
+    `<${x}sheet name="${name}" sheetId="${i + 1}" r:id="rId${i + 1}"${
+      o.states?.[name] ? ` state="${o.states[name]}"` : ""
+    }/>`
+  ).join("");
+  const rels = o.sheets.map((_, i) =>
+    `<Relationship Id="rId${i + 1}" Type="${RELS}/worksheet" Target="/xl/worksheets/sheet${
+      i + 1
+    }.xml"/>`
+  );
+  if (o.styles) rels.push(`<Relationship Id="rS" Type="${RELS}/styles" Target="styles.xml"/>`);
+  if (o.sharedStrings) {
+    rels.push(`<Relationship Id="rT" Type="${RELS}/sharedStrings" Target="sharedStrings.xml"/>`);
+  }
+  const parts: Packed[] = [
+    await deflated(
+      "_rels/.rels",
+      texts(
+        `<Relationships><Relationship Id="r1" Type="${RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+      ),
+    ),
+  ];
+  for (const [i, [, xml]] of o.sheets.entries()) {
+    parts.push(await deflated(`xl/worksheets/sheet${i + 1}.xml`, texts(xml)));
+  }
+  parts.push(
     await deflated(
       "xl/workbook.xml",
       texts(
-        `<workbook xmlns:r="${rels}"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>`,
+        `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><${x}workbook${ns} xmlns:r="${RELS}">` +
+          `<${x}workbookPr ${
+            o.workbookPr ?? ""
+          }/><${x}sheets>${sheets}</${x}sheets></${x}workbook>`,
       ),
     ),
     await deflated(
       "xl/_rels/workbook.xml.rels",
-      texts(
-        `<Relationships><Relationship Id="rId1" Type="${rels}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>`,
-      ),
+      texts(`<Relationships>${rels.join("")}</Relationships>`),
     ),
-    await deflated("xl/worksheets/sheet1.xml", texts(sheet)),
-  ]);
+  );
+  if (o.styles) parts.push(await deflated("xl/styles.xml", texts(o.styles)));
+  if (o.sharedStrings) parts.push(await deflated("xl/sharedStrings.xml", texts(o.sharedStrings)));
+  return zipOf(parts);
 }
 
 /** A workbook whose sheet holds one text cell of `bytes` letters: it inflates ~1,000:1. */

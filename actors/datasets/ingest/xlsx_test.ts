@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import ExcelJS from "exceljs";
-import { columnOf, isDateFormat, serialDate, XlsxError, xlsxToNdjson } from "./xlsx.ts";
+import {
+  columnOf,
+  isDateFormat,
+  isTimeFormat,
+  serialDate,
+  timeOfDay,
+  XlsxError,
+  xlsxToNdjson,
+} from "./xlsx.ts";
 import { memoryAccess, ZipError } from "./zip.ts";
-import { salesWorkbook, storedZip, zipBomb } from "./xlsx_fixtures.ts";
+import { handWorkbook, salesWorkbook, storedZip, zipBomb } from "./xlsx_fixtures.ts";
 
 async function lines(bytes: Uint8Array, o = {}): Promise<Record<string, unknown>[]> {
   const sheet = await xlsxToNdjson(memoryAccess(bytes), o);
@@ -101,7 +109,12 @@ Deno.test("serialDate() reads both epochs; isDateFormat() tells dates from numbe
   assert.equal(serialDate(45323.5, false), "2024-02-01T12:00:00");
   assert.equal(serialDate(43861, true), "2024-02-01");
   assert.equal(serialDate(1, false), "1900-01-01");
-  assert.equal(serialDate(0.75, false), "18:00:00");
+  assert.equal(timeOfDay(0.75), "18:00:00");
+  assert.equal(timeOfDay(45323.5), "12:00:00");
+  assert.equal(serialDate(0, true), "1904-01-01");
+  assert.ok(isTimeFormat("h:mm:ss AM/PM"));
+  assert.ok(!isDateFormat("[h]:mm"), "a duration");
+  assert.ok(!isTimeFormat("yyyy-mm-dd hh:mm"));
   assert.ok(isDateFormat("yyyy-mm-dd"));
   assert.ok(isDateFormat("[$-409]d/m/yy h:mm AM/PM;@"));
   assert.ok(!isDateFormat('#,##0.00 "days"'));
@@ -129,4 +142,63 @@ Deno.test("xlsxToNdjson() reads a sheet written by exceljs's streaming writer", 
   } finally {
     await Deno.remove(path);
   }
+});
+
+Deno.test("xlsxToNdjson() reads workbooks as other writers lay them out", async () => {
+  const book = await handWorkbook({
+    prefix: "x:",
+    workbookPr: 'date1904="1"',
+    states: { Hidden: "hidden" },
+    styles: `<styleSheet><numFmts><numFmt numFmtId="164" formatCode="dd/mm/yyyy"/>` +
+      `<numFmt numFmtId="165" formatCode="0.0&quot;d&quot;"/></numFmts>` +
+      `<cellStyleXfs><xf numFmtId="14"/></cellStyleXfs>` +
+      `<cellXfs><xf numFmtId="0"/><xf numFmtId="164"/><xf numFmtId="165"/><xf numFmtId="22"/></cellXfs>` +
+      `</styleSheet>`,
+    sharedStrings:
+      `<sst><si><t>name</t></si><si><r><t>Ka</t></r><r><t xml:space="preserve">na </t></r>` +
+      `<rPh><t>カナ</t></rPh></si><si><t>A &amp; B</t></si></sst>`,
+    sheets: [
+      ["Hidden", "<worksheet><sheetData><row><c><v>1</v></c></row></sheetData></worksheet>"],
+      [
+        "Visible",
+        // Rows and cells without references, an empty header cell, a repeated header, a cell
+        // right of the header, a formula's string, an error, an ISO date cell, styled numbers.
+        `<x:worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main">` +
+        `<x:sheetData><x:row><x:c t="s"><x:v>0</x:v></x:c><x:c/><x:c t="inlineStr"><x:is>` +
+        `<x:t>name</x:t></x:is></x:c><x:c t="str"><x:v>n</x:v></x:c></x:row>` +
+        `<x:row r="3"><x:c r="A3" t="s"><x:v>1</x:v></x:c><x:c r="B3" s="1"><x:v>0</x:v></x:c>` +
+        `<x:c r="C3" s="2"><x:v>1.5</x:v></x:c><x:c r="D3" t="e"><x:f>1/0</x:f><x:v>#DIV/0!</x:v></x:c>` +
+        `<x:c r="F3" t="str"><x:f>"a"&amp;"b"</x:f><x:v>ab</x:v></x:c></x:row>` +
+        `<x:row><x:c t="s"><x:v>2</x:v></x:c><x:c t="d"><x:v>2024-05-06</x:v></x:c>` +
+        `<x:c s="3"><x:v>366.25</x:v></x:c><x:c t="b"><x:v>1</x:v></x:c></x:row>` +
+        `</x:sheetData><x:mergeCells count="1"><x:mergeCell ref="A1:B1"/></x:mergeCells></x:worksheet>`,
+      ],
+    ],
+  });
+  const sheet = await xlsxToNdjson(memoryAccess(book));
+  assert.equal(sheet.sheet, "Visible", "a hidden first sheet is not the default");
+  const rows = (await new Response(sheet.rows).text()).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(rows, [
+    { name: "Kana ", column_2: "1904-01-01", name_2: 1.5, n: null, column_6: "ab" },
+    { name: "A & B", column_2: "2024-05-06", name_2: "1905-01-01T06:00:00", n: true },
+  ]);
+});
+
+Deno.test("xlsxToNdjson() refuses an entry that inflates past its declared size", async () => {
+  const book = await salesWorkbook();
+  // Shrink the sheet's declared size in the central directory: the data says otherwise.
+  const view = new DataView(book.buffer);
+  const name = new TextEncoder().encode("xl/worksheets/sheet1.xml");
+  for (let i = book.length - 22; i > 0; i--) {
+    if (view.getUint32(i, true) !== 0x02014b50) continue;
+    const n = view.getUint16(i + 28, true);
+    if (n === name.length && book.subarray(i + 46, i + 46 + n).every((b, j) => b === name[j])) {
+      view.setUint32(i + 24, 100, true);
+    }
+  }
+  const err = await refusal(
+    xlsxToNdjson(memoryAccess(book)).then((s) => new Response(s.rows).text()),
+  );
+  assert.equal(err.code, "bad_zip");
+  assert.match(err.message, /declared size/);
 });
