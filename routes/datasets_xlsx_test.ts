@@ -253,6 +253,15 @@ Deno.test(
     assert.equal(ws.getCell("C2").numFmt, "yyyy-mm-dd");
     assert.equal(ws.rowCount, 3);
 
+    // Uploaded again, the workbook gives the same column types: a date column is a date.
+    const typedBack = await settled((await upload(res.bytes, "name=typed-back")).body.datasetId);
+    assert.equal(typedBack.status, "ready", JSON.stringify(typedBack.error));
+    const typesOf = (x: { columns: { name: string; type: string }[] }) =>
+      x.columns.map((c) => [c.name, c.type]);
+    assert.deepEqual(typesOf(typedBack), typesOf(d));
+    assert.deepEqual(typesOf(d).slice(2, 4), [["day", "date"], ["at", "datetime"]]);
+    assert.deepEqual(await rows(typedBack.id), await rows(d.id));
+
     // A dataset read from a workbook goes back to one with the same values.
     const sales = await settled((await upload(await salesWorkbook(), "name=sales")).body.datasetId);
     const back = await call(`/api/datasets/${sales.id}/export?format=xlsx`);
