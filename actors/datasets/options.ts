@@ -21,7 +21,10 @@ export const spreadsheetSource = z.object({
   sheetIndex: z.number().int().min(1),
   /** Every sheet of the workbook, in order. */
   sheets: z.array(z.string()),
-  /** The workbook's own SHA-256 and size (the dataset's blob is the sheet as NDJSON). */
+  /**
+   * The workbook's own SHA-256 and size. The dataset's blob is the sheet as NDJSON; the
+   * workbook is not kept (collected as any unheld upload).
+   */
   sha256: z.string(),
   sizeBytes: z.number(),
 }).strict();

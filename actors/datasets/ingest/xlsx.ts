@@ -444,11 +444,15 @@ export function timeOfDay(serial: number): string {
   return new Date(Math.round(frac * MS_PER_DAY)).toISOString().slice(11, 19);
 }
 
-/** An Excel date serial as ISO text (`date1904`: the Mac epoch). */
-export function serialDate(serial: number, date1904: boolean): string {
+/**
+ * An Excel date serial as ISO text (`date1904`: the Mac epoch), or null past the years
+ * JavaScript dates reach (a number styled as a date is then kept as a number).
+ */
+export function serialDate(serial: number, date1904: boolean): string | null {
   // 1900 system: serial 1 is 1900-01-01, and 60 the 1900-02-29 Excel believes in.
   const days = date1904 ? serial + 1462 : serial < 60 ? serial + 1 : serial;
   const ms = Math.round((days - 25569) * MS_PER_DAY);
+  if (!(Math.abs(ms) <= 8.64e15)) return null;
   const iso = new Date(ms).toISOString();
   if (ms % MS_PER_DAY === 0) return iso.slice(0, 10);
   return iso.endsWith(".000Z") ? iso.slice(0, 19) : iso.slice(0, 23);
@@ -509,7 +513,7 @@ async function sheetRows(
         if (!Number.isFinite(n)) return null;
         const kind = ctx.dateStyles.get(style);
         if (kind === "time") return timeOfDay(n);
-        return kind === "date" ? serialDate(n, ctx.date1904) : n;
+        return kind === "date" ? serialDate(n, ctx.date1904) ?? n : n;
       }
     }
   };
@@ -627,7 +631,12 @@ async function sheetRows(
           controller.close();
           return;
         }
-        p.write(r.value);
+        try {
+          p.write(r.value);
+        } catch (err) {
+          if (err instanceof IngestError) throw err;
+          throw new XlsxError("bad_xlsx", `the sheet cannot be read: ${String(err)}`);
+        }
       }
       const out = lines.join("\n") + "\n";
       lines = [];

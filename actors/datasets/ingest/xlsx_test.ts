@@ -112,6 +112,7 @@ Deno.test("serialDate() reads both epochs; isDateFormat() tells dates from numbe
   assert.equal(timeOfDay(0.75), "18:00:00");
   assert.equal(timeOfDay(45323.5), "12:00:00");
   assert.equal(serialDate(0, true), "1904-01-01");
+  assert.equal(serialDate(1e12, false), null, "past JavaScript's dates");
   assert.ok(isTimeFormat("h:mm:ss AM/PM"));
   assert.ok(!isDateFormat("[h]:mm"), "a duration");
   assert.ok(!isTimeFormat("yyyy-mm-dd hh:mm"));
@@ -171,6 +172,7 @@ Deno.test("xlsxToNdjson() reads workbooks as other writers lay them out", async 
         `<x:c r="F3" t="str"><x:f>"a"&amp;"b"</x:f><x:v>ab</x:v></x:c></x:row>` +
         `<x:row><x:c t="s"><x:v>2</x:v></x:c><x:c t="d"><x:v>2024-05-06</x:v></x:c>` +
         `<x:c s="3"><x:v>366.25</x:v></x:c><x:c t="b"><x:v>1</x:v></x:c></x:row>` +
+        `<x:row><x:c t="s"><x:v>0</x:v></x:c><x:c s="1"><x:v>1e12</x:v></x:c></x:row>` +
         `</x:sheetData><x:mergeCells count="1"><x:mergeCell ref="A1:B1"/></x:mergeCells></x:worksheet>`,
       ],
     ],
@@ -181,6 +183,7 @@ Deno.test("xlsxToNdjson() reads workbooks as other writers lay them out", async 
   assert.deepEqual(rows, [
     { name: "Kana ", column_2: "1904-01-01", name_2: 1.5, n: null, column_6: "ab" },
     { name: "A & B", column_2: "2024-05-06", name_2: "1905-01-01T06:00:00", n: true },
+    { name: "name", column_2: 1e12, name_2: null, n: null },
   ]);
 });
 
@@ -201,4 +204,27 @@ Deno.test("xlsxToNdjson() refuses an entry that inflates past its declared size"
   );
   assert.equal(err.code, "bad_zip");
   assert.match(err.message, /declared size/);
+});
+
+Deno.test("xlsxToNdjson() answers damaged workbooks with its own errors only", async () => {
+  const book = await salesWorkbook();
+  // A seeded generator: the same damage on every run.
+  let seed = 42;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const codes = new Map<string, number>();
+  for (let i = 0; i < 300; i++) {
+    const hurt = book.slice(0, i % 3 === 0 ? Math.floor(random() * book.length) : book.length);
+    for (let k = 0; k < 1 + (i % 5); k++) {
+      hurt[Math.floor(random() * hurt.length)] = Math.floor(random() * 256);
+    }
+    let code = "read";
+    try {
+      await new Response((await xlsxToNdjson(memoryAccess(hurt))).rows).text();
+    } catch (err) {
+      assert.ok(err instanceof XlsxError || err instanceof ZipError, `damage ${i}: ${err}`);
+      code = err.code;
+    }
+    codes.set(code, (codes.get(code) ?? 0) + 1);
+  }
+  assert.ok((codes.get("bad_zip") ?? 0) > 0, JSON.stringify([...codes]));
 });

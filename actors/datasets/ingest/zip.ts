@@ -67,6 +67,16 @@ const INFLATE_PIECE = 4 * 1024;
 
 /** The entries of the archive in `src`, by name. Throws {@link ZipError} `bad_zip`. */
 export async function zipEntries(src: RandomAccess): Promise<Map<string, ZipEntry>> {
+  try {
+    return await readDirectory(src);
+  } catch (err) {
+    // A field pointing past its record reads out of a buffer's bounds.
+    if (err instanceof RangeError) throw bad(`a record is cut (${err.message})`);
+    throw err;
+  }
+}
+
+async function readDirectory(src: RandomAccess): Promise<Map<string, ZipEntry>> {
   const tailStart = Math.max(0, src.size - (22 + 0xffff));
   const tail = await src.bytes(tailStart, src.size);
   const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
