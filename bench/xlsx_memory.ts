@@ -6,7 +6,8 @@
  *   deno run -A bench/xlsx_memory.ts export 200000 10 # rows → .xlsx stream, as an export
  *   deno run -A bench/xlsx_memory.ts idle             # the same modules loaded, nothing done
  *
- * The workbook has numbers, shared strings (1,000 distinct), dates and booleans, with its
+ * The workbook has numbers, shared strings (1,000 distinct; `--unique`: every one distinct),
+ * dates and booleans, with its
  * sheet before its shared strings (as Excel and exceljs write it). Import goes through the
  * file blob store (the embedded adapter) as the upload route does; peak RSS is sampled every
  * 20 ms. Run with the flags of `deno task start` (GLIBC_TUNABLES, --v8-flags) for the figures
@@ -19,7 +20,10 @@ import { xlsxToNdjson } from "../actors/datasets/ingest/xlsx.ts";
 import { xlsxStream } from "../actors/datasets/export_xlsx.ts";
 import type { ColumnInfo } from "../actors/datasets/store.ts";
 
-const [mode = "idle", rowsArg = "200000", colsArg = "10"] = Deno.args;
+const unique = Deno.args.includes("--unique");
+const [mode = "idle", rowsArg = "200000", colsArg = "10"] = Deno.args.filter((a) =>
+  !a.startsWith("--")
+);
 const rows = Number(rowsArg);
 const cols = Number(colsArg);
 const dir = ".data/bench-xlsx";
@@ -36,7 +40,7 @@ function value(r: number, c: number): unknown {
     case 1:
       return r * 1.25;
     case 2:
-      return `name ${r % 1000}`;
+      return unique ? `name ${r} ${c}` : `name ${r % 1000}`;
     case 3:
       return new Date(Date.UTC(2020, 0, 1 + (r % 1500)));
     default:
@@ -122,5 +126,5 @@ let all: Record<string, unknown> = {};
 try {
   all = JSON.parse(await Deno.readTextFile(path));
 } catch { /* first run */ }
-all[mode] = out;
+all[unique ? `${mode}-unique` : mode] = out;
 await Deno.writeTextFile(path, JSON.stringify(all, null, 2) + "\n");
