@@ -201,24 +201,27 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
       { policy: o.uploads ?? {}, sizeBytes: size },
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
+    // A workbook's sheet is stored as NDJSON: its options are checked before it is read.
+    const options = parseOptions(
+      zip ? { ...fields, format: "ndjson" } : fields,
+      upload.contentType,
+      upload.fileName,
+    );
+    delete options.spreadsheet;
     const sheet = zip
       ? await storeSheet(o.blobs, o.db, upload, {
         ...(typeof fields.sheet === "string" ? { sheet: fields.sheet } : {}),
-        header: fields.header !== "false" && fields.header !== false,
+        header: options.header,
         maxColumns: limits.maxColumns,
         maxInflateRatio: o.maxInflateRatio ?? 200,
         maxBytes,
         supported: SUPPORTED_FORMATS,
       })
       : null;
-    if (sheet) upload = { ...upload, sha256: sheet.sha256, size: sheet.size };
-    const options = parseOptions(
-      sheet ? { ...fields, format: "ndjson" } : fields,
-      upload.contentType,
-      upload.fileName,
-    );
-    if (sheet) options.spreadsheet = sheet.source;
-    else delete options.spreadsheet;
+    if (sheet) {
+      upload = { ...upload, sha256: sheet.sha256, size: sheet.size };
+      options.spreadsheet = sheet.source;
+    }
     if (upload.size === 0) {
       throw new ValidationError(sheet ? "the sheet has no rows" : "the file is empty", {
         code: "EMPTY_FILE",

@@ -149,8 +149,22 @@ Deno.test(
       { sheet: "Cities" },
     );
     assert.equal(byName.status, 202, JSON.stringify(byName.body));
-    const byIndex = await upload(book, "sheet=2", "application/octet-stream");
+    const byIndex = await upload(
+      book,
+      "sheet=2&options=" + encodeURIComponent(JSON.stringify({ header: true })),
+      "application/octet-stream",
+    );
     assert.equal(byIndex.status, 202, JSON.stringify(byIndex.body));
+    const headless = await upload(
+      book,
+      "sheet=Cities&options=" + encodeURIComponent(JSON.stringify({ header: false })),
+    );
+    const h = await settled(headless.body.datasetId);
+    assert.equal(h.status, "ready", JSON.stringify(h.error));
+    assert.equal(h.rowCount, 3, "the first row is data");
+    assert.deepEqual(h.columns.map((c: { name: string }) => c.name), ["column_1", "column_2"]);
+    const badOptions = await upload(book, "options=" + encodeURIComponent('{"nope":1}'));
+    assert.equal(badOptions.status, 400, JSON.stringify(badOptions.body));
     for (const id of [byName.body.datasetId, byIndex.body.datasetId]) {
       const d = await settled(id);
       assert.equal(d.status, "ready", JSON.stringify(d.error));
