@@ -208,6 +208,8 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
       upload.fileName,
     );
     delete options.spreadsheet;
+    // Reading the sheet is the request's work, as receiving it was: background work waits.
+    const leave = zip ? o.runtime.foreground() : () => {};
     const sheet = zip
       ? await storeSheet(o.blobs, o.db, upload, {
         ...(typeof fields.sheet === "string" ? { sheet: fields.sheet } : {}),
@@ -216,7 +218,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
         maxInflateRatio: o.maxInflateRatio ?? 200,
         maxBytes,
         supported: SUPPORTED_FORMATS,
-      })
+      }).finally(leave)
       : null;
     if (sheet) {
       upload = { ...upload, sha256: sheet.sha256, size: sheet.size };
