@@ -141,6 +141,25 @@ Deno.test(
 );
 
 Deno.test(
+  { name: "datasets: a sheet of thousands of rows is split into chunks and loads", ...opts },
+  async () => {
+    const up = await upload(await bigWorkbook(3000, 8), "name=big-sheet");
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    const d = await settled(up.body.datasetId);
+    assert.equal(d.status, "ready", JSON.stringify(d.error));
+    assert.equal(d.rowCount, 3000);
+    assert.ok(d.progress.chunksTotal > 5, `${d.progress.chunksTotal} chunks`);
+    assert.deepEqual(
+      d.columns.slice(0, 2).map((c: { name: string; type: string }) => [c.name, c.type]),
+      [["col0", "float"], ["col1", "string"]],
+    );
+    const last = await call(`/api/datasets/${d.id}/rows?filter=col1:eq:text 2999-1`);
+    assert.equal(last.body.rows.length, 1);
+    assert.equal(last.body.rows[0].col2, 5998.5);
+  },
+);
+
+Deno.test(
   { name: "datasets: sheet= picks a sheet by name or position, in a form or the query", ...opts },
   async () => {
     const book = await salesWorkbook();

@@ -228,3 +228,18 @@ Deno.test("xlsxToNdjson() answers damaged workbooks with its own errors only", a
   }
   assert.ok((codes.get("bad_zip") ?? 0) > 0, JSON.stringify([...codes]));
 });
+
+Deno.test("xlsxToNdjson() caps the shared strings it holds in memory", async () => {
+  const strings = Array.from({ length: 50_000 }, (_, i) => `<si><t>string number ${i}</t></si>`);
+  const book = await handWorkbook({
+    sharedStrings: `<sst>${strings.join("")}</sst>`,
+    sheets: [[
+      "S",
+      `<worksheet><sheetData><row><c t="s"><v>0</v></c></row></sheetData></worksheet>`,
+    ]],
+  });
+  const err = await refusal(xlsxToNdjson(memoryAccess(book), { maxSharedStringsBytes: 1 << 20 }));
+  assert.equal(err.code, "inflated_too_large");
+  const ok = await xlsxToNdjson(memoryAccess(book), { header: false });
+  assert.equal(await new Response(ok.rows).text(), '{"column_1":"string number 0"}\n');
+});
