@@ -13,10 +13,10 @@
  *   for a cell right of the header, `column_<n>` (1-based column);
  * - a number cell is a JSON number; a number cell styled as a date is `YYYY-MM-DD`, or
  *   `YYYY-MM-DDTHH:MM:SS[.mmm]` with a time of day (`HH:MM:SS` text when its format shows a
- *   time alone); a
- *   boolean is `true`/`false`; a shared, inline or rich-text string is its plain text (phonetic
- *   runs left out); a formula is its cached result (none cached: null); an error (`#DIV/0!`)
- *   is null; an empty cell is null;
+ *   time alone; an elapsed time such as `[h]:mm` stays a number of days); a boolean is
+ *   `true`/`false`; a shared, inline or rich-text string is its plain text (phonetic runs left
+ *   out); a formula is its cached result (none cached: null); an error (`#DIV/0!`) is null; an
+ *   empty cell is null;
  * - a merged range holds its value in its top-left cell only (the others are empty), as pandas
  *   and openpyxl read it; rows with no value are left out.
  */
