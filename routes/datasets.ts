@@ -7,11 +7,14 @@
  *   {datasetId, jobId}` once the file is durable. A CSV/TSV header over the column or length
  *   limit is a 422 as soon as it crosses it. Gzip (`Content-Encoding: gzip`, a `.csv.gz` or
  *   its magic bytes) is decompressed as it arrives and stored decompressed; a binary file (a
- *   PDF, a spreadsheet, an image, NUL bytes in its head) is a 415 before anything is stored.
+ *   PDF, an image, NUL bytes in its head) is a 415 before anything is stored. An `.xlsx`
+ *   (`format=xlsx`, its content type or name, or ZIP bytes of no declared format; `sheet=` a
+ *   name or 1-based position, default the first) is stored, then its sheet is stored as NDJSON
+ *   and that is the dataset's file (actors/datasets/spreadsheet.ts).
  * - `GET /api/datasets`, `GET /api/datasets/:id`, `DELETE /api/datasets/:id`;
  * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
  * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;
- * - `GET /api/datasets/:id/export?format=csv|ndjson` (streamed);
+ * - `GET /api/datasets/:id/export?format=csv|ndjson|xlsx` (streamed);
  * - `GET /api/datasets/:id/report.pdf`: the profile report.
  */
 import { type Context, Hono } from "hono";
@@ -27,13 +30,16 @@ import {
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import {
-  type DatasetFormat,
   type DatasetOptions,
   datasetOptions,
   guessFormat,
   MAX_COLUMNS,
   MAX_HEADER_BYTES,
+  UPLOAD_FORMATS,
+  type UploadFormat,
 } from "../actors/datasets/options.ts";
+import { storeSheet } from "../actors/datasets/spreadsheet.ts";
+import { xlsxStream } from "../actors/datasets/export_xlsx.ts";
 import {
   buildAggregateQuery,
   buildRowQuery,
@@ -114,7 +120,9 @@ export interface DatasetRoutesOptions {
 
 const uploadQuery = z.object({
   name: z.string().trim().min(1).max(200).optional(),
-  format: z.enum(["csv", "tsv", "json", "ndjson"]).optional(),
+  format: z.enum(UPLOAD_FORMATS).optional(),
+  /** An `.xlsx` upload's sheet: its name or 1-based position. */
+  sheet: z.string().min(1).max(200).optional(),
   delimiter: z.string().length(1).optional(),
   quote: z.string().max(1).optional(),
   header: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
@@ -163,7 +171,8 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
         { status: 415, details: { contentEncoding: "gzip" } },
       );
     }
-    const upload = await receiveUpload(
+    let zip = false;
+    let upload = await receiveUpload(
       o.runtime,
       raw,
       (body) =>
@@ -176,20 +185,49 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
           form,
           (file, fields, contentType, fileName) => {
             const all = { ...fields, ...definedOnly(q) };
+            const format = all.format ?? guessFormat(contentType, fileName);
             const text = sniffedStream(file, {
               encoding: encodingOf(all.encoding),
               gzip,
               maxInflateRatio: o.maxInflateRatio ?? 200,
+              // A workbook, or a file of no known format whose bytes may say it is one.
+              ...(format === "xlsx" || format === null ? { onZip: () => (zip = true) } : {}),
             }, refuseContent);
-            return checkedHeader(text, all, contentType, fileName, limits);
+            return format === "xlsx"
+              ? text
+              : checkedHeader(text, all, contentType, fileName, limits);
           },
         ),
       { policy: o.uploads ?? {}, sizeBytes: size },
     );
     const fields = { ...upload.fields, ...definedOnly(q) };
-    const options = parseOptions(fields, upload.contentType, upload.fileName);
+    // A workbook's sheet is stored as NDJSON: its options are checked before it is read.
+    const options = parseOptions(
+      zip ? { ...fields, format: "ndjson" } : fields,
+      upload.contentType,
+      upload.fileName,
+    );
+    delete options.spreadsheet;
+    // Reading the sheet is the request's work, as receiving it was: background work waits.
+    const leave = zip ? o.runtime.foreground() : () => {};
+    const sheet = zip
+      ? await storeSheet(o.blobs, o.db, upload, {
+        ...(typeof fields.sheet === "string" ? { sheet: fields.sheet } : {}),
+        header: options.header,
+        maxColumns: limits.maxColumns,
+        maxInflateRatio: o.maxInflateRatio ?? 200,
+        maxBytes,
+        supported: SUPPORTED_FORMATS,
+      }).finally(leave)
+      : null;
+    if (sheet) {
+      upload = { ...upload, sha256: sheet.sha256, size: sheet.size };
+      options.spreadsheet = sheet.source;
+    }
     if (upload.size === 0) {
-      throw new ValidationError("the file is empty", { code: "EMPTY_FILE" });
+      throw new ValidationError(sheet ? "the sheet has no rows" : "the file is empty", {
+        code: "EMPTY_FILE",
+      });
     }
     const datasetId = uuidv7();
     const name = String(fields.name ?? upload.fileName ?? `dataset ${datasetId}`).slice(0, 200);
@@ -205,7 +243,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
           id: datasetId,
           tenantId: principal.tenantId,
           name,
-          format: options.format,
+          format: sheet ? "xlsx" : options.format,
           options,
           sha256: upload.sha256,
           size: upload.size,
@@ -296,13 +334,31 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   app.get("/datasets/:id/export", async function exportRows(c) {
     const d = ready(await loadDataset(c, o));
     const format = c.req.query("format") ?? "csv";
-    if (format !== "csv" && format !== "ndjson") {
+    if (format !== "csv" && format !== "ndjson" && format !== "xlsx") {
       throw new ValidationError(`unknown export format ${JSON.stringify(format)}`, {
-        formats: ["csv", "ndjson"],
+        formats: ["csv", "ndjson", "xlsx"],
       });
     }
     const table = rowsTable(d.id);
     const db = o.db;
+    if (format === "xlsx") {
+      const select = d.columns.map((col) => `, "${col.key}"`).join("");
+      let from = -1;
+      const next = async () => {
+        const rows = await db.query<Record<string, unknown>>(
+          `SELECT _row${select} FROM ${table} WHERE _row > $1 ORDER BY _row LIMIT 2000`,
+          [from],
+        );
+        if (rows.length) from = Number(rows.at(-1)!._row);
+        return rows;
+      };
+      return new Response(xlsxStream(d.name, d.columns, next), {
+        headers: {
+          "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+          "content-disposition": attachmentHeader(d.name, "xlsx"),
+        },
+      });
+    }
     const encoder = new TextEncoder();
     let after = -1;
     let started = false;
@@ -426,7 +482,14 @@ type FileCheck = (
 ) => ReadableStream<Uint8Array>;
 
 /** What the datasets API reads, as a 415's details say. */
-const SUPPORTED_FORMATS = ["csv", "tsv", "json (an array)", "ndjson", "any of them gzipped"];
+const SUPPORTED_FORMATS = [
+  "csv",
+  "tsv",
+  "json (an array)",
+  "ndjson",
+  "any of them gzipped",
+  "xlsx (one sheet)",
+];
 
 /** Whether `Content-Encoding` says gzip; an encoding this API cannot read is a 415. */
 function gzipEncoded(header: string | undefined): boolean {
@@ -451,7 +514,8 @@ function refuseContent(err: IngestError): TroupeError | IngestError {
   if (err instanceof BinaryContentError) {
     return new TroupeError(
       "UNSUPPORTED_MEDIA_TYPE",
-      `${err.message}: send CSV, TSV, a JSON array or NDJSON (optionally gzipped)`,
+      `${err.message}: send CSV, TSV, a JSON array or NDJSON (optionally gzipped), or an .xlsx ` +
+        "workbook (format=xlsx)",
       { status: 415, details: { detected: err.detected, supported: SUPPORTED_FORMATS } },
     );
   }
@@ -556,11 +620,18 @@ function parseOptions(
       throw new ValidationError("options is not valid JSON");
     }
   }
-  const format = (fields.format as DatasetFormat | undefined) ??
+  const format = (fields.format as UploadFormat | undefined) ??
     guessFormat(contentType, fileName);
   if (!format) {
     throw new ValidationError(
-      "cannot tell the format: pass format=csv|tsv|json|ndjson or a Content-Type such as text/csv",
+      "cannot tell the format: pass format=csv|tsv|json|ndjson|xlsx or a Content-Type such as text/csv",
+    );
+  }
+  if (format === "xlsx") {
+    throw new TroupeError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      "the file is not an .xlsx workbook (a ZIP archive): send the workbook, or say its format",
+      { status: 415, details: { supported: SUPPORTED_FORMATS } },
     );
   }
   const base = typeof extra === "object" && extra !== null ? extra as Record<string, unknown> : {};

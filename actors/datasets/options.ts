@@ -6,6 +6,29 @@ import { z } from "zod";
 
 export const DATASET_FORMATS = ["csv", "tsv", "json", "ndjson"] as const;
 export type DatasetFormat = (typeof DATASET_FORMATS)[number];
+/**
+ * What an upload may be: a dataset format, or an `.xlsx` workbook (one sheet of it is stored
+ * as NDJSON, see `ingest/xlsx.ts`).
+ */
+export const UPLOAD_FORMATS = [...DATASET_FORMATS, "xlsx"] as const;
+export type UploadFormat = (typeof UPLOAD_FORMATS)[number];
+
+/** Where a dataset read from a spreadsheet came from (set by the upload, never by a client). */
+export const spreadsheetSource = z.object({
+  format: z.literal("xlsx"),
+  /** The sheet read, and its 1-based position. */
+  sheet: z.string(),
+  sheetIndex: z.number().int().min(1),
+  /** Every sheet of the workbook, in order. */
+  sheets: z.array(z.string()),
+  /**
+   * The workbook's own SHA-256 and size. The dataset's blob is the sheet as NDJSON; the
+   * workbook is not kept (collected as any unheld upload).
+   */
+  sha256: z.string(),
+  sizeBytes: z.number(),
+}).strict();
+export type SpreadsheetSource = z.infer<typeof spreadsheetSource>;
 
 /**
  * Default most columns of a dataset (PostgreSQL's own limit is 1,600 a table; a file near it
@@ -54,6 +77,8 @@ export const datasetOptions = z.object({
   /** `skip`: drop bad rows and report them; `fail`: fail the dataset at the first one. */
   errorPolicy: z.enum(["skip", "fail"]).default("skip"),
   cleaning: cleaningOptions.default(cleaningOptions.parse({})),
+  /** Set when the file was a spreadsheet (`format` is then `ndjson`, what it is stored as). */
+  spreadsheet: spreadsheetSource.optional(),
 }).strict().refine((o) => o.quote === undefined || o.quote !== (o.delimiter ?? ","), {
   message: "the quote character must differ from the delimiter",
   path: ["quote"],
@@ -65,9 +90,11 @@ export type DatasetOptions = z.infer<typeof datasetOptions>;
 export function guessFormat(
   contentType: string | null,
   fileName: string | null,
-): DatasetFormat | null {
+): UploadFormat | null {
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
-  const byType: Record<string, DatasetFormat> = {
+  const byType: Record<string, UploadFormat> = {
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.ms-excel.sheet.macroenabled.12": "xlsx",
     "text/csv": "csv",
     "application/csv": "csv",
     "text/tab-separated-values": "tsv",
@@ -79,7 +106,9 @@ export function guessFormat(
   if (byType[type]) return byType[type];
   // `x.csv.gz` is read as `x.csv` (gzip is seen by its bytes).
   const ext = /\.([a-z0-9]+)(?:\.gz)?$/i.exec(fileName ?? "")?.[1]?.toLowerCase();
-  const byExt: Record<string, DatasetFormat> = {
+  const byExt: Record<string, UploadFormat> = {
+    xlsx: "xlsx",
+    xlsm: "xlsx",
     csv: "csv",
     tsv: "tsv",
     tab: "tsv",

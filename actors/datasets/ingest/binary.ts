@@ -106,6 +106,11 @@ export interface SniffOptions {
    * @default 200
    */
   maxInflateRatio?: number;
+  /**
+   * Called when the file is a ZIP (an `.xlsx` upload): the stream then passes it through as it
+   * is instead of refusing it. A ZIP inside gzip is refused still.
+   */
+  onZip?: () => void;
 }
 
 /** Decompressed bytes before the inflate ratio is judged. */
@@ -145,6 +150,10 @@ export function sniffedStream(
     if (kind === "gzip" && inner) throw new BinaryContentError("gzip");
     if (kind === "gzip" || (forceGzip && !inner)) {
       return await start(inflated(rest, maxRatio).getReader(), false, true);
+    }
+    if (kind === "zip" && !inner && o.onZip) {
+      o.onZip();
+      return rest.getReader();
     }
     if (kind !== "text") throw new BinaryContentError(kind);
     return rest.getReader();
