@@ -80,7 +80,10 @@ export const courseChunks = pgTable("troupe_course_chunks", {
   section: text("section").notNull(),
   text: text("text").notNull(),
   tsv: tsvector("tsv").generatedAlwaysAs(sql`to_tsvector('simple', text)`),
+  /** The lexical index: `actors/courses/lexicon.ts`'s tokens of the section and the text. */
+  lexemes: tsvector("lexemes"),
 }, (t) => [
   index("troupe_course_chunks_course_idx").on(t.courseId),
   index("troupe_course_chunks_tsv_idx").using("gin", t.tsv),
+  index("troupe_course_chunks_lexemes_idx").using("gin", t.lexemes),
 ]);
