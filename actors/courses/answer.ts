@@ -18,10 +18,10 @@ import {
   forms,
   queryTokens,
   quote,
-  singular,
   STOP_WORDS,
   tokens,
   tsqueryOf,
+  variants,
   wholeTokens,
 } from "./lexicon.ts";
 import { sentences } from "./writer.ts";
@@ -292,7 +292,11 @@ export async function matchingPage(
   return best;
 }
 
-/** The physical page (within the passage's range) whose text holds `snippet`. */
+/**
+ * The physical page (within the passage's range) whose text holds `snippet`; when no page
+ * holds it verbatim (a sentence across a page break, a hyphenated line end), the page holding
+ * most of its tokens.
+ */
 export async function locatePage(db: SqlExecutor, p: Passage, snippet: string): Promise<number> {
   if (p.pageFrom === p.pageTo) return p.pageFrom;
   const rows = await db.query<{ page: number; lines: { text: string }[] }>(
@@ -303,7 +307,7 @@ export async function locatePage(db: SqlExecutor, p: Passage, snippet: string): 
   for (const r of rows) {
     if (normalize(r.lines.map((l) => l.text).join(" ")).includes(needle)) return r.page;
   }
-  return p.pageFrom;
+  return await matchingPage(db, p, new Set(tokens(snippet)));
 }
 
 function normalize(text: string): string {
@@ -333,6 +337,8 @@ interface AskedWord {
 
 /** Sentences at most this far apart (in a passage) count as one answer window. */
 const WINDOW = 1;
+/** How much a passage's place in the search results lowers its sentences' score. */
+const RANK_PENALTY = 0.05;
 /** Sentences in an answer. */
 const MAX_SENTENCES = 3;
 
@@ -353,7 +359,7 @@ export async function answerQuestion(
   const { minCoverage, minSimilarity } = { ...RELEVANCE_DEFAULTS, ...options };
   const none = (c: number) => ({ answered: false, answer: NO_ANSWER, citations: [], coverage: c });
   // The question's whole words (not stop words), each held by a passage in its own form or
-  // its singular; the pieces of a compound (`t`, `test` of `t.test`) are not asked on their own.
+  // another inflection (`variants`); the pieces of a compound (`t`, `test` of `t.test`) are not asked on their own.
   const words = [...new Set(wholeTokens(question))].filter((t) =>
     !STOP_WORDS.has(t) && !ASKING.has(t)
   );
@@ -363,7 +369,7 @@ export async function answerQuestion(
   // A word the course never uses weighs as much as the rarest possible one.
   const top = Math.log(1 + (weights.passages + 0.5) / 0.5);
   const asked = words.map((word) => {
-    const alternatives = [...new Set([word, singular(word)])];
+    const alternatives = [word, ...variants(word)];
     const known = alternatives.flatMap((t) => weights.idf.has(t) ? [weights.idf.get(t)!] : []);
     return { alternatives, weight: known.length ? Math.min(...known) : top };
   });
@@ -390,7 +396,7 @@ export async function answerQuestion(
       const cover = coverage(asked, window);
       const self = coverage(asked, own[i]!);
       if (self > 0) {
-        candidates.push({ text, passage: p, cover, score: cover + self - rank * 0.01 });
+        candidates.push({ text, passage: p, cover, score: cover + self - rank * RANK_PENALTY });
       }
     });
   });

@@ -33,7 +33,7 @@ export function singular(word: string): string {
 
 /**
  * Index tokens in reading order: each whole token, then its word pieces when it has several,
- * then its singular when it is a plural.
+ * then its other inflections (`variants`).
  */
 export function tokens(text: string): string[] {
   const out: string[] = [];
@@ -43,16 +43,37 @@ export function tokens(text: string): string[] {
   return out;
 }
 
-/** A token, its word pieces (when it has several) and its singular (when it is a plural). */
+/** A token, its word pieces (when it has several) and its other inflections. */
 export function forms(token: string): string[] {
   const out = [token];
   const pieces = token.match(PIECE) ?? [];
   if (pieces.length > 1 || (pieces.length === 1 && pieces[0] !== token)) {
     for (const p of pieces) if (p !== token) out.push(p);
   }
-  const one = singular(token);
-  if (one !== token) out.push(one);
+  for (const v of variants(token)) if (!out.includes(v)) out.push(v);
   return out;
+}
+
+/**
+ * A word's other inflections found by suffix alone: its singular (`membranes` → `membrane`),
+ * and the stems of a past or continuous form (`changed` → `change`, `chang`; `using` → `us`,
+ * `use`), so a question and the text meet whichever form each uses. Not a word is left out.
+ */
+export function variants(word: string): string[] {
+  if (!/^\p{L}{4,}$/u.test(word)) return [];
+  const out = new Set<string>();
+  const one = singular(word);
+  if (one !== word) out.add(one);
+  if (word.length >= 5 && word.endsWith("ed") && !word.endsWith("eed")) {
+    out.add(word.slice(0, -1));
+    out.add(word.slice(0, -2));
+  }
+  if (word.length >= 6 && word.endsWith("ing")) {
+    out.add(word.slice(0, -3));
+    out.add(`${word.slice(0, -3)}e`);
+  }
+  out.delete(word);
+  return [...out];
 }
 
 /** A text's whole tokens (no pieces, no singulars), lower-cased, in reading order. */
