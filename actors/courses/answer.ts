@@ -403,11 +403,14 @@ export async function answerQuestion(
   candidates.sort((a, b) => b.score - a.score);
   const best = candidates[0]?.cover ?? 0;
   if (best < minCoverage) return none(best);
-  const seen = new Set<string>();
+  // A sentence is said once, even when passages overlap or a heading runs into it.
+  const seen: string[] = [];
   const chosen = candidates.filter((c) => {
-    const key = c.text.replace(/\s+/g, " ").trim().toLowerCase();
-    if (c.cover < minCoverage || seen.has(key)) return false;
-    seen.add(key);
+    const key = normalize(c.text);
+    if (c.cover < minCoverage || seen.some((k) => k.includes(key) || key.includes(k))) {
+      return false;
+    }
+    seen.push(key);
     return true;
   }).slice(0, MAX_SENTENCES);
   const citations: Citation[] = [];
