@@ -3,7 +3,8 @@
  *
  * `searchPassages` ranks the course's passages by BM25 over the lexical index
  * (`troupe_course_chunks.lexemes`, tokens from `lexicon.ts`: short identifiers and code
- * punctuation kept), in SQL, the same on PGlite and PostgreSQL. `hybridSearch` fuses it with
+ * punctuation kept; scored in memory by `lexical_index.ts`), the same on PGlite and
+ * PostgreSQL. `hybridSearch` fuses it with
  * the embeddings' nearest passages (only those at least `minSimilarity` close: a query nothing
  * matches finds nothing). `answerQuestion` answers only from the course: it answers when some
  * passage's few consecutive sentences hold enough of the question's informative terms
@@ -14,17 +15,9 @@ import type { SqlExecutor } from "../runtime/ports.ts";
 import type { TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { reciprocalRankFusion } from "../../db/vectors/pg.ts";
 import type { VectorStore } from "../../db/vectors/store.ts";
-import {
-  forms,
-  queryTokens,
-  quote,
-  STOP_WORDS,
-  tokens,
-  tsqueryOf,
-  variants,
-  wholeTokens,
-} from "./lexicon.ts";
+import { queryTokens, STOP_WORDS, tokens, variants, wholeTokens } from "./lexicon.ts";
 import { sentences } from "./writer.ts";
+import { bm25, courseIndex, idf, unseenIdf } from "./lexical_index.ts";
 
 export interface Passage {
   id: string;
@@ -77,44 +70,6 @@ export const RELEVANCE_DEFAULTS: Required<RelevanceOptions> = {
   minCoverage: 0.55,
 };
 
-/** BM25's term-frequency saturation and length normalisation. */
-const K1 = 1.2;
-const B = 0.75;
-
-/** Course-wide statistics of a query's terms: inverse document frequencies (BM25's). */
-export interface TermWeights {
-  /** Passages in the course. */
-  passages: number;
-  avgLength: number;
-  /** BM25 idf per query term; a term no passage holds gets the largest possible. */
-  idf: Map<string, number>;
-}
-
-export async function termWeights(
-  db: SqlExecutor,
-  courseId: string,
-  tenantId: string,
-  terms: readonly string[],
-): Promise<TermWeights> {
-  const rows = await db.query<{ n: number; avgdl: number; lex: string | null; df: number }>(
-    `WITH stats AS (
-       SELECT count(*)::int AS n, coalesce(avg(length(lexemes)), 1)::float8 AS avgdl
-       FROM troupe_course_chunks WHERE course_id = $1 AND tenant_id = $2
-     )
-     SELECT stats.n, stats.avgdl, t.lex,
-       (SELECT count(*)::int FROM troupe_course_chunks c
-        WHERE c.course_id = $1 AND c.tenant_id = $2 AND c.lexemes @@ t.q::tsquery) AS df
-     FROM stats LEFT JOIN unnest($3::text[], $4::text[]) AS t(lex, q) ON true`,
-    [courseId, tenantId, terms, terms.map(quote)],
-  );
-  const n = rows[0]?.n ?? 0;
-  const idf = new Map<string, number>();
-  for (const r of rows) {
-    if (r.lex !== null) idf.set(r.lex, Math.log(1 + (n - r.df + 0.5) / (r.df + 0.5)));
-  }
-  return { passages: n, avgLength: rows[0]?.avgdl ?? 1, idf };
-}
-
 const PASSAGE_COLUMNS = `c.id, c.text, c.file_name, c.source_idx, s.sha256, c.page_from,
   c.page_to, c.section`;
 
@@ -142,41 +97,22 @@ export async function searchPassages(
   tenantId: string,
   query: string,
   k: number,
-  weights?: TermWeights,
 ): Promise<Passage[]> {
   const terms = queryTokens(query);
   if (terms.length === 0) return [];
-  const w = weights ?? await termWeights(db, courseId, tenantId, terms);
-  const present = terms.filter((t) => w.idf.has(t));
-  if (present.length === 0) return [];
+  const ranked = bm25(await courseIndex(db, courseId, tenantId), terms, k);
+  if (ranked.length === 0) return [];
   const rows = await db.query<Record<string, unknown>>(
-    `WITH t AS (SELECT * FROM unnest($3::text[], $4::float8[]) AS t(lex, idf)),
-     ranked AS (
-       SELECT c.id, sum(t.idf * (u.tf * ${K1 + 1}) /
-         (u.tf + ${K1} * (${1 - B} + ${B} * length(c.lexemes) / $6::float8)))::float8 AS score
-       FROM troupe_course_chunks c
-       CROSS JOIN LATERAL (
-         SELECT x.lexeme, coalesce(cardinality(x.positions), 1)::float8 AS tf FROM unnest(c.lexemes) x
-       ) u
-       JOIN t ON t.lex = u.lexeme
-       WHERE c.course_id = $1 AND c.tenant_id = $2 AND c.lexemes @@ $5::tsquery
-       GROUP BY c.id ORDER BY score DESC, c.id LIMIT $7
-     )
-     SELECT ${PASSAGE_COLUMNS}, ranked.score FROM ranked
-     JOIN troupe_course_chunks c ON c.id = ranked.id
+    `SELECT ${PASSAGE_COLUMNS} FROM troupe_course_chunks c
      JOIN troupe_course_sources s ON s.course_id = c.course_id AND s.idx = c.source_idx
-     ORDER BY ranked.score DESC, c.id`,
-    [
-      courseId,
-      tenantId,
-      present,
-      present.map((t) => w.idf.get(t)!),
-      tsqueryOf(present),
-      Math.max(1, w.avgLength),
-      k,
-    ],
+     WHERE c.course_id = $1 AND c.tenant_id = $2 AND c.id = ANY($3::text[])`,
+    [courseId, tenantId, ranked.map((r) => r.id)],
   );
-  return rows.map((r) => toPassage(r, Number(r.score)));
+  const byId = new Map(rows.map((r) => [String(r.id), r]));
+  return ranked.flatMap((r) => {
+    const row = byId.get(r.id);
+    return row ? [toPassage(row, r.score)] : [];
+  });
 }
 
 /**
@@ -193,15 +129,13 @@ export async function hybridSearch(
   tenantId: string,
   query: string,
   k: number,
-  { minSimilarity = RELEVANCE_DEFAULTS.minSimilarity, weights }: RelevanceOptions & {
-    weights?: TermWeights;
-  } = {},
+  { minSimilarity = RELEVANCE_DEFAULTS.minSimilarity }: RelevanceOptions = {},
 ): Promise<Passage[]> {
   const depth = Math.max(20, k * 2);
   // The embedding is of the query's words without stop words: those are in every passage.
   const content = wholeTokens(query).filter((t) => !STOP_WORDS.has(t)).join(" ") || query;
   const [lexical, [vector]] = await Promise.all([
-    searchPassages(db, courseId, tenantId, query, depth, weights),
+    searchPassages(db, courseId, tenantId, query, depth),
     embedder.embed([content]),
   ]);
   const near = (await vectors.query(vector!, { tenantId, courseId }, depth))
@@ -364,14 +298,12 @@ export async function answerQuestion(
     !STOP_WORDS.has(t) && !ASKING.has(t)
   );
   if (words.length === 0) return none(0);
-  const terms = [...new Set(words.flatMap(forms))];
-  const weights = await termWeights(db, courseId, tenantId, terms);
+  const index = await courseIndex(db, courseId, tenantId);
   // A word the course never uses weighs as much as the rarest possible one.
-  const top = Math.log(1 + (weights.passages + 0.5) / 0.5);
   const asked = words.map((word) => {
     const alternatives = [word, ...variants(word)];
-    const known = alternatives.flatMap((t) => weights.idf.has(t) ? [weights.idf.get(t)!] : []);
-    return { alternatives, weight: known.length ? Math.min(...known) : top };
+    const known = alternatives.filter((t) => index.postings.has(t)).map((t) => idf(index, t));
+    return { alternatives, weight: known.length ? Math.min(...known) : unseenIdf(index) };
   });
   const passages = await hybridSearch(
     db,
@@ -381,7 +313,7 @@ export async function answerQuestion(
     tenantId,
     words.join(" "),
     8,
-    { minSimilarity, weights },
+    { minSimilarity },
   );
   const candidates: { text: string; passage: Passage; score: number; cover: number }[] = [];
   passages.forEach((p, rank) => {
