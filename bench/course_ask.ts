@@ -10,9 +10,10 @@
  *   expected page;
  * - search hit@3: of the phrases, the share with an expected page among the first 3 results.
  *
- * It also prints, per book, the answer threshold sweep (`minCoverage`) and the vector
- * similarities seen, which is how `RELEVANCE_DEFAULTS` were chosen: calibrated on R-intro,
- * checked on asymptote (see bench/README.md).
+ * It also prints, per book, the answer threshold sweep (`minCoverage`: precision and recall
+ * had it been the threshold, through the same `answerQuestion`) and the vector similarities
+ * seen, which is how `RELEVANCE_DEFAULTS` were chosen: calibrated on R-intro, checked on
+ * asymptote (see bench/README.md).
  *
  *   deno run -A bench/course_ask.ts [--book R-intro,asymptote]
  */
@@ -114,11 +115,10 @@ export async function askFigures(
     const db = world.tdb.db;
     const vectors = new PgVectorStore(db);
     const embedder = new HashingEmbedder();
-    // With no threshold: each question's coverage and its best citations, for the sweep.
-    const raw = async (question: string) =>
+    const direct = async (question: string, minCoverage: number) =>
       await answerQuestion(db, vectors, embedder, courseId, tenant.id, question, {
         ...thresholds,
-        minCoverage: 0,
+        minCoverage,
       });
 
     let answered = 0;
@@ -129,7 +129,8 @@ export async function askFigures(
       wronglyAnswered: [] as string[],
       search: [] as string[],
     };
-    const points: { coverage: number; inScope: boolean; right: boolean }[] = [];
+    // Each question's coverage (with no threshold), for the sweep.
+    const points: { question: string; coverage: number; pages: number[] | null }[] = [];
     for (const q of set.inScope) {
       const a = await ask(q.question);
       const right = a.answered && a.citations.some((c) => q.pages.includes(c.page));
@@ -142,11 +143,10 @@ export async function askFigures(
           }`,
         );
       }
-      const r = await raw(q.question);
       points.push({
-        coverage: r.coverage,
-        inScope: true,
-        right: r.citations.some((c) => q.pages.includes(c.page)),
+        question: q.question,
+        coverage: (await direct(q.question, 0)).coverage,
+        pages: q.pages,
       });
     }
     const outOfScopeMax: number[] = [];
@@ -157,7 +157,11 @@ export async function askFigures(
         falseAnswers++;
         misses.wronglyAnswered.push(`${q.question} (${q.kind})`);
       }
-      points.push({ coverage: (await raw(q.question)).coverage, inScope: false, right: false });
+      points.push({
+        question: q.question,
+        coverage: (await direct(q.question, 0)).coverage,
+        pages: null,
+      });
       outOfScopeMax.push(await bestSimilarity(vectors, embedder, tenant.id, courseId, q.question));
     }
     let hits = 0;
@@ -171,13 +175,21 @@ export async function askFigures(
       else misses.search.push(`${s.phrase} [${s.pages}] -> ${res.results.map((r) => r.page)}`);
       phraseBest.push(await bestSimilarity(vectors, embedder, tenant.id, courseId, s.phrase));
     }
+    // What the route would have answered at each threshold (the same answerQuestion).
     const sweep = [];
     for (let m = 0.3; m <= 0.951; m += 0.05) {
-      const yes = points.filter((p) => p.coverage >= m);
-      const good = yes.filter((p) => p.inScope && p.right).length;
+      const minCoverage = Math.round(m * 100) / 100;
+      let yes = 0;
+      let good = 0;
+      for (const p of points.filter((p) => p.coverage >= minCoverage)) {
+        const a = await direct(p.question, minCoverage);
+        if (!a.answered) continue;
+        yes++;
+        if (p.pages && a.citations.some((c) => p.pages!.includes(c.page))) good++;
+      }
       sweep.push({
-        minCoverage: Math.round(m * 100) / 100,
-        precision: yes.length ? good / yes.length : 1,
+        minCoverage,
+        precision: yes ? good / yes : 1,
         recall: good / set.inScope.length,
       });
     }
@@ -240,6 +252,11 @@ if (import.meta.main) {
     "ask precision = answered-and-correct / answered; ask recall = answered-and-correct / " +
       "in-scope; correct = at least one citation on an expected page; search hit@3 = an " +
       "expected page among the first 3 results.",
+  );
+  console.log(
+    "Thresholds (RELEVANCE_DEFAULTS) calibrated on R-intro only: minCoverage where its sweep " +
+      "gives the best precision + recall; minSimilarity just above the best vector similarity " +
+      "of any of its out-of-scope questions. asymptote is the held-out check.",
   );
   for (const book of args.book.split(",")) {
     const questions = new URL(`./course_questions/${book}.json`, import.meta.url).pathname;
