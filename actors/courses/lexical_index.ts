@@ -84,8 +84,11 @@ async function readIndex(db: SqlExecutor, courseId: string, tenantId: string) {
       ids.push(r.id);
       let length = 0;
       for (const m of (r.lexemes ?? "").matchAll(ENTRY)) {
-        const lexeme = m[1]!.replace(/''/g, "'").replace(/\\\\/g, "\\");
-        const tf = m[2] ? m[2].split(",").length : 1;
+        const raw = m[1]!;
+        const lexeme = raw.includes("'") || raw.includes("\\")
+          ? raw.replace(/''/g, "'").replace(/\\\\/g, "\\")
+          : raw;
+        const tf = m[2] ? commas(m[2]) + 1 : 1;
         length += tf;
         let list = lists.get(lexeme);
         if (!list) {
@@ -113,6 +116,12 @@ async function readIndex(db: SqlExecutor, courseId: string, tenantId: string) {
     postings,
     bytes: bytes + ids.length * 40,
   };
+}
+
+function commas(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf(","); i !== -1; i = text.indexOf(",", i + 1)) n++;
+  return n;
 }
 
 /** BM25's inverse document frequency of `term` (the largest possible when no passage has it). */
