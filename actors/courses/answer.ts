@@ -293,7 +293,8 @@ export async function answerQuestion(
   const { minCoverage, minSimilarity } = { ...RELEVANCE_DEFAULTS, ...options };
   const none = (c: number) => ({ answered: false, answer: NO_ANSWER, citations: [], coverage: c });
   // The question's whole words (not stop words), each held by a passage in its own form or
-  // another inflection (`variants`); the pieces of a compound (`t`, `test` of `t.test`) are not asked on their own.
+  // another inflection (`variants`); the pieces of a compound (`t`, `test` of `t.test`) are
+  // not asked on their own.
   const words = [...new Set(wholeTokens(question))].filter((t) =>
     !STOP_WORDS.has(t) && !ASKING.has(t)
   );
