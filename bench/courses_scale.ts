@@ -243,6 +243,7 @@ async function searchAtScale(): Promise<{ searches: number[]; cold: number }> {
   const { migrate } = await import("../db/migrate.ts");
   const { PgVectorStore } = await import("../db/vectors/pg.ts");
   const { hybridSearch } = await import("../actors/courses/answer.ts");
+  const { lexemeVector } = await import("../actors/courses/lexicon.ts");
   const db = await openPglite();
   await migrate(db);
   const embedder = new HashingEmbedder();
@@ -260,10 +261,13 @@ async function searchAtScale(): Promise<{ searches: number[]; cold: number }> {
   for (let i = 0; i < rows.length; i += 500) {
     const batch = rows.slice(i, i + 500);
     await db.query(
-      `INSERT INTO troupe_course_chunks (id, course_id, tenant_id, source_idx, file_name, page_from, page_to, section, text)
-       SELECT x.id, $1, 't', 0, 'big.pdf', x.page, x.page, 'S', x.text
-       FROM jsonb_to_recordset($2::jsonb) AS x(id text, page int, text text)`,
-      [course, JSON.stringify(batch)],
+      `INSERT INTO troupe_course_chunks (id, course_id, tenant_id, source_idx, file_name, page_from, page_to, section, text, lexemes)
+       SELECT x.id, $1, 't', 0, 'big.pdf', x.page, x.page, 'S', x.text, x.lexemes::tsvector
+       FROM jsonb_to_recordset($2::jsonb) AS x(id text, page int, text text, lexemes text)`,
+      [
+        course,
+        JSON.stringify(batch.map((r) => ({ ...r, lexemes: lexemeVector(`S. ${r.text}`) }))),
+      ],
     );
     const vecs = await embedder.embed(batch.map((r) => r.text));
     await new PgVectorStore(db).upsert(

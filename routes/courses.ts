@@ -4,9 +4,11 @@
  *   stream, each up to the size limit), optional `title`; every file is stored
  *   (content-addressed) before `202 { courseId, jobId }`.
  * - `GET /api/courses` (cursor pages), `GET /api/courses/:id` (sources with their status,
- *   modules, lessons, quizzes), `GET /api/courses/:id/search?q=&k=` (full-text over the
- *   course's passages, with file, page and section), `POST /api/courses/:id/ask` `{ question }`
- *   (an extractive answer from the course only, with citations), `GET .../export.pdf` (the
+ *   modules, lessons, quizzes), `GET /api/courses/:id/search?q=&k=` (hybrid lexical and vector
+ *   search over the course's passages: distinct file, page and section, best first, none when
+ *   nothing matches), `POST /api/courses/:id/ask` `{ question }` (an extractive answer from the
+ *   course only, with distinct sentences and citations, and `answered: false` when the course
+ *   does not answer it), `GET .../export.pdf` (the
  *   handbook), `POST .../cancel` (the pipeline stops at its next step), `DELETE /api/courses/:id`.
  */
 import { Hono } from "hono";
@@ -20,14 +22,13 @@ import {
 import { uuidv7 } from "../actors/runtime/ids.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
-import { answerQuestion, hybridSearch, locatePage } from "../actors/courses/answer.ts";
+import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
 import { HashingEmbedder, type TextEmbedder } from "../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../db/vectors/pg.ts";
 import type { VectorStore } from "../db/vectors/store.ts";
 import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
-import { sentences, terms } from "../actors/courses/writer.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored, releaseBlobs } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
@@ -269,22 +270,7 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const q = parseQuery(c, searchQuery);
     await loadCourseRow(o.db, id, tenantId);
-    const passages = await hybridSearch(o.db, vectors, embedder, id, tenantId, q.q, q.k);
-    const asked = new Set(terms(q.q));
-    const results = [];
-    for (const p of passages) {
-      // The page of the passage's sentence that matches the query best.
-      const best = sentences(p.text)
-        .map((s) => ({ s, n: terms(s).filter((t) => asked.has(t)).length }))
-        .sort((a, b) => b.n - a.n)[0]?.s ?? p.text;
-      results.push({
-        text: p.text,
-        fileName: p.fileName,
-        page: await locatePage(o.db, p, best),
-        section: p.section,
-        score: p.score,
-      });
-    }
+    const results = await searchCourse(o.db, vectors, embedder, id, tenantId, q.q, q.k);
     return c.json({ results });
   });
 
@@ -293,7 +279,15 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     const id = pathId(c, "course");
     const body = parseBody(await jsonBody(c), askBody);
     await loadCourseRow(o.db, id, tenantId);
-    return c.json(await answerQuestion(o.db, vectors, embedder, id, tenantId, body.question));
+    const { answered, answer, citations } = await answerQuestion(
+      o.db,
+      vectors,
+      embedder,
+      id,
+      tenantId,
+      body.question,
+    );
+    return c.json({ answered, answer, citations });
   });
 
   app.get("/courses/:id/export.pdf", async function exportHandbook(c) {

@@ -697,6 +697,141 @@ Deno.test(
   },
 );
 
+/** A small R-and-shell manual: short identifiers, a word used in another sense, repetitions. */
+const manual = () => {
+  const colony = Array.from(
+    { length: 48 },
+    (_, i) => `The quokka colony number ${i + 1} rests near the river at dusk.`,
+  ).join(" ");
+  const membrane = "Zebrafish plasma passes through the quokka membrane.";
+  return makePdf([
+    { heading: "Statistics in R", paragraphs: [sentences("intro", 8)] },
+    {
+      subheading: "Linear models",
+      paragraphs: ["Fit a linear model with lm, as in lm(y ~ x).", sentences("linear", 6)],
+    },
+    {
+      subheading: "Tests",
+      paragraphs: ["The function t.test compares the means of two samples.", sentences("tests", 6)],
+    },
+    {
+      subheading: "Shell",
+      paragraphs: [
+        "List the files in long format with ls -l in the shell.",
+        "Programs written in C++ link against the library.",
+        "Capital letters name constants in this manual.",
+        sentences("shell", 4),
+      ],
+    },
+    { subheading: "Colonies", paragraphs: [colony, membrane] },
+    { subheading: "Membranes", paragraphs: [membrane, sentences("membrane", 4), membrane] },
+  ], {
+    outline: [{
+      title: "Statistics in R",
+      page: 1,
+      children: ["Linear models", "Tests", "Shell", "Colonies", "Membranes"].map((title, i) => ({
+        title,
+        page: i + 2,
+      })),
+    }],
+  });
+};
+
+let manualCourse: Promise<string> | undefined;
+/** The manual's course id (uploaded once, ready). */
+function manualCourseId(): Promise<string> {
+  manualCourse ??= (async () => {
+    const up = await upload([{ name: "manual.pdf", bytes: await manual() }]);
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    const course = await settled(up.body.courseId);
+    assert.equal(course.status, "ready", JSON.stringify(course));
+    return course.id as string;
+  })();
+  return manualCourse;
+}
+
+async function searchManual(q: string, k = 5) {
+  const id = await manualCourseId();
+  return (await call(`/api/courses/${id}/search?k=${k}&q=${encodeURIComponent(q)}`)).body
+    .results as { text: string; page: number; section: string; fileName: string; score: number }[];
+}
+
+async function askManual(question: string) {
+  const id = await manualCourseId();
+  return (await call(`/api/courses/${id}/ask`, {
+    method: "POST",
+    body: JSON.stringify({ question }),
+    headers: { "content-type": "application/json" },
+  })).body;
+}
+
+Deno.test({ name: "courses: search finds short identifiers and code words", ...opts }, async () => {
+  for (const [q, page] of [["lm", 2], ["t.test", 3], ["ls -l", 4], ["C++", 4]] as const) {
+    const results = await searchManual(q);
+    assert.equal(results[0]?.page, page, `${q}: ${JSON.stringify(results)}`);
+    // Only passages that hold it.
+    for (const r of results) assert.ok(r.text.includes(q), `${q} in ${r.text}`);
+  }
+});
+
+Deno.test(
+  { name: "courses: search gives one result per page and section, best first", ...opts },
+  async () => {
+    // The colony page is cut into several passages: it is still one result.
+    const colony = await searchManual("quokka colony river", 10);
+    assert.ok(colony.length > 0);
+    const places = colony.map((r) => `${r.fileName}:${r.page}:${r.section}`);
+    assert.equal(new Set(places).size, places.length, places.join(", "));
+    assert.equal(colony[0]!.page, 5);
+    for (let i = 1; i < colony.length; i++) {
+      assert.ok(colony[i - 1]!.score >= colony[i]!.score, "best first");
+    }
+  },
+);
+
+Deno.test(
+  { name: "courses: a search nothing in the course matches finds nothing", ...opts },
+  async () => {
+    assert.deepEqual(await searchManual("xylophone zeppelin"), []);
+  },
+);
+
+Deno.test({ name: "courses: ask does not answer what the course does not", ...opts }, async () => {
+  // "capital" is in the course, in another sense: the course does not answer this.
+  const france = await askManual("What is the capital of France?");
+  assert.equal(france.answered, false, JSON.stringify(france));
+  assert.equal(france.answer, "The course text does not answer this question.");
+  assert.deepEqual(france.citations, []);
+
+  const tests = await askManual("What does t.test compare?");
+  assert.equal(tests.answered, true, JSON.stringify(tests));
+  assert.match(tests.answer, /t\.test compares the means/);
+  assert.equal(tests.citations[0].page, 3);
+});
+
+Deno.test(
+  { name: "courses: ask says each sentence once and cites each page once", ...opts },
+  async () => {
+    // The sentence is on two pages (twice on one): it is said once, each page cited once.
+    const membrane = await askManual("What passes through the quokka membrane?");
+    const said = membrane.answer.split(/(?<=\.)\s+/);
+    assert.equal(new Set(said).size, said.length, membrane.answer);
+    assert.equal(
+      said.filter((s: string) => s.includes("Zebrafish plasma")).length,
+      1,
+      membrane.answer,
+    );
+    const cited = membrane.citations.map((c: { fileName: string; page: number }) =>
+      `${c.fileName}:${c.page}`
+    );
+    assert.equal(new Set(cited).size, cited.length, cited.join(", "));
+    assert.ok(
+      membrane.citations.some((c: { page: number }) => c.page === 5 || c.page === 6),
+      JSON.stringify(membrane.citations),
+    );
+  },
+);
+
 Deno.test({ name: "courses: close", ...opts }, async () => {
   await (await open()).close();
 });

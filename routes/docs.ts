@@ -140,11 +140,16 @@ const ops: Record<string, Record<string, Op>> = {
     delete: { summary: "Delete a course, its passages, vectors and unshared files", status: 204 },
   },
   "/api/courses/{id}/search": {
-    get: { summary: "Hybrid search with file, page, section", query: ["q", "k"], status: 200 },
+    get: {
+      summary: "Hybrid search: distinct file, page, section, best first; none when nothing matches",
+      query: ["q", "k"],
+      status: 200,
+    },
   },
   "/api/courses/{id}/ask": {
     post: {
-      summary: "Answer from the course only, with citations: { question }",
+      summary:
+        "Answer from the course only, with citations: { question } -> { answered, answer, citations }",
       body: "json",
       status: 200,
     },

@@ -37,6 +37,7 @@ import {
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
+import { lexemeVector } from "./lexicon.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
 import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
 import { headingLines, pageText, passagesBetween, structure } from "./lessons.ts";
@@ -456,12 +457,20 @@ export function courseActors(o: CoursePipelineOptions) {
         );
         await tx.query(
           `INSERT INTO troupe_course_chunks
-             (id, course_id, tenant_id, source_idx, file_name, page_from, page_to, section, text)
-           SELECT x.id, $1, $2, x.source_idx, x.file_name, x.page_from, x.page_to, x.section, x.text
+             (id, course_id, tenant_id, source_idx, file_name, page_from, page_to, section, text,
+              lexemes)
+           SELECT x.id, $1, $2, x.source_idx, x.file_name, x.page_from, x.page_to, x.section, x.text,
+             x.lexemes::tsvector
            FROM jsonb_to_recordset($3::jsonb) AS x(id text, source_idx int, file_name text,
-             page_from int, page_to int, section text, text text)
+             page_from int, page_to int, section text, text text, lexemes text)
            ON CONFLICT (id) DO NOTHING`,
-          [courseId, course.tenant_id, JSON.stringify(chunks)],
+          [
+            courseId,
+            course.tenant_id,
+            JSON.stringify(
+              chunks.map((ch) => ({ ...ch, lexemes: lexemeVector(`${ch.section}. ${ch.text}`) })),
+            ),
+          ],
         );
         if (vectors.transactional) await vectors.upsert(embedded, tx);
         await tx.query(

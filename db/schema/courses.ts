@@ -9,7 +9,6 @@
  * - `courseChunks`: section-sized passages with file, pages and section, for search
  *   (full-text here; vectors by deterministic id elsewhere).
  */
-import { sql } from "drizzle-orm";
 import {
   customType,
   index,
@@ -81,8 +80,8 @@ export const courseChunks = pgTable("troupe_course_chunks", {
   pageTo: integer("page_to").notNull(),
   section: text("section").notNull(),
   text: text("text").notNull(),
-  tsv: tsvector("tsv").generatedAlwaysAs(sql`to_tsvector('simple', text)`),
+  /** The lexical index: `actors/courses/lexicon.ts`'s tokens of the section and the text. */
+  lexemes: tsvector("lexemes"),
 }, (t) => [
   index("troupe_course_chunks_course_idx").on(t.courseId),
-  index("troupe_course_chunks_tsv_idx").using("gin", t.tsv),
 ]);
