@@ -1055,6 +1055,123 @@ Deno.test(
   },
 );
 
+/** Reads an SSE stream to its end: each event's name and data. */
+// deno-lint-ignore no-explicit-any
+async function sseEvents(path: string): Promise<{ event: string; data: any }[]> {
+  const w = await open();
+  const res = await w.app.request(path, { headers: { "x-api-key": w.key } });
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  return text.split("\n\n").filter((b) => b.includes("data:")).map((block) => ({
+    event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
+    data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!),
+  }));
+}
+
+async function jobEnd(jobId: string) {
+  return await waitFor(async () => {
+    const j = (await call(`/api/jobs/${jobId}`)).body;
+    return ["succeeded", "failed", "cancelled"].includes(j.status) ? j : null;
+  }, { timeoutMs: 30_000, what: `job ${jobId}` });
+}
+
+Deno.test(
+  { name: "datasets: the upload's job follows the dataset until it is ready", ...opts },
+  async () => {
+    const up = await upload(salesCsv(3000), "name=followed");
+    assert.equal(up.status, 202);
+    const events = await within(sseEvents(`/api/jobs/${up.body.jobId}/events`), 30_000, "events");
+    // The stream ended with the pipeline, when the dataset was ready (not when its first step
+    // ended): the dataset is ready now.
+    const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
+    assert.equal(d.status, "ready");
+    assert.ok(d.progress.chunksTotal > 4, `${d.progress.chunksTotal} chunks`);
+    assert.equal(events[0]!.event, "job");
+    assert.equal(events[0]!.data.kind, "pipeline");
+    const last = events.at(-1)!;
+    assert.equal(last.event, "done");
+    assert.equal(last.data.status, "succeeded");
+    assert.deepEqual(last.data.pipeline, {
+      done: d.progress.chunksTotal,
+      total: d.progress.chunksTotal,
+      unit: "chunks",
+    });
+    assert.deepEqual(last.data.result, {
+      datasetId: d.id,
+      rows: 3000,
+      columns: d.columns.length,
+    });
+    // While it ran, the pipeline was running and its progress only went up.
+    const running = events.filter((e) => e.data.status === "running");
+    assert.ok(running.length >= 2, `${running.length} running events`);
+    const done = running.map((e) => e.data.pipeline?.done ?? 0);
+    assert.deepEqual(done, [...done].sort((a, b) => a - b), JSON.stringify(done));
+    const job = (await call(`/api/jobs/${up.body.jobId}`)).body;
+    assert.equal(job.status, "succeeded");
+    assert.equal(job.progress, 100);
+    assert.equal(job.jobs.running + job.jobs.queued, 0);
+    assert.ok(job.jobs.succeeded >= d.progress.chunksTotal + 2, JSON.stringify(job.jobs));
+    assert.equal(d.jobId, up.body.jobId);
+    const listed = await call(`/api/jobs?pipelineId=${up.body.jobId}&limit=100`);
+    assert.ok(listed.body.items.some((j: { actor: string }) => j.actor === "dataset.merge"));
+  },
+);
+
+Deno.test(
+  { name: "datasets: the upload's job fails with the dataset's error", ...opts },
+  async () => {
+    const bad = await upload("a,b\n1,2\n3\n4,5\n6,7,8\n9,10\n", "errorPolicy=fail");
+    const job = await jobEnd(bad.body.jobId);
+    const d = (await call(`/api/datasets/${bad.body.datasetId}`)).body;
+    assert.equal(d.status, "failed");
+    assert.equal(job.status, "failed");
+    assert.equal(job.error.code, d.error.code);
+    assert.equal(job.jobs.queued + job.jobs.running, 0);
+
+    const head = "id,city\n" +
+      Array.from({ length: 60_000 }, (_, i) => `${i},Köln ${i}\n`).join("");
+    const bytes = new TextEncoder().encode(head);
+    const file = new Uint8Array(bytes.length + 12);
+    file.set(bytes);
+    file.set(Uint8Array.of(...new TextEncoder().encode("60000,Malm"), 0xf6, 0x0a), bytes.length);
+    const utf = await upload(file, "name=bad-utf8-job");
+    const failed = await jobEnd(utf.body.jobId);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error.code, "INVALID_ENCODING");
+  },
+);
+
+Deno.test(
+  { name: "datasets: cancelling the upload's job cancels the dataset and its work", ...opts },
+  async () => {
+    const w = await open();
+    const up = await upload(salesCsv(8000), "name=cancelled");
+    const cancel = await call(`/api/jobs/${up.body.jobId}/cancel`, { method: "POST" });
+    assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+    assert.equal(cancel.body.status, "cancelled");
+    const d = await waitFor(async () => {
+      const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
+      return d.status === "cancelled" ? d : null;
+    }, { what: "the dataset to be cancelled" });
+    assert.equal(d.error.code, "CANCELLED");
+    const count = async () =>
+      (await w.tdb.db.query<{ n: number; open: number }>(
+        `SELECT count(*)::int AS n, count(*) FILTER (WHERE status IN ('queued', 'running'))::int
+           AS open FROM troupe_jobs WHERE pipeline_id = $1`,
+        [up.body.jobId],
+      ))[0]!;
+    await waitFor(async () => (await count()).open === 0, { what: "the pipeline's jobs to stop" });
+    const after = await count();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await count(), after, "no job was added to the pipeline after it");
+    const job = (await call(`/api/jobs/${up.body.jobId}`)).body;
+    assert.equal(job.status, "cancelled");
+    assert.ok(job.jobs.cancelled + job.jobs.succeeded >= 1);
+    const again = await call(`/api/jobs/${up.body.jobId}/cancel`, { method: "POST" });
+    assert.equal(again.status, 409);
+  },
+);
+
 Deno.test({ name: "datasets: close", ...opts }, async () => {
   await (await open()).close();
 });
