@@ -22,6 +22,7 @@ interface World extends ApiWorld {
   otherKey: string;
   /** The page ranges the pipeline's extractor was asked for, by file. */
   extracted: Map<string, number>;
+  extractor: CountingExtractor;
   /** What is kept of uploads: courses, jobs, blobs. */
   kept(): Promise<{ courses: number; jobs: number; blobs: number }>;
 }
@@ -29,6 +30,15 @@ interface World extends ApiWorld {
 /** The real extractor, counting the page ranges it extracts per file. */
 class CountingExtractor extends InlineExtractor {
   readonly ranges = new Map<string, number>();
+  /** While set, reading a file's structure (`course.start`) waits for it; `held` hears of it. */
+  hold: { until: Promise<void>; held: () => void } | null = null;
+  override async structure(source: PdfSource, key?: string) {
+    if (this.hold) {
+      this.hold.held();
+      await this.hold.until;
+    }
+    return await super.structure(source, key);
+  }
   override pages(source: PdfSource, from: number, to: number, key?: string) {
     if (key) this.ranges.set(key, (this.ranges.get(key) ?? 0) + 1);
     return super.pages(source, from, to, key);
@@ -63,6 +73,7 @@ function open(): Promise<World> {
       key,
       otherKey,
       extracted: extractor.ranges,
+      extractor,
       async kept() {
         return {
           courses: await countRows(w.tdb.db, "troupe_courses"),
@@ -565,11 +576,18 @@ Deno.test(
   { name: "courses: the upload's job follows the course until it is built", ...opts },
   async () => {
     const w = await open();
+    // The course is held in its first step while the event stream opens.
+    const until = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    w.extractor.hold = { until: until.promise, held: held.resolve };
     const up = await upload([{ name: "bio.pdf", bytes: await textbook() }], "Followed");
     assert.equal(up.status, 202, JSON.stringify(up.body));
+    await held.promise;
     const res = await w.app.request(`/api/jobs/${up.body.jobId}/events`, {
       headers: { "x-api-key": w.key },
     });
+    w.extractor.hold = null;
+    until.resolve();
     const events = (await within(res.text(), 30_000, "events")).split("\n\n")
       .filter((b) => b.includes("data:"))
       .map((b) => ({

@@ -27,6 +27,8 @@ interface World extends ApiWorld {
   key: string;
   otherKey: string;
   blobs: BlobStore;
+  /** While set, the pipeline's reads of stored files (its split steps) wait for `until`. */
+  hold: { current: { until: Promise<void>; held: () => void } | null };
   /** What failed uploads may have left behind: temporary files or orphan parts. */
   leftovers(): Promise<number>;
   /** What is kept of uploads: datasets, jobs, blobs. */
@@ -38,12 +40,28 @@ function open(): Promise<World> {
   world ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-datasets-" });
     let blobs!: BlobStore;
+    const hold: World["hold"] = { current: null };
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
+      const store = blobs;
+      const gated = new Proxy(store, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (typeof value !== "function") return value;
+          if (prop !== "read") return value.bind(target);
+          return async (...args: Parameters<BlobStore["read"]>) => {
+            if (hold.current) {
+              hold.current.held();
+              await hold.current.until;
+            }
+            return await store.read(...args);
+          };
+        },
+      });
       // Small chunks, split steps and merge pages, so files here take several of each.
       return datasetActors({
         db: tdb.db,
-        blobs,
+        blobs: gated,
         chunkBytes: 16 * 1024,
         splitStepChunks: 2,
         mergePage: 2,
@@ -68,6 +86,7 @@ function open(): Promise<World> {
       key,
       otherKey,
       blobs,
+      hold,
       async leftovers() {
         if (blobs.kind === "postgres") {
           const rows = await w.tdb.db.query<{ n: number }>(
@@ -1057,9 +1076,7 @@ Deno.test(
 
 /** Reads an SSE stream to its end: each event's name and data. */
 // deno-lint-ignore no-explicit-any
-async function sseEvents(path: string): Promise<{ event: string; data: any }[]> {
-  const w = await open();
-  const res = await w.app.request(path, { headers: { "x-api-key": w.key } });
+async function sseEvents(res: Response): Promise<{ event: string; data: any }[]> {
   assert.equal(res.status, 200);
   const text = await res.text();
   return text.split("\n\n").filter((b) => b.includes("data:")).map((block) => ({
@@ -1078,9 +1095,21 @@ async function jobEnd(jobId: string) {
 Deno.test(
   { name: "datasets: the upload's job follows the dataset until it is ready", ...opts },
   async () => {
+    // The split is held while the event stream opens.
+    const w = await open();
+    const until = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    w.hold.current = { until: until.promise, held: held.resolve };
     const up = await upload(salesCsv(3000), "name=followed");
     assert.equal(up.status, 202);
-    const events = await within(sseEvents(`/api/jobs/${up.body.jobId}/events`), 30_000, "events");
+    await held.promise;
+    // The stream's first event is read when it opens, while the pipeline is held.
+    const res = await w.app.request(`/api/jobs/${up.body.jobId}/events`, {
+      headers: { "x-api-key": w.key },
+    });
+    w.hold.current = null;
+    until.resolve();
+    const events = await within(sseEvents(res), 30_000, "events");
     // The stream ended with the pipeline, when the dataset was ready (not when its first step
     // ended): the dataset is ready now.
     const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
