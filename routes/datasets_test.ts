@@ -1174,8 +1174,15 @@ Deno.test(
   { name: "datasets: cancelling the upload's job cancels the dataset and its work", ...opts },
   async () => {
     const w = await open();
+    // Cancelled while its split step runs (held reading the file).
+    const until = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    w.hold.current = { until: until.promise, held: held.resolve };
     const up = await upload(salesCsv(8000), "name=cancelled");
+    await held.promise;
     const cancel = await call(`/api/jobs/${up.body.jobId}/cancel`, { method: "POST" });
+    w.hold.current = null;
+    until.resolve();
     assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
     assert.equal(cancel.body.status, "cancelled");
     const d = await waitFor(async () => {
@@ -1195,7 +1202,20 @@ Deno.test(
     assert.deepEqual(await count(), after, "no job was added to the pipeline after it");
     const job = (await call(`/api/jobs/${up.body.jobId}`)).body;
     assert.equal(job.status, "cancelled");
-    assert.ok(job.jobs.cancelled + job.jobs.succeeded >= 1);
+    // The split was stopped: it sent no chunk.
+    assert.deepEqual(job.jobs, {
+      queued: 0,
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 1,
+      total: 1,
+    });
+    const chunks = await w.tdb.db.query(
+      "SELECT 1 FROM troupe_dataset_chunks WHERE dataset_id = $1",
+      [up.body.datasetId],
+    );
+    assert.equal(chunks.length, 0);
     const again = await call(`/api/jobs/${up.body.jobId}/cancel`, { method: "POST" });
     assert.equal(again.status, 409);
   },
