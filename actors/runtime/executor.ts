@@ -328,7 +328,7 @@ export class Executor {
     err: unknown,
   ): Completion {
     const error = toErrorRecord(err);
-    const { sends: _s, effects: _e, state: _st, result: _r, ...rest } = base;
+    const { sends: _s, effects: _e, state: _st, result: _r, pipeline: _p, ...rest } = base;
     if (error.retryable && job.attempts < job.max_attempts) {
       const retryInMs = def ? backoffDelay(job.attempts, def.policy.backoff) : 1000;
       return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs };

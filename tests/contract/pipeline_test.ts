@@ -229,6 +229,49 @@ contractSuite("pipeline", {
     assert.equal((end.error as { code: string }).code, "WRAPPED_P5_BAD");
   },
 
+  "a job of a pipeline whose worker died out of attempts fails the pipeline (reaper)": async (
+    { db, runtime },
+  ) => {
+    const leaf = defineActor({
+      name: "p7.leaf",
+      input: z.object({}),
+      key: () => "p7:key",
+      retries: 0,
+      handler: () => {},
+    });
+    const api = await runtime([leaf], { start: false });
+    const { job, firstJobId } = await api.startPipeline("p7.run", { actor: "p7.leaf", input: {} });
+    // A worker claimed it, took the lease, then vanished without renewing it.
+    await db.query(
+      `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
+       VALUES ('p7:key', 7, 'dead-worker', now() - interval '1 second')
+       ON CONFLICT (key) DO UPDATE SET fence = 7, lease_owner = 'dead-worker',
+         lease_until = now() - interval '1 second'`,
+    );
+    await db.query(
+      `UPDATE troupe_jobs SET status = 'running', attempts = 1, lease_owner = 'dead-worker',
+         lease_fence = 7 WHERE id = $1`,
+      [firstJobId],
+    );
+    const rt = await runtime([leaf], { leaseMs: 600 });
+    const end = await settle(rt, job.id);
+    assert.equal(end.status, "failed");
+    assert.equal((end.error as { code: string }).code, "LEASE_EXPIRED");
+  },
+
+  "a job of a pipeline the transport gave up on fails the pipeline": async ({ runtime }) => {
+    const leaf = defineActor({ name: "p8.leaf", input: z.object({}), handler: () => {} });
+    const rt = await runtime([leaf], { start: false });
+    const { job, firstJobId } = await rt.startPipeline("p8.run", { actor: "p8.leaf", input: {} });
+    assert.equal(
+      await rt.giveUp(firstJobId, { code: "GAVE_UP", message: "no more" }),
+      "dead-lettered",
+    );
+    const end = await rt.getJob(job.id);
+    assert.equal(end.status, "failed");
+    assert.equal((end.error as { code: string }).code, "GAVE_UP");
+  },
+
   "starting a pipeline with an idempotency key twice gives the first": async ({ runtime }) => {
     const leaf = defineActor({ name: "p6.leaf", input: z.object({}), handler: () => {} });
     const rt = await runtime([leaf]);
