@@ -27,8 +27,15 @@ interface World extends ApiWorld {
   key: string;
   otherKey: string;
   blobs: BlobStore;
-  /** While set, the pipeline's reads of stored files (its split steps) wait for `until`. */
-  hold: { current: { until: Promise<void>; held: () => void } | null };
+  /**
+   * While set, the pipeline's reads of stored files wait for `until`: `current` holds the
+   * split steps' (streamed) reads; `bytes` lets `allow` ranged reads (chunks, sniffing) through
+   * and holds the ones after.
+   */
+  hold: {
+    current: { until: Promise<void>; held: () => void } | null;
+    bytes: { allow: number; until: Promise<void> } | null;
+  };
   /** What failed uploads may have left behind: temporary files or orphan parts. */
   leftovers(): Promise<number>;
   /** What is kept of uploads: datasets, jobs, blobs. */
@@ -40,7 +47,7 @@ function open(): Promise<World> {
   world ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-datasets-" });
     let blobs!: BlobStore;
-    const hold: World["hold"] = { current: null };
+    const hold: World["hold"] = { current: null, bytes: null };
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
       const store = blobs;
@@ -48,6 +55,12 @@ function open(): Promise<World> {
         get(target, prop) {
           const value = Reflect.get(target, prop, target);
           if (typeof value !== "function") return value;
+          if (prop === "bytes") {
+            return async (...args: Parameters<BlobStore["bytes"]>) => {
+              if (hold.bytes && hold.bytes.allow-- <= 0) await hold.bytes.until;
+              return await store.bytes(...args);
+            };
+          }
           if (prop !== "read") return value.bind(target);
           return async (...args: Parameters<BlobStore["read"]>) => {
             if (hold.current) {
@@ -1100,6 +1113,9 @@ Deno.test(
     const until = Promise.withResolvers<void>();
     const held = Promise.withResolvers<void>();
     w.hold.current = { until: until.promise, held: held.resolve };
+    // After the first few chunks, the rest wait until the test has seen the progress.
+    const chunks = Promise.withResolvers<void>();
+    w.hold.bytes = { allow: 3, until: chunks.promise };
     const up = await upload(salesCsv(3000), "name=followed");
     assert.equal(up.status, 202);
     await held.promise;
@@ -1109,7 +1125,18 @@ Deno.test(
     });
     w.hold.current = null;
     until.resolve();
-    const events = await within(sseEvents(res), 30_000, "events");
+    const mid = await waitFor(async () => {
+      const j = (await call(`/api/jobs/${up.body.jobId}`)).body;
+      return j.pipeline.done >= 1 ? j : null;
+    }, { what: "a chunk to be done" });
+    assert.equal(mid.status, "running");
+    assert.equal(mid.pipeline.unit, "chunks");
+    assert.equal((await call(`/api/datasets/${up.body.datasetId}`)).body.status, "processing");
+    // The stream polls every 250 ms: it has seen this state.
+    await new Promise((r) => setTimeout(r, 600));
+    w.hold.bytes = null;
+    chunks.resolve();
+    const events = await within(sseEvents(res), 60_000, "events");
     // The stream ended with the pipeline, when the dataset was ready (not when its first step
     // ended): the dataset is ready now.
     const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
@@ -1135,6 +1162,7 @@ Deno.test(
     assert.ok(running.length >= 2, `${running.length} running events`);
     const done = running.map((e) => e.data.pipeline?.done ?? 0);
     assert.deepEqual(done, [...done].sort((a, b) => a - b), JSON.stringify(done));
+    assert.ok(done.some((n) => n >= 1), JSON.stringify(done));
     const job = (await call(`/api/jobs/${up.body.jobId}`)).body;
     assert.equal(job.status, "succeeded");
     assert.equal(job.progress, 100);
