@@ -196,7 +196,8 @@ export async function completeJobs(
   const sends = completions.flatMap((c, i) =>
     applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
   );
-  const sent = await insertJobs(tx, dropEnded(sends, pipelines), { outbox });
+  const kept = dropEnded(sends, pipelines);
+  const sent = await insertJobs(tx, kept, { outbox });
   for (const [i, c] of completions.entries()) {
     if (!applies(c, i)) continue;
     for (const effect of c.effects) await effect(tx);
@@ -212,7 +213,12 @@ export async function completeJobs(
       }]
       : []
   );
-  const rolled = await rollUp(tx, pipelines, ends, hook, { outbox });
+  // Pipelines that got a new job here have one open (a send whose id existed is no proof).
+  const inserted = new Set(sent.map((m) => m.id));
+  const open = new Set(
+    kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
+  );
+  const rolled = await rollUp(tx, pipelines, ends, hook, { outbox, open });
   return {
     results,
     sent: [...applied.sent, ...sent, ...rolled.sent],

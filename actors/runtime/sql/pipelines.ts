@@ -143,14 +143,15 @@ export async function applyOps(
 /**
  * The roll-up after jobs of pipelines ended (their rows written in this transaction): a
  * failure nobody handles or a cancel ends the pipeline so; else a pipeline with no open job
- * left has succeeded.
+ * left has succeeded. `open`: pipelines known to have an open job (one was sent in this
+ * transaction).
  */
 export async function rollUp(
   tx: SqlExecutor,
   pipelines: Map<string, LockedPipeline>,
   ends: readonly JobEnd[],
   hook: AbortHook,
-  options: { outbox: boolean },
+  options: { outbox: boolean; open?: ReadonlySet<string> },
 ): Promise<{ sent: QueuedMessage[]; cancelled: string[] }> {
   const sent: QueuedMessage[] = [];
   const cancelled: string[] = [];
@@ -167,7 +168,10 @@ export async function rollUp(
     sent.push(...out.sent);
     cancelled.push(...out.cancelled);
   }
-  const running = [...finished].filter((id) => pipelines.get(id)?.status === "running");
+  // A pipeline this transaction sent a job into (`options.open`) has one open: no query.
+  const running = [...finished].filter((id) =>
+    pipelines.get(id)?.status === "running" && !options.open?.has(id)
+  );
   if (running.length > 0) {
     const open = new Set(
       (await tx.query<{ pipeline_id: string }>(
