@@ -184,9 +184,14 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
     const courseId = uuidv7();
     const name = title ?? files[0]!.fileName.replace(/\.pdf$/i, "");
-    const { job } = await o.runtime.enqueue("course.start", { courseId }, {
+    // The upload's job is the pipeline's: it runs until the course is built or failed.
+    const { job } = await o.runtime.startPipeline("course.ingest", {
+      actor: "course.start",
+      input: { courseId },
+    }, {
       tenantId: principal.tenantId,
-      effect: async (tx, jobId) => {
+      onAbort: { actor: "course.aborted", input: { courseId } },
+      effect: async (tx, { pipelineId: jobId }) => {
         await tx.query(
           `INSERT INTO troupe_courses (id, tenant_id, title, status, job_id)
            VALUES ($1, $2, $3, 'processing', $4)`,
@@ -313,15 +318,16 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   app.post("/courses/:id/cancel", async function cancelCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
-    const rows = await o.db.query<{ status: string }>(
+    const rows = await o.db.query<{ status: string; job_id: string | null }>(
       `UPDATE troupe_courses SET status = 'cancelled', version = version + 1, updated_at = now()
-       WHERE id = $1 AND tenant_id = $2 AND status = 'processing' RETURNING status`,
+       WHERE id = $1 AND tenant_id = $2 AND status = 'processing' RETURNING status, job_id`,
       [id, tenantId],
     );
     if (!rows[0]) {
       const course = await loadCourseRow(o.db, id, tenantId); // 404 for others' ids
       throw new ConflictError(`course ${id} is ${course.status}, not processing`);
     }
+    if (rows[0].job_id) await cancelPipeline(o.runtime, rows[0].job_id, tenantId);
     await o.tenants.audit({
       ...auditContext(c),
       action: "course.cancel",
@@ -334,6 +340,12 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   app.delete("/courses/:id", async function deleteCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
+    // Its pipeline stops first (a finished one is left as it ended).
+    const [owned] = await o.db.query<{ job_id: string | null }>(
+      "SELECT job_id FROM troupe_courses WHERE id = $1 AND tenant_id = $2",
+      [id, tenantId],
+    );
+    if (owned?.job_id) await cancelPipeline(o.runtime, owned.job_id, tenantId);
     await o.db.transaction(async (tx) => {
       const gone = await tx.query(
         "DELETE FROM troupe_courses WHERE id = $1 AND tenant_id = $2 RETURNING id",
@@ -358,6 +370,13 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   });
 
   return app;
+}
+
+/** Cancels a course's pipeline; one that has ended (or is gone) is left as it is. */
+async function cancelPipeline(runtime: Runtime, jobId: string, tenantId: string): Promise<void> {
+  await runtime.cancel(jobId, tenantId).catch((err) => {
+    if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
+  });
 }
 
 const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();

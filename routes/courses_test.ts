@@ -25,6 +25,7 @@ interface World extends ApiWorld {
   otherKey: string;
   /** The page ranges the pipeline's extractor was asked for, by file. */
   extracted: Map<string, number>;
+  extractor: CountingExtractor;
   /** What is kept of uploads: courses, jobs, blobs. */
   kept(): Promise<{ courses: number; jobs: number; blobs: number }>;
 }
@@ -32,6 +33,15 @@ interface World extends ApiWorld {
 /** The real extractor, counting the page ranges it extracts per file. */
 class CountingExtractor extends InlineExtractor {
   readonly ranges = new Map<string, number>();
+  /** While set, reading a file's structure (`course.start`) waits for it; `held` hears of it. */
+  hold: { until: Promise<void>; held: () => void } | null = null;
+  override async structure(source: PdfSource, key?: string) {
+    if (this.hold) {
+      this.hold.held();
+      await this.hold.until;
+    }
+    return await super.structure(source, key);
+  }
   override pages(source: PdfSource, from: number, to: number, key?: string) {
     if (key) this.ranges.set(key, (this.ranges.get(key) ?? 0) + 1);
     return super.pages(source, from, to, key);
@@ -66,6 +76,7 @@ function open(): Promise<World> {
       key,
       otherKey,
       extracted: extractor.ranges,
+      extractor,
       async kept() {
         return {
           courses: await countRows(w.tdb.db, "troupe_courses"),
@@ -829,6 +840,140 @@ Deno.test(
       membrane.citations.some((c: { page: number }) => c.page === 5 || c.page === 6),
       JSON.stringify(membrane.citations),
     );
+  },
+);
+
+async function jobEnd(jobId: string) {
+  return await waitFor(async () => {
+    const j = (await call(`/api/jobs/${jobId}`)).body;
+    return ["succeeded", "failed", "cancelled"].includes(j.status) ? j : null;
+  }, { timeoutMs: 30_000, what: `job ${jobId}` });
+}
+
+Deno.test(
+  { name: "courses: the upload's job follows the course until it is built", ...opts },
+  async () => {
+    const w = await open();
+    // The course is held in its first step while the event stream opens.
+    const until = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    w.extractor.hold = { until: until.promise, held: held.resolve };
+    const up = await upload([{ name: "bio.pdf", bytes: await textbook() }], "Followed");
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    await held.promise;
+    const res = await w.app.request(`/api/jobs/${up.body.jobId}/events`, {
+      headers: { "x-api-key": w.key },
+    });
+    w.extractor.hold = null;
+    until.resolve();
+    const events = (await within(res.text(), 30_000, "events")).split("\n\n")
+      .filter((b) => b.includes("data:"))
+      .map((b) => ({
+        event: /^event: (.*)$/m.exec(b)?.[1],
+        data: JSON.parse(/^data: (.*)$/m.exec(b)![1]!),
+      }));
+    // The stream ended with the pipeline, once the course was built.
+    const course = (await call(`/api/courses/${up.body.courseId}`)).body;
+    assert.equal(course.status, "ready");
+    assert.equal(events[0]!.data.kind, "pipeline");
+    assert.equal(events[0]!.data.status, "running");
+    const last = events.at(-1)!;
+    assert.equal(last.event, "done");
+    assert.equal(last.data.status, "succeeded");
+    assert.deepEqual(last.data.pipeline, { done: 5, total: 5, unit: "pages" });
+    assert.deepEqual(last.data.result, {
+      courseId: course.id,
+      status: "ready",
+      modules: course.modules.length,
+    });
+    assert.ok(last.data.jobs.succeeded >= 4, JSON.stringify(last.data.jobs));
+  },
+);
+
+Deno.test(
+  { name: "courses: the upload's job fails with the course's error", ...opts },
+  async () => {
+    const locked = await upload([{ name: "locked.pdf", bytes: encryptedPdf() }]);
+    assert.equal(locked.status, 202, JSON.stringify(locked.body));
+    const job = await jobEnd(locked.body.jobId);
+    const course = (await call(`/api/courses/${locked.body.courseId}`)).body;
+    assert.equal(course.status, "failed");
+    assert.equal(job.status, "failed");
+    assert.equal(job.error.code, "ENCRYPTED");
+    const corrupt = new TextEncoder().encode("%PDF-1.7\n" + "garbage ".repeat(200));
+    const broken = await upload([{ name: "broken.pdf", bytes: corrupt }]);
+    const failed = await jobEnd(broken.body.jobId);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error.code, "CORRUPT");
+  },
+);
+
+Deno.test(
+  { name: "courses: cancelling the upload's job cancels the course mid-build", ...opts },
+  async () => {
+    const { LocalWriter } = await import("../actors/courses/writer.ts");
+    const held = new LocalWriter();
+    const started = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    const lesson = held.lesson.bind(held);
+    held.lesson = async (...args) => {
+      started.resolve();
+      await release.promise;
+      return await lesson(...args);
+    };
+    const dir = await Deno.makeTempDir();
+    const blobs = new FsBlobStore(dir);
+    const w = await openApiWorld(
+      (tdb) => courseActors({ db: tdb.db, blobs, writer: held }),
+      (tdb) => ({ courses: { db: tdb.db, blobs } }),
+    );
+    try {
+      const key = (await w.tenants.createKey((await w.tenants.createTenant("cj")).id)).key;
+      const form = new FormData();
+      form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
+      const req = new Request("http://x/", { method: "POST", body: form });
+      const up = await (await w.app.request("/api/courses", {
+        method: "POST",
+        body: await req.arrayBuffer(),
+        headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+      })).json();
+      await started.promise; // the build is running
+      const cancel = await w.app.request(`/api/jobs/${up.jobId}/cancel`, {
+        method: "POST",
+        headers: { "x-api-key": key },
+      });
+      assert.equal(cancel.status, 200);
+      assert.equal((await cancel.json()).status, "cancelled");
+      const course = await waitFor(async () => {
+        const c = await (await w.app.request(`/api/courses/${up.courseId}`, {
+          headers: { "x-api-key": key },
+        })).json();
+        return c.status === "cancelled" ? c : null;
+      }, { what: "the course to be cancelled" });
+      assert.deepEqual(course.modules, []);
+      const readJob = async () =>
+        await (await w.app.request(`/api/jobs/${up.jobId}`, {
+          headers: { "x-api-key": key },
+        })).json();
+      // The running build was stopped: nothing of the pipeline is open, even once released.
+      await waitFor(async () => (await readJob()).jobs.running === 0, {
+        what: "the build to stop",
+      });
+      release.resolve();
+      await new Promise((r) => setTimeout(r, 300));
+      const job = await readJob();
+      assert.equal(job.status, "cancelled");
+      assert.equal(job.jobs.queued + job.jobs.running, 0, JSON.stringify(job.jobs));
+      const after = await (await w.app.request(`/api/courses/${up.courseId}`, {
+        headers: { "x-api-key": key },
+      })).json();
+      assert.equal(after.status, "cancelled", "the build did not overwrite the cancel");
+      assert.deepEqual(after.modules, []);
+    } finally {
+      release.resolve();
+      await w.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 );
 

@@ -23,6 +23,7 @@ import { uuidv7 } from "../actors/runtime/ids.ts";
 import {
   ConflictError,
   InputError,
+  NotFoundError,
   PayloadTooLargeError,
   TroupeError,
   ValidationError,
@@ -231,9 +232,14 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     }
     const datasetId = uuidv7();
     const name = String(fields.name ?? upload.fileName ?? `dataset ${datasetId}`).slice(0, 200);
-    const { job } = await o.runtime.enqueue("dataset.split", { datasetId }, {
+    // The upload's job is the pipeline's: it runs until the dataset is ready or failed.
+    const { job } = await o.runtime.startPipeline("dataset.ingest", {
+      actor: "dataset.split",
+      input: { datasetId },
+    }, {
       tenantId: principal.tenantId,
-      effect: async (tx, jobId) => {
+      onAbort: { actor: "dataset.aborted", input: { datasetId } },
+      effect: async (tx, { pipelineId: jobId }) => {
         await holdBlobs(tx, o.blobs, {
           kind: "dataset",
           id: datasetId,
@@ -280,6 +286,16 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   app.delete("/datasets/:id", async function deleteOne(c) {
     const id = pathId(c, "dataset");
     const { tenantId } = principalOf(c);
+    const [owned] = await o.db.query<{ job_id: string | null }>(
+      "SELECT job_id FROM troupe_datasets WHERE id = $1 AND tenant_id = $2",
+      [id, tenantId],
+    );
+    // Its pipeline stops first (a finished one is left as it ended).
+    if (owned?.job_id) {
+      await o.runtime.cancel(owned.job_id, tenantId).catch((err) => {
+        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
+      });
+    }
     await o.db.transaction((tx) => deleteDataset(tx, id, tenantId));
     await cache.invalidate({ tag: `${tenantId}:dataset:${id}` });
     await o.tenants.audit({

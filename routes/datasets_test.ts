@@ -27,6 +27,15 @@ interface World extends ApiWorld {
   key: string;
   otherKey: string;
   blobs: BlobStore;
+  /**
+   * While set, the pipeline's reads of stored files wait for `until`: `current` holds the
+   * split steps' (streamed) reads; `bytes` lets `allow` ranged reads (chunks, sniffing) through
+   * and holds the ones after.
+   */
+  hold: {
+    current: { until: Promise<void>; held: () => void } | null;
+    bytes: { allow: number; until: Promise<void> } | null;
+  };
   /** What failed uploads may have left behind: temporary files or orphan parts. */
   leftovers(): Promise<number>;
   /** What is kept of uploads: datasets, jobs, blobs. */
@@ -38,12 +47,34 @@ function open(): Promise<World> {
   world ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-datasets-" });
     let blobs!: BlobStore;
+    const hold: World["hold"] = { current: null, bytes: null };
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
+      const store = blobs;
+      const gated = new Proxy(store, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (typeof value !== "function") return value;
+          if (prop === "bytes") {
+            return async (...args: Parameters<BlobStore["bytes"]>) => {
+              if (hold.bytes && hold.bytes.allow-- <= 0) await hold.bytes.until;
+              return await store.bytes(...args);
+            };
+          }
+          if (prop !== "read") return value.bind(target);
+          return async (...args: Parameters<BlobStore["read"]>) => {
+            if (hold.current) {
+              hold.current.held();
+              await hold.current.until;
+            }
+            return await store.read(...args);
+          };
+        },
+      });
       // Small chunks, split steps and merge pages, so files here take several of each.
       return datasetActors({
         db: tdb.db,
-        blobs,
+        blobs: gated,
         chunkBytes: 16 * 1024,
         splitStepChunks: 2,
         mergePage: 2,
@@ -68,6 +99,7 @@ function open(): Promise<World> {
       key,
       otherKey,
       blobs,
+      hold,
       async leftovers() {
         if (blobs.kind === "postgres") {
           const rows = await w.tdb.db.query<{ n: number }>(
@@ -1052,6 +1084,168 @@ Deno.test(
       [d.id],
     );
     assert.equal(dead.length, 0, "no dead letter");
+  },
+);
+
+/** Reads an SSE stream to its end: each event's name and data. */
+// deno-lint-ignore no-explicit-any
+async function sseEvents(res: Response): Promise<{ event: string; data: any }[]> {
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  return text.split("\n\n").filter((b) => b.includes("data:")).map((block) => ({
+    event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
+    data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!),
+  }));
+}
+
+async function jobEnd(jobId: string) {
+  return await waitFor(async () => {
+    const j = (await call(`/api/jobs/${jobId}`)).body;
+    return ["succeeded", "failed", "cancelled"].includes(j.status) ? j : null;
+  }, { timeoutMs: 30_000, what: `job ${jobId}` });
+}
+
+Deno.test(
+  { name: "datasets: the upload's job follows the dataset until it is ready", ...opts },
+  async () => {
+    // The split is held while the event stream opens.
+    const w = await open();
+    const until = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    w.hold.current = { until: until.promise, held: held.resolve };
+    // After the first few chunks, the rest wait until the test has seen the progress.
+    const chunks = Promise.withResolvers<void>();
+    w.hold.bytes = { allow: 3, until: chunks.promise };
+    const up = await upload(salesCsv(3000), "name=followed");
+    assert.equal(up.status, 202);
+    await held.promise;
+    // The stream's first event is read when it opens, while the pipeline is held.
+    const res = await w.app.request(`/api/jobs/${up.body.jobId}/events`, {
+      headers: { "x-api-key": w.key },
+    });
+    w.hold.current = null;
+    until.resolve();
+    const mid = await waitFor(async () => {
+      const j = (await call(`/api/jobs/${up.body.jobId}`)).body;
+      return j.pipeline.done >= 1 ? j : null;
+    }, { what: "a chunk to be done" });
+    assert.equal(mid.status, "running");
+    assert.equal(mid.pipeline.unit, "chunks");
+    assert.equal((await call(`/api/datasets/${up.body.datasetId}`)).body.status, "processing");
+    // The stream polls every 250 ms: it has seen this state.
+    await new Promise((r) => setTimeout(r, 600));
+    w.hold.bytes = null;
+    chunks.resolve();
+    const events = await within(sseEvents(res), 60_000, "events");
+    // The stream ended with the pipeline, when the dataset was ready (not when its first step
+    // ended): the dataset is ready now.
+    const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
+    assert.equal(d.status, "ready");
+    assert.ok(d.progress.chunksTotal > 4, `${d.progress.chunksTotal} chunks`);
+    assert.equal(events[0]!.event, "job");
+    assert.equal(events[0]!.data.kind, "pipeline");
+    const last = events.at(-1)!;
+    assert.equal(last.event, "done");
+    assert.equal(last.data.status, "succeeded");
+    assert.deepEqual(last.data.pipeline, {
+      done: d.progress.chunksTotal,
+      total: d.progress.chunksTotal,
+      unit: "chunks",
+    });
+    assert.deepEqual(last.data.result, {
+      datasetId: d.id,
+      rows: 3000,
+      columns: d.columns.length,
+    });
+    // While it ran, the pipeline was running and its progress only went up.
+    const running = events.filter((e) => e.data.status === "running");
+    assert.ok(running.length >= 2, `${running.length} running events`);
+    const done = running.map((e) => e.data.pipeline?.done ?? 0);
+    assert.deepEqual(done, [...done].sort((a, b) => a - b), JSON.stringify(done));
+    assert.ok(done.some((n) => n >= 1), JSON.stringify(done));
+    const job = (await call(`/api/jobs/${up.body.jobId}`)).body;
+    assert.equal(job.status, "succeeded");
+    assert.equal(job.progress, 100);
+    assert.equal(job.jobs.running + job.jobs.queued, 0);
+    assert.ok(job.jobs.succeeded >= d.progress.chunksTotal + 2, JSON.stringify(job.jobs));
+    assert.equal(d.jobId, up.body.jobId);
+    const listed = await call(`/api/jobs?pipelineId=${up.body.jobId}&limit=100`);
+    assert.ok(listed.body.items.some((j: { actor: string }) => j.actor === "dataset.merge"));
+  },
+);
+
+Deno.test(
+  { name: "datasets: the upload's job fails with the dataset's error", ...opts },
+  async () => {
+    const bad = await upload("a,b\n1,2\n3\n4,5\n6,7,8\n9,10\n", "errorPolicy=fail");
+    const job = await jobEnd(bad.body.jobId);
+    const d = (await call(`/api/datasets/${bad.body.datasetId}`)).body;
+    assert.equal(d.status, "failed");
+    assert.equal(job.status, "failed");
+    assert.equal(job.error.code, d.error.code);
+    assert.equal(job.jobs.queued + job.jobs.running, 0);
+
+    const head = "id,city\n" +
+      Array.from({ length: 60_000 }, (_, i) => `${i},Köln ${i}\n`).join("");
+    const bytes = new TextEncoder().encode(head);
+    const file = new Uint8Array(bytes.length + 12);
+    file.set(bytes);
+    file.set(Uint8Array.of(...new TextEncoder().encode("60000,Malm"), 0xf6, 0x0a), bytes.length);
+    const utf = await upload(file, "name=bad-utf8-job");
+    const failed = await jobEnd(utf.body.jobId);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error.code, "INVALID_ENCODING");
+  },
+);
+
+Deno.test(
+  { name: "datasets: cancelling the upload's job cancels the dataset and its work", ...opts },
+  async () => {
+    const w = await open();
+    // Cancelled while its split step runs (held reading the file).
+    const until = Promise.withResolvers<void>();
+    const held = Promise.withResolvers<void>();
+    w.hold.current = { until: until.promise, held: held.resolve };
+    const up = await upload(salesCsv(8000), "name=cancelled");
+    await held.promise;
+    const cancel = await call(`/api/jobs/${up.body.jobId}/cancel`, { method: "POST" });
+    w.hold.current = null;
+    until.resolve();
+    assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+    assert.equal(cancel.body.status, "cancelled");
+    const d = await waitFor(async () => {
+      const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
+      return d.status === "cancelled" ? d : null;
+    }, { what: "the dataset to be cancelled" });
+    assert.equal(d.error.code, "CANCELLED");
+    const count = async () =>
+      (await w.tdb.db.query<{ n: number; open: number }>(
+        `SELECT count(*)::int AS n, count(*) FILTER (WHERE status IN ('queued', 'running'))::int
+           AS open FROM troupe_jobs WHERE pipeline_id = $1`,
+        [up.body.jobId],
+      ))[0]!;
+    await waitFor(async () => (await count()).open === 0, { what: "the pipeline's jobs to stop" });
+    const after = await count();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await count(), after, "no job was added to the pipeline after it");
+    const job = (await call(`/api/jobs/${up.body.jobId}`)).body;
+    assert.equal(job.status, "cancelled");
+    // The split was stopped: it sent no chunk.
+    assert.deepEqual(job.jobs, {
+      queued: 0,
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 1,
+      total: 1,
+    });
+    const chunks = await w.tdb.db.query(
+      "SELECT 1 FROM troupe_dataset_chunks WHERE dataset_id = $1",
+      [up.body.datasetId],
+    );
+    assert.equal(chunks.length, 0);
+    const again = await call(`/api/jobs/${up.body.jobId}/cancel`, { method: "POST" });
+    assert.equal(again.status, 409);
   },
 );
 

@@ -50,12 +50,22 @@ const ops: Record<string, Record<string, Op>> = {
     },
   },
   "/api/jobs": {
-    get: { summary: "List jobs", query: ["actor", "status", "limit", "cursor"], status: 200 },
+    get: {
+      summary: "List jobs (`pipelineId`: the jobs of a pipeline)",
+      query: ["actor", "status", "pipelineId", "limit", "cursor"],
+      status: 200,
+    },
   },
   "/api/jobs/{id}": {
-    get: { summary: "A job: status, progress, attempts, result or error", status: 200 },
+    get: {
+      summary:
+        "A job: status, progress, attempts, result or error; a pipeline (an upload's job) also its jobs' counts by status",
+      status: 200,
+    },
   },
-  "/api/jobs/{id}/cancel": { post: { summary: "Cancel a queued or running job", status: 200 } },
+  "/api/jobs/{id}/cancel": {
+    post: { summary: "Cancel a queued or running job, or a pipeline with its jobs", status: 200 },
+  },
   "/api/jobs/{id}/events": {
     get: { summary: "Server-sent events: progress until a terminal state", status: 200 },
   },

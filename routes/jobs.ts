@@ -8,7 +8,7 @@ import { NotFoundError } from "../actors/runtime/errors.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { z } from "zod";
-import { isTerminal, JOB_STATUSES, type Runtime } from "../actors/runtime/runtime.ts";
+import { isTerminal, JOB_STATUSES, type JobView, type Runtime } from "../actors/runtime/runtime.ts";
 import { assertStorableJson, jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
@@ -28,6 +28,8 @@ const pageQuery = {
 const listJobsQuery = z.object({
   actor: z.string().min(1).max(64).optional(),
   status: z.enum(JOB_STATUSES).optional(),
+  /** Only the jobs of this pipeline. */
+  pipelineId: z.string().regex(/^[\w-]{1,64}$/).optional(),
   ...pageQuery,
 });
 
@@ -62,6 +64,12 @@ export function tenantScoped(def: AnyActor, input: unknown, tenantId: string): u
     return input;
   }
   return { ...input, tenantId };
+}
+
+/** A pipeline's view adds how many of its jobs are in each status (`jobs`). */
+async function withJobs(runtime: Runtime, job: JobView) {
+  if (job.kind !== "pipeline") return job;
+  return { ...job, jobs: await runtime.pipelineJobs(job.id) };
 }
 
 export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
@@ -99,13 +107,16 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
       limit: q.limit,
       ...(q.actor !== undefined ? { actor: q.actor } : {}),
       ...(q.status !== undefined ? { status: q.status } : {}),
+      ...(q.pipelineId !== undefined ? { pipelineId: q.pipelineId } : {}),
       ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
     });
     return c.json(page);
   });
 
   app.get("/jobs/:id", async function getJob(c) {
-    return c.json(await runtime.getJob(pathId(c, "job"), principalOf(c).tenantId));
+    return c.json(
+      await withJobs(runtime, await runtime.getJob(pathId(c, "job"), principalOf(c).tenantId)),
+    );
   });
 
   app.post("/jobs/:id/cancel", async function cancelJob(c) {
@@ -140,12 +151,19 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
         let job = first;
         let eventId = 0;
         while (!closed) {
-          const snapshot = JSON.stringify([job.status, job.progress, job.progressMessage]);
+          // A pipeline's event carries its jobs' counts, and a change in them is an event.
+          const view = await withJobs(runtime, job);
+          const snapshot = JSON.stringify([
+            job.status,
+            job.progress,
+            job.progressMessage,
+            "jobs" in view ? view.jobs : null,
+          ]);
           if (snapshot !== last) {
             last = snapshot;
             await stream.writeSSE({
               event: eventId === 0 ? "job" : isTerminal(job.status) ? "done" : "progress",
-              data: JSON.stringify(job),
+              data: JSON.stringify(view),
               id: String(eventId++),
             });
             lastWrite = Date.now();

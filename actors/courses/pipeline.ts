@@ -216,6 +216,7 @@ export function courseActors(o: CoursePipelineOptions) {
           messages++;
         }
       }
+      ctx.pipeline.progress(0, plans.reduce((n, p) => n + (p.error ? 0 : p.pages), 0), "pages");
       // Nothing to extract (every file failed, or no pages): straight to the build.
       if (messages === 0) {
         ctx.send("course.build", { courseId }, { idempotencyKey: `build:${courseId}` });
@@ -329,6 +330,7 @@ export function courseActors(o: CoursePipelineOptions) {
           [courseId, done, total],
         );
       });
+      ctx.pipeline.progress(done, total, "pages");
       if (!pending) ctx.send("course.build", { courseId }, { idempotencyKey: `build:${courseId}` });
       return { done, total };
     },
@@ -486,6 +488,9 @@ export function courseActors(o: CoursePipelineOptions) {
         );
       });
       await changed(courseId);
+      // The upload's pipeline ends with the course: failed with its error, or done.
+      if (status === "failed") ctx.pipeline.fail(courseError);
+      else ctx.pipeline.complete({ courseId, status, modules: modules.length });
       return { status, modules: modules.length, chunks: chunks.length };
     },
   });
@@ -497,6 +502,7 @@ export function courseActors(o: CoursePipelineOptions) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     handler: ({ courseId, code, message }, ctx) => {
+      ctx.pipeline.fail({ code, message });
       ctx.effect(async (tx) => {
         await tx.query(
           `UPDATE troupe_courses SET status = 'failed', error = $2::jsonb, version = version + 1,
@@ -509,7 +515,35 @@ export function courseActors(o: CoursePipelineOptions) {
     },
   });
 
-  return [start, extract, extracted, build, failed];
+  /**
+   * The upload's pipeline was ended by the runtime (cancelled, or a step failed with nothing
+   * to report it): the course follows, cancelled or failed with that error.
+   */
+  const aborted = defineActor({
+    name: "course.aborted",
+    input: z.object({
+      courseId: z.string().uuid(),
+      pipeline: z.object({
+        status: z.enum(["failed", "cancelled"]),
+        error: z.object({ code: z.string(), message: z.string() }),
+      }),
+    }),
+    key: (i) => `course:${i.courseId}`,
+    exposed: false,
+    handler: ({ courseId, pipeline }, ctx) => {
+      ctx.effect(async (tx) => {
+        await tx.query(
+          `UPDATE troupe_courses SET status = $2, version = version + 1, updated_at = now(),
+             error = CASE WHEN $2 = 'failed' THEN $3::jsonb ELSE error END
+           WHERE id = $1 AND status = 'processing'`,
+          [courseId, pipeline.status, JSON.stringify(pipeline.error)],
+        );
+      });
+      return changed(courseId);
+    },
+  });
+
+  return [start, extract, extracted, build, failed, aborted];
 }
 
 interface ChunkRow {

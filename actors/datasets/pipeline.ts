@@ -548,9 +548,9 @@ export function datasetActors(o: DatasetPipelineOptions) {
     retries: 5,
     handler: async ({ datasetId, idx, failed }, ctx) => {
       if (failed) {
-        ctx.effect((tx) =>
-          markFailed(tx, datasetId, { ...failed, message: `chunk ${idx}: ${failed.message}` })
-        );
+        const error = { ...failed, message: `chunk ${idx}: ${failed.message}` };
+        ctx.effect((tx) => markFailed(tx, datasetId, error));
+        ctx.pipeline.fail(error);
         await changed(datasetId);
         return { failed };
       }
@@ -568,6 +568,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
           [datasetId, s.done],
         );
       });
+      ctx.pipeline.progress(s.done, s.total, "chunks");
       if (s.total !== null && s.done >= s.total) {
         ctx.send("dataset.merge", { datasetId }, { idempotencyKey: `merge:${datasetId}` });
       }
@@ -663,11 +664,41 @@ export function datasetActors(o: DatasetPipelineOptions) {
         );
       });
       await changed(datasetId);
+      ctx.pipeline.complete({ datasetId, rows: rowCount, columns: columns.length });
       return { rows: rowCount, columns: columns.length };
     },
   });
 
-  return [split, chunk, chunkDone, merge];
+  /**
+   * The upload's pipeline was ended by the runtime (cancelled, or a step failed with nothing
+   * to report it): the dataset follows, cancelled or failed with that error.
+   */
+  const aborted = defineActor({
+    name: "dataset.aborted",
+    input: z.object({
+      datasetId: z.string().uuid(),
+      pipeline: z.object({
+        status: z.enum(["failed", "cancelled"]),
+        error: z.object({ code: z.string(), message: z.string() }),
+      }),
+    }),
+    key: (i) => `dataset:${i.datasetId}`,
+    exposed: false,
+    handler: async ({ datasetId, pipeline }, ctx) => {
+      ctx.effect(async (tx) => {
+        await tx.query(
+          `UPDATE troupe_datasets SET status = $2, error = $3::jsonb, version = version + 1,
+             updated_at = now()
+           WHERE id = $1 AND status NOT IN ('ready', 'failed', 'cancelled')`,
+          [datasetId, pipeline.status, JSON.stringify(pipeline.error)],
+        );
+      });
+      await changed(datasetId);
+      return { status: pipeline.status };
+    },
+  });
+
+  return [split, chunk, chunkDone, merge, aborted];
 }
 
 /** Warnings kept on a dataset. */

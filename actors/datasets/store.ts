@@ -13,7 +13,9 @@ export type DatasetStatus =
   | "processing"
   | "merging"
   | "ready"
-  | "failed";
+  | "failed"
+  /** Its upload's pipeline was cancelled. */
+  | "cancelled";
 
 export interface ColumnInfo {
   /** The name shown to users (after renames). */

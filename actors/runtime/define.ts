@@ -52,9 +52,26 @@ export interface ActorContext<S> {
   effect(fn: (tx: SqlExecutor) => Promise<void>): void;
   /** Reports progress (0-100) and a message; visible at once, throttled. */
   progress(percent: number, message?: string): void;
+  /**
+   * The pipeline this message belongs to (see `sql/pipelines.ts`): its calls commit with the
+   * message, on success only, and do nothing outside a pipeline (`id` null).
+   */
+  readonly pipeline: PipelineControl;
   /** Aborted on timeout or cancellation. */
   readonly signal: AbortSignal;
   readonly log: Logger;
+}
+
+/** A message's handle on its pipeline. */
+export interface PipelineControl {
+  /** The pipeline's job id; null when the message is in no pipeline. */
+  readonly id: string | null;
+  /** Sets the pipeline's progress: `done` of `total` (null: not known yet) `unit`s. */
+  progress(done: number, total: number | null, unit: string): void;
+  /** Ends the pipeline `succeeded` with `result`; work still open in it is cancelled. */
+  complete(result?: unknown): void;
+  /** Ends the pipeline `failed` with this error; work still open in it is cancelled. */
+  fail(error: { code: string; message: string }): void;
 }
 
 export interface ActorPolicy {

@@ -18,11 +18,16 @@ import { deterministicId, uuidv7 } from "./ids.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
+import type { PipelineOp } from "./sql/pipelines.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
 
 const PROGRESS_EVERY_MS = 200;
 
-type PrepareOptions = SendOptions & { parentId?: string | null; replayOf?: string | null };
+type PrepareOptions = SendOptions & {
+  parentId?: string | null;
+  replayOf?: string | null;
+  pipelineId?: string | null;
+};
 
 /** `prepareJob` without an idempotency key: synchronous, with a fresh id. */
 export function prepareJobNow(
@@ -63,6 +68,7 @@ function buildJob(def: AnyActor, input: unknown, id: string, options: PrepareOpt
     maxAttempts: def.policy.maxAttempts,
     delayMs: Math.max(0, options.delayMs ?? 0),
     parentId: options.parentId ?? null,
+    pipelineId: options.pipelineId ?? null,
     replayOf: options.replayOf ?? null,
   };
 }
@@ -122,6 +128,7 @@ export class Executor {
       sends: [] as NewJob[],
       effects: [] as ((tx: SqlExecutor) => Promise<void>)[],
       release: false,
+      pipelineId: job.pipeline_id ?? null,
     };
     const def = this.#actors.get(job.actor);
     if (!def) {
@@ -176,6 +183,11 @@ export class Executor {
     const progress = this.#progressWriter(job);
     const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
     const pendingSends: Promise<NewJob>[] = [];
+    const pipelineOp: PipelineOp = {};
+    const inPipeline = (call: string) => {
+      if (!open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
+      return job.pipeline_id !== null && job.pipeline_id !== undefined;
+    };
     const ctx: ActorContext<unknown> = {
       jobId: job.id,
       actor: job.actor,
@@ -212,6 +224,7 @@ export class Executor {
           idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
           tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
+          pipelineId: job.pipeline_id ?? null,
         }));
       },
       effect(fn) {
@@ -220,6 +233,28 @@ export class Executor {
       },
       progress: (percent, message) => {
         if (open) progress.report(percent, message ?? null);
+      },
+      pipeline: {
+        id: job.pipeline_id ?? null,
+        progress(done, total, unit) {
+          if (!inPipeline("pipeline.progress()")) return;
+          pipelineOp.progress = {
+            done: Math.max(0, Math.floor(Number(done) || 0)),
+            total: total === null ? null : Math.max(0, Math.floor(Number(total) || 0)),
+            unit: String(unit),
+          };
+        },
+        complete(result) {
+          if (!inPipeline("pipeline.complete()")) return;
+          pipelineOp.end = { status: "succeeded", result: toJson(result) };
+        },
+        fail(error) {
+          if (!inPipeline("pipeline.fail()")) return;
+          pipelineOp.end = {
+            status: "failed",
+            error: { code: String(error.code), message: String(error.message) },
+          };
+        },
       },
       signal: controller.signal,
       log,
@@ -237,6 +272,7 @@ export class Executor {
         outcome: "succeeded",
         result: json,
         ...(changed ? { state: { value: toJson(working) } } : {}),
+        ...(pipelineOp.progress || pipelineOp.end ? { pipeline: pipelineOp } : {}),
       };
     } catch (err) {
       const reason = controller.signal.aborted ? controller.signal.reason : err;
@@ -292,7 +328,7 @@ export class Executor {
     err: unknown,
   ): Completion {
     const error = toErrorRecord(err);
-    const { sends: _s, effects: _e, state: _st, result: _r, ...rest } = base;
+    const { sends: _s, effects: _e, state: _st, result: _r, pipeline: _p, ...rest } = base;
     if (error.retryable && job.attempts < job.max_attempts) {
       const retryInMs = def ? backoffDelay(job.attempts, def.policy.backoff) : 1000;
       return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs };
@@ -313,7 +349,7 @@ export class Executor {
    * failure itself must still be recorded.
    */
   deadLetterSends(
-    job: Pick<ClaimedJob, "id" | "input" | "tenant_id">,
+    job: Pick<ClaimedJob, "id" | "input" | "tenant_id"> & { pipeline_id?: string | null },
     def: AnyActor | undefined,
     error: ErrorRecord,
   ): NewJob[] {
@@ -324,7 +360,11 @@ export class Executor {
       return list.map(({ actor, input }) => {
         const target = this.#actors.get(actor);
         if (!target) throw new Error(`onDeadLetter of ${def.name}: unknown actor ${actor}`);
-        return prepareJobNow(target, input, { tenantId: job.tenant_id, parentId: job.id });
+        return prepareJobNow(target, input, {
+          tenantId: job.tenant_id,
+          parentId: job.id,
+          pipelineId: job.pipeline_id ?? null,
+        });
       });
     } catch (err) {
       this.#log.error("onDeadLetter failed; the failure is recorded without its messages", {

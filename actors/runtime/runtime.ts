@@ -13,8 +13,8 @@ import {
   TroupeError,
   ValidationError,
 } from "./errors.ts";
-import { Executor, prepareJob } from "./executor.ts";
-import { requestHash, uuidv7 } from "./ids.ts";
+import { Executor, prepareJob, prepareJobNow } from "./executor.ts";
+import { deterministicId, requestHash, uuidv7 } from "./ids.ts";
 import { jsonLogger, type Logger, type SqlDatabase, type SqlExecutor } from "./ports.ts";
 import {
   type ClaimedJob,
@@ -26,6 +26,14 @@ import {
 import { type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
 import { insertJobs, type NewJob, type QueuedMessage, queuedMessage } from "./sql/insert_jobs.ts";
 import { reapJobs } from "./sql/reap_jobs.ts";
+import {
+  type AbortHook,
+  dropEnded,
+  endPipeline,
+  lockPipelines,
+  type PipelineRecord,
+  rollUp,
+} from "./sql/pipelines.ts";
 import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
 
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
@@ -55,6 +63,12 @@ export interface JobView {
   result: unknown;
   error: unknown;
   parentId: string | null;
+  /** `job`, or `pipeline` for a parent that follows its jobs (see `startPipeline`). */
+  kind: "job" | "pipeline";
+  /** The pipeline the job belongs to. */
+  pipelineId: string | null;
+  /** A pipeline's progress as its workload reports it: `done` of `total` `unit`s. */
+  pipeline: { done: number | null; total: number | null; unit: string | null } | null;
   replayOf: string | null;
   runAt: string;
   createdAt: string;
@@ -252,10 +266,11 @@ export class Runtime implements Consumer {
    * or dead-lettered with their actor's `onDeadLetter` messages. Returns how many were reaped.
    */
   async reap(): Promise<number> {
-    const { reaped, poisoned, sent } = await reapJobs(this.db, {
+    const { reaped, poisoned, sent, cancelled } = await reapJobs(this.db, {
       actors: this.#actorNames,
       maxLeaseLosses: this.#maxLeaseLosses,
       outbox: this.transport.mode === "push",
+      hook: this.#hook,
       deadLetterSends: (job, error) =>
         this.#executor.deadLetterSends(job, this.actors.get(job.actor), error),
     });
@@ -271,6 +286,7 @@ export class Runtime implements Consumer {
       this.#finished.delete(id);
       this.#emit(id);
     }
+    this.#stopped(cancelled, []);
     await this.#afterCommit(sent);
     if (reaped.length > 0) this.transport.wake();
     return reaped.length;
@@ -644,15 +660,22 @@ export class Runtime implements Consumer {
     jobId: string,
     error: { code: string; message: string },
   ): Promise<"dead-lettered" | "running" | "finished" | "unknown"> {
+    // Its pipeline's row is locked before the job's, as a commit does (see `sql/pipelines.ts`).
+    const [found] = await this.db.query<{ pipeline_id: string | null }>(
+      "SELECT pipeline_id FROM troupe_jobs WHERE id = $1",
+      [jobId],
+    );
     const outcome = await this.db.transaction(async (tx) => {
+      const pipelines = await lockPipelines(tx, [found?.pipeline_id]);
       const rows = await tx.query<{ status: string }>(
         "SELECT status FROM troupe_jobs WHERE id = $1 FOR UPDATE",
         [jobId],
       );
       const status = rows[0]?.status;
-      if (status === undefined) return { outcome: "unknown" as const, sent: [] };
-      if (status === "running") return { outcome: "running" as const, sent: [] };
-      if (status !== "queued") return { outcome: "finished" as const, sent: [] };
+      const none = { sent: [], cancelled: [] };
+      if (status === undefined) return { outcome: "unknown" as const, ...none };
+      if (status === "running") return { outcome: "running" as const, ...none };
+      if (status !== "queued") return { outcome: "finished" as const, ...none };
       const record: ErrorRecord = { ...error, retryable: true, at: new Date().toISOString() };
       const [job] = await tx.query<{ actor: string; tenant_id: string | null; input: unknown }>(
         `WITH upd AS (
@@ -668,19 +691,40 @@ export class Runtime implements Consumer {
          SELECT actor, tenant_id, input FROM upd`,
         [jobId, JSON.stringify(record), uuidv7()],
       );
+      const pipelineId = found?.pipeline_id ?? null;
       const sends: NewJob[] = job
         ? this.#executor.deadLetterSends(
-          { id: jobId, input: job.input, tenant_id: job.tenant_id },
+          { id: jobId, input: job.input, tenant_id: job.tenant_id, pipeline_id: pipelineId },
           this.actors.get(job.actor),
           record,
         )
         : [];
-      const sent = await insertJobs(tx, sends, { outbox: this.transport.mode === "push" });
-      return { outcome: "dead-lettered" as const, sent };
+      const outbox = this.transport.mode === "push";
+      const sent = await insertJobs(tx, dropEnded(sends, pipelines), { outbox });
+      const rolled = pipelineId
+        ? await rollUp(
+          tx,
+          pipelines,
+          [{
+            pipelineId,
+            status: "failed",
+            error: record,
+            handled: sends.length > 0,
+          }],
+          this.#hook,
+          { outbox },
+        )
+        : { sent: [], cancelled: [] };
+      return {
+        outcome: "dead-lettered" as const,
+        sent: [...sent, ...rolled.sent],
+        cancelled: rolled.cancelled,
+      };
     });
     if (outcome.outcome === "dead-lettered") {
       this.#finished.delete(jobId);
       this.#emit(jobId);
+      this.#stopped(outcome.cancelled, [found?.pipeline_id]);
       await this.#afterCommit(outcome.sent).catch((err) =>
         this.log.warn("publish after commit failed; the relay will retry", { error: String(err) })
       );
@@ -713,10 +757,14 @@ export class Runtime implements Consumer {
       });
       if (batch.length === 0) continue;
       try {
-        const { results, sent } = await this.db.transaction((tx) =>
-          completeJobs(tx, this.workerId, batch.map((b) => b.completion), { outbox: push })
+        const { results, sent, cancelled } = await this.db.transaction((tx) =>
+          completeJobs(tx, this.workerId, batch.map((b) => b.completion), {
+            outbox: push,
+            hook: this.#hook,
+          })
         );
         batch.forEach((b, i) => this.#settle(b, results[i]!));
+        this.#stopped(cancelled, batch.map((b) => b.completion.pipelineId));
         await this.#afterCommit(sent).catch((err) =>
           this.log.warn("publish after commit failed; the relay will retry", {
             error: String(err),
@@ -741,10 +789,11 @@ export class Runtime implements Consumer {
       return;
     }
     try {
-      const { results, sent } = await this.db.transaction((tx) =>
-        completeJobs(tx, this.workerId, [item.completion], { outbox: push })
+      const { results, sent, cancelled } = await this.db.transaction((tx) =>
+        completeJobs(tx, this.workerId, [item.completion], { outbox: push, hook: this.#hook })
       );
       this.#settle(item, results[0]!);
+      this.#stopped(cancelled, [item.completion.pipelineId]);
       await this.#afterCommit(sent).catch(() => {});
       return;
     } catch (err) {
@@ -759,15 +808,175 @@ export class Runtime implements Consumer {
         error: String(err),
       });
       try {
-        const { results } = await this.db.transaction((tx) =>
-          completeJobs(tx, this.workerId, [failed], { outbox: push })
+        const { results, sent, cancelled } = await this.db.transaction((tx) =>
+          completeJobs(tx, this.workerId, [failed], { outbox: push, hook: this.#hook })
         );
         this.#settle(item, results[0]!, true);
+        this.#stopped(cancelled, [failed.pipelineId]);
+        await this.#afterCommit(sent).catch(() => {});
       } catch (err2) {
         this.#broken.add(chainOf(item.completion));
         item.reject(err2);
       }
     }
+  }
+
+  // ---------------------------------------------------------------- pipelines
+
+  /**
+   * The abort hook of a pipeline the runtime ended (see `sql/pipelines.ts`): its message, with
+   * the pipeline's id, status and error added to the stored input. A hook that names an
+   * unknown actor or an input it refuses is logged and sends nothing: the end still commits.
+   */
+  readonly #hook: AbortHook = (p, outcome) => {
+    const onAbort = p.pipeline?.onAbort;
+    if (!onAbort) return null;
+    try {
+      const input = {
+        ...(onAbort.input as Record<string, unknown>),
+        pipeline: {
+          id: p.id,
+          status: outcome.status,
+          error: { code: outcome.error.code, message: outcome.error.message },
+        },
+      };
+      return prepareJobNow(this.actor(onAbort.actor), input, {
+        tenantId: p.tenant_id,
+        parentId: p.id,
+      });
+    } catch (err) {
+      this.log.error("pipeline abort hook failed; the pipeline ends without it", {
+        pipelineId: p.id,
+        error: String(err),
+      });
+      return null;
+    }
+  };
+
+  /** After a commit: jobs its pipelines' ends cancelled stop here, and watchers hear of it. */
+  #stopped(cancelled: readonly string[], pipelines: readonly (string | null | undefined)[]) {
+    for (const id of cancelled) {
+      this.#executor.abort(id, new CancelledError());
+      this.#finished.delete(id);
+      this.#emit(id);
+    }
+    for (const id of new Set(pipelines)) {
+      if (!id) continue;
+      this.#emit(id);
+    }
+  }
+
+  /**
+   * Starts a pipeline: a parent job named `name` (not an actor's name) that no handler runs,
+   * with its first job, in one transaction (with `effect`, which gets both ids). Every job sent
+   * within it belongs to it; its status, progress and error follow them (see
+   * `sql/pipelines.ts`). `onAbort` is sent, with `pipeline: {id, status, error}` added to its
+   * input, when the runtime ends the pipeline (a cancel, a job failed or cancelled). Returns
+   * the pipeline's job and the first job's id. With an idempotency key, a repeat returns the
+   * first pipeline (`created: false`).
+   */
+  async startPipeline(
+    name: string,
+    first: { actor: string; input: unknown },
+    options: {
+      tenantId?: string | null;
+      idempotencyKey?: string;
+      onAbort?: { actor: string; input: Record<string, unknown> };
+      effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
+    } = {},
+  ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
+    if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name) || this.actors.has(name)) {
+      throw new TypeError(`pipeline name ${JSON.stringify(name)} is invalid or an actor's`);
+    }
+    if (options.onAbort) this.actor(options.onAbort.actor);
+    const tenantId = options.tenantId ?? null;
+    const pipelineId = options.idempotencyKey
+      ? await deterministicId("pipeline", tenantId ?? "", name, options.idempotencyKey)
+      : uuidv7();
+    const row = await prepareJob(this.actor(first.actor), first.input, {
+      tenantId,
+      parentId: pipelineId,
+      pipelineId,
+      ...(options.idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
+    });
+    const record: PipelineRecord = {
+      done: null,
+      total: null,
+      unit: null,
+      onAbort: options.onAbort ?? null,
+    };
+    const push = this.transport.mode === "push";
+    const sent = await this.db.transaction(async (tx) => {
+      const made = await tx.query(
+        `INSERT INTO troupe_jobs (id, actor, key, tenant_id, input, status, kind, max_attempts,
+           pipeline, started_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, 'running', 'pipeline', 1, $6::jsonb, now())
+         ON CONFLICT (id) DO NOTHING RETURNING id`,
+        [
+          pipelineId,
+          name,
+          `pipeline:${pipelineId}`,
+          tenantId,
+          JSON.stringify({ first }),
+          JSON.stringify(record),
+        ],
+      );
+      if (!made[0]) return null;
+      const inserted = await insertJobs(tx, [row], { outbox: push });
+      await options.effect?.(tx, { pipelineId, jobId: row.id });
+      return inserted;
+    });
+    await this.#afterCommit(sent ?? []);
+    const job = await this.getJob(pipelineId);
+    if (sent === null && job.tenantId !== tenantId) {
+      throw new ConflictError("idempotency key already used by another tenant");
+    }
+    return { job, firstJobId: row.id, created: sent !== null };
+  }
+
+  /** How many jobs of a pipeline are in each status. */
+  async pipelineJobs(pipelineId: string): Promise<Record<JobStatus, number> & { total: number }> {
+    const rows = await this.db.query<{ status: JobStatus; n: number }>(
+      `SELECT status, count(*)::int AS n FROM troupe_jobs WHERE pipeline_id = $1 GROUP BY status`,
+      [pipelineId],
+    );
+    const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, total: 0 };
+    for (const r of rows) {
+      counts[r.status] = r.n;
+      counts.total += r.n;
+    }
+    return counts;
+  }
+
+  /** Cancels a running pipeline (see `endPipeline`); a pipeline that has ended: 409. */
+  async #cancelPipeline(id: string, tenantId?: string | null): Promise<JobView> {
+    const push = this.transport.mode === "push";
+    const out = await this.db.transaction(async (tx) => {
+      const locked = await lockPipelines(tx, [id]);
+      const p = locked.get(id);
+      if (!p || (tenantId !== undefined && p.tenant_id !== tenantId)) {
+        throw new NotFoundError("job", id);
+      }
+      if (p.status !== "running") {
+        throw new ConflictError(`job ${id} is already ${p.status}`, { status: p.status });
+      }
+      return await endPipeline(
+        tx,
+        p,
+        {
+          status: "cancelled",
+          error: toErrorRecord(new CancelledError()),
+        },
+        this.#hook,
+        { outbox: push },
+      );
+    });
+    this.#finished.delete(id);
+    this.#stopped(out.cancelled, [id]);
+    await this.#afterCommit(out.sent).catch((err) =>
+      this.log.warn("publish after commit failed; the relay will retry", { error: String(err) })
+    );
+    return await this.getJob(id);
   }
 
   // ---------------------------------------------------------------- background
@@ -902,6 +1111,8 @@ export class Runtime implements Consumer {
       actor?: string;
       status?: JobStatus;
       tenantId?: string | null;
+      /** Only the jobs of this pipeline. */
+      pipelineId?: string;
       limit?: number;
       cursor?: string;
     } = {},
@@ -915,6 +1126,7 @@ export class Runtime implements Consumer {
     };
     if (filter.actor !== undefined) add("actor = ?", filter.actor);
     if (filter.status !== undefined) add("status = ?", filter.status);
+    if (filter.pipelineId !== undefined) add("pipeline_id = ?", filter.pipelineId);
     if (filter.tenantId !== undefined) {
       if (filter.tenantId === null) where.push("tenant_id IS NULL");
       else add("tenant_id = ?", filter.tenantId);
@@ -937,6 +1149,14 @@ export class Runtime implements Consumer {
    */
   async cancel(id: string, tenantId?: string | null): Promise<JobView> {
     const job = await this.getJob(id, tenantId);
+    if (job.kind === "pipeline") return await this.#cancelPipeline(id, tenantId);
+    if (job.pipelineId !== null && !isTerminal(job.status)) {
+      // A pipeline stops as a whole: its jobs' ends roll up into it.
+      await this.#cancelPipeline(job.pipelineId).catch((err) => {
+        if (!(err instanceof ConflictError)) throw err;
+      });
+      return await this.getJob(id);
+    }
     const rows = await this.db.query<{ status: string }>(
       `UPDATE troupe_jobs SET cancel_requested = true, updated_at = now(),
          status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
@@ -1044,7 +1264,8 @@ export class Runtime implements Consumer {
         this.db.query<{ queued: number; running: number; dead: number }>(
           `SELECT
              (SELECT count(*)::int FROM troupe_jobs WHERE status = 'queued') AS queued,
-             (SELECT count(*)::int FROM troupe_jobs WHERE status = 'running') AS running,
+             (SELECT count(*)::int FROM troupe_jobs WHERE status = 'running' AND kind = 'job')
+               AS running,
              (SELECT count(*)::int FROM troupe_dead_letters WHERE replayed_at IS NULL) AS dead`,
         ),
         timeout,
@@ -1138,6 +1359,9 @@ function jobView(r: Row): JobView {
     result: r.result ?? null,
     error: r.error ?? null,
     parentId: (r.parent_id as string | null) ?? null,
+    kind: r.kind === "pipeline" ? "pipeline" : "job",
+    pipelineId: (r.pipeline_id as string | null) ?? null,
+    pipeline: r.kind === "pipeline" ? pipelineProgress(r.pipeline) : null,
     replayOf: (r.replay_of as string | null) ?? null,
     runAt: iso(r.run_at)!,
     createdAt: iso(r.created_at)!,
@@ -1145,6 +1369,13 @@ function jobView(r: Row): JobView {
     startedAt: iso(r.started_at),
     finishedAt: iso(r.finished_at),
   };
+}
+
+function pipelineProgress(
+  v: unknown,
+): { done: number | null; total: number | null; unit: string | null } {
+  const r = (v ?? {}) as Partial<PipelineRecord>;
+  return { done: r.done ?? null, total: r.total ?? null, unit: r.unit ?? null };
 }
 
 function deadLetterView(r: Row): DeadLetterView {

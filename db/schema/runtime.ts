@@ -58,6 +58,12 @@ export const jobs = pgTable(
     result: jsonb("result"),
     error: jsonb("error"),
     parentId: text("parent_id"),
+    /** `job` (run by its actor's handler) or `pipeline` (a parent no handler runs). */
+    kind: text("kind").notNull().default("job"),
+    /** The pipeline the job belongs to (inherited by every job it sends). */
+    pipelineId: text("pipeline_id"),
+    /** On a pipeline row: the workload's progress (`{done, total, unit}`) and abort hook. */
+    pipeline: jsonb("pipeline"),
     replayOf: text("replay_of"),
     /** Hash of the first request made with the job's idempotency key (actor + input). */
     requestHash: text("request_hash"),
@@ -72,6 +78,12 @@ export const jobs = pgTable(
     index("troupe_jobs_status_idx").on(t.status, t.id),
     index("troupe_jobs_tenant_idx").on(t.tenantId, t.id),
     index("troupe_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
+    index("troupe_jobs_pipeline_open_idx").on(t.pipelineId).where(
+      sql`${t.pipelineId} IS NOT NULL AND ${t.status} IN ('queued', 'running')`,
+    ),
+    index("troupe_jobs_pipeline_idx").on(t.pipelineId, t.id).where(
+      sql`${t.pipelineId} IS NOT NULL`,
+    ),
   ],
 );
 

@@ -14,6 +14,8 @@ export interface ClaimedJob {
   cancel_requested: boolean;
   /** Times the job's process stopped while it ran (see `reapJobs`); above 0 it is a suspect. */
   lease_losses: number;
+  /** The pipeline the job belongs to (see `pipelines.ts`). */
+  pipeline_id: string | null;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function claimJobs(
        FROM unnest($1::text[], $2::int[]) AS x(id, fence)
        WHERE j.id = ANY($1::text[]) AND j.id = x.id
        RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-         j.lease_fence, j.cancel_requested, j.lease_losses`,
+         j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id`,
       [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
     );
     // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
@@ -110,7 +112,7 @@ export async function claimOne(
      WHERE j.id = $1 AND (j.status = 'queued'
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-       j.lease_fence, j.cancel_requested, j.lease_losses`,
+       j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id`,
     [id, workerId, held.fence],
   );
   const job = rows[0];

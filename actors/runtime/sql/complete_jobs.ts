@@ -2,6 +2,15 @@ import type { ErrorRecord } from "../errors.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import {
+  type AbortHook,
+  applyOps,
+  dropEnded,
+  type JobEnd,
+  lockPipelines,
+  type PipelineOp,
+  rollUp,
+} from "./pipelines.ts";
 
 /** The end of one attempt, to be committed. */
 export interface Completion {
@@ -21,6 +30,10 @@ export interface Completion {
   release: boolean;
   /** A final failure writes a dead letter unless this is false (bad input: no replay). */
   deadLetter?: boolean;
+  /** The pipeline the job belongs to (see `pipelines.ts`). */
+  pipelineId?: string | null;
+  /** The workload's pipeline calls (successes only). */
+  pipeline?: PipelineOp;
 }
 
 /** What became of a completion. */
@@ -37,10 +50,11 @@ export type CommitResult =
   | "stale";
 
 /**
- * Commits completions in one transaction, in this order: fencing check (locks job and lease
- * rows), ledger check, state updates and lease releases, outgoing messages, effects, job rows
- * and dead letters. A completion that fails the fencing check writes nothing; a success already
- * in the ledger writes only its job row.
+ * Commits completions in one transaction, in this order: the rows of their pipelines locked,
+ * fencing check (locks job and lease rows), ledger check, state updates and lease releases, job
+ * rows and dead letters, the workload's pipeline calls, outgoing messages (none into a
+ * pipeline that has ended), effects, the pipelines' roll-up. A completion that fails the
+ * fencing check writes nothing; a success already in the ledger writes only its job row.
  *
  * Several completions of one key may come in one call, in the order their handlers ran (each
  * on the state the previous one left): once one of them does not commit as computed, the
@@ -50,8 +64,10 @@ export async function completeJobs(
   tx: SqlExecutor,
   workerId: string,
   completions: readonly Completion[],
-  { outbox }: { outbox: boolean },
-): Promise<{ results: CommitResult[]; sent: QueuedMessage[] }> {
+  { outbox, hook }: { outbox: boolean; hook: AbortHook },
+): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
+  // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
+  const pipelines = await lockPipelines(tx, completions.map((c) => c.pipelineId));
   // Lock the job rows and the key leases; a completion is valid only if both still carry
   // its fencing token. Looked up by primary key (a join on a record set plans badly).
   const ids = completions.map((c) => c.id);
@@ -133,17 +149,6 @@ export async function completeJobs(
     );
   }
 
-  // Successes send what the handler sent; final failures what `onDeadLetter` asked for. A
-  // failure commits once too: the job row's fence check refuses a second commit.
-  const sends = completions.flatMap((c, i) =>
-    applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
-  );
-  const sent = await insertJobs(tx, sends, { outbox });
-  for (const [i, c] of completions.entries()) {
-    if (!applies(c, i)) continue;
-    for (const effect of c.effects) await effect(tx);
-  }
-
   const jobRows = completions.flatMap((c, i) =>
     results[i] !== "committed" && results[i] !== "duplicate" ? [] : [{
       id: c.id,
@@ -179,5 +184,44 @@ export async function completeJobs(
       [JSON.stringify(jobRows)],
     );
   }
-  return { results, sent };
+  // The workload's pipeline calls, then what was sent: into a pipeline still running only.
+  const ops = completions.flatMap((c, i) =>
+    applies(c, i) && c.pipeline && c.pipelineId
+      ? [{ pipelineId: c.pipelineId, op: c.pipeline }]
+      : []
+  );
+  const applied = await applyOps(tx, pipelines, ops, hook, { outbox });
+  // Successes send what the handler sent; final failures what `onDeadLetter` asked for. A
+  // failure commits once too: the job row's fence check refuses a second commit.
+  const sends = completions.flatMap((c, i) =>
+    applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
+  );
+  const kept = dropEnded(sends, pipelines);
+  const sent = await insertJobs(tx, kept, { outbox });
+  for (const [i, c] of completions.entries()) {
+    if (!applies(c, i)) continue;
+    for (const effect of c.effects) await effect(tx);
+  }
+  const ends = completions.flatMap((c, i): JobEnd[] =>
+    c.pipelineId && c.outcome !== "retry" &&
+      (results[i] === "committed" || results[i] === "duplicate")
+      ? [{
+        pipelineId: c.pipelineId,
+        status: c.outcome as JobEnd["status"],
+        error: c.error ?? null,
+        handled: c.outcome === "failed" && c.sends.length > 0,
+      }]
+      : []
+  );
+  // Pipelines that got a new job here have one open (a send whose id existed is no proof).
+  const inserted = new Set(sent.map((m) => m.id));
+  const open = new Set(
+    kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
+  );
+  const rolled = await rollUp(tx, pipelines, ends, hook, { outbox, open });
+  return {
+    results,
+    sent: [...applied.sent, ...sent, ...rolled.sent],
+    cancelled: [...applied.cancelled, ...rolled.cancelled],
+  };
 }

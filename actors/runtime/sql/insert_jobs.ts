@@ -11,6 +11,8 @@ export interface NewJob {
   maxAttempts: number;
   delayMs: number;
   parentId: string | null;
+  /** The pipeline the job belongs to (see `pipelines.ts`); null outside one. */
+  pipelineId?: string | null;
   replayOf: string | null;
   /** The hash of the request that enqueued it with an idempotency key (see `requestHash`). */
   requestHash?: string | null;
@@ -38,6 +40,7 @@ export async function insertJobs(
     max_attempts: j.maxAttempts,
     delay_ms: j.delayMs,
     parent_id: j.parentId,
+    pipeline_id: j.pipelineId ?? null,
     replay_of: j.replayOf,
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
   }));
@@ -49,13 +52,13 @@ export async function insertJobs(
     `WITH ins AS (
       INSERT INTO troupe_jobs
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
-         request_hash)
+         request_hash, pipeline_id)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
-        x.request_hash
+        x.request_hash, x.pipeline_id
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
-        request_hash text)
+        request_hash text, pipeline_id text)
       ON CONFLICT (id) DO NOTHING
       RETURNING id, actor, key, run_at
     ) ${tail}`,

@@ -2,6 +2,7 @@ import { CancelledError, type ErrorRecord, toErrorRecord } from "../errors.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { type AbortHook, dropEnded, type JobEnd, lockPipelines, rollUp } from "./pipelines.ts";
 
 const POISON_JOB = "POISON_JOB";
 
@@ -20,6 +21,7 @@ export interface ReapedJob {
   cancel_requested: boolean;
   /** Lease losses counting this one (when its process stopped rather than gave it back). */
   lease_losses: number;
+  pipeline_id: string | null;
 }
 
 export interface ReapOptions {
@@ -34,6 +36,8 @@ export interface ReapOptions {
   deadLetterSends: (job: ReapedJob, error: ErrorRecord) => NewJob[];
   /** Whether sent messages go through the outbox (push transports). */
   outbox: boolean;
+  /** The abort hook of pipelines that a reaped job ends (see `pipelines.ts`). */
+  hook: AbortHook;
 }
 
 /**
@@ -56,7 +60,10 @@ export interface ReapOptions {
 export async function reapJobs(
   db: SqlDatabase,
   options: ReapOptions,
-): Promise<{ reaped: string[]; poisoned: ReapedJob[]; sent: QueuedMessage[] }> {
+): Promise<
+  { reaped: string[]; poisoned: ReapedJob[]; sent: QueuedMessage[]; cancelled: string[] }
+> {
+  const cancelled: string[] = [];
   const reaped: string[] = [];
   const poisoned: ReapedJob[] = [];
   const sent: QueuedMessage[] = [];
@@ -64,7 +71,7 @@ export async function reapJobs(
     const batch = await db.transaction(async (tx) => {
       const jobs = await tx.query<ReapedJob>(
         `SELECT j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-           j.cancel_requested,
+           j.cancel_requested, j.pipeline_id,
            j.lease_losses + CASE WHEN j.lease_owner IS NOT NULL
              AND (j.lease_losses = 0 OR j.started_fence = j.lease_fence) THEN 1 ELSE 0 END
              AS lease_losses
@@ -77,14 +84,19 @@ export async function reapJobs(
          FOR UPDATE OF j SKIP LOCKED`,
         [options.actors, REAP_BATCH],
       );
-      if (jobs.length === 0) return { ids: [], poisoned: [], sent: [] };
+      if (jobs.length === 0) return { ids: [], poisoned: [], sent: [], cancelled: [] };
       const sends: NewJob[] = [];
       const poison: ReapedJob[] = [];
+      const ends: JobEnd[] = [];
       const rows = jobs.map((job) => {
         const { status, error } = outcome(job, options.maxLeaseLosses);
         if (error.code === POISON_JOB) poison.push(job);
         const dead = status === "failed";
-        if (dead) sends.push(...options.deadLetterSends(job, error));
+        const mine = dead ? options.deadLetterSends(job, error) : [];
+        sends.push(...mine);
+        if (job.pipeline_id && status !== "queued") {
+          ends.push({ pipelineId: job.pipeline_id, status, error, handled: mine.length > 0 });
+        }
         return {
           id: job.id,
           status,
@@ -114,16 +126,23 @@ export async function reapJobs(
          WHERE dead_letter_id IS NOT NULL`,
         [JSON.stringify(rows)],
       );
+      // Pipelines whose jobs end here (locked after the jobs, unlike a commit: a deadlock with
+      // a late commit of the same job aborts one of them, and the reaper runs again).
+      const pipelines = await lockPipelines(tx, ends.map((e) => e.pipelineId));
+      const sent = await insertJobs(tx, dropEnded(sends, pipelines), { outbox: options.outbox });
+      const rolled = await rollUp(tx, pipelines, ends, options.hook, { outbox: options.outbox });
       return {
         ids: jobs.map((j) => j.id),
         poisoned: poison,
-        sent: await insertJobs(tx, sends, { outbox: options.outbox }),
+        sent: [...sent, ...rolled.sent],
+        cancelled: rolled.cancelled,
       };
     });
+    cancelled.push(...batch.cancelled);
     reaped.push(...batch.ids);
     poisoned.push(...batch.poisoned);
     sent.push(...batch.sent);
-    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, sent };
+    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, sent, cancelled };
   }
 }
 
