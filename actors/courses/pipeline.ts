@@ -24,7 +24,8 @@ import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
 import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
-import { detectHeadings, type Line, type OutlineEntry, type PageText, PdfError } from "./pdf.ts";
+import { type Line, type OutlineEntry, type PageText, PdfError } from "./pdf.ts";
+import { type PreparedFile, prepareFile } from "./page_clean.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
@@ -332,7 +333,7 @@ export function courseActors(o: CoursePipelineOptions) {
       if (!course || course.status !== "processing") return { skipped: true };
       const files = await sources(db, courseId);
       const doc = new DocumentStats();
-      const texts = new Map<number, PageText[]>();
+      const texts = new Map<number, PreparedFile>();
       const noText: number[] = [];
       for (const f of files.filter((f) => f.status !== "failed")) {
         const rows = await db.query<{ page: number; lines: Line[] }>(
@@ -344,16 +345,18 @@ export function courseActors(o: CoursePipelineOptions) {
           noText.push(f.idx);
           continue;
         }
-        texts.set(f.idx, pages);
-        for (const p of pages) doc.add(pageText(p));
+        // Furniture and back matter out; the outline (or headings found) without back matter.
+        const file = prepareFile(pages, f.outline ?? []);
+        texts.set(f.idx, file);
+        for (const p of file.pages) doc.add(pageText(p));
       }
       const modules: Module[] = [];
       const chunks: ChunkRow[] = [];
       for (const f of files) {
-        const pages = texts.get(f.idx);
-        if (!pages) continue;
-        const outline = f.outline?.length ? f.outline : detectHeadings(pages);
-        for (const m of structure(outline, pages, f.file_name)) {
+        const file = texts.get(f.idx);
+        if (!file) continue;
+        const { pages } = file;
+        for (const m of structure(file.outline, pages, file.title ?? f.file_name)) {
           const lessons: Lesson[] = [];
           for (const l of m.lessons) {
             ctx.signal.throwIfAborted();
@@ -480,8 +483,9 @@ interface PlannedModule {
 
 /**
  * Modules from the outline's top level, lessons from its second level; a module without
- * sub-entries is one lesson. Without any outline, the file is one module of lessons of 10
- * pages. Page ranges run to the page before the next entry.
+ * sub-entries is one lesson. Without any outline, the file is one module (named `fileName`:
+ * the document's title when it has one) of lessons of 10 pages. Page ranges run to the page
+ * before the next entry.
  */
 export function structure(
   outline: OutlineEntry[],
@@ -489,9 +493,8 @@ export function structure(
   fileName: string,
 ): PlannedModule[] {
   const last = pages.at(-1)?.page ?? 1;
-  const entries = outline.filter((e) => e.level <= 2).sort((a, b) =>
-    a.page - b.page || a.level - b.level
-  );
+  // In reading order: a section ending a page stays before the chapter opening further down.
+  const entries = outline.filter((e) => e.level <= 2).sort((a, b) => a.page - b.page);
   if (entries.length === 0) {
     const lessons = [];
     for (let from = 1; from <= last; from += 10) {

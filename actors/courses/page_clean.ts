@@ -1,0 +1,354 @@
+/**
+ * A PDF's pages made fit for lessons: page furniture (running heads and feet, page numbers)
+ * out, control characters out, words hyphenated at a line end joined again, and back matter
+ * (contents, index, bibliography, lists of figures or tables) set apart so that it is neither
+ * taught nor quizzed. Pure functions over {@link PageText}s.
+ *
+ * Furniture is what a page shares with other pages at the same place: a line near the top or
+ * the bottom of a page is furniture when, with digits and roman numerals read as "#", the
+ * same text sits at the same place on other pages (three, or both of a two-page file), or
+ * when it carries the page's own folio (its number minus the page's physical number is an
+ * offset many pages share: "Chapter 2: Simple manipulations 9" on page 15, "ii" on page 4).
+ * The place is the line's top (`y`, in points from the page top) when the extractor gives
+ * it, else its rank from the top or the bottom of the page.
+ */
+import {
+  bodySize,
+  detectHeadings,
+  documentTitle,
+  type Line,
+  type OutlineEntry,
+  type PageText,
+  titleBlock,
+} from "./pdf.ts";
+
+/** A line, with its top in points from the page top when the extractor gives it. */
+type PlacedLine = Line & { y?: number };
+
+export type BackMatterKind = "contents" | "index" | "bibliography" | "figures";
+
+export interface CleanedPages {
+  /** The pages without furniture, with back matter pages and blocks left out. */
+  pages: PageText[];
+  /** Pages left out whole, with what they hold, in page order. */
+  backMatter: { page: number; kind: BackMatterKind }[];
+  /** Lines dropped as furniture. */
+  furniture: number;
+}
+
+/** How many lines from the top and from the bottom of a page may be furniture. */
+const EDGE = 3;
+
+/** C0 and C1 control characters (tab and line breaks become spaces first). */
+const CONTROL = /[\p{Cc}\u00ad\ufffd]/gu;
+
+/** Page numbers as printed on their own: "12", "- 12 -", "Page 12", "12 of 80", "xiv". */
+const FOLIO =
+  /^(?:page\s+)?[-–—(\[]?\s*(?:\d{1,4}|[ivxlcdm]{1,7})\s*[-–—)\]]?(?:\s*(?:of|\/)\s*\d{1,4})?$/i;
+
+/** A section heading that opens back matter, maybe numbered ("Appendix F References"). */
+const BACK_TITLE: [RegExp, BackMatterKind][] = [
+  [/^(?:table\s+of\s+)?contents$/i, "contents"],
+  [/^(?:[\p{L}\s]{0,40}\s)?index$/iu, "index"],
+  [
+    /^(?:references|bibliography|works\s+cited|literature(?:\s+cited)?|further\s+reading)$/i,
+    "bibliography",
+  ],
+  [/^list\s+of\s+(?:figures|tables|illustrations|listings|algorithms|plates)$/i, "figures"],
+];
+
+/** Strips a section number ("2", "A.1", "Appendix F", "Chapter 3:") from a heading. */
+function unnumbered(title: string): string {
+  return title.replace(
+    /^(?:(?:appendix|chapter|part)\s+[\p{L}\d]{1,4}[.:]?\s+|\d+(?:\.\d+)*\.?\s+)/iu,
+    "",
+  )
+    .trim();
+}
+
+/** What back matter a heading opens, if any. */
+export function backMatterTitle(title: string): BackMatterKind | null {
+  const t = unnumbered(title.replace(/\s+/g, " ").trim());
+  if (t.length > 60) return null;
+  for (const [re, kind] of BACK_TITLE) if (re.test(t)) return kind;
+  return null;
+}
+
+/** A line of a contents, index or list of figures: leader dots or page numbers at the end. */
+function isEntry(text: string): boolean {
+  if (/(?:\.\s?){4,}\s*[\divxlc,–\-\s]*$/i.test(text)) return true;
+  return text.length <= 70 &&
+    /[\p{L})\]’'”]\s*,?\s+(?:\d{1,4}|[ivxlc]{1,6})(?:\s*[,–-]\s*\d{1,4})*$/iu.test(text);
+}
+
+/** A line of a reference list: a year, initials, or a "[12]" label. */
+function isReference(text: string): boolean {
+  return /\((?:1[6-9]|20)\d\d[a-z]?\)|\b(?:1[6-9]|20)\d\d[a-z]?[.,)]|^\[\d{1,3}\]|\b\p{Lu}\.\s?\p{Lu}?\.?\s\p{Lu}\p{Ll}/u
+    .test(text);
+}
+
+/** The text as compared across pages: digits and roman numerals read as "#". */
+function shape(text: string): string {
+  return text.toLowerCase().replace(/\d+/g, "#").replace(
+    /\b[ivxlcdm]+\b/g,
+    (m) => isRoman(m) ? "#" : m,
+  )
+    .replace(/\s+/g, " ").trim();
+}
+
+function isRoman(s: string): boolean {
+  return /^m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})$/i.test(s) && s.length > 0;
+}
+
+function romanValue(s: string): number {
+  const v: Record<string, number> = { i: 1, v: 5, x: 10, l: 50, c: 100, d: 500, m: 1000 };
+  let total = 0;
+  const t = s.toLowerCase();
+  for (let i = 0; i < t.length; i++) {
+    const a = v[t[i]!]!;
+    const b = v[t[i + 1] ?? ""] ?? 0;
+    total += a < b ? -a : a;
+  }
+  return total;
+}
+
+/**
+ * The numbers a line starts or ends with, as "side:kind:value" less the page: folio
+ * candidates ("12 Chapter 2" starts, "Chapter 2: Usage 12" ends; "2.3 Usage" has none).
+ */
+function folioOffsets(text: string, page: number): string[] {
+  const out: string[] = [];
+  const sides: [string, string | undefined][] = [
+    ["start", text.match(/^(\d{1,4}|[ivxlcdm]{1,7})(?=\s|$)/i)?.[1]],
+    ["end", text.match(/(?<=^|\s)(\d{1,4}|[ivxlcdm]{1,7})$/i)?.[1]],
+  ];
+  for (const [side, p] of sides) {
+    if (!p) continue;
+    if (/^\d+$/.test(p)) out.push(`${side}:arabic:${Number(p) - page}`);
+    else if (isRoman(p)) out.push(`${side}:roman:${romanValue(p) - page}`);
+  }
+  return out;
+}
+
+/** Control characters out, spaces collapsed. */
+export function cleanText(text: string): string {
+  return text.replace(/[\t\n\r\f\v]/g, " ").replace(CONTROL, "").replace(/\s+/g, " ").trim();
+}
+
+/** The places of a page's edge lines: index → key, for the lines that may be furniture. */
+function edgePlaces(lines: PlacedLine[]): Map<number, { key: string; rank: number }> {
+  const places = new Map<number, { key: string; rank: number }>();
+  const placed = lines.length > 0 && lines.every((l) => typeof l.y === "number");
+  const order = lines.map((_, i) => i);
+  if (placed) order.sort((a, b) => lines[a]!.y! - lines[b]!.y!);
+  const n = order.length;
+  for (let r = 0; r < Math.min(EDGE, n); r++) {
+    const top = order[r]!;
+    const bottom = order[n - 1 - r]!;
+    if (!places.has(top)) {
+      places.set(top, { key: placed ? `y${Math.round(lines[top]!.y!)}` : `t${r}`, rank: r });
+    }
+    if (!places.has(bottom)) {
+      places.set(bottom, {
+        key: placed ? `y${Math.round(lines[bottom]!.y!)}` : `b${r}`,
+        rank: r,
+      });
+    }
+  }
+  return places;
+}
+
+/**
+ * Which lines of each page are furniture (a set of line indexes per page), by repetition at
+ * the same place and by folios (see the module doc).
+ */
+export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
+  const withText = pages.filter((p) => p.lines.length > 0);
+  const body = bodySize(pages);
+  const repeats = Math.max(2, Math.min(3, Math.ceil(withText.length * 0.3)));
+  const add = (m: Map<string, Set<number>>, k: string, page: number) => {
+    if (!m.has(k)) m.set(k, new Set());
+    m.get(k)!.add(page);
+  };
+  // Pages by place and shape; pages by folio offset, of any edge line and of those with words.
+  const groups = new Map<string, Set<number>>();
+  const folios = new Map<string, Set<number>>();
+  const heads = new Map<string, Set<number>>();
+  // Set no larger than the body: chapters opening on pages in a row are numbered in step
+  // with them too ("11 Graphical User Interface" on page 178, "12 ..." on 179).
+  const mayCarry = (l: Line, rank: number) =>
+    rank <= 1 && l.text.length <= 100 && l.size <= body * 1.05;
+  const edges = withText.map((p) => {
+    const places = edgePlaces(p.lines as PlacedLine[]);
+    for (const [i, { key, rank }] of places) {
+      const l = p.lines[i]!;
+      add(groups, `${key}\u0000${shape(l.text)}`, p.page);
+      if (!mayCarry(l, rank)) continue;
+      for (const o of folioOffsets(l.text, p.page)) {
+        add(folios, o, p.page);
+        if (/\p{L}/u.test(l.text)) add(heads, o, p.page);
+      }
+    }
+    return { page: p, places };
+  });
+  const common = (o: string) => (folios.get(o)?.size ?? 0) >= repeats;
+  const out = new Map<number, Set<number>>();
+  for (const { page: p, places } of edges) {
+    const drop = new Set<number>();
+    for (const [i, { key, rank }] of places) {
+      const l = p.lines[i]!;
+      const s = shape(l.text);
+      const offsets = mayCarry(l, rank) ? folioOffsets(l.text, p.page) : [];
+      if (FOLIO.test(l.text)) {
+        // A lone number: at the very top or bottom, or where the page's folio stands.
+        if (rank === 0 || offsets.some(common)) drop.add(i);
+      } else if (/\p{L}/u.test(s) && l.text.length <= 120) {
+        // The same words at the same place on other pages, or a head with the page's folio
+        // as other heads carry theirs.
+        if (groups.get(`${key}\u0000${s}`)!.size >= repeats) drop.add(i);
+        else if (offsets.some((o) => common(o) && (heads.get(o)?.size ?? 0) >= 2)) drop.add(i);
+      }
+    }
+    if (drop.size) out.set(p.page, drop);
+  }
+  return out;
+}
+
+/**
+ * Words hyphenated at a line end joined again ("op-" / "tional" → "optional"), unless the
+ * document writes the hyphenated form mid-line ("user-defined") and never the joined one.
+ */
+function joinHyphens(pages: PageText[]): PageText[] {
+  const words = new Set<string>();
+  for (const p of pages) {
+    for (const l of p.lines) {
+      for (const w of l.text.toLowerCase().match(/[\p{L}][\p{L}-]*[\p{L}]/gu) ?? []) words.add(w);
+    }
+  }
+  return pages.map((p) => {
+    const lines = p.lines.map((l) => ({ ...l }));
+    for (let i = 0; i + 1 < lines.length; i++) {
+      const line = lines[i]!;
+      const next = lines[i + 1]!;
+      const head = line.text.match(/(\p{L}+)-$/u);
+      const tail = next.text.match(/^(\p{Ll}[\p{L}]*)([.,;:!?)\]]*)(?:\s+|$)/u);
+      if (!head || !tail) continue;
+      const joined = `${head[1]}${tail[1]}`.toLowerCase();
+      const hyphened = `${head[1]}-${tail[1]}`.toLowerCase();
+      const keepHyphen = words.has(hyphened) && !words.has(joined);
+      line.text = line.text.slice(0, keepHyphen ? undefined : -1) + tail[1] + tail[2];
+      next.text = next.text.slice(tail[0].length).trim();
+    }
+    return { page: p.page, lines: lines.filter((l) => l.text.length > 0) };
+  });
+}
+
+/**
+ * Back matter: pages that are a contents, an index, a bibliography or a list of figures
+ * (opened by such a heading, or continuing the one before with the same kind of lines, or
+ * made mostly of entries ending in page numbers), and blocks of such matter inside a page
+ * (a "Contents" heading on a title page, "References" after a paper's conclusion).
+ */
+function splitBackMatter(pages: PageText[]): CleanedPages {
+  const body = bodySize(pages);
+  const kept: PageText[] = [];
+  const backMatter: CleanedPages["backMatter"] = [];
+  let open: BackMatterKind | null = null;
+  for (const p of pages) {
+    const lines = p.lines;
+    if (lines.length === 0) {
+      kept.push(p);
+      continue;
+    }
+    const entries = lines.filter((l) => isEntry(l.text)).length;
+    const references = lines.filter((l) => isReference(l.text)).length;
+    const headingAt = lines.findIndex((l) => l.size >= body * 0.98 && backMatterTitle(l.text));
+    const heading = headingAt >= 0 ? backMatterTitle(lines[headingAt]!.text) : null;
+    const listLike = lines.length >= 3 && entries / lines.length >= 0.5;
+    // Another heading above the body size, not back matter: the back matter has ended.
+    const bodyHeading = lines.slice(0, 3).some((l) =>
+      l.size > body * 1.1 && !backMatterTitle(l.text) && !isEntry(l.text) &&
+      !/^\p{L}$|^[^\p{L}\d]{1,3}$/u.test(l.text)
+    );
+    let kind: BackMatterKind | null = null;
+    if (heading && headingAt <= 1) kind = heading;
+    else if (open && !bodyHeading) {
+      const continues = open === "bibliography" ? references / lines.length >= 0.25 : listLike;
+      if (continues) kind = open;
+    } else if (!heading && !bodyHeading && lines.length >= 8 && entries / lines.length >= 0.7) {
+      const numbered = lines.filter((l) => /^(?:\d+(?:\.\d+)*|[A-Z]\.\d+)\s/.test(l.text)).length;
+      kind = numbered / entries >= 0.5 ? "contents" : "index";
+    }
+    if (kind) {
+      backMatter.push({ page: p.page, kind });
+      open = kind;
+      continue;
+    }
+    open = null;
+    if (heading) {
+      // A block inside the page: from its heading to the next heading as large, or the end.
+      const size = lines[headingAt]!.size;
+      let end = headingAt + 1;
+      while (
+        end < lines.length &&
+        !(lines[end]!.size >= size * 0.95 && !isEntry(lines[end]!.text))
+      ) end++;
+      kept.push({ page: p.page, lines: [...lines.slice(0, headingAt), ...lines.slice(end)] });
+      if (end === lines.length) open = heading;
+      continue;
+    }
+    kept.push(p);
+  }
+  return { pages: kept, backMatter, furniture: 0 };
+}
+
+/**
+ * The pages cleaned: control characters out, furniture out, hyphenated line ends joined,
+ * back matter set apart.
+ */
+export function cleanPages(pages: PageText[]): CleanedPages {
+  const texts = pages.map((p) => ({
+    page: p.page,
+    lines: p.lines.map((l) => ({ ...l, text: cleanText(l.text) })).filter((l) => l.text),
+  }));
+  const furniture = findFurniture(texts);
+  let dropped = 0;
+  const bare = texts.map((p) => {
+    const drop = furniture.get(p.page);
+    if (!drop) return p;
+    dropped += drop.size;
+    return { page: p.page, lines: p.lines.filter((_, i) => !drop.has(i)) };
+  });
+  const split = splitBackMatter(joinHyphens(bare));
+  return { ...split, furniture: dropped };
+}
+
+export interface PreparedFile extends CleanedPages {
+  /** The outline without back matter entries, or headings found in the text. */
+  outline: OutlineEntry[];
+  /** The document's title from its first page, when it has one. */
+  title: string | null;
+}
+
+/**
+ * A file's pages and structure for the course: {@link cleanPages}, the outline without the
+ * entries of back matter (or, with no outline, headings detected in the cleaned text), and
+ * the title from the title page.
+ */
+export function prepareFile(pages: PageText[], outline: OutlineEntry[]): PreparedFile {
+  const cleaned = cleanPages(pages);
+  const back = new Set(cleaned.backMatter.map((b) => b.page));
+  const title = documentTitle(cleaned.pages);
+  const entries = outline.length > 0 ? outline : detectHeadings(cleaned.pages);
+  // The title page's lines (authors, dates, affiliations) are not lesson text.
+  const block = titleBlock(cleaned.pages);
+  const drop = new Set(block?.lines);
+  return {
+    ...cleaned,
+    pages: cleaned.pages.map((p) =>
+      p.page === block?.page ? { page: p.page, lines: p.lines.filter((_, i) => !drop.has(i)) } : p
+    ),
+    outline: entries.filter((e) => !back.has(e.page) && !backMatterTitle(e.title)),
+    title,
+  };
+}

@@ -1,0 +1,330 @@
+/**
+ * Page cleaning: furniture (running heads and feet, page numbers) found by place and
+ * repetition or by folio, control characters and line-end hyphens, back matter set apart,
+ * and, on a generated book without an outline, the title page as the title and numbered
+ * headings as modules and lessons.
+ */
+import assert from "node:assert/strict";
+import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
+import { type Line, type PageText, PdfDocument } from "./pdf.ts";
+import { backMatterTitle, cleanPages, findFurniture, prepareFile } from "./page_clean.ts";
+import { structure } from "./pipeline.ts";
+import { DocumentStats, LocalWriter } from "./writer.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+const line = (text: string, size = 10.9): Line => ({ text, size });
+/** Sentences as lines, the marker spelled out so that lines differ by more than digits. */
+const prose = (marker: string, n: number) =>
+  sentences(
+    marker.replace(/\d/g, (d) =>
+      "zero one two three four five six seven eight nine".split(" ")[Number(d)]!),
+    n,
+  )
+    .split(/(?<=\.) /).map((s) =>
+      line(s)
+    );
+const text = (pages: PageText[]) => pages.flatMap((p) => p.lines.map((l) => l.text));
+
+Deno.test("cleanPages drops running heads carrying the folio and lone page numbers", () => {
+  // As texinfo sets a book: "Chapter N: Title <folio>" on top, the chapter's first page with
+  // only its number; roman numbers in the front matter.
+  const pages: PageText[] = [
+    { page: 1, lines: [line("i"), line("Preface", 17.2), ...prose("preface", 4)] },
+    { page: 2, lines: [line("ii"), ...prose("thanks", 4)] },
+    { page: 3, lines: [line("1"), line("1 Simple manipulations", 17.2), ...prose("simple", 5)] },
+    {
+      page: 4,
+      lines: [line("Chapter 1: Simple manipulations; numbers and vectors 2"), ...prose("vec", 5)],
+    },
+    {
+      page: 5,
+      lines: [
+        line("Chapter 1: Simple manipulations; numbers and vectors 3"),
+        line("2.2 Arithmetic", 14.3),
+        ...prose("arith", 5),
+      ],
+    },
+    { page: 6, lines: [line("4"), line("2 Objects", 17.2), ...prose("objects", 5)] },
+    { page: 7, lines: [line("Chapter 2: Objects 5"), ...prose("modes", 5)] },
+    // Chapters opening on pages in a row are numbered in step with them: still headings.
+    { page: 8, lines: [line("6"), line("3 Lists", 17.2), ...prose("lists", 3)] },
+    { page: 9, lines: [line("7"), line("4 Frames", 17.2), ...prose("frames", 3)] },
+    { page: 10, lines: [line("8"), line("5 Files", 17.2), ...prose("files", 3)] },
+  ];
+  const cleaned = cleanPages(pages);
+  const out = text(cleaned.pages);
+  for (const furniture of ["i", "ii", "1", "4", "6", "7", "8"]) {
+    assert.ok(!out.includes(furniture), `page number ${furniture} dropped`);
+  }
+  assert.ok(!out.some((t) => t.startsWith("Chapter ")), "running heads dropped");
+  for (
+    const kept of ["Preface", "1 Simple manipulations", "2.2 Arithmetic", "3 Lists", "5 Files"]
+  ) {
+    assert.ok(out.includes(kept), `${kept} kept`);
+  }
+  assert.equal(cleaned.furniture, 10);
+  assert.equal(out.length, text(pages).length - 10, "nothing else dropped");
+});
+
+Deno.test("cleanPages drops heads and feet repeated at the same place, odd and even apart", () => {
+  const pages: PageText[] = Array.from({ length: 8 }, (_, i) => ({
+    page: i + 1,
+    lines: [
+      line(i % 2 ? "A Short Course in Statistics" : "Descriptive statistics", 9),
+      ...prose(`p${i}`, 4),
+      line("Draft: not for circulation", 8),
+      line(`Page ${i + 1} of 8`, 8),
+    ],
+  }));
+  const out = text(cleanPages(pages).pages);
+  assert.deepEqual(out, pages.flatMap((p) => p.lines.slice(1, -2).map((l) => l.text)));
+});
+
+Deno.test("findFurniture uses the line's top when the extractor gives it", () => {
+  // The running head is written after the body (last in the stream) but sits at the top.
+  const pages: PageText[] = Array.from({ length: 5 }, (_, i) => ({
+    page: i + 1,
+    lines: [
+      ...prose(`q${i}`, 3).map((l, j) => ({ ...l, y: 100 + j * 14 })),
+      { ...line("Journal of Widget Studies", 9), y: 40 },
+      { ...line(String(i + 31), 9), y: 760 },
+      ...prose(`r${i}`, 3).map((l, j) => ({ ...l, y: 200 + j * 14 })),
+    ],
+  }));
+  const found = findFurniture(pages);
+  for (const p of pages) {
+    assert.deepEqual(
+      [...found.get(p.page)!].map((i) => p.lines[i]!.text).sort(),
+      [String(p.page + 30), "Journal of Widget Studies"],
+    );
+  }
+});
+
+Deno.test("cleanPages strips control characters and joins words hyphenated at line ends", () => {
+  const pages: PageText[] = [{
+    page: 1,
+    lines: [
+      line("\u0084 The pens of group A:\b"),
+      line("a list of op-"),
+      line("tional values, with user-"),
+      line("defined ones and S-"),
+      line("Plus ones; a user-defined pen."),
+    ],
+  }];
+  assert.deepEqual(text(cleanPages(pages).pages), [
+    "The pens of group A:",
+    "a list of optional",
+    "values, with user-defined",
+    "ones and S-",
+    "Plus ones; a user-defined pen.",
+  ]);
+});
+
+Deno.test("back matter pages are set apart and their outline entries dropped", () => {
+  const leaders = (t: string, n: number) => line(`${t} ${". ".repeat(20)}${n}`);
+  const pages: PageText[] = [
+    { page: 1, lines: [line("Widgets", 20.7), line("A. N. Author", 14.3)] },
+    {
+      page: 2,
+      lines: [
+        line("Table of Contents", 17.2),
+        leaders("1 Gears", 1),
+        leaders("1.1 Teeth", 1),
+        leaders("2 Springs", 2),
+      ],
+    },
+    { page: 3, lines: [leaders("2.1 Coils", 2), leaders("2.2 Tension", 3), leaders("Index", 4)] },
+    { page: 4, lines: [line("1 Gears", 17.2), ...prose("gear", 6)] },
+    {
+      page: 5,
+      lines: [
+        line("2 Springs", 17.2),
+        ...prose("spring", 6),
+        line("References", 14.3),
+        line("J. M. Chambers (1998), Programming with Data. Springer, New York."),
+      ],
+    },
+    {
+      page: 6,
+      lines: [
+        line("R. A. Becker, J. M. Chambers and A. R. Wilks (1988), The New S Language."),
+        line("Chapman & Hall, New York."),
+        line("A. C. Davison and D. V. Hinkley (1997), Bootstrap Methods."),
+      ],
+    },
+    { page: 7, lines: [line("List of Figures", 17.2), leaders("1 A gear train", 1)] },
+    {
+      page: 8,
+      lines: [line("Index", 17.2), line("A", 14.3), line("axle, 3, 5"), line("gear, 1, 4")],
+    },
+    { page: 9, lines: [line("spring, 2"), line("teeth, 1"), line("tension, 3"), line("coil, 2")] },
+  ];
+  const file = prepareFile(pages, [
+    { title: "Contents", page: 2, level: 1 },
+    { title: "1 Gears", page: 4, level: 1 },
+    { title: "2 Springs", page: 5, level: 1 },
+    { title: "References", page: 5, level: 2 },
+    { title: "List of Figures", page: 7, level: 1 },
+    { title: "Appendix B Concept index", page: 8, level: 1 },
+  ]);
+  assert.deepEqual(file.backMatter, [
+    { page: 2, kind: "contents" },
+    { page: 3, kind: "contents" },
+    { page: 6, kind: "bibliography" },
+    { page: 7, kind: "figures" },
+    { page: 8, kind: "index" },
+    { page: 9, kind: "index" },
+  ]);
+  assert.deepEqual(file.pages.map((p) => p.page), [1, 4, 5]);
+  const five = text(file.pages.filter((p) => p.page === 5));
+  assert.equal(five.at(-1), prose("spring", 6).at(-1)!.text, "the page ends with its prose");
+  assert.ok(!five.some((t) => /References|Chambers/.test(t)), "the block of references goes");
+  assert.ok(five.includes("2 Springs"));
+  assert.deepEqual(file.outline.map((e) => e.title), ["1 Gears", "2 Springs"]);
+  assert.equal(backMatterTitle("Appendix F References"), "bibliography");
+  assert.equal(backMatterTitle("Function and variable index"), "index");
+  assert.equal(backMatterTitle("Indexing data frames"), null);
+});
+
+Deno.test("a body page with numbers at its line ends is not taken for back matter", () => {
+  const pages: PageText[] = [{
+    page: 1,
+    lines: [
+      line("3 Versions", 17.2),
+      ...prose("version", 3),
+      line("The current release is numbered 4.2.2 and the next one 4.3."),
+      line("Set the width to 12"),
+      ...prose("width", 3),
+    ],
+  }];
+  const cleaned = cleanPages(pages);
+  assert.deepEqual(cleaned.backMatter, []);
+  assert.deepEqual(text(cleaned.pages), text(pages));
+});
+
+/** A small book as a typesetter makes it: title page, contents, chapters, back matter. */
+async function book(): Promise<Uint8Array> {
+  const lead = (t: string, n: number) => `${t} ${". ".repeat(24)}${n}`;
+  return await makePdf([
+    {
+      lines: [
+        { text: "A Course on Widgets", size: 26 },
+        { text: "Jane Q. Public and John R. Doe", size: 14 },
+        { text: "University of Somewhere", size: 14 },
+        { text: "March 2024", size: 14 },
+      ],
+    },
+    {
+      lines: [
+        { text: "Contents", size: 18 },
+        lead("1 Gears", 1),
+        lead("1.1 Teeth", 1),
+        lead("1.2 Ratios", 2),
+        lead("2 Springs", 3),
+        lead("2.1 Coils", 3),
+        lead("2.2 Tension", 4),
+        lead("References", 5),
+        lead("Index", 6),
+      ],
+    },
+    {
+      lines: [{ text: "1 Gears", size: 18 }, { text: "1.1 Teeth", size: 14 }],
+      paragraphs: [sentences("gear", 8)],
+    },
+    {
+      header: "Chapter 1: Gears 2",
+      lines: [{ text: "1.2 Ratios", size: 14 }],
+      paragraphs: [sentences("ratio", 8)],
+    },
+    {
+      lines: [{ text: "2 Springs", size: 18 }, { text: "2.1 Coils", size: 14 }],
+      paragraphs: [sentences("coil", 8)],
+    },
+    {
+      header: "Chapter 2: Springs 4",
+      paragraphs: [sentences("tension", 6)],
+      lines: [
+        { text: "2.2 Tension", size: 14 },
+        "A spring stores energy in its coils and releases it on de-",
+        "mand, when the load is taken off; see Fig. 3 and J. M. Chambers",
+        "(1998) for the details of the measurement.",
+      ],
+    },
+    {
+      lines: [
+        { text: "References", size: 18 },
+        "J. M. Chambers (1998), Programming with Data. Springer, New York.",
+        "R. A. Becker, J. M. Chambers and A. R. Wilks (1988), The New S Language.",
+        "Chapman & Hall, New York.",
+      ],
+    },
+    {
+      lines: [
+        { text: "Index", size: 18 },
+        "coil, 3",
+        "gear, 1, 2",
+        "ratio, 2",
+        "spring, 3, 4",
+        "teeth, 1",
+        "tension, 4",
+      ],
+    },
+  ], {
+    folios: (n) => n === 2 ? "i" : n >= 3 ? String(n - 2) : null,
+  });
+}
+
+Deno.test({
+  name: "a generated book without an outline: clean text, title page, numbered structure",
+  ...opts,
+}, async () => {
+  const pdf = await PdfDocument.open(await book());
+  let pages: PageText[];
+  try {
+    assert.deepEqual(await pdf.outline(), []);
+    pages = await pdf.pages(1, pdf.pageCount);
+  } finally {
+    await pdf.close();
+  }
+  const file = prepareFile(pages, []);
+  assert.equal(file.title, "A Course on Widgets");
+  assert.deepEqual(file.backMatter, [
+    { page: 2, kind: "contents" },
+    { page: 7, kind: "bibliography" },
+    { page: 8, kind: "index" },
+  ]);
+  assert.deepEqual(file.outline.map((e) => [e.title, e.page, e.level]), [
+    ["1 Gears", 3, 1],
+    ["1.1 Teeth", 3, 2],
+    ["1.2 Ratios", 4, 2],
+    ["2 Springs", 5, 1],
+    ["2.1 Coils", 5, 2],
+    ["2.2 Tension", 6, 2],
+  ]);
+  const all = file.pages.flatMap((p) => p.lines.map((l) => l.text)).join("\n");
+  for (const furniture of [/^Chapter \d/m, /^\d+$/m, /^i$/m, /Jane Q\. Public/, /March 2024/]) {
+    assert.doesNotMatch(all, furniture);
+  }
+  assert.match(all.replace(/\n/g, " "), /releases it on demand, when the load/);
+
+  const modules = structure(file.outline, file.pages, file.title ?? "book.pdf");
+  assert.deepEqual(modules.map((m) => [m.title, m.lessons.map((l) => [l.title, l.from, l.to])]), [
+    ["1 Gears", [["1.1 Teeth", 3, 3], ["1.2 Ratios", 4, 4]]],
+    ["2 Springs", [["2.1 Coils", 5, 5], ["2.2 Tension", 6, 6]]],
+  ]);
+  // What the writer is given holds no furniture, and its sentences keep initials together.
+  const doc = new DocumentStats();
+  const pageText = (p: PageText) => p.lines.map((l) => l.text).join(" ");
+  for (const p of file.pages) doc.add(pageText(p));
+  const writer = new LocalWriter();
+  for (const m of modules) {
+    for (const l of m.lessons) {
+      const passages = file.pages.filter((p) => p.page >= l.from && p.page <= l.to)
+        .map((p) => ({ text: pageText(p), page: p.page }));
+      const written = await writer.lesson({ title: l.title, passages }, doc);
+      const out = [written.summary, ...written.keyPoints, ...written.quiz.map((q) => q.question)];
+      for (const t of out) assert.doesNotMatch(t, /Chapter \d:|Jane Q|\bde- mand\b/, t);
+    }
+  }
+});
