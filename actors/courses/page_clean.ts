@@ -216,7 +216,8 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
 
 /**
  * Words hyphenated at a line end joined again ("op-" / "tional" → "optional"), unless the
- * document writes the hyphenated form mid-line ("user-defined") and never the joined one.
+ * document writes the hyphenated form mid-line ("user-defined") and never the joined one, or
+ * the first part is a prefix that keeps its hyphen ("non-numeric", "self-contained").
  */
 function joinHyphens(pages: PageText[]): PageText[] {
   const words = new Set<string>();
@@ -235,7 +236,8 @@ function joinHyphens(pages: PageText[]): PageText[] {
       if (!head || !tail) continue;
       const joined = `${head[1]}${tail[1]}`.toLowerCase();
       const hyphened = `${head[1]}-${tail[1]}`.toLowerCase();
-      const keepHyphen = words.has(hyphened) && !words.has(joined);
+      const keepHyphen = (words.has(hyphened) && !words.has(joined)) ||
+        /^(?:non|self|well|half|ill|all|ex|quasi|semi|cross)$/i.test(head[1]!);
       line.text = line.text.slice(0, keepHyphen ? undefined : -1) + tail[1] + tail[2];
       next.text = next.text.slice(tail[0].length).trim();
     }

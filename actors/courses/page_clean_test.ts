@@ -109,7 +109,8 @@ Deno.test("cleanPages strips control characters and joins words hyphenated at li
       line("a list of op-"),
       line("tional values, with user-"),
       line("defined ones and S-"),
-      line("Plus ones; a user-defined pen."),
+      line("Plus ones; a user-defined pen, a non-"),
+      line("numeric width."),
     ],
   }];
   assert.deepEqual(text(cleanPages(pages).pages), [
@@ -117,7 +118,8 @@ Deno.test("cleanPages strips control characters and joins words hyphenated at li
     "a list of optional",
     "values, with user-defined",
     "ones and S-",
-    "Plus ones; a user-defined pen.",
+    "Plus ones; a user-defined pen, a non-numeric",
+    "width.",
   ]);
 });
 

@@ -374,9 +374,11 @@ export function titleBlock(pages: PageText[]): { page: number; lines: number[] }
 export function documentTitle(pages: PageText[]): string | null {
   const block = titleBlock(pages);
   if (!block) return null;
-  const lines = pages.find((p) => p.page === block.page)!.lines;
-  const top = Math.max(...block.lines.map((i) => lines[i]!.size));
-  const title = block.lines.map((i) => lines[i]!).filter((l) => l.size >= top - 0.05)
+  const page = pages.find((p) => p.page === block.page)!.lines;
+  // Words, not a logo drawn in letters ("symptotesymptote...").
+  const lines = block.lines.map((i) => page[i]!).filter((l) => !/\S{31,}/.test(l.text));
+  const top = Math.max(...lines.map((l) => l.size));
+  const title = lines.filter((l) => l.size >= top - 0.05)
     .map((l) => l.text).join(" ").replace(/\s+/g, " ").trim();
   return title ? title.slice(0, 200) : null;
 }

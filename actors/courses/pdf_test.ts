@@ -5,7 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { encryptedPdf, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
-import { detectHeadings, PdfDocument, PdfError } from "./pdf.ts";
+import {
+  detectHeadings,
+  documentTitle,
+  type PageText,
+  PdfDocument,
+  PdfError,
+  titleBlock,
+} from "./pdf.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -135,4 +142,56 @@ Deno.test({ name: "pdf: broken files fail with a clear code", ...opts }, async (
       },
     );
   }
+});
+
+Deno.test("detectHeadings: the title page is the title; numbers give levels; body under", () => {
+  const body = (t: string) => ({
+    text: `${t} is explained at some length in this sentence.`,
+    size: 10,
+  });
+  const pages: PageText[] = [
+    {
+      page: 1,
+      lines: [
+        { text: "Widgets: a Practical Guide", size: 20 },
+        { text: "Jane Q. Public, University of Somewhere", size: 12 },
+        { text: "29 September 2006", size: 12 },
+        { text: "WidgetsWidgetsWidgetsWidgetsWidgetsWidgets", size: 24 },
+      ],
+    },
+    {
+      page: 2,
+      lines: [
+        { text: "1 Gears", size: 16 },
+        { text: "1.1 Teeth", size: 13 },
+        body("Teeth"),
+        body("Pitch"),
+        { text: "Preface", size: 16 },
+        body("Why"),
+      ],
+    },
+    {
+      page: 3,
+      // A figure's big label, with no body under it; a line as big with nothing under it.
+      lines: [
+        { text: "GEAR", size: 19 },
+        { text: "Fig. 1: a gear", size: 9 },
+        body("Ratios"),
+        { text: "1.2 Ratios", size: 13 },
+        body("Ratio"),
+        { text: "2 Springs", size: 16 },
+      ],
+    },
+    { page: 4, lines: [body("Coil"), { text: "2.1.1 Coil ends", size: 11 }, body("End")] },
+  ];
+  assert.deepEqual(titleBlock(pages), { page: 1, lines: [0, 1, 2, 3] });
+  assert.equal(documentTitle(pages), "Widgets: a Practical Guide");
+  assert.deepEqual(detectHeadings(pages).map((h) => [h.title, h.page, h.level]), [
+    ["1 Gears", 2, 1],
+    ["1.1 Teeth", 2, 2],
+    ["Preface", 2, 1],
+    ["1.2 Ratios", 3, 2],
+    ["2 Springs", 3, 1],
+    ["2.1.1 Coil ends", 4, 3],
+  ]);
 });
