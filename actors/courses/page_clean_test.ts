@@ -5,7 +5,7 @@
  * headings as modules and lessons.
  */
 import assert from "node:assert/strict";
-import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
+import { sentences, typesetBook } from "../../tests/fixtures/pdfs.ts";
 import { type Line, type PageText, PdfDocument } from "./pdf.ts";
 import { backMatterTitle, cleanPages, findFurniture, prepareFile } from "./page_clean.ts";
 import { structure } from "./pipeline.ts";
@@ -205,83 +205,11 @@ Deno.test("a body page with numbers at its line ends is not taken for back matte
   assert.deepEqual(text(cleaned.pages), text(pages));
 });
 
-/** A small book as a typesetter makes it: title page, contents, chapters, back matter. */
-async function book(): Promise<Uint8Array> {
-  const lead = (t: string, n: number) => `${t} ${". ".repeat(24)}${n}`;
-  return await makePdf([
-    {
-      lines: [
-        { text: "A Course on Widgets", size: 26 },
-        { text: "Jane Q. Public and John R. Doe", size: 14 },
-        { text: "University of Somewhere", size: 14 },
-        { text: "March 2024", size: 14 },
-      ],
-    },
-    {
-      lines: [
-        { text: "Contents", size: 18 },
-        lead("1 Gears", 1),
-        lead("1.1 Teeth", 1),
-        lead("1.2 Ratios", 2),
-        lead("2 Springs", 3),
-        lead("2.1 Coils", 3),
-        lead("2.2 Tension", 4),
-        lead("References", 5),
-        lead("Index", 6),
-      ],
-    },
-    {
-      lines: [{ text: "1 Gears", size: 18 }, { text: "1.1 Teeth", size: 14 }],
-      paragraphs: [sentences("gear", 8)],
-    },
-    {
-      header: "Chapter 1: Gears 2",
-      lines: [{ text: "1.2 Ratios", size: 14 }],
-      paragraphs: [sentences("ratio", 8)],
-    },
-    {
-      lines: [{ text: "2 Springs", size: 18 }, { text: "2.1 Coils", size: 14 }],
-      paragraphs: [sentences("coil", 8)],
-    },
-    {
-      header: "Chapter 2: Springs 4",
-      paragraphs: [sentences("tension", 6)],
-      lines: [
-        { text: "2.2 Tension", size: 14 },
-        "A spring stores energy in its coils and releases it on de-",
-        "mand, when the load is taken off; see Fig. 3 and J. M. Chambers",
-        "(1998) for the details of the measurement.",
-      ],
-    },
-    {
-      lines: [
-        { text: "References", size: 18 },
-        "J. M. Chambers (1998), Programming with Data. Springer, New York.",
-        "R. A. Becker, J. M. Chambers and A. R. Wilks (1988), The New S Language.",
-        "Chapman & Hall, New York.",
-      ],
-    },
-    {
-      lines: [
-        { text: "Index", size: 18 },
-        "coil, 3",
-        "gear, 1, 2",
-        "ratio, 2",
-        "spring, 3, 4",
-        "teeth, 1",
-        "tension, 4",
-      ],
-    },
-  ], {
-    folios: (n) => n === 2 ? "i" : n >= 3 ? String(n - 2) : null,
-  });
-}
-
 Deno.test({
   name: "a generated book without an outline: clean text, title page, numbered structure",
   ...opts,
 }, async () => {
-  const pdf = await PdfDocument.open(await book());
+  const pdf = await PdfDocument.open(await typesetBook());
   let pages: PageText[];
   try {
     assert.deepEqual(await pdf.outline(), []);
