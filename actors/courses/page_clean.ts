@@ -202,7 +202,8 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
       if (FOLIO.test(l.text)) {
         // A lone number: at the very top or bottom, or where the page's folio stands.
         if (rank === 0 || offsets.some(common)) drop.add(i);
-      } else if (/\p{L}/u.test(s) && l.text.length <= 120) {
+      } else if (/\p{L}/u.test(s) && l.text.length <= 120 && l.size <= body * 1.15) {
+        // (Not a larger line: a book's title on its title page is not its running head.)
         // The same words at the same place on other pages, or a head with the page's folio
         // as other heads carry theirs.
         if (groups.get(`${key}\u0000${s}`)!.size >= repeats) drop.add(i);
@@ -264,9 +265,12 @@ function splitBackMatter(pages: PageText[]): CleanedPages {
     }
     const entries = lines.filter((l) => isEntry(l.text)).length;
     const references = lines.filter((l) => isReference(l.text)).length;
-    const headingAt = lines.findIndex((l) => l.size >= body * 0.98 && backMatterTitle(l.text));
-    const heading = headingAt >= 0 ? backMatterTitle(lines[headingAt]!.text) : null;
     const listLike = lines.length >= 3 && entries / lines.length >= 0.5;
+    // Set as a heading (larger than the body), or heading a list ("Index" over its entries).
+    const headingAt = lines.findIndex((l) =>
+      (l.size > body * 1.05 || (listLike && l.size >= body * 0.98)) && backMatterTitle(l.text)
+    );
+    const heading = headingAt >= 0 ? backMatterTitle(lines[headingAt]!.text) : null;
     // Another heading above the body size, not back matter: the back matter has ended.
     const bodyHeading = lines.slice(0, 3).some((l) =>
       l.size > body * 1.1 && !backMatterTitle(l.text) && !isEntry(l.text) &&

@@ -200,9 +200,26 @@ Deno.test("a body page with numbers at its line ends is not taken for back matte
       ...prose("width", 3),
     ],
   }];
-  const cleaned = cleanPages(pages);
+  const code: PageText = {
+    page: 2,
+    lines: [line("index"), line("x[index] <- 0"), ...prose("code", 4)],
+  };
+  const cleaned = cleanPages([...pages, code]);
   assert.deepEqual(cleaned.backMatter, []);
-  assert.deepEqual(text(cleaned.pages), text(pages));
+  assert.deepEqual(text(cleaned.pages), text([...pages, code]));
+});
+
+Deno.test("a book's title on its title page stays, though it is also the running head", () => {
+  const pages: PageText[] = [
+    { page: 1, lines: [line("A Short Course", 24), line("A. Author", 14)] },
+    ...Array.from({ length: 6 }, (_, i) => ({
+      page: i + 2,
+      lines: [line("A Short Course", 9), ...prose(`page${i}`, 4)],
+    })),
+  ];
+  const file = prepareFile(pages, []);
+  assert.equal(file.title, "A Short Course");
+  assert.equal(file.furniture, 6);
 });
 
 Deno.test({
