@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { sentences, typesetBook } from "../../tests/fixtures/pdfs.ts";
 import { type Line, type PageText, PdfDocument } from "./pdf.ts";
 import { backMatterTitle, cleanPages, findFurniture, prepareFile } from "./page_clean.ts";
-import { structure } from "./pipeline.ts";
+import { moduleSummary, structure } from "./pipeline.ts";
 import { DocumentStats, LocalWriter } from "./writer.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -274,4 +274,15 @@ Deno.test({
       for (const t of out) assert.doesNotMatch(t, /Chapter \d:|Jane Q|\bde- mand\b/, t);
     }
   }
+});
+
+Deno.test("a module's summary keeps a first sentence with initials whole", () => {
+  assert.equal(
+    moduleSummary([
+      "J. M. Chambers (1998) describes programming with data. It is the Green Book.",
+      "Fig. 2 shows a gear train. Gears mesh.",
+      "Not used.",
+    ]),
+    "J. M. Chambers (1998) describes programming with data. Fig. 2 shows a gear train.",
+  );
 });

@@ -30,7 +30,13 @@ import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
-import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
+import {
+  type CourseWriter,
+  DocumentStats,
+  LocalWriter,
+  type QuizQuestion,
+  sentences,
+} from "./writer.ts";
 
 export const PAGES_PER_MESSAGE = 20;
 
@@ -373,10 +379,7 @@ export function courseActors(o: CoursePipelineOptions) {
           }
           modules.push({
             title: m.title,
-            summary: lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean).slice(
-              0,
-              2,
-            ).join(" "),
+            summary: moduleSummary(lessons.map((l) => l.summary)),
             lessons,
           });
         }
@@ -474,6 +477,11 @@ const LEADER = /(?:\.\s?){6,}/;
 /** A page's text for lessons and search, without contents/index leader lines. */
 function pageText(p: PageText): string {
   return p.lines.filter((l) => !LEADER.test(l.text)).map((l) => l.text).join(" ");
+}
+
+/** A module's summary: the first sentence of each of its first two lessons' summaries. */
+export function moduleSummary(summaries: string[]): string {
+  return summaries.map((s) => sentences(s)[0]).filter(Boolean).slice(0, 2).join(" ");
 }
 
 interface PlannedModule {
