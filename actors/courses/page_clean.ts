@@ -345,7 +345,9 @@ export function prepareFile(pages: PageText[], outline: OutlineEntry[]): Prepare
   const cleaned = cleanPages(pages);
   const back = new Set(cleaned.backMatter.map((b) => b.page));
   const title = documentTitle(cleaned.pages);
-  const entries = outline.length > 0 ? outline : detectHeadings(cleaned.pages);
+  const kept = outline.filter((e) => !back.has(e.page) && !backMatterTitle(e.title));
+  // An outline of back matter alone ("Contents", "Index") says nothing of the body.
+  const entries = kept.length > 0 ? kept : detectHeadings(cleaned.pages);
   // The title page's lines (authors, dates, affiliations) are not lesson text.
   const block = titleBlock(cleaned.pages);
   const drop = new Set(block?.lines);

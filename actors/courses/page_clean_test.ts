@@ -184,6 +184,11 @@ Deno.test("back matter pages are set apart and their outline entries dropped", (
   assert.ok(!five.some((t) => /References|Chambers/.test(t)), "the block of references goes");
   assert.ok(five.includes("2 Springs"));
   assert.deepEqual(file.outline.map((e) => e.title), ["1 Gears", "2 Springs"]);
+  // An outline of back matter alone: headings are found in the text instead.
+  assert.deepEqual(
+    prepareFile(pages, [{ title: "Contents", page: 2, level: 1 }]).outline.map((e) => e.title),
+    ["1 Gears", "2 Springs"],
+  );
   assert.equal(backMatterTitle("Appendix F References"), "bibliography");
   assert.equal(backMatterTitle("Function and variable index"), "index");
   assert.equal(backMatterTitle("Indexing data frames"), null);

@@ -403,7 +403,8 @@ export function detectHeadings(pages: PageText[]): OutlineEntry[] {
   ).filter((l) => !skip.has(l.key));
   const candidate = (l: Line) =>
     l.size >= body * 1.1 && l.text.length <= 120 && /\p{L}/u.test(l.text) &&
-    !/[.,;:]$/.test(l.text) && !/^[^\p{L}]*\p{L}[^\p{L}]*$/u.test(l.text);
+    (!/[.,;:]$/.test(l.text) || (/\.$/.test(l.text) && numberingLevel(l.text) !== null)) &&
+    !/^[^\p{L}]*\p{L}[^\p{L}]*$/u.test(l.text);
   const heads: { title: string; page: number; size: number; level: number | null }[] = [];
   for (let i = 0; i < stream.length; i++) {
     const l = stream[i]!;

@@ -177,7 +177,7 @@ Deno.test("detectHeadings: the title page is the title; numbers give levels; bod
         { text: "GEAR", size: 19 },
         { text: "Fig. 1: a gear", size: 9 },
         body("Ratios"),
-        { text: "1.2 Ratios", size: 13 },
+        { text: "1.2 Ratios, gears, etc.", size: 13 },
         body("Ratio"),
         { text: "2 Springs", size: 16 },
       ],
@@ -190,7 +190,7 @@ Deno.test("detectHeadings: the title page is the title; numbers give levels; bod
     ["1 Gears", 2, 1],
     ["1.1 Teeth", 2, 2],
     ["Preface", 2, 1],
-    ["1.2 Ratios", 3, 2],
+    ["1.2 Ratios, gears, etc.", 3, 2],
     ["2 Springs", 3, 1],
     ["2.1.1 Coil ends", 4, 3],
   ]);
