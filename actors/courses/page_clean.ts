@@ -165,7 +165,8 @@ function edgePlaces(lines: PlacedLine[]): Map<number, { key: string; rank: numbe
 export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
   const withText = pages.filter((p) => p.lines.length > 0);
   const body = bodySize(pages);
-  const repeats = Math.max(2, Math.min(3, Math.ceil(withText.length * 0.3)));
+  // Three pages make a pattern; in a file of two or three pages, two do.
+  const repeats = withText.length <= 3 ? 2 : 3;
   const add = (m: Map<string, Set<number>>, k: string, page: number) => {
     if (!m.has(k)) m.set(k, new Set());
     m.get(k)!.add(page);
@@ -186,12 +187,23 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
       if (!mayCarry(l, rank)) continue;
       for (const o of folioOffsets(l.text, p.page)) {
         add(folios, o, p.page);
-        if (/\p{L}/u.test(l.text)) add(heads, o, p.page);
+        if (!FOLIO.test(l.text)) add(heads, o, p.page);
       }
     }
     return { page: p, places };
   });
   const common = (o: string) => (folios.get(o)?.size ?? 0) >= repeats;
+  // Furniture stands on most pages of its stretch (every other one for odd/even heads); a
+  // heading such as "Arguments" at the top of scattered pages does not.
+  const textPages = withText.map((p) => p.page);
+  const repeated = (g: string) => {
+    const at = groups.get(g);
+    if (!at || at.size < repeats) return false;
+    const first = Math.min(...at);
+    const last = Math.max(...at);
+    const span = textPages.filter((n) => n >= first && n <= last).length;
+    return at.size >= span * 0.4;
+  };
   const out = new Map<number, Set<number>>();
   for (const { page: p, places } of edges) {
     const drop = new Set<number>();
@@ -202,13 +214,14 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
       if (FOLIO.test(l.text)) {
         // A lone number: at the very top or bottom, or where the page's folio stands.
         if (rank === 0 || offsets.some(common)) drop.add(i);
-      } else if (/\p{L}/u.test(s) && l.text.length <= 120 && l.size <= body * 1.15) {
+      } else if (offsets.some((o) => common(o) && (heads.get(o)?.size ?? 0) >= 2)) {
+        // A head carrying the page's folio as other heads carry theirs ("66 c", "agrep 9").
+        drop.add(i);
+      } else if (
         // (Not a larger line: a book's title on its title page is not its running head.)
-        // The same words at the same place on other pages, or a head with the page's folio
-        // as other heads carry theirs.
-        if (groups.get(`${key}\u0000${s}`)!.size >= repeats) drop.add(i);
-        else if (offsets.some((o) => common(o) && (heads.get(o)?.size ?? 0) >= 2)) drop.add(i);
-      }
+        /\p{L}/u.test(s) && l.text.length <= 120 && l.size <= body * 1.15 &&
+        repeated(`${key}\u0000${s}`)
+      ) drop.add(i);
     }
     if (drop.size) out.set(p.page, drop);
   }
@@ -252,12 +265,20 @@ function joinHyphens(pages: PageText[]): PageText[] {
  * made mostly of entries ending in page numbers), and blocks of such matter inside a page
  * (a "Contents" heading on a title page, "References" after a paper's conclusion).
  */
-function splitBackMatter(pages: PageText[]): CleanedPages {
+function splitBackMatter(
+  pages: PageText[],
+  title: { page: number; lines: Set<number> } | null,
+): CleanedPages {
   const body = bodySize(pages);
   const kept: PageText[] = [];
   const backMatter: CleanedPages["backMatter"] = [];
   let open: BackMatterKind | null = null;
+  // Whether a page of prose has gone by (the first page with text, a title page, aside).
+  let bodySeen = false;
+  const first = pages.find((p) => p.lines.length > 0)?.page;
   for (const p of pages) {
+    const last = kept.at(-1);
+    if (last && last.page !== first) bodySeen ||= last.lines.length >= 5;
     const lines = p.lines;
     if (lines.length === 0) {
       kept.push(p);
@@ -266,10 +287,22 @@ function splitBackMatter(pages: PageText[]): CleanedPages {
     const entries = lines.filter((l) => isEntry(l.text)).length;
     const references = lines.filter((l) => isReference(l.text)).length;
     const listLike = lines.length >= 3 && entries / lines.length >= 0.5;
-    // Set as a heading (larger than the body), or heading a list ("Index" over its entries).
-    const headingAt = lines.findIndex((l) =>
-      (l.size > body * 1.05 || (listLike && l.size >= body * 0.98)) && backMatterTitle(l.text)
-    );
+    // Set as a heading (larger than the body), or heading a list ("Index" over its entries),
+    // and followed by what it heads (a title page's "Reference Index" is not).
+    const headingAt = lines.findIndex((l, i) => {
+      const kind = backMatterTitle(l.text);
+      if (
+        !kind || (p.page === title?.page && title.lines.has(i)) ||
+        !(l.size > body * 1.05 || (listLike && l.size >= body * 0.98))
+      ) return false;
+      const next = lines[i + 1];
+      if (next === undefined) return i <= 1;
+      // (A heading as large next: an empty block, only the heading goes.)
+      if (next.size >= l.size * 0.95) return true;
+      return kind === "bibliography"
+        ? isReference(next.text)
+        : isEntry(next.text) || /^\S{1,2}$/u.test(next.text);
+    });
     const heading = headingAt >= 0 ? backMatterTitle(lines[headingAt]!.text) : null;
     // Another heading above the body size, not back matter: the back matter has ended.
     const bodyHeading = lines.slice(0, 3).some((l) =>
@@ -282,8 +315,9 @@ function splitBackMatter(pages: PageText[]): CleanedPages {
       const continues = open === "bibliography" ? references / lines.length >= 0.25 : listLike;
       if (continues) kind = open;
     } else if (!heading && !bodyHeading && lines.length >= 8 && entries / lines.length >= 0.7) {
+      // A list before the body is its contents; after, an index unless it is numbered.
       const numbered = lines.filter((l) => /^(?:\d+(?:\.\d+)*|[A-Z]\.\d+)\s/.test(l.text)).length;
-      kind = numbered / entries >= 0.5 ? "contents" : "index";
+      kind = !bodySeen || numbered / entries >= 0.5 ? "contents" : "index";
     }
     if (kind) {
       backMatter.push({ page: p.page, kind });
@@ -325,7 +359,13 @@ export function cleanPages(pages: PageText[]): CleanedPages {
     dropped += drop.size;
     return { page: p.page, lines: p.lines.filter((_, i) => !drop.has(i)) };
   });
-  const split = splitBackMatter(joinHyphens(bare));
+  const joined = joinHyphens(bare);
+  // The title page's lines open no back matter (a manual's subtitle "Reference Index").
+  const title = titleBlock(joined);
+  const split = splitBackMatter(
+    joined,
+    title ? { page: title.page, lines: new Set(title.lines) } : null,
+  );
   return { ...split, furniture: dropped };
 }
 

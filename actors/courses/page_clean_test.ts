@@ -291,3 +291,44 @@ Deno.test("a module's summary keeps a first sentence with initials whole", () =>
     "J. M. Chambers (1998) describes programming with data. Fig. 2 shows a gear train.",
   );
 });
+
+Deno.test("a reference manual: heads alternate folio sides, section labels are not furniture", () => {
+  // As Rd2pdf sets one: "topic 9" on odd pages, "10 topic" on even; "Arguments" or "Value"
+  // open some pages, under the head; "c" is a topic (and a roman numeral).
+  const topics = ["agrep", "agrep", "all", "all", "any", "c", "c", "cat", "cbind", "cbind"];
+  const labels = ["Arguments", "Value", "Details", "Arguments", "Usage"];
+  const pages: PageText[] = [
+    { page: 1, lines: [line("Reference Index", 24), line("The R Core Team", 24)] },
+    ...topics.map((topic, i) => {
+      const page = i + 2;
+      const folio = page + 30;
+      return {
+        page,
+        lines: [
+          line(page % 2 ? `${topic} ${folio}` : `${folio} ${topic}`),
+          ...(i % 2 === 0 ? [line(labels[i / 2]!)] : []),
+          ...prose(`topic${i}`, 4),
+        ],
+      };
+    }),
+  ];
+  const found = findFurniture(pages);
+  const dropped = pages.flatMap((p) => [...found.get(p.page) ?? []].map((i) => p.lines[i]!.text));
+  assert.deepEqual(dropped, pages.slice(1).map((p) => p.lines[0]!.text));
+  assert.equal(prepareFile(pages, []).title, "Reference Index The R Core Team");
+});
+
+Deno.test("a list of entries before the body is its contents, after it an index", () => {
+  const entries = (names: string[]) => names.map((n, i) => line(`${n} ${". ".repeat(20)}${i + 1}`));
+  const names = ["abbreviate", "agrep", "all", "any", "aperm", "apply", "array", "assign"];
+  const pages: PageText[] = [
+    { page: 1, lines: [line("Reference Index", 24), line("The R Core Team", 14)] },
+    { page: 2, lines: entries(names) },
+    { page: 3, lines: [line("1 The base package", 17.2), ...prose("base", 6)] },
+    { page: 4, lines: [line("abbreviate", 14.3), ...prose("abbreviate", 6)] },
+    { page: 5, lines: entries(names) },
+  ];
+  const file = prepareFile(pages, []);
+  assert.deepEqual(file.backMatter, [{ page: 2, kind: "contents" }, { page: 5, kind: "index" }]);
+  assert.deepEqual(file.pages.map((p) => p.page), [1, 3, 4]);
+});
