@@ -4,13 +4,16 @@
  * (contents, index, bibliography, lists of figures or tables) set apart so that it is neither
  * taught nor quizzed. Pure functions over {@link PageText}s.
  *
- * Furniture is what a page shares with other pages at the same place: a line near the top or
- * the bottom of a page is furniture when, with digits and roman numerals read as "#", the
- * same text sits at the same place on other pages (three, or both of a two-page file), or
- * when it carries the page's own folio (its number minus the page's physical number is an
- * offset many pages share: "Chapter 2: Simple manipulations 9" on page 15, "ii" on page 4).
- * The place is the line's top (`y`, in points from the page top) when the extractor gives
- * it, else its rank from the top or the bottom of the page.
+ * Furniture is what a page shares with other pages at the same place. A line among the three
+ * at the top or the bottom of a page is furniture when, with digits and roman numerals read
+ * as "#", the same text sits at the same place on other pages (three at least, two in a file
+ * of up to three pages, and on most pages of their stretch: every other one for odd/even
+ * heads); or when, first or last on its page and no larger than the body, it starts or ends
+ * with the page's own folio: its number less the page's physical number is an offset other
+ * pages' numbers share ("Chapter 2: Simple manipulations 9" on page 15, "10 agrep" on 16,
+ * "ii" on 4). A lone page number first or last on its page goes too. The place is the line's
+ * top (`y`, in points from the page top) when the extractor gives it, else its rank from the
+ * top or the bottom of the page.
  */
 import {
   bodySize,
@@ -309,8 +312,18 @@ function splitBackMatter(
       l.size > body * 1.1 && !backMatterTitle(l.text) && !isEntry(l.text) &&
       !/^\p{L}$|^[^\p{L}\d]{1,3}$/u.test(l.text)
     );
+    // The block a heading opens: to the next heading as large (words, not an index's "^"),
+    // or the end of the page.
+    let end = headingAt + 1;
+    if (heading) {
+      const size = lines[headingAt]!.size;
+      const ends = (l: Line) =>
+        l.size >= size * 0.95 && !isEntry(l.text) && /\p{L}{2}/u.test(l.text);
+      while (end < lines.length && !ends(lines[end]!)) end++;
+    }
     let kind: BackMatterKind | null = null;
-    if (heading && headingAt <= 1) kind = heading;
+    if (heading && headingAt <= 1 && end === lines.length) kind = heading;
+    else if (heading) kind = null;
     else if (open && !bodyHeading) {
       const continues = open === "bibliography" ? references / lines.length >= 0.25 : listLike;
       if (continues) kind = open;
@@ -326,13 +339,7 @@ function splitBackMatter(
     }
     open = null;
     if (heading) {
-      // A block inside the page: from its heading to the next heading as large, or the end.
-      const size = lines[headingAt]!.size;
-      let end = headingAt + 1;
-      while (
-        end < lines.length &&
-        !(lines[end]!.size >= size * 0.95 && !isEntry(lines[end]!.text))
-      ) end++;
+      // A block inside the page ("References" after a conclusion, "Contents" on a title page).
       kept.push({ page: p.page, lines: [...lines.slice(0, headingAt), ...lines.slice(end)] });
       if (end === lines.length) open = heading;
       continue;

@@ -332,3 +332,24 @@ Deno.test("a list of entries before the body is its contents, after it an index"
   assert.deepEqual(file.backMatter, [{ page: 2, kind: "contents" }, { page: 5, kind: "index" }]);
   assert.deepEqual(file.pages.map((p) => p.page), [1, 3, 4]);
 });
+
+Deno.test("a short reference list atop a page takes only its block; the rest stays", () => {
+  const pages: PageText[] = [
+    { page: 1, lines: [line("1 Gears", 17.2), ...prose("gear", 6)] },
+    {
+      page: 2,
+      lines: [
+        line("References", 17.2),
+        line("J. M. Chambers (1998), Programming with Data. Springer, New York."),
+        line("A Tables of gear ratios", 17.2),
+        ...prose("table", 4),
+      ],
+    },
+  ];
+  const file = prepareFile(pages, []);
+  assert.deepEqual(file.backMatter, []);
+  assert.deepEqual(text(file.pages.filter((p) => p.page === 2)), [
+    "A Tables of gear ratios",
+    ...prose("table", 4).map((l) => l.text),
+  ]);
+});
