@@ -198,14 +198,17 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
   const common = (o: string) => (folios.get(o)?.size ?? 0) >= repeats;
   // Furniture stands on most pages of its stretch (every other one for odd/even heads); a
   // heading such as "Arguments" at the top of scattered pages does not.
-  const textPages = withText.map((p) => p.page);
+  const ordinal = new Map(withText.map((p, i) => [p.page, i]));
   const repeated = (g: string) => {
     const at = groups.get(g);
     if (!at || at.size < repeats) return false;
-    const first = Math.min(...at);
-    const last = Math.max(...at);
-    const span = textPages.filter((n) => n >= first && n <= last).length;
-    return at.size >= span * 0.4;
+    let first = Infinity;
+    let last = -Infinity;
+    for (const n of at) {
+      first = Math.min(first, ordinal.get(n)!);
+      last = Math.max(last, ordinal.get(n)!);
+    }
+    return at.size >= (last - first + 1) * 0.4;
   };
   const out = new Map<number, Set<number>>();
   for (const { page: p, places } of edges) {

@@ -341,7 +341,7 @@ const TITLE_STOP = /^(?:abstract|summary|(?:table\s+of\s+)?contents)$/i;
 
 /**
  * The title lines of the first page with text (title, authors, dates, affiliations): its
- * leading lines when the first is set larger than any heading elsewhere, up to the first
+ * leading lines when the first is set larger than any line elsewhere, up to the first
  * numbered heading, abstract or contents, or the first run of three body-size lines; the
  * whole page when it has next to no body text (a title page).
  */
@@ -353,7 +353,8 @@ export function titleBlock(pages: PageText[]): { page: number; lines: number[] }
   const larger = (l: Line) => l.size > body * 1.05;
   let elsewhere = 0;
   for (const p of pages) {
-    if (p !== first) { for (const l of p.lines) elsewhere = Math.max(elsewhere, l.size); }
+    if (p === first) continue;
+    for (const l of p.lines) elsewhere = Math.max(elsewhere, l.size);
   }
   if (!larger(lines[0]!) || lines[0]!.size <= elsewhere + 0.05) return null;
   const bodyChars = lines.filter((l) => !larger(l)).reduce((n, l) => n + l.text.length, 0);
@@ -385,7 +386,7 @@ export function documentTitle(pages: PageText[]): string | null {
 
 /**
  * Headings found in the text when a PDF has no outline. A heading is set clearly larger
- * than the body text (the most common size), is short, does not end like a sentence, and has
+ * than the body text ({@link bodySize}), is short, does not end like a sentence, and has
  * body text under it (or a smaller heading); lines of the same size in a row are one
  * heading. Its number ("2", "2.3", "2.3.1", "Appendix B") gives its level; when the document
  * numbers its headings, an unnumbered line is a heading only in a size numbered headings
