@@ -218,8 +218,10 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
       const s = shape(l.text);
       const offsets = mayCarry(l, rank) ? folioOffsets(l.text, p.page) : [];
       if (FOLIO.test(l.text)) {
-        // A lone number: at the very top or bottom, or where the page's folio stands.
-        if (rank === 0 || offsets.some(common)) drop.add(i);
+        // A lone number: at the very top or bottom, or where the page's folio stands; a
+        // capital roman numeral (a figure's "X") only where folios stand.
+        const plain = /\d|^[ivxlcdm]+$/.test(l.text);
+        if ((rank === 0 && plain) || offsets.some(common)) drop.add(i);
       } else if (offsets.some((o) => common(o) && (heads.get(o)?.size ?? 0) >= 2)) {
         // A head carrying the page's folio as other heads carry theirs ("66 c", "agrep 9").
         drop.add(i);
@@ -251,6 +253,7 @@ function joinHyphens(pages: PageText[]): PageText[] {
     for (let i = 0; i + 1 < lines.length; i++) {
       const line = lines[i]!;
       const next = lines[i + 1]!;
+      if (!line.text.endsWith("-")) continue;
       const head = line.text.match(/(\p{L}+)-$/u);
       const tail = next.text.match(/^(\p{Ll}[\p{L}]*)([.,;:!?)\]]*)(?:\s+|$)/u);
       if (!head || !tail) continue;

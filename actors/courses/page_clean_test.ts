@@ -51,6 +51,8 @@ Deno.test("cleanPages drops running heads carrying the folio and lone page numbe
     { page: 8, lines: [line("6"), line("3 Lists", 17.2), ...prose("lists", 3)] },
     { page: 9, lines: [line("7"), line("4 Frames", 17.2), ...prose("frames", 3)] },
     { page: 10, lines: [line("8"), line("5 Files", 17.2), ...prose("files", 3)] },
+    // The last line a figure's label, a roman numeral: not this page's number.
+    { page: 11, lines: [line("Chapter 5: Files 9"), ...prose("axes", 3), line("X")] },
   ];
   const cleaned = cleanPages(pages);
   const out = text(cleaned.pages);
@@ -63,8 +65,9 @@ Deno.test("cleanPages drops running heads carrying the folio and lone page numbe
   ) {
     assert.ok(out.includes(kept), `${kept} kept`);
   }
-  assert.equal(cleaned.furniture, 10);
-  assert.equal(out.length, text(pages).length - 10, "nothing else dropped");
+  assert.equal(cleaned.furniture, 11);
+  assert.equal(out.at(-1), "X", "a lone roman numeral that is not a folio stays");
+  assert.equal(out.length, text(pages).length - 11, "nothing else dropped");
 });
 
 Deno.test("cleanPages drops heads and feet repeated at the same place, odd and even apart", () => {

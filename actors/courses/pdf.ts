@@ -308,22 +308,29 @@ export function toLines(items: PdfJsTextItem[]): Line[] {
   return lines;
 }
 
-/** Words of prose: letters between spaces or punctuation (not code's `\\newif{x}`). */
-const PROSE_WORD = /(?<=^|\s)[\p{L}][\p{Ll}'’-]+(?=[\s,.;:!?)]|$)/gu;
+/** A word of prose between spaces: letters, maybe punctuation after (not code's `\\newif{x}`). */
+const PROSE_WORD = /^[\p{L}][\p{Ll}'’-]+[,.;:!?)]?$/u;
+
+const bodySizes = new WeakMap<PageText[], number>();
 
 /**
  * The font size most prose is set in (by words, so that listings in a smaller size do not
  * pass for the body); 0 when there is no text.
  */
 export function bodySize(pages: PageText[]): number {
+  const known = bodySizes.get(pages);
+  if (known !== undefined) return known;
   const weight = new Map<number, number>();
   for (const p of pages) {
     for (const l of p.lines) {
-      const words = l.text.match(PROSE_WORD)?.length ?? 0;
+      let words = 0;
+      for (const w of l.text.split(" ")) if (PROSE_WORD.test(w)) words++;
       weight.set(l.size, (weight.get(l.size) ?? 0) + words + 0.01 * l.text.length);
     }
   }
-  return [...weight].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  const size = [...weight].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  bodySizes.set(pages, size);
+  return size;
 }
 
 /**
