@@ -138,9 +138,16 @@ export function cleanText(text: string): string {
   return text.replace(/[\t\n\r\f\v]/g, " ").replace(CONTROL, "").replace(/\s+/g, " ").trim();
 }
 
-/** The places of a page's edge lines: index → key, for the lines that may be furniture. */
-function edgePlaces(lines: PlacedLine[]): Map<number, { key: string; rank: number }> {
-  const places = new Map<number, { key: string; rank: number }>();
+/** Where an edge line stands: its place key, its rank from its edge, which edge. */
+interface Place {
+  key: string;
+  rank: number;
+  top: boolean;
+}
+
+/** The places of a page's edge lines (by line index): the lines that may be furniture. */
+function edgePlaces(lines: PlacedLine[]): Map<number, Place> {
+  const places = new Map<number, Place>();
   const placed = lines.length > 0 && lines.every((l) => typeof l.y === "number");
   const order = lines.map((_, i) => i);
   if (placed) order.sort((a, b) => lines[a]!.y! - lines[b]!.y!);
@@ -149,12 +156,17 @@ function edgePlaces(lines: PlacedLine[]): Map<number, { key: string; rank: numbe
     const top = order[r]!;
     const bottom = order[n - 1 - r]!;
     if (!places.has(top)) {
-      places.set(top, { key: placed ? `y${Math.round(lines[top]!.y!)}` : `t${r}`, rank: r });
+      places.set(top, {
+        key: placed ? `y${Math.round(lines[top]!.y!)}` : `t${r}`,
+        rank: r,
+        top: true,
+      });
     }
     if (!places.has(bottom)) {
       places.set(bottom, {
         key: placed ? `y${Math.round(lines[bottom]!.y!)}` : `b${r}`,
         rank: r,
+        top: false,
       });
     }
   }
@@ -182,13 +194,20 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
   // with them too ("11 Graphical User Interface" on page 178, "12 ..." on 179).
   const mayCarry = (l: Line, rank: number) =>
     rank <= 1 && l.text.length <= 100 && l.size <= body * 1.05;
+  // At the foot, a number opening a line starts a footnote ("2 for some clients ..."), which
+  // may run in step with the pages too: there, only a number ending the line is a folio.
+  const offsetsOf = (l: Line, place: Place, page: number) =>
+    mayCarry(l, place.rank)
+      ? folioOffsets(l.text, page).filter((o) =>
+        place.top || FOLIO.test(l.text) || o.startsWith("end:")
+      )
+      : [];
   const edges = withText.map((p) => {
     const places = edgePlaces(p.lines as PlacedLine[]);
-    for (const [i, { key, rank }] of places) {
+    for (const [i, place] of places) {
       const l = p.lines[i]!;
-      add(groups, `${key}\u0000${shape(l.text)}`, p.page);
-      if (!mayCarry(l, rank)) continue;
-      for (const o of folioOffsets(l.text, p.page)) {
+      add(groups, `${place.key}\u0000${shape(l.text)}`, p.page);
+      for (const o of offsetsOf(l, place, p.page)) {
         add(folios, o, p.page);
         if (!FOLIO.test(l.text)) add(heads, o, p.page);
       }
@@ -213,10 +232,11 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
   const out = new Map<number, Set<number>>();
   for (const { page: p, places } of edges) {
     const drop = new Set<number>();
-    for (const [i, { key, rank }] of places) {
+    for (const [i, place] of places) {
+      const { key, rank } = place;
       const l = p.lines[i]!;
       const s = shape(l.text);
-      const offsets = mayCarry(l, rank) ? folioOffsets(l.text, p.page) : [];
+      const offsets = offsetsOf(l, place, p.page);
       if (FOLIO.test(l.text)) {
         // A lone number: at the very top or bottom, or where the page's folio stands; a
         // capital roman numeral (a figure's "X") only where folios stand.

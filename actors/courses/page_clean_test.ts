@@ -356,3 +356,29 @@ Deno.test("a short reference list atop a page takes only its block; the rest sta
     ...prose("table", 4).map((l) => l.text),
   ]);
 });
+
+Deno.test("footnotes numbered in step with the pages are not taken for folios", () => {
+  // Page n has folio n - 5 in its head and, at its foot, footnote n - 5 (one a page).
+  const notes = [
+    "e.g. GNU tar version 1.15 or later.",
+    "for some Subversion clients 'http:' may appear to work.",
+    "Including GCC on Linux.",
+    "If a proxy needs to be set, see ?download.file.",
+    "probably also 8.4 and later.",
+    "not NM as we found make overriding that.",
+  ];
+  const pages: PageText[] = Array.from({ length: 6 }, (_, i) => {
+    const page = i + 6;
+    return {
+      page,
+      lines: [
+        line(`Chapter 2: Installing R under Unix-alikes ${page - 5}`),
+        ...prose(`install${i}`, 4),
+        line(`${page - 5} ${notes[i]}`, 9),
+      ],
+    };
+  });
+  const out = text(cleanPages(pages).pages);
+  assert.equal(out.filter((t) => t.startsWith("Chapter 2")).length, 0);
+  assert.deepEqual(out.filter((t) => /^\d /.test(t)), notes.map((n, i) => `${i + 1} ${n}`));
+});

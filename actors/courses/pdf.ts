@@ -315,7 +315,8 @@ const bodySizes = new WeakMap<PageText[], number>();
 
 /**
  * The font size most prose is set in (by words, so that listings in a smaller size do not
- * pass for the body); 0 when there is no text.
+ * pass for the body); 0 when there is no text. Remembered per list: a list is not changed
+ * once read.
  */
 export function bodySize(pages: PageText[]): number {
   const known = bodySizes.get(pages);
