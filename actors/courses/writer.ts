@@ -46,12 +46,23 @@ const STOP = new Set(
     .split(" "),
 );
 
-/** Splits text into sentences (keeps abbreviations like "e.g." mostly intact). */
+/** A sentence ending that is not one: an initial ("J. M. Chambers"). */
+const INITIAL = /(?:^|[\s(])\p{Lu}\.$/u;
+/** Nor these: letters with dots ("e.g.", "i.e.", "U.S."), abbreviations ("Fig. 3", "et al."). */
+const ABBREVIATION =
+  /(?:^|[\s(])(?:(?:\p{L}\.)+\p{L}|fig|figs|eq|eqs|no|nos|vol|vols|pp?|ed|eds|ch|chap|sec|cf|vs|al|dr|mr|mrs|ms|prof|st|jr|sr|approx|resp|ref|refs)\.$/iu;
+
+/** Splits text into sentences, not at initials and abbreviations ({@link INITIAL}, {@link ABBREVIATION}). */
 export function sentences(text: string): string[] {
-  return text.replace(/\s+/g, " ")
-    .split(/(?<=[.!?])\s+(?=[\p{Lu}\p{N}"“(])/u)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const out: string[] = [];
+  for (const piece of text.replace(/\s+/g, " ").split(/(?<=[.!?])\s+(?=[\p{Lu}\p{N}"“(])/u)) {
+    const s = piece.trim();
+    if (!s) continue;
+    const last = out.at(-1);
+    if (last && (INITIAL.test(last) || ABBREVIATION.test(last))) out[out.length - 1] += ` ${s}`;
+    else out.push(s);
+  }
+  return out;
 }
 
 /** Lower-cased word terms, without stop words and short tokens. */

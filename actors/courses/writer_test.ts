@@ -54,3 +54,20 @@ Deno.test("sentences and terms handle non-Latin text", () => {
   ]);
   assert.deepEqual(terms("Хлорофилл поглощает свет."), ["хлорофилл", "поглощает", "свет"]);
 });
+
+Deno.test("sentences are not split at initials or abbreviations", () => {
+  assert.deepEqual(
+    sentences(
+      "Richard A. Becker, John M. Chambers and Allan R. Wilks (1988), The New S Language. " +
+        "Chapman & Hall, New York. Plot it, e.g. with plot(), as in Fig. 3 of Smith et al. " +
+        "The end, i.e. Done. Set x. Then y.",
+    ),
+    [
+      "Richard A. Becker, John M. Chambers and Allan R. Wilks (1988), The New S Language.",
+      "Chapman & Hall, New York.",
+      "Plot it, e.g. with plot(), as in Fig. 3 of Smith et al. The end, i.e. Done.",
+      "Set x.",
+      "Then y.",
+    ],
+  );
+});
