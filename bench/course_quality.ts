@@ -111,7 +111,7 @@ const EDGE = 2;
 
 /**
  * Running heads and feet: a line among the first or last {@link EDGE} non-empty lines of at
- * least 3 pages (and 3 % of them) that reads the same once digits are `#` and spaces collapsed,
+ * least 3 pages that reads the same once digits are `#` and spaces collapsed,
  * with at least 4 letters; and bare page numbers at those places.
  */
 export function furniture(layoutPages: string[]): Furniture {
@@ -131,7 +131,7 @@ export function furniture(layoutPages: string[]): Furniture {
       seen.get(norm)!.add(i + 1);
     }
   });
-  const min = Math.max(3, Math.ceil(layoutPages.length * 0.03));
+  const min = 3;
   const heads = [...seen].filter(([, pages]) => pages.size >= min).map(([norm]) =>
     // The page number at either end is matched on its own (a head may lose it or keep it).
     norm.replace(/^(?:#|[ivxlcdm]+)\s+/i, "").replace(/\s+(?:#|[ivxlcdm]+)$/i, "").trim()

@@ -281,7 +281,7 @@ export class LocalWriter implements CourseWriter {
     const answers = new Set<string>();
     for (const s of ranked) {
       if (quiz.length >= 5) break;
-      if (used.has(normalise(s.text))) continue;
+      if (used.has(normalise(s.text)) || !prose(s.text)) continue;
       const term = pickTerm(s.text, doc, tf);
       if (!term || answers.has(term.toLowerCase())) continue;
       const wrong = distractors(term, s.text, doc, 3);
@@ -309,6 +309,17 @@ export class LocalWriter implements CourseWriter {
     }
     return Promise.resolve({ summary, keyPoints, quiz });
   }
+}
+
+/**
+ * Whether a sentence reads as prose, worth a question: no control characters, and most of its
+ * words are words of letters (not a table row, a code listing or a list of numbers).
+ */
+function prose(text: string): boolean {
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001F\u007F-\u009F]/.test(text)) return false;
+  const all = words(text).filter((w) => w.word);
+  return all.filter((w) => WORD.test(w.word)).length >= 0.6 * all.length;
 }
 
 function normalise(text: string): string {

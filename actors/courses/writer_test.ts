@@ -260,3 +260,38 @@ for (const [rule, says] of RULES) {
     }
   });
 }
+
+Deno.test("quiz questions are prose: no control characters, no table rows", async () => {
+  // Table rows longer than a key point may be, of words the lesson uses most.
+  const rows = Array.from(
+    { length: 8 },
+    (_, i) => `Price Floor Area Rooms 0${i} 5${i}.00 11${i}.0 8${i}0 ${i}`,
+  ).join(" ") + ".";
+  const text = [
+    "A data frame holds variables of different modes as columns of equal length.",
+    // A control character (a glyph the PDF maps to U+0008) in a sentence too long for a key
+    // point, of the lesson's words.
+    "Input files with names and row labels for a data frame look as follows, \b the header " +
+    "line names the columns of the data frame, each further line starts with the row label " +
+    "and gives the values of the columns, and the spreadsheet columns become the variables.",
+    `The spreadsheet ${rows}`,
+    "Factors record categorical variables with their levels in the data frame.",
+    "The function read.table reads a data frame straight from an external file.",
+    "Row labels are taken from the first column when the header line is shorter.",
+    "Numeric columns are converted to numbers and the others to factors by default.",
+    "Missing values are written as NA in the external file and read back as missing.",
+    "Column names come from the header line, or are made up as V1, V2 and so on.",
+  ].join(" ");
+  const doc = new DocumentStats();
+  doc.add(text);
+  const out = await new LocalWriter().lesson(
+    { title: "Reading data", passages: [{ text, page: 3 }] },
+    doc,
+  );
+  assert.ok(out.quiz.length >= 2, `${out.quiz.length} questions`);
+  for (const q of out.quiz) {
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(q.question, /[\u0000-\u001F\u007F-\u009F]/, q.question);
+    assert.doesNotMatch(q.question, /\d+\.\d+ \d+\.\d+/, `a table row: ${q.question}`);
+  }
+});
