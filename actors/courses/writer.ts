@@ -148,11 +148,14 @@ const ROMAN = /^m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})$/i;
 
 /**
  * Whether a word may be a quiz answer or distractor: a word of letters (no digits, so no page
- * number, count or identifier), four letters or more, not a stop word, numeral or adverb.
+ * number, count or identifier) of 4 to 24 letters, not a stop word, numeral or adverb.
  */
 export function quizWord(word: string): boolean {
   const t = word.toLowerCase();
-  if (t.length < 4 || !WORD.test(word) || QUIZ_STOP.has(t) || ROMAN.test(t)) return false;
+  // Longer than any word: glyphs run together (a logo drawn as repeated text, say).
+  if (t.length < 4 || t.length > 24 || !WORD.test(word) || QUIZ_STOP.has(t) || ROMAN.test(t)) {
+    return false;
+  }
   return !(t.length >= 6 && t.endsWith("ly") && !LY_WORDS.has(t));
 }
 

@@ -295,3 +295,29 @@ Deno.test("quiz questions are prose: no control characters, no table rows", asyn
     assert.doesNotMatch(q.question, /\d+\.\d+ \d+\.\d+/, `a table row: ${q.question}`);
   }
 });
+
+Deno.test("quiz: glyphs run together into a word longer than any word are no answer", async () => {
+  // A title page draws its logo as one letter string repeated: real books have it.
+  const logo = "symptote".repeat(30);
+  const text = [
+    `Asymptote The Vector Graphics Language ${logo} is a descriptive vector graphics language.`,
+    "Asymptote provides a coordinate-based framework for technical drawing.",
+    "Labels and equations are typeset with LaTeX for high-quality output.",
+    "The language is inspired by MetaPost but has an improved syntax.",
+    "Graphs are drawn with the graph module from arrays of coordinates.",
+    "Three-dimensional figures are rendered with an interactive viewer.",
+    "Surfaces are shaded with lighting that the figure may change.",
+    "Paths are built from nodes joined by cubic splines or straightforward segments.",
+    "Picture transformations and characterizations are applied to every object.",
+  ].join(" ");
+  const doc = new DocumentStats();
+  doc.add(text);
+  const out = await new LocalWriter().lesson(
+    { title: "Asymptote", passages: [{ text, page: 1 }] },
+    doc,
+  );
+  assert.ok(out.quiz.length >= 1, `${out.quiz.length} questions`);
+  for (const q of out.quiz) {
+    for (const c of q.choices) assert.ok(c.length <= 24, `"${c}" is no word: ${q.question}`);
+  }
+});
