@@ -12,6 +12,8 @@
  *   from `pdftotext -layout` alone, then looked for in lesson summaries, key points and
  *   questions;
  * - control characters in any lesson text (target 0);
+ * - distractors that are no whole word of the book (target 0): with a digit, or not a word of
+ *   its `pdftotext` text once line-end hyphenation is undone ("com-|plicated" is one word);
  * - quiz answers on the cited page (target ≥ 97 %): the answer, as a whole word, in the
  *   `pdftotext` text of the page the question cites;
  * - ask precision/recall and search hit rate at 3, from `bench/course_ask.ts` when it exists
@@ -219,6 +221,18 @@ export function onPage(answer: string, pageText: string): boolean {
   return re.test(norm(pageText));
 }
 
+/** The lower-cased words of a book's text, its line-end hyphenation undone. */
+export function bookWords(pages: string[]): Set<string> {
+  const text = pages.join("\n").normalize("NFKC").toLowerCase()
+    .replace(/(\p{L})-[ \t]*\n\s*(\p{L})/gu, "$1$2");
+  const out = new Set<string>();
+  for (const w of text.split(/[^\p{L}\p{N}'’_-]+/u)) {
+    const t = w.replace(/^['’_-]+|['’_-]+$/gu, "");
+    if (t) out.add(t);
+  }
+  return out;
+}
+
 export interface Quality {
   book: string;
   pages: number;
@@ -228,6 +242,7 @@ export interface Quality {
   questions: number;
   duplicateQuestions: number;
   questionsRepeatingKeyPoint: number;
+  badDistractors: number;
   furnitureKept: number;
   controlChars: number;
   answersOnPage: number;
@@ -248,6 +263,8 @@ export function judge(
   let controlChars = 0;
   let repeating = 0;
   let onCited = 0;
+  let badDistractors = 0;
+  const vocabulary = bookWords(plainPages);
   for (const l of lessons) {
     const texts = [l.summary, ...l.keyPoints, ...l.quiz.map((q) => q.question)];
     for (const t of texts) furnitureKept += furnitureIn(t, f, l.pages);
@@ -263,6 +280,10 @@ export function judge(
       const answer = q.choices[q.answer] ?? "";
       const page = (layoutPages[q.page - 1] ?? "") + "\n" + (plainPages[q.page - 1] ?? "");
       if (answer && onPage(answer, page)) onCited++;
+      for (const d of q.choices.filter((_, i) => i !== q.answer)) {
+        const t = d.normalize("NFKC").toLowerCase();
+        if (/\p{N}/u.test(t) || !vocabulary.has(t)) badDistractors++;
+      }
     }
   }
   return {
@@ -274,6 +295,7 @@ export function judge(
     questions: questions.length,
     duplicateQuestions: duplicates(questions.map((q) => q.question)),
     questionsRepeatingKeyPoint: repeating,
+    badDistractors,
     furnitureKept,
     controlChars,
     answersOnPage: questions.length ? onCited / questions.length : NaN,
@@ -358,13 +380,13 @@ async function main() {
   const pctOf = (x: number) => Number.isNaN(x) ? "n/a" : `${(x * 100).toFixed(1)} %`;
   console.log(
     "\n| book | pages | status | lessons | dup lessons (0) | questions | dup questions (0) | " +
-      "questions = key point (0) | furniture kept (0) | control chars (0) | answers on cited page (≥ 97 %) | " +
+      "questions = key point (0) | bad distractors (0) | furniture kept (0) | control chars (0) | answers on cited page (≥ 97 %) | " +
       "ask precision / recall | search hit@3 |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     console.log(
-      `| ${r.book} | ${r.pages} | ${r.status} | ${r.lessons} | ${r.duplicateLessons} | ${r.questions} | ${r.duplicateQuestions} | ${r.questionsRepeatingKeyPoint} | ${r.furnitureKept} | ${r.controlChars} | ${
+      `| ${r.book} | ${r.pages} | ${r.status} | ${r.lessons} | ${r.duplicateLessons} | ${r.questions} | ${r.duplicateQuestions} | ${r.questionsRepeatingKeyPoint} | ${r.badDistractors} | ${r.furnitureKept} | ${r.controlChars} | ${
         pctOf(r.answersOnPage)
       } | ${r.ask ? `${pctOf(r.ask.precision)} / ${pctOf(r.ask.recall)}` : "n/a"} | ${
         r.ask ? pctOf(r.ask.hitRateAt3) : "n/a"
