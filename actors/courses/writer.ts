@@ -193,18 +193,53 @@ export function words(text: string): { word: string; whole: boolean }[] {
   return out;
 }
 
-interface Scored {
+interface Sentence {
   text: string;
+  /** The page the sentence starts on. */
   page: number;
+  /** Where it runs onto the next page: the offset in `text` and that page. */
+  next?: { at: number; page: number };
+}
+
+interface Scored extends Sentence {
   index: number;
   score: number;
 }
 
+/** A sentence end: a stop, maybe closed by a quote or a bracket. */
+const SENTENCE_END = /[.!?]["”’')\]]*$/u;
+
+/**
+ * The sentences of a lesson's passages, with their page. A page's last sentence that does not
+ * end like one runs on into the next page's first sentence ("... are built" / "into the base
+ * environment."): the two are one sentence, starting on the first page (a sentence runs onto
+ * one page at most).
+ */
+export function lessonSentences(passages: { text: string; page: number }[]): Sentence[] {
+  const out: Sentence[] = [];
+  let open = false;
+  for (const p of passages) {
+    const list = sentences(p.text);
+    const last = out.at(-1);
+    if (open && last && !last.next && list.length > 0) {
+      const at = last.text.length + 1;
+      last.text = `${last.text} ${list.shift()!}`;
+      last.next = { at, page: p.page };
+    }
+    for (const text of list) out.push({ text, page: p.page });
+    open = out.length > 0 && !SENTENCE_END.test(out.at(-1)!.text);
+  }
+  return out;
+}
+
+/** The page a sentence holds the text at `offset` on. */
+function pageAt(s: Sentence, offset: number): number {
+  return s.next && offset >= s.next.at ? s.next.page : s.page;
+}
+
 function score(lesson: LessonSource, doc: DocumentStats): Scored[] {
   const tf = new Map<string, number>();
-  const all = lesson.passages.flatMap((p) =>
-    sentences(p.text).map((text) => ({ text, page: p.page }))
-  );
+  const all = lessonSentences(lesson.passages);
   for (const s of all) for (const t of terms(s.text)) tf.set(t, (tf.get(t) ?? 0) + 1);
   return all.map((s, index) => {
     const ts = terms(s.text);
@@ -300,14 +335,16 @@ export class LocalWriter implements CourseWriter {
       if (!term || answers.has(term.toLowerCase())) continue;
       const wrong = distractors(term, s.text, doc, 3);
       if (wrong.length < 3) continue;
-      const blanked = s.text.replace(
-        new RegExp(
-          `(?<![\\p{L}\\p{N}_'’-])${escapeRegExp(term)}(?![\\p{L}\\p{N}_]|['’-]\\p{L})`,
-          "u",
-        ),
-        "_____",
+      const blank = new RegExp(
+        `(?<![\\p{L}\\p{N}_'’-])${escapeRegExp(term)}(?![\\p{L}\\p{N}_]|['’-]\\p{L})`,
+        "u",
       );
-      if (blanked === s.text) continue;
+      const found = blank.exec(s.text);
+      if (!found) continue;
+      const blanked = s.text.slice(0, found.index) + "_____" +
+        s.text.slice(found.index + term.length);
+      // The page cited is the one the answer is on (a sentence may run onto the next).
+      const page = pageAt(s, found.index);
       used.add(normalise(s.text));
       answers.add(term.toLowerCase());
       const at = hash(s.text) % 4;
@@ -317,8 +354,8 @@ export class LocalWriter implements CourseWriter {
         question: `Fill in the blank: ${blanked}`,
         choices,
         answer: at,
-        explanation: `Page ${s.page}: "${s.text}"`,
-        page: s.page,
+        explanation: `Page ${page}: "${s.text}"`,
+        page,
       });
     }
     return Promise.resolve({ summary, keyPoints, quiz });

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { DocumentStats, lengthClass, LocalWriter, sentences, terms } from "./writer.ts";
+import {
+  DocumentStats,
+  lengthClass,
+  lessonSentences,
+  LocalWriter,
+  sentences,
+  terms,
+} from "./writer.ts";
 
 const photosynthesis = [
   "Photosynthesis converts light energy into chemical energy stored in glucose.",
@@ -46,6 +53,44 @@ Deno.test("local writer: extractive summary, key points and cited cloze question
     assert.ok(source, `the question blanks the answer in a sentence: ${q.question}`);
     assert.equal(q.page, photosynthesis.indexOf(source!) < 3 ? 4 : 5, "cites the sentence's page");
     assert.match(q.explanation, new RegExp(`Page ${q.page}`));
+  }
+});
+
+Deno.test("a sentence running onto the next page is one sentence; its answer's page is cited", async () => {
+  assert.deepEqual(
+    lessonSentences([
+      { text: "Packages extend the system. Some of these packages are built", page: 8 },
+      { text: "into the base environment, but many are supplied apart. Others follow.", page: 9 },
+      { text: "A page that ends well.", page: 10 },
+      { text: "Another page.", page: 11 },
+    ]),
+    [
+      { text: "Packages extend the system.", page: 8 },
+      {
+        text: "Some of these packages are built into the base environment, but many are " +
+          "supplied apart.",
+        page: 8,
+        next: { at: 33, page: 9 },
+      },
+      { text: "Others follow.", page: 9 },
+      { text: "A page that ends well.", page: 10 },
+      { text: "Another page.", page: 11 },
+    ],
+  );
+  // Written into questions: no question is half a sentence, and each cites its answer's page.
+  const pages = [
+    { text: photosynthesis.slice(0, 3).join(" ") + " Chlorophyll pigments in the", page: 4 },
+    { text: "thylakoid membranes absorb photons for glucose synthesis.", page: 5 },
+  ];
+  const doc = new DocumentStats();
+  for (const p of pages) doc.add(p.text);
+  const out = await new LocalWriter().lesson({ title: "Light", passages: pages }, doc);
+  const texts = [...out.keyPoints, ...out.quiz.map((q) => q.question)];
+  assert.ok(texts.some((t) => /pigments in the (?:_____|thylakoid) membranes/.test(t)), "joined");
+  for (const t of texts) assert.match(t, /^(?:Fill in the blank: )?[A-Z_]/, t);
+  for (const q of out.quiz) {
+    const answer = q.choices[q.answer]!;
+    assert.ok(pages.find((p) => p.page === q.page)!.text.includes(answer), q.question);
   }
 });
 
