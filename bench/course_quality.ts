@@ -114,17 +114,23 @@ const EDGE = 2;
 /**
  * Running heads and feet: a line among the first or last {@link EDGE} non-empty lines of at
  * least 3 pages that reads the same once digits are `#` and spaces collapsed,
- * with at least 4 letters; and bare page numbers at those places.
+ * with at least 4 letters; and bare page numbers at those places, in step with the pages (the
+ * same offset from the page on three pages at least; not a footnote's mark).
  */
 export function furniture(layoutPages: string[]): Furniture {
   const seen = new Map<string, Set<number>>();
-  const numbers = new Map<number, string>();
+  const bare = new Map<number, string>();
+  /** Pages by the offset of their bare number from their own (arabic and roman apart). */
+  const offsets = new Map<string, Set<number>>();
   layoutPages.forEach((text, i) => {
     const lines = text.split("\n").map(collapse).filter(Boolean);
     const edges = new Set([...lines.slice(0, EDGE), ...lines.slice(-EDGE)]);
     for (const line of edges) {
       if (PAGE_NUMBER.test(line)) {
-        numbers.set(i + 1, line);
+        bare.set(i + 1, line);
+        const o = numberOffset(line, i + 1);
+        if (!offsets.has(o)) offsets.set(o, new Set());
+        offsets.get(o)!.add(i + 1);
         continue;
       }
       const norm = line.replace(/\d+/g, "#");
@@ -138,17 +144,38 @@ export function furniture(layoutPages: string[]): Furniture {
     // The page number at either end is matched on its own (a head may lose it or keep it).
     norm.replace(/^(?:#|[ivxlcdm]+)\s+/i, "").replace(/\s+(?:#|[ivxlcdm]+)$/i, "").trim()
   ).filter((h) => (h.match(/\p{L}/gu) ?? []).length >= 4);
+  // A page number runs in step with the pages: a bare number whose offset from its page no
+  // two other pages share is a footnote's mark, not the page's number.
+  const numbers = new Map(
+    [...bare].filter(([page, n]) => (offsets.get(numberOffset(n, page))?.size ?? 0) >= 3),
+  );
   return { heads: [...new Set(heads)], numbers };
+}
+
+/** A bare number less its page, as "arabic:offset" or "roman:offset". */
+function numberOffset(label: string, page: number): string {
+  if (/^\d+$/.test(label)) return `arabic:${Number(label) - page}`;
+  const v: Record<string, number> = { i: 1, v: 5, x: 10, l: 50, c: 100, d: 500, m: 1000 };
+  const t = label.toLowerCase();
+  let total = 0;
+  for (let i = 0; i < t.length; i++) {
+    const a = v[t[i]!]!;
+    total += a < (v[t[i + 1] ?? ""] ?? 0) ? -a : a;
+  }
+  return `roman:${total - page}`;
 }
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** A head's pattern: `#` any number, any run of spaces as any (or no) whitespace. */
+/**
+ * A head's pattern: `#` any number, any run of spaces as any (or no) whitespace; in the head's
+ * letter case (a head "Index" is not the word "index" of a sentence).
+ */
 function headPattern(head: string): RegExp {
   const body = head.split(" ").map((w) => escape(w).replace(/#/g, "\\d+")).join("\\s*");
-  return new RegExp(`(?<![\\p{L}\\p{N}])${body}(?![\\p{L}\\p{N}])`, "giu");
+  return new RegExp(`(?<![\\p{L}\\p{N}])${body}(?![\\p{L}\\p{N}])`, "gu");
 }
 
 /**

@@ -49,6 +49,21 @@ Deno.test("course_quality: furniture is counted where it lands in lesson text", 
   assert.equal(furnitureIn("Lists hold anything. 9 A list is ordered.", f, [1, 2]), 0);
 });
 
+Deno.test("course_quality: a footnote's mark is no page number; a head matches in its case", () => {
+  const pages = layoutPages();
+  // A footnote at the foot of page 3, which has no page number: its mark alone on a line.
+  pages[2] = pages[2]!.replace(/\n\s+7$/, "\n  4\n      A footnote about vectors.");
+  pages.push(...["Index", "Index"].map((h, i) => `${h}\n\nvector, 3\nlist, 5\n\n  ${i + 11}`));
+  pages.push("Index\n\narray, 2\n\n  13");
+  const f = furniture(pages);
+  assert.equal(f.numbers.get(3), undefined, "the mark is not the page's number");
+  assert.equal(f.numbers.get(4), "8");
+  assert.ok(f.heads.includes("Index"));
+  assert.equal(furnitureIn("4 A footnote about vectors.", f, [3, 3]), 0);
+  assert.equal(furnitureIn("Look the term up in the index of the book.", f, [7, 9]), 0);
+  assert.equal(furnitureIn("Index vector, 3 list, 5", f, [7, 9]), 1);
+});
+
 Deno.test("course_quality: duplicates are equal after whitespace or near-equal by shingles", () => {
   const a = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen " +
     "fifteen sixteen seventeen eighteen nineteen twenty twentyone twentytwo twentythree";
