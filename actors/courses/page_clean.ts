@@ -257,7 +257,8 @@ export function findFurniture(pages: PageText[]): Map<number, Set<number>> {
 /**
  * Words hyphenated at a line end joined again ("op-" / "tional" → "optional"), unless the
  * document writes the hyphenated form mid-line ("user-defined") and never the joined one, or
- * the first part is a prefix that keeps its hyphen ("non-numeric", "self-contained").
+ * the first part is a prefix that keeps its hyphen ("non-numeric", "self-contained"), or the
+ * second starts with a capital ("S-" / "Plus" → "S-Plus").
  */
 function joinHyphens(pages: PageText[]): PageText[] {
   const words = new Set<string>();
@@ -273,11 +274,12 @@ function joinHyphens(pages: PageText[]): PageText[] {
       const next = lines[i + 1]!;
       if (!line.text.endsWith("-")) continue;
       const head = line.text.match(/(\p{L}+)-$/u);
-      const tail = next.text.match(/^(\p{Ll}[\p{L}]*)([.,;:!?)\]]*)(?:\s+|$)/u);
+      const tail = next.text.match(/^(\p{L}+)([.,;:!?)\]]*)(?:\s+|$)/u);
       if (!head || !tail) continue;
       const joined = `${head[1]}${tail[1]}`.toLowerCase();
       const hyphened = `${head[1]}-${tail[1]}`.toLowerCase();
-      const keepHyphen = (words.has(hyphened) && !words.has(joined)) ||
+      // A capital after the break is a compound's ("S-" / "Plus": "S-Plus"), not a split word's.
+      const keepHyphen = /^\p{Lu}/u.test(tail[1]!) || (words.has(hyphened) && !words.has(joined)) ||
         /^(?:non|self|well|half|ill|all|ex|quasi|semi|cross)$/i.test(head[1]!);
       line.text = line.text.slice(0, keepHyphen ? undefined : -1) + tail[1] + tail[2];
       next.text = next.text.slice(tail[0].length).trim();

@@ -122,8 +122,8 @@ Deno.test("cleanPages strips control characters and joins words hyphenated at li
     "The pens of group A:",
     "a list of optional",
     "values, with user-defined",
-    "ones and S-",
-    "Plus ones; a user-defined pen, a non-numeric",
+    "ones and S-Plus",
+    "ones; a user-defined pen, a non-numeric",
     "width.",
   ]);
 });
