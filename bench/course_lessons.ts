@@ -1,13 +1,15 @@
 /**
- * Lessons of real books as `course.build` writes them (the outline, or headings found by font
- * size, cut by position; the local writer; the distinct pass), counting lessons that share a
+ * Lessons of real books as `course.build` writes them (pages cleaned by `prepareFile`; the
+ * outline without back matter, or headings found in the text, cut by position; the local
+ * writer; the distinct pass), counting lessons that share a
  * summary and questions that repeat another, exactly (whitespace normalised) or nearly (word
  * 3-shingle Jaccard ≥ 0.9), before and after the distinct pass.
  *
  *   deno run -A bench/course_lessons.ts [--show 3] file.pdf...
  */
 import { parseArgs } from "node:util";
-import { detectHeadings, PdfDocument } from "../actors/courses/pdf.ts";
+import { PdfDocument } from "../actors/courses/pdf.ts";
+import { prepareFile } from "../actors/courses/page_clean.ts";
 import { headingLines, pageText, passagesBetween, structure } from "../actors/courses/lessons.ts";
 import { type DistinctInput, distinctLessons, sameText } from "../actors/courses/distinct.ts";
 import { DocumentStats, LocalWriter } from "../actors/courses/writer.ts";
@@ -40,9 +42,13 @@ function counts(lessons: DistinctInput[]) {
 
 for (const file of files) {
   const doc = await PdfDocument.open(await Deno.readFile(file));
-  const pages = await doc.pages(1, doc.pageCount);
+  const raw = await doc.pages(1, doc.pageCount);
   const outline = await doc.outline();
   await doc.close();
+  const t0 = performance.now();
+  const prepared = prepareFile(raw, outline);
+  const prepareMs = Math.round(performance.now() - t0);
+  const { pages } = prepared;
   const stats = new DocumentStats();
   for (const p of pages) stats.add(pageText(p));
   const writer = new LocalWriter();
@@ -51,10 +57,10 @@ for (const file of files) {
   /** Words of the lessons (headings included) and of the pages from the first lesson's on. */
   let covered = 0;
   let total = 0;
-  const t0 = performance.now();
-  const entries = outline.length ? outline : detectHeadings(pages);
+  const t2 = performance.now();
+  const entries = prepared.outline;
   const headings = headingLines(entries.map((e) => e.title));
-  for (const m of structure(entries, pages, file)) {
+  for (const m of structure(entries, pages, prepared.title ?? file)) {
     for (const l of m.lessons) {
       const passages = passagesBetween(pages, l.start, l.end, headings);
       for (const p of passagesBetween(pages, l.start, l.end)) covered += count(p.text);
@@ -62,7 +68,7 @@ for (const file of files) {
       lessons.push({ title: l.title, module: m.title, ...w, passages, pages: [l.from, l.to] });
     }
   }
-  const writeMs = Math.round(performance.now() - t0);
+  const writeMs = Math.round(performance.now() - t2);
   const first = lessons.length ? Math.min(...lessons.map((l) => l.pages[0])) : 1;
   for (const p of pages) if (p.page >= first) total += count(pageText(p));
   const before = counts(lessons);
@@ -71,8 +77,10 @@ for (const file of files) {
   const distinctMs = Math.round(performance.now() - t1);
   console.log(JSON.stringify({
     file: file.split("/").pop(),
-    pages: pages.length,
+    pages: raw.length,
     outline: outline.length,
+    backMatterPages: prepared.backMatter.length,
+    furnitureLines: prepared.furniture,
     lessons: lessons.length,
     emptyLessons: lessons.filter((l) => l.passages.length === 0).length,
     joined: lessons.filter((l) => l.title.includes(" / ")).length,
@@ -84,6 +92,7 @@ for (const file of files) {
     beforeDistinct: before,
     rewritten: fixed,
     after: counts(lessons),
+    prepareMs,
     writeMs,
     distinctMs,
   }));

@@ -12,7 +12,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { pdfText } from "../actors/documents/testing.ts";
-import { encryptedPdf, makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { encryptedPdf, makePdf, sentences, typesetBook } from "../tests/fixtures/pdfs.ts";
 import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
@@ -976,6 +976,55 @@ Deno.test(
     }
   },
 );
+
+Deno.test({
+  name: "courses: a typeset book: no furniture or back matter in lessons; without an outline " +
+    "the title page is the title and numbered headings give modules",
+  ...opts,
+}, async () => {
+  const plain = await typesetBook();
+  const bookmarked = await typesetBook({
+    outline: [
+      { title: "Contents", page: 2 },
+      { title: "1 Gears", page: 3, children: [{ title: "1.2 Ratios", page: 4 }] },
+      { title: "2 Springs", page: 5, children: [{ title: "2.2 Tension", page: 6 }] },
+      { title: "References", page: 7 },
+      { title: "Index", page: 8 },
+    ],
+  });
+  const up = await upload([
+    { name: "plain.pdf", bytes: plain },
+    { name: "bookmarked.pdf", bytes: bookmarked },
+  ]);
+  assert.equal(up.status, 202, JSON.stringify(up.body));
+  const course = await settled(up.body.courseId);
+  assert.equal(course.status, "ready", JSON.stringify(course));
+  type L = { title: string; fileName: string; summary: string; keyPoints: string[] };
+  const outline = course.modules.map((m: { title: string; lessons: L[] }) => [
+    m.title,
+    m.lessons.map((l) => `${l.fileName}: ${l.title}`),
+  ]);
+  assert.deepEqual(outline, [
+    ["1 Gears", ["plain.pdf: 1.1 Teeth", "plain.pdf: 1.2 Ratios"]],
+    ["2 Springs", ["plain.pdf: 2.1 Coils", "plain.pdf: 2.2 Tension"]],
+    // A chapter's text before its first bookmarked section is its introduction lesson.
+    ["1 Gears", ["bookmarked.pdf: 1 Gears", "bookmarked.pdf: 1.2 Ratios"]],
+    ["2 Springs", ["bookmarked.pdf: 2 Springs", "bookmarked.pdf: 2.2 Tension"]],
+  ]);
+  const written = JSON.stringify(course.modules);
+  for (const leak of [/Chapter \d: /, /Jane Q\. Public/, /March 2024/, /Programming with Data/]) {
+    assert.doesNotMatch(written, leak);
+  }
+  const w = await open();
+  const chunks = await w.tdb.db.query<{ text: string }>(
+    "SELECT text FROM troupe_course_chunks WHERE course_id = $1",
+    [course.id],
+  );
+  assert.ok(chunks.length > 0);
+  for (const c of chunks) {
+    assert.doesNotMatch(c.text, /Chapter \d: |\bcoil, 3\b|Springer|\bde- mand\b/, c.text);
+  }
+});
 
 Deno.test({ name: "courses: close", ...opts }, async () => {
   await (await open()).close();

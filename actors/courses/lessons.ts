@@ -26,8 +26,8 @@
  *
  * Words are counted without those of the entry's heading line.
  *
- * Without an outline (nor headings found by font size), a file is one module of lessons of
- * ten pages.
+ * Without an outline (nor headings found by font size), a file is one module (named
+ * `fileName`: the document's title when it has one) of lessons of ten pages.
  */
 import type { Line, OutlineEntry, PageText } from "./pdf.ts";
 

@@ -179,6 +179,8 @@ Deno.test(
 Deno.test(
   { name: "lessons: headings found by font size start where they are", ...opts },
   async () => {
+    // Two chapters: a first page's large first line with no line as large elsewhere would
+    // be the document's title (`titleBlock`), not a heading.
     const { pages } = await read([{
       heading: "Introduction",
       paragraphs: [sentences("intro", 4)],
@@ -186,15 +188,21 @@ Deno.test(
         { heading: "Background", paragraphs: [sentences("background", 4)] },
         { heading: "Scope", paragraphs: [sentences("scope", 4)] },
       ],
-    }]);
+    }, { heading: "Methods", paragraphs: [sentences("methods", 4)] }]);
     const headings = detectHeadings(pages);
     assert.deepEqual(headings.map((h) => [h.title, h.level]), [
       ["Introduction", 1],
       ["Background", 2],
       ["Scope", 2],
+      ["Methods", 1],
     ]);
     const lessons = texts(pages, structure(headings, pages, "a.pdf"));
-    assert.deepEqual(lessons.map((l) => l.title), ["Introduction", "Background", "Scope"]);
+    assert.deepEqual(lessons.map((l) => l.title), [
+      "Introduction",
+      "Background",
+      "Scope",
+      "Methods",
+    ]);
     assert.match(lessons[1]!.text, /^Background .*background number 4 [^.]*\.$/);
     distinct(lessons);
   },

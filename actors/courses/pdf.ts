@@ -361,29 +361,159 @@ export function toLines(items: PdfJsTextItem[], pageTop: number): Line[] {
   return lines;
 }
 
+/** A word of prose between spaces: letters, maybe punctuation after (not code's `\\newif{x}`). */
+const PROSE_WORD = /^[\p{L}][\p{Ll}'’-]+[,.;:!?)]?$/u;
+
+const bodySizes = new WeakMap<PageText[], number>();
+
 /**
- * Headings found from font size when a PDF has no outline: lines clearly larger than the
- * body text (the most common size), short, not ending like a sentence. The largest size is
- * level 1, the next level 2. Each starts where its line is (`top` is the line's `y`).
+ * The font size most prose is set in (by words, so that listings in a smaller size do not
+ * pass for the body); 0 when there is no text. Remembered per list: a list is not changed
+ * once read.
  */
-export function detectHeadings(pages: PageText[]): OutlineEntry[] {
+export function bodySize(pages: PageText[]): number {
+  const known = bodySizes.get(pages);
+  if (known !== undefined) return known;
   const weight = new Map<number, number>();
   for (const p of pages) {
-    for (const l of p.lines) weight.set(l.size, (weight.get(l.size) ?? 0) + l.text.length);
+    for (const l of p.lines) {
+      let words = 0;
+      for (const w of l.text.split(" ")) if (PROSE_WORD.test(w)) words++;
+      weight.set(l.size, (weight.get(l.size) ?? 0) + words + 0.01 * l.text.length);
+    }
   }
-  const body = [...weight].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  const size = [...weight].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  bodySizes.set(pages, size);
+  return size;
+}
+
+/**
+ * How deep a heading's number puts it: "2 Usage" and "Appendix B ..." 1, "2.3 ..." and
+ * "B.1 ..." 2, "2.3.1 ..." 3; null when it has none.
+ */
+export function numberingLevel(text: string): number | null {
+  if (/^(?:appendix|chapter|part)\s+(?:[A-Z]|\d{1,2}|[IVXLC]{1,5})\b/i.test(text)) return 1;
+  const m = text.match(/^(?:\d{1,2}|[A-Z](?=\.\d))((?:\.\d{1,2})*)\.?\s+(?=[\p{L}"“(])/u);
+  return m ? 1 + (m[1]!.match(/\./g)?.length ?? 0) : null;
+}
+
+/** Lines that begin the part of a title page after which its body starts. */
+const TITLE_STOP = /^(?:abstract|summary|(?:table\s+of\s+)?contents)$/i;
+
+/**
+ * The title lines of the first page with text (title, authors, dates, affiliations): its
+ * leading lines when the first is set larger than any line elsewhere, up to the first
+ * numbered heading, abstract or contents, or the first run of three body-size lines; the
+ * whole page when it has next to no body text (a title page).
+ */
+export function titleBlock(pages: PageText[]): { page: number; lines: number[] } | null {
+  const body = bodySize(pages);
+  const first = pages.find((p) => p.lines.length > 0);
+  if (!first || !body) return null;
+  const lines = first.lines;
+  const larger = (l: Line) => l.size > body * 1.05;
+  let elsewhere = 0;
+  for (const p of pages) {
+    if (p === first) continue;
+    for (const l of p.lines) elsewhere = Math.max(elsewhere, l.size);
+  }
+  if (!larger(lines[0]!) || lines[0]!.size <= elsewhere + 0.05) return null;
+  const bodyChars = lines.filter((l) => !larger(l)).reduce((n, l) => n + l.text.length, 0);
+  const more = pages.some((p) => p !== first && p.lines.length > 0);
+  if (more && bodyChars < 300) return { page: first.page, lines: lines.map((_, i) => i) };
+  let end = 1;
+  while (end < Math.min(lines.length, 12)) {
+    const l = lines[end]!;
+    if (larger(l) && numberingLevel(l.text) !== null) break;
+    if (TITLE_STOP.test(l.text.trim())) break;
+    if (lines.slice(end, end + 3).filter((x) => !larger(x)).length === 3) break;
+    end++;
+  }
+  return { page: first.page, lines: Array.from({ length: end }, (_, i) => i) };
+}
+
+/** The document's title: the largest lines of its {@link titleBlock}; null without one. */
+export function documentTitle(pages: PageText[]): string | null {
+  const block = titleBlock(pages);
+  if (!block) return null;
+  const page = pages.find((p) => p.page === block.page)!.lines;
+  // Words, not a logo drawn in letters ("symptotesymptote...").
+  const lines = block.lines.map((i) => page[i]!).filter((l) => !/\S{31,}/.test(l.text));
+  const top = Math.max(...lines.map((l) => l.size));
+  const title = lines.filter((l) => l.size >= top - 0.05)
+    .map((l) => l.text).join(" ").replace(/\s+/g, " ").trim();
+  return title ? title.slice(0, 200) : null;
+}
+
+/**
+ * Headings found in the text when a PDF has no outline. A heading is set clearly larger
+ * than the body text ({@link bodySize}), is short, does not end like a sentence, and has
+ * body text under it (or a smaller heading); lines of the same size in a row are one
+ * heading. Its number ("2", "2.3", "2.3.1", "Appendix B") gives its level; when the document
+ * numbers its headings, an unnumbered line is a heading only in a size numbered headings
+ * use (so "Preface" is, a figure's large label is not), at their level. Without numbers,
+ * the largest size is level 1, the next 2, the rest 3. The title page's lines
+ * ({@link titleBlock}) are the document's title, not headings. Each starts where its
+ * first line is (`top` is that line's `y`).
+ */
+export function detectHeadings(pages: PageText[]): OutlineEntry[] {
+  const body = bodySize(pages);
   if (!body) return [];
-  const candidates = pages.flatMap((p) =>
-    p.lines.filter((l) =>
-      l.size >= body * 1.2 && l.text.length <= 120 && /\p{L}/u.test(l.text) &&
-      !/[.,;:]$/.test(l.text)
-    ).map((l) => ({ ...l, page: p.page }))
-  );
-  const sizes = [...new Set(candidates.map((c) => c.size))].sort((a, b) => b - a);
-  return candidates.map((c) => ({
-    title: c.text,
-    page: c.page,
-    level: Math.min(2, sizes.indexOf(c.size) + 1),
-    top: c.y,
+  const title = titleBlock(pages);
+  const skip = new Set(title?.lines.map((i) => `${title.page}:${i}`));
+  const stream = pages.flatMap((p) =>
+    p.lines.map((l, i) => ({ ...l, page: p.page, key: `${p.page}:${i}` }))
+  ).filter((l) => !skip.has(l.key));
+  const candidate = (l: Line) =>
+    l.size >= body * 1.1 && l.text.length <= 120 && /\p{L}/u.test(l.text) &&
+    (!/[.,;:]$/.test(l.text) || (/\.$/.test(l.text) && numberingLevel(l.text) !== null)) &&
+    !/^[^\p{L}]*\p{L}[^\p{L}]*$/u.test(l.text);
+  const heads: {
+    title: string;
+    page: number;
+    top: number;
+    size: number;
+    level: number | null;
+  }[] = [];
+  for (let i = 0; i < stream.length; i++) {
+    const l = stream[i]!;
+    if (!candidate(l)) continue;
+    let text = l.text;
+    let j = i + 1;
+    while (
+      j < stream.length && stream[j]!.page === l.page && candidate(stream[j]!) &&
+      Math.abs(stream[j]!.size - l.size) < 0.05 && numberingLevel(stream[j]!.text) === null &&
+      text.length + stream[j]!.text.length < 120
+    ) text += ` ${stream[j++]!.text}`;
+    const level = numberingLevel(text);
+    const next = stream[j];
+    const under = next !== undefined && (
+      (!candidate(next) && next.size < body * 1.1 && next.text.length > 1) ||
+      (candidate(next) && (next.size < l.size - 0.05 ||
+        (level !== null && (numberingLevel(next.text) ?? 0) > level)))
+    );
+    if (under) heads.push({ title: text, page: l.page, top: l.y, size: l.size, level });
+    i = j - 1;
+  }
+  const numbered = heads.filter((h) => h.level !== null);
+  if (numbered.length >= 2) {
+    const levelOf = (size: number) => {
+      const depths = numbered.filter((h) => Math.abs(h.size - size) < 0.3).map((h) => h.level!);
+      if (!depths.length) return null;
+      const count = new Map<number, number>();
+      for (const d of depths) count.set(d, (count.get(d) ?? 0) + 1);
+      return [...count].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]![0];
+    };
+    return heads.flatMap((h) => {
+      const level = h.level ?? levelOf(h.size);
+      return level === null ? [] : [{ title: h.title, page: h.page, level, top: h.top }];
+    });
+  }
+  const sizes = [...new Set(heads.map((h) => h.size))].sort((a, b) => b - a);
+  return heads.map((h) => ({
+    title: h.title,
+    page: h.page,
+    level: Math.min(3, sizes.indexOf(h.size) + 1),
+    top: h.top,
   }));
 }

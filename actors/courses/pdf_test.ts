@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { encryptedPdf, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
-import { detectHeadings, PdfDocument, PdfError } from "./pdf.ts";
+import {
+  detectHeadings,
+  documentTitle,
+  type Line,
+  type PageText,
+  PdfDocument,
+  PdfError,
+  titleBlock,
+} from "./pdf.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -179,4 +187,53 @@ Deno.test({
       await pdf.close();
     }
   }
+});
+
+Deno.test("detectHeadings: the title page is the title; numbers give levels; body under", () => {
+  const body = (t: string) => ({
+    text: `${t} is explained at some length in this sentence.`,
+    size: 10,
+  });
+  // Lines 20 points apart from 72 points down the page.
+  const placed = (page: number, lines: Omit<Line, "y">[]): PageText => ({
+    page,
+    lines: lines.map((l, i) => ({ ...l, y: 72 + 20 * i })),
+  });
+  const pages: PageText[] = [
+    placed(1, [
+      { text: "Widgets: a Practical Guide", size: 20 },
+      { text: "Jane Q. Public, University of Somewhere", size: 12 },
+      { text: "29 September 2006", size: 12 },
+      { text: "WidgetsWidgetsWidgetsWidgetsWidgetsWidgets", size: 24 },
+    ]),
+    placed(2, [
+      { text: "1 Gears", size: 16 },
+      { text: "1.1 Teeth", size: 13 },
+      body("Teeth"),
+      body("Pitch"),
+      { text: "Preface", size: 16 },
+      body("Why"),
+    ]),
+    // A figure's big label, with no body under it; a line as big with nothing under it.
+    placed(3, [
+      { text: "GEAR", size: 19 },
+      { text: "Fig. 1: a gear", size: 9 },
+      body("Ratios"),
+      { text: "1.2 Ratios, gears, etc.", size: 13 },
+      body("Ratio"),
+      { text: "2 Springs", size: 16 },
+    ]),
+    placed(4, [body("Coil"), { text: "2.1.1 Coil ends", size: 11 }, body("End")]),
+  ];
+  assert.deepEqual(titleBlock(pages), { page: 1, lines: [0, 1, 2, 3] });
+  assert.equal(documentTitle(pages), "Widgets: a Practical Guide");
+  assert.deepEqual(detectHeadings(pages).map((h) => [h.title, h.page, h.level, h.top]), [
+    // Each starts at its line's top.
+    ["1 Gears", 2, 1, 72],
+    ["1.1 Teeth", 2, 2, 92],
+    ["Preface", 2, 1, 152],
+    ["1.2 Ratios, gears, etc.", 3, 2, 132],
+    ["2 Springs", 3, 1, 172],
+    ["2.1.1 Coil ends", 4, 3, 92],
+  ]);
 });

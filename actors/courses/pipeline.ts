@@ -13,8 +13,11 @@
  * 3. `course.extracted` (key `course:<id>`, one at a time): counts the pages its own ranges
  *    reported; when every page of every file is in, sends `course.build`. A range that fails
  *    for good fails its file (`onDeadLetter`).
- * 4. `course.build` (key `course:<id>`): modules and lessons from the outline (or from
- *    headings found by font size), each lesson's text cut at its position (`lessons.ts`),
+ * 4. `course.build` (key `course:<id>`): each file's pages cleaned (`page_clean.ts`: page
+ *    furniture, control characters and line-end hyphens out, back matter set apart), then
+ *    modules and lessons from the outline without back matter entries (or from headings
+ *    found in the text; the title page names the file), each lesson's text cut at its
+ *    position (`lessons.ts`),
  *    section-sized chunks for search (deterministic, unique ids) with their embeddings (same
  *    ids), summaries, key points and quizzes from the writer, made distinct across the
  *    course (`distinct.ts`).
@@ -26,20 +29,20 @@ import { defineActor } from "../runtime/define.ts";
 import { deterministicId } from "../runtime/ids.ts";
 import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
-import {
-  detectHeadings,
-  EXTRACTION_VERSION,
-  type Line,
-  type OutlineEntry,
-  type PageText,
-  PdfError,
-} from "./pdf.ts";
+import { EXTRACTION_VERSION, type Line, type OutlineEntry, PdfError } from "./pdf.ts";
+import { type PreparedFile, prepareFile } from "./page_clean.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../../db/vectors/pg.ts";
 import { lexemeVector } from "./lexicon.ts";
 import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
-import { type CourseWriter, DocumentStats, LocalWriter, type QuizQuestion } from "./writer.ts";
+import {
+  type CourseWriter,
+  DocumentStats,
+  LocalWriter,
+  type QuizQuestion,
+  sentences,
+} from "./writer.ts";
 import { headingLines, pageText, passagesBetween, structure } from "./lessons.ts";
 import { type DistinctInput, distinctLessons } from "./distinct.ts";
 
@@ -352,7 +355,7 @@ export function courseActors(o: CoursePipelineOptions) {
       if (!course || course.status !== "processing") return { skipped: true };
       const files = await sources(db, courseId);
       const doc = new DocumentStats();
-      const texts = new Map<number, PageText[]>();
+      const texts = new Map<number, PreparedFile>();
       const noText: number[] = [];
       for (const f of files.filter((f) => f.status !== "failed")) {
         const rows = await db.query<{ page: number; lines: Line[] }>(
@@ -364,20 +367,23 @@ export function courseActors(o: CoursePipelineOptions) {
           noText.push(f.idx);
           continue;
         }
-        texts.set(f.idx, pages);
-        for (const p of pages) doc.add(pageText(p));
+        // Furniture and back matter out; the outline (or headings found) without back matter.
+        const file = prepareFile(pages, f.outline ?? []);
+        texts.set(f.idx, file);
+        for (const p of file.pages) doc.add(pageText(p));
       }
       const modules: Module[] = [];
       const chunks: ChunkRow[] = [];
       /** Each lesson with its own text, for {@link distinctLessons}. */
       const written: { lesson: Lesson; check: DistinctInput }[] = [];
       for (const f of files) {
-        const pages = texts.get(f.idx);
-        if (!pages) continue;
-        const outline = f.outline?.length ? f.outline : detectHeadings(pages);
+        const file = texts.get(f.idx);
+        if (!file) continue;
+        const { pages, outline } = file;
         const headings = headingLines(outline.map((e) => e.title));
         let ordinal = 0;
-        for (const m of structure(outline, pages, f.file_name)) {
+        // Without headings, the one module is named after the document's title.
+        for (const m of structure(outline, pages, file.title ?? f.file_name)) {
           const lessons: Lesson[] = [];
           for (const l of m.lessons) {
             ctx.signal.throwIfAborted();
@@ -415,10 +421,7 @@ export function courseActors(o: CoursePipelineOptions) {
         lesson.summary = check.summary;
         lesson.quiz = check.quiz;
       }
-      for (const m of modules) {
-        m.summary = m.lessons.map((l) => l.summary.split(/(?<=[.!?])\s/)[0]).filter(Boolean)
-          .slice(0, 2).join(" ");
-      }
+      for (const m of modules) m.summary = moduleSummary(m.lessons.map((l) => l.summary));
       // Embeddings of the passages; ids are the passages' (deterministic): a rebuild upserts.
       const embedded: VectorItem[] = [];
       for (let i = 0; i < chunks.length; i += 64) {
@@ -544,6 +547,11 @@ export function courseActors(o: CoursePipelineOptions) {
   });
 
   return [start, extract, extracted, build, failed, aborted];
+}
+
+/** A module's summary: the first sentence of each of its first two lessons' summaries. */
+export function moduleSummary(summaries: string[]): string {
+  return summaries.map((s) => sentences(s)[0]).filter(Boolean).slice(0, 2).join(" ");
 }
 
 interface ChunkRow {

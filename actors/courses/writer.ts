@@ -46,12 +46,23 @@ const STOP = new Set(
     .split(" "),
 );
 
-/** Splits text into sentences (keeps abbreviations like "e.g." mostly intact). */
+/** A sentence ending that is not one: an initial ("J. M. Chambers"). */
+const INITIAL = /(?:^|[\s(])\p{Lu}\.$/u;
+/** Nor these: letters with dots ("e.g.", "i.e.", "U.S."), abbreviations ("Fig. 3", "et al."). */
+const ABBREVIATION =
+  /(?:^|[\s(])(?:(?:\p{L}\.)+\p{L}|fig|figs|eq|eqs|no|nos|vol|vols|pp?|ed|eds|ch|chap|sec|cf|vs|al|dr|mr|mrs|ms|prof|st|jr|sr|approx|resp|ref|refs)\.$/iu;
+
+/** Splits text into sentences, not at initials and abbreviations ({@link INITIAL}, {@link ABBREVIATION}). */
 export function sentences(text: string): string[] {
-  return text.replace(/\s+/g, " ")
-    .split(/(?<=[.!?])\s+(?=[\p{Lu}\p{N}"“(])/u)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const out: string[] = [];
+  for (const piece of text.replace(/\s+/g, " ").split(/(?<=[.!?])\s+(?=[\p{Lu}\p{N}"“(])/u)) {
+    const s = piece.trim();
+    if (!s) continue;
+    const last = out.at(-1);
+    if (last && (INITIAL.test(last) || ABBREVIATION.test(last))) out[out.length - 1] += ` ${s}`;
+    else out.push(s);
+  }
+  return out;
 }
 
 /** Lower-cased word terms, without stop words and short tokens. */
@@ -64,17 +75,26 @@ export function terms(text: string): string[] {
 export class DocumentStats {
   readonly #df = new Map<string, number>();
   #sentences = 0;
-  /** Distinct surface forms of terms, for distractors. */
+  /**
+   * Whole words of the course that a quiz may use (see {@link quizWord}), lower-cased, with
+   * their first surface form: the distractors are drawn from them.
+   */
   readonly vocabulary = new Map<string, string>();
+  /** Whole occurrences of each vocabulary word. */
+  readonly #count = new Map<string, number>();
+  /** The vocabulary by length class, built when first asked for. */
+  #byClass: Map<number, [string, string][]> | null = null;
 
   add(text: string): void {
+    for (const { word, whole } of words(text)) {
+      if (!whole || !quizWord(word)) continue;
+      const t = word.toLowerCase();
+      if (!this.vocabulary.has(t)) this.vocabulary.set(t, word);
+      this.#count.set(t, (this.#count.get(t) ?? 0) + 1);
+      this.#byClass = null;
+    }
     for (const s of sentences(text)) {
       this.#sentences++;
-      const words = s.match(/[\p{L}\p{N}][\p{L}\p{N}'-]*/gu) ?? [];
-      for (const w of words) {
-        const t = w.toLowerCase();
-        if (t.length > 3 && !STOP.has(t) && !this.vocabulary.has(t)) this.vocabulary.set(t, w);
-      }
       for (const t of new Set(terms(s))) this.#df.set(t, (this.#df.get(t) ?? 0) + 1);
     }
   }
@@ -82,20 +102,144 @@ export class DocumentStats {
   idf(term: string): number {
     return Math.log((1 + this.#sentences) / (1 + (this.#df.get(term) ?? 0))) + 1;
   }
+
+  /** How many times a word occurs whole in the course (0 when it is no quiz word). */
+  occurrences(word: string): number {
+    return this.#count.get(word.toLowerCase()) ?? 0;
+  }
+
+  /** The vocabulary words of one {@link lengthClass}, as [lower-cased, surface] pairs. */
+  ofLengthClass(cls: number): readonly [string, string][] {
+    if (!this.#byClass) {
+      this.#byClass = new Map();
+      for (const entry of this.vocabulary) {
+        const c = lengthClass(entry[1]);
+        if (!this.#byClass.has(c)) this.#byClass.set(c, []);
+        this.#byClass.get(c)!.push(entry);
+      }
+    }
+    return this.#byClass.get(cls) ?? [];
+  }
 }
 
-interface Scored {
+/**
+ * Words left out of quizzes, as blanks and as distractors, on top of {@link STOP}: function
+ * words, discourse words and the generic words of books, which carry no sentence.
+ */
+const QUIZ_STOP = new Set([
+  ...STOP,
+  ...("above across afterwards almost along already although always among amongst another " +
+    "anyone anything anyway anywhere around aside away back became become becomes becoming " +
+    "beforehand behind beside besides beyond cannot certain certainly chapter could couldn doing " +
+    "done down else elsewhere enough especially even ever every everyone everything everywhere " +
+    "example examples except fact first following follows former formerly found four further " +
+    "furthermore general generally given gives given going hence hereby herein hereafter " +
+    "however indeed instead itself keep kind last latter least less like likely made mainly make " +
+    "makes many meanwhile mostly much myself namely near need needs neither never nevertheless " +
+    "next nobody none nothing often onto others otherwise ourselves page pages part particular " +
+    "perhaps please possible quite rather really regarding said same section second seem seemed " +
+    "seeming seems several shall shown shows simply since something sometimes somewhere still " +
+    "take taken than thanks thereafter thereby therefore therein thereupon third though three " +
+    "thus together toward towards twice unless upon used useful uses using usually various " +
+    "versus whatever whence whenever whereas whereby wherever whether whither whoever whole " +
+    "whom whose within without yourself yourselves yet")
+    .split(" "),
+]);
+
+/** Words in -ly that are no adverbs (adverbs modify a sentence, they do not carry it). */
+const LY_WORDS = new Set(
+  ("anomaly apply assembly butterfly comply family holy imply italy july monopoly multiply " +
+    "poly reply rely supply ugly wily").split(" "),
+);
+
+/** A word: letters, with inner hyphens or apostrophes ("by-product", "cell's"). */
+const WORD = /^\p{L}+(?:['’-]\p{L}+)*$/u;
+/** A roman numeral (front-matter page numbers, list items). */
+const ROMAN = /^m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})$/i;
+
+/**
+ * Whether a word may be a quiz answer or distractor: a word of letters (no digits, so no page
+ * number, count or identifier) of 4 to 24 letters, not a stop word, numeral or adverb.
+ */
+export function quizWord(word: string): boolean {
+  const t = word.toLowerCase();
+  // Longer than any word: glyphs run together (a logo drawn as repeated text, say).
+  if (t.length < 4 || t.length > 24 || !WORD.test(word) || QUIZ_STOP.has(t) || ROMAN.test(t)) {
+    return false;
+  }
+  return !(t.length >= 6 && t.endsWith("ly") && !LY_WORDS.has(t));
+}
+
+/** The length class of a word: a question's distractors are of its answer's class. */
+export function lengthClass(word: string): number {
+  const n = [...word].length;
+  return n <= 4 ? 0 : n <= 6 ? 1 : n <= 8 ? 2 : n <= 10 ? 3 : n <= 13 ? 4 : 5;
+}
+
+/**
+ * The words of a text, stripped of the punctuation around them, each marked whole or not: the
+ * two halves of a word hyphenated at a line break ("com- plicated") are no words of the text.
+ */
+export function words(text: string): { word: string; whole: boolean }[] {
+  const out: { word: string; whole: boolean }[] = [];
+  let broken = false;
+  for (const raw of text.split(/\s+/)) {
+    if (!raw) continue;
+    const word = raw.replace(/^[^\p{L}\p{N}]+/u, "").replace(/[^\p{L}\p{N}]+$/u, "");
+    const head = /\p{L}-$/u.test(raw);
+    out.push({ word, whole: !head && !(broken && /^\p{Ll}/u.test(raw)) });
+    broken = head;
+  }
+  return out;
+}
+
+interface Sentence {
   text: string;
+  /** The page the sentence starts on. */
   page: number;
+  /** Where it runs onto the next page: the offset in `text` and that page. */
+  next?: { at: number; page: number };
+}
+
+interface Scored extends Sentence {
   index: number;
   score: number;
 }
 
+/** A sentence end: a stop, maybe closed by a quote or a bracket. */
+const SENTENCE_END = /[.!?]["”’')\]]*$/u;
+
+/**
+ * The sentences of a lesson's passages, with their page. A page's last sentence that does not
+ * end like one runs on into the next page's first sentence ("... are built" / "into the base
+ * environment."): the two are one sentence, starting on the first page (a sentence runs onto
+ * one page at most).
+ */
+export function lessonSentences(passages: { text: string; page: number }[]): Sentence[] {
+  const out: Sentence[] = [];
+  let open = false;
+  for (const p of passages) {
+    const list = sentences(p.text);
+    const last = out.at(-1);
+    if (open && last && !last.next && list.length > 0) {
+      const at = last.text.length + 1;
+      last.text = `${last.text} ${list.shift()!}`;
+      last.next = { at, page: p.page };
+    }
+    for (const text of list) out.push({ text, page: p.page });
+    open = out.length > 0 && !SENTENCE_END.test(out.at(-1)!.text);
+  }
+  return out;
+}
+
+/** The page a sentence holds the text at `offset` on. */
+function pageAt(s: Sentence, offset: number): number {
+  return s.next && offset >= s.next.at ? s.next.page : s.page;
+}
+
 function score(lesson: LessonSource, doc: DocumentStats): Scored[] {
   const tf = new Map<string, number>();
-  const all = lesson.passages.flatMap((p) =>
-    sentences(p.text).map((text) => ({ text, page: p.page }))
-  );
+  const all = lessonSentences(lesson.passages);
   for (const s of all) for (const t of terms(s.text)) tf.set(t, (tf.get(t) ?? 0) + 1);
   return all.map((s, index) => {
     const ts = terms(s.text);
@@ -107,16 +251,22 @@ function score(lesson: LessonSource, doc: DocumentStats): Scored[] {
   });
 }
 
-function pickTerm(sentence: string, doc: DocumentStats): string | null {
+/**
+ * The term a cloze question blanks: the whole word of the sentence that carries it most, by
+ * its weight in the lesson (term frequency) and its rarity in the course (IDF); only quiz words
+ * ({@link quizWord}) that occur whole in the course. Preferring the lesson's own terms keeps
+ * one-off words (a typo, a stray identifier) out of the blank.
+ */
+function pickTerm(sentence: string, doc: DocumentStats, tf: Map<string, number>): string | null {
   let best: string | null = null;
   let bestScore = 0;
-  for (const w of sentence.match(/[\p{L}][\p{L}'-]*/gu) ?? []) {
-    const t = w.toLowerCase();
-    if (t.length < 5 || STOP.has(t)) continue;
-    const s = doc.idf(t) * Math.log(t.length);
+  for (const { word, whole } of words(sentence)) {
+    if (!whole || !quizWord(word) || doc.occurrences(word) === 0) continue;
+    const t = word.toLowerCase();
+    const s = Math.log(1 + (tf.get(t) ?? 1)) * doc.idf(t) * Math.log(t.length);
     if (s > bestScore) {
       bestScore = s;
-      best = w;
+      best = word;
     }
   }
   return best;
@@ -129,14 +279,28 @@ function hash(text: string): number {
   return h >>> 0;
 }
 
-function distractors(answer: string, doc: DocumentStats, count: number): string[] {
+/**
+ * Wrong choices for `answer`: whole words of the course ({@link DocumentStats.vocabulary}) of
+ * the answer's length class, none a form of the answer nor a word of the sentence; words the
+ * course uses more than once, and with the answer's capitalisation, first. Deterministic.
+ */
+function distractors(
+  answer: string,
+  sentence: string,
+  doc: DocumentStats,
+  count: number,
+): string[] {
   const a = answer.toLowerCase();
-  const candidates = [...doc.vocabulary.entries()]
-    .filter(([t]) =>
-      t !== a && Math.abs(t.length - a.length) <= 4 && !t.includes(a) && !a.includes(t)
-    )
-    .map(([t, surface]) => ({ surface, key: hash(t + a) }))
-    .sort((x, y) => x.key - y.key);
+  const inSentence = new Set(words(sentence).map((w) => w.word.toLowerCase()));
+  const capital = /^\p{Lu}/u.test(answer);
+  const candidates = doc.ofLengthClass(lengthClass(answer))
+    .filter(([t]) => t !== a && !t.includes(a) && !a.includes(t) && !inSentence.has(t))
+    .map(([t, surface]) => ({
+      surface,
+      rank: (doc.occurrences(t) > 1 ? 0 : 2) + (/^\p{Lu}/u.test(surface) === capital ? 0 : 1),
+      key: hash(t + a),
+    }))
+    .sort((x, y) => x.rank - y.rank || x.key - y.key);
   return candidates.slice(0, count).map((c) => c.surface);
 }
 
@@ -154,15 +318,35 @@ export class LocalWriter implements CourseWriter {
       Math.max(3, Math.min(7, Math.ceil(scored.length / 4))),
     )
       .sort((a, b) => a.index - b.index).map((s) => s.text);
+    // A question never repeats a key point (nor another question): its sentence is new.
+    const used = new Set(keyPoints.map(normalise));
+    const tf = new Map<string, number>();
+    for (const s of scored) {
+      for (const { word, whole } of words(s.text)) {
+        if (whole) tf.set(word.toLowerCase(), (tf.get(word.toLowerCase()) ?? 0) + 1);
+      }
+    }
     const quiz: QuizQuestion[] = [];
+    const answers = new Set<string>();
     for (const s of ranked) {
       if (quiz.length >= 5) break;
-      const term = pickTerm(s.text, doc);
-      if (!term) continue;
-      const wrong = distractors(term, doc, 3);
+      if (used.has(normalise(s.text)) || !prose(s.text)) continue;
+      const term = pickTerm(s.text, doc, tf);
+      if (!term || answers.has(term.toLowerCase())) continue;
+      const wrong = distractors(term, s.text, doc, 3);
       if (wrong.length < 3) continue;
-      const blanked = s.text.replace(new RegExp(`\\b${escapeRegExp(term)}\\b`), "_____");
-      if (blanked === s.text) continue;
+      const blank = new RegExp(
+        `(?<![\\p{L}\\p{N}_'’-])${escapeRegExp(term)}(?![\\p{L}\\p{N}_]|['’-]\\p{L})`,
+        "u",
+      );
+      const found = blank.exec(s.text);
+      if (!found) continue;
+      const blanked = s.text.slice(0, found.index) + "_____" +
+        s.text.slice(found.index + term.length);
+      // The page cited is the one the answer is on (a sentence may run onto the next).
+      const page = pageAt(s, found.index);
+      used.add(normalise(s.text));
+      answers.add(term.toLowerCase());
       const at = hash(s.text) % 4;
       const choices = [...wrong];
       choices.splice(at, 0, term);
@@ -170,12 +354,27 @@ export class LocalWriter implements CourseWriter {
         question: `Fill in the blank: ${blanked}`,
         choices,
         answer: at,
-        explanation: `Page ${s.page}: "${s.text}"`,
-        page: s.page,
+        explanation: `Page ${page}: "${s.text}"`,
+        page,
       });
     }
     return Promise.resolve({ summary, keyPoints, quiz });
   }
+}
+
+/**
+ * Whether a sentence reads as prose, worth a question: no control characters, and most of its
+ * words are words of letters (not a table row, a code listing or a list of numbers).
+ */
+function prose(text: string): boolean {
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001F\u007F-\u009F]/.test(text)) return false;
+  const all = words(text).filter((w) => w.word);
+  return all.filter((w) => WORD.test(w.word)).length >= 0.6 * all.length;
+}
+
+function normalise(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
 }
 
 function escapeRegExp(text: string): string {
