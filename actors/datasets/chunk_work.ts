@@ -353,7 +353,9 @@ class ChunkWriter {
   }
 
   finish(): { rowCount: number; copy: Uint8Array[]; profile: TableProfileJSON } {
-    return { rowCount: this.#rows, copy: this.#w.segments(), profile: this.#profile.toJSON() };
+    const profile = this.#profile.toJSON();
+    this.#profile.release(); // its buffers serve the next chunk's profile
+    return { rowCount: this.#rows, copy: this.#w.segments(), profile };
   }
 }
 
