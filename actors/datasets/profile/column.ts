@@ -196,8 +196,8 @@ export const VALUE_TYPES: readonly ValueType[] = [
 
 /**
  * A type's position in {@link VALUE_TYPES}, or -1. A switch over the (interned) names: an
- * object looked up by a different name each value went through V8's megamorphic cache, four
- * times slower, once per value added.
+ * object looked up by a different name each value would go through V8's megamorphic cache,
+ * once per value added.
  */
 function typeCode(type: string): number {
   switch (type) {
@@ -447,9 +447,9 @@ export class ColumnProfile {
   /**
    * Folds a serialized profile into this, as `merge(ColumnProfile.fromJSON(json))` does,
    * without building a profile of it: its distinct-count sketch is read straight into this
-   * one's ({@link HyperLogLog.mergeJSON}). Built, each column of each chunk made ~45 KB of
-   * short-lived buffers (two register arrays and the decoded bytes), and the process of a 1 GB
-   * file's merge (~1,000 chunks) grew by tens of MB before they were collected. Its numbers
+   * one's ({@link HyperLogLog.mergeJSON}): a built profile would make ~45 KB of short-lived
+   * buffers for each column of each chunk (two register arrays and the decoded bytes), tens of
+   * MB over a 1 GB file's ~1,000 chunks before they were collected. Its numbers
    * are not read once this profile is past the bound (their text is not checked then).
    * Malformed input throws as `fromJSON` does, and then nothing is changed.
    */

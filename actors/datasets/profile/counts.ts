@@ -2,8 +2,8 @@
  * Exact counts of strings, keyed by their 64-bit hash ({@link hash64}): an open-addressing
  * table over dense arrays, as in {@link TopK}, that grows instead of purging. The hash is the
  * one the distinct-count sketch and the top-k take, so a value is hashed once whichever of
- * them counts it, and the entries go to the sketches without being hashed again. (A JS `Map`
- * of the same strings cost several times more a value.) A number is kept as a number, its
+ * them counts it, and the entries go to the sketches without being hashed again (a JS `Map`
+ * would hash each string again, its own way). A number is kept as a number, its
  * text made again when asked for: kept texts outlive the young generation, which costs the
  * chunk workers garbage-collection time.
  * @module
@@ -19,8 +19,8 @@ interface Buffers {
 
 /**
  * Buffers of released tables, for the next ones: a column of many distinct values fills a
- * table of ~0.3 MB and drops it at its spill or at the end of its chunk, chunk after chunk,
- * and the chunk workers' memory grew with buffers waiting to be collected.
+ * table of ~0.3 MB and drops it at its spill or at the end of its chunk, chunk after chunk;
+ * taken up again, the buffers do not pile up in the chunk workers waiting to be collected.
  */
 const spare: Buffers[] = [];
 const SPARE_MAX = 8;

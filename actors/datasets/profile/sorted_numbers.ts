@@ -46,9 +46,9 @@ export function encodeSorted(sorted: Float64Array): string {
 /**
  * Sorts finite `numbers` in place and returns {@link encodeSorted} of them. Decimals of one
  * scale whose integers span less than 2^32 (nearly every column) are sorted as those integers,
- * by a radix sort: several times faster than `Float64Array.prototype.sort`, which was most of
- * the time a chunk's profile took to serialize. Others are sorted as doubles. Input already
- * ascending is not sorted again.
+ * by a radix sort in a few linear passes (`Float64Array.prototype.sort` compares its way through
+ * n log n steps; run `sortAndEncode`'s test file's cases through both to compare). Others are
+ * sorted as doubles. Input already ascending is not sorted again.
  */
 export function sortAndEncode(numbers: Float64Array): string {
   const n = numbers.length;
