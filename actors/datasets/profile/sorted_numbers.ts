@@ -59,7 +59,11 @@ export function sortAndEncode(numbers: Float64Array): string {
   let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
-    const m = Math.round(numbers[i]! * p);
+    const x = numbers[i]!;
+    const m = Math.round(x * p);
+    // What the decoder relies on: each number comes back from its m (checked at this scale,
+    // though a number that fitted a smaller one fits it too).
+    if (m / p !== x || m > MAX_INT || m < -MAX_INT) return encodeSorted(numbers.sort());
     if (m < min) min = m;
     if (m > max) max = m;
   }
@@ -137,8 +141,8 @@ function ascending(a: Float64Array): boolean {
 }
 
 /**
- * The smallest `d` that brings back every number (in any order) from `round(x·10^d)`, or -1;
- * as {@link scaleOf} without its order check.
+ * The smallest `d` that brings back each number (in any order) from `round(x·10^d)` at the
+ * scale it was reached, or -1; the caller checks every number at the `d` found.
  */
 function anyScaleOf(numbers: Float64Array): number {
   let d = 0;
@@ -147,8 +151,6 @@ function anyScaleOf(numbers: Float64Array): number {
     while (d <= MAX_SCALE && !fits(x, POW10[d]!)) d++;
     if (d > MAX_SCALE) return -1;
   }
-  const p = POW10[d]!;
-  for (let i = 0; i < numbers.length; i++) if (!fits(numbers[i]!, p)) return -1;
   return d;
 }
 
@@ -218,13 +220,24 @@ class ByteWriter {
     this.#buf[this.#at++] = b;
   }
 
-  /** Unsigned LEB128 of a non-negative integer below 2^53 (arithmetic, not 32-bit shifts). */
+  /**
+   * Unsigned LEB128 of a non-negative integer below 2^53 (32-bit shifts below 2^31,
+   * arithmetic above).
+   */
   varint(v: number): void {
-    while (v >= 128) {
-      this.byte((v % 128) | 128);
+    if (this.#at + 8 > this.#buf.length) this.#grow();
+    const buf = this.#buf;
+    let at = this.#at;
+    while (v >= 2 ** 31) {
+      buf[at++] = (v % 128) | 128;
       v = Math.floor(v / 128);
     }
-    this.byte(v);
+    while (v >= 128) {
+      buf[at++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    buf[at++] = v;
+    this.#at = at;
   }
 
   bytes(): Uint8Array {
