@@ -5,10 +5,10 @@
  *   unpdf for the pages it does not handle; and pdf.js alone for reference) against
  *   `pdftotext` (poppler) on the same 300-page PDF — target ≥ 0.5×;
  * - upload p99 of 20 concurrent 10 MB uploads — target < 500 ms. They are sent by 20 `curl`
- *   processes started at once, each latency curl's `time_total`: Deno's fetch client was the
- *   bottleneck (20 concurrent 10 MB multipart uploads to a server that only reads and discards
- *   the body took p50 ~1.2 s with fetch + FormData, 0.22–0.38 s with curl), and the bench
- *   measures the server, not its client. The floor is measured in the same run, right before:
+ *   processes started at once, each latency curl's `time_total`: Deno's fetch client with
+ *   FormData sends 20 concurrent 10 MB bodies several times slower than curl (even to a server
+ *   that only discards them), and the bench measures the server, not its client. The floor is
+ *   measured in the same run, right before:
  *   the same files, the same way, to a discard server (a small Deno HTTP server in its own
  *   process that reads each body to its end and answers 200 `{}`);
  * - a 300-page PDF from upload to course ready — target < 30 s;
@@ -325,8 +325,8 @@ try {
   const status = await waitReady(base, one.id);
   const readySeconds = (performance.now() - t0) / 1000;
 
-  // 20 concurrent 10 MB uploads, 20 curls at once (Deno's fetch client was the bottleneck:
-  // see the header). First the floor: the same uploads to a server that discards them.
+  // 20 concurrent 10 MB uploads, 20 curls at once (not Deno's fetch client: see the header).
+  // First the floor: the same uploads to a server that discards them.
   const bigs = await Promise.all(Array.from({ length: 20 }, (_, i) => padded(10, i)));
   const bigFiles = await Promise.all(bigs.map(async (b, i) => {
     const path = `${dir}/big-${i}.pdf`;

@@ -124,8 +124,8 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     const headers = { "x-api-key": KEY };
     const t0 = performance.now();
     const timeline = args.timeline ? sampleRss(server.pid, t0) : null;
-    // curl as the client: Deno's fetch streams a file body slowly (~12 MB/s here), which
-    // would measure the client, not the server.
+    // curl as the client: Deno's fetch streams a file body far slower than the server takes
+    // it, which would measure the client, not the server.
     const up = await new Deno.Command("curl", {
       args: [
         "-sS",

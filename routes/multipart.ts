@@ -214,7 +214,7 @@ class BufferedReader {
    * are views of what the body gave (never written to): a part's data is not copied here.
    * What is kept between reads is only a tail that may begin the needle (rarely any: it must
    * start with the needle's first bytes), so the next chunk is seldom joined to anything (a
-   * joined copy of every 64 KB chunk was fresh memory, ~3 ms a MB on this host).
+   * joined copy of every 64 KB chunk would be fresh memory to fault in).
    */
   async readUntil(needle: Uint8Array): Promise<{ data: Uint8Array; found: boolean }> {
     while (true) {

@@ -5,10 +5,10 @@
  * timeout (hyper's is off without a timer, and no option reaches it), nor does a connection
  * reach JavaScript before its head is complete; Deno's `node:http` server enforces Node's
  * `headersTimeout` (per request, keep-alive ones included) and `keepAliveTimeout`, so it is
- * the front here. It costs per request: measured on this host with a JSON hello route, about
- * 24,000 req/s against 60,000 with `Deno.serve` (some 25 µs a request, small beside a route
- * that reads the database). `headerTimeoutMs: 0` serves with `Deno.serve` instead, for behind
- * a proxy that times heads out itself.
+ * the front here. It costs some microseconds a request, small beside a route that reads the
+ * database (`bench/job_status.ts` with `HTTP_HEADER_TIMEOUT_MS=0` and without compares the
+ * two). `headerTimeoutMs: 0` serves with `Deno.serve` instead, for behind a proxy that times
+ * heads out itself.
  *
  * Request bodies are not timed here: an upload's pace is its route's to judge (routes/upload.ts).
  */

@@ -160,7 +160,7 @@ export function courseActors(o: CoursePipelineOptions) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     retries: 3,
-    // Each reads its files whole: twenty 10 MB uploads starting at once held them all.
+    // Each reads its files whole: two at a time, not every upload that starts at once.
     concurrency: 2,
     onDeadLetter: failCourse,
     timeoutMs: 10 * 60_000,

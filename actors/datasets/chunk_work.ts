@@ -288,8 +288,7 @@ class ChunkWriter {
    * Rows as parsed (source columns, text values typed by the chunk's inference), cleaned as
    * `cleanRows(…, types, { fitted: true })` cleans them (`keep`: the plan's source columns),
    * without making the cleaned rows. A number whose text is already `String(number)` is
-   * written as it came ({@link plainNumber}): writing the number out again was a tenth of a
-   * chunk's time.
+   * written as it came ({@link plainNumber}), not made again from the number.
    */
   addSource(
     rows: readonly (readonly unknown[])[],
@@ -326,8 +325,7 @@ class ChunkWriter {
 
   /** Column `k`'s cleaned value of the row being written. */
   #put(k: number, v: unknown): void {
-    // COPY bytes are written straight into a buffer (no line strings, join or encode: those
-    // were a quarter of the chunk's time).
+    // COPY bytes are written straight into a buffer: no line strings to join and encode.
     const w = this.#w;
     const column = this.#columns[k]!;
     if (v === null || v === undefined) {
@@ -353,7 +351,9 @@ class ChunkWriter {
   }
 
   finish(): { rowCount: number; copy: Uint8Array[]; profile: TableProfileJSON } {
-    return { rowCount: this.#rows, copy: this.#w.segments(), profile: this.#profile.toJSON() };
+    const profile = this.#profile.toJSON();
+    this.#profile.release(); // its buffers serve the next chunk's profile
+    return { rowCount: this.#rows, copy: this.#w.segments(), profile };
   }
 }
 
@@ -395,15 +395,15 @@ export class DecimalCounter {
 
 /**
  * Bytes a COPY segment holds (a longer value gets a segment of its own size). Below glibc's
- * mmap threshold, which `deno task start` fixes at 128 KiB: one 1.5 MB buffer a chunk was
- * mapped fresh each time, and faulting its pages in cost more than writing them.
+ * mmap threshold, which `deno task start` fixes at 128 KiB: a buffer above it is mapped fresh
+ * each time, and faulting its pages in costs more than writing them.
  */
 export const COPY_SEGMENT_BYTES = 64 * 1024;
 
 /**
  * Segments given back once their bytes were stored ({@link recycleSegments}), for this
- * thread's next chunks: memory already mapped, instead of new memory from malloc arenas that
- * grew (and stayed grown) while the main thread held segments until its collector ran.
+ * thread's next chunks: memory already mapped, not new memory from malloc arenas, which grow
+ * (and stay grown) while the main thread holds segments until its collector runs.
  */
 const spare: ArrayBuffer[] = [];
 /** Most spare segments a thread keeps (4 MiB). */
@@ -513,9 +513,9 @@ class CopyWriter {
 
 /**
  * A chunk worker's young generation, in MB. A chunk keeps one batch of rows alive, so a few
- * MB hold it: V8's default (up to ~64 MB) made each worker's resident set ~45 MB larger and
- * was no faster than 16. 8 is ~10 MB a worker over 4 and ~5 % slower than 16; 4 was 10-15 %
- * slower (bench/profile_file.ts, 200 MB, interleaved runs).
+ * MB hold it: V8's default (up to ~64 MB) makes each worker's resident set larger without
+ * making it faster, and a smaller one slows the worker down; 8 trades a few MB a worker for
+ * speed (compare with `bench/profile_file.ts` on the 200 MB file, runs interleaved).
  */
 export const CHUNK_WORKER_YOUNG_MB = 8;
 
@@ -527,9 +527,9 @@ export const CHUNK_WORKER_YOUNG_MB = 8;
 export const CHUNK_WORKER_IDLE_MS = 1000;
 
 /**
- * Chunks a worker is given at once: the next one waits in the worker as it finishes one. With
- * one, a worker sat idle ~10 % of the time while its result and the next chunk went through
- * the main thread, which shares the cores with the workers.
+ * Chunks a worker is given at once: the next one waits in the worker as it finishes one, so
+ * the worker does not sit idle while its result and the next chunk go through the main
+ * thread, which shares the cores with the workers.
  */
 export const CHUNK_WORKER_DEPTH = 2;
 
@@ -582,7 +582,7 @@ export class ChunkProcessor {
    * A buffer of `size` bytes for a chunk's input, to fill and give to {@link process}: a view
    * on the buffer of an earlier chunk when one is large enough, else a new one (sized up to
    * {@link INPUT_GRAIN}). An earlier chunk's pages are mapped already; a new 1 MiB buffer is
-   * fresh memory, ~3 ms a MB to fault in on this project's test host, for every chunk.
+   * fresh memory whose pages fault in, for every chunk.
    */
   input(size: number): Uint8Array {
     const i = this.#spare.findIndex((b) => b.byteLength >= size);

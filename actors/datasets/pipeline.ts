@@ -304,8 +304,8 @@ export function datasetActors(o: DatasetPipelineOptions) {
             ...(resume ? { resume } : {}),
             onWarning: (w) => warnings.push(w),
           }, {
-            // Only chunk 0's bytes are read here (its header and types): copying each chunk out
-            // was a fresh 1 MiB buffer a chunk, thrown away.
+            // Only chunk 0's bytes are read here (its header and types): no other chunk is
+            // copied out into a fresh buffer only to be thrown away.
             keep: (index) => index === 0 && format.kind === "csv",
           })
         ) {

@@ -18,8 +18,8 @@ export function uuidv7(now = Date.now()): string {
 
 /**
  * A deterministic id from parts (SHA-256, UUID-shaped), for idempotent enqueues and effects.
- * Hashed synchronously (`node:crypto`): `crypto.subtle.digest` took ~39 µs an id, mostly its
- * async round trip, on the main thread of every message send.
+ * Hashed synchronously (`node:crypto`): `crypto.subtle.digest` is asynchronous, and its round
+ * trip costs more than the hash, on the main thread of every message send.
  */
 export function deterministicId(...parts: string[]): Promise<string> {
   const hex = createHash("sha256").update(parts.join("\u0000")).digest("hex").slice(0, 32);

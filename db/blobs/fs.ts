@@ -118,8 +118,7 @@ export class FsBlobStore implements BlobStore {
     const { file, length } = await this.#openRange(sha256, range);
     try {
       // Read straight into the buffer: its pages are first touched by the reading thread,
-      // not this one (Deno.readFile copied the whole file here, fresh memory at ~3 ms a MB
-      // on this host's virtual machine).
+      // not this one (Deno.readFile would copy the whole file here, into fresh memory).
       const out = bufferFor(length, into);
       for (let at = 0; at < out.length;) {
         const n = await file.read(out.subarray(at));

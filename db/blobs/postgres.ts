@@ -141,9 +141,7 @@ export class PostgresBlobStore implements BlobStore {
    *
    * PGlite gives a bytea as bytes. Over the wire it is read as base64 and decoded natively
    * (`setFromBase64`): node-postgres reads a bytea as hex, a string twice its size that it
-   * decodes in JavaScript, per 1 MiB chunk of a dataset ~10 ms more of the main thread's CPU
-   * than base64, and ~25 % longer in all (100 reads of 1 MB ranges from a local PostgreSQL:
-   * 2.5 s as base64, 3.2-3.5 s as bytea).
+   * decodes in JavaScript, on the main thread, for every chunk of a dataset.
    */
   async #part(
     sha256: string,

@@ -39,7 +39,7 @@ import {
   KllSketch,
   linearQuantile,
 } from "./quantiles.ts";
-import { decodeSorted, encodeSorted } from "./sorted_numbers.ts";
+import { decodeSorted, encodeSorted, sortAndEncode } from "./sorted_numbers.ts";
 import { parseTime } from "./time.ts";
 import { type TopEntry, TopK, TOPK_DEFAULT_CAPACITY, type TopKJSON } from "./topk.ts";
 
@@ -169,6 +169,16 @@ interface Bounds {
   numbers: number;
 }
 
+/**
+ * Number buffers of released profiles ({@link ColumnProfile.release}), for the profiles made
+ * later in this thread: a chunk's numeric columns each fill one (~130 KB for a 1 MiB chunk)
+ * and drop it when the chunk is serialized.
+ */
+const spareNumbers: Float64Array[] = [];
+const SPARE_NUMBERS = 8;
+/** Largest buffer kept for later (64 Ki numbers, 512 KiB). */
+const SPARE_NUMBERS_LENGTH = 64 * 1024;
+
 /** Scratch for the 64-bit hash shared by the HLL and the top-k. */
 const hash = new Int32Array(2);
 
@@ -186,8 +196,8 @@ export const VALUE_TYPES: readonly ValueType[] = [
 
 /**
  * A type's position in {@link VALUE_TYPES}, or -1. A switch over the (interned) names: an
- * object looked up by a different name each value went through V8's megamorphic cache, four
- * times slower, once per value added.
+ * object looked up by a different name each value would go through V8's megamorphic cache,
+ * once per value added.
  */
 function typeCode(type: string): number {
   switch (type) {
@@ -437,9 +447,9 @@ export class ColumnProfile {
   /**
    * Folds a serialized profile into this, as `merge(ColumnProfile.fromJSON(json))` does,
    * without building a profile of it: its distinct-count sketch is read straight into this
-   * one's ({@link HyperLogLog.mergeJSON}). Built, each column of each chunk made ~45 KB of
-   * short-lived buffers (two register arrays and the decoded bytes), and the process of a 1 GB
-   * file's merge (~1,000 chunks) grew by tens of MB before they were collected. Its numbers
+   * one's ({@link HyperLogLog.mergeJSON}): a built profile would make ~45 KB of short-lived
+   * buffers for each column of each chunk (two register arrays and the decoded bytes), tens of
+   * MB over a 1 GB file's ~1,000 chunks before they were collected. Its numbers
    * are not read once this profile is past the bound (their text is not checked then).
    * Malformed input throws as `fromJSON` does, and then nothing is changed.
    */
@@ -480,6 +490,22 @@ export class ColumnProfile {
     this.#falses += json.booleans[0];
     this.#trues += json.booleans[1];
     return this;
+  }
+
+  /**
+   * Gives the buffers of the exact forms to profiles made later in this thread (after
+   * `toJSON`, when a chunk is done). This profile must not be used again.
+   */
+  release(): void {
+    this.#counts?.release();
+    this.#counts = null;
+    const numbers = this.#numbers;
+    if (
+      numbers !== null && numbers.length > 8 && numbers.length <= SPARE_NUMBERS_LENGTH &&
+      spareNumbers.length < SPARE_NUMBERS
+    ) spareNumbers.push(numbers);
+    this.#numbers = null;
+    this.#length = 0;
   }
 
   /** Statistics; `topN` top values are reported (default 10). */
@@ -539,7 +565,7 @@ export class ColumnProfile {
     if (this.#numbers !== null) {
       numbers = counts !== null && this.#moments.count === this.count
         ? "counts"
-        : encodeSorted(this.#sortNumbers());
+        : this.#encodeNumbers();
     }
     const b = this.#bounds;
     return {
@@ -614,7 +640,7 @@ export class ColumnProfile {
 
   #growNumbers(min: number): void {
     const size = Math.min(this.#bounds.numbers, Math.max(min, this.#numbers!.length * 2));
-    const bigger = new Float64Array(size);
+    const bigger = takeSpareNumbers(size, this.#bounds.numbers) ?? new Float64Array(size);
     bigger.set(this.#numbers!.subarray(0, this.#length));
     this.#numbers = bigger;
   }
@@ -636,6 +662,14 @@ export class ColumnProfile {
     this.#numbers = null;
     this.#length = 0;
     this.#sorted = true;
+  }
+
+  /** {@link encodeSorted} of the numbers kept, which it sorts in place. */
+  #encodeNumbers(): string {
+    const view = this.#numbers!.subarray(0, this.#length);
+    const text = this.#sorted ? encodeSorted(view) : sortAndEncode(view);
+    this.#sorted = true;
+    return text;
   }
 
   /** The numbers kept, sorted in place (their order carries nothing). */
@@ -763,6 +797,16 @@ export class ColumnProfile {
       throw new RangeError("column profile: cannot merge profiles with different options");
     }
   }
+}
+
+/** The largest spare number buffer of at least `min` numbers and at most `max`, if any. */
+function takeSpareNumbers(min: number, max: number): Float64Array | undefined {
+  let best = -1;
+  for (let i = 0; i < spareNumbers.length; i++) {
+    const n = spareNumbers[i]!.length;
+    if (n >= min && n <= max && (best < 0 || n > spareNumbers[best]!.length)) best = i;
+  }
+  return best < 0 ? undefined : spareNumbers.splice(best, 1)[0];
 }
 
 function bound(n: number, name: string): number {

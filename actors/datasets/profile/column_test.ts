@@ -243,3 +243,28 @@ Deno.test("column: JSON keeps the exact forms compactly and checks them", () => 
   const merged = new ColumnProfile().mergeJSON({ ...v1, v: 1 }).summary();
   assert.deepEqual([merged.distinctExact, merged.quantilesExact], [false, false]);
 });
+
+Deno.test("column: a profile made after another released its buffers serializes the same", () => {
+  const r = prng(5);
+  const numbers = Array.from({ length: 20_000 }, () => Math.round(r() * 1e6) / 100);
+  const texts = Array.from({ length: 12_000 }, (_, i) => `t${i % 11_000}`);
+  const fill = (c: ColumnProfile, xs: readonly (number | string)[]) => {
+    for (const x of xs) c.add(x, typeof x === "number" ? "float" : "string");
+  };
+  const first = [new ColumnProfile(), new ColumnProfile()];
+  fill(first[0]!, numbers);
+  fill(first[1]!, texts.slice(0, 5_000));
+  const want = first.map((c) => JSON.stringify(c.toJSON()));
+  for (const c of first) c.release();
+  // The next profiles grow into the released buffers (numbers, exact counts), which still
+  // hold the first profiles' entries.
+  const next = [new ColumnProfile(), new ColumnProfile(), new ColumnProfile()];
+  fill(next[0]!, numbers);
+  fill(next[1]!, texts.slice(0, 5_000));
+  fill(next[2]!, texts); // past the distinct bound: spills
+  assert.deepEqual(next.slice(0, 2).map((c) => JSON.stringify(c.toJSON())), want);
+  const spilled = new ColumnProfile();
+  fill(spilled, texts);
+  assert.equal(JSON.stringify(next[2]!.toJSON()), JSON.stringify(spilled.toJSON()));
+  assert.equal(next[0]!.summary().quantilesExact, true);
+});

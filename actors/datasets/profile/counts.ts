@@ -2,8 +2,8 @@
  * Exact counts of strings, keyed by their 64-bit hash ({@link hash64}): an open-addressing
  * table over dense arrays, as in {@link TopK}, that grows instead of purging. The hash is the
  * one the distinct-count sketch and the top-k take, so a value is hashed once whichever of
- * them counts it, and the entries go to the sketches without being hashed again. (A JS `Map`
- * of the same strings cost several times more a value.) A number is kept as a number, its
+ * them counts it, and the entries go to the sketches without being hashed again (a JS `Map`
+ * would hash each string again, its own way). A number is kept as a number, its
  * text made again when asked for: kept texts outlive the young generation, which costs the
  * chunk workers garbage-collection time.
  * @module
@@ -19,11 +19,13 @@ interface Buffers {
 
 /**
  * Buffers of released tables, for the next ones: a column of many distinct values fills a
- * table of ~0.3 MB and drops it at its spill, chunk after chunk, and the chunk workers' memory
- * grew with buffers waiting to be collected.
+ * table of ~0.3 MB and drops it at its spill or at the end of its chunk, chunk after chunk;
+ * taken up again, the buffers do not pile up in the chunk workers waiting to be collected.
  */
 const spare: Buffers[] = [];
-const SPARE_MAX = 16;
+const SPARE_MAX = 8;
+/** Entries of a new table; one that grows past them takes a spare table if there is one. */
+const INITIAL_ENTRIES = 128;
 
 /** Exact counts of strings, in first-seen order. */
 export class ExactCounts {
@@ -31,42 +33,28 @@ export class ExactCounts {
    * Open-addressing index: entry number + 1 per slot, 0 for an empty slot; at most 3/4 full
    * (linear probing stays short, and the index of 10,000 strings takes 64 KB).
    */
-  #table: Int32Array;
-  #mask: number;
+  #table: Int32Array = new Int32Array(2 * INITIAL_ENTRIES);
+  #mask = 2 * INITIAL_ENTRIES - 1;
   /** The strings; `undefined` for a number, in `#numbers` (made at the first number). */
   #keys: (string | undefined)[] = [];
   #numbers: Float64Array | null = null;
-  #h1: Int32Array;
-  #h2: Int32Array;
-  #counts: Float64Array;
+  #h1: Int32Array = new Int32Array(INITIAL_ENTRIES);
+  #h2: Int32Array = new Int32Array(INITIAL_ENTRIES);
+  #counts: Float64Array = new Float64Array(INITIAL_ENTRIES);
   #size = 0;
   #chars = 0;
 
-  /** An empty table (on the buffers of a released one if there is one). */
-  constructor() {
-    const b = spare.pop();
-    if (b === undefined) {
-      this.#table = new Int32Array(256);
-      this.#h1 = new Int32Array(128);
-      this.#h2 = new Int32Array(128);
-      this.#counts = new Float64Array(128);
-    } else {
-      b.table.fill(0);
-      this.#table = b.table;
-      this.#h1 = b.h1;
-      this.#h2 = b.h2;
-      this.#counts = b.counts;
-      this.#numbers = b.numbers;
-    }
-    this.#mask = this.#table.length - 1;
-  }
-
-  /** Gives the buffers to a table made later; this one must not be used again. */
+  /** Empties the table and gives its grown buffers to a table made later. */
   release(): void {
-    if (spare.length < SPARE_MAX && this.#size > 128) {
+    if (spare.length < SPARE_MAX && this.#counts.length > INITIAL_ENTRIES) {
       const numbers = this.#numbers?.length === this.#counts.length ? this.#numbers : null;
       spare.push({ table: this.#table, h1: this.#h1, h2: this.#h2, counts: this.#counts, numbers });
-    }
+      this.#table = new Int32Array(2 * INITIAL_ENTRIES);
+      this.#mask = 2 * INITIAL_ENTRIES - 1;
+      this.#h1 = new Int32Array(INITIAL_ENTRIES);
+      this.#h2 = new Int32Array(INITIAL_ENTRIES);
+      this.#counts = new Float64Array(INITIAL_ENTRIES);
+    } else this.#table.fill(0);
     this.#keys = [];
     this.#numbers = null;
     this.#size = 0;
@@ -134,8 +122,9 @@ export class ExactCounts {
     this.#counts[i] = c;
     this.#size++;
     this.#chars += s.length;
-    if (this.#size * 4 > (mask + 1) * 3) this.#reindex();
-    else table[slot] = i + 1;
+    if (this.#size * 4 > (this.#mask + 1) * 3) this.#reindex();
+    else if (this.#table === table) table[slot] = i + 1;
+    else this.#place(i); // #grow moved the entries to another table
     return true;
   }
 
@@ -164,8 +153,12 @@ export class ExactCounts {
     return this.#h2[i]!;
   }
 
-  /** Arrays twice as large, but not past `max` entries. */
+  /**
+   * Arrays twice as large, but not past `max` entries; or a released table's, when one is
+   * larger.
+   */
   #grow(max: number): void {
+    if (this.#adopt()) return;
     const size = Math.max(this.#counts.length + 1, Math.min(this.#counts.length * 2, max));
     const h1 = new Int32Array(size);
     h1.set(this.#h1);
@@ -181,6 +174,44 @@ export class ExactCounts {
       numbers.set(this.#numbers);
       this.#numbers = numbers;
     }
+  }
+
+  /** Moves the entries into the largest spare table, if one holds more; `false` if none. */
+  #adopt(): boolean {
+    let best = -1;
+    for (let i = 0; i < spare.length; i++) {
+      if (spare[i]!.counts.length > (best < 0 ? this.#counts.length : spare[best]!.counts.length)) {
+        best = i;
+      }
+    }
+    if (best < 0) return false;
+    const b = spare.splice(best, 1)[0]!;
+    const n = this.#size;
+    b.h1.set(this.#h1.subarray(0, n));
+    b.h2.set(this.#h2.subarray(0, n));
+    b.counts.set(this.#counts.subarray(0, n));
+    if (this.#numbers !== null) {
+      b.numbers ??= new Float64Array(b.counts.length);
+      b.numbers.set(this.#numbers.subarray(0, n));
+    }
+    this.#h1 = b.h1;
+    this.#h2 = b.h2;
+    this.#counts = b.counts;
+    this.#numbers = b.numbers;
+    this.#table = b.table;
+    this.#table.fill(0);
+    this.#mask = this.#table.length - 1;
+    for (let i = 0; i < n; i++) this.#place(i);
+    return true;
+  }
+
+  /** Indexes entry `i` (not in the index yet). */
+  #place(i: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    let slot = this.#h1[i]! & mask;
+    while (table[slot] !== 0) slot = (slot + 1) & mask;
+    table[slot] = i + 1;
   }
 
   /** An index twice as large. */

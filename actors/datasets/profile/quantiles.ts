@@ -392,7 +392,8 @@ function mergeSorted(
 
 /**
  * In-place ascending sort of `a[lo..hi]` (quicksort, median of three, insertion sort below 16
- * items); several times faster than `Float64Array.prototype.sort` on small arrays. No NaNs.
+ * items): no call into the runtime's sort, which costs more than the sorting on small arrays.
+ * No NaNs.
  */
 function sortFloat64(a: Float64Array, lo: number, hi: number): void {
   while (hi - lo >= 16) {

@@ -131,6 +131,14 @@ export class TableProfile {
     return this;
   }
 
+  /**
+   * Gives the columns' buffers to profiles made later in this thread ({@link
+   * ColumnProfile.release}); this profile must not be used again.
+   */
+  release(): void {
+    for (const column of this.#columns.values()) column.release();
+  }
+
   /** Statistics of every column. */
   summary(topN = 10): TableSummary {
     return {

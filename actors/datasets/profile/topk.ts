@@ -272,7 +272,8 @@ export class TopK {
 
 /**
  * The `k`-th smallest (0-based) of `a[0 … n)`, by quickselect (Hoare partition, median of three);
- * reorders `a`. Linear on average, where sorting the counters at every purge was O(n log n).
+ * reorders `a`. Linear on average, where sorting the counters at every purge would be
+ * O(n log n).
  */
 export function selectNth(a: Float64Array, n: number, k: number): number {
   let lo = 0;
