@@ -214,6 +214,54 @@ export async function askFigures(
   }
 }
 
+/**
+ * The same question set run against a server already holding the book's course (the hook of
+ * bench/course_quality.ts): `bench/course_questions/<book>.json` next to this file, or NaN
+ * figures when the book has no set.
+ */
+export async function courseAsk(
+  { base, headers, courseId, pdfPath }: {
+    base: string;
+    headers: Record<string, string>;
+    courseId: string;
+    pdfPath: string;
+  },
+): Promise<{ precision: number; recall: number; hitRateAt3: number }> {
+  const book = pdfPath.split("/").at(-1)!.replace(/\.pdf$/i, "");
+  const path = new URL(`./course_questions/${book}.json`, import.meta.url);
+  let set: QuestionSet;
+  try {
+    set = JSON.parse(await Deno.readTextFile(path)) as QuestionSet;
+  } catch {
+    return { precision: NaN, recall: NaN, hitRateAt3: NaN };
+  }
+  const ask = async (question: string) =>
+    await (await fetch(`${base}/api/courses/${courseId}/ask`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({ question }),
+    })).json() as { answered: boolean; citations: { page: number }[] };
+  let answered = 0, correct = 0, hits = 0;
+  for (const q of set.inScope) {
+    const a = await ask(q.question);
+    if (a.answered) answered++;
+    if (a.answered && a.citations.some((c) => q.pages.includes(c.page))) correct++;
+  }
+  for (const q of set.outOfScope) if ((await ask(q.question)).answered) answered++;
+  for (const s of set.search) {
+    const res = await (await fetch(
+      `${base}/api/courses/${courseId}/search?k=3&q=${encodeURIComponent(s.phrase)}`,
+      { headers },
+    )).json() as { results: { page: number }[] };
+    if (res.results.some((r) => s.pages.includes(r.page))) hits++;
+  }
+  return {
+    precision: answered ? correct / answered : 1,
+    recall: correct / set.inScope.length,
+    hitRateAt3: hits / set.search.length,
+  };
+}
+
 /** The largest cosine similarity of `text` (without stop words) to any passage of the course. */
 async function bestSimilarity(
   vectors: PgVectorStore,

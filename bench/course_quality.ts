@@ -50,7 +50,7 @@ interface Course {
   modules: { title: string; summary: string; lessons: Lesson[] }[];
 }
 
-/** What the ask benchmark (bench/course_ask.ts, another branch) is given and answers. */
+/** What the ask benchmark (bench/course_ask.ts) is given and answers. */
 export interface AskHookInput {
   /** The server's base URL, e.g. http://127.0.0.1:12345. */
   base: string;
@@ -68,9 +68,8 @@ export interface AskHookResult {
 }
 
 /**
- * HOOK for the lead: bench/course_ask.ts, when present, is imported and its `courseAsk`
- * export (else its default export) called with {@link AskHookInput}; it answers
- * {@link AskHookResult} (fractions 0..1). Wire the name here if it differs.
+ * bench/course_ask.ts's `courseAsk`, called with {@link AskHookInput}; it answers
+ * {@link AskHookResult} (fractions 0..1, NaN for a book without a question set).
  */
 async function askHook(): Promise<((i: AskHookInput) => Promise<AskHookResult>) | null> {
   const url = new URL("./course_ask.ts", import.meta.url);
