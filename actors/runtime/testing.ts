@@ -185,6 +185,16 @@ export interface EffectivelyOnceOptions {
   faults?: "all" | readonly FaultName[];
 }
 
+/** What {@link assertEffectivelyOnce} compares across runs. */
+export interface Outcome {
+  /** What `effectsOf` returned. */
+  effects: unknown;
+  /** The committed state of each actor instance, by key. */
+  states: Record<string, unknown>;
+  /** The final status of each input's job, in input order. */
+  statuses: string[];
+}
+
 /** Raised by {@link assertEffectivelyOnce}: the faults under which the outcome differed. */
 export class EffectivelyOnceError extends Error {
   override readonly name = "EffectivelyOnceError";
@@ -205,11 +215,14 @@ export class EffectivelyOnceError extends Error {
 /**
  * Runs `inputs` fault-free, then once under each fault, and
  * throws {@link EffectivelyOnceError} when an outcome (`effectsOf`, the actors' states, the
- * jobs' statuses) differs from the fault-free one. The per-message faults hit every message,
+ * jobs' statuses) differs from the fault-free one; returns the fault-free outcome (assert on
+ * it too: an outcome that is wrong every time is the same every time). The per-message faults hit every message,
  * those the handlers send included, one after another in queue order; `delay` holds the first
  * input back and `reorder` delivers the inputs last to first.
  */
-export async function assertEffectivelyOnce(options: EffectivelyOnceOptions): Promise<void> {
+export async function assertEffectivelyOnce(
+  options: EffectivelyOnceOptions,
+): Promise<Outcome> {
   const faults = options.faults === undefined || options.faults === "all" ? FAULTS : options.faults;
   // One database for every run, emptied between runs: far cheaper than a fresh PGlite each.
   const db = await openPglite();
@@ -223,6 +236,7 @@ export async function assertEffectivelyOnce(options: EffectivelyOnceOptions): Pr
       if (!isDeepStrictEqual(actual, expected)) failures.push({ fault, expected, actual });
     }
     if (failures.length > 0) throw new EffectivelyOnceError(failures);
+    return expected;
   } finally {
     await db.close();
   }
@@ -233,7 +247,7 @@ async function outcomeUnder(
   fault: FaultName | null,
   db: SqlDatabase,
   migrated: ReadonlySet<string>,
-): Promise<unknown> {
+): Promise<Outcome> {
   const world = new World(db, { actors: options.actors }, { closeDb: false });
   try {
     await options.setup?.(world);

@@ -77,7 +77,7 @@ const RERUNS = [
   "loseLeaseMidHandler",
 ] as const satisfies readonly FaultName[];
 
-async function caughtBy(run: () => Promise<void>): Promise<FaultName[]> {
+async function caughtBy(run: () => Promise<unknown>): Promise<FaultName[]> {
   try {
     await run();
   } catch (err) {
@@ -92,12 +92,26 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await assertEffectivelyOnce({
+    const outcome = await assertEffectivelyOnce({
       actors: [deposit, notify],
       setup,
       inputs,
       effectsOf: ledger,
       faults: "all",
+    });
+    assert.deepEqual(outcome, {
+      effects: {
+        ledger: [{ account: "a", amount: 5 }, { account: "a", amount: 7 }, {
+          account: "b",
+          amount: 1,
+        }],
+        notices: [{ account: "a", amount: 5 }, { account: "a", amount: 7 }, {
+          account: "b",
+          amount: 1,
+        }],
+      },
+      states: { "account:a": { balance: 12 }, "account:b": { balance: 1 } },
+      statuses: ["succeeded", "succeeded", "succeeded"],
     });
   },
 });
