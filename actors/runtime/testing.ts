@@ -205,20 +205,28 @@ export class EffectivelyOnceError extends Error {
     super(
       `not effectively-once under ${failures.map((f) => f.fault).join(", ")}:\n` +
         failures.map((f) =>
-          `  ${f.fault}: expected ${JSON.stringify(f.expected)}\n` +
-          `  ${" ".repeat(f.fault.length)}  actual   ${JSON.stringify(f.actual)}`
+          `  ${f.fault}: expected ${brief(f.expected)}\n` +
+          `  ${" ".repeat(f.fault.length)}  actual   ${brief(f.actual)}`
         ).join("\n"),
     );
   }
 }
 
+/** An outcome in an error message, cut short (the whole is in `failures`). */
+function brief(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 2000 ? `${text.slice(0, 2000)}...` : text;
+}
+
 /**
- * Runs `inputs` fault-free, then once under each fault, and
- * throws {@link EffectivelyOnceError} when an outcome (`effectsOf`, the actors' states, the
- * jobs' statuses) differs from the fault-free one; returns the fault-free outcome (assert on
- * it too: an outcome that is wrong every time is the same every time). The per-message faults hit every message,
- * those the handlers send included, one after another in queue order; `delay` holds the first
- * input back and `reorder` delivers the inputs last to first.
+ * Runs `inputs` fault-free, then once under each fault, and throws
+ * {@link EffectivelyOnceError} when an outcome (`effectsOf`, the actors' states, the jobs'
+ * statuses) differs from the fault-free one. Returns the fault-free outcome: assert on it too,
+ * since an outcome that is wrong every time is the same every time.
+ *
+ * The per-message faults hit every message, those the handlers send included, one after
+ * another in queue order; `delay` holds the first input back and `reorder` delivers the inputs
+ * last to first.
  */
 export async function assertEffectivelyOnce(
   options: EffectivelyOnceOptions,
@@ -293,7 +301,7 @@ async function tablesOf(db: SqlDatabase): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-/** Back to a freshly migrated database: the tables and views made since dropped, the rest emptied. */
+/** Back to a freshly migrated database: tables and views made since dropped, the rest emptied. */
 async function reset(db: SqlDatabase, migrated: ReadonlySet<string>): Promise<void> {
   const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
   const now = await tablesOf(db);
@@ -323,9 +331,8 @@ class World implements TestWorld {
   readonly #actors: readonly AnyActor[];
   readonly #gate = new Gate();
   readonly #concurrency: number;
-  #workers = 0;
-
   readonly #closeDb: boolean;
+  #workers = 0;
 
   constructor(
     db: SqlDatabase,
@@ -352,7 +359,7 @@ class World implements TestWorld {
     });
   }
 
-  /** A fresh worker, its name, and its handle on the gate. */
+  /** A fresh worker: the runtime of another process over the same database. */
   worker(): Runtime {
     return this.#worker(`worker-${++this.#workers}`);
   }
