@@ -296,7 +296,7 @@ Deno.test({
     const flaky = defineActor({
       name: "t.flaky",
       input: z.object({}),
-      backoff: { baseMs: 600_000, jitter: 0 },
+      backoff: { baseMs: 600_000, maxMs: 600_000, jitter: 0 },
       handler: () => {
         if (++attempts < 3) throw new Error("upstream down");
         return "ok";
@@ -305,9 +305,8 @@ Deno.test({
     const world = await testWorld({ actors: [flaky] });
     try {
       const id = await world.send(flaky, {});
-      const started = performance.now();
+      // Two backoffs of 10 minutes each: settle() gives up after 20 s unless it skips them.
       await world.settle();
-      assert.ok(performance.now() - started < 10_000);
       const job = await world.job(id);
       assert.equal(job.status, "succeeded");
       assert.equal(job.attempts, 3);
