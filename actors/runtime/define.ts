@@ -18,7 +18,7 @@
  * });
  * ```
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { ErrorRecord } from "./errors.ts";
 import type { Logger, SqlExecutor } from "./ports.ts";

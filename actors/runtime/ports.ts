@@ -1,5 +1,5 @@
 /**
- * The ports the runtime core talks to. Adapters live in `db/` and `actors/transports/`;
+ * The ports the runtime core talks to. Adapters live in `db/`, `drivers/` and `transports/`;
  * `main.ts` alone chooses them.
  */
 

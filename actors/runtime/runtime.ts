@@ -1283,7 +1283,10 @@ export class Runtime implements Consumer {
   }
 
   /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */
-  async fireSchedule(actor: string, at = new Date()): Promise<{ job: JobView; created: boolean }> {
+  async fireSchedule(
+    actor: string,
+    at: Date = new Date(),
+  ): Promise<{ job: JobView; created: boolean }> {
     const def = this.actor(actor);
     if (!def.schedule) throw new TypeError(`actor ${actor} has no schedule`);
     const minute = new Date(Math.floor(at.getTime() / 60_000) * 60_000).toISOString();
