@@ -8,6 +8,8 @@
  *
  * - `@troupe/runtime/pglite`: embedded PostgreSQL (a directory, or memory).
  * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash.
+ * - `@troupe/runtime/hono`: job routes to mount on a Hono app.
+ * - `@troupe/runtime/workers`: a pool of worker threads for CPU-bound work in handlers.
  *
  * The runtime's tables must exist before `start()`: today they come with the Troupe
  * application's migrations (`db/migrations/`, the `troupe_*` tables).
@@ -89,3 +91,4 @@ export { type TableQueueOptions, TableQueueTransport } from "./transports/table_
 export { InProcessTransport } from "./transports/in_process.ts";
 export { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 export { parseSchedule, type Schedule, ScheduleError } from "./cron.ts";
+export { deterministicId, uuidv7 } from "./ids.ts";
