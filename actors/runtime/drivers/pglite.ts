@@ -91,6 +91,7 @@ function copyVia(target: Pick<PGlite, "query">) {
   };
 }
 
+/** Options of `openPglite`. */
 export interface PgliteOptions {
   /**
    * PostgreSQL's `shared_buffers` in MiB. PGlite touches its whole buffer pool in the
@@ -129,6 +130,7 @@ async function initInChild(dir: string): Promise<boolean> {
 
 /** The database directory is in use by another running process. */
 export class DirectoryLockedError extends Error {
+  /** `dir` is held by the running process `pid`. */
   constructor(dir: string, pid: number) {
     super(
       `${dir} is in use by another Troupe process (pid ${pid}); stop it first, ` +

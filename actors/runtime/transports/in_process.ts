@@ -6,8 +6,11 @@
  */
 import type { Consumer, OutgoingMessage, Transport } from "../transport.ts";
 
+/** Push delivery with timers in this process (see above). */
 export class InProcessTransport implements Transport {
+  /** The transport's name. */
   readonly name = "in-process";
+  /** Push: each message is delivered to the consumer. */
   readonly mode = "push" as const;
   #consumer: Consumer | null = null;
   #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -23,6 +26,7 @@ export class InProcessTransport implements Transport {
 
   wake(): void {}
 
+  /** Delivers to `consumer` from now on. */
   start(consumer: Consumer): Promise<void> {
     this.#consumer = consumer;
     return Promise.resolve();

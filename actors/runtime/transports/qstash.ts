@@ -20,7 +20,9 @@
 import type { Client, PublishRequest } from "@upstash/qstash";
 import type { Consumer, OutgoingMessage, Transport } from "../transport.ts";
 
+/** Options of the QStash transport. */
 export interface QStashTransportOptions {
+  /** A QStash client (`new Client({ token })`). */
   client: Client;
   /** This service's base URL as QStash reaches it, e.g. `https://troupe.example.com`. */
   publicUrl: string;
@@ -30,13 +32,17 @@ export interface QStashTransportOptions {
 
 const BATCH = 100;
 
+/** Push delivery through QStash: each message becomes a signed HTTP callback to this service. */
 export class QStashTransport implements Transport {
+  /** The transport's name. */
   readonly name = "qstash";
+  /** Push: QStash calls back once per message. */
   readonly mode = "push" as const;
   readonly #client: Client;
   readonly #base: string;
   readonly #slack: number;
 
+  /** A transport publishing through `client` to callbacks under `publicUrl`. */
   constructor({ client, publicUrl, retrySlack = 3 }: QStashTransportOptions) {
     this.#client = client;
     this.#base = publicUrl.replace(/\/+$/, "");
@@ -80,6 +86,7 @@ export class QStashTransport implements Transport {
 
   wake(): void {}
 
+  /** Nothing to start: QStash calls the service's callback route. */
   start(_consumer: Consumer): Promise<void> {
     return Promise.resolve();
   }

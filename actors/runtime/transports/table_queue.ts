@@ -9,13 +9,18 @@
 import type { SqlDatabase } from "../ports.ts";
 import type { Consumer, Transport } from "../transport.ts";
 
+/** Options of the table queue. */
 export interface TableQueueOptions {
+  /** Longest sleep without a wake-up, in ms. @default 1000 */
   /** Longest sleep without a wake-up, in ms. @default 1000 */
   pollMs?: number;
 }
 
+/** The pull transport over `troupe_jobs` (see above). */
 export class TableQueueTransport implements Transport {
+  /** The transport's name. */
   readonly name = "table-queue";
+  /** Pull: the runtime claims rows itself. */
   readonly mode = "pull" as const;
   readonly #db: SqlDatabase;
   readonly #pollMs: number;
@@ -25,6 +30,7 @@ export class TableQueueTransport implements Transport {
   #loop: Promise<void> | null = null;
   #unlisten: (() => Promise<void>) | null = null;
 
+  /** A table queue on `db` (the runtime's database). */
   constructor(db: SqlDatabase, { pollMs = 1000 }: TableQueueOptions = {}) {
     this.#db = db;
     this.#pollMs = pollMs;
@@ -41,6 +47,7 @@ export class TableQueueTransport implements Transport {
     fn?.();
   }
 
+  /** Listens for new jobs and starts the claim loop. */
   async start(consumer: Consumer): Promise<void> {
     if (this.#running) return;
     this.#running = true;
