@@ -16,7 +16,9 @@ const SHIMS = new Set([
   "actors/transports/in_process.ts",
   "actors/transports/qstash.ts",
   "actors/transports/table_queue.ts",
+  "db/neon.ts",
   "db/pglite.ts",
+  "db/postgres.ts",
 ]);
 const SPECIFIER = /(?:\bfrom|\bimport)\s*\(?\s*["']([^"']+)["']/g;
 

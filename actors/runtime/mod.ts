@@ -7,6 +7,8 @@
  * {@linkcode SqlDatabase} port; adapters ship as sub-entries so this entry imports no vendor SDK:
  *
  * - `@troupe/runtime/pglite`: embedded PostgreSQL (a directory, or memory).
+ * - `@troupe/runtime/postgres`: a PostgreSQL server through node-postgres.
+ * - `@troupe/runtime/neon`: Neon's serverless driver.
  * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash.
  * - `@troupe/runtime/hono`: job routes to mount on a Hono app.
  * - `@troupe/runtime/workers`: a pool of worker threads for CPU-bound work in handlers.
