@@ -11,6 +11,7 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
+/** Retry delays unless an actor overrides them: 1 s doubling to 5 min, half jittered. */
 export const DEFAULT_BACKOFF: BackoffPolicy = {
   baseMs: 1000,
   maxMs: 300_000,

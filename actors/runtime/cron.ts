@@ -17,6 +17,7 @@ export type Schedule =
 
 /** A schedule that does not parse; `message` names the field. */
 export class ScheduleError extends Error {
+  /** The error's name. */
   override readonly name = "ScheduleError";
 }
 

@@ -18,7 +18,7 @@
  * });
  * ```
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { ErrorRecord } from "./errors.ts";
 import type { Logger, SqlExecutor } from "./ports.ts";
@@ -31,16 +31,21 @@ export interface SendOptions {
   priority?: number;
   /** Enqueue at most once per (actor, idempotency key): a repeat returns the first job. */
   idempotencyKey?: string;
+  /** The tenant the message belongs to; null for none. */
   tenantId?: string | null;
 }
 
 /** What a handler sees while it runs one message. */
 export interface ActorContext<S> {
+  /** The job this run belongs to. */
   readonly jobId: string;
+  /** The actor's name. */
   readonly actor: string;
+  /** The instance key (see `ActorConfig.key`). */
   readonly key: string;
   /** 1 on the first attempt. */
   readonly attempt: number;
+  /** The message's tenant, or null. */
   readonly tenantId: string | null;
   /** The instance's durable state as of the last committed message of this key. */
   readonly state: S;
@@ -59,6 +64,7 @@ export interface ActorContext<S> {
   readonly pipeline: PipelineControl;
   /** Aborted on timeout or cancellation. */
   readonly signal: AbortSignal;
+  /** A logger with the job's fields. */
   readonly log: Logger;
 }
 
@@ -74,9 +80,11 @@ export interface PipelineControl {
   fail(error: { code: string; message: string }): void;
 }
 
+/** How the runtime runs an actor's messages (from `defineActor`'s options). */
 export interface ActorPolicy {
   /** Attempts in all, the first included. @default 5 */
   maxAttempts: number;
+  /** Delays between attempts. */
   backoff: BackoffPolicy;
   /** Per-attempt time limit in ms. @default 60000 */
   timeoutMs: number;
@@ -84,6 +92,7 @@ export interface ActorPolicy {
   concurrency: number;
 }
 
+/** What `defineActor()` takes: an actor type as a plain object. */
 export interface ActorConfig<I, S, R> {
   /** Unique name: lowercase letters, digits, `.`, `_`, `-`. */
   name: string;
@@ -95,14 +104,21 @@ export interface ActorConfig<I, S, R> {
    * @default the actor name (one instance)
    */
   key?: (input: I) => string;
+  /** The state of a new instance. @default `{}` */
   initialState?: () => S;
+  /** Runs one message; its return value is the job's result. Throw to fail the attempt. */
   handler: (input: I, ctx: ActorContext<S>) => Promise<R> | R;
+  /** Attempts after the first one. @default 4 */
   retries?: number;
+  /** Overrides of the retry delays (see `DEFAULT_BACKOFF`). */
   backoff?: Partial<BackoffPolicy>;
+  /** Per-attempt time limit in ms; `ctx.signal` aborts at it. @default 60000 */
   timeoutMs?: number;
+  /** Handlers of this actor running at once in one process. @default 50 */
   concurrency?: number;
   /** A cron expression (5 fields, UTC); a scheduled run gets `scheduleInput` as input. */
   schedule?: string;
+  /** The input of a scheduled run. */
   scheduleInput?: I;
   /** Whether API callers may enqueue it (`POST /api/actors/:name/jobs`). @default true */
   exposed?: boolean;
@@ -115,33 +131,47 @@ export interface ActorConfig<I, S, R> {
   onDeadLetter?: (input: I, error: ErrorRecord) => DeadLetterSend | DeadLetterSend[] | void;
 }
 
+/** A message `onDeadLetter` sends. */
 export interface DeadLetterSend {
+  /** The actor to send to. */
   actor: string;
+  /** Its input (validated by that actor). */
   input: unknown;
 }
 
+/** A validated actor type, as `defineActor()` returns it. */
 export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
+  /** Unique name. */
   readonly name: string;
+  /** Validates every message. */
   readonly input: z.ZodType<I>;
+  /** The instance key of an input. */
   readonly keyOf: (input: I) => string;
+  /** The state of a new instance. */
   readonly initialState: () => S;
+  /** Runs one message. */
   readonly handler: (input: I, ctx: ActorContext<S>) => Promise<R> | R;
+  /** Attempts, delays, time limit and concurrency. */
   readonly policy: ActorPolicy;
+  /** The cron schedule and its input, when the actor has one. */
   readonly schedule?: { cron: string; input: I };
   /** Whether API callers may enqueue it. */
   readonly exposed: boolean;
+  /** Messages to send when a message fails for good (see `ActorConfig.onDeadLetter`). */
   readonly onDeadLetter?: (
     input: I,
     error: ErrorRecord,
   ) => DeadLetterSend | DeadLetterSend[] | void;
 }
 
+/** An actor definition of any input, state and result (what a runtime takes). */
 // deno-lint-ignore no-explicit-any
 export type AnyActor = ActorDefinition<any, any, any>;
 
 const NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 const CRON_FIELD = /^[\d*/,-]+$/;
 
+/** Validates `config` and returns the actor definition; throws `TypeError` on a bad name, cron or limit. */
 export function defineActor<I, S = Record<string, never>, R = unknown>(
   config: ActorConfig<I, S, R>,
 ): ActorDefinition<I, S, R> {

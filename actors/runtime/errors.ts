@@ -7,10 +7,14 @@
  * policy.
  */
 export class TroupeError extends Error {
+  /** Stable machine-readable code, e.g. `NOT_FOUND`. */
   readonly code: string;
+  /** The HTTP status that answers it. */
   readonly status: number;
+  /** Extra data for the caller (validation issues, limits); undefined when none. */
   readonly details: unknown;
 
+  /** An error with `code`, HTTP `status` (default 500), `cause` and `details`. */
   constructor(
     code: string,
     message: string,
@@ -26,6 +30,7 @@ export class TroupeError extends Error {
 
 /** A failure that retrying cannot fix: the message goes to the dead letters at once. */
 export class NonRetryableError extends TroupeError {
+  /** A non-retryable failure; `code` defaults to `NON_RETRYABLE`. */
   constructor(
     message: string,
     options: { code?: string; cause?: unknown; details?: unknown } = {},
@@ -41,6 +46,7 @@ export class NonRetryableError extends TroupeError {
  * The actor's `onDeadLetter` still hears of it, so a pipeline can end its parent.
  */
 export class InputError extends TroupeError {
+  /** Bad input met while running, with its `code`. */
   constructor(
     code: string,
     message: string,
@@ -57,6 +63,7 @@ export class InputError extends TroupeError {
  * was never carried out.
  */
 export class IdempotencyKeyReusedError extends TroupeError {
+  /** The idempotency key sent again with another request. */
   constructor(key: string) {
     super(
       "IDEMPOTENCY_KEY_REUSED",
@@ -69,20 +76,25 @@ export class IdempotencyKeyReusedError extends TroupeError {
 
 /** Bad input from a caller: 400 with the validation issues as details. */
 export class ValidationError extends TroupeError {
+  /** A validation failure; `details` holds the issues. */
   constructor(message: string, details?: unknown) {
     super("VALIDATION_FAILED", message, { status: 400, details });
     this.name = "ValidationError";
   }
 }
 
+/** A resource that does not exist (or is another tenant's): 404. */
 export class NotFoundError extends TroupeError {
+  /** `what` names the kind of resource, `id` the one asked for. */
   constructor(what: string, id: string) {
     super("NOT_FOUND", `${what} ${JSON.stringify(id)} was not found`, { status: 404 });
     this.name = "NotFoundError";
   }
 }
 
+/** A request that conflicts with the current state: 409. */
 export class ConflictError extends TroupeError {
+  /** The conflict, and optional details. */
   constructor(message: string, details?: unknown) {
     super("CONFLICT", message, { status: 409, details });
     this.name = "ConflictError";
@@ -91,6 +103,7 @@ export class ConflictError extends TroupeError {
 
 /** A body or file over its size limit: 413, and nothing of it is kept. */
 export class PayloadTooLargeError extends TroupeError {
+  /** The limit in bytes, and what exceeded it. */
   constructor(limitBytes: number, what = "the upload") {
     super("PAYLOAD_TOO_LARGE", `${what} is larger than ${limitBytes} bytes`, {
       status: 413,
@@ -102,6 +115,7 @@ export class PayloadTooLargeError extends TroupeError {
 
 /** An upload whose body stopped arriving: 408, and nothing of it is kept. */
 export class UploadStalledError extends TroupeError {
+  /** How long the upload sent nothing, in ms. */
   constructor(idleMs: number) {
     super("UPLOAD_STALLED", `no bytes of the upload arrived for ${idleMs} ms`, {
       status: 408,
@@ -116,6 +130,7 @@ export class UploadStalledError extends TroupeError {
  * nothing of it is kept.
  */
 export class UploadTooSlowError extends TroupeError {
+  /** The rate that was too slow, with its figures. */
   constructor(message: string, details: Record<string, unknown>) {
     super("UPLOAD_TOO_SLOW", message, { status: 408, details });
     this.name = "UploadTooSlowError";
@@ -124,6 +139,7 @@ export class UploadTooSlowError extends TroupeError {
 
 /** Raised inside a handler's signal when its time limit passes. */
 export class TimeoutError extends TroupeError {
+  /** The time limit that passed, in ms. */
   constructor(ms: number) {
     super("TIMEOUT", `handler timed out after ${ms} ms`, { status: 504 });
     this.name = "TimeoutError";
@@ -140,9 +156,13 @@ export class CancelledError extends TroupeError {
 
 /** Serializable form of an error, stored on jobs and dead letters. No stack traces leave here. */
 export interface ErrorRecord {
+  /** The error's code (its class name, or `ERROR`, for an error without one). */
   code: string;
+  /** Its message. */
   message: string;
+  /** Whether running the job again could help. */
   retryable: boolean;
+  /** When it happened (ISO 8601). */
   at: string;
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 
 /** Time-ordered ids (UUIDv7): sortable for cursor pagination, unique across processes. */
-export function uuidv7(now = Date.now()): string {
+export function uuidv7(now: number = Date.now()): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   let ts = now;
   for (let i = 5; i >= 0; i--) {

@@ -1,10 +1,11 @@
 /**
- * The ports the runtime core talks to. Adapters live in `db/` and `actors/transports/`;
+ * The ports the runtime core talks to. Adapters live in `db/`, `drivers/` and `transports/`;
  * `main.ts` alone chooses them.
  */
 
 /** Runs parameterised SQL (`$1`, `$2`, ...). Rows come back as plain objects. */
 export interface SqlExecutor {
+  /** Runs one statement and returns its rows. */
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /**
    * Bulk load: `COPY table (columns) FROM STDIN` in PostgreSQL's text format (tab-separated,
@@ -44,8 +45,11 @@ export function copyText(v: string | null): string {
  *   must also poll now and then.
  */
 export interface SqlDatabase extends SqlExecutor {
+  /** Which driver this is (drivers differ in small ways, e.g. int8 parsing). */
   readonly dialect: "pglite" | "postgres" | "neon";
+  /** Runs `fn` in one transaction (see the invariants above). */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Calls `onPayload` for each NOTIFY on `channel`; resolves to a function that stops listening. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   /** Whether several processes can share this database (false for an embedded PGlite file). */
   readonly shared: boolean;
@@ -60,18 +64,25 @@ export interface SqlDatabase extends SqlExecutor {
    * database's files. Only an embedded database (its files are this process's) has it.
    */
   hold?<T>(fn: () => Promise<T>): Promise<T>;
+  /** Closes the connections; nothing can be run afterwards. */
   close(): Promise<void>;
 }
 
 /** Structured logger; the default writes JSON lines. */
 export interface Logger {
+  /** Detail for debugging. */
   debug(msg: string, fields?: Record<string, unknown>): void;
+  /** A normal event. */
   info(msg: string, fields?: Record<string, unknown>): void;
+  /** Something unexpected that the process survives. */
   warn(msg: string, fields?: Record<string, unknown>): void;
+  /** A failure. */
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger that adds `fields` to every line. */
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** The lowest level a logger writes; `silent` writes nothing. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };

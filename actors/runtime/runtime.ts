@@ -36,7 +36,9 @@ import {
 } from "./sql/pipelines.ts";
 import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
 
+/** Every status a job can have. */
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+/** A job's status. */
 export type JobStatus = (typeof JOB_STATUSES)[number];
 const TERMINAL = new Set<string>(["succeeded", "failed", "cancelled"]);
 const FINISHED_TTL_MS = 60_000;
@@ -48,20 +50,35 @@ const FINISHED_CACHE_SIZE = 10_000;
 
 type CachedJob = JobView & { cachedUntil: number };
 
+/** A job as the API shows it. */
 export interface JobView {
+  /** The job's id (a UUIDv7, or derived from its idempotency key). */
   id: string;
+  /** The actor that runs it. */
   actor: string;
+  /** The instance key. */
   key: string;
+  /** The tenant, or null. */
   tenantId: string | null;
+  /** Where the job is. */
   status: JobStatus;
+  /** Progress 0-100 as the handler reported it. */
   progress: number;
+  /** The handler's last progress message. */
   progressMessage: string | null;
+  /** Attempts made so far. */
   attempts: number;
+  /** Attempts allowed in all. */
   maxAttempts: number;
+  /** Whether a cancellation was asked for. */
   cancelRequested: boolean;
+  /** The validated input. */
   input: unknown;
+  /** The handler's return value, once succeeded. */
   result: unknown;
+  /** The last failure (an `ErrorRecord`), or null. */
   error: unknown;
+  /** The job whose handler sent it, or null. */
   parentId: string | null;
   /** `job`, or `pipeline` for a parent that follows its jobs (see `startPipeline`). */
   kind: "job" | "pipeline";
@@ -69,37 +86,63 @@ export interface JobView {
   pipelineId: string | null;
   /** A pipeline's progress as its workload reports it: `done` of `total` `unit`s. */
   pipeline: { done: number | null; total: number | null; unit: string | null } | null;
+  /** The dead letter this job replays, or null. */
   replayOf: string | null;
+  /** Not run before (ISO 8601). */
   runAt: string;
+  /** When it was enqueued. */
   createdAt: string;
+  /** When it last changed. */
   updatedAt: string;
+  /** When its first attempt began. */
   startedAt: string | null;
+  /** When it reached a terminal status. */
   finishedAt: string | null;
 }
 
+/** A message that failed for good, kept for inspection and replay. */
 export interface DeadLetterView {
+  /** The dead letter's id. */
   id: string;
+  /** The job that failed. */
   jobId: string;
+  /** Its actor. */
   actor: string;
+  /** Its instance key. */
   key: string;
+  /** Its tenant, or null. */
   tenantId: string | null;
+  /** Its input. */
   input: unknown;
+  /** The failure (an `ErrorRecord`). */
   error: unknown;
+  /** Attempts made. */
   attempts: number;
+  /** When it was dead-lettered. */
   createdAt: string;
+  /** When it was replayed, or null. */
   replayedAt: string | null;
+  /** The job the replay created, or null. */
   replayJobId: string | null;
 }
 
+/** One page of a list, and the cursor of the next (null at the end). */
 export interface Page<T> {
+  /** The items, in order. */
   items: T[];
+  /** Pass as `cursor` to get the next page; null when there is none. */
   nextCursor: string | null;
 }
 
+/** What a `Runtime` is built from. */
 export interface RuntimeOptions {
+  /** The database holding the runtime's tables. */
   db: SqlDatabase;
+  /** The actors this process runs (names must be unique). */
   actors: readonly AnyActor[];
+  /** How committed messages reach the dispatcher. */
   transport: Transport;
+  /** Where the runtime logs. @default a JSON-lines logger at `info` */
   logger?: Logger;
   /** Identifies this process in leases. @default a random id */
   workerId?: string;
@@ -141,11 +184,17 @@ interface PendingCommit {
   reject: (e: unknown) => void;
 }
 
+/** Stores messages as jobs, runs them through the transport with per-key leases, commits results, state and sent messages atomically, retries and dead-letters by policy. */
 export class Runtime implements Consumer {
+  /** The database it runs on. */
   readonly db: SqlDatabase;
+  /** The transport that delivers its messages. */
   readonly transport: Transport;
+  /** This process's id in leases. */
   readonly workerId: string;
+  /** The runtime's logger. */
   readonly log: Logger;
+  /** The actors it runs, by name. */
   readonly actors: ReadonlyMap<string, AnyActor>;
   readonly #executor: Executor;
   readonly #concurrency: number;
@@ -182,6 +231,7 @@ export class Runtime implements Consumer {
   /** Chains (key + fence) with a link that did not commit as computed. */
   readonly #broken = new Set<string>();
 
+  /** Builds a runtime; nothing runs before `start()`. */
   constructor(options: RuntimeOptions) {
     this.db = options.db;
     this.transport = options.transport;
@@ -319,6 +369,7 @@ export class Runtime implements Consumer {
 
   // ---------------------------------------------------------------- enqueue
 
+  /** The actor called `name`; throws `NotFoundError` when there is none. */
   actor(name: string): AnyActor {
     const def = this.actors.get(name);
     if (!def) throw new NotFoundError("actor", name);
@@ -1106,6 +1157,7 @@ export class Runtime implements Consumer {
     }
   }
 
+  /** Jobs, newest first, by filter, one page at a time. */
   async listJobs(
     filter: {
       actor?: string;
@@ -1176,6 +1228,7 @@ export class Runtime implements Consumer {
     return await this.getJob(id);
   }
 
+  /** Dead letters, newest first, one page at a time. */
   async listDeadLetters(
     filter: { actor?: string; tenantId?: string | null; limit?: number; cursor?: string } = {},
   ): Promise<Page<DeadLetterView>> {
@@ -1283,7 +1336,10 @@ export class Runtime implements Consumer {
   }
 
   /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */
-  async fireSchedule(actor: string, at = new Date()): Promise<{ job: JobView; created: boolean }> {
+  async fireSchedule(
+    actor: string,
+    at: Date = new Date(),
+  ): Promise<{ job: JobView; created: boolean }> {
     const def = this.actor(actor);
     if (!def.schedule) throw new TypeError(`actor ${actor} has no schedule`);
     const minute = new Date(Math.floor(at.getTime() / 60_000) * 60_000).toISOString();
@@ -1394,6 +1450,7 @@ function deadLetterView(r: Row): DeadLetterView {
   };
 }
 
+/** Whether `status` is final (succeeded, failed or cancelled). */
 export function isTerminal(status: string): boolean {
   return TERMINAL.has(status);
 }

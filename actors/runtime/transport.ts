@@ -18,14 +18,19 @@ export type DeliveryOutcome =
 
 /** A committed message handed to a push transport, with its actor's policy. */
 export interface OutgoingMessage {
+  /** The job's id. */
   id: string;
+  /** The actor that runs it. */
   actor: string;
+  /** Its instance key. */
   key: string;
   /** Not to be delivered before. */
   runAt: Date;
+  /** The actor's policy (attempts, delays, time limit). */
   policy: ActorPolicy;
 }
 
+/** What a transport drives: the runtime implements it. */
 export interface Consumer {
   /** Pull: claims up to the free capacity and starts the handlers; returns how many. */
   pump(): Promise<number>;
@@ -35,8 +40,11 @@ export interface Consumer {
   freeSlots(): number;
 }
 
+/** How committed messages reach a dispatcher (see the shapes above). */
 export interface Transport {
+  /** A short name for logs and health. */
   readonly name: string;
+  /** `pull`: the consumer claims rows; `push`: the transport delivers each message. */
   readonly mode: "pull" | "push";
   /**
    * Push: hands over committed messages; resolves once the transport holds them durably
@@ -45,6 +53,7 @@ export interface Transport {
   publish(messages: readonly OutgoingMessage[]): Promise<void>;
   /** Something may be runnable now (a local enqueue, a freed slot): look soon. */
   wake(): void;
+  /** Starts delivering to `consumer`. */
   start(consumer: Consumer): Promise<void>;
   /** Stops taking new work; resolves when the loop has stopped. */
   stop(): Promise<void>;

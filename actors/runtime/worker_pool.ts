@@ -28,9 +28,13 @@
  */
 import { Worker as NodeWorker } from "node:worker_threads";
 
+/** An error as a worker reports it, rebuilt in the caller's thread. */
 export interface WorkerError {
+  /** The error's class name. */
   name: string;
+  /** Its message. */
   message: string;
+  /** Its code, when it has one. */
   code?: string;
 }
 
@@ -62,6 +66,7 @@ interface Slot {
   cpu?: { tid: string; ticks: number; since: number };
 }
 
+/** Options of a `WorkerPool`. */
 export interface WorkerPoolOptions {
   /** Rebuilds a worker's error in the caller's terms (default {@link workerError}). */
   toError?: ErrorFactory;
@@ -96,6 +101,7 @@ export interface WorkerPoolOptions {
 
 /** A worker died (or never started: a module that fails to load, no worker support). */
 export class WorkerCrashedError extends Error {
+  /** Why the worker died. */
   constructor(message: string) {
     super(`worker crashed: ${message}`);
     this.name = "WorkerCrashedError";
@@ -107,6 +113,7 @@ export class WorkerCrashedError extends Error {
  * was wrong with it, and running it again may well succeed.
  */
 export class WorkerStoppedError extends Error {
+  /** Why the worker was stopped. */
   constructor(message: string) {
     super(message);
     this.name = "WorkerStoppedError";
@@ -124,6 +131,7 @@ export const COMPUTE_STALL_MS = 2000;
  * too much to work on. Retrying gives the same; callers report it as the input's fault.
  */
 export class WorkerLimitError extends Error {
+  /** Which limit the task went over (`memory` or `time`), and the message. */
   constructor(readonly limit: "memory" | "time", message: string) {
     super(message);
     this.name = "WorkerLimitError";
@@ -133,6 +141,7 @@ export class WorkerLimitError extends Error {
 /** Rebuilds a worker's error in the caller's terms (e.g. a typed error with its code). */
 export type ErrorFactory = (e: WorkerError) => Error;
 
+/** A pool of worker threads running one module's tasks, with per-task memory and time limits. */
 export class WorkerPool {
   #slots: Slot[] = [];
   #queue: Task[] = [];
@@ -148,6 +157,7 @@ export class WorkerPool {
   readonly #idleMs: number | undefined;
   readonly #depth: number;
 
+  /** A pool of up to `size` workers running the module at `url`; workers start as tasks come. */
   constructor(
     private readonly url: URL,
     readonly size: number,

@@ -3,7 +3,7 @@
  * process the first time a directory is used, so initdb's ~640 MB WASM heap is never part of
  * the server process.
  *
- *   deno run -A db/pglite_init.ts DIR
+ *   deno run -A actors/runtime/drivers/pglite_init.ts DIR
  */
 import { PGlite } from "@electric-sql/pglite";
 

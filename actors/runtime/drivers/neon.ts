@@ -1,0 +1,44 @@
+/**
+ * Neon serverless PostgreSQL over its WebSocket driver (`@neondatabase/serverless` Pool), the
+ * driver that works at the edge (no TCP). Same `SqlDatabase` as node-postgres: interactive
+ * transactions and LISTEN/NOTIFY on pooled connections.
+ *
+ * With `wsProxy` (a template such as `127.0.0.1:4444/v1?address={host}:{port}`) the driver
+ * goes through that proxy without TLS: the local stand-in used by tests and `deno task stack`.
+ * Without it, Neon's own proxy and secure WebSockets are used.
+ */
+import { neonConfig, Pool } from "@neondatabase/serverless";
+import type { SqlDatabase } from "../ports.ts";
+import { type PgLikePool, poolDatabase } from "./postgres.ts";
+
+/** Options of `openNeon`. */
+export interface NeonOptions {
+  /** Pool size. @default 10 */
+  max?: number;
+  /** Proxy template with `{host}` and `{port}`; unset for real Neon. */
+  wsProxy?: string;
+  /** Secure WebSocket; defaults to true without a proxy, false with one. */
+  secure?: boolean;
+}
+
+/** A `SqlDatabase` on the Neon database at `url`, through Neon's WebSocket pool. */
+export function openNeon(
+  url: string,
+  { max = 10, wsProxy, secure }: NeonOptions = {},
+): SqlDatabase {
+  if (wsProxy) {
+    neonConfig.wsProxy = (host, port) =>
+      wsProxy.replace("{host}", host).replace("{port}", String(port));
+    neonConfig.useSecureWebSocket = secure ?? false;
+    // The pipelined "password" startup fails against scram-sha-256; plain PostgreSQL has no
+    // SNI routing, so no TLS inside the socket either.
+    neonConfig.pipelineConnect = false;
+    neonConfig.forceDisablePgSSL = true;
+  } else if (secure !== undefined) {
+    neonConfig.useSecureWebSocket = secure;
+  }
+  const pool = new Pool({ connectionString: url, max });
+  // An idle client that errors (a dropped socket) must not crash the process.
+  pool.on("error", () => {});
+  return poolDatabase(pool as unknown as PgLikePool, "neon");
+}

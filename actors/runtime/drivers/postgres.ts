@@ -1,0 +1,136 @@
+/** PostgreSQL over TCP (node-postgres pool). Several processes may share the database. */
+import { Buffer } from "node:buffer";
+import pg from "pg";
+import { from as copyFromStdin } from "pg-copy-streams";
+import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
+
+/** Options of `openPostgres`. */
+export interface PostgresOptions {
+  /** Pool size. @default 10 */
+  max?: number;
+}
+
+/** A `SqlDatabase` on the PostgreSQL server at `url` (a connection string), through a pool. */
+export function openPostgres(url: string, { max = 10 }: PostgresOptions = {}): SqlDatabase {
+  const pool = new pg.Pool({ connectionString: url, max });
+  // An idle client that errors (server restart) must not crash the process.
+  pool.on("error", () => {});
+  return poolDatabase(pool as unknown as PgLikePool, "postgres");
+}
+
+/** Shape shared by node-postgres and `@neondatabase/serverless` pools. */
+export interface PgLikePool {
+  /** Runs one statement on any pooled connection. */
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Takes a connection out of the pool (for a transaction or LISTEN). */
+  connect(): Promise<PgLikeClient>;
+  /** Closes every connection. */
+  end(): Promise<void>;
+}
+
+/** One pooled connection, as `PgLikePool.connect()` gives it. */
+export interface PgLikeClient {
+  /** Runs one statement on this connection. */
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs a submittable (a COPY stream) on this connection. */
+  query<S>(submittable: S): S;
+  /** Hears NOTIFY payloads on the channels this connection listens to. */
+  on(event: "notification", fn: (n: { channel: string; payload?: string }) => void): unknown;
+  /** Hears the connection's errors. */
+  on(event: "error", fn: (err: Error) => void): unknown;
+  /** Stops hearing the connection's errors. */
+  removeListener(event: "error", fn: (err: Error) => void): unknown;
+  /** Gives the connection back; `err` destroys it instead. */
+  release(err?: boolean | Error): void;
+}
+
+/** Wraps a pg-compatible pool as a `SqlDatabase`. */
+export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): SqlDatabase {
+  const db: SqlDatabase = {
+    dialect,
+    shared: true,
+    autovacuum: true,
+    async query<T>(text: string, params?: readonly unknown[]) {
+      const res = await pool.query(text, params ? [...params] : undefined);
+      return res.rows as T[];
+    },
+    // One COPY is one statement: run as a transaction of its own, so that a failed COPY
+    // leaves its connection clean (ROLLBACK) like any other failed transaction.
+    copyIn(table, columns, data) {
+      return db.transaction((tx) => tx.copyIn!(table, columns, data));
+    },
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      // The server may end the connection while the transaction waits between statements (a
+      // restart, pg_terminate_backend): the client then emits "error", which with no listener
+      // would be uncaught and stop the process. The next statement fails instead.
+      const lost = (err: Error) => broken = err;
+      client.on("error", lost);
+      try {
+        await client.query("BEGIN");
+        const result = await fn({
+          async query<R>(text: string, params?: readonly unknown[]) {
+            const res = await client.query(text, params ? [...params] : undefined);
+            return res.rows as R[];
+          },
+          copyIn: (table, columns, data) => copyIn(client, table, columns, data),
+        });
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackErr) {
+          broken = rollbackErr as Error;
+        }
+        throw err;
+      } finally {
+        client.removeListener("error", lost);
+        client.release(broken);
+      }
+    },
+    async listen(channel, onPayload) {
+      const client = await pool.connect();
+      client.on("error", () => {});
+      client.on("notification", (n) => {
+        if (n.channel === channel) onPayload(n.payload ?? "");
+      });
+      await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+      return async () => {
+        try {
+          await client.query(`UNLISTEN "${channel.replaceAll('"', '""')}"`);
+          client.release();
+        } catch {
+          client.release(true);
+        }
+      };
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+  return db;
+}
+
+/** `COPY ... FROM STDIN` on one client; resolves when the server has taken every row. */
+async function copyIn(
+  client: PgLikeClient,
+  table: string,
+  columns: readonly string[],
+  data: CopyData,
+): Promise<void> {
+  const stream = client.query(copyFromStdin(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
+  await new Promise<void>((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on("finish", () => resolve());
+    for (const part of copyParts(data)) {
+      stream.write(
+        typeof part === "string"
+          ? part
+          : Buffer.from(part.buffer, part.byteOffset, part.byteLength),
+      );
+    }
+    stream.end();
+  });
+}

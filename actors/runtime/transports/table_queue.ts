@@ -1,0 +1,100 @@
+/**
+ * The table queue: the `troupe_jobs` table of the same database is the queue (the embedded
+ * default, and how several instances share one PostgreSQL).
+ *
+ * The loop claims in batches while there is work and free capacity, then sleeps until a
+ * `troupe_jobs` notification (any process), a local wake-up (an enqueue or a freed slot here),
+ * or the poll interval (delayed retries, lost notifications).
+ */
+import type { SqlDatabase } from "../ports.ts";
+import type { Consumer, Transport } from "../transport.ts";
+
+/** Options of the table queue. */
+export interface TableQueueOptions {
+  /** Longest sleep without a wake-up, in ms. @default 1000 */
+  /** Longest sleep without a wake-up, in ms. @default 1000 */
+  pollMs?: number;
+}
+
+/** The pull transport over `troupe_jobs` (see above). */
+export class TableQueueTransport implements Transport {
+  /** The transport's name. */
+  readonly name = "table-queue";
+  /** Pull: the runtime claims rows itself. */
+  readonly mode = "pull" as const;
+  readonly #db: SqlDatabase;
+  readonly #pollMs: number;
+  #wakeup: (() => void) | null = null;
+  #pending = false;
+  #running = false;
+  #loop: Promise<void> | null = null;
+  #unlisten: (() => Promise<void>) | null = null;
+
+  /** A table queue on `db` (the runtime's database). */
+  constructor(db: SqlDatabase, { pollMs = 1000 }: TableQueueOptions = {}) {
+    this.#db = db;
+    this.#pollMs = pollMs;
+  }
+
+  publish(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  wake(): void {
+    this.#pending = true;
+    const fn = this.#wakeup;
+    this.#wakeup = null;
+    fn?.();
+  }
+
+  /** Listens for new jobs and starts the claim loop. */
+  async start(consumer: Consumer): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    this.#unlisten = await this.#db.listen("troupe_jobs", () => this.wake());
+    this.#loop = this.#run(consumer);
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.wake();
+    await this.#loop;
+    await this.#unlisten?.();
+    this.#unlisten = null;
+  }
+
+  async #run(consumer: Consumer): Promise<void> {
+    let failures = 0;
+    while (this.#running) {
+      this.#pending = false;
+      let claimed = 0;
+      if (consumer.freeSlots() > 0) {
+        try {
+          claimed = await consumer.pump();
+          failures = 0;
+        } catch (err) {
+          failures++;
+          console.error(JSON.stringify({ level: "warn", msg: "claim failed", error: String(err) }));
+          await this.#sleep(Math.min(5000, 100 * 2 ** failures));
+          continue;
+        }
+      }
+      if (claimed > 0 && consumer.freeSlots() > 0) continue;
+      if (this.#pending) continue;
+      await this.#sleep(this.#pollMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wakeup = null;
+        resolve();
+      }, ms);
+      this.#wakeup = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
