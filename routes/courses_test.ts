@@ -843,6 +843,40 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "courses: ask cites the page where a sentence across pages holds the answer", ...opts },
+  async () => {
+    // A listing without a sentence end runs from page 1 onto page 2, where the only words the
+    // question asks about are: the answer is cited on page 2, not where the listing starts.
+    const listing = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => `field${from + i} holds value ${from + i}`).join(", ");
+    const bytes = await makePdf([
+      {
+        heading: "Listing",
+        paragraphs: [`Here are the fields of the record, one after another: ${listing(1, 30)},`],
+      },
+      { paragraphs: [`${listing(31, 4)}, and the wombat routine erases the gazebo picture`] },
+    ]);
+    const up = await upload([{ name: "listing.pdf", bytes }]);
+    assert.equal(up.status, 202, JSON.stringify(up.body));
+    const course = await settled(up.body.courseId);
+    assert.equal(course.status, "ready", JSON.stringify(course));
+    const res = await call(`/api/courses/${course.id}/ask`, {
+      method: "POST",
+      body: JSON.stringify({ question: "What does the wombat routine erase?" }),
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.answered, true, JSON.stringify(res.body));
+    assert.match(res.body.answer, /Here are the fields.*wombat routine erases/s);
+    assert.deepEqual(
+      res.body.citations.map((c: { page: number }) => c.page),
+      [2],
+      JSON.stringify(res.body.citations),
+    );
+  },
+);
+
 async function jobEnd(jobId: string) {
   return await waitFor(async () => {
     const j = (await call(`/api/jobs/${jobId}`)).body;
