@@ -8,7 +8,9 @@
  *   AND cite at least one of their expected pages;
  * - ask recall: of the in-scope questions, the share answered with at least one citation on an
  *   expected page;
- * - search hit@3: of the phrases, the share with an expected page among the first 3 results.
+ * - search hit@3: of the phrases, the share with an expected page among the first 3 results;
+ * - the same ask precision and recall on the questions marked `"added": "holdout"` alone
+ *   (written from pages the other questions do not use, after the answer rules were set).
  *
  * It also prints, per book, the answer threshold sweep (`minCoverage`: precision and recall
  * had it been the threshold, through the same `answerQuestion`) and the vector similarities
@@ -34,8 +36,9 @@ import { queryTokens, STOP_WORDS, wholeTokens } from "../actors/courses/lexicon.
 export interface QuestionSet {
   book: string;
   source: string;
-  inScope: { question: string; pages: number[] }[];
-  outOfScope: { question: string; kind: string }[];
+  /** `added: "holdout"` marks questions written after the thresholds and rules were set. */
+  inScope: { question: string; pages: number[]; added?: string }[];
+  outOfScope: { question: string; kind: string; added?: string }[];
   search: { phrase: string; pages: number[] }[];
 }
 
@@ -53,6 +56,8 @@ export interface AskFigures {
   falseAnswers: number;
   /** Phrases with an expected page in the first 3 results. */
   hitAt3: number;
+  /** The same figures on the questions marked `added: "holdout"` only. */
+  holdout: { inScope: number; outOfScope: number; precision: number; recall: number };
   /** Per minimum coverage: precision and recall had it been the threshold. */
   sweep: { minCoverage: number; precision: number; recall: number }[];
   /** Largest vector similarity of each out-of-scope question and of each phrase's best hit. */
@@ -124,6 +129,7 @@ export async function askFigures(
     let answered = 0;
     let correct = 0;
     let falseAnswers = 0;
+    const held = { inScope: 0, outOfScope: 0, answered: 0, correct: 0 };
     const misses = {
       asked: [] as string[],
       wronglyAnswered: [] as string[],
@@ -136,7 +142,12 @@ export async function askFigures(
       const right = a.answered && a.citations.some((c) => q.pages.includes(c.page));
       if (a.answered) answered++;
       if (right) correct++;
-      else {
+      if (q.added === "holdout") {
+        held.inScope++;
+        if (a.answered) held.answered++;
+        if (right) held.correct++;
+      }
+      if (!right) {
         misses.asked.push(
           `${q.question} [${q.pages}] -> ${
             a.answered ? a.citations.map((c) => c.page).join(",") : "not answered"
@@ -152,6 +163,10 @@ export async function askFigures(
     const outOfScopeMax: number[] = [];
     for (const q of set.outOfScope) {
       const a = await ask(q.question);
+      if (q.added === "holdout") {
+        held.outOfScope++;
+        if (a.answered) held.answered++;
+      }
       if (a.answered) {
         answered++;
         falseAnswers++;
@@ -203,6 +218,12 @@ export async function askFigures(
       recall: correct / set.inScope.length,
       falseAnswers,
       hitAt3: hits / set.search.length,
+      holdout: {
+        inScope: held.inScope,
+        outOfScope: held.outOfScope,
+        precision: held.answered ? held.correct / held.answered : 1,
+        recall: held.inScope ? held.correct / held.inScope : NaN,
+      },
       sweep,
       similarity: { outOfScopeMax, phraseBest },
       misses,
@@ -318,6 +339,10 @@ if (import.meta.main) {
       `  ask precision ${pctOf(f.precision)} (target >= 90%), recall ${pctOf(f.recall)} ` +
         `(target >= 80%), out-of-scope answered ${f.falseAnswers}/${f.outOfScope}; ` +
         `search hit@3 ${pctOf(f.hitAt3)} (target >= 90%)`,
+    );
+    console.log(
+      `  holdout only (${f.holdout.inScope} in scope, ${f.holdout.outOfScope} out of scope): ` +
+        `ask precision ${pctOf(f.holdout.precision)}, recall ${pctOf(f.holdout.recall)}`,
     );
     console.log(
       `  thresholds: minCoverage ${f.thresholds.minCoverage}, minSimilarity ` +

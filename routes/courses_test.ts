@@ -843,6 +843,73 @@ Deno.test(
   },
 );
 
+/** Fields of a listing, `field<n> holds value <n>`, joined by commas (no sentence end). */
+const listing = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => `field${from + i} holds value ${from + i}`).join(", ");
+
+/** The pages cited for `question` in a course of `pages`. */
+async function citedPages(
+  pages: Parameters<typeof makePdf>[0],
+  options: Parameters<typeof makePdf>[1],
+  question: string,
+) {
+  const up = await upload([{ name: "listing.pdf", bytes: await makePdf(pages, options) }]);
+  assert.equal(up.status, 202, JSON.stringify(up.body));
+  const course = await settled(up.body.courseId);
+  assert.equal(course.status, "ready", JSON.stringify(course));
+  const res = await call(`/api/courses/${course.id}/ask`, {
+    method: "POST",
+    body: JSON.stringify({ question }),
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.answered, true, JSON.stringify(res.body));
+  return { answer: res.body.answer as string, citations: res.body.citations as Citation[] };
+}
+
+type Citation = { page: number; text: string };
+
+Deno.test(
+  { name: "courses: ask cites the page where a sentence across pages holds the answer", ...opts },
+  async () => {
+    // A listing without a sentence end runs from page 1 onto page 2, where the only words the
+    // question asks about are: the answer is cited on page 2, not where the listing starts.
+    const { answer, citations } = await citedPages(
+      [
+        {
+          heading: "Listing",
+          paragraphs: [`Here are the fields of the record, one after another: ${listing(1, 30)},`],
+        },
+        { paragraphs: [`${listing(31, 4)}, and the wombat routine erases the gazebo picture`] },
+      ],
+      {},
+      "What does the wombat routine erase?",
+    );
+    assert.match(answer, /Here are the fields.*wombat routine erases/s);
+    assert.deepEqual(citations.map((c) => c.page), [2], JSON.stringify(citations));
+  },
+);
+
+Deno.test(
+  { name: "courses: ask counts the section's heading on each page of a sentence", ...opts },
+  async () => {
+    // The asked words are on page 1 with the heading's, and on page 2 in the text: the heading
+    // holds on both pages, so neither holds more and the answer stays on its first page.
+    const { citations } = await citedPages(
+      [
+        {
+          heading: "Gazebo pictures",
+          paragraphs: [`The wombat routine erases the fields in turn: ${listing(1, 30)},`],
+        },
+        { paragraphs: [`${listing(31, 4)}, so the wombat routine erases gazebo pictures`] },
+      ],
+      { outline: [{ title: "Gazebo pictures", page: 1 }] },
+      "What does the wombat routine erase in gazebo pictures?",
+    );
+    assert.deepEqual(citations.map((c) => c.page), [1], JSON.stringify(citations));
+  },
+);
+
 async function jobEnd(jobId: string) {
   return await waitFor(async () => {
     const j = (await call(`/api/jobs/${jobId}`)).body;

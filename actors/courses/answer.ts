@@ -9,7 +9,8 @@
  * matches finds nothing). `answerQuestion` answers only from the course: it answers when some
  * passage's few consecutive sentences hold enough of the question's informative terms
  * (weighted by how rare they are in the course; a term the course never uses weighs most),
- * and otherwise says that the course does not answer it (`answered: false`).
+ * and otherwise says that the course does not answer it (`answered: false`). Each answer
+ * sentence is cited on the page of its text that holds the most of what was asked.
  */
 import type { SqlExecutor } from "../runtime/ports.ts";
 import type { TextEmbedder } from "../../db/embeddings/hashing.ts";
@@ -244,6 +245,50 @@ export async function locatePage(db: SqlExecutor, p: Passage, snippet: string): 
   return await matchingPage(db, p, new Set(tokens(snippet)));
 }
 
+/**
+ * The physical page of an answer sentence: the page holding most of the asked words' weight
+ * within the sentence's own text. A sentence that runs across pages (a long listing, a
+ * paragraph over a page break) is cited where what was asked is, not where it starts; the
+ * first such page on a tie. When the sentence is not found verbatim in the pages' text, the
+ * page `locatePage` finds.
+ */
+async function answerPage(
+  db: SqlExecutor,
+  p: Passage,
+  sentence: string,
+  asked: readonly AskedWord[],
+): Promise<number> {
+  if (p.pageFrom === p.pageTo) return p.pageFrom;
+  const rows = await db.query<{ page: number; lines: { text: string }[] }>(
+    "SELECT page, lines FROM troupe_pdf_pages WHERE sha256 = $1 AND page BETWEEN $2 AND $3 ORDER BY page",
+    [p.sha256, p.pageFrom, p.pageTo],
+  );
+  // The pages' text joined, with where each page starts in it.
+  let joined = "";
+  const starts: { page: number; at: number }[] = [];
+  for (const r of rows) {
+    starts.push({ page: r.page, at: joined.length });
+    joined += `${normalize(r.lines.map((l) => l.text).join(" "))} `;
+  }
+  const text = normalize(sentence);
+  const from = joined.indexOf(text.slice(0, 60));
+  if (from === -1) return await locatePage(db, p, sentence);
+  const to = from + text.length;
+  // The section's heading is held on each of its pages, as when the sentence was chosen.
+  const heading = tokens(p.section);
+  let best = -1;
+  let bestPage = p.pageFrom;
+  starts.forEach(({ page, at }, i) => {
+    const next = starts[i + 1]?.at ?? joined.length;
+    const lo = Math.max(from, at);
+    const hi = Math.min(to, next);
+    if (hi <= lo) return;
+    const held = coverage(asked, new Set([...heading, ...tokens(joined.slice(lo, hi))]));
+    if (held > best) [best, bestPage] = [held, page];
+  });
+  return bestPage;
+}
+
 function normalize(text: string): string {
   return text.replace(/\s+/g, " ").trim().toLowerCase();
 }
@@ -264,6 +309,7 @@ function coverage(asked: readonly AskedWord[], have: Set<string>): number {
   return total > 0 ? held / total : 0;
 }
 
+export /** A word of a question: its forms, and its weight (its idf in the course). */
 interface AskedWord {
   alternatives: string[];
   weight: number;
@@ -348,7 +394,7 @@ export async function answerQuestion(
   }).slice(0, MAX_SENTENCES);
   const citations: Citation[] = [];
   for (const c of chosen) {
-    const page = await locatePage(db, c.passage, c.text);
+    const page = await answerPage(db, c.passage, c.text, asked);
     const same = citations.find((x) => x.fileName === c.passage.fileName && x.page === page);
     if (same) same.text += ` ${c.text}`;
     else citations.push({ fileName: c.passage.fileName, page, text: c.text });
