@@ -40,7 +40,7 @@ Deno.test({
     });
   const first = start({ PORT: String(port) }).spawn();
   try {
-    await untilUp(`http://127.0.0.1:${port}/api/health`, first, { timeoutMs: 30_000 });
+    await untilUp(`http://127.0.0.1:${port}/api/health`, first, { timeoutMs: 90_000 });
     const expectOneLine = async (env: Record<string, string>, pattern: RegExp) => {
       const out = await start(env).output();
       const stderr = new TextDecoder().decode(out.stderr).trim();
@@ -92,7 +92,7 @@ Deno.test({
       stdout: "null",
       stderr: "inherit",
     }).spawn();
-  const healthy = () => untilUp(`${base}/api/health`, server, { timeoutMs: 30_000 });
+  const healthy = () => untilUp(`${base}/api/health`, server, { timeoutMs: 90_000 });
   let server = start();
   try {
     await healthy();
