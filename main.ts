@@ -42,6 +42,8 @@ import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./routes/serve.ts";
+import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 
 export interface Composed {
   config: Config;
@@ -51,6 +53,8 @@ export interface Composed {
   /** The embedded dev tenant's key when this start created it (shown once). */
   newDevKey: string | null;
   app: ReturnType<typeof createApp>;
+  /** Present when METRICS_TOKEN or METRICS_PORT turns metrics on. */
+  metrics: PrometheusMetrics | null;
   close(): Promise<void>;
 }
 
@@ -103,6 +107,14 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
 export async function compose(config: Config, extraActors: AnyActor[] = []): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
   const kinds = drivers(config);
+  const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
+    ? new PrometheusMetrics({
+      queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,
+      queueCacheMs: config.METRICS_QUEUE_CACHE_MS,
+    })
+    : null;
+  /** `fetch` for calls to `service`, counted and timed when metrics are on. */
+  const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info("migrations applied", { applied });
@@ -155,6 +167,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       apiKey: config.OPENAI_API_KEY,
       model: config.OPENAI_EMBEDDING_MODEL,
       dimensions: config.OPENAI_EMBEDDING_DIMENSIONS,
+      ...fetchFor("openai_embeddings"),
     })
     : new HashingEmbedder();
   const extractor = pageExtractor(config.EXTRACT_WORKERS, {
@@ -175,6 +188,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
           baseUrl: config.OPENAI_BASE_URL,
           apiKey: config.OPENAI_API_KEY!,
           model: config.OPENAI_MODEL,
+          ...fetchFor("openai_chat"),
         }),
       }
       : {}),
@@ -187,7 +201,9 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     concurrency: config.WORKER_CONCURRENCY,
     leaseMs: config.LEASE_MS,
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
+    ...(metrics ? { observer: metrics } : {}),
   });
+  metrics?.watchQueue(runtime).watchCache(cache);
   await runtime.start();
   const tenants = new TenantStore(db);
   const newDevKey = await bootstrapDevTenant(config, tenants);
@@ -231,6 +247,15 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
+    ...(metrics
+      ? {
+        metrics: {
+          sink: metrics,
+          // With METRICS_PORT, /metrics is served on that port only (see `run`).
+          ...(config.METRICS_PORT === undefined ? { route: { token: config.METRICS_TOKEN } } : {}),
+        },
+      }
+      : {}),
   });
   return {
     config,
@@ -239,6 +264,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     tenants,
     newDevKey,
     app,
+    metrics,
     async close() {
       await runtime.stop();
       extractor.close();
@@ -309,6 +335,14 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         actors: [...troupe.runtime.actors.keys()],
       }),
   }, troupe.app.fetch);
+  const metricsServer = troupe.metrics && config.METRICS_PORT !== undefined
+    ? Deno.serve({
+      port: config.METRICS_PORT,
+      hostname: config.HOST,
+      onListen: ({ hostname, port }) =>
+        log.info("metrics listening", { url: `http://${hostname}:${port}/metrics` }),
+    }, metricsRoutes({ sink: troupe.metrics, route: { token: config.METRICS_TOKEN } }).fetch)
+    : null;
   if (troupe.newDevKey) {
     console.log(
       `\nDev tenant API key (shown once, also saved in ${
@@ -322,6 +356,7 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
     stopping = true;
     log.info("shutting down");
     await server.shutdown();
+    await metricsServer?.shutdown();
     await troupe.close();
     Deno.exit(0);
   };

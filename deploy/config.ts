@@ -25,6 +25,7 @@ const SECRETS = new Set([
   "UPSTASH_REDIS_REST_TOKEN",
   "DEV_API_KEY",
   "OPENAI_API_KEY",
+  "METRICS_TOKEN",
 ]);
 
 const fields = z.object({
@@ -167,6 +168,17 @@ const fields = z.object({
    * is a 413, a gzip bomb (default 200; CSV text compresses 5 to 20 times).
    */
   DATASET_MAX_INFLATE_RATIO: int(2, 1_000_000).default(200),
+  /**
+   * Metrics (deploy/README.md, "Metrics"): off unless one of METRICS_TOKEN or METRICS_PORT is
+   * set. METRICS_TOKEN serves `GET /metrics` on PORT to `Authorization: Bearer <token>`;
+   * METRICS_PORT serves it on its own listener on HOST (with the token too when both are set).
+   * METRICS_QUEUE_SCAN_LIMIT bounds the queued jobs one queue-depth reading looks at;
+   * METRICS_QUEUE_CACHE_MS is how long a reading is reused by later scrapes.
+   */
+  METRICS_TOKEN: z.string().trim().min(16, "must be at least 16 characters").optional(),
+  METRICS_PORT: int(1, 65_535).optional(),
+  METRICS_QUEUE_SCAN_LIMIT: int(100, 1_000_000).default(10_000),
+  METRICS_QUEUE_CACHE_MS: int(0, 600_000).default(5000),
 });
 
 /** Variables that only make sense together. */
