@@ -173,12 +173,17 @@ const fields = z.object({
    * set. METRICS_TOKEN serves `GET /metrics` on PORT to `Authorization: Bearer <token>`;
    * METRICS_PORT serves it on its own listener on HOST (with the token too when both are set).
    * METRICS_QUEUE_SCAN_LIMIT bounds the queued jobs one queue-depth reading looks at;
-   * METRICS_QUEUE_CACHE_MS is how long a reading is reused by later scrapes.
+   * METRICS_QUEUE_CACHE_MS is how long a reading is reused by later scrapes. METRICS_COUNTERS:
+   * `local`, each instance exposes its own counters; `redis`, every instance adds its gains to
+   * Upstash Redis every METRICS_FLUSH_MS and at each scrape, and exposes the sums (for Deno
+   * Deploy, where a scrape reaches any isolate; needs UPSTASH_REDIS_REST_*).
    */
   METRICS_TOKEN: z.string().trim().min(16, "must be at least 16 characters").optional(),
   METRICS_PORT: int(1, 65_535).optional(),
   METRICS_QUEUE_SCAN_LIMIT: int(100, 1_000_000).default(10_000),
   METRICS_QUEUE_CACHE_MS: int(0, 600_000).default(5000),
+  METRICS_COUNTERS: z.enum(["local", "redis"]).default("local"),
+  METRICS_FLUSH_MS: int(1000, 3_600_000).default(10_000),
 });
 
 /** Variables that only make sense together. */

@@ -5,8 +5,10 @@
  * (`routes/metrics.ts`) and the wrapper of external API calls ({@link PrometheusMetrics.fetch}).
  *
  * Counters live in this process: each instance exposes its own, and Prometheus sums them over
- * the scraped instances. Queue gauges come from the database, so every instance reports the
- * same figures (aggregate them with `max`, not `sum`). See deploy/README.md, "Metrics".
+ * the scraped instances; with a `shared` store, every instance adds its counters' gains to it and
+ * exposes the sums instead (for deployments where a scrape reaches any instance). Queue gauges
+ * come from the database, so every instance reports the same figures (aggregate them with `max`,
+ * not `sum`). See deploy/README.md, "Metrics".
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Cache } from "../cache/cache.ts";
@@ -16,6 +18,7 @@ import type {
   RuntimeObserver,
 } from "../../actors/runtime/observer.ts";
 import type { QueueDepth } from "../../actors/runtime/sql/queue_depth.ts";
+import type { SharedCounterStore } from "./shared.ts";
 
 /** What the queue gauges read: the runtime's bounded depth query and its actors. */
 export interface QueueSource {
@@ -30,6 +33,27 @@ export interface PrometheusMetricsOptions {
   queueCacheMs?: number;
   /** @default Date.now */
   now?: () => number;
+  /**
+   * Sums counters and histograms across instances: {@link PrometheusMetrics.flush} adds what
+   * they gained here, `render` shows the sums (deploy/README.md, "Metrics"). @default none
+   */
+  shared?: SharedCounterStore;
+  /** Told when the shared store fails (the scrape then shows this instance's counters). */
+  onSharedError?: (err: unknown) => void;
+}
+
+/** What a counter's or histogram's `get()` gives. */
+interface Summable {
+  get(): Promise<{
+    name: string;
+    help: string;
+    type: unknown;
+    values: {
+      value: number;
+      labels: Partial<Record<string, string | number>>;
+      metricName?: string;
+    }[];
+  }>;
 }
 
 /** Seconds: from a fast job-status request to a long report build. */
@@ -61,6 +85,14 @@ export class PrometheusMetrics implements RuntimeObserver {
   readonly #queueScanLimit: number;
   readonly #queueCacheMs: number;
   readonly #now: () => number;
+  readonly #shared: SharedCounterStore | undefined;
+  readonly #onSharedError: (err: unknown) => void;
+  /** Counters and histograms: what a shared store sums. */
+  readonly #summed: Summable[] = [];
+  /** Each summed series' value at the last flush. */
+  readonly #flushed = new Map<string, number>();
+  /** Gains not yet added to the shared store (a failed flush keeps them). */
+  #unsent = new Map<string, number>();
   #queue: QueueSource | undefined;
   #cache: Cache | undefined;
   readonly #queueGauges: { depth: Gauge<"actor">; oldest: Gauge<"actor">; capped: Gauge };
@@ -68,8 +100,16 @@ export class PrometheusMetrics implements RuntimeObserver {
   #reading: { at: number; applied: Promise<void> } | null = null;
 
   constructor(
-    { queueScanLimit = 10_000, queueCacheMs = 5000, now = Date.now }: PrometheusMetricsOptions = {},
+    {
+      queueScanLimit = 10_000,
+      queueCacheMs = 5000,
+      now = Date.now,
+      shared,
+      onSharedError = () => {},
+    }: PrometheusMetricsOptions = {},
   ) {
+    this.#shared = shared;
+    this.#onSharedError = onSharedError;
     this.#queueScanLimit = queueScanLimit;
     this.#queueCacheMs = queueCacheMs;
     this.#now = now;
@@ -166,14 +206,20 @@ export class PrometheusMetrics implements RuntimeObserver {
       },
     });
     this.#queueGauges = { depth, oldest, capped };
-    for (
-      const [result, name] of [["hits", "hits"], ["misses", "misses"], [
-        "bypasses",
-        "bypasses",
-      ]] as const
-    ) {
-      new Counter({
-        name: `troupe_cache_${name}_total`,
+    this.#summed.push(
+      this.#httpRequests,
+      this.#httpDuration,
+      this.#jobs,
+      this.#jobDuration,
+      this.#retries,
+      this.#deadLetters,
+      this.#heartbeats,
+      this.#external,
+      this.#externalDuration,
+    );
+    for (const result of ["hits", "misses", "bypasses"] as const) {
+      const counter = new Counter({
+        name: `troupe_cache_${result}_total`,
         help: `Cache lookups that were ${
           result === "bypasses" ? "bypassed (store failing)" : result
         }, by TTL class (kind of data).`,
@@ -188,6 +234,7 @@ export class PrometheusMetrics implements RuntimeObserver {
           }
         },
       });
+      this.#summed.push(counter);
     }
   }
 
@@ -203,9 +250,69 @@ export class PrometheusMetrics implements RuntimeObserver {
     return this;
   }
 
-  /** The exposition text (`text/plain; version=0.0.4`). */
+  /**
+   * The exposition text (`text/plain; version=0.0.4`). With a shared store: flushes, then shows
+   * the summed counters and histograms; if the store fails, this instance's own (the error goes
+   * to `onSharedError`).
+   */
   async render(): Promise<string> {
-    return await this.registry.metrics();
+    if (!this.#shared) return await this.registry.metrics();
+    let totals: Map<string, number>;
+    try {
+      await this.flush();
+      totals = await this.#shared.read();
+    } catch (err) {
+      this.#onSharedError(err);
+      return await this.registry.metrics();
+    }
+    const summed = new Set<string>();
+    const parts: string[] = [];
+    for (const metric of this.#summed) {
+      const { name, help, type } = await metric.get();
+      summed.add(name);
+      const family = [name, `${name}_bucket`, `${name}_sum`, `${name}_count`];
+      const lines = [...totals]
+        .filter(([field]) => family.includes(field.slice(0, field.indexOf("{"))))
+        .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+        .map(([field, value]) => `${field} ${value}`);
+      parts.push(
+        [`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${String(type)}`, ...lines].join(
+          "\n",
+        ),
+      );
+    }
+    for (const metric of this.registry.getMetricsAsArray()) {
+      if (!summed.has(metric.name)) {
+        parts.push((await this.registry.getSingleMetricAsString(metric.name)).trimEnd());
+      }
+    }
+    return parts.join("\n\n") + "\n";
+  }
+
+  /**
+   * Adds what this instance's counters and histograms gained since the last flush to the shared
+   * store (a no-op without one). Gains that fail to go are kept for the next flush.
+   */
+  async flush(): Promise<void> {
+    const shared = this.#shared;
+    if (!shared) return;
+    const deltas = this.#unsent;
+    this.#unsent = new Map();
+    for (const metric of this.#summed) {
+      const { name, values } = await metric.get();
+      for (const v of values) {
+        const field = seriesOf(v.metricName ?? name, v.labels);
+        const gained = v.value - (this.#flushed.get(field) ?? 0);
+        this.#flushed.set(field, v.value);
+        if (gained > 0) deltas.set(field, (deltas.get(field) ?? 0) + gained);
+      }
+    }
+    try {
+      await shared.add(deltas);
+    } catch (err) {
+      for (const [field, d] of deltas) this.#unsent.set(field, (this.#unsent.get(field) ?? 0) + d);
+      throw err;
+    }
   }
 
   get contentType(): string {
@@ -291,4 +398,16 @@ export class PrometheusMetrics implements RuntimeObserver {
     this.#reading = { at: now, applied };
     return applied;
   }
+}
+
+/** `name{a="1",b="2"}`, labels sorted and escaped as in the text format. */
+function seriesOf(name: string, labels: Partial<Record<string, string | number>>): string {
+  const keys = Object.keys(labels).sort();
+  const escape = (v: string) =>
+    v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"');
+  return `${name}{${keys.map((k) => `${k}="${escape(String(labels[k]))}"`).join(",")}}`;
+}
+
+function escapeHelp(help: string): string {
+  return help.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
 }

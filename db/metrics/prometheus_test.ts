@@ -3,6 +3,7 @@ import { Cache } from "../cache/cache.ts";
 import { MemoryCacheStore } from "../cache/memory.ts";
 import type { QueueDepth } from "../../actors/runtime/sql/queue_depth.ts";
 import { PrometheusMetrics, type QueueSource } from "./prometheus.ts";
+import { MemorySharedCounters } from "./shared.ts";
 
 /** The value of the sample `name{labels}` in an exposition text, or undefined. */
 function sample(
@@ -173,4 +174,58 @@ Deno.test("queue gauges: a failed reading drops the series and is retried at the
   text = await m.render();
   assert.equal(queue.calls.length, 2, "not reused although within the cache period");
   assert.equal(sample(text, "troupe_queue_depth", { actor: "a" }), 3);
+});
+
+Deno.test("with a shared store, every instance shows the sums of all instances' counters", async () => {
+  const shared = new MemorySharedCounters();
+  const a = new PrometheusMetrics({ shared });
+  const b = new PrometheusMetrics({ shared });
+  a.jobFinished("x", "succeeded", 20);
+  a.jobFinished("x", "succeeded", 20);
+  b.jobFinished("x", "succeeded", 3000);
+  b.request("GET", "/api/jobs/:id", 200, 1);
+  await a.flush();
+  await a.flush(); // nothing gained since: nothing added twice
+  const text = await b.render(); // flushes b, reads the sums
+  const labels = { actor: "x", outcome: "succeeded" };
+  assert.equal(sample(text, "troupe_jobs_total", labels), 3);
+  assert.equal(sample(text, "troupe_job_duration_seconds_count", labels), 3);
+  assert.equal(sample(text, "troupe_job_duration_seconds_sum", labels), 3.04);
+  assert.equal(sample(text, "troupe_job_duration_seconds_bucket", { ...labels, le: "0.05" }), 2);
+  assert.equal(sample(text, "troupe_job_duration_seconds_bucket", { ...labels, le: "+Inf" }), 3);
+  assert.equal(
+    sample(text, "troupe_http_requests_total", {
+      method: "GET",
+      route: "/api/jobs/:id",
+      status: "200",
+    }),
+    1,
+  );
+  assert.match(text, /^# TYPE troupe_jobs_total counter$/m);
+  assert.match(text, /^# TYPE troupe_job_duration_seconds histogram$/m);
+  // Gauges stay this instance's own.
+  assert.match(text, /^# TYPE troupe_queue_depth gauge$/m);
+  a.jobFinished("x", "succeeded", 1);
+  assert.equal(sample(await a.render(), "troupe_jobs_total", labels), 4);
+});
+
+Deno.test("a failed flush keeps its gains for the next; render falls back to this instance's", async () => {
+  const inner = new MemorySharedCounters();
+  let down = true;
+  const shared = {
+    add: (d: ReadonlyMap<string, number>) =>
+      down ? Promise.reject(new Error("redis down")) : inner.add(d),
+    read: () => down ? Promise.reject(new Error("redis down")) : inner.read(),
+  };
+  const errors: unknown[] = [];
+  const m = new PrometheusMetrics({ shared, onSharedError: (e) => errors.push(e) });
+  m.deadLettered("x", "failed");
+  const local = await m.render();
+  assert.equal(errors.length, 1);
+  assert.equal(sample(local, "troupe_dead_letters_total", { actor: "x", reason: "failed" }), 1);
+  m.deadLettered("x", "failed");
+  down = false;
+  const text = await m.render();
+  assert.equal(sample(text, "troupe_dead_letters_total", { actor: "x", reason: "failed" }), 2);
+  assert.equal((await inner.read()).get('troupe_dead_letters_total{actor="x",reason="failed"}'), 2);
 });
