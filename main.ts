@@ -116,11 +116,6 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       retry: { retries: 1, backoff: () => 50 },
     })
     : null;
-  if (config.METRICS_COUNTERS === "redis" && !redis) {
-    throw new ConfigError([
-      "METRICS_COUNTERS: redis needs UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN",
-    ]);
-  }
   const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
     ? new PrometheusMetrics({
       queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,

@@ -214,6 +214,11 @@ export const configSchema = fields.superRefine((c, ctx) => {
     ["DATABASE_URL"],
     "required with QStash: webhook deliveries may reach any instance, so state must be shared",
   );
+  need(
+    c.METRICS_COUNTERS === "redis",
+    ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"],
+    "required by METRICS_COUNTERS=redis (counters are summed in Upstash Redis)",
+  );
 });
 
 export type Config = z.infer<typeof configSchema>;
