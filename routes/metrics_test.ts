@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
+import { Hono } from "hono";
 import { PrometheusMetrics } from "../db/metrics/prometheus.ts";
+import { httpMetrics } from "./metrics.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -88,4 +90,21 @@ Deno.test({
   } finally {
     await world.close();
   }
+});
+
+Deno.test("a handler that throws is recorded with the status onError gave it", async () => {
+  const sink = new PrometheusMetrics();
+  const app = new Hono();
+  app.use("*", httpMetrics(sink));
+  app.get("/boom/:id", () => {
+    throw new Error("broken");
+  });
+  app.onError((_err, c) => c.json({ error: { code: "INTERNAL", message: "internal" } }, 500));
+  const res = await app.request("/boom/7");
+  assert.equal(res.status, 500);
+  await res.body?.cancel();
+  assert.match(
+    await sink.render(),
+    /^troupe_http_requests_total\{method="GET",route="\/boom\/:id",status="500"\} 1$/m,
+  );
 });
