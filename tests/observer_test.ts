@@ -140,3 +140,73 @@ Deno.test({
     await tdb.cleanup();
   }
 });
+
+Deno.test(
+  { name: "a message the transport gave up on is an undeliverable dead letter", ...opts },
+  async () => {
+    const tdb = await pgliteTarget.open();
+    const observer = new Recorder();
+    const runtime = new Runtime({
+      db: tdb.db,
+      actors: [defineActor({ name: "u.x", input: z.object({}), handler: () => null })],
+      transport: new TableQueueTransport(tdb.db),
+      logger: jsonLogger("silent"),
+      observer,
+    });
+    try {
+      const { job } = await runtime.enqueue("u.x", {});
+      assert.equal(
+        await runtime.giveUp(job.id, { code: "X", message: "gave up" }),
+        "dead-lettered",
+      );
+      assert.equal(await runtime.giveUp(job.id, { code: "X", message: "again" }), "finished");
+      assert.deepEqual(observer.dead, [["u.x", "undeliverable"]]);
+      assert.deepEqual(observer.finished, [], "no attempt ran");
+    } finally {
+      await tdb.cleanup();
+    }
+  },
+);
+
+Deno.test(
+  { name: "jobs the reaper dead-letters are reported as poison or lease_expired", ...opts },
+  async () => {
+    const tdb = await pgliteTarget.open();
+    const observer = new Recorder();
+    const runtime = new Runtime({
+      db: tdb.db,
+      actors: [
+        defineActor({
+          name: "r.x",
+          input: z.object({ n: z.number() }),
+          key: (i) => `r.x:${i.n}`,
+          handler: () => null,
+        }),
+      ],
+      transport: new TableQueueTransport(tdb.db),
+      logger: jsonLogger("silent"),
+      maxLeaseLosses: 2,
+      observer,
+    });
+    try {
+      const last = (await runtime.enqueue("r.x", { n: 1 })).job.id;
+      const poison = (await runtime.enqueue("r.x", { n: 2 })).job.id;
+      const again = (await runtime.enqueue("r.x", { n: 3 })).job.id;
+      // Running under a lease no process holds: on its last attempt; a suspect that lost its
+      // lease once before; an early attempt (requeued, not dead).
+      await tdb.db.query(
+        `UPDATE troupe_jobs SET status = 'running', lease_owner = 'gone', lease_fence = 1,
+         attempts = CASE WHEN id = $1 THEN max_attempts ELSE 1 END,
+         lease_losses = CASE WHEN id = $2 THEN 1 ELSE 0 END,
+         started_fence = CASE WHEN id = $2 THEN 1 END
+       WHERE id = ANY($3::text[])`,
+        [last, poison, [last, poison, again]],
+      );
+      assert.equal(await runtime.reap(), 3);
+      assert.deepEqual(observer.dead.sort(), [["r.x", "lease_expired"], ["r.x", "poison"]]);
+      assert.equal((await runtime.getJob(again)).status, "queued");
+    } finally {
+      await tdb.cleanup();
+    }
+  },
+);

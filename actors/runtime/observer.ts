@@ -20,6 +20,8 @@ export type DeadLetterReason =
   | "failed"
   /** Its process stopped each time it ran (the reaper gave up on it). */
   | "poison"
+  /** Its lease lapsed during its last attempt (the reaper took it back, out of attempts). */
+  | "lease_expired"
   /** The transport gave up delivering it (QStash's failure callback). */
   | "undeliverable";
 

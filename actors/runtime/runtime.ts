@@ -275,7 +275,7 @@ export class Runtime implements Consumer {
    * or dead-lettered with their actor's `onDeadLetter` messages. Returns how many were reaped.
    */
   async reap(): Promise<number> {
-    const { reaped, poisoned, sent, cancelled } = await reapJobs(this.db, {
+    const { reaped, poisoned, lapsed, sent, cancelled } = await reapJobs(this.db, {
       actors: this.#actorNames,
       maxLeaseLosses: this.#maxLeaseLosses,
       outbox: this.transport.mode === "push",
@@ -283,6 +283,7 @@ export class Runtime implements Consumer {
       deadLetterSends: (job, error) =>
         this.#executor.deadLetterSends(job, this.actors.get(job.actor), error),
     });
+    for (const job of lapsed) this.#observer.deadLettered(job.actor, "lease_expired");
     for (const job of poisoned) {
       this.#observer.deadLettered(job.actor, "poison");
       this.log.error("poison job dead-lettered: its process stopped each time it ran", {

@@ -148,7 +148,8 @@ export class PrometheusMetrics implements RuntimeObserver {
     });
     this.#deadLetters = new Counter({
       name: "troupe_dead_letters_total",
-      help: "Jobs that became dead letters, by reason (failed, poison, undeliverable).",
+      help:
+        "Jobs that became dead letters, by reason (failed, lease_expired, poison, undeliverable).",
       labelNames: ["actor", "reason"],
       registers,
     });
