@@ -108,38 +108,6 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
 export async function compose(config: Config, extraActors: AnyActor[] = []): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
   const kinds = drivers(config);
-  // One quick retry: a cache (or counters) store that is down must degrade fast.
-  const redis = kinds.cache === "upstash"
-    ? new Redis({
-      url: config.UPSTASH_REDIS_REST_URL!,
-      token: config.UPSTASH_REDIS_REST_TOKEN!,
-      retry: { retries: 1, backoff: () => 50 },
-    })
-    : null;
-  const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
-    ? new PrometheusMetrics({
-      queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,
-      queueCacheMs: config.METRICS_QUEUE_CACHE_MS,
-      ...(config.METRICS_COUNTERS === "redis" && redis
-        ? {
-          shared: new RedisSharedCounters(redis),
-          onSharedError: (err: unknown) =>
-            logger.warn("metrics: Redis counters unavailable; serving this instance's", {
-              error: String(err),
-            }),
-        }
-        : {}),
-    })
-    : null;
-  const flushTimer = metrics && config.METRICS_COUNTERS === "redis"
-    ? setInterval(() => {
-      metrics.flush().catch((err) =>
-        logger.warn("metrics: flush to Redis failed; kept for the next", { error: String(err) })
-      );
-    }, config.METRICS_FLUSH_MS)
-    : undefined;
-  /** `fetch` for calls to `service`, counted and timed when metrics are on. */
-  const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info("migrations applied", { applied });
@@ -156,8 +124,33 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   const transport: Transport = qstash
     ? new QStashTransport({ client: qstash.client, publicUrl: qstash.publicUrl })
     : new TableQueueTransport(db);
+  // One quick retry: a cache that is down must degrade fast, not hold requests.
+  const redis = kinds.cache === "upstash"
+    ? new Redis({
+      url: config.UPSTASH_REDIS_REST_URL!,
+      token: config.UPSTASH_REDIS_REST_TOKEN!,
+      retry: { retries: 1, backoff: () => 50 },
+    })
+    : null;
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
+  const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
+    ? new PrometheusMetrics({
+      queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,
+      queueCacheMs: config.METRICS_QUEUE_CACHE_MS,
+      ...(config.METRICS_COUNTERS === "redis" && redis
+        ? {
+          shared: new RedisSharedCounters(redis),
+          onSharedError: (err: unknown) =>
+            logger.warn("metrics: Redis counters unavailable; serving this instance's", {
+              error: String(err),
+            }),
+        }
+        : {}),
+    })
+    : null;
+  /** `fetch` for calls to `service`, counted and timed when metrics are on. */
+  const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
   const blobs = openBlobs(config, db);
   const untrusted = {
     workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
@@ -274,6 +267,13 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       }
       : {}),
   });
+  const flushTimer = metrics && config.METRICS_COUNTERS === "redis"
+    ? setInterval(() => {
+      metrics.flush().catch((err) =>
+        logger.warn("metrics: flush to Redis failed; kept for the next", { error: String(err) })
+      );
+    }, config.METRICS_FLUSH_MS)
+    : undefined;
   return {
     config,
     db,

@@ -219,6 +219,9 @@ export const configSchema = fields.superRefine((c, ctx) => {
     ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"],
     "required by METRICS_COUNTERS=redis (counters are summed in Upstash Redis)",
   );
+  if (c.METRICS_PORT !== undefined && c.METRICS_PORT === c.PORT) {
+    ctx.addIssue({ code: "custom", path: ["METRICS_PORT"], message: "must differ from PORT" });
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -33,3 +33,12 @@ Deno.test("METRICS_COUNTERS=redis needs Upstash Redis", () => {
   });
   assert.equal(c.METRICS_COUNTERS, "redis");
 });
+
+Deno.test("METRICS_PORT must differ from PORT", () => {
+  assert.throws(
+    () => loadConfig({ PORT: "8000", METRICS_PORT: "8000" }),
+    (err: unknown) =>
+      err instanceof ConfigError && /METRICS_PORT: must differ from PORT/.test(err.message),
+  );
+  assert.equal(loadConfig({ METRICS_PORT: "9464" }).METRICS_PORT, 9464);
+});
