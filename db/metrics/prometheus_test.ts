@@ -4,6 +4,7 @@ import { MemoryCacheStore } from "../cache/memory.ts";
 import type { QueueDepth } from "../../actors/runtime/sql/queue_depth.ts";
 import { PrometheusMetrics, type QueueSource } from "./prometheus.ts";
 import { MemorySharedCounters } from "./shared.ts";
+import { OpenAiEmbedder } from "../embeddings/openai.ts";
 
 /** The value of the sample `name{labels}` in an exposition text, or undefined. */
 function sample(
@@ -228,4 +229,27 @@ Deno.test("a failed flush keeps its gains for the next; render falls back to thi
   const text = await m.render();
   assert.equal(sample(text, "troupe_dead_letters_total", { actor: "x", reason: "failed" }), 2);
   assert.equal((await inner.read()).get('troupe_dead_letters_total{actor="x",reason="failed"}'), 2);
+});
+
+Deno.test("the OpenAI embedder's calls go through the fetch it is given, and are counted", async () => {
+  const m = new PrometheusMetrics();
+  const fake: typeof fetch = (_input, init) => {
+    const { input } = JSON.parse(String(init?.body)) as { input: string[] };
+    const data = input.map((_, index) => ({ index, embedding: [1, 0, 0] }));
+    return Promise.resolve(Response.json({ data }));
+  };
+  const embedder = new OpenAiEmbedder({
+    baseUrl: "http://openai.test/v1",
+    apiKey: "k",
+    model: "m",
+    dimensions: 3,
+    fetch: m.fetch("openai_embeddings", fake),
+  });
+  const vectors = await embedder.embed(["a", "b"]);
+  assert.equal(vectors.length, 2);
+  const text = await m.render();
+  assert.equal(
+    sample(text, "troupe_external_requests_total", { service: "openai_embeddings", status: "200" }),
+    1,
+  );
 });
