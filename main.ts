@@ -42,6 +42,9 @@ import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./routes/serve.ts";
+import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
+import { RedisSharedCounters } from "./db/metrics/shared.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 
 export interface Composed {
   config: Config;
@@ -51,6 +54,8 @@ export interface Composed {
   /** The embedded dev tenant's key when this start created it (shown once). */
   newDevKey: string | null;
   app: ReturnType<typeof createApp>;
+  /** Present when METRICS_TOKEN or METRICS_PORT turns metrics on. */
+  metrics: PrometheusMetrics | null;
   close(): Promise<void>;
 }
 
@@ -129,6 +134,23 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     : null;
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
+  const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
+    ? new PrometheusMetrics({
+      queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,
+      queueCacheMs: config.METRICS_QUEUE_CACHE_MS,
+      ...(config.METRICS_COUNTERS === "redis" && redis
+        ? {
+          shared: new RedisSharedCounters(redis),
+          onSharedError: (err: unknown) =>
+            logger.warn("metrics: Redis counters unavailable; serving this instance's", {
+              error: String(err),
+            }),
+        }
+        : {}),
+    })
+    : null;
+  /** `fetch` for calls to `service`, counted and timed when metrics are on. */
+  const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
   const blobs = openBlobs(config, db);
   const untrusted = {
     workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
@@ -155,6 +177,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       apiKey: config.OPENAI_API_KEY,
       model: config.OPENAI_EMBEDDING_MODEL,
       dimensions: config.OPENAI_EMBEDDING_DIMENSIONS,
+      ...fetchFor("openai_embeddings"),
     })
     : new HashingEmbedder();
   const extractor = pageExtractor(config.EXTRACT_WORKERS, {
@@ -175,6 +198,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
           baseUrl: config.OPENAI_BASE_URL,
           apiKey: config.OPENAI_API_KEY!,
           model: config.OPENAI_MODEL,
+          ...fetchFor("openai_chat"),
         }),
       }
       : {}),
@@ -187,7 +211,9 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     concurrency: config.WORKER_CONCURRENCY,
     leaseMs: config.LEASE_MS,
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
+    ...(metrics ? { observer: metrics } : {}),
   });
+  metrics?.watchQueue(runtime).watchCache(cache);
   await runtime.start();
   const tenants = new TenantStore(db);
   const newDevKey = await bootstrapDevTenant(config, tenants);
@@ -231,7 +257,23 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
+    ...(metrics
+      ? {
+        metrics: {
+          sink: metrics,
+          // With METRICS_PORT, /metrics is served on that port only (see `run`).
+          ...(config.METRICS_PORT === undefined ? { route: { token: config.METRICS_TOKEN } } : {}),
+        },
+      }
+      : {}),
   });
+  const flushTimer = metrics && config.METRICS_COUNTERS === "redis"
+    ? setInterval(() => {
+      metrics.flush().catch((err) =>
+        logger.warn("metrics: flush to Redis failed; kept for the next", { error: String(err) })
+      );
+    }, config.METRICS_FLUSH_MS)
+    : undefined;
   return {
     config,
     db,
@@ -239,8 +281,11 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     tenants,
     newDevKey,
     app,
+    metrics,
     async close() {
+      clearInterval(flushTimer);
       await runtime.stop();
+      await metrics?.flush().catch(() => {});
       extractor.close();
       chunkProcessor.close();
       await db.close();
@@ -309,6 +354,14 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         actors: [...troupe.runtime.actors.keys()],
       }),
   }, troupe.app.fetch);
+  const metricsServer = troupe.metrics && config.METRICS_PORT !== undefined
+    ? Deno.serve({
+      port: config.METRICS_PORT,
+      hostname: config.HOST,
+      onListen: ({ hostname, port }) =>
+        log.info("metrics listening", { url: `http://${hostname}:${port}/metrics` }),
+    }, metricsRoutes({ sink: troupe.metrics, route: { token: config.METRICS_TOKEN } }).fetch)
+    : null;
   if (troupe.newDevKey) {
     console.log(
       `\nDev tenant API key (shown once, also saved in ${
@@ -322,6 +375,7 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
     stopping = true;
     log.info("shutting down");
     await server.shutdown();
+    await metricsServer?.shutdown();
     await troupe.close();
     Deno.exit(0);
   };

@@ -25,6 +25,7 @@ const SECRETS = new Set([
   "UPSTASH_REDIS_REST_TOKEN",
   "DEV_API_KEY",
   "OPENAI_API_KEY",
+  "METRICS_TOKEN",
 ]);
 
 const fields = z.object({
@@ -167,6 +168,22 @@ const fields = z.object({
    * is a 413, a gzip bomb (default 200; CSV text compresses 5 to 20 times).
    */
   DATASET_MAX_INFLATE_RATIO: int(2, 1_000_000).default(200),
+  /**
+   * Metrics (deploy/README.md, "Metrics"): off unless one of METRICS_TOKEN or METRICS_PORT is
+   * set. METRICS_TOKEN serves `GET /metrics` on PORT to `Authorization: Bearer <token>`;
+   * METRICS_PORT serves it on its own listener on HOST (with the token too when both are set).
+   * METRICS_QUEUE_SCAN_LIMIT bounds the queued jobs one queue-depth reading looks at;
+   * METRICS_QUEUE_CACHE_MS is how long a reading is reused by later scrapes. METRICS_COUNTERS:
+   * `local`, each instance exposes its own counters; `redis`, every instance adds its gains to
+   * Upstash Redis every METRICS_FLUSH_MS and at each scrape, and exposes the sums (for Deno
+   * Deploy, where a scrape reaches any isolate; needs UPSTASH_REDIS_REST_*).
+   */
+  METRICS_TOKEN: z.string().trim().min(16, "must be at least 16 characters").optional(),
+  METRICS_PORT: int(1, 65_535).optional(),
+  METRICS_QUEUE_SCAN_LIMIT: int(100, 1_000_000).default(10_000),
+  METRICS_QUEUE_CACHE_MS: int(0, 600_000).default(5000),
+  METRICS_COUNTERS: z.enum(["local", "redis"]).default("local"),
+  METRICS_FLUSH_MS: int(1000, 3_600_000).default(10_000),
 });
 
 /** Variables that only make sense together. */
@@ -197,6 +214,14 @@ export const configSchema = fields.superRefine((c, ctx) => {
     ["DATABASE_URL"],
     "required with QStash: webhook deliveries may reach any instance, so state must be shared",
   );
+  need(
+    c.METRICS_COUNTERS === "redis",
+    ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"],
+    "required by METRICS_COUNTERS=redis (counters are summed in Upstash Redis)",
+  );
+  if (c.METRICS_PORT !== undefined && c.METRICS_PORT === c.PORT) {
+    ctx.addIssue({ code: "custom", path: ["METRICS_PORT"], message: "must differ from PORT" });
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;

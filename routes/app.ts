@@ -6,6 +6,8 @@
  * valid one counts against its IP's rate limit before its 401; a read-only key's write is a
  * 403), the key's rate limit (its tenant's), then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
+ * With metrics on, every request is timed first, by route template; `GET /metrics` sits outside
+ * `/api`, behind its own bearer token (routes/metrics.ts).
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -27,6 +29,7 @@ import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
+import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
@@ -62,6 +65,8 @@ export interface AppOptions {
   dataDir?: string;
   /** Upload clients' pace and form limits, for the routes not given their own. */
   uploads?: UploadLimits;
+  /** Every request timed by route template; `GET /metrics` when `route` is given. @default off */
+  metrics?: MetricsOptions;
 }
 
 /** Upload routes stream their bodies with their own size limits. */
@@ -115,6 +120,7 @@ export function createApp(options: AppOptions) {
   };
 
   const app = new Hono<AppEnv>();
+  if (options.metrics) app.use("*", httpMetrics(options.metrics.sink));
   app.use("*", requestId());
   app.use("/api/*", corsFor(options.corsOrigins ?? []));
   app.use("/api/*", async function rememberClientIp(c, next) {
@@ -184,6 +190,7 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)

@@ -2,7 +2,9 @@
 # What the tests use, installed and started when missing, on a Debian machine with Node/npm:
 # PostgreSQL 15 and Redis 7 on 127.0.0.1, poppler-utils (pdftotext, the reference extractor of
 # the course tests; pdftoppm, which renders the PDFs Troupe writes for the glyph checks) and the
-# ChromaDB test server (npm, tests/tools/chroma).
+# ChromaDB test server (npm, tests/tools/chroma), and Debian's prometheus (/usr/bin/prometheus and
+# /usr/bin/promtool: tests/prometheus_test.ts scrapes /metrics and checks the alert rules; the
+# package's own service is not started).
 # Idempotent: a machine that has everything running is left as it is.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,11 @@ apt_install() {
 if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
   log "installing poppler-utils (pdftotext, pdftoppm)"
   apt_install poppler-utils
+fi
+
+if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+  log "installing prometheus (prometheus, promtool)"
+  apt_install prometheus
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -26,6 +26,8 @@ import {
 import { type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
 import { insertJobs, type NewJob, type QueuedMessage, queuedMessage } from "./sql/insert_jobs.ts";
 import { reapJobs } from "./sql/reap_jobs.ts";
+import { type QueueDepth, queueDepths } from "./sql/queue_depth.ts";
+import { type RuntimeObserver, silentObserver } from "./observer.ts";
 import {
   type AbortHook,
   dropEnded,
@@ -173,12 +175,17 @@ export interface RuntimeOptions {
    * @default 2
    */
   maxLeaseLosses?: number;
+  /** Told of each committed attempt, dead letter and heartbeat (metrics). @default none */
+  observer?: RuntimeObserver;
 }
 
 type Row = Record<string, unknown>;
 
 interface PendingCommit {
   completion: Completion;
+  actor: string;
+  /** Time in the handler, for the observer. */
+  ms: number;
   fallback: (err: unknown) => Completion | null;
   resolve: (r: CommitResult) => void;
   reject: (e: unknown) => void;
@@ -204,6 +211,7 @@ export class Runtime implements Consumer {
   readonly #refillAt: number;
   readonly #maintenanceMs: number;
   readonly #maxLeaseLosses: number;
+  readonly #observer: RuntimeObserver;
   /** Background tasks (reaper, heartbeat, relay, vacuum) that failed since the start. */
   #maintenanceFailures = 0;
   readonly #actorNames: string[];
@@ -252,6 +260,7 @@ export class Runtime implements Consumer {
     this.#commitBatch = options.commitBatch ?? 512;
     this.#maintenanceMs = options.maintenanceMs ?? 60_000;
     this.#maxLeaseLosses = Math.max(1, options.maxLeaseLosses ?? 2);
+    this.#observer = options.observer ?? silentObserver;
     this.#refillAt = Math.max(1, Math.min(this.#claimBatch, Math.floor(this.#concurrency / 4)));
     this.#executor = new Executor({
       db: this.db,
@@ -316,7 +325,7 @@ export class Runtime implements Consumer {
    * or dead-lettered with their actor's `onDeadLetter` messages. Returns how many were reaped.
    */
   async reap(): Promise<number> {
-    const { reaped, poisoned, sent, cancelled } = await reapJobs(this.db, {
+    const { reaped, poisoned, lapsed, sent, cancelled } = await reapJobs(this.db, {
       actors: this.#actorNames,
       maxLeaseLosses: this.#maxLeaseLosses,
       outbox: this.transport.mode === "push",
@@ -324,7 +333,9 @@ export class Runtime implements Consumer {
       deadLetterSends: (job, error) =>
         this.#executor.deadLetterSends(job, this.actors.get(job.actor), error),
     });
+    for (const job of lapsed) this.#observer.deadLettered(job.actor, "lease_expired");
     for (const job of poisoned) {
+      this.#observer.deadLettered(job.actor, "poison");
       this.log.error("poison job dead-lettered: its process stopped each time it ran", {
         jobId: job.id,
         actor: job.actor,
@@ -572,9 +583,10 @@ export class Runtime implements Consumer {
         const pending: Promise<CommitResult>[] = [];
         let speculative = state;
         for (const [i, job] of window.entries()) {
+          const began = performance.now();
           const completion = await this.#executor.execute(job, speculative);
           completion.release = next + i === jobs.length - 1;
-          const committed = this.#commit(completion, job);
+          const committed = this.#commit(completion, job, performance.now() - began);
           committed.catch(() => {}).finally(() => this.#executor.leaveQuarantine(job.id));
           pending.push(committed);
           if (completion.outcome === "succeeded" && completion.state) {
@@ -681,9 +693,10 @@ export class Runtime implements Consumer {
       }
       this.#held.set(job.key, job.lease_fence);
       try {
+        const began = performance.now();
         const completion = await this.#executor.execute(job, job.state);
         completion.release = true;
-        const result = await this.#commit(completion, job)
+        const result = await this.#commit(completion, job, performance.now() - began)
           .finally(() => this.#executor.leaveQuarantine(job.id));
         this.#emit(job.id);
         if (result === "fenced") return { status: "busy", retryInMs: 250 };
@@ -768,11 +781,13 @@ export class Runtime implements Consumer {
         : { sent: [], cancelled: [] };
       return {
         outcome: "dead-lettered" as const,
+        actor: job?.actor,
         sent: [...sent, ...rolled.sent],
         cancelled: rolled.cancelled,
       };
     });
     if (outcome.outcome === "dead-lettered") {
+      if (outcome.actor) this.#observer.deadLettered(outcome.actor, "undeliverable");
       this.#finished.delete(jobId);
       this.#emit(jobId);
       this.#stopped(outcome.cancelled, [found?.pipeline_id]);
@@ -786,14 +801,14 @@ export class Runtime implements Consumer {
   // ---------------------------------------------------------------- commit
 
   /** Queues a completion for the next group commit. */
-  #commit(completion: Completion, job: ClaimedJob): Promise<CommitResult> {
+  #commit(completion: Completion, job: ClaimedJob, ms: number): Promise<CommitResult> {
     const def = this.actors.get(job.actor);
     const fallback = (err: unknown): Completion | null =>
       completion.outcome === "succeeded"
         ? { ...this.#executor.failure(completion, job, def, err), release: completion.release }
         : null;
     return new Promise((resolve, reject) => {
-      this.#queue.push({ completion, fallback, resolve, reject });
+      this.#queue.push({ completion, actor: job.actor, ms, fallback, resolve, reject });
       this.#flushing ??= this.#flush().finally(() => this.#flushing = null);
     });
   }
@@ -829,8 +844,15 @@ export class Runtime implements Consumer {
   }
 
   /** Resolves a commit; a chain whose link did not commit as computed is broken after it. */
-  #settle(item: PendingCommit, result: CommitResult, converted = false): void {
-    if (result !== "committed" || converted) this.#broken.add(chainOf(item.completion));
+  #settle(item: PendingCommit, result: CommitResult, committed?: Completion): void {
+    if (result !== "committed" || committed) this.#broken.add(chainOf(item.completion));
+    if (result === "committed") {
+      const { outcome, deadLetter } = committed ?? item.completion;
+      this.#observer.jobFinished(item.actor, outcome, item.ms);
+      if (outcome === "failed" && deadLetter !== false) {
+        this.#observer.deadLettered(item.actor, "failed");
+      }
+    }
     item.resolve(result);
   }
 
@@ -862,7 +884,7 @@ export class Runtime implements Consumer {
         const { results, sent, cancelled } = await this.db.transaction((tx) =>
           completeJobs(tx, this.workerId, [failed], { outbox: push, hook: this.#hook })
         );
-        this.#settle(item, results[0]!, true);
+        this.#settle(item, results[0]!, failed);
         this.#stopped(cancelled, [failed.pipelineId]);
         await this.#afterCommit(sent).catch(() => {});
       } catch (err2) {
@@ -1058,6 +1080,7 @@ export class Runtime implements Consumer {
       );
       for (const { id } of cancelled) this.#executor.abort(id, new CancelledError());
     }
+    this.#observer.heartbeat(this.workerId);
   }
 
   /** Vacuums and analyzes the runtime's tables (for databases without autovacuum). */
@@ -1333,6 +1356,14 @@ export class Runtime implements Consumer {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Queue depth and oldest due wait per actor, reading at most `limit` queued jobs (see
+   * `sql/queue_depth.ts`): cheap enough for a metrics scrape.
+   */
+  async queueDepths(limit = 10_000): Promise<{ actors: QueueDepth[]; capped: boolean }> {
+    return await queueDepths(this.db, limit);
   }
 
   /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */

@@ -99,7 +99,7 @@ export function tenantOfKey(key: string): string {
 }
 
 /** Lookup counters, in all or of one tenant. */
-interface Counters {
+export interface Counters {
   hits: number;
   misses: number;
   coalesced: number;
@@ -138,6 +138,8 @@ export class Cache {
   readonly #all = zero();
   /** Per tenant, in order of last use (a Map keeps insertion order). */
   readonly #byTenant = new Map<string, Counters>();
+  /** Per TTL class (kind of data). */
+  readonly #byKind = new Map<CacheKind, Counters>();
   #errors = 0;
 
   constructor(
@@ -188,7 +190,7 @@ export class Cache {
   ): Promise<T> {
     const running = this.#inflight.get(key);
     if (running) {
-      this.#count(key, "coalesced");
+      this.#count(key, "coalesced", kind);
       return running as Promise<T>;
     }
     const flight: Promise<T> = this.#load(kind, key, compute, tags).finally(() => {
@@ -240,8 +242,20 @@ export class Cache {
     };
   }
 
-  #count(key: string, what: keyof Counters): void {
+  /**
+   * Lookups since the start per TTL class (kind of data), for metrics: hits, misses, callers
+   * that joined a running computation (`coalesced`) and reads that skipped a failing store
+   * (`bypasses`). Kinds never looked up are absent.
+   */
+  countsByKind(): Map<CacheKind, Readonly<Counters>> {
+    return new Map([...this.#byKind].map(([kind, c]) => [kind, { ...c }]));
+  }
+
+  #count(key: string, what: keyof Counters, kind: CacheKind): void {
     this.#all[what]++;
+    let k = this.#byKind.get(kind);
+    if (!k) this.#byKind.set(kind, k = zero());
+    k[what]++;
     const tenant = tenantOfKey(key);
     let c = this.#byTenant.get(tenant);
     if (c) this.#byTenant.delete(tenant);
@@ -272,11 +286,11 @@ export class Cache {
     if (cached.ok && cached.value !== null) {
       const hit = parseJson<T>(cached.value);
       if (hit.ok) {
-        this.#count(key, "hits");
+        this.#count(key, "hits", kind);
         return hit.value;
       }
     }
-    this.#count(key, cached.ok ? "misses" : "bypasses");
+    this.#count(key, cached.ok ? "misses" : "bypasses", kind);
     const value = await compute();
     const text = toJson(value);
     if (text === undefined) return value;

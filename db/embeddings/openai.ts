@@ -12,6 +12,8 @@ export interface OpenAiEmbedderOptions {
   dimensions: number;
   retries?: number;
   backoffMs?: number;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
 }
 
 export class OpenAiEmbedder implements TextEmbedder {
@@ -20,7 +22,7 @@ export class OpenAiEmbedder implements TextEmbedder {
   readonly #o: Required<OpenAiEmbedderOptions>;
 
   constructor(o: OpenAiEmbedderOptions) {
-    this.#o = { retries: 4, backoffMs: 500, ...o };
+    this.#o = { retries: 4, backoffMs: 500, fetch: globalThis.fetch, ...o };
     this.dimensions = o.dimensions;
   }
 
@@ -35,7 +37,7 @@ export class OpenAiEmbedder implements TextEmbedder {
   async #batch(input: readonly string[]): Promise<Float32Array[]> {
     const url = `${this.#o.baseUrl.replace(/\/+$/, "")}/embeddings`;
     for (let retry = 0;; retry++) {
-      const res = await fetch(url, {
+      const res = await this.#o.fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${this.#o.apiKey}` },
         body: JSON.stringify({ model: this.#o.model, input, dimensions: this.#o.dimensions }),

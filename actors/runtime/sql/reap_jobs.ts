@@ -61,11 +61,19 @@ export async function reapJobs(
   db: SqlDatabase,
   options: ReapOptions,
 ): Promise<
-  { reaped: string[]; poisoned: ReapedJob[]; sent: QueuedMessage[]; cancelled: string[] }
+  {
+    reaped: string[];
+    poisoned: ReapedJob[];
+    /** Dead-lettered because the lease lapsed on their last attempt. */
+    lapsed: ReapedJob[];
+    sent: QueuedMessage[];
+    cancelled: string[];
+  }
 > {
   const cancelled: string[] = [];
   const reaped: string[] = [];
   const poisoned: ReapedJob[] = [];
+  const lapsed: ReapedJob[] = [];
   const sent: QueuedMessage[] = [];
   for (;;) {
     const batch = await db.transaction(async (tx) => {
@@ -84,13 +92,17 @@ export async function reapJobs(
          FOR UPDATE OF j SKIP LOCKED`,
         [options.actors, REAP_BATCH],
       );
-      if (jobs.length === 0) return { ids: [], poisoned: [], sent: [], cancelled: [] };
+      if (jobs.length === 0) {
+        return { ids: [], poisoned: [], lapsed: [], sent: [], cancelled: [] };
+      }
       const sends: NewJob[] = [];
       const poison: ReapedJob[] = [];
+      const lastAttempt: ReapedJob[] = [];
       const ends: JobEnd[] = [];
       const rows = jobs.map((job) => {
         const { status, error } = outcome(job, options.maxLeaseLosses);
         if (error.code === POISON_JOB) poison.push(job);
+        else if (status === "failed") lastAttempt.push(job);
         const dead = status === "failed";
         const mine = dead ? options.deadLetterSends(job, error) : [];
         sends.push(...mine);
@@ -134,6 +146,7 @@ export async function reapJobs(
       return {
         ids: jobs.map((j) => j.id),
         poisoned: poison,
+        lapsed: lastAttempt,
         sent: [...sent, ...rolled.sent],
         cancelled: rolled.cancelled,
       };
@@ -141,8 +154,9 @@ export async function reapJobs(
     cancelled.push(...batch.cancelled);
     reaped.push(...batch.ids);
     poisoned.push(...batch.poisoned);
+    lapsed.push(...batch.lapsed);
     sent.push(...batch.sent);
-    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, sent, cancelled };
+    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, lapsed, sent, cancelled };
   }
 }
 
