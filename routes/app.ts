@@ -7,7 +7,8 @@
  * 403), the key's rate limit (its tenant's), then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
  */
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
@@ -30,6 +31,7 @@ import { keyRoutes } from "./keys.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
+import { TROUPE_VERSION } from "./version.ts";
 import { declaredSize, guardUpload, type UploadLimits } from "./upload.ts";
 
 export interface AppOptions {
@@ -77,7 +79,7 @@ export type AppEnv = {
 };
 
 const PUBLIC = new Set(["/api/health", "/api/docs", "/api/openapi.json"]);
-const isPublic = (path: string) => PUBLIC.has(path);
+const isPublic = (path: string) => PUBLIC.has(path) || path.startsWith("/api/docs/");
 
 /** POST routes that only read: a question to a course. */
 const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
@@ -94,6 +96,29 @@ export function clientIp(trustProxy: boolean): (c: Context) => string {
     const env = c.env as { remoteAddr?: { hostname?: string } } | undefined;
     return env?.remoteAddr?.hostname ?? "unknown";
   };
+}
+
+/** The OpenAPI 3.1 document of every route `app` declared. */
+export function openApiDocument(app: OpenAPIHono<AppEnv>) {
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "apiKey",
+    in: "header",
+    name: "X-API-Key",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+  return app.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: {
+      title: "Troupe API",
+      version: TROUPE_VERSION,
+      description: "Send `X-API-Key: <key>` (or `Authorization: Bearer <key>`) on every call but " +
+        "health and the docs. Errors are `{ error: { code, message, details? } }`.",
+    },
+    security: [{ apiKey: [] }, { bearer: [] }],
+  });
 }
 
 export function createApp(options: AppOptions) {
@@ -114,7 +139,7 @@ export function createApp(options: AppOptions) {
     clientIp: ipOf,
   };
 
-  const app = new Hono<AppEnv>();
+  const app = new OpenAPIHono<AppEnv>();
   app.use("*", requestId());
   app.use("/api/*", corsFor(options.corsOrigins ?? []));
   app.use("/api/*", async function rememberClientIp(c, next) {
@@ -147,7 +172,8 @@ export function createApp(options: AppOptions) {
   );
   app.use("/api/*", limitByKey(limits));
   app.route("/api", healthRoutes(runtime, options.cache, options.health));
-  app.route("/api", docsRoutes());
+  let document: unknown;
+  app.route("/api", docsRoutes(() => document ??= openApiDocument(app)));
   app.route("/api", jobRoutes(runtime, tenants));
   app.route("/api", auditRoutes(tenants));
   app.route("/api", keyRoutes(tenants));
