@@ -7,9 +7,10 @@
  * 403), the key's rate limit (its tenant's), then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
  */
-import type { Context } from "hono";
+import { type Context, Hono, type Next } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
@@ -66,6 +67,13 @@ export interface AppOptions {
   uploads?: UploadLimits;
 }
 
+/** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
+export const API_V1 = "/api/v1";
+
+/** `/api/v1/x` as `/api/x`, for the checks that name paths. */
+const unversioned = (path: string) =>
+  path.startsWith(`${API_V1}/`) ? `/api${path.slice(API_V1.length)}` : path;
+
 /** Upload routes stream their bodies with their own size limits. */
 const UPLOADS = new Set(["/api/datasets", "/api/courses"]);
 
@@ -79,12 +87,15 @@ export type AppEnv = {
 };
 
 const PUBLIC = new Set(["/api/health", "/api/docs", "/api/openapi.json"]);
-const isPublic = (path: string) => PUBLIC.has(path) || path.startsWith("/api/docs/");
+const isPublic = (path: string) => {
+  const p = unversioned(path);
+  return PUBLIC.has(p) || p.startsWith("/api/docs/");
+};
 
 /** POST routes that only read: a question to a course. */
 const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
 const isRead = (c: Context) =>
-  isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(c.req.path));
+  isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(unversioned(c.req.path)));
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
 export function clientIp(trustProxy: boolean): (c: Context) => string {
@@ -121,6 +132,18 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>) {
   });
 }
 
+/**
+ * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation`) and links to
+ * the same resource under `/api/v1`.
+ */
+async function deprecatedAlias(c: Context, next: Next): Promise<void> {
+  await next();
+  const path = c.req.path;
+  if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;
+  c.res.headers.set("Deprecation", "true");
+  c.res.headers.append("Link", `<${API_V1}${path.slice(4)}>; rel="successor-version"`);
+}
+
 export function createApp(options: AppOptions) {
   const { runtime, tenants, logger = jsonLogger("info"), maxBodyBytes = 1 << 20 } = options;
   const minute = 60_000;
@@ -154,7 +177,7 @@ export function createApp(options: AppOptions) {
       }),
   });
   app.use("/api/*", async function limitBodies(c, next) {
-    if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
+    if (c.req.method === "POST" && UPLOADS.has(unversioned(c.req.path))) return await next();
     const body = c.req.raw.body;
     if (body) {
       // A body that trickles in holds its connection as a slow upload does: the same pace rules.
@@ -171,24 +194,26 @@ export function createApp(options: AppOptions) {
     authenticate(tenants, { isPublic, isRead, onRefused: limitUnauthenticated(limits) }),
   );
   app.use("/api/*", limitByKey(limits));
-  app.route("/api", healthRoutes(runtime, options.cache, options.health));
+  // Every route once, mounted at /api/v1 (documented) and at /api (deprecated aliases).
+  const api = new OpenAPIHono<AppEnv>();
+  api.route("/", healthRoutes(runtime, options.cache, options.health));
   let document: unknown;
-  app.route("/api", docsRoutes(() => document ??= openApiDocument(app)));
-  app.route("/api", jobRoutes(runtime, tenants));
-  app.route("/api", auditRoutes(tenants));
-  app.route("/api", keyRoutes(tenants));
-  app.route(
-    "/api",
+  api.route("/", docsRoutes(() => document ??= openApiDocument(app)));
+  api.route("/", jobRoutes(runtime, tenants));
+  api.route("/", auditRoutes(tenants));
+  api.route("/", keyRoutes(tenants));
+  api.route(
+    "/",
     backupRoutes({
       db: runtime.db,
       tenants,
       ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     }),
   );
-  if (options.cache) app.route("/api", cacheRoutes(options.cache, tenants));
+  if (options.cache) api.route("/", cacheRoutes(options.cache, tenants));
   if (options.datasets) {
-    app.route(
-      "/api",
+    api.route(
+      "/",
       datasetRoutes({
         ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.datasets,
@@ -199,8 +224,8 @@ export function createApp(options: AppOptions) {
     );
   }
   if (options.courses) {
-    app.route(
-      "/api",
+    api.route(
+      "/",
       courseRoutes({
         ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.courses,
@@ -210,6 +235,9 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  app.use("/api/*", deprecatedAlias);
+  app.route(API_V1, api);
+  app.route("/api", new Hono<AppEnv>().route("/", api));
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)

@@ -45,7 +45,7 @@ import {
 } from "./multipart.ts";
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
-import { declare, JsonObject, pageOf } from "./openapi.ts";
+import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
 
 const tags = ["courses"];
 
@@ -247,7 +247,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono {
         files: files.map((f) => ({ name: f.fileName, sha256: f.sha256, bytes: f.size })),
       },
     });
-    c.header("Location", `/api/courses/${courseId}`);
+    c.header("Location", `${apiBase(c)}/courses/${courseId}`);
     return c.json({ courseId, jobId: job.id, status: "processing" }, 202);
   });
 

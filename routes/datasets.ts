@@ -78,7 +78,7 @@ import {
 } from "./multipart.ts";
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { parseQuery, pathId } from "./validate.ts";
-import { declare, JsonObject, pageOf } from "./openapi.ts";
+import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
 
 const tags = ["datasets"];
 
@@ -316,7 +316,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono {
       targetId: datasetId,
       details: { name, format: options.format, bytes: upload.size, sha256: upload.sha256 },
     });
-    c.header("Location", `/api/datasets/${datasetId}`);
+    c.header("Location", `${apiBase(c)}/datasets/${datasetId}`);
     return c.json({ datasetId, jobId: job.id, status: "uploaded" }, 202);
   });
 

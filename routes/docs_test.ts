@@ -29,8 +29,8 @@ type Doc = {
   components?: { schemas?: Record<string, unknown>; securitySchemes?: Record<string, unknown> };
 };
 
-async function document(w: ApiWorld): Promise<Doc> {
-  const res = await w.app.request("/api/openapi.json");
+async function document(w: ApiWorld, path = "/api/v1/openapi.json"): Promise<Doc> {
+  const res = await w.app.request(path);
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
   return await res.json();
@@ -47,16 +47,22 @@ Deno.test(
     const routes = w.app.routes.filter((r) =>
       r.path.startsWith("/api/") && r.method !== "ALL" && !r.path.endsWith("*") &&
       // The Swagger UI page's own files are not API operations.
-      !r.path.startsWith("/api/docs/")
+      !/^\/api(\/v1)?\/docs\//.test(r.path)
     );
-    assert.ok(routes.length >= 35, `only ${routes.length} routes found`);
-    const missing = routes.filter((r) => !doc.paths[openApiPath(r.path)]?.[r.method.toLowerCase()])
+    const v1 = routes.filter((r) => r.path.startsWith("/api/v1/"));
+    const aliases = routes.filter((r) => !r.path.startsWith("/api/v1/"));
+    assert.ok(v1.length >= 35, `only ${v1.length} routes found`);
+    const missing = v1.filter((r) => !doc.paths[openApiPath(r.path)]?.[r.method.toLowerCase()])
       .map((r) => `${r.method} ${r.path}`);
     assert.deepEqual(missing, []);
-    // And nothing documented that does not exist.
-    const registered = new Set(
-      routes.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`),
+    // Each unversioned alias answers for a /api/v1 route, and only those.
+    const key = (method: string, path: string) => `${method} ${path}`;
+    assert.deepEqual(
+      aliases.map((r) => key(r.method, r.path.replace(/^\/api/, "/api/v1"))).sort(),
+      v1.map((r) => key(r.method, r.path)).sort(),
     );
+    // And nothing documented that does not exist.
+    const registered = new Set(v1.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`));
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const method of Object.keys(item)) {
         assert.ok(registered.has(`${method} ${path}`), `${method} ${path} is not a route`);
@@ -82,7 +88,7 @@ Deno.test({ name: "the OpenAPI document is structurally valid OpenAPI 3.1", ...o
   }
   const operationIds = new Set<string>();
   for (const [path, item] of Object.entries(doc.paths)) {
-    assert.match(path, /^\/api\//);
+    assert.match(path, /^\/api\/v1\//);
     const templated = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
     for (const [method, op] of Object.entries(item)) {
       assert.ok(METHODS.includes(method), `${method} ${path}`);
@@ -120,7 +126,7 @@ Deno.test({
   ...opts,
 }, async () => {
   const doc = await document(await open());
-  const list = doc.paths["/api/jobs"]!.get! as {
+  const list = doc.paths["/api/v1/jobs"]!.get! as {
     parameters: { name: string; in: string; schema: Record<string, unknown> }[];
   };
   const limit = list.parameters.find((p) => p.name === "limit")!;
@@ -130,7 +136,7 @@ Deno.test({
   const status = list.parameters.find((p) => p.name === "status")!;
   assert.deepEqual(status.schema.enum, ["queued", "running", "succeeded", "failed", "cancelled"]);
 
-  const enqueue = doc.paths["/api/actors/{name}/jobs"]!.post! as {
+  const enqueue = doc.paths["/api/v1/actors/{name}/jobs"]!.post! as {
     requestBody: { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
   };
   const body = enqueue.requestBody.content["application/json"]!.schema;
@@ -141,13 +147,13 @@ Deno.test({
     "priority",
   ]);
 
-  const job = doc.paths["/api/jobs/{id}"]!.get!.responses as Record<string, {
+  const job = doc.paths["/api/v1/jobs/{id}"]!.get!.responses as Record<string, {
     content: Record<string, { schema: Record<string, unknown> }>;
   }>;
   assert.ok(JSON.stringify(job["200"]!.content["application/json"]!.schema).includes("Job"));
   assert.ok(doc.components?.schemas?.Job, "the job view is a named schema");
 
-  const upload = doc.paths["/api/datasets"]!.post! as {
+  const upload = doc.paths["/api/v1/datasets"]!.post! as {
     requestBody: { content: Record<string, unknown> };
     parameters: { name: string }[];
   };
@@ -155,15 +161,15 @@ Deno.test({
   assert.ok(upload.requestBody.content["multipart/form-data"]);
   assert.ok(upload.parameters.some((p) => p.name === "errorPolicy"));
 
-  const events = doc.paths["/api/jobs/{id}/events"]!.get!.responses as Record<string, {
+  const events = doc.paths["/api/v1/jobs/{id}/events"]!.get!.responses as Record<string, {
     content: Record<string, unknown>;
   }>;
   assert.ok(events["200"]!.content["text/event-stream"]);
-  const pdf = doc.paths["/api/courses/{id}/export.pdf"]!.get!.responses as Record<string, {
+  const pdf = doc.paths["/api/v1/courses/{id}/export.pdf"]!.get!.responses as Record<string, {
     content: Record<string, unknown>;
   }>;
   assert.ok(pdf["200"]!.content["application/pdf"]);
-  assert.deepEqual(doc.paths["/api/health"]!.get!.security, [], "health needs no key");
+  assert.deepEqual(doc.paths["/api/v1/health"]!.get!.security, [], "health needs no key");
 });
 
 Deno.test({ name: "Swagger UI loads from this server alone, without a key", ...opts }, async () => {
@@ -192,6 +198,53 @@ Deno.test({ name: "Swagger UI loads from this server alone, without a key", ...o
   const missing = await w.app.request("/api/docs/package.json");
   assert.equal(missing.status, 404, "only the page's files are served");
   await (await w.app.request("/api/docs/..%2Fpackage.json")).body?.cancel();
+});
+
+Deno.test(
+  { name: "the unversioned paths answer as deprecated aliases of /api/v1", ...opts },
+  async () => {
+    const w = await open();
+    const tenant = await w.tenants.createTenant("aliases");
+    const { key } = await w.tenants.createKey(tenant.id);
+    const headers = { "x-api-key": key };
+    const v1 = await w.app.request("/api/v1/jobs?limit=2", { headers });
+    assert.equal(v1.status, 200);
+    assert.equal(v1.headers.get("deprecation"), null);
+    const old = await w.app.request("/api/jobs?limit=2", { headers });
+    assert.equal(old.status, 200);
+    assert.deepEqual(await old.json(), await v1.json());
+    assert.equal(old.headers.get("deprecation"), "true");
+    assert.equal(old.headers.get("link"), '</api/v1/jobs>; rel="successor-version"');
+    // Errors are the same on both, and an alias's error is marked too.
+    const bad = await w.app.request("/api/jobs?limit=0", { headers });
+    const badV1 = await w.app.request("/api/v1/jobs?limit=0", { headers });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(await bad.json(), await badV1.json());
+    assert.equal(bad.headers.get("deprecation"), "true");
+    // Public on both; the same document on both.
+    for (const path of ["/api/health", "/api/v1/health"]) {
+      const res = await w.app.request(path);
+      assert.equal(res.status, 200, path);
+      await res.body?.cancel();
+    }
+    assert.deepEqual(await document(w, "/api/openapi.json"), await document(w));
+    const none = await w.app.request("/api/nowhere", { headers });
+    assert.equal(none.status, 404);
+    assert.equal(none.headers.get("deprecation"), null, "no route, no successor");
+    await none.body?.cancel();
+  },
+);
+
+Deno.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async () => {
+  const w = await open();
+  const page = await w.app.request("/api/v1/docs");
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  for (const url of [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)) {
+    const res = await w.app.request(new URL(url, "http://troupe.test/api/v1/docs").pathname);
+    assert.equal(res.status, 200, url);
+    await res.body?.cancel();
+  }
 });
 
 Deno.test({ name: "docs world closes", ...opts }, async () => {

@@ -10,7 +10,7 @@ import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { z } from "@hono/zod-openapi";
 import { isTerminal, JOB_STATUSES, type JobView, type Runtime } from "../actors/runtime/runtime.ts";
-import { declare, pageOf } from "./openapi.ts";
+import { apiBase, declare, pageOf } from "./openapi.ts";
 import { assertStorableJson, jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
@@ -170,7 +170,7 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono {
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
       tenantId,
     });
-    c.header("Location", `/api/jobs/${job.id}`);
+    c.header("Location", `${apiBase(c)}/jobs/${job.id}`);
     return c.json({ jobId: job.id, status: job.status }, created ? 202 : 200);
   });
 

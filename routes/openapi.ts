@@ -7,7 +7,7 @@
  * nothing buffers them to validate.
  */
 import { OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
-import type { Env, Handler } from "hono";
+import type { Context, Env, Handler } from "hono";
 
 /** The error body of every 4xx and 5xx answer. */
 export const ErrorBody = z.object({
@@ -116,4 +116,9 @@ export function declare<E extends Env, P extends string>(
 ): void {
   app.openAPIRegistry.registerPath(routeConfig(doc));
   app.on(doc.method.toUpperCase(), doc.path, handler);
+}
+
+/** The prefix the request came by: `/api/v1`, or the deprecated `/api`. */
+export function apiBase(c: Context): "/api/v1" | "/api" {
+  return c.req.path.startsWith("/api/v1/") ? "/api/v1" : "/api";
 }
