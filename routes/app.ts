@@ -10,6 +10,7 @@
 import { type Context, Hono, type Next } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { getConnInfo } from "hono/deno";
 import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
@@ -104,8 +105,10 @@ export function clientIp(trustProxy: boolean): (c: Context) => string {
       const hop = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
       if (hop) return hop.slice(0, 64);
     }
-    const env = c.env as { remoteAddr?: { hostname?: string } } | undefined;
-    return env?.remoteAddr?.hostname ?? "unknown";
+    // `app.request()` in tests has no connection.
+    const env = c.env as { remoteAddr?: unknown } | undefined;
+    if (!env?.remoteAddr) return "unknown";
+    return getConnInfo(c).remote.address ?? "unknown";
   };
 }
 
