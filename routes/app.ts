@@ -16,7 +16,7 @@ import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
-import type { Principal, TenantStore } from "../db/tenants.ts";
+import type { TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
 import { authenticate, isSafeMethod } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
@@ -26,6 +26,7 @@ import { corsFor } from "./cors.ts";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { docsRoutes } from "./docs.ts";
+import type { AppEnv } from "./env.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
@@ -78,14 +79,7 @@ const unversioned = (path: string) =>
 /** Upload routes stream their bodies with their own size limits. */
 const UPLOADS = new Set(["/api/datasets", "/api/courses"]);
 
-/** What the middleware leaves on the context for the routes. */
-export type AppEnv = {
-  Variables: {
-    requestId: string;
-    clientIp: string;
-    principal: Principal;
-  };
-};
+export type { AppEnv } from "./env.ts";
 
 const PUBLIC = new Set(["/api/health", "/api/docs", "/api/openapi.json"]);
 const isPublic = (path: string) => {

@@ -5,14 +5,15 @@ import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { parseQuery } from "./validate.ts";
 import { declare, JsonObject, pageOf } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 const auditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().min(1).max(100).optional(),
 });
 
-export function auditRoutes(tenants: TenantStore): OpenAPIHono {
-  const app = new OpenAPIHono();
+export function auditRoutes(tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   declare(app, {
     method: "get",
     path: "/audit",

@@ -11,6 +11,7 @@ import { backupDataDir } from "../db/backup.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { declare } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 export interface BackupRoutesOptions {
   /** The embedded data directory; absent on an external database. */
@@ -19,8 +20,8 @@ export interface BackupRoutesOptions {
   tenants: TenantStore;
 }
 
-export function backupRoutes({ dataDir, db, tenants }: BackupRoutesOptions): OpenAPIHono {
-  const app = new OpenAPIHono();
+export function backupRoutes({ dataDir, db, tenants }: BackupRoutesOptions): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   declare(app, {
     method: "get",
     path: "/admin/backup",

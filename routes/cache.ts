@@ -14,6 +14,7 @@ import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { jsonBody, parseBody, parseQuery } from "./validate.ts";
 import { declare, JsonObject } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 const tags = ["cache"];
 
@@ -36,8 +37,8 @@ function assertAdmin(p: Principal): void {
   }
 }
 
-export function cacheRoutes(cache: Cache, tenants: TenantStore): OpenAPIHono {
-  const app = new OpenAPIHono();
+export function cacheRoutes(cache: Cache, tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   declare(app, {
     method: "get",
     path: "/cache/stats",

@@ -46,6 +46,7 @@ import {
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 const tags = ["courses"];
 
@@ -156,7 +157,7 @@ async function receiveCourse(
   return { title, files };
 }
 
-export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono {
+export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
   const maxFiles = o.maxFiles ?? 20;
   const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
@@ -166,7 +167,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono {
   const cache = o.cache ?? noCache;
   const embedder = o.embedder ?? new HashingEmbedder();
   const vectors = o.vectors ?? new PgVectorStore(o.db);
-  const app = new OpenAPIHono();
+  const app = new OpenAPIHono<AppEnv>();
 
   declare(app, {
     method: "post",

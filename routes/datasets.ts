@@ -79,6 +79,7 @@ import {
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { parseQuery, pathId } from "./validate.ts";
 import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 const tags = ["datasets"];
 
@@ -186,13 +187,13 @@ const aggregateQuery = z.object({
 /** Described for the document; the handler checks `format` (400 naming the formats). */
 const exportQuery = z.object({ format: z.enum(["csv", "ndjson", "xlsx"]).optional() });
 
-export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono {
+export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
   const maxBytes = o.maxBytes ?? 1 << 30;
   const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
   // The file, and every other part at its largest.
   const maxBody = maxBytes + form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
-  const app = new OpenAPIHono();
+  const app = new OpenAPIHono<AppEnv>();
 
   declare(app, {
     method: "post",
@@ -543,7 +544,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono {
   return app;
 }
 
-async function loadDataset(c: Context, o: DatasetRoutesOptions): Promise<DatasetView> {
+async function loadDataset(c: Context<AppEnv>, o: DatasetRoutesOptions): Promise<DatasetView> {
   return await getDataset(o.db, pathId(c, "dataset"), principalOf(c).tenantId);
 }
 
@@ -685,7 +686,7 @@ function refuseHeader(err: LimitError): InputError {
 
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
 async function receiveFile(
-  c: Context,
+  c: Context<AppEnv>,
   body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
   db: SqlDatabase,

@@ -6,6 +6,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import absolutePath from "swagger-ui-dist/absolute-path.js";
 import { declare } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 /** The files of `swagger-ui-dist` the page loads, with their content types. */
 const ASSETS: Record<string, string> = {
@@ -49,8 +50,8 @@ async function asset(name: string): Promise<Uint8Array> {
 }
 
 /** `document` builds the OpenAPI document once the app has every route. */
-export function docsRoutes(document: () => unknown): OpenAPIHono {
-  const app = new OpenAPIHono();
+export function docsRoutes(document: () => unknown): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   const tags = ["docs"];
   declare(app, {
     method: "get",

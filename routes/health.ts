@@ -19,6 +19,7 @@ import { principalOf } from "./auth.ts";
 import { RETRY_AFTER_SECONDS } from "./errors.ts";
 import { TROUPE_VERSION } from "./version.ts";
 import { declare, JsonObject } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 const tags = ["health"];
 
@@ -45,8 +46,8 @@ export function healthRoutes(
   runtime: Runtime,
   cache?: Cache,
   { probes = [], probeEveryMs = 5000, probeTimeoutMs = 2000 }: HealthOptions = {},
-): OpenAPIHono {
-  const app = new OpenAPIHono();
+): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   let last: { at: number; results: Promise<ProbeResult[]> } | null = null;
   const writes = () => {
     if (!last || performance.now() - last.at >= probeEveryMs) {
@@ -55,7 +56,7 @@ export function healthRoutes(
     return last.results;
   };
   /** The public report and its status code; `details` adds the queue figures. */
-  const report = async (c: Context, details: boolean) => {
+  const report = async (c: Context<AppEnv>, details: boolean) => {
     let queue;
     try {
       if (details) queue = await runtime.health();

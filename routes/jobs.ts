@@ -12,6 +12,7 @@ import { z } from "@hono/zod-openapi";
 import { isTerminal, JOB_STATUSES, type JobView, type Runtime } from "../actors/runtime/runtime.ts";
 import { apiBase, declare, pageOf } from "./openapi.ts";
 import { assertStorableJson, jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
+import type { AppEnv } from "./env.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
@@ -103,13 +104,13 @@ const EVENTS_POLL_MS = 250;
 const KEEPALIVE_MS = 15_000;
 
 /** The audit fields of the request: who (key), from where, which request. */
-export function auditContext(c: Context) {
+export function auditContext(c: Context<AppEnv>) {
   const p = principalOf(c);
   return {
     tenantId: p.tenantId,
     apiKeyId: p.apiKeyId,
-    requestId: (c.get("requestId") as string | undefined) ?? null,
-    ip: (c.get("clientIp") as string | undefined) ?? null,
+    requestId: c.get("requestId") ?? null,
+    ip: c.get("clientIp") ?? null,
   };
 }
 
@@ -132,8 +133,8 @@ async function withJobs(runtime: Runtime, job: JobView) {
   return { ...job, jobs: await runtime.pipelineJobs(job.id) };
 }
 
-export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono {
-  const app = new OpenAPIHono();
+export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
 
   declare(app, {
     method: "post",

@@ -19,6 +19,7 @@ import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { jsonBody, parseBody, pathId } from "./validate.ts";
 import { declare, JsonObject } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 const tags = ["keys"];
 
@@ -32,8 +33,8 @@ const rotateBody = z.object({
   graceSeconds: z.number().int().min(0).max(MAX_ROTATION_GRACE_SECONDS).optional(),
 }).strict();
 
-export function keyRoutes(tenants: TenantStore): OpenAPIHono {
-  const app = new OpenAPIHono();
+export function keyRoutes(tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   declare(app, {
     method: "get",
     path: "/keys",
