@@ -1382,7 +1382,7 @@ export interface paths {
                     cursor?: string;
                     /** @description `column:asc` or `column:desc` */
                     sort?: string;
-                    /** @description Repeatable `column:op:value` (eq, ne, lt, lte, gt, gte, contains, in, null) */
+                    /** @description Repeatable `column:op:value`, op one of eq, ne, lt, lte, gt, gte, contains, startswith, in, isnull, notnull */
                     filter?: string[];
                 };
                 header?: never;
@@ -1445,7 +1445,7 @@ export interface paths {
                 query?: {
                     /** @description Comma-separated columns */
                     groupBy?: string;
-                    /** @description Comma-separated `count`, `sum:col`, `avg:col`, `min:col`, `max:col` */
+                    /** @description Comma-separated `count` or `metric:column`, metric one of count, sum, avg, min, max */
                     metrics?: string;
                     filter?: string[];
                 };

@@ -46,6 +46,8 @@ import {
   buildAggregateQuery,
   buildRowQuery,
   checkGroupBy,
+  FILTER_OPS,
+  METRICS,
   parseFilters,
   parseMetrics,
   parseSort,
@@ -166,11 +168,11 @@ const listQuery = pageQuery.extend({
   cursor: z.string().regex(/^[0-9a-f-]{36}$/, "not a cursor of this list").optional(),
 });
 
-/** `filter` and `sort` have their own parsers (./rows.ts); this schema describes them. */
+/** `filter` and `sort` have their own parsers (actors/datasets/query.ts); described here. */
 const rowsQuery = pageQuery.extend({
   sort: z.string().max(300).optional().openapi({ description: "`column:asc` or `column:desc`" }),
   filter: z.array(z.string()).optional().openapi({
-    description: "Repeatable `column:op:value` (eq, ne, lt, lte, gt, gte, contains, in, null)",
+    description: `Repeatable \`column:op:value\`, op one of ${FILTER_OPS.join(", ")}`,
   }),
 });
 
@@ -178,7 +180,9 @@ const rowsQuery = pageQuery.extend({
 const aggregateQuery = z.object({
   groupBy: z.string().optional().openapi({ description: "Comma-separated columns" }),
   metrics: z.string().optional().openapi({
-    description: "Comma-separated `count`, `sum:col`, `avg:col`, `min:col`, `max:col`",
+    description: `Comma-separated \`count\` or \`metric:column\`, metric one of ${
+      METRICS.join(", ")
+    }`,
     example: "count,sum:x",
   }),
   filter: z.array(z.string()).optional(),
