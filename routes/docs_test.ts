@@ -11,6 +11,7 @@ function open(): Promise<ApiWorld> {
   world ??= openApiWorld([], (tdb) => {
     const blobs = new PostgresBlobStore(tdb.db);
     return {
+      maxBodyBytes: 256,
       dataDir: "/nonexistent",
       courses: { db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
@@ -234,6 +235,30 @@ Deno.test(
     await none.body?.cancel();
   },
 );
+
+Deno.test({ name: "/api/v1 paths get the same path rules as their aliases", ...opts }, async () => {
+  const w = await open();
+  const tenant = await w.tenants.createTenant("rules");
+  const read = (await w.tenants.createKey(tenant.id, { scope: "read" })).key;
+  for (const prefix of ["/api", "/api/v1"]) {
+    // A question is a read: a read-only key gets past the write check to the missing course.
+    const ask = await w.app.request(`${prefix}/courses/nope/ask`, {
+      method: "POST",
+      headers: { "x-api-key": read, "content-type": "application/json" },
+      body: JSON.stringify({ question: "what is this?" }),
+    });
+    assert.equal(ask.status, 404, prefix);
+    await ask.body?.cancel();
+    // An upload is not held to the JSON body limit (256 bytes here): the write check refuses it.
+    const upload = await w.app.request(`${prefix}/datasets?name=x`, {
+      method: "POST",
+      headers: { "x-api-key": read, "content-type": "text/csv" },
+      body: "a,b\n" + "1,2\n".repeat(200),
+    });
+    assert.equal(upload.status, 403, prefix);
+    await upload.body?.cancel();
+  }
+});
 
 Deno.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async () => {
   const w = await open();
