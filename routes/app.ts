@@ -129,15 +129,18 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>) {
   });
 }
 
+/** When the unversioned `/api/...` paths became deprecated aliases of `/api/v1/...`. */
+export const ALIASES_DEPRECATED_AT = new Date("2026-12-05T00:00:00Z");
+
 /**
- * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation`) and links to
- * the same resource under `/api/v1`.
+ * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation: @<epoch
+ * seconds>`) and links to the same resource under `/api/v1` (RFC 8594 `successor-version`).
  */
 async function deprecatedAlias(c: Context, next: Next): Promise<void> {
   await next();
   const path = c.req.path;
   if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;
-  c.res.headers.set("Deprecation", "true");
+  c.res.headers.set("Deprecation", `@${ALIASES_DEPRECATED_AT.getTime() / 1000}`);
   c.res.headers.append("Link", `<${API_V1}${path.slice(4)}>; rel="successor-version"`);
 }
 

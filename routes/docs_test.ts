@@ -214,14 +214,14 @@ Deno.test(
     const old = await w.app.request("/api/jobs?limit=2", { headers });
     assert.equal(old.status, 200);
     assert.deepEqual(await old.json(), await v1.json());
-    assert.equal(old.headers.get("deprecation"), "true");
+    assert.equal(old.headers.get("deprecation"), "@1796428800");
     assert.equal(old.headers.get("link"), '</api/v1/jobs>; rel="successor-version"');
     // Errors are the same on both, and an alias's error is marked too.
     const bad = await w.app.request("/api/jobs?limit=0", { headers });
     const badV1 = await w.app.request("/api/v1/jobs?limit=0", { headers });
     assert.equal(bad.status, 400);
     assert.deepEqual(await bad.json(), await badV1.json());
-    assert.equal(bad.headers.get("deprecation"), "true");
+    assert.equal(bad.headers.get("deprecation"), "@1796428800");
     // Public on both; the same document on both.
     for (const path of ["/api/health", "/api/v1/health"]) {
       const res = await w.app.request(path);
