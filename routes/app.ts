@@ -9,13 +9,16 @@
  * With metrics on, every request is timed first, by route template; `GET /metrics` sits outside
  * `/api`, behind its own bearer token (routes/metrics.ts).
  */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type Next } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { getConnInfo } from "hono/deno";
+import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
-import type { Principal, TenantStore } from "../db/tenants.ts";
+import type { TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
 import { authenticate, isSafeMethod } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
@@ -25,6 +28,7 @@ import { corsFor } from "./cors.ts";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { docsRoutes } from "./docs.ts";
+import type { AppEnv } from "./env.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
@@ -33,6 +37,7 @@ import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
+import { TROUPE_VERSION } from "./version.ts";
 import { declaredSize, guardUpload, type UploadLimits } from "./upload.ts";
 
 export interface AppOptions {
@@ -69,25 +74,28 @@ export interface AppOptions {
   metrics?: MetricsOptions;
 }
 
+/** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
+export const API_V1 = "/api/v1";
+
+/** `/api/v1/x` as `/api/x`, for the checks that name paths. */
+const unversioned = (path: string) =>
+  path.startsWith(`${API_V1}/`) ? `/api${path.slice(API_V1.length)}` : path;
+
 /** Upload routes stream their bodies with their own size limits. */
 const UPLOADS = new Set(["/api/datasets", "/api/courses"]);
 
-/** What the middleware leaves on the context for the routes. */
-export type AppEnv = {
-  Variables: {
-    requestId: string;
-    clientIp: string;
-    principal: Principal;
-  };
-};
+export type { AppEnv } from "./env.ts";
 
 const PUBLIC = new Set(["/api/health", "/api/docs", "/api/openapi.json"]);
-const isPublic = (path: string) => PUBLIC.has(path);
+const isPublic = (path: string) => {
+  const p = unversioned(path);
+  return PUBLIC.has(p) || p.startsWith("/api/docs/");
+};
 
 /** POST routes that only read: a question to a course. */
 const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
 const isRead = (c: Context) =>
-  isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(c.req.path));
+  isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(unversioned(c.req.path)));
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
 export function clientIp(trustProxy: boolean): (c: Context) => string {
@@ -96,9 +104,49 @@ export function clientIp(trustProxy: boolean): (c: Context) => string {
       const hop = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
       if (hop) return hop.slice(0, 64);
     }
-    const env = c.env as { remoteAddr?: { hostname?: string } } | undefined;
-    return env?.remoteAddr?.hostname ?? "unknown";
+    // `app.request()` in tests has no connection.
+    const env = c.env as { remoteAddr?: unknown } | undefined;
+    if (!env?.remoteAddr) return "unknown";
+    return getConnInfo(c).remote.address ?? "unknown";
   };
+}
+
+/** The OpenAPI 3.1 document of every route `app` declared. */
+export function openApiDocument(app: OpenAPIHono<AppEnv>) {
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "apiKey",
+    in: "header",
+    name: "X-API-Key",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+  return app.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: {
+      title: "Troupe API",
+      version: TROUPE_VERSION,
+      description: "Send `X-API-Key: <key>` (or `Authorization: Bearer <key>`) on every call but " +
+        "health and the docs. Errors are `{ error: { code, message, details? } }`.",
+    },
+    security: [{ apiKey: [] }, { bearer: [] }],
+  });
+}
+
+/** When the unversioned `/api/...` paths became deprecated aliases of `/api/v1/...`. */
+export const ALIASES_DEPRECATED_AT = new Date("2026-12-05T00:00:00Z");
+
+/**
+ * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation: @<epoch
+ * seconds>`) and links to the same resource under `/api/v1` (RFC 8594 `successor-version`).
+ */
+async function deprecatedAlias(c: Context, next: Next): Promise<void> {
+  await next();
+  const path = c.req.path;
+  if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;
+  c.res.headers.set("Deprecation", `@${ALIASES_DEPRECATED_AT.getTime() / 1000}`);
+  c.res.headers.append("Link", `<${API_V1}${path.slice(4)}>; rel="successor-version"`);
 }
 
 export function createApp(options: AppOptions) {
@@ -119,7 +167,7 @@ export function createApp(options: AppOptions) {
     clientIp: ipOf,
   };
 
-  const app = new Hono<AppEnv>();
+  const app = new OpenAPIHono<AppEnv>();
   if (options.metrics) app.use("*", httpMetrics(options.metrics.sink));
   app.use("*", requestId());
   app.use("/api/*", corsFor(options.corsOrigins ?? []));
@@ -135,7 +183,7 @@ export function createApp(options: AppOptions) {
       }),
   });
   app.use("/api/*", async function limitBodies(c, next) {
-    if (c.req.method === "POST" && UPLOADS.has(c.req.path)) return await next();
+    if (c.req.method === "POST" && UPLOADS.has(unversioned(c.req.path))) return await next();
     const body = c.req.raw.body;
     if (body) {
       // A body that trickles in holds its connection as a slow upload does: the same pace rules.
@@ -152,23 +200,26 @@ export function createApp(options: AppOptions) {
     authenticate(tenants, { isPublic, isRead, onRefused: limitUnauthenticated(limits) }),
   );
   app.use("/api/*", limitByKey(limits));
-  app.route("/api", healthRoutes(runtime, options.cache, options.health));
-  app.route("/api", docsRoutes());
-  app.route("/api", jobRoutes(runtime, tenants));
-  app.route("/api", auditRoutes(tenants));
-  app.route("/api", keyRoutes(tenants));
-  app.route(
-    "/api",
+  // Every route once, mounted at /api/v1 (documented) and at /api (deprecated aliases).
+  const api = new OpenAPIHono<AppEnv>();
+  api.route("/", healthRoutes(runtime, options.cache, options.health));
+  let document: unknown;
+  api.route("/", docsRoutes(() => document ??= openApiDocument(app)));
+  api.route("/", jobRoutes(runtime, tenants));
+  api.route("/", auditRoutes(tenants));
+  api.route("/", keyRoutes(tenants));
+  api.route(
+    "/",
     backupRoutes({
       db: runtime.db,
       tenants,
       ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     }),
   );
-  if (options.cache) app.route("/api", cacheRoutes(options.cache, tenants));
+  if (options.cache) api.route("/", cacheRoutes(options.cache, tenants));
   if (options.datasets) {
-    app.route(
-      "/api",
+    api.route(
+      "/",
       datasetRoutes({
         ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.datasets,
@@ -179,8 +230,8 @@ export function createApp(options: AppOptions) {
     );
   }
   if (options.courses) {
-    app.route(
-      "/api",
+    api.route(
+      "/",
       courseRoutes({
         ...(options.uploads ? { uploads: options.uploads } : {}),
         ...options.courses,
@@ -191,6 +242,9 @@ export function createApp(options: AppOptions) {
     );
   }
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
+  app.use("/api/*", deprecatedAlias);
+  app.route(API_V1, api);
+  app.route("/api", new Hono<AppEnv>().route("/", api));
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)

@@ -4,11 +4,12 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { Principal, TenantStore } from "../db/tenants.ts";
+import type { AppEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
 
 /** The caller of an authenticated route. */
-export function principalOf(c: Context): Principal {
-  const principal = c.get("principal") as Principal | undefined;
+export function principalOf(c: Context<AppEnv>): Principal {
+  const principal: Principal | undefined = c.get("principal");
   if (!principal) throw new Error("principal missing on an authenticated route");
   return principal;
 }

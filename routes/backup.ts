@@ -3,13 +3,15 @@
  * while the server runs, streamed as a gzipped tar (see db/backup.ts). A server on an external
  * database answers 409: back that database up with its own tools (pg_dump, Neon branches).
  */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { TroupeError } from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { backupDataDir } from "../db/backup.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
+import { declare } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
 
 export interface BackupRoutesOptions {
   /** The embedded data directory; absent on an external database. */
@@ -18,9 +20,16 @@ export interface BackupRoutesOptions {
   tenants: TenantStore;
 }
 
-export function backupRoutes({ dataDir, db, tenants }: BackupRoutesOptions): Hono {
-  const app = new Hono();
-  app.get("/admin/backup", async function backup(c) {
+export function backupRoutes({ dataDir, db, tenants }: BackupRoutesOptions): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
+  declare(app, {
+    method: "get",
+    path: "/admin/backup",
+    tags: ["admin"],
+    summary:
+      "A consistent tar.gz of the embedded data directory (admin key; 409 on an external database)",
+    responses: { 200: { description: "The archive", type: "application/gzip" } },
+  }, async function backup(c) {
     if (!principalOf(c).admin) {
       throw new TroupeError("FORBIDDEN", "a backup needs an admin key", { status: 403 });
     }

@@ -5,14 +5,18 @@
  * audited. An admin key (`deno task tenant:create --admin`) may ask for every tenant's:
  * `GET /api/cache/stats?scope=all`, `POST /api/cache/invalidate` `{ ..., scope: "all" }`.
  */
-import { Hono } from "hono";
-import { z } from "zod";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { TroupeError } from "../actors/runtime/errors.ts";
 import { type Cache, cacheKey } from "../db/cache/cache.ts";
 import type { Principal, TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { jsonBody, parseBody, parseQuery } from "./validate.ts";
+import { declare, JsonObject } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
+
+const tags = ["cache"];
 
 const scope = z.enum(["tenant", "all"]).default("tenant");
 
@@ -33,15 +37,34 @@ function assertAdmin(p: Principal): void {
   }
 }
 
-export function cacheRoutes(cache: Cache, tenants: TenantStore): Hono {
-  const app = new Hono();
-  app.get("/cache/stats", async function cacheStats(c) {
+export function cacheRoutes(cache: Cache, tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
+  declare(app, {
+    method: "get",
+    path: "/cache/stats",
+    tags,
+    summary: "The tenant's cache hits, misses, keys, memory; degraded (scope=all: an admin key's)",
+    query: statsQuery,
+    responses: { 200: { description: "Cache figures", schema: JsonObject } },
+  }, async function cacheStats(c) {
     const q = parseQuery(c, statsQuery);
     const p = principalOf(c);
     if (q.scope === "all") assertAdmin(p);
     return c.json(await cache.stats(q.scope === "all" ? undefined : p.tenantId));
   });
-  app.post("/cache/invalidate", async function invalidate(c) {
+  declare(app, {
+    method: "post",
+    path: "/cache/invalidate",
+    tags,
+    summary: "Invalidate the tenant's cache by prefix and/or tag (scope \"all\": an admin key's)",
+    body: invalidateBody,
+    responses: {
+      200: {
+        description: "How many entries went",
+        schema: z.object({ removed: z.number().int(), degraded: z.boolean() }),
+      },
+    },
+  }, async function invalidate(c) {
     const body = parseBody(await jsonBody(c), invalidateBody);
     const p = principalOf(c);
     if (body.scope === "all") assertAdmin(p);

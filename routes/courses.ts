@@ -11,8 +11,8 @@
  *   does not answer it), `GET .../export.pdf` (the
  *   handbook), `POST .../cancel` (the pipeline stops at its next step), `DELETE /api/courses/:id`.
  */
-import { Hono } from "hono";
-import { z } from "zod";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import {
   ConflictError,
   NotFoundError,
@@ -45,6 +45,10 @@ import {
 } from "./multipart.ts";
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
+import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
+
+const tags = ["courses"];
 
 export interface CourseRoutesOptions {
   runtime: Runtime;
@@ -153,7 +157,7 @@ async function receiveCourse(
   return { title, files };
 }
 
-export function courseRoutes(o: CourseRoutesOptions): Hono {
+export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
   const maxFiles = o.maxFiles ?? 20;
   const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
@@ -163,9 +167,22 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
   const cache = o.cache ?? noCache;
   const embedder = o.embedder ?? new HashingEmbedder();
   const vectors = o.vectors ?? new PgVectorStore(o.db);
-  const app = new Hono();
+  const app = new OpenAPIHono<AppEnv>();
 
-  app.post("/courses", async function uploadCourse(c) {
+  declare(app, {
+    method: "post",
+    path: "/courses",
+    tags,
+    summary: "Upload 1..20 PDFs (multipart `files`, optional `title`)",
+    description: "The files stream to storage and are not buffered.",
+    rawBody: { description: "A form with `files` and `title`", types: ["multipart/form-data"] },
+    responses: {
+      202: {
+        description: "Stored; the pipeline builds the course",
+        schema: z.object({ courseId: z.string(), jobId: z.string(), status: z.string() }),
+      },
+    },
+  }, async function uploadCourse(c) {
     const principal = principalOf(c);
     const boundary = multipartBoundary(c.req.header("content-type"));
     const body = c.req.raw.body;
@@ -231,11 +248,18 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
         files: files.map((f) => ({ name: f.fileName, sha256: f.sha256, bytes: f.size })),
       },
     });
-    c.header("Location", `/api/courses/${courseId}`);
+    c.header("Location", `${apiBase(c)}/courses/${courseId}`);
     return c.json({ courseId, jobId: job.id, status: "processing" }, 202);
   });
 
-  app.get("/courses", async function listCourses(c) {
+  declare(app, {
+    method: "get",
+    path: "/courses",
+    tags,
+    summary: "List courses",
+    query: pageQuery,
+    responses: { 200: { description: "A page of courses", schema: pageOf(JsonObject) } },
+  }, async function listCourses(c) {
     const q = parseQuery(c, pageQuery);
     const rows = await o.db.query<Record<string, unknown>>(
       `SELECT id, title, status, created_at, updated_at FROM troupe_courses
@@ -252,7 +276,13 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     return c.json({ items, nextCursor: rows.length > q.limit ? items.at(-1)!.id : null });
   });
 
-  app.get("/courses/:id", async function getCourse(c) {
+  declare(app, {
+    method: "get",
+    path: "/courses/:id",
+    tags,
+    summary: "A course: sources, modules, lessons, quizzes",
+    responses: { 200: { description: "The course", schema: JsonObject } },
+  }, async function getCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     const [meta] = await o.db.query<{ version: number }>(
@@ -270,7 +300,16 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     );
   });
 
-  app.get("/courses/:id/search", async function search(c) {
+  declare(app, {
+    method: "get",
+    path: "/courses/:id/search",
+    tags,
+    summary: "Hybrid search: distinct file, page, section, best first",
+    query: searchQuery,
+    responses: {
+      200: { description: "The passages", schema: z.object({ results: z.array(JsonObject) }) },
+    },
+  }, async function search(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     const q = parseQuery(c, searchQuery);
@@ -279,7 +318,23 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     return c.json({ results });
   });
 
-  app.post("/courses/:id/ask", async function ask(c) {
+  declare(app, {
+    method: "post",
+    path: "/courses/:id/ask",
+    tags,
+    summary: "Answer from the course only, with citations",
+    body: askBody,
+    responses: {
+      200: {
+        description: "The answer, or `answered: false`",
+        schema: z.object({
+          answered: z.boolean(),
+          answer: z.string().nullable(),
+          citations: z.array(JsonObject),
+        }),
+      },
+    },
+  }, async function ask(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     const body = parseBody(await jsonBody(c), askBody);
@@ -295,7 +350,13 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     return c.json({ answered, answer, citations });
   });
 
-  app.get("/courses/:id/export.pdf", async function exportHandbook(c) {
+  declare(app, {
+    method: "get",
+    path: "/courses/:id/export.pdf",
+    tags,
+    summary: "The course handbook",
+    responses: { 200: { description: "The handbook", type: "application/pdf" } },
+  }, async function exportHandbook(c) {
     const { tenantId } = principalOf(c);
     const course = await loadCourse(o.db, pathId(c, "course"), tenantId);
     if (course.status !== "ready" && course.status !== "partial") {
@@ -315,7 +376,18 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     });
   });
 
-  app.post("/courses/:id/cancel", async function cancelCourse(c) {
+  declare(app, {
+    method: "post",
+    path: "/courses/:id/cancel",
+    tags,
+    summary: "Stop the course's pipeline",
+    responses: {
+      200: {
+        description: "Cancelled",
+        schema: z.object({ id: z.string(), status: z.literal("cancelled") }),
+      },
+    },
+  }, async function cancelCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     const rows = await o.db.query<{ status: string; job_id: string | null }>(
@@ -337,7 +409,13 @@ export function courseRoutes(o: CourseRoutesOptions): Hono {
     return c.json({ id, status: "cancelled" });
   });
 
-  app.delete("/courses/:id", async function deleteCourse(c) {
+  declare(app, {
+    method: "delete",
+    path: "/courses/:id",
+    tags,
+    summary: "Delete a course, its passages, vectors and unshared files",
+    responses: { 204: { description: "Deleted" } },
+  }, async function deleteCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     // Its pipeline stops first (a finished one is left as it ended).

@@ -17,8 +17,9 @@
  * - `GET /api/datasets/:id/export?format=csv|ndjson|xlsx` (streamed);
  * - `GET /api/datasets/:id/report.pdf`: the profile report.
  */
-import { type Context, Hono } from "hono";
-import { z } from "zod";
+import type { Context } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { uuidv7 } from "../actors/runtime/ids.ts";
 import {
   ConflictError,
@@ -45,6 +46,8 @@ import {
   buildAggregateQuery,
   buildRowQuery,
   checkGroupBy,
+  FILTER_OPS,
+  METRICS,
   parseFilters,
   parseMetrics,
   parseSort,
@@ -77,6 +80,27 @@ import {
 } from "./multipart.ts";
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { parseQuery, pathId } from "./validate.ts";
+import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
+
+const tags = ["datasets"];
+
+/** Content types an upload may declare. */
+const UPLOAD_TYPES = [
+  "text/csv",
+  "text/tab-separated-values",
+  "application/json",
+  "application/x-ndjson",
+  "application/gzip",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  "multipart/form-data",
+] as const;
+
+const Uploaded = z.object({
+  datasetId: z.string(),
+  jobId: z.string(),
+  status: z.literal("uploaded"),
+});
 
 /** What the routes need of the cache (db/cache's `Cache` fits). */
 export interface QueryCache {
@@ -144,15 +168,48 @@ const listQuery = pageQuery.extend({
   cursor: z.string().regex(/^[0-9a-f-]{36}$/, "not a cursor of this list").optional(),
 });
 
-export function datasetRoutes(o: DatasetRoutesOptions): Hono {
+/** `filter` and `sort` have their own parsers (actors/datasets/query.ts); described here. */
+const rowsQuery = pageQuery.extend({
+  sort: z.string().max(300).optional().openapi({ description: "`column:asc` or `column:desc`" }),
+  filter: z.array(z.string()).optional().openapi({
+    description: `Repeatable \`column:op:value\`, op one of ${FILTER_OPS.join(", ")}`,
+  }),
+});
+
+/** Described for the document; `groupBy`, `metrics` and `filter` have their own parsers. */
+const aggregateQuery = z.object({
+  groupBy: z.string().optional().openapi({ description: "Comma-separated columns" }),
+  metrics: z.string().optional().openapi({
+    description: `Comma-separated \`count\` or \`metric:column\`, metric one of ${
+      METRICS.join(", ")
+    }`,
+    example: "count,sum:x",
+  }),
+  filter: z.array(z.string()).optional(),
+});
+
+/** Described for the document; the handler checks `format` (400 naming the formats). */
+const exportQuery = z.object({ format: z.enum(["csv", "ndjson", "xlsx"]).optional() });
+
+export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
   const maxBytes = o.maxBytes ?? 1 << 30;
   const form = { ...MULTIPART_DEFAULTS, ...o.uploads };
   // The file, and every other part at its largest.
   const maxBody = maxBytes + form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
-  const app = new Hono();
+  const app = new OpenAPIHono<AppEnv>();
 
-  app.post("/datasets", async function uploadDataset(c) {
+  declare(app, {
+    method: "post",
+    path: "/datasets",
+    tags,
+    summary: "Upload a CSV, TSV, JSON array, NDJSON or XLSX file, optionally gzipped",
+    description: "The file is the raw body or the `file` field of a multipart form; it streams " +
+      "to storage and is not buffered. Cleaning rules are JSON in `options`.",
+    query: uploadQuery,
+    rawBody: { description: "The file", types: UPLOAD_TYPES },
+    responses: { 202: { description: "Stored; the job profiles it", schema: Uploaded } },
+  }, async function uploadDataset(c) {
     const principal = principalOf(c);
     const q = parseQuery(c, uploadQuery);
     const size = declaredSize(c.req.header("content-length"), maxBody);
@@ -264,11 +321,18 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
       targetId: datasetId,
       details: { name, format: options.format, bytes: upload.size, sha256: upload.sha256 },
     });
-    c.header("Location", `/api/datasets/${datasetId}`);
+    c.header("Location", `${apiBase(c)}/datasets/${datasetId}`);
     return c.json({ datasetId, jobId: job.id, status: "uploaded" }, 202);
   });
 
-  app.get("/datasets", async function listAll(c) {
+  declare(app, {
+    method: "get",
+    path: "/datasets",
+    tags,
+    summary: "List datasets",
+    query: listQuery,
+    responses: { 200: { description: "A page of datasets", schema: pageOf(JsonObject) } },
+  }, async function listAll(c) {
     const q = parseQuery(c, listQuery);
     return c.json(
       await listDatasets(o.db, principalOf(c).tenantId, {
@@ -278,12 +342,24 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     );
   });
 
-  app.get("/datasets/:id", async function getOne(c) {
+  declare(app, {
+    method: "get",
+    path: "/datasets/:id",
+    tags,
+    summary: "A dataset: status, progress, row count, columns with types and profiles",
+    responses: { 200: { description: "The dataset", schema: JsonObject } },
+  }, async function getOne(c) {
     const d = await loadDataset(c, o);
     return c.json(present(d));
   });
 
-  app.delete("/datasets/:id", async function deleteOne(c) {
+  declare(app, {
+    method: "delete",
+    path: "/datasets/:id",
+    tags,
+    summary: "Delete a dataset, its rows and its file when unused",
+    responses: { 204: { description: "Deleted" } },
+  }, async function deleteOne(c) {
     const id = pathId(c, "dataset");
     const { tenantId } = principalOf(c);
     const [owned] = await o.db.query<{ job_id: string | null }>(
@@ -307,7 +383,14 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     return c.body(null, 204);
   });
 
-  app.get("/datasets/:id/rows", async function rows(c) {
+  declare(app, {
+    method: "get",
+    path: "/datasets/:id/rows",
+    tags,
+    summary: "Rows in keyset pages",
+    query: rowsQuery,
+    responses: { 200: { description: "A page of rows", schema: JsonObject } },
+  }, async function rows(c) {
     const d = ready(await loadDataset(c, o));
     const q = parseQuery(c, pageQuery);
     const built = buildRowQuery(rowsTable(d.id), d.columns, {
@@ -327,7 +410,16 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     );
   });
 
-  app.get("/datasets/:id/aggregate", async function aggregate(c) {
+  declare(app, {
+    method: "get",
+    path: "/datasets/:id/aggregate",
+    tags,
+    summary: "Group-by aggregations",
+    query: aggregateQuery,
+    responses: {
+      200: { description: "The groups", schema: z.object({ groups: z.array(JsonObject) }) },
+    },
+  }, async function aggregate(c) {
     const d = ready(await loadDataset(c, o));
     const groupBy = checkGroupBy(splitList(c.req.query("groupBy")));
     const metrics = parseMetrics(c.req.query("metrics") ?? "count");
@@ -347,7 +439,16 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     return c.json(result);
   });
 
-  app.get("/datasets/:id/export", async function exportRows(c) {
+  declare(app, {
+    method: "get",
+    path: "/datasets/:id/export",
+    tags,
+    summary: "Streamed export of every row",
+    query: exportQuery,
+    responses: {
+      200: { description: "CSV (default), NDJSON or XLSX", type: "text/csv" },
+    },
+  }, async function exportRows(c) {
     const d = ready(await loadDataset(c, o));
     const format = c.req.query("format") ?? "csv";
     if (format !== "csv" && format !== "ndjson" && format !== "xlsx") {
@@ -413,7 +514,13 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
     });
   });
 
-  app.get("/datasets/:id/report.pdf", async function report(c) {
+  declare(app, {
+    method: "get",
+    path: "/datasets/:id/report.pdf",
+    tags,
+    summary: "The profile report",
+    responses: { 200: { description: "The report", type: "application/pdf" } },
+  }, async function report(c) {
     const d = ready(await loadDataset(c, o));
     const pdf = await datasetReport({
       name: d.name,
@@ -441,7 +548,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): Hono {
   return app;
 }
 
-async function loadDataset(c: Context, o: DatasetRoutesOptions): Promise<DatasetView> {
+async function loadDataset(c: Context<AppEnv>, o: DatasetRoutesOptions): Promise<DatasetView> {
   return await getDataset(o.db, pathId(c, "dataset"), principalOf(c).tenantId);
 }
 
@@ -583,7 +690,7 @@ function refuseHeader(err: LimitError): InputError {
 
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
 async function receiveFile(
-  c: Context,
+  c: Context<AppEnv>,
   body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
   db: SqlDatabase,

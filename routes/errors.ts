@@ -65,7 +65,7 @@ export function onError(logger: Logger) {
         err.message || "request rejected",
       );
     }
-    const requestId = c.get("requestId") as string | undefined;
+    const requestId: string | undefined = c.get("requestId");
     const failure = storageFailure(err);
     if (failure) {
       logger.warn("storage failure", {

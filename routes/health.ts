@@ -8,7 +8,8 @@
  * letters: counts over the jobs table), failed maintenance runs, and the cache's hits,
  * misses, hit ratio and keys (the key's tenant's; all tenants' for an admin key).
  */
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { toErrorRecord, TroupeError } from "../actors/runtime/errors.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import type { Cache } from "../db/cache/cache.ts";
@@ -17,6 +18,10 @@ import type { WriteProbe } from "../db/write_probe.ts";
 import { principalOf } from "./auth.ts";
 import { RETRY_AFTER_SECONDS } from "./errors.ts";
 import { TROUPE_VERSION } from "./version.ts";
+import { declare, JsonObject } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
+
+const tags = ["health"];
 
 export interface HealthOptions {
   /** Writes the check makes (a file in the data directory, a row). @default none */
@@ -41,8 +46,8 @@ export function healthRoutes(
   runtime: Runtime,
   cache?: Cache,
   { probes = [], probeEveryMs = 5000, probeTimeoutMs = 2000 }: HealthOptions = {},
-): Hono {
-  const app = new Hono();
+): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   let last: { at: number; results: Promise<ProbeResult[]> } | null = null;
   const writes = () => {
     if (!last || performance.now() - last.at >= probeEveryMs) {
@@ -51,7 +56,7 @@ export function healthRoutes(
     return last.results;
   };
   /** The public report and its status code; `details` adds the queue figures. */
-  const report = async (c: Context, details: boolean) => {
+  const report = async (c: Context<AppEnv>, details: boolean) => {
     let queue;
     try {
       if (details) queue = await runtime.health();
@@ -106,10 +111,23 @@ export function healthRoutes(
       },
     }, 503);
   };
-  app.get("/health", function health(c) {
+  declare(app, {
+    method: "get",
+    path: "/health",
+    tags,
+    public: true,
+    summary: "Database, cache and write status (503 when the database is down or writes fail)",
+    responses: { 200: { description: "Healthy", schema: JsonObject } },
+  }, function health(c) {
     return report(c, false);
   });
-  app.get("/health/details", function healthDetails(c) {
+  declare(app, {
+    method: "get",
+    path: "/health/details",
+    tags,
+    summary: "Health plus queue figures and the cache's (all tenants' for an admin key)",
+    responses: { 200: { description: "Healthy, with figures", schema: JsonObject } },
+  }, function healthDetails(c) {
     return report(c, true);
   });
   return app;

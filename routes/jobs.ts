@@ -1,15 +1,18 @@
 /**
  * The jobs API: enqueue, read, list, cancel, live events; dead letters and replay.
  */
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import type { AnyActor } from "../actors/runtime/define.ts";
 import { NotFoundError } from "../actors/runtime/errors.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
 import { isTerminal, JOB_STATUSES, type JobView, type Runtime } from "../actors/runtime/runtime.ts";
+import { apiBase, declare, pageOf } from "./openapi.ts";
 import { assertStorableJson, jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
+import type { AppEnv } from "./env.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
@@ -38,18 +41,76 @@ const listDeadLettersQuery = z.object({
   ...pageQuery,
 });
 
+const Status = z.enum(JOB_STATUSES);
+
+/** A job as `GET /api/jobs/:id` answers it. */
+const JobView = z.object({
+  id: z.string(),
+  actor: z.string(),
+  key: z.string(),
+  tenantId: z.string().nullable(),
+  status: Status,
+  progress: z.number(),
+  progressMessage: z.string().nullable(),
+  attempts: z.number().int(),
+  maxAttempts: z.number().int(),
+  cancelRequested: z.boolean(),
+  input: z.unknown(),
+  result: z.unknown(),
+  error: z.unknown(),
+  parentId: z.string().nullable(),
+  kind: z.enum(["job", "pipeline"]),
+  pipelineId: z.string().nullable(),
+  pipeline: z.object({
+    done: z.number().nullable(),
+    total: z.number().nullable(),
+    unit: z.string().nullable(),
+  }).nullable(),
+  replayOf: z.string().nullable(),
+  runAt: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+}).openapi("Job");
+
+/** A pipeline's view also counts its jobs by status. */
+const JobWithCounts = JobView.extend({
+  jobs: z.record(z.string(), z.number().int()).optional().openapi({
+    description: "A pipeline's jobs by status, and `total`",
+  }),
+});
+
+const DeadLetterView = z.object({
+  id: z.string(),
+  jobId: z.string(),
+  actor: z.string(),
+  key: z.string(),
+  tenantId: z.string().nullable(),
+  input: z.unknown(),
+  error: z.unknown(),
+  attempts: z.number().int(),
+  createdAt: z.string(),
+  replayedAt: z.string().nullable(),
+  replayJobId: z.string().nullable(),
+}).openapi("DeadLetter");
+
+const Enqueued = z.object({ jobId: z.string(), status: Status });
+
+const tags = ["jobs"];
+
 /** Poll interval of the SSE stream, on top of in-process change notifications. */
 const EVENTS_POLL_MS = 250;
 const KEEPALIVE_MS = 15_000;
 
 /** The audit fields of the request: who (key), from where, which request. */
-export function auditContext(c: Context) {
+export function auditContext(c: Context<AppEnv>) {
   const p = principalOf(c);
   return {
     tenantId: p.tenantId,
     apiKeyId: p.apiKeyId,
-    requestId: (c.get("requestId") as string | undefined) ?? null,
-    ip: (c.get("clientIp") as string | undefined) ?? null,
+    requestId: c.get("requestId") ?? null,
+    ip: c.get("clientIp") ?? null,
   };
 }
 
@@ -72,10 +133,24 @@ async function withJobs(runtime: Runtime, job: JobView) {
   return { ...job, jobs: await runtime.pipelineJobs(job.id) };
 }
 
-export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
-  const app = new Hono();
+export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
 
-  app.post("/actors/:name/jobs", async function enqueueJob(c) {
+  declare(app, {
+    method: "post",
+    path: "/actors/:name/jobs",
+    tags,
+    summary: "Enqueue a job",
+    description: "A repeated idempotency key (in the body or the Idempotency-Key header) " +
+      "returns the first job with 200; the same key with another actor or input is 409 " +
+      "IDEMPOTENCY_KEY_REUSED.",
+    headers: z.object({ "idempotency-key": z.string().min(1).max(200).optional() }),
+    body: enqueueBody,
+    responses: {
+      202: { description: "Queued", schema: Enqueued },
+      200: { description: "The job first enqueued with this idempotency key", schema: Enqueued },
+    },
+  }, async function enqueueJob(c) {
     const name = c.req.param("name");
     const def = runtime.actors.get(name);
     if (!def?.exposed) throw new NotFoundError("actor", name); // before reading the body
@@ -96,11 +171,18 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
       tenantId,
     });
-    c.header("Location", `/api/jobs/${job.id}`);
+    c.header("Location", `${apiBase(c)}/jobs/${job.id}`);
     return c.json({ jobId: job.id, status: job.status }, created ? 202 : 200);
   });
 
-  app.get("/jobs", async function listJobs(c) {
+  declare(app, {
+    method: "get",
+    path: "/jobs",
+    tags,
+    summary: "List jobs (`pipelineId`: the jobs of a pipeline)",
+    query: listJobsQuery,
+    responses: { 200: { description: "A page of jobs", schema: pageOf(JobView) } },
+  }, async function listJobs(c) {
     const q = parseQuery(c, listJobsQuery);
     const page = await runtime.listJobs({
       tenantId: principalOf(c).tenantId,
@@ -113,13 +195,26 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
     return c.json(page);
   });
 
-  app.get("/jobs/:id", async function getJob(c) {
+  declare(app, {
+    method: "get",
+    path: "/jobs/:id",
+    tags,
+    summary: "A job: status, progress, attempts, result or error",
+    description: "A pipeline (an upload's job) also has its jobs' counts by status.",
+    responses: { 200: { description: "The job", schema: JobWithCounts } },
+  }, async function getJob(c) {
     return c.json(
       await withJobs(runtime, await runtime.getJob(pathId(c, "job"), principalOf(c).tenantId)),
     );
   });
 
-  app.post("/jobs/:id/cancel", async function cancelJob(c) {
+  declare(app, {
+    method: "post",
+    path: "/jobs/:id/cancel",
+    tags,
+    summary: "Cancel a queued or running job, or a pipeline with its jobs",
+    responses: { 200: { description: "The job", schema: JobView } },
+  }, async function cancelJob(c) {
     const job = await runtime.cancel(pathId(c, "job"), principalOf(c).tenantId);
     await tenants.audit({
       ...auditContext(c),
@@ -131,7 +226,13 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
     return c.json(job);
   });
 
-  app.get("/jobs/:id/events", async function jobEvents(c) {
+  declare(app, {
+    method: "get",
+    path: "/jobs/:id/events",
+    tags,
+    summary: "Server-sent events: `job`, then `progress` until `done` (data: the job as JSON)",
+    responses: { 200: { description: "An event stream", type: "text/event-stream" } },
+  }, async function jobEvents(c) {
     const id = pathId(c, "job");
     const { tenantId } = principalOf(c);
     const first = await runtime.getJob(id, tenantId); // 404 as JSON before the stream starts
@@ -190,7 +291,14 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
     });
   });
 
-  app.get("/dead-letters", async function listDeadLetters(c) {
+  declare(app, {
+    method: "get",
+    path: "/dead-letters",
+    tags,
+    summary: "Dead letters",
+    query: listDeadLettersQuery,
+    responses: { 200: { description: "A page of dead letters", schema: pageOf(DeadLetterView) } },
+  }, async function listDeadLetters(c) {
     const q = parseQuery(c, listDeadLettersQuery);
     const page = await runtime.listDeadLetters({
       tenantId: principalOf(c).tenantId,
@@ -201,7 +309,13 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): Hono {
     return c.json(page);
   });
 
-  app.post("/dead-letters/:id/replay", async function replayDeadLetter(c) {
+  declare(app, {
+    method: "post",
+    path: "/dead-letters/:id/replay",
+    tags,
+    summary: "Replay a dead letter once",
+    responses: { 202: { description: "The new job", schema: Enqueued } },
+  }, async function replayDeadLetter(c) {
     const deadLetterId = pathId(c, "dead letter");
     const job = await runtime.replay(deadLetterId, principalOf(c).tenantId);
     await tenants.audit({

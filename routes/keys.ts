@@ -11,13 +11,17 @@
  * Every change is in the audit log. Another tenant's key id is a 404. A read-only key cannot
  * reach the writes (the authentication middleware refuses them).
  */
-import { Hono } from "hono";
-import { z } from "zod";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { TroupeError } from "../actors/runtime/errors.ts";
 import { KEY_SCOPES, MAX_ROTATION_GRACE_SECONDS, type TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import { jsonBody, parseBody, pathId } from "./validate.ts";
+import { declare, JsonObject } from "./openapi.ts";
+import type { AppEnv } from "./env.ts";
+
+const tags = ["keys"];
 
 const createBody = z.object({
   name: z.string().min(1).max(64),
@@ -29,12 +33,27 @@ const rotateBody = z.object({
   graceSeconds: z.number().int().min(0).max(MAX_ROTATION_GRACE_SECONDS).optional(),
 }).strict();
 
-export function keyRoutes(tenants: TenantStore): Hono {
-  const app = new Hono();
-  app.get("/keys", async function listKeys(c) {
+export function keyRoutes(tenants: TenantStore): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
+  declare(app, {
+    method: "get",
+    path: "/keys",
+    tags,
+    summary: "The tenant's API keys (prefix, scope, state; never the keys)",
+    responses: {
+      200: { description: "The keys", schema: z.object({ items: z.array(JsonObject) }) },
+    },
+  }, async function listKeys(c) {
     return c.json({ items: await tenants.listKeys(principalOf(c).tenantId) });
   });
-  app.post("/keys", async function createKey(c) {
+  declare(app, {
+    method: "post",
+    path: "/keys",
+    tags,
+    summary: "Make a key (an admin key needs an admin key); the key is in this answer only",
+    body: createBody,
+    responses: { 201: { description: "The new key, shown once", schema: JsonObject } },
+  }, async function createKey(c) {
     const body = parseBody(await jsonBody(c), createBody);
     const p = principalOf(c);
     if (body.admin && !p.admin) {
@@ -46,7 +65,14 @@ export function keyRoutes(tenants: TenantStore): Hono {
     const created = await tenants.createKey(p.tenantId, { ...body, audit });
     return c.json({ ...created, name: body.name, scope: body.scope, admin: body.admin }, 201);
   });
-  app.post("/keys/:id/rotate", async function rotateKey(c) {
+  declare(app, {
+    method: "post",
+    path: "/keys/:id/rotate",
+    tags,
+    summary: "Replace a key; the old key works for `graceSeconds` (default 3600)",
+    body: rotateBody,
+    responses: { 201: { description: "The replacement, shown once", schema: JsonObject } },
+  }, async function rotateKey(c) {
     const id = pathId(c, "api key");
     const raw = c.req.header("content-length") === "0" ? {} : await jsonBody(c);
     const body = parseBody(raw, rotateBody);
@@ -57,7 +83,13 @@ export function keyRoutes(tenants: TenantStore): Hono {
     });
     return c.json(rotated, 201);
   });
-  app.delete("/keys/:id", async function revokeKey(c) {
+  declare(app, {
+    method: "delete",
+    path: "/keys/:id",
+    tags,
+    summary: "Revoke a key (every instance refuses it within seconds)",
+    responses: { 204: { description: "Revoked" } },
+  }, async function revokeKey(c) {
     const id = pathId(c, "api key");
     const { tenantId, ...audit } = auditContext(c);
     await tenants.revokeKey(tenantId, id, audit);

@@ -9,6 +9,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { RateDecision, RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { Principal } from "../db/tenants.ts";
+import type { AppEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
 
 export interface LimitOptions {
@@ -53,9 +54,9 @@ export function limitUnauthenticated(
 }
 
 /** Per-key limit at the key's tenant's rate; mount after authentication. */
-export function limitByKey(o: LimitOptions): MiddlewareHandler {
+export function limitByKey(o: LimitOptions): MiddlewareHandler<AppEnv> {
   return async function limitByKeyMiddleware(c, next) {
-    const principal = c.get("principal") as Principal | undefined;
+    const principal: Principal | undefined = c.get("principal");
     if (o.isExempt(c.req.path) || !principal) return await next();
     const rule = principal.rateLimitPerMinute === null
       ? o.perKey
