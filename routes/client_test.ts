@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 import { troupeClient } from "../deploy/client.ts";
 import { fullDocument, TYPES_FILE, typesOf } from "../deploy/client_generate.ts";
 import { openApiWorld } from "../tests/api_world.ts";

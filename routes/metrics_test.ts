@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 import { Hono } from "hono";
 import { PrometheusMetrics } from "../db/metrics/prometheus.ts";
 import { httpMetrics } from "./metrics.ts";
