@@ -167,6 +167,13 @@ const fields = z.object({
    * is a 413, a gzip bomb (default 200; CSV text compresses 5 to 20 times).
    */
   DATASET_MAX_INFLATE_RATIO: int(2, 1_000_000).default(200),
+
+  /**
+   * Every this many ms the server gives the C heap's free pages back to the system (glibc
+   * `malloc_trim`; nothing elsewhere); 0 never. Buffers freed by the collector in bursts leave
+   * pages resident between the live ones (actors/runtime/malloc_trim.ts). Default 500.
+   */
+  MALLOC_TRIM_MS: int(0, 3_600_000).default(500),
 });
 
 /** Variables that only make sense together. */
