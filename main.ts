@@ -8,6 +8,7 @@ import { echoActor } from "./actors/system/echo.ts";
 import type { AnyActor } from "./actors/runtime/define.ts";
 import { jsonLogger, type SqlDatabase, type SqlExecutor } from "./actors/runtime/ports.ts";
 import { Runtime } from "./actors/runtime/runtime.ts";
+import { startMallocTrim } from "./actors/runtime/malloc_trim.ts";
 import { QStashTransport } from "./actors/transports/qstash.ts";
 import { TableQueueTransport } from "./actors/transports/table_queue.ts";
 import type { Transport } from "./actors/runtime/transport.ts";
@@ -107,6 +108,7 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
 export async function compose(config: Config, extraActors: AnyActor[] = []): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
+  const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
   const db = await openDatabase(config);
   const applied = await migrate(db);
@@ -288,6 +290,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       await metrics?.flush().catch(() => {});
       extractor.close();
       chunkProcessor.close();
+      trimmer.stop();
       await db.close();
     },
   };

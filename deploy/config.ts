@@ -184,6 +184,13 @@ const fields = z.object({
   METRICS_QUEUE_CACHE_MS: int(0, 600_000).default(5000),
   METRICS_COUNTERS: z.enum(["local", "redis"]).default("local"),
   METRICS_FLUSH_MS: int(1000, 3_600_000).default(10_000),
+
+  /**
+   * Every this many ms the server gives the C heap's free pages back to the system (glibc
+   * `malloc_trim`; nothing elsewhere); 0 never. Buffers freed by the collector in bursts leave
+   * pages resident between the live ones (actors/runtime/malloc_trim.ts). Default 500.
+   */
+  MALLOC_TRIM_MS: int(0, 3_600_000).default(500),
 });
 
 /** Variables that only make sense together. */

@@ -147,6 +147,36 @@ for (const [name, make] of Object.entries(subjects)) {
   });
 
   Deno.test(
+    { name: `blobs [${name}]: a reader's own buffer is read into, again and again`, ...opts },
+    async () => {
+      const s = await make();
+      try {
+        const data = bytes(2_500_000, 3);
+        const put = await s.store.put(streamOf(data, 100_000));
+        for (const [start, end] of [[0, 2_500_000], [700_000, 2_100_001]] as const) {
+          const reader = (await s.store.read(put.sha256, { start, end })).getReader({
+            mode: "byob",
+          });
+          // Smaller than a part, so a part takes several reads, into the same memory.
+          let buffer = new ArrayBuffer(300_000);
+          const got: number[][] = [];
+          for (;;) {
+            const r = await reader.read(new Uint8Array(buffer));
+            if (r.done) break;
+            assert.ok(r.value.byteLength > 0, "no empty read");
+            got.push([...r.value]);
+            buffer = r.value.buffer as ArrayBuffer;
+            assert.equal(buffer.byteLength, 300_000, "the buffer read into is the reader's own");
+          }
+          assert.deepEqual(new Uint8Array(got.flat()), data.slice(start, end), `${start}-${end}`);
+        }
+      } finally {
+        await s.close();
+      }
+    },
+  );
+
+  Deno.test(
     { name: `blobs [${name}]: over the limit or broken, nothing is kept`, ...opts },
     async () => {
       const s = await make();

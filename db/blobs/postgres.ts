@@ -134,8 +134,8 @@ export class PostgresBlobStore implements BlobStore {
   }
 
   /**
-   * The bytes of range `r` from `pos` to the end of the part holding `pos`: into `out` when
-   * given (a view of it is returned), else in a buffer of their own. Only the bytes asked for
+   * The bytes of range `r` from `pos` to the end of the part holding `pos` (or of `out`, when
+   * shorter): into `out` when given (a view of it is returned), else in a buffer of their own. Only the bytes asked for
    * are read: parts are stored uncompressed (migration 0007), so the server reads just their
    * pages, and a chunk of a dataset, which straddles two parts, reads its own size.
    *
@@ -151,7 +151,7 @@ export class PostgresBlobStore implements BlobStore {
   ): Promise<Uint8Array> {
     const index = Math.floor(pos / r.row.part_size);
     const from = pos - index * r.row.part_size;
-    const length = Math.min(r.row.part_size - from, r.stop - pos);
+    const length = Math.min(r.row.part_size - from, r.stop - pos, out?.length ?? Infinity);
     const params = [r.row.upload_id, index, from + 1, length];
     const missing = () => new Error(`blob ${sha256} is missing part ${index}`);
     if (this.#db.dialect === "pglite") {
@@ -199,18 +199,33 @@ export class PostgresBlobStore implements BlobStore {
     return { row, start: Math.max(0, start), stop: Math.min(end ?? row.size, row.size) };
   }
 
-  /** The bytes of range `r`, a part's worth at a time. */
+  /**
+   * The bytes of range `r`, a part's worth at a time. A byte stream: a reader that brings its
+   * own buffer (the dataset splitter does, and uses it again) is read into, up to the end of
+   * the part, instead of a fresh buffer for every part; a default reader gets a part (or what
+   * is left of it) in a buffer of its own each read.
+   */
   #stream(sha256: string, r: BlobRange): ReadableStream<Uint8Array> {
     let pos = r.start;
-    return new ReadableStream<Uint8Array>({
+    return new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: r.row.part_size,
       pull: async (controller) => {
+        const request = controller.byobRequest!;
         if (pos >= r.stop) {
           controller.close();
+          request.respond(0);
           return;
         }
-        const bytes = await this.#part(sha256, r, pos);
-        controller.enqueue(bytes);
-        pos += bytes.byteLength;
+        const view = request.view!;
+        const into = new Uint8Array(
+          view.buffer,
+          view.byteOffset,
+          Math.min(view.byteLength, r.stop - pos),
+        );
+        const n = (await this.#part(sha256, r, pos, into)).byteLength;
+        pos += n;
+        request.respond(n);
       },
     });
   }
