@@ -1087,15 +1087,41 @@ Deno.test(
   },
 );
 
-/** Reads an SSE stream to its end: each event's name and data. */
 // deno-lint-ignore no-explicit-any
-async function sseEvents(res: Response): Promise<{ event: string; data: any }[]> {
+type SseEvent = { event: string; data: any };
+
+/** Reads an event stream as it comes: `next(test)` waits for a matching event, `all` for the end. */
+function sseReader(res: Response) {
   assert.equal(res.status, 200);
-  const text = await res.text();
-  return text.split("\n\n").filter((b) => b.includes("data:")).map((block) => ({
-    event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
-    data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!),
-  }));
+  const events: SseEvent[] = [];
+  let waiters: { test: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }[] = [];
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const all = (async () => {
+    let buffer = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return events;
+      buffer += value;
+      for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
+        const block = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        if (!block.includes("data:")) continue;
+        const e = {
+          event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
+          data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!),
+        };
+        events.push(e);
+        waiters = waiters.filter((w) => w.test(e) ? (w.resolve(e), false) : true);
+      }
+    }
+  })();
+  const next = (test: (e: SseEvent) => boolean) => {
+    const seen = events.find(test);
+    return seen ? Promise.resolve(seen) : new Promise<SseEvent>((resolve) => {
+      waiters.push({ test, resolve });
+    });
+  };
+  return { next, all };
 }
 
 async function jobEnd(jobId: string) {
@@ -1120,9 +1146,11 @@ Deno.test(
     assert.equal(up.status, 202);
     await held.promise;
     // The stream's first event is read when it opens, while the pipeline is held.
-    const res = await w.app.request(`/api/jobs/${up.body.jobId}/events`, {
-      headers: { "x-api-key": w.key },
-    });
+    const stream = sseReader(
+      await w.app.request(`/api/jobs/${up.body.jobId}/events`, {
+        headers: { "x-api-key": w.key },
+      }),
+    );
     w.hold.current = null;
     until.resolve();
     const mid = await waitFor(async () => {
@@ -1132,11 +1160,15 @@ Deno.test(
     assert.equal(mid.status, "running");
     assert.equal(mid.pipeline.unit, "chunks");
     assert.equal((await call(`/api/datasets/${up.body.datasetId}`)).body.status, "processing");
-    // The stream polls every 250 ms: it has seen this state.
-    await new Promise((r) => setTimeout(r, 600));
+    // The rest of the chunks wait until the stream has told of this state.
+    await within(
+      stream.next((e) => e.data.status === "running" && (e.data.pipeline?.done ?? 0) >= 1),
+      60_000,
+      "a running event with a chunk done",
+    );
     w.hold.bytes = null;
     chunks.resolve();
-    const events = await within(sseEvents(res), 60_000, "events");
+    const events = await within(stream.all, 60_000, "events");
     // The stream ended with the pipeline, when the dataset was ready (not when its first step
     // ended): the dataset is ready now.
     const d = (await call(`/api/datasets/${up.body.datasetId}`)).body;
