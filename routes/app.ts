@@ -33,6 +33,7 @@ import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
+import { scheduleRoutes } from "./schedules.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -208,6 +209,7 @@ export function createApp(options: AppOptions) {
   api.route("/", jobRoutes(runtime, tenants));
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
+  api.route("/", scheduleRoutes(runtime));
   api.route(
     "/",
     backupRoutes({

@@ -149,6 +149,28 @@ function value(text: string, f: Field): number {
   return v;
 }
 
+/**
+ * The latest slot of a cron schedule at or before `at` within the past year, or null (also for
+ * an interval, whose runs count from the last run, not from fixed slots). Walks forward from
+ * windows of an hour, a day, a month and a year back, so a frequent schedule costs few steps.
+ */
+export function lastSlot(schedule: Schedule, at: Date): Date | null {
+  if (schedule.kind === "interval") return null;
+  const end = floorMinute(at.getTime());
+  for (const window of [3_600_000, 86_400_000, 32 * 86_400_000, 366 * 86_400_000]) {
+    let last: Date | null = null;
+    let t = new Date(end - window - 60_000);
+    for (let step = 0; step < 100_000; step++) {
+      const next = schedule.next(t);
+      if (next.getTime() > end) break;
+      last = next;
+      t = next;
+    }
+    if (last) return last;
+  }
+  return null;
+}
+
 function floorMinute(ms: number): number {
   return Math.floor(ms / 60_000) * 60_000;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCron, parseSchedule, ScheduleError } from "./cron.ts";
+import { lastSlot, parseCron, parseSchedule, ScheduleError } from "./cron.ts";
 
 const at = (iso: string) => new Date(iso);
 const next = (expr: string, after: string) => parseCron(expr)(at(after)).toISOString();
@@ -107,4 +107,16 @@ Deno.test("parseSchedule takes minutes or a cron expression", () => {
   assert.throws(() => parseSchedule(0), ScheduleError);
   assert.throws(() => parseSchedule(600_000), ScheduleError);
   assert.throws(() => parseSchedule("soon"), ScheduleError);
+});
+
+Deno.test("lastSlot finds the latest slot at or before a moment", () => {
+  const slot = (expr: string | number, iso: string) =>
+    lastSlot(parseSchedule(expr), at(iso))?.toISOString() ?? null;
+  assert.equal(slot("*/30 * * * *", "2026-12-05T10:45:10Z"), "2026-12-05T10:30:00.000Z");
+  assert.equal(slot("*/30 * * * *", "2026-12-05T10:30:59Z"), "2026-12-05T10:30:00.000Z");
+  assert.equal(slot("17 3 * * *", "2026-12-05T02:00:00Z"), "2026-12-04T03:17:00.000Z");
+  assert.equal(slot("0 0 1 * *", "2026-12-05T00:00:00Z"), "2026-12-01T00:00:00.000Z");
+  assert.equal(slot("0 0 1 1 *", "2026-12-05T00:00:00Z"), "2026-01-01T00:00:00.000Z");
+  assert.equal(slot("0 0 29 2 *", "2026-12-05T00:00:00Z"), null, "no Feb 29 within a year");
+  assert.equal(slot(15, "2026-12-05T10:07:30Z"), null, "an interval has no fixed slots");
 });

@@ -92,5 +92,5 @@ export type { Consumer, DeliveryOutcome, OutgoingMessage, Transport } from "./tr
 export { type TableQueueOptions, TableQueueTransport } from "./transports/table_queue.ts";
 export { InProcessTransport } from "./transports/in_process.ts";
 export { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
-export { parseSchedule, type Schedule, ScheduleError } from "./cron.ts";
+export { lastSlot, parseSchedule, type Schedule, ScheduleError } from "./cron.ts";
 export { deterministicId, uuidv7 } from "./ids.ts";
