@@ -122,6 +122,41 @@ export const INFLATE_RATIO_FLOOR = 1 << 20;
 const INFLATE_PIECE = 4 * 1024;
 
 /**
+ * What `reader` holds, in pieces of at most {@link INFLATE_PIECE} bytes, for a decompressor:
+ * `onBytes` counts each piece given (the compressed side of an inflate ratio), `onError` sees an
+ * error of `reader` itself before it passes on.
+ */
+export function compressedPieces(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  { onBytes, onError }: { onBytes: (n: number) => void; onError?: (err: unknown) => void },
+): ReadableStream<Uint8Array> {
+  let pending: Uint8Array = new Uint8Array(0);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (pending.length === 0) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (err) {
+          onError?.(err);
+          throw err;
+        }
+        if (r.done) {
+          controller.close();
+          return;
+        }
+        pending = r.value;
+      }
+      const piece = pending.subarray(0, INFLATE_PIECE);
+      pending = pending.subarray(piece.length);
+      onBytes(piece.length);
+      controller.enqueue(piece);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
  * `stream` as a file of text data: its head ({@link SNIFF_HEAD_BYTES}) is read first and the
  * stream errors with {@link BinaryContentError} when it looks binary (the source is then
  * cancelled, nothing more read). Gzip (by its magic bytes, or `gzip`) is decompressed as it
@@ -229,31 +264,10 @@ function inflated(
   // An error of the body itself (a slow client, a size limit) passes as it is; any other
   // error of the decompressor means the bytes are not gzip.
   let upstream: unknown = undefined;
-  const reader = compressed.getReader();
-  let pending: Uint8Array = new Uint8Array(0);
-  const pieces = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (pending.length === 0) {
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await reader.read();
-        } catch (err) {
-          upstream = err;
-          throw err;
-        }
-        if (r.done) {
-          controller.close();
-          return;
-        }
-        pending = r.value;
-      }
-      const piece = pending.subarray(0, INFLATE_PIECE);
-      pending = pending.subarray(piece.length);
-      inBytes += piece.length;
-      controller.enqueue(piece);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
+  const pieces = compressedPieces(compressed.getReader(), {
+    onBytes: (n) => (inBytes += n),
+    onError: (err) => (upstream = err),
+  });
   const plain = pieces.pipeThrough(
     new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
   ).getReader();

@@ -5,6 +5,7 @@
  * cap; an entry that inflates past its declared size is corrupt. Memory: the central directory
  * and one inflated piece.
  */
+import { compressedPieces } from "./binary.ts";
 import { IngestError } from "./errors.ts";
 
 /** Where an archive's bytes are read from (a stored blob, or bytes in memory for tests). */
@@ -62,8 +63,6 @@ export interface ZipEntry {
 export const ZIP_RATIO_FLOOR = 1 << 20;
 /** Largest central directory read (an `.xlsx` has tens of entries; 64 KiB holds hundreds). */
 const MAX_DIRECTORY_BYTES = 16 << 20;
-/** Compressed bytes given to the inflater at a time (a piece of a bomb inflates to ~4 MiB). */
-const INFLATE_PIECE = 4 * 1024;
 
 /** The entries of the archive in `src`, by name. Throws {@link ZipError} `bad_zip`. */
 export async function zipEntries(src: RandomAccess): Promise<Map<string, ZipEntry>> {
@@ -183,26 +182,11 @@ export async function entryStream(
   }
   const start = entry.offset + 30 + lv.getUint16(26, true) + lv.getUint16(28, true);
   if (start + entry.compressedSize > src.size) throw bad(`the entry ${entry.name} is cut`);
-  const reader = (await src.stream(start, start + entry.compressedSize)).getReader();
   let inBytes = 0;
-  let pending: Uint8Array = new Uint8Array(0);
-  const pieces = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (pending.length === 0) {
-        const r = await reader.read();
-        if (r.done) {
-          controller.close();
-          return;
-        }
-        pending = r.value;
-      }
-      const piece = pending.subarray(0, INFLATE_PIECE);
-      pending = pending.subarray(piece.length);
-      inBytes += piece.length;
-      controller.enqueue(piece);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
+  const pieces = compressedPieces(
+    (await src.stream(start, start + entry.compressedSize)).getReader(),
+    { onBytes: (n) => (inBytes += n) },
+  );
   const plain = entry.method === 0 ? pieces.getReader() : pieces.pipeThrough(
     new DecompressionStream("deflate-raw") as unknown as TransformStream<Uint8Array, Uint8Array>,
   ).getReader();
