@@ -13,7 +13,7 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { pdfText } from "../actors/documents/testing.ts";
 import { encryptedPdf, makePdf, sentences, typesetBook } from "../tests/fixtures/pdfs.ts";
-import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
+import { countBlobs, countRows, parseSse, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
 import type { SqlExecutor } from "../actors/runtime/ports.ts";
@@ -933,12 +933,7 @@ Deno.test(
     });
     w.extractor.hold = null;
     until.resolve();
-    const events = (await within(res.text(), 30_000, "events")).split("\n\n")
-      .filter((b) => b.includes("data:"))
-      .map((b) => ({
-        event: /^event: (.*)$/m.exec(b)?.[1],
-        data: JSON.parse(/^data: (.*)$/m.exec(b)![1]!),
-      }));
+    const events = parseSse(await within(res.text(), 30_000, "events"));
     // The stream ended with the pipeline, once the course was built.
     const course = (await call(`/api/courses/${up.body.courseId}`)).body;
     assert.equal(course.status, "ready");

@@ -10,7 +10,14 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { countBlobs, countRows, stalledBody, waitFor, within } from "../tests/harness.ts";
+import {
+  countBlobs,
+  countRows,
+  sseReader,
+  stalledBody,
+  waitFor,
+  within,
+} from "../tests/harness.ts";
 import {
   bytesOf,
   gzipBomb,
@@ -1086,43 +1093,6 @@ Deno.test(
     assert.equal(dead.length, 0, "no dead letter");
   },
 );
-
-// deno-lint-ignore no-explicit-any
-type SseEvent = { event: string; data: any };
-
-/** Reads an event stream as it comes: `next(test)` waits for a matching event, `all` for the end. */
-function sseReader(res: Response) {
-  assert.equal(res.status, 200);
-  const events: SseEvent[] = [];
-  let waiters: { test: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }[] = [];
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const all = (async () => {
-    let buffer = "";
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return events;
-      buffer += value;
-      for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
-        const block = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        if (!block.includes("data:")) continue;
-        const e = {
-          event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
-          data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!),
-        };
-        events.push(e);
-        waiters = waiters.filter((w) => w.test(e) ? (w.resolve(e), false) : true);
-      }
-    }
-  })();
-  const next = (test: (e: SseEvent) => boolean) => {
-    const seen = events.find(test);
-    return seen ? Promise.resolve(seen) : new Promise<SseEvent>((resolve) => {
-      waiters.push({ test, resolve });
-    });
-  };
-  return { next, all };
-}
 
 async function jobEnd(jobId: string) {
   return await waitFor(async () => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
 import { openApiWorld } from "../tests/api_world.ts";
-import { countRows, waitFor } from "../tests/harness.ts";
+import { countRows, parseSse, waitFor } from "../tests/harness.ts";
 
 const echo = defineActor({
   name: "j.echo",
@@ -88,14 +88,8 @@ function stepper(gate: { released: number }) {
 }
 
 /** Reads an SSE stream to its end: the events' names and data. */
-// deno-lint-ignore no-explicit-any
-async function readEvents(res: Response): Promise<{ event: string; data: any }[]> {
-  const text = await res.text();
-  return text.split("\n\n").filter((b) => b.includes("data:")).map((block) => {
-    const event = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
-    const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]!);
-    return { event, data };
-  });
+async function readEvents(res: Response) {
+  return parseSse(await res.text());
 }
 
 Deno.test(

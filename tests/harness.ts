@@ -176,3 +176,48 @@ export function stalledBody(text: string): {
   });
   return { body, cancelled: () => reason };
 }
+
+/** An event of a server-sent event stream: its name (`message` when unnamed) and JSON data. */
+// deno-lint-ignore no-explicit-any
+export type SseEvent = { event: string; data: any };
+
+/** The events of an SSE text (whole blocks, separated by blank lines) that carry data. */
+export function parseSse(text: string): SseEvent[] {
+  return text.split("\n\n").filter((b) => b.includes("data:")).map((block) => ({
+    event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
+    data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!),
+  }));
+}
+
+/** Reads an SSE response as it comes: `next(test)` waits for a matching event, `all` for the end. */
+export function sseReader(res: Response): {
+  next(test: (e: SseEvent) => boolean): Promise<SseEvent>;
+  all: Promise<SseEvent[]>;
+} {
+  if (res.status !== 200) throw new Error(`the event stream answered ${res.status}`);
+  const events: SseEvent[] = [];
+  let waiters: { test: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }[] = [];
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const all = (async () => {
+    let buffer = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return events;
+      buffer += value;
+      const end = buffer.lastIndexOf("\n\n");
+      if (end < 0) continue;
+      for (const e of parseSse(buffer.slice(0, end))) {
+        events.push(e);
+        waiters = waiters.filter((w) => w.test(e) ? (w.resolve(e), false) : true);
+      }
+      buffer = buffer.slice(end + 2);
+    }
+  })();
+  const next = (test: (e: SseEvent) => boolean) => {
+    const seen = events.find(test);
+    return seen ? Promise.resolve(seen) : new Promise<SseEvent>((resolve) => {
+      waiters.push({ test, resolve });
+    });
+  };
+  return { next, all };
+}
