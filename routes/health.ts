@@ -135,15 +135,21 @@ export function healthRoutes(
 
 /** `SELECT 1`, failing with `DB_TIMEOUT` after `timeoutMs`. */
 async function ping(runtime: Runtime, timeoutMs: number): Promise<void> {
+  await withTimeout(
+    runtime.db.query("SELECT 1"),
+    timeoutMs,
+    () => new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 }),
+  );
+}
+
+/** `work`, or a rejection with `error()` once `ms` have passed (the timer is always cleared). */
+async function withTimeout<T>(work: Promise<T>, ms: number, error: () => Error): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      runtime.db.query("SELECT 1"),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 })),
-          timeoutMs,
-        );
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(error()), ms);
       }),
     ]);
   } finally {
@@ -154,14 +160,8 @@ async function ping(runtime: Runtime, timeoutMs: number): Promise<void> {
 /** Runs every probe, each under `timeoutMs`; a failure is named by what it stands for. */
 function runProbes(probes: readonly WriteProbe[], timeoutMs: number): Promise<ProbeResult[]> {
   return Promise.all(probes.map(async (probe) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
-        probe.run(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`took over ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
+      await withTimeout(probe.run(), timeoutMs, () => new Error(`took over ${timeoutMs} ms`));
       return { name: probe.name, ok: true };
     } catch (err) {
       const failure = storageFailure(err);
@@ -174,8 +174,6 @@ function runProbes(probes: readonly WriteProbe[], timeoutMs: number): Promise<Pr
           ? "DATABASE_UNAVAILABLE"
           : "WRITE_FAILED",
       };
-    } finally {
-      clearTimeout(timer);
     }
   }));
 }
