@@ -81,12 +81,18 @@ export async function localKeys(dataDir: string): Promise<SecretKey[]> {
   }
   await Deno.mkdir(dataDir, { recursive: true });
   const text = generateKeyText("local");
+  // Written whole under another name, then linked into place: `path` never shows a half-written
+  // key, and the link fails if another process made it first.
+  const partial = `${path}.${crypto.randomUUID()}`;
+  await Deno.writeTextFile(partial, text + "\n", { createNew: true, mode: 0o600 });
   try {
-    await Deno.writeTextFile(path, text + "\n", { createNew: true, mode: 0o600 });
+    await Deno.link(partial, path);
   } catch (err) {
     // Another process made it first: use theirs.
     if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     return parseKeys(await Deno.readTextFile(path));
+  } finally {
+    await Deno.remove(partial).catch(() => {});
   }
   return parseKeys(text);
 }
