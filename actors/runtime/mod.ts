@@ -12,6 +12,8 @@
  * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash.
  * - `@troupe/runtime/hono`: job routes to mount on a Hono app.
  * - `@troupe/runtime/workers`: a pool of worker threads for CPU-bound work in handlers.
+ * - `@troupe/runtime/testing`: an in-memory world and a fault kit to prove your actors
+ *   effectively-once.
  *
  * The runtime's tables must exist before `start()`: {@linkcode migrateRuntime} makes them, in
  * the PostgreSQL schema of your choosing (default `public`); {@linkcode migrate} applies them
