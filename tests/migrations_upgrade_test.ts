@@ -275,3 +275,23 @@ Deno.test("postgres: instances migrating a fresh database at once apply each mig
     await drop();
   }
 });
+
+Deno.test("every SQL file of every set is in its journal, and the sets' tags are what they load", async () => {
+  const folders: Record<string, string> = {
+    runtime: "../actors/runtime/migrations/",
+    qstash: "../actors/runtime/transports/qstash_migrations/",
+    app: "../db/migrations/",
+    datasets: "../actors/datasets/migrations/",
+    courses: "../actors/courses/migrations/",
+  };
+  assert.deepEqual(MIGRATION_SETS.map((s) => s.name).sort(), Object.keys(folders).sort());
+  for (const set of MIGRATION_SETS) {
+    const files: string[] = [];
+    for await (const e of Deno.readDir(new URL(folders[set.name]!, import.meta.url))) {
+      if (e.name.endsWith(".sql")) files.push(e.name.slice(0, -4));
+    }
+    const tags = (await set.load()).map((m) => m.tag);
+    assert.deepEqual(files.sort(), [...tags].sort(), set.name);
+    assert.deepEqual(tags, [...tags].sort(), `${set.name}: journal order is file order`);
+  }
+});

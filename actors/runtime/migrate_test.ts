@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { openPglite } from "./drivers/pglite.ts";
 import { openPostgres } from "./drivers/postgres.ts";
-import { migrate, migrateRuntime, type MigrationSet, runtimeMigrations } from "./migrate.ts";
+import {
+  migrate,
+  migrateRuntime,
+  type MigrationSet,
+  migrationSet,
+  runtimeMigrations,
+} from "./migrate.ts";
 import type { SqlDatabase } from "./ports.ts";
 
 const PG_URL = Deno.env.get("TEST_PG_URL_DB") ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -94,5 +100,27 @@ Deno.test("migrate() applies sets in order and rolls all of a call back when one
     assert.deepEqual(await db.query("SELECT x FROM a"), [{ x: 1 }]);
   } finally {
     await db.close();
+  }
+});
+
+Deno.test("migrationSet() reads a set served over HTTP as from files (a package on a registry)", async () => {
+  const folder = new URL("./migrations/", import.meta.url);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const path = new URL(req.url).pathname.slice(1);
+    try {
+      return new Response(await Deno.readFile(new URL(path, folder)));
+    } catch {
+      return new Response("missing", { status: 404 });
+    }
+  });
+  try {
+    const remote = migrationSet("runtime", new URL(`http://127.0.0.1:${server.addr.port}/x/`));
+    await assert.rejects(remote.load(), /HTTP 404/);
+    const served = migrationSet("runtime", new URL(`http://127.0.0.1:${server.addr.port}`));
+    const local = await runtimeMigrations.load();
+    assert.ok(local.length >= 4);
+    assert.deepEqual(await served.load(), local);
+  } finally {
+    await server.shutdown();
   }
 });
