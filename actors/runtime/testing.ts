@@ -70,6 +70,7 @@ export const FAULTS = [
   "delay",
   "reorder",
 ] as const;
+/** One of {@link FAULTS}. */
 export type FaultName = (typeof FAULTS)[number];
 
 /** Options of a message sent in a test world: those of `Runtime.enqueue`. */
@@ -97,6 +98,7 @@ export interface TestWorld {
   readonly db: SqlDatabase;
   /** The main runtime (not started: {@link TestWorld.settle} runs it). */
   readonly runtime: Runtime;
+  /** The faults to inject into the world's messages. */
   readonly faults: Faults;
   /**
    * Enqueues a message (validated like any other); returns its job id. `options.effect` runs
@@ -175,6 +177,7 @@ async function migratedPglite(migrations: readonly MigrationSet[] = []): Promise
 
 /** Options of {@link assertEffectivelyOnce}. */
 export interface EffectivelyOnceOptions {
+  /** The actors under test (see {@link TestWorldOptions.actors}). */
   actors: TestWorldOptions["actors"];
   /** The migration sets of your actors' tables (see {@link TestWorldOptions.migrations}). */
   migrations?: TestWorldOptions["migrations"];
@@ -210,7 +213,9 @@ export interface Outcome {
 
 /** Raised by {@link assertEffectivelyOnce}: the faults under which the outcome differed. */
 export class EffectivelyOnceError extends Error {
+  /** The error's name. */
   override readonly name = "EffectivelyOnceError";
+  /** An error listing `failures`. */
   constructor(
     /** Each failing fault with the fault-free outcome and the one under the fault. */
     readonly failures: readonly { fault: FaultName; expected: unknown; actual: unknown }[],
@@ -339,6 +344,7 @@ const REDELIVERIES = 200;
 class World implements TestWorld {
   readonly db: SqlDatabase;
   readonly runtime: Runtime;
+  /** The faults to inject into the world's messages. */
   readonly faults: Faults;
   readonly #actors: readonly AnyActor[];
   readonly #gate = new Gate();
