@@ -3,8 +3,8 @@
  * app's storage (`db/migrations/`: tenants, API keys, audit log, blobs) and each workload's
  * (`actors/datasets/migrations/`, `actors/courses/migrations/`), applied in this order by the
  * runtime's `migrate()`, all in the `public` schema. The QStash set applies whatever the
- * transport: the health check's write probe uses its table. The scheme (sets, ledger, lock, schema) is
- * written at the top of `actors/runtime/migrate.ts`.
+ * transport: the health check's write probe uses its table. The scheme (sets, ledger, lock,
+ * schema) is written at the top of `actors/runtime/migrate.ts`.
  *
  * A database made when all of these were one folder still lists its files in
  * `troupe_migrations`; {@link LEGACY_TAGS} says which migrations of the sets each one covers,

@@ -149,7 +149,10 @@ export const runtimeMigrations: MigrationSet = migrationSet(
   new URL("./migrations/", import.meta.url),
 );
 
-/** Applies {@linkcode runtimeMigrations} in `schema` (default `public`); see {@linkcode migrate}. */
+/**
+ * Applies {@linkcode runtimeMigrations} in `options.schema` (default `public`); see
+ * {@linkcode migrate}.
+ */
 export function migrateRuntime(
   db: SqlDatabase,
   options: { schema?: string } = {},

@@ -2,11 +2,12 @@
  * The fault kit: prove that *your* actors are effectively-once, in a few lines of `deno test`.
  *
  * {@link testWorld} opens an embedded world (in-memory PGlite with the runtime's tables and
- * those of the migration sets you name, a table queue, a runtime that runs only when told to) and its {@link Faults}: a message delivered twice or concurrently, a
- * handler's process crashing before or after its commit, a lease lost while the handler runs,
- * a message delayed, messages reordered. Each fault goes through the runtime's real
- * mechanisms (leases and fencing tokens, the reaper, the processed-messages ledger, several
- * runtimes sharing one database), nothing is mocked.
+ * those of the migration sets you name, a table queue, a runtime that runs only when told to)
+ * and its {@link Faults}: a message delivered twice or concurrently, a handler's process
+ * crashing before or after its commit, a lease lost while the handler runs, a message delayed,
+ * messages reordered. Each fault goes through the runtime's real mechanisms (leases and fencing
+ * tokens, the reaper, the processed-messages ledger, several runtimes sharing one database),
+ * nothing is mocked.
  *
  * {@link assertEffectivelyOnce} runs the same messages fault-free and under each fault, and
  * fails when the outcome differs: an actor that writes outside `ctx.effect()` (a counter in
