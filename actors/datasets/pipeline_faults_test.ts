@@ -4,8 +4,9 @@
  * delivered concurrently, and the upload's messages delayed: the same dataset each time.
  */
 import assert from "node:assert/strict";
+import { assertEffectivelyOnce, type TestWorld } from "@troupe/runtime/testing";
 import { FsBlobStore } from "../../db/blobs/fs.ts";
-import { assertEffectivelyOnce, type TestWorld } from "../runtime/testing.ts";
+import { MIGRATION_SETS } from "../../db/migrate.ts";
 import { datasetOptions } from "./options.ts";
 import { datasetActors } from "./pipeline.ts";
 import { insertDataset, rowsTable } from "./store.ts";
@@ -26,6 +27,7 @@ Deno.test({
     const options = datasetOptions.parse({ format: "csv" });
     const { effects } = await assertEffectivelyOnce({
       actors: (db) => datasetActors({ db, blobs, chunkBytes: 512, splitStepChunks: 2 }),
+      migrations: MIGRATION_SETS,
       inputs: [{
         actor: "dataset.split",
         input: { datasetId },

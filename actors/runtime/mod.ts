@@ -12,14 +12,23 @@
  * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash.
  * - `@troupe/runtime/hono`: job routes to mount on a Hono app.
  * - `@troupe/runtime/workers`: a pool of worker threads for CPU-bound work in handlers.
+ * - `@troupe/runtime/testing`: an in-memory world and a fault kit to prove your actors
+ *   effectively-once.
  *
- * The runtime's tables must exist before `start()`: today they come with the Troupe
- * application's migrations (`db/migrations/`, the `troupe_*` tables).
+ * The runtime's tables must exist before `start()`: {@linkcode migrateRuntime} makes them, in
+ * the PostgreSQL schema of your choosing (default `public`); {@linkcode migrate} applies them
+ * with your own migration sets.
  *
  * @example Define an actor and wire a runtime
  * ```ts
  * import { z } from "zod";
- * import { defineActor, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
+ * import {
+ *   defineActor,
+ *   migrateRuntime,
+ *   Runtime,
+ *   type SqlDatabase,
+ *   TableQueueTransport,
+ * } from "@troupe/runtime";
  *
  * const greet = defineActor({
  *   name: "greet",
@@ -27,8 +36,8 @@
  *   handler: (input) => ({ greeting: `hello ${input.name}` }),
  * });
  *
- * // Call with a database that has the runtime's tables.
  * export async function startGreeter(db: SqlDatabase): Promise<Runtime> {
+ *   await migrateRuntime(db);
  *   const runtime = new Runtime({ db, actors: [greet], transport: new TableQueueTransport(db) });
  *   await runtime.start();
  *   const { job } = await runtime.enqueue("greet", { name: "Ada" });
@@ -91,6 +100,17 @@ export {
 export type { Consumer, DeliveryOutcome, OutgoingMessage, Transport } from "./transport.ts";
 export { type TableQueueOptions, TableQueueTransport } from "./transports/table_queue.ts";
 export { InProcessTransport } from "./transports/in_process.ts";
+export {
+  type AppliedMigration,
+  type LegacyLedger,
+  migrate,
+  type MigrateOptions,
+  migrateRuntime,
+  type Migration,
+  type MigrationSet,
+  migrationSet,
+  runtimeMigrations,
+} from "./migrate.ts";
 export { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 export { lastSlot, parseSchedule, type Schedule, ScheduleError } from "./cron.ts";
 export { deterministicId, uuidv7 } from "./ids.ts";
