@@ -1,7 +1,7 @@
 /**
  * The application's migrations: the runtime's set, the QStash transport's webhook nonces, the
  * app's storage (`db/migrations/`: tenants, API keys, audit log, blobs) and each workload's
- * (`actors/datasets/migrations/`, `actors/courses/migrations/`), applied in this order by the
+ * (`actors/datasets/migrations/`, `actors/courses/migrations/`, `actors/usage/migrations/`), applied in this order by the
  * runtime's `migrate()`, all in the `public` schema. The QStash set applies whatever the
  * transport: the health check's write probe uses its table. The scheme (sets, ledger, lock,
  * schema) is written at the top of `actors/runtime/migrate.ts`.
@@ -21,6 +21,7 @@ import {
 import { qstashMigrations } from "@troupe/runtime/transports/qstash";
 import { coursesMigrations } from "../actors/courses/migrations.ts";
 import { datasetsMigrations } from "../actors/datasets/migrations.ts";
+import { usageMigrations } from "../actors/usage/migrations.ts";
 
 /** The app's storage: tenants, API keys, audit log, blobs and their holders. */
 export const appMigrations: MigrationSet = migrationSet(
@@ -35,6 +36,7 @@ export const MIGRATION_SETS: readonly MigrationSet[] = [
   appMigrations,
   datasetsMigrations,
   coursesMigrations,
+  usageMigrations,
 ];
 
 /** Each file of the single-folder ledger, and the migrations of the sets it became. */

@@ -1,8 +1,6 @@
 -- Report syncs: usage snapshots (one row per tenant, source and external message), exact
 -- daily and per-report aggregates kept in the transaction that writes the snapshots, and
 -- the names of the reports messages refer to, cached with an expiry.
-ALTER TABLE "troupe_tenants" ADD COLUMN "time_zone" text DEFAULT 'UTC' NOT NULL;
---> statement-breakpoint
 CREATE SEQUENCE "troupe_usage_seq";
 --> statement-breakpoint
 CREATE TABLE "troupe_usage_snapshots" (
