@@ -46,6 +46,7 @@ import { serve } from "./routes/serve.ts";
 import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { localUrl, writeServerFile } from "./deploy/server_file.ts";
 
 export interface Composed {
   config: Config;
@@ -357,6 +358,10 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         actors: [...troupe.runtime.actors.keys()],
       }),
   }, troupe.app.fetch);
+  // The embedded directory has one user: `deno task run` finds this server here and calls it.
+  const forgetServer = troupe.db.dialect === "pglite"
+    ? await writeServerFile(config.DATA_DIR, localUrl(server.addr.hostname, server.addr.port))
+    : async () => {};
   const metricsServer = troupe.metrics && config.METRICS_PORT !== undefined
     ? Deno.serve({
       port: config.METRICS_PORT,
@@ -379,6 +384,7 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
     log.info("shutting down");
     await server.shutdown();
     await metricsServer?.shutdown();
+    await forgetServer();
     await troupe.close();
     Deno.exit(0);
   };
