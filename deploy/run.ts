@@ -43,10 +43,10 @@ const USAGE = "usage: deno task run <actor> ['<json input>'] | " +
   "deno task run --list";
 
 /** A command line the tool refuses: exit status 2. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 /** Where the API is: a server's URL, or this process. */
-interface Api {
+export interface Api {
   fetch: ApiFetch;
   /** Says where, for the first line on stderr. */
   where: string;
@@ -108,7 +108,7 @@ export function parseRequest(args: string[]): Request {
 }
 
 /** The API key: TROUPE_API_KEY, DEV_API_KEY, or the embedded dev tenant's saved key. */
-async function apiKey(config: Config, env: Record<string, string>): Promise<string> {
+export async function apiKey(config: Config, env: Record<string, string>): Promise<string> {
   const key = env.TROUPE_API_KEY?.trim() || config.DEV_API_KEY;
   if (key) return key;
   const saved = await Deno.readTextFile(join(config.DATA_DIR, "dev-api-key")).catch(() => "");
@@ -119,7 +119,7 @@ async function apiKey(config: Config, env: Record<string, string>): Promise<stri
 }
 
 /** A server's API at `base`, with `key`. */
-function remoteApi(base: string, key: string): Api {
+export function remoteApi(base: string, key: string): Api {
   const root = base.replace(/\/+$/, "");
   return {
     where: root,
@@ -146,7 +146,10 @@ async function answers(base: string): Promise<boolean> {
  * The running server holding the data directory (or TROUPE_URL), when there is one; null when
  * nothing holds it. A holder that does not answer is an error: its database cannot be opened.
  */
-async function findServer(config: Config, env: Record<string, string>): Promise<string | null> {
+export async function findServer(
+  config: Config,
+  env: Record<string, string>,
+): Promise<string | null> {
   if (env.TROUPE_URL?.trim()) return env.TROUPE_URL.trim();
   const file = await readServerFile(config.DATA_DIR);
   if (file && await directoryHolderIs(config, file.pid) && await answers(file.url)) return file.url;
