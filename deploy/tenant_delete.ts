@@ -66,7 +66,10 @@ export async function main(
       const { compose } = await import("../main.ts");
       troupe = await compose({ ...config, LOG_LEVEL: env.LOG_LEVEL ? config.LOG_LEVEL : "error" });
       const [tenant] = await troupe.db.query<{ id: string }>(
-        "SELECT id FROM troupe_tenants WHERE id = $1 OR name = $1",
+        // A tenant deleted already: its deletion's record (the job returns it again).
+        `SELECT id FROM troupe_tenants WHERE id = $1 OR name = $1
+         UNION ALL SELECT target_id FROM troupe_audit_log
+         WHERE tenant_id IS NULL AND action = 'tenant.delete' AND target_id = $1 LIMIT 1`,
         [target],
       );
       if (!tenant) throw new ApiError(404, "NOT_FOUND", `no tenant "${target}"`);
