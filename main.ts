@@ -25,6 +25,9 @@ import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
+import { courseTenantData } from "./actors/courses/delete.ts";
+import { datasetTenantData } from "./actors/datasets/tenant_data.ts";
+import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delete.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
@@ -46,6 +49,7 @@ import { serve } from "./routes/serve.ts";
 import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { localUrl, writeServerFile } from "./deploy/server_file.ts";
 
 export interface Composed {
   config: Config;
@@ -205,9 +209,22 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       }
       : {}),
   });
+  // Each workload's part of a tenant's deletion (actors/tenants/part.ts), one line each.
+  const tenantData: TenantDataPart[] = [datasetTenantData, courseTenantData(vectors)];
+  const tenants = new TenantStore(db);
+  const tenantDeletion = tenantDeletionActor({
+    db,
+    blobs,
+    parts: tenantData,
+    cancel: (jobId, tenantId) => runtime.cancel(jobId, tenantId),
+    onKeysRemoved: () => tenants.forgetAuthentications(),
+  });
   const runtime = new Runtime({
     db,
-    actors: actorsFor(config, db, extraActors, [...datasets, ...courses], { store: blobs, db }),
+    actors: actorsFor(config, db, extraActors, [...datasets, ...courses, tenantDeletion], {
+      store: blobs,
+      db,
+    }),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,
@@ -217,7 +234,6 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   });
   metrics?.watchQueue(runtime).watchCache(cache);
   await runtime.start();
-  const tenants = new TenantStore(db);
   const newDevKey = await bootstrapDevTenant(config, tenants);
   const app = createApp({
     runtime,
@@ -357,6 +373,10 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         actors: [...troupe.runtime.actors.keys()],
       }),
   }, troupe.app.fetch);
+  // The embedded directory has one user: `deno task run` finds this server here and calls it.
+  const forgetServer = troupe.db.dialect === "pglite"
+    ? await writeServerFile(config.DATA_DIR, localUrl(server.addr.hostname, server.addr.port))
+    : async () => {};
   const metricsServer = troupe.metrics && config.METRICS_PORT !== undefined
     ? Deno.serve({
       port: config.METRICS_PORT,
@@ -379,6 +399,7 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
     log.info("shutting down");
     await server.shutdown();
     await metricsServer?.shutdown();
+    await forgetServer();
     await troupe.close();
     Deno.exit(0);
   };

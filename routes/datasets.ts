@@ -143,7 +143,7 @@ export interface DatasetRoutesOptions {
   uploads?: UploadLimits;
 }
 
-const uploadQuery = z.object({
+export const uploadQuery = z.object({
   name: z.string().trim().min(1).max(200).optional(),
   format: z.enum(UPLOAD_FORMATS).optional(),
   /** An `.xlsx` upload's sheet: its name or 1-based position. */
