@@ -27,6 +27,7 @@ import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
 import { datasetTenantData } from "./actors/datasets/tenant_data.ts";
+import { usageTenantData } from "./actors/usage/tenant_data.ts";
 import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delete.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
@@ -210,7 +211,11 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       : {}),
   });
   // Each workload's part of a tenant's deletion (actors/tenants/part.ts), one line each.
-  const tenantData: TenantDataPart[] = [datasetTenantData, courseTenantData(vectors)];
+  const tenantData: TenantDataPart[] = [
+    datasetTenantData,
+    courseTenantData(vectors),
+    usageTenantData,
+  ];
   const tenants = new TenantStore(db);
   const tenantDeletion = tenantDeletionActor({
     db,
