@@ -25,6 +25,7 @@ import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
+import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
@@ -207,7 +208,11 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   });
   const runtime = new Runtime({
     db,
-    actors: actorsFor(config, db, extraActors, [...datasets, ...courses], { store: blobs, db }),
+    actors: actorsFor(config, db, extraActors, [
+      ...datasets,
+      ...courses,
+      statementActor({ db, blobs }),
+    ], { store: blobs, db }),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,
@@ -230,6 +235,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    statements: { blobs },
     ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
     maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
     uploads: {

@@ -34,6 +34,7 @@ import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
+import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -65,6 +66,8 @@ export interface AppOptions {
   courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  /** Monthly usage statements; absent when the `usage.statement` actor is not running. */
+  statements?: Omit<StatementRoutesOptions, "runtime">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
   health?: HealthOptions;
   /** The embedded data directory, for `GET /api/admin/backup`; absent on an external database. */
@@ -243,6 +246,7 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  if (options.statements) api.route("/", statementRoutes({ ...options.statements, runtime }));
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   app.use("/api/*", deprecatedAlias);
   app.route(API_V1, api);

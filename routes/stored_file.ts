@@ -35,9 +35,16 @@ export async function storedFile(
   });
 }
 
-/** `status` (202 by default) with the job, `Location` its status and `Retry-After`. */
-export function jobAnswer(c: Context, job: JobView, status: 200 | 202 = 202): Response {
-  c.header("Location", `${apiBase(c)}/jobs/${job.id}`);
+/**
+ * The job as an answer: `202` (with `Retry-After`) while it runs, or `status`; `Location` is
+ * `location` (default: the job).
+ */
+export function jobAnswer(
+  c: Context,
+  job: JobView,
+  { status = 202, location }: { status?: 200 | 202; location?: string } = {},
+): Response {
+  c.header("Location", location ?? `${apiBase(c)}/jobs/${job.id}`);
   if (status === 202) c.header("Retry-After", String(RETRY_AFTER_SECONDS));
   return c.json({ jobId: job.id, status: job.status, job }, status);
 }

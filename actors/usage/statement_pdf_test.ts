@@ -39,16 +39,16 @@ Deno.test(
       assert.equal(credits, total);
     }
     // The days table, read back: each day's printed credits, added as cents, give the total.
-  let cents = 0n;
-  let messages = 0;
-  for (const d of data.days) {
-    const m = new RegExp(`${d.day}\\s+([\\d,]+)\\s+([\\d,]+)\\.(\\d\\d)`).exec(text);
-    assert.ok(m, `day ${d.day} is a row`);
-    messages += Number(m[1]!.replaceAll(",", ""));
-    cents += BigInt(m[2]!.replaceAll(",", "")) * 100n + BigInt(m[3]!);
-  }
-  assert.equal(creditsText(cents), total);
-  assert.equal(messages, data.total.messages);
+    let cents = 0n;
+    let messages = 0;
+    for (const d of data.days) {
+      const m = new RegExp(`${d.day}\\s+([\\d,]+)\\s+([\\d,]+)\\.(\\d\\d)`).exec(text);
+      assert.ok(m, `day ${d.day} is a row`);
+      messages += Number(m[1]!.replaceAll(",", ""));
+      cents += BigInt(m[2]!.replaceAll(",", "")) * 100n + BigInt(m[3]!);
+    }
+    assert.equal(creditsText(cents), total);
+    assert.equal(messages, data.total.messages);
     assert.ok(text.includes("12,345.67"), "the largest day, on the chart's scale and in the table");
   },
 );
