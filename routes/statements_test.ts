@@ -137,18 +137,19 @@ Deno.test(
     const expected = mayOf(all);
     assert.ok(expected.messages > 50 && expected.messages < all.length);
 
-    const asked = await Promise.all(
-      [0, 1].map(() =>
-        call("/api/v1/usage/statements", { json: { month: "2026-05", format: "pdf" } })
-      ),
-    );
+    const ask = () =>
+      call("/api/v1/usage/statements", { json: { month: "2026-05", format: "pdf" } });
+    // The first request starts the job; the same request again joins it (200 once it is done).
+    const asked = [await ask()];
+    asked.push(...await Promise.all([ask(), ask()]));
+    assert.equal(asked[0]!.status, 202, JSON.stringify(asked[0]!.body));
     for (const r of asked) {
-      assert.equal(r.status, 202, JSON.stringify(r.body));
+      assert.ok(r.status === 202 || r.status === 200, JSON.stringify(r.body));
       assert.equal(r.body.job.actor, "usage.statement");
       assert.equal(r.headers.get("location"), `/api/v1/usage/statements/${r.body.jobId}`);
     }
     const jobId = asked[0]!.body.jobId;
-    assert.equal(asked[1]!.body.jobId, jobId, "the same request joins the same job");
+    for (const r of asked) assert.equal(r.body.jobId, jobId, "the same request joins the same job");
 
     const pdf = await download(jobId);
     assert.equal(pdf.headers.get("content-type"), "application/pdf");
