@@ -546,14 +546,15 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
     const input = { datasetId: d.id, tenantId, version: d.version };
     let key = `dataset-report:${d.id}:v${d.version}`;
     for (let tries = 0;; tries++) {
-      const { job } = await o.runtime.enqueue(DATASET_REPORT_ACTOR, input, {
+      const { job, created } = await o.runtime.enqueue(DATASET_REPORT_ACTOR, input, {
         tenantId,
         idempotencyKey: key,
       });
       if (!isTerminal(job.status)) return jobAnswer(c, job);
       const done = job.status === "succeeded" ? await serve() : null;
       if (done) return done;
-      if (tries === 2) {
+      // Past three such jobs (or one this request started), the version's report is a 409.
+      if (created || tries === 2) {
         throw new TroupeError("REPORT_FAILED", "the report could not be written", {
           status: 409,
           details: { jobId: job.id, status: job.status, error: job.error },

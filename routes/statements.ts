@@ -48,7 +48,10 @@ export interface StatementRoutesOptions {
   blobs: BlobStore;
 }
 
-/** How many jobs a statement request follows when the ones before failed for good. */
+/**
+ * Jobs of one version a request goes through when the ones before failed for good: past it,
+ * the version's statement is a 409 until the usage changes.
+ */
 const MAX_TRIES = 3;
 
 export function statementRoutes(o: StatementRoutesOptions): OpenAPIHono<AppEnv> {
@@ -82,15 +85,16 @@ export function statementRoutes(o: StatementRoutesOptions): OpenAPIHono<AppEnv> 
     const input = { tenantId, month: body.month, format: body.format, version };
     let key = `statement:${body.month}:${body.format}:${version}`;
     for (let tries = 1;; tries++) {
-      const { job } = await o.runtime.enqueue(STATEMENT_ACTOR, input, {
+      const { job, created } = await o.runtime.enqueue(STATEMENT_ACTOR, input, {
         tenantId,
         idempotencyKey: key,
       });
       const location = `${base(c)}/${job.id}`;
       if (!isTerminal(job.status)) return jobAnswer(c, job, { location });
       if (job.status === "succeeded") return jobAnswer(c, job, { status: 200, location });
-      if (tries === MAX_TRIES) throw failed(job);
-      // A job that failed for good is followed by a new one.
+      // A job an earlier request started that failed for good is followed by a new one; one
+      // this request started (it failed that fast) is the answer.
+      if (created || tries === MAX_TRIES) throw failed(job);
       key = `statement:${body.month}:${body.format}:${version}:after:${job.id}`;
     }
   });

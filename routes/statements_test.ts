@@ -32,7 +32,7 @@ function open(): Promise<World> {
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-      return [statementActor({ db: tdb.db, blobs })];
+      return [statementActor({ db: tdb.db, blobs, retries: 0 })];
     }, () => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
@@ -255,6 +255,49 @@ Deno.test({ name: "statements: per tenant, and bad requests", ...opts }, async (
     assert.equal(r.body.error.code, "VALIDATION_FAILED");
   }
 });
+
+Deno.test(
+  { name: "statements: a failed job is a 409, and asking again starts a new one", ...opts },
+  async () => {
+    const w = await open();
+    await record(
+      messages(2000, 4, ["r1"]).map((m, i) => ({
+        ...m,
+        timestamp: new Date(`2026-03-0${i + 2}T03:00:00Z`),
+      })),
+    );
+    // Daily figures that disagree with the snapshots: the statement refuses to print them.
+    const skew = (by: number) =>
+      w.tdb.db.query(
+        "UPDATE troupe_usage_daily SET credits_cents = credits_cents + $2 WHERE tenant_id = $1 AND day = '2026-03-02'",
+        [w.tenantId, by],
+      );
+    await skew(1);
+    const ask = () =>
+      call("/api/v1/usage/statements", { json: { month: "2026-03", format: "pdf" } });
+    // The job fails at once: the request that started it may see it failed already.
+    const first = await ask();
+    assert.ok(first.status === 202 || first.status === 409, JSON.stringify(first.body));
+    const failedId: string = first.body.jobId ?? first.body.error.details.jobId;
+    const failed = await waitFor(async () => {
+      const r = await call(`/api/v1/usage/statements/${failedId}/file`);
+      return r.status === 202 ? null : r;
+    }, { timeoutMs: 30_000, what: "the failure" });
+    assert.equal(failed.status, 409);
+    assert.equal(failed.body.error.code, "STATEMENT_FAILED");
+    assert.equal(failed.body.error.details.jobId, failedId);
+    assert.match(failed.body.error.details.error.message, /cents by report/);
+
+    await skew(-1);
+    const second = await ask();
+    assert.equal(second.status, 202);
+    assert.notEqual(second.body.jobId, failedId);
+    const pdf = await download(second.body.jobId);
+    assert.equal(pdf.headers.get("content-type"), "application/pdf");
+    // The same request again joins the new job, not the failed one.
+    assert.equal((await ask()).body.jobId, second.body.jobId);
+  },
+);
 
 Deno.test({ name: "statements: close", ...opts }, async () => {
   await (await open()).close();

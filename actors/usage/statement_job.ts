@@ -48,13 +48,20 @@ export function statementFileName(month: string, format: StatementFormat): strin
   return `usage-statement-${month}.${format}`;
 }
 
-export function statementActor(o: { db: SqlDatabase; blobs: BlobStore }) {
+export interface StatementActorOptions {
+  db: SqlDatabase;
+  blobs: BlobStore;
+  /** Attempts after the first. @default 3 */
+  retries?: number;
+}
+
+export function statementActor(o: StatementActorOptions) {
   return defineActor({
     name: STATEMENT_ACTOR,
     input: statementInput,
     key: (i) => `statement:${i.tenantId}:${i.month}`,
     exposed: false,
-    retries: 3,
+    retries: o.retries ?? 3,
     timeoutMs: 5 * 60_000,
     concurrency: 2,
     handler: async (input, ctx): Promise<StatementResult> => {
