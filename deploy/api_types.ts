@@ -1652,10 +1652,7 @@ export interface paths {
                         "application/json": {
                             jobId: string;
                             status: string;
-                            /** @description The job (see `Job`) */
-                            job: {
-                                [key: string]: unknown;
-                            };
+                            job: components["schemas"]["Job"];
                         };
                     };
                 };

@@ -5,9 +5,10 @@
  */
 import type { Context } from "hono";
 import { z } from "@hono/zod-openapi";
-import type { JobView } from "@troupe/runtime";
+import type { JobView as Job } from "@troupe/runtime";
 import type { DocumentFile } from "../actors/documents/stored.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
+import { JobSchema } from "./jobs.ts";
 import { apiBase } from "./openapi.ts";
 
 /** Seconds a client waits before asking again for a document being made. */
@@ -17,7 +18,7 @@ export const RETRY_AFTER_SECONDS = 1;
 export const DocumentJob = z.object({
   jobId: z.string(),
   status: z.string(),
-  job: z.record(z.string(), z.unknown()).openapi({ description: "The job (see `Job`)" }),
+  job: JobSchema,
 });
 
 /** The stored file, streamed, with `disposition` as its `Content-Disposition`. */
@@ -41,7 +42,7 @@ export async function storedFile(
  */
 export function jobAnswer(
   c: Context,
-  job: JobView,
+  job: Job,
   { status = 202, location }: { status?: 200 | 202; location?: string } = {},
 ): Response {
   c.header("Location", location ?? `${apiBase(c)}/jobs/${job.id}`);
