@@ -28,7 +28,9 @@ import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
 import { datasetTenantData } from "./actors/datasets/tenant_data.ts";
 import { usageTenantData } from "./actors/usage/tenant_data.ts";
+import { documentTenantData } from "./actors/documents/tenant_data.ts";
 import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delete.ts";
+import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
@@ -215,6 +217,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     datasetTenantData,
     courseTenantData(vectors),
     usageTenantData,
+    documentTenantData,
   ];
   const tenants = new TenantStore(db);
   const tenantDeletion = tenantDeletionActor({
@@ -226,10 +229,12 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   });
   const runtime = new Runtime({
     db,
-    actors: actorsFor(config, db, extraActors, [...datasets, ...courses, tenantDeletion], {
-      store: blobs,
-      db,
-    }),
+    actors: actorsFor(config, db, extraActors, [
+      ...datasets,
+      ...courses,
+      tenantDeletion,
+      statementActor({ db, blobs }),
+    ], { store: blobs, db }),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,
@@ -251,6 +256,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    statements: { blobs },
     ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
     maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
     uploads: {

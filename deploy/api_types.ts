@@ -1682,7 +1682,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The profile report */
+        /**
+         * The profile report: the stored PDF, or 202 with the job that writes it
+         * @description The report is written by a job, once per version of the dataset. While it runs the answer is `202` with the job, `Location` (the job) and `Retry-After`; the same request then answers with the PDF.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -1701,6 +1704,19 @@ export interface paths {
                     };
                     content: {
                         "application/pdf": unknown;
+                    };
+                };
+                /** @description The report is being written */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            jobId: string;
+                            status: string;
+                            job: components["schemas"]["Job"];
+                        };
                     };
                 };
                 /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */

@@ -35,6 +35,7 @@ import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
 import { tenantRoutes } from "./tenants.ts";
+import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -66,6 +67,8 @@ export interface AppOptions {
   courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  /** Monthly usage statements; absent when the `usage.statement` actor is not running. */
+  statements?: Omit<StatementRoutesOptions, "runtime">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
   health?: HealthOptions;
   /** The embedded data directory, for `GET /api/admin/backup`; absent on an external database. */
@@ -245,6 +248,7 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  if (options.statements) api.route("/", statementRoutes({ ...options.statements, runtime }));
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   app.use("/api/*", deprecatedAlias);
   app.route(API_V1, api);

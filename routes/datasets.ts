@@ -15,7 +15,8 @@
  * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
  * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;
  * - `GET /api/datasets/:id/export?format=csv|ndjson|xlsx` (streamed);
- * - `GET /api/datasets/:id/report.pdf`: the profile report.
+ * - `GET /api/datasets/:id/report.pdf`: the profile report, written by a job (`202` with the
+ *   job until it is stored; actors/datasets/report_job.ts).
  */
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -31,6 +32,7 @@ import {
 } from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
+import { isTerminal } from "@troupe/runtime";
 import {
   type DatasetOptions,
   datasetOptions,
@@ -61,7 +63,8 @@ import {
   listDatasets,
   rowsTable,
 } from "../actors/datasets/store.ts";
-import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
+import { DATASET_REPORT_ACTOR } from "../actors/datasets/report_job.ts";
+import { findDocument } from "../actors/documents/stored.ts";
 import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
 import type { IngestError, LimitError } from "../actors/datasets/ingest/errors.ts";
 import { BinaryContentError, GzipError, sniffedStream } from "../actors/datasets/ingest/binary.ts";
@@ -69,6 +72,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { attachmentHeader } from "./attachment.ts";
+import { DocumentJob, jobAnswer, storedFile } from "./stored_file.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import {
@@ -518,31 +522,46 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
     method: "get",
     path: "/datasets/:id/report.pdf",
     tags,
-    summary: "The profile report",
-    responses: { 200: { description: "The report", type: "application/pdf" } },
+    summary: "The profile report: the stored PDF, or 202 with the job that writes it",
+    description: "The report is written by a job, once per version of the dataset. While " +
+      "it runs the answer is `202` with the job, `Location` (the job) and `Retry-After`; " +
+      "the same request then answers with the PDF.",
+    responses: {
+      200: { description: "The report", type: "application/pdf" },
+      202: { description: "The report is being written", schema: DocumentJob },
+    },
   }, async function report(c) {
     const d = ready(await loadDataset(c, o));
-    const pdf = await datasetReport({
-      name: d.name,
-      id: d.id,
-      format: d.format,
-      sizeBytes: d.sizeBytes,
-      rowCount: d.rowCount ?? 0,
-      skippedRows: d.skippedRows,
-      createdAt: d.createdAt,
-      columns: d.columns.map((col) => ({
-        name: col.name,
-        type: col.type,
-        profile: (col.profile ?? null) as ColumnSummary | null,
-      })),
-    });
-    const file = `${d.name.replace(/[^\w.-]+/g, "_").slice(0, 80) || "dataset"}-report.pdf`;
-    return new Response(pdf, {
-      headers: {
-        "content-type": "application/pdf",
-        "content-disposition": `inline; filename="${file}"`,
-      },
-    });
+    const { tenantId } = principalOf(c);
+    const serve = async () => {
+      const stored = await findDocument(o.db, tenantId, "dataset_report", d.id);
+      return stored?.version === String(d.version)
+        ? await storedFile(o.blobs, stored, `inline; filename="${stored.fileName}"`)
+        : null;
+    };
+    const file = await serve();
+    if (file) return file;
+    // One job per version. A job that ended without storing this version's report (it failed
+    // for good, or a merge moved the dataset on as it committed) is followed by a new one.
+    const input = { datasetId: d.id, tenantId, version: d.version };
+    let key = `dataset-report:${d.id}:v${d.version}`;
+    for (let tries = 0;; tries++) {
+      const { job, created } = await o.runtime.enqueue(DATASET_REPORT_ACTOR, input, {
+        tenantId,
+        idempotencyKey: key,
+      });
+      if (!isTerminal(job.status)) return jobAnswer(c, job);
+      const done = job.status === "succeeded" ? await serve() : null;
+      if (done) return done;
+      // Past three such jobs (or one this request started), the version's report is a 409.
+      if (created || tries === 2) {
+        throw new TroupeError("REPORT_FAILED", "the report could not be written", {
+          status: 409,
+          details: { jobId: job.id, status: job.status, error: job.error },
+        });
+      }
+      key = `dataset-report:${d.id}:v${d.version}:after:${job.id}`;
+    }
   });
 
   return app;

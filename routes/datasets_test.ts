@@ -268,8 +268,11 @@ Deno.test(
     assert.equal(lines.length, N);
     assert.equal(JSON.parse(lines[0]!).id, 1);
 
-    const pdf = await call(`/api/datasets/${d.id}/report.pdf`);
-    assert.equal(pdf.status, 200);
+    // The report is a job: 202 until it is stored, then the PDF (datasets_report_test.ts).
+    const pdf = await waitFor(async () => {
+      const r = await call(`/api/datasets/${d.id}/report.pdf`);
+      return r.status === 200 ? r : null;
+    }, { timeoutMs: 30_000, what: "the report" });
     assert.equal(pdf.headers.get("content-type"), "application/pdf");
     assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), "%PDF-");
   },

@@ -38,6 +38,7 @@ import {
 } from "./chunk_work.ts";
 import type { TableProfileJSON } from "./profile/mod.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
+import { datasetReportActor } from "./report_job.ts";
 import { sqlState } from "../../db/errors.ts";
 import {
   chunkStream,
@@ -698,7 +699,7 @@ export function datasetActors(o: DatasetPipelineOptions) {
     },
   });
 
-  return [split, chunk, chunkDone, merge, aborted];
+  return [split, chunk, chunkDone, merge, aborted, datasetReportActor({ db, blobs })];
 }
 
 /** Warnings kept on a dataset. */

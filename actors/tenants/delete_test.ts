@@ -11,6 +11,10 @@ import { datasetActors } from "../datasets/pipeline.ts";
 import { datasetTenantData } from "../datasets/tenant_data.ts";
 import { courseActors } from "../courses/pipeline.ts";
 import { courseTenantData } from "../courses/delete.ts";
+import { documentTenantData } from "../documents/tenant_data.ts";
+import { putDocumentBytes, recordDocument } from "../documents/stored.ts";
+import { usageTenantData } from "../usage/tenant_data.ts";
+import { recordUsage } from "../usage/store.ts";
 import { FsBlobStore } from "../../db/blobs/fs.ts";
 import { PostgresBlobStore } from "../../db/blobs/postgres.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
@@ -57,7 +61,13 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
         tenantDeletionActor({
           db,
           blobs,
-          parts: [datasetTenantData, flaky, courseTenantData(vectors)],
+          parts: [
+            datasetTenantData,
+            flaky,
+            courseTenantData(vectors),
+            usageTenantData,
+            documentTenantData,
+          ],
           cancel: (id, tenantId) => runtime.cancel(id, tenantId),
           onKeysRemoved: () => tenants.forgetAuthentications(),
           blobGraceMs: 0,
@@ -114,6 +124,45 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
       const shared = await uploadCsv(doomedKey, SHARED_CSV);
       await uploadCsv(doomedKey, "a,b\n1,2\n3,4\n5,6\n");
       const kept = await uploadCsv(otherKey, SHARED_CSV);
+      // A stored document: the dataset's report, made by its job.
+      await waitFor(async () => {
+        const res = await app.request(`/api/v1/datasets/${shared}/report.pdf`, {
+          headers: { "x-api-key": doomedKey },
+        });
+        await res.body?.cancel();
+        return res.status === 200 ? true : null;
+      }, { timeoutMs: 60_000, what: "the dataset report" });
+      // A stored statement (the dataset's report goes with its dataset).
+      const statement = await putDocumentBytes(db, blobs, new TextEncoder().encode("%PDF-1.7 x"));
+      await db.transaction((tx) =>
+        recordDocument(tx, blobs, {
+          tenantId: doomed.id,
+          kind: "statement",
+          key: "2026-12:pdf",
+          version: "v1",
+          ...statement,
+          contentType: "application/pdf",
+          fileName: "statement.pdf",
+          jobId: null,
+        })
+      );
+      // Usage of both tenants.
+      for (const tenantId of [doomed.id, other.id]) {
+        await db.transaction((tx) =>
+          recordUsage(tx, {
+            tenantId,
+            sourceId: "s1",
+            timeZone: "UTC",
+            messages: [1, 2, 3].map((i) => ({
+              id: String(i),
+              timestamp: new Date(Date.UTC(2026, 11, i)),
+              creditsCents: 125n,
+              reportId: null,
+            })),
+            reportNames: new Map(),
+          })
+        );
+      }
       const form = new FormData();
       form.append("title", "Doomed course");
       const pdf = await makePdf([{ heading: "Cells", paragraphs: [sentences("cell", 8)] }]);
@@ -173,8 +222,11 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
       assert.ok(removed.runtime.jobs >= 4);
       assert.ok(removed.audit.entries >= 3);
       assert.deepEqual(removed.tenant, { tenants: 1 });
-      // Three files held; the CSV the other tenant also uploaded stays.
-      assert.deepEqual(removed.blobs, { held: 3, removed: 2 });
+      assert.deepEqual(removed.usage, { snapshots: 3, dailyAggregates: 3, reportTotals: 1 });
+      assert.deepEqual(removed.documents, { documents: 1 });
+      // Five files held (two CSVs, the PDF, the report, the statement); the CSV the other
+      // tenant also uploaded stays.
+      assert.deepEqual(removed.blobs, { held: 5, removed: 4 });
 
       for (
         const table of [
@@ -187,6 +239,9 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
           "troupe_api_keys",
           "troupe_audit_log",
           "troupe_blob_refs",
+          "troupe_usage_snapshots",
+          "troupe_usage_daily",
+          "troupe_documents",
         ]
       ) {
         assert.equal(

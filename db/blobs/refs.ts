@@ -27,7 +27,7 @@ const LOCK_CLASS = 7_316_009;
 
 /** What holds a blob. */
 export interface BlobOwner {
-  kind: "dataset" | "course";
+  kind: "dataset" | "course" | "document";
   id: string;
   tenantId: string | null;
 }
