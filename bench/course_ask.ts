@@ -26,9 +26,9 @@ import {
   RELEVANCE_DEFAULTS,
   type RelevanceOptions,
 } from "../actors/courses/answer.ts";
-import { HashingEmbedder } from "../db/embeddings/hashing.ts";
+import { HashingEmbedder } from "../actors/courses/embeddings/hashing.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
-import { PgVectorStore } from "../db/vectors/pg.ts";
+import { PgVectorStore } from "../actors/courses/vectors/pg.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { queryTokens, STOP_WORDS, wholeTokens } from "../actors/courses/lexicon.ts";

@@ -550,7 +550,7 @@ Deno.test(
 
 Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...opts }, async () => {
   // A writer that waits until told: the course is held in its build step.
-  const { LocalWriter } = await import("../actors/courses/writer.ts");
+  const { LocalWriter } = await import("../actors/courses/writer/local.ts");
   const held = new LocalWriter();
   const started = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
@@ -973,7 +973,7 @@ Deno.test(
 Deno.test(
   { name: "courses: cancelling the upload's job cancels the course mid-build", ...opts },
   async () => {
-    const { LocalWriter } = await import("../actors/courses/writer.ts");
+    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
     const held = new LocalWriter();
     const started = Promise.withResolvers<void>();
     const release = Promise.withResolvers<void>();
@@ -1178,7 +1178,7 @@ Deno.test(
   { name: "courses: a writer that keeps failing fails the course, not hangs it", ...opts },
   async () => {
     const { courseActors } = await import("../actors/courses/pipeline.ts");
-    const { LocalWriter } = await import("../actors/courses/writer.ts");
+    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
     const broken = new LocalWriter();
     broken.lesson = () => Promise.reject(new Error("the model is down"));
     const dir = await Deno.makeTempDir();
@@ -1225,7 +1225,7 @@ Deno.test({
   ...opts,
 }, async () => {
   const { startChroma } = await import("../tests/fixtures/chroma_server.ts");
-  const { ChromaVectorStore } = await import("../db/vectors/chroma.ts");
+  const { ChromaVectorStore } = await import("../actors/courses/vectors/chroma.ts");
   const chroma = await startChroma();
   const vectors = new ChromaVectorStore({
     url: chroma.url,

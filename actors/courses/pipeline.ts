@@ -32,17 +32,14 @@ import type { BlobStore } from "../../db/blobs/port.ts";
 import { EXTRACTION_VERSION, type Line, type OutlineEntry, PdfError } from "./pdf.ts";
 import { type PreparedFile, prepareFile } from "./page_clean.ts";
 import { InlineExtractor, type PageExtractor } from "./extract.ts";
-import { HashingEmbedder, type TextEmbedder } from "../../db/embeddings/hashing.ts";
-import { PgVectorStore } from "../../db/vectors/pg.ts";
+import { HashingEmbedder } from "./embeddings/hashing.ts";
+import type { TextEmbedder } from "./embeddings/port.ts";
+import { PgVectorStore } from "./vectors/pg.ts";
 import { lexemeVector } from "./lexicon.ts";
-import type { VectorItem, VectorStore } from "../../db/vectors/store.ts";
-import {
-  type CourseWriter,
-  DocumentStats,
-  LocalWriter,
-  type QuizQuestion,
-  sentences,
-} from "./writer.ts";
+import type { VectorItem, VectorStore } from "./vectors/port.ts";
+import type { CourseWriter, QuizQuestion } from "./writer/port.ts";
+import { LocalWriter } from "./writer/local.ts";
+import { DocumentStats, sentences } from "./writer/text.ts";
 import { headingLines, pageText, passagesBetween, structure } from "./lessons.ts";
 import { type DistinctInput, distinctLessons } from "./distinct.ts";
 
