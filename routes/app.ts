@@ -95,19 +95,18 @@ const isPublic = (path: string) => {
 
 /** POST routes that only read: a question to a course. */
 const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
-const isRead = (c: Context) =>
+const isRead = (c: Context<AppEnv>) =>
   isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(unversioned(c.req.path)));
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
-export function clientIp(trustProxy: boolean): (c: Context) => string {
+export function clientIp(trustProxy: boolean): (c: Context<AppEnv>) => string {
   return (c) => {
     if (trustProxy) {
       const hop = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
       if (hop) return hop.slice(0, 64);
     }
     // `app.request()` in tests has no connection.
-    const env = c.env as { remoteAddr?: unknown } | undefined;
-    if (!env?.remoteAddr) return "unknown";
+    if (!c.env?.remoteAddr) return "unknown";
     return getConnInfo(c).remote.address ?? "unknown";
   };
 }
@@ -142,7 +141,7 @@ export const ALIASES_DEPRECATED_AT = new Date("2026-12-05T00:00:00Z");
  * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation: @<epoch
  * seconds>`) and links to the same resource under `/api/v1` (RFC 8594 `successor-version`).
  */
-async function deprecatedAlias(c: Context, next: Next): Promise<void> {
+async function deprecatedAlias(c: Context<AppEnv>, next: Next): Promise<void> {
   await next();
   const path = c.req.path;
   if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;

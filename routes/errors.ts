@@ -11,6 +11,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type Logger, TroupeError } from "@troupe/runtime";
 import { errorStatus, RUNTIME_ERROR_STATUS } from "@troupe/runtime/hono";
 import { storageFailure } from "../db/errors.ts";
+import type { AppEnv } from "./env.ts";
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown; requestId?: string };
@@ -71,7 +72,7 @@ export const RETRY_AFTER_SECONDS = { database: 5, storage: 30 } as const;
 
 /** `app.onError` handler. */
 export function onError(logger: Logger) {
-  return function handleError(err: Error, c: Context): Response {
+  return function handleError(err: Error, c: Context<AppEnv>): Response {
     const status = statusOf(err);
     if (err instanceof TroupeError && status < 500) {
       return errorResponse(
@@ -90,7 +91,7 @@ export function onError(logger: Logger) {
         err.message || "request rejected",
       );
     }
-    const requestId: string | undefined = c.get("requestId");
+    const requestId = c.get("requestId");
     const failure = storageFailure(err);
     if (failure) {
       logger.warn("storage failure", {

@@ -19,6 +19,7 @@ import pg from "pg";
 import { ADMIN_URL, createPgDatabase, neonTarget } from "../tests/harness.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { createApp } from "./app.ts";
+import type { AppEnv } from "./env.ts";
 import { onError } from "./errors.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -163,7 +164,7 @@ Deno.test("unavailable: the OS's ENOSPC (a write to /dev/full) is a 503 STORAGE_
   assert.ok(enospc, "/dev/full refused the write");
   assert.equal(storageFailure(enospc), "storage_full");
   assert.equal(storageFailure(new Error("wrapped", { cause: enospc })), "storage_full");
-  const app = new Hono();
+  const app = new Hono<AppEnv>();
   app.get("/x", () => {
     throw enospc;
   });
