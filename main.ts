@@ -29,6 +29,7 @@ import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
 import { OpenAiWriter } from "./actors/courses/writer/openai.ts";
+import { LocalWriter } from "./actors/courses/writer/local.ts";
 import { ChromaVectorStore } from "./actors/courses/vectors/chroma.ts";
 import { HashingEmbedder } from "./actors/courses/embeddings/hashing.ts";
 import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
@@ -195,16 +196,14 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     extractor,
     vectors,
     embedder,
-    ...(kinds.writer === "openai"
-      ? {
-        writer: new OpenAiWriter({
-          baseUrl: config.OPENAI_BASE_URL,
-          apiKey: config.OPENAI_API_KEY!,
-          model: config.OPENAI_MODEL,
-          ...fetchFor("openai_chat"),
-        }),
-      }
-      : {}),
+    writer: kinds.writer === "openai"
+      ? new OpenAiWriter({
+        baseUrl: config.OPENAI_BASE_URL,
+        apiKey: config.OPENAI_API_KEY!,
+        model: config.OPENAI_MODEL,
+        ...fetchFor("openai_chat"),
+      })
+      : new LocalWriter(),
   });
   const runtime = new Runtime({
     db,

@@ -16,7 +16,6 @@ import { getConnInfo } from "hono/deno";
 import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
-import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
@@ -47,8 +46,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Largest JSON body accepted, in bytes. @default 1 MiB */
   maxBodyBytes?: number;
-  /** @default in-memory */
-  limiter?: RateLimiter;
+  /** Counts requests against the rate limits (main.ts picks it: memory, or Redis). */
+  limiter: RateLimiter;
   /** Requests per minute per client IP, of requests without a valid API key. @default 100 */
   perIpPerMinute?: number;
   /** Requests per minute per API key, unless its tenant has its own limit. @default 1000 */
@@ -160,7 +159,7 @@ export function createApp(options: AppOptions) {
   };
   const ipOf = clientIp(options.trustProxy ?? false);
   const limits: LimitOptions = {
-    limiter: options.limiter ?? new MemoryRateLimiter(),
+    limiter: options.limiter,
     perIp,
     perKey,
     isExempt: isPublic,

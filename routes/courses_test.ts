@@ -17,6 +17,7 @@ import { countBlobs, countRows, parseSse, stalledBody, waitFor, within } from ".
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
 import type { SqlExecutor } from "../actors/runtime/ports.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -56,11 +57,12 @@ function open(): Promise<World> {
     const extractor = new CountingExtractor();
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-      return courseActors({ db: tdb.db, blobs, extractor });
+      return courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, extractor });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
       courses: {
+        ...localCourseAdapters(tdb.db),
         db: tdb.db,
         blobs,
         maxFileBytes: 2_000_000,
@@ -563,8 +565,8 @@ Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...o
   const dir = await Deno.makeTempDir();
   const blobs = new FsBlobStore(dir);
   const w = await openApiWorld(
-    (tdb) => courseActors({ db: tdb.db, blobs, writer: held }),
-    (tdb) => ({ courses: { db: tdb.db, blobs } }),
+    (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
+    (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
   );
   try {
     const key = (await w.tenants.createKey((await w.tenants.createTenant("cx")).id)).key;
@@ -986,8 +988,8 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     const blobs = new FsBlobStore(dir);
     const w = await openApiWorld(
-      (tdb) => courseActors({ db: tdb.db, blobs, writer: held }),
-      (tdb) => ({ courses: { db: tdb.db, blobs } }),
+      (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
+      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
     );
     try {
       const key = (await w.tenants.createKey((await w.tenants.createTenant("cj")).id)).key;
@@ -1108,11 +1110,11 @@ Deno.test(
     let store!: BlobStore;
     const w = await openApiWorld((tdb) => {
       store = blobs ?? new PostgresBlobStore(tdb.db);
-      return courseActors({ db: tdb.db, blobs: store, extractor });
+      return courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs: store, extractor });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      courses: { db: tdb.db, blobs: store, maxFileBytes: 32 << 20 },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs: store, maxFileBytes: 32 << 20 },
     }));
     // The server's answers while the files are worked on: the slowest health check, in ms.
     let slowest = 0;
@@ -1185,11 +1187,13 @@ Deno.test(
     const blobs = new FsBlobStore(dir);
     const w = await openApiWorld(
       (tdb) =>
-        courseActors({ db: tdb.db, blobs, writer: broken }).map((a) => ({
+        courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: broken }).map((
+          a,
+        ) => ({
           ...a,
           policy: { ...a.policy, maxAttempts: 1 },
         })),
-      (tdb) => ({ courses: { db: tdb.db, blobs } }),
+      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
     );
     try {
       const key = (await w.tenants.createKey((await w.tenants.createTenant("t")).id)).key;
@@ -1234,8 +1238,8 @@ Deno.test({
   const dir = await Deno.makeTempDir();
   const blobs = new FsBlobStore(dir);
   const w = await openApiWorld(
-    (tdb) => courseActors({ db: tdb.db, blobs, vectors }),
-    (tdb) => ({ courses: { db: tdb.db, blobs, vectors } }),
+    (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, vectors }),
+    (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs, vectors } }),
   );
   try {
     const key = (await w.tenants.createKey((await w.tenants.createTenant("c")).id)).key;

@@ -6,27 +6,25 @@ import { z } from "zod";
 import type { SqlDatabase, SqlExecutor } from "@troupe/runtime";
 import type { BlobStore } from "../../../db/blobs/port.ts";
 import { EXTRACTION_VERSION, type OutlineEntry, PdfError } from "../pdf.ts";
-import { InlineExtractor, type PageExtractor } from "../extract.ts";
-import { HashingEmbedder } from "../embeddings/hashing.ts";
+import type { PageExtractor } from "../extract.ts";
 import type { TextEmbedder } from "../embeddings/port.ts";
-import { PgVectorStore } from "../vectors/pg.ts";
 import type { VectorStore } from "../vectors/port.ts";
 import type { CourseWriter, QuizQuestion } from "../writer/port.ts";
-import { LocalWriter } from "../writer/local.ts";
 
 export const PAGES_PER_MESSAGE = 20;
 
 export interface CoursePipelineOptions {
   db: SqlDatabase;
   blobs: BlobStore;
-  writer?: CourseWriter;
-  /** Embeds the passages for search. @default HashingEmbedder (256 dimensions) */
-  embedder?: TextEmbedder;
-  /** Where the embeddings go. @default the same database */
-  vectors?: VectorStore;
+  /** Writes the lessons (main.ts picks it). */
+  writer: CourseWriter;
+  /** Embeds the passages for search (main.ts picks it). */
+  embedder: TextEmbedder;
+  /** Where the embeddings go (main.ts picks it). */
+  vectors: VectorStore;
   onChange?: (courseId: string) => Promise<void>;
-  /** Where page text is extracted. @default this thread ({@link InlineExtractor}) */
-  extractor?: PageExtractor;
+  /** Where page text is extracted: workers, or this thread (main.ts picks it). */
+  extractor: PageExtractor;
 }
 
 export interface Lesson {
@@ -128,13 +126,10 @@ export interface CourseContext {
   ) => { actor: string; input: { courseId: string; code: string; message: string } };
 }
 
-/** The context of `o`, with the defaults applied. */
+/** The context of `o`. */
 export function courseContext(o: CoursePipelineOptions): CourseContext {
   const { db, blobs } = o;
-  const extractor = o.extractor ?? new InlineExtractor();
-  const writer = o.writer ?? new LocalWriter();
-  const embedder = o.embedder ?? new HashingEmbedder();
-  const vectors = o.vectors ?? new PgVectorStore(db);
+  const { extractor, writer, embedder, vectors } = o;
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
 
   const failCourse = (i: { courseId: string }, error: { code: string; message: string }) => ({

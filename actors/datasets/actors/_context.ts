@@ -20,11 +20,8 @@ export interface DatasetPipelineOptions {
   chunkBytes?: number;
   /** Chunk messages running at once in one process. @default 3 */
   chunkConcurrency?: number;
-  /**
-   * Where chunks are parsed, cleaned and profiled (workers, or this thread).
-   * @default this thread
-   */
-  processor?: ChunkProcessor;
+  /** Where chunks are parsed, cleaned and profiled: workers, or this thread (main.ts picks it). */
+  processor: ChunkProcessor;
   /** Chunks one split step cuts before handing the rest of the file on. @default 32 */
   splitStepChunks?: number;
   /** Chunk profiles the merge reads at a time. @default 4 */
@@ -202,7 +199,7 @@ export interface DatasetContext {
 export function datasetContext(o: DatasetPipelineOptions): DatasetContext {
   const { db, blobs } = o;
   const changed = (id: string) => o.onChange?.(id) ?? Promise.resolve();
-  const processor = o.processor ?? new ChunkProcessor(0);
+  const { processor } = o;
   const stepChunks = Math.max(1, o.splitStepChunks ?? 32);
   const maxColumns = o.maxColumns ?? MAX_COLUMNS;
   const maxHeaderBytes = o.maxHeaderBytes ?? MAX_HEADER_BYTES;
