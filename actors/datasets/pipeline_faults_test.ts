@@ -26,7 +26,14 @@ Deno.test({
     const datasetId = "7d0d8a52-2f4e-4f0e-9a39-6c7e1f0c1a01";
     const options = datasetOptions.parse({ format: "csv" });
     const { effects } = await assertEffectivelyOnce({
-      actors: (db) => datasetActors({ ...localDatasetAdapters(), db, blobs, chunkBytes: 512, splitStepChunks: 2 }),
+      actors: (db) =>
+        datasetActors({
+          ...localDatasetAdapters(),
+          db,
+          blobs,
+          chunkBytes: 512,
+          splitStepChunks: 2,
+        }),
       inputs: [{
         actor: "dataset.split",
         input: { datasetId },
