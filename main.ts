@@ -34,12 +34,14 @@ import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
-import { OpenAiWriter } from "./db/writer/openai.ts";
-import { ChromaVectorStore } from "./db/vectors/chroma.ts";
-import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
-import { OpenAiEmbedder } from "./db/embeddings/openai.ts";
-import { PgVectorStore } from "./db/vectors/pg.ts";
-import type { VectorStore } from "./db/vectors/store.ts";
+import { OpenAiWriter } from "./actors/courses/writer/openai.ts";
+import { LocalWriter } from "./actors/courses/writer/local.ts";
+import { ChromaVectorStore } from "./actors/courses/vectors/chroma.ts";
+import { HashingEmbedder } from "./actors/courses/embeddings/hashing.ts";
+import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
+import { OpenAiEmbedder } from "./actors/courses/embeddings/openai.ts";
+import { PgVectorStore } from "./actors/courses/vectors/pg.ts";
+import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
@@ -201,16 +203,14 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     extractor,
     vectors,
     embedder,
-    ...(kinds.writer === "openai"
-      ? {
-        writer: new OpenAiWriter({
-          baseUrl: config.OPENAI_BASE_URL,
-          apiKey: config.OPENAI_API_KEY!,
-          model: config.OPENAI_MODEL,
-          ...fetchFor("openai_chat"),
-        }),
-      }
-      : {}),
+    writer: kinds.writer === "openai"
+      ? new OpenAiWriter({
+        baseUrl: config.OPENAI_BASE_URL,
+        apiKey: config.OPENAI_API_KEY!,
+        model: config.OPENAI_MODEL,
+        ...fetchFor("openai_chat"),
+      })
+      : new LocalWriter(),
   });
   // Each workload's part of a tenant's deletion (actors/tenants/part.ts), one line each.
   const tenantData: TenantDataPart[] = [

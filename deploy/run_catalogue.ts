@@ -63,9 +63,10 @@ export async function actorCatalogue(config: Config): Promise<AnyActor[]> {
   const { actorsFor } = await import("../main.ts");
   const db = CLOSED as SqlDatabase;
   const blobs = CLOSED as BlobStore;
+  const none = CLOSED as never;
   return actorsFor(config, db, [], [
-    ...datasetActors({ db, blobs }),
-    ...courseActors({ db, blobs }),
+    ...datasetActors({ db, blobs, processor: none }),
+    ...courseActors({ db, blobs, extractor: none, writer: none, embedder: none, vectors: none }),
   ]);
 }
 

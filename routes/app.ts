@@ -16,7 +16,6 @@ import { getConnInfo } from "hono/deno";
 import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
-import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
@@ -49,8 +48,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Largest JSON body accepted, in bytes. @default 1 MiB */
   maxBodyBytes?: number;
-  /** @default in-memory */
-  limiter?: RateLimiter;
+  /** Counts requests against the rate limits (main.ts picks it: memory, or Redis). */
+  limiter: RateLimiter;
   /** Requests per minute per client IP, of requests without a valid API key. @default 100 */
   perIpPerMinute?: number;
   /** Requests per minute per API key, unless its tenant has its own limit. @default 1000 */
@@ -99,19 +98,18 @@ const isPublic = (path: string) => {
 
 /** POST routes that only read: a question to a course. */
 const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
-const isRead = (c: Context) =>
+const isRead = (c: Context<AppEnv>) =>
   isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(unversioned(c.req.path)));
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
-export function clientIp(trustProxy: boolean): (c: Context) => string {
+export function clientIp(trustProxy: boolean): (c: Context<AppEnv>) => string {
   return (c) => {
     if (trustProxy) {
       const hop = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
       if (hop) return hop.slice(0, 64);
     }
     // `app.request()` in tests has no connection.
-    const env = c.env as { remoteAddr?: unknown } | undefined;
-    if (!env?.remoteAddr) return "unknown";
+    if (!c.env?.remoteAddr) return "unknown";
     return getConnInfo(c).remote.address ?? "unknown";
   };
 }
@@ -146,7 +144,7 @@ export const ALIASES_DEPRECATED_AT = new Date("2026-12-05T00:00:00Z");
  * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation: @<epoch
  * seconds>`) and links to the same resource under `/api/v1` (RFC 8594 `successor-version`).
  */
-async function deprecatedAlias(c: Context, next: Next): Promise<void> {
+async function deprecatedAlias(c: Context<AppEnv>, next: Next): Promise<void> {
   await next();
   const path = c.req.path;
   if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;
@@ -165,7 +163,7 @@ export function createApp(options: AppOptions) {
   };
   const ipOf = clientIp(options.trustProxy ?? false);
   const limits: LimitOptions = {
-    limiter: options.limiter ?? new MemoryRateLimiter(),
+    limiter: options.limiter,
     perIp,
     perKey,
     isExempt: isPublic,

@@ -23,9 +23,8 @@ import { uuidv7 } from "../actors/runtime/ids.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
-import { HashingEmbedder, type TextEmbedder } from "../db/embeddings/hashing.ts";
-import { PgVectorStore } from "../db/vectors/pg.ts";
-import type { VectorStore } from "../db/vectors/store.ts";
+import type { TextEmbedder } from "../actors/courses/embeddings/port.ts";
+import type { VectorStore } from "../actors/courses/vectors/port.ts";
 import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
@@ -63,10 +62,10 @@ export interface CourseRoutesOptions {
   maxFiles?: number;
   /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
   uploads?: UploadLimits;
-  /** Must be the pipeline's. @default HashingEmbedder (256 dimensions) */
-  embedder?: TextEmbedder;
-  /** Must be the pipeline's. @default vectors in the same database */
-  vectors?: VectorStore;
+  /** Must be the pipeline's. */
+  embedder: TextEmbedder;
+  /** Must be the pipeline's. */
+  vectors: VectorStore;
 }
 
 const pageQuery = z.object({
@@ -166,8 +165,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   const maxBody = maxFiles * maxFileBytes +
     form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
-  const embedder = o.embedder ?? new HashingEmbedder();
-  const vectors = o.vectors ?? new PgVectorStore(o.db);
+  const { embedder, vectors } = o;
   const app = new OpenAPIHono<AppEnv>();
 
   declare(app, {

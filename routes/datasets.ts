@@ -230,7 +230,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
       throw new TroupeError(
         "UNSUPPORTED_MEDIA_TYPE",
         "a gzip-encoded form cannot be read: gzip the file in its part, or send it as the body",
-        { status: 415, details: { contentEncoding: "gzip" } },
+        { details: { contentEncoding: "gzip" } },
       );
     }
     let zip = false;
@@ -556,7 +556,6 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
       // Past three such jobs (or one this request started), the version's report is a 409.
       if (created || tries === 2) {
         throw new TroupeError("REPORT_FAILED", "the report could not be written", {
-          status: 409,
           details: { jobId: job.id, status: job.status, error: job.error },
         });
       }
@@ -642,7 +641,7 @@ function gzipEncoded(header: string | undefined): boolean {
   throw new TroupeError(
     "UNSUPPORTED_MEDIA_TYPE",
     `Content-Encoding ${JSON.stringify(header)} cannot be read: send the file as it is or gzip`,
-    { status: 415, details: { contentEncoding: header, supported: ["gzip", "identity"] } },
+    { details: { contentEncoding: header, supported: ["gzip", "identity"] } },
   );
 }
 
@@ -658,16 +657,15 @@ function refuseContent(err: IngestError): TroupeError | IngestError {
       "UNSUPPORTED_MEDIA_TYPE",
       `${err.message}: send CSV, TSV, a JSON array or NDJSON (optionally gzipped), or an .xlsx ` +
         "workbook (format=xlsx)",
-      { status: 415, details: { detected: err.detected, supported: SUPPORTED_FORMATS } },
+      { details: { detected: err.detected, supported: SUPPORTED_FORMATS } },
     );
   }
   if (err instanceof GzipError && err.code === "inflate_ratio") {
     return new TroupeError("PAYLOAD_TOO_LARGE", err.message, {
-      status: 413,
       details: { maxInflateRatio: err.limit },
     });
   }
-  if (err instanceof GzipError) return new TroupeError("BAD_GZIP", err.message, { status: 400 });
+  if (err instanceof GzipError) return new TroupeError("BAD_GZIP", err.message);
   return err;
 }
 
@@ -773,7 +771,7 @@ function parseOptions(
     throw new TroupeError(
       "UNSUPPORTED_MEDIA_TYPE",
       "the file is not an .xlsx workbook (a ZIP archive): send the workbook, or say its format",
-      { status: 415, details: { supported: SUPPORTED_FORMATS } },
+      { details: { supported: SUPPORTED_FORMATS } },
     );
   }
   const base = typeof extra === "object" && extra !== null ? extra as Record<string, unknown> : {};

@@ -4,6 +4,7 @@
  * version, shared by concurrent requests; a new version makes it stale; names in Greek and
  * CJK are printed; another tenant's dataset is a 404; deleting the dataset releases it.
  */
+import { localDatasetAdapters } from "../tests/local_adapters.ts";
 import assert from "node:assert/strict";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { pdfText } from "../actors/documents/testing.ts";
@@ -27,7 +28,7 @@ function open(): Promise<World> {
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-      return datasetActors({ db: tdb.db, blobs });
+      return datasetActors({ ...localDatasetAdapters(), db: tdb.db, blobs });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,

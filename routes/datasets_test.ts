@@ -27,6 +27,7 @@ import {
 } from "../tests/hostile/input_files.ts";
 import { pythonCsv } from "../actors/datasets/ingest/test_util.ts";
 import { hugeFieldForm, part, trickleBody } from "../tests/hostile/http_attacks.ts";
+import { localDatasetAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -80,6 +81,7 @@ function open(): Promise<World> {
       });
       // Small chunks, split steps and merge pages, so files here take several of each.
       return datasetActors({
+        ...localDatasetAdapters(),
         db: tdb.db,
         blobs: gated,
         chunkBytes: 16 * 1024,

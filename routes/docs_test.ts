@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 let world: Promise<ApiWorld> | undefined;
 function open(): Promise<ApiWorld> {
@@ -13,7 +14,7 @@ function open(): Promise<ApiWorld> {
     return {
       maxBodyBytes: 256,
       dataDir: "/nonexistent",
-      courses: { db: tdb.db, blobs },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
     };
   });

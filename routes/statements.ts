@@ -133,7 +133,7 @@ export function statementRoutes(o: StatementRoutesOptions): OpenAPIHono<AppEnv> 
       throw new TroupeError(
         "STATEMENT_REPLACED",
         "a newer statement of this month replaced this one: ask for the statement again",
-        { status: 410, details: { month: result.month, format: result.format } },
+        { details: { month: result.month, format: result.format } },
       );
     }
     return await storedFile(
@@ -148,7 +148,6 @@ export function statementRoutes(o: StatementRoutesOptions): OpenAPIHono<AppEnv> 
 
 function failed(job: JobView): TroupeError {
   return new TroupeError("STATEMENT_FAILED", "the statement could not be made", {
-    status: 409,
     details: { jobId: job.id, status: job.status, error: job.error },
   });
 }

@@ -29,12 +29,12 @@ export function tenantRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHon
   }, async function deleteTenant(c) {
     const p = principalOf(c);
     if (!p.admin) {
-      throw new TroupeError("FORBIDDEN", "deleting a tenant needs an admin key", { status: 403 });
+      throw new TroupeError("FORBIDDEN", "deleting a tenant needs an admin key");
     }
     const id = pathId(c, "tenant");
     if (id === p.tenantId) throw new ConflictError("a key cannot delete its own tenant");
     if (!runtime.actors.has("tenant.delete")) {
-      throw new TroupeError("UNAVAILABLE", "tenant deletion does not run here", { status: 503 });
+      throw new TroupeError("UNAVAILABLE", "tenant deletion does not run here");
     }
     const tenant = await tenants.getTenant(id); // 404 for an unknown one
     const { job } = await runtime.enqueue("tenant.delete", { tenantId: id }, {

@@ -44,16 +44,13 @@ export async function jsonBody(c: Context): Promise<Record<string, unknown>> {
     throw new TroupeError(
       "UNSUPPORTED_MEDIA_TYPE",
       "send a JSON body (content-type: application/json)",
-      {
-        status: 415,
-      },
     );
   }
   let body: unknown;
   try {
     body = await c.req.json();
   } catch {
-    throw new TroupeError("INVALID_JSON", "the body is not valid JSON", { status: 400 });
+    throw new TroupeError("INVALID_JSON", "the body is not valid JSON");
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ValidationError("the body must be a JSON object");

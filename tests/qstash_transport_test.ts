@@ -15,6 +15,7 @@ import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "../routes/app.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { postgresTarget, waitFor } from "./harness.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const TOKEN = "qstash-test-token";
@@ -92,6 +93,7 @@ async function world() {
   });
   await runtime.start();
   const app = createApp({
+    limiter: new MemoryRateLimiter(),
     runtime,
     tenants: new TenantStore(tdb.db),
     logger: jsonLogger("silent"),

@@ -4,7 +4,7 @@
  */
 import { NotFoundError, type SqlExecutor } from "@troupe/runtime";
 import { releaseBlobs } from "../../db/blobs/refs.ts";
-import type { VectorStore } from "../../db/vectors/store.ts";
+import type { VectorStore } from "../../actors/courses/vectors/port.ts";
 import { drainIds, type TenantDataPart } from "../tenants/part.ts";
 
 /**

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { SqlExecutor } from "@troupe/runtime";
-import { ChromaVectorStore } from "../../db/vectors/chroma.ts";
+import { ChromaVectorStore } from "./vectors/chroma.ts";
 import { startChroma } from "../../tests/fixtures/chroma_server.ts";
 import { pgliteTarget } from "../../tests/harness.ts";
 import type { Counts, TenantDeletionContext } from "../tenants/part.ts";

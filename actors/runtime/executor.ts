@@ -54,7 +54,6 @@ function buildJob(def: AnyActor, input: unknown, id: string, options: PrepareOpt
   const parsed = def.input.safeParse(input);
   if (!parsed.success) {
     throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
-      status: 400,
       details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
     });
   }

@@ -1331,7 +1331,7 @@ export class Runtime implements Consumer {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 })),
+        () => reject(new TroupeError("DB_TIMEOUT", "database did not answer")),
         timeoutMs,
       );
     });

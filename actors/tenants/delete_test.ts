@@ -19,8 +19,9 @@ import { FsBlobStore } from "../../db/blobs/fs.ts";
 import { PostgresBlobStore } from "../../db/blobs/postgres.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import { TenantStore } from "../../db/tenants.ts";
-import { PgVectorStore } from "../../db/vectors/pg.ts";
+import { localCourseAdapters, localDatasetAdapters } from "../../tests/local_adapters.ts";
 import { createApp } from "../../routes/app.ts";
+import { MemoryRateLimiter } from "../../db/ratelimit/memory.ts";
 import { type DbTarget, pgliteTarget, postgresTarget, waitFor } from "../../tests/harness.ts";
 import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { type TenantDataPart, tenantDeletionActor } from "./delete.ts";
@@ -39,7 +40,8 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
     const blobs: BlobStore = target.name === "pglite"
       ? new FsBlobStore(dir)
       : new PostgresBlobStore(db);
-    const vectors = new PgVectorStore(db);
+    const courseAdapters = localCourseAdapters(db);
+    const vectors = courseAdapters.vectors;
     const tenants = new TenantStore(db);
     // A part that fails once, after the datasets went: the retry must finish the deletion.
     let failures = 0;
@@ -56,8 +58,8 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
       db,
       actors: [
         echoActor,
-        ...datasetActors({ db, blobs }),
-        ...courseActors({ db, blobs, vectors }),
+        ...datasetActors({ ...localDatasetAdapters(), db, blobs }),
+        ...courseActors({ ...courseAdapters, db, blobs }),
         tenantDeletionActor({
           db,
           blobs,
@@ -79,12 +81,13 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
     await runtime.start();
     const app = createApp({
       runtime,
+      limiter: new MemoryRateLimiter(),
       tenants,
       logger: jsonLogger("silent"),
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
       datasets: { db, blobs },
-      courses: { db, blobs, vectors },
+      courses: { db, blobs, vectors, embedder: courseAdapters.embedder },
     });
     const call = async (key: string, path: string, init: RequestInit = {}) => {
       const res = await app.request(`/api/v1${path}`, {

@@ -67,7 +67,6 @@ export function stopJobsPart(
           throw new TroupeError(
             "TENANT_JOBS_RUNNING",
             `${open.length} jobs of tenant ${ctx.tenantId} have not stopped yet`,
-            { status: 503 },
           );
         }
         await new Promise((r) => setTimeout(r, pollMs));

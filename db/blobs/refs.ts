@@ -38,9 +38,6 @@ export class BlobGoneError extends TroupeError {
     super(
       "UPLOAD_LOST",
       `the uploaded file ${sha256} was removed before it was saved: send it again`,
-      {
-        status: 503,
-      },
     );
   }
 }

@@ -6,7 +6,7 @@
  * changes nothing; they are not part of a database transaction (`transactional: false`).
  */
 import { ChromaClient, type Collection } from "chromadb";
-import type { VectorHit, VectorItem, VectorStore } from "./store.ts";
+import type { VectorHit, VectorItem, VectorStore } from "./port.ts";
 
 export interface ChromaOptions {
   /** `http://host:port` of the Chroma server. */

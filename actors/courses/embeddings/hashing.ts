@@ -5,12 +5,7 @@
  * share words or word pieces (so "membranes" is near "membrane"), not when they mean the same
  * thing in other words. Production can use any OpenAI-compatible embeddings API instead.
  */
-
-export interface TextEmbedder {
-  readonly name: string;
-  readonly dimensions: number;
-  embed(texts: readonly string[]): Promise<Float32Array[]>;
-}
+import type { TextEmbedder } from "./port.ts";
 
 /** FNV-1a over a string, 32 bits. */
 function fnv1a(text: string, seed = 2166136261): number {

@@ -7,12 +7,8 @@
  * or the reply is rejected: the model writes only from the text it is given.
  */
 import { z } from "zod";
-import type {
-  CourseWriter,
-  DocumentStats,
-  LessonSource,
-  WrittenLesson,
-} from "../../actors/courses/writer.ts";
+import type { CourseWriter, LessonSource, WrittenLesson } from "./port.ts";
+import type { DocumentStats } from "./text.ts";
 
 export interface OpenAiWriterOptions {
   baseUrl: string;

@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  DocumentStats,
-  lengthClass,
-  lessonSentences,
-  LocalWriter,
-  sentences,
-  terms,
-} from "./writer.ts";
+import { LocalWriter } from "./local.ts";
+import { DocumentStats, lengthClass, lessonSentences, sentences, terms } from "./text.ts";
 
 const photosynthesis = [
   "Photosynthesis converts light energy into chemical energy stored in glucose.",
@@ -285,7 +279,7 @@ function generatedBook(lessons: number, pagesPerLesson: number): Course {
 
 async function realBooks(): Promise<[string, Course][]> {
   const fixture = JSON.parse(
-    await Deno.readTextFile(new URL("../../tests/fixtures/book_pages.json", import.meta.url)),
+    await Deno.readTextFile(new URL("../../../tests/fixtures/book_pages.json", import.meta.url)),
   ) as { books: Record<string, { page: number; lines: string[] }[]> };
   return Object.entries(fixture.books).map(([name, pages]) => {
     const texts = pages.map((p) => ({ page: p.page, text: p.lines.join(" ") }));

@@ -3,7 +3,7 @@
  * `OPENAI_API_KEY`, `OPENAI_EMBEDDING_MODEL`): batches of up to 96 inputs, 429/5xx retried
  * with backoff honouring `Retry-After`, vectors L2-normalised (cosine = dot product).
  */
-import type { TextEmbedder } from "./hashing.ts";
+import type { TextEmbedder } from "./port.ts";
 
 export interface OpenAiEmbedderOptions {
   baseUrl: string;

@@ -4,7 +4,7 @@
  * with Retry-After and 500 retried, and giving up with a clear error.
  */
 import assert from "node:assert/strict";
-import { DocumentStats } from "../../actors/courses/writer.ts";
+import { DocumentStats } from "./text.ts";
 import { InvalidReplyError, OpenAiWriter } from "./openai.ts";
 
 const good = {

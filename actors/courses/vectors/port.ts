@@ -4,7 +4,7 @@
  * `ChromaVectorStore` (ChromaDB, `CHROMA_URL`). Ids are the passages' deterministic ids, so
  * writing a batch again upserts in place.
  */
-import type { SqlExecutor } from "../../actors/runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 
 export interface VectorItem {
   id: string;

@@ -3,12 +3,12 @@
  * `chroma run` server) — with one behaviour suite; the hashing embedder; reciprocal rank fusion.
  */
 import assert from "node:assert/strict";
-import { targets } from "../../tests/harness.ts";
+import { targets } from "../../../tests/harness.ts";
 import { cosine, HashingEmbedder } from "../embeddings/hashing.ts";
-import { startChroma } from "../../tests/fixtures/chroma_server.ts";
+import { startChroma } from "../../../tests/fixtures/chroma_server.ts";
 import { ChromaVectorStore } from "./chroma.ts";
 import { PgVectorStore, reciprocalRankFusion } from "./pg.ts";
-import type { VectorStore } from "./store.ts";
+import type { VectorStore } from "./port.ts";
 
 Deno.test("hashing embedder: deterministic, normalised, lexical neighbours closer", async () => {
   const e = new HashingEmbedder(256);

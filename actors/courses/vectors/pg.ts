@@ -3,8 +3,8 @@
  * and course, exact cosine computed here over one course's rows, read in batches (memory: one
  * batch). Ids are deterministic (the passage's id), so a redelivered batch upserts in place.
  */
-import type { SqlExecutor } from "../../actors/runtime/ports.ts";
-import type { VectorHit, VectorItem, VectorStore } from "./store.ts";
+import type { SqlExecutor } from "@troupe/runtime";
+import type { VectorHit, VectorItem, VectorStore } from "./port.ts";
 
 export type { VectorHit, VectorItem, VectorStore };
 
