@@ -204,6 +204,60 @@ contractSuite("groups", {
     );
   },
 
+  "a part the reaper dead-letters (its last attempt lost its lease) fails its group": async (
+    { runtime, db },
+  ) => {
+    const { part, then, heard } = actors("g8");
+    const rt = await runtime([part, then], { start: false });
+    const { jobIds, continuationId } = await rt.enqueueGroup(
+      [1, 2].map((n) => message(part, { n })),
+      { actor: then, input: { tag: "reaped" } },
+    );
+    // Its process died while it ran its last attempt: the lease lapsed.
+    const [job] = await db.query<{ key: string }>("SELECT key FROM troupe_jobs WHERE id = $1", [
+      jobIds[0],
+    ]);
+    await db.query(
+      `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
+       VALUES ($1, 7, 'dead-worker', now() - interval '1 second')`,
+      [job!.key],
+    );
+    await db.query(
+      `UPDATE troupe_jobs SET status = 'running', attempts = 1, lease_owner = 'dead-worker',
+         lease_fence = 7 WHERE id = $1`,
+      [jobIds[0]],
+    );
+    assert.equal(await rt.reap(), 1);
+    await rt.start();
+    assert.equal((await settle(rt, continuationId)).status, "succeeded");
+    assert.equal(heard.length, 1);
+    assert.equal(heard[0]!.group.failure?.jobId, jobIds[0]);
+    assert.equal(heard[0]!.group.failure?.error.code, "LEASE_EXPIRED");
+  },
+
+  "a part the transport gave up on fails its group": async ({ runtime }) => {
+    const { part, then, heard } = actors("g9");
+    const rt = await runtime([part, then], { start: false });
+    const { jobIds, continuationId } = await rt.enqueueGroup(
+      [1, 2].map((n) => message(part, { n })),
+      { actor: then, input: { tag: "undeliverable" } },
+    );
+    assert.equal(
+      await rt.giveUp(jobIds[1]!, { code: "UNDELIVERABLE", message: "gave up" }),
+      "dead-lettered",
+    );
+    // Idempotent: asked again, nothing changes and nothing fires again.
+    assert.equal(
+      await rt.giveUp(jobIds[1]!, { code: "UNDELIVERABLE", message: "gave up" }),
+      "finished",
+    );
+    await rt.start();
+    assert.equal((await settle(rt, continuationId)).status, "succeeded");
+    await settle(rt, jobIds[0]!);
+    assert.equal(heard.length, 1);
+    assert.equal(heard[0]!.group.failure?.error.code, "UNDELIVERABLE");
+  },
+
   "a group of no parts sends its continuation at once": async ({ runtime }) => {
     const { part, then, heard } = actors("g6");
     const rt = await runtime([part, then]);
