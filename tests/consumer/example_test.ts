@@ -9,7 +9,13 @@ import type { JobView, SqlDatabase } from "@troupe/runtime";
 import { start } from "./main.ts";
 
 /** The runtime's tables, from the application's migrations (the package ships none yet). */
-const RUNTIME_MIGRATIONS = ["0000_runtime_core", "0008_runtime_guards", "0014_pipelines"];
+const RUNTIME_MIGRATIONS = [
+  "0000_runtime_core",
+  "0008_runtime_guards",
+  "0014_pipelines",
+  "0015_groups",
+  "0016_message_versions",
+];
 
 async function runtimeTables(db: SqlDatabase): Promise<void> {
   for (const tag of RUNTIME_MIGRATIONS) {
