@@ -819,7 +819,7 @@ export class Runtime implements Consumer {
             pipelineId,
             status: "failed",
             error: record,
-            handled: sends.length > 0,
+            handled: sends.length > 0 || !!job?.group_id,
           }],
           this.#hook,
           { outbox },
@@ -996,23 +996,26 @@ export class Runtime implements Consumer {
    */
   async startPipeline(
     name: string,
-    first: { actor: string; input: unknown },
+    first: { actor: ActorTarget; input: unknown },
     options: {
       tenantId?: string | null;
       idempotencyKey?: string;
-      onAbort?: { actor: string; input: Record<string, unknown> };
+      onAbort?: { actor: ActorTarget; input: Record<string, unknown> };
       effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
     } = {},
   ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
     if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name) || this.actors.has(name)) {
       throw new TypeError(`pipeline name ${JSON.stringify(name)} is invalid or an actor's`);
     }
-    if (options.onAbort) this.actor(options.onAbort.actor);
+    const onAbort = options.onAbort
+      ? { actor: this.actor(targetName(options.onAbort.actor)).name, input: options.onAbort.input }
+      : null;
     const tenantId = options.tenantId ?? null;
     const pipelineId = options.idempotencyKey
       ? await deterministicId("pipeline", tenantId ?? "", name, options.idempotencyKey)
       : uuidv7();
-    const row = await prepareJob(this.actor(first.actor), first.input, {
+    const def = this.actor(targetName(first.actor));
+    const row = await prepareJob(def, first.input, {
       tenantId,
       parentId: pipelineId,
       pipelineId,
@@ -1022,7 +1025,7 @@ export class Runtime implements Consumer {
       done: null,
       total: null,
       unit: null,
-      onAbort: options.onAbort ?? null,
+      onAbort,
     };
     const push = this.transport.mode === "push";
     const sent = await this.db.transaction(async (tx) => {
@@ -1036,7 +1039,7 @@ export class Runtime implements Consumer {
           name,
           `pipeline:${pipelineId}`,
           tenantId,
-          JSON.stringify({ first }),
+          JSON.stringify({ first: { actor: def.name, input: first.input } }),
           JSON.stringify(record),
         ],
       );

@@ -11,6 +11,7 @@ import type { SqlExecutor } from "../../actors/runtime/ports.ts";
 import type { JobView, Runtime } from "../../actors/runtime/runtime.ts";
 import { claimJobs } from "../../actors/runtime/sql/claim_jobs.ts";
 import { completeJobs } from "../../actors/runtime/sql/complete_jobs.ts";
+import { InProcessTransport } from "../../actors/transports/in_process.ts";
 import { waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 
@@ -256,6 +257,46 @@ contractSuite("groups", {
     await settle(rt, jobIds[0]!);
     assert.equal(heard.length, 1);
     assert.equal(heard[0]!.group.failure?.error.code, "UNDELIVERABLE");
+  },
+
+  "in a pipeline, a part's failure goes to the continuation, which ends the pipeline": async (
+    { runtime },
+  ) => {
+    const { part } = actors("g10", { bad: [1] });
+    const split = defineActor({
+      name: "g10.split",
+      input: z.object({}),
+      handler: (_i, ctx) => {
+        ctx.group([0, 1, 2].map((n) => message(part, { n })), { actor: "g10.then" });
+      },
+    });
+    const then = defineActor({
+      name: "g10.then",
+      input: z.object({ group: groupOutcomeSchema }),
+      handler: ({ group }, ctx) => {
+        if (group.status === "failed") {
+          ctx.pipeline.complete({ partial: true, failed: group.failure?.jobId });
+        } else ctx.pipeline.complete({ partial: false });
+      },
+    });
+    const rt = await runtime([split, part, then]);
+    const { job } = await rt.startPipeline("g10.run", { actor: split, input: {} });
+    const done = await settle(rt, job.id);
+    assert.equal(done.status, "succeeded");
+    assert.equal((done.result as { partial: boolean }).partial, true);
+  },
+
+  "groups work over a push transport (outbox, published after commit)": async ({ runtime }) => {
+    const { part, then, heard } = actors("g11");
+    const rt = await runtime([part, then], { transport: new InProcessTransport() });
+    const { continuationId } = await rt.enqueueGroup(
+      [1, 2, 3].map((n) => message(part, { n })),
+      { actor: then, input: { tag: "push" } },
+    );
+    assert.equal((await settle(rt, continuationId)).status, "succeeded");
+    assert.deepEqual(heard[0]!.group.parts.map((p) => p.result), [2, 4, 6].map((d) => ({
+      doubled: d,
+    })));
   },
 
   "a group of no parts sends its continuation at once": async ({ runtime }) => {

@@ -223,7 +223,8 @@ export async function completeJobs(
         pipelineId: c.pipelineId,
         status: c.outcome as JobEnd["status"],
         error: c.error ?? null,
-        handled: c.outcome === "failed" && c.sends.length > 0,
+        // A part of a group is handled by the group's continuation.
+        handled: c.outcome === "failed" && (c.sends.length > 0 || !!c.groupId),
       }]
       : []
   );

@@ -114,7 +114,8 @@ export async function reapJobs(
           partEnds.push({ jobId: job.id, groupId: job.group_id, status, error });
         }
         if (job.pipeline_id && status !== "queued") {
-          ends.push({ pipelineId: job.pipeline_id, status, error, handled: mine.length > 0 });
+          const handled = mine.length > 0 || !!job.group_id;
+          ends.push({ pipelineId: job.pipeline_id, status, error, handled });
         }
         return {
           id: job.id,
