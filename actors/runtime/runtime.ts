@@ -1137,7 +1137,7 @@ export class Runtime implements Consumer {
     const started = Date.now();
     await this.db.query(
       `VACUUM (ANALYZE) troupe_jobs, troupe_actor_state, troupe_processed_messages,
-         troupe_outbox, troupe_dead_letters`,
+         troupe_outbox, troupe_dead_letters, troupe_groups`,
     );
     this.log.debug("maintenance done", { ms: Date.now() - started });
   }
