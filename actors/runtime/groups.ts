@@ -18,7 +18,11 @@
  * - The continuation was validated, keyed and versioned when the group was made (its input with
  *   a sample outcome): the fan-in never fails on it.
  * - A group whose parts belong to a pipeline that ends stops with it (the pipeline's open jobs
- *   are cancelled and its sends dropped).
+ *   are cancelled and its sends dropped). Within a running pipeline, a part's failure is the
+ *   continuation's to handle: it does not fail the pipeline.
+ *
+ * The outcome carries every part's result: keep results small (ids, counts) for groups of
+ * thousands of parts, and let the parts write their data through `ctx.effect`.
  */
 import { z } from "zod";
 import type { AnyActor, GroupOutcome, GroupThen, Message, SendOptions } from "./define.ts";
