@@ -332,13 +332,17 @@ export class Executor {
     try {
       const wanted = def.onDeadLetter(job.input, error);
       const list = wanted === undefined ? [] : Array.isArray(wanted) ? wanted : [wanted];
-      return list.map(({ actor, input }) => {
+      return list.map((send) => {
+        const { actor, input } = send;
         const target = this.#actors.get(targetName(actor));
         if (!target) {
           throw new Error(`onDeadLetter of ${def.name}: unknown actor ${targetName(actor)}`);
         }
+        // A `message()` may carry a delay and a priority; its idempotency key has no use here.
+        const { idempotencyKey: _, ...options } = "options" in send ? send.options ?? {} : {};
         return prepareJobNow(target, input, {
-          tenantId: job.tenant_id,
+          ...options,
+          tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
         });

@@ -102,7 +102,7 @@ contractSuite("versions", {
   },
 
   "references type send, enqueue, enqueueMany and onDeadLetter, and route like names": async (
-    { runtime },
+    { runtime, db },
   ) => {
     const heard: unknown[] = [];
     const record = defineActor({
@@ -119,7 +119,10 @@ contractSuite("versions", {
       handler: () => {
         throw new NonRetryableError("always");
       },
-      onDeadLetter: (i, error) => ({ actor: record, input: { what: `${i.id}:${error.code}` } }),
+      onDeadLetter: (i, error) => [
+        { actor: record, input: { what: `${i.id}:${error.code}` } },
+        message(record, { what: `${i.id}:late` }, { delayMs: 3_600_000, priority: 7 }),
+      ],
     });
     const bad = defineActor({
       name: "r1.bad",
@@ -148,6 +151,12 @@ contractSuite("versions", {
     await waitFor(() => heard.length === 2, { what: "both dead letters to be heard" });
     assert.deepEqual(heard.toSorted(), ["7:NON_RETRYABLE", "8:NON_RETRYABLE"]);
     assert.equal(message(record, { what: "x" }).actor, record);
+    // A `message()` keeps its options: delayed an hour, at its priority.
+    const late = await db.query<{ priority: number; later: boolean }>(
+      `SELECT priority, run_at > now() + interval '50 minutes' AS later FROM troupe_jobs
+       WHERE actor = 'r1.record' AND input->>'what' LIKE '%:late' ORDER BY id`,
+    );
+    assert.deepEqual(late, [{ priority: 7, later: true }, { priority: 7, later: true }]);
   },
 
   "a message sent by a handler is validated once, and parsed once when it runs": async (
