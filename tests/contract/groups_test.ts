@@ -294,9 +294,12 @@ contractSuite("groups", {
       { actor: then, input: { tag: "push" } },
     );
     assert.equal((await settle(rt, continuationId)).status, "succeeded");
-    assert.deepEqual(heard[0]!.group.parts.map((p) => p.result), [2, 4, 6].map((d) => ({
-      doubled: d,
-    })));
+    assert.deepEqual(
+      heard[0]!.group.parts.map((p) => p.result),
+      [2, 4, 6].map((d) => ({
+        doubled: d,
+      })),
+    );
   },
 
   "a group of no parts sends its continuation at once": async ({ runtime }) => {
