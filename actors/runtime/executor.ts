@@ -4,7 +4,13 @@
  * sends and effects are buffered and committed by the committer, atomically.
  */
 import { backoffDelay } from "./backoff.ts";
-import type { ActorContext, AnyActor, SendOptions } from "./define.ts";
+import {
+  type ActorContext,
+  type ActorTarget,
+  type AnyActor,
+  type SendOptions,
+  targetName,
+} from "./define.ts";
 import {
   CancelledError,
   type ErrorRecord,
@@ -14,8 +20,11 @@ import {
   toErrorRecord,
   TroupeError,
 } from "./errors.ts";
-import { deterministicId, uuidv7 } from "./ids.ts";
+import { buildGroup, parseGroup, type PreparedGroup } from "./groups.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
+import { parseInput, prepareJobNow, prepareParsed } from "./prepare.ts";
+import { insertGroups } from "./sql/groups.ts";
+import { decodeInput } from "./versions.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
 import type { PipelineOp } from "./sql/pipelines.ts";
@@ -23,54 +32,7 @@ import type { NewJob } from "./sql/insert_jobs.ts";
 
 const PROGRESS_EVERY_MS = 200;
 
-type PrepareOptions = SendOptions & {
-  parentId?: string | null;
-  replayOf?: string | null;
-  pipelineId?: string | null;
-};
-
-/** `prepareJob` without an idempotency key: synchronous, with a fresh id. */
-export function prepareJobNow(
-  def: AnyActor,
-  input: unknown,
-  options: Omit<PrepareOptions, "idempotencyKey"> = {},
-): NewJob {
-  return buildJob(def, input, uuidv7(), options);
-}
-
-/** Builds the row of a message about to be enqueued (validated, keyed, with an id). */
-export async function prepareJob(
-  def: AnyActor,
-  input: unknown,
-  options: PrepareOptions = {},
-): Promise<NewJob> {
-  const id = options.idempotencyKey
-    ? await deterministicId("enqueue", options.tenantId ?? "", def.name, options.idempotencyKey)
-    : uuidv7();
-  return buildJob(def, input, id, options);
-}
-
-function buildJob(def: AnyActor, input: unknown, id: string, options: PrepareOptions): NewJob {
-  const parsed = def.input.safeParse(input);
-  if (!parsed.success) {
-    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
-      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-    });
-  }
-  return {
-    id,
-    actor: def.name,
-    key: def.keyOf(parsed.data),
-    tenantId: options.tenantId ?? null,
-    input: parsed.data,
-    priority: options.priority ?? 0,
-    maxAttempts: def.policy.maxAttempts,
-    delayMs: Math.max(0, options.delayMs ?? 0),
-    parentId: options.parentId ?? null,
-    pipelineId: options.pipelineId ?? null,
-    replayOf: options.replayOf ?? null,
-  };
-}
+export { prepareJob, prepareJobNow } from "./prepare.ts";
 
 interface Slot {
   active: number;
@@ -128,6 +90,7 @@ export class Executor {
       effects: [] as ((tx: SqlExecutor) => Promise<void>)[],
       release: false,
       pipelineId: job.pipeline_id ?? null,
+      groupId: job.group_id ?? null,
     };
     const def = this.#actors.get(job.actor);
     if (!def) {
@@ -143,17 +106,11 @@ export class Executor {
     if (job.cancel_requested) {
       return { ...base, outcome: "cancelled", error: toErrorRecord(new CancelledError()) };
     }
-    const parsed = def.input.safeParse(job.input);
-    if (!parsed.success) {
-      return this.failure(
-        base,
-        job,
-        def,
-        new NonRetryableError(`stored input of job ${job.id} no longer matches ${def.name}`, {
-          code: "INVALID_INPUT",
-          details: parsed.error.issues,
-        }),
-      );
+    let input: unknown;
+    try {
+      input = decodeInput(def, job.input, job.input_version ?? 1);
+    } catch (err) {
+      return this.failure(base, job, def, err);
     }
 
     await this.#acquireSlot(def);
@@ -181,7 +138,9 @@ export class Executor {
     let changed = false;
     const progress = this.#progressWriter(job);
     const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
-    const pendingSends: Promise<NewJob>[] = [];
+    const pendingSends: Promise<NewJob | NewJob[]>[] = [];
+    const groups: Promise<PreparedGroup>[] = [];
+    let sendIndex = 0;
     const pipelineOp: PipelineOp = {};
     const inPipeline = (call: string) => {
       if (!open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
@@ -201,30 +160,34 @@ export class Executor {
         working = structuredClone(next);
         changed = true;
       },
-      send: (actor, input, options = {}) => {
+      send: (actor: ActorTarget, input: unknown, options: SendOptions = {}) => {
         if (!open) throw new TroupeError("HANDLER_FINISHED", "send() after the handler ended");
-        const target = this.#actors.get(actor);
-        if (!target) {
-          throw new NonRetryableError(`send() to unknown actor ${actor}`, {
-            code: "UNKNOWN_ACTOR",
-          });
-        }
-        const check = target.input.safeParse(input);
-        if (!check.success) {
-          throw new NonRetryableError(`send() to ${actor}: input is invalid`, {
-            code: "INVALID_INPUT",
-            details: check.error.issues,
-          });
-        }
+        const target = this.#target(actor, "send()");
+        const parsed = parseOnce(target, input);
         // Deterministic id: a re-run of this message sends the same ids (idempotent).
-        const index = pendingSends.length;
-        pendingSends.push(prepareJob(target, input, {
+        const index = sendIndex++;
+        pendingSends.push(prepareParsed(target, parsed, {
           ...options,
           idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
           tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
         }));
+      },
+      group: (parts, then) => {
+        if (!open) throw new TroupeError("HANDLER_FINISHED", "group() after the handler ended");
+        const index = sendIndex++;
+        const id = `${job.id}-g${index}`;
+        const checked = parseGroup((a) => this.#target(a, "group()"), parts, then, parseOnce);
+        const made = buildGroup(
+          checked,
+          { id, tenantId: job.tenant_id, parentId: job.id, pipelineId: job.pipeline_id ?? null },
+          (i) => `${id}/${i}`,
+        );
+        groups.push(made);
+        // Parts go with the other sends; the group row commits with them, as an effect.
+        pendingSends.push(made.then((g) => g.jobs));
+        return id;
       },
       effect(fn) {
         if (!open) throw new TroupeError("HANDLER_FINISHED", "effect() after the handler ended");
@@ -261,10 +224,12 @@ export class Executor {
 
     try {
       const result = await raceAbort(
-        Promise.resolve().then(() => def.handler(parsed.data, ctx)),
+        Promise.resolve().then(() => def.handler(input, ctx)),
         controller.signal,
       );
-      base.sends.push(...await Promise.all(pendingSends));
+      base.sends.push(...(await Promise.all(pendingSends)).flat());
+      const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
+      if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, rows));
       const json = toJson(result);
       return {
         ...base,
@@ -290,6 +255,17 @@ export class Executor {
       this.runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
+  }
+
+  /** The registered actor `actor` addresses; an unknown one fails the attempt for good. */
+  #target(actor: ActorTarget, call: string): AnyActor {
+    const def = this.#actors.get(targetName(actor));
+    if (!def) {
+      throw new NonRetryableError(`${call} to unknown actor ${targetName(actor)}`, {
+        code: "UNKNOWN_ACTOR",
+      });
+    }
+    return def;
   }
 
   /**
@@ -356,11 +332,17 @@ export class Executor {
     try {
       const wanted = def.onDeadLetter(job.input, error);
       const list = wanted === undefined ? [] : Array.isArray(wanted) ? wanted : [wanted];
-      return list.map(({ actor, input }) => {
-        const target = this.#actors.get(actor);
-        if (!target) throw new Error(`onDeadLetter of ${def.name}: unknown actor ${actor}`);
+      return list.map((send) => {
+        const { actor, input } = send;
+        const target = this.#actors.get(targetName(actor));
+        if (!target) {
+          throw new Error(`onDeadLetter of ${def.name}: unknown actor ${targetName(actor)}`);
+        }
+        // A `message()` may carry a delay and a priority; its idempotency key has no use here.
+        const { idempotencyKey: _, ...options } = "options" in send ? send.options ?? {} : {};
         return prepareJobNow(target, input, {
-          tenantId: job.tenant_id,
+          ...options,
+          tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
         });
@@ -423,6 +405,18 @@ export class Executor {
     const next = slot.waiters.shift();
     if (next) next();
     else slot.active--;
+  }
+}
+
+/** Validates a message a handler sends; bad input fails the attempt for good. */
+function parseOnce(def: AnyActor, input: unknown): unknown {
+  try {
+    return parseInput(def, input);
+  } catch (err) {
+    throw new NonRetryableError(`message to ${def.name}: input is invalid`, {
+      code: "INVALID_INPUT",
+      details: err instanceof TroupeError ? err.details : undefined,
+    });
   }
 }
 

@@ -23,6 +23,7 @@ async function tablesIn(db: SqlDatabase, schema: string): Promise<string[]> {
 const RUNTIME_TABLES = [
   "troupe_actor_state",
   "troupe_dead_letters",
+  "troupe_groups",
   "troupe_jobs",
   "troupe_outbox",
   "troupe_processed_messages",

@@ -48,6 +48,36 @@
  * if (greet.name !== "greet") throw new Error("unexpected name");
  * ```
  *
+ * @example Fan out and fan in: a group and its continuation
+ * ```ts
+ * import { z } from "zod";
+ * import { defineActor, groupOutcomeSchema, message, type Runtime } from "@troupe/runtime";
+ *
+ * const square = defineActor({
+ *   name: "square",
+ *   input: z.object({ n: z.number() }),
+ *   key: (input) => `square:${input.n}`,
+ *   handler: ({ n }) => n * n,
+ * });
+ * // Runs once: when every part succeeded, or as soon as one failed for good.
+ * const total = defineActor({
+ *   name: "total",
+ *   input: z.object({ label: z.string(), group: groupOutcomeSchema }),
+ *   handler: ({ label, group }) =>
+ *     group.status === "succeeded"
+ *       ? { label, sum: group.parts.reduce((s, p) => s + Number(p.result), 0) }
+ *       : { label, failed: group.failure?.error.code },
+ * });
+ *
+ * export async function sumOfSquares(runtime: Runtime): Promise<string> {
+ *   const { continuationId } = await runtime.enqueueGroup(
+ *     [1, 2, 3].map((n) => message(square, { n })),
+ *     { actor: total, input: { label: "1..3" } },
+ *   );
+ *   return continuationId;
+ * }
+ * ```
+ *
  * @module
  */
 export {
@@ -55,12 +85,20 @@ export {
   type ActorContext,
   type ActorDefinition,
   type ActorPolicy,
+  type ActorRef,
+  type ActorTarget,
   type AnyActor,
   type DeadLetterSend,
   defineActor,
+  type GroupOutcome,
+  type GroupThen,
+  type Message,
+  message,
   type PipelineControl,
   type SendOptions,
+  type TypedMessage,
 } from "./define.ts";
+export { groupOutcomeSchema } from "./groups.ts";
 export {
   type DeadLetterView,
   isTerminal,

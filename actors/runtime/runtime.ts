@@ -2,7 +2,14 @@
  * The runtime: registry of actors, enqueue, the dispatcher (claims, leases, commits), the
  * background loops (lease heartbeat, reaper, outbox relay) and the job queries the API serves.
  */
-import type { AnyActor, SendOptions } from "./define.ts";
+import {
+  type ActorTarget,
+  type AnyActor,
+  type GroupThen,
+  type Message,
+  type SendOptions,
+  targetName,
+} from "./define.ts";
 import {
   CancelledError,
   ConflictError,
@@ -14,7 +21,9 @@ import {
   ValidationError,
 } from "./errors.ts";
 import { Executor, prepareJob, prepareJobNow } from "./executor.ts";
+import { buildGroup, endParts, parseGroup, writeGroup } from "./groups.ts";
 import { deterministicId, requestHash, uuidv7 } from "./ids.ts";
+import { upgradeInput } from "./versions.ts";
 import { jsonLogger, type Logger, type SqlDatabase, type SqlExecutor } from "./ports.ts";
 import {
   type ClaimedJob,
@@ -392,9 +401,9 @@ export class Runtime implements Consumer {
    * repeat of the same request (actor and input) returns the first job (`created: false`); a
    * different request with the same key throws `IdempotencyKeyReusedError` (409).
    */
-  async enqueue(
-    actor: string,
-    input: unknown,
+  async enqueue<I = unknown>(
+    actor: ActorTarget<I>,
+    input: NoInfer<I>,
     options: SendOptions & {
       /**
        * Database work committed in the same transaction as the message (e.g. the row the job
@@ -404,7 +413,7 @@ export class Runtime implements Consumer {
     } = {},
   ): Promise<{ job: JobView; created: boolean }> {
     const { effect, ...sendOptions } = options;
-    const row = await prepareJob(this.actor(actor), input, sendOptions);
+    const row = await prepareJob(this.actor(targetName(actor)), input, sendOptions);
     const key = sendOptions.idempotencyKey;
     if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
     const push = this.transport.mode === "push";
@@ -429,12 +438,12 @@ export class Runtime implements Consumer {
    * input order. With `idempotencyKeys`, each message gets its own key, and a key used before
    * with another input fails the whole call with `IdempotencyKeyReusedError`.
    */
-  async enqueueMany(
-    actor: string,
-    inputs: readonly unknown[],
+  async enqueueMany<I = unknown>(
+    actor: ActorTarget<I>,
+    inputs: readonly NoInfer<I>[],
     options: Omit<SendOptions, "idempotencyKey"> & { idempotencyKeys?: readonly string[] } = {},
   ): Promise<string[]> {
-    const def = this.actor(actor);
+    const def = this.actor(targetName(actor));
     const { idempotencyKeys, ...rest } = options;
     const rows = await Promise.all(inputs.map((input, i) => {
       const idempotencyKey = idempotencyKeys?.[i];
@@ -457,6 +466,35 @@ export class Runtime implements Consumer {
     });
     await this.#afterCommit(created);
     return rows.map((r) => r.id);
+  }
+
+  /**
+   * Fans out: enqueues every part and, in the same transaction, a group that sends `then` once
+   * when all parts have succeeded or one has failed for good (see `groups.ts`): `then`'s input
+   * gets `group` (a `GroupOutcome`). Every input is validated here (400). With an idempotency
+   * key, a repeat makes nothing new and returns the same ids.
+   */
+  async enqueueGroup(
+    parts: readonly Message[],
+    then: GroupThen,
+    options: { tenantId?: string | null; idempotencyKey?: string } = {},
+  ): Promise<{ groupId: string; jobIds: string[]; continuationId: string }> {
+    const tenantId = options.tenantId ?? null;
+    const key = options.idempotencyKey;
+    const groupId = key ? await deterministicId("group", tenantId ?? "", key) : uuidv7();
+    const made = await buildGroup(
+      parseGroup((a) => this.actor(targetName(a)), parts, then),
+      { id: groupId, tenantId, parentId: null, pipelineId: null },
+      key ? (i) => `${groupId}/${i}` : undefined,
+    );
+    const outbox = this.transport.mode === "push";
+    const sent = await this.db.transaction((tx) => writeGroup(tx, made, { outbox }));
+    await this.#afterCommit(sent);
+    return {
+      groupId,
+      jobIds: made.row?.parts ?? [],
+      continuationId: `${groupId}-then`,
+    };
   }
 
   async #afterCommit(sent: readonly QueuedMessage[]): Promise<void> {
@@ -741,18 +779,21 @@ export class Runtime implements Consumer {
       if (status === "running") return { outcome: "running" as const, ...none };
       if (status !== "queued") return { outcome: "finished" as const, ...none };
       const record: ErrorRecord = { ...error, retryable: true, at: new Date().toISOString() };
-      const [job] = await tx.query<{ actor: string; tenant_id: string | null; input: unknown }>(
+      const [job] = await tx.query<
+        { actor: string; tenant_id: string | null; input: unknown; group_id: string | null }
+      >(
         `WITH upd AS (
            UPDATE troupe_jobs SET status = 'failed', error = $2::jsonb, finished_at = now(),
              updated_at = now(), lease_owner = NULL
            WHERE id = $1
-           RETURNING id, actor, key, tenant_id, input, attempts
+           RETURNING id, actor, key, tenant_id, input, input_version, attempts, group_id
          ), dl AS (
-           INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error,
-             attempts)
-           SELECT $3, id, actor, key, tenant_id, input, $2::jsonb, attempts FROM upd
+           INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input,
+             input_version, error, attempts)
+           SELECT $3, id, actor, key, tenant_id, input, input_version, $2::jsonb, attempts
+           FROM upd
          )
-         SELECT actor, tenant_id, input FROM upd`,
+         SELECT actor, tenant_id, input, group_id FROM upd`,
         [jobId, JSON.stringify(record), uuidv7()],
       );
       const pipelineId = found?.pipeline_id ?? null;
@@ -765,6 +806,11 @@ export class Runtime implements Consumer {
         : [];
       const outbox = this.transport.mode === "push";
       const sent = await insertJobs(tx, dropEnded(sends, pipelines), { outbox });
+      if (job?.group_id) {
+        const ends = [{ jobId, groupId: job.group_id, status: "failed" as const, error: record }];
+        const keep = (j: NewJob) => dropEnded([j], pipelines).length > 0;
+        sent.push(...await endParts(tx, ends, { outbox, keep }));
+      }
       const rolled = pipelineId
         ? await rollUp(
           tx,
@@ -773,7 +819,7 @@ export class Runtime implements Consumer {
             pipelineId,
             status: "failed",
             error: record,
-            handled: sends.length > 0,
+            handled: sends.length > 0 || !!job?.group_id,
           }],
           this.#hook,
           { outbox },
@@ -950,23 +996,26 @@ export class Runtime implements Consumer {
    */
   async startPipeline(
     name: string,
-    first: { actor: string; input: unknown },
+    first: { actor: ActorTarget; input: unknown },
     options: {
       tenantId?: string | null;
       idempotencyKey?: string;
-      onAbort?: { actor: string; input: Record<string, unknown> };
+      onAbort?: { actor: ActorTarget; input: Record<string, unknown> };
       effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
     } = {},
   ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
     if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name) || this.actors.has(name)) {
       throw new TypeError(`pipeline name ${JSON.stringify(name)} is invalid or an actor's`);
     }
-    if (options.onAbort) this.actor(options.onAbort.actor);
+    const onAbort = options.onAbort
+      ? { actor: this.actor(targetName(options.onAbort.actor)).name, input: options.onAbort.input }
+      : null;
     const tenantId = options.tenantId ?? null;
     const pipelineId = options.idempotencyKey
       ? await deterministicId("pipeline", tenantId ?? "", name, options.idempotencyKey)
       : uuidv7();
-    const row = await prepareJob(this.actor(first.actor), first.input, {
+    const def = this.actor(targetName(first.actor));
+    const row = await prepareJob(def, first.input, {
       tenantId,
       parentId: pipelineId,
       pipelineId,
@@ -976,7 +1025,7 @@ export class Runtime implements Consumer {
       done: null,
       total: null,
       unit: null,
-      onAbort: options.onAbort ?? null,
+      onAbort,
     };
     const push = this.transport.mode === "push";
     const sent = await this.db.transaction(async (tx) => {
@@ -990,7 +1039,7 @@ export class Runtime implements Consumer {
           name,
           `pipeline:${pipelineId}`,
           tenantId,
-          JSON.stringify({ first }),
+          JSON.stringify({ first: { actor: def.name, input: first.input } }),
           JSON.stringify(record),
         ],
       );
@@ -1088,7 +1137,7 @@ export class Runtime implements Consumer {
     const started = Date.now();
     await this.db.query(
       `VACUUM (ANALYZE) troupe_jobs, troupe_actor_state, troupe_processed_messages,
-         troupe_outbox, troupe_dead_letters`,
+         troupe_outbox, troupe_dead_letters, troupe_groups`,
     );
     this.log.debug("maintenance done", { ms: Date.now() - started });
   }
@@ -1232,14 +1281,23 @@ export class Runtime implements Consumer {
       });
       return await this.getJob(id);
     }
-    const rows = await this.db.query<{ status: string }>(
-      `UPDATE troupe_jobs SET cancel_requested = true, updated_at = now(),
-         status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-         error = CASE WHEN status = 'queued' THEN $2::jsonb ELSE error END,
-         finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
-       WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
-      [id, JSON.stringify(toErrorRecord(new CancelledError()))],
-    );
+    const error = toErrorRecord(new CancelledError());
+    const outbox = this.transport.mode === "push";
+    const { rows, sent } = await this.db.transaction(async (tx) => {
+      const rows = await tx.query<{ status: string; group_id: string | null }>(
+        `UPDATE troupe_jobs SET cancel_requested = true, updated_at = now(),
+           status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+           error = CASE WHEN status = 'queued' THEN $2::jsonb ELSE error END,
+           finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING status, group_id`,
+        [id, JSON.stringify(error)],
+      );
+      // A queued part cancelled here ends its group (a running one ends at its commit).
+      const groupId = rows[0]?.status === "cancelled" ? rows[0].group_id : null;
+      const ends = groupId ? [{ jobId: id, groupId, status: "cancelled" as const, error }] : [];
+      return { rows, sent: await endParts(tx, ends, { outbox }) };
+    });
+    await this.#afterCommit(sent);
     if (!rows[0]) {
       throw new ConflictError(`job ${id} is already ${job.status}`, { status: job.status });
     }
@@ -1299,7 +1357,8 @@ export class Runtime implements Consumer {
       });
     }
     const def = this.actor(String(dl.actor));
-    const row = await prepareJob(def, dl.input, {
+    const input = upgradeInput(def, dl.input, Number(dl.input_version ?? def.version));
+    const row = await prepareJob(def, input, {
       tenantId: (dl.tenant_id as string | null) ?? null,
       replayOf: String(dl.job_id),
     });

@@ -1,4 +1,5 @@
 import type { ErrorRecord } from "../errors.ts";
+import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
@@ -34,6 +35,8 @@ export interface Completion {
   pipelineId?: string | null;
   /** The workload's pipeline calls (successes only). */
   pipeline?: PipelineOp;
+  /** The group the job is a part of (see `../groups.ts`). */
+  groupId?: string | null;
 }
 
 /** What became of a completion. */
@@ -175,12 +178,13 @@ export async function completeJobs(
            finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
            lease_owner = NULL, updated_at = now()
          FROM x WHERE j.id = x.id
-         RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, x.error,
-           x.dead_letter_id
+         RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
+           x.error, x.dead_letter_id
        )
-       INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, error, attempts)
-       SELECT dead_letter_id, id, actor, key, tenant_id, input, error, attempts FROM upd
-       WHERE dead_letter_id IS NOT NULL`,
+       INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, input_version,
+         error, attempts)
+       SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
+       FROM upd WHERE dead_letter_id IS NOT NULL`,
       [JSON.stringify(jobRows)],
     );
   }
@@ -202,6 +206,16 @@ export async function completeJobs(
     if (!applies(c, i)) continue;
     for (const effect of c.effects) await effect(tx);
   }
+  // Parts of groups that ended here (a committed end, never a duplicate: counted once).
+  const partEnds = completions.flatMap((c, i): PartEnd[] =>
+    c.groupId && c.outcome !== "retry" && results[i] === "committed"
+      ? [{ jobId: c.id, groupId: c.groupId, status: c.outcome, error: c.error ?? null }]
+      : []
+  );
+  const fannedIn = await endParts(tx, partEnds, {
+    outbox,
+    keep: (job) => dropEnded([job], pipelines).length > 0,
+  });
   const ends = completions.flatMap((c, i): JobEnd[] =>
     c.pipelineId && c.outcome !== "retry" &&
       (results[i] === "committed" || results[i] === "duplicate")
@@ -209,11 +223,13 @@ export async function completeJobs(
         pipelineId: c.pipelineId,
         status: c.outcome as JobEnd["status"],
         error: c.error ?? null,
-        handled: c.outcome === "failed" && c.sends.length > 0,
+        // A part of a group is handled by the group's continuation.
+        handled: c.outcome === "failed" && (c.sends.length > 0 || !!c.groupId),
       }]
       : []
   );
   // Pipelines that got a new job here have one open (a send whose id existed is no proof).
+  // A continuation sent here is not in it: the roll-up's query finds it open.
   const inserted = new Set(sent.map((m) => m.id));
   const open = new Set(
     kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
@@ -221,7 +237,7 @@ export async function completeJobs(
   const rolled = await rollUp(tx, pipelines, ends, hook, { outbox, open });
   return {
     results,
-    sent: [...applied.sent, ...sent, ...rolled.sent],
+    sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent],
     cancelled: [...applied.cancelled, ...rolled.cancelled],
   };
 }
