@@ -71,6 +71,7 @@ export {
   NonRetryableError,
   NotFoundError,
   PayloadTooLargeError,
+  RetryLaterError,
   TimeoutError,
   toErrorRecord,
   TroupeError,
