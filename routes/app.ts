@@ -34,6 +34,8 @@ import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
+import { sourceRoutes } from "./sources.ts";
+import type { UsageDeps } from "../actors/usage/sync.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -73,6 +75,8 @@ export interface AppOptions {
   uploads?: UploadLimits;
   /** Every request timed by route template; `GET /metrics` when `route` is given. @default off */
   metrics?: MetricsOptions;
+  /** Report sources and syncs; absent when the usage actors are not running. */
+  usage?: UsageDeps;
 }
 
 /** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
@@ -243,6 +247,7 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  if (options.usage) api.route("/", sourceRoutes(options.usage));
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   app.use("/api/*", deprecatedAlias);
   app.route(API_V1, api);
