@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { toCents } from "../actors/usage/money.ts";
 import { generateReports, generateUsage, type UsageMessage } from "./fixtures/usage_api.ts";
-import { targets, waitFor } from "./harness.ts";
+import { postgresTarget, targets, waitFor } from "./harness.ts";
 import { openUsageWorld, type UsageWorld } from "./usage_world.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -219,3 +219,30 @@ for (const target of drivers) {
     },
   );
 }
+
+Deno.test(
+  { name: "usage sync [qstash]: faults through QStash deliveries, exact", ...opts },
+  async () => {
+    const messages = generateUsage({ count: 200, reports: 8 });
+    const w = await openUsageWorld(postgresTarget, {
+      messages,
+      reports: generateReports(8),
+      overlap: 3,
+    }, { transport: "qstash" });
+    try {
+      const id = await w.addSource({ pageSize: 40 });
+      w.api.fail(
+        { on: "usage", status: 429, retryAfterSeconds: 1 },
+        { on: "reports", status: 503 },
+        { on: "usage", status: 500 },
+      );
+      const sync = await w.sync(id);
+      assert.equal(sync.status, "succeeded", JSON.stringify(sync));
+      assert.equal(sync.rateLimited, 1);
+      assert.equal(sync.errors, 2);
+      await assertExact(w, messages);
+    } finally {
+      await w.close();
+    }
+  },
+);
