@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { toCents } from "../actors/usage/money.ts";
+import type { RateLimiter } from "../db/ratelimit/port.ts";
 import { generateReports, generateUsage, type UsageMessage } from "./fixtures/usage_api.ts";
 import { postgresTarget, targets, waitFor } from "./harness.ts";
 import { openUsageWorld, type UsageWorld } from "./usage_world.ts";
@@ -130,6 +131,45 @@ for (const target of drivers) {
       }
     },
   );
+
+  Deno.test({
+    name: name("the source's requests-per-minute holds calls back, no attempt used"),
+    ...opts,
+  }, async () => {
+    // A limiter that refuses every fourth call for 300 ms: the page waits, it does not fail.
+    let counted = 0;
+    const refusals: number[] = [];
+    const limiter: RateLimiter = {
+      kind: "memory",
+      limit(rule) {
+        assert.equal(rule.limit, 7);
+        counted++;
+        const allowed = counted % 4 !== 0;
+        if (!allowed) refusals.push(Date.now());
+        return Promise.resolve({
+          allowed,
+          limit: rule.limit,
+          remaining: allowed ? 1 : 0,
+          resetAt: Date.now() + 300,
+        });
+      },
+    };
+    const messages = generateUsage({ count: 100, reports: 3 });
+    const w = await openUsageWorld(target, { messages, reports: generateReports(3) }, {
+      deps: { limiter, retries: 0 },
+    });
+    try {
+      const id = await w.addSource({ pageSize: 20, requestsPerMinute: 7, concurrency: 1 });
+      const sync = await w.sync(id);
+      assert.equal(sync.status, "succeeded", JSON.stringify(sync));
+      assert.ok(refusals.length >= 2, `refusals: ${refusals.length}`);
+      assert.equal(sync.errors, 0);
+      assert.equal(w.api.calls.usage + w.api.calls.reports, counted - refusals.length);
+      await assertExact(w, messages);
+    } finally {
+      await w.close();
+    }
+  });
 
   Deno.test(
     { name: name("a wrong token fails the sync at once, with no retry storm"), ...opts },
