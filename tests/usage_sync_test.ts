@@ -171,6 +171,42 @@ for (const target of drivers) {
     }
   });
 
+  Deno.test({
+    name: name("5xx past the last retry fails the sync; the next one resumes at its cursor"),
+    ...opts,
+  }, async () => {
+    const messages = generateUsage({ count: 100, reports: 3 });
+    const w = await openUsageWorld(target, { messages, reports: generateReports(3) }, {
+      deps: { retries: 2 },
+    });
+    try {
+      const id = await w.addSource({ pageSize: 25 });
+      const started = await w.call("POST", `/api/v1/sources/${id}/sync`);
+      await waitFor(async () => {
+        const [s] = await w.tdb.db.query<{ pages: number }>(
+          "SELECT pages FROM troupe_usage_syncs WHERE id = $1",
+          [started.body.jobId],
+        );
+        return s!.pages >= 1;
+      }, { what: "a page committed" });
+      w.api.fail({ on: "usage", status: 503, times: 3 });
+      const failed = await w.settled(id, started.body.jobId);
+      assert.equal(failed.status, "failed", JSON.stringify(failed));
+      assert.equal(failed.error.code, "UPSTREAM_UNAVAILABLE");
+      assert.ok(failed.errors >= 3);
+      const job = await w.call("GET", `/api/v1/jobs/${started.body.jobId}`);
+      assert.equal(job.body.status, "failed");
+      const usageCalls = w.api.calls.usage;
+      const next = await w.sync(id);
+      assert.equal(next.status, "succeeded");
+      assert.equal(next.messages.new + failed.messages.new, 100);
+      assert.ok(w.api.calls.usage - usageCalls <= 4, "resumed, not from the beginning");
+      await assertExact(w, messages);
+    } finally {
+      await w.close();
+    }
+  });
+
   Deno.test(
     { name: name("a wrong token fails the sync at once, with no retry storm"), ...opts },
     async () => {

@@ -25,6 +25,7 @@ import {
   type SqlDatabase,
 } from "@troupe/runtime";
 import type { Cache } from "../../db/cache/cache.ts";
+import { SecretError } from "../../db/secrets.ts";
 import type { RateLimiter } from "../../db/ratelimit/port.ts";
 import { UpstreamRateLimited, UpstreamUnauthorized, UsageApiClient } from "./client.ts";
 import { keepReports, resolveReports } from "./reports.ts";
@@ -234,7 +235,13 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
         [syncId],
       );
       if (sync?.status !== "running") return { skipped: true };
-      const source = await deps.sources.forSync(tenantId, sourceId);
+      const source = await deps.sources.forSync(tenantId, sourceId).catch((err) => {
+        // A source deleted, or a token sealed with a key no longer configured: retrying is vain.
+        if (err instanceof NotFoundError || err instanceof SecretError) {
+          throw new NonRetryableError(err.message, { code: "SOURCE_UNUSABLE", cause: err });
+        }
+        throw err;
+      });
       let calls = 0;
       const rule = { name: "usage-source", limit: source.requestsPerMinute, windowMs: 60_000 };
       const gate = async () => {
