@@ -132,6 +132,33 @@ for (const target of drivers) {
     },
   );
 
+  Deno.test({ name: name("days follow the tenant's time zone"), ...opts }, async () => {
+    const messages = [
+      { id: 1, timestamp: "2026-11-02T03:30:00Z", credits_used: 1.25, report_id: null },
+      { id: 2, timestamp: "2026-11-02T06:00:00Z", credits_used: 2.5, report_id: null },
+    ];
+    const w = await openUsageWorld(target, { messages });
+    try {
+      await w.tdb.db.query("UPDATE troupe_tenants SET time_zone = $2 WHERE id = $1", [
+        w.tenantId,
+        "America/New_York",
+      ]);
+      const id = await w.addSource();
+      assert.equal((await w.sync(id)).status, "succeeded");
+      const rows = await w.tdb.db.query<{ day: string; cents: string }>(
+        `SELECT day::text AS day, credits_cents::text AS cents FROM troupe_usage_daily
+          WHERE tenant_id = $1 ORDER BY day`,
+        [w.tenantId],
+      );
+      assert.deepEqual(rows.map((r) => [r.day, r.cents]), [
+        ["2026-11-01", "125"],
+        ["2026-11-02", "250"],
+      ]);
+    } finally {
+      await w.close();
+    }
+  });
+
   Deno.test({
     name: name("the source's requests-per-minute holds calls back, no attempt used"),
     ...opts,
@@ -253,7 +280,7 @@ for (const target of drivers) {
   });
 
   Deno.test(
-    { name: name("a crash mid-sync resumes at the committed cursor"), ...opts },
+    { name: name("a runtime stopped mid-sync resumes at the committed cursor"), ...opts },
     async () => {
       const messages = generateUsage({ count: 400, reports: 10 });
       const w = await openUsageWorld(target, { messages, reports: generateReports(10) });

@@ -195,14 +195,6 @@ export async function startSync(
   }
 }
 
-async function timeZoneOf(db: SqlDatabase, tenantId: string): Promise<string> {
-  const [t] = await db.query<{ time_zone: string }>(
-    "SELECT time_zone FROM troupe_tenants WHERE id = $1",
-    [tenantId],
-  );
-  return t?.time_zone ?? "UTC";
-}
-
 /** Counters of calls that did not end in a committed page (kept even though it failed). */
 async function countFailure(
   db: SqlDatabase,
@@ -230,11 +222,13 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
     handler: async ({ tenantId, sourceId }, ctx) => {
       const syncId = ctx.pipeline.id;
       if (!syncId) throw new NonRetryableError("usage.sync_page runs inside a sync pipeline");
-      const [sync] = await deps.db.query<{ status: string }>(
-        "SELECT status FROM troupe_usage_syncs WHERE id = $1",
+      const [sync] = await deps.db.query<{ status: string; time_zone: string | null }>(
+        `SELECT s.status, t.time_zone FROM troupe_usage_syncs s
+           LEFT JOIN troupe_tenants t ON t.id = s.tenant_id WHERE s.id = $1`,
         [syncId],
       );
       if (sync?.status !== "running") return { skipped: true };
+      const timeZone = sync.time_zone ?? "UTC";
       const source = await deps.sources.forSync(tenantId, sourceId).catch((err) => {
         // A source deleted, or a token sealed with a key no longer configured: retrying is vain.
         if (err instanceof NotFoundError || err instanceof SecretError) {
@@ -277,7 +271,6 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
         });
         const stuck = got.nextCursor === source.cursor && got.messages.length === 0;
         const last = got.nextCursor === null || stuck;
-        const timeZone = await timeZoneOf(deps.db, tenantId);
         ctx.effect(async (tx) => {
           const rec = await recordUsage(tx, {
             tenantId,
