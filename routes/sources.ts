@@ -12,7 +12,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
-import { toErrorRecord } from "../actors/runtime/errors.ts";
+import { toErrorRecord } from "@troupe/runtime";
 import { UsageApiClient } from "../actors/usage/client.ts";
 import { SourceInput, SourcePatch } from "../actors/usage/sources.ts";
 import { listSyncs, startSync, type UsageDeps } from "../actors/usage/sync.ts";
