@@ -132,6 +132,35 @@ for (const target of drivers) {
     },
   );
 
+  Deno.test({
+    name: name("a sync whose job ended unrecorded does not block the source"),
+    ...opts,
+  }, async () => {
+    const w = await openUsageWorld(target, { messages: generateUsage({ count: 30 }) });
+    try {
+      const id = await w.addSource();
+      const first = await w.sync(id);
+      // As if the job ended and its end never reached the sync (a purged or lost job).
+      await w.tdb.db.query(
+        "UPDATE troupe_usage_syncs SET status = 'running', finished_at = NULL WHERE id = $1",
+        [first.id],
+      );
+      await w.tdb.db.query("UPDATE troupe_usage_sources SET current_sync_id = $2 WHERE id = $1", [
+        id,
+        first.id,
+      ]);
+      const next = await w.sync(id);
+      assert.notEqual(next.id, first.id);
+      assert.equal(next.status, "succeeded");
+      const { body } = await w.call("GET", `/api/v1/sources/${id}/syncs`);
+      const old = body.items.find((s: { id: string }) => s.id === first.id);
+      assert.equal(old.status, "failed");
+      assert.equal(old.error.code, "SYNC_ABANDONED");
+    } finally {
+      await w.close();
+    }
+  });
+
   Deno.test({ name: name("days follow the tenant's time zone"), ...opts }, async () => {
     const messages = [
       { id: 1, timestamp: "2026-11-02T03:30:00Z", credits_used: 1.25, report_id: null },
@@ -299,6 +328,7 @@ for (const target of drivers) {
         }, { what: "three pages committed" });
         const again = await w.call("POST", `/api/v1/sources/${id}/sync`);
         assert.equal(again.body.jobId, syncId, "asked again while it runs: the running one");
+        assert.equal(again.body.created, false);
         await w.runtime.stop();
         const [mid] = await w.tdb.db.query<{ cursor: string | null; pages: number }>(
           "SELECT cursor, pages FROM troupe_usage_syncs WHERE id = $1",

@@ -162,11 +162,20 @@ export async function startSync(
           (s.next_run_at === null || new Date(s.next_run_at).getTime() !== p.claim.slot.getTime())
         ) throw new SlotTaken();
         if (s.current_sync_id) {
-          const [running] = await tx.query(
-            "SELECT 1 FROM troupe_usage_syncs WHERE id = $1 AND status = 'running'",
+          // A sync whose pipeline ended (or was purged) without its end recorded is over.
+          const [running] = await tx.query<{ live: boolean }>(
+            `SELECT j.status IS NOT NULL AND j.status IN ('queued', 'running') AS live
+               FROM troupe_usage_syncs s LEFT JOIN troupe_jobs j ON j.id = s.id
+              WHERE s.id = $1 AND s.status = 'running'`,
             [s.current_sync_id],
           );
-          if (running) throw new AlreadyRunning(s.current_sync_id);
+          if (running?.live) throw new AlreadyRunning(s.current_sync_id);
+          if (running) {
+            await endSync(tx, s.current_sync_id, p.sourceId, "failed", {
+              code: "SYNC_ABANDONED",
+              message: "the sync's job ended without finishing the sync",
+            });
+          }
         }
         await tx.query(
           `INSERT INTO troupe_usage_syncs (id, tenant_id, source_id, trigger, scheduled_for,
