@@ -71,6 +71,9 @@ for (const target of drivers) {
       assert.ok(sync.reports.missing >= 2);
       assert.equal(w.api.calls.reports, 30);
       assert.equal(sync.calls, w.api.calls.usage + w.api.calls.reports);
+      const job = await w.call("GET", `/api/v1/jobs/${sync.jobId}`);
+      assert.equal(job.body.status, "succeeded");
+      assert.deepEqual(job.body.pipeline, { done: sync.pages, total: null, unit: "pages" });
       assert.ok(sync.calls <= sync.pages + 30, `calls ${sync.calls}`);
       const named = await w.tdb.db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM troupe_usage_snapshots

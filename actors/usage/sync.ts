@@ -231,8 +231,10 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
     handler: async ({ tenantId, sourceId }, ctx) => {
       const syncId = ctx.pipeline.id;
       if (!syncId) throw new NonRetryableError("usage.sync_page runs inside a sync pipeline");
-      const [sync] = await deps.db.query<{ status: string; time_zone: string | null }>(
-        `SELECT s.status, t.time_zone FROM troupe_usage_syncs s
+      const [sync] = await deps.db.query<
+        { status: string; pages: number; time_zone: string | null }
+      >(
+        `SELECT s.status, s.pages, t.time_zone FROM troupe_usage_syncs s
            LEFT JOIN troupe_tenants t ON t.id = s.tenant_id WHERE s.id = $1`,
         [syncId],
       );
@@ -319,6 +321,7 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
             ],
           );
         });
+        ctx.pipeline.progress(sync.pages + 1, null, "pages");
         if (last) ctx.pipeline.complete({ syncId });
         else ctx.send("usage.sync_page", { tenantId, sourceId }, { tenantId });
         return { messages: got.messages.length, last };
