@@ -3,6 +3,7 @@
  * value stops the start with a message naming the variable.
  */
 import { z } from "zod";
+import { parseKeys } from "../db/secrets.ts";
 
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(
@@ -198,7 +199,13 @@ const fields = z.object({
    * first sealing new values, any opening (rotation: put the new key first, keep the old).
    * @default a key made once under DATA_DIR (`secret.key`)
    */
-  SECRET_KEYS: z.string().trim().min(1).optional(),
+  SECRET_KEYS: z.string().trim().min(1).refine((v) => {
+    try {
+      return parseKeys(v).length > 0;
+    } catch {
+      return false;
+    }
+  }, "must be id:base64-of-32-bytes, comma-separated, distinct ids").optional(),
   /**
    * Hosts, addresses or CIDR ranges a tenant's URL (a report source's `baseUrl`) may reach
    * although private or loopback, comma-separated, e.g. `127.0.0.1,10.1.0.0/16`.
