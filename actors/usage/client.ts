@@ -144,7 +144,13 @@ export class UsageApiClient {
       });
     } catch (err) {
       if (outer?.aborted) throw outer.reason;
-      if (err instanceof Error && err.name === "EgressError") throw err;
+      if (err instanceof Error && err.name === "EgressError") {
+        // The address is not callable (it may resolve elsewhere since it was checked).
+        throw new NonRetryableError(`the source's URL is refused: ${err.message}`, {
+          code: "EGRESS_REFUSED",
+          cause: err,
+        });
+      }
       const what = signal.aborted ? `no answer within ${this.#timeoutMs} ms` : String(err);
       throw new UpstreamUnavailable(`the usage API did not answer: ${what}`, err);
     }

@@ -68,7 +68,10 @@ Deno.test("the client maps each answer to what the sync does with it", async () 
       token: "t",
       egress: new EgressPolicy(),
     });
-    await assert.rejects(refused.page(null, 1), (e) => (e as Error).name === "EgressError");
+    await assert.rejects(
+      refused.page(null, 1),
+      (e) => (e as { code?: string }).code === "EGRESS_REFUSED",
+    );
   } finally {
     await api.close();
   }
