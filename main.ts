@@ -55,6 +55,11 @@ import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { localUrl, writeServerFile } from "./deploy/server_file.ts";
+import { usageActors, usageDefinitions } from "./actors/usage/actors.ts";
+import { SourceStore } from "./actors/usage/sources.ts";
+import type { UsageDeps } from "./actors/usage/sync.ts";
+import { EgressPolicy } from "./actors/net/egress.ts";
+import { localKeys, parseKeys, SecretBox } from "./db/secrets.ts";
 
 export interface Composed {
   config: Config;
@@ -87,6 +92,35 @@ export function actorsFor(
     ...workloads,
     ...extra,
   ];
+}
+
+/**
+ * The actors a deployment runs, as definitions (what `deno task schedules:sync` reconciles,
+ * workload actors' own schedules included); `db` is never queried.
+ */
+export function deployedActors(config: Config, db: SqlExecutor): AnyActor[] {
+  return actorsFor(config, db, [], usageDefinitions());
+}
+
+/** What the report-sync actors and routes need, from the configuration. */
+export async function usageDeps(
+  config: Config,
+  db: SqlDatabase,
+  rest: Pick<UsageDeps, "limiter" | "cache" | "runtime">,
+): Promise<UsageDeps> {
+  const keys = config.SECRET_KEYS
+    ? parseKeys(config.SECRET_KEYS)
+    : await localKeys(config.DATA_DIR);
+  const egress = new EgressPolicy({
+    requireHttps: config.EGRESS_REQUIRE_HTTPS ?? config.DATABASE_URL !== undefined,
+    allow: config.EGRESS_ALLOW ?? [],
+  });
+  return {
+    db,
+    sources: new SourceStore(db, new SecretBox(keys), egress),
+    callTimeoutMs: config.USAGE_CALL_TIMEOUT_MS,
+    ...rest,
+  };
 }
 
 /** The blob store the configuration names. */
@@ -227,11 +261,13 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     cancel: (jobId, tenantId) => runtime.cancel(jobId, tenantId),
     onKeysRemoved: () => tenants.forgetAuthentications(),
   });
-  const runtime = new Runtime({
+  const usage = await usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  const runtime: Runtime = new Runtime({
     db,
     actors: actorsFor(config, db, extraActors, [
       ...datasets,
       ...courses,
+      ...usageActors(usage),
       tenantDeletion,
       statementActor({ db, blobs }),
     ], { store: blobs, db }),
@@ -286,6 +322,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
+    usage,
     ...(metrics
       ? {
         metrics: {

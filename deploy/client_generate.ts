@@ -7,6 +7,7 @@
  *   deno run -A deploy/client_generate.ts [--check]
  */
 import openapiTS, { astToString } from "openapi-typescript";
+import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
@@ -31,6 +32,7 @@ export async function fullDocument(): Promise<unknown> {
       dataDir: "/nonexistent",
       courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
+      usage: documentOnlyUsage(tdb.db),
     };
   });
   try {

@@ -35,6 +35,8 @@ import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
 import { tenantRoutes } from "./tenants.ts";
 import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
+import { sourceRoutes } from "./sources.ts";
+import type { UsageDeps } from "../actors/usage/sync.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -76,6 +78,8 @@ export interface AppOptions {
   uploads?: UploadLimits;
   /** Every request timed by route template; `GET /metrics` when `route` is given. @default off */
   metrics?: MetricsOptions;
+  /** Report sources and syncs; absent when the usage actors are not running. */
+  usage?: UsageDeps;
 }
 
 /** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
@@ -247,6 +251,7 @@ export function createApp(options: AppOptions) {
     );
   }
   if (options.statements) api.route("/", statementRoutes({ ...options.statements, runtime }));
+  if (options.usage) api.route("/", sourceRoutes(options.usage));
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   app.use("/api/*", deprecatedAlias);
   app.route(API_V1, api);

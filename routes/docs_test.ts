@@ -3,6 +3,7 @@
  * OpenAPI 3.1, and Swagger UI at `/api/docs` loads from this server only.
  */
 import assert from "node:assert/strict";
+import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
@@ -16,6 +17,7 @@ function open(): Promise<ApiWorld> {
       dataDir: "/nonexistent",
       courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
+      usage: documentOnlyUsage(tdb.db),
     };
   });
   return world;

@@ -64,6 +64,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   REPORT_FAILED: 409,
   STATEMENT_FAILED: 409,
   STATEMENT_REPLACED: 410,
+  UPSTREAM_RATE_LIMITED: 503,
+  UPSTREAM_UNAVAILABLE: 502,
 };
 
 /** The HTTP status that answers `err` ({@link ERROR_STATUS}; 500 for an unknown error). */

@@ -150,6 +150,23 @@ export class CancelledError extends TroupeError {
   }
 }
 
+/**
+ * "Run this message again at `at`, not a failure": the job goes back to the queue with that run
+ * time and the attempt is given back (an upstream's `429` with `Retry-After`, a rate limit of
+ * one's own). Its effects and sends are dropped, as with any attempt that did not succeed.
+ */
+export class RetryLaterError extends TroupeError {
+  /** When to run again. */
+  readonly at: Date;
+  /** Run again at `at` (a `Date`, or ms from now). */
+  constructor(at: Date | number, message = "asked to run again later", cause?: unknown) {
+    const when = typeof at === "number" ? new Date(Date.now() + at) : at;
+    super("RETRY_LATER", message, { cause, details: { at: when.toISOString() } });
+    this.name = "RetryLaterError";
+    this.at = when;
+  }
+}
+
 /** Serializable form of an error, stored on jobs and dead letters. No stack traces leave here. */
 export interface ErrorRecord {
   /** The error's code (its class name, or `ERROR`, for an error without one). */

@@ -16,6 +16,7 @@ import {
   type ErrorRecord,
   InputError,
   NonRetryableError,
+  RetryLaterError,
   TimeoutError,
   toErrorRecord,
   TroupeError,
@@ -304,6 +305,10 @@ export class Executor {
   ): Completion {
     const error = toErrorRecord(err);
     const { sends: _s, effects: _e, state: _st, result: _r, pipeline: _p, ...rest } = base;
+    if (err instanceof RetryLaterError) {
+      const retryInMs = Math.max(0, err.at.getTime() - Date.now());
+      return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs, refund: true };
+    }
     if (error.retryable && job.attempts < job.max_attempts) {
       const retryInMs = def ? backoffDelay(job.attempts, def.policy.backoff) : 1000;
       return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs };

@@ -118,6 +118,7 @@ export {
   NonRetryableError,
   NotFoundError,
   PayloadTooLargeError,
+  RetryLaterError,
   TimeoutError,
   toErrorRecord,
   TroupeError,

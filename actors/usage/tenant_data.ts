@@ -1,4 +1,7 @@
-/** The usage workload's part of a tenant's deletion: snapshots, aggregates and report names. */
+/**
+ * The usage workload's part of a tenant's deletion: snapshots, aggregates, report names, sync
+ * history and sources (with their sealed tokens and schedules).
+ */
 import type { Counts, TenantDataPart } from "../tenants/part.ts";
 
 /** Snapshots go a batch at a time: a tenant may have millions. */
@@ -9,6 +12,9 @@ const SMALL_TABLES: readonly [string, string][] = [
   ["troupe_usage_daily", "dailyAggregates"],
   ["troupe_usage_report_totals", "reportTotals"],
   ["troupe_usage_reports", "reportNames"],
+  ["troupe_usage_syncs", "syncs"],
+  // Last: a source's row is its schedule; without it no sync of the tenant starts again.
+  ["troupe_usage_sources", "sources"],
 ];
 
 export const usageTenantData: TenantDataPart = {

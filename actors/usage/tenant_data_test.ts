@@ -26,6 +26,12 @@ for (const target of targets.filter((t) => t.name !== "neon")) {
           })
         );
         await db.query(
+          `INSERT INTO troupe_usage_sources (id, tenant_id, name, base_url, token_sealed,
+             page_size, concurrency, requests_per_minute, schedule)
+           VALUES ($1 || '-s1', $1, 'api', 'https://api.example', 'sealed', 100, 4, 60, '30')`,
+          [tenantId],
+        );
+        await db.query(
           `INSERT INTO troupe_usage_reports (tenant_id, source_id, report_id, name, found, expires_at)
            VALUES ($1, 's1', 'r1', 'Weekly', true, now())`,
           [tenantId],
@@ -49,8 +55,9 @@ for (const target of targets.filter((t) => t.name !== "neon")) {
         dailyAggregates: 3,
         reportTotals: 2,
         reportNames: 1,
+        sources: 1,
       });
-      for (const table of ["snapshots", "daily", "report_totals", "reports"]) {
+      for (const table of ["snapshots", "daily", "report_totals", "reports", "sources"]) {
         const rows = await db.query<{ tenant_id: string; n: number }>(
           `SELECT tenant_id, count(*)::int AS n FROM troupe_usage_${table} GROUP BY 1 ORDER BY 1`,
         );

@@ -18,6 +18,7 @@ export const RUNTIME_ERROR_STATUS: Readonly<Record<string, number>> = {
   CANCELLED: 409,
   PAYLOAD_TOO_LARGE: 413,
   DB_TIMEOUT: 503,
+  RETRY_LATER: 503,
   TIMEOUT: 504,
 };
 

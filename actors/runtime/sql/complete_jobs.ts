@@ -25,6 +25,8 @@ export interface Completion {
   error?: ErrorRecord;
   /** Delay before the retry (outcome `retry`). */
   retryInMs?: number;
+  /** A retry that gives its attempt back (`RetryLaterError`). */
+  refund?: boolean;
   sends: NewJob[];
   effects: ((tx: SqlExecutor) => Promise<void>)[];
   /** Give the key's lease back after this commit. */
@@ -159,6 +161,7 @@ export async function completeJobs(
       result: c.outcome === "succeeded" ? c.result ?? null : null,
       error: c.error ?? null,
       delay_ms: c.retryInMs ?? 0,
+      refund: c.refund === true,
       dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
     }]
   );
@@ -166,9 +169,10 @@ export async function completeJobs(
     await tx.query(
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
-           error jsonb, delay_ms float8, dead_letter_id text)
+           error jsonb, delay_ms float8, dead_letter_id text, refund boolean)
        ), upd AS (
          UPDATE troupe_jobs j SET status = x.status, result = x.result,
+           attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
            error = coalesce(x.error, j.error),
            progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
            progress_message = CASE WHEN x.status = 'succeeded' THEN NULL
