@@ -34,6 +34,7 @@ import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
+import { usageRoutes } from "./usage.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -210,6 +211,7 @@ export function createApp(options: AppOptions) {
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
   api.route("/", scheduleRoutes(runtime));
+  api.route("/", usageRoutes({ runtime, tenants }));
   api.route(
     "/",
     backupRoutes({
