@@ -53,7 +53,6 @@ const bound = z.string().max(40).refine(
   (s) => (DAY.test(s) && realDay(s)) || (INSTANT.test(s) && realDay(s.slice(0, 10))),
   "must be a day (YYYY-MM-DD) or an ISO 8601 instant with its offset",
 ).openapi({ example: "2026-12-01" });
-const day = z.string().regex(DAY).refine(realDay, "is not a day of the calendar");
 /** Source ids are Troupe ids; report ids are the external API's (ints or simple strings). */
 const sourceId = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "is not a source id");
 const reportId = z.string().regex(/^[\w.:@-]{1,128}$/, "is not a report id");
