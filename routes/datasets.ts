@@ -819,4 +819,3 @@ function oneSort(values: string[]): string {
 function splitList(text: string | undefined): string[] {
   return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
-
