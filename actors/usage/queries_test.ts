@@ -3,7 +3,7 @@
  * wake-ups and bounds, on PGlite and PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { targets, within } from "../../tests/harness.ts";
+import { targets, waitFor, within } from "../../tests/harness.ts";
 import { forecast, TRAILING_DAYS } from "./forecast.ts";
 import { centsNumber } from "./money.ts";
 import { addDays, averageCents } from "./queries.ts";
@@ -125,3 +125,49 @@ for (const target of targets.filter((t) => t.name !== "neon")) {
     }
   });
 }
+
+Deno.test("a tenant's pages take their seqs in commit order (postgres)", {
+  ignore: !targets.some((t) => t.name === "postgres"),
+}, async () => {
+  const { db, cleanup } = await targets.find((t) => t.name === "postgres")!.open();
+  const page = (sourceId: string, id: string) => ({
+    tenantId: "t1",
+    sourceId,
+    timeZone: "UTC",
+    messages: [{ id, timestamp: new Date(), creditsCents: 1n, reportId: null }],
+    reportNames: new Map<string, string | null>(),
+  });
+  let release = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  const running: Promise<unknown>[] = [];
+  try {
+    let firstSeq = 0n;
+    const first = db.transaction(async (tx) => {
+      firstSeq = (await recordUsage(tx, page("a", "1"))).lastSeq!;
+      await held;
+    });
+    running.push(first);
+    await waitFor(() => firstSeq > 0n, { timeoutMs: 10_000, what: "the first page written" });
+    let secondSeq = 0n;
+    const second = db.transaction(async (tx) => {
+      secondSeq = (await recordUsage(tx, page("b", "2"))).lastSeq!;
+    });
+    running.push(second);
+    // The second page waits for the first one's commit before it takes a seq.
+    await waitFor(async () => {
+      const rows = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+      );
+      return rows[0]!.n === 1;
+    }, { timeoutMs: 10_000, what: "the second page waiting" });
+    assert.equal(secondSeq, 0n);
+    release();
+    await first;
+    await second;
+    assert.ok(secondSeq > firstSeq);
+  } finally {
+    release();
+    await Promise.allSettled(running);
+    await cleanup();
+  }
+});
