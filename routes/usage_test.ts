@@ -1,5 +1,5 @@
 /**
- * The usage API on PGlite and PostgreSQL through `app.request()`: pages (offset and keyset,
+ * The usage API on PGlite, PostgreSQL and Neon through `app.request()`: pages (offset and keyset,
  * every sort), totals, filters, per day, per report, forecast, export, the live stream, the
  * tenant's time zone, tenant isolation and bad input. Expectations are recounted from the
  * messages written, never written down.
@@ -13,7 +13,7 @@ import { localDay } from "../actors/usage/days.ts";
 import { centsNumber } from "../actors/usage/money.ts";
 import { recordUsage, type UsageMessage } from "../actors/usage/store.ts";
 import { TenantStore } from "../db/tenants.ts";
-import { sseReader, targets } from "../tests/harness.ts";
+import { sseReader, targets, waitFor } from "../tests/harness.ts";
 import { createApp } from "./app.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -78,7 +78,7 @@ function sorted(msgs: Msg[], sortBy: string, order: "asc" | "desc"): string[] {
   return order === "asc" ? s : s.reverse();
 }
 
-for (const target of targets.filter((t) => t.name !== "neon")) {
+for (const target of targets) {
   Deno.test(`usage API (${target.name})`, opts, async (t) => {
     const tdb = await target.open();
     const db = tdb.db;
@@ -345,10 +345,8 @@ for (const target of targets.filter((t) => t.name !== "neon")) {
       });
 
       await t.step("the live stream resumes after Last-Event-ID and sends new usage", async () => {
-        const ac = new AbortController();
         const res = await app.request("/api/v1/usage/stream", {
           headers: { "x-api-key": key, "last-event-id": "0" },
-          signal: ac.signal,
         });
         const sse = sseReader(res);
         const firstEvent = await sse.next((e) => e.event === "usage");
@@ -364,8 +362,7 @@ for (const target of targets.filter((t) => t.name !== "neon")) {
         const fresh = await sse.next((e) => e.event === "usage" && e.data.messageId === "new-1");
         assert.equal(fresh.data.creditsUsed, 12.34);
         assert.ok(BigInt(fresh.data.seq) > BigInt(lastOld.data.seq));
-        await res.body?.cancel().catch(() => {});
-        ac.abort();
+        await sse.cancel();
         // Another tenant's stream starts after everything written so far, and sees none of it.
         const res2 = await app.request("/api/v1/usage/stream", {
           headers: { "x-api-key": otherKey, "last-event-id": "0" },
@@ -373,7 +370,33 @@ for (const target of targets.filter((t) => t.name !== "neon")) {
         const sse2 = sseReader(res2);
         const seen = await sse2.next((e) => e.event === "usage");
         assert.equal(seen.data.sourceId, "src-z");
-        await res2.body?.cancel().catch(() => {});
+        await sse2.cancel();
+      });
+
+      await t.step("streams are bounded per tenant and freed when their client goes", async () => {
+        const open = async () =>
+          await app.request("/api/v1/usage/stream", { headers: { "x-api-key": key } });
+        const streams: Response[] = [];
+        try {
+          for (let i = 0; i < 10; i++) {
+            const res = await open();
+            assert.equal(res.status, 200);
+            streams.push(res);
+          }
+          const refused = await open();
+          assert.equal(refused.status, 429);
+          assert.equal((await refused.json()).error.code, "TOO_MANY_STREAMS");
+          await streams.shift()!.body!.cancel();
+          const again = await waitFor(async () => {
+            const res = await open();
+            if (res.status === 200) return res;
+            await res.body?.cancel();
+            return null;
+          }, { timeoutMs: 10_000, what: "a stream slot freed by the client that went" });
+          streams.push(again);
+        } finally {
+          for (const s of streams) await s.body?.cancel().catch(() => {});
+        }
       });
 
       await t.step("a new time zone re-days the usage and rebuilds the daily figures", async () => {
