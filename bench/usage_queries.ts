@@ -5,7 +5,9 @@
  * - the first 10 pages (offset, 20 rows) of `/api/v1/usage` in the default sort and in each
  *   `sortBy` both ways, and 10 pages by keyset cursor;
  * - `/api/v1/usage/daily`, the first 10 pages of `/api/v1/usage/reports`,
- *   `/api/v1/usage/forecast` (a past and the current month).
+ *   `/api/v1/usage/forecast` (a past and the current month);
+ * - then the time a change of the tenant's time zone takes (every snapshot re-dayed, the daily
+ *   figures rebuilt, in one transaction).
  *
  * The snapshots are written by one INSERT ... SELECT (2 sources, 1,000 reports, 90 days), and
  * the daily and per-report aggregates by one INSERT ... SELECT each from them: the figures
@@ -174,6 +176,24 @@ try {
     );
   }
   console.log(`\nworst p99: ${worst.toFixed(1)} ms (target < 50 ms); load average: ${load()}`);
+
+  // A new time zone re-days every snapshot and rebuilds the daily figures in one transaction.
+  const tz = performance.now();
+  const res = await fetch(`${base}/tenant`, {
+    method: "PATCH",
+    headers: { "x-api-key": key, "content-type": "application/json" },
+    body: JSON.stringify({ timeZone: "Europe/Paris" }),
+  });
+  if (res.status !== 200) throw new Error(`PATCH /tenant: ${res.status} ${await res.text()}`);
+  await res.body?.cancel();
+  const zoneS = (performance.now() - tz) / 1000;
+  const daily = (await get("/usage/daily")).body as { days: { messages: number }[] };
+  const counted = daily.days.reduce((n, d) => n + d.messages, 0);
+  if (counted !== SNAPSHOTS) throw new Error(`${counted} messages in the rebuilt days`);
+  console.log(
+    `time zone change (re-day ${SNAPSHOTS} snapshots, rebuild ${daily.days.length} days): ` +
+      `${zoneS.toFixed(1)} s`,
+  );
 } finally {
   await server?.shutdown();
   await db.close();
