@@ -20,14 +20,12 @@ import { ValidationError } from "../actors/runtime/errors.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { localDay } from "../actors/usage/days.ts";
 import { forecast } from "../actors/usage/forecast.ts";
+import { dailyUsage, REPORT_SORTS, reportUsage } from "../actors/usage/aggregates.ts";
 import {
   type Bound,
   countUsage,
-  dailyUsage,
   listUsage,
   rangeOf,
-  REPORT_SORTS,
-  reportUsage,
   SORTS,
   tenantTimeZone,
   type UsageFilter,
@@ -169,8 +167,9 @@ export function usageRoutes(o: UsageRoutesOptions): OpenAPIHono<AppEnv> {
       ]);
     }
     const { tenantId } = principalOf(c);
-    const timeZone = await tenantTimeZone(db, tenantId);
     const filter = filterOf(q);
+    // The zone only matters to a range: without one, the page and its total go at once.
+    const timeZone = filter.from || filter.to ? await tenantTimeZone(db, tenantId) : "UTC";
     const range = await rangeOf(db, filter, timeZone);
     const [result, total] = await Promise.all([
       listUsage(db, tenantId, range, {
@@ -204,21 +203,28 @@ export function usageRoutes(o: UsageRoutesOptions): OpenAPIHono<AppEnv> {
   }, async function dailyFigures(c) {
     const q = parseQuery(c, dailyQuery);
     const { tenantId } = principalOf(c);
-    const timeZone = await tenantTimeZone(db, tenantId);
+    const zone = tenantTimeZone(db, tenantId);
+    const instants = [q.from, q.to].some((s) => s !== undefined && !DAY.test(s));
+    // An instant bound is read as its day in the tenant's zone; days need no zone first.
+    const known = instants ? await zone : null;
     const dayOf = (s: string | undefined) =>
-      s === undefined ? null : DAY.test(s) ? s : localDay(new Date(s), timeZone);
+      s === undefined ? null : DAY.test(s) ? s : localDay(new Date(s), known!);
     const fromDay = dayOf(q.from);
     const toDay = dayOf(q.to);
     if (fromDay && toDay && fromDay > toDay) {
+      await zone;
       throw new ValidationError("invalid query parameter: from", [
         { path: "from", message: "is after `to`" },
       ]);
     }
-    const { days, truncated } = await dailyUsage(db, tenantId, {
-      fromDay,
-      toDay,
-      ...(q.sourceId !== undefined ? { sourceId: q.sourceId } : {}),
-    });
+    const [timeZone, { days, truncated }] = await Promise.all([
+      zone,
+      dailyUsage(db, tenantId, {
+        fromDay,
+        toDay,
+        ...(q.sourceId !== undefined ? { sourceId: q.sourceId } : {}),
+      }),
+    ]);
     return c.json({ timeZone, days, truncated });
   });
 

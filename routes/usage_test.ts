@@ -438,6 +438,9 @@ for (const target of targets) {
           ]),
           [...days].sort().map(([d, f]) => [d, centsNumber(f.cents), f.n]),
         );
+        const instant = new Date("2026-12-01T03:00:00Z");
+        const fromInstant = await json(`/usage/daily?from=${instant.toISOString()}`);
+        assert.equal(fromInstant.days[0].day, localDay(instant, zone), "an instant is its day");
         const nov30 = all.filter((m) => localDay(m.timestamp, zone) === "2026-11-30");
         assert.equal((await json("/usage?from=2026-11-30&to=2026-11-30")).total, nov30.length);
         const audit = await json("/audit");

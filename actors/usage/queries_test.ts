@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { targets, waitFor, within } from "../../tests/harness.ts";
 import { forecast, TRAILING_DAYS } from "./forecast.ts";
 import { centsNumber } from "./money.ts";
-import { addDays, averageCents } from "./queries.ts";
+import { averageCents } from "./aggregates.ts";
+import { addDays } from "./queries.ts";
 import { recordUsage, type UsageMessage } from "./store.ts";
 import { UsageFeed } from "./stream.ts";
 
