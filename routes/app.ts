@@ -37,6 +37,7 @@ import { tenantRoutes } from "./tenants.ts";
 import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
 import { sourceRoutes } from "./sources.ts";
 import type { UsageDeps } from "../actors/usage/sync.ts";
+import { usageRoutes } from "./usage.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -217,6 +218,7 @@ export function createApp(options: AppOptions) {
   api.route("/", keyRoutes(tenants));
   api.route("/", scheduleRoutes(runtime));
   api.route("/", tenantRoutes(runtime, tenants));
+  api.route("/", usageRoutes({ runtime, tenants }));
   api.route(
     "/",
     backupRoutes({

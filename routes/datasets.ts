@@ -44,6 +44,7 @@ import {
 } from "../actors/datasets/options.ts";
 import { storeSheet } from "../actors/datasets/spreadsheet.ts";
 import { xlsxStream } from "../actors/datasets/export_xlsx.ts";
+import { csvLine } from "./csv.ts";
 import {
   buildAggregateQuery,
   buildRowQuery,
@@ -834,12 +835,4 @@ function oneSort(values: string[]): string {
 
 function splitList(text: string | undefined): string[] {
   return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-}
-
-function csvLine(values: unknown[]): string {
-  return values.map((v) => {
-    if (v === null || v === undefined) return "";
-    const s = typeof v === "string" ? v : typeof v === "object" ? JSON.stringify(v) : String(v);
-    return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-  }).join(",") + "\r\n";
 }

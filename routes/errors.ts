@@ -66,6 +66,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   STATEMENT_REPLACED: 410,
   UPSTREAM_RATE_LIMITED: 503,
   UPSTREAM_UNAVAILABLE: 502,
+  TOO_MANY_STREAMS: 429,
 };
 
 /** The HTTP status that answers `err` ({@link ERROR_STATUS}; 500 for an unknown error). */

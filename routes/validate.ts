@@ -22,7 +22,14 @@ export function parseQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<
   }
   const parsed = schema.safeParse(query);
   if (!parsed.success) {
-    const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
+    // An unknown parameter (a strict schema) is named by its key, not by an empty path.
+    const names = [
+      ...new Set(
+        parsed.error.issues.flatMap((i) =>
+          i.code === "unrecognized_keys" ? i.keys : [String(i.path[0])]
+        ),
+      ),
+    ];
     throw new ValidationError(`invalid query parameter: ${names.join(", ")}`, issues(parsed.error));
   }
   return parsed.data;

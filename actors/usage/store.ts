@@ -9,7 +9,9 @@
  * - Aggregates are sums of integer cents and counts, so any order of pages, redeliveries and
  *   changes ends at the figures a full recount would give.
  * - `seq` (one sequence for every tenant) grows on every insert or change: the live stream
- *   resumes from it.
+ *   resumes from it. A tenant's pages take their seqs one transaction at a time (a lock per
+ *   tenant held to the commit), so a reader that sees a seq sees every lower seq of the tenant:
+ *   a stream past seq N never misses one committed later.
  */
 import type { SqlExecutor } from "@troupe/runtime";
 import { localDay } from "./days.ts";
@@ -64,6 +66,9 @@ export async function recordUsage(tx: SqlExecutor, p: RecordUsage): Promise<Reco
   const ids = [...byId.keys()];
   if (ids.length === 0) return { inserted: 0, unchanged: 0, changed: 0, lastSeq: null };
 
+  await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+    `troupe_usage:${p.tenantId}`,
+  ]);
   const old = new Map<string, Row>();
   for (
     const r of await tx.query<Row>(

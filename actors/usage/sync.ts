@@ -13,6 +13,7 @@
  *   it); so is the source's own requests-per-minute, counted across instances by the limiter.
  * - `5xx` and timeouts retry with backoff; a `401` fails the sync at once.
  */
+import { zoneForWrite } from "./zone.ts";
 import { z } from "zod";
 import {
   type AnyActor,
@@ -231,15 +232,11 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
     handler: async ({ tenantId, sourceId }, ctx) => {
       const syncId = ctx.pipeline.id;
       if (!syncId) throw new NonRetryableError("usage.sync_page runs inside a sync pipeline");
-      const [sync] = await deps.db.query<
-        { status: string; pages: number; time_zone: string | null }
-      >(
-        `SELECT s.status, s.pages, t.time_zone FROM troupe_usage_syncs s
-           LEFT JOIN troupe_tenants t ON t.id = s.tenant_id WHERE s.id = $1`,
+      const [sync] = await deps.db.query<{ status: string; pages: number }>(
+        "SELECT status, pages FROM troupe_usage_syncs WHERE id = $1",
         [syncId],
       );
       if (sync?.status !== "running") return { skipped: true };
-      const timeZone = sync.time_zone ?? "UTC";
       const source = await deps.sources.forSync(tenantId, sourceId).catch((err) => {
         // A source deleted, or a token sealed with a key no longer configured: retrying is vain.
         if (err instanceof NotFoundError || err instanceof SecretError) {
@@ -286,7 +283,9 @@ export function syncActors(deps: UsageDeps): AnyActor[] {
           const rec = await recordUsage(tx, {
             tenantId,
             sourceId,
-            timeZone,
+            // Read again under a share lock: a zone change waits for this page, or this page
+            // for it, so no page is written in the old zone after the aggregates were rebuilt.
+            timeZone: await zoneForWrite(tx, tenantId),
             messages: got.messages,
             reportNames: reports.names,
           });
