@@ -5,7 +5,8 @@
  * `put` hashes while it sends: a blob smaller than one part is held (one part at most) and sent
  * with one `PUT` under its hash; a larger one goes as a multipart upload of fixed-size parts
  * (R2 wants them equal) to a temporary key, then is copied under its hash by the bucket
- * (server-side) and the temporary object removed. Memory is one part whatever the size. A
+ * (server-side; one copy takes 5 GiB at most) and the temporary object removed. Memory is one
+ * part whatever the size. A
  * failed or refused upload is aborted: nothing is kept (a bucket lifecycle rule that aborts
  * incomplete multipart uploads after a day covers a crashed process).
  *
