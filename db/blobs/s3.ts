@@ -6,9 +6,8 @@
  * with one `PUT` under its hash; a larger one goes as a multipart upload of fixed-size parts
  * (R2 wants them equal) to a temporary key, then is copied under its hash by the bucket
  * (server-side; one copy takes 5 GiB at most) and the temporary object removed. Memory is one
- * part whatever the size. A
- * failed or refused upload is aborted: nothing is kept (a bucket lifecycle rule that aborts
- * incomplete multipart uploads after a day covers a crashed process).
+ * part whatever the size. A failed or refused upload is aborted: nothing is kept (a bucket
+ * lifecycle rule that aborts incomplete multipart uploads after a day covers a crashed process).
  *
  * `collect` removes an object whose `Last-Modified` is past the grace period; storing the same
  * bytes again writes the object anew, which refreshes that time. The bucket offers no delete
