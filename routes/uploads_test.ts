@@ -2,7 +2,7 @@
  * Direct uploads end to end against a local S3-compatible server (s3rver): presign, `PUT` with
  * fetch, `POST /datasets {uploadId}`, and the dataset made of it compared with one sent to the
  * app; the refusals (another tenant, never sent, wrong size, expired, used twice, no bucket).
- * s3rver does not check presigned signatures: that the bucket refuses another length than the
+ * s3rver does not check signatures: that the bucket refuses another length than the
  * signed one is S3's part (the URL's signed headers are checked here).
  */
 import assert from "node:assert/strict";

@@ -60,6 +60,12 @@ export interface PresignedPut {
   headers: Record<string, string>;
 }
 
+/**
+ * The bytes sent are not hashed into the signature: `put` hashes them once already (SHA-256,
+ * for the key), and the connection (TLS) guards them on the way, as the AWS SDKs rely on.
+ */
+const UNSIGNED = { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" };
+
 export class S3BlobStore implements BlobStore {
   readonly kind = "s3" as const;
   readonly #aws: AwsClient;
@@ -194,7 +200,11 @@ export class S3BlobStore implements BlobStore {
       const target = this.#blobKey(sha256);
       const created = await this.head(target) === null;
       if (!multipart) {
-        await (await this.#send(target, { method: "PUT", body: part.subarray(0, filled) }))
+        await (await this.#send(target, {
+          method: "PUT",
+          body: part.subarray(0, filled),
+          headers: UNSIGNED,
+        }))
           .body?.cancel();
       } else {
         if (filled > 0) await this.#sendPart(multipart, part.subarray(0, filled));
@@ -228,6 +238,7 @@ export class S3BlobStore implements BlobStore {
     const res = await this.#send(m.key, {
       method: "PUT",
       body: bytes,
+      headers: UNSIGNED,
       query: `partNumber=${n}&uploadId=${encodeURIComponent(m.uploadId)}`,
     });
     await res.body?.cancel();
