@@ -45,10 +45,18 @@ import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
+import { S3BlobStore } from "./db/blobs/s3.ts";
 import { openPostgres } from "./db/postgres.ts";
 import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
-import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
+import {
+  type Config,
+  ConfigError,
+  drivers,
+  loadConfig,
+  loadS3Config,
+  type S3Config,
+} from "./deploy/config.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./routes/serve.ts";
 import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
@@ -123,8 +131,20 @@ export async function usageDeps(
   };
 }
 
-/** The blob store the configuration names. */
-export function openBlobs(config: Config, db: SqlDatabase): BlobStore {
+/** The blob store the configuration names: the bucket when one is configured. */
+export function openBlobs(config: Config, db: SqlDatabase, s3: S3Config | null = null): BlobStore {
+  if (s3) {
+    return new S3BlobStore({
+      endpoint: s3.S3_ENDPOINT!,
+      bucket: s3.S3_BUCKET!,
+      region: s3.S3_REGION,
+      accessKeyId: s3.S3_ACCESS_KEY_ID!,
+      secretAccessKey: s3.S3_SECRET_ACCESS_KEY!,
+      forcePathStyle: s3.S3_FORCE_PATH_STYLE,
+      prefix: s3.S3_PREFIX,
+      partSize: s3.S3_PART_BYTES,
+    });
+  }
   return drivers(config).blobs === "fs"
     ? new FsBlobStore(join(config.DATA_DIR, "blobs"))
     : new PostgresBlobStore(db);
@@ -149,7 +169,11 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
 }
 
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
-export async function compose(config: Config, extraActors: AnyActor[] = []): Promise<Composed> {
+export async function compose(
+  config: Config,
+  extraActors: AnyActor[] = [],
+  s3: S3Config | null = loadS3Config(Deno.env.toObject()),
+): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
@@ -196,7 +220,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     : null;
   /** `fetch` for calls to `service`, counted and timed when metrics are on. */
   const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
-  const blobs = openBlobs(config, db);
+  const blobs = openBlobs(config, db, s3);
   const untrusted = {
     workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
     taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
@@ -320,6 +344,12 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxColumns: config.DATASET_MAX_COLUMNS,
       maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
       maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
+      directUploads: {
+        db,
+        bucket: blobs instanceof S3BlobStore ? blobs : null,
+        maxBytes: config.DATASET_MAX_BYTES,
+        ...(s3 ? { expiresInSeconds: s3.S3_UPLOAD_EXPIRES_S } : {}),
+      },
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
     usage,
@@ -388,8 +418,10 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
  */
 export async function run(extraActors: AnyActor[] = []): Promise<void> {
   let config: Config;
+  let s3: S3Config | null;
   try {
     config = loadConfig(Deno.env.toObject());
+    s3 = loadS3Config(Deno.env.toObject());
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -399,7 +431,7 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
   if (portFree !== true) startFailed(portFree);
   let troupe: Composed;
   try {
-    troupe = await compose(config, extraActors);
+    troupe = await compose(config, extraActors, s3);
   } catch (err) {
     if (err instanceof DirectoryLockedError) startFailed(err.message);
     throw err;

@@ -1788,7 +1788,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a CSV, TSV, JSON array, NDJSON or XLSX file, optionally gzipped
-         * @description The file is the raw body or the `file` field of a multipart form; it streams to storage and is not buffered. Cleaning rules are JSON in `options`.
+         * @description The file is the raw body or the `file` field of a multipart form; it streams to storage and is not buffered. Cleaning rules are JSON in `options`. Or a JSON body `{uploadId, name?, format?, ...}` naming a direct upload (`POST /uploads`).
          */
         post: {
             parameters: {
@@ -2212,6 +2212,80 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A presigned URL to upload a dataset's file straight to object storage
+         * @description `PUT` exactly `size` bytes to `url` with `headers` before `expiresAt`, then `POST /datasets {uploadId}`. 409 `DIRECT_UPLOADS_UNAVAILABLE` without object storage.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        filename: string;
+                        contentType: string;
+                        size: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Where to PUT the file */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            uploadId: string;
+                            url: string;
+                            /** @enum {string} */
+                            method: "PUT";
+                            headers: {
+                                [key: string]: string;
+                            };
+                            expiresAt: string;
+                        };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;

@@ -305,3 +305,56 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   return parsed.data;
 }
+
+/**
+ * Object storage for uploaded files (db/blobs/s3.ts): set S3_BUCKET and the blobs go to an
+ * S3-compatible bucket (AWS S3, Cloudflare R2, MinIO), and `POST /api/v1/uploads` hands out
+ * presigned `PUT` URLs (deploy/README.md, "Object storage"). Unset: BLOB_STORE decides.
+ */
+const s3Fields = z.object({
+  S3_BUCKET: z.string().trim().min(3).max(63).optional(),
+  /** The API's URL: `https://s3.<region>.amazonaws.com`, `https://<account>.r2.cloudflarestorage.com`. */
+  S3_ENDPOINT: url("").optional(),
+  /** `auto` for R2. */
+  S3_REGION: z.string().trim().min(1).default("us-east-1"),
+  S3_ACCESS_KEY_ID: z.string().trim().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().trim().min(1).optional(),
+  /** `true`: `endpoint/bucket/key` (MinIO); `false`: `bucket.endpoint/key` (AWS S3). */
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  /** Prepended to every key (several deployments in one bucket). */
+  S3_PREFIX: z.string().trim().default(""),
+  /** How long a presigned upload URL stays valid, in seconds (default 1 hour). */
+  S3_UPLOAD_EXPIRES_S: int(60, 7 * 86_400).default(3600),
+  /** Part size of multipart uploads, in bytes (S3's minimum is 5 MiB; default 8 MiB). */
+  S3_PART_BYTES: int(5 * 1024 * 1024, 512 * 1024 * 1024).default(8 * 1024 * 1024),
+}).superRefine((c, ctx) => {
+  if (c.S3_BUCKET === undefined) return;
+  for (const name of ["S3_ENDPOINT", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"] as const) {
+    if (c[name] === undefined) {
+      ctx.addIssue({ code: "custom", path: [name], message: "required with S3_BUCKET" });
+    }
+  }
+});
+
+export type S3Config = z.infer<typeof s3Fields>;
+
+/** The object storage settings of `env`, or null when no bucket is configured. */
+export function loadS3Config(env: Record<string, string | undefined>): S3Config | null {
+  const relevant: Record<string, string> = {};
+  for (const name of Object.keys(s3Fields.shape)) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== "") relevant[name] = value;
+  }
+  const parsed = s3Fields.safeParse(relevant);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? "?");
+      const got = relevant[name];
+      const shown = got === undefined || /SECRET|KEY_ID/.test(name)
+        ? ""
+        : ` (got ${JSON.stringify(got)})`;
+      return `${name}: ${i.message}${shown}`;
+    }));
+  }
+  return parsed.data.S3_BUCKET === undefined ? null : parsed.data;
+}

@@ -26,6 +26,7 @@ import { cacheRoutes } from "./cache.ts";
 import { corsFor } from "./cors.ts";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
+import { uploadRoutes } from "./uploads.ts";
 import { docsRoutes } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse, onError } from "./errors.ts";
@@ -240,6 +241,10 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  api.route(
+    "/",
+    uploadRoutes(options.datasets?.directUploads ?? { db: runtime.db, bucket: null }),
+  );
   if (options.courses) {
     api.route(
       "/",

@@ -84,6 +84,7 @@ import {
   readMultipart,
 } from "./multipart.ts";
 import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
+import { type DirectUploadOptions, directUploads } from "./uploads.ts";
 import { parseQuery, pathId } from "./validate.ts";
 import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
 import type { AppEnv } from "./env.ts";
@@ -146,6 +147,8 @@ export interface DatasetRoutesOptions {
   maxInflateRatio?: number;
   /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
   uploads?: UploadLimits;
+  /** Direct uploads to object storage, which `POST /datasets {uploadId}` takes. */
+  directUploads?: DirectUploadOptions;
 }
 
 export const uploadQuery = z.object({
@@ -204,13 +207,15 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
   const cache = o.cache ?? noCache;
   const app = new OpenAPIHono<AppEnv>();
 
+  app.post("/datasets", directUploads(o.directUploads));
   declare(app, {
     method: "post",
     path: "/datasets",
     tags,
     summary: "Upload a CSV, TSV, JSON array, NDJSON or XLSX file, optionally gzipped",
     description: "The file is the raw body or the `file` field of a multipart form; it streams " +
-      "to storage and is not buffered. Cleaning rules are JSON in `options`.",
+      "to storage and is not buffered. Cleaning rules are JSON in `options`. Or a JSON body " +
+      "`{uploadId, name?, format?, ...}` naming a direct upload (`POST /uploads`).",
     query: uploadQuery,
     rawBody: { description: "The file", types: UPLOAD_TYPES },
     responses: { 202: { description: "Stored; the job profiles it", schema: Uploaded } },

@@ -67,6 +67,11 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   UPSTREAM_RATE_LIMITED: 503,
   UPSTREAM_UNAVAILABLE: 502,
   TOO_MANY_STREAMS: 429,
+  DIRECT_UPLOADS_UNAVAILABLE: 409,
+  UPLOAD_NOT_RECEIVED: 409,
+  UPLOAD_SIZE_MISMATCH: 422,
+  UPLOAD_USED: 409,
+  UPLOAD_EXPIRED: 410,
 };
 
 /** The HTTP status that answers `err` ({@link ERROR_STATUS}; 500 for an unknown error). */

@@ -1,5 +1,6 @@
 /**
- * One behaviour suite for every blob adapter: files on disk, PGlite and real PostgreSQL.
+ * One behaviour suite for every blob adapter: files on disk, PGlite, real PostgreSQL and an
+ * S3-compatible bucket (s3rver).
  */
 import assert from "node:assert/strict";
 import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
@@ -8,6 +9,8 @@ import { pgliteTarget, postgresTarget } from "../../tests/harness.ts";
 import { FsBlobStore } from "./fs.ts";
 import type { BlobStore } from "./port.ts";
 import { PostgresBlobStore, sweepOrphans } from "./postgres.ts";
+import { S3BlobStore } from "./s3.ts";
+import { startS3 } from "../../tests/fixtures/s3_server.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -74,6 +77,16 @@ const subjects: Record<string, () => Promise<Subject>> = {
   postgres: async () => {
     const t = await postgresTarget.open();
     return pgSubject(t.db, t.cleanup);
+  },
+  s3: async () => {
+    const server = await startS3();
+    // Small parts so that tests cross part boundaries and take the multipart path.
+    const store = new S3BlobStore({ ...server.options, partSize: 300_000 });
+    return {
+      store,
+      leftovers: server.leftovers,
+      close: server.close,
+    };
   },
 };
 

@@ -1,7 +1,7 @@
 /**
  * The blob port: uploaded files, content-addressed by SHA-256 (the same file twice is stored
- * once). Adapters: a directory on disk (embedded) and PostgreSQL in parts (production: the
- * edge has no disk).
+ * once). Adapters: a directory on disk (embedded), PostgreSQL in parts (production: the
+ * edge has no disk) and an S3-compatible bucket (db/blobs/s3.ts).
  *
  * Invariants every adapter keeps:
  * - `put` streams: memory stays bounded whatever the size; it resolves only once the blob is
@@ -33,7 +33,7 @@ export interface PutOptions {
 }
 
 export interface BlobStore {
-  readonly kind: "fs" | "postgres";
+  readonly kind: "fs" | "postgres" | "s3";
   put(body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<PutResult>;
   /** `tx`: as for `collect`, a transaction of the store's database to read through. */
   stat(sha256: string, options?: { tx?: SqlExecutor }): Promise<BlobInfo | null>;

@@ -71,3 +71,22 @@ export const blobCandidates = pgTable(
   },
   (t) => [index("troupe_blob_candidates_since_idx").on(t.since)],
 );
+
+/** Direct uploads to object storage (db/blobs/uploads.ts). */
+export const directUploads = pgTable(
+  "troupe_uploads",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id"),
+    /** The bucket key the presigned `PUT` writes. */
+    key: text("key").notNull(),
+    filename: text("filename").notNull(),
+    contentType: text("content_type").notNull(),
+    size: bigint("size", { mode: "number" }).notNull(),
+    expiresAt: tz("expires_at").notNull(),
+    /** When a dataset was made of it: an upload makes one. */
+    usedAt: tz("used_at"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("troupe_uploads_expires_idx").on(t.expiresAt)],
+);
