@@ -1,6 +1,10 @@
 /**
  * The composition root: config -> drivers -> runtime -> routes -> serve.
  * The only file that knows which database and transport run.
+ *
+ * Embedded-only modules (PGlite) and optional drivers (the database client not chosen, Chroma,
+ * the OpenAI adapters) load by dynamic import when the configuration picks them, so a
+ * production start neither loads nor needs them (`deno task deploy:check` guards this).
  */
 import { join } from "node:path";
 import { cleanupActor } from "./actors/system/cleanup.ts";
@@ -20,9 +24,7 @@ import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
 import { Cache } from "./db/cache/cache.ts";
 import { MemoryCacheStore } from "./db/cache/memory.ts";
 import { UpstashCacheStore } from "./db/cache/upstash.ts";
-import { migrate } from "./db/migrate.ts";
-import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
-import { openNeon } from "./db/neon.ts";
+import { checkMigrations, migrate, MigrationsPendingError } from "./db/migrate.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
@@ -32,19 +34,23 @@ import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delet
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
-import { OpenAiWriter } from "./db/writer/openai.ts";
-import { ChromaVectorStore } from "./db/vectors/chroma.ts";
 import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
-import { OpenAiEmbedder } from "./db/embeddings/openai.ts";
 import { PgVectorStore } from "./db/vectors/pg.ts";
 import type { VectorStore } from "./db/vectors/store.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
-import { openPostgres } from "./db/postgres.ts";
 import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
-import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";
+import {
+  type Config,
+  ConfigError,
+  drivers,
+  loadConfig,
+  loadRole,
+  type Role,
+} from "./deploy/config.ts";
+import { workerApp } from "./deploy/roles.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./routes/serve.ts";
 import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
@@ -60,6 +66,8 @@ export interface Composed {
   /** The embedded dev tenant's key when this start created it (shown once). */
   newDevKey: string | null;
   app: ReturnType<typeof createApp>;
+  /** What this instance serves over HTTP: `app`, or the worker role's health-only surface. */
+  fetch: (req: Request) => Response | Promise<Response>;
   /** Present when METRICS_TOKEN or METRICS_PORT turns metrics on. */
   metrics: PrometheusMetrics | null;
   close(): Promise<void>;
@@ -96,28 +104,57 @@ export function openBlobs(config: Config, db: SqlDatabase): BlobStore {
 export async function openDatabase(config: Config): Promise<SqlDatabase> {
   const kind = drivers(config).database;
   if (kind === "pglite") {
+    const { openPglite } = await import("./db/pglite.ts");
     return await openPglite(join(config.DATA_DIR, "pglite"), {
       sharedBuffersMb: config.PGLITE_SHARED_BUFFERS_MB,
     });
   }
   const url = config.DATABASE_URL!;
   if (kind === "neon") {
+    const { openNeon } = await import("./db/neon.ts");
     return openNeon(url, {
       max: config.DATABASE_POOL_SIZE,
       ...(config.NEON_WS_PROXY ? { wsProxy: config.NEON_WS_PROXY, secure: false } : {}),
     });
   }
+  const { openPostgres } = await import("./db/postgres.ts");
   return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
 }
 
+/** How {@link compose} starts. */
+export interface ComposeOptions {
+  /**
+   * `apply` migrates at start (embedded and self-hosted); `check` only compares the database's
+   * ledger with the code's migrations and throws `MigrationsPendingError` naming the missing
+   * ones (the edge entry: `deno task migrate` applies them at deploy time).
+   * @default "apply"
+   */
+  migrations?: "apply" | "check";
+  /** What this instance does (see `ROLE` in deploy/config.ts). @default "all" */
+  role?: Role;
+}
+
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
-export async function compose(config: Config, extraActors: AnyActor[] = []): Promise<Composed> {
+export async function compose(
+  config: Config,
+  extraActors: AnyActor[] = [],
+  { migrations = "apply", role = "all" }: ComposeOptions = {},
+): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
   const db = await openDatabase(config);
-  const applied = await migrate(db);
-  if (applied.length) logger.info("migrations applied", { applied });
+  try {
+    if (migrations === "check") await checkMigrations(db);
+    else {
+      const applied = await migrate(db);
+      if (applied.length) logger.info("migrations applied", { applied });
+    }
+  } catch (err) {
+    trimmer.stop();
+    await db.close();
+    throw err;
+  }
   const qstash = kinds.transport === "qstash"
     ? {
       client: new QStashClient({ baseUrl: config.QSTASH_URL, token: config.QSTASH_TOKEN! }),
@@ -176,10 +213,10 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
   });
   const vectors: VectorStore = kinds.vectors === "chroma"
-    ? new ChromaVectorStore({ url: config.CHROMA_URL! })
+    ? new (await import("./db/vectors/chroma.ts")).ChromaVectorStore({ url: config.CHROMA_URL! })
     : new PgVectorStore(db);
   const embedder: TextEmbedder = config.OPENAI_API_KEY && config.OPENAI_EMBEDDING_MODEL
-    ? new OpenAiEmbedder({
+    ? new (await import("./db/embeddings/openai.ts")).OpenAiEmbedder({
       baseUrl: config.OPENAI_BASE_URL,
       apiKey: config.OPENAI_API_KEY,
       model: config.OPENAI_EMBEDDING_MODEL,
@@ -201,7 +238,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     embedder,
     ...(kinds.writer === "openai"
       ? {
-        writer: new OpenAiWriter({
+        writer: new (await import("./db/writer/openai.ts")).OpenAiWriter({
           baseUrl: config.OPENAI_BASE_URL,
           apiKey: config.OPENAI_API_KEY!,
           model: config.OPENAI_MODEL,
@@ -238,8 +275,19 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     ...(metrics ? { observer: metrics } : {}),
   });
   metrics?.watchQueue(runtime).watchCache(cache);
-  await runtime.start();
+  // An API-only instance claims nothing: with the table queue, starting the runtime is what
+  // claims (and reaps); with QStash, start relays the outbox and deliveries go to workers.
+  if (role !== "api" || runtime.transport.mode === "push") await runtime.start();
   const newDevKey = await bootstrapDevTenant(config, tenants);
+  const health = {
+    // The data directory holds the embedded database and the files: a full disk stops both.
+    probes: [
+      databaseWriteProbe(db),
+      ...(kinds.database === "pglite" || kinds.blobs === "fs"
+        ? [diskWriteProbe(config.DATA_DIR)]
+        : []),
+    ],
+  };
   const app = createApp({
     runtime,
     tenants,
@@ -249,7 +297,9 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     perKeyPerMinute: config.RATE_LIMIT_PER_KEY,
     trustProxy: config.TRUST_PROXY,
     corsOrigins: config.CORS_ORIGINS,
-    ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
+    ...(qstash && role !== "api"
+      ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
+      : {}),
     cache,
     ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
     maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
@@ -262,15 +312,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxParts: config.UPLOAD_MAX_PARTS,
       maxHeaderBytes: config.UPLOAD_MAX_PART_HEADER_BYTES,
     },
-    health: {
-      // The data directory holds the embedded database and the files: a full disk stops both.
-      probes: [
-        databaseWriteProbe(db),
-        ...(kinds.database === "pglite" || kinds.blobs === "fs"
-          ? [diskWriteProbe(config.DATA_DIR)]
-          : []),
-      ],
-    },
+    health,
     datasets: {
       db,
       blobs,
@@ -297,6 +339,16 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       );
     }, config.METRICS_FLUSH_MS)
     : undefined;
+  const fetch = role === "worker"
+    ? workerApp({
+      runtime,
+      cache,
+      health,
+      ...(qstash
+        ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
+        : {}),
+    }).fetch
+    : app.fetch;
   return {
     config,
     db,
@@ -304,6 +356,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     tenants,
     newDevKey,
     app,
+    fetch,
     metrics,
     async close() {
       clearInterval(flushTimer);
@@ -343,10 +396,16 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
  * (table queue only; with QStash, QStash schedules call `/schedules/:name`), and stops
  * gracefully on SIGINT/SIGTERM. `extraActors` is for tests and embedders.
  */
-export async function run(extraActors: AnyActor[] = []): Promise<void> {
+export async function run(
+  extraActors: AnyActor[] = [],
+  options: Pick<ComposeOptions, "migrations"> = {},
+): Promise<void> {
   let config: Config;
+  let role: Role;
   try {
-    config = loadConfig(Deno.env.toObject());
+    const env = Deno.env.toObject();
+    config = loadConfig(env);
+    role = loadRole(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -356,13 +415,14 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
   if (portFree !== true) startFailed(portFree);
   let troupe: Composed;
   try {
-    troupe = await compose(config, extraActors);
+    troupe = await compose(config, extraActors, { ...options, role });
   } catch (err) {
-    if (err instanceof DirectoryLockedError) startFailed(err.message);
+    if (err instanceof MigrationsPendingError) startFailed(err.message);
+    if (err instanceof Error && err.name === "DirectoryLockedError") startFailed(err.message);
     throw err;
   }
   const log = troupe.runtime.log;
-  if (troupe.runtime.transport.mode === "pull") {
+  if (troupe.runtime.transport.mode === "pull" && role !== "api") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
   }
   const server = await serve({
@@ -375,9 +435,10 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         url: `http://${hostname}:${port}`,
         database: troupe.db.dialect,
         transport: troupe.runtime.transport.name,
+        role,
         actors: [...troupe.runtime.actors.keys()],
       }),
-  }, troupe.app.fetch);
+  }, troupe.fetch);
   // The embedded directory has one user: `deno task run` finds this server here and calls it.
   const forgetServer = troupe.db.dialect === "pglite"
     ? await writeServerFile(config.DATA_DIR, localUrl(server.addr.hostname, server.addr.port))
