@@ -53,7 +53,7 @@ import {
 import { workerApp } from "./deploy/roles.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./routes/serve.ts";
-import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
+import type { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { localUrl, writeServerFile } from "./deploy/server_file.ts";
@@ -179,7 +179,7 @@ export async function compose(
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
-    ? new PrometheusMetrics({
+    ? new (await import("./db/metrics/prometheus.ts")).PrometheusMetrics({
       queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,
       queueCacheMs: config.METRICS_QUEUE_CACHE_MS,
       ...(config.METRICS_COUNTERS === "redis" && redis

@@ -26,7 +26,6 @@ import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
 import { HashingEmbedder, type TextEmbedder } from "../db/embeddings/hashing.ts";
 import { PgVectorStore } from "../db/vectors/pg.ts";
 import type { VectorStore } from "../db/vectors/store.ts";
-import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
@@ -363,6 +362,8 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     if (course.status !== "ready" && course.status !== "partial") {
       throw new ConflictError(`course ${course.id} is ${course.status}`, { status: course.status });
     }
+    // Loaded on first use: the PDF libraries are a large part of a cold start's imports.
+    const { courseHandbook } = await import("../actors/courses/handbook.ts");
     const pdf = await courseHandbook({
       title: course.title,
       sources: course.sources.filter((s) => s.status === "done"),

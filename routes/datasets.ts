@@ -41,7 +41,6 @@ import {
   type UploadFormat,
 } from "../actors/datasets/options.ts";
 import { storeSheet } from "../actors/datasets/spreadsheet.ts";
-import { xlsxStream } from "../actors/datasets/export_xlsx.ts";
 import {
   buildAggregateQuery,
   buildRowQuery,
@@ -61,7 +60,7 @@ import {
   listDatasets,
   rowsTable,
 } from "../actors/datasets/store.ts";
-import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
+import type { ColumnSummary } from "../actors/datasets/report.ts";
 import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
 import type { IngestError, LimitError } from "../actors/datasets/ingest/errors.ts";
 import { BinaryContentError, GzipError, sniffedStream } from "../actors/datasets/ingest/binary.ts";
@@ -469,6 +468,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
         if (rows.length) from = Number(rows.at(-1)!._row);
         return rows;
       };
+      const { xlsxStream } = await import("../actors/datasets/export_xlsx.ts");
       return new Response(xlsxStream(d.name, d.columns, next), {
         headers: {
           "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -522,6 +522,8 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
     responses: { 200: { description: "The report", type: "application/pdf" } },
   }, async function report(c) {
     const d = ready(await loadDataset(c, o));
+    // Loaded on first use: the workbook and PDF libraries are most of a cold start's imports.
+    const { datasetReport } = await import("../actors/datasets/report.ts");
     const pdf = await datasetReport({
       name: d.name,
       id: d.id,
