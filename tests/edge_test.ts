@@ -2,7 +2,8 @@
  * The edge entry (deploy/edge.ts) as Deno Deploy runs it, on the production stand-ins (Neon
  * bridge, QStash, Upstash Redis bridge), on this Deno and on Deploy's pinned version, under
  * the strictest flags (`--deny-write --deny-run --deny-ffi`): before `deno task migrate` it
- * exits at once naming the missing migrations; after, it serves a job through QStash.
+ * exits at once naming the missing migrations; after, it serves a job through QStash and a
+ * small CSV upload.
  */
 import assert from "node:assert/strict";
 import { createPgDatabase, waitFor } from "./harness.ts";
@@ -26,7 +27,8 @@ try {
 
 for (const [label, deno] of [["this Deno", Deno.execPath()], [DEPLOY_DENO_VERSION, deployDeno]]) {
   Deno.test({
-    name: `edge entry on ${label}: fails fast before migrate, then serves a job (strict flags)`,
+    name:
+      `edge entry on ${label}: fails fast before migrate, then serves a job and a CSV (strict flags)`,
     ignore: deno === null,
     sanitizeOps: false,
     sanitizeResources: false,
@@ -97,6 +99,24 @@ for (const [label, deno] of [["this Deno", Deno.execPath()], [DEPLOY_DENO_VERSIO
         return job?.status === "succeeded";
       }, { timeoutMs: 30_000, intervalMs: 100, what: "the echo job to succeed" });
       assert.equal(job!.status, "succeeded");
+
+      // A small CSV: streamed into PostgreSQL, split, parsed and profiled, no disk written.
+      const csv = "id,city,amount\n" +
+        Array.from({ length: 200 }, (_, i) => `${i},c${i % 7},${i * 1.5}`).join("\n") + "\n";
+      const up = await fetch(`http://127.0.0.1:${port}/api/datasets?name=edge`, {
+        method: "POST",
+        headers: { "content-type": "text/csv", "x-api-key": KEY },
+        body: csv,
+      });
+      assert.equal(up.status, 202, await up.clone().text());
+      const { datasetId } = await up.json();
+      const dataset = await waitFor(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/api/datasets/${datasetId}`, { headers });
+        const d = await res.json();
+        return d.status === "ready" || d.status === "failed" ? d : null;
+      }, { timeoutMs: 30_000, intervalMs: 100, what: "the dataset to settle" });
+      assert.equal(dataset.status, "ready", JSON.stringify(dataset.error));
+      assert.equal(dataset.rowCount, 200);
     } finally {
       if (server) {
         server.kill("SIGTERM");
