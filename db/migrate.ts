@@ -18,7 +18,6 @@ import {
   runtimeMigrations,
   type SqlDatabase,
 } from "@troupe/runtime";
-import { MIGRATIONS_TABLE } from "../actors/runtime/migrate.ts";
 import { qstashMigrations } from "@troupe/runtime/transports/qstash";
 import { coursesMigrations } from "../actors/courses/migrations.ts";
 import { datasetsMigrations } from "../actors/datasets/migrations.ts";
@@ -74,7 +73,8 @@ export function migrate(db: SqlDatabase): Promise<AppliedMigration[]> {
  * read of the ledger, nothing written (what an edge instance checks at start).
  */
 export async function pendingMigrations(db: SqlDatabase): Promise<AppliedMigration[]> {
-  const ledger = `public.${MIGRATIONS_TABLE}`;
+  // The runtime's ledger (`MIGRATIONS_TABLE` of actors/runtime/migrate.ts) in the default schema.
+  const ledger = "public.troupe_schema_migrations";
   const [found] = await db.query<{ found: boolean }>(
     "SELECT to_regclass($1) IS NOT NULL AS found",
     [ledger],
