@@ -1,8 +1,13 @@
 /**
  * The composition root: config -> drivers -> runtime -> routes -> serve.
  * The only file that knows which database and transport run.
+ *
+ * Embedded-only modules (PGlite) and optional drivers (the database client not chosen, Chroma,
+ * the OpenAI adapters) load by dynamic import when the configuration picks them, so a
+ * production start neither loads nor needs them (`deno task deploy:check` guards this).
  */
 import { join } from "node:path";
+import { TroupeError } from "@troupe/runtime";
 import { cleanupActor } from "./actors/system/cleanup.ts";
 import { echoActor } from "./actors/system/echo.ts";
 import type { AnyActor } from "./actors/runtime/define.ts";
@@ -20,9 +25,7 @@ import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
 import { Cache } from "./db/cache/cache.ts";
 import { MemoryCacheStore } from "./db/cache/memory.ts";
 import { UpstashCacheStore } from "./db/cache/upstash.ts";
-import { migrate } from "./db/migrate.ts";
-import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
-import { openNeon } from "./db/neon.ts";
+import { checkMigrations, migrate, MigrationsPendingError } from "./db/migrate.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
@@ -34,19 +37,15 @@ import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
-import { OpenAiWriter } from "./actors/courses/writer/openai.ts";
 import { LocalWriter } from "./actors/courses/writer/local.ts";
-import { ChromaVectorStore } from "./actors/courses/vectors/chroma.ts";
 import { HashingEmbedder } from "./actors/courses/embeddings/hashing.ts";
 import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
-import { OpenAiEmbedder } from "./actors/courses/embeddings/openai.ts";
 import { PgVectorStore } from "./actors/courses/vectors/pg.ts";
 import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import { S3BlobStore } from "./db/blobs/s3.ts";
-import { openPostgres } from "./db/postgres.ts";
 import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
 import {
@@ -54,12 +53,15 @@ import {
   ConfigError,
   drivers,
   loadConfig,
+  loadRole,
   loadS3Config,
+  type Role,
   type S3Config,
 } from "./deploy/config.ts";
+import { workerApp } from "./deploy/roles.ts";
 import { createApp } from "./routes/app.ts";
 import { serve } from "./routes/serve.ts";
-import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
+import type { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { localUrl, writeServerFile } from "./deploy/server_file.ts";
@@ -77,6 +79,8 @@ export interface Composed {
   /** The embedded dev tenant's key when this start created it (shown once). */
   newDevKey: string | null;
   app: ReturnType<typeof createApp>;
+  /** What this instance serves over HTTP: `app`, or the worker role's health-only surface. */
+  fetch: (req: Request) => Response | Promise<Response>;
   /** Present when METRICS_TOKEN or METRICS_PORT turns metrics on. */
   metrics: PrometheusMetrics | null;
   close(): Promise<void>;
@@ -116,16 +120,26 @@ export async function usageDeps(
   db: SqlDatabase,
   rest: Pick<UsageDeps, "limiter" | "cache" | "runtime">,
 ): Promise<UsageDeps> {
-  const keys = config.SECRET_KEYS
-    ? parseKeys(config.SECRET_KEYS)
-    : await localKeys(config.DATA_DIR);
+  // Several instances share one database: they must share the keys too, so only the embedded
+  // default makes its own (under DATA_DIR, on the first token sealed).
+  const secrets = config.SECRET_KEYS
+    ? new SecretBox(parseKeys(config.SECRET_KEYS))
+    : config.DATABASE_URL === undefined
+    ? async () => new SecretBox(await localKeys(config.DATA_DIR))
+    : () =>
+      Promise.reject(
+        new TroupeError(
+          "SECRET_KEYS_MISSING",
+          "source tokens are sealed with SECRET_KEYS, which this deployment does not set",
+        ),
+      );
   const egress = new EgressPolicy({
     requireHttps: config.EGRESS_REQUIRE_HTTPS ?? config.DATABASE_URL !== undefined,
     allow: config.EGRESS_ALLOW ?? [],
   });
   return {
     db,
-    sources: new SourceStore(db, new SecretBox(keys), egress),
+    sources: new SourceStore(db, secrets, egress),
     callTimeoutMs: config.USAGE_CALL_TIMEOUT_MS,
     ...rest,
   };
@@ -154,32 +168,60 @@ export function openBlobs(config: Config, db: SqlDatabase, s3: S3Config | null =
 export async function openDatabase(config: Config): Promise<SqlDatabase> {
   const kind = drivers(config).database;
   if (kind === "pglite") {
+    const { openPglite } = await import("./db/pglite.ts");
     return await openPglite(join(config.DATA_DIR, "pglite"), {
       sharedBuffersMb: config.PGLITE_SHARED_BUFFERS_MB,
     });
   }
   const url = config.DATABASE_URL!;
   if (kind === "neon") {
+    const { openNeon } = await import("./db/neon.ts");
     return openNeon(url, {
       max: config.DATABASE_POOL_SIZE,
       ...(config.NEON_WS_PROXY ? { wsProxy: config.NEON_WS_PROXY, secure: false } : {}),
     });
   }
+  const { openPostgres } = await import("./db/postgres.ts");
   return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
+}
+
+/** How {@link compose} starts. */
+export interface ComposeOptions {
+  /**
+   * `apply` migrates at start (embedded and self-hosted); `check` only compares the database's
+   * ledger with the code's migrations and throws `MigrationsPendingError` naming the missing
+   * ones (the edge entry: `deno task migrate` applies them at deploy time).
+   * @default "apply"
+   */
+  migrations?: "apply" | "check";
+  /** What this instance does (see `ROLE` in deploy/config.ts). @default "all" */
+  role?: Role;
+  /** Object storage for blobs and direct uploads; null: the database or `DATA_DIR`. */
+  s3?: S3Config | null;
 }
 
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
 export async function compose(
   config: Config,
   extraActors: AnyActor[] = [],
-  s3: S3Config | null = loadS3Config(Deno.env.toObject()),
+  { migrations = "apply", role = "all", s3 = loadS3Config(Deno.env.toObject()) }: ComposeOptions =
+    {},
 ): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
   const db = await openDatabase(config);
-  const applied = await migrate(db);
-  if (applied.length) logger.info("migrations applied", { applied });
+  try {
+    if (migrations === "check") await checkMigrations(db);
+    else {
+      const applied = await migrate(db);
+      if (applied.length) logger.info("migrations applied", { applied });
+    }
+  } catch (err) {
+    trimmer.stop();
+    await db.close();
+    throw err;
+  }
   const qstash = kinds.transport === "qstash"
     ? {
       client: new QStashClient({ baseUrl: config.QSTASH_URL, token: config.QSTASH_TOKEN! }),
@@ -204,7 +246,7 @@ export async function compose(
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
-    ? new PrometheusMetrics({
+    ? new (await import("./db/metrics/prometheus.ts")).PrometheusMetrics({
       queueScanLimit: config.METRICS_QUEUE_SCAN_LIMIT,
       queueCacheMs: config.METRICS_QUEUE_CACHE_MS,
       ...(config.METRICS_COUNTERS === "redis" && redis
@@ -238,10 +280,12 @@ export async function compose(
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
   });
   const vectors: VectorStore = kinds.vectors === "chroma"
-    ? new ChromaVectorStore({ url: config.CHROMA_URL! })
+    ? new (await import("./actors/courses/vectors/chroma.ts")).ChromaVectorStore({
+      url: config.CHROMA_URL!,
+    })
     : new PgVectorStore(db);
   const embedder: TextEmbedder = config.OPENAI_API_KEY && config.OPENAI_EMBEDDING_MODEL
-    ? new OpenAiEmbedder({
+    ? new (await import("./actors/courses/embeddings/openai.ts")).OpenAiEmbedder({
       baseUrl: config.OPENAI_BASE_URL,
       apiKey: config.OPENAI_API_KEY,
       model: config.OPENAI_EMBEDDING_MODEL,
@@ -262,7 +306,7 @@ export async function compose(
     vectors,
     embedder,
     writer: kinds.writer === "openai"
-      ? new OpenAiWriter({
+      ? new (await import("./actors/courses/writer/openai.ts")).OpenAiWriter({
         baseUrl: config.OPENAI_BASE_URL,
         apiKey: config.OPENAI_API_KEY!,
         model: config.OPENAI_MODEL,
@@ -303,8 +347,19 @@ export async function compose(
     ...(metrics ? { observer: metrics } : {}),
   });
   metrics?.watchQueue(runtime).watchCache(cache);
-  await runtime.start();
+  // An API-only instance claims nothing: with the table queue, starting the runtime is what
+  // claims (and reaps); with QStash, start relays the outbox and deliveries go to workers.
+  if (role !== "api" || runtime.transport.mode === "push") await runtime.start();
   const newDevKey = await bootstrapDevTenant(config, tenants);
+  const health = {
+    // The data directory holds the embedded database and the files: a full disk stops both.
+    probes: [
+      databaseWriteProbe(db),
+      ...(kinds.database === "pglite" || kinds.blobs === "fs"
+        ? [diskWriteProbe(config.DATA_DIR)]
+        : []),
+    ],
+  };
   const app = createApp({
     runtime,
     tenants,
@@ -314,7 +369,9 @@ export async function compose(
     perKeyPerMinute: config.RATE_LIMIT_PER_KEY,
     trustProxy: config.TRUST_PROXY,
     corsOrigins: config.CORS_ORIGINS,
-    ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
+    ...(qstash && role !== "api"
+      ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
+      : {}),
     cache,
     statements: { blobs },
     ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
@@ -328,15 +385,7 @@ export async function compose(
       maxParts: config.UPLOAD_MAX_PARTS,
       maxHeaderBytes: config.UPLOAD_MAX_PART_HEADER_BYTES,
     },
-    health: {
-      // The data directory holds the embedded database and the files: a full disk stops both.
-      probes: [
-        databaseWriteProbe(db),
-        ...(kinds.database === "pglite" || kinds.blobs === "fs"
-          ? [diskWriteProbe(config.DATA_DIR)]
-          : []),
-      ],
-    },
+    health,
     datasets: {
       db,
       blobs,
@@ -370,6 +419,16 @@ export async function compose(
       );
     }, config.METRICS_FLUSH_MS)
     : undefined;
+  const fetch = role === "worker"
+    ? workerApp({
+      runtime,
+      cache,
+      health,
+      ...(qstash
+        ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
+        : {}),
+    }).fetch
+    : app.fetch;
   return {
     config,
     db,
@@ -377,6 +436,7 @@ export async function compose(
     tenants,
     newDevKey,
     app,
+    fetch,
     metrics,
     async close() {
       clearInterval(flushTimer);
@@ -416,12 +476,18 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
  * (table queue only; with QStash, QStash schedules call `/schedules/:name`), and stops
  * gracefully on SIGINT/SIGTERM. `extraActors` is for tests and embedders.
  */
-export async function run(extraActors: AnyActor[] = []): Promise<void> {
+export async function run(
+  extraActors: AnyActor[] = [],
+  options: Pick<ComposeOptions, "migrations"> = {},
+): Promise<void> {
   let config: Config;
   let s3: S3Config | null;
+  let role: Role;
   try {
-    config = loadConfig(Deno.env.toObject());
-    s3 = loadS3Config(Deno.env.toObject());
+    const env = Deno.env.toObject();
+    config = loadConfig(env);
+    s3 = loadS3Config(env);
+    role = loadRole(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -431,13 +497,14 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
   if (portFree !== true) startFailed(portFree);
   let troupe: Composed;
   try {
-    troupe = await compose(config, extraActors, s3);
+    troupe = await compose(config, extraActors, { ...options, role, s3 });
   } catch (err) {
-    if (err instanceof DirectoryLockedError) startFailed(err.message);
+    if (err instanceof MigrationsPendingError) startFailed(err.message);
+    if (err instanceof Error && err.name === "DirectoryLockedError") startFailed(err.message);
     throw err;
   }
   const log = troupe.runtime.log;
-  if (troupe.runtime.transport.mode === "pull") {
+  if (troupe.runtime.transport.mode === "pull" && role !== "api") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
   }
   const server = await serve({
@@ -450,9 +517,10 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         url: `http://${hostname}:${port}`,
         database: troupe.db.dialect,
         transport: troupe.runtime.transport.name,
+        role,
         actors: [...troupe.runtime.actors.keys()],
       }),
-  }, troupe.app.fetch);
+  }, troupe.fetch);
   // The embedded directory has one user: `deno task run` finds this server here and calls it.
   const forgetServer = troupe.db.dialect === "pglite"
     ? await writeServerFile(config.DATA_DIR, localUrl(server.addr.hostname, server.addr.port))

@@ -18,7 +18,6 @@
  *   It refuses a data directory in use.
  */
 import { dirname, join, relative } from "node:path";
-import { directoryHolder } from "./pglite.ts";
 import { readTar, type TarSource, writeTar } from "./tar.ts";
 
 /** What a backup's manifest says. */
@@ -110,6 +109,8 @@ export async function restoreDataDir(
   dataDir: string,
   backup: ReadableStream<Uint8Array>,
 ): Promise<{ manifest: BackupManifest; previous: string | null }> {
+  // Loaded here: the module graph of a server without an embedded database holds no PGlite.
+  const { directoryHolder } = await import("./pglite.ts");
   const holder = await directoryHolder(join(dataDir, "pglite"));
   if (holder !== null) {
     throw new RestoreError(

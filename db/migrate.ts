@@ -67,3 +67,48 @@ export function migrate(db: SqlDatabase): Promise<AppliedMigration[]> {
     legacy: { table: "troupe_migrations", tags: LEGACY_TAGS },
   });
 }
+
+/**
+ * The migrations of every set the database has not recorded as applied, in apply order; a
+ * read of the ledger, nothing written (what an edge instance checks at start).
+ */
+export async function pendingMigrations(db: SqlDatabase): Promise<AppliedMigration[]> {
+  // The runtime's ledger (`MIGRATIONS_TABLE` of actors/runtime/migrate.ts) in the default schema.
+  const ledger = "public.troupe_schema_migrations";
+  const [found] = await db.query<{ found: boolean }>(
+    "SELECT to_regclass($1) IS NOT NULL AS found",
+    [ledger],
+  );
+  const done = new Set(
+    found?.found
+      ? (await db.query<{ migration_set: string; tag: string }>(
+        `SELECT migration_set, tag FROM ${ledger}`,
+      )).map((r) => `${r.migration_set}/${r.tag}`)
+      : [],
+  );
+  const pending: AppliedMigration[] = [];
+  for (const set of MIGRATION_SETS) {
+    for (const { tag } of await set.load()) {
+      if (!done.has(`${set.name}/${tag}`)) pending.push({ set: set.name, tag });
+    }
+  }
+  return pending;
+}
+
+/** The database lacks migrations this code needs: `deno task migrate` applies them. */
+export class MigrationsPendingError extends Error {
+  constructor(readonly pending: readonly AppliedMigration[]) {
+    super(
+      `the database lacks ${pending.length} migration(s) this version needs: ` +
+        `${pending.map((m) => `${m.set}/${m.tag}`).join(", ")}; ` +
+        "apply them with `deno task migrate` (same DATABASE_URL) before starting",
+    );
+    this.name = "MigrationsPendingError";
+  }
+}
+
+/** Throws {@link MigrationsPendingError} unless every migration is applied. */
+export async function checkMigrations(db: SqlDatabase): Promise<void> {
+  const pending = await pendingMigrations(db);
+  if (pending.length) throw new MigrationsPendingError(pending);
+}

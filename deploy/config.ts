@@ -358,3 +358,17 @@ export function loadS3Config(env: Record<string, string | undefined>): S3Config 
   }
   return parsed.data.S3_BUCKET === undefined ? null : parsed.data;
 }
+
+/**
+ * ROLE: what this instance does. `api` accepts and serves (no claiming, no claiming loops);
+ * `worker` claims and runs jobs, its HTTP surface `GET /api/health` (and, with QStash, the
+ * signed delivery routes); `all` (the default) both. Read apart from {@link loadConfig}.
+ */
+export type Role = "api" | "worker" | "all";
+
+/** The `ROLE` of `env` (unset or empty: `all`); throws `ConfigError` on another value. */
+export function loadRole(env: Record<string, string | undefined>): Role {
+  const value = env.ROLE?.trim() || "all";
+  if (value === "api" || value === "worker" || value === "all") return value;
+  throw new ConfigError([`ROLE: expected one of api, worker, all (got ${JSON.stringify(value)})`]);
+}

@@ -47,5 +47,27 @@ Deno.test("a production start refuses plain-http and private source URLs", async
     rest,
   );
   assert.equal((await allowed.sources.egress.check("http://127.0.0.1:8090")).port, "8090");
-  assert.equal(allowed.sources.secrets.currentKeyId, "k1");
+  assert.equal((await allowed.sources.secrets).currentKeyId, "k1");
+});
+
+Deno.test("sealing keys: embedded makes its own on first use; production without SECRET_KEYS refuses", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-keys-" });
+  try {
+    const embedded = await usageDeps(loadConfig({ DATA_DIR: dir }), noDb, rest);
+    const files = () => Array.from(Deno.readDirSync(dir)).map((e) => e.name);
+    assert.deepEqual(files(), [], "nothing written before a token is sealed");
+    await (await embedded.sources.secrets).seal("token", "ctx");
+    assert.deepEqual(files(), ["secret.key"]);
+    const production = await usageDeps(
+      loadConfig({ DATA_DIR: dir, DATABASE_URL: "postgres://u@db.example.com/app" }),
+      noDb,
+      rest,
+    );
+    await assert.rejects(
+      production.sources.secrets,
+      (e: Error & { code?: string }) => e.code === "SECRET_KEYS_MISSING",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -25,7 +25,6 @@ import type { Runtime } from "../actors/runtime/runtime.ts";
 import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
 import type { TextEmbedder } from "../actors/courses/embeddings/port.ts";
 import type { VectorStore } from "../actors/courses/vectors/port.ts";
-import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
@@ -361,6 +360,8 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     if (course.status !== "ready" && course.status !== "partial") {
       throw new ConflictError(`course ${course.id} is ${course.status}`, { status: course.status });
     }
+    // Loaded on first use: the PDF libraries are a large part of a cold start's imports.
+    const { courseHandbook } = await import("../actors/courses/handbook.ts");
     const pdf = await courseHandbook({
       title: course.title,
       sources: course.sources.filter((s) => s.status === "done"),

@@ -43,7 +43,6 @@ import {
   type UploadFormat,
 } from "../actors/datasets/options.ts";
 import { storeSheet } from "../actors/datasets/spreadsheet.ts";
-import { xlsxStream } from "../actors/datasets/export_xlsx.ts";
 import { csvLine } from "./csv.ts";
 import {
   buildAggregateQuery,
@@ -479,6 +478,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
         if (rows.length) from = Number(rows.at(-1)!._row);
         return rows;
       };
+      const { xlsxStream } = await import("../actors/datasets/export_xlsx.ts");
       return new Response(xlsxStream(d.name, d.columns, next), {
         headers: {
           "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -3,7 +3,7 @@
  * the client reads the body (CSV, or XLSX through the dataset export's streaming writer), so
  * memory holds about one page whatever the tenant's usage.
  */
-import { type SheetColumn, xlsxStream } from "../actors/datasets/export_xlsx.ts";
+import type { SheetColumn } from "../actors/datasets/export_xlsx.ts";
 import type { SqlExecutor } from "@troupe/runtime";
 import { listUsage, type Range, type UsageFilter } from "../actors/usage/queries.ts";
 import { csvLine } from "./csv.ts";
@@ -20,13 +20,13 @@ const COLUMNS: SheetColumn[] = [
   { name: "report_name", key: "reportName", type: "text" },
 ];
 
-export function usageExport(
+export async function usageExport(
   db: SqlExecutor,
   tenantId: string,
   filter: UsageFilter,
   range: Range,
   format: "csv" | "xlsx",
-): Response {
+): Promise<Response> {
   let cursor: string | undefined;
   let done = false;
   const next = async (): Promise<Record<string, unknown>[]> => {
@@ -44,6 +44,7 @@ export function usageExport(
   };
   const name = `usage-${tenantId}`;
   if (format === "xlsx") {
+    const { xlsxStream } = await import("../actors/datasets/export_xlsx.ts");
     return new Response(xlsxStream("Usage", COLUMNS, next), {
       headers: {
         "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -190,3 +190,100 @@ Deno.test({
     await database.drop();
   }
 });
+
+Deno.test({
+  name: "ROLE=api and ROLE=worker apart: jobs posted to the api run on the worker only",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const database = await createPgDatabase();
+  const neon = await startNeonBridge();
+  const redis = await startRedisBridge({ token: "mi-redis" });
+  const qstash = await startQStash({
+    token: QSTASH.token,
+    currentSigningKey: QSTASH.current,
+    nextSigningKey: QSTASH.next,
+    retryDelayMs: () => 50,
+  });
+  const [apiPort, workerPort] = [freePort(), freePort()];
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  const servers: Deno.ChildProcess[] = [];
+  try {
+    await admin.query(`CREATE TABLE test_runs (job_id text NOT NULL, key text NOT NULL,
+      instance text NOT NULL, started double precision NOT NULL, ended double precision NOT NULL)`);
+    for (const [role, port] of [["api", apiPort], ["worker", workerPort]] as const) {
+      servers.push(
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", SERVER],
+          env: {
+            ROLE: role,
+            PORT: String(port),
+            INSTANCE: role,
+            LOG_LEVEL: "warn",
+            DATA_DIR: `/tmp/troupe-mi-unused-${role}`,
+            DATABASE_URL: database.url,
+            NEON_WS_PROXY: neon.wsProxy,
+            QSTASH_URL: qstash.url,
+            QSTASH_TOKEN: QSTASH.token,
+            QSTASH_CURRENT_SIGNING_KEY: QSTASH.current,
+            QSTASH_NEXT_SIGNING_KEY: QSTASH.next,
+            // Deliveries go to the workers; the api instances only publish.
+            PUBLIC_URL: `http://127.0.0.1:${workerPort}`,
+            UPSTASH_REDIS_REST_URL: redis.url,
+            UPSTASH_REDIS_REST_TOKEN: "mi-redis",
+            DEV_API_KEY: KEY,
+            RATE_LIMIT_PER_KEY: "10000",
+            RATE_LIMIT_PER_IP: "10000",
+          },
+          stdout: "null",
+          stderr: "inherit",
+        }).spawn(),
+      );
+      await untilUp(`http://127.0.0.1:${port}/api/health`, servers.at(-1)!);
+    }
+    const headers = { "content-type": "application/json", "x-api-key": KEY };
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`http://127.0.0.1:${apiPort}/api/actors/mi.rmw/jobs`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ input: { key: `r${i % 4}` } }),
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      await res.body?.cancel();
+    }
+    await waitFor(async () => {
+      const r = await admin.query("SELECT count(*)::int AS n FROM test_runs");
+      return r.rows[0].n === 20;
+    }, { timeoutMs: 60_000, intervalMs: 200, what: "20 committed runs" });
+    const where = await admin.query("SELECT DISTINCT instance FROM test_runs");
+    assert.deepEqual(where.rows.map((r) => r.instance), ["worker"]);
+
+    // The worker serves health only; the api takes no deliveries.
+    const onWorker = await fetch(`http://127.0.0.1:${workerPort}/api/jobs`, { headers });
+    assert.equal(onWorker.status, 404);
+    assert.match((await onWorker.json()).error.message, /ROLE=worker/);
+    const delivery = await fetch(`http://127.0.0.1:${apiPort}/actors/mi.rmw`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jobId: "x" }),
+    });
+    assert.equal(delivery.status, 404);
+    await delivery.body?.cancel();
+    const jobs = await fetch(`http://127.0.0.1:${apiPort}/api/jobs?limit=50`, { headers });
+    assert.equal(jobs.status, 200);
+    await jobs.body?.cancel();
+  } finally {
+    for (const s of servers) {
+      try {
+        s.kill("SIGTERM");
+      } catch { /* exited */ }
+      await s.status;
+    }
+    await admin.end();
+    await qstash.close();
+    await redis.close();
+    await neon.close();
+    await database.drop();
+  }
+});

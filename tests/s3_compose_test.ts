@@ -19,14 +19,16 @@ Deno.test({
   const troupe = await compose(
     loadConfig({ DATA_DIR: dir, LOG_LEVEL: "silent" }),
     [],
-    loadS3Config({
-      S3_BUCKET: o.bucket,
-      S3_ENDPOINT: o.endpoint,
-      S3_ACCESS_KEY_ID: o.accessKeyId,
-      S3_SECRET_ACCESS_KEY: o.secretAccessKey,
-      S3_FORCE_PATH_STYLE: "true",
-      S3_UPLOAD_EXPIRES_S: "120",
-    }),
+    {
+      s3: loadS3Config({
+        S3_BUCKET: o.bucket,
+        S3_ENDPOINT: o.endpoint,
+        S3_ACCESS_KEY_ID: o.accessKeyId,
+        S3_SECRET_ACCESS_KEY: o.secretAccessKey,
+        S3_FORCE_PATH_STYLE: "true",
+        S3_UPLOAD_EXPIRES_S: "120",
+      }),
+    },
   );
   try {
     const key = troupe.newDevKey!;

@@ -13,7 +13,7 @@ import { z } from "zod";
 import { defineActor, NotFoundError, type SqlDatabase } from "@troupe/runtime";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import { putDocumentBytes, recordDocument } from "../documents/stored.ts";
-import { type ColumnSummary, datasetReport, type ReportInput } from "./report.ts";
+import type { ColumnSummary, ReportInput } from "./report.ts";
 import { type DatasetView, getDataset } from "./store.ts";
 
 export const DATASET_REPORT_ACTOR = "dataset.report";
@@ -77,6 +77,8 @@ export function datasetReportActor(o: { db: SqlDatabase; blobs: BlobStore }) {
       }
       if (d.version !== input.version || d.status !== "ready") return stale;
       ctx.progress(10, "writing the report");
+      // Loaded on first use: the PDF library weighs on a cold start.
+      const { datasetReport } = await import("./report.ts");
       const pdf = await datasetReport(reportInput(d));
       ctx.progress(80, "storing the report");
       const file = await putDocumentBytes(o.db, o.blobs, pdf);

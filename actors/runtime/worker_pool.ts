@@ -26,7 +26,17 @@
  * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
  * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
  */
-import { Worker as NodeWorker } from "node:worker_threads";
+import type { Worker as NodeWorkerType } from "node:worker_threads";
+
+/**
+ * `node:worker_threads`, loaded on the first pool that needs heap limits: a process that never
+ * asks for them (an edge instance) never loads it.
+ */
+let NodeWorker: typeof NodeWorkerType | undefined;
+let loadingNodeWorker: Promise<unknown> | undefined;
+function loadNodeWorker(): Promise<unknown> {
+  return loadingNodeWorker ??= import("node:worker_threads").then((m) => NodeWorker = m.Worker);
+}
 
 /** An error as a worker reports it, rebuilt in the caller's thread. */
 export interface WorkerError {
@@ -182,6 +192,10 @@ export class WorkerPool {
     this.#depth = depth;
   }
 
+  get #usesNodeWorkers(): boolean {
+    return this.#youngMb !== undefined || this.#heapMb !== undefined;
+  }
+
   /** Workers running now (started and not stopped). */
   get running(): number {
     return this.#slots.length;
@@ -190,6 +204,9 @@ export class WorkerPool {
   /** Runs `method(...args)` in a worker; `transfer` lists buffers to move, not copy. */
   run<T>(method: string, args: unknown[], transfer: Transferable[] = []): Promise<T> {
     if (this.#closed) return Promise.reject(new Error("the worker pool is closed"));
+    if (NodeWorker === undefined && this.#usesNodeWorkers) {
+      return loadNodeWorker().then(() => this.run<T>(method, args, transfer));
+    }
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({
         id: this.#next++,
@@ -346,7 +363,7 @@ export class WorkerPool {
     onMessage: (data: unknown) => void,
     onCrash: (message: string, outOfMemory?: boolean) => void,
   ): PoolWorker {
-    if (this.#youngMb === undefined && this.#heapMb === undefined) {
+    if (!this.#usesNodeWorkers) {
       const worker = new Worker(this.url.href, { type: "module" });
       worker.onmessage = (e: MessageEvent) => onMessage(e.data);
       worker.onerror = (e: ErrorEvent) => {
@@ -355,6 +372,8 @@ export class WorkerPool {
       };
       return worker;
     }
+    // `run` loads it before the first task reaches a worker.
+    if (NodeWorker === undefined) throw new Error("node:worker_threads is not loaded yet");
     const worker = new NodeWorker(this.url, {
       resourceLimits: {
         ...(this.#youngMb === undefined ? {} : { maxYoungGenerationSizeMb: this.#youngMb }),
@@ -372,7 +391,7 @@ export class WorkerPool {
     return {
       threadId: worker.threadId,
       postMessage: (msg, transfer) =>
-        worker.postMessage(msg, transfer as Parameters<NodeWorker["postMessage"]>[1]),
+        worker.postMessage(msg, transfer as Parameters<NodeWorkerType["postMessage"]>[1]),
       terminate: () => void worker.terminate(),
     };
   }

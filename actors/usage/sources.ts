@@ -119,13 +119,32 @@ function view(r: Row): SourceView {
 /** The AES-GCM context a source's token is bound to. */
 export const tokenContext = (tenantId: string, id: string) => `usage-source:${tenantId}:${id}`;
 
-/** Sources over a database, sealing with `secrets` and checking URLs with `egress`. */
+/**
+ * Sources over a database, sealing with `secrets` and checking URLs with `egress`. `secrets`
+ * may be a provider, asked on first use: the embedded default makes its key file only when a
+ * token is first sealed, and a deployment without keys fails only the calls that need them.
+ */
 export class SourceStore {
+  readonly #secrets: SecretBox | (() => Promise<SecretBox>);
+  #box: Promise<SecretBox> | undefined;
+
   constructor(
     readonly db: SqlDatabase,
-    readonly secrets: SecretBox,
+    secrets: SecretBox | (() => Promise<SecretBox>),
     readonly egress: EgressPolicy,
-  ) {}
+  ) {
+    this.#secrets = secrets;
+  }
+
+  /** The sealing box (asked of the provider once; a failure is asked again next time). */
+  get secrets(): Promise<SecretBox> {
+    if (typeof this.#secrets !== "function") return Promise.resolve(this.#secrets);
+    this.#box ??= this.#secrets().catch((err) => {
+      this.#box = undefined;
+      throw err;
+    });
+    return this.#box;
+  }
 
   async #checkUrl(baseUrl: string): Promise<string> {
     try {
@@ -145,7 +164,7 @@ export class SourceStore {
   async create(tenantId: string, input: SourceInput): Promise<SourceView> {
     const id = uuidv7();
     const baseUrl = await this.#checkUrl(input.baseUrl);
-    const sealed = await this.secrets.seal(input.token, tokenContext(tenantId, id));
+    const sealed = await (await this.secrets).seal(input.token, tokenContext(tenantId, id));
     const next = parseSchedule(input.schedule).next(new Date());
     const [row] = await this.db.query<Row>(
       `INSERT INTO troupe_usage_sources (id, tenant_id, name, base_url, token_sealed, page_size,
@@ -193,7 +212,7 @@ export class SourceStore {
     const baseUrl = patch.baseUrl === undefined ? null : await this.#checkUrl(patch.baseUrl);
     const sealed = patch.token === undefined
       ? null
-      : await this.secrets.seal(patch.token, tokenContext(tenantId, id));
+      : await (await this.secrets).seal(patch.token, tokenContext(tenantId, id));
     const next = patch.schedule === undefined || patch.schedule === before.schedule
       ? null
       : parseSchedule(patch.schedule).next(new Date()).toISOString();
@@ -239,11 +258,12 @@ export class SourceStore {
   async forSync(tenantId: string, id: string): Promise<SourceForSync> {
     const row = await this.#row(tenantId, id);
     const context = tokenContext(tenantId, id);
-    const token = await this.secrets.open(row.token_sealed, context);
-    if (this.secrets.isStale(row.token_sealed)) {
+    const box = await this.secrets;
+    const token = await box.open(row.token_sealed, context);
+    if (box.isStale(row.token_sealed)) {
       await this.db.query(
         "UPDATE troupe_usage_sources SET token_sealed = $3 WHERE id = $1 AND token_sealed = $2",
-        [id, row.token_sealed, await this.secrets.seal(token, context)],
+        [id, row.token_sealed, await box.seal(token, context)],
       );
     }
     return { ...view(row), tenantId, token, cursor: row.cursor };

@@ -14,8 +14,6 @@ import { defineActor, type SqlDatabase } from "@troupe/runtime";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import { type DocumentFile, putDocumentBytes, recordDocument } from "../documents/stored.ts";
 import { loadStatementData, MONTH } from "./statement_data.ts";
-import { buildStatementPdf } from "./statement_pdf.ts";
-import { buildStatementXlsx, XLSX_TYPE } from "./statement_xlsx.ts";
 import { centsText } from "./money.ts";
 
 export const STATEMENT_ACTOR = "usage.statement";
@@ -69,13 +67,16 @@ export function statementActor(o: StatementActorOptions) {
       const data = await loadStatementData(o.db, input.tenantId, input.month);
       ctx.progress(30, `writing the ${input.format}`);
       const bytes = input.format === "pdf"
-        ? await buildStatementPdf(data)
-        : await buildStatementXlsx(data);
+        // Loaded on first use: the PDF and workbook libraries weigh on a cold start.
+        ? await (await import("./statement_pdf.ts")).buildStatementPdf(data)
+        : await (await import("./statement_xlsx.ts")).buildStatementXlsx(data);
       ctx.progress(80, "storing the file");
       const put = await putDocumentBytes(o.db, o.blobs, bytes);
       const file: DocumentFile = {
         ...put,
-        contentType: input.format === "pdf" ? "application/pdf" : XLSX_TYPE,
+        contentType: input.format === "pdf"
+          ? "application/pdf"
+          : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         fileName: statementFileName(input.month, input.format),
       };
       ctx.effect((tx) =>

@@ -1,0 +1,145 @@
+/**
+ * `deno task deploy:check [entry]`: the edge entry (default `deploy/edge.ts`) checked offline
+ * for Deno Deploy:
+ * 1. its static module graph (`deno info --json`, dynamic imports not followed) reaches no
+ *    embedded-only module: PGlite, `node:worker_threads`, the test stand-ins, the benchmarks;
+ * 2. it type-checks on Deploy's Deno version ({@link DEPLOY_DENO_VERSION}), installed from npm
+ *    into a cache directory on first use (or the binary named by `DEPLOY_DENO`).
+ * Exit code 1 when either fails, each offending import chain printed.
+ */
+import { join } from "node:path";
+
+/** The Deno version Deno Deploy runs (its runtime is pinned by the platform). */
+export const DEPLOY_DENO_VERSION = "2.5.0";
+
+/** What an edge instance must not load at start, and why. */
+export const EMBEDDED_ONLY: readonly { test: (specifier: string) => boolean; why: string }[] = [
+  { test: (s) => s.startsWith("npm:/@electric-sql/pglite"), why: "PGlite (embedded database)" },
+  { test: (s) => s === "node:worker_threads", why: "worker threads (embedded heap limits)" },
+  { test: (s) => /\/tests\/fixtures\//.test(s), why: "a test stand-in" },
+  { test: (s) => /^file:.*\/bench\//.test(s), why: "a benchmark tool" },
+];
+
+interface InfoDependency {
+  specifier: string;
+  code?: { specifier?: string };
+  isDynamic?: boolean;
+}
+interface InfoModule {
+  specifier: string;
+  dependencies?: InfoDependency[];
+}
+/** The part of `deno info --json` the rule reads. */
+export interface ModuleInfo {
+  roots: string[];
+  modules: InfoModule[];
+  redirects?: Record<string, string>;
+}
+
+/** A forbidden module statically reachable from the roots, with the import chain to it. */
+export interface Violation {
+  module: string;
+  why: string;
+  chain: string[];
+}
+
+/** The embedded-only modules the static graph reaches (breadth-first: shortest chains). */
+export function staticViolations(info: ModuleInfo): Violation[] {
+  const byUrl = new Map(info.modules.map((m) => [m.specifier, m]));
+  const resolve = (s: string) => info.redirects?.[s] ?? s;
+  const parent = new Map<string, string | null>();
+  const queue: string[] = [];
+  for (const root of info.roots) {
+    const r = resolve(root);
+    if (!parent.has(r)) {
+      parent.set(r, null);
+      queue.push(r);
+    }
+  }
+  const violations: Violation[] = [];
+  while (queue.length) {
+    const at = queue.shift()!;
+    const rule = EMBEDDED_ONLY.find((r) => r.test(at));
+    if (rule) {
+      const chain = [at];
+      for (let p = parent.get(at); p; p = parent.get(p)) chain.unshift(p);
+      violations.push({ module: at, why: rule.why, chain });
+      continue;
+    }
+    for (const dep of byUrl.get(at)?.dependencies ?? []) {
+      const target = dep.code?.specifier;
+      if (!target || dep.isDynamic) continue;
+      const next = resolve(target);
+      if (parent.has(next)) continue;
+      parent.set(next, at);
+      queue.push(next);
+    }
+  }
+  return violations;
+}
+
+/** `deno info --json` of `entry`, run by the current Deno. */
+export async function moduleInfo(entry: string): Promise<ModuleInfo> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`deno info ${entry}: ${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** A Deno binary of `version`: `DEPLOY_DENO`, or npm's `deno@<version>` in a cache directory. */
+export async function denoBinary(version: string): Promise<string> {
+  const given = Deno.env.get("DEPLOY_DENO");
+  if (given) return given;
+  const home = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
+  const prefix = join(home, "troupe", `deno-${version}`);
+  const bin = join(prefix, "node_modules", ".bin", "deno");
+  if (await Deno.stat(bin).then(() => true, () => false)) return bin;
+  const out = await new Deno.Command("npm", {
+    args: [
+      "install",
+      "--prefix",
+      prefix,
+      "--no-save",
+      "--no-audit",
+      "--no-fund",
+      `deno@${version}`,
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`npm install deno@${version} failed`);
+  return bin;
+}
+
+/** Prints each violation's chain; true when there is none. */
+export function report(entry: string, violations: Violation[]): boolean {
+  if (!violations.length) {
+    console.log(`deploy:check: ${entry} reaches no embedded-only module statically`);
+    return true;
+  }
+  console.error(`deploy:check: ${entry} statically reaches embedded-only modules:`);
+  for (const v of violations) {
+    console.error(`  ${v.why}: ${v.module}\n    ${v.chain.join("\n      -> ")}`);
+  }
+  console.error("  load them with a dynamic import() where the configuration chooses them");
+  return false;
+}
+
+if (import.meta.main) {
+  const entry = Deno.args[0] ?? "deploy/edge.ts";
+  const graphOk = report(entry, staticViolations(await moduleInfo(entry)));
+  const deno = await denoBinary(DEPLOY_DENO_VERSION);
+  console.log(`deploy:check: type-checking ${entry} with ${deno}`);
+  const checked = await new Deno.Command(deno, {
+    args: ["check", "--frozen", entry],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!checked.success) {
+    console.error(`deploy:check: ${entry} fails deno check on Deno ${DEPLOY_DENO_VERSION}`);
+  }
+  if (!graphOk || !checked.success) Deno.exit(1);
+}

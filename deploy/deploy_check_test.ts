@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { moduleInfo, staticViolations } from "./deploy_check.ts";
+
+const here = new URL(".", import.meta.url).pathname;
+
+/** An entry file next to this one (so the import map applies), removed after `fn`. */
+async function withEntry(source: string, fn: (path: string) => Promise<void>): Promise<void> {
+  const path = await Deno.makeTempFile({ dir: here, prefix: ".deploy_check_", suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(path, source);
+    await fn(path);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+Deno.test("deploy:check: the edge entry reaches no embedded-only module statically", async () => {
+  const info = await moduleInfo(`${here}edge.ts`);
+  assert.ok(info.modules.length > 50, "the graph was read");
+  assert.deepEqual(staticViolations(info), []);
+});
+
+Deno.test("deploy:check: a static import of PGlite or worker threads fails, with its chain", async () => {
+  await withEntry(
+    `import "./edge.ts";\nimport "../db/pglite.ts";\nimport "node:worker_threads";\n`,
+    async (path) => {
+      const violations = staticViolations(await moduleInfo(path));
+      const pglite = violations.find((v) => v.why.startsWith("PGlite"));
+      assert.ok(pglite, JSON.stringify(violations));
+      assert.match(pglite.chain.join(" "), /db\/pglite\.ts .*drivers\/pglite\.ts .*pglite/);
+      assert.ok(violations.some((v) => v.module === "node:worker_threads"));
+    },
+  );
+});
+
+Deno.test("deploy:check: the same modules behind a dynamic import pass", async () => {
+  await withEntry(
+    `import "./edge.ts";\nexport const load = () => [import("../db/pglite.ts"), import("node:worker_threads")];\n`,
+    async (path) => {
+      assert.deepEqual(staticViolations(await moduleInfo(path)), []);
+    },
+  );
+});

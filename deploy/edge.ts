@@ -1,0 +1,11 @@
+/**
+ * The edge entry (Deno Deploy's entrypoint): `main.ts`'s server, except that migrations are
+ * only checked at start. An instance starts on a request, so it must not hold the first one
+ * behind DDL, nor race other instances for the migration lock: `deno task migrate` applies
+ * them at deploy time, and a start finding any missing exits at once, naming them.
+ *
+ *   deno run -A deploy/edge.ts
+ */
+import { run } from "../main.ts";
+
+if (import.meta.main) await run([], { migrations: "check" });
