@@ -1,10 +1,19 @@
 /**
  * Runs one claimed message through its actor's handler and turns what happened into a
- * `Completion` to commit. Nothing here writes to the database but progress: state changes,
- * sends and effects are buffered and committed by the committer, atomically.
+ * `Completion` to commit.
+ *
+ * Invariants:
+ * - Nothing here writes to the database but progress (and a suspect's start): state changes,
+ *   sends and effects are buffered in the completion and committed by the committer, at once.
+ * - `execute` never throws: every end of a handler (return, throw, timeout, abort, bad input)
+ *   is a completion. A failure carries no state, sends or effects of its attempt.
+ * - At most `policy.concurrency` handlers of an actor run in this process; suspects (jobs whose
+ *   process stopped while they ran) run one at a time, until `leaveQuarantine`.
+ * - The handlers running here are reached through operations (`abort`, `abortKey`,
+ *   `runningJobs`), never through the executor's own maps.
  */
 import { backoffDelay } from "./backoff.ts";
-import type { ActorContext, AnyActor, SendOptions } from "./define.ts";
+import type { ActorContext, AnyActor } from "./define.ts";
 import {
   CancelledError,
   type ErrorRecord,
@@ -14,95 +23,54 @@ import {
   toErrorRecord,
   TroupeError,
 } from "./errors.ts";
-import { deterministicId, uuidv7 } from "./ids.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
+import { markStarted } from "./sql/job_progress.ts";
+import { progressWriter } from "./progress.ts";
+import type { Tables } from "./sql/tables.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
+import { prepareJob, prepareJobNow } from "./prepare.ts";
 import type { PipelineOp } from "./sql/pipelines.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
 
-const PROGRESS_EVERY_MS = 200;
-
-type PrepareOptions = SendOptions & {
-  parentId?: string | null;
-  replayOf?: string | null;
-  pipelineId?: string | null;
-};
-
-/** `prepareJob` without an idempotency key: synchronous, with a fresh id. */
-export function prepareJobNow(
-  def: AnyActor,
-  input: unknown,
-  options: Omit<PrepareOptions, "idempotencyKey"> = {},
-): NewJob {
-  return buildJob(def, input, uuidv7(), options);
-}
-
-/** Builds the row of a message about to be enqueued (validated, keyed, with an id). */
-export async function prepareJob(
-  def: AnyActor,
-  input: unknown,
-  options: PrepareOptions = {},
-): Promise<NewJob> {
-  const id = options.idempotencyKey
-    ? await deterministicId("enqueue", options.tenantId ?? "", def.name, options.idempotencyKey)
-    : uuidv7();
-  return buildJob(def, input, id, options);
-}
-
-function buildJob(def: AnyActor, input: unknown, id: string, options: PrepareOptions): NewJob {
-  const parsed = def.input.safeParse(input);
-  if (!parsed.success) {
-    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
-      status: 400,
-      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-    });
-  }
-  return {
-    id,
-    actor: def.name,
-    key: def.keyOf(parsed.data),
-    tenantId: options.tenantId ?? null,
-    input: parsed.data,
-    priority: options.priority ?? 0,
-    maxAttempts: def.policy.maxAttempts,
-    delayMs: Math.max(0, options.delayMs ?? 0),
-    parentId: options.parentId ?? null,
-    pipelineId: options.pipelineId ?? null,
-    replayOf: options.replayOf ?? null,
-  };
-}
+export { prepareJob, prepareJobNow } from "./prepare.ts";
 
 interface Slot {
   active: number;
   waiters: (() => void)[];
 }
 
+/** What an `Executor` needs. */
 export interface ExecutorOptions {
   db: SqlDatabase;
+  /** The runtime's table names. */
+  tables: Tables;
   actors: ReadonlyMap<string, AnyActor>;
   logger: Logger;
   /** Called with each progress change, for live updates in this process. */
   onProgress?: (jobId: string, percent: number, message: string | null) => void;
 }
 
+/** Runs handlers (see the invariants above). */
 export class Executor {
   readonly #db: SqlDatabase;
+  readonly #t: Tables;
   readonly #actors: ReadonlyMap<string, AnyActor>;
   readonly #log: Logger;
   readonly #onProgress: ExecutorOptions["onProgress"];
   readonly #slots = new Map<string, Slot>();
   /** Abort controllers of the handlers running in this process. */
-  readonly running = new Map<string, AbortController>();
+  readonly #running = new Map<string, AbortController>();
   /** The key of each running handler. */
-  readonly runningKeys = new Map<string, string>();
+  readonly #runningKeys = new Map<string, string>();
   /** Settles when the last suspect queued for quarantine has run. */
   #suspects: Promise<void> = Promise.resolve();
   /** The suspects running (or committing) now, with what lets the next one in. */
   readonly #quarantined = new Map<string, () => void>();
 
-  constructor({ db, actors, logger, onProgress }: ExecutorOptions) {
+  constructor({ db, tables, actors, logger, onProgress }: ExecutorOptions) {
     this.#db = db;
+    this.#t = tables;
     this.#actors = actors;
     this.#log = logger;
     this.#onProgress = onProgress;
@@ -110,10 +78,24 @@ export class Executor {
 
   /** Aborts a running handler of this process; returns whether one was running. */
   abort(jobId: string, reason: Error): boolean {
-    const controller = this.running.get(jobId);
+    const controller = this.#running.get(jobId);
     if (!controller) return false;
     controller.abort(reason);
     return true;
+  }
+
+  /** Aborts the handlers of this process running for actor instance `key`; returns how many. */
+  abortKey(key: string, reason: Error): number {
+    let n = 0;
+    for (const [jobId, k] of this.#runningKeys) {
+      if (k === key && this.abort(jobId, reason)) n++;
+    }
+    return n;
+  }
+
+  /** The ids of the jobs whose handlers run in this process now. */
+  runningJobs(): string[] {
+    return [...this.#running.keys()];
   }
 
   /**
@@ -161,18 +143,15 @@ export class Executor {
     if (job.lease_losses > 0) {
       this.#quarantined.set(job.id, await this.#quarantine());
       try {
-        await this.#db.query(
-          "UPDATE troupe_jobs SET started_fence = $2 WHERE id = $1 AND lease_fence = $2",
-          [job.id, job.lease_fence],
-        );
+        await markStarted(this.#db, this.#t, { id: job.id, fence: job.lease_fence });
       } catch (err) {
         this.#releaseSlot(def);
         return this.failure(base, job, def, err);
       }
     }
     const controller = new AbortController();
-    this.running.set(job.id, controller);
-    this.runningKeys.set(job.id, job.key);
+    this.#running.set(job.id, controller);
+    this.#runningKeys.set(job.id, job.key);
     const timer = setTimeout(
       () => controller.abort(new TimeoutError(def.policy.timeoutMs)),
       def.policy.timeoutMs,
@@ -180,7 +159,13 @@ export class Executor {
     let open = true;
     let working: unknown = structuredClone(state ?? def.initialState());
     let changed = false;
-    const progress = this.#progressWriter(job);
+    const progress = progressWriter(
+      this.#db,
+      this.#t,
+      { id: job.id, fence: job.lease_fence },
+      this.#log,
+      this.#onProgress,
+    );
     const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
     const pendingSends: Promise<NewJob>[] = [];
     const pipelineOp: PipelineOp = {};
@@ -287,8 +272,8 @@ export class Executor {
       open = false;
       clearTimeout(timer);
       progress.close();
-      this.running.delete(job.id);
-      this.runningKeys.delete(job.id);
+      this.#running.delete(job.id);
+      this.#runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
   }
@@ -374,38 +359,6 @@ export class Executor {
       });
       return [];
     }
-  }
-
-  #progressWriter(job: ClaimedJob) {
-    let last = 0;
-    let pending: { percent: number; message: string | null } | null = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let closed = false;
-    const write = () => {
-      timer = undefined;
-      if (!pending || closed) return;
-      const { percent, message } = pending;
-      pending = null;
-      last = Date.now();
-      this.#db.query(
-        `UPDATE troupe_jobs SET progress = $2, progress_message = $3, updated_at = now()
-         WHERE id = $1 AND status = 'running' AND lease_fence = $4`,
-        [job.id, percent, message, job.lease_fence],
-      ).catch((err) => this.#log.warn("progress write failed", { error: String(err) }));
-    };
-    return {
-      report: (percent: number, message: string | null) => {
-        const pct = Math.max(0, Math.min(100, Math.round(Number(percent) || 0)));
-        pending = { percent: pct, message: message === null ? null : String(message) };
-        this.#onProgress?.(job.id, pct, pending.message);
-        if (timer !== undefined) return;
-        timer = setTimeout(write, Math.max(0, last + PROGRESS_EVERY_MS - Date.now()));
-      },
-      close: () => {
-        closed = true;
-        if (timer !== undefined) clearTimeout(timer);
-      },
-    };
   }
 
   async #acquireSlot(def: AnyActor): Promise<void> {

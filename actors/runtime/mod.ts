@@ -54,13 +54,17 @@ export {
 } from "./define.ts";
 export {
   type DeadLetterView,
+  type EnqueueOptions,
   isTerminal,
   JOB_STATUSES,
   type JobStatus,
   type JobView,
+  type ListJobsFilter,
   type Page,
   Runtime,
   type RuntimeOptions,
+  type StartPipelineOptions,
+  type Tables,
 } from "./runtime.ts";
 export {
   CancelledError,
