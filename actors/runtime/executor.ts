@@ -9,8 +9,7 @@
  *   is a completion. A failure carries no state, sends or effects of its attempt.
  * - At most `policy.concurrency` handlers of an actor run in this process; suspects (jobs whose
  *   process stopped while they ran) run one at a time, until `leaveQuarantine`.
- * - The handlers running here are reached through operations (`abort`, `abortKey`,
- *   `runningJobs`), never through the executor's own maps.
+ * - Running handlers are reached through `abort`, `abortKey` and `runningJobs` only.
  */
 import { backoffDelay } from "./backoff.ts";
 import type { ActorContext, AnyActor } from "./define.ts";
@@ -29,12 +28,10 @@ import { markStarted } from "./sql/job_progress.ts";
 import { progressWriter } from "./progress.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
-import { prepareJob, prepareJobNow } from "./prepare.ts";
 import type { PipelineOp } from "./sql/pipelines.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
-
-export { prepareJob, prepareJobNow } from "./prepare.ts";
-
+import { prepareJob, prepareJobNow } from "./prepare.ts";
+export { prepareJob, prepareJobNow };
 interface Slot {
   active: number;
   waiters: (() => void)[];

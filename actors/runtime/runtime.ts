@@ -5,11 +5,9 @@
  * and push), `Committer` (committer.ts: group commit), `LeaseKeeper` (leases.ts: heartbeat,
  * reaper, cancel watch), `Publisher` (publisher.ts: after a commit), `Executor` (handlers).
  *
- * Invariants:
- * - Nothing runs before `start()`; the roles share one database, one schema (`Tables`), one
- *   executor and one transport, all fixed at construction.
- * - `stop()` claims nothing more, waits up to its grace for running handlers, writes what is
- *   queued for commit, then gives back the leases still held: in that order.
+ * Invariants: nothing runs before `start()`; the roles share one database, schema, executor
+ * and transport, fixed at construction. `stop()` claims nothing more, waits up to its grace
+ * for running handlers, writes what is queued for commit, then gives back the leases held.
  */
 import { BackgroundTasks } from "./background.ts";
 import { type EnqueueOptions, RuntimeClient, type StartPipelineOptions } from "./client.ts";
