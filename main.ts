@@ -25,15 +25,23 @@ import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
 import { openNeon } from "./db/neon.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
+import { courseTenantData } from "./actors/courses/delete.ts";
+import { datasetTenantData } from "./actors/datasets/tenant_data.ts";
+import { usageTenantData } from "./actors/usage/tenant_data.ts";
+import { documentTenantData } from "./actors/documents/tenant_data.ts";
+import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delete.ts";
+import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "./actors/runtime/worker_pool.ts";
-import { OpenAiWriter } from "./db/writer/openai.ts";
-import { ChromaVectorStore } from "./db/vectors/chroma.ts";
-import { HashingEmbedder, type TextEmbedder } from "./db/embeddings/hashing.ts";
-import { OpenAiEmbedder } from "./db/embeddings/openai.ts";
-import { PgVectorStore } from "./db/vectors/pg.ts";
-import type { VectorStore } from "./db/vectors/store.ts";
+import { OpenAiWriter } from "./actors/courses/writer/openai.ts";
+import { LocalWriter } from "./actors/courses/writer/local.ts";
+import { ChromaVectorStore } from "./actors/courses/vectors/chroma.ts";
+import { HashingEmbedder } from "./actors/courses/embeddings/hashing.ts";
+import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
+import { OpenAiEmbedder } from "./actors/courses/embeddings/openai.ts";
+import { PgVectorStore } from "./actors/courses/vectors/pg.ts";
+import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
@@ -46,6 +54,12 @@ import { serve } from "./routes/serve.ts";
 import { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { localUrl, writeServerFile } from "./deploy/server_file.ts";
+import { usageActors, usageDefinitions } from "./actors/usage/actors.ts";
+import { SourceStore } from "./actors/usage/sources.ts";
+import type { UsageDeps } from "./actors/usage/sync.ts";
+import { EgressPolicy } from "./actors/net/egress.ts";
+import { localKeys, parseKeys, SecretBox } from "./db/secrets.ts";
 
 export interface Composed {
   config: Config;
@@ -78,6 +92,35 @@ export function actorsFor(
     ...workloads,
     ...extra,
   ];
+}
+
+/**
+ * The actors a deployment runs, as definitions (what `deno task schedules:sync` reconciles,
+ * workload actors' own schedules included); `db` is never queried.
+ */
+export function deployedActors(config: Config, db: SqlExecutor): AnyActor[] {
+  return actorsFor(config, db, [], usageDefinitions());
+}
+
+/** What the report-sync actors and routes need, from the configuration. */
+export async function usageDeps(
+  config: Config,
+  db: SqlDatabase,
+  rest: Pick<UsageDeps, "limiter" | "cache" | "runtime">,
+): Promise<UsageDeps> {
+  const keys = config.SECRET_KEYS
+    ? parseKeys(config.SECRET_KEYS)
+    : await localKeys(config.DATA_DIR);
+  const egress = new EgressPolicy({
+    requireHttps: config.EGRESS_REQUIRE_HTTPS ?? config.DATABASE_URL !== undefined,
+    allow: config.EGRESS_ALLOW ?? [],
+  });
+  return {
+    db,
+    sources: new SourceStore(db, new SecretBox(keys), egress),
+    callTimeoutMs: config.USAGE_CALL_TIMEOUT_MS,
+    ...rest,
+  };
 }
 
 /** The blob store the configuration names. */
@@ -194,20 +237,40 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     extractor,
     vectors,
     embedder,
-    ...(kinds.writer === "openai"
-      ? {
-        writer: new OpenAiWriter({
-          baseUrl: config.OPENAI_BASE_URL,
-          apiKey: config.OPENAI_API_KEY!,
-          model: config.OPENAI_MODEL,
-          ...fetchFor("openai_chat"),
-        }),
-      }
-      : {}),
+    writer: kinds.writer === "openai"
+      ? new OpenAiWriter({
+        baseUrl: config.OPENAI_BASE_URL,
+        apiKey: config.OPENAI_API_KEY!,
+        model: config.OPENAI_MODEL,
+        ...fetchFor("openai_chat"),
+      })
+      : new LocalWriter(),
   });
-  const runtime = new Runtime({
+  // Each workload's part of a tenant's deletion (actors/tenants/part.ts), one line each.
+  const tenantData: TenantDataPart[] = [
+    datasetTenantData,
+    courseTenantData(vectors),
+    usageTenantData,
+    documentTenantData,
+  ];
+  const tenants = new TenantStore(db);
+  const tenantDeletion = tenantDeletionActor({
     db,
-    actors: actorsFor(config, db, extraActors, [...datasets, ...courses], { store: blobs, db }),
+    blobs,
+    parts: tenantData,
+    cancel: (jobId, tenantId) => runtime.cancel(jobId, tenantId),
+    onKeysRemoved: () => tenants.forgetAuthentications(),
+  });
+  const usage = await usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  const runtime: Runtime = new Runtime({
+    db,
+    actors: actorsFor(config, db, extraActors, [
+      ...datasets,
+      ...courses,
+      ...usageActors(usage),
+      tenantDeletion,
+      statementActor({ db, blobs }),
+    ], { store: blobs, db }),
     transport,
     logger,
     concurrency: config.WORKER_CONCURRENCY,
@@ -217,7 +280,6 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
   });
   metrics?.watchQueue(runtime).watchCache(cache);
   await runtime.start();
-  const tenants = new TenantStore(db);
   const newDevKey = await bootstrapDevTenant(config, tenants);
   const app = createApp({
     runtime,
@@ -230,6 +292,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } } : {}),
     cache,
+    statements: { blobs },
     ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
     maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
     uploads: {
@@ -259,6 +322,7 @@ export async function compose(config: Config, extraActors: AnyActor[] = []): Pro
       maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
+    usage,
     ...(metrics
       ? {
         metrics: {
@@ -357,6 +421,10 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
         actors: [...troupe.runtime.actors.keys()],
       }),
   }, troupe.app.fetch);
+  // The embedded directory has one user: `deno task run` finds this server here and calls it.
+  const forgetServer = troupe.db.dialect === "pglite"
+    ? await writeServerFile(config.DATA_DIR, localUrl(server.addr.hostname, server.addr.port))
+    : async () => {};
   const metricsServer = troupe.metrics && config.METRICS_PORT !== undefined
     ? Deno.serve({
       port: config.METRICS_PORT,
@@ -379,6 +447,7 @@ export async function run(extraActors: AnyActor[] = []): Promise<void> {
     log.info("shutting down");
     await server.shutdown();
     await metricsServer?.shutdown();
+    await forgetServer();
     await troupe.close();
     Deno.exit(0);
   };

@@ -26,12 +26,13 @@ import {
   RELEVANCE_DEFAULTS,
   type RelevanceOptions,
 } from "../actors/courses/answer.ts";
-import { HashingEmbedder } from "../db/embeddings/hashing.ts";
+import { HashingEmbedder } from "../actors/courses/embeddings/hashing.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
-import { PgVectorStore } from "../db/vectors/pg.ts";
+import { PgVectorStore } from "../actors/courses/vectors/pg.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { queryTokens, STOP_WORDS, wholeTokens } from "../actors/courses/lexicon.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 export interface QuestionSet {
   book: string;
@@ -79,11 +80,11 @@ export async function askFigures(
   const dir = await Deno.makeTempDir({ prefix: "troupe-course-ask-" });
   const blobs = new FsBlobStore(dir);
   const world = await openApiWorld(
-    (tdb) => courseActors({ db: tdb.db, blobs }),
+    (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs }),
     (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      courses: { db: tdb.db, blobs },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
     }),
   );
   try {

@@ -12,7 +12,8 @@ import { PdfDocument } from "../actors/courses/pdf.ts";
 import { prepareFile } from "../actors/courses/page_clean.ts";
 import { headingLines, pageText, passagesBetween, structure } from "../actors/courses/lessons.ts";
 import { type DistinctInput, distinctLessons, sameText } from "../actors/courses/distinct.ts";
-import { DocumentStats, LocalWriter } from "../actors/courses/writer.ts";
+import { LocalWriter } from "../actors/courses/writer/local.ts";
+import { DocumentStats } from "../actors/courses/writer/text.ts";
 
 const { values: args, positionals: files } = parseArgs({
   args: Deno.args,

@@ -23,7 +23,7 @@ import { PDFDocument } from "pdf-lib";
 import { PdfDocument } from "../actors/courses/pdf.ts";
 import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "../actors/runtime/worker_pool.ts";
-import { HashingEmbedder } from "../db/embeddings/hashing.ts";
+import { HashingEmbedder } from "../actors/courses/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
@@ -241,7 +241,7 @@ const extract = await extraction(bookBytes, `${dir}/book.pdf`, 300);
 async function searchAtScale(): Promise<{ searches: number[]; cold: number }> {
   const { openPglite } = await import("../db/pglite.ts");
   const { migrate } = await import("../db/migrate.ts");
-  const { PgVectorStore } = await import("../db/vectors/pg.ts");
+  const { PgVectorStore } = await import("../actors/courses/vectors/pg.ts");
   const { hybridSearch } = await import("../actors/courses/answer.ts");
   const { lexemeVector } = await import("../actors/courses/lexicon.ts");
   const db = await openPglite();

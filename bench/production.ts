@@ -33,6 +33,7 @@ import { startNeonBridge } from "../tests/fixtures/neon_bridge.ts";
 import { startQStash } from "../tests/fixtures/qstash_server.ts";
 import { startRedisBridge } from "../tests/fixtures/upstash_redis_bridge.ts";
 import { pct } from "./stats.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -116,6 +117,7 @@ async function qstashMessages(): Promise<{ rate: number; check: string }> {
   try {
     return await runMessages(db, new QStashTransport({ client, publicUrl }), (runtime) => {
       const app = createApp({
+        limiter: new MemoryRateLimiter(),
         runtime,
         tenants: new TenantStore(db),
         logger: jsonLogger("error"),

@@ -298,6 +298,11 @@ export class TenantStore {
     this.#authCache.clear();
   }
 
+  /** Forgets every authenticated key: the next request of each is checked again. */
+  forgetAuthentications(): void {
+    this.#authCache.clear();
+  }
+
   /** The principal of a key, or null when the key is unknown or revoked. */
   async authenticate(key: string): Promise<Principal | null> {
     if (!key.startsWith(KEY_PREFIX) && key.length < MIN_KEY_LENGTH) return null;

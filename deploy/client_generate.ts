@@ -7,8 +7,10 @@
  *   deno run -A deploy/client_generate.ts [--check]
  */
 import openapiTS, { astToString } from "openapi-typescript";
+import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { openApiWorld } from "../tests/api_world.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 export const TYPES_FILE = new URL("./api_types.ts", import.meta.url);
 
@@ -28,8 +30,9 @@ export async function fullDocument(): Promise<unknown> {
     const blobs = new PostgresBlobStore(tdb.db);
     return {
       dataDir: "/nonexistent",
-      courses: { db: tdb.db, blobs },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
+      usage: documentOnlyUsage(tdb.db),
     };
   });
   try {

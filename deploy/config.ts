@@ -3,6 +3,7 @@
  * value stops the start with a message naming the variable.
  */
 import { z } from "zod";
+import { parseKeys } from "../db/secrets.ts";
 
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(
@@ -26,6 +27,7 @@ const SECRETS = new Set([
   "DEV_API_KEY",
   "OPENAI_API_KEY",
   "METRICS_TOKEN",
+  "SECRET_KEYS",
 ]);
 
 const fields = z.object({
@@ -191,6 +193,30 @@ const fields = z.object({
    * pages resident between the live ones (actors/runtime/malloc_trim.ts). Default 500.
    */
   MALLOC_TRIM_MS: int(0, 3_600_000).default(500),
+
+  /**
+   * Keys sealing secrets at rest (report sources' tokens): `id:base64-32-bytes[,id:...]`, the
+   * first sealing new values, any opening (rotation: put the new key first, keep the old).
+   * @default a key made once under DATA_DIR (`secret.key`)
+   */
+  SECRET_KEYS: z.string().trim().min(1).refine((v) => {
+    try {
+      return parseKeys(v).length > 0;
+    } catch {
+      return false;
+    }
+  }, "must be id:base64-of-32-bytes, comma-separated, distinct ids").optional(),
+  /**
+   * Hosts, addresses or CIDR ranges a tenant's URL (a report source's `baseUrl`) may reach
+   * although private or loopback, comma-separated, e.g. `127.0.0.1,10.1.0.0/16`.
+   */
+  EGRESS_ALLOW: z.string().trim().transform((v) =>
+    v.split(",").map((h) => h.trim()).filter(Boolean)
+  ).optional(),
+  /** Tenants' URLs must be `https:`. @default true with DATABASE_URL (production), else false */
+  EGRESS_REQUIRE_HTTPS: bool.optional(),
+  /** Time limit of one call to a usage API, ms. */
+  USAGE_CALL_TIMEOUT_MS: int(100, 600_000).default(15_000),
 });
 
 /** Variables that only make sense together. */

@@ -83,7 +83,7 @@ const noDatabase: SqlExecutor = {
 
 if (import.meta.main) {
   const { ConfigError, loadConfig } = await import("./config.ts");
-  const { actorsFor } = await import("../main.ts");
+  const { deployedActors } = await import("../main.ts");
   try {
     const config = loadConfig(Deno.env.toObject());
     if (!config.QSTASH_TOKEN || !config.PUBLIC_URL) {
@@ -95,7 +95,7 @@ if (import.meta.main) {
     const client = new Client({ baseUrl: config.QSTASH_URL, token: config.QSTASH_TOKEN });
     const report = await syncSchedules(
       client,
-      desiredSchedules(actorsFor(config, noDatabase), config.PUBLIC_URL),
+      desiredSchedules(deployedActors(config, noDatabase), config.PUBLIC_URL),
     );
     console.log(JSON.stringify(report));
   } catch (err) {

@@ -8,6 +8,8 @@ import { Client } from "@upstash/qstash";
 import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
 import { startQStash } from "../tests/fixtures/qstash_server.ts";
+import { deployedActors } from "../main.ts";
+import { loadConfig } from "./config.ts";
 import { desiredSchedules, syncSchedules } from "./schedules_sync.ts";
 
 const actor = (name: string, schedule?: string) =>
@@ -59,4 +61,16 @@ Deno.test("schedules:sync reconciles QStash schedules with the actors", async ()
   } finally {
     await qstash.close();
   }
+});
+
+Deno.test("schedules:sync declares the workload actors' own schedules (the usage tick)", () => {
+  const config = loadConfig({});
+  const noDb = { query: () => Promise.reject(new Error("not used")) };
+  const specs = desiredSchedules(deployedActors(config, noDb), "https://troupe.example.com");
+  const tick = specs.find((s) => s.scheduleId === "troupe-usage-tick");
+  assert.deepEqual(tick, {
+    scheduleId: "troupe-usage-tick",
+    cron: "* * * * *",
+    destination: "https://troupe.example.com/schedules/usage.tick",
+  });
 });

@@ -8,6 +8,7 @@ import { TroupeError } from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import { migrate } from "../db/migrate.ts";
 import { TenantStore } from "../db/tenants.ts";
+import { statusOf } from "../routes/errors.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 
 /** Runs `fn` over the tenants, then exits; `fn` returns the exit code (0 by default). */
@@ -26,7 +27,7 @@ export async function runTenantCommand(
       await db.close();
     }
   } catch (err) {
-    if (err instanceof ConfigError || (err instanceof TroupeError && err.status < 500)) {
+    if (err instanceof ConfigError || (err instanceof TroupeError && statusOf(err) < 500)) {
       console.error(err.message);
       exitCode = 1;
     } else throw err;

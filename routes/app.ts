@@ -16,7 +16,6 @@ import { getConnInfo } from "hono/deno";
 import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
-import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { auditRoutes } from "./audit.ts";
@@ -34,6 +33,11 @@ import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
+import { tenantRoutes } from "./tenants.ts";
+import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
+import { sourceRoutes } from "./sources.ts";
+import type { UsageDeps } from "../actors/usage/sync.ts";
+import { usageRoutes } from "./usage.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
@@ -47,8 +51,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Largest JSON body accepted, in bytes. @default 1 MiB */
   maxBodyBytes?: number;
-  /** @default in-memory */
-  limiter?: RateLimiter;
+  /** Counts requests against the rate limits (main.ts picks it: memory, or Redis). */
+  limiter: RateLimiter;
   /** Requests per minute per client IP, of requests without a valid API key. @default 100 */
   perIpPerMinute?: number;
   /** Requests per minute per API key, unless its tenant has its own limit. @default 1000 */
@@ -65,6 +69,8 @@ export interface AppOptions {
   courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
   /** The dataset workload's routes; absent when its actors are not running. */
   datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  /** Monthly usage statements; absent when the `usage.statement` actor is not running. */
+  statements?: Omit<StatementRoutesOptions, "runtime">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
   health?: HealthOptions;
   /** The embedded data directory, for `GET /api/admin/backup`; absent on an external database. */
@@ -73,6 +79,8 @@ export interface AppOptions {
   uploads?: UploadLimits;
   /** Every request timed by route template; `GET /metrics` when `route` is given. @default off */
   metrics?: MetricsOptions;
+  /** Report sources and syncs; absent when the usage actors are not running. */
+  usage?: UsageDeps;
 }
 
 /** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
@@ -95,19 +103,18 @@ const isPublic = (path: string) => {
 
 /** POST routes that only read: a question to a course. */
 const READ_POSTS = /^\/api\/courses\/[^/]+\/ask$/;
-const isRead = (c: Context) =>
+const isRead = (c: Context<AppEnv>) =>
   isSafeMethod(c) || (c.req.method === "POST" && READ_POSTS.test(unversioned(c.req.path)));
 
 /** The client's address: the connection's, or the first `X-Forwarded-For` hop when trusted. */
-export function clientIp(trustProxy: boolean): (c: Context) => string {
+export function clientIp(trustProxy: boolean): (c: Context<AppEnv>) => string {
   return (c) => {
     if (trustProxy) {
       const hop = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
       if (hop) return hop.slice(0, 64);
     }
     // `app.request()` in tests has no connection.
-    const env = c.env as { remoteAddr?: unknown } | undefined;
-    if (!env?.remoteAddr) return "unknown";
+    if (!c.env?.remoteAddr) return "unknown";
     return getConnInfo(c).remote.address ?? "unknown";
   };
 }
@@ -142,7 +149,7 @@ export const ALIASES_DEPRECATED_AT = new Date("2026-12-05T00:00:00Z");
  * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation: @<epoch
  * seconds>`) and links to the same resource under `/api/v1` (RFC 8594 `successor-version`).
  */
-async function deprecatedAlias(c: Context, next: Next): Promise<void> {
+async function deprecatedAlias(c: Context<AppEnv>, next: Next): Promise<void> {
   await next();
   const path = c.req.path;
   if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;
@@ -161,7 +168,7 @@ export function createApp(options: AppOptions) {
   };
   const ipOf = clientIp(options.trustProxy ?? false);
   const limits: LimitOptions = {
-    limiter: options.limiter ?? new MemoryRateLimiter(),
+    limiter: options.limiter,
     perIp,
     perKey,
     isExempt: isPublic,
@@ -210,6 +217,8 @@ export function createApp(options: AppOptions) {
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
   api.route("/", scheduleRoutes(runtime));
+  api.route("/", tenantRoutes(runtime, tenants));
+  api.route("/", usageRoutes({ runtime, tenants }));
   api.route(
     "/",
     backupRoutes({
@@ -243,6 +252,8 @@ export function createApp(options: AppOptions) {
       }),
     );
   }
+  if (options.statements) api.route("/", statementRoutes({ ...options.statements, runtime }));
+  if (options.usage) api.route("/", sourceRoutes(options.usage));
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   app.use("/api/*", deprecatedAlias);
   app.route(API_V1, api);

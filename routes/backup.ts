@@ -31,13 +31,12 @@ export function backupRoutes({ dataDir, db, tenants }: BackupRoutesOptions): Ope
     responses: { 200: { description: "The archive", type: "application/gzip" } },
   }, async function backup(c) {
     if (!principalOf(c).admin) {
-      throw new TroupeError("FORBIDDEN", "a backup needs an admin key", { status: 403 });
+      throw new TroupeError("FORBIDDEN", "a backup needs an admin key");
     }
     if (!dataDir || !db.hold) {
       throw new TroupeError(
         "NOT_EMBEDDED",
         "this server uses an external database: back it up with the database's own tools",
-        { status: 409 },
       );
     }
     const hold = db.hold.bind(db);

@@ -12,6 +12,7 @@ import { migrate } from "../db/migrate.ts";
 import { openPglite } from "../db/pglite.ts";
 import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "./app.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -31,7 +32,13 @@ Deno.test({ name: "backup route: admin only, embedded only, restorable", ...opts
     const t = await tenants.createTenant("ops");
     const admin = (await tenants.createKey(t.id, { admin: true })).key;
     const user = (await tenants.createKey(t.id)).key;
-    const app = createApp({ runtime, tenants, logger: jsonLogger("silent"), dataDir });
+    const app = createApp({
+      runtime,
+      tenants,
+      limiter: new MemoryRateLimiter(),
+      logger: jsonLogger("silent"),
+      dataDir,
+    });
     const refused = await app.request("/api/admin/backup", { headers: { "x-api-key": user } });
     assert.equal(refused.status, 403);
     assert.equal((await refused.json()).error.code, "FORBIDDEN");
@@ -55,7 +62,12 @@ Deno.test({ name: "backup route: admin only, embedded only, restorable", ...opts
       await copy.close();
     }
 
-    const memory = createApp({ runtime, tenants, logger: jsonLogger("silent") });
+    const memory = createApp({
+      runtime,
+      tenants,
+      limiter: new MemoryRateLimiter(),
+      logger: jsonLogger("silent"),
+    });
     const external = await memory.request("/api/admin/backup", { headers: { "x-api-key": admin } });
     assert.equal(external.status, 409);
     assert.equal((await external.json()).error.code, "NOT_EMBEDDED");

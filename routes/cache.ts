@@ -33,7 +33,7 @@ const invalidateBody = z.object({
 /** Every tenant's view is an admin key's only. */
 function assertAdmin(p: Principal): void {
   if (!p.admin) {
-    throw new TroupeError("FORBIDDEN", 'scope "all" needs an admin key', { status: 403 });
+    throw new TroupeError("FORBIDDEN", 'scope "all" needs an admin key');
   }
 }
 

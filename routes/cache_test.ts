@@ -15,6 +15,7 @@ import { TenantStore } from "../db/tenants.ts";
 import { pgliteTarget } from "../tests/harness.ts";
 import { startRedisBridge } from "../tests/fixtures/upstash_redis_bridge.ts";
 import { createApp } from "./app.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -31,7 +32,13 @@ async function setup(cache: Cache) {
   const b = await tenants.createTenant("b");
   const keyA = (await tenants.createKey(a.id)).key;
   const keyB = (await tenants.createKey(b.id)).key;
-  const app = createApp({ runtime, tenants, cache, logger: jsonLogger("silent") });
+  const app = createApp({
+    runtime,
+    tenants,
+    limiter: new MemoryRateLimiter(),
+    cache,
+    logger: jsonLogger("silent"),
+  });
   const call = async (path: string, key: string, init: RequestInit = {}) => {
     const res = await app.request(path, {
       ...init,

@@ -23,14 +23,14 @@ import { uuidv7 } from "../actors/runtime/ids.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
 import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
-import { HashingEmbedder, type TextEmbedder } from "../db/embeddings/hashing.ts";
-import { PgVectorStore } from "../db/vectors/pg.ts";
-import type { VectorStore } from "../db/vectors/store.ts";
+import type { TextEmbedder } from "../actors/courses/embeddings/port.ts";
+import type { VectorStore } from "../actors/courses/vectors/port.ts";
 import { courseHandbook } from "../actors/courses/handbook.ts";
 import { looksLikePdf } from "../actors/courses/pdf.ts";
 import type { Module } from "../actors/courses/pipeline.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
-import { holdBlobs, noteStored, releaseBlobs } from "../db/blobs/refs.ts";
+import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
+import { deleteCourse } from "../actors/courses/delete.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
@@ -62,10 +62,10 @@ export interface CourseRoutesOptions {
   maxFiles?: number;
   /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
   uploads?: UploadLimits;
-  /** Must be the pipeline's. @default HashingEmbedder (256 dimensions) */
-  embedder?: TextEmbedder;
-  /** Must be the pipeline's. @default vectors in the same database */
-  vectors?: VectorStore;
+  /** Must be the pipeline's. */
+  embedder: TextEmbedder;
+  /** Must be the pipeline's. */
+  vectors: VectorStore;
 }
 
 const pageQuery = z.object({
@@ -165,8 +165,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   const maxBody = maxFiles * maxFileBytes +
     form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
-  const embedder = o.embedder ?? new HashingEmbedder();
-  const vectors = o.vectors ?? new PgVectorStore(o.db);
+  const { embedder, vectors } = o;
   const app = new OpenAPIHono<AppEnv>();
 
   declare(app, {
@@ -415,7 +414,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     tags,
     summary: "Delete a course, its passages, vectors and unshared files",
     responses: { 204: { description: "Deleted" } },
-  }, async function deleteCourse(c) {
+  }, async function deleteOneCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     // Its pipeline stops first (a finished one is left as it ended).
@@ -424,18 +423,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
       [id, tenantId],
     );
     if (owned?.job_id) await cancelPipeline(o.runtime, owned.job_id, tenantId);
-    await o.db.transaction(async (tx) => {
-      const gone = await tx.query(
-        "DELETE FROM troupe_courses WHERE id = $1 AND tenant_id = $2 RETURNING id",
-        [id, tenantId],
-      );
-      if (!gone[0]) throw new NotFoundError("course", id);
-      await tx.query("DELETE FROM troupe_course_chunks WHERE course_id = $1", [id]);
-      if (vectors.transactional) await vectors.deleteWhere({ courseId: id }, tx);
-      await tx.query("DELETE FROM troupe_course_sources WHERE course_id = $1", [id]);
-      // Its files (and their extracted pages) go later, once nothing else holds them.
-      await releaseBlobs(tx, { kind: "course", id });
-    });
+    await o.db.transaction((tx) => deleteCourse(tx, vectors, id, tenantId));
     if (!vectors.transactional) await vectors.deleteWhere({ courseId: id });
     await cache.invalidate({ tag: `${tenantId}:course:${id}` });
     await o.tenants.audit({

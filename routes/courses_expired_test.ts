@@ -13,6 +13,7 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 /** The real extractor, but page ranges never finish until `release()`: a stuck process. */
 class StuckExtractor extends InlineExtractor {
@@ -38,11 +39,17 @@ Deno.test({
   let blobs!: BlobStore;
   const w = await openApiWorld((tdb) => {
     blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-    return courseActors({ db: tdb.db, blobs, extractor });
+    return courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, extractor });
   }, (tdb) => ({
     perIpPerMinute: 1_000_000,
     perKeyPerMinute: 1_000_000,
-    courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000, maxFiles: 2 },
+    courses: {
+      ...localCourseAdapters(tdb.db),
+      db: tdb.db,
+      blobs,
+      maxFileBytes: 2_000_000,
+      maxFiles: 2,
+    },
   }));
   try {
     const key = (await w.tenants.createKey((await w.tenants.createTenant("school")).id)).key;

@@ -17,6 +17,7 @@ import { countBlobs, countRows, parseSse, stalledBody, waitFor, within } from ".
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
 import type { SqlExecutor } from "../actors/runtime/ports.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -56,11 +57,12 @@ function open(): Promise<World> {
     const extractor = new CountingExtractor();
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-      return courseActors({ db: tdb.db, blobs, extractor });
+      return courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, extractor });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
       courses: {
+        ...localCourseAdapters(tdb.db),
         db: tdb.db,
         blobs,
         maxFileBytes: 2_000_000,
@@ -550,7 +552,7 @@ Deno.test(
 
 Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...opts }, async () => {
   // A writer that waits until told: the course is held in its build step.
-  const { LocalWriter } = await import("../actors/courses/writer.ts");
+  const { LocalWriter } = await import("../actors/courses/writer/local.ts");
   const held = new LocalWriter();
   const started = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
@@ -563,8 +565,8 @@ Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...o
   const dir = await Deno.makeTempDir();
   const blobs = new FsBlobStore(dir);
   const w = await openApiWorld(
-    (tdb) => courseActors({ db: tdb.db, blobs, writer: held }),
-    (tdb) => ({ courses: { db: tdb.db, blobs } }),
+    (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
+    (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
   );
   try {
     const key = (await w.tenants.createKey((await w.tenants.createTenant("cx")).id)).key;
@@ -973,7 +975,7 @@ Deno.test(
 Deno.test(
   { name: "courses: cancelling the upload's job cancels the course mid-build", ...opts },
   async () => {
-    const { LocalWriter } = await import("../actors/courses/writer.ts");
+    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
     const held = new LocalWriter();
     const started = Promise.withResolvers<void>();
     const release = Promise.withResolvers<void>();
@@ -986,8 +988,8 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     const blobs = new FsBlobStore(dir);
     const w = await openApiWorld(
-      (tdb) => courseActors({ db: tdb.db, blobs, writer: held }),
-      (tdb) => ({ courses: { db: tdb.db, blobs } }),
+      (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
+      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
     );
     try {
       const key = (await w.tenants.createKey((await w.tenants.createTenant("cj")).id)).key;
@@ -1108,11 +1110,11 @@ Deno.test(
     let store!: BlobStore;
     const w = await openApiWorld((tdb) => {
       store = blobs ?? new PostgresBlobStore(tdb.db);
-      return courseActors({ db: tdb.db, blobs: store, extractor });
+      return courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs: store, extractor });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
-      courses: { db: tdb.db, blobs: store, maxFileBytes: 32 << 20 },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs: store, maxFileBytes: 32 << 20 },
     }));
     // The server's answers while the files are worked on: the slowest health check, in ms.
     let slowest = 0;
@@ -1178,18 +1180,20 @@ Deno.test(
   { name: "courses: a writer that keeps failing fails the course, not hangs it", ...opts },
   async () => {
     const { courseActors } = await import("../actors/courses/pipeline.ts");
-    const { LocalWriter } = await import("../actors/courses/writer.ts");
+    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
     const broken = new LocalWriter();
     broken.lesson = () => Promise.reject(new Error("the model is down"));
     const dir = await Deno.makeTempDir();
     const blobs = new FsBlobStore(dir);
     const w = await openApiWorld(
       (tdb) =>
-        courseActors({ db: tdb.db, blobs, writer: broken }).map((a) => ({
+        courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: broken }).map((
+          a,
+        ) => ({
           ...a,
           policy: { ...a.policy, maxAttempts: 1 },
         })),
-      (tdb) => ({ courses: { db: tdb.db, blobs } }),
+      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
     );
     try {
       const key = (await w.tenants.createKey((await w.tenants.createTenant("t")).id)).key;
@@ -1225,7 +1229,7 @@ Deno.test({
   ...opts,
 }, async () => {
   const { startChroma } = await import("../tests/fixtures/chroma_server.ts");
-  const { ChromaVectorStore } = await import("../db/vectors/chroma.ts");
+  const { ChromaVectorStore } = await import("../actors/courses/vectors/chroma.ts");
   const chroma = await startChroma();
   const vectors = new ChromaVectorStore({
     url: chroma.url,
@@ -1234,8 +1238,8 @@ Deno.test({
   const dir = await Deno.makeTempDir();
   const blobs = new FsBlobStore(dir);
   const w = await openApiWorld(
-    (tdb) => courseActors({ db: tdb.db, blobs, vectors }),
-    (tdb) => ({ courses: { db: tdb.db, blobs, vectors } }),
+    (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, vectors }),
+    (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs, vectors } }),
   );
   try {
     const key = (await w.tenants.createKey((await w.tenants.createTenant("c")).id)).key;

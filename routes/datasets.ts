@@ -15,7 +15,8 @@
  * - `GET /api/datasets/:id/rows?limit=&cursor=&sort=col:desc&filter=col:op:value`;
  * - `GET /api/datasets/:id/aggregate?groupBy=a,b&metrics=count,sum:x&filter=...`;
  * - `GET /api/datasets/:id/export?format=csv|ndjson|xlsx` (streamed);
- * - `GET /api/datasets/:id/report.pdf`: the profile report.
+ * - `GET /api/datasets/:id/report.pdf`: the profile report, written by a job (`202` with the
+ *   job until it is stored; actors/datasets/report_job.ts).
  */
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -31,6 +32,7 @@ import {
 } from "../actors/runtime/errors.ts";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
 import type { Runtime } from "../actors/runtime/runtime.ts";
+import { isTerminal } from "@troupe/runtime";
 import {
   type DatasetOptions,
   datasetOptions,
@@ -42,6 +44,7 @@ import {
 } from "../actors/datasets/options.ts";
 import { storeSheet } from "../actors/datasets/spreadsheet.ts";
 import { xlsxStream } from "../actors/datasets/export_xlsx.ts";
+import { csvLine } from "./csv.ts";
 import {
   buildAggregateQuery,
   buildRowQuery,
@@ -61,7 +64,8 @@ import {
   listDatasets,
   rowsTable,
 } from "../actors/datasets/store.ts";
-import { type ColumnSummary, datasetReport } from "../actors/datasets/report.ts";
+import { DATASET_REPORT_ACTOR } from "../actors/datasets/report_job.ts";
+import { findDocument } from "../actors/documents/stored.ts";
 import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
 import type { IngestError, LimitError } from "../actors/datasets/ingest/errors.ts";
 import { BinaryContentError, GzipError, sniffedStream } from "../actors/datasets/ingest/binary.ts";
@@ -69,6 +73,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { attachmentHeader } from "./attachment.ts";
+import { DocumentJob, jobAnswer, storedFile } from "./stored_file.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";
 import {
@@ -143,7 +148,7 @@ export interface DatasetRoutesOptions {
   uploads?: UploadLimits;
 }
 
-const uploadQuery = z.object({
+export const uploadQuery = z.object({
   name: z.string().trim().min(1).max(200).optional(),
   format: z.enum(UPLOAD_FORMATS).optional(),
   /** An `.xlsx` upload's sheet: its name or 1-based position. */
@@ -226,7 +231,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
       throw new TroupeError(
         "UNSUPPORTED_MEDIA_TYPE",
         "a gzip-encoded form cannot be read: gzip the file in its part, or send it as the body",
-        { status: 415, details: { contentEncoding: "gzip" } },
+        { details: { contentEncoding: "gzip" } },
       );
     }
     let zip = false;
@@ -518,31 +523,45 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
     method: "get",
     path: "/datasets/:id/report.pdf",
     tags,
-    summary: "The profile report",
-    responses: { 200: { description: "The report", type: "application/pdf" } },
+    summary: "The profile report: the stored PDF, or 202 with the job that writes it",
+    description: "The report is written by a job, once per version of the dataset. While " +
+      "it runs the answer is `202` with the job, `Location` (the job) and `Retry-After`; " +
+      "the same request then answers with the PDF.",
+    responses: {
+      200: { description: "The report", type: "application/pdf" },
+      202: { description: "The report is being written", schema: DocumentJob },
+    },
   }, async function report(c) {
     const d = ready(await loadDataset(c, o));
-    const pdf = await datasetReport({
-      name: d.name,
-      id: d.id,
-      format: d.format,
-      sizeBytes: d.sizeBytes,
-      rowCount: d.rowCount ?? 0,
-      skippedRows: d.skippedRows,
-      createdAt: d.createdAt,
-      columns: d.columns.map((col) => ({
-        name: col.name,
-        type: col.type,
-        profile: (col.profile ?? null) as ColumnSummary | null,
-      })),
-    });
-    const file = `${d.name.replace(/[^\w.-]+/g, "_").slice(0, 80) || "dataset"}-report.pdf`;
-    return new Response(pdf, {
-      headers: {
-        "content-type": "application/pdf",
-        "content-disposition": `inline; filename="${file}"`,
-      },
-    });
+    const { tenantId } = principalOf(c);
+    const serve = async () => {
+      const stored = await findDocument(o.db, tenantId, "dataset_report", d.id);
+      return stored?.version === String(d.version)
+        ? await storedFile(o.blobs, stored, `inline; filename="${stored.fileName}"`)
+        : null;
+    };
+    const file = await serve();
+    if (file) return file;
+    // One job per version. A job that ended without storing this version's report (it failed
+    // for good, or a merge moved the dataset on as it committed) is followed by a new one.
+    const input = { datasetId: d.id, tenantId, version: d.version };
+    let key = `dataset-report:${d.id}:v${d.version}`;
+    for (let tries = 0;; tries++) {
+      const { job, created } = await o.runtime.enqueue(DATASET_REPORT_ACTOR, input, {
+        tenantId,
+        idempotencyKey: key,
+      });
+      if (!isTerminal(job.status)) return jobAnswer(c, job);
+      const done = job.status === "succeeded" ? await serve() : null;
+      if (done) return done;
+      // Past three such jobs (or one this request started), the version's report is a 409.
+      if (created || tries === 2) {
+        throw new TroupeError("REPORT_FAILED", "the report could not be written", {
+          details: { jobId: job.id, status: job.status, error: job.error },
+        });
+      }
+      key = `dataset-report:${d.id}:v${d.version}:after:${job.id}`;
+    }
   });
 
   return app;
@@ -623,7 +642,7 @@ function gzipEncoded(header: string | undefined): boolean {
   throw new TroupeError(
     "UNSUPPORTED_MEDIA_TYPE",
     `Content-Encoding ${JSON.stringify(header)} cannot be read: send the file as it is or gzip`,
-    { status: 415, details: { contentEncoding: header, supported: ["gzip", "identity"] } },
+    { details: { contentEncoding: header, supported: ["gzip", "identity"] } },
   );
 }
 
@@ -639,16 +658,15 @@ function refuseContent(err: IngestError): TroupeError | IngestError {
       "UNSUPPORTED_MEDIA_TYPE",
       `${err.message}: send CSV, TSV, a JSON array or NDJSON (optionally gzipped), or an .xlsx ` +
         "workbook (format=xlsx)",
-      { status: 415, details: { detected: err.detected, supported: SUPPORTED_FORMATS } },
+      { details: { detected: err.detected, supported: SUPPORTED_FORMATS } },
     );
   }
   if (err instanceof GzipError && err.code === "inflate_ratio") {
     return new TroupeError("PAYLOAD_TOO_LARGE", err.message, {
-      status: 413,
       details: { maxInflateRatio: err.limit },
     });
   }
-  if (err instanceof GzipError) return new TroupeError("BAD_GZIP", err.message, { status: 400 });
+  if (err instanceof GzipError) return new TroupeError("BAD_GZIP", err.message);
   return err;
 }
 
@@ -754,7 +772,7 @@ function parseOptions(
     throw new TroupeError(
       "UNSUPPORTED_MEDIA_TYPE",
       "the file is not an .xlsx workbook (a ZIP archive): send the workbook, or say its format",
-      { status: 415, details: { supported: SUPPORTED_FORMATS } },
+      { details: { supported: SUPPORTED_FORMATS } },
     );
   }
   const base = typeof extra === "object" && extra !== null ? extra as Record<string, unknown> : {};
@@ -817,12 +835,4 @@ function oneSort(values: string[]): string {
 
 function splitList(text: string | undefined): string[] {
   return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-}
-
-function csvLine(values: unknown[]): string {
-  return values.map((v) => {
-    if (v === null || v === undefined) return "";
-    const s = typeof v === "string" ? v : typeof v === "object" ? JSON.stringify(v) : String(v);
-    return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-  }).join(",") + "\r\n";
 }

@@ -27,6 +27,7 @@ import {
 } from "../tests/hostile/input_files.ts";
 import { pythonCsv } from "../actors/datasets/ingest/test_util.ts";
 import { hugeFieldForm, part, trickleBody } from "../tests/hostile/http_attacks.ts";
+import { localDatasetAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -80,6 +81,7 @@ function open(): Promise<World> {
       });
       // Small chunks, split steps and merge pages, so files here take several of each.
       return datasetActors({
+        ...localDatasetAdapters(),
         db: tdb.db,
         blobs: gated,
         chunkBytes: 16 * 1024,
@@ -268,8 +270,11 @@ Deno.test(
     assert.equal(lines.length, N);
     assert.equal(JSON.parse(lines[0]!).id, 1);
 
-    const pdf = await call(`/api/datasets/${d.id}/report.pdf`);
-    assert.equal(pdf.status, 200);
+    // The report is a job: 202 until it is stored, then the PDF (datasets_report_test.ts).
+    const pdf = await waitFor(async () => {
+      const r = await call(`/api/datasets/${d.id}/report.pdf`);
+      return r.status === 200 ? r : null;
+    }, { timeoutMs: 30_000, what: "the report" });
     assert.equal(pdf.headers.get("content-type"), "application/pdf");
     assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), "%PDF-");
   },

@@ -18,6 +18,7 @@ import {
   storedZip,
   zipBomb,
 } from "../actors/datasets/ingest/xlsx_fixtures.ts";
+import { localDatasetAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -33,7 +34,13 @@ function open(): Promise<World> {
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
-      return datasetActors({ db: tdb.db, blobs, chunkBytes: 16 * 1024, splitStepChunks: 2 });
+      return datasetActors({
+        ...localDatasetAdapters(),
+        db: tdb.db,
+        blobs,
+        chunkBytes: 16 * 1024,
+        splitStepChunks: 2,
+      });
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,

@@ -3,8 +3,10 @@
  * OpenAPI 3.1, and Swagger UI at `/api/docs` loads from this server only.
  */
 import assert from "node:assert/strict";
+import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 let world: Promise<ApiWorld> | undefined;
 function open(): Promise<ApiWorld> {
@@ -13,8 +15,9 @@ function open(): Promise<ApiWorld> {
     return {
       maxBodyBytes: 256,
       dataDir: "/nonexistent",
-      courses: { db: tdb.db, blobs },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
+      usage: documentOnlyUsage(tdb.db),
     };
   });
   return world;

@@ -1,5 +1,6 @@
 /**
- * One mapping from errors to the JSON error body `{ error: { code, message, details? } }`.
+ * One mapping from errors to the JSON error body `{ error: { code, message, details? } }` and
+ * its status: the errors carry a stable `code`, {@link ERROR_STATUS} gives its status here.
  * A database that cannot be reached and a full disk are 503s with `Retry-After` (the request
  * may succeed later, unchanged); a value the database found out of its range is a 400. Unknown
  * errors become a 500 with the request id and nothing internal.
@@ -7,9 +8,10 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { TroupeError } from "../actors/runtime/errors.ts";
-import type { Logger } from "../actors/runtime/ports.ts";
+import { type Logger, TroupeError } from "@troupe/runtime";
+import { errorStatus, RUNTIME_ERROR_STATUS } from "@troupe/runtime/hono";
 import { storageFailure } from "../db/errors.ts";
+import type { AppEnv } from "./env.ts";
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown; requestId?: string };
@@ -42,16 +44,47 @@ const HTTP_CODES: Record<number, string> = {
   503: "UNAVAILABLE",
 };
 
+/**
+ * The status of each error code: the runtime's, and the app's own. Bad input met while a job
+ * runs (`InputError`, whatever its code) and non-retryable failures are 422; a code not here is
+ * a 500.
+ */
+export const ERROR_STATUS: Readonly<Record<string, number>> = {
+  ...RUNTIME_ERROR_STATUS,
+  INVALID_JSON: 400,
+  BAD_GZIP: 400,
+  FORBIDDEN: 403,
+  NOT_EMBEDDED: 409,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  BAD_XLSX: 422,
+  SHEET_NOT_FOUND: 422,
+  TOO_MANY_COLUMNS: 422,
+  UPLOAD_LOST: 503,
+  UNAVAILABLE: 503,
+  REPORT_FAILED: 409,
+  STATEMENT_FAILED: 409,
+  STATEMENT_REPLACED: 410,
+  UPSTREAM_RATE_LIMITED: 503,
+  UPSTREAM_UNAVAILABLE: 502,
+  TOO_MANY_STREAMS: 429,
+};
+
+/** The HTTP status that answers `err` ({@link ERROR_STATUS}; 500 for an unknown error). */
+export function statusOf(err: unknown): number {
+  return errorStatus(err, ERROR_STATUS);
+}
+
 /** Seconds a client is asked to wait before trying again, by cause. */
 export const RETRY_AFTER_SECONDS = { database: 5, storage: 30 } as const;
 
 /** `app.onError` handler. */
 export function onError(logger: Logger) {
-  return function handleError(err: Error, c: Context): Response {
-    if (err instanceof TroupeError && err.status < 500) {
+  return function handleError(err: Error, c: Context<AppEnv>): Response {
+    const status = statusOf(err);
+    if (err instanceof TroupeError && status < 500) {
       return errorResponse(
         c,
-        err.status as ContentfulStatusCode,
+        status as ContentfulStatusCode,
         err.code,
         err.message,
         err.details,
@@ -65,7 +98,7 @@ export function onError(logger: Logger) {
         err.message || "request rejected",
       );
     }
-    const requestId: string | undefined = c.get("requestId");
+    const requestId = c.get("requestId");
     const failure = storageFailure(err);
     if (failure) {
       logger.warn("storage failure", {
@@ -107,7 +140,7 @@ export function onError(logger: Logger) {
       error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
       stack: err instanceof Error ? err.stack : undefined,
     });
-    if (err instanceof TroupeError && err.status === 503) {
+    if (err instanceof TroupeError && status === 503) {
       c.header("Retry-After", String(RETRY_AFTER_SECONDS.database));
       return c.json({ error: { code: err.code, message: err.message, requestId } }, 503);
     }

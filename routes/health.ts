@@ -138,7 +138,7 @@ async function ping(runtime: Runtime, timeoutMs: number): Promise<void> {
   await withTimeout(
     runtime.db.query("SELECT 1"),
     timeoutMs,
-    () => new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 }),
+    () => new TroupeError("DB_TIMEOUT", "database did not answer"),
   );
 }
 

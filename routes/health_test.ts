@@ -12,6 +12,7 @@ import { TenantStore } from "../db/tenants.ts";
 import { databaseWriteProbe, diskWriteProbe, type WriteProbe } from "../db/write_probe.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { createApp } from "./app.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -24,6 +25,7 @@ function healthOf(db: SqlDatabase, probes: WriteProbe[]) {
     logger: jsonLogger("silent"),
   });
   const app = createApp({
+    limiter: new MemoryRateLimiter(),
     runtime,
     tenants: new TenantStore(db),
     logger: jsonLogger("silent"),

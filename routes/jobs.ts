@@ -73,6 +73,8 @@ const JobView = z.object({
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
 }).openapi("Job");
+/** The `Job` schema, for other routes that answer with a job. */
+export const JobSchema = JobView;
 
 /** A pipeline's view also counts its jobs by status. */
 const JobWithCounts = JobView.extend({

@@ -57,9 +57,7 @@ export function keyRoutes(tenants: TenantStore): OpenAPIHono<AppEnv> {
     const body = parseBody(await jsonBody(c), createBody);
     const p = principalOf(c);
     if (body.admin && !p.admin) {
-      throw new TroupeError("FORBIDDEN", "only an admin key can make an admin key", {
-        status: 403,
-      });
+      throw new TroupeError("FORBIDDEN", "only an admin key can make an admin key");
     }
     const { tenantId: _, ...audit } = auditContext(c);
     const created = await tenants.createKey(p.tenantId, { ...body, audit });

@@ -18,10 +18,10 @@ export interface LimitOptions {
   perKey: RateRule;
   isExempt: (path: string) => boolean;
   /** The client address: the connection's, or the proxy header's when proxies are trusted. */
-  clientIp: (c: Context) => string;
+  clientIp: (c: Context<AppEnv>) => string;
 }
 
-function setHeaders(c: Context, rule: RateRule, d: RateDecision): void {
+function setHeaders(c: Context<AppEnv>, rule: RateRule, d: RateDecision): void {
   const reset = Math.max(0, Math.ceil((d.resetAt - Date.now()) / 1000));
   c.header("RateLimit-Limit", String(d.limit));
   c.header("RateLimit-Remaining", String(d.remaining));
@@ -29,7 +29,7 @@ function setHeaders(c: Context, rule: RateRule, d: RateDecision): void {
   c.header("RateLimit-Policy", `${rule.limit};w=${Math.round(rule.windowMs / 1000)}`);
 }
 
-function refuse(c: Context, rule: RateRule, d: RateDecision, scope: string): Response {
+function refuse(c: Context<AppEnv>, rule: RateRule, d: RateDecision, scope: string): Response {
   const retryAfter = Math.max(1, Math.ceil((d.resetAt - Date.now()) / 1000));
   c.header("Retry-After", String(retryAfter));
   return errorResponse(c, 429, "RATE_LIMITED", `too many requests for this ${scope}`, {
@@ -45,7 +45,7 @@ function refuse(c: Context, rule: RateRule, d: RateDecision, scope: string): Res
  */
 export function limitUnauthenticated(
   o: LimitOptions,
-): (c: Context) => Promise<Response | undefined> {
+): (c: Context<AppEnv>) => Promise<Response | undefined> {
   return async function limitByIp(c) {
     const d = await o.limiter.limit(o.perIp, o.clientIp(c));
     setHeaders(c, o.perIp, d);

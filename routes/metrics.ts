@@ -4,6 +4,7 @@
  * the raw path, so ids do not become series). See deploy/README.md, "Metrics".
  */
 import { Hono, type MiddlewareHandler } from "hono";
+import type { AppEnv } from "./env.ts";
 import type { PrometheusMetrics } from "../db/metrics/prometheus.ts";
 import { errorResponse } from "./errors.ts";
 
@@ -33,7 +34,7 @@ export interface MetricsOptions {
 /** `GET /metrics`; with a token, a request without it gets a 401 JSON error. */
 export function metricsRoutes({ sink: metrics, route: { token } = {} }: MetricsOptions) {
   const expected = token === undefined ? null : new TextEncoder().encode(`Bearer ${token}`);
-  const app = new Hono();
+  const app = new Hono<AppEnv>();
   app.get("/metrics", async (c) => {
     if (expected && !sameBytes(c.req.header("authorization") ?? "", expected)) {
       c.header("WWW-Authenticate", 'Bearer realm="metrics"');

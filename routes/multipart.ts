@@ -125,7 +125,7 @@ function bad(message: string): ValidationError {
 }
 
 function tooLarge(message: string, details: Record<string, unknown>): TroupeError {
-  return new TroupeError("PAYLOAD_TOO_LARGE", message, { status: 413, details });
+  return new TroupeError("PAYLOAD_TOO_LARGE", message, { details });
 }
 
 /** Byte reader with search across chunk boundaries. */

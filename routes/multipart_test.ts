@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { TroupeError, ValidationError } from "../actors/runtime/errors.ts";
 import { BOUNDARY, endlessBody, hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
+import { statusOf } from "./errors.ts";
 import { fieldText, multipartBoundary, readMultipart } from "./multipart.ts";
 
 /** Serializes a FormData the way a client would, as bytes. */
@@ -137,7 +138,7 @@ Deno.test("multipart: malformed bodies are validation errors", async () => {
 function formLimit(details: Record<string, unknown>) {
   return (err: unknown) => {
     assert.ok(err instanceof TroupeError, String(err));
-    assert.equal(err.status, 413);
+    assert.equal(statusOf(err), 413);
     assert.equal(err.code, "PAYLOAD_TOO_LARGE");
     assert.deepEqual(err.details, details);
     return true;

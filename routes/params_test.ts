@@ -21,6 +21,7 @@ import {
   seeded,
   TAMPERED_CURSORS,
 } from "../tests/hostile/input_files.ts";
+import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -39,14 +40,20 @@ function open(): Promise<World> {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
       return [
         echoActor,
-        ...datasetActors({ db: tdb.db, blobs }),
-        ...courseActors({ db: tdb.db, blobs }),
+        ...datasetActors({ ...localDatasetAdapters(), db: tdb.db, blobs }),
+        ...courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs }),
       ];
     }, (tdb) => ({
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
       datasets: { db: tdb.db, blobs, maxBytes: 1_000_000 },
-      courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000, maxFiles: 2 },
+      courses: {
+        ...localCourseAdapters(tdb.db),
+        db: tdb.db,
+        blobs,
+        maxFileBytes: 2_000_000,
+        maxFiles: 2,
+      },
     }));
     const key = (await w.tenants.createKey((await w.tenants.createTenant("acme")).id)).key;
     const send = (path: string, init: RequestInit) =>

@@ -12,6 +12,7 @@
  */
 import type { Receiver } from "@upstash/qstash";
 import { type Context, Hono } from "hono";
+import type { AppEnv } from "./env.ts";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { SqlDatabase } from "../actors/runtime/ports.ts";
@@ -37,9 +38,9 @@ const failureBody = z.object({
   dlqId: z.string().optional(),
 });
 
-export function qstashRoutes(o: WebhookOptions): Hono {
+export function qstashRoutes(o: WebhookOptions): Hono<AppEnv> {
   const base = o.publicUrl.replace(/\/+$/, "");
-  const app = new Hono();
+  const app = new Hono<AppEnv>();
   app.use(
     "*",
     bodyLimit({

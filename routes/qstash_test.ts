@@ -13,6 +13,7 @@ import { InProcessTransport } from "../actors/transports/in_process.ts";
 import { TenantStore } from "../db/tenants.ts";
 import { pgliteTarget } from "../tests/harness.ts";
 import { createApp } from "./app.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const CURRENT = "sig_current_key_for_tests";
 const NEXT = "sig_next_key_for_tests";
@@ -78,6 +79,7 @@ async function setup() {
   });
   // Not started: deliveries run through deliver() from the webhook only.
   const app = createApp({
+    limiter: new MemoryRateLimiter(),
     runtime,
     tenants: new TenantStore(tdb.db),
     logger: jsonLogger("silent"),

@@ -5,9 +5,10 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { requestId as honoRequestId } from "hono/request-id";
+import type { AppEnv } from "./env.ts";
 import { TROUPE_VERSION } from "./version.ts";
 
-export function requestId(): MiddlewareHandler {
+export function requestId(): MiddlewareHandler<AppEnv> {
   const assign = honoRequestId({ limitLength: 100 });
   return async function requestIdMiddleware(c, next) {
     const started = performance.now();

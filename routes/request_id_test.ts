@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { clientIp } from "./app.ts";
+import type { AppEnv } from "./env.ts";
 import { requestId } from "./request_id.ts";
 import { TROUPE_VERSION } from "./version.ts";
 
 function app() {
-  const app = new Hono<{ Variables: { requestId: string } }>();
+  const app = new Hono<AppEnv>();
   app.use("*", requestId());
   app.get("/own", (c) => new Response(c.get("requestId")));
   app.get("/ip", (c) => c.text(clientIp(false)(c)));

@@ -43,7 +43,7 @@ export function scheduleRoutes(runtime: Runtime): OpenAPIHono<AppEnv> {
     },
   }, async function listSchedules(c) {
     if (!principalOf(c).admin) {
-      throw new TroupeError("FORBIDDEN", "schedules need an admin key", { status: 403 });
+      throw new TroupeError("FORBIDDEN", "schedules need an admin key");
     }
     const now = new Date();
     const items = [];

@@ -16,6 +16,7 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { waitFor } from "../tests/harness.ts";
+import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -33,8 +34,8 @@ function open(): Promise<World> {
     const w = await openApiWorld((tdb) => {
       blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
       return [
-        ...datasetActors({ db: tdb.db, blobs }),
-        ...courseActors({ db: tdb.db, blobs }),
+        ...datasetActors({ ...localDatasetAdapters(), db: tdb.db, blobs }),
+        ...courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs }),
         echoActor,
         // No grace: as if every run came long after the last upload.
         cleanupActor({
@@ -47,7 +48,7 @@ function open(): Promise<World> {
       perIpPerMinute: 1_000_000,
       perKeyPerMinute: 1_000_000,
       datasets: { db: tdb.db, blobs, maxBytes: 2_000_000 },
-      courses: { db: tdb.db, blobs, maxFileBytes: 2_000_000 },
+      courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs, maxFileBytes: 2_000_000 },
     }));
     const make = async (name: string) => {
       const t = await w.tenants.createTenant(name);

@@ -19,7 +19,10 @@ import pg from "pg";
 import { ADMIN_URL, createPgDatabase, neonTarget } from "../tests/harness.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { createApp } from "./app.ts";
+import type { AppEnv } from "./env.ts";
 import { onError } from "./errors.ts";
+import { localDatasetAdapters } from "../tests/local_adapters.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -30,7 +33,10 @@ async function served(
 ) {
   const runtime = new Runtime({
     db,
-    actors: [echoActor, ...(extra ? datasetActors({ db, blobs: extra.blobs }) : [])],
+    actors: [
+      echoActor,
+      ...(extra ? datasetActors({ ...localDatasetAdapters(), db, blobs: extra.blobs }) : []),
+    ],
     transport: new TableQueueTransport(db, { pollMs: 50 }),
     logger: jsonLogger("silent"),
   });
@@ -38,6 +44,7 @@ async function served(
   const tenants = new TenantStore(db);
   const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
   const app = createApp({
+    limiter: new MemoryRateLimiter(),
     runtime,
     tenants,
     logger: jsonLogger("silent"),
@@ -116,6 +123,7 @@ Deno.test({
   listener.close();
   const db = openPostgres(`postgres://postgres@127.0.0.1:${port}/none`, { max: 2 });
   const app = createApp({
+    limiter: new MemoryRateLimiter(),
     runtime: new Runtime({
       db,
       actors: [echoActor],
@@ -163,7 +171,7 @@ Deno.test("unavailable: the OS's ENOSPC (a write to /dev/full) is a 503 STORAGE_
   assert.ok(enospc, "/dev/full refused the write");
   assert.equal(storageFailure(enospc), "storage_full");
   assert.equal(storageFailure(new Error("wrapped", { cause: enospc })), "storage_full");
-  const app = new Hono();
+  const app = new Hono<AppEnv>();
   app.get("/x", () => {
     throw enospc;
   });

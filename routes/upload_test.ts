@@ -12,6 +12,7 @@ import {
 } from "../actors/runtime/errors.ts";
 import { sleep, stalledBody } from "../tests/harness.ts";
 import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";
+import { statusOf } from "./errors.ts";
 import { guardUpload, type UploadPolicy } from "./upload.ts";
 
 /** Only the idle guard, as `stallGuard` was. */
@@ -34,7 +35,7 @@ Deno.test("guardUpload: a client that stops sending fails the body with 408 afte
   const t0 = performance.now();
   await assert.rejects(() => readAll(stallGuard(source.body, 300)), (err: Error) => {
     assert.ok(err instanceof UploadStalledError);
-    assert.equal(err.status, 408);
+    assert.equal(statusOf(err), 408);
     assert.equal(err.code, "UPLOAD_STALLED");
     return true;
   });
@@ -90,7 +91,7 @@ Deno.test("guardUpload: a client under the minimum rate is cut off with 408, nev
   const t0 = performance.now();
   const err = await outcome(guardUpload(slow.body, policy));
   assert.ok(err instanceof UploadTooSlowError, String(err));
-  assert.equal(err.status, 408);
+  assert.equal(statusOf(err), 408);
   assert.equal(err.code, "UPLOAD_TOO_SLOW");
   assert.equal((err.details as { reason: string }).reason, "rate");
   assert.ok(performance.now() - t0 < 5000, "before the idle time");

@@ -22,7 +22,14 @@ export function parseQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<
   }
   const parsed = schema.safeParse(query);
   if (!parsed.success) {
-    const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
+    // An unknown parameter (a strict schema) is named by its key, not by an empty path.
+    const names = [
+      ...new Set(
+        parsed.error.issues.flatMap((i) =>
+          i.code === "unrecognized_keys" ? i.keys : [String(i.path[0])]
+        ),
+      ),
+    ];
     throw new ValidationError(`invalid query parameter: ${names.join(", ")}`, issues(parsed.error));
   }
   return parsed.data;
@@ -44,16 +51,13 @@ export async function jsonBody(c: Context): Promise<Record<string, unknown>> {
     throw new TroupeError(
       "UNSUPPORTED_MEDIA_TYPE",
       "send a JSON body (content-type: application/json)",
-      {
-        status: 415,
-      },
     );
   }
   let body: unknown;
   try {
     body = await c.req.json();
   } catch {
-    throw new TroupeError("INVALID_JSON", "the body is not valid JSON", { status: 400 });
+    throw new TroupeError("INVALID_JSON", "the body is not valid JSON");
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ValidationError("the body must be a JSON object");

@@ -43,7 +43,10 @@ export interface ApiWorld {
   close(): Promise<void>;
 }
 
-export type WorldOptions = Omit<AppOptions, "runtime" | "tenants" | "logger" | "webhooks">;
+export type WorldOptions = Omit<
+  AppOptions,
+  "runtime" | "tenants" | "logger" | "webhooks" | "limiter"
+>;
 
 /** Builds a world for `actors`; `appOptions` go to `createApp` (limits, datasets, ...). */
 export async function openApiWorld(

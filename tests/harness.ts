@@ -193,6 +193,8 @@ export function parseSse(text: string): SseEvent[] {
 export function sseReader(res: Response): {
   next(test: (e: SseEvent) => boolean): Promise<SseEvent>;
   all: Promise<SseEvent[]>;
+  /** Stops reading: the server sees its client go. */
+  cancel(): Promise<void>;
 } {
   if (res.status !== 200) throw new Error(`the event stream answered ${res.status}`);
   const events: SseEvent[] = [];
@@ -219,5 +221,5 @@ export function sseReader(res: Response): {
       waiters.push({ test, resolve });
     });
   };
-  return { next, all };
+  return { next, all, cancel: () => reader.cancel() };
 }

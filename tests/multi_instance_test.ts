@@ -3,13 +3,16 @@
  * different ports behind a round-robin proxy, sharing one PostgreSQL through the Neon
  * WebSocket bridge, one Redis through the Upstash REST bridge, and the QStash stand-in
  * delivering to the proxy. Checks that deliveries spread over both instances, that per-key
- * serialization holds across them, that duplicate deliveries have one effect, and that rate
- * limits are shared.
+ * serialization holds across them, that duplicate deliveries have one effect, that usage
+ * committed elsewhere reaches a usage stream on the other instance, and that rate limits are
+ * shared.
  */
 import assert from "node:assert/strict";
 import { Client } from "@upstash/qstash";
 import pg from "pg";
-import { createPgDatabase, waitFor } from "./harness.ts";
+import { openPostgres } from "../actors/runtime/drivers/postgres.ts";
+import { recordUsage } from "../actors/usage/store.ts";
+import { createPgDatabase, sseReader, waitFor, within } from "./harness.ts";
 import { startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { startRedisBridge } from "./fixtures/upstash_redis_bridge.ts";
@@ -120,6 +123,45 @@ Deno.test({
     await qstash.idle();
     const after = await admin.query("SELECT count(*)::int AS n FROM test_runs");
     assert.equal(after.rows[0].n, 200);
+
+    // Usage committed through another connection pool (as a sync on instance A commits it)
+    // reaches a stream open on instance B, through the database's NOTIFY.
+    const tenant = await (await fetch(`http://127.0.0.1:${ports[1]}/api/v1/tenant`, { headers }))
+      .json();
+    const streamAbort = new AbortController();
+    const stream = await fetch(`http://127.0.0.1:${ports[1]}/api/v1/usage/stream`, {
+      headers: { ...headers, "last-event-id": "0" },
+      signal: streamAbort.signal,
+    });
+    const sse = sseReader(stream);
+    sse.all.catch(() => {});
+    const writer = openPostgres(database.url, { max: 2 });
+    try {
+      await writer.transaction((tx) =>
+        recordUsage(tx, {
+          tenantId: tenant.id,
+          sourceId: "src-mi",
+          timeZone: "UTC",
+          messages: [{
+            id: "mi-1",
+            timestamp: new Date("2026-12-01T10:00:00Z"),
+            creditsCents: 4321n,
+            reportId: "r1",
+          }],
+          reportNames: new Map([["r1", "Weekly"]]),
+        })
+      );
+      const event = await within(
+        sse.next((e) => e.event === "usage" && e.data.messageId === "mi-1"),
+        30_000,
+        "the usage event on instance B",
+      );
+      assert.equal(event.data.creditsUsed, 43.21);
+      assert.equal(event.data.reportName, "Weekly");
+    } finally {
+      streamAbort.abort();
+      await writer.close();
+    }
 
     // The per-key limit (300/min) is shared: 200 enqueues used most of it, so of 150 reads
     // alternating between the instances some are refused. Were each instance counting alone

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Client, Receiver } from "@upstash/qstash";
 import { z } from "zod";
 import { defineActor } from "../actors/runtime/define.ts";
-import { NonRetryableError } from "../actors/runtime/errors.ts";
+import { NonRetryableError, RetryLaterError } from "../actors/runtime/errors.ts";
 import { jsonLogger } from "../actors/runtime/ports.ts";
 import { Runtime } from "../actors/runtime/runtime.ts";
 import { QStashTransport } from "../actors/transports/qstash.ts";
@@ -15,6 +15,7 @@ import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "../routes/app.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { postgresTarget, waitFor } from "./harness.ts";
+import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const TOKEN = "qstash-test-token";
@@ -54,6 +55,18 @@ const failing = defineActor({
   },
 });
 
+let laterCalls = 0;
+const later = defineActor({
+  name: "q.later",
+  input: z.object({}),
+  retries: 0,
+  handler: () => {
+    laterCalls++;
+    if (laterCalls <= 2) throw new RetryLaterError(1000, "upstream said 429");
+    return "done";
+  },
+});
+
 const stuck = defineActor({
   name: "q.stuck",
   input: z.object({}),
@@ -86,12 +99,13 @@ async function world() {
   const transport = new QStashTransport({ client, publicUrl });
   const runtime = new Runtime({
     db: tdb.db,
-    actors: [counter, failing, stuck, tick],
+    actors: [counter, failing, later, stuck, tick],
     transport,
     logger: jsonLogger("silent"),
   });
   await runtime.start();
   const app = createApp({
+    limiter: new MemoryRateLimiter(),
     runtime,
     tenants: new TenantStore(tdb.db),
     logger: jsonLogger("silent"),
@@ -152,6 +166,24 @@ Deno.test(
     }
     await w.qstash.idle();
     for (let k = 0; k < 4; k++) assert.deepEqual(await stateOf(w, `q.count:${k}`), { n: 15 });
+  },
+);
+
+Deno.test(
+  { name: "RetryLaterError comes back through QStash without consuming an attempt", ...opts },
+  async () => {
+    const w = await open();
+    laterCalls = 0;
+    const began = Date.now();
+    const { job } = await w.runtime.enqueue("q.later", {});
+    const done = await waitFor(async () => {
+      const j = await w.runtime.getJob(job.id);
+      return j.status === "succeeded" || j.status === "failed" ? j : null;
+    }, { timeoutMs: 30_000, what: "the job asked to run later to finish" });
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.attempts, 1);
+    assert.equal(laterCalls, 3);
+    assert.ok(Date.now() - began >= 1900, "each run came after its time");
   },
 );
 

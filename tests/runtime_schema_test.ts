@@ -5,38 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase, type SqlExecutor } from "../actors/runtime/ports.ts";
+import { defineActor, type GroupOutcome, message } from "../actors/runtime/define.ts";
+import { groupOutcomeSchema } from "../actors/runtime/groups.ts";
+import { migrateRuntime } from "../actors/runtime/migrate.ts";
+import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
 import { Runtime } from "../actors/runtime/runtime.ts";
 import { tables } from "../actors/runtime/sql/tables.ts";
 import { TableQueueTransport } from "../actors/runtime/transports/table_queue.ts";
-import { migrate } from "../db/migrate.ts";
 import { openPglite } from "../db/pglite.ts";
 import { openPostgres } from "../db/postgres.ts";
 import { createPgDatabase, waitFor } from "./harness.ts";
 
 const SCHEMA = "troupe_lib";
-
-/**
- * The app's migrations, applied with `search_path` set to `schema`, so the tables land there.
- * drizzle-kit names `"public"` in foreign keys: those references are pointed at `schema` too.
- */
-async function migrateInto(db: SqlDatabase, schema: string): Promise<void> {
-  await db.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-  const scoped: SqlDatabase = Object.assign(Object.create(db), {
-    transaction: <T>(fn: (tx: SqlExecutor) => Promise<T>) =>
-      db.transaction(async (tx) => {
-        await tx.query(`SET LOCAL search_path TO ${schema}`);
-        const inSchema: SqlExecutor = Object.assign(Object.create(tx), {
-          query: (sql: string, params?: unknown[]) =>
-            tx.query(sql.replaceAll('"public".', `"${schema}".`), params),
-        });
-        return await fn(inSchema);
-      }),
-  });
-  await migrate(scoped);
-  await db.query("SET search_path TO public");
-}
 
 const ok = defineActor({
   name: "schema.ok",
@@ -58,16 +38,28 @@ const broken = defineActor({
   },
 });
 
+const fannedIn = defineActor({
+  name: "schema.fanned_in",
+  input: z.object({ group: groupOutcomeSchema }),
+  handler: (input): { status: GroupOutcome["status"]; parts: number } => ({
+    status: input.group.status,
+    parts: input.group.parts.length,
+  }),
+});
+
 async function scenario(db: SqlDatabase): Promise<void> {
-  await migrateInto(db, SCHEMA);
+  const applied = await migrateRuntime(db, { schema: SCHEMA });
+  assert.ok(applied.some((m) => m.tag.includes("groups")), "the groups table is in the set");
   const publicTables = await db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM information_schema.tables
      WHERE table_schema = 'public' AND table_name LIKE 'troupe_%'`,
   );
   assert.equal(publicTables[0]?.n, 0, "the runtime's tables must exist only in the schema");
+  // A second call finds the schema up to date.
+  assert.deepEqual(await migrateRuntime(db, { schema: SCHEMA }), []);
   const runtime = new Runtime({
     db,
-    actors: [ok, broken],
+    actors: [ok, broken, fannedIn],
     transport: new TableQueueTransport(db, { pollMs: 50, schema: SCHEMA }),
     logger: jsonLogger("silent"),
     schema: SCHEMA,
@@ -111,6 +103,26 @@ async function scenario(db: SqlDatabase): Promise<void> {
     const health = await runtime.health();
     assert.equal(health.deadLetters, 1);
     assert.equal(health.queued, 0);
+
+    // Groups count their parts in the schema's troupe_groups; a failed part fails the group.
+    const fanIn = async (parts: Parameters<Runtime["enqueueGroup"]>[0]) => {
+      const { groupId, continuationId } = await runtime.enqueueGroup(parts, { actor: fannedIn });
+      const then = await waitFor(async () => {
+        const j = await runtime.getJob(continuationId).catch(() => null);
+        return j?.status === "succeeded" ? j : null;
+      }, { timeoutMs: 20_000 });
+      const [row] = await db.query<{ status: string; remaining: number }>(
+        `SELECT status, remaining FROM ${t.groups} WHERE id = $1`,
+        [groupId],
+      );
+      return { result: then.result, row };
+    };
+    const good = await fanIn([message(ok, { n: 1 }), message(ok, { n: 2 })]);
+    assert.deepEqual(good.result, { status: "succeeded", parts: 2 });
+    assert.deepEqual(good.row, { status: "succeeded", remaining: 0 });
+    const bad = await fanIn([message(ok, { n: 3 }), message(broken, { n: 4 })]);
+    assert.deepEqual(bad.result, { status: "failed", parts: 2 });
+    assert.equal(bad.row?.status, "failed");
   } finally {
     await runtime.stop(2000);
   }

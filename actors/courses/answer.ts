@@ -13,11 +13,11 @@
  * sentence is cited on the page of its text that holds the most of what was asked.
  */
 import type { SqlExecutor } from "../runtime/ports.ts";
-import type { TextEmbedder } from "../../db/embeddings/hashing.ts";
-import { reciprocalRankFusion } from "../../db/vectors/pg.ts";
-import type { VectorStore } from "../../db/vectors/store.ts";
+import type { TextEmbedder } from "./embeddings/port.ts";
+import { reciprocalRankFusion } from "./vectors/pg.ts";
+import type { VectorStore } from "./vectors/port.ts";
 import { queryTokens, STOP_WORDS, tokens, variants, wholeTokens } from "./lexicon.ts";
-import { sentences } from "./writer.ts";
+import { sentences } from "./writer/text.ts";
 import { bm25, courseIndex, idf, unseenIdf } from "./lexical_index.ts";
 
 export interface Passage {

@@ -10,8 +10,8 @@
  * in another's), made of the lesson's module and title. An empty summary is written the same
  * way.
  */
-import type { QuizQuestion } from "./writer.ts";
-import { sentences } from "./writer.ts";
+import type { QuizQuestion } from "./writer/port.ts";
+import { sentences } from "./writer/text.ts";
 
 /** Two texts whose word 3-shingles are at least this similar (Jaccard) are the same. */
 export const NEAR = 0.9;

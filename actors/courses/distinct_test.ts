@@ -15,7 +15,7 @@ import {
   SeenTexts,
   shingles,
 } from "./distinct.ts";
-import type { QuizQuestion } from "./writer.ts";
+import type { QuizQuestion } from "./writer/port.ts";
 
 const question = (text: string, page = 1): QuizQuestion => ({
   question: text,

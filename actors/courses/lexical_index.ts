@@ -2,7 +2,7 @@
  * BM25 over a course's lexical index (`troupe_course_chunks.lexemes`, tokens from
  * `lexicon.ts`). A course's postings are read once into memory and kept (LRU, bounded) while
  * its passage count is unchanged: a course changes only when it is rebuilt or deleted, as for
- * its vectors (`db/vectors/pg.ts`). Scoring in memory keeps a search over thousands of
+ * its vectors (`vectors/pg.ts`). Scoring in memory keeps a search over thousands of
  * passages to a few milliseconds on PGlite and PostgreSQL alike, where ranking in SQL has to
  * unnest every matching passage's lexemes.
  */

@@ -10,7 +10,8 @@ import { type Line, type PageText, PdfDocument } from "./pdf.ts";
 import { backMatterTitle, cleanPages, findFurniture, prepareFile } from "./page_clean.ts";
 import { moduleSummary, structure } from "./pipeline.ts";
 import { passagesBetween } from "./lessons.ts";
-import { DocumentStats, LocalWriter } from "./writer.ts";
+import { LocalWriter } from "./writer/local.ts";
+import { DocumentStats } from "./writer/text.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

@@ -19,9 +19,11 @@
 import { getDocumentProxy } from "unpdf";
 import { InputError } from "../runtime/errors.ts";
 import { TooComplex } from "./pdf_objects.ts";
-import { destinationTop, readOutline } from "./pdf_outline.ts";
+import { destinationTop, type OutlineEntry, readOutline } from "./pdf_outline.ts";
 import { type PdfLimits, preflight } from "./pdf_preflight.ts";
 import { FastText } from "./pdf_text.ts";
+
+export type { OutlineEntry };
 
 export type { PdfLimits };
 
@@ -68,21 +70,6 @@ export interface PageText {
   /** 1-based physical page number. */
   page: number;
   lines: Line[];
-}
-
-export interface OutlineEntry {
-  title: string;
-  /** 1-based physical page. */
-  page: number;
-  /** 1 = top level. */
-  level: number;
-  /**
-   * Where on the page the entry's destination points, in points from the page top (see
-   * {@link Line}): an `/XYZ` destination's top, a `/FitH` or `/FitBH` one's, a `/FitR`
-   * rectangle's top edge. Null when the destination gives none (`/Fit`, a null top): the
-   * entry starts at the top of its page. Absent in outlines stored before it existed.
-   */
-  top?: number | null;
 }
 
 /** The `%PDF-` magic bytes (allowing a little leading junk, as readers do). */

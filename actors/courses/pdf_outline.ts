@@ -11,7 +11,22 @@
  * structure element, `/SE`) throws {@link Unsupported}, and the caller asks pdf.js.
  */
 import { PdfFile, PdfName, PdfRef, type PdfValue, Unsupported } from "./pdf_objects.ts";
-import type { OutlineEntry } from "./pdf.ts";
+
+/** One outline item: its title, level and the page (and top) its destination points at. */
+export interface OutlineEntry {
+  title: string;
+  /** 1-based physical page. */
+  page: number;
+  /** 1 = top level. */
+  level: number;
+  /**
+   * Where on the page the entry's destination points, in points from the page top (see
+   * `Line` in pdf.ts): an `/XYZ` destination's top, a `/FitH` or `/FitBH` one's, a `/FitR`
+   * rectangle's top edge. Null when the destination gives none (`/Fit`, a null top): the
+   * entry starts at the top of its page. Absent in outlines stored before it existed.
+   */
+  top?: number | null;
+}
 
 type PdfDict = Map<string, PdfValue>;
 

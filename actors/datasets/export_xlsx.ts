@@ -11,6 +11,9 @@ import ExcelJS from "exceljs";
 import { PassThrough } from "node:stream";
 import type { ColumnInfo } from "./store.ts";
 
+/** A sheet's column: its header, the key of its value in a row, its type (`cellValue`). */
+export type SheetColumn = Pick<ColumnInfo, "name" | "key" | "type">;
+
 /** Where rows come from: pages in order, an empty page at the end. */
 export type RowPages = () => Promise<Record<string, unknown>[]>;
 
@@ -94,7 +97,7 @@ function numFmt(type: string): string | undefined {
  */
 export function xlsxStream(
   sheet: string,
-  columns: readonly ColumnInfo[],
+  columns: readonly SheetColumn[],
   next: RowPages,
 ): ReadableStream<Uint8Array> {
   const out = new PassThrough();

@@ -4,11 +4,13 @@
  * delivered concurrently, and the upload's messages delayed: the same dataset each time.
  */
 import assert from "node:assert/strict";
+import { assertEffectivelyOnce, type TestWorld } from "@troupe/runtime/testing";
 import { FsBlobStore } from "../../db/blobs/fs.ts";
-import { assertEffectivelyOnce, type TestWorld } from "../runtime/testing.ts";
+import { MIGRATION_SETS } from "../../db/migrate.ts";
 import { datasetOptions } from "./options.ts";
 import { datasetActors } from "./pipeline.ts";
 import { insertDataset, rowsTable } from "./store.ts";
+import { localDatasetAdapters } from "../../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -25,7 +27,15 @@ Deno.test({
     const datasetId = "7d0d8a52-2f4e-4f0e-9a39-6c7e1f0c1a01";
     const options = datasetOptions.parse({ format: "csv" });
     const { effects } = await assertEffectivelyOnce({
-      actors: (db) => datasetActors({ db, blobs, chunkBytes: 512, splitStepChunks: 2 }),
+      actors: (db) =>
+        datasetActors({
+          ...localDatasetAdapters(),
+          db,
+          blobs,
+          chunkBytes: 512,
+          splitStepChunks: 2,
+        }),
+      migrations: MIGRATION_SETS,
       inputs: [{
         actor: "dataset.split",
         input: { datasetId },

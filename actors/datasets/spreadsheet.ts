@@ -74,10 +74,9 @@ export async function storeSheet(
 export function refuseSpreadsheet(err: IngestError, supported: readonly string[]): TroupeError {
   if (err instanceof ZipError) {
     if (err.code === "bad_zip") {
-      return new TroupeError("BAD_XLSX", err.message, { status: 422 });
+      return new TroupeError("BAD_XLSX", err.message);
     }
     return new TroupeError("PAYLOAD_TOO_LARGE", err.message, {
-      status: 413,
       details: err.code === "inflate_ratio"
         ? { maxInflateRatio: err.limit }
         : { maxInflatedBytes: err.limit },
@@ -88,13 +87,12 @@ export function refuseSpreadsheet(err: IngestError, supported: readonly string[]
       return new TroupeError(
         "UNSUPPORTED_MEDIA_TYPE",
         `${err.message}: send CSV, TSV, a JSON array or NDJSON (optionally gzipped), or an .xlsx workbook`,
-        { status: 415, details: { detected: "zip", supported, ...err.details } },
+        { details: { detected: "zip", supported, ...err.details } },
       );
     }
     return new TroupeError(err.code.toUpperCase(), err.message, {
-      status: 422,
       details: err.details,
     });
   }
-  return new TroupeError("BAD_XLSX", err.message, { status: 422 });
+  return new TroupeError("BAD_XLSX", err.message);
 }

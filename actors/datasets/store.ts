@@ -5,6 +5,7 @@
 import { NotFoundError } from "../runtime/errors.ts";
 import type { SqlExecutor } from "../runtime/ports.ts";
 import { releaseBlobs } from "../../db/blobs/refs.ts";
+import { dropDocument } from "../documents/stored.ts";
 import type { DatasetOptions } from "./options.ts";
 
 export type DatasetStatus =
@@ -113,7 +114,7 @@ export async function listDatasets(
 }
 
 /**
- * Deletes the dataset, its chunks and its rows table, and releases its file (in `tx`, so the
+ * Deletes the dataset, its chunks, its rows table and its report, and releases its file (in `tx`, so the
  * file stays held until the delete commits; it is collected later if nothing else holds it).
  */
 export async function deleteDataset(tx: SqlExecutor, id: string, tenantId: string): Promise<void> {
@@ -125,6 +126,7 @@ export async function deleteDataset(tx: SqlExecutor, id: string, tenantId: strin
   await tx.query("DELETE FROM troupe_dataset_chunks WHERE dataset_id = $1", [id]);
   await tx.query(`DROP TABLE IF EXISTS ${rowsTable(id)}`);
   await releaseBlobs(tx, { kind: "dataset", id });
+  await dropDocument(tx, tenantId, "dataset_report", id);
 }
 
 const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();

@@ -57,6 +57,8 @@ export interface ParaOptions extends TextStyle {
 export interface TableColumn {
   head: string;
   width: number;
+  /** Figures read best right-aligned. @default "left" */
+  align?: "left" | "right";
 }
 
 /** Control characters become spaces or go; bidi controls go (`bidi.ts` decides order). */
@@ -298,18 +300,28 @@ export class PdfWriter {
     this.y -= 6;
   }
 
-  /** A table: a bold header row and a rule, then one clipped line per row and cell. */
+  /**
+   * A table: a bold header row and a rule, then one clipped line per row and cell; `foot`
+   * (totals, say) after a rule, bold.
+   */
   async table(
     columns: TableColumn[],
     rows: string[][],
-    { size = 8.5, head = rgb(0.42, 0.45, 0.5) }: { size?: number; head?: Color } = {},
+    { size = 8.5, head = rgb(0.42, 0.45, 0.5), foot }: {
+      size?: number;
+      head?: Color;
+      foot?: string[];
+    } = {},
   ): Promise<void> {
     const row = async (cells: string[], style: TextStyle) => {
       await this.ensure(size + 7);
       let x = this.margin;
       for (const [i, column] of columns.entries()) {
         const cell = await this.clip(cells[i] ?? "", column.width - 4, { ...style, size });
-        await this.draw(cell, { ...style, size, x, y: this.y - size - 1.5 });
+        const at = column.align === "right"
+          ? x + column.width - 4 - await this.measure(cell, { ...style, size })
+          : x;
+        await this.draw(cell, { ...style, size, x: at, y: this.y - size - 1.5 });
         x += column.width;
       }
       this.y -= size + 6.5;
@@ -317,6 +329,11 @@ export class PdfWriter {
     await row(columns.map((c) => c.head), { bold: true, color: head });
     this.rule();
     for (const cells of rows) await row(cells, {});
+    if (foot) {
+      await this.ensure(size + 13);
+      this.rule();
+      await row(foot, { bold: true });
+    }
   }
 
   async save(): Promise<Uint8Array<ArrayBuffer>> {

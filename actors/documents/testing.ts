@@ -32,6 +32,11 @@ export async function pdfText(pdf: Uint8Array): Promise<string> {
   return new TextDecoder().decode(await poppler("pdftotext", [], pdf)).replace(MARKS, "");
 }
 
+/** `pdftotext -layout`: lines as printed (a table's row on one line), bidi marks removed. */
+export async function pdfLayoutText(pdf: Uint8Array): Promise<string> {
+  return new TextDecoder().decode(await poppler("pdftotext", ["-layout"], pdf)).replace(MARKS, "");
+}
+
 /** A word as `pdftotext -bbox` places it: points from the page's top left. */
 export interface WordBox {
   /** 1-based. */

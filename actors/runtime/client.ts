@@ -15,10 +15,18 @@
  * - A scheduled run has one job per minute slot, across instances (its idempotency key is the
  *   slot).
  */
-import type { AnyActor, SendOptions } from "./define.ts";
+import {
+  type ActorTarget,
+  type AnyActor,
+  type GroupThen,
+  type Message,
+  type SendOptions,
+  targetName,
+} from "./define.ts";
 import { CancelledError, ConflictError, NotFoundError, toErrorRecord } from "./errors.ts";
 import type { Executor } from "./executor.ts";
 import { prepareJob } from "./executor.ts";
+import { buildGroup, endParts, parseGroup, writeGroup } from "./groups.ts";
 import { deterministicId, requestHash, uuidv7 } from "./ids.ts";
 import type { RuntimeObserver } from "./observer.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
@@ -32,6 +40,7 @@ import { insertJobs } from "./sql/insert_jobs.ts";
 import { endPipeline, lockPipelines, type PipelineRecord } from "./sql/pipelines.ts";
 import { insertPipeline } from "./sql/start_pipeline.ts";
 import type { Tables } from "./sql/tables.ts";
+import { upgradeInput } from "./versions.ts";
 import { isTerminal, type JobView } from "./views.ts";
 
 /** Options of `enqueue`. */
@@ -47,7 +56,7 @@ export type EnqueueOptions = SendOptions & {
 export interface StartPipelineOptions {
   tenantId?: string | null;
   idempotencyKey?: string;
-  onAbort?: { actor: string; input: Record<string, unknown> };
+  onAbort?: { actor: ActorTarget; input: Record<string, unknown> };
   effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
 }
 
@@ -80,14 +89,14 @@ export class RuntimeClient {
   }
 
   /** Validates and enqueues a message (see `Runtime.enqueue`). */
-  async enqueue(
-    actor: string,
-    input: unknown,
+  async enqueue<I = unknown>(
+    actor: ActorTarget<I>,
+    input: NoInfer<I>,
     options: EnqueueOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
     const { db, tables, publisher, reader } = this.#o;
     const { effect, ...sendOptions } = options;
-    const row = await prepareJob(this.actor(actor), input, sendOptions);
+    const row = await prepareJob(this.actor(targetName(actor)), input, sendOptions);
     const key = sendOptions.idempotencyKey;
     if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
     const created = await db.transaction(async (tx) => {
@@ -107,13 +116,13 @@ export class RuntimeClient {
   }
 
   /** Enqueues many messages to one actor in one transaction (see `Runtime.enqueueMany`). */
-  async enqueueMany(
-    actor: string,
-    inputs: readonly unknown[],
+  async enqueueMany<I = unknown>(
+    actor: ActorTarget<I>,
+    inputs: readonly NoInfer<I>[],
     options: Omit<SendOptions, "idempotencyKey"> & { idempotencyKeys?: readonly string[] } = {},
   ): Promise<string[]> {
     const { db, tables, publisher } = this.#o;
-    const def = this.actor(actor);
+    const def = this.actor(targetName(actor));
     const { idempotencyKeys, ...rest } = options;
     const rows = await Promise.all(inputs.map((input, i) => {
       const idempotencyKey = idempotencyKeys?.[i];
@@ -137,9 +146,30 @@ export class RuntimeClient {
     return rows.map((r) => r.id);
   }
 
+  /** Fans out with a continuation (see `Runtime.enqueueGroup`). */
+  async enqueueGroup(
+    parts: readonly Message[],
+    then: GroupThen,
+    options: { tenantId?: string | null; idempotencyKey?: string } = {},
+  ): Promise<{ groupId: string; jobIds: string[]; continuationId: string }> {
+    const { db, tables, publisher } = this.#o;
+    const tenantId = options.tenantId ?? null;
+    const key = options.idempotencyKey;
+    const groupId = key ? await deterministicId("group", tenantId ?? "", key) : uuidv7();
+    const made = await buildGroup(
+      parseGroup((a) => this.actor(targetName(a)), parts, then),
+      { id: groupId, tenantId, parentId: null, pipelineId: null },
+      key ? (i) => `${groupId}/${i}` : undefined,
+    );
+    const outbox = publisher.outbox;
+    const sent = await db.transaction((tx) => writeGroup(tx, tables, made, { outbox }));
+    await publisher.afterCommit(sent);
+    return { groupId, jobIds: made.row?.parts ?? [], continuationId: `${groupId}-then` };
+  }
+
   /** Cancels a job or a pipeline (see `Runtime.cancel`). */
   async cancel(id: string, tenantId?: string | null): Promise<JobView> {
-    const { db, tables, reader } = this.#o;
+    const { db, tables, publisher, reader } = this.#o;
     const job = await reader.getJob(id, tenantId);
     if (job.kind === "pipeline") return await this.#cancelPipeline(id, tenantId);
     if (job.pipelineId !== null && !isTerminal(job.status)) {
@@ -149,7 +179,16 @@ export class RuntimeClient {
       });
       return await reader.getJob(id);
     }
-    const status = await requestCancel(db, tables, id, toErrorRecord(new CancelledError()));
+    const error = toErrorRecord(new CancelledError());
+    const outbox = publisher.outbox;
+    const { status, sent } = await db.transaction(async (tx) => {
+      const row = await requestCancel(tx, tables, id, error);
+      // A queued part cancelled here ends its group (a running one ends at its commit).
+      const groupId = row?.status === "cancelled" ? row.group_id : null;
+      const ends = groupId ? [{ jobId: id, groupId, status: "cancelled" as const, error }] : [];
+      return { status: row?.status, sent: await endParts(tx, tables, ends, { outbox }) };
+    });
+    await publisher.afterCommit(sent);
     if (status === undefined) {
       throw new ConflictError(`job ${id} is already ${job.status}`, { status: job.status });
     }
@@ -198,7 +237,8 @@ export class RuntimeClient {
       });
     }
     const def = this.actor(String(dl.actor));
-    const row = await prepareJob(def, dl.input, {
+    const input = upgradeInput(def, dl.input, Number(dl.input_version ?? def.version));
+    const row = await prepareJob(def, input, {
       tenantId: (dl.tenant_id as string | null) ?? null,
       replayOf: String(dl.job_id),
     });
@@ -237,19 +277,22 @@ export class RuntimeClient {
   /** Starts a pipeline with its first job (see `Runtime.startPipeline`). */
   async startPipeline(
     name: string,
-    first: { actor: string; input: unknown },
+    first: { actor: ActorTarget; input: unknown },
     options: StartPipelineOptions = {},
   ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
     const { db, tables, publisher, reader } = this.#o;
     if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name) || this.#o.actors.has(name)) {
       throw new TypeError(`pipeline name ${JSON.stringify(name)} is invalid or an actor's`);
     }
-    if (options.onAbort) this.actor(options.onAbort.actor);
+    const onAbort = options.onAbort
+      ? { actor: this.actor(targetName(options.onAbort.actor)).name, input: options.onAbort.input }
+      : null;
     const tenantId = options.tenantId ?? null;
     const pipelineId = options.idempotencyKey
       ? await deterministicId("pipeline", tenantId ?? "", name, options.idempotencyKey)
       : uuidv7();
-    const row = await prepareJob(this.actor(first.actor), first.input, {
+    const def = this.actor(targetName(first.actor));
+    const row = await prepareJob(def, first.input, {
       tenantId,
       parentId: pipelineId,
       pipelineId,
@@ -259,14 +302,14 @@ export class RuntimeClient {
       done: null,
       total: null,
       unit: null,
-      onAbort: options.onAbort ?? null,
+      onAbort,
     };
     const sent = await db.transaction(async (tx) => {
       const made = await insertPipeline(tx, tables, {
         id: pipelineId,
         name,
         tenantId,
-        input: { first },
+        input: { first: { actor: def.name, input: first.input } },
         record,
       });
       if (!made) return null;

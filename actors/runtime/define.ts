@@ -51,8 +51,22 @@ export interface ActorContext<S> {
   readonly state: S;
   /** Replaces the state; committed with the message, atomically. */
   setState(next: S): void;
-  /** Sends a message to another actor (transactional outbox: published only on commit). */
+  /**
+   * Sends a message to another actor (transactional outbox: published only on commit). With a
+   * reference (what `defineActor` returns), the input's type is the actor's; the input is
+   * validated here, once, and a bad one throws `INVALID_INPUT` (not retried).
+   */
+  send<I>(actor: ActorRef<I>, input: NoInfer<I>, options?: SendOptions): void;
+  /** Sends a message to the actor called `actor` (the input is validated by it, here). */
   send(actor: string, input: unknown, options?: SendOptions): void;
+  /**
+   * Fans out: sends every part (committed with this message, like `send()`), then sends `then`
+   * once, when every part has succeeded or as soon as one has failed for good (dead-lettered,
+   * failed on bad input, cancelled). `then` gets its `input` with `group` added: a
+   * {@linkcode GroupOutcome} (see `groups.ts`). Returns the group's id (derived from this
+   * message, so a re-run makes the same group).
+   */
+  group(parts: readonly Message[], then: GroupThen): string;
   /** Registers database work that commits atomically with this message, exactly once. */
   effect(fn: (tx: SqlExecutor) => Promise<void>): void;
   /** Reports progress (0-100) and a message; visible at once, throttled. */
@@ -66,6 +80,65 @@ export interface ActorContext<S> {
   readonly signal: AbortSignal;
   /** A logger with the job's fields. */
   readonly log: Logger;
+}
+
+/** What a message is addressed to: an actor's reference or its name. */
+export type ActorTarget<I = unknown> = ActorRef<I> | string;
+
+/**
+ * A typed handle on an actor: what `defineActor` returns (the definition is its own
+ * reference). Passing it to `send`, `enqueue` or `onDeadLetter` types the input.
+ */
+export interface ActorRef<I> {
+  /** The actor's name (what the string form of an address is). */
+  readonly name: string;
+  /** The actor's input schema (the current version's). */
+  readonly input: z.ZodType<I>;
+}
+
+/** A message to an actor: the part of a group, or a message `onDeadLetter` sends. */
+export interface Message<I = unknown> {
+  /** The actor to send to. */
+  actor: ActorTarget<I>;
+  /** Its input (validated by that actor when the message is made). */
+  input: I;
+  /** Delay, priority, idempotency key, tenant. */
+  options?: SendOptions;
+}
+
+/** A message made by `message()`: its input was type-checked against its actor. */
+export interface TypedMessage<I = unknown> extends Message<I> {
+  /** Made by `message()`. */
+  readonly typed: true;
+}
+
+/** A typed message to `actor` (its input type checked against the reference). */
+export function message<I>(
+  actor: ActorRef<I>,
+  input: NoInfer<I>,
+  options?: SendOptions,
+): TypedMessage<I> {
+  return options ? { actor, input, options, typed: true } : { actor, input, typed: true };
+}
+
+/** The continuation of a group: its input gets `group` (a `GroupOutcome`) added. */
+export interface GroupThen {
+  /** The actor that runs once the group is over. */
+  actor: ActorTarget;
+  /** The rest of its input. @default `{}` */
+  input?: Record<string, unknown>;
+}
+
+/** How a group ended, as its continuation gets it in `input.group`. */
+export interface GroupOutcome {
+  /** The group's id. */
+  id: string;
+  /** `succeeded`: every part succeeded; `failed`: one part failed for good or was cancelled. */
+  status: "succeeded" | "failed";
+  /** The parts in the order they were given, with their status and result. */
+  parts: { jobId: string; status: string; result: unknown }[];
+  /** The part that failed the group, with its error; null when the group succeeded. */
+  failure: { jobId: string; status: string; error: { code: string; message: string } } | null;
 }
 
 /** A message's handle on its pipeline. */
@@ -93,11 +166,22 @@ export interface ActorPolicy {
 }
 
 /** What `defineActor()` takes: an actor type as a plain object. */
-export interface ActorConfig<I, S, R> {
+export interface ActorConfig<I, S, R, D = unknown> {
   /** Unique name: lowercase letters, digits, `.`, `_`, `-`. */
   name: string;
-  /** Validates every message; the parsed value is what the handler gets. */
+  /** Validates every message when it is sent; the parsed value is what the handler gets. */
   input: z.ZodType<I>;
+  /**
+   * The version of `input`'s shape, stored with every message. Raise it when the shape
+   * changes and give an `upgrade` from the previous version: messages queued before the
+   * deploy are upgraded when they run, not dead-lettered. @default 1
+   */
+  version?: number;
+  /**
+   * `upgrade[n]` turns a message of version `n` into one of version `n + 1` (applied in turn
+   * up to `version`, then validated by `input`).
+   */
+  upgrade?: Readonly<Record<number, (old: unknown) => unknown>>;
   /**
    * The actor instance a message addresses, e.g. `dataset:<id>`. Messages with the same key
    * never run at once, across processes. Keys are global: prefix them with the domain.
@@ -128,23 +212,31 @@ export interface ActorConfig<I, S, R> {
    * the last attempt, a poison job, a transport giving up), committed with the failure: how a
    * fan-in learns that a part failed instead of waiting forever. Gets the stored input.
    */
-  onDeadLetter?: (input: I, error: ErrorRecord) => DeadLetterSend | DeadLetterSend[] | void;
+  onDeadLetter?: (
+    input: I,
+    error: ErrorRecord,
+  ) => DeadLetterSend<D> | DeadLetterSend<D>[] | void;
 }
 
-/** A message `onDeadLetter` sends. */
-export interface DeadLetterSend {
-  /** The actor to send to. */
-  actor: string;
-  /** Its input (validated by that actor). */
-  input: unknown;
-}
+/**
+ * A message `onDeadLetter` sends: to an actor's reference (its input typed by it; one
+ * reference per hook, or `message()` for several) or to an actor's name.
+ */
+export type DeadLetterSend<D = unknown> =
+  | { actor: ActorRef<D>; input: NoInfer<D> }
+  | { actor: string; input: unknown }
+  | TypedMessage;
 
 /** A validated actor type, as `defineActor()` returns it. */
-export interface ActorDefinition<I = unknown, S = unknown, R = unknown> {
+export interface ActorDefinition<I = unknown, S = unknown, R = unknown> extends ActorRef<I> {
   /** Unique name. */
   readonly name: string;
   /** Validates every message. */
   readonly input: z.ZodType<I>;
+  /** The version of the input's shape (see `ActorConfig.version`). */
+  readonly version: number;
+  /** Upgrades of stored messages from older versions (see `ActorConfig.upgrade`). */
+  readonly upgrade: Readonly<Record<number, (old: unknown) => unknown>>;
   /** The instance key of an input. */
   readonly keyOf: (input: I) => string;
   /** The state of a new instance. */
@@ -172,8 +264,8 @@ const NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 const CRON_FIELD = /^[\d*/,-]+$/;
 
 /** Validates `config` and returns the actor definition; throws `TypeError` on a bad name, cron or limit. */
-export function defineActor<I, S = Record<string, never>, R = unknown>(
-  config: ActorConfig<I, S, R>,
+export function defineActor<I, S = Record<string, never>, R = unknown, D = unknown>(
+  config: ActorConfig<I, S, R, D>,
 ): ActorDefinition<I, S, R> {
   if (!NAME.test(config.name)) {
     throw new TypeError(
@@ -183,11 +275,13 @@ export function defineActor<I, S = Record<string, never>, R = unknown>(
   const retries = config.retries ?? 4;
   const timeoutMs = config.timeoutMs ?? 60_000;
   const concurrency = config.concurrency ?? 50;
+  const version = config.version ?? 1;
   for (
     const [field, value, min] of [
       ["retries", retries, 0],
       ["timeoutMs", timeoutMs, 1],
       ["concurrency", concurrency, 1],
+      ["version", version, 1],
     ] as const
   ) {
     if (!Number.isInteger(value) || value < min) {
@@ -200,10 +294,21 @@ export function defineActor<I, S = Record<string, never>, R = unknown>(
       throw new TypeError(`actor ${config.name}: schedule must be a 5-field cron expression`);
     }
   }
+  const upgrade = { ...config.upgrade };
+  for (const from of Object.keys(upgrade)) {
+    const n = Number(from);
+    if (!Number.isInteger(n) || n < 1 || n >= version) {
+      throw new TypeError(
+        `actor ${config.name}: upgrade[${from}] must be from a version below ${version}`,
+      );
+    }
+  }
   const name = config.name;
   return {
     name,
     input: config.input,
+    version,
+    upgrade,
     keyOf: config.key ?? (() => name),
     initialState: config.initialState ?? (() => ({}) as S),
     handler: config.handler,
@@ -219,4 +324,9 @@ export function defineActor<I, S = Record<string, never>, R = unknown>(
       ? { schedule: { cron: config.schedule, input: config.scheduleInput as I } }
       : {}),
   };
+}
+
+/** The name of the actor `target` addresses. */
+export function targetName(target: ActorTarget): string {
+  return typeof target === "string" ? target : target.name;
 }

@@ -38,3 +38,25 @@ Deno.test("defineActor() keeps a cron schedule with its input", () => {
   });
   assert.deepEqual(def.schedule, { cron: "0 3 * * *", input: { id: "nightly" } });
 });
+
+Deno.test("defineActor() takes a version with upgrades from older versions only", () => {
+  const def = defineActor({ name: "a.v", input, handler: () => {} });
+  assert.equal(def.version, 1, "the default version");
+  const v3 = defineActor({
+    name: "a.v",
+    input,
+    version: 3,
+    upgrade: { 1: (old) => old, 2: (old) => old },
+    handler: () => {},
+  });
+  assert.deepEqual(Object.keys(v3.upgrade), ["1", "2"]);
+  assert.throws(
+    () => defineActor({ name: "a.v", input, version: 0, handler: () => {} }),
+    /version must be an integer >= 1/,
+  );
+  assert.throws(
+    () =>
+      defineActor({ name: "a.v", input, version: 2, upgrade: { 2: (o) => o }, handler: () => {} }),
+    /upgrade\[2\] must be from a version below 2/,
+  );
+});

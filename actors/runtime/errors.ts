@@ -1,7 +1,8 @@
 /**
  * Errors that tell the runtime and the HTTP layer what to do.
  *
- * `TroupeError` carries a stable `code`, an HTTP `status` and a `cause`. A handler that throws
+ * `TroupeError` carries a stable `code`, `details` and a `cause`; the HTTP layer maps codes to
+ * statuses (`errorStatus` in `@troupe/runtime/hono`). A handler that throws
  * `NonRetryableError` goes straight to the dead letters; one that throws `InputError` ends its job
  * `failed` with the error's code, with no retry and no dead letter; any other error is retried by
  * policy.
@@ -9,21 +10,18 @@
 export class TroupeError extends Error {
   /** Stable machine-readable code, e.g. `NOT_FOUND`. */
   readonly code: string;
-  /** The HTTP status that answers it. */
-  readonly status: number;
   /** Extra data for the caller (validation issues, limits); undefined when none. */
   readonly details: unknown;
 
-  /** An error with `code`, HTTP `status` (default 500), `cause` and `details`. */
+  /** An error with `code`, `cause` and `details`. */
   constructor(
     code: string,
     message: string,
-    options: { status?: number; cause?: unknown; details?: unknown } = {},
+    options: { cause?: unknown; details?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = "TroupeError";
     this.code = code;
-    this.status = options.status ?? 500;
     this.details = options.details;
   }
 }
@@ -35,7 +33,7 @@ export class NonRetryableError extends TroupeError {
     message: string,
     options: { code?: string; cause?: unknown; details?: unknown } = {},
   ) {
-    super(options.code ?? "NON_RETRYABLE", message, { ...options, status: 422 });
+    super(options.code ?? "NON_RETRYABLE", message, options);
     this.name = "NonRetryableError";
   }
 }
@@ -52,14 +50,14 @@ export class InputError extends TroupeError {
     message: string,
     options: { cause?: unknown; details?: unknown } = {},
   ) {
-    super(code, message, { ...options, status: 422 });
+    super(code, message, options);
     this.name = "InputError";
   }
 }
 
 /**
  * An idempotency key sent again with another request than the first one made with it (another
- * actor or input): 409, since answering with the first job would hide that the second request
+ * actor or input), since answering with the first job would hide that the second request
  * was never carried out.
  */
 export class IdempotencyKeyReusedError extends TroupeError {
@@ -68,57 +66,55 @@ export class IdempotencyKeyReusedError extends TroupeError {
     super(
       "IDEMPOTENCY_KEY_REUSED",
       "this idempotency key was used before with a different request",
-      { status: 409, details: { idempotencyKey: key } },
+      { details: { idempotencyKey: key } },
     );
     this.name = "IdempotencyKeyReusedError";
   }
 }
 
-/** Bad input from a caller: 400 with the validation issues as details. */
+/** Bad input from a caller, with the validation issues as details. */
 export class ValidationError extends TroupeError {
   /** A validation failure; `details` holds the issues. */
   constructor(message: string, details?: unknown) {
-    super("VALIDATION_FAILED", message, { status: 400, details });
+    super("VALIDATION_FAILED", message, { details });
     this.name = "ValidationError";
   }
 }
 
-/** A resource that does not exist (or is another tenant's): 404. */
+/** A resource that does not exist (or is another tenant's). */
 export class NotFoundError extends TroupeError {
   /** `what` names the kind of resource, `id` the one asked for. */
   constructor(what: string, id: string) {
-    super("NOT_FOUND", `${what} ${JSON.stringify(id)} was not found`, { status: 404 });
+    super("NOT_FOUND", `${what} ${JSON.stringify(id)} was not found`);
     this.name = "NotFoundError";
   }
 }
 
-/** A request that conflicts with the current state: 409. */
+/** A request that conflicts with the current state. */
 export class ConflictError extends TroupeError {
   /** The conflict, and optional details. */
   constructor(message: string, details?: unknown) {
-    super("CONFLICT", message, { status: 409, details });
+    super("CONFLICT", message, { details });
     this.name = "ConflictError";
   }
 }
 
-/** A body or file over its size limit: 413, and nothing of it is kept. */
+/** A body or file over its size limit; nothing of it is kept. */
 export class PayloadTooLargeError extends TroupeError {
   /** The limit in bytes, and what exceeded it. */
   constructor(limitBytes: number, what = "the upload") {
     super("PAYLOAD_TOO_LARGE", `${what} is larger than ${limitBytes} bytes`, {
-      status: 413,
       details: { limitBytes },
     });
     this.name = "PayloadTooLargeError";
   }
 }
 
-/** An upload whose body stopped arriving: 408, and nothing of it is kept. */
+/** An upload whose body stopped arriving; nothing of it is kept. */
 export class UploadStalledError extends TroupeError {
   /** How long the upload sent nothing, in ms. */
   constructor(idleMs: number) {
     super("UPLOAD_STALLED", `no bytes of the upload arrived for ${idleMs} ms`, {
-      status: 408,
       details: { idleMs },
     });
     this.name = "UploadStalledError";
@@ -126,13 +122,13 @@ export class UploadStalledError extends TroupeError {
 }
 
 /**
- * An upload arriving slower than its minimum rate, or still arriving at its deadline: 408, and
+ * An upload arriving slower than its minimum rate, or still arriving at its deadline;
  * nothing of it is kept.
  */
 export class UploadTooSlowError extends TroupeError {
   /** The rate that was too slow, with its figures. */
   constructor(message: string, details: Record<string, unknown>) {
-    super("UPLOAD_TOO_SLOW", message, { status: 408, details });
+    super("UPLOAD_TOO_SLOW", message, { details });
     this.name = "UploadTooSlowError";
   }
 }
@@ -141,7 +137,7 @@ export class UploadTooSlowError extends TroupeError {
 export class TimeoutError extends TroupeError {
   /** The time limit that passed, in ms. */
   constructor(ms: number) {
-    super("TIMEOUT", `handler timed out after ${ms} ms`, { status: 504 });
+    super("TIMEOUT", `handler timed out after ${ms} ms`);
     this.name = "TimeoutError";
   }
 }
@@ -149,8 +145,25 @@ export class TimeoutError extends TroupeError {
 /** Raised inside a handler's signal when its job is cancelled. */
 export class CancelledError extends TroupeError {
   constructor() {
-    super("CANCELLED", "job was cancelled", { status: 409 });
+    super("CANCELLED", "job was cancelled");
     this.name = "CancelledError";
+  }
+}
+
+/**
+ * "Run this message again at `at`, not a failure": the job goes back to the queue with that run
+ * time and the attempt is given back (an upstream's `429` with `Retry-After`, a rate limit of
+ * one's own). Its effects and sends are dropped, as with any attempt that did not succeed.
+ */
+export class RetryLaterError extends TroupeError {
+  /** When to run again. */
+  readonly at: Date;
+  /** Run again at `at` (a `Date`, or ms from now). */
+  constructor(at: Date | number, message = "asked to run again later", cause?: unknown) {
+    const when = typeof at === "number" ? new Date(Date.now() + at) : at;
+    super("RETRY_LATER", message, { cause, details: { at: when.toISOString() } });
+    this.name = "RetryLaterError";
+    this.at = when;
   }
 }
 

@@ -12,17 +12,29 @@
  * - Running handlers are reached through `abort`, `abortKey` and `runningJobs` only.
  */
 import { backoffDelay } from "./backoff.ts";
-import type { ActorContext, AnyActor } from "./define.ts";
+import {
+  type ActorContext,
+  type ActorTarget,
+  type AnyActor,
+  type SendOptions,
+  targetName,
+} from "./define.ts";
 import {
   CancelledError,
   type ErrorRecord,
   InputError,
   NonRetryableError,
+  RetryLaterError,
   TimeoutError,
   toErrorRecord,
   TroupeError,
 } from "./errors.ts";
+import { buildGroup, parseGroup, type PreparedGroup } from "./groups.ts";
+import { parseOnce, pipelineContext, raceAbort, toJson } from "./handler.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
+import { prepareJobNow, prepareParsed } from "./prepare.ts";
+import { insertGroups } from "./sql/groups.ts";
+import { decodeInput } from "./versions.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import { markStarted } from "./sql/job_progress.ts";
 import { progressWriter } from "./progress.ts";
@@ -30,8 +42,9 @@ import type { Tables } from "./sql/tables.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
 import type { PipelineOp } from "./sql/pipelines.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
-import { prepareJob, prepareJobNow } from "./prepare.ts";
-export { prepareJob, prepareJobNow };
+export { prepareJob } from "./prepare.ts";
+export { prepareJobNow };
+
 interface Slot {
   active: number;
   waiters: (() => void)[];
@@ -108,6 +121,7 @@ export class Executor {
       effects: [] as ((tx: SqlExecutor) => Promise<void>)[],
       release: false,
       pipelineId: job.pipeline_id ?? null,
+      groupId: job.group_id ?? null,
     };
     const def = this.#actors.get(job.actor);
     if (!def) {
@@ -123,17 +137,11 @@ export class Executor {
     if (job.cancel_requested) {
       return { ...base, outcome: "cancelled", error: toErrorRecord(new CancelledError()) };
     }
-    const parsed = def.input.safeParse(job.input);
-    if (!parsed.success) {
-      return this.failure(
-        base,
-        job,
-        def,
-        new NonRetryableError(`stored input of job ${job.id} no longer matches ${def.name}`, {
-          code: "INVALID_INPUT",
-          details: parsed.error.issues,
-        }),
-      );
+    let input: unknown;
+    try {
+      input = decodeInput(def, job.input, job.input_version ?? 1);
+    } catch (err) {
+      return this.failure(base, job, def, err);
     }
 
     await this.#acquireSlot(def);
@@ -164,7 +172,9 @@ export class Executor {
       this.#onProgress,
     );
     const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
-    const pendingSends: Promise<NewJob>[] = [];
+    const pendingSends: Promise<NewJob | NewJob[]>[] = [];
+    const groups: Promise<PreparedGroup>[] = [];
+    let sendIndex = 0;
     const pipelineOp: PipelineOp = {};
     const inPipeline = (call: string) => {
       if (!open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
@@ -184,30 +194,34 @@ export class Executor {
         working = structuredClone(next);
         changed = true;
       },
-      send: (actor, input, options = {}) => {
+      send: (actor: ActorTarget, input: unknown, options: SendOptions = {}) => {
         if (!open) throw new TroupeError("HANDLER_FINISHED", "send() after the handler ended");
-        const target = this.#actors.get(actor);
-        if (!target) {
-          throw new NonRetryableError(`send() to unknown actor ${actor}`, {
-            code: "UNKNOWN_ACTOR",
-          });
-        }
-        const check = target.input.safeParse(input);
-        if (!check.success) {
-          throw new NonRetryableError(`send() to ${actor}: input is invalid`, {
-            code: "INVALID_INPUT",
-            details: check.error.issues,
-          });
-        }
+        const target = this.#target(actor, "send()");
+        const parsed = parseOnce(target, input);
         // Deterministic id: a re-run of this message sends the same ids (idempotent).
-        const index = pendingSends.length;
-        pendingSends.push(prepareJob(target, input, {
+        const index = sendIndex++;
+        pendingSends.push(prepareParsed(target, parsed, {
           ...options,
           idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
           tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
         }));
+      },
+      group: (parts, then) => {
+        if (!open) throw new TroupeError("HANDLER_FINISHED", "group() after the handler ended");
+        const index = sendIndex++;
+        const id = `${job.id}-g${index}`;
+        const checked = parseGroup((a) => this.#target(a, "group()"), parts, then, parseOnce);
+        const made = buildGroup(
+          checked,
+          { id, tenantId: job.tenant_id, parentId: job.id, pipelineId: job.pipeline_id ?? null },
+          (i) => `${id}/${i}`,
+        );
+        groups.push(made);
+        // Parts go with the other sends; the group row commits with them, as an effect.
+        pendingSends.push(made.then((g) => g.jobs));
+        return id;
       },
       effect(fn) {
         if (!open) throw new TroupeError("HANDLER_FINISHED", "effect() after the handler ended");
@@ -216,38 +230,19 @@ export class Executor {
       progress: (percent, message) => {
         if (open) progress.report(percent, message ?? null);
       },
-      pipeline: {
-        id: job.pipeline_id ?? null,
-        progress(done, total, unit) {
-          if (!inPipeline("pipeline.progress()")) return;
-          pipelineOp.progress = {
-            done: Math.max(0, Math.floor(Number(done) || 0)),
-            total: total === null ? null : Math.max(0, Math.floor(Number(total) || 0)),
-            unit: String(unit),
-          };
-        },
-        complete(result) {
-          if (!inPipeline("pipeline.complete()")) return;
-          pipelineOp.end = { status: "succeeded", result: toJson(result) };
-        },
-        fail(error) {
-          if (!inPipeline("pipeline.fail()")) return;
-          pipelineOp.end = {
-            status: "failed",
-            error: { code: String(error.code), message: String(error.message) },
-          };
-        },
-      },
+      pipeline: pipelineContext(job.pipeline_id ?? null, inPipeline, pipelineOp),
       signal: controller.signal,
       log,
     };
 
     try {
       const result = await raceAbort(
-        Promise.resolve().then(() => def.handler(parsed.data, ctx)),
+        Promise.resolve().then(() => def.handler(input, ctx)),
         controller.signal,
       );
-      base.sends.push(...await Promise.all(pendingSends));
+      base.sends.push(...(await Promise.all(pendingSends)).flat());
+      const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
+      if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, this.#t, rows));
       const json = toJson(result);
       return {
         ...base,
@@ -273,6 +268,17 @@ export class Executor {
       this.#runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
+  }
+
+  /** The registered actor `actor` addresses; an unknown one fails the attempt for good. */
+  #target(actor: ActorTarget, call: string): AnyActor {
+    const def = this.#actors.get(targetName(actor));
+    if (!def) {
+      throw new NonRetryableError(`${call} to unknown actor ${targetName(actor)}`, {
+        code: "UNKNOWN_ACTOR",
+      });
+    }
+    return def;
   }
 
   /**
@@ -311,6 +317,10 @@ export class Executor {
   ): Completion {
     const error = toErrorRecord(err);
     const { sends: _s, effects: _e, state: _st, result: _r, pipeline: _p, ...rest } = base;
+    if (err instanceof RetryLaterError) {
+      const retryInMs = Math.max(0, err.at.getTime() - Date.now());
+      return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs, refund: true };
+    }
     if (error.retryable && job.attempts < job.max_attempts) {
       const retryInMs = def ? backoffDelay(job.attempts, def.policy.backoff) : 1000;
       return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs };
@@ -339,11 +349,17 @@ export class Executor {
     try {
       const wanted = def.onDeadLetter(job.input, error);
       const list = wanted === undefined ? [] : Array.isArray(wanted) ? wanted : [wanted];
-      return list.map(({ actor, input }) => {
-        const target = this.#actors.get(actor);
-        if (!target) throw new Error(`onDeadLetter of ${def.name}: unknown actor ${actor}`);
+      return list.map((send) => {
+        const { actor, input } = send;
+        const target = this.#actors.get(targetName(actor));
+        if (!target) {
+          throw new Error(`onDeadLetter of ${def.name}: unknown actor ${targetName(actor)}`);
+        }
+        // A `message()` may carry a delay and a priority; its idempotency key has no use here.
+        const { idempotencyKey: _, ...options } = "options" in send ? send.options ?? {} : {};
         return prepareJobNow(target, input, {
-          tenantId: job.tenant_id,
+          ...options,
+          tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
         });
@@ -374,26 +390,5 @@ export class Executor {
     const next = slot.waiters.shift();
     if (next) next();
     else slot.active--;
-  }
-}
-
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-function toJson(value: unknown): unknown {
-  if (value === undefined) return null;
-  try {
-    return JSON.parse(JSON.stringify(value));
-  } catch (err) {
-    throw new NonRetryableError("handler result or state is not JSON-serializable", {
-      code: "NOT_JSON",
-      cause: err,
-    });
   }
 }

@@ -12,14 +12,23 @@
  * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash.
  * - `@troupe/runtime/hono`: job routes to mount on a Hono app.
  * - `@troupe/runtime/workers`: a pool of worker threads for CPU-bound work in handlers.
+ * - `@troupe/runtime/testing`: an in-memory world and a fault kit to prove your actors
+ *   effectively-once.
  *
- * The runtime's tables must exist before `start()`: today they come with the Troupe
- * application's migrations (`db/migrations/`, the `troupe_*` tables).
+ * The runtime's tables must exist before `start()`: {@linkcode migrateRuntime} makes them, in
+ * the PostgreSQL schema of your choosing (default `public`); {@linkcode migrate} applies them
+ * with your own migration sets.
  *
  * @example Define an actor and wire a runtime
  * ```ts
  * import { z } from "zod";
- * import { defineActor, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
+ * import {
+ *   defineActor,
+ *   migrateRuntime,
+ *   Runtime,
+ *   type SqlDatabase,
+ *   TableQueueTransport,
+ * } from "@troupe/runtime";
  *
  * const greet = defineActor({
  *   name: "greet",
@@ -27,8 +36,8 @@
  *   handler: (input) => ({ greeting: `hello ${input.name}` }),
  * });
  *
- * // Call with a database that has the runtime's tables.
  * export async function startGreeter(db: SqlDatabase): Promise<Runtime> {
+ *   await migrateRuntime(db);
  *   const runtime = new Runtime({ db, actors: [greet], transport: new TableQueueTransport(db) });
  *   await runtime.start();
  *   const { job } = await runtime.enqueue("greet", { name: "Ada" });
@@ -39,6 +48,36 @@
  * if (greet.name !== "greet") throw new Error("unexpected name");
  * ```
  *
+ * @example Fan out and fan in: a group and its continuation
+ * ```ts
+ * import { z } from "zod";
+ * import { defineActor, groupOutcomeSchema, message, type Runtime } from "@troupe/runtime";
+ *
+ * const square = defineActor({
+ *   name: "square",
+ *   input: z.object({ n: z.number() }),
+ *   key: (input) => `square:${input.n}`,
+ *   handler: ({ n }) => n * n,
+ * });
+ * // Runs once: when every part succeeded, or as soon as one failed for good.
+ * const total = defineActor({
+ *   name: "total",
+ *   input: z.object({ label: z.string(), group: groupOutcomeSchema }),
+ *   handler: ({ label, group }) =>
+ *     group.status === "succeeded"
+ *       ? { label, sum: group.parts.reduce((s, p) => s + Number(p.result), 0) }
+ *       : { label, failed: group.failure?.error.code },
+ * });
+ *
+ * export async function sumOfSquares(runtime: Runtime): Promise<string> {
+ *   const { continuationId } = await runtime.enqueueGroup(
+ *     [1, 2, 3].map((n) => message(square, { n })),
+ *     { actor: total, input: { label: "1..3" } },
+ *   );
+ *   return continuationId;
+ * }
+ * ```
+ *
  * @module
  */
 export {
@@ -46,12 +85,20 @@ export {
   type ActorContext,
   type ActorDefinition,
   type ActorPolicy,
+  type ActorRef,
+  type ActorTarget,
   type AnyActor,
   type DeadLetterSend,
   defineActor,
+  type GroupOutcome,
+  type GroupThen,
+  type Message,
+  message,
   type PipelineControl,
   type SendOptions,
+  type TypedMessage,
 } from "./define.ts";
+export { groupOutcomeSchema } from "./groups.ts";
 export {
   type DeadLetterView,
   type EnqueueOptions,
@@ -75,6 +122,7 @@ export {
   NonRetryableError,
   NotFoundError,
   PayloadTooLargeError,
+  RetryLaterError,
   TimeoutError,
   toErrorRecord,
   TroupeError,
@@ -95,6 +143,17 @@ export {
 export type { Consumer, DeliveryOutcome, OutgoingMessage, Transport } from "./transport.ts";
 export { type TableQueueOptions, TableQueueTransport } from "./transports/table_queue.ts";
 export { InProcessTransport } from "./transports/in_process.ts";
+export {
+  type AppliedMigration,
+  type LegacyLedger,
+  migrate,
+  type MigrateOptions,
+  migrateRuntime,
+  type Migration,
+  type MigrationSet,
+  migrationSet,
+  runtimeMigrations,
+} from "./migrate.ts";
 export { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 export { lastSlot, parseSchedule, type Schedule, ScheduleError } from "./cron.ts";
 export { deterministicId, uuidv7 } from "./ids.ts";

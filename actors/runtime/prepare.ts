@@ -1,18 +1,34 @@
 /**
- * The row of a message about to be enqueued: its input validated against its actor's schema,
- * its instance key, its id (fresh, or derived from an idempotency key) and its policy.
+ * Making a message's row: its input validated against its actor (the one validation a message
+ * gets), keyed, versioned and given an id.
  */
 import type { AnyActor, SendOptions } from "./define.ts";
 import { TroupeError } from "./errors.ts";
 import { deterministicId, uuidv7 } from "./ids.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
 
-/** Where a prepared job comes from, besides its send options. */
+/** Where a message sits among others: its sender, pipeline, group or dead letter. */
 export type PrepareOptions = SendOptions & {
   parentId?: string | null;
   replayOf?: string | null;
   pipelineId?: string | null;
+  groupId?: string | null;
 };
+
+/**
+ * Validates a message's input against its actor: the one validation a message gets (when it is
+ * made; at delivery its stored version is only upgraded and parsed, see `versions.ts`). Throws
+ * `INVALID_INPUT` (400) with the issues.
+ */
+export function parseInput(def: AnyActor, input: unknown): unknown {
+  const parsed = def.input.safeParse(input);
+  if (!parsed.success) {
+    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
+      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  return parsed.data;
+}
 
 /** `prepareJob` without an idempotency key: synchronous, with a fresh id. */
 export function prepareJobNow(
@@ -20,7 +36,7 @@ export function prepareJobNow(
   input: unknown,
   options: Omit<PrepareOptions, "idempotencyKey"> = {},
 ): NewJob {
-  return buildJob(def, input, uuidv7(), options);
+  return buildJob(def, parseInput(def, input), uuidv7(), options);
 }
 
 /** Builds the row of a message about to be enqueued (validated, keyed, with an id). */
@@ -29,31 +45,35 @@ export async function prepareJob(
   input: unknown,
   options: PrepareOptions = {},
 ): Promise<NewJob> {
+  return await prepareParsed(def, parseInput(def, input), options);
+}
+
+/** `prepareJob` for an input `parseInput` returned already. */
+export async function prepareParsed(
+  def: AnyActor,
+  parsed: unknown,
+  options: PrepareOptions = {},
+): Promise<NewJob> {
   const id = options.idempotencyKey
     ? await deterministicId("enqueue", options.tenantId ?? "", def.name, options.idempotencyKey)
     : uuidv7();
-  return buildJob(def, input, id, options);
+  return buildJob(def, parsed, id, options);
 }
 
-function buildJob(def: AnyActor, input: unknown, id: string, options: PrepareOptions): NewJob {
-  const parsed = def.input.safeParse(input);
-  if (!parsed.success) {
-    throw new TroupeError("INVALID_INPUT", `input of actor ${def.name} is invalid`, {
-      status: 400,
-      details: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-    });
-  }
+function buildJob(def: AnyActor, parsed: unknown, id: string, options: PrepareOptions): NewJob {
   return {
     id,
     actor: def.name,
-    key: def.keyOf(parsed.data),
+    key: def.keyOf(parsed),
     tenantId: options.tenantId ?? null,
-    input: parsed.data,
+    input: parsed,
+    inputVersion: def.version,
     priority: options.priority ?? 0,
     maxAttempts: def.policy.maxAttempts,
     delayMs: Math.max(0, options.delayMs ?? 0),
     parentId: options.parentId ?? null,
     pipelineId: options.pipelineId ?? null,
+    groupId: options.groupId ?? null,
     replayOf: options.replayOf ?? null,
   };
 }

@@ -194,7 +194,7 @@ export class JobReader {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new TroupeError("DB_TIMEOUT", "database did not answer", { status: 503 })),
+        () => reject(new TroupeError("DB_TIMEOUT", "database did not answer")),
         timeoutMs,
       );
     });

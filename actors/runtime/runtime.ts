@@ -12,7 +12,7 @@
 import { BackgroundTasks } from "./background.ts";
 import { type EnqueueOptions, RuntimeClient, type StartPipelineOptions } from "./client.ts";
 import { Committer } from "./committer.ts";
-import type { AnyActor, SendOptions } from "./define.ts";
+import type { ActorTarget, AnyActor, GroupThen, Message, SendOptions } from "./define.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
 import { uuidv7 } from "./ids.ts";
@@ -164,11 +164,8 @@ export class Runtime implements Consumer {
     await this.#leases.watchCancels();
     const bg = this.#background;
     const push = this.transport.mode === "push";
-    bg.every(
-      "heartbeat",
-      Math.max(100, Math.floor(this.#leaseMs / 3)),
-      () => this.#leases.heartbeat(),
-    );
+    const beat = Math.max(100, Math.floor(this.#leaseMs / 3));
+    bg.every("heartbeat", beat, () => this.#leases.heartbeat());
     bg.every("reaper", Math.max(200, Math.floor(this.#leaseMs / 2)), () => this.reap());
     if (push) bg.every("outbox relay", 2000, () => this.relayOutbox());
     if (!this.db.autovacuum) bg.every("vacuum", this.#maintenanceMs, () => this.maintain());
@@ -219,9 +216,9 @@ export class Runtime implements Consumer {
    * repeat of the same request (actor and input) returns the first job (`created: false`); a
    * different request with the same key throws `IdempotencyKeyReusedError` (409).
    */
-  async enqueue(
-    actor: string,
-    input: unknown,
+  async enqueue<I = unknown>(
+    actor: ActorTarget<I>,
+    input: NoInfer<I>,
     options: EnqueueOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
     return await this.#client.enqueue(actor, input, options);
@@ -232,12 +229,25 @@ export class Runtime implements Consumer {
    * input order. With `idempotencyKeys`, each message gets its own key, and a key used before
    * with another input fails the whole call with `IdempotencyKeyReusedError`.
    */
-  async enqueueMany(
-    actor: string,
-    inputs: readonly unknown[],
+  async enqueueMany<I = unknown>(
+    actor: ActorTarget<I>,
+    inputs: readonly NoInfer<I>[],
     options: Omit<SendOptions, "idempotencyKey"> & { idempotencyKeys?: readonly string[] } = {},
   ): Promise<string[]> {
     return await this.#client.enqueueMany(actor, inputs, options);
+  }
+
+  /**
+   * Fans out: enqueues every part and a group that sends `then` (its input gets `group`, a
+   * `GroupOutcome`) once all parts succeeded or one failed for good, in one transaction (see
+   * `groups.ts`). Inputs are validated here (400); an idempotency key's repeat makes nothing.
+   */
+  async enqueueGroup(
+    parts: readonly Message[],
+    then: GroupThen,
+    options: { tenantId?: string | null; idempotencyKey?: string } = {},
+  ): Promise<{ groupId: string; jobIds: string[]; continuationId: string }> {
+    return await this.#client.enqueueGroup(parts, then, options);
   }
 
   /** Publishes outbox rows left behind (a crash between commit and publish). */
@@ -256,16 +266,13 @@ export class Runtime implements Consumer {
    */
   async startPipeline(
     name: string,
-    first: { actor: string; input: unknown },
+    first: { actor: ActorTarget; input: unknown },
     options: StartPipelineOptions = {},
   ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
     return await this.#client.startPipeline(name, first, options);
   }
 
-  /**
-   * Cancels a job: a queued one at once, a running one by aborting its handler (wherever it
-   * runs). A finished job cannot be cancelled (409).
-   */
+  /** Cancels a job: a queued one at once, a running one by aborting its handler; finished: 409. */
   async cancel(id: string, tenantId?: string | null): Promise<JobView> {
     return await this.#client.cancel(id, tenantId);
   }
@@ -345,10 +352,8 @@ export class Runtime implements Consumer {
   }
 
   /**
-   * One job. Reads are batched: while a read query runs, the ids asked for meanwhile wait and
-   * go together in the next one (`WHERE id = ANY($1)`), so 50 pollers cost one query, not
-   * 50, and a lone read waits for nothing. Reads of one id share a result. A finished job
-   * (which no longer changes) is served from memory for up to a minute.
+   * One job. Reads are batched (ids asked for while a read runs go together in the next one)
+   * and a finished job is served from memory for up to a minute (see `reader.ts`).
    */
   async getJob(id: string, tenantId?: string | null): Promise<JobView> {
     return await this.#reader.getJob(id, tenantId);
@@ -371,10 +376,7 @@ export class Runtime implements Consumer {
     return await this.#reader.pipelineJobs(pipelineId);
   }
 
-  /**
-   * Database reachability, queue depth and this process's failed background tasks; throws
-   * when the database does not answer.
-   */
+  /** Database reachability, queue depth, failed background tasks; throws when the db is down. */
   async health(timeoutMs = 2000): Promise<{
     queued: number;
     running: number;
@@ -390,10 +392,7 @@ export class Runtime implements Consumer {
     };
   }
 
-  /**
-   * Queue depth and oldest due wait per actor, reading at most `limit` queued jobs (see
-   * `sql/queue_depth.ts`): cheap enough for a metrics scrape.
-   */
+  /** Queue depth and oldest due wait per actor from at most `limit` queued jobs (for metrics). */
   async queueDepths(limit = 10_000): Promise<{ actors: QueueDepth[]; capped: boolean }> {
     return await this.#reader.queueDepths(limit);
   }

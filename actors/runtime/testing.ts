@@ -1,12 +1,13 @@
 /**
  * The fault kit: prove that *your* actors are effectively-once, in a few lines of `deno test`.
  *
- * {@link testWorld} opens an embedded world (in-memory PGlite, migrated, a runtime that runs
- * only when told to) and its {@link Faults}: a message delivered twice or concurrently, a
- * handler's process crashing before or after its commit, a lease lost while the handler runs,
- * a message delayed, messages reordered. Each fault goes through the runtime's real
- * mechanisms (leases and fencing tokens, the reaper, the processed-messages ledger, several
- * runtimes sharing one database), nothing is mocked.
+ * {@link testWorld} opens an embedded world (in-memory PGlite with the runtime's tables and
+ * those of the migration sets you name, a table queue, a runtime that runs only when told to)
+ * and its {@link Faults}: a message delivered twice or concurrently, a handler's process
+ * crashing before or after its commit, a lease lost while the handler runs, a message delayed,
+ * messages reordered. Each fault goes through the runtime's real mechanisms (leases and fencing
+ * tokens, the reaper, the processed-messages ledger, several runtimes sharing one database),
+ * nothing is mocked.
  *
  * {@link assertEffectivelyOnce} runs the same messages fault-free and under each fault, and
  * fails when the outcome differs: an actor that writes outside `ctx.effect()` (a counter in
@@ -16,8 +17,8 @@
  * @example
  * ```ts
  * import { z } from "zod";
- * import { defineActor } from "./define.ts";
- * import { assertEffectivelyOnce } from "./testing.ts";
+ * import { defineActor } from "@troupe/runtime";
+ * import { assertEffectivelyOnce } from "@troupe/runtime/testing";
  *
  * const deposit = defineActor({
  *   name: "bank.deposit",
@@ -51,14 +52,14 @@
  * @module
  */
 import { isDeepStrictEqual } from "node:util";
-import { migrate } from "../../db/migrate.ts";
-import { openPglite } from "../../db/pglite.ts";
-import { TableQueueTransport } from "../transports/table_queue.ts";
+import { openPglite } from "./drivers/pglite.ts";
 import { Gate } from "./_testing/gate.ts";
 import type { AnyActor } from "./define.ts";
+import { migrate, MIGRATIONS_TABLE, type MigrationSet, runtimeMigrations } from "./migrate.ts";
 import { jsonLogger, type SqlDatabase } from "./ports.ts";
 import { type JobView, Runtime } from "./runtime.ts";
 import type { DeliveryOutcome } from "./transport.ts";
+import { TableQueueTransport } from "./transports/table_queue.ts";
 
 /** The faults the kit injects; see {@link Faults} for what each does. */
 export const FAULTS = [
@@ -70,6 +71,7 @@ export const FAULTS = [
   "delay",
   "reorder",
 ] as const;
+/** One of {@link FAULTS}. */
 export type FaultName = (typeof FAULTS)[number];
 
 /** Options of a message sent in a test world: those of `Runtime.enqueue`. */
@@ -84,14 +86,20 @@ export interface TestWorldOptions {
   actors: readonly AnyActor[] | ((db: SqlDatabase) => readonly AnyActor[]);
   /** Handlers running at once in the world's main runtime. @default 16 */
   concurrency?: number;
+  /**
+   * The migration sets of your actors' tables, applied in order after the runtime's own
+   * (which may be listed too: each set applies once).
+   */
+  migrations?: readonly MigrationSet[];
 }
 
 /** An embedded world: a database, a runtime that runs when told to, and faults to inject. */
 export interface TestWorld {
-  /** The world's database (in-memory PGlite, migrated): read your effects from it. */
+  /** The world's database (in-memory PGlite, with its migrations): read your effects from it. */
   readonly db: SqlDatabase;
   /** The main runtime (not started: {@link TestWorld.settle} runs it). */
   readonly runtime: Runtime;
+  /** The faults to inject into the world's messages. */
   readonly faults: Faults;
   /**
    * Enqueues a message (validated like any other); returns its job id. `options.effect` runs
@@ -152,19 +160,28 @@ export interface Faults {
 
 /** Opens an embedded world for `actors` (see {@link TestWorld}); close it after the test. */
 export async function testWorld(options: TestWorldOptions): Promise<TestWorld> {
+  return new World(await migratedPglite(options.migrations), options);
+}
+
+/** An in-memory PGlite with the runtime's tables, then those of `migrations`. */
+async function migratedPglite(migrations: readonly MigrationSet[] = []): Promise<SqlDatabase> {
   const db = await openPglite();
   try {
-    await migrate(db);
+    const own = migrations.filter((set) => set.name !== runtimeMigrations.name);
+    await migrate(db, [runtimeMigrations, ...own]);
+    return db;
   } catch (err) {
     await db.close();
     throw err;
   }
-  return new World(db, options);
 }
 
 /** Options of {@link assertEffectivelyOnce}. */
 export interface EffectivelyOnceOptions {
+  /** The actors under test (see {@link TestWorldOptions.actors}). */
   actors: TestWorldOptions["actors"];
+  /** The migration sets of your actors' tables (see {@link TestWorldOptions.migrations}). */
+  migrations?: TestWorldOptions["migrations"];
   /** The messages, enqueued in this order in each run. */
   inputs: readonly { actor: AnyActor | string; input: unknown; options?: EnqueueOptions }[];
   /**
@@ -197,7 +214,9 @@ export interface Outcome {
 
 /** Raised by {@link assertEffectivelyOnce}: the faults under which the outcome differed. */
 export class EffectivelyOnceError extends Error {
+  /** The error's name. */
   override readonly name = "EffectivelyOnceError";
+  /** An error listing `failures`. */
   constructor(
     /** Each failing fault with the fault-free outcome and the one under the fault. */
     readonly failures: readonly { fault: FaultName; expected: unknown; actual: unknown }[],
@@ -233,9 +252,8 @@ export async function assertEffectivelyOnce(
 ): Promise<Outcome> {
   const faults = options.faults === undefined || options.faults === "all" ? FAULTS : options.faults;
   // One database for every run, emptied between runs: far cheaper than a fresh PGlite each.
-  const db = await openPglite();
+  const db = await migratedPglite(options.migrations);
   try {
-    await migrate(db);
     const migrated = new Set(await tablesOf(db));
     const expected = await outcomeUnder(options, null, db, migrated);
     const failures: { fault: FaultName; expected: unknown; actual: unknown }[] = [];
@@ -310,7 +328,7 @@ async function reset(db: SqlDatabase, migrated: ReadonlySet<string>): Promise<vo
     await db.query(`DROP ${kind === "view" ? "VIEW" : "TABLE"} IF EXISTS ${quote(name)} CASCADE`);
   }
   const kept = [...migrated].filter((t) =>
-    t.startsWith("table:") && t !== "table:troupe_migrations"
+    t.startsWith("table:") && t !== `table:${MIGRATIONS_TABLE}`
   )
     .map((t) => quote(t.slice("table:".length)));
   if (kept.length > 0) await db.query(`TRUNCATE ${kept.join(", ")} CASCADE`);
@@ -327,6 +345,7 @@ const REDELIVERIES = 200;
 class World implements TestWorld {
   readonly db: SqlDatabase;
   readonly runtime: Runtime;
+  /** The faults to inject into the world's messages. */
   readonly faults: Faults;
   readonly #actors: readonly AnyActor[];
   readonly #gate = new Gate();

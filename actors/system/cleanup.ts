@@ -55,6 +55,7 @@ export function cleanupActor(
         jobs: 0,
         ledger: 0,
         deadLetters: 0,
+        groups: 0,
         audit: 0,
         nonces: 0,
         blobParts: 0,
@@ -90,7 +91,14 @@ export function cleanupActor(
            RETURNING 1)
          SELECT count(*)::int AS n FROM d`,
       );
-      ctx.progress(90, "dead letters deleted");
+      // A group is over once its continuation is sent (or its parts are gone with old jobs).
+      deleted.groups = await drain(
+        `WITH d AS (DELETE FROM troupe_groups WHERE id IN (
+           SELECT id FROM troupe_groups WHERE finished_at < $1::timestamptz LIMIT $2)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM d`,
+      );
+      ctx.progress(90, "dead letters and groups deleted");
       deleted.audit = await drain(
         `WITH d AS (DELETE FROM troupe_audit_log WHERE id IN (
            SELECT id FROM troupe_audit_log WHERE created_at < $1::timestamptz LIMIT $2)

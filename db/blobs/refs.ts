@@ -27,7 +27,7 @@ const LOCK_CLASS = 7_316_009;
 
 /** What holds a blob. */
 export interface BlobOwner {
-  kind: "dataset" | "course";
+  kind: "dataset" | "course" | "document";
   id: string;
   tenantId: string | null;
 }
@@ -38,9 +38,6 @@ export class BlobGoneError extends TroupeError {
     super(
       "UPLOAD_LOST",
       `the uploaded file ${sha256} was removed before it was saved: send it again`,
-      {
-        status: 503,
-      },
     );
   }
 }
@@ -125,32 +122,64 @@ export async function collectBlobs(
   let removed = 0;
   for (const { sha256 } of due) {
     if (signal?.aborted) break;
-    const gone = await db.transaction(async (tx) => {
-      await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, sha256]);
-      // Statements from here see every hold that committed before the lock was granted.
-      const picked = await tx.query(
-        `DELETE FROM troupe_blob_candidates
-         WHERE sha256 = $1 AND since <= now() - make_interval(secs => $2) RETURNING 1`,
-        [sha256, secs],
-      );
-      if (!picked[0]) return false;
-      const held = await tx.query("SELECT 1 FROM troupe_blob_refs WHERE sha256 = $1 LIMIT 1", [
-        sha256,
-      ]);
-      if (held[0]) return false;
-      if (await blobs.stat(sha256, { tx }) === null) {
-        await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
-        return false;
-      }
-      if (!await blobs.collect(sha256, { graceMs, tx })) {
-        // Stored again meanwhile by an upload that has not noted it yet: look again later.
-        await noteStored(tx, sha256);
-        return false;
-      }
-      await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
-      return true;
-    });
-    if (gone) removed++;
+    if (await collectOne(db, blobs, sha256, graceMs)) removed++;
   }
   return { examined: due.length, removed };
+}
+
+/**
+ * Removes those of `sha256s` that no owner holds now, whenever they were released (an
+ * operator's deletion of a tenant); one stored by an upload within `graceMs` is kept (an
+ * upload of the same bytes by someone else may be about to hold it) and left to
+ * {@linkcode collectBlobs}. Returns how many were removed.
+ */
+export async function collectUnheld(
+  db: SqlDatabase,
+  blobs: BlobStore,
+  sha256s: readonly string[],
+  { graceMs }: { graceMs: number },
+): Promise<number> {
+  let removed = 0;
+  for (const sha256 of sha256s) {
+    if (await collectOne(db, blobs, sha256, graceMs, 0)) removed++;
+  }
+  return removed;
+}
+
+/**
+ * Collects one candidate blob in its own transaction: true when it was removed. A candidate
+ * noted less than `candidateGraceMs` ago, a held blob, or one stored within `graceMs` stays.
+ */
+async function collectOne(
+  db: SqlDatabase,
+  blobs: BlobStore,
+  sha256: string,
+  graceMs: number,
+  candidateGraceMs = graceMs,
+): Promise<boolean> {
+  return await db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, sha256]);
+    // Statements from here see every hold that committed before the lock was granted.
+    const picked = await tx.query(
+      `DELETE FROM troupe_blob_candidates
+       WHERE sha256 = $1 AND since <= now() - make_interval(secs => $2) RETURNING 1`,
+      [sha256, candidateGraceMs / 1000],
+    );
+    if (!picked[0]) return false;
+    const held = await tx.query("SELECT 1 FROM troupe_blob_refs WHERE sha256 = $1 LIMIT 1", [
+      sha256,
+    ]);
+    if (held[0]) return false;
+    if (await blobs.stat(sha256, { tx }) === null) {
+      await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
+      return false;
+    }
+    if (!await blobs.collect(sha256, { graceMs, tx })) {
+      // Stored again meanwhile by an upload that has not noted it yet: look again later.
+      await noteStored(tx, sha256);
+      return false;
+    }
+    await tx.query("DELETE FROM troupe_pdf_pages WHERE sha256 = $1", [sha256]);
+    return true;
+  });
 }

@@ -26,6 +26,8 @@ export const TTL = {
   reportMeta: 60 * 60_000,
   /** A course's outline: changes only when the course is rebuilt (invalidated then). */
   courseOutline: 30 * 60_000,
+  /** A usage API's report name (or its absence), asked for by report syncs. */
+  usageReport: 60 * 60_000,
 } as const;
 
 /** A kind of cached data; it picks the TTL. */

@@ -116,7 +116,7 @@ Deno.test("getOrCompute: a failing compute fails its callers and stores nothing"
 Deno.test("TTL classes: defaults, overrides, and expiry", async () => {
   assert.deepEqual(
     Object.keys(TTL).sort(),
-    ["aggregation", "courseOutline", "datasetMeta", "queryResult", "reportMeta"],
+    ["aggregation", "courseOutline", "datasetMeta", "queryResult", "reportMeta", "usageReport"],
   );
   const cache = new Cache(new MemoryCacheStore(), { ttl: { queryResult: 80 } });
   assert.equal(cache.ttlOf("queryResult"), 80);

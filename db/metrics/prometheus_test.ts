@@ -4,7 +4,7 @@ import { MemoryCacheStore } from "../cache/memory.ts";
 import type { QueueDepth } from "../../actors/runtime/sql/queue_depth.ts";
 import { PrometheusMetrics, type QueueSource } from "./prometheus.ts";
 import { MemorySharedCounters } from "./shared.ts";
-import { OpenAiEmbedder } from "../embeddings/openai.ts";
+import { OpenAiEmbedder } from "../../actors/courses/embeddings/openai.ts";
 
 /** The value of the sample `name{labels}` in an exposition text, or undefined. */
 function sample(

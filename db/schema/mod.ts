@@ -4,3 +4,4 @@ export * from "./tenants.ts";
 export * from "./blobs.ts";
 export * from "./datasets.ts";
 export * from "./courses.ts";
+export * from "./usage.ts";

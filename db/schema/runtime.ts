@@ -65,6 +65,10 @@ export const jobs = pgTable(
     /** On a pipeline row: the workload's progress (`{done, total, unit}`) and abort hook. */
     pipeline: jsonb("pipeline"),
     replayOf: text("replay_of"),
+    /** The group the job is a part of (see `actors/runtime/groups.ts`). */
+    groupId: text("group_id"),
+    /** The version of its actor's input shape the message was made with. */
+    inputVersion: integer("input_version").notNull().default(1),
     /** Hash of the first request made with the job's idempotency key (actor + input). */
     requestHash: text("request_hash"),
     startedAt: tz("started_at"),
@@ -121,6 +125,7 @@ export const deadLetters = pgTable(
     key: text("key").notNull(),
     tenantId: text("tenant_id"),
     input: jsonb("input").notNull(),
+    inputVersion: integer("input_version").notNull().default(1),
     error: jsonb("error").notNull(),
     attempts: integer("attempts").notNull(),
     replayedAt: tz("replayed_at"),
@@ -130,6 +135,34 @@ export const deadLetters = pgTable(
   (t) => [
     index("troupe_dead_letters_created_idx").on(t.createdAt),
     index("troupe_dead_letters_actor_idx").on(t.actor, t.id),
+  ],
+);
+
+/**
+ * Groups (fan-out / fan-in): a continuation sent once when every part succeeded or one failed
+ * for good; `remaining` is decremented in the transaction that ends a part.
+ */
+export const groups = pgTable(
+  "troupe_groups",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id"),
+    parentId: text("parent_id"),
+    /** The part job ids, in order. */
+    parts: jsonb("parts").notNull(),
+    remaining: integer("remaining").notNull(),
+    /** open | succeeded | failed */
+    status: text("status").notNull().default("open"),
+    /** The continuation's job row; its input gets `group` when it is sent. */
+    continuation: jsonb("continuation").notNull(),
+    continuationId: text("continuation_id"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    finishedAt: tz("finished_at"),
+  },
+  (t) => [
+    index("troupe_groups_finished_idx").on(t.finishedAt).where(
+      sql`${t.finishedAt} IS NOT NULL`,
+    ),
   ],
 );
 

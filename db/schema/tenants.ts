@@ -17,6 +17,8 @@ export const tenants = pgTable("troupe_tenants", {
   createdAt: tz("created_at").notNull().defaultNow(),
   /** Requests a minute allowed to each of the tenant's keys; null: the server's default. */
   rateLimitPerMinute: integer("rate_limit_per_minute"),
+  /** IANA zone that usage days, daily aggregates and statements follow. */
+  timeZone: text("time_zone").notNull().default("UTC"),
 });
 
 export const apiKeys = pgTable(

@@ -3,7 +3,7 @@
  * message's) leaves one copy of its rows, and another chunk's rows are untouched.
  */
 import assert from "node:assert/strict";
-import { replaceChunkRows } from "../../actors/datasets/pipeline.ts";
+import { replaceChunkRows } from "../../actors/datasets/chunk_rows.ts";
 import { copyLines } from "../fixtures/copy_lines.ts";
 import type { SqlDatabase } from "../../actors/runtime/ports.ts";
 

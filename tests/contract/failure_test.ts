@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor } from "../../actors/runtime/define.ts";
-import { ConflictError, NonRetryableError } from "../../actors/runtime/errors.ts";
+import { ConflictError, NonRetryableError, RetryLaterError } from "../../actors/runtime/errors.ts";
 import type { Runtime } from "../../actors/runtime/runtime.ts";
 import { sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
@@ -24,6 +24,41 @@ function errorOf(job: { error: unknown }): { code: string; retryable: boolean } 
 }
 
 contractSuite("failure", {
+  "RetryLaterError runs the message again at its time without consuming an attempt": async (
+    { runtime },
+  ) => {
+    const times: number[] = [];
+    const def = defineActor({
+      name: "f0.later",
+      input: z.object({ id: z.string() }),
+      key: (i) => `f0:${i.id}`,
+      retries: 0,
+      handler: () => {
+        times.push(Date.now());
+        if (times.length <= 3) throw new RetryLaterError(300, "upstream said 429");
+        return { ok: true };
+      },
+    });
+    const rt = await runtime([def], { leaseMs: 2000 });
+    const { job } = await rt.enqueue("f0.later", { id: "a" });
+    const seen = await waitFor(async () => {
+      const j = await rt.getJob(job.id);
+      return j.status === "queued" && j.error ? j : null;
+    }, { what: "the job back in the queue with its reason" });
+    assert.equal(errorOf(seen).code, "RETRY_LATER");
+    const done = await settle(rt, job.id);
+    assert.equal(
+      done.status,
+      "succeeded",
+      "three run-again-later with no retries left is no failure",
+    );
+    assert.equal(done.attempts, 1, "the attempts asked to run later were given back");
+    assert.equal(times.length, 4);
+    for (let i = 1; i < times.length; i++) {
+      assert.ok(times[i]! - times[i - 1]! >= 280, `gap ${i}: ${times[i]! - times[i - 1]!} ms`);
+    }
+    assert.equal((await rt.listDeadLetters({ actor: "f0.later" })).items.length, 0);
+  },
   "failures retry with exponential backoff and end in a dead letter that replays": async (
     { runtime },
   ) => {

@@ -74,6 +74,12 @@ contractSuite("system", {
               ('dl-new', 'j-new', 's2.noop', 's2.noop', '{}', '{}', 1, now())`,
       );
       await db.query(
+        `INSERT INTO troupe_groups (id, parts, remaining, status, continuation, finished_at)
+       VALUES ('g-old', '[]', 0, 'succeeded', '{}', now() - interval '8 days'),
+              ('g-new', '[]', 0, 'succeeded', '{}', now()),
+              ('g-open', '[]', 1, 'open', '{}', NULL)`,
+      );
+      await db.query(
         `INSERT INTO troupe_audit_log (id, action, created_at)
        VALUES ('a-old', 'job.cancel', now() - interval '91 days'),
               ('a-kept', 'job.cancel', now() - interval '89 days')`,
@@ -95,6 +101,7 @@ contractSuite("system", {
         jobs: number;
         ledger: number;
         deadLetters: number;
+        groups: number;
         audit: number;
       };
       assert.equal(result.audit, 1);
@@ -109,6 +116,9 @@ contractSuite("system", {
       assert.deepEqual(left.map((r) => r.id).sort(), [...ids.slice(4), queued.job.id].sort());
       const dls = await db.query<{ id: string }>("SELECT id FROM troupe_dead_letters");
       assert.deepEqual(dls.map((r) => r.id), ["dl-new"]);
+      assert.equal(result.groups, 1);
+      const groups = await db.query<{ id: string }>("SELECT id FROM troupe_groups ORDER BY id");
+      assert.deepEqual(groups.map((r) => r.id), ["g-new", "g-open"]);
       assert.equal(cleanup.schedule?.cron, "17 3 * * *");
     },
 

@@ -21,6 +21,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { NotFoundError, TroupeError, ValidationError } from "../errors.ts";
 import type { Runtime } from "../runtime.ts";
+import { errorStatus } from "./status.ts";
+
+export { errorStatus, RUNTIME_ERROR_STATUS } from "./status.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
@@ -35,19 +38,20 @@ const enqueueBody = z.object({
  * `POST /actors/:name/jobs` (body `{ input, delayMs?, priority?, idempotencyKey? }`; 202 with
  * `{ jobId, status }` when created, 200 when an idempotency key repeats) and `GET /jobs/:id`
  * (the job's view). Only actors defined with `exposed` (the default) can be enqueued. Errors
- * answer `{ error: { code, message, details? } }` with the status of the {@linkcode TroupeError};
+ * answer `{ error: { code, message, details? } }` with the status {@linkcode errorStatus} gives;
  * any other error is a 500 without internals.
  */
 export function jobRoutes(runtime: Runtime): Hono {
   const app = new Hono();
   app.onError(function jobError(err, c) {
-    if (err instanceof TroupeError && err.status < 500) {
+    const status = errorStatus(err);
+    if (err instanceof TroupeError && status < 500) {
       const error: { code: string; message: string; details?: unknown } = {
         code: err.code,
         message: err.message,
       };
       if (err.details !== undefined) error.details = err.details;
-      return c.json({ error }, err.status as ContentfulStatusCode);
+      return c.json({ error }, status as ContentfulStatusCode);
     }
     runtime.log.error("job route failed", { error: String(err) });
     return c.json({ error: { code: "INTERNAL", message: "internal error" } }, 500);

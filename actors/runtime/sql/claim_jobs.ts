@@ -17,6 +17,10 @@ export interface ClaimedJob {
   lease_losses: number;
   /** The pipeline the job belongs to (see `pipelines.ts`). */
   pipeline_id: string | null;
+  /** The group the job is a part of (see `../groups.ts`). */
+  group_id?: string | null;
+  /** The version of its actor's input shape it was made with (see `../versions.ts`). */
+  input_version?: number;
 }
 
 /**
@@ -75,7 +79,8 @@ export async function claimJobs(
        FROM unnest($1::text[], $2::int[]) AS x(id, fence)
        WHERE j.id = ANY($1::text[]) AND j.id = x.id
        RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-         j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id`,
+         j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
+         j.input_version`,
       [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
     );
     // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
@@ -115,7 +120,8 @@ export async function claimOne(
      WHERE j.id = $1 AND (j.status = 'queued'
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-       j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id`,
+       j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
+         j.input_version`,
     [id, workerId, held.fence],
   );
   const job = rows[0];

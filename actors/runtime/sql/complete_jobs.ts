@@ -1,4 +1,5 @@
 import type { ErrorRecord } from "../errors.ts";
+import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
@@ -25,6 +26,8 @@ export interface Completion {
   error?: ErrorRecord;
   /** Delay before the retry (outcome `retry`). */
   retryInMs?: number;
+  /** A retry that gives its attempt back (`RetryLaterError`). */
+  refund?: boolean;
   sends: NewJob[];
   effects: ((tx: SqlExecutor) => Promise<void>)[];
   /** Give the key's lease back after this commit. */
@@ -35,6 +38,8 @@ export interface Completion {
   pipelineId?: string | null;
   /** The workload's pipeline calls (successes only). */
   pipeline?: PipelineOp;
+  /** The group the job is a part of (see `../groups.ts`). */
+  groupId?: string | null;
 }
 
 /**
@@ -168,6 +173,7 @@ export async function completeJobs(
       result: c.outcome === "succeeded" ? c.result ?? null : null,
       error: c.error ?? null,
       delay_ms: c.retryInMs ?? 0,
+      refund: c.refund === true,
       dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
     }]
   );
@@ -175,9 +181,10 @@ export async function completeJobs(
     await tx.query(
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
-           error jsonb, delay_ms float8, dead_letter_id text)
+           error jsonb, delay_ms float8, dead_letter_id text, refund boolean)
        ), upd AS (
          UPDATE ${t.jobs} j SET status = x.status, result = x.result,
+           attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
            error = coalesce(x.error, j.error),
            progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
            progress_message = CASE WHEN x.status = 'succeeded' THEN NULL
@@ -187,12 +194,13 @@ export async function completeJobs(
            finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
            lease_owner = NULL, updated_at = now()
          FROM x WHERE j.id = x.id
-         RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, x.error,
-           x.dead_letter_id
+         RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
+           x.error, x.dead_letter_id
        )
-       INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, error, attempts)
-       SELECT dead_letter_id, id, actor, key, tenant_id, input, error, attempts FROM upd
-       WHERE dead_letter_id IS NOT NULL`,
+       INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version,
+         error, attempts)
+       SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
+       FROM upd WHERE dead_letter_id IS NOT NULL`,
       [JSON.stringify(jobRows)],
     );
   }
@@ -214,6 +222,16 @@ export async function completeJobs(
     if (!applies(c, i)) continue;
     for (const effect of c.effects) await effect(tx);
   }
+  // Parts of groups that ended here (a committed end, never a duplicate: counted once).
+  const partEnds = completions.flatMap((c, i): PartEnd[] =>
+    c.groupId && c.outcome !== "retry" && results[i] === "committed"
+      ? [{ jobId: c.id, groupId: c.groupId, status: c.outcome, error: c.error ?? null }]
+      : []
+  );
+  const fannedIn = await endParts(tx, t, partEnds, {
+    outbox,
+    keep: (job) => dropEnded([job], pipelines).length > 0,
+  });
   const ends = completions.flatMap((c, i): JobEnd[] =>
     c.pipelineId && c.outcome !== "retry" &&
       (results[i] === "committed" || results[i] === "duplicate")
@@ -221,11 +239,13 @@ export async function completeJobs(
         pipelineId: c.pipelineId,
         status: c.outcome as JobEnd["status"],
         error: c.error ?? null,
-        handled: c.outcome === "failed" && c.sends.length > 0,
+        // A part of a group is handled by the group's continuation.
+        handled: c.outcome === "failed" && (c.sends.length > 0 || !!c.groupId),
       }]
       : []
   );
   // Pipelines that got a new job here have one open (a send whose id existed is no proof).
+  // A continuation sent here is not in it: the roll-up's query finds it open.
   const inserted = new Set(sent.map((m) => m.id));
   const open = new Set(
     kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
@@ -233,7 +253,7 @@ export async function completeJobs(
   const rolled = await rollUp(tx, t, pipelines, ends, hook, { outbox, open });
   return {
     results,
-    sent: [...applied.sent, ...sent, ...rolled.sent],
+    sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent],
     cancelled: [...applied.cancelled, ...rolled.cancelled],
   };
 }

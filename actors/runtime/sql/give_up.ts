@@ -1,4 +1,5 @@
 import type { ErrorRecord } from "../errors.ts";
+import { endParts } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
@@ -57,18 +58,21 @@ export async function giveUpJob(
     if (status === "running") return { outcome: "running" as const, ...none };
     if (status !== "queued") return { outcome: "finished" as const, ...none };
     const record: ErrorRecord = { ...error, retryable: true, at: new Date().toISOString() };
-    const [job] = await tx.query<{ actor: string; tenant_id: string | null; input: unknown }>(
+    const [job] = await tx.query<
+      { actor: string; tenant_id: string | null; input: unknown; group_id: string | null }
+    >(
       `WITH upd AS (
            UPDATE ${t.jobs} SET status = 'failed', error = $2::jsonb, finished_at = now(),
              updated_at = now(), lease_owner = NULL
            WHERE id = $1
-           RETURNING id, actor, key, tenant_id, input, attempts
+           RETURNING id, actor, key, tenant_id, input, input_version, attempts, group_id
          ), dl AS (
-           INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, error,
-             attempts)
-           SELECT $3, id, actor, key, tenant_id, input, $2::jsonb, attempts FROM upd
+           INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input,
+             input_version, error, attempts)
+           SELECT $3, id, actor, key, tenant_id, input, input_version, $2::jsonb, attempts
+           FROM upd
          )
-         SELECT actor, tenant_id, input FROM upd`,
+         SELECT actor, tenant_id, input, group_id FROM upd`,
       [jobId, JSON.stringify(record), uuidv7()],
     );
     const sends: NewJob[] = job
@@ -80,12 +84,23 @@ export async function giveUpJob(
       : [];
     const { outbox } = options;
     const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), { outbox });
+    if (job?.group_id) {
+      const ends = [{ jobId, groupId: job.group_id, status: "failed" as const, error: record }];
+      const keep = (j: NewJob) => dropEnded([j], pipelines).length > 0;
+      sent.push(...await endParts(tx, t, ends, { outbox, keep }));
+    }
     const rolled = pipelineId
       ? await rollUp(
         tx,
         t,
         pipelines,
-        [{ pipelineId, status: "failed", error: record, handled: sends.length > 0 }],
+        [{
+          pipelineId,
+          status: "failed",
+          error: record,
+          // A part of a group is handled by the group's continuation.
+          handled: sends.length > 0 || !!job?.group_id,
+        }],
         options.hook,
         { outbox },
       )

@@ -15,6 +15,10 @@ export interface NewJob {
   /** The pipeline the job belongs to (see `pipelines.ts`); null outside one. */
   pipelineId?: string | null;
   replayOf: string | null;
+  /** The group the job is a part of (see `../groups.ts`); null outside one. */
+  groupId?: string | null;
+  /** The version of its actor's input shape (see `../versions.ts`). @default 1 */
+  inputVersion?: number;
   /** The hash of the request that enqueued it with an idempotency key (see `requestHash`). */
   requestHash?: string | null;
 }
@@ -44,6 +48,8 @@ export async function insertJobs(
     parent_id: j.parentId,
     pipeline_id: j.pipelineId ?? null,
     replay_of: j.replayOf,
+    group_id: j.groupId ?? null,
+    input_version: j.inputVersion ?? 1,
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
   }));
   const tail = outbox
@@ -54,13 +60,13 @@ export async function insertJobs(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
-         request_hash, pipeline_id)
+         request_hash, pipeline_id, group_id, input_version)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
-        x.request_hash, x.pipeline_id
+        x.request_hash, x.pipeline_id, x.group_id, x.input_version
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
-        request_hash text, pipeline_id text)
+        request_hash text, pipeline_id text, group_id text, input_version int)
       ON CONFLICT (id) DO NOTHING
       RETURNING id, actor, key, run_at
     ) ${tail}`,

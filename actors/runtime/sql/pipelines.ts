@@ -17,8 +17,9 @@
  *     message writes the same) and ends the pipeline: `complete()` (succeeded, with a result)
  *     or `fail()` (failed, with its error), applied with its message's commit.
  *   - A job that fails for good (last attempt, non-retryable, `InputError`, poison, given up
- *     by the transport) and whose actor sent nothing for it (`onDeadLetter`) fails the
- *     pipeline with its error; a job cancelled cancels it. A failure whose `onDeadLetter`
+ *     by the transport) and whose actor sent nothing for it (`onDeadLetter`) and that is no
+ *     part of a group (whose continuation hears of it) fails the pipeline with its error; a
+ *     job cancelled cancels it. A failure whose `onDeadLetter`
  *     messages carry on is the workload's to handle (it ends the pipeline itself).
  *   - A pipeline with no job queued or running after a job of it ended is over: succeeded.
  *     (Sends commit with their sender, so no open job means no more work will come.)
@@ -55,7 +56,7 @@ export interface JobEnd {
   pipelineId: string;
   status: "succeeded" | "failed" | "cancelled";
   error?: ErrorRecord | null;
-  /** A failure whose `onDeadLetter` sent messages: the workload carries on with them. */
+  /** A failure whose `onDeadLetter` sent messages, or of a group's part: the workload carries on. */
   handled: boolean;
 }
 

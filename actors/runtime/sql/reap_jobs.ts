@@ -1,4 +1,5 @@
 import { CancelledError, type ErrorRecord, toErrorRecord } from "../errors.ts";
+import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
@@ -23,6 +24,8 @@ export interface ReapedJob {
   /** Lease losses counting this one (when its process stopped rather than gave it back). */
   lease_losses: number;
   pipeline_id: string | null;
+  /** The group the job is a part of (see `../groups.ts`). */
+  group_id: string | null;
 }
 
 export interface ReapOptions {
@@ -81,7 +84,7 @@ export async function reapJobs(
     const batch = await db.transaction(async (tx) => {
       const jobs = await tx.query<ReapedJob>(
         `SELECT j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-           j.cancel_requested, j.pipeline_id,
+           j.cancel_requested, j.pipeline_id, j.group_id,
            j.lease_losses + CASE WHEN j.lease_owner IS NOT NULL
              AND (j.lease_losses = 0 OR j.started_fence = j.lease_fence) THEN 1 ELSE 0 END
              AS lease_losses
@@ -101,6 +104,7 @@ export async function reapJobs(
       const poison: ReapedJob[] = [];
       const lastAttempt: ReapedJob[] = [];
       const ends: JobEnd[] = [];
+      const partEnds: PartEnd[] = [];
       const rows = jobs.map((job) => {
         const { status, error } = outcome(job, options.maxLeaseLosses);
         if (error.code === POISON_JOB) poison.push(job);
@@ -108,8 +112,12 @@ export async function reapJobs(
         const dead = status === "failed";
         const mine = dead ? options.deadLetterSends(job, error) : [];
         sends.push(...mine);
+        if (job.group_id && status !== "queued") {
+          partEnds.push({ jobId: job.id, groupId: job.group_id, status, error });
+        }
         if (job.pipeline_id && status !== "queued") {
-          ends.push({ pipelineId: job.pipeline_id, status, error, handled: mine.length > 0 });
+          const handled = mine.length > 0 || !!job.group_id;
+          ends.push({ pipelineId: job.pipeline_id, status, error, handled });
         }
         return {
           id: job.id,
@@ -131,19 +139,25 @@ export async function reapJobs(
              updated_at = now(),
              finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END
            FROM x WHERE j.id = x.id
-           RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, x.error,
-             x.dead_letter_id
+           RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
+             x.error, x.dead_letter_id
          )
-         INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, error,
-           attempts)
-         SELECT dead_letter_id, id, actor, key, tenant_id, input, error, attempts FROM upd
-         WHERE dead_letter_id IS NOT NULL`,
+         INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input,
+           input_version, error, attempts)
+         SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
+         FROM upd WHERE dead_letter_id IS NOT NULL`,
         [JSON.stringify(rows)],
       );
       // Pipelines whose jobs end here (locked after the jobs, unlike a commit: a deadlock with
       // a late commit of the same job aborts one of them, and the reaper runs again).
       const pipelines = await lockPipelines(tx, t, ends.map((e) => e.pipelineId));
       const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), { outbox: options.outbox });
+      sent.push(
+        ...await endParts(tx, t, partEnds, {
+          outbox: options.outbox,
+          keep: (j) => dropEnded([j], pipelines).length > 0,
+        }),
+      );
       const rolled = await rollUp(tx, t, pipelines, ends, options.hook, { outbox: options.outbox });
       return {
         ids: jobs.map((j) => j.id),

@@ -28,6 +28,8 @@ export interface Tables {
   readonly outbox: string;
   /** `troupe_dead_letters`. */
   readonly deadLetters: string;
+  /** `troupe_groups`: fan-in counters (see `../groups.ts`). */
+  readonly groups: string;
   /** Notified when jobs are inserted (pull transports listen to it). */
   readonly jobsChannel: string;
   /** Notified with a job id whose handler must stop wherever it runs. */
@@ -52,6 +54,7 @@ export function tables(schema = "public"): Tables {
     processed: table("troupe_processed_messages"),
     outbox: table("troupe_outbox"),
     deadLetters: table("troupe_dead_letters"),
+    groups: table("troupe_groups"),
     jobsChannel: channel("troupe_jobs"),
     cancelChannel: channel("troupe_cancel"),
   };

@@ -5,6 +5,6 @@ import type { Tables } from "./tables.ts";
 export async function vacuumTables(db: SqlExecutor, t: Tables): Promise<void> {
   await db.query(
     `VACUUM (ANALYZE) ${t.jobs}, ${t.actorState}, ${t.processed},
-         ${t.outbox}, ${t.deadLetters}`,
+         ${t.outbox}, ${t.deadLetters}, ${t.groups}`,
   );
 }

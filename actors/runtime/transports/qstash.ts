@@ -18,6 +18,7 @@
  * Fan-out (many messages committed together) goes through `/v2/batch`, 100 per request.
  */
 import type { Client, PublishRequest } from "@upstash/qstash";
+import { type MigrationSet, migrationSet } from "../migrate.ts";
 import type { Consumer, OutgoingMessage, Transport } from "../transport.ts";
 
 /** Options of the QStash transport. */
@@ -107,3 +108,12 @@ export async function flowControlKey(key: string): Promise<string> {
   const readable = key.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 48);
   return `${readable}-${hash}`;
 }
+
+/**
+ * The tables of the QStash webhook (the nonces of the signed deliveries it accepted): apply
+ * them with the runtime's, `migrate(db, [runtimeMigrations, qstashMigrations], { schema })`.
+ */
+export const qstashMigrations: MigrationSet = migrationSet(
+  "qstash",
+  new URL("./qstash_migrations/", import.meta.url),
+);

@@ -1,0 +1,79 @@
+/**
+ * `course.extracted` (key `course:<id>`, one at a time): counts the pages its own ranges
+ * reported; when every page of every file is in, sends `course.build`. A range that fails
+ * for good fails its file (`onDeadLetter`).
+ */
+import { defineActor } from "@troupe/runtime";
+import {
+  type CourseContext,
+  courseStatus,
+  extractedInput,
+  sources,
+  storedPages,
+} from "./_context.ts";
+
+/** The `course.extracted` actor over the pipeline's context. */
+export function extractedActor(c: CourseContext) {
+  const { db } = c;
+  return defineActor({
+    name: "course.extracted",
+    input: extractedInput,
+    key: (i) => `course:${i.courseId}`,
+    exposed: false,
+    retries: 5,
+    handler: async ({ courseId, idx, pages, failed }, ctx) => {
+      if (await courseStatus(db, courseId) !== "processing") return { skipped: true };
+      if (failed) {
+        ctx.effect(async (tx) => {
+          await tx.query(
+            `UPDATE troupe_course_sources SET status = 'failed', error = $3::jsonb
+             WHERE course_id = $1 AND idx = $2`,
+            [courseId, idx, JSON.stringify(failed)],
+          );
+        });
+      }
+      const files = await sources(db, courseId);
+      // This course's own count: pages stored for other courses (or tenants) are not its
+      // progress, so its progress and its results read the same whatever others uploaded.
+      // (Messages sent before `pages` existed fall back to the page store.) Safe to add up:
+      // this key runs one message at a time, and a message's effects commit once.
+      const source = files.find((f) => f.idx === idx);
+      let reported: number | null = null;
+      if (!failed && source) {
+        const pageCount = source.page_count ?? 0;
+        const n = pages === undefined
+          ? await storedPages(db, source.sha256, pageCount)
+          : Math.min(source.pages_done + pages, pageCount);
+        reported = n;
+        ctx.effect(async (tx) => {
+          await tx.query(
+            "UPDATE troupe_course_sources SET pages_done = $3 WHERE course_id = $1 AND idx = $2",
+            [courseId, idx, n],
+          );
+        });
+      }
+      let total = 0;
+      let done = 0;
+      let pending = false;
+      for (const f of files) {
+        if (f.status === "failed" || (failed && f.idx === idx)) continue;
+        const n = f.idx === idx && reported !== null ? reported : f.pages_done;
+        total += f.page_count ?? 0;
+        done += Math.min(n, f.page_count ?? 0);
+        if (n < (f.page_count ?? 0)) pending = true;
+      }
+      ctx.effect(async (tx) => {
+        await tx.query(
+          `UPDATE troupe_courses SET structure = jsonb_build_object('progress',
+             jsonb_build_object('step', CASE WHEN $2::int >= $3::int THEN 'building' ELSE 'extracting' END,
+               'pagesDone', $2::int, 'pagesTotal', $3::int)), updated_at = now()
+           WHERE id = $1 AND status = 'processing'`,
+          [courseId, done, total],
+        );
+      });
+      ctx.pipeline.progress(done, total, "pages");
+      if (!pending) ctx.send("course.build", { courseId }, { idempotencyKey: `build:${courseId}` });
+      return { done, total };
+    },
+  });
+}
