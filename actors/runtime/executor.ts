@@ -1,7 +1,15 @@
 /**
  * Runs one claimed message through its actor's handler and turns what happened into a
- * `Completion` to commit. Nothing here writes to the database but progress: state changes,
- * sends and effects are buffered and committed by the committer, atomically.
+ * `Completion` to commit.
+ *
+ * Invariants:
+ * - Nothing here writes to the database but progress (and a suspect's start): state changes,
+ *   sends and effects are buffered in the completion and committed by the committer, at once.
+ * - `execute` never throws: every end of a handler (return, throw, timeout, abort, bad input)
+ *   is a completion. A failure carries no state, sends or effects of its attempt.
+ * - At most `policy.concurrency` handlers of an actor run in this process; suspects (jobs whose
+ *   process stopped while they ran) run one at a time, until `leaveQuarantine`.
+ * - Running handlers are reached through `abort`, `abortKey` and `runningJobs` only.
  */
 import { backoffDelay } from "./backoff.ts";
 import {
@@ -22,49 +30,57 @@ import {
   TroupeError,
 } from "./errors.ts";
 import { buildGroup, parseGroup, type PreparedGroup } from "./groups.ts";
+import { parseOnce, pipelineContext, raceAbort, toJson } from "./handler.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
-import { parseInput, prepareJobNow, prepareParsed } from "./prepare.ts";
+import { prepareJobNow, prepareParsed } from "./prepare.ts";
 import { insertGroups } from "./sql/groups.ts";
 import { decodeInput } from "./versions.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
+import { markStarted } from "./sql/job_progress.ts";
+import { progressWriter } from "./progress.ts";
+import type { Tables } from "./sql/tables.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
 import type { PipelineOp } from "./sql/pipelines.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
-
-const PROGRESS_EVERY_MS = 200;
-
-export { prepareJob, prepareJobNow } from "./prepare.ts";
+export { prepareJob } from "./prepare.ts";
+export { prepareJobNow };
 
 interface Slot {
   active: number;
   waiters: (() => void)[];
 }
 
+/** What an `Executor` needs. */
 export interface ExecutorOptions {
   db: SqlDatabase;
+  /** The runtime's table names. */
+  tables: Tables;
   actors: ReadonlyMap<string, AnyActor>;
   logger: Logger;
   /** Called with each progress change, for live updates in this process. */
   onProgress?: (jobId: string, percent: number, message: string | null) => void;
 }
 
+/** Runs handlers (see the invariants above). */
 export class Executor {
   readonly #db: SqlDatabase;
+  readonly #t: Tables;
   readonly #actors: ReadonlyMap<string, AnyActor>;
   readonly #log: Logger;
   readonly #onProgress: ExecutorOptions["onProgress"];
   readonly #slots = new Map<string, Slot>();
   /** Abort controllers of the handlers running in this process. */
-  readonly running = new Map<string, AbortController>();
+  readonly #running = new Map<string, AbortController>();
   /** The key of each running handler. */
-  readonly runningKeys = new Map<string, string>();
+  readonly #runningKeys = new Map<string, string>();
   /** Settles when the last suspect queued for quarantine has run. */
   #suspects: Promise<void> = Promise.resolve();
   /** The suspects running (or committing) now, with what lets the next one in. */
   readonly #quarantined = new Map<string, () => void>();
 
-  constructor({ db, actors, logger, onProgress }: ExecutorOptions) {
+  constructor({ db, tables, actors, logger, onProgress }: ExecutorOptions) {
     this.#db = db;
+    this.#t = tables;
     this.#actors = actors;
     this.#log = logger;
     this.#onProgress = onProgress;
@@ -72,10 +88,24 @@ export class Executor {
 
   /** Aborts a running handler of this process; returns whether one was running. */
   abort(jobId: string, reason: Error): boolean {
-    const controller = this.running.get(jobId);
+    const controller = this.#running.get(jobId);
     if (!controller) return false;
     controller.abort(reason);
     return true;
+  }
+
+  /** Aborts the handlers of this process running for actor instance `key`; returns how many. */
+  abortKey(key: string, reason: Error): number {
+    let n = 0;
+    for (const [jobId, k] of this.#runningKeys) {
+      if (k === key && this.abort(jobId, reason)) n++;
+    }
+    return n;
+  }
+
+  /** The ids of the jobs whose handlers run in this process now. */
+  runningJobs(): string[] {
+    return [...this.#running.keys()];
   }
 
   /**
@@ -118,18 +148,15 @@ export class Executor {
     if (job.lease_losses > 0) {
       this.#quarantined.set(job.id, await this.#quarantine());
       try {
-        await this.#db.query(
-          "UPDATE troupe_jobs SET started_fence = $2 WHERE id = $1 AND lease_fence = $2",
-          [job.id, job.lease_fence],
-        );
+        await markStarted(this.#db, this.#t, { id: job.id, fence: job.lease_fence });
       } catch (err) {
         this.#releaseSlot(def);
         return this.failure(base, job, def, err);
       }
     }
     const controller = new AbortController();
-    this.running.set(job.id, controller);
-    this.runningKeys.set(job.id, job.key);
+    this.#running.set(job.id, controller);
+    this.#runningKeys.set(job.id, job.key);
     const timer = setTimeout(
       () => controller.abort(new TimeoutError(def.policy.timeoutMs)),
       def.policy.timeoutMs,
@@ -137,7 +164,13 @@ export class Executor {
     let open = true;
     let working: unknown = structuredClone(state ?? def.initialState());
     let changed = false;
-    const progress = this.#progressWriter(job);
+    const progress = progressWriter(
+      this.#db,
+      this.#t,
+      { id: job.id, fence: job.lease_fence },
+      this.#log,
+      this.#onProgress,
+    );
     const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
     const pendingSends: Promise<NewJob | NewJob[]>[] = [];
     const groups: Promise<PreparedGroup>[] = [];
@@ -197,28 +230,7 @@ export class Executor {
       progress: (percent, message) => {
         if (open) progress.report(percent, message ?? null);
       },
-      pipeline: {
-        id: job.pipeline_id ?? null,
-        progress(done, total, unit) {
-          if (!inPipeline("pipeline.progress()")) return;
-          pipelineOp.progress = {
-            done: Math.max(0, Math.floor(Number(done) || 0)),
-            total: total === null ? null : Math.max(0, Math.floor(Number(total) || 0)),
-            unit: String(unit),
-          };
-        },
-        complete(result) {
-          if (!inPipeline("pipeline.complete()")) return;
-          pipelineOp.end = { status: "succeeded", result: toJson(result) };
-        },
-        fail(error) {
-          if (!inPipeline("pipeline.fail()")) return;
-          pipelineOp.end = {
-            status: "failed",
-            error: { code: String(error.code), message: String(error.message) },
-          };
-        },
-      },
+      pipeline: pipelineContext(job.pipeline_id ?? null, inPipeline, pipelineOp),
       signal: controller.signal,
       log,
     };
@@ -230,7 +242,7 @@ export class Executor {
       );
       base.sends.push(...(await Promise.all(pendingSends)).flat());
       const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
-      if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, rows));
+      if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, this.#t, rows));
       const json = toJson(result);
       return {
         ...base,
@@ -252,8 +264,8 @@ export class Executor {
       open = false;
       clearTimeout(timer);
       progress.close();
-      this.running.delete(job.id);
-      this.runningKeys.delete(job.id);
+      this.#running.delete(job.id);
+      this.#runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
   }
@@ -362,38 +374,6 @@ export class Executor {
     }
   }
 
-  #progressWriter(job: ClaimedJob) {
-    let last = 0;
-    let pending: { percent: number; message: string | null } | null = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let closed = false;
-    const write = () => {
-      timer = undefined;
-      if (!pending || closed) return;
-      const { percent, message } = pending;
-      pending = null;
-      last = Date.now();
-      this.#db.query(
-        `UPDATE troupe_jobs SET progress = $2, progress_message = $3, updated_at = now()
-         WHERE id = $1 AND status = 'running' AND lease_fence = $4`,
-        [job.id, percent, message, job.lease_fence],
-      ).catch((err) => this.#log.warn("progress write failed", { error: String(err) }));
-    };
-    return {
-      report: (percent: number, message: string | null) => {
-        const pct = Math.max(0, Math.min(100, Math.round(Number(percent) || 0)));
-        pending = { percent: pct, message: message === null ? null : String(message) };
-        this.#onProgress?.(job.id, pct, pending.message);
-        if (timer !== undefined) return;
-        timer = setTimeout(write, Math.max(0, last + PROGRESS_EVERY_MS - Date.now()));
-      },
-      close: () => {
-        closed = true;
-        if (timer !== undefined) clearTimeout(timer);
-      },
-    };
-  }
-
   async #acquireSlot(def: AnyActor): Promise<void> {
     let slot = this.#slots.get(def.name);
     if (!slot) this.#slots.set(def.name, slot = { active: 0, waiters: [] });
@@ -410,38 +390,5 @@ export class Executor {
     const next = slot.waiters.shift();
     if (next) next();
     else slot.active--;
-  }
-}
-
-/** Validates a message a handler sends; bad input fails the attempt for good. */
-function parseOnce(def: AnyActor, input: unknown): unknown {
-  try {
-    return parseInput(def, input);
-  } catch (err) {
-    throw new NonRetryableError(`message to ${def.name}: input is invalid`, {
-      code: "INVALID_INPUT",
-      details: err instanceof TroupeError ? err.details : undefined,
-    });
-  }
-}
-
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-function toJson(value: unknown): unknown {
-  if (value === undefined) return null;
-  try {
-    return JSON.parse(JSON.stringify(value));
-  } catch (err) {
-    throw new NonRetryableError("handler result or state is not JSON-serializable", {
-      code: "NOT_JSON",
-      cause: err,
-    });
   }
 }

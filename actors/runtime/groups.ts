@@ -30,6 +30,7 @@ import type { ErrorRecord } from "./errors.ts";
 import { parseInput, prepareParsed } from "./prepare.ts";
 import type { SqlExecutor } from "./ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./sql/insert_jobs.ts";
+import type { Tables } from "./sql/tables.ts";
 import {
   type GroupRow,
   insertGroups,
@@ -149,13 +150,14 @@ export async function buildGroup(
  */
 export async function endParts(
   tx: SqlExecutor,
+  t: Tables,
   ends: readonly PartEnd[],
   { outbox, keep = () => true }: { outbox: boolean; keep?: (job: NewJob) => boolean },
 ): Promise<QueuedMessage[]> {
   if (ends.length === 0) return [];
-  const groups = await lockOpenGroups(tx, ends.map((e) => e.groupId));
+  const groups = await lockOpenGroups(tx, t, ends.map((e) => e.groupId));
   if (groups.length === 0) return [];
-  const updates: Parameters<typeof updateGroups>[1][number][] = [];
+  const updates: Parameters<typeof updateGroups>[2][number][] = [];
   const sends: NewJob[] = [];
   for (const g of groups) {
     const mine = ends.filter((e) => e.groupId === g.id);
@@ -165,7 +167,7 @@ export async function endParts(
       updates.push({ id: g.id, remaining, status: "open", continuation_id: null });
       continue;
     }
-    const parts = await readParts(tx, g.parts);
+    const parts = await readParts(tx, t, g.parts);
     const outcome: GroupOutcome = {
       id: g.id,
       status: failed ? "failed" : "succeeded",
@@ -197,17 +199,18 @@ export async function endParts(
       continuation_id: sent ? continuation.id : null,
     });
   }
-  await updateGroups(tx, updates);
-  return await insertJobs(tx, sends, { outbox });
+  await updateGroups(tx, t, updates);
+  return await insertJobs(tx, t, sends, { outbox });
 }
 
 /** Writes a built group in `tx`: its jobs, then its row. Returns the jobs that were new. */
 export async function writeGroup(
   tx: SqlExecutor,
+  t: Tables,
   group: PreparedGroup,
   { outbox }: { outbox: boolean },
 ): Promise<QueuedMessage[]> {
-  const sent = await insertJobs(tx, group.jobs, { outbox });
-  if (group.row) await insertGroups(tx, [group.row]);
+  const sent = await insertJobs(tx, t, group.jobs, { outbox });
+  if (group.row) await insertGroups(tx, t, [group.row]);
   return sent;
 }

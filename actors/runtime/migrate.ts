@@ -37,6 +37,7 @@
  * @module
  */
 import type { SqlDatabase, SqlExecutor } from "./ports.ts";
+import { SCHEMA_NAME } from "./sql/tables.ts";
 
 /** One migration of a set: its tag (the file name without `.sql`) and its SQL. */
 export interface Migration {
@@ -92,7 +93,6 @@ export const SCHEMA_PLACEHOLDER = "{{schema}}";
 
 const LOCK_ID = 7_316_001;
 const BREAKPOINT = "--> statement-breakpoint";
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const SET_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 const TAG = /^[A-Za-z0-9_.-]+$/;
 

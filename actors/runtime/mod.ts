@@ -101,13 +101,17 @@ export {
 export { groupOutcomeSchema } from "./groups.ts";
 export {
   type DeadLetterView,
+  type EnqueueOptions,
   isTerminal,
   JOB_STATUSES,
   type JobStatus,
   type JobView,
+  type ListJobsFilter,
   type Page,
   Runtime,
   type RuntimeOptions,
+  type StartPipelineOptions,
+  type Tables,
 } from "./runtime.ts";
 export {
   CancelledError,

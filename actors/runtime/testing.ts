@@ -57,7 +57,7 @@ import { Gate } from "./_testing/gate.ts";
 import type { AnyActor } from "./define.ts";
 import { migrate, MIGRATIONS_TABLE, type MigrationSet, runtimeMigrations } from "./migrate.ts";
 import { jsonLogger, type SqlDatabase } from "./ports.ts";
-import { type JobView, Runtime } from "./runtime.ts";
+import { type JobView, Runtime, type Tables } from "./runtime.ts";
 import type { DeliveryOutcome } from "./transport.ts";
 import { TableQueueTransport } from "./transports/table_queue.ts";
 
@@ -275,6 +275,7 @@ async function outcomeUnder(
   migrated: ReadonlySet<string>,
 ): Promise<Outcome> {
   const world = new World(db, { actors: options.actors }, { closeDb: false });
+  const t = world.runtime.tables;
   try {
     await options.setup?.(world);
     const ids: string[] = [];
@@ -285,7 +286,7 @@ async function outcomeUnder(
     else if (fault !== null) {
       for (let n = 0;; n++) {
         const [next] = await world.db.query<{ id: string }>(
-          `SELECT id FROM troupe_jobs WHERE status = 'queued' AND kind = 'job'
+          `SELECT id FROM ${t.jobs} WHERE status = 'queued' AND kind = 'job'
            ORDER BY priority DESC, run_at, id LIMIT 1`,
         );
         if (!next) break;
@@ -295,7 +296,7 @@ async function outcomeUnder(
     }
     await world.settle();
     const states = await world.db.query<{ key: string; state: unknown }>(
-      "SELECT key, state FROM troupe_actor_state WHERE state IS NOT NULL ORDER BY key",
+      `SELECT key, state FROM ${t.actorState} WHERE state IS NOT NULL ORDER BY key`,
     );
     const statuses = await Promise.all(ids.map(async (id) => (await world.job(id)).status));
     return {
@@ -366,6 +367,10 @@ class World implements TestWorld {
     this.faults = new WorldFaults(this);
   }
 
+  get #t(): Tables {
+    return this.runtime.tables;
+  }
+
   /** A runtime over the world's database, as another process would run one. */
   #worker(name: string, concurrency = 4): Runtime {
     return new Runtime({
@@ -404,7 +409,7 @@ class World implements TestWorld {
            count(*) FILTER (WHERE status = 'queued' AND run_at <= now())::int AS due,
            count(*) FILTER (WHERE status = 'queued' AND run_at > now())::int AS later,
            count(*) FILTER (WHERE status = 'running')::int AS running
-         FROM troupe_jobs WHERE kind = 'job'`,
+         FROM ${this.#t.jobs} WHERE kind = 'job'`,
       );
       if (!open || open.due + open.later + open.running === 0) return;
       if (performance.now() > deadline) {
@@ -416,8 +421,8 @@ class World implements TestWorld {
       if (open.due === 0 && open.running === 0) {
         // Nothing runnable: skip time forward to the next message due (a delay, a backoff).
         await this.db.query(
-          `UPDATE troupe_jobs SET run_at = now() WHERE status = 'queued' AND kind = 'job'
-             AND run_at = (SELECT min(run_at) FROM troupe_jobs
+          `UPDATE ${this.#t.jobs} SET run_at = now() WHERE status = 'queued' AND kind = 'job'
+             AND run_at = (SELECT min(run_at) FROM ${this.#t.jobs}
                            WHERE status = 'queued' AND kind = 'job')`,
         );
       } else if (open.due > 0 && this.runtime.freeSlots() === this.#concurrency) {
@@ -440,7 +445,7 @@ class World implements TestWorld {
 
   async state(key: string): Promise<unknown> {
     const [row] = await this.db.query<{ state: unknown }>(
-      "SELECT state FROM troupe_actor_state WHERE key = $1",
+      `SELECT state FROM ${this.#t.actorState} WHERE key = $1`,
       [key],
     );
     return row?.state ?? undefined;
@@ -459,12 +464,17 @@ class WorldFaults implements Faults {
     this.#world = world;
   }
 
+  get #t(): Tables {
+    return this.#world.runtime.tables;
+  }
+
   async deliverTwice(jobId: string): Promise<void> {
     await this.#runnable(jobId);
     const first = await this.#deliver(this.#world.worker(), jobId);
     if (first.status !== "succeeded") return; // a message that failed has nothing to repeat
     await this.#world.db.query(
-      "UPDATE troupe_jobs SET status = 'queued', finished_at = NULL, run_at = now() WHERE id = $1",
+      `UPDATE ${this.#t.jobs} SET status = 'queued', finished_at = NULL, run_at = now()
+       WHERE id = $1`,
       [jobId],
     );
     await this.#deliver(this.#world.worker(), jobId);
@@ -488,12 +498,12 @@ class WorldFaults implements Faults {
     // The record as the process left it: running, under its lease, which then lapses.
     await this.#world.db.transaction(async (tx) => {
       await tx.query(
-        `UPDATE troupe_jobs SET status = 'running', finished_at = NULL, lease_owner = $2
+        `UPDATE ${this.#t.jobs} SET status = 'running', finished_at = NULL, lease_owner = $2
          WHERE id = $1`,
         [jobId, crashed.workerId],
       );
       await tx.query(
-        `UPDATE troupe_actor_state SET lease_owner = $2,
+        `UPDATE ${this.#t.actorState} SET lease_owner = $2,
            lease_until = now() - interval '1 second' WHERE key = $1`,
         [key, crashed.workerId],
       );
@@ -508,7 +518,7 @@ class WorldFaults implements Faults {
 
   async delay(jobId: string, ms: number): Promise<void> {
     const rows = await this.#world.db.query(
-      `UPDATE troupe_jobs SET run_at = greatest(run_at, now()) + make_interval(secs => $2)
+      `UPDATE ${this.#t.jobs} SET run_at = greatest(run_at, now()) + make_interval(secs => $2)
        WHERE id = $1 AND status = 'queued' RETURNING id`,
       [jobId, ms / 1000],
     );
@@ -550,7 +560,8 @@ class WorldFaults implements Faults {
     }
     if (!held || !running) throw new Error(`job ${jobId}: its handler never returned`);
     await this.#world.db.query(
-      "UPDATE troupe_actor_state SET lease_until = now() - interval '1 second' WHERE key = $1",
+      `UPDATE ${this.#t.actorState} SET lease_until = now() - interval '1 second'
+       WHERE key = $1`,
       [key],
     );
     await this.#world.runtime.reap();
@@ -565,7 +576,7 @@ class WorldFaults implements Faults {
   /** The message's key; throws unless it is queued (a fault needs a message to deliver). */
   async #runnable(jobId: string): Promise<{ key: string }> {
     const [row] = await this.#world.db.query<{ key: string; status: string }>(
-      "SELECT key, status FROM troupe_jobs WHERE id = $1",
+      `SELECT key, status FROM ${this.#t.jobs} WHERE id = $1`,
       [jobId],
     );
     if (!row) throw new Error(`job ${jobId} does not exist`);
@@ -591,7 +602,7 @@ class WorldFaults implements Faults {
   /** Skips time forward over the message's backoff, as a redelivery later would see it. */
   async #due(jobId: string): Promise<void> {
     await this.#world.db.query(
-      "UPDATE troupe_jobs SET run_at = now() WHERE id = $1 AND status = 'queued'",
+      `UPDATE ${this.#t.jobs} SET run_at = now() WHERE id = $1 AND status = 'queued'`,
       [jobId],
     );
     await sleep(2);

@@ -140,7 +140,7 @@ contractSuite("groups", {
       [1, 2].map((n) => message(part, { n })),
       { actor: then, input: { tag: "once" } },
     );
-    const claimed = await claimJobs(db, {
+    const claimed = await claimJobs(db, rt.tables, {
       actors: ["g4.part"],
       limit: 10,
       workerId: "w-test",
@@ -163,7 +163,10 @@ contractSuite("groups", {
     };
     const commit = (id: string) =>
       db.transaction((tx) =>
-        completeJobs(tx, "w-test", [completion(id)], { outbox: false, hook: () => null })
+        completeJobs(tx, rt.tables, "w-test", [completion(id)], {
+          outbox: false,
+          hook: () => null,
+        })
       );
     assert.deepEqual((await commit(jobIds[0]!)).results, ["committed"]);
     // The same completion again (a redelivery, or a commit retried): refused, not counted.

@@ -10,6 +10,7 @@ import { IdempotencyKeyReusedError, InputError } from "../../actors/runtime/erro
 import type { SqlDatabase } from "../../actors/runtime/ports.ts";
 import type { Runtime } from "../../actors/runtime/runtime.ts";
 import { claimJobs, releaseLeases } from "../../actors/runtime/sql/claim_jobs.ts";
+import { PUBLIC_TABLES } from "../../actors/runtime/sql/tables.ts";
 import { sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 
@@ -246,14 +247,17 @@ contractSuite("guards", {
     });
     const api = await runtime([def], { start: false });
     const { job } = await api.enqueue("g8.job", { id: "a" });
-    const claimed = await claimJobs(db, {
+    const claimed = await claimJobs(db, PUBLIC_TABLES, {
       actors: ["g8.job"],
       limit: 10,
       workerId: "live-worker",
       leaseMs: 30_000,
     });
     assert.deepEqual(claimed.map((c) => c.id), [job.id]);
-    await releaseLeases(db, "live-worker", [{ key: "g8:one", fence: claimed[0]!.lease_fence }]);
+    await releaseLeases(db, PUBLIC_TABLES, "live-worker", [{
+      key: "g8:one",
+      fence: claimed[0]!.lease_fence,
+    }]);
     assert.equal(await api.reap(), 1);
     const [row] = await db.query<{ status: string; lease_losses: number }>(
       "SELECT status, lease_losses FROM troupe_jobs WHERE id = $1",

@@ -1,4 +1,5 @@
 import type { SqlDatabase, SqlExecutor } from "../ports.ts";
+import type { Tables } from "./tables.ts";
 
 /** A job handed to this worker together with the lease of its key. */
 export interface ClaimedJob {
@@ -36,6 +37,7 @@ export interface ClaimedJob {
  */
 export async function claimJobs(
   db: SqlDatabase,
+  t: Tables,
   { actors, limit, workerId, leaseMs }: {
     actors: readonly string[];
     limit: number;
@@ -48,10 +50,10 @@ export async function claimJobs(
       "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)",
     );
     const candidates = await tx.query<{ id: string; key: string }>(
-      `SELECT j.id, j.key FROM troupe_jobs j
+      `SELECT j.id, j.key FROM ${t.jobs} j
        WHERE j.status = 'queued' AND j.run_at <= now() AND j.actor = ANY($1::text[])
          AND NOT EXISTS (
-           SELECT 1 FROM troupe_actor_state s WHERE s.key = j.key AND s.lease_until > now())
+           SELECT 1 FROM ${t.actorState} s WHERE s.key = j.key AND s.lease_until > now())
        ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
        LIMIT $2
        FOR UPDATE OF j SKIP LOCKED`,
@@ -59,7 +61,7 @@ export async function claimJobs(
     );
     if (candidates.length === 0) return [];
     const leases = await tx.query<{ key: string; fence: number; state: unknown }>(
-      `INSERT INTO troupe_actor_state AS s (key, fence, lease_owner, lease_until)
+      `INSERT INTO ${t.actorState} AS s (key, fence, lease_owner, lease_until)
        SELECT k, 1, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS k
        ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
          lease_until = EXCLUDED.lease_until, updated_at = now()
@@ -72,7 +74,7 @@ export async function claimJobs(
     if (claimed.length === 0) return [];
     const ids = claimed.map((c) => c.id);
     const rows = await tx.query<Omit<ClaimedJob, "state">>(
-      `UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
+      `UPDATE ${t.jobs} j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
          lease_fence = x.fence, started_at = coalesce(j.started_at, now()), updated_at = now()
        FROM unnest($1::text[], $2::int[]) AS x(id, fence)
        WHERE j.id = ANY($1::text[]) AND j.id = x.id
@@ -98,10 +100,11 @@ export async function claimJobs(
  */
 export async function claimOne(
   db: SqlExecutor,
+  t: Tables,
   { id, key, workerId, leaseMs }: { id: string; key: string; workerId: string; leaseMs: number },
 ): Promise<{ job: ClaimedJob | null; leased: boolean }> {
   const lease = await db.query<{ fence: number; state: unknown }>(
-    `INSERT INTO troupe_actor_state AS s (key, fence, lease_owner, lease_until)
+    `INSERT INTO ${t.actorState} AS s (key, fence, lease_owner, lease_until)
      VALUES ($1, 1, $2, now() + make_interval(secs => $3))
      ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
        lease_until = EXCLUDED.lease_until, updated_at = now()
@@ -112,7 +115,7 @@ export async function claimOne(
   const held = lease[0];
   if (!held) return { job: null, leased: false };
   const rows = await db.query<ClaimedJob>(
-    `UPDATE troupe_jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $2,
+    `UPDATE ${t.jobs} j SET status = 'running', attempts = j.attempts + 1, lease_owner = $2,
        lease_fence = $3, started_at = coalesce(j.started_at, now()), updated_at = now()
      WHERE j.id = $1 AND (j.status = 'queued'
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
@@ -123,7 +126,7 @@ export async function claimOne(
   );
   const job = rows[0];
   if (!job) {
-    await releaseLeases(db, workerId, [{ key, fence: held.fence }]);
+    await releaseLeases(db, t, workerId, [{ key, fence: held.fence }]);
     return { job: null, leased: true };
   }
   return { job: { ...job, state: held.state }, leased: true };
@@ -136,6 +139,7 @@ export async function claimOne(
  */
 export async function releaseLeases(
   db: SqlExecutor,
+  t: Tables,
   workerId: string,
   leases: readonly { key: string; fence: number }[],
 ): Promise<void> {
@@ -144,11 +148,11 @@ export async function releaseLeases(
     `WITH x AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(key text, fence int)
      ), released AS (
-       UPDATE troupe_actor_state s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+       UPDATE ${t.actorState} s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
        FROM x WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2
        RETURNING s.key, s.fence
      )
-     UPDATE troupe_jobs j SET lease_owner = NULL, updated_at = now()
+     UPDATE ${t.jobs} j SET lease_owner = NULL, updated_at = now()
      FROM released r
      WHERE j.key = r.key AND j.lease_fence = r.fence AND j.status = 'running'
        AND j.lease_owner = $2`,
@@ -162,14 +166,15 @@ export async function releaseLeases(
  */
 export async function extendLeases(
   db: SqlExecutor,
+  t: Tables,
   { workerId, keys, leaseMs }: { workerId: string; keys: readonly string[]; leaseMs: number },
 ): Promise<Map<string, number>> {
   if (keys.length === 0) return new Map();
   const rows = await db.query<{ key: string; fence: number }>(
     `WITH renewed AS (
-       UPDATE troupe_actor_state SET lease_until = now() + make_interval(secs => $3)
+       UPDATE ${t.actorState} SET lease_until = now() + make_interval(secs => $3)
        WHERE key = ANY($2::text[]) AND lease_owner = $1 RETURNING key)
-     SELECT s.key, s.fence FROM troupe_actor_state s WHERE s.key = ANY($2::text[])`,
+     SELECT s.key, s.fence FROM ${t.actorState} s WHERE s.key = ANY($2::text[])`,
     [workerId, keys, leaseMs / 1000],
   );
   return new Map(rows.map((r) => [r.key, r.fence]));

@@ -3,6 +3,7 @@ import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import type { Tables } from "./tables.ts";
 import {
   type AbortHook,
   applyOps,
@@ -41,6 +42,15 @@ export interface Completion {
   groupId?: string | null;
 }
 
+/**
+ * The chain a completion belongs to: the jobs of one key run under one lease (`fence`), each
+ * on the state the previous one left. The one notion of a chain the committer, the dispatcher
+ * and `completeJobs` share.
+ */
+export function chainOf(key: string, fence: number): string {
+  return `${key}\u0000${fence}`;
+}
+
 /** What became of a completion. */
 export type CommitResult =
   | "committed"
@@ -63,23 +73,24 @@ export type CommitResult =
  *
  * Several completions of one key may come in one call, in the order their handlers ran (each
  * on the state the previous one left): once one of them does not commit as computed, the
- * later ones of that key are `stale`.
+ * later ones of its chain (`chainOf`) are `stale`.
  */
 export async function completeJobs(
   tx: SqlExecutor,
+  t: Tables,
   workerId: string,
   completions: readonly Completion[],
   { outbox, hook }: { outbox: boolean; hook: AbortHook },
 ): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
   // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
-  const pipelines = await lockPipelines(tx, completions.map((c) => c.pipelineId));
+  const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
   // Lock the job rows and the key leases; a completion is valid only if both still carry
   // its fencing token. Looked up by primary key (a join on a record set plans badly).
   const ids = completions.map((c) => c.id);
   const fences = new Map(completions.map((c) => [c.id, c.fence]));
   const locked = await tx.query<{ id: string; status: string; job_fence: number; fence: number }>(
-    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence FROM troupe_jobs j
-     JOIN troupe_actor_state s ON s.key = j.key AND s.lease_owner = $2
+    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence FROM ${t.jobs} j
+     JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
      WHERE j.id = ANY($1::text[])
      ORDER BY j.key
      FOR UPDATE OF j, s`,
@@ -94,19 +105,20 @@ export async function completeJobs(
   const successIds = completions.filter((c) => c.outcome === "succeeded").map((c) => c.id);
   const seen = new Set(
     successIds.length === 0 ? [] : (await tx.query<{ message_id: string }>(
-      "SELECT message_id FROM troupe_processed_messages WHERE message_id = ANY($1::text[])",
+      `SELECT message_id FROM ${t.processed} WHERE message_id = ANY($1::text[])`,
       [successIds],
     )).map((r) => r.message_id),
   );
   const broken = new Set<string>();
   const results = completions.map((c): CommitResult => {
-    if (broken.has(c.key)) return "stale";
+    const chain = chainOf(c.key, c.fence);
+    if (broken.has(chain)) return "stale";
     if (!valid.has(c.id)) {
-      broken.add(c.key);
+      broken.add(chain);
       return "fenced";
     }
     if (c.outcome === "succeeded" && seen.has(c.id)) {
-      broken.add(c.key);
+      broken.add(chain);
       return "duplicate";
     }
     return "committed";
@@ -117,7 +129,7 @@ export async function completeJobs(
   const fresh = completions.filter(applies).map((c) => c.id);
   if (fresh.length > 0) {
     await tx.query(
-      `INSERT INTO troupe_processed_messages (message_id) SELECT unnest($1::text[])
+      `INSERT INTO ${t.processed} (message_id) SELECT unnest($1::text[])
        ON CONFLICT DO NOTHING`,
       [fresh],
     );
@@ -141,7 +153,7 @@ export async function completeJobs(
   const stateRows = [...perKey.values()].filter((r) => r.set_state || r.release);
   if (stateRows.length > 0) {
     await tx.query(
-      `UPDATE troupe_actor_state s SET
+      `UPDATE ${t.actorState} s SET
          state = CASE WHEN x.set_state THEN x.state ELSE s.state END,
          version = s.version + CASE WHEN x.set_state THEN 1 ELSE 0 END,
          lease_owner = CASE WHEN x.release THEN NULL ELSE s.lease_owner END,
@@ -171,7 +183,7 @@ export async function completeJobs(
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
            error jsonb, delay_ms float8, dead_letter_id text, refund boolean)
        ), upd AS (
-         UPDATE troupe_jobs j SET status = x.status, result = x.result,
+         UPDATE ${t.jobs} j SET status = x.status, result = x.result,
            attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
            error = coalesce(x.error, j.error),
            progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
@@ -185,7 +197,7 @@ export async function completeJobs(
          RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
            x.error, x.dead_letter_id
        )
-       INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input, input_version,
+       INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version,
          error, attempts)
        SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
        FROM upd WHERE dead_letter_id IS NOT NULL`,
@@ -198,14 +210,14 @@ export async function completeJobs(
       ? [{ pipelineId: c.pipelineId, op: c.pipeline }]
       : []
   );
-  const applied = await applyOps(tx, pipelines, ops, hook, { outbox });
+  const applied = await applyOps(tx, t, pipelines, ops, hook, { outbox });
   // Successes send what the handler sent; final failures what `onDeadLetter` asked for. A
   // failure commits once too: the job row's fence check refuses a second commit.
   const sends = completions.flatMap((c, i) =>
     applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
   );
   const kept = dropEnded(sends, pipelines);
-  const sent = await insertJobs(tx, kept, { outbox });
+  const sent = await insertJobs(tx, t, kept, { outbox });
   for (const [i, c] of completions.entries()) {
     if (!applies(c, i)) continue;
     for (const effect of c.effects) await effect(tx);
@@ -216,7 +228,7 @@ export async function completeJobs(
       ? [{ jobId: c.id, groupId: c.groupId, status: c.outcome, error: c.error ?? null }]
       : []
   );
-  const fannedIn = await endParts(tx, partEnds, {
+  const fannedIn = await endParts(tx, t, partEnds, {
     outbox,
     keep: (job) => dropEnded([job], pipelines).length > 0,
   });
@@ -238,7 +250,7 @@ export async function completeJobs(
   const open = new Set(
     kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
   );
-  const rolled = await rollUp(tx, pipelines, ends, hook, { outbox, open });
+  const rolled = await rollUp(tx, t, pipelines, ends, hook, { outbox, open });
   return {
     results,
     sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent],

@@ -4,6 +4,7 @@
  */
 import type { SqlExecutor } from "../ports.ts";
 import type { NewJob } from "./insert_jobs.ts";
+import type { Tables } from "./tables.ts";
 
 /** A group row to insert. */
 export interface GroupRow {
@@ -25,10 +26,14 @@ export interface OpenGroup {
 }
 
 /** Inserts groups (a group id that exists already is skipped: a re-run makes the same one). */
-export async function insertGroups(tx: SqlExecutor, groups: readonly GroupRow[]): Promise<void> {
+export async function insertGroups(
+  tx: SqlExecutor,
+  t: Tables,
+  groups: readonly GroupRow[],
+): Promise<void> {
   if (groups.length === 0) return;
   await tx.query(
-    `INSERT INTO troupe_groups (id, tenant_id, parent_id, parts, remaining, continuation)
+    `INSERT INTO ${t.groups} (id, tenant_id, parent_id, parts, remaining, continuation)
      SELECT x.id, x.tenant_id, x.parent_id, x.parts, jsonb_array_length(x.parts), x.continuation
      FROM jsonb_to_recordset($1::jsonb) AS x(id text, tenant_id text, parent_id text,
        parts jsonb, continuation jsonb)
@@ -46,12 +51,13 @@ export async function insertGroups(tx: SqlExecutor, groups: readonly GroupRow[])
 /** Locks the groups among `ids` that are still open, in id order. */
 export async function lockOpenGroups(
   tx: SqlExecutor,
+  t: Tables,
   ids: Iterable<string>,
 ): Promise<OpenGroup[]> {
   const wanted = [...new Set(ids)].sort();
   if (wanted.length === 0) return [];
   return await tx.query<OpenGroup>(
-    `SELECT id, parts, remaining, continuation FROM troupe_groups
+    `SELECT id, parts, remaining, continuation FROM ${t.groups}
      WHERE id = ANY($1::text[]) AND status = 'open' ORDER BY id FOR UPDATE`,
     [wanted],
   );
@@ -60,10 +66,11 @@ export async function lockOpenGroups(
 /** The status, result and error of each part (as written in this transaction). */
 export async function readParts(
   tx: SqlExecutor,
+  t: Tables,
   ids: readonly string[],
 ): Promise<Map<string, { status: string; result: unknown; error: unknown }>> {
   const rows = await tx.query<{ id: string; status: string; result: unknown; error: unknown }>(
-    "SELECT id, status, result, error FROM troupe_jobs WHERE id = ANY($1::text[])",
+    `SELECT id, status, result, error FROM ${t.jobs} WHERE id = ANY($1::text[])`,
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r]));
@@ -72,6 +79,7 @@ export async function readParts(
 /** Writes the new counters of open groups, and the end of those that are over. */
 export async function updateGroups(
   tx: SqlExecutor,
+  t: Tables,
   rows: readonly {
     id: string;
     remaining: number;
@@ -81,7 +89,7 @@ export async function updateGroups(
 ): Promise<void> {
   if (rows.length === 0) return;
   await tx.query(
-    `UPDATE troupe_groups g SET remaining = x.remaining, status = x.status,
+    `UPDATE ${t.groups} g SET remaining = x.remaining, status = x.status,
        continuation_id = x.continuation_id,
        finished_at = CASE WHEN x.status = 'open' THEN NULL ELSE now() END
      FROM jsonb_to_recordset($1::jsonb) AS x(id text, remaining int, status text,

@@ -1,4 +1,5 @@
 import type { SqlExecutor } from "../ports.ts";
+import type { Tables } from "./tables.ts";
 
 /** A job row to insert. */
 export interface NewJob {
@@ -30,6 +31,7 @@ export interface NewJob {
  */
 export async function insertJobs(
   tx: SqlExecutor,
+  t: Tables,
   jobs: readonly NewJob[],
   { outbox }: { outbox: boolean },
 ): Promise<QueuedMessage[]> {
@@ -51,12 +53,12 @@ export async function insertJobs(
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
   }));
   const tail = outbox
-    ? `, ob AS (INSERT INTO troupe_outbox (job_id) SELECT id FROM ins)
+    ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins)
        SELECT id, actor, key, run_at FROM ins`
-    : `SELECT id, actor, key, run_at, (SELECT pg_notify('troupe_jobs', '')) AS n FROM ins`;
+    : `SELECT id, actor, key, run_at, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`;
   const inserted = await tx.query<{ id: string; actor: string; key: string; run_at: unknown }>(
     `WITH ins AS (
-      INSERT INTO troupe_jobs
+      INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
          request_hash, pipeline_id, group_id, input_version)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,

@@ -32,6 +32,7 @@
 import { CancelledError, type ErrorRecord, toErrorRecord } from "../errors.ts";
 import type { SqlExecutor } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import type { Tables } from "./tables.ts";
 
 /** What a pipeline row keeps in its `pipeline` column. */
 export interface PipelineRecord {
@@ -76,12 +77,13 @@ export type AbortHook = (
 /** Locks pipeline rows, in id order (the order every locker uses). */
 export async function lockPipelines(
   tx: SqlExecutor,
+  t: Tables,
   ids: Iterable<string | null | undefined>,
 ): Promise<Map<string, LockedPipeline>> {
   const wanted = [...new Set([...ids].filter((id): id is string => !!id))].sort();
   if (wanted.length === 0) return new Map();
   const rows = await tx.query<LockedPipeline>(
-    `SELECT id, status, tenant_id, pipeline FROM troupe_jobs
+    `SELECT id, status, tenant_id, pipeline FROM ${t.jobs}
      WHERE id = ANY($1::text[]) AND kind = 'pipeline' ORDER BY id FOR UPDATE`,
     [wanted],
   );
@@ -99,6 +101,7 @@ export function dropEnded(
 /** Applies the workload's progress reports and ends, in message order. */
 export async function applyOps(
   tx: SqlExecutor,
+  t: Tables,
   pipelines: Map<string, LockedPipeline>,
   ops: readonly { pipelineId: string; op: PipelineOp }[],
   hook: AbortHook,
@@ -115,7 +118,7 @@ export async function applyOps(
       p.pipeline = record;
       const percent = total && total > 0 ? Math.min(99, Math.floor((done / total) * 100)) : 0;
       await tx.query(
-        `UPDATE troupe_jobs SET pipeline = $2::jsonb, progress = $3, progress_message = $4,
+        `UPDATE ${t.jobs} SET pipeline = $2::jsonb, progress = $3, progress_message = $4,
            updated_at = now()
          WHERE id = $1`,
         [pipelineId, JSON.stringify(record), percent, progressMessage(record)],
@@ -123,9 +126,10 @@ export async function applyOps(
     }
     if (op.end) {
       const ended = op.end.status === "succeeded"
-        ? await endPipeline(tx, p, { status: "succeeded", result: op.end.result }, hook, options)
+        ? await endPipeline(tx, t, p, { status: "succeeded", result: op.end.result }, hook, options)
         : await endPipeline(
           tx,
+          t,
           p,
           {
             status: "failed",
@@ -149,6 +153,7 @@ export async function applyOps(
  */
 export async function rollUp(
   tx: SqlExecutor,
+  t: Tables,
   pipelines: Map<string, LockedPipeline>,
   ends: readonly JobEnd[],
   hook: AbortHook,
@@ -165,7 +170,7 @@ export async function rollUp(
       continue;
     }
     const error = end.error ?? toErrorRecord(new CancelledError());
-    const out = await endPipeline(tx, p, { status: end.status, error }, hook, options);
+    const out = await endPipeline(tx, t, p, { status: end.status, error }, hook, options);
     sent.push(...out.sent);
     cancelled.push(...out.cancelled);
   }
@@ -176,7 +181,7 @@ export async function rollUp(
   if (running.length > 0) {
     const open = new Set(
       (await tx.query<{ pipeline_id: string }>(
-        `SELECT DISTINCT pipeline_id FROM troupe_jobs
+        `SELECT DISTINCT pipeline_id FROM ${t.jobs}
          WHERE pipeline_id = ANY($1::text[]) AND status IN ('queued', 'running')`,
         [running],
       )).map((r) => r.pipeline_id),
@@ -185,6 +190,7 @@ export async function rollUp(
       if (open.has(id)) continue;
       await endPipeline(
         tx,
+        t,
         pipelines.get(id)!,
         { status: "succeeded", result: null },
         hook,
@@ -202,6 +208,7 @@ export async function rollUp(
  */
 export async function endPipeline(
   tx: SqlExecutor,
+  t: Tables,
   p: LockedPipeline,
   outcome:
     | { status: "succeeded"; result: unknown }
@@ -214,7 +221,7 @@ export async function endPipeline(
   const record = p.pipeline ?? emptyRecord();
   if (succeeded && record.total !== null) record.done = record.total;
   await tx.query(
-    `UPDATE troupe_jobs SET status = $2, result = $3::jsonb, error = $4::jsonb,
+    `UPDATE ${t.jobs} SET status = $2, result = $3::jsonb, error = $4::jsonb,
        pipeline = $5::jsonb, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
        progress_message = CASE WHEN $2 = 'succeeded' THEN $6 ELSE progress_message END,
        cancel_requested = cancel_requested OR $2 = 'cancelled',
@@ -231,7 +238,7 @@ export async function endPipeline(
   );
   // Whatever is still open stops with the pipeline (after `complete()`, work left over).
   const stopped = await tx.query<{ id: string; status: string }>(
-    `UPDATE troupe_jobs SET cancel_requested = true, updated_at = now(),
+    `UPDATE ${t.jobs} SET cancel_requested = true, updated_at = now(),
        status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
        error = CASE WHEN status = 'queued' THEN $2::jsonb ELSE error END,
        finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
@@ -241,14 +248,14 @@ export async function endPipeline(
   );
   const running = stopped.filter((r) => r.status === "running").map((r) => r.id);
   if (running.length > 0) {
-    await tx.query("SELECT pg_notify('troupe_cancel', id) FROM unnest($1::text[]) AS id", [
+    await tx.query(`SELECT pg_notify('${t.cancelChannel}', id) FROM unnest($1::text[]) AS id`, [
       running,
     ]);
   }
   let sent: QueuedMessage[] = [];
   if (!succeeded && runtime) {
     const message = hook(p, outcome);
-    if (message) sent = await insertJobs(tx, [message], { outbox });
+    if (message) sent = await insertJobs(tx, t, [message], { outbox });
   }
   return { sent, cancelled: stopped.map((r) => r.id) };
 }

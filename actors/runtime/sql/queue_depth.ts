@@ -1,4 +1,5 @@
 import type { SqlExecutor } from "../ports.ts";
+import type { Tables } from "./tables.ts";
 
 /** Queued jobs of one actor, as far as {@link queueDepths} looked. */
 export interface QueueDepth {
@@ -19,6 +20,7 @@ export interface QueueDepth {
  */
 export async function queueDepths(
   db: SqlExecutor,
+  t: Tables,
   limit: number,
 ): Promise<{ actors: QueueDepth[]; capped: boolean }> {
   const rows = await db.query<{ actor: string; depth: number; oldest: number }>(
@@ -26,7 +28,7 @@ export async function queueDepths(
        coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)::float8
          AS oldest
      FROM (
-       SELECT actor, run_at FROM troupe_jobs WHERE status = 'queued'
+       SELECT actor, run_at FROM ${t.jobs} WHERE status = 'queued'
        ORDER BY priority DESC NULLS LAST, run_at, id -- matches troupe_jobs_claim_idx
        LIMIT $1
      ) q

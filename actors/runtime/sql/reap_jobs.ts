@@ -3,6 +3,7 @@ import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import type { Tables } from "./tables.ts";
 import { type AbortHook, dropEnded, type JobEnd, lockPipelines, rollUp } from "./pipelines.ts";
 
 const POISON_JOB = "POISON_JOB";
@@ -62,6 +63,7 @@ export interface ReapOptions {
  */
 export async function reapJobs(
   db: SqlDatabase,
+  t: Tables,
   options: ReapOptions,
 ): Promise<
   {
@@ -86,9 +88,9 @@ export async function reapJobs(
            j.lease_losses + CASE WHEN j.lease_owner IS NOT NULL
              AND (j.lease_losses = 0 OR j.started_fence = j.lease_fence) THEN 1 ELSE 0 END
              AS lease_losses
-         FROM troupe_jobs j
+         FROM ${t.jobs} j
          WHERE j.status = 'running' AND j.actor = ANY($1::text[]) AND NOT EXISTS (
-           SELECT 1 FROM troupe_actor_state s
+           SELECT 1 FROM ${t.actorState} s
            WHERE s.key = j.key AND s.fence = j.lease_fence AND s.lease_until > now())
          ORDER BY j.id
          LIMIT $2
@@ -132,7 +134,7 @@ export async function reapJobs(
            SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, error jsonb,
              lease_losses int, dead_letter_id text)
          ), upd AS (
-           UPDATE troupe_jobs j SET status = x.status, error = x.error,
+           UPDATE ${t.jobs} j SET status = x.status, error = x.error,
              lease_losses = x.lease_losses, lease_owner = NULL, run_at = now(),
              updated_at = now(),
              finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END
@@ -140,7 +142,7 @@ export async function reapJobs(
            RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
              x.error, x.dead_letter_id
          )
-         INSERT INTO troupe_dead_letters (id, job_id, actor, key, tenant_id, input,
+         INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input,
            input_version, error, attempts)
          SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
          FROM upd WHERE dead_letter_id IS NOT NULL`,
@@ -148,15 +150,15 @@ export async function reapJobs(
       );
       // Pipelines whose jobs end here (locked after the jobs, unlike a commit: a deadlock with
       // a late commit of the same job aborts one of them, and the reaper runs again).
-      const pipelines = await lockPipelines(tx, ends.map((e) => e.pipelineId));
-      const sent = await insertJobs(tx, dropEnded(sends, pipelines), { outbox: options.outbox });
+      const pipelines = await lockPipelines(tx, t, ends.map((e) => e.pipelineId));
+      const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), { outbox: options.outbox });
       sent.push(
-        ...await endParts(tx, partEnds, {
+        ...await endParts(tx, t, partEnds, {
           outbox: options.outbox,
           keep: (j) => dropEnded([j], pipelines).length > 0,
         }),
       );
-      const rolled = await rollUp(tx, pipelines, ends, options.hook, { outbox: options.outbox });
+      const rolled = await rollUp(tx, t, pipelines, ends, options.hook, { outbox: options.outbox });
       return {
         ids: jobs.map((j) => j.id),
         poisoned: poison,

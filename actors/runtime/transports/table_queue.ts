@@ -3,17 +3,19 @@
  * default, and how several instances share one PostgreSQL).
  *
  * The loop claims in batches while there is work and free capacity, then sleeps until a
- * `troupe_jobs` notification (any process), a local wake-up (an enqueue or a freed slot here),
+ * `troupe_jobs` notification (any process; per schema, see `sql/tables.ts`), a local wake-up (an enqueue or a freed slot here),
  * or the poll interval (delayed retries, lost notifications).
  */
 import type { SqlDatabase } from "../ports.ts";
+import { tables } from "../sql/tables.ts";
 import type { Consumer, Transport } from "../transport.ts";
 
 /** Options of the table queue. */
 export interface TableQueueOptions {
   /** Longest sleep without a wake-up, in ms. @default 1000 */
-  /** Longest sleep without a wake-up, in ms. @default 1000 */
   pollMs?: number;
+  /** The schema of the runtime's tables: the runtime's `schema`. @default "public" */
+  schema?: string;
 }
 
 /** The pull transport over `troupe_jobs` (see above). */
@@ -24,6 +26,7 @@ export class TableQueueTransport implements Transport {
   readonly mode = "pull" as const;
   readonly #db: SqlDatabase;
   readonly #pollMs: number;
+  readonly #channel: string;
   #wakeup: (() => void) | null = null;
   #pending = false;
   #running = false;
@@ -31,9 +34,10 @@ export class TableQueueTransport implements Transport {
   #unlisten: (() => Promise<void>) | null = null;
 
   /** A table queue on `db` (the runtime's database). */
-  constructor(db: SqlDatabase, { pollMs = 1000 }: TableQueueOptions = {}) {
+  constructor(db: SqlDatabase, { pollMs = 1000, schema }: TableQueueOptions = {}) {
     this.#db = db;
     this.#pollMs = pollMs;
+    this.#channel = tables(schema).jobsChannel;
   }
 
   publish(): Promise<void> {
@@ -51,7 +55,7 @@ export class TableQueueTransport implements Transport {
   async start(consumer: Consumer): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    this.#unlisten = await this.#db.listen("troupe_jobs", () => this.wake());
+    this.#unlisten = await this.#db.listen(this.#channel, () => this.wake());
     this.#loop = this.#run(consumer);
   }
 

@@ -1,0 +1,360 @@
+/**
+ * The enqueue and admin client: what producers and operators call (enqueue, pipelines,
+ * cancel, replay, give-up, schedules).
+ *
+ * Invariants:
+ * - Input is validated (and keyed) before any write; a message is durable when its call
+ *   resolves: its row, its outbox row (push transports) and the caller's `effect` commit in
+ *   one transaction, and the transport hears of it only after that commit.
+ * - An idempotency key maps to one job id (`deterministicId`); a repeat of the same request
+ *   returns the first job, another request with the same key is refused (409), another
+ *   tenant's repeat too.
+ * - A pipeline's jobs stop with it: cancelling a job of a running pipeline cancels the whole
+ *   pipeline (see `sql/pipelines.ts`), under the pipeline's row lock.
+ * - A dead letter replays at most once (the mark and the new job commit together).
+ * - A scheduled run has one job per minute slot, across instances (its idempotency key is the
+ *   slot).
+ */
+import {
+  type ActorTarget,
+  type AnyActor,
+  type GroupThen,
+  type Message,
+  type SendOptions,
+  targetName,
+} from "./define.ts";
+import { CancelledError, ConflictError, NotFoundError, toErrorRecord } from "./errors.ts";
+import type { Executor } from "./executor.ts";
+import { prepareJob } from "./executor.ts";
+import { buildGroup, endParts, parseGroup, writeGroup } from "./groups.ts";
+import { deterministicId, requestHash, uuidv7 } from "./ids.ts";
+import type { RuntimeObserver } from "./observer.ts";
+import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
+import type { JobEvents, Publisher } from "./publisher.ts";
+import type { JobReader } from "./reader.ts";
+import { notifyCancel, requestCancel } from "./sql/cancel_job.ts";
+import { checkRepeats } from "./sql/check_repeats.ts";
+import { markReplayed } from "./sql/dead_letters.ts";
+import { giveUpJob } from "./sql/give_up.ts";
+import { insertJobs } from "./sql/insert_jobs.ts";
+import { endPipeline, lockPipelines, type PipelineRecord } from "./sql/pipelines.ts";
+import { insertPipeline } from "./sql/start_pipeline.ts";
+import type { Tables } from "./sql/tables.ts";
+import { upgradeInput } from "./versions.ts";
+import { isTerminal, type JobView } from "./views.ts";
+
+/** Options of `enqueue`. */
+export type EnqueueOptions = SendOptions & {
+  /**
+   * Database work committed in the same transaction as the message (e.g. the row the job
+   * will process): both happen or neither. Not run when an idempotency key repeats.
+   */
+  effect?: (tx: SqlExecutor, jobId: string) => Promise<void>;
+};
+
+/** Options of `startPipeline`. */
+export interface StartPipelineOptions {
+  tenantId?: string | null;
+  idempotencyKey?: string;
+  onAbort?: { actor: ActorTarget; input: Record<string, unknown> };
+  effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
+}
+
+/** What a `RuntimeClient` needs. */
+export interface ClientOptions {
+  db: SqlDatabase;
+  tables: Tables;
+  actors: ReadonlyMap<string, AnyActor>;
+  reader: JobReader;
+  publisher: Publisher;
+  executor: Pick<Executor, "abort" | "deadLetterSends">;
+  events: Pick<JobEvents, "emit">;
+  observer: RuntimeObserver;
+  log: Logger;
+}
+
+/** Enqueues and administers jobs (see the invariants above). */
+export class RuntimeClient {
+  readonly #o: ClientOptions;
+
+  constructor(options: ClientOptions) {
+    this.#o = options;
+  }
+
+  /** The actor called `name`; throws `NotFoundError` when there is none. */
+  actor(name: string): AnyActor {
+    const def = this.#o.actors.get(name);
+    if (!def) throw new NotFoundError("actor", name);
+    return def;
+  }
+
+  /** Validates and enqueues a message (see `Runtime.enqueue`). */
+  async enqueue<I = unknown>(
+    actor: ActorTarget<I>,
+    input: NoInfer<I>,
+    options: EnqueueOptions = {},
+  ): Promise<{ job: JobView; created: boolean }> {
+    const { db, tables, publisher, reader } = this.#o;
+    const { effect, ...sendOptions } = options;
+    const row = await prepareJob(this.actor(targetName(actor)), input, sendOptions);
+    const key = sendOptions.idempotencyKey;
+    if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
+    const created = await db.transaction(async (tx) => {
+      const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+      if (inserted.length && effect) await effect(tx, row.id);
+      if (!inserted.length && key !== undefined) {
+        await checkRepeats(tx, tables, [{ id: row.id, hash: row.requestHash!, key }]);
+      }
+      return inserted;
+    });
+    await publisher.afterCommit(created);
+    const job = await reader.getJob(row.id);
+    if (!created.length && options.tenantId !== undefined && job.tenantId !== options.tenantId) {
+      throw new ConflictError("idempotency key already used by another tenant");
+    }
+    return { job, created: created.length > 0 };
+  }
+
+  /** Enqueues many messages to one actor in one transaction (see `Runtime.enqueueMany`). */
+  async enqueueMany<I = unknown>(
+    actor: ActorTarget<I>,
+    inputs: readonly NoInfer<I>[],
+    options: Omit<SendOptions, "idempotencyKey"> & { idempotencyKeys?: readonly string[] } = {},
+  ): Promise<string[]> {
+    const { db, tables, publisher } = this.#o;
+    const def = this.actor(targetName(actor));
+    const { idempotencyKeys, ...rest } = options;
+    const rows = await Promise.all(inputs.map((input, i) => {
+      const idempotencyKey = idempotencyKeys?.[i];
+      return prepareJob(def, input, idempotencyKey ? { ...rest, idempotencyKey } : rest);
+    }));
+    const keyed = rows.flatMap((row, i) => {
+      const key = idempotencyKeys?.[i];
+      if (!key) return [];
+      row.requestHash = requestHash(row.actor, row.input);
+      return [{ id: row.id, hash: row.requestHash, key }];
+    });
+    const created = await db.transaction(async (tx) => {
+      const inserted = await insertJobs(tx, tables, rows, { outbox: publisher.outbox });
+      if (inserted.length < rows.length) {
+        const fresh = new Set(inserted.map((m) => m.id));
+        await checkRepeats(tx, tables, keyed.filter((k) => !fresh.has(k.id)));
+      }
+      return inserted;
+    });
+    await publisher.afterCommit(created);
+    return rows.map((r) => r.id);
+  }
+
+  /** Fans out with a continuation (see `Runtime.enqueueGroup`). */
+  async enqueueGroup(
+    parts: readonly Message[],
+    then: GroupThen,
+    options: { tenantId?: string | null; idempotencyKey?: string } = {},
+  ): Promise<{ groupId: string; jobIds: string[]; continuationId: string }> {
+    const { db, tables, publisher } = this.#o;
+    const tenantId = options.tenantId ?? null;
+    const key = options.idempotencyKey;
+    const groupId = key ? await deterministicId("group", tenantId ?? "", key) : uuidv7();
+    const made = await buildGroup(
+      parseGroup((a) => this.actor(targetName(a)), parts, then),
+      { id: groupId, tenantId, parentId: null, pipelineId: null },
+      key ? (i) => `${groupId}/${i}` : undefined,
+    );
+    const outbox = publisher.outbox;
+    const sent = await db.transaction((tx) => writeGroup(tx, tables, made, { outbox }));
+    await publisher.afterCommit(sent);
+    return { groupId, jobIds: made.row?.parts ?? [], continuationId: `${groupId}-then` };
+  }
+
+  /** Cancels a job or a pipeline (see `Runtime.cancel`). */
+  async cancel(id: string, tenantId?: string | null): Promise<JobView> {
+    const { db, tables, publisher, reader } = this.#o;
+    const job = await reader.getJob(id, tenantId);
+    if (job.kind === "pipeline") return await this.#cancelPipeline(id, tenantId);
+    if (job.pipelineId !== null && !isTerminal(job.status)) {
+      // A pipeline stops as a whole: its jobs' ends roll up into it.
+      await this.#cancelPipeline(job.pipelineId).catch((err) => {
+        if (!(err instanceof ConflictError)) throw err;
+      });
+      return await reader.getJob(id);
+    }
+    const error = toErrorRecord(new CancelledError());
+    const outbox = publisher.outbox;
+    const { status, sent } = await db.transaction(async (tx) => {
+      const row = await requestCancel(tx, tables, id, error);
+      // A queued part cancelled here ends its group (a running one ends at its commit).
+      const groupId = row?.status === "cancelled" ? row.group_id : null;
+      const ends = groupId ? [{ jobId: id, groupId, status: "cancelled" as const, error }] : [];
+      return { status: row?.status, sent: await endParts(tx, tables, ends, { outbox }) };
+    });
+    await publisher.afterCommit(sent);
+    if (status === undefined) {
+      throw new ConflictError(`job ${id} is already ${job.status}`, { status: job.status });
+    }
+    if (status === "running") {
+      this.#o.executor.abort(id, new CancelledError());
+      await notifyCancel(db, tables, id);
+    }
+    this.#o.events.emit(id);
+    return await reader.getJob(id);
+  }
+
+  /** Cancels a running pipeline (see `endPipeline`); a pipeline that has ended: 409. */
+  async #cancelPipeline(id: string, tenantId?: string | null): Promise<JobView> {
+    const { db, tables, publisher, reader } = this.#o;
+    const out = await db.transaction(async (tx) => {
+      const locked = await lockPipelines(tx, tables, [id]);
+      const p = locked.get(id);
+      if (!p || (tenantId !== undefined && p.tenant_id !== tenantId)) {
+        throw new NotFoundError("job", id);
+      }
+      if (p.status !== "running") {
+        throw new ConflictError(`job ${id} is already ${p.status}`, { status: p.status });
+      }
+      return await endPipeline(
+        tx,
+        tables,
+        p,
+        { status: "cancelled", error: toErrorRecord(new CancelledError()) },
+        publisher.hook,
+        { outbox: publisher.outbox },
+      );
+    });
+    reader.forget(id);
+    publisher.stopped(out.cancelled, [id]);
+    await publisher.afterCommitOrLog(out.sent);
+    return await reader.getJob(id);
+  }
+
+  /** Enqueues a dead letter's message again as a new job; a dead letter replays once. */
+  async replay(deadLetterId: string, tenantId?: string | null): Promise<JobView> {
+    const { db, tables, publisher, reader } = this.#o;
+    const dl = await reader.deadLetter(deadLetterId, tenantId);
+    if (dl.replayed_at) {
+      throw new ConflictError(`dead letter ${deadLetterId} was replayed already`, {
+        replayJobId: dl.replay_job_id,
+      });
+    }
+    const def = this.actor(String(dl.actor));
+    const input = upgradeInput(def, dl.input, Number(dl.input_version ?? def.version));
+    const row = await prepareJob(def, input, {
+      tenantId: (dl.tenant_id as string | null) ?? null,
+      replayOf: String(dl.job_id),
+    });
+    const created = await db.transaction(async (tx) => {
+      if (!await markReplayed(tx, tables, deadLetterId, row.id)) {
+        throw new ConflictError(`dead letter ${deadLetterId} was replayed already`);
+      }
+      return await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+    });
+    await publisher.afterCommit(created);
+    return await reader.getJob(row.id);
+  }
+
+  /** Dead-letters a message the transport gave up on (see `Runtime.giveUp`). */
+  async giveUp(
+    jobId: string,
+    error: { code: string; message: string },
+  ): Promise<"dead-lettered" | "running" | "finished" | "unknown"> {
+    const { db, tables, publisher, executor } = this.#o;
+    const out = await giveUpJob(db, tables, jobId, error, {
+      deadLetterSends: (job, actor, record) =>
+        executor.deadLetterSends(job, this.#o.actors.get(actor), record),
+      outbox: publisher.outbox,
+      hook: publisher.hook,
+    });
+    if (out.outcome === "dead-lettered") {
+      if (out.actor) this.#o.observer.deadLettered(out.actor, "undeliverable");
+      this.#o.reader.forget(jobId);
+      this.#o.events.emit(jobId);
+      publisher.stopped(out.cancelled, [out.pipelineId]);
+      await publisher.afterCommitOrLog(out.sent);
+    }
+    return out.outcome;
+  }
+
+  /** Starts a pipeline with its first job (see `Runtime.startPipeline`). */
+  async startPipeline(
+    name: string,
+    first: { actor: ActorTarget; input: unknown },
+    options: StartPipelineOptions = {},
+  ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
+    const { db, tables, publisher, reader } = this.#o;
+    if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name) || this.#o.actors.has(name)) {
+      throw new TypeError(`pipeline name ${JSON.stringify(name)} is invalid or an actor's`);
+    }
+    const onAbort = options.onAbort
+      ? { actor: this.actor(targetName(options.onAbort.actor)).name, input: options.onAbort.input }
+      : null;
+    const tenantId = options.tenantId ?? null;
+    const pipelineId = options.idempotencyKey
+      ? await deterministicId("pipeline", tenantId ?? "", name, options.idempotencyKey)
+      : uuidv7();
+    const def = this.actor(targetName(first.actor));
+    const row = await prepareJob(def, first.input, {
+      tenantId,
+      parentId: pipelineId,
+      pipelineId,
+      ...(options.idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
+    });
+    const record: PipelineRecord = {
+      done: null,
+      total: null,
+      unit: null,
+      onAbort,
+    };
+    const sent = await db.transaction(async (tx) => {
+      const made = await insertPipeline(tx, tables, {
+        id: pipelineId,
+        name,
+        tenantId,
+        input: { first: { actor: def.name, input: first.input } },
+        record,
+      });
+      if (!made) return null;
+      const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+      await options.effect?.(tx, { pipelineId, jobId: row.id });
+      return inserted;
+    });
+    await publisher.afterCommit(sent ?? []);
+    const job = await reader.getJob(pipelineId);
+    if (sent === null && job.tenantId !== tenantId) {
+      throw new ConflictError("idempotency key already used by another tenant");
+    }
+    return { job, firstJobId: row.id, created: sent !== null };
+  }
+
+  /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */
+  async fireSchedule(
+    actor: string,
+    at: Date = new Date(),
+  ): Promise<{ job: JobView; created: boolean }> {
+    const def = this.actor(actor);
+    if (!def.schedule) throw new TypeError(`actor ${actor} has no schedule`);
+    const minute = new Date(Math.floor(at.getTime() / 60_000) * 60_000).toISOString();
+    return await this.enqueue(actor, def.schedule.input, {
+      idempotencyKey: `schedule:${minute}`,
+    });
+  }
+
+  /** Registers every scheduled actor with a cron function (`Deno.cron` when embedded). */
+  registerSchedules(
+    cron: (name: string, schedule: string, fn: () => Promise<void>) => unknown,
+  ): string[] {
+    const names: string[] = [];
+    for (const def of this.#o.actors.values()) {
+      if (!def.schedule) continue;
+      // Deno.cron names allow letters, digits, whitespace, "-" and "_" only.
+      cron(`troupe_${def.name.replace(/[^A-Za-z0-9_-]/g, "_")}`, def.schedule.cron, async () => {
+        try {
+          await this.fireSchedule(def.name);
+        } catch (err) {
+          this.#o.log.error("scheduled enqueue failed", { actor: def.name, error: String(err) });
+        }
+      });
+      names.push(def.name);
+    }
+    return names;
+  }
+}

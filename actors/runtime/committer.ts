@@ -1,0 +1,188 @@
+/**
+ * The group committer: completions from every handler of this process are queued and written
+ * together, up to `commitBatch` in one transaction (`completeJobs`).
+ *
+ * Invariants:
+ * - A chain is the run of one key's jobs under one lease (`chainOf(key, fence)`): its handlers
+ *   run one after another, each on the state the previous one left, before that one commits.
+ *   A chain is broken once one of its links did not commit as computed (fenced, duplicate,
+ *   stale, a commit error, or a success recorded as a failure): from then on every later
+ *   completion of the chain resolves `stale` without being written, in the same transaction
+ *   (`completeJobs`) and in later ones (here). The dispatcher that owns a chain ends it
+ *   (`endChain`) before it reruns the stale links on the committed state, and when it lets go.
+ * - One bad completion (an effect that throws) does not sink the batch: after a failed batch
+ *   each completion is committed alone. A success whose commit fails is recorded as a failed
+ *   attempt instead (retried or dead-lettered by policy); when even that fails the commit
+ *   rejects, and the chain is broken.
+ * - A commit resolves after its transaction commits; what follows (publish, stopped handlers)
+ *   never turns a committed completion into an error.
+ */
+import type { AnyActor } from "./define.ts";
+import type { Executor } from "./executor.ts";
+import type { RuntimeObserver } from "./observer.ts";
+import type { Logger, SqlDatabase } from "./ports.ts";
+import type { Publisher } from "./publisher.ts";
+import type { ClaimedJob } from "./sql/claim_jobs.ts";
+import { chainOf, type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
+import type { Tables } from "./sql/tables.ts";
+
+interface PendingCommit {
+  completion: Completion;
+  actor: string;
+  /** Time in the handler, for the observer. */
+  ms: number;
+  fallback: (err: unknown) => Completion | null;
+  resolve: (r: CommitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** What a `Committer` needs. */
+export interface CommitterOptions {
+  db: SqlDatabase;
+  tables: Tables;
+  workerId: string;
+  /** Most completions committed in one transaction. */
+  commitBatch: number;
+  actors: ReadonlyMap<string, AnyActor>;
+  /** Turns a success whose commit failed into a failed attempt. */
+  executor: Pick<Executor, "failure">;
+  publisher: Pick<Publisher, "outbox" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
+  observer: RuntimeObserver;
+  log: Logger;
+}
+
+/** Commits completions in groups (see the invariants above). */
+export class Committer {
+  readonly #o: CommitterOptions;
+  #queue: PendingCommit[] = [];
+  #flushing: Promise<void> | null = null;
+  /** Chains (key + fence) with a link that did not commit as computed. */
+  readonly #broken = new Set<string>();
+
+  constructor(options: CommitterOptions) {
+    this.#o = options;
+  }
+
+  /** Queues a completion for the next group commit. */
+  commit(completion: Completion, job: ClaimedJob, ms: number): Promise<CommitResult> {
+    const def = this.#o.actors.get(job.actor);
+    const fallback = (err: unknown): Completion | null =>
+      completion.outcome === "succeeded"
+        ? { ...this.#o.executor.failure(completion, job, def, err), release: completion.release }
+        : null;
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ completion, actor: job.actor, ms, fallback, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /**
+   * Starts a flush unless one runs. A flush can settle its last commits before it ends (a
+   * batch of stale links never waits), so what was queued after its loop is flushed next.
+   */
+  #kick(): void {
+    if (this.#flushing) return;
+    this.#flushing = this.#flush().finally(() => {
+      this.#flushing = null;
+      if (this.#queue.length > 0) this.#kick();
+    });
+  }
+
+  /** Forgets that the chain of `key` under `fence` broke (its owner reruns or lets go). */
+  endChain(key: string, fence: number): void {
+    this.#broken.delete(chainOf(key, fence));
+  }
+
+  /** Settles when the commits queued now are written (or have failed). */
+  async drained(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  #isBroken(c: Completion): boolean {
+    return this.#broken.has(chainOf(c.key, c.fence));
+  }
+
+  #break(c: Completion): void {
+    this.#broken.add(chainOf(c.key, c.fence));
+  }
+
+  async #transaction(completions: Completion[]) {
+    const { db, tables, workerId, publisher } = this.#o;
+    return await db.transaction((tx) =>
+      completeJobs(tx, tables, workerId, completions, {
+        outbox: publisher.outbox,
+        hook: publisher.hook,
+      })
+    );
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#o.commitBatch).filter((item) => {
+        if (!this.#isBroken(item.completion)) return true;
+        item.resolve("stale");
+        return false;
+      });
+      if (batch.length === 0) continue;
+      try {
+        const { results, sent, cancelled } = await this.#transaction(
+          batch.map((b) => b.completion),
+        );
+        batch.forEach((b, i) => this.#settle(b, results[i]!));
+        this.#o.publisher.stopped(cancelled, batch.map((b) => b.completion.pipelineId));
+        await this.#o.publisher.afterCommitOrLog(sent);
+      } catch {
+        // Commit one by one so one bad completion (a failing effect) does not sink the rest.
+        for (const item of batch) await this.#commitAlone(item);
+      }
+    }
+  }
+
+  /** Resolves a commit; a chain whose link did not commit as computed is broken after it. */
+  #settle(item: PendingCommit, result: CommitResult, committed?: Completion): void {
+    if (result !== "committed" || committed) this.#break(item.completion);
+    if (result === "committed") {
+      const { outcome, deadLetter } = committed ?? item.completion;
+      this.#o.observer.jobFinished(item.actor, outcome, item.ms);
+      if (outcome === "failed" && deadLetter !== false) {
+        this.#o.observer.deadLettered(item.actor, "failed");
+      }
+    }
+    item.resolve(result);
+  }
+
+  async #commitAlone(item: PendingCommit): Promise<void> {
+    const { publisher } = this.#o;
+    if (this.#isBroken(item.completion)) {
+      item.resolve("stale");
+      return;
+    }
+    try {
+      const { results, sent, cancelled } = await this.#transaction([item.completion]);
+      this.#settle(item, results[0]!);
+      publisher.stopped(cancelled, [item.completion.pipelineId]);
+      await publisher.afterCommit(sent).catch(() => {});
+      return;
+    } catch (err) {
+      const failed = item.fallback(err);
+      if (!failed) {
+        this.#break(item.completion);
+        item.reject(err);
+        return;
+      }
+      this.#o.log.warn("commit of a success failed; recording the attempt as failed", {
+        jobId: item.completion.id,
+        error: String(err),
+      });
+      try {
+        const { results, sent, cancelled } = await this.#transaction([failed]);
+        this.#settle(item, results[0]!, failed);
+        publisher.stopped(cancelled, [failed.pipelineId]);
+        await publisher.afterCommit(sent).catch(() => {});
+      } catch (err2) {
+        this.#break(item.completion);
+        item.reject(err2);
+      }
+    }
+  }
+}

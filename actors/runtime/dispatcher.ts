@@ -1,0 +1,351 @@
+/**
+ * The dispatcher: takes messages in (pull: claims batches of rows; push: one delivery at a
+ * time), runs them through the executor under their key's lease and hands the completions to
+ * the committer.
+ *
+ * Invariants:
+ * - `inFlight` counts the messages of this process that are claimed, running or committing;
+ *   it never passes `concurrency` (a claim reserves its whole batch first, then gives back what
+ *   it did not get).
+ * - The jobs of one key claimed together run one at a time, in queue order, under the one lease
+ *   they were claimed with (a chain, see `committer.ts`). Pipelined: the next handler runs on
+ *   the state the previous one left while that one is still being committed; links that come
+ *   back `stale` run again on the committed state. A fenced link or a failed commit stops the
+ *   chain: the rest is left to the lease's next owner, and the lease is given back.
+ * - Pull claims come in batches: while messages are in flight it claims again only once
+ *   `refillAt` slots are free (a claim per freed slot would cost a query per job).
+ *
+ * Modes of the pull dispatcher (foreground requests: see `Runtime.foreground`), as a state
+ * machine; every change goes through `#setMode`, which refuses a transition not listed:
+ *
+ * | mode        | claims                                   | leaves to                      |
+ * | ----------- | ---------------------------------------- | ------------------------------ |
+ * | `open`      | up to the free slots                     | first request opens: deferring |
+ * |             |                                          | (throttled when no deferral);  |
+ * |             |                                          | stop: stopping                 |
+ * | `deferring` | nothing, for `foregroundDeferMs`         | deferral over: throttled;      |
+ * |             | from the first request                   | last request closes: open;     |
+ * |             |                                          | stop: stopping                 |
+ * | `throttled` | below `foregroundConcurrency` in flight  | last request closes: open;     |
+ * |             |                                          | stop: stopping                 |
+ * | `stopping`  | nothing, pushed deliveries are refused   | stopped: open, deferring or    |
+ * |             |                                          | throttled (by open requests)   |
+ *
+ * Pushed deliveries are held back only while stopping (by free slots otherwise): their pace
+ * is the push transport's flow control.
+ */
+import { TroupeError } from "./errors.ts";
+import type { Executor } from "./executor.ts";
+import type { Committer } from "./committer.ts";
+import type { LeaseKeeper } from "./leases.ts";
+import type { Logger, SqlDatabase } from "./ports.ts";
+import type { JobEvents } from "./publisher.ts";
+import { loadState } from "./sql/actor_state.ts";
+import { type ClaimedJob, claimJobs, claimOne } from "./sql/claim_jobs.ts";
+import type { CommitResult } from "./sql/complete_jobs.ts";
+import { deliveryState, jobStatus, wasProcessed } from "./sql/delivery.ts";
+import type { Tables } from "./sql/tables.ts";
+import type { DeliveryOutcome, Transport } from "./transport.ts";
+import { TERMINAL } from "./views.ts";
+
+/** A mode of the pull dispatcher (see the table above). */
+export type DispatchMode = "open" | "deferring" | "throttled" | "stopping";
+
+const TRANSITIONS: Record<DispatchMode, readonly DispatchMode[]> = {
+  open: ["deferring", "throttled", "stopping"],
+  deferring: ["throttled", "open", "stopping"],
+  throttled: ["open", "stopping"],
+  stopping: ["open", "deferring", "throttled"],
+};
+
+/** What a `Dispatcher` needs. */
+export interface DispatcherOptions {
+  db: SqlDatabase;
+  tables: Tables;
+  workerId: string;
+  /** The actors whose jobs this process claims. */
+  actorNames: readonly string[];
+  concurrency: number;
+  claimBatch: number;
+  leaseMs: number;
+  foregroundDeferMs: number;
+  foregroundConcurrency: number;
+  executor: Pick<Executor, "execute" | "leaveQuarantine">;
+  committer: Pick<Committer, "commit" | "endChain">;
+  leases: Pick<LeaseKeeper, "hold" | "letGo" | "release" | "reap">;
+  transport: Pick<Transport, "wake">;
+  events: Pick<JobEvents, "emit">;
+  log: Logger;
+}
+
+/** Delivers messages to handlers (see the invariants and modes above). */
+export class Dispatcher {
+  readonly #o: DispatcherOptions;
+  readonly #refillAt: number;
+  readonly #groups = new Set<Promise<void>>();
+  #inFlight = 0;
+  #mode: DispatchMode = "open";
+  /** Foreground requests open now. */
+  #foreground = 0;
+  /** When the open foreground requests began (the first of those that overlap). */
+  #heldSince = 0;
+  #deferTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+    this.#refillAt = Math.max(
+      1,
+      Math.min(options.claimBatch, Math.floor(options.concurrency / 4)),
+    );
+  }
+
+  /** The current mode (see the table above). */
+  get mode(): DispatchMode {
+    return this.#mode;
+  }
+
+  /** Messages in flight in this process. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #setMode(next: DispatchMode): void {
+    if (next === this.#mode) return;
+    if (!TRANSITIONS[this.#mode].includes(next)) {
+      throw new TroupeError("DISPATCH_MODE", `dispatcher cannot go from ${this.#mode} to ${next}`);
+    }
+    this.#mode = next;
+  }
+
+  /** The mode that open foreground requests call for. */
+  #foregroundMode(): DispatchMode {
+    if (this.#foreground === 0) return "open";
+    const deferred = performance.now() - this.#heldSince < this.#o.foregroundDeferMs;
+    return deferred ? "deferring" : "throttled";
+  }
+
+  /** Handler slots free in this process (none while stopping). */
+  freeSlots(): number {
+    return this.#mode === "stopping" ? 0 : this.#o.concurrency - this.#inFlight;
+  }
+
+  /** Opens a foreground request (see `Runtime.foreground`); returns its close function. */
+  foreground(): () => void {
+    if (this.#foreground++ === 0) {
+      this.#heldSince = performance.now();
+      if (this.#o.foregroundDeferMs > 0) {
+        // Wakes the dispatcher when the pause ends, as a closing request does.
+        this.#deferTimer = setTimeout(() => {
+          if (this.#mode === "deferring") this.#setMode("throttled");
+          this.#o.transport.wake();
+        }, this.#o.foregroundDeferMs);
+        Deno.unrefTimer(this.#deferTimer);
+      }
+      if (this.#mode !== "stopping") this.#setMode(this.#foregroundMode());
+    }
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      if (--this.#foreground === 0) {
+        clearTimeout(this.#deferTimer);
+        if (this.#mode !== "stopping") this.#setMode("open");
+        this.#o.transport.wake();
+      }
+    };
+  }
+
+  /** Claims nothing from now on; pushed deliveries are refused as busy. */
+  beginStop(): void {
+    this.#setMode("stopping");
+  }
+
+  /** Waits up to `graceMs` for the running chains, then leaves the stopping mode. */
+  async drain(graceMs: number): Promise<void> {
+    const deadline = new Promise((r) => {
+      const t = setTimeout(r, graceMs);
+      Deno.unrefTimer(t);
+    });
+    await Promise.race([Promise.allSettled([...this.#groups]), deadline]);
+    clearTimeout(this.#deferTimer);
+  }
+
+  /** Leaves the stopping mode (the runtime can start again). */
+  stopped(): void {
+    if (this.#mode === "stopping") this.#setMode(this.#foregroundMode());
+  }
+
+  /** New messages the dispatcher may claim now (see the modes above). */
+  #claimable(): number {
+    if (this.#mode === "deferring" && this.#foregroundMode() === "throttled") {
+      this.#setMode("throttled");
+    }
+    switch (this.#mode) {
+      case "stopping":
+      case "deferring":
+        return 0;
+      case "open":
+        return this.freeSlots();
+      case "throttled":
+        return Math.min(this.freeSlots(), this.#o.foregroundConcurrency - this.#inFlight);
+    }
+  }
+
+  /** Pull: claims up to the claimable capacity and starts the chains; returns how many. */
+  async pump(): Promise<number> {
+    const held = this.#foreground > 0;
+    const free = this.#claimable();
+    // Refill in batches: claiming one job per freed slot costs a query per job.
+    if (free <= 0 || (!held && this.#inFlight > 0 && free < this.#refillAt)) return 0;
+    const limit = Math.min(free, this.#o.claimBatch);
+    this.#inFlight += limit;
+    let jobs: ClaimedJob[] = [];
+    try {
+      jobs = await claimJobs(this.#o.db, this.#o.tables, {
+        actors: this.#o.actorNames,
+        limit,
+        workerId: this.#o.workerId,
+        leaseMs: this.#o.leaseMs,
+      });
+    } finally {
+      this.#inFlight -= limit - jobs.length;
+    }
+    const groups = new Map<string, ClaimedJob[]>();
+    for (const job of jobs) {
+      const group = groups.get(job.key);
+      if (group) group.push(job);
+      else groups.set(job.key, [job]);
+    }
+    for (const group of groups.values()) this.#track(this.#runChain(group));
+    return jobs.length;
+  }
+
+  #track(p: Promise<void>): void {
+    this.#groups.add(p);
+    p.finally(() => {
+      this.#groups.delete(p);
+      this.#o.transport.wake();
+    });
+  }
+
+  /** Runs the claimed jobs of one key in order, under one lease (see the invariants above). */
+  async #runChain(jobs: ClaimedJob[]): Promise<void> {
+    const { executor, committer, leases, events, log } = this.#o;
+    const first = jobs[0]!;
+    const { key, lease_fence: fence } = first;
+    leases.hold(key, fence);
+    let state: unknown = first.state;
+    let next = 0;
+    let settled = 0;
+    try {
+      while (next < jobs.length) {
+        const window = jobs.slice(next);
+        const pending: Promise<CommitResult>[] = [];
+        let speculative = state;
+        for (const [i, job] of window.entries()) {
+          const began = performance.now();
+          const completion = await executor.execute(job, speculative);
+          completion.release = next + i === jobs.length - 1;
+          const committed = committer.commit(completion, job, performance.now() - began);
+          committed.catch(() => {}).finally(() => executor.leaveQuarantine(job.id));
+          pending.push(committed);
+          if (completion.outcome === "succeeded" && completion.state) {
+            speculative = completion.state.value;
+          }
+        }
+        const results = await Promise.allSettled(pending);
+        let restartAt = -1;
+        let stop = false;
+        for (const [i, r] of results.entries()) {
+          const job = window[i]!;
+          if (r.status === "rejected") {
+            log.error("commit failed", { jobId: job.id, error: String(r.reason) });
+            stop = true;
+            break;
+          }
+          if (r.value === "fenced") {
+            log.warn("lease lost; leaving the rest to the new owner", { key });
+            stop = true;
+            break;
+          }
+          if (r.value === "stale") {
+            restartAt = next + i;
+            break;
+          }
+          settled++;
+          this.#inFlight--;
+          events.emit(job.id);
+          if (r.value === "duplicate" && i < window.length - 1) {
+            restartAt = next + i + 1;
+            break;
+          }
+        }
+        if (stop || restartAt < 0) break;
+        committer.endChain(key, fence);
+        state = await loadState(this.#o.db, this.#o.tables, key);
+        next = restartAt;
+      }
+    } finally {
+      this.#inFlight -= jobs.length - settled;
+      committer.endChain(key, fence);
+      leases.letGo(key, fence);
+      if (settled < jobs.length) {
+        // Give the lease back so the reaper requeues the rest at once.
+        await leases.release(key, fence).catch(() => {});
+      }
+    }
+  }
+
+  /** Push: runs one message to its end (or finds it done) and says what happened. */
+  async deliver(jobId: string): Promise<DeliveryOutcome> {
+    const { db, tables, executor, committer, leases, events } = this.#o;
+    const row = await deliveryState(db, tables, jobId);
+    if (!row) {
+      return { status: (await wasProcessed(db, tables, jobId)) ? "duplicate" : "unknown" };
+    }
+    if (TERMINAL.has(row.status)) return { status: row.status as "succeeded" };
+    // Redelivered while running: its process may have stopped (a lost lease is counted, and a
+    // poison job dead-lettered, only by the reaper), so reap before trying to claim it.
+    if (row.status === "running") await leases.reap();
+    // Early (a retry's backoff or a delay not over yet): come back when it is due.
+    if (row.status === "queued" && row.wait_ms > 50) {
+      return { status: "busy", retryInMs: row.wait_ms };
+    }
+    if (this.freeSlots() <= 0) return { status: "busy", retryInMs: 100 };
+    this.#inFlight++;
+    try {
+      const { job } = await claimOne(db, tables, {
+        id: jobId,
+        key: row.key,
+        workerId: this.#o.workerId,
+        leaseMs: this.#o.leaseMs,
+      });
+      if (!job) {
+        const status = (await jobStatus(db, tables, jobId)) ?? "unknown";
+        return TERMINAL.has(status)
+          ? { status: status as "succeeded" }
+          : { status: "busy", retryInMs: 250 };
+      }
+      leases.hold(job.key, job.lease_fence);
+      try {
+        const began = performance.now();
+        const completion = await executor.execute(job, job.state);
+        completion.release = true;
+        const result = await committer.commit(completion, job, performance.now() - began)
+          .finally(() => executor.leaveQuarantine(job.id));
+        events.emit(job.id);
+        if (result === "fenced") return { status: "busy", retryInMs: 250 };
+        if (result === "duplicate") return { status: "duplicate" };
+        if (completion.outcome === "retry") {
+          return { status: "retry", retryInMs: completion.retryInMs ?? 1000 };
+        }
+        return { status: completion.outcome };
+      } finally {
+        committer.endChain(job.key, job.lease_fence);
+        leases.letGo(job.key, job.lease_fence);
+      }
+    } finally {
+      this.#inFlight--;
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The lease keeper: the leases this process holds, kept alive while their handlers run, the
+ * leases of other processes that lapsed taken back, and cancellations heard.
+ *
+ * Invariants:
+ * - A key is held (`hold`) from its claim until its dispatcher lets go (`letGo`), with the
+ *   fencing token it was claimed with; letting go of an older token keeps a newer hold.
+ * - The heartbeat renews every held lease each third of `leaseMs`. A key whose token moved on
+ *   was taken over by another worker: its handlers here are aborted (`LEASE_LOST`), since
+ *   their commit would be fenced anyway.
+ * - Cancellation reaches a running handler two ways: the cancel channel (a notification from
+ *   any process, heard at once) and the heartbeat (`cancel_requested`, for a lost
+ *   notification).
+ * - The reaper takes back only jobs of this process's actors, whose `onDeadLetter` it can
+ *   call; what it dead-letters or requeues is dropped from the reader's cache first.
+ * - At stop, leases still held are given back, so their jobs are requeued at once and not
+ *   counted as lost to a crash.
+ */
+import type { AnyActor } from "./define.ts";
+import { CancelledError, TroupeError } from "./errors.ts";
+import type { Executor } from "./executor.ts";
+import type { RuntimeObserver } from "./observer.ts";
+import type { Logger, SqlDatabase } from "./ports.ts";
+import type { JobEvents, Publisher } from "./publisher.ts";
+import { cancelRequested } from "./sql/cancel_job.ts";
+import { extendLeases, releaseLeases } from "./sql/claim_jobs.ts";
+import { reapJobs } from "./sql/reap_jobs.ts";
+import type { Tables } from "./sql/tables.ts";
+import type { Transport } from "./transport.ts";
+
+/** What a `LeaseKeeper` needs. */
+export interface LeaseKeeperOptions {
+  db: SqlDatabase;
+  tables: Tables;
+  workerId: string;
+  leaseMs: number;
+  maxLeaseLosses: number;
+  actors: ReadonlyMap<string, AnyActor>;
+  executor: Pick<Executor, "abort" | "abortKey" | "runningJobs" | "deadLetterSends">;
+  publisher: Pick<Publisher, "outbox" | "hook" | "afterCommit" | "stopped">;
+  transport: Pick<Transport, "wake">;
+  events: Pick<JobEvents, "emit">;
+  /** Drops a job from the reader's cache of finished jobs. */
+  forget: (jobId: string) => void;
+  observer: RuntimeObserver;
+  log: Logger;
+}
+
+/** Keeps this process's leases (see the invariants above). */
+export class LeaseKeeper {
+  readonly #o: LeaseKeeperOptions;
+  readonly #actorNames: string[];
+  /** Keys whose lease this process holds, with the fencing token. */
+  readonly #held = new Map<string, number>();
+  #unlisten: (() => Promise<void>) | undefined;
+
+  constructor(options: LeaseKeeperOptions) {
+    this.#o = options;
+    this.#actorNames = [...options.actors.keys()];
+  }
+
+  /** Records that this process holds the lease of `key` under `fence`. */
+  hold(key: string, fence: number): void {
+    this.#held.set(key, fence);
+  }
+
+  /** Forgets the lease of `key` under `fence` (a newer hold of the key stays). */
+  letGo(key: string, fence: number): void {
+    if (this.#held.get(key) === fence) this.#held.delete(key);
+  }
+
+  /** Gives back one lease (its jobs still running lose their owner; see `releaseLeases`). */
+  async release(key: string, fence: number): Promise<void> {
+    await releaseLeases(this.#o.db, this.#o.tables, this.#o.workerId, [{ key, fence }]);
+  }
+
+  /** Listens for cancellations: a notified job running here is aborted. */
+  async watchCancels(): Promise<void> {
+    this.#unlisten = await this.#o.db.listen(this.#o.tables.cancelChannel, (id) => {
+      this.#o.executor.abort(id, new CancelledError());
+    });
+  }
+
+  /** Gives back every lease still held, and stops listening for cancellations. */
+  async stop(): Promise<void> {
+    const held = [...this.#held].map(([key, fence]) => ({ key, fence }));
+    await releaseLeases(this.#o.db, this.#o.tables, this.#o.workerId, held).catch((err) =>
+      this.#o.log.warn("leases not given back at stop; they lapse", { error: String(err) })
+    );
+    await this.#unlisten?.();
+    this.#unlisten = undefined;
+  }
+
+  /** Renews the held leases, aborts handlers whose lease was lost or whose cancel was asked. */
+  async heartbeat(): Promise<void> {
+    const { db, tables, workerId, leaseMs, executor } = this.#o;
+    const held = [...this.#held.entries()];
+    if (held.length > 0) {
+      const keys = held.map(([key]) => key);
+      const current = await extendLeases(db, tables, { workerId, keys, leaseMs });
+      for (const [key, fence] of held) {
+        if (current.get(key) === fence) continue;
+        // Another worker took the key over: stop our handler, its commit would be fenced.
+        this.#o.log.warn("lease lost", { key });
+        executor.abortKey(key, new TroupeError("LEASE_LOST", "lease lost"));
+      }
+    }
+    const running = executor.runningJobs();
+    if (running.length > 0) {
+      for (const id of await cancelRequested(db, tables, running)) {
+        executor.abort(id, new CancelledError());
+      }
+    }
+    this.#o.observer.heartbeat(workerId);
+  }
+
+  /**
+   * Takes back the jobs of this runtime's actors whose lease is gone (see `reapJobs`): requeued,
+   * or dead-lettered with their actor's `onDeadLetter` messages. Returns how many were reaped.
+   */
+  async reap(): Promise<number> {
+    const { publisher, executor, observer, log } = this.#o;
+    const { reaped, poisoned, lapsed, sent, cancelled } = await reapJobs(
+      this.#o.db,
+      this.#o.tables,
+      {
+        actors: this.#actorNames,
+        maxLeaseLosses: this.#o.maxLeaseLosses,
+        outbox: publisher.outbox,
+        hook: publisher.hook,
+        deadLetterSends: (job, error) =>
+          executor.deadLetterSends(job, this.#o.actors.get(job.actor), error),
+      },
+    );
+    for (const job of lapsed) observer.deadLettered(job.actor, "lease_expired");
+    for (const job of poisoned) {
+      observer.deadLettered(job.actor, "poison");
+      log.error("poison job dead-lettered: its process stopped each time it ran", {
+        jobId: job.id,
+        actor: job.actor,
+        key: job.key,
+        leaseLosses: job.lease_losses,
+      });
+    }
+    for (const id of reaped) {
+      this.#o.forget(id);
+      this.#o.events.emit(id);
+    }
+    publisher.stopped(cancelled, []);
+    await publisher.afterCommit(sent);
+    if (reaped.length > 0) this.#o.transport.wake();
+    return reaped.length;
+  }
+}

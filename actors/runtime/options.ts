@@ -1,0 +1,53 @@
+import type { AnyActor } from "./define.ts";
+import type { RuntimeObserver } from "./observer.ts";
+import type { Logger, SqlDatabase } from "./ports.ts";
+import type { Transport } from "./transport.ts";
+
+/** What a `Runtime` is built from. */
+export interface RuntimeOptions {
+  /** The database holding the runtime's tables. */
+  db: SqlDatabase;
+  /** The actors this process runs (names must be unique). */
+  actors: readonly AnyActor[];
+  /** How committed messages reach the dispatcher. */
+  transport: Transport;
+  /** Where the runtime logs. @default a JSON-lines logger at `info` */
+  logger?: Logger;
+  /** Identifies this process in leases. @default a random id */
+  workerId?: string;
+  /** Messages in flight in this process (claimed, running or committing). @default 256 */
+  concurrency?: number;
+  /** Most jobs claimed in one query. @default 256 */
+  claimBatch?: number;
+  /**
+   * How long the pull dispatcher claims no new work while foreground requests are open (see
+   * {@link Runtime.foreground}), counted from the first of them; after it, it claims only
+   * below `foregroundConcurrency`. @default 2000
+   */
+  foregroundDeferMs?: number;
+  /**
+   * Messages in flight while foreground requests have been open for `foregroundDeferMs`: the
+   * pull dispatcher claims new work only below this. @default 1
+   */
+  foregroundConcurrency?: number;
+  /** A key's lease lasts this long unless renewed (renewed every third of it). @default 30000 */
+  leaseMs?: number;
+  /** Most completions committed in one transaction. @default 512 */
+  commitBatch?: number;
+  /** How often to vacuum the runtime's tables on a database without autovacuum. @default 60000 */
+  maintenanceMs?: number;
+  /**
+   * A job that was running this many times when its process stopped (its lease lapsed and the
+   * reaper took it back) is dead-lettered as `POISON_JOB` instead of being run again.
+   * @default 2
+   */
+  maxLeaseLosses?: number;
+  /** Told of each committed attempt, dead letter and heartbeat (metrics). @default none */
+  observer?: RuntimeObserver;
+  /**
+   * The PostgreSQL schema holding the runtime's tables (lower case, `^[a-z_][a-z0-9_]{0,62}$`).
+   * A table queue on another schema than `public` must be given the same one.
+   * @default "public"
+   */
+  schema?: string;
+}

@@ -1,0 +1,227 @@
+/**
+ * The read side of the runtime: one job, lists of jobs and dead letters, counts for health and
+ * metrics.
+ *
+ * Invariants:
+ * - Reads of one job are batched: while a read query runs, the ids asked for meanwhile wait and
+ *   go together in the next one (`WHERE id = ANY($1)`), at most `READ_BATCH_MAX` ids a query.
+ *   A lone read waits for nothing; reads of one id share one result. On an embedded database
+ *   one batch runs at a time (it runs on this thread), on a shared one up to
+ *   `READ_BATCHES_SHARED`.
+ * - Only a finished job (which no longer changes) is cached, for up to `FINISHED_TTL_MS`, at
+ *   most `FINISHED_CACHE_SIZE` of them (the oldest go first). Whatever can change a finished
+ *   job in this process (a reap, a give-up, a pipeline's end) calls `forget` first.
+ * - A job or dead letter of another tenant is not found (404), never forbidden.
+ */
+import { NotFoundError, TroupeError } from "./errors.ts";
+import type { SqlDatabase } from "./ports.ts";
+import { getDeadLetter, listDeadLetters } from "./sql/dead_letters.ts";
+import { type QueueDepth, queueDepths } from "./sql/queue_depth.ts";
+import { countPipelineJobs, countQueue, listJobs, readJobs } from "./sql/read_jobs.ts";
+import type { Tables } from "./sql/tables.ts";
+import {
+  type DeadLetterView,
+  deadLetterView,
+  decodeCursor,
+  encodeCursor,
+  type JobStatus,
+  type JobView,
+  jobView,
+  type Page,
+  type Row,
+  TERMINAL,
+} from "./views.ts";
+
+const FINISHED_TTL_MS = 60_000;
+/** Most ids in one batched job read. */
+const READ_BATCH_MAX = 500;
+/** Batched job reads running at once on a shared (pooled) database. */
+const READ_BATCHES_SHARED = 4;
+const FINISHED_CACHE_SIZE = 10_000;
+
+type CachedJob = JobView & { cachedUntil: number };
+
+/** Filters of `listJobs`. */
+export interface ListJobsFilter {
+  actor?: string;
+  status?: JobStatus;
+  tenantId?: string | null;
+  /** Only the jobs of this pipeline. */
+  pipelineId?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** Reads jobs (see the invariants above). */
+export class JobReader {
+  readonly #db: SqlDatabase;
+  readonly #t: Tables;
+  readonly #finished = new Map<string, CachedJob>();
+  /** Job reads waiting for the next batched query, by id. */
+  readonly #readQueue = new Map<string, PromiseWithResolvers<CachedJob | null>>();
+  #readsInFlight = 0;
+
+  constructor(db: SqlDatabase, tables: Tables) {
+    this.#db = db;
+    this.#t = tables;
+  }
+
+  /** Drops `id` from the cache of finished jobs (it is about to change). */
+  forget(id: string): void {
+    this.#finished.delete(id);
+  }
+
+  /** One job, batched and cached (see the invariants above); `NotFoundError` when none. */
+  async getJob(id: string, tenantId?: string | null): Promise<JobView> {
+    let view: CachedJob | null | undefined = this.#finished.get(id);
+    if (view && view.cachedUntil < Date.now()) {
+      this.#finished.delete(id);
+      view = undefined;
+    }
+    if (!view) {
+      view = await this.#readJob(id);
+      if (view && TERMINAL.has(view.status)) this.#remember(view);
+    }
+    if (!view || (tenantId !== undefined && view.tenantId !== tenantId)) {
+      throw new NotFoundError("job", id);
+    }
+    const { cachedUntil: _, ...job } = view;
+    return job;
+  }
+
+  #readJob(id: string): Promise<CachedJob | null> {
+    let waiting = this.#readQueue.get(id);
+    if (!waiting) {
+      waiting = Promise.withResolvers<CachedJob | null>();
+      this.#readQueue.set(id, waiting);
+      // An embedded database runs each query synchronously on this thread, so nothing queues
+      // up while it runs: start the batch after the event loop has read pending requests.
+      if (this.#db.shared) this.#drainReads();
+      else if (this.#readQueue.size === 1) setTimeout(() => this.#drainReads(), 0);
+    }
+    return waiting.promise;
+  }
+
+  #drainReads(): void {
+    const parallel = this.#db.shared ? READ_BATCHES_SHARED : 1;
+    while (this.#readQueue.size > 0 && this.#readsInFlight < parallel) {
+      const batch = new Map<string, PromiseWithResolvers<CachedJob | null>>();
+      for (const [id, waiting] of this.#readQueue) {
+        batch.set(id, waiting);
+        this.#readQueue.delete(id);
+        if (batch.size === READ_BATCH_MAX) break;
+      }
+      this.#readsInFlight++;
+      readJobs(this.#db, this.#t, [...batch.keys()])
+        .then((rows) => {
+          const cachedUntil = Date.now() + FINISHED_TTL_MS;
+          for (const row of rows) {
+            batch.get(String(row.id))?.resolve({ ...jobView(row), cachedUntil });
+            batch.delete(String(row.id));
+          }
+          for (const waiting of batch.values()) waiting.resolve(null);
+        })
+        .catch((err) => {
+          for (const waiting of batch.values()) waiting.reject(err);
+        })
+        .finally(() => {
+          this.#readsInFlight--;
+          this.#drainReads();
+        });
+    }
+  }
+
+  #remember(view: CachedJob): void {
+    this.#finished.delete(view.id);
+    this.#finished.set(view.id, view);
+    if (this.#finished.size > FINISHED_CACHE_SIZE) {
+      this.#finished.delete(this.#finished.keys().next().value!);
+    }
+  }
+
+  /** Jobs, newest first, by filter, one page at a time. */
+  async listJobs(filter: ListJobsFilter = {}): Promise<Page<JobView>> {
+    const limit = filter.limit ?? 20;
+    const { cursor, limit: _, ...rest } = filter;
+    const rows = await listJobs(
+      this.#db,
+      this.#t,
+      { ...rest, ...(cursor !== undefined ? { before: decodeCursor(cursor) } : {}) },
+      limit + 1,
+    );
+    return page(rows, limit, jobView);
+  }
+
+  /** Dead letters, newest first, one page at a time. */
+  async listDeadLetters(
+    filter: { actor?: string; tenantId?: string | null; limit?: number; cursor?: string } = {},
+  ): Promise<Page<DeadLetterView>> {
+    const limit = filter.limit ?? 20;
+    const { cursor, limit: _, ...rest } = filter;
+    const rows = await listDeadLetters(
+      this.#db,
+      this.#t,
+      { ...rest, ...(cursor !== undefined ? { before: decodeCursor(cursor) } : {}) },
+      limit + 1,
+    );
+    return page(rows, limit, deadLetterView);
+  }
+
+  /** A dead letter's row, visible to `tenantId` (any tenant when undefined). */
+  async deadLetter(id: string, tenantId?: string | null): Promise<Row> {
+    const dl = await getDeadLetter(this.#db, this.#t, id);
+    if (!dl || (tenantId !== undefined && dl.tenant_id !== tenantId)) {
+      throw new NotFoundError("dead letter", id);
+    }
+    return dl;
+  }
+
+  /** How many jobs of a pipeline are in each status. */
+  async pipelineJobs(pipelineId: string): Promise<Record<JobStatus, number> & { total: number }> {
+    const rows = await countPipelineJobs(this.#db, this.#t, pipelineId);
+    const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, total: 0 };
+    for (const r of rows) {
+      counts[r.status as JobStatus] = r.n;
+      counts.total += r.n;
+    }
+    return counts;
+  }
+
+  /** Queued and running jobs and open dead letters; `DB_TIMEOUT` (503) past `timeoutMs`. */
+  async queueCounts(
+    timeoutMs: number,
+  ): Promise<{ queued: number; running: number; deadLetters: number }> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TroupeError("DB_TIMEOUT", "database did not answer")),
+        timeoutMs,
+      );
+    });
+    try {
+      const counts = await Promise.race([countQueue(this.#db, this.#t), timeout]);
+      return {
+        queued: counts?.queued ?? 0,
+        running: counts?.running ?? 0,
+        deadLetters: counts?.dead ?? 0,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Queue depth and oldest due wait per actor, reading at most `limit` queued jobs. */
+  async queueDepths(limit: number): Promise<{ actors: QueueDepth[]; capped: boolean }> {
+    return await queueDepths(this.#db, this.#t, limit);
+  }
+}
+
+function page<T extends { id: string }>(
+  rows: Row[],
+  limit: number,
+  view: (r: Row) => T,
+): Page<T> {
+  const items = rows.slice(0, limit).map(view);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+}

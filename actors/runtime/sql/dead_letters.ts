@@ -1,0 +1,61 @@
+import type { SqlExecutor } from "../ports.ts";
+import type { Tables } from "./tables.ts";
+
+type Row = Record<string, unknown>;
+
+/** Up to `limit` dead letters by filter, newest (highest id) first. */
+export async function listDeadLetters(
+  db: SqlExecutor,
+  t: Tables,
+  filter: { actor?: string; tenantId?: string | null; before?: string },
+  limit: number,
+): Promise<Row[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.actor !== undefined) {
+    params.push(filter.actor);
+    where.push(`actor = $${params.length}`);
+  }
+  if (filter.tenantId !== undefined) {
+    if (filter.tenantId === null) where.push("tenant_id IS NULL");
+    else {
+      params.push(filter.tenantId);
+      where.push(`tenant_id = $${params.length}`);
+    }
+  }
+  if (filter.before !== undefined) {
+    params.push(filter.before);
+    where.push(`id < $${params.length}`);
+  }
+  params.push(limit);
+  return await db.query<Row>(
+    `SELECT * FROM ${t.deadLetters} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY id DESC LIMIT $${params.length}`,
+    params,
+  );
+}
+
+/** One dead letter's row, or undefined. */
+export async function getDeadLetter(
+  db: SqlExecutor,
+  t: Tables,
+  id: string,
+): Promise<Row | undefined> {
+  const rows = await db.query<Row>(`SELECT * FROM ${t.deadLetters} WHERE id = $1`, [id]);
+  return rows[0];
+}
+
+/** Marks a dead letter replayed by job `jobId`; false when it was replayed already. */
+export async function markReplayed(
+  tx: SqlExecutor,
+  t: Tables,
+  id: string,
+  jobId: string,
+): Promise<boolean> {
+  const marked = await tx.query(
+    `UPDATE ${t.deadLetters} SET replayed_at = now(), replay_job_id = $2
+         WHERE id = $1 AND replayed_at IS NULL RETURNING id`,
+    [id, jobId],
+  );
+  return marked.length > 0;
+}

@@ -1,0 +1,26 @@
+import type { SqlExecutor } from "../ports.ts";
+import { type QueuedMessage, queuedMessage } from "./insert_jobs.ts";
+import type { Tables } from "./tables.ts";
+
+/** Deletes the outbox rows of messages the push transport now holds. */
+export async function deleteOutbox(
+  db: SqlExecutor,
+  t: Tables,
+  jobIds: readonly string[],
+): Promise<void> {
+  await db.query(`DELETE FROM ${t.outbox} WHERE job_id = ANY($1::text[])`, [[...jobIds]]);
+}
+
+/**
+ * Outbox rows older than a second (a crash between commit and publish left them), oldest
+ * first, at most 500.
+ */
+export async function pendingOutbox(db: SqlExecutor, t: Tables): Promise<QueuedMessage[]> {
+  const rows = await db.query<{ id: string; actor: string; key: string; run_at: unknown }>(
+    `SELECT j.id, j.actor, j.key, j.run_at
+       FROM ${t.outbox} o JOIN ${t.jobs} j ON j.id = o.job_id
+       WHERE o.created_at < now() - interval '1 second'
+       ORDER BY o.created_at LIMIT 500`,
+  );
+  return rows.map(queuedMessage);
+}

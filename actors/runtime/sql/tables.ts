@@ -1,0 +1,64 @@
+/**
+ * The names the runtime's SQL uses for its tables and notification channels, for one schema.
+ *
+ * Invariants:
+ * - A schema name matches `SCHEMA_NAME` (lower case, at most 63 characters), so a quoted name
+ *   never needs escaping and is the one PostgreSQL folds an unquoted name to.
+ * - In `public` the names are unqualified and the channels are `troupe_jobs` and
+ *   `troupe_cancel`: the SQL is the text it has always been, resolved through `search_path`.
+ * - In any other schema every table is qualified (`"schema"."troupe_jobs"`), and each channel
+ *   carries the schema, so that runtimes on two schemas of one database do not wake or cancel
+ *   each other's jobs. A channel name is cut to 63 characters (PostgreSQL refuses longer ones).
+ */
+
+/** A schema name the runtime accepts. */
+export const SCHEMA_NAME: RegExp = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Qualified table names and channel names of the runtime in one schema. */
+export interface Tables {
+  /** The schema. */
+  readonly schema: string;
+  /** `troupe_jobs`: jobs and pipelines. */
+  readonly jobs: string;
+  /** `troupe_actor_state`: per-key state and lease. */
+  readonly actorState: string;
+  /** `troupe_processed_messages`: the ledger of committed successes. */
+  readonly processed: string;
+  /** `troupe_outbox`: committed messages a push transport has not taken yet. */
+  readonly outbox: string;
+  /** `troupe_dead_letters`. */
+  readonly deadLetters: string;
+  /** `troupe_groups`: fan-in counters (see `../groups.ts`). */
+  readonly groups: string;
+  /** Notified when jobs are inserted (pull transports listen to it). */
+  readonly jobsChannel: string;
+  /** Notified with a job id whose handler must stop wherever it runs. */
+  readonly cancelChannel: string;
+}
+
+/** The names in `schema`; throws a `TypeError` on a name `SCHEMA_NAME` refuses. */
+export function tables(schema = "public"): Tables {
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new TypeError(
+      `schema ${JSON.stringify(schema)} is invalid: lower-case letters, digits and "_", ` +
+        "at most 63 characters, not starting with a digit",
+    );
+  }
+  const pub = schema === "public";
+  const table = (name: string) => pub ? name : `"${schema}"."${name}"`;
+  const channel = (name: string) => pub ? name : `${name}_${schema}`.slice(0, 63);
+  return {
+    schema,
+    jobs: table("troupe_jobs"),
+    actorState: table("troupe_actor_state"),
+    processed: table("troupe_processed_messages"),
+    outbox: table("troupe_outbox"),
+    deadLetters: table("troupe_dead_letters"),
+    groups: table("troupe_groups"),
+    jobsChannel: channel("troupe_jobs"),
+    cancelChannel: channel("troupe_cancel"),
+  };
+}
+
+/** The names in `public`. */
+export const PUBLIC_TABLES: Tables = tables("public");
