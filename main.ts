@@ -5,13 +5,17 @@
 import { join } from "node:path";
 import { cleanupActor } from "./actors/system/cleanup.ts";
 import { echoActor } from "./actors/system/echo.ts";
-import type { AnyActor } from "./actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase, type SqlExecutor } from "./actors/runtime/ports.ts";
-import { Runtime } from "./actors/runtime/runtime.ts";
-import { startMallocTrim } from "./actors/runtime/malloc_trim.ts";
-import { QStashTransport } from "./actors/transports/qstash.ts";
-import { TableQueueTransport } from "./actors/transports/table_queue.ts";
-import type { Transport } from "./actors/runtime/transport.ts";
+import {
+  type AnyActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  type SqlExecutor,
+  startMallocTrim,
+  TableQueueTransport,
+  type Transport,
+} from "@troupe/runtime";
+import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { Client as QStashClient, Receiver } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
 import { MemoryRateLimiter } from "./db/ratelimit/memory.ts";
@@ -21,8 +25,8 @@ import { Cache } from "./db/cache/cache.ts";
 import { MemoryCacheStore } from "./db/cache/memory.ts";
 import { UpstashCacheStore } from "./db/cache/upstash.ts";
 import { migrate } from "./db/migrate.ts";
-import { DirectoryLockedError, openPglite } from "./db/pglite.ts";
-import { openNeon } from "./db/neon.ts";
+import { DirectoryLockedError, openPglite } from "@troupe/runtime/pglite";
+import { openNeon } from "@troupe/runtime/neon";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
@@ -33,7 +37,7 @@ import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delet
 import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
-import { cores } from "./actors/runtime/worker_pool.ts";
+import { cores } from "@troupe/runtime/workers";
 import { OpenAiWriter } from "./actors/courses/writer/openai.ts";
 import { LocalWriter } from "./actors/courses/writer/local.ts";
 import { ChromaVectorStore } from "./actors/courses/vectors/chroma.ts";
@@ -45,7 +49,7 @@ import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
-import { openPostgres } from "./db/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
 import { type Config, ConfigError, drivers, loadConfig } from "./deploy/config.ts";

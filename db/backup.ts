@@ -18,7 +18,7 @@
  *   It refuses a data directory in use.
  */
 import { dirname, join, relative } from "node:path";
-import { directoryHolder } from "./pglite.ts";
+import { directoryHolder } from "@troupe/runtime/pglite";
 import { readTar, type TarSource, writeTar } from "./tar.ts";
 
 /** What a backup's manifest says. */

@@ -17,11 +17,11 @@ import {
   ConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  type Runtime,
+  type SqlDatabase,
+  uuidv7,
   ValidationError,
-} from "../actors/runtime/errors.ts";
-import { uuidv7 } from "../actors/runtime/ids.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
+} from "@troupe/runtime";
 import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
 import type { TextEmbedder } from "../actors/courses/embeddings/port.ts";
 import type { VectorStore } from "../actors/courses/vectors/port.ts";

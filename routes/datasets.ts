@@ -21,18 +21,18 @@
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
-import { uuidv7 } from "../actors/runtime/ids.ts";
 import {
   ConflictError,
   InputError,
+  isTerminal,
   NotFoundError,
   PayloadTooLargeError,
+  type Runtime,
+  type SqlDatabase,
   TroupeError,
+  uuidv7,
   ValidationError,
-} from "../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
-import { isTerminal } from "@troupe/runtime";
+} from "@troupe/runtime";
 import {
   type DatasetOptions,
   datasetOptions,

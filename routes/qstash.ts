@@ -15,9 +15,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "./env.ts";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
-import type { DeliveryOutcome } from "../actors/runtime/transport.ts";
+import type { DeliveryOutcome, Runtime, SqlDatabase } from "@troupe/runtime";
 import { errorResponse } from "./errors.ts";
 
 export interface WebhookOptions {

@@ -2,8 +2,7 @@
  * SQL over `troupe_datasets` and `troupe_dataset_chunks`, and the per-dataset row tables
  * (`troupe_ds_<id>`). Every read takes the tenant: another tenant's dataset is not found.
  */
-import { NotFoundError } from "../runtime/errors.ts";
-import type { SqlExecutor } from "../runtime/ports.ts";
+import { NotFoundError, type SqlExecutor } from "@troupe/runtime";
 import { releaseBlobs } from "../../db/blobs/refs.ts";
 import { dropDocument } from "../documents/stored.ts";
 import type { DatasetOptions } from "./options.ts";

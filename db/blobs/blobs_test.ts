@@ -2,8 +2,7 @@
  * One behaviour suite for every blob adapter: files on disk, PGlite and real PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../../actors/runtime/ports.ts";
+import { NotFoundError, PayloadTooLargeError, type SqlDatabase } from "@troupe/runtime";
 import { pgliteTarget, postgresTarget } from "../../tests/harness.ts";
 import { FsBlobStore } from "./fs.ts";
 import type { BlobStore } from "./port.ts";
