@@ -112,6 +112,37 @@ export async function listDatasets(
   return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
 }
 
+/** The dataset's pipeline job, `undefined` when the tenant has no such dataset. */
+export async function datasetJobId(
+  db: SqlExecutor,
+  id: string,
+  tenantId: string,
+): Promise<{ jobId: string | null } | undefined> {
+  const [owned] = await db.query<{ job_id: string | null }>(
+    "SELECT job_id FROM troupe_datasets WHERE id = $1 AND tenant_id = $2",
+    [id, tenantId],
+  );
+  return owned ? { jobId: owned.job_id } : undefined;
+}
+
+/**
+ * Up to `limit` of the dataset's rows after row number `after` (-1: from the first), in order,
+ * each with its `_row` and the columns `keys`.
+ */
+export async function rowsAfter(
+  db: SqlExecutor,
+  datasetId: string,
+  keys: string[],
+  after: number,
+  limit = 2000,
+): Promise<Row[]> {
+  const select = keys.map((key) => `, "${key}"`).join("");
+  return await db.query<Row>(
+    `SELECT _row${select} FROM ${rowsTable(datasetId)} WHERE _row > $1 ORDER BY _row LIMIT $2`,
+    [after, limit],
+  );
+}
+
 /**
  * Deletes the dataset, its chunks, its rows table and its report, and releases its file (in `tx`, so the
  * file stays held until the delete commits; it is collected later if nothing else holds it).
