@@ -7,16 +7,20 @@
  * production start neither loads nor needs them (`deno task deploy:check` guards this).
  */
 import { join } from "node:path";
-import { TroupeError } from "@troupe/runtime";
+import {
+  type AnyActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  type SqlExecutor,
+  startMallocTrim,
+  TableQueueTransport,
+  type Transport,
+  TroupeError,
+} from "@troupe/runtime";
 import { cleanupActor } from "./actors/system/cleanup.ts";
 import { echoActor } from "./actors/system/echo.ts";
-import type { AnyActor } from "./actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase, type SqlExecutor } from "./actors/runtime/ports.ts";
-import { Runtime } from "./actors/runtime/runtime.ts";
-import { startMallocTrim } from "./actors/runtime/malloc_trim.ts";
-import { QStashTransport } from "./actors/transports/qstash.ts";
-import { TableQueueTransport } from "./actors/transports/table_queue.ts";
-import type { Transport } from "./actors/runtime/transport.ts";
+import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { Client as QStashClient, Receiver } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
 import { MemoryRateLimiter } from "./db/ratelimit/memory.ts";
@@ -36,7 +40,7 @@ import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delet
 import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
 import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
-import { cores } from "./actors/runtime/worker_pool.ts";
+import { cores } from "@troupe/runtime/workers";
 import { LocalWriter } from "./actors/courses/writer/local.ts";
 import { HashingEmbedder } from "./actors/courses/embeddings/hashing.ts";
 import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
@@ -168,20 +172,20 @@ export function openBlobs(config: Config, db: SqlDatabase, s3: S3Config | null =
 export async function openDatabase(config: Config): Promise<SqlDatabase> {
   const kind = drivers(config).database;
   if (kind === "pglite") {
-    const { openPglite } = await import("./db/pglite.ts");
+    const { openPglite } = await import("@troupe/runtime/pglite");
     return await openPglite(join(config.DATA_DIR, "pglite"), {
       sharedBuffersMb: config.PGLITE_SHARED_BUFFERS_MB,
     });
   }
   const url = config.DATABASE_URL!;
   if (kind === "neon") {
-    const { openNeon } = await import("./db/neon.ts");
+    const { openNeon } = await import("@troupe/runtime/neon");
     return openNeon(url, {
       max: config.DATABASE_POOL_SIZE,
       ...(config.NEON_WS_PROXY ? { wsProxy: config.NEON_WS_PROXY, secure: false } : {}),
     });
   }
-  const { openPostgres } = await import("./db/postgres.ts");
+  const { openPostgres } = await import("@troupe/runtime/postgres");
   return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
 }
 

@@ -22,7 +22,7 @@
 import { PDFDocument } from "pdf-lib";
 import { PdfDocument } from "../actors/courses/pdf.ts";
 import { WorkerExtractor } from "../actors/courses/extract.ts";
-import { cores } from "../actors/runtime/worker_pool.ts";
+import { cores } from "@troupe/runtime/workers";
 import { HashingEmbedder } from "../actors/courses/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
@@ -239,7 +239,7 @@ const extract = await extraction(bookBytes, `${dir}/book.pdf`, 300);
 
 /** 5,000 passages (and their vectors) of one course in an in-process PGlite, searched the way the route searches. */
 async function searchAtScale(): Promise<{ searches: number[]; cold: number }> {
-  const { openPglite } = await import("../db/pglite.ts");
+  const { openPglite } = await import("@troupe/runtime/pglite");
   const { migrate } = await import("../db/migrate.ts");
   const { PgVectorStore } = await import("../actors/courses/vectors/pg.ts");
   const { hybridSearch } = await import("../actors/courses/answer.ts");

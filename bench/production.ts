@@ -15,17 +15,20 @@ import { parseArgs } from "node:util";
 import { Client, Receiver } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import type { Transport } from "../actors/runtime/transport.ts";
-import { QStashTransport } from "../actors/transports/qstash.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import {
+  defineActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  TableQueueTransport,
+  type Transport,
+} from "@troupe/runtime";
+import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
 import { UpstashCacheStore } from "../db/cache/upstash.ts";
 import { migrate } from "../db/migrate.ts";
-import { openNeon } from "../db/neon.ts";
+import { openNeon } from "@troupe/runtime/neon";
 import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "../routes/app.ts";
 import { createPgDatabase } from "../tests/harness.ts";

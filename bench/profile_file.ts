@@ -14,7 +14,7 @@ import { chunkStream } from "../actors/datasets/ingest/split.ts";
 import { parseChunk } from "../actors/datasets/ingest/parse.ts";
 import { ChunkProfileMerge } from "../actors/datasets/profiles.ts";
 import type { ColumnType } from "../actors/datasets/ingest/infer.ts";
-import { cores } from "../actors/runtime/worker_pool.ts";
+import { cores } from "@troupe/runtime/workers";
 
 const { values: args, positionals } = parseArgs({
   args: Deno.args,

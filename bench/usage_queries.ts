@@ -18,10 +18,8 @@
  *   deno run -A bench/usage_queries.ts [--snapshots 1000000] [--rounds 10]
  */
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
-import { openPostgres } from "../actors/runtime/drivers/postgres.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
+import { jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
 import { migrate } from "../db/migrate.ts";
 import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "../routes/app.ts";

@@ -15,9 +15,7 @@
  * rate per message does not depend on N: every page costs the same).
  */
 import { parseArgs } from "node:util";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
 import { EgressPolicy } from "../actors/net/egress.ts";
 import { usageActors } from "../actors/usage/actors.ts";
 import { SourceStore } from "../actors/usage/sources.ts";
@@ -25,7 +23,7 @@ import { startSync, type UsageDeps } from "../actors/usage/sync.ts";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
 import { migrate } from "../db/migrate.ts";
-import { openPostgres } from "../db/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import { generateKeyText, parseKeys, SecretBox } from "../db/secrets.ts";
 import { TenantStore } from "../db/tenants.ts";

@@ -110,7 +110,7 @@ export async function restoreDataDir(
   backup: ReadableStream<Uint8Array>,
 ): Promise<{ manifest: BackupManifest; previous: string | null }> {
   // Loaded here: the module graph of a server without an embedded database holds no PGlite.
-  const { directoryHolder } = await import("./pglite.ts");
+  const { directoryHolder } = await import("@troupe/runtime/pglite");
   const holder = await directoryHolder(join(dataDir, "pglite"));
   if (holder !== null) {
     throw new RestoreError(

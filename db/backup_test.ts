@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { backupDataDir, restoreDataDir, RestoreError } from "./backup.ts";
-import { openPglite } from "./pglite.ts";
+import { openPglite } from "@troupe/runtime/pglite";
 import { readTar, TarError, writeTar } from "./tar.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { createPgDatabase } from "../tests/harness.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { sqlState, storageFailure } from "./errors.ts";
-import { openNeon } from "./neon.ts";
-import { openPglite } from "./pglite.ts";
-import { openPostgres } from "./postgres.ts";
+import { openNeon } from "@troupe/runtime/neon";
+import { openPglite } from "@troupe/runtime/pglite";
+import { openPostgres } from "@troupe/runtime/postgres";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { openPglite } from "./pglite.ts";
+import { openPglite } from "@troupe/runtime/pglite";
 import {
   checkMigrations,
   migrate,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DirectoryLockedError, openPglite } from "./pglite.ts";
+import { DirectoryLockedError, openPglite } from "@troupe/runtime/pglite";
 
 Deno.test({
   name: "a PGlite directory has one user at a time; a dead holder's lock is taken over",

@@ -9,9 +9,14 @@
  * A key's scope is `full` or `read` (reads only). Rotating a key makes a new one with the same
  * name, scope and admin flag; the old one keeps working for a grace period, then expires.
  */
-import { ConflictError, NotFoundError, ValidationError } from "../actors/runtime/errors.ts";
-import { uuidv7 } from "../actors/runtime/ids.ts";
-import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  type SqlDatabase,
+  type SqlExecutor,
+  uuidv7,
+  ValidationError,
+} from "@troupe/runtime";
 
 export interface Tenant {
   id: string;

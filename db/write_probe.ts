@@ -5,7 +5,7 @@
  * a rolled-back write would not (PGlite and PostgreSQL write ahead into log segments allocated
  * earlier, and a rollback needs no new space).
  */
-import type { SqlExecutor } from "../actors/runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 import { join } from "node:path";
 
 /** One check that something can still be written; rejects with the error when it cannot. */

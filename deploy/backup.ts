@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { backupDataDir, restoreDataDir, RestoreError } from "../db/backup.ts";
-import { directoryHolder, openPglite } from "../db/pglite.ts";
+import { directoryHolder, openPglite } from "@troupe/runtime/pglite";
 import { ConfigError, loadConfig } from "./config.ts";
 
 const USAGE = "usage: deno task backup <file.tar.gz> | deno task restore <file.tar.gz>";

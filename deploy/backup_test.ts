@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { migrate } from "../db/migrate.ts";
-import { openPglite } from "../db/pglite.ts";
+import { openPglite } from "@troupe/runtime/pglite";
 import { TenantStore } from "../db/tenants.ts";
 
 const SCRIPT = new URL("./backup.ts", import.meta.url).pathname;

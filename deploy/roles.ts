@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import type { Cache } from "../db/cache/cache.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
+import type { Runtime } from "@troupe/runtime";
 import { errorResponse } from "../routes/errors.ts";
 import { type HealthOptions, healthRoutes } from "../routes/health.ts";
 import { qstashRoutes, type WebhookOptions } from "../routes/qstash.ts";

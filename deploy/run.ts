@@ -19,7 +19,7 @@
  */
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { directoryHolder } from "../db/pglite.ts";
+import { directoryHolder } from "@troupe/runtime/pglite";
 import { type Config, ConfigError, drivers, loadConfig } from "./config.ts";
 import {
   actorCatalogue,

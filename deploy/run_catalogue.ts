@@ -3,8 +3,7 @@
  * the database) and the uploads that start the dataset and course pipelines.
  */
 import { z } from "zod";
-import type { AnyActor } from "../actors/runtime/define.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import type { AnyActor, SqlDatabase } from "@troupe/runtime";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { courseActors } from "../actors/courses/pipeline.ts";

@@ -10,8 +10,7 @@
  * DATABASE_URL are not used here.
  */
 import { Client } from "@upstash/qstash";
-import type { AnyActor } from "../actors/runtime/define.ts";
-import type { SqlExecutor } from "../actors/runtime/ports.ts";
+import type { AnyActor, SqlExecutor } from "@troupe/runtime";
 
 export const SCHEDULE_PREFIX = "troupe-";
 

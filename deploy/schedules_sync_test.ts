@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@upstash/qstash";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 import { startQStash } from "../tests/fixtures/qstash_server.ts";
 import { deployedActors } from "../main.ts";
 import { loadConfig } from "./config.ts";

@@ -4,8 +4,7 @@
  * time), migrated, a `TenantStore` over it, and the exit: 0, or 1 with the message of a bad
  * configuration or a refused request (a taken name, a bad limit).
  */
-import { TroupeError } from "../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import { type SqlDatabase, TroupeError } from "@troupe/runtime";
 import { migrate } from "../db/migrate.ts";
 import { TenantStore } from "../db/tenants.ts";
 import { statusOf } from "../routes/errors.ts";

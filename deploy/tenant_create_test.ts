@@ -3,7 +3,7 @@
  * authenticates as the new tenant; a taken name is refused with a clear message.
  */
 import assert from "node:assert/strict";
-import { openPostgres } from "../db/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { TenantStore } from "../db/tenants.ts";
 import { createPgDatabase } from "../tests/harness.ts";
 

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openPostgres } from "../db/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { TenantStore } from "../db/tenants.ts";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, untilUp } from "../tests/start_task.ts";

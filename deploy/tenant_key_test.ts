@@ -4,7 +4,7 @@
  * non-zero with a message.
  */
 import assert from "node:assert/strict";
-import { openPostgres } from "../db/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { TenantStore } from "../db/tenants.ts";
 import { createPgDatabase } from "../tests/harness.ts";
 

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { NonRetryableError } from "../actors/runtime/errors.ts";
+import { defineActor, NonRetryableError } from "@troupe/runtime";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor, within } from "../tests/harness.ts";
 import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";

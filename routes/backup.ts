@@ -4,8 +4,7 @@
  * database answers 409: back that database up with its own tools (pg_dump, Neon branches).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { TroupeError } from "../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import { type SqlDatabase, TroupeError } from "@troupe/runtime";
 import type { TenantStore } from "../db/tenants.ts";
 import { backupDataDir } from "../db/backup.ts";
 import { principalOf } from "./auth.ts";

@@ -4,12 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
 import { restoreDataDir } from "../db/backup.ts";
 import { migrate } from "../db/migrate.ts";
-import { openPglite } from "../db/pglite.ts";
+import { openPglite } from "@troupe/runtime/pglite";
 import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "./app.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";

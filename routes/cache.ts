@@ -7,7 +7,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
-import { TroupeError } from "../actors/runtime/errors.ts";
+import { TroupeError } from "@troupe/runtime";
 import { type Cache, cacheKey } from "../db/cache/cache.ts";
 import type { Principal, TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";

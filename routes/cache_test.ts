@@ -5,9 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "@upstash/redis";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { InProcessTransport } from "../actors/transports/in_process.ts";
+import { InProcessTransport, jsonLogger, Runtime } from "@troupe/runtime";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
 import { UpstashCacheStore } from "../db/cache/upstash.ts";

@@ -17,11 +17,11 @@ import {
   ConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  type Runtime,
+  type SqlDatabase,
+  uuidv7,
   ValidationError,
-} from "../actors/runtime/errors.ts";
-import { uuidv7 } from "../actors/runtime/ids.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
+} from "@troupe/runtime";
 import { answerQuestion, searchCourse } from "../actors/courses/answer.ts";
 import type { TextEmbedder } from "../actors/courses/embeddings/port.ts";
 import type { VectorStore } from "../actors/courses/vectors/port.ts";
@@ -30,6 +30,16 @@ import type { Module } from "../actors/courses/pipeline.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
 import { deleteCourse } from "../actors/courses/delete.ts";
+import {
+  cancelProcessingCourse,
+  courseJobId,
+  courseVersion,
+  getCourseRow,
+  getCourseView,
+  insertCourse,
+  insertCourseSources,
+  listCoursePage,
+} from "../actors/courses/store.ts";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
@@ -207,33 +217,14 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
       tenantId: principal.tenantId,
       onAbort: { actor: "course.aborted", input: { courseId } },
       effect: async (tx, { pipelineId: jobId }) => {
-        await tx.query(
-          `INSERT INTO troupe_courses (id, tenant_id, title, status, job_id)
-           VALUES ($1, $2, $3, 'processing', $4)`,
-          [courseId, principal.tenantId, name, jobId],
-        );
+        await insertCourse(tx, { id: courseId, tenantId: principal.tenantId, title: name, jobId });
         await holdBlobs(
           tx,
           o.blobs,
           { kind: "course", id: courseId, tenantId: principal.tenantId },
           files.map((f) => f.sha256),
         );
-        await tx.query(
-          `INSERT INTO troupe_course_sources (course_id, idx, file_name, sha256, size_bytes)
-           SELECT $1, x.idx, x.file_name, x.sha256, x.size
-           FROM jsonb_to_recordset($2::jsonb) AS x(idx int, file_name text, sha256 text, size int)`,
-          [
-            courseId,
-            JSON.stringify(
-              files.map((f, idx) => ({
-                idx,
-                file_name: f.fileName,
-                sha256: f.sha256,
-                size: f.size,
-              })),
-            ),
-          ],
-        );
+        await insertCourseSources(tx, courseId, files);
       },
     });
     await o.tenants.audit({
@@ -259,19 +250,9 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     responses: { 200: { description: "A page of courses", schema: pageOf(JsonObject) } },
   }, async function listCourses(c) {
     const q = parseQuery(c, pageQuery);
-    const rows = await o.db.query<Record<string, unknown>>(
-      `SELECT id, title, status, created_at, updated_at FROM troupe_courses
-       WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
-      [principalOf(c).tenantId, q.cursor ?? null, q.limit + 1],
+    return c.json(
+      await listCoursePage(o.db, principalOf(c).tenantId, { limit: q.limit, cursor: q.cursor }),
     );
-    const items = rows.slice(0, q.limit).map((r) => ({
-      id: String(r.id),
-      title: String(r.title),
-      status: String(r.status),
-      createdAt: iso(r.created_at),
-      updatedAt: iso(r.updated_at),
-    }));
-    return c.json({ items, nextCursor: rows.length > q.limit ? items.at(-1)!.id : null });
   });
 
   declare(app, {
@@ -283,16 +264,13 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   }, async function getCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
-    const [meta] = await o.db.query<{ version: number }>(
-      "SELECT version FROM troupe_courses WHERE id = $1 AND tenant_id = $2",
-      [id, tenantId],
-    );
-    if (!meta) throw new NotFoundError("course", id);
+    const version = await courseVersion(o.db, id, tenantId);
+    if (version === null) throw new NotFoundError("course", id);
     return c.json(
       await cache.getOrCompute(
         "courseOutline",
-        `${tenantId}:course:${id}:v${meta.version}`,
-        () => loadCourse(o.db, id, tenantId),
+        `${tenantId}:course:${id}:v${version}`,
+        () => getCourseView(o.db, id, tenantId),
         { tags: [`${tenantId}:course:${id}`] },
       ),
     );
@@ -311,7 +289,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     const q = parseQuery(c, searchQuery);
-    await loadCourseRow(o.db, id, tenantId);
+    await getCourseRow(o.db, id, tenantId);
     const results = await searchCourse(o.db, vectors, embedder, id, tenantId, q.q, q.k);
     return c.json({ results });
   });
@@ -336,7 +314,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     const body = parseBody(await jsonBody(c), askBody);
-    await loadCourseRow(o.db, id, tenantId);
+    await getCourseRow(o.db, id, tenantId);
     const { answered, answer, citations } = await answerQuestion(
       o.db,
       vectors,
@@ -356,7 +334,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     responses: { 200: { description: "The handbook", type: "application/pdf" } },
   }, async function exportHandbook(c) {
     const { tenantId } = principalOf(c);
-    const course = await loadCourse(o.db, pathId(c, "course"), tenantId);
+    const course = await getCourseView(o.db, pathId(c, "course"), tenantId);
     if (course.status !== "ready" && course.status !== "partial") {
       throw new ConflictError(`course ${course.id} is ${course.status}`, { status: course.status });
     }
@@ -390,16 +368,12 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   }, async function cancelCourse(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
-    const rows = await o.db.query<{ status: string; job_id: string | null }>(
-      `UPDATE troupe_courses SET status = 'cancelled', version = version + 1, updated_at = now()
-       WHERE id = $1 AND tenant_id = $2 AND status = 'processing' RETURNING status, job_id`,
-      [id, tenantId],
-    );
-    if (!rows[0]) {
-      const course = await loadCourseRow(o.db, id, tenantId); // 404 for others' ids
+    const cancelled = await cancelProcessingCourse(o.db, id, tenantId);
+    if (!cancelled) {
+      const course = await getCourseRow(o.db, id, tenantId); // 404 for others' ids
       throw new ConflictError(`course ${id} is ${course.status}, not processing`);
     }
-    if (rows[0].job_id) await cancelPipeline(o.runtime, rows[0].job_id, tenantId);
+    if (cancelled.jobId) await cancelPipeline(o.runtime, cancelled.jobId, tenantId);
     await o.tenants.audit({
       ...auditContext(c),
       action: "course.cancel",
@@ -419,11 +393,8 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
     // Its pipeline stops first (a finished one is left as it ended).
-    const [owned] = await o.db.query<{ job_id: string | null }>(
-      "SELECT job_id FROM troupe_courses WHERE id = $1 AND tenant_id = $2",
-      [id, tenantId],
-    );
-    if (owned?.job_id) await cancelPipeline(o.runtime, owned.job_id, tenantId);
+    const owned = await courseJobId(o.db, id, tenantId);
+    if (owned?.jobId) await cancelPipeline(o.runtime, owned.jobId, tenantId);
     await o.db.transaction((tx) => deleteCourse(tx, vectors, id, tenantId));
     if (!vectors.transactional) await vectors.deleteWhere({ courseId: id });
     await cache.invalidate({ tag: `${tenantId}:course:${id}` });
@@ -444,42 +415,4 @@ async function cancelPipeline(runtime: Runtime, jobId: string, tenantId: string)
   await runtime.cancel(jobId, tenantId).catch((err) => {
     if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
   });
-}
-
-const iso = (v: unknown) => (v instanceof Date ? v : new Date(String(v))).toISOString();
-
-async function loadCourseRow(db: SqlDatabase, id: string, tenantId: string) {
-  const rows = await db.query<Record<string, unknown>>(
-    "SELECT * FROM troupe_courses WHERE id = $1 AND tenant_id = $2",
-    [id, tenantId],
-  );
-  if (!rows[0]) throw new NotFoundError("course", id);
-  return rows[0];
-}
-
-async function loadCourse(db: SqlDatabase, id: string, tenantId: string) {
-  const r = await loadCourseRow(db, id, tenantId);
-  const sources = await db.query<Record<string, unknown>>(
-    `SELECT file_name, sha256, page_count, status, error FROM troupe_course_sources
-     WHERE course_id = $1 ORDER BY idx`,
-    [id],
-  );
-  const structure = (r.structure ?? {}) as { modules?: unknown[]; progress?: unknown };
-  return {
-    id: String(r.id),
-    title: String(r.title),
-    status: String(r.status),
-    progress: structure.progress ?? null,
-    sources: sources.map((s) => ({
-      fileName: String(s.file_name),
-      sha256: String(s.sha256),
-      pageCount: s.page_count === null ? null : Number(s.page_count),
-      status: String(s.status),
-      ...(s.error ? { error: s.error } : {}),
-    })),
-    modules: structure.modules ?? [],
-    error: r.error ?? null,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-  };
 }

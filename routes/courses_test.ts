@@ -16,7 +16,7 @@ import { encryptedPdf, makePdf, sentences, typesetBook } from "../tests/fixtures
 import { countBlobs, countRows, parseSse, stalledBody, waitFor, within } from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
-import type { SqlExecutor } from "../actors/runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -21,18 +21,18 @@
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
-import { uuidv7 } from "../actors/runtime/ids.ts";
 import {
   ConflictError,
   InputError,
+  isTerminal,
   NotFoundError,
   PayloadTooLargeError,
+  type Runtime,
+  type SqlDatabase,
   TroupeError,
+  uuidv7,
   ValidationError,
-} from "../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
-import { isTerminal } from "@troupe/runtime";
+} from "@troupe/runtime";
 import {
   type DatasetOptions,
   datasetOptions,
@@ -56,11 +56,13 @@ import {
   toRecord,
 } from "../actors/datasets/query.ts";
 import {
+  datasetJobId,
   type DatasetView,
   deleteDataset,
   getDataset,
   insertDataset,
   listDatasets,
+  rowsAfter,
   rowsTable,
 } from "../actors/datasets/store.ts";
 import { DATASET_REPORT_ACTOR } from "../actors/datasets/report_job.ts";
@@ -371,13 +373,10 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
   }, async function deleteOne(c) {
     const id = pathId(c, "dataset");
     const { tenantId } = principalOf(c);
-    const [owned] = await o.db.query<{ job_id: string | null }>(
-      "SELECT job_id FROM troupe_datasets WHERE id = $1 AND tenant_id = $2",
-      [id, tenantId],
-    );
+    const owned = await datasetJobId(o.db, id, tenantId);
     // Its pipeline stops first (a finished one is left as it ended).
-    if (owned?.job_id) {
-      await o.runtime.cancel(owned.job_id, tenantId).catch((err) => {
+    if (owned?.jobId) {
+      await o.runtime.cancel(owned.jobId, tenantId).catch((err) => {
         if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
       });
     }
@@ -465,16 +464,12 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
         formats: ["csv", "ndjson", "xlsx"],
       });
     }
-    const table = rowsTable(d.id);
     const db = o.db;
+    const keys = d.columns.map((col) => col.key);
     if (format === "xlsx") {
-      const select = d.columns.map((col) => `, "${col.key}"`).join("");
       let from = -1;
       const next = async () => {
-        const rows = await db.query<Record<string, unknown>>(
-          `SELECT _row${select} FROM ${table} WHERE _row > $1 ORDER BY _row LIMIT 2000`,
-          [from],
-        );
+        const rows = await rowsAfter(db, d.id, keys, from);
         if (rows.length) from = Number(rows.at(-1)!._row);
         return rows;
       };
@@ -496,12 +491,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
           controller.enqueue(encoder.encode(csvLine(d.columns.map((col) => col.name))));
           return;
         }
-        const select = d.columns.map((col) => `"${col.key}"`).join(", ");
-        const rows = await db.query<Record<string, unknown>>(
-          `SELECT _row${select ? `, ${select}` : ""} FROM ${table} WHERE _row > $1
-           ORDER BY _row LIMIT 2000`,
-          [after],
-        );
+        const rows = await rowsAfter(db, d.id, keys, after);
         if (rows.length === 0) {
           controller.close();
           return;

@@ -10,8 +10,7 @@
  */
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { toErrorRecord, TroupeError } from "../actors/runtime/errors.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
+import { type Runtime, toErrorRecord, TroupeError } from "@troupe/runtime";
 import type { Cache } from "../db/cache/cache.ts";
 import { storageFailure } from "../db/errors.ts";
 import type { WriteProbe } from "../db/write_probe.ts";

@@ -3,11 +3,9 @@
  * writes makes it 503 with what failed, while reads still work.
  */
 import assert from "node:assert/strict";
-import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
 import { migrate } from "../db/migrate.ts";
-import { openPglite } from "../db/pglite.ts";
+import { openPglite } from "@troupe/runtime/pglite";
 import { TenantStore } from "../db/tenants.ts";
 import { databaseWriteProbe, diskWriteProbe, type WriteProbe } from "../db/write_probe.ts";
 import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";

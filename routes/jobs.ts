@@ -4,12 +4,17 @@
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import type { AnyActor } from "../actors/runtime/define.ts";
-import { NotFoundError } from "../actors/runtime/errors.ts";
+import {
+  type AnyActor,
+  isTerminal,
+  JOB_STATUSES,
+  type JobView,
+  NotFoundError,
+  type Runtime,
+} from "@troupe/runtime";
 import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { z } from "@hono/zod-openapi";
-import { isTerminal, JOB_STATUSES, type JobView, type Runtime } from "../actors/runtime/runtime.ts";
 import { apiBase, declare, pageOf } from "./openapi.ts";
 import { assertStorableJson, jsonBody, parseBody, parseQuery, pathId } from "./validate.ts";
 import type { AppEnv } from "./env.ts";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 import { openApiWorld } from "../tests/api_world.ts";
 import { countRows, parseSse, waitFor } from "../tests/harness.ts";
 

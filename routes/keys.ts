@@ -13,7 +13,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
-import { TroupeError } from "../actors/runtime/errors.ts";
+import { TroupeError } from "@troupe/runtime";
 import { KEY_SCOPES, MAX_ROTATION_GRACE_SECONDS, type TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import { auditContext } from "./jobs.ts";

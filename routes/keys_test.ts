@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
+import { defineActor, jsonLogger } from "@troupe/runtime";
 import { TenantStore } from "../db/tenants.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { sleep, targets } from "../tests/harness.ts";

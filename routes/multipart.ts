@@ -8,7 +8,7 @@
  * headers or a count of parts past its limit fails with 413 before any more of the body is read,
  * so a field that never ends costs its limit in memory, not its size.
  */
-import { TroupeError, ValidationError } from "../actors/runtime/errors.ts";
+import { TroupeError, ValidationError } from "@troupe/runtime";
 
 export interface Part {
   /** The form field name. */

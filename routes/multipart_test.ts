@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TroupeError, ValidationError } from "../actors/runtime/errors.ts";
+import { TroupeError, ValidationError } from "@troupe/runtime";
 import { BOUNDARY, endlessBody, hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { statusOf } from "./errors.ts";
 import { fieldText, multipartBoundary, readMultipart } from "./multipart.ts";

@@ -15,9 +15,8 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "./env.ts";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
-import type { DeliveryOutcome } from "../actors/runtime/transport.ts";
+import type { DeliveryOutcome, Runtime, SqlDatabase } from "@troupe/runtime";
+import { claimSignatureId } from "../db/webhook_nonces.ts";
 import { errorResponse } from "./errors.ts";
 
 export interface WebhookOptions {
@@ -70,12 +69,7 @@ export function qstashRoutes(o: WebhookOptions): Hono<AppEnv> {
     }
     const claims = decodeClaims(signature);
     if (!claims) return errorResponse(c, 401, "INVALID_SIGNATURE", "the signature has no id");
-    const fresh = await o.db.query(
-      `INSERT INTO troupe_webhook_nonces (jti, expires_at) VALUES ($1, to_timestamp($2))
-       ON CONFLICT (jti) DO NOTHING RETURNING jti`,
-      [claims.jti, claims.exp],
-    );
-    if (!fresh[0]) {
+    if (!(await claimSignatureId(o.db, claims.jti, claims.exp))) {
       return errorResponse(c, 401, "REPLAYED_SIGNATURE", "this signature was used already");
     }
     return body;

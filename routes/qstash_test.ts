@@ -6,10 +6,7 @@
 import assert from "node:assert/strict";
 import { Receiver } from "@upstash/qstash";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { InProcessTransport } from "../actors/transports/in_process.ts";
+import { defineActor, InProcessTransport, jsonLogger, Runtime } from "@troupe/runtime";
 import { TenantStore } from "../db/tenants.ts";
 import { pgliteTarget } from "../tests/harness.ts";
 import { createApp } from "./app.ts";

@@ -4,9 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { NonRetryableError } from "../actors/runtime/errors.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
+import { defineActor, jsonLogger, NonRetryableError } from "@troupe/runtime";
 import { hashApiKey } from "../db/tenants.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";

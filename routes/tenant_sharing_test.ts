@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { courseActors } from "../actors/courses/pipeline.ts";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
-import type { JobView } from "../actors/runtime/runtime.ts";
+import type { JobView } from "@troupe/runtime";
 import { cleanupActor } from "../actors/system/cleanup.ts";
 import { echoActor } from "../actors/system/echo.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";

@@ -5,15 +5,13 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { echoActor } from "../actors/system/echo.ts";
-import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
 import { storageFailure } from "../db/errors.ts";
 import { migrate } from "../db/migrate.ts";
-import { openPglite } from "../db/pglite.ts";
-import { openPostgres } from "../db/postgres.ts";
+import { openPglite } from "@troupe/runtime/pglite";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { TenantStore } from "../db/tenants.ts";
 import pg from "pg";
 import { ADMIN_URL, createPgDatabase, neonTarget } from "../tests/harness.ts";

@@ -14,10 +14,10 @@
  */
 import {
   PayloadTooLargeError,
+  type Runtime,
   UploadStalledError,
   UploadTooSlowError,
-} from "../actors/runtime/errors.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
+} from "@troupe/runtime";
 import type { MultipartLimits } from "./multipart.ts";
 
 /** How slow an upload's client may be. */

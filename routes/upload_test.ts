@@ -5,11 +5,7 @@
  * through.
  */
 import assert from "node:assert/strict";
-import {
-  PayloadTooLargeError,
-  UploadStalledError,
-  UploadTooSlowError,
-} from "../actors/runtime/errors.ts";
+import { PayloadTooLargeError, UploadStalledError, UploadTooSlowError } from "@troupe/runtime";
 import { sleep, stalledBody } from "../tests/harness.ts";
 import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";
 import { statusOf } from "./errors.ts";

@@ -18,9 +18,13 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import { uuidv7 } from "../actors/runtime/ids.ts";
-import { NotFoundError, PayloadTooLargeError, TroupeError } from "../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../actors/runtime/ports.ts";
+import {
+  NotFoundError,
+  PayloadTooLargeError,
+  type SqlDatabase,
+  TroupeError,
+  uuidv7,
+} from "@troupe/runtime";
 import { UPLOAD_FORMATS } from "../actors/datasets/options.ts";
 import type { S3BlobStore } from "../db/blobs/s3.ts";
 import { claimUpload, createUpload, findUpload, releaseUpload } from "../db/blobs/uploads.ts";

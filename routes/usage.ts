@@ -16,8 +16,7 @@
  */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { ValidationError } from "../actors/runtime/errors.ts";
-import type { Runtime } from "../actors/runtime/runtime.ts";
+import { type Runtime, ValidationError } from "@troupe/runtime";
 import { localDay } from "../actors/usage/days.ts";
 import { forecast } from "../actors/usage/forecast.ts";
 import { dailyUsage, REPORT_SORTS, reportUsage } from "../actors/usage/aggregates.ts";

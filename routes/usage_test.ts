@@ -7,9 +7,7 @@
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import assert from "node:assert/strict";
 import ExcelJS from "exceljs";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
 import { localDay } from "../actors/usage/days.ts";
 import { centsNumber } from "../actors/usage/money.ts";
 import { recordUsage, type UsageMessage } from "../actors/usage/store.ts";

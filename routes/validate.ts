@@ -1,7 +1,7 @@
 /** zod at the HTTP edge: query strings, path ids and JSON bodies. */
 import type { Context } from "hono";
 import { z } from "zod";
-import { NotFoundError, TroupeError, ValidationError } from "../actors/runtime/errors.ts";
+import { NotFoundError, TroupeError, ValidationError } from "@troupe/runtime";
 
 function issues(error: z.ZodError) {
   return error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));

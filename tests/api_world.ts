@@ -9,11 +9,8 @@
  */
 import { Client, Receiver } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
-import type { AnyActor } from "../actors/runtime/define.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { QStashTransport } from "../actors/transports/qstash.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { type AnyActor, jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
+import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
 import { UpstashCacheStore } from "../db/cache/upstash.ts";

@@ -7,12 +7,12 @@
  *   (tests/fixtures/neon_bridge.ts), as production reaches Neon.
  */
 import pg from "pg";
-import { openPglite } from "../db/pglite.ts";
-import { openPostgres } from "../db/postgres.ts";
-import { openNeon } from "../db/neon.ts";
+import { openPglite } from "@troupe/runtime/pglite";
+import { openPostgres } from "@troupe/runtime/postgres";
+import { openNeon } from "@troupe/runtime/neon";
 import { type NeonBridge, startNeonBridge } from "./fixtures/neon_bridge.ts";
 import { migrate } from "../db/migrate.ts";
-import type { SqlDatabase, SqlExecutor } from "../actors/runtime/ports.ts";
+import type { SqlDatabase, SqlExecutor } from "@troupe/runtime";
 import type { BlobStore } from "../db/blobs/port.ts";
 
 export const ADMIN_URL = Deno.env.get("TEST_PG_URL") ??

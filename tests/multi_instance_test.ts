@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@upstash/qstash";
 import pg from "pg";
-import { openPostgres } from "../actors/runtime/drivers/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { recordUsage } from "../actors/usage/store.ts";
 import { createPgDatabase, sseReader, waitFor, within } from "./harness.ts";
 import { startNeonBridge } from "./fixtures/neon_bridge.ts";

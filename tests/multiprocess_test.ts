@@ -5,13 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import {
+  defineActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  TableQueueTransport,
+} from "@troupe/runtime";
 import { migrate } from "../db/migrate.ts";
-import { openPglite } from "../db/pglite.ts";
-import { openPostgres } from "../db/postgres.ts";
+import { openPglite } from "@troupe/runtime/pglite";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { createPgDatabase, waitFor } from "./harness.ts";
 
 const WORKER = new URL("./fixtures/worker.ts", import.meta.url).pathname;

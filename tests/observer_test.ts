@@ -4,12 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { NonRetryableError } from "../actors/runtime/errors.ts";
-import type { DeadLetterReason, JobOutcome, RuntimeObserver } from "../actors/runtime/observer.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import {
+  type DeadLetterReason,
+  defineActor,
+  type JobOutcome,
+  jsonLogger,
+  NonRetryableError,
+  Runtime,
+  type RuntimeObserver,
+  TableQueueTransport,
+} from "@troupe/runtime";
 import { pgliteTarget, waitFor } from "./harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

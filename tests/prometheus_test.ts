@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { NonRetryableError } from "../actors/runtime/errors.ts";
+import { defineActor, NonRetryableError } from "@troupe/runtime";
 import { loadConfig } from "../deploy/config.ts";
 import { compose } from "../main.ts";
 import { Redis } from "@upstash/redis";

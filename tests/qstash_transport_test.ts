@@ -6,11 +6,14 @@
 import assert from "node:assert/strict";
 import { Client, Receiver } from "@upstash/qstash";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
-import { NonRetryableError, RetryLaterError } from "../actors/runtime/errors.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { QStashTransport } from "../actors/transports/qstash.ts";
+import {
+  defineActor,
+  jsonLogger,
+  NonRetryableError,
+  RetryLaterError,
+  Runtime,
+} from "@troupe/runtime";
+import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "../routes/app.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../actors/runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 import { compose } from "../main.ts";
 import { loadConfig } from "../deploy/config.ts";
 import { createPgDatabase, waitFor } from "./harness.ts";

@@ -5,15 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { EgressPolicy } from "../actors/net/egress.ts";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
 import { usageActors } from "../actors/usage/actors.ts";
 import { SourceStore } from "../actors/usage/sources.ts";
 import { startSync, type UsageDeps } from "../actors/usage/sync.ts";
 import { toCents } from "../actors/usage/money.ts";
 import { migrate } from "../db/migrate.ts";
-import { openPostgres } from "../db/postgres.ts";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import { generateKeyText, parseKeys, SecretBox } from "../db/secrets.ts";
 import { TenantStore } from "../db/tenants.ts";

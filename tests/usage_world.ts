@@ -5,11 +5,8 @@
  */
 // deno-lint-ignore-file no-explicit-any
 import { Client, Receiver } from "@upstash/qstash";
-import { jsonLogger } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import type { Transport } from "../actors/runtime/transport.ts";
-import { QStashTransport } from "../actors/transports/qstash.ts";
-import { TableQueueTransport } from "../actors/transports/table_queue.ts";
+import { jsonLogger, Runtime, TableQueueTransport, type Transport } from "@troupe/runtime";
+import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { EgressPolicy } from "../actors/net/egress.ts";
 import { usageActors } from "../actors/usage/actors.ts";
 import { SourceStore } from "../actors/usage/sources.ts";

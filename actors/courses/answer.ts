@@ -12,7 +12,7 @@
  * and otherwise says that the course does not answer it (`answered: false`). Each answer
  * sentence is cited on the page of its text that holds the most of what was asked.
  */
-import type { SqlExecutor } from "../runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 import type { TextEmbedder } from "./embeddings/port.ts";
 import { reciprocalRankFusion } from "./vectors/pg.ts";
 import type { VectorStore } from "./vectors/port.ts";

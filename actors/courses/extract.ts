@@ -16,7 +16,7 @@ import {
   workerError,
   WorkerLimitError,
   WorkerPool,
-} from "../runtime/worker_pool.ts";
+} from "@troupe/runtime/workers";
 import {
   type OutlineEntry,
   type PageText,

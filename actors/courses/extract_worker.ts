@@ -2,7 +2,7 @@
  * Worker side of {@link WorkerExtractor}: a PDF's structure, and page ranges to lines, off the
  * main thread. A worker keeps the last PDF it opened, by key, for the next range of that file.
  */
-import { serveWorker } from "../runtime/worker_pool.ts";
+import { serveWorker } from "@troupe/runtime/workers";
 import { OpenPdfs, readPages, readStructure } from "./extract.ts";
 import type { PdfLimits } from "./pdf.ts";
 

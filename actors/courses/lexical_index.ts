@@ -6,7 +6,7 @@
  * passages to a few milliseconds on PGlite and PostgreSQL alike, where ranking in SQL has to
  * unnest every matching passage's lexemes.
  */
-import type { SqlExecutor } from "../runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 
 /** BM25's term-frequency saturation and length normalisation. */
 const K1 = 1.2;

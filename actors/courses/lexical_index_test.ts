@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { targets } from "../../tests/harness.ts";
-import type { SqlExecutor } from "../runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 import { bm25, courseIndex, idf, unseenIdf } from "./lexical_index.ts";
 import { lexemeVector, queryTokens } from "./lexicon.ts";
 

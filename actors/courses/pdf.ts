@@ -17,7 +17,7 @@
  * column is written in turn.
  */
 import { getDocumentProxy } from "unpdf";
-import { InputError } from "../runtime/errors.ts";
+import { InputError } from "@troupe/runtime";
 import { TooComplex } from "./pdf_objects.ts";
 import { destinationTop, type OutlineEntry, readOutline } from "./pdf_outline.ts";
 import { type PdfLimits, preflight } from "./pdf_preflight.ts";

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
-import { InputError } from "../runtime/errors.ts";
+import { InputError } from "@troupe/runtime";
 import { encryptedPdf, makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import {
   buildPdf,

@@ -5,14 +5,13 @@
  * COPY, the message's transaction). Everything in and out is structured-cloneable, and
  * ingest errors come back as a value, not a throw, so they keep their code across threads.
  */
-import { InputError } from "../runtime/errors.ts";
-import { copyText } from "../runtime/ports.ts";
+import { copyText, InputError } from "@troupe/runtime";
 import {
   COMPUTE_STALL_MS,
   WorkerCrashedError,
   WorkerLimitError,
   WorkerPool,
-} from "../runtime/worker_pool.ts";
+} from "@troupe/runtime/workers";
 import {
   IngestError,
   parseChunk,

@@ -4,7 +4,7 @@
  * errors keep their code and line across the worker boundary.
  */
 import assert from "node:assert/strict";
-import { InputError } from "../runtime/errors.ts";
+import { InputError } from "@troupe/runtime";
 import {
   type ChunkJob,
   type ChunkOutcome,

@@ -1,5 +1,5 @@
 /** Worker side of {@link ChunkProcessor}. */
-import { serveWorker } from "../runtime/worker_pool.ts";
+import { serveWorker } from "@troupe/runtime/workers";
 import { type ChunkJob, processChunk, recycleSegments } from "./chunk_work.ts";
 
 serveWorker(

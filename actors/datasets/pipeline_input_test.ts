@@ -6,11 +6,13 @@
  * upload's own header check had been passed (or could not see the fault: JSON, NDJSON).
  */
 import assert from "node:assert/strict";
-import { InputError } from "../runtime/errors.ts";
-import type { AnyActor } from "../runtime/define.ts";
-import { jsonLogger } from "../runtime/ports.ts";
-import { Runtime } from "../runtime/runtime.ts";
-import { TableQueueTransport } from "../transports/table_queue.ts";
+import {
+  type AnyActor,
+  InputError,
+  jsonLogger,
+  Runtime,
+  TableQueueTransport,
+} from "@troupe/runtime";
 import { FsBlobStore } from "../../db/blobs/fs.ts";
 import { pgliteTarget, type TestDatabase, waitFor } from "../../tests/harness.ts";
 import {

@@ -10,7 +10,7 @@
  *
  * Pagination is keyset (`WHERE (sort, _row) > (...)`), so page 1,000 costs what page 1 does.
  */
-import { ValidationError } from "../runtime/errors.ts";
+import { ValidationError } from "@troupe/runtime";
 import type { ColumnInfo } from "./store.ts";
 
 export const FILTER_OPS = [

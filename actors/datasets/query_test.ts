@@ -3,7 +3,7 @@
  * aggregations, and injection attempts that must end as 400s naming the bad part.
  */
 import assert from "node:assert/strict";
-import { ValidationError } from "../runtime/errors.ts";
+import { ValidationError } from "@troupe/runtime";
 import { targets } from "../../tests/harness.ts";
 import {
   buildAggregateQuery,

@@ -12,8 +12,7 @@
  * 422 `SHEET_NOT_FOUND` listing the sheets; a sheet too wide a 422 `TOO_MANY_COLUMNS`; a sheet
  * that inflates too far (a zip bomb) a 413.
  */
-import { TroupeError } from "../runtime/errors.ts";
-import type { SqlExecutor } from "../runtime/ports.ts";
+import { type SqlExecutor, TroupeError } from "@troupe/runtime";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import { noteStored } from "../../db/blobs/refs.ts";
 import type { SpreadsheetSource } from "./options.ts";

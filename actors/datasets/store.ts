@@ -2,8 +2,7 @@
  * SQL over `troupe_datasets` and `troupe_dataset_chunks`, and the per-dataset row tables
  * (`troupe_ds_<id>`). Every read takes the tenant: another tenant's dataset is not found.
  */
-import { NotFoundError } from "../runtime/errors.ts";
-import type { SqlExecutor } from "../runtime/ports.ts";
+import { NotFoundError, type SqlExecutor } from "@troupe/runtime";
 import { releaseBlobs } from "../../db/blobs/refs.ts";
 import { dropDocument } from "../documents/stored.ts";
 import type { DatasetOptions } from "./options.ts";
@@ -111,6 +110,37 @@ export async function listDatasets(
   );
   const items = rows.slice(0, limit).map(view);
   return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
+}
+
+/** The dataset's pipeline job, `undefined` when the tenant has no such dataset. */
+export async function datasetJobId(
+  db: SqlExecutor,
+  id: string,
+  tenantId: string,
+): Promise<{ jobId: string | null } | undefined> {
+  const [owned] = await db.query<{ job_id: string | null }>(
+    "SELECT job_id FROM troupe_datasets WHERE id = $1 AND tenant_id = $2",
+    [id, tenantId],
+  );
+  return owned ? { jobId: owned.job_id } : undefined;
+}
+
+/**
+ * Up to `limit` of the dataset's rows after row number `after` (-1: from the first), in order,
+ * each with its `_row` and the columns `keys`.
+ */
+export async function rowsAfter(
+  db: SqlExecutor,
+  datasetId: string,
+  keys: string[],
+  after: number,
+  limit = 2000,
+): Promise<Row[]> {
+  const select = keys.map((key) => `, "${key}"`).join("");
+  return await db.query<Row>(
+    `SELECT _row${select} FROM ${rowsTable(datasetId)} WHERE _row > $1 ORDER BY _row LIMIT $2`,
+    [after, limit],
+  );
 }
 
 /**

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { migrate } from "../../db/migrate.ts";
-import { openPglite } from "../../db/pglite.ts";
+import { openPglite } from "./drivers/pglite.ts";
 import { Committer } from "./committer.ts";
 import { defineActor } from "./define.ts";
 import { Executor, prepareJobNow } from "./executor.ts";

@@ -157,3 +157,6 @@ export {
 export { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 export { lastSlot, parseSchedule, type Schedule, ScheduleError } from "./cron.ts";
 export { deterministicId, uuidv7 } from "./ids.ts";
+export type { DeadLetterReason, JobOutcome, RuntimeObserver } from "./observer.ts";
+export type { QueueDepth } from "./sql/queue_depth.ts";
+export { type MallocTrimmer, startMallocTrim, type TrimFn } from "./malloc_trim.ts";

@@ -7,8 +7,7 @@
  * Deleting is idempotent, so it writes through the database port directly.
  */
 import { z } from "zod";
-import { defineActor } from "../runtime/define.ts";
-import type { SqlDatabase, SqlExecutor } from "../runtime/ports.ts";
+import { defineActor, type SqlDatabase, type SqlExecutor } from "@troupe/runtime";
 import type { BlobStore } from "../../db/blobs/port.ts";
 import { sweepOrphans } from "../../db/blobs/postgres.ts";
 import { collectBlobs } from "../../db/blobs/refs.ts";

@@ -7,7 +7,7 @@
  * long echo never holds another's.
  */
 import { z } from "zod";
-import { defineActor } from "../runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 
 export const echoActor = defineActor({
   name: "system.echo",

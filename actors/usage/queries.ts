@@ -7,8 +7,7 @@
  * the first pages. Totals come from the maintained daily and per-report counts where they can;
  * an instant bound that cuts a day in two counts only that day's edge through the ts index.
  */
-import type { SqlExecutor } from "@troupe/runtime";
-import { ValidationError } from "@troupe/runtime";
+import { type SqlExecutor, ValidationError } from "@troupe/runtime";
 import { centsNumber } from "./money.ts";
 import { localDay } from "./days.ts";
 

@@ -6,8 +6,7 @@
  *
  * Streams are bounded per process and per tenant: one more is a 429.
  */
-import type { SqlDatabase } from "@troupe/runtime";
-import { TroupeError } from "@troupe/runtime";
+import { type SqlDatabase, TroupeError } from "@troupe/runtime";
 import { centsNumber } from "./money.ts";
 
 export interface UsageEvent {

@@ -7,8 +7,12 @@
  * its page's transaction (a shared lock on the same row), so no page is written with the old
  * zone after the rebuild.
  */
-import type { SqlDatabase, SqlExecutor } from "@troupe/runtime";
-import { NotFoundError, ValidationError } from "@troupe/runtime";
+import {
+  NotFoundError,
+  type SqlDatabase,
+  type SqlExecutor,
+  ValidationError,
+} from "@troupe/runtime";
 import { checkTimeZone } from "./days.ts";
 
 /** The tenant's zone, locked against a change until `tx` ends (for writers of snapshots). */

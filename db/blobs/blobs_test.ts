@@ -3,8 +3,7 @@
  * S3-compatible bucket (s3rver).
  */
 import assert from "node:assert/strict";
-import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../../actors/runtime/ports.ts";
+import { NotFoundError, PayloadTooLargeError, type SqlDatabase } from "@troupe/runtime";
 import { pgliteTarget, postgresTarget } from "../../tests/harness.ts";
 import { FsBlobStore } from "./fs.ts";
 import type { BlobStore } from "./port.ts";

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
+import { NotFoundError, PayloadTooLargeError } from "@troupe/runtime";
 import {
   type BlobInfo,
   type BlobStore,

@@ -14,7 +14,7 @@
  * - Nothing but `collect` removes a blob, and only the collector of unheld blobs
  *   (db/blobs/refs.ts) calls it: content is shared by every holder of the same bytes.
  */
-import type { SqlExecutor } from "../../actors/runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 
 export interface BlobInfo {
   sha256: string;

@@ -7,9 +7,13 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
-import { uuidv7 } from "../../actors/runtime/ids.ts";
-import type { SqlDatabase, SqlExecutor } from "../../actors/runtime/ports.ts";
+import {
+  NotFoundError,
+  PayloadTooLargeError,
+  type SqlDatabase,
+  type SqlExecutor,
+  uuidv7,
+} from "@troupe/runtime";
 import {
   type BlobInfo,
   type BlobStore,

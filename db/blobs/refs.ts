@@ -18,8 +18,7 @@
  * hold, or the holder sees the blob gone and fails the upload (a 503: send it again) instead
  * of keeping a reference to nothing.
  */
-import { TroupeError } from "../../actors/runtime/errors.ts";
-import type { SqlDatabase, SqlExecutor } from "../../actors/runtime/ports.ts";
+import { type SqlDatabase, type SqlExecutor, TroupeError } from "@troupe/runtime";
 import type { BlobStore } from "./port.ts";
 
 /** The first key of the per-blob advisory locks (the second is the blob's hash). */

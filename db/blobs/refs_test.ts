@@ -3,7 +3,7 @@
  * the references in PGlite), PGlite and real PostgreSQL.
  */
 import assert from "node:assert/strict";
-import type { SqlDatabase } from "../../actors/runtime/ports.ts";
+import type { SqlDatabase } from "@troupe/runtime";
 import { pgliteTarget, postgresTarget } from "../../tests/harness.ts";
 import { FsBlobStore } from "./fs.ts";
 import type { BlobStore } from "./port.ts";

@@ -20,7 +20,7 @@
  */
 import { createHash } from "node:crypto";
 import { AwsClient } from "aws4fetch";
-import { NotFoundError, PayloadTooLargeError } from "../../actors/runtime/errors.ts";
+import { NotFoundError, PayloadTooLargeError } from "@troupe/runtime";
 import {
   type BlobInfo,
   type BlobStore,

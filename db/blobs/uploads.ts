@@ -3,7 +3,7 @@
  * file to the bucket, and a dataset is made of it once (`claimUpload`). Rows are tenant-scoped:
  * another tenant's id is not found.
  */
-import type { SqlExecutor } from "../../actors/runtime/ports.ts";
+import type { SqlExecutor } from "@troupe/runtime";
 
 export interface DirectUpload {
   id: string;

@@ -12,12 +12,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Cache } from "../cache/cache.ts";
-import type {
-  DeadLetterReason,
-  JobOutcome,
-  RuntimeObserver,
-} from "../../actors/runtime/observer.ts";
-import type { QueueDepth } from "../../actors/runtime/sql/queue_depth.ts";
+import type { DeadLetterReason, JobOutcome, QueueDepth, RuntimeObserver } from "@troupe/runtime";
 import type { SharedCounterStore } from "./shared.ts";
 
 /** What the queue gauges read: the runtime's bounded depth query and its actors. */

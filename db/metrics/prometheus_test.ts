@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Cache } from "../cache/cache.ts";
 import { MemoryCacheStore } from "../cache/memory.ts";
-import type { QueueDepth } from "../../actors/runtime/sql/queue_depth.ts";
+import type { QueueDepth } from "@troupe/runtime";
 import { PrometheusMetrics, type QueueSource } from "./prometheus.ts";
 import { MemorySharedCounters } from "./shared.ts";
 import { OpenAiEmbedder } from "../../actors/courses/embeddings/openai.ts";

@@ -4,7 +4,7 @@
  * row fails the whole COPY and stores nothing.
  */
 import assert from "node:assert/strict";
-import { copyText } from "../../actors/runtime/ports.ts";
+import { copyText } from "@troupe/runtime";
 import { contractSuite } from "./suite.ts";
 
 const nasty = [

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { replaceChunkRows } from "../../actors/datasets/chunk_rows.ts";
 import { copyLines } from "../fixtures/copy_lines.ts";
-import type { SqlDatabase } from "../../actors/runtime/ports.ts";
+import type { SqlDatabase } from "@troupe/runtime";
 
 const copyRows = (
   db: SqlDatabase,

@@ -6,9 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../../actors/runtime/define.ts";
-import type { SqlExecutor } from "../../actors/runtime/ports.ts";
-import { InProcessTransport } from "../../actors/transports/in_process.ts";
+import { defineActor, InProcessTransport, type SqlExecutor } from "@troupe/runtime";
 import { sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 

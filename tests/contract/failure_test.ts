@@ -4,9 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../../actors/runtime/define.ts";
-import { ConflictError, NonRetryableError, RetryLaterError } from "../../actors/runtime/errors.ts";
-import type { Runtime } from "../../actors/runtime/runtime.ts";
+import {
+  ConflictError,
+  defineActor,
+  NonRetryableError,
+  RetryLaterError,
+  type Runtime,
+} from "@troupe/runtime";
 import { sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 

@@ -4,14 +4,19 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor, type GroupOutcome, message } from "../../actors/runtime/define.ts";
-import { NonRetryableError } from "../../actors/runtime/errors.ts";
-import { groupOutcomeSchema } from "../../actors/runtime/groups.ts";
-import type { SqlExecutor } from "../../actors/runtime/ports.ts";
-import type { JobView, Runtime } from "../../actors/runtime/runtime.ts";
+import {
+  defineActor,
+  type GroupOutcome,
+  groupOutcomeSchema,
+  InProcessTransport,
+  type JobView,
+  message,
+  NonRetryableError,
+  type Runtime,
+  type SqlExecutor,
+} from "@troupe/runtime";
 import { claimJobs } from "../../actors/runtime/sql/claim_jobs.ts";
 import { completeJobs } from "../../actors/runtime/sql/complete_jobs.ts";
-import { InProcessTransport } from "../../actors/transports/in_process.ts";
 import { waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 

@@ -5,10 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { type AnyActor, defineActor } from "../../actors/runtime/define.ts";
-import { IdempotencyKeyReusedError, InputError } from "../../actors/runtime/errors.ts";
-import type { SqlDatabase } from "../../actors/runtime/ports.ts";
-import type { Runtime } from "../../actors/runtime/runtime.ts";
+import {
+  type AnyActor,
+  defineActor,
+  IdempotencyKeyReusedError,
+  InputError,
+  type Runtime,
+  type SqlDatabase,
+} from "@troupe/runtime";
 import { claimJobs, releaseLeases } from "../../actors/runtime/sql/claim_jobs.ts";
 import { PUBLIC_TABLES } from "../../actors/runtime/sql/tables.ts";
 import { sleep, waitFor } from "../harness.ts";

@@ -4,9 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { type AnyActor, defineActor } from "../../actors/runtime/define.ts";
-import { InputError } from "../../actors/runtime/errors.ts";
-import type { JobView, Runtime } from "../../actors/runtime/runtime.ts";
+import {
+  type AnyActor,
+  defineActor,
+  InputError,
+  type JobView,
+  type Runtime,
+} from "@troupe/runtime";
 import { sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 

@@ -2,11 +2,15 @@
  * Registers a group of contract tests once per database target: the database is opened
  * before the first test of the group and closed after the last.
  */
-import type { AnyActor } from "../../actors/runtime/define.ts";
-import { jsonLogger, type SqlDatabase } from "../../actors/runtime/ports.ts";
-import { Runtime, type RuntimeOptions } from "../../actors/runtime/runtime.ts";
-import type { Transport } from "../../actors/runtime/transport.ts";
-import { TableQueueTransport } from "../../actors/transports/table_queue.ts";
+import {
+  type AnyActor,
+  jsonLogger,
+  Runtime,
+  type RuntimeOptions,
+  type SqlDatabase,
+  TableQueueTransport,
+  type Transport,
+} from "@troupe/runtime";
 import { type DbTarget, targets, type TestDatabase } from "../harness.ts";
 
 export interface SuiteContext {

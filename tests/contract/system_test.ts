@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor } from "../../actors/runtime/define.ts";
+import { defineActor } from "@troupe/runtime";
 import { cleanupActor } from "../../actors/system/cleanup.ts";
 import { waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";

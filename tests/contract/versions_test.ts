@@ -5,9 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor, message } from "../../actors/runtime/define.ts";
-import { NonRetryableError } from "../../actors/runtime/errors.ts";
-import type { JobView, Runtime } from "../../actors/runtime/runtime.ts";
+import {
+  defineActor,
+  type JobView,
+  message,
+  NonRetryableError,
+  type Runtime,
+} from "@troupe/runtime";
 import { waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 

@@ -5,16 +5,21 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor, type GroupOutcome, message } from "../actors/runtime/define.ts";
-import { groupOutcomeSchema } from "../actors/runtime/groups.ts";
-import { migrateRuntime } from "../actors/runtime/migrate.ts";
-import { jsonLogger, type SqlDatabase } from "../actors/runtime/ports.ts";
-import { Runtime } from "../actors/runtime/runtime.ts";
-import { tables } from "../actors/runtime/sql/tables.ts";
-import { TableQueueTransport } from "../actors/runtime/transports/table_queue.ts";
-import { openPglite } from "../db/pglite.ts";
-import { openPostgres } from "../db/postgres.ts";
-import { createPgDatabase, waitFor } from "./harness.ts";
+import {
+  defineActor,
+  type GroupOutcome,
+  groupOutcomeSchema,
+  jsonLogger,
+  message,
+  migrateRuntime,
+  Runtime,
+  type SqlDatabase,
+  TableQueueTransport,
+} from "@troupe/runtime";
+import { tables } from "../../actors/runtime/sql/tables.ts";
+import { openPglite } from "@troupe/runtime/pglite";
+import { openPostgres } from "@troupe/runtime/postgres";
+import { createPgDatabase, waitFor } from "../harness.ts";
 
 const SCHEMA = "troupe_lib";
 

@@ -1,2 +1,0 @@
-/** Ships with the runtime package; this path stays for the app's imports. */
-export * from "../runtime/transports/table_queue.ts";
