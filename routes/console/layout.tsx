@@ -28,6 +28,7 @@ export function Layout(props: Frame & { children?: Child }) {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{props.title} · Troupe console</title>
         <link rel="stylesheet" href="/console/static/console.css" />
+        <link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml" />
         <script src="/console/static/console.js" defer></script>
       </head>
       <body>

@@ -4,6 +4,7 @@ import type { Context } from "hono";
 const FILES: Record<string, string> = {
   "console.css": "text/css; charset=utf-8",
   "console.js": "text/javascript; charset=utf-8",
+  "favicon.svg": "image/svg+xml",
 };
 
 const cache = new Map<string, string>();
