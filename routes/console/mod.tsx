@@ -6,12 +6,11 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie, setCookie } from "hono/cookie";
-import { streamSSE } from "hono/streaming";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { TroupeError } from "../../actors/runtime/errors.ts";
 import { errorStatus } from "../../actors/runtime/http/status.ts";
-import { isTerminal, JOB_STATUSES, type Runtime } from "../../actors/runtime/runtime.ts";
+import { JOB_STATUSES, type Runtime } from "../../actors/runtime/runtime.ts";
 import type { Principal, TenantStore } from "../../db/tenants.ts";
 import { scheduleItems } from "../schedules.ts";
 import { ErrorPage, LoginPage } from "./layout.tsx";
@@ -26,6 +25,7 @@ import {
   SessionStore,
 } from "./session.ts";
 import { staticAsset } from "./static.ts";
+import { jobEvents } from "./events.ts";
 
 export interface ConsoleOptions {
   runtime: Runtime;
@@ -183,7 +183,7 @@ export function consoleRoutes({ runtime, tenants, sessions: options }: ConsoleOp
     return c.redirect(`${to}${to.includes("?") ? "&" : "?"}notice=cancelled`, 303);
   });
 
-  app.get("/events", (c) => jobEvents(c, runtime));
+  app.get("/events", (c) => jobEvents(c, runtime, scopeOf(c.get("principal"))));
 
   app.get("/dead-letters", async (c) => {
     const p = c.get("principal");
@@ -274,64 +274,4 @@ async function actorRows(runtime: Runtime, p: Principal) {
     rows: [...rows.values()].sort((a, b) => a.actor.localeCompare(b.actor)),
     capped: depths?.capped ?? false,
   };
-}
-
-const KEEPALIVE_MS = 15_000;
-
-/**
- * Server-sent events of the jobs this principal sees, as they change in this process
- * (`runtime.subscribe`): one `job` event per change, data the job's status, progress and
- * attempts. Changes made by another instance are not seen; the page's script polls as well.
- */
-function jobEvents(c: Context<Env>, runtime: Runtime) {
-  const scope = scopeOf(c.get("principal"));
-  return streamSSE(c, async (stream) => {
-    const pending = new Set<string>();
-    let wake: (() => void) | null = null;
-    let closed = false;
-    stream.onAbort(() => {
-      closed = true;
-      wake?.();
-    });
-    const unsubscribe = runtime.subscribe((id) => {
-      if (pending.size < 1000) pending.add(id);
-      wake?.();
-    });
-    try {
-      await stream.write(": open\n\n");
-      while (!closed) {
-        for (const id of [...pending]) {
-          pending.delete(id);
-          const job = await runtime.getJob(id, scope).catch(() => null);
-          if (!job) continue;
-          await stream.writeSSE({
-            event: "job",
-            data: JSON.stringify({
-              id: job.id,
-              status: job.status,
-              progress: job.progress,
-              progressMessage: job.progressMessage,
-              attempts: job.attempts,
-              maxAttempts: job.maxAttempts,
-              terminal: isTerminal(job.status),
-              outcome: job.error ?? job.result ?? null,
-            }),
-          });
-        }
-        if (closed) break;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, KEEPALIVE_MS);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          if (pending.size > 0) wake();
-        });
-        wake = null;
-        if (pending.size === 0 && !closed) await stream.write(": keepalive\n\n");
-      }
-    } finally {
-      unsubscribe();
-    }
-  });
 }
