@@ -2,7 +2,10 @@
  * The console's frame and small shared pieces: no inline script or style (the CSP forbids
  * them), one stylesheet and one script served by the console itself.
  */
+import type { Context } from "hono";
 import type { Child } from "hono/jsx";
+import type { JSX } from "hono/jsx/jsx-runtime";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Principal } from "../../db/tenants.ts";
 
 export interface Frame {
@@ -11,6 +14,20 @@ export interface Frame {
   csrf?: string;
   active?: string;
   notice?: string | undefined;
+  /** Whether the datasets page exists (the workload runs). */
+  datasets?: boolean;
+}
+
+const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
+  "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/** A page with the console's security headers. */
+export function page(c: Context, body: JSX.Element | Promise<string> | string, status = 200) {
+  c.header("Content-Security-Policy", CSP);
+  c.header("X-Content-Type-Options", "nosniff");
+  c.header("Referrer-Policy", "same-origin");
+  c.header("Cache-Control", "no-store");
+  return c.html(body as string, status as ContentfulStatusCode);
 }
 
 const NAV: [string, string][] = [
@@ -18,6 +35,8 @@ const NAV: [string, string][] = [
   ["dead-letters", "Dead letters"],
   ["actors", "Actors"],
   ["schedules", "Schedules"],
+  ["datasets", "Datasets"],
+  ["usage", "Usage"],
 ];
 
 export function Layout(props: Frame & { children?: Child }) {
@@ -36,7 +55,9 @@ export function Layout(props: Frame & { children?: Child }) {
           <strong class="brand">Troupe</strong>
           {props.principal && (
             <nav>
-              {NAV.map(([path, label]) => (
+              {NAV.filter(([path]) => path !== "datasets" || props.datasets).map((
+                [path, label],
+              ) => (
                 <a href={`/console/${path}`} class={props.active === path ? "active" : ""}>
                   {label}
                 </a>

@@ -6,14 +6,13 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie, setCookie } from "hono/cookie";
-import type { JSX } from "hono/jsx/jsx-runtime";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { TroupeError } from "../../actors/runtime/errors.ts";
 import { errorStatus } from "../../actors/runtime/http/status.ts";
 import { JOB_STATUSES, type Runtime } from "../../actors/runtime/runtime.ts";
 import type { Principal, TenantStore } from "../../db/tenants.ts";
 import { scheduleItems } from "../schedules.ts";
-import { ErrorPage, LoginPage } from "./layout.tsx";
+import { ErrorPage, LoginPage, page } from "./layout.tsx";
+import { dataPages } from "./data.tsx";
 import { type ActorRow, ActorsPage, DeadLettersPage, JobsPage, SchedulesPage } from "./pages.tsx";
 import {
   cookieOptions,
@@ -31,12 +30,11 @@ export interface ConsoleOptions {
   runtime: Runtime;
   tenants: TenantStore;
   sessions?: SessionOptions;
+  /** Whether the dataset workload runs (its pages are shown then). @default false */
+  datasets?: boolean;
 }
 
 type Env = { Variables: { session: Session; principal: Principal } };
-
-const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
-  "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const NOTICES: Record<string, string> = {
   cancelled: "Cancellation requested.",
@@ -47,15 +45,9 @@ const NOTICES: Record<string, string> = {
 export const scopeOf = (p: Principal): string | undefined => p.admin ? undefined : p.tenantId;
 const tenantFilter = (p: Principal) => p.admin ? {} : { tenantId: p.tenantId };
 
-function page(c: Context, body: JSX.Element | Promise<string> | string, status = 200) {
-  c.header("Content-Security-Policy", CSP);
-  c.header("X-Content-Type-Options", "nosniff");
-  c.header("Referrer-Policy", "same-origin");
-  c.header("Cache-Control", "no-store");
-  return c.html(body as string, status as ContentfulStatusCode);
-}
-
-export function consoleRoutes({ runtime, tenants, sessions: options }: ConsoleOptions): Hono {
+export function consoleRoutes(
+  { runtime, tenants, sessions: options, datasets = false }: ConsoleOptions,
+): Hono {
   const sessions = new SessionStore(tenants, options);
   const app = new Hono<Env>();
   app.use("*", bodyLimit({ maxSize: 16 * 1024 }));
@@ -133,6 +125,7 @@ export function consoleRoutes({ runtime, tenants, sessions: options }: ConsoleOp
     csrf: c.get("session").csrf,
     ...(active ? { active } : {}),
     notice: NOTICES[c.req.query("notice") ?? ""],
+    datasets,
   });
 
   app.post("/logout", (c) => {
@@ -230,6 +223,8 @@ export function consoleRoutes({ runtime, tenants, sessions: options }: ConsoleOp
     const items = c.get("principal").admin ? await scheduleItems(runtime) : null;
     return page(c, <SchedulesPage {...frame(c, "Schedules", "schedules")} items={items} />);
   });
+
+  dataPages(app, { runtime, datasets, frame });
 
   return app as unknown as Hono;
 }
