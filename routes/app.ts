@@ -260,7 +260,7 @@ export function createApp(options: AppOptions) {
   app.route(API_V1, api);
   app.route("/api", new Hono<AppEnv>().route("/", api));
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
-  app.route("/console", consoleRoutes({ runtime, tenants, datasets: !!options.datasets }));
+  app.route("/console", consoleRoutes(options));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)
   );

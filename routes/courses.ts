@@ -456,7 +456,8 @@ async function loadCourseRow(db: SqlDatabase, id: string, tenantId: string) {
   return rows[0];
 }
 
-async function loadCourse(db: SqlDatabase, id: string, tenantId: string) {
+/** A course with its sources and structure (modules, lessons), as `GET /courses/:id` shows it. */
+export async function loadCourse(db: SqlDatabase, id: string, tenantId: string) {
   const r = await loadCourseRow(db, id, tenantId);
   const sources = await db.query<Record<string, unknown>>(
     `SELECT file_name, sha256, page_count, status, error FROM troupe_course_sources

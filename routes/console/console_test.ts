@@ -2,10 +2,12 @@
  * The console through `app.request()`: login, sessions, CSRF, tenant isolation, admin scope.
  */
 import assert from "node:assert/strict";
+import { Hono } from "hono";
 import { z } from "zod";
 import { defineActor } from "../../actors/runtime/define.ts";
 import { openApiWorld } from "../../tests/api_world.ts";
 import { waitFor } from "../../tests/harness.ts";
+import { consoleRoutes } from "./mod.tsx";
 
 const sleepy = defineActor({
   name: "c.sleepy",
@@ -24,7 +26,7 @@ const broken = defineActor({
 });
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-type App = Awaited<ReturnType<typeof openApiWorld>>["app"];
+type App = { request: (path: string, init: RequestInit) => Response | Promise<Response> };
 
 /** A browser's cookie jar over `app.request`, following no redirects. */
 function browser(app: App) {
@@ -161,3 +163,57 @@ Deno.test({ name: "console: login, CSRF, tenant isolation, admin scope", ...opts
     await world.close();
   }
 });
+
+Deno.test(
+  { name: "console: a course's modules and lessons, the tenant's own", ...opts },
+  async () => {
+    const world = await openApiWorld([sleepy]);
+    try {
+      const { tenants, runtime } = world;
+      const app = new Hono().route("/console", consoleRoutes({ runtime, tenants, courses: {} }));
+      const acme = await tenants.createTenant("acme");
+      const globex = await tenants.createTenant("globex");
+      const structure = {
+        modules: [{
+          title: "Foundations",
+          summary: "The basics.",
+          lessons: [
+            {
+              title: "Queues",
+              summary: "Why queues.",
+              pages: [1, 4],
+              fileName: "a.pdf",
+              quiz: [{}],
+            },
+            { title: "Retries", summary: "Backoff.", pages: [5, 9], fileName: "a.pdf", quiz: [] },
+          ],
+        }],
+      };
+      const ids = [crypto.randomUUID(), crypto.randomUUID()];
+      for (
+        const [id, tenant, title] of [[ids[0], acme.id, "Actors 101"], [
+          ids[1],
+          globex.id,
+          "Secret",
+        ]]
+      ) {
+        await world.tdb.db.query(
+          `INSERT INTO troupe_courses (id, tenant_id, title, status, structure)
+         VALUES ($1, $2, $3, 'ready', $4::jsonb)`,
+          [id, tenant, title, JSON.stringify(structure)],
+        );
+      }
+      const a = browser(app);
+      await a.login((await tenants.createKey(acme.id)).key);
+      const list = await (await a.request("/console/courses")).text();
+      assert.ok(list.includes("Actors 101") && !list.includes("Secret"));
+      const course = await (await a.request(`/console/courses/${ids[0]}`)).text();
+      assert.match(course, /<h2>Foundations<\/h2>/);
+      assert.match(course, /data-lesson="0.1"[^]*Retries/);
+      assert.match(course, /pp\. 1–4/);
+      assert.equal((await a.request(`/console/courses/${ids[1]}`)).status, 404);
+    } finally {
+      await world.close();
+    }
+  },
+);

@@ -4,6 +4,7 @@ import type { Runtime } from "../../actors/runtime/runtime.ts";
 import { getDataset, listDatasets } from "../../actors/datasets/store.ts";
 import { dailyUsage, type DayFigures } from "../../actors/usage/aggregates.ts";
 import type { Principal } from "../../db/tenants.ts";
+import { loadCourse } from "../courses.ts";
 import { type Frame, Json, Layout, page, when } from "./layout.tsx";
 
 interface Histogram {
@@ -175,16 +176,93 @@ function UsagePage(p: Frame & { days: DayFigures[] }) {
   );
 }
 
+interface CourseRow {
+  id: string;
+  title: string;
+  status: string;
+  created_at: unknown;
+}
+
+function CoursesPage(p: Frame & { items: CourseRow[] }) {
+  return (
+    <Layout {...p}>
+      <table id="courses">
+        <thead>
+          <tr>
+            <th>Course</th>
+            <th>Status</th>
+            <th>Created</th>
+          </tr>
+        </thead>
+        <tbody>
+          {p.items.map((r) => (
+            <tr key={r.id} data-course={r.id}>
+              <td>
+                <a href={`/console/courses/${r.id}`}>{r.title}</a>
+              </td>
+              <td>{r.status}</td>
+              <td class="small">{when(new Date(String(r.created_at)).toISOString())}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {p.items.length === 0 && <p class="muted">No courses.</p>}
+    </Layout>
+  );
+}
+
+interface LessonView {
+  title?: string;
+  summary?: string;
+  pages?: [number, number];
+  fileName?: string;
+  quiz?: unknown[];
+}
+
+function CoursePage(p: Frame & { course: Awaited<ReturnType<typeof loadCourse>> }) {
+  const modules = p.course.modules as { title?: string; summary?: string; lessons?: unknown[] }[];
+  return (
+    <Layout {...p}>
+      <p>
+        {p.course.status} · {p.course.sources.length} files · {modules.length} modules
+      </p>
+      {modules.map((m, i) => (
+        <section key={i} class="module" data-module={i}>
+          <h2>{m.title ?? `Module ${i + 1}`}</h2>
+          {m.summary && <p class="muted">{m.summary}</p>}
+          <ol>
+            {((m.lessons ?? []) as LessonView[]).map((l, j) => (
+              <li key={j} data-lesson={`${i}.${j}`}>
+                <strong>{l.title}</strong>
+                {l.pages && (
+                  <span class="small muted">
+                    {" "}· {l.fileName} pp. {l.pages[0]}–{l.pages[1]}
+                  </span>
+                )}
+                {l.quiz && l.quiz.length > 0 && (
+                  <span class="small muted">· {l.quiz.length} quiz questions</span>
+                )}
+                {l.summary && <div class="small">{l.summary}</div>}
+              </li>
+            ))}
+          </ol>
+        </section>
+      ))}
+    </Layout>
+  );
+}
+
 /**
- * Registers the data pages on `app`. Both read the principal's own tenant: datasets and usage
- * are a tenant's data, not the system's, even for an admin key.
+ * Registers the data pages on `app`. Both read the principal's own tenant: datasets, courses and
+ * usage are a tenant's data, not the system's, even for an admin key.
  */
 export function dataPages(
   // deno-lint-ignore no-explicit-any
   app: Hono<any>,
-  { runtime, datasets, frame }: {
+  { runtime, datasets, courses, frame }: {
     runtime: Runtime;
     datasets: boolean;
+    courses: boolean;
     // deno-lint-ignore no-explicit-any
     frame: (c: Context<any>, title: string, active?: string) => Frame;
   },
@@ -198,6 +276,20 @@ export function dataPages(
     app.get("/datasets/:id", async (c) => {
       const dataset = await getDataset(runtime.db, c.req.param("id"), principal(c).tenantId);
       return page(c, <DatasetPage {...frame(c, dataset.name, "datasets")} dataset={dataset} />);
+    });
+  }
+  if (courses) {
+    app.get("/courses", async (c) => {
+      const items = await runtime.db.query<CourseRow>(
+        `SELECT id, title, status, created_at FROM troupe_courses WHERE tenant_id = $1
+         ORDER BY id DESC LIMIT 100`,
+        [principal(c).tenantId],
+      );
+      return page(c, <CoursesPage {...frame(c, "Courses", "courses")} items={items} />);
+    });
+    app.get("/courses/:id", async (c) => {
+      const course = await loadCourse(runtime.db, c.req.param("id"), principal(c).tenantId);
+      return page(c, <CoursePage {...frame(c, course.title, "courses")} course={course} />);
     });
   }
   app.get("/usage", async (c) => {

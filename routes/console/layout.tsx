@@ -16,6 +16,8 @@ export interface Frame {
   notice?: string | undefined;
   /** Whether the datasets page exists (the workload runs). */
   datasets?: boolean;
+  /** Whether the courses page exists. */
+  courses?: boolean;
 }
 
 const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
@@ -36,6 +38,7 @@ const NAV: [string, string][] = [
   ["actors", "Actors"],
   ["schedules", "Schedules"],
   ["datasets", "Datasets"],
+  ["courses", "Courses"],
   ["usage", "Usage"],
 ];
 
@@ -55,7 +58,9 @@ export function Layout(props: Frame & { children?: Child }) {
           <strong class="brand">Troupe</strong>
           {props.principal && (
             <nav>
-              {NAV.filter(([path]) => path !== "datasets" || props.datasets).map((
+              {NAV.filter(([path]) =>
+                (path !== "datasets" || props.datasets) && (path !== "courses" || props.courses)
+              ).map((
                 [path, label],
               ) => (
                 <a href={`/console/${path}`} class={props.active === path ? "active" : ""}>

@@ -30,8 +30,10 @@ export interface ConsoleOptions {
   runtime: Runtime;
   tenants: TenantStore;
   sessions?: SessionOptions;
-  /** Whether the dataset workload runs (its pages are shown then). @default false */
-  datasets?: boolean;
+  /** Present (any value) when the dataset workload runs: its pages are shown then. */
+  datasets?: unknown;
+  /** Present when the course workload runs. */
+  courses?: unknown;
 }
 
 type Env = { Variables: { session: Session; principal: Principal } };
@@ -46,9 +48,11 @@ export const scopeOf = (p: Principal): string | undefined => p.admin ? undefined
 const tenantFilter = (p: Principal) => p.admin ? {} : { tenantId: p.tenantId };
 
 export function consoleRoutes(
-  { runtime, tenants, sessions: options, datasets = false }: ConsoleOptions,
+  { runtime, tenants, sessions: options, ...workloads }: ConsoleOptions,
 ): Hono {
   const sessions = new SessionStore(tenants, options);
+  const datasets = Boolean(workloads.datasets);
+  const courses = Boolean(workloads.courses);
   const app = new Hono<Env>();
   app.use("*", bodyLimit({ maxSize: 16 * 1024 }));
 
@@ -126,6 +130,7 @@ export function consoleRoutes(
     ...(active ? { active } : {}),
     notice: NOTICES[c.req.query("notice") ?? ""],
     datasets,
+    courses,
   });
 
   app.post("/logout", (c) => {
@@ -224,7 +229,7 @@ export function consoleRoutes(
     return page(c, <SchedulesPage {...frame(c, "Schedules", "schedules")} items={items} />);
   });
 
-  dataPages(app, { runtime, datasets, frame });
+  dataPages(app, { runtime, datasets, courses, frame });
 
   return app as unknown as Hono;
 }
