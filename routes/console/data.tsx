@@ -236,7 +236,7 @@ function CoursePage(p: Frame & { course: Awaited<ReturnType<typeof loadCourse>> 
                 <strong>{l.title}</strong>
                 {l.pages && (
                   <span class="small muted">
-                    {" "}· {l.fileName} pp. {l.pages[0]}–{l.pages[1]}
+                    {` · ${l.fileName} pp. ${l.pages[0]}–${l.pages[1]}`}
                   </span>
                 )}
                 {l.quiz && l.quiz.length > 0 && (
