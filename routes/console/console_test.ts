@@ -217,3 +217,18 @@ Deno.test(
     }
   },
 );
+
+Deno.test({ name: "console: failed logins count against the address", ...opts }, async () => {
+  const world = await openApiWorld([sleepy], () => ({ perIpPerMinute: 2 }));
+  try {
+    const b = browser(world.app);
+    assert.equal((await b.login("trp_wrong1")).status, 401);
+    assert.equal((await b.login("trp_wrong2")).status, 401);
+    const third = await b.login("trp_wrong3");
+    assert.equal(third.status, 429);
+    assert.ok(Number(third.headers.get("retry-after")) >= 1);
+    assert.match(await third.text(), /Too many failed logins/);
+  } finally {
+    await world.close();
+  }
+});

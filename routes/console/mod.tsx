@@ -4,12 +4,15 @@
  * session's CSRF token. A tenant's key sees its tenant; an admin key sees every tenant.
  */
 import { type Context, Hono } from "hono";
+import type { AppEnv } from "../env.ts";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie, setCookie } from "hono/cookie";
 import { TroupeError } from "../../actors/runtime/errors.ts";
 import { errorStatus } from "../../actors/runtime/http/status.ts";
 import { JOB_STATUSES, type Runtime } from "../../actors/runtime/runtime.ts";
 import type { Principal, TenantStore } from "../../db/tenants.ts";
+import type { RateLimiter } from "../../db/ratelimit/port.ts";
+import { clientIp } from "../app.ts";
 import { scheduleItems } from "../schedules.ts";
 import { ErrorPage, LoginPage, page } from "./layout.tsx";
 import { dataPages } from "./data.tsx";
@@ -30,6 +33,12 @@ export interface ConsoleOptions {
   runtime: Runtime;
   tenants: TenantStore;
   sessions?: SessionOptions;
+  /** Counts failed logins per client address, in the API's per-IP budget. */
+  limiter?: RateLimiter;
+  /** The API's per-IP limit (requests a minute). @default 100 */
+  perIpPerMinute?: number;
+  /** Take the client address from `X-Forwarded-For`. @default false */
+  trustProxy?: boolean;
   /** Present (any value) when the dataset workload runs: its pages are shown then. */
   datasets?: unknown;
   /** Present when the course workload runs. */
@@ -53,6 +62,7 @@ export function consoleRoutes(
   const sessions = new SessionStore(tenants, options);
   const datasets = Boolean(workloads.datasets);
   const courses = Boolean(workloads.courses);
+  const perIp = { name: "ip", limit: workloads.perIpPerMinute ?? 100, windowMs: 60_000 };
   const app = new Hono<Env>();
   app.use("*", bodyLimit({ maxSize: 16 * 1024 }));
 
@@ -78,7 +88,19 @@ export function consoleRoutes(
     }
     const key = String(form.key ?? "").trim();
     const principal = key ? await tenants.authenticate(key) : null;
-    if (!principal) return retry("That API key is unknown or revoked.", 401);
+    if (!principal) {
+      // A wrong key counts against its address, as on the API: it slows key guessing.
+      if (workloads.limiter) {
+        const ip = clientIp(workloads.trustProxy ?? false)(c as unknown as Context<AppEnv>);
+        const d = await workloads.limiter.limit(perIp, ip);
+        if (!d.allowed) {
+          const seconds = Math.max(1, Math.ceil((d.resetAt - Date.now()) / 1000));
+          c.header("Retry-After", String(seconds));
+          return retry(`Too many failed logins: try again in ${seconds} s.`, 429);
+        }
+      }
+      return retry("That API key is unknown or revoked.", 401);
+    }
     sessions.start(c, key);
     return c.redirect("/console/jobs", 303);
   });
