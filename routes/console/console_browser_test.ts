@@ -158,6 +158,22 @@ Deno.test(
       await page.click('a:has-text("Schedules")');
       assert.equal(await page.textContent("h1"), "Schedules");
 
+      // The dark scheme: the same page, its own colours (no error, a dark background).
+      const dark = await browser.newPage({ colorScheme: "dark" });
+      dark.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      await dark.context().addCookies(await page.context().cookies());
+      await dark.goto(`${base}/console/jobs`);
+      // Runs in the page: this file's types have no DOM.
+      type Styles = { getComputedStyle(e: unknown): { backgroundColor: string } };
+      const background = await dark.locator("body").evaluate((b) =>
+        (globalThis as unknown as Styles).getComputedStyle(b).backgroundColor
+      );
+      assert.equal(background, "rgb(21, 23, 27)");
+      await shot(dark, "jobs-dark");
+      await dark.close();
+
       await page.click('button:has-text("Log out")');
       await page.waitForURL(`${base}/console/login`);
       assert.deepEqual(errors, []);
