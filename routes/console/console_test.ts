@@ -232,3 +232,35 @@ Deno.test({ name: "console: failed logins count against the address", ...opts },
     await world.close();
   }
 });
+
+Deno.test(
+  { name: "console: a read key cannot act; a revoked key ends its session", ...opts },
+  async () => {
+    const world = await openApiWorld([sleepy], () => ({ perKeyPerMinute: 100_000 }));
+    try {
+      const { tenants, app } = world;
+      const acme = await tenants.createTenant("acme");
+      const full = await tenants.createKey(acme.id, { name: "full" });
+      const read = await tenants.createKey(acme.id, { name: "reader", scope: "read" });
+      const job = await enqueue(app, full.key, "c.sleepy", 1, 3_600_000);
+
+      const r = browser(app);
+      assert.equal((await r.login(read.key)).status, 303);
+      const jobs = await (await r.request("/console/jobs")).text();
+      assert.ok(jobs.includes(job) && !jobs.includes(">Cancel<"), "no Cancel for a read key");
+      const refused = await r.post(`/console/jobs/${job}/cancel`, { _csrf: await r.csrf() });
+      assert.equal(refused.status, 403);
+      assert.equal((await world.runtime.getJob(job)).status, "queued");
+
+      const f = browser(app);
+      await f.login(full.key);
+      assert.equal((await f.request("/console/jobs")).status, 200);
+      await tenants.revokeKey(acme.id, full.id);
+      const after = await f.request("/console/jobs");
+      assert.equal(after.status, 303);
+      assert.equal(after.headers.get("location"), "/console/login");
+    } finally {
+      await world.close();
+    }
+  },
+);
