@@ -23,6 +23,7 @@ import type { Cache } from "../db/cache/cache.ts";
 import { backupRoutes } from "./backup.ts";
 import { cacheRoutes } from "./cache.ts";
 import { corsFor } from "./cors.ts";
+import { consoleRoutes } from "./console/mod.tsx";
 import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
 import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
 import { uploadRoutes } from "./uploads.ts";
@@ -263,6 +264,7 @@ export function createApp(options: AppOptions) {
   app.route(API_V1, api);
   app.route("/api", new Hono<AppEnv>().route("/", api));
   if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
+  app.route("/console", consoleRoutes(options));
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)
   );

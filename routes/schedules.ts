@@ -31,6 +31,42 @@ const Schedule = z.object({
   }).nullable(),
 }).openapi("Schedule");
 
+/** Every scheduled actor: its cron, next run, latest slot and the job that slot made. */
+export async function scheduleItems(runtime: Runtime): Promise<z.infer<typeof Schedule>[]> {
+  const now = new Date();
+  const items = [];
+  for (const def of runtime.actors.values()) {
+    if (!def.schedule) continue;
+    const schedule = parseSchedule(def.schedule.cron);
+    const slot = lastSlot(schedule, now);
+    let lastRun = null;
+    if (slot) {
+      // The job a slot makes has the id its enqueue derives (`fireSchedule`).
+      const id = await deterministicId("enqueue", "", def.name, `schedule:${slot.toISOString()}`);
+      try {
+        const job = await runtime.getJob(id);
+        lastRun = {
+          jobId: job.id,
+          status: job.status,
+          startedAt: job.startedAt ?? null,
+          finishedAt: job.finishedAt ?? null,
+          error: job.error ?? null,
+        };
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    items.push({
+      actor: def.name,
+      cron: def.schedule.cron,
+      nextRunAt: schedule.next(now).toISOString(),
+      lastSlotAt: slot?.toISOString() ?? null,
+      lastRun,
+    });
+  }
+  return items;
+}
+
 export function scheduleRoutes(runtime: Runtime): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   declare(app, {
@@ -45,38 +81,7 @@ export function scheduleRoutes(runtime: Runtime): OpenAPIHono<AppEnv> {
     if (!principalOf(c).admin) {
       throw new TroupeError("FORBIDDEN", "schedules need an admin key");
     }
-    const now = new Date();
-    const items = [];
-    for (const def of runtime.actors.values()) {
-      if (!def.schedule) continue;
-      const schedule = parseSchedule(def.schedule.cron);
-      const slot = lastSlot(schedule, now);
-      let lastRun = null;
-      if (slot) {
-        // The job a slot makes has the id its enqueue derives (`fireSchedule`).
-        const id = await deterministicId("enqueue", "", def.name, `schedule:${slot.toISOString()}`);
-        try {
-          const job = await runtime.getJob(id);
-          lastRun = {
-            jobId: job.id,
-            status: job.status,
-            startedAt: job.startedAt ?? null,
-            finishedAt: job.finishedAt ?? null,
-            error: job.error ?? null,
-          };
-        } catch (err) {
-          if (!(err instanceof NotFoundError)) throw err;
-        }
-      }
-      items.push({
-        actor: def.name,
-        cron: def.schedule.cron,
-        nextRunAt: schedule.next(now).toISOString(),
-        lastSlotAt: slot?.toISOString() ?? null,
-        lastRun,
-      });
-    }
-    return c.json({ items });
+    return c.json({ items: await scheduleItems(runtime) });
   });
   return app;
 }

@@ -28,7 +28,7 @@ async function* tsFiles(dir: string): AsyncGenerator<string> {
     const path = dir ? `${dir}/${entry.name}` : entry.name;
     if (entry.name.startsWith(".") || SKIP.has(path)) continue;
     if (entry.isDirectory) yield* tsFiles(path);
-    else if (entry.name.endsWith(".ts")) yield path;
+    else if (/\.tsx?$/.test(entry.name)) yield path;
   }
 }
 

@@ -4,7 +4,8 @@
 # the course tests; pdftoppm, which renders the PDFs Troupe writes for the glyph checks) and the
 # ChromaDB test server (npm, tests/tools/chroma), and Debian's prometheus (/usr/bin/prometheus and
 # /usr/bin/promtool: tests/prometheus_test.ts scrapes /metrics and checks the alert rules; the
-# package's own service is not started).
+# package's own service is not started), and Debian's chromium (routes/console's browser test,
+# driven by playwright-core).
 # Idempotent: a machine that has everything running is left as it is.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,11 @@ fi
 if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
   log "installing prometheus (prometheus, promtool)"
   apt_install prometheus
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing chromium (the console's browser tests)"
+  apt_install chromium
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -1,0 +1,188 @@
+/**
+ * The console in a real headless Chromium (Debian's, tests/services.sh installs it) driven by
+ * playwright-core: login, every page without console errors, live progress, Cancel and Replay
+ * checked through the API. Screenshots go to .scratch/console/.
+ */
+import assert from "node:assert/strict";
+import { chromium, type Page } from "playwright-core";
+import { z } from "zod";
+import { defineActor } from "@troupe/runtime";
+import { openApiWorld } from "../../tests/api_world.ts";
+import { waitFor } from "../../tests/harness.ts";
+
+const SHOTS = new URL("../../.scratch/console/", import.meta.url);
+
+/** Gates the slow actor's steps: the test opens each when it wants the next change. */
+const gates = { started: Promise.withResolvers<void>(), half: Promise.withResolvers<void>() };
+
+const slow = defineActor({
+  name: "b.slow",
+  input: z.object({ n: z.number().int() }),
+  key: (i) => `b.slow:${i.n}`,
+  timeoutMs: 60_000,
+  handler: async (input, ctx) => {
+    await gates.started.promise;
+    ctx.progress(40, "working");
+    await gates.half.promise;
+    return { done: input.n };
+  },
+});
+const later = defineActor({
+  name: "b.later",
+  input: z.object({ n: z.number().int() }),
+  key: (i) => `b.later:${i.n}`,
+  handler: (input) => ({ n: input.n }),
+});
+const broken = defineActor({
+  name: "b.broken",
+  input: z.object({ n: z.number().int() }),
+  key: (i) => `b.broken:${i.n}`,
+  retries: 0,
+  handler: () => {
+    throw new Error("always broken");
+  },
+});
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test(
+  { name: "console in Chromium: pages, live progress, cancel, replay", ...opts },
+  async () => {
+    await Deno.mkdir(SHOTS, { recursive: true });
+    const world = await openApiWorld([slow, later, broken], () => ({ perKeyPerMinute: 100_000 }));
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (req, info) => world.app.fetch(req, info),
+    );
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium" });
+    try {
+      const { tenants } = world;
+      const tenant = await tenants.createTenant("acme");
+      const key = (await tenants.createKey(tenant.id)).key;
+      const api = async (path: string, init: RequestInit = {}) => {
+        const res = await fetch(`${base}/api/v1${path}`, {
+          ...init,
+          headers: { "content-type": "application/json", "x-api-key": key },
+        });
+        return { status: res.status, body: await res.json() };
+      };
+      const enqueue = async (actor: string, n: number, delayMs?: number) => {
+        const res = await api(`/actors/${actor}/jobs`, {
+          method: "POST",
+          body: JSON.stringify({ input: { n }, ...(delayMs ? { delayMs } : {}) }),
+        });
+        assert.equal(res.status, 202, JSON.stringify(res.body));
+        return res.body.jobId as string;
+      };
+
+      const slowJob = await enqueue("b.slow", 1);
+      const delayed = await enqueue("b.later", 2, 3_600_000);
+      await enqueue("b.broken", 3);
+      await waitFor(async () => (await api(`/jobs/${slowJob}`)).body.status === "running", {
+        what: "the slow job running",
+      });
+      const deadLetterId = await waitFor(
+        async () => (await api("/dead-letters")).body.items[0]?.id,
+        {
+          what: "a dead letter",
+        },
+      );
+
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      page.on("pageerror", (e) => errors.push(e.message));
+      const shot = (p: Page, name: string) =>
+        p.screenshot({ path: new URL(`${name}.png`, SHOTS).pathname, fullPage: true });
+
+      await page.goto(`${base}/console/jobs`);
+      assert.equal(new URL(page.url()).pathname, "/console/login");
+      await page.fill('input[name="key"]', "trp_wrong");
+      await page.click('button[type="submit"]');
+      assert.match(await page.textContent('[role="alert"]') ?? "", /unknown or revoked/);
+      errors.length = 0; // the 401 of the refused login is logged by the browser
+
+      await page.fill('input[name="key"]', key);
+      await page.click('button[type="submit"]');
+      await page.waitForURL(`${base}/console/jobs`);
+      assert.equal(await page.textContent("h1"), "Jobs");
+      await page.waitForSelector(`tr[data-job="${slowJob}"]`);
+      await page.waitForSelector('table[data-stream="open"]');
+
+      // Live: the slow job's progress reaches the open page, then its result.
+      gates.started.resolve();
+      const row = `tr[data-job="${slowJob}"]`;
+      // The bar's value property reflects to its attribute: a selector waits for it.
+      await page.waitForSelector(`${row} progress[value="40"]`);
+      assert.equal(await page.textContent(`${row} [data-field="message"]`), "working");
+      await shot(page, "jobs-progress");
+      gates.half.resolve();
+      await page.waitForSelector(`${row} [data-field="status"].s-succeeded`);
+      assert.match(await page.textContent(`${row} [data-field="outcome"]`) ?? "", /"done":1/);
+      assert.equal(await page.locator(`${row} [data-field="cancel"]`).count(), 0);
+
+      // Cancel the delayed job.
+      await page.click(`tr[data-job="${delayed}"] button:has-text("Cancel")`);
+      await page.waitForSelector('[role="status"]');
+      assert.equal((await api(`/jobs/${delayed}`)).body.status, "cancelled");
+      await shot(page, "jobs");
+
+      // Filters.
+      await page.selectOption('select[name="status"]', "cancelled");
+      await page.click('button:has-text("Filter")');
+      await page.waitForURL(/status=cancelled/);
+      assert.equal(await page.locator("tr[data-job]").count(), 1);
+
+      // Replay the dead letter.
+      await page.click('a:has-text("Dead letters")');
+      assert.equal(await page.textContent("h1"), "Dead letters");
+      await page.click("details summary");
+      assert.match(await page.textContent("details pre") ?? "", /always broken/);
+      await shot(page, "dead-letters");
+      await page.click(`tr[data-dead-letter="${deadLetterId}"] button:has-text("Replay")`);
+      await page.waitForSelector('[role="status"]');
+      // The replay fails again, into a dead letter of its own: find the first one by id.
+      const dl = (await api("/dead-letters")).body.items.find((d: { id: string }) =>
+        d.id === deadLetterId
+      );
+      assert.ok(dl.replayedAt, "the dead letter was replayed");
+      assert.ok(dl.replayJobId);
+
+      await page.click('a:has-text("Actors")');
+      assert.equal(await page.textContent("h1"), "Actors");
+      await page.waitForSelector('tr[data-actor="b.slow"]');
+      await shot(page, "actors");
+      await page.click('a:has-text("Schedules")');
+      assert.equal(await page.textContent("h1"), "Schedules");
+
+      // The dark scheme: the same page, its own colours (no error, a dark background).
+      const dark = await browser.newPage({ colorScheme: "dark" });
+      dark.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      await dark.context().addCookies(await page.context().cookies());
+      await dark.goto(`${base}/console/jobs`);
+      // Runs in the page: this file's types have no DOM.
+      type Styles = { getComputedStyle(e: unknown): { backgroundColor: string } };
+      const background = await dark.locator("body").evaluate((b) =>
+        (globalThis as unknown as Styles).getComputedStyle(b).backgroundColor
+      );
+      assert.equal(background, "rgb(21, 23, 27)");
+      await shot(dark, "jobs-dark");
+      await dark.close();
+
+      await page.click('button:has-text("Log out")');
+      await page.waitForURL(`${base}/console/login`);
+      assert.deepEqual(errors, []);
+    } finally {
+      gates.started.resolve();
+      gates.half.resolve();
+      await browser.close();
+      await server.shutdown();
+      await world.close();
+    }
+  },
+);

@@ -1,0 +1,266 @@
+/**
+ * The console through `app.request()`: login, sessions, CSRF, tenant isolation, admin scope.
+ */
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { z } from "zod";
+import { defineActor } from "@troupe/runtime";
+import { openApiWorld } from "../../tests/api_world.ts";
+import { waitFor } from "../../tests/harness.ts";
+import { consoleRoutes } from "./mod.tsx";
+
+const sleepy = defineActor({
+  name: "c.sleepy",
+  input: z.object({ n: z.number().int() }),
+  key: (i) => `c.sleepy:${i.n}`,
+  handler: (input) => ({ n: input.n }),
+});
+const broken = defineActor({
+  name: "c.broken",
+  input: z.object({ n: z.number().int() }),
+  key: (i) => `c.broken:${i.n}`,
+  retries: 0,
+  handler: () => {
+    throw new Error("always broken");
+  },
+});
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+type App = { request: (path: string, init: RequestInit) => Response | Promise<Response> };
+
+/** A browser's cookie jar over `app.request`, following no redirects. */
+function browser(app: App) {
+  const jar = new Map<string, string>();
+  async function request(path: string, init: RequestInit = {}) {
+    const headers = new Headers(init.headers);
+    if (jar.size) headers.set("cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
+    const res = await app.request(path, { ...init, headers, redirect: "manual" });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(";");
+      const [k, v] = pair!.split("=");
+      if (/Max-Age=0/i.test(line) || v === "") jar.delete(k!);
+      else jar.set(k!, v!);
+    }
+    return res;
+  }
+  const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+  async function post(path: string, form: Record<string, string>) {
+    return await request(path, { method: "POST", body: new URLSearchParams(form) });
+  }
+  async function login(key: string) {
+    const token = tokenOf(await (await request("/console/login")).text());
+    return await post("/console/login", { _csrf: token, key });
+  }
+  async function csrf() {
+    return tokenOf(await (await request("/console/jobs")).text());
+  }
+  return { request, post, login, csrf, jar };
+}
+
+async function enqueue(app: App, key: string, actor: string, n: number, delayMs = 0) {
+  const res = await app.request(`/api/v1/actors/${actor}/jobs`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": key },
+    body: JSON.stringify({ input: { n }, ...(delayMs ? { delayMs } : {}) }),
+  });
+  assert.equal(res.status, 202);
+  return (await res.json()).jobId as string;
+}
+
+Deno.test({ name: "console: login, CSRF, tenant isolation, admin scope", ...opts }, async () => {
+  const world = await openApiWorld([sleepy, broken], () => ({ perKeyPerMinute: 100_000 }));
+  try {
+    const { tenants, app } = world;
+    const acme = await tenants.createTenant("acme");
+    const globex = await tenants.createTenant("globex");
+    const acmeKey = (await tenants.createKey(acme.id)).key;
+    const globexKey = (await tenants.createKey(globex.id)).key;
+    const ops = await tenants.createTenant("ops");
+    const adminKey = (await tenants.createKey(ops.id, { admin: true })).key;
+
+    const anonymous = browser(app);
+    const redirect = await anonymous.request("/console/jobs");
+    assert.equal(redirect.status, 303);
+    assert.equal(redirect.headers.get("location"), "/console/login");
+
+    const bad = await anonymous.login("trp_nottherightkey");
+    assert.equal(bad.status, 401);
+    const badPage = await bad.text();
+    assert.match(badPage, /unknown or revoked/);
+    assert.ok(!anonymous.jar.has("troupe_console"), "no session for a bad key");
+
+    // A login form without the login cookie's token is refused.
+    const forged = await browser(app).post("/console/login", { _csrf: "x", key: acmeKey });
+    assert.equal(forged.status, 403);
+
+    const acmeJob = await enqueue(app, acmeKey, "c.sleepy", 1, 3_600_000);
+    const globexJob = await enqueue(app, globexKey, "c.sleepy", 2, 3_600_000);
+
+    const a = browser(app);
+    const ok = await a.login(acmeKey);
+    assert.equal(ok.status, 303);
+    const cookie = ok.headers.getSetCookie().find((l) => l.startsWith("troupe_console="))!;
+    assert.match(cookie, /HttpOnly/i);
+    assert.match(cookie, /SameSite=Strict/i);
+    assert.ok(!cookie.includes(acmeKey), "the cookie is not the key");
+
+    const jobsPage = await (await a.request("/console/jobs")).text();
+    assert.ok(jobsPage.includes(acmeJob), "acme sees its job");
+    assert.ok(!jobsPage.includes(globexJob), "acme does not see globex's job");
+
+    const admin = browser(app);
+    await admin.login(adminKey);
+    const all = await (await admin.request("/console/jobs")).text();
+    assert.ok(all.includes(acmeJob) && all.includes(globexJob), "the admin sees every tenant");
+
+    // CSRF: missing and wrong tokens are 403 and change nothing.
+    const missing = await a.post(`/console/jobs/${acmeJob}/cancel`, {});
+    assert.equal(missing.status, 403);
+    const wrong = await a.post(`/console/jobs/${acmeJob}/cancel`, { _csrf: "wrong" });
+    assert.equal(wrong.status, 403);
+    assert.equal((await world.runtime.getJob(acmeJob)).status, "queued");
+
+    // Another tenant's job is not found; the own job is cancelled.
+    const token = await a.csrf();
+    const foreign = await a.post(`/console/jobs/${globexJob}/cancel`, { _csrf: token });
+    assert.equal(foreign.status, 404);
+    assert.equal((await world.runtime.getJob(globexJob)).status, "queued");
+    const cancel = await a.post(`/console/jobs/${acmeJob}/cancel`, { _csrf: token });
+    assert.equal(cancel.status, 303);
+    assert.equal((await world.runtime.getJob(acmeJob)).status, "cancelled");
+
+    // Dead letters: acme replays its own; globex's stays out of sight.
+    const failed = await enqueue(app, acmeKey, "c.broken", 3);
+    await enqueue(app, globexKey, "c.broken", 4);
+    const dls = await waitFor(async () => {
+      const page = await world.runtime.listDeadLetters({});
+      return page.items.length === 2 ? page.items : null;
+    }, { what: "two dead letters" });
+    const own = dls.find((d) => d.jobId === failed)!;
+    const other = dls.find((d) => d.jobId !== failed)!;
+    const dlPage = await (await a.request("/console/dead-letters")).text();
+    assert.ok(dlPage.includes(own.id) && !dlPage.includes(other.id));
+    const replay = await a.post(`/console/dead-letters/${own.id}/replay`, { _csrf: token });
+    assert.equal(replay.status, 303);
+    assert.ok(
+      (await world.runtime.listDeadLetters({})).items.find((d) => d.id === own.id)!
+        .replayedAt,
+    );
+
+    // Schedules are an admin's; the actors page counts the tenant's own jobs.
+    assert.match(await (await a.request("/console/schedules")).text(), /admin key/);
+    assert.equal((await admin.request("/console/schedules")).status, 200);
+    const actors = await (await admin.request("/console/actors")).text();
+    assert.match(actors, /data-actor="c.sleepy"/);
+
+    // Logout ends the session: the cookie no longer opens a page.
+    const session = a.jar.get("troupe_console")!;
+    const out = await a.post("/console/logout", { _csrf: token });
+    assert.equal(out.status, 303);
+    a.jar.set("troupe_console", session); // the old cookie, kept: the server forgot it
+    assert.equal((await a.request("/console/jobs")).status, 303);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test(
+  { name: "console: a course's modules and lessons, the tenant's own", ...opts },
+  async () => {
+    const world = await openApiWorld([sleepy]);
+    try {
+      const { tenants, runtime } = world;
+      const app = new Hono().route("/console", consoleRoutes({ runtime, tenants, courses: {} }));
+      const acme = await tenants.createTenant("acme");
+      const globex = await tenants.createTenant("globex");
+      const structure = {
+        modules: [{
+          title: "Foundations",
+          summary: "The basics.",
+          lessons: [
+            {
+              title: "Queues",
+              summary: "Why queues.",
+              pages: [1, 4],
+              fileName: "a.pdf",
+              quiz: [{}],
+            },
+            { title: "Retries", summary: "Backoff.", pages: [5, 9], fileName: "a.pdf", quiz: [] },
+          ],
+        }],
+      };
+      const ids = [crypto.randomUUID(), crypto.randomUUID()];
+      for (
+        const [id, tenant, title] of [[ids[0], acme.id, "Actors 101"], [
+          ids[1],
+          globex.id,
+          "Secret",
+        ]]
+      ) {
+        await world.tdb.db.query(
+          `INSERT INTO troupe_courses (id, tenant_id, title, status, structure)
+         VALUES ($1, $2, $3, 'ready', $4::jsonb)`,
+          [id, tenant, title, JSON.stringify(structure)],
+        );
+      }
+      const a = browser(app);
+      await a.login((await tenants.createKey(acme.id)).key);
+      const list = await (await a.request("/console/courses")).text();
+      assert.ok(list.includes("Actors 101") && !list.includes("Secret"));
+      const course = await (await a.request(`/console/courses/${ids[0]}`)).text();
+      assert.match(course, /<h2>Foundations<\/h2>/);
+      assert.match(course, /data-lesson="0.1"[^]*Retries/);
+      assert.match(course, /pp\. 1–4/);
+      assert.equal((await a.request(`/console/courses/${ids[1]}`)).status, 404);
+    } finally {
+      await world.close();
+    }
+  },
+);
+
+Deno.test({ name: "console: failed logins count against the address", ...opts }, async () => {
+  const world = await openApiWorld([sleepy], () => ({ perIpPerMinute: 2 }));
+  try {
+    const b = browser(world.app);
+    assert.equal((await b.login("trp_wrong1")).status, 401);
+    assert.equal((await b.login("trp_wrong2")).status, 401);
+    const third = await b.login("trp_wrong3");
+    assert.equal(third.status, 429);
+    assert.ok(Number(third.headers.get("retry-after")) >= 1);
+    assert.match(await third.text(), /Too many failed logins/);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test(
+  { name: "console: a read key cannot act; a revoked key ends its session", ...opts },
+  async () => {
+    const world = await openApiWorld([sleepy], () => ({ perKeyPerMinute: 100_000 }));
+    try {
+      const { tenants, app } = world;
+      const acme = await tenants.createTenant("acme");
+      const full = await tenants.createKey(acme.id, { name: "full" });
+      const read = await tenants.createKey(acme.id, { name: "reader", scope: "read" });
+      const job = await enqueue(app, full.key, "c.sleepy", 1, 3_600_000);
+
+      const r = browser(app);
+      assert.equal((await r.login(read.key)).status, 303);
+      const jobs = await (await r.request("/console/jobs")).text();
+      assert.ok(jobs.includes(job) && !jobs.includes(">Cancel<"), "no Cancel for a read key");
+      const refused = await r.post(`/console/jobs/${job}/cancel`, { _csrf: await r.csrf() });
+      assert.equal(refused.status, 403);
+      assert.equal((await world.runtime.getJob(job)).status, "queued");
+
+      const f = browser(app);
+      await f.login(full.key);
+      assert.equal((await f.request("/console/jobs")).status, 200);
+      await tenants.revokeKey(acme.id, full.id);
+      const after = await f.request("/console/jobs");
+      assert.equal(after.status, 303);
+      assert.equal(after.headers.get("location"), "/console/login");
+    } finally {
+      await world.close();
+    }
+  },
+);

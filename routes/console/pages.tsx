@@ -1,0 +1,260 @@
+/** The console's pages, each a pure function of what its route read. */
+import type { DeadLetterView, JobView } from "@troupe/runtime";
+import { isTerminal, JOB_STATUSES } from "@troupe/runtime";
+import { CsrfField, type Frame, Json, Layout, when } from "./layout.tsx";
+
+export interface JobsProps extends Frame {
+  jobs: JobView[];
+  actors: string[];
+  filter: { status?: string | undefined; actor?: string | undefined };
+  nextCursor: string | null;
+  canWrite: boolean;
+  csrf: string;
+}
+
+const query = (params: Record<string, string | undefined>) => {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : "";
+};
+
+export function JobsPage(p: JobsProps) {
+  const back = `/console/jobs${query(p.filter)}`;
+  return (
+    <Layout {...p}>
+      <form method="get" action="/console/jobs" class="filters">
+        <label>
+          Status{" "}
+          <select name="status">
+            <option value="">any</option>
+            {JOB_STATUSES.map((s) => (
+              <option key={s} value={s} selected={p.filter.status === s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Actor{" "}
+          <select name="actor">
+            <option value="">any</option>
+            {p.actors.map((a) => (
+              <option key={a} value={a} selected={p.filter.actor === a}>{a}</option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">Filter</button>
+      </form>
+      <table id="jobs" data-live="/console/events">
+        <thead>
+          <tr>
+            <th>Job</th>
+            <th>Actor</th>
+            <th>Status</th>
+            <th>Progress</th>
+            <th>Attempts</th>
+            <th>Result or error</th>
+            <th>Created</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {p.jobs.map((j) => (
+            <tr data-job={j.id}>
+              <td>
+                <code title={j.id}>{j.id.slice(-12)}</code>
+                {j.tenantId && p.principal?.admin && (
+                  <div class="muted small">tenant {j.tenantId.slice(-8)}</div>
+                )}
+              </td>
+              <td>{j.actor}</td>
+              <td>
+                <span class={`status s-${j.status}`} data-field="status">{j.status}</span>
+              </td>
+              <td>
+                <progress max="100" value={String(j.progress)} data-field="progress">
+                  {j.progress}%
+                </progress>
+                <span class="small" data-field="message">{j.progressMessage ?? ""}</span>
+              </td>
+              <td data-field="attempts">{j.attempts}/{j.maxAttempts}</td>
+              <td data-field="outcome">
+                {j.error ? <Json value={j.error} /> : <Json value={j.result} />}
+              </td>
+              <td class="small">{when(j.createdAt)}</td>
+              <td>
+                {p.canWrite && !isTerminal(j.status) && (
+                  <form method="post" action={`/console/jobs/${j.id}/cancel`} data-field="cancel">
+                    <CsrfField token={p.csrf} />
+                    <input type="hidden" name="back" value={back} />
+                    <button type="submit" class="danger">Cancel</button>
+                  </form>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {p.jobs.length === 0 && <p class="muted">No jobs.</p>}
+      {p.nextCursor && (
+        <a href={`/console/jobs${query({ ...p.filter, cursor: p.nextCursor })}`}>Older →</a>
+      )}
+    </Layout>
+  );
+}
+
+export interface DeadLettersProps extends Frame {
+  items: DeadLetterView[];
+  nextCursor: string | null;
+  canWrite: boolean;
+  csrf: string;
+}
+
+export function DeadLettersPage(p: DeadLettersProps) {
+  return (
+    <Layout {...p}>
+      <table id="dead-letters">
+        <thead>
+          <tr>
+            <th>Dead letter</th>
+            <th>Actor</th>
+            <th>Attempts</th>
+            <th>Error and input</th>
+            <th>Dead since</th>
+            <th>Replay</th>
+          </tr>
+        </thead>
+        <tbody>
+          {p.items.map((d) => (
+            <tr data-dead-letter={d.id}>
+              <td>
+                <code title={d.id}>{d.id.slice(-12)}</code>
+                <div class="muted small">job {d.jobId.slice(-12)}</div>
+              </td>
+              <td>{d.actor}</td>
+              <td>{d.attempts}</td>
+              <td>
+                <details>
+                  <summary>
+                    <Json value={d.error} max={80} />
+                  </summary>
+                  <h3>Error</h3>
+                  <pre>{JSON.stringify(d.error, null, 2)}</pre>
+                  <h3>Input</h3>
+                  <pre>{JSON.stringify(d.input, null, 2)}</pre>
+                </details>
+              </td>
+              <td class="small">{when(d.createdAt)}</td>
+              <td>
+                {d.replayedAt
+                  ? (
+                    <span class="small">
+                      replayed {when(d.replayedAt)} as <code>{d.replayJobId?.slice(-12)}</code>
+                    </span>
+                  )
+                  : p.canWrite && (
+                    <form method="post" action={`/console/dead-letters/${d.id}/replay`}>
+                      <CsrfField token={p.csrf} />
+                      <button type="submit">Replay</button>
+                    </form>
+                  )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {p.items.length === 0 && <p class="muted">No dead letters.</p>}
+      {p.nextCursor && (
+        <a href={`/console/dead-letters?cursor=${encodeURIComponent(p.nextCursor)}`}>Older →</a>
+      )}
+    </Layout>
+  );
+}
+
+export interface ActorRow {
+  actor: string;
+  queued: number;
+  running: number;
+  oldestSeconds: number | null;
+  schedule: string | null;
+}
+
+export function ActorsPage(p: Frame & { rows: ActorRow[]; capped: boolean }) {
+  return (
+    <Layout {...p}>
+      <table id="actors">
+        <thead>
+          <tr>
+            <th>Actor</th>
+            <th>Queued</th>
+            <th>In flight</th>
+            <th>Oldest due wait</th>
+            <th>Schedule</th>
+          </tr>
+        </thead>
+        <tbody>
+          {p.rows.map((r) => (
+            <tr data-actor={r.actor}>
+              <td>{r.actor}</td>
+              <td data-field="queued">{r.queued}</td>
+              <td data-field="running">{r.running}</td>
+              <td>{r.oldestSeconds === null ? "—" : `${r.oldestSeconds.toFixed(1)} s`}</td>
+              <td>{r.schedule ? <code>{r.schedule}</code> : ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {p.capped && <p class="muted">Queue depths are lower bounds (the count stopped early).</p>}
+    </Layout>
+  );
+}
+
+export interface ScheduleRow {
+  actor: string;
+  cron: string;
+  nextRunAt: string;
+  lastSlotAt: string | null;
+  lastRun: { jobId: string; status: string; error: unknown } | null;
+}
+
+export function SchedulesPage(p: Frame & { items: ScheduleRow[] | null }) {
+  return (
+    <Layout {...p}>
+      {p.items === null
+        ? <p class="muted">Schedules are the system's: log in with an admin key to see them.</p>
+        : (
+          <table id="schedules">
+            <thead>
+              <tr>
+                <th>Actor</th>
+                <th>Cron</th>
+                <th>Next run</th>
+                <th>Latest slot</th>
+                <th>Its job</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.items.map((s) => (
+                <tr data-schedule={s.actor}>
+                  <td>{s.actor}</td>
+                  <td>
+                    <code>{s.cron}</code>
+                  </td>
+                  <td>{when(s.nextRunAt)}</td>
+                  <td>{when(s.lastSlotAt)}</td>
+                  <td>
+                    {s.lastRun
+                      ? (
+                        <span>
+                          <code>{s.lastRun.jobId.slice(-12)}</code> {s.lastRun.status}
+                        </span>
+                      )
+                      : <span class="muted">none</span>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+    </Layout>
+  );
+}
