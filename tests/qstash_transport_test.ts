@@ -70,6 +70,21 @@ const later = defineActor({
   },
 });
 
+/** Calls of `q.soon` (Date.now() of each), and how many 429s it answers before succeeding. */
+const soonCalls: number[] = [];
+let soonLaters = 12;
+let soonDelayMs = 50;
+const soon = defineActor({
+  name: "q.soon",
+  input: z.object({}),
+  retries: 0,
+  handler: () => {
+    soonCalls.push(Date.now());
+    if (soonCalls.length <= soonLaters) throw new RetryLaterError(soonDelayMs, "429");
+    return "done";
+  },
+});
+
 const stuck = defineActor({
   name: "q.stuck",
   input: z.object({}),
@@ -102,7 +117,7 @@ async function world() {
   const transport = new QStashTransport({ client, publicUrl });
   const runtime = new Runtime({
     db: tdb.db,
-    actors: [counter, failing, later, stuck, tick],
+    actors: [counter, failing, later, soon, stuck, tick],
     transport,
     logger: jsonLogger("silent"),
   });
@@ -187,6 +202,76 @@ Deno.test(
     assert.equal(done.attempts, 1);
     assert.equal(laterCalls, 3);
     assert.ok(Date.now() - began >= 1900, "each run came after its time");
+  },
+);
+
+/** The QStash DLQ entries whose message carried `jobId`. */
+async function dlqOf(w: Awaited<ReturnType<typeof world>>, jobId: string) {
+  await w.qstash.idle();
+  const { messages } = await w.client.dlq.listMessages();
+  return messages.filter((m) => m.body?.includes(jobId));
+}
+
+async function finished(w: Awaited<ReturnType<typeof world>>, jobId: string) {
+  return await waitFor(async () => {
+    const j = await w.runtime.getJob(jobId);
+    return j.status === "succeeded" || j.status === "failed" ? j : null;
+  }, { timeoutMs: 30_000, what: `job ${jobId} to finish` });
+}
+
+Deno.test(
+  { name: "run-again-later many more times than QStash's retries: one attempt", ...opts },
+  async () => {
+    const w = await open();
+    [soonCalls.length, soonLaters, soonDelayMs] = [0, 12, 50];
+    const { job } = await w.runtime.enqueue("q.soon", {});
+    const done = await finished(w, job.id);
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.attempts, 1);
+    assert.equal(soonCalls.length, 13);
+    // Each reschedule is a new message answered 2xx: none used up QStash's 0 + 3 retries.
+    assert.deepEqual(await dlqOf(w, job.id), []);
+    assert.equal((await w.runtime.listDeadLetters({ actor: "q.soon" })).items.length, 0);
+  },
+);
+
+Deno.test(
+  { name: "a failed reschedule publish leaves the delivery to QStash's retry", ...opts },
+  async () => {
+    const w = await open();
+    [soonCalls.length, soonLaters, soonDelayMs] = [0, 1, 50];
+    let refused = 0;
+    w.transport.reschedule = () => {
+      refused++;
+      delete (w.transport as { reschedule?: unknown }).reschedule; // the prototype's again
+      return Promise.reject(new Error("QStash unreachable"));
+    };
+    const { job } = await w.runtime.enqueue("q.soon", {});
+    const done = await finished(w, job.id);
+    assert.equal(refused, 1);
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.attempts, 1);
+    assert.equal(soonCalls.length, 2);
+  },
+);
+
+Deno.test(
+  { name: "a delivery before the job's run-again time does not run it early", ...opts },
+  async () => {
+    const w = await open();
+    [soonCalls.length, soonLaters, soonDelayMs] = [0, 1, 2500];
+    const { job } = await w.runtime.enqueue("q.soon", {});
+    await waitFor(() => soonCalls.length === 1, { what: "the first run" });
+    await waitFor(async () => (await w.runtime.getJob(job.id)).status === "queued", {
+      what: "the run-again-later to commit",
+    });
+    // An old message arriving again (QStash delivers at least once).
+    await w.client.publishJSON({ url: w.transport.destination("q.soon"), body: { jobId: job.id } });
+    const done = await finished(w, job.id);
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.attempts, 1);
+    assert.equal(soonCalls.length, 2);
+    assert.ok(soonCalls[1]! - soonCalls[0]! >= 2400, "the second run came at its time");
   },
 );
 

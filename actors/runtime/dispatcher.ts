@@ -34,6 +34,7 @@
  * Pushed deliveries are held back only while stopping (by free slots otherwise): their pace
  * is the push transport's flow control.
  */
+import type { ActorPolicy } from "./define.ts";
 import { TroupeError } from "./errors.ts";
 import type { Executor } from "./executor.ts";
 import type { Committer } from "./committer.ts";
@@ -73,7 +74,9 @@ export interface DispatcherOptions {
   executor: Pick<Executor, "execute" | "leaveQuarantine">;
   committer: Pick<Committer, "commit" | "endChain">;
   leases: Pick<LeaseKeeper, "hold" | "letGo" | "release" | "reap">;
-  transport: Pick<Transport, "wake">;
+  transport: Pick<Transport, "wake" | "reschedule">;
+  /** The policy of `actor` (a rescheduled message carries it). */
+  policy: (actor: string) => ActorPolicy;
   events: Pick<JobEvents, "emit">;
   log: Logger;
 }
@@ -313,6 +316,7 @@ export class Dispatcher {
     }
     if (this.freeSlots() <= 0) return { status: "busy", retryInMs: 100 };
     this.#inFlight++;
+    let rescheduled: { retryInMs: number; job: ClaimedJob } | undefined;
     try {
       const { job } = await claimOne(db, tables, {
         id: jobId,
@@ -336,16 +340,44 @@ export class Dispatcher {
         events.emit(job.id);
         if (result === "fenced") return { status: "busy", retryInMs: 250 };
         if (result === "duplicate") return { status: "duplicate" };
-        if (completion.outcome === "retry") {
-          return { status: "retry", retryInMs: completion.retryInMs ?? 1000 };
+        if (completion.outcome !== "retry") return { status: completion.outcome };
+        const retryInMs = completion.retryInMs ?? 1000;
+        if (!completion.refund || !this.#o.transport.reschedule) {
+          return { status: "retry", retryInMs };
         }
-        return { status: completion.outcome };
+        rescheduled = { retryInMs, job };
       } finally {
         committer.endChain(job.key, job.lease_fence);
         leases.letGo(job.key, job.lease_fence);
       }
+      return await this.#reschedule(rescheduled.job, rescheduled.retryInMs);
     } finally {
       this.#inFlight--;
+    }
+  }
+
+  /**
+   * A run-again-later, committed: a new message carries the job to its due time and this
+   * delivery is done. A failed publish leaves it a `retry` (the transport redelivers it; a
+   * delivery before the job's `run_at` is answered busy, never run early).
+   */
+  async #reschedule(job: ClaimedJob, retryInMs: number): Promise<DeliveryOutcome> {
+    const runAt = new Date(Date.now() + retryInMs);
+    try {
+      await this.#o.transport.reschedule!({
+        id: job.id,
+        actor: job.actor,
+        key: job.key,
+        runAt,
+        policy: this.#o.policy(job.actor),
+      });
+      return { status: "rescheduled" };
+    } catch (err) {
+      this.#o.log.warn("rescheduling failed; the delivery comes again", {
+        jobId: job.id,
+        error: String(err),
+      });
+      return { status: "retry", retryInMs };
     }
   }
 }

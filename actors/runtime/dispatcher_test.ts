@@ -30,6 +30,7 @@ function dispatcher(foregroundDeferMs: number): { d: Dispatcher; claims: number[
     committer: {} as DispatcherOptions["committer"],
     leases: {} as DispatcherOptions["leases"],
     transport: { wake: () => {} },
+    policy: () => ({}) as ReturnType<DispatcherOptions["policy"]>,
     events: { emit: () => {} },
     log: jsonLogger("silent"),
   };

@@ -148,6 +148,7 @@ export class Runtime implements Consumer {
       committer: this.#committer,
       leases: this.#leases,
       transport: this.transport,
+      policy: (name) => this.actor(name).policy,
       events: this.#events,
     });
   }

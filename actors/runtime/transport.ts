@@ -10,9 +10,13 @@
  */
 import type { ActorPolicy } from "./define.ts";
 
-/** What happened to one pushed delivery; a push transport redelivers `busy` and `retry`. */
+/**
+ * What happened to one pushed delivery; a push transport redelivers `busy` and `retry`.
+ * `rescheduled`: the job runs again later through a new message (`Transport.reschedule`), so
+ * this delivery is done.
+ */
 export type DeliveryOutcome =
-  | { status: "succeeded" | "failed" | "cancelled" | "duplicate" | "unknown" }
+  | { status: "succeeded" | "failed" | "cancelled" | "duplicate" | "unknown" | "rescheduled" }
   | { status: "busy"; retryInMs: number }
   | { status: "retry"; retryInMs: number };
 
@@ -51,6 +55,14 @@ export interface Transport {
    * (then their outbox rows go). Pull transports ignore it.
    */
   publish(messages: readonly OutgoingMessage[]): Promise<void>;
+  /**
+   * Push, optional: publishes a new message for a job committed back to `queued` at
+   * `message.runAt` without consuming an attempt (`RetryLaterError`), so the delivery that ran
+   * it can be answered as done. Each call must make a distinct message (a run-again-later
+   * answered as a failed delivery would use up the transport's own retries). Without it, the
+   * delivery's outcome is `retry` and the transport redelivers it.
+   */
+  reschedule?(message: OutgoingMessage): Promise<void>;
   /** Something may be runnable now (a local enqueue, a freed slot): look soon. */
   wake(): void;
   /** Starts delivering to `consumer`. */

@@ -15,6 +15,11 @@
  *   exact due time;
  * - a timeout above the actor's, a failure callback that turns a message QStash gave up on
  *   into a dead letter, and `notBefore` for delayed messages.
+ *
+ * A job that asked to run again later (`RetryLaterError`) is committed back to `queued` first;
+ * then `reschedule` publishes a new message for it, deduplicated by job id and due time (one
+ * message per reschedule, yet a retried publish of the same one is not delivered twice), and
+ * the delivery that ran it is answered 2xx: QStash's retry counter never advances on it.
  * Fan-out (many messages committed together) goes through `/v2/batch`, 100 per request.
  */
 import type { Client, PublishRequest } from "@upstash/qstash";
@@ -63,6 +68,12 @@ export class QStashTransport implements Transport {
       if (requests.length === 1) await this.#client.publishJSON(requests[0]!);
       else await this.#client.batchJSON(requests);
     }
+  }
+
+  /** Publishes a new message for a job put back to `queued` at `m.runAt` (see above). */
+  async reschedule(m: OutgoingMessage): Promise<void> {
+    const request = await this.request(m);
+    await this.#client.publishJSON({ ...request, deduplicationId: `${m.id}:${m.runAt.getTime()}` });
   }
 
   /** The publish request of one message (exposed for tests). */
