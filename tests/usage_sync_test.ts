@@ -357,6 +357,29 @@ for (const target of drivers) {
 }
 
 Deno.test(
+  { name: "usage sync [qstash]: a page answered 429 past QStash's retries still syncs", ...opts },
+  async () => {
+    const messages = generateUsage({ count: 80, reports: 4 });
+    const w = await openUsageWorld(postgresTarget, {
+      messages,
+      reports: generateReports(4),
+      overlap: 3,
+    }, { transport: "qstash" });
+    try {
+      const id = await w.addSource({ pageSize: 40 });
+      // 12 in a row: more than the page's retries plus the transport's slack (6 + 3).
+      w.api.fail({ on: "usage", status: 429, retryAfterSeconds: 0, times: 12 });
+      const sync = await w.sync(id);
+      assert.equal(sync.status, "succeeded", JSON.stringify(sync));
+      assert.equal(sync.rateLimited, 12);
+      await assertExact(w, messages);
+    } finally {
+      await w.close();
+    }
+  },
+);
+
+Deno.test(
   { name: "usage sync [qstash]: faults through QStash deliveries, exact", ...opts },
   async () => {
     const messages = generateUsage({ count: 200, reports: 8 });
