@@ -119,11 +119,11 @@ export function deployedActors(config: Config, db: SqlExecutor): AnyActor[] {
 }
 
 /** What the report-sync actors and routes need, from the configuration. */
-export async function usageDeps(
+export function usageDeps(
   config: Config,
   db: SqlDatabase,
   rest: Pick<UsageDeps, "limiter" | "cache" | "runtime">,
-): Promise<UsageDeps> {
+): UsageDeps {
   // Several instances share one database: they must share the keys too, so only the embedded
   // default makes its own (under DATA_DIR, on the first token sealed).
   const secrets = config.SECRET_KEYS
@@ -333,7 +333,7 @@ export async function compose(
     cancel: (jobId, tenantId) => runtime.cancel(jobId, tenantId),
     onKeysRemoved: () => tenants.forgetAuthentications(),
   });
-  const usage = await usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  const usage = usageDeps(config, db, { limiter, cache, runtime: () => runtime });
   const runtime: Runtime = new Runtime({
     db,
     actors: actorsFor(config, db, extraActors, [

@@ -32,7 +32,7 @@ Deno.test("a production start refuses plain-http and private source URLs", async
     DATABASE_URL: "postgres://u@db.example.com/app",
     SECRET_KEYS: generateKeyText("k1"),
   });
-  const deps = await usageDeps(config, noDb, rest);
+  const deps = usageDeps(config, noDb, rest);
   await assert.rejects(
     deps.sources.egress.check("http://usage.example.com"),
     (e: Error & { code?: string }) => e.code === "SCHEME_NOT_ALLOWED",
@@ -41,7 +41,7 @@ Deno.test("a production start refuses plain-http and private source URLs", async
     deps.sources.egress.check("https://127.0.0.1"),
     (e: Error & { code?: string }) => e.code === "ADDRESS_NOT_ALLOWED",
   );
-  const allowed = await usageDeps(
+  const allowed = usageDeps(
     loadConfig({ SECRET_KEYS: generateKeyText("k1"), EGRESS_ALLOW: "127.0.0.1" }),
     noDb,
     rest,
@@ -53,12 +53,12 @@ Deno.test("a production start refuses plain-http and private source URLs", async
 Deno.test("sealing keys: embedded makes its own on first use; production without SECRET_KEYS refuses", async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-keys-" });
   try {
-    const embedded = await usageDeps(loadConfig({ DATA_DIR: dir }), noDb, rest);
+    const embedded = usageDeps(loadConfig({ DATA_DIR: dir }), noDb, rest);
     const files = () => Array.from(Deno.readDirSync(dir)).map((e) => e.name);
     assert.deepEqual(files(), [], "nothing written before a token is sealed");
     await (await embedded.sources.secrets).seal("token", "ctx");
     assert.deepEqual(files(), ["secret.key"]);
-    const production = await usageDeps(
+    const production = usageDeps(
       loadConfig({ DATA_DIR: dir, DATABASE_URL: "postgres://u@db.example.com/app" }),
       noDb,
       rest,
