@@ -178,11 +178,16 @@ export class PostgresBlobStore implements BlobStore {
       // read buffer into `dest` (a row result would come as text: base64 1.33× the bytes, and
       // a string of it). COPY takes no parameters: the id is a UUID (checked), the rest are
       // integers.
-      const sink = binaryValue(dest);
+      // In rows of COPY_PIECE bytes: the driver gathers each row in one buffer, which it
+      // grows by doubling, so a part in one row would cost ~4 MB of allocations a read.
+      const sink = binaryValues(dest);
+      const last = from + length;
       await copyOut.call(
         this.#db,
-        `COPY (SELECT substring(data FROM ${from + 1} FOR ${length}) FROM troupe_blob_parts
-         WHERE upload_id = '${r.row.upload_id}' AND part = ${index}) TO STDOUT (FORMAT binary)`,
+        `COPY (SELECT substring(p.data FROM g FOR least(${COPY_PIECE}, ${last + 1} - g))
+           FROM troupe_blob_parts p, generate_series(${from + 1}, ${last}, ${COPY_PIECE}) g
+           WHERE p.upload_id = '${r.row.upload_id}' AND p.part = ${index} ORDER BY g)
+         TO STDOUT (FORMAT binary)`,
         sink.write,
       );
       const n = sink.end();
@@ -307,38 +312,56 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** `PGCOPY\n\xff\r\n\0`, flags (4 bytes), header extension length (4 bytes). */
 const COPY_HEADER = 19;
 
+/** The bytes of a row of a part's binary COPY: under a socket read (64 KiB) with its framing. */
+const COPY_PIECE = 65_000;
+
 /**
- * The one bytea value of a one-column binary COPY of at most one row, written into `out` as
- * its bytes come (`write`); `end` gives the bytes written (0 for no row or a null).
+ * The bytea values of a one-column binary COPY, one after the other, written into `out` as
+ * their bytes come (`write`); `end` gives the bytes written (0 for no row or only nulls).
  */
-function binaryValue(out: Uint8Array): { write(piece: Uint8Array): void; end(): number } {
-  // The header, the row's field count (2 bytes) and the value's length (4 bytes).
-  const head = new Uint8Array(COPY_HEADER + 6);
-  const view = new DataView(head.buffer);
+function binaryValues(out: Uint8Array): { write(piece: Uint8Array): void; end(): number } {
+  const header = new Uint8Array(COPY_HEADER);
   let h = 0;
-  let length = -1;
+  // A row's field count (2 bytes) and its value's length (4 bytes).
+  const field = new Uint8Array(6);
+  const view = new DataView(field.buffer);
+  let f = 0;
+  let left = 0;
   let n = 0;
+  let ended = false;
   return {
     write(piece) {
-      let off = 0;
-      if (h < head.length) {
-        off = Math.min(head.length - h, piece.byteLength);
-        head.set(piece.subarray(0, off), h);
-        h += off;
-        if (h < head.length) return;
-        if (head[0] !== 0x50 || view.getUint32(COPY_HEADER - 4) !== 0) {
-          throw new Error("blob part: not a binary COPY without header extension");
+      for (let off = 0; off < piece.byteLength;) {
+        if (h < COPY_HEADER) {
+          const k = Math.min(COPY_HEADER - h, piece.byteLength - off);
+          header.set(piece.subarray(off, off + k), h);
+          h += k;
+          off += k;
+          if (h === COPY_HEADER && (header[0] !== 0x50 || header.at(-1) || header.at(-2))) {
+            throw new Error("blob part: not a binary COPY without header extension");
+          }
+        } else if (left > 0) {
+          const k = Math.min(left, piece.byteLength - off);
+          if (n + k > out.length) throw new Error("blob part: more bytes than its range");
+          out.set(piece.subarray(off, off + k), n);
+          n += k;
+          left -= k;
+          off += k;
+        } else if (ended) {
+          throw new Error("blob part: bytes after the COPY's end");
+        } else {
+          const k = Math.min((f < 2 ? 2 : 6) - f, piece.byteLength - off);
+          field.set(piece.subarray(off, off + k), f);
+          f += k;
+          off += k;
+          if (f === 2 && view.getInt16(0) === -1) [ended, f] = [true, 0];
+          else if (f === 2 && view.getInt16(0) !== 1) throw new Error("blob part: not one column");
+          else if (f === 6) [left, f] = [Math.max(0, view.getInt32(2)), 0];
         }
-        length = view.getInt16(COPY_HEADER) === 1 ? view.getInt32(COPY_HEADER + 2) : -1;
-        if (length > out.length) throw new Error("blob part: more bytes than its range");
       }
-      // After the value comes the trailer (2 bytes).
-      const take = Math.max(0, Math.min(length - n, piece.byteLength - off));
-      out.set(piece.subarray(off, off + take), n);
-      n += take;
     },
     end() {
-      if (length > 0 && n !== length) throw new Error(`blob part: ${n} of ${length} bytes`);
+      if (!ended || left > 0) throw new Error("blob part: the COPY ended early");
       return n;
     },
   };
