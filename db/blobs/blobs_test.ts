@@ -239,7 +239,10 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "blobs [postgres]: parts are read as binary COPY; connections go back", ...opts },
+  {
+    name: "blobs [postgres]: parts go as bytes and are read as binary COPY; connections go back",
+    ...opts,
+  },
   async () => {
     const { url, drop } = await createPgDatabase();
     // One connection: a COPY that kept it would leave every later statement waiting.
@@ -256,6 +259,8 @@ Deno.test(
       const store = new PostgresBlobStore(spy, { partSize: 100_000 });
       const data = bytes(250_000, 11);
       const put = await store.put(streamOf(data));
+      assert.ok(texts.some((t) => /\$3::bytea/.test(t)), "parts sent as bytes");
+      assert.ok(!texts.some((t) => /decode\(/.test(t)), "no part sent as text");
       texts.length = 0;
       assert.deepEqual(
         await store.bytes(put.sha256, { start: 99_000, end: 201_000 }),
