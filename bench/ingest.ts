@@ -2,7 +2,8 @@
  * Dataset ingest, end to end, on one generated file (~200 MB, 1M+ rows, mixed columns):
  * - Troupe: upload to the real server (main.ts in its own process) until the profile is
  *   ready, on the embedded default and on real PostgreSQL; peak RSS of the server process;
- * - pandas `read_csv` + `describe(include="all")` (Debian `python3-pandas`), peak RSS;
+ * - pandas `read_csv` + `describe(include="all")`, peak RSS (prerequisite: Debian's
+ *   `python3-pandas`, `apt-get install -y python3-pandas`; `--peers false` runs without it);
  * - Troupe's profiling stage alone on the same file (bench/profile_file.ts: what pandas does,
  *   nothing stored), peak RSS sampled;
  * - the floor: `cat file > /dev/null`.
@@ -259,7 +260,11 @@ print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resou
 `;
   const out = await new Deno.Command("/usr/bin/python3", { args: ["-c", script], stdout: "piped" })
     .output();
-  if (!out.success) throw new Error("pandas run failed (is python3-pandas installed?)");
+  if (!out.success) {
+    throw new Error(
+      "pandas run failed (apt-get install -y python3-pandas, or --peers false)",
+    );
+  }
   const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { seconds: number; rss: number };
   return {
     system: "pandas read_csv + describe(include='all')",

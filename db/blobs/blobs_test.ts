@@ -4,12 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { NotFoundError, PayloadTooLargeError, type SqlDatabase } from "@troupe/runtime";
-import { pgliteTarget, postgresTarget } from "../../tests/harness.ts";
+import { createPgDatabase, pgliteTarget, postgresTarget } from "../../tests/harness.ts";
+import { migrate } from "../migrate.ts";
 import { FsBlobStore } from "./fs.ts";
 import type { BlobStore } from "./port.ts";
 import { PostgresBlobStore, sweepOrphans } from "./postgres.ts";
 import { S3BlobStore } from "./s3.ts";
 import { startS3 } from "../../tests/fixtures/s3_server.ts";
+import { type CopyOut, openPostgres } from "@troupe/runtime/postgres";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -244,6 +246,64 @@ Deno.test(
       assert.equal((await readAll(await s.store.read(kept.sha256))).byteLength, 1000);
     } finally {
       await s.close();
+    }
+  },
+);
+
+Deno.test(
+  {
+    name: "blobs [postgres]: parts go as bytes and are read as binary COPY; connections go back",
+    ...opts,
+  },
+  async () => {
+    const { url, drop } = await createPgDatabase();
+    // One connection: a COPY that kept it would leave every later statement waiting.
+    const db = openPostgres(url, { max: 1 });
+    try {
+      await migrate(db);
+      const texts: string[] = [];
+      const copies: string[] = [];
+      const spy: SqlDatabase & CopyOut = {
+        ...db,
+        query: (text, params) => (texts.push(text), db.query(text, params)),
+        copyOut: (sql, onData) => (copies.push(sql), db.copyOut!(sql, onData)),
+      };
+      const store = new PostgresBlobStore(spy, { partSize: 100_000 });
+      const data = bytes(250_000, 11);
+      const put = await store.put(streamOf(data));
+      assert.ok(texts.some((t) => /\$3::bytea/.test(t)), "parts sent as bytes");
+      assert.ok(!texts.some((t) => /decode\(/.test(t)), "no part sent as text");
+      texts.length = 0;
+      assert.deepEqual(
+        await store.bytes(put.sha256, { start: 99_000, end: 201_000 }),
+        data.slice(99_000, 201_000),
+      );
+      assert.deepEqual(await readAll(await store.read(put.sha256)), data);
+      assert.equal(copies.length, 3 + 3, "a COPY per part read (parts 0-2, then 0-2)");
+      assert.ok(!texts.some((t) => /encode\(/.test(t)), "no part read as text");
+      // A callback that throws: the call rejects with it, the connection stays usable.
+      let pieces = 0;
+      await assert.rejects(
+        () =>
+          db.copyOut!(
+            "COPY (SELECT g, repeat('x', 1000) FROM generate_series(1, 10000) g) TO STDOUT",
+            () => {
+              pieces++;
+              throw new Error("enough");
+            },
+          ),
+        /enough/,
+      );
+      assert.equal(pieces, 1);
+      await assert.rejects(() => db.copyOut!("COPY nowhere TO STDOUT", () => {}), /nowhere/);
+      assert.deepEqual(await db.query("SELECT 1::int AS one"), [{ one: 1 }]);
+      // A part that is not there.
+      await db.query("DELETE FROM troupe_blob_parts");
+      await assert.rejects(() => store.bytes(put.sha256), /missing part 0/);
+      assert.deepEqual(await db.query("SELECT 2::int AS two"), [{ two: 2 }]);
+    } finally {
+      await db.close();
+      await drop();
     }
   },
 );

@@ -11,7 +11,10 @@ export interface PostgresOptions {
 }
 
 /** A `SqlDatabase` on the PostgreSQL server at `url` (a connection string), through a pool. */
-export function openPostgres(url: string, { max = 10 }: PostgresOptions = {}): SqlDatabase {
+export function openPostgres(
+  url: string,
+  { max = 10 }: PostgresOptions = {},
+): SqlDatabase & CopyOut {
   const pool = new pg.Pool({ connectionString: url, max });
   // An idle client that errors (server restart) must not crash the process.
   pool.on("error", () => {});
@@ -45,8 +48,11 @@ export interface PgLikeClient {
 }
 
 /** Wraps a pg-compatible pool as a `SqlDatabase`. */
-export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): SqlDatabase {
-  const db: SqlDatabase = {
+export function poolDatabase(
+  pool: PgLikePool,
+  dialect: "postgres" | "neon",
+): SqlDatabase & CopyOut {
+  const db: SqlDatabase & CopyOut = {
     dialect,
     shared: true,
     autovacuum: true,
@@ -59,6 +65,10 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
     copyIn(table, columns, data) {
       return db.transaction((tx) => tx.copyIn!(table, columns, data));
     },
+    // node-postgres only: Neon's driver is a fork of it that no test runs a COPY out through.
+    ...(dialect === "postgres"
+      ? { copyOut: (sql: string, onData: (b: Uint8Array) => void) => copyOut(pool, sql, onData) }
+      : {}),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
@@ -111,6 +121,60 @@ export function poolDatabase(pool: PgLikePool, dialect: "postgres" | "neon"): Sq
     },
   };
   return db;
+}
+
+/**
+ * `COPY (...) TO STDOUT`: `onData` gets each CopyData message's bytes, valid during the call
+ * only (a view of the driver's read buffer). A row result (`query`) decodes every value as
+ * text, a bytea included; a binary COPY's bytes come as they are, so large binary values are
+ * read with it.
+ */
+export interface CopyOut {
+  copyOut?(statement: string, onData: (bytes: Uint8Array) => void): Promise<void>;
+}
+
+async function copyOut(
+  pool: PgLikePool,
+  statement: string,
+  onData: (bytes: Uint8Array) => void,
+): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const lost = (err: Error) => broken = err;
+  client.on("error", lost);
+  // What `onData` threw: the statement runs to its end (the connection stays usable), then
+  // the call rejects with it.
+  let thrown: { err: unknown } | null = null;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // A submittable of node-postgres: the client hands it the statement's messages.
+      client.query({
+        submit: (connection: { query(text: string): void }) => connection.query(statement),
+        handleCopyData: (msg: { chunk: Buffer }) => {
+          if (thrown) return;
+          try {
+            onData(new Uint8Array(msg.chunk.buffer, msg.chunk.byteOffset, msg.chunk.length));
+          } catch (err) {
+            thrown = { err };
+          }
+        },
+        handleRowDescription: () => {},
+        handleDataRow: () => {},
+        handleCommandComplete: () => {},
+        handleEmptyQuery: () => {},
+        handlePortalSuspended: () => {},
+        handleCopyInResponse: () => {
+          broken = new Error("copyOut: not a COPY TO statement");
+          reject(broken);
+        },
+        handleError: (err: Error) => reject(err),
+        handleReadyForQuery: () => thrown ? reject(thrown.err) : resolve(),
+      });
+    });
+  } finally {
+    client.removeListener("error", lost);
+    client.release(broken);
+  }
 }
 
 /** `COPY ... FROM STDIN` on one client; resolves when the server has taken every row. */
