@@ -241,7 +241,7 @@ export class Runtime implements Consumer {
     await this.#leases.stop();
     // Messages committed but not yet published would wait for another instance's relay.
     if (this.transport.mode === "push") {
-      await this.#background.run("outbox relay", () => this.relayOutbox());
+      await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
     }
     this.#started = false;
     this.#stopping = false;
