@@ -208,7 +208,7 @@ export interface ComposeOptions {
 }
 
 /** How long a stop waits for running handlers: with the rest of the stop, under 5 s. */
-export const STOP_GRACE_MS = 3_000;
+export const STOP_GRACE_MS = 2_500;
 
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
 export async function compose(
@@ -571,7 +571,9 @@ export async function run(
     // Whatever hangs, the process is gone within 5 s (hosts kill it soon after the signal).
     const deadline = setTimeout(() => Deno.exit(0), 4_500);
     Deno.unrefTimer(deadline);
-    await server.shutdown();
+    // Open keep-alive connections may hold the server's shutdown: the runtime's stop (handlers'
+    // grace, lease release, outbox relay) gets the rest of the budget regardless.
+    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 1_000))]);
     await metricsServer?.shutdown();
     await forgetServer();
     await troupe.close();
