@@ -84,6 +84,8 @@ Deno.test(
       backgroundTimers: false,
     });
     await runtime.start();
+    // Started, with timers off: no heartbeat renews the lease of its hung handler below.
+    await dead.start();
     const app = createApp({
       limiter: new MemoryRateLimiter(),
       runtime,
@@ -134,9 +136,47 @@ Deno.test(
       assert.equal(runtime.maintenanceFailures, 0);
     } finally {
       gate.resolve();
+      await dead.stop();
       await runtime.stop();
       await server.shutdown();
       await qstash.close();
+      await tdb.cleanup();
+    }
+  },
+);
+
+const tick = defineActor({
+  name: "edge.tick",
+  input: z.object({ from: z.string() }),
+  schedule: "*/5 * * * *",
+  scheduleInput: { from: "cron" },
+  handler: (input) => input.from,
+});
+
+Deno.test(
+  { name: "the maintenance pass fires a schedule due this minute, once", ...opts },
+  async () => {
+    const tdb = await postgresTarget.open();
+    const runtime = new Runtime({
+      db: tdb.db,
+      actors: [tick],
+      transport: nowhere,
+      logger: jsonLogger("silent"),
+      backgroundTimers: false,
+    });
+    try {
+      const due = new Date("2026-03-01T10:05:20Z");
+      const first = await runtime.maintenancePass(due);
+      assert.deepEqual(first.fired, ["edge.tick"]);
+      assert.equal(first.failures, 0);
+      // Another scheduler (QStash's own schedule, a second instance's cron) the same minute.
+      const again = await runtime.maintenancePass(new Date("2026-03-01T10:05:50Z"));
+      assert.deepEqual(again.fired, []);
+      const notDue = await runtime.maintenancePass(new Date("2026-03-01T10:07:00Z"));
+      assert.deepEqual(notDue.fired, []);
+      const jobs = await tdb.db.query("SELECT 1 FROM troupe_jobs WHERE actor = 'edge.tick'");
+      assert.equal(jobs.length, 1);
+    } finally {
       await tdb.cleanup();
     }
   },
