@@ -56,6 +56,7 @@ import {
   type Config,
   ConfigError,
   drivers,
+  loadBackgroundTimers,
   loadConfig,
   loadRole,
   loadS3Config,
@@ -202,14 +203,23 @@ export interface ComposeOptions {
   role?: Role;
   /** Object storage for blobs and direct uploads; null: the database or `DATA_DIR`. */
   s3?: S3Config | null;
+  /** The runtime's periodic loops (see `BACKGROUND_TIMERS`). @default the environment's */
+  backgroundTimers?: boolean;
 }
+
+/** How long a stop waits for running handlers: with the rest of the stop, under 5 s. */
+export const STOP_GRACE_MS = 2_500;
 
 /** Builds every piece from `config` and starts the runtime (no HTTP listener). */
 export async function compose(
   config: Config,
   extraActors: AnyActor[] = [],
-  { migrations = "apply", role = "all", s3 = loadS3Config(Deno.env.toObject()) }: ComposeOptions =
-    {},
+  {
+    migrations = "apply",
+    role = "all",
+    s3 = loadS3Config(Deno.env.toObject()),
+    backgroundTimers = loadBackgroundTimers(Deno.env.toObject()),
+  }: ComposeOptions = {},
 ): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
@@ -348,6 +358,7 @@ export async function compose(
     concurrency: config.WORKER_CONCURRENCY,
     leaseMs: config.LEASE_MS,
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
+    backgroundTimers,
     ...(metrics ? { observer: metrics } : {}),
   });
   metrics?.watchQueue(runtime).watchCache(cache);
@@ -444,7 +455,7 @@ export async function compose(
     metrics,
     async close() {
       clearInterval(flushTimer);
-      await runtime.stop();
+      await runtime.stop(STOP_GRACE_MS);
       await metrics?.flush().catch(() => {});
       extractor.close();
       chunkProcessor.close();
@@ -482,7 +493,7 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
  */
 export async function run(
   extraActors: AnyActor[] = [],
-  options: Pick<ComposeOptions, "migrations"> = {},
+  options: Pick<ComposeOptions, "migrations"> & { maintenanceCron?: boolean } = {},
 ): Promise<void> {
   let config: Config;
   let s3: S3Config | null;
@@ -492,6 +503,7 @@ export async function run(
     config = loadConfig(env);
     s3 = loadS3Config(env);
     role = loadRole(env);
+    loadBackgroundTimers(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -501,7 +513,8 @@ export async function run(
   if (portFree !== true) startFailed(portFree);
   let troupe: Composed;
   try {
-    troupe = await compose(config, extraActors, { ...options, role, s3 });
+    const { maintenanceCron: _, ...composeOptions } = options;
+    troupe = await compose(config, extraActors, { ...composeOptions, role, s3 });
   } catch (err) {
     if (err instanceof MigrationsPendingError) startFailed(err.message);
     if (err instanceof Error && err.name === "DirectoryLockedError") startFailed(err.message);
@@ -510,6 +523,12 @@ export async function run(
   const log = troupe.runtime.log;
   if (troupe.runtime.transport.mode === "pull" && role !== "api") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
+  }
+  if (options.maintenanceCron) {
+    // Deno Deploy runs its crons even with no instance up: the pass needs no timer of ours.
+    Deno.cron("troupe maintenance", "* * * * *", async () => {
+      log.info("maintenance pass", await troupe.runtime.maintenancePass());
+    });
   }
   const server = await serve({
     port: config.PORT,
@@ -549,7 +568,12 @@ export async function run(
     if (stopping) return;
     stopping = true;
     log.info("shutting down");
-    await server.shutdown();
+    // Whatever hangs, the process is gone within 5 s (hosts kill it soon after the signal).
+    const deadline = setTimeout(() => Deno.exit(0), 4_500);
+    Deno.unrefTimer(deadline);
+    // Open keep-alive connections may hold the server's shutdown: the runtime's stop (handlers'
+    // grace, lease release, outbox relay) gets the rest of the budget regardless.
+    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 1_000))]);
     await metricsServer?.shutdown();
     await forgetServer();
     await troupe.close();

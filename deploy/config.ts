@@ -372,3 +372,17 @@ export function loadRole(env: Record<string, string | undefined>): Role {
   if (value === "api" || value === "worker" || value === "all") return value;
   throw new ConfigError([`ROLE: expected one of api, worker, all (got ${JSON.stringify(value)})`]);
 }
+
+/**
+ * BACKGROUND_TIMERS: `off` starts none of the runtime's periodic loops (heartbeat, reaper,
+ * outbox relay, vacuum), for hosts that stop an idle instance at any moment (Deno Deploy):
+ * the maintenance pass (`POST /schedules/system.maintain`, the `troupe maintenance` cron)
+ * does their work. `on` (the default) runs them. Read apart from {@link loadConfig}.
+ */
+export function loadBackgroundTimers(env: Record<string, string | undefined>): boolean {
+  const value = env.BACKGROUND_TIMERS?.trim().toLowerCase() || "on";
+  if (value === "on" || value === "off") return value === "on";
+  throw new ConfigError([
+    `BACKGROUND_TIMERS: expected on or off (got ${JSON.stringify(env.BACKGROUND_TIMERS)})`,
+  ]);
+}

@@ -2,10 +2,12 @@
  * The edge entry (Deno Deploy's entrypoint): `main.ts`'s server, except that migrations are
  * only checked at start. An instance starts on a request, so it must not hold the first one
  * behind DDL, nor race other instances for the migration lock: `deno task migrate` applies
- * them at deploy time, and a start finding any missing exits at once, naming them.
+ * them at deploy time, and a start finding any missing exits at once, naming them. The
+ * `troupe maintenance` cron runs the maintenance pass every minute (reap, outbox relay, due
+ * schedules), so that no job waits on a timer of an instance Deploy stopped.
  *
  *   deno run -A deploy/edge.ts
  */
 import { run } from "../main.ts";
 
-if (import.meta.main) await run([], { migrations: "check" });
+if (import.meta.main) await run([], { migrations: "check", maintenanceCron: true });

@@ -32,14 +32,24 @@ export function scheduleId(actor: string): string {
   return SCHEDULE_PREFIX + actor.replace(/[^A-Za-z0-9_-]/g, "-");
 }
 
+/** The QStash schedule of the maintenance pass (reap, relay, due schedules), every minute. */
+export const MAINTENANCE_SCHEDULE_ID = SCHEDULE_PREFIX + "system-maintain";
+
 /** What QStash should hold for `actors`, delivering to `publicUrl`. */
 export function desiredSchedules(actors: readonly AnyActor[], publicUrl: string): ScheduleSpec[] {
   const base = publicUrl.replace(/\/+$/, "");
-  return actors.filter((a) => a.schedule).map((a) => ({
-    scheduleId: scheduleId(a.name),
-    cron: a.schedule!.cron,
-    destination: `${base}/schedules/${encodeURIComponent(a.name)}`,
-  }));
+  return [
+    ...actors.filter((a) => a.schedule).map((a) => ({
+      scheduleId: scheduleId(a.name),
+      cron: a.schedule!.cron,
+      destination: `${base}/schedules/${encodeURIComponent(a.name)}`,
+    })),
+    {
+      scheduleId: MAINTENANCE_SCHEDULE_ID,
+      cron: "* * * * *",
+      destination: `${base}/schedules/system.maintain`,
+    },
+  ];
 }
 
 export async function syncSchedules(

@@ -36,7 +36,11 @@ Deno.test("schedules:sync reconciles QStash schedules with the actors", async ()
     });
     const v1 = [actor("a.daily", "17 3 * * *"), actor("b.hourly", "0 * * * *"), actor("c.none")];
     const first = await syncSchedules(client, desiredSchedules(v1, base));
-    assert.deepEqual(first.created.sort(), ["troupe-a-daily", "troupe-b-hourly"]);
+    assert.deepEqual(first.created.sort(), [
+      "troupe-a-daily",
+      "troupe-b-hourly",
+      "troupe-system-maintain",
+    ]);
     assert.deepEqual([first.updated, first.deleted], [[], []]);
 
     const again = await syncSchedules(client, desiredSchedules(v1, base));
@@ -44,7 +48,7 @@ Deno.test("schedules:sync reconciles QStash schedules with the actors", async ()
       created: [],
       updated: [],
       deleted: [],
-      unchanged: ["troupe-a-daily", "troupe-b-hourly"],
+      unchanged: ["troupe-a-daily", "troupe-b-hourly", "troupe-system-maintain"],
     });
 
     const v2 = [actor("a.daily", "30 4 * * *"), actor("d.new", "*/5 * * * *")];
@@ -55,7 +59,18 @@ Deno.test("schedules:sync reconciles QStash schedules with the actors", async ()
 
     const all = await client.schedules.list();
     const byId = new Map(all.map((s) => [s.scheduleId, s]));
-    assert.deepEqual([...byId.keys()].sort(), ["someone-elses", "troupe-a-daily", "troupe-d-new"]);
+    assert.deepEqual([...byId.keys()].sort(), [
+      "someone-elses",
+      "troupe-a-daily",
+      "troupe-d-new",
+      "troupe-system-maintain",
+    ]);
+    // The maintenance pass (reap, outbox relay, due schedules) runs every minute.
+    assert.equal(byId.get("troupe-system-maintain")!.cron, "* * * * *");
+    assert.equal(
+      byId.get("troupe-system-maintain")!.destination,
+      `${base}/schedules/system.maintain`,
+    );
     assert.equal(byId.get("troupe-a-daily")!.cron, "30 4 * * *");
     assert.equal(byId.get("troupe-d-new")!.destination, `${base}/schedules/d.new`);
   } finally {

@@ -1,6 +1,7 @@
 /**
  * QStash webhooks: message deliveries (`POST /actors/:name`), failure callbacks
- * (`POST /actors/:name/failure`) and schedule runs (`POST /schedules/:name`).
+ * (`POST /actors/:name/failure`), schedule runs (`POST /schedules/:name`) and the maintenance
+ * pass (`POST /schedules/system.maintain`).
  *
  * Every request must carry a valid `Upstash-Signature` (checked with the current and the next
  * signing key, for the URL QStash was asked to call) whose id was not seen before: a missing,
@@ -18,6 +19,9 @@ import { z } from "zod";
 import type { DeliveryOutcome, Runtime, SqlDatabase } from "@troupe/runtime";
 import { claimSignatureId } from "../db/webhook_nonces.ts";
 import { errorResponse } from "./errors.ts";
+
+/** Where QStash's maintenance schedule posts (`Runtime.maintenancePass`). */
+export const MAINTENANCE_PATH = "/schedules/system.maintain";
 
 export interface WebhookOptions {
   runtime: Runtime;
@@ -101,6 +105,14 @@ export function qstashRoutes(o: WebhookOptions): Hono<AppEnv> {
         `last answer ${f.status ?? "none"}`,
     });
     return c.json({ jobId: source.data.jobId, outcome });
+  });
+
+  // Every minute (see `deno task schedules:sync`): reaps, relays and fires due schedules, so
+  // that nothing waits on a timer of an instance the host may have stopped.
+  app.post(MAINTENANCE_PATH, async function maintenance(c) {
+    const body = await verified(c);
+    if (body instanceof Response) return body;
+    return c.json(await o.runtime.maintenancePass());
   });
 
   app.post("/schedules/:name", async function scheduleRun(c) {

@@ -37,7 +37,7 @@ export interface LeaseKeeperOptions {
   maxLeaseLosses: number;
   actors: ReadonlyMap<string, AnyActor>;
   executor: Pick<Executor, "abort" | "abortKey" | "runningJobs" | "deadLetterSends">;
-  publisher: Pick<Publisher, "outbox" | "hook" | "afterCommit" | "stopped">;
+  publisher: Pick<Publisher, "outbox" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
   transport: Pick<Transport, "wake">;
   events: Pick<JobEvents, "emit">;
   /** Drops a job from the reader's cache of finished jobs. */
@@ -120,7 +120,7 @@ export class LeaseKeeper {
    */
   async reap(): Promise<number> {
     const { publisher, executor, observer, log } = this.#o;
-    const { reaped, poisoned, lapsed, sent, cancelled } = await reapJobs(
+    const { reaped, poisoned, lapsed, sent, cancelled, requeued } = await reapJobs(
       this.#o.db,
       this.#o.tables,
       {
@@ -148,6 +148,9 @@ export class LeaseKeeper {
     }
     publisher.stopped(cancelled, []);
     await publisher.afterCommit(sent);
+    // A push transport's message for a requeued job may be spent (its delivery went down with
+    // the process): a new one carries it. A second delivery of a job finds it taken or done.
+    if (publisher.outbox) await publisher.afterCommitOrLog(requeued);
     if (reaped.length > 0) this.#o.transport.wake();
     return reaped.length;
   }

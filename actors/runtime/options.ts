@@ -42,6 +42,13 @@ export interface RuntimeOptions {
    * @default 2
    */
   maxLeaseLosses?: number;
+  /**
+   * Whether `start()` runs the periodic loops (lease heartbeat, reaper, outbox relay, vacuum).
+   * Off, nothing runs between requests: {@link Runtime.maintenancePass}, called by a scheduler
+   * (QStash schedule, `Deno.cron`), reaps, relays and fires due schedules, and a lease must
+   * outlast its handler (no heartbeat renews it). @default true
+   */
+  backgroundTimers?: boolean;
   /** Told of each committed attempt, dead letter and heartbeat (metrics). @default none */
   observer?: RuntimeObserver;
   /**

@@ -86,9 +86,12 @@ export class Publisher {
     );
   }
 
-  /** Publishes outbox rows left behind (a crash between commit and publish). */
-  async relayOutbox(): Promise<number> {
-    const rows = await pendingOutbox(this.#o.db, this.#o.tables);
+  /**
+   * Publishes outbox rows left behind (a crash between commit and publish) at least
+   * `minAgeMs` old (younger ones may be in a publish right now; at stop none is).
+   */
+  async relayOutbox(minAgeMs = 1000): Promise<number> {
+    const rows = await pendingOutbox(this.#o.db, this.#o.tables, minAgeMs);
     await this.afterCommit(rows.filter((r) => this.#o.actors.has(r.actor)));
     return rows.length;
   }

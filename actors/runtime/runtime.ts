@@ -12,6 +12,7 @@
 import { BackgroundTasks } from "./background.ts";
 import { type EnqueueOptions, RuntimeClient, type StartPipelineOptions } from "./client.ts";
 import { Committer } from "./committer.ts";
+import { lastSlot, parseSchedule } from "./cron.ts";
 import type { ActorTarget, AnyActor, GroupThen, Message, SendOptions } from "./define.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
@@ -57,6 +58,7 @@ export class Runtime implements Consumer {
   readonly tables: Tables;
   readonly #leaseMs: number;
   readonly #maintenanceMs: number;
+  readonly #backgroundTimers: boolean;
   readonly #events = new JobEvents();
   readonly #reader: JobReader;
   readonly #publisher: Publisher;
@@ -83,6 +85,7 @@ export class Runtime implements Consumer {
     this.actors = actors;
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#maintenanceMs = options.maintenanceMs ?? 60_000;
+    this.#backgroundTimers = options.backgroundTimers ?? true;
     const observer = options.observer ?? silentObserver;
     const common = { db: this.db, tables: this.tables, log: this.log };
     this.#background = new BackgroundTasks(this.log);
@@ -165,11 +168,13 @@ export class Runtime implements Consumer {
     await this.#leases.watchCancels();
     const bg = this.#background;
     const push = this.transport.mode === "push";
-    const beat = Math.max(100, Math.floor(this.#leaseMs / 3));
-    bg.every("heartbeat", beat, () => this.#leases.heartbeat());
-    bg.every("reaper", Math.max(200, Math.floor(this.#leaseMs / 2)), () => this.reap());
-    if (push) bg.every("outbox relay", 2000, () => this.relayOutbox());
-    if (!this.db.autovacuum) bg.every("vacuum", this.#maintenanceMs, () => this.maintain());
+    if (this.#backgroundTimers) {
+      const beat = Math.max(100, Math.floor(this.#leaseMs / 3));
+      bg.every("heartbeat", beat, () => this.#leases.heartbeat());
+      bg.every("reaper", Math.max(200, Math.floor(this.#leaseMs / 2)), () => this.reap());
+      if (push) bg.every("outbox relay", 2000, () => this.relayOutbox());
+      if (!this.db.autovacuum) bg.every("vacuum", this.#maintenanceMs, () => this.maintain());
+    }
     await bg.run("reaper", () => this.reap());
     await this.transport.start(this);
     if (push) await bg.run("outbox relay", () => this.relayOutbox());
@@ -188,7 +193,40 @@ export class Runtime implements Consumer {
     return await this.#leases.reap();
   }
 
-  /** Stops claiming, waits up to `graceMs` for running handlers, then stops the loops. */
+  /**
+   * One pass of what the background loops do, for hosts where no timer outlives a request:
+   * reaps lapsed leases, relays the outbox (push transports) and fires the schedules due this
+   * minute (once per actor and minute across instances and schedulers: see `fireSchedule`).
+   * Each step runs even if another fails; the failures are logged, counted, and summed up.
+   */
+  async maintenancePass(at: Date = new Date()): Promise<
+    { reaped: number; relayed: number; fired: string[]; failures: number }
+  > {
+    const result = { reaped: 0, relayed: 0, fired: [] as string[], failures: 0 };
+    const before = this.#background.failures;
+    const bg = this.#background;
+    await bg.run("reaper", async () => result.reaped = await this.reap());
+    if (this.transport.mode === "push") {
+      await bg.run("outbox relay", async () => result.relayed = await this.relayOutbox());
+    }
+    const minute = Math.floor(at.getTime() / 60_000) * 60_000;
+    for (const def of this.actors.values()) {
+      if (!def.schedule) continue;
+      await bg.run("schedule", async () => {
+        if (lastSlot(parseSchedule(def.schedule!.cron), at)?.getTime() !== minute) return;
+        const { created } = await this.fireSchedule(def.name, at);
+        if (created) result.fired.push(def.name);
+      });
+    }
+    result.failures = this.#background.failures - before;
+    return result;
+  }
+
+  /**
+   * Stops claiming, waits up to `graceMs` for running handlers, gives back the leases of those
+   * still running (their jobs are claimable at once, not after the lease), relays the outbox,
+   * then stops the loops.
+   */
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.#started || this.#stopping) return;
     this.#stopping = true;
@@ -201,6 +239,10 @@ export class Runtime implements Consumer {
     // Handlers still running past the grace stop with this process: give their leases back so
     // that their jobs are requeued at once, and not counted as lost to a crash.
     await this.#leases.stop();
+    // Messages committed but not yet published would wait for another instance's relay.
+    if (this.transport.mode === "push") {
+      await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
+    }
     this.#started = false;
     this.#stopping = false;
     this.#background.stopping = false;

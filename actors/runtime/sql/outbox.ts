@@ -12,15 +12,20 @@ export async function deleteOutbox(
 }
 
 /**
- * Outbox rows older than a second (a crash between commit and publish left them), oldest
- * first, at most 500.
+ * Outbox rows older than `minAgeMs` (a crash between commit and publish left them; a younger
+ * one may be in a publish right now), oldest first, at most 500.
  */
-export async function pendingOutbox(db: SqlExecutor, t: Tables): Promise<QueuedMessage[]> {
+export async function pendingOutbox(
+  db: SqlExecutor,
+  t: Tables,
+  minAgeMs = 1000,
+): Promise<QueuedMessage[]> {
   const rows = await db.query<{ id: string; actor: string; key: string; run_at: unknown }>(
     `SELECT j.id, j.actor, j.key, j.run_at
        FROM ${t.outbox} o JOIN ${t.jobs} j ON j.id = o.job_id
-       WHERE o.created_at < now() - interval '1 second'
+       WHERE o.created_at < now() - $1 * interval '1 millisecond'
        ORDER BY o.created_at LIMIT 500`,
+    [minAgeMs],
   );
   return rows.map(queuedMessage);
 }

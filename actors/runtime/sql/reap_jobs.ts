@@ -73,8 +73,11 @@ export async function reapJobs(
     lapsed: ReapedJob[];
     sent: QueuedMessage[];
     cancelled: string[];
+    /** Put back in the queue: a push transport has no message for them any more. */
+    requeued: QueuedMessage[];
   }
 > {
+  const requeued: QueuedMessage[] = [];
   const cancelled: string[] = [];
   const reaped: string[] = [];
   const poisoned: ReapedJob[] = [];
@@ -108,7 +111,9 @@ export async function reapJobs(
       const rows = jobs.map((job) => {
         const { status, error } = outcome(job, options.maxLeaseLosses);
         if (error.code === POISON_JOB) poison.push(job);
-        else if (status === "failed") lastAttempt.push(job);
+        if (status === "queued") {
+          requeued.push({ id: job.id, actor: job.actor, key: job.key, runAt: new Date() });
+        } else if (status === "failed") lastAttempt.push(job);
         const dead = status === "failed";
         const mine = dead ? options.deadLetterSends(job, error) : [];
         sends.push(...mine);
@@ -172,7 +177,9 @@ export async function reapJobs(
     poisoned.push(...batch.poisoned);
     lapsed.push(...batch.lapsed);
     sent.push(...batch.sent);
-    if (batch.ids.length < REAP_BATCH) return { reaped, poisoned, lapsed, sent, cancelled };
+    if (batch.ids.length < REAP_BATCH) {
+      return { reaped, poisoned, lapsed, sent, cancelled, requeued };
+    }
   }
 }
 
