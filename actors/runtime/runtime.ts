@@ -12,7 +12,7 @@
 import { BackgroundTasks } from "./background.ts";
 import { type EnqueueOptions, RuntimeClient, type StartPipelineOptions } from "./client.ts";
 import { Committer } from "./committer.ts";
-import { lastSlot, parseSchedule } from "./cron.ts";
+import { maintenancePass, type MaintenanceResult } from "./maintenance.ts";
 import type { ActorTarget, AnyActor, GroupThen, Message, SendOptions } from "./define.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
@@ -193,33 +193,19 @@ export class Runtime implements Consumer {
     return await this.#leases.reap();
   }
 
-  /**
-   * One pass of what the background loops do, for hosts where no timer outlives a request:
-   * reaps lapsed leases, relays the outbox (push transports) and fires the schedules due this
-   * minute (once per actor and minute across instances and schedulers: see `fireSchedule`).
-   * Each step runs even if another fails; the failures are logged, counted, and summed up.
-   */
-  async maintenancePass(at: Date = new Date()): Promise<
-    { reaped: number; relayed: number; fired: string[]; failures: number }
-  > {
-    const result = { reaped: 0, relayed: 0, fired: [] as string[], failures: 0 };
-    const before = this.#background.failures;
-    const bg = this.#background;
-    await bg.run("reaper", async () => result.reaped = await this.reap());
-    if (this.transport.mode === "push") {
-      await bg.run("outbox relay", async () => result.relayed = await this.relayOutbox());
-    }
-    const minute = Math.floor(at.getTime() / 60_000) * 60_000;
-    for (const def of this.actors.values()) {
-      if (!def.schedule) continue;
-      await bg.run("schedule", async () => {
-        if (lastSlot(parseSchedule(def.schedule!.cron), at)?.getTime() !== minute) return;
-        const { created } = await this.fireSchedule(def.name, at);
-        if (created) result.fired.push(def.name);
-      });
-    }
-    result.failures = this.#background.failures - before;
-    return result;
+  /** One pass of the background loops' work, for hosts without timers (`./maintenance.ts`). */
+  maintenancePass(at: Date = new Date()): Promise<MaintenanceResult> {
+    return maintenancePass(
+      {
+        actors: this.actors,
+        push: this.transport.mode === "push",
+        reap: () => this.reap(),
+        relayOutbox: () => this.relayOutbox(),
+        fireSchedule: (name, when) => this.fireSchedule(name, when),
+      },
+      this.#background,
+      at,
+    );
   }
 
   /**
