@@ -13,7 +13,16 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { pdfText } from "../actors/documents/testing.ts";
 import { encryptedPdf, makePdf, sentences, typesetBook } from "../tests/fixtures/pdfs.ts";
-import { countBlobs, countRows, parseSse, stalledBody, waitFor, within } from "../tests/harness.ts";
+import {
+  countBlobs,
+  countRows,
+  COURSE_ENDS,
+  parseSse,
+  settledBody,
+  stalledBody,
+  waitFor,
+  within,
+} from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
 import type { SqlExecutor } from "@troupe/runtime";
@@ -124,12 +133,8 @@ async function upload(files: { name: string; bytes: Uint8Array }[], title?: stri
   });
 }
 
-async function settled(id: string) {
-  return await waitFor(async () => {
-    const c = await call(`/api/courses/${id}`);
-    return ["ready", "partial", "failed"].includes(c.body.status) ? c.body : null;
-  }, { timeoutMs: 30_000, what: `course ${id}` });
-}
+const settled = (id: string) =>
+  settledBody(() => call(`/api/courses/${id}`), COURSE_ENDS, { what: `course ${id}` });
 
 const textbook = () =>
   makePdf([

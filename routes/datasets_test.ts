@@ -13,6 +13,8 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts"
 import {
   countBlobs,
   countRows,
+  DATASET_ENDS,
+  settledBody,
   sseReader,
   stalledBody,
   waitFor,
@@ -179,12 +181,8 @@ async function upload(body: BodyInit, query: string, contentType = "text/csv", k
   });
 }
 
-async function settled(id: string) {
-  return await waitFor(async () => {
-    const d = await call(`/api/datasets/${id}`);
-    return d.body.status === "ready" || d.body.status === "failed" ? d.body : null;
-  }, { timeoutMs: 30_000, what: `dataset ${id}` });
-}
+const settled = (id: string) =>
+  settledBody(() => call(`/api/datasets/${id}`), DATASET_ENDS, { what: `dataset ${id}` });
 
 Deno.test(
   { name: "datasets: a CSV is split, profiled, queryable and exportable", ...opts },

@@ -11,7 +11,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { countRows, waitFor } from "../tests/harness.ts";
+import { countRows, DATASET_ENDS, settledBody } from "../tests/harness.ts";
 import {
   bigWorkbook,
   salesWorkbook,
@@ -98,12 +98,8 @@ async function formUpload(file: File, fields: Record<string, string>, query = ""
   });
 }
 
-async function settled(id: string) {
-  return await waitFor(async () => {
-    const d = await call(`/api/datasets/${id}`);
-    return d.body.status === "ready" || d.body.status === "failed" ? d.body : null;
-  }, { timeoutMs: 30_000, what: `dataset ${id}` });
-}
+const settled = (id: string) =>
+  settledBody(() => call(`/api/datasets/${id}`), DATASET_ENDS, { what: `dataset ${id}` });
 
 async function rows(id: string): Promise<Record<string, unknown>[]> {
   return (await call(`/api/datasets/${id}/rows?limit=1000`)).body.rows;

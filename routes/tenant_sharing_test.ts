@@ -15,7 +15,7 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { waitFor } from "../tests/harness.ts";
+import { COURSE_ENDS, settledBody, waitFor } from "../tests/harness.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -96,12 +96,11 @@ async function uploadCourse(key: string, bytes: Uint8Array, name = "book.pdf") {
   return up.body.courseId as string;
 }
 
-async function settled(key: string, id: string) {
-  return await waitFor(async () => {
-    const c = await call(`/api/courses/${id}`, key);
-    return ["ready", "partial", "failed"].includes(c.body.status) ? c.body : null;
-  }, { timeoutMs: 60_000, what: `course ${id}` });
-}
+const settled = (key: string, id: string) =>
+  settledBody(() => call(`/api/courses/${id}`, key), COURSE_ENDS, {
+    timeoutMs: 60_000,
+    what: `course ${id}`,
+  });
 
 /** Runs `system.cleanup` (here with no grace period) to its end. */
 async function cleanup(): Promise<void> {

@@ -11,7 +11,7 @@ import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { S3BlobStore } from "../db/blobs/s3.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { startS3 } from "../tests/fixtures/s3_server.ts";
-import { waitFor } from "../tests/harness.ts";
+import { DATASET_ENDS, settledBody } from "../tests/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -60,10 +60,7 @@ async function world(withBucket = true) {
       body: JSON.stringify(body),
     });
   const settled = (id: string) =>
-    waitFor(async () => {
-      const d = await call(`/api/v1/datasets/${id}`);
-      return d.body.status === "ready" || d.body.status === "failed" ? d.body : null;
-    }, { timeoutMs: 30_000, what: `dataset ${id}` });
+    settledBody(() => call(`/api/v1/datasets/${id}`), DATASET_ENDS, { what: `dataset ${id}` });
   const rows = async (id: string) =>
     (await call(`/api/v1/datasets/${id}/rows?limit=1000`)).body.items;
   return {
