@@ -19,6 +19,7 @@ import {
   zipBomb,
 } from "../actors/datasets/ingest/xlsx_fixtures.ts";
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -27,9 +28,8 @@ interface World extends ApiWorld {
   key: string;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-xlsx-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -57,8 +57,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(
   path: string,
@@ -105,7 +107,7 @@ async function rows(id: string): Promise<Record<string, unknown>[]> {
   return (await call(`/api/datasets/${id}/rows?limit=1000`)).body.rows;
 }
 
-Deno.test(
+shared.test(
   { name: "datasets: an .xlsx upload becomes a dataset with its cells' types", ...opts },
   async () => {
     const up = await upload(await salesWorkbook(), "name=sales");
@@ -143,7 +145,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: a sheet of thousands of rows is split into chunks and loads", ...opts },
   async () => {
     const up = await upload(await bigWorkbook(3000, 8), "name=big-sheet");
@@ -162,7 +164,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: sheet= picks a sheet by name or position, in a form or the query", ...opts },
   async () => {
     const book = await salesWorkbook();
@@ -200,7 +202,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: bad workbooks are clear 4xx answers and create no dataset", ...opts },
   async () => {
     const w = await open();
@@ -247,7 +249,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: export?format=xlsx opens with typed cells", ...opts },
   async () => {
     const csv = "id,price,day,at,ok,label,extra\n" +
@@ -308,7 +310,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: a large export is streamed in pages as it is read", ...opts },
   async () => {
     const lines = ["n,label"];
@@ -327,7 +329,3 @@ Deno.test(
     assert.equal(ws.getCell("B12001").value, "row 11999");
   },
 );
-
-Deno.test({ name: "datasets xlsx: close", ...opts }, async () => {
-  await (await open()).close();
-});

@@ -17,6 +17,7 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts"
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { COURSE_ENDS, settledBody, waitFor } from "../tests/harness.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -26,9 +27,8 @@ interface World extends ApiWorld {
   blobs: BlobStore;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-sharing-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -66,8 +66,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(
   path: string,
@@ -135,7 +137,7 @@ const book = (marker: string) =>
     { heading: "Energy", paragraphs: [sentences(`${marker}energy`, 8)] },
   ]);
 
-Deno.test({
+shared.test({
   name: "sharing: a tenant deleting its course of another's PDF bytes leaves the other its file",
   ...opts,
 }, async () => {
@@ -193,7 +195,7 @@ Deno.test({
   );
 });
 
-Deno.test({
+shared.test({
   name: "sharing: a tenant's job results for a PDF do not tell whether another uploaded it first",
   ...opts,
 }, async () => {
@@ -218,7 +220,7 @@ Deno.test({
   assert.deepEqual(afterA.progress, alone.progress);
 });
 
-Deno.test({
+shared.test({
   name: "sharing: a course counts its own pages, not those another tenant stored for the same PDF",
   ...opts,
 }, async () => {
@@ -250,7 +252,7 @@ Deno.test({
   assert.ok(reports[0]!.done === 5 || reports[0]!.done === 20, JSON.stringify(reports));
 });
 
-Deno.test({
+shared.test({
   name: "sharing: one tenant's long echo on a key does not hold another tenant's on that key",
   ...opts,
 }, async () => {
@@ -292,7 +294,7 @@ Deno.test({
   assert.ok(Date.parse(y.startedAt) >= Date.parse(x.finishedAt), "second after first");
 });
 
-Deno.test({
+shared.test({
   name: "sharing: PDF extraction keys are the tenant's own",
   ...opts,
 }, async () => {
@@ -309,8 +311,4 @@ Deno.test({
   const [ka, kb] = [await keyOf(w.a.key, courseA), await keyOf(w.b.key, courseB)];
   assert.notEqual(ka, kb, "a's extraction cannot hold b's");
   assert.ok(ka.includes(w.a.id) && kb.includes(w.b.id), `${ka} / ${kb}`);
-});
-
-Deno.test({ name: "sharing: close", ...opts }, async () => {
-  if (world) await (await world).close();
 });
