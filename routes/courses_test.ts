@@ -29,6 +29,7 @@ import type { SqlExecutor } from "@troupe/runtime";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {

@@ -32,6 +32,7 @@ import { hugeFieldForm, part, trickleBody } from "../tests/hostile/http_attacks.
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {

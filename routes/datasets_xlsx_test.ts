@@ -21,6 +21,7 @@ import {
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 

@@ -25,6 +25,7 @@ function openWorld(): Promise<ApiWorld> {
 const shared = sharedWorld(openWorld);
 const open = shared.open;
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 

@@ -24,6 +24,7 @@ import {
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {

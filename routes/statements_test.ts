@@ -17,6 +17,7 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts"
 import { waitFor } from "../tests/harness.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const ZONE = "Pacific/Auckland";
 

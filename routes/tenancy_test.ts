@@ -11,6 +11,7 @@ import { waitFor } from "../tests/harness.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 const work = defineActor({

@@ -19,6 +19,7 @@ import { COURSE_ENDS, settledBody, waitFor } from "../tests/harness.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {

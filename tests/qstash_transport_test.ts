@@ -21,6 +21,7 @@ import { postgresTarget, waitFor } from "./harness.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 import { sharedWorld } from "./shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const TOKEN = "qstash-test-token";
 const CURRENT = "sig_current_0123456789abcdef";

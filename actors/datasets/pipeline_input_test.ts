@@ -27,6 +27,7 @@ import { datasetActors } from "./pipeline.ts";
 import { insertDataset } from "./store.ts";
 import { sharedWorld } from "../../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface Thrown {
