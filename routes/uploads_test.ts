@@ -13,8 +13,6 @@ import { openApiWorld } from "../tests/api_world.ts";
 import { startS3 } from "../tests/fixtures/s3_server.ts";
 import { DATASET_ENDS, settledBody } from "../tests/harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 function csvOf(rows: number): string {
   const lines = ["id,city,amount"];
   for (let i = 1; i <= rows; i++) lines.push(`${i},${["Paris", "Köln"][i % 2]},${i * 1.5}`);
@@ -80,7 +78,7 @@ async function world(withBucket = true) {
 }
 
 Deno.test(
-  { name: "uploads: presign, PUT to the bucket, a dataset as from a direct upload", ...opts },
+  "uploads: presign, PUT to the bucket, a dataset as from a direct upload",
   async () => {
     const w = await world();
     try {
@@ -137,7 +135,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "uploads: wrong size, expired, unknown, bad input, JSON files still upload", ...opts },
+  "uploads: wrong size, expired, unknown, bad input, JSON files still upload",
   async () => {
     const w = await world();
     try {
@@ -195,7 +193,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "uploads: without a bucket, a clear 409", ...opts }, async () => {
+Deno.test("uploads: without a bucket, a clear 409", async () => {
   const w = await world(false);
   try {
     const up = await w.json("/api/v1/uploads", {
