@@ -4,8 +4,6 @@ import { backupDataDir, restoreDataDir, RestoreError } from "./backup.ts";
 import { openPglite } from "@troupe/runtime/pglite";
 import { readTar, TarError, writeTar } from "./tar.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** A stream that hands out `bytes` in pieces of random sizes. */
 function pieces(bytes: Uint8Array, seed = 7): ReadableStream<Uint8Array> {
   let at = 0;
@@ -87,7 +85,6 @@ Deno.test("tar: a file whose size changes, a bad checksum, a path outside the ro
 
 Deno.test({
   name: "backup: consistent while writes go on; restore brings back the database, files and keys",
-  ...opts,
 }, async () => {
   const root = await Deno.makeTempDir();
   const dataDir = join(root, "data");
@@ -159,7 +156,6 @@ Deno.test({
 
 Deno.test({
   name: "restore refuses what is not a whole Troupe backup, leaving the directory",
-  ...opts,
 }, async () => {
   const root = await Deno.makeTempDir();
   const dataDir = join(root, "data");

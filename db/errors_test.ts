@@ -10,8 +10,6 @@ import { openNeon } from "@troupe/runtime/neon";
 import { openPglite } from "@troupe/runtime/pglite";
 import { openPostgres } from "@troupe/runtime/postgres";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function errorOf(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
@@ -22,7 +20,7 @@ async function errorOf(p: Promise<unknown>): Promise<unknown> {
 }
 
 Deno.test(
-  { name: "storageFailure() on PGlite: out of range, a bug, closed", ...opts },
+  "storageFailure() on PGlite: out of range, a bug, closed",
   async () => {
     const db = await openPglite();
     const range = await errorOf(db.query("SELECT '1e400'::float8"));
@@ -40,7 +38,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "storageFailure() on PostgreSQL: refused, terminated, out of range", ...opts },
+  "storageFailure() on PostgreSQL: refused, terminated, out of range",
   async () => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
@@ -68,7 +66,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "storageFailure() on the Neon driver: a proxy that is not there", ...opts },
+  "storageFailure() on the Neon driver: a proxy that is not there",
   async () => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
@@ -86,7 +84,6 @@ Deno.test(
 Deno.test({
   name: "storageFailure() on PGlite over a full disk: 53100, storage full",
   ignore: !(await canMountTmpfs()),
-  ...opts,
 }, async () => {
   const disk = (await mountTinyTmpfs(200 * 1024 * 1024))!;
   try {

@@ -12,8 +12,6 @@ const SCRIPT = new URL("./backup.ts", import.meta.url).pathname;
 
 Deno.test({
   name: "backup and restore tasks on a stopped data directory",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const root = await Deno.makeTempDir();
   const run = async (dataDir: string, ...args: string[]) => {

@@ -12,8 +12,6 @@ const SCRIPT = new URL("./tenant_key.ts", import.meta.url).pathname;
 
 Deno.test({
   name: "tenant:key makes, lists, rotates and revokes keys",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const run = async (...args: string[]) => {

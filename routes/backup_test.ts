@@ -12,9 +12,7 @@ import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "./app.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
-Deno.test({ name: "backup route: admin only, embedded only, restorable", ...opts }, async () => {
+Deno.test("backup route: admin only, embedded only, restorable", async () => {
   const root = await Deno.makeTempDir();
   const dataDir = join(root, "data");
   const db = await openPglite(join(dataDir, "pglite"));

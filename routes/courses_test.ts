@@ -13,12 +13,23 @@ import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { pdfText } from "../actors/documents/testing.ts";
 import { encryptedPdf, makePdf, sentences, typesetBook } from "../tests/fixtures/pdfs.ts";
-import { countBlobs, countRows, parseSse, stalledBody, waitFor, within } from "../tests/harness.ts";
+import {
+  countBlobs,
+  countRows,
+  COURSE_ENDS,
+  parseSse,
+  settledBody,
+  stalledBody,
+  waitFor,
+  within,
+} from "../tests/harness.ts";
 import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
 import type { SqlExecutor } from "@troupe/runtime";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {
@@ -49,9 +60,8 @@ class CountingExtractor extends InlineExtractor {
   }
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-courses-" });
     let blobs!: BlobStore;
     const extractor = new CountingExtractor();
@@ -93,8 +103,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(
   path: string,
@@ -124,12 +136,8 @@ async function upload(files: { name: string; bytes: Uint8Array }[], title?: stri
   });
 }
 
-async function settled(id: string) {
-  return await waitFor(async () => {
-    const c = await call(`/api/courses/${id}`);
-    return ["ready", "partial", "failed"].includes(c.body.status) ? c.body : null;
-  }, { timeoutMs: 30_000, what: `course ${id}` });
-}
+const settled = (id: string) =>
+  settledBody(() => call(`/api/courses/${id}`), COURSE_ENDS, { what: `course ${id}` });
 
 const textbook = () =>
   makePdf([
@@ -234,7 +242,7 @@ async function checkSameTitles(
   assert.equal(await vectors(), 9, "one vector per passage");
 }
 
-Deno.test({
+shared.test({
   name: "courses: chapters whose sections share titles build, each lesson its own",
   ...opts,
 }, async () => {
@@ -249,7 +257,7 @@ Deno.test({
     ))[0]!.n);
 });
 
-Deno.test({
+shared.test({
   name: "courses: pages stored by an older extraction are extracted again",
   ...opts,
 }, async () => {
@@ -285,7 +293,7 @@ Deno.test({
   assert.equal(w.extracted.get(sha), 2);
 });
 
-Deno.test({
+shared.test({
   name: "courses: PDFs become modules, lessons and quizzes; search cites pages",
   ...opts,
 }, async () => {
@@ -423,7 +431,7 @@ Deno.test({
   assert.ok(list.body.items.some((c: { id: string }) => c.id === course.id));
 });
 
-Deno.test(
+shared.test(
   { name: "courses: a bad file fails alone with its code; the course is partial", ...opts },
   async () => {
     const good = await makePdf([{ heading: "Only chapter", paragraphs: [sentences("good", 10)] }]);
@@ -449,7 +457,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "courses: the same PDF twice is extracted once; delivered twice, same course",
   ...opts,
 }, async () => {
@@ -500,7 +508,7 @@ Deno.test({
   );
 });
 
-Deno.test(
+shared.test(
   { name: "courses: non-Latin text and two-column pages go through", ...opts },
   async () => {
     const cyrillic = await makePdf([
@@ -550,66 +558,69 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "courses: cancelling stops the pipeline, even mid-build", ...opts }, async () => {
-  // A writer that waits until told: the course is held in its build step.
-  const { LocalWriter } = await import("../actors/courses/writer/local.ts");
-  const held = new LocalWriter();
-  const started = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const lesson = held.lesson.bind(held);
-  held.lesson = async (...args) => {
-    started.resolve();
-    await release.promise;
-    return await lesson(...args);
-  };
-  const dir = await Deno.makeTempDir();
-  const blobs = new FsBlobStore(dir);
-  const w = await openApiWorld(
-    (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
-    (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
-  );
-  try {
-    const key = (await w.tenants.createKey((await w.tenants.createTenant("cx")).id)).key;
-    const form = new FormData();
-    form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
-    const req = new Request("http://x/", { method: "POST", body: form });
-    const up = await (await w.app.request("/api/courses", {
-      method: "POST",
-      body: await req.arrayBuffer(),
-      headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
-    })).json();
-    await started.promise; // the build is running
-    const cancel = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
-      method: "POST",
-      headers: { "x-api-key": key },
-    });
-    assert.equal(cancel.status, 200);
-    release.resolve();
-    await waitFor(async () => {
-      const open = await w.tdb.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM troupe_jobs WHERE actor LIKE 'course.%'
+shared.test(
+  { name: "courses: cancelling stops the pipeline, even mid-build", ...opts },
+  async () => {
+    // A writer that waits until told: the course is held in its build step.
+    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
+    const held = new LocalWriter();
+    const started = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    const lesson = held.lesson.bind(held);
+    held.lesson = async (...args) => {
+      started.resolve();
+      await release.promise;
+      return await lesson(...args);
+    };
+    const dir = await Deno.makeTempDir();
+    const blobs = new FsBlobStore(dir);
+    const w = await openApiWorld(
+      (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
+      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
+    );
+    try {
+      const key = (await w.tenants.createKey((await w.tenants.createTenant("cx")).id)).key;
+      const form = new FormData();
+      form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
+      const req = new Request("http://x/", { method: "POST", body: form });
+      const up = await (await w.app.request("/api/courses", {
+        method: "POST",
+        body: await req.arrayBuffer(),
+        headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+      })).json();
+      await started.promise; // the build is running
+      const cancel = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
+        method: "POST",
+        headers: { "x-api-key": key },
+      });
+      assert.equal(cancel.status, 200);
+      release.resolve();
+      await waitFor(async () => {
+        const open = await w.tdb.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM troupe_jobs WHERE actor LIKE 'course.%'
          AND status IN ('queued', 'running')`,
-      );
-      return open[0]!.n === 0;
-    }, { timeoutMs: 20_000, what: "the course's messages to drain" });
-    const course = await (await w.app.request(`/api/courses/${up.courseId}`, {
-      headers: { "x-api-key": key },
-    })).json();
-    assert.equal(course.status, "cancelled", "the build did not overwrite the cancel");
-    assert.deepEqual(course.modules, []);
-    const again = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
-      method: "POST",
-      headers: { "x-api-key": key },
-    });
-    assert.equal(again.status, 409);
-  } finally {
-    release.resolve();
-    await w.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+        );
+        return open[0]!.n === 0;
+      }, { timeoutMs: 20_000, what: "the course's messages to drain" });
+      const course = await (await w.app.request(`/api/courses/${up.courseId}`, {
+        headers: { "x-api-key": key },
+      })).json();
+      assert.equal(course.status, "cancelled", "the build did not overwrite the cancel");
+      assert.deepEqual(course.modules, []);
+      const again = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
+        method: "POST",
+        headers: { "x-api-key": key },
+      });
+      assert.equal(again.status, 409);
+    } finally {
+      release.resolve();
+      await w.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
-Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {
+shared.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
   const count = () => countRows(w.tdb.db, "troupe_courses");
   const before = await count();
@@ -654,7 +665,7 @@ Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts 
   assert.equal(await count(), before);
 });
 
-Deno.test(
+shared.test(
   { name: "courses: an upload whose client stops sending is a 408 and stores nothing", ...opts },
   async () => {
     const w = await open();
@@ -679,7 +690,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "courses: a title that never ends is a 413 as soon as it passes its limit", ...opts },
   async () => {
     const w = await open();
@@ -778,16 +789,19 @@ async function askManual(question: string) {
   })).body;
 }
 
-Deno.test({ name: "courses: search finds short identifiers and code words", ...opts }, async () => {
-  for (const [q, page] of [["lm", 2], ["t.test", 3], ["ls -l", 4], ["C++", 4]] as const) {
-    const results = await searchManual(q);
-    assert.equal(results[0]?.page, page, `${q}: ${JSON.stringify(results)}`);
-    // Only passages that hold it.
-    for (const r of results) assert.ok(r.text.includes(q), `${q} in ${r.text}`);
-  }
-});
+shared.test(
+  { name: "courses: search finds short identifiers and code words", ...opts },
+  async () => {
+    for (const [q, page] of [["lm", 2], ["t.test", 3], ["ls -l", 4], ["C++", 4]] as const) {
+      const results = await searchManual(q);
+      assert.equal(results[0]?.page, page, `${q}: ${JSON.stringify(results)}`);
+      // Only passages that hold it.
+      for (const r of results) assert.ok(r.text.includes(q), `${q} in ${r.text}`);
+    }
+  },
+);
 
-Deno.test(
+shared.test(
   { name: "courses: search gives one result per page and section, best first", ...opts },
   async () => {
     // The colony page is cut into several passages: it is still one result.
@@ -802,27 +816,30 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "courses: a search nothing in the course matches finds nothing", ...opts },
   async () => {
     assert.deepEqual(await searchManual("xylophone zeppelin"), []);
   },
 );
 
-Deno.test({ name: "courses: ask does not answer what the course does not", ...opts }, async () => {
-  // "capital" is in the course, in another sense: the course does not answer this.
-  const france = await askManual("What is the capital of France?");
-  assert.equal(france.answered, false, JSON.stringify(france));
-  assert.equal(france.answer, "The course text does not answer this question.");
-  assert.deepEqual(france.citations, []);
+shared.test(
+  { name: "courses: ask does not answer what the course does not", ...opts },
+  async () => {
+    // "capital" is in the course, in another sense: the course does not answer this.
+    const france = await askManual("What is the capital of France?");
+    assert.equal(france.answered, false, JSON.stringify(france));
+    assert.equal(france.answer, "The course text does not answer this question.");
+    assert.deepEqual(france.citations, []);
 
-  const tests = await askManual("What does t.test compare?");
-  assert.equal(tests.answered, true, JSON.stringify(tests));
-  assert.match(tests.answer, /t\.test compares the means/);
-  assert.equal(tests.citations[0].page, 3);
-});
+    const tests = await askManual("What does t.test compare?");
+    assert.equal(tests.answered, true, JSON.stringify(tests));
+    assert.match(tests.answer, /t\.test compares the means/);
+    assert.equal(tests.citations[0].page, 3);
+  },
+);
 
-Deno.test(
+shared.test(
   { name: "courses: ask says each sentence once and cites each page once", ...opts },
   async () => {
     // The sentence is on two pages (twice on one): it is said once, each page cited once.
@@ -871,7 +888,7 @@ async function citedPages(
 
 type Citation = { page: number; text: string };
 
-Deno.test(
+shared.test(
   { name: "courses: ask cites the page where a sentence across pages holds the answer", ...opts },
   async () => {
     // A listing without a sentence end runs from page 1 onto page 2, where the only words the
@@ -892,7 +909,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "courses: ask counts the section's heading on each page of a sentence", ...opts },
   async () => {
     // The asked words are on page 1 with the heading's, and on page 2 in the text: the heading
@@ -919,7 +936,7 @@ async function jobEnd(jobId: string) {
   }, { timeoutMs: 30_000, what: `job ${jobId}` });
 }
 
-Deno.test(
+shared.test(
   { name: "courses: the upload's job follows the course until it is built", ...opts },
   async () => {
     const w = await open();
@@ -954,7 +971,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "courses: the upload's job fails with the course's error", ...opts },
   async () => {
     const locked = await upload([{ name: "locked.pdf", bytes: encryptedPdf() }]);
@@ -972,7 +989,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "courses: cancelling the upload's job cancels the course mid-build", ...opts },
   async () => {
     const { LocalWriter } = await import("../actors/courses/writer/local.ts");
@@ -1041,7 +1058,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "courses: a typeset book: no furniture or back matter in lessons; without an outline " +
     "the title page is the title and numbered headings give modules",
   ...opts,
@@ -1090,11 +1107,7 @@ Deno.test({
   }
 });
 
-Deno.test({ name: "courses: close", ...opts }, async () => {
-  await (await open()).close();
-});
-
-Deno.test(
+shared.test(
   {
     name: "courses: a Flate bomb and a 100,000-deep outline fail as PDF_TOO_COMPLEX, " +
       "once, while the server keeps answering",
@@ -1176,7 +1189,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "courses: a writer that keeps failing fails the course, not hangs it", ...opts },
   async () => {
     const { courseActors } = await import("../actors/courses/pipeline.ts");
@@ -1224,7 +1237,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "courses: embeddings in ChromaDB (a real chroma run) serve hybrid search",
   ...opts,
 }, async () => {

@@ -13,7 +13,9 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor } from "../tests/harness.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {
@@ -21,9 +23,8 @@ interface World extends ApiWorld {
   otherKey: string;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-report-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -47,8 +48,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(path: string, init: RequestInit & { key?: string } = {}) {
   const w = await open();
@@ -100,7 +103,7 @@ const reportJobs = async () => {
   ))[0]!.n;
 };
 
-Deno.test(
+shared.test(
   { name: "dataset report: a job, then the stored PDF in any script", ...opts },
   async () => {
     const w = await open();
@@ -184,15 +187,11 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "dataset report: a dataset that is not ready has none", ...opts }, async () => {
+shared.test({ name: "dataset report: a dataset that is not ready has none", ...opts }, async () => {
   const w = await open();
   const id = await readyDataset("a,b\n1,2\n", "plain");
   await w.tdb.db.query("UPDATE troupe_datasets SET status = 'merging' WHERE id = $1", [id]);
   const r = await call(`/api/v1/datasets/${id}/report.pdf`);
   assert.equal(r.status, 409);
   assert.equal(r.body.error.code, "CONFLICT");
-});
-
-Deno.test({ name: "dataset report: close", ...opts }, async () => {
-  await (await open()).close();
 });

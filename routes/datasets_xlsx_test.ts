@@ -11,7 +11,7 @@ import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
-import { countRows, waitFor } from "../tests/harness.ts";
+import { countRows, DATASET_ENDS, settledBody } from "../tests/harness.ts";
 import {
   bigWorkbook,
   salesWorkbook,
@@ -19,7 +19,9 @@ import {
   zipBomb,
 } from "../actors/datasets/ingest/xlsx_fixtures.ts";
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
@@ -27,9 +29,8 @@ interface World extends ApiWorld {
   key: string;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-xlsx-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -57,8 +58,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(
   path: string,
@@ -98,18 +101,14 @@ async function formUpload(file: File, fields: Record<string, string>, query = ""
   });
 }
 
-async function settled(id: string) {
-  return await waitFor(async () => {
-    const d = await call(`/api/datasets/${id}`);
-    return d.body.status === "ready" || d.body.status === "failed" ? d.body : null;
-  }, { timeoutMs: 30_000, what: `dataset ${id}` });
-}
+const settled = (id: string) =>
+  settledBody(() => call(`/api/datasets/${id}`), DATASET_ENDS, { what: `dataset ${id}` });
 
 async function rows(id: string): Promise<Record<string, unknown>[]> {
   return (await call(`/api/datasets/${id}/rows?limit=1000`)).body.rows;
 }
 
-Deno.test(
+shared.test(
   { name: "datasets: an .xlsx upload becomes a dataset with its cells' types", ...opts },
   async () => {
     const up = await upload(await salesWorkbook(), "name=sales");
@@ -147,7 +146,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: a sheet of thousands of rows is split into chunks and loads", ...opts },
   async () => {
     const up = await upload(await bigWorkbook(3000, 8), "name=big-sheet");
@@ -166,7 +165,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: sheet= picks a sheet by name or position, in a form or the query", ...opts },
   async () => {
     const book = await salesWorkbook();
@@ -204,7 +203,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: bad workbooks are clear 4xx answers and create no dataset", ...opts },
   async () => {
     const w = await open();
@@ -251,7 +250,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: export?format=xlsx opens with typed cells", ...opts },
   async () => {
     const csv = "id,price,day,at,ok,label,extra\n" +
@@ -312,7 +311,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "datasets: a large export is streamed in pages as it is read", ...opts },
   async () => {
     const lines = ["n,label"];
@@ -331,7 +330,3 @@ Deno.test(
     assert.equal(ws.getCell("B12001").value, "row 11999");
   },
 );
-
-Deno.test({ name: "datasets xlsx: close", ...opts }, async () => {
-  await (await open()).close();
-});

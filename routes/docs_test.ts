@@ -7,10 +7,10 @@ import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
-let world: Promise<ApiWorld> | undefined;
-function open(): Promise<ApiWorld> {
-  world ??= openApiWorld([], (tdb) => {
+function openWorld(): Promise<ApiWorld> {
+  return openApiWorld([], (tdb) => {
     const blobs = new PostgresBlobStore(tdb.db);
     return {
       maxBodyBytes: 256,
@@ -20,9 +20,12 @@ function open(): Promise<ApiWorld> {
       usage: documentOnlyUsage(tdb.db),
     };
   });
-  return world;
 }
 
+const shared = sharedWorld(openWorld);
+const open = shared.open;
+
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -43,7 +46,7 @@ async function document(w: ApiWorld, path = "/api/v1/openapi.json"): Promise<Doc
 /** Hono's `/jobs/:id` (and `:file{regex}`) as OpenAPI's `/jobs/{id}`. */
 const openApiPath = (path: string) => path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
 
-Deno.test(
+shared.test(
   { name: "every /api route the app registers is in the OpenAPI document", ...opts },
   async () => {
     const w = await open();
@@ -75,57 +78,63 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "the OpenAPI document is structurally valid OpenAPI 3.1", ...opts }, async () => {
-  const doc = await document(await open());
-  assert.match(doc.openapi, /^3\.1\.\d+$/);
-  assert.ok(doc.info.title && doc.info.version);
-  const schemes = doc.components?.securitySchemes ?? {};
-  assert.ok(schemes.apiKey && schemes.bearer);
-  const refs: string[] = [];
-  JSON.stringify(doc, (key, value) => {
-    if (key === "$ref") refs.push(value);
-    return value;
-  });
-  for (const ref of refs) {
-    const name = ref.match(/^#\/components\/schemas\/(.+)$/)?.[1];
-    assert.ok(name && doc.components?.schemas?.[name], `dangling $ref ${ref}`);
-  }
-  const operationIds = new Set<string>();
-  for (const [path, item] of Object.entries(doc.paths)) {
-    assert.match(path, /^\/api\/v1\//);
-    const templated = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
-    for (const [method, op] of Object.entries(item)) {
-      assert.ok(METHODS.includes(method), `${method} ${path}`);
-      assert.equal(typeof op.summary, "string", `${method} ${path} has a summary`);
-      const responses = op.responses as Record<string, { description?: string; content?: object }>;
-      assert.ok(Object.keys(responses).length > 0, `${method} ${path} has responses`);
-      for (const [status, response] of Object.entries(responses)) {
-        assert.match(status, /^([1-5]\d\d|[1-5]XX|default)$/, `${method} ${path} ${status}`);
-        assert.equal(typeof response.description, "string", `${method} ${path} ${status}`);
-      }
-      const error = responses["4XX"]?.content as Record<string, { schema: { $ref?: string } }>;
-      assert.equal(error?.["application/json"]?.schema.$ref, "#/components/schemas/Error");
-      const params = (op.parameters ?? []) as { name: string; in: string; required?: boolean }[];
-      for (const p of params) assert.ok(["path", "query", "header", "cookie"].includes(p.in));
-      const inPath = params.filter((p) => p.in === "path");
-      assert.deepEqual(
-        inPath.map((p) => p.name).sort(),
-        [...templated].sort(),
-        `${method} ${path}`,
-      );
-      assert.ok(
-        inPath.every((p) => p.required === true),
-        `${method} ${path}: path params required`,
-      );
-      if (typeof op.operationId === "string") {
-        assert.ok(!operationIds.has(op.operationId), `duplicate operationId ${op.operationId}`);
-        operationIds.add(op.operationId);
+shared.test(
+  { name: "the OpenAPI document is structurally valid OpenAPI 3.1", ...opts },
+  async () => {
+    const doc = await document(await open());
+    assert.match(doc.openapi, /^3\.1\.\d+$/);
+    assert.ok(doc.info.title && doc.info.version);
+    const schemes = doc.components?.securitySchemes ?? {};
+    assert.ok(schemes.apiKey && schemes.bearer);
+    const refs: string[] = [];
+    JSON.stringify(doc, (key, value) => {
+      if (key === "$ref") refs.push(value);
+      return value;
+    });
+    for (const ref of refs) {
+      const name = ref.match(/^#\/components\/schemas\/(.+)$/)?.[1];
+      assert.ok(name && doc.components?.schemas?.[name], `dangling $ref ${ref}`);
+    }
+    const operationIds = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      assert.match(path, /^\/api\/v1\//);
+      const templated = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      for (const [method, op] of Object.entries(item)) {
+        assert.ok(METHODS.includes(method), `${method} ${path}`);
+        assert.equal(typeof op.summary, "string", `${method} ${path} has a summary`);
+        const responses = op.responses as Record<
+          string,
+          { description?: string; content?: object }
+        >;
+        assert.ok(Object.keys(responses).length > 0, `${method} ${path} has responses`);
+        for (const [status, response] of Object.entries(responses)) {
+          assert.match(status, /^([1-5]\d\d|[1-5]XX|default)$/, `${method} ${path} ${status}`);
+          assert.equal(typeof response.description, "string", `${method} ${path} ${status}`);
+        }
+        const error = responses["4XX"]?.content as Record<string, { schema: { $ref?: string } }>;
+        assert.equal(error?.["application/json"]?.schema.$ref, "#/components/schemas/Error");
+        const params = (op.parameters ?? []) as { name: string; in: string; required?: boolean }[];
+        for (const p of params) assert.ok(["path", "query", "header", "cookie"].includes(p.in));
+        const inPath = params.filter((p) => p.in === "path");
+        assert.deepEqual(
+          inPath.map((p) => p.name).sort(),
+          [...templated].sort(),
+          `${method} ${path}`,
+        );
+        assert.ok(
+          inPath.every((p) => p.required === true),
+          `${method} ${path}: path params required`,
+        );
+        if (typeof op.operationId === "string") {
+          assert.ok(!operationIds.has(op.operationId), `duplicate operationId ${op.operationId}`);
+          operationIds.add(op.operationId);
+        }
       }
     }
-  }
-});
+  },
+);
 
-Deno.test({
+shared.test({
   name: "the document describes queries, bodies and answers from the zod schemas",
   ...opts,
 }, async () => {
@@ -176,35 +185,38 @@ Deno.test({
   assert.deepEqual(doc.paths["/api/v1/health"]!.get!.security, [], "health needs no key");
 });
 
-Deno.test({ name: "Swagger UI loads from this server alone, without a key", ...opts }, async () => {
-  const w = await open();
-  const page = await w.app.request("/api/docs");
-  assert.equal(page.status, 200);
-  assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
-  const html = await page.text();
-  const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
-  assert.ok(urls.length >= 4, html);
-  const types: Record<string, RegExp> = {
-    ".css": /^text\/css/,
-    ".js": /^text\/javascript/,
-    ".png": /^image\/png/,
-  };
-  for (const url of urls) {
-    assert.ok(!/^(\w+:)?\/\//.test(url), `${url} is on another host`);
-    const res = await w.app.request(new URL(url, "http://troupe.test/api/docs").pathname);
-    assert.equal(res.status, 200, url);
-    const ext = url.slice(url.lastIndexOf("."));
-    assert.match(res.headers.get("content-type") ?? "", types[ext]!, url);
-    const text = await res.text();
-    assert.ok(text.length > 0, url);
-    if (ext === ".js" && url.endsWith("init.js")) assert.match(text, /openapi\.json/);
-  }
-  const missing = await w.app.request("/api/docs/package.json");
-  assert.equal(missing.status, 404, "only the page's files are served");
-  await (await w.app.request("/api/docs/..%2Fpackage.json")).body?.cancel();
-});
+shared.test(
+  { name: "Swagger UI loads from this server alone, without a key", ...opts },
+  async () => {
+    const w = await open();
+    const page = await w.app.request("/api/docs");
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(urls.length >= 4, html);
+    const types: Record<string, RegExp> = {
+      ".css": /^text\/css/,
+      ".js": /^text\/javascript/,
+      ".png": /^image\/png/,
+    };
+    for (const url of urls) {
+      assert.ok(!/^(\w+:)?\/\//.test(url), `${url} is on another host`);
+      const res = await w.app.request(new URL(url, "http://troupe.test/api/docs").pathname);
+      assert.equal(res.status, 200, url);
+      const ext = url.slice(url.lastIndexOf("."));
+      assert.match(res.headers.get("content-type") ?? "", types[ext]!, url);
+      const text = await res.text();
+      assert.ok(text.length > 0, url);
+      if (ext === ".js" && url.endsWith("init.js")) assert.match(text, /openapi\.json/);
+    }
+    const missing = await w.app.request("/api/docs/package.json");
+    assert.equal(missing.status, 404, "only the page's files are served");
+    await (await w.app.request("/api/docs/..%2Fpackage.json")).body?.cancel();
+  },
+);
 
-Deno.test(
+shared.test(
   { name: "the unversioned paths answer as deprecated aliases of /api/v1", ...opts },
   async () => {
     const w = await open();
@@ -239,31 +251,34 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "/api/v1 paths get the same path rules as their aliases", ...opts }, async () => {
-  const w = await open();
-  const tenant = await w.tenants.createTenant("rules");
-  const read = (await w.tenants.createKey(tenant.id, { scope: "read" })).key;
-  for (const prefix of ["/api", "/api/v1"]) {
-    // A question is a read: a read-only key gets past the write check to the missing course.
-    const ask = await w.app.request(`${prefix}/courses/nope/ask`, {
-      method: "POST",
-      headers: { "x-api-key": read, "content-type": "application/json" },
-      body: JSON.stringify({ question: "what is this?" }),
-    });
-    assert.equal(ask.status, 404, prefix);
-    await ask.body?.cancel();
-    // An upload is not held to the JSON body limit (256 bytes here): the write check refuses it.
-    const upload = await w.app.request(`${prefix}/datasets?name=x`, {
-      method: "POST",
-      headers: { "x-api-key": read, "content-type": "text/csv" },
-      body: "a,b\n" + "1,2\n".repeat(200),
-    });
-    assert.equal(upload.status, 403, prefix);
-    await upload.body?.cancel();
-  }
-});
+shared.test(
+  { name: "/api/v1 paths get the same path rules as their aliases", ...opts },
+  async () => {
+    const w = await open();
+    const tenant = await w.tenants.createTenant("rules");
+    const read = (await w.tenants.createKey(tenant.id, { scope: "read" })).key;
+    for (const prefix of ["/api", "/api/v1"]) {
+      // A question is a read: a read-only key gets past the write check to the missing course.
+      const ask = await w.app.request(`${prefix}/courses/nope/ask`, {
+        method: "POST",
+        headers: { "x-api-key": read, "content-type": "application/json" },
+        body: JSON.stringify({ question: "what is this?" }),
+      });
+      assert.equal(ask.status, 404, prefix);
+      await ask.body?.cancel();
+      // An upload is not held to the JSON body limit (256 bytes here): the write check refuses it.
+      const upload = await w.app.request(`${prefix}/datasets?name=x`, {
+        method: "POST",
+        headers: { "x-api-key": read, "content-type": "text/csv" },
+        body: "a,b\n" + "1,2\n".repeat(200),
+      });
+      assert.equal(upload.status, 403, prefix);
+      await upload.body?.cancel();
+    }
+  },
+);
 
-Deno.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async () => {
+shared.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async () => {
   const w = await open();
   const page = await w.app.request("/api/v1/docs");
   assert.equal(page.status, 200);
@@ -273,8 +288,4 @@ Deno.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async (
     assert.equal(res.status, 200, url);
     await res.body?.cancel();
   }
-});
-
-Deno.test({ name: "docs world closes", ...opts }, async () => {
-  if (world) await (await world).close();
 });

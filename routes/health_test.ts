@@ -12,8 +12,6 @@ import { canMountTmpfs, mountTinyTmpfs } from "../tests/hostile/disk.ts";
 import { createApp } from "./app.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** A health check over `db` with `probes`, run afresh each call. */
 function healthOf(db: SqlDatabase, probes: WriteProbe[]) {
   const runtime = new Runtime({
@@ -60,7 +58,6 @@ const mountable = await canMountTmpfs();
 Deno.test({
   name: "health: embedded PGlite on a full disk: reads still work, health is 503 STORAGE_FULL",
   ignore: !mountable,
-  ...opts,
 }, async () => {
   const disk = (await mountTinyTmpfs(200 * 1024 * 1024))!;
   const dir = disk.path;
@@ -93,7 +90,7 @@ Deno.test({
 });
 
 Deno.test(
-  { name: "health: a database that refuses writes is a 503 naming the write", ...opts },
+  "health: a database that refuses writes is a 503 naming the write",
   async () => {
     const db = await openPglite();
     try {
@@ -118,7 +115,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "health: a data directory that cannot be written is a 503", ...opts },
+  "health: a data directory that cannot be written is a 503",
   async () => {
     const db = await openPglite();
     const file = await Deno.makeTempFile();

@@ -10,7 +10,6 @@ import { PrometheusMetrics } from "../db/metrics/prometheus.ts";
 import { httpMetrics } from "./metrics.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const TOKEN = "metrics-token-0123456789";
 
 const echo = defineActor({
@@ -22,7 +21,6 @@ const echo = defineActor({
 
 Deno.test({
   name: "/metrics needs its bearer token and labels requests by route template",
-  ...opts,
 }, async () => {
   const sink = new PrometheusMetrics();
   const world = await openApiWorld([echo], () => ({ metrics: { sink, route: { token: TOKEN } } }));
@@ -73,7 +71,6 @@ Deno.test({
 
 Deno.test({
   name: "without a route option the app serves no /metrics but still times requests",
-  ...opts,
 }, async () => {
   const sink = new PrometheusMetrics();
   const world = await openApiWorld([echo], () => ({ metrics: { sink } }));

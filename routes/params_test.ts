@@ -22,7 +22,9 @@ import {
   TAMPERED_CURSORS,
 } from "../tests/hostile/input_files.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {
@@ -31,9 +33,8 @@ interface World extends ApiWorld {
   courseId: string;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-params-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -114,8 +115,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(
   path: string,
@@ -146,7 +149,7 @@ function assert400(res: { status: number; body: { error?: { code: string } } }, 
   assert.equal(res.body.error?.code, "VALIDATION_FAILED", what);
 }
 
-Deno.test({
+shared.test({
   name: "params: dates JavaScript parses and PostgreSQL refuses are 400s naming the column",
   ...opts,
 }, async () => {
@@ -173,7 +176,7 @@ Deno.test({
   assert.deepEqual(offset.body.rows.map((r: { i: number }) => r.i), [-13]);
 });
 
-Deno.test({
+shared.test({
   name: "params: numbers past PostgreSQL's bigint and double precision are 400s",
   ...opts,
 }, async () => {
@@ -197,7 +200,7 @@ Deno.test({
   assert.equal((await rows([["filter", "f:lt:Infinity"]])).status, 200);
 });
 
-Deno.test({ name: "params: tampered cursors are 400s, whatever the sort", ...opts }, async () => {
+shared.test({ name: "params: tampered cursors are 400s, whatever the sort", ...opts }, async () => {
   for (const sort of ["i", "f", "d", "t", "b", null]) {
     for (const { what, cursor } of TAMPERED_CURSORS) {
       const res = await rows([...(sort ? [["sort", sort] as [string, string]] : []), [
@@ -218,7 +221,7 @@ Deno.test({ name: "params: tampered cursors are 400s, whatever the sort", ...opt
   assert.equal((await rows([["sort", "t"], ["cursor", forged]])).status, 200);
 });
 
-Deno.test({ name: "params: lists over their caps are 400s with the cap", ...opts }, async () => {
+shared.test({ name: "params: lists over their caps are 400s with the cap", ...opts }, async () => {
   const metrics = await rows([["metrics", Array(3000).fill("sum:i").join(",")]], "aggregate");
   assert400(metrics, "3,000 metrics");
   assert.deepEqual(metrics.body.error.details, { parameter: "metrics", max: 50, count: 3000 });
@@ -236,7 +239,7 @@ Deno.test({ name: "params: lists over their caps are 400s with the cap", ...opts
   assert.equal(fifty.status, 200);
 });
 
-Deno.test(
+shared.test(
   { name: "params: list cursors and text parameters with NUL are 400s", ...opts },
   async () => {
     const w = await open();
@@ -266,7 +269,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "params: a seeded fuzz of every query parameter never gets a 500",
   ...opts,
 }, async () => {
@@ -321,10 +324,6 @@ Deno.test({
     }
   }
   assert.deepEqual(failures, []);
-});
-
-Deno.test({ name: "params: close", ...opts }, async () => {
-  await (await open()).close();
 });
 
 function q(params: [string, string][]): string {

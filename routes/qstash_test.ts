@@ -15,7 +15,6 @@ import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 const CURRENT = "sig_current_key_for_tests";
 const NEXT = "sig_next_key_for_tests";
 const PUBLIC = "https://troupe.example.com";
-const opts = { sanitizeOps: false, sanitizeResources: false };
 
 const b64url = (bytes: Uint8Array) =>
   btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
@@ -90,7 +89,7 @@ async function setup() {
 }
 
 Deno.test(
-  { name: "the webhook refuses every bad signature and runs nothing", ...opts },
+  "the webhook refuses every bad signature and runs nothing",
   async () => {
     const { tdb, runtime, app } = await setup();
     try {
@@ -155,7 +154,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "a failure callback dead-letters a queued message once", ...opts }, async () => {
+Deno.test("a failure callback dead-letters a queued message once", async () => {
   const { tdb, runtime, app } = await setup();
   try {
     const { job } = await runtime.enqueue("w.work", {});

@@ -9,8 +9,6 @@ import { openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { createApp } from "./app.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 const tick = defineActor({
   name: "s.tick",
   input: z.object({}),
@@ -21,7 +19,7 @@ const tick = defineActor({
 const plain = defineActor({ name: "s.plain", input: z.object({}), handler: () => {} });
 
 Deno.test(
-  { name: "schedules: next run and the latest slot's job, admin only", ...opts },
+  "schedules: next run and the latest slot's job, admin only",
   async () => {
     const w = await openApiWorld([tick, plain]);
     try {

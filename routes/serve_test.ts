@@ -8,8 +8,6 @@ import { within } from "../tests/harness.ts";
 import { endlessBody, rawRequest, slowloris } from "../tests/hostile/http_attacks.ts";
 import { serve, type ServeInfo } from "./serve.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function echoServer(headerTimeoutMs: number) {
   return await serve(
     { hostname: "127.0.0.1", port: 0, headerTimeoutMs },
@@ -42,7 +40,6 @@ async function echoServer(headerTimeoutMs: number) {
 
 Deno.test({
   name: "serve: a request head sent a byte a second is cut off at the header timeout",
-  ...opts,
 }, async () => {
   const server = await echoServer(1500);
   try {
@@ -58,7 +55,6 @@ Deno.test({
 
 Deno.test({
   name: "serve: 200 slow heads are all closed while normal requests are answered",
-  ...opts,
 }, async () => {
   const server = await echoServer(2000);
   const clients = [];
@@ -91,7 +87,7 @@ Deno.test({
 });
 
 Deno.test(
-  { name: "serve: a keep-alive connection's next head is timed too", ...opts },
+  "serve: a keep-alive connection's next head is timed too",
   async () => {
     const server = await echoServer(1500);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
@@ -129,7 +125,6 @@ Deno.test(
 
 Deno.test({
   name: "serve: bodies stream both ways; headers, cookies and the client address pass",
-  ...opts,
 }, async () => {
   for (const headerTimeoutMs of [5000, 0]) {
     const server = await echoServer(headerTimeoutMs);
@@ -158,7 +153,6 @@ Deno.test({
 
 Deno.test({
   name: "serve: an answer before the body was read closes the connection, and nothing throws later",
-  ...opts,
 }, async () => {
   // Reads some of each body, then refuses the rest unread, as an upload route refusing a file
   // (a gzip bomb, a wide header) after its first bytes does.

@@ -15,7 +15,9 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const ZONE = "Pacific/Auckland";
 
@@ -25,9 +27,8 @@ interface World extends ApiWorld {
   tenantId: string;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-statements-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -57,8 +58,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(path: string, init: RequestInit & { key?: string; json?: unknown } = {}) {
   const w = await open();
@@ -128,7 +131,7 @@ async function download(jobId: string) {
   }, { timeoutMs: 30_000, what: `statement ${jobId}` });
 }
 
-Deno.test(
+shared.test(
   { name: "statements: PDF and XLSX of a month, exact, one job per version", ...opts },
   async () => {
     const w = await open();
@@ -222,7 +225,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "statements: per tenant, and bad requests", ...opts }, async () => {
+shared.test({ name: "statements: per tenant, and bad requests", ...opts }, async () => {
   const w = await open();
   const mine = await call("/api/v1/usage/statements", {
     json: { month: "2026-06", format: "xlsx" },
@@ -256,7 +259,7 @@ Deno.test({ name: "statements: per tenant, and bad requests", ...opts }, async (
   }
 });
 
-Deno.test(
+shared.test(
   { name: "statements: a failed job is a 409, and asking again starts a new one", ...opts },
   async () => {
     const w = await open();
@@ -298,7 +301,3 @@ Deno.test(
     assert.equal((await ask()).body.jobId, second.body.jobId);
   },
 );
-
-Deno.test({ name: "statements: close", ...opts }, async () => {
-  await (await open()).close();
-});

@@ -9,7 +9,9 @@ import { hashApiKey } from "../db/tenants.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { type AppOptions, createApp } from "./app.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 const work = defineActor({
@@ -33,9 +35,8 @@ interface World extends ApiWorld {
   globex: { id: string; key: string };
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const w = await openApiWorld([work, internal]);
     const make = async (name: string) => {
       const t = await w.tenants.createTenant(name);
@@ -43,8 +44,10 @@ function open(): Promise<World> {
     };
     return { ...w, acme: await make("acme"), globex: await make("globex") };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 /** Another app over the world's runtime, with its own options (limits). */
 async function appWith(options: Partial<AppOptions> = {}) {
@@ -82,7 +85,7 @@ async function send(
   return { status: res.status, headers: res.headers, body: await res.json() as any };
 }
 
-Deno.test({ name: "keys are stored hashed and only the hash", ...opts }, async () => {
+shared.test({ name: "keys are stored hashed and only the hash", ...opts }, async () => {
   const { tdb, acme } = await open();
   const rows = await tdb.db.query<{ hash: string; prefix: string }>(
     "SELECT hash, prefix FROM troupe_api_keys",
@@ -95,7 +98,7 @@ Deno.test({ name: "keys are stored hashed and only the hash", ...opts }, async (
   assert.match(acme.key, /^trp_[0-9A-Za-z]{32}$/);
 });
 
-Deno.test(
+shared.test(
   { name: "a call without a valid key is a 401; health stays public", ...opts },
   async () => {
     const app = await appWith();
@@ -130,7 +133,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "another tenant's jobs and dead letters answer 404", ...opts }, async () => {
+shared.test({ name: "another tenant's jobs and dead letters answer 404", ...opts }, async () => {
   const app = await appWith();
   const { acme, globex, runtime } = await open();
   const mine = await send(app, "/api/actors/t.work/jobs", {
@@ -173,7 +176,7 @@ Deno.test({ name: "another tenant's jobs and dead letters answer 404", ...opts }
   assert.equal(replay.status, 404);
 });
 
-Deno.test({ name: "an idempotency key is per tenant", ...opts }, async () => {
+shared.test({ name: "an idempotency key is per tenant", ...opts }, async () => {
   const app = await appWith();
   const { acme, globex } = await open();
   const post = (key: string) =>
@@ -189,7 +192,7 @@ Deno.test({ name: "an idempotency key is per tenant", ...opts }, async () => {
   assert.notEqual(a.body.jobId, b.body.jobId);
 });
 
-Deno.test({ name: "internal actors cannot be enqueued over HTTP", ...opts }, async () => {
+shared.test({ name: "internal actors cannot be enqueued over HTTP", ...opts }, async () => {
   const app = await appWith();
   const { acme } = await open();
   const res = await send(app, "/api/actors/t.internal/jobs", {
@@ -201,7 +204,7 @@ Deno.test({ name: "internal actors cannot be enqueued over HTTP", ...opts }, asy
   assert.equal(res.body.error.code, "NOT_FOUND");
 });
 
-Deno.test({ name: "cancels and replays are in the tenant's audit log", ...opts }, async () => {
+shared.test({ name: "cancels and replays are in the tenant's audit log", ...opts }, async () => {
   const app = await appWith();
   const { acme, globex, runtime } = await open();
   const delayed = await send(app, "/api/actors/t.work/jobs", {
@@ -242,7 +245,7 @@ Deno.test({ name: "cancels and replays are in the tenant's audit log", ...opts }
   assert.ok(!other.body.items.some((e: { action: string }) => e.action === "job.cancel"));
 });
 
-Deno.test(
+shared.test(
   {
     name: "per-IP limit counts requests without a valid key: 429 with Retry-After and headers",
     ...opts,
@@ -284,7 +287,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "an authenticated client is held to its key's limit, not its address's", ...opts },
   async () => {
     const app = await appWith({
@@ -307,7 +310,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "per-key limit applies across addresses", ...opts }, async () => {
+shared.test({ name: "per-key limit applies across addresses", ...opts }, async () => {
   const app = await appWith({
     limiter: (await open()).newLimiter(),
     perKeyPerMinute: 2,
@@ -324,7 +327,7 @@ Deno.test({ name: "per-key limit applies across addresses", ...opts }, async () 
   assert.equal((await send(app, "/api/jobs", { key: globex.key })).status, 200);
 });
 
-Deno.test(
+shared.test(
   {
     name: "a tenant's own limit applies to its keys, is shared across instances and can change",
     ...opts,
@@ -363,7 +366,3 @@ Deno.test(
     await assert.rejects(() => w.tenants.setRateLimit(tenant.id, 0), /rate limit/);
   },
 );
-
-Deno.test({ name: "close the tenancy test world", ...opts }, async () => {
-  await (await open()).close();
-});

@@ -15,9 +15,11 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
-import { waitFor } from "../tests/harness.ts";
+import { COURSE_ENDS, settledBody, waitFor } from "../tests/harness.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
+import { sharedWorld } from "../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface World extends ApiWorld {
@@ -26,9 +28,8 @@ interface World extends ApiWorld {
   blobs: BlobStore;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-sharing-" });
     let blobs!: BlobStore;
     const w = await openApiWorld((tdb) => {
@@ -66,8 +67,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 async function call(
   path: string,
@@ -96,12 +99,11 @@ async function uploadCourse(key: string, bytes: Uint8Array, name = "book.pdf") {
   return up.body.courseId as string;
 }
 
-async function settled(key: string, id: string) {
-  return await waitFor(async () => {
-    const c = await call(`/api/courses/${id}`, key);
-    return ["ready", "partial", "failed"].includes(c.body.status) ? c.body : null;
-  }, { timeoutMs: 60_000, what: `course ${id}` });
-}
+const settled = (key: string, id: string) =>
+  settledBody(() => call(`/api/courses/${id}`, key), COURSE_ENDS, {
+    timeoutMs: 60_000,
+    what: `course ${id}`,
+  });
 
 /** Runs `system.cleanup` (here with no grace period) to its end. */
 async function cleanup(): Promise<void> {
@@ -136,7 +138,7 @@ const book = (marker: string) =>
     { heading: "Energy", paragraphs: [sentences(`${marker}energy`, 8)] },
   ]);
 
-Deno.test({
+shared.test({
   name: "sharing: a tenant deleting its course of another's PDF bytes leaves the other its file",
   ...opts,
 }, async () => {
@@ -194,7 +196,7 @@ Deno.test({
   );
 });
 
-Deno.test({
+shared.test({
   name: "sharing: a tenant's job results for a PDF do not tell whether another uploaded it first",
   ...opts,
 }, async () => {
@@ -219,7 +221,7 @@ Deno.test({
   assert.deepEqual(afterA.progress, alone.progress);
 });
 
-Deno.test({
+shared.test({
   name: "sharing: a course counts its own pages, not those another tenant stored for the same PDF",
   ...opts,
 }, async () => {
@@ -251,7 +253,7 @@ Deno.test({
   assert.ok(reports[0]!.done === 5 || reports[0]!.done === 20, JSON.stringify(reports));
 });
 
-Deno.test({
+shared.test({
   name: "sharing: one tenant's long echo on a key does not hold another tenant's on that key",
   ...opts,
 }, async () => {
@@ -293,7 +295,7 @@ Deno.test({
   assert.ok(Date.parse(y.startedAt) >= Date.parse(x.finishedAt), "second after first");
 });
 
-Deno.test({
+shared.test({
   name: "sharing: PDF extraction keys are the tenant's own",
   ...opts,
 }, async () => {
@@ -310,8 +312,4 @@ Deno.test({
   const [ka, kb] = [await keyOf(w.a.key, courseA), await keyOf(w.b.key, courseB)];
   assert.notEqual(ka, kb, "a's extraction cannot hold b's");
   assert.ok(ka.includes(w.a.id) && kb.includes(w.b.id), `${ka} / ${kb}`);
-});
-
-Deno.test({ name: "sharing: close", ...opts }, async () => {
-  if (world) await (await world).close();
 });

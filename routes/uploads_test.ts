@@ -11,9 +11,7 @@ import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { S3BlobStore } from "../db/blobs/s3.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { startS3 } from "../tests/fixtures/s3_server.ts";
-import { waitFor } from "../tests/harness.ts";
-
-const opts = { sanitizeOps: false, sanitizeResources: false };
+import { DATASET_ENDS, settledBody } from "../tests/harness.ts";
 
 function csvOf(rows: number): string {
   const lines = ["id,city,amount"];
@@ -60,10 +58,7 @@ async function world(withBucket = true) {
       body: JSON.stringify(body),
     });
   const settled = (id: string) =>
-    waitFor(async () => {
-      const d = await call(`/api/v1/datasets/${id}`);
-      return d.body.status === "ready" || d.body.status === "failed" ? d.body : null;
-    }, { timeoutMs: 30_000, what: `dataset ${id}` });
+    settledBody(() => call(`/api/v1/datasets/${id}`), DATASET_ENDS, { what: `dataset ${id}` });
   const rows = async (id: string) =>
     (await call(`/api/v1/datasets/${id}/rows?limit=1000`)).body.items;
   return {
@@ -83,7 +78,7 @@ async function world(withBucket = true) {
 }
 
 Deno.test(
-  { name: "uploads: presign, PUT to the bucket, a dataset as from a direct upload", ...opts },
+  "uploads: presign, PUT to the bucket, a dataset as from a direct upload",
   async () => {
     const w = await world();
     try {
@@ -140,7 +135,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "uploads: wrong size, expired, unknown, bad input, JSON files still upload", ...opts },
+  "uploads: wrong size, expired, unknown, bad input, JSON files still upload",
   async () => {
     const w = await world();
     try {
@@ -198,7 +193,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "uploads: without a bucket, a clear 409", ...opts }, async () => {
+Deno.test("uploads: without a bucket, a clear 409", async () => {
   const w = await world(false);
   try {
     const up = await w.json("/api/v1/uploads", {

@@ -15,8 +15,6 @@ import { TenantStore } from "../db/tenants.ts";
 import { sseReader, targets, waitFor } from "../tests/harness.ts";
 import { createApp } from "./app.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 interface Msg extends UsageMessage {
   sourceId: string;
 }
@@ -78,7 +76,7 @@ function sorted(msgs: Msg[], sortBy: string, order: "asc" | "desc"): string[] {
 }
 
 for (const target of targets) {
-  Deno.test(`usage API (${target.name})`, opts, async (t) => {
+  Deno.test(`usage API (${target.name})`, async (t) => {
     const tdb = await target.open();
     const db = tdb.db;
     const runtime = new Runtime({

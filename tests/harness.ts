@@ -120,6 +120,82 @@ export async function waitFor<T>(
   }
 }
 
+/** What `settle` needs of a runtime: reading a job, and (if it has it) hearing of changes. */
+export interface JobSource<J extends { status: string }> {
+  getJob(id: string): Promise<J>;
+  subscribe?(fn: (jobId: string) => void): () => void;
+}
+
+/**
+ * Waits until job `id` is succeeded, failed or cancelled and returns its view. A change the
+ * runtime announces (`subscribe`) wakes it at once; it also reads again every `intervalMs`,
+ * since a job finished by another process or a lease sweep is not announced here. A job not
+ * yet readable (enqueued by a continuation still being committed) is waited for too.
+ */
+export async function settle<J extends { status: string }>(
+  rt: JobSource<J>,
+  id: string,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<J> {
+  const deadline = Date.now() + timeoutMs;
+  let wake: (() => void) | null = null;
+  const unsubscribe = rt.subscribe?.((jobId) => {
+    if (jobId === id) wake?.();
+  });
+  let lastError: unknown = null;
+  try {
+    while (true) {
+      const job = await rt.getJob(id).then((j) => j, (e) => {
+        lastError = e;
+        return null;
+      });
+      if (job && TERMINAL_STATUSES.includes(job.status)) return job;
+      if (Date.now() > deadline) {
+        const seen = job ? `it is ${job.status}` : `reading it failed: ${lastError}`;
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for job ${id} to finish (${seen})`,
+        );
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, intervalMs);
+      });
+      clearTimeout(timer);
+      wake = null;
+    }
+  } finally {
+    unsubscribe?.();
+  }
+}
+
+const TERMINAL_STATUSES = ["succeeded", "failed", "cancelled"];
+
+/** The statuses a dataset ends in. */
+export const DATASET_ENDS = ["ready", "failed"] as const;
+/** The statuses a course ends in. */
+export const COURSE_ENDS = ["ready", "partial", "failed"] as const;
+
+/** A JSON body as the tests' `call` helpers return it: read field by field, unchecked. */
+// deno-lint-ignore no-explicit-any
+type ApiBody = any;
+
+/**
+ * Reads a resource through the API (`read`, e.g. a GET of `/api/datasets/<id>`) until its
+ * body's `status` is one of `ends`, and returns that body. HTTP has no change feed, so it polls.
+ */
+export async function settledBody(
+  read: () => Promise<{ body: ApiBody }>,
+  ends: readonly string[],
+  { what, timeoutMs = 30_000 }: { what: string; timeoutMs?: number },
+): Promise<ApiBody> {
+  return await waitFor(async () => {
+    const { body } = await read();
+    return ends.includes(body?.status) ? body : null;
+  }, { timeoutMs, what });
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The number of rows in `table` (a name the test writes itself). */

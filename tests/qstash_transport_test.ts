@@ -19,7 +19,9 @@ import { createApp } from "../routes/app.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { postgresTarget, waitFor } from "./harness.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
+import { sharedWorld } from "./shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const TOKEN = "qstash-test-token";
 const CURRENT = "sig_current_0123456789abcdef";
@@ -158,10 +160,10 @@ async function stateOf(w: Awaited<ReturnType<typeof world>>, key: string) {
   return rows[0]?.state;
 }
 
-let opened: ReturnType<typeof world> | undefined;
-const open = () => opened ??= world();
+const shared = sharedWorld(world);
+const open = shared.open;
 
-Deno.test(
+shared.test(
   { name: "messages go through QStash, once each, one at a time per key", ...opts },
   async () => {
     const w = await open();
@@ -187,7 +189,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "RetryLaterError comes back through QStash without consuming an attempt", ...opts },
   async () => {
     const w = await open();
@@ -219,7 +221,7 @@ async function finished(w: Awaited<ReturnType<typeof world>>, jobId: string) {
   }, { timeoutMs: 30_000, what: `job ${jobId} to finish` });
 }
 
-Deno.test(
+shared.test(
   { name: "run-again-later many more times than QStash's retries: one attempt", ...opts },
   async () => {
     const w = await open();
@@ -235,7 +237,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "a failed reschedule publish leaves the delivery to QStash's retry", ...opts },
   async () => {
     const w = await open();
@@ -255,7 +257,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+shared.test(
   { name: "a delivery before the job's run-again time does not run it early", ...opts },
   async () => {
     const w = await open();
@@ -275,7 +277,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "the publish request maps the actor's policy", ...opts }, async () => {
+shared.test({ name: "the publish request maps the actor's policy", ...opts }, async () => {
   const w = await open();
   const req = await w.transport.request({
     id: "job-1",
@@ -294,7 +296,7 @@ Deno.test({ name: "the publish request maps the actor's policy", ...opts }, asyn
   assert.ok(req.notBefore! >= Math.floor(Date.now() / 1000) + 59);
 });
 
-Deno.test(
+shared.test(
   { name: "retries end in a dead letter; non-retryable failures stop at once", ...opts },
   async () => {
     const w = await open();
@@ -321,7 +323,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "when QStash gives up on a message, the failure callback dead-letters it",
   ...opts,
 }, async () => {
@@ -342,7 +344,7 @@ Deno.test({
   assert.equal(dls.items[0]?.jobId, job.id);
 });
 
-Deno.test(
+shared.test(
   { name: "a QStash schedule run enqueues the scheduled actor once", ...opts },
   async () => {
     const w = await open();
@@ -365,7 +367,3 @@ Deno.test(
     assert.equal(jobs[0]!.result, "cron");
   },
 );
-
-Deno.test({ name: "close the QStash world", ...opts }, async () => {
-  await (await open()).close();
-});

@@ -13,8 +13,6 @@ import { courseTenantData } from "./delete.ts";
 
 Deno.test({
   name: "courseTenantData removes a tenant's courses and their Chroma vectors, no one else's",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const chroma = await startChroma();
   const tdb = await pgliteTarget.open();

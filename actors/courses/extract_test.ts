@@ -11,8 +11,6 @@ import { InlineExtractor, OpenPdfs, pageExtractor, WorkerExtractor } from "./ext
 import { PdfError } from "./pdf.ts";
 import { within } from "../../tests/harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function book(pages: number): Promise<Uint8Array> {
   return await makePdf(
     Array.from({ length: pages }, (_, p) => ({
@@ -22,7 +20,7 @@ async function book(pages: number): Promise<Uint8Array> {
   );
 }
 
-Deno.test({ name: "extract: workers give the pages this thread gives", ...opts }, async () => {
+Deno.test("extract: workers give the pages this thread gives", async () => {
   const bytes = await book(9);
   const inline = new InlineExtractor();
   const pool = new WorkerExtractor(2);
@@ -62,7 +60,7 @@ Deno.test({ name: "extract: workers give the pages this thread gives", ...opts }
   }
 });
 
-Deno.test({ name: "extract: workers give the structure this thread gives", ...opts }, async () => {
+Deno.test("extract: workers give the structure this thread gives", async () => {
   const pages = Array.from({ length: 5 }, (_, p) => ({
     heading: `Part ${p + 1}`,
     paragraphs: [sentences(`s${p}`, 2)],
@@ -106,7 +104,7 @@ Deno.test({ name: "extract: workers give the structure this thread gives", ...op
   }
 });
 
-Deno.test({ name: "extract: errors keep their PdfError code", ...opts }, async () => {
+Deno.test("extract: errors keep their PdfError code", async () => {
   const pool = new WorkerExtractor(1);
   try {
     const notPdf = new TextEncoder().encode("name,age\nada,36\n");
@@ -130,7 +128,7 @@ Deno.test({ name: "extract: errors keep their PdfError code", ...opts }, async (
 const tooComplex = (e: unknown) => e instanceof PdfError && e.code === "PDF_TOO_COMPLEX";
 
 Deno.test(
-  { name: "extract: hostile files fail as PDF_TOO_COMPLEX, in both", ...opts },
+  "extract: hostile files fail as PDF_TOO_COMPLEX, in both",
   async () => {
     const bomb = flateBomb({ inflatedMb: 512 });
     const deep = deepOutline({ depth: 1000 });
@@ -157,7 +155,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "extract: in this thread, checking a hostile file gives way to other work", ...opts },
+  "extract: in this thread, checking a hostile file gives way to other work",
   async () => {
     const bomb = flateBomb(); // the issue's: 4 MB that inflate to 4 GB
     const deep = deepOutline(); // 100,000 levels
@@ -185,7 +183,6 @@ Deno.test(
 
 Deno.test({
   name: "extract: a worker over its heap or time fails the file, not the process",
-  ...opts,
 }, async () => {
   const hog = new URL("../../tests/fixtures/hog_worker.ts", import.meta.url);
   // The default time limit (2 minutes): a worker stopped at its heap limit is seen in seconds.
@@ -206,7 +203,7 @@ Deno.test({
   }
 });
 
-Deno.test({ name: "extract: a closed pool refuses work", ...opts }, async () => {
+Deno.test("extract: a closed pool refuses work", async () => {
   const pool = pageExtractor(1);
   assert.ok(pool instanceof WorkerExtractor);
   const bytes = await book(1);
@@ -217,7 +214,7 @@ Deno.test({ name: "extract: a closed pool refuses work", ...opts }, async () => 
   assert.ok(pageExtractor(0) instanceof InlineExtractor);
 });
 
-Deno.test({ name: "extract: opened PDFs are kept by key, few and briefly", ...opts }, async () => {
+Deno.test("extract: opened PDFs are kept by key, few and briefly", async () => {
   const a = await book(6);
   const b = await book(2);
   const c = await book(1);

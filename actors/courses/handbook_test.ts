@@ -5,8 +5,6 @@ import { courseHandbook, hasOwnNumber, numbered } from "./handbook.ts";
 import { PdfDocument } from "./pdf.ts";
 import type { Lesson, Module } from "./pipeline.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
-
 const SAMPLE = Object.values(SCRIPT_WORDS).flat().join(" ");
 
 function lesson(title: string, summary: string, keyPoints: string[] = []): Lesson {
@@ -48,7 +46,7 @@ Deno.test("numbered() keeps a title's own number and adds one where there is non
   assert.equal(numbered("2.1", "Getting started"), "2.1 Getting started");
 });
 
-Deno.test({ name: "handbook: every script is printed, with glyphs", ...opts }, async () => {
+Deno.test("handbook: every script is printed, with glyphs", async () => {
   const modules: Module[] = [{
     title: "Écritures — Σκριπτ, Письмо, 文字, الكتابة",
     summary: "Latin, Greek, Cyrillic, CJK and Arabic in one handbook.",
@@ -81,7 +79,7 @@ Deno.test({ name: "handbook: every script is printed, with glyphs", ...opts }, a
 });
 
 Deno.test(
-  { name: "handbook: a title with its own number is not numbered again", ...opts },
+  "handbook: a title with its own number is not numbered again",
   async () => {
     const pdf = await courseHandbook({
       title: "An Introduction to R",
@@ -107,7 +105,7 @@ Deno.test(
 );
 
 /** A source PDF whose text has θ, γ, ≤ and −, read by both extraction paths. */
-Deno.test({ name: "handbook: θ γ ≤ − survive extraction and writing", ...opts }, async () => {
+Deno.test("handbook: θ γ ≤ − survive extraction and writing", async () => {
   const src = await PdfWriter.create({ title: "Source" });
   await src.newPage();
   await src.para("Models: the link function θ maps the mean; γ is the dispersion.", { size: 11 });
@@ -140,7 +138,6 @@ const hasRIntro = await Deno.stat(R_INTRO).then(() => true, () => false);
 Deno.test({
   name: "handbook: the R manual's θ γ ≤ − (Type 1 math fonts) reach the handbook",
   ignore: !hasRIntro,
-  ...opts,
 }, async () => {
   const doc = await PdfDocument.open(await Deno.readFile(R_INTRO));
   const pages = [

@@ -16,8 +16,6 @@ import {
   structure,
 } from "./lessons.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function read(
   pages: Parameters<typeof makePdf>[0],
   outline?: FixtureOutline[],
@@ -50,7 +48,7 @@ function distinct(lessons: { text: string }[]) {
   }
 }
 
-Deno.test({ name: "lessons: sections on one page each get their own text", ...opts }, async () => {
+Deno.test("lessons: sections on one page each get their own text", async () => {
   const { pages, outline } = await read([
     {
       heading: "Chapter One",
@@ -90,7 +88,7 @@ Deno.test({ name: "lessons: sections on one page each get their own text", ...op
 });
 
 Deno.test(
-  { name: "lessons: without a top, an entry starts at its title's line", ...opts },
+  "lessons: without a top, an entry starts at its title's line",
   async () => {
     const { pages, outline } = await read([{
       heading: "Part A",
@@ -127,7 +125,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "lessons: a section with too little text joins a neighbour, titled both", ...opts },
+  "lessons: a section with too little text joins a neighbour, titled both",
   async () => {
     const tiny = "Only a few words here.";
     const { pages, outline } = await read([{
@@ -177,7 +175,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "lessons: headings found by font size start where they are", ...opts },
+  "lessons: headings found by font size start where they are",
   async () => {
     // Two chapters: a first page's large first line with no line as large elsewhere would
     // be the document's title (`titleBlock`), not a heading.
@@ -208,7 +206,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "lessons: without an outline, ten pages a lesson", ...opts }, async () => {
+Deno.test("lessons: without an outline, ten pages a lesson", async () => {
   const { pages } = await read(
     Array.from({ length: 12 }, (_, i) => ({ paragraphs: [`page ${i + 1} text`] })),
   );

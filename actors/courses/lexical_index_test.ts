@@ -33,8 +33,6 @@ async function write(
 for (const target of targets) {
   Deno.test({
     name: `lexical index [${target.name}]: code words verbatim, BM25 order, re-read on change`,
-    sanitizeOps: false,
-    sanitizeResources: false,
   }, async () => {
     const { db, cleanup } = await target.open();
     try {

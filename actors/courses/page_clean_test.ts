@@ -13,8 +13,6 @@ import { passagesBetween } from "./lessons.ts";
 import { LocalWriter } from "./writer/local.ts";
 import { DocumentStats } from "./writer/text.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** A line without its `y`, as an older extraction stored it: places are ranks from the edges. */
 const line = (text: string, size = 10.9): Line => ({ text, size }) as Line;
 /** Sentences as lines, the marker spelled out so that lines differ by more than digits. */
@@ -235,7 +233,6 @@ Deno.test("a book's title on its title page stays, though it is also the running
 
 Deno.test({
   name: "a generated book without an outline: clean text, title page, numbered structure",
-  ...opts,
 }, async () => {
   const pdf = await PdfDocument.open(await typesetBook());
   let pages: PageText[];

@@ -15,13 +15,11 @@ import {
   titleBlock,
 } from "./pdf.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function open(bytes: Uint8Array) {
   return await PdfDocument.open(bytes);
 }
 
-Deno.test({ name: "pdf: text on its page, outline with physical pages", ...opts }, async () => {
+Deno.test("pdf: text on its page, outline with physical pages", async () => {
   const bytes = await makePdf([
     { heading: "Chapter One", paragraphs: [sentences("alpha", 6)] },
     { subheading: "Section 1.1", paragraphs: ["The zebrafish quokka appears on page two only."] },
@@ -57,7 +55,7 @@ Deno.test({ name: "pdf: text on its page, outline with physical pages", ...opts 
   }
 });
 
-Deno.test({ name: "pdf: headings from font size when there is no outline", ...opts }, async () => {
+Deno.test("pdf: headings from font size when there is no outline", async () => {
   const pdf = await open(
     await makePdf([
       { heading: "Introduction", paragraphs: [sentences("intro", 8)] },
@@ -79,7 +77,7 @@ Deno.test({ name: "pdf: headings from font size when there is no outline", ...op
   }
 });
 
-Deno.test({ name: "pdf: two columns are read one after the other", ...opts }, async () => {
+Deno.test("pdf: two columns are read one after the other", async () => {
   const left = ["Left column starts here.", sentences("left", 5), "Left column ends here."];
   const right = ["Right column starts here.", sentences("right", 5), "Right column ends here."];
   const pdf = await open(await makePdf([{ heading: "Columns", columns: [left, right] }]));
@@ -94,7 +92,7 @@ Deno.test({ name: "pdf: two columns are read one after the other", ...opts }, as
   }
 });
 
-Deno.test({ name: "pdf: non-Latin text comes out as written", ...opts }, async () => {
+Deno.test("pdf: non-Latin text comes out as written", async () => {
   const pdf = await open(
     await makePdf([{
       heading: "Введение",
@@ -113,7 +111,7 @@ Deno.test({ name: "pdf: non-Latin text comes out as written", ...opts }, async (
   }
 });
 
-Deno.test({ name: "pdf: broken files fail with a clear code", ...opts }, async () => {
+Deno.test("pdf: broken files fail with a clear code", async () => {
   const good = await makePdf([{ heading: "x", paragraphs: ["y"] }]);
   const cases: [string, Uint8Array, string][] = [
     ["empty", new Uint8Array(0), "NOT_PDF"],
@@ -147,7 +145,6 @@ Deno.test({ name: "pdf: broken files fail with a clear code", ...opts }, async (
 
 Deno.test({
   name: "pdf: lines and destinations carry their position from the page top, on both paths",
-  ...opts,
 }, async () => {
   const bytes = await makePdf([{
     heading: "Chapter One",

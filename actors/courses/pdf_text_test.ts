@@ -23,8 +23,6 @@ import { readOutline } from "./pdf_outline.ts";
 import { deflateSync } from "node:zlib";
 import { MAX_STREAM_BYTES, PdfFile, PdfName, PdfStream, Unsupported } from "./pdf_objects.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** Both paths' pages of `bytes`: they must be equal; returns how many pages each path read. */
 async function sameAsPdfJs(bytes: Uint8Array) {
   const slow = await PdfDocument.open(bytes, { fastText: false });
@@ -67,7 +65,7 @@ function raw(
 const hex = (font: PDFFont, text: string) => font.encodeText(text).toString();
 
 Deno.test(
-  { name: "fast text: the course fixtures read as pdf.js reads them", ...opts },
+  "fast text: the course fixtures read as pdf.js reads them",
   async () => {
     const cases = [
       await makePdf([
@@ -89,7 +87,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "fast text: fonts, transforms, spacing and layout", ...opts }, async () => {
+Deno.test("fast text: fonts, transforms, spacing and layout", async () => {
   for (const useObjectStreams of [true, false]) {
     const doc = await PDFDocument.create();
     doc.registerFontkit(fontkit);
@@ -245,7 +243,7 @@ Deno.test({ name: "fast text: fonts, transforms, spacing and layout", ...opts },
   }
 });
 
-Deno.test({ name: "fast text: an incremental update is read at its latest", ...opts }, async () => {
+Deno.test("fast text: an incremental update is read at its latest", async () => {
   const base = await makePdf([{ paragraphs: ["Old text of page one."] }, {
     paragraphs: ["Page two."],
   }]);
@@ -284,7 +282,7 @@ Deno.test({ name: "fast text: an incremental update is read at its latest", ...o
   assert.equal(r.lines[1]!.lines[0]!.text, "Page two.");
 });
 
-Deno.test({ name: "fast text: what it does not handle goes to pdf.js", ...opts }, async () => {
+Deno.test("fast text: what it does not handle goes to pdf.js", async () => {
   const doc = await PDFDocument.create();
   doc.registerFontkit(fontkit);
   const times = await doc.embedFont(StandardFonts.TimesRoman);

@@ -19,7 +19,6 @@ import { profileRows } from "./profiles.ts";
 import { TableProfile } from "./profile/mod.ts";
 import { copyLines } from "../../tests/fixtures/copy_lines.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const enc = new TextEncoder();
 
 /** The COPY text of a chunk's segments. */
@@ -89,7 +88,7 @@ Deno.test("chunk work: COPY bytes come in bounded segments that split no value",
 });
 
 Deno.test(
-  { name: "chunk work: stored COPY segments are written again, the bytes unchanged", ...opts },
+  "chunk work: stored COPY segments are written again, the bytes unchanged",
   async () => {
     const lines = ["id,note"];
     for (let i = 0; i < 20_000; i++) lines.push(`${i},row ${i} ✓`);
@@ -131,7 +130,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "chunk work: input buffers come back and are filled again, outcomes unchanged", ...opts },
+  "chunk work: input buffers come back and are filled again, outcomes unchanged",
   async () => {
     const chunks = [0, 1, 2, 3].map((k) => {
       const lines = ["id,note"];
@@ -162,7 +161,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }, async () => {
+Deno.test("chunk work: a worker gives what this thread gives", async () => {
   const workers = new ChunkProcessor(1);
   const inline = new ChunkProcessor(0);
   try {
@@ -191,7 +190,7 @@ Deno.test({ name: "chunk work: a worker gives what this thread gives", ...opts }
 });
 
 Deno.test(
-  { name: "chunk work: workers that cannot start leave the work to this thread", ...opts },
+  "chunk work: workers that cannot start leave the work to this thread",
   async () => {
     const dir = await Deno.makeTempDir();
     const broken = new URL(`file://${dir}/broken_worker.ts`);
@@ -212,7 +211,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "chunk work: a chunk over its worker's heap or time fails as bad input", ...opts },
+  "chunk work: a chunk over its worker's heap or time fails as bad input",
   async () => {
     const hog = new URL("../../tests/fixtures/hog_worker.ts", import.meta.url);
     const processor = new ChunkProcessor(1, { url: hog, workerHeapMb: 64, taskTimeoutMs: 20_000 });

@@ -25,7 +25,9 @@ import { ChunkProcessor } from "./chunk_work.ts";
 import { datasetOptions } from "./options.ts";
 import { datasetActors } from "./pipeline.ts";
 import { insertDataset } from "./store.ts";
+import { sharedWorld } from "../../tests/shared_world.ts";
 
+// Sanitizers off: the shared world opened by one test is closed by a later one.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 interface Thrown {
@@ -44,9 +46,8 @@ interface World {
   close(): Promise<void>;
 }
 
-let world: Promise<World> | undefined;
-function open(): Promise<World> {
-  world ??= (async () => {
+function openWorld(): Promise<World> {
+  return (async () => {
     const dir = await Deno.makeTempDir({ prefix: "troupe-input-" });
     const tdb = await pgliteTarget.open();
     const blobs = new FsBlobStore(dir);
@@ -91,8 +92,10 @@ function open(): Promise<World> {
       },
     };
   })();
-  return world;
 }
+
+const shared = sharedWorld(openWorld);
+const open = shared.open;
 
 /** Stores `file` and starts its dataset; resolves with the dataset once it is ready or failed. */
 async function ingest(
@@ -155,7 +158,7 @@ async function expectInputFailure(
   return d;
 }
 
-Deno.test(
+shared.test(
   { name: "pipeline: a CSV of 2,000 columns fails TOO_MANY_COLUMNS in the split", ...opts },
   async () => {
     await expectInputFailure(
@@ -167,7 +170,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "pipeline: a CSV of 1,000,000 columns fails TOO_MANY_COLUMNS in seconds, not minutes",
   ...opts,
 }, async () => {
@@ -183,7 +186,7 @@ Deno.test({
   assert.ok(seconds < 20, `${seconds.toFixed(1)} s`);
 });
 
-Deno.test(
+shared.test(
   { name: "pipeline: a header line past maxHeaderBytes fails HEADER_TOO_LONG", ...opts },
   async () => {
     const csv = `${"x".repeat(70 * 1024)},y\n1,2\n`;
@@ -191,7 +194,7 @@ Deno.test(
   },
 );
 
-Deno.test({
+shared.test({
   name: "pipeline: NDJSON records of 1,200 keys fail TOO_MANY_COLUMNS in a chunk",
   ...opts,
 }, async () => {
@@ -203,7 +206,7 @@ Deno.test({
   );
 });
 
-Deno.test({
+shared.test({
   name: "pipeline: NDJSON chunks whose keys add up past the limit fail TOO_MANY_COLUMNS",
   ...opts,
 }, async () => {
@@ -213,7 +216,7 @@ Deno.test({
   await expectInputFailure(ndjson, { format: "ndjson" }, "dataset.chunk", "TOO_MANY_COLUMNS");
 });
 
-Deno.test({
+shared.test({
   name: "pipeline: a bad row under errorPolicy=fail fails BAD_ROW with its line",
   ...opts,
 }, async () => {
@@ -237,7 +240,7 @@ Deno.test({
   assert.equal(late.error?.line, 2502);
 });
 
-Deno.test({
+shared.test({
   name: "pipeline: a rename onto a column in use fails DUPLICATE_COLUMN, on either store path",
   ...opts,
 }, async () => {
@@ -258,7 +261,7 @@ Deno.test({
   );
 });
 
-Deno.test({
+shared.test({
   name: "pipeline: NUL in a column name or a value fails the dataset, not a retry",
   ...opts,
 }, async () => {
@@ -298,14 +301,14 @@ Deno.test({
   );
 });
 
-Deno.test(
+shared.test(
   { name: "pipeline: a JSON file that is not an array fails NOT_JSON_ARRAY", ...opts },
   async () => {
     await expectInputFailure('{"a":1}', { format: "json" }, "dataset.split", "NOT_JSON_ARRAY");
   },
 );
 
-Deno.test({
+shared.test({
   name: "pipeline: numbers past PostgreSQL's double precision are kept as text, not retried",
   ...opts,
 }, async () => {
@@ -322,11 +325,7 @@ Deno.test({
   assert.deepEqual(types, { id: "integer", x: "string", y: "float" });
 });
 
-Deno.test({ name: "pipeline: a file within the limits still loads", ...opts }, async () => {
+shared.test({ name: "pipeline: a file within the limits still loads", ...opts }, async () => {
   const d = await ingest(wideCsv(1000, { rows: 5 }), { format: "csv" });
   assert.equal(d.status, "ready", JSON.stringify(d.error));
-});
-
-Deno.test({ name: "pipeline: close", ...opts }, async () => {
-  await (await open()).close();
 });

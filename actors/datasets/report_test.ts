@@ -2,8 +2,6 @@ import assert from "node:assert/strict";
 import { assertScriptsDrawn, pdfText, SCRIPT_WORDS } from "../documents/testing.ts";
 import { datasetReport, type ReportColumn } from "./report.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
-
 function column(name: string, values: string[]): ReportColumn {
   return {
     name,
@@ -18,7 +16,7 @@ function column(name: string, values: string[]): ReportColumn {
 }
 
 Deno.test(
-  { name: "dataset report: names and values in every script, drawn", ...opts },
+  "dataset report: names and values in every script, drawn",
   async () => {
     const columns: ReportColumn[] = [
       // Each sample word is a value of its own: one word per bar label.
@@ -72,7 +70,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "dataset report: a long name is cut with an ellipsis", ...opts }, async () => {
+Deno.test("dataset report: a long name is cut with an ellipsis", async () => {
   const pdf = await datasetReport({
     name: "名".repeat(200),
     id: "d2",

@@ -6,8 +6,6 @@ import { fontRuns, loadFace, REPLACEMENT } from "./fonts.ts";
 import { PdfWriter } from "./pdf_writer.ts";
 import { difference, inkOf, pdfText, renderPage } from "./testing.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
-
 Deno.test("fontRuns() picks the first font that has each run, Arabic from Noto", async () => {
   const runs = await fontRuns("Ωmega ≤ 中文, 日本 العربية ١٢ x", "regular");
   assert.deepEqual(runs, [
@@ -54,7 +52,7 @@ const SCRIPTS: [string, string, string][] = [
   ["arabic", "ع", "ب"],
 ];
 
-Deno.test({ name: "PdfWriter: every script is drawn with real glyphs", ...opts }, async () => {
+Deno.test("PdfWriter: every script is drawn with real glyphs", async () => {
   const w = await PdfWriter.create({ title: "Scripts θ 中文 العربية" });
   const page = await w.newPage();
   const H = w.pageSize[1];
@@ -108,7 +106,7 @@ Deno.test({ name: "PdfWriter: every script is drawn with real glyphs", ...opts }
   }
 });
 
-Deno.test({ name: "PdfWriter: fonts are embedded as subsets", ...opts }, async () => {
+Deno.test("PdfWriter: fonts are embedded as subsets", async () => {
   const w = await PdfWriter.create({ title: "Subset" });
   await w.newPage();
   await w.para("中文 and العربية and Ωmega", { size: 12 });
@@ -119,7 +117,7 @@ Deno.test({ name: "PdfWriter: fonts are embedded as subsets", ...opts }, async (
   assert.ok(text.includes("中文") && text.includes("العربية") && text.includes("Ωmega"), text);
 });
 
-Deno.test({ name: "PdfWriter: wrapping breaks CJK anywhere and long words", ...opts }, async () => {
+Deno.test("PdfWriter: wrapping breaks CJK anywhere and long words", async () => {
   const w = await PdfWriter.create({ title: "Wrap" });
   const width = 120;
   const cjk = await w.wrap("中文段落".repeat(20), width, { size: 10 });
@@ -149,7 +147,7 @@ Deno.test("needsNoShaping(): only scripts whose glyphs are their characters skip
   }
 });
 
-Deno.test({ name: "PdfWriter: default-ignorable characters take no room", ...opts }, async () => {
+Deno.test("PdfWriter: default-ignorable characters take no room", async () => {
   const w = await PdfWriter.create({ title: "Ignorable" });
   assert.equal(await w.measure("soft\u00adhyphen"), await w.measure("softhyphen"));
 });

@@ -12,12 +12,11 @@ import {
 } from "./worker_pool.ts";
 import { waitFor, within } from "../../tests/harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
 
 for (const kind of ["web", "node"] as const) {
   Deno.test(
-    { name: `worker pool (${kind} workers): results, errors, crashes`, ...opts },
+    `worker pool (${kind} workers): results, errors, crashes`,
     async () => {
       const pool = new WorkerPool(url, 2, kind === "node" ? { youngGenerationMb: 4 } : {});
       try {
@@ -45,7 +44,7 @@ for (const kind of ["web", "node"] as const) {
 }
 
 Deno.test(
-  { name: "worker pool: youngGenerationMb bounds a worker's young generation", ...opts },
+  "worker pool: youngGenerationMb bounds a worker's young generation",
   async () => {
     const small = new WorkerPool(url, 1, { youngGenerationMb: 4 });
     const plain = new WorkerPool(url, 1, { youngGenerationMb: 64 });
@@ -65,7 +64,7 @@ Deno.test(
 
 for (const kind of ["web", "node"] as const) {
   Deno.test(
-    { name: `worker pool (${kind} workers): idleMs stops idle workers, not busy ones`, ...opts },
+    `worker pool (${kind} workers): idleMs stops idle workers, not busy ones`,
     async () => {
       const pool = new WorkerPool(url, 1, {
         idleMs: 1000,
@@ -90,7 +89,7 @@ for (const kind of ["web", "node"] as const) {
 
 for (const kind of ["web", "node"] as const) {
   Deno.test(
-    { name: `worker pool (${kind} workers): depth gives a worker tasks ahead`, ...opts },
+    `worker pool (${kind} workers): depth gives a worker tasks ahead`,
     async () => {
       const node = kind === "node" ? { youngGenerationMb: 4 } : {};
       const pool = new WorkerPool(url, 1, { depth: 2, ...node });
@@ -125,7 +124,7 @@ for (const kind of ["web", "node"] as const) {
   );
 }
 
-Deno.test({ name: "worker pool: one task at a time a worker by default", ...opts }, async () => {
+Deno.test("worker pool: one task at a time a worker by default", async () => {
   const pool = new WorkerPool(url, 1);
   try {
     const order: number[] = [];
@@ -170,7 +169,7 @@ async function slowestProbe(work: () => Promise<void>): Promise<number> {
 }
 
 Deno.test(
-  { name: "worker pool: a task that fills its worker's heap fails, this thread answers", ...opts },
+  "worker pool: a task that fills its worker's heap fails, this thread answers",
   async () => {
     const pool = new WorkerPool(url, 1, { heapMb: 64, taskTimeoutMs: 3000 });
     try {
@@ -196,7 +195,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "worker pool: taskTimeoutMs stops a task that runs over, not the next ones", ...opts },
+  "worker pool: taskTimeoutMs stops a task that runs over, not the next ones",
   async () => {
     const pool = new WorkerPool(url, 1, { taskTimeoutMs: 1000, youngGenerationMb: 4 });
     try {
@@ -233,7 +232,6 @@ Deno.test(
 Deno.test(
   {
     name: "worker pool: stallMs fails a worker stopped at its heap limit long before its time",
-    ...opts,
   },
   async () => {
     const pool = new WorkerPool(url, 1, { heapMb: 64, taskTimeoutMs: 120_000, stallMs: 1000 });

@@ -31,8 +31,6 @@ const SHARED_CSV = "city,people\nOslo,700\nLima,9000\n";
 for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
   Deno.test({
     name: `${target.name}: deleting a tenant removes all its data and nothing of another's`,
-    sanitizeOps: false,
-    sanitizeResources: false,
   }, async () => {
     const tdb = await target.open();
     const dir = await Deno.makeTempDir({ prefix: "troupe-tenant-delete-" });

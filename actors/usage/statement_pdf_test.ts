@@ -4,8 +4,6 @@ import { pdfLayoutText, pdfText } from "../documents/testing.ts";
 import { sampleStatement } from "./statement_fixture.ts";
 import { buildStatementPdf, creditsText, monthTitle, reportLabel } from "./statement_pdf.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
-
 Deno.test("creditsText() groups thousands and keeps two places from cents", () => {
   assert.equal(creditsText(0n), "0.00");
   assert.equal(creditsText(7n), "0.07");
@@ -15,7 +13,7 @@ Deno.test("creditsText() groups thousands and keeps two places from cents", () =
 });
 
 Deno.test(
-  { name: "statement PDF: summary, chart, per-report and daily totals", ...opts },
+  "statement PDF: summary, chart, per-report and daily totals",
   async () => {
     const data = sampleStatement();
     const pdf = await buildStatementPdf(data);
@@ -54,7 +52,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "statement PDF: the chart's bars are drawn, one per day of usage", ...opts },
+  "statement PDF: the chart's bars are drawn, one per day of usage",
   async () => {
     const data = sampleStatement();
     const pdf = await buildStatementPdf(data);
@@ -78,7 +76,7 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "statement PDF: a month without usage", ...opts }, async () => {
+Deno.test("statement PDF: a month without usage", async () => {
   const data = sampleStatement();
   const empty = {
     ...data,

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor, InProcessTransport, type SqlExecutor } from "@troupe/runtime";
-import { sleep, waitFor } from "../harness.ts";
+import { settle, sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 
 async function effectsTable(db: SqlExecutor) {
@@ -52,13 +52,6 @@ async function stateOf(db: SqlExecutor, key: string): Promise<unknown> {
     [key],
   );
   return rows[0]?.state;
-}
-
-async function settle(rt: { getJob(id: string): Promise<{ status: string }> }, id: string) {
-  return await waitFor(async () => {
-    const job = await rt.getJob(id);
-    return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
-  }, { what: `job ${id} to finish`, timeoutMs: 15_000 });
 }
 
 contractSuite("delivery", {

@@ -4,22 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import {
-  ConflictError,
-  defineActor,
-  NonRetryableError,
-  RetryLaterError,
-  type Runtime,
-} from "@troupe/runtime";
-import { sleep, waitFor } from "../harness.ts";
+import { ConflictError, defineActor, NonRetryableError, RetryLaterError } from "@troupe/runtime";
+import { settle, sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
-
-async function settle(rt: Runtime, id: string, timeoutMs = 15_000) {
-  return await waitFor(async () => {
-    const job = await rt.getJob(id);
-    return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
-  }, { what: `job ${id} to finish`, timeoutMs });
-}
 
 /** The parts of a job's error record that say what it was and whether a retry could help. */
 function errorOf(job: { error: unknown }): { code: string; retryable: boolean } {

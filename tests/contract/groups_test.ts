@@ -9,23 +9,14 @@ import {
   type GroupOutcome,
   groupOutcomeSchema,
   InProcessTransport,
-  type JobView,
   message,
   NonRetryableError,
-  type Runtime,
   type SqlExecutor,
 } from "@troupe/runtime";
 import { claimJobs } from "../../actors/runtime/sql/claim_jobs.ts";
 import { completeJobs } from "../../actors/runtime/sql/complete_jobs.ts";
-import { waitFor } from "../harness.ts";
+import { settle } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
-
-async function settle(rt: Runtime, id: string, timeoutMs = 15_000): Promise<JobView> {
-  return await waitFor(async () => {
-    const job = await rt.getJob(id).catch(() => null);
-    return job && ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
-  }, { what: `job ${id} to finish`, timeoutMs });
-}
 
 async function groupRow(db: SqlExecutor, id: string) {
   const [row] = await db.query<{ status: string; remaining: number; continuation_id: string }>(

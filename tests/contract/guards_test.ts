@@ -10,20 +10,12 @@ import {
   defineActor,
   IdempotencyKeyReusedError,
   InputError,
-  type Runtime,
   type SqlDatabase,
 } from "@troupe/runtime";
 import { claimJobs, releaseLeases } from "../../actors/runtime/sql/claim_jobs.ts";
 import { PUBLIC_TABLES } from "../../actors/runtime/sql/tables.ts";
-import { sleep, waitFor } from "../harness.ts";
+import { settle, sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
-
-async function settle(rt: Runtime, id: string, timeoutMs = 15_000) {
-  return await waitFor(async () => {
-    const job = await rt.getJob(id);
-    return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
-  }, { what: `job ${id} to finish`, timeoutMs });
-}
 
 /**
  * Leaves job `id` as a crashed worker does: running under a lease that lapsed without being

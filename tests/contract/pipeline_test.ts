@@ -4,22 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import {
-  type AnyActor,
-  defineActor,
-  InputError,
-  type JobView,
-  type Runtime,
-} from "@troupe/runtime";
-import { sleep, waitFor } from "../harness.ts";
+import { type AnyActor, defineActor, InputError } from "@troupe/runtime";
+import { settle, sleep, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
-
-async function settle(rt: Runtime, id: string, timeoutMs = 15_000): Promise<JobView> {
-  return await waitFor(async () => {
-    const job = await rt.getJob(id);
-    return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
-  }, { what: `job ${id} to finish`, timeoutMs });
-}
 
 /**
  * `<p>.split` fans out `parts` `<p>.part` messages (each waits for `gate`), each reports to

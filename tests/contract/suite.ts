@@ -39,6 +39,7 @@ export function contractSuite(
     for (const [i, name] of names.entries()) {
       Deno.test({
         name: `${group} [${target.name}]: ${name}`,
+        // Sanitizers off: the group's database is opened by its first test, closed by its last.
         sanitizeOps: false,
         sanitizeResources: false,
         async fn() {

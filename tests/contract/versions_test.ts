@@ -5,22 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import {
-  defineActor,
-  type JobView,
-  message,
-  NonRetryableError,
-  type Runtime,
-} from "@troupe/runtime";
-import { waitFor } from "../harness.ts";
+import { defineActor, message, NonRetryableError } from "@troupe/runtime";
+import { settle, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
-
-async function settle(rt: Runtime, id: string, timeoutMs = 15_000): Promise<JobView> {
-  return await waitFor(async () => {
-    const job = await rt.getJob(id);
-    return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : null;
-  }, { what: `job ${id} to finish`, timeoutMs });
-}
 
 /** Version 1 of `<p>.greet` takes a full name; version 2 a first and a last name. */
 function greet(p: string, options: { broken?: boolean } = {}) {

@@ -61,8 +61,6 @@ const subjects: Subject[] = [
 for (const subject of subjects) {
   Deno.test({
     name: `vectors [${subject.name}]: upsert by id, nearest first, scoped, deleted with the course`,
-    sanitizeOps: false,
-    sanitizeResources: false,
   }, async () => {
     const { store, close } = await subject.open();
     try {
