@@ -111,9 +111,10 @@ export async function reapJobs(
       const rows = jobs.map((job) => {
         const { status, error } = outcome(job, options.maxLeaseLosses);
         if (error.code === POISON_JOB) poison.push(job);
+        else if (status === "failed") lastAttempt.push(job);
         if (status === "queued") {
           requeued.push({ id: job.id, actor: job.actor, key: job.key, runAt: new Date() });
-        } else if (status === "failed") lastAttempt.push(job);
+        }
         const dead = status === "failed";
         const mine = dead ? options.deadLetterSends(job, error) : [];
         sends.push(...mine);
