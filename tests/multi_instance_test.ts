@@ -124,13 +124,36 @@ Deno.test({
     const after = await admin.query("SELECT count(*)::int AS n FROM test_runs");
     assert.equal(after.rows[0].n, 200);
 
+    // A second key for the usage stream below: the reads next use up the first key's budget.
+    const made = await fetch(`http://127.0.0.1:${ports[0]}/api/keys`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({ name: "usage-stream" }),
+    });
+    assert.equal(made.status, 201);
+    const usageHeaders = { "x-api-key": (await made.json()).key as string };
+
+    // The per-key limit (300/min) is shared: 200 enqueues used most of it, so of 150 reads
+    // alternating between the instances some are refused. Were each instance counting alone
+    // (~100 enqueues + 75 reads each), none would be.
+    const statuses: number[] = [];
+    for (let i = 0; i < 150; i++) {
+      const res = await fetch(`http://127.0.0.1:${ports[i % 2]}/api/jobs?limit=1`, { headers });
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    const ok = statuses.filter((s) => s === 200).length;
+    assert.ok(ok >= 90 && ok < 150, `${ok} of 150 reads passed a shared budget of ~100`);
+    assert.equal(statuses.filter((s) => s === 429).length, 150 - ok);
+
     // Usage committed through another connection pool (as a sync on instance A commits it)
     // reaches a stream open on instance B, through the database's NOTIFY.
-    const tenant = await (await fetch(`http://127.0.0.1:${ports[1]}/api/v1/tenant`, { headers }))
-      .json();
+    const tenant =
+      await (await fetch(`http://127.0.0.1:${ports[1]}/api/v1/tenant`, { headers: usageHeaders }))
+        .json();
     const streamAbort = new AbortController();
     const stream = await fetch(`http://127.0.0.1:${ports[1]}/api/v1/usage/stream`, {
-      headers: { ...headers, "last-event-id": "0" },
+      headers: { ...usageHeaders, "last-event-id": "0" },
       signal: streamAbort.signal,
     });
     const sse = sseReader(stream);
@@ -162,19 +185,6 @@ Deno.test({
       streamAbort.abort();
       await writer.close();
     }
-
-    // The per-key limit (300/min) is shared: 200 enqueues used most of it, so of 150 reads
-    // alternating between the instances some are refused. Were each instance counting alone
-    // (~100 enqueues + 75 reads each), none would be.
-    const statuses: number[] = [];
-    for (let i = 0; i < 150; i++) {
-      const res = await fetch(`http://127.0.0.1:${ports[i % 2]}/api/jobs?limit=1`, { headers });
-      statuses.push(res.status);
-      await res.body?.cancel();
-    }
-    const ok = statuses.filter((s) => s === 200).length;
-    assert.ok(ok >= 90 && ok < 150, `${ok} of 150 reads passed a shared budget of ~100`);
-    assert.equal(statuses.filter((s) => s === 429).length, 150 - ok);
   } finally {
     for (const s of servers) {
       try {
