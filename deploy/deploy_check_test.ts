@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { moduleInfo, staticViolations } from "./deploy_check.ts";
+import { denoBinary, DEPLOY_DENO_VERSION, moduleInfo, staticViolations } from "./deploy_check.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 
@@ -40,4 +40,15 @@ Deno.test("deploy:check: the same modules behind a dynamic import pass", async (
       assert.deepEqual(staticViolations(await moduleInfo(path)), []);
     },
   );
+});
+
+Deno.test("deploy:check: the edge entry type-checks on Deploy's Deno version", async () => {
+  const deno = await denoBinary(DEPLOY_DENO_VERSION);
+  const { success, stderr } = await new Deno.Command(deno, {
+    args: ["check", "--frozen", `${here}edge.ts`],
+    cwd: `${here}..`,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(success, new TextDecoder().decode(stderr).slice(0, 4000));
 });

@@ -111,7 +111,11 @@ export class S3BlobStore implements BlobStore {
     return `${this.#prefix}uploads/${encodeURIComponent(scope)}/${uploadId}`;
   }
 
-  async #send(key: string, init: RequestInit & { query?: string }, ok: number[] = [200]) {
+  async #send(
+    key: string,
+    init: NonNullable<Parameters<AwsClient["fetch"]>[1]> & { query?: string },
+    ok: number[] = [200],
+  ) {
     const { query, ...rest } = init;
     const res = await this.#aws.fetch(this.#url(key, query), rest);
     if (!ok.includes(res.status)) {
