@@ -453,6 +453,7 @@ export async function compose(
       runtime,
       cache,
       health,
+      tracing: tracing !== null,
       ...(qstash
         ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
         : {}),

@@ -23,13 +23,17 @@ const CONSUMER = 5;
 
 interface World {
   env: Record<string, string>;
+  /** Deliveries come as HTTP requests (QStash's webhooks). */
+  push: boolean;
   close(): Promise<void>;
 }
 
 async function tableQueue(): Promise<World> {
   const dir = await Deno.makeTempDir({ prefix: "troupe-trace-" });
   return {
-    env: { DATA_DIR: dir },
+    // `Deno.serve` (no header timeout): the server span is Deno's own, named by the app.
+    env: { DATA_DIR: dir, HTTP_HEADER_TIMEOUT_MS: "0" },
+    push: false,
     close: () => Deno.remove(dir, { recursive: true }),
   };
 }
@@ -52,6 +56,7 @@ async function qstash(port: number): Promise<World> {
       QSTASH_NEXT_SIGNING_KEY: QSTASH.next,
       PUBLIC_URL: `http://127.0.0.1:${port}`,
     },
+    push: true,
     async close() {
       await stand.close();
       await database.drop();
@@ -179,6 +184,12 @@ for (
         ),
         `the handler's query is its child:\n${tree(inTrace)}`,
       );
+      if (w.push) {
+        // The webhook request that delivered it is its own trace, linked from the handler.
+        const [link] = handler.links;
+        const delivery = spans.find((s) => s.spanId === link?.spanId);
+        assert.equal(delivery?.name, "POST /actors/:name", `the delivery is linked: ${link}`);
+      } else assert.deepEqual(handler.links, [], "a claimed message has no delivery request");
       const child = one(inTrace, "child handler span", (s) => s.name === "process trace.child");
       assert.equal(child.parentSpanId, handler.spanId, "the child message continues its sender");
       assert.ok(spans.every((s) => s.service === "troupe-test"));

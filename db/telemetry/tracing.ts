@@ -9,6 +9,7 @@
  * - A message's handler span is a consumer span whose parent is the span that made the message
  *   (read from its row, so the link survives any transport, a retry and a restart); without one
  *   it starts a trace of its own, never the trace of whatever request happened to wake a worker.
+ * - The span active where the handler runs (a push delivery's request) is linked, not a parent.
  * - An enqueue is a producer span, a child of the active span (the HTTP request's, or a
  *   handler's); its messages carry it.
  * - A span that `fn` fails is marked as an error with the exception, and the error rethrown.
@@ -123,11 +124,14 @@ export class OtelTracing implements Tracing {
   }
 
   runHandler<T>(job: TracedJob, fn: () => Promise<T>): Promise<T> {
+    // The delivery that runs it (a QStash webhook's request), when there is one: a link.
+    const delivery = trace.getSpanContext(context.active());
     return inSpan(
       this.#tracer,
       `process ${job.actor}`,
       {
         kind: SpanKind.CONSUMER,
+        ...(delivery && isSpanContextValid(delivery) ? { links: [{ context: delivery }] } : {}),
         attributes: {
           "messaging.system": "troupe",
           "messaging.operation.type": "process",
