@@ -35,7 +35,7 @@ import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import { prepareJobNow, prepareParsed } from "./prepare.ts";
 import { insertGroups } from "./sql/groups.ts";
 import { decodeInput } from "./versions.ts";
-import { noTracing, type Tracing } from "./tracing.ts";
+import { noTracing, type TracedRow, traceOf, type Tracing } from "./tracing.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import { markStarted } from "./sql/job_progress.ts";
 import { progressWriter } from "./progress.ts";
@@ -162,10 +162,8 @@ export class Executor {
     const controller = new AbortController();
     this.#running.set(job.id, controller);
     this.#runningKeys.set(job.id, job.key);
-    const timer = setTimeout(
-      () => controller.abort(new TimeoutError(def.policy.timeoutMs)),
-      def.policy.timeoutMs,
-    );
+    const limitMs = def.policy.timeoutMs;
+    const timer = setTimeout(() => controller.abort(new TimeoutError(limitMs)), limitMs);
     let open = true;
     let working: unknown = structuredClone(state ?? def.initialState());
     let changed = false;
@@ -345,7 +343,9 @@ export class Executor {
    * failure itself must still be recorded.
    */
   deadLetterSends(
-    job: Pick<ClaimedJob, "id" | "input" | "tenant_id"> & { pipeline_id?: string | null },
+    job: Pick<ClaimedJob, "id" | "input" | "tenant_id"> & TracedRow & {
+      pipeline_id?: string | null;
+    },
     def: AnyActor | undefined,
     error: ErrorRecord,
   ): NewJob[] {
@@ -366,6 +366,7 @@ export class Executor {
           tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
+          trace: traceOf(job),
         });
       });
     } catch (err) {

@@ -65,6 +65,21 @@ export const noTracing: Tracing = {
   runHandler: (_job, fn) => fn(),
 };
 
+/** A row that may carry a trace context (`troupe_jobs`' columns). */
+export interface TracedRow {
+  traceparent?: string | null;
+  tracestate?: string | null;
+}
+
+/** The trace context a row carries, or undefined. */
+export function traceOf(row: TracedRow): TraceContext | undefined {
+  if (!row.traceparent) return undefined;
+  return {
+    traceparent: row.traceparent,
+    ...(row.tracestate ? { tracestate: row.tracestate } : {}),
+  };
+}
+
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /**

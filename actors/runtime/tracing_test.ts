@@ -86,6 +86,16 @@ const top = defineActor({
   },
 });
 
+const doomed = defineActor({
+  name: "t.doomed",
+  input: z.object({ n: z.number() }),
+  retries: 0,
+  handler: () => {
+    throw new Error("always");
+  },
+  onDeadLetter: ({ n }) => message(leaf, { n: n + 1000 }),
+});
+
 for (const push of [false, true]) {
   Deno.test(`tracing: handlers continue the span that made their message (${push ? "push" : "pull"})`, async () => {
     const db = await openPglite();
@@ -93,7 +103,7 @@ for (const push of [false, true]) {
     const tracing = recordingTracing();
     const runtime = new Runtime({
       db,
-      actors: [top, leaf, fanIn],
+      actors: [top, leaf, fanIn, doomed],
       transport: push ? new InProcessTransport() : new TableQueueTransport(db, { pollMs: 20 }),
       logger: jsonLogger("silent"),
       tracing,
@@ -101,10 +111,15 @@ for (const push of [false, true]) {
     await runtime.start();
     try {
       const { job } = await tracing.root(() => runtime.enqueue(top, { n: 1 }));
+      await tracing.root(() => runtime.enqueue(doomed, { n: 2 }));
       const done = async () => (await runtime.listJobs({ limit: 10 })).items;
       for (let i = 0; i < 200; i++) {
         const jobs = await done();
-        if (jobs.length === 4 && jobs.every((j) => j.status === "succeeded")) break;
+        if (
+          jobs.length === 6 && jobs.every((j) => j.status !== "queued" && j.status !== "running")
+        ) {
+          break;
+        }
         await new Promise((r) => setTimeout(r, 25));
       }
       const spans = tracing.spans;
@@ -116,11 +131,16 @@ for (const push of [false, true]) {
       assert.equal(send.parentSpanId, request.spanId);
       assert.equal(handler.parentSpanId, send.spanId);
       assert.equal(handler.traceId, request.traceId);
-      const leaves = named("process t.leaf");
+      const [doomedSend] = named("send t.doomed");
+      const leaves = named("process t.leaf").filter((s) => s.traceId === request.traceId);
       assert.equal(leaves.length, 2, "the sent and the grouped message");
       for (const l of leaves) assert.equal(l.parentSpanId, handler.spanId);
       const [continuation] = named("process t.fanin");
       assert.equal(continuation?.parentSpanId, handler.spanId);
+      // A dead letter's message continues the trace of the message that died.
+      const hooked = named("process t.leaf").filter((s) => s.traceId === doomedSend?.traceId);
+      assert.equal(hooked.length, 1, JSON.stringify(spans));
+      assert.equal(hooked[0]?.parentSpanId, doomedSend?.spanId);
       const rows = await db.query<{ id: string; traceparent: string | null }>(
         "SELECT id, traceparent FROM troupe_jobs WHERE id = $1",
         [job.id],
