@@ -4,8 +4,8 @@
  * with Deno's built-in OpenTelemetry, exporting OTLP/HTTP JSON to a receiver in this test, on
  * the table queue (PGlite) and on QStash (the local stand-in, PostgreSQL). Checks the parent
  * links: server span → enqueue (producer) → its INSERT, and → handler (consumer, in another
- * span tree on the other side of the queue) → its SELECT and its log line → the child
- * message's handler.
+ * span tree on the other side of the queue) → its SELECT and its log line (on stderr and as an
+ * OTLP log record) → the child message's handler.
  */
 import assert from "node:assert/strict";
 import { createPgDatabase } from "./harness.ts";
@@ -205,6 +205,13 @@ for (
       assert.equal(logged.traceId, traceId);
       assert.equal(logged.spanId, handler.spanId);
       assert.equal(logged.jobId, jobId);
+      // Deno exports the same line as an OTLP log record, in the handler's span.
+      const records = await otlp.untilLogs((all) =>
+        all.some((r) => String(r.body).includes('"msg":"trace parent ran"'))
+      );
+      const record = records.find((r) => String(r.body).includes('"msg":"trace parent ran"'));
+      assert.equal(record?.traceId, traceId);
+      assert.equal(record?.spanId, handler.spanId);
     } finally {
       try {
         server.kill("SIGTERM");
