@@ -153,8 +153,7 @@ for (
       const spans = await otlp.until((all) =>
         all.some((s) => s.name === "process trace.child") &&
         all.some((s) => s.name === "send trace.parent") &&
-        all.some((s) => s.kind === SERVER_KIND && s.name.includes("/actors/:name/jobs"))
-      );
+        all.some((s) => s.kind === SERVER_KIND && s.name.includes("/actors/:name/jobs")), 60_000);
       assert.equal(otlp.refused, 0, "the exporter sends JSON");
       const request = one(
         spans,
@@ -187,6 +186,8 @@ for (
       if (w.push) {
         // The webhook request that delivered it is its own trace, linked from the handler.
         const [link] = handler.links;
+        // The delivery's span ends after its handler's: it may come in a later export.
+        await otlp.until((all) => all.some((s) => s.spanId === link?.spanId), 60_000);
         const delivery = spans.find((s) => s.spanId === link?.spanId);
         assert.equal(delivery?.name, "POST /actors/:name", `the delivery is linked: ${link}`);
       } else assert.deepEqual(handler.links, [], "a claimed message has no delivery request");
@@ -206,8 +207,9 @@ for (
       assert.equal(logged.spanId, handler.spanId);
       assert.equal(logged.jobId, jobId);
       // Deno exports the same line as an OTLP log record, in the handler's span.
-      const records = await otlp.untilLogs((all) =>
-        all.some((r) => String(r.body).includes('"msg":"trace parent ran"'))
+      const records = await otlp.untilLogs(
+        (all) => all.some((r) => String(r.body).includes('"msg":"trace parent ran"')),
+        60_000,
       );
       const record = records.find((r) => String(r.body).includes('"msg":"trace parent ran"'));
       assert.equal(record?.traceId, traceId);
