@@ -15,6 +15,7 @@ import {
   type SqlExecutor,
   startMallocTrim,
   TableQueueTransport,
+  traceLogFields,
   type Transport,
   TroupeError,
 } from "@troupe/runtime";
@@ -75,6 +76,9 @@ import { SourceStore } from "./actors/usage/sources.ts";
 import type { UsageDeps } from "./actors/usage/sync.ts";
 import { EgressPolicy } from "./actors/net/egress.ts";
 import { localKeys, parseKeys, SecretBox } from "./db/secrets.ts";
+import { OtelTracing, telemetryActive } from "./db/telemetry/tracing.ts";
+import { tracedDatabase } from "./db/telemetry/database.ts";
+import { tracedEmbedder, tracedVectors } from "./db/telemetry/vectors.ts";
 
 export interface Composed {
   config: Config;
@@ -221,10 +225,16 @@ export async function compose(
     backgroundTimers = loadBackgroundTimers(Deno.env.toObject()),
   }: ComposeOptions = {},
 ): Promise<Composed> {
-  const logger = jsonLogger(config.LOG_LEVEL);
+  // Traces when a tracer provider is registered (Deno's built-in OpenTelemetry: OTEL_DENO).
+  const tracing = telemetryActive() ? new OtelTracing() : null;
+  const logger = jsonLogger(config.LOG_LEVEL, {}, tracing ? traceLogFields(tracing) : undefined);
+  if (!tracing && Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+    logger.warn("OTEL_EXPORTER_OTLP_ENDPOINT is set but tracing is off: set OTEL_DENO=true");
+  }
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
-  const db = await openDatabase(config);
+  const opened = await openDatabase(config);
+  const db = tracing ? tracedDatabase(opened) : opened;
   try {
     if (migrations === "check") await checkMigrations(db);
     else {
@@ -293,12 +303,13 @@ export async function compose(
     maxColumns: config.DATASET_MAX_COLUMNS,
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
   });
-  const vectors: VectorStore = kinds.vectors === "chroma"
+  const vectorStore: VectorStore = kinds.vectors === "chroma"
     ? new (await import("./actors/courses/vectors/chroma.ts")).ChromaVectorStore({
       url: config.CHROMA_URL!,
     })
     : new PgVectorStore(db);
-  const embedder: TextEmbedder = config.OPENAI_API_KEY && config.OPENAI_EMBEDDING_MODEL
+  const vectors = tracing ? tracedVectors(vectorStore) : vectorStore;
+  const textEmbedder: TextEmbedder = config.OPENAI_API_KEY && config.OPENAI_EMBEDDING_MODEL
     ? new (await import("./actors/courses/embeddings/openai.ts")).OpenAiEmbedder({
       baseUrl: config.OPENAI_BASE_URL,
       apiKey: config.OPENAI_API_KEY,
@@ -307,6 +318,7 @@ export async function compose(
       ...fetchFor("openai_embeddings"),
     })
     : new HashingEmbedder();
+  const embedder = tracing ? tracedEmbedder(textEmbedder) : textEmbedder;
   const extractor = pageExtractor(config.EXTRACT_WORKERS, {
     maxInflateBytes: config.PDF_MAX_INFLATE_BYTES,
     maxInflateRatio: config.PDF_MAX_INFLATE_RATIO,
@@ -360,6 +372,7 @@ export async function compose(
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
     backgroundTimers,
     ...(metrics ? { observer: metrics } : {}),
+    ...(tracing ? { tracing } : {}),
   });
   metrics?.watchQueue(runtime).watchCache(cache);
   // An API-only instance claims nothing: with the table queue, starting the runtime is what
@@ -391,6 +404,7 @@ export async function compose(
     statements: { blobs },
     ...(kinds.database === "pglite" ? { dataDir: config.DATA_DIR } : {}),
     maxBodyBytes: config.HTTP_MAX_JSON_BYTES,
+    tracing: tracing !== null,
     uploads: {
       idleMs: config.UPLOAD_IDLE_MS,
       minBytesPerSecond: config.UPLOAD_MIN_BYTES_PER_SECOND,
@@ -439,6 +453,7 @@ export async function compose(
       runtime,
       cache,
       health,
+      tracing: tracing !== null,
       ...(qstash
         ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
         : {}),

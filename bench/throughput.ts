@@ -11,6 +11,9 @@
  * - processing: N messages enqueued first, then the runtime starts; the clock stops when the
  *   last one succeeded.
  * `--peers` also runs BullMQ 5 + Redis (bench/peers/bullmq.ts) on the same N, in this run.
+ * With `OTEL_DENO=true` the runtime traces as `main.ts` wires it (handler and enqueue spans,
+ * statement spans inside them), exported by OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT`: the figures
+ * are then labelled `+traces`.
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -26,6 +29,8 @@ import { openPglite } from "@troupe/runtime/pglite";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { createPgDatabase } from "../tests/harness.ts";
 import { median } from "./stats.ts";
+import { OtelTracing, telemetryActive } from "../db/telemetry/tracing.ts";
+import { tracedDatabase } from "../db/telemetry/database.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -125,12 +130,16 @@ async function enqueueAll(runtime: Runtime): Promise<void> {
   }
 }
 
+const tracing = telemetryActive() ? new OtelTracing() : null;
+const traced = tracing ? " +traces" : "";
+
 function runtimeFor(db: SqlDatabase): Runtime {
   return new Runtime({
-    db,
+    db: tracing ? tracedDatabase(db) : db,
     actors: [noop],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("warn"),
+    ...(tracing ? { tracing } : {}),
   });
 }
 
@@ -160,7 +169,7 @@ async function endToEnd(name: string): Promise<Figure> {
       await close();
     }
   }
-  return { system: `troupe ${name}`, mode: "end-to-end", rates, check };
+  return { system: `troupe ${name}${traced}`, mode: "end-to-end", rates, check };
 }
 
 async function processing(name: string): Promise<Figure> {
@@ -183,7 +192,7 @@ async function processing(name: string): Promise<Figure> {
       await close();
     }
   }
-  return { system: `troupe ${name}`, mode: "processing", rates, check };
+  return { system: `troupe ${name}${traced}`, mode: "processing", rates, check };
 }
 
 async function peerBullmq(): Promise<Figure[]> {

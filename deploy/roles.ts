@@ -10,6 +10,7 @@ import type { Runtime } from "@troupe/runtime";
 import { errorResponse } from "../routes/errors.ts";
 import { type HealthOptions, healthRoutes } from "../routes/health.ts";
 import { qstashRoutes, type WebhookOptions } from "../routes/qstash.ts";
+import { httpTracing } from "../routes/telemetry.ts";
 
 export interface WorkerAppOptions {
   runtime: Runtime;
@@ -17,11 +18,14 @@ export interface WorkerAppOptions {
   health?: HealthOptions;
   /** QStash's delivery routes; absent with the table queue (the worker claims from the table). */
   webhooks?: Omit<WebhookOptions, "runtime">;
+  /** Server spans by route template (routes/telemetry.ts), when tracing is on. @default false */
+  tracing?: boolean;
 }
 
 /** The worker role's app: health (and QStash deliveries), everything else a JSON 404. */
 export function workerApp(o: WorkerAppOptions): Hono {
   const app = new Hono();
+  if (o.tracing) app.use("*", httpTracing());
   app.route("/api", healthRoutes(o.runtime, o.cache, o.health));
   if (o.webhooks) app.route("/", qstashRoutes({ ...o.webhooks, runtime: o.runtime }));
   app.notFound((c) =>

@@ -6,7 +6,8 @@
  * valid one counts against its IP's rate limit before its 401; a read-only key's write is a
  * 403), the key's rate limit (its tenant's), then the routes. `GET /api/health` is public and not limited.
  * QStash webhooks (`/actors/*`, `/schedules/*`) sit outside `/api`: signed, not keyed.
- * With metrics on, every request is timed first, by route template; `GET /metrics` sits outside
+ * With tracing on, every request is a server span first (routes/telemetry.ts); with metrics on,
+ * every request is timed next, by route template; `GET /metrics` sits outside
  * `/api`, behind its own bearer token (routes/metrics.ts).
  */
 import { type Context, Hono, type Next } from "hono";
@@ -43,6 +44,7 @@ import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
+import { httpTracing } from "./telemetry.ts";
 import { TROUPE_VERSION } from "./version.ts";
 import { declaredSize, guardUpload, type UploadLimits } from "./upload.ts";
 
@@ -52,6 +54,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Largest JSON body accepted, in bytes. @default 1 MiB */
   maxBodyBytes?: number;
+  /** Server spans by route template (routes/telemetry.ts), when tracing is on. @default false */
+  tracing?: boolean;
   /** Counts requests against the rate limits (main.ts picks it: memory, or Redis). */
   limiter: RateLimiter;
   /** Requests per minute per client IP, of requests without a valid API key. @default 100 */
@@ -177,6 +181,7 @@ export function createApp(options: AppOptions) {
   };
 
   const app = new OpenAPIHono<AppEnv>();
+  if (options.tracing) app.use("*", httpTracing());
   if (options.metrics) app.use("*", httpMetrics(options.metrics.sink));
   app.use("*", requestId());
   app.use("/api/*", corsFor(options.corsOrigins ?? []));

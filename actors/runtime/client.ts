@@ -40,6 +40,7 @@ import { insertJobs } from "./sql/insert_jobs.ts";
 import { endPipeline, lockPipelines, type PipelineRecord } from "./sql/pipelines.ts";
 import { insertPipeline } from "./sql/start_pipeline.ts";
 import type { Tables } from "./sql/tables.ts";
+import type { Tracing } from "./tracing.ts";
 import { upgradeInput } from "./versions.ts";
 import { isTerminal, type JobView } from "./views.ts";
 
@@ -71,6 +72,8 @@ export interface ClientOptions {
   events: Pick<JobEvents, "emit">;
   observer: RuntimeObserver;
   log: Logger;
+  /** Spans around enqueues; each message carries its enqueue's span. */
+  tracing: Tracing;
 }
 
 /** Enqueues and administers jobs (see the invariants above). */
@@ -94,25 +97,28 @@ export class RuntimeClient {
     input: NoInfer<I>,
     options: EnqueueOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
-    const { db, tables, publisher, reader } = this.#o;
+    const { db, tables, publisher, reader, tracing } = this.#o;
     const { effect, ...sendOptions } = options;
-    const row = await prepareJob(this.actor(targetName(actor)), input, sendOptions);
-    const key = sendOptions.idempotencyKey;
-    if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
-    const created = await db.transaction(async (tx) => {
-      const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
-      if (inserted.length && effect) await effect(tx, row.id);
-      if (!inserted.length && key !== undefined) {
-        await checkRepeats(tx, tables, [{ id: row.id, hash: row.requestHash!, key }]);
+    const def = this.actor(targetName(actor));
+    return await tracing.enqueue({ actor: def.name, count: 1 }, async (trace) => {
+      const row = await prepareJob(def, input, { ...sendOptions, trace });
+      const key = sendOptions.idempotencyKey;
+      if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
+      const created = await db.transaction(async (tx) => {
+        const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+        if (inserted.length && effect) await effect(tx, row.id);
+        if (!inserted.length && key !== undefined) {
+          await checkRepeats(tx, tables, [{ id: row.id, hash: row.requestHash!, key }]);
+        }
+        return inserted;
+      });
+      await publisher.afterCommit(created);
+      const job = await reader.getJob(row.id);
+      if (!created.length && options.tenantId !== undefined && job.tenantId !== options.tenantId) {
+        throw new ConflictError("idempotency key already used by another tenant");
       }
-      return inserted;
+      return { job, created: created.length > 0 };
     });
-    await publisher.afterCommit(created);
-    const job = await reader.getJob(row.id);
-    if (!created.length && options.tenantId !== undefined && job.tenantId !== options.tenantId) {
-      throw new ConflictError("idempotency key already used by another tenant");
-    }
-    return { job, created: created.length > 0 };
   }
 
   /** Enqueues many messages to one actor in one transaction (see `Runtime.enqueueMany`). */
@@ -121,29 +127,35 @@ export class RuntimeClient {
     inputs: readonly NoInfer<I>[],
     options: Omit<SendOptions, "idempotencyKey"> & { idempotencyKeys?: readonly string[] } = {},
   ): Promise<string[]> {
-    const { db, tables, publisher } = this.#o;
+    const { db, tables, publisher, tracing } = this.#o;
     const def = this.actor(targetName(actor));
     const { idempotencyKeys, ...rest } = options;
-    const rows = await Promise.all(inputs.map((input, i) => {
-      const idempotencyKey = idempotencyKeys?.[i];
-      return prepareJob(def, input, idempotencyKey ? { ...rest, idempotencyKey } : rest);
-    }));
-    const keyed = rows.flatMap((row, i) => {
-      const key = idempotencyKeys?.[i];
-      if (!key) return [];
-      row.requestHash = requestHash(row.actor, row.input);
-      return [{ id: row.id, hash: row.requestHash, key }];
+    return await tracing.enqueue({ actor: def.name, count: inputs.length }, async (trace) => {
+      const rows = await Promise.all(inputs.map((input, i) => {
+        const idempotencyKey = idempotencyKeys?.[i];
+        return prepareJob(def, input, {
+          ...rest,
+          trace,
+          ...(idempotencyKey ? { idempotencyKey } : {}),
+        });
+      }));
+      const keyed = rows.flatMap((row, i) => {
+        const key = idempotencyKeys?.[i];
+        if (!key) return [];
+        row.requestHash = requestHash(row.actor, row.input);
+        return [{ id: row.id, hash: row.requestHash, key }];
+      });
+      const created = await db.transaction(async (tx) => {
+        const inserted = await insertJobs(tx, tables, rows, { outbox: publisher.outbox });
+        if (inserted.length < rows.length) {
+          const fresh = new Set(inserted.map((m) => m.id));
+          await checkRepeats(tx, tables, keyed.filter((k) => !fresh.has(k.id)));
+        }
+        return inserted;
+      });
+      await publisher.afterCommit(created);
+      return rows.map((r) => r.id);
     });
-    const created = await db.transaction(async (tx) => {
-      const inserted = await insertJobs(tx, tables, rows, { outbox: publisher.outbox });
-      if (inserted.length < rows.length) {
-        const fresh = new Set(inserted.map((m) => m.id));
-        await checkRepeats(tx, tables, keyed.filter((k) => !fresh.has(k.id)));
-      }
-      return inserted;
-    });
-    await publisher.afterCommit(created);
-    return rows.map((r) => r.id);
   }
 
   /** Fans out with a continuation (see `Runtime.enqueueGroup`). */
@@ -156,15 +168,22 @@ export class RuntimeClient {
     const tenantId = options.tenantId ?? null;
     const key = options.idempotencyKey;
     const groupId = key ? await deterministicId("group", tenantId ?? "", key) : uuidv7();
-    const made = await buildGroup(
-      parseGroup((a) => this.actor(targetName(a)), parts, then),
-      { id: groupId, tenantId, parentId: null, pipelineId: null },
-      key ? (i) => `${groupId}/${i}` : undefined,
+    const parsed = parseGroup((a) => this.actor(targetName(a)), parts, then);
+    const first = parsed.parts[0]?.def ?? parsed.then.def;
+    return await this.#o.tracing.enqueue(
+      { actor: first.name, count: parts.length },
+      async (trace) => {
+        const made = await buildGroup(
+          parsed,
+          { id: groupId, tenantId, parentId: null, pipelineId: null, trace },
+          key ? (i) => `${groupId}/${i}` : undefined,
+        );
+        const outbox = publisher.outbox;
+        const sent = await db.transaction((tx) => writeGroup(tx, tables, made, { outbox }));
+        await publisher.afterCommit(sent);
+        return { groupId, jobIds: made.row?.parts ?? [], continuationId: `${groupId}-then` };
+      },
     );
-    const outbox = publisher.outbox;
-    const sent = await db.transaction((tx) => writeGroup(tx, tables, made, { outbox }));
-    await publisher.afterCommit(sent);
-    return { groupId, jobIds: made.row?.parts ?? [], continuationId: `${groupId}-then` };
   }
 
   /** Cancels a job or a pipeline (see `Runtime.cancel`). */
@@ -241,6 +260,7 @@ export class RuntimeClient {
     const row = await prepareJob(def, input, {
       tenantId: (dl.tenant_id as string | null) ?? null,
       replayOf: String(dl.job_id),
+      trace: this.#o.tracing.current(),
     });
     const created = await db.transaction(async (tx) => {
       if (!await markReplayed(tx, tables, deadLetterId, row.id)) {
@@ -297,6 +317,7 @@ export class RuntimeClient {
       parentId: pipelineId,
       pipelineId,
       ...(options.idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
+      trace: this.#o.tracing.current(),
     });
     const record: PipelineRecord = {
       done: null,

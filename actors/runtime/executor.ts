@@ -35,6 +35,7 @@ import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import { prepareJobNow, prepareParsed } from "./prepare.ts";
 import { insertGroups } from "./sql/groups.ts";
 import { decodeInput } from "./versions.ts";
+import { noTracing, type TracedRow, traceOf, type Tracing } from "./tracing.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import { markStarted } from "./sql/job_progress.ts";
 import { progressWriter } from "./progress.ts";
@@ -59,6 +60,8 @@ export interface ExecutorOptions {
   logger: Logger;
   /** Called with each progress change, for live updates in this process. */
   onProgress?: (jobId: string, percent: number, message: string | null) => void;
+  /** Spans around handlers; messages sent carry the handler's. @default {@link noTracing} */
+  tracing?: Tracing;
 }
 
 /** Runs handlers (see the invariants above). */
@@ -68,6 +71,7 @@ export class Executor {
   readonly #actors: ReadonlyMap<string, AnyActor>;
   readonly #log: Logger;
   readonly #onProgress: ExecutorOptions["onProgress"];
+  readonly #tracing: Tracing;
   readonly #slots = new Map<string, Slot>();
   /** Abort controllers of the handlers running in this process. */
   readonly #running = new Map<string, AbortController>();
@@ -78,7 +82,8 @@ export class Executor {
   /** The suspects running (or committing) now, with what lets the next one in. */
   readonly #quarantined = new Map<string, () => void>();
 
-  constructor({ db, tables, actors, logger, onProgress }: ExecutorOptions) {
+  constructor({ db, tables, actors, logger, onProgress, tracing = noTracing }: ExecutorOptions) {
+    this.#tracing = tracing;
     this.#db = db;
     this.#t = tables;
     this.#actors = actors;
@@ -157,10 +162,8 @@ export class Executor {
     const controller = new AbortController();
     this.#running.set(job.id, controller);
     this.#runningKeys.set(job.id, job.key);
-    const timer = setTimeout(
-      () => controller.abort(new TimeoutError(def.policy.timeoutMs)),
-      def.policy.timeoutMs,
-    );
+    const limitMs = def.policy.timeoutMs;
+    const timer = setTimeout(() => controller.abort(new TimeoutError(limitMs)), limitMs);
     let open = true;
     let working: unknown = structuredClone(state ?? def.initialState());
     let changed = false;
@@ -175,6 +178,7 @@ export class Executor {
     const pendingSends: Promise<NewJob | NewJob[]>[] = [];
     const groups: Promise<PreparedGroup>[] = [];
     let sendIndex = 0;
+    const at = { tenantId: job.tenant_id, parentId: job.id, pipelineId: job.pipeline_id ?? null };
     const pipelineOp: PipelineOp = {};
     const inPipeline = (call: string) => {
       if (!open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
@@ -203,9 +207,9 @@ export class Executor {
         pendingSends.push(prepareParsed(target, parsed, {
           ...options,
           idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
-          tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
-          parentId: job.id,
-          pipelineId: job.pipeline_id ?? null,
+          ...at,
+          ...(options.tenantId !== undefined ? { tenantId: options.tenantId } : {}),
+          trace: this.#tracing.current(),
         }));
       },
       group: (parts, then) => {
@@ -215,7 +219,7 @@ export class Executor {
         const checked = parseGroup((a) => this.#target(a, "group()"), parts, then, parseOnce);
         const made = buildGroup(
           checked,
-          { id, tenantId: job.tenant_id, parentId: job.id, pipelineId: job.pipeline_id ?? null },
+          { id, ...at, trace: this.#tracing.current() },
           (i) => `${id}/${i}`,
         );
         groups.push(made);
@@ -236,10 +240,8 @@ export class Executor {
     };
 
     try {
-      const result = await raceAbort(
-        Promise.resolve().then(() => def.handler(input, ctx)),
-        controller.signal,
-      );
+      const run = () => Promise.resolve().then(() => def.handler(input, ctx));
+      const result = await raceAbort(this.#tracing.runHandler(job, run), controller.signal);
       base.sends.push(...(await Promise.all(pendingSends)).flat());
       const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
       if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, this.#t, rows));
@@ -341,7 +343,9 @@ export class Executor {
    * failure itself must still be recorded.
    */
   deadLetterSends(
-    job: Pick<ClaimedJob, "id" | "input" | "tenant_id"> & { pipeline_id?: string | null },
+    job: Pick<ClaimedJob, "id" | "input" | "tenant_id"> & TracedRow & {
+      pipeline_id?: string | null;
+    },
     def: AnyActor | undefined,
     error: ErrorRecord,
   ): NewJob[] {
@@ -362,6 +366,7 @@ export class Executor {
           tenantId: options.tenantId === undefined ? job.tenant_id : options.tenantId,
           parentId: job.id,
           pipelineId: job.pipeline_id ?? null,
+          trace: traceOf(job),
         });
       });
     } catch (err) {

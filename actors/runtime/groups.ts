@@ -31,6 +31,7 @@ import { parseInput, prepareParsed } from "./prepare.ts";
 import type { SqlExecutor } from "./ports.ts";
 import { insertJobs, type NewJob, type QueuedMessage } from "./sql/insert_jobs.ts";
 import type { Tables } from "./sql/tables.ts";
+import type { TraceContext } from "./tracing.ts";
 import {
   type GroupRow,
   insertGroups,
@@ -65,6 +66,8 @@ export interface GroupPlacement {
   tenantId: string | null;
   parentId: string | null;
   pipelineId: string | null;
+  /** The trace the group is made in (see `tracing.ts`). */
+  trace?: TraceContext | undefined;
 }
 
 /** A group ready to write: its parts, and its row (null for no parts: `then` goes at once). */
@@ -110,7 +113,12 @@ export async function buildGroup(
   at: GroupPlacement,
   partKey?: (i: number) => string,
 ): Promise<PreparedGroup> {
-  const base = { tenantId: at.tenantId, parentId: at.parentId, pipelineId: at.pipelineId };
+  const base = {
+    tenantId: at.tenantId,
+    parentId: at.parentId,
+    pipelineId: at.pipelineId,
+    trace: at.trace,
+  };
   const rows = await Promise.all(group.parts.map(({ def, input, options }, i) => {
     const key = options.idempotencyKey ?? partKey?.(i);
     return prepareParsed(def, input, {

@@ -141,6 +141,16 @@ export {
   type SqlExecutor,
 } from "./ports.ts";
 export type { Consumer, DeliveryOutcome, OutgoingMessage, Transport } from "./transport.ts";
+export {
+  formatTraceparent,
+  noTracing,
+  parseTraceparent,
+  type TraceContext,
+  type TracedEnqueue,
+  type TracedJob,
+  traceLogFields,
+  type Tracing,
+} from "./tracing.ts";
 export { type TableQueueOptions, TableQueueTransport } from "./transports/table_queue.ts";
 export { InProcessTransport } from "./transports/in_process.ts";
 export {

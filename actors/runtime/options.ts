@@ -1,6 +1,7 @@
 import type { AnyActor } from "./define.ts";
 import type { RuntimeObserver } from "./observer.ts";
 import type { Logger, SqlDatabase } from "./ports.ts";
+import type { Tracing } from "./tracing.ts";
 import type { Transport } from "./transport.ts";
 
 /** What a `Runtime` is built from. */
@@ -57,4 +58,9 @@ export interface RuntimeOptions {
    * @default "public"
    */
   schema?: string;
+  /**
+   * Spans around enqueues and handlers: every message carries the trace context it was made in,
+   * and its handler's span continues that trace (see {@link Tracing}). @default no tracing
+   */
+  tracing?: Tracing;
 }

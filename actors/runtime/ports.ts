@@ -87,8 +87,15 @@ export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
-/** A JSON-lines logger writing to stderr. */
-export function jsonLogger(level: LogLevel = "info", base: Record<string, unknown> = {}): Logger {
+/**
+ * A JSON-lines logger writing to stderr. `context`, called for each line written, adds fields
+ * of the moment (e.g. the active trace's `traceId` and `spanId`, see `traceLogFields`).
+ */
+export function jsonLogger(
+  level: LogLevel = "info",
+  base: Record<string, unknown> = {},
+  context?: () => Record<string, unknown> | undefined,
+): Logger {
   const min = LEVELS[level];
   const write = (
     lvl: Exclude<LogLevel, "silent">,
@@ -100,6 +107,7 @@ export function jsonLogger(level: LogLevel = "info", base: Record<string, unknow
       t: new Date().toISOString(),
       level: lvl,
       msg,
+      ...context?.(),
       ...base,
       ...fields,
     });
@@ -110,6 +118,6 @@ export function jsonLogger(level: LogLevel = "info", base: Record<string, unknow
     info: (m, f) => write("info", m, f),
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
-    child: (fields) => jsonLogger(level, { ...base, ...fields }),
+    child: (fields) => jsonLogger(level, { ...base, ...fields }, context),
   };
 }

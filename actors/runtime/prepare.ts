@@ -6,6 +6,7 @@ import type { AnyActor, SendOptions } from "./define.ts";
 import { TroupeError } from "./errors.ts";
 import { deterministicId, uuidv7 } from "./ids.ts";
 import type { NewJob } from "./sql/insert_jobs.ts";
+import type { TraceContext } from "./tracing.ts";
 
 /** Where a message sits among others: its sender, pipeline, group or dead letter. */
 export type PrepareOptions = SendOptions & {
@@ -13,6 +14,8 @@ export type PrepareOptions = SendOptions & {
   replayOf?: string | null;
   pipelineId?: string | null;
   groupId?: string | null;
+  /** The trace the message is made in (see `tracing.ts`). */
+  trace?: TraceContext | undefined;
 };
 
 /**
@@ -75,5 +78,7 @@ function buildJob(def: AnyActor, parsed: unknown, id: string, options: PrepareOp
     pipelineId: options.pipelineId ?? null,
     groupId: options.groupId ?? null,
     replayOf: options.replayOf ?? null,
+    traceparent: options.trace?.traceparent ?? null,
+    tracestate: options.trace?.tracestate ?? null,
   };
 }

@@ -27,6 +27,7 @@ import { type Tables, tables } from "./sql/tables.ts";
 import { vacuumTables } from "./sql/vacuum.ts";
 import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
 import type { RuntimeOptions } from "./options.ts";
+import { noTracing } from "./tracing.ts";
 import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
 
 export type { RuntimeOptions } from "./options.ts";
@@ -87,6 +88,7 @@ export class Runtime implements Consumer {
     this.#maintenanceMs = options.maintenanceMs ?? 60_000;
     this.#backgroundTimers = options.backgroundTimers ?? true;
     const observer = options.observer ?? silentObserver;
+    const tracing = options.tracing ?? noTracing;
     const common = { db: this.db, tables: this.tables, log: this.log };
     this.#background = new BackgroundTasks(this.log);
     this.#reader = new JobReader(this.db, this.tables);
@@ -97,6 +99,7 @@ export class Runtime implements Consumer {
       actors,
       logger: this.log,
       onProgress: (id) => this.#events.emit(id),
+      tracing,
     });
     this.#publisher = new Publisher({
       ...common,
@@ -115,6 +118,7 @@ export class Runtime implements Consumer {
       executor,
       events: this.#events,
       observer,
+      tracing,
     });
     this.#committer = new Committer({
       ...common,

@@ -71,6 +71,10 @@ export const jobs = pgTable(
     inputVersion: integer("input_version").notNull().default(1),
     /** Hash of the first request made with the job's idempotency key (actor + input). */
     requestHash: text("request_hash"),
+    /** The W3C trace context active when the message was made (its handler's span's parent). */
+    traceparent: text("traceparent"),
+    /** The W3C `tracestate` that goes with `traceparent`. */
+    tracestate: text("tracestate"),
     startedAt: tz("started_at"),
     finishedAt: tz("finished_at"),
     ...timestamps,

@@ -21,6 +21,10 @@ export interface ClaimedJob {
   group_id?: string | null;
   /** The version of its actor's input shape it was made with (see `../versions.ts`). */
   input_version?: number;
+  /** The W3C trace context the message was made in (see `../tracing.ts`). */
+  traceparent?: string | null;
+  /** The `tracestate` that goes with `traceparent`. */
+  tracestate?: string | null;
 }
 
 /**
@@ -80,7 +84,7 @@ export async function claimJobs(
        WHERE j.id = ANY($1::text[]) AND j.id = x.id
        RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
          j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-         j.input_version`,
+         j.input_version, j.traceparent, j.tracestate`,
       [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
     );
     // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
@@ -121,7 +125,7 @@ export async function claimOne(
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
        j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-         j.input_version`,
+       j.input_version, j.traceparent, j.tracestate`,
     [id, workerId, held.fence],
   );
   const job = rows[0];

@@ -12,6 +12,9 @@ export interface GivenUpJob {
   input: unknown;
   tenant_id: string | null;
   pipeline_id: string | null;
+  /** The trace context it was made in (its dead-letter hook's messages continue it). */
+  traceparent?: string | null;
+  tracestate?: string | null;
 }
 
 /** What `giveUpJob` did. */
@@ -59,25 +62,40 @@ export async function giveUpJob(
     if (status !== "queued") return { outcome: "finished" as const, ...none };
     const record: ErrorRecord = { ...error, retryable: true, at: new Date().toISOString() };
     const [job] = await tx.query<
-      { actor: string; tenant_id: string | null; input: unknown; group_id: string | null }
+      {
+        actor: string;
+        tenant_id: string | null;
+        input: unknown;
+        group_id: string | null;
+        traceparent: string | null;
+        tracestate: string | null;
+      }
     >(
       `WITH upd AS (
            UPDATE ${t.jobs} SET status = 'failed', error = $2::jsonb, finished_at = now(),
              updated_at = now(), lease_owner = NULL
            WHERE id = $1
-           RETURNING id, actor, key, tenant_id, input, input_version, attempts, group_id
+           RETURNING id, actor, key, tenant_id, input, input_version, attempts, group_id,
+             traceparent, tracestate
          ), dl AS (
            INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input,
              input_version, error, attempts)
            SELECT $3, id, actor, key, tenant_id, input, input_version, $2::jsonb, attempts
            FROM upd
          )
-         SELECT actor, tenant_id, input, group_id FROM upd`,
+         SELECT actor, tenant_id, input, group_id, traceparent, tracestate FROM upd`,
       [jobId, JSON.stringify(record), uuidv7()],
     );
     const sends: NewJob[] = job
       ? options.deadLetterSends(
-        { id: jobId, input: job.input, tenant_id: job.tenant_id, pipeline_id: pipelineId },
+        {
+          id: jobId,
+          input: job.input,
+          tenant_id: job.tenant_id,
+          pipeline_id: pipelineId,
+          traceparent: job.traceparent,
+          tracestate: job.tracestate,
+        },
         job.actor,
         record,
       )

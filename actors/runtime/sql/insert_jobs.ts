@@ -21,6 +21,10 @@ export interface NewJob {
   inputVersion?: number;
   /** The hash of the request that enqueued it with an idempotency key (see `requestHash`). */
   requestHash?: string | null;
+  /** The W3C trace context it was made in (see `../tracing.ts`). */
+  traceparent?: string | null;
+  /** The `tracestate` that goes with `traceparent`. */
+  tracestate?: string | null;
 }
 
 /**
@@ -50,25 +54,28 @@ export async function insertJobs(
     replay_of: j.replayOf,
     group_id: j.groupId ?? null,
     input_version: j.inputVersion ?? 1,
+    traceparent: j.traceparent ?? null,
+    tracestate: j.tracestate ?? null,
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
   }));
   const tail = outbox
     ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins)
-       SELECT id, actor, key, run_at FROM ins`
-    : `SELECT id, actor, key, run_at, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`;
-  const inserted = await tx.query<{ id: string; actor: string; key: string; run_at: unknown }>(
+       SELECT id, actor, key, run_at, traceparent, tracestate FROM ins`
+    : `SELECT id, actor, key, run_at, traceparent, tracestate, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`;
+  const inserted = await tx.query<QueuedRow>(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
-         request_hash, pipeline_id, group_id, input_version)
+         request_hash, pipeline_id, group_id, input_version, traceparent, tracestate)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
-        x.request_hash, x.pipeline_id, x.group_id, x.input_version
+        x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.traceparent, x.tracestate
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
-        request_hash text, pipeline_id text, group_id text, input_version int)
+        request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
+        tracestate text)
       ON CONFLICT (id) DO NOTHING
-      RETURNING id, actor, key, run_at
+      RETURNING id, actor, key, run_at, traceparent, tracestate
     ) ${tail}`,
     [JSON.stringify(rows)],
   );
@@ -81,11 +88,31 @@ export interface QueuedMessage {
   actor: string;
   key: string;
   runAt: Date;
+  /** The W3C trace context it was made in, for a transport to pass on (e.g. as a header). */
+  traceparent?: string;
+  /** The `tracestate` that goes with `traceparent`. */
+  tracestate?: string;
 }
 
-export function queuedMessage(
-  r: { id: string; actor: string; key: string; run_at: unknown },
-): QueuedMessage {
+/** A job row as `queuedMessage` reads it. */
+export interface QueuedRow {
+  id: string;
+  actor: string;
+  key: string;
+  run_at: unknown;
+  traceparent?: string | null;
+  tracestate?: string | null;
+}
+
+/** The message of a row read back from `troupe_jobs`. */
+export function queuedMessage(r: QueuedRow): QueuedMessage {
   const runAt = r.run_at instanceof Date ? r.run_at : new Date(String(r.run_at));
-  return { id: r.id, actor: r.actor, key: r.key, runAt };
+  return {
+    id: r.id,
+    actor: r.actor,
+    key: r.key,
+    runAt,
+    ...(r.traceparent ? { traceparent: r.traceparent } : {}),
+    ...(r.tracestate ? { tracestate: r.tracestate } : {}),
+  };
 }

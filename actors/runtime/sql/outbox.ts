@@ -1,5 +1,5 @@
 import type { SqlExecutor } from "../ports.ts";
-import { type QueuedMessage, queuedMessage } from "./insert_jobs.ts";
+import { type QueuedMessage, queuedMessage, type QueuedRow } from "./insert_jobs.ts";
 import type { Tables } from "./tables.ts";
 
 /** Deletes the outbox rows of messages the push transport now holds. */
@@ -20,8 +20,8 @@ export async function pendingOutbox(
   t: Tables,
   minAgeMs = 1000,
 ): Promise<QueuedMessage[]> {
-  const rows = await db.query<{ id: string; actor: string; key: string; run_at: unknown }>(
-    `SELECT j.id, j.actor, j.key, j.run_at
+  const rows = await db.query<QueuedRow>(
+    `SELECT j.id, j.actor, j.key, j.run_at, j.traceparent, j.tracestate
        FROM ${t.outbox} o JOIN ${t.jobs} j ON j.id = o.job_id
        WHERE o.created_at < now() - $1 * interval '1 millisecond'
        ORDER BY o.created_at LIMIT 500`,

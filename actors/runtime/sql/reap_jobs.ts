@@ -26,6 +26,9 @@ export interface ReapedJob {
   pipeline_id: string | null;
   /** The group the job is a part of (see `../groups.ts`). */
   group_id: string | null;
+  /** The trace context it was made in (its dead-letter hook's messages continue it). */
+  traceparent?: string | null;
+  tracestate?: string | null;
 }
 
 export interface ReapOptions {
@@ -87,7 +90,7 @@ export async function reapJobs(
     const batch = await db.transaction(async (tx) => {
       const jobs = await tx.query<ReapedJob>(
         `SELECT j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-           j.cancel_requested, j.pipeline_id, j.group_id,
+           j.cancel_requested, j.pipeline_id, j.group_id, j.traceparent, j.tracestate,
            j.lease_losses + CASE WHEN j.lease_owner IS NOT NULL
              AND (j.lease_losses = 0 OR j.started_fence = j.lease_fence) THEN 1 ELSE 0 END
              AS lease_losses
