@@ -73,7 +73,7 @@ export async function reapJobs(
     lapsed: ReapedJob[];
     sent: QueuedMessage[];
     cancelled: string[];
-    /** Put back in the queue: a push transport has no message for them any more. */
+    /** Put back in the queue: handed to the transport again (a pushed message may be spent). */
     requeued: QueuedMessage[];
   }
 > {
