@@ -7,10 +7,10 @@
  * - in the transaction: an outbox row per message, no notification;
  * - after the commit: a publish (the outbox row goes once QStash accepted it; the runtime's
  *   relay publishes rows a crash left behind);
- * - the consumer side: QStash calls the webhook {@linkcode qstashReceiver}
- *   (`qstash_receiver.ts`) mounts, which checks the signature and its nonce
- *   (`qstash_nonces.ts`, tables in {@linkcode qstashMigrations}) and calls the consumer's
- *   `deliver` or `giveUp`; `start` and `stop` have nothing to run.
+ * - the consumer side: QStash calls the webhook `receiver()` returns (a
+ *   {@linkcode qstashReceiver}, `qstash_receiver.ts`, for this `publicUrl`), which checks the
+ *   signature and its nonce (`qstash_nonces.ts`, tables in {@linkcode qstashMigrations}) and
+ *   calls the consumer's `deliver` or `giveUp`; `start` and `stop` have nothing to run.
  *
  * What each publish carries:
  * - the job id as the body and as the deduplication id (a message re-published by the outbox
@@ -33,8 +33,10 @@
  * Fan-out (many messages committed together) goes through `/v2/batch`, 100 per request.
  */
 import type { Client, PublishRequest } from "@upstash/qstash";
+import type { Hono } from "hono";
 import { type MigrationSet, migrationSet } from "../migrate.ts";
 import type { Consumer, MessageWrites, OutgoingMessage, Transport } from "../transport.ts";
+import { qstashReceiver, type QStashReceiverOptions } from "./qstash_receiver.ts";
 
 export {
   MAX_WEBHOOK_BYTES,
@@ -73,6 +75,14 @@ export class QStashTransport implements Transport {
     this.#client = client;
     this.#base = publicUrl.replace(/\/+$/, "");
     this.#slack = retrySlack;
+  }
+
+  /**
+   * The webhook this transport's messages are delivered to (`qstashReceiver` for its
+   * `publicUrl`): mount it at the root of the service that URL names.
+   */
+  receiver(options: Omit<QStashReceiverOptions, "publicUrl">): Hono {
+    return qstashReceiver({ ...options, publicUrl: this.#base });
   }
 
   /** Where QStash delivers messages of `actor`. */

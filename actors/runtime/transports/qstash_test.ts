@@ -76,7 +76,7 @@ Deno.test("qstash: outbox row in the transaction, publish after it, relay of a f
     logger: jsonLogger("silent"),
     backgroundTimers: false,
   });
-  const app = qstashReceiver({ consumer: runtime, receiver, publicUrl, db });
+  const app = transport.receiver({ consumer: runtime, receiver, db });
   const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, app.fetch);
   const outbox = async () =>
     (await db.query<{ job_id: string }>(`SELECT job_id FROM ${T.outbox}`)).map((r) => r.job_id);
