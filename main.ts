@@ -377,7 +377,7 @@ export async function compose(
   metrics?.watchQueue(runtime).watchCache(cache);
   // An API-only instance claims nothing: with the table queue, starting the runtime is what
   // claims (and reaps); with QStash, start relays the outbox and deliveries go to workers.
-  if (role !== "api" || runtime.transport.mode === "push") await runtime.start();
+  if (role !== "api" || qstash) await runtime.start();
   const newDevKey = await bootstrapDevTenant(config, tenants);
   const health = {
     // The data directory holds the embedded database and the files: a full disk stops both.
@@ -536,7 +536,8 @@ export async function run(
     throw err;
   }
   const log = troupe.runtime.log;
-  if (troupe.runtime.transport.mode === "pull" && role !== "api") {
+  // With QStash, QStash schedules call `/schedules/:name` instead.
+  if (drivers(troupe.config).transport !== "qstash" && role !== "api") {
     troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
   }
   if (options.maintenanceCron) {

@@ -46,11 +46,11 @@ const once = defineActor({
 /** A push transport that never delivers: the worker holding it dies before QStash hears. */
 const nowhere: Transport = {
   name: "nowhere",
-  mode: "push",
+  inTransaction: { outbox: true, notify: false },
   start: () => Promise.resolve(),
   stop: () => Promise.resolve(),
   wake: () => {},
-  publish: () => Promise.resolve(),
+  afterCommit: () => Promise.resolve(),
 };
 
 Deno.test(

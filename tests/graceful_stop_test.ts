@@ -38,11 +38,11 @@ function recording() {
   const state = { down: false };
   const transport: Transport = {
     name: "recording",
-    mode: "push",
+    inTransaction: { outbox: true, notify: false },
     start: () => Promise.resolve(),
     stop: () => Promise.resolve(),
     wake: () => {},
-    publish: (messages: readonly OutgoingMessage[]) => {
+    afterCommit: (messages: readonly OutgoingMessage[]) => {
       if (state.down) return Promise.reject(new Error("transport down"));
       published.push(...messages.map((m) => m.id));
       return Promise.resolve();

@@ -4,8 +4,9 @@
  *
  * Invariants:
  * - Input is validated (and keyed) before any write; a message is durable when its call
- *   resolves: its row, its outbox row (push transports) and the caller's `effect` commit in
- *   one transaction, and the transport hears of it only after that commit.
+ *   resolves: its row, what the transport writes with it (an outbox row, a notification) and
+ *   the caller's `effect` commit in one transaction, and the transport hears of it only after
+ *   that commit.
  * - An idempotency key maps to one job id (`deterministicId`); a repeat of the same request
  *   returns the first job, another request with the same key is refused (409), another
  *   tenant's repeat too.
@@ -31,6 +32,7 @@ import { deterministicId, requestHash, uuidv7 } from "./ids.ts";
 import type { RuntimeObserver } from "./observer.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import type { JobEvents, Publisher } from "./publisher.ts";
+import type { GiveUpOutcome } from "./transport.ts";
 import type { JobReader } from "./reader.ts";
 import { notifyCancel, requestCancel } from "./sql/cancel_job.ts";
 import { checkRepeats } from "./sql/check_repeats.ts";
@@ -105,7 +107,7 @@ export class RuntimeClient {
       const key = sendOptions.idempotencyKey;
       if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
       const created = await db.transaction(async (tx) => {
-        const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+        const inserted = await insertJobs(tx, tables, [row], publisher.writes);
         if (inserted.length && effect) await effect(tx, row.id);
         if (!inserted.length && key !== undefined) {
           await checkRepeats(tx, tables, [{ id: row.id, hash: row.requestHash!, key }]);
@@ -146,7 +148,7 @@ export class RuntimeClient {
         return [{ id: row.id, hash: row.requestHash, key }];
       });
       const created = await db.transaction(async (tx) => {
-        const inserted = await insertJobs(tx, tables, rows, { outbox: publisher.outbox });
+        const inserted = await insertJobs(tx, tables, rows, publisher.writes);
         if (inserted.length < rows.length) {
           const fresh = new Set(inserted.map((m) => m.id));
           await checkRepeats(tx, tables, keyed.filter((k) => !fresh.has(k.id)));
@@ -178,8 +180,8 @@ export class RuntimeClient {
           { id: groupId, tenantId, parentId: null, pipelineId: null, trace },
           key ? (i) => `${groupId}/${i}` : undefined,
         );
-        const outbox = publisher.outbox;
-        const sent = await db.transaction((tx) => writeGroup(tx, tables, made, { outbox }));
+        const writes = publisher.writes;
+        const sent = await db.transaction((tx) => writeGroup(tx, tables, made, writes));
         await publisher.afterCommit(sent);
         return { groupId, jobIds: made.row?.parts ?? [], continuationId: `${groupId}-then` };
       },
@@ -199,13 +201,13 @@ export class RuntimeClient {
       return await reader.getJob(id);
     }
     const error = toErrorRecord(new CancelledError());
-    const outbox = publisher.outbox;
+    const writes = publisher.writes;
     const { status, sent } = await db.transaction(async (tx) => {
       const row = await requestCancel(tx, tables, id, error);
       // A queued part cancelled here ends its group (a running one ends at its commit).
       const groupId = row?.status === "cancelled" ? row.group_id : null;
       const ends = groupId ? [{ jobId: id, groupId, status: "cancelled" as const, error }] : [];
-      return { status: row?.status, sent: await endParts(tx, tables, ends, { outbox }) };
+      return { status: row?.status, sent: await endParts(tx, tables, ends, { writes }) };
     });
     await publisher.afterCommit(sent);
     if (status === undefined) {
@@ -237,7 +239,7 @@ export class RuntimeClient {
         p,
         { status: "cancelled", error: toErrorRecord(new CancelledError()) },
         publisher.hook,
-        { outbox: publisher.outbox },
+        { writes: publisher.writes },
       );
     });
     reader.forget(id);
@@ -266,7 +268,7 @@ export class RuntimeClient {
       if (!await markReplayed(tx, tables, deadLetterId, row.id)) {
         throw new ConflictError(`dead letter ${deadLetterId} was replayed already`);
       }
-      return await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+      return await insertJobs(tx, tables, [row], publisher.writes);
     });
     await publisher.afterCommit(created);
     return await reader.getJob(row.id);
@@ -276,12 +278,12 @@ export class RuntimeClient {
   async giveUp(
     jobId: string,
     error: { code: string; message: string },
-  ): Promise<"dead-lettered" | "running" | "finished" | "unknown"> {
+  ): Promise<GiveUpOutcome> {
     const { db, tables, publisher, executor } = this.#o;
     const out = await giveUpJob(db, tables, jobId, error, {
       deadLetterSends: (job, actor, record) =>
         executor.deadLetterSends(job, this.#o.actors.get(actor), record),
-      outbox: publisher.outbox,
+      writes: publisher.writes,
       hook: publisher.hook,
     });
     if (out.outcome === "dead-lettered") {
@@ -334,7 +336,7 @@ export class RuntimeClient {
         record,
       });
       if (!made) return null;
-      const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });
+      const inserted = await insertJobs(tx, tables, [row], publisher.writes);
       await options.effect?.(tx, { pipelineId, jobId: row.id });
       return inserted;
     });

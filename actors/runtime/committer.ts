@@ -46,7 +46,7 @@ export interface CommitterOptions {
   actors: ReadonlyMap<string, AnyActor>;
   /** Turns a success whose commit failed into a failed attempt. */
   executor: Pick<Executor, "failure">;
-  publisher: Pick<Publisher, "outbox" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
+  publisher: Pick<Publisher, "writes" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
   observer: RuntimeObserver;
   log: Logger;
 }
@@ -110,7 +110,7 @@ export class Committer {
     const { db, tables, workerId, publisher } = this.#o;
     return await db.transaction((tx) =>
       completeJobs(tx, tables, workerId, completions, {
-        outbox: publisher.outbox,
+        writes: publisher.writes,
         hook: publisher.hook,
       })
     );

@@ -57,7 +57,7 @@ async function world(commitBatch = 512): Promise<World> {
     actors,
     executor: new Executor({ db: raw, tables: T, actors, logger: log }),
     publisher: {
-      outbox: false,
+      writes: { outbox: false, notify: true },
       hook: () => null,
       afterCommit: () => Promise.resolve(),
       afterCommitOrLog: () => Promise.resolve(),
@@ -70,7 +70,10 @@ async function world(commitBatch = 512): Promise<World> {
 }
 
 async function claim(db: SqlDatabase, inputs: { key: string; n: number }[]): Promise<ClaimedJob[]> {
-  await insertJobs(db, T, inputs.map((i) => prepareJobNow(step, i)), { outbox: false });
+  await insertJobs(db, T, inputs.map((i) => prepareJobNow(step, i)), {
+    outbox: false,
+    notify: true,
+  });
   const jobs = await claimJobs(db, T, {
     actors: [step.name],
     limit: inputs.length,

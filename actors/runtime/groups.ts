@@ -29,7 +29,12 @@ import type { AnyActor, GroupOutcome, GroupThen, Message, SendOptions } from "./
 import type { ErrorRecord } from "./errors.ts";
 import { parseInput, prepareParsed } from "./prepare.ts";
 import type { SqlExecutor } from "./ports.ts";
-import { insertJobs, type NewJob, type QueuedMessage } from "./sql/insert_jobs.ts";
+import {
+  insertJobs,
+  type MessageWrites,
+  type NewJob,
+  type QueuedMessage,
+} from "./sql/insert_jobs.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { TraceContext } from "./tracing.ts";
 import {
@@ -160,7 +165,7 @@ export async function endParts(
   tx: SqlExecutor,
   t: Tables,
   ends: readonly PartEnd[],
-  { outbox, keep = () => true }: { outbox: boolean; keep?: (job: NewJob) => boolean },
+  { writes, keep = () => true }: { writes: MessageWrites; keep?: (job: NewJob) => boolean },
 ): Promise<QueuedMessage[]> {
   if (ends.length === 0) return [];
   const groups = await lockOpenGroups(tx, t, ends.map((e) => e.groupId));
@@ -208,7 +213,7 @@ export async function endParts(
     });
   }
   await updateGroups(tx, t, updates);
-  return await insertJobs(tx, t, sends, { outbox });
+  return await insertJobs(tx, t, sends, writes);
 }
 
 /** Writes a built group in `tx`: its jobs, then its row. Returns the jobs that were new. */
@@ -216,9 +221,9 @@ export async function writeGroup(
   tx: SqlExecutor,
   t: Tables,
   group: PreparedGroup,
-  { outbox }: { outbox: boolean },
+  writes: MessageWrites,
 ): Promise<QueuedMessage[]> {
-  const sent = await insertJobs(tx, t, group.jobs, { outbox });
+  const sent = await insertJobs(tx, t, group.jobs, writes);
   if (group.row) await insertGroups(tx, t, [group.row]);
   return sent;
 }

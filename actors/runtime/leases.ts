@@ -37,7 +37,7 @@ export interface LeaseKeeperOptions {
   maxLeaseLosses: number;
   actors: ReadonlyMap<string, AnyActor>;
   executor: Pick<Executor, "abort" | "abortKey" | "runningJobs" | "deadLetterSends">;
-  publisher: Pick<Publisher, "outbox" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
+  publisher: Pick<Publisher, "writes" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
   transport: Pick<Transport, "wake">;
   events: Pick<JobEvents, "emit">;
   /** Drops a job from the reader's cache of finished jobs. */
@@ -126,7 +126,7 @@ export class LeaseKeeper {
       {
         actors: this.#actorNames,
         maxLeaseLosses: this.#o.maxLeaseLosses,
-        outbox: publisher.outbox,
+        writes: publisher.writes,
         hook: publisher.hook,
         deadLetterSends: (job, error) =>
           executor.deadLetterSends(job, this.#o.actors.get(job.actor), error),
@@ -148,9 +148,10 @@ export class LeaseKeeper {
     }
     publisher.stopped(cancelled, []);
     await publisher.afterCommit(sent);
-    // A push transport's message for a requeued job may be spent (its delivery went down with
-    // the process): a new one carries it. A second delivery of a job finds it taken or done.
-    if (publisher.outbox) await publisher.afterCommitOrLog(requeued);
+    // A requeued job is handed to the transport as a new message: a pushed message for it may
+    // be spent (its delivery went down with the process). A second delivery of a job finds it
+    // taken or done.
+    await publisher.afterCommitOrLog(requeued);
     if (reaped.length > 0) this.#o.transport.wake();
     return reaped.length;
   }

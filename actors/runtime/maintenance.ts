@@ -21,13 +21,16 @@ export type MaintenanceResult = {
 /** The parts of a runtime a pass uses. */
 export interface MaintenanceTarget {
   readonly actors: ReadonlyMap<string, AnyActor>;
-  readonly push: boolean;
   reap(): Promise<number>;
+  /** Hands over outbox rows left behind; resolves to 0 at once for a transport without. */
   relayOutbox(): Promise<number>;
   fireSchedule(name: string, at: Date): Promise<{ created: boolean }>;
 }
 
-/** Reaps lapsed leases, relays the outbox (push transports) and fires the schedules due at `at`. */
+/**
+ * Reaps lapsed leases, relays the outbox (a no-op for transports that write no outbox rows)
+ * and fires the schedules due at `at`.
+ */
 export async function maintenancePass(
   t: MaintenanceTarget,
   bg: BackgroundTasks,
@@ -36,7 +39,7 @@ export async function maintenancePass(
   const result: MaintenanceResult = { reaped: 0, relayed: 0, fired: [], failures: 0 };
   const before = bg.failures;
   await bg.run("reaper", async () => result.reaped = await t.reap());
-  if (t.push) await bg.run("outbox relay", async () => result.relayed = await t.relayOutbox());
+  await bg.run("outbox relay", async () => result.relayed = await t.relayOutbox());
   const minute = Math.floor(at.getTime() / 60_000) * 60_000;
   for (const def of t.actors.values()) {
     if (!def.schedule) continue;

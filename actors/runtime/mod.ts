@@ -9,7 +9,8 @@
  * - `@troupe/runtime/pglite`: embedded PostgreSQL (a directory, or memory).
  * - `@troupe/runtime/postgres`: a PostgreSQL server through node-postgres.
  * - `@troupe/runtime/neon`: Neon's serverless driver.
- * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash.
+ * - `@troupe/runtime/transports/qstash`: push delivery through Upstash QStash, and the signed
+ *   webhook it delivers to (`qstashReceiver`).
  * - `@troupe/runtime/hono`: job routes to mount on a Hono app.
  * - `@troupe/runtime/workers`: a pool of worker threads for CPU-bound work in handlers.
  * - `@troupe/runtime/testing`: an in-memory world and a fault kit to prove your actors
@@ -140,7 +141,14 @@ export {
   type SqlDatabase,
   type SqlExecutor,
 } from "./ports.ts";
-export type { Consumer, DeliveryOutcome, OutgoingMessage, Transport } from "./transport.ts";
+export type {
+  Consumer,
+  DeliveryOutcome,
+  GiveUpOutcome,
+  MessageWrites,
+  OutgoingMessage,
+  Transport,
+} from "./transport.ts";
 export {
   formatTraceparent,
   noTracing,

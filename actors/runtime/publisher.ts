@@ -3,12 +3,15 @@
  * pipeline's end cancelled stop, and watchers in this process hear of changed jobs.
  *
  * Invariants:
- * - Pull transports only need waking: the committed `queued` row is the message. Push
- *   transports get every committed message through `publish()`, and only after it resolves is
- *   its outbox row deleted; a crash in between leaves the row for `relayOutbox`, so a message
- *   is published at least once.
- * - A publish that fails after its commit never undoes the commit: the caller logs it and the
- *   relay publishes it later.
+ * - Every writer of messages writes what the transport asks for in the transaction
+ *   (`writes`, the transport's `inTransaction`), and hands the committed messages to the
+ *   transport's `afterCommit` only after the commit. With outbox rows, a row is deleted only
+ *   after `afterCommit` resolved for its message; a crash in between leaves the row for
+ *   `relayOutbox`, so a message reaches its transport at least once.
+ * - A message whose actor this runtime does not run is not handed over here: its outbox row
+ *   (if any) waits for the relay of a runtime that runs it.
+ * - A hand-over that fails after its commit never undoes the commit: the caller logs it and
+ *   the relay hands the message over later.
  * - The abort hook of a pipeline never throws: a hook that names an unknown actor or an input
  *   it refuses is logged and sends nothing, and the pipeline's end still commits.
  */
@@ -17,11 +20,11 @@ import { CancelledError } from "./errors.ts";
 import type { Executor } from "./executor.ts";
 import { prepareJobNow } from "./executor.ts";
 import type { Logger, SqlDatabase } from "./ports.ts";
-import type { QueuedMessage } from "./sql/insert_jobs.ts";
+import type { MessageWrites, QueuedMessage } from "./sql/insert_jobs.ts";
 import { deleteOutbox, pendingOutbox } from "./sql/outbox.ts";
 import type { AbortHook } from "./sql/pipelines.ts";
 import type { Tables } from "./sql/tables.ts";
-import type { Transport } from "./transport.ts";
+import type { OutgoingMessage, Transport } from "./transport.ts";
 
 /** Watchers of job changes in this process (live updates). */
 export class JobEvents {
@@ -62,37 +65,46 @@ export class Publisher {
     this.#o = options;
   }
 
-  /** Whether committed messages go through the outbox (a push transport). */
-  get outbox(): boolean {
-    return this.#o.transport.mode === "push";
+  /** What every transaction that commits messages writes for the transport. */
+  get writes(): MessageWrites {
+    return this.#o.transport.inTransaction;
   }
 
   /** Hands committed messages to the transport (see the invariants above). */
   async afterCommit(sent: readonly QueuedMessage[]): Promise<void> {
     if (sent.length === 0) return;
-    const { transport } = this.#o;
-    if (transport.mode === "pull") {
-      transport.wake();
-      return;
+    const outgoing: OutgoingMessage[] = [];
+    for (const m of sent) {
+      const def = this.#o.actors.get(m.actor);
+      if (def) outgoing.push({ ...m, policy: def.policy });
     }
-    await transport.publish(sent.map((m) => ({ ...m, policy: this.#o.actor(m.actor).policy })));
-    await deleteOutbox(this.#o.db, this.#o.tables, sent.map((m) => m.id));
+    if (outgoing.length === 0) return;
+    const { transport } = this.#o;
+    await transport.afterCommit(outgoing);
+    if (transport.inTransaction.outbox) {
+      await deleteOutbox(this.#o.db, this.#o.tables, outgoing.map((m) => m.id));
+    }
   }
 
   /** `afterCommit`, with a failure logged: the relay publishes the messages later. */
   async afterCommitOrLog(sent: readonly QueuedMessage[]): Promise<void> {
     await this.afterCommit(sent).catch((err) =>
-      this.#o.log.warn("publish after commit failed; the relay will retry", { error: String(err) })
+      this.#o.log.warn("hand-over after commit failed; the relay will retry", {
+        transport: this.#o.transport.name,
+        error: String(err),
+      })
     );
   }
 
   /**
-   * Publishes outbox rows left behind (a crash between commit and publish) at least
-   * `minAgeMs` old (younger ones may be in a publish right now; at stop none is).
+   * Hands over outbox rows left behind (a crash between commit and hand-over) at least
+   * `minAgeMs` old (younger ones may be in a hand-over right now; at stop none is). Returns how
+   * many rows it found; none without outbox rows (`writes.outbox` false).
    */
   async relayOutbox(minAgeMs = 1000): Promise<number> {
+    if (!this.writes.outbox) return 0;
     const rows = await pendingOutbox(this.#o.db, this.#o.tables, minAgeMs);
-    await this.afterCommit(rows.filter((r) => this.#o.actors.has(r.actor)));
+    await this.afterCommit(rows);
     return rows.length;
   }
 

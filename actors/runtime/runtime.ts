@@ -25,7 +25,7 @@ import { JobReader, type ListJobsFilter } from "./reader.ts";
 import type { QueueDepth } from "./sql/queue_depth.ts";
 import { type Tables, tables } from "./sql/tables.ts";
 import { vacuumTables } from "./sql/vacuum.ts";
-import type { Consumer, DeliveryOutcome, Transport } from "./transport.ts";
+import type { Consumer, DeliveryOutcome, GiveUpOutcome, Transport } from "./transport.ts";
 import type { RuntimeOptions } from "./options.ts";
 import { noTracing } from "./tracing.ts";
 import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
@@ -171,17 +171,18 @@ export class Runtime implements Consumer {
     this.#started = true;
     await this.#leases.watchCancels();
     const bg = this.#background;
-    const push = this.transport.mode === "push";
+    // Outbox rows are written for the transport: a crash may leave some for the relay.
+    const relay = this.transport.inTransaction.outbox;
     if (this.#backgroundTimers) {
       const beat = Math.max(100, Math.floor(this.#leaseMs / 3));
       bg.every("heartbeat", beat, () => this.#leases.heartbeat());
       bg.every("reaper", Math.max(200, Math.floor(this.#leaseMs / 2)), () => this.reap());
-      if (push) bg.every("outbox relay", 2000, () => this.relayOutbox());
+      if (relay) bg.every("outbox relay", 2000, () => this.relayOutbox());
       if (!this.db.autovacuum) bg.every("vacuum", this.#maintenanceMs, () => this.maintain());
     }
     await bg.run("reaper", () => this.reap());
     await this.transport.start(this);
-    if (push) await bg.run("outbox relay", () => this.relayOutbox());
+    if (relay) await bg.run("outbox relay", () => this.relayOutbox());
   }
 
   /** Background tasks that failed since this runtime was made (each retried on its next tick). */
@@ -202,7 +203,6 @@ export class Runtime implements Consumer {
     return maintenancePass(
       {
         actors: this.actors,
-        push: this.transport.mode === "push",
         reap: () => this.reap(),
         relayOutbox: () => this.relayOutbox(),
         fireSchedule: (name, when) => this.fireSchedule(name, when),
@@ -229,8 +229,8 @@ export class Runtime implements Consumer {
     // Handlers still running past the grace stop with this process: give their leases back so
     // that their jobs are requeued at once, and not counted as lost to a crash.
     await this.#leases.stop();
-    // Messages committed but not yet published would wait for another instance's relay.
-    if (this.transport.mode === "push") {
+    // Messages committed but not yet handed over would wait for another instance's relay.
+    if (this.transport.inTransaction.outbox) {
       await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
     }
     this.#started = false;
@@ -283,7 +283,10 @@ export class Runtime implements Consumer {
     return await this.#client.enqueueGroup(parts, then, options);
   }
 
-  /** Publishes outbox rows left behind (a crash between commit and publish). */
+  /**
+   * Hands the transport outbox rows left behind (a crash between commit and hand-over); none
+   * when the transport asks for no outbox rows. Returns how many it found.
+   */
   async relayOutbox(): Promise<number> {
     return await this.#publisher.relayOutbox();
   }
@@ -324,7 +327,7 @@ export class Runtime implements Consumer {
   async giveUp(
     jobId: string,
     error: { code: string; message: string },
-  ): Promise<"dead-lettered" | "running" | "finished" | "unknown"> {
+  ): Promise<GiveUpOutcome> {
     return await this.#client.giveUp(jobId, error);
   }
 

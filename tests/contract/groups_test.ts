@@ -160,7 +160,7 @@ contractSuite("groups", {
     const commit = (id: string) =>
       db.transaction((tx) =>
         completeJobs(tx, rt.tables, "w-test", [completion(id)], {
-          outbox: false,
+          writes: { outbox: false, notify: true },
           hook: () => null,
         })
       );

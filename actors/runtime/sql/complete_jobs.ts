@@ -2,7 +2,7 @@ import type { ErrorRecord } from "../errors.ts";
 import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
-import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import type { Tables } from "./tables.ts";
 import {
   type AbortHook,
@@ -80,7 +80,7 @@ export async function completeJobs(
   t: Tables,
   workerId: string,
   completions: readonly Completion[],
-  { outbox, hook }: { outbox: boolean; hook: AbortHook },
+  { writes, hook }: { writes: MessageWrites; hook: AbortHook },
 ): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
   // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
   const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
@@ -210,14 +210,14 @@ export async function completeJobs(
       ? [{ pipelineId: c.pipelineId, op: c.pipeline }]
       : []
   );
-  const applied = await applyOps(tx, t, pipelines, ops, hook, { outbox });
+  const applied = await applyOps(tx, t, pipelines, ops, hook, { writes });
   // Successes send what the handler sent; final failures what `onDeadLetter` asked for. A
   // failure commits once too: the job row's fence check refuses a second commit.
   const sends = completions.flatMap((c, i) =>
     applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
   );
   const kept = dropEnded(sends, pipelines);
-  const sent = await insertJobs(tx, t, kept, { outbox });
+  const sent = await insertJobs(tx, t, kept, writes);
   for (const [i, c] of completions.entries()) {
     if (!applies(c, i)) continue;
     for (const effect of c.effects) await effect(tx);
@@ -229,7 +229,7 @@ export async function completeJobs(
       : []
   );
   const fannedIn = await endParts(tx, t, partEnds, {
-    outbox,
+    writes,
     keep: (job) => dropEnded([job], pipelines).length > 0,
   });
   const ends = completions.flatMap((c, i): JobEnd[] =>
@@ -250,7 +250,7 @@ export async function completeJobs(
   const open = new Set(
     kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
   );
-  const rolled = await rollUp(tx, t, pipelines, ends, hook, { outbox, open });
+  const rolled = await rollUp(tx, t, pipelines, ends, hook, { writes, open });
   return {
     results,
     sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent],

@@ -2,7 +2,7 @@ import type { ErrorRecord } from "../errors.ts";
 import { endParts } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
-import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import { type AbortHook, dropEnded, lockPipelines, rollUp } from "./pipelines.ts";
 import type { Tables } from "./tables.ts";
 
@@ -40,7 +40,7 @@ export async function giveUpJob(
   error: { code: string; message: string },
   options: {
     deadLetterSends: (job: GivenUpJob, actor: string, error: ErrorRecord) => NewJob[];
-    outbox: boolean;
+    writes: MessageWrites;
     hook: AbortHook;
   },
 ): Promise<GiveUpResult> {
@@ -100,12 +100,12 @@ export async function giveUpJob(
         record,
       )
       : [];
-    const { outbox } = options;
-    const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), { outbox });
+    const { writes } = options;
+    const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), writes);
     if (job?.group_id) {
       const ends = [{ jobId, groupId: job.group_id, status: "failed" as const, error: record }];
       const keep = (j: NewJob) => dropEnded([j], pipelines).length > 0;
-      sent.push(...await endParts(tx, t, ends, { outbox, keep }));
+      sent.push(...await endParts(tx, t, ends, { writes, keep }));
     }
     const rolled = pipelineId
       ? await rollUp(
@@ -120,7 +120,7 @@ export async function giveUpJob(
           handled: sends.length > 0 || !!job?.group_id,
         }],
         options.hook,
-        { outbox },
+        { writes },
       )
       : { sent: [], cancelled: [] };
     return {

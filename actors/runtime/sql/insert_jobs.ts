@@ -28,16 +28,33 @@ export interface NewJob {
 }
 
 /**
+ * What the transaction that commits messages writes for them besides their job rows: the
+ * transport's choice (`Transport.inTransaction`), applied by every writer of messages.
+ */
+export interface MessageWrites {
+  /**
+   * An outbox row per new job, deleted once the transport holds the message: a transport that
+   * only hears of messages after the commit (a publish) needs it, so that a crash in between
+   * leaves the row for the relay.
+   */
+  readonly outbox: boolean;
+  /**
+   * A notification on the jobs channel (`Tables.jobsChannel`) at commit, when any job is new:
+   * consumers listening in any process look for work at once.
+   */
+  readonly notify: boolean;
+}
+
+/**
  * Inserts jobs in one statement; an id that exists already is skipped (idempotent enqueue).
- * With `outbox`, each new job also gets an outbox row (push transports); otherwise listeners
- * of `troupe_jobs` are notified at commit (pull transports).
- * Returns the ids that were new.
+ * `writes` adds, in the same statement, an outbox row per new job and/or a notification of
+ * the jobs channel at commit. Returns the ids that were new.
  */
 export async function insertJobs(
   tx: SqlExecutor,
   t: Tables,
   jobs: readonly NewJob[],
-  { outbox }: { outbox: boolean },
+  { outbox, notify }: MessageWrites,
 ): Promise<QueuedMessage[]> {
   if (jobs.length === 0) return [];
   const rows = jobs.map((j) => ({
@@ -58,10 +75,13 @@ export async function insertJobs(
     tracestate: j.tracestate ?? null,
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
   }));
+  const select = notify
+    ? `SELECT id, actor, key, run_at, traceparent, tracestate,
+         (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`
+    : `SELECT id, actor, key, run_at, traceparent, tracestate FROM ins`;
   const tail = outbox
-    ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins)
-       SELECT id, actor, key, run_at, traceparent, tracestate FROM ins`
-    : `SELECT id, actor, key, run_at, traceparent, tracestate, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`;
+    ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins) ${select}`
+    : select;
   const inserted = await tx.query<QueuedRow>(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
@@ -82,7 +102,7 @@ export async function insertJobs(
   return inserted.map(queuedMessage);
 }
 
-/** A committed message as a push transport needs it. */
+/** A committed message as a transport hears of it. */
 export interface QueuedMessage {
   id: string;
   actor: string;

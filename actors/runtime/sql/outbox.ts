@@ -2,7 +2,7 @@ import type { SqlExecutor } from "../ports.ts";
 import { type QueuedMessage, queuedMessage, type QueuedRow } from "./insert_jobs.ts";
 import type { Tables } from "./tables.ts";
 
-/** Deletes the outbox rows of messages the push transport now holds. */
+/** Deletes the outbox rows of messages the transport now holds (its `afterCommit` resolved). */
 export async function deleteOutbox(
   db: SqlExecutor,
   t: Tables,

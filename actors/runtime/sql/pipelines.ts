@@ -31,7 +31,7 @@
  */
 import { CancelledError, type ErrorRecord, toErrorRecord } from "../errors.ts";
 import type { SqlExecutor } from "../ports.ts";
-import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import type { Tables } from "./tables.ts";
 
 /** What a pipeline row keeps in its `pipeline` column. */
@@ -105,7 +105,7 @@ export async function applyOps(
   pipelines: Map<string, LockedPipeline>,
   ops: readonly { pipelineId: string; op: PipelineOp }[],
   hook: AbortHook,
-  options: { outbox: boolean },
+  options: { writes: MessageWrites },
 ): Promise<{ sent: QueuedMessage[]; cancelled: string[] }> {
   const sent: QueuedMessage[] = [];
   const cancelled: string[] = [];
@@ -157,7 +157,7 @@ export async function rollUp(
   pipelines: Map<string, LockedPipeline>,
   ends: readonly JobEnd[],
   hook: AbortHook,
-  options: { outbox: boolean; open?: ReadonlySet<string> },
+  options: { writes: MessageWrites; open?: ReadonlySet<string> },
 ): Promise<{ sent: QueuedMessage[]; cancelled: string[] }> {
   const sent: QueuedMessage[] = [];
   const cancelled: string[] = [];
@@ -214,7 +214,7 @@ export async function endPipeline(
     | { status: "succeeded"; result: unknown }
     | { status: "failed" | "cancelled"; error: ErrorRecord },
   hook: AbortHook,
-  { outbox, runtime = true }: { outbox: boolean; runtime?: boolean },
+  { writes, runtime = true }: { writes: MessageWrites; runtime?: boolean },
 ): Promise<{ sent: QueuedMessage[]; cancelled: string[] }> {
   p.status = outcome.status;
   const succeeded = outcome.status === "succeeded";
@@ -255,7 +255,7 @@ export async function endPipeline(
   let sent: QueuedMessage[] = [];
   if (!succeeded && runtime) {
     const message = hook(p, outcome);
-    if (message) sent = await insertJobs(tx, t, [message], { outbox });
+    if (message) sent = await insertJobs(tx, t, [message], writes);
   }
   return { sent, cancelled: stopped.map((r) => r.id) };
 }

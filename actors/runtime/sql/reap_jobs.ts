@@ -2,7 +2,7 @@ import { CancelledError, type ErrorRecord, toErrorRecord } from "../errors.ts";
 import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
-import { insertJobs, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import type { Tables } from "./tables.ts";
 import { type AbortHook, dropEnded, type JobEnd, lockPipelines, rollUp } from "./pipelines.ts";
 
@@ -41,8 +41,8 @@ export interface ReapOptions {
   maxLeaseLosses: number;
   /** The messages the actor's `onDeadLetter` asks for, committed with the dead letter. */
   deadLetterSends: (job: ReapedJob, error: ErrorRecord) => NewJob[];
-  /** Whether sent messages go through the outbox (push transports). */
-  outbox: boolean;
+  /** What the transport has written with each sent message (`Transport.inTransaction`). */
+  writes: MessageWrites;
   /** The abort hook of pipelines that a reaped job ends (see `pipelines.ts`). */
   hook: AbortHook;
 }
@@ -76,7 +76,7 @@ export async function reapJobs(
     lapsed: ReapedJob[];
     sent: QueuedMessage[];
     cancelled: string[];
-    /** Put back in the queue: a push transport has no message for them any more. */
+    /** Put back in the queue: handed to the transport again (a pushed message may be spent). */
     requeued: QueuedMessage[];
   }
 > {
@@ -160,14 +160,14 @@ export async function reapJobs(
       // Pipelines whose jobs end here (locked after the jobs, unlike a commit: a deadlock with
       // a late commit of the same job aborts one of them, and the reaper runs again).
       const pipelines = await lockPipelines(tx, t, ends.map((e) => e.pipelineId));
-      const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), { outbox: options.outbox });
+      const sent = await insertJobs(tx, t, dropEnded(sends, pipelines), options.writes);
       sent.push(
         ...await endParts(tx, t, partEnds, {
-          outbox: options.outbox,
+          writes: options.writes,
           keep: (j) => dropEnded([j], pipelines).length > 0,
         }),
       );
-      const rolled = await rollUp(tx, t, pipelines, ends, options.hook, { outbox: options.outbox });
+      const rolled = await rollUp(tx, t, pipelines, ends, options.hook, { writes: options.writes });
       return {
         ids: jobs.map((j) => j.id),
         poisoned: poison,

@@ -24,13 +24,13 @@ export interface Tables {
   readonly actorState: string;
   /** `troupe_processed_messages`: the ledger of committed successes. */
   readonly processed: string;
-  /** `troupe_outbox`: committed messages a push transport has not taken yet. */
+  /** `troupe_outbox`: committed messages not yet handed to a transport that asks for rows here. */
   readonly outbox: string;
   /** `troupe_dead_letters`. */
   readonly deadLetters: string;
   /** `troupe_groups`: fan-in counters (see `../groups.ts`). */
   readonly groups: string;
-  /** Notified when jobs are inserted (pull transports listen to it). */
+  /** Notified at commit when jobs are inserted, for a transport that asks (the table queue). */
   readonly jobsChannel: string;
   /** Notified with a job id whose handler must stop wherever it runs. */
   readonly cancelChannel: string;

@@ -1,24 +1,32 @@
 /**
- * The in-process push transport: delivers published messages to this process's consumer
+ * The in-process push transport: delivers committed messages to this process's consumer
  * with timers, at least once, redelivering `busy` and `retry` outcomes after their delay.
- * For unit tests and single-process setups that want the push path; timers do not survive a
- * restart, which the runtime's outbox relay covers only for messages never delivered.
+ * For unit tests and single-process setups that want the push path.
+ *
+ * Its three parts (see `../transport.ts`):
+ * - in the transaction: an outbox row per message, no notification;
+ * - after the commit: a timer per message, due at its `runAt` (the outbox row goes then);
+ * - the consumer side: the timers call `Consumer.deliver`, from `start` until `stop`.
+ *
+ * Invariants: timers do not survive a restart; the outbox relay covers only messages never
+ * handed over, the reaper those whose delivery was running.
  */
-import type { Consumer, OutgoingMessage, Transport } from "../transport.ts";
+import type { Consumer, MessageWrites, OutgoingMessage, Transport } from "../transport.ts";
 
 /** Push delivery with timers in this process (see above). */
 export class InProcessTransport implements Transport {
   /** The transport's name. */
   readonly name = "in-process";
-  /** Push: each message is delivered to the consumer. */
-  readonly mode = "push" as const;
+  /** An outbox row: a message is handed over after its commit. */
+  readonly inTransaction: MessageWrites = { outbox: true, notify: false };
   #consumer: Consumer | null = null;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #inFlight = new Set<Promise<void>>();
   /** Every delivery made, in order (tests count duplicates with it). */
   readonly deliveries: string[] = [];
 
-  publish(messages: readonly OutgoingMessage[]): Promise<void> {
+  /** Schedules a delivery of each message at its `runAt`. */
+  afterCommit(messages: readonly OutgoingMessage[]): Promise<void> {
     const now = Date.now();
     for (const m of messages) this.#schedule(m.id, Math.max(0, m.runAt.getTime() - now));
     return Promise.resolve();

@@ -1,7 +1,16 @@
 /**
  * The QStash push transport: every committed message is published to Upstash QStash, which
- * delivers it as a signed webhook to `POST {publicUrl}/actors/:name` (routes/qstash.ts) on
- * any instance, at least once.
+ * delivers it as a signed webhook to `POST {publicUrl}/actors/:name` on any instance, at least
+ * once.
+ *
+ * Its three parts (see `../transport.ts`):
+ * - in the transaction: an outbox row per message, no notification;
+ * - after the commit: a publish (the outbox row goes once QStash accepted it; the runtime's
+ *   relay publishes rows a crash left behind);
+ * - the consumer side: QStash calls the webhook `receiver()` returns (a
+ *   {@linkcode qstashReceiver}, `qstash_receiver.ts`, for this `publicUrl`), which checks the
+ *   signature and its nonce (`qstash_nonces.ts`, tables in {@linkcode qstashMigrations}) and
+ *   calls the consumer's `deliver` or `giveUp`; `start` and `stop` have nothing to run.
  *
  * What each publish carries:
  * - the job id as the body and as the deduplication id (a message re-published by the outbox
@@ -14,7 +23,8 @@
  *   expression mirroring the actor's backoff; the endpoint also answers `Retry-After` with the
  *   exact due time;
  * - a timeout above the actor's, a failure callback that turns a message QStash gave up on
- *   into a dead letter, and `notBefore` for delayed messages.
+ *   into a dead letter, and `notBefore` for delayed messages;
+ * - the message's trace context as a `traceparent` header, forwarded to the delivery.
  *
  * A job that asked to run again later (`RetryLaterError`) is committed back to `queued` first;
  * then `reschedule` publishes a new message for it, deduplicated by job id and due time (one
@@ -23,8 +33,20 @@
  * Fan-out (many messages committed together) goes through `/v2/batch`, 100 per request.
  */
 import type { Client, PublishRequest } from "@upstash/qstash";
+import type { Hono } from "hono";
 import { type MigrationSet, migrationSet } from "../migrate.ts";
-import type { Consumer, OutgoingMessage, Transport } from "../transport.ts";
+import type { Consumer, MessageWrites, OutgoingMessage, Transport } from "../transport.ts";
+import { qstashReceiver, type QStashReceiverOptions } from "./qstash_receiver.ts";
+
+export {
+  MAX_WEBHOOK_BYTES,
+  nonRetryable,
+  qstashReceiver,
+  type QStashReceiverOptions,
+  qstashSignature,
+  type QStashSignatureOptions,
+  type SignatureCheck,
+} from "./qstash_receiver.ts";
 
 /** Options of the QStash transport. */
 export interface QStashTransportOptions {
@@ -42,8 +64,8 @@ const BATCH = 100;
 export class QStashTransport implements Transport {
   /** The transport's name. */
   readonly name = "qstash";
-  /** Push: QStash calls back once per message. */
-  readonly mode = "push" as const;
+  /** An outbox row: a message is published after its commit. */
+  readonly inTransaction: MessageWrites = { outbox: true, notify: false };
   readonly #client: Client;
   readonly #base: string;
   readonly #slack: number;
@@ -55,12 +77,21 @@ export class QStashTransport implements Transport {
     this.#slack = retrySlack;
   }
 
+  /**
+   * The webhook this transport's messages are delivered to (`qstashReceiver` for its
+   * `publicUrl`): mount it at the root of the service that URL names.
+   */
+  receiver(options: Omit<QStashReceiverOptions, "publicUrl">): Hono {
+    return qstashReceiver({ ...options, publicUrl: this.#base });
+  }
+
   /** Where QStash delivers messages of `actor`. */
   destination(actor: string): string {
     return `${this.#base}/actors/${encodeURIComponent(actor)}`;
   }
 
-  async publish(messages: readonly OutgoingMessage[]): Promise<void> {
+  /** Publishes the messages, one request per 100 (resolves once QStash accepted them all). */
+  async afterCommit(messages: readonly OutgoingMessage[]): Promise<void> {
     for (let i = 0; i < messages.length; i += BATCH) {
       const requests = await Promise.all(
         messages.slice(i, i + BATCH).map((m) => this.request(m)),
@@ -93,12 +124,13 @@ export class QStashTransport implements Transport {
       timeout: Math.ceil(timeoutMs / 1000) + 30,
       failureCallback: `${url}/failure`,
       ...notBefore,
+      ...(m.traceparent ? { headers: { traceparent: m.traceparent } } : {}),
     };
   }
 
   wake(): void {}
 
-  /** Nothing to start: QStash calls the service's callback route. */
+  /** Nothing to start: QStash calls the webhook `qstashReceiver` mounts. */
   start(_consumer: Consumer): Promise<void> {
     return Promise.resolve();
   }

@@ -2,13 +2,20 @@
  * The table queue: the `troupe_jobs` table of the same database is the queue (the embedded
  * default, and how several instances share one PostgreSQL).
  *
- * The loop claims in batches while there is work and free capacity, then sleeps until a
- * `troupe_jobs` notification (any process; per schema, see `sql/tables.ts`), a local wake-up (an enqueue or a freed slot here),
- * or the poll interval (delayed retries, lost notifications).
+ * Its three parts (see `../transport.ts`):
+ * - in the transaction: a notification of the jobs channel at commit (`troupe_jobs`, per
+ *   schema, see `sql/tables.ts`); no outbox row: the committed `queued` row is the message;
+ * - after the commit: a local wake-up, nothing to publish;
+ * - the consumer side: a loop that claims in batches while there is work and free capacity,
+ *   then sleeps until a notification (any process), a local wake-up (an enqueue or a freed
+ *   slot here) or the poll interval (delayed retries, lost notifications).
+ *
+ * Invariants: nothing is lost to a missed notification or wake-up, only delayed by at most
+ * `pollMs`; a failed claim is retried with backoff and never stops the loop.
  */
 import type { SqlDatabase } from "../ports.ts";
 import { tables } from "../sql/tables.ts";
-import type { Consumer, Transport } from "../transport.ts";
+import type { Consumer, MessageWrites, OutgoingMessage, Transport } from "../transport.ts";
 
 /** Options of the table queue. */
 export interface TableQueueOptions {
@@ -22,8 +29,8 @@ export interface TableQueueOptions {
 export class TableQueueTransport implements Transport {
   /** The transport's name. */
   readonly name = "table-queue";
-  /** Pull: the runtime claims rows itself. */
-  readonly mode = "pull" as const;
+  /** A notification at commit; the row is the message, so no outbox. */
+  readonly inTransaction: MessageWrites = { outbox: false, notify: true };
   readonly #db: SqlDatabase;
   readonly #pollMs: number;
   readonly #channel: string;
@@ -40,7 +47,9 @@ export class TableQueueTransport implements Transport {
     this.#channel = tables(schema).jobsChannel;
   }
 
-  publish(): Promise<void> {
+  /** Wakes the claim loop: the committed rows are claimable now (or at their `runAt`). */
+  afterCommit(_messages: readonly OutgoingMessage[]): Promise<void> {
+    this.wake();
     return Promise.resolve();
   }
 
