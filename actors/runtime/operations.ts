@@ -111,7 +111,7 @@ export interface ActorStatsView {
   failed: number;
   /** Jobs cancelled. */
   cancelled: number;
-  /** Successes over finished jobs (0-1), or null when none finished. */
+  /** Successes over successes and failures (0-1; cancellations left out), or null: none. */
   successRate: number | null;
   /** Median handler duration of their last attempts, in milliseconds, or null. */
   p50Ms: number | null;
@@ -304,7 +304,7 @@ export class Operations {
     });
     return {
       actors: rows.map((r) => {
-        const finished = r.succeeded + r.failed + r.cancelled;
+        const finished = r.succeeded + r.failed;
         const ms = (v: number | null) => v === null ? null : Math.round(Number(v) * 10) / 10;
         return {
           actor: r.actor,
