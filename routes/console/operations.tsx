@@ -7,15 +7,9 @@
  * POSTs carry the session's CSRF token (checked by the console's middleware).
  */
 import type { Context, Hono } from "hono";
-import {
-  type ActorKeyView,
-  type JobBriefView,
-  type Runtime,
-  TroupeError,
-  type WorkersView,
-} from "@troupe/runtime";
+import type { ActorKeyView, JobBriefView, Runtime, WorkersView } from "@troupe/runtime";
 import type { Principal, TenantStore } from "../../db/tenants.ts";
-import { type Frame, Json, Layout, page, when } from "./layout.tsx";
+import { ErrorPage, type Frame, Json, Layout, page, when } from "./layout.tsx";
 
 function JobList({ jobs, empty }: { jobs: JobBriefView[]; empty: string }) {
   if (jobs.length === 0) return <span class="muted">{empty}</span>;
@@ -171,11 +165,14 @@ export function operationPages(
   },
 ): void {
   const principal = (c: Context) => c.get("principal") as Principal;
-  const admin = (c: Context, what: string) => {
-    const p = principal(c);
-    if (!p.admin) throw new TroupeError("FORBIDDEN", `${what} needs an admin key`);
-    return p;
-  };
+  /** The admin principal, or null when the key is not an admin's. */
+  const admin = (c: Context) => principal(c).admin ? principal(c) : null;
+  const forbidden = (c: Context, what: string) =>
+    page(
+      c,
+      <ErrorPage {...frame(c, "Forbidden")} message={`${what} needs an admin key.`} />,
+      403,
+    );
 
   app.get("/instances", async (c) => {
     const p = principal(c);
@@ -185,7 +182,8 @@ export function operationPages(
 
   for (const action of ["pause", "resume"] as const) {
     app.post(`/actors/:name/${action}`, async (c) => {
-      const p = admin(c, `${action === "pause" ? "Pausing" : "Resuming"} an actor`);
+      const p = admin(c);
+      if (!p) return forbidden(c, `${action === "pause" ? "Pausing" : "Resuming"} an actor`);
       const name = c.req.param("name");
       if (action === "pause") await runtime.pause(name, p.apiKeyId);
       else await runtime.resume(name);
@@ -202,7 +200,7 @@ export function operationPages(
   }
 
   app.get("/actors/:name/keys", async (c) => {
-    admin(c, "An actor's keys");
+    if (!admin(c)) return forbidden(c, "An actor's keys");
     const name = c.req.param("name");
     const after = c.req.query("after")?.slice(0, 500) || undefined;
     const keys = await runtime.actorKeys(name, {
