@@ -291,7 +291,7 @@ export class Operations {
 
   /** Outcomes and p50/p99 handler durations per actor over the last `windowSeconds`. */
   async actorStats(
-    { tenantId, windowSeconds = 3600, cap = 50_000 }: {
+    { tenantId, windowSeconds = 3600, cap = 20_000 }: {
       tenantId?: string | null | undefined;
       windowSeconds?: number;
       cap?: number;
