@@ -91,7 +91,10 @@ export interface InstanceView {
 export interface WorkersView {
   /** Instances seen within the window, the most recently seen first. */
   instances: InstanceView[];
-  /** Running jobs whose lease was given back or lapsed (the reaper takes them back). */
+  /**
+   * Running jobs no listed instance holds: a lease given back or lapsed (the reaper takes them
+   * back), or a holder not seen within the window.
+   */
   unowned: JobBriefView[];
   /** Delayed jobs (a delay, a retry's backoff, a run-again-later), the soonest first. */
   scheduled: JobBriefView[];
