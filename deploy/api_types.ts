@@ -1076,6 +1076,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/actors/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Per actor: the last hour's outcomes and p50/p99 handler durations
+         * @description From the most recent 20,000 jobs finished within the hour (`sampled` when there were more). A tenant key counts its own jobs; an admin key every tenant's.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The figures */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            actors: components["schemas"]["ActorStats"][];
+                            sampled: boolean;
+                        };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/actors/{name}/pause": {
         parameters: {
             query?: never;
@@ -3522,6 +3582,15 @@ export interface components {
             actor: string;
             pausedBy: string | null;
             pausedAt: string;
+        };
+        ActorStats: {
+            actor: string;
+            succeeded: number;
+            failed: number;
+            cancelled: number;
+            successRate: number | null;
+            p50Ms: number | null;
+            p99Ms: number | null;
         };
         ActorPauseState: {
             actor: string;

@@ -8,6 +8,8 @@
  * - `POST /actors/:name/pause`, `/resume` (admin key): persisted across restarts and instances;
  *   enqueues are still accepted, nothing of the actor starts until it is resumed, and a pushed
  *   delivery of a paused actor comes back later without using an attempt.
+ * - `GET /actors/stats` (any key): per actor, the last hour's successes, failures, cancellations
+ *   and p50/p99 handler durations (a tenant key: its own jobs).
  * - `GET /actors/:name/keys` (admin key): the keys the actor leased last, with their state and
  *   the instance holding each one's lease now.
  */
@@ -87,6 +89,16 @@ const ActorKey = z.object({
   updatedAt: z.string(),
 }).openapi("ActorKey");
 
+const ActorStats = z.object({
+  actor: z.string(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  cancelled: z.number().int(),
+  successRate: z.number().nullable(),
+  p50Ms: z.number().nullable(),
+  p99Ms: z.number().nullable(),
+}).openapi("ActorStats");
+
 const PauseState = z.object({
   actor: z.string(),
   paused: z.boolean(),
@@ -121,6 +133,24 @@ export function operationRoutes(runtime: Runtime, tenants: TenantStore): OpenAPI
         limit: q.limit,
       }),
     );
+  });
+
+  declare(app, {
+    method: "get",
+    path: "/actors/stats",
+    tags,
+    summary: "Per actor: the last hour's outcomes and p50/p99 handler durations",
+    description: "From the most recent 20,000 jobs finished within the hour (`sampled` when " +
+      "there were more). A tenant key counts its own jobs; an admin key every tenant's.",
+    responses: {
+      200: {
+        description: "The figures",
+        schema: z.object({ actors: z.array(ActorStats), sampled: z.boolean() }),
+      },
+    },
+  }, async function actorStats(c) {
+    const p = principalOf(c);
+    return c.json(await runtime.actorStats(p.admin ? {} : { tenantId: p.tenantId }));
   });
 
   declare(app, {

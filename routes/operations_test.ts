@@ -1,7 +1,7 @@
 /**
- * `GET /api/v1/workers`, `POST /api/v1/actors/:name/pause|resume` and `GET .../keys`, on the
- * table queue (embedded world) and on QStash (production world: the QStash stand-in delivering
- * signed webhooks to the app). A paused actor's enqueues are accepted and wait without using an
+ * `GET /api/v1/workers`, `POST /api/v1/actors/:name/pause|resume`, `GET /api/v1/actors/stats`
+ * and `GET .../keys`, on the table queue (embedded world) and on QStash (production world: the
+ * QStash stand-in delivering signed webhooks to the app). A paused actor's enqueues are accepted and wait without using an
  * attempt; after a resume they run.
  */
 import assert from "node:assert/strict";
@@ -115,6 +115,18 @@ for (const drivers of ["embedded", "production"] as const) {
       }, { what: "the job after resume", timeoutMs: 20_000 });
       assert.equal(done.attempts, 1);
       assert.deepEqual((await call("GET", "/workers", admin)).body.paused, []);
+
+      // The hour's figures: op.work's job counted for tenant A and the admin, not tenant B.
+      const statsOf = async (key: string) =>
+        (await call("GET", "/actors/stats", key)).body.actors.find((s: { actor: string }) =>
+          s.actor === "op.work"
+        );
+      const forA = await statsOf(userA);
+      assert.equal(forA.succeeded, 1);
+      assert.equal(forA.successRate, 1);
+      assert.ok(forA.p50Ms >= 0 && forA.p99Ms >= forA.p50Ms);
+      assert.equal((await statsOf(admin)).succeeded, 1);
+      assert.equal(await statsOf(userB), undefined);
 
       // The actor's keys: admin only, with state and no live lease once done.
       assert.equal((await call("GET", "/actors/op.work/keys", userA)).status, 403);
