@@ -1,7 +1,8 @@
 /**
  * Pausing an actor: its jobs wait (enqueues accepted, nothing claimed or run, no attempt used)
  * and run after a resume, on the table queue and on push transports (with and without
- * `reschedule`); instances are recorded by their heartbeat and by the deliveries they take.
+ * `reschedule`); a pause holds across instances and a resume wakes them at once; instances are
+ * recorded by their heartbeat and by the deliveries they take.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -132,3 +133,48 @@ for (const t of transports) {
     }
   });
 }
+
+Deno.test("pause holds across instances; a resume wakes the other instances' table queues", async () => {
+  const db = await openPglite();
+  await migrateRuntime(db);
+  // The admin's instance runs no actor's jobs (an API role); the worker polls only once a minute,
+  // so only the resume's notification can make it look again within the test.
+  const api = new Runtime({
+    db,
+    actors: [work],
+    transport: new TableQueueTransport(db, { pollMs: 60_000 }),
+    logger: jsonLogger("silent"),
+    workerId: "w-api",
+  });
+  const worker = new Runtime({
+    db,
+    actors: [work],
+    transport: new TableQueueTransport(db, { pollMs: 60_000 }),
+    logger: jsonLogger("silent"),
+    workerId: "w-worker",
+  });
+  await worker.start();
+  try {
+    runs = 0;
+    await api.pause("ops.work");
+    const ids = await api.enqueueMany("ops.work", [{ n: 7 }, { n: 8 }]);
+    await sleep(500);
+    for (const id of ids) assert.equal((await worker.getJob(id)).status, "queued");
+    assert.equal(runs, 0, "the other instance claimed nothing");
+    await api.resume("ops.work");
+    await until(
+      async () =>
+        (await Promise.all(ids.map((id) => worker.getJob(id)))).every((j) =>
+          j.status === "succeeded"
+        ),
+      "the worker after the resume",
+      20_000,
+    );
+    for (const id of ids) assert.equal((await worker.getJob(id)).attempts, 1);
+    const seen = (await api.workers()).instances.map((i) => i.id);
+    assert.deepEqual(seen, ["w-worker"], "an instance never started writes no row");
+  } finally {
+    await worker.stop();
+    await db.close();
+  }
+});
