@@ -178,3 +178,32 @@ Deno.test("pause holds across instances; a resume wakes the other instances' tab
     await db.close();
   }
 });
+
+Deno.test("a push endpoint without timers is listed by the deliveries it takes", async () => {
+  const db = await openPglite();
+  await migrateRuntime(db);
+  const runtime = new Runtime({
+    db,
+    actors: [other],
+    transport: new InProcessTransport(),
+    logger: jsonLogger("silent"),
+    workerId: "w-edge",
+    backgroundTimers: false,
+    leaseMs: 3000, // at most one instance write a second
+  });
+  await runtime.start();
+  try {
+    await db.query("DELETE FROM troupe_workers");
+    await sleep(1100); // past the least time between two writes (a third of the lease)
+    assert.deepEqual((await runtime.workers()).instances, []);
+    const { job } = await runtime.enqueue("ops.other", {});
+    await until(async () => (await runtime.getJob(job.id)).status === "succeeded", "the job");
+    const [me] = (await runtime.workers()).instances;
+    assert.equal(me?.id, "w-edge");
+    assert.equal(me?.mode, "push");
+    assert.ok(me.idleSeconds < 5);
+  } finally {
+    await runtime.stop();
+    await db.close();
+  }
+});
