@@ -35,6 +35,7 @@ import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
+import { operationRoutes } from "./operations.ts";
 import { tenantRoutes } from "./tenants.ts";
 import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
 import { sourceRoutes } from "./sources.ts";
@@ -223,6 +224,7 @@ export function createApp(options: AppOptions) {
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
   api.route("/", scheduleRoutes(runtime));
+  api.route("/", operationRoutes(runtime, tenants));
   api.route("/", tenantRoutes(runtime, tenants));
   api.route("/", usageRoutes({ runtime, tenants }));
   api.route(

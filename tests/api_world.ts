@@ -9,7 +9,13 @@
  */
 import { Client, Receiver } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
-import { type AnyActor, jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
+import {
+  type AnyActor,
+  jsonLogger,
+  Runtime,
+  type RuntimeOptions,
+  TableQueueTransport,
+} from "@troupe/runtime";
 import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
@@ -45,14 +51,25 @@ export type WorldOptions = Omit<
   "runtime" | "tenants" | "logger" | "webhooks" | "limiter"
 >;
 
-/** Builds a world for `actors`; `appOptions` go to `createApp` (limits, datasets, ...). */
+/** Runtime options a test may set on its world's runtime. */
+export type WorldRuntimeOptions = Pick<RuntimeOptions, "pauseRecheckMs" | "workerId">;
+
+/**
+ * Builds a world for `actors`; `appOptions` go to `createApp` (limits, datasets, ...).
+ * `drivers` picks the drivers for this world whatever `TEST_API_DRIVERS` says (a test that must
+ * run on both transports).
+ */
 export async function openApiWorld(
   actors: AnyActor[] | ((tdb: TestDatabase) => AnyActor[]),
   appOptions: (tdb: TestDatabase) => WorldOptions = () => ({}),
+  { drivers = API_DRIVERS, runtime = {} }: {
+    drivers?: "embedded" | "production";
+    runtime?: WorldRuntimeOptions;
+  } = {},
 ): Promise<ApiWorld> {
-  return API_DRIVERS === "production"
-    ? await productionWorld(actors, appOptions)
-    : await embeddedWorld(actors, appOptions);
+  return drivers === "production"
+    ? await productionWorld(actors, appOptions, runtime)
+    : await embeddedWorld(actors, appOptions, runtime);
 }
 
 type Actors = AnyActor[] | ((tdb: TestDatabase) => AnyActor[]);
@@ -60,9 +77,11 @@ type Actors = AnyActor[] | ((tdb: TestDatabase) => AnyActor[]);
 async function embeddedWorld(
   actors: Actors,
   appOptions: (tdb: TestDatabase) => WorldOptions,
+  runtimeOptions: WorldRuntimeOptions,
 ): Promise<ApiWorld> {
   const tdb = await pgliteTarget.open();
   const runtime = new Runtime({
+    ...runtimeOptions,
     db: tdb.db,
     actors: typeof actors === "function" ? actors(tdb) : actors,
     transport: new TableQueueTransport(tdb.db, { pollMs: 50 }),
@@ -98,6 +117,7 @@ async function embeddedWorld(
 async function productionWorld(
   actors: Actors,
   appOptions: (tdb: TestDatabase) => WorldOptions,
+  runtimeOptions: WorldRuntimeOptions,
 ): Promise<ApiWorld> {
   const tdb = await neonTarget.open();
   const keys = { token: "api-world", current: "sig_api_current", next: "sig_api_next" };
@@ -115,6 +135,7 @@ async function productionWorld(
   listener.close();
   const publicUrl = `http://127.0.0.1:${port}`;
   const runtime = new Runtime({
+    ...runtimeOptions,
     db: tdb.db,
     actors: typeof actors === "function" ? actors(tdb) : actors,
     transport: new QStashTransport({

@@ -193,6 +193,7 @@ for (const target of TARGETS) {
       const before = await rowsOf(db);
 
       const newer = await newerThanLegacy();
+      assert.ok(newer.includes("runtime/0007_operations"), "instances and pauses come later");
       assert.deepEqual(applied(await migrate(db)), newer, "every legacy migration is covered");
       assert.deepEqual(await rowsOf(db), before);
       const [ledger] = await db.query<{ n: number }>(

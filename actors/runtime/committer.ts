@@ -70,6 +70,7 @@ export class Committer {
       completion.outcome === "succeeded"
         ? { ...this.#o.executor.failure(completion, job, def, err), release: completion.release }
         : null;
+    completion.runMs = Math.min(2 ** 31 - 1, Math.round(ms));
     return new Promise((resolve, reject) => {
       this.#queue.push({ completion, actor: job.actor, ms, fallback, resolve, reject });
       this.#kick();

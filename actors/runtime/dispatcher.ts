@@ -32,7 +32,8 @@
  * |             |                                          | throttled (by open requests)   |
  *
  * Pushed deliveries are held back only while stopping (by free slots otherwise): their pace
- * is the push transport's flow control.
+ * is the push transport's flow control. A pushed delivery of a paused actor's job is answered
+ * without running it: rescheduled when the transport can, `busy` otherwise.
  */
 import type { ActorPolicy } from "./define.ts";
 import { TroupeError } from "./errors.ts";
@@ -77,6 +78,10 @@ export interface DispatcherOptions {
   transport: Pick<Transport, "wake" | "reschedule">;
   /** The policy of `actor` (a rescheduled message carries it). */
   policy: (actor: string) => ActorPolicy;
+  /** How long a pushed message of a paused actor waits before it is delivered again. */
+  pauseRecheckMs: number;
+  /** Told of each pushed delivery (the instance's heartbeat); must not throw. */
+  onDelivery: () => Promise<void>;
   events: Pick<JobEvents, "emit">;
   log: Logger;
 }
@@ -302,6 +307,7 @@ export class Dispatcher {
   /** Push: runs one message to its end (or finds it done) and says what happened. */
   async deliver(jobId: string): Promise<DeliveryOutcome> {
     const { db, tables, executor, committer, leases, events } = this.#o;
+    await this.#o.onDelivery();
     const row = await deliveryState(db, tables, jobId);
     if (!row) {
       return { status: (await wasProcessed(db, tables, jobId)) ? "duplicate" : "unknown" };
@@ -310,6 +316,13 @@ export class Dispatcher {
     // Redelivered while running: its process may have stopped (a lost lease is counted, and a
     // poison job dead-lettered, only by the reaper), so reap before trying to claim it.
     if (row.status === "running") await leases.reap();
+    // Paused: not run, no attempt used; a new message comes back later (see `operations.ts`).
+    if (row.paused && (row.status === "queued" || row.status === "running")) {
+      const retryInMs = Math.max(row.wait_ms, this.#o.pauseRecheckMs);
+      if (!this.#o.transport.reschedule) return { status: "busy", retryInMs };
+      const out = await this.#reschedule({ id: jobId, actor: row.actor, key: row.key }, retryInMs);
+      return out.status === "retry" ? { status: "busy", retryInMs } : out;
+    }
     // Early (a retry's backoff or a delay not over yet): come back when it is due.
     if (row.status === "queued" && row.wait_ms > 50) {
       return { status: "busy", retryInMs: row.wait_ms };
@@ -321,6 +334,7 @@ export class Dispatcher {
       const { job } = await claimOne(db, tables, {
         id: jobId,
         key: row.key,
+        actor: row.actor,
         workerId: this.#o.workerId,
         leaseMs: this.#o.leaseMs,
       });
@@ -361,7 +375,10 @@ export class Dispatcher {
    * delivery is done. A failed publish leaves it a `retry` (the transport redelivers it; a
    * delivery before the job's `run_at` is answered busy, never run early).
    */
-  async #reschedule(job: ClaimedJob, retryInMs: number): Promise<DeliveryOutcome> {
+  async #reschedule(
+    job: Pick<ClaimedJob, "id" | "actor" | "key">,
+    retryInMs: number,
+  ): Promise<DeliveryOutcome> {
     const runAt = new Date(Date.now() + retryInMs);
     try {
       await this.#o.transport.reschedule!({

@@ -31,6 +31,8 @@ function dispatcher(foregroundDeferMs: number): { d: Dispatcher; claims: number[
     leases: {} as DispatcherOptions["leases"],
     transport: { wake: () => {} },
     policy: () => ({}) as ReturnType<DispatcherOptions["policy"]>,
+    pauseRecheckMs: 30_000,
+    onDelivery: () => Promise.resolve(),
     events: { emit: () => {} },
     log: jsonLogger("silent"),
   };

@@ -21,6 +21,7 @@ async function tablesIn(db: SqlDatabase, schema: string): Promise<string[]> {
 }
 
 const RUNTIME_TABLES = [
+  "troupe_actor_pauses",
   "troupe_actor_state",
   "troupe_dead_letters",
   "troupe_groups",
@@ -28,6 +29,7 @@ const RUNTIME_TABLES = [
   "troupe_outbox",
   "troupe_processed_messages",
   "troupe_schema_migrations",
+  "troupe_workers",
 ];
 
 const targets: { name: string; open(): Promise<SqlDatabase> }[] = [

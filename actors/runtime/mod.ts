@@ -101,18 +101,24 @@ export {
 } from "./define.ts";
 export { groupOutcomeSchema } from "./groups.ts";
 export {
+  type ActorKeyView,
+  type ActorStatsView,
   type DeadLetterView,
   type EnqueueOptions,
+  type InstanceView,
   isTerminal,
   JOB_STATUSES,
+  type JobBriefView,
   type JobStatus,
   type JobView,
   type ListJobsFilter,
   type Page,
+  type PauseView,
   Runtime,
   type RuntimeOptions,
   type StartPipelineOptions,
   type Tables,
+  type WorkersView,
 } from "./runtime.ts";
 export {
   CancelledError,

@@ -50,6 +50,11 @@ export interface RuntimeOptions {
    * outlast its handler (no heartbeat renews it). @default true
    */
   backgroundTimers?: boolean;
+  /**
+   * How long a pushed message of a paused actor waits before it is delivered again (a new
+   * message, no attempt used), so at most this long after a resume. @default 30000
+   */
+  pauseRecheckMs?: number;
   /** Told of each committed attempt, dead letter and heartbeat (metrics). @default none */
   observer?: RuntimeObserver;
   /**

@@ -18,6 +18,13 @@ import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
 import { uuidv7 } from "./ids.ts";
 import { LeaseKeeper } from "./leases.ts";
+import {
+  type ActorKeyView,
+  type ActorStatsView,
+  Operations,
+  type PauseView,
+  type WorkersView,
+} from "./operations.ts";
 import { silentObserver } from "./observer.ts";
 import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
 import { JobEvents, Publisher } from "./publisher.ts";
@@ -33,6 +40,14 @@ import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
 export type { RuntimeOptions } from "./options.ts";
 export type { EnqueueOptions, StartPipelineOptions } from "./client.ts";
 export type { ListJobsFilter } from "./reader.ts";
+export type {
+  ActorKeyView,
+  ActorStatsView,
+  InstanceView,
+  JobBriefView,
+  PauseView,
+  WorkersView,
+} from "./operations.ts";
 export type { Tables } from "./sql/tables.ts";
 export {
   type DeadLetterView,
@@ -68,6 +83,7 @@ export class Runtime implements Consumer {
   readonly #leases: LeaseKeeper;
   readonly #dispatcher: Dispatcher;
   readonly #background: BackgroundTasks;
+  readonly #ops: Operations;
   #started = false;
   #stopping = false;
 
@@ -142,11 +158,21 @@ export class Runtime implements Consumer {
       forget,
       observer,
     });
+    const concurrency = options.concurrency ?? 256;
+    this.#ops = new Operations({
+      ...common,
+      workerId: this.workerId,
+      transport: this.transport,
+      actorNames: [...actors.keys()],
+      concurrency,
+      inFlight: () => this.#dispatcher.inFlight,
+      beatMs: Math.max(1000, Math.floor(this.#leaseMs / 3)),
+    });
     this.#dispatcher = new Dispatcher({
       ...common,
       workerId: this.workerId,
       actorNames: [...actors.keys()],
-      concurrency: options.concurrency ?? 256,
+      concurrency,
       claimBatch: options.claimBatch ?? 256,
       leaseMs: this.#leaseMs,
       foregroundDeferMs: Math.max(0, options.foregroundDeferMs ?? 2000),
@@ -156,6 +182,8 @@ export class Runtime implements Consumer {
       leases: this.#leases,
       transport: this.transport,
       policy: (name) => this.actor(name).policy,
+      pauseRecheckMs: Math.max(1000, options.pauseRecheckMs ?? 30_000),
+      onDelivery: () => this.#ops.touch(),
       events: this.#events,
     });
   }
@@ -176,11 +204,13 @@ export class Runtime implements Consumer {
     if (this.#backgroundTimers) {
       const beat = Math.max(100, Math.floor(this.#leaseMs / 3));
       bg.every("heartbeat", beat, () => this.#leases.heartbeat());
+      bg.every("instance heartbeat", Math.max(1000, beat), () => this.#ops.beat());
       bg.every("reaper", Math.max(200, Math.floor(this.#leaseMs / 2)), () => this.reap());
       if (relay) bg.every("outbox relay", 2000, () => this.relayOutbox());
       if (!this.db.autovacuum) bg.every("vacuum", this.#maintenanceMs, () => this.maintain());
     }
     await bg.run("reaper", () => this.reap());
+    await bg.run("instance heartbeat", () => this.#ops.beat());
     await this.transport.start(this);
     if (relay) await bg.run("outbox relay", () => this.relayOutbox());
   }
@@ -229,6 +259,7 @@ export class Runtime implements Consumer {
     // Handlers still running past the grace stop with this process: give their leases back so
     // that their jobs are requeued at once, and not counted as lost to a crash.
     await this.#leases.stop();
+    await this.#ops.stopped();
     // Messages committed but not yet handed over would wait for another instance's relay.
     if (this.transport.inTransaction.outbox) {
       await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
@@ -344,6 +375,51 @@ export class Runtime implements Consumer {
     cron: (name: string, schedule: string, fn: () => Promise<void>) => unknown,
   ): string[] {
     return this.#client.registerSchedules(cron);
+  }
+
+  /**
+   * Pauses `actor` (unknown: `NotFoundError`), idempotent: enqueues are still accepted, the
+   * table queue claims none of its jobs and a pushed delivery of one comes back later without
+   * using an attempt, until {@link Runtime.resume}. Jobs running already run to their end.
+   */
+  async pause(actor: string, by: string | null = null): Promise<PauseView> {
+    return await this.#ops.pause(this.actor(actor).name, by);
+  }
+
+  /** Resumes `actor`; returns whether it was paused. Its waiting jobs run again. */
+  async resume(actor: string): Promise<boolean> {
+    return await this.#ops.resume(this.actor(actor).name);
+  }
+
+  /** The paused actors, by name. */
+  async paused(): Promise<PauseView[]> {
+    return await this.#ops.paused();
+  }
+
+  /**
+   * Instances seen within `sinceSeconds` (heartbeats, or deliveries taken on a push transport)
+   * with the jobs running under their leases, and the delayed jobs; `tenantId` keeps only that
+   * tenant's jobs and hides hosts.
+   */
+  async workers(
+    filter: { tenantId?: string | null; sinceSeconds?: number; limit?: number } = {},
+  ): Promise<WorkersView> {
+    return await this.#ops.workers(filter);
+  }
+
+  /** Outcomes and p50/p99 handler durations per actor over the last hour, bounded. */
+  async actorStats(
+    filter: { tenantId?: string | null; windowSeconds?: number } = {},
+  ): Promise<{ actors: ActorStatsView[]; sampled: boolean }> {
+    return await this.#ops.actorStats(filter);
+  }
+
+  /** The keys `actor` leased last (state, live lease holder), in key order after `after`. */
+  async actorKeys(
+    actor: string,
+    options: { limit?: number; after?: string } = {},
+  ): Promise<ActorKeyView[]> {
+    return await this.#ops.actorKeys(this.actor(actor).name, options);
   }
 
   /** Handler slots free in this process. */

@@ -69,6 +69,8 @@ export const jobs = pgTable(
     groupId: text("group_id"),
     /** The version of its actor's input shape the message was made with. */
     inputVersion: integer("input_version").notNull().default(1),
+    /** How long the handler of the last attempt ran, in milliseconds. */
+    runMs: integer("run_ms"),
     /** Hash of the first request made with the job's idempotency key (actor + input). */
     requestHash: text("request_hash"),
     /** The W3C trace context active when the message was made (its handler's span's parent). */
@@ -103,7 +105,34 @@ export const actorState = pgTable("troupe_actor_state", {
   fence: integer("fence").notNull().default(0),
   leaseOwner: text("lease_owner"),
   leaseUntil: tz("lease_until"),
+  /** The actor whose job last took the lease (keys are not namespaced by actor). */
+  actor: text("actor"),
   ...timestamps,
+}, (t) => [
+  index("troupe_actor_state_actor_idx").on(t.actor, t.key).where(sql`${t.actor} IS NOT NULL`),
+]);
+
+/** Runtime instances: written by the heartbeat (pull) or by the deliveries taken (push). */
+export const workers = pgTable("troupe_workers", {
+  id: text("id").primaryKey(),
+  host: text("host"),
+  pid: integer("pid"),
+  transport: text("transport").notNull(),
+  /** pull | push */
+  mode: text("mode").notNull(),
+  actors: jsonb("actors").notNull().default([]),
+  concurrency: integer("concurrency").notNull(),
+  inFlight: integer("in_flight").notNull().default(0),
+  startedAt: tz("started_at").notNull().defaultNow(),
+  heartbeatAt: tz("heartbeat_at").notNull().defaultNow(),
+  stoppedAt: tz("stopped_at"),
+}, (t) => [index("troupe_workers_heartbeat_idx").on(t.heartbeatAt)]);
+
+/** Paused actors: none of their jobs is claimed or run until resumed. */
+export const actorPauses = pgTable("troupe_actor_pauses", {
+  actor: text("actor").primaryKey(),
+  pausedBy: text("paused_by"),
+  pausedAt: tz("paused_at").notNull().defaultNow(),
 });
 
 export const processedMessages = pgTable(

@@ -1,7 +1,8 @@
 /**
  * The console in a real headless Chromium (Debian's, tests/services.sh installs it) driven by
  * playwright-core: login, every page without console errors, live progress, Cancel and Replay
- * checked through the API. Screenshots go to .scratch/console/.
+ * checked through the API, an admin pausing and resuming an actor and reading its keys.
+ * Screenshots go to .scratch/console/.
  */
 import assert from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
@@ -46,7 +47,7 @@ const broken = defineActor({
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
-  { name: "console in Chromium: pages, live progress, cancel, replay", ...opts },
+  { name: "console in Chromium: pages, live progress, cancel, replay, pause and resume", ...opts },
   async () => {
     await Deno.mkdir(SHOTS, { recursive: true });
     const world = await openApiWorld([slow, later, broken], () => ({ perKeyPerMinute: 100_000 }));
@@ -155,6 +156,10 @@ Deno.test(
       assert.equal(await page.textContent("h1"), "Actors");
       await page.waitForSelector('tr[data-actor="b.slow"]');
       await shot(page, "actors");
+      assert.equal(await page.locator('tr[data-actor="b.slow"] button').count(), 0, "no pause");
+      await page.click('a:has-text("Instances")');
+      assert.equal(await page.textContent("h1"), "Instances");
+      await page.waitForSelector(`tr[data-instance="${world.runtime.workerId}"]`);
       await page.click('a:has-text("Schedules")');
       assert.equal(await page.textContent("h1"), "Schedules");
 
@@ -176,6 +181,45 @@ Deno.test(
 
       await page.click('button:has-text("Log out")');
       await page.waitForURL(`${base}/console/login`);
+
+      // An admin pauses an actor, sees it paused, resumes it; its jobs wait, then run.
+      const adminKey = (await tenants.createKey(tenant.id, { admin: true })).key;
+      await page.fill('input[name="key"]', adminKey);
+      await page.click('button[type="submit"]');
+      await page.waitForURL(`${base}/console/jobs`);
+      await page.click('a:has-text("Instances")');
+      await page.waitForSelector(`tr[data-instance="${world.runtime.workerId}"]`);
+      await shot(page, "instances");
+      await page.click('a:has-text("Actors")');
+      const laterRow = 'tr[data-actor="b.later"]';
+      assert.match(await page.textContent(`${laterRow} [data-field="outcomes"]`) ?? "", /0 \/ 0/);
+      assert.match(
+        await page.textContent('tr[data-actor="b.slow"] [data-field="rate"]') ?? "",
+        /100/,
+      );
+      await page.click(`${laterRow} button:has-text("Pause")`);
+      await page.waitForSelector('[role="status"]');
+      assert.match(await page.textContent(`${laterRow} [data-field="pause"]`) ?? "", /paused/);
+      assert.deepEqual((await world.runtime.paused()).map((x) => x.actor), ["b.later"]);
+      const waiting = await enqueue("b.later", 5);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await api(`/jobs/${waiting}`)).body.status, "queued");
+      await shot(page, "actors-paused");
+      await page.click(`${laterRow} button:has-text("Resume")`);
+      await page.waitForSelector('[role="status"]');
+      assert.deepEqual(await world.runtime.paused(), []);
+      await waitFor(async () => (await api(`/jobs/${waiting}`)).body.status === "succeeded", {
+        what: "the job after resume",
+      });
+      assert.equal((await api(`/jobs/${waiting}`)).body.attempts, 1);
+      await page.click('tr[data-actor="b.slow"] a');
+      assert.equal(await page.textContent("h1"), "Keys of b.slow");
+      await page.waitForSelector('tr[data-key="b.slow:1"]');
+      assert.match(
+        await page.textContent('tr[data-key="b.slow:1"] [data-field="lease"]') ?? "",
+        /free/,
+      );
+      await shot(page, "keys");
       assert.deepEqual(errors, []);
     } finally {
       gates.started.resolve();

@@ -152,6 +152,29 @@ Deno.test({ name: "console: login, CSRF, tenant isolation, admin scope", ...opts
     assert.equal((await admin.request("/console/schedules")).status, 200);
     const actors = await (await admin.request("/console/actors")).text();
     assert.match(actors, /data-actor="c.sleepy"/);
+    assert.match(actors, />Pause</);
+    assert.ok(!(await (await a.request("/console/actors")).text()).includes(">Pause<"));
+
+    // Pausing is an admin's, with the session's CSRF token; keys too; instances for all.
+    const refusedPause = await a.post("/console/actors/c.sleepy/pause", { _csrf: token });
+    assert.equal(refusedPause.status, 403);
+    assert.equal((await admin.post("/console/actors/c.sleepy/pause", {})).status, 403);
+    assert.deepEqual(await world.runtime.paused(), []);
+    const adminToken = await admin.csrf();
+    const paused = await admin.post("/console/actors/c.sleepy/pause", { _csrf: adminToken });
+    assert.equal(paused.status, 303);
+    assert.equal(paused.headers.get("location"), "/console/actors?notice=paused");
+    assert.deepEqual((await world.runtime.paused()).map((x) => x.actor), ["c.sleepy"]);
+    assert.match(await (await admin.request("/console/actors")).text(), />Resume</);
+    const resumed = await admin.post("/console/actors/c.sleepy/resume", { _csrf: adminToken });
+    assert.equal(resumed.status, 303);
+    assert.deepEqual(await world.runtime.paused(), []);
+    assert.equal((await a.request("/console/actors/c.sleepy/keys")).status, 403);
+    assert.equal((await admin.request("/console/actors/c.sleepy/keys")).status, 200);
+    assert.equal((await admin.request("/console/actors/c.nope/keys")).status, 404);
+    const instances = await (await a.request("/console/instances")).text();
+    assert.match(instances, new RegExp(`data-instance="${world.runtime.workerId}"`));
+    assert.ok(!instances.includes(" pid "), "a tenant's key sees no host or pid");
 
     // Logout ends the session: the cookie no longer opens a page.
     const session = a.jar.get("troupe_console")!;

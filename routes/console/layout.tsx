@@ -36,6 +36,7 @@ const NAV: [string, string][] = [
   ["jobs", "Jobs"],
   ["dead-letters", "Dead letters"],
   ["actors", "Actors"],
+  ["instances", "Instances"],
   ["schedules", "Schedules"],
   ["datasets", "Datasets"],
   ["courses", "Courses"],

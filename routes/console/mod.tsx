@@ -15,6 +15,7 @@ import { getConnInfo } from "hono/deno";
 import { scheduleItems } from "../schedules.ts";
 import { ErrorPage, LoginPage, page } from "./layout.tsx";
 import { dataPages } from "./data.tsx";
+import { operationPages } from "./operations.tsx";
 import { type ActorRow, ActorsPage, DeadLettersPage, JobsPage, SchedulesPage } from "./pages.tsx";
 import {
   cookieOptions,
@@ -49,6 +50,8 @@ type Env = { Variables: { session: Session; principal: Principal } };
 const NOTICES: Record<string, string> = {
   cancelled: "Cancellation requested.",
   replayed: "Dead letter replayed as a new job.",
+  paused: "Actor paused: its jobs wait until it is resumed.",
+  resumed: "Actor resumed.",
 };
 
 /** The client's address as routes/app.ts `clientIp` reads it (not imported: no import cycle). */
@@ -253,7 +256,14 @@ export function consoleRoutes(
   app.get("/actors", async (c) => {
     const p = c.get("principal");
     const rows = await actorRows(runtime, p);
-    return page(c, <ActorsPage {...frame(c, "Actors", "actors")} {...rows} />);
+    return page(
+      c,
+      <ActorsPage
+        {...frame(c, "Actors", "actors")}
+        {...rows}
+        canPause={p.admin && p.scope === "full"}
+      />,
+    );
   });
 
   app.get("/schedules", async (c) => {
@@ -262,12 +272,27 @@ export function consoleRoutes(
   });
 
   dataPages(app, { runtime, datasets, courses, frame });
+  operationPages(app, { runtime, tenants, frame });
 
   return app as unknown as Hono;
 }
 
+const emptyRow = (actor: string): ActorRow => ({
+  actor,
+  queued: 0,
+  running: 0,
+  oldestSeconds: null,
+  schedule: null,
+  pausedAt: null,
+  succeeded: 0,
+  failed: 0,
+  successRate: null,
+  p50Ms: null,
+  p99Ms: null,
+});
+
 /**
- * Queued and running jobs per actor: an admin sees the whole queue (with the oldest due wait);
+ * Queued and running jobs per actor, the last hour's outcomes and durations, pauses: an admin sees the whole queue (with the oldest due wait);
  * a tenant counts its own jobs.
  */
 async function actorRows(runtime: Runtime, p: Principal) {
@@ -279,20 +304,18 @@ async function actorRows(runtime: Runtime, p: Principal) {
     scope !== undefined ? [scope] : [],
   );
   const depths = scope === undefined ? await runtime.queueDepths() : null;
+  const [stats, paused] = await Promise.all([
+    runtime.actorStats(scope === undefined ? {} : { tenantId: scope }),
+    runtime.paused(),
+  ]);
   const rows = new Map<string, ActorRow>();
   for (const def of runtime.actors.values()) {
-    rows.set(def.name, {
-      actor: def.name,
-      queued: 0,
-      running: 0,
-      oldestSeconds: null,
-      schedule: def.schedule?.cron ?? null,
-    });
+    rows.set(def.name, { ...emptyRow(def.name), schedule: def.schedule?.cron ?? null });
   }
   const row = (actor: string) => {
     let r = rows.get(actor);
     if (!r) {
-      r = { actor, queued: 0, running: 0, oldestSeconds: null, schedule: null };
+      r = emptyRow(actor);
       rows.set(actor, r);
     }
     return r;
@@ -302,8 +325,19 @@ async function actorRows(runtime: Runtime, p: Principal) {
     else row(c.actor).running = c.n;
   }
   for (const d of depths?.actors ?? []) row(d.actor).oldestSeconds = d.oldestSeconds;
+  for (const s of stats.actors) {
+    Object.assign(row(s.actor), {
+      succeeded: s.succeeded,
+      failed: s.failed,
+      successRate: s.successRate,
+      p50Ms: s.p50Ms,
+      p99Ms: s.p99Ms,
+    });
+  }
+  for (const x of paused) row(x.actor).pausedAt = x.pausedAt;
   return {
     rows: [...rows.values()].sort((a, b) => a.actor.localeCompare(b.actor)),
     capped: depths?.capped ?? false,
+    sampled: stats.sampled,
   };
 }

@@ -176,9 +176,23 @@ export interface ActorRow {
   running: number;
   oldestSeconds: number | null;
   schedule: string | null;
+  /** When it was paused (ISO 8601), or null. */
+  pausedAt: string | null;
+  /** Jobs finished in the last hour, by outcome. */
+  succeeded: number;
+  failed: number;
+  /** Successes over successes and failures in the last hour, or null when there were none. */
+  successRate: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
 }
 
-export function ActorsPage(p: Frame & { rows: ActorRow[]; capped: boolean }) {
+const ms = (v: number | null) =>
+  v === null ? "—" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} ms`;
+
+export function ActorsPage(
+  p: Frame & { rows: ActorRow[]; capped: boolean; sampled: boolean; canPause: boolean },
+) {
   return (
     <Layout {...p}>
       <table id="actors">
@@ -188,22 +202,58 @@ export function ActorsPage(p: Frame & { rows: ActorRow[]; capped: boolean }) {
             <th>Queued</th>
             <th>In flight</th>
             <th>Oldest due wait</th>
+            <th title="jobs finished in the last hour">Succeeded / failed (1 h)</th>
+            <th>Success rate</th>
+            <th title="handler duration of the last attempt, last hour">p50</th>
+            <th>p99</th>
             <th>Schedule</th>
+            <th>Queue</th>
           </tr>
         </thead>
         <tbody>
           {p.rows.map((r) => (
             <tr data-actor={r.actor}>
-              <td>{r.actor}</td>
+              <td>
+                {p.canPause
+                  ? <a href={`/console/actors/${encodeURIComponent(r.actor)}/keys`}>{r.actor}</a>
+                  : r.actor}
+              </td>
               <td data-field="queued">{r.queued}</td>
               <td data-field="running">{r.running}</td>
               <td>{r.oldestSeconds === null ? "—" : `${r.oldestSeconds.toFixed(1)} s`}</td>
+              <td data-field="outcomes">{r.succeeded} / {r.failed}</td>
+              <td data-field="rate">
+                {r.successRate === null ? "—" : `${(r.successRate * 100).toFixed(1)} %`}
+              </td>
+              <td data-field="p50">{ms(r.p50Ms)}</td>
+              <td data-field="p99">{ms(r.p99Ms)}</td>
               <td>{r.schedule ? <code>{r.schedule}</code> : ""}</td>
+              <td data-field="pause">
+                {r.pausedAt
+                  ? <span class="status s-cancelled" title={when(r.pausedAt)}>paused</span>
+                  : <span class="muted">running</span>}
+                {p.canPause && p.csrf && (
+                  <form
+                    method="post"
+                    action={`/console/actors/${encodeURIComponent(r.actor)}/${
+                      r.pausedAt ? "resume" : "pause"
+                    }`}
+                  >
+                    <CsrfField token={p.csrf} />
+                    {r.pausedAt
+                      ? <button type="submit">Resume</button>
+                      : <button type="submit" class="danger">Pause</button>}
+                  </form>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
       {p.capped && <p class="muted">Queue depths are lower bounds (the count stopped early).</p>}
+      {p.sampled && (
+        <p class="muted">The hour's figures are those of its most recent jobs (a sample).</p>
+      )}
     </Layout>
   );
 }

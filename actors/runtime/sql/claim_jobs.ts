@@ -30,8 +30,9 @@ export interface ClaimedJob {
 /**
  * Claims up to `limit` runnable jobs (table queue), in one transaction:
  * 1. candidates in queue order, locked with `FOR UPDATE SKIP LOCKED` (concurrent workers never
- *    claim the same row), skipping keys whose lease is held;
- * 2. the lease of each candidate key (a key leased elsewhere meanwhile keeps its jobs queued);
+ *    claim the same row), skipping keys whose lease is held and actors that are paused;
+ * 2. the lease of each candidate key (a key leased elsewhere meanwhile keeps its jobs queued),
+ *    recording the actor of the key's first candidate on it;
  * 3. the candidates of leased keys marked running under their key's fencing token.
  * Several jobs of one key may be claimed together: they run one after another under one lease.
  *
@@ -53,9 +54,12 @@ export async function claimJobs(
     await tx.query(
       "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)",
     );
-    const candidates = await tx.query<{ id: string; key: string }>(
-      `SELECT j.id, j.key FROM ${t.jobs} j
-       WHERE j.status = 'queued' AND j.run_at <= now() AND j.actor = ANY($1::text[])
+    // Paused actors are taken out of the list once (an init plan), not checked per row.
+    const candidates = await tx.query<{ id: string; key: string; actor: string }>(
+      `SELECT j.id, j.key, j.actor FROM ${t.jobs} j
+       WHERE j.status = 'queued' AND j.run_at <= now()
+         AND j.actor = ANY(ARRAY(SELECT a FROM unnest($1::text[]) AS a
+           WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))
          AND NOT EXISTS (
            SELECT 1 FROM ${t.actorState} s WHERE s.key = j.key AND s.lease_until > now())
        ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
@@ -64,14 +68,17 @@ export async function claimJobs(
       [actors, limit],
     );
     if (candidates.length === 0) return [];
+    const actorOf = new Map<string, string>();
+    for (const c of candidates) if (!actorOf.has(c.key)) actorOf.set(c.key, c.actor);
     const leases = await tx.query<{ key: string; fence: number; state: unknown }>(
-      `INSERT INTO ${t.actorState} AS s (key, fence, lease_owner, lease_until)
-       SELECT k, 1, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS k
+      `INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
+       SELECT k, a, 1, $2, now() + make_interval(secs => $3)
+       FROM unnest($1::text[], $4::text[]) AS x(k, a)
        ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
-         lease_until = EXCLUDED.lease_until, updated_at = now()
+         lease_until = EXCLUDED.lease_until, actor = EXCLUDED.actor, updated_at = now()
        WHERE s.lease_until IS NULL OR s.lease_until <= now()
        RETURNING s.key, s.fence, s.state`,
-      [[...new Set(candidates.map((c) => c.key))], workerId, leaseMs / 1000],
+      [[...actorOf.keys()], workerId, leaseMs / 1000, [...actorOf.values()]],
     );
     const leased = new Map(leases.map((l) => [l.key, l]));
     const claimed = candidates.filter((c) => leased.has(c.key));
@@ -105,16 +112,24 @@ export async function claimJobs(
 export async function claimOne(
   db: SqlExecutor,
   t: Tables,
-  { id, key, workerId, leaseMs }: { id: string; key: string; workerId: string; leaseMs: number },
+  { id, key, actor, workerId, leaseMs }: {
+    id: string;
+    key: string;
+    /** The job's actor, recorded on the key (see `troupe_actor_state.actor`). */
+    actor?: string;
+    workerId: string;
+    leaseMs: number;
+  },
 ): Promise<{ job: ClaimedJob | null; leased: boolean }> {
   const lease = await db.query<{ fence: number; state: unknown }>(
-    `INSERT INTO ${t.actorState} AS s (key, fence, lease_owner, lease_until)
-     VALUES ($1, 1, $2, now() + make_interval(secs => $3))
+    `INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
+     VALUES ($1, $4, 1, $2, now() + make_interval(secs => $3))
      ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
-       lease_until = EXCLUDED.lease_until, updated_at = now()
+       lease_until = EXCLUDED.lease_until, actor = coalesce(EXCLUDED.actor, s.actor),
+       updated_at = now()
      WHERE s.lease_until IS NULL OR s.lease_until <= now()
      RETURNING s.fence, s.state`,
-    [key, workerId, leaseMs / 1000],
+    [key, workerId, leaseMs / 1000, actor ?? null],
   );
   const held = lease[0];
   if (!held) return { job: null, leased: false };

@@ -40,6 +40,8 @@ export interface Completion {
   pipeline?: PipelineOp;
   /** The group the job is a part of (see `../groups.ts`). */
   groupId?: string | null;
+  /** How long its handler ran, in milliseconds (kept on the job as `run_ms`). */
+  runMs?: number;
 }
 
 /**
@@ -175,13 +177,14 @@ export async function completeJobs(
       delay_ms: c.retryInMs ?? 0,
       refund: c.refund === true,
       dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
+      run_ms: c.runMs ?? null,
     }]
   );
   if (jobRows.length > 0) {
     await tx.query(
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
-           error jsonb, delay_ms float8, dead_letter_id text, refund boolean)
+           error jsonb, delay_ms float8, dead_letter_id text, refund boolean, run_ms int)
        ), upd AS (
          UPDATE ${t.jobs} j SET status = x.status, result = x.result,
            attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
@@ -192,7 +195,7 @@ export async function completeJobs(
            run_at = CASE WHEN x.status = 'queued'
              THEN now() + make_interval(secs => x.delay_ms / 1000.0) ELSE j.run_at END,
            finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
-           lease_owner = NULL, updated_at = now()
+           run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
          FROM x WHERE j.id = x.id
          RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
            x.error, x.dead_letter_id

@@ -4,11 +4,14 @@ import type { Tables } from "./tables.ts";
 /** Where a pushed message stands before it is claimed. */
 export interface DeliveryState {
   key: string;
+  actor: string;
   status: string;
   /** Its success is in the ledger. */
   processed: boolean;
   /** Milliseconds until it is due (0 when due). */
   wait_ms: number;
+  /** Its actor is paused (see `pauses.ts`). */
+  paused: boolean;
 }
 
 /** The job `id` as a delivery sees it, or undefined when there is no such job. */
@@ -18,9 +21,10 @@ export async function deliveryState(
   id: string,
 ): Promise<DeliveryState | undefined> {
   const rows = await db.query<DeliveryState>(
-    `SELECT j.key, j.status, EXISTS (
+    `SELECT j.key, j.actor, j.status, EXISTS (
          SELECT 1 FROM ${t.processed} p WHERE p.message_id = j.id) AS processed,
-         greatest(0, ceil(extract(epoch FROM j.run_at - now()) * 1000))::int AS wait_ms
+         greatest(0, ceil(extract(epoch FROM j.run_at - now()) * 1000))::int AS wait_ms,
+         EXISTS (SELECT 1 FROM ${t.pauses} a WHERE a.actor = j.actor) AS paused
        FROM ${t.jobs} j WHERE j.id = $1`,
     [id],
   );

@@ -30,6 +30,10 @@ export interface Tables {
   readonly deadLetters: string;
   /** `troupe_groups`: fan-in counters (see `../groups.ts`). */
   readonly groups: string;
+  /** `troupe_workers`: runtime instances and their heartbeats. */
+  readonly workers: string;
+  /** `troupe_actor_pauses`: actors whose jobs wait until resumed. */
+  readonly pauses: string;
   /** Notified at commit when jobs are inserted, for a transport that asks (the table queue). */
   readonly jobsChannel: string;
   /** Notified with a job id whose handler must stop wherever it runs. */
@@ -55,6 +59,8 @@ export function tables(schema = "public"): Tables {
     outbox: table("troupe_outbox"),
     deadLetters: table("troupe_dead_letters"),
     groups: table("troupe_groups"),
+    workers: table("troupe_workers"),
+    pauses: table("troupe_actor_pauses"),
     jobsChannel: channel("troupe_jobs"),
     cancelChannel: channel("troupe_cancel"),
   };

@@ -1,0 +1,53 @@
+import type { SqlExecutor } from "../ports.ts";
+import type { Tables } from "./tables.ts";
+
+/** A paused actor. */
+export interface PauseRow {
+  actor: string;
+  paused_by: string | null;
+  paused_at: Date | string;
+}
+
+/** Pauses `actor` (idempotent: a second pause keeps the first one's time and author). */
+export async function pauseActor(
+  db: SqlExecutor,
+  t: Tables,
+  actor: string,
+  by: string | null,
+): Promise<PauseRow> {
+  const rows = await db.query<PauseRow>(
+    `WITH ins AS (
+       INSERT INTO ${t.pauses} (actor, paused_by) VALUES ($1, $2)
+       ON CONFLICT (actor) DO NOTHING RETURNING actor, paused_by, paused_at)
+     SELECT * FROM ins
+     UNION ALL
+     SELECT actor, paused_by, paused_at FROM ${t.pauses} WHERE actor = $1`,
+    [actor, by],
+  );
+  // A concurrent first pause committed after this statement's snapshot: read it now.
+  return rows[0] ??
+    (await db.query<PauseRow>(
+      `SELECT actor, paused_by, paused_at FROM ${t.pauses} WHERE actor = $1`,
+      [actor],
+    ))[0]!;
+}
+
+/**
+ * Resumes `actor`; returns whether it was paused. The jobs channel is notified in the same
+ * statement, so that every table queue listening looks for the actor's jobs at once.
+ */
+export async function resumeActor(db: SqlExecutor, t: Tables, actor: string): Promise<boolean> {
+  const rows = await db.query<{ actor: string }>(
+    `WITH del AS (DELETE FROM ${t.pauses} WHERE actor = $1 RETURNING actor)
+     SELECT actor, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM del`,
+    [actor],
+  );
+  return rows.length > 0;
+}
+
+/** Every paused actor, by name. */
+export async function pausedActors(db: SqlExecutor, t: Tables): Promise<PauseRow[]> {
+  return await db.query<PauseRow>(
+    `SELECT actor, paused_by, paused_at FROM ${t.pauses} ORDER BY actor`,
+  );
+}
