@@ -14,6 +14,8 @@
  * - A dead letter replays at most once (the mark and the new job commit together).
  * - A scheduled run has one job per minute slot, across instances (its idempotency key is the
  *   slot).
+ * - A job's end message (`onEnd`) is validated before any write and stored with the job; the
+ *   job's end sends it (see `job_end.ts`).
  */
 import {
   type ActorTarget,
@@ -42,6 +44,15 @@ import { insertPipeline } from "./sql/start_pipeline.ts";
 import type { Tables } from "./sql/tables.ts";
 import { upgradeInput } from "./versions.ts";
 import { isTerminal, type JobView } from "./views.ts";
+import { type EndRecord, endRecord } from "./job_end.ts";
+
+/** A message to send when a job or pipeline ends; its input gets `job` (see `job_end.ts`). */
+export interface OnEnd {
+  /** The actor; its input schema must accept `job` (`jobEndSchema`). */
+  actor: ActorTarget;
+  /** Its input, without `job`. */
+  input: Record<string, unknown>;
+}
 
 /** Options of `enqueue`. */
 export type EnqueueOptions = SendOptions & {
@@ -50,6 +61,8 @@ export type EnqueueOptions = SendOptions & {
    * will process): both happen or neither. Not run when an idempotency key repeats.
    */
   effect?: (tx: SqlExecutor, jobId: string) => Promise<void>;
+  /** A message sent once the job ends (see `job_end.ts`). */
+  onEnd?: OnEnd;
 };
 
 /** Options of `startPipeline`. */
@@ -57,6 +70,8 @@ export interface StartPipelineOptions {
   tenantId?: string | null;
   idempotencyKey?: string;
   onAbort?: { actor: ActorTarget; input: Record<string, unknown> };
+  /** A message sent once the pipeline ends (see `job_end.ts`). */
+  onEnd?: OnEnd;
   effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
 }
 
@@ -95,8 +110,9 @@ export class RuntimeClient {
     options: EnqueueOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
     const { db, tables, publisher, reader } = this.#o;
-    const { effect, ...sendOptions } = options;
+    const { effect, onEnd, ...sendOptions } = options;
     const row = await prepareJob(this.actor(targetName(actor)), input, sendOptions);
+    if (onEnd) row.onEnd = this.#endRecord(onEnd, row.id);
     const key = sendOptions.idempotencyKey;
     if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
     const created = await db.transaction(async (tx) => {
@@ -113,6 +129,15 @@ export class RuntimeClient {
       throw new ConflictError("idempotency key already used by another tenant");
     }
     return { job, created: created.length > 0 };
+  }
+
+  /** The stored form of an end message of job `jobId` (validated and keyed). */
+  #endRecord(onEnd: OnEnd, jobId: string): EndRecord {
+    const { tables, publisher } = this.#o;
+    return endRecord(this.actor(targetName(onEnd.actor)), onEnd.input, jobId, {
+      outbox: publisher.outbox,
+      channel: tables.jobsChannel,
+    });
   }
 
   /** Enqueues many messages to one actor in one transaction (see `Runtime.enqueueMany`). */
@@ -298,6 +323,7 @@ export class RuntimeClient {
       pipelineId,
       ...(options.idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
     });
+    const onEnd = options.onEnd ? this.#endRecord(options.onEnd, pipelineId) : null;
     const record: PipelineRecord = {
       done: null,
       total: null,
@@ -311,6 +337,7 @@ export class RuntimeClient {
         tenantId,
         input: { first: { actor: def.name, input: first.input } },
         record,
+        onEnd,
       });
       if (!made) return null;
       const inserted = await insertJobs(tx, tables, [row], { outbox: publisher.outbox });

@@ -99,6 +99,7 @@ export {
   type TypedMessage,
 } from "./define.ts";
 export { groupOutcomeSchema } from "./groups.ts";
+export { endMessageId, type JobEnd, jobEndSchema } from "./job_end.ts";
 export {
   type DeadLetterView,
   type EnqueueOptions,
@@ -107,6 +108,7 @@ export {
   type JobStatus,
   type JobView,
   type ListJobsFilter,
+  type OnEnd,
   type Page,
   Runtime,
   type RuntimeOptions,

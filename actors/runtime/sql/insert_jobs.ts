@@ -1,3 +1,4 @@
+import type { EndRecord } from "../job_end.ts";
 import type { SqlExecutor } from "../ports.ts";
 import type { Tables } from "./tables.ts";
 
@@ -21,6 +22,8 @@ export interface NewJob {
   inputVersion?: number;
   /** The hash of the request that enqueued it with an idempotency key (see `requestHash`). */
   requestHash?: string | null;
+  /** The message sent when the job ends (see `../job_end.ts`). */
+  onEnd?: EndRecord | null;
 }
 
 /**
@@ -51,6 +54,7 @@ export async function insertJobs(
     group_id: j.groupId ?? null,
     input_version: j.inputVersion ?? 1,
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
+    ...(j.onEnd ? { on_end: j.onEnd } : {}),
   }));
   const tail = outbox
     ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins)
@@ -60,13 +64,13 @@ export async function insertJobs(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
-         request_hash, pipeline_id, group_id, input_version)
+         request_hash, pipeline_id, group_id, input_version, on_end)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
-        x.request_hash, x.pipeline_id, x.group_id, x.input_version
+        x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.on_end
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
-        request_hash text, pipeline_id text, group_id text, input_version int)
+        request_hash text, pipeline_id text, group_id text, input_version int, on_end jsonb)
       ON CONFLICT (id) DO NOTHING
       RETURNING id, actor, key, run_at
     ) ${tail}`,
