@@ -74,6 +74,8 @@ import { usageActors, usageDefinitions } from "./actors/usage/actors.ts";
 import { SourceStore } from "./actors/usage/sources.ts";
 import type { UsageDeps } from "./actors/usage/sync.ts";
 import { EgressPolicy } from "./actors/net/egress.ts";
+import { Callbacks } from "./actors/system/callback.ts";
+import { CallbackSecrets } from "./actors/system/callback_secrets.ts";
 import { localKeys, parseKeys, SecretBox } from "./db/secrets.ts";
 
 export interface Composed {
@@ -344,6 +346,12 @@ export async function compose(
     onKeysRemoved: () => tenants.forgetAuthentications(),
   });
   const usage = usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  // Callback URLs follow the report sources' egress rule; their signing keys are sealed with
+  // the same SECRET_KEYS.
+  const callbacks = new Callbacks({
+    secrets: new CallbackSecrets(db, () => usage.sources.secrets),
+    egress: usage.sources.egress,
+  });
   const runtime: Runtime = new Runtime({
     db,
     actors: actorsFor(config, db, extraActors, [
@@ -352,6 +360,7 @@ export async function compose(
       ...usageActors(usage),
       tenantDeletion,
       statementActor({ db, blobs }),
+      callbacks.actor(),
     ], { store: blobs, db }),
     transport,
     logger,
@@ -417,6 +426,7 @@ export async function compose(
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
     usage,
+    callbacks,
     ...(metrics
       ? {
         metrics: {

@@ -32,6 +32,8 @@ import type { AppEnv } from "./env.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
+import { callbackRoutes } from "./callbacks.ts";
+import type { Callbacks } from "../actors/system/callback.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
 import { tenantRoutes } from "./tenants.ts";
@@ -82,6 +84,11 @@ export interface AppOptions {
   metrics?: MetricsOptions;
   /** Report sources and syncs; absent when the usage actors are not running. */
   usage?: UsageDeps;
+  /**
+   * Completion callbacks (`callbackUrl`) and their signing key; absent when the
+   * `system.callback` actor is not running (a `callbackUrl` is then 409 CALLBACKS_UNAVAILABLE).
+   */
+  callbacks?: Callbacks;
 }
 
 /** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
@@ -214,7 +221,8 @@ export function createApp(options: AppOptions) {
   api.route("/", healthRoutes(runtime, options.cache, options.health));
   let document: unknown;
   api.route("/", docsRoutes(() => document ??= openApiDocument(app)));
-  api.route("/", jobRoutes(runtime, tenants));
+  api.route("/", jobRoutes(runtime, tenants, options.callbacks));
+  if (options.callbacks) api.route("/", callbackRoutes(options.callbacks, tenants));
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
   api.route("/", scheduleRoutes(runtime));
