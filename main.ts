@@ -345,13 +345,14 @@ export async function compose(
     cancel: (jobId, tenantId) => runtime.cancel(jobId, tenantId),
     onKeysRemoved: () => tenants.forgetAuthentications(),
   });
-  const usage = usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  const syncs = usageDeps(config, db, { limiter, cache, runtime: () => runtime });
   // Callback URLs follow the report sources' egress rule; their signing keys are sealed with
   // the same SECRET_KEYS.
   const callbacks = new Callbacks({
-    secrets: new CallbackSecrets(db, () => usage.sources.secrets),
-    egress: usage.sources.egress,
+    secrets: new CallbackSecrets(db, () => syncs.sources.secrets),
+    egress: syncs.sources.egress,
   });
+  const usage: UsageDeps = { ...syncs, callbacks };
   const runtime: Runtime = new Runtime({
     db,
     actors: actorsFor(config, db, extraActors, [

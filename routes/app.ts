@@ -69,9 +69,9 @@ export interface AppOptions {
   /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
   cache?: Cache;
   /** The course workload's routes; absent when its actors are not running. */
-  courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
+  courses?: Omit<CourseRoutesOptions, "runtime" | "tenants" | "callbacks">;
   /** The dataset workload's routes; absent when its actors are not running. */
-  datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants" | "callbacks">;
   /** Monthly usage statements; absent when the `usage.statement` actor is not running. */
   statements?: Omit<StatementRoutesOptions, "runtime">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
@@ -245,6 +245,7 @@ export function createApp(options: AppOptions) {
         ...options.datasets,
         runtime,
         tenants,
+        ...(options.callbacks ? { callbacks: options.callbacks } : {}),
         ...(options.cache ? { cache: options.cache } : {}),
       }),
     );
@@ -261,6 +262,7 @@ export function createApp(options: AppOptions) {
         ...options.courses,
         runtime,
         tenants,
+        ...(options.callbacks ? { callbacks: options.callbacks } : {}),
         ...(options.cache ? { cache: options.cache } : {}),
       }),
     );

@@ -13,11 +13,12 @@ import {
   JOB_STATUSES,
   type JobView,
   NotFoundError,
+  type OnEnd,
   type Runtime,
   TroupeError,
 } from "@troupe/runtime";
 import type { TenantStore } from "../db/tenants.ts";
-import { type Callbacks, callbackView } from "../actors/system/callback.ts";
+import { type Callbacks, type CallbackSubject, callbackView } from "../actors/system/callback.ts";
 import { principalOf } from "./auth.ts";
 import { z } from "@hono/zod-openapi";
 import { apiBase, declare, pageOf } from "./openapi.ts";
@@ -177,12 +178,34 @@ export async function withCallback<J extends JobView>(runtime: Runtime, job: J) 
   return callback ? { ...job, callback } : job;
 }
 
-/** Refuses a `callbackUrl` when this deployment does not run callbacks. */
-export function callbacksOf(callbacks: Callbacks | undefined): Callbacks {
+/**
+ * A `callbackUrl` accepted for `tenantId` (see `Callbacks.accept`), normalised; undefined when
+ * none was given. 409 `CALLBACKS_UNAVAILABLE` when this deployment does not send callbacks.
+ */
+export async function acceptCallbackUrl(
+  callbacks: Callbacks | undefined,
+  tenantId: string,
+  url: string | undefined,
+): Promise<string | undefined> {
+  if (url === undefined) return undefined;
   if (!callbacks) {
     throw new TroupeError("CALLBACKS_UNAVAILABLE", "this deployment does not send callbacks");
   }
-  return callbacks;
+  return await callbacks.accept(tenantId, url);
+}
+
+/**
+ * {@link acceptCallbackUrl}, as the end message to give the job, about `subject`; undefined
+ * when no URL was given.
+ */
+export async function acceptCallback(
+  callbacks: Callbacks | undefined,
+  tenantId: string,
+  url: string | undefined,
+): Promise<((subject?: CallbackSubject) => OnEnd) | undefined> {
+  const accepted = await acceptCallbackUrl(callbacks, tenantId, url);
+  if (accepted === undefined) return undefined;
+  return (subject) => callbacks!.onEnd(tenantId, accepted, subject ?? null);
 }
 
 export function jobRoutes(
@@ -221,9 +244,7 @@ export function jobRoutes(
         error: { code: "VALIDATION_FAILED", message: "Idempotency-Key must be 1-200 characters" },
       }, 400);
     }
-    const onEnd = body.callbackUrl === undefined
-      ? undefined
-      : await callbacksOf(callbacks).onEnd(tenantId, body.callbackUrl);
+    const onEnd = (await acceptCallback(callbacks, tenantId, body.callbackUrl))?.();
     const { job, created } = await runtime.enqueue(name, tenantScoped(def, body.input, tenantId), {
       ...(onEnd ? { onEnd } : {}),
       ...(body.delayMs !== undefined ? { delayMs: body.delayMs } : {}),

@@ -34,9 +34,12 @@ import type { CallbackSecrets } from "./callback_secrets.ts";
 
 export const CALLBACK_ACTOR = "system.callback";
 
-/** What a callback event names besides the job: the dataset, course or sync it is about. */
+/**
+ * What a callback event names besides the job: the dataset or course an upload made, the
+ * report source a sync ran for.
+ */
 export const callbackSubject = z.object({
-  type: z.enum(["dataset", "course", "sync", "upload"]),
+  type: z.enum(["dataset", "course", "source"]),
   id: z.string().min(1).max(200),
 });
 export type CallbackSubject = z.infer<typeof callbackSubject>;
@@ -56,7 +59,7 @@ export interface CallbackEvent {
   type: `job.${JobEnd["status"]}`;
   /** When the job ended (ISO 8601). */
   createdAt: string;
-  /** The dataset, course, sync or upload the job is about, or null. */
+  /** The dataset, course or report source the job is about, or null. */
   subject: CallbackSubject | null;
   /** The job: id, kind, actor (a pipeline's name), status, result, error, finishedAt. */
   job: JobEnd;
@@ -141,16 +144,12 @@ export class Callbacks {
   }
 
   /**
-   * The end message that calls `url` back for `tenantId`'s job. Throws
+   * `url` as a callback of `tenantId`'s, normalised, when it may be one. Throws
    * `CALLBACK_URL_NOT_ALLOWED` (400) for a URL the egress rule refuses, and
    * `SECRET_KEYS_MISSING` (409) when this deployment cannot seal a signing key: nothing is
    * accepted that could not be delivered.
    */
-  async onEnd(
-    tenantId: string,
-    url: string,
-    subject: CallbackSubject | null = null,
-  ): Promise<OnEnd> {
+  async accept(tenantId: string, url: string): Promise<string> {
     let checked: URL;
     try {
       checked = await this.egress.check(url);
@@ -165,7 +164,12 @@ export class Callbacks {
       throw err;
     }
     await this.secrets.current(tenantId);
-    return { actor: CALLBACK_ACTOR, input: { url: checked.toString(), tenantId, subject } };
+    return checked.toString();
+  }
+
+  /** The end message that calls `url` (accepted by {@link accept}) back for `tenantId`. */
+  onEnd(tenantId: string, url: string, subject: CallbackSubject | null = null): OnEnd {
+    return { actor: CALLBACK_ACTOR, input: { url, tenantId, subject } };
   }
 
   /** The `system.callback` actor (not enqueued by API callers). */
