@@ -12,7 +12,12 @@ import { EgressPolicy } from "../actors/net/egress.ts";
 import { generateKeyText, parseKeys, SecretBox } from "../db/secrets.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { startCallbackReceiver } from "../tests/fixtures/callback_receiver.ts";
-import { countRows, sleep, waitFor } from "../tests/harness.ts";
+import { countRows, pgliteTarget, sleep, waitFor } from "../tests/harness.ts";
+import { datasetActors } from "../actors/datasets/pipeline.ts";
+import { FsBlobStore } from "../db/blobs/fs.ts";
+import { localDatasetAdapters } from "../tests/local_adapters.ts";
+import { openUsageWorld, TOKEN } from "../tests/usage_world.ts";
+import { generateReports, generateUsage } from "../tests/fixtures/usage_api.ts";
 
 type Egress = ConstructorParameters<typeof EgressPolicy>[0];
 
@@ -192,5 +197,115 @@ Deno.test("the signing key: made once, rotated with a full key, hidden from read
     assert.notEqual(theirs.body.secret, rotated.body.secret);
   } finally {
     await world.close();
+  }
+});
+
+Deno.test("a dataset upload with a callbackUrl gets one event when the dataset is ready", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-callbacks-" });
+  let callbacks: Callbacks | undefined;
+  const blobs = new FsBlobStore(dir);
+  const world = await openApiWorld((tdb) => {
+    callbacks = new Callbacks({
+      secrets: new CallbackSecrets(tdb.db, new SecretBox(parseKeys(generateKeyText("cb")))),
+      egress: new EgressPolicy({ allow: ["127.0.0.1"] }),
+      backoffBaseMs: 50,
+    });
+    return [
+      ...datasetActors({ ...localDatasetAdapters(), db: tdb.db, blobs }),
+      callbacks.actor(),
+    ];
+  }, (tdb) => ({ callbacks: callbacks!, datasets: { db: tdb.db, blobs } }));
+  const receiver = startCallbackReceiver();
+  try {
+    const key = (await world.tenants.createKey((await world.tenants.createTenant("acme")).id)).key;
+    const url = `/api/v1/datasets?name=people&callbackUrl=${encodeURIComponent(receiver.url)}`;
+    const res = await world.app.request(url, {
+      method: "POST",
+      headers: { "content-type": "text/csv", "x-api-key": key },
+      body: "name,age\nada,36\nalan,41\n",
+    });
+    const uploaded = await res.json();
+    assert.equal(res.status, 202, JSON.stringify(uploaded));
+    const event = await waitFor(
+      () => receiver.received[0] ? JSON.parse(receiver.received[0].body) as CallbackEvent : null,
+      { timeoutMs: 20_000, what: "the dataset's callback" },
+    );
+    const dataset = await (await world.app.request(`/api/v1/datasets/${uploaded.datasetId}`, {
+      headers: { "x-api-key": key },
+    })).json();
+    assert.equal(dataset.status, "ready", "ready before its callback is sent");
+    assert.equal(event.type, "job.succeeded");
+    assert.deepEqual(event.subject, { type: "dataset", id: uploaded.datasetId });
+    assert.equal(event.job.id, uploaded.jobId);
+    assert.equal(event.job.kind, "pipeline");
+    assert.equal(event.job.actor, "dataset.ingest");
+    await sleep(300);
+    assert.equal(receiver.received.length, 1);
+    const job = await waitFor(async () => {
+      const j = await (await world.app.request(`/api/v1/jobs/${uploaded.jobId}`, {
+        headers: { "x-api-key": key },
+      })).json();
+      return j.callback.status === "delivered" ? j : null;
+    }, { what: "the delivery to show" });
+    assert.equal(job.callback.url, receiver.url);
+
+    // A refused URL in the query is a 400 before the file is read; nothing is stored.
+    const refused = await world.app.request(
+      `/api/v1/datasets?callbackUrl=${encodeURIComponent("http://10.0.0.1/x")}`,
+      {
+        method: "POST",
+        headers: { "content-type": "text/csv", "x-api-key": key },
+        body: "a\n1\n",
+      },
+    );
+    const body = await refused.json();
+    assert.equal(refused.status, 400);
+    assert.equal(body.error.code, "CALLBACK_URL_NOT_ALLOWED");
+    assert.equal(await countRows(world.tdb.db, "troupe_datasets"), 1);
+  } finally {
+    await receiver.close();
+    await world.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a report source's callbackUrl is called back when its sync ends", async () => {
+  const w = await openUsageWorld(pgliteTarget, {
+    messages: generateUsage({ count: 20, reports: 2 }),
+    reports: generateReports(2),
+  }, { callbacks: true });
+  const receiver = startCallbackReceiver();
+  try {
+    const refused = await w.call("POST", "/api/v1/sources", {
+      name: "u",
+      baseUrl: w.api.url,
+      token: TOKEN,
+      callbackUrl: "http://192.168.1.1/x",
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.code, "CALLBACK_URL_NOT_ALLOWED");
+    const sourceId = await w.addSource({ callbackUrl: receiver.url });
+    assert.equal(
+      (await w.call("GET", `/api/v1/sources/${sourceId}`)).body.callbackUrl,
+      receiver.url,
+    );
+    const sync = await w.sync(sourceId);
+    assert.equal(sync.status, "succeeded");
+    const event = await waitFor(
+      () => receiver.received[0] ? JSON.parse(receiver.received[0].body) as CallbackEvent : null,
+      { timeoutMs: 20_000, what: "the sync's callback" },
+    );
+    assert.equal(event.type, "job.succeeded");
+    assert.deepEqual(event.subject, { type: "source", id: sourceId });
+    assert.equal(event.job.id, sync.id);
+    assert.equal(event.job.actor, "usage.sync");
+    // Cleared: the next sync calls nobody back.
+    await w.call("PATCH", `/api/v1/sources/${sourceId}`, { callbackUrl: null });
+    await w.sync(sourceId);
+    await sleep(300);
+    assert.equal(receiver.received.length, 1);
+  } finally {
+    await receiver.close();
+    await w.close();
   }
 });
