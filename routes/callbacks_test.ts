@@ -14,8 +14,10 @@ import { openApiWorld } from "../tests/api_world.ts";
 import { startCallbackReceiver } from "../tests/fixtures/callback_receiver.ts";
 import { countRows, pgliteTarget, sleep, waitFor } from "../tests/harness.ts";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
+import { courseActors } from "../actors/courses/pipeline.ts";
+import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
-import { localDatasetAdapters } from "../tests/local_adapters.ts";
+import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 import { openUsageWorld, TOKEN } from "../tests/usage_world.ts";
 import { generateReports, generateUsage } from "../tests/fixtures/usage_api.ts";
 
@@ -307,5 +309,57 @@ Deno.test("a report source's callbackUrl is called back when its sync ends", asy
   } finally {
     await receiver.close();
     await w.close();
+  }
+});
+
+Deno.test("a course upload with a callbackUrl form field gets one event when it ends", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-callbacks-" });
+  let callbacks: Callbacks | undefined;
+  const blobs = new FsBlobStore(dir);
+  const world = await openApiWorld((tdb) => {
+    callbacks = new Callbacks({
+      secrets: new CallbackSecrets(tdb.db, new SecretBox(parseKeys(generateKeyText("cb")))),
+      egress: new EgressPolicy({ allow: ["127.0.0.1"] }),
+      backoffBaseMs: 50,
+    });
+    return [
+      ...courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs }),
+      callbacks.actor(),
+    ];
+  }, (tdb) => ({
+    callbacks: callbacks!,
+    courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
+  }));
+  const receiver = startCallbackReceiver();
+  try {
+    const key = (await world.tenants.createKey((await world.tenants.createTenant("school")).id))
+      .key;
+    const pdf = await makePdf([{ heading: "Tides", paragraphs: [sentences("tide", 12)] }]);
+    const form = new FormData();
+    form.append("title", "Tides");
+    form.append("callbackUrl", receiver.url);
+    form.append("files", new File([new Uint8Array(pdf)], "tides.pdf", { type: "application/pdf" }));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const res = await world.app.request("/api/v1/courses", {
+      method: "POST",
+      body: await req.arrayBuffer(),
+      headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+    });
+    const uploaded = await res.json();
+    assert.equal(res.status, 202, JSON.stringify(uploaded));
+    const event = await waitFor(
+      () => receiver.received[0] ? JSON.parse(receiver.received[0].body) as CallbackEvent : null,
+      { timeoutMs: 30_000, what: "the course's callback" },
+    );
+    assert.deepEqual(event.subject, { type: "course", id: uploaded.courseId });
+    assert.equal(event.job.id, uploaded.jobId);
+    assert.equal(event.job.actor, "course.ingest");
+    assert.equal(event.type, "job.succeeded");
+    await sleep(300);
+    assert.equal(receiver.received.length, 1);
+  } finally {
+    await receiver.close();
+    await world.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
