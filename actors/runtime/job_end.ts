@@ -11,9 +11,10 @@
  *   commit, a cancel, the reaper, a transport giving up, a pipeline's roll-up). A row leaves
  *   queued/running once and the message's id is fixed (`<job id>-end`): it is sent exactly
  *   once, committed with the end.
- * - A pull transport is woken by a notification at that commit; with a push transport the
- *   message gets an outbox row and is published by the outbox relay (not right after the
- *   commit), at least once.
+ * - A pull transport is woken by a notification at that commit. With a push transport the
+ *   message gets an outbox row: published right after the commit when a handler's completion
+ *   ended the job or its pipeline (`completeJobs` returns it with what it sent), by the outbox
+ *   relay when another path did (a cancel, the reaper, a transport giving up).
  * - From there it is an ordinary message: its actor's retries, backoff and dead letters apply.
  */
 import { z } from "zod";

@@ -8,6 +8,7 @@ import { z } from "zod";
 import {
   defineActor,
   endMessageId,
+  InProcessTransport,
   type JobEnd,
   jobEndSchema,
   NonRetryableError,
@@ -111,6 +112,27 @@ contractSuite("job end messages", {
     assert.equal(heard[0]!.job.kind, "pipeline");
     assert.equal(heard[0]!.job.actor, "e3.pipe");
     assert.equal(heard[0]!.job.status, "succeeded");
+  },
+
+  "with a push transport, an end message is published right after the commit that made it": async (
+    { runtime, db },
+  ) => {
+    const { work, ended, heard } = actors("e5");
+    // No background loop: the outbox relay never runs, so only the commit can publish it.
+    const rt = await runtime([work, ended], {
+      transport: new InProcessTransport(),
+      backgroundTimers: false,
+    });
+    const onEnd = { actor: ended, input: { tag: "push" } };
+    const { job } = await rt.enqueue(work, { n: 4 }, { onEnd });
+    const pipe = await rt.startPipeline("e5.pipe", { actor: work, input: { n: 5 } }, { onEnd });
+    await settle(rt, endMessageId(job.id));
+    await settle(rt, endMessageId(pipe.job.id));
+    assert.deepEqual(heard.map((h) => h.job.id).sort(), [job.id, pipe.job.id].sort());
+    const [outbox] = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM troupe_outbox WHERE job_id LIKE '%-end'",
+    );
+    assert.equal(outbox!.n, 0, "published, and their outbox rows gone");
   },
 
   "an end message its actor refuses is refused at enqueue, and nothing is written": async (
