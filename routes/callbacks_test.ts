@@ -148,7 +148,7 @@ Deno.test("a callback never accepted ends failed, with the receiver's last statu
 });
 
 Deno.test("callback URLs the egress rule refuses are a 400 and nothing is enqueued", async () => {
-  const { world, enqueue } = await callbackWorld({
+  const { world, call, enqueue } = await callbackWorld({
     egress: { requireHttps: true, resolve: () => Promise.resolve(["93.184.216.34"]) },
   });
   try {
@@ -171,8 +171,12 @@ Deno.test("callback URLs the egress rule refuses are a 400 and nothing is enqueu
       assert.equal(res.body.error.details.field, "callbackUrl");
     }
     assert.equal(await countRows(world.tdb.db, "troupe_jobs"), 0);
-    // A public https URL is accepted.
-    const ok = await enqueue({}, "https://hooks.example.com/x");
+    // A public https URL is accepted (the job waits: nothing calls that host here).
+    const ok = await call("POST", "/api/v1/actors/system.echo/jobs", {
+      input: {},
+      delayMs: 600_000,
+      callbackUrl: "https://hooks.example.com/x",
+    });
     assert.equal(ok.status, 202, JSON.stringify(ok.body));
   } finally {
     await world.close();
