@@ -128,6 +128,21 @@ Deno.test("a callback answered 500 is retried with backoff, the same event each 
   }
 });
 
+Deno.test("a redirect is not followed: it is a failed attempt, retried", async () => {
+  const { world, enqueue, settled } = await callbackWorld();
+  const receiver = startCallbackReceiver({ failFirst: 1, failStatus: 302 });
+  try {
+    const { body } = await enqueue({}, receiver.url);
+    const job = await settled(body.jobId);
+    assert.equal(job.callback.status, "delivered");
+    assert.equal(job.callback.attempts, 2);
+    assert.deepEqual(receiver.received.map((r) => r.method), ["POST", "POST"]);
+  } finally {
+    await receiver.close();
+    await world.close();
+  }
+});
+
 Deno.test("a callback never accepted ends failed, with the receiver's last status", async () => {
   const { world, enqueue, settled } = await callbackWorld({ retries: 1 });
   const receiver = startCallbackReceiver({ failFirst: 100, failStatus: 503 });

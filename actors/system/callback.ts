@@ -10,8 +10,9 @@
  *   other than 2xx), dead-lettered after the last attempt; a receiver may see an event more
  *   than once and deduplicates by its id (`Troupe-Event-Id`, the same on every attempt).
  * - The URL passes the egress rule (actors/net/egress.ts, the rule report sources follow) when
- *   the callback is asked for, and again on every attempt and redirect; a URL refused at
- *   delivery (its name now resolves to a private address) fails at once, not retried.
+ *   the callback is asked for, and again on every attempt; a URL refused at delivery (its name
+ *   now resolves to a private address) fails at once, not retried. Redirects are not followed
+ *   (a 3xx is a failed attempt, as any answer other than 2xx).
  * - Each attempt is signed with the tenant's current key (see `callback_secrets.ts`):
  *   `Troupe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. A receiver
  *   checks the HMAC over the raw body and refuses a `t` far from its clock (replays).
@@ -197,7 +198,9 @@ export class Callbacks {
         const signature = await signCallback(secret, Math.floor(Date.now() / 1000), body);
         let res: Response;
         try {
-          res = await egress.fetch(input.url, {
+          // Redirects are not followed: a POST turned into a GET would count as delivered.
+          res = await fetch(await egress.check(input.url), {
+            redirect: "manual",
             method: "POST",
             headers: {
               "content-type": "application/json",
