@@ -76,7 +76,7 @@ contractSuite("job end messages", {
     assert.equal(await endJobs(db, "e1.ended"), 1);
   },
 
-  "a job that fails for good, or is cancelled while queued, sends it with that status": async (
+  "a job that fails for good, is cancelled or given up on sends it with that status": async (
     { runtime, db },
   ) => {
     const { work, ended, heard } = actors("e2");
@@ -85,19 +85,28 @@ contractSuite("job end messages", {
     const failing = (await rt.enqueue(work, { n: -1 }, { onEnd })).job;
     const queued = (await rt.enqueue(work, { n: 1 }, { onEnd, delayMs: 60_000 })).job;
     assert.equal((await rt.cancel(queued.id)).status, "cancelled");
+    // A message the transport gave up on is dead-lettered: that ends it too.
+    const undelivered = (await rt.enqueue(work, { n: 2 }, { onEnd, delayMs: 60_000 })).job;
+    assert.equal(
+      await rt.giveUp(undelivered.id, { code: "UNDELIVERABLE", message: "gave up" }),
+      "dead-lettered",
+    );
     await rt.start();
     assert.equal((await settle(rt, failing.id)).status, "failed");
     await settle(rt, endMessageId(failing.id));
     await settle(rt, endMessageId(queued.id));
+    await settle(rt, endMessageId(undelivered.id));
     const byId = new Map(heard.map((h) => [h.job.id, h.job]));
     assert.equal(byId.get(failing.id)?.status, "failed");
     assert.equal((byId.get(failing.id)?.error as { code: string }).code, "NON_RETRYABLE");
     assert.equal(byId.get(queued.id)?.status, "cancelled");
-    assert.equal(heard.length, 2);
+    assert.equal(byId.get(undelivered.id)?.status, "failed");
+    assert.equal((byId.get(undelivered.id)?.error as { code: string }).code, "UNDELIVERABLE");
+    assert.equal(heard.length, 3);
     // A cancel of a job that has ended changes nothing and sends nothing more.
     await rt.cancel(queued.id).catch(() => {});
     await sleep(200);
-    assert.equal(await endJobs(db, "e2.ended"), 2);
+    assert.equal(await endJobs(db, "e2.ended"), 3);
   },
 
   "a pipeline sends its end message when it ends": async ({ runtime }) => {
