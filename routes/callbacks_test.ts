@@ -382,3 +382,21 @@ Deno.test("a course upload with a callbackUrl form field gets one event when it 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a deployment without callbacks refuses a callbackUrl with a 409", async () => {
+  const world = await openApiWorld([echoActor]);
+  try {
+    const key = (await world.tenants.createKey((await world.tenants.createTenant("acme")).id)).key;
+    const res = await world.app.request("/api/v1/actors/system.echo/jobs", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": key },
+      body: JSON.stringify({ input: {}, callbackUrl: "https://hooks.example.com/x" }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, "CALLBACKS_UNAVAILABLE");
+    assert.equal(await countRows(world.tdb.db, "troupe_jobs"), 0);
+  } finally {
+    await world.close();
+  }
+});
