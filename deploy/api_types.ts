@@ -253,7 +253,7 @@ export interface paths {
                         delayMs?: number;
                         priority?: number;
                         idempotencyKey?: string;
-                        /** @description POSTed a signed event when the job ends (see `GET /callbacks/secret`) */
+                        /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
                         callbackUrl?: string;
                     };
                 };
@@ -1898,7 +1898,7 @@ export interface paths {
                     errorPolicy?: "skip" | "fail";
                     nullTokens?: string;
                     options?: string;
-                    /** @description When the job ends, a JSON event signed with the tenant's callback key (`Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address */
+                    /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
                     callbackUrl?: string;
                 };
                 header?: never;
@@ -2451,7 +2451,7 @@ export interface paths {
         post: {
             parameters: {
                 query?: {
-                    /** @description When the job ends, a JSON event signed with the tenant's callback key (`Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address */
+                    /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
                     callbackUrl?: string;
                 };
                 header?: never;
@@ -3193,7 +3193,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description When the job ends, a JSON event signed with the tenant's callback key (`Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address */
+                        /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
                         callbackUrl?: string;
                     };
                 };

@@ -27,21 +27,20 @@ import type { AppEnv } from "./env.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
+/** The `callbackUrl` field of the bodies, queries and forms that accept one. */
+export const CallbackUrl = z.string().min(1).max(2048).optional().openapi({
+  description: "When the job ends, a JSON event signed with the tenant's callback key " +
+    '(`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) ' +
+    "is POSTed here, retried with backoff until a 2xx; https only in production, never a " +
+    "private address (400 CALLBACK_URL_NOT_ALLOWED)",
+});
+
 const enqueueBody = z.object({
   input: z.unknown(),
   delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional(),
   priority: z.number().int().min(-1000).max(1000).optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
-  callbackUrl: z.string().min(1).max(2048).optional().openapi({
-    description: "POSTed a signed event when the job ends (see `GET /callbacks/secret`)",
-  }),
-});
-
-/** The `callbackUrl` field of the bodies and forms that accept one. */
-export const CallbackUrl = z.string().min(1).max(2048).optional().openapi({
-  description: "When the job ends, a JSON event signed with the tenant's callback key " +
-    '(`Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, ' +
-    "retried with backoff until a 2xx; https only in production, never a private address",
+  callbackUrl: CallbackUrl,
 });
 
 const pageQuery = {
