@@ -19,6 +19,7 @@ import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
 import { openUsageWorld, TOKEN } from "../tests/usage_world.ts";
+import { tick } from "../actors/usage/schedule.ts";
 import { generateReports, generateUsage } from "../tests/fixtures/usage_api.ts";
 
 type Egress = ConstructorParameters<typeof EgressPolicy>[0];
@@ -320,11 +321,20 @@ Deno.test("a report source's callbackUrl is called back when its sync ends", asy
     assert.deepEqual(event.subject, { type: "source", id: sourceId });
     assert.equal(event.job.id, sync.id);
     assert.equal(event.job.actor, "usage.sync");
+    // A scheduled sync calls back too.
+    const [scheduled] = await tick(w.deps, new Date(Date.now() + 3 * 86_400_000));
+    assert.ok(scheduled, "the tick started a sync");
+    await w.settled(sourceId, scheduled!);
+    const second = await waitFor(
+      () => receiver.received[1] ? JSON.parse(receiver.received[1].body) as CallbackEvent : null,
+      { timeoutMs: 20_000, what: "the scheduled sync's callback" },
+    );
+    assert.equal(second.job.id, scheduled);
     // Cleared: the next sync calls nobody back.
     await w.call("PATCH", `/api/v1/sources/${sourceId}`, { callbackUrl: null });
     await w.sync(sourceId);
     await sleep(300);
-    assert.equal(receiver.received.length, 1);
+    assert.equal(receiver.received.length, 2);
   } finally {
     await receiver.close();
     await w.close();
