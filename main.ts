@@ -75,6 +75,8 @@ import { usageActors, usageDefinitions } from "./actors/usage/actors.ts";
 import { SourceStore } from "./actors/usage/sources.ts";
 import type { UsageDeps } from "./actors/usage/sync.ts";
 import { EgressPolicy } from "./actors/net/egress.ts";
+import { Callbacks } from "./actors/system/callback.ts";
+import { CallbackSecrets } from "./actors/system/callback_secrets.ts";
 import { localKeys, parseKeys, SecretBox } from "./db/secrets.ts";
 import { OtelTracing, telemetryActive } from "./db/telemetry/tracing.ts";
 import { tracedDatabase } from "./db/telemetry/database.ts";
@@ -355,7 +357,14 @@ export async function compose(
     cancel: (jobId, tenantId) => runtime.cancel(jobId, tenantId),
     onKeysRemoved: () => tenants.forgetAuthentications(),
   });
-  const usage = usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  const syncs = usageDeps(config, db, { limiter, cache, runtime: () => runtime });
+  // Callback URLs follow the report sources' egress rule; their signing keys are sealed with
+  // the same SECRET_KEYS.
+  const callbacks = new Callbacks({
+    secrets: new CallbackSecrets(db, () => syncs.sources.secrets),
+    egress: syncs.sources.egress,
+  });
+  const usage: UsageDeps = { ...syncs, callbacks };
   const runtime: Runtime = new Runtime({
     db,
     actors: actorsFor(config, db, extraActors, [
@@ -364,6 +373,7 @@ export async function compose(
       ...usageActors(usage),
       tenantDeletion,
       statementActor({ db, blobs }),
+      callbacks.actor(),
     ], { store: blobs, db }),
     transport,
     logger,
@@ -431,6 +441,7 @@ export async function compose(
     },
     courses: { db, blobs, vectors, embedder, maxFileBytes: config.COURSE_MAX_FILE_BYTES },
     usage,
+    callbacks,
     ...(metrics
       ? {
         metrics: {

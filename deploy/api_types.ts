@@ -253,6 +253,8 @@ export interface paths {
                         delayMs?: number;
                         priority?: number;
                         idempotencyKey?: string;
+                        /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
+                        callbackUrl?: string;
                     };
                 };
             };
@@ -381,7 +383,7 @@ export interface paths {
         };
         /**
          * A job: status, progress, attempts, result or error
-         * @description A pipeline (an upload's job) also has its jobs' counts by status.
+         * @description A pipeline (an upload's job) also has its jobs' counts by status; a job given a `callbackUrl` has its callback's delivery (`callback`).
          */
         get: {
             parameters: {
@@ -405,6 +407,7 @@ export interface paths {
                             jobs?: {
                                 [key: string]: number;
                             };
+                            callback?: components["schemas"]["Callback"];
                         };
                     };
                 };
@@ -641,6 +644,98 @@ export interface paths {
                             /** @enum {string} */
                             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
                         };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/callbacks/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The key that signs this tenant's completion callbacks (made on first use) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The signing key */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CallbackSecret"];
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Replace the callback signing key; callbacks sent from now on use the new one */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The new signing key */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CallbackSecret"];
                     };
                 };
                 /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
@@ -2096,6 +2191,8 @@ export interface paths {
                     errorPolicy?: "skip" | "fail";
                     nullTokens?: string;
                     options?: string;
+                    /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
+                    callbackUrl?: string;
                 };
                 header?: never;
                 path?: never;
@@ -2641,12 +2738,15 @@ export interface paths {
         };
         put?: never;
         /**
-         * Upload 1..20 PDFs (multipart `files`, optional `title`)
-         * @description The files stream to storage and are not buffered.
+         * Upload 1..20 PDFs (multipart `files`, optional `title` and `callbackUrl`)
+         * @description The files stream to storage and are not buffered. `callbackUrl` (query or form field) is called back when the course is built or failed.
          */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
+                    callbackUrl?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -3111,6 +3211,7 @@ export interface paths {
                         requestsPerMinute?: number;
                         /** @default 30 */
                         schedule?: string | number;
+                        callbackUrl?: string;
                     };
                 };
             };
@@ -3261,6 +3362,7 @@ export interface paths {
                         concurrency?: number;
                         requestsPerMinute?: number;
                         schedule?: string | number;
+                        callbackUrl?: string | null;
                     };
                 };
             };
@@ -3368,7 +3470,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sync now; while one runs, answers the running one */
+        /**
+         * Sync now; while one runs, answers the running one
+         * @description `callbackUrl` (else the source's) is called back when the sync this call starts ends; a sync running already keeps its own (`created: false`).
+         */
         post: {
             parameters: {
                 query?: never;
@@ -3378,7 +3483,14 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description When the job ends, a JSON event signed with the tenant's callback key (`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) is POSTed here, retried with backoff until a 2xx; https only in production, never a private address (400 CALLBACK_URL_NOT_ALLOWED) */
+                        callbackUrl?: string;
+                    };
+                };
+            };
             responses: {
                 /** @description The sync's job */
                 202: {
@@ -3388,6 +3500,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             jobId: string;
+                            created: boolean;
                         };
                     };
                 };
@@ -3519,6 +3632,27 @@ export interface components {
             updatedAt: string;
             startedAt: string | null;
             finishedAt: string | null;
+            /** @description The message sent when the job ends (a callback's delivery) */
+            onEnd: {
+                jobId: string;
+                actor: string;
+                input?: unknown;
+            } | null;
+        };
+        /** @description Present when the job was given a `callbackUrl` */
+        Callback: {
+            url: string;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            attempts: number;
+            lastResponseStatus: number | null;
+            lastError: {
+                code: string;
+                message: string;
+            } | null;
+            deliveredAt: string | null;
+            /** @description `Troupe-Event-Id`: the same on every attempt */
+            eventId: string;
         };
         DeadLetter: {
             id: string;
@@ -3532,6 +3666,13 @@ export interface components {
             createdAt: string;
             replayedAt: string | null;
             replayJobId: string | null;
+        };
+        CallbackSecret: {
+            /** @description The HMAC-SHA256 key (the whole string) */
+            secret: string;
+            createdAt: string;
+            /** @description How callbacks are signed: `Troupe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` */
+            scheme: string;
         };
         Schedule: {
             actor: string;
@@ -3633,6 +3774,7 @@ export interface components {
             schedule: string;
             nextRunAt: string | null;
             currentSyncId: string | null;
+            callbackUrl: string | null;
             createdAt: string;
             updatedAt: string;
         };

@@ -8,6 +8,8 @@
  */
 import openapiTS, { astToString } from "openapi-typescript";
 import { documentOnlyUsage } from "../actors/usage/actors.ts";
+import { Callbacks } from "../actors/system/callback.ts";
+import { CallbackSecrets } from "../actors/system/callback_secrets.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { openApiWorld } from "../tests/api_world.ts";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
@@ -24,15 +26,23 @@ export async function typesOf(document: unknown): Promise<string> {
   return HEADER + astToString(ast);
 }
 
-/** The document of an app with every workload's routes (datasets, courses, backup, cache). */
+/**
+ * The document of an app with every workload's routes (datasets, courses, backup, cache,
+ * callbacks).
+ */
 export async function fullDocument(): Promise<unknown> {
   const w = await openApiWorld([], (tdb) => {
     const blobs = new PostgresBlobStore(tdb.db);
+    const usage = documentOnlyUsage(tdb.db);
     return {
       dataDir: "/nonexistent",
       courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs },
       datasets: { db: tdb.db, blobs },
-      usage: documentOnlyUsage(tdb.db),
+      usage,
+      callbacks: new Callbacks({
+        secrets: new CallbackSecrets(tdb.db, () => usage.sources.secrets),
+        egress: usage.sources.egress,
+      }),
     };
   });
   try {

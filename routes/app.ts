@@ -33,6 +33,8 @@ import type { AppEnv } from "./env.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
+import { callbackRoutes } from "./callbacks.ts";
+import type { Callbacks } from "../actors/system/callback.ts";
 import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
 import { operationRoutes } from "./operations.ts";
@@ -72,9 +74,9 @@ export interface AppOptions {
   /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
   cache?: Cache;
   /** The course workload's routes; absent when its actors are not running. */
-  courses?: Omit<CourseRoutesOptions, "runtime" | "tenants">;
+  courses?: Omit<CourseRoutesOptions, "runtime" | "tenants" | "callbacks">;
   /** The dataset workload's routes; absent when its actors are not running. */
-  datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants">;
+  datasets?: Omit<DatasetRoutesOptions, "runtime" | "tenants" | "callbacks">;
   /** Monthly usage statements; absent when the `usage.statement` actor is not running. */
   statements?: Omit<StatementRoutesOptions, "runtime">;
   /** What the health check writes to tell a full disk from a working one. @default nothing */
@@ -87,6 +89,11 @@ export interface AppOptions {
   metrics?: MetricsOptions;
   /** Report sources and syncs; absent when the usage actors are not running. */
   usage?: UsageDeps;
+  /**
+   * Completion callbacks (`callbackUrl`) and their signing key; absent when the
+   * `system.callback` actor is not running (a `callbackUrl` is then 409 CALLBACKS_UNAVAILABLE).
+   */
+  callbacks?: Callbacks;
 }
 
 /** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
@@ -220,7 +227,8 @@ export function createApp(options: AppOptions) {
   api.route("/", healthRoutes(runtime, options.cache, options.health));
   let document: unknown;
   api.route("/", docsRoutes(() => document ??= openApiDocument(app)));
-  api.route("/", jobRoutes(runtime, tenants));
+  api.route("/", jobRoutes(runtime, tenants, options.callbacks));
+  if (options.callbacks) api.route("/", callbackRoutes(options.callbacks, tenants));
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
   api.route("/", scheduleRoutes(runtime));
@@ -244,6 +252,7 @@ export function createApp(options: AppOptions) {
         ...options.datasets,
         runtime,
         tenants,
+        ...(options.callbacks ? { callbacks: options.callbacks } : {}),
         ...(options.cache ? { cache: options.cache } : {}),
       }),
     );
@@ -260,6 +269,7 @@ export function createApp(options: AppOptions) {
         ...options.courses,
         runtime,
         tenants,
+        ...(options.callbacks ? { callbacks: options.callbacks } : {}),
         ...(options.cache ? { cache: options.cache } : {}),
       }),
     );

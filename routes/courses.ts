@@ -10,6 +10,9 @@
  *   course only, with distinct sentences and citations, and `answered: false` when the course
  *   does not answer it), `GET .../export.pdf` (the
  *   handbook), `POST .../cancel` (the pipeline stops at its next step), `DELETE /api/courses/:id`.
+ *
+ * An upload may name a `callbackUrl` (query or form field): a signed event is POSTed there
+ * when the course is built or failed (the upload's pipeline ends; actors/system/callback.ts).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
@@ -44,7 +47,8 @@ import type { TenantStore } from "../db/tenants.ts";
 import { principalOf } from "./auth.ts";
 import type { QueryCache } from "./datasets.ts";
 import { noCache } from "./datasets.ts";
-import { auditContext } from "./jobs.ts";
+import { acceptCallback, auditContext, CallbackUrl } from "./jobs.ts";
+import type { Callbacks } from "../actors/system/callback.ts";
 import {
   fieldText,
   MULTIPART_DEFAULTS,
@@ -71,6 +75,8 @@ export interface CourseRoutesOptions {
   maxFiles?: number;
   /** How slow an upload's client may be, and its form's limits (see `UploadLimits`). */
   uploads?: UploadLimits;
+  /** Completion callbacks (`callbackUrl`); absent: a `callbackUrl` is a 409. */
+  callbacks?: Callbacks;
   /** Must be the pipeline's. */
   embedder: TextEmbedder;
   /** Must be the pipeline's. */
@@ -134,12 +140,15 @@ async function receiveCourse(
     maxFileBytes: number;
     form: MultipartLimits;
   },
-): Promise<{ title: string | null; files: Received[] }> {
+): Promise<{ title: string | null; callbackUrl: string | null; files: Received[] }> {
   let title: string | null = null;
+  let callbackUrl: string | null = null;
   const files: Received[] = [];
   for await (const part of readMultipart(body, boundary, form)) {
     if (part.name === "title" && part.filename === null) {
       title = (await fieldText(part)).trim().slice(0, 300) || null;
+    } else if (part.name === "callbackUrl" && part.filename === null) {
+      callbackUrl = (await fieldText(part)).trim() || null;
     } else if (part.name === "files" && part.filename !== null) {
       if (files.length >= maxFiles) throw new ValidationError(`at most ${maxFiles} files`);
       const fileName = part.filename.slice(0, 255) || `file-${files.length + 1}.pdf`;
@@ -163,8 +172,10 @@ async function receiveCourse(
       await part.body.cancel();
     }
   }
-  return { title, files };
+  return { title, callbackUrl, files };
 }
+
+const uploadQuery = z.object({ callbackUrl: CallbackUrl });
 
 export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
   const maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
@@ -181,8 +192,10 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     method: "post",
     path: "/courses",
     tags,
-    summary: "Upload 1..20 PDFs (multipart `files`, optional `title`)",
-    description: "The files stream to storage and are not buffered.",
+    summary: "Upload 1..20 PDFs (multipart `files`, optional `title` and `callbackUrl`)",
+    description: "The files stream to storage and are not buffered. `callbackUrl` (query or " +
+      "form field) is called back when the course is built or failed.",
+    query: uploadQuery,
     rawBody: { description: "A form with `files` and `title`", types: ["multipart/form-data"] },
     responses: {
       202: {
@@ -192,6 +205,12 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     },
   }, async function uploadCourse(c) {
     const principal = principalOf(c);
+    // A callback URL in the query is checked before the files are received.
+    const queried = await acceptCallback(
+      o.callbacks,
+      principal.tenantId,
+      parseQuery(c, uploadQuery).callbackUrl,
+    );
     const boundary = multipartBoundary(c.req.header("content-type"));
     const body = c.req.raw.body;
     if (!boundary || !body) {
@@ -199,7 +218,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     }
     const size = declaredSize(c.req.header("content-length"), maxBody);
     if (size > maxBody) throw new PayloadTooLargeError(maxFiles * maxFileBytes, "the upload");
-    const { title, files } = await receiveUpload(
+    const { title, callbackUrl, files } = await receiveUpload(
       o.runtime,
       body,
       (guarded) =>
@@ -207,6 +226,8 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
       { policy: o.uploads ?? {}, sizeBytes: size },
     );
     if (files.length === 0) throw new ValidationError('no PDF: send them in the "files" field');
+    const callback = queried ??
+      await acceptCallback(o.callbacks, principal.tenantId, callbackUrl ?? undefined);
     const courseId = uuidv7();
     const name = title ?? files[0]!.fileName.replace(/\.pdf$/i, "");
     // The upload's job is the pipeline's: it runs until the course is built or failed.
@@ -216,6 +237,7 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     }, {
       tenantId: principal.tenantId,
       onAbort: { actor: "course.aborted", input: { courseId } },
+      ...(callback ? { onEnd: callback({ type: "course", id: courseId }) } : {}),
       effect: async (tx, { pipelineId: jobId }) => {
         await insertCourse(tx, { id: courseId, tenantId: principal.tenantId, title: name, jobId });
         await holdBlobs(

@@ -17,6 +17,9 @@
  * - `GET /api/datasets/:id/export?format=csv|ndjson|xlsx` (streamed);
  * - `GET /api/datasets/:id/report.pdf`: the profile report, written by a job (`202` with the
  *   job until it is stored; actors/datasets/report_job.ts).
+ *
+ * An upload may name a `callbackUrl` (query or form field): a signed event is POSTed there
+ * when the dataset is ready or failed (the upload's pipeline ends; actors/system/callback.ts).
  */
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -88,6 +91,8 @@ import { declaredSize, receiveUpload, type UploadLimits } from "./upload.ts";
 import { type DirectUploadOptions, directUploads } from "./uploads.ts";
 import { parseQuery, pathId } from "./validate.ts";
 import { apiBase, declare, JsonObject, pageOf } from "./openapi.ts";
+import { acceptCallback, CallbackUrl } from "./jobs.ts";
+import type { Callbacks } from "../actors/system/callback.ts";
 import type { AppEnv } from "./env.ts";
 
 const tags = ["datasets"];
@@ -150,6 +155,8 @@ export interface DatasetRoutesOptions {
   uploads?: UploadLimits;
   /** Direct uploads to object storage, which `POST /datasets {uploadId}` takes. */
   directUploads?: DirectUploadOptions;
+  /** Completion callbacks (`callbackUrl`); absent: a `callbackUrl` is a 409. */
+  callbacks?: Callbacks;
 }
 
 export const uploadQuery = z.object({
@@ -165,6 +172,8 @@ export const uploadQuery = z.object({
   /** Comma-separated null tokens (`cleaning.nullTokens`); empty: none. */
   nullTokens: z.string().max(4096).optional(),
   options: z.string().max(64 * 1024).optional(),
+  /** Called back when the dataset is ready or failed (a form field before the file also). */
+  callbackUrl: CallbackUrl,
 });
 
 const pageQuery = z.object({
@@ -223,6 +232,8 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
   }, async function uploadDataset(c) {
     const principal = principalOf(c);
     const q = parseQuery(c, uploadQuery);
+    // A callback URL in the query is checked before the file is received.
+    const queried = await acceptCallback(o.callbacks, principal.tenantId, q.callbackUrl);
     const size = declaredSize(c.req.header("content-length"), maxBody);
     if (size > maxBody) throw new PayloadTooLargeError(maxBytes, "the file");
     const raw = c.req.raw.body;
@@ -298,14 +309,21 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
         code: "EMPTY_FILE",
       });
     }
+    const callback = queried ?? await acceptCallback(
+      o.callbacks,
+      principal.tenantId,
+      typeof fields.callbackUrl === "string" ? fields.callbackUrl : undefined,
+    );
     const datasetId = uuidv7();
     const name = String(fields.name ?? upload.fileName ?? `dataset ${datasetId}`).slice(0, 200);
-    // The upload's job is the pipeline's: it runs until the dataset is ready or failed.
+    // The upload's job is the pipeline's: it runs until the dataset is ready or failed; its
+    // end calls the callback back.
     const { job } = await o.runtime.startPipeline("dataset.ingest", {
       actor: "dataset.split",
       input: { datasetId },
     }, {
       tenantId: principal.tenantId,
+      ...(callback ? { onEnd: callback({ type: "dataset", id: datasetId }) } : {}),
       onAbort: { actor: "dataset.aborted", input: { datasetId } },
       effect: async (tx, { pipelineId: jobId }) => {
         await holdBlobs(tx, o.blobs, {

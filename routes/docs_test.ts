@@ -154,6 +154,7 @@ shared.test({
   };
   const body = enqueue.requestBody.content["application/json"]!.schema;
   assert.deepEqual(Object.keys(body.properties).sort(), [
+    "callbackUrl",
     "delayMs",
     "idempotencyKey",
     "input",

@@ -73,6 +73,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   UPLOAD_SIZE_MISMATCH: 422,
   UPLOAD_USED: 409,
   UPLOAD_EXPIRED: 410,
+  CALLBACK_URL_NOT_ALLOWED: 400,
+  CALLBACKS_UNAVAILABLE: 409,
 };
 
 /** The HTTP status that answers `err` ({@link ERROR_STATUS}; 500 for an unknown error). */

@@ -1,5 +1,8 @@
 /**
  * The jobs API: enqueue, read, list, cancel, live events; dead letters and replay.
+ *
+ * An enqueue may name a `callbackUrl`: when the job ends, a signed event is POSTed there (see
+ * actors/system/callback.ts); the job's view shows that callback's delivery (`callback`).
  */
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -10,9 +13,12 @@ import {
   JOB_STATUSES,
   type JobView,
   NotFoundError,
+  type OnEnd,
   type Runtime,
+  TroupeError,
 } from "@troupe/runtime";
 import type { TenantStore } from "../db/tenants.ts";
+import { type Callbacks, type CallbackSubject, callbackView } from "../actors/system/callback.ts";
 import { principalOf } from "./auth.ts";
 import { z } from "@hono/zod-openapi";
 import { apiBase, declare, pageOf } from "./openapi.ts";
@@ -21,11 +27,20 @@ import type { AppEnv } from "./env.ts";
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
 
+/** The `callbackUrl` field of the bodies, queries and forms that accept one. */
+export const CallbackUrl = z.string().min(1).max(2048).optional().openapi({
+  description: "When the job ends, a JSON event signed with the tenant's callback key " +
+    '(`GET /callbacks/secret`; `Troupe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`) ' +
+    "is POSTed here, retried with backoff until a 2xx; https only in production, never a " +
+    "private address (400 CALLBACK_URL_NOT_ALLOWED)",
+});
+
 const enqueueBody = z.object({
   input: z.unknown(),
   delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional(),
   priority: z.number().int().min(-1000).max(1000).optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
+  callbackUrl: CallbackUrl,
 });
 
 const pageQuery = {
@@ -77,7 +92,20 @@ const JobView = z.object({
   updatedAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
+  onEnd: z.object({ jobId: z.string(), actor: z.string(), input: z.unknown() }).nullable()
+    .openapi({ description: "The message sent when the job ends (a callback's delivery)" }),
 }).openapi("Job");
+
+/** A job's completion callback: where, and how its delivery went. */
+export const CallbackSchema = z.object({
+  url: z.string(),
+  status: z.enum(["pending", "delivered", "failed"]),
+  attempts: z.number().int(),
+  lastResponseStatus: z.number().int().nullable(),
+  lastError: z.object({ code: z.string(), message: z.string() }).nullable(),
+  deliveredAt: z.string().nullable(),
+  eventId: z.string().openapi({ description: "`Troupe-Event-Id`: the same on every attempt" }),
+}).openapi("Callback");
 /** The `Job` schema, for other routes that answer with a job. */
 export const JobSchema = JobView;
 
@@ -85,6 +113,9 @@ export const JobSchema = JobView;
 const JobWithCounts = JobView.extend({
   jobs: z.record(z.string(), z.number().int()).optional().openapi({
     description: "A pipeline's jobs by status, and `total`",
+  }),
+  callback: CallbackSchema.optional().openapi({
+    description: "Present when the job was given a `callbackUrl`",
   }),
 });
 
@@ -140,7 +171,47 @@ async function withJobs(runtime: Runtime, job: JobView) {
   return { ...job, jobs: await runtime.pipelineJobs(job.id) };
 }
 
-export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono<AppEnv> {
+/** The view with its completion callback's delivery (`callback`), when it has one. */
+export async function withCallback<J extends JobView>(runtime: Runtime, job: J) {
+  const callback = await callbackView(job, (id) => runtime.getJob(id, job.tenantId));
+  return callback ? { ...job, callback } : job;
+}
+
+/**
+ * A `callbackUrl` accepted for `tenantId` (see `Callbacks.accept`), normalised; undefined when
+ * none was given. 409 `CALLBACKS_UNAVAILABLE` when this deployment does not send callbacks.
+ */
+export async function acceptCallbackUrl(
+  callbacks: Callbacks | undefined,
+  tenantId: string,
+  url: string | undefined,
+): Promise<string | undefined> {
+  if (url === undefined) return undefined;
+  if (!callbacks) {
+    throw new TroupeError("CALLBACKS_UNAVAILABLE", "this deployment does not send callbacks");
+  }
+  return await callbacks.accept(tenantId, url);
+}
+
+/**
+ * {@link acceptCallbackUrl}, as the end message to give the job, about `subject`; undefined
+ * when no URL was given.
+ */
+export async function acceptCallback(
+  callbacks: Callbacks | undefined,
+  tenantId: string,
+  url: string | undefined,
+): Promise<((subject?: CallbackSubject) => OnEnd) | undefined> {
+  const accepted = await acceptCallbackUrl(callbacks, tenantId, url);
+  if (accepted === undefined) return undefined;
+  return (subject) => callbacks!.onEnd(tenantId, accepted, subject ?? null);
+}
+
+export function jobRoutes(
+  runtime: Runtime,
+  tenants: TenantStore,
+  callbacks?: Callbacks,
+): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
 
   declare(app, {
@@ -172,7 +243,9 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono<A
         error: { code: "VALIDATION_FAILED", message: "Idempotency-Key must be 1-200 characters" },
       }, 400);
     }
+    const onEnd = (await acceptCallback(callbacks, tenantId, body.callbackUrl))?.();
     const { job, created } = await runtime.enqueue(name, tenantScoped(def, body.input, tenantId), {
+      ...(onEnd ? { onEnd } : {}),
       ...(body.delayMs !== undefined ? { delayMs: body.delayMs } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
@@ -207,12 +280,12 @@ export function jobRoutes(runtime: Runtime, tenants: TenantStore): OpenAPIHono<A
     path: "/jobs/:id",
     tags,
     summary: "A job: status, progress, attempts, result or error",
-    description: "A pipeline (an upload's job) also has its jobs' counts by status.",
+    description: "A pipeline (an upload's job) also has its jobs' counts by status; a job " +
+      "given a `callbackUrl` has its callback's delivery (`callback`).",
     responses: { 200: { description: "The job", schema: JobWithCounts } },
   }, async function getJob(c) {
-    return c.json(
-      await withJobs(runtime, await runtime.getJob(pathId(c, "job"), principalOf(c).tenantId)),
-    );
+    const job = await runtime.getJob(pathId(c, "job"), principalOf(c).tenantId);
+    return c.json(await withCallback(runtime, await withJobs(runtime, job)));
   });
 
   declare(app, {

@@ -7,7 +7,10 @@
  * - `GET /api/sources`, `GET|PATCH|DELETE /api/sources/:id`;
  * - `POST /api/sources/:id/test`: one real call → `{ ok, latencyMs }`, or `ok: false` with the
  *   error;
- * - `POST /api/sources/:id/sync` → 202 `{ jobId }` (the running sync's when one runs);
+ * - `POST /api/sources/:id/sync` `{ callbackUrl? }` → 202 `{ jobId, created }` (the running
+ *   sync's when one runs, `created: false`);
+ * - a source's `callbackUrl` (and a sync's) is called back with a signed event when each sync
+ *   ends (actors/system/callback.ts); it passes the egress rule as `baseUrl` does;
  * - `GET /api/sources/:id/syncs`: the history with its counters, newest first.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -17,6 +20,7 @@ import { UsageApiClient } from "../actors/usage/client.ts";
 import { SourceInput, SourcePatch } from "../actors/usage/sources.ts";
 import { listSyncs, startSync, type UsageDeps } from "../actors/usage/sync.ts";
 import { principalOf } from "./auth.ts";
+import { acceptCallbackUrl, CallbackUrl } from "./jobs.ts";
 import type { AppEnv } from "./env.ts";
 import { declare } from "./openapi.ts";
 import { jsonBody, parseBody, pathId } from "./validate.ts";
@@ -33,6 +37,7 @@ const Source = z.object({
   schedule: z.string(),
   nextRunAt: z.string().nullable(),
   currentSyncId: z.string().nullable(),
+  callbackUrl: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
 }).openapi("UsageSource");
@@ -61,6 +66,8 @@ const TestResult = z.object({
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 
+const syncBody = z.object({ callbackUrl: CallbackUrl }).strict();
+
 export function sourceRoutes(usage: UsageDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   const sources = usage.sources;
@@ -73,7 +80,9 @@ export function sourceRoutes(usage: UsageDeps): OpenAPIHono<AppEnv> {
     responses: { 201: { description: "The source", schema: Source } },
   }, async function createSource(c) {
     const body = parseBody(await jsonBody(c), SourceInput);
-    return c.json(await sources.create(principalOf(c).tenantId, body), 201);
+    const { tenantId } = principalOf(c);
+    const callbackUrl = await acceptCallbackUrl(usage.callbacks, tenantId, body.callbackUrl);
+    return c.json(await sources.create(tenantId, { ...body, callbackUrl }), 201);
   });
   declare(app, {
     method: "get",
@@ -103,7 +112,11 @@ export function sourceRoutes(usage: UsageDeps): OpenAPIHono<AppEnv> {
   }, async function patchSource(c) {
     const id = pathId(c, "source");
     const body = parseBody(await jsonBody(c), SourcePatch);
-    return c.json(await sources.update(principalOf(c).tenantId, id, body));
+    const { tenantId } = principalOf(c);
+    if (body.callbackUrl) {
+      body.callbackUrl = await acceptCallbackUrl(usage.callbacks, tenantId, body.callbackUrl);
+    }
+    return c.json(await sources.update(tenantId, id, body));
   });
   declare(app, {
     method: "delete",
@@ -147,15 +160,31 @@ export function sourceRoutes(usage: UsageDeps): OpenAPIHono<AppEnv> {
     path: "/sources/:id/sync",
     tags,
     summary: "Sync now; while one runs, answers the running one",
+    description: "`callbackUrl` (else the source's) is called back when the sync this call " +
+      "starts ends; a sync running already keeps its own (`created: false`).",
+    body: syncBody,
     responses: {
-      202: { description: "The sync's job", schema: z.object({ jobId: z.string() }) },
+      202: {
+        description: "The sync's job",
+        schema: z.object({ jobId: z.string(), created: z.boolean() }),
+      },
     },
   }, async function syncSource(c) {
     const id = pathId(c, "source");
+    const { tenantId } = principalOf(c);
+    // The body is optional: none, an empty one, or JSON.
+    const raw = c.req.raw.body === null || c.req.header("content-length") === "0"
+      ? {}
+      : await jsonBody(c);
+    const body = parseBody(raw, syncBody);
+    const callbackUrl = body.callbackUrl !== undefined
+      ? await acceptCallbackUrl(usage.callbacks, tenantId, body.callbackUrl)
+      : (await sources.get(tenantId, id)).callbackUrl;
     const { jobId, created } = await startSync(usage, {
-      tenantId: principalOf(c).tenantId,
+      tenantId,
       sourceId: id,
       trigger: "manual",
+      callbackUrl: callbackUrl ?? null,
     });
     return c.json({ jobId, created }, 202);
   });

@@ -72,6 +72,8 @@ export const uploadReference = z.object({
   nullTokens: z.array(z.string().max(200)).max(100).optional(),
   /** Cleaning rules, as the upload's `options` JSON. */
   options: z.record(z.string(), z.unknown()).optional(),
+  /** Called back when the dataset is ready or failed (see `POST /datasets`). */
+  callbackUrl: z.string().min(1).max(2048).optional(),
 });
 
 function unavailable(): TroupeError {

@@ -9,6 +9,8 @@ import { jsonLogger, Runtime, TableQueueTransport, type Transport } from "@troup
 import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { EgressPolicy } from "../actors/net/egress.ts";
 import { usageActors } from "../actors/usage/actors.ts";
+import { Callbacks } from "../actors/system/callback.ts";
+import { CallbackSecrets } from "../actors/system/callback_secrets.ts";
 import { SourceStore } from "../actors/usage/sources.ts";
 import type { UsageDeps } from "../actors/usage/sync.ts";
 import { Cache } from "../db/cache/cache.ts";
@@ -44,7 +46,11 @@ export const TOKEN = "usage-test-token";
 export async function openUsageWorld(
   target: DbTarget,
   apiOptions: Omit<UsageApiOptions, "token">,
-  { transport = "table" as "table" | "qstash", deps: extra = {} as Partial<UsageDeps> } = {},
+  {
+    transport = "table" as "table" | "qstash",
+    deps: extra = {} as Partial<UsageDeps>,
+    callbacks: withCallbacks = false,
+  } = {},
 ): Promise<UsageWorld> {
   const tdb = await target.open();
   const api = startUsageApi({ token: TOKEN, ...apiOptions });
@@ -59,6 +65,16 @@ export async function openUsageWorld(
     runtime: () => ref.runtime!,
     callTimeoutMs: 1000,
     backoff: { baseMs: 50, maxMs: 200 },
+    // Completion callbacks, to receivers on 127.0.0.1.
+    ...(withCallbacks
+      ? {
+        callbacks: new Callbacks({
+          secrets: new CallbackSecrets(tdb.db, secrets),
+          egress: new EgressPolicy({ allow: ["127.0.0.1"] }),
+          backoffBaseMs: 50,
+        }),
+      }
+      : {}),
     ...extra,
   };
   const stops: (() => Promise<void>)[] = [];
@@ -92,7 +108,7 @@ export async function openUsageWorld(
   }
   const runtime = ref.runtime = new Runtime({
     db: tdb.db,
-    actors: usageActors(deps),
+    actors: [...usageActors(deps), ...(deps.callbacks ? [deps.callbacks.actor()] : [])],
     transport: rt,
     logger: jsonLogger("silent"),
   });
@@ -106,6 +122,7 @@ export async function openUsageWorld(
     perKeyPerMinute: 1_000_000,
     perIpPerMinute: 1_000_000,
     usage: deps,
+    ...(deps.callbacks ? { callbacks: deps.callbacks } : {}),
     ...(webhooks ? { webhooks } : {}),
   });
   if (transport === "qstash") {

@@ -15,6 +15,8 @@
  * - A dead letter replays at most once (the mark and the new job commit together).
  * - A scheduled run has one job per minute slot, across instances (its idempotency key is the
  *   slot).
+ * - A job's end message (`onEnd`) is validated before any write and stored with the job; the
+ *   job's end sends it (see `job_end.ts`).
  */
 import {
   type ActorTarget,
@@ -45,6 +47,15 @@ import type { Tables } from "./sql/tables.ts";
 import type { Tracing } from "./tracing.ts";
 import { upgradeInput } from "./versions.ts";
 import { isTerminal, type JobView } from "./views.ts";
+import { type EndRecord, endRecord } from "./job_end.ts";
+
+/** A message to send when a job or pipeline ends; its input gets `job` (see `job_end.ts`). */
+export interface OnEnd {
+  /** The actor; its input schema must accept `job` (`jobEndSchema`). */
+  actor: ActorTarget;
+  /** Its input, without `job`. */
+  input: Record<string, unknown>;
+}
 
 /** Options of `enqueue`. */
 export type EnqueueOptions = SendOptions & {
@@ -53,6 +64,8 @@ export type EnqueueOptions = SendOptions & {
    * will process): both happen or neither. Not run when an idempotency key repeats.
    */
   effect?: (tx: SqlExecutor, jobId: string) => Promise<void>;
+  /** A message sent once the job ends (see `job_end.ts`). */
+  onEnd?: OnEnd;
 };
 
 /** Options of `startPipeline`. */
@@ -60,6 +73,8 @@ export interface StartPipelineOptions {
   tenantId?: string | null;
   idempotencyKey?: string;
   onAbort?: { actor: ActorTarget; input: Record<string, unknown> };
+  /** A message sent once the pipeline ends (see `job_end.ts`). */
+  onEnd?: OnEnd;
   effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
 }
 
@@ -100,10 +115,11 @@ export class RuntimeClient {
     options: EnqueueOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
     const { db, tables, publisher, reader, tracing } = this.#o;
-    const { effect, ...sendOptions } = options;
+    const { effect, onEnd, ...sendOptions } = options;
     const def = this.actor(targetName(actor));
     return await tracing.enqueue({ actor: def.name, count: 1 }, async (trace) => {
       const row = await prepareJob(def, input, { ...sendOptions, trace });
+      if (onEnd) row.onEnd = this.#endRecord(onEnd, row.id);
       const key = sendOptions.idempotencyKey;
       if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
       const created = await db.transaction(async (tx) => {
@@ -120,6 +136,16 @@ export class RuntimeClient {
         throw new ConflictError("idempotency key already used by another tenant");
       }
       return { job, created: created.length > 0 };
+    });
+  }
+
+  /** The stored form of an end message of job `jobId` (validated and keyed). */
+  #endRecord(onEnd: OnEnd, jobId: string): EndRecord {
+    const { tables, publisher } = this.#o;
+    const { outbox, notify } = publisher.writes;
+    return endRecord(this.actor(targetName(onEnd.actor)), onEnd.input, jobId, {
+      outbox,
+      channel: notify ? tables.jobsChannel : null,
     });
   }
 
@@ -321,6 +347,7 @@ export class RuntimeClient {
       ...(options.idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
       trace: this.#o.tracing.current(),
     });
+    const onEnd = options.onEnd ? this.#endRecord(options.onEnd, pipelineId) : null;
     const record: PipelineRecord = {
       done: null,
       total: null,
@@ -334,6 +361,7 @@ export class RuntimeClient {
         tenantId,
         input: { first: { actor: def.name, input: first.input } },
         record,
+        onEnd,
       });
       if (!made) return null;
       const inserted = await insertJobs(tx, tables, [row], publisher.writes);

@@ -100,6 +100,7 @@ export {
   type TypedMessage,
 } from "./define.ts";
 export { groupOutcomeSchema } from "./groups.ts";
+export { endMessageId, type JobEnd, jobEndSchema } from "./job_end.ts";
 export {
   type ActorKeyView,
   type ActorStatsView,
@@ -112,6 +113,7 @@ export {
   type JobStatus,
   type JobView,
   type ListJobsFilter,
+  type OnEnd,
   type Page,
   type PauseView,
   Runtime,

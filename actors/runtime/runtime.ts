@@ -38,7 +38,7 @@ import { noTracing } from "./tracing.ts";
 import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
 
 export type { RuntimeOptions } from "./options.ts";
-export type { EnqueueOptions, StartPipelineOptions } from "./client.ts";
+export type { EnqueueOptions, OnEnd, StartPipelineOptions } from "./client.ts";
 export type { ListJobsFilter } from "./reader.ts";
 export type {
   ActorKeyView,

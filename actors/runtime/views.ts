@@ -65,6 +65,11 @@ export interface JobView {
   startedAt: string | null;
   /** When it reached a terminal status. */
   finishedAt: string | null;
+  /**
+   * The message sent when it ends (see `Runtime.enqueue`'s `onEnd`): its job's id (a job once
+   * this one has ended), actor and input (without `job`); null when it has none.
+   */
+  onEnd: { jobId: string; actor: string; input: unknown } | null;
 }
 
 /** A message that failed for good, kept for inspection and replay. */
@@ -134,7 +139,14 @@ export function jobView(r: Row): JobView {
     updatedAt: iso(r.updated_at)!,
     startedAt: iso(r.started_at),
     finishedAt: iso(r.finished_at),
+    onEnd: endOf(r.on_end),
   };
+}
+
+function endOf(v: unknown): JobView["onEnd"] {
+  if (v === null || v === undefined || typeof v !== "object") return null;
+  const m = v as { id: string; actor: string; input: unknown };
+  return { jobId: m.id, actor: m.actor, input: m.input ?? null };
 }
 
 function pipelineProgress(

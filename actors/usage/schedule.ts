@@ -21,9 +21,15 @@ const BATCH = 200;
 /** Starts what is due at `now`; returns the syncs started. */
 export async function tick(deps: UsageDeps, now = new Date()): Promise<string[]> {
   const due = await deps.db.query<
-    { id: string; tenant_id: string; schedule: string; next_run_at: Date | string }
+    {
+      id: string;
+      tenant_id: string;
+      schedule: string;
+      next_run_at: Date | string;
+      callback_url: string | null;
+    }
   >(
-    `SELECT id, tenant_id, schedule, next_run_at FROM troupe_usage_sources
+    `SELECT id, tenant_id, schedule, next_run_at, callback_url FROM troupe_usage_sources
       WHERE next_run_at <= $1 ORDER BY next_run_at LIMIT $2`,
     [now.toISOString(), BATCH],
   );
@@ -39,6 +45,7 @@ export async function tick(deps: UsageDeps, now = new Date()): Promise<string[]>
         sourceId: s.id,
         trigger: missed ? "catch-up" : "schedule",
         claim: { slot, next },
+        callbackUrl: s.callback_url,
       });
       if (created) started.push(jobId);
       else {

@@ -43,6 +43,8 @@ export const SourceInput = z.object({
   concurrency: z.number().int().min(1).max(32).default(4),
   requestsPerMinute: z.number().int().min(1).max(100_000).default(600),
   schedule: scheduleText.default(DEFAULT_SCHEDULE),
+  /** Called back when each of its syncs ends (checked by the route: `Callbacks.accept`). */
+  callbackUrl: z.string().trim().min(1).max(2048).optional(),
 }).strict();
 export type SourceInput = z.infer<typeof SourceInput>;
 
@@ -55,6 +57,8 @@ export const SourcePatch = z.object({
   concurrency: z.number().int().min(1).max(32),
   requestsPerMinute: z.number().int().min(1).max(100_000),
   schedule: scheduleText,
+  /** null: no callback any more. */
+  callbackUrl: z.string().trim().min(1).max(2048).nullable(),
 }).partial().strict();
 export type SourcePatch = z.infer<typeof SourcePatch>;
 
@@ -70,6 +74,8 @@ export interface SourceView {
   nextRunAt: string | null;
   /** The sync running now, if any. */
   currentSyncId: string | null;
+  /** Called back when each of its syncs ends, or null. */
+  callbackUrl: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -94,6 +100,7 @@ interface Row {
   next_run_at: Date | string | null;
   cursor: string | null;
   current_sync_id: string | null;
+  callback_url: string | null;
   created_at: Date | string;
   updated_at: Date | string;
 }
@@ -111,6 +118,7 @@ function view(r: Row): SourceView {
     schedule: r.schedule,
     nextRunAt: r.next_run_at === null ? null : iso(r.next_run_at),
     currentSyncId: r.current_sync_id,
+    callbackUrl: r.callback_url ?? null,
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };
@@ -168,8 +176,8 @@ export class SourceStore {
     const next = parseSchedule(input.schedule).next(new Date());
     const [row] = await this.db.query<Row>(
       `INSERT INTO troupe_usage_sources (id, tenant_id, name, base_url, token_sealed, page_size,
-         concurrency, requests_per_minute, schedule, next_run_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
+         concurrency, requests_per_minute, schedule, next_run_at, callback_url)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
       [
         id,
         tenantId,
@@ -181,6 +189,7 @@ export class SourceStore {
         input.requestsPerMinute,
         input.schedule,
         next.toISOString(),
+        input.callbackUrl ?? null,
       ],
     );
     return view(row!);
@@ -223,6 +232,7 @@ export class SourceStore {
          concurrency = coalesce($7, concurrency),
          requests_per_minute = coalesce($8, requests_per_minute),
          schedule = coalesce($9, schedule), next_run_at = coalesce($10, next_run_at),
+         callback_url = CASE WHEN $11 THEN $12 ELSE callback_url END,
          updated_at = now()
        WHERE id = $1 AND tenant_id = $2 RETURNING *`,
       [
@@ -236,6 +246,8 @@ export class SourceStore {
         patch.requestsPerMinute ?? null,
         patch.schedule ?? null,
         next,
+        patch.callbackUrl !== undefined,
+        patch.callbackUrl ?? null,
       ],
     );
     if (!row) throw new NotFoundError("source", id);

@@ -31,6 +31,7 @@ import type { RateLimiter } from "../../db/ratelimit/port.ts";
 import { UpstreamRateLimited, UpstreamUnauthorized, UsageApiClient } from "./client.ts";
 import { keepReports, resolveReports } from "./reports.ts";
 import type { SourceStore } from "./sources.ts";
+import type { Callbacks } from "../system/callback.ts";
 import { recordUsage } from "./store.ts";
 
 /** What the usage actors need. */
@@ -46,6 +47,8 @@ export interface UsageDeps {
   /** Retries of a page after a 5xx or a timeout. @default 6 */
   retries?: number;
   backoff?: Partial<BackoffPolicy>;
+  /** Completion callbacks: a source's `callbackUrl` is called back when a sync ends. */
+  callbacks?: Callbacks;
 }
 
 export type SyncTrigger = "manual" | "schedule" | "catch-up";
@@ -136,7 +139,14 @@ export interface SlotClaim {
  */
 export async function startSync(
   deps: UsageDeps,
-  p: { tenantId: string; sourceId: string; trigger: SyncTrigger; claim?: SlotClaim },
+  p: {
+    tenantId: string;
+    sourceId: string;
+    trigger: SyncTrigger;
+    claim?: SlotClaim;
+    /** A URL (accepted already) to call back when the sync ends. */
+    callbackUrl?: string | null;
+  },
 ): Promise<{ jobId: string; created: boolean }> {
   const input = { tenantId: p.tenantId, sourceId: p.sourceId };
   try {
@@ -149,6 +159,14 @@ export async function startSync(
         ? { idempotencyKey: `usage-schedule:${p.sourceId}:${p.claim.slot.toISOString()}` }
         : {}),
       onAbort: { actor: "usage.sync_end", input },
+      ...(p.callbackUrl && deps.callbacks
+        ? {
+          onEnd: deps.callbacks.onEnd(p.tenantId, p.callbackUrl, {
+            type: "source",
+            id: p.sourceId,
+          }),
+        }
+        : {}),
       effect: async (tx, { pipelineId }) => {
         const [s] = await tx.query<
           { current_sync_id: string | null; cursor: string | null; next_run_at: Date | null }

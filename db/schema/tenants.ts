@@ -4,6 +4,7 @@
  * - `tenants`: every API call acts for one tenant; jobs, datasets and courses carry its id.
  * - `apiKeys`: keys are stored as SHA-256 hashes; `prefix` (the first characters) names a key in
  *   listings and logs without revealing it.
+ * - `callbackSecrets`: the key that signs a tenant's completion callbacks, sealed.
  * - `auditLog`: who did what (uploads, cancels, replays, cache invalidations, key creation);
  *   the cleanup actor keeps it 90 days.
  */
@@ -60,6 +61,13 @@ export const auditLog = pgTable(
     index("troupe_audit_log_created_idx").on(t.createdAt),
   ],
 );
+
+/** Each tenant's key for signing completion callbacks, sealed (see actors/system/callback.ts). */
+export const callbackSecrets = pgTable("troupe_callback_secrets", {
+  tenantId: text("tenant_id").primaryKey().references(() => tenants.id, { onDelete: "cascade" }),
+  secretSealed: text("secret_sealed").notNull(),
+  createdAt: tz("created_at").notNull().defaultNow(),
+});
 
 export type TenantRow = typeof tenants.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;

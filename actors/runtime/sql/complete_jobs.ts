@@ -2,7 +2,9 @@ import type { ErrorRecord } from "../errors.ts";
 import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlExecutor } from "../ports.ts";
+import { endMessageId } from "../job_end.ts";
 import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { outboxed } from "./outbox.ts";
 import type { Tables } from "./tables.ts";
 import {
   type AbortHook,
@@ -86,12 +88,16 @@ export async function completeJobs(
 ): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
   // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
   const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
+  const endingPipelines = [...pipelines.values()].filter((p) => p.ends && p.status === "running");
   // Lock the job rows and the key leases; a completion is valid only if both still carry
   // its fencing token. Looked up by primary key (a join on a record set plans badly).
   const ids = completions.map((c) => c.id);
   const fences = new Map(completions.map((c) => [c.id, c.fence]));
-  const locked = await tx.query<{ id: string; status: string; job_fence: number; fence: number }>(
-    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence FROM ${t.jobs} j
+  const locked = await tx.query<
+    { id: string; status: string; job_fence: number; fence: number; ends: boolean }
+  >(
+    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
+     FROM ${t.jobs} j
      JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
      WHERE j.id = ANY($1::text[])
      ORDER BY j.key
@@ -254,9 +260,21 @@ export async function completeJobs(
     kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
   );
   const rolled = await rollUp(tx, t, pipelines, ends, hook, { writes, open });
+  // End messages the trigger inserted (see `../job_end.ts`): with the outbox, published after
+  // this commit like the rest. Each of these rows was running when locked here, so an end
+  // message of theirs was made by this transaction.
+  const withEnd = new Set(locked.filter((r) => r.ends).map((r) => r.id));
+  const endSent = writes.outbox
+    ? await outboxed(tx, t, [
+      ...completions.filter((c, i) =>
+        results[i] === "committed" && c.outcome !== "retry" && withEnd.has(c.id)
+      ).map((c) => endMessageId(c.id)),
+      ...endingPipelines.filter((p) => p.status !== "running").map((p) => endMessageId(p.id)),
+    ])
+    : [];
   return {
     results,
-    sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent],
+    sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent, ...endSent],
     cancelled: [...applied.cancelled, ...rolled.cancelled],
   };
 }

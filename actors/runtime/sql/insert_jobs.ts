@@ -1,3 +1,4 @@
+import type { EndRecord } from "../job_end.ts";
 import type { SqlExecutor } from "../ports.ts";
 import type { Tables } from "./tables.ts";
 
@@ -25,6 +26,8 @@ export interface NewJob {
   traceparent?: string | null;
   /** The `tracestate` that goes with `traceparent`. */
   tracestate?: string | null;
+  /** The message sent when the job ends (see `../job_end.ts`). */
+  onEnd?: EndRecord | null;
 }
 
 /**
@@ -74,6 +77,7 @@ export async function insertJobs(
     traceparent: j.traceparent ?? null,
     tracestate: j.tracestate ?? null,
     ...(j.requestHash ? { request_hash: j.requestHash } : {}),
+    ...(j.onEnd ? { on_end: j.onEnd } : {}),
   }));
   const select = notify
     ? `SELECT id, actor, key, run_at, traceparent, tracestate,
@@ -86,14 +90,16 @@ export async function insertJobs(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
-         request_hash, pipeline_id, group_id, input_version, traceparent, tracestate)
+         request_hash, pipeline_id, group_id, input_version, traceparent, tracestate,
+         on_end)
       SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
-        x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.traceparent, x.tracestate
+        x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.traceparent, x.tracestate,
+        x.on_end
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
         request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
-        tracestate text)
+        tracestate text, on_end jsonb)
       ON CONFLICT (id) DO NOTHING
       RETURNING id, actor, key, run_at, traceparent, tracestate
     ) ${tail}`,

@@ -29,3 +29,22 @@ export async function pendingOutbox(
   );
   return rows.map(queuedMessage);
 }
+
+/**
+ * The messages among `jobIds` that have an outbox row (committed, not yet published), to
+ * publish right after the commit that made them.
+ */
+export async function outboxed(
+  db: SqlExecutor,
+  t: Tables,
+  jobIds: readonly string[],
+): Promise<QueuedMessage[]> {
+  if (jobIds.length === 0) return [];
+  const rows = await db.query<QueuedRow>(
+    `SELECT j.id, j.actor, j.key, j.run_at, j.traceparent, j.tracestate
+       FROM ${t.outbox} o JOIN ${t.jobs} j ON j.id = o.job_id
+       WHERE o.job_id = ANY($1::text[])`,
+    [[...jobIds]],
+  );
+  return rows.map(queuedMessage);
+}

@@ -66,6 +66,8 @@ export interface LockedPipeline {
   status: string;
   tenant_id: string | null;
   pipeline: PipelineRecord | null;
+  /** Whether it has an end message (`on_end`, see `../job_end.ts`). */
+  ends?: boolean;
 }
 
 /** Builds the abort hook's message (the runtime validates it against the actor). */
@@ -83,7 +85,7 @@ export async function lockPipelines(
   const wanted = [...new Set([...ids].filter((id): id is string => !!id))].sort();
   if (wanted.length === 0) return new Map();
   const rows = await tx.query<LockedPipeline>(
-    `SELECT id, status, tenant_id, pipeline FROM ${t.jobs}
+    `SELECT id, status, tenant_id, pipeline, on_end IS NOT NULL AS ends FROM ${t.jobs}
      WHERE id = ANY($1::text[]) AND kind = 'pipeline' ORDER BY id FOR UPDATE`,
     [wanted],
   );

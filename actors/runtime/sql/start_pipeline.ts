@@ -1,3 +1,4 @@
+import type { EndRecord } from "../job_end.ts";
 import type { SqlExecutor } from "../ports.ts";
 import type { PipelineRecord } from "./pipelines.ts";
 import type { Tables } from "./tables.ts";
@@ -9,12 +10,20 @@ import type { Tables } from "./tables.ts";
 export async function insertPipeline(
   tx: SqlExecutor,
   t: Tables,
-  p: { id: string; name: string; tenantId: string | null; input: unknown; record: PipelineRecord },
+  p: {
+    id: string;
+    name: string;
+    tenantId: string | null;
+    input: unknown;
+    record: PipelineRecord;
+    /** The message sent when the pipeline ends (see `../job_end.ts`). */
+    onEnd?: EndRecord | null;
+  },
 ): Promise<boolean> {
   const made = await tx.query(
     `INSERT INTO ${t.jobs} (id, actor, key, tenant_id, input, status, kind, max_attempts,
-           pipeline, started_at)
-         VALUES ($1, $2, $3, $4, $5::jsonb, 'running', 'pipeline', 1, $6::jsonb, now())
+           pipeline, started_at, on_end)
+         VALUES ($1, $2, $3, $4, $5::jsonb, 'running', 'pipeline', 1, $6::jsonb, now(), $7::jsonb)
          ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       p.id,
@@ -23,6 +32,7 @@ export async function insertPipeline(
       p.tenantId,
       JSON.stringify(p.input),
       JSON.stringify(p.record),
+      p.onEnd ? JSON.stringify(p.onEnd) : null,
     ],
   );
   return made.length > 0;
