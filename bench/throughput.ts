@@ -39,6 +39,7 @@ import { openPostgres } from "@troupe/runtime/postgres";
 import { createPgDatabase } from "../tests/harness.ts";
 import { backendsOf, cpuBetween, ownCpu, serverCpu } from "./proc_cpu.ts";
 import { floorLoop } from "./queue_floor.ts";
+import { SqlTimes, timedDb } from "./sql_timer.ts";
 import { median } from "./stats.ts";
 
 const { values: args } = parseArgs({
@@ -50,6 +51,7 @@ const { values: args } = parseArgs({
     db: { type: "string" },
     peers: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
+    breakdown: { type: "boolean", default: false },
     modes: { type: "string", default: "end-to-end,processing" },
     workloads: { type: "string", default: "noop,row" },
     json: { type: "string", default: "bench/results/throughput.json" },
@@ -199,34 +201,44 @@ function meter(pgName?: string): () => { clientMs: number; serverMs: number | nu
   });
 }
 
+/** With `--breakdown`: the database calls of each Troupe entry's last run. */
+const breakdowns = new Map<string, { times: SqlTimes; wallMs: number }>();
+
 async function troupeRun(
   name: string,
   mode: Mode,
   workload: Workload,
 ): Promise<{ sample: Sample; check: string }> {
-  const { db, pgName, close } = await databases[name]!();
-  await db.query("CREATE TABLE bench_rows (i int NOT NULL, key text NOT NULL)");
+  const { db: raw, pgName, close } = await databases[name]!();
+  await raw.query("CREATE TABLE bench_rows (i int NOT NULL, key text NOT NULL)");
+  const times = new SqlTimes();
+  const db = args.breakdown ? timedDb(raw, times) : raw;
   const runtime = runtimeFor(db);
   try {
     let t0: number;
     let cpu: ReturnType<typeof meter>;
     if (mode === "end-to-end") {
       await runtime.start();
+      times.clear();
       cpu = meter(pgName);
       t0 = performance.now();
       await enqueueAll(runtime, actorOf[workload]);
     } else {
       await enqueueAll(runtime, actorOf[workload]);
       if (!db.autovacuum) await runtime.maintain();
+      times.clear();
       cpu = meter(pgName);
       t0 = performance.now();
       await runtime.start();
     }
-    await untilDone(db);
+    await untilDone(raw);
     const rate = N / ((performance.now() - t0) / 1000);
     const used = cpu();
     await runtime.stop();
-    return { sample: { rate, ...used }, check: await verify(db, workload) };
+    if (args.breakdown) {
+      breakdowns.set(`troupe ${name} ${workload} ${mode}`, { times, wallMs: N / rate * 1000 });
+    }
+    return { sample: { rate, ...used }, check: await verify(raw, workload) };
   } finally {
     await runtime.stop();
     await close();
@@ -415,6 +427,37 @@ console.log("\nSettings:");
 for (const f of figures) {
   if (f.mode === MODES[0] && f.workload === WORKLOADS[0]) {
     console.log(`- ${f.system}: ${f.settings}`);
+  }
+}
+
+if (args.breakdown) {
+  console.log(
+    "\nDatabase calls per 1,000 messages, last run (transaction time includes waiting for a " +
+      "connection)\n",
+  );
+  console.log("| run | wall ms | kind | calls | items a call | ms |");
+  console.log("|---|---|---|---|---|---|");
+  for (const [run, { times, wallMs }] of breakdowns) {
+    for (const [kind, k] of times.kinds) {
+      console.log(
+        `| ${run} | ${(wallMs / N * 1000).toFixed(0)} | ${kind} | ${
+          (k.calls / N * 1000).toFixed(1)
+        } | ${k.items ? (k.items / k.calls).toFixed(0) : "-"} | ${(k.ms / N * 1000).toFixed(1)} |`,
+      );
+    }
+  }
+  console.log("\nStatements inside those transactions, per 1,000 messages\n");
+  console.log("| run | statement | calls | ms |");
+  console.log("|---|---|---|---|");
+  for (const [run, { times }] of breakdowns) {
+    const sorted = [...times.statements].sort((a, b) => a[0].localeCompare(b[0]));
+    for (const [name, k] of sorted) {
+      console.log(
+        `| ${run} | ${name} | ${(k.calls / N * 1000).toFixed(1)} | ${
+          (k.ms / N * 1000).toFixed(1)
+        } |`,
+      );
+    }
   }
 }
 
