@@ -5,14 +5,18 @@
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
  *     [--db pglite-file,pglite-mem,postgres] [--peers] [--quick]
- *     [--modes end-to-end,processing] [--workloads noop,row]
+ *     [--modes end-to-end,processing] [--workloads noop,row] [--row-n N/4] [--breakdown]
  *
  * Modes:
  * - end to end: a producer enqueues N messages (batches of 500) while the consumer runs; the
  *   clock stops when the last one succeeded;
  * - processing: N messages enqueued first, then the consumer starts.
+ * (`--peers` runs end to end only unless `--modes` says otherwise.)
  * Workloads: `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
- * with the message; the peers: in a transaction of their own per job, end to end only).
+ * with the message; the peers: in a transaction of their own per job), end to end only, on
+ * `--row-n` messages (a quarter of N by default).
+ * `--breakdown` prints the database calls and statements of each Troupe run per 1,000 messages
+ * (bench/sql_timer.ts).
  *
  * `--peers` (default `--db postgres,pglite-mem`) runs, interleaved round by round (Troupe,
  * BullMQ, graphile-worker, pg-boss, ...): BullMQ 5 on Redis, graphile-worker with its local
@@ -52,17 +56,24 @@ const { values: args } = parseArgs({
     peers: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     breakdown: { type: "boolean", default: false },
-    modes: { type: "string", default: "end-to-end,processing" },
+    "row-n": { type: "string" },
+    modes: { type: "string" },
     workloads: { type: "string", default: "noop,row" },
     json: { type: "string", default: "bench/results/throughput.json" },
   },
 });
 const N = Number(args.n ?? (args.quick ? 5000 : 20000));
+/** Messages of the row workload: a quarter of N, so a full run stays within about 5 minutes. */
+const ROW_N = Number(args["row-n"] ?? Math.round(N / 4));
+/** Messages of the run under way (N, or ROW_N for the row workload). */
+let n = N;
 const KEYS = Number(args.keys);
 const RUNS = Number(args.runs ?? (args.quick ? 1 : 3));
 const DBS = (args.db ?? (args.peers ? "postgres,pglite-mem" : "pglite-file,pglite-mem,postgres"))
   .split(",").map((s) => s.trim()).filter(Boolean);
-const MODES = args.modes.split(",").map((s) => s.trim()) as Mode[];
+const MODES = (args.modes ?? (args.peers ? "end-to-end" : "end-to-end,processing")).split(",").map((
+  s,
+) => s.trim()) as Mode[];
 const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
 const PEERS = ["bullmq", "graphile", "pgboss"] as const;
@@ -132,7 +143,7 @@ async function count(db: SqlDatabase, sql: string): Promise<number> {
 async function untilDone(db: SqlDatabase, timeoutMs = 300_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const sql = "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'";
-  while (await count(db, sql) < N) {
+  while (await count(db, sql) < n) {
     if (Date.now() > deadline) throw new Error("benchmark did not finish in time");
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -149,16 +160,16 @@ async function verify(db: SqlDatabase, workload: Workload | "floor"): Promise<st
             (SELECT count(*)::int FROM troupe_dead_letters) AS dead,
             (SELECT count(*)::int FROM bench_rows) AS rows`,
   );
-  const rowsOk = workload !== "row" || r!.rows === N;
-  const pass = r!.ledger === N && r!.ok === N && r!.retried === 0 && r!.dead === 0 && rowsOk;
+  const rowsOk = workload !== "row" || r!.rows === n;
+  const pass = r!.ledger === n && r!.ok === n && r!.retried === 0 && r!.dead === 0 && rowsOk;
   return `${pass ? "PASS" : "FAIL"} (ledger ${r!.ledger}, succeeded ${r!.ok}, retried ${
     r!.retried
   }, dead ${r!.dead}${workload === "row" ? `, rows ${r!.rows}` : ""})`;
 }
 
 async function enqueueAll(runtime: Runtime, actor: string): Promise<void> {
-  for (let start = 0; start < N; start += BATCH) {
-    const inputs = Array.from({ length: Math.min(BATCH, N - start) }, (_, j) => ({
+  for (let start = 0; start < n; start += BATCH) {
+    const inputs = Array.from({ length: Math.min(BATCH, n - start) }, (_, j) => ({
       i: start + j,
     }));
     await runtime.enqueueMany(actor, inputs);
@@ -196,13 +207,13 @@ function meter(pgName?: string): () => { clientMs: number; serverMs: number | nu
   const c0 = ownCpu();
   const s0 = match ? serverCpu(match) : null;
   return () => ({
-    clientMs: (ownCpu() - c0) / N * 1000,
-    serverMs: match ? cpuBetween(s0!, serverCpu(match)) / N * 1000 : null,
+    clientMs: (ownCpu() - c0) / n * 1000,
+    serverMs: match ? cpuBetween(s0!, serverCpu(match)) / n * 1000 : null,
   });
 }
 
 /** With `--breakdown`: the database calls of each Troupe entry's last run. */
-const breakdowns = new Map<string, { times: SqlTimes; wallMs: number }>();
+const breakdowns = new Map<string, { times: SqlTimes; wallMs: number; n: number }>();
 
 async function troupeRun(
   name: string,
@@ -232,11 +243,11 @@ async function troupeRun(
       await runtime.start();
     }
     await untilDone(raw);
-    const rate = N / ((performance.now() - t0) / 1000);
+    const rate = n / ((performance.now() - t0) / 1000);
     const used = cpu();
     await runtime.stop();
     if (args.breakdown) {
-      breakdowns.set(`troupe ${name} ${workload} ${mode}`, { times, wallMs: N / rate * 1000 });
+      breakdowns.set(`troupe ${name} ${workload} ${mode}`, { times, wallMs: n / rate * 1000, n });
     }
     return { sample: { rate, ...used }, check: await verify(raw, workload) };
   } finally {
@@ -256,15 +267,15 @@ async function floorRun(name: string, mode: Mode): Promise<{ sample: Sample; che
     if (mode === "end-to-end") {
       cpu = meter(pgName);
       t0 = performance.now();
-      await Promise.all([enqueueAll(runtime, "bench.noop"), floorLoop(db, N)]);
+      await Promise.all([enqueueAll(runtime, "bench.noop"), floorLoop(db, n)]);
     } else {
       await enqueueAll(runtime, "bench.noop");
       if (!db.autovacuum) await runtime.maintain();
       cpu = meter(pgName);
       t0 = performance.now();
-      await floorLoop(db, N);
+      await floorLoop(db, n);
     }
-    const rate = N / ((performance.now() - t0) / 1000);
+    const rate = n / ((performance.now() - t0) / 1000);
     return { sample: { rate, ...cpu() }, check: await verify(db, "floor") };
   } finally {
     await close();
@@ -298,7 +309,7 @@ async function peerRun(
   workload: Workload,
 ): Promise<{ sample: Sample; check: string }> {
   const out = await new Deno.Command("node", {
-    args: [`${peersDir}peer.mjs`, peer, mode, workload, String(N), String(KEYS)],
+    args: [`${peersDir}peer.mjs`, peer, mode, workload, String(n), String(KEYS)],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -311,12 +322,13 @@ async function peerRun(
     settings: Record<string, unknown>;
     versions: Record<string, string>;
   };
-  if (workload === "noop" || !peerSettings.has(peer)) {
-    peerSettings.set(peer, `${JSON.stringify(r.versions)} ${JSON.stringify(r.settings)}`);
-  }
+  peerSettings.set(
+    `${peer} ${workload}`,
+    `${JSON.stringify(r.versions)} ${JSON.stringify(r.settings)}`,
+  );
   return {
-    sample: { rate: r.rate, clientMs: r.clientMs / N * 1000, serverMs: r.serverMs / N * 1000 },
-    check: workload === "row" ? "rows = N" : "n/a",
+    sample: { rate: r.rate, clientMs: r.clientMs / n * 1000, serverMs: r.serverMs / n * 1000 },
+    check: workload === "row" ? "rows = n" : "n/a",
   };
 }
 
@@ -377,6 +389,7 @@ const figures: Figure[] = plan.map((e) => ({
 }));
 for (let round = 0; round < RUNS; round++) {
   for (const [i, entry] of plan.entries()) {
+    n = entry.workload === "row" ? ROW_N : N;
     const { sample, check } = await entry.run();
     figures[i]!.samples.push(sample);
     // The check of every run must pass: keep the first failure.
@@ -389,7 +402,9 @@ for (let round = 0; round < RUNS; round++) {
   }
 }
 for (const f of figures) {
-  if (PEERS.includes(f.system as typeof PEERS[number])) f.settings = peerSettings.get(f.system)!;
+  if (PEERS.includes(f.system as typeof PEERS[number])) {
+    f.settings = peerSettings.get(`${f.system} ${f.workload}`)!;
+  }
 }
 
 function fmt(x: number): string {
@@ -401,7 +416,9 @@ const med = (f: Figure, k: keyof Sample) => {
 };
 
 console.log(
-  `\n${N.toLocaleString("en-US")} messages over ${KEYS} keys, ${RUNS} interleaved rounds ` +
+  `\n${N.toLocaleString("en-US")} messages (row workload: ${
+    ROW_N.toLocaleString("en-US")
+  }) over ${KEYS} keys, ${RUNS} interleaved rounds ` +
     `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load ${
       Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
     }, ${((performance.now() - started) / 1000).toFixed(0)} s)\n`,
@@ -437,24 +454,24 @@ if (args.breakdown) {
   );
   console.log("| run | wall ms | kind | calls | items a call | ms |");
   console.log("|---|---|---|---|---|---|");
-  for (const [run, { times, wallMs }] of breakdowns) {
+  for (const [run, { times, wallMs, n }] of breakdowns) {
     for (const [kind, k] of times.kinds) {
       console.log(
-        `| ${run} | ${(wallMs / N * 1000).toFixed(0)} | ${kind} | ${
-          (k.calls / N * 1000).toFixed(1)
-        } | ${k.items ? (k.items / k.calls).toFixed(0) : "-"} | ${(k.ms / N * 1000).toFixed(1)} |`,
+        `| ${run} | ${(wallMs / n * 1000).toFixed(0)} | ${kind} | ${
+          (k.calls / n * 1000).toFixed(1)
+        } | ${k.items ? (k.items / k.calls).toFixed(0) : "-"} | ${(k.ms / n * 1000).toFixed(1)} |`,
       );
     }
   }
   console.log("\nStatements inside those transactions, per 1,000 messages\n");
   console.log("| run | statement | calls | ms |");
   console.log("|---|---|---|---|");
-  for (const [run, { times }] of breakdowns) {
+  for (const [run, { times, n }] of breakdowns) {
     const sorted = [...times.statements].sort((a, b) => a[0].localeCompare(b[0]));
     for (const [name, k] of sorted) {
       console.log(
-        `| ${run} | ${name} | ${(k.calls / N * 1000).toFixed(1)} | ${
-          (k.ms / N * 1000).toFixed(1)
+        `| ${run} | ${name} | ${(k.calls / n * 1000).toFixed(1)} | ${
+          (k.ms / n * 1000).toFixed(1)
         } |`,
       );
     }
@@ -506,5 +523,9 @@ if (args.peers) {
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
 await Deno.writeTextFile(
   args.json,
-  JSON.stringify({ at: new Date().toISOString(), n: N, keys: KEYS, figures, targets }, null, 2),
+  JSON.stringify(
+    { at: new Date().toISOString(), n: N, rowN: ROW_N, keys: KEYS, figures, targets },
+    null,
+    2,
+  ),
 );
