@@ -30,7 +30,8 @@ function partOf({ functionName, url }: Node["callFrame"]): string {
     if (functionName === "(program)") return "V8 and native code";
     return `native: ${functionName}`;
   }
-  if (url.includes("@electric-sql/pglite")) return "PGlite (WebAssembly and its JS)";
+  if (url.startsWith("wasm://")) return "PGlite: WebAssembly (PostgreSQL)";
+  if (url.includes("@electric-sql/pglite")) return "PGlite: its JS (protocol, in-memory files)";
   if (/\/(pg|pg-protocol|pg-pool|pg-types|pgpass|postgres-\w+)@/.test(url)) {
     return "node-postgres driver";
   }

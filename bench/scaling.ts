@@ -8,7 +8,7 @@
  *    depth, `--samples` single enqueues one after another (p50, p99) and 20 batches of 500,
  *    and one claim of 256 (the runtime's claim SQL, see bench/queue_floor.ts).
  *
- *   deno run -A bench/scaling.ts [--n 20000] [--instances 1,2,4] [--runs 2]
+ *   deno run -A bench/scaling.ts [--n 20000] [--instances 1,2,4] [--runs 3]
  *     [--depth 1000000] [--samples 500] [--part instances,depth]
  */
 import { parseArgs } from "node:util";
@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
     n: { type: "string", default: "20000" },
     keys: { type: "string", default: "256" },
     instances: { type: "string", default: "1,2,4" },
-    runs: { type: "string", default: "2" },
+    runs: { type: "string", default: "3" },
     modes: { type: "string", default: "end-to-end,processing" },
     depth: { type: "string", default: "1000000" },
     samples: { type: "string", default: "500" },
@@ -93,14 +93,17 @@ async function count(db: SqlDatabase, sql: string): Promise<number> {
 interface Instance {
   child: Deno.ChildProcess;
   lines: ReadableStreamDefaultReader<string>;
+  /** Its log (warnings and errors), read until it exits. */
+  log: Promise<string>;
 }
 
 async function startInstance(url: string): Promise<Instance> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("./scaling_worker.ts", import.meta.url).pathname, url, `${KEYS}`],
     stdout: "piped",
-    stderr: "inherit",
+    stderr: "piped",
   }).spawn();
+  const log = new Response(child.stderr).text();
   const lines = child.stdout
     .pipeThrough(new TextDecoderStream())
     .pipeThrough(
@@ -112,14 +115,19 @@ async function startInstance(url: string): Promise<Instance> {
     ).getReader();
   const first = await lines.read();
   if (first.value !== "ready") throw new Error(`instance did not start: ${first.value}`);
-  return { child, lines };
+  return { child, lines, log };
 }
 
-async function stopInstance(i: Instance): Promise<number> {
+/** Stops an instance; returns its CPU ms and how many of its claims failed on a deadlock. */
+async function stopInstance(i: Instance): Promise<{ cpuMs: number; deadlocks: number }> {
   i.child.kill("SIGTERM");
   const line = await i.lines.read();
   await i.child.status;
-  return (JSON.parse(line.value!) as { cpuMs: number }).cpuMs;
+  const log = await i.log;
+  const deadlocks = log.split("\n").filter((l) => l.includes("deadlock detected")).length;
+  const other = log.split("\n").filter((l) => l.trim() && !l.includes("deadlock detected"));
+  if (other.length > 0) console.error(other.join("\n"));
+  return { cpuMs: (JSON.parse(line.value!) as { cpuMs: number }).cpuMs, deadlocks };
 }
 
 interface ScaleSample {
@@ -128,6 +136,8 @@ interface ScaleSample {
   rate: number;
   clientMs: number;
   serverMs: number;
+  /** Claims that failed on a deadlock (each waits `deadlock_timeout`, 1 s by default). */
+  deadlocks: number;
   check: string;
 }
 
@@ -156,7 +166,12 @@ async function scaleRun(k: number, mode: string): Promise<ScaleSample> {
     const rate = N / ((performance.now() - t0) / 1000);
     const serverMs = cpuBetween(s0, serverCpu(backendsOf(name)));
     let clientMs = 0;
-    for (const i of instances.splice(0)) clientMs += await stopInstance(i);
+    let deadlocks = 0;
+    for (const i of instances.splice(0)) {
+      const r = await stopInstance(i);
+      clientMs += r.cpuMs;
+      deadlocks += r.deadlocks;
+    }
     const [r] = await db.query<{ ledger: number; ok: number; retried: number }>(
       `SELECT (SELECT count(*)::int FROM troupe_processed_messages) AS ledger,
               (SELECT count(*)::int FROM troupe_jobs WHERE status = 'succeeded') AS ok,
@@ -169,10 +184,11 @@ async function scaleRun(k: number, mode: string): Promise<ScaleSample> {
       rate,
       clientMs: clientMs / N * 1000,
       serverMs: serverMs / N * 1000,
+      deadlocks,
       check: `${pass ? "PASS" : "FAIL"} (ledger ${r!.ledger}, retried ${r!.retried})`,
     };
   } finally {
-    for (const i of instances) await stopInstance(i).catch(() => 0);
+    for (const i of instances) await stopInstance(i).catch(() => null);
     await db.close();
     await pg.drop();
   }
@@ -289,7 +305,11 @@ if (parts.includes("instances")) {
       for (const k of ks) {
         const s = await scaleRun(k, mode);
         out.scale.push(s);
-        console.error(`run ${run + 1}: ${k} instance(s) ${mode}: ${fmt(s.rate)} msgs/s`);
+        console.error(
+          `run ${run + 1}: ${k} instance(s) ${mode}: ${
+            fmt(s.rate)
+          } msgs/s, ${s.deadlocks} deadlocks`,
+        );
       }
     }
   }
@@ -301,9 +321,9 @@ if (parts.includes("instances")) {
     })\n`,
   );
   console.log(
-    "| instances | mode | msgs/s median | min | max | instances' CPU ms/1k msgs | PostgreSQL CPU ms/1k msgs | check |",
+    "| instances | mode | msgs/s median | min | max | instances' CPU ms/1k msgs | PostgreSQL CPU ms/1k msgs | claims failed on a deadlock | check |",
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const mode of modes) {
     for (const k of ks) {
       const ss = out.scale.filter((s) => s.instances === k && s.mode === mode);
@@ -313,7 +333,9 @@ if (parts.includes("instances")) {
           fmt(Math.max(...rates))
         } | ${median(ss.map((s) => s.clientMs)).toFixed(0)} | ${
           median(ss.map((s) => s.serverMs)).toFixed(0)
-        } | ${ss.every((s) => s.check.startsWith("PASS")) ? "PASS" : ss.map((s) => s.check)} |`,
+        } | ${ss.map((s) => s.deadlocks).join(", ")} | ${
+          ss.every((s) => s.check.startsWith("PASS")) ? "PASS" : ss.map((s) => s.check)
+        } |`,
       );
     }
   }
