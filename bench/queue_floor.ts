@@ -4,15 +4,26 @@
  * committer, lease keeper or notifications), in the benchmark's process. What the runtime adds
  * on top of it is its own cost.
  *
- * A benchmark imports `sql/*` by path here (as `tests/contract/` does): these functions are
- * the runtime's internals, not its API.
+ * The one benchmark file that imports `sql/*` by path (as `tests/contract/` does, and listed
+ * with it in tests/runtime_boundary_test.ts): these functions are the runtime's internals, not
+ * its API. bench/scaling.ts claims through `claimOnce`.
  */
 import type { SqlDatabase } from "@troupe/runtime";
-import { claimJobs } from "../actors/runtime/sql/claim_jobs.ts";
+import { type ClaimedJob, claimJobs } from "../actors/runtime/sql/claim_jobs.ts";
 import { completeJobs, type Completion } from "../actors/runtime/sql/complete_jobs.ts";
 import { tables } from "../actors/runtime/sql/tables.ts";
 
 const t = tables();
+
+/** One claim of up to `limit` jobs of `actor` by the runtime's claim SQL (leases of 30 s). */
+export async function claimOnce(
+  db: SqlDatabase,
+  actor: string,
+  limit: number,
+  workerId: string,
+): Promise<ClaimedJob[]> {
+  return await claimJobs(db, t, { actors: [actor], limit, workerId, leaseMs: 30_000 });
+}
 
 /** Most jobs claimed and committed in one round (the runtime's default `claimBatch`). */
 export const FLOOR_BATCH = 256;

@@ -22,10 +22,9 @@ import {
 } from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { migrate } from "../db/migrate.ts";
-import { claimJobs } from "../actors/runtime/sql/claim_jobs.ts";
-import { tables } from "../actors/runtime/sql/tables.ts";
 import { createPgDatabase } from "../tests/harness.ts";
 import { backendsOf, cpuBetween, serverCpu } from "./proc_cpu.ts";
+import { claimOnce } from "./queue_floor.ts";
 import { median, pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
@@ -240,7 +239,6 @@ async function depthCurve(maxDepth: number, samples: number): Promise<DepthRow[]
   try {
     await migrate(db);
     const runtime = producer(db);
-    const t = tables();
     const checkpoints = [0, 10_000, 100_000, 1_000_000, 10_000_000].filter((d) => d <= maxDepth);
     if (!checkpoints.includes(maxDepth)) checkpoints.push(maxDepth);
     const queued = "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'queued'";
@@ -268,12 +266,7 @@ async function depthCurve(maxDepth: number, samples: number): Promise<DepthRow[]
         i += BATCH;
       }
       const c0 = performance.now();
-      const claimed = await claimJobs(db, t, {
-        actors: ["bench.waiting"],
-        limit: 256,
-        workerId: `depth-${target}`,
-        leaseMs: 30_000,
-      });
+      const claimed = await claimOnce(db, "bench.waiting", 256, `depth-${target}`);
       const claimMs = performance.now() - c0;
       if (claimed.length === 0) throw new Error("the claim found nothing");
       const row = {
