@@ -442,9 +442,12 @@ for (const f of figures) {
 }
 console.log("\nSettings:");
 for (const f of figures) {
-  if (f.mode === MODES[0] && f.workload === WORKLOADS[0]) {
-    console.log(`- ${f.system}: ${f.settings}`);
+  // Troupe's settings are one for every workload; a peer's row workload adds its pool.
+  if (f.mode !== MODES[0] || (f.workload !== WORKLOADS[0] && !PEERS.includes(f.system as never))) {
+    continue;
   }
+  const workload = f.workload === WORKLOADS[0] ? "" : ` (${f.workload})`;
+  console.log(`- ${f.system}${workload}: ${f.settings}`);
 }
 
 if (args.breakdown) {

@@ -311,6 +311,7 @@ async function pgboss() {
   await boss.createQueue("bench");
   let pool;
   if (workload === "row") {
+    settings.pgPool = 10;
     pool = new pg.Pool({ connectionString, max: 10 });
     pool.on("error", () => {}); // its connections end with the database
   }
