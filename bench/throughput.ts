@@ -1,19 +1,32 @@
 /**
- * End-to-end no-op messages per second, with the effectively-once guarantee kept (every
- * message goes through the lease, the fencing check, the ledger and the job row).
+ * Messages per second on the table queue, with the effectively-once guarantee kept (every
+ * message goes through the lease, the fencing check, the ledger and the job row), against peer
+ * queues in the same run.
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
- *     [--db pglite-file,pglite-mem,postgres] [--peers]
+ *     [--db pglite-file,pglite-mem,postgres] [--peers] [--quick]
+ *     [--modes end-to-end,processing] [--workloads noop,row] [--row-n N/4] [--breakdown]
  *
- * Two figures per database:
- * - end to end: a producer enqueues N messages (batches of 500) while the runtime runs; the
+ * Modes:
+ * - end to end: a producer enqueues N messages (batches of 500) while the consumer runs; the
  *   clock stops when the last one succeeded;
- * - processing: N messages enqueued first, then the runtime starts; the clock stops when the
- *   last one succeeded.
- * `--peers` also runs BullMQ 5 + Redis (bench/peers/bullmq.ts) on the same N, in this run.
- * With `OTEL_DENO=true` the runtime traces as `main.ts` wires it (handler and enqueue spans,
- * statement spans inside them), exported by OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT`: the figures
- * are then labelled `+traces`.
+ * - processing: N messages enqueued first, then the consumer starts.
+ * (`--peers` runs end to end only unless `--modes` says otherwise.)
+ * Workloads: `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
+ * with the message; the peers: in a transaction of their own per job), end to end only, on
+ * `--row-n` messages (a quarter of N by default).
+ * `--breakdown` prints the database calls and statements of each Troupe run per 1,000 messages
+ * (bench/sql_timer.ts).
+ *
+ * `--peers` (default `--db postgres,pglite-mem`) runs, interleaved round by round (Troupe,
+ * BullMQ, graphile-worker, pg-boss, ...): BullMQ 5 on Redis, graphile-worker with its local
+ * queue and batched completions, pg-boss, each under Node in a process of its own
+ * (bench/peers/peer.mjs, installed into bench/peers/node_modules on first use), on a store of
+ * its own; and, on each PGlite database, the floor: the runtime's claim and commit SQL in a
+ * loop without the runtime (bench/queue_floor.ts). It prints medians, the ratios against the
+ * targets (Troupe on PostgreSQL ≥ 1.0× BullMQ and ≥ 1.0× graphile-worker end to end; Troupe on
+ * PGlite ≥ 0.8× the floor) and the CPU each system spent per message: the client process and
+ * the server (PostgreSQL backends of the database, or redis-server), from /proc.
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -28,6 +41,9 @@ import { migrate } from "../db/migrate.ts";
 import { openPglite } from "@troupe/runtime/pglite";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { createPgDatabase } from "../tests/harness.ts";
+import { backendsOf, cpuBetween, ownCpu, serverCpu } from "./proc_cpu.ts";
+import { floorLoop } from "./queue_floor.ts";
+import { SqlTimes, timedDb } from "./sql_timer.ts";
 import { median } from "./stats.ts";
 import { OtelTracing, telemetryActive } from "../db/telemetry/tracing.ts";
 import { tracedDatabase } from "../db/telemetry/database.ts";
@@ -35,21 +51,41 @@ import { tracedDatabase } from "../db/telemetry/database.ts";
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
-    n: { type: "string", default: "20000" },
+    n: { type: "string" },
     keys: { type: "string", default: "256" },
-    runs: { type: "string", default: "3" },
-    db: { type: "string", default: "pglite-file,pglite-mem,postgres" },
+    runs: { type: "string" },
+    db: { type: "string" },
     peers: { type: "boolean", default: false },
+    quick: { type: "boolean", default: false },
+    breakdown: { type: "boolean", default: false },
+    "row-n": { type: "string" },
+    modes: { type: "string" },
+    workloads: { type: "string", default: "noop,row" },
     json: { type: "string", default: "bench/results/throughput.json" },
   },
 });
-const N = Number(args.n);
+const N = Number(args.n ?? (args.quick ? 5000 : 20000));
+/** Messages of the row workload: a quarter of N, so a full run stays within about 5 minutes. */
+const ROW_N = Number(args["row-n"] ?? Math.round(N / 4));
+/** Messages of the run under way (N, or ROW_N for the row workload). */
+let n = N;
 const KEYS = Number(args.keys);
-const RUNS = Number(args.runs);
+const RUNS = Number(args.runs ?? (args.quick ? 1 : 3));
+const DBS = (args.db ?? (args.peers ? "postgres,pglite-mem" : "pglite-file,pglite-mem,postgres"))
+  .split(",").map((s) => s.trim()).filter(Boolean);
+const MODES = (args.modes ?? (args.peers ? "end-to-end" : "end-to-end,processing")).split(",").map((
+  s,
+) => s.trim()) as Mode[];
+const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
+const PEERS = ["bullmq", "graphile", "pgboss"] as const;
+type Mode = "end-to-end" | "processing";
+type Workload = "noop" | "row";
 
 interface Opened {
   db: SqlDatabase;
+  /** The PostgreSQL database's name (its backends' CPU is counted), if any. */
+  pgName?: string;
   close(): Promise<void>;
 }
 
@@ -77,6 +113,7 @@ const databases: Record<string, () => Promise<Opened>> = {
     await migrate(db);
     return {
       db,
+      pgName: new URL(pg.url).pathname.slice(1),
       close: async () => {
         await db.close();
         await pg.drop();
@@ -85,164 +122,421 @@ const databases: Record<string, () => Promise<Opened>> = {
   },
 };
 
-const noop = defineActor({
-  name: "bench.noop",
-  input: z.object({ i: z.number().int() }),
-  key: (input) => `bench:${input.i % KEYS}`,
-  handler: () => {},
+const input = z.object({ i: z.number().int() });
+const key = (x: { i: number }) => `bench:${x.i % KEYS}`;
+const noop = defineActor({ name: "bench.noop", input, key, handler: () => {} });
+const row = defineActor({
+  name: "bench.row",
+  input,
+  key,
+  handler: (x, ctx) => {
+    ctx.effect(async (tx) => {
+      await tx.query("INSERT INTO bench_rows (i, key) VALUES ($1, $2)", [x.i, key(x)]);
+    });
+  },
 });
+const actorOf = { noop: "bench.noop", row: "bench.row" } as const;
 
-async function succeeded(db: SqlDatabase): Promise<number> {
-  const [row] = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'",
-  );
-  return row!.n;
+async function count(db: SqlDatabase, sql: string): Promise<number> {
+  const [r] = await db.query<{ n: number }>(sql);
+  return r!.n;
 }
 
 async function untilDone(db: SqlDatabase, timeoutMs = 300_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (await succeeded(db) < N) {
+  const sql = "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'";
+  while (await count(db, sql) < n) {
     if (Date.now() > deadline) throw new Error("benchmark did not finish in time");
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
 /** Every message committed exactly once: N ledger rows, N successes, one attempt each. */
-async function verify(db: SqlDatabase): Promise<string> {
-  const [r] = await db.query<{ ledger: number; ok: number; retried: number; dead: number }>(
+async function verify(db: SqlDatabase, workload: Workload | "floor"): Promise<string> {
+  const [r] = await db.query<
+    { ledger: number; ok: number; retried: number; dead: number; rows: number }
+  >(
     `SELECT (SELECT count(*)::int FROM troupe_processed_messages) AS ledger,
             (SELECT count(*)::int FROM troupe_jobs WHERE status = 'succeeded') AS ok,
             (SELECT count(*)::int FROM troupe_jobs WHERE attempts > 1) AS retried,
-            (SELECT count(*)::int FROM troupe_dead_letters) AS dead`,
+            (SELECT count(*)::int FROM troupe_dead_letters) AS dead,
+            (SELECT count(*)::int FROM bench_rows) AS rows`,
   );
-  const pass = r!.ledger === N && r!.ok === N && r!.retried === 0 && r!.dead === 0;
+  const rowsOk = workload !== "row" || r!.rows === n;
+  const pass = r!.ledger === n && r!.ok === n && r!.retried === 0 && r!.dead === 0 && rowsOk;
   return `${pass ? "PASS" : "FAIL"} (ledger ${r!.ledger}, succeeded ${r!.ok}, retried ${
     r!.retried
-  }, dead ${r!.dead})`;
+  }, dead ${r!.dead}${workload === "row" ? `, rows ${r!.rows}` : ""})`;
 }
 
-async function enqueueAll(runtime: Runtime): Promise<void> {
-  for (let start = 0; start < N; start += BATCH) {
-    const inputs = Array.from({ length: Math.min(BATCH, N - start) }, (_, j) => ({
+async function enqueueAll(runtime: Runtime, actor: string): Promise<void> {
+  for (let start = 0; start < n; start += BATCH) {
+    const inputs = Array.from({ length: Math.min(BATCH, n - start) }, (_, j) => ({
       i: start + j,
     }));
-    await runtime.enqueueMany("bench.noop", inputs);
+    await runtime.enqueueMany(actor, inputs);
   }
 }
 
 const tracing = telemetryActive() ? new OtelTracing() : null;
-const traced = tracing ? " +traces" : "";
+if (tracing) {
+  console.log("tracing on (OTEL_DENO=true): handler, enqueue and statement spans exported");
+}
 
 function runtimeFor(db: SqlDatabase): Runtime {
   return new Runtime({
     db: tracing ? tracedDatabase(db) : db,
-    actors: [noop],
+    actors: [noop, row],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("warn"),
     ...(tracing ? { tracing } : {}),
   });
 }
 
+/** One run's result: msgs/s and CPU ms per 1,000 messages (client process, server). */
+interface Sample {
+  rate: number;
+  clientMs: number;
+  serverMs: number | null;
+}
+
 interface Figure {
   system: string;
-  mode: "end-to-end" | "processing";
-  rates: number[];
+  mode: Mode;
+  workload: Workload;
+  samples: Sample[];
   check: string;
+  settings: string;
 }
 
-async function endToEnd(name: string): Promise<Figure> {
-  const rates: number[] = [];
-  let check = "";
-  for (let run = 0; run < RUNS; run++) {
-    const { db, close } = await databases[name]!();
-    const runtime = runtimeFor(db);
-    try {
+/** CPU meter of this process and the server a run talks to. */
+function meter(pgName?: string): () => { clientMs: number; serverMs: number | null } {
+  const match = pgName ? backendsOf(pgName) : null;
+  const c0 = ownCpu();
+  const s0 = match ? serverCpu(match) : null;
+  return () => ({
+    clientMs: (ownCpu() - c0) / n * 1000,
+    serverMs: match ? cpuBetween(s0!, serverCpu(match)) / n * 1000 : null,
+  });
+}
+
+/** With `--breakdown`: the database calls of each Troupe entry's last run. */
+const breakdowns = new Map<string, { times: SqlTimes; wallMs: number; n: number }>();
+
+async function troupeRun(
+  name: string,
+  mode: Mode,
+  workload: Workload,
+): Promise<{ sample: Sample; check: string }> {
+  const { db: raw, pgName, close } = await databases[name]!();
+  await raw.query("CREATE TABLE bench_rows (i int NOT NULL, key text NOT NULL)");
+  const times = new SqlTimes();
+  const db = args.breakdown ? timedDb(raw, times) : raw;
+  const runtime = runtimeFor(db);
+  try {
+    let t0: number;
+    let cpu: ReturnType<typeof meter>;
+    if (mode === "end-to-end") {
       await runtime.start();
-      const t0 = performance.now();
-      await enqueueAll(runtime);
-      await untilDone(db);
-      rates.push(N / ((performance.now() - t0) / 1000));
-      await runtime.stop();
-      check = await verify(db);
-    } finally {
-      await runtime.stop();
-      await close();
-    }
-  }
-  return { system: `troupe ${name}${traced}`, mode: "end-to-end", rates, check };
-}
-
-async function processing(name: string): Promise<Figure> {
-  const rates: number[] = [];
-  let check = "";
-  for (let run = 0; run < RUNS; run++) {
-    const { db, close } = await databases[name]!();
-    const runtime = runtimeFor(db);
-    try {
-      await enqueueAll(runtime);
+      times.clear();
+      cpu = meter(pgName);
+      t0 = performance.now();
+      await enqueueAll(runtime, actorOf[workload]);
+    } else {
+      await enqueueAll(runtime, actorOf[workload]);
       if (!db.autovacuum) await runtime.maintain();
-      const t0 = performance.now();
+      times.clear();
+      cpu = meter(pgName);
+      t0 = performance.now();
       await runtime.start();
-      await untilDone(db);
-      rates.push(N / ((performance.now() - t0) / 1000));
-      await runtime.stop();
-      check = await verify(db);
-    } finally {
-      await runtime.stop();
-      await close();
     }
+    await untilDone(raw);
+    const rate = n / ((performance.now() - t0) / 1000);
+    const used = cpu();
+    await runtime.stop();
+    if (args.breakdown) {
+      breakdowns.set(`troupe ${name} ${workload} ${mode}`, { times, wallMs: n / rate * 1000, n });
+    }
+    return { sample: { rate, ...used }, check: await verify(raw, workload) };
+  } finally {
+    await runtime.stop();
+    await close();
   }
-  return { system: `troupe ${name}${traced}`, mode: "processing", rates, check };
 }
 
-async function peerBullmq(): Promise<Figure[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      // The peers' packages stay out of the lockfile, so the server's first start skips them.
-      "--no-lock",
-      new URL("./peers/bullmq.ts", import.meta.url).pathname,
-      String(N),
-      String(RUNS),
-    ],
-    stdout: "piped",
+/** The floor: claim and commit SQL in a loop, no runtime (the enqueues are the runtime's). */
+async function floorRun(name: string, mode: Mode): Promise<{ sample: Sample; check: string }> {
+  const { db, pgName, close } = await databases[name]!();
+  await db.query("CREATE TABLE bench_rows (i int NOT NULL, key text NOT NULL)");
+  const runtime = runtimeFor(db); // never started: enqueues only
+  try {
+    let t0: number;
+    let cpu: ReturnType<typeof meter>;
+    if (mode === "end-to-end") {
+      cpu = meter(pgName);
+      t0 = performance.now();
+      await Promise.all([enqueueAll(runtime, "bench.noop"), floorLoop(db, n)]);
+    } else {
+      await enqueueAll(runtime, "bench.noop");
+      if (!db.autovacuum) await runtime.maintain();
+      cpu = meter(pgName);
+      t0 = performance.now();
+      await floorLoop(db, n);
+    }
+    const rate = n / ((performance.now() - t0) / 1000);
+    return { sample: { rate, ...cpu() }, check: await verify(db, "floor") };
+  } finally {
+    await close();
+  }
+}
+
+const peersDir = new URL("./peers/", import.meta.url).pathname;
+
+async function installPeers(): Promise<void> {
+  try {
+    await Deno.stat(`${peersDir}node_modules/pg-boss`);
+    return;
+  } catch {
+    // First use: install the pinned versions.
+  }
+  console.error("installing the peers into bench/peers/node_modules (npm ci)");
+  const out = await new Deno.Command("npm", {
+    args: ["ci", "--no-audit", "--no-fund"],
+    cwd: peersDir,
+    stdout: "inherit",
     stderr: "inherit",
   }).output();
-  if (!out.success) throw new Error("the BullMQ peer failed");
-  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
-  const result = JSON.parse(line) as { endToEnd: number[]; processing: number[] };
-  return [
-    { system: "bullmq+redis (c=50)", mode: "end-to-end", rates: result.endToEnd, check: "n/a" },
-    { system: "bullmq+redis (c=50)", mode: "processing", rates: result.processing, check: "n/a" },
-  ];
+  if (!out.success) throw new Error("npm ci in bench/peers failed");
 }
 
-const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+const peerSettings = new Map<string, string>();
 
-const figures: Figure[] = [];
-for (const name of args.db.split(",").map((s) => s.trim()).filter(Boolean)) {
-  if (!databases[name]) throw new Error(`unknown --db ${name}`);
-  figures.push(await endToEnd(name));
-  figures.push(await processing(name));
+async function peerRun(
+  peer: typeof PEERS[number],
+  mode: Mode,
+  workload: Workload,
+): Promise<{ sample: Sample; check: string }> {
+  const out = await new Deno.Command("node", {
+    args: [`${peersDir}peer.mjs`, peer, mode, workload, String(n), String(KEYS)],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr).trim();
+  if (!out.success) throw new Error(`peer ${peer} failed:\n${err}`);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!) as {
+    rate: number;
+    clientMs: number;
+    serverMs: number;
+    settings: Record<string, unknown>;
+    versions: Record<string, string>;
+  };
+  peerSettings.set(
+    `${peer} ${workload}`,
+    `${JSON.stringify(r.versions)} ${JSON.stringify(r.settings)}`,
+  );
+  return {
+    sample: { rate: r.rate, clientMs: r.clientMs / n * 1000, serverMs: r.serverMs / n * 1000 },
+    check: workload === "row" ? "rows = n" : "n/a",
+  };
 }
-if (args.peers) figures.push(...await peerBullmq());
+
+// The plan: one entry per (system, mode, workload); rounds run every entry once, in order.
+interface Entry {
+  system: string;
+  mode: Mode;
+  workload: Workload;
+  settings: string;
+  run: () => Promise<{ sample: Sample; check: string }>;
+}
+const plan: Entry[] = [];
+const troupeSettings = "concurrency 256, claimBatch 256, commitBatch 512 (defaults)";
+for (const workload of WORKLOADS) {
+  for (const mode of MODES) {
+    if (workload === "row" && mode === "processing") continue;
+    for (const name of DBS) {
+      if (!databases[name]) throw new Error(`unknown --db ${name}`);
+      plan.push({
+        system: `troupe ${name}`,
+        mode,
+        workload,
+        settings: troupeSettings,
+        run: () => troupeRun(name, mode, workload),
+      });
+      if (args.peers && workload === "noop" && name.startsWith("pglite")) {
+        plan.push({
+          system: `floor ${name}`,
+          mode,
+          workload,
+          settings: "claimJobs + completeJobs, batches of 256, one loop",
+          run: () => floorRun(name, mode),
+        });
+      }
+    }
+    if (!args.peers) continue;
+    for (const peer of PEERS) {
+      plan.push({
+        system: peer,
+        mode,
+        workload,
+        settings: "",
+        run: () => peerRun(peer, mode, workload),
+      });
+    }
+  }
+}
+
+if (args.peers) await installPeers();
+const started = performance.now();
+const figures: Figure[] = plan.map((e) => ({
+  system: e.system,
+  mode: e.mode,
+  workload: e.workload,
+  samples: [],
+  check: "",
+  settings: e.settings,
+}));
+for (let round = 0; round < RUNS; round++) {
+  for (const [i, entry] of plan.entries()) {
+    n = entry.workload === "row" ? ROW_N : N;
+    const { sample, check } = await entry.run();
+    figures[i]!.samples.push(sample);
+    // The check of every run must pass: keep the first failure.
+    if (!figures[i]!.check.startsWith("FAIL")) figures[i]!.check = check;
+    console.error(
+      `round ${round + 1}/${RUNS} ${entry.system} ${entry.workload} ${entry.mode}: ${
+        fmt(sample.rate)
+      } msgs/s`,
+    );
+  }
+}
+for (const f of figures) {
+  if (PEERS.includes(f.system as typeof PEERS[number])) {
+    f.settings = peerSettings.get(`${f.system} ${f.workload}`)!;
+  }
+}
+
+function fmt(x: number): string {
+  return Math.round(x).toLocaleString("en-US");
+}
+const med = (f: Figure, k: keyof Sample) => {
+  const xs = f.samples.map((s) => s[k]).filter((x): x is number => x !== null);
+  return xs.length ? median(xs) : null;
+};
 
 console.log(
-  `\n${N.toLocaleString("en-US")} no-op messages over ${KEYS} keys, ${RUNS} runs each ` +
-    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores)\n`,
+  `\n${N.toLocaleString("en-US")} messages (row workload: ${
+    ROW_N.toLocaleString("en-US")
+  }) over ${KEYS} keys, ${RUNS} interleaved rounds ` +
+    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+    }, ${((performance.now() - started) / 1000).toFixed(0)} s)\n`,
 );
-console.log("| system | mode | msgs/s median | min | max | exactly-once check |");
-console.log("|---|---|---|---|---|---|");
+console.log(
+  "| system | workload | mode | msgs/s median | min | max | client CPU ms/1k msgs | " +
+    "server CPU ms/1k msgs | check |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|");
 for (const f of figures) {
+  const rates = f.samples.map((s) => s.rate);
+  const c = med(f, "clientMs");
+  const s = med(f, "serverMs");
   console.log(
-    `| ${f.system} | ${f.mode} | ${fmt(median(f.rates))} | ${fmt(Math.min(...f.rates))} | ${
-      fmt(Math.max(...f.rates))
+    `| ${f.system} | ${f.workload} | ${f.mode} | ${fmt(median(rates))} | ${
+      fmt(Math.min(...rates))
+    } | ${fmt(Math.max(...rates))} | ${c === null ? "-" : c.toFixed(0)} | ${
+      s === null ? "-" : s.toFixed(0)
     } | ${f.check} |`,
   );
 }
+console.log("\nSettings:");
+for (const f of figures) {
+  // Troupe's settings are one for every workload; a peer's row workload adds its pool.
+  if (f.mode !== MODES[0] || (f.workload !== WORKLOADS[0] && !PEERS.includes(f.system as never))) {
+    continue;
+  }
+  const workload = f.workload === WORKLOADS[0] ? "" : ` (${f.workload})`;
+  console.log(`- ${f.system}${workload}: ${f.settings}`);
+}
+
+if (args.breakdown) {
+  console.log(
+    "\nDatabase calls per 1,000 messages, last run (transaction time includes waiting for a " +
+      "connection)\n",
+  );
+  console.log("| run | wall ms | kind | calls | items a call | ms |");
+  console.log("|---|---|---|---|---|---|");
+  for (const [run, { times, wallMs, n }] of breakdowns) {
+    for (const [kind, k] of times.kinds) {
+      console.log(
+        `| ${run} | ${(wallMs / n * 1000).toFixed(0)} | ${kind} | ${
+          (k.calls / n * 1000).toFixed(1)
+        } | ${k.items ? (k.items / k.calls).toFixed(0) : "-"} | ${(k.ms / n * 1000).toFixed(1)} |`,
+      );
+    }
+  }
+  console.log("\nStatements inside those transactions, per 1,000 messages\n");
+  console.log("| run | statement | calls | ms |");
+  console.log("|---|---|---|---|");
+  for (const [run, { times, n }] of breakdowns) {
+    const sorted = [...times.statements].sort((a, b) => a[0].localeCompare(b[0]));
+    for (const [name, k] of sorted) {
+      console.log(
+        `| ${run} | ${name} | ${(k.calls / n * 1000).toFixed(1)} | ${
+          (k.ms / n * 1000).toFixed(1)
+        } |`,
+      );
+    }
+  }
+}
+
+// Targets, on the medians.
+const find = (system: string, workload: Workload, mode: Mode) =>
+  figures.find((f) => f.system === system && f.workload === workload && f.mode === mode);
+const targets: string[] = [];
+/** The ratio of two medians, against `goal` when it has one. */
+const ratio = (a: Figure | undefined, b: Figure | undefined, what: string, goal?: number) => {
+  if (!a || !b) return;
+  const r = median(a.samples.map((s) => s.rate)) / median(b.samples.map((s) => s.rate));
+  const judged = goal === undefined
+    ? ""
+    : ` (target ≥ ${goal.toFixed(1)}×: ${r >= goal ? "met" : "NOT MET"})`;
+  targets.push(`- ${what}: ${r.toFixed(2)}×${judged}`);
+};
+if (args.peers) {
+  for (const workload of WORKLOADS) {
+    for (const mode of MODES) {
+      const t = find("troupe postgres", workload, mode);
+      const judged = workload === "noop" && mode === "end-to-end";
+      for (const peer of PEERS) {
+        const goal = judged && peer !== "pgboss" ? 1.0 : undefined;
+        ratio(
+          t,
+          find(peer, workload, mode),
+          `troupe postgres / ${peer}, ${workload} ${mode}`,
+          goal,
+        );
+      }
+      if (workload !== "noop") continue;
+      for (const name of DBS.filter((d) => d.startsWith("pglite"))) {
+        const what = `troupe ${name} / its floor, ${mode}`;
+        ratio(
+          find(`troupe ${name}`, workload, mode),
+          find(`floor ${name}`, workload, mode),
+          what,
+          0.8,
+        );
+      }
+    }
+  }
+  console.log(`\nRatios of medians:\n${targets.join("\n")}`);
+}
+
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
 await Deno.writeTextFile(
   args.json,
-  JSON.stringify({ at: new Date().toISOString(), n: N, keys: KEYS, figures }, null, 2),
+  JSON.stringify(
+    { at: new Date().toISOString(), n: N, rowN: ROW_N, keys: KEYS, figures, targets },
+    null,
+    2,
+  ),
 );
