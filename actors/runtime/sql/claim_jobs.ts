@@ -70,6 +70,9 @@ export async function claimJobs(
     if (candidates.length === 0) return [];
     const actorOf = new Map<string, string>();
     for (const c of candidates) if (!actorOf.has(c.key)) actorOf.set(c.key, c.actor);
+    // Key rows are locked in one order by every claimer: in queue order, two instances that
+    // want each other's keys wait on each other and one fails as a deadlock.
+    const keys = [...actorOf.keys()].sort();
     const leases = await tx.query<{ key: string; fence: number; state: unknown }>(
       `INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
        SELECT k, a, 1, $2, now() + make_interval(secs => $3)
@@ -78,7 +81,7 @@ export async function claimJobs(
          lease_until = EXCLUDED.lease_until, actor = EXCLUDED.actor, updated_at = now()
        WHERE s.lease_until IS NULL OR s.lease_until <= now()
        RETURNING s.key, s.fence, s.state`,
-      [[...actorOf.keys()], workerId, leaseMs / 1000, [...actorOf.values()]],
+      [keys, workerId, leaseMs / 1000, keys.map((k) => actorOf.get(k)!)],
     );
     const leased = new Map(leases.map((l) => [l.key, l]));
     const claimed = candidates.filter((c) => leased.has(c.key));
