@@ -41,8 +41,18 @@ interface ProbeResult {
   code?: string;
 }
 
+/**
+ * What the check asks: the database and the transport's name; the queue figures of
+ * `/health/details` (a `Runtime` is one).
+ */
+export interface HealthSubject {
+  readonly db: Pick<Runtime["db"], "query" | "dialect">;
+  readonly transport: { readonly name: string };
+  health(): ReturnType<Runtime["health"]>;
+}
+
 export function healthRoutes(
-  runtime: Runtime,
+  runtime: HealthSubject,
   cache?: Cache,
   { probes = [], probeEveryMs = 5000, probeTimeoutMs = 2000 }: HealthOptions = {},
 ): OpenAPIHono<AppEnv> {
@@ -133,7 +143,7 @@ export function healthRoutes(
 }
 
 /** `SELECT 1`, failing with `DB_TIMEOUT` after `timeoutMs`. */
-async function ping(runtime: Runtime, timeoutMs: number): Promise<void> {
+async function ping(runtime: HealthSubject, timeoutMs: number): Promise<void> {
   await withTimeout(
     runtime.db.query("SELECT 1"),
     timeoutMs,

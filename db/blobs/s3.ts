@@ -113,7 +113,11 @@ export class S3BlobStore implements BlobStore {
 
   async #send(key: string, init: RequestInit & { query?: string }, ok: number[] = [200]) {
     const { query, ...rest } = init;
-    const res = await this.#aws.fetch(this.#url(key, query), rest);
+    // aws4fetch types its init against the DOM lib, whose BodyInit older Denos narrow.
+    const res = await this.#aws.fetch(
+      this.#url(key, query),
+      rest as Parameters<AwsClient["fetch"]>[1],
+    );
     if (!ok.includes(res.status)) {
       const text = await res.text().catch(() => "");
       throw new S3Error(`${rest.method ?? "GET"} ${key}: ${res.status} ${text.slice(0, 300)}`);
