@@ -39,6 +39,9 @@ import {
 import { healthProbes, openDatabase, openRedis, portAvailable, startFailed } from "./open.ts";
 import { localUrl, writeServerFile } from "./server_file.ts";
 
+/** With `healthFirst`, how long a start no request reaches waits before loading the full app. */
+const LOAD_AFTER_MS = 100;
+
 /** How {@link run} starts. */
 export interface RunOptions extends Pick<ComposeOptions, "migrations"> {
   /** Registers the `troupe maintenance` cron (every minute: reap, relay, due schedules). */
@@ -51,6 +54,9 @@ export interface RunOptions extends Pick<ComposeOptions, "migrations"> {
 
 /** The process entry (see the module doc). `extraActors` is for tests and embedders. */
 export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}): Promise<void> {
+  const mark = (what: string) =>
+    Deno.env.get("EDGE_TIMING") && console.error(`${performance.now().toFixed(0)} ms ${what}`);
+  mark("run");
   let config: Config;
   let s3: S3Config | null;
   let role: Role;
@@ -90,6 +96,7 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   let handler: FetchHandler;
   if (healthFirst) {
     const db = await prepareDatabase(config, options.migrations ?? "apply", log);
+    mark("db checked");
     const redis = openRedis(config);
     const front = frontApp({
       subject: {
@@ -98,15 +105,22 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
         health: () => Promise.reject(new Error("the queue figures are the full app's")),
       },
       cache: new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore()),
-      health: { probes: healthProbes(config, db) },
+      health: { probes: healthProbes(config, db), probeAtOnce: true },
       corsOrigins: config.CORS_ORIGINS,
-      load: async () => (troupe = await composeFrom(db)).fetch,
+      load: async () => {
+        mark("load");
+        troupe = await composeFrom(db);
+        mark("composed");
+        return troupe.fetch;
+      },
     });
     handler = front.fetch;
-    // After the first answer's turn: the loading modules would hold the first health check.
-    composing = new Promise<void>((r) => setTimeout(r, 0)).then(() => front.start()).then(() =>
-      troupe!
-    );
+    // The first health check is answered before the full app starts loading (its modules'
+    // evaluation would hold that answer); a start no request reaches loads it soon anyway.
+    composing = new Promise<void>((resolve) => {
+      front.answered.then(() => resolve());
+      setTimeout(resolve, LOAD_AFTER_MS);
+    }).then(() => front.start()).then(() => troupe!);
     composing.catch((err) => {
       console.error("troupe: the start failed:", err);
       Deno.exit(1);
@@ -136,6 +150,7 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
         role,
       }),
   }, handler);
+  mark("listening");
   const started = composing.then((t) => afterCompose(t, config, role, server));
   let stopping = false;
   const shutdown = async () => {

@@ -40,6 +40,8 @@ export interface Front {
   start(): Promise<FetchHandler>;
   /** The full app's handler once loaded, else null. */
   readonly full: FetchHandler | null;
+  /** Resolves once a first answer has been given (and its macrotask is over). */
+  readonly answered: Promise<void>;
 }
 
 const HEALTH = new Set(["/api/health", `${API_V1}/health`]);
@@ -54,6 +56,7 @@ export function frontApp(options: FrontOptions): Front {
   quick.route(API_V1, health);
   quick.route("/api", health);
   let loading: Promise<FetchHandler> | null = null;
+  const { promise: answered, resolve: answer } = Promise.withResolvers<void>();
   let full: FetchHandler | null = null;
   const start = () =>
     loading ??= options.load().then((handler) => {
@@ -65,12 +68,15 @@ export function frontApp(options: FrontOptions): Front {
       return full;
     },
     start,
+    answered,
     async fetch(req, info) {
       if (full) return await full(req, info);
       if (
         (req.method === "GET" || req.method === "HEAD") && HEALTH.has(new URL(req.url).pathname)
       ) {
-        return await quick.fetch(req, info);
+        const res = await quick.fetch(req, info);
+        setTimeout(answer, 0);
+        return res;
       }
       return await (await start())(req, info);
     },
