@@ -10,14 +10,14 @@
  * `troupe_migrations`; {@link LEGACY_TAGS} says which migrations of the sets each one covers,
  * so such a database upgrades without running anything twice.
  */
+import type { SqlDatabase } from "@troupe/runtime";
 import {
   type AppliedMigration,
   migrate as migrateSets,
   type MigrationSet,
   migrationSet,
   runtimeMigrations,
-  type SqlDatabase,
-} from "@troupe/runtime";
+} from "@troupe/runtime/migrate";
 import { qstashMigrations } from "@troupe/runtime/transports/qstash";
 import { coursesMigrations } from "../actors/courses/migrations.ts";
 import { datasetsMigrations } from "../actors/datasets/migrations.ts";

@@ -17,13 +17,13 @@
  * - a stop waits for a composition under way, then closes it: the process is gone within 5 s.
  */
 import { join } from "node:path";
-import { type AnyActor, jsonLogger, type SqlDatabase } from "@troupe/runtime";
+import type { AnyActor, SqlDatabase } from "@troupe/runtime";
+import { jsonLogger } from "@troupe/runtime/ports";
 import type { compose, Composed, ComposeOptions } from "../main.ts";
 import { checkMigrations, migrate, MigrationsPendingError } from "../db/migrate.ts";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
 import { UpstashCacheStore } from "../db/cache/upstash.ts";
-import { frontApp } from "../routes/front.ts";
 import { type FetchHandler, serve, type Server } from "../routes/serve.ts";
 import {
   type Config,
@@ -54,9 +54,6 @@ export interface RunOptions extends Pick<ComposeOptions, "migrations"> {
 
 /** The process entry (see the module doc). `extraActors` is for tests and embedders. */
 export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}): Promise<void> {
-  const mark = (what: string) =>
-    Deno.env.get("EDGE_TIMING") && console.error(`${performance.now().toFixed(0)} ms ${what}`);
-  mark("run");
   let config: Config;
   let s3: S3Config | null;
   let role: Role;
@@ -95,8 +92,11 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   let composing: Promise<Composed>;
   let handler: FetchHandler;
   if (healthFirst) {
+    // The front's modules load while the database connects.
+    const frontModule = import("../routes/front.ts");
+    frontModule.catch(() => {});
     const db = await prepareDatabase(config, options.migrations ?? "apply", log);
-    mark("db checked");
+    const { frontApp } = await frontModule;
     const redis = openRedis(config);
     const front = frontApp({
       subject: {
@@ -107,12 +107,7 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
       cache: new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore()),
       health: { probes: healthProbes(config, db), probeAtOnce: true },
       corsOrigins: config.CORS_ORIGINS,
-      load: async () => {
-        mark("load");
-        troupe = await composeFrom(db);
-        mark("composed");
-        return troupe.fetch;
-      },
+      load: async () => (troupe = await composeFrom(db)).fetch,
     });
     handler = front.fetch;
     // The first health check is answered before the full app starts loading (its modules'
@@ -150,7 +145,6 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
         role,
       }),
   }, handler);
-  mark("listening");
   const started = composing.then((t) => afterCompose(t, config, role, server));
   let stopping = false;
   const shutdown = async () => {

@@ -10,7 +10,8 @@
  */
 import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { type Runtime, toErrorRecord, TroupeError } from "@troupe/runtime";
+import type { Runtime } from "@troupe/runtime";
+import { toErrorRecord, TroupeError } from "@troupe/runtime/errors";
 import type { Cache } from "../db/cache/cache.ts";
 import { storageFailure } from "../db/errors.ts";
 import type { WriteProbe } from "../db/write_probe.ts";
