@@ -16,8 +16,7 @@ import { Hono } from "hono";
 import { API_V1, deprecatedAlias } from "./aliases.ts";
 import { corsFor } from "./cors.ts";
 import type { AppEnv } from "./env.ts";
-import type { HealthOptions, HealthSubject } from "./health.ts";
-import { healthRoutes } from "./health.ts";
+import { healthCheck, type HealthOptions, type HealthSubject } from "./health_check.ts";
 import type { Cache } from "../db/cache/cache.ts";
 import { requestId } from "./request_id.ts";
 import type { FetchHandler } from "./serve.ts";
@@ -52,9 +51,9 @@ export function frontApp(options: FrontOptions): Front {
   quick.use("*", requestId());
   quick.use("/api/*", corsFor(options.corsOrigins ?? []));
   quick.use("/api/*", deprecatedAlias);
-  const health = healthRoutes(options.subject, options.cache, options.health);
-  quick.route(API_V1, health);
-  quick.route("/api", health);
+  // The same check as the full app's route (routes/health.ts), without its OpenAPI modules.
+  const check = healthCheck(options.subject, options.cache, options.health);
+  for (const path of HEALTH) quick.get(path, (c) => check(c, false));
   let loading: Promise<FetchHandler> | null = null;
   const { promise: answered, resolve: answer } = Promise.withResolvers<void>();
   let full: FetchHandler | null = null;
