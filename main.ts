@@ -1,6 +1,6 @@
 /**
- * The composition root: config -> drivers -> runtime -> routes -> serve.
- * The only file that knows which database and transport run.
+ * The composition root: config -> drivers -> runtime -> routes; `run` (deploy/start.ts) serves
+ * what `compose` builds. The only file that knows which database and transport run.
  *
  * Embedded-only modules (PGlite) and optional drivers (the database client not chosen, Chroma,
  * the OpenAI adapters) load by dynamic import when the configuration picks them, so a
