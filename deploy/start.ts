@@ -39,7 +39,10 @@ import {
 import { healthProbes, openDatabase, openRedis, portAvailable, startFailed } from "./open.ts";
 import { localUrl, writeServerFile } from "./server_file.ts";
 
-/** With `healthFirst`, how long a start no request reaches waits before loading the full app. */
+/**
+ * With `healthFirst`, how long a start that no health check reaches waits, once listening, before
+ * loading the full app.
+ */
 const LOAD_AFTER_MS = 100;
 
 /** How {@link run} starts. */
@@ -89,6 +92,7 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   };
 
   let troupe: Composed | null = null;
+  const { promise: listening, resolve: listened } = Promise.withResolvers<void>();
   let composing: Promise<Composed>;
   let handler: FetchHandler;
   if (healthFirst) {
@@ -112,10 +116,10 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
     handler = front.fetch;
     // The first health check is answered before the full app starts loading (its modules'
     // evaluation would hold that answer); a start no request reaches loads it soon anyway.
-    composing = new Promise<void>((resolve) => {
-      front.answered.then(() => resolve());
-      setTimeout(resolve, LOAD_AFTER_MS);
-    }).then(() => front.start()).then(() => troupe!);
+    composing = Promise.race([
+      front.answered,
+      listening.then(() => new Promise((resolve) => setTimeout(resolve, LOAD_AFTER_MS))),
+    ]).then(() => front.start()).then(() => troupe!);
     composing.catch((err) => {
       console.error("troupe: the start failed:", err);
       Deno.exit(1);
@@ -145,6 +149,7 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
         role,
       }),
   }, handler);
+  listened();
   const started = composing.then((t) => afterCompose(t, config, role, server));
   let stopping = false;
   const shutdown = async () => {
