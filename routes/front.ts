@@ -9,8 +9,8 @@
  * - only `GET`/`HEAD` of `/api/health` and `/api/v1/health` are answered before the full app;
  * - the full app is loaded once (`load` is called at most once), on the first request that
  *   needs it or when `start()` is called, whichever comes first;
- * - a failed load fails every request waiting for it and every later one (`onError` decides
- *   what the process does).
+ * - a failed load fails every request waiting for it and every later one (what the process then
+ *   does is its caller's choice: deploy/start.ts ends it).
  */
 import { Hono } from "hono";
 import { API_V1, deprecatedAlias } from "./aliases.ts";
