@@ -1,6 +1,6 @@
 /**
- * The composition root: config -> drivers -> runtime -> routes -> serve.
- * The only file that knows which database and transport run.
+ * The composition root: config -> drivers -> runtime -> routes; `run` (deploy/start.ts) serves
+ * what `compose` builds. The only file that knows which database and transport run.
  *
  * Embedded-only modules (PGlite) and optional drivers (the database client not chosen, Chroma,
  * the OpenAI adapters) load by dynamic import when the configuration picks them, so a
@@ -23,14 +23,13 @@ import { cleanupActor } from "./actors/system/cleanup.ts";
 import { echoActor } from "./actors/system/echo.ts";
 import { QStashTransport } from "@troupe/runtime/transports/qstash";
 import { Client as QStashClient, Receiver } from "@upstash/qstash";
-import { Redis } from "@upstash/redis";
 import { MemoryRateLimiter } from "./db/ratelimit/memory.ts";
 import type { RateLimiter } from "./db/ratelimit/port.ts";
 import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
 import { Cache } from "./db/cache/cache.ts";
 import { MemoryCacheStore } from "./db/cache/memory.ts";
 import { UpstashCacheStore } from "./db/cache/upstash.ts";
-import { checkMigrations, migrate, MigrationsPendingError } from "./db/migrate.ts";
+import { checkMigrations, migrate } from "./db/migrate.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
@@ -51,26 +50,22 @@ import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import { S3BlobStore } from "./db/blobs/s3.ts";
-import { databaseWriteProbe, diskWriteProbe } from "./db/write_probe.ts";
 import { TenantStore } from "./db/tenants.ts";
 import {
   type Config,
-  ConfigError,
   drivers,
   loadBackgroundTimers,
-  loadConfig,
-  loadRole,
   loadS3Config,
   type Role,
   type S3Config,
 } from "./deploy/config.ts";
 import { workerApp } from "./deploy/roles.ts";
+import { healthProbes, openDatabase, openRedis } from "./deploy/open.ts";
+export { openDatabase } from "./deploy/open.ts";
+import { run as start, type RunOptions } from "./deploy/start.ts";
 import { createApp } from "./routes/app.ts";
-import { serve } from "./routes/serve.ts";
 import type { PrometheusMetrics } from "./db/metrics/prometheus.ts";
 import { RedisSharedCounters } from "./db/metrics/shared.ts";
-import { metricsRoutes } from "./routes/metrics.ts";
-import { localUrl, writeServerFile } from "./deploy/server_file.ts";
 import { usageActors, usageDefinitions } from "./actors/usage/actors.ts";
 import { SourceStore } from "./actors/usage/sources.ts";
 import type { UsageDeps } from "./actors/usage/sync.ts";
@@ -175,27 +170,6 @@ export function openBlobs(config: Config, db: SqlDatabase, s3: S3Config | null =
     : new PostgresBlobStore(db);
 }
 
-/** The database the configuration names. */
-export async function openDatabase(config: Config): Promise<SqlDatabase> {
-  const kind = drivers(config).database;
-  if (kind === "pglite") {
-    const { openPglite } = await import("@troupe/runtime/pglite");
-    return await openPglite(join(config.DATA_DIR, "pglite"), {
-      sharedBuffersMb: config.PGLITE_SHARED_BUFFERS_MB,
-    });
-  }
-  const url = config.DATABASE_URL!;
-  if (kind === "neon") {
-    const { openNeon } = await import("@troupe/runtime/neon");
-    return openNeon(url, {
-      max: config.DATABASE_POOL_SIZE,
-      ...(config.NEON_WS_PROXY ? { wsProxy: config.NEON_WS_PROXY, secure: false } : {}),
-    });
-  }
-  const { openPostgres } = await import("@troupe/runtime/postgres");
-  return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
-}
-
 /** How {@link compose} starts. */
 export interface ComposeOptions {
   /**
@@ -211,6 +185,12 @@ export interface ComposeOptions {
   s3?: S3Config | null;
   /** The runtime's periodic loops (see `BACKGROUND_TIMERS`). @default the environment's */
   backgroundTimers?: boolean;
+  /**
+   * The database, already opened (and its migrations checked or applied) by the caller, which
+   * hands it over: `close()` closes it. `migrations` is then not looked at.
+   * @default opened here from `config`
+   */
+  db?: SqlDatabase;
 }
 
 /** How long a stop waits for running handlers: with the rest of the stop, under 5 s. */
@@ -225,6 +205,7 @@ export async function compose(
     role = "all",
     s3 = loadS3Config(Deno.env.toObject()),
     backgroundTimers = loadBackgroundTimers(Deno.env.toObject()),
+    db: opened,
   }: ComposeOptions = {},
 ): Promise<Composed> {
   // Traces when a tracer provider is registered (Deno's built-in OpenTelemetry: OTEL_DENO).
@@ -235,18 +216,20 @@ export async function compose(
   }
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
-  const opened = await openDatabase(config);
-  const db = tracing ? tracedDatabase(opened) : opened;
-  try {
-    if (migrations === "check") await checkMigrations(db);
-    else {
-      const applied = await migrate(db);
-      if (applied.length) logger.info("migrations applied", { applied });
+  const raw = opened ?? await openDatabase(config);
+  const db = tracing ? tracedDatabase(raw) : raw;
+  if (!opened) {
+    try {
+      if (migrations === "check") await checkMigrations(db);
+      else {
+        const applied = await migrate(db);
+        if (applied.length) logger.info("migrations applied", { applied });
+      }
+    } catch (err) {
+      trimmer.stop();
+      await db.close();
+      throw err;
     }
-  } catch (err) {
-    trimmer.stop();
-    await db.close();
-    throw err;
   }
   const qstash = kinds.transport === "qstash"
     ? {
@@ -261,14 +244,7 @@ export async function compose(
   const transport: Transport = qstash
     ? new QStashTransport({ client: qstash.client, publicUrl: qstash.publicUrl })
     : new TableQueueTransport(db);
-  // One quick retry: a cache that is down must degrade fast, not hold requests.
-  const redis = kinds.cache === "upstash"
-    ? new Redis({
-      url: config.UPSTASH_REDIS_REST_URL!,
-      token: config.UPSTASH_REDIS_REST_TOKEN!,
-      retry: { retries: 1, backoff: () => 50 },
-    })
-    : null;
+  const redis = openRedis(config);
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined
@@ -389,15 +365,7 @@ export async function compose(
   // claims (and reaps); with QStash, start relays the outbox and deliveries go to workers.
   if (role !== "api" || qstash) await runtime.start();
   const newDevKey = await bootstrapDevTenant(config, tenants);
-  const health = {
-    // The data directory holds the embedded database and the files: a full disk stops both.
-    probes: [
-      databaseWriteProbe(db),
-      ...(kinds.database === "pglite" || kinds.blobs === "fs"
-        ? [diskWriteProbe(config.DATA_DIR)]
-        : []),
-    ],
-  };
+  const health = { probes: healthProbes(config, db) };
   const app = createApp({
     runtime,
     tenants,
@@ -513,126 +481,12 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
 }
 
 /**
- * The process entry: reads the environment, composes, serves HTTP, registers cron schedules
- * (table queue only; with QStash, QStash schedules call `/schedules/:name`), and stops
- * gracefully on SIGINT/SIGTERM. `extraActors` is for tests and embedders.
+ * The process entry (deploy/start.ts): reads the environment, composes, serves HTTP, registers
+ * cron schedules, and stops gracefully on SIGINT/SIGTERM. `extraActors` is for tests and
+ * embedders.
  */
-export async function run(
-  extraActors: AnyActor[] = [],
-  options: Pick<ComposeOptions, "migrations"> & { maintenanceCron?: boolean } = {},
-): Promise<void> {
-  let config: Config;
-  let s3: S3Config | null;
-  let role: Role;
-  try {
-    const env = Deno.env.toObject();
-    config = loadConfig(env);
-    s3 = loadS3Config(env);
-    role = loadRole(env);
-    loadBackgroundTimers(env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
-    Deno.exit(1);
-  }
-  const portFree = portAvailable(config.HOST, config.PORT);
-  if (portFree !== true) startFailed(portFree);
-  let troupe: Composed;
-  try {
-    const { maintenanceCron: _, ...composeOptions } = options;
-    troupe = await compose(config, extraActors, { ...composeOptions, role, s3 });
-  } catch (err) {
-    if (err instanceof MigrationsPendingError) startFailed(err.message);
-    if (err instanceof Error && err.name === "DirectoryLockedError") startFailed(err.message);
-    throw err;
-  }
-  const log = troupe.runtime.log;
-  // With QStash, QStash schedules call `/schedules/:name` instead.
-  if (drivers(troupe.config).transport !== "qstash" && role !== "api") {
-    troupe.runtime.registerSchedules((name, schedule, fn) => Deno.cron(name, schedule, fn));
-  }
-  if (options.maintenanceCron) {
-    // Deno Deploy runs its crons even with no instance up: the pass needs no timer of ours.
-    Deno.cron("troupe maintenance", "* * * * *", async () => {
-      log.info("maintenance pass", await troupe.runtime.maintenancePass());
-    });
-  }
-  const server = await serve({
-    port: config.PORT,
-    hostname: config.HOST,
-    headerTimeoutMs: config.HTTP_HEADER_TIMEOUT_MS,
-    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
-    onListen: ({ hostname, port }) =>
-      log.info("troupe listening", {
-        url: `http://${hostname}:${port}`,
-        database: troupe.db.dialect,
-        transport: troupe.runtime.transport.name,
-        role,
-        actors: [...troupe.runtime.actors.keys()],
-      }),
-  }, troupe.fetch);
-  // The embedded directory has one user: `deno task run` finds this server here and calls it.
-  const forgetServer = troupe.db.dialect === "pglite"
-    ? await writeServerFile(config.DATA_DIR, localUrl(server.addr.hostname, server.addr.port))
-    : async () => {};
-  const metricsServer = troupe.metrics && config.METRICS_PORT !== undefined
-    ? Deno.serve({
-      port: config.METRICS_PORT,
-      hostname: config.HOST,
-      onListen: ({ hostname, port }) =>
-        log.info("metrics listening", { url: `http://${hostname}:${port}/metrics` }),
-    }, metricsRoutes({ sink: troupe.metrics, route: { token: config.METRICS_TOKEN } }).fetch)
-    : null;
-  if (troupe.newDevKey) {
-    console.log(
-      `\nDev tenant API key (shown once, also saved in ${
-        join(config.DATA_DIR, "dev-api-key")
-      }):\n  ${troupe.newDevKey}\nTry: curl -H "X-API-Key: ${troupe.newDevKey}" http://${config.HOST}:${config.PORT}/api/jobs\n`,
-    );
-  }
-  let stopping = false;
-  const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    log.info("shutting down");
-    // Whatever hangs, the process is gone within 5 s (hosts kill it soon after the signal).
-    const deadline = setTimeout(() => Deno.exit(0), 4_500);
-    Deno.unrefTimer(deadline);
-    // Open keep-alive connections may hold the server's shutdown: the runtime's stop (handlers'
-    // grace, lease release, outbox relay) gets the rest of the budget regardless.
-    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 1_000))]);
-    await metricsServer?.shutdown();
-    await forgetServer();
-    await troupe.close();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", shutdown);
-  Deno.addSignalListener("SIGTERM", shutdown);
-}
-
-/** `true`, or why `HOST:PORT` cannot be listened on (checked before anything starts). */
-function portAvailable(hostname: string, port: number): true | string {
-  try {
-    Deno.listen({ hostname, port }).close();
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.AddrInUse) {
-      return `port ${port} on ${hostname} is already in use (another Troupe or another server); ` +
-        "stop it or set PORT";
-    }
-    if (
-      err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied
-    ) {
-      return `cannot listen on ${hostname}:${port}: ${(err as Error).message}; check HOST and PORT`;
-    }
-    throw err;
-  }
-}
-
-/** A start that cannot go on for a reason the user can fix: one line, exit code 1. */
-function startFailed(message: string): never {
-  console.error(`troupe: ${message}`);
-  Deno.exit(1);
+export function run(extraActors: AnyActor[] = [], options: RunOptions = {}): Promise<void> {
+  return start(extraActors, { compose, ...options });
 }
 
 if (import.meta.main) await run();

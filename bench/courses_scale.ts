@@ -25,33 +25,13 @@ import { WorkerExtractor } from "../actors/courses/extract.ts";
 import { cores } from "@troupe/runtime/workers";
 import { HashingEmbedder } from "../actors/courses/embeddings/hashing.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { book } from "./pdf_book.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss } from "./rss.ts";
 import { median, pct } from "./stats.ts";
 
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
-
-async function book(pages: number, seed: number): Promise<Uint8Array> {
-  const spec = [];
-  const outline = [];
-  for (let p = 0; p < pages; p++) {
-    if (p % 30 === 0) {
-      spec.push({ heading: `Chapter ${p / 30 + 1}`, paragraphs: [sentences(`b${seed}p${p}`, 16)] });
-      outline.push({
-        title: `Chapter ${p / 30 + 1}`,
-        page: p + 1,
-        children: [] as { title: string; page: number }[],
-      });
-    } else if (p % 5 === 0) {
-      spec.push({ subheading: `Section ${p}`, paragraphs: [sentences(`b${seed}p${p}`, 18)] });
-      outline.at(-1)!.children.push({ title: `Section ${p}`, page: p + 1 });
-    } else {
-      spec.push({ paragraphs: [sentences(`b${seed}p${p}`, 20)] });
-    }
-  }
-  return await makePdf(spec, { outline });
-}
 
 /** A 10-page PDF padded to `mb` MB with an attachment (what makes uploads big, not pages). */
 async function padded(mb: number, seed: number): Promise<Uint8Array> {

@@ -10,14 +10,14 @@
  * `troupe_migrations`; {@link LEGACY_TAGS} says which migrations of the sets each one covers,
  * so such a database upgrades without running anything twice.
  */
+import type { SqlDatabase } from "@troupe/runtime";
 import {
   type AppliedMigration,
   migrate as migrateSets,
   type MigrationSet,
   migrationSet,
   runtimeMigrations,
-  type SqlDatabase,
-} from "@troupe/runtime";
+} from "@troupe/runtime/migrate";
 import { qstashMigrations } from "@troupe/runtime/transports/qstash";
 import { coursesMigrations } from "../actors/courses/migrations.ts";
 import { datasetsMigrations } from "../actors/datasets/migrations.ts";
@@ -75,6 +75,9 @@ export function migrate(db: SqlDatabase): Promise<AppliedMigration[]> {
 export async function pendingMigrations(db: SqlDatabase): Promise<AppliedMigration[]> {
   // The runtime's ledger (`MIGRATIONS_TABLE` of actors/runtime/migrate.ts) in the default schema.
   const ledger = "public.troupe_schema_migrations";
+  // The sets' files are read while the database answers.
+  const sets = Promise.all(MIGRATION_SETS.map(async (set) => ({ set, files: await set.load() })));
+  sets.catch(() => {});
   const [found] = await db.query<{ found: boolean }>(
     "SELECT to_regclass($1) IS NOT NULL AS found",
     [ledger],
@@ -87,8 +90,8 @@ export async function pendingMigrations(db: SqlDatabase): Promise<AppliedMigrati
       : [],
   );
   const pending: AppliedMigration[] = [];
-  for (const set of MIGRATION_SETS) {
-    for (const { tag } of await set.load()) {
+  for (const { set, files } of await sets) {
+    for (const { tag } of files) {
       if (!done.has(`${set.name}/${tag}`)) pending.push({ set: set.name, tag });
     }
   }

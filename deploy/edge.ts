@@ -1,13 +1,18 @@
 /**
  * The edge entry (Deno Deploy's entrypoint): `main.ts`'s server, except that migrations are
- * only checked at start. An instance starts on a request, so it must not hold the first one
- * behind DDL, nor race other instances for the migration lock: `deno task migrate` applies
- * them at deploy time, and a start finding any missing exits at once, naming them. The
- * `troupe maintenance` cron runs the maintenance pass every minute (reap, outbox relay, due
- * schedules), so that no job waits on a timer of an instance Deploy stopped.
+ * only checked at start, and that the start answers the public health check before the rest
+ * has loaded. An instance starts on a request, so it must not hold the first one behind DDL,
+ * nor race other instances for the migration lock: `deno task migrate` applies them at deploy
+ * time, and a start finding any missing exits at once, naming them. It listens as soon as the
+ * database is open and checked, and loads `main.ts` (workloads, routes, schemas) behind the
+ * health check (deploy/start.ts, routes/front.ts): that is why it imports deploy/start.ts, not
+ * main.ts. The `troupe maintenance` cron runs the maintenance pass every minute (reap, outbox
+ * relay, due schedules), so that no job waits on a timer of an instance Deploy stopped.
  *
  *   deno run -A deploy/edge.ts
  */
-import { run } from "../main.ts";
+import { run } from "./start.ts";
 
-if (import.meta.main) await run([], { migrations: "check", maintenanceCron: true });
+if (import.meta.main) {
+  await run([], { migrations: "check", maintenanceCron: true, healthFirst: true });
+}

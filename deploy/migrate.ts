@@ -4,7 +4,7 @@
  * Prints what it applied; exit code 1 on a bad configuration or a failed migration.
  */
 import { ConfigError, loadConfig } from "./config.ts";
-import { openDatabase } from "../main.ts";
+import { openDatabase } from "./open.ts";
 import { migrate } from "../db/migrate.ts";
 
 if (import.meta.main) {

@@ -17,7 +17,7 @@ export async function runTenantCommand(
   let exitCode = 0;
   try {
     const config = loadConfig(Deno.env.toObject());
-    const { openDatabase } = await import("../main.ts");
+    const { openDatabase } = await import("./open.ts");
     const db = await openDatabase(config);
     try {
       await migrate(db);

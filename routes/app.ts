@@ -10,11 +10,10 @@
  * every request is timed next, by route template; `GET /metrics` sits outside
  * `/api`, behind its own bearer token (routes/metrics.ts).
  */
-import { type Context, Hono, type Next } from "hono";
+import { type Context, Hono } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { getConnInfo } from "hono/deno";
-import { matchedRoutes } from "hono/route";
 import { jsonLogger, type Logger, type Runtime } from "@troupe/runtime";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
@@ -48,6 +47,8 @@ import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts
 import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
 import { httpTracing } from "./telemetry.ts";
+import { ALIASES_DEPRECATED_AT, API_V1, deprecatedAlias } from "./aliases.ts";
+export { ALIASES_DEPRECATED_AT, API_V1 };
 import { TROUPE_VERSION } from "./version.ts";
 import { declaredSize, guardUpload, type UploadLimits } from "./upload.ts";
 
@@ -95,9 +96,6 @@ export interface AppOptions {
    */
   callbacks?: Callbacks;
 }
-
-/** The canonical prefix of the API; `/api/...` answers too, deprecated (see `deprecatedAlias`). */
-export const API_V1 = "/api/v1";
 
 /** `/api/v1/x` as `/api/x`, for the checks that name paths. */
 const unversioned = (path: string) =>
@@ -153,21 +151,6 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>) {
     },
     security: [{ apiKey: [] }, { bearer: [] }],
   });
-}
-
-/** When the unversioned `/api/...` paths became deprecated aliases of `/api/v1/...`. */
-export const ALIASES_DEPRECATED_AT = new Date("2026-12-05T00:00:00Z");
-
-/**
- * Marks the unversioned `/api/...` answers deprecated (RFC 9745 `Deprecation: @<epoch
- * seconds>`) and links to the same resource under `/api/v1` (RFC 8594 `successor-version`).
- */
-async function deprecatedAlias(c: Context<AppEnv>, next: Next): Promise<void> {
-  await next();
-  const path = c.req.path;
-  if (path.startsWith(`${API_V1}/`) || !matchedRoutes(c).some((r) => r.method !== "ALL")) return;
-  c.res.headers.set("Deprecation", `@${ALIASES_DEPRECATED_AT.getTime() / 1000}`);
-  c.res.headers.append("Link", `<${API_V1}${path.slice(4)}>; rel="successor-version"`);
 }
 
 export function createApp(options: AppOptions) {

@@ -8,7 +8,8 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type Logger, TroupeError } from "@troupe/runtime";
+import type { Logger } from "@troupe/runtime";
+import { TroupeError } from "@troupe/runtime/errors";
 import { errorStatus, RUNTIME_ERROR_STATUS } from "@troupe/runtime/hono";
 import { storageFailure } from "../db/errors.ts";
 import type { AppEnv } from "./env.ts";

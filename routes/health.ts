@@ -8,108 +8,23 @@
  * letters: counts over the jobs table), failed maintenance runs, and the cache's hits,
  * misses, hit ratio and keys (the key's tenant's; all tenants' for an admin key).
  */
-import type { Context } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { type Runtime, toErrorRecord, TroupeError } from "@troupe/runtime";
 import type { Cache } from "../db/cache/cache.ts";
-import { storageFailure } from "../db/errors.ts";
-import type { WriteProbe } from "../db/write_probe.ts";
-import { principalOf } from "./auth.ts";
-import { RETRY_AFTER_SECONDS } from "./errors.ts";
-import { TROUPE_VERSION } from "./version.ts";
+import { healthCheck, type HealthOptions, type HealthSubject } from "./health_check.ts";
 import { declare, JsonObject } from "./openapi.ts";
 import type { AppEnv } from "./env.ts";
 
+export type { HealthOptions, HealthSubject } from "./health_check.ts";
+
 const tags = ["health"];
 
-export interface HealthOptions {
-  /** Writes the check makes (a file in the data directory, a row). @default none */
-  probes?: readonly WriteProbe[];
-  /**
-   * The probes run at most once in this time; checks in between answer with their last result
-   * (a health check polled every second does not write every second). @default 5000
-   */
-  probeEveryMs?: number;
-  /** A probe that takes longer fails. @default 2000 */
-  probeTimeoutMs?: number;
-}
-
-/** A probe's outcome; a failure says what it stands for, not its error (health is public). */
-interface ProbeResult {
-  name: string;
-  ok: boolean;
-  code?: string;
-}
-
 export function healthRoutes(
-  runtime: Runtime,
+  runtime: HealthSubject,
   cache?: Cache,
-  { probes = [], probeEveryMs = 5000, probeTimeoutMs = 2000 }: HealthOptions = {},
+  options: HealthOptions = {},
 ): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
-  let last: { at: number; results: Promise<ProbeResult[]> } | null = null;
-  const writes = () => {
-    if (!last || performance.now() - last.at >= probeEveryMs) {
-      last = { at: performance.now(), results: runProbes(probes, probeTimeoutMs) };
-    }
-    return last.results;
-  };
-  /** The public report and its status code; `details` adds the queue figures. */
-  const report = async (c: Context<AppEnv>, details: boolean) => {
-    let queue;
-    try {
-      if (details) queue = await runtime.health();
-      else await ping(runtime, 2000);
-    } catch (err) {
-      const { code } = toErrorRecord(err);
-      c.header("Retry-After", String(RETRY_AFTER_SECONDS.database));
-      return c.json({
-        status: "unavailable",
-        version: TROUPE_VERSION,
-        database: { status: "unreachable", dialect: runtime.db.dialect },
-        error: {
-          code: code === "DB_TIMEOUT" ? code : "DB_UNREACHABLE",
-          message: "database did not answer",
-        },
-      }, 503);
-    }
-    const results = await writes();
-    const failed = results.filter((r) => !r.ok);
-    // The cache is an optimisation: when it is down, requests go to the database and the
-    // service is degraded, not unavailable.
-    const cacheStatus = cache ? await cache.check() : null;
-    let cacheFigures = {};
-    if (details && cache) {
-      const p = principalOf(c);
-      const { hits, misses, hitRate, keys, scope } = await cache.stats(
-        p.admin ? undefined : p.tenantId,
-      );
-      cacheFigures = { scope, hits, misses, hitRate, keys };
-    }
-    const body = {
-      status: failed.length ? "unavailable" : cacheStatus === "degraded" ? "degraded" : "ok",
-      version: TROUPE_VERSION,
-      database: { status: "ok", dialect: runtime.db.dialect },
-      ...(probes.length
-        ? { writes: { status: failed.length ? "failing" : "ok", checks: results } }
-        : {}),
-      ...(cache
-        ? { cache: { status: cacheStatus, store: cache.store.kind, ...cacheFigures } }
-        : {}),
-      ...(queue ? { queue } : {}),
-      transport: runtime.transport.name,
-    };
-    if (!failed.length) return c.json(body);
-    const full = failed.some((r) => r.code === "STORAGE_FULL");
-    c.header("Retry-After", String(RETRY_AFTER_SECONDS.storage));
-    return c.json({
-      ...body,
-      error: {
-        code: full ? "STORAGE_FULL" : "WRITE_FAILED",
-        message: `writes are failing: ${failed.map((r) => r.name).join(", ")}`,
-      },
-    }, 503);
-  };
+  const report = healthCheck(runtime, cache, options);
   declare(app, {
     method: "get",
     path: "/health",
@@ -130,49 +45,4 @@ export function healthRoutes(
     return report(c, true);
   });
   return app;
-}
-
-/** `SELECT 1`, failing with `DB_TIMEOUT` after `timeoutMs`. */
-async function ping(runtime: Runtime, timeoutMs: number): Promise<void> {
-  await withTimeout(
-    runtime.db.query("SELECT 1"),
-    timeoutMs,
-    () => new TroupeError("DB_TIMEOUT", "database did not answer"),
-  );
-}
-
-/** `work`, or a rejection with `error()` once `ms` have passed (the timer is always cleared). */
-async function withTimeout<T>(work: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(error()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Runs every probe, each under `timeoutMs`; a failure is named by what it stands for. */
-function runProbes(probes: readonly WriteProbe[], timeoutMs: number): Promise<ProbeResult[]> {
-  return Promise.all(probes.map(async (probe) => {
-    try {
-      await withTimeout(probe.run(), timeoutMs, () => new Error(`took over ${timeoutMs} ms`));
-      return { name: probe.name, ok: true };
-    } catch (err) {
-      const failure = storageFailure(err);
-      return {
-        name: probe.name,
-        ok: false,
-        code: failure === "storage_full"
-          ? "STORAGE_FULL"
-          : failure === "database_unavailable"
-          ? "DATABASE_UNAVAILABLE"
-          : "WRITE_FAILED",
-      };
-    }
-  }));
 }

@@ -1,5 +1,5 @@
 /** The report-sync workload's tables (`migrations/`): usage snapshots, aggregates, report names. */
-import { type MigrationSet, migrationSet } from "@troupe/runtime";
+import { type MigrationSet, migrationSet } from "@troupe/runtime/migrate";
 
 /** Applies after the app's storage set (tenants). */
 export const usageMigrations: MigrationSet = migrationSet(

@@ -9,7 +9,7 @@
  */
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import type { SqlDatabase } from "../ports.ts";
-import { type PgLikePool, poolDatabase } from "./postgres.ts";
+import { type PgLikePool, poolDatabase } from "./pool.ts";
 
 /** Options of `openNeon`. */
 export interface NeonOptions {

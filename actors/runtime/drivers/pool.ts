@@ -1,0 +1,185 @@
+/**
+ * A pg-compatible pool as a `SqlDatabase`: what the node-postgres driver (postgres.ts) and
+ * Neon's (neon.ts) share. It loads neither driver; `pg-copy-streams` loads on the first COPY.
+ */
+import { Buffer } from "node:buffer";
+import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
+
+/** Shape shared by node-postgres and `@neondatabase/serverless` pools. */
+export interface PgLikePool {
+  /** Runs one statement on any pooled connection. */
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Takes a connection out of the pool (for a transaction or LISTEN). */
+  connect(): Promise<PgLikeClient>;
+  /** Closes every connection. */
+  end(): Promise<void>;
+}
+
+/** One pooled connection, as `PgLikePool.connect()` gives it. */
+export interface PgLikeClient {
+  /** Runs one statement on this connection. */
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs a submittable (a COPY stream) on this connection. */
+  query<S>(submittable: S): S;
+  /** Hears NOTIFY payloads on the channels this connection listens to. */
+  on(event: "notification", fn: (n: { channel: string; payload?: string }) => void): unknown;
+  /** Hears the connection's errors. */
+  on(event: "error", fn: (err: Error) => void): unknown;
+  /** Stops hearing the connection's errors. */
+  removeListener(event: "error", fn: (err: Error) => void): unknown;
+  /** Gives the connection back; `err` destroys it instead. */
+  release(err?: boolean | Error): void;
+}
+
+/** Wraps a pg-compatible pool as a `SqlDatabase`. */
+export function poolDatabase(
+  pool: PgLikePool,
+  dialect: "postgres" | "neon",
+): SqlDatabase & CopyOut {
+  const db: SqlDatabase & CopyOut = {
+    dialect,
+    shared: true,
+    autovacuum: true,
+    async query<T>(text: string, params?: readonly unknown[]) {
+      const res = await pool.query(text, params ? [...params] : undefined);
+      return res.rows as T[];
+    },
+    // One COPY is one statement: run as a transaction of its own, so that a failed COPY
+    // leaves its connection clean (ROLLBACK) like any other failed transaction.
+    copyIn(table, columns, data) {
+      return db.transaction((tx) => tx.copyIn!(table, columns, data));
+    },
+    // node-postgres only: Neon's driver is a fork of it that no test runs a COPY out through.
+    ...(dialect === "postgres"
+      ? { copyOut: (sql: string, onData: (b: Uint8Array) => void) => copyOut(pool, sql, onData) }
+      : {}),
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      // The server may end the connection while the transaction waits between statements (a
+      // restart, pg_terminate_backend): the client then emits "error", which with no listener
+      // would be uncaught and stop the process. The next statement fails instead.
+      const lost = (err: Error) => broken = err;
+      client.on("error", lost);
+      try {
+        await client.query("BEGIN");
+        const result = await fn({
+          async query<R>(text: string, params?: readonly unknown[]) {
+            const res = await client.query(text, params ? [...params] : undefined);
+            return res.rows as R[];
+          },
+          copyIn: (table, columns, data) => copyIn(client, table, columns, data),
+        });
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackErr) {
+          broken = rollbackErr as Error;
+        }
+        throw err;
+      } finally {
+        client.removeListener("error", lost);
+        client.release(broken);
+      }
+    },
+    async listen(channel, onPayload) {
+      const client = await pool.connect();
+      client.on("error", () => {});
+      client.on("notification", (n) => {
+        if (n.channel === channel) onPayload(n.payload ?? "");
+      });
+      await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+      return async () => {
+        try {
+          await client.query(`UNLISTEN "${channel.replaceAll('"', '""')}"`);
+          client.release();
+        } catch {
+          client.release(true);
+        }
+      };
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+  return db;
+}
+
+/**
+ * `COPY (...) TO STDOUT`: `onData` gets each CopyData message's bytes, valid during the call
+ * only (a view of the driver's read buffer). A row result (`query`) decodes every value as
+ * text, a bytea included; a binary COPY's bytes come as they are, so large binary values are
+ * read with it.
+ */
+export interface CopyOut {
+  copyOut?(statement: string, onData: (bytes: Uint8Array) => void): Promise<void>;
+}
+
+async function copyOut(
+  pool: PgLikePool,
+  statement: string,
+  onData: (bytes: Uint8Array) => void,
+): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const lost = (err: Error) => broken = err;
+  client.on("error", lost);
+  // What `onData` threw: the statement runs to its end (the connection stays usable), then
+  // the call rejects with it.
+  let thrown: { err: unknown } | null = null;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // A submittable of node-postgres: the client hands it the statement's messages.
+      client.query({
+        submit: (connection: { query(text: string): void }) => connection.query(statement),
+        handleCopyData: (msg: { chunk: Buffer }) => {
+          if (thrown) return;
+          try {
+            onData(new Uint8Array(msg.chunk.buffer, msg.chunk.byteOffset, msg.chunk.length));
+          } catch (err) {
+            thrown = { err };
+          }
+        },
+        handleRowDescription: () => {},
+        handleDataRow: () => {},
+        handleCommandComplete: () => {},
+        handleEmptyQuery: () => {},
+        handlePortalSuspended: () => {},
+        handleCopyInResponse: () => {
+          broken = new Error("copyOut: not a COPY TO statement");
+          reject(broken);
+        },
+        handleError: (err: Error) => reject(err),
+        handleReadyForQuery: () => thrown ? reject(thrown.err) : resolve(),
+      });
+    });
+  } finally {
+    client.removeListener("error", lost);
+    client.release(broken);
+  }
+}
+
+/** `COPY ... FROM STDIN` on one client; resolves when the server has taken every row. */
+async function copyIn(
+  client: PgLikeClient,
+  table: string,
+  columns: readonly string[],
+  data: CopyData,
+): Promise<void> {
+  const { from: copyFromStdin } = await import("pg-copy-streams");
+  const stream = client.query(copyFromStdin(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
+  await new Promise<void>((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on("finish", () => resolve());
+    for (const part of copyParts(data)) {
+      stream.write(
+        typeof part === "string"
+          ? part
+          : Buffer.from(part.buffer, part.byteOffset, part.byteLength),
+      );
+    }
+    stream.end();
+  });
+}
