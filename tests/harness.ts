@@ -64,7 +64,8 @@ export const postgresTarget: DbTarget = {
   name: "postgres",
   async open() {
     const { url, drop } = await createPgDatabase();
-    const db = openPostgres(url, { max: 10 });
+    // No idle timeout: the pool runs no timer between a suite's tests.
+    const db = openPostgres(url, { max: 10, idleTimeoutMs: 0 });
     await migrate(db);
     return {
       db,
@@ -86,7 +87,7 @@ export const neonTarget: DbTarget = {
     bridge ??= startNeonBridge();
     const { wsProxy } = await bridge;
     const { url, drop } = await createPgDatabase();
-    const db = openNeon(url, { max: 10, wsProxy });
+    const db = openNeon(url, { max: 10, idleTimeoutMs: 0, wsProxy });
     await migrate(db);
     return {
       db,
