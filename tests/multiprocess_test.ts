@@ -91,8 +91,6 @@ function apiRuntime(db: SqlDatabase) {
 
 Deno.test({
   name: "two worker processes sharing PostgreSQL run 1,000 read-modify-writes on 10 keys exactly",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const db = openPostgres(pg.url);
@@ -169,8 +167,6 @@ async function killMidHandler(url: string) {
 
 Deno.test({
   name: "a worker SIGKILLed mid-handler is restarted and the message completes once (postgres)",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   try {
@@ -185,8 +181,6 @@ Deno.test({
 
 Deno.test({
   name: "a worker SIGKILLed mid-handler is restarted and the message completes once (pglite dir)",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-pglite-" });
   try {
@@ -261,8 +255,6 @@ Deno.test({
   name:
     "a job whose handler killed its process twice is a dead letter and never runs a third time; " +
     "a job that ran beside it is not",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const db = openPostgres(pg.url);

@@ -43,10 +43,8 @@ const broken = defineActor({
   },
 });
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
-  { name: "console in Chromium: pages, live progress, cancel, replay", ...opts },
+  { name: "console in Chromium: pages, live progress, cancel, replay" },
   async () => {
     await Deno.mkdir(SHOTS, { recursive: true });
     const world = await openApiWorld([slow, later, broken], () => ({ perKeyPerMinute: 100_000 }));
