@@ -3,8 +3,6 @@ import { DirectoryLockedError, openPglite } from "@troupe/runtime/pglite";
 
 Deno.test({
   name: "a PGlite directory has one user at a time; a dead holder's lock is taken over",
-  sanitizeResources: false,
-  sanitizeOps: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-pglite-lock-" });
   const data = `${dir}/pglite`;

@@ -9,8 +9,6 @@ for (const target of [postgresTarget, neonTarget]) {
   Deno.test({
     name:
       `${target.name}: a transaction whose connection the server ends fails; nothing is uncaught`,
-    sanitizeOps: false,
-    sanitizeResources: false,
   }, async () => {
     const { db, cleanup } = await target.open();
     try {

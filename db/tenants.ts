@@ -101,12 +101,20 @@ export async function hashApiKey(key: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Options of {@linkcode TenantStore}. */
+export interface TenantStoreOptions {
+  /** The clock of the authentication cache, for tests. @default Date.now */
+  now?: () => number;
+}
+
 export class TenantStore {
   readonly #db: SqlDatabase;
+  readonly #now: () => number;
   readonly #authCache = new Map<string, { principal: Principal | null; until: number }>();
 
-  constructor(db: SqlDatabase) {
+  constructor(db: SqlDatabase, { now = Date.now }: TenantStoreOptions = {}) {
     this.#db = db;
+    this.#now = now;
   }
 
   /**
@@ -314,7 +322,7 @@ export class TenantStore {
     if (key.length > 200) return null;
     // Keyed by the presented key itself (held in memory only), so a hit costs no hashing.
     const cached = this.#authCache.get(key);
-    if (cached && cached.until > Date.now()) return cached.principal;
+    if (cached && cached.until > this.#now()) return cached.principal;
     const hash = await hashApiKey(key);
     const rows = await this.#db.query<{
       id: string;
@@ -348,7 +356,7 @@ export class TenantStore {
     const expires = row?.expires_at == null
       ? Infinity
       : new Date(row.expires_at as string | Date).getTime();
-    this.#authCache.set(key, { principal, until: Math.min(Date.now() + AUTH_CACHE_MS, expires) });
+    this.#authCache.set(key, { principal, until: Math.min(this.#now() + AUTH_CACHE_MS, expires) });
     return principal;
   }
 

@@ -95,8 +95,18 @@ export async function denoBinary(version: string): Promise<string> {
   if (given) return given;
   const home = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
   const prefix = join(home, "troupe", `deno-${version}`);
+  // The executable itself, not npm's Node wrapper: a signal sent to the wrapper does not reach
+  // the Deno process it starts.
+  const exe = join(
+    prefix,
+    "node_modules",
+    "deno",
+    Deno.build.os === "windows" ? "deno.exe" : "deno",
+  );
   const bin = join(prefix, "node_modules", ".bin", "deno");
-  if (await Deno.stat(bin).then(() => true, () => false)) return bin;
+  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+  if (await exists(exe)) return exe;
+  if (await exists(bin)) return bin;
   const out = await new Deno.Command("npm", {
     args: [
       "install",
@@ -111,7 +121,7 @@ export async function denoBinary(version: string): Promise<string> {
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error(`npm install deno@${version} failed`);
-  return bin;
+  return await exists(exe) ? exe : bin;
 }
 
 /** Prints each violation's chain; true when there is none. */

@@ -80,8 +80,6 @@ Deno.test("ProgressView redraws one line on a terminal and writes lines otherwis
 
 Deno.test({
   name: "embedded: runs an actor and an upload, reports failures with codes, lists, refuses usage",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const w = await workspace();
   const env = { DATA_DIR: w.data };
@@ -131,8 +129,6 @@ Deno.test({
 
 Deno.test({
   name: "with a server holding the data directory: goes through its API with the saved key",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const w = await workspace();
   const port = freePort();

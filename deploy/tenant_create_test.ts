@@ -11,8 +11,6 @@ const SCRIPT = new URL("./tenant_create.ts", import.meta.url).pathname;
 
 Deno.test({
   name: "tenant:create makes a tenant and a working key, once",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const run = (...args: string[]) =>

@@ -29,8 +29,6 @@ async function run(name: string, args: string[], env: Record<string, string>) {
 
 Deno.test({
   name: "tenant:delete embedded: deletes by name and prints the counts; usage and unknown refused",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-tenant-delete-cli-" });
   const env = { DATA_DIR: join(dir, "data") };
@@ -64,8 +62,6 @@ Deno.test({
 
 Deno.test({
   name: "tenant:delete through a running server: an admin key's DELETE, followed to its end",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const db = openPostgres(pg.url);

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { defineActor, NonRetryableError } from "@troupe/runtime";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor, within } from "../tests/harness.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 import { endlessBody, trickleBody } from "../tests/hostile/http_attacks.ts";
 import { TROUPE_VERSION } from "./version.ts";
 
@@ -59,31 +60,29 @@ interface Setup extends ApiWorld {
   otherKey: string;
 }
 
-let opened: Promise<Setup>;
-function setup() {
-  opened ??= (async () => {
-    const world = await openApiWorld([echo, wait, flaky, internal], () => ({
-      perIpPerMinute: 100_000,
-      perKeyPerMinute: 100_000,
-      // A body is let go after 1 s without bytes, or under 2 KB/s over 500 ms.
-      uploads: { idleMs: 1000, minBytesPerSecond: 2000, rateWindowMs: 500 },
-    }));
-    const { tenants } = world;
-    const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
-    const otherKey = (await tenants.createKey((await tenants.createTenant("globex")).id)).key;
-    return { ...world, key, otherKey };
-  })();
-  return opened;
+async function openSetup(): Promise<Setup> {
+  const world = await openApiWorld([echo, wait, flaky, internal], () => ({
+    perIpPerMinute: 100_000,
+    perKeyPerMinute: 100_000,
+    // A body is let go after 1 s without bytes, or under 2 KB/s over 500 ms.
+    uploads: { idleMs: 1000, minBytesPerSecond: 2000, rateWindowMs: 500 },
+  }));
+  const { tenants } = world;
+  const key = (await tenants.createKey((await tenants.createTenant("acme")).id)).key;
+  const otherKey = (await tenants.createKey((await tenants.createTenant("globex")).id)).key;
+  return { ...world, key, otherKey };
 }
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const shared = sharedWorld(openSetup);
+const setup = shared.open;
+const opts = SHARED_WORLD_TEST;
 
 async function call(
   path: string,
-  init: RequestInit & { json?: unknown; key?: string | null } = {},
+  init: RequestInit & { json?: unknown; key?: string | null; world?: Setup } = {},
 ) {
-  const { app, key: defaultKey } = await setup();
-  const { json, key = defaultKey, ...rest } = init;
+  const { app, key: defaultKey } = init.world ?? await setup();
+  const { json, key = defaultKey, world: _, ...rest } = init;
   const headers = new Headers(rest.headers);
   if (json !== undefined) headers.set("content-type", "application/json");
   if (key !== null) headers.set("x-api-key", key);
@@ -435,12 +434,12 @@ Deno.test({
   name: "a database that is down gives health 503 and other routes a 503 without internals",
   ...opts,
 }, async () => {
-  const world = await setup();
+  const world = await openSetup();
   await world.close(); // closes the database (and everything else) under the app
-  const health = await call("/api/health");
+  const health = await call("/api/health", { world });
   assert.equal(health.status, 503);
   assert.equal(health.body.status, "unavailable");
-  const job = await call("/api/jobs/01a20cf1-0000-7000-8000-000000000002");
+  const job = await call("/api/jobs/01a20cf1-0000-7000-8000-000000000002", { world });
   assert.equal(job.status, 503);
   assert.equal(job.body.error.code, "DATABASE_UNAVAILABLE");
   assert.ok(Number(job.headers.get("retry-after")) > 0);

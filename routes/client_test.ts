@@ -10,8 +10,6 @@ import { fullDocument, TYPES_FILE, typesOf } from "../deploy/client_generate.ts"
 import { openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 const echo = defineActor({
   name: "client.echo",
   input: z.object({ text: z.string() }),
@@ -20,7 +18,7 @@ const echo = defineActor({
 });
 
 Deno.test(
-  { name: "deploy/api_types.ts is generated from the current document", ...opts },
+  { name: "deploy/api_types.ts is generated from the current document" },
   async () => {
     const expected = await typesOf(await fullDocument());
     const current = await Deno.readTextFile(TYPES_FILE);
@@ -33,7 +31,6 @@ Deno.test(
 
 Deno.test({
   name: "the typed client enqueues, reads and lists jobs, and gets typed errors",
-  ...opts,
 }, async () => {
   const w = await openApiWorld([echo]);
   try {

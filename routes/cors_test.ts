@@ -3,26 +3,24 @@
  * before authentication and rate limits.
  */
 import assert from "node:assert/strict";
-import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { openApiWorld } from "../tests/api_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 import { loadConfig } from "../deploy/config.ts";
 
 const ALLOWED = "https://app.example.com";
 const OTHER = "https://evil.example.net";
-const opts = { sanitizeOps: false, sanitizeResources: false };
 
-let opened: Promise<ApiWorld & { key: string }> | undefined;
-function setup() {
-  opened ??= (async () => {
-    const world = await openApiWorld([], () => ({
-      corsOrigins: [ALLOWED],
-      perIpPerMinute: 2,
-      perKeyPerMinute: 100_000,
-    }));
-    const key = (await world.tenants.createKey((await world.tenants.createTenant("acme")).id)).key;
-    return { ...world, key };
-  })();
-  return opened;
-}
+const shared = sharedWorld(async () => {
+  const world = await openApiWorld([], () => ({
+    corsOrigins: [ALLOWED],
+    perIpPerMinute: 2,
+    perKeyPerMinute: 100_000,
+  }));
+  const key = (await world.tenants.createKey((await world.tenants.createTenant("acme")).id)).key;
+  return { ...world, key };
+});
+const setup = shared.open;
+const opts = SHARED_WORLD_TEST;
 
 function preflight(origin: string) {
   return new Request("http://troupe.test/api/jobs", {

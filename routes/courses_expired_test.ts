@@ -31,8 +31,6 @@ class StuckExtractor extends InlineExtractor {
 
 Deno.test({
   name: "a course whose extraction's process stopped on its last attempt fails, not hangs",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-courses-expired-" });
   const extractor = new StuckExtractor();

@@ -27,10 +27,9 @@ import { hugeFieldForm, part } from "../tests/hostile/http_attacks.ts";
 import { sameText } from "../actors/courses/distinct.ts";
 import type { SqlExecutor } from "@troupe/runtime";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 interface World extends ApiWorld {
   key: string;
@@ -242,7 +241,7 @@ async function checkSameTitles(
   assert.equal(await vectors(), 9, "one vector per passage");
 }
 
-shared.test({
+Deno.test({
   name: "courses: chapters whose sections share titles build, each lesson its own",
   ...opts,
 }, async () => {
@@ -257,7 +256,7 @@ shared.test({
     ))[0]!.n);
 });
 
-shared.test({
+Deno.test({
   name: "courses: pages stored by an older extraction are extracted again",
   ...opts,
 }, async () => {
@@ -293,7 +292,7 @@ shared.test({
   assert.equal(w.extracted.get(sha), 2);
 });
 
-shared.test({
+Deno.test({
   name: "courses: PDFs become modules, lessons and quizzes; search cites pages",
   ...opts,
 }, async () => {
@@ -431,7 +430,7 @@ shared.test({
   assert.ok(list.body.items.some((c: { id: string }) => c.id === course.id));
 });
 
-shared.test(
+Deno.test(
   { name: "courses: a bad file fails alone with its code; the course is partial", ...opts },
   async () => {
     const good = await makePdf([{ heading: "Only chapter", paragraphs: [sentences("good", 10)] }]);
@@ -457,7 +456,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "courses: the same PDF twice is extracted once; delivered twice, same course",
   ...opts,
 }, async () => {
@@ -508,7 +507,7 @@ shared.test({
   );
 });
 
-shared.test(
+Deno.test(
   { name: "courses: non-Latin text and two-column pages go through", ...opts },
   async () => {
     const cyrillic = await makePdf([
@@ -558,7 +557,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: cancelling stops the pipeline, even mid-build", ...opts },
   async () => {
     // A writer that waits until told: the course is held in its build step.
@@ -620,7 +619,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {
+Deno.test({ name: "courses: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
   const count = () => countRows(w.tdb.db, "troupe_courses");
   const before = await count();
@@ -665,7 +664,7 @@ shared.test({ name: "courses: bad uploads are refused and store nothing", ...opt
   assert.equal(await count(), before);
 });
 
-shared.test(
+Deno.test(
   { name: "courses: an upload whose client stops sending is a 408 and stores nothing", ...opts },
   async () => {
     const w = await open();
@@ -690,7 +689,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: a title that never ends is a 413 as soon as it passes its limit", ...opts },
   async () => {
     const w = await open();
@@ -789,7 +788,7 @@ async function askManual(question: string) {
   })).body;
 }
 
-shared.test(
+Deno.test(
   { name: "courses: search finds short identifiers and code words", ...opts },
   async () => {
     for (const [q, page] of [["lm", 2], ["t.test", 3], ["ls -l", 4], ["C++", 4]] as const) {
@@ -801,7 +800,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: search gives one result per page and section, best first", ...opts },
   async () => {
     // The colony page is cut into several passages: it is still one result.
@@ -816,14 +815,14 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: a search nothing in the course matches finds nothing", ...opts },
   async () => {
     assert.deepEqual(await searchManual("xylophone zeppelin"), []);
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: ask does not answer what the course does not", ...opts },
   async () => {
     // "capital" is in the course, in another sense: the course does not answer this.
@@ -839,7 +838,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: ask says each sentence once and cites each page once", ...opts },
   async () => {
     // The sentence is on two pages (twice on one): it is said once, each page cited once.
@@ -888,7 +887,7 @@ async function citedPages(
 
 type Citation = { page: number; text: string };
 
-shared.test(
+Deno.test(
   { name: "courses: ask cites the page where a sentence across pages holds the answer", ...opts },
   async () => {
     // A listing without a sentence end runs from page 1 onto page 2, where the only words the
@@ -909,7 +908,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: ask counts the section's heading on each page of a sentence", ...opts },
   async () => {
     // The asked words are on page 1 with the heading's, and on page 2 in the text: the heading
@@ -936,7 +935,7 @@ async function jobEnd(jobId: string) {
   }, { timeoutMs: 30_000, what: `job ${jobId}` });
 }
 
-shared.test(
+Deno.test(
   { name: "courses: the upload's job follows the course until it is built", ...opts },
   async () => {
     const w = await open();
@@ -971,7 +970,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: the upload's job fails with the course's error", ...opts },
   async () => {
     const locked = await upload([{ name: "locked.pdf", bytes: encryptedPdf() }]);
@@ -989,7 +988,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: cancelling the upload's job cancels the course mid-build", ...opts },
   async () => {
     const { LocalWriter } = await import("../actors/courses/writer/local.ts");
@@ -1058,7 +1057,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "courses: a typeset book: no furniture or back matter in lessons; without an outline " +
     "the title page is the title and numbered headings give modules",
   ...opts,
@@ -1107,7 +1106,7 @@ shared.test({
   }
 });
 
-shared.test(
+Deno.test(
   {
     name: "courses: a Flate bomb and a 100,000-deep outline fail as PDF_TOO_COMPLEX, " +
       "once, while the server keeps answering",
@@ -1189,7 +1188,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "courses: a writer that keeps failing fails the course, not hangs it", ...opts },
   async () => {
     const { courseActors } = await import("../actors/courses/pipeline.ts");
@@ -1237,7 +1236,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "courses: embeddings in ChromaDB (a real chroma run) serve hybrid search",
   ...opts,
 }, async () => {

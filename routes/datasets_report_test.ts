@@ -13,10 +13,9 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor } from "../tests/harness.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 interface World extends ApiWorld {
   key: string;
@@ -103,7 +102,7 @@ const reportJobs = async () => {
   ))[0]!.n;
 };
 
-shared.test(
+Deno.test(
   { name: "dataset report: a job, then the stored PDF in any script", ...opts },
   async () => {
     const w = await open();
@@ -187,7 +186,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "dataset report: a dataset that is not ready has none", ...opts }, async () => {
+Deno.test({ name: "dataset report: a dataset that is not ready has none", ...opts }, async () => {
   const w = await open();
   const id = await readyDataset("a,b\n1,2\n", "plain");
   await w.tdb.db.query("UPDATE troupe_datasets SET status = 'merging' WHERE id = $1", [id]);

@@ -30,10 +30,9 @@ import {
 import { pythonCsv } from "../actors/datasets/ingest/test_util.ts";
 import { hugeFieldForm, part, trickleBody } from "../tests/hostile/http_attacks.ts";
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 interface World extends ApiWorld {
   key: string;
@@ -187,7 +186,7 @@ async function upload(body: BodyInit, query: string, contentType = "text/csv", k
 const settled = (id: string) =>
   settledBody(() => call(`/api/datasets/${id}`), DATASET_ENDS, { what: `dataset ${id}` });
 
-shared.test(
+Deno.test(
   { name: "datasets: a CSV is split, profiled, queryable and exportable", ...opts },
   async () => {
     const N = 1500;
@@ -281,7 +280,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "datasets: JSON arrays and NDJSON load; a non-array is a clear failure",
   ...opts,
 }, async () => {
@@ -303,7 +302,7 @@ shared.test({
   assert.match(failed.error.code, /NOT_JSON_ARRAY/i);
 });
 
-shared.test({
+Deno.test({
   name: "datasets: bad rows are skipped and reported, or fail the dataset with the line",
   ...opts,
 }, async () => {
@@ -331,7 +330,7 @@ async function allRows(id: string): Promise<Record<string, unknown>[]> {
   return rows;
 }
 
-shared.test({
+Deno.test({
   name: "datasets: rows with 6 to 9 of 9 fields are all kept, as Python's csv reads them",
   ...opts,
 }, async () => {
@@ -365,7 +364,7 @@ shared.test({
   });
 });
 
-shared.test({
+Deno.test({
   name: "datasets: a Latin-1 file is read as Windows-1252 under encoding=auto",
   ...opts,
 }, async () => {
@@ -383,7 +382,7 @@ shared.test({
   assert.ok(rows.every((r) => !String(r.name).includes("\ufffd") && r.city !== "Malm\ufffd"));
 });
 
-shared.test({
+Deno.test({
   name: "datasets: invalid UTF-8 past the first megabyte fails with INVALID_ENCODING and the line",
   ...opts,
 }, async () => {
@@ -402,7 +401,7 @@ shared.test({
   assert.match(d.error.message, /encoding/);
 });
 
-shared.test({
+Deno.test({
   name: "datasets: a TSV with quotes in its text keeps every line; quote= opts in, with warnings",
   ...opts,
 }, async () => {
@@ -445,7 +444,7 @@ shared.test({
   assert.equal(first.line, 252, "the line where the field opens");
 });
 
-shared.test({
+Deno.test({
   name: "datasets: exact top values, distinct counts and quantiles across chunks",
   ...opts,
 }, async () => {
@@ -531,7 +530,7 @@ async function loaded(query: string, csv: string) {
   return { d, columns, rows: page.body.rows as Record<string, any>[] };
 }
 
-shared.test(
+Deno.test(
   { name: "datasets: a null token is null in a typed column and text in a text column", ...opts },
   async () => {
     const csv = [
@@ -596,7 +595,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
+Deno.test({ name: "datasets: duplicate rows are dropped across chunks", ...opts }, async () => {
   // 3,000 rows where every row appears twice, far apart (different chunks).
   const half = Array.from({ length: 1500 }, (_, i) => `${i},name ${i},${i % 7}`);
   const csv = ["id,name,g", ...half, ...half].join("\n") + "\n";
@@ -610,7 +609,7 @@ shared.test({ name: "datasets: duplicate rows are dropped across chunks", ...opt
   assert.equal(id.profile.count, 1500, "the profile counts stored rows only");
 });
 
-shared.test(
+Deno.test(
   { name: "datasets: a column's type widens when a later chunk needs it", ...opts },
   async () => {
     // Chunk 0 sees integers in n and m, dates in d, nothing in e; later chunks bring floats
@@ -646,7 +645,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: UTF-8 BOM, UTF-16 BOM and Latin-1 files read right", ...opts },
   async () => {
     const text = "name,city\nRenée,Zürich\nJosé,Köln\n";
@@ -679,7 +678,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "datasets: bad uploads are refused and store nothing", ...opts }, async () => {
+Deno.test({ name: "datasets: bad uploads are refused and store nothing", ...opts }, async () => {
   const w = await open();
   const count = () => countRows(w.tdb.db, "troupe_datasets");
   const before = await count();
@@ -707,7 +706,7 @@ shared.test({ name: "datasets: bad uploads are refused and store nothing", ...op
   assert.equal(await w.leftovers(), 0, "no partial files");
 });
 
-shared.test(
+Deno.test(
   { name: "datasets: a CSV or TSV header over the limits is a 422 at upload", ...opts },
   async () => {
     const w = await open();
@@ -762,7 +761,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: JSON records with too many keys fail the dataset TOO_MANY_COLUMNS", ...opts },
   async () => {
     const up = await upload(wideNdjson(1200), "format=ndjson");
@@ -773,7 +772,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: an upload whose client stops sending is a 408 and leaves nothing", ...opts },
   async () => {
     const w = await open();
@@ -798,7 +797,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   {
     name: "datasets: a form field that never ends is a 413 as soon as it passes its limit",
     ...opts,
@@ -822,7 +821,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: an upload under the minimum rate is a 408 and leaves nothing", ...opts },
   async () => {
     const w = await open();
@@ -840,7 +839,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: a slow upload above the minimum rate completes", ...opts },
   async () => {
     // 1500 bytes every 75 ms: about 20 KB/s, for about 2 s (longer than the rate's window).
@@ -856,7 +855,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: multipart upload, tenant isolation, bad queries, delete", ...opts },
   async () => {
     const w = await open();
@@ -925,7 +924,7 @@ async function formUpload(file: File, query = "") {
   });
 }
 
-shared.test(
+Deno.test(
   {
     name: "datasets: a binary file is a 415 naming what it looked like, and nothing is kept",
     ...opts,
@@ -980,7 +979,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: a gzipped CSV loads with the rows of the plain one", ...opts },
   async () => {
     const csv = salesCsv(600);
@@ -1034,7 +1033,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: a gzip bomb is a 413 after a few KB, and memory stays low", ...opts },
   async () => {
     const w = await open();
@@ -1065,7 +1064,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: a NUL byte in a late chunk fails the dataset BINARY_CONTENT, once", ...opts },
   async () => {
     const w = await open();
@@ -1107,7 +1106,7 @@ async function jobEnd(jobId: string) {
   }, { timeoutMs: 30_000, what: `job ${jobId}` });
 }
 
-shared.test(
+Deno.test(
   { name: "datasets: the upload's job follows the dataset until it is ready", ...opts },
   async () => {
     // The split is held while the event stream opens.
@@ -1182,7 +1181,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: the upload's job fails with the dataset's error", ...opts },
   async () => {
     const bad = await upload("a,b\n1,2\n3\n4,5\n6,7,8\n9,10\n", "errorPolicy=fail");
@@ -1206,7 +1205,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: cancelling the upload's job cancels the dataset and its work", ...opts },
   async () => {
     const w = await open();

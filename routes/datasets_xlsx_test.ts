@@ -19,10 +19,9 @@ import {
   zipBomb,
 } from "../actors/datasets/ingest/xlsx_fixtures.ts";
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 interface World extends ApiWorld {
@@ -108,7 +107,7 @@ async function rows(id: string): Promise<Record<string, unknown>[]> {
   return (await call(`/api/datasets/${id}/rows?limit=1000`)).body.rows;
 }
 
-shared.test(
+Deno.test(
   { name: "datasets: an .xlsx upload becomes a dataset with its cells' types", ...opts },
   async () => {
     const up = await upload(await salesWorkbook(), "name=sales");
@@ -146,7 +145,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: a sheet of thousands of rows is split into chunks and loads", ...opts },
   async () => {
     const up = await upload(await bigWorkbook(3000, 8), "name=big-sheet");
@@ -165,7 +164,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: sheet= picks a sheet by name or position, in a form or the query", ...opts },
   async () => {
     const book = await salesWorkbook();
@@ -203,7 +202,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: bad workbooks are clear 4xx answers and create no dataset", ...opts },
   async () => {
     const w = await open();
@@ -250,7 +249,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: export?format=xlsx opens with typed cells", ...opts },
   async () => {
     const csv = "id,price,day,at,ok,label,extra\n" +
@@ -311,7 +310,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "datasets: a large export is streamed in pages as it is read", ...opts },
   async () => {
     const lines = ["n,label"];

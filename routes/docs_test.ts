@@ -7,7 +7,7 @@ import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
 function openWorld(): Promise<ApiWorld> {
   return openApiWorld([], (tdb) => {
@@ -25,8 +25,7 @@ function openWorld(): Promise<ApiWorld> {
 const shared = sharedWorld(openWorld);
 const open = shared.open;
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 type Doc = {
@@ -46,7 +45,7 @@ async function document(w: ApiWorld, path = "/api/v1/openapi.json"): Promise<Doc
 /** Hono's `/jobs/:id` (and `:file{regex}`) as OpenAPI's `/jobs/{id}`. */
 const openApiPath = (path: string) => path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
 
-shared.test(
+Deno.test(
   { name: "every /api route the app registers is in the OpenAPI document", ...opts },
   async () => {
     const w = await open();
@@ -78,7 +77,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "the OpenAPI document is structurally valid OpenAPI 3.1", ...opts },
   async () => {
     const doc = await document(await open());
@@ -134,7 +133,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "the document describes queries, bodies and answers from the zod schemas",
   ...opts,
 }, async () => {
@@ -186,7 +185,7 @@ shared.test({
   assert.deepEqual(doc.paths["/api/v1/health"]!.get!.security, [], "health needs no key");
 });
 
-shared.test(
+Deno.test(
   { name: "Swagger UI loads from this server alone, without a key", ...opts },
   async () => {
     const w = await open();
@@ -217,7 +216,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "the unversioned paths answer as deprecated aliases of /api/v1", ...opts },
   async () => {
     const w = await open();
@@ -252,7 +251,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "/api/v1 paths get the same path rules as their aliases", ...opts },
   async () => {
     const w = await open();
@@ -279,7 +278,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async () => {
+Deno.test({ name: "Swagger UI also loads under /api/v1/docs", ...opts }, async () => {
   const w = await open();
   const page = await w.app.request("/api/v1/docs");
   assert.equal(page.status, 200);

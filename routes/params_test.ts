@@ -22,10 +22,9 @@ import {
   TAMPERED_CURSORS,
 } from "../tests/hostile/input_files.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 interface World extends ApiWorld {
   key: string;
@@ -149,7 +148,7 @@ function assert400(res: { status: number; body: { error?: { code: string } } }, 
   assert.equal(res.body.error?.code, "VALIDATION_FAILED", what);
 }
 
-shared.test({
+Deno.test({
   name: "params: dates JavaScript parses and PostgreSQL refuses are 400s naming the column",
   ...opts,
 }, async () => {
@@ -176,7 +175,7 @@ shared.test({
   assert.deepEqual(offset.body.rows.map((r: { i: number }) => r.i), [-13]);
 });
 
-shared.test({
+Deno.test({
   name: "params: numbers past PostgreSQL's bigint and double precision are 400s",
   ...opts,
 }, async () => {
@@ -200,7 +199,7 @@ shared.test({
   assert.equal((await rows([["filter", "f:lt:Infinity"]])).status, 200);
 });
 
-shared.test({ name: "params: tampered cursors are 400s, whatever the sort", ...opts }, async () => {
+Deno.test({ name: "params: tampered cursors are 400s, whatever the sort", ...opts }, async () => {
   for (const sort of ["i", "f", "d", "t", "b", null]) {
     for (const { what, cursor } of TAMPERED_CURSORS) {
       const res = await rows([...(sort ? [["sort", sort] as [string, string]] : []), [
@@ -221,7 +220,7 @@ shared.test({ name: "params: tampered cursors are 400s, whatever the sort", ...o
   assert.equal((await rows([["sort", "t"], ["cursor", forged]])).status, 200);
 });
 
-shared.test({ name: "params: lists over their caps are 400s with the cap", ...opts }, async () => {
+Deno.test({ name: "params: lists over their caps are 400s with the cap", ...opts }, async () => {
   const metrics = await rows([["metrics", Array(3000).fill("sum:i").join(",")]], "aggregate");
   assert400(metrics, "3,000 metrics");
   assert.deepEqual(metrics.body.error.details, { parameter: "metrics", max: 50, count: 3000 });
@@ -239,7 +238,7 @@ shared.test({ name: "params: lists over their caps are 400s with the cap", ...op
   assert.equal(fifty.status, 200);
 });
 
-shared.test(
+Deno.test(
   { name: "params: list cursors and text parameters with NUL are 400s", ...opts },
   async () => {
     const w = await open();
@@ -269,7 +268,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "params: a seeded fuzz of every query parameter never gets a 500",
   ...opts,
 }, async () => {

@@ -15,10 +15,9 @@ import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
 import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 const ZONE = "Pacific/Auckland";
 
 interface World extends ApiWorld {
@@ -131,7 +130,7 @@ async function download(jobId: string) {
   }, { timeoutMs: 30_000, what: `statement ${jobId}` });
 }
 
-shared.test(
+Deno.test(
   { name: "statements: PDF and XLSX of a month, exact, one job per version", ...opts },
   async () => {
     const w = await open();
@@ -225,7 +224,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "statements: per tenant, and bad requests", ...opts }, async () => {
+Deno.test({ name: "statements: per tenant, and bad requests", ...opts }, async () => {
   const w = await open();
   const mine = await call("/api/v1/usage/statements", {
     json: { month: "2026-06", format: "xlsx" },
@@ -259,7 +258,7 @@ shared.test({ name: "statements: per tenant, and bad requests", ...opts }, async
   }
 });
 
-shared.test(
+Deno.test(
   { name: "statements: a failed job is a 409, and asking again starts a new one", ...opts },
   async () => {
     const w = await open();

@@ -9,10 +9,9 @@ import { hashApiKey } from "../db/tenants.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { type AppOptions, createApp } from "./app.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 const work = defineActor({
   name: "t.work",
@@ -85,7 +84,7 @@ async function send(
   return { status: res.status, headers: res.headers, body: await res.json() as any };
 }
 
-shared.test({ name: "keys are stored hashed and only the hash", ...opts }, async () => {
+Deno.test({ name: "keys are stored hashed and only the hash", ...opts }, async () => {
   const { tdb, acme } = await open();
   const rows = await tdb.db.query<{ hash: string; prefix: string }>(
     "SELECT hash, prefix FROM troupe_api_keys",
@@ -98,7 +97,7 @@ shared.test({ name: "keys are stored hashed and only the hash", ...opts }, async
   assert.match(acme.key, /^trp_[0-9A-Za-z]{32}$/);
 });
 
-shared.test(
+Deno.test(
   { name: "a call without a valid key is a 401; health stays public", ...opts },
   async () => {
     const app = await appWith();
@@ -133,7 +132,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "another tenant's jobs and dead letters answer 404", ...opts }, async () => {
+Deno.test({ name: "another tenant's jobs and dead letters answer 404", ...opts }, async () => {
   const app = await appWith();
   const { acme, globex, runtime } = await open();
   const mine = await send(app, "/api/actors/t.work/jobs", {
@@ -176,7 +175,7 @@ shared.test({ name: "another tenant's jobs and dead letters answer 404", ...opts
   assert.equal(replay.status, 404);
 });
 
-shared.test({ name: "an idempotency key is per tenant", ...opts }, async () => {
+Deno.test({ name: "an idempotency key is per tenant", ...opts }, async () => {
   const app = await appWith();
   const { acme, globex } = await open();
   const post = (key: string) =>
@@ -192,7 +191,7 @@ shared.test({ name: "an idempotency key is per tenant", ...opts }, async () => {
   assert.notEqual(a.body.jobId, b.body.jobId);
 });
 
-shared.test({ name: "internal actors cannot be enqueued over HTTP", ...opts }, async () => {
+Deno.test({ name: "internal actors cannot be enqueued over HTTP", ...opts }, async () => {
   const app = await appWith();
   const { acme } = await open();
   const res = await send(app, "/api/actors/t.internal/jobs", {
@@ -204,7 +203,7 @@ shared.test({ name: "internal actors cannot be enqueued over HTTP", ...opts }, a
   assert.equal(res.body.error.code, "NOT_FOUND");
 });
 
-shared.test({ name: "cancels and replays are in the tenant's audit log", ...opts }, async () => {
+Deno.test({ name: "cancels and replays are in the tenant's audit log", ...opts }, async () => {
   const app = await appWith();
   const { acme, globex, runtime } = await open();
   const delayed = await send(app, "/api/actors/t.work/jobs", {
@@ -245,7 +244,7 @@ shared.test({ name: "cancels and replays are in the tenant's audit log", ...opts
   assert.ok(!other.body.items.some((e: { action: string }) => e.action === "job.cancel"));
 });
 
-shared.test(
+Deno.test(
   {
     name: "per-IP limit counts requests without a valid key: 429 with Retry-After and headers",
     ...opts,
@@ -287,7 +286,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "an authenticated client is held to its key's limit, not its address's", ...opts },
   async () => {
     const app = await appWith({
@@ -310,7 +309,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "per-key limit applies across addresses", ...opts }, async () => {
+Deno.test({ name: "per-key limit applies across addresses", ...opts }, async () => {
   const app = await appWith({
     limiter: (await open()).newLimiter(),
     perKeyPerMinute: 2,
@@ -327,7 +326,7 @@ shared.test({ name: "per-key limit applies across addresses", ...opts }, async (
   assert.equal((await send(app, "/api/jobs", { key: globex.key })).status, 200);
 });
 
-shared.test(
+Deno.test(
   {
     name: "a tenant's own limit applies to its keys, is shared across instances and can change",
     ...opts,

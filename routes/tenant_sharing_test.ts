@@ -17,10 +17,9 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts"
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { COURSE_ENDS, settledBody, waitFor } from "../tests/harness.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
-import { sharedWorld } from "../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 interface World extends ApiWorld {
   a: { id: string; key: string };
@@ -138,7 +137,7 @@ const book = (marker: string) =>
     { heading: "Energy", paragraphs: [sentences(`${marker}energy`, 8)] },
   ]);
 
-shared.test({
+Deno.test({
   name: "sharing: a tenant deleting its course of another's PDF bytes leaves the other its file",
   ...opts,
 }, async () => {
@@ -196,7 +195,7 @@ shared.test({
   );
 });
 
-shared.test({
+Deno.test({
   name: "sharing: a tenant's job results for a PDF do not tell whether another uploaded it first",
   ...opts,
 }, async () => {
@@ -221,7 +220,7 @@ shared.test({
   assert.deepEqual(afterA.progress, alone.progress);
 });
 
-shared.test({
+Deno.test({
   name: "sharing: a course counts its own pages, not those another tenant stored for the same PDF",
   ...opts,
 }, async () => {
@@ -253,7 +252,7 @@ shared.test({
   assert.ok(reports[0]!.done === 5 || reports[0]!.done === 20, JSON.stringify(reports));
 });
 
-shared.test({
+Deno.test({
   name: "sharing: one tenant's long echo on a key does not hold another tenant's on that key",
   ...opts,
 }, async () => {
@@ -295,7 +294,7 @@ shared.test({
   assert.ok(Date.parse(y.startedAt) >= Date.parse(x.finishedAt), "second after first");
 });
 
-shared.test({
+Deno.test({
   name: "sharing: PDF extraction keys are the tenant's own",
   ...opts,
 }, async () => {

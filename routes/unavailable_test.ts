@@ -22,8 +22,6 @@ import { onError } from "./errors.ts";
 import { localDatasetAdapters } from "../tests/local_adapters.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** The app over `db`, started, with a tenant's key. */
 async function served(
   db: SqlDatabase,
@@ -65,7 +63,6 @@ async function assertUnavailable(res: Response, code = "DATABASE_UNAVAILABLE") {
 
 Deno.test({
   name: "unavailable: a dropped PostgreSQL database: submitting and listing jobs are 503",
-  ...opts,
 }, async () => {
   const { url, drop } = await createPgDatabase();
   const db = openPostgres(url, { max: 4 });
@@ -92,7 +89,6 @@ Deno.test({
 
 Deno.test({
   name: "unavailable: a dropped database through the Neon driver: jobs are 503",
-  ...opts,
 }, async () => {
   const tdb = await neonTarget.open();
   const { runtime, call } = await served(tdb.db);
@@ -114,7 +110,6 @@ Deno.test({
 
 Deno.test({
   name: "unavailable: a pool pointed at a closed port answers 503, not 500",
-  ...opts,
 }, async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -146,7 +141,7 @@ Deno.test({
   }
 });
 
-Deno.test({ name: "unavailable: a closed PGlite answers 503", ...opts }, async () => {
+Deno.test({ name: "unavailable: a closed PGlite answers 503" }, async () => {
   const db = await openPglite();
   await migrate(db);
   const { runtime, call } = await served(db);
@@ -182,7 +177,6 @@ const mountable = await canMountTmpfs();
 Deno.test({
   name: "unavailable: a dataset upload to a full disk (a 256 KiB tmpfs) is a 503 STORAGE_FULL",
   ignore: !mountable,
-  ...opts,
 }, async () => {
   const disk = (await mountTinyTmpfs(256 * 1024))!;
   const db = await openPglite();

@@ -17,7 +17,6 @@ import { MAINTENANCE_PATH } from "../routes/qstash.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { postgresTarget, waitFor } from "./harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const TOKEN = "qstash-edge-token";
 const CURRENT = "sig_edge_current_0123456789";
 const NEXT = "sig_edge_next_0123456789";
@@ -54,7 +53,7 @@ const nowhere: Transport = {
 };
 
 Deno.test(
-  { name: "timers off: QStash pushes and the maintenance pass finish every job once", ...opts },
+  { name: "timers off: QStash pushes and the maintenance pass finish every job once" },
   async () => {
     const qstash = await startQStash({
       token: TOKEN,
@@ -154,7 +153,7 @@ const tick = defineActor({
 });
 
 Deno.test(
-  { name: "the maintenance pass fires a schedule due this minute, once", ...opts },
+  { name: "the maintenance pass fires a schedule due this minute, once" },
   async () => {
     const tdb = await postgresTarget.open();
     const runtime = new Runtime({

@@ -30,8 +30,6 @@ for (const [label, deno] of [["this Deno", Deno.execPath()], [DEPLOY_DENO_VERSIO
     name:
       `edge entry on ${label}: fails fast before migrate, then serves a job and a CSV (strict flags)`,
     ignore: deno === null,
-    sanitizeOps: false,
-    sanitizeResources: false,
   }, async () => {
     const database = await createPgDatabase();
     const neon = await startNeonBridge();
@@ -67,6 +65,7 @@ for (const [label, deno] of [["this Deno", Deno.execPath()], [DEPLOY_DENO_VERSIO
         stderr: "piped",
       });
     let server: Deno.ChildProcess | null = null;
+    let piping: Promise<void> = Promise.resolve();
     try {
       const early = await edge("piped").output();
       const said = new TextDecoder().decode(early.stderr);
@@ -82,7 +81,7 @@ for (const [label, deno] of [["this Deno", Deno.execPath()], [DEPLOY_DENO_VERSIO
       assert.match(new TextDecoder().decode(migrated.stdout), /^applied \d+: runtime\/0000_core/);
 
       server = edge("null").spawn();
-      server.stderr.pipeTo(Deno.stderr.writable, { preventClose: true }).catch(() => {});
+      piping = server.stderr.pipeTo(Deno.stderr.writable, { preventClose: true }).catch(() => {});
       await untilUp(`http://127.0.0.1:${port}/api/health`, server);
       const headers = { "content-type": "application/json", "x-api-key": KEY };
       const posted = await fetch(`http://127.0.0.1:${port}/api/actors/system.echo/jobs`, {
@@ -121,6 +120,7 @@ for (const [label, deno] of [["this Deno", Deno.execPath()], [DEPLOY_DENO_VERSIO
       if (server) {
         server.kill("SIGTERM");
         await server.status;
+        await piping;
       }
       await qstash.close();
       await redis.close();

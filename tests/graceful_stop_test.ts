@@ -14,8 +14,6 @@ import {
 } from "@troupe/runtime";
 import { postgresTarget, waitFor } from "./harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** Set: the next run hangs on `gate` (the long handler a stop finds running). */
 let hangNext = false;
 const gate = Promise.withResolvers<void>();
@@ -52,7 +50,7 @@ function recording() {
 }
 
 Deno.test(
-  { name: "stop gives back a running handler's lease and relays the outbox", ...opts },
+  { name: "stop gives back a running handler's lease and relays the outbox" },
   async () => {
     const tdb = await postgresTarget.open();
     const a = recording();

@@ -64,7 +64,8 @@ export const postgresTarget: DbTarget = {
   name: "postgres",
   async open() {
     const { url, drop } = await createPgDatabase();
-    const db = openPostgres(url, { max: 10 });
+    // No idle timeout: the pool runs no timer between a suite's tests.
+    const db = openPostgres(url, { max: 10, idleTimeoutMs: 0 });
     await migrate(db);
     return {
       db,
@@ -77,25 +78,41 @@ export const postgresTarget: DbTarget = {
   },
 };
 
+/** The WebSocket bridge, shared by the Neon databases open at once and closed with the last. */
 let bridge: Promise<NeonBridge> | null = null;
+let bridgeUsers = 0;
+
+async function releaseBridge(): Promise<void> {
+  if (--bridgeUsers > 0 || !bridge) return;
+  const closing = bridge;
+  bridge = null;
+  await (await closing).close();
+}
 
 /** The Neon serverless driver through the local WebSocket bridge to the real server. */
 export const neonTarget: DbTarget = {
   name: "neon",
   async open() {
-    bridge ??= startNeonBridge();
-    const { wsProxy } = await bridge;
-    const { url, drop } = await createPgDatabase();
-    const db = openNeon(url, { max: 10, wsProxy });
-    await migrate(db);
-    return {
-      db,
-      url,
-      async cleanup() {
-        await db.close();
-        await drop();
-      },
-    };
+    bridgeUsers++;
+    try {
+      bridge ??= startNeonBridge();
+      const { wsProxy } = await bridge;
+      const { url, drop } = await createPgDatabase();
+      const db = openNeon(url, { max: 10, idleTimeoutMs: 0, wsProxy });
+      await migrate(db);
+      return {
+        db,
+        url,
+        async cleanup() {
+          await db.close();
+          await drop();
+          await releaseBridge();
+        },
+      };
+    } catch (err) {
+      await releaseBridge();
+      throw err;
+    }
   },
 };
 

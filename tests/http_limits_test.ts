@@ -11,8 +11,6 @@ import { hugeFieldForm, part, trickleBody } from "./hostile/http_attacks.ts";
 
 Deno.test({
   name: "env limits reach the routes: field size, JSON cap, minimum upload rate",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-limits-" });
   const troupe = await compose(loadConfig({

@@ -24,8 +24,6 @@ Deno.test("a malformed variable stops the start with a message naming it", async
 
 Deno.test({
   name: "a port in use or a data directory in use stops the start with one line, no stack trace",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-main-busy-" });
   const port = freePort();
@@ -70,8 +68,6 @@ Deno.test({
 
 Deno.test({
   name: "the embedded start accepts a job over HTTP, runs it and keeps it across a restart",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-main-" });
   const port = freePort();

@@ -7,8 +7,6 @@ import { freePort, startTask, untilUp } from "./start_task.ts";
 
 Deno.test({
   name: "METRICS_PORT serves /metrics on its own port and not on PORT",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-metrics-port-" });
   const port = freePort();

@@ -26,8 +26,6 @@ const QSTASH = { token: "mi-qstash", current: "sig_mi_current", next: "sig_mi_ne
 Deno.test({
   name:
     "two instances share Neon, Redis and QStash: spread, serialized per key, once each, shared limits",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const database = await createPgDatabase();
   const neon = await startNeonBridge();
@@ -203,8 +201,6 @@ Deno.test({
 
 Deno.test({
   name: "ROLE=api and ROLE=worker apart: jobs posted to the api run on the worker only",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const database = await createPgDatabase();
   const neon = await startNeonBridge();

@@ -19,6 +19,14 @@ import { createPgDatabase, waitFor } from "./harness.ts";
 
 const WORKER = new URL("./fixtures/worker.ts", import.meta.url).pathname;
 
+/** What a worker printed so far; `changed` resolves at its next output or its end. */
+interface Printed {
+  text: string;
+  ended: boolean;
+  changed: PromiseWithResolvers<void>;
+}
+const printed = new WeakMap<Deno.ChildProcess, Printed>();
+
 /** Starts a worker process and resolves once it printed READY. */
 async function spawnWorker(target: string, id: string, env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
@@ -27,22 +35,39 @@ async function spawnWorker(target: string, id: string, env: Record<string, strin
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + 30_000;
-  while (!seen.includes("READY")) {
-    if (Date.now() > deadline) throw new Error(`worker ${id} did not start`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`worker ${id} exited before READY`);
-    seen += value;
-  }
-  // Keep draining stdout so the child never blocks on a full pipe.
+  const out: Printed = { text: "", ended: false, changed: Promise.withResolvers() };
+  printed.set(child, out);
+  // Drained to the end, so the child never blocks on a full pipe.
   (async () => {
     try {
-      while (!(await reader.read()).done);
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        out.text += chunk;
+        out.changed.resolve();
+        out.changed = Promise.withResolvers();
+      }
     } catch { /* closed */ }
+    out.ended = true;
+    out.changed.resolve();
   })();
+  await said(child, "READY", `worker ${id} did not start`);
   return child;
+}
+
+/** Resolves once `child` printed `text`; fails if it ends first or takes over 30 s. */
+async function said(child: Deno.ChildProcess, text: string, what = `"${text}" from a worker`) {
+  const out = printed.get(child)!;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), 30_000));
+  try {
+    while (!out.text.includes(text)) {
+      if (out.ended) throw new Error(`${what}: the worker exited first`);
+      if (await Promise.race([out.changed.promise, late]) === "late") {
+        throw new Error(`${what}: not within 30 s`);
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function stopWorker(child: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM") {
@@ -91,8 +116,6 @@ function apiRuntime(db: SqlDatabase) {
 
 Deno.test({
   name: "two worker processes sharing PostgreSQL run 1,000 read-modify-writes on 10 keys exactly",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const db = openPostgres(pg.url);
@@ -169,8 +192,6 @@ async function killMidHandler(url: string) {
 
 Deno.test({
   name: "a worker SIGKILLed mid-handler is restarted and the message completes once (postgres)",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   try {
@@ -185,8 +206,6 @@ Deno.test({
 
 Deno.test({
   name: "a worker SIGKILLed mid-handler is restarted and the message completes once (pglite dir)",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-pglite-" });
   try {
@@ -209,12 +228,12 @@ async function killMidHandlerPglite(dir: string) {
   await db.close();
 
   let worker = await spawnWorker(target, "first");
-  // The worker cannot share its database: wait for the handler by time, then kill it.
-  await new Promise((r) => setTimeout(r, 1500));
+  // The worker cannot share its database: it says when the handler has started.
+  await said(worker, `STARTED ${job.id}`);
   await stopWorker(worker, "SIGKILL");
 
   worker = await spawnWorker(target, "second");
-  await new Promise((r) => setTimeout(r, 3000));
+  await said(worker, "FINISHED mp.slow succeeded");
   await stopWorker(worker);
   db = await openPglite(dir);
   try {
@@ -261,8 +280,6 @@ Deno.test({
   name:
     "a job whose handler killed its process twice is a dead letter and never runs a third time; " +
     "a job that ran beside it is not",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const pg = await createPgDatabase();
   const db = openPostgres(pg.url);

@@ -16,8 +16,6 @@ import {
 } from "@troupe/runtime";
 import { pgliteTarget, waitFor } from "./harness.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 class Recorder implements RuntimeObserver {
   finished: [string, JobOutcome, number][] = [];
   dead: [string, DeadLetterReason][] = [];
@@ -34,7 +32,7 @@ class Recorder implements RuntimeObserver {
 }
 
 Deno.test(
-  { name: "the observer hears each committed attempt, dead letter and heartbeat", ...opts },
+  { name: "the observer hears each committed attempt, dead letter and heartbeat" },
   async () => {
     const tdb = await pgliteTarget.open();
     const observer = new Recorder();
@@ -107,7 +105,6 @@ Deno.test(
 
 Deno.test({
   name: "queueDepths counts queued jobs per actor up to its limit, with the oldest due wait",
-  ...opts,
 }, async () => {
   const tdb = await pgliteTarget.open();
   const handler = () => null;
@@ -146,7 +143,7 @@ Deno.test({
 });
 
 Deno.test(
-  { name: "a message the transport gave up on is an undeliverable dead letter", ...opts },
+  { name: "a message the transport gave up on is an undeliverable dead letter" },
   async () => {
     const tdb = await pgliteTarget.open();
     const observer = new Recorder();
@@ -173,7 +170,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "jobs the reaper dead-letters are reported as poison or lease_expired", ...opts },
+  { name: "jobs the reaper dead-letters are reported as poison or lease_expired" },
   async () => {
     const tdb = await pgliteTarget.open();
     const observer = new Recorder();

@@ -26,8 +26,6 @@ const DASHBOARD = join(ROOT, "deploy/grafana/troupe.json");
 const TOKEN = "prometheus-test-token-0123456789";
 const API_KEY = "tr_prometheus_test_key_0123456789abcdef";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 function installed(path: string): void {
   try {
     Deno.statSync(path);
@@ -65,7 +63,7 @@ interface Sample {
 }
 
 Deno.test(
-  { name: "Prometheus scrapes /metrics and answers PromQL about the jobs", ...opts },
+  { name: "Prometheus scrapes /metrics and answers PromQL about the jobs" },
   async () => {
     installed(PROMETHEUS);
     const dir = await Deno.makeTempDir({ prefix: "troupe-prometheus-" });
@@ -254,7 +252,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "two instances summed in Redis: promtool accepts the exposition", ...opts },
+  { name: "two instances summed in Redis: promtool accepts the exposition" },
   async () => {
     installed(PROMTOOL);
     const bridge = await startRedisBridge({ token: "metrics-test" });

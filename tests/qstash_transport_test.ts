@@ -19,10 +19,9 @@ import { createApp } from "../routes/app.ts";
 import { startQStash } from "./fixtures/qstash_server.ts";
 import { postgresTarget, waitFor } from "./harness.ts";
 import { MemoryRateLimiter } from "../db/ratelimit/memory.ts";
-import { sharedWorld } from "./shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "./shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 const TOKEN = "qstash-test-token";
 const CURRENT = "sig_current_0123456789abcdef";
 const NEXT = "sig_next_0123456789abcdef";
@@ -163,7 +162,7 @@ async function stateOf(w: Awaited<ReturnType<typeof world>>, key: string) {
 const shared = sharedWorld(world);
 const open = shared.open;
 
-shared.test(
+Deno.test(
   { name: "messages go through QStash, once each, one at a time per key", ...opts },
   async () => {
     const w = await open();
@@ -189,7 +188,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "RetryLaterError comes back through QStash without consuming an attempt", ...opts },
   async () => {
     const w = await open();
@@ -221,7 +220,7 @@ async function finished(w: Awaited<ReturnType<typeof world>>, jobId: string) {
   }, { timeoutMs: 30_000, what: `job ${jobId} to finish` });
 }
 
-shared.test(
+Deno.test(
   { name: "run-again-later many more times than QStash's retries: one attempt", ...opts },
   async () => {
     const w = await open();
@@ -237,7 +236,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "a failed reschedule publish leaves the delivery to QStash's retry", ...opts },
   async () => {
     const w = await open();
@@ -257,7 +256,7 @@ shared.test(
   },
 );
 
-shared.test(
+Deno.test(
   { name: "a delivery before the job's run-again time does not run it early", ...opts },
   async () => {
     const w = await open();
@@ -277,7 +276,7 @@ shared.test(
   },
 );
 
-shared.test({ name: "the publish request maps the actor's policy", ...opts }, async () => {
+Deno.test({ name: "the publish request maps the actor's policy", ...opts }, async () => {
   const w = await open();
   const req = await w.transport.request({
     id: "job-1",
@@ -296,7 +295,7 @@ shared.test({ name: "the publish request maps the actor's policy", ...opts }, as
   assert.ok(req.notBefore! >= Math.floor(Date.now() / 1000) + 59);
 });
 
-shared.test(
+Deno.test(
   { name: "retries end in a dead letter; non-retryable failures stop at once", ...opts },
   async () => {
     const w = await open();
@@ -323,7 +322,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "when QStash gives up on a message, the failure callback dead-letters it",
   ...opts,
 }, async () => {
@@ -344,7 +343,7 @@ shared.test({
   assert.equal(dls.items[0]?.jobId, job.id);
 });
 
-shared.test(
+Deno.test(
   { name: "a QStash schedule run enqueues the scheduled actor once", ...opts },
   async () => {
     const w = await open();

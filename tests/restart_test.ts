@@ -8,8 +8,6 @@ import { waitFor } from "./harness.ts";
 
 Deno.test({
   name: "jobs accepted by the embedded default survive a restart and then run",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-restart-" });
   try {

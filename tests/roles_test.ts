@@ -24,8 +24,6 @@ const recorder = (instance: string, ranOn: string[]) =>
 
 Deno.test({
   name: "ROLE=api claims nothing; ROLE=worker runs the jobs and serves health only",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const database = await createPgDatabase();
   const config = loadConfig({

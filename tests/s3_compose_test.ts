@@ -10,8 +10,6 @@ import { waitFor } from "./harness.ts";
 
 Deno.test({
   name: "S3_BUCKET chooses the bucket for blobs and turns direct uploads on",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const s3 = await startS3();
   const dir = await Deno.makeTempDir({ prefix: "troupe-s3-compose-" });

@@ -2,6 +2,11 @@ import assert from "node:assert/strict";
 import { sharedWorld } from "./shared_world.ts";
 
 const log: string[] = [];
+// `afterAll` hooks run last registered first: this one, registered before the world's, runs
+// after it has closed the world.
+Deno.test.afterAll(() => {
+  assert.deepEqual(log, ["open", "close"]);
+});
 const shared = sharedWorld(() => {
   log.push("open");
   return Promise.resolve({
@@ -12,26 +17,13 @@ const shared = sharedWorld(() => {
   });
 });
 
-shared.test("sharedWorld: the first test opens the world", async () => {
-  await shared.open();
+Deno.test("sharedWorld: opened before the first test", () => {
   assert.deepEqual(log, ["open"]);
 });
 
-shared.test({ name: "sharedWorld: later tests get the same world, still open" }, async () => {
-  await shared.open();
+Deno.test("sharedWorld: every test gets the same world, still open", async () => {
+  const a = await shared.open();
+  const b = await shared.open();
+  assert.equal(a, b);
   assert.deepEqual(log, ["open"]);
-});
-
-shared.test({ name: "sharedWorld: an ignored test is not waited for", ignore: true, fn() {} });
-
-shared.test({
-  name: "sharedWorld: the last registered test still sees it open",
-  async fn() {
-    await shared.open();
-    assert.deepEqual(log, ["open"]);
-  },
-});
-
-Deno.test("sharedWorld: closed once, after the last test registered through it", () => {
-  assert.deepEqual(log, ["open", "close"]);
 });

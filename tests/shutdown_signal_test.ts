@@ -12,8 +12,6 @@ const KEY = "trp_" + "s".repeat(32);
 
 Deno.test({
   name: "SIGINT with a long handler running: exit under 5 s, lease given back",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const database = await createPgDatabase();
   const port = freePort();

@@ -44,8 +44,6 @@ async function spawnWorker(url: string, keys: string) {
 
 Deno.test({
   name: "a worker SIGKILLed mid-sync: another finishes it from the cursor, exact",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const { url, drop } = await createPgDatabase();
   const db = openPostgres(url, { max: 4 });

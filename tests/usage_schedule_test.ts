@@ -9,7 +9,6 @@ import { generateReports, generateUsage } from "./fixtures/usage_api.ts";
 import { postgresTarget, targets, waitFor } from "./harness.ts";
 import { openUsageWorld, type UsageWorld } from "./usage_world.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const drivers = targets.filter((t) => t.name !== "neon");
 
 async function setNextRun(w: UsageWorld, id: string, at: Date) {
@@ -31,7 +30,7 @@ for (const target of drivers) {
   const name = (what: string) => `usage schedule [${target.name}]: ${what}`;
 
   Deno.test(
-    { name: name("a due slot starts one sync across instances ticking at once"), ...opts },
+    { name: name("a due slot starts one sync across instances ticking at once") },
     async () => {
       const w = await openUsageWorld(target, {
         messages: generateUsage({ count: 30, reports: 3 }),
@@ -58,7 +57,7 @@ for (const target of drivers) {
   );
 
   Deno.test(
-    { name: name("runs missed while nothing ran are caught up once"), ...opts },
+    { name: name("runs missed while nothing ran are caught up once") },
     async () => {
       const w = await openUsageWorld(target, {
         messages: generateUsage({ count: 10, reports: 2 }),
@@ -81,7 +80,7 @@ for (const target of drivers) {
     },
   );
 
-  Deno.test({ name: name("a slot met by a running sync is skipped"), ...opts }, async () => {
+  Deno.test({ name: name("a slot met by a running sync is skipped") }, async () => {
     const w = await openUsageWorld(target, {
       messages: generateUsage({ count: 200, reports: 2 }),
       latencyMs: 40,
@@ -104,7 +103,6 @@ for (const target of drivers) {
 for (const transport of ["table", "qstash"] as const) {
   Deno.test({
     name: `usage schedule [${transport}]: the usage.tick actor starts due syncs`,
-    ...opts,
   }, async () => {
     const w = await openUsageWorld(postgresTarget, {
       messages: generateUsage({ count: 40, reports: 4 }),

@@ -11,7 +11,6 @@ import { generateReports, generateUsage, type UsageMessage } from "./fixtures/us
 import { postgresTarget, targets, waitFor } from "./harness.ts";
 import { openUsageWorld, type UsageWorld } from "./usage_world.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const drivers = targets.filter((t) => t.name !== "neon");
 
 /** The figures a full recount of `messages` (last copy of each id wins) gives. */
@@ -53,7 +52,6 @@ for (const target of drivers) {
 
   Deno.test({
     name: name("duplicates across pages, shared and missing reports: once each, exact"),
-    ...opts,
   }, async () => {
     const messages = generateUsage({ count: 450, reports: 30, nullReportShare: 0.1 });
     const reports = generateReports(30);
@@ -103,7 +101,7 @@ for (const target of drivers) {
   });
 
   Deno.test(
-    { name: name("429 with Retry-After, 5xx and a timeout: retried, exact"), ...opts },
+    { name: name("429 with Retry-After, 5xx and a timeout: retried, exact") },
     async () => {
       const messages = generateUsage({ count: 300, reports: 10 });
       const w = await openUsageWorld(target, { messages, reports: generateReports(10) });
@@ -137,7 +135,6 @@ for (const target of drivers) {
 
   Deno.test({
     name: name("a sync whose job ended unrecorded does not block the source"),
-    ...opts,
   }, async () => {
     const w = await openUsageWorld(target, { messages: generateUsage({ count: 30 }) });
     try {
@@ -164,7 +161,7 @@ for (const target of drivers) {
     }
   });
 
-  Deno.test({ name: name("days follow the tenant's time zone"), ...opts }, async () => {
+  Deno.test({ name: name("days follow the tenant's time zone") }, async () => {
     const messages = [
       { id: 1, timestamp: "2026-11-02T03:30:00Z", credits_used: 1.25, report_id: null },
       { id: 2, timestamp: "2026-11-02T06:00:00Z", credits_used: 2.5, report_id: null },
@@ -193,7 +190,6 @@ for (const target of drivers) {
 
   Deno.test({
     name: name("the source's requests-per-minute holds calls back, no attempt used"),
-    ...opts,
   }, async () => {
     // A limiter that refuses every fourth call for 300 ms: the page waits, it does not fail.
     let counted = 0;
@@ -232,7 +228,6 @@ for (const target of drivers) {
 
   Deno.test({
     name: name("5xx past the last retry fails the sync; the next one resumes at its cursor"),
-    ...opts,
   }, async () => {
     const messages = generateUsage({ count: 100, reports: 3 });
     const w = await openUsageWorld(target, { messages, reports: generateReports(3) }, {
@@ -267,7 +262,7 @@ for (const target of drivers) {
   });
 
   Deno.test(
-    { name: name("a wrong token fails the sync at once, with no retry storm"), ...opts },
+    { name: name("a wrong token fails the sync at once, with no retry storm") },
     async () => {
       const w = await openUsageWorld(target, { messages: generateUsage({ count: 50 }) });
       try {
@@ -291,7 +286,6 @@ for (const target of drivers) {
 
   Deno.test({
     name: name("a changed message updates its snapshot and the aggregates exactly"),
-    ...opts,
   }, async () => {
     const messages = generateUsage({ count: 120, reports: 5 });
     const w = await openUsageWorld(target, { messages, reports: generateReports(5) });
@@ -312,7 +306,7 @@ for (const target of drivers) {
   });
 
   Deno.test(
-    { name: name("a runtime stopped mid-sync resumes at the committed cursor"), ...opts },
+    { name: name("a runtime stopped mid-sync resumes at the committed cursor") },
     async () => {
       const messages = generateUsage({ count: 400, reports: 10 });
       const w = await openUsageWorld(target, { messages, reports: generateReports(10) });
@@ -357,7 +351,7 @@ for (const target of drivers) {
 }
 
 Deno.test(
-  { name: "usage sync [qstash]: a page answered 429 past QStash's retries still syncs", ...opts },
+  { name: "usage sync [qstash]: a page answered 429 past QStash's retries still syncs" },
   async () => {
     const messages = generateUsage({ count: 80, reports: 4 });
     const w = await openUsageWorld(postgresTarget, {
@@ -380,7 +374,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "usage sync [qstash]: faults through QStash deliveries, exact", ...opts },
+  { name: "usage sync [qstash]: faults through QStash deliveries, exact" },
   async () => {
     const messages = generateUsage({ count: 200, reports: 8 });
     const w = await openUsageWorld(postgresTarget, {

@@ -12,11 +12,8 @@ import { datasetActors } from "./pipeline.ts";
 import { insertDataset, rowsTable } from "./store.ts";
 import { localDatasetAdapters } from "../../tests/local_adapters.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test({
   name: "dataset pipeline: a CSV of several chunks ingests the same under every fault",
-  ...opts,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-faults-" });
   try {

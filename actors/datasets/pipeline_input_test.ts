@@ -25,10 +25,9 @@ import { ChunkProcessor } from "./chunk_work.ts";
 import { datasetOptions } from "./options.ts";
 import { datasetActors } from "./pipeline.ts";
 import { insertDataset } from "./store.ts";
-import { sharedWorld } from "../../tests/shared_world.ts";
+import { SHARED_WORLD_TEST, sharedWorld } from "../../tests/shared_world.ts";
 
-// Sanitizers off: the shared world opened by one test is closed by a later one.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = SHARED_WORLD_TEST;
 
 interface Thrown {
   datasetId: string;
@@ -158,7 +157,7 @@ async function expectInputFailure(
   return d;
 }
 
-shared.test(
+Deno.test(
   { name: "pipeline: a CSV of 2,000 columns fails TOO_MANY_COLUMNS in the split", ...opts },
   async () => {
     await expectInputFailure(
@@ -170,7 +169,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "pipeline: a CSV of 1,000,000 columns fails TOO_MANY_COLUMNS in seconds, not minutes",
   ...opts,
 }, async () => {
@@ -186,7 +185,7 @@ shared.test({
   assert.ok(seconds < 20, `${seconds.toFixed(1)} s`);
 });
 
-shared.test(
+Deno.test(
   { name: "pipeline: a header line past maxHeaderBytes fails HEADER_TOO_LONG", ...opts },
   async () => {
     const csv = `${"x".repeat(70 * 1024)},y\n1,2\n`;
@@ -194,7 +193,7 @@ shared.test(
   },
 );
 
-shared.test({
+Deno.test({
   name: "pipeline: NDJSON records of 1,200 keys fail TOO_MANY_COLUMNS in a chunk",
   ...opts,
 }, async () => {
@@ -206,7 +205,7 @@ shared.test({
   );
 });
 
-shared.test({
+Deno.test({
   name: "pipeline: NDJSON chunks whose keys add up past the limit fail TOO_MANY_COLUMNS",
   ...opts,
 }, async () => {
@@ -216,7 +215,7 @@ shared.test({
   await expectInputFailure(ndjson, { format: "ndjson" }, "dataset.chunk", "TOO_MANY_COLUMNS");
 });
 
-shared.test({
+Deno.test({
   name: "pipeline: a bad row under errorPolicy=fail fails BAD_ROW with its line",
   ...opts,
 }, async () => {
@@ -240,7 +239,7 @@ shared.test({
   assert.equal(late.error?.line, 2502);
 });
 
-shared.test({
+Deno.test({
   name: "pipeline: a rename onto a column in use fails DUPLICATE_COLUMN, on either store path",
   ...opts,
 }, async () => {
@@ -261,7 +260,7 @@ shared.test({
   );
 });
 
-shared.test({
+Deno.test({
   name: "pipeline: NUL in a column name or a value fails the dataset, not a retry",
   ...opts,
 }, async () => {
@@ -301,14 +300,14 @@ shared.test({
   );
 });
 
-shared.test(
+Deno.test(
   { name: "pipeline: a JSON file that is not an array fails NOT_JSON_ARRAY", ...opts },
   async () => {
     await expectInputFailure('{"a":1}', { format: "json" }, "dataset.split", "NOT_JSON_ARRAY");
   },
 );
 
-shared.test({
+Deno.test({
   name: "pipeline: numbers past PostgreSQL's double precision are kept as text, not retried",
   ...opts,
 }, async () => {
@@ -325,7 +324,7 @@ shared.test({
   assert.deepEqual(types, { id: "integer", x: "string", y: "float" });
 });
 
-shared.test({ name: "pipeline: a file within the limits still loads", ...opts }, async () => {
+Deno.test({ name: "pipeline: a file within the limits still loads", ...opts }, async () => {
   const d = await ingest(wideCsv(1000, { rows: 5 }), { format: "csv" });
   assert.equal(d.status, "ready", JSON.stringify(d.error));
 });

@@ -15,7 +15,6 @@ import {
 } from "./query.ts";
 import type { ColumnInfo } from "./store.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const TABLE = "troupe_ds_querytest";
 
 const columns: ColumnInfo[] = [
@@ -41,7 +40,7 @@ function rowOf(i: number) {
 const N = 230;
 
 for (const target of targets) {
-  Deno.test({ name: `dataset queries [${target.name}]`, ...opts }, async (t) => {
+  Deno.test({ name: `dataset queries [${target.name}]` }, async (t) => {
     const { db, cleanup } = await target.open();
     try {
       await db.query(`CREATE TABLE ${TABLE} (_row bigint PRIMARY KEY, c_id bigint, c_city text,

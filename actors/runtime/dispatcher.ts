@@ -170,11 +170,17 @@ export class Dispatcher {
 
   /** Waits up to `graceMs` for the running chains, then leaves the stopping mode. */
   async drain(graceMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise((r) => {
       const t = setTimeout(r, graceMs);
       Deno.unrefTimer(t);
+      timer = t;
     });
-    await Promise.race([Promise.allSettled([...this.#groups]), deadline]);
+    try {
+      await Promise.race([Promise.allSettled([...this.#groups]), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
     clearTimeout(this.#deferTimer);
   }
 

@@ -17,13 +17,20 @@
 /** The C library's `malloc_trim`, or `null` where there is none to call. */
 export type TrimFn = (pad: number) => number;
 
+/** glibc's `malloc_trim` and the library it was loaded from. */
+export type LoadedTrimFn = TrimFn & {
+  /** Unloads the C library (the function must not be called after). */
+  close(): void;
+};
+
 /** glibc's `malloc_trim`, or `null` (another C library, no FFI permission). */
-export function glibcMallocTrim(): TrimFn | null {
+export function glibcMallocTrim(): LoadedTrimFn | null {
   try {
     const lib = Deno.dlopen("libc.so.6", {
       malloc_trim: { parameters: ["usize"], result: "i32" },
     });
-    return (pad) => lib.symbols.malloc_trim(BigInt(pad));
+    const trim = (pad: number) => lib.symbols.malloc_trim(BigInt(pad));
+    return Object.assign(trim, { close: () => lib.close() });
   } catch {
     return null;
   }
@@ -35,6 +42,7 @@ export interface MallocTrimmer {
   readonly trims: number;
   /** Whether there is a `malloc_trim` to call (false: the trimmer does nothing). */
   readonly active: boolean;
+  /** Stops trimming and unloads the C library the trimmer loaded itself. */
   stop(): void;
 }
 
@@ -43,28 +51,34 @@ export interface MallocTrimmer {
  * keep the process alive. A trim takes ~1 ms, tens of ms when there is much to give back.
  */
 export function startMallocTrim(
-  { intervalMs = 500, trim = glibcMallocTrim() }: {
+  { intervalMs = 500, trim }: {
     /** @default 500 */
     intervalMs?: number;
-    /** @default glibcMallocTrim() */
+    /** @default glibcMallocTrim(), loaded only when the interval is not 0 */
     trim?: TrimFn | null;
   } = {},
 ): MallocTrimmer {
+  const loaded = trim === undefined && intervalMs > 0 ? glibcMallocTrim() : null;
+  const fn = trim === undefined ? loaded : trim;
   let trims = 0;
-  const timer = trim && intervalMs > 0
+  const timer = fn && intervalMs > 0
     ? setInterval(() => {
-      trim(0);
+      fn(0);
       trims++;
     }, intervalMs)
     : undefined;
   if (timer !== undefined) Deno.unrefTimer(timer);
+  let stopped = false;
   return {
     get trims() {
       return trims;
     },
     active: timer !== undefined,
     stop() {
+      if (stopped) return;
+      stopped = true;
       if (timer !== undefined) clearInterval(timer);
+      loaded?.close();
     },
   };
 }

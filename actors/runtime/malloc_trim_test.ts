@@ -39,8 +39,23 @@ Deno.test("glibcMallocTrim() calls the C library's malloc_trim on glibc", () => 
         }
       });
   const trim = glibcMallocTrim();
-  if (!glibc) return; // elsewhere it may be null: the trimmer then does nothing
-  assert.ok(trim, "found on glibc");
-  const result = trim(0);
-  assert.ok(result === 0 || result === 1, `malloc_trim returns 0 or 1, got ${result}`);
+  try {
+    if (!glibc) return; // elsewhere it may be null: the trimmer then does nothing
+    assert.ok(trim, "found on glibc");
+    const result = trim(0);
+    assert.ok(result === 0 || result === 1, `malloc_trim returns 0 or 1, got ${result}`);
+  } finally {
+    trim?.close();
+  }
+});
+
+Deno.test({
+  name: "startMallocTrim() unloads the C library it loaded when stopped",
+  // The resource sanitizer is the assertion: a library left loaded fails the test.
+  sanitizeResources: true,
+  sanitizeOps: true,
+}, () => {
+  const t = startMallocTrim({ intervalMs: 60_000 });
+  t.stop();
+  t.stop(); // a second stop does nothing
 });

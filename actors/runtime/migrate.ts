@@ -139,7 +139,10 @@ export function migrationSet(name: string, folder: URL): MigrationSet {
 async function readText(url: URL): Promise<string> {
   if (url.protocol === "file:") return await Deno.readTextFile(url);
   const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url.href}: HTTP ${res.status}`);
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`${url.href}: HTTP ${res.status}`);
+  }
   return await res.text();
 }
 

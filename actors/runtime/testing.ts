@@ -61,6 +61,8 @@ import { type JobView, Runtime, type Tables } from "./runtime.ts";
 import type { DeliveryOutcome } from "./transport.ts";
 import { TableQueueTransport } from "./transports/table_queue.ts";
 
+export { ManualClock } from "./_testing/clock.ts";
+
 /** The faults the kit injects; see {@link Faults} for what each does. */
 export const FAULTS = [
   "deliverTwice",

@@ -89,8 +89,6 @@ async function caughtBy(run: () => Promise<unknown>): Promise<FaultName[]> {
 
 Deno.test({
   name: "assertEffectivelyOnce() passes an actor that writes only through ctx",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const outcome = await assertEffectivelyOnce({
       actors: [deposit, notify],
@@ -118,8 +116,6 @@ Deno.test({
 
 Deno.test({
   name: "assertEffectivelyOnce() catches a counter kept outside the transaction",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     // An external system (a mailer, a metrics counter): what it was asked to do, per run.
     let sent = 0;
@@ -145,8 +141,6 @@ Deno.test({
 
 Deno.test({
   name: "assertEffectivelyOnce() catches an insert made outside ctx.effect()",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const direct = (db: SqlDatabase) => [
       defineActor({
@@ -177,8 +171,6 @@ Deno.test({
 
 Deno.test({
   name: "assertEffectivelyOnce() catches an outcome that depends on order with delay and reorder",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     // Keeps the last amount: correct once per message, but the order of messages shows.
     const last = defineActor({
@@ -224,8 +216,6 @@ async function rows(db: SqlDatabase, jobId: string): Promise<number> {
 
 Deno.test({
   name: "faults run the handler twice and the runtime commits it once",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const { world, runs } = await countedWorld();
     try {
@@ -262,8 +252,6 @@ Deno.test({
 
 Deno.test({
   name: "delay() and reorder() change the order messages of one key run in",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const { world, runs } = await countedWorld();
     try {
@@ -289,8 +277,6 @@ Deno.test({
 
 Deno.test({
   name: "settle() skips time forward over a retry's backoff",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     let attempts = 0;
     const flaky = defineActor({

@@ -13,8 +13,6 @@ import { S3BlobStore } from "./s3.ts";
 import { startS3 } from "../../tests/fixtures/s3_server.ts";
 import { type CopyOut, openPostgres } from "@troupe/runtime/postgres";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** A deterministic byte stream of `size` bytes in `chunk`-sized pieces. */
 function bytes(size: number, seed = 1): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(size);
@@ -108,7 +106,7 @@ function pgSubject(db: SqlDatabase, close: () => Promise<void>): Subject {
 }
 
 for (const [name, make] of Object.entries(subjects)) {
-  Deno.test({ name: `blobs [${name}]: stream in, hash, read back, ranges`, ...opts }, async () => {
+  Deno.test({ name: `blobs [${name}]: stream in, hash, read back, ranges` }, async () => {
     const s = await make();
     try {
       const data = bytes(1_234_567);
@@ -161,7 +159,7 @@ for (const [name, make] of Object.entries(subjects)) {
   });
 
   Deno.test(
-    { name: `blobs [${name}]: a reader's own buffer is read into, again and again`, ...opts },
+    { name: `blobs [${name}]: a reader's own buffer is read into, again and again` },
     async () => {
       const s = await make();
       try {
@@ -191,7 +189,7 @@ for (const [name, make] of Object.entries(subjects)) {
   );
 
   Deno.test(
-    { name: `blobs [${name}]: over the limit or broken, nothing is kept`, ...opts },
+    { name: `blobs [${name}]: over the limit or broken, nothing is kept` },
     async () => {
       const s = await make();
       try {
@@ -211,7 +209,7 @@ for (const [name, make] of Object.entries(subjects)) {
     },
   );
 
-  Deno.test({ name: `blobs [${name}]: collect and unknown ids`, ...opts }, async () => {
+  Deno.test({ name: `blobs [${name}]: collect and unknown ids` }, async () => {
     const s = await make();
     try {
       const put = await s.store.put(streamOf(bytes(10_000, 3)));
@@ -230,7 +228,7 @@ for (const [name, make] of Object.entries(subjects)) {
 }
 
 Deno.test(
-  { name: "blobs [pglite]: sweepOrphans removes parts of unfinished uploads", ...opts },
+  { name: "blobs [pglite]: sweepOrphans removes parts of unfinished uploads" },
   async () => {
     const s = await subjects.pglite!();
     try {
@@ -253,7 +251,6 @@ Deno.test(
 Deno.test(
   {
     name: "blobs [postgres]: parts go as bytes and are read as binary COPY; connections go back",
-    ...opts,
   },
   async () => {
     const { url, drop } = await createPgDatabase();

@@ -128,6 +128,7 @@ export class S3BlobStore implements BlobStore {
   /** Size and time of an object, or null when there is none. */
   async head(key: string): Promise<{ size: number; modified: number } | null> {
     const res = await this.#send(key, { method: "HEAD" }, [200, 404]);
+    await res.body?.cancel();
     if (res.status === 404) return null;
     return {
       size: Number(res.headers.get("content-length") ?? 0),
@@ -163,7 +164,10 @@ export class S3BlobStore implements BlobStore {
   /** The object under `key`, streamed (a direct upload, read once to be stored). */
   async readKey(key: string): Promise<ReadableStream<Uint8Array>> {
     const res = await this.#send(key, {}, [200, 404]);
-    if (res.status === 404 || !res.body) throw new NotFoundError("object", key);
+    if (res.status === 404 || !res.body) {
+      await res.body?.cancel();
+      throw new NotFoundError("object", key);
+    }
     return res.body;
   }
 
@@ -329,7 +333,10 @@ export class S3BlobStore implements BlobStore {
       headers.range = `bytes=${from}-${end === undefined ? "" : end - 1}`;
     }
     const res = await this.#send(key, { headers }, [200, 206, 404, 416]);
-    if (res.status === 404) throw new NotFoundError("blob", sha256);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new NotFoundError("blob", sha256);
+    }
     // Past the end (or any range of an empty object).
     if (res.status === 416 || !res.body) {
       await res.body?.cancel();

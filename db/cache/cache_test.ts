@@ -4,6 +4,7 @@
  * back-off and recovery. The Upstash store has the same tests in `upstash_test.ts`.
  */
 import assert from "node:assert/strict";
+import { ManualClock } from "@troupe/runtime/testing";
 import { Cache, cacheKey, TTL } from "./cache.ts";
 import { MemoryCacheStore } from "./memory.ts";
 import type { CacheStore, CacheStoreInfo } from "./port.ts";
@@ -118,13 +119,16 @@ Deno.test("TTL classes: defaults, overrides, and expiry", async () => {
     Object.keys(TTL).sort(),
     ["aggregation", "courseOutline", "datasetMeta", "queryResult", "reportMeta", "usageReport"],
   );
-  const cache = new Cache(new MemoryCacheStore(), { ttl: { queryResult: 80 } });
+  const clock = new ManualClock();
+  const cache = new Cache(new MemoryCacheStore({ now: clock.now }), { ttl: { queryResult: 80 } });
   assert.equal(cache.ttlOf("queryResult"), 80);
   assert.equal(cache.ttlOf("courseOutline"), TTL.courseOutline);
   const compute = counted((n) => n, 0);
   await cache.getOrCompute("queryResult", "q", compute);
   await cache.getOrCompute("courseOutline", "c", compute);
-  await sleep(150);
+  clock.advance(79);
+  assert.equal(await cache.getOrCompute("queryResult", "q", compute), 1, "not yet expired");
+  clock.advance(1);
   assert.equal(await cache.getOrCompute("queryResult", "q", compute), 3, "expired");
   assert.equal(await cache.getOrCompute("courseOutline", "c", compute), 2, "still cached");
 });

@@ -29,8 +29,6 @@ Deno.test("memory limiter: a sliding window per rule and id", async () => {
 
 Deno.test({
   name: "upstash limiter: shared by instances, fails open when Redis is down",
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async () => {
   const bridge = await startRedisBridge({ token: "rl" });
   const make = () =>

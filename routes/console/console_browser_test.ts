@@ -44,10 +44,8 @@ const broken = defineActor({
   },
 });
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
-  { name: "console in Chromium: pages, live progress, cancel, replay, pause and resume", ...opts },
+  { name: "console in Chromium: pages, live progress, cancel, replay, pause and resume" },
   async () => {
     await Deno.mkdir(SHOTS, { recursive: true });
     const world = await openApiWorld([slow, later, broken], () => ({ perKeyPerMinute: 100_000 }));

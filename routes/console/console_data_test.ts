@@ -13,9 +13,8 @@ import { waitFor } from "../../tests/harness.ts";
 import { localDatasetAdapters } from "../../tests/local_adapters.ts";
 
 const SHOTS = new URL("../../.scratch/console/", import.meta.url);
-const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test({ name: "console in Chromium: dataset profile and daily usage", ...opts }, async () => {
+Deno.test({ name: "console in Chromium: dataset profile and daily usage" }, async () => {
   await Deno.mkdir(SHOTS, { recursive: true });
   const dir = await Deno.makeTempDir();
   let blobs: BlobStore | undefined;

@@ -31,10 +31,8 @@ const deposit = defineActor({
   },
 });
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
-  { name: "a user's deposit actor is effectively-once under every fault", ...opts },
+  { name: "a user's deposit actor is effectively-once under every fault" },
   async () => {
     const outcome = await assertEffectivelyOnce({
       actors: [deposit],
@@ -51,7 +49,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "the kit catches a user's actor that writes outside ctx.effect()", ...opts },
+  { name: "the kit catches a user's actor that writes outside ctx.effect()" },
   async () => {
     // Writes on its own connection, outside the transaction that commits the message once.
     const careless = (db: SqlDatabase) => [
@@ -76,7 +74,7 @@ Deno.test(
 );
 
 Deno.test(
-  { name: "the in-memory world runs a user's actor through a crash after commit", ...opts },
+  { name: "the in-memory world runs a user's actor through a crash after commit" },
   async () => {
     const world = await testWorld({ actors: [deposit], migrations: [bank] });
     try {

@@ -320,23 +320,34 @@ contractSuite("guards", {
   "a handler still running when its runtime stops gives its lease back": async (
     { db, runtime },
   ) => {
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    const { promise: returned, resolve: returnedNow } = Promise.withResolvers<void>();
     const def = defineActor({
       name: "g11.job",
       ...part,
       key: (i) => `g11:${i.id}`,
-      handler: () => sleep(3000), // ignores its signal on purpose
+      // Ignores its signal on purpose: runs on until the test releases it.
+      handler: async () => {
+        await released;
+        returnedNow();
+      },
     });
     const rt = await runtime([def], { leaseMs: 60_000 });
     const { job } = await rt.enqueue("g11.job", { id: "a" });
-    await waitFor(async () => (await rt.getJob(job.id)).status === "running");
-    await rt.stop(100);
-    const api = await runtime([def], { start: false });
-    assert.equal(await api.reap(), 1, "requeued at once, not after its lease");
-    const [row] = await db.query<{ status: string; lease_losses: number }>(
-      "SELECT status, lease_losses FROM troupe_jobs WHERE id = $1",
-      [job.id],
-    );
-    assert.deepEqual(row, { status: "queued", lease_losses: 0 });
+    try {
+      await waitFor(async () => (await rt.getJob(job.id)).status === "running");
+      await rt.stop(100);
+      const api = await runtime([def], { start: false });
+      assert.equal(await api.reap(), 1, "requeued at once, not after its lease");
+      const [row] = await db.query<{ status: string; lease_losses: number }>(
+        "SELECT status, lease_losses FROM troupe_jobs WHERE id = $1",
+        [job.id],
+      );
+      assert.deepEqual(row, { status: "queued", lease_losses: 0 });
+    } finally {
+      release();
+      await returned;
+    }
   },
 
   "a suspect that had not begun when its process stopped again is requeued, not poisoned": async (

@@ -159,8 +159,6 @@ Deno.test("schema: names are qualified outside public, unchanged in public", () 
 
 Deno.test({
   name: "schema [pglite]: enqueue, retries, dead letter, replay on a non-public schema",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const db = await openPglite();
     try {
@@ -173,8 +171,6 @@ Deno.test({
 
 Deno.test({
   name: "schema [postgres]: enqueue, retries, dead letter, replay on a non-public schema",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const { url, drop } = await createPgDatabase();
     const db = openPostgres(url, { max: 4 });

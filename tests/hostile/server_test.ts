@@ -17,6 +17,7 @@ import {
 import { hugeFieldForm, rawRequest, slowloris, trickleBody } from "./http_attacks.ts";
 import { gzipBomb, millionColumnCsv, wideCsv, wideNdjson } from "./input_files.ts";
 import { type HostileServer, jobOutcome, startHostileServer, type Watch } from "./server.ts";
+import { sharedWorld } from "../shared_world.ts";
 
 /**
  * The memory bound the server must stay under, in MiB: the platform's 512 MB of Deno Deploy
@@ -28,11 +29,10 @@ const RSS_BOUND_MB = 768;
 /** Slowest acceptable health answer during an attack. */
 const HEALTH_BOUND_MS = 1000;
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** A test against the shared server; a failure says how the server fares and what it logged. */
 function hostileTest(name: string, fn: (s: HostileServer) => Promise<void>): void {
-  Deno.test({ name: `hostile: ${name}`, ...opts }, async () => {
+  // The ops sanitizer off: the shared server's output is read between tests.
+  Deno.test({ name: `hostile: ${name}`, sanitizeOps: false }, async () => {
     const s = await server();
     try {
       await fn(s);
@@ -42,9 +42,8 @@ function hostileTest(name: string, fn: (s: HostileServer) => Promise<void>): voi
   });
 }
 
-let started: Promise<HostileServer> | undefined;
-function server(): Promise<HostileServer> {
-  started ??= startHostileServer({
+const shared = sharedWorld(() =>
+  startHostileServer({
     // Small limits so that each attack is refused or cut off within seconds.
     UNTRUSTED_WORKER_HEAP_MB: "256",
     UNTRUSTED_TASK_TIMEOUT_MS: "20000",
@@ -54,9 +53,9 @@ function server(): Promise<HostileServer> {
     UPLOAD_RATE_WINDOW_MS: "2000",
     DATASET_WORKERS: "1",
     EXTRACT_WORKERS: "1",
-  });
-  return started;
-}
+  })
+);
+const server = shared.open;
 
 function assertWithstood(what: string, watch: Watch): void {
   console.log(
@@ -264,18 +263,14 @@ hostileTest("NDJSON with 2,000 keys fails its dataset as TOO_MANY_COLUMNS, once"
 });
 
 hostileTest("after every attack the server still does ordinary work", async (s) => {
-  try {
-    const res = await fetch(`${s.url}/api/actors/system.echo/jobs`, {
-      method: "POST",
-      headers: { ...s.auth, "content-type": "application/json" },
-      body: JSON.stringify({ input: { message: "still here" } }),
-    });
-    assert.equal(res.status, 202);
-    const { jobId } = await res.json();
-    const job = await jobOutcome(s, jobId);
-    assert.equal(job.status, "succeeded");
-    assert.ok(s.alive());
-  } finally {
-    await s.close();
-  }
+  const res = await fetch(`${s.url}/api/actors/system.echo/jobs`, {
+    method: "POST",
+    headers: { ...s.auth, "content-type": "application/json" },
+    body: JSON.stringify({ input: { message: "still here" } }),
+  });
+  assert.equal(res.status, 202);
+  const { jobId } = await res.json();
+  const job = await jobOutcome(s, jobId);
+  assert.equal(job.status, "succeeded");
+  assert.ok(s.alive());
 });

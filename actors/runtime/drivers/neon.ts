@@ -15,6 +15,11 @@ import { type PgLikePool, poolDatabase } from "./pool.ts";
 export interface NeonOptions {
   /** Pool size. @default 10 */
   max?: number;
+  /**
+   * An idle connection is closed after this long; 0 keeps idle connections until `close()`.
+   * @default 10000
+   */
+  idleTimeoutMs?: number;
   /** Proxy template with `{host}` and `{port}`; unset for real Neon. */
   wsProxy?: string;
   /** Secure WebSocket; defaults to true without a proxy, false with one. */
@@ -24,7 +29,7 @@ export interface NeonOptions {
 /** A `SqlDatabase` on the Neon database at `url`, through Neon's WebSocket pool. */
 export function openNeon(
   url: string,
-  { max = 10, wsProxy, secure }: NeonOptions = {},
+  { max = 10, idleTimeoutMs = 10_000, wsProxy, secure }: NeonOptions = {},
 ): SqlDatabase {
   if (wsProxy) {
     neonConfig.wsProxy = (host, port) =>
@@ -37,7 +42,7 @@ export function openNeon(
   } else if (secure !== undefined) {
     neonConfig.useSecureWebSocket = secure;
   }
-  const pool = new Pool({ connectionString: url, max });
+  const pool = new Pool({ connectionString: url, max, idleTimeoutMillis: idleTimeoutMs });
   // An idle client that errors (a dropped socket) must not crash the process.
   pool.on("error", () => {});
   return poolDatabase(pool as unknown as PgLikePool, "neon");
