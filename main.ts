@@ -205,6 +205,11 @@ export interface ComposeOptions {
   s3?: S3Config | null;
   /** The runtime's periodic loops (see `BACKGROUND_TIMERS`). @default the environment's */
   backgroundTimers?: boolean;
+  /**
+   * The delivery budget of stepped jobs when `DELIVERY_BUDGET_MS` is unset (see
+   * deploy/config.ts); 0: none. @default 0
+   */
+  deliveryBudgetMs?: number;
 }
 
 /** How long a stop waits for running handlers: with the rest of the stop, under 5 s. */
@@ -219,9 +224,11 @@ export async function compose(
     role = "all",
     s3 = loadS3Config(Deno.env.toObject()),
     backgroundTimers = loadBackgroundTimers(Deno.env.toObject()),
+    deliveryBudgetMs = 0,
   }: ComposeOptions = {},
 ): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
+  const budgetMs = config.DELIVERY_BUDGET_MS ?? deliveryBudgetMs;
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
   const db = await openDatabase(config);
@@ -292,6 +299,7 @@ export async function compose(
     processor: chunkProcessor,
     maxColumns: config.DATASET_MAX_COLUMNS,
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
+    deliveryBudgetMs: budgetMs,
   });
   const vectors: VectorStore = kinds.vectors === "chroma"
     ? new (await import("./actors/courses/vectors/chroma.ts")).ChromaVectorStore({
@@ -319,6 +327,7 @@ export async function compose(
     extractor,
     vectors,
     embedder,
+    deliveryBudgetMs: budgetMs,
     writer: kinds.writer === "openai"
       ? new (await import("./actors/courses/writer/openai.ts")).OpenAiWriter({
         baseUrl: config.OPENAI_BASE_URL,
@@ -493,7 +502,9 @@ async function bootstrapDevTenant(config: Config, tenants: TenantStore): Promise
  */
 export async function run(
   extraActors: AnyActor[] = [],
-  options: Pick<ComposeOptions, "migrations"> & { maintenanceCron?: boolean } = {},
+  options: Pick<ComposeOptions, "migrations" | "deliveryBudgetMs"> & {
+    maintenanceCron?: boolean;
+  } = {},
 ): Promise<void> {
   let config: Config;
   let s3: S3Config | null;
