@@ -31,6 +31,8 @@ export interface CoursePipelineOptions {
    * next message. 0: none (a build is one delivery). @default 0
    */
   deliveryBudgetMs?: number;
+  /** Passages `course.build` embeds (and stores) at a time. @default 64 */
+  embedBatch?: number;
 }
 
 export interface Lesson {
@@ -136,6 +138,8 @@ export interface CourseContext {
   changed: (courseId: string) => Promise<void>;
   /** See {@link CoursePipelineOptions.deliveryBudgetMs}. */
   budgetMs: number;
+  /** See {@link CoursePipelineOptions.embedBatch}. */
+  embedBatch: number;
   /** The dead-letter target that fails the course with `error`. */
   failCourse: (
     i: { courseId: string },
@@ -154,5 +158,18 @@ export function courseContext(o: CoursePipelineOptions): CourseContext {
     input: { courseId: i.courseId, code: error.code, message: error.message },
   });
   const budgetMs = o.deliveryBudgetMs ?? 0;
-  return { o, db, blobs, extractor, writer, embedder, vectors, changed, budgetMs, failCourse };
+  const embedBatch = Math.max(1, o.embedBatch ?? 64);
+  return {
+    o,
+    db,
+    blobs,
+    extractor,
+    writer,
+    embedder,
+    vectors,
+    changed,
+    budgetMs,
+    embedBatch,
+    failCourse,
+  };
 }

@@ -9,10 +9,10 @@
  * course (`distinct.ts`).
  *
  * It works in steps bounded by the delivery budget (`StepBudget`): lessons written one at a
- * time, then passages embedded and stored 64 at a time, then the course made. A step that has
- * spent its share of the budget commits its progress with the message for the next step
- * (`step` in the input: lessons written, passages stored), so a crash or a timeout redoes one
- * step.
+ * time, then passages embedded and stored a batch (64) at a time, then the course made. A
+ * step that has spent its share of the budget commits its progress with the message for the
+ * next step (`step` in the input: lessons written, passages stored), so a crash or a timeout
+ * redoes one step.
  *
  * Invariants:
  * - Every step works through the same plan (`build_plan.ts`), so a cursor names the same
@@ -40,9 +40,6 @@ import {
   sources,
 } from "./_context.ts";
 
-/** Passages embedded (and stored) at a time. */
-export const EMBED_BATCH = 64;
-
 /** What the steps of one build hand on: the lessons written so far. */
 interface BuildState {
   lessons?: WrittenLesson[];
@@ -50,7 +47,7 @@ interface BuildState {
 
 /** The `course.build` actor over the pipeline's context. */
 export function buildActor(c: CourseContext) {
-  const { db, writer, embedder, vectors, changed, failCourse, budgetMs } = c;
+  const { db, writer, embedder, vectors, changed, failCourse, budgetMs, embedBatch } = c;
   return defineActor({
     name: "course.build",
     input: buildInput,
@@ -95,7 +92,7 @@ export function buildActor(c: CourseContext) {
         chunks = await courseChunks(courseId, plan);
         while (stored < chunks.length && more()) {
           ctx.signal.throwIfAborted();
-          const batch = chunks.slice(stored, stored + EMBED_BATCH);
+          const batch = chunks.slice(stored, stored + embedBatch);
           await storeChunks(batch);
           stored += batch.length;
           took = true;

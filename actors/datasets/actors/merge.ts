@@ -75,9 +75,9 @@ export function mergeActor(c: DatasetContext) {
       let skipped = saved?.skipped ?? 0;
       const rowErrors = [...saved?.rowErrors ?? []];
       let after = saved?.after ?? -1;
-      let took = false;
+      let folded = 0;
       let end = false;
-      while (!took || !budget.spent()) {
+      while (folded === 0 || !budget.spent()) {
         ctx.signal.throwIfAborted();
         const chunks = await db.query<{
           idx: number;
@@ -101,15 +101,16 @@ export function mergeActor(c: DatasetContext) {
             if (rowErrors.length < MAX_ROW_ERRORS) rowErrors.push(e);
           }
           after = ch.idx;
+          folded++;
         }
-        took = true;
         if (chunks.length < mergePage) {
           end = true;
           break;
         }
       }
-      if (!end || budget.spent()) {
-        // The rest (or the conversion alone) is the next step's.
+      if (!end || budget.spent() && folded > 0) {
+        // The rest (or, after a step that folded the last chunks, the conversion) is the next
+        // step's.
         ctx.setState({
           merge: {
             after,
