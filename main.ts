@@ -11,6 +11,7 @@ import {
   type AnyActor,
   jsonLogger,
   Runtime,
+  type RuntimeObserver,
   type SqlDatabase,
   type SqlExecutor,
   startMallocTrim,
@@ -210,6 +211,21 @@ export interface ComposeOptions {
    * deploy/config.ts); 0: none. @default 0
    */
   deliveryBudgetMs?: number;
+  /** Told of every job attempt and dead letter, besides the metrics (benchmarks). */
+  observer?: RuntimeObserver;
+}
+
+/** One observer telling `a` and `b` (either may be absent). */
+function bothObservers(
+  a: RuntimeObserver | null | undefined,
+  b: RuntimeObserver | undefined,
+): RuntimeObserver {
+  if (!a || !b) return (a ?? b)!;
+  return {
+    jobFinished: (...args) => (a.jobFinished(...args), b.jobFinished(...args)),
+    deadLettered: (...args) => (a.deadLettered(...args), b.deadLettered(...args)),
+    heartbeat: (...args) => (a.heartbeat(...args), b.heartbeat(...args)),
+  };
 }
 
 /** How long a stop waits for running handlers: with the rest of the stop, under 5 s. */
@@ -225,6 +241,7 @@ export async function compose(
     s3 = loadS3Config(Deno.env.toObject()),
     backgroundTimers = loadBackgroundTimers(Deno.env.toObject()),
     deliveryBudgetMs = 0,
+    observer,
   }: ComposeOptions = {},
 ): Promise<Composed> {
   const logger = jsonLogger(config.LOG_LEVEL);
@@ -368,7 +385,7 @@ export async function compose(
     leaseMs: config.LEASE_MS,
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
     backgroundTimers,
-    ...(metrics ? { observer: metrics } : {}),
+    ...(metrics || observer ? { observer: bothObservers(metrics, observer) } : {}),
   });
   metrics?.watchQueue(runtime).watchCache(cache);
   // An API-only instance claims nothing: with the table queue, starting the runtime is what
