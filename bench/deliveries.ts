@@ -7,6 +7,7 @@
  * Figures, not asserts.
  *
  *   deno run -A bench/deliveries.ts [--budgets 30000,0] [--pages 400] [--mb 40] [--pdf FILE.pdf]
+ *     [--only course,csv,json]
  *
  * The course is a generated book (`--pages` pages, chapters of sections with an outline) unless
  * `--pdf` names a real one; the datasets are generated (`--mb` MB each, mixed columns).
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     pages: { type: "string", default: "400" },
     mb: { type: "string", default: "40" },
     pdf: { type: "string" },
+    only: { type: "string", default: "course,csv,json" },
   },
 });
 const KEY = "troupe-bench-key-0123456789abcdef";
@@ -161,7 +163,7 @@ async function datasetRun(troupe: Composed, body: string, format: string): Promi
   return await until(async () => {
     const d = await (await troupe.app.request(`/api/datasets/${datasetId}`, { headers })).json();
     if (d.status !== "ready" && d.status !== "failed") return null;
-    return `${d.status}, ${d.rowCount} rows, ${d.chunkCount} chunks`;
+    return `${d.status}, ${d.rowCount} rows, ${d.chunks.total} chunks`;
   });
 }
 
@@ -170,18 +172,21 @@ const mb = Number(args.mb);
 const pdf = args.pdf ? await Deno.readFile(args.pdf) : await book(pages);
 const files = { csv: csv(mb), json: jsonArray(mb) };
 const label = args.pdf ? args.pdf.split("/").at(-1)! : `generated book, ${pages} pages`;
-const scenarios: [string, (t: Composed) => Promise<string>][] = [
-  [`course (${label})`, (t) => courseRun(t, pdf)],
-  [`CSV, ${(files.csv.length / 1e6).toFixed(0)} MB`, (t) => datasetRun(t, files.csv, "csv")],
+const scenarios: [string, (t: Composed) => Promise<string>, string][] = [
+  [`course (${label})`, (t) => courseRun(t, pdf), "course"],
+  [`CSV, ${(files.csv.length / 1e6).toFixed(0)} MB`, (t) => datasetRun(t, files.csv, "csv"), "csv"],
   [
     `JSON array, ${(files.json.length / 1e6).toFixed(0)} MB`,
     (t) => datasetRun(t, files.json, "json"),
+    "json",
   ],
 ];
 
+const only = new Set(args.only.split(","));
 for (const budget of args.budgets.split(",").map(Number)) {
   console.log(`\n## DELIVERY_BUDGET_MS=${budget}${budget === 0 ? " (none)" : ""}\n`);
-  for (const [name, run] of scenarios) {
+  for (const [name, run, kind] of scenarios) {
+    if (!only.has(kind)) continue;
     const dir = await Deno.makeTempDir({ prefix: "troupe-bench-deliveries-" });
     const deliveries = new Deliveries();
     const troupe = await compose(

@@ -12,6 +12,9 @@
  *   hand has the rest of the budget to finish in. An item must fit in that rest.
  * - A step always takes at least one item (it asks only after one): a chain always advances.
  * - `0` (or `Infinity`) is no budget: `spent()` is never true, and a job runs in one delivery.
+ * - {@linkcode StepBudget.pause} between items gives the event loop back (timers, I/O, other
+ *   handlers) once the step has held it for `holdMs`: items of synchronous work would otherwise
+ *   hold it for the whole step.
  *
  * @example A step that takes items until the budget is spent
  * ```ts
@@ -23,6 +26,7 @@
  * while (at < items.length) {
  *   at++; // the work of one item
  *   if (budget.spent()) break;
+ *   await budget.pause();
  * }
  * // `at` is where the next step resumes (sent with it, in its input).
  * ```
@@ -37,6 +41,12 @@ export interface StepBudgetOptions {
    * @default 0.5
    */
   fraction?: number;
+  /**
+   * How long a step may hold the event loop before {@link StepBudget.pause} gives it back, in
+   * milliseconds.
+   * @default 50
+   */
+  holdMs?: number;
   /** The clock, in milliseconds. @default performance.now */
   now?: () => number;
 }
@@ -48,11 +58,13 @@ export class StepBudget {
   readonly #now: () => number;
   readonly #start: number;
   readonly #until: number;
+  readonly #holdMs: number;
+  #held: number;
 
   /** A budget of `ms` milliseconds from now; `0` or `Infinity`: none. */
   constructor(
     ms: number,
-    { fraction = 0.5, now = () => performance.now() }: StepBudgetOptions = {},
+    { fraction = 0.5, holdMs = 50, now = () => performance.now() }: StepBudgetOptions = {},
   ) {
     if (!(ms >= 0)) throw new RangeError(`step budget: ${ms} ms`);
     if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`step budget: fraction ${fraction}`);
@@ -60,6 +72,8 @@ export class StepBudget {
     this.#now = now;
     this.#start = now();
     this.#until = this.#start + this.ms * fraction;
+    this.#holdMs = holdMs;
+    this.#held = this.#start;
   }
 
   /** Milliseconds since the budget was made. */
@@ -70,5 +84,15 @@ export class StepBudget {
   /** Whether the step should take no more work: its share of the budget has elapsed. */
   spent(): boolean {
     return this.#now() >= this.#until;
+  }
+
+  /**
+   * Gives the event loop back (a macrotask turn) when the step has held it for `holdMs` since
+   * the budget was made or the last pause that gave it back; else returns at once.
+   */
+  async pause(): Promise<void> {
+    if (this.#now() - this.#held < this.#holdMs) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    this.#held = this.#now();
   }
 }

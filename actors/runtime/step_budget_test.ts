@@ -33,3 +33,22 @@ Deno.test("StepBudget: a negative budget or a fraction outside (0, 1] is refused
   assert.throws(() => new StepBudget(10, { fraction: 0 }), RangeError);
   assert.throws(() => new StepBudget(10, { fraction: 1.5 }), RangeError);
 });
+
+Deno.test("StepBudget: pause gives the event loop back once the step held it for holdMs", async () => {
+  let t = 0;
+  const budget = new StepBudget(1000, { holdMs: 50, now: () => t });
+  let ticked = 0;
+  const tick = () => ticked++;
+  setTimeout(tick, 0);
+  t = 49;
+  await budget.pause();
+  assert.equal(ticked, 0, "held for less than holdMs: no turn of the loop");
+  t = 50;
+  await budget.pause();
+  assert.equal(ticked, 1, "a timer due ran during the pause");
+  setTimeout(tick, 0);
+  t = 99;
+  await budget.pause();
+  assert.equal(ticked, 1, "held again from the pause on");
+  await new Promise((r) => setTimeout(r, 0));
+});

@@ -70,6 +70,7 @@ export function buildActor(c: CourseContext) {
       const tenantId = course.tenant_id;
       const files = await sources(db, courseId);
       const plan = await buildPlan(db, files);
+      await budget.pause();
       const written = (ctx.state.lessons ?? []).slice(0, step?.lessons ?? 0);
       if (written.length < (step?.lessons ?? 0)) {
         throw new Error(
@@ -85,6 +86,8 @@ export function buildActor(c: CourseContext) {
         const w = await writer.lesson({ title: l.lesson.title, passages: l.prose() }, plan.doc);
         written.push({ summary: w.summary, keyPoints: w.keyPoints, quiz: w.quiz });
         took = true;
+        // The local writer is synchronous work: the event loop runs between lessons.
+        await budget.pause();
       }
       let stored = step?.chunks ?? 0;
       let chunks: ChunkRow[] = [];
@@ -96,6 +99,7 @@ export function buildActor(c: CourseContext) {
           await storeChunks(batch);
           stored += batch.length;
           took = true;
+          await budget.pause();
         }
       }
       if (stored < chunks.length || written.length < plan.lessons.length || !more()) {

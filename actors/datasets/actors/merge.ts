@@ -107,6 +107,7 @@ export function mergeActor(c: DatasetContext) {
           end = true;
           break;
         }
+        await budget.pause();
       }
       if (!end || budget.spent() && folded > 0) {
         // The rest (or, after a step that folded the last chunks, the conversion) is the next
