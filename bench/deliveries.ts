@@ -7,7 +7,10 @@
  * Figures, not asserts.
  *
  *   deno run -A bench/deliveries.ts [--budgets 30000,0] [--pages 400] [--mb 40] [--pdf FILE.pdf]
- *     [--only course,csv,json]
+ *     [--only course,csv,json] [--db pglite,postgres]
+ *
+ * `--db postgres` runs the same on the local PostgreSQL (a fresh database each run, files still
+ * under DATA_DIR): PGlite runs its statements on the main thread, PostgreSQL does not.
  *
  * The course is a generated book (`--pages` pages, chapters of sections with an outline) unless
  * `--pdf` names a real one; the datasets are generated (`--mb` MB each, mixed columns).
@@ -18,6 +21,7 @@ import { loadConfig } from "../deploy/config.ts";
 import { compose, type Composed } from "../main.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { pct } from "./stats.ts";
+import { createPgDatabase } from "../tests/harness.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -27,6 +31,7 @@ const { values: args } = parseArgs({
     mb: { type: "string", default: "40" },
     pdf: { type: "string" },
     only: { type: "string", default: "course,csv,json" },
+    db: { type: "string", default: "pglite" },
   },
 });
 const KEY = "troupe-bench-key-0123456789abcdef";
@@ -183,45 +188,50 @@ const scenarios: [string, (t: Composed) => Promise<string>, string][] = [
 ];
 
 const only = new Set(args.only.split(","));
-for (const budget of args.budgets.split(",").map(Number)) {
-  console.log(`\n## DELIVERY_BUDGET_MS=${budget}${budget === 0 ? " (none)" : ""}\n`);
-  for (const [name, run, kind] of scenarios) {
-    if (!only.has(kind)) continue;
-    const dir = await Deno.makeTempDir({ prefix: "troupe-bench-deliveries-" });
-    const deliveries = new Deliveries();
-    const troupe = await compose(
-      loadConfig({
-        DATA_DIR: dir,
-        LOG_LEVEL: "silent",
-        DEV_API_KEY: KEY,
-        RATE_LIMIT_PER_IP: "1000000",
-        RATE_LIMIT_PER_KEY: "1000000",
-        DELIVERY_BUDGET_MS: String(budget),
-      }),
-      [],
-      { observer: deliveries },
-    );
-    try {
-      const probe = lagProbe();
-      const t0 = performance.now();
-      const outcome = await run(troupe);
-      const wall = performance.now() - t0;
-      const lag = probe.stop();
-      console.log(
-        `${name}: ${outcome} in ${(wall / 1000).toFixed(1)} s; event loop lag max ${
-          lag.max.toFixed(0)
-        } ms, p99 ${lag.p99.toFixed(0)} ms (${lag.samples} samples)`,
+for (const db of args.db.split(",")) {
+  for (const budget of args.budgets.split(",").map(Number)) {
+    console.log(`\n## ${db}, DELIVERY_BUDGET_MS=${budget}${budget === 0 ? " (none)" : ""}\n`);
+    for (const [name, run, kind] of scenarios) {
+      if (!only.has(kind)) continue;
+      const dir = await Deno.makeTempDir({ prefix: "troupe-bench-deliveries-" });
+      const pg = db === "postgres" ? await createPgDatabase() : null;
+      const deliveries = new Deliveries();
+      const troupe = await compose(
+        loadConfig({
+          DATA_DIR: dir,
+          LOG_LEVEL: "silent",
+          DEV_API_KEY: KEY,
+          RATE_LIMIT_PER_IP: "1000000",
+          RATE_LIMIT_PER_KEY: "1000000",
+          DELIVERY_BUDGET_MS: String(budget),
+          ...(pg ? { DATABASE_URL: pg.url, BLOB_STORE: "fs" } : {}),
+        }),
+        [],
+        { observer: deliveries },
       );
-      console.log("| actor | deliveries | longest (ms) | total (ms) |");
-      console.log("| --- | --- | --- | --- |");
-      for (const [actor, d] of [...deliveries.by].sort((a, b) => b[1].max - a[1].max)) {
-        if (!actor.startsWith("course.") && !actor.startsWith("dataset.")) continue;
-        console.log(`| ${actor} | ${d.n} | ${d.max.toFixed(0)} | ${d.total.toFixed(0)} |`);
+      try {
+        const probe = lagProbe();
+        const t0 = performance.now();
+        const outcome = await run(troupe);
+        const wall = performance.now() - t0;
+        const lag = probe.stop();
+        console.log(
+          `${name}: ${outcome} in ${(wall / 1000).toFixed(1)} s; event loop lag max ${
+            lag.max.toFixed(0)
+          } ms, p99 ${lag.p99.toFixed(0)} ms (${lag.samples} samples)`,
+        );
+        console.log("| actor | deliveries | longest (ms) | total (ms) |");
+        console.log("| --- | --- | --- | --- |");
+        for (const [actor, d] of [...deliveries.by].sort((a, b) => b[1].max - a[1].max)) {
+          if (!actor.startsWith("course.") && !actor.startsWith("dataset.")) continue;
+          console.log(`| ${actor} | ${d.n} | ${d.max.toFixed(0)} | ${d.total.toFixed(0)} |`);
+        }
+        console.log("");
+      } finally {
+        await troupe.close();
+        await pg?.drop();
+        await Deno.remove(dir, { recursive: true });
       }
-      console.log("");
-    } finally {
-      await troupe.close();
-      await Deno.remove(dir, { recursive: true });
     }
   }
 }
