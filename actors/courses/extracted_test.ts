@@ -1,7 +1,9 @@
 /**
  * `course.extracted` counts each file's pages as the key's previous message left them: its
  * messages run one after another, and the next may run before the one before it has
- * committed (a chain), so the count lives in the actor's state, never only in a table.
+ * committed (a chain), so the count lives in the actor's state, never only in a table. (The
+ * in-memory world serializes its queries, so a stale read shows only on PostgreSQL:
+ * `bench/deliveries.ts --db postgres` built no course before the count moved to the state.)
  */
 import assert from "node:assert/strict";
 import { testWorld } from "@troupe/runtime/testing";
@@ -55,14 +57,8 @@ Deno.test({
       "SELECT idx, pages_done, status FROM troupe_course_sources WHERE course_id = $1 ORDER BY idx",
       [COURSE],
     );
-    assert.deepEqual(
-      sources.map((s) => [s.idx, s.pages_done, s.status]),
-      [
-        [0, 60, "done"],
-        [1, 0, "failed"],
-      ].map(([idx, n, status]) => [idx, n, status === "done" ? sources[0]!.status : status]),
-    );
-    assert.equal(sources[0]!.pages_done, 60);
+    assert.equal(sources[0]!.pages_done, 60, "every range of file 0 counted");
+    assert.equal(sources[1]!.status, "failed");
     const builds = await world.db.query(
       "SELECT id FROM troupe_jobs WHERE actor = 'course.build'",
     );
