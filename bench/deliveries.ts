@@ -168,7 +168,7 @@ async function datasetRun(troupe: Composed, body: string, format: string): Promi
   return await until(async () => {
     const d = await (await troupe.app.request(`/api/datasets/${datasetId}`, { headers })).json();
     if (d.status !== "ready" && d.status !== "failed") return null;
-    return `${d.status}, ${d.rowCount} rows, ${d.chunks.total} chunks`;
+    return `${d.status}, ${d.rowCount} rows, ${d.progress.chunksTotal} chunks`;
   });
 }
 
