@@ -177,13 +177,20 @@ const mb = Number(args.mb);
 const pdf = args.pdf ? await Deno.readFile(args.pdf) : await book(pages);
 const files = { csv: csv(mb), json: jsonArray(mb) };
 const label = args.pdf ? args.pdf.split("/").at(-1)! : `generated book, ${pages} pages`;
-const scenarios: [string, (t: Composed) => Promise<string>, string][] = [
-  [`course (${label})`, (t) => courseRun(t, pdf), "course"],
-  [`CSV, ${(files.csv.length / 1e6).toFixed(0)} MB`, (t) => datasetRun(t, files.csv, "csv"), "csv"],
+/** Each scenario's name, run, `--only` name and last actor (whose commit ends it). */
+const scenarios: [string, (t: Composed) => Promise<string>, string, string][] = [
+  [`course (${label})`, (t) => courseRun(t, pdf), "course", "course.build"],
+  [
+    `CSV, ${(files.csv.length / 1e6).toFixed(0)} MB`,
+    (t) => datasetRun(t, files.csv, "csv"),
+    "csv",
+    "dataset.merge",
+  ],
   [
     `JSON array, ${(files.json.length / 1e6).toFixed(0)} MB`,
     (t) => datasetRun(t, files.json, "json"),
     "json",
+    "dataset.merge",
   ],
 ];
 
@@ -191,7 +198,7 @@ const only = new Set(args.only.split(","));
 for (const db of args.db.split(",")) {
   for (const budget of args.budgets.split(",").map(Number)) {
     console.log(`\n## ${db}, DELIVERY_BUDGET_MS=${budget}${budget === 0 ? " (none)" : ""}\n`);
-    for (const [name, run, kind] of scenarios) {
+    for (const [name, run, kind, last] of scenarios) {
       if (!only.has(kind)) continue;
       const dir = await Deno.makeTempDir({ prefix: "troupe-bench-deliveries-" });
       const pg = db === "postgres" ? await createPgDatabase() : null;
@@ -215,6 +222,9 @@ for (const db of args.db.split(",")) {
         const outcome = await run(troupe);
         const wall = performance.now() - t0;
         const lag = probe.stop();
+        // The observer hears of a commit once it resolved: the poll may see its effects first.
+        await until(() => Promise.resolve(deliveries.by.has(last) ? true : null), 10_000);
+        await new Promise((r) => setTimeout(r, 300));
         console.log(
           `${name}: ${outcome} in ${(wall / 1000).toFixed(1)} s; event loop lag max ${
             lag.max.toFixed(0)
