@@ -9,8 +9,9 @@
  *   deno run -A bench/deliveries.ts [--budgets 30000,0] [--pages 400] [--mb 40] [--pdf FILE.pdf]
  *     [--only course,csv,json] [--db pglite,postgres]
  *
- * `--db postgres` runs the same on the local PostgreSQL (a fresh database each run, files still
- * under DATA_DIR): PGlite runs its statements on the main thread, PostgreSQL does not.
+ * Writes the figures to `--json` (default `bench/results/deliveries.json`). `--db postgres` runs
+ * the same on the local PostgreSQL (a fresh database each run, files still under DATA_DIR):
+ * PGlite runs its statements on the main thread, PostgreSQL does not.
  *
  * The course is a generated book (`--pages` pages, chapters of sections with an outline) unless
  * `--pdf` names a real one; the datasets are generated (`--mb` MB each, mixed columns).
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     pdf: { type: "string" },
     only: { type: "string", default: "course,csv,json" },
     db: { type: "string", default: "pglite" },
+    json: { type: "string", default: "bench/results/deliveries.json" },
   },
 });
 const KEY = "troupe-bench-key-0123456789abcdef";
@@ -195,6 +197,7 @@ const scenarios: [string, (t: Composed) => Promise<string>, string, string][] = 
 ];
 
 const only = new Set(args.only.split(","));
+const results: Record<string, unknown>[] = [];
 for (const db of args.db.split(",")) {
   for (const budget of args.budgets.split(",").map(Number)) {
     console.log(`\n## ${db}, DELIVERY_BUDGET_MS=${budget}${budget === 0 ? " (none)" : ""}\n`);
@@ -237,6 +240,21 @@ for (const db of args.db.split(",")) {
           console.log(`| ${actor} | ${d.n} | ${d.max.toFixed(0)} | ${d.total.toFixed(0)} |`);
         }
         console.log("");
+        results.push({
+          db,
+          budgetMs: budget,
+          scenario: name,
+          outcome,
+          wallMs: Math.round(wall),
+          lag: { maxMs: Math.round(lag.max), p99Ms: Math.round(lag.p99), samples: lag.samples },
+          deliveries: Object.fromEntries(
+            [...deliveries.by].map(([actor, d]) => [actor, {
+              count: d.n,
+              longestMs: Math.round(d.max),
+              totalMs: Math.round(d.total),
+            }]),
+          ),
+        });
       } finally {
         await troupe.close();
         await pg?.drop();
@@ -245,3 +263,7 @@ for (const db of args.db.split(",")) {
     }
   }
 }
+await Deno.writeTextFile(
+  args.json,
+  JSON.stringify({ at: new Date().toISOString(), results }, null, 2),
+);
