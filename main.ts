@@ -11,6 +11,7 @@ import {
   type AnyActor,
   jsonLogger,
   Runtime,
+  type RuntimeObserver,
   type SqlDatabase,
   type SqlExecutor,
   startMallocTrim,
@@ -191,6 +192,26 @@ export interface ComposeOptions {
    * @default opened here from `config`
    */
   db?: SqlDatabase;
+  /**
+   * The delivery budget of stepped jobs when `DELIVERY_BUDGET_MS` is unset (see
+   * deploy/config.ts); 0: none. @default 0
+   */
+  deliveryBudgetMs?: number;
+  /** Told of every job attempt and dead letter, besides the metrics (benchmarks). */
+  observer?: RuntimeObserver;
+}
+
+/** One observer telling `a` and `b` (either may be absent). */
+function bothObservers(
+  a: RuntimeObserver | null | undefined,
+  b: RuntimeObserver | undefined,
+): RuntimeObserver {
+  if (!a || !b) return (a ?? b)!;
+  return {
+    jobFinished: (...args) => (a.jobFinished(...args), b.jobFinished(...args)),
+    deadLettered: (...args) => (a.deadLettered(...args), b.deadLettered(...args)),
+    heartbeat: (...args) => (a.heartbeat(...args), b.heartbeat(...args)),
+  };
 }
 
 /** How long a stop waits for running handlers: with the rest of the stop, under 5 s. */
@@ -206,6 +227,8 @@ export async function compose(
     s3 = loadS3Config(Deno.env.toObject()),
     backgroundTimers = loadBackgroundTimers(Deno.env.toObject()),
     db: opened,
+    deliveryBudgetMs = 0,
+    observer,
   }: ComposeOptions = {},
 ): Promise<Composed> {
   // Traces when a tracer provider is registered (Deno's built-in OpenTelemetry: OTEL_DENO).
@@ -214,6 +237,7 @@ export async function compose(
   if (!tracing && Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
     logger.warn("OTEL_EXPORTER_OTLP_ENDPOINT is set but tracing is off: set OTEL_DENO=true");
   }
+  const budgetMs = config.DELIVERY_BUDGET_MS ?? deliveryBudgetMs;
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
   const raw = opened ?? await openDatabase(config);
@@ -280,6 +304,7 @@ export async function compose(
     processor: chunkProcessor,
     maxColumns: config.DATASET_MAX_COLUMNS,
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,
+    deliveryBudgetMs: budgetMs,
   });
   const vectorStore: VectorStore = kinds.vectors === "chroma"
     ? new (await import("./actors/courses/vectors/chroma.ts")).ChromaVectorStore({
@@ -309,6 +334,7 @@ export async function compose(
     extractor,
     vectors,
     embedder,
+    deliveryBudgetMs: budgetMs,
     writer: kinds.writer === "openai"
       ? new (await import("./actors/courses/writer/openai.ts")).OpenAiWriter({
         baseUrl: config.OPENAI_BASE_URL,
@@ -357,7 +383,7 @@ export async function compose(
     leaseMs: config.LEASE_MS,
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
     backgroundTimers,
-    ...(metrics ? { observer: metrics } : {}),
+    ...(metrics || observer ? { observer: bothObservers(metrics, observer) } : {}),
     ...(tracing ? { tracing } : {}),
   });
   metrics?.watchQueue(runtime).watchCache(cache);

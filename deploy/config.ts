@@ -91,6 +91,13 @@ const fields = z.object({
   BLOB_STORE: z.enum(["auto", "fs", "postgres"]).default("auto"),
   /** Target size of a dataset chunk (one message each), in bytes (default 1 MiB). */
   DATASET_CHUNK_BYTES: int(64 * 1024, 256 * 1024 * 1024).default(1024 * 1024),
+  /**
+   * How long one delivery of a stepped job (`course.build`, `dataset.split`, `dataset.merge`)
+   * may go on taking work, in ms: past half of it, a step commits its progress and hands the
+   * rest to its next message. 0: none. Unset: 30 s on the edge entry (`deploy/edge.ts`), none
+   * elsewhere.
+   */
+  DELIVERY_BUDGET_MS: int(0, 3_600_000).optional(),
   /** Largest dataset upload, in bytes (default 1 GiB). */
   DATASET_MAX_BYTES: int(1, 2 ** 40).default(2 ** 30),
   /** ChromaDB for course embeddings (unset: vectors in the database). */

@@ -8,11 +8,22 @@
  * health check (deploy/start.ts, routes/front.ts): that is why it imports deploy/start.ts, not
  * main.ts. The `troupe maintenance` cron runs the maintenance pass every minute (reap, outbox
  * relay, due schedules), so that no job waits on a timer of an instance Deploy stopped.
+ * A delivery of a stepped job (`course.build`, `dataset.split`, `dataset.merge`) takes work
+ * for half of a 30 s budget (`DELIVERY_BUDGET_MS` overrides it), then hands the rest to its
+ * next message.
  *
  *   deno run -A deploy/edge.ts
  */
 import { run } from "./start.ts";
 
+/** The delivery budget of stepped jobs on the edge, unless `DELIVERY_BUDGET_MS` sets one. */
+export const EDGE_BUDGET_MS = 30_000;
+
 if (import.meta.main) {
-  await run([], { migrations: "check", maintenanceCron: true, healthFirst: true });
+  await run([], {
+    migrations: "check",
+    maintenanceCron: true,
+    healthFirst: true,
+    deliveryBudgetMs: EDGE_BUDGET_MS,
+  });
 }

@@ -46,7 +46,7 @@ import { localUrl, writeServerFile } from "./server_file.ts";
 const LOAD_AFTER_MS = 100;
 
 /** How {@link run} starts. */
-export interface RunOptions extends Pick<ComposeOptions, "migrations"> {
+export interface RunOptions extends Pick<ComposeOptions, "migrations" | "deliveryBudgetMs"> {
   /** Registers the `troupe maintenance` cron (every minute: reap, relay, due schedules). */
   maintenanceCron?: boolean;
   /** Listens before composing, answering the health check first (see the module doc). */

@@ -43,15 +43,32 @@ export function profileRows(
   return profile.toJSON();
 }
 
+/** A {@link ChunkProfileMerge} serialized: the profile so far and the types, in order. */
+export interface ChunkProfileMergeJSON {
+  profile: TableProfileJSON;
+  types: [string, ColumnType][];
+}
+
 /**
  * Folds chunk profiles one at a time, in chunk order, so that a merge holds one running
  * profile and the chunk at hand, not every chunk's sketches (a 1 GB file has ~1,000 chunks
  * of ~200 KB of sketches each). Column types are joined along the way.
  */
 export class ChunkProfileMerge {
-  readonly #merged = new TableProfile();
+  readonly #merged: TableProfile;
   /** Each column's type, joined over the chunks so far, in first-seen order. */
-  readonly types = new Map<string, ColumnType>();
+  readonly types: Map<string, ColumnType>;
+
+  /** An empty merge, or one going on from {@link ChunkProfileMerge.toJSON}'s `saved`. */
+  constructor(saved?: ChunkProfileMergeJSON) {
+    this.#merged = saved ? TableProfile.fromJSON(saved.profile) : new TableProfile();
+    this.types = new Map(saved?.types ?? []);
+  }
+
+  /** The merge so far, exactly (a merge made from it goes on as this one would). */
+  toJSON(): ChunkProfileMergeJSON {
+    return { profile: this.#merged.toJSON(), types: [...this.types] };
+  }
 
   /** A chunk's profile, with its cleaned header and inferred types (aligned). */
   add(chunk: { header: readonly string[]; types: readonly ColumnType[]; profile: unknown }): void {

@@ -186,3 +186,4 @@ export { deterministicId, uuidv7 } from "./ids.ts";
 export type { DeadLetterReason, JobOutcome, RuntimeObserver } from "./observer.ts";
 export type { QueueDepth } from "./sql/queue_depth.ts";
 export { type MallocTrimmer, startMallocTrim, type TrimFn } from "./malloc_trim.ts";
+export { StepBudget, type StepBudgetOptions } from "./step_budget.ts";

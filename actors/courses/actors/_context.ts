@@ -25,6 +25,14 @@ export interface CoursePipelineOptions {
   onChange?: (courseId: string) => Promise<void>;
   /** Where page text is extracted: workers, or this thread (main.ts picks it). */
   extractor: PageExtractor;
+  /**
+   * How long one delivery of `course.build` may go on taking work, in ms (a
+   * `StepBudget`): past half of it, a step commits what it wrote and hands the rest to the
+   * next message. 0: none (a build is one delivery). @default 0
+   */
+  deliveryBudgetMs?: number;
+  /** Passages `course.build` embeds (and stores) at a time. @default 64 */
+  embedBatch?: number;
 }
 
 export interface Lesson {
@@ -43,6 +51,15 @@ export interface Module {
 }
 
 export const courseInput = z.object({ courseId: z.string().uuid() });
+/** `course.build`'s input: the course, and where this step starts (absent: at the beginning). */
+export const buildInput = courseInput.extend({
+  step: z.object({
+    /** Lessons written by the steps before (their texts are in the actor's state). */
+    lessons: z.number().int().min(0),
+    /** Passages embedded and stored by the steps before. */
+    chunks: z.number().int().min(0),
+  }).optional(),
+});
 export const extractInput = z.object({
   courseId: z.string().uuid(),
   /** The course's tenant: it scopes the key (absent in messages sent before it was added). */
@@ -119,6 +136,10 @@ export interface CourseContext {
   embedder: TextEmbedder;
   vectors: VectorStore;
   changed: (courseId: string) => Promise<void>;
+  /** See {@link CoursePipelineOptions.deliveryBudgetMs}. */
+  budgetMs: number;
+  /** See {@link CoursePipelineOptions.embedBatch}. */
+  embedBatch: number;
   /** The dead-letter target that fails the course with `error`. */
   failCourse: (
     i: { courseId: string },
@@ -136,5 +157,19 @@ export function courseContext(o: CoursePipelineOptions): CourseContext {
     actor: "course.failed",
     input: { courseId: i.courseId, code: error.code, message: error.message },
   });
-  return { o, db, blobs, extractor, writer, embedder, vectors, changed, failCourse };
+  const budgetMs = o.deliveryBudgetMs ?? 0;
+  const embedBatch = Math.max(1, o.embedBatch ?? 64);
+  return {
+    o,
+    db,
+    blobs,
+    extractor,
+    writer,
+    embedder,
+    vectors,
+    changed,
+    budgetMs,
+    embedBatch,
+    failCourse,
+  };
 }

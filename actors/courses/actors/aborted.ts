@@ -22,6 +22,8 @@ export function abortedActor(c: CourseContext) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     handler: ({ courseId, pipeline }, ctx) => {
+      // A build's lessons written so far (its steps' state) are of no more use.
+      ctx.setState({});
       ctx.effect(async (tx) => {
         await tx.query(
           `UPDATE troupe_courses SET status = $2, version = version + 1, updated_at = now(),

@@ -2,6 +2,11 @@
  * `course.extracted` (key `course:<id>`, one at a time): counts the pages its own ranges
  * reported; when every page of every file is in, sends `course.build`. A range that fails
  * for good fails its file (`onDeadLetter`).
+ *
+ * The count and the failed files are kept in the actor's state as well as in
+ * `troupe_course_sources`: messages of one key may run as a chain, each on the state the one
+ * before left while that one is still committing, so a read of the table can miss the report
+ * just made (two reports counted from the same base, and no build sent).
  */
 import { defineActor } from "@troupe/runtime";
 import {
@@ -21,9 +26,16 @@ export function extractedActor(c: CourseContext) {
     key: (i) => `course:${i.courseId}`,
     exposed: false,
     retries: 5,
+    initialState: (): ExtractedState => ({}),
     handler: async ({ courseId, idx, pages, failed }, ctx) => {
       if (await courseStatus(db, courseId) !== "processing") return { skipped: true };
+      const files = await sources(db, courseId);
+      // What the messages before reported (the table's count for those sent before the state).
+      const counted: Record<number, number> = ctx.state.extracted?.pages ??
+        Object.fromEntries(files.map((f) => [f.idx, f.pages_done]));
+      const failedFiles = new Set(ctx.state.extracted?.failed ?? []);
       if (failed) {
+        failedFiles.add(idx);
         ctx.effect(async (tx) => {
           await tx.query(
             `UPDATE troupe_course_sources SET status = 'failed', error = $3::jsonb
@@ -32,19 +44,18 @@ export function extractedActor(c: CourseContext) {
           );
         });
       }
-      const files = await sources(db, courseId);
       // This course's own count: pages stored for other courses (or tenants) are not its
       // progress, so its progress and its results read the same whatever others uploaded.
       // (Messages sent before `pages` existed fall back to the page store.) Safe to add up:
-      // this key runs one message at a time, and a message's effects commit once.
+      // this key runs one message at a time, each on the state the one before left, and a
+      // message's state and effects commit once.
       const source = files.find((f) => f.idx === idx);
-      let reported: number | null = null;
       if (!failed && source) {
         const pageCount = source.page_count ?? 0;
         const n = pages === undefined
           ? await storedPages(db, source.sha256, pageCount)
-          : Math.min(source.pages_done + pages, pageCount);
-        reported = n;
+          : Math.min((counted[idx] ?? source.pages_done) + pages, pageCount);
+        counted[idx] = n;
         ctx.effect(async (tx) => {
           await tx.query(
             "UPDATE troupe_course_sources SET pages_done = $3 WHERE course_id = $1 AND idx = $2",
@@ -56,8 +67,8 @@ export function extractedActor(c: CourseContext) {
       let done = 0;
       let pending = false;
       for (const f of files) {
-        if (f.status === "failed" || (failed && f.idx === idx)) continue;
-        const n = f.idx === idx && reported !== null ? reported : f.pages_done;
+        if (f.status === "failed" || failedFiles.has(f.idx)) continue;
+        const n = counted[f.idx] ?? f.pages_done;
         total += f.page_count ?? 0;
         done += Math.min(n, f.page_count ?? 0);
         if (n < (f.page_count ?? 0)) pending = true;
@@ -71,9 +82,20 @@ export function extractedActor(c: CourseContext) {
           [courseId, done, total],
         );
       });
+      ctx.setState({ ...ctx.state, extracted: { pages: counted, failed: [...failedFiles] } });
       ctx.pipeline.progress(done, total, "pages");
       if (!pending) ctx.send("course.build", { courseId }, { idempotencyKey: `build:${courseId}` });
       return { done, total };
     },
   });
+}
+
+/** What the reports of one course so far add up to (see the module doc). */
+interface ExtractedState {
+  extracted?: {
+    /** Pages reported, by file. */
+    pages: Record<number, number>;
+    /** Files a range of which failed for good. */
+    failed: number[];
+  };
 }

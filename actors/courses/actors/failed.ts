@@ -16,6 +16,8 @@ export function failedActor(c: CourseContext) {
     exposed: false,
     handler: ({ courseId, code, message }, ctx) => {
       ctx.pipeline.fail({ code, message });
+      // A build's lessons written so far (its steps' state) are of no more use.
+      ctx.setState({});
       ctx.effect(async (tx) => {
         await tx.query(
           `UPDATE troupe_courses SET status = 'failed', error = $2::jsonb, version = version + 1,

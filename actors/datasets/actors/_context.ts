@@ -26,6 +26,12 @@ export interface DatasetPipelineOptions {
   splitStepChunks?: number;
   /** Chunk profiles the merge reads at a time. @default 4 */
   mergePage?: number;
+  /**
+   * How long one delivery of `dataset.split` or `dataset.merge` may go on taking work, in ms (a
+   * `StepBudget`): past half of it, a step commits its progress and hands the rest of the file
+   * (the split) or of the chunks (the merge) to the next message. 0: none. @default 0
+   */
+  deliveryBudgetMs?: number;
   /** Called when a dataset changes (ready, failed): cache invalidation. */
   onChange?: (datasetId: string) => Promise<void>;
   /**
@@ -39,6 +45,16 @@ export interface DatasetPipelineOptions {
 }
 
 export const idInput = z.object({ datasetId: z.string().uuid() });
+/** `dataset.merge`'s input: the dataset, and where this step starts (absent: at chunk 0). */
+export const mergeInput = idInput.extend({
+  step: z.object({
+    /**
+     * The last chunk the steps before folded (the merge so far is in the actor's state); -1:
+     * none (a dataset without chunks whose fold spent the budget).
+     */
+    after: z.number().int().min(-1),
+  }).optional(),
+});
 export const splitInput = z.object({
   datasetId: z.string().uuid(),
   /** Where the previous step stopped (a chunk boundary). */
@@ -192,6 +208,8 @@ export interface DatasetContext {
   maxHeaderBytes: number;
   failInput: (datasetId: string, failure: ChunkFailure) => Promise<never>;
   mergePage: number;
+  /** See {@link DatasetPipelineOptions.deliveryBudgetMs}. */
+  budgetMs: number;
   byCopy: (d: DatasetRow) => boolean;
 }
 
@@ -234,6 +252,7 @@ export function datasetContext(o: DatasetPipelineOptions): DatasetContext {
     maxHeaderBytes,
     failInput,
     mergePage,
+    budgetMs: o.deliveryBudgetMs ?? 0,
     byCopy,
   };
 }

@@ -1,25 +1,55 @@
 /**
  * `dataset.merge` (key `dataset:<id>`): merges the chunk profiles, converts the text
  * columns to their merged types, and marks the dataset ready.
+ *
+ * It folds the chunks' profiles a page at a time, in steps bounded by the delivery budget
+ * (`StepBudget`): a step that has spent its share commits the merge so far in the actor's state
+ * with the message for the next step (`step.after`: the last chunk folded). The step that folds
+ * the last chunk within its share converts the columns and marks the dataset ready; one past its
+ * share leaves that to a step of its own.
+ *
+ * Invariants:
+ * - The merge so far is serialized exactly (`ChunkProfileMerge.toJSON`): a merge in many steps
+ *   ends with the profiles, counts and errors of a merge in one.
+ * - The state and the next step's message commit together; a step whose cursor is not the
+ *   state's has committed already (a redelivery) and does nothing.
  */
-import { defineActor } from "@troupe/runtime";
+import { defineActor, StepBudget } from "@troupe/runtime";
 import type { ColumnType } from "../ingest/infer.ts";
 import { sqlType } from "../query.ts";
 import { type ColumnInfo, rowsTable } from "../store.ts";
-import { ChunkProfileMerge } from "../profiles.ts";
-import { type DatasetContext, idInput, loadDataset } from "./_context.ts";
+import { ChunkProfileMerge, type ChunkProfileMergeJSON } from "../profiles.ts";
+import { type DatasetContext, loadDataset, mergeInput } from "./_context.ts";
 import { alterTypes, storedTypes } from "../chunk_rows.ts";
+
+/** Row errors a dataset keeps. */
+const MAX_ROW_ERRORS = 100;
+
+/** What the steps of one merge hand on. */
+interface MergeState {
+  merge?: {
+    /** The last chunk folded. */
+    after: number;
+    profiles: ChunkProfileMergeJSON;
+    /** Each column's SQL key, in first-seen order. */
+    keyOf: [string, string][];
+    rowCount: number;
+    skipped: number;
+    rowErrors: { line: number; message: string }[];
+  };
+}
 
 /** The `dataset.merge` actor over the pipeline's context. */
 export function mergeActor(c: DatasetContext) {
-  const { db, changed, mergePage } = c;
+  const { db, changed, mergePage, budgetMs } = c;
   return defineActor({
     name: "dataset.merge",
-    input: idInput,
+    input: mergeInput,
     key: (i) => `dataset:${i.datasetId}`,
     exposed: false,
     retries: 3,
     timeoutMs: 30 * 60_000,
+    initialState: (): MergeState => ({}),
     onDeadLetter: (i, error) => ({
       actor: "dataset.chunk-done",
       input: {
@@ -28,16 +58,27 @@ export function mergeActor(c: DatasetContext) {
         failed: { code: error.code, message: `merge: ${error.message}` },
       },
     }),
-    handler: async ({ datasetId }, ctx) => {
+    handler: async ({ datasetId, step }, ctx) => {
+      const budget = new StepBudget(budgetMs);
       const d = await loadDataset(db, datasetId);
-      if (!d || d.status !== "processing") return { skipped: d?.status ?? "deleted" };
+      if (!d || d.status !== "processing") {
+        if (ctx.state.merge) ctx.setState({});
+        return { skipped: d?.status ?? "deleted" };
+      }
+      const saved = step ? ctx.state.merge : undefined;
+      // The state is a later step's: this message committed already.
+      if (step && saved?.after !== step.after) return { committed: step.after };
       // Chunk by chunk, a page at a time: the running profile is all the merge holds.
-      const keyOf = new Map<string, string>();
-      const profiles = new ChunkProfileMerge();
-      let rowCount = 0;
-      let skipped = 0;
-      const rowErrors: { line: number; message: string }[] = [];
-      for (let after = -1;;) {
+      const keyOf = new Map<string, string>(saved?.keyOf ?? []);
+      const profiles = new ChunkProfileMerge(saved?.profiles);
+      let rowCount = saved?.rowCount ?? 0;
+      let skipped = saved?.skipped ?? 0;
+      const rowErrors = [...saved?.rowErrors ?? []];
+      let after = saved?.after ?? -1;
+      let folded = 0;
+      let end = false;
+      while (folded === 0 || !budget.spent()) {
+        ctx.signal.throwIfAborted();
         const chunks = await db.query<{
           idx: number;
           row_count: number;
@@ -56,11 +97,39 @@ export function mergeActor(c: DatasetContext) {
           profiles.add(ch.profile);
           rowCount += ch.row_count ?? 0;
           skipped += ch.skipped_rows ?? 0;
-          for (const e of ch.row_errors ?? []) if (rowErrors.length < 100) rowErrors.push(e);
+          for (const e of ch.row_errors ?? []) {
+            if (rowErrors.length < MAX_ROW_ERRORS) rowErrors.push(e);
+          }
           after = ch.idx;
+          folded++;
         }
-        if (chunks.length < mergePage) break;
+        if (chunks.length < mergePage) {
+          end = true;
+          break;
+        }
+        await budget.pause();
       }
+      if (!end || budget.spent() && folded > 0) {
+        // The rest (or, after a step that folded the last chunks, the conversion) is the next
+        // step's.
+        ctx.setState({
+          merge: {
+            after,
+            profiles: profiles.toJSON(),
+            keyOf: [...keyOf],
+            rowCount,
+            skipped,
+            rowErrors,
+          },
+        });
+        ctx.send("dataset.merge", { datasetId, step: { after } });
+        ctx.progress(
+          Math.floor((50 * (after + 1)) / Math.max(1, d.chunk_count ?? 1)),
+          `${after + 1} chunks merged`,
+        );
+        return { step: { after } };
+      }
+      if (saved) ctx.setState({});
       // Columns in first-seen order, then those of the split no chunk had.
       const order = [...profiles.types.keys()];
       for (const col of d.columns ?? []) {

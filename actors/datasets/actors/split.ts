@@ -1,11 +1,12 @@
 /**
  * `dataset.split` (key `dataset:<id>`): streams the stored file, cuts it into ~1 MiB
  * chunks at record boundaries, reads the header and types from chunk 0, creates the rows
- * table and fans out one `dataset.chunk` message per chunk. It works in steps of 32 chunks:
- * each step sends its chunks and the next step (resuming at the boundary where it stopped),
- * so chunks run while the rest is cut; the last step sets the chunk count.
+ * table and fans out one `dataset.chunk` message per chunk. It works in steps of at most 32
+ * chunks, fewer once the step has spent its share of the delivery budget (`StepBudget`): each
+ * step sends its chunks and the next step (resuming at the boundary where it stopped, a JSON
+ * array's as a CSV's), so chunks run while the rest is cut; the last step sets the chunk count.
  */
-import { defineActor, InputError } from "@troupe/runtime";
+import { defineActor, InputError, StepBudget } from "@troupe/runtime";
 import { cleanChunk, ingestFailure } from "../chunk_work.ts";
 import {
   chunkStream,
@@ -36,7 +37,7 @@ import { addWarnings, insertChunkRows, MAX_WARNINGS } from "../chunk_rows.ts";
 
 /** The `dataset.split` actor over the pipeline's context. */
 export function splitActor(c: DatasetContext) {
-  const { o, db, blobs, stepChunks, maxColumns, maxHeaderBytes, failInput, byCopy } = c;
+  const { o, db, blobs, stepChunks, maxColumns, maxHeaderBytes, failInput, byCopy, budgetMs } = c;
   return defineActor({
     name: "dataset.split",
     input: splitInput,
@@ -54,6 +55,7 @@ export function splitActor(c: DatasetContext) {
       },
     }),
     handler: async ({ datasetId, resume }, ctx) => {
+      const budget = new StepBudget(budgetMs);
       const d = await loadDataset(db, datasetId);
       if (!d || d.status !== (resume ? "processing" : "uploaded")) {
         return { skipped: d?.status ?? "deleted" };
@@ -65,11 +67,10 @@ export function splitActor(c: DatasetContext) {
           d.size <= SNIFF_BYTES,
         )
         : d.options.encoding;
-      // A step cuts up to `stepChunks` chunks, sends them out and hands the rest of the file
-      // to the next step (CSV, NDJSON): the first chunks run while the file is still being
-      // cut. A JSON array is cut in one step (its scanner cannot resume mid-array).
+      // A step cuts up to `stepChunks` chunks (fewer once its budget is spent), sends them out
+      // and hands the rest of the file to the next step: the first chunks run while the file
+      // is still being cut.
       const format = splitFormat(d.options);
-      const resumable = format.kind !== "json-array";
       const boundaries: { idx: number; start: number; end: number; firstLine: number }[] = [];
       let next: { start: number; index: number; firstLine: number; firstRecord: number } | null =
         null;
@@ -97,7 +98,9 @@ export function splitActor(c: DatasetContext) {
         ) {
           ctx.signal.throwIfAborted();
           const b = chunk.boundary;
-          if (resumable && boundaries.length >= stepChunks) {
+          if (
+            boundaries.length >= stepChunks || (boundaries.length > 0 && budget.spent())
+          ) {
             next = {
               start: b.start,
               index: b.index,

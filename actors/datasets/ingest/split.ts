@@ -49,8 +49,8 @@ export interface SplitOptions {
   maxChunkBytes?: number;
   /**
    * Go on from a boundary an earlier run yielded: the stream starts at byte `start` of the
-   * file, the next chunk is number `index` and starts at `firstLine` / `firstRecord`. CSV and
-   * NDJSON only (a JSON array's scanner state is not a boundary's); `encoding` must be given.
+   * file, the next chunk is number `index` and starts at `firstLine` / `firstRecord` (a JSON
+   * array's: inside the array, after an element's comma); `encoding` must be given.
    */
   resume?: { start: number; index: number; firstLine: number; firstRecord: number };
   /**
@@ -127,9 +127,9 @@ export interface RecordScanner {
   finish(unitOffset: number): void;
   /**
    * Sets the state at a record boundary after `lines` LFs and `records` records (for
-   * {@link SplitOptions.resume}); absent where a boundary does not define the state.
+   * {@link SplitOptions.resume}).
    */
-  resumeAt?(lines: number, records: number): void;
+  resumeAt(lines: number, records: number): void;
 }
 
 /** Quote-aware CSV scanner (state machine; see the module doc for the rules). */
@@ -385,6 +385,19 @@ export class JsonArrayScanner implements RecordScanner {
     this.base = base;
   }
 
+  /**
+   * See {@link RecordScanner.resumeAt}: a boundary is just after a comma at depth 1, outside
+   * strings, inside the array.
+   */
+  resumeAt(lines: number, records: number): void {
+    this.lines = lines;
+    this.records = records;
+    this.phase = JsonPhase.Inside;
+    this.depth = 1;
+    this.inString = false;
+    this.escaped = false;
+  }
+
   /** See {@link RecordScanner.scan}. */
   scan(units: Units, from: number, stopAt: number): number {
     const n = units.length;
@@ -602,10 +615,7 @@ async function* run(
   let head = await readAtLeast(reader, 4);
   const { bom, target, max, width, encoding } = resolveOptions(options, head.bytes);
   const scanner = createScanner(options.format, width, options.onWarning);
-  if (resume) {
-    if (!scanner.resumeAt) throw new TypeError(`split: ${options.format.kind} cannot resume`);
-    scanner.resumeAt(resume.firstLine - 1, resume.firstRecord - 1);
-  }
+  if (resume) scanner.resumeAt(resume.firstLine - 1, resume.firstRecord - 1);
   const queue = new ByteQueue(resume?.start ?? 0, (part) => reader.release(part));
   const units = new UnitDecoder(width, encoding !== "utf-16be");
   const targetUnits = Math.max(1, Math.ceil(target / width));

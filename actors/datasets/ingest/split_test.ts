@@ -226,6 +226,13 @@ Deno.test("resume: from any boundary, the rest splits as the whole file did", as
   const cases: [SplitOptions["format"], string][] = [
     [CSV, "id,text,t\n" + rows.join("\r\n") + "\n"],
     [{ kind: "ndjson" }, rows.map((r, i) => JSON.stringify({ i, r })).join("\n") + "\n"],
+    // Strings holding commas, brackets and escaped quotes; nested arrays and objects.
+    [
+      { kind: "json-array" },
+      "\ufeff[\n" + rows.map((r, i) => JSON.stringify({ i, r, n: [i, { "]": '[,"' }] }))
+        .join(",\n  ") +
+      "\n]\n",
+    ],
   ];
   for (const [format, src] of cases) {
     const bytes = utf8(src);
@@ -246,15 +253,22 @@ Deno.test("resume: from any boundary, the rest splits as the whole file did", as
       assert.deepEqual(rest, whole.slice(b.index), `${format.kind} from chunk ${b.index}`);
     }
   }
-  await assert.rejects(
-    () =>
-      boundaries(utf8("[1,2]"), {
-        format: { kind: "json-array" },
-        encoding: "utf-8",
-        resume: { start: 1, index: 1, firstLine: 1, firstRecord: 2 },
-      }, 5),
-    /cannot resume/,
-  );
+});
+
+Deno.test("resume: a JSON array resumed still refuses what follows it and an unclosed end", async () => {
+  for (
+    const [src, code] of [["[1,2,3] 4", "json_trailing_data"], ["[1,2,3", "json_unterminated"]]
+  ) {
+    await assert.rejects(
+      () =>
+        boundaries(utf8(src!).subarray(3), {
+          format: { kind: "json-array" },
+          encoding: "utf-8",
+          resume: { start: 3, index: 1, firstLine: 1, firstRecord: 2 },
+        }, 5),
+      (err: unknown) => err instanceof SplitError && err.code === code,
+    );
+  }
 });
 
 Deno.test("chunkStream: keep picks the chunks whose bytes come, alloc gives their buffers", async () => {
