@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { z } from "zod";
-import { defineActor } from "@troupe/runtime";
+import { defineActor, jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { openApiWorld } from "../../tests/api_world.ts";
-import { waitFor } from "../../tests/harness.ts";
+import { postgresTarget, waitFor } from "../../tests/harness.ts";
+import { TenantStore } from "../../db/tenants.ts";
 import { consoleRoutes } from "./mod.tsx";
 
 const sleepy = defineActor({
@@ -284,6 +286,75 @@ Deno.test(
       assert.equal(after.headers.get("location"), "/console/login");
     } finally {
       await world.close();
+    }
+  },
+);
+
+Deno.test(
+  {
+    name: "console: two instances on one database share sessions; a logout ends it on both",
+    ...opts,
+  },
+  async () => {
+    const tdb = await postgresTarget.open();
+    const second = openPostgres(tdb.url!, { max: 4 });
+    const instances = [tdb.db, second].map((db) => {
+      const runtime = new Runtime({
+        db,
+        actors: [sleepy],
+        transport: new TableQueueTransport(db, { pollMs: 50 }),
+        logger: jsonLogger("silent"),
+      });
+      const tenants = new TenantStore(db);
+      return {
+        runtime,
+        tenants,
+        app: new Hono().route("/console", consoleRoutes({ runtime, tenants })),
+      };
+    });
+    const [one, two] = instances as [typeof instances[0], typeof instances[0]];
+    try {
+      const acme = await one.tenants.createTenant("acme");
+      const key = (await one.tenants.createKey(acme.id)).key;
+      const job =
+        (await one.runtime.enqueue("c.sleepy", { n: 7 }, { tenantId: acme.id, delayMs: 3_600_000 }))
+          .job.id;
+
+      const onOne = browser(one.app);
+      assert.equal((await onOne.login(key)).status, 303);
+      const token = await onOne.csrf();
+      // The same cookie on the other instance: the session is found there too.
+      const onTwo = browser(two.app);
+      for (const [k, v] of onOne.jar) onTwo.jar.set(k, v);
+      const page = await onTwo.request("/console/jobs");
+      assert.equal(page.status, 200);
+      assert.ok((await page.text()).includes(job));
+      // An action on the second instance with the CSRF token the first one issued.
+      const cancel = await onTwo.post(`/console/jobs/${job}/cancel`, { _csrf: token });
+      assert.equal(cancel.status, 303);
+      assert.equal((await one.runtime.getJob(job)).status, "cancelled");
+
+      // Logging out on the first instance ends the session on the second.
+      const cookie = onOne.jar.get("troupe_console")!;
+      assert.equal((await onOne.post("/console/logout", { _csrf: token })).status, 303);
+      onTwo.jar.set("troupe_console", cookie);
+      const after = await onTwo.request("/console/jobs");
+      assert.equal(after.status, 303);
+      assert.equal(after.headers.get("location"), "/console/login");
+      const [row] = await second.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_console_sessions",
+      );
+      assert.equal(row?.n, 0, "the row is gone");
+      // Only the hash of a session id is stored: the cookie's value is in no row.
+      await onOne.login(key);
+      const stored = await second.query<{ id_hash: string }>(
+        "SELECT id_hash FROM troupe_console_sessions",
+      );
+      assert.equal(stored.length, 1);
+      assert.notEqual(stored[0]!.id_hash, onOne.jar.get("troupe_console"));
+    } finally {
+      await second.close();
+      await tdb.cleanup();
     }
   },
 );

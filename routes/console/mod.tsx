@@ -114,7 +114,7 @@ export function consoleRoutes(
       }
       return retry("That API key is unknown or revoked.", 401);
     }
-    sessions.start(c, key);
+    await sessions.start(c, principal);
     return c.redirect("/console/jobs", 303);
   });
 
@@ -168,8 +168,8 @@ export function consoleRoutes(
     courses,
   });
 
-  app.post("/logout", (c) => {
-    sessions.end(c, c.get("session"));
+  app.post("/logout", async (c) => {
+    await sessions.end(c, c.get("session"));
     return c.redirect("/console/login", 303);
   });
 
