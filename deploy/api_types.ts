@@ -222,6 +222,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry the failed jobs matching a filter, each once (`dryRun`: count and list only)
+         * @description Filters as `GET /jobs` (`status` may only be `failed`). Each failed job is retried by replaying its dead letter, once: the same request again retries none. `jobIds` narrows to the ids a dry run answered; `scope: "all"` (an admin key): every tenant's.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        actor?: string;
+                        /**
+                         * @description Only `failed` is accepted
+                         * @enum {string}
+                         */
+                        status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        pipelineId?: string;
+                        /** @description Retry only these of the matching jobs (the ids a dry run answered) */
+                        jobIds?: string[];
+                        /** @default false */
+                        dryRun?: boolean;
+                        /** @default 100 */
+                        limit?: number;
+                        /**
+                         * @default tenant
+                         * @enum {string}
+                         */
+                        scope?: "tenant" | "all";
+                    };
+                };
+            };
+            responses: {
+                /** @description What was (or would be) retried */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RetryResult"];
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/actors/{name}/jobs": {
         parameters: {
             query?: never;
@@ -3601,6 +3681,16 @@ export interface components {
                 /** @description Set on 5xx answers, to find the request in the logs */
                 requestId?: string;
             };
+        };
+        RetryResult: {
+            dryRun: boolean;
+            count: number;
+            jobs: {
+                jobId: string;
+                deadLetterId: string;
+                actor: string;
+                retryJobId: string | null;
+            }[];
         };
         Job: {
             id: string;

@@ -39,6 +39,7 @@ import { keyRoutes } from "./keys.ts";
 import { scheduleRoutes } from "./schedules.ts";
 import { operationRoutes } from "./operations.ts";
 import { tenantRoutes } from "./tenants.ts";
+import { retryRoutes } from "./retry.ts";
 import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
 import { sourceRoutes } from "./sources.ts";
 import type { UsageDeps } from "../actors/usage/sync.ts";
@@ -227,6 +228,7 @@ export function createApp(options: AppOptions) {
   api.route("/", healthRoutes(runtime, options.cache, options.health));
   let document: unknown;
   api.route("/", docsRoutes(() => document ??= openApiDocument(app)));
+  api.route("/", retryRoutes(runtime, tenants));
   api.route("/", jobRoutes(runtime, tenants, options.callbacks));
   if (options.callbacks) api.route("/", callbackRoutes(options.callbacks, tenants));
   api.route("/", auditRoutes(tenants));

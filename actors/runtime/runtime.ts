@@ -28,7 +28,7 @@ import {
 import { silentObserver } from "./observer.ts";
 import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
 import { JobEvents, Publisher } from "./publisher.ts";
-import { JobReader, type ListJobsFilter } from "./reader.ts";
+import { JobReader, type ListJobsFilter, type RetryCandidate, type RetryFilter } from "./reader.ts";
 import type { QueueDepth } from "./sql/queue_depth.ts";
 import { type Tables, tables } from "./sql/tables.ts";
 import { vacuumTables } from "./sql/vacuum.ts";
@@ -39,7 +39,7 @@ import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
 
 export type { RuntimeOptions } from "./options.ts";
 export type { EnqueueOptions, OnEnd, StartPipelineOptions } from "./client.ts";
-export type { ListJobsFilter } from "./reader.ts";
+export type { ListJobsFilter, RetryCandidate, RetryFilter } from "./reader.ts";
 export type {
   ActorKeyView,
   ActorStatsView,
@@ -481,6 +481,15 @@ export class Runtime implements Consumer {
     filter: { actor?: string; tenantId?: string | null; limit?: number; cursor?: string } = {},
   ): Promise<Page<DeadLetterView>> {
     return await this.#reader.listDeadLetters(filter);
+  }
+
+  /**
+   * The failed jobs matching `filter` whose dead letter is not replayed yet, oldest first: what a
+   * bulk retry replays, each once, with `replay` (a dead letter replays once, so a second retry
+   * of the same filter finds none of them).
+   */
+  async retryableFailures(filter: RetryFilter = {}): Promise<RetryCandidate[]> {
+    return await this.#reader.retryableFailures(filter);
   }
 
   /** How many jobs of a pipeline are in each status. */
