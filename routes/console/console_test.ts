@@ -358,3 +358,86 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  { name: "console: bulk retry (dry run, confirm, once), the cache page", ...opts },
+  async () => {
+    const world = await openApiWorld([sleepy, broken], () => ({ perKeyPerMinute: 100_000 }));
+    try {
+      const { tenants, app, runtime } = world;
+      const acme = await tenants.createTenant("acme");
+      const globex = await tenants.createTenant("globex");
+      const acmeKey = (await tenants.createKey(acme.id)).key;
+      const globexKey = (await tenants.createKey(globex.id)).key;
+      const readKey = (await tenants.createKey(acme.id, { name: "r", scope: "read" })).key;
+      const failed = [
+        await enqueue(app, acmeKey, "c.broken", 1),
+        await enqueue(app, acmeKey, "c.broken", 2),
+      ];
+      const foreign = await enqueue(app, globexKey, "c.broken", 3);
+      for (const id of [...failed, foreign]) {
+        await waitFor(async () => (await runtime.getJob(id)).status === "failed");
+      }
+
+      const a = browser(app);
+      await a.login(acmeKey);
+      const jobs = await (await a.request("/console/jobs?status=failed")).text();
+      assert.match(jobs, /id="retry-form"/);
+      const token = await a.csrf();
+      assert.equal((await a.post("/console/jobs/retry", { actor: "c.broken" })).status, 403);
+      assert.equal(
+        (await a.post("/console/jobs/retry", { _csrf: token, actor: "c.nope" })).status,
+        404,
+      );
+      const dry = await a.post("/console/jobs/retry", { _csrf: token, actor: "c.broken" });
+      assert.equal(dry.status, 200);
+      const dryHtml = await dry.text();
+      assert.match(dryHtml, /2 failed jobs of c\.broken would be retried/);
+      for (const id of failed) assert.ok(dryHtml.includes(id), "its own failed jobs listed");
+      assert.ok(!dryHtml.includes(foreign), "not another tenant's");
+      const ids = /name="jobIds" value="([^"]+)"/.exec(dryHtml)![1]!;
+      assert.equal(
+        (await runtime.getJob(failed[0]!)).status,
+        "failed",
+        "a dry run changes nothing",
+      );
+      assert.equal(
+        (await world.tdb.db.query(
+          "SELECT 1 FROM troupe_dead_letters WHERE replayed_at IS NOT NULL",
+        ))
+          .length,
+        0,
+      );
+
+      const confirm = { _csrf: token, actor: "c.broken", jobIds: ids, confirm: "1" };
+      const done = await (await a.post("/console/jobs/retry", confirm)).text();
+      assert.match(done, /2 retried/);
+      const again = await (await a.post("/console/jobs/retry", confirm)).text();
+      assert.match(again, /0 retried/, "a second click retries nothing");
+      const replayed = await world.tdb.db.query<{ job_id: string }>(
+        "SELECT job_id FROM troupe_dead_letters WHERE replayed_at IS NOT NULL ORDER BY job_id",
+      );
+      assert.deepEqual(replayed.map((r) => r.job_id), [...failed].sort());
+
+      const r = browser(app);
+      await r.login(readKey);
+      assert.ok(!(await (await r.request("/console/jobs")).text()).includes('id="retry-form"'));
+      assert.equal(
+        (await r.post("/console/jobs/retry", { _csrf: await r.csrf(), actor: "c.broken" })).status,
+        403,
+      );
+
+      // The cache page: the tenant's figures (this world's cache).
+      const key = `${acme.id}:probe`;
+      await world.cache.getOrCompute("queryResult", key, () => Promise.resolve(1));
+      await world.cache.getOrCompute("queryResult", key, () => Promise.resolve(1));
+      const cachePage = await (await a.request("/console/cache")).text();
+      assert.match(cachePage, /data-field="hits">1</);
+      assert.match(cachePage, /data-field="misses">1</);
+      assert.match(cachePage, /50\.0 %/);
+      assert.ok(!cachePage.includes('id="cache-kinds"'), "TTL classes are an admin's");
+    } finally {
+      await world.close();
+    }
+  },
+);

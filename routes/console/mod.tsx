@@ -27,6 +27,8 @@ import {
   SessionStore,
 } from "./session.ts";
 import { staticAsset } from "./static.ts";
+import { systemPages } from "./system.tsx";
+import type { Cache } from "../../db/cache/cache.ts";
 import { jobEvents } from "./events.ts";
 
 export interface ConsoleOptions {
@@ -43,6 +45,8 @@ export interface ConsoleOptions {
   datasets?: unknown;
   /** Present when the course workload runs. */
   courses?: unknown;
+  /** The query cache, for the cache page. */
+  cache?: Cache;
 }
 
 type Env = { Variables: { session: Session; principal: Principal } };
@@ -273,6 +277,7 @@ export function consoleRoutes(
 
   dataPages(app, { runtime, datasets, courses, frame });
   operationPages(app, { runtime, tenants, frame });
+  systemPages(app, { runtime, tenants, cache: workloads.cache, frame });
 
   return app as unknown as Hono;
 }

@@ -2,6 +2,7 @@
 import type { DeadLetterView, JobView } from "@troupe/runtime";
 import { isTerminal, JOB_STATUSES } from "@troupe/runtime";
 import { CsrfField, type Frame, Json, Layout, when } from "./layout.tsx";
+import { RetryForm } from "./system.tsx";
 
 export interface JobsProps extends Frame {
   jobs: JobView[];
@@ -44,6 +45,9 @@ export function JobsPage(p: JobsProps) {
         </label>
         <button type="submit">Filter</button>
       </form>
+      {p.canWrite && (p.filter.status === undefined || p.filter.status === "failed") && (
+        <RetryForm csrf={p.csrf} actor={p.filter.actor} />
+      )}
       <table id="jobs" data-live="/console/events">
         <thead>
           <tr>
