@@ -1191,6 +1191,124 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/schedules/{actor}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a schedule: its slots make no job until resumed (admin key) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    actor: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            actor: string;
+                            pausedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{actor}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused schedule (admin key) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    actor: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            actor: string;
+                            pausedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workers": {
         parameters: {
             query?: never;
@@ -3769,6 +3887,7 @@ export interface components {
             cron: string;
             nextRunAt: string;
             lastSlotAt: string | null;
+            pausedAt: string | null;
             lastRun: {
                 jobId: string;
                 status: string;

@@ -233,7 +233,7 @@ export function createApp(options: AppOptions) {
   if (options.callbacks) api.route("/", callbackRoutes(options.callbacks, tenants));
   api.route("/", auditRoutes(tenants));
   api.route("/", keyRoutes(tenants));
-  api.route("/", scheduleRoutes(runtime));
+  api.route("/", scheduleRoutes(runtime, tenants));
   api.route("/", operationRoutes(runtime, tenants));
   api.route("/", tenantRoutes(runtime, tenants));
   api.route("/", usageRoutes({ runtime, tenants }));

@@ -235,7 +235,7 @@ export class Runtime implements Consumer {
         actors: this.actors,
         reap: () => this.reap(),
         relayOutbox: () => this.relayOutbox(),
-        fireSchedule: (name, when) => this.fireSchedule(name, when),
+        fireSchedule: (name, when) => this.fireDueSchedule(name, when),
       },
       this.#background,
       at,
@@ -362,7 +362,24 @@ export class Runtime implements Consumer {
     return await this.#client.giveUp(jobId, error);
   }
 
-  /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */
+  /**
+   * A schedule's slot: enqueues the run of `actor` for the minute of `at` (`fireSchedule`) unless
+   * its schedule is paused (`pauseSchedule`): then no job and `paused: true`.
+   */
+  async fireDueSchedule(
+    actor: string,
+    at: Date = new Date(),
+  ): Promise<{ job: JobView | null; created: boolean; paused: boolean }> {
+    if (await this.#ops.schedulePaused(this.actor(actor).name)) {
+      return { job: null, created: false, paused: true };
+    }
+    return { ...await this.#client.fireSchedule(actor, at), paused: false };
+  }
+
+  /**
+   * Enqueues the scheduled run of `actor` for the minute of `at`, once across instances, paused
+   * schedule or not (the slots themselves go through `fireDueSchedule`).
+   */
   async fireSchedule(
     actor: string,
     at: Date = new Date(),
@@ -374,7 +391,7 @@ export class Runtime implements Consumer {
   registerSchedules(
     cron: (name: string, schedule: string, fn: () => Promise<void>) => unknown,
   ): string[] {
-    return this.#client.registerSchedules(cron);
+    return this.#client.registerSchedules(cron, (actor) => this.fireDueSchedule(actor));
   }
 
   /**
@@ -394,6 +411,27 @@ export class Runtime implements Consumer {
   /** The paused actors, by name. */
   async paused(): Promise<PauseView[]> {
     return await this.#ops.paused();
+  }
+
+  /**
+   * Pauses `actor`'s schedule (unknown actor: `NotFoundError`; no schedule: `TypeError`),
+   * idempotent and held in the database: its slots make no job until
+   * {@link Runtime.resumeSchedule}. The actor's other jobs run as before.
+   */
+  async pauseSchedule(actor: string, by: string | null = null): Promise<PauseView> {
+    const def = this.actor(actor);
+    if (!def.schedule) throw new TypeError(`actor ${actor} has no schedule`);
+    return await this.#ops.pauseSchedule(def.name, by);
+  }
+
+  /** Resumes `actor`'s schedule; returns whether it was paused. The next slot fires. */
+  async resumeSchedule(actor: string): Promise<boolean> {
+    return await this.#ops.resumeSchedule(this.actor(actor).name);
+  }
+
+  /** The paused schedules, by actor. */
+  async pausedSchedules(): Promise<PauseView[]> {
+    return await this.#ops.pausedSchedules();
   }
 
   /**

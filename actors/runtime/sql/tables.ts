@@ -34,6 +34,8 @@ export interface Tables {
   readonly workers: string;
   /** `troupe_actor_pauses`: actors whose jobs wait until resumed. */
   readonly pauses: string;
+  /** `troupe_schedule_pauses`: schedules whose slots make no job until resumed. */
+  readonly schedulePauses: string;
   /** Notified at commit when jobs are inserted, for a transport that asks (the table queue). */
   readonly jobsChannel: string;
   /** Notified with a job id whose handler must stop wherever it runs. */
@@ -61,6 +63,7 @@ export function tables(schema = "public"): Tables {
     groups: table("troupe_groups"),
     workers: table("troupe_workers"),
     pauses: table("troupe_actor_pauses"),
+    schedulePauses: table("troupe_schedule_pauses"),
     jobsChannel: channel("troupe_jobs"),
     cancelChannel: channel("troupe_cancel"),
   };
