@@ -3893,6 +3893,7 @@ export interface components {
                 status: string;
                 startedAt: string | null;
                 finishedAt: string | null;
+                result?: unknown;
                 error?: unknown;
             } | null;
         };

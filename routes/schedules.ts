@@ -35,6 +35,7 @@ const Schedule = z.object({
     status: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
+    result: z.unknown(),
     error: z.unknown(),
   }).nullable(),
 }).openapi("Schedule");
@@ -59,6 +60,7 @@ export async function scheduleItems(runtime: Runtime): Promise<z.infer<typeof Sc
           status: job.status,
           startedAt: job.startedAt ?? null,
           finishedAt: job.finishedAt ?? null,
+          result: job.result ?? null,
           error: job.error ?? null,
         };
       } catch (err) {

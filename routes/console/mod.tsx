@@ -56,6 +56,8 @@ const NOTICES: Record<string, string> = {
   replayed: "Dead letter replayed as a new job.",
   paused: "Actor paused: its jobs wait until it is resumed.",
   resumed: "Actor resumed.",
+  "schedule-paused": "Schedule paused: its slots make no job until it is resumed.",
+  "schedule-resumed": "Schedule resumed.",
 };
 
 /** The client's address as routes/app.ts `clientIp` reads it (not imported: no import cycle). */
@@ -271,8 +273,17 @@ export function consoleRoutes(
   });
 
   app.get("/schedules", async (c) => {
-    const items = c.get("principal").admin ? await scheduleItems(runtime) : null;
-    return page(c, <SchedulesPage {...frame(c, "Schedules", "schedules")} items={items} />);
+    const p = c.get("principal");
+    const items = p.admin ? await scheduleItems(runtime) : null;
+    return page(
+      c,
+      <SchedulesPage
+        {...frame(c, "Schedules", "schedules")}
+        items={items}
+        canPause={p.admin && p.scope === "full"}
+        csrf={c.get("session").csrf}
+      />,
+    );
   });
 
   dataPages(app, { runtime, datasets, courses, frame });
