@@ -28,6 +28,7 @@ import {
 import { silentObserver } from "./observer.ts";
 import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
 import { JobEvents, Publisher } from "./publisher.ts";
+import { JobEventRelay } from "./event_relay.ts";
 import { JobReader, type ListJobsFilter, type RetryCandidate, type RetryFilter } from "./reader.ts";
 import type { QueueDepth } from "./sql/queue_depth.ts";
 import { type Tables, tables } from "./sql/tables.ts";
@@ -76,6 +77,7 @@ export class Runtime implements Consumer {
   readonly #maintenanceMs: number;
   readonly #backgroundTimers: boolean;
   readonly #events = new JobEvents();
+  readonly #relay: JobEventRelay;
   readonly #reader: JobReader;
   readonly #publisher: Publisher;
   readonly #client: RuntimeClient;
@@ -108,6 +110,8 @@ export class Runtime implements Consumer {
     const common = { db: this.db, tables: this.tables, log: this.log };
     this.#background = new BackgroundTasks(this.log);
     this.#reader = new JobReader(this.db, this.tables);
+    this.#relay = new JobEventRelay(this.db, this.tables.jobEventsChannel, this.log);
+    this.#events.subscribe((id) => this.#relay.changed(id));
     const forget = (id: string) => this.#reader.forget(id);
     const executor = new Executor({
       db: this.db,
@@ -197,6 +201,7 @@ export class Runtime implements Consumer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#relay.startPublishing();
     await this.#leases.watchCancels();
     const bg = this.#background;
     // Outbox rows are written for the transport: a crash may leave some for the relay.
@@ -264,6 +269,7 @@ export class Runtime implements Consumer {
     if (this.transport.inTransaction.outbox) {
       await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
     }
+    await this.#relay.stopPublishing();
     this.#started = false;
     this.#stopping = false;
     this.#background.stopping = false;
@@ -499,6 +505,25 @@ export class Runtime implements Consumer {
   /** Calls `fn(jobId)` whenever a job of this process changes; returns an unsubscribe. */
   subscribe(fn: (jobId: string) => void): () => void {
     return this.#events.subscribe(fn);
+  }
+
+  /**
+   * Calls `fn(jobId)` whenever a job changes in this process or in any started instance on the
+   * same database (batched NOTIFYs, see `event_relay.ts`; a notification may be lost, so a watcher
+   * also reads now and then); resolves once listening, to an unsubscribe.
+   */
+  async subscribeAll(fn: (jobId: string) => void): Promise<() => void> {
+    const local = this.#events.subscribe(fn);
+    try {
+      const remote = await this.#relay.watch(fn);
+      return () => {
+        local();
+        remote();
+      };
+    } catch (err) {
+      local();
+      throw err;
+    }
   }
 
   /**

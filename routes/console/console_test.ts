@@ -7,7 +7,7 @@ import { z } from "zod";
 import { defineActor, jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { openApiWorld } from "../../tests/api_world.ts";
-import { postgresTarget, waitFor } from "../../tests/harness.ts";
+import { postgresTarget, sleep, sseReader, waitFor, within } from "../../tests/harness.ts";
 import { TenantStore } from "../../db/tenants.ts";
 import { consoleRoutes } from "./mod.tsx";
 
@@ -292,7 +292,7 @@ Deno.test(
 
 Deno.test(
   {
-    name: "console: two instances on one database share sessions; a logout ends it on both",
+    name: "console: two instances on one database share sessions and live events; logout ends both",
     ...opts,
   },
   async () => {
@@ -333,6 +333,24 @@ Deno.test(
       const cancel = await onTwo.post(`/console/jobs/${job}/cancel`, { _csrf: token });
       assert.equal(cancel.status, 303);
       assert.equal((await one.runtime.getJob(job)).status, "cancelled");
+
+      // Live events reach a page served by the first instance for a job the second one runs (the
+      // first runs nothing: what it hears comes over NOTIFY).
+      await two.runtime.start();
+      const stream = await one.app.request("/console/events", {
+        headers: { cookie: `troupe_console=${onOne.jar.get("troupe_console")}` },
+      });
+      const events = sseReader(stream);
+      await sleep(300); // the stream listens once its first bytes are out
+      const live = (await two.runtime.enqueue("c.sleepy", { n: 8 }, { tenantId: acme.id })).job.id;
+      const done = await within(
+        events.next((e) => e.data.id === live && e.data.terminal),
+        10_000,
+        "the other instance's job in the stream",
+      );
+      assert.equal(done.data.status, "succeeded");
+      await events.cancel();
+      await two.runtime.stop();
 
       // Logging out on the first instance ends the session on the second.
       const cookie = onOne.jar.get("troupe_console")!;

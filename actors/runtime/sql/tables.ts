@@ -40,6 +40,8 @@ export interface Tables {
   readonly jobsChannel: string;
   /** Notified with a job id whose handler must stop wherever it runs. */
   readonly cancelChannel: string;
+  /** Notified with ids of jobs that changed, for live views (see `../event_relay.ts`). */
+  readonly jobEventsChannel: string;
 }
 
 /** The names in `schema`; throws a `TypeError` on a name `SCHEMA_NAME` refuses. */
@@ -66,6 +68,7 @@ export function tables(schema = "public"): Tables {
     schedulePauses: table("troupe_schedule_pauses"),
     jobsChannel: channel("troupe_jobs"),
     cancelChannel: channel("troupe_cancel"),
+    jobEventsChannel: channel("troupe_job_events"),
   };
 }
 
