@@ -371,6 +371,7 @@ Deno.test(
       assert.equal(stored.length, 1);
       assert.notEqual(stored[0]!.id_hash, onOne.jar.get("troupe_console"));
     } finally {
+      await two.runtime.stop();
       await second.close();
       await tdb.cleanup();
     }
