@@ -108,14 +108,16 @@ function RowsPage(
         <thead>
           <tr>
             <th>#</th>
-            {d.columns.map((col) => <th>{col.name}</th>)}
+            {d.columns.map((col) => <th key={col.key}>{col.name}</th>)}
           </tr>
         </thead>
         <tbody>
           {p.rows.map((r) => (
             <tr data-row={String(r._row)}>
               <td class="muted small">{String(r._row)}</td>
-              {d.columns.map((col) => <td>{r[col.key] == null ? "—" : String(r[col.key])}</td>)}
+              {d.columns.map((col) => (
+                <td key={col.key}>{r[col.key] == null ? "—" : String(r[col.key])}</td>
+              ))}
             </tr>
           ))}
         </tbody>
