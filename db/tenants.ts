@@ -17,6 +17,7 @@ import {
   uuidv7,
   ValidationError,
 } from "@troupe/runtime";
+import { ConsoleSessions } from "./console_sessions.ts";
 
 export interface Tenant {
   id: string;
@@ -40,6 +41,29 @@ export interface Principal {
   rateLimitPerMinute: number | null;
   /** `read`: the key may only read. */
   scope: KeyScope;
+}
+
+/** The columns `principalOfRow` reads, of `troupe_api_keys k JOIN troupe_tenants t`. */
+export const PRINCIPAL_COLUMNS =
+  "k.id, k.tenant_id, t.name AS tenant_name, k.admin, t.rate_limit_per_minute, k.scope";
+
+/** A principal from the `PRINCIPAL_COLUMNS` of a live key's row. */
+export function principalOfRow(row: {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  admin: boolean;
+  rate_limit_per_minute: number | null;
+  scope: KeyScope;
+}): Principal {
+  return {
+    tenantId: row.tenant_id,
+    tenantName: row.tenant_name,
+    apiKeyId: row.id,
+    admin: row.admin === true,
+    rateLimitPerMinute: row.rate_limit_per_minute ?? null,
+    scope: row.scope === "read" ? "read" : "full",
+  };
 }
 
 /** What a key may do: everything its tenant may, or only read. */
@@ -112,9 +136,13 @@ export class TenantStore {
   readonly #now: () => number;
   readonly #authCache = new Map<string, { principal: Principal | null; until: number }>();
 
+  /** The console's sessions, in the same database. */
+  readonly consoleSessions: ConsoleSessions;
+
   constructor(db: SqlDatabase, { now = Date.now }: TenantStoreOptions = {}) {
     this.#db = db;
     this.#now = now;
+    this.consoleSessions = new ConsoleSessions(db);
   }
 
   /**
@@ -333,24 +361,14 @@ export class TenantStore {
       scope: KeyScope;
       expires_at: unknown;
     }>(
-      `SELECT k.id, k.tenant_id, t.name AS tenant_name, k.admin, t.rate_limit_per_minute,
-              k.scope, k.expires_at
+      `SELECT ${PRINCIPAL_COLUMNS}, k.expires_at
        FROM troupe_api_keys k JOIN troupe_tenants t ON t.id = k.tenant_id
        WHERE k.hash = $1 AND k.revoked_at IS NULL
          AND (k.expires_at IS NULL OR k.expires_at > now())`,
       [hash],
     );
     const row = rows[0];
-    const principal = row
-      ? {
-        tenantId: row.tenant_id,
-        tenantName: row.tenant_name,
-        apiKeyId: row.id,
-        admin: row.admin === true,
-        rateLimitPerMinute: row.rate_limit_per_minute ?? null,
-        scope: row.scope === "read" ? "read" as const : "full" as const,
-      }
-      : null;
+    const principal = row ? principalOfRow(row) : null;
     if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
     // A key that expires (a rotated one) is not remembered past its expiry.
     const expires = row?.expires_at == null

@@ -222,6 +222,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry the failed jobs matching a filter, each once (`dryRun`: count and list only)
+         * @description Filters as `GET /jobs` (`status` may only be `failed`). Each failed job is retried by replaying its dead letter, once: the same request again retries none. `jobIds` narrows to the ids a dry run answered; `scope: "all"` (an admin key): every tenant's.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        actor?: string;
+                        /**
+                         * @description Only `failed` is accepted
+                         * @enum {string}
+                         */
+                        status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        pipelineId?: string;
+                        /** @description Retry only these of the matching jobs (the ids a dry run answered) */
+                        jobIds?: string[];
+                        /** @default false */
+                        dryRun?: boolean;
+                        /** @default 100 */
+                        limit?: number;
+                        /**
+                         * @default tenant
+                         * @enum {string}
+                         */
+                        scope?: "tenant" | "all";
+                    };
+                };
+            };
+            responses: {
+                /** @description What was (or would be) retried */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RetryResult"];
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/actors/{name}/jobs": {
         parameters: {
             query?: never;
@@ -1105,6 +1185,124 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{actor}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a schedule: its slots make no job until resumed (admin key) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    actor: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            actor: string;
+                            pausedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{actor}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused schedule (admin key) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    actor: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            actor: string;
+                            pausedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Refused: bad input, no or wrong key, not found, conflict, too large, rate limited */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The server failed, or the database or storage is unavailable (with Retry-After) */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -3602,6 +3800,16 @@ export interface components {
                 requestId?: string;
             };
         };
+        RetryResult: {
+            dryRun: boolean;
+            count: number;
+            jobs: {
+                jobId: string;
+                deadLetterId: string;
+                actor: string;
+                retryJobId: string | null;
+            }[];
+        };
         Job: {
             id: string;
             actor: string;
@@ -3679,11 +3887,13 @@ export interface components {
             cron: string;
             nextRunAt: string;
             lastSlotAt: string | null;
+            pausedAt: string | null;
             lastRun: {
                 jobId: string;
                 status: string;
                 startedAt: string | null;
                 finishedAt: string | null;
+                result?: unknown;
                 error?: unknown;
             } | null;
         };

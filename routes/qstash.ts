@@ -57,8 +57,8 @@ export function qstashRoutes(o: WebhookOptions): Hono<AppEnv> {
     if (!runtime.actors.get(name)?.schedule) {
       return nonRetryable("NOT_FOUND", `no scheduled actor ${name}`);
     }
-    const { job, created } = await runtime.fireSchedule(name);
-    return c.json({ jobId: job.id, created });
+    const { job, created, paused } = await runtime.fireDueSchedule(name);
+    return c.json({ jobId: job?.id ?? null, created, paused });
   });
 
   return app;

@@ -68,3 +68,56 @@ Deno.test(
     }
   },
 );
+
+Deno.test("schedules: pause and resume, held in the database, admin only", async () => {
+  const w = await openApiWorld([tick, plain]);
+  try {
+    const t = await w.tenants.createTenant("ops");
+    const admin = (await w.tenants.createKey(t.id, { admin: true })).key;
+    const user = (await w.tenants.createKey(t.id)).key;
+    const post = async (key: string, path: string) => {
+      const res = await w.app.request(`/api/v1/schedules/${path}`, {
+        method: "POST",
+        headers: { "x-api-key": key },
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    assert.equal((await post(user, "s.tick/pause")).status, 403);
+    assert.equal((await post(admin, "s.plain/pause")).status, 404, "no schedule");
+    assert.equal((await post(admin, "s.nope/pause")).status, 404);
+
+    const paused = await post(admin, "s.tick/pause");
+    assert.equal(paused.status, 200);
+    assert.ok(paused.body.pausedAt);
+    const again = await post(admin, "s.tick/pause");
+    assert.equal(again.body.pausedAt, paused.body.pausedAt, "idempotent");
+    const list = await w.app.request("/api/v1/schedules", { headers: { "x-api-key": admin } });
+    const entry = (await list.json()).items.find((i: { actor: string }) => i.actor === "s.tick");
+    assert.equal(entry.pausedAt, paused.body.pausedAt);
+
+    // A slot of a paused schedule makes no job, on the cron's path and the maintenance pass.
+    const slot = lastSlot(parseSchedule("*/5 * * * *"), new Date())!;
+    const skipped = await w.runtime.fireDueSchedule("s.tick", slot);
+    assert.deepEqual(skipped, { job: null, created: false, paused: true });
+    const pass = await w.runtime.maintenancePass(slot);
+    assert.deepEqual(pass.fired, []);
+    assert.equal((await w.runtime.listJobs({ actor: "s.tick" })).items.length, 0);
+
+    const resumed = await post(admin, "s.tick/resume");
+    assert.equal(resumed.status, 200);
+    assert.equal(resumed.body.pausedAt, null);
+    const fired = await w.runtime.fireDueSchedule("s.tick", slot);
+    assert.equal(fired.created, true);
+    assert.equal(fired.paused, false);
+    const audit = await w.tdb.db.query<{ action: string }>(
+      "SELECT action FROM troupe_audit_log WHERE action LIKE 'schedule.%' ORDER BY id",
+    );
+    assert.deepEqual(audit.map((a) => a.action), [
+      "schedule.pause",
+      "schedule.pause",
+      "schedule.resume",
+    ]);
+  } finally {
+    await w.close();
+  }
+});

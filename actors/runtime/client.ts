@@ -392,6 +392,7 @@ export class RuntimeClient {
   /** Registers every scheduled actor with a cron function (`Deno.cron` when embedded). */
   registerSchedules(
     cron: (name: string, schedule: string, fn: () => Promise<void>) => unknown,
+    fire: (actor: string) => Promise<unknown> = (actor) => this.fireSchedule(actor),
   ): string[] {
     const names: string[] = [];
     for (const def of this.#o.actors.values()) {
@@ -399,7 +400,7 @@ export class RuntimeClient {
       // Deno.cron names allow letters, digits, whitespace, "-" and "_" only.
       cron(`troupe_${def.name.replace(/[^A-Za-z0-9_-]/g, "_")}`, def.schedule.cron, async () => {
         try {
-          await this.fireSchedule(def.name);
+          await fire(def.name);
         } catch (err) {
           this.#o.log.error("scheduled enqueue failed", { actor: def.name, error: String(err) });
         }

@@ -28,6 +28,7 @@ const RUNTIME_TABLES = [
   "troupe_jobs",
   "troupe_outbox",
   "troupe_processed_messages",
+  "troupe_schedule_pauses",
   "troupe_schema_migrations",
   "troupe_workers",
 ];

@@ -116,6 +116,8 @@ export {
   type OnEnd,
   type Page,
   type PauseView,
+  type RetryCandidate,
+  type RetryFilter,
   Runtime,
   type RuntimeOptions,
   type StartPipelineOptions,

@@ -15,7 +15,16 @@
  */
 import type { Logger, SqlDatabase } from "./ports.ts";
 import { type ActorKeyRow, actorKeys, actorStats } from "./sql/actor_stats.ts";
-import { pauseActor, pausedActors, type PauseRow, resumeActor } from "./sql/pauses.ts";
+import {
+  pauseActor,
+  pausedActors,
+  pausedSchedules,
+  type PauseRow,
+  pauseSchedule,
+  resumeActor,
+  resumeSchedule,
+  schedulePaused,
+} from "./sql/pauses.ts";
 import type { Tables } from "./sql/tables.ts";
 import {
   beatInstance,
@@ -243,6 +252,26 @@ export class Operations {
   /** Paused actors, by name. */
   async paused(): Promise<PauseView[]> {
     return (await pausedActors(this.#o.db, this.#o.tables)).map(pauseView);
+  }
+
+  /** Pauses `actor`'s schedule (idempotent): its slots make no job until resumed. */
+  async pauseSchedule(actor: string, by: string | null = null): Promise<PauseView> {
+    return pauseView(await pauseSchedule(this.#o.db, this.#o.tables, actor, by));
+  }
+
+  /** Resumes `actor`'s schedule; returns whether it was paused. */
+  async resumeSchedule(actor: string): Promise<boolean> {
+    return await resumeSchedule(this.#o.db, this.#o.tables, actor);
+  }
+
+  /** Whether `actor`'s schedule is paused. */
+  async schedulePaused(actor: string): Promise<boolean> {
+    return await schedulePaused(this.#o.db, this.#o.tables, actor);
+  }
+
+  /** Paused schedules, by actor. */
+  async pausedSchedules(): Promise<PauseView[]> {
+    return (await pausedSchedules(this.#o.db, this.#o.tables)).map(pauseView);
   }
 
   /** Instances seen within `sinceSeconds`, their running jobs, and the delayed jobs. */

@@ -15,7 +15,7 @@
  */
 import { NotFoundError, TroupeError } from "./errors.ts";
 import type { SqlDatabase } from "./ports.ts";
-import { getDeadLetter, listDeadLetters } from "./sql/dead_letters.ts";
+import { getDeadLetter, listDeadLetters, retryableFailures } from "./sql/dead_letters.ts";
 import { type QueueDepth, queueDepths } from "./sql/queue_depth.ts";
 import { countPipelineJobs, countQueue, listJobs, readJobs } from "./sql/read_jobs.ts";
 import type { Tables } from "./sql/tables.ts";
@@ -50,6 +50,22 @@ export interface ListJobsFilter {
   pipelineId?: string;
   limit?: number;
   cursor?: string;
+}
+
+/** Filters of `retryableFailures`: those of `listJobs` a failed job may match. */
+export interface RetryFilter {
+  actor?: string;
+  tenantId?: string | null;
+  pipelineId?: string;
+  /** At most this many. @default 100 */
+  limit?: number;
+}
+
+/** A failed job a bulk retry would replay, and its dead letter. */
+export interface RetryCandidate {
+  jobId: string;
+  deadLetterId: string;
+  actor: string;
 }
 
 /** Reads jobs (see the invariants above). */
@@ -165,6 +181,13 @@ export class JobReader {
       limit + 1,
     );
     return page(rows, limit, deadLetterView);
+  }
+
+  /** Failed jobs by filter with a dead letter not replayed yet, oldest first (`limit`). */
+  async retryableFailures(filter: RetryFilter): Promise<RetryCandidate[]> {
+    const { limit = 100, ...rest } = filter;
+    const rows = await retryableFailures(this.#db, this.#t, rest, limit);
+    return rows.map((r) => ({ jobId: r.job_id, deadLetterId: r.dead_letter_id, actor: r.actor }));
   }
 
   /** A dead letter's row, visible to `tenantId` (any tenant when undefined). */

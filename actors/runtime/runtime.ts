@@ -28,7 +28,8 @@ import {
 import { silentObserver } from "./observer.ts";
 import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
 import { JobEvents, Publisher } from "./publisher.ts";
-import { JobReader, type ListJobsFilter } from "./reader.ts";
+import { JobEventRelay } from "./event_relay.ts";
+import { JobReader, type ListJobsFilter, type RetryCandidate, type RetryFilter } from "./reader.ts";
 import type { QueueDepth } from "./sql/queue_depth.ts";
 import { type Tables, tables } from "./sql/tables.ts";
 import { vacuumTables } from "./sql/vacuum.ts";
@@ -39,7 +40,7 @@ import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
 
 export type { RuntimeOptions } from "./options.ts";
 export type { EnqueueOptions, OnEnd, StartPipelineOptions } from "./client.ts";
-export type { ListJobsFilter } from "./reader.ts";
+export type { ListJobsFilter, RetryCandidate, RetryFilter } from "./reader.ts";
 export type {
   ActorKeyView,
   ActorStatsView,
@@ -76,6 +77,7 @@ export class Runtime implements Consumer {
   readonly #maintenanceMs: number;
   readonly #backgroundTimers: boolean;
   readonly #events = new JobEvents();
+  readonly #relay: JobEventRelay;
   readonly #reader: JobReader;
   readonly #publisher: Publisher;
   readonly #client: RuntimeClient;
@@ -108,6 +110,8 @@ export class Runtime implements Consumer {
     const common = { db: this.db, tables: this.tables, log: this.log };
     this.#background = new BackgroundTasks(this.log);
     this.#reader = new JobReader(this.db, this.tables);
+    this.#relay = new JobEventRelay(this.db, this.tables.jobEventsChannel, this.log);
+    this.#events.subscribe((id) => this.#relay.changed(id));
     const forget = (id: string) => this.#reader.forget(id);
     const executor = new Executor({
       db: this.db,
@@ -197,6 +201,7 @@ export class Runtime implements Consumer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#relay.startPublishing();
     await this.#leases.watchCancels();
     const bg = this.#background;
     // Outbox rows are written for the transport: a crash may leave some for the relay.
@@ -235,7 +240,7 @@ export class Runtime implements Consumer {
         actors: this.actors,
         reap: () => this.reap(),
         relayOutbox: () => this.relayOutbox(),
-        fireSchedule: (name, when) => this.fireSchedule(name, when),
+        fireSchedule: (name, when) => this.fireDueSchedule(name, when),
       },
       this.#background,
       at,
@@ -264,6 +269,7 @@ export class Runtime implements Consumer {
     if (this.transport.inTransaction.outbox) {
       await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
     }
+    await this.#relay.stopPublishing();
     this.#started = false;
     this.#stopping = false;
     this.#background.stopping = false;
@@ -362,7 +368,24 @@ export class Runtime implements Consumer {
     return await this.#client.giveUp(jobId, error);
   }
 
-  /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */
+  /**
+   * A schedule's slot: enqueues the run of `actor` for the minute of `at` (`fireSchedule`) unless
+   * its schedule is paused (`pauseSchedule`): then no job and `paused: true`.
+   */
+  async fireDueSchedule(
+    actor: string,
+    at: Date = new Date(),
+  ): Promise<{ job: JobView | null; created: boolean; paused: boolean }> {
+    if (await this.#ops.schedulePaused(this.actor(actor).name)) {
+      return { job: null, created: false, paused: true };
+    }
+    return { ...await this.#client.fireSchedule(actor, at), paused: false };
+  }
+
+  /**
+   * Enqueues the scheduled run of `actor` for the minute of `at`, once across instances, paused
+   * schedule or not (the slots themselves go through `fireDueSchedule`).
+   */
   async fireSchedule(
     actor: string,
     at: Date = new Date(),
@@ -374,7 +397,7 @@ export class Runtime implements Consumer {
   registerSchedules(
     cron: (name: string, schedule: string, fn: () => Promise<void>) => unknown,
   ): string[] {
-    return this.#client.registerSchedules(cron);
+    return this.#client.registerSchedules(cron, (actor) => this.fireDueSchedule(actor));
   }
 
   /**
@@ -394,6 +417,27 @@ export class Runtime implements Consumer {
   /** The paused actors, by name. */
   async paused(): Promise<PauseView[]> {
     return await this.#ops.paused();
+  }
+
+  /**
+   * Pauses `actor`'s schedule (unknown actor: `NotFoundError`; no schedule: `TypeError`),
+   * idempotent and held in the database: its slots make no job until
+   * {@link Runtime.resumeSchedule}. The actor's other jobs run as before.
+   */
+  async pauseSchedule(actor: string, by: string | null = null): Promise<PauseView> {
+    const def = this.actor(actor);
+    if (!def.schedule) throw new TypeError(`actor ${actor} has no schedule`);
+    return await this.#ops.pauseSchedule(def.name, by);
+  }
+
+  /** Resumes `actor`'s schedule; returns whether it was paused. The next slot fires. */
+  async resumeSchedule(actor: string): Promise<boolean> {
+    return await this.#ops.resumeSchedule(this.actor(actor).name);
+  }
+
+  /** The paused schedules, by actor. */
+  async pausedSchedules(): Promise<PauseView[]> {
+    return await this.#ops.pausedSchedules();
   }
 
   /**
@@ -464,6 +508,25 @@ export class Runtime implements Consumer {
   }
 
   /**
+   * Calls `fn(jobId)` whenever a job changes in this process or in any started instance on the
+   * same database (batched NOTIFYs, see `event_relay.ts`; a notification may be lost, so a watcher
+   * also reads now and then); resolves once listening, to an unsubscribe.
+   */
+  async subscribeAll(fn: (jobId: string) => void): Promise<() => void> {
+    const local = this.#events.subscribe(fn);
+    try {
+      const remote = await this.#relay.watch(fn);
+      return () => {
+        local();
+        remote();
+      };
+    } catch (err) {
+      local();
+      throw err;
+    }
+  }
+
+  /**
    * One job. Reads are batched (ids asked for while a read runs go together in the next one)
    * and a finished job is served from memory for up to a minute (see `reader.ts`).
    */
@@ -481,6 +544,15 @@ export class Runtime implements Consumer {
     filter: { actor?: string; tenantId?: string | null; limit?: number; cursor?: string } = {},
   ): Promise<Page<DeadLetterView>> {
     return await this.#reader.listDeadLetters(filter);
+  }
+
+  /**
+   * The failed jobs matching `filter` whose dead letter is not replayed yet, oldest first: what a
+   * bulk retry replays, each once, with `replay` (a dead letter replays once, so a second retry
+   * of the same filter finds none of them).
+   */
+  async retryableFailures(filter: RetryFilter = {}): Promise<RetryCandidate[]> {
+    return await this.#reader.retryableFailures(filter);
   }
 
   /** How many jobs of a pipeline are in each status. */

@@ -135,6 +135,13 @@ export const actorPauses = pgTable("troupe_actor_pauses", {
   pausedAt: tz("paused_at").notNull().defaultNow(),
 });
 
+/** Paused schedules: their slots make no job until resumed. */
+export const schedulePauses = pgTable("troupe_schedule_pauses", {
+  actor: text("actor").primaryKey(),
+  pausedBy: text("paused_by"),
+  pausedAt: tz("paused_at").notNull().defaultNow(),
+});
+
 export const processedMessages = pgTable(
   "troupe_processed_messages",
   {

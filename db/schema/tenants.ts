@@ -5,6 +5,7 @@
  * - `apiKeys`: keys are stored as SHA-256 hashes; `prefix` (the first characters) names a key in
  *   listings and logs without revealing it.
  * - `callbackSecrets`: the key that signs a tenant's completion callbacks, sealed.
+ * - `consoleSessions`: the console's logins, by the hash of the cookie's id, on any instance.
  * - `auditLog`: who did what (uploads, cancels, replays, cache invalidations, key creation);
  *   the cleanup actor keeps it 90 days.
  */
@@ -68,6 +69,20 @@ export const callbackSecrets = pgTable("troupe_callback_secrets", {
   secretSealed: text("secret_sealed").notNull(),
   createdAt: tz("created_at").notNull().defaultNow(),
 });
+
+/** A console session: the hash of its cookie's id, the key it acts as, its CSRF token. */
+export const consoleSessions = pgTable(
+  "troupe_console_sessions",
+  {
+    idHash: text("id_hash").primaryKey(),
+    apiKeyId: text("api_key_id").notNull().references(() => apiKeys.id, { onDelete: "cascade" }),
+    csrf: text("csrf").notNull(),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    expiresAt: tz("expires_at").notNull(),
+    idleUntil: tz("idle_until").notNull(),
+  },
+  (t) => [index("troupe_console_sessions_expires_idx").on(t.expiresAt)],
+);
 
 export type TenantRow = typeof tenants.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;

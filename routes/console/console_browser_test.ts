@@ -1,13 +1,14 @@
 /**
  * The console in a real headless Chromium (Debian's, tests/services.sh installs it) driven by
  * playwright-core: login, every page without console errors, live progress, Cancel and Replay
- * checked through the API, an admin pausing and resuming an actor and reading its keys.
+ * checked through the API, a bulk retry (dry run, then Confirm), the cache page, an admin pausing
+ * and resuming an actor and a schedule and reading an actor's keys.
  * Screenshots go to .scratch/console/.
  */
 import assert from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
 import { z } from "zod";
-import { defineActor } from "@troupe/runtime";
+import { defineActor, lastSlot, parseSchedule } from "@troupe/runtime";
 import { openApiWorld } from "../../tests/api_world.ts";
 import { waitFor } from "../../tests/harness.ts";
 
@@ -44,11 +45,22 @@ const broken = defineActor({
   },
 });
 
+const tick = defineActor({
+  name: "b.tick",
+  input: z.object({}),
+  schedule: "*/5 * * * *",
+  scheduleInput: {},
+  handler: () => ({ ticked: true }),
+});
+
 Deno.test(
   { name: "console in Chromium: pages, live progress, cancel, replay, pause and resume" },
   async () => {
     await Deno.mkdir(SHOTS, { recursive: true });
-    const world = await openApiWorld([slow, later, broken], () => ({ perKeyPerMinute: 100_000 }));
+    const world = await openApiWorld(
+      [slow, later, broken, tick],
+      () => ({ perKeyPerMinute: 100_000 }),
+    );
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (req, info) => world.app.fetch(req, info),
@@ -150,6 +162,40 @@ Deno.test(
       assert.ok(dl.replayedAt, "the dead letter was replayed");
       assert.ok(dl.replayJobId);
 
+      // Bulk retry: the replay's failure and another one, a dry run first, then Confirm.
+      await waitFor(async () => (await api(`/jobs/${dl.replayJobId}`)).body.status === "failed", {
+        what: "the replay failing",
+      });
+      const another = await enqueue("b.broken", 4);
+      await waitFor(async () => (await api(`/jobs/${another}`)).body.status === "failed", {
+        what: "another failure",
+      });
+      await page.goto(`${base}/console/jobs?status=failed&actor=b.broken`);
+      await page.click('#retry-form button:has-text("Retry failed jobs")');
+      await page.waitForSelector("#retry-count");
+      assert.match(await page.textContent("#retry-count") ?? "", /^2 failed jobs of b\.broken/);
+      for (const id of [dl.replayJobId, another]) {
+        await page.waitForSelector(`#retry-jobs tr[data-job="${id}"]`);
+      }
+      const pending = await world.runtime.retryableFailures({ tenantId: tenant.id });
+      assert.equal(pending.length, 2, "the dry run replayed nothing");
+      await shot(page, "retry-dry-run");
+      await page.click('#retry-confirm button:has-text("Confirm")');
+      await page.waitForSelector("#retry-count.notice");
+      assert.equal(await page.textContent("#retry-count"), "2 retried.");
+      assert.equal(await page.locator("#retry-jobs tr[data-job] code").count(), 6);
+      await shot(page, "retry-done");
+      const left = await world.runtime.retryableFailures({ tenantId: tenant.id });
+      assert.ok(
+        !left.some((f) => f.jobId === another || f.jobId === dl.replayJobId),
+        "each retried once",
+      );
+
+      await page.click('a:has-text("Cache")');
+      assert.equal(await page.textContent("h1"), "Cache");
+      await page.waitForSelector('#cache-stats [data-field="hit-ratio"]');
+      await shot(page, "cache");
+
       await page.click('a:has-text("Actors")');
       assert.equal(await page.textContent("h1"), "Actors");
       await page.waitForSelector('tr[data-actor="b.slow"]');
@@ -210,6 +256,29 @@ Deno.test(
         what: "the job after resume",
       });
       assert.equal((await api(`/jobs/${waiting}`)).body.attempts, 1);
+
+      // An admin pauses and resumes a schedule; its latest slot's job and result show.
+      const slot = lastSlot(parseSchedule("*/5 * * * *"), new Date())!;
+      const { job: tickJob } = await world.runtime.fireSchedule("b.tick", slot);
+      await waitFor(async () => (await world.runtime.getJob(tickJob.id)).status === "succeeded", {
+        what: "the scheduled job",
+      });
+      await page.click('a:has-text("Schedules")');
+      const tickRow = 'tr[data-schedule="b.tick"]';
+      await page.waitForSelector(`${tickRow} [data-field="last"] .s-succeeded`);
+      assert.match(await page.textContent(tickRow) ?? "", /"ticked":true/);
+      await page.click(`${tickRow} button:has-text("Pause")`);
+      await page.waitForSelector('[role="status"]');
+      assert.match(await page.textContent(`${tickRow} [data-field="pause"]`) ?? "", /paused/);
+      assert.deepEqual((await world.runtime.pausedSchedules()).map((x) => x.actor), ["b.tick"]);
+      await shot(page, "schedules-paused");
+      await page.click(`${tickRow} button:has-text("Resume")`);
+      await page.waitForSelector('[role="status"]');
+      assert.deepEqual(await world.runtime.pausedSchedules(), []);
+      await page.click('a:has-text("Cache")');
+      await page.waitForSelector("#cache-kinds");
+      await shot(page, "cache-admin");
+      await page.click('a:has-text("Actors")');
       await page.click('tr[data-actor="b.slow"] a');
       assert.equal(await page.textContent("h1"), "Keys of b.slow");
       await page.waitForSelector('tr[data-key="b.slow:1"]');

@@ -75,6 +75,24 @@ Deno.test({ name: "console in Chromium: dataset profile and daily usage" }, asyn
     assert.equal(await page.locator('tr[data-column="label"] svg').count(), 0);
     await page.screenshot({ path: new URL("dataset.png", SHOTS).pathname, fullPage: true });
 
+    // Its rows, a page at a time.
+    await page.click("#show-rows");
+    assert.equal(await page.textContent("h1"), "numbers: rows");
+    assert.equal(await page.locator("#rows tr[data-row]").count(), 50);
+    assert.deepEqual(
+      (await page.locator("#rows tr[data-row]").first().locator("td").allTextContents()).slice(1),
+      ["0", "0", "name0"],
+    );
+    const last = Number(await page.locator("#rows tr[data-row]").last().getAttribute("data-row"));
+    await page.click('a:has-text("Next")');
+    const first = Number(await page.locator("#rows tr[data-row]").first().getAttribute("data-row"));
+    assert.ok(first > last, `${first} after ${last}`);
+    assert.deepEqual(
+      (await page.locator("#rows tr[data-row]").first().locator("td").allTextContents()).slice(1),
+      ["50", "0", "name5"],
+    );
+    await page.screenshot({ path: new URL("dataset-rows.png", SHOTS).pathname, fullPage: true });
+
     await page.click('a:has-text("Usage")');
     assert.equal(await page.textContent("h1"), "Usage");
     const row = page.locator(`tr[data-day="${today}"] td`);

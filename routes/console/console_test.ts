@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { z } from "zod";
-import { defineActor } from "@troupe/runtime";
+import { defineActor, jsonLogger, Runtime, TableQueueTransport } from "@troupe/runtime";
+import { openPostgres } from "@troupe/runtime/postgres";
 import { openApiWorld } from "../../tests/api_world.ts";
-import { waitFor } from "../../tests/harness.ts";
+import { postgresTarget, sleep, sseReader, waitFor, within } from "../../tests/harness.ts";
+import { TenantStore } from "../../db/tenants.ts";
 import { consoleRoutes } from "./mod.tsx";
 
 const sleepy = defineActor({
@@ -281,6 +283,176 @@ Deno.test(
       const after = await f.request("/console/jobs");
       assert.equal(after.status, 303);
       assert.equal(after.headers.get("location"), "/console/login");
+    } finally {
+      await world.close();
+    }
+  },
+);
+
+Deno.test(
+  {
+    name: "console: two instances on one database share sessions and live events; logout ends both",
+  },
+  async () => {
+    const tdb = await postgresTarget.open();
+    const second = openPostgres(tdb.url!, { max: 4 });
+    const instances = [tdb.db, second].map((db) => {
+      const runtime = new Runtime({
+        db,
+        actors: [sleepy],
+        transport: new TableQueueTransport(db, { pollMs: 50 }),
+        logger: jsonLogger("silent"),
+      });
+      const tenants = new TenantStore(db);
+      return {
+        runtime,
+        tenants,
+        app: new Hono().route("/console", consoleRoutes({ runtime, tenants })),
+      };
+    });
+    const [one, two] = instances as [typeof instances[0], typeof instances[0]];
+    try {
+      const acme = await one.tenants.createTenant("acme");
+      const key = (await one.tenants.createKey(acme.id)).key;
+      const job =
+        (await one.runtime.enqueue("c.sleepy", { n: 7 }, { tenantId: acme.id, delayMs: 3_600_000 }))
+          .job.id;
+
+      const onOne = browser(one.app);
+      assert.equal((await onOne.login(key)).status, 303);
+      const token = await onOne.csrf();
+      // The same cookie on the other instance: the session is found there too.
+      const onTwo = browser(two.app);
+      for (const [k, v] of onOne.jar) onTwo.jar.set(k, v);
+      const page = await onTwo.request("/console/jobs");
+      assert.equal(page.status, 200);
+      assert.ok((await page.text()).includes(job));
+      // An action on the second instance with the CSRF token the first one issued.
+      const cancel = await onTwo.post(`/console/jobs/${job}/cancel`, { _csrf: token });
+      assert.equal(cancel.status, 303);
+      assert.equal((await one.runtime.getJob(job)).status, "cancelled");
+
+      // Live events reach a page served by the first instance for a job the second one runs (the
+      // first runs nothing: what it hears comes over NOTIFY).
+      await two.runtime.start();
+      const stream = await one.app.request("/console/events", {
+        headers: { cookie: `troupe_console=${onOne.jar.get("troupe_console")}` },
+      });
+      const events = sseReader(stream);
+      await sleep(300); // the stream listens once its first bytes are out
+      const live = (await two.runtime.enqueue("c.sleepy", { n: 8 }, { tenantId: acme.id })).job.id;
+      const done = await within(
+        events.next((e) => e.data.id === live && e.data.terminal),
+        10_000,
+        "the other instance's job in the stream",
+      );
+      assert.equal(done.data.status, "succeeded");
+      await events.cancel();
+      await two.runtime.stop();
+
+      // Logging out on the first instance ends the session on the second.
+      const cookie = onOne.jar.get("troupe_console")!;
+      assert.equal((await onOne.post("/console/logout", { _csrf: token })).status, 303);
+      onTwo.jar.set("troupe_console", cookie);
+      const after = await onTwo.request("/console/jobs");
+      assert.equal(after.status, 303);
+      assert.equal(after.headers.get("location"), "/console/login");
+      const [row] = await second.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM troupe_console_sessions",
+      );
+      assert.equal(row?.n, 0, "the row is gone");
+      // Only the hash of a session id is stored: the cookie's value is in no row.
+      await onOne.login(key);
+      const stored = await second.query<{ id_hash: string }>(
+        "SELECT id_hash FROM troupe_console_sessions",
+      );
+      assert.equal(stored.length, 1);
+      assert.notEqual(stored[0]!.id_hash, onOne.jar.get("troupe_console"));
+    } finally {
+      await two.runtime.stop();
+      await second.close();
+      await tdb.cleanup();
+    }
+  },
+);
+
+Deno.test(
+  { name: "console: bulk retry (dry run, confirm, once), the cache page" },
+  async () => {
+    const world = await openApiWorld([sleepy, broken], () => ({ perKeyPerMinute: 100_000 }));
+    try {
+      const { tenants, app, runtime } = world;
+      const acme = await tenants.createTenant("acme");
+      const globex = await tenants.createTenant("globex");
+      const acmeKey = (await tenants.createKey(acme.id)).key;
+      const globexKey = (await tenants.createKey(globex.id)).key;
+      const readKey = (await tenants.createKey(acme.id, { name: "r", scope: "read" })).key;
+      const failed = [
+        await enqueue(app, acmeKey, "c.broken", 1),
+        await enqueue(app, acmeKey, "c.broken", 2),
+      ];
+      const foreign = await enqueue(app, globexKey, "c.broken", 3);
+      for (const id of [...failed, foreign]) {
+        await waitFor(async () => (await runtime.getJob(id)).status === "failed");
+      }
+
+      const a = browser(app);
+      await a.login(acmeKey);
+      const jobs = await (await a.request("/console/jobs?status=failed")).text();
+      assert.match(jobs, /id="retry-form"/);
+      const token = await a.csrf();
+      assert.equal((await a.post("/console/jobs/retry", { actor: "c.broken" })).status, 403);
+      assert.equal(
+        (await a.post("/console/jobs/retry", { _csrf: token, actor: "c.nope" })).status,
+        404,
+      );
+      const dry = await a.post("/console/jobs/retry", { _csrf: token, actor: "c.broken" });
+      assert.equal(dry.status, 200);
+      const dryHtml = await dry.text();
+      assert.match(dryHtml, /2 failed jobs of c\.broken would be retried/);
+      for (const id of failed) assert.ok(dryHtml.includes(id), "its own failed jobs listed");
+      assert.ok(!dryHtml.includes(foreign), "not another tenant's");
+      const ids = /name="jobIds" value="([^"]+)"/.exec(dryHtml)![1]!;
+      assert.equal(
+        (await runtime.getJob(failed[0]!)).status,
+        "failed",
+        "a dry run changes nothing",
+      );
+      assert.equal(
+        (await world.tdb.db.query(
+          "SELECT 1 FROM troupe_dead_letters WHERE replayed_at IS NOT NULL",
+        ))
+          .length,
+        0,
+      );
+
+      const confirm = { _csrf: token, actor: "c.broken", jobIds: ids, confirm: "1" };
+      const done = await (await a.post("/console/jobs/retry", confirm)).text();
+      assert.match(done, /2 retried/);
+      const again = await (await a.post("/console/jobs/retry", confirm)).text();
+      assert.match(again, /0 retried/, "a second click retries nothing");
+      const replayed = await world.tdb.db.query<{ job_id: string }>(
+        "SELECT job_id FROM troupe_dead_letters WHERE replayed_at IS NOT NULL ORDER BY job_id",
+      );
+      assert.deepEqual(replayed.map((r) => r.job_id), [...failed].sort());
+
+      const r = browser(app);
+      await r.login(readKey);
+      assert.ok(!(await (await r.request("/console/jobs")).text()).includes('id="retry-form"'));
+      assert.equal(
+        (await r.post("/console/jobs/retry", { _csrf: await r.csrf(), actor: "c.broken" })).status,
+        403,
+      );
+
+      // The cache page: the tenant's figures (this world's cache).
+      const key = `${acme.id}:probe`;
+      await world.cache.getOrCompute("queryResult", key, () => Promise.resolve(1));
+      await world.cache.getOrCompute("queryResult", key, () => Promise.resolve(1));
+      const cachePage = await (await a.request("/console/cache")).text();
+      assert.match(cachePage, /data-field="hits">1</);
+      assert.match(cachePage, /data-field="misses">1</);
+      assert.match(cachePage, /50\.0 %/);
+      assert.ok(!cachePage.includes('id="cache-kinds"'), "TTL classes are an admin's");
     } finally {
       await world.close();
     }

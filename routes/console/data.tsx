@@ -1,7 +1,7 @@
 /** The console's data pages: datasets with their column profiles, and daily usage. */
 import type { Context, Hono } from "hono";
 import type { Runtime } from "@troupe/runtime";
-import { getDataset, listDatasets } from "../../actors/datasets/store.ts";
+import { getDataset, listDatasets, rowsAfter } from "../../actors/datasets/store.ts";
 import { dailyUsage, type DayFigures } from "../../actors/usage/aggregates.ts";
 import type { Principal } from "../../db/tenants.ts";
 import { type CourseView, getCourseView } from "../../actors/courses/store.ts";
@@ -89,12 +89,52 @@ function DatasetsPage(p: Frame & { items: Awaited<ReturnType<typeof listDatasets
   );
 }
 
+const ROWS_PAGE = 50;
+
+function RowsPage(
+  p: Frame & {
+    dataset: Awaited<ReturnType<typeof getDataset>>;
+    rows: Record<string, unknown>[];
+    next: number | null;
+  },
+) {
+  const d = p.dataset;
+  return (
+    <Layout {...p}>
+      <p>
+        <a href={`/console/datasets/${d.id}`}>← Profile</a> · {d.rowCount ?? "?"} rows
+      </p>
+      <table id="rows">
+        <thead>
+          <tr>
+            <th>#</th>
+            {d.columns.map((col) => <th key={col.key}>{col.name}</th>)}
+          </tr>
+        </thead>
+        <tbody>
+          {p.rows.map((r) => (
+            <tr data-row={String(r._row)}>
+              <td class="muted small">{String(r._row)}</td>
+              {d.columns.map((col) => (
+                <td key={col.key}>{r[col.key] == null ? "—" : String(r[col.key])}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {p.rows.length === 0 && <p class="muted">No rows.</p>}
+      {p.next !== null && <a href={`/console/datasets/${d.id}/rows?after=${p.next}`}>Next →</a>}
+    </Layout>
+  );
+}
+
 function DatasetPage(p: Frame & { dataset: Awaited<ReturnType<typeof getDataset>> }) {
   const d = p.dataset;
   return (
     <Layout {...p}>
       <p>
-        {d.status} · {d.rowCount ?? "?"} rows · {d.columns.length} columns
+        {d.status} · {d.rowCount ?? "?"} rows · {d.columns.length} columns ·{" "}
+        <a href={`/console/datasets/${d.id}/rows`} id="show-rows">Rows</a>
       </p>
       <table id="profile">
         <thead>
@@ -276,6 +316,29 @@ export function dataPages(
     app.get("/datasets/:id", async (c) => {
       const dataset = await getDataset(runtime.db, c.req.param("id"), principal(c).tenantId);
       return page(c, <DatasetPage {...frame(c, dataset.name, "datasets")} dataset={dataset} />);
+    });
+    app.get("/datasets/:id/rows", async (c) => {
+      const dataset = await getDataset(runtime.db, c.req.param("id"), principal(c).tenantId);
+      const after = Math.max(-1, Math.trunc(Number(c.req.query("after") ?? -1)) || -1);
+      const rows = dataset.status === "ready"
+        ? await rowsAfter(
+          runtime.db,
+          dataset.id,
+          dataset.columns.map((col) => col.key),
+          after,
+          ROWS_PAGE,
+        )
+        : [];
+      const next = rows.length === ROWS_PAGE ? Number(rows.at(-1)!._row) : null;
+      return page(
+        c,
+        <RowsPage
+          {...frame(c, `${dataset.name}: rows`, "datasets")}
+          dataset={dataset}
+          rows={rows}
+          next={next}
+        />,
+      );
     });
   }
   if (courses) {

@@ -1,4 +1,7 @@
-/** The console's live job events: one stream per page, fed by `runtime.subscribe`. */
+/**
+ * The console's live job events: one stream per page, fed by `runtime.subscribeAll` (the changes
+ * of every instance on the database, pushed by NOTIFY).
+ */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import { isTerminal, type Runtime } from "@troupe/runtime";
@@ -11,9 +14,9 @@ const KEEPALIVE_MS = 15_000;
 const REREAD_MS = 400;
 
 /**
- * Server-sent events of the jobs this principal sees, as they change in this process
- * (`runtime.subscribe`): one `job` event per change, data the job's status, progress and
- * attempts. Changes made by another instance are not seen; the page's script polls as well.
+ * Server-sent events of the jobs this principal sees, as they change in any instance
+ * (`runtime.subscribeAll`): one `job` event per change, data the job's status, progress and
+ * attempts. A notification may be lost; the page's script polls as well.
  */
 export function jobEvents(c: Context, runtime: Runtime, scope: string | undefined): Response {
   return streamSSE(c, async (stream) => {
@@ -26,7 +29,7 @@ export function jobEvents(c: Context, runtime: Runtime, scope: string | undefine
       closed = true;
       wake?.();
     });
-    const unsubscribe = runtime.subscribe((id) => {
+    const unsubscribe = await runtime.subscribeAll((id) => {
       if (pending.size >= 1000) return;
       pending.add(id);
       if (!rereads.has(id)) {

@@ -41,6 +41,7 @@ const NAV: [string, string][] = [
   ["datasets", "Datasets"],
   ["courses", "Courses"],
   ["usage", "Usage"],
+  ["cache", "Cache"],
 ];
 
 export function Layout(props: Frame & { children?: Child }) {

@@ -27,6 +27,8 @@ import {
   SessionStore,
 } from "./session.ts";
 import { staticAsset } from "./static.ts";
+import { systemPages } from "./system.tsx";
+import type { Cache } from "../../db/cache/cache.ts";
 import { jobEvents } from "./events.ts";
 
 export interface ConsoleOptions {
@@ -43,6 +45,8 @@ export interface ConsoleOptions {
   datasets?: unknown;
   /** Present when the course workload runs. */
   courses?: unknown;
+  /** The query cache, for the cache page. */
+  cache?: Cache;
 }
 
 type Env = { Variables: { session: Session; principal: Principal } };
@@ -52,6 +56,8 @@ const NOTICES: Record<string, string> = {
   replayed: "Dead letter replayed as a new job.",
   paused: "Actor paused: its jobs wait until it is resumed.",
   resumed: "Actor resumed.",
+  "schedule-paused": "Schedule paused: its slots make no job until it is resumed.",
+  "schedule-resumed": "Schedule resumed.",
 };
 
 /** The client's address as routes/app.ts `clientIp` reads it (not imported: no import cycle). */
@@ -114,7 +120,7 @@ export function consoleRoutes(
       }
       return retry("That API key is unknown or revoked.", 401);
     }
-    sessions.start(c, key);
+    await sessions.start(c, principal);
     return c.redirect("/console/jobs", 303);
   });
 
@@ -168,8 +174,8 @@ export function consoleRoutes(
     courses,
   });
 
-  app.post("/logout", (c) => {
-    sessions.end(c, c.get("session"));
+  app.post("/logout", async (c) => {
+    await sessions.end(c, c.get("session"));
     return c.redirect("/console/login", 303);
   });
 
@@ -267,12 +273,22 @@ export function consoleRoutes(
   });
 
   app.get("/schedules", async (c) => {
-    const items = c.get("principal").admin ? await scheduleItems(runtime) : null;
-    return page(c, <SchedulesPage {...frame(c, "Schedules", "schedules")} items={items} />);
+    const p = c.get("principal");
+    const items = p.admin ? await scheduleItems(runtime) : null;
+    return page(
+      c,
+      <SchedulesPage
+        {...frame(c, "Schedules", "schedules")}
+        items={items}
+        canPause={p.admin && p.scope === "full"}
+        csrf={c.get("session").csrf}
+      />,
+    );
   });
 
   dataPages(app, { runtime, datasets, courses, frame });
   operationPages(app, { runtime, tenants, frame });
+  systemPages(app, { runtime, tenants, cache: workloads.cache, frame });
 
   return app as unknown as Hono;
 }

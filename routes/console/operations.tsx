@@ -1,6 +1,6 @@
 /**
  * The console's operations pages: the instances (heartbeats, jobs running on each, delayed
- * jobs), pausing and resuming an actor's queue, and an actor's keys.
+ * jobs), pausing and resuming an actor's queue or a schedule, and an actor's keys.
  *
  * A tenant's key sees the instances without host or pid and only its tenant's jobs; pausing,
  * resuming and the keys (other tenants' state) need an admin key (a 403 page otherwise). The
@@ -196,6 +196,32 @@ export function operationPages(
         details: { via: "console" },
       });
       return c.redirect(`/console/actors?notice=${action}d`, 303);
+    });
+  }
+
+  for (const action of ["pause", "resume"] as const) {
+    app.post(`/schedules/:name/${action}`, async (c) => {
+      const p = admin(c);
+      if (!p) return forbidden(c, `${action === "pause" ? "Pausing" : "Resuming"} a schedule`);
+      const name = c.req.param("name");
+      if (!runtime.actors.get(name)?.schedule) {
+        return page(
+          c,
+          <ErrorPage {...frame(c, "Not found")} message={`No schedule of ${name}.`} />,
+          404,
+        );
+      }
+      if (action === "pause") await runtime.pauseSchedule(name, p.apiKeyId);
+      else await runtime.resumeSchedule(name);
+      await tenants.audit({
+        tenantId: p.tenantId,
+        apiKeyId: p.apiKeyId,
+        action: `schedule.${action}`,
+        targetType: "schedule",
+        targetId: name,
+        details: { via: "console" },
+      });
+      return c.redirect(`/console/schedules?notice=schedule-${action}d`, 303);
     });
   }
 

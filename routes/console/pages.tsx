@@ -2,6 +2,7 @@
 import type { DeadLetterView, JobView } from "@troupe/runtime";
 import { isTerminal, JOB_STATUSES } from "@troupe/runtime";
 import { CsrfField, type Frame, Json, Layout, when } from "./layout.tsx";
+import { RetryForm } from "./system.tsx";
 
 export interface JobsProps extends Frame {
   jobs: JobView[];
@@ -44,6 +45,9 @@ export function JobsPage(p: JobsProps) {
         </label>
         <button type="submit">Filter</button>
       </form>
+      {p.canWrite && (p.filter.status === undefined || p.filter.status === "failed") && (
+        <RetryForm csrf={p.csrf} actor={p.filter.actor} />
+      )}
       <table id="jobs" data-live="/console/events">
         <thead>
           <tr>
@@ -263,10 +267,19 @@ export interface ScheduleRow {
   cron: string;
   nextRunAt: string;
   lastSlotAt: string | null;
-  lastRun: { jobId: string; status: string; error: unknown } | null;
+  pausedAt: string | null;
+  lastRun: {
+    jobId: string;
+    status: string;
+    finishedAt: string | null;
+    result: unknown;
+    error: unknown;
+  } | null;
 }
 
-export function SchedulesPage(p: Frame & { items: ScheduleRow[] | null }) {
+export function SchedulesPage(
+  p: Frame & { items: ScheduleRow[] | null; canPause: boolean; csrf: string },
+) {
   return (
     <Layout {...p}>
       {p.items === null
@@ -280,6 +293,8 @@ export function SchedulesPage(p: Frame & { items: ScheduleRow[] | null }) {
                 <th>Next run</th>
                 <th>Latest slot</th>
                 <th>Its job</th>
+                <th>Result or error</th>
+                <th>State</th>
               </tr>
             </thead>
             <tbody>
@@ -289,16 +304,45 @@ export function SchedulesPage(p: Frame & { items: ScheduleRow[] | null }) {
                   <td>
                     <code>{s.cron}</code>
                   </td>
-                  <td>{when(s.nextRunAt)}</td>
+                  <td data-field="next">
+                    {s.pausedAt ? <span class="muted">paused</span> : when(s.nextRunAt)}
+                  </td>
                   <td>{when(s.lastSlotAt)}</td>
-                  <td>
+                  <td data-field="last">
                     {s.lastRun
                       ? (
                         <span>
-                          <code>{s.lastRun.jobId.slice(-12)}</code> {s.lastRun.status}
+                          <code title={s.lastRun.jobId}>{s.lastRun.jobId.slice(-12)}</code>{" "}
+                          <span class={`status s-${s.lastRun.status}`}>{s.lastRun.status}</span>
+                          <div class="muted small">{when(s.lastRun.finishedAt)}</div>
                         </span>
                       )
                       : <span class="muted">none</span>}
+                  </td>
+                  <td>
+                    {s.lastRun?.error
+                      ? <Json value={s.lastRun.error} />
+                      : s.lastRun?.result !== undefined
+                      ? <Json value={s.lastRun.result} />
+                      : null}
+                  </td>
+                  <td data-field="pause">
+                    {s.pausedAt
+                      ? <span class="error">paused {when(s.pausedAt)}</span>
+                      : <span>active</span>}
+                    {p.canPause && (
+                      <form
+                        method="post"
+                        action={`/console/schedules/${encodeURIComponent(s.actor)}/${
+                          s.pausedAt ? "resume" : "pause"
+                        }`}
+                      >
+                        <CsrfField token={p.csrf} />
+                        <button type="submit" class={s.pausedAt ? "" : "danger"}>
+                          {s.pausedAt ? "Resume" : "Pause"}
+                        </button>
+                      </form>
+                    )}
                   </td>
                 </tr>
               ))}

@@ -1,8 +1,8 @@
 /**
- * Console sessions: the cookie holds a random 256-bit id only; the session (its key, for
- * re-authentication, and its CSRF token) stays in this process's memory and expires. A key
- * revoked after login stops the session within the tenant store's authentication cache time,
- * since every request authenticates the key again.
+ * Console sessions: the cookie holds a random 256-bit id only; the session (the key it acts as,
+ * by id, and its CSRF token) is a row of the app's database (db/console_sessions.ts), so every
+ * instance resumes it and a logout on one ends it on all. Each request reads the session with its
+ * key's state: a key revoked after login ends its sessions at once.
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -16,8 +16,8 @@ export interface Session {
   csrf: string;
   expiresAt: number;
   idleUntil: number;
-  /** Kept server-side only, to authenticate each request again (revocation, scope). */
-  key: string;
+  /** The key the session acts as; its state is read again on each request. */
+  apiKeyId: string;
 }
 
 export interface SessionOptions {
@@ -25,8 +25,6 @@ export interface SessionOptions {
   ttlMs?: number;
   /** A session unused this long ends. @default 1 h */
   idleMs?: number;
-  /** Sessions kept at most; the oldest go first. @default 10 000 */
-  maxSessions?: number;
   now?: () => number;
 }
 
@@ -60,37 +58,27 @@ export function cookieOptions(c: Context, maxAgeSeconds?: number) {
 }
 
 export class SessionStore {
-  readonly #sessions = new Map<string, Session>();
   readonly #ttl: number;
   readonly #idle: number;
-  readonly #max: number;
   readonly #now: () => number;
 
   constructor(readonly tenants: TenantStore, options: SessionOptions = {}) {
     this.#ttl = options.ttlMs ?? 12 * 3600_000;
     this.#idle = options.idleMs ?? 3600_000;
-    this.#max = options.maxSessions ?? 10_000;
     this.#now = options.now ?? Date.now;
   }
 
-  get size(): number {
-    return this.#sessions.size;
-  }
-
   /** Starts a session for a key already authenticated, and sets its cookie. */
-  start(c: Context, key: string): Session {
+  async start(c: Context, principal: Principal): Promise<Session> {
     const now = this.#now();
     const session: Session = {
       id: randomToken(),
       csrf: randomToken(),
       expiresAt: now + this.#ttl,
       idleUntil: now + this.#idle,
-      key,
+      apiKeyId: principal.apiKeyId,
     };
-    this.#sessions.set(session.id, session);
-    while (this.#sessions.size > this.#max) {
-      this.#sessions.delete(this.#sessions.keys().next().value!);
-    }
+    await this.tenants.consoleSessions.create(session.id, { ...session, now });
     setCookie(c, SESSION_COOKIE, session.id, cookieOptions(c, Math.floor(this.#ttl / 1000)));
     return session;
   }
@@ -98,24 +86,28 @@ export class SessionStore {
   /** The request's live session and its key's principal, or null. */
   async resume(c: Context): Promise<{ session: Session; principal: Principal } | null> {
     const id = getCookie(c, SESSION_COOKIE);
-    if (!id) return null;
-    const session = this.#sessions.get(id);
+    if (!id || id.length > 100) return null;
     const now = this.#now();
-    if (!session || session.expiresAt <= now || session.idleUntil <= now) {
-      if (session) this.#sessions.delete(id);
-      return null;
+    const stored = await this.tenants.consoleSessions.resume(id, now);
+    if (!stored) return null;
+    const session: Session = {
+      id,
+      csrf: stored.csrf,
+      expiresAt: stored.expiresAt,
+      idleUntil: stored.idleUntil,
+      apiKeyId: stored.principal.apiKeyId,
+    };
+    // The idle expiry moves at most once a minute: a busy page costs no write per request.
+    if (now + this.#idle - session.idleUntil > 60_000) {
+      session.idleUntil = now + this.#idle;
+      await this.tenants.consoleSessions.touch(id, session.idleUntil);
     }
-    const principal = await this.tenants.authenticate(session.key);
-    if (!principal) {
-      this.#sessions.delete(id);
-      return null;
-    }
-    session.idleUntil = now + this.#idle;
-    return { session, principal };
+    return { session, principal: stored.principal };
   }
 
-  end(c: Context, session: Session | null): void {
-    if (session) this.#sessions.delete(session.id);
+  /** Ends the session on every instance and clears its cookie. */
+  async end(c: Context, session: Session | null): Promise<void> {
+    if (session) await this.tenants.consoleSessions.end(session.id);
     deleteCookie(c, SESSION_COOKIE, { path: "/console" });
   }
 }

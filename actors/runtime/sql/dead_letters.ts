@@ -59,3 +59,33 @@ export async function markReplayed(
   );
   return marked.length > 0;
 }
+
+/**
+ * Failed jobs by filter whose dead letter is not replayed yet, oldest first, with that dead
+ * letter's id: what a bulk retry replays.
+ */
+export async function retryableFailures(
+  db: SqlExecutor,
+  t: Tables,
+  filter: { actor?: string; tenantId?: string | null; pipelineId?: string },
+  limit: number,
+): Promise<{ job_id: string; dead_letter_id: string; actor: string }[]> {
+  const where = ["j.status = 'failed'", "d.replayed_at IS NULL"];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace("?", `$${params.length}`));
+  };
+  if (filter.actor !== undefined) add("j.actor = ?", filter.actor);
+  if (filter.pipelineId !== undefined) add("j.pipeline_id = ?", filter.pipelineId);
+  if (filter.tenantId === null) where.push("j.tenant_id IS NULL");
+  else if (filter.tenantId !== undefined) add("j.tenant_id = ?", filter.tenantId);
+  params.push(limit);
+  return await db.query(
+    `SELECT j.id AS job_id, d.id AS dead_letter_id, j.actor
+       FROM ${t.jobs} j JOIN ${t.deadLetters} d ON d.job_id = j.id
+      WHERE ${where.join(" AND ")}
+      ORDER BY j.id LIMIT $${params.length}`,
+    params,
+  );
+}

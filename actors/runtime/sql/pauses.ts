@@ -51,3 +51,41 @@ export async function pausedActors(db: SqlExecutor, t: Tables): Promise<PauseRow
     `SELECT actor, paused_by, paused_at FROM ${t.pauses} ORDER BY actor`,
   );
 }
+
+/** Pauses `actor`'s schedule (idempotent: a second pause keeps the first one's time and author). */
+export async function pauseSchedule(
+  db: SqlExecutor,
+  t: Tables,
+  actor: string,
+  by: string | null,
+): Promise<PauseRow> {
+  const rows = await db.query<PauseRow>(
+    `INSERT INTO ${t.schedulePauses} (actor, paused_by) VALUES ($1, $2)
+     ON CONFLICT (actor) DO UPDATE SET actor = EXCLUDED.actor
+     RETURNING actor, paused_by, paused_at`,
+    [actor, by],
+  );
+  return rows[0]!;
+}
+
+/** Resumes `actor`'s schedule; returns whether it was paused. */
+export async function resumeSchedule(db: SqlExecutor, t: Tables, actor: string): Promise<boolean> {
+  const rows = await db.query(
+    `DELETE FROM ${t.schedulePauses} WHERE actor = $1 RETURNING actor`,
+    [actor],
+  );
+  return rows.length > 0;
+}
+
+/** Every paused schedule, by actor. */
+export async function pausedSchedules(db: SqlExecutor, t: Tables): Promise<PauseRow[]> {
+  return await db.query<PauseRow>(
+    `SELECT actor, paused_by, paused_at FROM ${t.schedulePauses} ORDER BY actor`,
+  );
+}
+
+/** Whether `actor`'s schedule is paused. */
+export async function schedulePaused(db: SqlExecutor, t: Tables, actor: string): Promise<boolean> {
+  const rows = await db.query(`SELECT 1 FROM ${t.schedulePauses} WHERE actor = $1`, [actor]);
+  return rows.length > 0;
+}

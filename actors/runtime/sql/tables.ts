@@ -34,10 +34,14 @@ export interface Tables {
   readonly workers: string;
   /** `troupe_actor_pauses`: actors whose jobs wait until resumed. */
   readonly pauses: string;
+  /** `troupe_schedule_pauses`: schedules whose slots make no job until resumed. */
+  readonly schedulePauses: string;
   /** Notified at commit when jobs are inserted, for a transport that asks (the table queue). */
   readonly jobsChannel: string;
   /** Notified with a job id whose handler must stop wherever it runs. */
   readonly cancelChannel: string;
+  /** Notified with ids of jobs that changed, for live views (see `../event_relay.ts`). */
+  readonly jobEventsChannel: string;
 }
 
 /** The names in `schema`; throws a `TypeError` on a name `SCHEMA_NAME` refuses. */
@@ -61,8 +65,10 @@ export function tables(schema = "public"): Tables {
     groups: table("troupe_groups"),
     workers: table("troupe_workers"),
     pauses: table("troupe_actor_pauses"),
+    schedulePauses: table("troupe_schedule_pauses"),
     jobsChannel: channel("troupe_jobs"),
     cancelChannel: channel("troupe_cancel"),
+    jobEventsChannel: channel("troupe_job_events"),
   };
 }
 
