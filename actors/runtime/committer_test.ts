@@ -244,3 +244,30 @@ Deno.test("committer: a success committed twice is a duplicate and breaks its ch
     await w.close();
   }
 });
+
+Deno.test("committer: in one transaction, a link after a duplicate is stale and leaves no ledger row", async () => {
+  const w = await world();
+  try {
+    const [a, b] = await claim(w.db, [1, 2].map((n) => ({ key: "dup1", n })));
+    // `a` was committed before (its ledger row is there): a redelivery that ran again.
+    await w.db.query("INSERT INTO troupe_processed_messages (message_id) VALUES ($1)", [a!.id]);
+    w.transactions = 0;
+    const results = await Promise.all([
+      w.committer.commit(success(a!, { v: 1 }), a!, 1),
+      w.committer.commit(success(b!, { v: 2 }), b!, 1),
+    ]);
+    assert.equal(w.transactions, 1);
+    assert.deepEqual(results, ["duplicate", "stale"]);
+    const ledger = await w.db.query<{ message_id: string }>(
+      "SELECT message_id FROM troupe_processed_messages",
+    );
+    assert.deepEqual(ledger.map((r) => r.message_id), [a!.id]);
+    assert.deepEqual(await statuses(w.db), { 1: "succeeded", 2: "running" });
+    const [state] = await w.db.query<{ state: unknown }>(
+      "SELECT state FROM troupe_actor_state WHERE key = 'dup1'",
+    );
+    assert.equal(state?.state, null);
+  } finally {
+    await w.close();
+  }
+});

@@ -109,15 +109,24 @@ export async function completeJobs(
       r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
     ).map((r) => r.id),
   );
+  // The ledger check is its insert: a success whose row was there already is a duplicate.
   // Ledger rows are written only under the job row's lock, which this transaction holds.
-  const successIds = completions.filter((c) => c.outcome === "succeeded").map((c) => c.id);
-  const seen = new Set(
-    successIds.length === 0 ? [] : (await tx.query<{ message_id: string }>(
-      `SELECT message_id FROM ${t.processed} WHERE message_id = ANY($1::text[])`,
-      [successIds],
+  const broken = new Set<string>();
+  const candidates: string[] = [];
+  for (const c of completions) {
+    const chain = chainOf(c.key, c.fence);
+    if (broken.has(chain)) continue;
+    if (!valid.has(c.id)) broken.add(chain);
+    else if (c.outcome === "succeeded") candidates.push(c.id);
+  }
+  const ledgered = new Set(
+    candidates.length === 0 ? [] : (await tx.query<{ message_id: string }>(
+      `INSERT INTO ${t.processed} (message_id) SELECT unnest($1::text[])
+       ON CONFLICT DO NOTHING RETURNING message_id`,
+      [candidates],
     )).map((r) => r.message_id),
   );
-  const broken = new Set<string>();
+  broken.clear();
   const results = completions.map((c): CommitResult => {
     const chain = chainOf(c.key, c.fence);
     if (broken.has(chain)) return "stale";
@@ -125,7 +134,7 @@ export async function completeJobs(
       broken.add(chain);
       return "fenced";
     }
-    if (c.outcome === "succeeded" && seen.has(c.id)) {
+    if (c.outcome === "succeeded" && !ledgered.has(c.id)) {
       broken.add(chain);
       return "duplicate";
     }
@@ -133,14 +142,12 @@ export async function completeJobs(
   });
   const applies = (c: Completion, i: number) =>
     results[i] === "committed" && c.outcome === "succeeded";
-
-  const fresh = completions.filter(applies).map((c) => c.id);
-  if (fresh.length > 0) {
-    await tx.query(
-      `INSERT INTO ${t.processed} (message_id) SELECT unnest($1::text[])
-       ON CONFLICT DO NOTHING`,
-      [fresh],
-    );
+  // A link after a duplicate of its chain is stale: the ledger row inserted for it goes.
+  const unapplied = completions.filter((c, i) => ledgered.has(c.id) && !applies(c, i));
+  if (unapplied.length > 0) {
+    await tx.query(`DELETE FROM ${t.processed} WHERE message_id = ANY($1::text[])`, [
+      unapplied.map((c) => c.id),
+    ]);
   }
 
   // One row per key: the last state committed in this call, and the lease release.
