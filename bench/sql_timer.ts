@@ -49,8 +49,7 @@ const STATEMENTS: [string, string][] = [
   ["SET status = 'running'", "claim: mark running"],
   ["AS job_fence", "commit: lock jobs and leases"],
   ["INSERT INTO troupe_processed_messages", "commit: ledger check and insert"],
-  ["version = s.version + CASE", "commit: state and lease release"],
-  ["INSERT INTO troupe_dead_letters", "commit: job rows"],
+  ["INSERT INTO troupe_dead_letters", "commit: state, lease release and job rows"],
   ["INSERT INTO bench_rows", "commit: effects"],
   ["WITH ins AS", "enqueue: insert"],
 ];

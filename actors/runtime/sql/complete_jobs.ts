@@ -70,10 +70,11 @@ export type CommitResult =
 
 /**
  * Commits completions in one transaction, in this order: the rows of their pipelines locked,
- * fencing check (locks job and lease rows), ledger check, state updates and lease releases, job
- * rows and dead letters, the workload's pipeline calls, outgoing messages (none into a
- * pipeline that has ended), effects, the pipelines' roll-up. A completion that fails the
- * fencing check writes nothing; a success already in the ledger writes only its job row.
+ * fencing check (locks job and lease rows), ledger check and insert (one statement), state
+ * updates, lease releases, job rows and dead letters (one statement), the workload's pipeline
+ * calls, outgoing messages (none into a pipeline that has ended), effects, the pipelines'
+ * roll-up. A completion that fails the fencing check writes nothing; a success already in the
+ * ledger writes only its job row.
  *
  * Several completions of one key may come in one call, in the order their handlers ran (each
  * on the state the previous one left): once one of them does not commit as computed, the
@@ -166,21 +167,6 @@ export async function completeJobs(
     perKey.set(c.key, row);
   }
   const stateRows = [...perKey.values()].filter((r) => r.set_state || r.release);
-  if (stateRows.length > 0) {
-    await tx.query(
-      `UPDATE ${t.actorState} s SET
-         state = CASE WHEN x.set_state THEN x.state ELSE s.state END,
-         version = s.version + CASE WHEN x.set_state THEN 1 ELSE 0 END,
-         lease_owner = CASE WHEN x.release THEN NULL ELSE s.lease_owner END,
-         lease_until = CASE WHEN x.release THEN NULL ELSE s.lease_until END,
-         updated_at = now()
-       FROM jsonb_to_recordset($1::jsonb) AS x(key text, set_state boolean, state jsonb,
-         release boolean)
-       WHERE s.key = x.key`,
-      [JSON.stringify(stateRows)],
-    );
-  }
-
   const jobRows = completions.flatMap((c, i) =>
     results[i] !== "committed" && results[i] !== "duplicate" ? [] : [{
       id: c.id,
@@ -193,9 +179,20 @@ export async function completeJobs(
       run_ms: c.runMs ?? null,
     }]
   );
-  if (jobRows.length > 0) {
+  // The state updates, lease releases, job rows and dead letters: one statement.
+  if (jobRows.length > 0 || stateRows.length > 0) {
     await tx.query(
-      `WITH x AS (
+      `WITH st AS (
+         UPDATE ${t.actorState} s SET
+           state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
+           version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
+           lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
+           lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
+           updated_at = now()
+         FROM jsonb_to_recordset($2::jsonb) AS y(key text, set_state boolean, state jsonb,
+           release boolean)
+         WHERE s.key = y.key
+       ), x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
            error jsonb, delay_ms float8, dead_letter_id text, refund boolean, run_ms int)
        ), upd AS (
@@ -217,7 +214,7 @@ export async function completeJobs(
          error, attempts)
        SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
        FROM upd WHERE dead_letter_id IS NOT NULL`,
-      [JSON.stringify(jobRows)],
+      [JSON.stringify(jobRows), JSON.stringify(stateRows)],
     );
   }
   // The workload's pipeline calls, then what was sent: into a pipeline still running only.
