@@ -70,11 +70,11 @@ export type CommitResult =
 
 /**
  * Commits completions in one transaction, in this order: the rows of their pipelines locked,
- * fencing check (locks job and lease rows), ledger check and insert (one statement), state
- * updates, lease releases, job rows and dead letters (one statement), the workload's pipeline
- * calls, outgoing messages (none into a pipeline that has ended), effects, the pipelines'
- * roll-up. A completion that fails the fencing check writes nothing; a success already in the
- * ledger writes only its job row.
+ * fencing check (locks job and lease rows) with the ledger check and insert (one statement),
+ * state updates, lease releases, job rows and dead letters (one statement), the workload's
+ * pipeline calls, outgoing messages (none into a pipeline that has ended), effects, the
+ * pipelines' roll-up. A completion that fails the fencing check writes nothing; a success
+ * already in the ledger writes only its job row.
  *
  * Several completions of one key may come in one call, in the order their handlers ran (each
  * on the state the previous one left): once one of them does not commit as computed, the
@@ -91,43 +91,48 @@ export async function completeJobs(
   const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
   const endingPipelines = [...pipelines.values()].filter((p) => p.ends && p.status === "running");
   // Lock the job rows and the key leases; a completion is valid only if both still carry
-  // its fencing token. Looked up by primary key (a join on a record set plans badly).
+  // its fencing token. Looked up by primary key (a join on a record set plans badly). In the
+  // same statement, the ledger check is its insert: a valid success whose ledger row was there
+  // already is a duplicate. Ledger rows are written only under the job row's lock.
   const ids = completions.map((c) => c.id);
   const fences = new Map(completions.map((c) => [c.id, c.fence]));
+  const successes = completions.filter((c) => c.outcome === "succeeded");
   const locked = await tx.query<
-    { id: string; status: string; job_fence: number; fence: number; ends: boolean }
+    {
+      id: string;
+      status: string;
+      job_fence: number;
+      fence: number;
+      ends: boolean;
+      ledgered: boolean;
+    }
   >(
-    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
-     FROM ${t.jobs} j
-     JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
-     WHERE j.id = ANY($1::text[])
-     ORDER BY j.key
-     FOR UPDATE OF j, s`,
-    [ids, workerId],
+    `WITH locked AS (
+       SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
+       FROM ${t.jobs} j
+       JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
+       WHERE j.id = ANY($1::text[])
+       ORDER BY j.key
+       FOR UPDATE OF j, s
+     ), ledgered AS (
+       INSERT INTO ${t.processed} (message_id)
+       SELECT DISTINCT l.id FROM locked l
+       JOIN unnest($3::text[], $4::int[]) AS c(id, fence) ON c.id = l.id
+       WHERE l.status = 'running' AND l.job_fence = c.fence AND l.fence = l.job_fence
+       ON CONFLICT DO NOTHING
+       RETURNING message_id
+     )
+     SELECT l.*, g.message_id IS NOT NULL AS ledgered
+     FROM locked l LEFT JOIN ledgered g ON g.message_id = l.id`,
+    [ids, workerId, successes.map((c) => c.id), successes.map((c) => c.fence)],
   );
   const valid = new Set(
     locked.filter((r) =>
       r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
     ).map((r) => r.id),
   );
-  // The ledger check is its insert: a success whose row was there already is a duplicate.
-  // Ledger rows are written only under the job row's lock, which this transaction holds.
+  const ledgered = new Set(locked.filter((r) => r.ledgered).map((r) => r.id));
   const broken = new Set<string>();
-  const candidates: string[] = [];
-  for (const c of completions) {
-    const chain = chainOf(c.key, c.fence);
-    if (broken.has(chain)) continue;
-    if (!valid.has(c.id)) broken.add(chain);
-    else if (c.outcome === "succeeded") candidates.push(c.id);
-  }
-  const ledgered = new Set(
-    candidates.length === 0 ? [] : (await tx.query<{ message_id: string }>(
-      `INSERT INTO ${t.processed} (message_id) SELECT unnest($1::text[])
-       ON CONFLICT DO NOTHING RETURNING message_id`,
-      [candidates],
-    )).map((r) => r.message_id),
-  );
-  broken.clear();
   const results = completions.map((c): CommitResult => {
     const chain = chainOf(c.key, c.fence);
     if (broken.has(chain)) return "stale";
@@ -143,7 +148,7 @@ export async function completeJobs(
   });
   const applies = (c: Completion, i: number) =>
     results[i] === "committed" && c.outcome === "succeeded";
-  // A link after a duplicate of its chain is stale: the ledger row inserted for it goes.
+  // A link after a fenced link or a duplicate of its chain is stale: its ledger row goes.
   const unapplied = completions.filter((c, i) => ledgered.has(c.id) && !applies(c, i));
   if (unapplied.length > 0) {
     await tx.query(`DELETE FROM ${t.processed} WHERE message_id = ANY($1::text[])`, [
