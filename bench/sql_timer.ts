@@ -47,11 +47,8 @@ const STATEMENTS: [string, string][] = [
   ["FOR UPDATE OF j SKIP LOCKED", "claim: candidates"],
   ["INSERT INTO troupe_actor_state AS s", "claim: leases"],
   ["SET status = 'running'", "claim: mark running"],
-  ["AS job_fence", "commit: lock jobs and leases"],
-  ["SELECT message_id FROM troupe_processed_messages", "commit: ledger check"],
-  ["INSERT INTO troupe_processed_messages", "commit: ledger insert"],
-  ["version = s.version + CASE", "commit: state and lease release"],
-  ["INSERT INTO troupe_dead_letters", "commit: job rows"],
+  ["AS job_fence", "commit: lock jobs and leases, ledger"],
+  ["INSERT INTO troupe_dead_letters", "commit: state, lease release and job rows"],
   ["INSERT INTO bench_rows", "commit: effects"],
   ["WITH ins AS", "enqueue: insert"],
 ];

@@ -107,22 +107,28 @@ async function statuses(db: SqlDatabase): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [String(r.n), r.status]));
 }
 
-Deno.test("committer: completions queued while a commit runs go together in the next", async () => {
+Deno.test("committer: completions of one turn go in one transaction, those queued while it runs in the next", async () => {
   const w = await world();
   try {
-    const jobs = await claim(w.db, [1, 2, 3, 4].map((n) => ({ key: `k${n}`, n })));
+    const jobs = await claim(w.db, [1, 2, 3, 4, 5].map((n) => ({ key: `k${n}`, n })));
     w.transactions = 0;
-    const results = await Promise.all(
-      jobs.map((j) => w.committer.commit(success(j, { n: 1 }, { release: true }), j, 1)),
-    );
-    assert.deepEqual(results, ["committed", "committed", "committed", "committed"]);
-    // The first starts a transaction at once; the three queued meanwhile share the next one.
+    const commit = (j: ClaimedJob) =>
+      w.committer.commit(success(j, { n: 1 }, { release: true }), j, 1);
+    // The first two in one turn of the event loop: the flush starts a timer tick later with both.
+    const early = jobs.slice(0, 2).map(commit);
+    await new Promise((tick) => setTimeout(tick, 0));
+    assert.equal(w.transactions, 1);
+    // Queued while that commit runs: the three share the next one.
+    const late = jobs.slice(2).map(commit);
+    const results = await Promise.all([...early, ...late]);
+    assert.deepEqual(results, ["committed", "committed", "committed", "committed", "committed"]);
     assert.equal(w.transactions, 2);
     assert.deepEqual(await statuses(w.db), {
       1: "succeeded",
       2: "succeeded",
       3: "succeeded",
       4: "succeeded",
+      5: "succeeded",
     });
   } finally {
     await w.close();
@@ -181,13 +187,13 @@ Deno.test("committer: in one transaction, the links after one that did not commi
     ]);
     await moveFence(w.db, "same", 1);
     w.transactions = 0;
-    // `x` holds the first transaction: `a` and `b` are queued meanwhile and go together.
+    // Queued in one turn: the three go in one transaction.
     const [rx, first, second] = await Promise.all([
       w.committer.commit(success(x!, null), x!, 1),
       w.committer.commit(success(a!, { v: 1 }), a!, 1),
       w.committer.commit(success(b!, { v: 2 }), b!, 1),
     ]);
-    assert.equal(w.transactions, 2);
+    assert.equal(w.transactions, 1);
     assert.deepEqual([rx, first, second], ["committed", "fenced", "stale"]);
     assert.deepEqual(await statuses(w.db), { 0: "succeeded", 1: "running", 2: "running" });
   } finally {
@@ -234,6 +240,33 @@ Deno.test("committer: a success committed twice is a duplicate and breaks its ch
     assert.equal(await w.committer.commit(success(b!, { v: 2 }), b!, 1), "stale");
     w.committer.endChain("dup", a!.lease_fence);
     assert.equal(await w.committer.commit(success(b!, { v: 2 }), b!, 1), "committed");
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("committer: in one transaction, a link after a duplicate is stale and leaves no ledger row", async () => {
+  const w = await world();
+  try {
+    const [a, b] = await claim(w.db, [1, 2].map((n) => ({ key: "dup1", n })));
+    // `a` was committed before (its ledger row is there): a redelivery that ran again.
+    await w.db.query("INSERT INTO troupe_processed_messages (message_id) VALUES ($1)", [a!.id]);
+    w.transactions = 0;
+    const results = await Promise.all([
+      w.committer.commit(success(a!, { v: 1 }), a!, 1),
+      w.committer.commit(success(b!, { v: 2 }), b!, 1),
+    ]);
+    assert.equal(w.transactions, 1);
+    assert.deepEqual(results, ["duplicate", "stale"]);
+    const ledger = await w.db.query<{ message_id: string }>(
+      "SELECT message_id FROM troupe_processed_messages",
+    );
+    assert.deepEqual(ledger.map((r) => r.message_id), [a!.id]);
+    assert.deepEqual(await statuses(w.db), { 1: "succeeded", 2: "running" });
+    const [state] = await w.db.query<{ state: unknown }>(
+      "SELECT state FROM troupe_actor_state WHERE key = 'dup1'",
+    );
+    assert.equal(state?.state, null);
   } finally {
     await w.close();
   }

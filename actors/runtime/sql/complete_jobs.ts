@@ -70,10 +70,11 @@ export type CommitResult =
 
 /**
  * Commits completions in one transaction, in this order: the rows of their pipelines locked,
- * fencing check (locks job and lease rows), ledger check, state updates and lease releases, job
- * rows and dead letters, the workload's pipeline calls, outgoing messages (none into a
- * pipeline that has ended), effects, the pipelines' roll-up. A completion that fails the
- * fencing check writes nothing; a success already in the ledger writes only its job row.
+ * fencing check (locks job and lease rows) with the ledger check and insert (one statement),
+ * state updates, lease releases, job rows and dead letters (one statement), the workload's
+ * pipeline calls, outgoing messages (none into a pipeline that has ended), effects, the
+ * pipelines' roll-up. A completion that fails the fencing check writes nothing; a success
+ * already in the ledger writes only its job row.
  *
  * Several completions of one key may come in one call, in the order their handlers ran (each
  * on the state the previous one left): once one of them does not commit as computed, the
@@ -90,33 +91,47 @@ export async function completeJobs(
   const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
   const endingPipelines = [...pipelines.values()].filter((p) => p.ends && p.status === "running");
   // Lock the job rows and the key leases; a completion is valid only if both still carry
-  // its fencing token. Looked up by primary key (a join on a record set plans badly).
+  // its fencing token. Looked up by primary key (a join on a record set plans badly). In the
+  // same statement, the ledger check is its insert: a valid success whose ledger row was there
+  // already is a duplicate. Ledger rows are written only under the job row's lock.
   const ids = completions.map((c) => c.id);
   const fences = new Map(completions.map((c) => [c.id, c.fence]));
+  const successes = completions.filter((c) => c.outcome === "succeeded");
   const locked = await tx.query<
-    { id: string; status: string; job_fence: number; fence: number; ends: boolean }
+    {
+      id: string;
+      status: string;
+      job_fence: number;
+      fence: number;
+      ends: boolean;
+      ledgered: boolean;
+    }
   >(
-    `SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
-     FROM ${t.jobs} j
-     JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
-     WHERE j.id = ANY($1::text[])
-     ORDER BY j.key
-     FOR UPDATE OF j, s`,
-    [ids, workerId],
+    `WITH locked AS (
+       SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
+       FROM ${t.jobs} j
+       JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
+       WHERE j.id = ANY($1::text[])
+       ORDER BY j.key
+       FOR UPDATE OF j, s
+     ), ledgered AS (
+       INSERT INTO ${t.processed} (message_id)
+       SELECT DISTINCT l.id FROM locked l
+       JOIN unnest($3::text[], $4::int[]) AS c(id, fence) ON c.id = l.id
+       WHERE l.status = 'running' AND l.job_fence = c.fence AND l.fence = l.job_fence
+       ON CONFLICT DO NOTHING
+       RETURNING message_id
+     )
+     SELECT l.*, g.message_id IS NOT NULL AS ledgered
+     FROM locked l LEFT JOIN ledgered g ON g.message_id = l.id`,
+    [ids, workerId, successes.map((c) => c.id), successes.map((c) => c.fence)],
   );
   const valid = new Set(
     locked.filter((r) =>
       r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
     ).map((r) => r.id),
   );
-  // Ledger rows are written only under the job row's lock, which this transaction holds.
-  const successIds = completions.filter((c) => c.outcome === "succeeded").map((c) => c.id);
-  const seen = new Set(
-    successIds.length === 0 ? [] : (await tx.query<{ message_id: string }>(
-      `SELECT message_id FROM ${t.processed} WHERE message_id = ANY($1::text[])`,
-      [successIds],
-    )).map((r) => r.message_id),
-  );
+  const ledgered = new Set(locked.filter((r) => r.ledgered).map((r) => r.id));
   const broken = new Set<string>();
   const results = completions.map((c): CommitResult => {
     const chain = chainOf(c.key, c.fence);
@@ -125,7 +140,7 @@ export async function completeJobs(
       broken.add(chain);
       return "fenced";
     }
-    if (c.outcome === "succeeded" && seen.has(c.id)) {
+    if (c.outcome === "succeeded" && !ledgered.has(c.id)) {
       broken.add(chain);
       return "duplicate";
     }
@@ -133,14 +148,12 @@ export async function completeJobs(
   });
   const applies = (c: Completion, i: number) =>
     results[i] === "committed" && c.outcome === "succeeded";
-
-  const fresh = completions.filter(applies).map((c) => c.id);
-  if (fresh.length > 0) {
-    await tx.query(
-      `INSERT INTO ${t.processed} (message_id) SELECT unnest($1::text[])
-       ON CONFLICT DO NOTHING`,
-      [fresh],
-    );
+  // A link after a fenced link or a duplicate of its chain is stale: its ledger row goes.
+  const unapplied = completions.filter((c, i) => ledgered.has(c.id) && !applies(c, i));
+  if (unapplied.length > 0) {
+    await tx.query(`DELETE FROM ${t.processed} WHERE message_id = ANY($1::text[])`, [
+      unapplied.map((c) => c.id),
+    ]);
   }
 
   // One row per key: the last state committed in this call, and the lease release.
@@ -159,21 +172,6 @@ export async function completeJobs(
     perKey.set(c.key, row);
   }
   const stateRows = [...perKey.values()].filter((r) => r.set_state || r.release);
-  if (stateRows.length > 0) {
-    await tx.query(
-      `UPDATE ${t.actorState} s SET
-         state = CASE WHEN x.set_state THEN x.state ELSE s.state END,
-         version = s.version + CASE WHEN x.set_state THEN 1 ELSE 0 END,
-         lease_owner = CASE WHEN x.release THEN NULL ELSE s.lease_owner END,
-         lease_until = CASE WHEN x.release THEN NULL ELSE s.lease_until END,
-         updated_at = now()
-       FROM jsonb_to_recordset($1::jsonb) AS x(key text, set_state boolean, state jsonb,
-         release boolean)
-       WHERE s.key = x.key`,
-      [JSON.stringify(stateRows)],
-    );
-  }
-
   const jobRows = completions.flatMap((c, i) =>
     results[i] !== "committed" && results[i] !== "duplicate" ? [] : [{
       id: c.id,
@@ -186,9 +184,20 @@ export async function completeJobs(
       run_ms: c.runMs ?? null,
     }]
   );
-  if (jobRows.length > 0) {
+  // The state updates, lease releases, job rows and dead letters: one statement.
+  if (jobRows.length > 0 || stateRows.length > 0) {
     await tx.query(
-      `WITH x AS (
+      `WITH st AS (
+         UPDATE ${t.actorState} s SET
+           state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
+           version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
+           lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
+           lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
+           updated_at = now()
+         FROM jsonb_to_recordset($2::jsonb) AS y(key text, set_state boolean, state jsonb,
+           release boolean)
+         WHERE s.key = y.key
+       ), x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
            error jsonb, delay_ms float8, dead_letter_id text, refund boolean, run_ms int)
        ), upd AS (
@@ -210,7 +219,7 @@ export async function completeJobs(
          error, attempts)
        SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
        FROM upd WHERE dead_letter_id IS NOT NULL`,
-      [JSON.stringify(jobRows)],
+      [JSON.stringify(jobRows), JSON.stringify(stateRows)],
     );
   }
   // The workload's pipeline calls, then what was sent: into a pipeline still running only.
