@@ -23,6 +23,7 @@ import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
 import { median } from "./stats.ts";
+import { ingestFile, ingestFilePath } from "./ingest_file.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -37,51 +38,8 @@ const { values: args } = parseArgs({
     timeline: { type: "boolean", default: false },
   },
 });
-const TARGET = Number(args.mb) * 1e6;
-const FILE = `/tmp/troupe-bench-v2-${args.mb}mb.csv`;
+const FILE = ingestFilePath(Number(args.mb));
 const KEY = "troupe-bench-key-0123456789abcdef";
-
-/** Writes the file once: ids, ints, floats, categories, dates, booleans, text, nulls. */
-async function generate(): Promise<{ bytes: number; rows: number }> {
-  try {
-    const size = (await Deno.stat(FILE)).size;
-    const rows = Number(await Deno.readTextFile(`${FILE}.rows`));
-    if (size > 0 && rows > 0) return { bytes: size, rows };
-  } catch { /* generate */ }
-  const file = await Deno.open(FILE, { write: true, create: true, truncate: true });
-  const enc = new TextEncoder();
-  const cities = ["Paris", "Lyon", "Berlin", "Köln", "Madrid", "Roma", "Oslo", "Wien"];
-  // mulberry32: a real 32-bit generator (a float LCG loses its low bits and repeats).
-  let x = 42;
-  const rand = () => {
-    x = (x + 0x6d2b79f5) | 0;
-    let t = Math.imul(x ^ (x >>> 15), 1 | x);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  let bytes = 0;
-  let rows = 0;
-  let buf = "id,user,amount,quantity,city,day,active,score,note\n";
-  while (bytes < TARGET) {
-    for (let i = 0; i < 5000; i++, rows++) {
-      const amount = rand() < 0.02 ? "" : (rand() * 1000).toFixed(2);
-      const day = `2024-${String(1 + Math.floor(rand() * 12)).padStart(2, "0")}-${
-        String(1 + Math.floor(rand() * 28)).padStart(2, "0")
-      }`;
-      const note = rand() < 0.1 ? `"note, with comma ${rows}"` : `note ${rows % 997}`;
-      buf += `${rows},u${Math.floor(rand() * 50_000)},${amount},${Math.floor(rand() * 100)},${
-        cities[Math.floor(rand() * cities.length)]
-      },${day},${rand() < 0.5},${(-Math.log(rand() + 1e-12) * 10).toFixed(4)},${note}\n`;
-    }
-    const chunk = enc.encode(buf);
-    bytes += chunk.length;
-    for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
-    buf = "";
-  }
-  file.close();
-  await Deno.writeTextFile(`${FILE}.rows`, String(rows));
-  return { bytes, rows };
-}
 
 interface Figure {
   system: string;
@@ -326,7 +284,7 @@ async function cat(bytes: number): Promise<Figure> {
   };
 }
 
-const { bytes, rows } = await generate();
+const { bytes, rows } = await ingestFile(Number(args.mb));
 const figures: Figure[] = [];
 /** Profiling stage speed over pandas', one per interleaved pair. */
 const ratios: number[] = [];
