@@ -1,14 +1,4 @@
-/**
- * Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory.
- *
- * PGlite runs one statement or transaction at a time, in turn (first come, first served). A
- * statement outside a transaction (a status read, a claim) would then wait behind every
- * transaction queued before it: during an ingest, a dozen chunk transactions of hundreds of
- * milliseconds each. The adapter hands PGlite one operation at a time and lets the waiting
- * single statements go before the waiting transactions ({@link Turns}); after
- * {@link STATEMENTS_PER_TRANSACTION} statements in a row, a waiting transaction goes, so
- * neither kind starves.
- */
+/** Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory. */
 import { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
 
@@ -48,15 +38,11 @@ export async function openPglite(
     throw err;
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
-  const turns = new Turns();
-  const copy = copyVia(pg);
-  const copyIn: typeof copy = (table, columns, data) =>
-    turns.transaction(() => copy(table, columns, data));
+  const copyIn = copyVia(pg);
   const exec: SqlExecutor = {
-    query<T>(text: string, params?: readonly unknown[]): Promise<T[]> {
-      return turns.statement(async () =>
-        (await pg.query<T>(text, params ? [...params] : undefined)).rows
-      );
+    async query<T>(text: string, params?: readonly unknown[]) {
+      const res = await pg.query<T>(text, params ? [...params] : undefined);
+      return res.rows;
     },
     copyIn,
   };
@@ -67,27 +53,23 @@ export async function openPglite(
     query: exec.query,
     copyIn,
     transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      return turns.transaction(() =>
-        pg.transaction((tx) =>
-          fn({
-            async query<R>(text: string, params?: readonly unknown[]) {
-              const res = await tx.query<R>(text, params ? [...params] : undefined);
-              return res.rows;
-            },
-            copyIn: copyVia(tx),
-          })
-        )
+      return pg.transaction((tx) =>
+        fn({
+          async query<R>(text: string, params?: readonly unknown[]) {
+            const res = await tx.query<R>(text, params ? [...params] : undefined);
+            return res.rows;
+          },
+          copyIn: copyVia(tx),
+        })
       );
     },
     async hold<T>(fn: () => Promise<T>): Promise<T> {
-      await exec.query("CHECKPOINT");
+      await pg.query("CHECKPOINT");
       // A transaction is exclusive on PGlite: every other statement waits until it ends.
-      return await turns.transaction(() =>
-        pg.transaction(async (tx) => {
-          await tx.query("SELECT 1");
-          return await fn();
-        })
-      );
+      return await pg.transaction(async (tx) => {
+        await tx.query("SELECT 1");
+        return await fn();
+      });
     },
     async listen(channel, onPayload) {
       const unsub = await pg.listen(channel, onPayload);
@@ -98,48 +80,6 @@ export async function openPglite(
       await unlock();
     },
   };
-}
-
-/** Statements in a row that may pass a waiting transaction. */
-const STATEMENTS_PER_TRANSACTION = 16;
-
-/**
- * One operation at a time on PGlite: the waiting single statements first, then a waiting
- * transaction (or after {@link STATEMENTS_PER_TRANSACTION} statements in a row, whichever
- * comes first); in arrival order within each kind.
- */
-class Turns {
-  #busy = false;
-  #inRow = 0;
-  readonly #statements: (() => void)[] = [];
-  readonly #transactions: (() => void)[] = [];
-
-  statement<T>(run: () => Promise<T>): Promise<T> {
-    return this.#take(this.#statements, run);
-  }
-
-  transaction<T>(run: () => Promise<T>): Promise<T> {
-    return this.#take(this.#transactions, run);
-  }
-
-  async #take<T>(queue: (() => void)[], run: () => Promise<T>): Promise<T> {
-    if (this.#busy) await new Promise<void>((go) => queue.push(go));
-    else this.#busy = true;
-    this.#inRow = queue === this.#statements ? this.#inRow + 1 : 0;
-    try {
-      return await run();
-    } finally {
-      this.#next();
-    }
-  }
-
-  #next(): void {
-    const transactionDue = this.#transactions.length > 0 &&
-      (this.#statements.length === 0 || this.#inRow >= STATEMENTS_PER_TRANSACTION);
-    const go = transactionDue ? this.#transactions.shift() : this.#statements.shift();
-    if (go) go();
-    else this.#busy = false;
-  }
 }
 
 /** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
