@@ -14,9 +14,9 @@
  * `--quick`: a 200 MB CSV and 3 PDFs. The CSV is bench/ingest_file.ts's (generated once under
  * /tmp). Target: p99 < 50 ms. Prints p50/p99/max of the reads, how many took over 50 ms,
  * the host's load average, and the slowest reads with their time in the run. Each job read is
- * followed by a read of a static asset (`/api/docs/init.js`: no database, no key), whose latency
- * is the server's event loop and HTTP alone: a slow job read with a fast asset read waited on
- * the database; both slow, on the event loop.
+ * sent together with a read of a static asset (`/api/docs/init.js`: no database, no key), whose
+ * latency is the server's event loop and HTTP alone: a slow job read beside a fast asset read
+ * waited on the database; both slow, on the event loop.
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
@@ -68,8 +68,7 @@ if (args.poll) {
         return [performance.now() - s, 0];
       }
     };
-    const [ms, status] = await timed(url, { headers });
-    const [plainMs] = await timed(plain);
+    const [[ms, status], [plainMs]] = await Promise.all([timed(url, { headers }), timed(plain)]);
     samples.push([Date.now() - t0, ms, status, plainMs]);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -116,7 +115,7 @@ interface Run {
   max: number;
   over50: number;
   errors: number;
-  /** The static asset read right after each job read (no database): p50, p99, max. */
+  /** The static asset read beside each job read (no database): p50, p99, max. */
   plain: [number, number, number];
   slowest: [number, number, number][];
   ingest: { status: string; seconds: number; rows: number };
@@ -252,7 +251,7 @@ async function run(db: "pglite" | "postgres", books: Uint8Array[]): Promise<Run>
       } / max ${r.plain[2].toFixed(0)} ms | load ${loadStart} → ${r.loadEnd}`,
     );
     console.log(
-      `  slowest (s into the run: job read ms (the asset read after it)): ${
+      `  slowest (s into the run: job read ms (the asset read beside it)): ${
         r.slowest.map(([at, ms, plain]) =>
           `${(at / 1000).toFixed(1)} s: ${ms.toFixed(0)} (asset ${plain.toFixed(0)})`
         ).join(", ")
