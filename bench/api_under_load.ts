@@ -9,9 +9,9 @@
  * the database, not the runtime's cache of finished jobs.
  *
  *   deno run -A bench/api_under_load.ts [--db pglite,postgres] [--mb 1000] [--pdfs 10]
- *     [--pages 300] [--limit 280] [--quick]
+ *     [--pages 300] [--limit 280] [--chunk-bytes N] [--quick]
  *
- * `--quick`: a 200 MB CSV and 3 PDFs. The CSV is bench/ingest_file.ts's (generated once under
+ * `--quick`: a 200 MB CSV and 3 PDFs; `--chunk-bytes` sets the server's DATASET_CHUNK_BYTES. The CSV is bench/ingest_file.ts's (generated once under
  * /tmp). Target: p99 < 50 ms. Prints p50/p99/max of the reads, how many took over 50 ms,
  * the host's load average, and the slowest reads with their time in the run. Each job read is
  * sent together with a read of a static asset (`/api/docs/init.js`: no database, no key), whose
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     pdfs: { type: "string" },
     pages: { type: "string", default: "300" },
     limit: { type: "string", default: "280" },
+    "chunk-bytes": { type: "string" },
     json: { type: "string", default: "bench/results/api_under_load.json" },
     "cpu-prof": { type: "string" },
     // Internal: run as the poller.
@@ -141,11 +142,18 @@ async function run(db: "pglite" | "postgres", books: Uint8Array[]): Promise<Run>
       DEV_API_KEY: KEY,
       ...UNLIMITED_RATES,
       ...(pg ? { DATABASE_URL: pg.url } : {}),
+      ...(args["chunk-bytes"] ? { DATASET_CHUNK_BYTES: args["chunk-bytes"] } : {}),
     },
     stdout: "null",
     stderr: "inherit",
   }).spawn();
   let poller: Deno.ChildProcess | null = null;
+  let stopping = false;
+  server.status.then((s) => {
+    if (!stopping) {
+      console.error(`the server exited during the run: code ${s.code}, signal ${s.signal}`);
+    }
+  });
   try {
     await untilUp(`${base}/api/health`, server);
     const res = await fetch(`${base}/api/v1/actors/system.echo/jobs`, {
@@ -263,6 +271,7 @@ async function run(db: "pglite" | "postgres", books: Uint8Array[]): Promise<Run>
       await poller.stdin.close().catch(() => {});
       await poller.status;
     }
+    stopping = true;
     try {
       Deno.kill(server.pid, "SIGTERM");
     } catch { /* exited */ }
