@@ -1,0 +1,292 @@
+/**
+ * `GET /api/v1/jobs/:id` latency while the server ingests a large CSV and builds courses from
+ * ten 300-page PDFs, on the embedded default (PGlite) and on PostgreSQL: the real server
+ * (`main.ts` in its own process, rate limits raised for the run), the load started by this
+ * process (the CSV sent by `curl`, the PDFs by `fetch`), and the reads made by a poller in its
+ * own process: one request every 50 ms (the next one 50 ms after the previous answer), from
+ * before the CSV upload starts until the dataset and every course have ended (or `--limit`
+ * seconds passed). The job read is a pending one (delayed by an hour), so every read goes to
+ * the database, not the runtime's cache of finished jobs.
+ *
+ *   deno run -A bench/api_under_load.ts [--db pglite,postgres] [--mb 1000] [--pdfs 10]
+ *     [--pages 300] [--limit 280] [--chunk-bytes N] [--quick]
+ *
+ * `--quick`: a 200 MB CSV and 3 PDFs; `--chunk-bytes` sets the server's DATASET_CHUNK_BYTES. The CSV is bench/csv_file.ts's (generated once under
+ * /tmp). Target: p99 < 50 ms. Prints p50/p99/max of the reads, how many took over 50 ms,
+ * the host's load average, and the slowest reads with their time in the run. Each job read is
+ * sent together with a read of a static asset (`/api/docs/init.js`: no database, no key), whose
+ * latency is the server's event loop and HTTP alone: a slow job read beside a fast asset read
+ * waited on the database; both slow, on the event loop.
+ */
+import { parseArgs } from "node:util";
+import { createPgDatabase } from "../tests/harness.ts";
+import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
+import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
+import { benchCsv, benchCsvPath } from "./csv_file.ts";
+import { pct } from "./stats.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    db: { type: "string", default: "pglite,postgres" },
+    quick: { type: "boolean", default: false },
+    mb: { type: "string" },
+    pdfs: { type: "string" },
+    pages: { type: "string", default: "300" },
+    limit: { type: "string", default: "280" },
+    "chunk-bytes": { type: "string" },
+    json: { type: "string", default: "bench/results/api_under_load.json" },
+    "cpu-prof": { type: "string" },
+    // Internal: run as the poller.
+    poll: { type: "string" },
+    job: { type: "string" },
+  },
+});
+const KEY = "troupe-bench-key-0123456789abcdef";
+const headers = { "x-api-key": KEY };
+
+if (args.poll) {
+  // The poller: reads until stdin closes, then prints its samples as JSON lines.
+  const url = `${args.poll}/api/v1/jobs/${args.job}`;
+  // A static asset beside it: no database, no key; its latency is the event loop's and HTTP's.
+  const plain = `${args.poll}/api/docs/init.js`;
+  const samples: [number, number, number, number][] = [];
+  let stop = false;
+  (async () => {
+    for await (const _ of Deno.stdin.readable) { /* until closed */ }
+    stop = true;
+  })();
+  const t0 = Date.now();
+  while (!stop) {
+    // A failed request (a kept-alive connection the server closed) counts as an error, status 0.
+    const timed = async (u: string, init?: RequestInit): Promise<[number, number]> => {
+      const s = performance.now();
+      try {
+        const res = await fetch(u, init);
+        await res.arrayBuffer();
+        return [performance.now() - s, res.status];
+      } catch {
+        return [performance.now() - s, 0];
+      }
+    };
+    const [[ms, status], [plainMs]] = await Promise.all([timed(url, { headers }), timed(plain)]);
+    samples.push([Date.now() - t0, ms, status, plainMs]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  console.log(JSON.stringify(samples));
+  Deno.exit(0);
+}
+
+const QUICK = args.quick;
+const MB = Number(args.mb ?? (QUICK ? 200 : 1000));
+const PDFS = Number(args.pdfs ?? (QUICK ? 3 : 10));
+const PAGES = Number(args.pages);
+const LIMIT_MS = Number(args.limit) * 1000;
+
+async function book(pages: number, seed: number): Promise<Uint8Array> {
+  const spec = [];
+  const outline = [];
+  for (let p = 0; p < pages; p++) {
+    if (p % 30 === 0) {
+      spec.push({ heading: `Chapter ${p / 30 + 1}`, paragraphs: [sentences(`b${seed}p${p}`, 16)] });
+      outline.push({
+        title: `Chapter ${p / 30 + 1}`,
+        page: p + 1,
+        children: [] as { title: string; page: number }[],
+      });
+    } else if (p % 5 === 0) {
+      spec.push({ subheading: `Section ${p}`, paragraphs: [sentences(`b${seed}p${p}`, 18)] });
+      outline.at(-1)!.children.push({ title: `Section ${p}`, page: p + 1 });
+    } else {
+      spec.push({ paragraphs: [sentences(`b${seed}p${p}`, 20)] });
+    }
+  }
+  return await makePdf(spec, { outline });
+}
+
+async function loadAverage(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+}
+
+interface Run {
+  db: string;
+  reads: number;
+  p50: number;
+  p99: number;
+  max: number;
+  over50: number;
+  errors: number;
+  /** The static asset read beside each job read (no database): p50, p99, max. */
+  plain: [number, number, number];
+  slowest: [number, number, number][];
+  ingest: { status: string; seconds: number; rows: number };
+  courses: { statuses: string[]; seconds: number };
+  loadStart: string;
+  loadEnd: string;
+}
+
+async function run(db: "pglite" | "postgres", books: Uint8Array[]): Promise<Run> {
+  const dir = await Deno.makeTempDir({ prefix: "troupe-bench-apiload-" });
+  const pg = db === "postgres" ? await createPgDatabase() : null;
+  const prof = args["cpu-prof"];
+  const task = await startTask(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}/${db}`] : []);
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = new Deno.Command(Deno.execPath(), {
+    args: task.args,
+    env: {
+      ...task.env,
+      PORT: String(port),
+      DATA_DIR: dir,
+      LOG_LEVEL: "error",
+      DEV_API_KEY: KEY,
+      ...UNLIMITED_RATES,
+      ...(pg ? { DATABASE_URL: pg.url } : {}),
+      ...(args["chunk-bytes"] ? { DATASET_CHUNK_BYTES: args["chunk-bytes"] } : {}),
+    },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  let poller: Deno.ChildProcess | null = null;
+  let stopping = false;
+  server.status.then((s) => {
+    if (!stopping) {
+      console.error(`the server exited during the run: code ${s.code}, signal ${s.signal}`);
+    }
+  });
+  try {
+    await untilUp(`${base}/api/health`, server);
+    const res = await fetch(`${base}/api/v1/actors/system.echo/jobs`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({ input: { value: 1 }, delayMs: 3_600_000 }),
+    });
+    if (res.status !== 202) throw new Error(`enqueue: ${res.status} ${await res.text()}`);
+    const { jobId } = await res.json() as { jobId: string };
+    poller = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(import.meta.url).pathname, "--poll", base, "--job", jobId],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const loadStart = await loadAverage();
+    const t0 = performance.now();
+    // The CSV, streamed from its file by curl; the PDFs at the same time.
+    const csv = new Deno.Command("curl", {
+      args: [
+        "-sS",
+        "-XPOST",
+        "-H",
+        `x-api-key: ${KEY}`,
+        "-H",
+        "content-type: text/csv",
+        "-T",
+        benchCsvPath(MB),
+        `${base}/api/v1/datasets?name=big`,
+      ],
+      stdout: "piped",
+    }).output();
+    const courseIds = await Promise.all(books.map(async (b, i) => {
+      const form = new FormData();
+      form.append("files", new File([new Uint8Array(b)], `book-${i}.pdf`));
+      const r = await fetch(`${base}/api/v1/courses`, { method: "POST", headers, body: form });
+      const body = await r.json();
+      if (r.status !== 202) throw new Error(`course upload ${r.status}: ${JSON.stringify(body)}`);
+      return body.courseId as string;
+    }));
+    const coursesDone = (async () => {
+      const statuses = await Promise.all(courseIds.map(async (id) => {
+        while (true) {
+          const c = await (await fetch(`${base}/api/v1/courses/${id}`, { headers })).json();
+          if (c.status !== "processing") return c.status as string;
+          if (performance.now() - t0 > LIMIT_MS) return `still ${c.status}`;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }));
+      return { statuses, seconds: (performance.now() - t0) / 1000 };
+    })();
+    const up = await csv;
+    const reply = new TextDecoder().decode(up.stdout);
+    if (!up.success || !reply.includes("datasetId")) throw new Error(`upload failed: ${reply}`);
+    const { datasetId } = JSON.parse(reply) as { datasetId: string };
+    let d = { status: "", rowCount: 0 };
+    while (performance.now() - t0 < LIMIT_MS) {
+      d = await (await fetch(`${base}/api/v1/datasets/${datasetId}`, { headers })).json();
+      if (d.status === "ready" || d.status === "failed") break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const ingest = { status: d.status, seconds: (performance.now() - t0) / 1000, rows: d.rowCount };
+    const courses = await coursesDone;
+    await poller.stdin.close();
+    const out = await poller.output();
+    poller = null;
+    const samples = JSON.parse(new TextDecoder().decode(out.stdout)) as [
+      number,
+      number,
+      number,
+      number,
+    ][];
+    const ok = samples.filter(([, , status]) => status === 200).map(([, ms]) => ms);
+    const plain = samples.map(([, , , ms]) => ms);
+    const r: Run = {
+      db,
+      reads: samples.length,
+      p50: pct(ok, 0.5),
+      p99: pct(ok, 0.99),
+      max: Math.max(...ok),
+      over50: ok.filter((ms) => ms >= 50).length,
+      errors: samples.length - ok.length,
+      plain: [pct(plain, 0.5), pct(plain, 0.99), Math.max(...plain)],
+      slowest: samples.toSorted((a, b) => b[1] - a[1]).slice(0, 8).map((
+        [at, ms, , plain],
+      ) => [at, ms, plain]),
+      ingest,
+      courses,
+      loadStart,
+      loadEnd: await loadAverage(),
+    };
+    console.log(
+      `${db.padEnd(8)} GET /api/v1/jobs/:id every 50 ms: ${r.reads} reads, p50 ${
+        r.p50.toFixed(1)
+      } / p99 ${r.p99.toFixed(1)} / max ${
+        r.max.toFixed(0)
+      } ms, ${r.over50} ≥ 50 ms, ${r.errors} errors | ${MB} MB CSV ${ingest.status} (${ingest.rows} rows) at ${
+        ingest.seconds.toFixed(0)
+      } s, ${PDFS} × ${PAGES}-page PDFs ${[...new Set(courses.statuses)].join("/")} at ${
+        courses.seconds.toFixed(0)
+      } s | a static asset (no database) p50 ${r.plain[0].toFixed(1)} / p99 ${
+        r.plain[1].toFixed(1)
+      } / max ${r.plain[2].toFixed(0)} ms | load ${loadStart} → ${r.loadEnd}`,
+    );
+    console.log(
+      `  slowest (s into the run: job read ms (the asset read beside it)): ${
+        r.slowest.map(([at, ms, plain]) =>
+          `${(at / 1000).toFixed(1)} s: ${ms.toFixed(0)} (asset ${plain.toFixed(0)})`
+        ).join(", ")
+      }`,
+    );
+    return r;
+  } finally {
+    if (poller) {
+      await poller.stdin.close().catch(() => {});
+      await poller.status;
+    }
+    stopping = true;
+    try {
+      Deno.kill(server.pid, "SIGTERM");
+    } catch { /* exited */ }
+    await server.status;
+    await pg?.drop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+await benchCsv(MB);
+const books = await Promise.all(Array.from({ length: PDFS }, (_, i) => book(PAGES, 100 + i)));
+const runs: Run[] = [];
+for (const db of args.db.split(",") as ("pglite" | "postgres")[]) runs.push(await run(db, books));
+await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+await Deno.writeTextFile(
+  args.json,
+  JSON.stringify({ at: new Date().toISOString(), mb: MB, pdfs: PDFS, pages: PAGES, runs }, null, 2),
+);

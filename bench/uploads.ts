@@ -1,0 +1,340 @@
+/**
+ * Dataset uploads against their floor, on the embedded default (PGlite, files in DATA_DIR) and on
+ * PostgreSQL (files in `troupe_blob_parts`): the real server (`main.ts` in its own process,
+ * rate limits raised for the run) and a discard server (a Deno HTTP server in its own process
+ * that reads each body to its end and answers 202 with the route's shape), both driven by this
+ * one client process (`node:http` with an Agent of up to 300 keep-alive sockets, each body a
+ * shared base buffer behind a unique first row, with its Content-Length).
+ *
+ * Two scenarios per database, each run floor → Troupe → floor (the host's speed drifts; the
+ * ratio is Troupe's p99 over the mean of the two floors' p99):
+ * - 20 concurrent 10 MB CSV uploads (target: p99 ≤ 1.5× the floor);
+ * - 300 concurrent 1 MB CSV uploads (target: all accepted, nothing lost, p99 ≤ 2× the floor).
+ *
+ * Nothing lost: after a scenario, every accepted dataset is read back (`GET /api/v1/datasets/:id`)
+ * and must hold the bytes sent (size and SHA-256); without `--quick` the bench then waits until
+ * every dataset is ready (rows counted against those sent) before the next scenario starts, so
+ * one scenario's ingest does not run under the next one's uploads.
+ *
+ *   deno run -A bench/uploads.ts [--db pglite,postgres] [--quick] [--big 20] [--small 300]
+ *
+ * `--quick`: 10 × 10 MB and 100 × 1 MB, without waiting for the ingests. `--big 0` or `--small 0`
+ * leaves a scenario out; `--cpu-prof DIR` writes the server's V8 CPU profile under DIR/<db>
+ * (read it with bench/cpu_profile.ts).
+ */
+import { parseArgs } from "node:util";
+import http from "node:http";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { createPgDatabase } from "../tests/harness.ts";
+import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
+import { pct } from "./stats.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    db: { type: "string", default: "pglite,postgres" },
+    quick: { type: "boolean", default: false },
+    big: { type: "string" },
+    small: { type: "string" },
+    json: { type: "string", default: "bench/results/uploads.json" },
+    "cpu-prof": { type: "string" },
+  },
+});
+const QUICK = args.quick;
+const BIG = Number(args.big ?? (QUICK ? 10 : 20));
+const SMALL = Number(args.small ?? (QUICK ? 100 : 300));
+const KEY = "troupe-bench-key-0123456789abcdef";
+
+/** A CSV body of about `bytes`: a header and rows of mixed columns (the same for every upload). */
+function baseCsv(bytes: number): { header: Buffer; rows: Buffer; rowCount: number } {
+  const lines: string[] = [];
+  let size = 0;
+  let x = 7;
+  const rand = () => {
+    x = (x + 0x6d2b79f5) | 0;
+    let t = Math.imul(x ^ (x >>> 15), 1 | x);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const cities = ["Paris", "Lyon", "Berlin", "Madrid", "Roma", "Oslo"];
+  while (size < bytes) {
+    const n = lines.length;
+    const line = `${n},u${Math.floor(rand() * 50_000)},${(rand() * 1000).toFixed(2)},${
+      cities[Math.floor(rand() * cities.length)]
+    },2024-0${1 + Math.floor(rand() * 9)}-1${Math.floor(rand() * 9)},${rand() < 0.5},note ${
+      n % 997
+    }\n`;
+    lines.push(line);
+    size += line.length;
+  }
+  return {
+    header: Buffer.from("id,user,amount,city,day,active,note\n"),
+    rows: Buffer.from(lines.join("")),
+    rowCount: lines.length,
+  };
+}
+
+interface Sent {
+  ms: number;
+  status: number;
+  body: Record<string, unknown>;
+  size: number;
+  sha256: string;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 300, maxFreeSockets: 300 });
+
+/** One upload: the header, a unique first row, the shared rows; latency to the end of the answer. */
+function upload(url: URL, base: ReturnType<typeof baseCsv>, tag: string): Promise<Sent> {
+  const unique = Buffer.from(`-1,${tag},0.00,Paris,2024-01-11,true,unique ${tag}\n`);
+  const size = base.header.length + unique.length + base.rows.length;
+  const sha256 = createHash("sha256").update(base.header).update(unique).update(base.rows)
+    .digest("hex");
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = http.request({
+      agent,
+      host: url.hostname,
+      port: url.port,
+      path: `${url.pathname}?name=${tag}`,
+      method: "POST",
+      headers: { "content-type": "text/csv", "content-length": size, "x-api-key": KEY },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const ms = performance.now() - t0;
+        const text = Buffer.concat(chunks).toString();
+        let body: Record<string, unknown> = {};
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = { text: text.slice(0, 200) };
+        }
+        resolve({ ms, status: res.statusCode ?? 0, body, size, sha256 });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.write(base.header);
+    req.write(unique);
+    req.end(base.rows);
+  });
+}
+
+async function burst(
+  url: URL,
+  base: ReturnType<typeof baseCsv>,
+  n: number,
+  tag: string,
+): Promise<Sent[]> {
+  return await Promise.all(Array.from({ length: n }, (_, i) => upload(url, base, `${tag}-${i}`)));
+}
+
+/** The floor: reads each body to its end, answers 202 with the upload route's shape. */
+async function discardServer(dir: string): Promise<{ url: string; child: Deno.ChildProcess }> {
+  const script = `${dir}/discard_server.ts`;
+  await Deno.writeTextFile(
+    script,
+    `Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.args[0]), onListen() {} }, async (req) => {
+  if (req.body) for await (const _ of req.body) { /* discarded */ }
+  const id = crypto.randomUUID();
+  return Response.json({ datasetId: id, jobId: id, status: "uploaded" }, { status: 202 });
+});
+`,
+  );
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", "--allow-net=127.0.0.1", script, String(port)],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  await untilUp(url, child, { timeoutMs: 15_000 });
+  return { url, child };
+}
+
+const headers = { "x-api-key": KEY };
+
+/** Every accepted upload read back: its dataset exists and holds the bytes sent. */
+async function lost(base: string, sent: Sent[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (let i = 0; i < sent.length; i += 20) {
+    await Promise.all(
+      sent.slice(i, i + 20).map(async (s) => {
+        const res = await fetch(`${base}/api/v1/datasets/${s.body.datasetId}`, { headers });
+        const d = await res.json();
+        if (res.status !== 200) problems.push(`${s.body.datasetId}: ${res.status}`);
+        else if (d.sizeBytes !== s.size || d.sha256 !== s.sha256) {
+          problems.push(`${s.body.datasetId}: ${d.sizeBytes} bytes ${d.sha256}`);
+        }
+      }),
+    );
+  }
+  return problems;
+}
+
+/** Waits until every dataset has ended; returns those not ready with the rows sent. */
+async function ingested(
+  base: string,
+  sent: Sent[],
+  rows: number,
+  timeoutMs: number,
+): Promise<{ seconds: number; bad: string[] }> {
+  const t0 = performance.now();
+  const bad: string[] = [];
+  for (const s of sent) {
+    while (true) {
+      const d = await (await fetch(`${base}/api/v1/datasets/${s.body.datasetId}`, { headers }))
+        .json();
+      if (d.status === "ready") {
+        if (d.rowCount !== rows) bad.push(`${d.id}: ${d.rowCount} rows, ${rows} sent`);
+        break;
+      }
+      if (d.status === "failed" || d.status === "cancelled") {
+        bad.push(`${d.id}: ${d.status} ${JSON.stringify(d.error)}`);
+        break;
+      }
+      if (performance.now() - t0 > timeoutMs) {
+        bad.push(`${d.id}: still ${d.status} after ${timeoutMs / 1000} s`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return { seconds: (performance.now() - t0) / 1000, bad };
+}
+
+async function loadAverage(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+}
+
+interface Scenario {
+  name: string;
+  count: number;
+  mb: number;
+  floorBefore: number[];
+  troupe: number[];
+  floorAfter: number[];
+  accepted: number;
+  refused: Record<string, number>;
+  lost: string[];
+  ingest: { seconds: number; bad: string[] } | null;
+  load: string;
+}
+
+async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]> {
+  const pg = db === "postgres" ? await createPgDatabase() : null;
+  const prof = args["cpu-prof"];
+  const task = await startTask(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}/${db}`] : []);
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = new Deno.Command(Deno.execPath(), {
+    args: task.args,
+    env: {
+      ...task.env,
+      PORT: String(port),
+      DATA_DIR: `${dir}/data-${db}`,
+      LOG_LEVEL: "error",
+      DEV_API_KEY: KEY,
+      ...UNLIMITED_RATES,
+      ...(pg ? { DATABASE_URL: pg.url } : {}),
+    },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const floor = await discardServer(dir);
+  const out: Scenario[] = [];
+  try {
+    await untilUp(`${base}/api/health`, server);
+    for (const [count, mb] of [[BIG, 10], [SMALL, 1]] as const) {
+      if (count === 0) continue;
+      const csv = baseCsv(mb * 1_000_000);
+      const name = `${count} × ${mb} MB`;
+      const tag = `${db}-${mb}mb`;
+      // Warm both (connections, JIT) with a few small uploads first.
+      await burst(new URL(`${floor.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-wf`);
+      const warm = await burst(new URL(`${base}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-w`);
+      if (warm.some((w) => w.status !== 202)) throw new Error(`warm-up: ${warm[0]!.status}`);
+      const load = await loadAverage();
+      const before = await burst(new URL(`${floor.url}/api/v1/datasets`), csv, count, `${tag}-f`);
+      const sent = await burst(new URL(`${base}/api/v1/datasets`), csv, count, tag);
+      const after = await burst(new URL(`${floor.url}/api/v1/datasets`), csv, count, `${tag}-g`);
+      const accepted = sent.filter((s) => s.status === 202 && typeof s.body.datasetId === "string");
+      const refused: Record<string, number> = {};
+      for (const s of sent) {
+        if (s.status !== 202) {
+          const code = `${s.status} ${(s.body.error as { code?: string })?.code ?? ""}`;
+          refused[code] = (refused[code] ?? 0) + 1;
+        }
+      }
+      const missing = await lost(base, accepted);
+      const ingest = QUICK ? null : await ingested(base, accepted, csv.rowCount + 1, 240_000);
+      const s: Scenario = {
+        name,
+        count,
+        mb,
+        floorBefore: before.map((x) => x.ms),
+        troupe: sent.map((x) => x.ms),
+        floorAfter: after.map((x) => x.ms),
+        accepted: accepted.length,
+        refused,
+        lost: missing,
+        ingest,
+        load,
+      };
+      out.push(s);
+      print(db, s);
+    }
+  } finally {
+    for (const child of [floor.child, server]) {
+      try {
+        Deno.kill(child.pid, "SIGTERM");
+      } catch { /* exited */ }
+      await child.status;
+    }
+    await pg?.drop();
+  }
+  return out;
+}
+
+const f0 = (x: number) => x.toFixed(0);
+
+function print(db: string, s: Scenario): void {
+  const floorP99 = (pct(s.floorBefore, 0.99) + pct(s.floorAfter, 0.99)) / 2;
+  const p99 = pct(s.troupe, 0.99);
+  console.log(
+    `${db.padEnd(8)} ${s.name.padEnd(11)} Troupe p50/p99 ${f0(pct(s.troupe, 0.5))} / ${
+      f0(p99)
+    } ms | floor p50/p99 before ${f0(pct(s.floorBefore, 0.5))} / ${
+      f0(pct(s.floorBefore, 0.99))
+    }, after ${f0(pct(s.floorAfter, 0.5))} / ${f0(pct(s.floorAfter, 0.99))} ms | p99 ratio ${
+      (p99 / floorP99).toFixed(2)
+    }× | accepted ${s.accepted}/${s.count}${
+      Object.keys(s.refused).length ? ` refused ${JSON.stringify(s.refused)}` : ""
+    } | lost ${s.lost.length}${s.lost.length ? ` (${s.lost.slice(0, 3).join("; ")})` : ""}${
+      s.ingest
+        ? ` | all ingested in ${s.ingest.seconds.toFixed(1)} s, ${s.ingest.bad.length} bad${
+          s.ingest.bad.length ? ` (${s.ingest.bad.slice(0, 3).join("; ")})` : ""
+        }`
+        : ""
+    } | load ${s.load}`,
+  );
+}
+
+const dir = await Deno.makeTempDir({ prefix: "troupe-bench-uploads-" });
+const results: Record<string, Scenario[]> = {};
+try {
+  for (const db of args.db.split(",") as ("pglite" | "postgres")[]) {
+    results[db] = await runDb(db, dir);
+  }
+} finally {
+  agent.destroy();
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+await Deno.writeTextFile(
+  args.json,
+  JSON.stringify({ at: new Date().toISOString(), client: "node:http", results }, null, 2),
+);
