@@ -63,8 +63,16 @@ export class Committer {
     this.#o = options;
   }
 
+  /**
+   * Set once the runtime's stop gave its leases back: a handler that runs on past the stop
+   * holds a fence that is no longer the key's, so its completion is fenced without asking the
+   * database (and a stopped runtime writes nothing more).
+   */
+  leasesReturned = false;
+
   /** Queues a completion for the next group commit. */
   commit(completion: Completion, job: ClaimedJob, ms: number): Promise<CommitResult> {
+    if (this.leasesReturned) return Promise.resolve("fenced");
     const def = this.#o.actors.get(job.actor);
     const fallback = (err: unknown): Completion | null =>
       completion.outcome === "succeeded"

@@ -201,6 +201,7 @@ export class Runtime implements Consumer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#committer.leasesReturned = false;
     this.#relay.startPublishing();
     await this.#leases.watchCancels();
     const bg = this.#background;
@@ -264,6 +265,7 @@ export class Runtime implements Consumer {
     // Handlers still running past the grace stop with this process: give their leases back so
     // that their jobs are requeued at once, and not counted as lost to a crash.
     await this.#leases.stop();
+    this.#committer.leasesReturned = true;
     await this.#ops.stopped();
     // Messages committed but not yet handed over would wait for another instance's relay.
     if (this.transport.inTransaction.outbox) {
