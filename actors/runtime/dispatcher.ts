@@ -70,7 +70,7 @@ export interface DispatcherOptions {
   concurrency: number;
   claimBatch: number;
   /** Each tenant's weight in a claim (see `claimJobs`). */
-  tenantWeights: Readonly<Record<string, number>>;
+  tenantWeights?: Readonly<Record<string, number>>;
   leaseMs: number;
   foregroundDeferMs: number;
   foregroundConcurrency: number;

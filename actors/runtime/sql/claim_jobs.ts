@@ -76,7 +76,7 @@ export async function claimJobs(
     workerId: string;
     leaseMs: number;
     /** Each tenant's weight in a claim (unlisted: 1; `''`: jobs without a tenant). */
-    tenantWeights?: Readonly<Record<string, number>>;
+    tenantWeights?: Readonly<Record<string, number>> | undefined;
   },
 ): Promise<ClaimedJob[]> {
   return await db.transaction(async (tx) => {
@@ -181,12 +181,11 @@ async function fairShares(
   weights: Readonly<Record<string, number>>,
 ): Promise<Candidate[]> {
   const taken: Candidate[] = [];
+  const got = new Map<string, number>();
   let open = [...tenants];
   for (let round = 0; round < MAX_ROUNDS && open.length > 0; round++) {
-    const left = limit - taken.length;
-    if (left <= 0) break;
-    const shares = tenantShares(open, weights, left, Math.floor(Math.random() * open.length));
-    const asked = [...shares].filter(([, n]) => n > 0);
+    if (taken.length >= limit) break;
+    const asked = [...topUps(open, weights, limit - taken.length, got)].filter(([, n]) => n > 0);
     const rows = await tx.query<Candidate>(
       `SELECT c.* FROM unnest($2::text[], $3::int[]) AS q(g, share)
        CROSS JOIN LATERAL (
@@ -199,16 +198,42 @@ async function fairShares(
       [actors, asked.map(([g]) => g), asked.map(([, n]) => n), taken.map((c) => c.id)],
     );
     taken.push(...rows);
-    const got = new Map<string, number>();
-    for (const r of rows) got.set(r.tenant, (got.get(r.tenant) ?? 0) + 1);
-    // A tenant that got less than its share has nothing more to give now.
-    open = open.filter((g) => (got.get(g) ?? 0) >= (shares.get(g) ?? 0));
+    const now = new Map<string, number>();
+    for (const r of rows) now.set(r.tenant, (now.get(r.tenant) ?? 0) + 1);
+    for (const [g, n] of now) got.set(g, (got.get(g) ?? 0) + n);
+    // A tenant that got less than it asked for has nothing more to give now.
+    const short = new Set(asked.filter(([g, n]) => (now.get(g) ?? 0) < n).map(([g]) => g));
+    open = open.filter((g) => !short.has(g));
     if (rows.length === 0) break;
   }
   // Queue order across the claim: the jobs of one key run in the order they were claimed in.
   return taken.sort((a, b) =>
     b.priority - a.priority || (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1)
   );
+}
+
+/**
+ * What each of the `open` tenants asks for next so that, with what they `got` already, the
+ * claim ends up split by weight among them (`left` more in all). A tenant that already got
+ * more than its part asks for nothing, and the rest is split among the others.
+ */
+function topUps(
+  open: readonly string[],
+  weights: Readonly<Record<string, number>>,
+  left: number,
+  got: ReadonlyMap<string, number>,
+): Map<string, number> {
+  const start = Math.floor(Math.random() * open.length);
+  let pool = [...open];
+  for (;;) {
+    const capacity = left + pool.reduce((sum, g) => sum + (got.get(g) ?? 0), 0);
+    const shares = tenantShares(pool, weights, capacity, start % pool.length);
+    const over = pool.filter((g) => (got.get(g) ?? 0) > shares.get(g)!);
+    if (over.length === 0) {
+      return new Map(pool.map((g) => [g, shares.get(g)! - (got.get(g) ?? 0)]));
+    }
+    pool = pool.filter((g) => !over.includes(g));
+  }
 }
 
 /** `weights` when every one is a positive finite number; throws a `TypeError` otherwise. */
