@@ -1,0 +1,145 @@
+/**
+ * Fairness between tenants on the table queue: tenant A has a backlog of chunk-like messages,
+ * tenant B sends single jobs meanwhile; how long B's jobs wait, and how fast A's backlog drains.
+ *
+ *   deno run -A bench/fairness.ts [--n 100000] [--b 30] [--every 200] [--db postgres,pglite]
+ *
+ * Per database (a fresh one each): A's `--n` messages (256 keys, 500 bytes of text each) are
+ * written by SQL, queued; a runtime with the default options starts; after a second, B
+ * enqueues one job every `--every` ms, `--b` of them. Printed: B's wait (enqueue called →
+ * handler began) p50 / p99 / max, and A's throughput (messages / time until the last of them
+ * ran). Handlers do nothing: the figures are the queue's. Claims are fair across tenants by
+ * default (`RuntimeOptions.tenantWeights`); a runtime claiming in plain queue order would run
+ * B's jobs only after A's backlog.
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import {
+  defineActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  TableQueueTransport,
+} from "@troupe/runtime";
+import { openPglite } from "@troupe/runtime/pglite";
+import { openPostgres } from "@troupe/runtime/postgres";
+import { migrate } from "../db/migrate.ts";
+import { createPgDatabase } from "../tests/harness.ts";
+import { pct } from "./stats.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    n: { type: "string", default: "100000" },
+    b: { type: "string", default: "30" },
+    every: { type: "string", default: "200" },
+    db: { type: "string", default: "postgres,pglite" },
+  },
+});
+const N = Number(args.n);
+const B = Number(args.b);
+const EVERY = Number(args.every);
+
+interface Opened {
+  db: SqlDatabase;
+  close(): Promise<void>;
+}
+
+const databases: Record<string, () => Promise<Opened>> = {
+  pglite: async () => {
+    const db = await openPglite();
+    await migrate(db);
+    return { db, close: () => db.close() };
+  },
+  postgres: async () => {
+    const pg = await createPgDatabase();
+    const db = openPostgres(pg.url, { max: 10 });
+    await migrate(db);
+    return {
+      db,
+      close: async () => {
+        await db.close();
+        await pg.drop();
+      },
+    };
+  },
+};
+
+async function run(name: string): Promise<void> {
+  const { db, close } = await databases[name]!();
+  try {
+    // A's backlog, written in one statement per 20,000 rows (as enqueues would write them).
+    const t0 = performance.now();
+    for (let from = 0; from < N; from += 20_000) {
+      await db.query(
+        `INSERT INTO troupe_jobs (id, actor, key, tenant_id, input, max_attempts)
+         SELECT 'a-' || lpad(i::text, 7, '0'), 'bench.chunk', 'chunk:' || (i % 256), 'tenant-a',
+           jsonb_build_object('i', i, 'text', repeat('x', 500)), 3
+         FROM generate_series($1::int, $2::int) AS i`,
+        [from, Math.min(N, from + 20_000) - 1],
+      );
+    }
+    const queuedMs = performance.now() - t0;
+
+    const seen = new Uint8Array(N);
+    let done = 0;
+    let lastA = 0;
+    const began = new Map<number, number>();
+    const chunk = defineActor({
+      name: "bench.chunk",
+      input: z.object({ i: z.number().int(), text: z.string() }),
+      key: (m) => `chunk:${m.i % 256}`,
+      handler: (m) => {
+        if (!seen[m.i]) {
+          seen[m.i] = 1;
+          done++;
+          lastA = performance.now();
+        }
+      },
+    });
+    const single = defineActor({
+      name: "bench.single",
+      input: z.object({ j: z.number().int() }),
+      key: (m) => `single:${m.j}`,
+      handler: (m) => {
+        if (!began.has(m.j)) began.set(m.j, performance.now());
+      },
+    });
+    const rt = new Runtime({
+      db,
+      actors: [chunk, single],
+      transport: new TableQueueTransport(db),
+      logger: jsonLogger("warn"),
+    });
+    const start = performance.now();
+    await rt.start();
+    await new Promise((r) => setTimeout(r, 1000));
+    const enqueued = new Map<number, number>();
+    for (let j = 0; j < B; j++) {
+      enqueued.set(j, performance.now());
+      await rt.enqueue(single, { j }, { tenantId: "tenant-b" });
+      await new Promise((r) => setTimeout(r, EVERY));
+    }
+    const deadline = performance.now() + 600_000;
+    while ((done < N || began.size < B) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await rt.stop(5000);
+    const waits = [...enqueued].filter(([j]) => began.has(j))
+      .map(([j, at]) => began.get(j)! - at);
+    const seconds = (lastA - start) / 1000;
+    console.log(
+      `${name.padEnd(8)}  B waits (ms, ${waits.length}/${B} ran): p50 ${
+        pct(waits, 0.5).toFixed(0)
+      }` +
+        `  p99 ${pct(waits, 0.99).toFixed(0)}  max ${Math.max(...waits).toFixed(0)}` +
+        `  |  A: ${done}/${N} in ${seconds.toFixed(1)} s = ${(done / seconds).toFixed(0)} msg/s` +
+        `  (backlog written in ${(queuedMs / 1000).toFixed(1)} s)`,
+    );
+  } finally {
+    await close();
+  }
+}
+
+console.log(`fairness: A ${N} queued, B ${B} single jobs every ${EVERY} ms`);
+for (const name of args.db!.split(",")) await run(name);
