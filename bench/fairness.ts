@@ -2,15 +2,16 @@
  * Fairness between tenants on the table queue: tenant A has a backlog of chunk-like messages,
  * tenant B sends single jobs meanwhile; how long B's jobs wait, and how fast A's backlog drains.
  *
- *   deno run -A bench/fairness.ts [--n 100000] [--b 30] [--every 200] [--db postgres,pglite]
+ *   deno run -A bench/fairness.ts [--n 100000] [--keys 10000] [--b 30] [--every 200]
+ *     [--db postgres,pglite]
  *
- * Per database (a fresh one each): A's `--n` messages (256 keys, 500 bytes of text each) are
- * written by SQL, queued; a runtime with the default options starts; after a second, B
- * enqueues one job every `--every` ms, `--b` of them. Printed: B's wait (enqueue called →
+ * Per database (a fresh one each): A's `--n` messages (over `--keys` keys, 500 bytes of text
+ * each) are written by SQL, queued; a runtime with the default options starts; after a second,
+ * B enqueues one job every `--every` ms, `--b` of them. Printed: B's wait (enqueue called →
  * handler began) p50 / p99 / max, and A's throughput (messages / time until the last of them
  * ran). Handlers do nothing: the figures are the queue's. Claims are fair across tenants by
- * default (`RuntimeOptions.tenantWeights`); a runtime claiming in plain queue order would run
- * B's jobs only after A's backlog.
+ * default (`RuntimeOptions.tenantWeights`); claiming in plain queue order runs B's jobs after
+ * A's backlog, unless every key of A is leased (then each claim walks A's backlog past them).
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -31,12 +32,14 @@ const { values: args } = parseArgs({
   args: Deno.args,
   options: {
     n: { type: "string", default: "100000" },
+    keys: { type: "string", default: "10000" },
     b: { type: "string", default: "30" },
     every: { type: "string", default: "200" },
     db: { type: "string", default: "postgres,pglite" },
   },
 });
 const N = Number(args.n);
+const KEYS = Number(args.keys);
 const B = Number(args.b);
 const EVERY = Number(args.every);
 
@@ -73,10 +76,10 @@ async function run(name: string): Promise<void> {
     for (let from = 0; from < N; from += 20_000) {
       await db.query(
         `INSERT INTO troupe_jobs (id, actor, key, tenant_id, input, max_attempts)
-         SELECT 'a-' || lpad(i::text, 7, '0'), 'bench.chunk', 'chunk:' || (i % 256), 'tenant-a',
+         SELECT 'a-' || lpad(i::text, 7, '0'), 'bench.chunk', 'chunk:' || (i % $3::int), 'tenant-a',
            jsonb_build_object('i', i, 'text', repeat('x', 500)), 3
          FROM generate_series($1::int, $2::int) AS i`,
-        [from, Math.min(N, from + 20_000) - 1],
+        [from, Math.min(N, from + 20_000) - 1, KEYS],
       );
     }
     const queuedMs = performance.now() - t0;
@@ -88,7 +91,7 @@ async function run(name: string): Promise<void> {
     const chunk = defineActor({
       name: "bench.chunk",
       input: z.object({ i: z.number().int(), text: z.string() }),
-      key: (m) => `chunk:${m.i % 256}`,
+      key: (m) => `chunk:${m.i % KEYS}`,
       handler: (m) => {
         if (!seen[m.i]) {
           seen[m.i] = 1;
@@ -141,5 +144,5 @@ async function run(name: string): Promise<void> {
   }
 }
 
-console.log(`fairness: A ${N} queued, B ${B} single jobs every ${EVERY} ms`);
+console.log(`fairness: A ${N} queued over ${KEYS} keys, B ${B} single jobs every ${EVERY} ms`);
 for (const name of args.db!.split(",")) await run(name);
