@@ -127,20 +127,24 @@ export async function claimJobs(
   });
 }
 
-/** The tenant groups with queued jobs (`''`: no tenant), by a skip scan: a probe per tenant. */
+/**
+ * The tenant groups with queued jobs (`''`: no tenant), by a skip scan: a probe per tenant.
+ * Backward: a tenant's claimed jobs leave dead index entries at the start of its range (until
+ * a vacuum), its newest jobs are at the end, so a probe from above meets live entries first.
+ */
 async function queuedTenants(tx: SqlExecutor, t: Tables): Promise<string[]> {
   const rows = await tx.query<{ g: string }>(
     `WITH RECURSIVE q(g) AS (
        (SELECT coalesce(tenant_id, '') FROM ${t.jobs} WHERE status = 'queued'
-        ORDER BY coalesce(tenant_id, '') LIMIT 1) -- troupe_jobs_tenant_claim_idx
+        ORDER BY coalesce(tenant_id, '') DESC LIMIT 1) -- troupe_jobs_tenant_claim_idx
        UNION ALL
        SELECT (SELECT coalesce(j.tenant_id, '') FROM ${t.jobs} j
-               WHERE j.status = 'queued' AND coalesce(j.tenant_id, '') > q.g
-               ORDER BY coalesce(j.tenant_id, '') LIMIT 1)
+               WHERE j.status = 'queued' AND coalesce(j.tenant_id, '') < q.g
+               ORDER BY coalesce(j.tenant_id, '') DESC LIMIT 1)
        FROM q WHERE q.g IS NOT NULL)
      SELECT g FROM q WHERE g IS NOT NULL`,
   );
-  return rows.map((r) => r.g);
+  return rows.map((r) => r.g).reverse();
 }
 
 // Paused actors are taken out of the list once (an init plan), not checked per row.
