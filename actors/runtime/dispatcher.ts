@@ -69,6 +69,8 @@ export interface DispatcherOptions {
   actorNames: readonly string[];
   concurrency: number;
   claimBatch: number;
+  /** Each tenant's weight in a claim (see `claimJobs`). */
+  tenantWeights?: Readonly<Record<string, number>>;
   leaseMs: number;
   foregroundDeferMs: number;
   foregroundConcurrency: number;
@@ -215,12 +217,8 @@ export class Dispatcher {
     this.#inFlight += limit;
     let jobs: ClaimedJob[] = [];
     try {
-      jobs = await claimJobs(this.#o.db, this.#o.tables, {
-        actors: this.#o.actorNames,
-        limit,
-        workerId: this.#o.workerId,
-        leaseMs: this.#o.leaseMs,
-      });
+      const { db, tables, actorNames: actors, workerId, leaseMs, tenantWeights } = this.#o;
+      jobs = await claimJobs(db, tables, { actors, limit, workerId, leaseMs, tenantWeights });
     } finally {
       this.#inFlight -= limit - jobs.length;
     }

@@ -21,6 +21,13 @@ export interface RuntimeOptions {
   /** Most jobs claimed in one query. @default 256 */
   claimBatch?: number;
   /**
+   * Each tenant's share of a claim, relative to the other tenants with queued jobs (a positive
+   * number; a tenant not listed weighs 1; `""` is the group of jobs without a tenant). A claim
+   * splits its batch among the tenants with due work by these weights, so one tenant's backlog
+   * does not hold back another's jobs (see the runtime README). @default all equal
+   */
+  tenantWeights?: Readonly<Record<string, number>>;
+  /**
    * How long the pull dispatcher claims no new work while foreground requests are open (see
    * {@link Runtime.foreground}), counted from the first of them; after it, it claims only
    * below `foregroundConcurrency`. @default 2000

@@ -30,6 +30,7 @@ import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
 import { JobEvents, Publisher } from "./publisher.ts";
 import { JobEventRelay } from "./event_relay.ts";
 import { JobReader, type ListJobsFilter, type RetryCandidate, type RetryFilter } from "./reader.ts";
+import { checkTenantWeights } from "./sql/claim_jobs.ts";
 import type { QueueDepth } from "./sql/queue_depth.ts";
 import { type Tables, tables } from "./sql/tables.ts";
 import { vacuumTables } from "./sql/vacuum.ts";
@@ -178,6 +179,7 @@ export class Runtime implements Consumer {
       actorNames: [...actors.keys()],
       concurrency,
       claimBatch: options.claimBatch ?? 256,
+      tenantWeights: checkTenantWeights(options.tenantWeights),
       leaseMs: this.#leaseMs,
       foregroundDeferMs: Math.max(0, options.foregroundDeferMs ?? 2000),
       foregroundConcurrency: Math.max(1, options.foregroundConcurrency ?? 1),

@@ -27,14 +27,41 @@ export interface ClaimedJob {
   tracestate?: string | null;
 }
 
+/** A candidate row of a claim, before its key is leased. */
+interface Candidate {
+  id: string;
+  key: string;
+  actor: string;
+  /** The tenant group: the job's tenant, `''` for jobs without one. */
+  tenant: string;
+  priority: number;
+  /** `run_at` as fixed-width text (orders like the timestamp). */
+  at: string;
+}
+
+/** The most rounds a fair claim takes to hand out capacity left by tenants with little work. */
+const MAX_ROUNDS = 4;
+
 /**
  * Claims up to `limit` runnable jobs (table queue), in one transaction:
- * 1. candidates in queue order, locked with `FOR UPDATE SKIP LOCKED` (concurrent workers never
- *    claim the same row), skipping keys whose lease is held and actors that are paused;
- * 2. the lease of each candidate key (a key leased elsewhere meanwhile keeps its jobs queued),
- *    recording the actor of the key's first candidate on it;
+ * 1. candidates, locked with `FOR UPDATE SKIP LOCKED` (concurrent workers never claim the same
+ *    row), skipping keys whose lease is held and actors that are paused;
+ * 2. the lease of each candidate key, taken in key order (two claimers never wait on each
+ *    other's keys in opposite orders); a key leased elsewhere meanwhile keeps its jobs queued;
+ *    the actor of the key's first candidate is recorded on it;
  * 3. the candidates of leased keys marked running under their key's fencing token.
  * Several jobs of one key may be claimed together: they run one after another under one lease.
+ *
+ * Fair across tenants: the tenants with queued work are found first (a skip scan over
+ * `troupe_jobs_tenant_claim_idx`, one index probe per tenant). With one, its jobs are taken in
+ * queue order (priority, then `run_at`, then id). With several, each is given a share of
+ * `limit` in proportion to its weight (`tenantWeights`, 1 when unlisted; jobs without a tenant
+ * are the group `''`), remainders going to tenants in an order that starts at a random one, and
+ * takes up to its share from its own index range in queue order; what tenants with less work
+ * leave is handed out again, by weight, to the tenants that filled their share. So one tenant's
+ * backlog never holds back another tenant's job by more than a claim. Jobs of one key and one
+ * tenant run in queue order; jobs of one key made by different tenants are ordered by tenant
+ * share first.
  *
  * The statements are shaped so that plans stay right whatever the statistics say (right after
  * a burst of enqueues they are empty or stale): the queue is walked in index order, and rows
@@ -43,30 +70,24 @@ export interface ClaimedJob {
 export async function claimJobs(
   db: SqlDatabase,
   t: Tables,
-  { actors, limit, workerId, leaseMs }: {
+  { actors, limit, workerId, leaseMs, tenantWeights = {} }: {
     actors: readonly string[];
     limit: number;
     workerId: string;
     leaseMs: number;
+    /** Each tenant's weight in a claim (unlisted: 1; `''`: jobs without a tenant). */
+    tenantWeights?: Readonly<Record<string, number>> | undefined;
   },
 ): Promise<ClaimedJob[]> {
   return await db.transaction(async (tx) => {
     await tx.query(
       "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)",
     );
-    // Paused actors are taken out of the list once (an init plan), not checked per row.
-    const candidates = await tx.query<{ id: string; key: string; actor: string }>(
-      `SELECT j.id, j.key, j.actor FROM ${t.jobs} j
-       WHERE j.status = 'queued' AND j.run_at <= now()
-         AND j.actor = ANY(ARRAY(SELECT a FROM unnest($1::text[]) AS a
-           WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))
-         AND NOT EXISTS (
-           SELECT 1 FROM ${t.actorState} s WHERE s.key = j.key AND s.lease_until > now())
-       ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
-       LIMIT $2
-       FOR UPDATE OF j SKIP LOCKED`,
-      [actors, limit],
-    );
+    const tenants = await queuedTenants(tx, t);
+    if (tenants.length === 0) return [];
+    const candidates = tenants.length === 1
+      ? await inQueueOrder(tx, t, actors, limit)
+      : await fairShares(tx, t, actors, limit, tenants, tenantWeights);
     if (candidates.length === 0) return [];
     const actorOf = new Map<string, string>();
     for (const c of candidates) if (!actorOf.has(c.key)) actorOf.set(c.key, c.actor);
@@ -104,6 +125,161 @@ export async function claimJobs(
       return row ? [{ ...row, state: leased.get(row.key)!.state }] : [];
     });
   });
+}
+
+/**
+ * The tenant groups with queued jobs (`''`: no tenant), by a skip scan: a probe per tenant.
+ * Backward: a tenant's claimed jobs leave dead index entries at the start of its range (until
+ * a vacuum), its newest jobs are at the end, so a probe from above meets live entries first.
+ */
+async function queuedTenants(tx: SqlExecutor, t: Tables): Promise<string[]> {
+  const rows = await tx.query<{ g: string }>(
+    `WITH RECURSIVE q(g) AS (
+       (SELECT coalesce(tenant_id, '') FROM ${t.jobs} WHERE status = 'queued'
+        ORDER BY coalesce(tenant_id, '') DESC LIMIT 1) -- troupe_jobs_tenant_claim_idx
+       UNION ALL
+       SELECT (SELECT coalesce(j.tenant_id, '') FROM ${t.jobs} j
+               WHERE j.status = 'queued' AND coalesce(j.tenant_id, '') < q.g
+               ORDER BY coalesce(j.tenant_id, '') DESC LIMIT 1)
+       FROM q WHERE q.g IS NOT NULL)
+     SELECT g FROM q WHERE g IS NOT NULL`,
+  );
+  return rows.map((r) => r.g).reverse();
+}
+
+// Paused actors are taken out of the list once (an init plan), not checked per row.
+const RUNNABLE = (t: Tables, actors: string, alias: string) =>
+  `${alias}.status = 'queued' AND ${alias}.run_at <= now()
+   AND ${alias}.actor = ANY(ARRAY(SELECT a FROM unnest(${actors}::text[]) AS a
+     WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))
+   AND NOT EXISTS (
+     SELECT 1 FROM ${t.actorState} s WHERE s.key = ${alias}.key AND s.lease_until > now())`;
+
+const CANDIDATE = `j.id, j.key, j.actor, coalesce(j.tenant_id, '') AS tenant, j.priority,
+   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at`;
+
+/** Up to `limit` runnable jobs in queue order (one tenant group has queued work). */
+async function inQueueOrder(
+  tx: SqlExecutor,
+  t: Tables,
+  actors: readonly string[],
+  limit: number,
+): Promise<Pick<Candidate, "id" | "key" | "actor">[]> {
+  return await tx.query<Candidate>(
+    `SELECT j.id, j.key, j.actor FROM ${t.jobs} j
+     WHERE ${RUNNABLE(t, "$1", "j")}
+     ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
+     LIMIT $2
+     FOR UPDATE OF j SKIP LOCKED`,
+    [actors, limit],
+  );
+}
+
+/** Up to `limit` runnable jobs, shared among `tenants` by weight (see `claimJobs`). */
+async function fairShares(
+  tx: SqlExecutor,
+  t: Tables,
+  actors: readonly string[],
+  limit: number,
+  tenants: readonly string[],
+  weights: Readonly<Record<string, number>>,
+): Promise<Candidate[]> {
+  const taken: Candidate[] = [];
+  const got = new Map<string, number>();
+  let open = [...tenants];
+  for (let round = 0; round < MAX_ROUNDS && open.length > 0; round++) {
+    if (taken.length >= limit) break;
+    const asked = [...topUps(open, weights, limit - taken.length, got)].filter(([, n]) => n > 0);
+    const rows = await tx.query<Candidate>(
+      `SELECT c.* FROM unnest($2::text[], $3::int[]) AS q(g, share)
+       CROSS JOIN LATERAL (
+         SELECT ${CANDIDATE} FROM ${t.jobs} j
+         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j")}
+           AND j.id <> ALL($4::text[])
+         ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- troupe_jobs_tenant_claim_idx
+         LIMIT q.share
+         FOR UPDATE OF j SKIP LOCKED) c`,
+      [actors, asked.map(([g]) => g), asked.map(([, n]) => n), taken.map((c) => c.id)],
+    );
+    taken.push(...rows);
+    const now = new Map<string, number>();
+    for (const r of rows) now.set(r.tenant, (now.get(r.tenant) ?? 0) + 1);
+    for (const [g, n] of now) got.set(g, (got.get(g) ?? 0) + n);
+    // A tenant that got less than it asked for has nothing more to give now.
+    const short = new Set(asked.filter(([g, n]) => (now.get(g) ?? 0) < n).map(([g]) => g));
+    open = open.filter((g) => !short.has(g));
+    if (rows.length === 0) break;
+  }
+  // Queue order across the claim: the jobs of one key run in the order they were claimed in.
+  return taken.sort((a, b) =>
+    b.priority - a.priority || (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1)
+  );
+}
+
+/**
+ * What each of the `open` tenants asks for next so that, with what they `got` already, the
+ * claim ends up split by weight among them (`left` more in all). A tenant that already got
+ * more than its part asks for nothing, and the rest is split among the others.
+ */
+function topUps(
+  open: readonly string[],
+  weights: Readonly<Record<string, number>>,
+  left: number,
+  got: ReadonlyMap<string, number>,
+): Map<string, number> {
+  const start = Math.floor(Math.random() * open.length);
+  let pool = [...open];
+  for (;;) {
+    const capacity = left + pool.reduce((sum, g) => sum + (got.get(g) ?? 0), 0);
+    const shares = tenantShares(pool, weights, capacity, start % pool.length);
+    const over = pool.filter((g) => (got.get(g) ?? 0) > shares.get(g)!);
+    if (over.length === 0) {
+      return new Map(pool.map((g) => [g, shares.get(g)! - (got.get(g) ?? 0)]));
+    }
+    pool = pool.filter((g) => !over.includes(g));
+  }
+}
+
+/** `weights` when every one is a positive finite number; throws a `TypeError` otherwise. */
+export function checkTenantWeights(
+  weights: Readonly<Record<string, number>> = {},
+): Readonly<Record<string, number>> {
+  for (const [tenant, w] of Object.entries(weights)) {
+    if (!(typeof w === "number" && Number.isFinite(w) && w > 0)) {
+      throw new TypeError(`tenantWeights["${tenant}"] must be a positive number, got ${w}`);
+    }
+  }
+  return { ...weights };
+}
+
+/**
+ * Splits `capacity` among `tenants` in proportion to their weights (unlisted: 1): each gets the
+ * whole part of its share, and what is left goes one by one to the largest fractions, ties
+ * broken in tenant order starting at `start` (a random start spreads them over claims).
+ */
+export function tenantShares(
+  tenants: readonly string[],
+  weights: Readonly<Record<string, number>>,
+  capacity: number,
+  start = 0,
+): Map<string, number> {
+  const weightOf = (g: string) => weights[g] ?? 1;
+  const total = tenants.reduce((sum, g) => sum + weightOf(g), 0);
+  const exact = tenants.map((g) => (capacity * weightOf(g)) / total);
+  const shares = exact.map(Math.floor);
+  let left = capacity - shares.reduce((a, b) => a + b, 0);
+  const n = tenants.length;
+  const order = tenants.map((_, i) => (start + i) % n)
+    .sort((a, b) => (exact[b]! - shares[b]!) - (exact[a]! - shares[a]!) || rank(a) - rank(b));
+  function rank(i: number): number {
+    return (i - start + n) % n;
+  }
+  for (const i of order) {
+    if (left <= 0) break;
+    shares[i]!++;
+    left--;
+  }
+  return new Map(tenants.map((g, i) => [g, shares[i]!]));
 }
 
 /**
