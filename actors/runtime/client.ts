@@ -13,10 +13,8 @@
  * - A pipeline's jobs stop with it: cancelling a job of a running pipeline cancels the whole
  *   pipeline (see `sql/pipelines.ts`), under the pipeline's row lock.
  * - A dead letter replays at most once (the mark and the new job commit together).
- * - A scheduled run has one job per minute slot, across instances (its idempotency key is the
- *   slot).
- * - A job's end message (`onEnd`) is validated before any write and stored with the job; the
- *   job's end sends it (see `job_end.ts`).
+ * - A scheduled run has one job per minute slot, across instances (keyed by the slot).
+ * - An end message (`onEnd`) is validated before any write, stored with its job (`job_end.ts`).
  */
 import {
   type ActorTarget,
@@ -47,15 +45,8 @@ import type { Tables } from "./sql/tables.ts";
 import type { Tracing } from "./tracing.ts";
 import { upgradeInput } from "./versions.ts";
 import { isTerminal, type JobView } from "./views.ts";
-import { type EndRecord, endRecord } from "./job_end.ts";
-
-/** A message to send when a job or pipeline ends; its input gets `job` (see `job_end.ts`). */
-export interface OnEnd {
-  /** The actor; its input schema must accept `job` (`jobEndSchema`). */
-  actor: ActorTarget;
-  /** Its input, without `job`. */
-  input: Record<string, unknown>;
-}
+import { type EndRecord, endRecord, type OnEnd } from "./job_end.ts";
+export type { OnEnd };
 
 /** Options of `enqueue`. */
 export type EnqueueOptions = SendOptions & {
@@ -141,12 +132,8 @@ export class RuntimeClient {
 
   /** The stored form of an end message of job `jobId` (validated and keyed). */
   #endRecord(onEnd: OnEnd, jobId: string): EndRecord {
-    const { tables, publisher } = this.#o;
-    const { outbox, notify } = publisher.writes;
-    return endRecord(this.actor(targetName(onEnd.actor)), onEnd.input, jobId, {
-      outbox,
-      channel: notify ? tables.jobsChannel : null,
-    });
+    const def = this.actor(targetName(onEnd.actor));
+    return endRecord(def, onEnd.input, jobId, this.#o.publisher.writes, this.#o.tables);
   }
 
   /** Enqueues many messages to one actor in one transaction (see `Runtime.enqueueMany`). */

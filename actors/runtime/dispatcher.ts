@@ -48,6 +48,7 @@ import type { CommitResult } from "./sql/complete_jobs.ts";
 import { deliveryState, jobStatus, wasProcessed } from "./sql/delivery.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { DeliveryOutcome, Transport } from "./transport.ts";
+import { reschedule } from "./reschedule.ts";
 import { TERMINAL } from "./views.ts";
 
 /** A mode of the pull dispatcher (see the table above). */
@@ -374,31 +375,10 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * A run-again-later, committed: a new message carries the job to its due time and this
-   * delivery is done. A failed publish leaves it a `retry` (the transport redelivers it; a
-   * delivery before the job's `run_at` is answered busy, never run early).
-   */
-  async #reschedule(
+  #reschedule(
     job: Pick<ClaimedJob, "id" | "actor" | "key">,
     retryInMs: number,
   ): Promise<DeliveryOutcome> {
-    const runAt = new Date(Date.now() + retryInMs);
-    try {
-      await this.#o.transport.reschedule!({
-        id: job.id,
-        actor: job.actor,
-        key: job.key,
-        runAt,
-        policy: this.#o.policy(job.actor),
-      });
-      return { status: "rescheduled" };
-    } catch (err) {
-      this.#o.log.warn("rescheduling failed; the delivery comes again", {
-        jobId: job.id,
-        error: String(err),
-      });
-      return { status: "retry", retryInMs };
-    }
+    return reschedule(this.#o, job, retryInMs);
   }
 }

@@ -19,7 +19,17 @@
  * - From there it is an ordinary message: its actor's retries, backoff and dead letters apply.
  */
 import { z } from "zod";
-import type { AnyActor } from "./define.ts";
+import type { ActorTarget, AnyActor } from "./define.ts";
+import type { MessageWrites } from "./sql/insert_jobs.ts";
+import type { Tables } from "./sql/tables.ts";
+
+/** A message to send when a job or pipeline ends; its input gets `job` (see above). */
+export interface OnEnd {
+  /** The actor; its input schema must accept `job` (`jobEndSchema`). */
+  actor: ActorTarget;
+  /** Its input, without `job`. */
+  input: Record<string, unknown>;
+}
 import { parseInput } from "./prepare.ts";
 
 /** The end of a job, as an end message's `input.job` carries it. */
@@ -80,8 +90,10 @@ export function endRecord(
   def: AnyActor,
   input: Record<string, unknown>,
   jobId: string,
-  delivery: { outbox: boolean; channel: string | null },
+  writes: MessageWrites,
+  tables: Pick<Tables, "jobsChannel">,
 ): EndRecord {
+  const delivery = { outbox: writes.outbox, channel: writes.notify ? tables.jobsChannel : null };
   const sample: JobEnd = {
     id: jobId,
     kind: "job",
