@@ -2,19 +2,22 @@
  * Dataset ingest, end to end, on one generated file (~200 MB, 1M+ rows, mixed columns):
  * - Troupe: upload to the real server (main.ts in its own process) until the profile is
  *   ready, on the embedded default and on real PostgreSQL; peak RSS of the server process;
- * - pandas `read_csv` + `describe(include="all")`, peak RSS (prerequisite: Debian's
- *   `python3-pandas`, `apt-get install -y python3-pandas`; `--peers false` runs without it);
- * - Troupe's profiling stage alone on the same file (bench/profile_file.ts: what pandas does,
- *   nothing stored), peak RSS sampled;
- * - the floor: `cat file > /dev/null`.
+ *   the stage breakdown from the server's job records (upload, split, chunks: read, parse +
+ *   profile, store by COPY; chunk-done, merge);
+ * - the floor: `psql \copy` of the file into a table of text columns on PostgreSQL;
+ * - the peer a user would write: pandas `read_csv` + `to_sql` into PostgreSQL (SQLAlchemy +
+ *   psycopg2, `chunksize=10000`, the default method); Debian's `python3-pandas`,
+ *   `python3-sqlalchemy` and `python3-psycopg2`, installed with apt-get when missing;
+ * - pandas `read_csv` + `describe(include="all")` against Troupe's profiling stage alone
+ *   (bench/profile_file.ts: nothing stored), `--pairs` times in turn; and `cat file`.
  *
  *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1] [--chunk bytes]
  *     [--peers false] [--pairs 3] [--timeline]
  *
- * pandas and the profiling stage run `--pairs` times in turn (the host's speed drifts), and the
- * median of their ratios is printed. `--peers false` runs Troupe only (no pandas, profiling stage
- * or floor); `--timeline` prints the server's resident set every second while a dataset is
- * processed.
+ * Each run times the floor, the peer and Troupe on each database in turn and prints Troupe's
+ * speed over the floor's (target ≥ 0.5×) and over the peer's (target ≥ 3×). The median of the
+ * describe pairs' ratios is printed too. `--peers false` runs Troupe only; `--timeline` prints
+ * the server's resident set every second while a dataset is processed.
  *
  * The file is generated once under /tmp and reused.
  */
