@@ -224,7 +224,7 @@ interface Stage {
   /** First start and last end, seconds after the upload began. */
   from: number;
   to: number;
-  /** Summed handler time, seconds (over parallel jobs: more than the span). */
+  /** Summed claim-to-finish time, seconds (a claimed job may wait for a free slot). */
   busy: number;
 }
 
@@ -294,7 +294,7 @@ async function stageBreakdown(
     console.error(
       `  ${s.actor}: ${s.jobs} jobs (${s.attempts} attempts), ${s.from.toFixed(1)} → ${
         s.to.toFixed(1)
-      }, handler time ${s.busy.toFixed(1)}`,
+      }, claimed → finished ${s.busy.toFixed(1)} (summed)`,
     );
   }
   if (chunkTimed) {
