@@ -2,19 +2,22 @@
  * Dataset ingest, end to end, on one generated file (~200 MB, 1M+ rows, mixed columns):
  * - Troupe: upload to the real server (main.ts in its own process) until the profile is
  *   ready, on the embedded default and on real PostgreSQL; peak RSS of the server process;
- * - pandas `read_csv` + `describe(include="all")`, peak RSS (prerequisite: Debian's
- *   `python3-pandas`, `apt-get install -y python3-pandas`; `--peers false` runs without it);
- * - Troupe's profiling stage alone on the same file (bench/profile_file.ts: what pandas does,
- *   nothing stored), peak RSS sampled;
- * - the floor: `cat file > /dev/null`.
+ *   the stage breakdown from the server's job records (upload, split, chunks: read, parse +
+ *   profile, store by COPY; chunk-done, merge);
+ * - the floor: `psql \copy` of the file into a table of text columns on PostgreSQL;
+ * - the peer a user would write: pandas `read_csv` + `to_sql` into PostgreSQL (SQLAlchemy +
+ *   psycopg2, `chunksize=10000`, the default method); Debian's `python3-pandas`,
+ *   `python3-sqlalchemy` and `python3-psycopg2`, installed with apt-get when missing;
+ * - pandas `read_csv` + `describe(include="all")` against Troupe's profiling stage alone
+ *   (bench/profile_file.ts: nothing stored), `--pairs` times in turn; and `cat file`.
  *
  *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1] [--chunk bytes]
  *     [--peers false] [--pairs 3] [--timeline]
  *
- * pandas and the profiling stage run `--pairs` times in turn (the host's speed drifts), and the
- * median of their ratios is printed. `--peers false` runs Troupe only (no pandas, profiling stage
- * or floor); `--timeline` prints the server's resident set every second while a dataset is
- * processed.
+ * Each run times the floor, the peer and Troupe on each database in turn and prints Troupe's
+ * speed over the floor's (target ≥ 0.5×) and over the peer's (target ≥ 3×). The median of the
+ * describe pairs' ratios is printed too. `--peers false` runs Troupe only; `--timeline` prints
+ * the server's resident set every second while a dataset is processed.
  *
  * The file is generated once under /tmp and reused.
  */
@@ -47,6 +50,8 @@ interface Figure {
   mbPerSecond: number;
   peakRssMb: number | null;
   note: string;
+  /** Troupe runs: where the time went, stage by stage. */
+  stages?: Stages;
 }
 
 async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): Promise<Figure> {
@@ -82,6 +87,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     await resetPeakRss(server.pid);
     const headers = { "x-api-key": KEY };
     const t0 = performance.now();
+    const wallT0 = Date.now();
     const timeline = args.timeline ? sampleRss(server.pid, t0) : null;
     // curl as the client: Deno's fetch streams a file body far slower than the server takes
     // it, which would measure the client, not the server.
@@ -119,7 +125,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     if (d.status !== "ready") throw new Error(`dataset ${d.status}: ${JSON.stringify(d.error)}`);
     const peak = await peakRssMb(server.pid);
     if (timeline) console.error(`RSS MB by second: ${timeline.stop()}`);
-    if (pg) await printSteps(pg.url, t0);
+    const breakdown = await stageBreakdown(base, headers, wallT0, (uploaded - t0) / 1000, seconds);
     return {
       system: `troupe ${db}`,
       seconds,
@@ -130,6 +136,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       } MB; ${d.rowCount === rows ? "all" : `${d.rowCount} of`} ${
         rows.toLocaleString("en-US")
       } rows`,
+      stages: breakdown,
     };
   } finally {
     try {
@@ -167,42 +174,188 @@ function sampleRss(pid: number, t0: number): { stop(): string } {
   };
 }
 
-/** Where the time went (PostgreSQL runs): per actor, busy span and summed handler time. */
-async function printSteps(url: string, t0: number): Promise<void> {
-  const { default: pgLib } = await import("pg");
-  const c = new pgLib.Client({ connectionString: url });
-  await c.connect();
+/** One stage of the pipeline: its actor's jobs, seconds from the upload's start. */
+interface Stage {
+  actor: string;
+  jobs: number;
+  attempts: number;
+  /** First start and last end, seconds after the upload began. */
+  from: number;
+  to: number;
+  /** Summed claim-to-finish time, seconds (a claimed job may wait for a free slot). */
+  busy: number;
+}
+
+interface Stages {
+  upload: number;
+  ready: number;
+  steps: Stage[];
+  /** Chunks only: summed seconds reading the blob, parsing + profiling, storing (COPY). */
+  chunk: { read: number; parse: number; store: number } | null;
+}
+
+/**
+ * Where the time went, from the server's own job records (`GET /api/jobs?actor=`, on either
+ * database): per pipeline actor its span and summed handler time; for chunks, the read, parse
+ * + profile and store (COPY) times each chunk's result reports.
+ */
+async function stageBreakdown(
+  base: string,
+  headers: Record<string, string>,
+  wallT0: number,
+  upload: number,
+  ready: number,
+): Promise<Stages> {
+  const steps: Stage[] = [];
+  const chunk = { read: 0, parse: 0, store: 0 };
+  let chunkTimed = false;
+  for (const actor of ["dataset.split", "dataset.chunk", "dataset.chunk-done", "dataset.merge"]) {
+    const s: Stage = { actor, jobs: 0, attempts: 0, from: Infinity, to: 0, busy: 0 };
+    let cursor: string | null = null;
+    do {
+      const q = new URLSearchParams({ actor, limit: "100", ...(cursor ? { cursor } : {}) });
+      const res = await fetch(`${base}/api/jobs?${q}`, { headers });
+      if (!res.ok) throw new Error(`jobs: ${res.status} ${await res.text()}`);
+      const page = await res.json() as {
+        items: {
+          attempts: number;
+          startedAt: string | null;
+          finishedAt: string | null;
+          result: { ms?: { read: number; parse: number; store: number } } | null;
+        }[];
+        nextCursor: string | null;
+      };
+      for (const j of page.items) {
+        if (!j.startedAt || !j.finishedAt) continue;
+        const a = (Date.parse(j.startedAt) - wallT0) / 1000;
+        const b = (Date.parse(j.finishedAt) - wallT0) / 1000;
+        s.jobs++;
+        s.attempts += j.attempts;
+        s.from = Math.min(s.from, a);
+        s.to = Math.max(s.to, b);
+        s.busy += b - a;
+        const ms = j.result?.ms;
+        if (ms) {
+          chunkTimed = true;
+          chunk.read += ms.read / 1000;
+          chunk.parse += ms.parse / 1000;
+          chunk.store += ms.store / 1000;
+        }
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    if (s.jobs) steps.push(s);
+  }
+  console.error(`stages (seconds after the upload began; ready at ${ready.toFixed(1)} s):`);
+  console.error(`  upload (blob stored, durable): 0 → ${upload.toFixed(1)}`);
+  for (const s of steps) {
+    console.error(
+      `  ${s.actor}: ${s.jobs} jobs (${s.attempts} attempts), ${s.from.toFixed(1)} → ${
+        s.to.toFixed(1)
+      }, claimed → finished ${s.busy.toFixed(1)} (summed)`,
+    );
+  }
+  if (chunkTimed) {
+    console.error(
+      `  in the chunks, summed: read ${chunk.read.toFixed(1)}, parse + profile ${
+        chunk.parse.toFixed(1)
+      }, store (COPY) ${chunk.store.toFixed(1)}`,
+    );
+  }
+  return { upload, ready, steps, chunk: chunkTimed ? chunk : null };
+}
+
+/** The floor: `psql \copy` of the file into a table of text columns, on PostgreSQL. */
+async function psqlCopy(bytes: number): Promise<Figure> {
+  const pg = await createPgDatabase();
   try {
-    const { rows } = await c.query(
-      `SELECT actor, count(*)::int AS n,
-         extract(epoch FROM max(finished_at) - min(started_at))::float8 AS span,
-         extract(epoch FROM sum(finished_at - started_at))::float8 AS busy,
-         extract(epoch FROM min(started_at))::float8 AS first,
-         sum(attempts)::int AS attempts
-       FROM troupe_jobs WHERE actor LIKE 'dataset.%' GROUP BY actor ORDER BY min(started_at)`,
-    );
-    const start = Math.min(...rows.map((r) => r.first as number));
-    const [ds] = (await c.query(
-      `SELECT extract(epoch FROM created_at)::float8 AS created,
-         extract(epoch FROM updated_at)::float8 AS ready FROM troupe_datasets`,
-    )).rows;
-    console.error(
-      `steps (t0 = first step, ${((performance.now() - t0) / 1000).toFixed(1)} s in all):`,
-    );
-    console.error(
-      `  dataset row created at ${(ds.created - start).toFixed(1)} s, ready at +${
-        (ds.ready - start).toFixed(1)
-      } s`,
-    );
-    for (const r of rows) {
-      console.error(
-        `  ${r.actor}: ${r.n} jobs (${r.attempts} attempts), from +${
-          (r.first - start).toFixed(1)
-        } s, span ${r.span.toFixed(1)} s, handler time ${r.busy.toFixed(1)} s`,
-      );
-    }
+    const header = (await readFirstLine()).split(",");
+    const ddl = `CREATE TABLE floor (${header.map((h) => `"${h}" text`).join(", ")})`;
+    const psql = (cmd: string) =>
+      new Deno.Command("psql", {
+        args: ["-q", "-v", "ON_ERROR_STOP=1", pg.url, "-c", cmd],
+        stdout: "null",
+        stderr: "inherit",
+      }).output();
+    if (!(await psql(ddl)).success) throw new Error("psql: CREATE TABLE failed");
+    const t0 = performance.now();
+    const out = await psql(`\\copy floor FROM '${FILE}' WITH (FORMAT csv, HEADER)`);
+    const seconds = (performance.now() - t0) / 1000;
+    if (!out.success) throw new Error("psql \\copy failed");
+    return {
+      system: "psql \\copy into text columns (the floor)",
+      seconds,
+      mbPerSecond: bytes / 1e6 / seconds,
+      peakRssMb: null,
+      note: "PostgreSQL; untyped, no profile",
+    };
   } finally {
-    await c.end();
+    await pg.drop();
+  }
+}
+
+async function readFirstLine(): Promise<string> {
+  const f = await Deno.open(FILE);
+  try {
+    const buf = new Uint8Array(4096);
+    const n = (await f.read(buf)) ?? 0;
+    return new TextDecoder().decode(buf.subarray(0, n)).split("\n")[0]!;
+  } finally {
+    f.close();
+  }
+}
+
+/** Debian's pandas, SQLAlchemy and psycopg2, installed when missing. */
+async function ensurePandas(): Promise<void> {
+  const probe = await new Deno.Command("/usr/bin/python3", {
+    args: ["-c", "import pandas, sqlalchemy, psycopg2"],
+    stderr: "null",
+  }).output();
+  if (probe.success) return;
+  console.error("installing python3-pandas python3-sqlalchemy python3-psycopg2 (apt-get)");
+  const out = await new Deno.Command("apt-get", {
+    args: ["install", "-y", "python3-pandas", "python3-sqlalchemy", "python3-psycopg2"],
+    env: { DEBIAN_FRONTEND: "noninteractive" },
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("apt-get install failed (root needed, or --peers false)");
+}
+
+/**
+ * The peer a user would write: pandas `read_csv` + `to_sql` into PostgreSQL (SQLAlchemy +
+ * psycopg2, `chunksize=10000`, the default method), timed from the read to the last insert.
+ */
+async function pandasToSql(bytes: number): Promise<Figure> {
+  const pg = await createPgDatabase();
+  try {
+    const url = pg.url.replace(/^postgres(ql)?:/, "postgresql+psycopg2:");
+    const script = `
+import json, resource, time
+import pandas as pd
+from sqlalchemy import create_engine
+engine = create_engine(${JSON.stringify(url)})
+t = time.time()
+df = pd.read_csv(${JSON.stringify(FILE)})
+df.to_sql("peer", engine, index=False, chunksize=10000)
+s = time.time() - t
+print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+`;
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: ["-c", script],
+      stdout: "piped",
+    }).output();
+    if (!out.success) throw new Error("pandas to_sql run failed");
+    const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { seconds: number; rss: number };
+    return {
+      system: "pandas read_csv + to_sql (chunksize=10000)",
+      seconds: r.seconds,
+      mbPerSecond: bytes / 1e6 / r.seconds,
+      peakRssMb: r.rss / 1024,
+      note: "PostgreSQL; typed by pandas, no profile",
+    };
+  } finally {
+    await pg.drop();
   }
 }
 
@@ -288,7 +441,11 @@ const { bytes, rows } = await benchCsv(Number(args.mb));
 const figures: Figure[] = [];
 /** Profiling stage speed over pandas', one per interleaved pair. */
 const ratios: number[] = [];
+/** Per run: the floor, the pandas peer and Troupe on each database, run in turn. */
+const stored: { floor: Figure | null; peer: Figure | null; troupe: Figure[] }[] = [];
+if (args.peers !== "false") await ensurePandas();
 for (let run = 0; run < Number(args.runs); run++) {
+  const r: (typeof stored)[number] = { floor: null, peer: null, troupe: [] };
   if (args.peers !== "false") {
     figures.push(await cat(bytes));
     // This host's speed drifts by a third within minutes: pandas and the profiling stage run
@@ -299,10 +456,16 @@ for (let run = 0; run < Number(args.runs); run++) {
       figures.push(p, t);
       ratios.push(p.seconds / t.seconds);
     }
+    r.floor = await psqlCopy(bytes);
+    r.peer = await pandasToSql(bytes);
+    figures.push(r.floor, r.peer);
   }
   for (const db of args.db.split(",").map((s) => s.trim()).filter(Boolean)) {
-    figures.push(await troupe(db as "pglite" | "postgres", bytes, rows));
+    const f = await troupe(db as "pglite" | "postgres", bytes, rows);
+    figures.push(f);
+    r.troupe.push(f);
   }
+  stored.push(r);
 }
 console.log(
   `\n${(bytes / 1e6).toFixed(0)} MB CSV, ${rows.toLocaleString("en-US")} rows, 9 mixed columns ` +
@@ -316,6 +479,23 @@ for (const f of figures) {
       f.peakRssMb === null ? "-" : f.peakRssMb.toFixed(0)
     } | ${f.note} |`,
   );
+}
+// Upload → profile ready, every row stored typed: ≥ 0.5× the floor's MB/s, ≥ 3× the peer's.
+for (const [i, r] of stored.entries()) {
+  for (const t of r.troupe) {
+    const parts = [];
+    if (r.floor) {
+      const x = t.mbPerSecond / r.floor.mbPerSecond;
+      parts.push(
+        `${x.toFixed(2)}× the psql floor (target ≥ 0.5×: ${x >= 0.5 ? "met" : "not met"})`,
+      );
+    }
+    if (r.peer) {
+      const x = t.mbPerSecond / r.peer.mbPerSecond;
+      parts.push(`${x.toFixed(2)}× pandas to_sql (target ≥ 3×: ${x >= 3 ? "met" : "not met"})`);
+    }
+    if (parts.length) console.log(`run ${i + 1}, ${t.system}: ${parts.join("; ")}`);
+  }
 }
 const ratioMedian = ratios.length ? median(ratios) : null;
 if (ratioMedian !== null) {
@@ -334,6 +514,7 @@ await Deno.writeTextFile(
       bytes,
       rows,
       figures,
+      stored,
       profilingOverPandas: { ratios, median: ratioMedian },
     },
     null,
