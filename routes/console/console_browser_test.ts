@@ -57,9 +57,11 @@ Deno.test(
   { name: "console in Chromium: pages, live progress, cancel, replay, pause and resume" },
   async () => {
     await Deno.mkdir(SHOTS, { recursive: true });
+    // On QStash a paused actor's messages come back every `pauseRecheckMs`: 1 s here.
     const world = await openApiWorld(
       [slow, later, broken, tick],
       () => ({ perKeyPerMinute: 100_000 }),
+      { runtime: { pauseRecheckMs: 1000 } },
     );
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
