@@ -217,7 +217,9 @@ hostileTest("wide CSVs are refused at upload from their header", async (s) => {
     assertWithstood(what, watch);
     assert.equal(result.status, 422, `${what}: ${JSON.stringify(result.body)}`);
     assert.equal(result.body.error.code, "TOO_MANY_COLUMNS");
-    assert.ok(result.sentBytes < 4 << 20, `${what}: ${result.sentBytes} bytes sent first`);
+    // What the client wrote before the answer includes what the loopback's socket buffers took
+    // (several MB on Linux): the million-column file is about 10 MB, refused from its header.
+    assert.ok(result.sentBytes < 6 << 20, `${what}: ${result.sentBytes} bytes sent first`);
   }
 });
 
