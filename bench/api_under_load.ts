@@ -20,10 +20,10 @@
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
-import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { benchCsv, benchCsvPath } from "./csv_file.ts";
-import { pct } from "./stats.ts";
+import { book } from "./pdf_book.ts";
+import { loadAverage, pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -82,31 +82,6 @@ const MB = Number(args.mb ?? (QUICK ? 200 : 1000));
 const PDFS = Number(args.pdfs ?? (QUICK ? 3 : 10));
 const PAGES = Number(args.pages);
 const LIMIT_MS = Number(args.limit) * 1000;
-
-async function book(pages: number, seed: number): Promise<Uint8Array> {
-  const spec = [];
-  const outline = [];
-  for (let p = 0; p < pages; p++) {
-    if (p % 30 === 0) {
-      spec.push({ heading: `Chapter ${p / 30 + 1}`, paragraphs: [sentences(`b${seed}p${p}`, 16)] });
-      outline.push({
-        title: `Chapter ${p / 30 + 1}`,
-        page: p + 1,
-        children: [] as { title: string; page: number }[],
-      });
-    } else if (p % 5 === 0) {
-      spec.push({ subheading: `Section ${p}`, paragraphs: [sentences(`b${seed}p${p}`, 18)] });
-      outline.at(-1)!.children.push({ title: `Section ${p}`, page: p + 1 });
-    } else {
-      spec.push({ paragraphs: [sentences(`b${seed}p${p}`, 20)] });
-    }
-  }
-  return await makePdf(spec, { outline });
-}
-
-async function loadAverage(): Promise<string> {
-  return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
-}
 
 interface Run {
   db: string;
@@ -169,7 +144,7 @@ async function run(db: "pglite" | "postgres", books: Uint8Array[]): Promise<Run>
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    const loadStart = await loadAverage();
+    const loadStart = loadAverage();
     const t0 = performance.now();
     // The CSV, streamed from its file by curl; the PDFs at the same time.
     const csv = new Deno.Command("curl", {
@@ -243,7 +218,7 @@ async function run(db: "pglite" | "postgres", books: Uint8Array[]): Promise<Run>
       ingest,
       courses,
       loadStart,
-      loadEnd: await loadAverage(),
+      loadEnd: loadAverage(),
     };
     console.log(
       `${db.padEnd(8)} GET /api/v1/jobs/:id every 50 ms: ${r.reads} reads, p50 ${

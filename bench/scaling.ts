@@ -25,7 +25,7 @@ import { migrate } from "../db/migrate.ts";
 import { createPgDatabase } from "../tests/harness.ts";
 import { backendsOf, cpuBetween, serverCpu } from "./proc_cpu.ts";
 import { claimOnce } from "./queue_floor.ts";
-import { median, pct } from "./stats.ts";
+import { loadAverage, median, pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -309,9 +309,7 @@ if (parts.includes("instances")) {
   console.log(
     `\n${
       fmt(N)
-    } no-op messages over ${KEYS} keys, ${args.runs} interleaved runs (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load ${
-      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
-    })\n`,
+    } no-op messages over ${KEYS} keys, ${args.runs} interleaved runs (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load ${loadAverage()})\n`,
   );
   console.log(
     "| instances | mode | msgs/s median | min | max | instances' CPU ms/1k msgs | PostgreSQL CPU ms/1k msgs | claims failed on a deadlock | check |",

@@ -9,3 +9,8 @@ export function pct(xs: readonly number[], p: number): number {
 export function median(xs: readonly number[]): number {
   return pct(xs, 0.5);
 }
+
+/** The host's 1, 5 and 15 minute load averages, as printed beside every figure. */
+export function loadAverage(): string {
+  return Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
+}

@@ -44,7 +44,7 @@ import { createPgDatabase } from "../tests/harness.ts";
 import { backendsOf, cpuBetween, ownCpu, serverCpu } from "./proc_cpu.ts";
 import { floorLoop } from "./queue_floor.ts";
 import { SqlTimes, timedDb } from "./sql_timer.ts";
-import { median } from "./stats.ts";
+import { loadAverage, median } from "./stats.ts";
 import { OtelTracing, telemetryActive } from "../db/telemetry/tracing.ts";
 import { tracedDatabase } from "../db/telemetry/database.ts";
 
@@ -427,9 +427,9 @@ console.log(
   `\n${N.toLocaleString("en-US")} messages (row workload: ${
     ROW_N.toLocaleString("en-US")
   }) over ${KEYS} keys, ${RUNS} interleaved rounds ` +
-    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load ${
-      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
-    }, ${((performance.now() - started) / 1000).toFixed(0)} s)\n`,
+    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load ${loadAverage()}, ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s)\n`,
 );
 console.log(
   "| system | workload | mode | msgs/s median | min | max | client CPU ms/1k msgs | " +

@@ -28,7 +28,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
-import { pct } from "./stats.ts";
+import { loadAverage, pct } from "./stats.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -206,10 +206,6 @@ async function ingested(
   return { seconds: (performance.now() - t0) / 1000, bad };
 }
 
-async function loadAverage(): Promise<string> {
-  return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
-}
-
 interface Scenario {
   name: string;
   count: number;
@@ -257,7 +253,7 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       await burst(new URL(`${floor.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-wf`);
       const warm = await burst(new URL(`${base}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-w`);
       if (warm.some((w) => w.status !== 202)) throw new Error(`warm-up: ${warm[0]!.status}`);
-      const load = await loadAverage();
+      const load = loadAverage();
       const before = await burst(new URL(`${floor.url}/api/v1/datasets`), csv, count, `${tag}-f`);
       const sent = await burst(new URL(`${base}/api/v1/datasets`), csv, count, tag);
       const after = await burst(new URL(`${floor.url}/api/v1/datasets`), csv, count, `${tag}-g`);

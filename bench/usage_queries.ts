@@ -24,7 +24,7 @@ import { migrate } from "../db/migrate.ts";
 import { TenantStore } from "../db/tenants.ts";
 import { createApp } from "../routes/app.ts";
 import { createPgDatabase } from "../tests/harness.ts";
-import { median, pct } from "./stats.ts";
+import { loadAverage, median, pct } from "./stats.ts";
 
 const arg = (name: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -178,8 +178,7 @@ try {
     },
   });
 
-  const load = () => Deno.loadavg().map((l) => l.toFixed(1)).join(" ");
-  console.log(`load average before: ${load()} (${navigator.hardwareConcurrency} cores)`);
+  console.log(`load average before: ${loadAverage()} (${navigator.hardwareConcurrency} cores)`);
   console.log(`\n| series | requests | p50 ms | p99 ms | max ms | SQL p50 ms | SQL p99 ms |`);
   console.log(`|---|---:|---:|---:|---:|---:|---:|`);
   let worst = 0;
@@ -196,7 +195,9 @@ try {
       } | ${median(sqlSamples).toFixed(1)} | ${pct(sqlSamples, 0.99).toFixed(1)} |`,
     );
   }
-  console.log(`\nworst p99: ${worst.toFixed(1)} ms (target < 50 ms); load average: ${load()}`);
+  console.log(
+    `\nworst p99: ${worst.toFixed(1)} ms (target < 50 ms); load average: ${loadAverage()}`,
+  );
 
   // A new time zone re-days every snapshot and rebuilds the daily figures in one transaction.
   const tz = performance.now();
