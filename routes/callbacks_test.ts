@@ -5,6 +5,7 @@
  * key is read and rotated with a full key only. A real receiver on 127.0.0.1.
  */
 import assert from "node:assert/strict";
+import type { SqlDatabase } from "@troupe/runtime";
 import { echoActor } from "../actors/system/echo.ts";
 import { type CallbackEvent, Callbacks, verifyCallback } from "../actors/system/callback.ts";
 import { CallbackSecrets } from "../actors/system/callback_secrets.ts";
@@ -24,18 +25,26 @@ import { generateReports, generateUsage } from "../tests/fixtures/usage_api.ts";
 
 type Egress = ConstructorParameters<typeof EgressPolicy>[0];
 
+/** The callbacks of a test world: a fresh signing key, retries 50 ms apart. */
+function testCallbacks(
+  db: SqlDatabase,
+  egress: Egress = { allow: ["127.0.0.1"] },
+  options: { retries?: number; timeoutMs?: number } = {},
+): Callbacks {
+  return new Callbacks({
+    secrets: new CallbackSecrets(db, new SecretBox(parseKeys(generateKeyText("cb")))),
+    egress: new EgressPolicy(egress),
+    backoffBaseMs: 50,
+    ...options,
+  });
+}
+
 async function callbackWorld(
   { egress = { allow: ["127.0.0.1"] }, retries = 3 }: { egress?: Egress; retries?: number } = {},
 ) {
   let callbacks: Callbacks | undefined;
   const world = await openApiWorld((tdb) => {
-    callbacks = new Callbacks({
-      secrets: new CallbackSecrets(tdb.db, new SecretBox(parseKeys(generateKeyText("cb")))),
-      egress: new EgressPolicy(egress),
-      retries,
-      backoffBaseMs: 50,
-      timeoutMs: 2_000,
-    });
+    callbacks = testCallbacks(tdb.db, egress, { retries, timeoutMs: 2_000 });
     return [echoActor, callbacks.actor()];
   }, () => ({ callbacks: callbacks!, perIpPerMinute: 100_000, perKeyPerMinute: 100_000 }));
   const tenant = await world.tenants.createTenant("acme");
@@ -227,11 +236,7 @@ Deno.test("a dataset upload with a callbackUrl gets one event when the dataset i
   let callbacks: Callbacks | undefined;
   const blobs = new FsBlobStore(dir);
   const world = await openApiWorld((tdb) => {
-    callbacks = new Callbacks({
-      secrets: new CallbackSecrets(tdb.db, new SecretBox(parseKeys(generateKeyText("cb")))),
-      egress: new EgressPolicy({ allow: ["127.0.0.1"] }),
-      backoffBaseMs: 50,
-    });
+    callbacks = testCallbacks(tdb.db);
     return [
       ...datasetActors({ ...localDatasetAdapters(), db: tdb.db, blobs }),
       callbacks.actor(),
@@ -346,11 +351,7 @@ Deno.test("a course upload with a callbackUrl form field gets one event when it 
   let callbacks: Callbacks | undefined;
   const blobs = new FsBlobStore(dir);
   const world = await openApiWorld((tdb) => {
-    callbacks = new Callbacks({
-      secrets: new CallbackSecrets(tdb.db, new SecretBox(parseKeys(generateKeyText("cb")))),
-      egress: new EgressPolicy({ allow: ["127.0.0.1"] }),
-      backoffBaseMs: 50,
-    });
+    callbacks = testCallbacks(tdb.db);
     return [
       ...courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs }),
       callbacks.actor(),
