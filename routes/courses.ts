@@ -89,9 +89,14 @@ const pageQuery = z.object({
   cursor: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "not a cursor of this list").optional(),
 });
 const askBody = z.object({ question: z.string().trim().min(3).max(1000) }).strict();
-const searchQuery = z.object({
-  q: z.string().trim().min(1).max(500),
-  k: z.coerce.number().int().min(1).max(50).default(5),
+/** What a course search may ask: its query's length, its number of results. */
+export const COURSE_SEARCH = { maxQueryChars: 500, maxResults: 50, defaultResults: 5 } as const;
+/** `GET /courses/:id/search`'s query (the console's search form asks the same). */
+export const courseSearchQuery = z.object({
+  q: z.string().trim().min(1).max(COURSE_SEARCH.maxQueryChars),
+  k: z.coerce.number().int().min(1).max(COURSE_SEARCH.maxResults).default(
+    COURSE_SEARCH.defaultResults,
+  ),
 });
 
 /** Passes bytes through, failing unless the first ones hold the PDF magic `%PDF-`. */
@@ -303,14 +308,14 @@ export function courseRoutes(o: CourseRoutesOptions): OpenAPIHono<AppEnv> {
     path: "/courses/:id/search",
     tags,
     summary: "Hybrid search: distinct file, page, section, best first",
-    query: searchQuery,
+    query: courseSearchQuery,
     responses: {
       200: { description: "The passages", schema: z.object({ results: z.array(JsonObject) }) },
     },
   }, async function search(c) {
     const { tenantId } = principalOf(c);
     const id = pathId(c, "course");
-    const q = parseQuery(c, searchQuery);
+    const q = parseQuery(c, courseSearchQuery);
     await getCourseRow(o.db, id, tenantId);
     const results = await searchCourse(o.db, vectors, embedder, id, tenantId, q.q, q.k);
     return c.json({ results });

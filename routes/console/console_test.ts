@@ -10,6 +10,8 @@ import { openApiWorld } from "../../tests/api_world.ts";
 import { postgresTarget, sleep, sseReader, waitFor, within } from "../../tests/harness.ts";
 import { TenantStore } from "../../db/tenants.ts";
 import { consoleRoutes } from "./mod.tsx";
+import { type App, consoleClient as browser } from "./testing.ts";
+import { localCourseAdapters } from "../../tests/local_adapters.ts";
 
 const sleepy = defineActor({
   name: "c.sleepy",
@@ -26,37 +28,6 @@ const broken = defineActor({
     throw new Error("always broken");
   },
 });
-
-type App = { request: (path: string, init: RequestInit) => Response | Promise<Response> };
-
-/** A browser's cookie jar over `app.request`, following no redirects. */
-function browser(app: App) {
-  const jar = new Map<string, string>();
-  async function request(path: string, init: RequestInit = {}) {
-    const headers = new Headers(init.headers);
-    if (jar.size) headers.set("cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
-    const res = await app.request(path, { ...init, headers, redirect: "manual" });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(";");
-      const [k, v] = pair!.split("=");
-      if (/Max-Age=0/i.test(line) || v === "") jar.delete(k!);
-      else jar.set(k!, v!);
-    }
-    return res;
-  }
-  const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
-  async function post(path: string, form: Record<string, string>) {
-    return await request(path, { method: "POST", body: new URLSearchParams(form) });
-  }
-  async function login(key: string) {
-    const token = tokenOf(await (await request("/console/login")).text());
-    return await post("/console/login", { _csrf: token, key });
-  }
-  async function csrf() {
-    return tokenOf(await (await request("/console/jobs")).text());
-  }
-  return { request, post, login, csrf, jar };
-}
 
 async function enqueue(app: App, key: string, actor: string, n: number, delayMs = 0) {
   const res = await app.request(`/api/v1/actors/${actor}/jobs`, {
@@ -194,7 +165,10 @@ Deno.test(
     const world = await openApiWorld([sleepy]);
     try {
       const { tenants, runtime } = world;
-      const app = new Hono().route("/console", consoleRoutes({ runtime, tenants, courses: {} }));
+      const app = new Hono().route(
+        "/console",
+        consoleRoutes({ runtime, tenants, courses: localCourseAdapters(world.tdb.db) }),
+      );
       const acme = await tenants.createTenant("acme");
       const globex = await tenants.createTenant("globex");
       const structure = {

@@ -1,6 +1,12 @@
-/** The console's data pages: datasets with their column profiles, and daily usage. */
+/**
+ * The console's data pages: datasets with their column profiles, courses with their modules,
+ * lessons and a search form, and daily usage.
+ */
 import type { Context, Hono } from "hono";
 import type { Runtime } from "@troupe/runtime";
+import { searchCourse, type SearchResult } from "../../actors/courses/answer.ts";
+import { queryTokens } from "../../actors/courses/lexicon.ts";
+import { COURSE_SEARCH, type CourseRoutesOptions, courseSearchQuery } from "../courses.ts";
 import { getDataset, listDatasets, rowsAfter } from "../../actors/datasets/store.ts";
 import { dailyUsage, type DayFigures } from "../../actors/usage/aggregates.ts";
 import type { Principal } from "../../db/tenants.ts";
@@ -259,13 +265,97 @@ interface LessonView {
   quiz?: unknown[];
 }
 
-function CoursePage(p: Frame & { course: CourseView }) {
+/** What the course page's search form asked, and what it found or why it was refused. */
+export type CourseSearch =
+  | { q: string; k: number; results: SearchResult[] }
+  | { q: string; k: string; error: string };
+
+/** The part of a passage around the first of the query's words, at most `max` characters. */
+export function snippet(text: string, query: string, max = 280): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  if (flat.length <= max) return flat;
+  const lower = flat.toLowerCase();
+  const at = Math.min(
+    ...queryTokens(query).map((t) => lower.indexOf(t)).filter((i) => i >= 0),
+    flat.length,
+  );
+  const from = at === flat.length ? 0 : Math.max(0, Math.min(at - 60, flat.length - max));
+  const start = from === 0 ? 0 : flat.indexOf(" ", from) + 1 || from;
+  const part = flat.slice(start, start + max);
+  return `${start > 0 ? "…" : ""}${part}${start + max < flat.length ? "…" : ""}`;
+}
+
+const RESULT_CHOICES = [5, 10, 20, COURSE_SEARCH.maxResults];
+
+function SearchForm({ courseId, search }: { courseId: string; search: CourseSearch | null }) {
+  const k = String(search?.k ?? COURSE_SEARCH.defaultResults);
+  return (
+    <>
+      <form method="get" action={`/console/courses/${courseId}`} class="filters" id="search">
+        <label>
+          Search the course{" "}
+          <input
+            type="search"
+            name="q"
+            value={search?.q ?? ""}
+            maxlength={COURSE_SEARCH.maxQueryChars}
+            placeholder="words, a phrase, an identifier"
+            size={40}
+          />
+        </label>
+        <label>
+          Results{" "}
+          <select name="k">
+            {RESULT_CHOICES.map((n) => (
+              <option value={String(n)} selected={k === String(n)}>{n}</option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">Search</button>
+      </form>
+      {search && "error" in search && (
+        <p class="error" role="alert" id="search-error">{search.error}</p>
+      )}
+      {search && "results" in search && (
+        search.results.length === 0
+          ? <p class="muted" id="search-none">Nothing in this course matches “{search.q}”.</p>
+          : (
+            <table id="search-results">
+              <thead>
+                <tr>
+                  <th>File</th>
+                  <th>Page</th>
+                  <th>Section</th>
+                  <th>Passage</th>
+                  <th>Score</th>
+                </tr>
+              </thead>
+              <tbody>
+                {search.results.map((r, i) => (
+                  <tr data-result={i}>
+                    <td data-field="file">{r.fileName}</td>
+                    <td data-field="page">{r.page}</td>
+                    <td data-field="section">{r.section}</td>
+                    <td data-field="snippet" class="small">{snippet(r.text, search.q)}</td>
+                    <td data-field="score">{r.score.toFixed(3)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+      )}
+    </>
+  );
+}
+
+function CoursePage(p: Frame & { course: CourseView; search: CourseSearch | null }) {
   const modules = p.course.modules as { title?: string; summary?: string; lessons?: unknown[] }[];
   return (
     <Layout {...p}>
       <p>
         {p.course.status} · {p.course.sources.length} files · {modules.length} modules
       </p>
+      <SearchForm courseId={p.course.id} search={p.search} />
       {modules.map((m, i) => (
         <section key={i} class="module" data-module={i}>
           <h2>{m.title ?? `Module ${i + 1}`}</h2>
@@ -292,6 +382,33 @@ function CoursePage(p: Frame & { course: CourseView }) {
   );
 }
 
+/** What the course search needs: the vector store and the embedder the course API searches with. */
+export type CourseSearchDeps = Pick<CourseRoutesOptions, "vectors" | "embedder">;
+
+/**
+ * The search form's fields checked as `GET /api/v1/courses/:id/search` checks them: `null` when
+ * no search was asked (no `q`), else the query or a message saying what is wrong with it.
+ */
+export function searchInput(
+  q: string | undefined,
+  k: string | undefined,
+): { q: string; k: number } | { q: string; k: string; error: string } | null {
+  if (q === undefined) return null;
+  const shown = { q: q.slice(0, COURSE_SEARCH.maxQueryChars), k: k ?? "" };
+  if (q.includes("\u0000") || k?.includes("\u0000")) {
+    return { ...shown, error: "The search holds a NUL character." };
+  }
+  const parsed = courseSearchQuery.safeParse({ q, ...(k === undefined || k === "" ? {} : { k }) });
+  if (parsed.success) return parsed.data;
+  const fields = new Set(parsed.error.issues.map((i) => String(i.path[0])));
+  const error = fields.has("q")
+    ? q.trim() === ""
+      ? "Type a word or a phrase to search for."
+      : `The search is too long: at most ${COURSE_SEARCH.maxQueryChars} characters.`
+    : `Results must be a whole number from 1 to ${COURSE_SEARCH.maxResults}.`;
+  return { ...shown, error };
+}
+
 /**
  * Registers the data pages on `app`. Both read the principal's own tenant: datasets, courses and
  * usage are a tenant's data, not the system's, even for an admin key.
@@ -302,7 +419,8 @@ export function dataPages(
   { runtime, datasets, courses, frame }: {
     runtime: Runtime;
     datasets: boolean;
-    courses: boolean;
+    /** The course workload's search adapters (the API's); absent: no course pages. */
+    courses: CourseSearchDeps | undefined;
     // deno-lint-ignore no-explicit-any
     frame: (c: Context<any>, title: string, active?: string) => Frame;
   },
@@ -351,8 +469,26 @@ export function dataPages(
       return page(c, <CoursesPage {...frame(c, "Courses", "courses")} items={items} />);
     });
     app.get("/courses/:id", async (c) => {
-      const course = await getCourseView(runtime.db, c.req.param("id"), principal(c).tenantId);
-      return page(c, <CoursePage {...frame(c, course.title, "courses")} course={course} />);
+      const { tenantId } = principal(c);
+      const course = await getCourseView(runtime.db, c.req.param("id"), tenantId);
+      const asked = searchInput(c.req.query("q"), c.req.query("k"));
+      const search: CourseSearch | null = asked === null || "error" in asked ? asked : {
+        ...asked,
+        results: await searchCourse(
+          runtime.db,
+          courses.vectors,
+          courses.embedder,
+          course.id,
+          tenantId,
+          asked.q,
+          asked.k,
+        ),
+      };
+      return page(
+        c,
+        <CoursePage {...frame(c, course.title, "courses")} course={course} search={search} />,
+        search && "error" in search ? 400 : 200,
+      );
     });
   }
   app.get("/usage", async (c) => {

@@ -14,7 +14,7 @@ import type { RateLimiter } from "../../db/ratelimit/port.ts";
 import { getConnInfo } from "hono/deno";
 import { scheduleItems } from "../schedules.ts";
 import { ErrorPage, LoginPage, page } from "./layout.tsx";
-import { dataPages } from "./data.tsx";
+import { type CourseSearchDeps, dataPages } from "./data.tsx";
 import { operationPages } from "./operations.tsx";
 import { type ActorRow, ActorsPage, DeadLettersPage, JobsPage, SchedulesPage } from "./pages.tsx";
 import {
@@ -43,8 +43,11 @@ export interface ConsoleOptions {
   trustProxy?: boolean;
   /** Present (any value) when the dataset workload runs: its pages are shown then. */
   datasets?: unknown;
-  /** Present when the course workload runs. */
-  courses?: unknown;
+  /**
+   * Present when the course workload runs: the course API's vector store and embedder, which
+   * the course page's search uses.
+   */
+  courses?: CourseSearchDeps;
   /** The query cache, for the cache page. */
   cache?: Cache;
 }
@@ -286,7 +289,7 @@ export function consoleRoutes(
     );
   });
 
-  dataPages(app, { runtime, datasets, courses, frame });
+  dataPages(app, { runtime, datasets, courses: workloads.courses, frame });
   operationPages(app, { runtime, tenants, frame });
   systemPages(app, { runtime, tenants, cache: workloads.cache, frame });
 
