@@ -2,8 +2,8 @@
  * The console in a real headless Chromium (Debian's, tests/services.sh installs it) driven by
  * playwright-core: login, every page without console errors, live progress, Cancel and Replay
  * checked through the API, a bulk retry (dry run, then Confirm), the cache page, an admin pausing
- * and resuming an actor and a schedule and reading an actor's keys.
- * Screenshots go to .scratch/console/.
+ * and resuming an actor and a schedule and reading an actor's keys; a course's search typed and
+ * submitted. Screenshots go to .scratch/console/.
  */
 import assert from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
@@ -11,6 +11,7 @@ import { z } from "zod";
 import { defineActor, lastSlot, parseSchedule } from "@troupe/runtime";
 import { openApiWorld } from "../../tests/api_world.ts";
 import { waitFor } from "../../tests/harness.ts";
+import { openCourseWorld } from "./testing.ts";
 
 const SHOTS = new URL("../../.scratch/console/", import.meta.url);
 
@@ -299,3 +300,110 @@ Deno.test(
     }
   },
 );
+
+Deno.test({ name: "console in Chromium: a course's search, typed and submitted" }, async () => {
+  await Deno.mkdir(SHOTS, { recursive: true });
+  const world = await openCourseWorld();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req, info) => world.app.fetch(req, info),
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium" });
+  try {
+    const { acme, other } = world;
+    const expected = (await (await fetch(
+      `${base}/api/v1/courses/${acme.courseId}/search?q=zebrafish%20quokka&k=10`,
+      { headers: { "x-api-key": acme.key } },
+    )).json()).results as { fileName: string; page: number; section: string }[];
+    assert.ok(expected.length > 0);
+
+    const errors: string[] = [];
+    const watch = (p: Page) => {
+      p.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      p.on("pageerror", (e) => errors.push(e.message));
+    };
+    const page = await browser.newPage();
+    watch(page);
+    await page.goto(`${base}/console/login`);
+    await page.fill('input[name="key"]', acme.key);
+    await page.click('button[type="submit"]');
+    await page.waitForURL(`${base}/console/jobs`);
+    await page.click('a:has-text("Courses")');
+    await page.click(`tr[data-course="${acme.courseId}"] a`);
+    assert.equal(await page.textContent("h1"), "Biology 101");
+    assert.equal(await page.locator("#search-results").count(), 0);
+
+    await page.fill('#search input[name="q"]', "zebrafish quokka");
+    await page.selectOption('#search select[name="k"]', "10");
+    await page.click('#search button[type="submit"]');
+    await page.waitForSelector("#search-results");
+    const url = new URL(page.url());
+    assert.equal(url.pathname, `/console/courses/${acme.courseId}`);
+    assert.equal(url.searchParams.get("q"), "zebrafish quokka");
+    const cells = async (row: number) =>
+      await page.locator(`#search-results tr[data-result="${row}"] td`).allTextContents();
+    assert.equal(await page.locator("#search-results tr[data-result]").count(), expected.length);
+    const first = await cells(0);
+    assert.deepEqual(first.slice(0, 3), ["biology.pdf", "2", "Membranes"]);
+    assert.deepEqual(first.slice(0, 3), [
+      expected[0]!.fileName,
+      String(expected[0]!.page),
+      expected[0]!.section,
+    ]);
+    assert.match(first[3]!, /zebrafish quokka/);
+    assert.ok(Number(first[4]) > 0, `a score: ${first[4]}`);
+    // The form keeps what was asked.
+    assert.equal(await page.inputValue('#search input[name="q"]'), "zebrafish quokka");
+    assert.equal(await page.inputValue('#search select[name="k"]'), "10");
+    // Lessons are still listed below.
+    assert.ok(await page.locator("li[data-lesson]").count() > 0);
+    await page.screenshot({
+      path: new URL("course-search.png", SHOTS).pathname,
+      fullPage: true,
+    });
+
+    const dark = await browser.newPage({ colorScheme: "dark" });
+    watch(dark);
+    await dark.context().addCookies(await page.context().cookies());
+    await dark.goto(page.url());
+    await dark.waitForSelector("#search-results");
+    await dark.screenshot({
+      path: new URL("course-search-dark.png", SHOTS).pathname,
+      fullPage: true,
+    });
+    await dark.close();
+
+    // Nothing matches: said so.
+    await page.fill('#search input[name="q"]', "xylophone zeppelin");
+    await page.click('#search button[type="submit"]');
+    await page.waitForSelector("#search-none");
+    assert.equal(await page.locator("#search-results").count(), 0);
+    assert.deepEqual(errors, []);
+
+    // Blank: the server's message on the page (the browser logs the 400 itself).
+    await page.fill('#search input[name="q"]', "   ");
+    await page.click('#search button[type="submit"]');
+    await page.waitForSelector("#search-error");
+    assert.match(await page.textContent("#search-error") ?? "", /Type a word/);
+    assert.equal(await page.textContent("h1"), "Biology 101");
+    await page.screenshot({
+      path: new URL("course-search-refused.png", SHOTS).pathname,
+      fullPage: true,
+    });
+    assert.ok(errors.every((e) => /status of 400/.test(e)), errors.join("\n"));
+    errors.length = 0;
+
+    // Another tenant's course is not found, search or not.
+    const res = await page.goto(`${base}/console/courses/${other.courseId}?q=zebrafish`);
+    assert.equal(res?.status(), 404);
+    assert.ok(!(await page.content()).includes("Secret notes"));
+    assert.ok(errors.every((e) => /status of 404/.test(e)), errors.join("\n"));
+  } finally {
+    await browser.close();
+    await server.shutdown();
+    await world.close();
+  }
+});

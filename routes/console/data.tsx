@@ -301,6 +301,7 @@ function SearchForm({ courseId, search }: { courseId: string; search: CourseSear
             maxlength={COURSE_SEARCH.maxQueryChars}
             placeholder="words, a phrase, an identifier"
             size={40}
+            required
           />
         </label>
         <label>
