@@ -1,5 +1,6 @@
 /**
- * `GET /api/cache/stats` (hits, misses, keys, memory, degraded) and
+ * `GET /api/cache/stats` (hits, misses, keys, keys per TTL class on the memory store, memory,
+ * degraded) and
  * `POST /api/cache/invalidate` `{ prefix?, tag? }`: the caller's tenant's cached entries only
  * (keys and tags are tenant-scoped, so no tenant can see or touch another's), invalidation
  * audited. An admin key (`deno task tenant:create --admin`) may ask for every tenant's:

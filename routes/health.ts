@@ -6,7 +6,8 @@
  *
  * `GET /api/health/details` (an API key): the same, plus queue figures (queued, running, dead
  * letters: counts over the jobs table), failed maintenance runs, and the cache's hits,
- * misses, hit ratio and keys (the key's tenant's; all tenants' for an admin key).
+ * misses, hit ratio and keys, in all and per TTL class when the store counts them (the memory
+ * store; `keysByKind: null` on Redis), the key's tenant's (all tenants' for an admin key).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Cache } from "../db/cache/cache.ts";

@@ -98,10 +98,10 @@ export function healthCheck(
     let cacheFigures = {};
     if (details && cache) {
       const p = principalOf(c);
-      const { hits, misses, hitRate, keys, scope } = await cache.stats(
+      const { hits, misses, hitRate, keys, keysByKind, scope } = await cache.stats(
         p.admin ? undefined : p.tenantId,
       );
-      cacheFigures = { scope, hits, misses, hitRate, keys };
+      cacheFigures = { scope, hits, misses, hitRate, keys, keysByKind };
     }
     const body = {
       status: failed.length ? "unavailable" : cacheStatus === "degraded" ? "degraded" : "ok",

@@ -52,6 +52,11 @@ export interface CacheStats {
   bypasses: number;
   /** From the store; `null` while degraded. */
   keys: number | null;
+  /**
+   * The store's keys per TTL class (every class, 0 when it holds none); `null` while degraded
+   * or when the store does not count them (only the memory store does).
+   */
+  keysByKind: Record<CacheKind, number> | null;
   memoryBytes: number | null;
   degraded: boolean;
 }
@@ -239,6 +244,7 @@ export class Cache {
       errors: tenantId === undefined ? this.#errors : null,
       bypasses: c.bypasses,
       keys: info.ok ? info.value.keys : null,
+      keysByKind: info.ok && info.value.keysByKind ? perKind(info.value.keysByKind) : null,
       memoryBytes: info.ok ? info.value.memoryBytes : null,
       degraded: this.#degraded,
     };
@@ -297,7 +303,7 @@ export class Cache {
     const text = toJson(value);
     if (text === undefined) return value;
     if (cached.ok && generation === this.#generation) {
-      await this.#attempt(() => this.store.set(key, text, this.#ttl[kind], tags));
+      await this.#attempt(() => this.store.set(key, text, this.#ttl[kind], tags, kind));
     }
     return JSON.parse(text) as T;
   }
@@ -380,6 +386,13 @@ export class Cache {
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** Every TTL class's count from a store's `keysByKind` (0 for the classes it does not name). */
+function perKind(counts: Record<string, number>): Record<CacheKind, number> {
+  const all = {} as Record<CacheKind, number>;
+  for (const kind of Object.keys(TTL) as CacheKind[]) all[kind] = counts[kind] ?? 0;
+  return all;
 }
 
 function parseJson<T>(text: string): Attempt<T> {

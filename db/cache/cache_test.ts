@@ -27,8 +27,8 @@ class FlakyStore implements CacheStore {
   get(key: string) {
     return this.#gate(() => this.inner.get(key));
   }
-  set(key: string, value: string, ttlMs: number, tags?: readonly string[]) {
-    return this.#gate(() => this.inner.set(key, value, ttlMs, tags));
+  set(key: string, value: string, ttlMs: number, tags?: readonly string[], kind?: string) {
+    return this.#gate(() => this.inner.set(key, value, ttlMs, tags, kind));
   }
   delete(keys: readonly string[]) {
     return this.#gate(() => this.inner.delete(keys));
@@ -39,8 +39,8 @@ class FlakyStore implements CacheStore {
   invalidateTag(tag: string) {
     return this.#gate(() => this.inner.invalidateTag(tag));
   }
-  info(): Promise<CacheStoreInfo> {
-    return this.#gate(() => this.inner.info());
+  info(prefix?: string): Promise<CacheStoreInfo> {
+    return this.#gate(() => this.inner.info(prefix));
   }
   ping() {
     return this.#gate(() => this.inner.ping());
@@ -192,8 +192,8 @@ Deno.test("a store that throws: values still come back, degraded, back-off, reco
   assert.equal(await cache.invalidate({ prefix: "" }), 0, "remembered, not applied");
   const down = await cache.stats();
   assert.deepEqual(
-    [down.degraded, down.keys, down.memoryBytes, down.bypasses, down.errors],
-    [true, null, null, 6, 1],
+    [down.degraded, down.keys, down.keysByKind, down.memoryBytes, down.bypasses, down.errors],
+    [true, null, null, null, 6, 1],
   );
 
   now += 5_000;
@@ -238,4 +238,46 @@ Deno.test("after the back-off a single call probes the store while others bypass
   );
   assert.deepEqual(values, Array.from({ length: 10 }, (_, i) => i));
   assert.equal(store.calls - calls, 1, "one probe");
+});
+
+Deno.test("stats count the store's keys per TTL class, of all or of one tenant", async () => {
+  const cache = new Cache(new MemoryCacheStore());
+  const one = () => Promise.resolve(1);
+  await cache.getOrCompute("queryResult", cacheKey("t1", "q", 1), one, { tags: ["t1:ds:1"] });
+  await cache.getOrCompute("queryResult", cacheKey("t1", "q", 2), one, { tags: ["t1:ds:1"] });
+  await cache.getOrCompute("queryResult", cacheKey("t1", "q", 2), one); // a hit: no new key
+  await cache.getOrCompute("aggregation", cacheKey("t1", "a", 1), one);
+  await cache.getOrCompute("courseOutline", cacheKey("t2", "course", 1), one);
+  const none = Object.fromEntries(Object.keys(TTL).map((k) => [k, 0]));
+  const all = await cache.stats();
+  assert.equal(all.keys, 4);
+  assert.deepEqual(all.keysByKind, { ...none, queryResult: 2, aggregation: 1, courseOutline: 1 });
+  assert.deepEqual((await cache.stats("t1")).keysByKind, {
+    ...none,
+    queryResult: 2,
+    aggregation: 1,
+  });
+  assert.deepEqual((await cache.stats("t2")).keysByKind, { ...none, courseOutline: 1 });
+  assert.deepEqual((await cache.stats("t3")).keysByKind, none);
+  assert.equal(await cache.invalidate({ tag: "t1:ds:1" }), 2);
+  assert.deepEqual((await cache.stats()).keysByKind, {
+    ...none,
+    aggregation: 1,
+    courseOutline: 1,
+  });
+});
+
+Deno.test("stats: no keys per class from a store that does not count them", async () => {
+  // The memory store without its kind counts, as the Redis store reports.
+  class TotalOnly extends MemoryCacheStore {
+    override async info(prefix?: string): Promise<CacheStoreInfo> {
+      const { keys, memoryBytes } = await super.info(prefix);
+      return { keys, memoryBytes };
+    }
+  }
+  const store = new TotalOnly();
+  const cache = new Cache(store);
+  await cache.getOrCompute("queryResult", "t1:q:1", () => Promise.resolve(1));
+  const stats = await cache.stats();
+  assert.deepEqual([stats.keys, stats.keysByKind], [1, null]);
 });

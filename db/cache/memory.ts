@@ -2,6 +2,7 @@
  * The in-process cache store for the embedded start: a size-bounded LRU (by entries and by
  * bytes) with per-entry TTLs and a tag index. Lost on restart, by design: the database is
  * the truth. Expired entries are dropped when read, when the store is full, and by `info()`.
+ * Keys are counted per kind of data as they come and go, so `info()` reports them per kind.
  */
 import type { CacheStore, CacheStoreInfo } from "./port.ts";
 
@@ -10,6 +11,7 @@ interface Entry {
   expiresAt: number;
   tags: readonly string[];
   bytes: number;
+  kind: string | undefined;
 }
 
 /** Options of {@linkcode MemoryCacheStore}. */
@@ -42,6 +44,8 @@ export class MemoryCacheStore implements CacheStore {
   /** Insertion order is recency order: the first entry is the least recently used. */
   readonly #entries = new Map<string, Entry>();
   readonly #tags = new Map<string, Set<string>>();
+  /** Entries held per kind (expired ones included until they are dropped). */
+  readonly #kinds = new Map<string, number>();
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #now: () => number;
@@ -65,13 +69,20 @@ export class MemoryCacheStore implements CacheStore {
     return Promise.resolve(entry.value);
   }
 
-  set(key: string, value: string, ttlMs: number, tags: readonly string[] = []): Promise<void> {
+  set(
+    key: string,
+    value: string,
+    ttlMs: number,
+    tags: readonly string[] = [],
+    kind?: string,
+  ): Promise<void> {
     this.#remove(key);
     const bytes = entryBytes(key, value, tags);
     if (!(ttlMs > 0) || bytes > this.#maxBytes) return Promise.resolve();
     const unique = [...new Set(tags)];
-    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs, tags: unique, bytes });
+    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs, tags: unique, bytes, kind });
     this.#bytes += bytes;
+    if (kind !== undefined) this.#kinds.set(kind, (this.#kinds.get(kind) ?? 0) + 1);
     for (const tag of unique) {
       let keys = this.#tags.get(tag);
       if (!keys) this.#tags.set(tag, keys = new Set());
@@ -101,20 +112,29 @@ export class MemoryCacheStore implements CacheStore {
     return Promise.resolve(n);
   }
 
-  /** `memoryBytes` is the estimate of {@linkcode entryBytes} summed over live entries. */
+  /**
+   * `memoryBytes` is the estimate of {@linkcode entryBytes} summed over live entries;
+   * `keysByKind` counts live entries per kind.
+   */
   info(prefix?: string): Promise<CacheStoreInfo> {
     this.#sweep();
     if (prefix === undefined) {
-      return Promise.resolve({ keys: this.#entries.size, memoryBytes: this.#bytes });
+      return Promise.resolve({
+        keys: this.#entries.size,
+        memoryBytes: this.#bytes,
+        keysByKind: Object.fromEntries(this.#kinds),
+      });
     }
     let keys = 0;
     let memoryBytes = 0;
+    const keysByKind: Record<string, number> = {};
     for (const [key, entry] of this.#entries) {
       if (!key.startsWith(prefix)) continue;
       keys++;
       memoryBytes += entry.bytes;
+      if (entry.kind !== undefined) keysByKind[entry.kind] = (keysByKind[entry.kind] ?? 0) + 1;
     }
-    return Promise.resolve({ keys, memoryBytes });
+    return Promise.resolve({ keys, memoryBytes, keysByKind });
   }
 
   ping(): Promise<void> {
@@ -124,6 +144,7 @@ export class MemoryCacheStore implements CacheStore {
   close(): Promise<void> {
     this.#entries.clear();
     this.#tags.clear();
+    this.#kinds.clear();
     this.#bytes = 0;
     return Promise.resolve();
   }
@@ -174,6 +195,11 @@ export class MemoryCacheStore implements CacheStore {
     if (!entry) return;
     this.#entries.delete(key);
     this.#bytes -= entry.bytes;
+    if (entry.kind !== undefined) {
+      const left = this.#kinds.get(entry.kind)! - 1;
+      if (left > 0) this.#kinds.set(entry.kind, left);
+      else this.#kinds.delete(entry.kind);
+    }
     for (const tag of entry.tags) {
       const keys = this.#tags.get(tag);
       keys?.delete(key);

@@ -1,4 +1,4 @@
-/** The memory store: the shared store contract, then its LRU bounds and tag index. */
+/** The memory store: the shared store contract, then its LRU bounds, tag index and kind counts. */
 import assert from "node:assert/strict";
 import { MemoryCacheStore } from "./memory.ts";
 import { storeContract } from "./store_contract.ts";
@@ -78,4 +78,67 @@ Deno.test("memory store ignores a non-positive TTL and rejects bad limits", asyn
   await store.set("k", "v", 0);
   assert.equal(await store.get("k"), null, "a zero TTL removes the old value");
   assert.throws(() => new MemoryCacheStore({ maxEntries: 0 }), RangeError);
+});
+
+Deno.test("memory store counts its live keys per kind as they come and go", async () => {
+  const clock = fakeClock();
+  const store = new MemoryCacheStore({ maxEntries: 4, now: clock.now });
+  const kinds = async (prefix?: string) => (await store.info(prefix)).keysByKind;
+  assert.deepEqual(await kinds(), {});
+  await store.set("t1:q:1", "v", 60_000, ["t1:ds"], "queryResult");
+  await store.set("t1:q:2", "v", 60_000, [], "queryResult");
+  await store.set("t2:a:1", "v", 1_000, [], "aggregation");
+  await store.set("t2:plain", "v", 60_000);
+  assert.deepEqual(await kinds(), { queryResult: 2, aggregation: 1 }, "no kind: not counted");
+  assert.equal((await store.info()).keys, 4);
+  assert.deepEqual(await kinds("t1:"), { queryResult: 2 });
+  assert.deepEqual(await kinds("t2:"), { aggregation: 1 });
+
+  // Stored again under another kind: counted once, under the new one.
+  await store.set("t1:q:2", "v", 60_000, [], "courseOutline");
+  assert.deepEqual(await kinds(), { queryResult: 1, aggregation: 1, courseOutline: 1 });
+  // Expiry (swept by info), a tag, a key, a prefix.
+  clock.advance(1_000);
+  assert.deepEqual(await kinds(), { queryResult: 1, courseOutline: 1 });
+  assert.equal(await store.invalidateTag("t1:ds"), 1);
+  assert.deepEqual(await kinds(), { courseOutline: 1 });
+  await store.set("t3:r:1", "v", 60_000, [], "reportMeta");
+  assert.equal(await store.delete(["t1:q:2"]), 1);
+  assert.deepEqual(await kinds(), { reportMeta: 1 });
+  // Eviction past maxEntries: the least recently used (t2:plain, no kind), then t3:r:1.
+  for (const i of [1, 2, 3, 4]) await store.set(`t4:u:${i}`, "v", 60_000, [], "usageReport");
+  assert.deepEqual(await kinds(), { usageReport: 4 });
+  assert.equal(await store.invalidatePrefix("t4:u:1"), 1);
+  assert.deepEqual(await kinds(), { usageReport: 3 });
+  // A zero TTL removes the old entry and stores nothing.
+  await store.set("t4:u:2", "v", 0, [], "usageReport");
+  assert.deepEqual(await kinds(), { usageReport: 2 });
+  await store.close();
+  assert.deepEqual(await kinds(), {});
+});
+
+Deno.test("memory store: the kind counts match its keys after random churn", async () => {
+  const clock = fakeClock();
+  const store = new MemoryCacheStore({ maxEntries: 50, now: clock.now });
+  const kinds = ["queryResult", "aggregation", "datasetMeta"];
+  let seed = 7;
+  const rand = (n: number) => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n;
+  for (let i = 0; i < 2_000; i++) {
+    const key = `t${rand(3)}:k${rand(120)}`;
+    const op = rand(10);
+    if (op < 6) await store.set(key, "v", 100 + rand(5_000), [`tag${rand(5)}`], kinds[rand(3)]);
+    else if (op === 6) await store.delete([key]);
+    else if (op === 7) await store.invalidateTag(`tag${rand(5)}`);
+    else if (op === 8) await store.invalidatePrefix(`t${rand(3)}:k${rand(12)}`);
+    else clock.advance(rand(500));
+    if (i % 100 === 99) {
+      const all = await store.info();
+      const counted = Object.values(all.keysByKind!).reduce((a, b) => a + b, 0);
+      assert.equal(counted, all.keys, `after ${i + 1} operations`);
+      for (const t of ["t0:", "t1:", "t2:"]) {
+        const one = await store.info(t);
+        assert.equal(Object.values(one.keysByKind!).reduce((a, b) => a + b, 0), one.keys);
+      }
+    }
+  }
 });

@@ -20,8 +20,17 @@ export interface CacheStore {
   readonly kind: "memory" | "upstash";
   /** The value of `key`, or `null` when absent or expired. */
   get(key: string): Promise<string | null>;
-  /** Stores `value` for `ttlMs` (> 0); each tag lists the key for `invalidateTag`. */
-  set(key: string, value: string, ttlMs: number, tags?: readonly string[]): Promise<void>;
+  /**
+   * Stores `value` for `ttlMs` (> 0); each tag lists the key for `invalidateTag`. `kind` names
+   * the kind of data (the cache's TTL class), for a store that counts its keys per kind.
+   */
+  set(
+    key: string,
+    value: string,
+    ttlMs: number,
+    tags?: readonly string[],
+    kind?: string,
+  ): Promise<void>;
   /** Removes the keys; returns how many were present. */
   delete(keys: readonly string[]): Promise<number>;
   /** Removes every key starting with `prefix`; returns how many. */
@@ -45,4 +54,9 @@ export interface CacheStoreInfo {
   keys: number;
   /** Bytes used; what is measured is adapter-specific (see each adapter). */
   memoryBytes: number | null;
+  /**
+   * Live entries per `kind` given to `set` (entries stored without one are not counted);
+   * absent when the store cannot count them cheaply (Redis would have to walk its keyspace).
+   */
+  keysByKind?: Record<string, number>;
 }

@@ -128,7 +128,8 @@ export class UpstashCacheStore implements CacheStore {
 
   /**
    * `keys`: entries under the namespace, counted with SCAN (a lower bound past
-   * `infoScanLimit` calls). `memoryBytes`: `used_memory` of `INFO memory`, i.e. the whole
+   * `infoScanLimit` calls); not per kind (no `keysByKind`: the kind is not in the key, and
+   * counting by it would walk the keyspace). `memoryBytes`: `used_memory` of `INFO memory`, i.e. the whole
    * Redis database's memory, not only this namespace's; with `prefix`, `null` (Redis cannot
    * tell the memory of some keys cheaply).
    */

@@ -120,6 +120,7 @@ Deno.test("cache over upstash: single-flight, hits and tag invalidation shared b
     assert.equal(computed, 2, "invalidated for every instance");
     const stats = await two.stats();
     assert.deepEqual([stats.store, stats.hits, stats.misses, stats.keys], ["upstash", 1, 0, 1]);
+    assert.equal(stats.keysByKind, null, "Redis keys are not counted per TTL class");
   } finally {
     await one.invalidate({ prefix: "" });
     await bridge.close();

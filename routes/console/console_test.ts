@@ -426,7 +426,34 @@ Deno.test(
       assert.match(cachePage, /data-field="hits">1</);
       assert.match(cachePage, /data-field="misses">1</);
       assert.match(cachePage, /50\.0 %/);
-      assert.ok(!cachePage.includes('id="cache-kinds"'), "TTL classes are an admin's");
+      // Keys per TTL class, the tenant's only (the memory store counts them; Redis does not).
+      await world.cache.getOrCompute("aggregation", `${acme.id}:agg`, () => Promise.resolve(2));
+      await world.cache.getOrCompute("aggregation", `${globex.id}:a1`, () => Promise.resolve(3));
+      await world.cache.getOrCompute("aggregation", `${globex.id}:a2`, () => Promise.resolve(3));
+      const kindKeys = (html: string, kind: string) =>
+        new RegExp(`data-kind="${kind}">[^]*?data-field="keys">([^<]*)<`).exec(html)?.[1];
+      const counted = world.cache.store.kind === "memory";
+      const tenantPage = await (await a.request("/console/cache")).text();
+      if (counted) {
+        assert.equal(kindKeys(tenantPage, "queryResult"), "1");
+        assert.equal(kindKeys(tenantPage, "aggregation"), "1", "not globex's two");
+        assert.equal(kindKeys(tenantPage, "courseOutline"), "0");
+        assert.ok(!tenantPage.includes('id="cache-kinds-note"'));
+      } else {
+        assert.ok(!tenantPage.includes('id="cache-kinds"'));
+        assert.match(tenantPage, /id="cache-kinds-note"[^>]*>Keys are counted per TTL class by/);
+      }
+      // Lookups per class are the instance's: an admin's only.
+      assert.ok(!/id="cache-kinds"[^]*data-field="hits"/.test(tenantPage));
+      const admin = browser(app);
+      await admin.login((await tenants.createKey(acme.id, { admin: true })).key);
+      const adminPage = await (await admin.request("/console/cache")).text();
+      assert.match(adminPage, /id="cache-kinds"/);
+      assert.equal(kindKeys(adminPage, "aggregation"), counted ? "3" : "—");
+      assert.match(
+        /data-kind="aggregation">[^]*?<\/tr>/.exec(adminPage)![0],
+        /data-field="hits">0<[^]*data-field="misses">3</,
+      );
     } finally {
       await world.close();
     }

@@ -6,7 +6,8 @@
  *   retried (`retryFailed` of routes/retry.ts: each failed job once, however often it is clicked).
  *   A tenant's key retries its tenant's jobs, an admin key every tenant's.
  * - Cache (`/console/cache`): hits, misses, hit ratio, keys and memory of the tenant's entries (an
- *   admin key: of all), and for an admin key the lookups per TTL class since this instance started.
+ *   admin key: of all); per TTL class, the keys held (when the store counts them: the memory
+ *   store) and, for an admin key, the lookups since this instance started.
  */
 import type { Context, Hono } from "hono";
 import type { Runtime } from "@troupe/runtime";
@@ -106,13 +107,19 @@ export function RetryForm({ csrf, actor }: { csrf: string; actor: string | undef
 const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
 const minutes = (ms: number) => ms >= 3600_000 ? `${ms / 3600_000} h` : `${ms / 60_000} min`;
 
+/** A TTL class's row on the cache page: lookups are an admin's only, keys the store's. */
+export interface KindRow {
+  kind: CacheKind;
+  ttlMs: number;
+  keys: number | null;
+  lookups: { hits: number; misses: number } | null;
+}
+
 export function CachePage(
-  p: Frame & {
-    stats: CacheStats | null;
-    byKind: { kind: CacheKind; ttlMs: number; hits: number; misses: number }[] | null;
-  },
+  p: Frame & { stats: CacheStats | null; byKind: KindRow[] | null },
 ) {
   const s = p.stats;
+  const lookups = p.byKind?.some((k) => k.lookups !== null) ?? false;
   return (
     <Layout {...p}>
       {!s ? <p class="muted">No cache is configured: every read goes to the database.</p> : (
@@ -175,9 +182,14 @@ export function CachePage(
                 <tr>
                   <th>TTL class</th>
                   <th>TTL</th>
-                  <th>Hits</th>
-                  <th>Misses</th>
-                  <th>Hit ratio</th>
+                  <th>Keys</th>
+                  {lookups && (
+                    <>
+                      <th>Hits</th>
+                      <th>Misses</th>
+                      <th>Hit ratio</th>
+                    </>
+                  )}
                 </tr>
               </thead>
               <tbody>
@@ -185,13 +197,29 @@ export function CachePage(
                   <tr data-kind={k.kind}>
                     <td>{k.kind}</td>
                     <td>{minutes(k.ttlMs)}</td>
-                    <td>{k.hits}</td>
-                    <td>{k.misses}</td>
-                    <td>{k.hits + k.misses ? percent(k.hits / (k.hits + k.misses)) : "—"}</td>
+                    <td data-field="keys">{k.keys ?? "—"}</td>
+                    {k.lookups && (
+                      <>
+                        <td data-field="hits">{k.lookups.hits}</td>
+                        <td data-field="misses">{k.lookups.misses}</td>
+                        <td>
+                          {k.lookups.hits + k.lookups.misses
+                            ? percent(k.lookups.hits / (k.lookups.hits + k.lookups.misses))
+                            : "—"}
+                        </td>
+                      </>
+                    )}
                   </tr>
                 ))}
               </tbody>
             </table>
+          )}
+          {s.keysByKind === null && (
+            <p class="muted small" id="cache-kinds-note">
+              {s.degraded
+                ? "Keys per TTL class are unknown while the store is failing."
+                : `Keys are counted per TTL class by the memory store; the ${s.store} store reports its total only (counting per class would walk its whole keyspace).`}
+            </p>
           )}
         </>
       )}
@@ -262,13 +290,16 @@ export function systemPages(
   app.get("/cache", async (c) => {
     const p = principal(c);
     const stats = cache ? await cache.stats(p.admin ? undefined : p.tenantId) : null;
+    // Lookups per class are counted for the whole instance: an admin's to see.
     const counts = cache && p.admin ? cache.countsByKind() : null;
-    const byKind = counts
-      ? (Object.keys(TTL) as CacheKind[]).map((kind) => ({
+    const byKind = cache && stats && (counts || stats.keysByKind)
+      ? (Object.keys(TTL) as CacheKind[]).map((kind): KindRow => ({
         kind,
-        ttlMs: cache!.ttlOf(kind),
-        hits: counts.get(kind)?.hits ?? 0,
-        misses: counts.get(kind)?.misses ?? 0,
+        ttlMs: cache.ttlOf(kind),
+        keys: stats.keysByKind?.[kind] ?? null,
+        lookups: counts
+          ? { hits: counts.get(kind)?.hits ?? 0, misses: counts.get(kind)?.misses ?? 0 }
+          : null,
       }))
       : null;
     return page(c, <CachePage {...frame(c, "Cache", "cache")} stats={stats} byKind={byKind} />);
