@@ -5,7 +5,8 @@
  * key is read and rotated with a full key only. A real receiver on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import type { SqlDatabase } from "@troupe/runtime";
+import { z } from "zod";
+import { type AnyActor, defineActor, type SqlDatabase } from "@troupe/runtime";
 import { echoActor } from "../actors/system/echo.ts";
 import { type CallbackEvent, Callbacks, verifyCallback } from "../actors/system/callback.ts";
 import { CallbackSecrets } from "../actors/system/callback_secrets.ts";
@@ -40,12 +41,16 @@ function testCallbacks(
 }
 
 async function callbackWorld(
-  { egress = { allow: ["127.0.0.1"] }, retries = 3 }: { egress?: Egress; retries?: number } = {},
+  { egress = { allow: ["127.0.0.1"] }, retries = 3, actors = [] }: {
+    egress?: Egress;
+    retries?: number;
+    actors?: AnyActor[];
+  } = {},
 ) {
   let callbacks: Callbacks | undefined;
   const world = await openApiWorld((tdb) => {
     callbacks = testCallbacks(tdb.db, egress, { retries, timeoutMs: 2_000 });
-    return [echoActor, callbacks.actor()];
+    return [echoActor, ...actors, callbacks.actor()];
   }, () => ({ callbacks: callbacks!, perIpPerMinute: 100_000, perKeyPerMinute: 100_000 }));
   const tenant = await world.tenants.createTenant("acme");
   const key = (await world.tenants.createKey(tenant.id)).key;
@@ -166,6 +171,79 @@ Deno.test("a callback never accepted ends failed, with the receiver's last statu
     assert.equal(job.callback.lastError.code, "CALLBACK_HTTP_503");
     assert.equal(job.callback.deliveredAt, null);
     assert.equal(receiver.received.length, 2);
+  } finally {
+    await receiver.close();
+    await world.close();
+  }
+});
+
+/** `test.flaky`: fails (no retry, so it dead-letters) while `down` holds. */
+function flakyActor(down: { value: boolean }) {
+  return defineActor({
+    name: "test.flaky",
+    input: z.object({ n: z.number().int(), tenantId: z.string().nullable().optional() }),
+    key: (input) => `flaky:${input.n}`,
+    retries: 0,
+    handler: (input) => {
+      if (down.value) throw new Error("the service is down");
+      return { n: input.n };
+    },
+  });
+}
+
+Deno.test("a replayed dead letter's job calls back when it ends, by id and by a bulk retry", async () => {
+  const down = { value: true };
+  const { world, call, settled } = await callbackWorld({ actors: [flakyActor(down)] });
+  const receiver = startCallbackReceiver();
+  const events = () => receiver.received.map((r) => JSON.parse(r.body) as CallbackEvent);
+  try {
+    const enqueue = (n: number) =>
+      call("POST", "/api/v1/actors/test.flaky/jobs", { input: { n }, callbackUrl: receiver.url });
+    const first = (await enqueue(1)).body.jobId as string;
+    const second = (await enqueue(2)).body.jobId as string;
+    for (const id of [first, second]) {
+      const job = await settled(id);
+      assert.equal(job.status, "failed");
+      assert.equal(job.callback.status, "delivered");
+    }
+    assert.deepEqual(
+      events().map((e) => [e.job.id, e.type]).sort(),
+      [[first, "job.failed"], [second, "job.failed"]].sort(),
+    );
+    down.value = false;
+
+    // One dead letter replayed by its id.
+    const letters = await call("GET", "/api/v1/dead-letters?actor=test.flaky");
+    const letter = letters.body.items.find((d: { jobId: string }) => d.jobId === first);
+    assert.ok(letter, JSON.stringify(letters.body));
+    const replayed = await call("POST", `/api/v1/dead-letters/${letter.id}/replay`);
+    assert.equal(replayed.status, 202, JSON.stringify(replayed.body));
+    const replayId = replayed.body.jobId as string;
+    const pending = await call("GET", `/api/v1/jobs/${replayId}`);
+    assert.equal(pending.body.callback?.url, receiver.url, "the replay has the callback");
+    const replayedJob = await settled(replayId);
+    assert.equal(replayedJob.status, "succeeded");
+    assert.equal(replayedJob.callback.status, "delivered");
+    const event = events().find((e) => e.job.id === replayId);
+    assert.ok(event, "the replay's completion was called back");
+    assert.equal(event.type, "job.succeeded");
+    assert.equal(event.id, replayedJob.callback.eventId);
+    assert.deepEqual(event.job.result, { n: 1 });
+
+    // The other by a retry of the failed jobs matching a filter.
+    const retried = await call("POST", "/api/v1/jobs/retry", { actor: "test.flaky" });
+    assert.equal(retried.status, 200, JSON.stringify(retried.body));
+    assert.equal(retried.body.count, 1);
+    const retryId = retried.body.jobs[0].retryJobId as string;
+    const retryJob = await settled(retryId);
+    assert.equal(retryJob.status, "succeeded");
+    assert.equal(retryJob.callback.status, "delivered");
+    const retryEvent = events().find((e) => e.job.id === retryId);
+    assert.equal(retryEvent?.type, "job.succeeded");
+    assert.deepEqual(retryEvent?.job.result, { n: 2 });
+
+    await sleep(300);
+    assert.equal(receiver.received.length, 4, "one event per job that ended, no more");
   } finally {
     await receiver.close();
     await world.close();

@@ -2,8 +2,10 @@
  * One mapping from errors to the JSON error body `{ error: { code, message, details? } }` and
  * its status: the errors carry a stable `code`, {@link ERROR_STATUS} gives its status here.
  * A database that cannot be reached and a full disk are 503s with `Retry-After` (the request
- * may succeed later, unchanged); a value the database found out of its range is a 400. Unknown
- * errors become a 500 with the request id and nothing internal.
+ * may succeed later, unchanged); a value the database found out of its range is a 400. An error
+ * whose code maps to a 5xx (an upstream down: 502, a timeout: 504) is answered with that status,
+ * its code and message and the request id, no details. Unknown errors (a code not mapped
+ * included) become a 500 with the request id and nothing internal.
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -142,6 +144,23 @@ export function onError(logger: Logger) {
         },
       }, 503);
     }
+    if (err instanceof TroupeError && ERROR_STATUS[err.code] !== undefined) {
+      // A server-side failure with a code of its own (an upstream down, a timeout): its status,
+      // code and message, never its details or stack.
+      logger.warn("request failed", {
+        requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        code: err.code,
+        error: err.message,
+      });
+      if (status === 503) c.header("Retry-After", String(RETRY_AFTER_SECONDS.database));
+      return c.json(
+        { error: { code: err.code, message: err.message, requestId } },
+        status as ContentfulStatusCode,
+      );
+    }
     logger.error("unhandled error", {
       requestId,
       method: c.req.method,
@@ -149,10 +168,6 @@ export function onError(logger: Logger) {
       error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
       stack: err instanceof Error ? err.stack : undefined,
     });
-    if (err instanceof TroupeError && status === 503) {
-      c.header("Retry-After", String(RETRY_AFTER_SECONDS.database));
-      return c.json({ error: { code: err.code, message: err.message, requestId } }, 503);
-    }
     return c.json({ error: { code: "INTERNAL", message: "internal error", requestId } }, 500);
   };
 }

@@ -102,7 +102,20 @@ const tick = defineActor({
   handler: (input) => input.source,
 });
 
-async function world() {
+/** Runs of `q.paused`, in order, with the resume between them (see the pause test). */
+const pauseEvents: string[] = [];
+const pausedWork = defineActor({
+  name: "q.paused",
+  input: z.object({ n: z.number().int() }),
+  key: (i) => `q.paused:${i.n}`,
+  retries: 0,
+  handler: (input) => {
+    pauseEvents.push(`ran ${input.n}`);
+    return input.n;
+  },
+});
+
+async function world({ pauseRecheckMs }: { pauseRecheckMs?: number } = {}) {
   const qstash = await startQStash({
     token: TOKEN,
     currentSigningKey: CURRENT,
@@ -118,9 +131,10 @@ async function world() {
   const transport = new QStashTransport({ client, publicUrl });
   const runtime = new Runtime({
     db: tdb.db,
-    actors: [counter, failing, later, soon, stuck, tick],
+    actors: [counter, failing, later, soon, stuck, tick, pausedWork],
     transport,
     logger: jsonLogger("silent"),
+    ...(pauseRecheckMs !== undefined ? { pauseRecheckMs } : {}),
   });
   await runtime.start();
   const app = createApp({
@@ -364,5 +378,48 @@ Deno.test(
     await w.qstash.idle();
     assert.equal((await w.runtime.listJobs({ actor: "q.tick" })).items.length, 1);
     assert.equal(jobs[0]!.result, "cron");
+  },
+);
+
+Deno.test(
+  { name: "a resumed actor's paused messages are published again at once, not a recheck later" },
+  async () => {
+    // An hour between the rechecks of a paused actor's deliveries: only the resume can bring
+    // its messages back while the test runs.
+    const w = await world({ pauseRecheckMs: 3_600_000 });
+    try {
+      pauseEvents.length = 0;
+      const bounced = new Map<string, number>();
+      const reschedule = w.transport.reschedule.bind(w.transport);
+      w.transport.reschedule = async (m) => {
+        await reschedule(m);
+        bounced.set(m.id, (bounced.get(m.id) ?? 0) + 1);
+      };
+      await w.runtime.pause("q.paused");
+      const ids = await w.runtime.enqueueMany("q.paused", [{ n: 1 }, { n: 2 }, { n: 3 }]);
+      // Each delivery found the actor paused and published its message again, an hour on.
+      await waitFor(() => ids.every((id) => bounced.has(id)), {
+        timeoutMs: 20_000,
+        what: "the paused deliveries",
+      });
+      for (const id of ids) {
+        const job = await w.runtime.getJob(id);
+        assert.equal(job.status, "queued");
+        assert.equal(job.attempts, 0);
+      }
+      assert.equal(pauseEvents.length, 0, "nothing ran while paused");
+
+      pauseEvents.push("resumed");
+      assert.equal(await w.runtime.resume("q.paused"), true);
+      for (const id of ids) {
+        const done = await finished(w, id);
+        assert.equal(done.status, "succeeded");
+        assert.equal(done.attempts, 1, "no attempt used while paused");
+      }
+      assert.equal(pauseEvents[0], "resumed", "nothing ran before the resume");
+      assert.deepEqual(pauseEvents.slice(1).sort(), ["ran 1", "ran 2", "ran 3"]);
+    } finally {
+      await w.close();
+    }
   },
 );

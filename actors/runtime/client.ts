@@ -12,7 +12,9 @@
  *   tenant's repeat too.
  * - A pipeline's jobs stop with it: cancelling a job of a running pipeline cancels the whole
  *   pipeline (see `sql/pipelines.ts`), under the pipeline's row lock.
- * - A dead letter replays at most once (the mark and the new job commit together).
+ * - A dead letter replays at most once (the mark and the new job commit together). The new job
+ *   carries the failed job's end message (`onEnd`), made again for the new job's id: its end
+ *   sends it as the original's would have (a completion callback, say).
  * - A scheduled run has one job per minute slot, across instances (keyed by the slot).
  * - An end message (`onEnd`) is validated before any write, stored with its job (`job_end.ts`).
  */
@@ -36,7 +38,7 @@ import type { GiveUpOutcome } from "./transport.ts";
 import type { JobReader } from "./reader.ts";
 import { notifyCancel, requestCancel } from "./sql/cancel_job.ts";
 import { checkRepeats } from "./sql/check_repeats.ts";
-import { markReplayed } from "./sql/dead_letters.ts";
+import { endOfJob, markReplayed } from "./sql/dead_letters.ts";
 import { giveUpJob } from "./sql/give_up.ts";
 import { insertJobs } from "./sql/insert_jobs.ts";
 import { endPipeline, lockPipelines, type PipelineRecord } from "./sql/pipelines.ts";
@@ -45,7 +47,7 @@ import type { Tables } from "./sql/tables.ts";
 import type { Tracing } from "./tracing.ts";
 import { upgradeInput } from "./versions.ts";
 import { isTerminal, type JobView } from "./views.ts";
-import { type EndRecord, endRecord, type OnEnd } from "./job_end.ts";
+import { endMessageId, type EndRecord, endRecord, type OnEnd } from "./job_end.ts";
 export type { OnEnd };
 
 /** Options of `enqueue`. */
@@ -134,6 +136,26 @@ export class RuntimeClient {
   #endRecord(onEnd: OnEnd, jobId: string): EndRecord {
     const def = this.actor(targetName(onEnd.actor));
     return endRecord(def, onEnd.input, jobId, this.#o.publisher.writes, this.#o.tables);
+  }
+
+  /**
+   * The end message `stored` (another job's) for the job `jobId` replaying it: built again for
+   * `jobId` as an enqueue builds it (its actor's current version and key, this transport's
+   * writes); with the stored input as it was when its actor is no longer defined here.
+   */
+  #replayedEnd(stored: EndRecord, jobId: string): EndRecord {
+    const def = this.#o.actors.get(stored.actor);
+    if (!def) {
+      const { writes } = this.#o.publisher;
+      return {
+        ...stored,
+        id: endMessageId(jobId),
+        outbox: writes.outbox,
+        channel: writes.notify ? this.#o.tables.jobsChannel : null,
+      };
+    }
+    const input = upgradeInput(def, stored.input, stored.inputVersion ?? def.version);
+    return this.#endRecord({ actor: def.name, input: input as Record<string, unknown> }, jobId);
   }
 
   /** Enqueues many messages to one actor in one transaction (see `Runtime.enqueueMany`). */
@@ -277,6 +299,8 @@ export class RuntimeClient {
       replayOf: String(dl.job_id),
       trace: this.#o.tracing.current(),
     });
+    const ended = await endOfJob(db, tables, String(dl.job_id));
+    if (ended) row.onEnd = this.#replayedEnd(ended, row.id);
     const created = await db.transaction(async (tx) => {
       if (!await markReplayed(tx, tables, deadLetterId, row.id)) {
         throw new ConflictError(`dead letter ${deadLetterId} was replayed already`);

@@ -9,10 +9,13 @@
  *   fails is logged, never fails the delivery or the heartbeat it rides on.
  * - A paused actor keeps its messages: enqueues are accepted, the table queue claims none of its
  *   jobs, and a pushed delivery of one is answered without running it or using an attempt (see
- *   `Dispatcher.deliver`). Jobs already running when the pause commits run to their end.
+ *   `Dispatcher.deliver`). Jobs already running when the pause commits run to their end. A
+ *   resume wakes table queues and, on a push transport that reschedules, publishes the
+ *   actor's waiting messages again at once.
  * - Delayed jobs belong to no instance until they are due and claimed (or delivered), so they
  *   are listed once for the queue, not per instance.
  */
+import type { ActorPolicy } from "./define.ts";
 import type { Logger, SqlDatabase } from "./ports.ts";
 import { type ActorKeyRow, actorKeys, actorStats } from "./sql/actor_stats.ts";
 import {
@@ -24,6 +27,7 @@ import {
   resumeActor,
   resumeSchedule,
   schedulePaused,
+  waitingJobs,
 } from "./sql/pauses.ts";
 import type { Tables } from "./sql/tables.ts";
 import {
@@ -154,7 +158,11 @@ export interface OperationsOptions {
   db: SqlDatabase;
   tables: Tables;
   workerId: string;
-  transport: Pick<Transport, "name" | "inTransaction" | "wake">;
+  transport: Pick<Transport, "name" | "inTransaction" | "wake" | "reschedule">;
+  /** The policy of `actor`, or undefined when this runtime does not run it. */
+  policy: (actor: string) => ActorPolicy | undefined;
+  /** How long a paused actor's pushed delivery waits before it comes again. */
+  pauseRecheckMs: number;
   actorNames: readonly string[];
   concurrency: number;
   inFlight: () => number;
@@ -162,6 +170,10 @@ export interface OperationsOptions {
   beatMs: number;
   log: Logger;
 }
+
+/** Jobs read per page, and publishes at a time, when a resume publishes messages again. */
+const PAGE = 500;
+const PARALLEL = 16;
 
 const iso = (v: Date | string | null): string | null =>
   v === null ? null : new Date(v).toISOString();
@@ -242,11 +254,63 @@ export class Operations {
     return pauseView(await pauseActor(this.#o.db, this.#o.tables, actor, by));
   }
 
-  /** Resumes `actor`; returns whether it was paused. Table queues look for its jobs at once. */
+  /**
+   * Resumes `actor`; returns whether it was paused. Table queues look for its jobs at once; a
+   * push transport that reschedules is given their messages again (see `#republish`).
+   */
   async resume(actor: string): Promise<boolean> {
     const was = await resumeActor(this.#o.db, this.#o.tables, actor);
     this.#o.transport.wake();
+    if (was) await this.#republish(actor);
     return was;
+  }
+
+  /**
+   * A push delivery of a paused actor's job published a new message up to `pauseRecheckMs`
+   * later (`Dispatcher.deliver`); after a resume its jobs are published again now (or at their
+   * `run_at`), so that they run at once. Only queued jobs due within `pauseRecheckMs` can have
+   * such a late message; a later one's message is at its `run_at` already. A job published
+   * twice runs once (the lease and the ledger); the late message finds it done. A publish that
+   * fails is logged: that job's late message still comes. Pages of `PAGE` jobs, `PARALLEL`
+   * publishes at a time.
+   */
+  async #republish(actor: string): Promise<void> {
+    const { transport, db, tables, log } = this.#o;
+    const policy = this.#o.policy(actor);
+    if (!transport.reschedule || !policy) return;
+    let after = "";
+    let published = 0;
+    let failed = 0;
+    for (;;) {
+      const page = await waitingJobs(db, tables, actor, this.#o.pauseRecheckMs, after, PAGE);
+      for (let i = 0; i < page.length; i += PARALLEL) {
+        const outcomes = await Promise.allSettled(
+          page.slice(i, i + PARALLEL).map((j) =>
+            transport.reschedule!({
+              id: j.id,
+              actor,
+              key: j.key,
+              runAt: new Date(Math.max(Date.now(), new Date(j.run_at).getTime())),
+              policy,
+              ...(j.traceparent ? { traceparent: j.traceparent } : {}),
+            })
+          ),
+        );
+        for (const o of outcomes) {
+          if (o.status === "fulfilled") published++;
+          else failed++;
+        }
+      }
+      if (page.length < PAGE) break;
+      after = page[page.length - 1]!.id;
+    }
+    if (failed > 0) {
+      log.warn("resume: some messages not published again; they come back on their recheck", {
+        actor,
+        published,
+        failed,
+      });
+    }
   }
 
   /** Paused actors, by name. */

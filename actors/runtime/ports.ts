@@ -32,6 +32,16 @@ export function copyText(v: string | null): string {
     : v;
 }
 
+/** What `SqlDatabase.listen` does besides listening. */
+export interface ListenOptions {
+  /**
+   * A shared advisory lock (`pg_advisory_lock_shared(a, b)`) held on the listening session while
+   * it listens: another session that fails `pg_try_advisory_xact_lock(a, b)` knows someone
+   * listens. Only drivers with `listenLocks` honour it.
+   */
+  sharedLock?: readonly [number, number];
+}
+
 /**
  * A PostgreSQL-compatible database (PGlite, node-postgres, Neon).
  *
@@ -43,6 +53,8 @@ export function copyText(v: string | null): string {
  * - `listen()` delivers NOTIFY payloads sent after it resolved, from any connection or process
  *   sharing the database; a notification may be lost when a connection drops, so listeners
  *   must also poll now and then.
+ * - With `listenLocks`, `listen(..., { sharedLock })` holds that shared advisory lock on the
+ *   listening session from before it resolves until it stops or its session ends.
  */
 export interface SqlDatabase extends SqlExecutor {
   /** Which driver this is (drivers differ in small ways, e.g. int8 parsing). */
@@ -50,7 +62,16 @@ export interface SqlDatabase extends SqlExecutor {
   /** Runs `fn` in one transaction (see the invariants above). */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Calls `onPayload` for each NOTIFY on `channel`; resolves to a function that stops listening. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    options?: ListenOptions,
+  ): Promise<() => Promise<void>>;
+  /**
+   * Whether `listen` honours `ListenOptions.sharedLock` (a driver with a session per listener).
+   * Absent: it does not.
+   */
+  readonly listenLocks?: boolean;
   /** Whether several processes can share this database (false for an embedded PGlite file). */
   readonly shared: boolean;
   /**

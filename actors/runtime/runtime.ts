@@ -164,10 +164,13 @@ export class Runtime implements Consumer {
       observer,
     });
     const concurrency = options.concurrency ?? 256;
+    const pauseRecheckMs = Math.max(1000, options.pauseRecheckMs ?? 30_000);
     this.#ops = new Operations({
       ...common,
       workerId: this.workerId,
       transport: this.transport,
+      policy: (name) => actors.get(name)?.policy,
+      pauseRecheckMs,
       actorNames: [...actors.keys()],
       concurrency,
       inFlight: () => this.#dispatcher.inFlight,
@@ -188,7 +191,7 @@ export class Runtime implements Consumer {
       leases: this.#leases,
       transport: this.transport,
       policy: (name) => this.actor(name).policy,
-      pauseRecheckMs: Math.max(1000, options.pauseRecheckMs ?? 30_000),
+      pauseRecheckMs,
       onDelivery: () => this.#ops.touch(),
       events: this.#events,
     });
@@ -413,7 +416,10 @@ export class Runtime implements Consumer {
     return await this.#ops.pause(this.actor(actor).name, by);
   }
 
-  /** Resumes `actor`; returns whether it was paused. Its waiting jobs run again. */
+  /**
+   * Resumes `actor`; returns whether it was paused. Its waiting jobs run again: table queues
+   * look at once, and a push transport that reschedules gets their messages again at once.
+   */
   async resume(actor: string): Promise<boolean> {
     return await this.#ops.resume(this.actor(actor).name);
   }

@@ -1,7 +1,8 @@
 /**
  * `system.cleanup`: deletes finished jobs, ledger rows and dead letters older than the
- * retention setting, audit-log entries older than the audit retention (90 days) and expired
- * webhook signature ids and parts of blob uploads that never finished, and collects the
+ * retention setting, audit-log entries older than the audit retention (90 days), expired
+ * webhook signature ids and cached report names (`troupe_usage_reports`), and parts of blob
+ * uploads that never finished, and collects the
  * uploaded files no dataset or course of any tenant holds any more (after a grace period, see
  * db/blobs/refs.ts). Scheduled daily; deletes in batches so no lock is held for long.
  * Deleting is idempotent, so it writes through the database port directly.
@@ -11,6 +12,7 @@ import { defineActor, type SqlDatabase, type SqlExecutor } from "@troupe/runtime
 import type { BlobStore } from "../../db/blobs/port.ts";
 import { sweepOrphans } from "../../db/blobs/postgres.ts";
 import { collectBlobs } from "../../db/blobs/refs.ts";
+import { purgeExpiredReports } from "../usage/reports.ts";
 
 const BATCH = 5000;
 /** Longer than any upload takes between storing its files and committing the dataset or course. */
@@ -57,6 +59,7 @@ export function cleanupActor(
         groups: 0,
         audit: 0,
         nonces: 0,
+        reports: 0,
         blobParts: 0,
         blobs: 0,
       };
@@ -112,6 +115,12 @@ export function cleanupActor(
          SELECT count(*)::int AS n FROM d`,
         new Date().toISOString(),
       );
+      const now = new Date();
+      while (!ctx.signal.aborted) {
+        const n = await purgeExpiredReports(db, now, BATCH);
+        deleted.reports += n;
+        if (n < BATCH) break;
+      }
       deleted.blobParts = await sweepOrphans(db);
       if (blobs) {
         const graceMs = blobs.graceMs ?? DEFAULT_BLOB_GRACE_MS;

@@ -2,7 +2,9 @@
  * Report names for one page: the page's report ids deduplicated, looked up in the reports
  * table (entries not expired), then in the cache (the `usageReport` TTL class, Redis in
  * production), and only then fetched, with bounded concurrency. A 404 is kept as "no such
- * report" for the same hour, so a missing report is not asked for on every page.
+ * report" for the same hour, so a missing report is not asked for on every page. Expired rows
+ * are read as absent and deleted by the daily cleanup (`purgeExpiredReports`, run by
+ * `system.cleanup`).
  */
 import type { SqlExecutor } from "@troupe/runtime";
 import { type Cache, cacheKey } from "../../db/cache/cache.ts";
@@ -99,4 +101,23 @@ export async function keepReports(
             expires_at = excluded.expires_at`,
     [tenantId, sourceId, ids, ids.map((id) => fetched.get(id) ?? null), REPORT_TTL_MS],
   );
+}
+
+/**
+ * Deletes up to `limit` report names that expired before `before`; returns how many. The
+ * daily cleanup (`system.cleanup`) calls it until fewer than `limit` go.
+ */
+export async function purgeExpiredReports(
+  db: SqlExecutor,
+  before: Date,
+  limit: number,
+): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    `WITH d AS (DELETE FROM troupe_usage_reports WHERE (tenant_id, source_id, report_id) IN (
+       SELECT tenant_id, source_id, report_id FROM troupe_usage_reports
+        WHERE expires_at < $1::timestamptz LIMIT $2) RETURNING 1)
+     SELECT count(*)::int AS n FROM d`,
+    [before.toISOString(), limit],
+  );
+  return rows[0]?.n ?? 0;
 }

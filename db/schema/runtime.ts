@@ -77,6 +77,11 @@ export const jobs = pgTable(
     traceparent: text("traceparent"),
     /** The W3C `tracestate` that goes with `traceparent`. */
     tracestate: text("tracestate"),
+    /**
+     * The message to send when the job (or pipeline) ends, built when it was enqueued; the
+     * trigger of migration `0008_job_end` inserts it (see `actors/runtime/job_end.ts`).
+     */
+    onEnd: jsonb("on_end"),
     startedAt: tz("started_at"),
     finishedAt: tz("finished_at"),
     ...timestamps,
@@ -85,6 +90,13 @@ export const jobs = pgTable(
     index("troupe_jobs_claim_idx").on(t.priority.desc(), t.runAt, t.id).where(
       sql`${t.status} = 'queued'`,
     ),
+    /** Fair claims: each tenant's queued jobs in queue order (`''` for no tenant). */
+    index("troupe_jobs_tenant_claim_idx").on(
+      sql`coalesce(${t.tenantId}, '')`,
+      t.priority.desc(),
+      t.runAt,
+      t.id,
+    ).where(sql`${t.status} = 'queued'`),
     index("troupe_jobs_status_idx").on(t.status, t.id),
     index("troupe_jobs_tenant_idx").on(t.tenantId, t.id),
     index("troupe_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),

@@ -144,6 +144,38 @@ contractSuite("job end messages", {
     assert.equal(outbox!.n, 0, "published, and their outbox rows gone");
   },
 
+  "a replayed dead letter's job sends the end message again, for the new job": async (
+    { runtime, db },
+  ) => {
+    const { work, ended, heard } = actors("e6");
+    const rt = await runtime([work, ended]);
+    const { job } = await rt.enqueue(work, { n: 3 }, {
+      onEnd: { actor: ended, input: { tag: "again" } },
+      delayMs: 60_000,
+    });
+    assert.equal(
+      await rt.giveUp(job.id, { code: "UNDELIVERABLE", message: "gave up" }),
+      "dead-lettered",
+    );
+    await settle(rt, endMessageId(job.id));
+    const letter = (await rt.listDeadLetters({ actor: "e6.work" })).items[0]!;
+    const replay = await rt.replay(letter.id);
+    assert.deepEqual(replay.onEnd, {
+      jobId: endMessageId(replay.id),
+      actor: "e6.ended",
+      input: { tag: "again" },
+    });
+    assert.equal((await settle(rt, replay.id)).status, "succeeded");
+    const end = await settle(rt, endMessageId(replay.id));
+    assert.equal(end.parentId, replay.id);
+    const byId = new Map(heard.map((h) => [h.job.id, h]));
+    assert.equal(byId.get(job.id)?.job.status, "failed");
+    assert.equal(byId.get(replay.id)?.job.status, "succeeded");
+    assert.equal(byId.get(replay.id)?.tag, "again");
+    assert.deepEqual(byId.get(replay.id)?.job.result, { doubled: 6 });
+    assert.equal(await endJobs(db, "e6.ended"), 2);
+  },
+
   "an end message its actor refuses is refused at enqueue, and nothing is written": async (
     { runtime, db },
   ) => {

@@ -39,7 +39,7 @@ contractSuite("system", {
     assert.deepEqual(first.job.input, { source: "cron" });
   },
 
-  "cleanup deletes finished jobs, ledger rows, dead letters and audit entries past retention":
+  "cleanup deletes finished jobs, ledger rows, dead letters, audit entries past retention and expired report names":
     async (
       { db, runtime },
     ) => {
@@ -84,6 +84,13 @@ contractSuite("system", {
        VALUES ('a-old', 'job.cancel', now() - interval '91 days'),
               ('a-kept', 'job.cancel', now() - interval '89 days')`,
       );
+      // Report names cached past their expiry go; those still fresh stay.
+      await db.query(
+        `INSERT INTO troupe_usage_reports (tenant_id, source_id, report_id, name, found, expires_at)
+       VALUES ('t1', 's1', 'r-expired', 'Old', true, now() - interval '1 minute'),
+              ('t1', 's1', 'r-missing', NULL, false, now() - interval '2 hours'),
+              ('t1', 's1', 'r-fresh', 'New', true, now() + interval '1 hour')`,
+      );
       const queued = await rt.enqueue("s2.noop", { n: 99 }, { delayMs: 3_600_000 });
       await db.query(
         "UPDATE troupe_jobs SET created_at = now() - interval '30 days' WHERE id = $1",
@@ -103,8 +110,14 @@ contractSuite("system", {
         deadLetters: number;
         groups: number;
         audit: number;
+        reports: number;
       };
       assert.equal(result.audit, 1);
+      assert.equal(result.reports, 2);
+      const reports = await db.query<{ report_id: string }>(
+        "SELECT report_id FROM troupe_usage_reports",
+      );
+      assert.deepEqual(reports.map((r) => r.report_id), ["r-fresh"]);
       const audit = await db.query<{ id: string }>("SELECT id FROM troupe_audit_log");
       assert.deepEqual(audit.map((r) => r.id), ["a-kept"]);
       assert.equal(result.jobs, 4);

@@ -84,16 +84,27 @@ export function poolDatabase(
         client.release(broken);
       }
     },
-    async listen(channel, onPayload) {
+    listenLocks: true,
+    async listen(channel, onPayload, options = {}) {
       const client = await pool.connect();
       client.on("error", () => {});
       client.on("notification", (n) => {
         if (n.channel === channel) onPayload(n.payload ?? "");
       });
-      await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+      const lock = options.sharedLock;
+      try {
+        // The lock first: whoever sees it held may notify before this LISTEN, which is before
+        // this call resolved (nothing is promised for then).
+        if (lock) await client.query("SELECT pg_advisory_lock_shared($1, $2)", [...lock]);
+        await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+      } catch (err) {
+        client.release(true); // the session goes, and its lock with it
+        throw err;
+      }
       return async () => {
         try {
           await client.query(`UNLISTEN "${channel.replaceAll('"', '""')}"`);
+          if (lock) await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock]);
           client.release();
         } catch {
           client.release(true);

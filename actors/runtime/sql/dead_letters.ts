@@ -1,3 +1,4 @@
+import type { EndRecord } from "../job_end.ts";
 import type { SqlExecutor } from "../ports.ts";
 import type { Tables } from "./tables.ts";
 
@@ -43,6 +44,23 @@ export async function getDeadLetter(
 ): Promise<Row | undefined> {
   const rows = await db.query<Row>(`SELECT * FROM ${t.deadLetters} WHERE id = $1`, [id]);
   return rows[0];
+}
+
+/**
+ * The end message stored on job `jobId` (`on_end`, see `../job_end.ts`), or null: what a replay
+ * of its dead letter sends again when the new job ends.
+ */
+export async function endOfJob(
+  db: SqlExecutor,
+  t: Tables,
+  jobId: string,
+): Promise<EndRecord | null> {
+  const rows = await db.query<{ on_end: EndRecord | string | null }>(
+    `SELECT on_end FROM ${t.jobs} WHERE id = $1`,
+    [jobId],
+  );
+  const v = rows[0]?.on_end ?? null;
+  return typeof v === "string" ? JSON.parse(v) as EndRecord : v;
 }
 
 /** Marks a dead letter replayed by job `jobId`; false when it was replayed already. */

@@ -45,6 +45,35 @@ export async function resumeActor(db: SqlExecutor, t: Tables, actor: string): Pr
   return rows.length > 0;
 }
 
+/** A queued job a resume publishes again (see `Operations.resume`). */
+export interface WaitingJob {
+  id: string;
+  key: string;
+  run_at: Date | string;
+  traceparent: string | null;
+}
+
+/**
+ * Up to `limit` queued jobs of `actor` due within `withinMs`, by id after `after` (a page; `""`
+ * for the first): those whose message a pause may have put off.
+ */
+export async function waitingJobs(
+  db: SqlExecutor,
+  t: Tables,
+  actor: string,
+  withinMs: number,
+  after: string,
+  limit: number,
+): Promise<WaitingJob[]> {
+  return await db.query<WaitingJob>(
+    `SELECT id, key, run_at, traceparent FROM ${t.jobs}
+      WHERE status = 'queued' AND actor = $1 AND id > $2
+        AND run_at <= now() + make_interval(secs => $3::float8 / 1000.0)
+      ORDER BY id LIMIT $4`,
+    [actor, after, withinMs, limit],
+  );
+}
+
 /** Every paused actor, by name. */
 export async function pausedActors(db: SqlExecutor, t: Tables): Promise<PauseRow[]> {
   return await db.query<PauseRow>(
