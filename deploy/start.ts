@@ -102,6 +102,17 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   const { promise: listening, resolve: listened } = Promise.withResolvers<void>();
   let composing: Promise<Composed>;
   let handler: FetchHandler;
+  // Before the server starts, as Deno Deploy requires; `Deno.cron`'s first use loads its
+  // runtime modules, so the edge start makes it while its own modules load and connect.
+  const { promise: composition, resolve: composed } = Promise.withResolvers<Composed>();
+  const registerCron = () => {
+    if (!maintenanceCron) return;
+    // Deno Deploy runs its crons even with no instance up: the pass needs no timer of ours.
+    Deno.cron("troupe maintenance", "* * * * *", async () => {
+      const t = await composition;
+      t.runtime.log.info("maintenance pass", await t.runtime.maintenancePass());
+    });
+  };
   if (healthFirst) {
     // What the first health answer needs loads at once: the database's driver (it connects and
     // the migrations are checked meanwhile), the front's modules, the cache's client.
@@ -113,6 +124,7 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
     });
     const frontModule = import("../routes/front.ts");
     const frontCache = openCache(config);
+    registerCron();
     if (config.HTTP_HEADER_TIMEOUT_MS > 0) await loadNodeHttp();
     const [{ frontApp }, db, cache] = await Promise.all([frontModule, opened, frontCache]);
     // The front listens while the migrations are checked; it answers nothing before they are.
@@ -145,17 +157,12 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
       Deno.exit(1);
     });
   } else {
+    registerCron();
     troupe = await composeFrom();
     composing = Promise.resolve(troupe);
     handler = troupe.fetch;
   }
-  if (maintenanceCron) {
-    // Deno Deploy runs its crons even with no instance up: the pass needs no timer of ours.
-    Deno.cron("troupe maintenance", "* * * * *", async () => {
-      const t = await composing;
-      t.runtime.log.info("maintenance pass", await t.runtime.maintenancePass());
-    });
-  }
+  composing.then(composed, () => {});
   const server = await serve({
     port: config.PORT,
     hostname: config.HOST,
