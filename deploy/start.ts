@@ -139,7 +139,11 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
       corsOrigins: config.CORS_ORIGINS,
       ready: checked,
       load: async () => {
+        // The app's modules load while the migrations are checked; it composes after.
+        const app = given ? null : import("../main.ts");
+        app?.catch(() => {});
         await checked;
+        await app;
         return (troupe = await composeFrom(db)).fetch;
       },
     });
