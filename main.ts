@@ -268,7 +268,7 @@ export async function compose(
   const transport: Transport = qstash
     ? new QStashTransport({ client: qstash.client, publicUrl: qstash.publicUrl })
     : new TableQueueTransport(db);
-  const redis = openRedis(config);
+  const redis = await openRedis(config);
   const cache = new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore());
   const limiter: RateLimiter = redis ? new UpstashRateLimiter({ redis }) : new MemoryRateLimiter();
   const metrics = config.METRICS_TOKEN !== undefined || config.METRICS_PORT !== undefined

@@ -18,7 +18,7 @@ import {
   migrationSet,
   runtimeMigrations,
 } from "@troupe/runtime/migrate";
-import { qstashMigrations } from "@troupe/runtime/transports/qstash";
+import { qstashMigrations } from "@troupe/runtime/transports/qstash/migrations";
 import { coursesMigrations } from "../actors/courses/migrations.ts";
 import { datasetsMigrations } from "../actors/datasets/migrations.ts";
 import { usageMigrations } from "../actors/usage/migrations.ts";
@@ -78,17 +78,19 @@ export async function pendingMigrations(db: SqlDatabase): Promise<AppliedMigrati
   // The sets' files are read while the database answers.
   const sets = Promise.all(MIGRATION_SETS.map(async (set) => ({ set, files: await set.load() })));
   sets.catch(() => {});
-  const [found] = await db.query<{ found: boolean }>(
-    "SELECT to_regclass($1) IS NOT NULL AS found",
-    [ledger],
-  );
-  const done = new Set(
-    found?.found
-      ? (await db.query<{ migration_set: string; tag: string }>(
-        `SELECT migration_set, tag FROM ${ledger}`,
-      )).map((r) => `${r.migration_set}/${r.tag}`)
-      : [],
-  );
+  const read = () =>
+    db.query<{ migration_set: string; tag: string }>(`SELECT migration_set, tag FROM ${ledger}`);
+  // One round trip when the ledger exists (every start but a new database's); when the read
+  // fails, whether the ledger is there decides between "none applied" and the read's error.
+  const rows = await read().catch(async (err) => {
+    const [found] = await db.query<{ found: boolean }>(
+      "SELECT to_regclass($1) IS NOT NULL AS found",
+      [ledger],
+    );
+    if (found?.found) throw err;
+    return [];
+  });
+  const done = new Set(rows.map((r) => `${r.migration_set}/${r.tag}`));
   const pending: AppliedMigration[] = [];
   for (const { set, files } of await sets) {
     for (const { tag } of files) {

@@ -3,7 +3,12 @@
  * for Deno Deploy:
  * 1. its static module graph (`deno info --json`, dynamic imports not followed) reaches no
  *    embedded-only module: PGlite, `node:worker_threads`, the test stand-ins, the benchmarks;
- * 2. it type-checks on Deploy's Deno version ({@link DEPLOY_DENO_VERSION}), installed from npm
+ * 2. its first modules, the ones an instance evaluates before its first answer (the entry's
+ *    static graph, and that of the front it answers with, {@link START_ROOTS}), hold no npm
+ *    package but hono: the database driver, the cache's client and the whole app load by
+ *    dynamic import (deploy/start.ts), so a cold start neither fetches nor evaluates zod, the
+ *    OpenAPI schemas, drizzle or the workloads before its first health answer;
+ * 3. it type-checks on Deploy's Deno version ({@link DEPLOY_DENO_VERSION}), installed from npm
  *    into a cache directory on first use (or the binary named by `DEPLOY_DENO`).
  * Exit code 1 when either fails, each offending import chain printed.
  */
@@ -19,6 +24,21 @@ export const EMBEDDED_ONLY: readonly { test: (specifier: string) => boolean; why
   { test: (s) => /\/tests\/fixtures\//.test(s), why: "a test stand-in" },
   { test: (s) => /^file:.*\/bench\//.test(s), why: "a benchmark tool" },
 ];
+
+/** The npm packages the first modules may hold: the front's HTTP router. */
+export const START_PACKAGES: readonly string[] = ["hono"];
+
+/** What the edge entry answers its first health check with, beside its own modules. */
+export const START_ROOTS: readonly string[] = ["routes/front.ts"];
+
+/** A module of the start path that is an npm package other than {@link START_PACKAGES}. */
+export const START_PATH: readonly { test: (specifier: string) => boolean; why: string }[] = [{
+  test: (s) => {
+    const name = /^npm:\/?((?:@[^/@]+\/)?[^/@]+)/.exec(s)?.[1];
+    return name !== undefined && !START_PACKAGES.includes(name);
+  },
+  why: "an npm package before the first answer",
+}];
 
 interface InfoDependency {
   specifier: string;
@@ -43,8 +63,14 @@ export interface Violation {
   chain: string[];
 }
 
-/** The embedded-only modules the static graph reaches (breadth-first: shortest chains). */
-export function staticViolations(info: ModuleInfo): Violation[] {
+/**
+ * The modules matching `rules` (default: the embedded-only ones) the static graph reaches
+ * (breadth-first: shortest chains).
+ */
+export function staticViolations(
+  info: ModuleInfo,
+  rules: readonly { test: (specifier: string) => boolean; why: string }[] = EMBEDDED_ONLY,
+): Violation[] {
   const byUrl = new Map(info.modules.map((m) => [m.specifier, m]));
   const resolve = (s: string) => info.redirects?.[s] ?? s;
   const parent = new Map<string, string | null>();
@@ -59,7 +85,7 @@ export function staticViolations(info: ModuleInfo): Violation[] {
   const violations: Violation[] = [];
   while (queue.length) {
     const at = queue.shift()!;
-    const rule = EMBEDDED_ONLY.find((r) => r.test(at));
+    const rule = rules.find((r) => r.test(at));
     if (rule) {
       const chain = [at];
       for (let p = parent.get(at); p; p = parent.get(p)) chain.unshift(p);
@@ -125,22 +151,30 @@ export async function denoBinary(version: string): Promise<string> {
 }
 
 /** Prints each violation's chain; true when there is none. */
-export function report(entry: string, violations: Violation[]): boolean {
+export function report(entry: string, violations: Violation[], what = "embedded-only"): boolean {
   if (!violations.length) {
-    console.log(`deploy:check: ${entry} reaches no embedded-only module statically`);
+    console.log(`deploy:check: ${entry} reaches no ${what} module statically`);
     return true;
   }
-  console.error(`deploy:check: ${entry} statically reaches embedded-only modules:`);
+  console.error(`deploy:check: ${entry} statically reaches ${what} modules:`);
   for (const v of violations) {
     console.error(`  ${v.why}: ${v.module}\n    ${v.chain.join("\n      -> ")}`);
   }
-  console.error("  load them with a dynamic import() where the configuration chooses them");
+  console.error("  load them with a dynamic import() where they are needed");
   return false;
+}
+
+/** The start path's violations: the entry's static graph and each of {@link START_ROOTS}'. */
+export async function startPathViolations(entry: string): Promise<Violation[]> {
+  const infos = await Promise.all([entry, ...START_ROOTS].map((root) => moduleInfo(root)));
+  return infos.flatMap((info) => staticViolations(info, START_PATH));
 }
 
 if (import.meta.main) {
   const entry = Deno.args[0] ?? "deploy/edge.ts";
-  const graphOk = report(entry, staticViolations(await moduleInfo(entry)));
+  const embeddedOk = report(entry, staticViolations(await moduleInfo(entry)));
+  const startOk = report(entry, await startPathViolations(entry), "start-path (npm but hono)");
+  const graphOk = embeddedOk && startOk;
   const deno = await denoBinary(DEPLOY_DENO_VERSION);
   console.log(`deploy:check: type-checking ${entry} with ${deno}`);
   const checked = await new Deno.Command(deno, {

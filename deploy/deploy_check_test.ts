@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { denoBinary, DEPLOY_DENO_VERSION, moduleInfo, staticViolations } from "./deploy_check.ts";
+import {
+  denoBinary,
+  DEPLOY_DENO_VERSION,
+  moduleInfo,
+  START_PATH,
+  startPathViolations,
+  staticViolations,
+} from "./deploy_check.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 
@@ -38,6 +45,26 @@ Deno.test("deploy:check: the same modules behind a dynamic import pass", async (
     `import "./edge.ts";\nexport const load = () => [import("@troupe/runtime/pglite"), import("node:worker_threads")];\n`,
     async (path) => {
       assert.deepEqual(staticViolations(await moduleInfo(path)), []);
+    },
+  );
+});
+
+Deno.test("deploy:check: the edge entry's first modules hold no npm package but hono", async () => {
+  assert.deepEqual(await startPathViolations(`${here}edge.ts`), []);
+  // main.ts is what the start keeps off that path.
+  const full = await startPathViolations(`${here}../main.ts`);
+  for (const name of ["zod", "@hono/zod-openapi", "@upstash/redis"]) {
+    assert.ok(full.some((v) => v.module.includes(name)), `main.ts reaches ${name}`);
+  }
+});
+
+Deno.test("deploy:check: zod imported by an entry's own module fails the start path, hono passes", async () => {
+  await withEntry(
+    `import "./edge.ts";\nimport "hono/cors";\nimport "./config.ts";\nimport { z } from "zod";\nexport const s = z.string();\n`,
+    async (path) => {
+      const violations = staticViolations(await moduleInfo(path), START_PATH);
+      assert.deepEqual(violations.map((v) => v.module), ["npm:/zod@4.6.7"]);
+      assert.match(violations[0]!.chain[0]!, /\.deploy_check_/);
     },
   );
 });

@@ -4,10 +4,13 @@
  * has loaded. An instance starts on a request, so it must not hold the first one behind DDL,
  * nor race other instances for the migration lock: `deno task migrate` applies them at deploy
  * time, and a start finding any missing exits at once, naming them. It listens as soon as the
- * database is open and checked, and loads `main.ts` (workloads, routes, schemas) behind the
- * health check (deploy/start.ts, routes/front.ts): that is why it imports deploy/start.ts, not
+ * database is open (answering nothing before the check has passed), and loads `main.ts`
+ * (workloads, routes, schemas) behind the health check (deploy/start.ts, routes/front.ts): that is why it imports deploy/start.ts, not
  * main.ts. The `troupe maintenance` cron runs the maintenance pass every minute (reap, outbox
  * relay, due schedules), so that no job waits on a timer of an instance Deploy stopped.
+ * Request heads are not timed here unless `HTTP_HEADER_TIMEOUT_MS` says so: Deploy's proxy
+ * times them out, and without the timeout the server is `Deno.serve` alone, without the
+ * `node:http` front (routes/serve.ts), whose module would hold the first answer.
  * A delivery of a stepped job (`course.build`, `dataset.split`, `dataset.merge`) takes work
  * for half of a 30 s budget (`DELIVERY_BUDGET_MS` overrides it), then hands the rest to its
  * next message.
@@ -25,5 +28,6 @@ if (import.meta.main) {
     maintenanceCron: true,
     healthFirst: true,
     deliveryBudgetMs: EDGE_BUDGET_MS,
+    envDefaults: { HTTP_HEADER_TIMEOUT_MS: "0" },
   });
 }

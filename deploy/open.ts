@@ -3,12 +3,13 @@
  * the configuration names and its Upstash Redis client. Light on purpose: the edge entry
  * (deploy/edge.ts) answers its first health check with these alone, while the rest loads.
  *
- * Embedded-only modules (PGlite) and the database client not chosen load by dynamic import,
- * so a production start neither loads nor needs them (`deno task deploy:check` guards this).
+ * Every driver's module loads by dynamic import when the configuration chooses it: a production
+ * start neither loads nor needs the embedded-only ones (PGlite; `deno task deploy:check` guards
+ * this), and the edge entry starts loading each while the others load and connect.
  */
 import { join } from "node:path";
 import type { SqlDatabase } from "@troupe/runtime";
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
 import { type Config, drivers } from "./config.ts";
 import { databaseWriteProbe, diskWriteProbe, type WriteProbe } from "../db/write_probe.ts";
 
@@ -33,9 +34,13 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
   return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
 }
 
-/** The Upstash Redis client when the configuration names one (cache, rate limits), else null. */
-export function openRedis(config: Config): Redis | null {
+/**
+ * The Upstash Redis client when the configuration names one (cache, rate limits), else null;
+ * its module loads here, so a start without Redis never loads it.
+ */
+export async function openRedis(config: Config): Promise<Redis | null> {
   if (drivers(config).cache !== "upstash") return null;
+  const { Redis } = await import("@upstash/redis");
   // One quick retry: a cache that is down must degrade fast, not hold requests.
   return new Redis({
     url: config.UPSTASH_REDIS_REST_URL!,

@@ -3,16 +3,18 @@
  * HTTP, registers cron schedules (table queue only; with QStash, QStash schedules call
  * `/schedules/:name`), and stops gracefully on SIGINT/SIGTERM.
  *
- * With `healthFirst` (the edge entry), the start opens the database, checks its migrations and
- * listens at once, answering the public health check from this module's light imports
- * (routes/front.ts) while `main.ts` (the workloads, routes and schemas) loads and composes
- * behind it; other requests wait for it. An instance started by a request answers that
- * request as soon as it can, and a health check sooner. This module imports `main.ts` only
- * dynamically, for that reason.
+ * With `healthFirst` (the edge entry), the start loads the database's driver, the front
+ * (routes/front.ts) and the cache's client at once, and listens as soon as they are there,
+ * while the migrations are checked; it answers the public health check from these light
+ * modules, once the check has passed, while `main.ts` (the workloads, routes and schemas)
+ * loads and composes behind it; other requests wait for it. An instance started by a request
+ * answers that request as soon as it can, and a health check sooner. This module's own
+ * imports hold no npm package, and it imports `main.ts` only dynamically, for that reason
+ * (`deno task deploy:check` guards the edge entry's first modules).
  *
  * Invariants:
- * - nothing listens before the migrations are checked (or applied): a start missing some
- *   exits with code 1, naming them;
+ * - nothing is answered before the migrations are checked (or applied), and only the edge
+ *   entry listens before: a start missing some exits with code 1, naming them;
  * - a composition that fails after the listener is up ends the process (code 1);
  * - a stop waits for a composition under way, then closes it: the process is gone within 5 s.
  */
@@ -23,8 +25,7 @@ import type { compose, Composed, ComposeOptions } from "../main.ts";
 import { checkMigrations, migrate, MigrationsPendingError } from "../db/migrate.ts";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
-import { UpstashCacheStore } from "../db/cache/upstash.ts";
-import { type FetchHandler, serve, type Server } from "../routes/serve.ts";
+import { type FetchHandler, loadNodeHttp, serve, type Server } from "../routes/serve.ts";
 import {
   type Config,
   ConfigError,
@@ -51,6 +52,8 @@ export interface RunOptions extends Pick<ComposeOptions, "migrations" | "deliver
   maintenanceCron?: boolean;
   /** Listens before composing, answering the health check first (see the module doc). */
   healthFirst?: boolean;
+  /** Values of variables the environment leaves unset or blank (the entry's own defaults). */
+  envDefaults?: Readonly<Record<string, string>>;
   /** `main.ts`'s `compose`, when the caller has it loaded. @default imported when needed */
   compose?: typeof compose;
 }
@@ -62,6 +65,9 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   let role: Role;
   try {
     const env = Deno.env.toObject();
+    for (const [name, value] of Object.entries(options.envDefaults ?? {})) {
+      if (!env[name]?.trim()) env[name] = value;
+    }
     config = loadConfig(env);
     s3 = loadS3Config(env);
     role = loadRole(env);
@@ -73,7 +79,8 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   }
   const portFree = portAvailable(config.HOST, config.PORT);
   if (portFree !== true) startFailed(portFree);
-  const { maintenanceCron, healthFirst, compose: given, ...composeOptions } = options;
+  const { maintenanceCron, healthFirst, envDefaults: _, compose: given, ...composeOptions } =
+    options;
   const log = jsonLogger(config.LOG_LEVEL);
   const composeFrom = async (db?: SqlDatabase): Promise<Composed> => {
     const compose = given ?? (await import("../main.ts")).compose;
@@ -95,47 +102,71 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   const { promise: listening, resolve: listened } = Promise.withResolvers<void>();
   let composing: Promise<Composed>;
   let handler: FetchHandler;
+  // Before the server starts, as Deno Deploy requires; `Deno.cron`'s first use loads its
+  // runtime modules, so the edge start makes it while its own modules load and connect.
+  const { promise: composition, resolve: composed } = Promise.withResolvers<Composed>();
+  const registerCron = () => {
+    if (!maintenanceCron) return;
+    // Deno Deploy runs its crons even with no instance up: the pass needs no timer of ours.
+    Deno.cron("troupe maintenance", "* * * * *", async () => {
+      const t = await composition;
+      t.runtime.log.info("maintenance pass", await t.runtime.maintenancePass());
+    });
+  };
   if (healthFirst) {
-    // The front's modules load while the database connects.
+    // What the first health answer needs loads at once: the database's driver (it connects and
+    // the migrations are checked meanwhile), the front's modules, the cache's client.
+    const opened = openOrFail(config);
+    const checked = opened.then((db) => prepare(db, options.migrations ?? "apply", log));
+    checked.catch((err) => {
+      console.error("troupe: the start failed:", err);
+      Deno.exit(1);
+    });
     const frontModule = import("../routes/front.ts");
-    frontModule.catch(() => {});
-    const db = await prepareDatabase(config, options.migrations ?? "apply", log);
-    const { frontApp } = await frontModule;
-    const redis = openRedis(config);
+    const frontCache = openCache(config);
+    registerCron();
+    if (config.HTTP_HEADER_TIMEOUT_MS > 0) await loadNodeHttp();
+    const [{ frontApp }, db, cache] = await Promise.all([frontModule, opened, frontCache]);
+    // The front listens while the migrations are checked; it answers nothing before they are.
     const front = frontApp({
       subject: {
         db,
         transport: { name: drivers(config).transport },
         health: () => Promise.reject(new Error("the queue figures are the full app's")),
       },
-      cache: new Cache(redis ? new UpstashCacheStore(redis) : new MemoryCacheStore()),
+      cache,
       health: { probes: healthProbes(config, db), probeAtOnce: true },
       corsOrigins: config.CORS_ORIGINS,
-      load: async () => (troupe = await composeFrom(db)).fetch,
+      ready: checked,
+      load: async () => {
+        // The app's modules load while the migrations are checked; it composes after.
+        const app = given ? null : import("../main.ts");
+        app?.catch(() => {});
+        await checked;
+        await app;
+        return (troupe = await composeFrom(db)).fetch;
+      },
     });
     handler = front.fetch;
     // The first health check is answered before the full app starts loading (its modules'
     // evaluation would hold that answer); a start no request reaches loads it soon anyway.
     composing = Promise.race([
       front.answered,
-      listening.then(() => new Promise((resolve) => setTimeout(resolve, LOAD_AFTER_MS))),
+      Promise.all([listening, checked]).then(() =>
+        new Promise((resolve) => setTimeout(resolve, LOAD_AFTER_MS))
+      ),
     ]).then(() => front.start()).then(() => troupe!);
     composing.catch((err) => {
       console.error("troupe: the start failed:", err);
       Deno.exit(1);
     });
   } else {
+    registerCron();
     troupe = await composeFrom();
     composing = Promise.resolve(troupe);
     handler = troupe.fetch;
   }
-  if (maintenanceCron) {
-    // Deno Deploy runs its crons even with no instance up: the pass needs no timer of ours.
-    Deno.cron("troupe maintenance", "* * * * *", async () => {
-      const t = await composing;
-      t.runtime.log.info("maintenance pass", await t.runtime.maintenancePass());
-    });
-  }
+  composing.then(composed, () => {});
   const server = await serve({
     port: config.PORT,
     hostname: config.HOST,
@@ -170,19 +201,33 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   Deno.addSignalListener("SIGTERM", shutdown);
 }
 
-/** The database opened and its migrations applied or checked; closed again on a failure. */
-async function prepareDatabase(
-  config: Config,
-  migrations: "apply" | "check",
-  log: ReturnType<typeof jsonLogger>,
-): Promise<SqlDatabase> {
-  let db: SqlDatabase;
+/** The cache over the configured store (Upstash Redis, else memory), its modules loaded here. */
+async function openCache(config: Config): Promise<Cache> {
+  const redis = await openRedis(config);
+  if (!redis) return new Cache(new MemoryCacheStore());
+  const { UpstashCacheStore } = await import("../db/cache/upstash.ts");
+  return new Cache(new UpstashCacheStore(redis));
+}
+
+/** The database the configuration names; a locked embedded directory ends the start. */
+async function openOrFail(config: Config): Promise<SqlDatabase> {
   try {
-    db = await openDatabase(config);
+    return await openDatabase(config);
   } catch (err) {
     if (err instanceof Error && err.name === "DirectoryLockedError") startFailed(err.message);
     throw err;
   }
+}
+
+/**
+ * `db`'s migrations applied or checked; missing ones end the start (naming them), and any
+ * failure closes `db`.
+ */
+async function prepare(
+  db: SqlDatabase,
+  migrations: "apply" | "check",
+  log: ReturnType<typeof jsonLogger>,
+): Promise<void> {
   try {
     if (migrations === "check") await checkMigrations(db);
     else {
@@ -194,7 +239,6 @@ async function prepareDatabase(
     if (err instanceof MigrationsPendingError) startFailed(err.message);
     throw err;
   }
-  return db;
 }
 
 /**

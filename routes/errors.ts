@@ -12,7 +12,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "@troupe/runtime";
 import { TroupeError } from "@troupe/runtime/errors";
-import { errorStatus, RUNTIME_ERROR_STATUS } from "@troupe/runtime/hono";
+import { errorStatus, RUNTIME_ERROR_STATUS } from "@troupe/runtime/status";
 import { storageFailure } from "../db/errors.ts";
 import type { AppEnv } from "./env.ts";
 

@@ -6,7 +6,8 @@
  * goes to it.
  *
  * Invariants:
- * - only `GET`/`HEAD` of `/api/health` and `/api/v1/health` are answered before the full app;
+ * - only `GET`/`HEAD` of `/api/health` and `/api/v1/health` are answered before the full app,
+ *   and not before `ready` has resolved;
  * - the full app is loaded once (`load` is called at most once), on the first request that
  *   needs it or when `start()` is called, whichever comes first;
  * - a failed load fails every request waiting for it and every later one (what the process then
@@ -26,6 +27,12 @@ export interface FrontOptions {
   subject: HealthSubject;
   cache?: Cache;
   health?: HealthOptions;
+  /**
+   * What the health check waits for before it asks anything (the database's migrations
+   * checked); a rejection is the caller's to handle (deploy/start.ts ends the process).
+   * @default nothing
+   */
+  ready?: Promise<unknown>;
   /** Browser origins allowed (as the full app's `corsOrigins`). @default none */
   corsOrigins?: readonly string[];
   /** Builds the full app (imports, composition); called once. */
@@ -73,6 +80,7 @@ export function frontApp(options: FrontOptions): Front {
       if (
         (req.method === "GET" || req.method === "HEAD") && HEALTH.has(new URL(req.url).pathname)
       ) {
+        await options.ready;
         const res = await quick.fetch(req, info);
         setTimeout(answer, 0);
         return res;

@@ -132,3 +132,40 @@ Deno.test("frontApp: a failed load fails the requests waiting for it and later o
     await db.close();
   }
 });
+
+Deno.test("frontApp answers no health check before `ready`, and fails it if `ready` fails", async () => {
+  const db = await openPglite();
+  try {
+    await migrate(db);
+    const subject = {
+      db,
+      transport: { name: "table-queue" },
+      health: () => Promise.reject(new Error("not asked")),
+    };
+    const load = () => Promise.reject(new Error("not loaded"));
+    const { promise: ready, resolve } = Promise.withResolvers<void>();
+    const front = frontApp({ subject, ready, load });
+    let answered = false;
+    const pending = Promise.resolve(front.fetch(get("/api/v1/health"), info)).then((res) => {
+      answered = true;
+      return res;
+    });
+    // Database round trips have had time to end: only `ready` holds the answer.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(answered, false);
+    resolve();
+    const res = await pending;
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).status, "ok");
+
+    const failed = Promise.reject(new Error("migrations missing"));
+    failed.catch(() => {});
+    const refused = frontApp({ subject, ready: failed, load });
+    await assert.rejects(
+      Promise.resolve(refused.fetch(get("/api/v1/health"), info)),
+      /migrations missing/,
+    );
+  } finally {
+    await db.close();
+  }
+});

@@ -12,7 +12,17 @@
  *
  * Request bodies are not timed here: an upload's pace is its route's to judge (routes/upload.ts).
  */
-import http from "node:http";
+import type http from "node:http";
+
+let nodeHttp: Promise<typeof http> | null = null;
+
+/**
+ * Starts loading `node:http` (once), which {@link serve} needs with a header timeout: a start
+ * calls it early so that the module loads while other work (a database connecting) waits.
+ */
+export function loadNodeHttp(): Promise<typeof http> {
+  return nodeHttp ??= import("node:http").then((m) => m.default);
+}
 
 /** The connection a request came on (what `Deno.serve` gives a handler). */
 export interface ServeInfo {
@@ -45,7 +55,7 @@ export interface Server {
 export async function serve(options: ServeOptions, handler: FetchHandler): Promise<Server> {
   if (options.headerTimeoutMs <= 0) return await denoServe(options, handler);
   const { headerTimeoutMs, keepAliveTimeoutMs = 5_000 } = options;
-  const server = http.createServer({
+  const server = (await loadNodeHttp()).createServer({
     // How often heads and idle connections are checked: the timeout's precision.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, headerTimeoutMs / 4)),
     headersTimeout: headerTimeoutMs,

@@ -16,7 +16,6 @@
  * baseline moves; that keeps the columns of a multi-column page apart when, as usual, each
  * column is written in turn.
  */
-import { getDocumentProxy } from "unpdf";
 import { InputError } from "@troupe/runtime";
 import { TooComplex } from "./pdf_objects.ts";
 import { destinationTop, type OutlineEntry, readOutline } from "./pdf_outline.ts";
@@ -286,6 +285,8 @@ async function openPdfJs(bytes: Uint8Array): Promise<PdfJsDocument> {
   try {
     // pdf.js takes ownership of the buffer: give it a copy.
     // Text only: no font faces to build (they only serve drawing), no console noise.
+    // pdf.js loads with the first PDF, not with the app.
+    const { getDocumentProxy } = await import("unpdf");
     return await getDocumentProxy(new Uint8Array(bytes), {
       useSystemFonts: false,
       stopAtErrors: false,

@@ -24,7 +24,6 @@
  *   (`encrypted: true` in the result, for the caller to name).
  */
 import { inflateSync } from "node:zlib";
-import pako from "pako";
 import { Lexer, PdfName, PdfOp, PdfRef, type PdfValue, TooComplex } from "./pdf_objects.ts";
 
 export { TooComplex };
@@ -343,6 +342,8 @@ async function inflate(
   }
   let size = 0;
   const pieces: Uint8Array[] = [];
+  // Loaded with the first such stream, not with the app.
+  const pako = (await import("pako")).default;
   const inflater = new pako.Inflate({ chunkSize: PIECE });
   inflater.onData = (piece: Uint8Array) => {
     size += piece.length;

@@ -34,7 +34,6 @@
  */
 import type { Client, PublishRequest } from "@upstash/qstash";
 import type { Hono } from "hono";
-import { type MigrationSet, migrationSet } from "../migrate.ts";
 import type { Consumer, MessageWrites, OutgoingMessage, Transport } from "../transport.ts";
 import { qstashReceiver, type QStashReceiverOptions } from "./qstash_receiver.ts";
 
@@ -152,11 +151,4 @@ export async function flowControlKey(key: string): Promise<string> {
   return `${readable}-${hash}`;
 }
 
-/**
- * The tables of the QStash webhook (the nonces of the signed deliveries it accepted): apply
- * them with the runtime's, `migrate(db, [runtimeMigrations, qstashMigrations], { schema })`.
- */
-export const qstashMigrations: MigrationSet = migrationSet(
-  "qstash",
-  new URL("./qstash_migrations/", import.meta.url),
-);
+export { qstashMigrations } from "./qstash_schema.ts";
