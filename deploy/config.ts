@@ -36,6 +36,11 @@ const fields = z.object({
   DATA_DIR: z.string().trim().min(1).default(".data"),
   /** Embedded PostgreSQL's buffer pool, in MiB (it lives in the process's memory). */
   PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).default(32),
+  /**
+   * Where the embedded database runs: `worker`, a thread of its own, so the API answers while
+   * statements run; `main`, the server's thread (each statement holds every request meanwhile).
+   */
+  PGLITE_THREAD: z.enum(["worker", "main"]).default("worker"),
   DATABASE_URL: z.string().trim().refine(
     (v) => /^postgres(ql)?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
     "must be a postgres:// or postgresql:// URL",
