@@ -116,36 +116,43 @@ async function inWorker(
     thread.stop(new Error("PGlite is closed"));
     throw err;
   }
-  const executor = (tx?: number): Required<SqlExecutor> => ({
-    async query<T>(text: string, params?: readonly unknown[]) {
-      return await thread.call<T[]>({
-        op: "query",
-        ...(tx === undefined ? {} : { tx }),
-        text,
-        ...(params ? { params: [...params] } : {}),
-      });
-    },
-    async copyIn(table: string, columns: readonly string[], data: CopyData) {
-      // One buffer of this call's own, moved (not copied) to the worker.
-      const bytes = ownedBytes(data);
-      await thread.call({
-        op: "copy",
-        ...(tx === undefined ? {} : { tx }),
-        text: `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`,
-        data: bytes,
-      }, [bytes.buffer as ArrayBuffer]);
-    },
-  });
+  /** Statements on the instance, or in transaction `tx` (`first()`: this one opens it). */
+  const executor = (tx?: number, first?: () => boolean): Required<SqlExecutor> => {
+    const where = () => tx === undefined ? {} : first!() ? { tx, begin: true } : { tx };
+    return {
+      async query<T>(text: string, params?: readonly unknown[]) {
+        return await thread.call<T[]>({
+          op: "query",
+          ...where(),
+          text,
+          ...(params ? { params: [...params] } : {}),
+        });
+      },
+      async copyIn(table: string, columns: readonly string[], data: CopyData) {
+        // One buffer of this call's own, moved (not copied) to the worker.
+        const bytes = ownedBytes(data);
+        await thread.call({
+          op: "copy",
+          ...where(),
+          text: `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`,
+          data: bytes,
+        }, [bytes.buffer as ArrayBuffer]);
+      },
+    };
+  };
+  // BEGIN goes with the transaction's first statement: no message of its own.
   const transaction = async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> => {
-    const tx = await thread.call<number>({ op: "begin" });
+    const tx = thread.transactionId();
+    let begun = false;
+    const first = () => !begun && (begun = true);
     let result: T;
     try {
-      result = await fn(executor(tx));
+      result = await fn(executor(tx, first));
     } catch (err) {
-      await thread.call({ op: "end", tx, commit: false }).catch(() => {});
+      if (begun) await thread.call({ op: "end", tx, commit: false }).catch(() => {});
       throw err;
     }
-    await thread.call({ op: "end", tx, commit: true });
+    if (begun) await thread.call({ op: "end", tx, commit: true });
     return result;
   };
   const outside = executor();
@@ -202,6 +209,7 @@ class PgliteThread {
   #pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
   #listeners = new Map<number, (payload: string) => void>();
   #nextListener = 1;
+  #nextTransaction = 1;
   #stopped: Error | null = null;
 
   constructor() {
@@ -230,6 +238,11 @@ class PgliteThread {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.#worker.postMessage({ ...req, id }, transfer);
     });
+  }
+
+  /** An id for a new transaction. */
+  transactionId(): number {
+    return this.#nextTransaction++;
   }
 
   /** An id for `onPayload`, which receives the notifications sent to it. */

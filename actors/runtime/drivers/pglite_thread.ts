@@ -6,9 +6,10 @@
  * The protocol (`PgliteRequest` in, `PgliteReply` out) is private to `pglite.ts`:
  * - `open` creates the instance (`reopen`: close and open again, after initdb ran here);
  * - `query` runs a statement, `copy` a COPY FROM '/dev/blob' with the bytes as the blob, either
- *   on the instance or in transaction `tx`;
- * - `begin` opens a transaction (PGlite's own: statements outside it wait until it ends) and
- *   answers its id; `end` commits it (or rolls it back, `commit: false`) and answers when done;
+ *   on the instance or in transaction `tx` (an id the caller chose); `begin: true` opens that
+ *   transaction first (PGlite's own: statements outside it wait until it ends), so a
+ *   transaction costs no message of its own; statements sent for it meanwhile wait for it;
+ * - `end` commits transaction `tx` (or rolls it back, `commit: false`) and answers when done;
  * - `listen` subscribes a listener (an id the caller chose) to a channel, `unlisten` ends it;
  *   each NOTIFY comes back as `notify` with the listener's id;
  * - `close` closes the instance.
@@ -20,9 +21,8 @@ import { PGlite, type Transaction } from "@electric-sql/pglite";
 /** A request to the worker (each has `id`, echoed by its reply). */
 export type PgliteRequest =
   | { op: "open"; id: number; dataDir?: string; settings: PgliteSettings; reopen: boolean }
-  | { op: "query"; id: number; tx?: number; text: string; params?: unknown[] }
-  | { op: "copy"; id: number; tx?: number; text: string; data: Uint8Array }
-  | { op: "begin"; id: number }
+  | { op: "query"; id: number; tx?: number; begin?: boolean; text: string; params?: unknown[] }
+  | { op: "copy"; id: number; tx?: number; begin?: boolean; text: string; data: Uint8Array }
   | { op: "end"; id: number; tx: number; commit: boolean }
   | { op: "listen"; id: number; listener: number; channel: string }
   | { op: "unlisten"; id: number; listener: number }
@@ -70,6 +70,12 @@ const ROLLBACK = Symbol("rollback");
 
 serve(globalThis as unknown as WorkerScope);
 
+/** A transaction PGlite holds open until `end`. */
+interface OpenTransaction {
+  tx: Transaction;
+  end(commit: boolean): Promise<void>;
+}
+
 interface WorkerScope {
   onmessage: ((e: MessageEvent<PgliteRequest>) => void) | null;
   postMessage(msg: PgliteReply, transfer?: Transferable[]): void;
@@ -78,19 +84,23 @@ interface WorkerScope {
 
 function serve(scope: WorkerScope): void {
   let pg: PGlite | null = null;
-  let nextTx = 1;
-  const txs = new Map<number, { tx: Transaction; end(commit: boolean): Promise<void> }>();
+  /** Open transactions by id, set when the request opening one arrives (before BEGIN ran). */
+  const txs = new Map<number, Promise<OpenTransaction>>();
   const listeners = new Map<number, () => Promise<void>>();
 
   const instance = (): PGlite => {
     if (!pg || pg.closed) throw new Error("PGlite is closed");
     return pg;
   };
-  const target = (tx?: number): Pick<PGlite, "query"> => {
-    if (tx === undefined) return instance();
-    const open = txs.get(tx);
+  /** Where a statement runs; synchronous up to its first await, so `txs` is set in order. */
+  const target = async (
+    req: { tx?: number; begin?: boolean },
+  ): Promise<Pick<PGlite, "query">> => {
+    if (req.tx === undefined) return instance();
+    if (req.begin) txs.set(req.tx, begin(instance(), req.tx));
+    const open = txs.get(req.tx);
     if (!open) throw new Error("Transaction is closed");
-    return open.tx;
+    return (await open).tx;
   };
 
   const run = async (req: PgliteRequest): Promise<unknown> => {
@@ -105,16 +115,14 @@ function serve(scope: WorkerScope): void {
         return null;
       }
       case "query":
-        return (await target(req.tx).query(req.text, req.params)).rows;
+        return (await (await target(req)).query(req.text, req.params)).rows;
       case "copy":
-        await target(req.tx).query(req.text, [], { blob: new Blob([req.data as BlobPart]) });
+        await (await target(req)).query(req.text, [], { blob: new Blob([req.data as BlobPart]) });
         return null;
-      case "begin":
-        return await begin(instance());
       case "end": {
         const open = txs.get(req.tx);
         if (!open) throw new Error("Transaction is closed");
-        await open.end(req.commit);
+        await (await open).end(req.commit);
         return null;
       }
       case "listen": {
@@ -137,32 +145,33 @@ function serve(scope: WorkerScope): void {
     }
   };
 
-  /** Opens a transaction held until `end`; resolves to its id once BEGIN ran. */
-  const begin = (db: PGlite): Promise<number> =>
-    new Promise<number>((opened, failed) => {
-      const id = nextTx++;
+  /** Opens transaction `id`, held until its `end`; resolves once BEGIN ran. */
+  const begin = (db: PGlite, id: number): Promise<OpenTransaction> => {
+    const opening = new Promise<OpenTransaction>((opened, failed) => {
       let decide!: (commit: boolean) => void;
       const decided = new Promise<boolean>((r) => decide = r);
       let began = false;
       // `end` answers once COMMIT (or ROLLBACK) ran, with its error if it failed.
       const done: Promise<void> = db.transaction(async (tx) => {
         began = true;
-        txs.set(id, {
+        opened({
           tx,
           end(commit) {
             decide(commit);
             return done;
           },
         });
-        opened(id);
         if (!await decided) throw ROLLBACK;
       }).then(() => {}, (err) => {
         if (err !== ROLLBACK) throw err;
       }).finally(() => txs.delete(id));
       done.catch((err) => {
-        if (!began) failed(err); // BEGIN itself failed: no id was given out
+        if (!began) failed(err); // BEGIN itself failed
       });
     });
+    opening.catch(() => {}); // its statements report the failure
+    return opening;
+  };
 
   const post = (reply: PgliteReply) => scope.postMessage(reply);
 
