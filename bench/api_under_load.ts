@@ -11,8 +11,8 @@
  *   deno run -A bench/api_under_load.ts [--db pglite,postgres] [--mb 1000] [--pdfs 10]
  *     [--pages 300] [--limit 280] [--chunk-bytes N] [--quick]
  *
- * `--db`: `pglite` (the embedded default: PGlite in a thread of its own), `pglite-main` (PGlite
- * in the server's thread, `PGLITE_THREAD=main`), `postgres`.
+ * `--db`: `pglite` (the embedded default: PGlite in the server's thread), `pglite-worker` (PGlite
+ * in a thread of its own, `PGLITE_THREAD=worker`), `postgres`.
  *
  * `--quick`: a 200 MB CSV and 3 PDFs; `--chunk-bytes` sets the server's DATASET_CHUNK_BYTES. The CSV is bench/csv_file.ts's (generated once under
  * /tmp). Target: p99 < 50 ms. Prints p50/p99/max of the reads, how many took over 50 ms,
@@ -103,8 +103,8 @@ interface Run {
   loadEnd: string;
 }
 
-/** `pglite`: the embedded default (PGlite in its own thread); `pglite-main`: in the server's. */
-type Db = "pglite" | "pglite-main" | "postgres";
+/** `pglite`: the embedded default (PGlite in the server's thread); `pglite-worker`: its own. */
+type Db = "pglite" | "pglite-worker" | "postgres";
 
 async function run(db: Db, books: Uint8Array[]): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "troupe-bench-apiload-" });
@@ -123,7 +123,7 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       DEV_API_KEY: KEY,
       ...UNLIMITED_RATES,
       ...(pg ? { DATABASE_URL: pg.url } : {}),
-      ...(db === "pglite-main" ? { PGLITE_THREAD: "main" } : {}),
+      ...(db === "pglite-worker" ? { PGLITE_THREAD: "worker" } : {}),
       ...(args["chunk-bytes"] ? { DATASET_CHUNK_BYTES: args["chunk-bytes"] } : {}),
     },
     stdout: "null",

@@ -37,10 +37,11 @@ const fields = z.object({
   /** Embedded PostgreSQL's buffer pool, in MiB (it lives in the process's memory). */
   PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).default(32),
   /**
-   * Where the embedded database runs: `worker`, a thread of its own, so the API answers while
-   * statements run; `main`, the server's thread (each statement holds every request meanwhile).
+   * Where the embedded database runs: `main`, the server's thread (while a statement runs, no
+   * request is answered); `worker`, a thread of its own (requests are answered meanwhile; each
+   * statement costs a message each way: bench/README.md, "PGlite in a worker").
    */
-  PGLITE_THREAD: z.enum(["worker", "main"]).default("worker"),
+  PGLITE_THREAD: z.enum(["main", "worker"]).default("main"),
   DATABASE_URL: z.string().trim().refine(
     (v) => /^postgres(ql)?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
     "must be a postgres:// or postgresql:// URL",
