@@ -101,7 +101,8 @@ async function inProcess(
 /**
  * PGlite in a Deno Worker of its own (`pglite_thread.ts`): statements run there, and this
  * thread's event loop stays free while they do. Each call is one message each way; rows and
- * errors (with their SQLSTATE `code` and `severity`) come back as PGlite gave them.
+ * errors (with their SQLSTATE `code` and `severity`) come back as PGlite gave them
+ * (`@electric-sql/pglite/worker` drops those fields, and elects a leader among browser tabs).
  */
 async function inWorker(
   dataDir: string | undefined,
