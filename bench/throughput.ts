@@ -4,7 +4,7 @@
  * queues in the same run.
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
- *     [--db pglite-file,pglite-mem,postgres] [--peers] [--quick]
+ *     [--db pglite-file,pglite-mem,postgres] [--peers] [--floor] [--quick]
  *     [--modes end-to-end,processing] [--workloads noop,row] [--row-n N/4] [--breakdown]
  *
  * Modes:
@@ -15,6 +15,8 @@
  * Workloads: `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
  * with the message; the peers: in a transaction of their own per job), end to end only, on
  * `--row-n` messages (a quarter of N by default).
+ * Databases: `pglite-file`, `pglite-mem` (PGlite in this thread), `pglite-file-worker`,
+ * `pglite-mem-worker` (PGlite in a worker of its own, `openPglite`'s `thread: "worker"`), `postgres`.
  * `--breakdown` prints the database calls and statements of each Troupe run per 1,000 messages
  * (bench/sql_timer.ts).
  *
@@ -23,7 +25,8 @@
  * queue and batched completions, pg-boss, each under Node in a process of its own
  * (bench/peers/peer.mjs, installed into bench/peers/node_modules on first use), on a store of
  * its own; and, on each PGlite database, the floor: the runtime's claim and commit SQL in a
- * loop without the runtime (bench/queue_floor.ts). It prints medians, the ratios against the
+ * loop without the runtime (bench/queue_floor.ts), on the same kind of database (PGlite in this
+ * thread, or in its worker for `pglite-*-worker`). `--floor` runs the floors without the peers. It prints medians, the ratios against the
  * targets (Troupe on PostgreSQL ≥ 1.0× BullMQ and ≥ 1.0× graphile-worker end to end; Troupe on
  * PGlite ≥ 0.8× the floor) and the CPU each system spent per message: the client process and
  * the server (PostgreSQL backends of the database, or redis-server), from /proc.
@@ -56,6 +59,7 @@ const { values: args } = parseArgs({
     runs: { type: "string" },
     db: { type: "string" },
     peers: { type: "boolean", default: false },
+    floor: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     breakdown: { type: "boolean", default: false },
     "row-n": { type: "string" },
@@ -89,24 +93,30 @@ interface Opened {
   close(): Promise<void>;
 }
 
-const databases: Record<string, () => Promise<Opened>> = {
-  "pglite-file": async () => {
-    const dir = await Deno.makeTempDir({ prefix: "troupe-bench-" });
-    const db = await openPglite(dir);
-    await migrate(db);
-    return {
-      db,
-      close: async () => {
-        await db.close();
-        await Deno.remove(dir, { recursive: true });
-      },
-    };
-  },
-  "pglite-mem": async () => {
-    const db = await openPglite();
+/** PGlite in a directory (`file`) or in memory, in this thread or a worker of its own. */
+const pglite = (where: "file" | "mem", thread: "main" | "worker") => async (): Promise<Opened> => {
+  if (where === "mem") {
+    const db = await openPglite(undefined, { thread });
     await migrate(db);
     return { db, close: () => db.close() };
-  },
+  }
+  const dir = await Deno.makeTempDir({ prefix: "troupe-bench-" });
+  const db = await openPglite(dir, { thread });
+  await migrate(db);
+  return {
+    db,
+    close: async () => {
+      await db.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+};
+
+const databases: Record<string, () => Promise<Opened>> = {
+  "pglite-file": pglite("file", "main"),
+  "pglite-mem": pglite("mem", "main"),
+  "pglite-file-worker": pglite("file", "worker"),
+  "pglite-mem-worker": pglite("mem", "worker"),
   postgres: async () => {
     const pg = await createPgDatabase();
     const db = openPostgres(pg.url, { max: 10 });
@@ -362,7 +372,7 @@ for (const workload of WORKLOADS) {
         settings: troupeSettings,
         run: () => troupeRun(name, mode, workload),
       });
-      if (args.peers && workload === "noop" && name.startsWith("pglite")) {
+      if ((args.peers || args.floor) && workload === "noop" && name.startsWith("pglite")) {
         plan.push({
           system: `floor ${name}`,
           mode,
@@ -502,7 +512,7 @@ const ratio = (a: Figure | undefined, b: Figure | undefined, what: string, goal?
     : ` (target ≥ ${goal.toFixed(1)}×: ${r >= goal ? "met" : "NOT MET"})`;
   targets.push(`- ${what}: ${r.toFixed(2)}×${judged}`);
 };
-if (args.peers) {
+if (args.peers || args.floor) {
   for (const workload of WORKLOADS) {
     for (const mode of MODES) {
       const t = find("troupe postgres", workload, mode);
@@ -525,6 +535,14 @@ if (args.peers) {
           what,
           0.8,
         );
+        // PGlite in its worker against the floor in this thread, when both ran.
+        if (name.endsWith("-worker") && DBS.includes(name.slice(0, -"-worker".length))) {
+          ratio(
+            find(`troupe ${name}`, workload, mode),
+            find(`floor ${name.slice(0, -"-worker".length)}`, workload, mode),
+            `troupe ${name} / the floor of ${name.slice(0, -"-worker".length)}, ${mode}`,
+          );
+        }
       }
     }
   }

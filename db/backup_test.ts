@@ -83,76 +83,79 @@ Deno.test("tar: a file whose size changes, a bad checksum, a path outside the ro
   }, TarError);
 });
 
-Deno.test({
-  name: "backup: consistent while writes go on; restore brings back the database, files and keys",
-}, async () => {
-  const root = await Deno.makeTempDir();
-  const dataDir = join(root, "data");
-  const db = await openPglite(join(dataDir, "pglite"));
-  let writing = true;
-  try {
-    // Each transaction adds one row to each table: a consistent copy has equal counts.
-    await db.query("CREATE TABLE a (n int)");
-    await db.query("CREATE TABLE b (n int)");
-    await Deno.mkdir(join(dataDir, "blobs", "ab"), { recursive: true });
-    await Deno.mkdir(join(dataDir, "blobs", "tmp"), { recursive: true });
-    await Deno.writeTextFile(join(dataDir, "blobs", "ab", "abcd"), "file bytes");
-    await Deno.writeTextFile(join(dataDir, "blobs", "tmp", "partial"), "half an upload");
-    await Deno.writeTextFile(join(dataDir, "secret.key"), "local:key\n");
-    const writer = (async () => {
-      for (let n = 0; writing; n++) {
-        // PGlite answers without a turn of the event loop: yield, as requests would.
-        await new Promise((r) => setTimeout(r, 0));
-        await db.transaction(async (tx) => {
-          await tx.query("INSERT INTO a VALUES ($1)", [n]);
-          await tx.query("INSERT INTO b VALUES ($1)", [n]);
-        });
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 200));
-    const { stream, manifest } = await backupDataDir(dataDir, db.hold!.bind(db));
-    const file = join(root, "backup.tar.gz");
-    await stream.pipeTo((await Deno.open(file, { write: true, create: true })).writable);
-    writing = false;
-    await writer;
-    assert(manifest.files > 10 && manifest.bytes > 1_000_000, JSON.stringify(manifest));
-    assert.deepEqual(
-      await Array.fromAsync(Deno.readDir(join(dataDir, "backups"))),
-      [],
-      "the database copy is removed once streamed",
-    );
-    const during = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM a"))[0]!.n;
-
-    await assert.rejects(
-      async () => await restoreDataDir(dataDir, (await Deno.open(file)).readable),
-      (e: Error) => e instanceof RestoreError && /in use by process/.test(e.message),
-    );
-    await db.close();
-
-    const restored = await restoreDataDir(dataDir, (await Deno.open(file)).readable);
-    assert.ok(restored.previous, "the old directory is kept aside");
-    assert.equal(await Deno.readTextFile(join(dataDir, "blobs", "ab", "abcd")), "file bytes");
-    assert.equal(await Deno.readTextFile(join(dataDir, "secret.key")), "local:key\n");
-    await assert.rejects(
-      () => Deno.stat(join(dataDir, "blobs", "tmp", "partial")),
-      Deno.errors.NotFound,
-    );
-    const again = await openPglite(join(dataDir, "pglite"));
+for (const thread of ["main", "worker"] as const) {
+  Deno.test({
+    name:
+      `backup (PGlite in the ${thread} thread): consistent while writes go on; restore brings back the database, files and keys`,
+  }, async () => {
+    const root = await Deno.makeTempDir();
+    const dataDir = join(root, "data");
+    const db = await openPglite(join(dataDir, "pglite"), { thread });
+    let writing = true;
     try {
-      const [counts] = await again.query<{ a: number; b: number }>(
-        "SELECT (SELECT count(*)::int FROM a) AS a, (SELECT count(*)::int FROM b) AS b",
+      // Each transaction adds one row to each table: a consistent copy has equal counts.
+      await db.query("CREATE TABLE a (n int)");
+      await db.query("CREATE TABLE b (n int)");
+      await Deno.mkdir(join(dataDir, "blobs", "ab"), { recursive: true });
+      await Deno.mkdir(join(dataDir, "blobs", "tmp"), { recursive: true });
+      await Deno.writeTextFile(join(dataDir, "blobs", "ab", "abcd"), "file bytes");
+      await Deno.writeTextFile(join(dataDir, "blobs", "tmp", "partial"), "half an upload");
+      await Deno.writeTextFile(join(dataDir, "secret.key"), "local:key\n");
+      const writer = (async () => {
+        for (let n = 0; writing; n++) {
+          // PGlite answers without a turn of the event loop: yield, as requests would.
+          await new Promise((r) => setTimeout(r, 0));
+          await db.transaction(async (tx) => {
+            await tx.query("INSERT INTO a VALUES ($1)", [n]);
+            await tx.query("INSERT INTO b VALUES ($1)", [n]);
+          });
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 200));
+      const { stream, manifest } = await backupDataDir(dataDir, db.hold!.bind(db));
+      const file = join(root, "backup.tar.gz");
+      await stream.pipeTo((await Deno.open(file, { write: true, create: true })).writable);
+      writing = false;
+      await writer;
+      assert(manifest.files > 10 && manifest.bytes > 1_000_000, JSON.stringify(manifest));
+      assert.deepEqual(
+        await Array.fromAsync(Deno.readDir(join(dataDir, "backups"))),
+        [],
+        "the database copy is removed once streamed",
       );
-      assert.equal(counts!.a, counts!.b, "no transaction is half in the copy");
-      assert(counts!.a > 0 && counts!.a <= during, `${counts!.a} rows of ${during}`);
+      const during = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM a"))[0]!.n;
+
+      await assert.rejects(
+        async () => await restoreDataDir(dataDir, (await Deno.open(file)).readable),
+        (e: Error) => e instanceof RestoreError && /in use by process/.test(e.message),
+      );
+      await db.close();
+
+      const restored = await restoreDataDir(dataDir, (await Deno.open(file)).readable);
+      assert.ok(restored.previous, "the old directory is kept aside");
+      assert.equal(await Deno.readTextFile(join(dataDir, "blobs", "ab", "abcd")), "file bytes");
+      assert.equal(await Deno.readTextFile(join(dataDir, "secret.key")), "local:key\n");
+      await assert.rejects(
+        () => Deno.stat(join(dataDir, "blobs", "tmp", "partial")),
+        Deno.errors.NotFound,
+      );
+      const again = await openPglite(join(dataDir, "pglite"), { thread });
+      try {
+        const [counts] = await again.query<{ a: number; b: number }>(
+          "SELECT (SELECT count(*)::int FROM a) AS a, (SELECT count(*)::int FROM b) AS b",
+        );
+        assert.equal(counts!.a, counts!.b, "no transaction is half in the copy");
+        assert(counts!.a > 0 && counts!.a <= during, `${counts!.a} rows of ${during}`);
+      } finally {
+        await again.close();
+      }
     } finally {
-      await again.close();
+      writing = false;
+      await db.close().catch(() => {});
+      await Deno.remove(root, { recursive: true });
     }
-  } finally {
-    writing = false;
-    await db.close().catch(() => {});
-    await Deno.remove(root, { recursive: true });
-  }
-});
+  });
+}
 
 Deno.test({
   name: "restore refuses what is not a whole Troupe backup, leaving the directory",

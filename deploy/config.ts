@@ -35,6 +35,12 @@ const fields = {
   DATA_DIR: text({ min: 1 }).withDefault(".data"),
   /** Embedded PostgreSQL's buffer pool, in MiB (it lives in the process's memory). */
   PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).withDefault(32),
+  /**
+   * Where the embedded database runs: `main`, the server's thread (while a statement runs, no
+   * request is answered); `worker`, a thread of its own (requests are answered meanwhile; each
+   * statement costs a message each way: bench/README.md, "PGlite in a worker").
+   */
+  PGLITE_THREAD: oneOf(["main", "worker"]).withDefault("main"),
   DATABASE_URL: text().check(
     (v) => /^postgres(ql)?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
     "must be a postgres:// or postgresql:// URL",

@@ -8,6 +8,15 @@ Deno.test("loadConfig() gives the embedded defaults for an empty environment", (
   assert.equal(c.DATABASE_URL, undefined);
   assert.equal(c.RETENTION_DAYS, 7);
   assert.equal(c.LOG_LEVEL, "info");
+  assert.equal(c.PGLITE_THREAD, "main");
+});
+
+Deno.test("loadConfig() reads PGLITE_THREAD (main or worker) and names another value", () => {
+  assert.equal(loadConfig({ PGLITE_THREAD: "worker" }).PGLITE_THREAD, "worker");
+  assert.throws(
+    () => loadConfig({ PGLITE_THREAD: "thread" }),
+    (err: unknown) => err instanceof ConfigError && /PGLITE_THREAD:/.test(err.message),
+  );
 });
 
 Deno.test("loadConfig() names each malformed variable", () => {

@@ -20,6 +20,7 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
     const { openPglite } = await import("@troupe/runtime/pglite");
     return await openPglite(join(config.DATA_DIR, "pglite"), {
       sharedBuffersMb: config.PGLITE_SHARED_BUFFERS_MB,
+      thread: config.PGLITE_THREAD,
     });
   }
   const url = config.DATABASE_URL!;

@@ -1,6 +1,7 @@
 /**
  * Test databases: every contract suite runs against each target.
- * - `pglite`: in-memory embedded PostgreSQL.
+ * - `pglite`: in-memory embedded PostgreSQL (in the test's thread; in a worker of its own with
+ *   `TEST_PGLITE_THREAD=worker`).
  * - `postgres`: a fresh database on the real PostgreSQL server (`TEST_PG_URL`, default
  *   `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
  * - `neon`: the same, through `@neondatabase/serverless` over the local WebSocket bridge
@@ -34,7 +35,8 @@ export interface DbTarget {
 export const pgliteTarget: DbTarget = {
   name: "pglite",
   async open() {
-    const db = await openPglite();
+    const thread = Deno.env.get("TEST_PGLITE_THREAD") === "worker" ? "worker" : "main";
+    const db = await openPglite(undefined, { thread });
     await migrate(db);
     return { db, cleanup: () => db.close() };
   },

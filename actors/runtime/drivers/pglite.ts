@@ -1,6 +1,10 @@
-/** Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory. */
+/**
+ * Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory;
+ * PGlite runs in the calling thread or in a worker of its own (`PgliteOptions.thread`).
+ */
 import { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
+import type { PgliteReply, PgliteRequest, PgliteSettings, SentError } from "./pglite_thread.ts";
 
 /**
  * Opens PGlite at `dataDir` (a directory), or in memory when it is undefined.
@@ -18,24 +22,36 @@ export async function openPglite(
     await Deno.mkdir(dataDir, { recursive: true });
     unlock = await lockDirectory(dataDir);
   }
-  const settings = {
+  const settings: PgliteSettings = {
     postgresqlconf: [`shared_buffers = ${options.sharedBuffersMb ?? 32}MB`],
   };
-  let pg: PGlite;
   try {
     const fresh = dataDir !== undefined && !(await exists(`${dataDir}/PG_VERSION`));
     // The first open runs initdb, whose WASM heap (~640 MB) stays mapped as long as the
-    // instance lives: a child process does it when it can; otherwise this process does, and
-    // reopens the directory so that the first instance is left to the collector.
-    const initialised = fresh && await initInChild(dataDir!);
-    pg = await PGlite.create(dataDir ? { dataDir, ...settings } : settings);
-    if (fresh && !initialised) {
-      await pg.close();
-      pg = await PGlite.create({ dataDir, ...settings });
-    }
+    // instance lives: a child process does it when it can; otherwise the instance is closed
+    // and the directory opened again, so that the first instance is left to the collector.
+    const reopen = fresh && !(await initInChild(dataDir!));
+    return options.thread === "worker"
+      ? await inWorker(dataDir, settings, reopen, unlock)
+      : await inProcess(dataDir, settings, reopen, unlock);
   } catch (err) {
     await unlock();
     throw err;
+  }
+}
+
+/** PGlite in this thread: each statement holds the event loop while it runs. */
+async function inProcess(
+  dataDir: string | undefined,
+  settings: PgliteSettings,
+  reopen: boolean,
+  unlock: () => Promise<void>,
+): Promise<SqlDatabase> {
+  const options = dataDir ? { dataDir, ...settings } : settings;
+  let pg = await PGlite.create(options);
+  if (reopen) {
+    await pg.close();
+    pg = await PGlite.create(options);
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
   const copyIn = copyVia(pg);
@@ -82,6 +98,197 @@ export async function openPglite(
   };
 }
 
+/**
+ * PGlite in a Deno Worker of its own (`pglite_thread.ts`): statements run there, and this
+ * thread's event loop stays free while they do. Each call is one message each way; rows and
+ * errors (with their SQLSTATE `code` and `severity`) come back as PGlite gave them
+ * (`@electric-sql/pglite/worker` drops those fields, and elects a leader among browser tabs).
+ */
+async function inWorker(
+  dataDir: string | undefined,
+  settings: PgliteSettings,
+  reopen: boolean,
+  unlock: () => Promise<void>,
+): Promise<SqlDatabase> {
+  const thread = new PgliteThread();
+  try {
+    await thread.call({ op: "open", ...(dataDir ? { dataDir } : {}), settings, reopen });
+  } catch (err) {
+    thread.stop(new Error("PGlite is closed"));
+    throw err;
+  }
+  /** Statements on the instance, or in transaction `tx` (`first()`: this one opens it). */
+  const executor = (tx?: number, first?: () => boolean): Required<SqlExecutor> => {
+    const where = () => tx === undefined ? {} : first!() ? { tx, begin: true } : { tx };
+    return {
+      async query<T>(text: string, params?: readonly unknown[]) {
+        return await thread.call<T[]>({
+          op: "query",
+          ...where(),
+          text,
+          ...(params ? { params: [...params] } : {}),
+        });
+      },
+      async copyIn(table: string, columns: readonly string[], data: CopyData) {
+        // One buffer of this call's own, moved (not copied) to the worker.
+        const bytes = ownedBytes(data);
+        await thread.call({
+          op: "copy",
+          ...where(),
+          text: `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`,
+          data: bytes,
+        }, [bytes.buffer as ArrayBuffer]);
+      },
+    };
+  };
+  // BEGIN goes with the transaction's first statement: no message of its own.
+  const transaction = async <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> => {
+    const tx = thread.transactionId();
+    let begun = false;
+    const first = () => !begun && (begun = true);
+    let result: T;
+    try {
+      result = await fn(executor(tx, first));
+    } catch (err) {
+      if (begun) await thread.call({ op: "end", tx, commit: false }).catch(() => {});
+      throw err;
+    }
+    if (begun) await thread.call({ op: "end", tx, commit: true });
+    return result;
+  };
+  const outside = executor();
+  let closing: Promise<void> | null = null;
+  return {
+    dialect: "pglite",
+    shared: false,
+    autovacuum: false,
+    query: outside.query,
+    copyIn: outside.copyIn,
+    transaction,
+    async hold<T>(fn: () => Promise<T>): Promise<T> {
+      await outside.query("CHECKPOINT");
+      // A transaction is exclusive on PGlite: every other statement waits until it ends.
+      return await transaction(async (tx) => {
+        await tx.query("SELECT 1");
+        return await fn();
+      });
+    },
+    async listen(channel, onPayload) {
+      const listener = thread.listener(onPayload);
+      try {
+        await thread.call({ op: "listen", listener, channel });
+      } catch (err) {
+        thread.unlisten(listener);
+        throw err;
+      }
+      return async () => {
+        thread.unlisten(listener);
+        await thread.call({ op: "unlisten", listener }).catch(() => {});
+      };
+    },
+    async close() {
+      closing ??= (async () => {
+        try {
+          await thread.call({ op: "close" });
+        } finally {
+          thread.stop(new Error("PGlite is closed"));
+          await unlock();
+        }
+      })();
+      await closing;
+    },
+  };
+}
+
+/** A request without its id (the thread numbers them). */
+type Call = PgliteRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
+
+/** The worker running PGlite, and the calls waiting for its replies. */
+class PgliteThread {
+  #worker = new Worker(new URL("./pglite_thread.ts", import.meta.url).href, { type: "module" });
+  #next = 1;
+  #pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  #listeners = new Map<number, (payload: string) => void>();
+  #nextListener = 1;
+  #nextTransaction = 1;
+  #stopped: Error | null = null;
+
+  constructor() {
+    this.#worker.onmessage = (e: MessageEvent<PgliteReply>) => {
+      const reply = e.data;
+      if ("op" in reply) {
+        this.#listeners.get(reply.listener)?.(reply.payload);
+        return;
+      }
+      const waiting = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if (reply.ok) waiting?.resolve(reply.value);
+      else waiting?.reject(receivedError(reply.error));
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.stop(new Error(`PGlite is closed: its worker failed: ${e.message}`));
+    };
+  }
+
+  /** Sends `req` (moving `transfer`) and resolves to the worker's answer. */
+  call<T = unknown>(req: Call, transfer: Transferable[] = []): Promise<T> {
+    if (this.#stopped) return Promise.reject(this.#stopped);
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#worker.postMessage({ ...req, id }, transfer);
+    });
+  }
+
+  /** An id for a new transaction. */
+  transactionId(): number {
+    return this.#nextTransaction++;
+  }
+
+  /** An id for `onPayload`, which receives the notifications sent to it. */
+  listener(onPayload: (payload: string) => void): number {
+    const id = this.#nextListener++;
+    this.#listeners.set(id, onPayload);
+    return id;
+  }
+
+  unlisten(id: number): void {
+    this.#listeners.delete(id);
+  }
+
+  /** Ends the worker; what still waits, and every later call, fails with `reason`. */
+  stop(reason: Error): void {
+    if (this.#stopped) return;
+    this.#stopped = reason;
+    this.#worker.terminate();
+    for (const waiting of this.#pending.values()) waiting.reject(reason);
+    this.#pending.clear();
+    this.#listeners.clear();
+  }
+}
+
+/** The worker's error as an Error here, with the same fields (`code`, `severity`, ...). */
+function receivedError(sent: SentError): Error {
+  const err = Object.assign(new Error(sent.message), sent.fields);
+  err.name = sent.name;
+  if (sent.stack) err.stack = sent.stack;
+  return err;
+}
+
+/** `data` as one UTF-8 buffer that no one else holds (it is moved to the worker). */
+function ownedBytes(data: CopyData): Uint8Array {
+  if (typeof data === "string") return new TextEncoder().encode(data);
+  const parts = copyParts(data).map((p) => typeof p === "string" ? new TextEncoder().encode(p) : p);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
 function copyVia(target: Pick<PGlite, "query">) {
   return async (table: string, columns: readonly string[], data: CopyData) => {
@@ -99,6 +306,14 @@ export interface PgliteOptions {
    * stays small, and the OS page cache still holds the files.
    */
   sharedBuffersMb?: number;
+  /**
+   * Where PGlite runs. `main`: in the calling thread, where each statement holds the event
+   * loop while it runs (a COPY of 1 MiB: most of a second). `worker`: in a Deno Worker of its
+   * own, so that the thread stays free to answer (e.g. HTTP requests) while statements run;
+   * each call is then a message to the worker and back.
+   * @default "main"
+   */
+  thread?: "main" | "worker";
 }
 
 async function exists(path: string): Promise<boolean> {

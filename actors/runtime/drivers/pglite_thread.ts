@@ -1,0 +1,188 @@
+/**
+ * The PGlite instance of `openPglite(dir, { thread: "worker" })`, run as a Deno Worker: PGlite
+ * executes each statement synchronously (WebAssembly, its files written by synchronous calls),
+ * so in a worker of its own it never holds the main thread's event loop.
+ *
+ * The protocol (`PgliteRequest` in, `PgliteReply` out) is private to `pglite.ts`:
+ * - `open` creates the instance (`reopen`: close and open again, after initdb ran here);
+ * - `query` runs a statement, `copy` a COPY FROM '/dev/blob' with the bytes as the blob, either
+ *   on the instance or in transaction `tx` (an id the caller chose); `begin: true` opens that
+ *   transaction first (PGlite's own: statements outside it wait until it ends), so a
+ *   transaction costs no message of its own; statements sent for it meanwhile wait for it;
+ * - `end` commits transaction `tx` (or rolls it back, `commit: false`) and answers when done;
+ * - `listen` subscribes a listener (an id the caller chose) to a channel, `unlisten` ends it;
+ *   each NOTIFY comes back as `notify` with the listener's id;
+ * - `close` closes the instance.
+ * Every request has an `id`; its reply carries it with the result or the error's fields
+ * (`code`, `severity`, ... of a database error), so callers see what they would in-process.
+ */
+import { PGlite, type Transaction } from "@electric-sql/pglite";
+
+/** A request to the worker (each has `id`, echoed by its reply). */
+export type PgliteRequest =
+  | { op: "open"; id: number; dataDir?: string; settings: PgliteSettings; reopen: boolean }
+  | { op: "query"; id: number; tx?: number; begin?: boolean; text: string; params?: unknown[] }
+  | { op: "copy"; id: number; tx?: number; begin?: boolean; text: string; data: Uint8Array }
+  | { op: "end"; id: number; tx: number; commit: boolean }
+  | { op: "listen"; id: number; listener: number; channel: string }
+  | { op: "unlisten"; id: number; listener: number }
+  | { op: "close"; id: number };
+
+/** The options PGlite is created with. */
+export interface PgliteSettings {
+  postgresqlconf: string[];
+}
+
+/** A reply (`id` of its request) or a notification (`op: "notify"`). */
+export type PgliteReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: SentError }
+  | { op: "notify"; listener: number; payload: string };
+
+/** An error as it crosses the thread: its name, message, stack and scalar fields. */
+export interface SentError {
+  name: string;
+  message: string;
+  stack?: string;
+  fields: Record<string, string | number | boolean>;
+}
+
+/** The fields of `err` that cross a thread boundary (scalars: `code`, `severity`, `detail`...). */
+function sendableError(err: unknown): SentError {
+  const e = (typeof err === "object" && err !== null ? err : { message: String(err) }) as Record<
+    string,
+    unknown
+  >;
+  const fields: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") fields[k] = v;
+  }
+  return {
+    name: typeof e.name === "string" ? e.name : "Error",
+    message: typeof e.message === "string" ? e.message : String(err),
+    ...(typeof e.stack === "string" ? { stack: e.stack } : {}),
+    fields,
+  };
+}
+
+/** Thrown inside PGlite's transaction to roll it back (the caller's `end` with `commit: false`). */
+const ROLLBACK = Symbol("rollback");
+
+serve(globalThis as unknown as WorkerScope);
+
+/** A transaction PGlite holds open until `end`. */
+interface OpenTransaction {
+  tx: Transaction;
+  end(commit: boolean): Promise<void>;
+}
+
+interface WorkerScope {
+  onmessage: ((e: MessageEvent<PgliteRequest>) => void) | null;
+  postMessage(msg: PgliteReply, transfer?: Transferable[]): void;
+  close(): void;
+}
+
+function serve(scope: WorkerScope): void {
+  let pg: PGlite | null = null;
+  /** Open transactions by id, set when the request opening one arrives (before BEGIN ran). */
+  const txs = new Map<number, Promise<OpenTransaction>>();
+  const listeners = new Map<number, () => Promise<void>>();
+
+  const instance = (): PGlite => {
+    if (!pg || pg.closed) throw new Error("PGlite is closed");
+    return pg;
+  };
+  /** Where a statement runs; synchronous up to its first await, so `txs` is set in order. */
+  const target = async (
+    req: { tx?: number; begin?: boolean },
+  ): Promise<Pick<PGlite, "query">> => {
+    if (req.tx === undefined) return instance();
+    if (req.begin) txs.set(req.tx, begin(instance(), req.tx));
+    const open = txs.get(req.tx);
+    if (!open) throw new Error("Transaction is closed");
+    return (await open).tx;
+  };
+
+  const run = async (req: PgliteRequest): Promise<unknown> => {
+    switch (req.op) {
+      case "open": {
+        const options = req.dataDir ? { dataDir: req.dataDir, ...req.settings } : req.settings;
+        pg = await PGlite.create(options);
+        if (req.reopen) {
+          await pg.close();
+          pg = await PGlite.create(options);
+        }
+        return null;
+      }
+      case "query":
+        return (await (await target(req)).query(req.text, req.params)).rows;
+      case "copy":
+        await (await target(req)).query(req.text, [], { blob: new Blob([req.data as BlobPart]) });
+        return null;
+      case "end": {
+        const open = txs.get(req.tx);
+        if (!open) throw new Error("Transaction is closed");
+        await (await open).end(req.commit);
+        return null;
+      }
+      case "listen": {
+        const unsub = await instance().listen(req.channel, (payload) => {
+          post({ op: "notify", listener: req.listener, payload });
+        });
+        listeners.set(req.listener, unsub);
+        return null;
+      }
+      case "unlisten": {
+        const unsub = listeners.get(req.listener);
+        listeners.delete(req.listener);
+        if (unsub && pg && !pg.closed) await unsub();
+        return null;
+      }
+      case "close":
+        listeners.clear();
+        if (pg && !pg.closed) await pg.close();
+        return null;
+    }
+  };
+
+  /** Opens transaction `id`, held until its `end`; resolves once BEGIN ran. */
+  const begin = (db: PGlite, id: number): Promise<OpenTransaction> => {
+    const opening = new Promise<OpenTransaction>((opened, failed) => {
+      let decide!: (commit: boolean) => void;
+      const decided = new Promise<boolean>((r) => decide = r);
+      let began = false;
+      // `end` answers once COMMIT (or ROLLBACK) ran, with its error if it failed.
+      const done: Promise<void> = db.transaction(async (tx) => {
+        began = true;
+        opened({
+          tx,
+          end(commit) {
+            decide(commit);
+            return done;
+          },
+        });
+        if (!await decided) throw ROLLBACK;
+      }).then(() => {}, (err) => {
+        if (err !== ROLLBACK) throw err;
+      }).finally(() => txs.delete(id));
+      done.catch((err) => {
+        if (!began) failed(err); // BEGIN itself failed
+      });
+    });
+    opening.catch(() => {}); // its statements report the failure
+    return opening;
+  };
+
+  const post = (reply: PgliteReply) => scope.postMessage(reply);
+
+  scope.onmessage = async (event: MessageEvent<PgliteRequest>) => {
+    const req = event.data;
+    try {
+      const value = await run(req);
+      post({ id: req.id, ok: true, value });
+    } catch (err) {
+      post({ id: req.id, ok: false, error: sendableError(err) });
+    }
+    if (req.op === "close") scope.close();
+  };
+}
