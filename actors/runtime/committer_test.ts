@@ -245,6 +245,36 @@ Deno.test("committer: a success committed twice is a duplicate and breaks its ch
   }
 });
 
+Deno.test("committer: one fenced completion in a transaction: the others commit once, it writes nothing", async () => {
+  const w = await world();
+  try {
+    const jobs = await claim(w.db, [1, 2, 3].map((n) => ({ key: `fence${n}`, n })));
+    // The lease of fence2 was taken over meanwhile (its token moved on).
+    await w.db.query("UPDATE troupe_actor_state SET fence = fence + 1 WHERE key = 'fence2'");
+    w.transactions = 0;
+    const results = await Promise.all(
+      jobs.map((j, i) => w.committer.commit(success(j, { v: i + 1 }, { release: true }), j, 1)),
+    );
+    assert.equal(w.transactions, 1);
+    assert.deepEqual(results, ["committed", "fenced", "committed"]);
+    const ledger = await w.db.query<{ message_id: string }>(
+      "SELECT message_id FROM troupe_processed_messages ORDER BY 1",
+    );
+    assert.deepEqual(ledger.map((r) => r.message_id), [jobs[0]!.id, jobs[2]!.id].sort());
+    assert.deepEqual(await statuses(w.db), { 1: "succeeded", 2: "running", 3: "succeeded" });
+    const states = await w.db.query<{ key: string; state: unknown; version: number }>(
+      "SELECT key, state, version, lease_owner FROM troupe_actor_state ORDER BY key",
+    );
+    assert.deepEqual(states.map((s) => [s.key, s.state, s.version]), [
+      ["fence1", { v: 1 }, 1],
+      ["fence2", null, 0],
+      ["fence3", { v: 3 }, 1],
+    ]);
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("committer: in one transaction, a link after a duplicate is stale and leaves no ledger row", async () => {
   const w = await world();
   try {
