@@ -85,15 +85,28 @@ export async function completeJobs(
   t: Tables,
   workerId: string,
   completions: readonly Completion[],
-  { writes, hook }: { writes: MessageWrites; hook: AbortHook },
+  { writes, hook, allValid = "savepoint" }: {
+    writes: MessageWrites;
+    hook: AbortHook;
+    /**
+     * The one-statement commit (`commitAll`) and what follows a completion it finds invalid:
+     * `savepoint`, back to a savepoint taken before it, then `commitChecked`; `throw`, a
+     * `CommitMismatch` (nothing after it runs: the caller rolls the transaction back and
+     * commits again with `off`, a round trip fewer than the savepoint when all are valid);
+     * `off`, `commitChecked` only.
+     * @default "savepoint"
+     */
+    allValid?: "savepoint" | "throw" | "off";
+  },
 ): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
   // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
   const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
   const endingPipelines = [...pipelines.values()].filter((p) => p.ends && p.status === "running");
-  const { results, withEnd } = completions.every((c) => !c.pipelineId && !c.groupId)
-    ? await commitAll(tx, t, workerId, completions) ??
-      await commitChecked(tx, t, workerId, completions)
-    : await commitChecked(tx, t, workerId, completions);
+  const { results, withEnd } =
+    allValid !== "off" && completions.every((c) => !c.pipelineId && !c.groupId)
+      ? await commitAll(tx, t, workerId, completions, allValid) ??
+        await commitChecked(tx, t, workerId, completions)
+      : await commitChecked(tx, t, workerId, completions);
   const applies = (c: Completion, i: number) =>
     results[i] === "committed" && c.outcome === "succeeded";
   // The workload's pipeline calls, then what was sent: into a pipeline still running only.
@@ -159,6 +172,17 @@ export async function completeJobs(
     sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent, ...endSent],
     cancelled: [...applied.cancelled, ...rolled.cancelled],
   };
+}
+
+/**
+ * The one-statement commit found a completion fenced or a duplicate (`allValid: "throw"`):
+ * the transaction must be rolled back and committed again through the checks.
+ */
+export class CommitMismatch extends Error {
+  constructor() {
+    super("a completion is fenced or a duplicate: commit again with the checks");
+    this.name = "CommitMismatch";
+  }
 }
 
 /** What the checks of a commit decided, and the jobs whose end message the trigger made. */
@@ -240,7 +264,7 @@ const DEAD_LETTERS = (t: Tables) =>
  * in `commitChecked`: a claim holding a requeued job row never waits on a lease this holds.
  * Fewer rows than completions, chains or successes means a completion was fenced or a
  * duplicate: the statement is rolled back (a savepoint) and null returned, for
- * `commitChecked` to sort out. Each row is locked by its update, where `commitChecked` locks
+ * `commitChecked` to sort out, or `CommitMismatch` thrown (`onMismatch`). Each row is locked by its update, where `commitChecked` locks
  * it first (`FOR UPDATE`, a write of its own) and updates it after.
  * Completions of pipelines and groups always go through `commitChecked`.
  */
@@ -249,13 +273,14 @@ async function commitAll(
   t: Tables,
   workerId: string,
   completions: readonly Completion[],
+  onMismatch: "savepoint" | "throw",
 ): Promise<Checked | null> {
   const chains = chainRows(completions, () => true, (i) => completions[i]!.outcome === "succeeded");
   // The job rows in key order, as `commitChecked` locks them.
   const jobs = [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
     .map(jobRow);
   const successes = completions.filter((c) => c.outcome === "succeeded").length;
-  await tx.query("SAVEPOINT troupe_commit");
+  if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
   const [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
     `WITH x AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
@@ -291,6 +316,7 @@ async function commitAll(
   if (
     done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== successes
   ) {
+    if (onMismatch === "throw") throw new CommitMismatch();
     await tx.query("ROLLBACK TO SAVEPOINT troupe_commit");
     return null;
   }
