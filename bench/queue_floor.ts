@@ -63,6 +63,8 @@ export async function floorLoop(db: SqlDatabase, n: number): Promise<void> {
       completeJobs(tx, t, workerId, completions, {
         writes: { outbox: false, notify: true },
         hook: () => null,
+        // As the committer commits: one statement, no savepoint (a mismatch throws here).
+        allValid: "throw",
       })
     );
     const bad = results.filter((r) => r !== "committed").length;
