@@ -16,6 +16,10 @@
  *   rejects, and the chain is broken.
  * - A commit resolves after its transaction commits; what follows (publish, stopped handlers)
  *   never turns a committed completion into an error.
+ * - A batch is written in one statement when every completion in it is valid (`commitAll`);
+ *   when one is fenced or a duplicate, that transaction is rolled back before anything else
+ *   in it ran, and the batch is committed again through the checks (`commitChecked`), which
+ *   decide fenced, duplicate and stale. Either way the batch commits once.
  */
 import type { AnyActor } from "./define.ts";
 import type { Executor } from "./executor.ts";
