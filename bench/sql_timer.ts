@@ -47,8 +47,11 @@ const STATEMENTS: [string, string][] = [
   ["FOR UPDATE OF j SKIP LOCKED", "claim: candidates"],
   ["INSERT INTO troupe_actor_state AS s", "claim: leases"],
   ["SET status = 'running'", "claim: mark running"],
-  ["AS job_fence", "commit: lock jobs and leases, ledger"],
-  ["INSERT INTO troupe_dead_letters", "commit: state, lease release and job rows"],
+  ["SAVEPOINT troupe_commit", "commit: savepoint"],
+  ["j.lease_fence = x.fence", "commit: job rows, leases, ledger (one statement)"],
+  ["ROLLBACK TO SAVEPOINT troupe_commit", "commit: back to the checked path"],
+  ["AS job_fence", "commit (checked): lock jobs and leases, ledger"],
+  ["INSERT INTO troupe_dead_letters", "commit (checked): state, lease release and job rows"],
   ["INSERT INTO bench_rows", "commit: effects"],
   ["WITH ins AS", "enqueue: insert"],
 ];
@@ -60,11 +63,18 @@ function statement(sql: string): string {
 
 function classify(sql: string): string {
   if (sql.includes("set_config('enable_sort'")) return "claim";
-  if (sql.includes("AS job_fence")) return "commit";
+  if (sql.includes("AS job_fence") || sql.includes("j.lease_fence = x.fence")) return "commit";
   if (sql.includes("INSERT INTO troupe_jobs") || sql.includes("WITH ins AS")) return "enqueue";
   if (sql.includes("UPDATE troupe_actor_state SET lease_until")) return "lease renewal";
   if (sql.includes("count(*)::int AS n FROM troupe_jobs")) return "bench poll";
   return "other";
+}
+
+/** The completions a commit statement writes: its id array, or its array of job rows. */
+function commitItems(sql: string, params?: unknown[]): number {
+  if (sql.includes("AS job_fence")) return (params?.[0] as unknown[]).length;
+  if (sql.includes("j.lease_fence = x.fence")) return JSON.parse(params?.[0] as string).length;
+  return 0;
 }
 
 /** `db` with every call timed into `times` (transactions by the kind of their statements). */
@@ -86,10 +96,8 @@ export function timedDb(db: SqlDatabase, times: SqlTimes): SqlDatabase {
                 query: async (sql: string, params?: unknown[]) => {
                   const k = classify(sql);
                   // The first telling statement names the transaction.
-                  if (kind === "" || (kind === "other" && k !== "other")) {
-                    kind = k;
-                    if (k === "commit") items = (params?.[0] as unknown[]).length;
-                  }
+                  if (kind === "" || (kind === "other" && k !== "other")) kind = k;
+                  if (kind === "commit" && items === 0) items = commitItems(sql, params);
                   const s0 = performance.now();
                   try {
                     return await tx.query(sql, params);

@@ -16,6 +16,10 @@
  *   rejects, and the chain is broken.
  * - A commit resolves after its transaction commits; what follows (publish, stopped handlers)
  *   never turns a committed completion into an error.
+ * - A batch is written in one statement when every completion in it is valid (`commitAll`);
+ *   when one is fenced or a duplicate, that transaction is rolled back before anything else
+ *   in it ran, and the batch is committed again through the checks (`commitChecked`), which
+ *   decide fenced, duplicate and stale. Either way the batch commits once.
  */
 import type { AnyActor } from "./define.ts";
 import type { Executor } from "./executor.ts";
@@ -23,7 +27,13 @@ import type { RuntimeObserver } from "./observer.ts";
 import type { Logger, SqlDatabase } from "./ports.ts";
 import type { Publisher } from "./publisher.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
-import { chainOf, type CommitResult, completeJobs, type Completion } from "./sql/complete_jobs.ts";
+import {
+  chainOf,
+  CommitMismatch,
+  type CommitResult,
+  completeJobs,
+  type Completion,
+} from "./sql/complete_jobs.ts";
 import type { Tables } from "./sql/tables.ts";
 
 interface PendingCommit {
@@ -119,14 +129,27 @@ export class Committer {
     this.#broken.add(chainOf(c.key, c.fence));
   }
 
+  /**
+   * One transaction: the one-statement commit first; when a completion is fenced or a
+   * duplicate, rolled back and made again through the checks (no savepoint taken for the
+   * common case, where every completion is valid).
+   */
   async #transaction(completions: Completion[]) {
     const { db, tables, workerId, publisher } = this.#o;
-    return await db.transaction((tx) =>
-      completeJobs(tx, tables, workerId, completions, {
-        writes: publisher.writes,
-        hook: publisher.hook,
-      })
-    );
+    const commit = (allValid: "throw" | "off") =>
+      db.transaction((tx) =>
+        completeJobs(tx, tables, workerId, completions, {
+          writes: publisher.writes,
+          hook: publisher.hook,
+          allValid,
+        })
+      );
+    try {
+      return await commit("throw");
+    } catch (err) {
+      if (!(err instanceof CommitMismatch)) throw err;
+      return await commit("off");
+    }
   }
 
   async #flush(): Promise<void> {

@@ -28,7 +28,10 @@ const actors = new Map([[step.name, step]] as const);
 interface World {
   db: SqlDatabase;
   committer: Committer;
+  /** Transactions begun (one per group commit, and one more when a commit is made again). */
   transactions: number;
+  /** Transactions committed. */
+  committed: number;
   close(): Promise<void>;
 }
 
@@ -39,13 +42,16 @@ async function world(commitBatch = 512): Promise<World> {
     db: raw,
     committer: undefined as unknown as Committer,
     transactions: 0,
+    committed: 0,
     close: () => raw.close(),
   };
   // Counts the transactions the committer opens (one per group commit).
   w.db = Object.assign(Object.create(raw), {
-    transaction: <T>(fn: Parameters<SqlDatabase["transaction"]>[0]) => {
+    transaction: async <T>(fn: Parameters<SqlDatabase["transaction"]>[0]) => {
       w.transactions++;
-      return raw.transaction(fn) as Promise<T>;
+      const result = await raw.transaction(fn) as T;
+      w.committed++;
+      return result;
     },
   });
   const log = jsonLogger("silent");
@@ -186,14 +192,14 @@ Deno.test("committer: in one transaction, the links after one that did not commi
       { key: "same", n: 2 },
     ]);
     await moveFence(w.db, "same", 1);
-    w.transactions = 0;
+    w.committed = 0;
     // Queued in one turn: the three go in one transaction.
     const [rx, first, second] = await Promise.all([
       w.committer.commit(success(x!, null), x!, 1),
       w.committer.commit(success(a!, { v: 1 }), a!, 1),
       w.committer.commit(success(b!, { v: 2 }), b!, 1),
     ]);
-    assert.equal(w.transactions, 1);
+    assert.equal(w.committed, 1);
     assert.deepEqual([rx, first, second], ["committed", "fenced", "stale"]);
     assert.deepEqual(await statuses(w.db), { 0: "succeeded", 1: "running", 2: "running" });
   } finally {
@@ -245,18 +251,51 @@ Deno.test("committer: a success committed twice is a duplicate and breaks its ch
   }
 });
 
+Deno.test("committer: one fenced completion in a transaction: the others commit once, it writes nothing", async () => {
+  const w = await world();
+  try {
+    const jobs = await claim(w.db, [1, 2, 3].map((n) => ({ key: `fence${n}`, n })));
+    // The lease of fence2 was taken over meanwhile (its token moved on).
+    await w.db.query("UPDATE troupe_actor_state SET fence = fence + 1 WHERE key = 'fence2'");
+    w.transactions = 0;
+    w.committed = 0;
+    const results = await Promise.all(
+      jobs.map((j, i) => w.committer.commit(success(j, { v: i + 1 }, { release: true }), j, 1)),
+    );
+    // The one-statement commit is rolled back, and the batch committed through the checks.
+    assert.equal(w.transactions, 2);
+    assert.equal(w.committed, 1);
+    assert.deepEqual(results, ["committed", "fenced", "committed"]);
+    const ledger = await w.db.query<{ message_id: string }>(
+      "SELECT message_id FROM troupe_processed_messages ORDER BY 1",
+    );
+    assert.deepEqual(ledger.map((r) => r.message_id), [jobs[0]!.id, jobs[2]!.id].sort());
+    assert.deepEqual(await statuses(w.db), { 1: "succeeded", 2: "running", 3: "succeeded" });
+    const states = await w.db.query<{ key: string; state: unknown; version: number }>(
+      "SELECT key, state, version, lease_owner FROM troupe_actor_state ORDER BY key",
+    );
+    assert.deepEqual(states.map((s) => [s.key, s.state, s.version]), [
+      ["fence1", { v: 1 }, 1],
+      ["fence2", null, 0],
+      ["fence3", { v: 3 }, 1],
+    ]);
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("committer: in one transaction, a link after a duplicate is stale and leaves no ledger row", async () => {
   const w = await world();
   try {
     const [a, b] = await claim(w.db, [1, 2].map((n) => ({ key: "dup1", n })));
     // `a` was committed before (its ledger row is there): a redelivery that ran again.
     await w.db.query("INSERT INTO troupe_processed_messages (message_id) VALUES ($1)", [a!.id]);
-    w.transactions = 0;
+    w.committed = 0;
     const results = await Promise.all([
       w.committer.commit(success(a!, { v: 1 }), a!, 1),
       w.committer.commit(success(b!, { v: 2 }), b!, 1),
     ]);
-    assert.equal(w.transactions, 1);
+    assert.equal(w.committed, 1);
     assert.deepEqual(results, ["duplicate", "stale"]);
     const ledger = await w.db.query<{ message_id: string }>(
       "SELECT message_id FROM troupe_processed_messages",

@@ -97,8 +97,8 @@ export const jobs = pgTable(
       t.runAt,
       t.id,
     ).where(sql`${t.status} = 'queued'`),
-    index("troupe_jobs_status_idx").on(t.status, t.id),
-    index("troupe_jobs_tenant_idx").on(t.tenantId, t.id),
+    index("troupe_jobs_status_idx").on(t.status, t.id).where(sql`${t.status} <> 'succeeded'`),
+    index("troupe_jobs_tenant_idx").on(t.tenantId, t.id).where(sql`${t.tenantId} IS NOT NULL`),
     index("troupe_jobs_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} is not null`),
     index("troupe_jobs_pipeline_open_idx").on(t.pipelineId).where(
       sql`${t.pipelineId} IS NOT NULL AND ${t.status} IN ('queued', 'running')`,

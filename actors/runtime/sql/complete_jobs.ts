@@ -70,11 +70,11 @@ export type CommitResult =
 
 /**
  * Commits completions in one transaction, in this order: the rows of their pipelines locked,
- * fencing check (locks job and lease rows) with the ledger check and insert (one statement),
- * state updates, lease releases, job rows and dead letters (one statement), the workload's
- * pipeline calls, outgoing messages (none into a pipeline that has ended), effects, the
- * pipelines' roll-up. A completion that fails the fencing check writes nothing; a success
- * already in the ledger writes only its job row.
+ * the fencing check, ledger, state updates, lease releases, job rows and dead letters (one
+ * statement when every completion is valid, `commitAll`; else the checks first, then the
+ * writes, `commitChecked`), the workload's pipeline calls, outgoing messages (none into a
+ * pipeline that has ended), effects, the pipelines' roll-up. A completion that fails the
+ * fencing check writes nothing; a success already in the ledger writes only its job row.
  *
  * Several completions of one key may come in one call, in the order their handlers ran (each
  * on the state the previous one left): once one of them does not commit as computed, the
@@ -85,143 +85,30 @@ export async function completeJobs(
   t: Tables,
   workerId: string,
   completions: readonly Completion[],
-  { writes, hook }: { writes: MessageWrites; hook: AbortHook },
+  { writes, hook, allValid = "savepoint" }: {
+    writes: MessageWrites;
+    hook: AbortHook;
+    /**
+     * The one-statement commit (`commitAll`) and what follows a completion it finds invalid:
+     * `savepoint`, back to a savepoint taken before it, then `commitChecked`; `throw`, a
+     * `CommitMismatch` (nothing after it runs: the caller rolls the transaction back and
+     * commits again with `off`, a round trip fewer than the savepoint when all are valid);
+     * `off`, `commitChecked` only.
+     * @default "savepoint"
+     */
+    allValid?: "savepoint" | "throw" | "off";
+  },
 ): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
   // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
   const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
   const endingPipelines = [...pipelines.values()].filter((p) => p.ends && p.status === "running");
-  // Lock the job rows and the key leases; a completion is valid only if both still carry
-  // its fencing token. Looked up by primary key (a join on a record set plans badly). In the
-  // same statement, the ledger check is its insert: a valid success whose ledger row was there
-  // already is a duplicate. Ledger rows are written only under the job row's lock.
-  const ids = completions.map((c) => c.id);
-  const fences = new Map(completions.map((c) => [c.id, c.fence]));
-  const successes = completions.filter((c) => c.outcome === "succeeded");
-  const locked = await tx.query<
-    {
-      id: string;
-      status: string;
-      job_fence: number;
-      fence: number;
-      ends: boolean;
-      ledgered: boolean;
-    }
-  >(
-    `WITH locked AS (
-       SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
-       FROM ${t.jobs} j
-       JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
-       WHERE j.id = ANY($1::text[])
-       ORDER BY j.key
-       FOR UPDATE OF j, s
-     ), ledgered AS (
-       INSERT INTO ${t.processed} (message_id)
-       SELECT DISTINCT l.id FROM locked l
-       JOIN unnest($3::text[], $4::int[]) AS c(id, fence) ON c.id = l.id
-       WHERE l.status = 'running' AND l.job_fence = c.fence AND l.fence = l.job_fence
-       ON CONFLICT DO NOTHING
-       RETURNING message_id
-     )
-     SELECT l.*, g.message_id IS NOT NULL AS ledgered
-     FROM locked l LEFT JOIN ledgered g ON g.message_id = l.id`,
-    [ids, workerId, successes.map((c) => c.id), successes.map((c) => c.fence)],
-  );
-  const valid = new Set(
-    locked.filter((r) =>
-      r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
-    ).map((r) => r.id),
-  );
-  const ledgered = new Set(locked.filter((r) => r.ledgered).map((r) => r.id));
-  const broken = new Set<string>();
-  const results = completions.map((c): CommitResult => {
-    const chain = chainOf(c.key, c.fence);
-    if (broken.has(chain)) return "stale";
-    if (!valid.has(c.id)) {
-      broken.add(chain);
-      return "fenced";
-    }
-    if (c.outcome === "succeeded" && !ledgered.has(c.id)) {
-      broken.add(chain);
-      return "duplicate";
-    }
-    return "committed";
-  });
+  const { results, withEnd } =
+    allValid !== "off" && completions.every((c) => !c.pipelineId && !c.groupId)
+      ? await commitAll(tx, t, workerId, completions, allValid) ??
+        await commitChecked(tx, t, workerId, completions)
+      : await commitChecked(tx, t, workerId, completions);
   const applies = (c: Completion, i: number) =>
     results[i] === "committed" && c.outcome === "succeeded";
-  // A link after a fenced link or a duplicate of its chain is stale: its ledger row goes.
-  const unapplied = completions.filter((c, i) => ledgered.has(c.id) && !applies(c, i));
-  if (unapplied.length > 0) {
-    await tx.query(`DELETE FROM ${t.processed} WHERE message_id = ANY($1::text[])`, [
-      unapplied.map((c) => c.id),
-    ]);
-  }
-
-  // One row per key: the last state committed in this call, and the lease release.
-  const perKey = new Map<
-    string,
-    { key: string; set_state: boolean; state: unknown; release: boolean }
-  >();
-  for (const [i, c] of completions.entries()) {
-    if (results[i] !== "committed" && results[i] !== "duplicate") continue;
-    const row = perKey.get(c.key) ?? { key: c.key, set_state: false, state: null, release: false };
-    if (applies(c, i) && c.state !== undefined) {
-      row.set_state = true;
-      row.state = c.state.value ?? null;
-    }
-    if (c.release) row.release = true;
-    perKey.set(c.key, row);
-  }
-  const stateRows = [...perKey.values()].filter((r) => r.set_state || r.release);
-  const jobRows = completions.flatMap((c, i) =>
-    results[i] !== "committed" && results[i] !== "duplicate" ? [] : [{
-      id: c.id,
-      status: c.outcome === "retry" ? "queued" : c.outcome,
-      result: c.outcome === "succeeded" ? c.result ?? null : null,
-      error: c.error ?? null,
-      delay_ms: c.retryInMs ?? 0,
-      refund: c.refund === true,
-      dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
-      run_ms: c.runMs ?? null,
-    }]
-  );
-  // The state updates, lease releases, job rows and dead letters: one statement.
-  if (jobRows.length > 0 || stateRows.length > 0) {
-    await tx.query(
-      `WITH st AS (
-         UPDATE ${t.actorState} s SET
-           state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
-           version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
-           lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
-           lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
-           updated_at = now()
-         FROM jsonb_to_recordset($2::jsonb) AS y(key text, set_state boolean, state jsonb,
-           release boolean)
-         WHERE s.key = y.key
-       ), x AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, result jsonb,
-           error jsonb, delay_ms float8, dead_letter_id text, refund boolean, run_ms int)
-       ), upd AS (
-         UPDATE ${t.jobs} j SET status = x.status, result = x.result,
-           attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
-           error = coalesce(x.error, j.error),
-           progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
-           progress_message = CASE WHEN x.status = 'succeeded' THEN NULL
-             ELSE j.progress_message END,
-           run_at = CASE WHEN x.status = 'queued'
-             THEN now() + make_interval(secs => x.delay_ms / 1000.0) ELSE j.run_at END,
-           finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
-           run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
-         FROM x WHERE j.id = x.id
-         RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts,
-           x.error, x.dead_letter_id
-       )
-       INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version,
-         error, attempts)
-       SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
-       FROM upd WHERE dead_letter_id IS NOT NULL`,
-      [JSON.stringify(jobRows), JSON.stringify(stateRows)],
-    );
-  }
   // The workload's pipeline calls, then what was sent: into a pipeline still running only.
   const ops = completions.flatMap((c, i) =>
     applies(c, i) && c.pipeline && c.pipelineId
@@ -272,7 +159,6 @@ export async function completeJobs(
   // End messages the trigger inserted (see `../job_end.ts`): with the outbox, published after
   // this commit like the rest. Each of these rows was running when locked here, so an end
   // message of theirs was made by this transaction.
-  const withEnd = new Set(locked.filter((r) => r.ends).map((r) => r.id));
   const endSent = writes.outbox
     ? await outboxed(tx, t, [
       ...completions.filter((c, i) =>
@@ -286,4 +172,264 @@ export async function completeJobs(
     sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent, ...endSent],
     cancelled: [...applied.cancelled, ...rolled.cancelled],
   };
+}
+
+/**
+ * The one-statement commit found a completion fenced or a duplicate (`allValid: "throw"`):
+ * the transaction must be rolled back and committed again through the checks.
+ */
+export class CommitMismatch extends Error {
+  constructor() {
+    super("a completion is fenced or a duplicate: commit again with the checks");
+    this.name = "CommitMismatch";
+  }
+}
+
+/** What the checks of a commit decided, and the jobs whose end message the trigger made. */
+interface Checked {
+  results: CommitResult[];
+  /** Jobs carrying an end message (`on_end`) that this commit moved to a final status. */
+  withEnd: Set<string>;
+}
+
+/** The row each job gets: its status after this attempt, result, error, dead letter. */
+function jobRow(c: Completion) {
+  return {
+    id: c.id,
+    fence: c.fence,
+    status: c.outcome === "retry" ? "queued" : c.outcome,
+    result: c.outcome === "succeeded" ? c.result ?? null : null,
+    error: c.error ?? null,
+    delay_ms: c.retryInMs ?? 0,
+    refund: c.refund === true,
+    dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
+    run_ms: c.runMs ?? null,
+  };
+}
+
+/** One row per chain (key and lease): the last state its applied links left, the release. */
+function chainRows(
+  completions: readonly Completion[],
+  take: (i: number) => boolean,
+  applied: (i: number) => boolean,
+) {
+  const rows = new Map<
+    string,
+    { key: string; fence: number; set_state: boolean; state: unknown; release: boolean }
+  >();
+  for (const [i, c] of completions.entries()) {
+    if (!take(i)) continue;
+    const chain = chainOf(c.key, c.fence);
+    const row = rows.get(chain) ??
+      { key: c.key, fence: c.fence, set_state: false, state: null, release: false };
+    if (applied(i) && c.state !== undefined) {
+      row.set_state = true;
+      row.state = c.state.value ?? null;
+    }
+    if (c.release) row.release = true;
+    rows.set(chain, row);
+  }
+  return [...rows.values()];
+}
+
+/** The update of the job rows (`x`) and their dead letters, shared by both commit paths. */
+const JOB_UPDATE = (t: Tables, where: string) =>
+  `UPDATE ${t.jobs} j SET status = x.status, result = x.result,
+     attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
+     error = coalesce(x.error, j.error),
+     progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
+     progress_message = CASE WHEN x.status = 'succeeded' THEN NULL ELSE j.progress_message END,
+     run_at = CASE WHEN x.status = 'queued'
+       THEN now() + make_interval(secs => x.delay_ms / 1000.0) ELSE j.run_at END,
+     finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
+     run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
+   FROM x WHERE ${where}
+   RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, j.status,
+     x.error, x.dead_letter_id, j.on_end IS NOT NULL AS ends`;
+
+const X_COLUMNS = `x(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
+  dead_letter_id text, refund boolean, run_ms int)`;
+
+const DEAD_LETTERS = (t: Tables) =>
+  `INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version, error,
+     attempts)
+   SELECT dead_letter_id, id, actor, key, tenant_id, input, input_version, error, attempts
+   FROM upd WHERE dead_letter_id IS NOT NULL`;
+
+/**
+ * The commit when every completion is valid, which is the common case: one statement writes
+ * the job rows (each only if still running under its fencing token), then the lease rows
+ * (each only if this worker still holds it under that token: state, release), the ledger rows
+ * of the successes and the dead letters, and counts what it wrote. The job rows go first, as
+ * in `commitChecked`: a claim holding a requeued job row never waits on a lease this holds.
+ * Fewer rows than completions, chains or successes means a completion was fenced or a
+ * duplicate: the statement is rolled back (a savepoint) and null returned, for
+ * `commitChecked` to sort out, or `CommitMismatch` thrown (`onMismatch`). Each row is locked by its update, where `commitChecked` locks
+ * it first (`FOR UPDATE`, a write of its own) and updates it after.
+ * Completions of pipelines and groups always go through `commitChecked`.
+ */
+async function commitAll(
+  tx: SqlExecutor,
+  t: Tables,
+  workerId: string,
+  completions: readonly Completion[],
+  onMismatch: "savepoint" | "throw",
+): Promise<Checked | null> {
+  const chains = chainRows(completions, () => true, (i) => completions[i]!.outcome === "succeeded");
+  // The job rows in key order, as `commitChecked` locks them.
+  const jobs = [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    .map(jobRow);
+  const successes = completions.filter((c) => c.outcome === "succeeded").length;
+  if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
+  const [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
+    `WITH x AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
+     ), upd AS (
+       ${JOB_UPDATE(t, "j.id = x.id AND j.status = 'running' AND j.lease_fence = x.fence")}
+     ), st AS (
+       UPDATE ${t.actorState} s SET
+         state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
+         version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
+         lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
+         lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
+         updated_at = now()
+       FROM jsonb_to_recordset($2::jsonb) AS y(key text, fence int, set_state boolean,
+         state jsonb, release boolean)
+       WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $3
+         AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
+       RETURNING s.key
+     ), ledger AS (
+       INSERT INTO ${t.processed} (message_id)
+       SELECT id FROM upd WHERE status = 'succeeded'
+       ON CONFLICT DO NOTHING
+       RETURNING message_id
+     ), dead AS (
+       ${DEAD_LETTERS(t)}
+       RETURNING 1
+     )
+     SELECT (SELECT count(*)::int FROM upd) AS jobs, (SELECT count(*)::int FROM st) AS leases,
+       (SELECT count(*)::int FROM ledger) AS ledgered,
+       (SELECT coalesce(array_agg(id), '{}') FROM upd WHERE ends) AS ends,
+       (SELECT count(*)::int FROM dead) AS dead`,
+    [JSON.stringify(jobs), JSON.stringify(chains), workerId, jobs.length],
+  );
+  if (
+    done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== successes
+  ) {
+    if (onMismatch === "throw") throw new CommitMismatch();
+    await tx.query("ROLLBACK TO SAVEPOINT troupe_commit");
+    return null;
+  }
+  return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
+}
+
+/**
+ * The commit with every check made first: the job rows and the key leases locked (a
+ * completion is valid only if both still carry its fencing token) with the ledger check and
+ * insert, in one statement; then the results by chain, and the state updates, lease
+ * releases, job rows and dead letters in a second statement. A completion that fails the
+ * fencing check writes nothing; a success already in the ledger writes only its job row.
+ */
+async function commitChecked(
+  tx: SqlExecutor,
+  t: Tables,
+  workerId: string,
+  completions: readonly Completion[],
+): Promise<Checked> {
+  // Lock the job rows and the key leases; a completion is valid only if both still carry
+  // its fencing token. Looked up by primary key (a join on a record set plans badly). In the
+  // same statement, the ledger check is its insert: a valid success whose ledger row was there
+  // already is a duplicate. Ledger rows are written only under the job row's lock.
+  const ids = completions.map((c) => c.id);
+  const fences = new Map(completions.map((c) => [c.id, c.fence]));
+  const successes = completions.filter((c) => c.outcome === "succeeded");
+  const locked = await tx.query<
+    {
+      id: string;
+      status: string;
+      job_fence: number;
+      fence: number;
+      ends: boolean;
+      ledgered: boolean;
+    }
+  >(
+    `WITH locked AS (
+       SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
+       FROM ${t.jobs} j
+       JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
+       WHERE j.id = ANY($1::text[])
+       ORDER BY j.key
+       FOR UPDATE OF j, s
+     ), ledgered AS (
+       INSERT INTO ${t.processed} (message_id)
+       SELECT DISTINCT l.id FROM locked l
+       JOIN unnest($3::text[], $4::int[]) AS c(id, fence) ON c.id = l.id
+       WHERE l.status = 'running' AND l.job_fence = c.fence AND l.fence = l.job_fence
+       ON CONFLICT DO NOTHING
+       RETURNING message_id
+     )
+     SELECT l.*, false AS ledgered FROM locked l
+     UNION ALL
+     SELECT g.message_id, NULL, NULL, NULL, NULL, true FROM ledgered g`,
+    [ids, workerId, successes.map((c) => c.id), successes.map((c) => c.fence)],
+  );
+  // The locked rows, then the ids whose ledger row this statement inserted (a union, not a
+  // join: the planner cannot estimate either side and joined them in a nested loop, N² pairs).
+  const ledgered = new Set(locked.filter((r) => r.ledgered).map((r) => r.id));
+  const valid = new Set(
+    locked.filter((r) =>
+      r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
+    ).map((r) => r.id),
+  );
+  const broken = new Set<string>();
+  const results = completions.map((c): CommitResult => {
+    const chain = chainOf(c.key, c.fence);
+    if (broken.has(chain)) return "stale";
+    if (!valid.has(c.id)) {
+      broken.add(chain);
+      return "fenced";
+    }
+    if (c.outcome === "succeeded" && !ledgered.has(c.id)) {
+      broken.add(chain);
+      return "duplicate";
+    }
+    return "committed";
+  });
+  const applies = (i: number) =>
+    results[i] === "committed" && completions[i]!.outcome === "succeeded";
+  // A link after a fenced link or a duplicate of its chain is stale: its ledger row goes.
+  const unapplied = completions.filter((c, i) => ledgered.has(c.id) && !applies(i));
+  if (unapplied.length > 0) {
+    await tx.query(`DELETE FROM ${t.processed} WHERE message_id = ANY($1::text[])`, [
+      unapplied.map((c) => c.id),
+    ]);
+  }
+
+  // The state updates, lease releases, job rows and dead letters: one statement.
+  const written = (i: number) => results[i] === "committed" || results[i] === "duplicate";
+  const stateRows = chainRows(completions, written, applies)
+    .filter((r) => r.set_state || r.release);
+  const jobRows = completions.filter((_, i) => written(i)).map(jobRow);
+  if (jobRows.length > 0 || stateRows.length > 0) {
+    await tx.query(
+      `WITH st AS (
+         UPDATE ${t.actorState} s SET
+           state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
+           version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
+           lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
+           lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
+           updated_at = now()
+         FROM jsonb_to_recordset($2::jsonb) AS y(key text, set_state boolean, state jsonb,
+           release boolean)
+         WHERE s.key = y.key
+       ), x AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
+       ), upd AS (
+         ${JOB_UPDATE(t, "j.id = x.id")}
+       )
+       ${DEAD_LETTERS(t)}`,
+      [JSON.stringify(jobRows), JSON.stringify(stateRows)],
+    );
+  }
+  return { results, withEnd: new Set(locked.filter((r) => r.ends).map((r) => r.id)) };
 }
