@@ -35,7 +35,7 @@ const fields = z.object({
   HOST: z.string().trim().min(1).default("127.0.0.1"),
   DATA_DIR: z.string().trim().min(1).default(".data"),
   /** Embedded PostgreSQL's buffer pool, in MiB (it lives in the process's memory). */
-  PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).default(32),
+  PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).default(16),
   DATABASE_URL: z.string().trim().refine(
     (v) => /^postgres(ql)?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
     "must be a postgres:// or postgresql:// URL",
