@@ -100,9 +100,9 @@ const encoder = new TextEncoder();
 /**
  * The bytes of a COPY as PGlite reads them. PGlite takes the `blob` option's `arrayBuffer()`
  * once, inside its query lock, and serves `/dev/blob` from it until the statement ends. A
- * `Blob` of the segments copied them twice for every COPY (into the Blob's own storage, then
- * into a fresh array buffer), garbage that piled up in the C heap between collections; here
- * they are gathered once, when PGlite asks, into one buffer kept for the next COPY (a larger
+ * `Blob` of the segments would copy them twice for every COPY (into the Blob's own storage,
+ * then into a fresh array buffer), garbage that piles up in the C heap between collections;
+ * here they are gathered once, when PGlite asks, into one buffer kept for the next COPY (a larger
  * COPY than {@link COPY_STAGING_MAX_BYTES} gets a buffer of its own). One instance serves one
  * PGlite: its queries never overlap, so neither do the COPYs using the buffer.
  */
