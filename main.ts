@@ -301,6 +301,9 @@ export async function compose(
     db,
     blobs,
     chunkBytes: config.DATASET_CHUNK_BYTES,
+    // Embedded, the database's COPYs run in this thread one at a time: two chunks in flight
+    // keep the parse and the COPYs overlapped, with one chunk's buffers fewer than three.
+    ...(kinds.database === "pglite" ? { chunkConcurrency: 2 } : {}),
     processor: chunkProcessor,
     maxColumns: config.DATASET_MAX_COLUMNS,
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,

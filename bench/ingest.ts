@@ -24,7 +24,7 @@
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
-import { peakRssMb, resetPeakRss, rssMb } from "./rss.ts";
+import { peakRssMb, resetPeakRss, residentByKind, rssMb } from "./rss.ts";
 import { median } from "./stats.ts";
 import { benchCsv, benchCsvPath } from "./csv_file.ts";
 
@@ -80,7 +80,8 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     stderr: "inherit",
   }).spawn();
   try {
-    await untilUp(`${base}/api/health`, server);
+    // A loaded host can take over a minute to start it (initdb of a fresh PGlite directory).
+    await untilUp(`${base}/api/health`, server, { timeoutMs: 180_000 });
     // Peak RSS from here on: the start (PGlite's first initdb peaks at ~640 MB, once per
     // data directory) is reported apart.
     const startPeak = await peakRssMb(server.pid);
@@ -114,8 +115,21 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       rowCount: 0,
       error: null,
     };
+    let resets = 0;
     while (true) {
-      const res = await fetch(`${base}/api/datasets/${datasetId}`, { headers });
+      let res: Response;
+      try {
+        res = await fetch(`${base}/api/datasets/${datasetId}`, { headers });
+      } catch (err) {
+        // A pooled keep-alive connection the server closed as the poll reused it ("connection
+        // reset by peer"; seen when the server's main thread is busy for seconds): poll again
+        // on a new connection, a few times in a row at most.
+        if (!(err instanceof TypeError) || ++resets > 5) throw err;
+        console.error(`status poll: ${err.cause ?? err}; again`);
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      resets = 0;
       if (!res.ok) throw new Error(`status poll: ${res.status} ${await res.text()}`);
       d = await res.json();
       if (d.status === "ready" || d.status === "failed") break;
@@ -151,25 +165,39 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
 /**
  * The process's resident set (VmRSS) each second from now, in MB, and the seconds at which its
  * peak (VmHWM) rose by 2 MB or more since the last sample (a spike shorter than a second shows
- * there), until `stop`.
+ * there), until `stop`. Every 10 s, and at each rise, where the resident set lives
+ * ({@link residentByKind}: the binary, PGlite's WebAssembly heap, V8's heaps, malloc).
  */
 function sampleRss(pid: number, t0: number): { stop(): string } {
   const samples: number[] = [];
   const rises: string[] = [];
+  const kinds: string[] = [];
   let lastPeak = 0;
+  let lastKinds = -Infinity;
   const timer = setInterval(async () => {
     try {
       const [mb, peak] = await Promise.all([rssMb(pid), peakRssMb(pid)]);
       const second = Math.floor((performance.now() - t0) / 1000);
       samples[second] = Math.round(mb);
-      if (peak >= lastPeak + 2) rises.push(`${second}s:${Math.round(peak)}`);
+      const rose = peak >= lastPeak + 2;
+      if (rose) rises.push(`${second}s:${Math.round(peak)}`);
       lastPeak = Math.max(lastPeak, peak);
+      if (rose || second >= lastKinds + 10) {
+        lastKinds = second;
+        const k = await residentByKind(pid);
+        kinds.push(
+          `${second}s ${Math.round(mb)}${rose ? "*" : ""}: ` +
+            Object.entries(k).map(([name, v]) => `${name} ${Math.round(v)}`).join(", "),
+        );
+      }
     } catch { /* exited */ }
   }, 1000);
   return {
     stop() {
       clearInterval(timer);
-      return `${Array.from(samples, (s) => s ?? 0).join(" ")}\npeak rose at: ${rises.join(" ")}`;
+      return `${Array.from(samples, (s) => s ?? 0).join(" ")}\npeak rose at: ${
+        rises.join(" ")
+      }\nresident MB by kind (* a rise of the peak):\n  ${kinds.join("\n  ")}`;
     },
   };
 }

@@ -34,7 +34,7 @@ const fields = {
   HOST: text({ min: 1 }).withDefault("127.0.0.1"),
   DATA_DIR: text({ min: 1 }).withDefault(".data"),
   /** Embedded PostgreSQL's buffer pool, in MiB (it lives in the process's memory). */
-  PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).withDefault(32),
+  PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).withDefault(16),
   /**
    * Where the embedded database runs: `main`, the server's thread (while a statement runs, no
    * request is answered); `worker`, a thread of its own (requests are answered meanwhile; each

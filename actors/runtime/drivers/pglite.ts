@@ -23,7 +23,7 @@ export async function openPglite(
     unlock = await lockDirectory(dataDir);
   }
   const settings: PgliteSettings = {
-    postgresqlconf: [`shared_buffers = ${options.sharedBuffersMb ?? 32}MB`],
+    postgresqlconf: [`shared_buffers = ${options.sharedBuffersMb ?? 16}MB`],
   };
   try {
     const fresh = dataDir !== undefined && !(await exists(`${dataDir}/PG_VERSION`));
@@ -54,7 +54,8 @@ async function inProcess(
     pg = await PGlite.create(options);
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
-  const copyIn = copyVia(pg);
+  const staging = new CopyStaging();
+  const copyIn = copyVia(pg, staging);
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
       const res = await pg.query<T>(text, params ? [...params] : undefined);
@@ -75,7 +76,7 @@ async function inProcess(
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
           },
-          copyIn: copyVia(tx),
+          copyIn: copyVia(tx, staging),
         })
       );
     },
@@ -290,20 +291,67 @@ function ownedBytes(data: CopyData): Uint8Array {
 }
 
 /** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
-function copyVia(target: Pick<PGlite, "query">) {
+function copyVia(target: Pick<PGlite, "query">, staging: CopyStaging) {
   return async (table: string, columns: readonly string[], data: CopyData) => {
     await target.query(`COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`, [], {
-      blob: new Blob(copyParts(data) as BlobPart[]),
+      blob: staging.blob(data),
     });
   };
+}
+
+/** Most bytes of one COPY that {@link CopyStaging} gathers in its kept buffer. */
+export const COPY_STAGING_MAX_BYTES: number = 16 * 1024 * 1024;
+
+const encoder = new TextEncoder();
+
+/**
+ * The bytes of a COPY as PGlite reads them. PGlite takes the `blob` option's `arrayBuffer()`
+ * once, inside its query lock, and serves `/dev/blob` from it until the statement ends. A
+ * `Blob` of the segments would copy them twice for every COPY (into the Blob's own storage,
+ * then into a fresh array buffer), garbage that piles up in the C heap between collections;
+ * here they are gathered once, when PGlite asks, into one buffer kept for the next COPY (a larger
+ * COPY than {@link COPY_STAGING_MAX_BYTES} gets a buffer of its own). One instance serves one
+ * PGlite: its queries never overlap, so neither do the COPYs using the buffer.
+ */
+export class CopyStaging {
+  readonly #kept = new ArrayBuffer(0, { maxByteLength: COPY_STAGING_MAX_BYTES });
+
+  /** What PGlite's `blob` option needs of a Blob, over `data`: `arrayBuffer()`, read once. */
+  blob(data: CopyData): Blob {
+    // Only `arrayBuffer` is there: a PGlite that read the blob another way would fail the
+    // COPY loudly rather than copy nothing.
+    return { arrayBuffer: () => Promise.resolve(this.fill(data)) } as unknown as Blob;
+  }
+
+  /** `data` gathered into one buffer of exactly its length (the kept one when it fits). */
+  fill(data: CopyData): ArrayBuffer {
+    const parts = copyParts(data).map((p) => typeof p === "string" ? encoder.encode(p) : p);
+    let size = 0;
+    for (const p of parts) size += p.byteLength;
+    let out: ArrayBuffer;
+    if (size <= COPY_STAGING_MAX_BYTES) {
+      this.#kept.resize(size);
+      out = this.#kept;
+    } else {
+      out = new ArrayBuffer(size);
+    }
+    const bytes = new Uint8Array(out);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.byteLength;
+    }
+    return out;
+  }
 }
 
 /** Options of `openPglite`. */
 export interface PgliteOptions {
   /**
    * PostgreSQL's `shared_buffers` in MiB. PGlite touches its whole buffer pool in the
-   * process's memory, so the default (32) is below PostgreSQL's 128: the embedded process
-   * stays small, and the OS page cache still holds the files.
+   * process's memory at start (its WebAssembly heap is the pool plus ~16 MB), so the default
+   * (16) is far below PostgreSQL's 128: the embedded process stays small, and the OS page
+   * cache still holds the files. Bulk loads go through a ring of the pool, not all of it.
    */
   sharedBuffersMb?: number;
   /**
