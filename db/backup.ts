@@ -103,7 +103,8 @@ export class RestoreError extends Error {
 /**
  * Restores a backup stream into `dataDir`, which no process may be using (its database lock
  * file must be absent). The current directory is moved to `<dataDir>.before-restore-<time>`.
- * Returns the manifest and where the old directory went (null when there was none).
+ * Returns the manifest and where the old directory went (null when there was none). The stream is
+ * read to its end or cancelled, a refusal included, so a file behind it is closed.
  */
 export async function restoreDataDir(
   dataDir: string,
@@ -113,6 +114,7 @@ export async function restoreDataDir(
   const { directoryHolder } = await import("@troupe/runtime/pglite");
   const holder = await directoryHolder(join(dataDir, "pglite"));
   if (holder !== null) {
+    await backup.cancel().catch(() => {});
     throw new RestoreError(
       `${dataDir} is in use by process ${holder}: stop the server before restoring`,
     );

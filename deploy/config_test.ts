@@ -161,3 +161,14 @@ Deno.test("loadConfig() gives slow-client and form limits defaults, and names ba
       /UPLOAD_MAX_FIELD_BYTES/.test(err.message) && /UPLOAD_MAX_PARTS/.test(err.message),
   );
 });
+
+Deno.test("CORS_ORIGINS: none by default, a comma-separated list, *, and a malformed origin refused", () => {
+  assert.deepEqual(loadConfig({}).CORS_ORIGINS, []);
+  assert.deepEqual(
+    loadConfig({ CORS_ORIGINS: "https://a.example, http://localhost:5173" }).CORS_ORIGINS,
+    ["https://a.example", "http://localhost:5173"],
+  );
+  assert.deepEqual(loadConfig({ CORS_ORIGINS: "*" }).CORS_ORIGINS, ["*"]);
+  assert.throws(() => loadConfig({ CORS_ORIGINS: "https://a.example/path" }), /CORS_ORIGINS/);
+  assert.throws(() => loadConfig({ CORS_ORIGINS: "a.example" }), /CORS_ORIGINS/);
+});

@@ -20,7 +20,13 @@ const actor = (name: string, schedule?: string) =>
     handler: () => {},
   });
 
-Deno.test("schedules:sync reconciles QStash schedules with the actors", async () => {
+Deno.test({
+  name: "schedules:sync reconciles QStash schedules with the actors",
+  // @upstash/qstash's `schedules.delete()` never reads its response body (a request made with
+  // `parseResponseAsJson: false` returns before the body), and the client takes no `fetch` of
+  // ours that could: the body stays open until collected.
+  sanitizeResources: false,
+}, async () => {
   const qstash = await startQStash({
     token: "t",
     currentSigningKey: "sig_a",

@@ -17,6 +17,7 @@ import { startCallbackReceiver } from "../tests/fixtures/callback_receiver.ts";
 import { countRows, pgliteTarget, sleep, waitFor } from "../tests/harness.ts";
 import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { courseActors } from "../actors/courses/pipeline.ts";
+import { InlineExtractor } from "../actors/courses/extract.ts";
 import { makePdf, sentences } from "../tests/fixtures/pdfs.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
 import { localCourseAdapters, localDatasetAdapters } from "../tests/local_adapters.ts";
@@ -428,10 +429,12 @@ Deno.test("a course upload with a callbackUrl form field gets one event when it 
   const dir = await Deno.makeTempDir({ prefix: "troupe-callbacks-" });
   let callbacks: Callbacks | undefined;
   const blobs = new FsBlobStore(dir);
+  // Closed with the world: it keeps a read PDF open for a while, for the next page range.
+  const extractor = new InlineExtractor();
   const world = await openApiWorld((tdb) => {
     callbacks = testCallbacks(tdb.db);
     return [
-      ...courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs }),
+      ...courseActors({ ...localCourseAdapters(tdb.db), extractor, db: tdb.db, blobs }),
       callbacks.actor(),
     ];
   }, (tdb) => ({
@@ -468,6 +471,7 @@ Deno.test("a course upload with a callbackUrl form field gets one event when it 
   } finally {
     await receiver.close();
     await world.close();
+    extractor.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

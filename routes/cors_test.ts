@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { openApiWorld } from "../tests/api_world.ts";
 import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
-import { loadConfig } from "../deploy/config.ts";
 
 const ALLOWED = "https://app.example.com";
 const OTHER = "https://evil.example.net";
@@ -78,17 +77,6 @@ Deno.test(
     assert.match(res.headers.get("vary") ?? "", /origin/i);
   },
 );
-
-Deno.test("CORS_ORIGINS: none by default, a comma-separated list, *, and a malformed origin refused", () => {
-  assert.deepEqual(loadConfig({}).CORS_ORIGINS, []);
-  assert.deepEqual(
-    loadConfig({ CORS_ORIGINS: "https://a.example, http://localhost:5173" }).CORS_ORIGINS,
-    ["https://a.example", "http://localhost:5173"],
-  );
-  assert.deepEqual(loadConfig({ CORS_ORIGINS: "*" }).CORS_ORIGINS, ["*"]);
-  assert.throws(() => loadConfig({ CORS_ORIGINS: "https://a.example/path" }), /CORS_ORIGINS/);
-  assert.throws(() => loadConfig({ CORS_ORIGINS: "a.example" }), /CORS_ORIGINS/);
-});
 
 Deno.test("CORS: without listed origins no origin is allowed", opts, async () => {
   const world = await openApiWorld([], () => ({}));

@@ -557,43 +557,65 @@ Deno.test(
   },
 );
 
+/**
+ * A world whose course builds wait in their first lesson until `release()`, with a textbook
+ * uploaded by tenant `tenant` and its build running. `close()` releases it and removes all.
+ */
+async function heldBuild(tenant: string) {
+  const { LocalWriter } = await import("../actors/courses/writer/local.ts");
+  const held = new LocalWriter();
+  const started = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const lesson = held.lesson.bind(held);
+  held.lesson = async (...args) => {
+    started.resolve();
+    await release.promise;
+    return await lesson(...args);
+  };
+  const dir = await Deno.makeTempDir();
+  const blobs = new FsBlobStore(dir);
+  // Closed with the world: it keeps a read PDF open for a while, for the next page range.
+  const extractor = new InlineExtractor();
+  const w = await openApiWorld(
+    (tdb) =>
+      courseActors({ ...localCourseAdapters(tdb.db), extractor, db: tdb.db, blobs, writer: held }),
+    (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
+  );
+  const close = async () => {
+    release.resolve();
+    await w.close();
+    extractor.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    const key = (await w.tenants.createKey((await w.tenants.createTenant(tenant)).id)).key;
+    const form = new FormData();
+    form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
+    const req = new Request("http://x/", { method: "POST", body: form });
+    const up = await (await w.app.request("/api/courses", {
+      method: "POST",
+      body: await req.arrayBuffer(),
+      headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
+    })).json();
+    await started.promise; // the build is running
+    return { w, key, up, release: () => release.resolve(), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 Deno.test(
   { name: "courses: cancelling stops the pipeline, even mid-build", ...opts },
   async () => {
-    // A writer that waits until told: the course is held in its build step.
-    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
-    const held = new LocalWriter();
-    const started = Promise.withResolvers<void>();
-    const release = Promise.withResolvers<void>();
-    const lesson = held.lesson.bind(held);
-    held.lesson = async (...args) => {
-      started.resolve();
-      await release.promise;
-      return await lesson(...args);
-    };
-    const dir = await Deno.makeTempDir();
-    const blobs = new FsBlobStore(dir);
-    const w = await openApiWorld(
-      (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
-      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
-    );
+    const { w, key, up, release, close } = await heldBuild("cx");
     try {
-      const key = (await w.tenants.createKey((await w.tenants.createTenant("cx")).id)).key;
-      const form = new FormData();
-      form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
-      const req = new Request("http://x/", { method: "POST", body: form });
-      const up = await (await w.app.request("/api/courses", {
-        method: "POST",
-        body: await req.arrayBuffer(),
-        headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
-      })).json();
-      await started.promise; // the build is running
       const cancel = await w.app.request(`/api/courses/${up.courseId}/cancel`, {
         method: "POST",
         headers: { "x-api-key": key },
       });
       assert.equal(cancel.status, 200);
-      release.resolve();
+      release();
       await waitFor(async () => {
         const open = await w.tdb.db.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM troupe_jobs WHERE actor LIKE 'course.%'
@@ -612,9 +634,7 @@ Deno.test(
       });
       assert.equal(again.status, 409);
     } finally {
-      release.resolve();
-      await w.close();
-      await Deno.remove(dir, { recursive: true });
+      await close();
     }
   },
 );
@@ -991,33 +1011,8 @@ Deno.test(
 Deno.test(
   { name: "courses: cancelling the upload's job cancels the course mid-build", ...opts },
   async () => {
-    const { LocalWriter } = await import("../actors/courses/writer/local.ts");
-    const held = new LocalWriter();
-    const started = Promise.withResolvers<void>();
-    const release = Promise.withResolvers<void>();
-    const lesson = held.lesson.bind(held);
-    held.lesson = async (...args) => {
-      started.resolve();
-      await release.promise;
-      return await lesson(...args);
-    };
-    const dir = await Deno.makeTempDir();
-    const blobs = new FsBlobStore(dir);
-    const w = await openApiWorld(
-      (tdb) => courseActors({ ...localCourseAdapters(tdb.db), db: tdb.db, blobs, writer: held }),
-      (tdb) => ({ courses: { ...localCourseAdapters(tdb.db), db: tdb.db, blobs } }),
-    );
+    const { w, key, up, release, close } = await heldBuild("cj");
     try {
-      const key = (await w.tenants.createKey((await w.tenants.createTenant("cj")).id)).key;
-      const form = new FormData();
-      form.append("files", new File([new Uint8Array(await textbook())], "t.pdf"));
-      const req = new Request("http://x/", { method: "POST", body: form });
-      const up = await (await w.app.request("/api/courses", {
-        method: "POST",
-        body: await req.arrayBuffer(),
-        headers: { "content-type": req.headers.get("content-type")!, "x-api-key": key },
-      })).json();
-      await started.promise; // the build is running
       const cancel = await w.app.request(`/api/jobs/${up.jobId}/cancel`, {
         method: "POST",
         headers: { "x-api-key": key },
@@ -1039,7 +1034,7 @@ Deno.test(
       await waitFor(async () => (await readJob()).jobs.running === 0, {
         what: "the build to stop",
       });
-      release.resolve();
+      release();
       await new Promise((r) => setTimeout(r, 300));
       const job = await readJob();
       assert.equal(job.status, "cancelled");
@@ -1050,9 +1045,7 @@ Deno.test(
       assert.equal(after.status, "cancelled", "the build did not overwrite the cancel");
       assert.deepEqual(after.modules, []);
     } finally {
-      release.resolve();
-      await w.close();
-      await Deno.remove(dir, { recursive: true });
+      await close();
     }
   },
 );

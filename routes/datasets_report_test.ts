@@ -11,7 +11,7 @@ import { pdfText } from "../actors/documents/testing.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
-import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { API_DRIVERS, apiCall, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, waitFor } from "../tests/harness.ts";
 import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
@@ -54,16 +54,7 @@ const open = shared.open;
 
 async function call(path: string, init: RequestInit & { key?: string } = {}) {
   const w = await open();
-  const headers = new Headers(init.headers);
-  headers.set("x-api-key", init.key ?? w.key);
-  const res = await w.app.request(path, { ...init, headers });
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  // deno-lint-ignore no-explicit-any
-  let body: any = null;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch { /* not JSON */ }
-  return { status: res.status, headers: res.headers, body, bytes };
+  return await apiCall(w.app, init.key ?? w.key, path, init);
 }
 
 /** Uploads `csv` and waits until the dataset is ready; its id. */

@@ -10,7 +10,7 @@ import { datasetActors } from "../actors/datasets/pipeline.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
-import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { API_DRIVERS, apiCall, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { countRows, DATASET_ENDS, settledBody } from "../tests/harness.ts";
 import {
   bigWorkbook,
@@ -62,21 +62,9 @@ function openWorld(): Promise<World> {
 const shared = sharedWorld(openWorld);
 const open = shared.open;
 
-async function call(
-  path: string,
-  init: RequestInit = {},
-  // deno-lint-ignore no-explicit-any
-): Promise<{ status: number; headers: Headers; body: any; bytes: Uint8Array<ArrayBuffer> }> {
+async function call(path: string, init: RequestInit = {}) {
   const w = await open();
-  const headers = new Headers(init.headers);
-  headers.set("x-api-key", w.key);
-  const res = await w.app.request(path, { ...init, headers });
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  let body: unknown = null;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch { /* not JSON */ }
-  return { status: res.status, headers: res.headers, body, bytes };
+  return await apiCall(w.app, w.key, path, init);
 }
 
 async function upload(body: Uint8Array<ArrayBuffer>, query: string, contentType = XLSX) {

@@ -147,8 +147,11 @@ async function respond(
     res.once("finish", () => {
       // A short linger lets the client read the answer before the reset of unread bytes.
       // The socket seen at the start: by now the request may be detached from it (null).
+      // The timer ends with the socket, so a shutdown leaves none behind.
+      if (socket.destroyed) return;
       const t = setTimeout(() => socket.destroy(), 1000);
       Deno.unrefTimer(t);
+      socket.once("close", () => clearTimeout(t));
     });
   }
   if (!response.body) return void res.end();

@@ -109,7 +109,12 @@ Deno.test(
         } catch {
           break;
         }
-        const early = await Promise.race([closed, new Promise((r) => setTimeout(r, 500, null))]);
+        let pause: ReturnType<typeof setTimeout> | undefined;
+        const early = await Promise.race([
+          closed,
+          new Promise((r) => pause = setTimeout(r, 500, null)),
+        ]);
+        clearTimeout(pause);
         if (early !== null) break;
       }
       const afterMs = await within(closed, 15_000, "the connection stays open");

@@ -13,7 +13,7 @@ import { recordUsage, type UsageMessage } from "../actors/usage/store.ts";
 import { FsBlobStore } from "../db/blobs/fs.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
-import { API_DRIVERS, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
+import { API_DRIVERS, apiCall, type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { waitFor } from "../tests/harness.ts";
 import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
 
@@ -64,21 +64,8 @@ const open = shared.open;
 
 async function call(path: string, init: RequestInit & { key?: string; json?: unknown } = {}) {
   const w = await open();
-  const headers = new Headers(init.headers);
-  headers.set("x-api-key", init.key ?? w.key);
-  if (init.json !== undefined) headers.set("content-type", "application/json");
-  const res = await w.app.request(path, {
-    ...init,
-    headers,
-    ...(init.json !== undefined ? { method: "POST", body: JSON.stringify(init.json) } : {}),
-  });
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  // deno-lint-ignore no-explicit-any
-  let body: any = null;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch { /* not JSON */ }
-  return { status: res.status, headers: res.headers, body, bytes };
+  const post = init.json !== undefined ? { method: "POST" } : {};
+  return await apiCall(w.app, init.key ?? w.key, path, { ...init, ...post });
 }
 
 /** Messages around May 2026 in Auckland (UTC+12): some UTC days are the next local day. */

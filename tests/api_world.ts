@@ -46,6 +46,42 @@ export interface ApiWorld {
   close(): Promise<void>;
 }
 
+/** An answer read whole: its body parsed as JSON (null when it is not JSON) and its bytes. */
+export interface ApiAnswer {
+  status: number;
+  headers: Headers;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Sends `path` to `app` as the tenant of `key` (its `X-API-Key`); `json`, when given, is the
+ * request's JSON body. Reads the answer whole.
+ */
+export async function apiCall(
+  app: Pick<ApiWorld["app"], "request">,
+  key: string,
+  path: string,
+  init: RequestInit & { json?: unknown } = {},
+): Promise<ApiAnswer> {
+  const { json, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  headers.set("x-api-key", key);
+  if (json !== undefined) headers.set("content-type", "application/json");
+  const res = await app.request(path, {
+    ...rest,
+    headers,
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+  });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  let body: unknown = null;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body, bytes };
+}
+
 export type WorldOptions = Omit<
   AppOptions,
   "runtime" | "tenants" | "logger" | "webhooks" | "limiter"

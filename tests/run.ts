@@ -4,7 +4,10 @@
  * again on the production drivers, then the hostile suite (tests/hostile/) alone: it times a
  * server's answers under attack, which other test files on the same cores would blur. Each run
  * reports its counts even when an earlier one failed; the exit code is the first failure's.
- * Extra arguments go to every `deno test` run.
+ * Every run has the op and resource sanitizers on (`--sanitize-ops --sanitize-resources`; Deno
+ * runs neither without them): a test that leaves a timer, a connection, a file or a response
+ * body behind fails. A test whose leak is a third-party library's turns one off in its own
+ * definition and says why. Extra arguments go to every `deno test` run.
  *
  *   deno run -A tests/run.ts [deno test flags]
  */
@@ -16,7 +19,7 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 }
 
 await run("bash", ["tests/services.sh"]);
-const extra = Deno.args;
+const extra = ["--sanitize-ops", "--sanitize-resources", ...Deno.args];
 const first = await run(Deno.execPath(), [
   "test",
   "-A",

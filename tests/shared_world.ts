@@ -36,7 +36,8 @@ export function sharedWorld<W extends { close(): Promise<void> }>(
 /**
  * The sanitizer settings of a test that uses a shared world: both off, since the world's
  * runtime polls between tests and PGlite's backend arms timers of its own (a timer counts for
- * both sanitizers). What a test opens beside the world it must still close.
+ * both sanitizers). What a test opens beside the world it must still close. The world runs
+ * through every test of its file, so a sanitized test that needs no world goes in another file.
  */
 export const SHARED_WORLD_TEST: Pick<Deno.TestDefinition, "sanitizeOps" | "sanitizeResources"> = {
   sanitizeOps: false,

@@ -64,10 +64,10 @@ async function qstash(port: number): Promise<World> {
   };
 }
 
-/** Reads a child's stderr into lines, as they come. */
-function lines(stream: ReadableStream<Uint8Array>): string[] {
+/** Reads a child's stderr into `out` as lines, as they come; `done` once the stream ends. */
+function lines(stream: ReadableStream<Uint8Array>): { out: string[]; done: Promise<void> } {
   const out: string[] = [];
-  (async () => {
+  const done = (async () => {
     let rest = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       const parts = (rest + chunk).split("\n");
@@ -75,7 +75,7 @@ function lines(stream: ReadableStream<Uint8Array>): string[] {
       out.push(...parts);
     }
   })().catch(() => {});
-  return out;
+  return { out, done };
 }
 
 /** Whether `span` is a descendant of `ancestor`. */
@@ -118,8 +118,6 @@ for (
 ) {
   Deno.test({
     name: `${name}: one trace from the request through the queue to a child message's handler`,
-    sanitizeOps: false,
-    sanitizeResources: false,
   }, async () => {
     const otlp = await startOtlpReceiver();
     const port = freePort();
@@ -139,7 +137,7 @@ for (
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    const stderr = lines(server.stderr);
+    const { out: stderr, done: stderrRead } = lines(server.stderr);
     try {
       await untilUp(`http://127.0.0.1:${port}/api/health`, server);
       const res = await fetch(`http://127.0.0.1:${port}/api/v1/actors/trace.parent/jobs`, {
@@ -219,6 +217,7 @@ for (
         server.kill("SIGTERM");
       } catch { /* exited */ }
       await server.status;
+      await stderrRead;
       await w.close();
       await otlp.close();
     }

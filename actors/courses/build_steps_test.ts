@@ -12,10 +12,10 @@ import { MIGRATION_SETS } from "../../db/migrate.ts";
 import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { localCourseAdapters } from "../../tests/local_adapters.ts";
 import { courseActors } from "./pipeline.ts";
+import { InlineExtractor, type PageExtractor } from "./extract.ts";
 import { insertCourse, insertCourseSources } from "./store.ts";
 import type { SqlDatabase } from "@troupe/runtime";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const COURSE = "0190a4b2-7c1d-7e4f-8a2b-3c4d5e6f7a8b";
 const BATCH = 4;
 
@@ -52,9 +52,16 @@ function startInput(put: { sha256: string; size: number }) {
   };
 }
 
-function actors(blobs: BlobStore, deliveryBudgetMs: number) {
+function actors(blobs: BlobStore, extractor: PageExtractor, deliveryBudgetMs: number) {
   return (db: SqlDatabase) =>
-    courseActors({ ...localCourseAdapters(db), db, blobs, deliveryBudgetMs, embedBatch: BATCH });
+    courseActors({
+      ...localCourseAdapters(db),
+      extractor,
+      db,
+      blobs,
+      deliveryBudgetMs,
+      embedBatch: BATCH,
+    });
 }
 
 /** What a build leaves: the course, its passages and their vectors. */
@@ -80,20 +87,33 @@ async function builtCourse(world: Pick<TestWorld, "db">) {
   };
 }
 
-async function withBlobs<T>(fn: (blobs: BlobStore, put: { sha256: string; size: number }) => T) {
+/** The book stored in a blob store, and an extractor (closed after `fn`: it keeps PDFs open). */
+async function withBlobs<T>(
+  fn: (blobs: BlobStore, put: { sha256: string; size: number }, extractor: PageExtractor) => T,
+) {
   const dir = await Deno.makeTempDir({ prefix: "troupe-build-steps-" });
+  const extractor = new InlineExtractor();
   try {
     const blobs = new FsBlobStore(dir);
     const put = await blobs.put(new Blob([(await book()) as Uint8Array<ArrayBuffer>]).stream());
-    return await fn(blobs, put);
+    return await fn(blobs, put, extractor);
   } finally {
+    extractor.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
 
 /** Builds the course with `budgetMs`: what it made, and how many deliveries the build took. */
-async function build(blobs: BlobStore, put: { sha256: string; size: number }, budgetMs: number) {
-  const world = await testWorld({ actors: actors(blobs, budgetMs), migrations: MIGRATION_SETS });
+async function build(
+  blobs: BlobStore,
+  put: { sha256: string; size: number },
+  extractor: PageExtractor,
+  budgetMs: number,
+) {
+  const world = await testWorld({
+    actors: actors(blobs, extractor, budgetMs),
+    migrations: MIGRATION_SETS,
+  });
   try {
     const start = startInput(put);
     await world.send(start.actor, start.input, start.options);
@@ -114,11 +134,10 @@ async function build(blobs: BlobStore, put: { sha256: string; size: number }, bu
 
 Deno.test({
   name: "course.build: a build in a delivery per item makes the course one delivery makes",
-  ...opts,
 }, async () => {
-  await withBlobs(async (blobs, put) => {
-    const whole = await build(blobs, put, 0);
-    const stepped = await build(blobs, put, 1);
+  await withBlobs(async (blobs, put, extractor) => {
+    const whole = await build(blobs, put, extractor, 0);
+    const stepped = await build(blobs, put, extractor, 1);
     const modules = (whole.built.course[0]!.structure as {
       modules: { lessons: unknown[] }[];
     }).modules;
@@ -140,11 +159,10 @@ Deno.test({
 
 Deno.test({
   name: "course.build: in steps, under every fault, nothing is lost or done twice",
-  ...opts,
 }, async () => {
-  await withBlobs(async (blobs, put) => {
+  await withBlobs(async (blobs, put, extractor) => {
     const { effects } = await assertEffectivelyOnce({
-      actors: actors(blobs, 1),
+      actors: actors(blobs, extractor, 1),
       migrations: MIGRATION_SETS,
       inputs: [startInput(put)],
       effectsOf: builtCourse,

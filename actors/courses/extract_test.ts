@@ -163,7 +163,8 @@ Deno.test(
     // The longest this thread went without running a 20 ms timer (a health check would wait
     // as long).
     let worst = 0;
-    let last = performance.now();
+    const start = performance.now();
+    let last = start;
     const timer = setInterval(() => {
       const now = performance.now();
       worst = Math.max(worst, now - last);
@@ -177,7 +178,14 @@ Deno.test(
       clearInterval(timer);
       inline.close();
     }
-    assert.ok(worst < 1000, `the timer waited ${Math.round(worst)} ms at worst`);
+    // A check that held the thread would make the timer wait half the time (two files). A
+    // machine busy with other processes stretches every slice and the whole alike: the bound
+    // is 1 s, or a fifth of the time the checks took when that is longer.
+    const tookMs = performance.now() - start;
+    assert.ok(
+      worst < Math.max(1000, tookMs / 5),
+      `the timer waited ${Math.round(worst)} ms at worst in ${Math.round(tookMs)} ms`,
+    );
   },
 );
 

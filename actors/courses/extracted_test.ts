@@ -14,13 +14,11 @@ import { localCourseAdapters } from "../../tests/local_adapters.ts";
 import { courseActors } from "./pipeline.ts";
 import { insertCourse, insertCourseSources } from "./store.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const COURSE = "0190a4b2-7c1d-7e4f-8a2b-3c4d5e6f7a8c";
 
 Deno.test({
   name:
     "course.extracted: reports of one course run together count every page, and the last sends the build",
-  ...opts,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "troupe-extracted-" });
   const world = await testWorld({

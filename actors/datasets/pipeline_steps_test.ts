@@ -15,7 +15,6 @@ import { type DatasetFormat, datasetOptions } from "./options.ts";
 import { datasetActors } from "./pipeline.ts";
 import { insertDataset, rowsTable } from "./store.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const DATASET = "0190a4b2-7c1d-7e4f-8a2b-3c4d5e6f7a90";
 const ROWS = 400;
 
@@ -130,7 +129,6 @@ async function ingest(
 for (const format of ["csv", "json"] as const) {
   Deno.test({
     name: `dataset pipeline (${format}): a delivery per chunk ingests what one delivery does`,
-    ...opts,
   }, async () => {
     await withFile(format, async (blobs, put) => {
       const whole = await ingest(blobs, put, format, 0);
@@ -159,7 +157,6 @@ for (const format of ["csv", "json"] as const) {
 Deno.test({
   name:
     "dataset pipeline: a JSON array split and merged in steps, under every fault, loses and repeats nothing",
-  ...opts,
 }, async () => {
   await withFile("json", async (blobs, put) => {
     const { effects } = await assertEffectivelyOnce({

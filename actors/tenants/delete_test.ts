@@ -296,6 +296,7 @@ for (const target of [pgliteTarget, postgresTarget] as DbTarget[]) {
       );
     } finally {
       await runtime.stop();
+      courseAdapters.extractor.close();
       await tdb.cleanup();
       await Deno.remove(dir, { recursive: true });
     }
