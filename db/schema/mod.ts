@@ -2,6 +2,7 @@
 export * from "./runtime.ts";
 export * from "./tenants.ts";
 export * from "./blobs.ts";
+export * from "./documents.ts";
 export * from "./datasets.ts";
 export * from "./courses.ts";
 export * from "./usage.ts";

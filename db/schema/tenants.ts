@@ -9,7 +9,18 @@
  * - `auditLog`: who did what (uploads, cancels, replays, cache invalidations, key creation);
  *   the cleanup actor keeps it 90 days.
  */
-import { boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { sql } from "drizzle-orm";
+import {
+  boolean,
+  check,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -40,7 +51,10 @@ export const apiKeys = pgTable(
     /** When a key replaced by a rotation stops working; null: until revoked. */
     expiresAt: tz("expires_at"),
   },
-  (t) => [index("troupe_api_keys_tenant_idx").on(t.tenantId)],
+  (t) => [
+    index("troupe_api_keys_tenant_idx").on(t.tenantId),
+    check("troupe_api_keys_scope_check", sql`${t.scope} IN ('full', 'read')`),
+  ],
 );
 
 export const auditLog = pgTable(
@@ -64,24 +78,43 @@ export const auditLog = pgTable(
 );
 
 /** Each tenant's key for signing completion callbacks, sealed (see actors/system/callback.ts). */
-export const callbackSecrets = pgTable("troupe_callback_secrets", {
-  tenantId: text("tenant_id").primaryKey().references(() => tenants.id, { onDelete: "cascade" }),
-  secretSealed: text("secret_sealed").notNull(),
-  createdAt: tz("created_at").notNull().defaultNow(),
-});
+export const callbackSecrets = pgTable(
+  "troupe_callback_secrets",
+  {
+    tenantId: text("tenant_id").primaryKey(),
+    secretSealed: text("secret_sealed").notNull(),
+    createdAt: tz("created_at").notNull().defaultNow(),
+  },
+  // Named as PostgreSQL names the migration's inline REFERENCES.
+  (t) => [
+    foreignKey({
+      name: "troupe_callback_secrets_tenant_id_fkey",
+      columns: [t.tenantId],
+      foreignColumns: [tenants.id],
+    }).onDelete("cascade"),
+  ],
+);
 
 /** A console session: the hash of its cookie's id, the key it acts as, its CSRF token. */
 export const consoleSessions = pgTable(
   "troupe_console_sessions",
   {
     idHash: text("id_hash").primaryKey(),
-    apiKeyId: text("api_key_id").notNull().references(() => apiKeys.id, { onDelete: "cascade" }),
+    apiKeyId: text("api_key_id").notNull(),
     csrf: text("csrf").notNull(),
     createdAt: tz("created_at").notNull().defaultNow(),
     expiresAt: tz("expires_at").notNull(),
     idleUntil: tz("idle_until").notNull(),
   },
-  (t) => [index("troupe_console_sessions_expires_idx").on(t.expiresAt)],
+  // Named as PostgreSQL names the migration's inline REFERENCES.
+  (t) => [
+    foreignKey({
+      name: "troupe_console_sessions_api_key_id_fkey",
+      columns: [t.apiKeyId],
+      foreignColumns: [apiKeys.id],
+    }).onDelete("cascade"),
+    index("troupe_console_sessions_expires_idx").on(t.expiresAt),
+  ],
 );
 
 export type TenantRow = typeof tenants.$inferSelect;
