@@ -44,6 +44,7 @@ export class SqlTimes {
 /** Names of the statements the runtime runs per message, by a fragment of their text. */
 const STATEMENTS: [string, string][] = [
   ["set_config('enable_sort'", "claim: plan settings"],
+  ["WITH RECURSIVE q(g)", "claim: tenants"],
   ["FOR UPDATE OF j SKIP LOCKED", "claim: candidates"],
   ["INSERT INTO troupe_actor_state AS s", "claim: leases"],
   ["SET status = 'running'", "claim: mark running"],
@@ -57,6 +58,11 @@ const STATEMENTS: [string, string][] = [
 ];
 
 function statement(sql: string): string {
+  if (sql.includes("l AS MATERIALIZED")) {
+    return sql.includes("SKIP LOCKED")
+      ? "claim: candidates, leases, mark running (one statement)"
+      : "claim: leases, mark running (one statement)";
+  }
   for (const [fragment, name] of STATEMENTS) if (sql.includes(fragment)) return name;
   return sql.replace(/\s+/g, " ").slice(0, 40);
 }

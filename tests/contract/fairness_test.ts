@@ -157,4 +157,72 @@ contractSuite("fairness", {
       await cleanUp(db, "f4");
     }
   },
+
+  "a claim leases each key once: its jobs in queue order under one fence, with its state": async (
+    { db, runtime },
+  ) => {
+    const paired = defineActor({
+      name: "f5.job",
+      input: z.object({ n: z.number() }),
+      key: (i) => `f5.job:${i.n % 2}`,
+      handler: () => {},
+    }) as AnyActor;
+    const api = await runtime([paired], { start: false });
+    // One tenant queued (candidates, leases and running mark in one statement), then two (the
+    // share rounds, then leases and mark in one statement).
+    for (const tenants of [["f5-a"], ["f5-a", "f5-b"]]) {
+      try {
+        // Key 0 has state and an expired lease of fence 3; key 1 has no row yet.
+        await db.query(
+          `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until, state)
+           VALUES ('f5.job:0', 3, 'gone', now() - interval '1 second', '{"count": 7}')`,
+        );
+        for (const tenantId of tenants) {
+          await api.enqueueMany("f5.job", range(0, 4), { tenantId });
+        }
+        const { job: urgent } = await api.enqueue("f5.job", { n: 5 }, {
+          tenantId: "f5-a",
+          priority: 2,
+        });
+        const queued = 4 * tenants.length + 1;
+        const jobs = await claim(db, ["f5.job"], 20);
+        assert.equal(jobs.length, queued, `all of ${tenants.join(", ")}`);
+        assert.equal(jobs[0]!.id, urgent.id, "priority first");
+        const order = await db.query<{ id: string }>(
+          `SELECT id FROM troupe_jobs WHERE actor = 'f5.job'
+           ORDER BY priority DESC, run_at, id`,
+        );
+        for (const key of ["f5.job:0", "f5.job:1"]) {
+          const ofKey = jobs.filter((j) => j.key === key);
+          const ids = new Set(ofKey.map((j) => j.id));
+          assert.deepEqual(
+            ofKey.map((j) => j.id),
+            order.map((r) => r.id).filter((id) => ids.has(id)),
+            `${key}: queue order`,
+          );
+        }
+        for (const j of jobs) {
+          assert.equal(j.lease_fence, j.key === "f5.job:0" ? 4 : 1, `${j.key}: its fence`);
+          assert.deepEqual(j.state, j.key === "f5.job:0" ? { count: 7 } : null);
+          assert.equal(j.attempts, 1);
+        }
+        const rows = await db.query<{ status: string; lease_owner: string; n: number }>(
+          `SELECT status, lease_owner, count(*)::int AS n FROM troupe_jobs WHERE actor = 'f5.job'
+           GROUP BY 1, 2`,
+        );
+        assert.deepEqual(rows, [{ status: "running", lease_owner: "fair-worker", n: queued }]);
+        const leases = await db.query<{ key: string; fence: number; lease_owner: string }>(
+          `SELECT key, fence, lease_owner, actor FROM troupe_actor_state
+           WHERE key LIKE 'f5.job:%' ORDER BY key`,
+        );
+        assert.deepEqual(leases, [
+          { key: "f5.job:0", fence: 4, lease_owner: "fair-worker", actor: "f5.job" },
+          { key: "f5.job:1", fence: 1, lease_owner: "fair-worker", actor: "f5.job" },
+        ]);
+        assert.deepEqual(await claim(db, ["f5.job"], 20), [], "nothing left to claim");
+      } finally {
+        await cleanUp(db, "f5");
+      }
+    }
+  },
 });

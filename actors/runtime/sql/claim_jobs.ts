@@ -50,6 +50,8 @@ const MAX_ROUNDS = 4;
  *    other's keys in opposite orders); a key leased elsewhere meanwhile keeps its jobs queued;
  *    the actor of the key's first candidate is recorded on it;
  * 3. the candidates of leased keys marked running under their key's fencing token.
+ * With one tenant group queued, the three are one statement (data-modifying CTEs); with
+ * several, the candidates are taken first (see below) and 2 and 3 are one statement.
  * Several jobs of one key may be claimed together: they run one after another under one lease.
  *
  * Fair across tenants: the tenants with queued work are found first (a skip scan over
@@ -81,50 +83,89 @@ export async function claimJobs(
 ): Promise<ClaimedJob[]> {
   return await db.transaction(async (tx) => {
     await tx.query(
-      "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+      `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+        set_config('jit', 'off', true)`,
     );
     const tenants = await queuedTenants(tx, t);
     if (tenants.length === 0) return [];
-    const candidates = tenants.length === 1
-      ? await inQueueOrder(tx, t, actors, limit)
-      : await fairShares(tx, t, actors, limit, tenants, tenantWeights);
+    if (tenants.length === 1) {
+      // Candidates, leases and the running mark in one statement.
+      return await leaseAndRun(
+        tx,
+        t,
+        `SELECT j.id, j.key, j.actor,
+           row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
+         FROM (
+           SELECT j.id, j.key, j.actor, j.priority, j.run_at FROM ${t.jobs} j
+           WHERE ${RUNNABLE(t, "$1", "j")}
+           ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
+           LIMIT $2
+           FOR UPDATE OF j SKIP LOCKED) j`,
+        [actors, limit],
+        { workerId, leaseMs },
+      );
+    }
+    const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights);
     if (candidates.length === 0) return [];
-    const actorOf = new Map<string, string>();
-    for (const c of candidates) if (!actorOf.has(c.key)) actorOf.set(c.key, c.actor);
-    // Key rows are locked in one order by every claimer: in queue order, two instances that
-    // want each other's keys wait on each other and one fails as a deadlock.
-    const keys = [...actorOf.keys()].sort();
-    const leases = await tx.query<{ key: string; fence: number; state: unknown }>(
-      `INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
-       SELECT k, a, 1, $2, now() + make_interval(secs => $3)
-       FROM unnest($1::text[], $4::text[]) AS x(k, a)
+    return await leaseAndRun(
+      tx,
+      t,
+      `SELECT x.id, x.key, x.actor, x.ord
+       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, key, actor, ord)`,
+      [candidates.map((c) => c.id), candidates.map((c) => c.key), candidates.map((c) => c.actor)],
+      { workerId, leaseMs },
+    );
+  });
+}
+
+/**
+ * Takes the leases of the keys of `candidates` (a query of locked queued jobs: `id`, `key`,
+ * `actor`, `ord` their queue order, with `params` as its parameters) and marks the jobs of
+ * leased keys running under their key's fencing token, in one statement. Key rows are locked
+ * in one order by every claimer, the keys' byte order (in queue order, two instances that want
+ * each other's keys wait on each other and one fails as a deadlock); a key leased elsewhere
+ * meanwhile keeps its jobs queued; the actor of the key's first candidate is recorded on it.
+ * The jobs come back in queue order: a key's jobs run in that order.
+ *
+ * The leases are looked up by key in one jsonb object, not joined: the planner estimates one
+ * row for each CTE and would join them in a nested loop (candidates × leases comparisons). The
+ * sorts (`enable_sort` is off) would cost the plan over `jit_above_cost`: JIT is off.
+ */
+async function leaseAndRun(
+  tx: SqlExecutor,
+  t: Tables,
+  candidates: string,
+  params: readonly unknown[],
+  { workerId, leaseMs }: { workerId: string; leaseMs: number },
+): Promise<ClaimedJob[]> {
+  const w = `$${params.length + 1}`;
+  const secs = `$${params.length + 2}`;
+  const rows = await tx.query<ClaimedJob & { ord: number }>(
+    `WITH c AS MATERIALIZED (${candidates}),
+     leases AS (
+       INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
+       SELECT k.key, k.actor, 1, ${w}, now() + make_interval(secs => ${secs})
+       FROM (SELECT DISTINCT ON (c.key COLLATE "C") c.key, c.actor FROM c
+             ORDER BY c.key COLLATE "C", c.ord) k
+       ORDER BY k.key COLLATE "C"
        ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
          lease_until = EXCLUDED.lease_until, actor = EXCLUDED.actor, updated_at = now()
        WHERE s.lease_until IS NULL OR s.lease_until <= now()
-       RETURNING s.key, s.fence, s.state`,
-      [keys, workerId, leaseMs / 1000, keys.map((k) => actorOf.get(k)!)],
-    );
-    const leased = new Map(leases.map((l) => [l.key, l]));
-    const claimed = candidates.filter((c) => leased.has(c.key));
-    if (claimed.length === 0) return [];
-    const ids = claimed.map((c) => c.id);
-    const rows = await tx.query<Omit<ClaimedJob, "state">>(
-      `UPDATE ${t.jobs} j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
-         lease_fence = x.fence, started_at = coalesce(j.started_at, now()), updated_at = now()
-       FROM unnest($1::text[], $2::int[]) AS x(id, fence)
-       WHERE j.id = ANY($1::text[]) AND j.id = x.id
-       RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-         j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-         j.input_version, j.traceparent, j.tracestate`,
-      [ids, claimed.map((c) => leased.get(c.key)!.fence), workerId],
-    );
-    // Keep queue order (RETURNING order is unspecified): a key's jobs run in that order.
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    return ids.flatMap((id) => {
-      const row = byId.get(id);
-      return row ? [{ ...row, state: leased.get(row.key)!.state }] : [];
-    });
-  });
+       RETURNING s.key, s.fence, s.state),
+     l AS MATERIALIZED (
+       SELECT jsonb_object_agg(key, jsonb_build_array(fence, state)) AS m FROM leases)
+     UPDATE ${t.jobs} j SET status = 'running', attempts = j.attempts + 1, lease_owner = ${w},
+       lease_fence = (l.m -> c.key ->> 0)::int, started_at = coalesce(j.started_at, now()),
+       updated_at = now()
+     FROM c, l
+     WHERE j.id = c.id AND l.m ? c.key
+     RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
+       j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
+       j.input_version, j.traceparent, j.tracestate, l.m -> c.key -> 1 AS state, c.ord`,
+    [...params, workerId, leaseMs / 1000],
+  );
+  // RETURNING order is unspecified.
+  return rows.sort((a, b) => Number(a.ord) - Number(b.ord)).map(({ ord: _, ...job }) => job);
 }
 
 /**
@@ -157,23 +198,6 @@ const RUNNABLE = (t: Tables, actors: string, alias: string) =>
 
 const CANDIDATE = `j.id, j.key, j.actor, coalesce(j.tenant_id, '') AS tenant, j.priority,
    to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at`;
-
-/** Up to `limit` runnable jobs in queue order (one tenant group has queued work). */
-async function inQueueOrder(
-  tx: SqlExecutor,
-  t: Tables,
-  actors: readonly string[],
-  limit: number,
-): Promise<Pick<Candidate, "id" | "key" | "actor">[]> {
-  return await tx.query<Candidate>(
-    `SELECT j.id, j.key, j.actor FROM ${t.jobs} j
-     WHERE ${RUNNABLE(t, "$1", "j")}
-     ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
-     LIMIT $2
-     FOR UPDATE OF j SKIP LOCKED`,
-    [actors, limit],
-  );
-}
 
 /** Up to `limit` runnable jobs, shared among `tenants` by weight (see `claimJobs`). */
 async function fairShares(
