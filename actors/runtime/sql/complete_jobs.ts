@@ -247,6 +247,15 @@ const JOB_UPDATE = (t: Tables, where: string) =>
    RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, j.status,
      x.error, x.dead_letter_id, j.on_end IS NOT NULL AS ends`;
 
+/** The update of the lease rows (`y`: state to set, lease to release), shared by both paths. */
+const STATE_UPDATE = (t: Tables) =>
+  `UPDATE ${t.actorState} s SET
+     state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
+     version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
+     lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
+     lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
+     updated_at = now()`;
+
 const X_COLUMNS = `x(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
   dead_letter_id text, refund boolean, run_ms int)`;
 
@@ -287,12 +296,7 @@ async function commitAll(
      ), upd AS (
        ${JOB_UPDATE(t, "j.id = x.id AND j.status = 'running' AND j.lease_fence = x.fence")}
      ), st AS (
-       UPDATE ${t.actorState} s SET
-         state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
-         version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
-         lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
-         lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
-         updated_at = now()
+       ${STATE_UPDATE(t)}
        FROM jsonb_to_recordset($2::jsonb) AS y(key text, fence int, set_state boolean,
          state jsonb, release boolean)
        WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $3
@@ -413,12 +417,7 @@ async function commitChecked(
   if (jobRows.length > 0 || stateRows.length > 0) {
     await tx.query(
       `WITH st AS (
-         UPDATE ${t.actorState} s SET
-           state = CASE WHEN y.set_state THEN y.state ELSE s.state END,
-           version = s.version + CASE WHEN y.set_state THEN 1 ELSE 0 END,
-           lease_owner = CASE WHEN y.release THEN NULL ELSE s.lease_owner END,
-           lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
-           updated_at = now()
+         ${STATE_UPDATE(t)}
          FROM jsonb_to_recordset($2::jsonb) AS y(key text, set_state boolean, state jsonb,
            release boolean)
          WHERE s.key = y.key
