@@ -30,7 +30,7 @@ import { UpstashRateLimiter } from "./db/ratelimit/upstash.ts";
 import { Cache } from "./db/cache/cache.ts";
 import { MemoryCacheStore } from "./db/cache/memory.ts";
 import { UpstashCacheStore } from "./db/cache/upstash.ts";
-import { checkMigrations, migrate } from "./db/migrate.ts";
+import { prepareMigrations } from "./db/migrate.ts";
 import { datasetActors } from "./actors/datasets/pipeline.ts";
 import { courseActors } from "./actors/courses/pipeline.ts";
 import { courseTenantData } from "./actors/courses/delete.ts";
@@ -244,11 +244,7 @@ export async function compose(
   const db = tracing ? tracedDatabase(raw) : raw;
   if (!opened) {
     try {
-      if (migrations === "check") await checkMigrations(db);
-      else {
-        const applied = await migrate(db);
-        if (applied.length) logger.info("migrations applied", { applied });
-      }
+      await prepareMigrations(db, migrations, logger);
     } catch (err) {
       trimmer.stop();
       await db.close();

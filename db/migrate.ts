@@ -10,7 +10,7 @@
  * `troupe_migrations`; {@link LEGACY_TAGS} says which migrations of the sets each one covers,
  * so such a database upgrades without running anything twice.
  */
-import type { SqlDatabase } from "@troupe/runtime";
+import type { Logger, SqlDatabase } from "@troupe/runtime";
 import {
   type AppliedMigration,
   migrate as migrateSets,
@@ -116,4 +116,19 @@ export class MigrationsPendingError extends Error {
 export async function checkMigrations(db: SqlDatabase): Promise<void> {
   const pending = await pendingMigrations(db);
   if (pending.length) throw new MigrationsPendingError(pending);
+}
+
+/**
+ * A start's migrations: `"apply"` applies the pending ones (and logs them); `"check"` throws
+ * {@link MigrationsPendingError} unless every one is applied (an edge instance, migrated by
+ * `deno task migrate` at deploy).
+ */
+export async function prepareMigrations(
+  db: SqlDatabase,
+  mode: "apply" | "check",
+  log: Pick<Logger, "info">,
+): Promise<void> {
+  if (mode === "check") return await checkMigrations(db);
+  const applied = await migrate(db);
+  if (applied.length) log.info("migrations applied", { applied });
 }

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import type { AnyActor, SqlDatabase } from "@troupe/runtime";
 import { jsonLogger } from "@troupe/runtime/ports";
 import type { compose, Composed, ComposeOptions } from "../main.ts";
-import { checkMigrations, migrate, MigrationsPendingError } from "../db/migrate.ts";
+import { MigrationsPendingError, prepareMigrations } from "../db/migrate.ts";
 import { Cache } from "../db/cache/cache.ts";
 import { MemoryCacheStore } from "../db/cache/memory.ts";
 import { type FetchHandler, loadNodeHttp, serve, type Server } from "../routes/serve.ts";
@@ -229,11 +229,7 @@ async function prepare(
   log: ReturnType<typeof jsonLogger>,
 ): Promise<void> {
   try {
-    if (migrations === "check") await checkMigrations(db);
-    else {
-      const applied = await migrate(db);
-      if (applied.length) log.info("migrations applied", { applied });
-    }
+    await prepareMigrations(db, migrations, log);
   } catch (err) {
     await db.close();
     if (err instanceof MigrationsPendingError) startFailed(err.message);
