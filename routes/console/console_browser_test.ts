@@ -6,12 +6,12 @@
  * submitted. Screenshots go to .scratch/console/.
  */
 import assert from "node:assert/strict";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { z } from "zod";
 import { defineActor, lastSlot, parseSchedule } from "@troupe/runtime";
 import { openApiWorld } from "../../tests/api_world.ts";
 import { waitFor } from "../../tests/harness.ts";
-import { openCourseWorld } from "./testing.ts";
+import { openCourseWorld, servedInChromium } from "./testing.ts";
 
 const SHOTS = new URL("../../.scratch/console/", import.meta.url);
 
@@ -64,12 +64,7 @@ Deno.test(
       () => ({ perKeyPerMinute: 100_000 }),
       { runtime: { pauseRecheckMs: 1000 } },
     );
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      (req, info) => world.app.fetch(req, info),
-    );
-    const base = `http://127.0.0.1:${server.addr.port}`;
-    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium" });
+    const { base, browser, close } = await servedInChromium(world.app);
     try {
       const { tenants } = world;
       const tenant = await tenants.createTenant("acme");
@@ -294,8 +289,7 @@ Deno.test(
     } finally {
       gates.started.resolve();
       gates.half.resolve();
-      await browser.close();
-      await server.shutdown();
+      await close();
       await world.close();
     }
   },
@@ -304,12 +298,7 @@ Deno.test(
 Deno.test({ name: "console in Chromium: a course's search, typed and submitted" }, async () => {
   await Deno.mkdir(SHOTS, { recursive: true });
   const world = await openCourseWorld();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (req, info) => world.app.fetch(req, info),
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium" });
+  const { base, browser, close } = await servedInChromium(world.app);
   try {
     const { acme, other } = world;
     const expected = (await (await fetch(
@@ -402,8 +391,7 @@ Deno.test({ name: "console in Chromium: a course's search, typed and submitted" 
     assert.ok(!(await page.content()).includes("Secret notes"));
     assert.ok(errors.every((e) => /status of 404/.test(e)), errors.join("\n"));
   } finally {
-    await browser.close();
-    await server.shutdown();
+    await close();
     await world.close();
   }
 });

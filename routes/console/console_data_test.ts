@@ -4,7 +4,6 @@
  * bad input refused on the page); each only the tenant's own.
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { datasetActors } from "../../actors/datasets/pipeline.ts";
 import { FsBlobStore } from "../../db/blobs/fs.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
@@ -12,7 +11,7 @@ import { PostgresBlobStore } from "../../db/blobs/postgres.ts";
 import { API_DRIVERS, openApiWorld } from "../../tests/api_world.ts";
 import { waitFor } from "../../tests/harness.ts";
 import { localDatasetAdapters } from "../../tests/local_adapters.ts";
-import { consoleClient, openCourseWorld } from "./testing.ts";
+import { consoleClient, openCourseWorld, servedInChromium } from "./testing.ts";
 
 const SHOTS = new URL("../../.scratch/console/", import.meta.url);
 
@@ -24,12 +23,7 @@ Deno.test({ name: "console in Chromium: dataset profile and daily usage" }, asyn
     blobs = API_DRIVERS === "production" ? new PostgresBlobStore(tdb.db) : new FsBlobStore(dir);
     return datasetActors({ ...localDatasetAdapters(), db: tdb.db, blobs });
   }, (tdb) => ({ perKeyPerMinute: 100_000, datasets: { db: tdb.db, blobs: blobs! } }));
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (req, info) => world.app.fetch(req, info),
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium" });
+  const { base, browser, close } = await servedInChromium(world.app);
   try {
     const acme = await world.tenants.createTenant("acme");
     const other = await world.tenants.createTenant("other");
@@ -107,8 +101,7 @@ Deno.test({ name: "console in Chromium: dataset profile and daily usage" }, asyn
     await page.screenshot({ path: new URL("usage.png", SHOTS).pathname, fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
-    await browser.close();
-    await server.shutdown();
+    await close();
     await world.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

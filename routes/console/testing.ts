@@ -1,8 +1,10 @@
 /**
  * What the console's tests share: a cookie jar over `app.request`, and a world running the
- * course workload with one built course per tenant (known words on known pages).
+ * course workload with one built course per tenant (known words on known pages), and an app
+ * served on a loopback port with a headless Chromium to drive it.
  */
 import assert from "node:assert/strict";
+import { type Browser, chromium } from "playwright-core";
 import { courseActors } from "../../actors/courses/pipeline.ts";
 import { FsBlobStore } from "../../db/blobs/fs.ts";
 import type { BlobStore } from "../../db/blobs/port.ts";
@@ -11,6 +13,29 @@ import { API_DRIVERS, type ApiWorld, openApiWorld } from "../../tests/api_world.
 import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { COURSE_ENDS, settledBody } from "../../tests/harness.ts";
 import { localCourseAdapters } from "../../tests/local_adapters.ts";
+
+/** `app` served on a free loopback port, and Debian's Chromium; `close` stops both. */
+export async function servedInChromium(
+  app: { fetch: (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response> },
+): Promise<{ base: string; browser: Browser; close: () => Promise<void> }> {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req, info) => app.fetch(req, info),
+  );
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium" })
+    .catch(async (err) => {
+      await server.shutdown();
+      throw err;
+    });
+  return {
+    base: `http://127.0.0.1:${server.addr.port}`,
+    browser,
+    async close() {
+      await browser.close();
+      await server.shutdown();
+    },
+  };
+}
 
 export type App = { request: (path: string, init: RequestInit) => Response | Promise<Response> };
 
