@@ -9,6 +9,12 @@
  * With tracing on, every request is a server span first (routes/telemetry.ts); with metrics on,
  * every request is timed next, by route template; `GET /metrics` sits outside
  * `/api`, behind its own bearer token (routes/metrics.ts).
+ *
+ * Health, the jobs and the bulk retry are mounted at once; every other group (datasets, courses,
+ * usage, sources, keys, ..., the docs, the console, the QStash webhooks) loads on its first
+ * request (routes/lazy.ts), so an instance woken by a keyed request evaluates only what that
+ * request needs; the OpenAPI document loads them all (`deno task deploy:check` keeps them off
+ * `main.ts`'s static imports).
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
