@@ -87,6 +87,8 @@ export interface Composed {
   fetch: (req: Request) => Response | Promise<Response>;
   /** Present when METRICS_TOKEN or METRICS_PORT turns metrics on. */
   metrics: PrometheusMetrics | null;
+  /** The runtime's start: settled when `compose` returns, unless `startBehind` let it run on. */
+  started: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -203,6 +205,13 @@ export interface ComposeOptions {
   deliveryBudgetMs?: number;
   /** Told of every job attempt and dead letter, besides the metrics (benchmarks). */
   observer?: RuntimeObserver;
+  /**
+   * With QStash and a role that serves the API, return before the runtime's start (its reap,
+   * instance heartbeat and outbox relay: round trips) has finished: the API answers meanwhile,
+   * QStash's deliveries wait for it (the webhook routes load after it), and `Composed.started`
+   * says how it ended (the edge entry ends the process when it fails). @default false
+   */
+  startBehind?: boolean;
 }
 
 /** One observer telling `a` and `b` (either may be absent). */
@@ -233,6 +242,7 @@ export async function compose(
     db: opened,
     deliveryBudgetMs = 0,
     observer,
+    startBehind = false,
   }: ComposeOptions = {},
 ): Promise<Composed> {
   // Traces when a tracer provider is registered (Deno's built-in OpenTelemetry: OTEL_DENO); the
@@ -400,9 +410,13 @@ export async function compose(
   metrics?.watchQueue(runtime).watchCache(cache);
   // An API-only instance claims nothing: with the table queue, starting the runtime is what
   // claims (and reaps); with QStash, start relays the outbox and deliveries go to workers.
-  // The start's round trips and the dev tenant's are independent: both at once.
+  // The start's round trips and the dev tenant's are independent: both at once. With QStash,
+  // nothing is claimed: behind, the API answers while the runtime starts (see `startBehind`).
+  const started = role !== "api" || qstash ? runtime.start() : Promise.resolve();
+  const behind = startBehind && qstash !== null && role !== "worker";
+  if (behind) started.catch(() => {}); // the caller's, through `Composed.started`
   const [, newDevKey] = await Promise.all([
-    role !== "api" || qstash ? runtime.start() : undefined,
+    behind ? undefined : started,
     bootstrapDevTenant(config, tenants),
   ]);
   const health = { probes: healthProbes(config, db) };
@@ -416,7 +430,7 @@ export async function compose(
     trustProxy: config.TRUST_PROXY,
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash && role !== "api"
-      ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
+      ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db, ready: started } }
       : {}),
     cache,
     statements: { blobs },
@@ -487,8 +501,10 @@ export async function compose(
     app,
     fetch,
     metrics,
+    started,
     async close() {
       clearInterval(flushTimer);
+      await started.catch(() => {});
       await runtime.stop(STOP_GRACE_MS);
       await metrics?.flush().catch(() => {});
       extractor.close();

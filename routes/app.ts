@@ -64,8 +64,11 @@ export interface AppOptions {
   trustProxy?: boolean;
   /** Browser origins allowed to call the API (`*` for any). @default none */
   corsOrigins?: readonly string[];
-  /** QStash webhooks (production transport); absent when the table queue runs. */
-  webhooks?: Omit<WebhookOptions, "runtime">;
+  /**
+   * QStash webhooks (production transport); absent when the table queue runs. Deliveries wait
+   * for `ready` (the runtime's start). @default ready at once
+   */
+  webhooks?: Omit<WebhookOptions, "runtime"> & { ready?: Promise<unknown> };
   /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
   cache?: Cache;
   /** The course workload's routes; absent when its actors are not running. */
@@ -342,7 +345,11 @@ export function createApp(options: AppOptions) {
     qstashGroup = lazyRoutes(
       ["/actors", "/schedules"],
       [""],
-      async () => (await import("./qstash.ts")).qstashRoutes({ ...webhooks, runtime }),
+      async () => {
+        const { ready, ...signature } = webhooks;
+        const [{ qstashRoutes }] = await Promise.all([import("./qstash.ts"), ready]);
+        return qstashRoutes({ ...signature, runtime });
+      },
       handleError,
     );
     for (const pattern of qstashGroup.patterns) app.all(pattern, qstashGroup.handler);
