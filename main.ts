@@ -50,7 +50,7 @@ import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
-import { S3BlobStore } from "./db/blobs/s3.ts";
+import type { S3BlobStore } from "./db/blobs/s3.ts";
 import { TenantStore } from "./db/tenants.ts";
 import {
   type Config,
@@ -60,7 +60,6 @@ import {
   type Role,
   type S3Config,
 } from "./deploy/config.ts";
-import { workerApp } from "./deploy/roles.ts";
 import { healthProbes, openDatabase, openRedis } from "./deploy/open.ts";
 export { openDatabase } from "./deploy/open.ts";
 import { run as start, type RunOptions } from "./deploy/start.ts";
@@ -74,9 +73,7 @@ import { EgressPolicy } from "./actors/net/egress.ts";
 import { Callbacks } from "./actors/system/callback.ts";
 import { CallbackSecrets } from "./actors/system/callback_secrets.ts";
 import { localKeys, parseKeys, SecretBox } from "./db/secrets.ts";
-import { OtelTracing, telemetryActive } from "./db/telemetry/tracing.ts";
-import { tracedDatabase } from "./db/telemetry/database.ts";
-import { tracedEmbedder, tracedVectors } from "./db/telemetry/vectors.ts";
+import { otelRegistered } from "./db/telemetry/registered.ts";
 
 export interface Composed {
   config: Config;
@@ -90,6 +87,8 @@ export interface Composed {
   fetch: (req: Request) => Response | Promise<Response>;
   /** Present when METRICS_TOKEN or METRICS_PORT turns metrics on. */
   metrics: PrometheusMetrics | null;
+  /** The runtime's start: settled when `compose` returns, unless `startBehind` let it run on. */
+  started: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -152,10 +151,17 @@ export function usageDeps(
   };
 }
 
-/** The blob store the configuration names: the bucket when one is configured. */
-export function openBlobs(config: Config, db: SqlDatabase, s3: S3Config | null = null): BlobStore {
+/**
+ * The blob store the configuration names: the bucket when one is configured (its client loaded
+ * then only).
+ */
+export async function openBlobs(
+  config: Config,
+  db: SqlDatabase,
+  s3: S3Config | null = null,
+): Promise<BlobStore> {
   if (s3) {
-    return new S3BlobStore({
+    return new (await import("./db/blobs/s3.ts")).S3BlobStore({
       endpoint: s3.S3_ENDPOINT!,
       bucket: s3.S3_BUCKET!,
       region: s3.S3_REGION,
@@ -199,6 +205,13 @@ export interface ComposeOptions {
   deliveryBudgetMs?: number;
   /** Told of every job attempt and dead letter, besides the metrics (benchmarks). */
   observer?: RuntimeObserver;
+  /**
+   * With QStash and a role that serves the API, return before the runtime's start (its reap,
+   * instance heartbeat and outbox relay: round trips) has finished: the API answers meanwhile,
+   * QStash's deliveries wait for it (the webhook routes load after it), and `Composed.started`
+   * says how it ended (the edge entry ends the process when it fails). @default false
+   */
+  startBehind?: boolean;
 }
 
 /** One observer telling `a` and `b` (either may be absent). */
@@ -229,10 +242,19 @@ export async function compose(
     db: opened,
     deliveryBudgetMs = 0,
     observer,
+    startBehind = false,
   }: ComposeOptions = {},
 ): Promise<Composed> {
-  // Traces when a tracer provider is registered (Deno's built-in OpenTelemetry: OTEL_DENO).
-  const tracing = telemetryActive() ? new OtelTracing() : null;
+  // Traces when a tracer provider is registered (Deno's built-in OpenTelemetry: OTEL_DENO); the
+  // OpenTelemetry modules load only when one may be.
+  const telemetry = otelRegistered()
+    ? await Promise.all([
+      import("./db/telemetry/tracing.ts"),
+      import("./db/telemetry/database.ts"),
+      import("./db/telemetry/vectors.ts"),
+    ])
+    : null;
+  const tracing = telemetry?.[0].telemetryActive() ? new telemetry[0].OtelTracing() : null;
   const logger = jsonLogger(config.LOG_LEVEL, {}, tracing ? traceLogFields(tracing) : undefined);
   if (!tracing && Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
     logger.warn("OTEL_EXPORTER_OTLP_ENDPOINT is set but tracing is off: set OTEL_DENO=true");
@@ -241,7 +263,7 @@ export async function compose(
   const trimmer = startMallocTrim({ intervalMs: config.MALLOC_TRIM_MS });
   const kinds = drivers(config);
   const raw = opened ?? await openDatabase(config);
-  const db = tracing ? tracedDatabase(raw) : raw;
+  const db = tracing ? telemetry![1].tracedDatabase(raw) : raw;
   if (!opened) {
     try {
       await prepareMigrations(db, migrations, logger);
@@ -284,7 +306,7 @@ export async function compose(
     : null;
   /** `fetch` for calls to `service`, counted and timed when metrics are on. */
   const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
-  const blobs = openBlobs(config, db, s3);
+  const blobs = await openBlobs(config, db, s3);
   const untrusted = {
     workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
     taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
@@ -310,7 +332,7 @@ export async function compose(
       url: config.CHROMA_URL!,
     })
     : new PgVectorStore(db);
-  const vectors = tracing ? tracedVectors(vectorStore) : vectorStore;
+  const vectors = tracing ? telemetry![2].tracedVectors(vectorStore) : vectorStore;
   const textEmbedder: TextEmbedder = config.OPENAI_API_KEY && config.OPENAI_EMBEDDING_MODEL
     ? new (await import("./actors/courses/embeddings/openai.ts")).OpenAiEmbedder({
       baseUrl: config.OPENAI_BASE_URL,
@@ -320,7 +342,7 @@ export async function compose(
       ...fetchFor("openai_embeddings"),
     })
     : new HashingEmbedder();
-  const embedder = tracing ? tracedEmbedder(textEmbedder) : textEmbedder;
+  const embedder = tracing ? telemetry![2].tracedEmbedder(textEmbedder) : textEmbedder;
   const extractor = pageExtractor(config.EXTRACT_WORKERS, {
     maxInflateBytes: config.PDF_MAX_INFLATE_BYTES,
     maxInflateRatio: config.PDF_MAX_INFLATE_RATIO,
@@ -388,8 +410,15 @@ export async function compose(
   metrics?.watchQueue(runtime).watchCache(cache);
   // An API-only instance claims nothing: with the table queue, starting the runtime is what
   // claims (and reaps); with QStash, start relays the outbox and deliveries go to workers.
-  if (role !== "api" || qstash) await runtime.start();
-  const newDevKey = await bootstrapDevTenant(config, tenants);
+  // The start's round trips and the dev tenant's are independent: both at once. With QStash,
+  // nothing is claimed: behind, the API answers while the runtime starts (see `startBehind`).
+  const started = role !== "api" || qstash ? runtime.start() : Promise.resolve();
+  const behind = startBehind && qstash !== null && role !== "worker";
+  if (behind) started.catch(() => {}); // the caller's, through `Composed.started`
+  const [, newDevKey] = await Promise.all([
+    behind ? undefined : started,
+    bootstrapDevTenant(config, tenants),
+  ]);
   const health = { probes: healthProbes(config, db) };
   const app = createApp({
     runtime,
@@ -401,7 +430,7 @@ export async function compose(
     trustProxy: config.TRUST_PROXY,
     corsOrigins: config.CORS_ORIGINS,
     ...(qstash && role !== "api"
-      ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db } }
+      ? { webhooks: { receiver: qstash.receiver, publicUrl: qstash.publicUrl, db, ready: started } }
       : {}),
     cache,
     statements: { blobs },
@@ -427,7 +456,7 @@ export async function compose(
       maxInflateRatio: config.DATASET_MAX_INFLATE_RATIO,
       directUploads: {
         db,
-        bucket: blobs instanceof S3BlobStore ? blobs : null,
+        bucket: s3 ? blobs as S3BlobStore : null,
         maxBytes: config.DATASET_MAX_BYTES,
         ...(s3 ? { expiresInSeconds: s3.S3_UPLOAD_EXPIRES_S } : {}),
       },
@@ -453,7 +482,7 @@ export async function compose(
     }, config.METRICS_FLUSH_MS)
     : undefined;
   const fetch = role === "worker"
-    ? workerApp({
+    ? (await import("./deploy/roles.ts")).workerApp({
       runtime,
       cache,
       health,
@@ -472,8 +501,10 @@ export async function compose(
     app,
     fetch,
     metrics,
+    started,
     async close() {
       clearInterval(flushTimer);
+      await started.catch(() => {});
       await runtime.stop(STOP_GRACE_MS);
       await metrics?.flush().catch(() => {});
       extractor.close();

@@ -4,10 +4,12 @@
  * - the floor: a bare Hono app (bench/cold_start_floor.ts), `GET /`;
  * - the edge entry (deploy/edge.ts: migrations checked), `GET /api/health`;
  * - the edge entry again, `GET /api/v1/jobs` with an API key: the first answer that needs the
- *   whole app (the entry answers its health check before the workloads and routes load);
+ *   app (the entry answers its health check before the workloads and routes load);
+ * - the edge entry again, `GET /api/v1/datasets` with an API key: the same, with a route group
+ *   loaded on its first request (routes/lazy.ts) on top;
  * - main.ts (self-hosted: migrations applied at start, nothing to apply here), `GET /api/health`;
  * - with `--before DIR`, the edge entry of another checkout (e.g. `git archive` of an earlier
- *   commit, `deno install`ed), `GET /api/health`, in the same run;
+ *   commit, `deno install`ed), `GET /api/health` and the two keyed requests, in the same run;
  * each with a cold module cache (a fresh DENO_DIR: no transpile or V8 code cache) and warm,
  * under the same flags (`deno run -A`, no V8 flags), in one run. Prints a table (medians,
  * min–max, and the CPU time each process had used by its first 200, which the host's other
@@ -130,16 +132,22 @@ try {
       path: "/api/v1/jobs",
       headers: { "x-api-key": KEY },
     },
+    {
+      name: "deploy/edge.ts, first keyed dataset list",
+      entry: "deploy/edge.ts",
+      path: "/api/v1/datasets",
+      headers: { "x-api-key": KEY },
+    },
     { name: "main.ts (migrates at start)", entry: "main.ts", path: "/api/health" },
-    ...(values.before
-      ? [{
-        name: `deploy/edge.ts of ${values.before}`,
-        entry: "deploy/edge.ts",
-        path: "/api/health",
-        cwd: values.before,
-      }]
-      : []),
   ];
+  const before = values.before;
+  if (before) {
+    // The same edge subjects, in the other checkout.
+    const edge = subjects.filter((s) => s.entry === "deploy/edge.ts");
+    subjects.push(
+      ...edge.map((s) => ({ ...s, name: `${s.name} (${before})`, cwd: before })),
+    );
+  }
   for (const cache of ["cold", "warm"] as const) {
     const warmDir = await Deno.makeTempDir({ prefix: "troupe-cold-warm-" });
     for (const s of subjects) rows.push({ name: s.name, cache, ms: [], cpu: [] });

@@ -8,7 +8,12 @@
  *    package but hono: the database driver, the cache's client and the whole app load by
  *    dynamic import (deploy/start.ts), so a cold start neither fetches nor evaluates zod, the
  *    OpenAPI schemas, drizzle or the workloads before its first health answer;
- * 3. it type-checks on Deploy's Deno version ({@link DEPLOY_DENO_VERSION}), installed from npm
+ * 3. the app the first keyed request loads (`main.ts`'s static graph, {@link KEYED_ROOT}) holds
+ *    none of the modules loaded on first use ({@link KEYED_PATH}): the route groups but health,
+ *    jobs and retry (routes/app.ts mounts them through routes/lazy.ts), the console, the docs,
+ *    QStash's webhook routes, OpenTelemetry (loaded when a provider is registered) and the S3
+ *    client (loaded when a bucket is configured);
+ * 4. it type-checks on Deploy's Deno version ({@link DEPLOY_DENO_VERSION}), installed from npm
  *    into a cache directory on first use (or the binary named by `DEPLOY_DENO`).
  * Exit code 1 when either fails, each offending import chain printed.
  */
@@ -30,6 +35,25 @@ export const START_PACKAGES: readonly string[] = ["hono"];
 
 /** What the edge entry answers its first health check with, beside its own modules. */
 export const START_ROOTS: readonly string[] = ["routes/front.ts"];
+
+/** What the first keyed request loads: the whole app, composed (deploy/start.ts imports it). */
+export const KEYED_ROOT = "main.ts";
+
+/** The route groups routes/app.ts loads on their first request. */
+const LAZY_ROUTES =
+  /\/routes\/(console\/|(audit|backup|cache|callbacks|courses|datasets|docs|keys|operations|qstash|schedules|sources|statements|telemetry|tenants|uploads|usage)\.tsx?$)/;
+
+/** The npm packages loaded on first use only (a route group's, or an optional adapter's). */
+const LAZY_PACKAGES = ["swagger-ui-dist", "@opentelemetry/api", "aws4fetch"];
+
+/** A module of the keyed path that loads on first use. */
+export const KEYED_PATH: readonly { test: (specifier: string) => boolean; why: string }[] = [
+  { test: (s) => /^file:/.test(s) && LAZY_ROUTES.test(s), why: "a route group loaded on use" },
+  {
+    test: (s) => LAZY_PACKAGES.includes(/^npm:\/?((?:@[^/@]+\/)?[^/@]+)/.exec(s)?.[1] ?? ""),
+    why: "a package loaded on use",
+  },
+];
 
 /** A module of the start path that is an npm package other than {@link START_PACKAGES}. */
 export const START_PATH: readonly { test: (specifier: string) => boolean; why: string }[] = [{
@@ -170,11 +194,21 @@ export async function startPathViolations(entry: string): Promise<Violation[]> {
   return infos.flatMap((info) => staticViolations(info, START_PATH));
 }
 
+/** The keyed path's violations: {@link KEYED_PATH} modules in `root`'s static graph. */
+export async function keyedPathViolations(root: string = KEYED_ROOT): Promise<Violation[]> {
+  return staticViolations(await moduleInfo(root), KEYED_PATH);
+}
+
 if (import.meta.main) {
   const entry = Deno.args[0] ?? "deploy/edge.ts";
   const embeddedOk = report(entry, staticViolations(await moduleInfo(entry)));
   const startOk = report(entry, await startPathViolations(entry), "start-path (npm but hono)");
-  const graphOk = embeddedOk && startOk;
+  const keyedOk = report(
+    KEYED_ROOT,
+    await keyedPathViolations(new URL(`../${KEYED_ROOT}`, import.meta.url).pathname),
+    "loaded-on-use",
+  );
+  const graphOk = embeddedOk && startOk && keyedOk;
   const deno = await denoBinary(DEPLOY_DENO_VERSION);
   console.log(`deploy:check: type-checking ${entry} with ${deno}`);
   const checked = await new Deno.Command(deno, {

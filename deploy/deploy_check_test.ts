@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   denoBinary,
   DEPLOY_DENO_VERSION,
+  keyedPathViolations,
   moduleInfo,
   START_PATH,
   startPathViolations,
@@ -65,6 +66,19 @@ Deno.test("deploy:check: zod imported by an entry's own module fails the start p
       const violations = staticViolations(await moduleInfo(path), START_PATH);
       assert.deepEqual(violations.map((v) => v.module), ["npm:/zod@4.6.7"]);
       assert.match(violations[0]!.chain[0]!, /\.deploy_check_/);
+    },
+  );
+});
+
+Deno.test("deploy:check: the app a keyed request loads holds no route group loaded on use", async () => {
+  assert.deepEqual(await keyedPathViolations(`${here}../main.ts`), []);
+  // routes/app.ts importing a group statically fails, naming the chain.
+  await withEntry(
+    `import "../main.ts";\nimport "../routes/datasets.ts";\nimport "@opentelemetry/api";\n`,
+    async (path) => {
+      const found = await keyedPathViolations(path);
+      assert.ok(found.some((v) => v.module.endsWith("/routes/datasets.ts")));
+      assert.ok(found.some((v) => v.module.includes("@opentelemetry/api")));
     },
   );
 });

@@ -5,7 +5,7 @@
  * nor race other instances for the migration lock: `deno task migrate` applies them at deploy
  * time, and a start finding any missing exits at once, naming them. It listens as soon as the
  * database is open (answering nothing before the check has passed), and loads `main.ts`
- * (workloads, routes, schemas) behind the health check (deploy/start.ts, routes/front.ts): that is why it imports deploy/start.ts, not
+ * (workloads, runtime, the app; route groups load on use) behind the health check (deploy/start.ts, routes/front.ts): that is why it imports deploy/start.ts, not
  * main.ts. The `troupe maintenance` cron runs the maintenance pass every minute (reap, outbox
  * relay, due schedules), so that no job waits on a timer of an instance Deploy stopped.
  * Request heads are not timed here unless `HTTP_HEADER_TIMEOUT_MS` says so: Deploy's proxy

@@ -15,7 +15,9 @@
  * Invariants:
  * - nothing is answered before the migrations are checked (or applied), and only the edge
  *   entry listens before: a start missing some exits with code 1, naming them;
- * - a composition that fails after the listener is up ends the process (code 1);
+ * - a composition that fails after the listener is up ends the process (code 1), and so does
+ *   the runtime's start, which the edge entry lets finish behind its first answers (with QStash
+ *   nothing is claimed; deliveries wait for it: `startBehind` in main.ts);
  * - a stop waits for a composition under way, then closes it: the process is gone within 5 s.
  */
 import { join } from "node:path";
@@ -85,12 +87,19 @@ export async function run(extraActors: AnyActor[] = [], options: RunOptions = {}
   const composeFrom = async (db?: SqlDatabase): Promise<Composed> => {
     const compose = given ?? (await import("../main.ts")).compose;
     try {
-      return await compose(config, extraActors, {
+      const troupe = await compose(config, extraActors, {
         ...composeOptions,
         role,
         s3,
         ...(db ? { db } : {}),
+        // The edge answers its first requests while the runtime's start finishes (QStash).
+        ...(healthFirst ? { startBehind: true } : {}),
       });
+      troupe.started.catch((err) => {
+        console.error("troupe: the runtime's start failed:", err);
+        Deno.exit(1);
+      });
+      return troupe;
     } catch (err) {
       if (err instanceof MigrationsPendingError) startFailed(err.message);
       if (err instanceof Error && err.name === "DirectoryLockedError") startFailed(err.message);

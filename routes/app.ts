@@ -9,45 +9,38 @@
  * With tracing on, every request is a server span first (routes/telemetry.ts); with metrics on,
  * every request is timed next, by route template; `GET /metrics` sits outside
  * `/api`, behind its own bearer token (routes/metrics.ts).
+ *
+ * Health, the jobs and the bulk retry are mounted at once; every other group (datasets, courses,
+ * usage, sources, keys, ..., the docs, the console, the QStash webhooks) loads on its first
+ * request (routes/lazy.ts), so an instance woken by a keyed request evaluates only what that
+ * request needs; the OpenAPI document loads them all (`deno task deploy:check` keeps them off
+ * `main.ts`'s static imports).
  */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { getConnInfo } from "hono/deno";
 import { jsonLogger, type Logger, type Runtime } from "@troupe/runtime";
 import type { RateLimiter, RateRule } from "../db/ratelimit/port.ts";
 import type { TenantStore } from "../db/tenants.ts";
-import { auditRoutes } from "./audit.ts";
 import { authenticate, isSafeMethod } from "./auth.ts";
 import type { Cache } from "../db/cache/cache.ts";
-import { backupRoutes } from "./backup.ts";
-import { cacheRoutes } from "./cache.ts";
 import { corsFor } from "./cors.ts";
-import { consoleRoutes } from "./console/mod.tsx";
-import { courseRoutes, type CourseRoutesOptions } from "./courses.ts";
-import { datasetRoutes, type DatasetRoutesOptions } from "./datasets.ts";
-import { uploadRoutes } from "./uploads.ts";
-import { docsRoutes } from "./docs.ts";
+import type { CourseRoutesOptions } from "./courses.ts";
+import type { DatasetRoutesOptions } from "./datasets.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse, onError } from "./errors.ts";
 import { type HealthOptions, healthRoutes } from "./health.ts";
 import { jobRoutes } from "./jobs.ts";
-import { callbackRoutes } from "./callbacks.ts";
 import type { Callbacks } from "../actors/system/callback.ts";
-import { keyRoutes } from "./keys.ts";
-import { scheduleRoutes } from "./schedules.ts";
-import { operationRoutes } from "./operations.ts";
-import { tenantRoutes } from "./tenants.ts";
 import { retryRoutes } from "./retry.ts";
-import { statementRoutes, type StatementRoutesOptions } from "./statements.ts";
-import { sourceRoutes } from "./sources.ts";
+import type { StatementRoutesOptions } from "./statements.ts";
 import type { UsageDeps } from "../actors/usage/sync.ts";
-import { usageRoutes } from "./usage.ts";
 import { httpMetrics, type MetricsOptions, metricsRoutes } from "./metrics.ts";
 import { limitByKey, type LimitOptions, limitUnauthenticated } from "./limits.ts";
-import { qstashRoutes, type WebhookOptions } from "./qstash.ts";
+import type { WebhookOptions } from "./qstash.ts";
 import { requestId } from "./request_id.ts";
-import { httpTracing } from "./telemetry.ts";
+import { type LazyRoutes, lazyRoutes, type RouteEntry } from "./lazy.ts";
 import { ALIASES_DEPRECATED_AT, API_V1, deprecatedAlias } from "./aliases.ts";
 export { ALIASES_DEPRECATED_AT, API_V1 };
 import { TROUPE_VERSION } from "./version.ts";
@@ -71,8 +64,11 @@ export interface AppOptions {
   trustProxy?: boolean;
   /** Browser origins allowed to call the API (`*` for any). @default none */
   corsOrigins?: readonly string[];
-  /** QStash webhooks (production transport); absent when the table queue runs. */
-  webhooks?: Omit<WebhookOptions, "runtime">;
+  /**
+   * QStash webhooks (production transport); absent when the table queue runs. Deliveries wait
+   * for `ready` (the runtime's start). @default ready at once
+   */
+  webhooks?: Omit<WebhookOptions, "runtime"> & { ready?: Promise<unknown> };
   /** Cache-aside for query results; also behind `/api/cache/*` and the health check. */
   cache?: Cache;
   /** The course workload's routes; absent when its actors are not running. */
@@ -131,6 +127,20 @@ export function clientIp(trustProxy: boolean): (c: Context<AppEnv>) => string {
   };
 }
 
+/**
+ * The OpenAPI 3.1 document of the API's route groups (`createApp`'s, in their order), every
+ * lazy one loaded, mounted at `/api/v1` as the app mounts them.
+ */
+async function fullDocument(
+  groups: readonly (OpenAPIHono<AppEnv> | { lazy: LazyRoutes })[],
+): Promise<unknown> {
+  const api = new OpenAPIHono<AppEnv>();
+  for (const group of groups) {
+    api.route("/", "lazy" in group ? await group.lazy.load() : group);
+  }
+  return openApiDocument(new OpenAPIHono<AppEnv>().route(API_V1, api));
+}
+
 /** The OpenAPI 3.1 document of every route `app` declared. */
 export function openApiDocument(app: OpenAPIHono<AppEnv>) {
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
@@ -154,6 +164,25 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>) {
   });
 }
 
+/** The lazy route groups of each app {@link createApp} made. */
+const LAZY = new WeakMap<Hono<AppEnv>, readonly LazyRoutes[]>();
+
+/**
+ * Every route `app` (made by {@link createApp}) serves, the lazy groups' loaded: their routes
+ * in place of the handlers that load them.
+ */
+export async function servedRoutes(app: Hono<AppEnv>): Promise<RouteEntry[]> {
+  const lazy = LAZY.get(app) ?? [];
+  const loaders = new Set<unknown>(lazy.map((g) => g.handler));
+  return [
+    ...app.routes.filter((r) => !loaders.has(r.handler)).map(({ method, path }) => ({
+      method,
+      path,
+    })),
+    ...(await Promise.all(lazy.map((g) => g.routes()))).flat(),
+  ];
+}
+
 export function createApp(options: AppOptions) {
   const { runtime, tenants, logger = jsonLogger("info"), maxBodyBytes = 1 << 20 } = options;
   const minute = 60_000;
@@ -173,7 +202,13 @@ export function createApp(options: AppOptions) {
   };
 
   const app = new OpenAPIHono<AppEnv>();
-  if (options.tracing) app.use("*", httpTracing());
+  if (options.tracing) {
+    let tracing: MiddlewareHandler | null = null;
+    app.use("*", async function traced(c, next) {
+      tracing ??= (await import("./telemetry.ts")).httpTracing();
+      return await tracing(c, next);
+    });
+  }
   if (options.metrics) app.use("*", httpMetrics(options.metrics.sink));
   app.use("*", requestId());
   app.use("/api/*", corsFor(options.corsOrigins ?? []));
@@ -206,70 +241,131 @@ export function createApp(options: AppOptions) {
     authenticate(tenants, { isPublic, isRead, onRefused: limitUnauthenticated(limits) }),
   );
   app.use("/api/*", limitByKey(limits));
-  // Every route once, mounted at /api/v1 (documented) and at /api (deprecated aliases).
+  // Every route once, mounted at /api/v1 (documented) and at /api (deprecated aliases); the
+  // groups a keyed request to the jobs needs not are loaded on their first request
+  // (routes/lazy.ts), all of them for the OpenAPI document.
+  const handleError = onError(logger);
   const api = new OpenAPIHono<AppEnv>();
-  api.route("/", healthRoutes(runtime, options.cache, options.health));
-  let document: unknown;
-  api.route("/", docsRoutes(() => document ??= openApiDocument(app)));
-  api.route("/", retryRoutes(runtime, tenants));
-  api.route("/", jobRoutes(runtime, tenants, options.callbacks));
-  if (options.callbacks) api.route("/", callbackRoutes(options.callbacks, tenants));
-  api.route("/", auditRoutes(tenants));
-  api.route("/", keyRoutes(tenants));
-  api.route("/", scheduleRoutes(runtime, tenants));
-  api.route("/", operationRoutes(runtime, tenants));
-  api.route("/", tenantRoutes(runtime, tenants));
-  api.route("/", usageRoutes({ runtime, tenants }));
-  api.route(
-    "/",
-    backupRoutes({
+  const groups: (OpenAPIHono<AppEnv> | { lazy: LazyRoutes })[] = [];
+  const lazyGroups: LazyRoutes[] = [];
+  const lazy = (prefixes: readonly string[], build: () => Promise<OpenAPIHono<AppEnv>>) => {
+    const routes = lazyRoutes(prefixes, [API_V1, "/api"], build, handleError, [
+      ["/api/*", deprecatedAlias],
+    ]);
+    for (const pattern of routes.patterns) api.all(pattern, routes.handler);
+    groups.push({ lazy: routes });
+    lazyGroups.push(routes);
+  };
+  const eager = (routes: OpenAPIHono<AppEnv>) => {
+    api.route("/", routes);
+    groups.push(routes);
+  };
+  eager(healthRoutes(runtime, options.cache, options.health));
+  let document: Promise<unknown> | null = null;
+  lazy(
+    ["/openapi.json", "/docs"],
+    async () => (await import("./docs.ts")).docsRoutes(() => document ??= fullDocument(groups)),
+  );
+  eager(retryRoutes(runtime, tenants));
+  eager(jobRoutes(runtime, tenants, options.callbacks));
+  const callbacks = options.callbacks;
+  if (callbacks) {
+    lazy(
+      ["/callbacks"],
+      async () => (await import("./callbacks.ts")).callbackRoutes(callbacks, tenants),
+    );
+  }
+  lazy(["/audit"], async () => (await import("./audit.ts")).auditRoutes(tenants));
+  lazy(["/keys"], async () => (await import("./keys.ts")).keyRoutes(tenants));
+  lazy(
+    ["/schedules"],
+    async () => (await import("./schedules.ts")).scheduleRoutes(runtime, tenants),
+  );
+  lazy(
+    ["/actors", "/workers"],
+    async () => (await import("./operations.ts")).operationRoutes(runtime, tenants),
+  );
+  lazy(["/tenants"], async () => (await import("./tenants.ts")).tenantRoutes(runtime, tenants));
+  lazy(
+    ["/tenant", "/usage"],
+    async () => (await import("./usage.ts")).usageRoutes({ runtime, tenants }),
+  );
+  lazy(["/admin"], async () =>
+    (await import("./backup.ts")).backupRoutes({
       db: runtime.db,
       tenants,
       ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-    }),
-  );
-  if (options.cache) api.route("/", cacheRoutes(options.cache, tenants));
-  if (options.datasets) {
-    api.route(
-      "/",
-      datasetRoutes({
+    }));
+  const cache = options.cache;
+  if (cache) lazy(["/cache"], async () => (await import("./cache.ts")).cacheRoutes(cache, tenants));
+  const datasets = options.datasets;
+  if (datasets) {
+    lazy(["/datasets"], async () =>
+      (await import("./datasets.ts")).datasetRoutes({
         ...(options.uploads ? { uploads: options.uploads } : {}),
-        ...options.datasets,
+        ...datasets,
         runtime,
         tenants,
         ...(options.callbacks ? { callbacks: options.callbacks } : {}),
         ...(options.cache ? { cache: options.cache } : {}),
-      }),
-    );
+      }));
   }
-  api.route(
-    "/",
-    uploadRoutes(options.datasets?.directUploads ?? { db: runtime.db, bucket: null }),
-  );
-  if (options.courses) {
-    api.route(
-      "/",
-      courseRoutes({
+  lazy(["/uploads"], async () =>
+    (await import("./uploads.ts")).uploadRoutes(
+      options.datasets?.directUploads ?? { db: runtime.db, bucket: null },
+    ));
+  const courses = options.courses;
+  if (courses) {
+    lazy(["/courses"], async () =>
+      (await import("./courses.ts")).courseRoutes({
         ...(options.uploads ? { uploads: options.uploads } : {}),
-        ...options.courses,
+        ...courses,
         runtime,
         tenants,
         ...(options.callbacks ? { callbacks: options.callbacks } : {}),
         ...(options.cache ? { cache: options.cache } : {}),
-      }),
+      }));
+  }
+  const statements = options.statements;
+  if (statements) {
+    lazy(
+      ["/usage"],
+      async () => (await import("./statements.ts")).statementRoutes({ ...statements, runtime }),
     );
   }
-  if (options.statements) api.route("/", statementRoutes({ ...options.statements, runtime }));
-  if (options.usage) api.route("/", sourceRoutes(options.usage));
+  const usage = options.usage;
+  if (usage) lazy(["/sources"], async () => (await import("./sources.ts")).sourceRoutes(usage));
   if (options.metrics?.route) app.route("/", metricsRoutes(options.metrics));
   app.use("/api/*", deprecatedAlias);
   app.route(API_V1, api);
   app.route("/api", new Hono<AppEnv>().route("/", api));
-  if (options.webhooks) app.route("/", qstashRoutes({ ...options.webhooks, runtime }));
-  app.route("/console", consoleRoutes(options));
+  const webhooks = options.webhooks;
+  let qstashGroup: LazyRoutes | null = null;
+  if (webhooks) {
+    qstashGroup = lazyRoutes(
+      ["/actors", "/schedules"],
+      [""],
+      async () => {
+        const { ready, ...signature } = webhooks;
+        const [{ qstashRoutes }] = await Promise.all([import("./qstash.ts"), ready]);
+        return qstashRoutes({ ...signature, runtime });
+      },
+      handleError,
+    );
+    for (const pattern of qstashGroup.patterns) app.all(pattern, qstashGroup.handler);
+  }
+  const consoleGroup = lazyRoutes(
+    ["/console"],
+    [""],
+    async () =>
+      new Hono().route("/console", (await import("./console/mod.tsx")).consoleRoutes(options)),
+    handleError,
+  );
+  for (const pattern of consoleGroup.patterns) app.all(pattern, consoleGroup.handler);
+  LAZY.set(app, [...lazyGroups, ...(qstashGroup ? [qstashGroup] : []), consoleGroup]);
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)
   );
-  app.onError(onError(logger));
+  app.onError(handleError);
   return app;
 }

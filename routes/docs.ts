@@ -49,8 +49,8 @@ async function asset(name: string): Promise<Uint8Array> {
   return bytes;
 }
 
-/** `document` builds the OpenAPI document once the app has every route. */
-export function docsRoutes(document: () => unknown): OpenAPIHono<AppEnv> {
+/** `document` builds the OpenAPI document of every route (loading the groups not yet loaded). */
+export function docsRoutes(document: () => unknown | Promise<unknown>): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   const tags = ["docs"];
   declare(app, {
@@ -60,8 +60,8 @@ export function docsRoutes(document: () => unknown): OpenAPIHono<AppEnv> {
     public: true,
     summary: "This document (OpenAPI 3.1)",
     responses: { 200: { description: "The document", type: "application/json" } },
-  }, function openApiDocument(c) {
-    return c.json(document());
+  }, async function openApiDocument(c) {
+    return c.json(await document());
   });
   declare(app, {
     method: "get",

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { documentOnlyUsage } from "../actors/usage/actors.ts";
 import { PostgresBlobStore } from "../db/blobs/postgres.ts";
+import { servedRoutes } from "../routes/app.ts";
 import { type ApiWorld, openApiWorld } from "../tests/api_world.ts";
 import { localCourseAdapters } from "../tests/local_adapters.ts";
 import { SHARED_WORLD_TEST, sharedWorld } from "../tests/shared_world.ts";
@@ -50,7 +51,7 @@ Deno.test(
   async () => {
     const w = await open();
     const doc = await document(w);
-    const routes = w.app.routes.filter((r) =>
+    const routes = (await servedRoutes(w.app)).filter((r) =>
       r.path.startsWith("/api/") && r.method !== "ALL" && !r.path.endsWith("*") &&
       // The Swagger UI page's own files are not API operations.
       !/^\/api(\/v1)?\/docs\//.test(r.path)

@@ -1,10 +1,11 @@
 /**
  * `GET /metrics` in the Prometheus text format, and the middleware that times every request by
- * its route template (`c.req.routePath` of the handler that answered: `/api/jobs/:id`, never
+ * its route template (`routeTemplate(c)` of the handler that answered: `/api/jobs/:id`, never
  * the raw path, so ids do not become series). See deploy/README.md, "Metrics".
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "./env.ts";
+import { routeTemplate } from "./lazy.ts";
 import type { PrometheusMetrics } from "../db/metrics/prometheus.ts";
 import { errorResponse } from "./errors.ts";
 
@@ -17,7 +18,7 @@ export function httpMetrics(metrics: PrometheusMetrics): MiddlewareHandler {
   return async function httpMetrics(c, next) {
     const began = performance.now();
     await next();
-    metrics.request(c.req.method, c.req.routePath, c.res.status, performance.now() - began);
+    metrics.request(c.req.method, routeTemplate(c), c.res.status, performance.now() - began);
   };
 }
 

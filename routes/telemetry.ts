@@ -9,6 +9,7 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
 import type { MiddlewareHandler } from "hono";
+import { routeTemplate } from "./lazy.ts";
 import { contextFrom, TRACER_NAME } from "../db/telemetry/tracing.ts";
 
 /** Server spans by route template (see the module doc). */
@@ -18,8 +19,8 @@ export function httpTracing(tracer: Tracer = trace.getTracer(TRACER_NAME)): Midd
     const existing = trace.getActiveSpan();
     if (existing?.isRecording()) {
       await next();
-      existing.updateName(`${method} ${c.req.routePath}`);
-      existing.setAttribute("http.route", c.req.routePath);
+      existing.updateName(`${method} ${routeTemplate(c)}`);
+      existing.setAttribute("http.route", routeTemplate(c));
       return;
     }
     const remote = contextFrom({
@@ -41,8 +42,8 @@ export function httpTracing(tracer: Tracer = trace.getTracer(TRACER_NAME)): Midd
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
       throw err;
     } finally {
-      span.updateName(`${method} ${c.req.routePath}`);
-      span.setAttribute("http.route", c.req.routePath);
+      span.updateName(`${method} ${routeTemplate(c)}`);
+      span.setAttribute("http.route", routeTemplate(c));
       span.end();
     }
   };
