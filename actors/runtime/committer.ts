@@ -129,7 +129,7 @@ export class Committer {
   }
 
   #isBroken(c: Completion): boolean {
-    return this.#broken.has(chainOf(c.key, c.fence));
+    return this.#broken.size > 0 && this.#broken.has(chainOf(c.key, c.fence));
   }
 
   #break(c: Completion): void {
