@@ -20,8 +20,12 @@
  *   when one is fenced or a duplicate, that transaction is rolled back before anything else
  *   in it ran, and the batch is committed again through the checks (`commitChecked`), which
  *   decide fenced, duplicate and stale. Either way the batch commits once.
+ * - The pull dispatcher may claim its next batch in the transaction of a batch
+ *   (`Dispatcher.claimAlong`, after the commit's statements); the claimed jobs start after the
+ *   batch's commits are resolved. A batch committed alone (after a failed one) claims nothing.
  */
 import type { AnyActor } from "./define.ts";
+import type { ClaimAlong, Dispatcher } from "./dispatcher.ts";
 import type { Executor } from "./executor.ts";
 import type { RuntimeObserver } from "./observer.ts";
 import type { Logger, SqlDatabase } from "./ports.ts";
@@ -80,6 +84,9 @@ export class Committer {
    */
   leasesReturned = false;
 
+  /** The pull dispatcher, which may claim in the transaction of a batch (see above). */
+  claims: Pick<Dispatcher, "claimAlong" | "startClaimed"> | null = null;
+
   /** Queues a completion for the next group commit. */
   commit(completion: Completion, job: ClaimedJob, ms: number): Promise<CommitResult> {
     if (this.leasesReturned) return Promise.resolve("fenced");
@@ -122,7 +129,7 @@ export class Committer {
   }
 
   #isBroken(c: Completion): boolean {
-    return this.#broken.has(chainOf(c.key, c.fence));
+    return this.#broken.size > 0 && this.#broken.has(chainOf(c.key, c.fence));
   }
 
   #break(c: Completion): void {
@@ -134,16 +141,25 @@ export class Committer {
    * duplicate, rolled back and made again through the checks (no savepoint taken for the
    * common case, where every completion is valid).
    */
-  async #transaction(completions: Completion[]) {
+  async #transaction(completions: Completion[], along?: (claimed: ClaimAlong) => void) {
     const { db, tables, workerId, publisher } = this.#o;
+    const claims = along ? this.claims : null;
     const commit = (allValid: "throw" | "off") =>
-      db.transaction((tx) =>
-        completeJobs(tx, tables, workerId, completions, {
+      db.transaction(async (tx) => {
+        const done = await completeJobs(tx, tables, workerId, completions, {
           writes: publisher.writes,
           hook: publisher.hook,
           allValid,
-        })
-      );
+        });
+        if (claims) {
+          const committed = done.results.filter((r) => r === "committed").length;
+          if (committed === completions.length) {
+            const claimed = await claims.claimAlong(tx, committed);
+            if (claimed) along!(claimed);
+          }
+        }
+        return done;
+      });
     try {
       return await commit("throw");
     } catch (err) {
@@ -160,14 +176,20 @@ export class Committer {
         return false;
       });
       if (batch.length === 0) continue;
+      let claimed: ClaimAlong | null = null;
       try {
         const { results, sent, cancelled } = await this.#transaction(
           batch.map((b) => b.completion),
+          (c) => claimed = c,
         );
         batch.forEach((b, i) => this.#settle(b, results[i]!));
+        if (claimed) this.claims!.startClaimed(claimed, true);
+        claimed = null;
         this.#o.publisher.stopped(cancelled, batch.map((b) => b.completion.pipelineId));
         await this.#o.publisher.afterCommitOrLog(sent);
       } catch {
+        // A claim made in a transaction that did not commit claimed nothing.
+        if (claimed) this.claims!.startClaimed(claimed, false);
         // Commit one by one so one bad completion (a failing effect) does not sink the rest.
         for (const item of batch) await this.#commitAlone(item);
       }

@@ -14,6 +14,11 @@
  *   chain: the rest is left to the lease's next owner, and the lease is given back.
  * - Pull claims come in batches: while messages are in flight it claims again only once
  *   `refillAt` slots are free (a claim per freed slot would cost a query per job).
+ * - A pull claim can ride in the transaction of a commit (`claimAlong`): when every message in
+ *   flight is in that commit and each commits, their slots are free once it does, and the next
+ *   batch is claimed in the same transaction instead of in one of its own after it. Its slots
+ *   are reserved when it is made (`inFlight` then counts both batches until the committed one
+ *   settles, right after the commit); its jobs start after the commit (`startClaimed`).
  *
  * Modes of the pull dispatcher (foreground requests: see `Runtime.foreground`), as a state
  * machine; every change goes through `#setMode`, which refuses a transition not listed:
@@ -40,16 +45,25 @@ import { TroupeError } from "./errors.ts";
 import type { Executor } from "./executor.ts";
 import type { Committer } from "./committer.ts";
 import type { LeaseKeeper } from "./leases.ts";
-import type { Logger, SqlDatabase } from "./ports.ts";
+import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import type { JobEvents } from "./publisher.ts";
 import { loadState } from "./sql/actor_state.ts";
-import { type ClaimedJob, claimJobs, claimOne } from "./sql/claim_jobs.ts";
+import { type ClaimedJob, claimJobs, claimJobsIn, claimOne } from "./sql/claim_jobs.ts";
 import type { CommitResult } from "./sql/complete_jobs.ts";
 import { deliveryState, jobStatus, wasProcessed } from "./sql/delivery.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { DeliveryOutcome, Transport } from "./transport.ts";
 import { reschedule } from "./reschedule.ts";
 import { TERMINAL } from "./views.ts";
+
+/** A claim made in the transaction of a commit (see `Dispatcher.claimAlong`). */
+export interface ClaimAlong {
+  jobs: ClaimedJob[];
+  /** The slots reserved for it. */
+  limit: number;
+  /** Settles what `drain` waits for, once its chains have ended. */
+  done: () => void;
+}
 
 /** A mode of the pull dispatcher (see the table above). */
 export type DispatchMode = "open" | "deferring" | "throttled" | "stopping";
@@ -101,6 +115,10 @@ export class Dispatcher {
   /** When the open foreground requests began (the first of those that overlap). */
   #heldSince = 0;
   #deferTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Pumped at least once: this process pulls from a table queue. */
+  #pulling = false;
+  /** The last pull claim filled its batch: more jobs are likely queued. */
+  #more = false;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -215,22 +233,72 @@ export class Dispatcher {
     // Refill in batches: claiming one job per freed slot costs a query per job.
     if (free <= 0 || (!held && this.#inFlight > 0 && free < this.#refillAt)) return 0;
     const limit = Math.min(free, this.#o.claimBatch);
+    this.#pulling = true;
     this.#inFlight += limit;
     let jobs: ClaimedJob[] = [];
     try {
-      const { db, tables, actorNames: actors, workerId, leaseMs, tenantWeights } = this.#o;
-      jobs = await claimJobs(db, tables, { actors, limit, workerId, leaseMs, tenantWeights });
+      jobs = await claimJobs(this.#o.db, this.#o.tables, this.#claimOptions(limit));
     } finally {
       this.#inFlight -= limit - jobs.length;
     }
+    this.#more = jobs.length === limit;
+    this.#start(jobs);
+    return jobs.length;
+  }
+
+  #claimOptions(limit: number) {
+    const { actorNames: actors, workerId, leaseMs, tenantWeights } = this.#o;
+    return { actors, limit, workerId, leaseMs, tenantWeights };
+  }
+
+  /** Starts the chains of claimed jobs (one per key, in queue order); returns them. */
+  #start(jobs: readonly ClaimedJob[]): Promise<void>[] {
     const groups = new Map<string, ClaimedJob[]>();
     for (const job of jobs) {
       const group = groups.get(job.key);
       if (group) group.push(job);
       else groups.set(job.key, [job]);
     }
-    for (const group of groups.values()) this.#track(this.#runChain(group));
-    return jobs.length;
+    const chains = [...groups.values()].map((group) => this.#runChain(group));
+    for (const chain of chains) this.#track(chain);
+    return chains;
+  }
+
+  /**
+   * Pull: claims in `tx`, the transaction of a commit of `committed` messages of this process
+   * that all commit, the batch `pump` would claim once they settle: only when they are every
+   * message in flight (their slots are all free after the commit), the dispatcher is open and
+   * pulling, and the last claim filled its batch. Its slots are reserved now; `startClaimed`
+   * runs its jobs once the transaction has committed, or gives the slots back. Returns null
+   * when there is no such claim to make.
+   */
+  async claimAlong(tx: SqlExecutor, committed: number): Promise<ClaimAlong | null> {
+    if (!this.#pulling || !this.#more || this.#mode !== "open") return null;
+    if (committed === 0 || committed !== this.#inFlight) return null;
+    const limit = Math.min(this.#o.concurrency, this.#o.claimBatch);
+    this.#inFlight += limit;
+    // `drain` waits for what this claims, as for the chains of a pump.
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#track(promise);
+    try {
+      const jobs = await claimJobsIn(tx, this.#o.tables, this.#claimOptions(limit));
+      return { jobs, limit, done: resolve };
+    } catch (err) {
+      this.#inFlight -= limit;
+      resolve();
+      throw err;
+    }
+  }
+
+  /**
+   * Runs the jobs of a `claimAlong` whose transaction committed; gives its slots back when the
+   * transaction did not commit (`committed` false: nothing was claimed).
+   */
+  startClaimed(along: ClaimAlong, committed: boolean): void {
+    const jobs = committed ? along.jobs : [];
+    this.#inFlight -= along.limit - jobs.length;
+    if (committed) this.#more = jobs.length === along.limit;
+    Promise.allSettled(this.#start(jobs)).then(() => along.done());
   }
 
   #track(p: Promise<void>): void {

@@ -38,7 +38,7 @@ import { decodeInput } from "./versions.ts";
 import { noTracing, type TracedRow, traceOf, type Tracing } from "./tracing.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import { markStarted } from "./sql/job_progress.ts";
-import { progressWriter } from "./progress.ts";
+import { type ProgressWriter, progressWriter } from "./progress.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { Completion } from "./sql/complete_jobs.ts";
 import type { PipelineOp } from "./sql/pipelines.ts";
@@ -165,16 +165,14 @@ export class Executor {
     const limitMs = def.policy.timeoutMs;
     const timer = setTimeout(() => controller.abort(new TimeoutError(limitMs)), limitMs);
     let open = true;
-    let working: unknown = structuredClone(state ?? def.initialState());
+    // The handler's copy of the state, made when it first reads it.
+    let working: unknown;
+    let copied = false;
     let changed = false;
-    const progress = progressWriter(
-      this.#db,
-      this.#t,
-      { id: job.id, fence: job.lease_fence },
-      this.#log,
-      this.#onProgress,
-    );
-    const log = this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
+    // The progress writer and the job's logger are made on first use: most handlers use neither.
+    let progress: ProgressWriter | undefined;
+    let jobLog: Logger | undefined;
+    const log = () => jobLog ??= this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
     const pendingSends: Promise<NewJob | NewJob[]>[] = [];
     const groups: Promise<PreparedGroup>[] = [];
     let sendIndex = 0;
@@ -191,11 +189,16 @@ export class Executor {
       attempt: job.attempts,
       tenantId: job.tenant_id,
       get state() {
+        if (!copied) {
+          working = structuredClone(state ?? def.initialState());
+          copied = true;
+        }
         return working;
       },
       setState(next) {
         if (!open) return;
         working = structuredClone(next);
+        copied = true;
         changed = true;
       },
       send: (actor: ActorTarget, input: unknown, options: SendOptions = {}) => {
@@ -232,19 +235,31 @@ export class Executor {
         base.effects.push(fn);
       },
       progress: (percent, message) => {
-        if (open) progress.report(percent, message ?? null);
+        if (!open) return;
+        progress ??= progressWriter(
+          this.#db,
+          this.#t,
+          { id: job.id, fence: job.lease_fence },
+          this.#log,
+          this.#onProgress,
+        );
+        progress.report(percent, message ?? null);
       },
       pipeline: pipelineContext(job.pipeline_id ?? null, inPipeline, pipelineOp),
       signal: controller.signal,
-      log,
+      get log() {
+        return log();
+      },
     };
 
     try {
       const run = () => Promise.resolve().then(() => def.handler(input, ctx));
       const result = await raceAbort(this.#tracing.runHandler(job, run), controller.signal);
-      base.sends.push(...(await Promise.all(pendingSends)).flat());
-      const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
-      if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, this.#t, rows));
+      if (pendingSends.length > 0) base.sends.push(...(await Promise.all(pendingSends)).flat());
+      if (groups.length > 0) {
+        const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
+        if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, this.#t, rows));
+      }
       const json = toJson(result);
       return {
         ...base,
@@ -259,13 +274,13 @@ export class Executor {
         return { ...base, outcome: "cancelled", error: toErrorRecord(reason) };
       }
       if (!(reason instanceof TimeoutError) && !(reason instanceof TroupeError)) {
-        log.warn("handler failed", { error: String(reason), attempt: job.attempts });
+        log().warn("handler failed", { error: String(reason), attempt: job.attempts });
       }
       return this.failure({ ...base, effects: [], sends: [] }, job, def, reason);
     } finally {
       open = false;
       clearTimeout(timer);
-      progress.close();
+      progress?.close();
       this.#running.delete(job.id);
       this.#runningKeys.delete(job.id);
       this.#releaseSlot(def);

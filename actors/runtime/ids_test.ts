@@ -6,6 +6,10 @@ Deno.test("uuidv7() ids sort by creation time", () => {
   const b = uuidv7(1_700_000_000_001);
   assert.ok(a < b);
   assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  // The first 48 bits are the milliseconds, big-endian (0x018bcfe56800).
+  assert.ok(a.startsWith("018bcfe5-6800-7"), a);
+  assert.ok(uuidv7(2 ** 48 - 1).startsWith("ffffffff-ffff-7"));
+  assert.ok(uuidv7(0).startsWith("00000000-0000-7"));
 });
 
 Deno.test("uuidv7() ids are unique", () => {

@@ -195,6 +195,8 @@ export class Runtime implements Consumer {
       onDelivery: () => this.#ops.touch(),
       events: this.#events,
     });
+    // Pull claims ride in the commits' transactions when they can (`Dispatcher.claimAlong`).
+    this.#committer.claims = this.#dispatcher;
   }
 
   /**

@@ -72,50 +72,64 @@ const MAX_ROUNDS = 4;
 export async function claimJobs(
   db: SqlDatabase,
   t: Tables,
-  { actors, limit, workerId, leaseMs, tenantWeights = {} }: {
-    actors: readonly string[];
-    limit: number;
-    workerId: string;
-    leaseMs: number;
-    /** Each tenant's weight in a claim (unlisted: 1; `''`: jobs without a tenant). */
-    tenantWeights?: Readonly<Record<string, number>> | undefined;
-  },
+  options: ClaimOptions,
 ): Promise<ClaimedJob[]> {
-  return await db.transaction(async (tx) => {
-    await tx.query(
-      `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
-        set_config('jit', 'off', true)`,
-    );
-    const tenants = await queuedTenants(tx, t);
-    if (tenants.length === 0) return [];
-    if (tenants.length === 1) {
-      // Candidates, leases and the running mark in one statement.
-      return await leaseAndRun(
-        tx,
-        t,
-        `SELECT j.id, j.key, j.actor,
-           row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
-         FROM (
-           SELECT j.id, j.key, j.actor, j.priority, j.run_at FROM ${t.jobs} j
-           WHERE ${RUNNABLE(t, "$1", "j")}
-           ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
-           LIMIT $2
-           FOR UPDATE OF j SKIP LOCKED) j`,
-        [actors, limit],
-        { workerId, leaseMs },
-      );
-    }
-    const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights);
-    if (candidates.length === 0) return [];
+  return await db.transaction((tx) => claimJobsIn(tx, t, options));
+}
+
+/** What a claim takes (see `claimJobs`). */
+export interface ClaimOptions {
+  actors: readonly string[];
+  limit: number;
+  workerId: string;
+  leaseMs: number;
+  /** Each tenant's weight in a claim (unlisted: 1; `''`: jobs without a tenant). */
+  tenantWeights?: Readonly<Record<string, number>> | undefined;
+}
+
+/**
+ * The claim of `claimJobs` in the transaction `tx`, as its last statements: its plan
+ * settings hold until that transaction ends. The pull dispatcher claims so in the transaction
+ * of a commit (see `Dispatcher.claimAlong`).
+ */
+export async function claimJobsIn(
+  tx: SqlExecutor,
+  t: Tables,
+  { actors, limit, workerId, leaseMs, tenantWeights = {} }: ClaimOptions,
+): Promise<ClaimedJob[]> {
+  await tx.query(
+    `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+      set_config('jit', 'off', true)`,
+  );
+  const tenants = await queuedTenants(tx, t);
+  if (tenants.length === 0) return [];
+  if (tenants.length === 1) {
+    // Candidates, leases and the running mark in one statement.
     return await leaseAndRun(
       tx,
       t,
-      `SELECT x.id, x.key, x.actor, x.ord
-       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, key, actor, ord)`,
-      [candidates.map((c) => c.id), candidates.map((c) => c.key), candidates.map((c) => c.actor)],
+      `SELECT j.id, j.key, j.actor,
+         row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
+       FROM (
+         SELECT j.id, j.key, j.actor, j.priority, j.run_at FROM ${t.jobs} j
+         WHERE ${RUNNABLE(t, "$1", "j")}
+         ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
+         LIMIT $2
+         FOR UPDATE OF j SKIP LOCKED) j`,
+      [actors, limit],
       { workerId, leaseMs },
     );
-  });
+  }
+  const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights);
+  if (candidates.length === 0) return [];
+  return await leaseAndRun(
+    tx,
+    t,
+    `SELECT x.id, x.key, x.actor, x.ord
+     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, key, actor, ord)`,
+    [candidates.map((c) => c.id), candidates.map((c) => c.key), candidates.map((c) => c.actor)],
+    { workerId, leaseMs },
+  );
 }
 
 /**

@@ -60,25 +60,29 @@ export async function insertJobs(
   { outbox, notify }: MessageWrites,
 ): Promise<QueuedMessage[]> {
   if (jobs.length === 0) return [];
-  const rows = jobs.map((j) => ({
-    id: j.id,
-    actor: j.actor,
-    key: j.key,
-    tenant_id: j.tenantId,
-    input: j.input ?? null,
-    priority: j.priority,
-    max_attempts: j.maxAttempts,
-    delay_ms: j.delayMs,
-    parent_id: j.parentId,
-    pipeline_id: j.pipelineId ?? null,
-    replay_of: j.replayOf,
-    group_id: j.groupId ?? null,
-    input_version: j.inputVersion ?? 1,
-    traceparent: j.traceparent ?? null,
-    tracestate: j.tracestate ?? null,
-    ...(j.requestHash ? { request_hash: j.requestHash } : {}),
-    ...(j.onEnd ? { on_end: j.onEnd } : {}),
-  }));
+  // A column left out of a row is NULL (`jsonb_to_recordset`): the nulls are not written.
+  const rows = jobs.map((j) => {
+    const row: Record<string, unknown> = {
+      id: j.id,
+      actor: j.actor,
+      key: j.key,
+      input: j.input ?? null,
+      priority: j.priority,
+      max_attempts: j.maxAttempts,
+      delay_ms: j.delayMs,
+      input_version: j.inputVersion ?? 1,
+    };
+    if (j.tenantId != null) row.tenant_id = j.tenantId;
+    if (j.parentId != null) row.parent_id = j.parentId;
+    if (j.pipelineId != null) row.pipeline_id = j.pipelineId;
+    if (j.replayOf != null) row.replay_of = j.replayOf;
+    if (j.groupId != null) row.group_id = j.groupId;
+    if (j.traceparent != null) row.traceparent = j.traceparent;
+    if (j.tracestate != null) row.tracestate = j.tracestate;
+    if (j.requestHash) row.request_hash = j.requestHash;
+    if (j.onEnd) row.on_end = j.onEnd;
+    return row;
+  });
   const select = notify
     ? `SELECT id, actor, key, run_at, traceparent, tracestate,
          (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`
