@@ -53,7 +53,8 @@ const fields = {
   EXTRACT_WORKERS: int(0, 64).withDefault(1),
   /**
    * Workers parsing, cleaning and profiling dataset chunks; 0: in the main thread.
-   * @default the cores but one, 1 to 4 (one core is left to the main thread and the database)
+   * @default the cores but one, 1 to 4 (one core is left to the main thread and the database);
+   * with PostgreSQL, at least 2 on 2 cores
    */
   DATASET_WORKERS: int(0, 64).orUnset(),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error", "silent"]).withDefault("info"),
