@@ -40,7 +40,7 @@ import { documentTenantData } from "./actors/documents/tenant_data.ts";
 import { type TenantDataPart, tenantDeletionActor } from "./actors/tenants/delete.ts";
 import { statementActor } from "./actors/usage/statement_job.ts";
 import { pageExtractor } from "./actors/courses/extract.ts";
-import { ChunkProcessor, defaultChunkWorkers } from "./actors/datasets/chunk_work.ts";
+import { ChunkProcessor } from "./actors/datasets/chunk_work.ts";
 import { cores } from "@troupe/runtime/workers";
 import { LocalWriter } from "./actors/courses/writer/local.ts";
 import { HashingEmbedder } from "./actors/courses/embeddings/hashing.ts";
@@ -290,7 +290,7 @@ export async function compose(
     taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
   };
   const chunkProcessor = new ChunkProcessor(
-    config.DATASET_WORKERS ?? defaultChunkWorkers(cores(), kinds.database === "pglite"),
+    config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1)),
     untrusted,
   );
   const datasets = datasetActors({

@@ -53,8 +53,7 @@ const fields = {
   EXTRACT_WORKERS: int(0, 64).withDefault(1),
   /**
    * Workers parsing, cleaning and profiling dataset chunks; 0: in the main thread.
-   * @default the cores but one, 1 to 4 (one core is left to the main thread and the database);
-   * with PostgreSQL, at least 2 on 2 cores
+   * @default the cores but one, 1 to 4 (one core is left to the main thread and the database)
    */
   DATASET_WORKERS: int(0, 64).orUnset(),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error", "silent"]).withDefault("info"),

@@ -535,18 +535,6 @@ export const CHUNK_WORKER_IDLE_MS = 1000;
  */
 export const CHUNK_WORKER_DEPTH = 2;
 
-/**
- * Chunk workers by default, 1 to 4, for `cores` cores. Embedded, PGlite's COPYs run in the
- * main thread: one core is left to it. With PostgreSQL the main thread and the database share
- * a core with the workers: two workers on two cores, the cores but one beyond (on 2 cores at
- * host load 9–12, a 200 MB file took 55 and 41 s with two workers against 71 and 56 s with one,
- * runs interleaved; the 1 GB file's peak stayed at 270 MB).
- */
-export function defaultChunkWorkers(cores: number, embedded: boolean): number {
-  const n = embedded ? cores - 1 : Math.max(cores - 1, Math.min(cores, 2));
-  return Math.min(4, Math.max(1, n));
-}
-
 /** Input buffers a {@link ChunkProcessor} keeps for later chunks. */
 const INPUT_SPARE = 4;
 /** Input buffers are made in multiples of this, so one fits the chunks of about its size. */

@@ -12,7 +12,6 @@ import {
   cleanChunk,
   COPY_SEGMENT_BYTES,
   DecimalCounter,
-  defaultChunkWorkers,
   processChunk,
   spareSegments,
 } from "./chunk_work.ts";
@@ -393,11 +392,4 @@ Deno.test("chunk work: null tokens are nulls in typed columns and text in text c
       ["string", 0],
     ]);
   }
-});
-
-Deno.test("chunk workers by default: one core left to an embedded database, two on two cores with PostgreSQL, 1 to 4", () => {
-  const embedded = [1, 2, 3, 4, 8, 16].map((n) => defaultChunkWorkers(n, true));
-  const server = [1, 2, 3, 4, 8, 16].map((n) => defaultChunkWorkers(n, false));
-  assert.deepEqual(embedded, [1, 1, 2, 3, 4, 4]);
-  assert.deepEqual(server, [1, 2, 2, 3, 4, 4]);
 });
