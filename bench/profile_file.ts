@@ -73,7 +73,8 @@ for await (
     // Nothing is stored here: the COPY segments go back at once, as the pipeline's do once
     // stored.
     processor.recycle(out.copy);
-    early.set(idx, { header: out.header, types: out.types, profile: out.profile });
+    // Parsed, as the merge reads a stored chunk profile.
+    early.set(idx, { header: out.header, types: out.types, profile: JSON.parse(out.profileJson) });
     rows += out.rowCount;
     chunks++;
     fold();
