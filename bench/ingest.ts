@@ -62,8 +62,11 @@ interface Figure {
   note: string;
   /** Troupe runs: where the time went, stage by stage. */
   stages?: Stages;
-  /** CPU seconds spent: the server's main thread and its other threads, PostgreSQL's backends. */
-  cpu?: { main?: number; threads?: number; postgres?: number };
+  /**
+   * CPU seconds spent: the server's main thread and its other threads, or a whole process
+   * (the profiling stage, pandas), and PostgreSQL's backends.
+   */
+  cpu?: { main?: number; threads?: number; process?: number; postgres?: number };
 }
 
 /**
@@ -140,6 +143,11 @@ function sampleCpu(
 
 /** The database name of a PostgreSQL URL. */
 const dbName = (url: string) => new URL(url).pathname.slice(1);
+
+/** The CPU seconds of a figure, summed (0: not measured). */
+function cpuTotal(cpu: Figure["cpu"]): number {
+  return Object.values(cpu ?? {}).reduce((a: number, v) => a + (v ?? 0), 0);
+}
 
 /** CPU seconds as `main 1.2 + threads 3.4 + postgres 5.6 = 10.2 s`. */
 function cpuText(cpu: Figure["cpu"]): string {
@@ -477,20 +485,28 @@ t = time.time()
 df = pd.read_csv(${JSON.stringify(FILE)})
 df.to_sql("peer", engine, index=False, chunksize=10000)
 s = time.time() - t
-print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": s, "rows": len(df), "rss": u.ru_maxrss, "cpu": u.ru_utime + u.ru_stime}))
 `;
+    const cpu = sampleCpu(null, dbName(pg.url));
     const out = await new Deno.Command("/usr/bin/python3", {
       args: ["-c", script],
       stdout: "piped",
     }).output();
+    const pgCpu = await cpu.stop();
     if (!out.success) throw new Error("pandas to_sql run failed");
-    const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { seconds: number; rss: number };
+    const r = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      seconds: number;
+      rss: number;
+      cpu: number;
+    };
     return {
       system: "pandas read_csv + to_sql (chunksize=10000)",
       seconds: r.seconds,
       mbPerSecond: bytes / 1e6 / r.seconds,
       peakRssMb: r.rss / 1024,
       note: "PostgreSQL; typed by pandas, no profile",
+      cpu: { process: r.cpu, ...pgCpu },
     };
   } finally {
     await pg.drop();
@@ -559,7 +575,7 @@ async function profilingStage(
   };
   return {
     types: r.types,
-    cpu: { threads: r.cpu },
+    cpu: { process: r.cpu },
     system: `troupe profiling stage only (${r.workers} workers)`,
     seconds: r.seconds,
     mbPerSecond: bytes / 1e6 / r.seconds,
@@ -676,6 +692,10 @@ for (const [i, r] of stored.entries()) {
     if (r.peer) {
       const x = t.mbPerSecond / r.peer.mbPerSecond;
       parts.push(`${x.toFixed(2)}× pandas to_sql (target ≥ 3×: ${x >= 3 ? "met" : "not met"})`);
+      const [mine, theirs] = [cpuTotal(t.cpu), cpuTotal(r.peer.cpu)];
+      if (mine && theirs) {
+        parts.push(`CPU s ${mine.toFixed(1)} against pandas' ${theirs.toFixed(1)}`);
+      }
     }
     if (parts.length) console.log(`run ${i + 1}, ${t.system}: ${parts.join("; ")}`);
   }
