@@ -5,6 +5,10 @@
  *   the stage breakdown from the server's job records (upload, split, chunks: read, parse +
  *   profile, store by COPY; chunk-done, merge);
  * - the floor: `psql \copy` of the file into a table of text columns on PostgreSQL;
+ * - the work no ingest of typed, profiled rows avoids, each part measured alone on this host in
+ *   the same run: Troupe's profiling stage (bench/profile_file.ts: parse, types, profile, COPY
+ *   text; nothing stored) and `psql \copy` into a table of the dataset's typed columns; their
+ *   sum is the second floor (the two one after the other; a pipeline overlaps them);
  * - the peer a user would write: pandas `read_csv` + `to_sql` into PostgreSQL (SQLAlchemy +
  *   psycopg2, `chunksize=10000`, the default method); Debian's `python3-pandas`,
  *   `python3-sqlalchemy` and `python3-psycopg2`, installed with apt-get when missing;
@@ -12,12 +16,15 @@
  *   (bench/profile_file.ts: nothing stored), `--pairs` times in turn; and `cat file`.
  *
  *   deno run -A bench/ingest.ts [--mb 200] [--db pglite,postgres] [--runs 1] [--chunk bytes]
- *     [--peers false] [--pairs 3] [--timeline]
+ *     [--peers false] [--to-sql false] [--pairs 3] [--timeline]
  *
- * Each run times the floor, the peer and Troupe on each database in turn and prints Troupe's
- * speed over the floor's (target ≥ 0.5×) and over the peer's (target ≥ 3×). The median of the
- * describe pairs' ratios is printed too. `--peers false` runs Troupe only; `--timeline` prints
- * the server's resident set every second while a dataset is processed.
+ * Each run times the floors, the peer and Troupe on each database in turn and prints Troupe's
+ * speed over the floor's (target ≥ 0.5×), over the second floor's and over the peer's (target
+ * ≥ 3×), and the CPU seconds each spent (the server's main thread and the rest of its threads,
+ * PostgreSQL's backends). The median of the describe pairs' ratios is printed too. `--peers
+ * false` runs Troupe only; `--to-sql false` leaves out the pandas `to_sql` peer (a minute of
+ * the run); `--timeline` prints the server's resident set every second while a dataset is
+ * processed.
  *
  * The file is generated once under /tmp and reused.
  */
@@ -25,8 +32,10 @@ import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { peakRssMb, resetPeakRss, residentByKind, rssMb } from "./rss.ts";
-import { median } from "./stats.ts";
+import { loadAverage, median } from "./stats.ts";
 import { benchCsv, benchCsvPath } from "./csv_file.ts";
+import { backendsOf, serverCpu } from "./proc_cpu.ts";
+import { sqlType } from "../actors/datasets/query.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -38,6 +47,7 @@ const { values: args } = parseArgs({
     chunk: { type: "string" },
     json: { type: "string", default: "bench/results/ingest.json" },
     peers: { type: "string", default: "true" },
+    "to-sql": { type: "string", default: "true" },
     timeline: { type: "boolean", default: false },
   },
 });
@@ -52,6 +62,99 @@ interface Figure {
   note: string;
   /** Troupe runs: where the time went, stage by stage. */
   stages?: Stages;
+  /**
+   * CPU seconds spent: the server's main thread and its other threads, or a whole process
+   * (the profiling stage, pandas), and PostgreSQL's backends.
+   */
+  cpu?: { main?: number; threads?: number; process?: number; postgres?: number };
+}
+
+/**
+ * CPU seconds of a run, sampled every 500 ms from /proc until `stop`: `pid`'s main thread and
+ * its other threads (chunk workers, V8's and Deno's helper threads; a thread that ended counts
+ * in its process's total), and the backends of PostgreSQL database `database` (each backend's
+ * last sample: one that exits between samples loses its last half second).
+ */
+function sampleCpu(
+  pid: number | null,
+  database: string | null,
+): { stop(): Promise<NonNullable<Figure["cpu"]>> } {
+  const TICK = 0.01; // USER_HZ is 100 on Linux
+  const ticks = (path: string) => {
+    const stat = Deno.readTextFileSync(path);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * TICK;
+  };
+  const at0 = { main: 0, all: 0 };
+  const now = { main: 0, all: 0 };
+  const pg0 = database ? serverCpu(backendsOf(database)) : new Map<number, number>();
+  const pgLast = new Map<number, number>();
+  const t0 = performance.now();
+  /** Each 5 s: CPU seconds of the main thread, the other threads and PostgreSQL then. */
+  const series: string[] = [];
+  let mark = { at: 0, main: 0, all: 0, pg: 0 };
+  const pgSum = () => {
+    let ms = 0;
+    for (const [p, v] of pgLast) ms += v - (pg0.get(p) ?? 0);
+    return ms / 1000;
+  };
+  const sample = () => {
+    try {
+      if (pid !== null) {
+        now.all = ticks(`/proc/${pid}/stat`);
+        now.main = ticks(`/proc/${pid}/task/${pid}/stat`);
+      }
+    } catch { /* exited */ }
+    if (database) { for (const [p, ms] of serverCpu(backendsOf(database))) pgLast.set(p, ms); }
+    const at = (performance.now() - t0) / 1000;
+    if (at >= mark.at + 5) {
+      const cur = { at, main: now.main, all: now.all, pg: pgSum() };
+      series.push(
+        `${mark.at.toFixed(0)}–${at.toFixed(0)} s: main ${(cur.main - mark.main).toFixed(1)}, ` +
+          `threads ${(cur.all - cur.main - mark.all + mark.main).toFixed(1)}, postgres ${
+            (cur.pg - mark.pg).toFixed(1)
+          }`,
+      );
+      mark = cur;
+    }
+  };
+  sample();
+  Object.assign(at0, now);
+  mark = { at: 0, main: now.main, all: now.all, pg: 0 };
+  const timer = setInterval(sample, 500);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      if (pid !== null && series.length > 1) {
+        console.error(`CPU seconds by 5 s:\n  ${series.join("\n  ")}`);
+      }
+      let pgMs = 0;
+      for (const [p, ms] of pgLast) pgMs += ms - (pg0.get(p) ?? 0);
+      return Promise.resolve({
+        ...(pid !== null
+          ? { main: now.main - at0.main, threads: now.all - now.main - (at0.all - at0.main) }
+          : {}),
+        ...(database ? { postgres: pgMs / 1000 } : {}),
+      });
+    },
+  };
+}
+
+/** The database name of a PostgreSQL URL. */
+const dbName = (url: string) => new URL(url).pathname.slice(1);
+
+/** The CPU seconds of a figure, summed (0: not measured). */
+function cpuTotal(cpu: Figure["cpu"]): number {
+  return Object.values(cpu ?? {}).reduce((a: number, v) => a + (v ?? 0), 0);
+}
+
+/** CPU seconds as `main 1.2 + threads 3.4 + postgres 5.6 = 10.2 s`. */
+function cpuText(cpu: Figure["cpu"]): string {
+  if (!cpu) return "-";
+  const parts = Object.entries(cpu).filter(([, v]) => v !== undefined) as [string, number][];
+  const total = parts.reduce((a, [, v]) => a + v, 0);
+  return `${parts.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(" + ")} = ${total.toFixed(1)}`;
 }
 
 async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): Promise<Figure> {
@@ -90,6 +193,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
     const t0 = performance.now();
     const wallT0 = Date.now();
     const timeline = args.timeline ? sampleRss(server.pid, t0) : null;
+    const cpu = sampleCpu(server.pid, pg ? dbName(pg.url) : null);
     // curl as the client: Deno's fetch streams a file body far slower than the server takes
     // it, which would measure the client, not the server.
     const up = await new Deno.Command("curl", {
@@ -136,6 +240,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
       await new Promise((r) => setTimeout(r, 250));
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpuSeconds = await cpu.stop();
     if (d.status !== "ready") throw new Error(`dataset ${d.status}: ${JSON.stringify(d.error)}`);
     const peak = await peakRssMb(server.pid);
     if (timeline) console.error(`RSS MB by second: ${timeline.stop()}`);
@@ -151,6 +256,7 @@ async function troupe(db: "pglite" | "postgres", bytes: number, rows: number): P
         rows.toLocaleString("en-US")
       } rows`,
       stages: breakdown,
+      cpu: cpuSeconds,
     };
   } finally {
     try {
@@ -293,12 +399,17 @@ async function stageBreakdown(
   return { upload, ready, steps, chunk: chunkTimed ? chunk : null };
 }
 
-/** The floor: `psql \copy` of the file into a table of text columns, on PostgreSQL. */
-async function psqlCopy(bytes: number): Promise<Figure> {
+/**
+ * The floor: `psql \copy` of the file into a table of text columns, on PostgreSQL; with
+ * `types` (column name → dataset type), into a table of those columns' SQL types.
+ */
+async function psqlCopy(bytes: number, types?: Record<string, string>): Promise<Figure> {
   const pg = await createPgDatabase();
   try {
     const header = (await readFirstLine()).split(",");
-    const ddl = `CREATE TABLE floor (${header.map((h) => `"${h}" text`).join(", ")})`;
+    const ddl = `CREATE TABLE floor (${
+      header.map((h) => `"${h}" ${types ? sqlType(types[h] ?? "string") : "text"}`).join(", ")
+    })`;
     const psql = (cmd: string) =>
       new Deno.Command("psql", {
         args: ["-q", "-v", "ON_ERROR_STOP=1", pg.url, "-c", cmd],
@@ -306,16 +417,23 @@ async function psqlCopy(bytes: number): Promise<Figure> {
         stderr: "inherit",
       }).output();
     if (!(await psql(ddl)).success) throw new Error("psql: CREATE TABLE failed");
+    const cpu = sampleCpu(null, dbName(pg.url));
     const t0 = performance.now();
     const out = await psql(`\\copy floor FROM '${FILE}' WITH (FORMAT csv, HEADER)`);
     const seconds = (performance.now() - t0) / 1000;
+    const cpuSeconds = await cpu.stop();
     if (!out.success) throw new Error("psql \\copy failed");
     return {
-      system: "psql \\copy into text columns (the floor)",
+      system: types
+        ? "psql \\copy into typed columns"
+        : "psql \\copy into text columns (the floor)",
       seconds,
       mbPerSecond: bytes / 1e6 / seconds,
       peakRssMb: null,
-      note: "PostgreSQL; untyped, no profile",
+      note: types
+        ? `PostgreSQL; ${header.map((h) => sqlType(types[h] ?? "string")).join(", ")}; no profile`
+        : "PostgreSQL; untyped, no profile",
+      cpu: cpuSeconds,
     };
   } finally {
     await pg.drop();
@@ -367,20 +485,28 @@ t = time.time()
 df = pd.read_csv(${JSON.stringify(FILE)})
 df.to_sql("peer", engine, index=False, chunksize=10000)
 s = time.time() - t
-print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": s, "rows": len(df), "rss": u.ru_maxrss, "cpu": u.ru_utime + u.ru_stime}))
 `;
+    const cpu = sampleCpu(null, dbName(pg.url));
     const out = await new Deno.Command("/usr/bin/python3", {
       args: ["-c", script],
       stdout: "piped",
     }).output();
+    const pgCpu = await cpu.stop();
     if (!out.success) throw new Error("pandas to_sql run failed");
-    const r = JSON.parse(new TextDecoder().decode(out.stdout)) as { seconds: number; rss: number };
+    const r = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      seconds: number;
+      rss: number;
+      cpu: number;
+    };
     return {
       system: "pandas read_csv + to_sql (chunksize=10000)",
       seconds: r.seconds,
       mbPerSecond: bytes / 1e6 / r.seconds,
       peakRssMb: r.rss / 1024,
       note: "PostgreSQL; typed by pandas, no profile",
+      cpu: { process: r.cpu, ...pgCpu },
     };
   } finally {
     await pg.drop();
@@ -414,8 +540,13 @@ print(json.dumps({"seconds": s, "rows": len(df), "rss": resource.getrusage(resou
   };
 }
 
-/** Troupe's profiling stage alone (no upload, no storage), like for like with pandas. */
-async function profilingStage(bytes: number): Promise<Figure> {
+/**
+ * Troupe's profiling stage alone (no upload, no storage), like for like with pandas; `types`:
+ * the columns' merged types.
+ */
+async function profilingStage(
+  bytes: number,
+): Promise<Figure & { types: Record<string, string> }> {
   const script = new URL("./profile_file.ts", import.meta.url).pathname;
   // The server's runtime flags and environment (deno.json's start task), so memory compares
   // like for like.
@@ -439,8 +570,12 @@ async function profilingStage(bytes: number): Promise<Figure> {
     seconds: number;
     rows: number;
     workers: number;
+    types: Record<string, string>;
+    cpu: number;
   };
   return {
+    types: r.types,
+    cpu: { process: r.cpu },
     system: `troupe profiling stage only (${r.workers} workers)`,
     seconds: r.seconds,
     mbPerSecond: bytes / 1e6 / r.seconds,
@@ -469,11 +604,27 @@ const { bytes, rows } = await benchCsv(Number(args.mb));
 const figures: Figure[] = [];
 /** Profiling stage speed over pandas', one per interleaved pair. */
 const ratios: number[] = [];
-/** Per run: the floor, the pandas peer and Troupe on each database, run in turn. */
-const stored: { floor: Figure | null; peer: Figure | null; troupe: Figure[] }[] = [];
+/**
+ * Per run: the floor, the second floor's two parts (the profiling stage alone, the typed
+ * COPY), the pandas peer and Troupe on each database, run in turn.
+ */
+const stored: {
+  floor: Figure | null;
+  stage: Figure | null;
+  typedCopy: Figure | null;
+  peer: Figure | null;
+  troupe: Figure[];
+}[] = [];
+const loads = [loadAverage()];
 if (args.peers !== "false") await ensurePandas();
 for (let run = 0; run < Number(args.runs); run++) {
-  const r: (typeof stored)[number] = { floor: null, peer: null, troupe: [] };
+  const r: (typeof stored)[number] = {
+    floor: null,
+    stage: null,
+    typedCopy: null,
+    peer: null,
+    troupe: [],
+  };
   if (args.peers !== "false") {
     figures.push(await cat(bytes));
     // This host's speed drifts by a third within minutes: pandas and the profiling stage run
@@ -485,8 +636,16 @@ for (let run = 0; run < Number(args.runs); run++) {
       ratios.push(p.seconds / t.seconds);
     }
     r.floor = await psqlCopy(bytes);
-    r.peer = await pandasToSql(bytes);
-    figures.push(r.floor, r.peer);
+    figures.push(r.floor);
+    // The second floor: the work every typed, profiled ingest does, each part alone.
+    const stage = await profilingStage(bytes);
+    r.stage = stage;
+    r.typedCopy = await psqlCopy(bytes, stage.types);
+    figures.push(r.stage, r.typedCopy);
+    if (args["to-sql"] !== "false") {
+      r.peer = await pandasToSql(bytes);
+      figures.push(r.peer);
+    }
   }
   for (const db of args.db.split(",").map((s) => s.trim()).filter(Boolean)) {
     const f = await troupe(db as "pglite" | "postgres", bytes, rows);
@@ -494,18 +653,21 @@ for (let run = 0; run < Number(args.runs); run++) {
     r.troupe.push(f);
   }
   stored.push(r);
+  loads.push(loadAverage());
 }
 console.log(
   `\n${(bytes / 1e6).toFixed(0)} MB CSV, ${rows.toLocaleString("en-US")} rows, 9 mixed columns ` +
-    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores)\n`,
+    `(Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; load ${
+      loads.join(" → ")
+    })\n`,
 );
-console.log("| system | seconds | MB/s | peak RSS MB | note |");
-console.log("|---|---|---|---|---|");
+console.log("| system | seconds | MB/s | peak RSS MB | CPU s | note |");
+console.log("|---|---|---|---|---|---|");
 for (const f of figures) {
   console.log(
     `| ${f.system} | ${f.seconds.toFixed(1)} | ${f.mbPerSecond.toFixed(1)} | ${
       f.peakRssMb === null ? "-" : f.peakRssMb.toFixed(0)
-    } | ${f.note} |`,
+    } | ${cpuText(f.cpu)} | ${f.note} |`,
   );
 }
 // Upload → profile ready, every row stored typed: ≥ 0.5× the floor's MB/s, ≥ 3× the peer's.
@@ -518,9 +680,22 @@ for (const [i, r] of stored.entries()) {
         `${x.toFixed(2)}× the psql floor (target ≥ 0.5×: ${x >= 0.5 ? "met" : "not met"})`,
       );
     }
+    if (r.stage && r.typedCopy) {
+      // Troupe's time over the two parts' summed time: 1× does them in the time they take one
+      // after the other.
+      const x = (r.stage.seconds + r.typedCopy.seconds) / t.seconds;
+      parts.push(
+        `${x.toFixed(2)}× the second floor (profiling stage ${r.stage.seconds.toFixed(1)} s + ` +
+          `typed \\copy ${r.typedCopy.seconds.toFixed(1)} s)`,
+      );
+    }
     if (r.peer) {
       const x = t.mbPerSecond / r.peer.mbPerSecond;
       parts.push(`${x.toFixed(2)}× pandas to_sql (target ≥ 3×: ${x >= 3 ? "met" : "not met"})`);
+      const [mine, theirs] = [cpuTotal(t.cpu), cpuTotal(r.peer.cpu)];
+      if (mine && theirs) {
+        parts.push(`CPU s ${mine.toFixed(1)} against pandas' ${theirs.toFixed(1)}`);
+      }
     }
     if (parts.length) console.log(`run ${i + 1}, ${t.system}: ${parts.join("; ")}`);
   }

@@ -70,7 +70,7 @@ async function troupe(file: string, chunkBytes: number): Promise<Map<string, Col
         outs[idx] = JSON.parse(JSON.stringify({
           header: out.header,
           types: out.types,
-          profile: out.profile,
+          profile: JSON.parse(out.profileJson),
         }));
       }),
     );

@@ -2,7 +2,9 @@
  * Troupe's profiling stage alone, as pandas' `read_csv` + `describe` is measured: a CSV file
  * on disk is split into chunks, each chunk parsed, typed, cleaned, profiled (and its COPY
  * text written, as the pipeline does) in a pool of workers, the chunk profiles merged.
- * Nothing is stored. Prints one JSON line: seconds, rows, columns, chunks.
+ * Nothing is stored. Prints one JSON line: seconds, rows, columns, chunks, workers, the
+ * columns' merged types (name → type, as the pipeline stores them) and `cpu`, the process's
+ * CPU seconds (all its threads, user + system).
  *
  *   deno run -A bench/profile_file.ts FILE [--workers 2] [--chunk-mib 1]
  *
@@ -15,6 +17,7 @@ import { parseChunk } from "../actors/datasets/ingest/parse.ts";
 import { ChunkProfileMerge } from "../actors/datasets/profiles.ts";
 import type { ColumnType } from "../actors/datasets/ingest/infer.ts";
 import { cores } from "@troupe/runtime/workers";
+import process from "node:process";
 
 const { values: args, positionals } = parseArgs({
   args: Deno.args,
@@ -70,7 +73,8 @@ for await (
     // Nothing is stored here: the COPY segments go back at once, as the pipeline's do once
     // stored.
     processor.recycle(out.copy);
-    early.set(idx, { header: out.header, types: out.types, profile: out.profile });
+    // Parsed, as the merge reads a stored chunk profile.
+    early.set(idx, { header: out.header, types: out.types, profile: JSON.parse(out.profileJson) });
     rows += out.rowCount;
     chunks++;
     fold();
@@ -89,4 +93,6 @@ console.log(JSON.stringify({
   columns: reports.size,
   chunks,
   workers,
+  types: Object.fromEntries(merge.types),
+  cpu: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
 }));

@@ -39,13 +39,7 @@ import {
   TypeInference,
 } from "./ingest/infer.ts";
 import { csvBatches, NEEDS_CSV_PARSE } from "./ingest/parse.ts";
-import {
-  type ColumnProfile,
-  TableProfile,
-  type TableProfileJSON,
-  type ValueType,
-  valueType,
-} from "./profile/mod.ts";
+import { type ColumnProfile, TableProfile, type ValueType, valueType } from "./profile/mod.ts";
 
 const encoder = new TextEncoder();
 
@@ -83,7 +77,12 @@ export type ChunkOutcome =
      * order (they move from a worker without a copy, and V8 frees them sooner than a large
      * string). */
     copy: Uint8Array[];
-    profile: TableProfileJSON;
+    /**
+     * The chunk's profile (`TableProfileJSON`) as JSON text: one string crosses from a
+     * worker, not an object graph of thousands of strings (the exact counts' keys) to clone
+     * and collect in the main thread, and it is stored as it is.
+     */
+    profileJson: string;
   };
 
 /**
@@ -352,10 +351,10 @@ class ChunkWriter {
     this.#w.asciiField(t);
   }
 
-  finish(): { rowCount: number; copy: Uint8Array[]; profile: TableProfileJSON } {
-    const profile = this.#profile.toJSON();
+  finish(): { rowCount: number; copy: Uint8Array[]; profileJson: string } {
+    const profileJson = JSON.stringify(this.#profile.toJSON());
     this.#profile.release(); // its buffers serve the next chunk's profile
-    return { rowCount: this.#rows, copy: this.#w.segments(), profile };
+    return { rowCount: this.#rows, copy: this.#w.segments(), profileJson };
   }
 }
 

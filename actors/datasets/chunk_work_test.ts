@@ -57,7 +57,7 @@ Deno.test("chunk work: one pass gives the plain COPY text and profile", () => {
   assert.equal(done.rowCount, 6);
   const copy = copyOf(done.copy);
   assert.equal(copy, copyLines(3, rows.rows));
-  assert.deepEqual(done.profile, profileRows(rows.header, rows.types, rows.rows));
+  assert.deepEqual(JSON.parse(done.profileJson), profileRows(rows.header, rows.types, rows.rows));
   const first = copy.split("\n")[0]!.split("\t");
   assert.equal(first[0], String(3 * 2 ** 32), "row ids start at idx × 2^32");
   assert.ok(copy.includes("tab\\there"), "tabs are escaped");
@@ -385,7 +385,7 @@ Deno.test("chunk work: null tokens are nulls in typed columns and text in text c
     assert.deepEqual(rows[3], ["\\N", "w3", "-"]);
     assert.deepEqual(rows[5], ["5", "null", "null"]);
     assert.deepEqual(rows[6], ["\\N", "w6", "6"]);
-    const { columns } = TableProfile.fromJSON(out.profile).summary();
+    const { columns } = TableProfile.fromJSON(JSON.parse(out.profileJson)).summary();
     assert.deepEqual(columns.map((c) => [c.type, c.nulls]), [
       ["integer", 200],
       ["string", 0],

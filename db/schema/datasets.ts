@@ -55,7 +55,7 @@ export const datasetChunks = pgTable(
     status: text("status").notNull().default("pending"),
     rowCount: integer("row_count"),
     skippedRows: integer("skipped_rows"),
-    /** The chunk's mergeable profile (serialized sketches). */
+    /** The chunk's mergeable profile (serialized sketches); stored uncompressed (migration 0002). */
     profile: jsonb("profile"),
     rowErrors: jsonb("row_errors"),
     updatedAt: tz("updated_at").notNull().defaultNow(),

@@ -15,8 +15,9 @@
  *
  * Not compared, because drizzle cannot declare them: the triggers and their functions
  * (`runtime/0008_job_end`, `usage/0002_indexes`), a column's storage (`troupe_blob_parts.data`
- * is `STORAGE EXTERNAL`), data the migrations insert or update, and the datasets' own row tables
- * (`troupe_ds_<id>`, made by the pipeline, not by migrations).
+ * and `troupe_dataset_chunks.profile` are `STORAGE EXTERNAL`), data the migrations insert or
+ * update, and the datasets' own row tables (`troupe_ds_<id>`, made by the pipeline, not by
+ * migrations).
  */
 import assert from "node:assert/strict";
 import { is, SQL } from "drizzle-orm";

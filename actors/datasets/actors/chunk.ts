@@ -6,7 +6,6 @@
  */
 import { defineActor, InputError, NonRetryableError } from "@troupe/runtime";
 import { type ChunkJob, cleanChunk } from "../chunk_work.ts";
-import type { TableProfileJSON } from "../profile/mod.ts";
 import type { Encoding } from "../ingest/mod.ts";
 import { rowsTable } from "../store.ts";
 import { profileRows } from "../profiles.ts";
@@ -92,7 +91,8 @@ export function chunkActor(c: DatasetContext) {
       const table = rowsTable(datasetId);
       let rowCount = out.rowCount;
       let skipped = out.skipped;
-      let profile: TableProfileJSON;
+      /** The chunk's profile as JSON text. */
+      let profileJson: string;
       try {
         if (missing.length) {
           // JSON files: columns appear chunk by chunk. Keys come from names, so chunks agree.
@@ -104,7 +104,7 @@ export function chunkActor(c: DatasetContext) {
           );
         }
         if (out.kind === "done") {
-          profile = out.profile;
+          profileJson = out.profileJson;
           await widenColumns(db, table, keys, out.types);
           await replaceChunkRows(db, table, idx, keys, out.copy);
           // Stored: the segments go back to be written again (see ChunkProcessor.recycle).
@@ -121,7 +121,7 @@ export function chunkActor(c: DatasetContext) {
           );
           rowCount = inserted.rows.length;
           skipped += inserted.duplicates;
-          profile = profileRows(out.header, out.types, inserted.rows);
+          profileJson = JSON.stringify(profileRows(out.header, out.types, inserted.rows));
         }
       } catch (err) {
         const failure = err instanceof InputError
@@ -134,7 +134,10 @@ export function chunkActor(c: DatasetContext) {
       ctx.progress(80, `chunk ${idx}: ${rowCount} rows stored`);
       const outTypes = out.types;
       const rowErrors = JSON.stringify(out.errors);
-      const summary = JSON.stringify({ header: out.header, keys, types: outTypes, profile });
+      // The profile's text as it came (from a worker): not parsed to be written again.
+      const summary = `{"header":${JSON.stringify(out.header)},"keys":${
+        JSON.stringify(keys)
+      },"types":${JSON.stringify(outTypes)},"profile":${profileJson}}`;
       ctx.effect(async (tx) => {
         await tx.query(
           `UPDATE troupe_dataset_chunks SET status = 'done', row_count = $3, skipped_rows = $4,
