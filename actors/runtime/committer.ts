@@ -187,7 +187,11 @@ export class Committer {
         claimed = null;
         this.#o.publisher.stopped(cancelled, batch.map((b) => b.completion.pipelineId));
         await this.#o.publisher.afterCommitOrLog(sent);
-      } catch {
+      } catch (err) {
+        this.#o.log.warn("group commit failed; committing its messages one by one", {
+          messages: batch.length,
+          error: String(err),
+        });
         // A claim made in a transaction that did not commit claimed nothing.
         if (claimed) this.claims!.startClaimed(claimed, false);
         // Commit one by one so one bad completion (a failing effect) does not sink the rest.

@@ -20,6 +20,12 @@ export class InProcessTransport implements Transport {
   /** An outbox row: a message is handed over after its commit. */
   readonly inTransaction: MessageWrites = { outbox: true, notify: false };
   #consumer: Consumer | null = null;
+  /**
+   * Between `stop` and the next `start` no timer is armed: messages handed over meanwhile
+   * (the outbox relay at stop) wait here, due times in ms since the epoch, until `start`.
+   */
+  #stopped = true;
+  #waiting: [id: string, due: number][] = [];
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #inFlight = new Set<Promise<void>>();
   /** Every delivery made, in order (tests count duplicates with it). */
@@ -37,17 +43,25 @@ export class InProcessTransport implements Transport {
   /** Delivers to `consumer` from now on. */
   start(consumer: Consumer): Promise<void> {
     this.#consumer = consumer;
+    this.#stopped = false;
+    const now = Date.now();
+    for (const [id, due] of this.#waiting.splice(0)) this.#schedule(id, Math.max(0, due - now));
     return Promise.resolve();
   }
 
   async stop(): Promise<void> {
     this.#consumer = null;
+    this.#stopped = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     await Promise.allSettled([...this.#inFlight]);
   }
 
   #schedule(id: string, ms: number): void {
+    if (this.#stopped) {
+      this.#waiting.push([id, Date.now() + ms]);
+      return;
+    }
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       const consumer = this.#consumer;
