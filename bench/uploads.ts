@@ -241,6 +241,15 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
     stderr: "inherit",
   }).spawn();
   const floor = await discardServer(dir);
+  // A server that ends before the bench stops it is said at once (the requests then fail).
+  let stopping = false;
+  for (const [what, child] of [["Troupe", server], ["floor", floor.child]] as const) {
+    child.status.then((st) => {
+      if (!stopping) {
+        console.error(`the ${what} server ended: code ${st.code}, signal ${st.signal ?? "none"}`);
+      }
+    });
+  }
   const out: Scenario[] = [];
   try {
     await untilUp(`${base}/api/health`, server);
@@ -284,6 +293,7 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       print(db, s);
     }
   } finally {
+    stopping = true;
     for (const child of [floor.child, server]) {
       try {
         Deno.kill(child.pid, "SIGTERM");

@@ -1,7 +1,8 @@
 /**
  * Blobs in PostgreSQL (PGlite, node-postgres or Neon), as 1 MiB parts. An upload writes its
- * parts under a fresh upload id as it streams (memory: one part), then one transaction adds
- * the blob row, or, when the same content exists already, drops the new parts. Parts of an
+ * parts under a fresh upload id as it streams (memory: one part), then one statement adds
+ * the blob row, or, when the same content exists already, refreshes it, and the new parts are
+ * dropped. Parts of an
  * upload that never finished are invisible (no blob row points at them) and are removed by
  * `sweepOrphans` (the cleanup actor calls it).
  */
@@ -106,17 +107,16 @@ export class PostgresBlobStore implements BlobStore {
       const sha256 = await digest;
       // Stored again when present: its time of storing is refreshed under the row's lock, so
       // `collect` (which deletes only rows stored before its grace) keeps it; a row that
-      // `collect` deleted first is inserted anew, with this upload's parts.
-      const created = await this.#db.transaction(async (tx) => {
-        const rows = await tx.query<{ upload_id: string }>(
-          `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING upload_id`,
-          [sha256, uploadId, size, this.#partSize],
-        );
-        const mine = rows[0]?.upload_id === uploadId;
-        if (!mine) await dropParts(tx, uploadId);
-        return mine;
-      });
+      // `collect` deleted first is inserted anew, with this upload's parts. One statement (its
+      // own transaction): the parts of an upload whose content was there already are dropped
+      // after it, or, should that fail, by `sweepOrphans` (no row points at them).
+      const rows = await this.#db.query<{ upload_id: string }>(
+        `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING upload_id`,
+        [sha256, uploadId, size, this.#partSize],
+      );
+      const created = rows[0]?.upload_id === uploadId;
+      if (!created) await dropParts(this.#db, uploadId).catch(() => {});
       return { sha256, size, created };
     } catch (err) {
       hash.drop();
