@@ -284,6 +284,14 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       print(db, s);
     }
   } finally {
+    // A server that ended before the bench stops it is said (the requests then failed).
+    for (const [what, child] of [["Troupe", server], ["floor", floor.child]] as const) {
+      const st = await Promise.race([child.status, new Promise((r) => setTimeout(r, 200, null))]);
+      if (st) {
+        const { code, signal } = st as Deno.CommandStatus;
+        console.error(`the ${what} server had ended: code ${code}, signal ${signal ?? "none"}`);
+      }
+    }
     for (const child of [floor.child, server]) {
       try {
         Deno.kill(child.pid, "SIGTERM");

@@ -383,6 +383,11 @@ export class TenantStore {
     await insertAudit(this.#db, entry);
   }
 
+  /** Writes audit entries in `tx` (the transaction of what they record), in one statement. */
+  async auditIn(tx: SqlExecutor, entries: readonly AuditEntry[]): Promise<void> {
+    await insertAudits(tx, entries);
+  }
+
   /** A tenant's audit log, newest first, with cursor pagination. */
   async listAudit(
     tenantId: string,
@@ -505,6 +510,31 @@ async function insertAudit(tx: SqlExecutor, e: AuditEntry): Promise<void> {
       e.details === undefined ? null : JSON.stringify(e.details),
       e.ip ?? null,
       e.requestId ?? null,
+    ],
+  );
+}
+
+async function insertAudits(tx: SqlExecutor, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await tx.query(
+    `INSERT INTO troupe_audit_log
+       (id, tenant_id, api_key_id, action, target_type, target_id, details, ip, request_id)
+     SELECT x.id, x.tenant_id, x.api_key_id, x.action, x.target_type, x.target_id, x.details,
+       x.ip, x.request_id
+     FROM jsonb_to_recordset($1::jsonb) AS x(id text, tenant_id text, api_key_id text,
+       action text, target_type text, target_id text, details jsonb, ip text, request_id text)`,
+    [
+      JSON.stringify(entries.map((e) => ({
+        id: uuidv7(),
+        tenant_id: e.tenantId,
+        api_key_id: e.apiKeyId ?? null,
+        action: e.action,
+        target_type: e.targetType ?? null,
+        target_id: e.targetId ?? null,
+        details: e.details === undefined ? null : e.details,
+        ip: e.ip ?? null,
+        request_id: e.requestId ?? null,
+      }))),
     ],
   );
 }

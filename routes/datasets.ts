@@ -29,6 +29,7 @@ import {
   InputError,
   isTerminal,
   NotFoundError,
+  type OnEnd,
   PayloadTooLargeError,
   type Runtime,
   type SqlDatabase,
@@ -63,8 +64,9 @@ import {
   type DatasetView,
   deleteDataset,
   getDataset,
-  insertDataset,
+  insertDatasets,
   listDatasets,
+  type NewDataset,
   rowsAfter,
   rowsTable,
 } from "../actors/datasets/store.ts";
@@ -74,8 +76,9 @@ import { checkedHeaderStream } from "../actors/datasets/ingest/header.ts";
 import type { IngestError, LimitError } from "../actors/datasets/ingest/errors.ts";
 import { BinaryContentError, GzipError, sniffedStream } from "../actors/datasets/ingest/binary.ts";
 import type { BlobStore } from "../db/blobs/port.ts";
-import { holdBlobs, noteStored } from "../db/blobs/refs.ts";
-import type { TenantStore } from "../db/tenants.ts";
+import { holdAllBlobs, noteAllStored } from "../db/blobs/refs.ts";
+import { GroupCommit } from "../db/group_commit.ts";
+import type { AuditEntry, TenantStore } from "../db/tenants.ts";
 import { attachmentHeader } from "./attachment.ts";
 import { DocumentJob, jobAnswer, storedFile } from "./stored_file.ts";
 import { principalOf } from "./auth.ts";
@@ -216,6 +219,21 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
   const maxBody = maxBytes + form.maxParts * (form.maxFieldBytes + form.maxHeaderBytes);
   const cache = o.cache ?? noCache;
   const app = new OpenAPIHono<AppEnv>();
+  // Uploads that end together are written together (db/group_commit.ts): their files noted
+  // in one statement, their datasets, pipelines and audit rows in one transaction.
+  const parallel = o.db.shared ? 2 : 1;
+  const notes = new GroupCommit<string, void>({
+    write: async (sha256s) => {
+      await noteAllStored(o.db, sha256s);
+      return sha256s.map(() => undefined);
+    },
+    parallel,
+  });
+  const note = (sha256: string) => notes.add(sha256);
+  const accepts = new GroupCommit<AcceptedUpload, string>({
+    write: (uploads) => acceptUploads(o, uploads),
+    parallel,
+  });
 
   app.post("/datasets", directUploads(o.directUploads));
   declare(app, {
@@ -230,6 +248,17 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
     rawBody: { description: "The file", types: UPLOAD_TYPES },
     responses: { 202: { description: "Stored; the job profiles it", schema: Uploaded } },
   }, async function uploadDataset(c) {
+    // The whole request is foreground work (background work waits): receiving the file,
+    // reading a workbook's sheet and accepting the upload.
+    const leave = o.runtime.foreground();
+    try {
+      return await receiveDataset(c);
+    } finally {
+      leave();
+    }
+  });
+
+  async function receiveDataset(c: Context<AppEnv>) {
     const principal = principalOf(c);
     const q = parseQuery(c, uploadQuery);
     // A callback URL in the query is checked before the file is received.
@@ -260,7 +289,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
           c,
           body,
           o.blobs,
-          o.db,
+          note,
           maxBytes,
           form,
           (file, fields, contentType, fileName) => {
@@ -288,8 +317,6 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
       upload.fileName,
     );
     delete options.spreadsheet;
-    // Reading the sheet is the request's work, as receiving it was: background work waits.
-    const leave = zip ? o.runtime.foreground() : () => {};
     const sheet = zip
       ? await storeSheet(o.blobs, o.db, upload, {
         ...(typeof fields.sheet === "string" ? { sheet: fields.sheet } : {}),
@@ -298,7 +325,7 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
         maxInflateRatio: o.maxInflateRatio ?? 200,
         maxBytes,
         supported: SUPPORTED_FORMATS,
-      }).finally(leave)
+      })
       : null;
     if (sheet) {
       upload = { ...upload, sha256: sheet.sha256, size: sheet.size };
@@ -318,41 +345,28 @@ export function datasetRoutes(o: DatasetRoutesOptions): OpenAPIHono<AppEnv> {
     const name = String(fields.name ?? upload.fileName ?? `dataset ${datasetId}`).slice(0, 200);
     // The upload's job is the pipeline's: it runs until the dataset is ready or failed; its
     // end calls the callback back.
-    const { job } = await o.runtime.startPipeline("dataset.ingest", {
-      actor: "dataset.split",
-      input: { datasetId },
-    }, {
-      tenantId: principal.tenantId,
-      ...(callback ? { onEnd: callback({ type: "dataset", id: datasetId }) } : {}),
-      onAbort: { actor: "dataset.aborted", input: { datasetId } },
-      effect: async (tx, { pipelineId: jobId }) => {
-        await holdBlobs(tx, o.blobs, {
-          kind: "dataset",
-          id: datasetId,
-          tenantId: principal.tenantId,
-        }, [upload.sha256]);
-        await insertDataset(tx, {
-          id: datasetId,
-          tenantId: principal.tenantId,
-          name,
-          format: sheet ? "xlsx" : options.format,
-          options,
-          sha256: upload.sha256,
-          size: upload.size,
-          jobId,
-        });
+    const jobId = await accepts.add({
+      dataset: {
+        id: datasetId,
+        tenantId: principal.tenantId,
+        name,
+        format: sheet ? "xlsx" : options.format,
+        options,
+        sha256: upload.sha256,
+        size: upload.size,
+      },
+      onEnd: callback ? callback({ type: "dataset", id: datasetId }) : null,
+      audit: {
+        ...auditContext(c),
+        action: "dataset.upload",
+        targetType: "dataset",
+        targetId: datasetId,
+        details: { name, format: options.format, bytes: upload.size, sha256: upload.sha256 },
       },
     });
-    await o.tenants.audit({
-      ...auditContext(c),
-      action: "dataset.upload",
-      targetType: "dataset",
-      targetId: datasetId,
-      details: { name, format: options.format, bytes: upload.size, sha256: upload.sha256 },
-    });
     c.header("Location", `${apiBase(c)}/datasets/${datasetId}`);
-    return c.json({ datasetId, jobId: job.id, status: "uploaded" }, 202);
-  });
+    return c.json({ datasetId, jobId, status: "uploaded" }, 202);
+  }
 
   declare(app, {
     method: "get",
@@ -719,19 +733,61 @@ function refuseHeader(err: LimitError): InputError {
   });
 }
 
+/** An upload whose file is stored and checked: what its acceptance writes. */
+interface AcceptedUpload {
+  dataset: Omit<NewDataset, "jobId">;
+  onEnd: OnEnd | null;
+  audit: AuditEntry;
+}
+
+/**
+ * Accepts `uploads` in one transaction: each one's pipeline (its job is the dataset's), its
+ * file held, its dataset row and its audit row. Returns each one's pipeline id, in order.
+ */
+async function acceptUploads(
+  o: DatasetRoutesOptions,
+  uploads: readonly AcceptedUpload[],
+): Promise<string[]> {
+  const started = await o.runtime.startPipelines(
+    uploads.map(({ dataset, onEnd }) => ({
+      name: "dataset.ingest",
+      first: { actor: "dataset.split", input: { datasetId: dataset.id } },
+      tenantId: dataset.tenantId,
+      ...(onEnd ? { onEnd } : {}),
+      onAbort: { actor: "dataset.aborted", input: { datasetId: dataset.id } },
+    })),
+    async (tx, ids) => {
+      await holdAllBlobs(
+        tx,
+        o.blobs,
+        uploads.map(({ dataset }) => ({
+          owner: { kind: "dataset", id: dataset.id, tenantId: dataset.tenantId },
+          sha256s: [dataset.sha256],
+        })),
+      );
+      await insertDatasets(
+        tx,
+        uploads.map(({ dataset }, i) => ({ ...dataset, jobId: ids[i]!.pipelineId })),
+      );
+      await o.tenants.auditIn(tx, uploads.map((u) => u.audit));
+    },
+  );
+  return started.map((s) => s.pipelineId);
+}
+
 /** Streams the upload (raw body or the multipart `file` field) into blob storage. */
 async function receiveFile(
   c: Context<AppEnv>,
   body: ReadableStream<Uint8Array>,
   blobs: BlobStore,
-  db: SqlDatabase,
+  note: (sha256: string) => Promise<void>,
   maxBytes: number,
   limits: MultipartLimits,
   check: FileCheck,
 ): Promise<ReceivedFile> {
   const store = async (bytes: ReadableStream<Uint8Array>) => {
     const put = await blobs.put(bytes, { maxBytes });
-    await noteStored(db, put.sha256);
+    await note(put.sha256);
     return put;
   };
   const boundary = multipartBoundary(c.req.header("content-type"));

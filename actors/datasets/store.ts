@@ -62,24 +62,44 @@ const COLUMNS = `id, name, status, format, size_bytes::float8 AS size_bytes, blo
   row_count::float8 AS row_count, skipped_rows::float8 AS skipped_rows, chunk_count, chunks_done,
   columns, row_errors, error, job_id, version, options, created_at, updated_at`;
 
-export async function insertDataset(
-  tx: SqlExecutor,
-  d: {
-    id: string;
-    tenantId: string;
-    name: string;
-    format: string;
-    options: DatasetOptions;
-    sha256: string;
-    size: number;
-    jobId: string;
-  },
-): Promise<void> {
+export async function insertDataset(tx: SqlExecutor, d: NewDataset): Promise<void> {
+  await insertDatasets(tx, [d]);
+}
+
+/** What a new dataset row holds (status `uploaded`). */
+export interface NewDataset {
+  id: string;
+  tenantId: string;
+  name: string;
+  format: string;
+  options: DatasetOptions;
+  sha256: string;
+  size: number;
+  jobId: string;
+}
+
+/** Inserts new datasets' rows in one statement. */
+export async function insertDatasets(tx: SqlExecutor, ds: readonly NewDataset[]): Promise<void> {
+  if (ds.length === 0) return;
   await tx.query(
     `INSERT INTO troupe_datasets
        (id, tenant_id, name, status, format, options, blob_sha256, size_bytes, job_id)
-     VALUES ($1, $2, $3, 'uploaded', $4, $5::jsonb, $6, $7, $8)`,
-    [d.id, d.tenantId, d.name, d.format, JSON.stringify(d.options), d.sha256, d.size, d.jobId],
+     SELECT x.id, x.tenant_id, x.name, 'uploaded', x.format, x.options, x.blob_sha256,
+       x.size_bytes, x.job_id
+     FROM jsonb_to_recordset($1::jsonb) AS x(id text, tenant_id text, name text, format text,
+       options jsonb, blob_sha256 text, size_bytes bigint, job_id text)`,
+    [
+      JSON.stringify(ds.map((d) => ({
+        id: d.id,
+        tenant_id: d.tenantId,
+        name: d.name,
+        format: d.format,
+        options: d.options,
+        blob_sha256: d.sha256,
+        size_bytes: d.size,
+        job_id: d.jobId,
+      }))),
+    ],
   );
 }
 

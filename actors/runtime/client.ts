@@ -42,7 +42,7 @@ import { endOfJob, markReplayed } from "./sql/dead_letters.ts";
 import { giveUpJob } from "./sql/give_up.ts";
 import { insertJobs } from "./sql/insert_jobs.ts";
 import { endPipeline, lockPipelines, type PipelineRecord } from "./sql/pipelines.ts";
-import { insertPipeline } from "./sql/start_pipeline.ts";
+import { insertPipeline, insertPipelines } from "./sql/start_pipeline.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { Tracing } from "./tracing.ts";
 import { upgradeInput } from "./versions.ts";
@@ -69,6 +69,12 @@ export interface StartPipelineOptions {
   /** A message sent once the pipeline ends (see `job_end.ts`). */
   onEnd?: OnEnd;
   effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }) => Promise<void>;
+}
+
+/** One pipeline of `startPipelines`: its name, first job and options, with no idempotency key. */
+export interface PipelineStart extends Omit<StartPipelineOptions, "idempotencyKey" | "effect"> {
+  name: string;
+  first: { actor: ActorTarget; input: unknown };
 }
 
 /** What a `RuntimeClient` needs. */
@@ -340,51 +346,76 @@ export class RuntimeClient {
     options: StartPipelineOptions = {},
   ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
     const { db, tables, publisher, reader } = this.#o;
+    const p = await this.#preparePipeline({ name, first, ...options });
+    const sent = await db.transaction(async (tx) => {
+      const made = await insertPipeline(tx, tables, p.pipeline);
+      if (!made) return null;
+      const inserted = await insertJobs(tx, tables, [p.row], publisher.writes);
+      await options.effect?.(tx, { pipelineId: p.pipeline.id, jobId: p.row.id });
+      return inserted;
+    });
+    await publisher.afterCommit(sent ?? []);
+    const job = await reader.getJob(p.pipeline.id);
+    if (sent === null && job.tenantId !== p.pipeline.tenantId) {
+      throw new ConflictError("idempotency key already used by another tenant");
+    }
+    return { job, firstJobId: p.row.id, created: sent !== null };
+  }
+
+  /** Starts several pipelines in one transaction (see `Runtime.startPipelines`). */
+  async startPipelines(
+    starts: readonly PipelineStart[],
+    effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }[]) => Promise<void>,
+  ): Promise<{ pipelineId: string; firstJobId: string }[]> {
+    const { db, tables, publisher } = this.#o;
+    const prepared = await Promise.all(starts.map((start) => this.#preparePipeline(start)));
+    const ids = prepared.map((p) => ({ pipelineId: p.pipeline.id, jobId: p.row.id }));
+    if (prepared.length === 0) return [];
+    const sent = await db.transaction(async (tx) => {
+      await insertPipelines(tx, tables, prepared.map((p) => p.pipeline));
+      const inserted = await insertJobs(tx, tables, prepared.map((p) => p.row), publisher.writes);
+      await effect?.(tx, ids);
+      return inserted;
+    });
+    await publisher.afterCommit(sent);
+    return ids.map(({ pipelineId, jobId }) => ({ pipelineId, firstJobId: jobId }));
+  }
+
+  /** A pipeline's row and its first job's, validated (nothing written). */
+  async #preparePipeline(
+    { name, first, tenantId = null, idempotencyKey, onAbort, onEnd }: PipelineStart & {
+      idempotencyKey?: string;
+    },
+  ) {
     if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name) || this.#o.actors.has(name)) {
       throw new TypeError(`pipeline name ${JSON.stringify(name)} is invalid or an actor's`);
     }
-    const onAbort = options.onAbort
-      ? { actor: this.actor(targetName(options.onAbort.actor)).name, input: options.onAbort.input }
+    const abort = onAbort
+      ? { actor: this.actor(targetName(onAbort.actor)).name, input: onAbort.input }
       : null;
-    const tenantId = options.tenantId ?? null;
-    const pipelineId = options.idempotencyKey
-      ? await deterministicId("pipeline", tenantId ?? "", name, options.idempotencyKey)
+    const pipelineId = idempotencyKey
+      ? await deterministicId("pipeline", tenantId ?? "", name, idempotencyKey)
       : uuidv7();
     const def = this.actor(targetName(first.actor));
     const row = await prepareJob(def, first.input, {
       tenantId,
       parentId: pipelineId,
       pipelineId,
-      ...(options.idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
+      ...(idempotencyKey ? { idempotencyKey: `pipeline:${pipelineId}` } : {}),
       trace: this.#o.tracing.current(),
     });
-    const onEnd = options.onEnd ? this.#endRecord(options.onEnd, pipelineId) : null;
-    const record: PipelineRecord = {
-      done: null,
-      total: null,
-      unit: null,
-      onAbort,
-    };
-    const sent = await db.transaction(async (tx) => {
-      const made = await insertPipeline(tx, tables, {
+    const record: PipelineRecord = { done: null, total: null, unit: null, onAbort: abort };
+    return {
+      row,
+      pipeline: {
         id: pipelineId,
         name,
         tenantId,
         input: { first: { actor: def.name, input: first.input } },
         record,
-        onEnd,
-      });
-      if (!made) return null;
-      const inserted = await insertJobs(tx, tables, [row], publisher.writes);
-      await options.effect?.(tx, { pipelineId, jobId: row.id });
-      return inserted;
-    });
-    await publisher.afterCommit(sent ?? []);
-    const job = await reader.getJob(pipelineId);
-    if (sent === null && job.tenantId !== tenantId) {
-      throw new ConflictError("idempotency key already used by another tenant");
-    }
-    return { job, firstJobId: row.id, created: sent !== null };
+        onEnd: onEnd ? this.#endRecord(onEnd, pipelineId) : null,
+      },
+    };
   }
 
   /** Enqueues the scheduled run of `actor` for the minute of `at`, once across instances. */

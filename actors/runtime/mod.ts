@@ -116,6 +116,7 @@ export {
   type OnEnd,
   type Page,
   type PauseView,
+  type PipelineStart,
   type RetryCandidate,
   type RetryFilter,
   Runtime,

@@ -10,7 +10,12 @@
  * for running handlers, writes what is queued for commit, then gives back the leases held.
  */
 import { BackgroundTasks } from "./background.ts";
-import { type EnqueueOptions, RuntimeClient, type StartPipelineOptions } from "./client.ts";
+import {
+  type EnqueueOptions,
+  type PipelineStart,
+  RuntimeClient,
+  type StartPipelineOptions,
+} from "./client.ts";
 import { Committer } from "./committer.ts";
 import { maintenancePass, type MaintenanceResult } from "./maintenance.ts";
 import type { ActorTarget, AnyActor, GroupThen, Message, SendOptions } from "./define.ts";
@@ -26,7 +31,7 @@ import {
   type WorkersView,
 } from "./operations.ts";
 import { silentObserver } from "./observer.ts";
-import { jsonLogger, type Logger, type SqlDatabase } from "./ports.ts";
+import { jsonLogger, type Logger, type SqlDatabase, type SqlExecutor } from "./ports.ts";
 import { JobEvents, Publisher } from "./publisher.ts";
 import { JobEventRelay } from "./event_relay.ts";
 import { JobReader, type ListJobsFilter, type RetryCandidate, type RetryFilter } from "./reader.ts";
@@ -40,7 +45,7 @@ import { noTracing } from "./tracing.ts";
 import type { DeadLetterView, JobStatus, JobView, Page } from "./views.ts";
 
 export type { RuntimeOptions } from "./options.ts";
-export type { EnqueueOptions, OnEnd, StartPipelineOptions } from "./client.ts";
+export type { EnqueueOptions, OnEnd, PipelineStart, StartPipelineOptions } from "./client.ts";
 export type { ListJobsFilter, RetryCandidate, RetryFilter } from "./reader.ts";
 export type {
   ActorKeyView,
@@ -352,6 +357,19 @@ export class Runtime implements Consumer {
     options: StartPipelineOptions = {},
   ): Promise<{ job: JobView; firstJobId: string; created: boolean }> {
     return await this.#client.startPipeline(name, first, options);
+  }
+
+  /**
+   * Starts several pipelines (as {@link Runtime.startPipeline} starts one, with no idempotency
+   * key) in one transaction, with `effect`, which gets their ids in order: all are started or
+   * none. Returns each pipeline's id (its job's) and its first job's id, in order; the jobs
+   * are not read back.
+   */
+  async startPipelines(
+    starts: readonly PipelineStart[],
+    effect?: (tx: SqlExecutor, ids: { pipelineId: string; jobId: string }[]) => Promise<void>,
+  ): Promise<{ pipelineId: string; firstJobId: string }[]> {
+    return await this.#client.startPipelines(starts, effect);
   }
 
   /** Cancels a job: a queued one at once, a running one by aborting its handler; finished: 409. */

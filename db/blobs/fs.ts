@@ -4,7 +4,6 @@
  * never leaves a partial blob under its final name. Temporary files of crashed uploads are
  * removed when the store opens.
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { NotFoundError, PayloadTooLargeError } from "@troupe/runtime";
 import {
@@ -15,6 +14,7 @@ import {
   type PutResult,
   SHA256_HEX,
 } from "./port.ts";
+import { streamHash } from "./hashing.ts";
 
 /** Bytes an upload gathers before it writes them to its file. */
 const WRITE_BYTES = 1024 * 1024;
@@ -46,7 +46,8 @@ export class FsBlobStore implements BlobStore {
     await this.#init();
     const tmp = join(this.#tmp, crypto.randomUUID());
     const file = await Deno.open(tmp, { write: true, createNew: true });
-    const hash = createHash("sha256");
+    // Hashed a write at a time, in the hashing worker (./hashing.ts).
+    const hash = streamHash();
     let size = 0;
     let done = false;
     const batch = new Uint8Array(WRITE_BYTES);
@@ -62,7 +63,6 @@ export class FsBlobStore implements BlobStore {
           if (options.maxBytes !== undefined && size > options.maxBytes) {
             throw new PayloadTooLargeError(options.maxBytes);
           }
-          hash.update(value);
           // Small reads are gathered into writes of WRITE_BYTES: each write is a trip to a
           // blocking thread, and with 20 uploads at once those trips were most of an upload.
           let from = 0;
@@ -72,6 +72,7 @@ export class FsBlobStore implements BlobStore {
             filled += n;
             from += n;
             if (filled === WRITE_BYTES) {
+              await hash.update(batch);
               await writeAll(file, batch);
               filled = 0;
             }
@@ -80,11 +81,14 @@ export class FsBlobStore implements BlobStore {
       } finally {
         reader.releaseLock();
       }
+      await hash.update(batch.subarray(0, filled));
       await writeAll(file, batch.subarray(0, filled));
+      const digest = hash.digest();
+      digest.catch(() => {}); // awaited below, unless the sync fails first
       await file.sync();
       file.close();
       done = true;
-      const sha256 = hash.digest("hex");
+      const sha256 = await digest;
       const target = this.#path(sha256);
       const created = !await exists(target);
       if (created) await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
@@ -93,6 +97,7 @@ export class FsBlobStore implements BlobStore {
       await Deno.rename(tmp, target);
       return { sha256, size, created };
     } catch (err) {
+      hash.drop();
       if (!done) file.close();
       await Deno.remove(tmp).catch(() => {});
       await body.cancel().catch(() => {});

@@ -1,12 +1,12 @@
 /**
  * Blobs in PostgreSQL (PGlite, node-postgres or Neon), as 1 MiB parts. An upload writes its
- * parts under a fresh upload id as it streams (memory: one part), then one transaction adds
- * the blob row, or, when the same content exists already, drops the new parts. Parts of an
+ * parts under a fresh upload id as it streams (memory: one part), then one statement adds
+ * the blob row, or, when the same content exists already, refreshes it, and the new parts are
+ * dropped. Parts of an
  * upload that never finished are invisible (no blob row points at them) and are removed by
  * `sweepOrphans` (the cleanup actor calls it).
  */
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import {
   NotFoundError,
   PayloadTooLargeError,
@@ -23,6 +23,7 @@ import {
   type PutResult,
   SHA256_HEX,
 } from "./port.ts";
+import { streamHash } from "./hashing.ts";
 
 export const PART_SIZE = 1 << 20;
 
@@ -38,7 +39,8 @@ export class PostgresBlobStore implements BlobStore {
 
   async put(body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     const uploadId = uuidv7();
-    const hash = createHash("sha256");
+    // Hashed a part at a time, in the hashing worker (./hashing.ts).
+    const hash = streamHash();
     const part = new Uint8Array(this.#partSize);
     let filled = 0;
     let parts = 0;
@@ -53,12 +55,17 @@ export class PostgresBlobStore implements BlobStore {
     const flush = async () => {
       if (filled === 0) return;
       const bytes = part.subarray(0, filled);
+      await hash.update(bytes);
       const param = base64 ? toBase64(bytes) : bytes.slice();
       filled = 0;
+      // A part's commit does not wait for its flush to disk (`synchronous_commit` off for
+      // its own transaction): nothing reads a part before its blob's row commits, and that
+      // commit, which waits for its flush, flushes the log up to it, the parts' records
+      // with it.
       const p: Promise<void> = this.#db.query(
-        base64
-          ? "INSERT INTO troupe_blob_parts (upload_id, part, data) VALUES ($1, $2, decode($3, 'base64'))"
-          : "INSERT INTO troupe_blob_parts (upload_id, part, data) VALUES ($1, $2, $3::bytea)",
+        `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+         INSERT INTO troupe_blob_parts (upload_id, part, data)
+         SELECT $1, $2, ${base64 ? "decode($3, 'base64')" : "$3::bytea"} FROM async`,
         [uploadId, parts++, param],
       ).then(() => {
         inflight.delete(p);
@@ -81,7 +88,6 @@ export class PostgresBlobStore implements BlobStore {
           if (options.maxBytes !== undefined && size > options.maxBytes) {
             throw new PayloadTooLargeError(options.maxBytes);
           }
-          hash.update(value);
           for (let off = 0; off < value.byteLength;) {
             const n = Math.min(this.#partSize - filled, value.byteLength - off);
             part.set(value.subarray(off, off + n), filled);
@@ -94,24 +100,26 @@ export class PostgresBlobStore implements BlobStore {
         reader.releaseLock();
       }
       await flush();
+      const digest = hash.digest();
+      digest.catch(() => {}); // awaited below, unless a part's insert fails first
       await Promise.all(inflight);
       if (failed) throw failed;
-      const sha256 = hash.digest("hex");
+      const sha256 = await digest;
       // Stored again when present: its time of storing is refreshed under the row's lock, so
       // `collect` (which deletes only rows stored before its grace) keeps it; a row that
-      // `collect` deleted first is inserted anew, with this upload's parts.
-      const created = await this.#db.transaction(async (tx) => {
-        const rows = await tx.query<{ upload_id: string }>(
-          `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING upload_id`,
-          [sha256, uploadId, size, this.#partSize],
-        );
-        const mine = rows[0]?.upload_id === uploadId;
-        if (!mine) await dropParts(tx, uploadId);
-        return mine;
-      });
+      // `collect` deleted first is inserted anew, with this upload's parts. One statement (its
+      // own transaction): the parts of an upload whose content was there already are dropped
+      // after it, or, should that fail, by `sweepOrphans` (no row points at them).
+      const rows = await this.#db.query<{ upload_id: string }>(
+        `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING upload_id`,
+        [sha256, uploadId, size, this.#partSize],
+      );
+      const created = rows[0]?.upload_id === uploadId;
+      if (!created) await dropParts(this.#db, uploadId).catch(() => {});
       return { sha256, size, created };
     } catch (err) {
+      hash.drop();
       await Promise.all(inflight);
       await dropParts(this.#db, uploadId).catch(() => {});
       await body.cancel().catch(() => {});

@@ -46,10 +46,17 @@ export class BlobGoneError extends TroupeError {
  * grace period, it is collected (an upload that failed after storing its file leaves nothing).
  */
 export async function noteStored(db: SqlExecutor, sha256: string): Promise<void> {
+  await noteAllStored(db, [sha256]);
+}
+
+/** {@linkcode noteStored} for several blobs, in one statement. */
+export async function noteAllStored(db: SqlExecutor, sha256s: readonly string[]): Promise<void> {
+  if (sha256s.length === 0) return;
   await db.query(
-    `INSERT INTO troupe_blob_candidates (sha256, since) VALUES ($1, now())
+    `INSERT INTO troupe_blob_candidates (sha256, since)
+     SELECT DISTINCT s, now() FROM unnest($1::text[]) AS s
      ON CONFLICT (sha256) DO UPDATE SET since = now()`,
-    [sha256],
+    [[...sha256s]],
   );
 }
 
@@ -63,16 +70,37 @@ export async function holdBlobs(
   owner: BlobOwner,
   sha256s: readonly string[],
 ): Promise<void> {
+  await holdAllBlobs(tx, blobs, [{ owner, sha256s }]);
+}
+
+/**
+ * {@linkcode holdBlobs} for several owners in one transaction: every blob locked (in one
+ * statement), checked, then every reference inserted in one statement.
+ */
+export async function holdAllBlobs(
+  tx: SqlExecutor,
+  blobs: BlobStore,
+  holds: readonly { owner: BlobOwner; sha256s: readonly string[] }[],
+): Promise<void> {
   // In one order, so two holders of the same blobs cannot wait on each other.
-  for (const sha256 of [...new Set(sha256s)].sort()) {
-    await tx.query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", [LOCK_CLASS, sha256]);
+  const all = [...new Set(holds.flatMap((h) => h.sha256s))].sort();
+  if (all.length === 0) return;
+  await tx.query(
+    "SELECT pg_advisory_xact_lock_shared($1, hashtext(s)) FROM unnest($2::text[]) AS s",
+    [LOCK_CLASS, all],
+  );
+  for (const sha256 of all) {
     if (!await blobs.stat(sha256, { tx })) throw new BlobGoneError(sha256);
-    await tx.query(
-      `INSERT INTO troupe_blob_refs (sha256, owner_kind, owner_id, tenant_id)
-       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-      [sha256, owner.kind, owner.id, owner.tenantId],
-    );
   }
+  const refs = holds.flatMap(({ owner, sha256s }) =>
+    [...new Set(sha256s)].map((sha256) => [sha256, owner.kind, owner.id, owner.tenantId])
+  );
+  await tx.query(
+    `INSERT INTO troupe_blob_refs (sha256, owner_kind, owner_id, tenant_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+     ON CONFLICT DO NOTHING`,
+    [0, 1, 2, 3].map((c) => refs.map((r) => r[c])),
+  );
 }
 
 /**

@@ -281,4 +281,82 @@ contractSuite("pipeline", {
       /invalid or an actor's/,
     );
   },
+
+  "pipelines started together commit with their effect, or none of them does": async (
+    { runtime },
+  ) => {
+    const ended: unknown[] = [];
+    const leaf = defineActor({
+      name: "p7.leaf",
+      input: z.object({ n: z.number().int() }),
+      handler: ({ n }, ctx) => {
+        ctx.pipeline.complete({ n });
+      },
+    });
+    const aborted = defineActor({
+      name: "p7.aborted",
+      input: z.object({ n: z.number().int(), pipeline: z.unknown() }),
+      handler: () => {},
+    });
+    const end = defineActor({
+      name: "p7.end",
+      input: z.object({ n: z.number().int() }).passthrough(),
+      handler: (input) => {
+        ended.push(input.n);
+      },
+    });
+    const rt = await runtime([leaf, aborted, end]);
+    const seen: { pipelineId: string; jobId: string }[] = [];
+    const started = await rt.startPipelines(
+      [1, 2, 3].map((n) => ({
+        name: "p7.run",
+        first: { actor: "p7.leaf", input: { n } },
+        tenantId: n === 2 ? "t2" : null,
+        onAbort: { actor: "p7.aborted", input: { n } },
+        ...(n === 3 ? { onEnd: { actor: "p7.end", input: { n } } } : {}),
+      })),
+      async (tx, ids) => {
+        seen.push(...ids);
+        const rows = await tx.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ${rt.tables.jobs} WHERE id = ANY($1::text[])`,
+          [ids.flatMap((i) => [i.pipelineId, i.jobId])],
+        );
+        assert.equal(rows[0]!.n, 6);
+      },
+    );
+    assert.deepEqual(
+      started.map((s) => ({ pipelineId: s.pipelineId, jobId: s.firstJobId })),
+      seen,
+    );
+    for (const [i, s] of started.entries()) {
+      const job = await settle(rt, s.pipelineId);
+      assert.equal(job.kind, "pipeline");
+      assert.equal(job.actor, "p7.run");
+      assert.equal(job.status, "succeeded");
+      assert.equal(job.tenantId, i === 1 ? "t2" : null);
+      assert.deepEqual(job.result, { n: i + 1 });
+      assert.equal((await rt.getJob(s.firstJobId)).pipelineId, s.pipelineId);
+    }
+    await waitFor(() => Promise.resolve(ended.length === 1), { what: "the end message" });
+    assert.deepEqual(ended, [3]);
+    // An effect that throws: no pipeline of the batch is left.
+    let ids: string[] = [];
+    await assert.rejects(
+      () =>
+        rt.startPipelines(
+          [4, 5].map((n) => ({ name: "p7.run", first: { actor: "p7.leaf", input: { n } } })),
+          (_tx, given) => {
+            ids = given.flatMap((i) => [i.pipelineId, i.jobId]);
+            return Promise.reject(new Error("effect failed"));
+          },
+        ),
+      /effect failed/,
+    );
+    assert.equal(ids.length, 4);
+    for (const id of ids) await assert.rejects(() => rt.getJob(id), /not found/i);
+    // An input its actor refuses: nothing is written.
+    await assert.rejects(
+      () => rt.startPipelines([{ name: "p7.run", first: { actor: "p7.leaf", input: { n: "x" } } }]),
+    );
+  },
 });

@@ -1,0 +1,46 @@
+/**
+ * The worker of `hashing.ts`: hashes the pieces of several streams at once, each by its id.
+ * It says `{ready: true}` once running; `{id, bytes}` adds bytes to stream `id` (started on its
+ * first piece) and hands their buffer back, moved (`{done}`); `{id, end: true}` answers
+ * `{id, sha256}` and forgets it; `{id, drop: true}` forgets it.
+ */
+import { createHash, type Hash } from "node:crypto";
+
+interface HashRequest {
+  id: number;
+  bytes?: Uint8Array;
+  end?: true;
+  drop?: true;
+}
+
+interface WorkerScope {
+  onmessage: ((e: MessageEvent<HashRequest>) => void) | null;
+  postMessage(
+    msg: { id: number; sha256: string } | { ready: true } | { done: ArrayBuffer; n: number },
+    transfer?: Transferable[],
+  ): void;
+}
+
+const scope = self as unknown as WorkerScope;
+const open = new Map<number, Hash>();
+
+scope.onmessage = (e) => {
+  const { id, bytes, end, drop } = e.data;
+  if (drop) {
+    open.delete(id);
+    return;
+  }
+  let hash = open.get(id);
+  if (!hash) open.set(id, hash = createHash("sha256"));
+  if (bytes) {
+    hash.update(bytes);
+    const done = bytes.buffer as ArrayBuffer;
+    scope.postMessage({ done, n: bytes.byteLength }, [done]);
+  }
+  if (end) {
+    open.delete(id);
+    scope.postMessage({ id, sha256: hash.digest("hex") });
+  }
+};
+
+scope.postMessage({ ready: true });

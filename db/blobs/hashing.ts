@@ -1,0 +1,242 @@
+/**
+ * The SHA-256 of an upload's bytes, computed beside the upload: in a worker thread when one
+ * runs, else in this thread. The upload's thread only copies each piece to the worker; the
+ * hashing (about 1.3 ms a MB) leaves the thread that reads every upload's body.
+ *
+ * One worker serves every hash open in the process: the first hash starts it, and it stops when
+ * the last hash ends (a process with no upload going has no worker, and no timer). Until the
+ * worker says it is ready, a hash keeps copies of its pieces (up to {@link PENDING_BYTES}, then
+ * it goes on in this thread); a digest asked for by then is made in this thread. A worker that
+ * cannot start (a host without workers) leaves every hash to this thread; one that fails once
+ * running fails the hashes it holds, and the next hash starts another.
+ */
+import { createHash, type Hash } from "node:crypto";
+
+/** Bytes a hash keeps while the worker starts; past them it is made in this thread. */
+const PENDING_BYTES = 4 << 20;
+/** The pieces' buffers, which the worker hands back to be filled again (fresh memory costs). */
+const PIECE_BYTES = 1 << 20;
+/** Bytes sent to the worker and not yet hashed past which `update` waits. */
+const BEHIND_BYTES = 64 << 20;
+
+/** An incremental SHA-256. */
+export interface StreamHash {
+  /**
+   * Adds `bytes` (copied: the caller may reuse its buffer at once). Resolves at once, or once
+   * the worker has caught up when it is far behind: await it.
+   */
+  update(bytes: Uint8Array): Promise<void> | void;
+  /** The hex digest of everything added; the hash is then closed. */
+  digest(): Promise<string>;
+  /** Closes the hash without a digest (an upload that failed). */
+  drop(): void;
+}
+
+/** A new hash (see the module doc). */
+export function streamHash(): StreamHash {
+  return shared.open();
+}
+
+interface Session {
+  worker: Worker;
+  ready: boolean;
+  error: Error | null;
+  /** Hashes waiting for the worker to be ready. */
+  waiting: Set<AdaptiveHash>;
+  digests: Map<number, PromiseWithResolvers<string>>;
+  /** Buffers of PIECE_BYTES the worker gave back. */
+  spare: ArrayBuffer[];
+  /** Bytes sent and not yet hashed, and who waits for fewer. */
+  behind: number;
+  caughtUp: (() => void)[];
+}
+
+/** The one worker and the hashes open in the process. */
+class HashWorker {
+  #session: Session | null = null;
+  #unavailable = typeof Worker === "undefined";
+  #nextId = 0;
+  #open = 0;
+
+  open(): StreamHash {
+    if (!this.#session && !this.#unavailable) this.#session = this.#start();
+    this.#open++;
+    return new AdaptiveHash(this.#session, () => this.#nextId++, () => {
+      if (--this.#open === 0) this.#stop();
+    });
+  }
+
+  #start(): Session | null {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL("./hash_worker.ts", import.meta.url).href, { type: "module" });
+    } catch {
+      this.#unavailable = true;
+      return null;
+    }
+    const session: Session = {
+      worker,
+      ready: false,
+      error: null,
+      waiting: new Set(),
+      digests: new Map(),
+      spare: [],
+      behind: 0,
+      caughtUp: [],
+    };
+    worker.onmessage = (
+      e: MessageEvent<
+        { id: number; sha256: string } | { ready: true } | { done: ArrayBuffer; n: number }
+      >,
+    ) => {
+      if ("done" in e.data) {
+        session.behind -= e.data.n;
+        if (e.data.done.byteLength === PIECE_BYTES && session.spare.length < 64) {
+          session.spare.push(e.data.done);
+        }
+        if (session.behind < BEHIND_BYTES) {
+          for (const resume of session.caughtUp.splice(0)) resume();
+        }
+        return;
+      }
+      if ("ready" in e.data) {
+        session.ready = true;
+        for (const hash of session.waiting) hash.ready();
+        session.waiting.clear();
+        return;
+      }
+      session.digests.get(e.data.id)?.resolve(e.data.sha256);
+      session.digests.delete(e.data.id);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      // A worker that never ran (its module cannot load here) is not started again.
+      if (!session.ready) this.#unavailable = true;
+      session.error = new Error(`the hashing worker failed: ${e.message}`);
+      for (const hash of session.waiting) hash.inThread();
+      session.waiting.clear();
+      for (const waiting of session.digests.values()) waiting.reject(session.error);
+      session.digests.clear();
+      for (const resume of session.caughtUp.splice(0)) resume();
+      worker.terminate();
+      if (this.#session === session) this.#session = null;
+    };
+    return session;
+  }
+
+  #stop(): void {
+    this.#session?.worker.terminate();
+    this.#session = null;
+  }
+}
+
+/** A hash made in the worker, or in this thread (see the module doc). */
+class AdaptiveHash implements StreamHash {
+  readonly #session: Session | null;
+  readonly #close: () => void;
+  readonly #nextId: () => number;
+  /** Pieces kept while the worker starts. */
+  #pending: Uint8Array[] | null = [];
+  #pendingBytes = 0;
+  #local: Hash | null = null;
+  /** Its id in the worker, once it hashes there. */
+  #id: number | null = null;
+  #closed = false;
+
+  constructor(session: Session | null, nextId: () => number, close: () => void) {
+    this.#session = session;
+    this.#nextId = nextId;
+    this.#close = close;
+    if (!session || session.error) this.inThread();
+    else if (session.ready) this.ready();
+    else session.waiting.add(this);
+  }
+
+  /** The worker is ready: the kept pieces go there, and the rest after them. */
+  ready(): void {
+    if (this.#pending === null || this.#closed) return;
+    this.#id = this.#nextId();
+    for (const piece of this.#pending) this.#post(piece);
+    this.#pending = null;
+  }
+
+  /** Made in this thread from now on, the kept pieces first. */
+  inThread(): void {
+    if (this.#pending === null) return;
+    this.#session?.waiting.delete(this);
+    this.#local = createHash("sha256");
+    for (const piece of this.#pending) this.#local.update(piece);
+    this.#pending = null;
+  }
+
+  update(bytes: Uint8Array): Promise<void> | void {
+    if (this.#closed) throw new Error("the hash is closed");
+    if (this.#local) {
+      this.#local.update(bytes);
+    } else if (this.#pending) {
+      this.#pending.push(bytes.slice());
+      this.#pendingBytes += bytes.byteLength;
+      if (this.#pendingBytes > PENDING_BYTES) this.inThread();
+    } else {
+      const session = this.#session!;
+      if (session.error) throw session.error;
+      for (let at = 0; at < bytes.byteLength; at += PIECE_BYTES) {
+        const piece = bytes.subarray(at, at + PIECE_BYTES);
+        // A buffer of its own, moved to the worker (a structured clone costs far more than a
+        // copy), and one the worker gave back when there is one (fresh memory costs too).
+        const spare = session.spare.pop();
+        const own = spare
+          ? new Uint8Array(spare, 0, piece.byteLength)
+          : new Uint8Array(PIECE_BYTES).subarray(0, piece.byteLength);
+        own.set(piece);
+        this.#post(own);
+      }
+      if (session.behind >= BEHIND_BYTES) {
+        return new Promise((resume) => session.caughtUp.push(resume));
+      }
+    }
+  }
+
+  async digest(): Promise<string> {
+    if (this.#closed) throw new Error("the hash is closed");
+    try {
+      if (this.#pending) this.inThread();
+      if (this.#local) return this.#local.digest("hex");
+      const session = this.#session!;
+      if (session.error) throw session.error;
+      const waiting = Promise.withResolvers<string>();
+      session.digests.set(this.#id!, waiting);
+      session.worker.postMessage({ id: this.#id, end: true });
+      return await waiting.promise;
+    } finally {
+      this.#end();
+    }
+  }
+
+  drop(): void {
+    if (this.#closed) return;
+    const session = this.#session;
+    if (this.#id !== null && session && !session.error) {
+      session.digests.delete(this.#id);
+      session.worker.postMessage({ id: this.#id, drop: true });
+    }
+    this.#end();
+  }
+
+  /** Moves `bytes` (a view of a buffer of their own) to the worker. */
+  #post(bytes: Uint8Array): void {
+    const session = this.#session!;
+    session.behind += bytes.byteLength;
+    session.worker.postMessage({ id: this.#id, bytes }, [bytes.buffer as ArrayBuffer]);
+  }
+
+  #end(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#session?.waiting.delete(this);
+    this.#pending = null;
+    this.#close();
+  }
+}
+
+const shared = new HashWorker();

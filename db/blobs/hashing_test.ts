@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { streamHash } from "./hashing.ts";
+
+const hex = (pieces: Uint8Array[]) => {
+  const h = createHash("sha256");
+  for (const p of pieces) h.update(p);
+  return h.digest("hex");
+};
+
+function pieces(seed: number, count: number, size: number): Uint8Array[] {
+  return Array.from({ length: count }, (_, i) => {
+    const b = new Uint8Array(size + i);
+    for (let j = 0; j < b.length; j++) b[j] = (seed * 31 + i * 7 + j) & 0xff;
+    return b;
+  });
+}
+
+Deno.test("streamHash: the SHA-256 of the pieces, whether made in the worker or in this thread", async () => {
+  // Many at once, opened before and after the worker is ready, pieces given in a buffer that
+  // is written over at once (as the blob stores do), views of larger buffers too.
+  const runs = Array.from({ length: 12 }, async (_, k) => {
+    await new Promise((r) => setTimeout(r, k * 15));
+    const ps = pieces(k, 40, 100_000 + k);
+    const h = streamHash();
+    const reused = new Uint8Array(200_000);
+    for (const [i, p] of ps.entries()) {
+      if (i % 2) {
+        reused.set(p);
+        await h.update(reused.subarray(0, p.length));
+        reused.fill(0);
+      } else {
+        await h.update(p);
+      }
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    return { got: await h.digest(), want: hex(ps) };
+  });
+  for (const { got, want } of await Promise.all(runs)) assert.equal(got, want);
+  // Nothing added: the empty digest.
+  assert.equal(await streamHash().digest(), hex([]));
+});
+
+Deno.test("streamHash: a dropped hash is closed; the others are not disturbed", async () => {
+  const a = streamHash();
+  const b = streamHash();
+  const ps = pieces(3, 8, 300_000);
+  for (const p of ps) {
+    await a.update(p);
+    await b.update(p);
+  }
+  a.drop();
+  assert.throws(() => a.update(ps[0]!), /closed/);
+  await assert.rejects(() => a.digest(), /closed/);
+  assert.equal(await b.digest(), hex(ps));
+  await assert.rejects(() => b.digest(), /closed/);
+});
