@@ -2,7 +2,7 @@
  * Worker side of {@link WorkerExtractor}: a PDF's structure, and page ranges to lines, off the
  * main thread. A worker keeps the last PDF it opened, by key, for the next range of that file.
  */
-import { serveWorker } from "@troupe/runtime/workers";
+import { BACKGROUND_NICE, serveWorker } from "@troupe/runtime/workers";
 import { OpenPdfs, readPages, readStructure } from "./extract.ts";
 import type { PdfLimits } from "./pdf.ts";
 
@@ -16,9 +16,14 @@ const opened = (limits: PdfLimits = {}) => {
   return open;
 };
 
-serveWorker({
-  structure: (bytes: Uint8Array, key?: string, limits?: PdfLimits) =>
-    readStructure(opened(limits), bytes, key),
-  pages: (bytes: Uint8Array, from: number, to: number, key?: string, limits?: PdfLimits) =>
-    readPages(opened(limits), bytes, from, to, key),
-});
+serveWorker(
+  {
+    structure: (bytes: Uint8Array, key?: string, limits?: PdfLimits) =>
+      readStructure(opened(limits), bytes, key),
+    pages: (bytes: Uint8Array, from: number, to: number, key?: string, limits?: PdfLimits) =>
+      readPages(opened(limits), bytes, from, to, key),
+    // Background work: the thread answering requests goes first.
+  },
+  undefined,
+  { nice: BACKGROUND_NICE },
+);
