@@ -47,7 +47,8 @@ interface BuildState {
 
 /** The `course.build` actor over the pipeline's context. */
 export function buildActor(c: CourseContext) {
-  const { db, writer, embedder, vectors, changed, failCourse, budgetMs, embedBatch } = c;
+  const { db, writer, embedder, vectors, changed, failCourse, budgetMs, embedBatch, extractor } = c;
+  const prepare = extractor.prepare?.bind(extractor);
   return defineActor({
     name: "course.build",
     input: buildInput,
@@ -69,7 +70,7 @@ export function buildActor(c: CourseContext) {
       }
       const tenantId = course.tenant_id;
       const files = await sources(db, courseId);
-      const plan = await buildPlan(db, files);
+      const plan = await buildPlan(db, files, prepare);
       await budget.pause();
       const written = (ctx.state.lessons ?? []).slice(0, step?.lessons ?? 0);
       if (written.length < (step?.lessons ?? 0)) {
