@@ -55,7 +55,8 @@ async function inProcess(
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
   const staging = new CopyStaging();
-  const copyIn = copyVia(pg, staging);
+  // Outside a transaction, the slices of one COPY go in one of their own: all or nothing.
+  const copyIn = copyVia(pg, staging, COPY_SLICE_BYTES, (fn) => pg.transaction(fn));
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
       const res = await pg.query<T>(text, params ? [...params] : undefined);
@@ -76,7 +77,7 @@ async function inProcess(
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
           },
-          copyIn: copyVia(tx, staging),
+          copyIn: copyVia(tx, staging, COPY_SLICE_BYTES),
         })
       );
     },
@@ -290,13 +291,66 @@ function ownedBytes(data: CopyData): Uint8Array {
   return out;
 }
 
-/** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
-function copyVia(target: Pick<PGlite, "query">, staging: CopyStaging) {
+/**
+ * `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`.
+ * With `slice`, a COPY of more bytes is cut at row ends into COPYs of about that many bytes
+ * each, with a turn of the event loop between them: PGlite in this thread holds the loop while a
+ * statement runs (a COPY of 1 MiB: most of a second), and between the slices it answers what
+ * needs no database. The slices commit together: in the caller's transaction, or (`inTransaction`)
+ * in one of their own.
+ */
+function copyVia(
+  target: Pick<PGlite, "query">,
+  staging: CopyStaging,
+  slice?: number,
+  inTransaction?: (fn: (tx: Pick<PGlite, "query">) => Promise<void>) => Promise<void>,
+) {
   return async (table: string, columns: readonly string[], data: CopyData) => {
-    await target.query(`COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`, [], {
-      blob: staging.blob(data),
-    });
+    const sql = `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`;
+    const size = copyParts(data).reduce(
+      (n, p) => n + (typeof p === "string" ? p.length * 3 : p.byteLength),
+      0,
+    );
+    if (!slice || size <= slice) {
+      await target.query(sql, [], { blob: staging.blob(data) });
+      return;
+    }
+    // Its own buffer: between the slices other COPYs may use the staging buffer.
+    const bytes = ownedBytes(data);
+    const run = async (on: Pick<PGlite, "query">) => {
+      for (const part of rowSlices(bytes, slice)) {
+        await on.query(sql, [], { blob: staging.blob(part) });
+        if (part.byteOffset + part.byteLength < bytes.byteLength) {
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      }
+    };
+    await (inTransaction ? inTransaction(run) : run(target));
   };
+}
+
+/** Bytes of one COPY statement on PGlite in this thread (see {@link copyVia}). */
+export const COPY_SLICE_BYTES: number = 64 * 1024;
+
+/**
+ * `bytes` (COPY text: rows end with a newline, which no field holds unescaped) cut after a
+ * newline into parts of at most `max` bytes; a row longer than that is a part of its own.
+ */
+export function rowSlices(bytes: Uint8Array, max: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes.length - at <= max) {
+      out.push(bytes.subarray(at));
+      break;
+    }
+    let cut = bytes.lastIndexOf(0x0a, at + max - 1);
+    if (cut < at) cut = bytes.indexOf(0x0a, at + max);
+    const end = cut < 0 ? bytes.length : cut + 1;
+    out.push(bytes.subarray(at, end));
+    at = end;
+  }
+  return out;
 }
 
 /** Most bytes of one COPY that {@link CopyStaging} gathers in its kept buffer. */
