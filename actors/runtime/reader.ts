@@ -18,8 +18,9 @@
  *   inserted, updated or deleted (`*` for a truncate or too many ids), at COMMIT, whatever SQL
  *   made the change; each id heard drops its row (`*`: all). PGlite delivers a commit's
  *   notifications before the committing statement's caller resumes, so a write that has
- *   returned is never answered from before it. A row is kept only when no notification came
- *   while its read ran: a change that committed after the read could have been heard first.
+ *   returned is never answered from before it. A row is kept only when no change to it (nor
+ *   `*`) was heard while its read ran: a change that committed after the read could have been
+ *   heard first.
  *   So a kept row is the row as committed now; an embedded PGlite has no other writer.
  */
 import { NotFoundError, TroupeError } from "./errors.ts";
@@ -50,7 +51,7 @@ const FINISHED_CACHE_SIZE = 10_000;
 /** Most job rows the read model of an embedded PGlite keeps (the least recently read go first). */
 const LIVE_CACHE_SIZE = 10_000;
 /** Ids in one notification of the read model's triggers; more: `*` (NOTIFY's limit is 8000 bytes). */
-const NOTIFY_MAX_CHARS = 7_000;
+const NOTIFY_MAX_CHARS = 7_900;
 
 type CachedJob = JobView & { cachedUntil: number };
 
@@ -93,8 +94,11 @@ export class JobReader {
   readonly #live = new Map<string, CachedJob>();
   /** Whether the read model runs (its triggers are installed and listened to). */
   #modelled = false;
-  /** Notifications heard so far: a read during which one came is not kept. */
-  #heard = 0;
+  /**
+   * Ids being read, each with whether a change to it (or `*`) was heard while its read ran:
+   * such a row is not kept.
+   */
+  readonly #reading = new Map<string, { changed: boolean; reads: number }>();
   #unlisten: (() => Promise<void>) | null = null;
 
   constructor(db: SqlDatabase, tables: Tables) {
@@ -135,15 +139,17 @@ export class JobReader {
   }
 
   #changed(payload: string): void {
-    this.#heard++;
     if (payload === "*") {
       this.#live.clear();
       this.#finished.clear();
+      for (const r of this.#reading.values()) r.changed = true;
       return;
     }
     for (const id of payload.split(",")) {
       this.#live.delete(id);
       this.#finished.delete(id);
+      const r = this.#reading.get(id);
+      if (r) r.changed = true;
     }
   }
 
@@ -202,17 +208,28 @@ export class JobReader {
         if (batch.size === READ_BATCH_MAX) break;
       }
       this.#readsInFlight++;
-      const heard = this.#heard;
-      readJobs(this.#db, this.#t, [...batch.keys()])
+      const ids = [...batch.keys()];
+      const reading = ids.map((id) => {
+        let r = this.#reading.get(id);
+        if (!r) this.#reading.set(id, r = { changed: false, reads: 0 });
+        r.reads++;
+        return r;
+      });
+      const done = () => {
+        ids.forEach((id, i) => {
+          if (--reading[i]!.reads === 0) this.#reading.delete(id);
+        });
+      };
+      readJobs(this.#db, this.#t, ids)
         .then((rows) => {
           const cachedUntil = Date.now() + FINISHED_TTL_MS;
-          // Kept only when no change was heard while the read ran (see the invariants).
-          const keep = this.#modelled && this.#heard === heard;
           for (const row of rows) {
+            const id = String(row.id);
             const view = { ...jobView(row), cachedUntil };
-            if (keep) this.#keep(view);
-            batch.get(String(row.id))?.resolve(view);
-            batch.delete(String(row.id));
+            // Kept only when no change to it was heard while the read ran (see the invariants).
+            if (this.#modelled && !this.#reading.get(id)?.changed) this.#keep(view);
+            batch.get(id)?.resolve(view);
+            batch.delete(id);
           }
           for (const waiting of batch.values()) waiting.resolve(null);
         })
@@ -220,6 +237,7 @@ export class JobReader {
           for (const waiting of batch.values()) waiting.reject(err);
         })
         .finally(() => {
+          done();
           this.#readsInFlight--;
           this.#drainReads();
         });

@@ -5,6 +5,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
 import type { PgliteReply, PgliteRequest, PgliteSettings, SentError } from "./pglite_thread.ts";
+import { StepBudget } from "../step_budget.ts";
 
 /**
  * Opens PGlite at `dataDir` (a directory), or in memory when it is undefined.
@@ -55,10 +56,15 @@ async function inProcess(
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
   const staging = new CopyStaging();
+  // Statements queued behind a transaction run one after the other as it ends, each in a
+  // microtask of the one before: without a turn of the event loop now and then, a queue of
+  // them would hold it for all their time together.
+  const loop = new StepBudget(0, { holdMs: LOOP_HOLD_MS });
   // Outside a transaction, the slices of one COPY go in one of their own: all or nothing.
-  const copyIn = copyVia(pg, staging, COPY_SLICE_BYTES, (fn) => pg.transaction(fn));
+  const copyIn = copyVia(pg, staging, loop, (fn) => pg.transaction(fn));
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
+      await loop.pause();
       const res = await pg.query<T>(text, params ? [...params] : undefined);
       return res.rows;
     },
@@ -74,10 +80,11 @@ async function inProcess(
       return pg.transaction((tx) =>
         fn({
           async query<R>(text: string, params?: readonly unknown[]) {
+            await loop.pause();
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
           },
-          copyIn: copyVia(tx, staging, COPY_SLICE_BYTES),
+          copyIn: copyVia(tx, staging, loop),
         })
       );
     },
@@ -293,19 +300,22 @@ function ownedBytes(data: CopyData): Uint8Array {
 
 /**
  * `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`.
- * With `slice`, a COPY of more bytes is cut at row ends into COPYs of about that many bytes
- * each, with a turn of the event loop between them: PGlite in this thread holds the loop while a
- * statement runs (a COPY of 1 MiB: most of a second), and between the slices it answers what
- * needs no database. The slices commit together: in the caller's transaction, or (`inTransaction`)
+ * With `loop` (PGlite in this thread), a COPY of more than {@link COPY_SLICE_BYTES} is cut at
+ * row ends into COPYs of up to that many bytes, with a turn of the event loop between them when
+ * it has been held {@link LOOP_HOLD_MS}: PGlite in this thread holds the loop while a statement
+ * runs (a COPY of 1 MiB: most of a second), and between the slices it answers what needs no
+ * database. The slices commit together: in the caller's transaction, or (`inTransaction`)
  * in one of their own.
  */
 function copyVia(
   target: Pick<PGlite, "query">,
   staging: CopyStaging,
-  slice?: number,
+  loop?: StepBudget,
   inTransaction?: (fn: (tx: Pick<PGlite, "query">) => Promise<void>) => Promise<void>,
 ) {
+  const slice = loop ? COPY_SLICE_BYTES : undefined;
   return async (table: string, columns: readonly string[], data: CopyData) => {
+    await loop?.pause();
     const sql = `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`;
     const size = copyParts(data).reduce(
       (n, p) => n + (typeof p === "string" ? p.length * 3 : p.byteLength),
@@ -319,10 +329,8 @@ function copyVia(
     const bytes = ownedBytes(data);
     const run = async (on: Pick<PGlite, "query">) => {
       for (const part of rowSlices(bytes, slice)) {
+        await loop?.pause();
         await on.query(sql, [], { blob: staging.blob(part) });
-        if (part.byteOffset + part.byteLength < bytes.byteLength) {
-          await new Promise((r) => setTimeout(r, 0));
-        }
       }
     };
     await (inTransaction ? inTransaction(run) : run(target));
@@ -331,6 +339,12 @@ function copyVia(
 
 /** Bytes of one COPY statement on PGlite in this thread (see {@link copyVia}). */
 export const COPY_SLICE_BYTES: number = 64 * 1024;
+
+/**
+ * PGlite in this thread gives the event loop a turn before a statement once statements have
+ * held it this long (ms) since its last turn.
+ */
+export const LOOP_HOLD_MS = 10;
 
 /**
  * `bytes` (COPY text: rows end with a newline, which no field holds unescaped) cut after a
