@@ -11,9 +11,9 @@
  *   same work in every step.
  * - Lesson and passage texts are made on demand: a step pays only for the lessons it writes.
  */
-import { deterministicId, type SqlExecutor } from "@troupe/runtime";
-import type { Line } from "./pdf.ts";
-import { type PreparedFile, prepareFile } from "./page_clean.ts";
+import { deterministicId, type SqlExecutor, StepBudget } from "@troupe/runtime";
+import type { OutlineEntry } from "./pdf.ts";
+import { type PreparedFile, prepareText } from "./page_clean.ts";
 import { DocumentStats } from "./writer/text.ts";
 import {
   headingLines,
@@ -59,28 +59,44 @@ export interface BuildPlan {
   lessons: LessonPlan[];
 }
 
-/** The plan of `files` (the course's sources), read from the page store. */
+/**
+ * Prepares a file's stored pages (JSON text) for the plan, `null` when none has text:
+ * `PageExtractor.prepare` (a worker) where there is one.
+ */
+export type PrepareFile = (pages: string, outline: OutlineEntry[]) => Promise<PreparedFile | null>;
+
+/**
+ * The plan of `files` (the course's sources), read from the page store. Each file is prepared
+ * by `prepare` (by default in this thread); the rest gives the event loop back every 10 ms.
+ */
 export async function buildPlan(
   db: SqlExecutor,
   files: SourceRow[],
+  prepare: PrepareFile = (pages, outline) => Promise.resolve(prepareText(pages, outline)),
 ): Promise<BuildPlan> {
+  const loop = new StepBudget(0);
   const doc = new DocumentStats();
   const texts = new Map<number, PreparedFile>();
   const noText: number[] = [];
   for (const f of files.filter((f) => f.status !== "failed")) {
-    const rows = await db.query<{ page: number; lines: Line[] }>(
-      "SELECT page, lines FROM troupe_pdf_pages WHERE sha256 = $1 ORDER BY page",
+    // The pages as one JSON text, parsed where they are prepared.
+    const [row] = await db.query<{ pages: string }>(
+      `SELECT coalesce(json_agg(json_build_object('page', page, 'lines', lines) ORDER BY page),
+         '[]')::text AS pages
+       FROM troupe_pdf_pages WHERE sha256 = $1`,
       [f.sha256],
     );
-    const pages = rows.map((r) => ({ page: r.page, lines: r.lines }));
-    if (pages.every((p) => p.lines.length === 0)) {
+    // Furniture and back matter out; the outline (or headings found) without back matter.
+    const file = await prepare(row?.pages ?? "[]", f.outline ?? []);
+    if (!file) {
       noText.push(f.idx);
       continue;
     }
-    // Furniture and back matter out; the outline (or headings found) without back matter.
-    const file = prepareFile(pages, f.outline ?? []);
     texts.set(f.idx, file);
-    for (const p of file.pages) doc.add(pageText(p));
+    for (const p of file.pages) {
+      doc.add(pageText(p));
+      await loop.pause();
+    }
   }
   const modules: { title: string }[] = [];
   const lessons: LessonPlan[] = [];
@@ -152,7 +168,11 @@ export async function chunkLesson(courseId: string, l: LessonPlan): Promise<Chun
 
 /** Every passage of the course, lesson by lesson in the plan's order. */
 export async function courseChunks(courseId: string, plan: BuildPlan): Promise<ChunkRow[]> {
+  const loop = new StepBudget(0);
   const out: ChunkRow[] = [];
-  for (const l of plan.lessons) out.push(...await chunkLesson(courseId, l));
+  for (const l of plan.lessons) {
+    out.push(...await chunkLesson(courseId, l));
+    await loop.pause();
+  }
   return out;
 }

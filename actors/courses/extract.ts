@@ -25,6 +25,7 @@ import {
   type PdfErrorCode,
   type PdfLimits,
 } from "./pdf.ts";
+import { type PreparedFile, prepareText } from "./page_clean.ts";
 
 /** A PDF's bytes, or how to read them (called only when the document is not already open). */
 export type PdfSource = Uint8Array | (() => Promise<Uint8Array>);
@@ -46,6 +47,12 @@ export interface PageExtractor {
    * the document stays open, by key, for the next range.
    */
   pages(source: PdfSource, from: number, to: number, key?: string): Promise<PageText[]>;
+  /**
+   * A file's stored pages (JSON text, see `prepareText`) cleaned and structured for a course,
+   * `null` when no page has text: in a worker when the extractor has them, so a course build
+   * does not hold the main thread for the whole book. Absent: the caller does it itself.
+   */
+  prepare?(pages: string, outline: OutlineEntry[]): Promise<PreparedFile | null>;
   close(): void;
 }
 
@@ -197,6 +204,10 @@ export class InlineExtractor implements PageExtractor {
     return readPages(this.#open, source, from, to, key);
   }
 
+  prepare(pages: string, outline: OutlineEntry[]): Promise<PreparedFile | null> {
+    return Promise.resolve(prepareText(pages, outline));
+  }
+
   close(): void {
     this.#open.close();
   }
@@ -247,6 +258,10 @@ export class WorkerExtractor implements PageExtractor {
     // file); copied to the worker (structured clone), so the caller keeps its bytes.
     const bytes = await bytesOf(source);
     return await this.#run<PageText[]>("pages", [bytes, from, to, key, this.#limits]);
+  }
+
+  async prepare(pages: string, outline: OutlineEntry[]): Promise<PreparedFile | null> {
+    return await this.#run<PreparedFile | null>("prepare", [pages, outline]);
   }
 
   async #run<T>(method: string, args: unknown[]): Promise<T> {

@@ -9,6 +9,7 @@ import { makePdf, sentences } from "../../tests/fixtures/pdfs.ts";
 import { deepOutline, flateBomb } from "../../tests/hostile/pdf_files.ts";
 import { InlineExtractor, OpenPdfs, pageExtractor, WorkerExtractor } from "./extract.ts";
 import { PdfError } from "./pdf.ts";
+import { prepareFile } from "./page_clean.ts";
 import { within } from "../../tests/harness.ts";
 
 async function book(pages: number): Promise<Uint8Array> {
@@ -57,6 +58,27 @@ Deno.test("extract: workers give the pages this thread gives", async () => {
     assert.equal(view.length, bytes.length);
   } finally {
     pool.close();
+  }
+});
+
+Deno.test("extract: workers prepare stored pages as this thread does (null: no text)", async () => {
+  const bytes = await book(9);
+  const inline = new InlineExtractor();
+  const pool = new WorkerExtractor(1);
+  try {
+    const pages = await inline.pages(bytes, 1, 9);
+    const json = JSON.stringify(pages);
+    const outline = [{ title: "Part 2", page: 2, level: 1 }];
+    const expected = prepareFile(pages, outline);
+    assert.deepEqual(await inline.prepare(json, outline), expected);
+    assert.deepEqual(await pool.prepare(json, outline), expected);
+    assert.ok(expected.pages.some((p) => p.lines.length > 0), "pages with text");
+    const blank = JSON.stringify(pages.map((p) => ({ page: p.page, lines: [] })));
+    assert.equal(await pool.prepare(blank, []), null);
+    assert.equal(await inline.prepare("[]", []), null);
+  } finally {
+    pool.close();
+    inline.close();
   }
 });
 

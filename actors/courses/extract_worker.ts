@@ -1,10 +1,11 @@
 /**
- * Worker side of {@link WorkerExtractor}: a PDF's structure, and page ranges to lines, off the
- * main thread. A worker keeps the last PDF it opened, by key, for the next range of that file.
+ * Worker side of {@link WorkerExtractor}: a PDF's structure, page ranges to lines, and stored
+ * pages prepared for a course (`prepareText`), off the main thread. A worker keeps the last PDF it opened, by key, for the next range of that file.
  */
-import { serveWorker } from "@troupe/runtime/workers";
+import { backgroundNice, serveWorker } from "@troupe/runtime/workers";
 import { OpenPdfs, readPages, readStructure } from "./extract.ts";
-import type { PdfLimits } from "./pdf.ts";
+import type { OutlineEntry, PdfLimits } from "./pdf.ts";
+import { prepareText } from "./page_clean.ts";
 
 let open: OpenPdfs | null = null;
 /** The open documents, kept while the limits they were checked against stay the same. */
@@ -16,9 +17,15 @@ const opened = (limits: PdfLimits = {}) => {
   return open;
 };
 
-serveWorker({
-  structure: (bytes: Uint8Array, key?: string, limits?: PdfLimits) =>
-    readStructure(opened(limits), bytes, key),
-  pages: (bytes: Uint8Array, from: number, to: number, key?: string, limits?: PdfLimits) =>
-    readPages(opened(limits), bytes, from, to, key),
-});
+serveWorker(
+  {
+    structure: (bytes: Uint8Array, key?: string, limits?: PdfLimits) =>
+      readStructure(opened(limits), bytes, key),
+    pages: (bytes: Uint8Array, from: number, to: number, key?: string, limits?: PdfLimits) =>
+      readPages(opened(limits), bytes, from, to, key),
+    prepare: (pages: string, outline: OutlineEntry[]) => prepareText(pages, outline),
+    // Background work, at `WORKER_NICE` (see backgroundNice).
+  },
+  undefined,
+  { nice: backgroundNice() },
+);

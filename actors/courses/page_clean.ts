@@ -433,3 +433,14 @@ export function prepareFile(pages: PageText[], outline: OutlineEntry[]): Prepare
     title,
   };
 }
+
+/**
+ * {@link prepareFile} of pages given as JSON text (`[{ "page": 1, "lines": [...] }, ...]`, as
+ * the page store returns them), or `null` when no page has a line (`NO_TEXT`). The text form
+ * lets the work, the parse included, run in a worker.
+ */
+export function prepareText(pages: string, outline: OutlineEntry[]): PreparedFile | null {
+  const parsed = JSON.parse(pages) as PageText[];
+  if (parsed.every((p) => p.lines.length === 0)) return null;
+  return prepareFile(parsed, outline);
+}

@@ -1,5 +1,5 @@
 /** Worker side of {@link ChunkProcessor}. */
-import { serveWorker } from "@troupe/runtime/workers";
+import { backgroundNice, serveWorker } from "@troupe/runtime/workers";
 import { type ChunkJob, processChunk, recycleSegments } from "./chunk_work.ts";
 
 serveWorker(
@@ -16,4 +16,6 @@ serveWorker(
     const o = out as { copy?: Uint8Array[]; input?: ArrayBuffer };
     return [...(o.copy ?? []).map((s) => s.buffer as ArrayBuffer), ...(o.input ? [o.input] : [])];
   },
+  // Background work, at `WORKER_NICE` (see backgroundNice).
+  { nice: backgroundNice() },
 );

@@ -10,12 +10,16 @@
  * and the chunks read the blob's parts), and 10–40 MB of the heap was found free but resident
  * at any time.
  *
+ * The call runs off the main thread (FFI `nonblocking`): a trim with much to give back takes tens
+ * of milliseconds, which on the main thread would hold every request for as long. One trim runs
+ * at a time; an interval that comes while one runs is skipped.
+ *
  * Where the C library has no `malloc_trim` (not glibc) or FFI is not allowed, nothing is done.
  * @module
  */
 
-/** The C library's `malloc_trim`, or `null` where there is none to call. */
-export type TrimFn = (pad: number) => number;
+/** The C library's `malloc_trim` (its result, or a promise of it when it runs on another thread). */
+export type TrimFn = (pad: number) => number | Promise<number>;
 
 /** glibc's `malloc_trim` and the library it was loaded from. */
 export type LoadedTrimFn = TrimFn & {
@@ -23,11 +27,14 @@ export type LoadedTrimFn = TrimFn & {
   close(): void;
 };
 
-/** glibc's `malloc_trim`, or `null` (another C library, no FFI permission). */
+/**
+ * glibc's `malloc_trim`, called on a thread of Deno's blocking pool (it returns a promise), or
+ * `null` (another C library, no FFI permission).
+ */
 export function glibcMallocTrim(): LoadedTrimFn | null {
   try {
     const lib = Deno.dlopen("libc.so.6", {
-      malloc_trim: { parameters: ["usize"], result: "i32" },
+      malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
     });
     const trim = (pad: number) => lib.symbols.malloc_trim(BigInt(pad));
     return Object.assign(trim, { close: () => lib.close() });
@@ -48,7 +55,8 @@ export interface MallocTrimmer {
 
 /**
  * Calls `malloc_trim(0)` every `intervalMs` (0: never) on an unreferenced timer, which does not
- * keep the process alive. A trim takes ~1 ms, tens of ms when there is much to give back.
+ * keep the process alive. A trim takes ~1 ms, tens of ms when there is much to give back (off
+ * this thread with {@link glibcMallocTrim}).
  */
 export function startMallocTrim(
   { intervalMs = 500, trim }: {
@@ -61,10 +69,16 @@ export function startMallocTrim(
   const loaded = trim === undefined && intervalMs > 0 ? glibcMallocTrim() : null;
   const fn = trim === undefined ? loaded : trim;
   let trims = 0;
+  /** The trim running on another thread, if any. */
+  let running: Promise<unknown> | null = null;
   const timer = fn && intervalMs > 0
     ? setInterval(() => {
-      fn(0);
+      if (running) return;
+      const result = fn(0);
       trims++;
+      if (result instanceof Promise) {
+        running = result.catch(() => {}).finally(() => running = null);
+      }
     }, intervalMs)
     : undefined;
   if (timer !== undefined) Deno.unrefTimer(timer);
@@ -78,7 +92,9 @@ export function startMallocTrim(
       if (stopped) return;
       stopped = true;
       if (timer !== undefined) clearInterval(timer);
-      loaded?.close();
+      // The library stays loaded until a trim running on another thread has returned.
+      if (running) running.finally(() => loaded?.close());
+      else loaded?.close();
     },
   };
 }

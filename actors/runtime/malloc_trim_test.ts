@@ -28,7 +28,23 @@ Deno.test("startMallocTrim() does nothing without a malloc_trim or with interval
   off.stop();
 });
 
-Deno.test("glibcMallocTrim() calls the C library's malloc_trim on glibc", () => {
+Deno.test("startMallocTrim() runs one trim at a time: an interval during a running trim is skipped", async () => {
+  let calls = 0;
+  let finish = () => {};
+  const t = startMallocTrim({
+    intervalMs: 10,
+    trim: () => (calls++, new Promise<number>((r) => finish = () => r(1))),
+  });
+  await sleep(80);
+  assert.equal(calls, 1, "the first trim has not returned: no second one");
+  finish();
+  await sleep(40);
+  t.stop();
+  assert.ok(calls >= 2, `a trim follows once the first returned: ${calls}`);
+  finish();
+});
+
+Deno.test("glibcMallocTrim() calls the C library's malloc_trim on glibc, off this thread", async () => {
   const glibc = Deno.build.os === "linux" &&
     ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
       .some((p) => {
@@ -42,7 +58,9 @@ Deno.test("glibcMallocTrim() calls the C library's malloc_trim on glibc", () => 
   try {
     if (!glibc) return; // elsewhere it may be null: the trimmer then does nothing
     assert.ok(trim, "found on glibc");
-    const result = trim(0);
+    const pending = trim(0);
+    assert.ok(pending instanceof Promise, "nonblocking: a promise");
+    const result = await pending;
     assert.ok(result === 0 || result === 1, `malloc_trim returns 0 or 1, got ${result}`);
   } finally {
     trim?.close();

@@ -12,6 +12,16 @@
  *   most `FINISHED_CACHE_SIZE` of them (the oldest go first). Whatever can change a finished
  *   job in this process (a reap, a give-up, a pipeline's end) calls `forget` first.
  * - A job or dead letter of another tenant is not found (404), never forbidden.
+ * - On an embedded PGlite ({@link JobReader.start}), job rows read are also kept (the read
+ *   model), at most `LIVE_CACHE_SIZE` of them, and answered without a query until the row
+ *   changes: statement triggers on the jobs table NOTIFY the ids of the rows each statement
+ *   inserted, updated or deleted (`*` for a truncate or too many ids), at COMMIT, whatever SQL
+ *   made the change; each id heard drops its row (`*`: all). PGlite delivers a commit's
+ *   notifications before the committing statement's caller resumes, so a write that has
+ *   returned is never answered from before it. A row is kept only when no change to it (nor
+ *   `*`) was heard while its read ran: a change that committed after the read could have been
+ *   heard first.
+ *   So a kept row is the row as committed now; an embedded PGlite has no other writer.
  */
 import { NotFoundError, TroupeError } from "./errors.ts";
 import type { SqlDatabase } from "./ports.ts";
@@ -38,6 +48,10 @@ const READ_BATCH_MAX = 500;
 /** Batched job reads running at once on a shared (pooled) database. */
 const READ_BATCHES_SHARED = 4;
 const FINISHED_CACHE_SIZE = 10_000;
+/** Most job rows the read model of an embedded PGlite keeps (the least recently read go first). */
+const LIVE_CACHE_SIZE = 10_000;
+/** Ids in one notification of the read model's triggers; more: `*` (NOTIFY's limit is 8000 bytes). */
+const NOTIFY_MAX_CHARS = 7_900;
 
 type CachedJob = JobView & { cachedUntil: number };
 
@@ -76,15 +90,73 @@ export class JobReader {
   /** Job reads waiting for the next batched query, by id. */
   readonly #readQueue = new Map<string, PromiseWithResolvers<CachedJob | null>>();
   #readsInFlight = 0;
+  /** The read model's rows by id (insertion order: least recently read first). */
+  readonly #live = new Map<string, CachedJob>();
+  /** Whether the read model runs (its triggers are installed and listened to). */
+  #modelled = false;
+  /**
+   * Ids being read, each with whether a change to it (or `*`) was heard while its read ran:
+   * such a row is not kept.
+   */
+  readonly #reading = new Map<string, { changed: boolean; reads: number }>();
+  #unlisten: (() => Promise<void>) | null = null;
 
   constructor(db: SqlDatabase, tables: Tables) {
     this.#db = db;
     this.#t = tables;
   }
 
+  /**
+   * On an embedded PGlite: installs the read model's triggers (see the invariants) and
+   * listens to them; elsewhere nothing. Until it has resolved, every read queries.
+   */
+  async start(): Promise<void> {
+    if (this.#db.dialect !== "pglite" || this.#db.shared || this.#unlisten) return;
+    const channel = this.channel;
+    for (const sql of jobRowTriggers(this.#t, channel)) await this.#db.query(sql);
+    this.#unlisten = await this.#db.listen(channel, (payload) => this.#changed(payload));
+    this.#modelled = true;
+  }
+
+  /** Stops the read model (reads query again); its triggers stay, notifying no one. */
+  async stop(): Promise<void> {
+    this.#modelled = false;
+    this.#live.clear();
+    const unlisten = this.#unlisten;
+    this.#unlisten = null;
+    await unlisten?.();
+  }
+
+  /** The channel of the read model's triggers. */
+  get channel(): string {
+    const name = "troupe_job_rows";
+    return this.#t.schema === "public" ? name : `${name}_${this.#t.schema}`.slice(0, 63);
+  }
+
+  /** Rows the read model keeps now. */
+  get modelled(): number {
+    return this.#live.size;
+  }
+
+  #changed(payload: string): void {
+    if (payload === "*") {
+      this.#live.clear();
+      this.#finished.clear();
+      for (const r of this.#reading.values()) r.changed = true;
+      return;
+    }
+    for (const id of payload.split(",")) {
+      this.#live.delete(id);
+      this.#finished.delete(id);
+      const r = this.#reading.get(id);
+      if (r) r.changed = true;
+    }
+  }
+
   /** Drops `id` from the cache of finished jobs (it is about to change). */
   forget(id: string): void {
     this.#finished.delete(id);
+    this.#live.delete(id);
   }
 
   /** One job, batched and cached (see the invariants above); `NotFoundError` when none. */
@@ -93,6 +165,14 @@ export class JobReader {
     if (view && view.cachedUntil < Date.now()) {
       this.#finished.delete(id);
       view = undefined;
+    }
+    if (!view && this.#modelled) {
+      view = this.#live.get(id);
+      if (view) {
+        // Most recently read last: the least recently read go first.
+        this.#live.delete(id);
+        this.#live.set(id, view);
+      }
     }
     if (!view) {
       view = await this.#readJob(id);
@@ -128,12 +208,28 @@ export class JobReader {
         if (batch.size === READ_BATCH_MAX) break;
       }
       this.#readsInFlight++;
-      readJobs(this.#db, this.#t, [...batch.keys()])
+      const ids = [...batch.keys()];
+      const reading = ids.map((id) => {
+        let r = this.#reading.get(id);
+        if (!r) this.#reading.set(id, r = { changed: false, reads: 0 });
+        r.reads++;
+        return r;
+      });
+      const done = () => {
+        ids.forEach((id, i) => {
+          if (--reading[i]!.reads === 0) this.#reading.delete(id);
+        });
+      };
+      readJobs(this.#db, this.#t, ids)
         .then((rows) => {
           const cachedUntil = Date.now() + FINISHED_TTL_MS;
           for (const row of rows) {
-            batch.get(String(row.id))?.resolve({ ...jobView(row), cachedUntil });
-            batch.delete(String(row.id));
+            const id = String(row.id);
+            const view = { ...jobView(row), cachedUntil };
+            // Kept only when no change to it was heard while the read ran (see the invariants).
+            if (this.#modelled && !this.#reading.get(id)?.changed) this.#keep(view);
+            batch.get(id)?.resolve(view);
+            batch.delete(id);
           }
           for (const waiting of batch.values()) waiting.resolve(null);
         })
@@ -141,10 +237,17 @@ export class JobReader {
           for (const waiting of batch.values()) waiting.reject(err);
         })
         .finally(() => {
+          done();
           this.#readsInFlight--;
           this.#drainReads();
         });
     }
+  }
+
+  #keep(view: CachedJob): void {
+    this.#live.delete(view.id);
+    this.#live.set(view.id, view);
+    if (this.#live.size > LIVE_CACHE_SIZE) this.#live.delete(this.#live.keys().next().value!);
   }
 
   #remember(view: CachedJob): void {
@@ -247,4 +350,38 @@ function page<T extends { id: string }>(
   const items = rows.slice(0, limit).map(view);
   const last = items.at(-1);
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+}
+
+/**
+ * The read model's statement triggers on the jobs table (idempotent): after each INSERT,
+ * UPDATE or DELETE, a NOTIFY on `channel` of the ids of the rows it touched (none: nothing),
+ * `*` when they exceed {@link NOTIFY_MAX_CHARS} or after a TRUNCATE.
+ */
+export function jobRowTriggers(t: Tables, channel: string): string[] {
+  const fn = t.schema === "public"
+    ? "troupe_job_rows_notify"
+    : `"${t.schema}".troupe_job_rows_notify`;
+  const call = `EXECUTE FUNCTION ${fn}('${channel}')`;
+  return [
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+     DECLARE ids text;
+     BEGIN
+       IF TG_OP = 'TRUNCATE' THEN ids := '*';
+       ELSIF TG_OP = 'DELETE' THEN SELECT string_agg(id::text, ',') INTO ids FROM old_rows;
+       ELSE SELECT string_agg(id::text, ',') INTO ids FROM new_rows;
+       END IF;
+       IF ids IS NULL THEN RETURN NULL; END IF;
+       IF length(ids) > ${NOTIFY_MAX_CHARS} THEN ids := '*'; END IF;
+       PERFORM pg_notify(TG_ARGV[0], ids);
+       RETURN NULL;
+     END $$`,
+    `CREATE OR REPLACE TRIGGER troupe_job_rows_insert AFTER INSERT ON ${t.jobs}
+     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT ${call}`,
+    `CREATE OR REPLACE TRIGGER troupe_job_rows_update AFTER UPDATE ON ${t.jobs}
+     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT ${call}`,
+    `CREATE OR REPLACE TRIGGER troupe_job_rows_delete AFTER DELETE ON ${t.jobs}
+     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT ${call}`,
+    `CREATE OR REPLACE TRIGGER troupe_job_rows_truncate AFTER TRUNCATE ON ${t.jobs}
+     FOR EACH STATEMENT ${call}`,
+  ];
 }

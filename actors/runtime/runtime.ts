@@ -215,6 +215,7 @@ export class Runtime implements Consumer {
     this.#started = true;
     this.#committer.leasesReturned = false;
     this.#relay.startPublishing();
+    await this.#reader.start();
     await this.#leases.watchCancels();
     const bg = this.#background;
     // Outbox rows are written for the transport: a crash may leave some for the relay.
@@ -284,6 +285,7 @@ export class Runtime implements Consumer {
       await this.#background.run("outbox relay", () => this.#publisher.relayOutbox(0));
     }
     await this.#relay.stopPublishing();
+    await this.#reader.stop();
     this.#started = false;
     this.#stopping = false;
     this.#background.stopping = false;

@@ -44,7 +44,7 @@ export interface StepBudgetOptions {
   /**
    * How long a step may hold the event loop before {@link StepBudget.pause} gives it back, in
    * milliseconds.
-   * @default 50
+   * @default 10
    */
   holdMs?: number;
   /** The clock, in milliseconds. @default performance.now */
@@ -64,7 +64,7 @@ export class StepBudget {
   /** A budget of `ms` milliseconds from now; `0` or `Infinity`: none. */
   constructor(
     ms: number,
-    { fraction = 0.5, holdMs = 50, now = () => performance.now() }: StepBudgetOptions = {},
+    { fraction = 0.5, holdMs = 10, now = () => performance.now() }: StepBudgetOptions = {},
   ) {
     if (!(ms >= 0)) throw new RangeError(`step budget: ${ms} ms`);
     if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`step budget: fraction ${fraction}`);

@@ -11,6 +11,7 @@ import {
   WorkerStoppedError,
 } from "./worker_pool.ts";
 import { waitFor, within } from "../../tests/harness.ts";
+import { threadNice } from "../../tests/fixtures/thread_nice.ts";
 
 const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
 
@@ -270,3 +271,18 @@ Deno.test(
     }
   },
 );
+
+Deno.test({
+  name: "worker pool: a worker served at nice 10 runs its thread at that nice value, " +
+    "the main thread's unchanged",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const before = threadNice();
+  const pool = new WorkerPool(new URL("../../tests/fixtures/nice_worker.ts", import.meta.url), 1);
+  try {
+    assert.equal(await pool.run("nice", []), Math.max(before, 10));
+    assert.equal(threadNice(), before, "setpriority(PRIO_PROCESS, 0) sets the calling thread's");
+  } finally {
+    pool.close();
+  }
+});

@@ -52,6 +52,31 @@ contractSuite("copy", {
     const rows = await db.query<{ v: string | null }>("SELECT v FROM copy_s ORDER BY id");
     assert.deepEqual(rows.map((r) => r.v), [...nasty, "in a tx"]);
   },
+  "copyIn of many rows (over a MiB) stores them all, or nothing when one fails": async (
+    { db },
+  ) => {
+    await db.query("CREATE TABLE copy_m (id bigint PRIMARY KEY, v text)");
+    const rows = Array.from(
+      { length: 20_000 },
+      (_, i) => [String(i), `${nasty[i % 7]} ${"x".repeat(i % 90)}`],
+    );
+    const text = tsv(rows);
+    assert.ok(text.length > 1_000_000, "several of PGlite's COPY slices");
+    await db.copyIn!("copy_m", ["id", "v"], new TextEncoder().encode(text));
+    const got = await db.query<{ v: string }>("SELECT v FROM copy_m ORDER BY id");
+    assert.deepEqual(got.map((r) => r.v), rows.map((r) => r[1]));
+    // A duplicate key in the last rows: the rows before it are not stored either.
+    const more = Array.from({ length: 20_000 }, (_, i) => [String(100_000 + i), "y".repeat(50)]);
+    more.push(["5", "dup"]);
+    await assert.rejects(() => db.copyIn!("copy_m", ["id", "v"], tsv(more)));
+    await assert.rejects(() =>
+      db.transaction(async (tx) => {
+        await tx.copyIn!("copy_m", ["id", "v"], tsv(more));
+      })
+    );
+    const n = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM copy_m");
+    assert.equal(n[0]!.n, 20_000);
+  },
   "copyIn in a transaction: all or nothing": async ({ db }) => {
     await db.query('CREATE TABLE copy_b (id bigint PRIMARY KEY, "c_x" text)');
     await db.transaction(async (tx) => {

@@ -47,7 +47,8 @@ interface BuildState {
 
 /** The `course.build` actor over the pipeline's context. */
 export function buildActor(c: CourseContext) {
-  const { db, writer, embedder, vectors, changed, failCourse, budgetMs, embedBatch } = c;
+  const { db, writer, embedder, vectors, changed, failCourse, budgetMs, embedBatch, extractor } = c;
+  const prepare = extractor.prepare?.bind(extractor);
   return defineActor({
     name: "course.build",
     input: buildInput,
@@ -69,7 +70,7 @@ export function buildActor(c: CourseContext) {
       }
       const tenantId = course.tenant_id;
       const files = await sources(db, courseId);
-      const plan = await buildPlan(db, files);
+      const plan = await buildPlan(db, files, prepare);
       await budget.pause();
       const written = (ctx.state.lessons ?? []).slice(0, step?.lessons ?? 0);
       if (written.length < (step?.lessons ?? 0)) {
@@ -129,6 +130,13 @@ export function buildActor(c: CourseContext) {
         }));
         // An external store (Chroma) cannot join the transaction: upsert now (idempotent by id).
         if (!vectors.transactional) await vectors.upsert(items);
+        // The rows' lexemes made now, a passage at a time, not in the commit all at once.
+        const rows = [];
+        for (const ch of batch) {
+          rows.push({ ...ch, lexemes: lexemeVector(`${ch.section}. ${ch.text}`) });
+          await budget.pause();
+        }
+        const json = JSON.stringify(rows);
         ctx.effect(async (tx) => {
           await tx.query(
             `INSERT INTO troupe_course_chunks
@@ -139,13 +147,7 @@ export function buildActor(c: CourseContext) {
              FROM jsonb_to_recordset($3::jsonb) AS x(id text, source_idx int, file_name text,
                page_from int, page_to int, section text, text text, lexemes text)
              ON CONFLICT (id) DO NOTHING`,
-            [
-              courseId,
-              tenantId,
-              JSON.stringify(
-                batch.map((ch) => ({ ...ch, lexemes: lexemeVector(`${ch.section}. ${ch.text}`) })),
-              ),
-            ],
+            [courseId, tenantId, json],
           );
           if (vectors.transactional) await vectors.upsert(items, tx);
         });

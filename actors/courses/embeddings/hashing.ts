@@ -5,6 +5,7 @@
  * share words or word pieces (so "membranes" is near "membrane"), not when they mean the same
  * thing in other words. Production can use any OpenAI-compatible embeddings API instead.
  */
+import { StepBudget } from "@troupe/runtime";
 import type { TextEmbedder } from "./port.ts";
 
 /** FNV-1a over a string, 32 bits. */
@@ -21,8 +22,15 @@ export class HashingEmbedder implements TextEmbedder {
   readonly name = "hashing";
   constructor(readonly dimensions = 256) {}
 
-  embed(texts: readonly string[]): Promise<Float32Array[]> {
-    return Promise.resolve(texts.map((t) => this.#one(t)));
+  /** The texts' vectors; a long batch gives the event loop back every 10 ms. */
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    const loop = new StepBudget(0);
+    const out: Float32Array[] = [];
+    for (const t of texts) {
+      out.push(this.#one(t));
+      await loop.pause();
+    }
+    return out;
   }
 
   #one(text: string): Float32Array {

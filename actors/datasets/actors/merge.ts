@@ -102,6 +102,8 @@ export function mergeActor(c: DatasetContext) {
           }
           after = ch.idx;
           folded++;
+          // A chunk's profile takes milliseconds to fold: the loop runs between them.
+          await budget.pause();
         }
         if (chunks.length < mergePage) {
           end = true;

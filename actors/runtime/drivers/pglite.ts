@@ -5,6 +5,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
 import type { PgliteReply, PgliteRequest, PgliteSettings, SentError } from "./pglite_thread.ts";
+import { StepBudget } from "../step_budget.ts";
 
 /**
  * Opens PGlite at `dataDir` (a directory), or in memory when it is undefined.
@@ -55,9 +56,15 @@ async function inProcess(
   }
   // PGlite runs one query at a time; transactions are exclusive by construction.
   const staging = new CopyStaging();
-  const copyIn = copyVia(pg, staging);
+  // Statements queued behind a transaction run one after the other as it ends, each in a
+  // microtask of the one before: without a turn of the event loop now and then, a queue of
+  // them would hold it for all their time together.
+  const loop = new StepBudget(0, { holdMs: LOOP_HOLD_MS });
+  // Outside a transaction, the slices of one COPY go in one of their own: all or nothing.
+  const copyIn = copyVia(pg, staging, loop, (fn) => pg.transaction(fn));
   const exec: SqlExecutor = {
     async query<T>(text: string, params?: readonly unknown[]) {
+      await loop.pause();
       const res = await pg.query<T>(text, params ? [...params] : undefined);
       return res.rows;
     },
@@ -73,10 +80,11 @@ async function inProcess(
       return pg.transaction((tx) =>
         fn({
           async query<R>(text: string, params?: readonly unknown[]) {
+            await loop.pause();
             const res = await tx.query<R>(text, params ? [...params] : undefined);
             return res.rows;
           },
-          copyIn: copyVia(tx, staging),
+          copyIn: copyVia(tx, staging, loop),
         })
       );
     },
@@ -290,13 +298,77 @@ function ownedBytes(data: CopyData): Uint8Array {
   return out;
 }
 
-/** `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`. */
-function copyVia(target: Pick<PGlite, "query">, staging: CopyStaging) {
+/**
+ * `copyIn` on PGlite (or one of its transactions): COPY reads the query's blob, `/dev/blob`.
+ * With `loop` (PGlite in this thread), a COPY of more than {@link COPY_SLICE_BYTES} is cut at
+ * row ends into COPYs of up to that many bytes, with a turn of the event loop between them when
+ * it has been held {@link LOOP_HOLD_MS}: PGlite in this thread holds the loop while a statement
+ * runs (a COPY of 1 MiB: most of a second), and between the slices it answers what needs no
+ * database. The slices commit together: in the caller's transaction, or (`inTransaction`)
+ * in one of their own.
+ */
+function copyVia(
+  target: Pick<PGlite, "query">,
+  staging: CopyStaging,
+  loop?: StepBudget,
+  inTransaction?: (fn: (tx: Pick<PGlite, "query">) => Promise<void>) => Promise<void>,
+) {
+  const slice = loop ? COPY_SLICE_BYTES : undefined;
   return async (table: string, columns: readonly string[], data: CopyData) => {
-    await target.query(`COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`, [], {
-      blob: staging.blob(data),
-    });
+    await loop?.pause();
+    const sql = `COPY ${table} (${columns.join(", ")}) FROM '/dev/blob'`;
+    const size = copyParts(data).reduce(
+      (n, p) => n + (typeof p === "string" ? p.length * 3 : p.byteLength),
+      0,
+    );
+    if (!slice || size <= slice) {
+      await target.query(sql, [], { blob: staging.blob(data) });
+      return;
+    }
+    // Its own buffer: between the slices other COPYs may use the staging buffer.
+    const bytes = ownedBytes(data);
+    const run = async (on: Pick<PGlite, "query">) => {
+      for (const part of rowSlices(bytes, slice)) {
+        await loop?.pause();
+        await on.query(sql, [], { blob: staging.blob(part) });
+      }
+    };
+    await (inTransaction ? inTransaction(run) : run(target));
   };
+}
+
+/**
+ * Bytes of one COPY statement on PGlite in this thread (see {@link copyVia}). Each COPY
+ * statement costs PGlite ~6 ms of its own: 64 KiB slices made a 1 MiB COPY twice as long,
+ * 256 KiB ones as long as one COPY.
+ */
+export const COPY_SLICE_BYTES: number = 256 * 1024;
+
+/**
+ * PGlite in this thread gives the event loop a turn before a statement once statements have
+ * held it this long (ms) since its last turn.
+ */
+export const LOOP_HOLD_MS = 10;
+
+/**
+ * `bytes` (COPY text: rows end with a newline, which no field holds unescaped) cut after a
+ * newline into parts of at most `max` bytes; a row longer than that is a part of its own.
+ */
+export function rowSlices(bytes: Uint8Array, max: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes.length - at <= max) {
+      out.push(bytes.subarray(at));
+      break;
+    }
+    let cut = bytes.lastIndexOf(0x0a, at + max - 1);
+    if (cut < at) cut = bytes.indexOf(0x0a, at + max);
+    const end = cut < 0 ? bytes.length : cut + 1;
+    out.push(bytes.subarray(at, end));
+    at = end;
+  }
+  return out;
 }
 
 /** Most bytes of one COPY that {@link CopyStaging} gathers in its kept buffer. */
