@@ -400,7 +400,7 @@ export async function compose(
     ], { store: blobs, db }),
     transport,
     logger,
-    concurrency: config.WORKER_CONCURRENCY,
+    ...(config.WORKER_CONCURRENCY ? { concurrency: config.WORKER_CONCURRENCY } : {}),
     leaseMs: config.LEASE_MS,
     maxLeaseLosses: config.POISON_AFTER_CRASHES,
     backgroundTimers,

@@ -374,7 +374,7 @@ interface Entry {
   run: () => Promise<{ sample: Sample; check: string }>;
 }
 const plan: Entry[] = [];
-const troupeSettings = "concurrency 256, claimBatch 256, commitBatch 512 (defaults)";
+const troupeSettings = "concurrency 512 (PGlite 256), claimBatch 256, commitBatch 512 (defaults)";
 for (const workload of WORKLOADS) {
   for (const mode of MODES) {
     if (workload === "row" && mode === "processing") continue;

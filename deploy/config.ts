@@ -58,7 +58,7 @@ const fields = {
   DATASET_WORKERS: int(0, 64).orUnset(),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error", "silent"]).withDefault("info"),
   RETENTION_DAYS: int(1, 3650).withDefault(7),
-  WORKER_CONCURRENCY: int(1, 10_000).withDefault(256),
+  WORKER_CONCURRENCY: int(1, 10_000).orUnset(),
   LEASE_MS: int(1000, 3_600_000).withDefault(30_000),
   DATABASE_POOL_SIZE: int(1, 500).withDefault(10),
   /** `auto`: Neon's WebSocket driver for `*.neon.tech` hosts or when NEON_WS_PROXY is set. */

@@ -16,7 +16,10 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** Identifies this process in leases. @default a random id */
   workerId?: string;
-  /** Messages in flight in this process (claimed, running or committing). @default 256 */
+  /**
+   * Messages in flight in this process (claimed, running or committing). @default 512 on a
+   * shared database (PostgreSQL, Neon), 256 on PGlite
+   */
   concurrency?: number;
   /** Most jobs claimed in one query. @default 256 */
   claimBatch?: number;

@@ -168,7 +168,9 @@ export class Runtime implements Consumer {
       forget,
       observer,
     });
-    const concurrency = options.concurrency ?? 256;
+    // Two claimed batches in flight on a shared database (PostgreSQL, Neon): the next claim
+    // overlaps the commit of the one before. PGlite runs one statement at a time: one batch.
+    const concurrency = options.concurrency ?? (options.db.shared ? 512 : 256);
     const pauseRecheckMs = Math.max(1000, options.pauseRecheckMs ?? 30_000);
     this.#ops = new Operations({
       ...common,
