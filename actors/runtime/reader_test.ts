@@ -13,18 +13,7 @@ import { tables } from "./sql/tables.ts";
 import { jobView, type Row } from "./views.ts";
 import type { SqlDatabase, SqlExecutor } from "./ports.ts";
 import { NotFoundError } from "./errors.ts";
-
-/** A seeded PRNG (mulberry32), so a failure repeats. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../../tests/hostile/input_files.ts";
 
 const t = tables();
 
@@ -59,7 +48,7 @@ for (const thread of ["main", "worker"] as const) {
     const reader = new JobReader(db, t);
     await reader.start();
     try {
-      const rnd = random(thread === "main" ? 7 : 11);
+      const rnd = seeded(thread === "main" ? 7 : 11);
       const ids = Array.from({ length: 40 }, (_, i) => `job-${i}`);
       const pick = () => ids[Math.floor(rnd() * ids.length)]!;
       await insert(db, ids.slice(0, 20));

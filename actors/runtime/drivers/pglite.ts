@@ -287,12 +287,19 @@ function receivedError(sent: SentError): Error {
 
 /** `data` as one UTF-8 buffer that no one else holds (it is moved to the worker). */
 function ownedBytes(data: CopyData): Uint8Array {
-  if (typeof data === "string") return new TextEncoder().encode(data);
-  const parts = copyParts(data).map((p) => typeof p === "string" ? new TextEncoder().encode(p) : p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  return new Uint8Array(gathered(data, (size) => new ArrayBuffer(size)));
+}
+
+/** `data`'s parts (strings as UTF-8) written one after another into `alloc(their size)`. */
+function gathered(data: CopyData, alloc: (size: number) => ArrayBuffer): ArrayBuffer {
+  const parts = copyParts(data).map((p) => typeof p === "string" ? encoder.encode(p) : p);
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  const out = alloc(size);
+  const bytes = new Uint8Array(out);
   let at = 0;
   for (const p of parts) {
-    out.set(p, at);
+    bytes.set(p, at);
     at += p.byteLength;
   }
   return out;
@@ -397,23 +404,11 @@ export class CopyStaging {
 
   /** `data` gathered into one buffer of exactly its length (the kept one when it fits). */
   fill(data: CopyData): ArrayBuffer {
-    const parts = copyParts(data).map((p) => typeof p === "string" ? encoder.encode(p) : p);
-    let size = 0;
-    for (const p of parts) size += p.byteLength;
-    let out: ArrayBuffer;
-    if (size <= COPY_STAGING_MAX_BYTES) {
+    return gathered(data, (size) => {
+      if (size > COPY_STAGING_MAX_BYTES) return new ArrayBuffer(size);
       this.#kept.resize(size);
-      out = this.#kept;
-    } else {
-      out = new ArrayBuffer(size);
-    }
-    const bytes = new Uint8Array(out);
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.byteLength;
-    }
-    return out;
+      return this.#kept;
+    });
   }
 }
 
