@@ -2,6 +2,8 @@
  * The generated CSV of the dataset benchmarks (bench/ingest.ts, bench/edge_memory.ts): 9 mixed
  * columns, the same bytes for a given size on every run (a seeded generator).
  */
+import { seeded } from "../tests/fixtures/seeded.ts";
+
 /** Where the `mb` MB file lives (under /tmp, reused by every benchmark that asks for it). */
 export function benchCsvPath(mb: number): string {
   return `/tmp/troupe-bench-v2-${mb}mb.csv`;
@@ -22,14 +24,7 @@ export async function benchCsv(mb: number): Promise<{ path: string; bytes: numbe
   const file = await Deno.open(FILE, { write: true, create: true, truncate: true });
   const enc = new TextEncoder();
   const cities = ["Paris", "Lyon", "Berlin", "Köln", "Madrid", "Roma", "Oslo", "Wien"];
-  // mulberry32: a real 32-bit generator (a float LCG loses its low bits and repeats).
-  let x = 42;
-  const rand = () => {
-    x = (x + 0x6d2b79f5) | 0;
-    let t = Math.imul(x ^ (x >>> 15), 1 | x);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const rand = seeded(42);
   let bytes = 0;
   let rows = 0;
   let buf = "id,user,amount,quantity,city,day,active,score,note\n";

@@ -16,6 +16,7 @@ import {
   type Value,
   type ValueType,
 } from "../actors/datasets/profile/mod.ts";
+import { seeded } from "../tests/fixtures/seeded.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -24,16 +25,7 @@ const { values: args } = parseArgs({
 const N = Number(args.n);
 const RUNS = Number(args.runs);
 
-/** Mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seeded;
 
 interface Workload {
   name: string;

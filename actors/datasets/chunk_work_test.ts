@@ -18,6 +18,7 @@ import {
 import { profileRows } from "./profiles.ts";
 import { TableProfile } from "./profile/mod.ts";
 import { copyLines } from "../../tests/fixtures/copy_lines.ts";
+import { seeded } from "../../tests/fixtures/seeded.ts";
 
 const enc = new TextEncoder();
 
@@ -241,13 +242,7 @@ Deno.test("DecimalCounter counts up as String() would write the numbers", () => 
 
 /** Seeded CSV with late widenings, ragged rows, blank lines, quoted newlines and CRLF. */
 function nastyCsv(seed: number, rows: number, { header = true } = {}): string {
-  let x = seed;
-  const rand = () => {
-    x = (x + 0x6d2b79f5) | 0;
-    let t = Math.imul(x ^ (x >>> 15), 1 | x);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const rand = seeded(seed);
   const lines = header ? ["id,amount,flag,day,note,late"] : [];
   for (let r = 0; r < rows; r++) {
     const late = r < rows * 0.8 ? "" : r % 3 === 0 ? "word" : String(r);

@@ -134,17 +134,7 @@ export const HOSTILE_DATES = [
   "2024-01-01\u0000",
 ];
 
-/** A small seeded generator (mulberry32): fuzz runs are repeatable. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded } from "../fixtures/seeded.ts";
 
 /** A random hostile parameter value: odd strings, huge or odd numbers, nested JSON, cursors. */
 export function fuzzValue(random: () => number): string {

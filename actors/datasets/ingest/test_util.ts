@@ -3,15 +3,7 @@ import { parseChunk, type ParseOptions, type ParseResult } from "./parse.ts";
 import { type ChunkBoundary, chunkStream, type SplitOptions, splitStream } from "./split.ts";
 
 /** Mulberry32: small deterministic PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded as prng } from "../../../tests/fixtures/seeded.ts";
 
 /** A stream delivering `bytes` in pieces of `piece` bytes (exercises state across reads). */
 export function streamOf(bytes: Uint8Array, piece = 64 * 1024): ReadableStream<Uint8Array> {

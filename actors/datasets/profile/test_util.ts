@@ -1,15 +1,7 @@
 /** Test helpers: seeded PRNG and exact reference statistics. */
 
 /** Mulberry32: small deterministic PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded as prng } from "../../../tests/fixtures/seeded.ts";
 
 /** A standard normal deviate (Box–Muller) from a uniform source. */
 export function normal(r: () => number): number {
