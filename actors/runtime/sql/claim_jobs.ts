@@ -85,6 +85,12 @@ export interface ClaimOptions {
   leaseMs: number;
   /** Each tenant's weight in a claim (unlisted: 1; `''`: jobs without a tenant). */
   tenantWeights?: Readonly<Record<string, number>> | undefined;
+  /**
+   * Keys whose lease this worker holds (their chains still run): their jobs are passed over
+   * by one hashed comparison a row instead of a probe of the key's lease row. A key listed
+   * here whose lease is free already has its jobs claimed by a later claim.
+   */
+  skipKeys?: readonly string[] | undefined;
 }
 
 /**
@@ -95,7 +101,7 @@ export interface ClaimOptions {
 export async function claimJobsIn(
   tx: SqlExecutor,
   t: Tables,
-  { actors, limit, workerId, leaseMs, tenantWeights = {} }: ClaimOptions,
+  { actors, limit, workerId, leaseMs, tenantWeights = {}, skipKeys = [] }: ClaimOptions,
 ): Promise<ClaimedJob[]> {
   await tx.query(
     `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
@@ -112,15 +118,15 @@ export async function claimJobsIn(
          row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
        FROM (
          SELECT j.id, j.key, j.actor, j.priority, j.run_at FROM ${t.jobs} j
-         WHERE ${RUNNABLE(t, "$1", "j")}
+         WHERE ${RUNNABLE(t, "$1", "j", "$3")}
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
          LIMIT $2
          FOR UPDATE OF j SKIP LOCKED) j`,
-      [actors, limit],
+      [actors, limit, skipKeys],
       { workerId, leaseMs },
     );
   }
-  const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights);
+  const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights, skipKeys);
   if (candidates.length === 0) return [];
   return await leaseAndRun(
     tx,
@@ -202,11 +208,14 @@ async function queuedTenants(tx: SqlExecutor, t: Tables): Promise<string[]> {
   return rows.map((r) => r.g).reverse();
 }
 
-// Paused actors are taken out of the list once (an init plan), not checked per row.
-const RUNNABLE = (t: Tables, actors: string, alias: string) =>
+// Paused actors are taken out of the list once (an init plan), not checked per row. The keys
+// this worker holds (`skip`, a parameter: a constant of the plan, so `<> ALL` is one hash
+// lookup a row) are passed over before the lease of a row's key is looked up.
+const RUNNABLE = (t: Tables, actors: string, alias: string, skip: string) =>
   `${alias}.status = 'queued' AND ${alias}.run_at <= now()
    AND ${alias}.actor = ANY(ARRAY(SELECT a FROM unnest(${actors}::text[]) AS a
      WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))
+   AND ${alias}.key <> ALL(${skip}::text[])
    AND NOT EXISTS (
      SELECT 1 FROM ${t.actorState} s WHERE s.key = ${alias}.key AND s.lease_until > now())`;
 
@@ -221,6 +230,7 @@ async function fairShares(
   limit: number,
   tenants: readonly string[],
   weights: Readonly<Record<string, number>>,
+  skipKeys: readonly string[],
 ): Promise<Candidate[]> {
   const taken: Candidate[] = [];
   const got = new Map<string, number>();
@@ -232,12 +242,18 @@ async function fairShares(
       `SELECT c.* FROM unnest($2::text[], $3::int[]) AS q(g, share)
        CROSS JOIN LATERAL (
          SELECT ${CANDIDATE} FROM ${t.jobs} j
-         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j")}
+         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j", "$5")}
            AND j.id <> ALL($4::text[])
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- troupe_jobs_tenant_claim_idx
          LIMIT q.share
          FOR UPDATE OF j SKIP LOCKED) c`,
-      [actors, asked.map(([g]) => g), asked.map(([, n]) => n), taken.map((c) => c.id)],
+      [
+        actors,
+        asked.map(([g]) => g),
+        asked.map(([, n]) => n),
+        taken.map((c) => c.id),
+        skipKeys,
+      ],
     );
     taken.push(...rows);
     const now = new Map<string, number>();
