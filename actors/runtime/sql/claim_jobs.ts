@@ -37,6 +37,8 @@ interface Candidate {
   priority: number;
   /** `run_at` as fixed-width text (orders like the timestamp). */
   at: string;
+  /** The row's `ctid` as text: locked by the claim, it stays put until the claim's update. */
+  tid: string;
 }
 
 /** The most rounds a fair claim takes to hand out capacity left by tenants with little work. */
@@ -114,10 +116,10 @@ export async function claimJobsIn(
     return await leaseAndRun(
       tx,
       t,
-      `SELECT j.id, j.key, j.actor,
+      `SELECT j.id, j.key, j.actor, j.ctid AS tid,
          row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
        FROM (
-         SELECT j.id, j.key, j.actor, j.priority, j.run_at FROM ${t.jobs} j
+         SELECT j.id, j.key, j.actor, j.priority, j.run_at, j.ctid FROM ${t.jobs} j
          WHERE ${RUNNABLE(t, "$1", "j", "$3")}
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
          LIMIT $2
@@ -131,21 +133,31 @@ export async function claimJobsIn(
   return await leaseAndRun(
     tx,
     t,
-    `SELECT x.id, x.key, x.actor, x.ord
-     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, key, actor, ord)`,
-    [candidates.map((c) => c.id), candidates.map((c) => c.key), candidates.map((c) => c.actor)],
+    `SELECT x.id, x.key, x.actor, x.tid, x.ord
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::tid[])
+       WITH ORDINALITY AS x(id, key, actor, tid, ord)`,
+    [
+      candidates.map((c) => c.id),
+      candidates.map((c) => c.key),
+      candidates.map((c) => c.actor),
+      candidates.map((c) => c.tid),
+    ],
     { workerId, leaseMs },
   );
 }
 
 /**
  * Takes the leases of the keys of `candidates` (a query of locked queued jobs: `id`, `key`,
- * `actor`, `ord` their queue order, with `params` as its parameters) and marks the jobs of
- * leased keys running under their key's fencing token, in one statement. Key rows are locked
- * in one order by every claimer, the keys' byte order (in queue order, two instances that want
- * each other's keys wait on each other and one fails as a deadlock); a key leased elsewhere
- * meanwhile keeps its jobs queued; the actor of the key's first candidate is recorded on it.
+ * `actor`, `tid` the row's `ctid`, `ord` their queue order, with `params` as its parameters)
+ * and marks the jobs of leased keys running under their key's fencing token, in one
+ * statement. Key rows are locked in one order by every claimer, the keys' byte order (in queue
+ * order, two instances that want each other's keys wait on each other and one fails as a
+ * deadlock); a key leased elsewhere meanwhile keeps its jobs queued; the actor of the key's
+ * first candidate is recorded on it.
  * The jobs come back in queue order: a key's jobs run in that order.
+ *
+ * A job row is found by its `ctid` (a TID scan, no primary key probe), checked against its
+ * id: the row is locked by this transaction, so no other can move it in between.
  *
  * The leases are looked up by key in one jsonb object, not joined: the planner estimates one
  * row for each CTE and would join them in a nested loop (candidates × leases comparisons). The
@@ -178,7 +190,7 @@ async function leaseAndRun(
        lease_fence = (l.m -> c.key ->> 0)::int, started_at = coalesce(j.started_at, now()),
        updated_at = now()
      FROM c, l
-     WHERE j.id = c.id AND l.m ? c.key
+     WHERE j.ctid = c.tid AND j.id = c.id AND l.m ? c.key
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
        j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
        j.input_version, j.traceparent, j.tracestate, l.m -> c.key -> 1 AS state, c.ord`,
@@ -220,7 +232,7 @@ const RUNNABLE = (t: Tables, actors: string, alias: string, skip: string) =>
      SELECT 1 FROM ${t.actorState} s WHERE s.key = ${alias}.key AND s.lease_until > now())`;
 
 const CANDIDATE = `j.id, j.key, j.actor, coalesce(j.tenant_id, '') AS tenant, j.priority,
-   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at`;
+   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at, j.ctid::text AS tid`;
 
 /** Up to `limit` runnable jobs, shared among `tenants` by weight (see `claimJobs`). */
 async function fairShares(
