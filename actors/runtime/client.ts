@@ -122,7 +122,9 @@ export class RuntimeClient {
       const key = sendOptions.idempotencyKey;
       if (key !== undefined) row.requestHash = requestHash(row.actor, row.input);
       const created = await db.transaction(async (tx) => {
-        const inserted = await insertJobs(tx, tables, [row], publisher.writes);
+        const inserted = await insertJobs(tx, tables, [row], publisher.writes, {
+          fresh: !sendOptions.idempotencyKey,
+        });
         if (inserted.length && effect) await effect(tx, row.id);
         if (!inserted.length && key !== undefined) {
           await checkRepeats(tx, tables, [{ id: row.id, hash: row.requestHash!, key }]);
@@ -189,7 +191,9 @@ export class RuntimeClient {
         return [{ id: row.id, hash: row.requestHash, key }];
       });
       const created = await db.transaction(async (tx) => {
-        const inserted = await insertJobs(tx, tables, rows, publisher.writes);
+        const inserted = await insertJobs(tx, tables, rows, publisher.writes, {
+          fresh: keyed.length === 0,
+        });
         if (inserted.length < rows.length) {
           const fresh = new Set(inserted.map((m) => m.id));
           await checkRepeats(tx, tables, keyed.filter((k) => !fresh.has(k.id)));

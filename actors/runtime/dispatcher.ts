@@ -91,7 +91,7 @@ export interface DispatcherOptions {
   foregroundConcurrency: number;
   executor: Pick<Executor, "execute" | "leaveQuarantine">;
   committer: Pick<Committer, "commit" | "endChain">;
-  leases: Pick<LeaseKeeper, "hold" | "letGo" | "release" | "reap">;
+  leases: Pick<LeaseKeeper, "hold" | "letGo" | "release" | "reap" | "heldKeys">;
   transport: Pick<Transport, "wake" | "reschedule">;
   /** The policy of `actor` (a rescheduled message carries it). */
   policy: (actor: string) => ActorPolicy;
@@ -237,7 +237,11 @@ export class Dispatcher {
     this.#inFlight += limit;
     let jobs: ClaimedJob[] = [];
     try {
-      jobs = await claimJobs(this.#o.db, this.#o.tables, this.#claimOptions(limit));
+      // The keys of the chains running here are leased: passed over without a lease lookup.
+      jobs = await claimJobs(this.#o.db, this.#o.tables, {
+        ...this.#claimOptions(limit),
+        skipKeys: this.#o.leases.heldKeys(),
+      });
     } finally {
       this.#inFlight -= limit - jobs.length;
     }

@@ -64,6 +64,11 @@ export class LeaseKeeper {
     this.#held.set(key, fence);
   }
 
+  /** The keys whose lease this process holds. */
+  heldKeys(): string[] {
+    return [...this.#held.keys()];
+  }
+
   /** Forgets the lease of `key` under `fence` (a newer hold of the key stays). */
   letGo(key: string, fence: number): void {
     if (this.#held.get(key) === fence) this.#held.delete(key);

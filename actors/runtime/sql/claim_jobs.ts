@@ -37,6 +37,8 @@ interface Candidate {
   priority: number;
   /** `run_at` as fixed-width text (orders like the timestamp). */
   at: string;
+  /** The row's `ctid` as text: locked by the claim, it stays put until the claim's update. */
+  tid: string;
 }
 
 /** The most rounds a fair claim takes to hand out capacity left by tenants with little work. */
@@ -85,6 +87,12 @@ export interface ClaimOptions {
   leaseMs: number;
   /** Each tenant's weight in a claim (unlisted: 1; `''`: jobs without a tenant). */
   tenantWeights?: Readonly<Record<string, number>> | undefined;
+  /**
+   * Keys whose lease this worker holds (their chains still run): their jobs are passed over
+   * by one hashed comparison a row instead of a probe of the key's lease row. A key listed
+   * here whose lease is free already has its jobs claimed by a later claim.
+   */
+  skipKeys?: readonly string[] | undefined;
 }
 
 /**
@@ -95,7 +103,7 @@ export interface ClaimOptions {
 export async function claimJobsIn(
   tx: SqlExecutor,
   t: Tables,
-  { actors, limit, workerId, leaseMs, tenantWeights = {} }: ClaimOptions,
+  { actors, limit, workerId, leaseMs, tenantWeights = {}, skipKeys = [] }: ClaimOptions,
 ): Promise<ClaimedJob[]> {
   await tx.query(
     `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
@@ -108,38 +116,48 @@ export async function claimJobsIn(
     return await leaseAndRun(
       tx,
       t,
-      `SELECT j.id, j.key, j.actor,
+      `SELECT j.id, j.key, j.actor, j.ctid AS tid,
          row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
        FROM (
-         SELECT j.id, j.key, j.actor, j.priority, j.run_at FROM ${t.jobs} j
-         WHERE ${RUNNABLE(t, "$1", "j")}
+         SELECT j.id, j.key, j.actor, j.priority, j.run_at, j.ctid FROM ${t.jobs} j
+         WHERE ${RUNNABLE(t, "$1", "j", "$3")}
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
          LIMIT $2
          FOR UPDATE OF j SKIP LOCKED) j`,
-      [actors, limit],
+      [actors, limit, skipKeys],
       { workerId, leaseMs },
     );
   }
-  const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights);
+  const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights, skipKeys);
   if (candidates.length === 0) return [];
   return await leaseAndRun(
     tx,
     t,
-    `SELECT x.id, x.key, x.actor, x.ord
-     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, key, actor, ord)`,
-    [candidates.map((c) => c.id), candidates.map((c) => c.key), candidates.map((c) => c.actor)],
+    `SELECT x.id, x.key, x.actor, x.tid, x.ord
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::tid[])
+       WITH ORDINALITY AS x(id, key, actor, tid, ord)`,
+    [
+      candidates.map((c) => c.id),
+      candidates.map((c) => c.key),
+      candidates.map((c) => c.actor),
+      candidates.map((c) => c.tid),
+    ],
     { workerId, leaseMs },
   );
 }
 
 /**
  * Takes the leases of the keys of `candidates` (a query of locked queued jobs: `id`, `key`,
- * `actor`, `ord` their queue order, with `params` as its parameters) and marks the jobs of
- * leased keys running under their key's fencing token, in one statement. Key rows are locked
- * in one order by every claimer, the keys' byte order (in queue order, two instances that want
- * each other's keys wait on each other and one fails as a deadlock); a key leased elsewhere
- * meanwhile keeps its jobs queued; the actor of the key's first candidate is recorded on it.
+ * `actor`, `tid` the row's `ctid`, `ord` their queue order, with `params` as its parameters)
+ * and marks the jobs of leased keys running under their key's fencing token, in one
+ * statement. Key rows are locked in one order by every claimer, the keys' byte order (in queue
+ * order, two instances that want each other's keys wait on each other and one fails as a
+ * deadlock); a key leased elsewhere meanwhile keeps its jobs queued; the actor of the key's
+ * first candidate is recorded on it.
  * The jobs come back in queue order: a key's jobs run in that order.
+ *
+ * A job row is found by its `ctid` (a TID scan, no primary key probe), checked against its
+ * id: the row is locked by this transaction, so no other can move it in between.
  *
  * The leases are looked up by key in one jsonb object, not joined: the planner estimates one
  * row for each CTE and would join them in a nested loop (candidates × leases comparisons). The
@@ -172,7 +190,7 @@ async function leaseAndRun(
        lease_fence = (l.m -> c.key ->> 0)::int, started_at = coalesce(j.started_at, now()),
        updated_at = now()
      FROM c, l
-     WHERE j.id = c.id AND l.m ? c.key
+     WHERE j.ctid = c.tid AND j.id = c.id AND l.m ? c.key
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
        j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
        j.input_version, j.traceparent, j.tracestate, l.m -> c.key -> 1 AS state, c.ord`,
@@ -202,16 +220,19 @@ async function queuedTenants(tx: SqlExecutor, t: Tables): Promise<string[]> {
   return rows.map((r) => r.g).reverse();
 }
 
-// Paused actors are taken out of the list once (an init plan), not checked per row.
-const RUNNABLE = (t: Tables, actors: string, alias: string) =>
+// Paused actors are taken out of the list once (an init plan), not checked per row. The keys
+// this worker holds (`skip`, a parameter: a constant of the plan, so `<> ALL` is one hash
+// lookup a row) are passed over before the lease of a row's key is looked up.
+const RUNNABLE = (t: Tables, actors: string, alias: string, skip: string) =>
   `${alias}.status = 'queued' AND ${alias}.run_at <= now()
    AND ${alias}.actor = ANY(ARRAY(SELECT a FROM unnest(${actors}::text[]) AS a
      WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))
+   AND ${alias}.key <> ALL(${skip}::text[])
    AND NOT EXISTS (
      SELECT 1 FROM ${t.actorState} s WHERE s.key = ${alias}.key AND s.lease_until > now())`;
 
 const CANDIDATE = `j.id, j.key, j.actor, coalesce(j.tenant_id, '') AS tenant, j.priority,
-   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at`;
+   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at, j.ctid::text AS tid`;
 
 /** Up to `limit` runnable jobs, shared among `tenants` by weight (see `claimJobs`). */
 async function fairShares(
@@ -221,6 +242,7 @@ async function fairShares(
   limit: number,
   tenants: readonly string[],
   weights: Readonly<Record<string, number>>,
+  skipKeys: readonly string[],
 ): Promise<Candidate[]> {
   const taken: Candidate[] = [];
   const got = new Map<string, number>();
@@ -232,12 +254,18 @@ async function fairShares(
       `SELECT c.* FROM unnest($2::text[], $3::int[]) AS q(g, share)
        CROSS JOIN LATERAL (
          SELECT ${CANDIDATE} FROM ${t.jobs} j
-         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j")}
+         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j", "$5")}
            AND j.id <> ALL($4::text[])
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- troupe_jobs_tenant_claim_idx
          LIMIT q.share
          FOR UPDATE OF j SKIP LOCKED) c`,
-      [actors, asked.map(([g]) => g), asked.map(([, n]) => n), taken.map((c) => c.id)],
+      [
+        actors,
+        asked.map(([g]) => g),
+        asked.map(([, n]) => n),
+        taken.map((c) => c.id),
+        skipKeys,
+      ],
     );
     taken.push(...rows);
     const now = new Map<string, number>();

@@ -271,10 +271,11 @@ const DEAD_LETTERS = (t: Tables) =>
  * (each only if this worker still holds it under that token: state, release), the ledger rows
  * of the successes and the dead letters, and counts what it wrote. The job rows go first, as
  * in `commitChecked`: a claim holding a requeued job row never waits on a lease this holds.
- * Fewer rows than completions, chains or successes means a completion was fenced or a
- * duplicate: the statement is rolled back (a savepoint) and null returned, for
- * `commitChecked` to sort out, or `CommitMismatch` thrown (`onMismatch`). Each row is locked by its update, where `commitChecked` locks
- * it first (`FOR UPDATE`, a write of its own) and updates it after.
+ * Fewer rows than completions or chains means a completion was fenced; a ledger row there
+ * already (a duplicate) fails the statement on the ledger's primary key. Either way the
+ * statement is rolled back (a savepoint) and null returned, for `commitChecked` to sort out,
+ * or `CommitMismatch` thrown (`onMismatch`). Each row is locked by its update, where
+ * `commitChecked` locks it first (`FOR UPDATE`, a write of its own) and updates it after.
  * Completions of pipelines and groups always go through `commitChecked`.
  */
 async function commitAll(
@@ -290,8 +291,40 @@ async function commitAll(
     .map(jobRow);
   const successes = completions.filter((c) => c.outcome === "succeeded").length;
   if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
-  const [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
-    `WITH x AS (
+  const mismatch = async () => {
+    if (onMismatch === "throw") throw new CommitMismatch();
+    await tx.query("ROLLBACK TO SAVEPOINT troupe_commit");
+    return null;
+  };
+  let done: { jobs: number; leases: number; ledgered: number; ends: string[] } | undefined;
+  try {
+    [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
+      COMMIT_ALL(t),
+      [JSON.stringify(jobs), JSON.stringify(chains), workerId, jobs.length],
+    );
+  } catch (err) {
+    // A ledger row there already (a duplicate): the only unique key this statement writes.
+    if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return await mismatch();
+    throw err;
+  }
+  if (
+    done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== successes
+  ) {
+    return await mismatch();
+  }
+  return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
+}
+
+/** SQLSTATE of a unique violation. */
+const UNIQUE_VIOLATION = "23505";
+
+/**
+ * The statement of `commitAll`. The ledger rows are a plain insert (no `ON CONFLICT`: no
+ * speculative insertion, a lookup and a WAL record fewer a row): a success committed before
+ * fails the statement on the ledger's primary key.
+ */
+const COMMIT_ALL = (t: Tables) =>
+  `WITH x AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
      ), upd AS (
        ${JOB_UPDATE(t, "j.id = x.id AND j.status = 'running' AND j.lease_fence = x.fence")}
@@ -305,7 +338,6 @@ async function commitAll(
      ), ledger AS (
        INSERT INTO ${t.processed} (message_id)
        SELECT id FROM upd WHERE status = 'succeeded'
-       ON CONFLICT DO NOTHING
        RETURNING message_id
      ), dead AS (
        ${DEAD_LETTERS(t)}
@@ -314,18 +346,7 @@ async function commitAll(
      SELECT (SELECT count(*)::int FROM upd) AS jobs, (SELECT count(*)::int FROM st) AS leases,
        (SELECT count(*)::int FROM ledger) AS ledgered,
        (SELECT coalesce(array_agg(id), '{}') FROM upd WHERE ends) AS ends,
-       (SELECT count(*)::int FROM dead) AS dead`,
-    [JSON.stringify(jobs), JSON.stringify(chains), workerId, jobs.length],
-  );
-  if (
-    done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== successes
-  ) {
-    if (onMismatch === "throw") throw new CommitMismatch();
-    await tx.query("ROLLBACK TO SAVEPOINT troupe_commit");
-    return null;
-  }
-  return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
-}
+       (SELECT count(*)::int FROM dead) AS dead`;
 
 /**
  * The commit with every check made first: the job rows and the key leases locked (a

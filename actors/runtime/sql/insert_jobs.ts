@@ -52,12 +52,17 @@ export interface MessageWrites {
  * Inserts jobs in one statement; an id that exists already is skipped (idempotent enqueue).
  * `writes` adds, in the same statement, an outbox row per new job and/or a notification of
  * the jobs channel at commit. Returns the ids that were new.
+ *
+ * `fresh`: every id was made for this insert (`uuidv7`, no idempotency key), so no row has it:
+ * a plain insert, without the speculative insertion of `ON CONFLICT` (an index lookup and a
+ * WAL record fewer a row); an id that exists fails the statement.
  */
 export async function insertJobs(
   tx: SqlExecutor,
   t: Tables,
   jobs: readonly NewJob[],
   { outbox, notify }: MessageWrites,
+  { fresh = false }: { fresh?: boolean } = {},
 ): Promise<QueuedMessage[]> {
   if (jobs.length === 0) return [];
   // A column left out of a row is NULL (`jsonb_to_recordset`): the nulls are not written.
@@ -104,7 +109,7 @@ export async function insertJobs(
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
         request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
         tracestate text, on_end jsonb)
-      ON CONFLICT (id) DO NOTHING
+      ${fresh ? "" : "ON CONFLICT (id) DO NOTHING"}
       RETURNING id, actor, key, run_at, traceparent, tracestate
     ) ${tail}`,
     [JSON.stringify(rows)],
