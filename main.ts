@@ -174,7 +174,9 @@ export async function openBlobs(
   }
   return drivers(config).blobs === "fs"
     ? new FsBlobStore(join(config.DATA_DIR, "blobs"))
-    : new PostgresBlobStore(db);
+    : new PostgresBlobStore(db, {
+      writers: Math.max(1, config.DATABASE_POOL_SIZE - 2),
+    });
 }
 
 /** How {@link compose} starts. */
