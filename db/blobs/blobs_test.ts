@@ -227,6 +227,24 @@ for (const [name, make] of Object.entries(subjects)) {
   });
 }
 
+Deno.test(
+  { name: "blobs [fs]: a file of several writes, each written while the next fills" },
+  async () => {
+    const s = await subjects.fs!();
+    try {
+      const data = bytes(5 * 1024 * 1024 + 12_345, 31);
+      const put = await s.store.put(streamOf(data, 70_000));
+      assert.equal(put.sha256, await sha256(data));
+      assert.deepEqual(await s.store.bytes(put.sha256), data);
+      // A body that fails mid-way leaves no file behind, with a write still going.
+      await assert.rejects(() => s.store.put(streamOf(bytes(3_000_000, 32), 70_000, 2_500_000)));
+      assert.equal(await s.leftovers(), 0);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
 for (const name of ["pglite", "postgres"] as const) {
   Deno.test({
     name: `blobs [${name}]: uploads ending together, one part writer, the same content twice`,
