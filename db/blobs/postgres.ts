@@ -92,7 +92,8 @@ export class PostgresBlobStore implements BlobStore {
     const uploadId = uuidv7();
     // Hashed a part at a time, in the hashing worker (./hashing.ts).
     const hash = streamHash();
-    const part = new Uint8Array(this.#partSize);
+    // Allocated as the body's bytes come; each part's buffer goes with its insert.
+    let part: Uint8Array | null = null;
     let filled = 0;
     let parts = 0;
     let size = 0;
@@ -105,9 +106,10 @@ export class PostgresBlobStore implements BlobStore {
     const base64 = this.#db.dialect === "neon";
     const flush = async () => {
       if (filled === 0) return;
-      const bytes = part.subarray(0, filled);
+      const bytes = part!.subarray(0, filled);
       await hash.update(bytes);
-      const param = base64 ? toBase64(bytes) : bytes.slice();
+      const param = base64 ? toBase64(bytes) : bytes;
+      if (!base64) part = null;
       filled = 0;
       // A part's commit does not wait for its flush to disk (`synchronous_commit` off for
       // its own transaction): nothing reads a part before its blob's row commits, and that
@@ -143,6 +145,7 @@ export class PostgresBlobStore implements BlobStore {
           }
           for (let off = 0; off < value.byteLength;) {
             const n = Math.min(this.#partSize - filled, value.byteLength - off);
+            part ??= new Uint8Array(this.#partSize);
             part.set(value.subarray(off, off + n), filled);
             filled += n;
             off += n;
