@@ -30,6 +30,9 @@ export const PART_SIZE = 1 << 20;
 /** Parts written at once by default: a pool of 10 (the default) keeps 2 for the rest. */
 export const PART_WRITERS = 8;
 
+/** Part buffers kept for reuse. */
+const SPARE_PARTS = 16;
+
 /** At most `n` calls of `run` at once; the others wait their turn, in order. */
 class Slots {
   #free: number;
@@ -69,6 +72,8 @@ export class PostgresBlobStore implements BlobStore {
 
   /** Parts being written, by every upload together, and the writes waiting for a turn. */
   readonly #writers: Slots;
+  /** Buffers of parts that were sent, to be filled again (fresh memory costs). */
+  readonly #spare: Uint8Array[] = [];
 
   /**
    * `writers`: parts written at once by all uploads together (a connection each). Under the
@@ -92,7 +97,8 @@ export class PostgresBlobStore implements BlobStore {
     const uploadId = uuidv7();
     // Hashed a part at a time, in the hashing worker (./hashing.ts).
     const hash = streamHash();
-    // Allocated as the body's bytes come; each part's buffer goes with its insert.
+    // Taken as the body's bytes come; each part's buffer goes with its insert, and is given
+    // back once the part is sent.
     let part: Uint8Array | null = null;
     let filled = 0;
     let parts = 0;
@@ -109,6 +115,7 @@ export class PostgresBlobStore implements BlobStore {
       const bytes = part!.subarray(0, filled);
       await hash.update(bytes);
       const param = base64 ? toBase64(bytes) : bytes;
+      const sent = part!;
       if (!base64) part = null;
       filled = 0;
       // A part's commit does not wait for its flush to disk (`synchronous_commit` off for
@@ -124,6 +131,8 @@ export class PostgresBlobStore implements BlobStore {
         )
       ).then(() => {
         inflight.delete(p);
+        // Sent: its buffer fills another part, of this upload or another.
+        if (!base64 && this.#spare.length < SPARE_PARTS) this.#spare.push(sent);
       }, (err) => {
         inflight.delete(p);
         failed ??= err;
@@ -145,7 +154,7 @@ export class PostgresBlobStore implements BlobStore {
           }
           for (let off = 0; off < value.byteLength;) {
             const n = Math.min(this.#partSize - filled, value.byteLength - off);
-            part ??= new Uint8Array(this.#partSize);
+            part ??= this.#spare.pop() ?? new Uint8Array(this.#partSize);
             part.set(value.subarray(off, off + n), filled);
             filled += n;
             off += n;
