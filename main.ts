@@ -48,6 +48,7 @@ import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
 import { PgVectorStore } from "./actors/courses/vectors/pg.ts";
 import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
+import { holdHashWorker } from "./db/blobs/hashing.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import type { S3BlobStore } from "./db/blobs/s3.ts";
@@ -174,7 +175,9 @@ export async function openBlobs(
   }
   return drivers(config).blobs === "fs"
     ? new FsBlobStore(join(config.DATA_DIR, "blobs"))
-    : new PostgresBlobStore(db);
+    : new PostgresBlobStore(db, {
+      writers: Math.max(1, config.DATABASE_POOL_SIZE - 2),
+    });
 }
 
 /** How {@link compose} starts. */
@@ -492,6 +495,9 @@ export async function compose(
         : {}),
     }).fetch
     : app.fetch;
+  // Uploads' hashing worker runs as long as the server does (a role that takes no upload
+  // has none).
+  const releaseHashing = role === "worker" ? () => {} : holdHashWorker();
   return {
     config,
     db,
@@ -509,6 +515,7 @@ export async function compose(
       await metrics?.flush().catch(() => {});
       extractor.close();
       chunkProcessor.close();
+      releaseHashing();
       trimmer.stop();
       await db.close();
     },

@@ -29,6 +29,7 @@ import { createHash } from "node:crypto";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { loadAverage, pct } from "./stats.ts";
+import { backendsOf, cpuBetween, serverCpu } from "./proc_cpu.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -132,6 +133,32 @@ async function burst(
   return await Promise.all(Array.from({ length: n }, (_, i) => upload(url, base, `${tag}-${i}`)));
 }
 
+/** CPU ms of process `pid` (user + system), from /proc. */
+function pidCpu(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** CPU seconds spent during a burst: its server's process and the database's backends. */
+interface BurstCpu {
+  server: number;
+  backends: number | null;
+}
+
+/** `run` with the CPU its server (`pid`) and the database's backends (`db`) spent meanwhile. */
+async function withCpu<T>(
+  pid: number,
+  db: string | null,
+  run: () => Promise<T>,
+): Promise<[T, BurstCpu]> {
+  const s0 = pidCpu(pid);
+  const b0 = db ? serverCpu(backendsOf(db)) : null;
+  const out = await run();
+  const backends = db ? cpuBetween(b0!, serverCpu(backendsOf(db))) / 1000 : null;
+  return [out, { server: (pidCpu(pid) - s0) / 1000, backends }];
+}
+
 /** The floor: reads each body to its end, answers 202 with the upload route's shape. */
 async function discardServer(dir: string): Promise<{ url: string; child: Deno.ChildProcess }> {
   const script = `${dir}/discard_server.ts`;
@@ -153,6 +180,30 @@ async function discardServer(dir: string): Promise<{ url: string; child: Deno.Ch
   const url = `http://127.0.0.1:${port}`;
   await untilUp(url, child, { timeoutMs: 15_000 });
   return { url, child };
+}
+
+/**
+ * The storage floor on PostgreSQL (bench/uploads_pg_floor.ts, its own process): each body
+ * streamed into a table of the blob parts' layout, one transaction an upload, answered 202.
+ */
+async function pgFloorServer(
+  databaseUrl: string,
+): Promise<{ url: string; child: Deno.ChildProcess }> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./uploads_pg_floor.ts", import.meta.url).pathname, String(port)],
+    env: { FLOOR_DATABASE_URL: databaseUrl },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  await untilUp(url, child, { timeoutMs: 30_000 });
+  return { url, child };
+}
+
+/** What the storage floor holds: uploads and bytes. */
+async function floorStored(url: string): Promise<{ uploads: number; bytes: number }> {
+  return await (await fetch(`${url}/floor/stored`)).json();
 }
 
 const headers = { "x-api-key": KEY };
@@ -213,6 +264,13 @@ interface Scenario {
   floorBefore: number[];
   troupe: number[];
   floorAfter: number[];
+  /** The storage floor's latencies (PostgreSQL), before and after Troupe's. */
+  storeBefore: number[] | null;
+  storeAfter: number[] | null;
+  /** Bytes the storage floor held against those sent to it. */
+  storeCheck: string | null;
+  /** CPU seconds of each burst's server and the database's backends. */
+  cpu: Record<string, BurstCpu>;
   accepted: number;
   refused: Record<string, number>;
   lost: string[];
@@ -241,6 +299,7 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
     stderr: "inherit",
   }).spawn();
   const floor = await discardServer(dir);
+  const store = pg ? await pgFloorServer(pg.url) : null;
   const out: Scenario[] = [];
   try {
     await untilUp(`${base}/api/health`, server);
@@ -251,12 +310,46 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       const tag = `${db}-${mb}mb`;
       // Warm both (connections, JIT) with a few small uploads first.
       await burst(new URL(`${floor.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-wf`);
+      if (store) {
+        await burst(new URL(`${store.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-ws`);
+      }
       const warm = await burst(new URL(`${base}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-w`);
       if (warm.some((w) => w.status !== 202)) throw new Error(`warm-up: ${warm[0]!.status}`);
       const load = loadAverage();
-      const before = await burst(new URL(`${floor.url}/api/v1/datasets`), csv, count, `${tag}-f`);
-      const sent = await burst(new URL(`${base}/api/v1/datasets`), csv, count, tag);
-      const after = await burst(new URL(`${floor.url}/api/v1/datasets`), csv, count, `${tag}-g`);
+      const stored0 = store ? await floorStored(store.url) : null;
+      // discard → storage floor → Troupe → storage floor → discard, each with the CPU its
+      // server (and the database's backends) spent.
+      const dbName = pg ? new URL(pg.url).pathname.slice(1) : null;
+      const cpu: Record<string, BurstCpu> = {};
+      const timed = async (what: string, pid: number, url: string, t: string) => {
+        const [sent, c] = await withCpu(
+          pid,
+          dbName,
+          () => burst(new URL(`${url}/api/v1/datasets`), csv, count, t),
+        );
+        cpu[what] = c;
+        return sent;
+      };
+      const before = await timed("floorBefore", floor.child.pid, floor.url, `${tag}-f`);
+      const storeBefore = store
+        ? await timed("storeBefore", store.child.pid, store.url, `${tag}-s`)
+        : null;
+      const sent = await timed("troupe", server.pid, base, tag);
+      const storeAfter = store
+        ? await timed("storeAfter", store.child.pid, store.url, `${tag}-t`)
+        : null;
+      const after = await timed("floorAfter", floor.child.pid, floor.url, `${tag}-g`);
+      let storeCheck: string | null = null;
+      if (store && stored0) {
+        const stored1 = await floorStored(store.url);
+        const sentBytes = [...storeBefore!, ...storeAfter!].filter((s) => s.status === 202)
+          .reduce((a, s) => a + s.size, 0);
+        const uploads = stored1.uploads - stored0.uploads;
+        const bytes = stored1.bytes - stored0.bytes;
+        storeCheck = uploads === 2 * count && bytes === sentBytes
+          ? "ok"
+          : `${uploads} uploads, ${bytes} bytes stored of ${2 * count}, ${sentBytes}`;
+      }
       const accepted = sent.filter((s) => s.status === 202 && typeof s.body.datasetId === "string");
       const refused: Record<string, number> = {};
       for (const s of sent) {
@@ -274,6 +367,10 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
         floorBefore: before.map((x) => x.ms),
         troupe: sent.map((x) => x.ms),
         floorAfter: after.map((x) => x.ms),
+        storeBefore: storeBefore?.map((x) => x.ms) ?? null,
+        storeAfter: storeAfter?.map((x) => x.ms) ?? null,
+        storeCheck,
+        cpu,
         accepted: accepted.length,
         refused,
         lost: missing,
@@ -285,14 +382,16 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
     }
   } finally {
     // A server that ended before the bench stops it is said (the requests then failed).
-    for (const [what, child] of [["Troupe", server], ["floor", floor.child]] as const) {
+    const children = [["Troupe", server], ["floor", floor.child]] as [string, Deno.ChildProcess][];
+    if (store) children.push(["storage floor", store.child]);
+    for (const [what, child] of children) {
       const st = await Promise.race([child.status, new Promise((r) => setTimeout(r, 200, null))]);
       if (st) {
         const { code, signal } = st as Deno.CommandStatus;
         console.error(`the ${what} server had ended: code ${code}, signal ${signal ?? "none"}`);
       }
     }
-    for (const child of [floor.child, server]) {
+    for (const child of [floor.child, ...(store ? [store.child] : []), server]) {
       try {
         Deno.kill(child.pid, "SIGTERM");
       } catch { /* exited */ }
@@ -317,7 +416,9 @@ function print(db: string, s: Scenario): void {
       (p99 / floorP99).toFixed(2)
     }× | accepted ${s.accepted}/${s.count}${
       Object.keys(s.refused).length ? ` refused ${JSON.stringify(s.refused)}` : ""
-    } | lost ${s.lost.length}${s.lost.length ? ` (${s.lost.slice(0, 3).join("; ")})` : ""}${
+    }${storeRatio(s, p99)} | lost ${s.lost.length}${
+      s.lost.length ? ` (${s.lost.slice(0, 3).join("; ")})` : ""
+    }${
       s.ingest
         ? ` | all ingested in ${s.ingest.seconds.toFixed(1)} s, ${s.ingest.bad.length} bad${
           s.ingest.bad.length ? ` (${s.ingest.bad.slice(0, 3).join("; ")})` : ""
@@ -325,6 +426,32 @@ function print(db: string, s: Scenario): void {
         : ""
     } | load ${s.load}`,
   );
+  const c = (k: string) => {
+    const x = s.cpu[k];
+    if (!x) return "";
+    return `${x.server.toFixed(2)}${x.backends === null ? "" : ` + ${x.backends.toFixed(2)}`}`;
+  };
+  console.log(
+    `${"".padEnd(8)} ${s.name.padEnd(11)} CPU s, server${
+      s.storeBefore ? " + its database's backends" : ""
+    }: Troupe ${c("troupe")} | discard floor ${c("floorBefore")}, ${c("floorAfter")}${
+      s.storeBefore ? ` | storage floor ${c("storeBefore")}, ${c("storeAfter")}` : ""
+    }`,
+  );
+}
+
+/** The storage floor's p99s and Troupe's p99 over their mean, and the storage floor's over the discard floor's. */
+function storeRatio(s: Scenario, p99: number): string {
+  if (!s.storeBefore || !s.storeAfter) return "";
+  const floorP99 = (pct(s.floorBefore, 0.99) + pct(s.floorAfter, 0.99)) / 2;
+  const storeP99 = (pct(s.storeBefore, 0.99) + pct(s.storeAfter, 0.99)) / 2;
+  return ` | storage floor p50/p99 before ${f0(pct(s.storeBefore, 0.5))} / ${
+    f0(pct(s.storeBefore, 0.99))
+  }, after ${f0(pct(s.storeAfter, 0.5))} / ${f0(pct(s.storeAfter, 0.99))} ms (${
+    (storeP99 / floorP99).toFixed(2)
+  }× the discard floor; stored ${s.storeCheck}) | p99 ratio to the storage floor ${
+    (p99 / storeP99).toFixed(2)
+  }×`;
 }
 
 const dir = await Deno.makeTempDir({ prefix: "troupe-bench-uploads-" });

@@ -228,6 +228,51 @@ for (const [name, make] of Object.entries(subjects)) {
 }
 
 Deno.test(
+  { name: "blobs [fs]: a file of several writes, each written while the next fills" },
+  async () => {
+    const s = await subjects.fs!();
+    try {
+      const data = bytes(5 * 1024 * 1024 + 12_345, 31);
+      const put = await s.store.put(streamOf(data, 70_000));
+      assert.equal(put.sha256, await sha256(data));
+      assert.deepEqual(await s.store.bytes(put.sha256), data);
+      // A body that fails mid-way leaves no file behind, with a write still going.
+      await assert.rejects(() => s.store.put(streamOf(bytes(3_000_000, 32), 70_000, 2_500_000)));
+      assert.equal(await s.leftovers(), 0);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+for (const name of ["pglite", "postgres"] as const) {
+  Deno.test({
+    name: `blobs [${name}]: uploads ending together, one part writer, the same content twice`,
+  }, async () => {
+    const t = await (name === "pglite" ? pgliteTarget : postgresTarget).open();
+    try {
+      const store = new PostgresBlobStore(t.db, { partSize: 100_000, writers: 1 });
+      const datas = [bytes(350_000, 21), bytes(350_000, 21), bytes(99_999, 22), bytes(1, 23)];
+      const puts = await Promise.all(datas.map((d) => store.put(streamOf(d, 30_000))));
+      for (const [i, d] of datas.entries()) {
+        assert.equal(puts[i]!.sha256, await sha256(d));
+        assert.deepEqual(await readAll(await store.read(puts[i]!.sha256)), d);
+      }
+      // The same bytes in two uploads: one of them stored them, the other's parts went.
+      assert.deepEqual(puts.map((p) => p.created).slice(0, 2).sort(), [false, true]);
+      assert.deepEqual(puts.slice(2).map((p) => p.created), [true, true]);
+      const rows = await t.db.query<{ blobs: number; parts: number }>(
+        `SELECT (SELECT count(*)::int FROM troupe_blobs) AS blobs,
+                (SELECT count(*)::int FROM troupe_blob_parts) AS parts`,
+      );
+      assert.deepEqual(rows[0], { blobs: 3, parts: 4 + 1 + 1 });
+    } finally {
+      await t.cleanup();
+    }
+  });
+}
+
+Deno.test(
   { name: "blobs [pglite]: sweepOrphans removes parts of unfinished uploads" },
   async () => {
     const s = await subjects.pglite!();

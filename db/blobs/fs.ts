@@ -50,8 +50,17 @@ export class FsBlobStore implements BlobStore {
     const hash = streamHash();
     let size = 0;
     let done = false;
-    const batch = new Uint8Array(WRITE_BYTES);
+    // Two buffers: one is written to the file while the body fills the other.
+    let batch = new Uint8Array(WRITE_BYTES);
+    let spare: Uint8Array<ArrayBuffer> | null = null;
     let filled = 0;
+    let writing: Promise<void> | null = null;
+    const write = async (bytes: Uint8Array) => {
+      await hash.update(bytes);
+      await writing;
+      writing = writeAll(file, bytes);
+      writing.catch(() => {}); // awaited before the next write, or at the end
+    };
     try {
       const reader = body.getReader();
       try {
@@ -72,8 +81,10 @@ export class FsBlobStore implements BlobStore {
             filled += n;
             from += n;
             if (filled === WRITE_BYTES) {
-              await hash.update(batch);
-              await writeAll(file, batch);
+              const full = batch;
+              await write(full);
+              batch = spare ?? new Uint8Array(WRITE_BYTES);
+              spare = full;
               filled = 0;
             }
           }
@@ -81,8 +92,8 @@ export class FsBlobStore implements BlobStore {
       } finally {
         reader.releaseLock();
       }
-      await hash.update(batch.subarray(0, filled));
-      await writeAll(file, batch.subarray(0, filled));
+      await write(batch.subarray(0, filled));
+      await writing;
       const digest = hash.digest();
       digest.catch(() => {}); // awaited below, unless the sync fails first
       await file.sync();
@@ -98,6 +109,7 @@ export class FsBlobStore implements BlobStore {
       return { sha256, size, created };
     } catch (err) {
       hash.drop();
+      await (writing as Promise<void> | null)?.catch(() => {});
       if (!done) file.close();
       await Deno.remove(tmp).catch(() => {});
       await body.cancel().catch(() => {});

@@ -4,7 +4,8 @@
  * hashing (about 1.3 ms a MB) leaves the thread that reads every upload's body.
  *
  * One worker serves every hash open in the process: the first hash starts it, and it stops when
- * the last hash ends (a process with no upload going has no worker, and no timer). Until the
+ * the last hash ends (a process with no upload going has no worker, and no timer), unless it
+ * is held ({@link holdHashWorker}: a server holds it while it runs). Until the
  * worker says it is ready, a hash keeps copies of its pieces (up to {@link PENDING_BYTES}, then
  * it goes on in this thread); a digest asked for by then is made in this thread. A worker that
  * cannot start (a host without workers) leaves every hash to this thread; one that fails once
@@ -37,6 +38,16 @@ export function streamHash(): StreamHash {
   return shared.open();
 }
 
+/**
+ * Keeps the worker running until the returned function is called, hashes open or not: a
+ * server holds it for its lifetime, so that a burst of uploads after a quiet spell does not
+ * start the worker again (its start holds this thread, and until it is ready the uploads that
+ * end are hashed here).
+ */
+export function holdHashWorker(): () => void {
+  return shared.hold();
+}
+
 interface Session {
   worker: Worker;
   ready: boolean;
@@ -61,9 +72,21 @@ class HashWorker {
   open(): StreamHash {
     if (!this.#session && !this.#unavailable) this.#session = this.#start();
     this.#open++;
-    return new AdaptiveHash(this.#session, () => this.#nextId++, () => {
-      if (--this.#open === 0) this.#stop();
-    });
+    return new AdaptiveHash(this.#session, () => this.#nextId++, () => this.#release());
+  }
+
+  hold(): () => void {
+    if (!this.#session && !this.#unavailable) this.#session = this.#start();
+    this.#open++;
+    let held = true;
+    return () => {
+      if (held) this.#release();
+      held = false;
+    };
+  }
+
+  #release(): void {
+    if (--this.#open === 0) this.#stop();
   }
 
   #start(): Session | null {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { streamHash } from "./hashing.ts";
+import { holdHashWorker, streamHash } from "./hashing.ts";
 
 const hex = (pieces: Uint8Array[]) => {
   const h = createHash("sha256");
@@ -54,4 +54,24 @@ Deno.test("streamHash: a dropped hash is closed; the others are not disturbed", 
   await assert.rejects(() => a.digest(), /closed/);
   assert.equal(await b.digest(), hex(ps));
   await assert.rejects(() => b.digest(), /closed/);
+});
+
+Deno.test("holdHashWorker: hashes between quiet spells while held are right; releasing twice is harmless", async () => {
+  const release = holdHashWorker();
+  try {
+    for (let round = 0; round < 3; round++) {
+      const ps = pieces(10 + round, 5, 1 << 20);
+      const h = streamHash();
+      for (const p of ps) await h.update(p);
+      assert.equal(await h.digest(), hex(ps));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    release();
+    release();
+  }
+  const ps = pieces(20, 3, 1000);
+  const h = streamHash();
+  for (const p of ps) await h.update(p);
+  assert.equal(await h.digest(), hex(ps));
 });

@@ -1,9 +1,9 @@
 /**
  * Blobs in PostgreSQL (PGlite, node-postgres or Neon), as 1 MiB parts. An upload writes its
- * parts under a fresh upload id as it streams (memory: one part), then one statement adds
- * the blob row, or, when the same content exists already, refreshes it, and the new parts are
- * dropped. Parts of an
- * upload that never finished are invisible (no blob row points at them) and are removed by
+ * parts under a fresh upload id as it streams (memory: one part), a bounded number of parts of
+ * all uploads at a time, then one statement adds the blob rows of the uploads that end
+ * together, or, when the same content exists already, refreshes it, and the new parts are
+ * dropped. Parts of an upload that never finished are invisible (no blob row points at them) and are removed by
  * `sweepOrphans` (the cleanup actor calls it).
  */
 import { Buffer } from "node:buffer";
@@ -24,24 +24,82 @@ import {
   SHA256_HEX,
 } from "./port.ts";
 import { streamHash } from "./hashing.ts";
+import { GroupCommit } from "../group_commit.ts";
 
 export const PART_SIZE = 1 << 20;
+/** Parts written at once by default: a pool of 10 (the default) keeps 2 for the rest. */
+export const PART_WRITERS = 8;
+
+/** Part buffers kept for reuse. */
+const SPARE_PARTS = 16;
+
+/** At most `n` calls of `run` at once; the others wait their turn, in order. */
+class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(n: number) {
+    this.#free = Math.max(1, n);
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((go) => this.#waiting.push(go));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
 
 export class PostgresBlobStore implements BlobStore {
   readonly kind = "postgres" as const;
   readonly #db: SqlDatabase;
   readonly #partSize: number;
 
-  constructor(db: SqlDatabase, { partSize = PART_SIZE }: { partSize?: number } = {}) {
+  /**
+   * Blob rows of uploads that end together, in one statement (db/group_commit.ts): one commit,
+   * which waits for its flush, for all of them. Stored again when present: its time of
+   * storing is refreshed under the row's lock, so `collect` (which deletes only rows stored
+   * before its grace) keeps it; a row that `collect` deleted first is inserted anew, with this
+   * upload's parts. Of two uploads of the same content in one batch, the first one's row is
+   * stored and the second is told its content was there.
+   */
+  readonly #rows: GroupCommit<NewBlobRow, boolean>;
+
+  /** Parts being written, by every upload together, and the writes waiting for a turn. */
+  readonly #writers: Slots;
+  /** Buffers of parts that were sent, to be filled again (fresh memory costs). */
+  readonly #spare: Uint8Array[] = [];
+
+  /**
+   * `writers`: parts written at once by all uploads together (a connection each). Under the
+   * pool's size, so that the statements that end an upload (its blob's row, its dataset) and
+   * everything else find a connection without waiting behind every upload's parts.
+   */
+  constructor(
+    db: SqlDatabase,
+    { partSize = PART_SIZE, writers = PART_WRITERS }: { partSize?: number; writers?: number } = {},
+  ) {
     this.#db = db;
     this.#partSize = partSize;
+    this.#writers = new Slots(writers);
+    this.#rows = new GroupCommit({
+      write: (rows) => insertBlobRows(db, rows),
+      parallel: db.shared ? 2 : 1,
+    });
   }
 
   async put(body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
     const uploadId = uuidv7();
     // Hashed a part at a time, in the hashing worker (./hashing.ts).
     const hash = streamHash();
-    const part = new Uint8Array(this.#partSize);
+    // Taken as the body's bytes come; each part's buffer goes with its insert, and is given
+    // back once the part is sent.
+    let part: Uint8Array | null = null;
     let filled = 0;
     let parts = 0;
     let size = 0;
@@ -54,21 +112,27 @@ export class PostgresBlobStore implements BlobStore {
     const base64 = this.#db.dialect === "neon";
     const flush = async () => {
       if (filled === 0) return;
-      const bytes = part.subarray(0, filled);
+      const bytes = part!.subarray(0, filled);
       await hash.update(bytes);
-      const param = base64 ? toBase64(bytes) : bytes.slice();
+      const param = base64 ? toBase64(bytes) : bytes;
+      const sent = part!;
+      if (!base64) part = null;
       filled = 0;
       // A part's commit does not wait for its flush to disk (`synchronous_commit` off for
       // its own transaction): nothing reads a part before its blob's row commits, and that
       // commit, which waits for its flush, flushes the log up to it, the parts' records
       // with it.
-      const p: Promise<void> = this.#db.query(
-        `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+      const p: Promise<void> = this.#writers.run(() =>
+        this.#db.query(
+          `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
          INSERT INTO troupe_blob_parts (upload_id, part, data)
          SELECT $1, $2, ${base64 ? "decode($3, 'base64')" : "$3::bytea"} FROM async`,
-        [uploadId, parts++, param],
+          [uploadId, parts++, param],
+        )
       ).then(() => {
         inflight.delete(p);
+        // Sent: its buffer fills another part, of this upload or another.
+        if (!base64 && this.#spare.length < SPARE_PARTS) this.#spare.push(sent);
       }, (err) => {
         inflight.delete(p);
         failed ??= err;
@@ -90,6 +154,7 @@ export class PostgresBlobStore implements BlobStore {
           }
           for (let off = 0; off < value.byteLength;) {
             const n = Math.min(this.#partSize - filled, value.byteLength - off);
+            part ??= this.#spare.pop() ?? new Uint8Array(this.#partSize);
             part.set(value.subarray(off, off + n), filled);
             filled += n;
             off += n;
@@ -105,17 +170,10 @@ export class PostgresBlobStore implements BlobStore {
       await Promise.all(inflight);
       if (failed) throw failed;
       const sha256 = await digest;
-      // Stored again when present: its time of storing is refreshed under the row's lock, so
-      // `collect` (which deletes only rows stored before its grace) keeps it; a row that
-      // `collect` deleted first is inserted anew, with this upload's parts. One statement (its
-      // own transaction): the parts of an upload whose content was there already are dropped
-      // after it, or, should that fail, by `sweepOrphans` (no row points at them).
-      const rows = await this.#db.query<{ upload_id: string }>(
-        `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING upload_id`,
-        [sha256, uploadId, size, this.#partSize],
-      );
-      const created = rows[0]?.upload_id === uploadId;
+      // The blob's row, with those of the uploads that end meanwhile (`#rows`); the parts of
+      // an upload whose content was there already are dropped after it, or, should that
+      // fail, by `sweepOrphans` (no row points at them).
+      const created = await this.#rows.add({ sha256, uploadId, size, partSize: this.#partSize });
       if (!created) await dropParts(this.#db, uploadId).catch(() => {});
       return { sha256, size, created };
     } catch (err) {
@@ -292,6 +350,38 @@ export class PostgresBlobStore implements BlobStore {
     );
     return rows[0] ?? null;
   }
+}
+
+/** What an upload's end writes: its blob's row. */
+interface NewBlobRow {
+  sha256: string;
+  uploadId: string;
+  size: number;
+  partSize: number;
+}
+
+/**
+ * Inserts `rows` (or refreshes those present) in one statement; for each, whether its upload's
+ * parts are the blob's.
+ */
+async function insertBlobRows(db: SqlExecutor, rows: readonly NewBlobRow[]): Promise<boolean[]> {
+  // One row a content: a statement may not touch a row twice.
+  const first = new Map<string, NewBlobRow>();
+  for (const r of rows) if (!first.has(r.sha256)) first.set(r.sha256, r);
+  const unique = [...first.values()];
+  const stored = await db.query<{ sha256: string; upload_id: string }>(
+    `INSERT INTO troupe_blobs (sha256, upload_id, size, part_size)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
+     ON CONFLICT (sha256) DO UPDATE SET touched_at = now() RETURNING sha256, upload_id`,
+    [
+      unique.map((r) => r.sha256),
+      unique.map((r) => r.uploadId),
+      unique.map((r) => r.size),
+      unique.map((r) => r.partSize),
+    ],
+  );
+  const owner = new Map(stored.map((r) => [r.sha256, r.upload_id]));
+  return rows.map((r) => owner.get(r.sha256) === r.uploadId);
 }
 
 interface BlobRow {
