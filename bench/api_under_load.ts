@@ -19,7 +19,18 @@
  * the host's load average, and the slowest reads with their time in the run. Each job read is
  * sent together with a read of a static asset (`/api/docs/init.js`: no database, no key), whose
  * latency is the server's event loop and HTTP alone: a slow job read beside a fast asset read
- * waited on the database; both slow, on the event loop.
+ * waited on the database; both slow, on the event loop. On embedded PGlite the runtime's read
+ * model answers the pending job without a query while its row is unchanged.
+ *
+ * The floor: beside every run a bare server (`Deno.serve` answering both paths with fixed
+ * bodies, in its own process) is polled the same way by a poller of its own: its p99 is what
+ * the host's load alone costs a process with nothing else to do, at the same time.
+ *
+ * `--stalls DIR`: the server runs with `--preload bench/stall_log.ts` (a long-task detector:
+ * every turn of its event loop over 20 ms late, with epoch times), and the run writes the
+ * poller's reads to `DIR/<db>.reads.json`; with `--cpu-prof PROF` as well,
+ * `deno run -A bench/stall_attribution.ts DIR PROF --db <db>` gives each read over 50 ms the
+ * cause of the stall it overlapped (what the main thread's CPU profile ran in it).
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
