@@ -19,7 +19,18 @@
  * the host's load average, and the slowest reads with their time in the run. Each job read is
  * sent together with a read of a static asset (`/api/docs/init.js`: no database, no key), whose
  * latency is the server's event loop and HTTP alone: a slow job read beside a fast asset read
- * waited on the database; both slow, on the event loop.
+ * waited on the database; both slow, on the event loop. On embedded PGlite the runtime's read
+ * model answers the pending job without a query while its row is unchanged.
+ *
+ * The floor: beside every run a bare server (`Deno.serve` answering both paths with fixed
+ * bodies, in its own process) is polled the same way by a poller of its own: its p99 is what
+ * the host's load alone costs a process with nothing else to do, at the same time.
+ *
+ * `--stalls DIR`: the server runs with `--preload bench/stall_log.ts` (a long-task detector:
+ * every turn of its event loop over 20 ms late, with epoch times), and the run writes the
+ * poller's reads to `DIR/<db>.reads.json`; with `--cpu-prof PROF` as well,
+ * `deno run -A bench/stall_attribution.ts DIR PROF --db <db>` gives each read over 50 ms the
+ * cause of the stall it overlapped (what the main thread's CPU profile ran in it).
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
@@ -40,6 +51,10 @@ const { values: args } = parseArgs({
     "chunk-bytes": { type: "string" },
     json: { type: "string", default: "bench/results/api_under_load.json" },
     "cpu-prof": { type: "string" },
+    stalls: { type: "string" },
+    floor: { type: "boolean", default: true },
+    // Internal: run as the bare server of the floor.
+    bare: { type: "string" },
     // Internal: run as the poller.
     poll: { type: "string" },
     job: { type: "string" },
@@ -48,7 +63,19 @@ const { values: args } = parseArgs({
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
 
-if (args.poll) {
+if (args.bare) {
+  // The floor: a server with nothing else to do, answering both reads with fixed bodies.
+  const job = JSON.stringify({ id: args.job, status: "queued", attempts: 0, progress: null });
+  const asset = "x".repeat(2048);
+  Deno.serve(
+    { hostname: "127.0.0.1", port: Number(args.bare), onListen: () => {} },
+    (req) =>
+      new URL(req.url).pathname.startsWith("/api/v1/jobs/")
+        ? new Response(job, { headers: { "content-type": "application/json" } })
+        : new Response(asset, { headers: { "content-type": "text/javascript" } }),
+  );
+  await new Promise<never>(() => {}); // serves until killed
+} else if (args.poll) {
   // The poller: reads until stdin closes, then prints its samples as JSON lines.
   const url = `${args.poll}/api/v1/jobs/${args.job}`;
   // A static asset beside it: no database, no key; its latency is the event loop's and HTTP's.
@@ -76,7 +103,7 @@ if (args.poll) {
     samples.push([Date.now() - t0, ms, status, plainMs]);
     await new Promise((r) => setTimeout(r, 50));
   }
-  console.log(JSON.stringify(samples));
+  console.log(JSON.stringify({ t0, samples }));
   Deno.exit(0);
 }
 
@@ -97,6 +124,8 @@ interface Run {
   /** The static asset read beside each job read (no database): p50, p99, max. */
   plain: [number, number, number];
   slowest: [number, number, number][];
+  /** The same reads of a bare server (`--floor`) in its own process meanwhile: p50, p99, max. */
+  floor: [number, number, number] | null;
   ingest: { status: string; seconds: number; rows: number };
   courses: { statuses: string[]; seconds: number };
   loadStart: string;
@@ -110,7 +139,12 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "troupe-bench-apiload-" });
   const pg = db === "postgres" ? await createPgDatabase() : null;
   const prof = args["cpu-prof"];
-  const task = await startTask(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}/${db}`] : []);
+  const stalls = args.stalls;
+  if (stalls) await Deno.mkdir(stalls, { recursive: true });
+  const task = await startTask([
+    ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}/${db}`] : []),
+    ...(stalls ? ["--preload", new URL("./stall_log.ts", import.meta.url).pathname] : []),
+  ]);
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = new Deno.Command(Deno.execPath(), {
@@ -125,11 +159,14 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       ...(pg ? { DATABASE_URL: pg.url } : {}),
       ...(db === "pglite-worker" ? { PGLITE_THREAD: "worker" } : {}),
       ...(args["chunk-bytes"] ? { DATASET_CHUNK_BYTES: args["chunk-bytes"] } : {}),
+      ...(stalls ? { STALL_LOG: `${stalls}/${db}.stalls.jsonl` } : {}),
     },
     stdout: "null",
     stderr: "inherit",
   }).spawn();
   let poller: Deno.ChildProcess | null = null;
+  let bare: Deno.ChildProcess | null = null;
+  let floorPoller: Deno.ChildProcess | null = null;
   let stopping = false;
   server.status.then((s) => {
     if (!stopping) {
@@ -151,6 +188,23 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
+    if (args.floor) {
+      const barePort = freePort();
+      const self = new URL(import.meta.url).pathname;
+      bare = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", self, "--bare", String(barePort), "--job", jobId],
+        stdout: "null",
+        stderr: "inherit",
+      }).spawn();
+      const bareBase = `http://127.0.0.1:${barePort}`;
+      await untilUp(`${bareBase}/api/docs/init.js`, bare);
+      floorPoller = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", self, "--poll", bareBase, "--job", jobId],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+    }
     const loadStart = loadAverage();
     const t0 = performance.now();
     // The CSV, streamed from its file by curl; the PDFs at the same time.
@@ -202,12 +256,22 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
     await poller.stdin.close();
     const out = await poller.output();
     poller = null;
-    const samples = JSON.parse(new TextDecoder().decode(out.stdout)) as [
-      number,
-      number,
-      number,
-      number,
-    ][];
+    let floor: Run["floor"] = null;
+    if (floorPoller) {
+      await floorPoller.stdin.close();
+      const fout = await floorPoller.output();
+      floorPoller = null;
+      const f = (JSON.parse(new TextDecoder().decode(fout.stdout)) as {
+        samples: [number, number, number, number][];
+      }).samples.filter(([, , st]) => st === 200).map(([, ms]) => ms);
+      floor = [pct(f, 0.5), pct(f, 0.99), Math.max(...f)];
+    }
+    const polled = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      t0: number;
+      samples: [number, number, number, number][];
+    };
+    const samples = polled.samples;
+    if (stalls) await Deno.writeTextFile(`${stalls}/${db}.reads.json`, JSON.stringify(polled));
     const ok = samples.filter(([, , status]) => status === 200).map(([, ms]) => ms);
     const plain = samples.map(([, , , ms]) => ms);
     const r: Run = {
@@ -222,6 +286,7 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       slowest: samples.toSorted((a, b) => b[1] - a[1]).slice(0, 8).map((
         [at, ms, , plain],
       ) => [at, ms, plain]),
+      floor,
       ingest,
       courses,
       loadStart,
@@ -238,7 +303,13 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
         courses.seconds.toFixed(0)
       } s | a static asset (no database) p50 ${r.plain[0].toFixed(1)} / p99 ${
         r.plain[1].toFixed(1)
-      } / max ${r.plain[2].toFixed(0)} ms | load ${loadStart} → ${r.loadEnd}`,
+      } / max ${r.plain[2].toFixed(0)} ms${
+        floor
+          ? ` | floor (a bare server meanwhile) p50 ${floor[0].toFixed(1)} / p99 ${
+            floor[1].toFixed(1)
+          } / max ${floor[2].toFixed(0)} ms`
+          : ""
+      } | load ${loadStart} → ${r.loadEnd}`,
     );
     console.log(
       `  slowest (s into the run: job read ms (the asset read beside it)): ${
@@ -249,9 +320,16 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
     );
     return r;
   } finally {
-    if (poller) {
-      await poller.stdin.close().catch(() => {});
-      await poller.status;
+    for (const p of [poller, floorPoller]) {
+      if (!p) continue;
+      await p.stdin.close().catch(() => {});
+      await p.status;
+    }
+    if (bare) {
+      try {
+        Deno.kill(bare.pid, "SIGTERM");
+      } catch { /* exited */ }
+      await bare.status;
     }
     stopping = true;
     try {

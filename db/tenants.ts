@@ -110,8 +110,22 @@ const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** Keys given by an operator (DEV_API_KEY) must be at least this long. */
 export const MIN_KEY_LENGTH = 24;
+/** How long an authenticated key is answered from memory at most (a revocation elsewhere shows within it). */
 const AUTH_CACHE_MS = 10_000;
+/**
+ * Once an entry is this old, a request still answered from it starts a read of the key behind it:
+ * a key in use is read again before its entry ends, so its requests do not wait for the database
+ * (an embedded one may be busy for a while with an ingest's statements).
+ */
+const AUTH_REFRESH_MS = 5_000;
 const AUTH_CACHE_MAX = 10_000;
+
+interface AuthEntry {
+  principal: Principal | null;
+  until: number;
+  refreshAt: number;
+  refreshing: boolean;
+}
 
 /** A new random API key. */
 export function generateApiKey(): string {
@@ -134,7 +148,9 @@ export interface TenantStoreOptions {
 export class TenantStore {
   readonly #db: SqlDatabase;
   readonly #now: () => number;
-  readonly #authCache = new Map<string, { principal: Principal | null; until: number }>();
+  readonly #authCache = new Map<string, AuthEntry>();
+  /** Counts the cache's clears: a read started before one does not fill the cache after it. */
+  #authGeneration = 0;
 
   /** The console's sessions, in the same database. */
   readonly consoleSessions: ConsoleSessions;
@@ -203,7 +219,7 @@ export class TenantStore {
         targetId: tenantId,
         details: { rateLimitPerMinute },
       });
-      this.#authCache.clear();
+      this.#forgetAll();
       return tenantView(rows[0]);
     });
   }
@@ -310,7 +326,7 @@ export class TenantStore {
         targetId: keyId,
         details: { replacedBy: created.id, prefix: created.prefix, graceSeconds },
       });
-      this.#authCache.clear();
+      this.#forgetAll();
       return { ...created, replaced: old };
     });
   }
@@ -336,21 +352,41 @@ export class TenantStore {
         targetId: keyId,
       });
     });
-    this.#authCache.clear();
+    this.#forgetAll();
   }
 
   /** Forgets every authenticated key: the next request of each is checked again. */
   forgetAuthentications(): void {
-    this.#authCache.clear();
+    this.#forgetAll();
   }
 
-  /** The principal of a key, or null when the key is unknown or revoked. */
+  /**
+   * The principal of a key, or null when the key is unknown or revoked. Answered from memory
+   * for up to {@link AUTH_CACHE_MS}; an entry older than {@link AUTH_REFRESH_MS} still answers
+   * and starts a read of the key behind the request (see the constants).
+   */
   async authenticate(key: string): Promise<Principal | null> {
     if (!key.startsWith(KEY_PREFIX) && key.length < MIN_KEY_LENGTH) return null;
     if (key.length > 200) return null;
     // Keyed by the presented key itself (held in memory only), so a hit costs no hashing.
     const cached = this.#authCache.get(key);
-    if (cached && cached.until > this.#now()) return cached.principal;
+    const now = this.#now();
+    if (cached && cached.until > now) {
+      if (cached.refreshAt <= now && !cached.refreshing) {
+        cached.refreshing = true;
+        // A failed read leaves the entry to end at its time; the next request reads then.
+        this.#readKey(key).catch(() => {
+          cached.refreshing = false;
+        });
+      }
+      return cached.principal;
+    }
+    return await this.#readKey(key);
+  }
+
+  /** Reads `key`'s principal from the database and caches it. */
+  async #readKey(key: string): Promise<Principal | null> {
+    const generation = this.#authGeneration;
     const hash = await hashApiKey(key);
     const rows = await this.#db.query<{
       id: string;
@@ -369,13 +405,27 @@ export class TenantStore {
     );
     const row = rows[0];
     const principal = row ? principalOfRow(row) : null;
-    if (this.#authCache.size >= AUTH_CACHE_MAX) this.#authCache.clear();
+    // Cleared while the read ran (a key revoked here): what it read may be from before.
+    if (generation !== this.#authGeneration) return principal;
+    if (this.#authCache.size >= AUTH_CACHE_MAX) this.#forgetAll();
     // A key that expires (a rotated one) is not remembered past its expiry.
     const expires = row?.expires_at == null
       ? Infinity
       : new Date(row.expires_at as string | Date).getTime();
-    this.#authCache.set(key, { principal, until: Math.min(this.#now() + AUTH_CACHE_MS, expires) });
+    const now = this.#now();
+    const until = Math.min(now + AUTH_CACHE_MS, expires);
+    this.#authCache.set(key, {
+      principal,
+      until,
+      refreshAt: Math.min(now + AUTH_REFRESH_MS, until),
+      refreshing: false,
+    });
     return principal;
+  }
+
+  #forgetAll(): void {
+    this.#authCache.clear();
+    this.#authGeneration++;
   }
 
   /** Appends to the audit log. */

@@ -223,3 +223,50 @@ for (const target of targets) {
     }
   });
 }
+
+Deno.test("keys: a key in use is read again behind its requests before its cache entry ends", async () => {
+  const tdb = await targets[0]!.open();
+  try {
+    const a = new TenantStore(tdb.db);
+    const t = await a.createTenant("acme");
+    const made = await a.createKey(t.id, { name: "svc" });
+    // The store under test reads through a gate that can hold its statements.
+    let gate: PromiseWithResolvers<void> | null = null;
+    let reads = 0;
+    const gated = Object.create(tdb.db, {
+      query: {
+        value: async (text: string, params?: readonly unknown[]) => {
+          reads++;
+          if (gate) await gate.promise;
+          return await tdb.db.query(text, params);
+        },
+      },
+    }) as typeof tdb.db;
+    const clock = new ManualClock();
+    const b = new TenantStore(gated, { now: clock.now });
+    assert.ok(await b.authenticate(made.key));
+    assert.equal(reads, 1);
+    clock.advance(3_000);
+    assert.ok(await b.authenticate(made.key));
+    assert.equal(reads, 1, "a fresh entry answers alone");
+    // Half its life gone: the entry answers while the database is held, and a read starts.
+    await a.revokeKey(t.id, made.id);
+    gate = Promise.withResolvers<void>();
+    clock.advance(3_000);
+    assert.ok(await b.authenticate(made.key), "answered from the entry, not waiting");
+    for (let i = 0; i < 100 && reads < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(reads, 2, "a read started behind the request");
+    assert.ok(await b.authenticate(made.key));
+    assert.equal(reads, 2, "one read behind the requests at a time");
+    gate.resolve();
+    gate = null;
+    // The read behind has ended: the revocation shows before the entry's 10 s are up.
+    for (let i = 0; i < 100 && await b.authenticate(made.key); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(await b.authenticate(made.key), null);
+    assert.equal(reads, 2);
+  } finally {
+    await tdb.cleanup();
+  }
+});

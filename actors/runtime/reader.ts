@@ -15,7 +15,8 @@
  * - On an embedded PGlite ({@link JobReader.start}), job rows read are also kept (the read
  *   model), at most `LIVE_CACHE_SIZE` of them, and answered without a query until the row
  *   changes: statement triggers on the jobs table NOTIFY the ids of the rows each statement
- *   inserted, updated or deleted (`*` for a truncate or too many ids), at COMMIT, whatever SQL
+ *   inserted, updated or deleted (in parts of under 8000 characters; `*` for a truncate or ids over
+ *   100 characters long at a part's end), at COMMIT, whatever SQL
  *   made the change; each id heard drops its row (`*`: all). PGlite delivers a commit's
  *   notifications before the committing statement's caller resumes, so a write that has
  *   returned is never answered from before it. A row is kept only when no change to it (nor
@@ -50,8 +51,13 @@ const READ_BATCHES_SHARED = 4;
 const FINISHED_CACHE_SIZE = 10_000;
 /** Most job rows the read model of an embedded PGlite keeps (the least recently read go first). */
 const LIVE_CACHE_SIZE = 10_000;
-/** Ids in one notification of the read model's triggers; more: `*` (NOTIFY's limit is 8000 bytes). */
+/** Most characters of one notification of the read model's triggers (NOTIFY's limit: 8000 bytes). */
 const NOTIFY_MAX_CHARS = 7_900;
+/**
+ * Characters of ids after which the triggers start the next notification: a part ends with the
+ * id that crosses this, so ids up to 100 characters long never make one over the limit.
+ */
+const NOTIFY_PART_CHARS = 7_800;
 
 type CachedJob = JobView & { cachedUntil: number };
 
@@ -354,25 +360,38 @@ function page<T extends { id: string }>(
 
 /**
  * The read model's statement triggers on the jobs table (idempotent): after each INSERT,
- * UPDATE or DELETE, a NOTIFY on `channel` of the ids of the rows it touched (none: nothing),
- * `*` when they exceed {@link NOTIFY_MAX_CHARS} or after a TRUNCATE.
+ * UPDATE or DELETE, NOTIFYs on `channel` of the ids of the rows it touched (none: nothing), in
+ * parts of about {@link NOTIFY_PART_CHARS} characters (a statement over many rows, a claim or a
+ * commit of hundreds of jobs, names each of them: the rows it did not touch stay kept); `*` for
+ * a part over {@link NOTIFY_MAX_CHARS} (ids that long) and after a TRUNCATE.
  */
 export function jobRowTriggers(t: Tables, channel: string): string[] {
   const fn = t.schema === "public"
     ? "troupe_job_rows_notify"
     : `"${t.schema}".troupe_job_rows_notify`;
   const call = `EXECUTE FUNCTION ${fn}('${channel}')`;
+  // The running length of the ids (with their commas) numbers the parts.
+  const parts = (rows: string) =>
+    `SELECT string_agg(id, ',') FROM (
+       SELECT id::text AS id,
+              (sum(length(id::text) + 1) OVER (ROWS UNBOUNDED PRECEDING) - 1)
+                / ${NOTIFY_PART_CHARS} AS part
+       FROM ${rows}) r GROUP BY part`;
   return [
     `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$
      DECLARE ids text;
      BEGIN
-       IF TG_OP = 'TRUNCATE' THEN ids := '*';
-       ELSIF TG_OP = 'DELETE' THEN SELECT string_agg(id::text, ',') INTO ids FROM old_rows;
-       ELSE SELECT string_agg(id::text, ',') INTO ids FROM new_rows;
+       IF TG_OP = 'TRUNCATE' THEN
+         PERFORM pg_notify(TG_ARGV[0], '*');
+       ELSIF TG_OP = 'DELETE' THEN
+         FOR ids IN ${parts("old_rows")} LOOP
+           PERFORM pg_notify(TG_ARGV[0], CASE WHEN length(ids) > ${NOTIFY_MAX_CHARS} THEN '*' ELSE ids END);
+         END LOOP;
+       ELSE
+         FOR ids IN ${parts("new_rows")} LOOP
+           PERFORM pg_notify(TG_ARGV[0], CASE WHEN length(ids) > ${NOTIFY_MAX_CHARS} THEN '*' ELSE ids END);
+         END LOOP;
        END IF;
-       IF ids IS NULL THEN RETURN NULL; END IF;
-       IF length(ids) > ${NOTIFY_MAX_CHARS} THEN ids := '*'; END IF;
-       PERFORM pg_notify(TG_ARGV[0], ids);
        RETURN NULL;
      END $$`,
     `CREATE OR REPLACE TRIGGER troupe_job_rows_insert AFTER INSERT ON ${t.jobs}

@@ -52,8 +52,10 @@ for (const thread of ["main", "worker"] as const) {
       const ids = Array.from({ length: 40 }, (_, i) => `job-${i}`);
       const pick = () => ids[Math.floor(rnd() * ids.length)]!;
       await insert(db, ids.slice(0, 20));
-      // Many ids in one statement: a payload over the limit notifies `*`.
+      // Many ids in one statement: notified in parts of under 8000 characters.
       const many = Array.from({ length: 600 }, (_, i) => `bulk-${String(i).padStart(40, "0")}`);
+      // Ids of 2000 characters: a part over the limit notifies `*`.
+      const long = Array.from({ length: 10 }, (_, i) => `long-${i}-`.padEnd(2000, "x"));
       const writes: ((db: SqlDatabase) => Promise<unknown>)[] = [
         (db) => insert(db, [pick(), pick()]),
         (db) =>
@@ -92,6 +94,10 @@ for (const thread of ["main", "worker"] as const) {
           await db.query(`DELETE FROM ${t.jobs} WHERE id = ANY($1)`, [many]);
         },
         async (db) => {
+          await insert(db, long);
+          await db.query(`DELETE FROM ${t.jobs} WHERE id = ANY($1)`, [long]);
+        },
+        async (db) => {
           if (rnd() < 0.3) {
             await db.query(`TRUNCATE ${t.jobs} CASCADE`);
             await insert(db, ids.slice(0, 10));
@@ -119,6 +125,32 @@ for (const thread of ["main", "worker"] as const) {
     }
   });
 }
+
+Deno.test("reader: a statement over many rows drops only those rows from the read model", async () => {
+  const db = await openPglite();
+  await migrateRuntime(db);
+  const reader = new JobReader(db, t);
+  await reader.start();
+  try {
+    await insert(db, ["kept"]);
+    await read(reader, "kept");
+    assert.equal(reader.modelled, 1);
+    // 600 ids of 46 characters: 27,600 characters of ids, notified in parts.
+    await insert(db, Array.from({ length: 600 }, (_, i) => `bulk-${String(i).padStart(40, "0")}`));
+    assert.equal(reader.modelled, 1, "a row the statement did not touch is still kept");
+    await db.query(`UPDATE ${t.jobs} SET progress = 5 WHERE id LIKE 'bulk-%' OR id = 'kept'`);
+    assert.equal(reader.modelled, 0, "a row among the many it touched is dropped");
+    assert.equal((await read(reader, "kept"))?.progress, 5);
+    // Ids too long for a part under the limit: `*` drops every row.
+    await read(reader, "kept");
+    assert.equal(reader.modelled, 1);
+    await insert(db, Array.from({ length: 10 }, (_, i) => `long-${i}-`.padEnd(2000, "x")));
+    assert.equal(reader.modelled, 0);
+  } finally {
+    await reader.stop();
+    await db.close();
+  }
+});
 
 Deno.test("reader: a shared database (PostgreSQL) keeps no read model", async () => {
   const db = { dialect: "postgres", shared: true } as unknown as SqlDatabase;
