@@ -29,6 +29,7 @@ import { createHash } from "node:crypto";
 import { createPgDatabase } from "../tests/harness.ts";
 import { freePort, startTask, UNLIMITED_RATES, untilUp } from "../tests/start_task.ts";
 import { loadAverage, pct } from "./stats.ts";
+import { seeded } from "../tests/fixtures/seeded.ts";
 import { backendsOf, cpuBetween, serverCpu } from "./proc_cpu.ts";
 
 const { values: args } = parseArgs({
@@ -51,13 +52,7 @@ const KEY = "troupe-bench-key-0123456789abcdef";
 function baseCsv(bytes: number): { header: Buffer; rows: Buffer; rowCount: number } {
   const lines: string[] = [];
   let size = 0;
-  let x = 7;
-  const rand = () => {
-    x = (x + 0x6d2b79f5) | 0;
-    let t = Math.imul(x ^ (x >>> 15), 1 | x);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const rand = seeded(7);
   const cities = ["Paris", "Lyon", "Berlin", "Madrid", "Roma", "Oslo"];
   while (size < bytes) {
     const n = lines.length;
