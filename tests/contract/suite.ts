@@ -38,23 +38,28 @@ export function contractSuite(
   );
   for (const target of ordered) {
     if (only && !only.includes(target.name)) continue;
-    // Opened before the file's first test and closed after its last (hooks are per file), so
-    // each test is checked by the sanitizers for what it opens itself.
+    // Sanitizers on where stop is deterministic. PGlite's backend arms its idle statistics
+    // timer after a statement (a timer counts for both sanitizers); the Neon pool's
+    // WebSockets are opened by whichever test first needs them and read between tests.
+    const sanitized = target.name === "postgres";
+    // A sanitized target's database is opened before the file's first test (hooks are per file)
+    // and closed after its last, so each test is checked for what it opens itself. The others
+    // open in their first test: opened in the hook, before every test of the file, PGlite's
+    // timer would end during a sanitized test.
     let opened: Promise<TestDatabase> | null = null;
-    Deno.test.beforeAll(async () => {
-      await (opened ??= target.open());
-    });
+    if (sanitized) {
+      Deno.test.beforeAll(async () => {
+        await (opened ??= target.open());
+      });
+    }
     Deno.test.afterAll(async () => {
       if (opened) await (await opened).cleanup();
     });
     for (const name of Object.keys(tests)) {
       Deno.test({
         name: `${group} [${target.name}]: ${name}`,
-        // Sanitizers on where stop is deterministic. PGlite's backend arms its idle statistics
-        // timer after a statement (a timer counts for both sanitizers); the Neon pool's
-        // WebSockets are opened by whichever test first needs them and read between tests.
-        sanitizeOps: target.name === "postgres",
-        sanitizeResources: target.name === "postgres",
+        sanitizeOps: sanitized,
+        sanitizeResources: sanitized,
         async fn() {
           const tdb = await (opened ??= target.open());
           const started: Runtime[] = [];
