@@ -29,6 +29,7 @@ import {
   toErrorRecord,
   TroupeError,
 } from "./errors.ts";
+import { Deadlines } from "./deadlines.ts";
 import { buildGroup, parseGroup, type PreparedGroup } from "./groups.ts";
 import { parseOnce, pipelineContext, raceAbort, toJson } from "./handler.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
@@ -75,6 +76,8 @@ export class Executor {
   readonly #slots = new Map<string, Slot>();
   /** Abort controllers of the handlers running in this process. */
   readonly #running = new Map<string, AbortController>();
+  /** The handlers' time limits. */
+  readonly #deadlines = new Deadlines();
   /** The key of each running handler. */
   readonly #runningKeys = new Map<string, string>();
   /** Settles when the last suspect queued for quarantine has run. */
@@ -163,7 +166,10 @@ export class Executor {
     this.#running.set(job.id, controller);
     this.#runningKeys.set(job.id, job.key);
     const limitMs = def.policy.timeoutMs;
-    const timer = setTimeout(() => controller.abort(new TimeoutError(limitMs)), limitMs);
+    const deadline = this.#deadlines.set(
+      limitMs,
+      () => controller.abort(new TimeoutError(limitMs)),
+    );
     let open = true;
     // The handler's copy of the state, made when it first reads it.
     let working: unknown;
@@ -279,7 +285,7 @@ export class Executor {
       return this.failure({ ...base, effects: [], sends: [] }, job, def, reason);
     } finally {
       open = false;
-      clearTimeout(timer);
+      deadline.clear();
       progress?.close();
       this.#running.delete(job.id);
       this.#runningKeys.delete(job.id);
