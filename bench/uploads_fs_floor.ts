@@ -3,8 +3,9 @@
  * process): a Deno HTTP server that streams each body into a file under DIR with FsBlobStore's
  * durable steps (db/blobs/fs.ts) and nothing else (no hashing, no database), and answers 202 with
  * the upload route's shape. Each body goes into `DIR/tmp/<id>` (opened `createNew`) in writes of
- * 1 MiB, one written while the body fills the next; then the file is `sync`ed and closed, its
- * directory `DIR/<ab>` made when the target is absent and the file renamed to `DIR/<ab>/<id>` (the id's first two
+ * 1 MiB, one written while the body fills the next; then the file is `sync`ed and closed, the target
+ * looked up (`stat`, as the store does to say whether it made the blob) and the file renamed to
+ * `DIR/<ab>/<id>`, its directory `DIR/<ab>` made when the rename finds it absent (the id's first two
  * characters, as a blob's path takes its SHA-256's). The answer's `datasetId` is the id, so the
  * bench finds each stored file.
  *
@@ -68,8 +69,14 @@ async function store(body: ReadableStream<Uint8Array>, id: string): Promise<void
     closed = true;
     const sub = join(dir, id.slice(0, 2));
     const target = join(sub, id);
-    if (!await exists(target)) await Deno.mkdir(sub, { recursive: true });
-    await Deno.rename(tmp, target);
+    await exists(target);
+    try {
+      await Deno.rename(tmp, target);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      await Deno.mkdir(sub, { recursive: true });
+      await Deno.rename(tmp, target);
+    }
   } catch (err) {
     await (writing as Promise<void> | null)?.catch(() => {});
     if (!closed) file.close();
