@@ -6,8 +6,14 @@
  * one client process (`node:http` with an Agent of up to 300 keep-alive sockets, each body a
  * shared base buffer behind a unique first row, with its Content-Length).
  *
- * Two scenarios per database, each run floor → Troupe → floor (the host's speed drifts; the
- * ratio is Troupe's p99 over the mean of the two floors' p99):
+ * Beside the discard server, a storage floor in its own process streams each body where the
+ * database's blob store puts it, with nothing else: a table of the blob parts' layout on
+ * PostgreSQL (bench/uploads_pg_floor.ts), a file with FsBlobStore's durable steps on PGlite
+ * (bench/uploads_fs_floor.ts; its files checked, size of all and SHA-256 of a sample, then
+ * removed after each scenario).
+ *
+ * Two scenarios per database, each run discard → storage floor → Troupe → storage floor → discard
+ * (the host's speed drifts; a ratio is Troupe's p99 over the mean of the two floors' p99):
  * - 20 concurrent 10 MB CSV uploads (target: p99 ≤ 1.5× the floor);
  * - 300 concurrent 1 MB CSV uploads (target: all accepted, nothing lost, p99 ≤ 2× the floor).
  *
@@ -177,13 +183,18 @@ async function discardServer(dir: string): Promise<{ url: string; child: Deno.Ch
   return { url, child };
 }
 
+/** A storage floor in its own process; `dir` holds its files (the embedded default's floor). */
+interface StoreFloor {
+  url: string;
+  child: Deno.ChildProcess;
+  dir: string | null;
+}
+
 /**
  * The storage floor on PostgreSQL (bench/uploads_pg_floor.ts, its own process): each body
  * streamed into a table of the blob parts' layout, one transaction an upload, answered 202.
  */
-async function pgFloorServer(
-  databaseUrl: string,
-): Promise<{ url: string; child: Deno.ChildProcess }> {
+async function pgFloorServer(databaseUrl: string): Promise<StoreFloor> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("./uploads_pg_floor.ts", import.meta.url).pathname, String(port)],
@@ -193,12 +204,95 @@ async function pgFloorServer(
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
   await untilUp(url, child, { timeoutMs: 30_000 });
-  return { url, child };
+  return { url, child, dir: null };
 }
 
-/** What the storage floor holds: uploads and bytes. */
+/**
+ * The storage floor on the embedded default (bench/uploads_fs_floor.ts, its own process): each
+ * body streamed into a file under `dir` with FsBlobStore's durable steps, answered 202.
+ */
+async function fsFloorServer(dir: string): Promise<StoreFloor> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./uploads_fs_floor.ts", import.meta.url).pathname,
+      String(port),
+      dir,
+    ],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  await untilUp(url, child, { timeoutMs: 30_000 });
+  return { url, child, dir };
+}
+
+/** What the PostgreSQL storage floor holds: uploads and bytes. */
 async function floorStored(url: string): Promise<{ uploads: number; bytes: number }> {
   return await (await fetch(`${url}/floor/stored`)).json();
+}
+
+/** Files the file floor holds under `dir` (its `tmp` left out): path → size. */
+async function floorFiles(dir: string): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  for await (const sub of Deno.readDir(dir)) {
+    if (!sub.isDirectory || sub.name === "tmp") continue;
+    for await (const f of Deno.readDir(`${dir}/${sub.name}`)) {
+      files.set(`${sub.name}/${f.name}`, (await Deno.stat(`${dir}/${sub.name}/${f.name}`)).size);
+    }
+  }
+  return files;
+}
+
+/** Removes the file floor's stored files (its `tmp` kept: the floor writes there). */
+async function clearFloorFiles(dir: string): Promise<void> {
+  for await (const sub of Deno.readDir(dir)) {
+    if (sub.isDirectory && sub.name !== "tmp") {
+      await Deno.remove(`${dir}/${sub.name}`, { recursive: true });
+    }
+  }
+}
+
+/** How many of a burst's stored files have their SHA-256 checked (every size is). */
+const HASH_SAMPLE = 20;
+
+/**
+ * The file floor's files against the uploads sent to it: one file an accepted upload, each of
+ * the size sent, a sample's SHA-256 that of the bytes sent, no other file. Then its files are
+ * removed.
+ */
+async function checkFloorFiles(dir: string, sent: Sent[]): Promise<string> {
+  const files = await floorFiles(dir);
+  const accepted = sent.filter((s) => s.status === 202 && typeof s.body.datasetId === "string");
+  const problems: string[] = [];
+  const step = Math.max(1, Math.floor(accepted.length / HASH_SAMPLE));
+  for (const [i, s] of accepted.entries()) {
+    const id = s.body.datasetId as string;
+    const path = `${id.slice(0, 2)}/${id}`;
+    const size = files.get(path);
+    files.delete(path);
+    if (size !== s.size) {
+      problems.push(`${id}: ${size ?? "no file"}, ${s.size} bytes sent`);
+      continue;
+    }
+    if (i % step === 0) {
+      const sha256 = createHash("sha256").update(await Deno.readFile(`${dir}/${path}`))
+        .digest("hex");
+      if (sha256 !== s.sha256) problems.push(`${id}: SHA-256 ${sha256}, ${s.sha256} sent`);
+    }
+  }
+  if (files.size) problems.push(`${files.size} files no upload sent`);
+  await clearFloorFiles(dir);
+  if (accepted.length !== sent.length) {
+    problems.push(`${sent.length - accepted.length} of ${sent.length} uploads refused`);
+  }
+  const hashed = Math.ceil(accepted.length / step);
+  return problems.length
+    ? problems.slice(0, 3).join("; ") +
+      (problems.length > 3 ? ` (${problems.length} problems)` : "")
+    : `ok (${accepted.length} files, sizes all, SHA-256 of ${hashed})`;
 }
 
 const headers = { "x-api-key": KEY };
@@ -259,7 +353,7 @@ interface Scenario {
   floorBefore: number[];
   troupe: number[];
   floorAfter: number[];
-  /** The storage floor's latencies (PostgreSQL), before and after Troupe's. */
+  /** The storage floor's latencies (a table on PostgreSQL, files on PGlite), before and after Troupe's. */
   storeBefore: number[] | null;
   storeAfter: number[] | null;
   /** Bytes the storage floor held against those sent to it. */
@@ -294,7 +388,7 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
     stderr: "inherit",
   }).spawn();
   const floor = await discardServer(dir);
-  const store = pg ? await pgFloorServer(pg.url) : null;
+  const store = pg ? await pgFloorServer(pg.url) : await fsFloorServer(`${dir}/floor-files`);
   const out: Scenario[] = [];
   try {
     await untilUp(`${base}/api/health`, server);
@@ -305,13 +399,12 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       const tag = `${db}-${mb}mb`;
       // Warm both (connections, JIT) with a few small uploads first.
       await burst(new URL(`${floor.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-wf`);
-      if (store) {
-        await burst(new URL(`${store.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-ws`);
-      }
+      await burst(new URL(`${store.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-ws`);
+      if (store.dir !== null) await clearFloorFiles(store.dir);
       const warm = await burst(new URL(`${base}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-w`);
       if (warm.some((w) => w.status !== 202)) throw new Error(`warm-up: ${warm[0]!.status}`);
       const load = loadAverage();
-      const stored0 = store ? await floorStored(store.url) : null;
+      const stored0 = store.dir === null ? await floorStored(store.url) : null;
       // discard → storage floor → Troupe → storage floor → discard, each with the CPU its
       // server (and the database's backends) spent.
       const dbName = pg ? new URL(pg.url).pathname.slice(1) : null;
@@ -326,18 +419,16 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
         return sent;
       };
       const before = await timed("floorBefore", floor.child.pid, floor.url, `${tag}-f`);
-      const storeBefore = store
-        ? await timed("storeBefore", store.child.pid, store.url, `${tag}-s`)
-        : null;
+      const storeBefore = await timed("storeBefore", store.child.pid, store.url, `${tag}-s`);
       const sent = await timed("troupe", server.pid, base, tag);
-      const storeAfter = store
-        ? await timed("storeAfter", store.child.pid, store.url, `${tag}-t`)
-        : null;
+      const storeAfter = await timed("storeAfter", store.child.pid, store.url, `${tag}-t`);
       const after = await timed("floorAfter", floor.child.pid, floor.url, `${tag}-g`);
       let storeCheck: string | null = null;
-      if (store && stored0) {
+      if (store.dir !== null) {
+        storeCheck = await checkFloorFiles(store.dir, [...storeBefore, ...storeAfter]);
+      } else if (stored0) {
         const stored1 = await floorStored(store.url);
-        const sentBytes = [...storeBefore!, ...storeAfter!].filter((s) => s.status === 202)
+        const sentBytes = [...storeBefore, ...storeAfter].filter((s) => s.status === 202)
           .reduce((a, s) => a + s.size, 0);
         const uploads = stored1.uploads - stored0.uploads;
         const bytes = stored1.bytes - stored0.bytes;
@@ -378,7 +469,7 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
   } finally {
     // A server that ended before the bench stops it is said (the requests then failed).
     const children = [["Troupe", server], ["floor", floor.child]] as [string, Deno.ChildProcess][];
-    if (store) children.push(["storage floor", store.child]);
+    children.push(["storage floor", store.child]);
     for (const [what, child] of children) {
       const st = await Promise.race([child.status, new Promise((r) => setTimeout(r, 200, null))]);
       if (st) {
@@ -386,7 +477,7 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
         console.error(`the ${what} server had ended: code ${code}, signal ${signal ?? "none"}`);
       }
     }
-    for (const child of [floor.child, ...(store ? [store.child] : []), server]) {
+    for (const child of [floor.child, store.child, server]) {
       try {
         Deno.kill(child.pid, "SIGTERM");
       } catch { /* exited */ }
@@ -428,7 +519,7 @@ function print(db: string, s: Scenario): void {
   };
   console.log(
     `${"".padEnd(8)} ${s.name.padEnd(11)} CPU s, server${
-      s.storeBefore ? " + its database's backends" : ""
+      s.cpu.troupe?.backends != null ? " + its database's backends" : ""
     }: Troupe ${c("troupe")} | discard floor ${c("floorBefore")}, ${c("floorAfter")}${
       s.storeBefore ? ` | storage floor ${c("storeBefore")}, ${c("storeAfter")}` : ""
     }`,

@@ -102,10 +102,16 @@ export class FsBlobStore implements BlobStore {
       const sha256 = await digest;
       const target = this.#path(sha256);
       const created = !await exists(target);
-      if (created) await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
       // Stored again even when present: the same bytes under a fresh modification time,
       // which tells `collect` that an upload wants them (and replaces any it just took away).
-      await Deno.rename(tmp, target);
+      // The directory `<ab>` is made only when the rename finds it absent.
+      try {
+        await Deno.rename(tmp, target);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
+        await Deno.rename(tmp, target);
+      }
       return { sha256, size, created };
     } catch (err) {
       hash.drop();
