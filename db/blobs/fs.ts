@@ -4,7 +4,7 @@
  * never leaves a partial blob under its final name. Temporary files of crashed uploads are
  * removed when the store opens.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { NotFoundError, PayloadTooLargeError } from "@troupe/runtime";
 import {
   type BlobInfo,
@@ -48,52 +48,13 @@ export class FsBlobStore implements BlobStore {
     const file = await Deno.open(tmp, { write: true, createNew: true });
     // Hashed a write at a time, in the hashing worker (./hashing.ts).
     const hash = streamHash();
-    let size = 0;
     let done = false;
-    // Two buffers: one is written to the file while the body fills the other.
-    let batch = new Uint8Array(WRITE_BYTES);
-    let spare: Uint8Array<ArrayBuffer> | null = null;
-    let filled = 0;
-    let writing: Promise<void> | null = null;
-    const write = async (bytes: Uint8Array) => {
-      await hash.update(bytes);
-      await writing;
-      writing = writeAll(file, bytes);
-      writing.catch(() => {}); // awaited before the next write, or at the end
-    };
     try {
-      const reader = body.getReader();
-      try {
-        while (true) {
-          options.signal?.throwIfAborted();
-          const { value, done: end } = await reader.read();
-          if (end) break;
-          size += value.byteLength;
-          if (options.maxBytes !== undefined && size > options.maxBytes) {
-            throw new PayloadTooLargeError(options.maxBytes);
-          }
-          // Small reads are gathered into writes of WRITE_BYTES: each write is a trip to a
-          // blocking thread, and with 20 uploads at once those trips were most of an upload.
-          let from = 0;
-          while (from < value.byteLength) {
-            const n = Math.min(value.byteLength - from, WRITE_BYTES - filled);
-            batch.set(value.subarray(from, from + n), filled);
-            filled += n;
-            from += n;
-            if (filled === WRITE_BYTES) {
-              const full = batch;
-              await write(full);
-              batch = spare ?? new Uint8Array(WRITE_BYTES);
-              spare = full;
-              filled = 0;
-            }
-          }
-        }
-      } finally {
-        reader.releaseLock();
-      }
-      await write(batch.subarray(0, filled));
-      await writing;
+      const size = await writeGathered(file, body, {
+        seen: (bytes) => hash.update(bytes),
+        maxBytes: options.maxBytes,
+        signal: options.signal,
+      });
       const digest = hash.digest();
       digest.catch(() => {}); // awaited below, unless the sync fails first
       await file.sync();
@@ -104,18 +65,10 @@ export class FsBlobStore implements BlobStore {
       const created = !await exists(target);
       // Stored again even when present: the same bytes under a fresh modification time,
       // which tells `collect` that an upload wants them (and replaces any it just took away).
-      // The directory `<ab>` is made only when the rename finds it absent.
-      try {
-        await Deno.rename(tmp, target);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-        await Deno.mkdir(join(this.#dir, sha256.slice(0, 2)), { recursive: true });
-        await Deno.rename(tmp, target);
-      }
+      await renameInto(tmp, target);
       return { sha256, size, created };
     } catch (err) {
       hash.drop();
-      await (writing as Promise<void> | null)?.catch(() => {});
       if (!done) file.close();
       await Deno.remove(tmp).catch(() => {});
       await body.cancel().catch(() => {});
@@ -234,6 +187,84 @@ export class FsBlobStore implements BlobStore {
     }
     await Deno.remove(aside);
     return true;
+  }
+}
+
+/**
+ * Writes `body` into `file` and returns its size. Small reads are gathered into writes of
+ * WRITE_BYTES: each write is a trip to a blocking thread, and with 20 uploads at once those
+ * trips were most of an upload. Two buffers: one is written while the body fills the other.
+ * `seen` is given each write's bytes before it starts (and awaited). Over `maxBytes` throws
+ * `PayloadTooLargeError`; the file is neither synced nor closed here, and on a failure no write
+ * is still running when this throws.
+ */
+export async function writeGathered(
+  file: Deno.FsFile,
+  body: ReadableStream<Uint8Array>,
+  { seen, maxBytes, signal }: {
+    seen?: (bytes: Uint8Array) => void | Promise<void>;
+    maxBytes?: number | undefined;
+    signal?: AbortSignal | undefined;
+  } = {},
+): Promise<number> {
+  let size = 0;
+  let batch = new Uint8Array(WRITE_BYTES);
+  let spare: Uint8Array<ArrayBuffer> | null = null;
+  let filled = 0;
+  let writing: Promise<void> | null = null;
+  const write = async (bytes: Uint8Array) => {
+    await seen?.(bytes);
+    await writing;
+    writing = writeAll(file, bytes);
+    writing.catch(() => {}); // awaited before the next write, or at the end
+  };
+  try {
+    const reader = body.getReader();
+    try {
+      while (true) {
+        signal?.throwIfAborted();
+        const { value, done } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (maxBytes !== undefined && size > maxBytes) throw new PayloadTooLargeError(maxBytes);
+        let from = 0;
+        while (from < value.byteLength) {
+          const n = Math.min(value.byteLength - from, WRITE_BYTES - filled);
+          batch.set(value.subarray(from, from + n), filled);
+          filled += n;
+          from += n;
+          if (filled === WRITE_BYTES) {
+            const full = batch;
+            await write(full);
+            batch = spare ?? new Uint8Array(WRITE_BYTES);
+            spare = full;
+            filled = 0;
+          }
+        }
+      }
+    } finally {
+      reader.releaseLock();
+    }
+    await write(batch.subarray(0, filled));
+    await writing;
+    return size;
+  } catch (err) {
+    await (writing as Promise<void> | null)?.catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Renames `tmp` to `target`, making `target`'s directory only when the rename finds it absent
+ * (one `mkdir` fewer a file where it is there).
+ */
+export async function renameInto(tmp: string, target: string): Promise<void> {
+  try {
+    await Deno.rename(tmp, target);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    await Deno.mkdir(dirname(target), { recursive: true });
+    await Deno.rename(tmp, target);
   }
 }
 
