@@ -22,7 +22,9 @@
  *
  * `--peers` (default `--db postgres,pglite-mem`) runs, interleaved round by round (Troupe,
  * BullMQ, graphile-worker, pg-boss, ...): BullMQ 5 on Redis, graphile-worker with its local
- * queue and batched completions, pg-boss, each under Node in a process of its own
+ * queue and batched completions, the same with each key's jobs in a named queue of their own
+ * (`graphile-keyed`: one at a time per key, as Troupe runs them), pg-boss, each under Node in a
+ * process of its own
  * (bench/peers/peer.mjs, installed into bench/peers/node_modules on first use), on a store of
  * its own; and, on each PGlite database, the floor: the runtime's claim and commit SQL in a
  * loop without the runtime (bench/queue_floor.ts), on the same kind of database (PGlite in this
@@ -82,7 +84,7 @@ const MODES = (args.modes ?? (args.peers ? "end-to-end" : "end-to-end,processing
 ) => s.trim()) as Mode[];
 const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
-const PEERS = ["bullmq", "graphile", "pgboss"] as const;
+const PEERS = ["bullmq", "graphile", "graphile-keyed", "pgboss"] as const;
 type Mode = "end-to-end" | "processing";
 type Workload = "noop" | "row";
 
@@ -533,7 +535,7 @@ if (args.peers || args.floor) {
       const t = find("troupe postgres", workload, mode);
       const judged = workload === "noop" && mode === "end-to-end";
       for (const peer of PEERS) {
-        const goal = judged && peer !== "pgboss" ? 1.0 : undefined;
+        const goal = judged && (peer === "bullmq" || peer === "graphile") ? 1.0 : undefined;
         ratio(
           t,
           find(peer, workload, mode),

@@ -3,7 +3,7 @@
  *
  *   node bench/peers/peer.mjs SYSTEM MODE WORKLOAD [N=20000] [KEYS=256]
  *
- * SYSTEM: bullmq | graphile | pgboss. MODE: end-to-end (the consumer runs while the producer
+ * SYSTEM: bullmq | graphile | graphile-keyed | pgboss. MODE: end-to-end (the consumer runs while the producer
  * enqueues in batches of 500) | processing (everything enqueued first). WORKLOAD: noop | row
  * (the handler inserts one row into PostgreSQL in a transaction of its own: a peer has no way
  * to commit a job's write with the job).
@@ -16,7 +16,9 @@
  * on PostgreSQL (PG_URL's server), created here and dropped afterwards. The row workload writes
  * into a `bench_rows` table of that database (BullMQ's: `bench_bullmq`).
  *
- * Jobs carry their key in the payload; no peer serializes a key's jobs as Troupe does.
+ * Jobs carry their key in the payload. Only `graphile-keyed` serializes a key's jobs as Troupe does:
+ * each job goes to graphile-worker's named queue of its key (`queueName`), whose jobs run one at a
+ * time in order; the other peers run a key's jobs concurrently.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
@@ -28,7 +30,7 @@ const BATCH = 500;
 const PG_URL = process.env.PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = new URL(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 if (!["end-to-end", "processing"].includes(mode) || !["noop", "row"].includes(workload)) {
-  console.error("usage: peer.mjs bullmq|graphile|pgboss end-to-end|processing noop|row [N] [KEYS]");
+  console.error("usage: peer.mjs bullmq|graphile|graphile-keyed|pgboss end-to-end|processing noop|row [N] [KEYS]");
   process.exit(2);
 }
 
@@ -222,7 +224,7 @@ async function bullmq() {
   return { rate, ...used, settings, versions: { bullmq: versionOf("bullmq") } };
 }
 
-async function graphile() {
+async function graphile(keyed = false) {
   const { run, makeWorkerUtils, Logger } = await import("graphile-worker");
   await createDatabase("bench_graphile");
   const connectionString = dbUrl("bench_graphile");
@@ -235,7 +237,12 @@ async function graphile() {
     completeJobBatchDelay: 0,
     failJobBatchDelay: 0,
   };
-  const settings = { ...worker, connectionString: undefined, addJobs: BATCH };
+  const settings = {
+    ...worker,
+    connectionString: undefined,
+    addJobs: BATCH,
+    ...(keyed ? { queueName: "one named queue a key" } : {}),
+  };
   console.error(`graphile-worker ${JSON.stringify(settings)}`);
   const utils = await makeWorkerUtils({ connectionString });
   await utils.migrate();
@@ -257,7 +264,13 @@ async function graphile() {
   });
   const addAll = async () => {
     for (let s = 0; s < N; s += BATCH) {
-      await utils.addJobs(payloads(s).map((payload) => ({ identifier: "noop", payload })));
+      await utils.addJobs(
+        payloads(s).map((payload) => ({
+          identifier: "noop",
+          payload,
+          ...(keyed ? { queueName: payload.key } : {}),
+        })),
+      );
     }
   };
   const start = () => run({ taskList, logger, noHandleSignals: true, preset: { worker } });
@@ -370,7 +383,7 @@ async function pgboss() {
   return { rate, ...used, settings, versions: { "pg-boss": versionOf("pg-boss") } };
 }
 
-const systems = { bullmq, graphile, pgboss };
+const systems = { bullmq, graphile, "graphile-keyed": () => graphile(true), pgboss };
 if (!systems[system]) {
   console.error(`unknown peer ${system}`);
   process.exit(2);
