@@ -71,7 +71,7 @@ export interface ClaimAlong {
   jobs: ClaimedJob[];
   /** The slots reserved for it. */
   limit: number;
-  /** Settles what `drain` waits for, once its chains have ended. */
+  /** Ends what `drain` waits for in its name, once its chains have started (or none will). */
   done: () => void;
 }
 
@@ -268,20 +268,18 @@ export class Dispatcher {
     return { actors, limit, workerId, leaseMs, tenantWeights };
   }
 
-  /** Starts the chains of claimed jobs (one per key, in queue order); returns them. */
-  #start(jobs: readonly ClaimedJob[]): Promise<void>[] {
+  /** Starts the chains of claimed jobs (one per key, in queue order). */
+  #start(jobs: readonly ClaimedJob[]): void {
     const groups = new Map<string, ClaimedJob[]>();
     for (const job of jobs) {
       const group = groups.get(job.key);
       if (group) group.push(job);
       else groups.set(job.key, [job]);
     }
-    const chains: Promise<void>[] = [];
     for (const group of groups.values()) {
       this.#chains++;
-      chains.push(this.#runChain(group));
+      this.#runChain(group);
     }
-    return chains;
   }
 
   /** A chain (or a claim's wait for its chains) ended: its slots may be claimed again. */
@@ -332,7 +330,8 @@ export class Dispatcher {
     const jobs = committed ? along.jobs : [];
     this.#inFlight -= along.limit - jobs.length;
     if (committed) this.#more = jobs.length === along.limit;
-    Promise.allSettled(this.#start(jobs)).then(() => along.done());
+    this.#start(jobs); // counted in `#chains` from here on, each until it ends
+    along.done();
   }
 
   /**
@@ -400,7 +399,16 @@ export class Dispatcher {
         }
         if (stop || restartAt < 0) break;
         committer.endChain(key, fence);
-        state = await loadState(this.#o.db, this.#o.tables, key);
+        try {
+          state = await loadState(this.#o.db, this.#o.tables, key);
+        } catch (err) {
+          // Nothing awaits a chain: it ends here, and the rest goes back with the lease.
+          log.error("state reload failed; leaving the rest to the lease", {
+            key,
+            error: String(err),
+          });
+          break;
+        }
         next = restartAt;
       }
     } finally {

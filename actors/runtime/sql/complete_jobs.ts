@@ -220,29 +220,46 @@ function jobRow(c: Completion) {
   };
 }
 
-/** One row per chain (key and lease): the last state its applied links left, the release. */
+/** The row of a chain in a commit. */
+interface ChainRow {
+  key: string;
+  fence: number;
+  set_state: boolean;
+  state: unknown;
+  release: boolean;
+}
+
+/**
+ * One row per chain (key and lease), in the order the chains first appear: the last state its
+ * applied links left, the release.
+ */
 function chainRows(
   completions: readonly Completion[],
   take: (i: number) => boolean,
   applied: (i: number) => boolean,
-) {
-  const rows = new Map<
-    string,
-    { key: string; fence: number; set_state: boolean; state: unknown; release: boolean }
-  >();
-  for (const [i, c] of completions.entries()) {
+): ChainRow[] {
+  const rows: ChainRow[] = [];
+  // The last chain seen of each key (a key has one lease in a batch but for a rare takeover).
+  const byKey = new Map<string, ChainRow>();
+  for (let i = 0; i < completions.length; i++) {
     if (!take(i)) continue;
-    const chain = chainOf(c.key, c.fence);
-    const row = rows.get(chain) ??
-      { key: c.key, fence: c.fence, set_state: false, state: null, release: false };
+    const c = completions[i]!;
+    let row = byKey.get(c.key);
+    if (row && row.fence !== c.fence) {
+      row = rows.find((r) => r.key === c.key && r.fence === c.fence);
+    }
+    if (!row) {
+      row = { key: c.key, fence: c.fence, set_state: false, state: null, release: false };
+      rows.push(row);
+    }
+    byKey.set(c.key, row);
     if (applied(i) && c.state !== undefined) {
       row.set_state = true;
       row.state = c.state.value ?? null;
     }
     if (c.release) row.release = true;
-    rows.set(chain, row);
   }
-  return [...rows.values()];
+  return rows;
 }
 
 /** The update of the job rows (`x`) and their dead letters, shared by both commit paths. */

@@ -88,10 +88,12 @@ export async function insertJobs(
     if (j.onEnd) row.on_end = j.onEnd;
     return row;
   });
+  // `run_at` in epoch milliseconds: a number, which the driver reads without parsing a date.
+  const columns = `id, actor, key, (extract(epoch FROM run_at) * 1000)::float8 AS run_at,
+    traceparent, tracestate`;
   const select = notify
-    ? `SELECT id, actor, key, run_at, traceparent, tracestate,
-         (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`
-    : `SELECT id, actor, key, run_at, traceparent, tracestate FROM ins`;
+    ? `SELECT ${columns}, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`
+    : `SELECT ${columns} FROM ins`;
   const tail = outbox
     ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins) ${select}`
     : select;
@@ -134,6 +136,7 @@ export interface QueuedRow {
   id: string;
   actor: string;
   key: string;
+  /** A timestamp, or epoch milliseconds. */
   run_at: unknown;
   traceparent?: string | null;
   tracestate?: string | null;
@@ -141,13 +144,11 @@ export interface QueuedRow {
 
 /** The message of a row read back from `troupe_jobs`. */
 export function queuedMessage(r: QueuedRow): QueuedMessage {
-  const runAt = r.run_at instanceof Date ? r.run_at : new Date(String(r.run_at));
-  return {
-    id: r.id,
-    actor: r.actor,
-    key: r.key,
-    runAt,
-    ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-    ...(r.tracestate ? { tracestate: r.tracestate } : {}),
-  };
+  const runAt = r.run_at instanceof Date
+    ? r.run_at
+    : new Date(typeof r.run_at === "number" ? r.run_at : String(r.run_at));
+  const m: QueuedMessage = { id: r.id, actor: r.actor, key: r.key, runAt };
+  if (r.traceparent) m.traceparent = r.traceparent;
+  if (r.tracestate) m.tracestate = r.tracestate;
+  return m;
 }
