@@ -348,28 +348,28 @@ export class Dispatcher {
     let settled = 0;
     try {
       while (next < jobs.length) {
-        const pending: Promise<CommitResult>[] = [];
+        // Each link's commit as a result that never rejects: awaited below, after the later
+        // links ran, without an unhandled rejection in between.
+        const pending: Promise<PromiseSettledResult<CommitResult>>[] = [];
         let speculative = state;
         for (let i = next; i < jobs.length; i++) {
           const job = jobs[i]!;
           const began = performance.now();
           const completion = await executor.execute(job, speculative);
           completion.release = i === jobs.length - 1;
-          const committed = committer.commit(completion, job, performance.now() - began);
+          const committed = committer.commit(completion, job, performance.now() - began)
+            .then(fulfilled, rejected);
           if (job.lease_losses > 0) {
             // A suspect: the next one runs once this one's outcome is committed (or not).
-            committed.catch(ignore).finally(() => executor.leaveQuarantine(job.id));
-          } else if (i < jobs.length - 1) {
-            committed.catch(ignore); // awaited below, after the later links ran
+            committed.then(() => executor.leaveQuarantine(job.id));
           }
           pending.push(committed);
           if (completion.outcome === "succeeded" && completion.state) {
             speculative = completion.state.value;
           }
         }
-        const results = pending.length === 1
-          ? [await pending[0]!.then(fulfilled, rejected)]
-          : await Promise.allSettled(pending);
+        const results: PromiseSettledResult<CommitResult>[] = [];
+        for (const p of pending) results.push(await p);
         let restartAt = -1;
         let stop = false;
         for (let i = 0; i < results.length; i++) {
