@@ -110,7 +110,10 @@ export class Committer {
    * finish in the same turn of the event loop (most of them, when they do not wait on I/O) go
    * in one transaction, not the first alone and the rest in a second. A flush can settle its
    * last commits before it ends (a batch of stale links never waits), so what was queued after
-   * its loop is flushed next.
+   * its loop is flushed next. A flush takes a second batch at once only when a whole one is
+   * queued: a part of a batch may be completions of handlers that the commit before let run
+   * (its claim's jobs, or the next links of its chains), still finishing in this turn, which
+   * wait the tick for their batch's others.
    */
   #kick(): void {
     if (this.#flushing) return;
@@ -172,7 +175,7 @@ export class Committer {
   }
 
   async #flush(): Promise<void> {
-    while (this.#queue.length > 0) {
+    do {
       const batch = this.#queue.splice(0, this.#o.commitBatch).filter((item) => {
         if (!this.#isBroken(item.completion)) return true;
         item.resolve("stale");
@@ -200,7 +203,7 @@ export class Committer {
         // Commit one by one so one bad completion (a failing effect) does not sink the rest.
         for (const item of batch) await this.#commitAlone(item);
       }
-    }
+    } while (this.#queue.length >= this.#o.commitBatch);
   }
 
   /** Resolves a commit; a chain whose link did not commit as computed is broken after it. */
