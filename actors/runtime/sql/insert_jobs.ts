@@ -88,16 +88,19 @@ export async function insertJobs(
     if (j.onEnd) row.on_end = j.onEnd;
     return row;
   });
-  // `run_at` in epoch milliseconds: a number, which the driver reads without parsing a date.
-  const columns = `id, actor, key, (extract(epoch FROM run_at) * 1000)::float8 AS run_at,
-    traceparent, tracestate`;
-  const select = notify
-    ? `SELECT ${columns}, (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`
-    : `SELECT ${columns} FROM ins`;
+  const notifying = notify ? `, (SELECT pg_notify('${t.jobsChannel}', '')) AS notified` : "";
+  // A fresh insert writes every row or fails: its messages are made here from the rows, with
+  // the statement's clock read back once (`now()`, the same for every row). Otherwise the
+  // rows inserted come back, `run_at` in epoch milliseconds (no date to parse).
+  const select = fresh
+    ? `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now,
+         (SELECT count(*)::int FROM ins) AS n${notifying}`
+    : `SELECT id, actor, key, (extract(epoch FROM run_at) * 1000)::float8 AS run_at,
+         traceparent, tracestate${notifying} FROM ins`;
   const tail = outbox
     ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins) ${select}`
     : select;
-  const inserted = await tx.query<QueuedRow>(
+  const inserted = await tx.query<QueuedRow & { now: number; n: number }>(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
@@ -112,11 +115,23 @@ export async function insertJobs(
         request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
         tracestate text, on_end jsonb)
       ${fresh ? "" : "ON CONFLICT (id) DO NOTHING"}
-      RETURNING id, actor, key, run_at, traceparent, tracestate
+      RETURNING ${fresh ? "id" : "id, actor, key, run_at, traceparent, tracestate"}
     ) ${tail}`,
     [JSON.stringify(rows)],
   );
-  return inserted.map(queuedMessage);
+  if (!fresh) return inserted.map(queuedMessage);
+  const now = Number(inserted[0]!.now);
+  return jobs.map((j) => {
+    const m: QueuedMessage = {
+      id: j.id,
+      actor: j.actor,
+      key: j.key,
+      runAt: new Date(now + j.delayMs),
+    };
+    if (j.traceparent) m.traceparent = j.traceparent;
+    if (j.tracestate) m.tracestate = j.tracestate;
+    return m;
+  });
 }
 
 /** A committed message as a transport hears of it. */
