@@ -28,7 +28,7 @@ import {
 } from "./define.ts";
 import { CancelledError, ConflictError, NotFoundError, toErrorRecord } from "./errors.ts";
 import type { Executor } from "./executor.ts";
-import { prepareJob } from "./executor.ts";
+import { prepareJob, prepareJobNow } from "./executor.ts";
 import { buildGroup, endParts, parseGroup, writeGroup } from "./groups.ts";
 import { deterministicId, requestHash, uuidv7 } from "./ids.ts";
 import type { RuntimeObserver } from "./observer.ts";
@@ -176,20 +176,23 @@ export class RuntimeClient {
     const def = this.actor(targetName(actor));
     const { idempotencyKeys, ...rest } = options;
     return await tracing.enqueue({ actor: def.name, count: inputs.length }, async (trace) => {
-      const rows = await Promise.all(inputs.map((input, i) => {
-        const idempotencyKey = idempotencyKeys?.[i];
-        return prepareJob(def, input, {
-          ...rest,
-          trace,
-          ...(idempotencyKey ? { idempotencyKey } : {}),
-        });
-      }));
-      const keyed = rows.flatMap((row, i) => {
-        const key = idempotencyKeys?.[i];
-        if (!key) return [];
-        row.requestHash = requestHash(row.actor, row.input);
-        return [{ id: row.id, hash: row.requestHash, key }];
-      });
+      const common = { ...rest, trace };
+      // Without idempotency keys each row is made at once (a fresh id, nothing to hash).
+      const rows = idempotencyKeys
+        ? await Promise.all(inputs.map((input, i) => {
+          const idempotencyKey = idempotencyKeys[i];
+          return prepareJob(def, input, idempotencyKey ? { ...common, idempotencyKey } : common);
+        }))
+        : inputs.map((input) => prepareJobNow(def, input, common));
+      const keyed: { id: string; hash: string; key: string }[] = [];
+      if (idempotencyKeys) {
+        for (const [i, row] of rows.entries()) {
+          const key = idempotencyKeys[i];
+          if (!key) continue;
+          row.requestHash = requestHash(row.actor, row.input);
+          keyed.push({ id: row.id, hash: row.requestHash, key });
+        }
+      }
       const created = await db.transaction(async (tx) => {
         const inserted = await insertJobs(tx, tables, rows, publisher.writes, {
           fresh: keyed.length === 0,

@@ -42,10 +42,10 @@ import type { Tables } from "./sql/tables.ts";
 
 interface PendingCommit {
   completion: Completion;
-  actor: string;
+  /** The job the completion ends (its failure is made from it, see `#fallback`). */
+  job: ClaimedJob;
   /** Time in the handler, for the observer. */
   ms: number;
-  fallback: (err: unknown) => Completion | null;
   resolve: (r: CommitResult) => void;
   reject: (e: unknown) => void;
 }
@@ -90,16 +90,19 @@ export class Committer {
   /** Queues a completion for the next group commit. */
   commit(completion: Completion, job: ClaimedJob, ms: number): Promise<CommitResult> {
     if (this.leasesReturned) return Promise.resolve("fenced");
-    const def = this.#o.actors.get(job.actor);
-    const fallback = (err: unknown): Completion | null =>
-      completion.outcome === "succeeded"
-        ? { ...this.#o.executor.failure(completion, job, def, err), release: completion.release }
-        : null;
     completion.runMs = Math.min(2 ** 31 - 1, Math.round(ms));
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ completion, actor: job.actor, ms, fallback, resolve, reject });
-      this.#kick();
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<CommitResult>();
+    this.#queue.push({ completion, job, ms, resolve, reject });
+    this.#kick();
+    return promise;
+  }
+
+  /** What a success whose commit failed with `err` is recorded as: a failed attempt. */
+  #fallback(item: PendingCommit, err: unknown): Completion | null {
+    const { completion, job } = item;
+    if (completion.outcome !== "succeeded") return null;
+    const def = this.#o.actors.get(job.actor);
+    return { ...this.#o.executor.failure(completion, job, def, err), release: completion.release };
   }
 
   /**
@@ -107,7 +110,10 @@ export class Committer {
    * finish in the same turn of the event loop (most of them, when they do not wait on I/O) go
    * in one transaction, not the first alone and the rest in a second. A flush can settle its
    * last commits before it ends (a batch of stale links never waits), so what was queued after
-   * its loop is flushed next.
+   * its loop is flushed next. A flush takes a second batch at once only when a whole one is
+   * queued: a part of a batch may be completions of handlers that the commit before let run
+   * (its claim's jobs, or the next links of its chains), still finishing in this turn, which
+   * wait the tick for their batch's others.
    */
   #kick(): void {
     if (this.#flushing) return;
@@ -169,7 +175,7 @@ export class Committer {
   }
 
   async #flush(): Promise<void> {
-    while (this.#queue.length > 0) {
+    do {
       const batch = this.#queue.splice(0, this.#o.commitBatch).filter((item) => {
         if (!this.#isBroken(item.completion)) return true;
         item.resolve("stale");
@@ -197,7 +203,7 @@ export class Committer {
         // Commit one by one so one bad completion (a failing effect) does not sink the rest.
         for (const item of batch) await this.#commitAlone(item);
       }
-    }
+    } while (this.#queue.length >= this.#o.commitBatch);
   }
 
   /** Resolves a commit; a chain whose link did not commit as computed is broken after it. */
@@ -205,9 +211,9 @@ export class Committer {
     if (result !== "committed" || committed) this.#break(item.completion);
     if (result === "committed") {
       const { outcome, deadLetter } = committed ?? item.completion;
-      this.#o.observer.jobFinished(item.actor, outcome, item.ms);
+      this.#o.observer.jobFinished(item.job.actor, outcome, item.ms);
       if (outcome === "failed" && deadLetter !== false) {
-        this.#o.observer.deadLettered(item.actor, "failed");
+        this.#o.observer.deadLettered(item.job.actor, "failed");
       }
     }
     item.resolve(result);
@@ -226,7 +232,7 @@ export class Committer {
       await publisher.afterCommit(sent).catch(() => {});
       return;
     } catch (err) {
-      const failed = item.fallback(err);
+      const failed = this.#fallback(item, err);
       if (!failed) {
         this.#break(item.completion);
         item.reject(err);

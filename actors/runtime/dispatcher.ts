@@ -56,12 +56,22 @@ import type { DeliveryOutcome, Transport } from "./transport.ts";
 import { reschedule } from "./reschedule.ts";
 import { TERMINAL } from "./views.ts";
 
+const ignore = () => {};
+const fulfilled = (value: CommitResult): PromiseSettledResult<CommitResult> => ({
+  status: "fulfilled",
+  value,
+});
+const rejected = (reason: unknown): PromiseSettledResult<CommitResult> => ({
+  status: "rejected",
+  reason,
+});
+
 /** A claim made in the transaction of a commit (see `Dispatcher.claimAlong`). */
 export interface ClaimAlong {
   jobs: ClaimedJob[];
   /** The slots reserved for it. */
   limit: number;
-  /** Settles what `drain` waits for, once its chains have ended. */
+  /** Ends what `drain` waits for in its name, once its chains have started (or none will). */
   done: () => void;
 }
 
@@ -107,7 +117,10 @@ export interface DispatcherOptions {
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #refillAt: number;
-  readonly #groups = new Set<Promise<void>>();
+  /** Chains running, and claims made in a commit whose chains have not all ended. */
+  #chains = 0;
+  /** Resolved once `#chains` is back to 0, for `drain`. */
+  #idle: PromiseWithResolvers<void> | null = null;
   #inFlight = 0;
   #mode: DispatchMode = "open";
   /** Foreground requests open now. */
@@ -198,7 +211,7 @@ export class Dispatcher {
       timer = t;
     });
     try {
-      await Promise.race([Promise.allSettled([...this.#groups]), deadline]);
+      await Promise.race([this.#allEnded(), deadline]);
     } finally {
       clearTimeout(timer);
     }
@@ -255,17 +268,33 @@ export class Dispatcher {
     return { actors, limit, workerId, leaseMs, tenantWeights };
   }
 
-  /** Starts the chains of claimed jobs (one per key, in queue order); returns them. */
-  #start(jobs: readonly ClaimedJob[]): Promise<void>[] {
+  /** Starts the chains of claimed jobs (one per key, in queue order). */
+  #start(jobs: readonly ClaimedJob[]): void {
     const groups = new Map<string, ClaimedJob[]>();
     for (const job of jobs) {
       const group = groups.get(job.key);
       if (group) group.push(job);
       else groups.set(job.key, [job]);
     }
-    const chains = [...groups.values()].map((group) => this.#runChain(group));
-    for (const chain of chains) this.#track(chain);
-    return chains;
+    for (const group of groups.values()) {
+      this.#chains++;
+      this.#runChain(group);
+    }
+  }
+
+  /** A chain (or a claim's wait for its chains) ended: its slots may be claimed again. */
+  #ended(): void {
+    if (--this.#chains === 0 && this.#idle) {
+      this.#idle.resolve();
+      this.#idle = null;
+    }
+    this.#o.transport.wake();
+  }
+
+  /** Settles once no chain runs. */
+  #allEnded(): Promise<void> {
+    if (this.#chains === 0) return Promise.resolve();
+    return (this.#idle ??= Promise.withResolvers<void>()).promise;
   }
 
   /**
@@ -282,14 +311,13 @@ export class Dispatcher {
     const limit = Math.min(this.#o.concurrency, this.#o.claimBatch);
     this.#inFlight += limit;
     // `drain` waits for what this claims, as for the chains of a pump.
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#track(promise);
+    this.#chains++;
     try {
       const jobs = await claimJobsIn(tx, this.#o.tables, this.#claimOptions(limit));
-      return { jobs, limit, done: resolve };
+      return { jobs, limit, done: () => this.#ended() };
     } catch (err) {
       this.#inFlight -= limit;
-      resolve();
+      this.#ended();
       throw err;
     }
   }
@@ -302,18 +330,14 @@ export class Dispatcher {
     const jobs = committed ? along.jobs : [];
     this.#inFlight -= along.limit - jobs.length;
     if (committed) this.#more = jobs.length === along.limit;
-    Promise.allSettled(this.#start(jobs)).then(() => along.done());
+    this.#start(jobs); // counted in `#chains` from here on, each until it ends
+    along.done();
   }
 
-  #track(p: Promise<void>): void {
-    this.#groups.add(p);
-    p.finally(() => {
-      this.#groups.delete(p);
-      this.#o.transport.wake();
-    });
-  }
-
-  /** Runs the claimed jobs of one key in order, under one lease (see the invariants above). */
+  /**
+   * Runs the claimed jobs of one key in order, under one lease (see the invariants above);
+   * counted in `#chains` until it ends.
+   */
   async #runChain(jobs: ClaimedJob[]): Promise<void> {
     const { executor, committer, leases, events, log } = this.#o;
     const first = jobs[0]!;
@@ -324,25 +348,33 @@ export class Dispatcher {
     let settled = 0;
     try {
       while (next < jobs.length) {
-        const window = jobs.slice(next);
-        const pending: Promise<CommitResult>[] = [];
+        // Each link's commit as a result that never rejects: awaited below, after the later
+        // links ran, without an unhandled rejection in between.
+        const pending: Promise<PromiseSettledResult<CommitResult>>[] = [];
         let speculative = state;
-        for (const [i, job] of window.entries()) {
+        for (let i = next; i < jobs.length; i++) {
+          const job = jobs[i]!;
           const began = performance.now();
           const completion = await executor.execute(job, speculative);
-          completion.release = next + i === jobs.length - 1;
-          const committed = committer.commit(completion, job, performance.now() - began);
-          committed.catch(() => {}).finally(() => executor.leaveQuarantine(job.id));
+          completion.release = i === jobs.length - 1;
+          const committed = committer.commit(completion, job, performance.now() - began)
+            .then(fulfilled, rejected);
+          if (job.lease_losses > 0) {
+            // A suspect: the next one runs once this one's outcome is committed (or not).
+            committed.then(() => executor.leaveQuarantine(job.id));
+          }
           pending.push(committed);
           if (completion.outcome === "succeeded" && completion.state) {
             speculative = completion.state.value;
           }
         }
-        const results = await Promise.allSettled(pending);
+        const results: PromiseSettledResult<CommitResult>[] = [];
+        for (const p of pending) results.push(await p);
         let restartAt = -1;
         let stop = false;
-        for (const [i, r] of results.entries()) {
-          const job = window[i]!;
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i]!;
+          const job = jobs[next + i]!;
           if (r.status === "rejected") {
             log.error("commit failed", { jobId: job.id, error: String(r.reason) });
             stop = true;
@@ -360,14 +392,23 @@ export class Dispatcher {
           settled++;
           this.#inFlight--;
           events.emit(job.id);
-          if (r.value === "duplicate" && i < window.length - 1) {
+          if (r.value === "duplicate" && i < results.length - 1) {
             restartAt = next + i + 1;
             break;
           }
         }
         if (stop || restartAt < 0) break;
         committer.endChain(key, fence);
-        state = await loadState(this.#o.db, this.#o.tables, key);
+        try {
+          state = await loadState(this.#o.db, this.#o.tables, key);
+        } catch (err) {
+          // Nothing awaits a chain: it ends here, and the rest goes back with the lease.
+          log.error("state reload failed; leaving the rest to the lease", {
+            key,
+            error: String(err),
+          });
+          break;
+        }
         next = restartAt;
       }
     } finally {
@@ -376,8 +417,9 @@ export class Dispatcher {
       leases.letGo(key, fence);
       if (settled < jobs.length) {
         // Give the lease back so the reaper requeues the rest at once.
-        await leases.release(key, fence).catch(() => {});
+        await leases.release(key, fence).catch(ignore);
       }
+      this.#ended();
     }
   }
 

@@ -16,6 +16,7 @@ import {
   type ActorContext,
   type ActorTarget,
   type AnyActor,
+  type PipelineControl,
   type SendOptions,
   targetName,
 } from "./define.ts";
@@ -29,9 +30,9 @@ import {
   toErrorRecord,
   TroupeError,
 } from "./errors.ts";
-import { Deadlines } from "./deadlines.ts";
+import { type Deadline, Deadlines } from "./deadlines.ts";
 import { buildGroup, parseGroup, type PreparedGroup } from "./groups.ts";
-import { parseOnce, pipelineContext, raceAbort, toJson } from "./handler.ts";
+import { parseOnce, pipelineContext, toJson } from "./handler.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import { prepareJobNow, prepareParsed } from "./prepare.ts";
 import { insertGroups } from "./sql/groups.ts";
@@ -65,21 +66,230 @@ export interface ExecutorOptions {
   tracing?: Tracing;
 }
 
+/** What every run of an executor shares. */
+interface RunEnv {
+  readonly db: SqlDatabase;
+  readonly t: Tables;
+  readonly log: Logger;
+  readonly onProgress: ExecutorOptions["onProgress"];
+  readonly tracing: Tracing;
+  /** The registered actor `actor` addresses; throws `UNKNOWN_ACTOR` for `call`. */
+  readonly target: (actor: ActorTarget, call: string) => AnyActor;
+}
+
+/** Whether a handler's result is a promise (or another thenable) to wait for. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/** No sends or effects: shared by the completions that have none (never written to). */
+const NONE: never[] = [];
+Object.freeze(NONE);
+
+/**
+ * One handler's run: the context its handler sees (`ctx`), what the handler buffers for the
+ * commit, and its abort. Its methods are made on first use (most handlers call few of them),
+ * each bound to the run, so that a handler may take them off `ctx`.
+ */
+class HandlerRun implements ActorContext<unknown> {
+  readonly jobId: string;
+  readonly actor: string;
+  readonly key: string;
+  readonly attempt: number;
+  readonly tenantId: string | null;
+  readonly #env: RunEnv;
+  readonly #job: ClaimedJob;
+  readonly #def: AnyActor;
+  readonly #initial: unknown;
+  /** Calls are refused (or ignored) once the handler ended. */
+  #open = true;
+  /** The handler's copy of the state, made when it first reads it. */
+  #working: unknown;
+  #copied = false;
+  /** The handler replaced the state. */
+  changed = false;
+  /** What the handler sent (its rows are made asynchronously: an idempotency key's hash). */
+  pendingSends: Promise<NewJob | NewJob[]>[] | null = null;
+  groups: Promise<PreparedGroup>[] | null = null;
+  effects: ((tx: SqlExecutor) => Promise<void>)[] | null = null;
+  #sendIndex = 0;
+  pipelineOp: PipelineOp | null = null;
+  #pipeline: PipelineControl | undefined;
+  #progress: ProgressWriter | undefined;
+  #jobLog: Logger | undefined;
+  #controller: AbortController | undefined;
+  /** Set by the first abort: why the run was aborted. */
+  aborted = false;
+  reason: unknown;
+  /** Rejects the wait for an asynchronous handler (set while it runs). */
+  stop: ((reason: unknown) => void) | undefined;
+  #setState: ActorContext<unknown>["setState"] | undefined;
+  #send: ActorContext<unknown>["send"] | undefined;
+  #group: ActorContext<unknown>["group"] | undefined;
+  #effect: ActorContext<unknown>["effect"] | undefined;
+  #progressFn: ActorContext<unknown>["progress"] | undefined;
+
+  constructor(env: RunEnv, job: ClaimedJob, def: AnyActor, state: unknown) {
+    this.#env = env;
+    this.#job = job;
+    this.#def = def;
+    this.#initial = state;
+    this.jobId = job.id;
+    this.actor = job.actor;
+    this.key = job.key;
+    this.attempt = job.attempts;
+    this.tenantId = job.tenant_id;
+  }
+
+  get state(): unknown {
+    if (!this.#copied) {
+      this.#working = structuredClone(this.#initial ?? this.#def.initialState());
+      this.#copied = true;
+    }
+    return this.#working;
+  }
+
+  /** The state the handler left (read after `changed`). */
+  get working(): unknown {
+    return this.#working;
+  }
+
+  get setState(): ActorContext<unknown>["setState"] {
+    return this.#setState ??= (next) => {
+      if (!this.#open) return;
+      this.#working = structuredClone(next);
+      this.#copied = true;
+      this.changed = true;
+    };
+  }
+
+  get send(): ActorContext<unknown>["send"] {
+    return this.#send ??= (actor: ActorTarget, input: unknown, options: SendOptions = {}) => {
+      this.#check("send()");
+      const target = this.#env.target(actor, "send()");
+      const parsed = parseOnce(target, input);
+      const job = this.#job;
+      // Deterministic id: a re-run of this message sends the same ids (idempotent).
+      const index = this.#sendIndex++;
+      (this.pendingSends ??= []).push(prepareParsed(target, parsed, {
+        ...options,
+        idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
+        tenantId: options.tenantId !== undefined ? options.tenantId : job.tenant_id,
+        parentId: job.id,
+        pipelineId: job.pipeline_id ?? null,
+        trace: this.#env.tracing.current(),
+      }));
+    };
+  }
+
+  get group(): ActorContext<unknown>["group"] {
+    return this.#group ??= (parts, then) => {
+      this.#check("group()");
+      const job = this.#job;
+      const index = this.#sendIndex++;
+      const id = `${job.id}-g${index}`;
+      const checked = parseGroup((a) => this.#env.target(a, "group()"), parts, then, parseOnce);
+      const made = buildGroup(
+        checked,
+        {
+          id,
+          tenantId: job.tenant_id,
+          parentId: job.id,
+          pipelineId: job.pipeline_id ?? null,
+          trace: this.#env.tracing.current(),
+        },
+        (i) => `${id}/${i}`,
+      );
+      (this.groups ??= []).push(made);
+      // Parts go with the other sends; the group row commits with them, as an effect.
+      (this.pendingSends ??= []).push(made.then((g) => g.jobs));
+      return id;
+    };
+  }
+
+  get effect(): ActorContext<unknown>["effect"] {
+    return this.#effect ??= (fn) => {
+      this.#check("effect()");
+      (this.effects ??= []).push(fn);
+    };
+  }
+
+  get progress(): ActorContext<unknown>["progress"] {
+    return this.#progressFn ??= (percent, message) => {
+      if (!this.#open) return;
+      const env = this.#env;
+      this.#progress ??= progressWriter(
+        env.db,
+        env.t,
+        { id: this.#job.id, fence: this.#job.lease_fence },
+        env.log,
+        env.onProgress,
+      );
+      this.#progress.report(percent, message ?? null);
+    };
+  }
+
+  get pipeline(): PipelineControl {
+    return this.#pipeline ??= pipelineContext(
+      this.#job.pipeline_id ?? null,
+      (call) => {
+        this.#check(call);
+        return this.#job.pipeline_id !== null && this.#job.pipeline_id !== undefined;
+      },
+      this.pipelineOp ??= {},
+    );
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.aborted) this.#controller.abort(this.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get log(): Logger {
+    return this.#jobLog ??= this.#env.log.child({
+      jobId: this.#job.id,
+      actor: this.#job.actor,
+      key: this.#job.key,
+    });
+  }
+
+  /** Aborts the run (the first reason counts): its signal, and the wait for its handler. */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#controller?.abort(reason);
+    this.stop?.(reason);
+  }
+
+  /** Ends the run: later calls of its context are refused or ignored. */
+  close(): void {
+    this.#open = false;
+    this.#progress?.close();
+  }
+
+  #check(call: string): void {
+    if (!this.#open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
+  }
+}
+
 /** Runs handlers (see the invariants above). */
 export class Executor {
-  readonly #db: SqlDatabase;
-  readonly #t: Tables;
   readonly #actors: ReadonlyMap<string, AnyActor>;
   readonly #log: Logger;
-  readonly #onProgress: ExecutorOptions["onProgress"];
   readonly #tracing: Tracing;
+  readonly #env: RunEnv;
+  readonly #db: SqlDatabase;
+  readonly #t: Tables;
   readonly #slots = new Map<string, Slot>();
-  /** Abort controllers of the handlers running in this process. */
-  readonly #running = new Map<string, AbortController>();
+  /** The handlers running in this process, by job id. */
+  readonly #running = new Map<string, HandlerRun>();
   /** The handlers' time limits. */
   readonly #deadlines = new Deadlines();
-  /** The key of each running handler. */
-  readonly #runningKeys = new Map<string, string>();
   /** Settles when the last suspect queued for quarantine has run. */
   #suspects: Promise<void> = Promise.resolve();
   /** The suspects running (or committing) now, with what lets the next one in. */
@@ -91,22 +301,29 @@ export class Executor {
     this.#t = tables;
     this.#actors = actors;
     this.#log = logger;
-    this.#onProgress = onProgress;
+    this.#env = {
+      db,
+      t: tables,
+      log: logger,
+      onProgress,
+      tracing,
+      target: (actor, call) => this.#target(actor, call),
+    };
   }
 
   /** Aborts a running handler of this process; returns whether one was running. */
   abort(jobId: string, reason: Error): boolean {
-    const controller = this.#running.get(jobId);
-    if (!controller) return false;
-    controller.abort(reason);
+    const run = this.#running.get(jobId);
+    if (!run) return false;
+    run.abort(reason);
     return true;
   }
 
   /** Aborts the handlers of this process running for actor instance `key`; returns how many. */
   abortKey(key: string, reason: Error): number {
     let n = 0;
-    for (const [jobId, k] of this.#runningKeys) {
-      if (k === key && this.abort(jobId, reason)) n++;
+    for (const [jobId, run] of this.#running) {
+      if (run.key === key && this.abort(jobId, reason)) n++;
     }
     return n;
   }
@@ -121,20 +338,10 @@ export class Executor {
    * 0) runs alone among suspects, until the caller calls `leaveQuarantine(job.id)`.
    */
   async execute(job: ClaimedJob, state: unknown): Promise<Completion> {
-    const base = {
-      id: job.id,
-      key: job.key,
-      fence: job.lease_fence,
-      sends: [] as NewJob[],
-      effects: [] as ((tx: SqlExecutor) => Promise<void>)[],
-      release: false,
-      pipelineId: job.pipeline_id ?? null,
-      groupId: job.group_id ?? null,
-    };
     const def = this.#actors.get(job.actor);
     if (!def) {
       return this.failure(
-        base,
+        this.#base(job),
         job,
         undefined,
         new NonRetryableError(`no actor named ${job.actor} is registered`, {
@@ -143,154 +350,112 @@ export class Executor {
       );
     }
     if (job.cancel_requested) {
-      return { ...base, outcome: "cancelled", error: toErrorRecord(new CancelledError()) };
+      return {
+        ...this.#base(job),
+        outcome: "cancelled",
+        error: toErrorRecord(new CancelledError()),
+      };
     }
     let input: unknown;
     try {
       input = decodeInput(def, job.input, job.input_version ?? 1);
     } catch (err) {
-      return this.failure(base, job, def, err);
+      return this.failure(this.#base(job), job, def, err);
     }
 
-    await this.#acquireSlot(def);
+    const wait = this.#acquireSlot(def);
+    if (wait) await wait;
     if (job.lease_losses > 0) {
       this.#quarantined.set(job.id, await this.#quarantine());
       try {
         await markStarted(this.#db, this.#t, { id: job.id, fence: job.lease_fence });
       } catch (err) {
         this.#releaseSlot(def);
-        return this.failure(base, job, def, err);
+        return this.failure(this.#base(job), job, def, err);
       }
     }
-    const controller = new AbortController();
-    this.#running.set(job.id, controller);
-    this.#runningKeys.set(job.id, job.key);
-    const limitMs = def.policy.timeoutMs;
-    const deadline = this.#deadlines.set(
-      limitMs,
-      () => controller.abort(new TimeoutError(limitMs)),
-    );
-    let open = true;
-    // The handler's copy of the state, made when it first reads it.
-    let working: unknown;
-    let copied = false;
-    let changed = false;
-    // The progress writer and the job's logger are made on first use: most handlers use neither.
-    let progress: ProgressWriter | undefined;
-    let jobLog: Logger | undefined;
-    const log = () => jobLog ??= this.#log.child({ jobId: job.id, actor: job.actor, key: job.key });
-    const pendingSends: Promise<NewJob | NewJob[]>[] = [];
-    const groups: Promise<PreparedGroup>[] = [];
-    let sendIndex = 0;
-    const at = { tenantId: job.tenant_id, parentId: job.id, pipelineId: job.pipeline_id ?? null };
-    const pipelineOp: PipelineOp = {};
-    const inPipeline = (call: string) => {
-      if (!open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
-      return job.pipeline_id !== null && job.pipeline_id !== undefined;
-    };
-    const ctx: ActorContext<unknown> = {
-      jobId: job.id,
-      actor: job.actor,
-      key: job.key,
-      attempt: job.attempts,
-      tenantId: job.tenant_id,
-      get state() {
-        if (!copied) {
-          working = structuredClone(state ?? def.initialState());
-          copied = true;
-        }
-        return working;
-      },
-      setState(next) {
-        if (!open) return;
-        working = structuredClone(next);
-        copied = true;
-        changed = true;
-      },
-      send: (actor: ActorTarget, input: unknown, options: SendOptions = {}) => {
-        if (!open) throw new TroupeError("HANDLER_FINISHED", "send() after the handler ended");
-        const target = this.#target(actor, "send()");
-        const parsed = parseOnce(target, input);
-        // Deterministic id: a re-run of this message sends the same ids (idempotent).
-        const index = sendIndex++;
-        pendingSends.push(prepareParsed(target, parsed, {
-          ...options,
-          idempotencyKey: options.idempotencyKey ?? `${job.id}/${index}`,
-          ...at,
-          ...(options.tenantId !== undefined ? { tenantId: options.tenantId } : {}),
-          trace: this.#tracing.current(),
-        }));
-      },
-      group: (parts, then) => {
-        if (!open) throw new TroupeError("HANDLER_FINISHED", "group() after the handler ended");
-        const index = sendIndex++;
-        const id = `${job.id}-g${index}`;
-        const checked = parseGroup((a) => this.#target(a, "group()"), parts, then, parseOnce);
-        const made = buildGroup(
-          checked,
-          { id, ...at, trace: this.#tracing.current() },
-          (i) => `${id}/${i}`,
-        );
-        groups.push(made);
-        // Parts go with the other sends; the group row commits with them, as an effect.
-        pendingSends.push(made.then((g) => g.jobs));
-        return id;
-      },
-      effect(fn) {
-        if (!open) throw new TroupeError("HANDLER_FINISHED", "effect() after the handler ended");
-        base.effects.push(fn);
-      },
-      progress: (percent, message) => {
-        if (!open) return;
-        progress ??= progressWriter(
-          this.#db,
-          this.#t,
-          { id: job.id, fence: job.lease_fence },
-          this.#log,
-          this.#onProgress,
-        );
-        progress.report(percent, message ?? null);
-      },
-      pipeline: pipelineContext(job.pipeline_id ?? null, inPipeline, pipelineOp),
-      signal: controller.signal,
-      get log() {
-        return log();
-      },
-    };
-
+    const run = new HandlerRun(this.#env, job, def, state);
+    this.#running.set(job.id, run);
+    let deadline: Deadline | undefined;
     try {
-      const run = () => Promise.resolve().then(() => def.handler(input, ctx));
-      const result = await raceAbort(this.#tracing.runHandler(job, run), controller.signal);
-      if (pendingSends.length > 0) base.sends.push(...(await Promise.all(pendingSends)).flat());
-      if (groups.length > 0) {
-        const rows = (await Promise.all(groups)).flatMap((g) => g.row ? [g.row] : []);
-        if (rows.length > 0) base.effects.unshift((tx) => insertGroups(tx, this.#t, rows));
+      let result: unknown;
+      if (this.#tracing === noTracing) {
+        // Called here, not in a later turn: a handler that returns at once needs no time
+        // limit (no timer fires while it runs) and no wait.
+        const began = performance.now();
+        result = def.handler(input, run);
+        if (isThenable(result)) {
+          const limitMs = def.policy.timeoutMs;
+          deadline = this.#deadlines.set(
+            limitMs,
+            () => run.abort(new TimeoutError(limitMs)),
+            began,
+          );
+          result = await this.#race(run, result);
+        }
+      } else {
+        const limitMs = def.policy.timeoutMs;
+        deadline = this.#deadlines.set(limitMs, () => run.abort(new TimeoutError(limitMs)));
+        const work = this.#tracing.runHandler(
+          job,
+          () => Promise.resolve().then(() => def.handler(input, run)),
+        );
+        result = await this.#race(run, work);
       }
-      const json = toJson(result);
-      return {
-        ...base,
-        outcome: "succeeded",
-        result: json,
-        ...(changed ? { state: { value: toJson(working) } } : {}),
-        ...(pipelineOp.progress || pipelineOp.end ? { pipeline: pipelineOp } : {}),
-      };
+      const completion = this.#base(job);
+      completion.outcome = "succeeded";
+      if (run.pendingSends) completion.sends = (await Promise.all(run.pendingSends)).flat();
+      if (run.effects) completion.effects = run.effects;
+      if (run.groups) {
+        const rows = (await Promise.all(run.groups)).flatMap((g) => g.row ? [g.row] : []);
+        if (rows.length > 0) {
+          completion.effects = [(tx) => insertGroups(tx, this.#t, rows), ...completion.effects];
+        }
+      }
+      completion.result = toJson(result);
+      if (run.changed) completion.state = { value: toJson(run.working) };
+      const op = run.pipelineOp;
+      if (op && (op.progress || op.end)) completion.pipeline = op;
+      return completion;
     } catch (err) {
-      const reason = controller.signal.aborted ? controller.signal.reason : err;
+      const reason = run.aborted ? run.reason : err;
       if (reason instanceof CancelledError) {
-        return { ...base, outcome: "cancelled", error: toErrorRecord(reason) };
+        return { ...this.#base(job), outcome: "cancelled", error: toErrorRecord(reason) };
       }
       if (!(reason instanceof TimeoutError) && !(reason instanceof TroupeError)) {
-        log().warn("handler failed", { error: String(reason), attempt: job.attempts });
+        run.log.warn("handler failed", { error: String(reason), attempt: job.attempts });
       }
-      return this.failure({ ...base, effects: [], sends: [] }, job, def, reason);
+      return this.failure(this.#base(job), job, def, reason);
     } finally {
-      open = false;
-      deadline.clear();
-      progress?.close();
+      run.close();
+      deadline?.clear();
       this.#running.delete(job.id);
-      this.#runningKeys.delete(job.id);
       this.#releaseSlot(def);
     }
+  }
+
+  /** A completion of `job` with nothing in it yet (its outcome to be set). */
+  #base(job: ClaimedJob): Completion {
+    return {
+      id: job.id,
+      key: job.key,
+      fence: job.lease_fence,
+      outcome: "succeeded",
+      sends: NONE,
+      effects: NONE,
+      release: false,
+      pipelineId: job.pipeline_id ?? null,
+      groupId: job.group_id ?? null,
+    };
+  }
+
+  /** `work`, or the reason `run` is aborted with as soon as it is. */
+  #race<T>(run: HandlerRun, work: PromiseLike<T>): Promise<T> {
+    if (run.aborted) return Promise.reject(run.reason);
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    run.stop = reject;
+    work.then(resolve, reject);
+    return promise;
   }
 
   /** The registered actor `actor` addresses; an unknown one fails the attempt for good. */
@@ -400,14 +565,16 @@ export class Executor {
     }
   }
 
-  async #acquireSlot(def: AnyActor): Promise<void> {
+  /** Takes a slot of `def`'s concurrency; a promise to wait for when none is free. */
+  #acquireSlot(def: AnyActor): Promise<void> | undefined {
     let slot = this.#slots.get(def.name);
     if (!slot) this.#slots.set(def.name, slot = { active: 0, waiters: [] });
     if (slot.active < def.policy.concurrency) {
       slot.active++;
-      return;
+      return undefined;
     }
-    await new Promise<void>((resolve) => slot.waiters.push(resolve));
+    const waiters = slot.waiters;
+    return new Promise<void>((resolve) => waiters.push(resolve));
   }
 
   #releaseSlot(def: AnyActor): void {

@@ -1,6 +1,6 @@
 /**
- * Pieces of a handler's run the executor shares: validating what a handler sends, racing a
- * handler against its abort signal, JSON results, and the `ctx.pipeline` calls.
+ * Pieces of a handler's run the executor shares: validating what a handler sends, JSON
+ * results, and the `ctx.pipeline` calls.
  */
 import type { ActorContext, AnyActor } from "./define.ts";
 import { NonRetryableError, TroupeError } from "./errors.ts";
@@ -17,16 +17,6 @@ export function parseOnce(def: AnyActor, input: unknown): unknown {
       details: err instanceof TroupeError ? err.details : undefined,
     });
   }
-}
-
-/** `work`, or the abort reason of `signal` as soon as it aborts. */
-export function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /** A handler's result or state as stored (JSON); a value JSON refuses fails for good. */

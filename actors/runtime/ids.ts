@@ -1,12 +1,23 @@
 import { createHash } from "node:crypto";
 
-/** Two hex digits of each byte value. */
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+/** The character codes of the hex digits. */
+const DIGITS = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
 /** Random bytes drawn 4 KiB at a time: ten go into each id. */
 const random = new Uint8Array(4096);
 let drawn = random.length;
+/** The character codes of the id being made; the dashes stay where they are. */
+const codes: number[] = Array.from("00000000-0000-0000-0000-000000000000", (c) => c.charCodeAt(0));
 
-/** Time-ordered ids (UUIDv7): sortable for cursor pagination, unique across processes. */
+/** Writes `byte` as two hex digits at `at` of `codes`. */
+function hex(at: number, byte: number): void {
+  codes[at] = DIGITS[byte >>> 4]!;
+  codes[at + 1] = DIGITS[byte & 0x0f]!;
+}
+
+/**
+ * Time-ordered ids (UUIDv7): sortable for cursor pagination, unique across processes. The
+ * string is made from its character codes in one go (joining 20 pieces makes a string each).
+ */
 export function uuidv7(now: number = Date.now()): string {
   if (drawn + 10 > random.length) {
     crypto.getRandomValues(random);
@@ -18,11 +29,23 @@ export function uuidv7(now: number = Date.now()): string {
   const hi = Math.floor(now / 0x1000000);
   const lo = now % 0x1000000;
   const b = random;
-  return HEX[(hi >>> 16) & 0xff]! + HEX[(hi >>> 8) & 0xff]! + HEX[hi & 0xff]! +
-    HEX[(lo >>> 16) & 0xff]! + "-" + HEX[(lo >>> 8) & 0xff]! + HEX[lo & 0xff]! + "-" +
-    HEX[(b[r]! & 0x0f) | 0x70]! + HEX[b[r + 1]!]! + "-" + HEX[(b[r + 2]! & 0x3f) | 0x80]! +
-    HEX[b[r + 3]!]! + "-" + HEX[b[r + 4]!]! + HEX[b[r + 5]!]! + HEX[b[r + 6]!]! +
-    HEX[b[r + 7]!]! + HEX[b[r + 8]!]! + HEX[b[r + 9]!]!;
+  hex(0, (hi >>> 16) & 0xff);
+  hex(2, (hi >>> 8) & 0xff);
+  hex(4, hi & 0xff);
+  hex(6, (lo >>> 16) & 0xff);
+  hex(9, (lo >>> 8) & 0xff);
+  hex(11, lo & 0xff);
+  hex(14, (b[r]! & 0x0f) | 0x70);
+  hex(16, b[r + 1]!);
+  hex(19, (b[r + 2]! & 0x3f) | 0x80);
+  hex(21, b[r + 3]!);
+  hex(24, b[r + 4]!);
+  hex(26, b[r + 5]!);
+  hex(28, b[r + 6]!);
+  hex(30, b[r + 7]!);
+  hex(32, b[r + 8]!);
+  hex(34, b[r + 9]!);
+  return String.fromCharCode.apply(null, codes);
 }
 
 /**

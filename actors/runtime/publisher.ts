@@ -29,16 +29,23 @@ import type { OutgoingMessage, Transport } from "./transport.ts";
 /** Watchers of job changes in this process (live updates). */
 export class JobEvents {
   readonly #listeners = new Set<(jobId: string) => void>();
+  /** The listeners as an array, made again on each change (`emit` runs for every job). */
+  #calls: ((jobId: string) => void)[] = [];
 
   /** Calls `fn(jobId)` whenever a job of this process changes; returns an unsubscribe. */
   subscribe(fn: (jobId: string) => void): () => void {
     this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
+    this.#calls = [...this.#listeners];
+    return () => {
+      this.#listeners.delete(fn);
+      this.#calls = [...this.#listeners];
+    };
   }
 
   /** Tells every watcher that `jobId` changed. */
   emit(jobId: string): void {
-    for (const fn of this.#listeners) fn(jobId);
+    const calls = this.#calls;
+    for (let i = 0; i < calls.length; i++) calls[i]!(jobId);
   }
 }
 

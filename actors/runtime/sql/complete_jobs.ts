@@ -11,6 +11,7 @@ import {
   applyOps,
   dropEnded,
   type JobEnd,
+  type LockedPipeline,
   lockPipelines,
   type PipelineOp,
   rollUp,
@@ -100,62 +101,74 @@ export async function completeJobs(
   },
 ): Promise<{ results: CommitResult[]; sent: QueuedMessage[]; cancelled: string[] }> {
   // Pipelines first: every writer of a pipeline's jobs locks its row before theirs.
-  const pipelines = await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
+  let plain = true;
+  for (const c of completions) if (c.pipelineId || c.groupId) plain = false;
+  const pipelines = plain
+    ? new Map<string, LockedPipeline>()
+    : await lockPipelines(tx, t, completions.map((c) => c.pipelineId));
   const endingPipelines = [...pipelines.values()].filter((p) => p.ends && p.status === "running");
-  const { results, withEnd } =
-    allValid !== "off" && completions.every((c) => !c.pipelineId && !c.groupId)
-      ? await commitAll(tx, t, workerId, completions, allValid) ??
-        await commitChecked(tx, t, workerId, completions)
-      : await commitChecked(tx, t, workerId, completions);
-  const applies = (c: Completion, i: number) =>
-    results[i] === "committed" && c.outcome === "succeeded";
-  // The workload's pipeline calls, then what was sent: into a pipeline still running only.
-  const ops = completions.flatMap((c, i) =>
-    applies(c, i) && c.pipeline && c.pipelineId
-      ? [{ pipelineId: c.pipelineId, op: c.pipeline }]
-      : []
-  );
-  const applied = await applyOps(tx, t, pipelines, ops, hook, { writes });
-  // Successes send what the handler sent; final failures what `onDeadLetter` asked for. A
-  // failure commits once too: the job row's fence check refuses a second commit.
-  const sends = completions.flatMap((c, i) =>
-    applies(c, i) || (results[i] === "committed" && c.outcome === "failed") ? c.sends : []
-  );
-  const kept = dropEnded(sends, pipelines);
-  const sent = await insertJobs(tx, t, kept, writes);
-  for (const [i, c] of completions.entries()) {
-    if (!applies(c, i)) continue;
-    for (const effect of c.effects) await effect(tx);
-  }
-  // Parts of groups that ended here (a committed end, never a duplicate: counted once).
-  const partEnds = completions.flatMap((c, i): PartEnd[] =>
-    c.groupId && c.outcome !== "retry" && results[i] === "committed"
-      ? [{ jobId: c.id, groupId: c.groupId, status: c.outcome, error: c.error ?? null }]
-      : []
-  );
-  const fannedIn = await endParts(tx, t, partEnds, {
-    writes,
-    keep: (job) => dropEnded([job], pipelines).length > 0,
-  });
-  const ends = completions.flatMap((c, i): JobEnd[] =>
-    c.pipelineId && c.outcome !== "retry" &&
-      (results[i] === "committed" || results[i] === "duplicate")
-      ? [{
+  const { results, withEnd } = allValid !== "off" && plain
+    ? await commitAll(tx, t, workerId, completions, allValid) ??
+      await commitChecked(tx, t, workerId, completions)
+    : await commitChecked(tx, t, workerId, completions);
+  // What each committed completion brings, in completion order: the workload's pipeline
+  // calls and its effects (successes), what it sent (successes send what the handler sent;
+  // final failures what `onDeadLetter` asked for: a failure commits once too, the job row's
+  // fence check refuses a second commit), the end of a group's part (a committed end, never
+  // a duplicate: counted once) and of a pipeline's job.
+  const ops: { pipelineId: string; op: PipelineOp }[] = [];
+  const applied: Completion[] = [];
+  let sends: NewJob[] = [];
+  const partEnds: PartEnd[] = [];
+  const ends: JobEnd[] = [];
+  for (let i = 0; i < completions.length; i++) {
+    const c = completions[i]!;
+    const result = results[i];
+    const committed = result === "committed";
+    const applies = committed && c.outcome === "succeeded";
+    if (applies) {
+      applied.push(c);
+      if (c.pipeline && c.pipelineId) ops.push({ pipelineId: c.pipelineId, op: c.pipeline });
+    }
+    if ((applies || (committed && c.outcome === "failed")) && c.sends.length > 0) {
+      sends = sends.length === 0 ? c.sends : sends.concat(c.sends);
+    }
+    if (c.groupId && c.outcome !== "retry" && committed) {
+      partEnds.push({ jobId: c.id, groupId: c.groupId, status: c.outcome, error: c.error ?? null });
+    }
+    if (c.pipelineId && c.outcome !== "retry" && (committed || result === "duplicate")) {
+      ends.push({
         pipelineId: c.pipelineId,
         status: c.outcome as JobEnd["status"],
         error: c.error ?? null,
         // A part of a group is handled by the group's continuation.
         handled: c.outcome === "failed" && (c.sends.length > 0 || !!c.groupId),
-      }]
-      : []
-  );
+      });
+    }
+  }
+  // The workload's pipeline calls, then what was sent: into a pipeline still running only.
+  const opsDone = ops.length > 0
+    ? await applyOps(tx, t, pipelines, ops, hook, { writes })
+    : { sent: [], cancelled: [] };
+  const kept = plain ? sends : dropEnded(sends, pipelines);
+  const sent = await insertJobs(tx, t, kept, writes);
+  for (const c of applied) {
+    for (const effect of c.effects) await effect(tx);
+  }
+  const fannedIn = await endParts(tx, t, partEnds, {
+    writes,
+    keep: (job) => dropEnded([job], pipelines).length > 0,
+  });
   // Pipelines that got a new job here have one open (a send whose id existed is no proof).
   // A continuation sent here is not in it: the roll-up's query finds it open.
-  const inserted = new Set(sent.map((m) => m.id));
-  const open = new Set(
-    kept.flatMap((s) => s.pipelineId && inserted.has(s.id) ? [s.pipelineId] : []),
-  );
-  const rolled = await rollUp(tx, t, pipelines, ends, hook, { writes, open });
+  const open = new Set<string>();
+  if (!plain) {
+    const inserted = new Set(sent.map((m) => m.id));
+    for (const s of kept) if (s.pipelineId && inserted.has(s.id)) open.add(s.pipelineId);
+  }
+  const rolled = ends.length > 0
+    ? await rollUp(tx, t, pipelines, ends, hook, { writes, open })
+    : { sent: [], cancelled: [] };
   // End messages the trigger inserted (see `../job_end.ts`): with the outbox, published after
   // this commit like the rest. Each of these rows was running when locked here, so an end
   // message of theirs was made by this transaction.
@@ -169,8 +182,8 @@ export async function completeJobs(
     : [];
   return {
     results,
-    sent: [...applied.sent, ...sent, ...fannedIn, ...rolled.sent, ...endSent],
-    cancelled: [...applied.cancelled, ...rolled.cancelled],
+    sent: [...opsDone.sent, ...sent, ...fannedIn, ...rolled.sent, ...endSent],
+    cancelled: [...opsDone.cancelled, ...rolled.cancelled],
   };
 }
 
@@ -207,29 +220,46 @@ function jobRow(c: Completion) {
   };
 }
 
-/** One row per chain (key and lease): the last state its applied links left, the release. */
+/** The row of a chain in a commit. */
+interface ChainRow {
+  key: string;
+  fence: number;
+  set_state: boolean;
+  state: unknown;
+  release: boolean;
+}
+
+/**
+ * One row per chain (key and lease), in the order the chains first appear: the last state its
+ * applied links left, the release.
+ */
 function chainRows(
   completions: readonly Completion[],
   take: (i: number) => boolean,
   applied: (i: number) => boolean,
-) {
-  const rows = new Map<
-    string,
-    { key: string; fence: number; set_state: boolean; state: unknown; release: boolean }
-  >();
-  for (const [i, c] of completions.entries()) {
+): ChainRow[] {
+  const rows: ChainRow[] = [];
+  // The last chain seen of each key (a key has one lease in a batch but for a rare takeover).
+  const byKey = new Map<string, ChainRow>();
+  for (let i = 0; i < completions.length; i++) {
     if (!take(i)) continue;
-    const chain = chainOf(c.key, c.fence);
-    const row = rows.get(chain) ??
-      { key: c.key, fence: c.fence, set_state: false, state: null, release: false };
+    const c = completions[i]!;
+    let row = byKey.get(c.key);
+    if (row && row.fence !== c.fence) {
+      row = rows.find((r) => r.key === c.key && r.fence === c.fence);
+    }
+    if (!row) {
+      row = { key: c.key, fence: c.fence, set_state: false, state: null, release: false };
+      rows.push(row);
+    }
+    byKey.set(c.key, row);
     if (applied(i) && c.state !== undefined) {
       row.set_state = true;
       row.state = c.state.value ?? null;
     }
     if (c.release) row.release = true;
-    rows.set(chain, row);
   }
-  return [...rows.values()];
+  return rows;
 }
 
 /** The update of the job rows (`x`) and their dead letters, shared by both commit paths. */

@@ -88,14 +88,19 @@ export async function insertJobs(
     if (j.onEnd) row.on_end = j.onEnd;
     return row;
   });
-  const select = notify
-    ? `SELECT id, actor, key, run_at, traceparent, tracestate,
-         (SELECT pg_notify('${t.jobsChannel}', '')) AS n FROM ins`
-    : `SELECT id, actor, key, run_at, traceparent, tracestate FROM ins`;
+  const notifying = notify ? `, (SELECT pg_notify('${t.jobsChannel}', '')) AS notified` : "";
+  // A fresh insert writes every row or fails: its messages are made here from the rows, with
+  // the statement's clock read back once (`now()`, the same for every row). Otherwise the
+  // rows inserted come back, `run_at` in epoch milliseconds (no date to parse).
+  const select = fresh
+    ? `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now,
+         (SELECT count(*)::int FROM ins) AS n${notifying}`
+    : `SELECT id, actor, key, (extract(epoch FROM run_at) * 1000)::float8 AS run_at,
+         traceparent, tracestate${notifying} FROM ins`;
   const tail = outbox
     ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins) ${select}`
     : select;
-  const inserted = await tx.query<QueuedRow>(
+  const inserted = await tx.query<QueuedRow & { now: number; n: number }>(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
@@ -110,11 +115,23 @@ export async function insertJobs(
         request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
         tracestate text, on_end jsonb)
       ${fresh ? "" : "ON CONFLICT (id) DO NOTHING"}
-      RETURNING id, actor, key, run_at, traceparent, tracestate
+      RETURNING ${fresh ? "id" : "id, actor, key, run_at, traceparent, tracestate"}
     ) ${tail}`,
     [JSON.stringify(rows)],
   );
-  return inserted.map(queuedMessage);
+  if (!fresh) return inserted.map(queuedMessage);
+  const now = Number(inserted[0]!.now);
+  return jobs.map((j) => {
+    const m: QueuedMessage = {
+      id: j.id,
+      actor: j.actor,
+      key: j.key,
+      runAt: new Date(now + j.delayMs),
+    };
+    if (j.traceparent) m.traceparent = j.traceparent;
+    if (j.tracestate) m.tracestate = j.tracestate;
+    return m;
+  });
 }
 
 /** A committed message as a transport hears of it. */
@@ -134,6 +151,7 @@ export interface QueuedRow {
   id: string;
   actor: string;
   key: string;
+  /** A timestamp, or epoch milliseconds. */
   run_at: unknown;
   traceparent?: string | null;
   tracestate?: string | null;
@@ -141,13 +159,11 @@ export interface QueuedRow {
 
 /** The message of a row read back from `troupe_jobs`. */
 export function queuedMessage(r: QueuedRow): QueuedMessage {
-  const runAt = r.run_at instanceof Date ? r.run_at : new Date(String(r.run_at));
-  return {
-    id: r.id,
-    actor: r.actor,
-    key: r.key,
-    runAt,
-    ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-    ...(r.tracestate ? { tracestate: r.tracestate } : {}),
-  };
+  const runAt = r.run_at instanceof Date
+    ? r.run_at
+    : new Date(typeof r.run_at === "number" ? r.run_at : String(r.run_at));
+  const m: QueuedMessage = { id: r.id, actor: r.actor, key: r.key, runAt };
+  if (r.traceparent) m.traceparent = r.traceparent;
+  if (r.tracestate) m.tracestate = r.tracestate;
+  return m;
 }
