@@ -444,10 +444,6 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
           bursts.push({ db, scenario: name, from, to: uptime(), fromMs, toMs: Date.now() });
           Deno.writeTextFileSync(`${prof}/bursts.json`, JSON.stringify(bursts, null, 2));
         }
-        if (Deno.env.get("TMP_BURSTS") && what === "troupe") {
-          bursts.push({ db, scenario: name, from, to: uptime(), fromMs, toMs: Date.now() });
-          Deno.writeTextFileSync(Deno.env.get("TMP_BURSTS")!, JSON.stringify(bursts, null, 2));
-        }
         return sent;
       };
       const before = await timed("floorBefore", floor.child.pid, floor.url, `${tag}-f`);
