@@ -79,11 +79,17 @@ Deno.test("holdHashWorker: hashes between quiet spells while held are right; rel
 Deno.test("streamHash: pieces in a SharedArrayBuffer are read in place, and reused once update resolves", async () => {
   const release = holdHashWorker();
   try {
-    // Wait until the worker is ready: a hash opened then lends its pieces.
-    const warm = streamHash();
-    await warm.update(new Uint8Array(10));
-    await warm.digest();
-    await new Promise((r) => setTimeout(r, 50));
+    // Wait until the worker is ready: a hash opened then lends shared pieces (its update
+    // returns a promise), where before it copies them.
+    const probe = new Uint8Array(new SharedArrayBuffer(16));
+    for (let t0 = Date.now(); Date.now() - t0 < 60_000;) {
+      const h = streamHash();
+      const lent = h.update(probe);
+      await lent;
+      h.drop();
+      if (lent instanceof Promise) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const runs = Array.from({ length: 6 }, async (_, k) => {
       const ps = pieces(30 + k, 12, (1 << 20) - 20 - 7 * k);
       const shared = new Uint8Array(new SharedArrayBuffer(1 << 20));
