@@ -25,8 +25,9 @@
  *   deno run -A bench/uploads.ts [--db pglite,postgres] [--quick] [--big 20] [--small 300]
  *
  * `--quick`: 10 × 10 MB and 100 × 1 MB, without waiting for the ingests. `--big 0` or `--small 0`
- * leaves a scenario out; `--cpu-prof DIR` writes the server's V8 CPU profile under DIR/<db>
- * (read it with bench/cpu_profile.ts).
+ * leaves a scenario out; `--cpu-prof DIR` writes the server's V8 CPU profile under DIR/<db> and
+ * the time of each of Troupe's bursts in DIR/bursts.json (read them with bench/cpu_profile.ts
+ * DIR/<db> --bursts DIR/bursts.json: one summary a burst).
  */
 import { parseArgs } from "node:util";
 import http from "node:http";
@@ -133,6 +134,21 @@ async function burst(
 ): Promise<Sent[]> {
   return await Promise.all(Array.from({ length: n }, (_, i) => upload(url, base, `${tag}-${i}`)));
 }
+
+/** Seconds since boot: the clock of a V8 CPU profile's `startTime` (CLOCK_MONOTONIC), to 10 ms. */
+function uptime(): number {
+  return Number(Deno.readTextFileSync("/proc/uptime").split(" ")[0]);
+}
+
+/** Troupe's bursts, on the profile's clock (with `--cpu-prof`: bench/cpu_profile.ts --bursts). */
+const bursts: {
+  db: string;
+  scenario: string;
+  from: number;
+  to: number;
+  fromMs: number;
+  toMs: number;
+}[] = [];
 
 /** CPU ms of process `pid` (user + system), from /proc. */
 function pidCpu(pid: number): number {
@@ -370,6 +386,7 @@ interface Scenario {
 async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]> {
   const pg = db === "postgres" ? await createPgDatabase() : null;
   const prof = args["cpu-prof"];
+  if (prof) await Deno.mkdir(prof, { recursive: true });
   const task = await startTask(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}/${db}`] : []);
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -401,8 +418,13 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       await burst(new URL(`${floor.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-wf`);
       await burst(new URL(`${store.url}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-ws`);
       if (store.dir !== null) await clearFloorFiles(store.dir);
-      const warm = await burst(new URL(`${base}/api/v1/datasets`), baseCsv(10_000), 4, `${tag}-w`);
+      const small = baseCsv(10_000);
+      const warm = await burst(new URL(`${base}/api/v1/datasets`), small, 4, `${tag}-w`);
       if (warm.some((w) => w.status !== 202)) throw new Error(`warm-up: ${warm[0]!.status}`);
+      // The warm-up's datasets ingested first: their jobs (and the workers they start) do not
+      // run under the bursts.
+      const warmed = await ingested(base, warm, small.rowCount + 1, 60_000);
+      if (warmed.bad.length) throw new Error(`warm-up: ${warmed.bad[0]}`);
       const load = loadAverage();
       const stored0 = store.dir === null ? await floorStored(store.url) : null;
       // discard → storage floor → Troupe → storage floor → discard, each with the CPU its
@@ -410,12 +432,18 @@ async function runDb(db: "pglite" | "postgres", dir: string): Promise<Scenario[]
       const dbName = pg ? new URL(pg.url).pathname.slice(1) : null;
       const cpu: Record<string, BurstCpu> = {};
       const timed = async (what: string, pid: number, url: string, t: string) => {
+        const from = uptime();
+        const fromMs = Date.now();
         const [sent, c] = await withCpu(
           pid,
           dbName,
           () => burst(new URL(`${url}/api/v1/datasets`), csv, count, t),
         );
         cpu[what] = c;
+        if (prof && what === "troupe") {
+          bursts.push({ db, scenario: name, from, to: uptime(), fromMs, toMs: Date.now() });
+          Deno.writeTextFileSync(`${prof}/bursts.json`, JSON.stringify(bursts, null, 2));
+        }
         return sent;
       };
       const before = await timed("floorBefore", floor.child.pid, floor.url, `${tag}-f`);

@@ -10,7 +10,8 @@
  * a temporary file or parts until it ends; a client that stops, or sends a byte now and then,
  * would hold them for as long as its connection stays open. Only time spent waiting on the
  * client counts (a slow disk behind the reader does not): the clocks run while a read is
- * pending, and no timer is left behind by a body nobody reads any more.
+ * pending, and no timer is left behind by a body nobody reads any more (its one timer stops at
+ * the first tick that finds no read pending).
  */
 import {
   PayloadTooLargeError,
@@ -120,33 +121,51 @@ export function guardUpload(
     return null;
   };
 
+  // One timer while reads are pending, not one a read: it is made by the first read that finds
+  // none, and stops at a tick that finds no read pending, or when the body ends.
+  let timer: ReturnType<typeof setInterval> | null = null;
+  /** When the pending read began, and how it fails; null: no read pending. */
+  let pending: { since: number; fail: (err: Error) => void } | null = null;
+  const stopTimer = () => {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+  };
+  const onTick = () => {
+    if (!pending) return stopTimer();
+    const err = verdict(performance.now() - pending.since);
+    if (err) {
+      stopTimer();
+      pending.fail(err);
+    }
+  };
+
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       const fail = (err: Error) => {
         failed = true;
+        stopTimer();
         controller.error(err);
         reader.cancel(err).catch(() => {});
       };
       const start = performance.now();
-      const timer = setInterval(() => {
-        const err = verdict(performance.now() - start);
-        if (err) {
-          clearInterval(timer);
-          fail(err);
-        }
-      }, tick);
+      pending = { since: start, fail };
+      timer ??= setInterval(onTick, tick);
       let r: ReadableStreamReadResult<Uint8Array>;
       try {
         r = await reader.read();
       } catch (err) {
+        stopTimer();
         if (!failed) controller.error(err);
         return;
       } finally {
-        clearInterval(timer);
+        pending = null;
         waited += performance.now() - start;
       }
       if (failed) return;
-      if (r.done) return controller.close();
+      if (r.done) {
+        stopTimer();
+        return controller.close();
+      }
       received += r.value.byteLength;
       if (received > sizeBytes) {
         return fail(new PayloadTooLargeError(sizeBytes, "the request body"));
@@ -159,6 +178,7 @@ export function guardUpload(
       controller.enqueue(r.value);
     },
     cancel(reason) {
+      stopTimer();
       return reader.cancel(reason);
     },
   });

@@ -191,12 +191,29 @@ export class FsBlobStore implements BlobStore {
 }
 
 /**
+ * Gathering buffers of WRITE_BYTES, in `SharedArrayBuffer`s (the hashing worker reads them in
+ * place), given back when an upload ends and kept for the next ones, up to KEPT_BUFFERS: fresh
+ * memory costs this thread a page fault a page, more than the copy into it.
+ */
+const buffers: Uint8Array[] = [];
+const KEPT_BUFFERS = 32;
+
+function takeBuffer(): Uint8Array {
+  return buffers.pop() ?? new Uint8Array(new SharedArrayBuffer(WRITE_BYTES));
+}
+
+function giveBack(buffer: Uint8Array): void {
+  if (buffers.length < KEPT_BUFFERS) buffers.push(buffer);
+}
+
+/**
  * Writes `body` into `file` and returns its size. Small reads are gathered into writes of
  * WRITE_BYTES: each write is a trip to a blocking thread, and with 20 uploads at once those
  * trips were most of an upload. Two buffers: one is written while the body fills the other.
- * `seen` is given each write's bytes before it starts (and awaited). Over `maxBytes` throws
- * `PayloadTooLargeError`; the file is neither synced nor closed here, and on a failure no write
- * is still running when this throws.
+ * `seen` is given each write's bytes as the write starts; they stay unchanged until both the
+ * write and the promise `seen` returns have ended (a hash may read them in place meanwhile).
+ * Over `maxBytes` throws `PayloadTooLargeError`; the file is neither synced nor closed here,
+ * and on a failure no write, nor `seen`'s promise, is still running when this throws.
  */
 export async function writeGathered(
   file: Deno.FsFile,
@@ -208,14 +225,15 @@ export async function writeGathered(
   } = {},
 ): Promise<number> {
   let size = 0;
-  let batch = new Uint8Array(WRITE_BYTES);
-  let spare: Uint8Array<ArrayBuffer> | null = null;
+  let batch = takeBuffer();
+  let spare: Uint8Array | null = null;
   let filled = 0;
-  let writing: Promise<void> | null = null;
+  /** The last batch's write and `seen`: its buffer is refilled once they end. */
+  let writing: Promise<unknown> | null = null;
   const write = async (bytes: Uint8Array) => {
-    await seen?.(bytes);
     await writing;
-    writing = writeAll(file, bytes);
+    const seeing = seen?.(bytes);
+    writing = seeing ? bothEnded(seeing, writeAll(file, bytes)) : writeAll(file, bytes);
     writing.catch(() => {}); // awaited before the next write, or at the end
   };
   try {
@@ -236,7 +254,7 @@ export async function writeGathered(
           if (filled === WRITE_BYTES) {
             const full = batch;
             await write(full);
-            batch = spare ?? new Uint8Array(WRITE_BYTES);
+            batch = spare ?? takeBuffer();
             spare = full;
             filled = 0;
           }
@@ -249,8 +267,12 @@ export async function writeGathered(
     await writing;
     return size;
   } catch (err) {
-    await (writing as Promise<void> | null)?.catch(() => {});
+    await (writing as Promise<unknown> | null)?.catch(() => {});
     throw err;
+  } finally {
+    // Both are free: the last write and its `seen` have ended, whichever way.
+    giveBack(batch);
+    if (spare) giveBack(spare);
   }
 }
 
@@ -266,6 +288,13 @@ export async function renameInto(tmp: string, target: string): Promise<void> {
     await Deno.mkdir(dirname(target), { recursive: true });
     await Deno.rename(tmp, target);
   }
+}
+
+/** Resolves once both have ended, or rejects once both have ended and one failed. */
+async function bothEnded(a: Promise<void>, b: Promise<void>): Promise<void> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === "rejected") throw x.reason;
+  if (y.status === "rejected") throw y.reason;
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

@@ -1,14 +1,16 @@
 /**
  * The worker of `hashing.ts`: hashes the pieces of several streams at once, each by its id.
  * It says `{ready: true}` once running; `{id, bytes}` adds bytes to stream `id` (started on its
- * first piece) and hands their buffer back, moved (`{done}`); `{id, end: true}` answers
- * `{id, sha256}` and forgets it; `{id, drop: true}` forgets it.
+ * first piece) and hands their buffer back, moved (`{done}`); `{id, bytes, read}`, bytes lent
+ * in a `SharedArrayBuffer`, adds them and answers `{read}` (the lender may reuse them);
+ * `{id, end: true}` answers `{id, sha256}` and forgets it; `{id, drop: true}` forgets it.
  */
 import { createHash, type Hash } from "node:crypto";
 
 interface HashRequest {
   id: number;
   bytes?: Uint8Array;
+  read?: number;
   end?: true;
   drop?: true;
 }
@@ -16,7 +18,11 @@ interface HashRequest {
 interface WorkerScope {
   onmessage: ((e: MessageEvent<HashRequest>) => void) | null;
   postMessage(
-    msg: { id: number; sha256: string } | { ready: true } | { done: ArrayBuffer; n: number },
+    msg:
+      | { id: number; sha256: string }
+      | { ready: true }
+      | { done: ArrayBuffer; n: number }
+      | { read: number; n: number },
     transfer?: Transferable[],
   ): void;
 }
@@ -25,7 +31,7 @@ const scope = self as unknown as WorkerScope;
 const open = new Map<number, Hash>();
 
 scope.onmessage = (e) => {
-  const { id, bytes, end, drop } = e.data;
+  const { id, bytes, read, end, drop } = e.data;
   if (drop) {
     open.delete(id);
     return;
@@ -34,8 +40,12 @@ scope.onmessage = (e) => {
   if (!hash) open.set(id, hash = createHash("sha256"));
   if (bytes) {
     hash.update(bytes);
-    const done = bytes.buffer as ArrayBuffer;
-    scope.postMessage({ done, n: bytes.byteLength }, [done]);
+    if (read !== undefined) {
+      scope.postMessage({ read, n: bytes.byteLength });
+    } else {
+      const done = bytes.buffer as ArrayBuffer;
+      scope.postMessage({ done, n: bytes.byteLength }, [done]);
+    }
   }
   if (end) {
     open.delete(id);

@@ -1,7 +1,8 @@
 /**
  * The SHA-256 of an upload's bytes, computed beside the upload: in a worker thread when one
- * runs, else in this thread. The upload's thread only copies each piece to the worker; the
- * hashing (about 1.3 ms a MB) leaves the thread that reads every upload's body.
+ * runs, else in this thread. The upload's thread only copies each piece to the worker, or lends
+ * it when it lies in a `SharedArrayBuffer` (the worker reads it in place, no copy); the hashing
+ * (about 1.3 ms a MB) leaves the thread that reads every upload's body.
  *
  * One worker serves every hash open in the process: the first hash starts it, and it stops when
  * the last hash ends (a process with no upload going has no worker, and no timer), unless it
@@ -23,8 +24,10 @@ const BEHIND_BYTES = 64 << 20;
 /** An incremental SHA-256. */
 export interface StreamHash {
   /**
-   * Adds `bytes` (copied: the caller may reuse its buffer at once). Resolves at once, or once
-   * the worker has caught up when it is far behind: await it.
+   * Adds `bytes`. Bytes in a `SharedArrayBuffer` may be read in place by the worker: the caller
+   * leaves them unchanged until the returned promise resolves (once they are hashed). Other
+   * bytes are copied (the caller may reuse its buffer at once); the promise then resolves at
+   * once, or once the worker has caught up when it is far behind. Await it.
    */
   update(bytes: Uint8Array): Promise<void> | void;
   /** The hex digest of everything added; the hash is then closed. */
@@ -60,6 +63,9 @@ interface Session {
   /** Bytes sent and not yet hashed, and who waits for fewer. */
   behind: number;
   caughtUp: (() => void)[];
+  /** Lent pieces (in a `SharedArrayBuffer`) not yet hashed, by their number. */
+  lent: Map<number, PromiseWithResolvers<void>>;
+  nextLent: number;
 }
 
 /** The one worker and the hashes open in the process. */
@@ -106,12 +112,23 @@ class HashWorker {
       spare: [],
       behind: 0,
       caughtUp: [],
+      lent: new Map(),
+      nextLent: 0,
     };
     worker.onmessage = (
       e: MessageEvent<
-        { id: number; sha256: string } | { ready: true } | { done: ArrayBuffer; n: number }
+        | { id: number; sha256: string }
+        | { ready: true }
+        | { done: ArrayBuffer; n: number }
+        | { read: number; n: number }
       >,
     ) => {
+      if ("read" in e.data) {
+        session.behind -= e.data.n;
+        session.lent.get(e.data.read)?.resolve();
+        session.lent.delete(e.data.read);
+        return;
+      }
       if ("done" in e.data) {
         session.behind -= e.data.n;
         if (e.data.done.byteLength === PIECE_BYTES && session.spare.length < 64) {
@@ -141,6 +158,9 @@ class HashWorker {
       for (const waiting of session.digests.values()) waiting.reject(session.error);
       session.digests.clear();
       for (const resume of session.caughtUp.splice(0)) resume();
+      // The worker reads no lent piece any more: their owners may reuse them.
+      for (const lent of session.lent.values()) lent.reject(session.error);
+      session.lent.clear();
       worker.terminate();
       if (this.#session === session) this.#session = null;
     };
@@ -203,6 +223,7 @@ class AdaptiveHash implements StreamHash {
     } else {
       const session = this.#session!;
       if (session.error) throw session.error;
+      if (bytes.buffer instanceof SharedArrayBuffer) return this.#lend(bytes);
       for (let at = 0; at < bytes.byteLength; at += PIECE_BYTES) {
         const piece = bytes.subarray(at, at + PIECE_BYTES);
         // A buffer of its own, moved to the worker (a structured clone costs far more than a
@@ -244,6 +265,17 @@ class AdaptiveHash implements StreamHash {
       session.worker.postMessage({ id: this.#id, drop: true });
     }
     this.#end();
+  }
+
+  /** Lends `bytes` (in a `SharedArrayBuffer`) to the worker: resolves once it has read them. */
+  #lend(bytes: Uint8Array): Promise<void> {
+    const session = this.#session!;
+    const read = session.nextLent++;
+    const lent = Promise.withResolvers<void>();
+    session.lent.set(read, lent);
+    session.behind += bytes.byteLength;
+    session.worker.postMessage({ id: this.#id, bytes, read });
+    return lent.promise;
   }
 
   /** Moves `bytes` (a view of a buffer of their own) to the worker. */

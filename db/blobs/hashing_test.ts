@@ -75,3 +75,44 @@ Deno.test("holdHashWorker: hashes between quiet spells while held are right; rel
   for (const p of ps) await h.update(p);
   assert.equal(await h.digest(), hex(ps));
 });
+
+Deno.test("streamHash: pieces in a SharedArrayBuffer are read in place, and reused once update resolves", async () => {
+  const release = holdHashWorker();
+  try {
+    // Wait until the worker is ready: a hash opened then lends shared pieces (its update
+    // returns a promise), where before it copies them.
+    const probe = new Uint8Array(new SharedArrayBuffer(16));
+    for (let t0 = Date.now(); Date.now() - t0 < 60_000;) {
+      const h = streamHash();
+      const lent = h.update(probe);
+      await lent;
+      h.drop();
+      if (lent instanceof Promise) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const runs = Array.from({ length: 6 }, async (_, k) => {
+      const ps = pieces(30 + k, 12, (1 << 20) - 20 - 7 * k);
+      const shared = new Uint8Array(new SharedArrayBuffer(1 << 20));
+      const h = streamHash();
+      for (const p of ps) {
+        shared.set(p);
+        // Written over as soon as update resolves: the hash must have read it by then.
+        await h.update(shared.subarray(0, p.length));
+        shared.fill(0xee);
+      }
+      return { got: await h.digest(), want: hex(ps) };
+    });
+    for (const { got, want } of await Promise.all(runs)) assert.equal(got, want);
+    // A hash dropped with pieces lent: the next ones are right.
+    const shared = new Uint8Array(new SharedArrayBuffer(1 << 20)).fill(7);
+    const dropped = streamHash();
+    const lent = dropped.update(shared);
+    dropped.drop();
+    await lent;
+    const after = streamHash();
+    await after.update(shared);
+    assert.equal(await after.digest(), hex([shared]));
+  } finally {
+    release();
+  }
+});

@@ -170,28 +170,27 @@ export function sniffedStream(
   refuse: (err: IngestError) => unknown = (err) => err,
 ): ReadableStream<Uint8Array> {
   const maxRatio = o.maxInflateRatio ?? 200;
-  let out: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  let out: Source | null = null;
   let source: ReadableStreamDefaultReader<Uint8Array> | null = stream.getReader();
 
   const start = async (
     reader: ReadableStreamDefaultReader<Uint8Array>,
     forceGzip: boolean,
     inner: boolean,
-  ): Promise<ReadableStreamDefaultReader<Uint8Array>> => {
+  ): Promise<Source> => {
     const head = await readHead(reader);
     // The head alone, however large the chunks it came in: the same file is judged the same.
     const kind = sniffContent(head.subarray(0, SNIFF_HEAD_BYTES), o.encoding);
-    const rest = prepended(head, reader);
     if (kind === "gzip" && inner) throw new BinaryContentError("gzip");
     if (kind === "gzip" || (forceGzip && !inner)) {
-      return await start(inflated(rest, maxRatio).getReader(), false, true);
+      return await start(inflated(prepended(head, reader), maxRatio).getReader(), false, true);
     }
     if (kind === "zip" && !inner && o.onZip) {
       o.onZip();
-      return rest.getReader();
+      return headFirst(head, reader);
     }
     if (kind !== "text") throw new BinaryContentError(kind);
-    return rest.getReader();
+    return headFirst(head, reader);
   };
 
   return new ReadableStream<Uint8Array>({
@@ -231,6 +230,26 @@ async function readHead(reader: ReadableStreamDefaultReader<Uint8Array>): Promis
     at += p.length;
   }
   return head;
+}
+
+/** What the sniffed stream reads from: a reader, or the head and then a reader. */
+type Source = Pick<ReadableStreamDefaultReader<Uint8Array>, "read" | "cancel">;
+
+/**
+ * `head`, then what `reader` holds, read straight from `reader` (no stream between: each chunk
+ * of an upload passes here).
+ */
+function headFirst(head: Uint8Array, reader: ReadableStreamDefaultReader<Uint8Array>): Source {
+  let first: Uint8Array | null = head.length ? head : null;
+  return {
+    read() {
+      if (!first) return reader.read();
+      const value = first;
+      first = null;
+      return Promise.resolve({ done: false, value });
+    },
+    cancel: (reason) => reader.cancel(reason),
+  };
 }
 
 /** `head`, then what `reader` holds. */

@@ -209,15 +209,21 @@ export function checkedHeaderStream(
       throw err instanceof LimitError ? refuse(err) : err;
     }
   };
-  return stream.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        check(chunk, false);
-        controller.enqueue(chunk);
-      },
-      flush() {
-        check(new Uint8Array(0), true);
-      },
-    }),
-  );
+  // Pulled a chunk at a time from the source (no pipe and queues of a transform between them):
+  // each chunk of an upload passes here.
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const r = await reader.read();
+      try {
+        check(r.done ? new Uint8Array(0) : r.value, r.done);
+      } catch (err) {
+        await reader.cancel(err).catch(() => {});
+        throw err;
+      }
+      if (r.done) controller.close();
+      else controller.enqueue(r.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
 }
