@@ -209,6 +209,16 @@ async function inWorker(
   };
 }
 
+/**
+ * Messages between this process's threads and their PGlite workers since it started: `sent`
+ * to the workers, `received` from them (replies and notifications), and the `statements`
+ * those carried (for benchmarks and tests: what a workload costs in round trips).
+ */
+export function pgliteWorkerTraffic(): { sent: number; received: number; statements: number } {
+  return { ...traffic };
+}
+const traffic = { sent: 0, received: 0, statements: 0 };
+
 /** A request without its id (the thread numbers them). */
 type Call = PgliteRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
 
@@ -224,6 +234,7 @@ class PgliteThread {
 
   constructor() {
     this.#worker.onmessage = (e: MessageEvent<PgliteReply>) => {
+      traffic.received++;
       const reply = e.data;
       if ("op" in reply) {
         this.#listeners.get(reply.listener)?.(reply.payload);
@@ -246,6 +257,8 @@ class PgliteThread {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      traffic.sent++;
+      if (req.op === "query" || req.op === "copy") traffic.statements++;
       this.#worker.postMessage({ ...req, id }, transfer);
     });
   }
