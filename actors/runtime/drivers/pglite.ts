@@ -4,7 +4,14 @@
  */
 import { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
-import type { PgliteReply, PgliteRequest, PgliteSettings, SentError } from "./pglite_thread.ts";
+import type {
+  PgliteBatch,
+  PgliteReplies,
+  PgliteReply,
+  PgliteRequest,
+  PgliteSettings,
+  SentError,
+} from "./pglite_thread.ts";
 import { StepBudget } from "../step_budget.ts";
 
 /**
@@ -109,7 +116,8 @@ async function inProcess(
 
 /**
  * PGlite in a Deno Worker of its own (`pglite_thread.ts`): statements run there, and this
- * thread's event loop stays free while they do. Each call is one message each way; rows and
+ * thread's event loop stays free while they do. The calls made in one microtask turn go in one
+ * message, and the answers ready together come back in one; rows and
  * errors (with their SQLSTATE `code` and `severity`) come back as PGlite gave them
  * (`@electric-sql/pglite/worker` drops those fields, and elects a leader among browser tabs).
  */
@@ -231,24 +239,30 @@ class PgliteThread {
   #nextListener = 1;
   #nextTransaction = 1;
   #stopped: Error | null = null;
+  /** Requests made in this microtask turn, sent together at its end (see `pglite_thread.ts`). */
+  #outbox: PgliteRequest[] = [];
+  #transfer: Transferable[] = [];
 
   constructor() {
-    this.#worker.onmessage = (e: MessageEvent<PgliteReply>) => {
+    this.#worker.onmessage = (e: MessageEvent<PgliteReplies>) => {
       traffic.received++;
-      const reply = e.data;
-      if ("op" in reply) {
-        this.#listeners.get(reply.listener)?.(reply.payload);
-        return;
-      }
-      const waiting = this.#pending.get(reply.id);
-      this.#pending.delete(reply.id);
-      if (reply.ok) waiting?.resolve(reply.value);
-      else waiting?.reject(receivedError(reply.error));
+      for (const reply of e.data.replies) this.#receive(reply);
     };
     this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
       this.stop(new Error(`PGlite is closed: its worker failed: ${e.message}`));
     };
+  }
+
+  #receive(reply: PgliteReply): void {
+    if ("op" in reply) {
+      this.#listeners.get(reply.listener)?.(reply.payload);
+      return;
+    }
+    const waiting = this.#pending.get(reply.id);
+    this.#pending.delete(reply.id);
+    if (reply.ok) waiting?.resolve(reply.value);
+    else waiting?.reject(receivedError(reply.error));
   }
 
   /** Sends `req` (moving `transfer`) and resolves to the worker's answer. */
@@ -257,10 +271,21 @@ class PgliteThread {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      traffic.sent++;
       if (req.op === "query" || req.op === "copy") traffic.statements++;
-      this.#worker.postMessage({ ...req, id }, transfer);
+      if (this.#outbox.length === 0) queueMicrotask(() => this.#flush());
+      this.#outbox.push({ ...req, id } as PgliteRequest);
+      this.#transfer.push(...transfer);
     });
+  }
+
+  #flush(): void {
+    const requests = this.#outbox;
+    const transfer = this.#transfer;
+    this.#outbox = [];
+    this.#transfer = [];
+    if (this.#stopped) return; // `stop` rejected their callers
+    traffic.sent++;
+    this.#worker.postMessage({ requests } satisfies PgliteBatch, transfer);
   }
 
   /** An id for a new transaction. */
