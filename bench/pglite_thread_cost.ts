@@ -9,6 +9,8 @@
  * - `select`: `SELECT $1::int`, one after the other, outside a transaction;
  * - `tx inserts`: one transaction of N single-row INSERTs, each awaited before the next (as the
  *   committer runs the effects of a batch of messages);
+ * - `tx inserts, together`: the same INSERTs made at once (no caller waits for one before the
+ *   next: what the committer's effects would cost if they did not wait on each other);
  * - `rows 256`: a query returning 256 rows of five columns (text, int, timestamptz, jsonb), as
  *   a claim does, N/32 times;
  * - `concurrent`: 64 `SELECT $1::int` at once (callers that do not wait on each other), N/64 times.
@@ -44,6 +46,17 @@ const workloads: Record<string, (db: SqlDatabase) => Promise<number>> = {
       for (let i = 0; i < N; i++) {
         await tx.query("INSERT INTO r (i, key) VALUES ($1, $2)", [i, `k${i % 256}`]);
       }
+    });
+    return N;
+  },
+  async "tx inserts, together"(db) {
+    await db.transaction(async (tx) => {
+      await Promise.all(
+        Array.from(
+          { length: N },
+          (_, i) => tx.query("INSERT INTO r (i, key) VALUES ($1, $2)", [i, `k${i % 256}`]),
+        ),
+      );
     });
     return N;
   },
