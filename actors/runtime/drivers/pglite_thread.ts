@@ -17,12 +17,12 @@
  * (`code`, `severity`, ... of a database error), so callers see what they would in-process.
  *
  * Messages carry lists (`PgliteBatch` in, `PgliteReplies` out): the requests made in one turn
- * of the caller's microtasks go in one message, and the replies and notifications ready in one
- * turn of the worker's come back in one. A thread woken for a message costs more than the
- * message (its caches went cold while it slept): fewer messages, fewer wake-ups. The worker
- * starts each request of a list as it comes (PGlite queues them in order) and answers each
- * when it is done: a statement of a transaction is answered without waiting for a statement
- * queued behind that transaction. A notification goes in the list before the reply of the
+ * of the caller's microtasks go in one message; the replies and notifications ready come back
+ * in one when the worker waits on its caller or is about to run its next statement. A thread
+ * woken for a message costs more than the message (its caches went cold while it slept): fewer
+ * messages, fewer wake-ups. The worker starts each request of a list as it comes (PGlite
+ * queues them in order): a statement of a transaction is answered without waiting for a
+ * statement queued behind that transaction, and no answer waits behind a long statement. A notification goes in the list before the reply of the
  * statement that made it, so listeners hear it before that statement's caller resumes.
  */
 import { PGlite, type Transaction } from "@electric-sql/pglite";
@@ -131,6 +131,7 @@ function serve(scope: WorkerScope): void {
           await pg.close();
           pg = await PGlite.create(options);
         }
+        sendBeforeStatements(pg);
         return null;
       }
       case "query":
@@ -193,29 +194,37 @@ function serve(scope: WorkerScope): void {
   };
 
   /**
-   * Replies and notifications not sent yet. They go when the thread waits on its caller: no
-   * request left, or an open transaction with none of its own (every other statement waits for
-   * it, and it waits for the caller's next one); or when the first of them has waited
-   * {@link REPLY_HOLD_MS} (statements queued behind one another come back in parts).
+   * Replies and notifications not sent yet. They go when the thread waits on its caller (no
+   * request left, or an open transaction with none of its own: every other statement waits for
+   * it, and it waits for the caller's next one), and before PGlite runs a statement (however
+   * long it runs, the answers ready before it are not held behind it).
    */
   let outbox: PgliteReply[] = [];
-  let heldSince = 0;
   let closing = false;
   /** Requests started and not answered: in all, and by open transaction. */
   let inFlight = 0;
   const txInFlight = new Map<number, number>();
   const waitsOnCaller = () =>
     inFlight === 0 || [...txs.keys()].some((id) => (txInFlight.get(id) ?? 0) === 0);
-  const flush = () => {
+  const send = () => {
     if (outbox.length === 0) return;
-    if (!waitsOnCaller() && performance.now() - heldSince < REPLY_HOLD_MS) return;
     const replies = outbox;
     outbox = [];
     scope.postMessage({ replies });
     if (closing) scope.close();
   };
+  const flush = () => {
+    if (waitsOnCaller()) send();
+  };
+  /** PGlite runs every statement's messages through `execProtocolRaw`: send what is ready first. */
+  const sendBeforeStatements = (db: PGlite) => {
+    const exec = db.execProtocolRaw.bind(db);
+    db.execProtocolRaw = (...args: Parameters<PGlite["execProtocolRaw"]>) => {
+      send();
+      return exec(...args);
+    };
+  };
   const post = (reply: PgliteReply) => {
-    if (outbox.length === 0) heldSince = performance.now();
     outbox.push(reply);
   };
 
@@ -246,6 +255,3 @@ function serve(scope: WorkerScope): void {
     for (const req of event.data.requests) void answer(req);
   };
 }
-
-/** Most ms a reply waits in the worker for the replies of the statements queued behind it. */
-const REPLY_HOLD_MS = 2;
