@@ -9,7 +9,7 @@
  * - `select`: `SELECT $1::int`, one after the other, outside a transaction;
  * - `tx inserts`: one transaction of N single-row INSERTs, each awaited before the next (as the
  *   committer runs the effects of a batch of messages);
- * - `tx inserts, together`: the same INSERTs made at once (no caller waits for one before the
+ * - `tx inserts at once`: the same INSERTs made at once (no caller waits for one before the
  *   next: what the committer's effects would cost if they did not wait on each other);
  * - `rows 256`: a query returning 256 rows of five columns (text, int, timestamptz, jsonb), as
  *   a claim does, N/32 times;
@@ -49,7 +49,7 @@ const workloads: Record<string, (db: SqlDatabase) => Promise<number>> = {
     });
     return N;
   },
-  async "tx inserts, together"(db) {
+  async "tx inserts at once"(db) {
     await db.transaction(async (tx) => {
       await Promise.all(
         Array.from(
