@@ -463,7 +463,8 @@ export interface PgliteOptions {
    * Where PGlite runs. `main`: in the calling thread, where each statement holds the event
    * loop while it runs (a COPY of 1 MiB: most of a second). `worker`: in a Deno Worker of its
    * own, so that the thread stays free to answer (e.g. HTTP requests) while statements run;
-   * each call is then a message to the worker and back.
+   * the calls made together then go to the worker in one message, and a call awaited before the
+   * next costs a message each way.
    * @default "main"
    */
   thread?: "main" | "worker";
