@@ -43,12 +43,13 @@ import {
   TableQueueTransport,
 } from "@troupe/runtime";
 import { migrate } from "../db/migrate.ts";
-import { openPglite } from "@troupe/runtime/pglite";
+import { openPglite, pgliteWorkerTraffic } from "@troupe/runtime/pglite";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { createPgDatabase } from "../tests/harness.ts";
 import { backendsOf, cpuBetween, ownCpu, serverCpu } from "./proc_cpu.ts";
 import { floorLoop } from "./queue_floor.ts";
 import { SqlTimes, timedDb } from "./sql_timer.ts";
+import { threadMeter } from "./thread_cpu.ts";
 import { loadAverage, median } from "./stats.ts";
 import { OtelTracing, telemetryActive } from "../db/telemetry/tracing.ts";
 import { tracedDatabase } from "../db/telemetry/database.ts";
@@ -224,6 +225,10 @@ interface Sample {
   rate: number;
   clientMs: number;
   serverMs: number | null;
+  /** This process's CPU ms per 1,000 messages by thread: main, PGlite's worker, V8's, other. */
+  threads?: { main: number; worker: number; v8: number; other: number };
+  /** Messages to and from PGlite's worker, and statements they carried, per 1,000 messages. */
+  traffic?: { sent: number; received: number; statements: number };
 }
 
 interface Figure {
@@ -235,15 +240,34 @@ interface Figure {
   settings: string;
 }
 
-/** CPU meter of this process and the server a run talks to. */
-function meter(pgName?: string): () => { clientMs: number; serverMs: number | null } {
+/** CPU meter of this process (and its threads) and the server a run talks to. */
+function meter(pgName?: string): () => Sample {
   const match = pgName ? backendsOf(pgName) : null;
   const c0 = ownCpu();
   const s0 = match ? serverCpu(match) : null;
-  return () => ({
-    clientMs: (ownCpu() - c0) / n * 1000,
-    serverMs: match ? cpuBetween(s0!, serverCpu(match)) / n * 1000 : null,
-  });
+  const threads = threadMeter();
+  const t0 = pgliteWorkerTraffic();
+  const per1k = (x: number) => x / n * 1000;
+  return () => {
+    const t = threads();
+    const t1 = pgliteWorkerTraffic();
+    return {
+      rate: 0,
+      clientMs: per1k(ownCpu() - c0),
+      serverMs: match ? per1k(cpuBetween(s0!, serverCpu(match))) : null,
+      threads: {
+        main: per1k(t.main.cpuMs),
+        worker: per1k(t.worker.cpuMs),
+        v8: per1k(t.v8.cpuMs),
+        other: per1k(t.other.cpuMs),
+      },
+      traffic: {
+        sent: per1k(t1.sent - t0.sent),
+        received: per1k(t1.received - t0.received),
+        statements: per1k(t1.statements - t0.statements),
+      },
+    };
+  };
 }
 
 /** With `--breakdown`: the database calls of each Troupe entry's last run. */
@@ -284,7 +308,7 @@ async function troupeRun(
     if (args.breakdown) {
       breakdowns.set(`troupe ${name} ${workload} ${mode}`, { times, wallMs: n / rate * 1000, n });
     }
-    return { sample: { rate, ...used }, check: await verify(raw, workload) };
+    return { sample: { ...used, rate }, check: await verify(raw, workload) };
   } finally {
     await runtime.stop();
     await close();
@@ -311,7 +335,7 @@ async function floorRun(name: string, mode: Mode): Promise<{ sample: Sample; che
       await floorLoop(db, n);
     }
     const rate = n / ((performance.now() - t0) / 1000);
-    return { sample: { rate, ...cpu() }, check: await verify(db, "floor") };
+    return { sample: { ...cpu(), rate }, check: await verify(db, "floor") };
   } finally {
     await close();
   }
@@ -473,6 +497,26 @@ for (const f of figures) {
     } | ${fmt(Math.max(...rates))} | ${c === null ? "-" : c.toFixed(0)} | ${
       s === null ? "-" : s.toFixed(0)
     } | ${f.check} |`,
+  );
+}
+console.log(
+  "\nThis process's CPU by thread, ms per 1,000 messages (medians), and the messages to and from " +
+    "PGlite's worker per 1,000 messages (statements they carried)\n",
+);
+console.log(
+  "| system | workload | mode | main | worker | V8 | other | msgs to / from worker (statements) |",
+);
+console.log("|---|---|---|---|---|---|---|---|");
+for (const f of figures) {
+  if (!f.samples[0]?.threads) continue;
+  const th = (k: "main" | "worker" | "v8" | "other") =>
+    median(f.samples.map((s) => s.threads![k])).toFixed(0);
+  const tr = (k: "sent" | "received" | "statements") =>
+    median(f.samples.map((s) => s.traffic![k])).toFixed(1);
+  console.log(
+    `| ${f.system} | ${f.workload} | ${f.mode} | ${th("main")} | ${th("worker")} | ${th("v8")} | ${
+      th("other")
+    } | ${tr("sent")} / ${tr("received")} (${tr("statements")}) |`,
   );
 }
 console.log("\nSettings:");

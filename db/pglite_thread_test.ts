@@ -4,7 +4,7 @@
  * calling thread's event loop free while a statement runs.
  */
 import assert from "node:assert/strict";
-import { openPglite } from "@troupe/runtime/pglite";
+import { openPglite, pgliteWorkerTraffic } from "@troupe/runtime/pglite";
 import type { SqlDatabase } from "@troupe/runtime";
 import { sqlState, storageFailure } from "./errors.ts";
 
@@ -179,6 +179,104 @@ Deno.test("PGlite in a worker leaves the event loop free while a statement runs"
     }
     assert.deepEqual(rows, [{ n: 6_000_000 }]);
     assert.ok(ticks >= 3, `the event loop ran ${ticks} timer ticks during the statement`);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("PGlite in a worker: statements made together go in one message, each answered on its own", async () => {
+  const db = await openPglite(undefined, { thread: "worker" });
+  try {
+    await db.query("CREATE TABLE t (id int PRIMARY KEY)");
+    const before = pgliteWorkerTraffic();
+    const enc = new TextEncoder();
+    // 64 statements, one of them failing, and two COPYs whose buffers move with the message.
+    const calls: Promise<unknown>[] = Array.from(
+      { length: 64 },
+      (_, i) => db.query("SELECT $1::int AS v", [i]),
+    );
+    const bad = db.query("SELECT $1::int", ["nope"]).catch((e) => e);
+    const copies = [
+      db.copyIn!("t", ["id"], enc.encode("1\n2\n")),
+      db.copyIn!("t", ["id"], [enc.encode("3\n"), enc.encode("4\n")]),
+    ];
+    const rows = await Promise.all(calls);
+    await Promise.all(copies);
+    const after = pgliteWorkerTraffic();
+    assert.deepEqual(rows, Array.from({ length: 64 }, (_, i) => [{ v: i }]));
+    assert.equal(sqlState(await bad), "22P02");
+    assert.equal(after.statements - before.statements, 67);
+    assert.equal(after.sent - before.sent, 1, "one message to the worker");
+    // Answers come back as they are ready (before the next statement runs), errors and all.
+    assert.ok(after.received - before.received <= 67);
+    assert.deepEqual(await db.query("SELECT id FROM t ORDER BY id"), [
+      { id: 1 },
+      { id: 2 },
+      { id: 3 },
+      { id: 4 },
+    ]);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("PGlite in a worker: a transaction's statement is answered while one outside waits behind it", async () => {
+  const db = await openPglite(undefined, { thread: "worker" });
+  try {
+    await db.query("CREATE TABLE t (id int)");
+    const order: string[] = [];
+    let outside: Promise<unknown> | null = null;
+    await db.transaction(async (tx) => {
+      // Both in one message: the outside statement waits for the transaction, which waits for
+      // this answer.
+      const first = tx.query("INSERT INTO t VALUES (1)");
+      outside = db.query("SELECT count(*)::int AS n FROM t").then((r) => {
+        order.push("outside");
+        return r;
+      });
+      await first;
+      await tx.query("INSERT INTO t VALUES (2)");
+      order.push("last statement");
+    });
+    assert.deepEqual(await outside, [{ n: 2 }]);
+    assert.deepEqual(order, ["last statement", "outside"]);
+  } finally {
+    await db.close();
+  }
+});
+
+for (const thread of threads) {
+  Deno.test(`PGlite (${thread}): a statement's notifications are heard before its caller resumes`, async () => {
+    await withDb(thread, async (db) => {
+      const got: string[] = [];
+      const stop = await db.listen("ch", (p) => got.push(p));
+      try {
+        await db.query("SELECT pg_notify('ch', 'one'), pg_notify('ch', 'two')");
+        assert.deepEqual(got, ["one", "two"]);
+        await db.transaction(async (tx) => {
+          await tx.query("NOTIFY ch, 'three'");
+        });
+        assert.deepEqual(got, ["one", "two", "three"]);
+      } finally {
+        await stop();
+      }
+    });
+  });
+}
+
+Deno.test("PGlite in a worker: an answer is not held behind a long statement queued after it", async () => {
+  const db = await openPglite(undefined, { thread: "worker" });
+  try {
+    const t0 = performance.now();
+    let quickAt = 0;
+    let longAt = 0;
+    await Promise.all([
+      db.query("SELECT 1").then(() => quickAt = performance.now() - t0),
+      db.query(
+        "SELECT count(*) FROM generate_series(1, 3000000) a, generate_series(1, 2) b",
+      ).then(() => longAt = performance.now() - t0),
+    ]);
+    assert.ok(quickAt < longAt / 2, `the quick answer at ${quickAt} ms, the long one ${longAt} ms`);
   } finally {
     await db.close();
   }

@@ -4,7 +4,14 @@
  */
 import { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
-import type { PgliteReply, PgliteRequest, PgliteSettings, SentError } from "./pglite_thread.ts";
+import type {
+  PgliteBatch,
+  PgliteReplies,
+  PgliteReply,
+  PgliteRequest,
+  PgliteSettings,
+  SentError,
+} from "./pglite_thread.ts";
 import { StepBudget } from "../step_budget.ts";
 
 /**
@@ -109,7 +116,8 @@ async function inProcess(
 
 /**
  * PGlite in a Deno Worker of its own (`pglite_thread.ts`): statements run there, and this
- * thread's event loop stays free while they do. Each call is one message each way; rows and
+ * thread's event loop stays free while they do. The calls made in one microtask turn go in one
+ * message, and the answers ready together come back in one; rows and
  * errors (with their SQLSTATE `code` and `severity`) come back as PGlite gave them
  * (`@electric-sql/pglite/worker` drops those fields, and elects a leader among browser tabs).
  */
@@ -209,6 +217,16 @@ async function inWorker(
   };
 }
 
+/**
+ * Messages between this process's threads and their PGlite workers since it started: `sent`
+ * to the workers, `received` from them (replies and notifications), and the `statements`
+ * those carried (for benchmarks and tests: what a workload costs in round trips).
+ */
+export function pgliteWorkerTraffic(): { sent: number; received: number; statements: number } {
+  return { ...traffic };
+}
+const traffic = { sent: 0, received: 0, statements: 0 };
+
 /** A request without its id (the thread numbers them). */
 type Call = PgliteRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
 
@@ -221,23 +239,30 @@ class PgliteThread {
   #nextListener = 1;
   #nextTransaction = 1;
   #stopped: Error | null = null;
+  /** Requests made in this microtask turn, sent together at its end (see `pglite_thread.ts`). */
+  #outbox: PgliteRequest[] = [];
+  #transfer: Transferable[] = [];
 
   constructor() {
-    this.#worker.onmessage = (e: MessageEvent<PgliteReply>) => {
-      const reply = e.data;
-      if ("op" in reply) {
-        this.#listeners.get(reply.listener)?.(reply.payload);
-        return;
-      }
-      const waiting = this.#pending.get(reply.id);
-      this.#pending.delete(reply.id);
-      if (reply.ok) waiting?.resolve(reply.value);
-      else waiting?.reject(receivedError(reply.error));
+    this.#worker.onmessage = (e: MessageEvent<PgliteReplies>) => {
+      traffic.received++;
+      for (const reply of e.data.replies) this.#receive(reply);
     };
     this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
       this.stop(new Error(`PGlite is closed: its worker failed: ${e.message}`));
     };
+  }
+
+  #receive(reply: PgliteReply): void {
+    if ("op" in reply) {
+      this.#listeners.get(reply.listener)?.(reply.payload);
+      return;
+    }
+    const waiting = this.#pending.get(reply.id);
+    this.#pending.delete(reply.id);
+    if (reply.ok) waiting?.resolve(reply.value);
+    else waiting?.reject(receivedError(reply.error));
   }
 
   /** Sends `req` (moving `transfer`) and resolves to the worker's answer. */
@@ -246,8 +271,21 @@ class PgliteThread {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.#worker.postMessage({ ...req, id }, transfer);
+      if (req.op === "query" || req.op === "copy") traffic.statements++;
+      if (this.#outbox.length === 0) queueMicrotask(() => this.#flush());
+      this.#outbox.push({ ...req, id } as PgliteRequest);
+      this.#transfer.push(...transfer);
     });
+  }
+
+  #flush(): void {
+    const requests = this.#outbox;
+    const transfer = this.#transfer;
+    this.#outbox = [];
+    this.#transfer = [];
+    if (this.#stopped) return; // `stop` rejected their callers
+    traffic.sent++;
+    this.#worker.postMessage({ requests } satisfies PgliteBatch, transfer);
   }
 
   /** An id for a new transaction. */
@@ -425,7 +463,8 @@ export interface PgliteOptions {
    * Where PGlite runs. `main`: in the calling thread, where each statement holds the event
    * loop while it runs (a COPY of 1 MiB: most of a second). `worker`: in a Deno Worker of its
    * own, so that the thread stays free to answer (e.g. HTTP requests) while statements run;
-   * each call is then a message to the worker and back.
+   * the calls made together then go to the worker in one message, and a call awaited before the
+   * next costs a message each way.
    * @default "main"
    */
   thread?: "main" | "worker";

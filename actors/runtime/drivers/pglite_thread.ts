@@ -15,6 +15,15 @@
  * - `close` closes the instance.
  * Every request has an `id`; its reply carries it with the result or the error's fields
  * (`code`, `severity`, ... of a database error), so callers see what they would in-process.
+ *
+ * Messages carry lists (`PgliteBatch` in, `PgliteReplies` out): the requests made in one turn
+ * of the caller's microtasks go in one message; the replies and notifications ready come back
+ * in one when the worker waits on its caller or is about to run its next statement. A thread
+ * woken for a message costs more than the message (its caches went cold while it slept): fewer
+ * messages, fewer wake-ups. The worker starts each request of a list as it comes (PGlite
+ * queues them in order): a statement of a transaction is answered without waiting for a
+ * statement queued behind that transaction, and no answer waits behind a long statement. A notification goes in the list before the reply of the
+ * statement that made it, so listeners hear it before that statement's caller resumes.
  */
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 
@@ -31,6 +40,16 @@ export type PgliteRequest =
 /** The options PGlite is created with. */
 export interface PgliteSettings {
   postgresqlconf: string[];
+}
+
+/** One message to the worker: requests in the order they were made. */
+export interface PgliteBatch {
+  requests: PgliteRequest[];
+}
+
+/** One message from the worker: replies and notifications in the order they came. */
+export interface PgliteReplies {
+  replies: PgliteReply[];
 }
 
 /** A reply (`id` of its request) or a notification (`op: "notify"`). */
@@ -77,8 +96,8 @@ interface OpenTransaction {
 }
 
 interface WorkerScope {
-  onmessage: ((e: MessageEvent<PgliteRequest>) => void) | null;
-  postMessage(msg: PgliteReply, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<PgliteBatch>) => void) | null;
+  postMessage(msg: PgliteReplies): void;
   close(): void;
 }
 
@@ -112,6 +131,7 @@ function serve(scope: WorkerScope): void {
           await pg.close();
           pg = await PGlite.create(options);
         }
+        sendBeforeStatements(pg);
         return null;
       }
       case "query":
@@ -173,16 +193,65 @@ function serve(scope: WorkerScope): void {
     return opening;
   };
 
-  const post = (reply: PgliteReply) => scope.postMessage(reply);
+  /**
+   * Replies and notifications not sent yet. They go when the thread waits on its caller (no
+   * request left, or an open transaction with none of its own: every other statement waits for
+   * it, and it waits for the caller's next one), and before PGlite runs a statement (however
+   * long it runs, the answers ready before it are not held behind it).
+   */
+  let outbox: PgliteReply[] = [];
+  let closing = false;
+  /** Requests started and not answered: in all, and by open transaction. */
+  let inFlight = 0;
+  const txInFlight = new Map<number, number>();
+  const waitsOnCaller = () =>
+    inFlight === 0 || [...txs.keys()].some((id) => (txInFlight.get(id) ?? 0) === 0);
+  const send = () => {
+    if (outbox.length === 0) return;
+    const replies = outbox;
+    outbox = [];
+    scope.postMessage({ replies });
+    if (closing) scope.close();
+  };
+  const flush = () => {
+    if (waitsOnCaller()) send();
+  };
+  /** PGlite runs every statement's messages through `execProtocolRaw`: send what is ready first. */
+  const sendBeforeStatements = (db: PGlite) => {
+    const exec = db.execProtocolRaw.bind(db);
+    db.execProtocolRaw = (...args: Parameters<PGlite["execProtocolRaw"]>) => {
+      send();
+      return exec(...args);
+    };
+  };
+  const post = (reply: PgliteReply) => {
+    outbox.push(reply);
+  };
 
-  scope.onmessage = async (event: MessageEvent<PgliteRequest>) => {
-    const req = event.data;
+  const answer = async (req: PgliteRequest) => {
+    const tx = "tx" in req ? req.tx : undefined;
+    inFlight++;
+    if (tx !== undefined) txInFlight.set(tx, (txInFlight.get(tx) ?? 0) + 1);
+    let reply: PgliteReply;
     try {
-      const value = await run(req);
-      post({ id: req.id, ok: true, value });
+      reply = { id: req.id, ok: true, value: await run(req) };
     } catch (err) {
-      post({ id: req.id, ok: false, error: sendableError(err) });
+      reply = { id: req.id, ok: false, error: sendableError(err) };
     }
-    if (req.op === "close") scope.close();
+    inFlight--;
+    if (tx !== undefined) {
+      const left = txInFlight.get(tx)! - 1;
+      if (left === 0) txInFlight.delete(tx);
+      else txInFlight.set(tx, left);
+    }
+    if (req.op === "close") closing = true;
+    post(reply);
+    // After the microtasks this answer started (the next statement PGlite takes begins there).
+    queueMicrotask(flush);
+  };
+
+  scope.onmessage = (event: MessageEvent<PgliteBatch>) => {
+    // Each starts now, in order: PGlite runs them in the order they call it.
+    for (const req of event.data.requests) void answer(req);
   };
 }
