@@ -30,7 +30,10 @@
  * every turn of its event loop over 20 ms late, with epoch times), and the run writes the
  * poller's reads to `DIR/<db>.reads.json`; with `--cpu-prof PROF` as well,
  * `deno run -A bench/stall_attribution.ts DIR PROF --db <db>` gives each read over 50 ms the
- * cause of the stall it overlapped (what the main thread's CPU profile ran in it).
+ * cause of the stall it overlapped (what the main thread's CPU profile ran in it). On
+ * PostgreSQL `--stalls` also times each job read's query in the server (`DIR/postgres.pg.jsonl`:
+ * the wait for a pooled connection, the answer, the server's own duration; see
+ * `bench/stall_log.ts`), which the attribution uses for reads with no stall.
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
@@ -132,6 +135,16 @@ interface Run {
   loadEnd: string;
 }
 
+/**
+ * With `--stalls` on PostgreSQL: the server's connections log every statement over 5 ms to the
+ * client as well (`bench/stall_log.ts` reads it as the statement's time in the server).
+ */
+function timedUrl(url: string): string {
+  const u = new URL(url);
+  u.searchParams.set("options", "-c log_min_duration_statement=5 -c client_min_messages=log");
+  return u.toString();
+}
+
 /** `pglite`: the embedded default (PGlite in the server's thread); `pglite-worker`: its own. */
 type Db = "pglite" | "pglite-worker" | "postgres";
 
@@ -156,7 +169,8 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       LOG_LEVEL: "error",
       DEV_API_KEY: KEY,
       ...UNLIMITED_RATES,
-      ...(pg ? { DATABASE_URL: pg.url } : {}),
+      ...(pg ? { DATABASE_URL: stalls ? timedUrl(pg.url) : pg.url } : {}),
+      ...(pg && stalls ? { PG_TIMING_LOG: `${stalls}/${db}.pg.jsonl` } : {}),
       ...(db === "pglite-worker" ? { PGLITE_THREAD: "worker" } : {}),
       ...(args["chunk-bytes"] ? { DATASET_CHUNK_BYTES: args["chunk-bytes"] } : {}),
       ...(stalls ? { STALL_LOG: `${stalls}/${db}.stalls.jsonl` } : {}),
