@@ -14,6 +14,7 @@ import {
   WorkerCrashedError,
   WorkerLimitError,
   WorkerPool,
+  type WorkerSpawner,
 } from "@troupe/runtime/workers";
 import {
   IngestError,
@@ -555,8 +556,10 @@ export class ChunkProcessor {
    */
   constructor(
     workers: number,
-    { url, workerHeapMb = 1024, taskTimeoutMs = 120_000 }: {
+    { url, workerHeapMb = 1024, taskTimeoutMs = 120_000, spawner }: {
       url?: URL;
+      /** Starts the workers in another thread. @default this thread */
+      spawner?: WorkerSpawner;
       /** A worker's heap limit, in MB. @default 1024 */
       workerHeapMb?: number;
       /** A chunk's time limit in a worker, in ms. @default 120000 */
@@ -571,6 +574,7 @@ export class ChunkProcessor {
         stallMs: COMPUTE_STALL_MS, // parsing a chunk is computation only
         idleMs: CHUNK_WORKER_IDLE_MS,
         depth: CHUNK_WORKER_DEPTH,
+        ...(spawner ? { spawner } : {}),
       })
       : null;
   }

@@ -2,9 +2,11 @@
  * The worker of `hashing.ts`: hashes the pieces of several streams at once, each by its id.
  * It says `{ready: true}` once running; `{id, bytes}` adds bytes to stream `id` (started on its
  * first piece) and hands their buffer back, moved (`{done}`); `{id, end: true}` answers
- * `{id, sha256}` and forgets it; `{id, drop: true}` forgets it.
+ * `{id, sha256}` and forgets it; `{id, drop: true}` forgets it. It also hosts the pools'
+ * `WorkerSpawner` (`{troupeSpawn}` messages, see `serveSpawner`).
  */
 import { createHash, type Hash } from "node:crypto";
+import { serveSpawner } from "@troupe/runtime/workers";
 
 interface HashRequest {
   id: number;
@@ -23,8 +25,15 @@ interface WorkerScope {
 
 const scope = self as unknown as WorkerScope;
 const open = new Map<number, Hash>();
+const spawn = serveSpawner((msg, transfer) =>
+  (self as unknown as { postMessage(m: unknown, t?: Transferable[]): void }).postMessage(
+    msg,
+    transfer ?? [],
+  )
+);
 
 scope.onmessage = (e) => {
+  if (spawn(e.data)) return;
   const { id, bytes, end, drop } = e.data;
   if (drop) {
     open.delete(id);

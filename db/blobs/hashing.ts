@@ -10,8 +10,13 @@
  * it goes on in this thread); a digest asked for by then is made in this thread. A worker that
  * cannot start (a host without workers) leaves every hash to this thread; one that fails once
  * running fails the hashes it holds, and the next hash starts another.
+ *
+ * The worker also hosts a {@link WorkerSpawner} ({@link hashWorkerSpawner}): a server's worker
+ * pools start their workers from its thread, not from the one that answers requests, without
+ * a thread of its own for that.
  */
 import { createHash, type Hash } from "node:crypto";
+import { WorkerSpawner } from "@troupe/runtime/workers";
 
 /** Bytes a hash keeps while the worker starts; past them it is made in this thread. */
 const PENDING_BYTES = 4 << 20;
@@ -48,8 +53,20 @@ export function holdHashWorker(): () => void {
   return shared.hold();
 }
 
+/**
+ * The spawner of the hashing worker while it is held ({@link holdHashWorker}), for worker pools
+ * (see the module doc); undefined when no worker runs. It is closed when the worker stops or
+ * fails: the workers it started are then reported crashed to their pools, which start their
+ * own from then on.
+ */
+export function hashWorkerSpawner(): WorkerSpawner | undefined {
+  return shared.spawner();
+}
+
 interface Session {
   worker: Worker;
+  /** Starts pool workers in this worker's thread. */
+  spawner: WorkerSpawner;
   ready: boolean;
   error: Error | null;
   /** Hashes waiting for the worker to be ready. */
@@ -73,6 +90,11 @@ class HashWorker {
     if (!this.#session && !this.#unavailable) this.#session = this.#start();
     this.#open++;
     return new AdaptiveHash(this.#session, () => this.#nextId++, () => this.#release());
+  }
+
+  spawner(): WorkerSpawner | undefined {
+    const session = this.#session;
+    return session && !session.error && !session.spawner.closed ? session.spawner : undefined;
   }
 
   hold(): () => void {
@@ -99,6 +121,7 @@ class HashWorker {
     }
     const session: Session = {
       worker,
+      spawner: new WorkerSpawner((msg) => worker.postMessage(msg)),
       ready: false,
       error: null,
       waiting: new Set(),
@@ -112,6 +135,7 @@ class HashWorker {
         { id: number; sha256: string } | { ready: true } | { done: ArrayBuffer; n: number }
       >,
     ) => {
+      if (session.spawner.handle(e.data)) return;
       if ("done" in e.data) {
         session.behind -= e.data.n;
         if (e.data.done.byteLength === PIECE_BYTES && session.spare.length < 64) {
@@ -136,6 +160,7 @@ class HashWorker {
       // A worker that never ran (its module cannot load here) is not started again.
       if (!session.ready) this.#unavailable = true;
       session.error = new Error(`the hashing worker failed: ${e.message}`);
+      session.spawner.close(session.error.message);
       for (const hash of session.waiting) hash.inThread();
       session.waiting.clear();
       for (const waiting of session.digests.values()) waiting.reject(session.error);
@@ -148,6 +173,7 @@ class HashWorker {
   }
 
   #stop(): void {
+    this.#session?.spawner.close("the hashing worker stopped");
     this.#session?.worker.terminate();
     this.#session = null;
   }
