@@ -283,7 +283,12 @@ export class WorkerPool {
         }
       }
       if ((!slot || slot.tasks.length > 0) && this.#slots.length < this.size) {
-        slot = this.#spawn();
+        if (NodeWorker === undefined && this.#usesNodeWorkers && !this.#spawning) {
+          // The spawner closed with tasks waiting: this thread starts the workers from now on,
+          // once it has `node:worker_threads`.
+          loadNodeWorker().then(() => this.#closed || this.#pump());
+          if (!slot) return;
+        } else slot = this.#spawn();
       }
       if (!slot) return;
       const task = this.#queue.shift()!;

@@ -393,9 +393,11 @@ Deno.test("worker pool: a spawner that closes fails its workers' tasks; the pool
   try {
     assert.equal(await pool.run("tally", []), 1);
     const waiting = pool.run("wait", [5_000]);
+    const queued = pool.run("tally", []); // waits in the pool for the one worker
     spawner.close();
     await assert.rejects(() => waiting, WorkerCrashedError);
-    assert.equal(await pool.run("tally", []), 1, "a worker of this thread's");
+    assert.equal(await queued, 1, "the queued task ran on a worker of this thread's");
+    assert.equal(await pool.run("tally", []), 2);
     assert.deepEqual(pool.started, { direct: 1, spawned: 1 });
   } finally {
     pool.close();
