@@ -314,17 +314,15 @@ export async function compose(
     workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
     taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
   };
-  // A server that answers requests keeps the hashing worker of uploads for its lifetime, and
-  // its pools' workers start in that worker's thread: a worker's start (the new isolate) would
+  // The pools' workers start in the thread of the uploads' hashing worker while it runs (a
+  // server that answers requests holds it, below): a worker's start (the new isolate) would
   // otherwise hold this thread, which answers requests, 50–150 ms on first use of a pool and
   // again after its idle workers stopped. An instance that serves no API starts them here.
-  const releaseHashing = role === "worker" ? () => {} : holdHashWorker();
-  const spawner = hashWorkerSpawner();
-  const datasetWorkers = config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1));
-  const chunkProcessor = new ChunkProcessor(datasetWorkers, {
-    ...untrusted,
-    ...(spawner ? { spawner } : {}),
-  });
+  const spawner = hashWorkerSpawner;
+  const chunkProcessor = new ChunkProcessor(
+    config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1)),
+    { ...untrusted, spawner },
+  );
   const datasets = datasetActors({
     db,
     blobs,
@@ -358,7 +356,7 @@ export async function compose(
     maxInflateRatio: config.PDF_MAX_INFLATE_RATIO,
     maxDepth: config.PDF_MAX_DEPTH,
     ...untrusted,
-    ...(spawner ? { spawner } : {}),
+    spawner,
   });
   const courses = courseActors({
     db,
@@ -505,6 +503,7 @@ export async function compose(
     : app.fetch;
   // Uploads' hashing worker runs as long as the server does (a role that takes no upload
   // has none).
+  const releaseHashing = role === "worker" ? () => {} : holdHashWorker();
   return {
     config,
     db,

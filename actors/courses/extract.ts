@@ -13,10 +13,10 @@
  */
 import {
   COMPUTE_STALL_MS,
+  type SpawnerOption,
   workerError,
   WorkerLimitError,
   WorkerPool,
-  type WorkerSpawner,
 } from "@troupe/runtime/workers";
 import {
   type OutlineEntry,
@@ -185,7 +185,7 @@ export interface ExtractLimits extends PdfLimits {
   /** A task's time limit in a worker, in ms (workers only). @default 120000 */
   taskTimeoutMs?: number;
   /** Starts the workers in another thread (workers only). @default this thread */
-  spawner?: WorkerSpawner;
+  spawner?: SpawnerOption;
 }
 
 /**

@@ -11,10 +11,10 @@ import { InputError } from "@troupe/runtime/errors";
 import { copyText } from "@troupe/runtime/ports";
 import {
   COMPUTE_STALL_MS,
+  type SpawnerOption,
   WorkerCrashedError,
   WorkerLimitError,
   WorkerPool,
-  type WorkerSpawner,
 } from "@troupe/runtime/workers";
 import {
   IngestError,
@@ -559,7 +559,7 @@ export class ChunkProcessor {
     { url, workerHeapMb = 1024, taskTimeoutMs = 120_000, spawner }: {
       url?: URL;
       /** Starts the workers in another thread. @default this thread */
-      spawner?: WorkerSpawner;
+      spawner?: SpawnerOption;
       /** A worker's heap limit, in MB. @default 1024 */
       workerHeapMb?: number;
       /** A chunk's time limit in a worker, in ms. @default 120000 */

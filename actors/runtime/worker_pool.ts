@@ -114,11 +114,15 @@ export interface WorkerPoolOptions {
   /** Tasks a worker is given at once (see the module doc). @default 1 */
   depth?: number;
   /**
-   * Starts the workers in another thread (see the module doc); a closed spawner is not used.
-   * Its workers are always `node:worker_threads` workers. @default this thread
+   * Starts the workers in another thread (see the module doc): a spawner, or a function that
+   * gives the one to use for each start (none, or a closed one: this thread). Its workers are
+   * always `node:worker_threads` workers. @default this thread
    */
-  spawner?: WorkerSpawner;
+  spawner?: SpawnerOption;
 }
+
+/** A {@link WorkerSpawner}, or a function giving the one to use now (undefined: none). */
+export type SpawnerOption = WorkerSpawner | (() => WorkerSpawner | undefined);
 
 /** A worker died (or never started: a module that fails to load, no worker support). */
 export class WorkerCrashedError extends Error {
@@ -177,7 +181,7 @@ export class WorkerPool {
   #stallTimer: ReturnType<typeof setInterval> | undefined;
   readonly #idleMs: number | undefined;
   readonly #depth: number;
-  readonly #spawner: WorkerSpawner | undefined;
+  readonly #spawner: SpawnerOption | undefined;
   /** Workers started so far, by this thread (`direct`) or by the spawner. */
   readonly started = { direct: 0, spawned: 0 };
 
@@ -229,9 +233,15 @@ export class WorkerPool {
     return Promise.resolve();
   }
 
-  /** Whether workers are started by the spawner. */
+  /** The spawner that starts workers now, if any. */
+  get #spawnerNow(): WorkerSpawner | undefined {
+    const s = typeof this.#spawner === "function" ? this.#spawner() : this.#spawner;
+    return s && !s.closed ? s : undefined;
+  }
+
+  /** Whether workers are started by a spawner. */
   get #spawning(): boolean {
-    return this.#spawner !== undefined && !this.#spawner.closed;
+    return this.#spawnerNow !== undefined;
   }
 
   /** Workers running now (started and not stopped). */
@@ -411,9 +421,10 @@ export class WorkerPool {
     onMessage: (data: unknown) => void,
     onCrash: (message: string, outOfMemory?: boolean) => void,
   ): PoolWorker {
-    if (this.#spawning) {
+    const spawner = this.#spawnerNow;
+    if (spawner) {
       this.started.spawned++;
-      return this.#spawner!.spawn(this.url, this.#limits(), onMessage, onCrash);
+      return spawner.spawn(this.url, this.#limits(), onMessage, onCrash);
     }
     this.started.direct++;
     if (!this.#usesNodeWorkers) {

@@ -322,24 +322,17 @@ Deno.test(
     const spawner = WorkerSpawner.start();
     const pool = new WorkerPool(url, 2, { youngGenerationMb: 4, spawner });
     try {
-      // The host is up and has loaded node:worker_threads before the measured starts.
+      // The first worker: the host is up and has loaded node:worker_threads.
       assert.equal(await pool.run("tally", []), 1);
-      // Starting a worker here costs this thread a message, not the new isolate's making:
-      // the next turn of this thread's loop comes at once, the worker still starting.
-      const lateness: number[] = [];
-      let last = performance.now();
-      const tick = setInterval(() => {
-        const now = performance.now();
-        lateness.push(now - last - 2);
-        last = now;
-      }, 2);
-      const t = performance.now();
-      const started = Promise.all([pool.run("wait", [50]), pool.run("tally", [])]);
-      const hold = performance.now() - t;
-      const [waited, tally] = await within(started, 30_000, "tasks on the spawned workers");
-      clearInterval(tick);
+      // Starting a worker here costs this thread a message, not the new isolate's making
+      // (bench/worker_start.ts measures the difference; a wall-clock bound here would fail on
+      // a loaded host): the workers are the spawner's, this thread started none.
+      const [waited, tally] = await within(
+        Promise.all([pool.run("wait", [50]), pool.run("tally", [])]),
+        30_000,
+        "tasks on the spawned workers",
+      );
       assert.deepEqual([waited, tally], [50, 1], "the second task went to a second worker");
-      assert.ok(hold < 20, `run() held this thread ${hold.toFixed(1)} ms`);
       assert.deepEqual(pool.started, { direct: 0, spawned: 2 });
       assert.equal(spawner.running, 2);
       // Buffers move both ways over the port.

@@ -85,6 +85,8 @@ class HashWorker {
   #unavailable = typeof Worker === "undefined";
   #nextId = 0;
   #open = 0;
+  /** Holds not released ({@link holdHashWorker}). */
+  #holds = 0;
 
   open(): StreamHash {
     if (!this.#session && !this.#unavailable) this.#session = this.#start();
@@ -92,17 +94,24 @@ class HashWorker {
     return new AdaptiveHash(this.#session, () => this.#nextId++, () => this.#release());
   }
 
+  /** Only while held: a worker started for hashes alone stops with the last of them. */
   spawner(): WorkerSpawner | undefined {
     const session = this.#session;
-    return session && !session.error && !session.spawner.closed ? session.spawner : undefined;
+    return this.#holds > 0 && session && !session.error && !session.spawner.closed
+      ? session.spawner
+      : undefined;
   }
 
   hold(): () => void {
     if (!this.#session && !this.#unavailable) this.#session = this.#start();
     this.#open++;
+    this.#holds++;
     let held = true;
     return () => {
-      if (held) this.#release();
+      if (held) {
+        this.#holds--;
+        this.#release();
+      }
       held = false;
     };
   }

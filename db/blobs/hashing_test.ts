@@ -79,6 +79,13 @@ Deno.test("holdHashWorker: hashes between quiet spells while held are right; rel
 
 Deno.test("hashWorkerSpawner: while held, pool workers start in the hashing worker's thread, hashes go on beside them", async () => {
   assert.equal(hashWorkerSpawner(), undefined, "no worker, no spawner");
+  const open = streamHash();
+  assert.equal(
+    hashWorkerSpawner(),
+    undefined,
+    "a worker for hashes alone is not one to start with",
+  );
+  open.drop();
   const release = holdHashWorker();
   const spawner = hashWorkerSpawner()!;
   const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
