@@ -13,7 +13,7 @@
  * its first task, and the process's resident set 500 ms after (RSS, `/proc/self/status`).
  */
 import { parseArgs } from "node:util";
-import { WorkerPool, WorkerSpawner } from "../actors/runtime/worker_pool.ts";
+import { WorkerPool, WorkerSpawner } from "@troupe/runtime/workers";
 import { loadAverage } from "./stats.ts";
 
 const { values: args } = parseArgs({
