@@ -48,7 +48,7 @@ import type { TextEmbedder } from "./actors/courses/embeddings/port.ts";
 import { PgVectorStore } from "./actors/courses/vectors/pg.ts";
 import type { VectorStore } from "./actors/courses/vectors/port.ts";
 import { exists, FsBlobStore } from "./db/blobs/fs.ts";
-import { holdHashWorker } from "./db/blobs/hashing.ts";
+import { hashWorkerSpawner, holdHashWorker } from "./db/blobs/hashing.ts";
 import type { BlobStore } from "./db/blobs/port.ts";
 import { PostgresBlobStore } from "./db/blobs/postgres.ts";
 import type { S3BlobStore } from "./db/blobs/s3.ts";
@@ -314,9 +314,14 @@ export async function compose(
     workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
     taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
   };
+  // The pools' workers start in the thread of the uploads' hashing worker while it runs (a
+  // server that answers requests holds it, below): a worker's start (the new isolate) would
+  // otherwise hold this thread, which answers requests, 50–150 ms on first use of a pool and
+  // again after its idle workers stopped. An instance that serves no API starts them here.
+  const spawner = hashWorkerSpawner;
   const chunkProcessor = new ChunkProcessor(
     config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1)),
-    untrusted,
+    { ...untrusted, spawner },
   );
   const datasets = datasetActors({
     db,
@@ -351,6 +356,7 @@ export async function compose(
     maxInflateRatio: config.PDF_MAX_INFLATE_RATIO,
     maxDepth: config.PDF_MAX_DEPTH,
     ...untrusted,
+    spawner,
   });
   const courses = courseActors({
     db,

@@ -30,7 +30,12 @@
  * every turn of its event loop over 20 ms late, with epoch times), and the run writes the
  * poller's reads to `DIR/<db>.reads.json`; with `--cpu-prof PROF` as well,
  * `deno run -A bench/stall_attribution.ts DIR PROF --db <db>` gives each read over 50 ms the
- * cause of the stall it overlapped (what the main thread's CPU profile ran in it).
+ * cause of the stall it overlapped (what the main thread's CPU profile ran in it). On
+ * PostgreSQL `--stalls` also times each job read's query in the server (`DIR/postgres.pg.jsonl`:
+ * the wait for a pooled connection, the answer, the server's own duration; see
+ * `bench/stall_log.ts`), which the attribution uses for reads with no stall. On PostgreSQL a
+ * process of its own also sends the job read's statement every 50 ms on a connection of its
+ * own (the database server's answer time, without the Troupe server).
  */
 import { parseArgs } from "node:util";
 import { createPgDatabase } from "../tests/harness.ts";
@@ -57,6 +62,8 @@ const { values: args } = parseArgs({
     bare: { type: "string" },
     // Internal: run as the poller.
     poll: { type: "string" },
+    // Internal: run as the poller of the database itself (PostgreSQL).
+    "poll-db": { type: "string" },
     job: { type: "string" },
   },
 });
@@ -75,6 +82,28 @@ if (args.bare) {
         : new Response(asset, { headers: { "content-type": "text/javascript" } }),
   );
   await new Promise<never>(() => {}); // serves until killed
+} else if (args["poll-db"]) {
+  // The database's own answer time: the job read's statement every 50 ms on a connection of
+  // this process, which does nothing else.
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: args["poll-db"] });
+  await client.connect();
+  const samples: [number, number][] = [];
+  let stop = false;
+  (async () => {
+    for await (const _ of Deno.stdin.readable) { /* until closed */ }
+    stop = true;
+  })();
+  const t0 = Date.now();
+  while (!stop) {
+    const s = performance.now();
+    await client.query("SELECT * FROM troupe_jobs WHERE id = ANY($1::text[])", [[args.job]]);
+    samples.push([Date.now() - t0, performance.now() - s]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await client.end();
+  console.log(JSON.stringify({ t0, samples }));
+  Deno.exit(0);
 } else if (args.poll) {
   // The poller: reads until stdin closes, then prints its samples as JSON lines.
   const url = `${args.poll}/api/v1/jobs/${args.job}`;
@@ -126,10 +155,25 @@ interface Run {
   slowest: [number, number, number][];
   /** The same reads of a bare server (`--floor`) in its own process meanwhile: p50, p99, max. */
   floor: [number, number, number] | null;
+  /**
+   * PostgreSQL: the job read's statement sent every 50 ms by a process of its own on its own
+   * connection meanwhile: p50, p99, max, reads ≥ 50 ms (the database server's answer alone).
+   */
+  dbFloor: [number, number, number, number] | null;
   ingest: { status: string; seconds: number; rows: number };
   courses: { statuses: string[]; seconds: number };
   loadStart: string;
   loadEnd: string;
+}
+
+/**
+ * With `--stalls` on PostgreSQL: the server's connections log every statement over 5 ms to the
+ * client as well (`bench/stall_log.ts` reads it as the statement's time in the server).
+ */
+function timedUrl(url: string): string {
+  const u = new URL(url);
+  u.searchParams.set("options", "-c log_min_duration_statement=5 -c client_min_messages=log");
+  return u.toString();
 }
 
 /** `pglite`: the embedded default (PGlite in the server's thread); `pglite-worker`: its own. */
@@ -156,7 +200,8 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       LOG_LEVEL: "error",
       DEV_API_KEY: KEY,
       ...UNLIMITED_RATES,
-      ...(pg ? { DATABASE_URL: pg.url } : {}),
+      ...(pg ? { DATABASE_URL: stalls ? timedUrl(pg.url) : pg.url } : {}),
+      ...(pg && stalls ? { PG_TIMING_LOG: `${stalls}/${db}.pg.jsonl` } : {}),
       ...(db === "pglite-worker" ? { PGLITE_THREAD: "worker" } : {}),
       ...(args["chunk-bytes"] ? { DATASET_CHUNK_BYTES: args["chunk-bytes"] } : {}),
       ...(stalls ? { STALL_LOG: `${stalls}/${db}.stalls.jsonl` } : {}),
@@ -167,6 +212,7 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
   let poller: Deno.ChildProcess | null = null;
   let bare: Deno.ChildProcess | null = null;
   let floorPoller: Deno.ChildProcess | null = null;
+  let dbPoller: Deno.ChildProcess | null = null;
   let stopping = false;
   server.status.then((s) => {
     if (!stopping) {
@@ -200,6 +246,22 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
       await untilUp(`${bareBase}/api/docs/init.js`, bare);
       floorPoller = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", self, "--poll", bareBase, "--job", jobId],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+    }
+    if (pg) {
+      dbPoller = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL(import.meta.url).pathname,
+          "--poll-db",
+          pg.url,
+          "--job",
+          jobId,
+        ],
         stdin: "piped",
         stdout: "piped",
         stderr: "inherit",
@@ -257,6 +319,18 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
     const out = await poller.output();
     poller = null;
     let floor: Run["floor"] = null;
+    let dbFloor: Run["dbFloor"] = null;
+    if (dbPoller) {
+      await dbPoller.stdin.close();
+      const dout = JSON.parse(new TextDecoder().decode((await dbPoller.output()).stdout)) as {
+        t0: number;
+        samples: [number, number][];
+      };
+      dbPoller = null;
+      if (stalls) await Deno.writeTextFile(`${stalls}/${db}.db_reads.json`, JSON.stringify(dout));
+      const d = dout.samples.map(([, ms]) => ms);
+      dbFloor = [pct(d, 0.5), pct(d, 0.99), Math.max(...d), d.filter((ms) => ms >= 50).length];
+    }
     if (floorPoller) {
       await floorPoller.stdin.close();
       const fout = await floorPoller.output();
@@ -287,6 +361,7 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
         [at, ms, , plain],
       ) => [at, ms, plain]),
       floor,
+      dbFloor,
       ingest,
       courses,
       loadStart,
@@ -309,6 +384,12 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
             floor[1].toFixed(1)
           } / max ${floor[2].toFixed(0)} ms`
           : ""
+      }${
+        dbFloor
+          ? ` | the statement from a process of its own p50 ${dbFloor[0].toFixed(1)} / p99 ${
+            dbFloor[1].toFixed(1)
+          } / max ${dbFloor[2].toFixed(0)} ms, ${dbFloor[3]} ≥ 50 ms`
+          : ""
       } | load ${loadStart} → ${r.loadEnd}`,
     );
     console.log(
@@ -320,7 +401,7 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
     );
     return r;
   } finally {
-    for (const p of [poller, floorPoller]) {
+    for (const p of [poller, floorPoller, dbPoller]) {
       if (!p) continue;
       await p.stdin.close().catch(() => {});
       await p.status;

@@ -52,6 +52,13 @@ const lines = (await Deno.readTextFile(`${dir}/${db}.stalls.jsonl`)).trim().spli
   JSON.parse(l) as { marker?: [number, number]; stall?: [number, number] }
 );
 const marker = lines.find((l) => l.marker)?.marker;
+/** PostgreSQL: the job reads' queries timed in the server (`bench/stall_log.ts`, `PG_TIMING_LOG`). */
+const pgLines = await Deno.readTextFile(`${dir}/${db}.pg.jsonl`).then(
+  (t) => t.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)),
+  () => [],
+) as { read?: [number, number, number, number, number, number, number | null]; wait?: number[] }[];
+const pgReads = pgLines.flatMap((l) => l.read ? [l.read] : []);
+const pgWaits = pgLines.flatMap((l) => l.wait ? [l.wait] : []);
 const stalls = lines.flatMap((l) => l.stall ? [l.stall] : []);
 
 /** Cause rules, first match over the stack from the leaf up. */
@@ -72,7 +79,10 @@ function causeOf(stack: Frame[]): string {
     const caller = stack.find((f) => /\/work\/.*\.ts$/.test(f.url) && !f.url.includes("drivers/"));
     return `PGlite statement (${caller ? short(caller) : "?"})`;
   }
-  if (has(/^Worker$/) || has(/.*/, /11_workers|06_util|worker/i) && has(/^(Worker|start)$/)) {
+  if (
+    has(/^(op_create_worker|NodeWorker)$/) || has(/^Worker$/) ||
+    has(/.*/, /11_workers|06_util|worker/i) && has(/^(Worker|start)$/)
+  ) {
     return "worker start";
   }
   if (has(/.*/, /11_workers\.js/)) return "worker messages (deserialize)";
@@ -183,7 +193,27 @@ for (const [at, ms, , plain] of slow) {
     const o = Math.min(end, st.e) - Math.max(start, st.s);
     if (o > bestOverlap) [best, bestOverlap] = [st, o];
   }
-  const cause = best && bestOverlap >= 10 ? best.cause : "no stall on the main thread";
+  let cause = best && bestOverlap >= 10 ? best.cause : "no stall on the main thread";
+  // The job read's query in the window (PostgreSQL): which part of it was slow.
+  const q = pgReads.filter(([call, , done]) => call >= start - 5 && done <= end + 5)
+    .sort((a, b) => (b[2] - b[0]) - (a[2] - a[0]))[0];
+  let query = "";
+  if (q) {
+    const [call, acquired, done, waiting, , , serverMs] = q;
+    const pool = acquired - call, answer = done - acquired;
+    query = ` | query ${(done - call).toFixed(0)} ms: pool ${pool.toFixed(0)}, answer ${
+      answer.toFixed(0)
+    } (server ${serverMs === null ? "< 5" : serverMs.toFixed(0)}), waiters ${waiting}`;
+    if (cause === "no stall on the main thread") {
+      cause = pool >= 10
+        ? "no stall: waited for a pooled connection"
+        : (serverMs ?? 0) >= 10
+        ? "no stall: the database server's time"
+        : answer >= 20
+        ? "no stall: the answer (server < 10 ms, network, this process)"
+        : "no stall: outside the query (HTTP, this process)";
+    }
+  }
   byCause.set(cause, (byCause.get(cause) ?? 0) + 1);
   // Where the read's time on the main thread went, over every stall it overlapped.
   for (const st of stallCause) {
@@ -200,10 +230,29 @@ for (const [at, ms, , plain] of slow) {
           top(best.parts).slice(0, 3).map(([c, v]) => `${c} ${v.toFixed(0)}`).join(", ")
         }`
         : "no stall"
-    }`,
+    }${query}`,
   );
 }
 const stallMs = stalls.reduce((a, [s, e]) => a + e - s, 0);
+if (pgReads.length) {
+  const ms = (xs: number[]) => xs.sort((a, b) => a - b);
+  const pools = ms(pgReads.map(([c, a]) => a - c));
+  const answers = ms(pgReads.map(([, a, d]) => d - a));
+  const server = pgReads.filter((r) => r[6] !== null);
+  const p = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+  console.log(
+    `job read queries: ${pgReads.length}; pool wait p50 ${p(pools, 0.5).toFixed(1)} / p99 ${
+      p(pools, 0.99).toFixed(1)
+    } / max ${pools.at(-1)!.toFixed(0)} ms, ${pools.filter((x) => x >= 10).length} ≥ 10 ms; ` +
+      `answer p50 ${p(answers, 0.5).toFixed(1)} / p99 ${p(answers, 0.99).toFixed(1)} / max ${
+        answers.at(-1)!.toFixed(0)
+      } ms; ${server.length} over 5 ms in the server (max ${
+        Math.max(0, ...server.map((r) => r[6]!)).toFixed(0)
+      } ms); connections asked of a full pool: ${pgWaits.length} (waited max ${
+        Math.max(0, ...pgWaits.map(([c, a]) => a! - c!)).toFixed(0)
+      } ms)`,
+  );
+}
 console.log(
   `${db}: ${ok.length} reads, ${slow.length} ≥ ${OVER} ms; ${stalls.length} stalls > 20 ms ` +
     `(${(stallMs / 1000).toFixed(1)} s, longest ${

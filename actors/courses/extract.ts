@@ -13,6 +13,7 @@
  */
 import {
   COMPUTE_STALL_MS,
+  type SpawnerOption,
   workerError,
   WorkerLimitError,
   WorkerPool,
@@ -183,6 +184,8 @@ export interface ExtractLimits extends PdfLimits {
   workerHeapMb?: number;
   /** A task's time limit in a worker, in ms (workers only). @default 120000 */
   taskTimeoutMs?: number;
+  /** Starts the workers in another thread (workers only). @default this thread */
+  spawner?: SpawnerOption;
 }
 
 /**
@@ -231,11 +234,12 @@ export class WorkerExtractor implements PageExtractor {
 
   constructor(
     size: number,
-    { workerHeapMb = 1024, taskTimeoutMs = 120_000, ...limits }: ExtractLimits = {},
+    { workerHeapMb = 1024, taskTimeoutMs = 120_000, spawner, ...limits }: ExtractLimits = {},
     url = new URL("./extract_worker.ts", import.meta.url),
   ) {
     this.#limits = limits;
     this.#pool = new WorkerPool(url, size, {
+      ...(spawner ? { spawner } : {}),
       heapMb: workerHeapMb,
       taskTimeoutMs,
       stallMs: COMPUTE_STALL_MS, // reading a PDF is computation only
@@ -284,7 +288,7 @@ export class WorkerExtractor implements PageExtractor {
 /** Workers when asked for (size ≥ 1) and available; else this thread. */
 export function pageExtractor(workers: number, limits: ExtractLimits = {}): PageExtractor {
   if (workers < 1 || typeof Worker === "undefined") {
-    const { workerHeapMb: _, taskTimeoutMs: __, ...pdf } = limits;
+    const { workerHeapMb: _, taskTimeoutMs: __, spawner: ___, ...pdf } = limits;
     return new InlineExtractor(pdf);
   }
   return new WorkerExtractor(workers, limits);

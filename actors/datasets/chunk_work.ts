@@ -11,6 +11,7 @@ import { InputError } from "@troupe/runtime/errors";
 import { copyText } from "@troupe/runtime/ports";
 import {
   COMPUTE_STALL_MS,
+  type SpawnerOption,
   WorkerCrashedError,
   WorkerLimitError,
   WorkerPool,
@@ -555,8 +556,10 @@ export class ChunkProcessor {
    */
   constructor(
     workers: number,
-    { url, workerHeapMb = 1024, taskTimeoutMs = 120_000 }: {
+    { url, workerHeapMb = 1024, taskTimeoutMs = 120_000, spawner }: {
       url?: URL;
+      /** Starts the workers in another thread. @default this thread */
+      spawner?: SpawnerOption;
       /** A worker's heap limit, in MB. @default 1024 */
       workerHeapMb?: number;
       /** A chunk's time limit in a worker, in ms. @default 120000 */
@@ -571,6 +574,7 @@ export class ChunkProcessor {
         stallMs: COMPUTE_STALL_MS, // parsing a chunk is computation only
         idleMs: CHUNK_WORKER_IDLE_MS,
         depth: CHUNK_WORKER_DEPTH,
+        ...(spawner ? { spawner } : {}),
       })
       : null;
   }

@@ -23,6 +23,12 @@
  * The heap limit bounds JavaScript objects, not the memory behind ArrayBuffers: what a task
  * may make of its input in bytes (a PDF's streams) is bounded by checking the input first.
  *
+ * With `spawner` ({@link WorkerSpawner}), workers are started by another thread: `new Worker`
+ * holds the thread that calls it until the new worker's isolate is made (50–150 ms for a
+ * `node:worker_threads` worker on a loaded 2-core host), which on the thread that answers
+ * requests is a request's wait. The spawner's thread makes the worker and hands this thread a
+ * `MessagePort` to it; tasks and answers go over that port, not through the spawner.
+ *
  * The worker module answers `{ id, method, args }` messages with `{ id, ok: true, value }` or
  * `{ id, ok: false, error: { name, message, code? } }` (see {@link serveWorker}).
  */
@@ -107,7 +113,16 @@ export interface WorkerPoolOptions {
   idleMs?: number;
   /** Tasks a worker is given at once (see the module doc). @default 1 */
   depth?: number;
+  /**
+   * Starts the workers in another thread (see the module doc): a spawner, or a function that
+   * gives the one to use for each start (none, or a closed one: this thread). Its workers are
+   * always `node:worker_threads` workers. @default this thread
+   */
+  spawner?: SpawnerOption;
 }
+
+/** A {@link WorkerSpawner}, or a function giving the one to use now (undefined: none). */
+export type SpawnerOption = WorkerSpawner | (() => WorkerSpawner | undefined);
 
 /** A worker died (or never started: a module that fails to load, no worker support). */
 export class WorkerCrashedError extends Error {
@@ -166,6 +181,9 @@ export class WorkerPool {
   #stallTimer: ReturnType<typeof setInterval> | undefined;
   readonly #idleMs: number | undefined;
   readonly #depth: number;
+  readonly #spawner: SpawnerOption | undefined;
+  /** Workers started so far, by this thread (`direct`) or by the spawner. */
+  readonly started = { direct: 0, spawned: 0 };
 
   /** A pool of up to `size` workers running the module at `url`; workers start as tasks come. */
   constructor(
@@ -179,6 +197,7 @@ export class WorkerPool {
       stallMs,
       idleMs,
       depth = 1,
+      spawner,
     }: WorkerPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError("a pool needs 1+ workers");
@@ -190,10 +209,39 @@ export class WorkerPool {
     this.#stallMs = heapMb === undefined ? undefined : stallMs;
     this.#idleMs = idleMs;
     this.#depth = depth;
+    this.#spawner = spawner;
   }
 
   get #usesNodeWorkers(): boolean {
     return this.#youngMb !== undefined || this.#heapMb !== undefined;
+  }
+
+  /**
+   * Starts workers until `n` run (at most `size`), without tasks: a pool warmed before a server
+   * listens runs its first tasks without a start on the request path. A worker warmed so stops
+   * after `idleMs` without a task like any other.
+   */
+  warm(n = this.size): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (NodeWorker === undefined && this.#usesNodeWorkers && !this.#spawning) {
+      return loadNodeWorker().then(() => this.warm(n));
+    }
+    while (this.#slots.length < Math.min(n, this.size)) {
+      const slot = this.#spawn();
+      this.#idleTimer(slot);
+    }
+    return Promise.resolve();
+  }
+
+  /** The spawner that starts workers now, if any. */
+  get #spawnerNow(): WorkerSpawner | undefined {
+    const s = typeof this.#spawner === "function" ? this.#spawner() : this.#spawner;
+    return s && !s.closed ? s : undefined;
+  }
+
+  /** Whether workers are started by a spawner. */
+  get #spawning(): boolean {
+    return this.#spawnerNow !== undefined;
   }
 
   /** Workers running now (started and not stopped). */
@@ -204,7 +252,7 @@ export class WorkerPool {
   /** Runs `method(...args)` in a worker; `transfer` lists buffers to move, not copy. */
   run<T>(method: string, args: unknown[], transfer: Transferable[] = []): Promise<T> {
     if (this.#closed) return Promise.reject(new Error("the worker pool is closed"));
-    if (NodeWorker === undefined && this.#usesNodeWorkers) {
+    if (NodeWorker === undefined && this.#usesNodeWorkers && !this.#spawning) {
       return loadNodeWorker().then(() => this.run<T>(method, args, transfer));
     }
     return new Promise<T>((resolve, reject) => {
@@ -245,7 +293,12 @@ export class WorkerPool {
         }
       }
       if ((!slot || slot.tasks.length > 0) && this.#slots.length < this.size) {
-        slot = this.#spawn();
+        if (NodeWorker === undefined && this.#usesNodeWorkers && !this.#spawning) {
+          // The spawner closed with tasks waiting: this thread starts the workers from now on,
+          // once it has `node:worker_threads`.
+          loadNodeWorker().then(() => this.#closed || this.#pump());
+          if (!slot) return;
+        } else slot = this.#spawn();
       }
       if (!slot) return;
       const task = this.#queue.shift()!;
@@ -329,14 +382,7 @@ export class WorkerPool {
       if (msg.ok) task!.resolve(msg.value);
       else task!.reject(this.#toError(msg.error ?? { name: "Error", message: "worker failed" }));
       this.#pump();
-      if (slot.tasks.length === 0 && this.#idleMs !== undefined) {
-        slot.idle = setTimeout(() => {
-          if (slot.tasks.length > 0 || !this.#slots.includes(slot)) return;
-          this.#slots = this.#slots.filter((s) => s !== slot); // before: its exit is no crash
-          slot.worker.terminate();
-        }, this.#idleMs);
-        Deno.unrefTimer(slot.idle);
-      }
+      this.#idleTimer(slot);
     };
     const onCrash = (message: string, outOfMemory = false) => {
       if (!this.#slots.includes(slot)) return; // closed, or already reported
@@ -358,11 +404,29 @@ export class WorkerPool {
     return slot;
   }
 
+  /** With `idleMs`: stops `slot`'s worker when it has had no task that long. */
+  #idleTimer(slot: Slot): void {
+    if (slot.tasks.length > 0 || this.#idleMs === undefined) return;
+    clearTimeout(slot.idle);
+    slot.idle = setTimeout(() => {
+      if (slot.tasks.length > 0 || !this.#slots.includes(slot)) return;
+      this.#slots = this.#slots.filter((s) => s !== slot); // before: its exit is no crash
+      slot.worker.terminate();
+    }, this.#idleMs);
+    Deno.unrefTimer(slot.idle);
+  }
+
   /** A worker of the pool's kind, its messages and deaths reported to the handlers. */
   #start(
     onMessage: (data: unknown) => void,
     onCrash: (message: string, outOfMemory?: boolean) => void,
   ): PoolWorker {
+    const spawner = this.#spawnerNow;
+    if (spawner) {
+      this.started.spawned++;
+      return spawner.spawn(this.url, this.#limits(), onMessage, onCrash);
+    }
+    this.started.direct++;
     if (!this.#usesNodeWorkers) {
       const worker = new Worker(this.url.href, { type: "module" });
       worker.onmessage = (e: MessageEvent) => onMessage(e.data);
@@ -374,12 +438,7 @@ export class WorkerPool {
     }
     // `run` loads it before the first task reaches a worker.
     if (NodeWorker === undefined) throw new Error("node:worker_threads is not loaded yet");
-    const worker = new NodeWorker(this.url, {
-      resourceLimits: {
-        ...(this.#youngMb === undefined ? {} : { maxYoungGenerationSizeMb: this.#youngMb }),
-        ...(this.#heapMb === undefined ? {} : { maxOldGenerationSizeMb: this.#heapMb }),
-      },
-    });
+    const worker = new NodeWorker(this.url, { resourceLimits: this.#limits() });
     worker.on("message", onMessage);
     // Node reports a worker at its heap limit so (Deno, so far, does not: see the module doc).
     worker.on(
@@ -395,6 +454,247 @@ export class WorkerPool {
       terminate: () => void worker.terminate(),
     };
   }
+
+  #limits(): ResourceLimits {
+    return {
+      ...(this.#youngMb === undefined ? {} : { maxYoungGenerationSizeMb: this.#youngMb }),
+      ...(this.#heapMb === undefined ? {} : { maxOldGenerationSizeMb: this.#heapMb }),
+    };
+  }
+}
+
+/** A `node:worker_threads` worker's `resourceLimits`, as the pool sets them. */
+interface ResourceLimits {
+  maxYoungGenerationSizeMb?: number;
+  maxOldGenerationSizeMb?: number;
+}
+
+/** What the spawner's thread is sent: start worker `id`, or stop it. */
+interface SpawnRequest {
+  id: number;
+  url?: string;
+  limits?: ResourceLimits;
+  terminate?: true;
+}
+
+/** What the spawner's thread answers about worker `id`. */
+interface SpawnReport {
+  id: number;
+  /** The worker runs: its port, and its thread's id. */
+  port?: MessagePort;
+  threadId?: number;
+  /** It failed (an uncaught error), with the error's code. */
+  error?: string;
+  code?: string;
+  /** It ended, with this exit code. */
+  exit?: number;
+}
+
+/** Where a spawned worker's module finds the port to the pool (set by `spawned_worker.ts`). */
+const POOL_PORT = Symbol.for("troupe.workerPoolPort");
+
+/**
+ * Starts pool workers in another thread (its host: a worker of its own, {@link WorkerSpawner.start},
+ * or any worker that calls {@link serveSpawner}), so that the thread of the pools never waits
+ * for a worker's isolate to be made. Each worker is a `node:worker_threads` worker (with the
+ * pool's resource limits) whose messages go over a `MessagePort` straight to the pool; its
+ * errors and exit come through the host. The host must outlive the workers it started: when
+ * it stops ({@link close}), they are reported crashed to their pools.
+ *
+ * Deno delivers a nested worker's start in steps of about 500 ms (seen with Deno 2.9.6): a
+ * worker started so answers its first task ~0.5 s later than one started by this thread.
+ */
+export class WorkerSpawner {
+  readonly #post: (msg: { troupeSpawn: SpawnRequest }) => void;
+  readonly #stop: (() => void) | null;
+  readonly #children = new Map<number, {
+    worker: SpawnedWorker;
+    onCrash: (message: string, outOfMemory?: boolean) => void;
+  }>();
+  #next = 1;
+  #closed = false;
+
+  /**
+   * A spawner whose host gets requests through `post`; the host's answers go to
+   * {@link handle}. `stop` stops the host (on {@link close}), when this spawner owns it.
+   */
+  constructor(
+    post: (msg: { troupeSpawn: SpawnRequest }) => void,
+    stop: (() => void) | null = null,
+  ) {
+    this.#post = post;
+    this.#stop = stop;
+  }
+
+  /**
+   * A spawner in a worker of its own (`spawner_worker.ts`); throws where workers cannot run.
+   * Its start holds this thread like any worker's: start it before serving requests.
+   */
+  static start(): WorkerSpawner {
+    const host = new Worker(new URL("./spawner_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    const spawner = new WorkerSpawner((msg) => host.postMessage(msg), () => host.terminate());
+    host.onmessage = (e: MessageEvent) => spawner.handle(e.data);
+    host.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      spawner.close(`the spawner failed: ${e.message}`);
+    };
+    return spawner;
+  }
+
+  /** Whether it is closed (pools then start their workers themselves). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Workers started and not yet ended. */
+  get running(): number {
+    return this.#children.size;
+  }
+
+  /** Takes a message of the host; whether it was the spawner's (`{troupeSpawned}`). */
+  handle(data: unknown): boolean {
+    const report = (data as { troupeSpawned?: SpawnReport } | null)?.troupeSpawned;
+    if (!report) return false;
+    const child = this.#children.get(report.id);
+    if (!child) {
+      report.port?.close();
+      return true;
+    }
+    if (report.port) child.worker.connect(report.port, report.threadId);
+    else {
+      this.#children.delete(report.id);
+      child.worker.ended();
+      child.onCrash(
+        report.error ?? `exited with code ${report.exit}`,
+        report.code === "ERR_WORKER_OUT_OF_MEMORY",
+      );
+    }
+    return true;
+  }
+
+  /** Starts a worker of `url` in the host; its messages go to `onMessage`. */
+  spawn(
+    url: URL,
+    limits: ResourceLimits,
+    onMessage: (data: unknown) => void,
+    onCrash: (message: string, outOfMemory?: boolean) => void,
+  ): PoolWorker {
+    const id = this.#next++;
+    const worker = new SpawnedWorker(onMessage, () => {
+      if (!this.#children.delete(id)) return;
+      this.#post({ troupeSpawn: { id, terminate: true } });
+    });
+    this.#children.set(id, { worker, onCrash });
+    this.#post({ troupeSpawn: { id, url: url.href, limits } });
+    return worker;
+  }
+
+  /** Stops the host (when owned); the workers it started are reported crashed with `why`. */
+  close(why = "the spawner was closed"): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const children = [...this.#children.values()];
+    this.#children.clear();
+    for (const { worker } of children) worker.ended();
+    this.#stop?.();
+    for (const { onCrash } of children) onCrash(why);
+  }
+}
+
+/** A worker started by a {@link WorkerSpawner}, as its pool sees it. */
+class SpawnedWorker implements PoolWorker {
+  #port: MessagePort | null = null;
+  /** Messages posted before the port came. */
+  #queued: [unknown, Transferable[]][] = [];
+  #ended = false;
+  threadId?: number;
+
+  constructor(
+    private readonly onMessage: (data: unknown) => void,
+    private readonly stop: () => void,
+  ) {}
+
+  connect(port: MessagePort, threadId: number | undefined): void {
+    if (this.#ended) {
+      port.close();
+      return;
+    }
+    this.#port = port;
+    if (threadId !== undefined) this.threadId = threadId;
+    port.onmessage = (e: MessageEvent) => this.onMessage(e.data);
+    for (const [msg, transfer] of this.#queued.splice(0)) port.postMessage(msg, transfer);
+  }
+
+  postMessage(msg: unknown, transfer: Transferable[]): void {
+    if (this.#ended) return;
+    if (this.#port) this.#port.postMessage(msg, transfer);
+    else this.#queued.push([msg, transfer]);
+  }
+
+  terminate(): void {
+    this.ended();
+    this.stop();
+  }
+
+  /** The worker is gone: its port closes and nothing more is sent. */
+  ended(): void {
+    this.#ended = true;
+    this.#queued = [];
+    this.#port?.close();
+    this.#port = null;
+  }
+}
+
+/**
+ * The host side of a {@link WorkerSpawner}: a handler for the host worker's messages that
+ * starts and stops workers as `{troupeSpawn}` messages ask, answering with `post`; it returns
+ * whether the message was the spawner's. `node:worker_threads` loads on the first start.
+ */
+export function serveSpawner(
+  post: (msg: { troupeSpawned: SpawnReport }, transfer?: Transferable[]) => void,
+): (data: unknown) => boolean {
+  const children = new Map<number, NodeWorkerType>();
+  const wrapper = new URL("./spawned_worker.ts", import.meta.url);
+  let loading: Promise<typeof import("node:worker_threads")> | undefined;
+  return (data) => {
+    const req = (data as { troupeSpawn?: SpawnRequest } | null)?.troupeSpawn;
+    if (!req) return false;
+    if (req.terminate) {
+      const child = children.get(req.id);
+      children.delete(req.id);
+      void child?.terminate();
+      return true;
+    }
+    (loading ??= import("node:worker_threads")).then(({ Worker }) => {
+      const { port1, port2 } = new MessageChannel();
+      const child = new Worker(wrapper, {
+        resourceLimits: req.limits ?? {},
+        workerData: { [POOL_PORT.description!]: port1, url: req.url },
+        transferList: [port1] as unknown as ConstructorParameters<
+          typeof NodeWorkerType
+        >[1] extends { transferList?: infer T } ? T : never,
+      });
+      children.set(req.id, child);
+      child.on("error", (err: Error & { code?: string }) => {
+        if (!children.delete(req.id)) return;
+        post({
+          troupeSpawned: {
+            id: req.id,
+            error: err?.message ?? String(err),
+            ...(err?.code ? { code: err.code } : {}),
+          },
+        });
+      });
+      child.on("exit", (code: number) => {
+        if (!children.delete(req.id)) return;
+        post({ troupeSpawned: { id: req.id, exit: code } });
+      });
+      post({ troupeSpawned: { id: req.id, port: port2, threadId: child.threadId } }, [port2]);
+    }).catch((err) => post({ troupeSpawned: { id: req.id, error: String(err) } }));
+    return true;
+  };
 }
 
 /** The OS thread of the worker with `threadId` (Deno names it `worker-<id>`), from Linux's `/proc`. */
@@ -492,7 +792,9 @@ export function serveWorker(
   { nice }: ServeWorkerOptions = {},
 ): void {
   if (nice) niceThisThread(nice);
-  const scope = globalThis as unknown as {
+  // A worker a spawner started talks with its pool over the port it was given.
+  const port = (globalThis as unknown as Record<symbol, MessagePort | undefined>)[POOL_PORT];
+  const scope = port ?? globalThis as unknown as {
     onmessage: ((e: MessageEvent) => void) | null;
     postMessage(msg: unknown, transfer?: Transferable[]): void;
   };

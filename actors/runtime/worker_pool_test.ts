@@ -8,6 +8,7 @@ import {
   WorkerCrashedError,
   WorkerLimitError,
   WorkerPool,
+  WorkerSpawner,
   WorkerStoppedError,
 } from "./worker_pool.ts";
 import { waitFor, within } from "../../tests/harness.ts";
@@ -282,6 +283,115 @@ Deno.test({
   try {
     assert.equal(await pool.run("nice", []), Math.max(before, 10));
     assert.equal(threadNice(), before, "setpriority(PRIO_PROCESS, 0) sets the calling thread's");
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("worker pool: a pool warmed ahead runs its first task without starting a worker", async () => {
+  const pool = new WorkerPool(url, 2, { youngGenerationMb: 4 });
+  try {
+    await pool.warm(1);
+    assert.equal(pool.running, 1);
+    assert.deepEqual(pool.started, { direct: 1, spawned: 0 });
+    assert.equal(await pool.run("tally", []), 1, "the warmed worker ran it");
+    assert.deepEqual(pool.started, { direct: 1, spawned: 0 }, "no worker started for it");
+    await pool.warm();
+    assert.equal(pool.running, 2, "warm() starts up to the pool's size");
+    await pool.warm(5);
+    assert.equal(pool.running, 2, "and no more");
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("worker pool: a warmed worker stops after idleMs like any other", async () => {
+  const pool = new WorkerPool(url, 1, { youngGenerationMb: 4, idleMs: 300 });
+  try {
+    await pool.warm();
+    assert.equal(pool.running, 1);
+    await waitFor(() => pool.running === 0, { what: "the warmed idle worker to stop" });
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test(
+  "worker pool: with a spawner, workers start in its thread and this thread waits for none",
+  async () => {
+    const spawner = WorkerSpawner.start();
+    const pool = new WorkerPool(url, 2, { youngGenerationMb: 4, spawner });
+    try {
+      // The first worker: the host is up and has loaded node:worker_threads.
+      assert.equal(await pool.run("tally", []), 1);
+      // Starting a worker here costs this thread a message, not the new isolate's making
+      // (bench/worker_start.ts measures the difference; a wall-clock bound here would fail on
+      // a loaded host): the workers are the spawner's, this thread started none.
+      const [waited, tally] = await within(
+        Promise.all([pool.run("wait", [50]), pool.run("tally", [])]),
+        30_000,
+        "tasks on the spawned workers",
+      );
+      assert.deepEqual([waited, tally], [50, 1], "the second task went to a second worker");
+      assert.deepEqual(pool.started, { direct: 0, spawned: 2 });
+      assert.equal(spawner.running, 2);
+      // Buffers move both ways over the port.
+      const bytes = new Uint8Array([4, 5, 6]);
+      const back = await pool.run<Uint8Array>("echo", [bytes], [bytes.buffer]);
+      assert.deepEqual([[...back], bytes.byteLength], [[4, 5, 6], 0]);
+      // Errors keep their name; a worker that exits is reported through the spawner.
+      await assert.rejects(() => pool.run("fail", []), (err: Error) => err.name === "CodedError");
+      await assert.rejects(() => pool.run("exit", []), WorkerCrashedError);
+      assert.equal(await pool.run("echo", ["after"]), "after", "a new worker took over");
+    } finally {
+      pool.close();
+      await waitFor(() => spawner.running === 0, { what: "the spawned workers to stop" });
+      spawner.close();
+    }
+  },
+);
+
+Deno.test(
+  "worker pool: a spawned worker over its heap limit fails its task, and the pool goes on",
+  async () => {
+    const spawner = WorkerSpawner.start();
+    const pool = new WorkerPool(url, 1, {
+      heapMb: 64,
+      taskTimeoutMs: 120_000,
+      stallMs: 1000,
+      spawner,
+    });
+    try {
+      await within(
+        assert.rejects(() => pool.run("hog", []), (err: Error) => {
+          assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
+          assert.equal(err.limit, "memory");
+          return true;
+        }),
+        60_000,
+        "the hog to fail",
+      );
+      assert.equal(await pool.run("echo", ["after"]), "after");
+      assert.deepEqual(pool.started, { direct: 0, spawned: 2 });
+    } finally {
+      pool.close();
+      spawner.close();
+    }
+  },
+);
+
+Deno.test("worker pool: a spawner that closes fails its workers' tasks; the pool starts its own", async () => {
+  const spawner = WorkerSpawner.start();
+  const pool = new WorkerPool(url, 1, { youngGenerationMb: 4, spawner });
+  try {
+    assert.equal(await pool.run("tally", []), 1);
+    const waiting = pool.run("wait", [5_000]);
+    const queued = pool.run("tally", []); // waits in the pool for the one worker
+    spawner.close();
+    await assert.rejects(() => waiting, WorkerCrashedError);
+    assert.equal(await queued, 1, "the queued task ran on a worker of this thread's");
+    assert.equal(await pool.run("tally", []), 2);
+    assert.deepEqual(pool.started, { direct: 1, spawned: 1 });
   } finally {
     pool.close();
   }

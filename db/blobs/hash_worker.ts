@@ -3,9 +3,11 @@
  * It says `{ready: true}` once running; `{id, bytes}` adds bytes to stream `id` (started on its
  * first piece) and hands their buffer back, moved (`{done}`); `{id, bytes, read}`, bytes lent
  * in a `SharedArrayBuffer`, adds them and answers `{read}` (the lender may reuse them);
- * `{id, end: true}` answers `{id, sha256}` and forgets it; `{id, drop: true}` forgets it.
+ * `{id, end: true}` answers `{id, sha256}` and forgets it; `{id, drop: true}` forgets it. It
+ * also hosts the pools' `WorkerSpawner` (`{troupeSpawn}` messages, see `serveSpawner`).
  */
 import { createHash, type Hash } from "node:crypto";
+import { serveSpawner } from "@troupe/runtime/workers";
 
 interface HashRequest {
   id: number;
@@ -29,8 +31,15 @@ interface WorkerScope {
 
 const scope = self as unknown as WorkerScope;
 const open = new Map<number, Hash>();
+const spawn = serveSpawner((msg, transfer) =>
+  (self as unknown as { postMessage(m: unknown, t?: Transferable[]): void }).postMessage(
+    msg,
+    transfer ?? [],
+  )
+);
 
 scope.onmessage = (e) => {
+  if (spawn(e.data)) return;
   const { id, bytes, read, end, drop } = e.data;
   if (drop) {
     open.delete(id);

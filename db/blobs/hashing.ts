@@ -11,8 +11,13 @@
  * it goes on in this thread); a digest asked for by then is made in this thread. A worker that
  * cannot start (a host without workers) leaves every hash to this thread; one that fails once
  * running fails the hashes it holds, and the next hash starts another.
+ *
+ * The worker also hosts a {@link WorkerSpawner} ({@link hashWorkerSpawner}): a server's worker
+ * pools start their workers from its thread, not from the one that answers requests, without
+ * a thread of its own for that.
  */
 import { createHash, type Hash } from "node:crypto";
+import { WorkerSpawner } from "@troupe/runtime/workers";
 
 /** Bytes a hash keeps while the worker starts; past them it is made in this thread. */
 const PENDING_BYTES = 4 << 20;
@@ -51,8 +56,20 @@ export function holdHashWorker(): () => void {
   return shared.hold();
 }
 
+/**
+ * The spawner of the hashing worker while it is held ({@link holdHashWorker}), for worker pools
+ * (see the module doc); undefined when no worker runs. It is closed when the worker stops or
+ * fails: the workers it started are then reported crashed to their pools, which start their
+ * own from then on.
+ */
+export function hashWorkerSpawner(): WorkerSpawner | undefined {
+  return shared.spawner();
+}
+
 interface Session {
   worker: Worker;
+  /** Starts pool workers in this worker's thread. */
+  spawner: WorkerSpawner;
   ready: boolean;
   error: Error | null;
   /** Hashes waiting for the worker to be ready. */
@@ -74,6 +91,8 @@ class HashWorker {
   #unavailable = typeof Worker === "undefined";
   #nextId = 0;
   #open = 0;
+  /** Holds not released ({@link holdHashWorker}). */
+  #holds = 0;
 
   open(): StreamHash {
     if (!this.#session && !this.#unavailable) this.#session = this.#start();
@@ -81,12 +100,24 @@ class HashWorker {
     return new AdaptiveHash(this.#session, () => this.#nextId++, () => this.#release());
   }
 
+  /** Only while held: a worker started for hashes alone stops with the last of them. */
+  spawner(): WorkerSpawner | undefined {
+    const session = this.#session;
+    return this.#holds > 0 && session && !session.error && !session.spawner.closed
+      ? session.spawner
+      : undefined;
+  }
+
   hold(): () => void {
     if (!this.#session && !this.#unavailable) this.#session = this.#start();
     this.#open++;
+    this.#holds++;
     let held = true;
     return () => {
-      if (held) this.#release();
+      if (held) {
+        this.#holds--;
+        this.#release();
+      }
       held = false;
     };
   }
@@ -105,6 +136,7 @@ class HashWorker {
     }
     const session: Session = {
       worker,
+      spawner: new WorkerSpawner((msg) => worker.postMessage(msg)),
       ready: false,
       error: null,
       waiting: new Set(),
@@ -123,6 +155,7 @@ class HashWorker {
         | { read: number; n: number }
       >,
     ) => {
+      if (session.spawner.handle(e.data)) return;
       if ("read" in e.data) {
         session.behind -= e.data.n;
         session.lent.get(e.data.read)?.resolve();
@@ -153,6 +186,7 @@ class HashWorker {
       // A worker that never ran (its module cannot load here) is not started again.
       if (!session.ready) this.#unavailable = true;
       session.error = new Error(`the hashing worker failed: ${e.message}`);
+      session.spawner.close(session.error.message);
       for (const hash of session.waiting) hash.inThread();
       session.waiting.clear();
       for (const waiting of session.digests.values()) waiting.reject(session.error);
@@ -168,6 +202,7 @@ class HashWorker {
   }
 
   #stop(): void {
+    this.#session?.spawner.close("the hashing worker stopped");
     this.#session?.worker.terminate();
     this.#session = null;
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { holdHashWorker, streamHash } from "./hashing.ts";
+import { WorkerCrashedError, WorkerPool } from "@troupe/runtime/workers";
+import { hashWorkerSpawner, holdHashWorker, streamHash } from "./hashing.ts";
 
 const hex = (pieces: Uint8Array[]) => {
   const h = createHash("sha256");
@@ -113,6 +114,46 @@ Deno.test("streamHash: pieces in a SharedArrayBuffer are read in place, and reus
     await after.update(shared);
     assert.equal(await after.digest(), hex([shared]));
   } finally {
+    release();
+  }
+});
+
+Deno.test("hashWorkerSpawner: while held, pool workers start in the hashing worker's thread, hashes go on beside them", async () => {
+  assert.equal(hashWorkerSpawner(), undefined, "no worker, no spawner");
+  const open = streamHash();
+  assert.equal(
+    hashWorkerSpawner(),
+    undefined,
+    "a worker for hashes alone is not one to start with",
+  );
+  open.drop();
+  const release = holdHashWorker();
+  const spawner = hashWorkerSpawner()!;
+  const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
+  const pool = new WorkerPool(url, 1, { youngGenerationMb: 4, spawner });
+  try {
+    const ps = pieces(30, 4, 1 << 20);
+    const h = streamHash();
+    const [tally] = await Promise.all([
+      pool.run("tally", []),
+      (async () => {
+        for (const p of ps) await h.update(p);
+      })(),
+    ]);
+    assert.equal(tally, 1);
+    assert.equal(await h.digest(), hex(ps));
+    assert.deepEqual(pool.started, { direct: 0, spawned: 1 });
+    const waiting = pool.run("wait", [5_000]);
+    // The worker stops when released: the workers it started are reported crashed, and the
+    // pool starts its own.
+    release();
+    assert.equal(spawner.closed, true);
+    assert.equal(hashWorkerSpawner(), undefined);
+    await assert.rejects(() => waiting, WorkerCrashedError);
+    assert.equal(await pool.run("tally", []), 1);
+    assert.deepEqual(pool.started, { direct: 1, spawned: 1 });
+  } finally {
+    pool.close();
     release();
   }
 });
