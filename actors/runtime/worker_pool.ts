@@ -742,23 +742,29 @@ export interface ServeWorkerOptions {
   nice?: number;
 }
 
+const DEFAULT_NICE = 10;
+
 /**
  * The nice value of the pools' workers (PDF extraction, dataset chunks): `WORKER_NICE`, 0–19,
- * @default 0. Above 0 the thread that answers requests goes first for a core when the machine
- * has fewer free cores than busy threads: on 2 cores, nice 10 brought the job read's p99 under
- * a 200 MB ingest from 260 to 207 ms and made that ingest and the PDFs beside it 1.3–2.7×
- * slower (bench/README.md, "The API under load"), so background work keeps its share unless
- * asked. A value that is not a whole number in 0–19 counts as 0.
+ * @default 10. Above 0 the thread that answers requests, and the database's backends on the same
+ * machine, go first for a core when there are fewer free cores than busy threads; the workers
+ * still take every core nobody else wants. On 2 cores, under a 200 MB ingest and three 300-page
+ * PDFs with nothing else running, nice 10 halved the job reads over 50 ms and the ingest and PDFs
+ * took no longer (bench/README.md, "The API under load"); where other processes keep the cores
+ * busy, background work runs slower by as much as they take. 0 gives the workers an equal share.
+ * A value that is not a whole number in 0–19 counts as the default.
  */
 export function backgroundNice(): number {
   let raw: string | undefined;
   try {
     raw = Deno.env.get("WORKER_NICE");
   } catch {
-    return 0;
+    return DEFAULT_NICE;
   }
-  const n = Number(raw ?? 0);
-  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : 0;
+  const n = Number(raw ?? DEFAULT_NICE);
+  return raw !== undefined && raw.trim() !== "" && Number.isInteger(n) && n >= 0 && n <= 19
+    ? n
+    : DEFAULT_NICE;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  backgroundNice,
   WorkerCrashedError,
   WorkerLimitError,
   WorkerPool,
@@ -394,5 +395,30 @@ Deno.test("worker pool: a spawner that closes fails its workers' tasks; the pool
     assert.deepEqual(pool.started, { direct: 1, spawned: 1 });
   } finally {
     pool.close();
+  }
+});
+
+Deno.test("backgroundNice: WORKER_NICE, 10 when unset or not a whole number in 0-19", () => {
+  const saved = Deno.env.get("WORKER_NICE");
+  const cases: [string | undefined, number][] = [
+    [undefined, 10],
+    ["0", 0],
+    ["19", 19],
+    ["5", 5],
+    ["", 10],
+    ["20", 10],
+    ["-1", 10],
+    ["2.5", 10],
+    ["high", 10],
+  ];
+  try {
+    for (const [raw, want] of cases) {
+      if (raw === undefined) Deno.env.delete("WORKER_NICE");
+      else Deno.env.set("WORKER_NICE", raw);
+      assert.equal(backgroundNice(), want, `WORKER_NICE=${raw}`);
+    }
+  } finally {
+    if (saved === undefined) Deno.env.delete("WORKER_NICE");
+    else Deno.env.set("WORKER_NICE", saved);
   }
 });
