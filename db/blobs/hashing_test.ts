@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { WorkerCrashedError, WorkerPool } from "@troupe/runtime/workers";
 import { hashWorkerSpawner, holdHashWorker, streamHash } from "./hashing.ts";
+import { waitFor } from "../../tests/harness.ts";
 
 const hex = (pieces: Uint8Array[]) => {
   const h = createHash("sha256");
@@ -83,14 +84,13 @@ Deno.test("streamHash: pieces in a SharedArrayBuffer are read in place, and reus
     // Wait until the worker is ready: a hash opened then lends shared pieces (its update
     // returns a promise), where before it copies them.
     const probe = new Uint8Array(new SharedArrayBuffer(16));
-    for (let t0 = Date.now(); Date.now() - t0 < 60_000;) {
+    await waitFor(async () => {
       const h = streamHash();
       const lent = h.update(probe);
       await lent;
       h.drop();
-      if (lent instanceof Promise) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return lent instanceof Promise;
+    }, { timeoutMs: 60_000, what: "the hashing worker to read shared pieces in place" });
     const runs = Array.from({ length: 6 }, async (_, k) => {
       const ps = pieces(30 + k, 12, (1 << 20) - 20 - 7 * k);
       const shared = new Uint8Array(new SharedArrayBuffer(1 << 20));
