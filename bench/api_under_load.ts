@@ -70,6 +70,16 @@ const { values: args } = parseArgs({
 const KEY = "troupe-bench-key-0123456789abcdef";
 const headers = { "x-api-key": KEY };
 
+/** A poller's end: `closed` turns true when the parent closes this process's stdin. */
+function untilStdinCloses(): { closed: boolean } {
+  const input = { closed: false };
+  (async () => {
+    for await (const _ of Deno.stdin.readable) { /* until closed */ }
+    input.closed = true;
+  })();
+  return input;
+}
+
 if (args.bare) {
   // The floor: a server with nothing else to do, answering both reads with fixed bodies.
   const job = JSON.stringify({ id: args.job, status: "queued", attempts: 0, progress: null });
@@ -89,13 +99,9 @@ if (args.bare) {
   const client = new pg.Client({ connectionString: args["poll-db"] });
   await client.connect();
   const samples: [number, number][] = [];
-  let stop = false;
-  (async () => {
-    for await (const _ of Deno.stdin.readable) { /* until closed */ }
-    stop = true;
-  })();
+  const input = untilStdinCloses();
   const t0 = Date.now();
-  while (!stop) {
+  while (!input.closed) {
     const s = performance.now();
     await client.query("SELECT * FROM troupe_jobs WHERE id = ANY($1::text[])", [[args.job]]);
     samples.push([Date.now() - t0, performance.now() - s]);
@@ -110,13 +116,9 @@ if (args.bare) {
   // A static asset beside it: no database, no key; its latency is the event loop's and HTTP's.
   const plain = `${args.poll}/api/docs/init.js`;
   const samples: [number, number, number, number][] = [];
-  let stop = false;
-  (async () => {
-    for await (const _ of Deno.stdin.readable) { /* until closed */ }
-    stop = true;
-  })();
+  const input = untilStdinCloses();
   const t0 = Date.now();
-  while (!stop) {
+  while (!input.closed) {
     // A failed request (a kept-alive connection the server closed) counts as an error, status 0.
     const timed = async (u: string, init?: RequestInit): Promise<[number, number]> => {
       const s = performance.now();

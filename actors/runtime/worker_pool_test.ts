@@ -17,6 +17,19 @@ import { threadNice } from "../../tests/fixtures/thread_nice.ts";
 
 const url = new URL("../../tests/fixtures/pool_worker.ts", import.meta.url);
 
+/** The pool's `hog` task (it allocates without end) fails with a memory WorkerLimitError within 60 s. */
+function hogFailsAtHeapLimit(pool: WorkerPool): Promise<void> {
+  return within(
+    assert.rejects(() => pool.run("hog", []), (err: Error) => {
+      assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
+      assert.equal(err.limit, "memory");
+      return true;
+    }),
+    60_000,
+    "the hog to fail",
+  );
+}
+
 for (const kind of ["web", "node"] as const) {
   Deno.test(
     `worker pool (${kind} workers): results, errors, crashes`,
@@ -255,15 +268,7 @@ Deno.test(
     const pool = new WorkerPool(url, 1, { heapMb: 64, taskTimeoutMs: 120_000, stallMs: 1000 });
     try {
       const started = performance.now();
-      await within(
-        assert.rejects(() => pool.run("hog", []), (err: Error) => {
-          assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
-          assert.equal(err.limit, "memory");
-          return true;
-        }),
-        60_000,
-        "the hog to fail",
-      );
+      await hogFailsAtHeapLimit(pool);
       assert.ok(performance.now() - started < 60_000);
       // A task that computes for longer than stallMs is not taken for stopped.
       assert.equal(await pool.run<number>("busy", [2500]), 2500);
@@ -363,15 +368,7 @@ Deno.test(
       spawner,
     });
     try {
-      await within(
-        assert.rejects(() => pool.run("hog", []), (err: Error) => {
-          assert.ok(err instanceof WorkerLimitError, `a WorkerLimitError, not ${err}`);
-          assert.equal(err.limit, "memory");
-          return true;
-        }),
-        60_000,
-        "the hog to fail",
-      );
+      await hogFailsAtHeapLimit(pool);
       assert.equal(await pool.run("echo", ["after"]), "after");
       assert.deepEqual(pool.started, { direct: 0, spawned: 2 });
     } finally {
