@@ -310,18 +310,18 @@ export async function compose(
   /** `fetch` for calls to `service`, counted and timed when metrics are on. */
   const fetchFor = (service: string) => metrics ? { fetch: metrics.fetch(service) } : {};
   const blobs = await openBlobs(config, db, s3);
-  const untrusted = {
-    workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
-    taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
-  };
   // The pools' workers start in the thread of the uploads' hashing worker while it runs (a
   // server that answers requests holds it, below): a worker's start (the new isolate) would
   // otherwise hold this thread, which answers requests, 50–150 ms on first use of a pool and
   // again after its idle workers stopped. An instance that serves no API starts them here.
-  const spawner = hashWorkerSpawner;
+  const untrusted = {
+    workerHeapMb: config.UNTRUSTED_WORKER_HEAP_MB,
+    taskTimeoutMs: config.UNTRUSTED_TASK_TIMEOUT_MS,
+    spawner: hashWorkerSpawner,
+  };
   const chunkProcessor = new ChunkProcessor(
     config.DATASET_WORKERS ?? Math.min(4, Math.max(1, cores() - 1)),
-    { ...untrusted, spawner },
+    untrusted,
   );
   const datasets = datasetActors({
     db,
@@ -356,7 +356,6 @@ export async function compose(
     maxInflateRatio: config.PDF_MAX_INFLATE_RATIO,
     maxDepth: config.PDF_MAX_DEPTH,
     ...untrusted,
-    spawner,
   });
   const courses = courseActors({
     db,

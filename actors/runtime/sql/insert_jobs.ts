@@ -93,14 +93,13 @@ export async function insertJobs(
   // the statement's clock read back once (`now()`, the same for every row). Otherwise the
   // rows inserted come back, `run_at` in epoch milliseconds (no date to parse).
   const select = fresh
-    ? `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now,
-         (SELECT count(*)::int FROM ins) AS n${notifying}`
+    ? `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now${notifying}`
     : `SELECT id, actor, key, (extract(epoch FROM run_at) * 1000)::float8 AS run_at,
          traceparent, tracestate${notifying} FROM ins`;
   const tail = outbox
     ? `, ob AS (INSERT INTO ${t.outbox} (job_id) SELECT id FROM ins) ${select}`
     : select;
-  const inserted = await tx.query<QueuedRow & { now: number; n: number }>(
+  const inserted = await tx.query<QueuedRow & { now: number }>(
     `WITH ins AS (
       INSERT INTO ${t.jobs}
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
@@ -121,17 +120,16 @@ export async function insertJobs(
   );
   if (!fresh) return inserted.map(queuedMessage);
   const now = Number(inserted[0]!.now);
-  return jobs.map((j) => {
-    const m: QueuedMessage = {
+  return jobs.map((j) =>
+    queuedMessage({
       id: j.id,
       actor: j.actor,
       key: j.key,
-      runAt: new Date(now + j.delayMs),
-    };
-    if (j.traceparent) m.traceparent = j.traceparent;
-    if (j.tracestate) m.tracestate = j.tracestate;
-    return m;
-  });
+      run_at: now + j.delayMs,
+      traceparent: j.traceparent ?? null,
+      tracestate: j.tracestate ?? null,
+    })
+  );
 }
 
 /** A committed message as a transport hears of it. */
