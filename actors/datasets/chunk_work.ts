@@ -140,6 +140,18 @@ export function cleanChunk(bytes: Uint8Array, job: ChunkJob): CleanOutcome {
   }
 }
 
+/** A chunk's header and types, as `cleanChunk` gives them, without its rows. */
+export type ChunkTypes =
+  | { kind: "failed"; failure: ChunkFailure }
+  | { kind: "types"; sourceHeader: string[]; header: string[]; types: ColumnType[] };
+
+/** `cleanChunk`'s header and types (the split's look at chunk 0): the rows stay here. */
+export function chunkTypes(bytes: Uint8Array, job: ChunkJob): ChunkTypes {
+  const out = cleanChunk(bytes, job);
+  if (out.kind === "failed") return out;
+  return { kind: "types", sourceHeader: out.sourceHeader, header: out.header, types: out.types };
+}
+
 function cleanParsed(parsed: ReturnType<typeof parseChunk>, job: ChunkJob): CleanOutcome {
   const inference = new TypeInference(parsed.header.length, job.cleaning);
   inference.add(parsed.rows);
@@ -634,22 +646,39 @@ export class ChunkProcessor {
         this.#giveBack(out.input);
         delete out.input;
         return out;
-      }, (err) => {
-        // Workers that never ran a chunk here (no worker support, a module that cannot load)
-        // will not start to: this thread takes over. The message is retried as usual.
-        if (err instanceof WorkerCrashedError && !this.#worked && this.#pool === pool) {
-          this.#pool = null;
-          pool.close();
-        }
-        if (err instanceof WorkerLimitError) {
-          throw new InputError(
-            "DATASET_TOO_COMPLEX",
-            `a chunk of the dataset is too complex to process: ${err.message}`,
-            { cause: err },
-          );
-        }
-        throw err;
-      });
+      }, (err) => this.#failed(pool, err));
+  }
+
+  /**
+   * A chunk's header and types (`chunkTypes`), worked out where chunks are processed: chunk 0's
+   * parse, typing and cleaning never hold this thread when there is a pool. The bytes are
+   * copied to the worker, not moved.
+   */
+  types(bytes: Uint8Array, job: ChunkJob): Promise<ChunkTypes> {
+    const pool = this.#pool;
+    if (!pool) return Promise.resolve().then(() => chunkTypes(bytes, job));
+    return pool.run<ChunkTypes>("types", [bytes, job]).then((out) => {
+      this.#worked = true;
+      return out;
+    }, (err) => this.#failed(pool, err));
+  }
+
+  /** What a pool's failure to work a chunk becomes (see `process`). */
+  #failed(pool: WorkerPool, err: unknown): never {
+    // Workers that never ran a chunk here (no worker support, a module that cannot load)
+    // will not start to: this thread takes over. The message is retried as usual.
+    if (err instanceof WorkerCrashedError && !this.#worked && this.#pool === pool) {
+      this.#pool = null;
+      pool.close();
+    }
+    if (err instanceof WorkerLimitError) {
+      throw new InputError(
+        "DATASET_TOO_COMPLEX",
+        `a chunk of the dataset is too complex to process: ${err.message}`,
+        { cause: err },
+      );
+    }
+    throw err;
   }
 
   /**

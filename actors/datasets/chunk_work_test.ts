@@ -170,6 +170,25 @@ Deno.test("chunk work: a worker gives what this thread gives", async () => {
     const a = await workers.process(enc.encode(csv), job(1));
     const b = await inline.process(enc.encode(csv), job(1));
     assert.deepEqual(a, b);
+    // The split's look at chunk 0: cleanChunk's header and types, without its rows.
+    const types = await workers.types(enc.encode(csv), job(0));
+    assert.deepEqual(types, await inline.types(enc.encode(csv), job(0)));
+    const clean = cleanChunk(enc.encode(csv), job(0));
+    assert.ok(clean.kind === "rows");
+    assert.deepEqual(types, {
+      kind: "types",
+      sourceHeader: clean.sourceHeader,
+      header: clean.header,
+      types: clean.types,
+    });
+    assert.deepEqual(types.kind === "types" && types.types, [
+      "integer",
+      "float",
+      "boolean",
+      "date",
+      "string",
+      "string",
+    ]);
     // A bad row under the fail policy: a value with its code and line, not a crash.
     const bad = enc.encode("a,b\n1,2\n3,4,5\n");
     const failed = await workers.process(bad, job(0, { errorPolicy: "fail" }));
@@ -225,6 +244,12 @@ Deno.test(
         });
         assert.equal(processor.workers, 1, "still in a worker: never unbounded in this thread");
       }
+      // The split's look at chunk 0 runs in the worker too, under the same bounds.
+      await assert.rejects(() => processor.types(enc.encode(csv), job(0)), (err: Error) => {
+        assert.ok(err instanceof InputError, `an InputError (not retried), not ${err}`);
+        assert.equal(err.code, "DATASET_TOO_COMPLEX");
+        return true;
+      });
     } finally {
       processor.close();
     }

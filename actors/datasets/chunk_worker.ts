@@ -1,6 +1,6 @@
 /** Worker side of {@link ChunkProcessor}. */
 import { backgroundNice, serveWorker } from "@troupe/runtime/workers";
-import { type ChunkJob, processChunk, recycleSegments } from "./chunk_work.ts";
+import { type ChunkJob, chunkTypes, processChunk, recycleSegments } from "./chunk_work.ts";
 
 serveWorker(
   {
@@ -9,6 +9,7 @@ serveWorker(
       ...processChunk(bytes, job),
       input: bytes.buffer,
     }),
+    types: (bytes: Uint8Array, job: ChunkJob) => chunkTypes(bytes, job),
     recycle: (buffers: ArrayBuffer[]) => recycleSegments(buffers),
   },
   // The COPY segments and the input move to the main thread.

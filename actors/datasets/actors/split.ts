@@ -7,7 +7,7 @@
  * array's as a CSV's), so chunks run while the rest is cut; the last step sets the chunk count.
  */
 import { defineActor, InputError, StepBudget } from "@troupe/runtime";
-import { cleanChunk, ingestFailure } from "../chunk_work.ts";
+import { ingestFailure } from "../chunk_work.ts";
 import {
   chunkStream,
   type Encoding,
@@ -37,7 +37,18 @@ import { addWarnings, insertChunkRows, MAX_WARNINGS } from "../chunk_rows.ts";
 
 /** The `dataset.split` actor over the pipeline's context. */
 export function splitActor(c: DatasetContext) {
-  const { o, db, blobs, stepChunks, maxColumns, maxHeaderBytes, failInput, byCopy, budgetMs } = c;
+  const {
+    o,
+    db,
+    blobs,
+    processor,
+    stepChunks,
+    maxColumns,
+    maxHeaderBytes,
+    failInput,
+    byCopy,
+    budgetMs,
+  } = c;
   return defineActor({
     name: "dataset.split",
     input: splitInput,
@@ -127,8 +138,12 @@ export function splitActor(c: DatasetContext) {
             if (!typed) {
               header = parseChunk(chunk.bytes, parse).header;
             } else {
-              // One parse gives the header and chunk 0's types.
-              const first = cleanChunk(chunk.bytes, { idx: 0, parse, cleaning: rules(d.options) });
+              // One parse gives the header and chunk 0's types, where chunks are processed.
+              const first = await processor.types(chunk.bytes, {
+                idx: 0,
+                parse,
+                cleaning: rules(d.options),
+              });
               if (first.kind === "failed") return await failInput(datasetId, first.failure);
               header = first.sourceHeader;
               firstTypes = new Map(first.header.map((name, i) => [name, first.types[i]!]));
