@@ -34,13 +34,14 @@ const fields = {
   HOST: text({ min: 1 }).withDefault("127.0.0.1"),
   DATA_DIR: text({ min: 1 }).withDefault(".data"),
   /** Embedded PostgreSQL's buffer pool, in MiB (it lives in the process's memory). */
-  PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).withDefault(16),
+  PGLITE_SHARED_BUFFERS_MB: int(1, 65_536).withDefault(8),
   /**
-   * Where the embedded database runs: `main`, the server's thread (while a statement runs, no
-   * request is answered); `worker`, a thread of its own (requests are answered meanwhile; each
-   * statement costs a message each way: bench/README.md, "PGlite in a worker").
+   * Where the embedded database runs: `worker`, a thread of its own (requests are answered
+   * while an ingest's COPY or a long query runs; each statement costs a message each way);
+   * `main`, the server's thread (less CPU a statement, but no request is answered while one
+   * runs). bench/README.md, "PGlite in a worker", measures both.
    */
-  PGLITE_THREAD: oneOf(["main", "worker"]).withDefault("main"),
+  PGLITE_THREAD: oneOf(["main", "worker"]).withDefault("worker"),
   DATABASE_URL: text().check(
     (v) => /^postgres(ql)?:\/\/[^\s]+$/.test(v) && URL.canParse(v),
     "must be a postgres:// or postgresql:// URL",
@@ -56,6 +57,11 @@ const fields = {
    * @default the cores but one, 1 to 4 (one core is left to the main thread and the database)
    */
   DATASET_WORKERS: int(0, 64).orUnset(),
+  /**
+   * Dataset chunks one process works on at once (each holds its bytes, COPY text and profile).
+   * @default 2 on the embedded database (one statement at a time), 3 on PostgreSQL
+   */
+  DATASET_CHUNK_CONCURRENCY: int(1, 64).orUnset(),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error", "silent"]).withDefault("info"),
   RETENTION_DAYS: int(1, 3650).withDefault(7),
   WORKER_CONCURRENCY: int(1, 10_000).orUnset(),

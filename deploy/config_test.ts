@@ -8,11 +8,11 @@ Deno.test("loadConfig() gives the embedded defaults for an empty environment", (
   assert.equal(c.DATABASE_URL, undefined);
   assert.equal(c.RETENTION_DAYS, 7);
   assert.equal(c.LOG_LEVEL, "info");
-  assert.equal(c.PGLITE_THREAD, "main");
+  assert.equal(c.PGLITE_THREAD, "worker");
 });
 
 Deno.test("loadConfig() reads PGLITE_THREAD (main or worker) and names another value", () => {
-  assert.equal(loadConfig({ PGLITE_THREAD: "worker" }).PGLITE_THREAD, "worker");
+  assert.equal(loadConfig({ PGLITE_THREAD: "main" }).PGLITE_THREAD, "main");
   assert.throws(
     () => loadConfig({ PGLITE_THREAD: "thread" }),
     (err: unknown) => err instanceof ConfigError && /PGLITE_THREAD:/.test(err.message),
@@ -171,4 +171,13 @@ Deno.test("CORS_ORIGINS: none by default, a comma-separated list, *, and a malfo
   assert.deepEqual(loadConfig({ CORS_ORIGINS: "*" }).CORS_ORIGINS, ["*"]);
   assert.throws(() => loadConfig({ CORS_ORIGINS: "https://a.example/path" }), /CORS_ORIGINS/);
   assert.throws(() => loadConfig({ CORS_ORIGINS: "a.example" }), /CORS_ORIGINS/);
+});
+
+Deno.test("loadConfig() reads DATASET_CHUNK_CONCURRENCY (unset: the driver's default)", () => {
+  assert.equal(loadConfig({}).DATASET_CHUNK_CONCURRENCY, undefined);
+  assert.equal(loadConfig({ DATASET_CHUNK_CONCURRENCY: "2" }).DATASET_CHUNK_CONCURRENCY, 2);
+  assert.throws(
+    () => loadConfig({ DATASET_CHUNK_CONCURRENCY: "0" }),
+    (err: unknown) => err instanceof ConfigError && /DATASET_CHUNK_CONCURRENCY:/.test(err.message),
+  );
 });

@@ -2,7 +2,7 @@
  * Embedded PostgreSQL (PGlite, WASM) adapter: one process, a directory on disk or memory;
  * PGlite runs in the calling thread or in a worker of its own (`PgliteOptions.thread`).
  */
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
 import type {
   PgliteBatch,
@@ -31,7 +31,7 @@ export async function openPglite(
     unlock = await lockDirectory(dataDir);
   }
   const settings: PgliteSettings = {
-    postgresqlconf: [`shared_buffers = ${options.sharedBuffersMb ?? 16}MB`],
+    postgresqlconf: [`shared_buffers = ${options.sharedBuffersMb ?? 8}MB`],
   };
   try {
     const fresh = dataDir !== undefined && !(await exists(`${dataDir}/PG_VERSION`));
@@ -55,6 +55,8 @@ async function inProcess(
   reopen: boolean,
   unlock: () => Promise<void>,
 ): Promise<SqlDatabase> {
+  // Loaded here: with PGlite in a worker, this thread never evaluates its module.
+  const { PGlite } = await import("@electric-sql/pglite");
   const options = dataDir ? { dataDir, ...settings } : settings;
   let pg = await PGlite.create(options);
   if (reopen) {
@@ -455,8 +457,9 @@ export interface PgliteOptions {
   /**
    * PostgreSQL's `shared_buffers` in MiB. PGlite touches its whole buffer pool in the
    * process's memory at start (its WebAssembly heap is the pool plus ~16 MB), so the default
-   * (16) is far below PostgreSQL's 128: the embedded process stays small, and the OS page
-   * cache still holds the files. Bulk loads go through a ring of the pool, not all of it.
+   * (8) is far below PostgreSQL's 128: the embedded process stays small, and the OS page
+   * cache still holds the files. Bulk loads and scans of large tables go through a ring of
+   * the pool, not all of it.
    */
   sharedBuffersMb?: number;
   /**

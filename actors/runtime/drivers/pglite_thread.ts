@@ -87,6 +87,17 @@ function sendableError(err: unknown): SentError {
 /** Thrown inside PGlite's transaction to roll it back (the caller's `end` with `commit: false`). */
 const ROLLBACK = Symbol("rollback");
 
+/**
+ * What PGlite's `blob` option reads of a Blob (`arrayBuffer()`, once: see `CopyStaging` in
+ * `pglite.ts`), over the bytes moved here: a `Blob` would copy them into its own storage, then
+ * again into the array buffer PGlite asks for.
+ */
+function bytesBlob(data: Uint8Array): Blob {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  const buffer = (whole ? data.buffer : data.slice().buffer) as ArrayBuffer;
+  return { arrayBuffer: () => Promise.resolve(buffer) } as unknown as Blob;
+}
+
 serve(globalThis as unknown as WorkerScope);
 
 /** A transaction PGlite holds open until `end`. */
@@ -137,7 +148,7 @@ function serve(scope: WorkerScope): void {
       case "query":
         return (await (await target(req)).query(req.text, req.params)).rows;
       case "copy":
-        await (await target(req)).query(req.text, [], { blob: new Blob([req.data as BlobPart]) });
+        await (await target(req)).query(req.text, [], { blob: bytesBlob(req.data) });
         return null;
       case "end": {
         const open = txs.get(req.tx);
