@@ -327,9 +327,9 @@ export async function compose(
     db,
     blobs,
     chunkBytes: config.DATASET_CHUNK_BYTES,
-    // Embedded, the database runs one statement at a time: two chunks in flight keep a parse
-    // and a COPY overlapped, with one chunk's buffers fewer than three.
-    chunkConcurrency: config.DATASET_CHUNK_CONCURRENCY ?? (kinds.database === "pglite" ? 2 : 3),
+    // Two chunks in flight keep a parse and a COPY overlapped; a third holds its buffers and,
+    // with the database on the same cores, takes them from the thread answering requests.
+    chunkConcurrency: config.DATASET_CHUNK_CONCURRENCY ?? 2,
     processor: chunkProcessor,
     maxColumns: config.DATASET_MAX_COLUMNS,
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,

@@ -59,7 +59,7 @@ const fields = {
   DATASET_WORKERS: int(0, 64).orUnset(),
   /**
    * Dataset chunks one process works on at once (each holds its bytes, COPY text and profile).
-   * @default 2 on the embedded database (one statement at a time), 3 on PostgreSQL
+   * @default 2 (a parse and a COPY overlapped)
    */
   DATASET_CHUNK_CONCURRENCY: int(1, 64).orUnset(),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error", "silent"]).withDefault("info"),
