@@ -30,12 +30,12 @@ Deno.test("deploy:check: the edge entry reaches no embedded-only module statical
 
 Deno.test("deploy:check: a static import of PGlite or worker threads fails, with its chain", async () => {
   await withEntry(
-    `import "./edge.ts";\nimport "@troupe/runtime/pglite";\nimport "node:worker_threads";\n`,
+    `import "./edge.ts";\nimport "../actors/runtime/drivers/pglite_thread.ts";\nimport "node:worker_threads";\n`,
     async (path) => {
       const violations = staticViolations(await moduleInfo(path));
       const pglite = violations.find((v) => v.why.startsWith("PGlite"));
       assert.ok(pglite, JSON.stringify(violations));
-      assert.match(pglite.chain.join(" "), /drivers\/pglite\.ts .*pglite/);
+      assert.match(pglite.chain.join(" "), /drivers\/pglite_thread\.ts .*pglite/);
       assert.ok(violations.some((v) => v.module === "node:worker_threads"));
     },
   );
