@@ -87,14 +87,18 @@ function sendableError(err: unknown): SentError {
 /** Thrown inside PGlite's transaction to roll it back (the caller's `end` with `commit: false`). */
 const ROLLBACK = Symbol("rollback");
 
+/** The bytes moved here as an array buffer of their own (the whole of theirs when it is). */
+function ownBuffer(data: Uint8Array): ArrayBuffer {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  return (whole ? data.buffer : data.slice().buffer) as ArrayBuffer;
+}
+
 /**
  * What PGlite's `blob` option reads of a Blob (`arrayBuffer()`, once: see `CopyStaging` in
- * `pglite.ts`), over the bytes moved here: a `Blob` would copy them into its own storage, then
- * again into the array buffer PGlite asks for.
+ * `pglite.ts`), over `buffer`: a `Blob` would copy the bytes into its own storage, then again
+ * into the array buffer PGlite asks for.
  */
-function bytesBlob(data: Uint8Array): Blob {
-  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-  const buffer = (whole ? data.buffer : data.slice().buffer) as ArrayBuffer;
+function blobOver(buffer: ArrayBuffer): Blob {
   return { arrayBuffer: () => Promise.resolve(buffer) } as unknown as Blob;
 }
 
@@ -147,9 +151,17 @@ function serve(scope: WorkerScope): void {
       }
       case "query":
         return (await (await target(req)).query(req.text, req.params)).rows;
-      case "copy":
-        await (await target(req)).query(req.text, [], { blob: bytesBlob(req.data) });
+      case "copy": {
+        const buffer = ownBuffer(req.data);
+        try {
+          await (await target(req)).query(req.text, [], { blob: blobOver(buffer) });
+        } finally {
+          // Freed now, not when this thread's collector next runs: the thread allocates little
+          // else, so the COPYs' buffers (a chunk's ~1 MB each) piled up between its collections.
+          buffer.transfer(0);
+        }
         return null;
+      }
       case "end": {
         const open = txs.get(req.tx);
         if (!open) throw new Error("Transaction is closed");
