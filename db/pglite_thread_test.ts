@@ -10,6 +10,7 @@ import { sqlState, storageFailure } from "./errors.ts";
 
 const threads = ["main", "worker"] as const;
 
+/** `fn` on a fresh PGlite in memory, in `thread`, with table `t`; closed after. */
 async function withDb(
   thread: (typeof threads)[number],
   fn: (db: SqlDatabase) => Promise<void>,
@@ -164,8 +165,7 @@ for (const thread of threads) {
 }
 
 Deno.test("PGlite in a worker leaves the event loop free while a statement runs", async () => {
-  const db = await openPglite(undefined, { thread: "worker" });
-  try {
+  await withDb("worker", async (db) => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
     let rows: unknown;
@@ -179,15 +179,11 @@ Deno.test("PGlite in a worker leaves the event loop free while a statement runs"
     }
     assert.deepEqual(rows, [{ n: 6_000_000 }]);
     assert.ok(ticks >= 3, `the event loop ran ${ticks} timer ticks during the statement`);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("PGlite in a worker: statements made together go in one message, each answered on its own", async () => {
-  const db = await openPglite(undefined, { thread: "worker" });
-  try {
-    await db.query("CREATE TABLE t (id int PRIMARY KEY)");
+  await withDb("worker", async (db) => {
     const before = pgliteWorkerTraffic();
     const enc = new TextEncoder();
     // 64 statements, one of them failing, and two COPYs whose buffers move with the message.
@@ -215,15 +211,11 @@ Deno.test("PGlite in a worker: statements made together go in one message, each 
       { id: 3 },
       { id: 4 },
     ]);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("PGlite in a worker: a transaction's statement is answered while one outside waits behind it", async () => {
-  const db = await openPglite(undefined, { thread: "worker" });
-  try {
-    await db.query("CREATE TABLE t (id int)");
+  await withDb("worker", async (db) => {
     const order: string[] = [];
     let outside: Promise<unknown> | null = null;
     await db.transaction(async (tx) => {
@@ -240,9 +232,7 @@ Deno.test("PGlite in a worker: a transaction's statement is answered while one o
     });
     assert.deepEqual(await outside, [{ n: 2 }]);
     assert.deepEqual(order, ["last statement", "outside"]);
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 for (const thread of threads) {
@@ -265,8 +255,7 @@ for (const thread of threads) {
 }
 
 Deno.test("PGlite in a worker: an answer is not held behind a long statement queued after it", async () => {
-  const db = await openPglite(undefined, { thread: "worker" });
-  try {
+  await withDb("worker", async (db) => {
     const t0 = performance.now();
     let quickAt = 0;
     let longAt = 0;
@@ -277,7 +266,5 @@ Deno.test("PGlite in a worker: an answer is not held behind a long statement que
       ).then(() => longAt = performance.now() - t0),
     ]);
     assert.ok(quickAt < longAt / 2, `the quick answer at ${quickAt} ms, the long one ${longAt} ms`);
-  } finally {
-    await db.close();
-  }
+  });
 });
