@@ -179,7 +179,8 @@ function timedUrl(url: string): string {
 }
 
 /** `pglite`: the embedded default (PGlite in a thread of its own); `pglite-main`: the server's. */
-type Db = "pglite" | "pglite-main" | "postgres";
+const DBS = ["pglite", "pglite-main", "postgres"] as const;
+type Db = (typeof DBS)[number];
 
 async function run(db: Db, books: Uint8Array[]): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "troupe-bench-apiload-" });
@@ -431,10 +432,15 @@ async function run(db: Db, books: Uint8Array[]): Promise<Run> {
   }
 }
 
+const dbs = args.db.split(",");
+const unknown = dbs.filter((d) => !(DBS as readonly string[]).includes(d));
+if (unknown.length) {
+  throw new Error(`--db: unknown ${unknown.join(", ")} (one of ${DBS.join(", ")})`);
+}
 await benchCsv(MB);
 const books = await Promise.all(Array.from({ length: PDFS }, (_, i) => book(PAGES, 100 + i)));
 const runs: Run[] = [];
-for (const db of args.db.split(",") as Db[]) runs.push(await run(db, books));
+for (const db of dbs as Db[]) runs.push(await run(db, books));
 await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
 await Deno.writeTextFile(
   args.json,
