@@ -327,9 +327,7 @@ export async function compose(
     db,
     blobs,
     chunkBytes: config.DATASET_CHUNK_BYTES,
-    // Two chunks in flight keep a parse and a COPY overlapped; a third holds its buffers and,
-    // with the database on the same cores, takes them from the thread answering requests.
-    chunkConcurrency: config.DATASET_CHUNK_CONCURRENCY ?? 2,
+    chunkConcurrency: config.DATASET_CHUNK_CONCURRENCY,
     processor: chunkProcessor,
     maxColumns: config.DATASET_MAX_COLUMNS,
     maxHeaderBytes: config.DATASET_MAX_HEADER_BYTES,

@@ -58,10 +58,11 @@ const fields = {
    */
   DATASET_WORKERS: int(0, 64).orUnset(),
   /**
-   * Dataset chunks one process works on at once (each holds its bytes, COPY text and profile).
-   * @default 2 (a parse and a COPY overlapped)
+   * Dataset chunks one process works on at once (each holds its bytes, COPY text and profile):
+   * two keep a parse and a COPY overlapped; a third holds its buffers and, with the database on
+   * the same cores, takes them from the thread answering requests.
    */
-  DATASET_CHUNK_CONCURRENCY: int(1, 64).orUnset(),
+  DATASET_CHUNK_CONCURRENCY: int(1, 64).withDefault(2),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error", "silent"]).withDefault("info"),
   RETENTION_DAYS: int(1, 3650).withDefault(7),
   WORKER_CONCURRENCY: int(1, 10_000).orUnset(),

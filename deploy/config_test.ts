@@ -173,9 +173,9 @@ Deno.test("CORS_ORIGINS: none by default, a comma-separated list, *, and a malfo
   assert.throws(() => loadConfig({ CORS_ORIGINS: "a.example" }), /CORS_ORIGINS/);
 });
 
-Deno.test("loadConfig() reads DATASET_CHUNK_CONCURRENCY (unset: the driver's default)", () => {
-  assert.equal(loadConfig({}).DATASET_CHUNK_CONCURRENCY, undefined);
-  assert.equal(loadConfig({ DATASET_CHUNK_CONCURRENCY: "2" }).DATASET_CHUNK_CONCURRENCY, 2);
+Deno.test("loadConfig() reads DATASET_CHUNK_CONCURRENCY (unset: 2)", () => {
+  assert.equal(loadConfig({}).DATASET_CHUNK_CONCURRENCY, 2);
+  assert.equal(loadConfig({ DATASET_CHUNK_CONCURRENCY: "3" }).DATASET_CHUNK_CONCURRENCY, 3);
   assert.throws(
     () => loadConfig({ DATASET_CHUNK_CONCURRENCY: "0" }),
     (err: unknown) => err instanceof ConfigError && /DATASET_CHUNK_CONCURRENCY:/.test(err.message),
