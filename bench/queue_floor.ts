@@ -62,6 +62,8 @@ export async function floorLoop(db: SqlDatabase, n: number, lap?: FloorLap): Pro
       sends: [],
       effects: [],
       release: last.get(j.key) === j.id,
+      // Pulled, as the runtime's pull path commits them: no ledger row.
+      ledger: false,
     }));
     const { results } = await db.transaction((tx) =>
       completeJobs(tx, t, workerId, completions, {

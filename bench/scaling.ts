@@ -171,12 +171,11 @@ async function scaleRun(k: number, mode: string): Promise<ScaleSample> {
       clientMs += r.cpuMs;
       deadlocks += r.deadlocks;
     }
-    const [r] = await db.query<{ ledger: number; ok: number; retried: number }>(
-      `SELECT (SELECT count(*)::int FROM troupe_processed_messages) AS ledger,
-              (SELECT count(*)::int FROM troupe_jobs WHERE status = 'succeeded') AS ok,
+    const [r] = await db.query<{ ok: number; retried: number }>(
+      `SELECT (SELECT count(*)::int FROM troupe_jobs WHERE status = 'succeeded') AS ok,
               (SELECT count(*)::int FROM troupe_jobs WHERE attempts > 1) AS retried`,
     );
-    const pass = r!.ledger === N && r!.ok === N;
+    const pass = r!.ok === N;
     return {
       instances: k,
       mode,
@@ -184,7 +183,7 @@ async function scaleRun(k: number, mode: string): Promise<ScaleSample> {
       clientMs: clientMs / N * 1000,
       serverMs: serverMs / N * 1000,
       deadlocks,
-      check: `${pass ? "PASS" : "FAIL"} (ledger ${r!.ledger}, retried ${r!.retried})`,
+      check: `${pass ? "PASS" : "FAIL"} (succeeded ${r!.ok}, retried ${r!.retried})`,
     };
   } finally {
     for (const i of instances) await stopInstance(i).catch(() => null);

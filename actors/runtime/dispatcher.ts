@@ -357,6 +357,8 @@ export class Dispatcher {
           const began = performance.now();
           const completion = await executor.execute(job, speculative);
           completion.release = i === jobs.length - 1;
+          // Pulled: the job row is the message's only copy (see `Completion.ledger`).
+          completion.ledger = false;
           const committed = committer.commit(completion, job, performance.now() - began)
             .then(fulfilled, rejected);
           if (job.lease_losses > 0) {

@@ -22,7 +22,8 @@
  *   under it).
  * - `afterCommit` is called only after the commit, never for a message that did not commit,
  *   possibly more than once for a message (a relay after a crash): a push transport
- *   deduplicates by job id where it can; the runtime's ledger is the guarantee either way.
+ *   deduplicates by job id where it can; the job row and the runtime's ledger (a row a pushed
+ *   success) are the guarantee either way.
  * - Every message carries its trace context (`traceparent`) when it has one, and a transport
  *   that crosses a process boundary forwards it to the delivery.
  */

@@ -3,7 +3,8 @@
  *
  * - `jobs`: one row per actor message; with the table queue it is also the queue itself.
  * - `actorState`: durable state and the lease (owner + fencing token) of each actor key.
- * - `processedMessages`: the ledger of committed message ids (effectively-once).
+ * - `processedMessages`: the ledger of committed pushed message ids (effectively-once after
+ *   their job rows are gone; a pulled message's job row is its only copy and needs none).
  * - `outbox`: messages committed for a push transport (QStash, in-process), relayed after commit.
  * - `deadLetters`: messages that failed their last attempt, replayable.
  */

@@ -96,24 +96,21 @@ contractSuite("delivery", {
   "a redelivery after commit is stopped by the ledger, not re-applied": async ({ db, runtime }) => {
     await effectsTable(db);
     let runs = 0;
-    const rt = await runtime([counter("c3.add", { onRun: () => runs++ })]);
+    const rt = await runtime([counter("c3.add", { onRun: () => runs++ })], { start: false });
     const { job } = await rt.enqueue("c3.add", { key: "k" });
-    await settle(rt, job.id);
+    // Pushed: a copy of the message lives outside the database, so its success is ledgered.
+    assert.deepEqual(await rt.deliver(job.id), { status: "succeeded" });
     // A transport that lost its ack redelivers the message as if it never finished.
     await db.query(
       "UPDATE troupe_jobs SET status = 'queued', finished_at = NULL WHERE id = $1",
       [job.id],
     );
-    await rt.deliver(job.id);
-    // The runtime's own poll may claim the message first (deliver then answers "busy"), and
-    // getJob may answer from its cache of finished jobs: wait on the table and the handler.
-    await waitFor(async () => {
-      const rows = await db.query<{ status: string }>(
-        "SELECT status FROM troupe_jobs WHERE id = $1",
-        [job.id],
-      );
-      return runs >= 2 && rows[0]?.status === "succeeded" ? true : null;
-    }, { what: "the redelivered message to finish", timeoutMs: 15_000 });
+    assert.deepEqual(await rt.deliver(job.id), { status: "duplicate" });
+    const [row] = await db.query<{ status: string }>(
+      "SELECT status FROM troupe_jobs WHERE id = $1",
+      [job.id],
+    );
+    assert.equal(row?.status, "succeeded");
     assert.equal(runs, 2, "the handler ran again");
     assert.equal(await effectCount(db, "job_id = $1", [job.id]), 1, "but committed once");
     assert.deepEqual(await stateOf(db, "c3.add:k"), { count: 1 });
@@ -122,6 +119,26 @@ contractSuite("delivery", {
     assert.deepEqual(await rt.deliver(job.id), { status: "duplicate" });
     assert.deepEqual(await rt.deliver("no-such-message"), { status: "unknown" });
     assert.equal(runs, 2);
+  },
+
+  "a pulled message writes no ledger row; its job row refuses a second run": async (
+    { db, runtime },
+  ) => {
+    await effectsTable(db);
+    let runs = 0;
+    const rt = await runtime([counter("c3b.add", { onRun: () => runs++ })]);
+    const { job } = await rt.enqueue("c3b.add", { key: "k" });
+    await settle(rt, job.id);
+    const ledger = await db.query("SELECT 1 FROM troupe_processed_messages WHERE message_id = $1", [
+      job.id,
+    ]);
+    assert.equal(ledger.length, 0, "the table queue's row is the message: no ledger row");
+    // Delivered again (pushed) and claimed again (pulled): the row says it is done.
+    assert.deepEqual(await rt.deliver(job.id), { status: "succeeded" });
+    assert.equal(await rt.pump(), 0);
+    assert.equal(runs, 1);
+    assert.equal(await effectCount(db, "job_id = $1", [job.id]), 1);
+    assert.deepEqual(await stateOf(db, "c3b.add:k"), { count: 1 });
   },
 
   "messages to one key never overlap while other keys run in parallel": async (

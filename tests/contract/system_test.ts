@@ -63,9 +63,12 @@ contractSuite("system", {
         `UPDATE troupe_jobs SET finished_at = now() - interval '8 days' WHERE id = ANY($1::text[])`,
         [old],
       );
+      // Ledger rows of pushed messages (the table queue's pulled ones write none): four past
+      // retention, one within it.
       await db.query(
-        `UPDATE troupe_processed_messages SET processed_at = now() - interval '8 days'
-       WHERE message_id = ANY($1::text[])`,
+        `INSERT INTO troupe_processed_messages (message_id, processed_at)
+       SELECT id, now() - interval '8 days' FROM unnest($1::text[]) AS id
+       UNION ALL SELECT 'pushed-new', now()`,
         [old],
       );
       await db.query(
@@ -122,6 +125,10 @@ contractSuite("system", {
       assert.deepEqual(audit.map((r) => r.id), ["a-kept"]);
       assert.equal(result.jobs, 4);
       assert.equal(result.ledger, 4);
+      const ledger = await db.query<{ message_id: string }>(
+        "SELECT message_id FROM troupe_processed_messages",
+      );
+      assert.deepEqual(ledger.map((r) => r.message_id), ["pushed-new"]);
       assert.equal(result.deadLetters, 1);
       const left = await db.query<{ id: string }>(
         "SELECT id FROM troupe_jobs WHERE actor = 's2.noop' ORDER BY id",

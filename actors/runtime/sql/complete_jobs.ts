@@ -35,6 +35,13 @@ export interface Completion {
   effects: ((tx: SqlExecutor) => Promise<void>)[];
   /** Give the key's lease back after this commit. */
   release: boolean;
+  /**
+   * A success writes its ledger row (the default). A message that also lives outside the
+   * database (a push transport's copy, a caller of `deliver`) may come back after its job row
+   * is gone, and its ledger row answers it `duplicate`. A pulled message's only copy is its job
+   * row, whose fencing check already refuses a second commit: the pull path writes none.
+   */
+  ledger?: boolean;
   /** A final failure writes a dead letter unless this is false (bad input: no replay). */
   deadLetter?: boolean;
   /** The pipeline the job belongs to (see `pipelines.ts`). */
@@ -217,7 +224,13 @@ function jobRow(c: Completion) {
     refund: c.refund === true,
     dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
     run_ms: c.runMs ?? null,
+    ledger: c.outcome === "succeeded" && c.ledger !== false,
   };
+}
+
+/** A success that writes its ledger row (see `Completion.ledger`). */
+function ledgered(c: Completion): boolean {
+  return c.outcome === "succeeded" && c.ledger !== false;
 }
 
 /** The row of a chain in a commit. */
@@ -275,7 +288,7 @@ const JOB_UPDATE = (t: Tables, where: string) =>
      run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
    FROM x WHERE ${where}
    RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, j.status,
-     x.error, x.dead_letter_id, j.on_end IS NOT NULL AS ends`;
+     x.error, x.dead_letter_id, x.ledger, j.on_end IS NOT NULL AS ends`;
 
 /** The update of the lease rows (`y`: state to set, lease to release), shared by both paths. */
 const STATE_UPDATE = (t: Tables) =>
@@ -287,7 +300,7 @@ const STATE_UPDATE = (t: Tables) =>
      updated_at = now()`;
 
 const X_COLUMNS = `x(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
-  dead_letter_id text, refund boolean, run_ms int)`;
+  dead_letter_id text, refund boolean, run_ms int, ledger boolean)`;
 
 const DEAD_LETTERS = (t: Tables) =>
   `INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version, error,
@@ -299,8 +312,9 @@ const DEAD_LETTERS = (t: Tables) =>
  * The commit when every completion is valid, which is the common case: one statement writes
  * the job rows (each only if still running under its fencing token), then the lease rows
  * (each only if this worker still holds it under that token: state, release), the ledger rows
- * of the successes and the dead letters, and counts what it wrote. The job rows go first, as
- * in `commitChecked`: a claim holding a requeued job row never waits on a lease this holds.
+ * of the successes that write one (`Completion.ledger`) and the dead letters, and counts what
+ * it wrote. The job rows go first, as in `commitChecked`: a claim holding a requeued job row
+ * never waits on a lease this holds.
  * Fewer rows than completions or chains means a completion was fenced; a ledger row there
  * already (a duplicate) fails the statement on the ledger's primary key. Either way the
  * statement is rolled back (a savepoint) and null returned, for `commitChecked` to sort out,
@@ -319,7 +333,7 @@ async function commitAll(
   // The job rows in key order, as `commitChecked` locks them.
   const jobs = [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
     .map(jobRow);
-  const successes = completions.filter((c) => c.outcome === "succeeded").length;
+  const ledgerRows = completions.filter(ledgered).length;
   if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
   const mismatch = async () => {
     if (onMismatch === "throw") throw new CommitMismatch();
@@ -338,7 +352,7 @@ async function commitAll(
     throw err;
   }
   if (
-    done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== successes
+    done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== ledgerRows
   ) {
     return await mismatch();
   }
@@ -367,7 +381,7 @@ const COMMIT_ALL = (t: Tables) =>
        RETURNING s.key
      ), ledger AS (
        INSERT INTO ${t.processed} (message_id)
-       SELECT id FROM upd WHERE status = 'succeeded'
+       SELECT id FROM upd WHERE ledger
        RETURNING message_id
      ), dead AS (
        ${DEAD_LETTERS(t)}
@@ -397,7 +411,7 @@ async function commitChecked(
   // already is a duplicate. Ledger rows are written only under the job row's lock.
   const ids = completions.map((c) => c.id);
   const fences = new Map(completions.map((c) => [c.id, c.fence]));
-  const successes = completions.filter((c) => c.outcome === "succeeded");
+  const successes = completions.filter(ledgered);
   const locked = await tx.query<
     {
       id: string;
@@ -430,7 +444,7 @@ async function commitChecked(
   );
   // The locked rows, then the ids whose ledger row this statement inserted (a union, not a
   // join: the planner cannot estimate either side and joined them in a nested loop, N² pairs).
-  const ledgered = new Set(locked.filter((r) => r.ledgered).map((r) => r.id));
+  const inLedger = new Set(locked.filter((r) => r.ledgered).map((r) => r.id));
   const valid = new Set(
     locked.filter((r) =>
       r.status === "running" && r.job_fence === fences.get(r.id) && r.fence === r.job_fence
@@ -444,7 +458,7 @@ async function commitChecked(
       broken.add(chain);
       return "fenced";
     }
-    if (c.outcome === "succeeded" && !ledgered.has(c.id)) {
+    if (ledgered(c) && !inLedger.has(c.id)) {
       broken.add(chain);
       return "duplicate";
     }
@@ -453,7 +467,7 @@ async function commitChecked(
   const applies = (i: number) =>
     results[i] === "committed" && completions[i]!.outcome === "succeeded";
   // A link after a fenced link or a duplicate of its chain is stale: its ledger row goes.
-  const unapplied = completions.filter((c, i) => ledgered.has(c.id) && !applies(i));
+  const unapplied = completions.filter((c, i) => inLedger.has(c.id) && !applies(i));
   if (unapplied.length > 0) {
     await tx.query(`DELETE FROM ${t.processed} WHERE message_id = ANY($1::text[])`, [
       unapplied.map((c) => c.id),

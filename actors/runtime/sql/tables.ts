@@ -22,7 +22,7 @@ export interface Tables {
   readonly jobs: string;
   /** `troupe_actor_state`: per-key state and lease. */
   readonly actorState: string;
-  /** `troupe_processed_messages`: the ledger of committed successes. */
+  /** `troupe_processed_messages`: the ledger of pushed successes (see `Completion.ledger`). */
   readonly processed: string;
   /** `troupe_outbox`: committed messages not yet handed to a transport that asks for rows here. */
   readonly outbox: string;
