@@ -1,11 +1,11 @@
 /**
  * Messages per second on the table queue, with the effectively-once guarantee kept (every
- * message goes through the lease, the fencing check, the ledger and the job row), against peer
- * queues in the same run.
+ * message goes through the lease, the fencing check and the job row), against peer queues in the
+ * same run.
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
  *     [--db pglite-file,pglite-mem,postgres] [--peers] [--floor] [--quick]
- *     [--modes end-to-end,processing] [--workloads noop,row] [--row-n N/4] [--breakdown]
+ *     [--modes end-to-end,processing] [--workloads noop,row,insert] [--row-n N/4] [--breakdown]
  *
  * Modes:
  * - end to end: a producer enqueues N messages (batches of 500) while the consumer runs; the
@@ -13,8 +13,10 @@
  * - processing: N messages enqueued first, then the consumer starts.
  * (`--peers` runs end to end only unless `--modes` says otherwise.)
  * Workloads: `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
- * with the message; the peers: in a transaction of their own per job), end to end only, on
- * `--row-n` messages (a quarter of N by default).
+ * with the message; the peers: in a transaction of their own per job); `insert`, Troupe only, the
+ * same row declared with `ctx.insert()` (the rows of a commit in one statement), compared with
+ * the peers' `row`. The two row workloads run end to end only, on `--row-n` messages (a quarter
+ * of N by default).
  * Databases: `pglite-file`, `pglite-mem` (PGlite in this thread), `pglite-file-worker`,
  * `pglite-mem-worker` (PGlite in a worker of its own, `openPglite`'s `thread: "worker"`), `postgres`.
  * `--breakdown` prints the database calls and statements of each Troupe run per 1,000 messages
@@ -66,14 +68,14 @@ const { values: args } = parseArgs({
     breakdown: { type: "boolean", default: false },
     "row-n": { type: "string" },
     modes: { type: "string" },
-    workloads: { type: "string", default: "noop,row" },
+    workloads: { type: "string", default: "noop,row,insert" },
     json: { type: "string", default: "bench/results/throughput.json" },
   },
 });
 const N = Number(args.n ?? (args.quick ? 5000 : 20000));
-/** Messages of the row workload: a quarter of N, so a full run stays within about 5 minutes. */
+/** Messages of the row workloads: a quarter of N, so a full run stays within about 5 minutes. */
 const ROW_N = Number(args["row-n"] ?? Math.round(N / 4));
-/** Messages of the run under way (N, or ROW_N for the row workload). */
+/** Messages of the run under way (N, or ROW_N for the row workloads). */
 let n = N;
 const KEYS = Number(args.keys);
 const RUNS = Number(args.runs ?? (args.quick ? 1 : 3));
@@ -86,7 +88,9 @@ const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
 const PEERS = ["bullmq", "graphile", "graphile-keyed", "pgboss"] as const;
 type Mode = "end-to-end" | "processing";
-type Workload = "noop" | "row";
+type Workload = "noop" | "row" | "insert";
+/** The workloads that write a row a message (run on `--row-n` messages, end to end only). */
+const writesRows = (w: Workload | "floor") => w === "row" || w === "insert";
 
 interface Opened {
   db: SqlDatabase;
@@ -157,7 +161,16 @@ const row = defineActor({
     });
   },
 });
-const actorOf = { noop: "bench.noop", row: "bench.row" } as const;
+const inserts = defineActor({
+  name: "bench.insert",
+  input,
+  key,
+  handler: (x, ctx) => {
+    handled++;
+    ctx.insert("bench_rows", { i: x.i, key: key(x) });
+  },
+});
+const actorOf = { noop: "bench.noop", row: "bench.row", insert: "bench.insert" } as const;
 
 async function count(db: SqlDatabase, sql: string): Promise<number> {
   const [r] = await db.query<{ n: number }>(sql);
@@ -179,7 +192,7 @@ async function untilDone(db: SqlDatabase, timeoutMs = 300_000): Promise<void> {
 
 /**
  * Every message committed exactly once: N successes, each claimed once (one attempt), no dead
- * letter, and with the row workload N rows, one for each message.
+ * letter, and with the row workloads N rows, one for each message.
  */
 async function verify(db: SqlDatabase, workload: Workload | "floor"): Promise<string> {
   const [r] = await db.query<
@@ -191,10 +204,10 @@ async function verify(db: SqlDatabase, workload: Workload | "floor"): Promise<st
             (SELECT count(*)::int FROM bench_rows) AS rows,
             (SELECT count(DISTINCT i)::int FROM bench_rows) AS uniq`,
   );
-  const rowsOk = workload !== "row" || (r!.rows === n && r!.uniq === n);
+  const rowsOk = !writesRows(workload) || (r!.rows === n && r!.uniq === n);
   const pass = r!.ok === n && r!.retried === 0 && r!.dead === 0 && rowsOk;
   return `${pass ? "PASS" : "FAIL"} (succeeded ${r!.ok}, retried ${r!.retried}, dead ${r!.dead}${
-    workload === "row" ? `, rows ${r!.rows}` : ""
+    writesRows(workload) ? `, rows ${r!.rows}` : ""
   })`;
 }
 
@@ -215,7 +228,7 @@ if (tracing) {
 function runtimeFor(db: SqlDatabase): Runtime {
   return new Runtime({
     db: tracing ? tracedDatabase(db) : db,
-    actors: [noop, row],
+    actors: [noop, row, inserts],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("warn"),
     ...(tracing ? { tracing } : {}),
@@ -405,7 +418,7 @@ const plan: Entry[] = [];
 const troupeSettings = "concurrency 512 (PGlite 256), claimBatch 256, commitBatch 512 (defaults)";
 for (const workload of WORKLOADS) {
   for (const mode of MODES) {
-    if (workload === "row" && mode === "processing") continue;
+    if (writesRows(workload) && mode === "processing") continue;
     for (const name of DBS) {
       if (!databases[name]) throw new Error(`unknown --db ${name}`);
       plan.push({
@@ -425,7 +438,8 @@ for (const workload of WORKLOADS) {
         });
       }
     }
-    if (!args.peers) continue;
+    // The peers' row workload is the one to compare `insert` with (see the ratios).
+    if (!args.peers || workload === "insert") continue;
     for (const peer of PEERS) {
       // Named queues with batched completions deadlock in graphile-worker 0.17.3 when each job
       // writes a row ("Failed to complete jobs ...: deadlock detected", jobs left locked).
@@ -453,7 +467,7 @@ const figures: Figure[] = plan.map((e) => ({
 }));
 for (let round = 0; round < RUNS; round++) {
   for (const [i, entry] of plan.entries()) {
-    n = entry.workload === "row" ? ROW_N : N;
+    n = writesRows(entry.workload) ? ROW_N : N;
     const { sample, check } = await entry.run();
     figures[i]!.samples.push(sample);
     // The check of every run must pass: keep the first failure.
@@ -583,12 +597,16 @@ if (args.peers || args.floor) {
     for (const mode of MODES) {
       const t = find("troupe postgres", workload, mode);
       const judged = workload === "noop" && mode === "end-to-end";
+      // Rows declared with `ctx.insert()` against the peers writing theirs a transaction a job.
+      const theirs = workload === "insert" ? "row" : workload;
       for (const peer of PEERS) {
         const goal = judged && (peer === "bullmq" || peer === "graphile") ? 1.0 : undefined;
         ratio(
           t,
-          find(peer, workload, mode),
-          `troupe postgres / ${peer}, ${workload} ${mode}`,
+          find(peer, theirs, mode),
+          `troupe postgres / ${peer}, ${workload}${
+            theirs === workload ? "" : ` (theirs: ${theirs})`
+          } ${mode}`,
           goal,
         );
       }

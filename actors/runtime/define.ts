@@ -22,6 +22,7 @@ import type { z } from "zod";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { ErrorRecord } from "./errors.ts";
 import type { Logger, SqlExecutor } from "./ports.ts";
+import type { InsertOptions } from "./sql/insert_rows.ts";
 
 /** Options of a message sent with `ctx.send()` or enqueued over the API. */
 export interface SendOptions {
@@ -69,6 +70,17 @@ export interface ActorContext<S> {
   group(parts: readonly Message[], then: GroupThen): string;
   /** Registers database work that commits atomically with this message, exactly once. */
   effect(fn: (tx: SqlExecutor) => Promise<void>): void;
+  /**
+   * Writes `row` into `table` with this message's commit, exactly once, like `effect()`. The
+   * rows of every message committed together go in one statement a table (and set of columns),
+   * where each `effect()` is a statement of its own: the way to write a row or a few a message
+   * at the queue's speed. `row` maps column names to values that JSON carries (a `Date`, a
+   * `bigint` and a `Uint8Array` too), converted to the columns' types by PostgreSQL; a column
+   * left out takes its default. Rows are written before the message's effects. A row the
+   * database refuses fails its message's attempt only. Throws a `TypeError` on a bad name or
+   * value (see `sql/insert_rows.ts`).
+   */
+  insert(table: string, row: Readonly<Record<string, unknown>>, options?: InsertOptions): void;
   /** Reports progress (0-100) and a message; visible at once, throttled. */
   progress(percent: number, message?: string): void;
   /**

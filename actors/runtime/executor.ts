@@ -36,6 +36,7 @@ import { parseOnce, pipelineContext, toJson } from "./handler.ts";
 import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import { prepareJobNow, prepareParsed } from "./prepare.ts";
 import { insertGroups } from "./sql/groups.ts";
+import { type DeclaredRow, declareRow } from "./sql/insert_rows.ts";
 import { decodeInput } from "./versions.ts";
 import { noTracing, type TracedRow, traceOf, type Tracing } from "./tracing.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
@@ -113,6 +114,8 @@ class HandlerRun implements ActorContext<unknown> {
   pendingSends: Promise<NewJob | NewJob[]>[] | null = null;
   groups: Promise<PreparedGroup>[] | null = null;
   effects: ((tx: SqlExecutor) => Promise<void>)[] | null = null;
+  /** The rows it declared with `insert()`. */
+  rows: DeclaredRow[] | null = null;
   #sendIndex = 0;
   pipelineOp: PipelineOp | null = null;
   #pipeline: PipelineControl | undefined;
@@ -128,6 +131,7 @@ class HandlerRun implements ActorContext<unknown> {
   #send: ActorContext<unknown>["send"] | undefined;
   #group: ActorContext<unknown>["group"] | undefined;
   #effect: ActorContext<unknown>["effect"] | undefined;
+  #insert: ActorContext<unknown>["insert"] | undefined;
   #progressFn: ActorContext<unknown>["progress"] | undefined;
 
   constructor(env: RunEnv, job: ClaimedJob, def: AnyActor, state: unknown) {
@@ -212,6 +216,13 @@ class HandlerRun implements ActorContext<unknown> {
     return this.#effect ??= (fn) => {
       this.#check("effect()");
       (this.effects ??= []).push(fn);
+    };
+  }
+
+  get insert(): ActorContext<unknown>["insert"] {
+    return this.#insert ??= (table, row, options) => {
+      this.#check("insert()");
+      (this.rows ??= []).push(declareRow(table, row, options));
     };
   }
 
@@ -406,6 +417,7 @@ export class Executor {
       completion.outcome = "succeeded";
       if (run.pendingSends) completion.sends = (await Promise.all(run.pendingSends)).flat();
       if (run.effects) completion.effects = run.effects;
+      if (run.rows) completion.rows = run.rows;
       if (run.groups) {
         const rows = (await Promise.all(run.groups)).flatMap((g) => g.row ? [g.row] : []);
         if (rows.length > 0) {
@@ -504,7 +516,8 @@ export class Executor {
     err: unknown,
   ): Completion {
     const error = toErrorRecord(err);
-    const { sends: _s, effects: _e, state: _st, result: _r, pipeline: _p, ...rest } = base;
+    const { sends: _s, effects: _e, rows: _rows, state: _st, result: _r, pipeline: _p, ...rest } =
+      base;
     if (err instanceof RetryLaterError) {
       const retryInMs = Math.max(0, err.at.getTime() - Date.now());
       return { ...rest, sends: [], effects: [], outcome: "retry", error, retryInMs, refund: true };

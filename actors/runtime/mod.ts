@@ -100,6 +100,7 @@ export {
   type TypedMessage,
 } from "./define.ts";
 export { groupOutcomeSchema } from "./groups.ts";
+export type { InsertOptions } from "./sql/insert_rows.ts";
 export { endMessageId, type JobEnd, jobEndSchema } from "./job_end.ts";
 export {
   type ActorKeyView,

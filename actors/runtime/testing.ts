@@ -12,7 +12,7 @@
  * {@link assertEffectivelyOnce} runs the same messages fault-free and under each fault, and
  * fails when the outcome differs: an actor that writes outside `ctx.effect()` (a counter in
  * memory, an insert on its own connection, an e-mail) is caught, since faults run handlers
- * more than once and only `ctx.setState`, `ctx.send` and `ctx.effect` commit once.
+ * more than once and only `ctx.setState`, `ctx.send`, `ctx.insert` and `ctx.effect` commit once.
  *
  * @example
  * ```ts

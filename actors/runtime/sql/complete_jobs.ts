@@ -5,6 +5,7 @@ import type { SqlExecutor } from "../ports.ts";
 import { endMessageId } from "../job_end.ts";
 import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import { outboxed } from "./outbox.ts";
+import { type DeclaredRow, insertRows } from "./insert_rows.ts";
 import type { Tables } from "./tables.ts";
 import {
   type AbortHook,
@@ -33,6 +34,8 @@ export interface Completion {
   refund?: boolean;
   sends: NewJob[];
   effects: ((tx: SqlExecutor) => Promise<void>)[];
+  /** The rows declared with `ctx.insert()` (successes only), written before the effects. */
+  rows?: DeclaredRow[];
   /** Give the key's lease back after this commit. */
   release: boolean;
   /**
@@ -159,6 +162,9 @@ export async function completeJobs(
     : { sent: [], cancelled: [] };
   const kept = plain ? sends : dropEnded(sends, pipelines);
   const sent = await insertJobs(tx, t, kept, writes);
+  let rows: DeclaredRow[] = [];
+  for (const c of applied) if (c.rows) rows = rows.length === 0 ? c.rows : rows.concat(c.rows);
+  if (rows.length > 0) await insertRows(tx, rows);
   for (const c of applied) {
     for (const effect of c.effects) await effect(tx);
   }
