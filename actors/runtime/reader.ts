@@ -15,7 +15,7 @@
  * - On an embedded PGlite ({@link JobReader.start}), job rows read are also kept (the read
  *   model), at most `LIVE_CACHE_SIZE` of them, and answered without a query until the row
  *   changes: statement triggers on the jobs table NOTIFY the ids of the rows each statement
- *   inserted, updated or deleted (in parts of under 8000 characters; `*` for a truncate or ids over
+ *   updated or deleted (in parts of under 8000 characters; `*` for a truncate or ids over
  *   100 characters long at a part's end), at COMMIT, whatever SQL
  *   made the change; each id heard drops its row (`*`: all). PGlite delivers a commit's
  *   notifications before the committing statement's caller resumes, so a write that has
@@ -359,8 +359,8 @@ function page<T extends { id: string }>(
 }
 
 /**
- * The read model's statement triggers on the jobs table (idempotent): after each INSERT,
- * UPDATE or DELETE, NOTIFYs on `channel` of the ids of the rows it touched (none: nothing), in
+ * The read model's statement triggers on the jobs table (idempotent): after each UPDATE or
+ * DELETE, NOTIFYs on `channel` of the ids of the rows it touched (none: nothing), in
  * parts of about {@link NOTIFY_PART_CHARS} characters (a statement over many rows, a claim or a
  * commit of hundreds of jobs, names each of them: the rows it did not touch stay kept); `*` for
  * a part over {@link NOTIFY_MAX_CHARS} (ids that long) and after a TRUNCATE.
@@ -394,8 +394,9 @@ export function jobRowTriggers(t: Tables, channel: string): string[] {
        END IF;
        RETURN NULL;
      END $$`,
-    `CREATE OR REPLACE TRIGGER troupe_job_rows_insert AFTER INSERT ON ${t.jobs}
-     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT ${call}`,
+    // No row a read found can be a row inserted after it: inserts need no notice (an upsert
+    // that updates a row fires the update trigger). Dropped where an earlier start made it.
+    `DROP TRIGGER IF EXISTS troupe_job_rows_insert ON ${t.jobs}`,
     `CREATE OR REPLACE TRIGGER troupe_job_rows_update AFTER UPDATE ON ${t.jobs}
      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT ${call}`,
     `CREATE OR REPLACE TRIGGER troupe_job_rows_delete AFTER DELETE ON ${t.jobs}
