@@ -162,8 +162,8 @@ export async function completeJobs(
     : { sent: [], cancelled: [] };
   const kept = plain ? sends : dropEnded(sends, pipelines);
   const sent = await insertJobs(tx, t, kept, writes);
-  let rows: DeclaredRow[] = [];
-  for (const c of applied) if (c.rows) rows = rows.length === 0 ? c.rows : rows.concat(c.rows);
+  const rows: DeclaredRow[] = [];
+  for (const c of applied) if (c.rows) rows.push(...c.rows);
   if (rows.length > 0) await insertRows(tx, rows);
   for (const c of applied) {
     for (const effect of c.effects) await effect(tx);
@@ -230,7 +230,7 @@ function jobRow(c: Completion) {
     refund: c.refund === true,
     dead_letter_id: c.outcome === "failed" && c.deadLetter !== false ? uuidv7() : null,
     run_ms: c.runMs ?? null,
-    ledger: c.outcome === "succeeded" && c.ledger !== false,
+    ledger: ledgered(c),
   };
 }
 
