@@ -35,10 +35,6 @@ export interface DeclaredRow {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 
-/** Statements by table, columns and conflict rule; cleared when full (a bound, not a cache). */
-const statements = new Map<string, string>();
-const MAX_STATEMENTS = 512;
-
 /** Checks `row` and makes it a {@link DeclaredRow} of `table`; throws a `TypeError` if bad. */
 export function declareRow(
   table: string,
@@ -70,16 +66,10 @@ export function declareRow(
     values[c] = jsonValue(row[c], c);
   }
   const conflict = options.onConflict === "ignore" ? " ON CONFLICT DO NOTHING" : "";
-  const key = `${table}\u0000${columns.join(",")}\u0000${conflict}`;
-  let statement = statements.get(key);
-  if (statement === undefined) {
-    const target = parts.map((p) => `"${p}"`).join(".");
-    const list = columns.map((c) => `"${c}"`).join(", ");
-    statement = `INSERT INTO ${target} (${list})
+  const target = parts.map((p) => `"${p}"`).join(".");
+  const list = columns.map((c) => `"${c}"`).join(", ");
+  const statement = `INSERT INTO ${target} (${list})
       SELECT ${list} FROM jsonb_populate_recordset(NULL::${target}, $1::jsonb)${conflict}`;
-    if (statements.size >= MAX_STATEMENTS) statements.clear();
-    statements.set(key, statement);
-  }
   return { statement, json: JSON.stringify(values) };
 }
 
