@@ -5,30 +5,22 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineActor, type Logger, type SqlDatabase, type SqlExecutor } from "@troupe/runtime";
+import { defineActor, type Logger, type SqlExecutor } from "@troupe/runtime";
 import { completeJobs, type Completion } from "../../actors/runtime/sql/complete_jobs.ts";
 import { declareRow } from "../../actors/runtime/sql/insert_rows.ts";
 import { tables } from "../../actors/runtime/sql/tables.ts";
 import { settle } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 
-/** A wrapper of `db` that counts the statements its transactions run, by their first words. */
-function counting(db: SqlDatabase) {
-  const seen: string[] = [];
-  const wrapped = {
-    ...db,
-    transaction: <T>(fn: (tx: SqlExecutor) => Promise<T>) =>
-      db.transaction((tx) =>
-        fn({
-          ...tx,
-          query: (text: string, params?: readonly unknown[]) => {
-            seen.push(text.trim().split(/\s+/).slice(0, 3).join(" "));
-            return tx.query(text, params);
-          },
-        })
-      ),
-  } as SqlDatabase;
-  return { db: wrapped, seen };
+/** `tx`, recording the first three words of each statement it runs in `seen`. */
+function recording(tx: SqlExecutor, seen: string[]): SqlExecutor {
+  return {
+    ...tx,
+    query: (text, params) => {
+      seen.push(text.trim().split(/\s+/).slice(0, 3).join(" "));
+      return tx.query(text, params);
+    },
+  };
 }
 
 contractSuite("insert", {
@@ -82,7 +74,7 @@ contractSuite("insert", {
       "CREATE TABLE ins_batch (i int PRIMARY KEY, k text NOT NULL, v int NOT NULL DEFAULT 5)",
     );
     await db.query("CREATE TABLE ins_other (i int NOT NULL)");
-    const { db: counted, seen } = counting(db);
+    const seen: string[] = [];
     // Four messages' rows: three with the same columns, one leaving `v` to its default, and a
     // row of another table.
     const rows = (i: number) =>
@@ -110,8 +102,8 @@ contractSuite("insert", {
       `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
        SELECT 'ins2:' || i, 1, 'w-ins', now() + interval '1 minute' FROM generate_series(0, 3) AS i`,
     );
-    const { results } = await counted.transaction((tx) =>
-      completeJobs(tx, tables(), "w-ins", completions, {
+    const { results } = await db.transaction((tx) =>
+      completeJobs(recording(tx, seen), tables(), "w-ins", completions, {
         writes: { outbox: false, notify: false },
         hook: () => null,
         allValid: "off",
