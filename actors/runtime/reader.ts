@@ -23,6 +23,8 @@
  *   `*`) was heard while its read ran: a change that committed after the read could have been
  *   heard first.
  *   So a kept row is the row as committed now; an embedded PGlite has no other writer.
+ *   The first job read after `start` switches the model on (its triggers are installed then):
+ *   until it listens, reads query, and only a read issued while it listens keeps its rows.
  */
 import { NotFoundError, TroupeError } from "./errors.ts";
 import type { SqlDatabase } from "./ports.ts";
@@ -100,6 +102,12 @@ export class JobReader {
   readonly #live = new Map<string, CachedJob>();
   /** Whether the read model runs (its triggers are installed and listened to). */
   #modelled = false;
+  /** Whether the read model may run: `start` was called on an embedded PGlite. */
+  #wanted = false;
+  /** The read model being switched on by the first read, or on (see `#switchOn`). */
+  #switching: Promise<void> | null = null;
+  /** Counts stops: a switch begun before a stop does not take effect after it. */
+  #generation = 0;
   /**
    * Ids being read, each with whether a change to it (or `*`) was heard while its read ran:
    * such a row is not kept.
@@ -113,19 +121,43 @@ export class JobReader {
   }
 
   /**
-   * On an embedded PGlite: installs the read model's triggers (see the invariants) and
-   * listens to them; elsewhere nothing. Until it has resolved, every read queries.
+   * On an embedded PGlite: readies the read model (see the invariants), which the first job
+   * read switches on. Until its triggers are installed and listened to, every read queries,
+   * and the jobs table carries no trigger of it: a process that serves no job read pays
+   * nothing for the model. Triggers an earlier start left (a database file keeps them) are
+   * dropped here. Elsewhere nothing.
    */
   async start(): Promise<void> {
-    if (this.#db.dialect !== "pglite" || this.#db.shared || this.#unlisten) return;
-    const channel = this.channel;
-    for (const sql of jobRowTriggers(this.#t, channel)) await this.#db.query(sql);
-    this.#unlisten = await this.#db.listen(channel, (payload) => this.#changed(payload));
-    this.#modelled = true;
+    if (this.#db.dialect !== "pglite" || this.#db.shared || this.#wanted) return;
+    for (const sql of dropJobRowTriggers(this.#t)) await this.#db.query(sql);
+    this.#wanted = true;
+  }
+
+  /** Switches the read model on, once (see `start`); a failed attempt is made again by a later read. */
+  #switchOn(): void {
+    if (!this.#wanted || this.#switching) return;
+    const generation = this.#generation;
+    this.#switching = (async () => {
+      for (const sql of jobRowTriggers(this.#t, this.channel)) await this.#db.query(sql);
+      const unlisten = await this.#db.listen(this.channel, (payload) => this.#changed(payload));
+      if (generation !== this.#generation) return await unlisten();
+      this.#unlisten = unlisten;
+      this.#modelled = true;
+    })().catch(() => {
+      if (generation === this.#generation) this.#switching = null;
+    });
+  }
+
+  /** Resolves once the read model runs (after a first read switched it on), or at once when it cannot. */
+  async modelReady(): Promise<void> {
+    await this.#switching;
   }
 
   /** Stops the read model (reads query again); its triggers stay, notifying no one. */
   async stop(): Promise<void> {
+    this.#generation++;
+    this.#wanted = false;
+    this.#switching = null;
     this.#modelled = false;
     this.#live.clear();
     const unlisten = this.#unlisten;
@@ -172,6 +204,7 @@ export class JobReader {
       this.#finished.delete(id);
       view = undefined;
     }
+    if (!view && !this.#modelled) this.#switchOn();
     if (!view && this.#modelled) {
       view = this.#live.get(id);
       if (view) {
@@ -226,6 +259,9 @@ export class JobReader {
           if (--reading[i]!.reads === 0) this.#reading.delete(id);
         });
       };
+      // Rows are kept only from reads issued while the model listens: a change between an
+      // earlier read and the listen would not be heard.
+      const modelled = this.#modelled;
       readJobs(this.#db, this.#t, ids)
         .then((rows) => {
           const cachedUntil = Date.now() + FINISHED_TTL_MS;
@@ -233,7 +269,7 @@ export class JobReader {
             const id = String(row.id);
             const view = { ...jobView(row), cachedUntil };
             // Kept only when no change to it was heard while the read ran (see the invariants).
-            if (this.#modelled && !this.#reading.get(id)?.changed) this.#keep(view);
+            if (modelled && this.#modelled && !this.#reading.get(id)?.changed) this.#keep(view);
             batch.get(id)?.resolve(view);
             batch.delete(id);
           }
@@ -358,6 +394,13 @@ function page<T extends { id: string }>(
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
 }
 
+/** Drops the read model's triggers on the jobs table, where there are any. */
+export function dropJobRowTriggers(t: Tables): string[] {
+  return ["insert", "update", "delete", "truncate"].map((op) =>
+    `DROP TRIGGER IF EXISTS troupe_job_rows_${op} ON ${t.jobs}`
+  );
+}
+
 /**
  * The read model's statement triggers on the jobs table (idempotent): after each UPDATE or
  * DELETE, NOTIFYs on `channel` of the ids of the rows it touched (none: nothing), in
@@ -395,8 +438,7 @@ export function jobRowTriggers(t: Tables, channel: string): string[] {
        RETURN NULL;
      END $$`,
     // No row a read found can be a row inserted after it: inserts need no notice (an upsert
-    // that updates a row fires the update trigger). Dropped where an earlier start made it.
-    `DROP TRIGGER IF EXISTS troupe_job_rows_insert ON ${t.jobs}`,
+    // that updates a row fires the update trigger).
     `CREATE OR REPLACE TRIGGER troupe_job_rows_update AFTER UPDATE ON ${t.jobs}
      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT ${call}`,
     `CREATE OR REPLACE TRIGGER troupe_job_rows_delete AFTER DELETE ON ${t.jobs}

@@ -133,6 +133,9 @@ Deno.test("reader: a statement over many rows drops only those rows from the rea
   await reader.start();
   try {
     await insert(db, ["kept"]);
+    // The first read switches the model on.
+    await read(reader, "kept");
+    await reader.modelReady();
     await read(reader, "kept");
     assert.equal(reader.modelled, 1);
     // 600 ids of 46 characters: 27,600 characters of ids, notified in parts.
@@ -147,6 +150,50 @@ Deno.test("reader: a statement over many rows drops only those rows from the rea
     assert.equal(reader.modelled, 1);
     await db.query(`UPDATE ${t.jobs} SET progress = 6 WHERE id LIKE 'long-%'`);
     assert.equal(reader.modelled, 0);
+  } finally {
+    await reader.stop();
+    await db.close();
+  }
+});
+
+Deno.test("reader: the jobs table carries the model's triggers only once a job was read", async () => {
+  const db = await openPglite();
+  await migrateRuntime(db);
+  const triggers = async () =>
+    (await db.query<{ tgname: string }>(
+      `SELECT tgname FROM pg_trigger WHERE tgrelid = '${t.jobs}'::regclass
+         AND tgname LIKE 'troupe_job_rows_%' ORDER BY tgname`,
+    )).map((r) => r.tgname);
+  // Triggers an earlier start left in the database (an insert trigger of an older version too).
+  const first = new JobReader(db, t);
+  await first.start();
+  await read(first, "none");
+  await first.modelReady();
+  await first.stop();
+  await db.query(
+    `CREATE TRIGGER troupe_job_rows_insert AFTER INSERT ON ${t.jobs}
+     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+     EXECUTE FUNCTION troupe_job_rows_notify('troupe_job_rows')`,
+  );
+  assert.equal((await triggers()).length, 4);
+  const reader = new JobReader(db, t);
+  try {
+    await reader.start();
+    assert.deepEqual(await triggers(), [], "start drops them");
+    await insert(db, ["a"]);
+    await db.query(`UPDATE ${t.jobs} SET progress = 3 WHERE id = 'a'`);
+    assert.equal((await read(reader, "a"))?.progress, 3);
+    await reader.modelReady();
+    assert.deepEqual(await triggers(), [
+      "troupe_job_rows_delete",
+      "troupe_job_rows_truncate",
+      "troupe_job_rows_update",
+    ]);
+    await read(reader, "a");
+    assert.equal(reader.modelled, 1);
+    await db.query(`UPDATE ${t.jobs} SET progress = 4 WHERE id = 'a'`);
+    assert.equal(reader.modelled, 0, "a change after the switch is heard");
+    assert.equal((await read(reader, "a"))?.progress, 4);
   } finally {
     await reader.stop();
     await db.close();
