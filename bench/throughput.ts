@@ -5,14 +5,17 @@
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
  *     [--db pglite-file,pglite-mem,postgres] [--peers] [--floor] [--quick]
- *     [--modes end-to-end,processing] [--workloads noop,row,insert] [--row-n N/4] [--breakdown]
+ *     [--modes end-to-end,processing] [--workloads noop,unkept,row,insert] [--row-n N/4]
+ *     [--breakdown]
  *
  * Modes:
  * - end to end: a producer enqueues N messages (batches of 500) while the consumer runs; the
  *   clock stops when the last one succeeded;
  * - processing: N messages enqueued first, then the consumer starts.
  * (`--peers` runs end to end only unless `--modes` says otherwise.)
- * Workloads: `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
+ * Workloads: `noop`; `unkept`, Troupe only, the same no-op on an actor that keeps no succeeded
+ * jobs (`keepSucceeded: false`: a job's commit deletes its row, as graphile-worker deletes a
+ * completed job), compared with the peers' `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
  * with the message; the peers: in a transaction of their own per job); `insert`, Troupe only, the
  * same row declared with `ctx.insert()` (the rows of a commit in one statement), compared with
  * the peers' `row`. The two row workloads run end to end only, on `--row-n` messages (a quarter
@@ -68,7 +71,7 @@ const { values: args } = parseArgs({
     breakdown: { type: "boolean", default: false },
     "row-n": { type: "string" },
     modes: { type: "string" },
-    workloads: { type: "string", default: "noop,row,insert" },
+    workloads: { type: "string", default: "noop,unkept,row,insert" },
     json: { type: "string", default: "bench/results/throughput.json" },
   },
 });
@@ -88,7 +91,7 @@ const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
 const PEERS = ["bullmq", "graphile", "graphile-keyed", "pgboss"] as const;
 type Mode = "end-to-end" | "processing";
-type Workload = "noop" | "row" | "insert";
+type Workload = "noop" | "unkept" | "row" | "insert";
 /** The workloads that write a row a message (run on `--row-n` messages, end to end only). */
 const writesRows = (w: Workload | "floor") => w === "row" || w === "insert";
 
@@ -150,6 +153,15 @@ const noop = defineActor({
     handled++;
   },
 });
+const unkept = defineActor({
+  name: "bench.unkept",
+  input,
+  key,
+  keepSucceeded: false,
+  handler: () => {
+    handled++;
+  },
+});
 const row = defineActor({
   name: "bench.row",
   input,
@@ -170,7 +182,12 @@ const inserts = defineActor({
     ctx.insert("bench_rows", { i: x.i, key: key(x) });
   },
 });
-const actorOf = { noop: "bench.noop", row: "bench.row", insert: "bench.insert" } as const;
+const actorOf = {
+  noop: "bench.noop",
+  unkept: "bench.unkept",
+  row: "bench.row",
+  insert: "bench.insert",
+} as const;
 
 async function count(db: SqlDatabase, sql: string): Promise<number> {
   const [r] = await db.query<{ n: number }>(sql);
@@ -179,11 +196,18 @@ async function count(db: SqlDatabase, sql: string): Promise<number> {
 
 /**
  * Until N messages succeeded: the handlers' count first (no query while the run is under
- * way, as the peers' harness does), then the job rows, every 5 ms, until their commits land.
+ * way, as the peers' harness does), then the job rows, every 5 ms, until their commits land
+ * (`unkept`: until their commits deleted them).
  */
-async function untilDone(db: SqlDatabase, timeoutMs = 300_000): Promise<void> {
+async function untilDone(
+  db: SqlDatabase,
+  workload: Workload,
+  timeoutMs = 300_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const sql = "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'";
+  const sql = workload === "unkept"
+    ? `SELECT (${n} - count(*))::int AS n FROM troupe_jobs`
+    : "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'";
   while (handled < n || await count(db, sql) < n) {
     if (Date.now() > deadline) throw new Error("benchmark did not finish in time");
     await new Promise((r) => setTimeout(r, 5));
@@ -192,9 +216,21 @@ async function untilDone(db: SqlDatabase, timeoutMs = 300_000): Promise<void> {
 
 /**
  * Every message committed exactly once: N successes, each claimed once (one attempt), no dead
- * letter, and with the row workloads N rows, one for each message.
+ * letter, and with the row workloads N rows, one for each message. With `unkept`, whose
+ * successes leave no row: N handler runs in all (a second run of a message would count), no
+ * job row left and no dead letter.
  */
 async function verify(db: SqlDatabase, workload: Workload | "floor"): Promise<string> {
+  if (workload === "unkept") {
+    const [r] = await db.query<{ left: number; dead: number }>(
+      `SELECT (SELECT count(*)::int FROM troupe_jobs) AS left,
+              (SELECT count(*)::int FROM troupe_dead_letters) AS dead`,
+    );
+    const pass = handled === n && r!.left === 0 && r!.dead === 0;
+    return `${pass ? "PASS" : "FAIL"} (handler runs ${handled}, job rows left ${r!.left}, dead ${
+      r!.dead
+    })`;
+  }
   const [r] = await db.query<
     { ok: number; retried: number; dead: number; rows: number; uniq: number }
   >(
@@ -228,7 +264,7 @@ if (tracing) {
 function runtimeFor(db: SqlDatabase): Runtime {
   return new Runtime({
     db: tracing ? tracedDatabase(db) : db,
-    actors: [noop, row, inserts],
+    actors: [noop, unkept, row, inserts],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("warn"),
     ...(tracing ? { tracing } : {}),
@@ -316,7 +352,7 @@ async function troupeRun(
       t0 = performance.now();
       await runtime.start();
     }
-    await untilDone(raw);
+    await untilDone(raw, workload);
     const rate = n / ((performance.now() - t0) / 1000);
     const used = cpu();
     await runtime.stop();
@@ -439,7 +475,7 @@ for (const workload of WORKLOADS) {
       }
     }
     // The peers' row workload is the one to compare `insert` with (see the ratios).
-    if (!args.peers || workload === "insert") continue;
+    if (!args.peers || workload === "insert" || workload === "unkept") continue;
     for (const peer of PEERS) {
       // Named queues with batched completions deadlock in graphile-worker 0.17.3 when each job
       // writes a row ("Failed to complete jobs ...: deadlock detected", jobs left locked).
@@ -598,7 +634,8 @@ if (args.peers || args.floor) {
       const t = find("troupe postgres", workload, mode);
       const judged = workload === "noop" && mode === "end-to-end";
       // Rows declared with `ctx.insert()` against the peers writing theirs a transaction a job.
-      const theirs = workload === "insert" ? "row" : workload;
+      // An actor that keeps no succeeded jobs against the peers' no-op.
+      const theirs = workload === "insert" ? "row" : workload === "unkept" ? "noop" : workload;
       for (const peer of PEERS) {
         const goal = judged && (peer === "bullmq" || peer === "graphile") ? 1.0 : undefined;
         ratio(

@@ -40,7 +40,7 @@ import { notifyCancel, requestCancel } from "./sql/cancel_job.ts";
 import { checkRepeats } from "./sql/check_repeats.ts";
 import { endOfJob, markReplayed } from "./sql/dead_letters.ts";
 import { giveUpJob } from "./sql/give_up.ts";
-import { insertJobs } from "./sql/insert_jobs.ts";
+import { insertJobs, type NewJob, type QueuedMessage } from "./sql/insert_jobs.ts";
 import { endPipeline, lockPipelines, type PipelineRecord } from "./sql/pipelines.ts";
 import { insertPipeline, insertPipelines } from "./sql/start_pipeline.ts";
 import type { Tables } from "./sql/tables.ts";
@@ -113,7 +113,7 @@ export class RuntimeClient {
     input: NoInfer<I>,
     options: EnqueueOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
-    const { db, tables, publisher, reader, tracing } = this.#o;
+    const { db, tables, publisher, tracing } = this.#o;
     const { effect, onEnd, ...sendOptions } = options;
     const def = this.actor(targetName(actor));
     return await tracing.enqueue({ actor: def.name, count: 1 }, async (trace) => {
@@ -132,12 +132,52 @@ export class RuntimeClient {
         return inserted;
       });
       await publisher.afterCommit(created);
-      const job = await reader.getJob(row.id);
+      const job = await this.#readBack(def, row, created[0]);
       if (!created.length && options.tenantId !== undefined && job.tenantId !== options.tenantId) {
         throw new ConflictError("idempotency key already used by another tenant");
       }
       return { job, created: created.length > 0 };
     });
+  }
+
+  /**
+   * The job `row` just enqueued, read back. A job of an actor that keeps no successes
+   * (`keepSucceeded: false`) may have run, succeeded and been deleted by then: it is shown as
+   * this enqueue made it (`made`, its message).
+   */
+  async #readBack(def: AnyActor, row: NewJob, made: QueuedMessage | undefined): Promise<JobView> {
+    try {
+      return await this.#o.reader.getJob(row.id);
+    } catch (err) {
+      if (!(err instanceof NotFoundError) || def.policy.keepSucceeded || !made) throw err;
+      const runAt = made.runAt.toISOString();
+      return {
+        id: row.id,
+        actor: row.actor,
+        key: row.key,
+        tenantId: row.tenantId,
+        status: "queued",
+        progress: 0,
+        progressMessage: null,
+        attempts: 0,
+        maxAttempts: row.maxAttempts,
+        cancelRequested: false,
+        input: row.input,
+        result: null,
+        error: null,
+        parentId: row.parentId,
+        kind: "job",
+        pipelineId: row.pipelineId ?? null,
+        pipeline: null,
+        replayOf: row.replayOf,
+        runAt,
+        createdAt: new Date(made.runAt.getTime() - row.delayMs).toISOString(),
+        updatedAt: runAt,
+        startedAt: null,
+        finishedAt: null,
+        onEnd: null,
+      };
+    }
   }
 
   /** The stored form of an end message of job `jobId` (validated and keyed). */

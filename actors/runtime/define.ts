@@ -175,6 +175,8 @@ export interface ActorPolicy {
   timeoutMs: number;
   /** Handlers of this actor running at once in one process. @default 50 */
   concurrency: number;
+  /** Whether a succeeded job's row is kept (see `ActorConfig.keepSucceeded`). @default true */
+  keepSucceeded: boolean;
 }
 
 /** What `defineActor()` takes: an actor type as a plain object. */
@@ -212,6 +214,16 @@ export interface ActorConfig<I, S, R, D = unknown> {
   timeoutMs?: number;
   /** Handlers of this actor running at once in one process. @default 50 */
   concurrency?: number;
+  /**
+   * Whether a succeeded job keeps its row (status, result, timestamps) until the cleanup's
+   * retention. With `false`, the commit that ends a job well deletes its row, in the same
+   * transaction: a read of the job answers 404, its result is not kept, and the actor's stats
+   * count it no more (as BullMQ's `removeOnComplete` or Celery's `ignore_result`), for
+   * high-volume messages nobody reads back. Failed, cancelled and dead-lettered jobs are kept
+   * whatever this says, and so are the jobs of a pipeline or a group and jobs that carry an
+   * end message. @default true
+   */
+  keepSucceeded?: boolean;
   /** A cron expression (5 fields, UTC); a scheduled run gets `scheduleInput` as input. */
   schedule?: string;
   /** The input of a scheduled run. */
@@ -331,6 +343,7 @@ export function defineActor<I, S = Record<string, never>, R = unknown, D = unkno
       backoff: { ...DEFAULT_BACKOFF, ...config.backoff },
       timeoutMs,
       concurrency,
+      keepSucceeded: config.keepSucceeded ?? true,
     },
     ...(config.schedule !== undefined
       ? { schedule: { cron: config.schedule, input: config.scheduleInput as I } }

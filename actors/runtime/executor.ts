@@ -424,6 +424,9 @@ export class Executor {
           completion.effects = [(tx) => insertGroups(tx, this.#t, rows), ...completion.effects];
         }
       }
+      if (
+        !def.policy.keepSucceeded && job.has_end === false && !job.pipeline_id && !job.group_id
+      ) completion.keep = false;
       completion.result = toJson(result);
       if (run.changed) completion.state = { value: toJson(run.working) };
       const op = run.pipelineOp;

@@ -25,6 +25,8 @@ export interface ClaimedJob {
   traceparent?: string | null;
   /** The `tracestate` that goes with `traceparent`. */
   tracestate?: string | null;
+  /** Whether the job carries an end message (see `../job_end.ts`). */
+  has_end?: boolean;
 }
 
 /** A candidate row of a claim, before its key is leased. */
@@ -193,7 +195,7 @@ async function leaseAndRun(
      WHERE j.ctid = c.tid AND j.id = c.id AND l.m ? c.key
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
        j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-       j.input_version, j.traceparent, j.tracestate, l.m -> c.key -> 1 AS state, c.ord`,
+       j.input_version, j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end, l.m -> c.key -> 1 AS state, c.ord`,
     [...params, workerId, leaseMs / 1000],
   );
   // RETURNING order is unspecified.
@@ -385,7 +387,7 @@ export async function claimOne(
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
      RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
        j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-       j.input_version, j.traceparent, j.tracestate`,
+       j.input_version, j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end`,
     [id, workerId, held.fence],
   );
   const job = rows[0];

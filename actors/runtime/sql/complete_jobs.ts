@@ -45,6 +45,12 @@ export interface Completion {
    * row, whose fencing check already refuses a second commit: the pull path writes none.
    */
   ledger?: boolean;
+  /**
+   * A success deletes its job row in its commit when this is false (the actor's
+   * `keepSucceeded`). Never false for a job of a pipeline or a group, or one that carries an end
+   * message: those rows are read (roll-ups) or fire a trigger when they end.
+   */
+  keep?: boolean;
   /** A final failure writes a dead letter unless this is false (bad input: no replay). */
   deadLetter?: boolean;
   /** The pipeline the job belongs to (see `pipelines.ts`). */
@@ -234,6 +240,19 @@ function jobRow(c: Completion) {
   };
 }
 
+/** A success whose job row its commit deletes (see `Completion.keep`). */
+function dropped(c: Completion): boolean {
+  return c.outcome === "succeeded" && c.keep === false;
+}
+
+/** The job rows of `completions`: those updated, and those deleted (see `Completion.keep`). */
+function jobRows(completions: readonly Completion[]) {
+  const kept: ReturnType<typeof jobRow>[] = [];
+  const gone: ReturnType<typeof jobRow>[] = [];
+  for (const c of completions) (dropped(c) ? gone : kept).push(jobRow(c));
+  return { kept, gone };
+}
+
 /** A success that writes its ledger row (see `Completion.ledger`). */
 function ledgered(c: Completion): boolean {
   return c.outcome === "succeeded" && c.ledger !== false;
@@ -281,9 +300,20 @@ function chainRows(
   return rows;
 }
 
-/** The update of the job rows (`x`) and their dead letters, shared by both commit paths. */
-const JOB_UPDATE = (t: Tables, where: string) =>
-  `UPDATE ${t.jobs} j SET status = x.status, result = x.result,
+/**
+ * The job rows' writes, shared by both commit paths, as the CTE `upd` (one row per job
+ * written): the rows of `x` updated to their status after the attempt; with `gone` (the
+ * record set of the successes that are not kept, `xd`, as its parameter), those rows deleted.
+ * Each record set is read once in the statement: one read twice would be materialized, and the
+ * planner then joined the job rows to it the other way round (the rows of the table scanned, and
+ * the record set once each).
+ * `where(alias)` finds the row of the record `alias`.
+ */
+const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: string) => {
+  const returning = (a: string) =>
+    `j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, ${a}.status,
+     ${a}.error, ${a}.dead_letter_id, ${a}.ledger, j.on_end IS NOT NULL AS ends`;
+  const kept = `UPDATE ${t.jobs} j SET status = x.status, result = x.result,
      attempts = j.attempts - CASE WHEN x.refund THEN 1 ELSE 0 END,
      error = coalesce(x.error, j.error),
      progress = CASE WHEN x.status = 'succeeded' THEN 100 ELSE j.progress END,
@@ -292,9 +322,17 @@ const JOB_UPDATE = (t: Tables, where: string) =>
        THEN now() + make_interval(secs => x.delay_ms / 1000.0) ELSE j.run_at END,
      finished_at = CASE WHEN x.status = 'queued' THEN NULL ELSE now() END,
      run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
-   FROM x WHERE ${where}
-   RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, j.status,
-     x.error, x.dead_letter_id, x.ledger, j.on_end IS NOT NULL AS ends`;
+   FROM x WHERE ${where("x")}
+   RETURNING ${returning("x")}`;
+  if (!gone) return `upd AS (${kept})`;
+  return `kept AS (${kept}
+     ), gone AS (
+       DELETE FROM ${t.jobs} j
+       USING jsonb_to_recordset(${gone}::jsonb) AS ${X_COLUMNS.replace("x(", "xd(")}
+       WHERE ${where("xd")}
+       RETURNING ${returning("xd")}
+     ), upd AS (SELECT * FROM kept UNION ALL SELECT * FROM gone)`;
+};
 
 /** The update of the lease rows (`y`: state to set, lease to release), shared by both paths. */
 const STATE_UPDATE = (t: Tables) =>
@@ -337,8 +375,9 @@ async function commitAll(
 ): Promise<Checked | null> {
   const chains = chainRows(completions, () => true, (i) => completions[i]!.outcome === "succeeded");
   // The job rows in key order, as `commitChecked` locks them.
-  const jobs = [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
-    .map(jobRow);
+  const { kept, gone } = jobRows(
+    [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
   const ledgerRows = completions.filter(ledgered).length;
   if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
   const mismatch = async () => {
@@ -349,8 +388,14 @@ async function commitAll(
   let done: { jobs: number; leases: number; ledgered: number; ends: string[] } | undefined;
   try {
     [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
-      COMMIT_ALL(t),
-      [JSON.stringify(jobs), JSON.stringify(chains), workerId, jobs.length],
+      COMMIT_ALL(t, gone.length > 0),
+      [
+        JSON.stringify(kept),
+        JSON.stringify(chains),
+        workerId,
+        completions.length,
+        ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
+      ],
     );
   } catch (err) {
     // A ledger row there already (a duplicate): the only unique key this statement writes.
@@ -358,7 +403,8 @@ async function commitAll(
     throw err;
   }
   if (
-    done!.jobs !== jobs.length || done!.leases !== chains.length || done!.ledgered !== ledgerRows
+    done!.jobs !== completions.length || done!.leases !== chains.length ||
+    done!.ledgered !== ledgerRows
   ) {
     return await mismatch();
   }
@@ -373,12 +419,17 @@ const UNIQUE_VIOLATION = "23505";
  * speculative insertion, a lookup and a WAL record fewer a row): a success committed before
  * fails the statement on the ledger's primary key.
  */
-const COMMIT_ALL = (t: Tables) =>
+const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
-     ), upd AS (
-       ${JOB_UPDATE(t, "j.id = x.id AND j.status = 'running' AND j.lease_fence = x.fence")}
-     ), st AS (
+     ), ${
+    JOB_WRITES(
+      t,
+      (x) => `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence`,
+      dropping ? "$5" : undefined,
+    )
+  },
+     st AS (
        ${STATE_UPDATE(t)}
        FROM jsonb_to_recordset($2::jsonb) AS y(key text, fence int, set_state boolean,
          state jsonb, release boolean)
@@ -484,8 +535,8 @@ async function commitChecked(
   const written = (i: number) => results[i] === "committed" || results[i] === "duplicate";
   const stateRows = chainRows(completions, written, applies)
     .filter((r) => r.set_state || r.release);
-  const jobRows = completions.filter((_, i) => written(i)).map(jobRow);
-  if (jobRows.length > 0 || stateRows.length > 0) {
+  const { kept, gone } = jobRows(completions.filter((_, i) => written(i)));
+  if (kept.length > 0 || gone.length > 0 || stateRows.length > 0) {
     await tx.query(
       `WITH st AS (
          ${STATE_UPDATE(t)}
@@ -494,11 +545,13 @@ async function commitChecked(
          WHERE s.key = y.key
        ), x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
-       ), upd AS (
-         ${JOB_UPDATE(t, "j.id = x.id")}
-       )
+       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? "$3" : undefined)}
        ${DEAD_LETTERS(t)}`,
-      [JSON.stringify(jobRows), JSON.stringify(stateRows)],
+      [
+        JSON.stringify(kept),
+        JSON.stringify(stateRows),
+        ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
+      ],
     );
   }
   return { results, withEnd: new Set(locked.filter((r) => r.ends).map((r) => r.id)) };
