@@ -29,6 +29,11 @@ export interface ClaimedJob {
   has_end?: boolean;
 }
 
+/** The columns of a claimed job row `j` (a `ClaimedJob` but for its key's `state`). */
+const CLAIMED = `j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
+  j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id, j.input_version,
+  j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end`;
+
 /** A candidate row of a claim, before its key is leased. */
 interface Candidate {
   id: string;
@@ -193,9 +198,7 @@ async function leaseAndRun(
        updated_at = now()
      FROM c, l
      WHERE j.ctid = c.tid AND j.id = c.id AND l.m ? c.key
-     RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-       j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-       j.input_version, j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end, l.m -> c.key -> 1 AS state, c.ord`,
+     RETURNING ${CLAIMED}, l.m -> c.key -> 1 AS state, c.ord`,
     [...params, workerId, leaseMs / 1000],
   );
   // RETURNING order is unspecified.
@@ -385,9 +388,7 @@ export async function claimOne(
        lease_fence = $3, started_at = coalesce(j.started_at, now()), updated_at = now()
      WHERE j.id = $1 AND (j.status = 'queued'
        OR (j.status = 'running' AND j.lease_fence IS DISTINCT FROM $3 AND j.lease_owner IS NULL))
-     RETURNING j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
-       j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id,
-       j.input_version, j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end`,
+     RETURNING ${CLAIMED}`,
     [id, workerId, held.fence],
   );
   const job = rows[0];
