@@ -46,7 +46,7 @@ import { insertPipeline, insertPipelines } from "./sql/start_pipeline.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { Tracing } from "./tracing.ts";
 import { upgradeInput } from "./versions.ts";
-import { isTerminal, type JobView } from "./views.ts";
+import { isTerminal, type JobView, jobView } from "./views.ts";
 import { endMessageId, type EndRecord, endRecord, type OnEnd } from "./job_end.ts";
 export type { OnEnd };
 
@@ -150,33 +150,24 @@ export class RuntimeClient {
       return await this.#o.reader.getJob(row.id);
     } catch (err) {
       if (!(err instanceof NotFoundError) || def.policy.keepSucceeded || !made) throw err;
-      const runAt = made.runAt.toISOString();
-      return {
+      // The row as inserted, with the columns' defaults.
+      return jobView({
         id: row.id,
         actor: row.actor,
         key: row.key,
-        tenantId: row.tenantId,
+        tenant_id: row.tenantId,
         status: "queued",
         progress: 0,
-        progressMessage: null,
         attempts: 0,
-        maxAttempts: row.maxAttempts,
-        cancelRequested: false,
+        max_attempts: row.maxAttempts,
         input: row.input,
-        result: null,
-        error: null,
-        parentId: row.parentId,
-        kind: "job",
-        pipelineId: row.pipelineId ?? null,
-        pipeline: null,
-        replayOf: row.replayOf,
-        runAt,
-        createdAt: new Date(made.runAt.getTime() - row.delayMs).toISOString(),
-        updatedAt: runAt,
-        startedAt: null,
-        finishedAt: null,
-        onEnd: null,
-      };
+        parent_id: row.parentId,
+        pipeline_id: row.pipelineId,
+        replay_of: row.replayOf,
+        run_at: made.runAt,
+        created_at: new Date(made.runAt.getTime() - row.delayMs),
+        updated_at: made.runAt,
+      });
     }
   }
 
