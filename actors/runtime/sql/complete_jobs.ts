@@ -328,7 +328,7 @@ const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: string) 
   return `kept AS (${kept}
      ), gone AS (
        DELETE FROM ${t.jobs} j
-       USING jsonb_to_recordset(${gone}::jsonb) AS ${X_COLUMNS.replace("x(", "xd(")}
+       USING jsonb_to_recordset(${gone}::jsonb) AS ${X_COLUMNS("xd")}
        WHERE ${where("xd")}
        RETURNING ${returning("xd")}
      ), upd AS (SELECT * FROM kept UNION ALL SELECT * FROM gone)`;
@@ -343,7 +343,9 @@ const STATE_UPDATE = (t: Tables) =>
      lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
      updated_at = now()`;
 
-const X_COLUMNS = `x(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
+/** The column list of a record set of job rows (`jobRow`) named `alias`. */
+const X_COLUMNS = (alias: string) =>
+  `${alias}(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
   dead_letter_id text, refund boolean, run_ms int, ledger boolean)`;
 
 const DEAD_LETTERS = (t: Tables) =>
@@ -421,7 +423,7 @@ const UNIQUE_VIOLATION = "23505";
  */
 const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS("x")}
      ), ${
     JOB_WRITES(
       t,
@@ -544,7 +546,7 @@ async function commitChecked(
            release boolean)
          WHERE s.key = y.key
        ), x AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS}
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS("x")}
        ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? "$3" : undefined)}
        ${DEAD_LETTERS(t)}`,
       [
