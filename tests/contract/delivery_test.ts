@@ -70,6 +70,35 @@ contractSuite("delivery", {
     assert.equal(await effectCount(db, "job_id = $1", [job.id]), 1);
   },
 
+  "an effect plans with the settings the transaction began with, not the commit's own": async (
+    { db, runtime },
+  ) => {
+    await db.query("CREATE TABLE planner_seen (job_id text PRIMARY KEY, bitmap text)");
+    const [{ setting }] = await db.query<{ setting: string }>(
+      "SELECT current_setting('enable_bitmapscan') AS setting",
+    ) as [{ setting: string }];
+    const seen = defineActor({
+      name: "c1.seen",
+      input: z.object({ n: z.number().int() }),
+      key: (i) => `c1.seen:${i.n}`,
+      handler: (_input, ctx) => {
+        ctx.effect(async (tx) => {
+          await tx.query(
+            "INSERT INTO planner_seen SELECT $1, current_setting('enable_bitmapscan')",
+            [ctx.jobId],
+          );
+        });
+      },
+    });
+    const rt = await runtime([seen]);
+    const jobs = await Promise.all([1, 2, 3].map((n) => rt.enqueue(seen, { n })));
+    for (const { job } of jobs) assert.equal((await settle(rt, job.id)).status, "succeeded");
+    const rows = await db.query<{ bitmap: string }>("SELECT bitmap FROM planner_seen");
+    assert.equal(rows.length, 3);
+    assert.equal(setting, "on");
+    for (const row of rows) assert.equal(row.bitmap, setting);
+  },
+
   "the same message delivered 20 times concurrently has one effect": async ({ db, runtime }) => {
     await effectsTable(db);
     let runs = 0;
