@@ -4,7 +4,7 @@
  * it unchanged. A transaction's time runs from the call to its end (on a pool that includes the
  * wait for a connection; on PGlite, the wait for the one connection).
  */
-import type { SqlDatabase, SqlExecutor } from "@troupe/runtime";
+import type { QueryOptions, SqlDatabase, SqlExecutor } from "@troupe/runtime";
 
 /** What one kind of call cost. */
 export interface Kind {
@@ -99,14 +99,14 @@ export function timedDb(db: SqlDatabase, times: SqlTimes): SqlDatabase {
             result = await target.transaction((tx) => {
               began = performance.now();
               return fn({
-                query: async (sql: string, params?: unknown[]) => {
+                query: async (sql: string, params?: unknown[], options?: QueryOptions) => {
                   const k = classify(sql);
                   // The first telling statement names the transaction.
                   if (kind === "" || (kind === "other" && k !== "other")) kind = k;
                   if (kind === "commit" && items === 0) items = commitItems(sql, params);
                   const s0 = performance.now();
                   try {
-                    return await tx.query(sql, params);
+                    return await tx.query(sql, params, options);
                   } finally {
                     const ms = performance.now() - s0;
                     inStatements += ms;
@@ -129,10 +129,10 @@ export function timedDb(db: SqlDatabase, times: SqlTimes): SqlDatabase {
         };
       }
       if (prop === "query") {
-        return async (sql: string, params?: unknown[]) => {
+        return async (sql: string, params?: unknown[], options?: QueryOptions) => {
           const t0 = performance.now();
           try {
-            return await target.query(sql, params);
+            return await target.query(sql, params, options);
           } finally {
             times.add(classify(sql), performance.now() - t0, 0);
           }

@@ -68,6 +68,8 @@ const fields = {
   WORKER_CONCURRENCY: int(1, 10_000).orUnset(),
   LEASE_MS: int(1000, 3_600_000).withDefault(30_000),
   DATABASE_POOL_SIZE: int(1, 500).withDefault(10),
+  /** The runtime's hot statements prepared on each connection (`pg` driver; off for old PgBouncer). */
+  DATABASE_PREPARED_STATEMENTS: bool().withDefault(true),
   /** `auto`: Neon's WebSocket driver for `*.neon.tech` hosts or when NEON_WS_PROXY is set. */
   DATABASE_DRIVER: oneOf(["auto", "pg", "neon"]).withDefault("auto"),
   /** WebSocket proxy for the Neon driver, e.g. `127.0.0.1:4444/v1?address={host}:{port}`. */

@@ -32,7 +32,10 @@ export async function openDatabase(config: Config): Promise<SqlDatabase> {
     });
   }
   const { openPostgres } = await import("@troupe/runtime/postgres");
-  return openPostgres(url, { max: config.DATABASE_POOL_SIZE });
+  return openPostgres(url, {
+    max: config.DATABASE_POOL_SIZE,
+    prepare: config.DATABASE_PREPARED_STATEMENTS,
+  });
 }
 
 /**

@@ -150,6 +150,7 @@ export {
   jsonLogger,
   type Logger,
   type LogLevel,
+  type QueryOptions,
   type SqlDatabase,
   type SqlExecutor,
 } from "./ports.ts";

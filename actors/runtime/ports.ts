@@ -6,7 +6,11 @@
 /** Runs parameterised SQL (`$1`, `$2`, ...). Rows come back as plain objects. */
 export interface SqlExecutor {
   /** Runs one statement and returns its rows. */
-  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  query<T = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<T[]>;
   /**
    * Bulk load: `COPY table (columns) FROM STDIN` in PostgreSQL's text format (tab-separated,
    * `\N` for null, see {@link copyText}), as a string or its UTF-8 bytes (one buffer, or
@@ -14,6 +18,17 @@ export interface SqlExecutor {
    * identifiers yourself; they go into the statement as given.
    */
   copyIn?(table: string, columns: readonly string[], data: CopyData): Promise<void>;
+}
+
+/** How a statement is run (see `SqlExecutor.query`). */
+export interface QueryOptions {
+  /**
+   * The statement is one of a few fixed texts run over and over (the runtime's claim, commit
+   * and enqueue): a driver may keep it parsed on each connection (a named prepared statement),
+   * and PostgreSQL then plans it once when its plan does not depend on the parameters. A hint:
+   * drivers that cannot (PGlite) run it as any other.
+   */
+  prepare?: boolean;
 }
 
 /** COPY text, or its UTF-8 bytes in one buffer or in segments to be sent in order. */

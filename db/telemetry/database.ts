@@ -10,7 +10,7 @@
  *   property and method the driver has beyond the port (e.g. `copyOut`) is the driver's own.
  */
 import { SpanKind, trace, type Tracer } from "@opentelemetry/api";
-import type { CopyData, SqlDatabase, SqlExecutor } from "@troupe/runtime";
+import type { CopyData, QueryOptions, SqlDatabase, SqlExecutor } from "@troupe/runtime";
 import { inSpan, TRACER_NAME } from "./tracing.ts";
 
 /** Longest statement text kept on a span. */
@@ -31,9 +31,13 @@ function wrap<D extends SqlExecutor>(
   tracer: Tracer,
   extra: Record<string, unknown> = {},
 ): D {
-  const query = <T>(text: string, params?: readonly unknown[]): Promise<T[]> =>
+  const query = <T>(
+    text: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<T[]> =>
     traced(tracer, operation(text), text, async (span) => {
-      const rows = await target.query<T>(text, params);
+      const rows = await target.query<T>(text, params, options);
       span?.setAttribute("db.response.returned_rows", rows.length);
       return rows;
     });

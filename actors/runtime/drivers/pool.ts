@@ -3,12 +3,18 @@
  * Neon's (neon.ts) share. It loads neither driver; `pg-copy-streams` loads on the first COPY.
  */
 import { Buffer } from "node:buffer";
-import { type CopyData, copyParts, type SqlDatabase, type SqlExecutor } from "../ports.ts";
+import {
+  type CopyData,
+  copyParts,
+  type QueryOptions,
+  type SqlDatabase,
+  type SqlExecutor,
+} from "../ports.ts";
 
 /** Shape shared by node-postgres and `@neondatabase/serverless` pools. */
 export interface PgLikePool {
-  /** Runs one statement on any pooled connection. */
-  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs one statement on any pooled connection (`name`d: kept prepared on it). */
+  query(text: string | NamedQuery, params?: unknown[]): Promise<{ rows: unknown[] }>;
   /** Takes a connection out of the pool (for a transaction or LISTEN). */
   connect(): Promise<PgLikeClient>;
   /** Closes every connection. */
@@ -17,8 +23,8 @@ export interface PgLikePool {
 
 /** One pooled connection, as `PgLikePool.connect()` gives it. */
 export interface PgLikeClient {
-  /** Runs one statement on this connection. */
-  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs one statement on this connection (`name`d: kept prepared on it). */
+  query(text: string | NamedQuery, params?: unknown[]): Promise<{ rows: unknown[] }>;
   /** Runs a submittable (a COPY stream) on this connection. */
   query<S>(submittable: S): S;
   /** Hears NOTIFY payloads on the channels this connection listens to. */
@@ -31,17 +37,34 @@ export interface PgLikeClient {
   release(err?: boolean | Error): void;
 }
 
-/** Wraps a pg-compatible pool as a `SqlDatabase`. */
+/** A statement node-postgres keeps prepared on each connection under `name`. */
+export interface NamedQuery {
+  name: string;
+  text: string;
+  values?: unknown[];
+}
+
+/**
+ * Wraps a pg-compatible pool as a `SqlDatabase`. With `prepare`, statements run with
+ * `{ prepare: true }` (`QueryOptions`) are named prepared statements: parsed once a connection,
+ * and planned once where PostgreSQL finds a generic plan as cheap as a custom one.
+ */
 export function poolDatabase(
   pool: PgLikePool,
   dialect: "postgres" | "neon",
+  { prepare = false }: { prepare?: boolean } = {},
 ): SqlDatabase & CopyOut {
+  const statement = (text: string, params?: readonly unknown[], options?: QueryOptions) =>
+    prepare && options?.prepare
+      ? { name: statementName(text), text, ...(params ? { values: [...params] } : {}) }
+      : text;
   const db: SqlDatabase & CopyOut = {
     dialect,
     shared: true,
     autovacuum: true,
-    async query<T>(text: string, params?: readonly unknown[]) {
-      const res = await pool.query(text, params ? [...params] : undefined);
+    async query<T>(text: string, params?: readonly unknown[], options?: QueryOptions) {
+      const q = statement(text, params, options);
+      const res = await pool.query(q, typeof q === "string" && params ? [...params] : undefined);
       return res.rows as T[];
     },
     // One COPY is one statement: run as a transaction of its own, so that a failed COPY
@@ -64,8 +87,12 @@ export function poolDatabase(
       try {
         await client.query("BEGIN");
         const result = await fn({
-          async query<R>(text: string, params?: readonly unknown[]) {
-            const res = await client.query(text, params ? [...params] : undefined);
+          async query<R>(text: string, params?: readonly unknown[], options?: QueryOptions) {
+            const q = statement(text, params, options);
+            const res = await client.query(
+              q,
+              typeof q === "string" && params ? [...params] : undefined,
+            );
             return res.rows as R[];
           },
           copyIn: (table, columns, data) => copyIn(client, table, columns, data),
@@ -193,4 +220,23 @@ async function copyIn(
     }
     stream.end();
   });
+}
+
+/** Prepared statements' names, by their text. */
+const names = new Map<string, string>();
+
+/**
+ * The name of the prepared statement of `text`: `troupe_` and a 64-bit FNV-1a hash of it (a
+ * connection refuses one name for two texts; the texts named are a few dozen).
+ */
+export function statementName(text: string): string {
+  let name = names.get(text);
+  if (name) return name;
+  let hash = 0xcbf29ce484222325n;
+  for (let i = 0; i < text.length; i++) {
+    hash = ((hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  name = `troupe_${hash.toString(16).padStart(16, "0")}`;
+  names.set(text, name);
+  return name;
 }

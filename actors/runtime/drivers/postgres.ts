@@ -15,15 +15,22 @@ export interface PostgresOptions {
    * (no idle timer runs, as tests checked by the ops sanitizer need). @default 10000
    */
   idleTimeoutMs?: number;
+  /**
+   * The runtime's claim, commit and enqueue statements are named prepared statements on each
+   * connection (parsed once, planned once where the plan does not depend on the parameters).
+   * Turn off behind a pooler in transaction mode that does not keep prepared statements
+   * (PgBouncer before 1.21, or with `max_prepared_statements = 0`). @default true
+   */
+  prepare?: boolean;
 }
 
 /** A `SqlDatabase` on the PostgreSQL server at `url` (a connection string), through a pool. */
 export function openPostgres(
   url: string,
-  { max = 10, idleTimeoutMs = 10_000 }: PostgresOptions = {},
+  { max = 10, idleTimeoutMs = 10_000, prepare = true }: PostgresOptions = {},
 ): SqlDatabase & CopyOut {
   const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: idleTimeoutMs });
   // An idle client that errors (server restart) must not crash the process.
   pool.on("error", () => {});
-  return poolDatabase(pool as unknown as PgLikePool, "postgres");
+  return poolDatabase(pool as unknown as PgLikePool, "postgres", { prepare });
 }

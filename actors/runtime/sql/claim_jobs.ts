@@ -1,5 +1,5 @@
 import type { SqlDatabase, SqlExecutor } from "../ports.ts";
-import type { Tables } from "./tables.ts";
+import { PREPARED, type Tables } from "./tables.ts";
 
 /** A job handed to this worker together with the lease of its key. */
 export interface ClaimedJob {
@@ -115,6 +115,8 @@ export async function claimJobsIn(
   await tx.query(
     `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
       set_config('jit', 'off', true)`,
+    [],
+    PREPARED,
   );
   const tenants = await queuedTenants(tx, t);
   if (tenants.length === 0) return [];
@@ -200,6 +202,7 @@ async function leaseAndRun(
      WHERE j.ctid = c.tid AND j.id = c.id AND l.m ? c.key
      RETURNING ${CLAIMED}, l.m -> c.key -> 1 AS state, c.ord`,
     [...params, workerId, leaseMs / 1000],
+    PREPARED,
   );
   // RETURNING order is unspecified.
   return rows.sort((a, b) => Number(a.ord) - Number(b.ord)).map(({ ord: _, ...job }) => job);
@@ -221,6 +224,8 @@ async function queuedTenants(tx: SqlExecutor, t: Tables): Promise<string[]> {
                ORDER BY coalesce(j.tenant_id, '') DESC LIMIT 1)
        FROM q WHERE q.g IS NOT NULL)
      SELECT g FROM q WHERE g IS NOT NULL`,
+    [],
+    PREPARED,
   );
   return rows.map((r) => r.g).reverse();
 }
@@ -271,6 +276,7 @@ async function fairShares(
         taken.map((c) => c.id),
         skipKeys,
       ],
+      PREPARED,
     );
     taken.push(...rows);
     const now = new Map<string, number>();

@@ -6,7 +6,7 @@ import { endMessageId } from "../job_end.ts";
 import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import { outboxed } from "./outbox.ts";
 import { type DeclaredRow, insertRows } from "./insert_rows.ts";
-import type { Tables } from "./tables.ts";
+import { PREPARED, type Tables } from "./tables.ts";
 import {
   type AbortHook,
   applyOps,
@@ -382,7 +382,7 @@ async function commitAll(
   );
   const ledgerRows = completions.filter(ledgered).length;
   // Before the savepoint: a rollback to it keeps the setting.
-  const was = (await tx.query<{ was: string }>(NO_BITMAP_SCANS))[0]!.was;
+  const was = (await tx.query<{ was: string }>(NO_BITMAP_SCANS, [], PREPARED))[0]!.was;
   // The handlers' effects run in this transaction with the planner as they found it.
   const restore = async () => {
     if (was !== "off" && completions.some((c) => c.effects.length > 0)) {
@@ -407,6 +407,7 @@ async function commitAll(
         completions.length,
         ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
       ],
+      PREPARED,
     );
   } catch (err) {
     // A ledger row there already (a duplicate): the only unique key this statement writes.

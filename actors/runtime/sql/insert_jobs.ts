@@ -1,6 +1,6 @@
 import type { EndRecord } from "../job_end.ts";
 import type { SqlExecutor } from "../ports.ts";
-import type { Tables } from "./tables.ts";
+import { PREPARED, type Tables } from "./tables.ts";
 
 /** A job row to insert. */
 export interface NewJob {
@@ -117,6 +117,7 @@ export async function insertJobs(
       RETURNING ${fresh ? "id" : "id, actor, key, run_at, traceparent, tracestate"}
     ) ${tail}`,
     [JSON.stringify(rows)],
+    PREPARED,
   );
   if (!fresh) return inserted.map(queuedMessage);
   const now = Number(inserted[0]!.now);

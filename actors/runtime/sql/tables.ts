@@ -1,3 +1,5 @@
+import type { QueryOptions } from "../ports.ts";
+
 /**
  * The names the runtime's SQL uses for its tables and notification channels, for one schema.
  *
@@ -74,3 +76,10 @@ export function tables(schema = "public"): Tables {
 
 /** The names in `public`. */
 export const PUBLIC_TABLES: Tables = tables("public");
+
+/**
+ * The options of the statements run for every batch of messages (claim, commit, enqueue): kept
+ * prepared on each connection where the driver can (see `QueryOptions`). Their texts depend
+ * only on the schema and the shape of a batch, so a connection holds a few dozen of them.
+ */
+export const PREPARED: QueryOptions = { prepare: true };
