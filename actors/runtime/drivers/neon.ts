@@ -1,7 +1,7 @@
 /**
  * Neon serverless PostgreSQL over its WebSocket driver (`@neondatabase/serverless` Pool), the
  * driver that works at the edge (no TCP). Same `SqlDatabase` as node-postgres: interactive
- * transactions and LISTEN/NOTIFY on pooled connections.
+ * transactions, and LISTEN/NOTIFY on one connection of its own.
  *
  * With `wsProxy` (a template such as `127.0.0.1:4444/v1?address={host}:{port}`) the driver
  * goes through that proxy without TLS: the local stand-in used by tests and `deno task stack`.
@@ -13,7 +13,7 @@ import { type PgLikePool, poolDatabase } from "./pool.ts";
 
 /** Options of `openNeon`. */
 export interface NeonOptions {
-  /** Pool size. @default 10 */
+  /** Pool size: connections that run statements (LISTEN has one of its own). @default 10 */
   max?: number;
   /**
    * An idle connection is closed after this long; 0 keeps idle connections until `close()`.
@@ -45,5 +45,10 @@ export function openNeon(
   const pool = new Pool({ connectionString: url, max, idleTimeoutMillis: idleTimeoutMs });
   // An idle client that errors (a dropped socket) must not crash the process.
   pool.on("error", () => {});
-  return poolDatabase(pool as unknown as PgLikePool, "neon");
+  // The LISTEN connection: a pool of its own, so that every connection of `max` runs statements.
+  const listenPool = new Pool({ connectionString: url, max: 1, idleTimeoutMillis: idleTimeoutMs });
+  listenPool.on("error", () => {});
+  return poolDatabase(pool as unknown as PgLikePool, "neon", {
+    listenPool: listenPool as unknown as PgLikePool,
+  });
 }

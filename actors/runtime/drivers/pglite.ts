@@ -106,7 +106,9 @@ async function inProcess(
       });
     },
     async listen(channel, onPayload) {
-      const unsub = await pg.listen(channel, onPayload);
+      // A function of its own: PGlite keeps a channel's callbacks in a set, where the same
+      // `onPayload` listened twice would be one listener, stopped by either.
+      const unsub = await pg.listen(channel, (payload) => onPayload(payload));
       return async () => await unsub();
     },
     async close() {

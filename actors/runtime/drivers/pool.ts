@@ -6,6 +6,7 @@ import { Buffer } from "node:buffer";
 import {
   type CopyData,
   copyParts,
+  type ListenOptions,
   type QueryOptions,
   type SqlDatabase,
   type SqlExecutor,
@@ -52,8 +53,16 @@ export interface NamedQuery {
 export function poolDatabase(
   pool: PgLikePool,
   dialect: "postgres" | "neon",
-  { prepare = false }: { prepare?: boolean } = {},
+  { prepare = false, listenPool = pool }: {
+    prepare?: boolean;
+    /**
+     * Where the one connection every `listen` shares comes from: a pool of its own keeps it out
+     * of `pool`, whose connections then all run statements. @default pool
+     */
+    listenPool?: PgLikePool;
+  } = {},
 ): SqlDatabase & CopyOut {
+  const listener = sharedListener(listenPool);
   const statement = (text: string, params?: readonly unknown[], options?: QueryOptions) =>
     prepare && options?.prepare
       ? { name: statementName(text), text, ...(params ? { values: [...params] } : {}) }
@@ -112,34 +121,11 @@ export function poolDatabase(
       }
     },
     listenLocks: true,
-    async listen(channel, onPayload, options = {}) {
-      const client = await pool.connect();
-      client.on("error", () => {});
-      client.on("notification", (n) => {
-        if (n.channel === channel) onPayload(n.payload ?? "");
-      });
-      const lock = options.sharedLock;
-      try {
-        // The lock first: whoever sees it held may notify before this LISTEN, which is before
-        // this call resolved (nothing is promised for then).
-        if (lock) await client.query("SELECT pg_advisory_lock_shared($1, $2)", [...lock]);
-        await client.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
-      } catch (err) {
-        client.release(true); // the session goes, and its lock with it
-        throw err;
-      }
-      return async () => {
-        try {
-          await client.query(`UNLISTEN "${channel.replaceAll('"', '""')}"`);
-          if (lock) await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock]);
-          client.release();
-        } catch {
-          client.release(true);
-        }
-      };
-    },
+    listen: (channel, onPayload, options = {}) => listener.listen(channel, onPayload, options),
     async close() {
+      await listener.close();
       await pool.end();
+      if (listenPool !== pool) await listenPool.end();
     },
   };
   return db;
@@ -220,6 +206,114 @@ async function copyIn(
     }
     stream.end();
   });
+}
+
+/**
+ * Every LISTEN of a database on one connection of `source`, taken at the first `listen` and
+ * given back when the last one stops. Its operations (advisory locks, LISTEN, UNLISTEN) run one
+ * after another. A channel is listened to once, for all its listeners; each `sharedLock` is
+ * taken once a listener (shared locks of one session stack) and given back when it stops. When
+ * the connection fails, its listeners hear nothing more (as `SqlDatabase.listen` allows: they
+ * poll) and the next `listen` opens another.
+ */
+function sharedListener(source: PgLikePool) {
+  let conn: PgLikeClient | null = null;
+  let broken = false;
+  const channels = new Map<string, Set<(payload: string) => void>>();
+  let listeners = 0;
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = chain.then(fn, fn);
+    chain = next.catch(() => {});
+    return next;
+  };
+  const connection = async (): Promise<PgLikeClient> => {
+    if (conn && !broken) return conn;
+    if (conn) conn.release(true);
+    // The listeners of a failed connection hear nothing more: they are not counted.
+    conn = null;
+    channels.clear();
+    listeners = 0;
+    const client = await source.connect();
+    broken = false;
+    client.on("error", () => broken = true);
+    client.on("notification", (n) => {
+      for (const fn of channels.get(n.channel) ?? []) fn(n.payload ?? "");
+    });
+    return conn = client;
+  };
+  const letGo = () => {
+    if (listeners > 0 || !conn) return;
+    conn.release(broken);
+    conn = null;
+    channels.clear();
+  };
+  const quoted = (channel: string) => `"${channel.replaceAll('"', '""')}"`;
+  return {
+    listen: (
+      channel: string,
+      onPayload: (payload: string) => void,
+      { sharedLock: lock }: ListenOptions,
+    ): Promise<() => Promise<void>> =>
+      serial(async () => {
+        const client = await connection();
+        listeners++;
+        // Its own function: one listener's stop never takes another's, the same `onPayload` or not.
+        const heard = (payload: string) => onPayload(payload);
+        let locked = false;
+        try {
+          // The lock first: whoever sees it held may notify before this LISTEN, which is before
+          // this call resolved (nothing is promised for then).
+          if (lock) {
+            await client.query("SELECT pg_advisory_lock_shared($1, $2)", [...lock]);
+            locked = true;
+          }
+          let fns = channels.get(channel);
+          if (!fns) {
+            await client.query(`LISTEN ${quoted(channel)}`);
+            channels.set(channel, fns = new Set());
+          }
+          fns.add(heard);
+        } catch (err) {
+          if (locked && !broken) {
+            await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock!])
+              .catch(() => broken = true);
+          }
+          if (conn === client) listeners--;
+          letGo();
+          throw err;
+        }
+        let stopped = false;
+        return () =>
+          serial(async () => {
+            if (stopped) return;
+            stopped = true;
+            // A connection opened since this listen began holds none of its state.
+            if (conn !== client) return;
+            listeners--;
+            if (!broken) {
+              const fns = channels.get(channel);
+              fns?.delete(heard);
+              try {
+                if (fns?.size === 0) {
+                  channels.delete(channel);
+                  await client.query(`UNLISTEN ${quoted(channel)}`);
+                }
+                if (lock) await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock]);
+              } catch {
+                broken = true;
+              }
+            }
+            letGo();
+          });
+      }),
+    close: () =>
+      serial(() => {
+        listeners = 0;
+        letGo();
+        return Promise.resolve();
+      }),
+  };
 }
 
 /** Prepared statements' names, by their text. */

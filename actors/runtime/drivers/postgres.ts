@@ -8,7 +8,7 @@ export { poolDatabase } from "./pool.ts";
 
 /** Options of `openPostgres`. */
 export interface PostgresOptions {
-  /** Pool size. @default 10 */
+  /** Pool size: connections that run statements (LISTEN has one of its own). @default 10 */
   max?: number;
   /**
    * An idle connection is closed after this long; 0 keeps idle connections until `close()`
@@ -32,5 +32,15 @@ export function openPostgres(
   const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: idleTimeoutMs });
   // An idle client that errors (server restart) must not crash the process.
   pool.on("error", () => {});
-  return poolDatabase(pool as unknown as PgLikePool, "postgres", { prepare });
+  // The LISTEN connection: a pool of its own, so that every connection of `max` runs statements.
+  const listenPool = new pg.Pool({
+    connectionString: url,
+    max: 1,
+    idleTimeoutMillis: idleTimeoutMs,
+  });
+  listenPool.on("error", () => {});
+  return poolDatabase(pool as unknown as PgLikePool, "postgres", {
+    prepare,
+    listenPool: listenPool as unknown as PgLikePool,
+  });
 }
