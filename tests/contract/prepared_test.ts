@@ -11,8 +11,7 @@ import {
   type SqlDatabase,
   TableQueueTransport,
 } from "@troupe/runtime";
-import { openPostgres } from "@troupe/runtime/postgres";
-import { statementName } from "../../actors/runtime/drivers/pool.ts";
+import { openPostgres, statementName } from "@troupe/runtime/postgres";
 import { settle } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 

@@ -4,7 +4,7 @@ import type { SqlDatabase } from "../ports.ts";
 import { type CopyOut, type PgLikePool, poolDatabase } from "./pool.ts";
 
 export type { CopyOut, PgLikeClient, PgLikePool } from "./pool.ts";
-export { poolDatabase } from "./pool.ts";
+export { poolDatabase, statementName } from "./pool.ts";
 
 /** Options of `openPostgres`. */
 export interface PostgresOptions {
