@@ -15,8 +15,9 @@
  * (`--peers` runs end to end only unless `--modes` says otherwise.)
  * Workloads: `noop`; `unkept`, Troupe only, the same no-op on an actor that keeps no succeeded
  * jobs (`keepSucceeded: false`: a job's commit deletes its row, as graphile-worker deletes a
- * completed job), compared with the peers' `noop`; `row`, a handler that writes one row (Troupe: through `effect()`, committed
- * with the message; the peers: in a transaction of their own per job); `insert`, Troupe only, the
+ * completed job), compared with the peers' `noop`; `row`, a handler that writes one row
+ * (Troupe: through `effect()`, committed with the message; the peers: in a transaction of
+ * their own per job); `insert`, Troupe only, the
  * same row declared with `ctx.insert()` (the rows of a commit in one statement), compared with
  * the peers' `row`. The two row workloads run end to end only, on `--row-n` messages (a quarter
  * of N by default).

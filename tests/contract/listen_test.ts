@@ -4,17 +4,10 @@
  * locks held once a listener, so that the pool's connections all run statements.
  */
 import assert from "node:assert/strict";
-import { z } from "zod";
-import {
-  defineActor,
-  jsonLogger,
-  Runtime,
-  type SqlDatabase,
-  TableQueueTransport,
-} from "@troupe/runtime";
+import type { SqlDatabase } from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
-import { settle, waitFor } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { waitFor } from "../harness.ts";
+import { contractSuite, echoThrice } from "./suite.ts";
 
 async function notify(db: SqlDatabase, channel: string, payload: string): Promise<void> {
   await db.query("SELECT pg_notify($1, $2)", [channel, payload]);
@@ -89,24 +82,9 @@ contractSuite("listen", {
     { url },
   ) => {
     const db = openPostgres(url!, { max: 1, idleTimeoutMs: 0 });
-    const echo = defineActor({
-      name: "listen.echo",
-      input: z.object({ n: z.number().int() }),
-      key: (i) => `listen:${i.n}`,
-      handler: ({ n }) => ({ n }),
-    });
-    const rt = new Runtime({
-      db,
-      actors: [echo],
-      transport: new TableQueueTransport(db, { pollMs: 100 }),
-      logger: jsonLogger("silent"),
-    });
     try {
-      await rt.start();
-      const jobs = await Promise.all([1, 2, 3].map((n) => rt.enqueue(echo, { n })));
-      for (const { job } of jobs) assert.equal((await settle(rt, job.id)).status, "succeeded");
+      await echoThrice(db, "listen.echo");
     } finally {
-      await rt.stop(2000);
       await db.close();
     }
   },

@@ -3,17 +3,9 @@
  * parsed once a connection under a name of their text; with `prepare: false` none is kept.
  */
 import assert from "node:assert/strict";
-import { z } from "zod";
-import {
-  defineActor,
-  jsonLogger,
-  Runtime,
-  type SqlDatabase,
-  TableQueueTransport,
-} from "@troupe/runtime";
+import type { SqlDatabase } from "@troupe/runtime";
 import { openPostgres, statementName } from "@troupe/runtime/postgres";
-import { settle } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { contractSuite, echoThrice } from "./suite.ts";
 
 const PREPARED_NAMES = "SELECT name, statement FROM pg_prepared_statements ORDER BY name";
 
@@ -70,32 +62,14 @@ contractSuite("prepared statements", {
 
   "the runtime's claim, commit and enqueue run as prepared statements": async ({ url }) => {
     const db = openPostgres(url!, { max: POOL, idleTimeoutMs: 0 });
-    const echo = defineActor({
-      name: "prepared.echo",
-      input: z.object({ n: z.number().int() }),
-      key: (i) => `prepared:${i.n}`,
-      handler: ({ n }) => ({ n }),
-    });
-    const rt = new Runtime({
-      db,
-      actors: [echo],
-      transport: new TableQueueTransport(db, { pollMs: 100 }),
-      logger: jsonLogger("silent"),
-    });
     try {
-      await rt.start();
-      for (const n of [1, 2, 3]) {
-        const { job } = await rt.enqueue(echo, { n });
-        assert.equal((await settle(rt, job.id)).status, "succeeded");
-      }
-      await rt.stop(2000);
+      await echoThrice(db, "prepared.echo");
       const kept = (await onEveryConnection(db)).flat();
       const has = (pattern: RegExp) => kept.some((s) => pattern.test(s.statement));
       assert.ok(has(/INSERT INTO troupe_jobs/), "the enqueue");
       assert.ok(has(/INSERT INTO troupe_actor_state AS s/), "the claim");
       assert.ok(has(/UPDATE troupe_jobs j SET status = x\.status/), "the commit");
     } finally {
-      await rt.stop(2000);
       await db.close();
     }
   },

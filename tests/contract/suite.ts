@@ -2,8 +2,11 @@
  * Registers a group of contract tests once per database target: the database is opened
  * before the file's first test and closed after its last.
  */
+import assert from "node:assert/strict";
+import { z } from "zod";
 import {
   type AnyActor,
+  defineActor,
   jsonLogger,
   Runtime,
   type RuntimeOptions,
@@ -11,7 +14,7 @@ import {
   TableQueueTransport,
   type Transport,
 } from "@troupe/runtime";
-import { type DbTarget, targets, type TestDatabase } from "../harness.ts";
+import { type DbTarget, settle, targets, type TestDatabase } from "../harness.ts";
 
 export interface SuiteContext {
   target: DbTarget["name"];
@@ -89,5 +92,32 @@ export function contractSuite(
         },
       });
     }
+  }
+}
+
+/**
+ * Runs three messages of an echo actor named `name` to success on a runtime over `db` of its
+ * own (the table queue, polled every 100 ms), stopped before this resolves: for a database
+ * opened by the test itself, with settings of its own.
+ */
+export async function echoThrice(db: SqlDatabase, name: string): Promise<void> {
+  const echo = defineActor({
+    name,
+    input: z.object({ n: z.number().int() }),
+    key: (i) => `${name}:${i.n}`,
+    handler: ({ n }) => ({ n }),
+  });
+  const rt = new Runtime({
+    db,
+    actors: [echo],
+    transport: new TableQueueTransport(db, { pollMs: 100 }),
+    logger: jsonLogger("silent"),
+  });
+  try {
+    await rt.start();
+    const jobs = await Promise.all([1, 2, 3].map((n) => rt.enqueue(echo, { n })));
+    for (const { job } of jobs) assert.equal((await settle(rt, job.id)).status, "succeeded");
+  } finally {
+    await rt.stop(2000);
   }
 }

@@ -63,19 +63,24 @@ export function poolDatabase(
   } = {},
 ): SqlDatabase & CopyOut {
   const listener = sharedListener(listenPool);
-  const statement = (text: string, params?: readonly unknown[], options?: QueryOptions) =>
-    prepare && options?.prepare
-      ? { name: statementName(text), text, ...(params ? { values: [...params] } : {}) }
-      : text;
+  /** Runs a statement on `on` (the pool or a connection), named when it asks to be prepared. */
+  const run = async <T>(
+    on: Pick<PgLikePool, "query">,
+    text: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<T[]> => {
+    const values = params ? [...params] : undefined;
+    const res = prepare && options?.prepare
+      ? await on.query({ name: statementName(text), text, ...(values ? { values } : {}) })
+      : await on.query(text, values);
+    return res.rows as T[];
+  };
   const db: SqlDatabase & CopyOut = {
     dialect,
     shared: true,
     autovacuum: true,
-    async query<T>(text: string, params?: readonly unknown[], options?: QueryOptions) {
-      const q = statement(text, params, options);
-      const res = await pool.query(q, typeof q === "string" && params ? [...params] : undefined);
-      return res.rows as T[];
-    },
+    query: (text, params, options) => run(pool, text, params, options),
     // One COPY is one statement: run as a transaction of its own, so that a failed COPY
     // leaves its connection clean (ROLLBACK) like any other failed transaction.
     copyIn(table, columns, data) {
@@ -96,14 +101,7 @@ export function poolDatabase(
       try {
         await client.query("BEGIN");
         const result = await fn({
-          async query<R>(text: string, params?: readonly unknown[], options?: QueryOptions) {
-            const q = statement(text, params, options);
-            const res = await client.query(
-              q,
-              typeof q === "string" && params ? [...params] : undefined,
-            );
-            return res.rows as R[];
-          },
+          query: (text, params, options) => run(client, text, params, options),
           copyIn: (table, columns, data) => copyIn(client, table, columns, data),
         });
         await client.query("COMMIT");
@@ -279,7 +277,7 @@ function sharedListener(source: PgLikePool) {
             await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock!])
               .catch(() => broken = true);
           }
-          if (conn === client) listeners--;
+          listeners--;
           letGo();
           throw err;
         }
