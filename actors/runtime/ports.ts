@@ -55,6 +55,11 @@ export interface ListenOptions {
    * listens. Only drivers with `listenLocks` honour it.
    */
   sharedLock?: readonly [number, number];
+  /**
+   * Called when listening resumed on a new session after the one it was on was lost (drivers
+   * that reconnect): notifications sent in between were not heard, so look again now.
+   */
+  onResume?: () => void;
 }
 
 /**
@@ -67,7 +72,8 @@ export interface ListenOptions {
  * - Integers must be selected as `int4` (`::int`): int8 differs between drivers.
  * - `listen()` delivers NOTIFY payloads sent after it resolved, from any connection or process
  *   sharing the database; a notification may be lost when a connection drops, so listeners
- *   must also poll now and then.
+ *   must also poll now and then. A driver whose listening session can be lost listens again on
+ *   a new one and tells each listener (`ListenOptions.onResume`).
  * - With `listenLocks`, `listen(..., { sharedLock })` holds that shared advisory lock on the
  *   listening session from before it resolves until it stops or its session ends.
  */

@@ -4,9 +4,16 @@
  * locks held once a listener, so that the pool's connections all run statements.
  */
 import assert from "node:assert/strict";
-import type { SqlDatabase } from "@troupe/runtime";
+import { z } from "zod";
+import {
+  defineActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  TableQueueTransport,
+} from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
-import { waitFor } from "../harness.ts";
+import { settle, waitFor } from "../harness.ts";
 import { contractSuite, echoThrice } from "./suite.ts";
 
 async function notify(db: SqlDatabase, channel: string, payload: string): Promise<void> {
@@ -89,3 +96,99 @@ contractSuite("listen", {
     }
   },
 }, { only: ["postgres"] });
+
+/** The pid of the one session holding the advisory lock `(a, b)` shared (a listener's). */
+async function lockHolder(db: SqlDatabase, a: number, b: number): Promise<number> {
+  const rows = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2
+       AND mode = 'ShareLock' AND granted`,
+    [a, b],
+  );
+  assert.equal(rows.length, 1, "one session holds the lock");
+  return rows[0]!.pid;
+}
+
+contractSuite("listen", {
+  "a lost listening session is replaced: its listeners hear again, hold their locks, are told":
+    async ({ db }) => {
+      const a: string[] = [];
+      const b: string[] = [];
+      let resumedA = 0;
+      let resumedB = 0;
+      const stopA = await db.listen("listen_t3", (p) => a.push(p), {
+        sharedLock: [7102, 1],
+        onResume: () => resumedA++,
+      });
+      const stopB = await db.listen("listen_t3b", (p) => b.push(p), {
+        onResume: () => resumedB++,
+      });
+      let stopC: (() => Promise<void>) | undefined;
+      try {
+        const pid = await lockHolder(db, 7102, 1);
+        await db.query("SELECT pg_terminate_backend($1)", [pid]);
+        // A listener that stops while the session is replaced is not listened to again.
+        const stopGone = await db.listen("listen_t3c", () => {}).catch(() => null);
+        await stopGone?.();
+        await waitFor(() => resumedA === 1 && resumedB === 1, { what: "both told of the gap" });
+        assert.notEqual(await lockHolder(db, 7102, 1), pid, "a new session holds the lock");
+        await notify(db, "listen_t3", "x");
+        await notify(db, "listen_t3b", "y");
+        await waitFor(() => a.length === 1 && b.length === 1, { what: "x and y heard" });
+        assert.deepEqual([a, b], [["x"], ["y"]]);
+        // A listener that joins afterwards is heard on the same session, and not told.
+        const c: string[] = [];
+        stopC = await db.listen("listen_t3", (p) => c.push(p));
+        await notify(db, "listen_t3", "z");
+        await waitFor(() => c.length === 1 && a.length === 2, { what: "z heard twice" });
+        assert.deepEqual([resumedA, resumedB], [1, 1]);
+      } finally {
+        await stopA();
+        await stopB();
+        await stopC?.();
+      }
+      assert.equal(await lockFree(db, 7102, 1), true, "the lock is given back with the last");
+      const gone = await db.query(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND state = 'idle' AND pid <> pg_backend_pid()",
+      );
+      assert.equal(gone.length, 0, "no session is left listening");
+    },
+
+  "a job enqueued while the listening session is replaced runs without waiting for the poll":
+    async ({ db }) => {
+      const echo = defineActor({
+        name: "listen.resume",
+        input: z.object({ n: z.number().int() }),
+        key: (i) => `listen.resume:${i.n}`,
+        handler: ({ n }) => ({ n }),
+      });
+      // A poll far longer than the test: only a notification or a wake-up runs the job.
+      const rt = new Runtime({
+        db,
+        actors: [echo],
+        transport: new TableQueueTransport(db, { pollMs: 600_000 }),
+        logger: jsonLogger("silent"),
+      });
+      // Another instance enqueues (an API that runs no jobs): only its NOTIFY tells `rt`.
+      const producer = new Runtime({
+        db,
+        actors: [echo],
+        transport: new TableQueueTransport(db),
+        logger: jsonLogger("silent"),
+      });
+      try {
+        await rt.start();
+        const first = await producer.enqueue(echo, { n: 1 });
+        assert.equal((await settle(rt, first.job.id, 5000)).status, "succeeded");
+        const pid = (await db.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+           AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() LIMIT 1`,
+        ))[0]!.pid;
+        await db.query("SELECT pg_terminate_backend($1)", [pid]);
+        // Its NOTIFY goes to no one: the session that listened is gone, the next not there yet.
+        const second = await producer.enqueue(echo, { n: 2 });
+        assert.equal((await settle(rt, second.job.id, 10_000)).status, "succeeded");
+      } finally {
+        await rt.stop(2000);
+      }
+    },
+}, { only: ["postgres", "neon"] });

@@ -32,6 +32,8 @@ export interface PgLikeClient {
   on(event: "notification", fn: (n: { channel: string; payload?: string }) => void): unknown;
   /** Hears the connection's errors. */
   on(event: "error", fn: (err: Error) => void): unknown;
+  /** Hears the connection's end. */
+  on(event: "end", fn: () => void): unknown;
   /** Stops hearing the connection's errors. */
   removeListener(event: "error", fn: (err: Error) => void): unknown;
   /** Gives the connection back; `err` destroys it instead. */
@@ -206,58 +208,128 @@ async function copyIn(
   });
 }
 
+/** One `listen` of a `sharedListener`. */
+interface Registration {
+  channel: string;
+  heard: (payload: string) => void;
+  lock: readonly [number, number] | undefined;
+  onResume: (() => void) | undefined;
+}
+
+/** Waits before each attempt to listen again after the listening connection was lost. */
+const RESUME_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
+
 /**
  * Every LISTEN of a database on one connection of `source`, taken at the first `listen` and
  * given back when the last one stops. Its operations (advisory locks, LISTEN, UNLISTEN) run one
  * after another. A channel is listened to once, for all its listeners; each `sharedLock` is
- * taken once a listener (shared locks of one session stack) and given back when it stops. When
- * the connection fails, its listeners hear nothing more (as `SqlDatabase.listen` allows: they
- * poll) and the next `listen` opens another.
+ * taken once a listener (shared locks of one session stack) and given back when it stops.
+ * When the connection is lost (a server restart, `pg_terminate_backend`, a network cut), the
+ * listeners stay registered: another connection is opened (after 100 ms, then longer waits up
+ * to 5 s while it fails), their channels listened to and their locks taken again on it, and
+ * each listener's `onResume` told (what was notified in between was not heard).
  */
 function sharedListener(source: PgLikePool) {
   let conn: PgLikeClient | null = null;
-  let broken = false;
-  const channels = new Map<string, Set<(payload: string) => void>>();
-  let listeners = 0;
+  const registrations = new Set<Registration>();
+  /** Channels LISTENed to on `conn`. */
+  const listening = new Set<string>();
+  /** The connection was lost while listeners were registered: tell them once listening again. */
+  let gap = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
   let chain: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const next = chain.then(fn, fn);
     chain = next.catch(() => {});
     return next;
   };
-  const connection = async (): Promise<PgLikeClient> => {
-    if (conn && !broken) return conn;
-    if (conn) conn.release(true);
-    // The listeners of a failed connection hear nothing more: they are not counted.
+  const quoted = (channel: string) => `"${channel.replaceAll('"', '""')}"`;
+  /** Drops `client` (destroyed, not pooled: its handlers stay on it) if it is the connection. */
+  const drop = (client: PgLikeClient): boolean => {
+    if (conn !== client) return false;
     conn = null;
-    channels.clear();
-    listeners = 0;
-    const client = await source.connect();
-    broken = false;
-    client.on("error", () => broken = true);
-    client.on("notification", (n) => {
-      for (const fn of channels.get(n.channel) ?? []) fn(n.payload ?? "");
-    });
-    return conn = client;
+    listening.clear();
+    client.release(true);
+    return true;
+  };
+  const lost = (client: PgLikeClient) => {
+    if (!drop(client) || registrations.size === 0) return;
+    gap = true;
+    resumeLater();
+  };
+  const resumeLater = () => {
+    if (retry !== undefined) return;
+    const delay = RESUME_DELAYS_MS[Math.min(failures, RESUME_DELAYS_MS.length - 1)]!;
+    retry = setTimeout(() => {
+      retry = undefined;
+      serial(async () => {
+        if (!conn && registrations.size > 0) await connection();
+      }).catch(() => {}); // `connection` tries again later
+    }, delay);
+    // A process with nothing else to do may end while it waits.
+    Deno.unrefTimer(retry);
+  };
+  /**
+   * The listening connection; when there is none, a new one with every registration's lock
+   * and LISTEN on it (and, after a loss, each registration's `onResume` told). When that
+   * fails, it is tried again later while registrations remain.
+   */
+  const connection = async (): Promise<PgLikeClient> => {
+    if (conn) return conn;
+    let client: PgLikeClient | undefined;
+    try {
+      client = await source.connect();
+      const c = client;
+      const fail = () => lost(c);
+      c.on("error", fail);
+      c.on("end", fail);
+      c.on("notification", (n) => {
+        for (const r of registrations) if (r.channel === n.channel) r.heard(n.payload ?? "");
+      });
+      conn = c;
+      for (const r of registrations) {
+        if (r.lock) await c.query("SELECT pg_advisory_lock_shared($1, $2)", [...r.lock]);
+        if (!listening.has(r.channel)) {
+          await c.query(`LISTEN ${quoted(r.channel)}`);
+          listening.add(r.channel);
+        }
+      }
+      if (conn !== c) throw new Error("the listening connection was lost");
+    } catch (err) {
+      if (client) drop(client);
+      if (registrations.size > 0) {
+        gap = true;
+        failures++;
+        resumeLater();
+      }
+      throw err;
+    }
+    failures = 0;
+    if (gap) {
+      gap = false;
+      for (const r of registrations) r.onResume?.();
+    }
+    return client;
   };
   const letGo = () => {
-    if (listeners > 0 || !conn) return;
-    conn.release(broken);
-    conn = null;
-    channels.clear();
+    if (registrations.size > 0) return;
+    clearTimeout(retry);
+    retry = undefined;
+    failures = 0;
+    gap = false;
+    if (conn) drop(conn);
   };
-  const quoted = (channel: string) => `"${channel.replaceAll('"', '""')}"`;
   return {
     listen: (
       channel: string,
       onPayload: (payload: string) => void,
-      { sharedLock: lock }: ListenOptions,
+      { sharedLock: lock, onResume }: ListenOptions,
     ): Promise<() => Promise<void>> =>
       serial(async () => {
-        const client = await connection();
-        listeners++;
         // Its own function: one listener's stop never takes another's, the same `onPayload` or not.
-        const heard = (payload: string) => onPayload(payload);
+        const r: Registration = { channel, heard: (p) => onPayload(p), lock, onResume };
+        const client = await connection();
         let locked = false;
         try {
           // The lock first: whoever sees it held may notify before this LISTEN, which is before
@@ -266,40 +338,35 @@ function sharedListener(source: PgLikePool) {
             await client.query("SELECT pg_advisory_lock_shared($1, $2)", [...lock]);
             locked = true;
           }
-          let fns = channels.get(channel);
-          if (!fns) {
+          if (!listening.has(channel)) {
             await client.query(`LISTEN ${quoted(channel)}`);
-            channels.set(channel, fns = new Set());
+            listening.add(channel);
           }
-          fns.add(heard);
         } catch (err) {
-          if (locked && !broken) {
+          if (locked && conn === client) {
             await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock!])
-              .catch(() => broken = true);
+              .catch(() => lost(client));
           }
-          listeners--;
           letGo();
           throw err;
         }
+        registrations.add(r);
         let stopped = false;
         return () =>
           serial(async () => {
             if (stopped) return;
             stopped = true;
-            // A connection opened since this listen began holds none of its state.
-            if (conn !== client) return;
-            listeners--;
-            if (!broken) {
-              const fns = channels.get(channel);
-              fns?.delete(heard);
+            registrations.delete(r);
+            const client = conn;
+            if (client) {
               try {
-                if (fns?.size === 0) {
-                  channels.delete(channel);
+                if (![...registrations].some((o) => o.channel === channel)) {
+                  listening.delete(channel);
                   await client.query(`UNLISTEN ${quoted(channel)}`);
                 }
                 if (lock) await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock]);
               } catch {
-                broken = true;
+                lost(client);
               }
             }
             letGo();
@@ -307,7 +374,7 @@ function sharedListener(source: PgLikePool) {
       }),
     close: () =>
       serial(() => {
-        listeners = 0;
+        registrations.clear();
         letGo();
         return Promise.resolve();
       }),

@@ -64,7 +64,10 @@ export class TableQueueTransport implements Transport {
   async start(consumer: Consumer): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    this.#unlisten = await this.#db.listen(this.#channel, () => this.wake());
+    // Jobs enqueued while a lost listening session was being replaced were not heard: look.
+    this.#unlisten = await this.#db.listen(this.#channel, () => this.wake(), {
+      onResume: () => this.wake(),
+    });
     this.#loop = this.#run(consumer);
   }
 
