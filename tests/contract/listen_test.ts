@@ -4,17 +4,10 @@
  * locks held once a listener, so that the pool's connections all run statements.
  */
 import assert from "node:assert/strict";
-import { z } from "zod";
-import {
-  defineActor,
-  jsonLogger,
-  Runtime,
-  type SqlDatabase,
-  TableQueueTransport,
-} from "@troupe/runtime";
+import { jsonLogger, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { settle, waitFor } from "../harness.ts";
-import { contractSuite, echoThrice } from "./suite.ts";
+import { contractSuite, echoActor, echoThrice } from "./suite.ts";
 
 async function notify(db: SqlDatabase, channel: string, payload: string): Promise<void> {
   await db.query("SELECT pg_notify($1, $2)", [channel, payload]);
@@ -160,12 +153,7 @@ contractSuite("listen", {
 
   "a job enqueued while the listening session is replaced runs without waiting for the poll":
     async ({ db }) => {
-      const echo = defineActor({
-        name: "listen.resume",
-        input: z.object({ n: z.number().int() }),
-        key: (i) => `listen.resume:${i.n}`,
-        handler: ({ n }) => ({ n }),
-      });
+      const echo = echoActor("listen.resume");
       // A poll far longer than the test: only a notification or a wake-up runs the job.
       const rt = new Runtime({
         db,

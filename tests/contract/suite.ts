@@ -95,18 +95,23 @@ export function contractSuite(
   }
 }
 
+/** An actor named `name` that answers its input `{ n }`, a key per `n`. */
+export function echoActor(name: string) {
+  return defineActor({
+    name,
+    input: z.object({ n: z.number().int() }),
+    key: (i) => `${name}:${i.n}`,
+    handler: ({ n }) => ({ n }),
+  });
+}
+
 /**
  * Runs three messages of an echo actor named `name` to success on a runtime over `db` of its
  * own (the table queue, polled every 100 ms), stopped before this resolves: for a database
  * opened by the test itself, with settings of its own.
  */
 export async function echoThrice(db: SqlDatabase, name: string): Promise<void> {
-  const echo = defineActor({
-    name,
-    input: z.object({ n: z.number().int() }),
-    key: (i) => `${name}:${i.n}`,
-    handler: ({ n }) => ({ n }),
-  });
+  const echo = echoActor(name);
   const rt = new Runtime({
     db,
     actors: [echo],

@@ -42,13 +42,12 @@ export function openNeon(
   } else if (secure !== undefined) {
     neonConfig.useSecureWebSocket = secure;
   }
-  const pool = new Pool({ connectionString: url, max, idleTimeoutMillis: idleTimeoutMs });
-  // An idle client that errors (a dropped socket) must not crash the process.
-  pool.on("error", () => {});
+  const open = (size: number) => {
+    const pool = new Pool({ connectionString: url, max: size, idleTimeoutMillis: idleTimeoutMs });
+    // An idle client that errors (a dropped socket) must not crash the process.
+    pool.on("error", () => {});
+    return pool as unknown as PgLikePool;
+  };
   // The LISTEN connection: a pool of its own, so that every connection of `max` runs statements.
-  const listenPool = new Pool({ connectionString: url, max: 1, idleTimeoutMillis: idleTimeoutMs });
-  listenPool.on("error", () => {});
-  return poolDatabase(pool as unknown as PgLikePool, "neon", {
-    listenPool: listenPool as unknown as PgLikePool,
-  });
+  return poolDatabase(open(max), "neon", { listenPool: open(1) });
 }

@@ -245,6 +245,12 @@ function sharedListener(source: PgLikePool) {
     return next;
   };
   const quoted = (channel: string) => `"${channel.replaceAll('"', '""')}"`;
+  /** LISTENs to `channel` on `client` unless it does already. */
+  const listenTo = async (client: PgLikeClient, channel: string) => {
+    if (listening.has(channel)) return;
+    await client.query(`LISTEN ${quoted(channel)}`);
+    listening.add(channel);
+  };
   /** Drops `client` (destroyed, not pooled: its handlers stay on it) if it is the connection. */
   const drop = (client: PgLikeClient): boolean => {
     if (conn !== client) return false;
@@ -290,10 +296,7 @@ function sharedListener(source: PgLikePool) {
       conn = c;
       for (const r of registrations) {
         if (r.lock) await c.query("SELECT pg_advisory_lock_shared($1, $2)", [...r.lock]);
-        if (!listening.has(r.channel)) {
-          await c.query(`LISTEN ${quoted(r.channel)}`);
-          listening.add(r.channel);
-        }
+        await listenTo(c, r.channel);
       }
       if (conn !== c) throw new Error("the listening connection was lost");
     } catch (err) {
@@ -338,10 +341,7 @@ function sharedListener(source: PgLikePool) {
             await client.query("SELECT pg_advisory_lock_shared($1, $2)", [...lock]);
             locked = true;
           }
-          if (!listening.has(channel)) {
-            await client.query(`LISTEN ${quoted(channel)}`);
-            listening.add(channel);
-          }
+          await listenTo(client, channel);
         } catch (err) {
           if (locked && conn === client) {
             await client.query("SELECT pg_advisory_unlock_shared($1, $2)", [...lock!])

@@ -29,18 +29,16 @@ export function openPostgres(
   url: string,
   { max = 10, idleTimeoutMs = 10_000, prepare = true }: PostgresOptions = {},
 ): SqlDatabase & CopyOut {
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: idleTimeoutMs });
-  // An idle client that errors (server restart) must not crash the process.
-  pool.on("error", () => {});
+  const open = (size: number) => {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: size,
+      idleTimeoutMillis: idleTimeoutMs,
+    });
+    // An idle client that errors (server restart) must not crash the process.
+    pool.on("error", () => {});
+    return pool as unknown as PgLikePool;
+  };
   // The LISTEN connection: a pool of its own, so that every connection of `max` runs statements.
-  const listenPool = new pg.Pool({
-    connectionString: url,
-    max: 1,
-    idleTimeoutMillis: idleTimeoutMs,
-  });
-  listenPool.on("error", () => {});
-  return poolDatabase(pool as unknown as PgLikePool, "postgres", {
-    prepare,
-    listenPool: listenPool as unknown as PgLikePool,
-  });
+  return poolDatabase(open(max), "postgres", { prepare, listenPool: open(1) });
 }
