@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { jsonLogger, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { settle, waitFor } from "../harness.ts";
+import { startTcpProxy } from "../fixtures/tcp_proxy.ts";
 import { contractSuite, echoActor, echoThrice } from "./suite.ts";
 
 async function notify(db: SqlDatabase, channel: string, payload: string): Promise<void> {
@@ -185,3 +186,36 @@ contractSuite("listen", {
       }
     },
 }, { only: ["postgres", "neon"] });
+
+contractSuite("listen", {
+  "a listening connection that stops answering without being closed is replaced": async (
+    { db, url },
+  ) => {
+    const target = new URL(url!);
+    const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+    const through = new URL(url!);
+    through.host = `127.0.0.1:${proxy.port}`;
+    const proxied = openPostgres(through.href, { idleTimeoutMs: 0, listenCheckMs: 200 });
+    const heard: string[] = [];
+    let resumed = 0;
+    try {
+      const stop = await proxied.listen("listen_t5", (p) => heard.push(p), {
+        onResume: () => resumed++,
+      });
+      // Notified from the suite's own connection: the proxy carries only the listener.
+      await notify(db, "listen_t5", "x");
+      await waitFor(() => heard.length === 1, { what: "x heard" });
+      proxy.freeze();
+      await notify(db, "listen_t5", "unheard");
+      await waitFor(() => resumed === 1, { what: "the listener told of the gap", timeoutMs: 5000 });
+      await notify(db, "listen_t5", "y");
+      await waitFor(() => heard.includes("y"), { what: "y heard on the new connection" });
+      assert.deepEqual(heard, ["x", "y"]);
+      assert.equal(resumed, 1);
+      await stop();
+    } finally {
+      await proxied.close();
+      await proxy.close();
+    }
+  },
+}, { only: ["postgres"] });

@@ -24,12 +24,19 @@ export interface NeonOptions {
   wsProxy?: string;
   /** Secure WebSocket; defaults to true without a proxy, false with one. */
   secure?: boolean;
+  /**
+   * The listening connection (LISTEN, shared by every `listen`) answers a `SELECT 1` this
+   * often, or within as long again it is taken as lost and replaced: a connection dropped
+   * without a reset (a NAT or load balancer timing out, a network cut) is found. 0: never.
+   * @default 30000
+   */
+  listenCheckMs?: number;
 }
 
 /** A `SqlDatabase` on the Neon database at `url`, through Neon's WebSocket pool. */
 export function openNeon(
   url: string,
-  { max = 10, idleTimeoutMs = 10_000, wsProxy, secure }: NeonOptions = {},
+  { max = 10, idleTimeoutMs = 10_000, wsProxy, secure, listenCheckMs }: NeonOptions = {},
 ): SqlDatabase {
   if (wsProxy) {
     neonConfig.wsProxy = (host, port) =>
@@ -49,5 +56,5 @@ export function openNeon(
     return pool as unknown as PgLikePool;
   };
   // The LISTEN connection: a pool of its own, so that every connection of `max` runs statements.
-  return poolDatabase(open(max), "neon", { listenPool: open(1) });
+  return poolDatabase(open(max), "neon", { listenPool: open(1), listenCheckMs });
 }

@@ -55,16 +55,21 @@ export interface NamedQuery {
 export function poolDatabase(
   pool: PgLikePool,
   dialect: "postgres" | "neon",
-  { prepare = false, listenPool = pool }: {
+  { prepare = false, listenPool = pool, listenCheckMs = LISTEN_CHECK_MS }: {
     prepare?: boolean;
     /**
      * Where the one connection every `listen` shares comes from: a pool of its own keeps it out
      * of `pool`, whose connections then all run statements. @default pool
      */
     listenPool?: PgLikePool;
+    /**
+     * How often the listening connection is checked (see `sharedListener`); 0: never.
+     * @default LISTEN_CHECK_MS
+     */
+    listenCheckMs?: number | undefined;
   } = {},
 ): SqlDatabase & CopyOut {
-  const listener = sharedListener(listenPool);
+  const listener = sharedListener(listenPool, listenCheckMs);
   /** Runs a statement on `on` (the pool or a connection), named when it asks to be prepared. */
   const run = async <T>(
     on: Pick<PgLikePool, "query">,
@@ -220,6 +225,13 @@ interface Registration {
 const RESUME_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
 
 /**
+ * How often the listening connection answers a `SELECT 1` by default: within as long again, or
+ * it is taken as lost. Also keeps idle-connection timeouts of load balancers and NATs from
+ * closing it silently.
+ */
+export const LISTEN_CHECK_MS = 30_000;
+
+/**
  * Every LISTEN of a database on one connection of `source`, taken at the first `listen` and
  * given back when the last one stops. Its operations (advisory locks, LISTEN, UNLISTEN) run one
  * after another. A channel is listened to once, for all its listeners; each `sharedLock` is
@@ -228,8 +240,11 @@ const RESUME_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
  * listeners stay registered: another connection is opened (after 100 ms, then longer waits up
  * to 5 s while it fails), their channels listened to and their locks taken again on it, and
  * each listener's `onResume` told (what was notified in between was not heard).
+ * A connection that stops answering without being closed (a peer gone behind a NAT or a load
+ * balancer, a network cut that sends no reset) is found by a `SELECT 1` every `checkMs`: one
+ * unanswered within `checkMs` drops the connection, and it is replaced as a lost one.
  */
-function sharedListener(source: PgLikePool) {
+function sharedListener(source: PgLikePool, checkMs: number) {
   let conn: PgLikeClient | null = null;
   const registrations = new Set<Registration>();
   /** Channels LISTENed to on `conn`. */
@@ -237,6 +252,7 @@ function sharedListener(source: PgLikePool) {
   /** The connection was lost while listeners were registered: tell them once listening again. */
   let gap = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
+  let check: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
   let chain: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -263,6 +279,30 @@ function sharedListener(source: PgLikePool) {
     if (!drop(client) || registrations.size === 0) return;
     gap = true;
     resumeLater();
+  };
+  /** Whether `client` answers a `SELECT 1` within `checkMs`. */
+  const answers = async (client: PgLikeClient): Promise<boolean> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), checkMs));
+    try {
+      return await Promise.race([client.query("SELECT 1").then(() => true, () => false), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  /** Checks the listening connection in `checkMs`, and again after each check it passes. */
+  const checkLater = () => {
+    if (checkMs <= 0 || check !== undefined) return;
+    check = setTimeout(() => {
+      check = undefined;
+      serial(async () => {
+        const client = conn;
+        if (!client) return;
+        if (await answers(client)) checkLater();
+        else lost(client);
+      }).catch(() => {});
+    }, checkMs);
+    Deno.unrefTimer(check);
   };
   const resumeLater = () => {
     if (retry !== undefined) return;
@@ -309,6 +349,7 @@ function sharedListener(source: PgLikePool) {
       throw err;
     }
     failures = 0;
+    checkLater();
     if (gap) {
       gap = false;
       for (const r of registrations) r.onResume?.();
@@ -319,6 +360,8 @@ function sharedListener(source: PgLikePool) {
     if (registrations.size > 0) return;
     clearTimeout(retry);
     retry = undefined;
+    clearTimeout(check);
+    check = undefined;
     failures = 0;
     gap = false;
     if (conn) drop(conn);

@@ -22,12 +22,19 @@ export interface PostgresOptions {
    * (PgBouncer before 1.21, or with `max_prepared_statements = 0`). @default true
    */
   prepare?: boolean;
+  /**
+   * The listening connection (LISTEN, shared by every `listen`) answers a `SELECT 1` this
+   * often, or within as long again it is taken as lost and replaced: a connection dropped
+   * without a reset (a NAT or load balancer timing out, a network cut) is found. 0: never.
+   * @default 30000
+   */
+  listenCheckMs?: number;
 }
 
 /** A `SqlDatabase` on the PostgreSQL server at `url` (a connection string), through a pool. */
 export function openPostgres(
   url: string,
-  { max = 10, idleTimeoutMs = 10_000, prepare = true }: PostgresOptions = {},
+  { max = 10, idleTimeoutMs = 10_000, prepare = true, listenCheckMs }: PostgresOptions = {},
 ): SqlDatabase & CopyOut {
   const open = (size: number) => {
     const pool = new pg.Pool({
@@ -40,5 +47,5 @@ export function openPostgres(
     return pool as unknown as PgLikePool;
   };
   // The LISTEN connection: a pool of its own, so that every connection of `max` runs statements.
-  return poolDatabase(open(max), "postgres", { prepare, listenPool: open(1) });
+  return poolDatabase(open(max), "postgres", { prepare, listenPool: open(1), listenCheckMs });
 }
