@@ -10,7 +10,7 @@
  *   their commit would be fenced anyway.
  * - Cancellation reaches a running handler two ways: the cancel channel (a notification from
  *   any process, heard at once) and the heartbeat (`cancel_requested`, for a lost
- *   notification).
+ *   notification); the cancels are also read when listening resumes after a lost session.
  * - The reaper takes back only jobs of this process's actors, whose `onDeadLetter` it can
  *   call; what it dead-letters or requeues is dropped from the reader's cache first.
  * - At stop, leases still held are given back, so their jobs are requeued at once and not
@@ -79,11 +79,31 @@ export class LeaseKeeper {
     await releaseLeases(this.#o.db, this.#o.tables, this.#o.workerId, [{ key, fence }]);
   }
 
-  /** Listens for cancellations: a notified job running here is aborted. */
+  /**
+   * Listens for cancellations: a notified job running here is aborted. When listening resumes
+   * on a new session (the one it was on was lost), the running jobs' cancels are read at once:
+   * one notified in between was not heard.
+   */
   async watchCancels(): Promise<void> {
     this.#unlisten = await this.#o.db.listen(this.#o.tables.cancelChannel, (id) => {
       this.#o.executor.abort(id, new CancelledError());
+    }, {
+      onResume: () => {
+        this.#abortCancelled().catch((err) =>
+          this.#o.log.warn("cancels not read after listening resumed", { error: String(err) })
+        );
+      },
     });
+  }
+
+  /** Aborts the handlers running here whose job's cancel was asked for. */
+  async #abortCancelled(): Promise<void> {
+    const { db, tables, executor } = this.#o;
+    const running = executor.runningJobs();
+    if (running.length === 0) return;
+    for (const id of await cancelRequested(db, tables, running)) {
+      executor.abort(id, new CancelledError());
+    }
   }
 
   /** Gives back every lease still held, and stops listening for cancellations. */
@@ -110,12 +130,7 @@ export class LeaseKeeper {
         executor.abortKey(key, new TroupeError("LEASE_LOST", "lease lost"));
       }
     }
-    const running = executor.runningJobs();
-    if (running.length > 0) {
-      for (const id of await cancelRequested(db, tables, running)) {
-        executor.abort(id, new CancelledError());
-      }
-    }
+    await this.#abortCancelled();
     this.#o.observer.heartbeat(workerId);
   }
 

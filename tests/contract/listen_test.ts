@@ -4,7 +4,14 @@
  * locks held once a listener, so that the pool's connections all run statements.
  */
 import assert from "node:assert/strict";
-import { jsonLogger, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
+import { z } from "zod";
+import {
+  defineActor,
+  jsonLogger,
+  Runtime,
+  type SqlDatabase,
+  TableQueueTransport,
+} from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { settle, waitFor } from "../harness.ts";
 import { startTcpProxy } from "../fixtures/tcp_proxy.ts";
@@ -185,6 +192,35 @@ contractSuite("listen", {
         await rt.stop(2000);
       }
     },
+}, { only: ["postgres", "neon"] });
+
+contractSuite("listen", {
+  "a cancel asked while the listening session is replaced reaches the running handler": async (
+    { db, runtime },
+  ) => {
+    const wait = defineActor({
+      name: "listen.cancel",
+      input: z.object({}),
+      handler: (_i, ctx) =>
+        new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+        ),
+    });
+    // A heartbeat every 20 s: only the cancel channel, or its resume, aborts the handler here.
+    const worker = await runtime([wait], { leaseMs: 60_000 });
+    const api = await runtime([wait], { start: false });
+    const { job } = await api.enqueue(wait, {});
+    await waitFor(async () => (await api.getJob(job.id)).status === "running");
+    const pid = (await db.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+       AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() LIMIT 1`,
+    ))[0]!.pid;
+    await db.query("SELECT pg_terminate_backend($1)", [pid]);
+    // Its NOTIFY goes to no one: the session that listened is gone, the next not there yet.
+    await api.cancel(job.id);
+    const done = await settle(worker, job.id, 5000);
+    assert.equal(done.status, "cancelled");
+  },
 }, { only: ["postgres", "neon"] });
 
 contractSuite("listen", {
