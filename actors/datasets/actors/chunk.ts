@@ -32,7 +32,7 @@ export function chunkActor(c: DatasetContext) {
     exposed: false,
     retries: 4,
     timeoutMs: 10 * 60_000,
-    concurrency: o.chunkConcurrency ?? 3,
+    concurrency: o.chunkConcurrency ?? 2,
     onDeadLetter: (i, error) => ({
       actor: "dataset.chunk-done",
       input: { ...i, failed: { code: error.code, message: error.message } },
