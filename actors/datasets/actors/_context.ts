@@ -18,7 +18,10 @@ export interface DatasetPipelineOptions {
   blobs: BlobStore;
   /** Target chunk size in bytes (main.ts passes DATASET_CHUNK_BYTES, 1 MiB). @default 4 MiB */
   chunkBytes?: number;
-  /** Chunk messages running at once in one process (the server: `DATASET_CHUNK_CONCURRENCY`). @default 2 */
+  /**
+   * Chunk messages running at once in one process (the server: `DATASET_CHUNK_CONCURRENCY`).
+   * @default 2
+   */
   chunkConcurrency?: number;
   /** Where chunks are parsed, cleaned and profiled: workers, or this thread (main.ts picks it). */
   processor: ChunkProcessor;
