@@ -114,6 +114,15 @@ async function lockHolder(db: SqlDatabase, a: number, b: number): Promise<number
   return rows[0]!.pid;
 }
 
+/** Ends the session a runtime listens on (the only one whose last statement was a LISTEN). */
+async function killListener(db: SqlDatabase): Promise<void> {
+  const [row] = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+     AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() LIMIT 1`,
+  );
+  await db.query("SELECT pg_terminate_backend($1)", [row!.pid]);
+}
+
 contractSuite("listen", {
   "a lost listening session is replaced: its listeners hear again, hold their locks, are told":
     async ({ db }) => {
@@ -180,11 +189,7 @@ contractSuite("listen", {
         await rt.start();
         const first = await producer.enqueue(echo, { n: 1 });
         assert.equal((await settle(rt, first.job.id, 5000)).status, "succeeded");
-        const pid = (await db.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-           AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() LIMIT 1`,
-        ))[0]!.pid;
-        await db.query("SELECT pg_terminate_backend($1)", [pid]);
+        await killListener(db);
         // Its NOTIFY goes to no one: the session that listened is gone, the next not there yet.
         const second = await producer.enqueue(echo, { n: 2 });
         assert.equal((await settle(rt, second.job.id, 10_000)).status, "succeeded");
@@ -211,11 +216,7 @@ contractSuite("listen", {
     const api = await runtime([wait], { start: false });
     const { job } = await api.enqueue(wait, {});
     await waitFor(async () => (await api.getJob(job.id)).status === "running");
-    const pid = (await db.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-       AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() LIMIT 1`,
-    ))[0]!.pid;
-    await db.query("SELECT pg_terminate_backend($1)", [pid]);
+    await killListener(db);
     // Its NOTIFY goes to no one: the session that listened is gone, the next not there yet.
     await api.cancel(job.id);
     const done = await settle(worker, job.id, 5000);
