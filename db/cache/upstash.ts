@@ -134,11 +134,13 @@ export class UpstashCacheStore implements CacheStore {
    * tell the memory of some keys cheaply).
    */
   async info(prefix?: string): Promise<CacheStoreInfo> {
-    let keys = 0;
+    // SCAN may return a key more than once (while Redis resizes its table): each counts once.
+    const seen = new Set<string>();
     const pattern = `${escapeGlob(this.#entry(prefix ?? ""))}*`;
     for await (const batch of this.#scan(pattern, this.#infoScanLimit)) {
-      keys += batch.length;
+      for (const key of batch) seen.add(key);
     }
+    const keys = seen.size;
     if (prefix !== undefined) return { keys, memoryBytes: null };
     const text = await this.#redis.exec<unknown>(["info", "memory"]);
     const used = /^used_memory:(\d+)/m.exec(String(text))?.[1];
