@@ -25,10 +25,10 @@ export interface NeonOptions {
   /** Secure WebSocket; defaults to true without a proxy, false with one. */
   secure?: boolean;
   /**
-   * The listening connection (LISTEN, shared by every `listen`) answers a `SELECT 1` this
-   * often, or within as long again it is taken as lost and replaced: a connection dropped
-   * without a reset (a NAT or load balancer timing out, a network cut) is found. 0: never.
-   * @default 30000
+   * How often the listening connection (LISTEN, shared by every `listen`) must answer a
+   * `SELECT 1`, or within as long again it is taken as lost and replaced. Off by default on
+   * Neon: a query that often keeps the compute from scaling to zero (Neon counts queries, not
+   * open connections, as activity). @default 0 (never)
    */
   listenCheckMs?: number;
 }
@@ -36,7 +36,7 @@ export interface NeonOptions {
 /** A `SqlDatabase` on the Neon database at `url`, through Neon's WebSocket pool. */
 export function openNeon(
   url: string,
-  { max = 10, idleTimeoutMs = 10_000, wsProxy, secure, listenCheckMs }: NeonOptions = {},
+  { max = 10, idleTimeoutMs = 10_000, wsProxy, secure, listenCheckMs = 0 }: NeonOptions = {},
 ): SqlDatabase {
   if (wsProxy) {
     neonConfig.wsProxy = (host, port) =>
