@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { ConflictError, defineActor, NonRetryableError, RetryLaterError } from "@troupe/runtime";
 import { settle, sleep, waitFor } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { contractSuite, untilAborted } from "./suite.ts";
 
 /** The parts of a job's error record that say what it was and whether a retry could help. */
 function errorOf(job: { error: unknown }): { code: string; retryable: boolean } {
@@ -196,14 +196,7 @@ contractSuite("failure", {
   },
 
   "a cancel reaches a handler running in another runtime": async ({ runtime }) => {
-    const def = defineActor({
-      name: "f5.wait",
-      input: z.object({}),
-      handler: (_i, ctx) =>
-        new Promise((_, reject) =>
-          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
-        ),
-    });
+    const def = untilAborted("f5.wait");
     const worker = await runtime([def], { leaseMs: 900 });
     const api = await runtime([def], { start: false });
     const { job } = await api.enqueue("f5.wait", {});

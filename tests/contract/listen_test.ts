@@ -4,18 +4,11 @@
  * locks held once a listener, so that the pool's connections all run statements.
  */
 import assert from "node:assert/strict";
-import { z } from "zod";
-import {
-  defineActor,
-  jsonLogger,
-  Runtime,
-  type SqlDatabase,
-  TableQueueTransport,
-} from "@troupe/runtime";
+import { jsonLogger, Runtime, type SqlDatabase, TableQueueTransport } from "@troupe/runtime";
 import { openPostgres } from "@troupe/runtime/postgres";
 import { settle, waitFor } from "../harness.ts";
 import { startTcpProxy } from "../fixtures/tcp_proxy.ts";
-import { contractSuite, echoActor, echoThrice } from "./suite.ts";
+import { contractSuite, echoActor, echoThrice, untilAborted } from "./suite.ts";
 
 async function notify(db: SqlDatabase, channel: string, payload: string): Promise<void> {
   await db.query("SELECT pg_notify($1, $2)", [channel, payload]);
@@ -203,14 +196,7 @@ contractSuite("listen", {
   "a cancel asked while the listening session is replaced reaches the running handler": async (
     { db, runtime },
   ) => {
-    const wait = defineActor({
-      name: "listen.cancel",
-      input: z.object({}),
-      handler: (_i, ctx) =>
-        new Promise((_, reject) =>
-          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
-        ),
-    });
+    const wait = untilAborted("listen.cancel");
     // A heartbeat every 20 s: only the cancel channel, or its resume, aborts the handler here.
     const worker = await runtime([wait], { leaseMs: 60_000 });
     const api = await runtime([wait], { start: false });

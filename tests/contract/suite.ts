@@ -105,6 +105,18 @@ export function echoActor(name: string) {
   });
 }
 
+/** An actor named `name` whose handler runs until its signal aborts it, and fails with why. */
+export function untilAborted(name: string) {
+  return defineActor({
+    name,
+    input: z.object({}),
+    handler: (_i, ctx) =>
+      new Promise((_, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+      ),
+  });
+}
+
 /**
  * Runs three messages of an echo actor named `name` to success on a runtime over `db` of its
  * own (the table queue, polled every 100 ms), stopped before this resolves: for a database
