@@ -17,9 +17,8 @@
  * jobs (`keepSucceeded: false`: a job's commit deletes its row, as graphile-worker deletes a
  * completed job), compared with the peers' `noop`; `row`, a handler that writes one row
  * (Troupe: through `effect()`, committed with the message; the peers: in a transaction of
- * their own per job); `insert`, Troupe only, the
- * same row declared with `ctx.insert()` (the rows of a commit in one statement), compared with
- * the peers' `row`. The two row workloads run end to end only, on `--row-n` messages (a quarter
+ * their own per job); `insert`, Troupe only, the same row declared with `ctx.insert()` (the
+ * rows of a commit in one statement), compared with the peers' `row`. The two row workloads run end to end only, on `--row-n` messages (a quarter
  * of N by default).
  * Databases: `pglite-file`, `pglite-mem` (PGlite in this thread), `pglite-file-worker`,
  * `pglite-mem-worker` (PGlite in a worker of its own, `openPglite`'s `thread: "worker"`), `postgres`.

@@ -48,7 +48,6 @@ function openWorld(): Promise<World> {
 const shared = sharedWorld(openWorld);
 const open = shared.open;
 
-/** Another app over the world's runtime, with its own options (limits). */
 /**
  * Waits until at least 5 s remain in the current minute. Both limiters weigh the previous
  * minute's count by the part of it still in the window, rounded down: a request just after a
@@ -60,6 +59,7 @@ async function inOneMinute(): Promise<void> {
   if (left < 5_000) await new Promise((r) => setTimeout(r, left + 100));
 }
 
+/** Another app over the world's runtime, with its own options (limits). */
 async function appWith(options: Partial<AppOptions> = {}) {
   const w = await open();
   return createApp({
