@@ -33,6 +33,7 @@ import type { Publisher } from "./publisher.ts";
 import type { ClaimedJob } from "./sql/claim_jobs.ts";
 import {
   chainOf,
+  chainOfCompletion,
   CommitMismatch,
   type CommitResult,
   completeJobs,
@@ -124,7 +125,10 @@ export class Committer {
       });
   }
 
-  /** Forgets that the chain of `key` under `fence` broke (its owner reruns or lets go). */
+  /**
+   * Forgets that the chain of `key` (its name: see `chainKey`) under `fence` broke (its owner
+   * reruns or lets go).
+   */
   endChain(key: string, fence: number): void {
     this.#broken.delete(chainOf(key, fence));
   }
@@ -135,11 +139,11 @@ export class Committer {
   }
 
   #isBroken(c: Completion): boolean {
-    return this.#broken.size > 0 && this.#broken.has(chainOf(c.key, c.fence));
+    return this.#broken.size > 0 && this.#broken.has(chainOfCompletion(c));
   }
 
   #break(c: Completion): void {
-    this.#broken.add(chainOf(c.key, c.fence));
+    this.#broken.add(chainOfCompletion(c));
   }
 
   /**

@@ -177,6 +177,8 @@ export interface ActorPolicy {
   concurrency: number;
   /** Whether a succeeded job's row is kept (see `ActorConfig.keepSucceeded`). @default true */
   keepSucceeded: boolean;
+  /** Whether messages of one key run one at a time, in order (see `ActorConfig.ordered`). */
+  ordered: boolean;
 }
 
 /** What `defineActor()` takes: an actor type as a plain object. */
@@ -204,6 +206,17 @@ export interface ActorConfig<I, S, R, D = unknown> {
   key?: (input: I) => string;
   /** The state of a new instance. @default `{}` */
   initialState?: () => S;
+  /**
+   * Whether the messages of one key run one at a time, in queue order, each on the state the
+   * previous one left (the default). With `false` the actor has no instances: its messages
+   * run in parallel, whatever their key, as Celery tasks or graphile-worker jobs do, and are
+   * claimed without a lease per key (faster, and no state row is kept per key). Such an actor
+   * keeps no state: `initialState` is refused, and `ctx.state`/`ctx.setState` throw. The
+   * guarantees that remain are the message's own: one commit of its effects, retries, dead
+   * letters, cancels; a process that stops has its messages requeued by the reaper, as ever.
+   * @default true
+   */
+  ordered?: boolean;
   /** Runs one message; its return value is the job's result. Throw to fail the attempt. */
   handler: (input: I, ctx: ActorContext<S>) => Promise<R> | R;
   /** Attempts after the first one. @default 4 */
@@ -328,6 +341,12 @@ export function defineActor<I, S = Record<string, never>, R = unknown, D = unkno
     }
   }
   const name = config.name;
+  const ordered = config.ordered ?? true;
+  if (!ordered && config.initialState) {
+    throw new TypeError(
+      `actor ${name}: an actor with ordered: false keeps no state (drop initialState)`,
+    );
+  }
   return {
     name,
     input: config.input,
@@ -344,6 +363,7 @@ export function defineActor<I, S = Record<string, never>, R = unknown, D = unkno
       timeoutMs,
       concurrency,
       keepSucceeded: config.keepSucceeded ?? true,
+      ordered,
     },
     ...(config.schedule !== undefined
       ? { schedule: { cron: config.schedule, input: config.scheduleInput as I } }

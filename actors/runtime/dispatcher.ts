@@ -8,7 +8,8 @@
  *   it never passes `concurrency` (a claim reserves its whole batch first, then gives back what
  *   it did not get).
  * - The jobs of one key claimed together run one at a time, in queue order, under the one lease
- *   they were claimed with (a chain, see `committer.ts`). Pipelined: the next handler runs on
+ *   they were claimed with (a chain, see `committer.ts`). A job of an unordered actor is a
+ *   chain of its own, run under the instance lease (see `leases.ts`); it has no state. Pipelined: the next handler runs on
  *   the state the previous one left while that one is still being committed; links that come
  *   back `stale` run again on the committed state. A fenced link or a failed commit stops the
  *   chain: the rest is left to the lease's next owner, and the lease is given back.
@@ -49,7 +50,7 @@ import type { Logger, SqlDatabase, SqlExecutor } from "./ports.ts";
 import type { JobEvents } from "./publisher.ts";
 import { loadState } from "./sql/actor_state.ts";
 import { type ClaimedJob, claimJobs, claimJobsIn, claimOne } from "./sql/claim_jobs.ts";
-import type { CommitResult } from "./sql/complete_jobs.ts";
+import { chainKey, type CommitResult } from "./sql/complete_jobs.ts";
 import { deliveryState, jobStatus, wasProcessed } from "./sql/delivery.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { DeliveryOutcome, Transport } from "./transport.ts";
@@ -92,6 +93,8 @@ export interface DispatcherOptions {
   workerId: string;
   /** The actors whose jobs this process claims. */
   actorNames: readonly string[];
+  /** Those of them declared `ordered: false` (claimed under the instance lease). */
+  unorderedActors?: readonly string[];
   concurrency: number;
   claimBatch: number;
   /** Each tenant's weight in a claim (see `claimJobs`). */
@@ -101,7 +104,18 @@ export interface DispatcherOptions {
   foregroundConcurrency: number;
   executor: Pick<Executor, "execute" | "leaveQuarantine">;
   committer: Pick<Committer, "commit" | "endChain">;
-  leases: Pick<LeaseKeeper, "hold" | "letGo" | "release" | "reap" | "heldKeys">;
+  leases: Pick<
+    LeaseKeeper,
+    | "hold"
+    | "letGo"
+    | "release"
+    | "reap"
+    | "heldKeys"
+    | "holdInstance"
+    | "letGoInstance"
+    | "nextInstanceFence"
+    | "giveBack"
+  >;
   transport: Pick<Transport, "wake" | "reschedule">;
   /** The policy of `actor` (a rescheduled message carries it). */
   policy: (actor: string) => ActorPolicy;
@@ -264,17 +278,26 @@ export class Dispatcher {
   }
 
   #claimOptions(limit: number) {
-    const { actorNames: actors, workerId, leaseMs, tenantWeights } = this.#o;
-    return { actors, limit, workerId, leaseMs, tenantWeights };
+    const { actorNames: actors, workerId, leaseMs, tenantWeights, unorderedActors } = this.#o;
+    return {
+      actors,
+      limit,
+      workerId,
+      leaseMs,
+      tenantWeights,
+      unordered: unorderedActors,
+      instanceFence: this.#o.leases.nextInstanceFence(),
+    };
   }
 
-  /** Starts the chains of claimed jobs (one per key, in queue order). */
+  /** Starts the chains of claimed jobs (one per key, in queue order; one per unordered job). */
   #start(jobs: readonly ClaimedJob[]): void {
     const groups = new Map<string, ClaimedJob[]>();
     for (const job of jobs) {
-      const group = groups.get(job.key);
+      const chain = chainKey(job);
+      const group = groups.get(chain);
       if (group) group.push(job);
-      else groups.set(job.key, [job]);
+      else groups.set(chain, [job]);
     }
     for (const group of groups.values()) {
       this.#chains++;
@@ -342,7 +365,9 @@ export class Dispatcher {
     const { executor, committer, leases, events, log } = this.#o;
     const first = jobs[0]!;
     const { key, lease_fence: fence } = first;
-    leases.hold(key, fence);
+    const chain = chainKey(first);
+    if (first.unordered) leases.holdInstance(fence);
+    else leases.hold(key, fence);
     let state: unknown = first.state;
     let next = 0;
     let settled = 0;
@@ -400,7 +425,7 @@ export class Dispatcher {
           }
         }
         if (stop || restartAt < 0) break;
-        committer.endChain(key, fence);
+        committer.endChain(chain, fence);
         try {
           state = await loadState(this.#o.db, this.#o.tables, key);
         } catch (err) {
@@ -415,11 +440,15 @@ export class Dispatcher {
       }
     } finally {
       this.#inFlight -= jobs.length - settled;
-      committer.endChain(key, fence);
-      leases.letGo(key, fence);
-      if (settled < jobs.length) {
+      committer.endChain(chain, fence);
+      if (first.unordered) {
+        leases.letGoInstance();
+        // Give the job back so the reaper requeues it at once.
+        if (settled === 0) await leases.giveBack([{ id: first.id, fence }]).catch(ignore);
+      } else {
+        leases.letGo(key, fence);
         // Give the lease back so the reaper requeues the rest at once.
-        await leases.release(key, fence).catch(ignore);
+        if (settled < jobs.length) await leases.release(key, fence).catch(ignore);
       }
       this.#ended();
     }
@@ -458,6 +487,8 @@ export class Dispatcher {
         actor: row.actor,
         workerId: this.#o.workerId,
         leaseMs: this.#o.leaseMs,
+        unordered: this.#o.unorderedActors?.includes(row.actor) ?? false,
+        instanceFence: leases.nextInstanceFence(),
       });
       if (!job) {
         const status = (await jobStatus(db, tables, jobId)) ?? "unknown";
@@ -465,7 +496,8 @@ export class Dispatcher {
           ? { status: status as "succeeded" }
           : { status: "busy", retryInMs: 250 };
       }
-      leases.hold(job.key, job.lease_fence);
+      if (job.unordered) leases.holdInstance(job.lease_fence);
+      else leases.hold(job.key, job.lease_fence);
       try {
         const began = performance.now();
         const completion = await executor.execute(job, job.state);
@@ -482,8 +514,9 @@ export class Dispatcher {
         }
         rescheduled = { retryInMs, job };
       } finally {
-        committer.endChain(job.key, job.lease_fence);
-        leases.letGo(job.key, job.lease_fence);
+        committer.endChain(chainKey(job), job.lease_fence);
+        if (job.unordered) leases.letGoInstance();
+        else leases.letGo(job.key, job.lease_fence);
       }
       return await this.#reschedule(rescheduled.job, rescheduled.retryInMs);
     } finally {

@@ -29,7 +29,9 @@ function dispatcher(foregroundDeferMs: number): { d: Dispatcher; claims: number[
     foregroundConcurrency: 2,
     executor: {} as DispatcherOptions["executor"],
     committer: {} as DispatcherOptions["committer"],
-    leases: { heldKeys: () => [] } as unknown as DispatcherOptions["leases"],
+    leases: { heldKeys: () => [], nextInstanceFence: () => 1 } as unknown as DispatcherOptions[
+      "leases"
+    ],
     transport: { wake: () => {} },
     policy: () => ({}) as ReturnType<DispatcherOptions["policy"]>,
     pauseRecheckMs: 30_000,

@@ -147,6 +147,7 @@ class HandlerRun implements ActorContext<unknown> {
   }
 
   get state(): unknown {
+    this.#stateful("ctx.state");
     if (!this.#copied) {
       this.#working = structuredClone(this.#initial ?? this.#def.initialState());
       this.#copied = true;
@@ -161,6 +162,7 @@ class HandlerRun implements ActorContext<unknown> {
 
   get setState(): ActorContext<unknown>["setState"] {
     return this.#setState ??= (next) => {
+      this.#stateful("ctx.setState()");
       if (!this.#open) return;
       this.#working = structuredClone(next);
       this.#copied = true;
@@ -283,6 +285,16 @@ class HandlerRun implements ActorContext<unknown> {
     this.#progress?.close();
   }
 
+  /** Refuses `call` in a handler of an actor declared `ordered: false`: it keeps no state. */
+  #stateful(call: string): void {
+    if (!this.#def.policy.ordered) {
+      throw new TroupeError(
+        "NO_STATE",
+        `${call}: actor ${this.#def.name} is declared ordered: false and keeps no state`,
+      );
+    }
+  }
+
   #check(call: string): void {
     if (!this.#open) throw new TroupeError("HANDLER_FINISHED", `${call} after the handler ended`);
   }
@@ -299,6 +311,8 @@ export class Executor {
   readonly #slots = new Map<string, Slot>();
   /** The handlers running in this process, by job id. */
   readonly #running = new Map<string, HandlerRun>();
+  /** The unordered jobs among them, with the instance lease token they were claimed under. */
+  readonly #unordered = new Map<string, number>();
   /** The handlers' time limits. */
   readonly #deadlines = new Deadlines();
   /** Settles when the last suspect queued for quarantine has run. */
@@ -335,6 +349,19 @@ export class Executor {
     let n = 0;
     for (const [jobId, run] of this.#running) {
       if (run.key === key && this.abort(jobId, reason)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Aborts the handlers of unordered jobs (see `ClaimedJob.unordered`) running under an
+   * instance lease token other than `fence`; returns how many.
+   */
+  abortUnordered(fence: number, reason: Error): number {
+    let n = 0;
+    for (const [jobId, run] of this.#running) {
+      const at = this.#unordered.get(jobId);
+      if (at !== undefined && at !== fence && this.abort(jobId, reason)) n++;
     }
     return n;
   }
@@ -387,6 +414,7 @@ export class Executor {
     }
     const run = new HandlerRun(this.#env, job, def, state);
     this.#running.set(job.id, run);
+    if (job.unordered) this.#unordered.set(job.id, job.lease_fence);
     let deadline: Deadline | undefined;
     try {
       let result: unknown;
@@ -445,6 +473,7 @@ export class Executor {
       run.close();
       deadline?.clear();
       this.#running.delete(job.id);
+      this.#unordered.delete(job.id);
       this.#releaseSlot(def);
     }
   }
@@ -461,6 +490,7 @@ export class Executor {
       release: false,
       pipelineId: job.pipeline_id ?? null,
       groupId: job.group_id ?? null,
+      ...(job.unordered ? { unordered: true } : {}),
     };
   }
 

@@ -8,6 +8,10 @@
  * - The heartbeat renews every held lease each third of `leaseMs`. A key whose token moved on
  *   was taken over by another worker: its handlers here are aborted (`LEASE_LOST`), since
  *   their commit would be fenced anyway.
+ * - The jobs of unordered actors run under one instance lease (`instanceLease`), taken and
+ *   renewed by the claims that take them and by the heartbeat while any runs here. When its
+ *   token moves on (it lapsed: this process stalled past it), the handlers claimed under the
+ *   older token are aborted: the reaper takes their jobs back.
  * - Cancellation reaches a running handler two ways: the cancel channel (a notification from
  *   any process, heard at once) and the heartbeat (`cancel_requested`, for a lost
  *   notification); the cancels are also read when listening resumes after a lost session.
@@ -23,7 +27,13 @@ import type { RuntimeObserver } from "./observer.ts";
 import type { Logger, SqlDatabase } from "./ports.ts";
 import type { JobEvents, Publisher } from "./publisher.ts";
 import { cancelRequested } from "./sql/cancel_job.ts";
-import { extendLeases, releaseLeases } from "./sql/claim_jobs.ts";
+import {
+  extendLeases,
+  instanceLease,
+  releaseJobs,
+  releaseLeases,
+  renewInstanceLease,
+} from "./sql/claim_jobs.ts";
 import { reapJobs } from "./sql/reap_jobs.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { Transport } from "./transport.ts";
@@ -36,7 +46,10 @@ export interface LeaseKeeperOptions {
   leaseMs: number;
   maxLeaseLosses: number;
   actors: ReadonlyMap<string, AnyActor>;
-  executor: Pick<Executor, "abort" | "abortKey" | "runningJobs" | "deadLetterSends">;
+  executor: Pick<
+    Executor,
+    "abort" | "abortKey" | "abortUnordered" | "runningJobs" | "deadLetterSends"
+  >;
   publisher: Pick<Publisher, "writes" | "hook" | "afterCommit" | "afterCommitOrLog" | "stopped">;
   transport: Pick<Transport, "wake">;
   events: Pick<JobEvents, "emit">;
@@ -52,6 +65,8 @@ export class LeaseKeeper {
   readonly #actorNames: string[];
   /** Keys whose lease this process holds, with the fencing token. */
   readonly #held = new Map<string, number>();
+  /** The instance lease's latest token seen (0: never taken), and its jobs running here. */
+  readonly #instance = { fence: 0, runs: 0 };
   #unlisten: (() => Promise<void>) | undefined;
 
   constructor(options: LeaseKeeperOptions) {
@@ -72,6 +87,44 @@ export class LeaseKeeper {
   /** Forgets the lease of `key` under `fence` (a newer hold of the key stays). */
   letGo(key: string, fence: number): void {
     if (this.#held.get(key) === fence) this.#held.delete(key);
+  }
+
+  /**
+   * Records that an unordered job claimed under the instance lease's token `fence` runs here,
+   * until `letGoInstance`. A newer token than the last seen means the lease lapsed and was
+   * taken again: the handlers claimed under the older one are aborted.
+   */
+  holdInstance(fence: number): void {
+    this.#instance.runs++;
+    this.#instanceToken(fence);
+  }
+
+  /** An unordered job held with `holdInstance` ended here. */
+  letGoInstance(): void {
+    this.#instance.runs--;
+  }
+
+  /** The token a new instance lease row starts with: one past any this process saw. */
+  nextInstanceFence(): number {
+    return this.#instance.fence + 1;
+  }
+
+  #instanceToken(fence: number): void {
+    const was = this.#instance.fence;
+    if (fence <= was) return;
+    this.#instance.fence = fence;
+    if (was > 0) {
+      const n = this.#o.executor.abortUnordered(fence, new TroupeError("LEASE_LOST", "lease lost"));
+      if (n > 0) this.#o.log.warn("instance lease lost", { aborted: n });
+    }
+  }
+
+  /**
+   * Gives back unordered jobs claimed here that will not finish here (see `releaseJobs`): the
+   * reaper requeues them at once.
+   */
+  async giveBack(jobs: readonly { id: string; fence: number }[]): Promise<void> {
+    await releaseJobs(this.#o.db, this.#o.tables, this.#o.workerId, jobs);
   }
 
   /** Gives back one lease (its jobs still running lose their owner; see `releaseLeases`). */
@@ -109,6 +162,9 @@ export class LeaseKeeper {
   /** Gives back every lease still held, and stops listening for cancellations. */
   async stop(): Promise<void> {
     const held = [...this.#held].map(([key, fence]) => ({ key, fence }));
+    if (this.#instance.fence > 0) {
+      held.push({ key: instanceLease(this.#o.workerId), fence: this.#instance.fence });
+    }
     await releaseLeases(this.#o.db, this.#o.tables, this.#o.workerId, held).catch((err) =>
       this.#o.log.warn("leases not given back at stop; they lapse", { error: String(err) })
     );
@@ -129,6 +185,10 @@ export class LeaseKeeper {
         this.#o.log.warn("lease lost", { key });
         executor.abortKey(key, new TroupeError("LEASE_LOST", "lease lost"));
       }
+    }
+    if (this.#instance.runs > 0) {
+      const fence = this.nextInstanceFence();
+      this.#instanceToken(await renewInstanceLease(db, tables, { workerId, leaseMs, fence }));
     }
     await this.#abortCancelled();
     this.#o.observer.heartbeat(workerId);

@@ -187,6 +187,7 @@ export class Runtime implements Consumer {
       ...common,
       workerId: this.workerId,
       actorNames: [...actors.keys()],
+      unorderedActors: [...actors.values()].filter((a) => !a.policy.ordered).map((a) => a.name),
       concurrency,
       claimBatch: options.claimBatch ?? 256,
       tenantWeights: checkTenantWeights(options.tenantWeights),

@@ -54,6 +54,11 @@ export const jobs = pgTable(
      */
     startedFence: integer("started_fence"),
     cancelRequested: boolean("cancel_requested").notNull().default(false),
+    /**
+     * Claimed by an actor declared `ordered: false`: the job runs under the instance lease of
+     * its `lease_owner` (`~instance:<worker id>`), not its key's.
+     */
+    unordered: boolean("unordered").notNull().default(false),
     progress: smallint("progress").notNull().default(0),
     progressMessage: text("progress_message"),
     result: jsonb("result"),

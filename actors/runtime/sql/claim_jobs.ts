@@ -27,12 +27,37 @@ export interface ClaimedJob {
   tracestate?: string | null;
   /** Whether the job carries an end message (see `../job_end.ts`). */
   has_end?: boolean;
+  /**
+   * Claimed for an actor declared `ordered: false`: under this process's instance lease
+   * (`instanceLease`), whose fencing token `lease_fence` is, not under its key's lease.
+   */
+  unordered?: boolean;
 }
+
+/**
+ * The key of the instance lease of the process `workerId` in `troupe_actor_state`: the jobs of
+ * actors declared `ordered: false` run under it, not under a lease of their key. One row per
+ * process; its actor is null, so no actor's key listing shows it.
+ */
+export function instanceLease(workerId: string): string {
+  return `${INSTANCE_PREFIX}${workerId}`;
+}
+
+/** The prefix of instance lease keys (`instanceLease`), as a SQL literal too. */
+const INSTANCE_PREFIX = "~instance:";
+export const INSTANCE_PREFIX_SQL = `'${INSTANCE_PREFIX}'`;
+
+/**
+ * The lease row a running job `j` is under, as a SQL expression: its key's, or for an unordered
+ * job the instance lease of its owner (null once the owner gave it back).
+ */
+export const LEASE_KEY = (j: string) =>
+  `CASE WHEN ${j}.unordered THEN ${INSTANCE_PREFIX_SQL} || ${j}.lease_owner ELSE ${j}.key END`;
 
 /** The columns of a claimed job row `j` (a `ClaimedJob` but for its key's `state`). */
 const CLAIMED = `j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
   j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id, j.input_version,
-  j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end`;
+  j.traceparent, j.tracestate, j.on_end IS NOT NULL AS has_end, j.unordered`;
 
 /** A candidate row of a claim, before its key is leased. */
 interface Candidate {
@@ -46,6 +71,8 @@ interface Candidate {
   at: string;
   /** The row's `ctid` as text: locked by the claim, it stays put until the claim's update. */
   tid: string;
+  /** Its actor is declared `ordered: false` (see `ClaimOptions.unordered`). */
+  u: boolean;
 }
 
 /** The most rounds a fair claim takes to hand out capacity left by tenants with little work. */
@@ -62,6 +89,9 @@ const MAX_ROUNDS = 4;
  * With one tenant group queued, the three are one statement (data-modifying CTEs); with
  * several, the candidates are taken first (see below) and 2 and 3 are one statement.
  * Several jobs of one key may be claimed together: they run one after another under one lease.
+ * The jobs of actors declared `ordered: false` (`unordered`) skip the key leases: they are
+ * claimed under this process's instance lease (one row, taken or renewed by the claim; see
+ * `instanceLease`), whatever their keys.
  *
  * Fair across tenants: the tenants with queued work are found first (a skip scan over
  * `troupe_jobs_tenant_claim_idx`, one index probe per tenant). With one, its jobs are taken in
@@ -100,6 +130,13 @@ export interface ClaimOptions {
    * here whose lease is free already has its jobs claimed by a later claim.
    */
   skipKeys?: readonly string[] | undefined;
+  /** The actors among `actors` declared `ordered: false`: no key lease, the instance lease. */
+  unordered?: readonly string[] | undefined;
+  /**
+   * The fencing token the instance lease row is made with when there is none (one more than
+   * the last this process saw: a row removed while the process was away never repeats one).
+   */
+  instanceFence?: number | undefined;
 }
 
 /**
@@ -110,8 +147,18 @@ export interface ClaimOptions {
 export async function claimJobsIn(
   tx: SqlExecutor,
   t: Tables,
-  { actors, limit, workerId, leaseMs, tenantWeights = {}, skipKeys = [] }: ClaimOptions,
+  {
+    actors,
+    limit,
+    workerId,
+    leaseMs,
+    tenantWeights = {},
+    skipKeys = [],
+    unordered = [],
+    instanceFence = 1,
+  }: ClaimOptions,
 ): Promise<ClaimedJob[]> {
+  const mode = runnableMode(actors, unordered);
   await tx.query(
     `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
       set_config('jit', 'off', true)`,
@@ -125,44 +172,68 @@ export async function claimJobsIn(
     return await leaseAndRun(
       tx,
       t,
-      `SELECT j.id, j.key, j.actor, j.ctid AS tid,
+      `SELECT j.id, j.key, j.actor, j.ctid AS tid, j.actor = ANY($4::text[]) AS u,
          row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
        FROM (
          SELECT j.id, j.key, j.actor, j.priority, j.run_at, j.ctid FROM ${t.jobs} j
-         WHERE ${RUNNABLE(t, "$1", "j", "$3")}
+         WHERE ${RUNNABLE(t, "$1", "j", "$3", "$4", mode)}
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
          LIMIT $2
          FOR UPDATE OF j SKIP LOCKED) j`,
-      [actors, limit, skipKeys],
-      { workerId, leaseMs },
+      [actors, limit, skipKeys, unordered],
+      { workerId, leaseMs, mode, instanceFence },
     );
   }
-  const candidates = await fairShares(tx, t, actors, limit, tenants, tenantWeights, skipKeys);
+  const candidates = await fairShares(tx, t, {
+    actors,
+    limit,
+    tenants,
+    weights: tenantWeights,
+    skipKeys,
+    unordered,
+    mode,
+  });
   if (candidates.length === 0) return [];
   return await leaseAndRun(
     tx,
     t,
-    `SELECT x.id, x.key, x.actor, x.tid, x.ord
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::tid[])
-       WITH ORDINALITY AS x(id, key, actor, tid, ord)`,
+    `SELECT x.id, x.key, x.actor, x.tid, x.u, x.ord
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::tid[], $5::boolean[])
+       WITH ORDINALITY AS x(id, key, actor, tid, u, ord)`,
     [
       candidates.map((c) => c.id),
       candidates.map((c) => c.key),
       candidates.map((c) => c.actor),
       candidates.map((c) => c.tid),
+      candidates.map((c) => c.u),
     ],
-    { workerId, leaseMs },
+    { workerId, leaseMs, mode, instanceFence },
   );
 }
 
 /**
+ * Which lease the jobs of a claim take: every actor's keys' (`keyed`, the common case: the
+ * statements as they were tuned), none but the instance lease (`unordered`), or either by
+ * actor (`mixed`).
+ */
+type RunnableMode = "keyed" | "unordered" | "mixed";
+
+function runnableMode(actors: readonly string[], unordered: readonly string[]): RunnableMode {
+  if (unordered.length === 0) return "keyed";
+  return actors.every((a) => unordered.includes(a)) ? "unordered" : "mixed";
+}
+
+/**
  * Takes the leases of the keys of `candidates` (a query of locked queued jobs: `id`, `key`,
- * `actor`, `tid` the row's `ctid`, `ord` their queue order, with `params` as its parameters)
- * and marks the jobs of leased keys running under their key's fencing token, in one
- * statement. Key rows are locked in one order by every claimer, the keys' byte order (in queue
- * order, two instances that want each other's keys wait on each other and one fails as a
- * deadlock); a key leased elsewhere meanwhile keeps its jobs queued; the actor of the key's
- * first candidate is recorded on it.
+ * `actor`, `tid` the row's `ctid`, `u` whether its actor is unordered, `ord` their queue order,
+ * with `params` as its parameters) and marks the jobs of leased keys running under their key's
+ * fencing token, in one statement. Key rows are locked in one order by every claimer, the
+ * keys' byte order (in queue order, two instances that want each other's keys wait on each
+ * other and one fails as a deadlock); a key leased elsewhere meanwhile keeps its jobs queued;
+ * the actor of the key's first candidate is recorded on it.
+ * The jobs of unordered actors take no key lease: the instance lease of this process is taken
+ * or renewed (`instanceLease`: its token kept while it is held, a new one once it lapsed) and
+ * they run under its token.
  * The jobs come back in queue order: a key's jobs run in that order.
  *
  * A job row is found by its `ctid` (a TID scan, no primary key probe), checked against its
@@ -177,31 +248,64 @@ async function leaseAndRun(
   t: Tables,
   candidates: string,
   params: readonly unknown[],
-  { workerId, leaseMs }: { workerId: string; leaseMs: number },
+  { workerId, leaseMs, mode, instanceFence }: {
+    workerId: string;
+    leaseMs: number;
+    mode: RunnableMode;
+    instanceFence: number;
+  },
 ): Promise<ClaimedJob[]> {
   const w = `$${params.length + 1}`;
   const secs = `$${params.length + 2}`;
-  const rows = await tx.query<ClaimedJob & { ord: number }>(
-    `WITH c AS MATERIALIZED (${candidates}),
-     leases AS (
+  const extra = mode === "keyed" ? [] : [instanceLease(workerId), instanceFence];
+  const keyed = mode !== "unordered";
+  const ctes = [`c AS MATERIALIZED (${candidates})`];
+  if (mode !== "keyed") {
+    ctes.push(`inst AS (
+       ${
+      INSTANCE_UPSERT(
+        t,
+        `SELECT $${params.length + 3}, $${params.length + 4}, ${w},
+           now() + make_interval(secs => ${secs})
+         WHERE EXISTS (SELECT 1 FROM c WHERE c.u)`,
+      )
+    })`);
+  }
+  if (keyed) {
+    ctes.push(`leases AS (
        INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
        SELECT k.key, k.actor, 1, ${w}, now() + make_interval(secs => ${secs})
        FROM (SELECT DISTINCT ON (c.key COLLATE "C") c.key, c.actor FROM c
+             ${mode === "mixed" ? "WHERE NOT c.u" : ""}
              ORDER BY c.key COLLATE "C", c.ord) k
        ORDER BY k.key COLLATE "C"
        ON CONFLICT (key) DO UPDATE SET fence = s.fence + 1, lease_owner = EXCLUDED.lease_owner,
          lease_until = EXCLUDED.lease_until, actor = EXCLUDED.actor, updated_at = now()
        WHERE s.lease_until IS NULL OR s.lease_until <= now()
-       RETURNING s.key, s.fence, s.state),
-     l AS MATERIALIZED (
-       SELECT jsonb_object_agg(key, jsonb_build_array(fence, state)) AS m FROM leases)
+       RETURNING s.key, s.fence, s.state)`);
+    ctes.push(`l AS MATERIALIZED (
+       SELECT jsonb_object_agg(key, jsonb_build_array(fence, state)) AS m FROM leases)`);
+  }
+  const keyFence = `(l.m -> c.key ->> 0)::int`;
+  const instFence = `(SELECT fence FROM inst)`;
+  const [fence, taken, state] = mode === "keyed"
+    ? [keyFence, `l.m ? c.key`, `l.m -> c.key -> 1`]
+    : mode === "unordered"
+    ? [instFence, "true", "NULL::jsonb"]
+    : [
+      `CASE WHEN c.u THEN ${instFence} ELSE ${keyFence} END`,
+      `(c.u OR l.m ? c.key)`,
+      `CASE WHEN c.u THEN NULL ELSE l.m -> c.key -> 1 END`,
+    ];
+  const rows = await tx.query<ClaimedJob & { ord: number }>(
+    `WITH ${ctes.join(",\n     ")}
      UPDATE ${t.jobs} j SET status = 'running', attempts = j.attempts + 1, lease_owner = ${w},
-       lease_fence = (l.m -> c.key ->> 0)::int, started_at = coalesce(j.started_at, now()),
+       lease_fence = ${fence}, unordered = c.u, started_at = coalesce(j.started_at, now()),
        updated_at = now()
-     FROM c, l
-     WHERE j.ctid = c.tid AND j.id = c.id AND l.m ? c.key
-     RETURNING ${CLAIMED}, l.m -> c.key -> 1 AS state, c.ord`,
-    [...params, workerId, leaseMs / 1000],
+     FROM c${keyed ? ", l" : ""}
+     WHERE j.ctid = c.tid AND j.id = c.id AND ${taken}
+     RETURNING ${CLAIMED}, ${state} AS state, c.ord`,
+    [...params, workerId, leaseMs / 1000, ...extra],
     PREPARED,
   );
   // RETURNING order is unspecified.
@@ -232,27 +336,47 @@ async function queuedTenants(tx: SqlExecutor, t: Tables): Promise<string[]> {
 
 // Paused actors are taken out of the list once (an init plan), not checked per row. The keys
 // this worker holds (`skip`, a parameter: a constant of the plan, so `<> ALL` is one hash
-// lookup a row) are passed over before the lease of a row's key is looked up.
-const RUNNABLE = (t: Tables, actors: string, alias: string, skip: string) =>
-  `${alias}.status = 'queued' AND ${alias}.run_at <= now()
-   AND ${alias}.actor = ANY(ARRAY(SELECT a FROM unnest(${actors}::text[]) AS a
-     WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))
-   AND ${alias}.key <> ALL(${skip}::text[])
+// lookup a row) are passed over before the lease of a row's key is looked up. The jobs of
+// unordered actors (`unordered`, see `ClaimOptions`) are runnable whatever their key's lease.
+const RUNNABLE = (
+  t: Tables,
+  actors: string,
+  alias: string,
+  skip: string,
+  unordered: string,
+  mode: RunnableMode,
+) => {
+  const free = `${alias}.key <> ALL(${skip}::text[])
    AND NOT EXISTS (
      SELECT 1 FROM ${t.actorState} s WHERE s.key = ${alias}.key AND s.lease_until > now())`;
+  return `${alias}.status = 'queued' AND ${alias}.run_at <= now()
+   AND ${alias}.actor = ANY(ARRAY(SELECT a FROM unnest(${actors}::text[]) AS a
+     WHERE NOT EXISTS (SELECT 1 FROM ${t.pauses} p WHERE p.actor = a)))${
+    mode === "keyed"
+      ? `\n   AND ${free}`
+      : mode === "mixed"
+      ? `\n   AND (${alias}.actor = ANY(${unordered}::text[]) OR (${free}))`
+      : `\n   AND ${skip}::text[] IS NOT NULL` // no key lease; the parameter still typed
+  }`;
+};
 
 const CANDIDATE = `j.id, j.key, j.actor, coalesce(j.tenant_id, '') AS tenant, j.priority,
-   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at, j.ctid::text AS tid`;
+   to_char(j.run_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') AS at, j.ctid::text AS tid,
+   j.actor = ANY($6::text[]) AS u`;
 
 /** Up to `limit` runnable jobs, shared among `tenants` by weight (see `claimJobs`). */
 async function fairShares(
   tx: SqlExecutor,
   t: Tables,
-  actors: readonly string[],
-  limit: number,
-  tenants: readonly string[],
-  weights: Readonly<Record<string, number>>,
-  skipKeys: readonly string[],
+  { actors, limit, tenants, weights, skipKeys, unordered, mode }: {
+    actors: readonly string[];
+    limit: number;
+    tenants: readonly string[];
+    weights: Readonly<Record<string, number>>;
+    skipKeys: readonly string[];
+    unordered: readonly string[];
+    mode: RunnableMode;
+  },
 ): Promise<Candidate[]> {
   const taken: Candidate[] = [];
   const got = new Map<string, number>();
@@ -264,7 +388,7 @@ async function fairShares(
       `SELECT c.* FROM unnest($2::text[], $3::int[]) AS q(g, share)
        CROSS JOIN LATERAL (
          SELECT ${CANDIDATE} FROM ${t.jobs} j
-         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j", "$5")}
+         WHERE coalesce(j.tenant_id, '') = q.g AND ${RUNNABLE(t, "$1", "j", "$5", "$6", mode)}
            AND j.id <> ALL($4::text[])
          ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- troupe_jobs_tenant_claim_idx
          LIMIT q.share
@@ -275,6 +399,7 @@ async function fairShares(
         asked.map(([, n]) => n),
         taken.map((c) => c.id),
         skipKeys,
+        unordered,
       ],
       PREPARED,
     );
@@ -364,19 +489,39 @@ export function tenantShares(
  * running one whose lease was given back. A running job whose lease lapsed while held (its
  * process stopped) is left to the reaper, which counts the lost lease.
  * Returns null when the key is leased elsewhere (busy) or the job is not runnable.
+ * A job of an unordered actor (`unordered`) is marked running under the instance lease instead,
+ * taken or renewed in the same statement (see `leaseAndRun`).
  */
 export async function claimOne(
   db: SqlExecutor,
   t: Tables,
-  { id, key, actor, workerId, leaseMs }: {
+  { id, key, actor, workerId, leaseMs, unordered = false, instanceFence = 1 }: {
     id: string;
     key: string;
     /** The job's actor, recorded on the key (see `troupe_actor_state.actor`). */
     actor?: string;
     workerId: string;
     leaseMs: number;
+    /** The actor is declared `ordered: false`. */
+    unordered?: boolean;
+    /** See `ClaimOptions.instanceFence`. */
+    instanceFence?: number;
   },
 ): Promise<{ job: ClaimedJob | null; leased: boolean }> {
+  if (unordered) {
+    const rows = await db.query<ClaimedJob>(
+      `WITH inst AS (
+         ${INSTANCE_UPSERT(t, "VALUES ($3, $4, $2, now() + make_interval(secs => $5))")})
+       UPDATE ${t.jobs} j SET status = 'running', attempts = j.attempts + 1, lease_owner = $2,
+         lease_fence = inst.fence, unordered = true, started_at = coalesce(j.started_at, now()),
+         updated_at = now()
+       FROM inst
+       WHERE j.id = $1 AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_owner IS NULL))
+       RETURNING ${CLAIMED}, NULL::jsonb AS state`,
+      [id, workerId, instanceLease(workerId), instanceFence, leaseMs / 1000],
+    );
+    return { job: rows[0] ?? null, leased: true };
+  }
   const lease = await db.query<{ fence: number; state: unknown }>(
     `INSERT INTO ${t.actorState} AS s (key, actor, fence, lease_owner, lease_until)
      VALUES ($1, $4, 1, $2, now() + make_interval(secs => $3))
@@ -427,7 +572,7 @@ export async function releaseLeases(
      )
      UPDATE ${t.jobs} j SET lease_owner = NULL, updated_at = now()
      FROM released r
-     WHERE j.key = r.key AND j.lease_fence = r.fence AND j.status = 'running'
+     WHERE ${LEASE_KEY("j")} = r.key AND j.lease_fence = r.fence AND j.status = 'running'
        AND j.lease_owner = $2`,
     [JSON.stringify(leases), workerId],
   );
@@ -451,4 +596,56 @@ export async function extendLeases(
     [workerId, keys, leaseMs / 1000],
   );
   return new Map(rows.map((r) => [r.key, r.fence]));
+}
+
+/**
+ * The statement that takes or renews an instance lease, returning its fencing token: `values`
+ * gives the row (key, token of a new row, owner, until). A lease its owner still holds keeps
+ * its token; one that lapsed (or was given back) gets a new one: the jobs claimed under the
+ * old token are the reaper's from then on, and their commits are refused.
+ */
+const INSTANCE_UPSERT = (t: Tables, values: string) =>
+  `INSERT INTO ${t.actorState} AS s (key, fence, lease_owner, lease_until)
+   ${values}
+   ON CONFLICT (key) DO UPDATE SET
+     fence = CASE WHEN s.lease_owner = EXCLUDED.lease_owner AND s.lease_until > now()
+       THEN s.fence ELSE s.fence + 1 END,
+     lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until, updated_at = now()
+   RETURNING s.fence`;
+
+/**
+ * Renews this worker's instance lease (see `instanceLease`), or takes it again once it lapsed,
+ * under a new fencing token; returns the token. `fence` is the token a new row starts with.
+ */
+export async function renewInstanceLease(
+  db: SqlExecutor,
+  t: Tables,
+  { workerId, leaseMs, fence }: { workerId: string; leaseMs: number; fence: number },
+): Promise<number> {
+  const rows = await db.query<{ fence: number }>(
+    INSTANCE_UPSERT(t, "VALUES ($1, $3, $2, now() + make_interval(secs => $4))"),
+    [instanceLease(workerId), workerId, fence, leaseMs / 1000],
+  );
+  return rows[0]!.fence;
+}
+
+/**
+ * Gives back unordered jobs this worker claimed (`id` under the instance lease's `fence`) that
+ * it will not finish: they lose their owner, and the reaper requeues them without counting a
+ * lost lease, as for a key lease given back (`releaseLeases`).
+ */
+export async function releaseJobs(
+  db: SqlExecutor,
+  t: Tables,
+  workerId: string,
+  jobs: readonly { id: string; fence: number }[],
+): Promise<void> {
+  if (jobs.length === 0) return;
+  await db.query(
+    `UPDATE ${t.jobs} j SET lease_owner = NULL, updated_at = now()
+     FROM unnest($1::text[], $2::int[]) AS x(id, fence)
+     WHERE j.id = x.id AND j.lease_fence = x.fence AND j.status = 'running' AND j.unordered
+       AND j.lease_owner = $3`,
+    [jobs.map((j) => j.id), jobs.map((j) => j.fence), workerId],
+  );
 }

@@ -6,6 +6,7 @@ import { endMessageId } from "../job_end.ts";
 import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import { outboxed } from "./outbox.ts";
 import { type DeclaredRow, insertRows } from "./insert_rows.ts";
+import { LEASE_KEY } from "./claim_jobs.ts";
 import { PREPARED, type Tables } from "./tables.ts";
 import {
   type AbortHook,
@@ -61,6 +62,12 @@ export interface Completion {
   groupId?: string | null;
   /** How long its handler ran, in milliseconds (kept on the job as `run_ms`). */
   runMs?: number;
+  /**
+   * The job was claimed under the instance lease (its actor is declared `ordered: false`): it
+   * is a chain of its own, and its commit writes no lease row; the job row's fencing token and
+   * owner are its check.
+   */
+  unordered?: boolean;
 }
 
 /**
@@ -70,6 +77,19 @@ export interface Completion {
  */
 export function chainOf(key: string, fence: number): string {
   return `${key}\u0000${fence}`;
+}
+
+/**
+ * The chain of `c`: its key's under its lease, or for an unordered job the job itself (see
+ * `Completion.unordered`; `chainKey` names it for a claimed job too).
+ */
+export function chainOfCompletion(c: Pick<Completion, "id" | "key" | "fence" | "unordered">) {
+  return chainOf(chainKey(c), c.fence);
+}
+
+/** What a chain is named by (see `chainOf`): the key, or for an unordered job its id. */
+export function chainKey(c: { id: string; key: string; unordered?: boolean | undefined }): string {
+  return c.unordered ? c.id : c.key;
 }
 
 /** What became of a completion. */
@@ -280,7 +300,7 @@ function chainRows(
   // The last chain seen of each key (a key has one lease in a batch but for a rare takeover).
   const byKey = new Map<string, ChainRow>();
   for (let i = 0; i < completions.length; i++) {
-    if (!take(i)) continue;
+    if (!take(i) || completions[i]!.unordered) continue;
     const c = completions[i]!;
     let row = byKey.get(c.key);
     if (row && row.fence !== c.fence) {
@@ -448,7 +468,10 @@ const COMMIT_ALL = (t: Tables, dropping: boolean) =>
      ), ${
     JOB_WRITES(
       t,
-      (x) => `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence`,
+      // An unordered job's token is its process's instance lease's: the owner tells two apart.
+      (x) =>
+        `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence
+         AND (NOT j.unordered OR j.lease_owner = $3)`,
       dropping ? "$5" : undefined,
     )
   },
@@ -505,7 +528,7 @@ async function commitChecked(
     `WITH locked AS (
        SELECT j.id, j.status, j.lease_fence AS job_fence, s.fence, j.on_end IS NOT NULL AS ends
        FROM ${t.jobs} j
-       JOIN ${t.actorState} s ON s.key = j.key AND s.lease_owner = $2
+       JOIN ${t.actorState} s ON s.key = ${LEASE_KEY("j")} AND s.lease_owner = $2
        WHERE j.id = ANY($1::text[])
        ORDER BY j.key
        FOR UPDATE OF j, s
@@ -532,7 +555,7 @@ async function commitChecked(
   );
   const broken = new Set<string>();
   const results = completions.map((c): CommitResult => {
-    const chain = chainOf(c.key, c.fence);
+    const chain = chainOfCompletion(c);
     if (broken.has(chain)) return "stale";
     if (!valid.has(c.id)) {
       broken.add(chain);

@@ -3,6 +3,7 @@ import { endParts, type PartEnd } from "../groups.ts";
 import { uuidv7 } from "../ids.ts";
 import type { SqlDatabase } from "../ports.ts";
 import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
+import { LEASE_KEY } from "./claim_jobs.ts";
 import type { Tables } from "./tables.ts";
 import { type AbortHook, dropEnded, type JobEnd, lockPipelines, rollUp } from "./pipelines.ts";
 
@@ -48,9 +49,10 @@ export interface ReapOptions {
 }
 
 /**
- * Requeues running jobs whose lease is gone: their process crashed or stalled past its lease,
- * or gave the lease back with the job unfinished. The attempt counts: a job out of attempts
- * goes to the dead letters; a job whose cancel was requested is cancelled.
+ * Requeues running jobs whose lease is gone (their key's, or for an unordered job the instance
+ * lease of its process): their process crashed or stalled past its lease, or gave the lease back
+ * with the job unfinished. The attempt counts: a job out of attempts goes to the dead letters; a
+ * job whose cancel was requested is cancelled.
  *
  * A lease that lapsed while its owner still held it (the job row keeps its `lease_owner`; a
  * lease given back clears it) is a lost lease. The first one counts against every job claimed
@@ -97,7 +99,8 @@ export async function reapJobs(
          FROM ${t.jobs} j
          WHERE j.status = 'running' AND j.actor = ANY($1::text[]) AND NOT EXISTS (
            SELECT 1 FROM ${t.actorState} s
-           WHERE s.key = j.key AND s.fence = j.lease_fence AND s.lease_until > now())
+           WHERE s.key = ${LEASE_KEY("j")} AND s.fence = j.lease_fence
+             AND s.lease_until > now())
          ORDER BY j.id
          LIMIT $2
          FOR UPDATE OF j SKIP LOCKED`,
