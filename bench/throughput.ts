@@ -5,7 +5,8 @@
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
  *     [--db pglite-file,pglite-mem,postgres] [--peers] [--floor] [--quick]
- *     [--modes end-to-end,processing] [--workloads noop,unkept,row,insert] [--row-n N/4]
+ *     [--modes end-to-end,processing]
+ *     [--workloads noop,unkept,unordered,unordered-unkept,row,insert] [--row-n N/4]
  *     [--breakdown]
  *
  * Modes:
@@ -15,7 +16,9 @@
  * (`--peers` runs end to end only unless `--modes` says otherwise.)
  * Workloads: `noop`; `unkept`, Troupe only, the same no-op on an actor that keeps no succeeded
  * jobs (`keepSucceeded: false`: a job's commit deletes its row, as graphile-worker deletes a
- * completed job), compared with the peers' `noop`; `row`, a handler that writes one row
+ * completed job), compared with the peers' `noop`; `unordered` and `unordered-unkept`, Troupe
+ * only, the same two on actors declared `ordered: false` (no order per key, no lease per key:
+ * the peers' semantics), compared with the peers' `noop`; `row`, a handler that writes one row
  * (Troupe: through `effect()`, committed with the message; the peers: in a transaction of
  * their own per job); `insert`, Troupe only, the same row declared with `ctx.insert()` (the
  * rows of a commit in one statement), compared with the peers' `row`. The two row workloads run end to end only, on `--row-n` messages (a quarter
@@ -71,7 +74,7 @@ const { values: args } = parseArgs({
     breakdown: { type: "boolean", default: false },
     "row-n": { type: "string" },
     modes: { type: "string" },
-    workloads: { type: "string", default: "noop,unkept,row,insert" },
+    workloads: { type: "string", default: "noop,unkept,unordered,unordered-unkept,row,insert" },
     json: { type: "string", default: "bench/results/throughput.json" },
   },
 });
@@ -91,9 +94,11 @@ const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
 const PEERS = ["bullmq", "graphile", "graphile-keyed", "pgboss"] as const;
 type Mode = "end-to-end" | "processing";
-type Workload = "noop" | "unkept" | "row" | "insert";
+type Workload = "noop" | "unkept" | "unordered" | "unordered-unkept" | "row" | "insert";
 /** The workloads that write a row a message (run on `--row-n` messages, end to end only). */
 const writesRows = (w: Workload | "floor") => w === "row" || w === "insert";
+/** The workloads whose actor keeps no succeeded job (`keepSucceeded: false`). */
+const dropsRows = (w: Workload | "floor") => w === "unkept" || w === "unordered-unkept";
 
 interface Opened {
   db: SqlDatabase;
@@ -162,6 +167,26 @@ const unkept = defineActor({
     handled++;
   },
 });
+// No order per key (`ordered: false`): graphile-worker's and BullMQ's semantics.
+const unordered = defineActor({
+  name: "bench.unordered",
+  input,
+  key,
+  ordered: false,
+  handler: () => {
+    handled++;
+  },
+});
+const unorderedUnkept = defineActor({
+  name: "bench.unordered-unkept",
+  input,
+  key,
+  ordered: false,
+  keepSucceeded: false,
+  handler: () => {
+    handled++;
+  },
+});
 const row = defineActor({
   name: "bench.row",
   input,
@@ -185,6 +210,8 @@ const inserts = defineActor({
 const actorOf = {
   noop: "bench.noop",
   unkept: "bench.unkept",
+  unordered: "bench.unordered",
+  "unordered-unkept": "bench.unordered-unkept",
   row: "bench.row",
   insert: "bench.insert",
 } as const;
@@ -197,7 +224,7 @@ async function count(db: SqlDatabase, sql: string): Promise<number> {
 /**
  * Until N messages succeeded: the handlers' count first (no query while the run is under
  * way, as the peers' harness does), then the job rows, every 5 ms, until their commits land
- * (`unkept`: until their commits deleted them).
+ * (`unkept`, `unordered-unkept`: until their commits deleted them).
  */
 async function untilDone(
   db: SqlDatabase,
@@ -205,7 +232,7 @@ async function untilDone(
   timeoutMs = 300_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const sql = workload === "unkept"
+  const sql = dropsRows(workload)
     ? `SELECT (${n} - count(*))::int AS n FROM troupe_jobs`
     : "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'";
   while (handled < n || await count(db, sql) < n) {
@@ -216,12 +243,12 @@ async function untilDone(
 
 /**
  * Every message committed exactly once: N successes, each claimed once (one attempt), no dead
- * letter, and with the row workloads N rows, one for each message. With `unkept`, whose
- * successes leave no row: N handler runs in all (a second run of a message would count), no
- * job row left and no dead letter.
+ * letter, and with the row workloads N rows, one for each message. With `unkept` and
+ * `unordered-unkept`, whose successes leave no row: N handler runs in all (a second run of a
+ * message would count), no job row left and no dead letter.
  */
 async function verify(db: SqlDatabase, workload: Workload | "floor"): Promise<string> {
-  if (workload === "unkept") {
+  if (dropsRows(workload)) {
     const [r] = await db.query<{ left: number; dead: number }>(
       `SELECT (SELECT count(*)::int FROM troupe_jobs) AS left,
               (SELECT count(*)::int FROM troupe_dead_letters) AS dead`,
@@ -264,7 +291,7 @@ if (tracing) {
 function runtimeFor(db: SqlDatabase): Runtime {
   return new Runtime({
     db: tracing ? tracedDatabase(db) : db,
-    actors: [noop, unkept, row, inserts],
+    actors: [noop, unkept, unordered, unorderedUnkept, row, inserts],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("warn"),
     ...(tracing ? { tracing } : {}),
@@ -475,7 +502,7 @@ for (const workload of WORKLOADS) {
       }
     }
     // The peers' row workload is the one to compare `insert` with (see the ratios).
-    if (!args.peers || workload === "insert" || workload === "unkept") continue;
+    if (!args.peers || !(workload === "noop" || workload === "row")) continue;
     for (const peer of PEERS) {
       // Named queues with batched completions deadlock in graphile-worker 0.17.3 when each job
       // writes a row ("Failed to complete jobs ...: deadlock detected", jobs left locked).
@@ -635,9 +662,13 @@ if (args.peers || args.floor) {
       const judged = workload === "noop" && mode === "end-to-end";
       // Rows declared with `ctx.insert()` against the peers writing theirs a transaction a job.
       // An actor that keeps no succeeded jobs against the peers' no-op.
-      const theirs = workload === "insert" ? "row" : workload === "unkept" ? "noop" : workload;
+      // Messages without an order per key, as the peers run them, against the peers' no-op.
+      const theirs = workload === "insert" ? "row" : workload === "row" ? "row" : "noop";
       for (const peer of PEERS) {
-        const goal = judged && (peer === "bullmq" || peer === "graphile") ? 1.0 : undefined;
+        const goal = (judged || workload.startsWith("unordered")) && mode === "end-to-end" &&
+            (peer === "bullmq" || peer === "graphile")
+          ? 1.0
+          : undefined;
         ratio(
           t,
           find(peer, theirs, mode),

@@ -59,6 +59,7 @@ import { migrate, MIGRATIONS_TABLE, type MigrationSet, runtimeMigrations } from 
 import { jsonLogger, type SqlDatabase } from "./ports.ts";
 import { type JobView, Runtime, type Tables } from "./runtime.ts";
 import type { DeliveryOutcome } from "./transport.ts";
+import { LEASE_KEY } from "./sql/claim_jobs.ts";
 import { TableQueueTransport } from "./transports/table_queue.ts";
 
 export { ManualClock } from "./_testing/clock.ts";
@@ -493,7 +494,7 @@ class WorldFaults implements Faults {
   }
 
   async crashAfterCommit(jobId: string): Promise<void> {
-    const { key } = await this.#runnable(jobId);
+    await this.#runnable(jobId);
     const crashed = this.#world.worker();
     const first = await this.#deliver(crashed, jobId);
     if (first.status !== "succeeded") return;
@@ -506,8 +507,8 @@ class WorldFaults implements Faults {
       );
       await tx.query(
         `UPDATE ${this.#t.actorState} SET lease_owner = $2,
-           lease_until = now() - interval '1 second' WHERE key = $1`,
-        [key, crashed.workerId],
+           lease_until = now() - interval '1 second' WHERE key = ${this.#leaseOf("$1")}`,
+        [jobId, crashed.workerId],
       );
     });
     await this.#world.runtime.reap();
@@ -516,6 +517,11 @@ class WorldFaults implements Faults {
 
   async loseLeaseMidHandler(jobId: string): Promise<void> {
     await this.#takenOver(jobId, "continue");
+  }
+
+  /** The lease row the job `id` (a parameter) runs under: its key's, or its owner's instance. */
+  #leaseOf(id: string): string {
+    return `(SELECT ${LEASE_KEY("j")} FROM ${this.#t.jobs} j WHERE j.id = ${id})`;
   }
 
   async delay(jobId: string, ms: number): Promise<void> {
@@ -539,7 +545,7 @@ class WorldFaults implements Faults {
    * ("continue": its commit is fenced off) or dies ("crash").
    */
   async #takenOver(jobId: string, how: "continue" | "crash"): Promise<void> {
-    const { key } = await this.#runnable(jobId);
+    await this.#runnable(jobId);
     const first = this.#world.worker();
     let held: ReturnType<World["hold"]> | undefined;
     let running: Promise<DeliveryOutcome> | undefined;
@@ -563,8 +569,8 @@ class WorldFaults implements Faults {
     if (!held || !running) throw new Error(`job ${jobId}: its handler never returned`);
     await this.#world.db.query(
       `UPDATE ${this.#t.actorState} SET lease_until = now() - interval '1 second'
-       WHERE key = $1`,
-      [key],
+       WHERE key = ${this.#leaseOf("$1")}`,
+      [jobId],
     );
     await this.#world.runtime.reap();
     await this.#deliver(this.#world.worker(), jobId);
@@ -575,17 +581,16 @@ class WorldFaults implements Faults {
     }
   }
 
-  /** The message's key; throws unless it is queued (a fault needs a message to deliver). */
-  async #runnable(jobId: string): Promise<{ key: string }> {
-    const [row] = await this.#world.db.query<{ key: string; status: string }>(
-      `SELECT key, status FROM ${this.#t.jobs} WHERE id = $1`,
+  /** Throws unless the message is queued (a fault needs a message to deliver). */
+  async #runnable(jobId: string): Promise<void> {
+    const [row] = await this.#world.db.query<{ status: string }>(
+      `SELECT status FROM ${this.#t.jobs} WHERE id = $1`,
       [jobId],
     );
     if (!row) throw new Error(`job ${jobId} does not exist`);
     if (row.status !== "queued") {
       throw new Error(`job ${jobId} is ${row.status}: a fault needs a queued message`);
     }
-    return { key: row.key };
   }
 
   /**

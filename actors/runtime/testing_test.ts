@@ -115,6 +115,52 @@ Deno.test({
 });
 
 Deno.test({
+  name: "assertEffectivelyOnce() drives its faults through an unordered actor's instance lease",
+  async fn() {
+    // The same notices, sent by an actor with no order per key: the faults that take the
+    // lease away take the instance lease of the worker that ran it.
+    const loose = defineActor({
+      name: "t.notify",
+      input: z.object({ account: z.string(), amount: z.number().int() }),
+      ordered: false,
+      handler: (input, ctx) => {
+        ctx.insert("t_notices", { account: input.account, amount: input.amount });
+      },
+    });
+    const outcome = await assertEffectivelyOnce({
+      actors: [loose],
+      setup,
+      inputs: inputs.map(({ input }) => ({ actor: "t.notify", input })),
+      effectsOf: async (world) => (await ledger(world) as { notices: unknown }).notices,
+      faults: "all",
+    });
+    assert.deepEqual(outcome.effects, [
+      { account: "a", amount: 5 },
+      { account: "a", amount: 7 },
+      { account: "b", amount: 1 },
+    ]);
+    let sent = 0;
+    const counting = defineActor({
+      name: "t.notify",
+      input: z.object({ account: z.string(), amount: z.number().int() }),
+      ordered: false,
+      handler: () => {
+        sent++;
+      },
+    });
+    const caught = await caughtBy(() =>
+      assertEffectivelyOnce({
+        actors: [counting],
+        setup: () => sent = 0,
+        inputs: inputs.map(({ input }) => ({ actor: "t.notify", input })),
+        effectsOf: () => sent,
+      })
+    );
+    assert.deepEqual(caught, [...RERUNS].sort());
+  },
+});
+
+Deno.test({
   name: "assertEffectivelyOnce() catches a counter kept outside the transaction",
   async fn() {
     // An external system (a mailer, a metrics counter): what it was asked to do, per run.
