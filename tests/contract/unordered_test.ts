@@ -4,7 +4,7 @@
  * lease row per key); a process that stalls past that lease or stops has its jobs taken back
  * by the reaper, and its late commits are refused, even when the two processes' instance
  * leases carry the same fencing token; pushed deliveries, cancels and claims mixed with keyed
- * actors and tenants.
+ * actors and tenants; the instance leases of instances gone for a day are removed.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -281,6 +281,31 @@ contractSuite("unordered actors", {
     const done = await settle(rt, job.id);
     assert.equal(done.status, "cancelled");
     assert.equal(codeOf(done.error), new CancelledError().code);
+  },
+
+  "an instance not heard of for a day is forgotten with its instance lease": async (
+    { db, runtime },
+  ) => {
+    await db.query(
+      `INSERT INTO troupe_workers (id, transport, mode, concurrency, heartbeat_at)
+       VALUES ('w-unord8-gone', 'table-queue', 'pull', 1, now() - interval '25 hours'),
+              ('w-unord8-here', 'table-queue', 'pull', 1, now() - interval '23 hours')`,
+    );
+    await db.query(
+      `INSERT INTO troupe_actor_state (key, fence, lease_owner, lease_until)
+       VALUES ('~instance:w-unord8-gone', 3, 'w-unord8-gone', now() - interval '25 hours'),
+              ('~instance:w-unord8-here', 2, 'w-unord8-here', now() - interval '23 hours')`,
+    );
+    // A runtime's start writes its heartbeat, which forgets the instances gone for a day.
+    await runtime([]);
+    const left = await db.query<{ key: string }>(
+      "SELECT key FROM troupe_actor_state WHERE key LIKE '~instance:w-unord8-%' ORDER BY key",
+    );
+    assert.deepEqual(left, [{ key: "~instance:w-unord8-here" }]);
+    assert.deepEqual(
+      await db.query("SELECT id FROM troupe_workers WHERE id LIKE 'w-unord8-%'"),
+      [{ id: "w-unord8-here" }],
+    );
   },
 
   "claims mixed with keyed actors and tenants: each kind under its own lease": async (

@@ -10,6 +10,7 @@
  *   each with a limit.
  */
 import type { SqlExecutor } from "../ports.ts";
+import { INSTANCE_PREFIX_SQL } from "./claim_jobs.ts";
 import type { Tables } from "./tables.ts";
 
 /** What an instance writes about itself. */
@@ -54,11 +55,17 @@ export interface JobBrief {
   run_at: Date | string;
 }
 
-/** Writes the instance's heartbeat (a restart under the same id clears `stopped_at`). */
+/**
+ * Writes the instance's heartbeat (a restart under the same id clears `stopped_at`). Instances
+ * not heard of for a day are forgotten, with their instance leases (see `instanceLease`).
+ */
 export async function beatInstance(db: SqlExecutor, t: Tables, b: InstanceBeat): Promise<void> {
   await db.query(
     `WITH gone AS (
-       DELETE FROM ${t.workers} WHERE heartbeat_at < now() - interval '1 day' AND id <> $1)
+       DELETE FROM ${t.workers} WHERE heartbeat_at < now() - interval '1 day' AND id <> $1
+       RETURNING id
+     ), leases AS (
+       DELETE FROM ${t.actorState} WHERE key IN (SELECT ${INSTANCE_PREFIX_SQL} || id FROM gone))
      INSERT INTO ${t.workers} AS w (id, host, pid, transport, mode, actors, concurrency, in_flight)
      VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
      ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,
