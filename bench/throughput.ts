@@ -288,10 +288,17 @@ if (tracing) {
   console.log("tracing on (OTEL_DENO=true): handler, enqueue and statement spans exported");
 }
 
-function runtimeFor(db: SqlDatabase): Runtime {
+/**
+ * A runtime of the keyed actors, or of the unordered ones for the unordered workloads: a runtime
+ * whose actors are all keyed claims with the statements it has always had, one that mixes both
+ * kinds with statements that tell them apart row by row.
+ */
+function runtimeFor(db: SqlDatabase, workload: Workload): Runtime {
   return new Runtime({
     db: tracing ? tracedDatabase(db) : db,
-    actors: [noop, unkept, unordered, unorderedUnkept, row, inserts],
+    actors: workload.startsWith("unordered")
+      ? [unordered, unorderedUnkept]
+      : [noop, unkept, row, inserts],
     transport: new TableQueueTransport(db),
     logger: jsonLogger("warn"),
     ...(tracing ? { tracing } : {}),
@@ -360,7 +367,7 @@ async function troupeRun(
   await raw.query("CREATE TABLE bench_rows (i int NOT NULL, key text NOT NULL)");
   const times = new SqlTimes();
   const db = args.breakdown ? timedDb(raw, times) : raw;
-  const runtime = runtimeFor(db);
+  const runtime = runtimeFor(db, workload);
   handled = 0;
   try {
     let t0: number;
@@ -397,7 +404,7 @@ async function troupeRun(
 async function floorRun(name: string, mode: Mode): Promise<{ sample: Sample; check: string }> {
   const { db, pgName, close } = await databases[name]!();
   await db.query("CREATE TABLE bench_rows (i int NOT NULL, key text NOT NULL)");
-  const runtime = runtimeFor(db); // never started: enqueues only
+  const runtime = runtimeFor(db, "noop"); // never started: enqueues only
   try {
     let t0: number;
     let cpu: ReturnType<typeof meter>;
