@@ -235,7 +235,7 @@ class HandlerRun implements ActorContext<unknown> {
       this.#progress ??= progressWriter(
         env.db,
         env.t,
-        { id: this.#job.id, fence: this.#job.lease_fence },
+        { id: this.#job.id, fence: this.#job.lease_fence, attempt: this.#job.attempts },
         env.log,
         env.onProgress,
       );
@@ -406,7 +406,11 @@ export class Executor {
     if (job.lease_losses > 0) {
       this.#quarantined.set(job.id, await this.#quarantine());
       try {
-        await markStarted(this.#db, this.#t, { id: job.id, fence: job.lease_fence });
+        await markStarted(this.#db, this.#t, {
+          id: job.id,
+          fence: job.lease_fence,
+          attempt: job.attempts,
+        });
       } catch (err) {
         this.#releaseSlot(def);
         return this.failure(this.#base(job), job, def, err);

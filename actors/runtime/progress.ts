@@ -4,12 +4,12 @@
  * nothing is written once the handler has ended (`close`).
  */
 import type { Logger, SqlExecutor } from "./ports.ts";
-import { writeProgress } from "./sql/job_progress.ts";
+import { type ClaimOf, writeProgress } from "./sql/job_progress.ts";
 import type { Tables } from "./sql/tables.ts";
 
 const PROGRESS_EVERY_MS = 200;
 
-/** Reports progress of one attempt (job `id` under lease `fence`). */
+/** Reports progress of one attempt (job `id` under lease `fence`, its `attempt`). */
 export interface ProgressWriter {
   /** Records `percent` (clamped to 0-100) and `message`. */
   report(percent: number, message: string | null): void;
@@ -21,7 +21,7 @@ export interface ProgressWriter {
 export function progressWriter(
   db: SqlExecutor,
   t: Tables,
-  job: { id: string; fence: number },
+  job: ClaimOf,
   log: Logger,
   onProgress?: (jobId: string, percent: number, message: string | null) => void,
 ): ProgressWriter {

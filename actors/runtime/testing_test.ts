@@ -87,6 +87,34 @@ async function caughtBy(run: () => Promise<unknown>): Promise<FaultName[]> {
   return [];
 }
 
+/**
+ * The faults that catch an actor `name` of `shape` (key, order) that counts its runs outside the
+ * transaction, as an external system (a mailer, a metrics counter) would be asked once a run.
+ */
+async function caughtCounting(
+  name: string,
+  shape: { key?: (i: z.infer<typeof depositInput>) => string; ordered?: boolean },
+  sends: typeof inputs,
+): Promise<FaultName[]> {
+  let sent = 0;
+  const counting = defineActor({
+    name,
+    input: depositInput,
+    ...shape,
+    handler: () => {
+      sent++;
+    },
+  });
+  return await caughtBy(() =>
+    assertEffectivelyOnce({
+      actors: [counting],
+      setup: () => sent = 0,
+      inputs: sends,
+      effectsOf: () => sent,
+    })
+  );
+}
+
 Deno.test({
   name: "assertEffectivelyOnce() passes an actor that writes only through ctx",
   async fn() {
@@ -139,22 +167,10 @@ Deno.test({
       { account: "a", amount: 7 },
       { account: "b", amount: 1 },
     ]);
-    let sent = 0;
-    const counting = defineActor({
-      name: "t.notify",
-      input: z.object({ account: z.string(), amount: z.number().int() }),
-      ordered: false,
-      handler: () => {
-        sent++;
-      },
-    });
-    const caught = await caughtBy(() =>
-      assertEffectivelyOnce({
-        actors: [counting],
-        setup: () => sent = 0,
-        inputs: inputs.map(({ input }) => ({ actor: "t.notify", input })),
-        effectsOf: () => sent,
-      })
+    const caught = await caughtCounting(
+      "t.notify",
+      { ordered: false },
+      inputs.map(({ input }) => ({ actor: "t.notify", input })),
     );
     assert.deepEqual(caught, [...RERUNS].sort());
   },
@@ -163,23 +179,10 @@ Deno.test({
 Deno.test({
   name: "assertEffectivelyOnce() catches a counter kept outside the transaction",
   async fn() {
-    // An external system (a mailer, a metrics counter): what it was asked to do, per run.
-    let sent = 0;
-    const counting = defineActor({
-      name: "t.deposit",
-      input: depositInput,
-      key: (i) => `account:${i.account}`,
-      handler: () => {
-        sent++;
-      },
-    });
-    const caught = await caughtBy(() =>
-      assertEffectivelyOnce({
-        actors: [counting],
-        setup: () => sent = 0,
-        inputs,
-        effectsOf: () => sent,
-      })
+    const caught = await caughtCounting(
+      "t.deposit",
+      { key: (i) => `account:${i.account}` },
+      inputs,
     );
     assert.deepEqual(caught, [...RERUNS].sort());
   },

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineActor, InProcessTransport, type SqlExecutor } from "@troupe/runtime";
 import { settle, sleep, waitFor } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { contractSuite, deliverAtOnce } from "./suite.ts";
 
 async function effectsTable(db: SqlExecutor) {
   await db.query(`CREATE TABLE IF NOT EXISTS test_effects (
@@ -107,14 +107,7 @@ contractSuite("delivery", {
     });
     const { job } = await rt.enqueue("c2.add", { key: "x" });
     // 20 pushed deliveries and a pull claim race for the one message.
-    const outcomes = await Promise.all([
-      ...Array.from({ length: 20 }, () => rt.deliver(job.id)),
-      rt.pump().then(() => ({ status: "pumped" })),
-    ]);
-    await rt.start();
-    await settle(rt, job.id);
-    // Deliveries told "busy" come again later, as a transport would redeliver them.
-    for (const o of outcomes) if (o.status === "busy") await rt.deliver(job.id);
+    const outcomes = await deliverAtOnce(rt, job.id);
     assert.equal(runs, 1, "the handler ran once");
     assert.equal(await effectCount(db, "job_id = $1", [job.id]), 1);
     assert.deepEqual(await stateOf(db, "c2.add:x"), { count: 1 });

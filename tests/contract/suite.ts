@@ -138,3 +138,19 @@ export async function echoThrice(db: SqlDatabase, name: string): Promise<void> {
     await rt.stop(2000);
   }
 }
+
+/**
+ * Races twenty pushed deliveries of job `id` and a pull claim on a runtime not started yet,
+ * then starts it and waits for the job to settle; deliveries told "busy" come again, as a
+ * transport would redeliver them. Returns the first outcomes (`pumped` for the claim).
+ */
+export async function deliverAtOnce(rt: Runtime, id: string): Promise<{ status: string }[]> {
+  const outcomes = await Promise.all([
+    ...Array.from({ length: 20 }, () => rt.deliver(id)),
+    rt.pump().then(() => ({ status: "pumped" })),
+  ]);
+  await rt.start();
+  await settle(rt, id);
+  for (const o of outcomes) if (o.status === "busy") await rt.deliver(id);
+  return outcomes;
+}

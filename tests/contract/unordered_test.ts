@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { z } from "zod";
 import { CancelledError, defineActor, type Logger, type SqlExecutor } from "@troupe/runtime";
 import { settle, sleep, waitFor } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { contractSuite, deliverAtOnce } from "./suite.ts";
 
 /** One row per handler run that committed: which job, which attempt. */
 async function runsTable(db: SqlExecutor): Promise<void> {
@@ -204,6 +204,52 @@ contractSuite("unordered actors", {
       assert.deepEqual(after.result, { attempt: 2 });
     },
 
+  "the late handler's progress is not written onto the job as the next process runs it": async (
+    { db, runtime },
+  ) => {
+    const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
+    const started: number[] = [];
+    const work = defineActor({
+      name: "unord9.work",
+      input: z.object({}),
+      ordered: false,
+      handler: async (_i, ctx) => {
+        started.push(ctx.attempt);
+        await gates[ctx.attempt - 1]!.promise;
+        ctx.progress(ctx.attempt === 1 ? 11 : 22);
+        // The first report is written at once; give it the time to land.
+        await sleep(200);
+        return { attempt: ctx.attempt };
+      },
+    });
+    const log = recorder();
+    const a = await runtime([work], { start: false, workerId: "w-unord9-a", logger: log });
+    const b = await runtime([work], { start: false, workerId: "w-unord9-b" });
+    const { job } = await a.enqueue(work, {});
+    await a.pump();
+    await waitFor(() => started.length === 1, { what: "a's run to start" });
+    await db.query(
+      "UPDATE troupe_actor_state SET lease_until = now() - interval '1 second' WHERE key = $1",
+      ["~instance:w-unord9-a"],
+    );
+    assert.equal(await b.reap(), 1);
+    await b.pump();
+    await waitFor(() => started.length === 2, { what: "b's run to start" });
+    // a's handler goes on while b's runs under a lease with the same token.
+    gates[0]!.resolve();
+    await waitFor(() => log.seen.includes("lease lost; leaving the rest to the new owner"), {
+      what: "a's late commit to be refused",
+    });
+    const [mid] = await db.query<{ status: string; progress: number }>(
+      "SELECT status, progress FROM troupe_jobs WHERE id = $1",
+      [job.id],
+    );
+    assert.deepEqual(mid, { status: "running", progress: 0 });
+    gates[1]!.resolve();
+    const done = await settle(b, job.id);
+    assert.deepEqual(done.result, { attempt: 2 });
+  },
+
   "a stopped process gives its unordered jobs back: requeued at once, no lease lost": async (
     { db, runtime },
   ) => {
@@ -248,13 +294,7 @@ contractSuite("unordered actors", {
     });
     const rt = await runtime([work], { start: false });
     const { job } = await rt.enqueue(work, { n: 1 });
-    const outcomes = await Promise.all([
-      ...Array.from({ length: 20 }, () => rt.deliver(job.id)),
-      rt.pump().then(() => ({ status: "pumped" })),
-    ]);
-    await rt.start();
-    await settle(rt, job.id);
-    for (const o of outcomes) if (o.status === "busy") await rt.deliver(job.id);
+    await deliverAtOnce(rt, job.id);
     assert.equal(runs, 1, "the handler ran once");
     assert.equal((await committedRuns(db, job.id)).length, 1);
     assert.equal((await leaseOf(db, job.id)).unordered, true);
