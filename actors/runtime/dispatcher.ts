@@ -8,11 +8,12 @@
  *   it never passes `concurrency` (a claim reserves its whole batch first, then gives back what
  *   it did not get).
  * - The jobs of one key claimed together run one at a time, in queue order, under the one lease
- *   they were claimed with (a chain, see `committer.ts`). A job of an unordered actor is a
- *   chain of its own, run under the instance lease (see `leases.ts`); it has no state. Pipelined: the next handler runs on
+ *   they were claimed with (a chain, see `committer.ts`). Pipelined: the next handler runs on
  *   the state the previous one left while that one is still being committed; links that come
  *   back `stale` run again on the committed state. A fenced link or a failed commit stops the
  *   chain: the rest is left to the lease's next owner, and the lease is given back.
+ * - A job of an unordered actor is a chain of its own, with no state, run under the instance
+ *   lease (see `leases.ts`); one that does not settle is given back, not its lease.
  * - Pull claims come in batches: while messages are in flight it claims again only once
  *   `refillAt` slots are free (a claim per freed slot would cost a query per job).
  * - A pull claim can ride in the transaction of a commit (`claimAlong`): when every message in

@@ -250,6 +250,44 @@ contractSuite("unordered actors", {
     assert.deepEqual(done.result, { attempt: 2 });
   },
 
+  "an instance lease found lapsed (heartbeat or claim): its handlers are aborted, their jobs rerun":
+    async (
+      { db, runtime },
+    ) => {
+      const reasons: string[] = [];
+      const work = defineActor({
+        name: "unord10.work",
+        input: z.object({}),
+        ordered: false,
+        handler: (_i, ctx) => {
+          if (ctx.attempt > 1) return { attempt: ctx.attempt };
+          return new Promise((_, reject) =>
+            ctx.signal.addEventListener("abort", () => {
+              reasons.push(codeOf(ctx.signal.reason) ?? String(ctx.signal.reason));
+              reject(ctx.signal.reason);
+            })
+          );
+        },
+      });
+      // A heartbeat every 300 ms (a third of the lease).
+      const rt = await runtime([work], { workerId: "w-unord10", leaseMs: 900 });
+      const { job } = await rt.enqueue(work, {});
+      await waitFor(async () => (await leaseOf(db, job.id)).attempts === 1, {
+        what: "the job to be claimed",
+      });
+      const before = (await instanceLease(db, "w-unord10"))!.fence;
+      // The process stalled past its lease, as far as the database can tell.
+      await db.query(
+        "UPDATE troupe_actor_state SET lease_until = now() - interval '1 second' WHERE key = $1",
+        ["~instance:w-unord10"],
+      );
+      const done = await settle(rt, job.id);
+      assert.equal(done.status, "succeeded");
+      assert.deepEqual(done.result, { attempt: 2 });
+      assert.deepEqual(reasons, ["LEASE_LOST"]);
+      assert.ok((await instanceLease(db, "w-unord10"))!.fence > before, "a new token");
+    },
+
   "a stopped process gives its unordered jobs back: requeued at once, no lease lost": async (
     { db, runtime },
   ) => {
