@@ -359,9 +359,8 @@ export class Executor {
    */
   abortUnordered(fence: number, reason: Error): number {
     let n = 0;
-    for (const [jobId, run] of this.#running) {
-      const at = this.#unordered.get(jobId);
-      if (at !== undefined && at !== fence && this.abort(jobId, reason)) n++;
+    for (const [jobId, at] of this.#unordered) {
+      if (at !== fence && this.abort(jobId, reason)) n++;
     }
     return n;
   }
