@@ -107,15 +107,7 @@ export interface DispatcherOptions {
   committer: Pick<Committer, "commit" | "endChain">;
   leases: Pick<
     LeaseKeeper,
-    | "hold"
-    | "letGo"
-    | "release"
-    | "reap"
-    | "heldKeys"
-    | "holdInstance"
-    | "letGoInstance"
-    | "nextInstanceFence"
-    | "giveBack"
+    "hold" | "letGo" | "giveBack" | "reap" | "heldKeys" | "nextInstanceFence"
   >;
   transport: Pick<Transport, "wake" | "reschedule">;
   /** The policy of `actor` (a rescheduled message carries it). */
@@ -367,8 +359,7 @@ export class Dispatcher {
     const first = jobs[0]!;
     const { key, lease_fence: fence } = first;
     const chain = chainKey(first);
-    if (first.unordered) leases.holdInstance(fence);
-    else leases.hold(key, fence);
+    leases.hold(first);
     let state: unknown = first.state;
     let next = 0;
     let settled = 0;
@@ -442,15 +433,9 @@ export class Dispatcher {
     } finally {
       this.#inFlight -= jobs.length - settled;
       committer.endChain(chain, fence);
-      if (first.unordered) {
-        leases.letGoInstance();
-        // Give the job back so the reaper requeues it at once.
-        if (settled === 0) await leases.giveBack([{ id: first.id, fence }]).catch(ignore);
-      } else {
-        leases.letGo(key, fence);
-        // Give the lease back so the reaper requeues the rest at once.
-        if (settled < jobs.length) await leases.release(key, fence).catch(ignore);
-      }
+      leases.letGo(first);
+      // Give the lease (an unordered job: the job) back so the reaper requeues the rest at once.
+      if (settled < jobs.length) await leases.giveBack(first).catch(ignore);
       this.#ended();
     }
   }
@@ -497,8 +482,7 @@ export class Dispatcher {
           ? { status: status as "succeeded" }
           : { status: "busy", retryInMs: 250 };
       }
-      if (job.unordered) leases.holdInstance(job.lease_fence);
-      else leases.hold(job.key, job.lease_fence);
+      leases.hold(job);
       try {
         const began = performance.now();
         const completion = await executor.execute(job, job.state);
@@ -516,8 +500,7 @@ export class Dispatcher {
         rescheduled = { retryInMs, job };
       } finally {
         committer.endChain(chainKey(job), job.lease_fence);
-        if (job.unordered) leases.letGoInstance();
-        else leases.letGo(job.key, job.lease_fence);
+        leases.letGo(job);
       }
       return await this.#reschedule(rescheduled.job, rescheduled.retryInMs);
     } finally {

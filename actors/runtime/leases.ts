@@ -3,8 +3,9 @@
  * leases of other processes that lapsed taken back, and cancellations heard.
  *
  * Invariants:
- * - A key is held (`hold`) from its claim until its dispatcher lets go (`letGo`), with the
- *   fencing token it was claimed with; letting go of an older token keeps a newer hold.
+ * - A claimed job's lease is held (`hold`) from its claim until its dispatcher lets go
+ *   (`letGo`): its key's, with the fencing token it was claimed with (letting go of an older
+ *   token keeps a newer hold), or for an unordered job the instance lease.
  * - The heartbeat renews every held lease each third of `leaseMs`. A key whose token moved on
  *   was taken over by another worker: its handlers here are aborted (`LEASE_LOST`), since
  *   their commit would be fenced anyway.
@@ -28,6 +29,7 @@ import type { Logger, SqlDatabase } from "./ports.ts";
 import type { JobEvents, Publisher } from "./publisher.ts";
 import { cancelRequested } from "./sql/cancel_job.ts";
 import {
+  type ClaimedJob,
   extendLeases,
   instanceLease,
   releaseJobs,
@@ -37,6 +39,9 @@ import {
 import { reapJobs } from "./sql/reap_jobs.ts";
 import type { Tables } from "./sql/tables.ts";
 import type { Transport } from "./transport.ts";
+
+/** What of a claimed job tells the lease it runs under. */
+type LeasedJob = Pick<ClaimedJob, "id" | "key" | "lease_fence" | "unordered">;
 
 /** What a `LeaseKeeper` needs. */
 export interface LeaseKeeperOptions {
@@ -74,9 +79,18 @@ export class LeaseKeeper {
     this.#actorNames = [...options.actors.keys()];
   }
 
-  /** Records that this process holds the lease of `key` under `fence`. */
-  hold(key: string, fence: number): void {
-    this.#held.set(key, fence);
+  /**
+   * Records that `job`, claimed here, runs under its lease: its key's, or for an unordered job
+   * the instance lease, until `letGo`. An instance token newer than the last seen means that
+   * lease lapsed and was taken again: the handlers claimed under the older one are aborted.
+   */
+  hold(job: LeasedJob): void {
+    if (!job.unordered) {
+      this.#held.set(job.key, job.lease_fence);
+      return;
+    }
+    this.#instance.runs++;
+    this.#instanceToken(job.lease_fence);
   }
 
   /** The keys whose lease this process holds. */
@@ -84,24 +98,10 @@ export class LeaseKeeper {
     return [...this.#held.keys()];
   }
 
-  /** Forgets the lease of `key` under `fence` (a newer hold of the key stays). */
-  letGo(key: string, fence: number): void {
-    if (this.#held.get(key) === fence) this.#held.delete(key);
-  }
-
-  /**
-   * Records that an unordered job claimed under the instance lease's token `fence` runs here,
-   * until `letGoInstance`. A newer token than the last seen means the lease lapsed and was
-   * taken again: the handlers claimed under the older one are aborted.
-   */
-  holdInstance(fence: number): void {
-    this.#instance.runs++;
-    this.#instanceToken(fence);
-  }
-
-  /** An unordered job held with `holdInstance` ended here. */
-  letGoInstance(): void {
-    this.#instance.runs--;
+  /** `job`, held with `hold`, ended here (a newer hold of its key stays). */
+  letGo(job: LeasedJob): void {
+    if (job.unordered) this.#instance.runs--;
+    else if (this.#held.get(job.key) === job.lease_fence) this.#held.delete(job.key);
   }
 
   /** The token a new instance lease row starts with: one past any this process saw. */
@@ -120,16 +120,15 @@ export class LeaseKeeper {
   }
 
   /**
-   * Gives back unordered jobs claimed here that will not finish here (see `releaseJobs`): the
-   * reaper requeues them at once.
+   * Gives back what `job`, claimed here, will not finish here, so that the reaper requeues it
+   * at once: its key's lease (the key's jobs still running under it lose their owner, see
+   * `releaseLeases`), or for an unordered job the job itself (`releaseJobs`).
    */
-  async giveBack(jobs: readonly { id: string; fence: number }[]): Promise<void> {
-    await releaseJobs(this.#o.db, this.#o.tables, this.#o.workerId, jobs);
-  }
-
-  /** Gives back one lease (its jobs still running lose their owner; see `releaseLeases`). */
-  async release(key: string, fence: number): Promise<void> {
-    await releaseLeases(this.#o.db, this.#o.tables, this.#o.workerId, [{ key, fence }]);
+  async giveBack(job: LeasedJob): Promise<void> {
+    const { db, tables, workerId } = this.#o;
+    const fence = job.lease_fence;
+    if (job.unordered) await releaseJobs(db, tables, workerId, [{ id: job.id, fence }]);
+    else await releaseLeases(db, tables, workerId, [{ key: job.key, fence }]);
   }
 
   /**
