@@ -485,7 +485,8 @@ interface Entry {
   run: () => Promise<{ sample: Sample; check: string }>;
 }
 const plan: Entry[] = [];
-const troupeSettings = "concurrency 512 (PGlite 256), claimBatch 256, commitBatch 512 (defaults)";
+const troupeSettings = "concurrency 512 (PGlite 256), claimBatch 256, commitBatch 512; " +
+  "workloads unordered*: 1024 / 512 / 1024 on PostgreSQL (defaults)";
 for (const workload of WORKLOADS) {
   for (const mode of MODES) {
     if (writesRows(workload) && mode === "processing") continue;

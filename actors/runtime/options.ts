@@ -18,10 +18,14 @@ export interface RuntimeOptions {
   workerId?: string;
   /**
    * Messages in flight in this process (claimed, running or committing). @default 512 on a
-   * shared database (PostgreSQL, Neon), 256 on PGlite
+   * shared database (PostgreSQL, Neon), 1024 there when every actor is `ordered: false`; 256
+   * on PGlite
    */
   concurrency?: number;
-  /** Most jobs claimed in one query. @default 256 */
+  /**
+   * Most jobs claimed in one query. @default 256; 512 on a shared database when every actor is
+   * `ordered: false`
+   */
   claimBatch?: number;
   /**
    * Each tenant's share of a claim, relative to the other tenants with queued jobs (a positive
@@ -43,7 +47,10 @@ export interface RuntimeOptions {
   foregroundConcurrency?: number;
   /** A key's lease lasts this long unless renewed (renewed every third of it). @default 30000 */
   leaseMs?: number;
-  /** Most completions committed in one transaction. @default 512 */
+  /**
+   * Most completions committed in one transaction. @default 512; 1024 on a shared database
+   * when every actor is `ordered: false`
+   */
   commitBatch?: number;
   /** How often to vacuum the runtime's tables on a database without autovacuum. @default 60000 */
   maintenanceMs?: number;

@@ -114,6 +114,7 @@ export class Runtime implements Consumer {
     const observer = options.observer ?? silentObserver;
     const tracing = options.tracing ?? noTracing;
     const common = { db: this.db, tables: this.tables, log: this.log };
+    const batches = defaultBatches(options.db.shared, [...actors.values()]);
     this.#background = new BackgroundTasks(this.log);
     this.#reader = new JobReader(this.db, this.tables);
     this.#relay = new JobEventRelay(this.db, this.tables.jobEventsChannel, this.log);
@@ -149,7 +150,7 @@ export class Runtime implements Consumer {
     this.#committer = new Committer({
       ...common,
       workerId: this.workerId,
-      commitBatch: options.commitBatch ?? 512,
+      commitBatch: options.commitBatch ?? batches.commit,
       actors,
       executor,
       publisher: this.#publisher,
@@ -168,9 +169,7 @@ export class Runtime implements Consumer {
       forget,
       observer,
     });
-    // Two claimed batches in flight on a shared database (PostgreSQL, Neon): the next claim
-    // overlaps the commit of the one before. PGlite runs one statement at a time: one batch.
-    const concurrency = options.concurrency ?? (options.db.shared ? 512 : 256);
+    const concurrency = options.concurrency ?? batches.concurrency;
     const pauseRecheckMs = Math.max(1000, options.pauseRecheckMs ?? 30_000);
     this.#ops = new Operations({
       ...common,
@@ -189,7 +188,7 @@ export class Runtime implements Consumer {
       actorNames: [...actors.keys()],
       unorderedActors: [...actors.values()].filter((a) => !a.policy.ordered).map((a) => a.name),
       concurrency,
-      claimBatch: options.claimBatch ?? 256,
+      claimBatch: options.claimBatch ?? batches.claim,
       tenantWeights: checkTenantWeights(options.tenantWeights),
       leaseMs: this.#leaseMs,
       foregroundDeferMs: Math.max(0, options.foregroundDeferMs ?? 2000),
@@ -615,4 +614,23 @@ export class Runtime implements Consumer {
   async queueDepths(limit = 10_000): Promise<{ actors: QueueDepth[]; capped: boolean }> {
     return await this.#reader.queueDepths(limit);
   }
+}
+
+/**
+ * The default `concurrency`, `claimBatch` and `commitBatch`. On a shared database (PostgreSQL,
+ * Neon) two claimed batches are in flight, so the next claim overlaps the commit of the one
+ * before; PGlite runs one statement at a time: one batch. A claim of keyed actors' jobs is
+ * bounded by their keys (a key's jobs wait for its running chain), so it stays at 256; a runtime
+ * whose actors are all `ordered: false` claims 512 at a time: each job runs on its own, and a
+ * larger batch spreads each transaction's fixed cost (round trips, a WAL flush) over more jobs.
+ */
+export function defaultBatches(
+  shared: boolean,
+  actors: readonly AnyActor[],
+): { concurrency: number; claim: number; commit: number } {
+  if (!shared) return { concurrency: 256, claim: 256, commit: 512 };
+  const unordered = actors.length > 0 && actors.every((a) => !a.policy.ordered);
+  return unordered
+    ? { concurrency: 1024, claim: 512, commit: 1024 }
+    : { concurrency: 512, claim: 256, commit: 512 };
 }

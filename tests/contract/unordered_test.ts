@@ -127,6 +127,45 @@ contractSuite("unordered actors", {
     }
   },
 
+  "a runtime of unordered actors claims 512 at a time on a shared database, a keyed one 256":
+    async (
+      { db, runtime },
+    ) => {
+      const gate = Promise.withResolvers<void>();
+      const input = z.object({ n: z.number().int() });
+      const free = defineActor({
+        name: "unord.batch.free",
+        input,
+        ordered: false,
+        handler: async () => await gate.promise,
+      });
+      const keyed = defineActor({
+        name: "unord.batch.keyed",
+        input,
+        key: ({ n }) => `k${n}`,
+        handler: async () => await gate.promise,
+      });
+      const inputs = Array.from({ length: 600 }, (_, n) => ({ n }));
+      const plain = await runtime([keyed], { start: false });
+      await plain.enqueueMany(keyed, inputs);
+      assert.equal(await plain.pump(), 256, "a keyed runtime's claim");
+      const wide = await runtime([free], { start: false });
+      await wide.enqueueMany(free, inputs);
+      // PGlite runs one statement at a time: one batch of 256 in flight there.
+      const batch = db.shared ? 512 : 256;
+      assert.equal(await wide.pump(), batch, "an unordered runtime's first claim");
+      assert.equal(await wide.pump(), db.shared ? 600 - batch : 0, "the second batch in flight");
+      gate.resolve();
+      await wide.start();
+      await plain.start();
+      await waitFor(async () => {
+        const [r] = await db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM troupe_jobs WHERE status = 'succeeded'",
+        );
+        return r!.n === 1200 || null;
+      }, { timeoutMs: 30_000, what: "every job succeeded" });
+    },
+
   "state is refused: at definition, and in the handler": async ({ runtime }) => {
     assert.throws(
       () =>
