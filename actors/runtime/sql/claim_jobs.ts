@@ -564,7 +564,7 @@ export async function releaseLeases(
   if (leases.length === 0) return;
   await db.query(
     `WITH x AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(key text, fence int)
+       SELECT * FROM json_to_recordset($1::json) AS x(key text, fence int)
      ), released AS (
        UPDATE ${t.actorState} s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
        FROM x WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2

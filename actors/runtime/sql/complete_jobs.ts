@@ -348,7 +348,7 @@ const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: string) 
   return `kept AS (${kept}
      ), gone AS (
        DELETE FROM ${t.jobs} j
-       USING jsonb_to_recordset(${gone}::jsonb) AS ${X_COLUMNS("xd")}
+       USING json_to_recordset(${gone}::json) AS ${X_COLUMNS("xd")}
        WHERE ${where("xd")}
        RETURNING ${returning("xd")}
      ), upd AS (SELECT * FROM kept UNION ALL SELECT * FROM gone)`;
@@ -464,7 +464,7 @@ const UNIQUE_VIOLATION = "23505";
  */
 const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS("x")}
+       SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
      ), ${
     JOB_WRITES(
       t,
@@ -477,7 +477,7 @@ const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   },
      st AS (
        ${STATE_UPDATE(t)}
-       FROM jsonb_to_recordset($2::jsonb) AS y(key text, fence int, set_state boolean,
+       FROM json_to_recordset($2::json) AS y(key text, fence int, set_state boolean,
          state jsonb, release boolean)
        WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $3
          AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
@@ -586,11 +586,11 @@ async function commitChecked(
     await tx.query(
       `WITH st AS (
          ${STATE_UPDATE(t)}
-         FROM jsonb_to_recordset($2::jsonb) AS y(key text, set_state boolean, state jsonb,
+         FROM json_to_recordset($2::json) AS y(key text, set_state boolean, state jsonb,
            release boolean)
          WHERE s.key = y.key
        ), x AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb) AS ${X_COLUMNS("x")}
+         SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
        ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? "$3" : undefined)}
        ${DEAD_LETTERS(t)}`,
       [

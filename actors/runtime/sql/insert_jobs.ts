@@ -65,7 +65,7 @@ export async function insertJobs(
   { fresh = false }: { fresh?: boolean } = {},
 ): Promise<QueuedMessage[]> {
   if (jobs.length === 0) return [];
-  // A column left out of a row is NULL (`jsonb_to_recordset`): the nulls are not written.
+  // A column left out of a row is NULL (`json_to_recordset`): the nulls are not written.
   const rows = jobs.map((j) => {
     const row: Record<string, unknown> = {
       id: j.id,
@@ -109,7 +109,7 @@ export async function insertJobs(
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
         x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.traceparent, x.tracestate,
         x.on_end
-      FROM jsonb_to_recordset($1::jsonb) AS x(id text, actor text, key text, tenant_id text,
+      FROM json_to_recordset($1::json) AS x(id text, actor text, key text, tenant_id text,
         input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
         request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
         tracestate text, on_end jsonb)

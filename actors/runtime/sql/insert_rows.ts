@@ -11,7 +11,7 @@
  *   else reaches the statement's text.
  * - A column left out of a row (or `undefined`) takes its default: rows with different columns
  *   go in different statements.
- * - The values are converted to the columns' types by PostgreSQL (`jsonb_populate_recordset`
+ * - The values are converted to the columns' types by PostgreSQL (`json_populate_recordset`
  *   over the table's row type), as the text input of each type.
  */
 import type { SqlExecutor } from "../ports.ts";
@@ -69,7 +69,7 @@ export function declareRow(
   const target = parts.map((p) => `"${p}"`).join(".");
   const list = columns.map((c) => `"${c}"`).join(", ");
   const statement = `INSERT INTO ${target} (${list})
-      SELECT ${list} FROM jsonb_populate_recordset(NULL::${target}, $1::jsonb)${conflict}`;
+      SELECT ${list} FROM json_populate_recordset(NULL::${target}, $1::json)${conflict}`;
   return { statement, json: JSON.stringify(values) };
 }
 
