@@ -268,10 +268,24 @@ function dropped(c: Completion): boolean {
 /** The job rows of `completions`: those updated, and those deleted (see `Completion.keep`). */
 function jobRows(completions: readonly Completion[]) {
   const kept: ReturnType<typeof jobRow>[] = [];
-  const gone: ReturnType<typeof jobRow>[] = [];
-  for (const c of completions) (dropped(c) ? gone : kept).push(jobRow(c));
+  const gone: Completion[] = [];
+  for (const c of completions) {
+    if (dropped(c)) gone.push(c);
+    else kept.push(jobRow(c));
+  }
   return { kept, gone };
 }
+
+/**
+ * The parameters of the successes a commit deletes (`JOB_WRITES`' `gone`): their ids, fencing
+ * tokens and whether each writes its ledger row, as three arrays (no record set to parse: a
+ * deleted row needs nothing else).
+ */
+const goneParams = (gone: readonly Completion[]) => [
+  gone.map((c) => c.id),
+  gone.map((c) => c.fence),
+  gone.map(ledgered),
+];
 
 /** A success that writes its ledger row (see `Completion.ledger`). */
 function ledgered(c: Completion): boolean {
@@ -323,13 +337,14 @@ function chainRows(
 /**
  * The job rows' writes, shared by both commit paths, as the CTE `upd` (one row per job
  * written): the rows of `x` updated to their status after the attempt; with `gone` (the
- * record set of the successes that are not kept, `xd`, as its parameter), those rows deleted.
+ * number of the first of the three parameters of `goneParams`: the successes that are not kept,
+ * `xd`), those rows deleted.
  * Each record set is read once in the statement: one read twice would be materialized, and the
  * planner then joined the job rows to it the other way round (the rows of the table scanned, and
  * the record set once each).
  * `where(alias)` finds the row of the record `alias`.
  */
-const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: string) => {
+const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: number) => {
   const returning = (a: string) =>
     `j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, ${a}.status,
      ${a}.error, ${a}.dead_letter_id, ${a}.ledger, j.on_end IS NOT NULL AS ends`;
@@ -344,11 +359,15 @@ const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: string) 
      run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
    FROM x WHERE ${where("x")}
    RETURNING ${returning("x")}`;
-  if (!gone) return `upd AS (${kept})`;
+  if (gone === undefined) return `upd AS (${kept})`;
   return `kept AS (${kept}
      ), gone AS (
        DELETE FROM ${t.jobs} j
-       USING json_to_recordset(${gone}::json) AS ${X_COLUMNS("xd")}
+       USING (
+         SELECT xd.*, 'succeeded'::text AS status, NULL::jsonb AS error,
+           NULL::text AS dead_letter_id
+         FROM unnest($${gone}::text[], $${gone + 1}::int[], $${gone + 2}::boolean[])
+           AS xd(id, fence, ledger)) xd
        WHERE ${where("xd")}
        RETURNING ${returning("xd")}
      ), upd AS (SELECT * FROM kept UNION ALL SELECT * FROM gone)`;
@@ -425,7 +444,7 @@ async function commitAll(
         JSON.stringify(chains),
         workerId,
         completions.length,
-        ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
+        ...(gone.length > 0 ? goneParams(gone) : []),
       ],
       PREPARED,
     );
@@ -472,7 +491,7 @@ const COMMIT_ALL = (t: Tables, dropping: boolean) =>
       (x) =>
         `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence
          AND (NOT j.unordered OR j.lease_owner = $3)`,
-      dropping ? "$5" : undefined,
+      dropping ? 5 : undefined,
     )
   },
      st AS (
@@ -591,12 +610,12 @@ async function commitChecked(
          WHERE s.key = y.key
        ), x AS (
          SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
-       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? "$3" : undefined)}
+       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? 3 : undefined)}
        ${DEAD_LETTERS(t)}`,
       [
         JSON.stringify(kept),
         JSON.stringify(stateRows),
-        ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
+        ...(gone.length > 0 ? goneParams(gone) : []),
       ],
     );
   }
