@@ -382,10 +382,36 @@ const STATE_UPDATE = (t: Tables) =>
      lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
      updated_at = now()`;
 
-/** The column list of a record set of job rows (`jobRow`) named `alias`. */
-const X_COLUMNS = (alias: string) =>
-  `${alias}(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
-  dead_letter_id text, refund boolean, run_ms int, ledger boolean)`;
+/**
+ * The record set `x` of job rows (`jobRow`), from the ten arrays of `xParams` given as the
+ * parameters from `$from` on. Arrays, not a json record set: PostgreSQL parses an array's
+ * elements without a JSON parse of the whole batch. The JSON values (`result`, `error`) go as
+ * text, cast here (a driver may encode a `jsonb[]` parameter's strings as JSON strings).
+ */
+const X_ROWS = (from: number) => {
+  const p = (i: number, type: string) => `$${from + i}::${type}`;
+  return `unnest(${p(0, "text[]")}, ${p(1, "int[]")}, ${p(2, "text[]")},
+    ${p(3, "text[]")}::jsonb[], ${p(4, "text[]")}::jsonb[], ${p(5, "float8[]")},
+    ${p(6, "text[]")}, ${p(7, "boolean[]")}, ${p(8, "int[]")}, ${p(9, "boolean[]")})
+    AS x(id, fence, status, result, error, delay_ms, dead_letter_id, refund, run_ms, ledger)`;
+};
+
+/** The ten parameters of `X_ROWS` for `rows`. */
+function xParams(rows: readonly ReturnType<typeof jobRow>[]): unknown[][] {
+  const json = (v: unknown) => v == null ? null : JSON.stringify(v);
+  return [
+    rows.map((r) => r.id),
+    rows.map((r) => r.fence),
+    rows.map((r) => r.status),
+    rows.map((r) => json(r.result)),
+    rows.map((r) => json(r.error)),
+    rows.map((r) => r.delay_ms),
+    rows.map((r) => r.dead_letter_id),
+    rows.map((r) => r.refund),
+    rows.map((r) => r.run_ms),
+    rows.map((r) => r.ledger),
+  ];
+}
 
 const DEAD_LETTERS = (t: Tables) =>
   `INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version, error,
@@ -440,10 +466,10 @@ async function commitAll(
     [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
       COMMIT_ALL(t, gone.length > 0),
       [
-        JSON.stringify(kept),
         JSON.stringify(chains),
         workerId,
         completions.length,
+        ...xParams(kept),
         ...(gone.length > 0 ? goneParams(gone) : []),
       ],
       PREPARED,
@@ -483,23 +509,23 @@ const UNIQUE_VIOLATION = "23505";
  */
 const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
-       SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
+       SELECT * FROM ${X_ROWS(4)}
      ), ${
     JOB_WRITES(
       t,
       // An unordered job's token is its process's instance lease's: the owner tells two apart.
       (x) =>
         `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence
-         AND (NOT j.unordered OR j.lease_owner = $3)`,
-      dropping ? 5 : undefined,
+         AND (NOT j.unordered OR j.lease_owner = $2)`,
+      dropping ? 14 : undefined,
     )
   },
      st AS (
        ${STATE_UPDATE(t)}
-       FROM json_to_recordset($2::json) AS y(key text, fence int, set_state boolean,
+       FROM json_to_recordset($1::json) AS y(key text, fence int, set_state boolean,
          state jsonb, release boolean)
-       WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $3
-         AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
+       WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $2
+         AND (SELECT count(*) FROM upd) = $3 -- the job rows first, and all of them
        RETURNING s.key
      ), ledger AS (
        INSERT INTO ${t.processed} (message_id)
@@ -605,16 +631,16 @@ async function commitChecked(
     await tx.query(
       `WITH st AS (
          ${STATE_UPDATE(t)}
-         FROM json_to_recordset($2::json) AS y(key text, set_state boolean, state jsonb,
+         FROM json_to_recordset($1::json) AS y(key text, set_state boolean, state jsonb,
            release boolean)
          WHERE s.key = y.key
        ), x AS (
-         SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
-       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? 3 : undefined)}
+         SELECT * FROM ${X_ROWS(2)}
+       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? 12 : undefined)}
        ${DEAD_LETTERS(t)}`,
       [
-        JSON.stringify(kept),
         JSON.stringify(stateRows),
+        ...xParams(kept),
         ...(gone.length > 0 ? goneParams(gone) : []),
       ],
     );
