@@ -95,23 +95,25 @@ contractSuite("failure", {
     await assert.rejects(() => rt.replay(dl.id), ConflictError);
   },
 
-  "results and errors keep every character they were written with": async ({ runtime }) => {
+  "inputs, results and errors keep every character they were written with": async ({ runtime }) => {
     const odd = `quote " backslash \\ brace {} comma , NULL null \u00e9 \u{1F600} \n tab\t`;
     const def = defineActor({
       name: "f.chars",
-      input: z.object({ fail: z.boolean() }),
+      input: z.object({ fail: z.boolean(), text: z.string() }),
       key: (i) => `f.chars:${i.fail}`,
       retries: 0,
-      handler: ({ fail }) => {
+      handler: ({ fail, text }) => {
+        assert.equal(text, odd);
         if (fail) throw new NonRetryableError(odd);
         return { text: odd, list: [odd, null, 1.5], nested: { [odd]: odd } };
       },
     });
     const rt = await runtime([def]);
-    const ok = await settle(rt, (await rt.enqueue(def, { fail: false })).job.id);
+    const ok = await settle(rt, (await rt.enqueue(def, { fail: false, text: odd })).job.id);
+    assert.deepEqual(ok.input, { fail: false, text: odd });
     assert.equal(ok.status, "succeeded");
     assert.deepEqual(ok.result, { text: odd, list: [odd, null, 1.5], nested: { [odd]: odd } });
-    const failed = await settle(rt, (await rt.enqueue(def, { fail: true })).job.id);
+    const failed = await settle(rt, (await rt.enqueue(def, { fail: true, text: odd })).job.id);
     assert.equal(failed.status, "failed");
     assert.equal((failed.error as { message: string }).message, odd);
   },
