@@ -268,24 +268,10 @@ function dropped(c: Completion): boolean {
 /** The job rows of `completions`: those updated, and those deleted (see `Completion.keep`). */
 function jobRows(completions: readonly Completion[]) {
   const kept: ReturnType<typeof jobRow>[] = [];
-  const gone: Completion[] = [];
-  for (const c of completions) {
-    if (dropped(c)) gone.push(c);
-    else kept.push(jobRow(c));
-  }
+  const gone: ReturnType<typeof jobRow>[] = [];
+  for (const c of completions) (dropped(c) ? gone : kept).push(jobRow(c));
   return { kept, gone };
 }
-
-/**
- * The parameters of the successes a commit deletes (`JOB_WRITES`' `gone`): their ids, fencing
- * tokens and whether each writes its ledger row, as three arrays (no record set to parse: a
- * deleted row needs nothing else).
- */
-const goneParams = (gone: readonly Completion[]) => [
-  gone.map((c) => c.id),
-  gone.map((c) => c.fence),
-  gone.map(ledgered),
-];
 
 /** A success that writes its ledger row (see `Completion.ledger`). */
 function ledgered(c: Completion): boolean {
@@ -337,14 +323,13 @@ function chainRows(
 /**
  * The job rows' writes, shared by both commit paths, as the CTE `upd` (one row per job
  * written): the rows of `x` updated to their status after the attempt; with `gone` (the
- * number of the first of the three parameters of `goneParams`: the successes that are not kept,
- * `xd`), those rows deleted.
+ * record set of the successes that are not kept, `xd`, as its parameter), those rows deleted.
  * Each record set is read once in the statement: one read twice would be materialized, and the
  * planner then joined the job rows to it the other way round (the rows of the table scanned, and
  * the record set once each).
  * `where(alias)` finds the row of the record `alias`.
  */
-const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: number) => {
+const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: string) => {
   const returning = (a: string) =>
     `j.id, j.actor, j.key, j.tenant_id, j.input, j.input_version, j.attempts, ${a}.status,
      ${a}.error, ${a}.dead_letter_id, ${a}.ledger, j.on_end IS NOT NULL AS ends`;
@@ -359,15 +344,11 @@ const JOB_WRITES = (t: Tables, where: (alias: string) => string, gone?: number) 
      run_ms = coalesce(x.run_ms, j.run_ms), lease_owner = NULL, updated_at = now()
    FROM x WHERE ${where("x")}
    RETURNING ${returning("x")}`;
-  if (gone === undefined) return `upd AS (${kept})`;
+  if (!gone) return `upd AS (${kept})`;
   return `kept AS (${kept}
      ), gone AS (
        DELETE FROM ${t.jobs} j
-       USING (
-         SELECT xd.*, 'succeeded'::text AS status, NULL::jsonb AS error,
-           NULL::text AS dead_letter_id
-         FROM unnest($${gone}::text[], $${gone + 1}::int[], $${gone + 2}::boolean[])
-           AS xd(id, fence, ledger)) xd
+       USING json_to_recordset(${gone}::json) AS ${X_COLUMNS("xd")}
        WHERE ${where("xd")}
        RETURNING ${returning("xd")}
      ), upd AS (SELECT * FROM kept UNION ALL SELECT * FROM gone)`;
@@ -382,36 +363,10 @@ const STATE_UPDATE = (t: Tables) =>
      lease_until = CASE WHEN y.release THEN NULL ELSE s.lease_until END,
      updated_at = now()`;
 
-/**
- * The record set `x` of job rows (`jobRow`), from the ten arrays of `xParams` given as the
- * parameters from `$from` on. Arrays, not a json record set: PostgreSQL parses an array's
- * elements without a JSON parse of the whole batch. The JSON values (`result`, `error`) go as
- * text, cast here (a driver may encode a `jsonb[]` parameter's strings as JSON strings).
- */
-const X_ROWS = (from: number) => {
-  const p = (i: number, type: string) => `$${from + i}::${type}`;
-  return `unnest(${p(0, "text[]")}, ${p(1, "int[]")}, ${p(2, "text[]")},
-    ${p(3, "text[]")}::jsonb[], ${p(4, "text[]")}::jsonb[], ${p(5, "float8[]")},
-    ${p(6, "text[]")}, ${p(7, "boolean[]")}, ${p(8, "int[]")}, ${p(9, "boolean[]")})
-    AS x(id, fence, status, result, error, delay_ms, dead_letter_id, refund, run_ms, ledger)`;
-};
-
-/** The ten parameters of `X_ROWS` for `rows`. */
-function xParams(rows: readonly ReturnType<typeof jobRow>[]): unknown[][] {
-  const json = (v: unknown) => v == null ? null : JSON.stringify(v);
-  return [
-    rows.map((r) => r.id),
-    rows.map((r) => r.fence),
-    rows.map((r) => r.status),
-    rows.map((r) => json(r.result)),
-    rows.map((r) => json(r.error)),
-    rows.map((r) => r.delay_ms),
-    rows.map((r) => r.dead_letter_id),
-    rows.map((r) => r.refund),
-    rows.map((r) => r.run_ms),
-    rows.map((r) => r.ledger),
-  ];
-}
+/** The column list of a record set of job rows (`jobRow`) named `alias`. */
+const X_COLUMNS = (alias: string) =>
+  `${alias}(id text, fence int, status text, result jsonb, error jsonb, delay_ms float8,
+  dead_letter_id text, refund boolean, run_ms int, ledger boolean)`;
 
 const DEAD_LETTERS = (t: Tables) =>
   `INSERT INTO ${t.deadLetters} (id, job_id, actor, key, tenant_id, input, input_version, error,
@@ -466,11 +421,11 @@ async function commitAll(
     [done] = await tx.query<{ jobs: number; leases: number; ledgered: number; ends: string[] }>(
       COMMIT_ALL(t, gone.length > 0),
       [
+        JSON.stringify(kept),
         JSON.stringify(chains),
         workerId,
         completions.length,
-        ...xParams(kept),
-        ...(gone.length > 0 ? goneParams(gone) : []),
+        ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
       ],
       PREPARED,
     );
@@ -509,23 +464,23 @@ const UNIQUE_VIOLATION = "23505";
  */
 const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
-       SELECT * FROM ${X_ROWS(4)}
+       SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
      ), ${
     JOB_WRITES(
       t,
       // An unordered job's token is its process's instance lease's: the owner tells two apart.
       (x) =>
         `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence
-         AND (NOT j.unordered OR j.lease_owner = $2)`,
-      dropping ? 14 : undefined,
+         AND (NOT j.unordered OR j.lease_owner = $3)`,
+      dropping ? "$5" : undefined,
     )
   },
      st AS (
        ${STATE_UPDATE(t)}
-       FROM json_to_recordset($1::json) AS y(key text, fence int, set_state boolean,
+       FROM json_to_recordset($2::json) AS y(key text, fence int, set_state boolean,
          state jsonb, release boolean)
-       WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $2
-         AND (SELECT count(*) FROM upd) = $3 -- the job rows first, and all of them
+       WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $3
+         AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
        RETURNING s.key
      ), ledger AS (
        INSERT INTO ${t.processed} (message_id)
@@ -631,17 +586,17 @@ async function commitChecked(
     await tx.query(
       `WITH st AS (
          ${STATE_UPDATE(t)}
-         FROM json_to_recordset($1::json) AS y(key text, set_state boolean, state jsonb,
+         FROM json_to_recordset($2::json) AS y(key text, set_state boolean, state jsonb,
            release boolean)
          WHERE s.key = y.key
        ), x AS (
-         SELECT * FROM ${X_ROWS(2)}
-       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? 12 : undefined)}
+         SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
+       ), ${JOB_WRITES(t, (x) => `j.id = ${x}.id`, gone.length > 0 ? "$3" : undefined)}
        ${DEAD_LETTERS(t)}`,
       [
+        JSON.stringify(kept),
         JSON.stringify(stateRows),
-        ...xParams(kept),
-        ...(gone.length > 0 ? goneParams(gone) : []),
+        ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
       ],
     );
   }

@@ -48,37 +48,6 @@ export interface MessageWrites {
   readonly notify: boolean;
 }
 
-/** The columns of a new job row, in the order of `insertJobs`' arrays, with their types. */
-const JOB_COLUMNS = [
-  ["id", "text"],
-  ["actor", "text"],
-  ["key", "text"],
-  ["tenant_id", "text"],
-  ["input", "jsonb"],
-  ["priority", "int"],
-  ["max_attempts", "int"],
-  ["delay_ms", "float8"],
-  ["parent_id", "text"],
-  ["replay_of", "text"],
-  ["request_hash", "text"],
-  ["pipeline_id", "text"],
-  ["group_id", "text"],
-  ["input_version", "int"],
-  ["traceparent", "text"],
-  ["tracestate", "text"],
-  ["on_end", "jsonb"],
-] as const;
-
-/**
- * The new rows as the record set `x`, one array parameter a column. A JSON column's array goes
- * as text and is cast here (a driver may encode a `jsonb[]` parameter's strings as JSON strings).
- */
-const JOB_ROWS = `unnest(${
-  JOB_COLUMNS.map(([, type], i) =>
-    type === "jsonb" ? `$${i + 1}::text[]::jsonb[]` : `$${i + 1}::${type}[]`
-  ).join(", ")
-}) AS x(${JOB_COLUMNS.map(([name]) => name).join(", ")})`;
-
 /**
  * Inserts jobs in one statement; an id that exists already is skipped (idempotent enqueue).
  * `writes` adds, in the same statement, an outbox row per new job and/or a notification of
@@ -96,30 +65,28 @@ export async function insertJobs(
   { fresh = false }: { fresh?: boolean } = {},
 ): Promise<QueuedMessage[]> {
   if (jobs.length === 0) return [];
-  // One array a column (no record set to parse as JSON); JSON values go as text.
-  const json = (v: unknown) => v == null ? null : JSON.stringify(v);
-  const columns = JOB_COLUMNS.map(() => new Array<unknown>(jobs.length));
-  jobs.forEach((j, i) => {
-    const row = [
-      j.id,
-      j.actor,
-      j.key,
-      j.tenantId ?? null,
-      JSON.stringify(j.input ?? null),
-      j.priority,
-      j.maxAttempts,
-      j.delayMs,
-      j.parentId ?? null,
-      j.replayOf ?? null,
-      j.requestHash || null,
-      j.pipelineId ?? null,
-      j.groupId ?? null,
-      j.inputVersion ?? 1,
-      j.traceparent ?? null,
-      j.tracestate ?? null,
-      json(j.onEnd),
-    ];
-    for (let c = 0; c < row.length; c++) columns[c]![i] = row[c];
+  // A column left out of a row is NULL (`json_to_recordset`): the nulls are not written.
+  const rows = jobs.map((j) => {
+    const row: Record<string, unknown> = {
+      id: j.id,
+      actor: j.actor,
+      key: j.key,
+      input: j.input ?? null,
+      priority: j.priority,
+      max_attempts: j.maxAttempts,
+      delay_ms: j.delayMs,
+      input_version: j.inputVersion ?? 1,
+    };
+    if (j.tenantId != null) row.tenant_id = j.tenantId;
+    if (j.parentId != null) row.parent_id = j.parentId;
+    if (j.pipelineId != null) row.pipeline_id = j.pipelineId;
+    if (j.replayOf != null) row.replay_of = j.replayOf;
+    if (j.groupId != null) row.group_id = j.groupId;
+    if (j.traceparent != null) row.traceparent = j.traceparent;
+    if (j.tracestate != null) row.tracestate = j.tracestate;
+    if (j.requestHash) row.request_hash = j.requestHash;
+    if (j.onEnd) row.on_end = j.onEnd;
+    return row;
   });
   const notifying = notify ? `, (SELECT pg_notify('${t.jobsChannel}', '')) AS notified` : "";
   // A fresh insert writes every row or fails: its messages are made here from the rows, with
@@ -142,11 +109,14 @@ export async function insertJobs(
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
         x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.traceparent, x.tracestate,
         x.on_end
-      FROM ${JOB_ROWS}
+      FROM json_to_recordset($1::json) AS x(id text, actor text, key text, tenant_id text,
+        input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
+        request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
+        tracestate text, on_end jsonb)
       ${fresh ? "" : "ON CONFLICT (id) DO NOTHING"}
       RETURNING ${fresh ? "id" : "id, actor, key, run_at, traceparent, tracestate"}
     ) ${tail}`,
-    columns,
+    [JSON.stringify(rows)],
     PREPARED,
   );
   if (!fresh) return inserted.map(queuedMessage);
