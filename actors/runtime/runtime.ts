@@ -624,7 +624,7 @@ export class Runtime implements Consumer {
  * whose actors are all `ordered: false` claims 512 at a time: each job runs on its own, and a
  * larger batch spreads each transaction's fixed cost (round trips, a WAL flush) over more jobs.
  */
-export function defaultBatches(
+function defaultBatches(
   shared: boolean,
   actors: readonly AnyActor[],
 ): { concurrency: number; claim: number; commit: number } {
