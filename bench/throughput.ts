@@ -4,7 +4,8 @@
  * same run.
  *
  *   deno run -A bench/throughput.ts [--n 20000] [--keys 256] [--runs 3]
- *     [--db pglite-file,pglite-mem,postgres] [--peers] [--floor] [--quick]
+ *     [--db pglite-file,pglite-mem,postgres] [--peers] [--peer-list bullmq,graphile,...]
+ *     [--floor] [--quick]
  *     [--modes end-to-end,processing]
  *     [--workloads noop,unkept,unordered,unordered-unkept,row,insert] [--row-n N/4]
  *     [--breakdown]
@@ -35,7 +36,8 @@
  * each under Node in a process of its own (bench/peers/peer.mjs, installed into
  * bench/peers/node_modules on first use), on a store of its own; and, on each PGlite database, the floor: the runtime's claim and commit SQL in a
  * loop without the runtime (bench/queue_floor.ts), on the same kind of database (PGlite in this
- * thread, or in its worker for `pglite-*-worker`). `--floor` runs the floors without the peers. It prints medians, the ratios against the
+ * thread, or in its worker for `pglite-*-worker`). `--peer-list` runs only the peers it names.
+ * `--floor` runs the floors without the peers. It prints medians, the ratios against the
  * targets (Troupe on PostgreSQL ≥ 1.0× BullMQ and ≥ 1.0× graphile-worker end to end; Troupe on
  * PGlite ≥ 0.8× the floor) and the CPU each system spent per message: the client process and
  * the server (PostgreSQL backends of the database, or redis-server), from /proc.
@@ -69,6 +71,7 @@ const { values: args } = parseArgs({
     runs: { type: "string" },
     db: { type: "string" },
     peers: { type: "boolean", default: false },
+    "peer-list": { type: "string", default: "bullmq,graphile,graphile-keyed,pgboss" },
     floor: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     breakdown: { type: "boolean", default: false },
@@ -92,7 +95,12 @@ const MODES = (args.modes ?? (args.peers ? "end-to-end" : "end-to-end,processing
 ) => s.trim()) as Mode[];
 const WORKLOADS = args.workloads.split(",").map((s) => s.trim()) as Workload[];
 const BATCH = 500;
-const PEERS = ["bullmq", "graphile", "graphile-keyed", "pgboss"] as const;
+const ALL_PEERS = ["bullmq", "graphile", "graphile-keyed", "pgboss"] as const;
+const PEERS = args["peer-list"].split(",").map((s) => s.trim()).filter(Boolean).map((p) => {
+  const known = ALL_PEERS.find((q) => q === p);
+  if (!known) throw new Error(`unknown peer ${p} (known: ${ALL_PEERS.join(", ")})`);
+  return known;
+});
 type Mode = "end-to-end" | "processing";
 type Workload = "noop" | "unkept" | "unordered" | "unordered-unkept" | "row" | "insert";
 /** The workloads that write a row a message (run on `--row-n` messages, end to end only). */
@@ -448,7 +456,7 @@ async function installPeers(): Promise<void> {
 const peerSettings = new Map<string, string>();
 
 async function peerRun(
-  peer: typeof PEERS[number],
+  peer: typeof ALL_PEERS[number],
   mode: Mode,
   workload: Workload,
 ): Promise<{ sample: Sample; check: string }> {
@@ -551,7 +559,7 @@ for (let round = 0; round < RUNS; round++) {
   }
 }
 for (const f of figures) {
-  if (PEERS.includes(f.system as typeof PEERS[number])) {
+  if (PEERS.includes(f.system as typeof ALL_PEERS[number])) {
     f.settings = peerSettings.get(`${f.system} ${f.workload}`)!;
   }
 }
