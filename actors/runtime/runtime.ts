@@ -114,7 +114,12 @@ export class Runtime implements Consumer {
     const observer = options.observer ?? silentObserver;
     const tracing = options.tracing ?? noTracing;
     const common = { db: this.db, tables: this.tables, log: this.log };
-    const batches = defaultBatches(options.db.shared, [...actors.values()]);
+    const unorderedActors = [...actors.values()].filter((a) => !a.policy.ordered)
+      .map((a) => a.name);
+    const batches = defaultBatches(
+      options.db.shared,
+      actors.size > 0 && unorderedActors.length === actors.size,
+    );
     this.#background = new BackgroundTasks(this.log);
     this.#reader = new JobReader(this.db, this.tables);
     this.#relay = new JobEventRelay(this.db, this.tables.jobEventsChannel, this.log);
@@ -186,7 +191,7 @@ export class Runtime implements Consumer {
       ...common,
       workerId: this.workerId,
       actorNames: [...actors.keys()],
-      unorderedActors: [...actors.values()].filter((a) => !a.policy.ordered).map((a) => a.name),
+      unorderedActors,
       concurrency,
       claimBatch: options.claimBatch ?? batches.claim,
       tenantWeights: checkTenantWeights(options.tenantWeights),
@@ -626,11 +631,10 @@ export class Runtime implements Consumer {
  */
 function defaultBatches(
   shared: boolean,
-  actors: readonly AnyActor[],
+  allUnordered: boolean,
 ): { concurrency: number; claim: number; commit: number } {
   if (!shared) return { concurrency: 256, claim: 256, commit: 512 };
-  const unordered = actors.length > 0 && actors.every((a) => !a.policy.ordered);
-  return unordered
+  return allUnordered
     ? { concurrency: 1024, claim: 512, commit: 1024 }
     : { concurrency: 512, claim: 256, commit: 512 };
 }
