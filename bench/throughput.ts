@@ -676,10 +676,9 @@ if (args.peers || args.floor) {
     for (const mode of MODES) {
       const t = find("troupe postgres", workload, mode);
       const judged = workload === "noop" && mode === "end-to-end";
-      // Rows declared with `ctx.insert()` against the peers writing theirs a transaction a job.
-      // An actor that keeps no succeeded jobs against the peers' no-op.
-      // Messages without an order per key, as the peers run them, against the peers' no-op.
-      const theirs = workload === "insert" ? "row" : workload === "row" ? "row" : "noop";
+      // Rows (`ctx.insert()` too) against the peers writing theirs a transaction a job; every
+      // no-op workload (kept or not, in order or not) against the peers' no-op.
+      const theirs = writesRows(workload) ? "row" : "noop";
       for (const peer of PEERS) {
         const goal = (judged || workload.startsWith("unordered")) && mode === "end-to-end" &&
             (peer === "bullmq" || peer === "graphile")
