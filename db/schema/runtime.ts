@@ -93,10 +93,7 @@ export const jobs = pgTable(
     ...timestamps,
   },
   (t) => [
-    index("troupe_jobs_claim_idx").on(t.priority.desc(), t.runAt, t.id).where(
-      sql`${t.status} = 'queued'`,
-    ),
-    /** Fair claims: each tenant's queued jobs in queue order (`''` for no tenant). */
+    /** Claims: each tenant's queued jobs in queue order (`''` for no tenant). */
     index("troupe_jobs_tenant_claim_idx").on(
       sql`coalesce(${t.tenantId}, '')`,
       t.priority.desc(),

@@ -176,11 +176,11 @@ export async function claimJobsIn(
          row_number() OVER (ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id) AS ord
        FROM (
          SELECT j.id, j.key, j.actor, j.priority, j.run_at, j.ctid FROM ${t.jobs} j
-         WHERE ${RUNNABLE(t, "$1", "j", "$3", "$4", mode)}
-         ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- matches troupe_jobs_claim_idx
+         WHERE coalesce(j.tenant_id, '') = $5 AND ${RUNNABLE(t, "$1", "j", "$3", "$4", mode)}
+         ORDER BY j.priority DESC NULLS LAST, j.run_at, j.id -- troupe_jobs_tenant_claim_idx
          LIMIT $2
          FOR UPDATE OF j SKIP LOCKED) j`,
-      [actors, limit, skipKeys, unordered],
+      [actors, limit, skipKeys, unordered, tenants[0]],
       { workerId, leaseMs, mode, instanceFence },
     );
   }

@@ -12,11 +12,10 @@ export interface QueueDepth {
 
 /**
  * Depth and oldest wait of the queue per actor, at a bounded cost: it reads at most `limit`
- * queued jobs, in the order of the claim index (`troupe_jobs_claim_idx`, partial on
- * `status = 'queued'`), so it never counts a large table. Below the limit the figures are
- * exact; at it (`capped`), depths are lower bounds and the oldest wait is that of the jobs next
- * in line (the highest priority first, then the oldest `run_at`), which is what a worker would
- * claim next.
+ * queued jobs, by id from `troupe_jobs_status_idx` (job ids are time-ordered: the oldest
+ * first, but for ids made from idempotency keys), so it never counts a large table. Below the
+ * limit the figures are exact; at it (`capped`), depths are lower bounds and the oldest wait is
+ * that of the jobs it read, the longest-queued.
  */
 export async function queueDepths(
   db: SqlExecutor,
@@ -29,8 +28,7 @@ export async function queueDepths(
          AS oldest
      FROM (
        SELECT actor, run_at FROM ${t.jobs} WHERE status = 'queued'
-       ORDER BY priority DESC NULLS LAST, run_at, id -- matches troupe_jobs_claim_idx
-       LIMIT $1
+       ORDER BY id LIMIT $1 -- matches troupe_jobs_status_idx
      ) q
      GROUP BY actor ORDER BY actor`,
     [limit],

@@ -6,8 +6,8 @@
  *   by the deliveries it takes (push, throttled by the caller), and at a clean stop
  *   (`stopped_at`). A row unseen for a day is deleted by the next write of any instance.
  * - The reads are bounded: running jobs come from `troupe_jobs_status_idx`, delayed jobs from
- *   `troupe_jobs_claim_idx` (one index range per priority level, found by a loose index scan),
- *   each with a limit.
+ *   `troupe_jobs_tenant_claim_idx` (one index range per tenant group and priority level, found
+ *   by a loose index scan), each with a limit.
  */
 import type { SqlExecutor } from "../ports.ts";
 import { INSTANCE_PREFIX_SQL } from "./claim_jobs.ts";
@@ -131,8 +131,9 @@ export async function runningJobs(
 
 /**
  * Up to `limit` delayed jobs (queued, not due yet: a delay, a retry's backoff, a run-again-later),
- * the soonest first. Each priority level is one range of the claim index (`priority`, then
- * `run_at`), so due jobs ahead in the queue are never walked.
+ * the soonest first. Each priority level of a tenant group (`''`: no tenant) is one range of the
+ * claim index (`troupe_jobs_tenant_claim_idx`: group, `priority`, then `run_at`), found by a
+ * loose index scan, so due jobs ahead in the queue are never walked.
  */
 export async function delayedJobs(
   db: SqlExecutor,
@@ -140,23 +141,34 @@ export async function delayedJobs(
   { tenantId, limit }: { tenantId?: string | null | undefined; limit: number },
 ): Promise<JobBrief[]> {
   const scoped = tenantId !== undefined;
+  // A tenant's jobs are in its group's range; the group '' also holds the jobs without one.
+  const group = (j: string) => `coalesce(${j}.tenant_id, '')`;
+  const inGroup = scoped ? `AND ${group("j")} = coalesce($2, '')` : "";
+  const exact = !scoped
+    ? ""
+    : tenantId === null
+    ? "AND j.tenant_id IS NULL"
+    : "AND j.tenant_id IS NOT NULL";
   return await db.query<JobBrief>(
-    `WITH RECURSIVE levels AS (
-       (SELECT priority FROM ${t.jobs} WHERE status = 'queued'
-        ORDER BY priority DESC NULLS LAST LIMIT 1)
+    `WITH RECURSIVE levels(g, priority) AS (
+       (SELECT ${group("j")}, j.priority FROM ${t.jobs} j WHERE j.status = 'queued' ${inGroup}
+        ORDER BY ${group("j")}, j.priority DESC NULLS LAST LIMIT 1)
        UNION ALL
-       SELECT (SELECT j.priority FROM ${t.jobs} j
-               WHERE j.status = 'queued' AND j.priority < l.priority
-               ORDER BY j.priority DESC NULLS LAST LIMIT 1)
-       FROM levels l WHERE l.priority IS NOT NULL
+       SELECT n.g, n.priority FROM levels l, LATERAL (
+         (SELECT ${group("j")} AS g, j.priority FROM ${t.jobs} j
+          WHERE j.status = 'queued' AND ${group("j")} = l.g AND j.priority < l.priority
+          ORDER BY j.priority DESC NULLS LAST LIMIT 1)
+         UNION ALL
+         (SELECT ${group("j")}, j.priority FROM ${t.jobs} j
+          WHERE j.status = 'queued' AND ${group("j")} > l.g ${inGroup}
+          ORDER BY ${group("j")}, j.priority DESC NULLS LAST LIMIT 1)
+         LIMIT 1) n
      )
      SELECT d.* FROM levels l, LATERAL (
        SELECT ${BRIEF} FROM ${t.jobs} j
-       WHERE j.status = 'queued' AND j.priority = l.priority AND j.run_at > now()
-         AND j.kind = 'job'
-         ${scoped ? "AND j.tenant_id IS NOT DISTINCT FROM $2" : ""}
+       WHERE j.status = 'queued' AND ${group("j")} = l.g AND j.priority = l.priority
+         AND j.run_at > now() AND j.kind = 'job' ${exact}
        ORDER BY j.run_at, j.id LIMIT $1) d
-     WHERE l.priority IS NOT NULL
      ORDER BY d.run_at, d.id LIMIT $1`,
     scoped ? [limit, tenantId] : [limit],
   );
