@@ -12,6 +12,13 @@ import {
   NotFoundError,
   type SqlExecutor,
 } from "@troupe/runtime";
+import { claimJobs } from "../../actors/runtime/sql/claim_jobs.ts";
+import {
+  CommitMismatch,
+  completeJobs,
+  type Completion,
+} from "../../actors/runtime/sql/complete_jobs.ts";
+import { PUBLIC_TABLES } from "../../actors/runtime/sql/tables.ts";
 import { settle, waitFor } from "../harness.ts";
 import { contractSuite } from "./suite.ts";
 
@@ -170,4 +177,61 @@ contractSuite("keepSucceeded", {
     await waitFor(() => heard.length === 1, { what: "the end message" });
     assert.deepEqual(heard, ["succeeded"]);
   },
+
+  "unordered successes that only delete their rows commit alone; a lost lease fences its own":
+    async (
+      { db },
+    ) => {
+      await db.query(
+        `INSERT INTO troupe_jobs (id, actor, key, input, max_attempts)
+       SELECT 'keep5-' || i, 'keep5.work', 'keep5', '{}', 3 FROM generate_series(1, 4) AS i`,
+      );
+      const claimed = await claimJobs(db, PUBLIC_TABLES, {
+        actors: ["keep5.work"],
+        limit: 10,
+        workerId: "w-keep5",
+        leaseMs: 30_000,
+        unordered: ["keep5.work"],
+      });
+      assert.equal(claimed.length, 4);
+      const drop = (j: (typeof claimed)[number]): Completion => ({
+        id: j.id,
+        key: j.key,
+        fence: j.lease_fence,
+        outcome: "succeeded",
+        sends: [],
+        effects: [],
+        release: true,
+        ledger: false,
+        keep: false,
+        unordered: true,
+      });
+      // Another process took one job over (its instance lease lapsed here).
+      await db.query(
+        "UPDATE troupe_jobs SET lease_owner = 'w-other', lease_fence = lease_fence + 1 WHERE id = $1",
+        [claimed[1]!.id],
+      );
+      const commit = (allValid: "throw" | "savepoint", jobs = claimed) =>
+        db.transaction((tx) =>
+          completeJobs(tx, PUBLIC_TABLES, "w-keep5", jobs.map(drop), {
+            writes: { outbox: false, notify: false },
+            hook: () => null,
+            allValid,
+          })
+        );
+      // The one-statement commit finds the fenced one and writes nothing.
+      await assert.rejects(commit("throw"), CommitMismatch);
+      assert.equal(
+        await count(db, "SELECT count(*)::int AS n FROM troupe_jobs WHERE actor = 'keep5.work'"),
+        4,
+      );
+      const { results } = await commit("savepoint");
+      assert.deepEqual(results, ["committed", "fenced", "committed", "committed"]);
+      assert.deepEqual((await jobRows(db, "keep5.work")).map((r) => [r.id, r.status]), [
+        [claimed[1]!.id, "running"],
+      ]);
+      // A second commit of the same jobs is refused.
+      const again = await commit("savepoint", [claimed[0]!]);
+      assert.deepEqual(again.results, ["fenced"]);
+    },
 });

@@ -395,6 +395,9 @@ async function commitAll(
   completions: readonly Completion[],
   onMismatch: "savepoint" | "throw",
 ): Promise<Checked | null> {
+  if (completions.every(bareDrop)) {
+    return await commitDrops(tx, t, workerId, completions, onMismatch);
+  }
   const chains = chainRows(completions, () => true, (i) => completions[i]!.outcome === "succeeded");
   // The job rows in key order, as `commitChecked` locks them.
   const { kept, gone } = jobRows(
@@ -443,6 +446,53 @@ async function commitAll(
   await restore();
   return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
 }
+
+/**
+ * A success whose commit is the deletion of its job row and nothing else: an unordered job (no
+ * lease row), not kept, without a ledger row (see `Completion.ledger`).
+ */
+function bareDrop(c: Completion): boolean {
+  return dropped(c) && c.unordered === true && !ledgered(c);
+}
+
+/**
+ * `commitAll` when every completion is a `bareDrop`: one statement deletes the job rows, each
+ * only if still running under its fencing token and owner, found by primary key from two
+ * arrays (ids, tokens) rather than a record set of every column; fewer rows deleted than
+ * completions is a mismatch, as in `commitAll`.
+ */
+async function commitDrops(
+  tx: SqlExecutor,
+  t: Tables,
+  workerId: string,
+  completions: readonly Completion[],
+  onMismatch: "savepoint" | "throw",
+): Promise<Checked | null> {
+  // In key order, as `commitChecked` locks them.
+  const rows = [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
+  const [done] = await tx.query<{ jobs: number; ends: string[] }>(
+    COMMIT_DROPS(t),
+    [rows.map((c) => c.id), rows.map((c) => c.fence), workerId],
+    PREPARED,
+  );
+  if (done!.jobs !== completions.length) {
+    if (onMismatch === "throw") throw new CommitMismatch();
+    await tx.query("ROLLBACK TO SAVEPOINT troupe_commit");
+    return null;
+  }
+  return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
+}
+
+/** The statement of `commitDrops` (the job rows' conditions of `commitAll`). */
+const COMMIT_DROPS = (t: Tables) =>
+  `WITH gone AS (
+     DELETE FROM ${t.jobs} j USING unnest($1::text[], $2::int[]) AS x(id, fence)
+     WHERE j.id = x.id AND j.status = 'running' AND j.lease_fence = x.fence
+       AND (NOT j.unordered OR j.lease_owner = $3)
+     RETURNING j.id, j.on_end IS NOT NULL AS ends)
+   SELECT count(*)::int AS jobs, coalesce(array_agg(id) FILTER (WHERE ends), '{}') AS ends
+   FROM gone`;
 
 /**
  * Bitmap scans off until the transaction ends (and the setting as it was). The commit finds
