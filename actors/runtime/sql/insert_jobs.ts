@@ -105,14 +105,15 @@ export async function insertJobs(
         (id, actor, key, tenant_id, input, priority, max_attempts, run_at, parent_id, replay_of,
          request_hash, pipeline_id, group_id, input_version, traceparent, tracestate,
          on_end)
-      SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input, 'null'::jsonb), x.priority,
+      SELECT x.id, x.actor, x.key, x.tenant_id, coalesce(x.input::jsonb, 'null'::jsonb), x.priority,
         x.max_attempts, now() + make_interval(secs => x.delay_ms / 1000.0), x.parent_id, x.replay_of,
         x.request_hash, x.pipeline_id, x.group_id, x.input_version, x.traceparent, x.tracestate,
-        x.on_end
+        x.on_end::jsonb
+      -- JSON values read as json and cast: see X_COLUMNS in complete_jobs.ts.
       FROM json_to_recordset($1::json) AS x(id text, actor text, key text, tenant_id text,
-        input jsonb, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
+        input json, priority int, max_attempts int, delay_ms float8, parent_id text, replay_of text,
         request_hash text, pipeline_id text, group_id text, input_version int, traceparent text,
-        tracestate text, on_end jsonb)
+        tracestate text, on_end json)
       ${fresh ? "" : "ON CONFLICT (id) DO NOTHING"}
       RETURNING ${fresh ? "id" : "id, actor, key, run_at, traceparent, tracestate"}
     ) ${tail}`,
