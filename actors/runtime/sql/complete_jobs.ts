@@ -404,10 +404,7 @@ async function commitAll(
     return await commitDrops(tx, t, workerId, completions, onMismatch);
   }
   const chains = chainRows(completions, () => true, (i) => completions[i]!.outcome === "succeeded");
-  // The job rows in key order, as `commitChecked` locks them.
-  const { kept, gone } = jobRows(
-    [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
-  );
+  const { kept, gone } = jobRows(inKeyOrder(completions));
   const ledgerRows = completions.filter(ledgered).length;
   // Before the savepoint: a rollback to it keeps the setting.
   const was = (await tx.query<{ was: string }>(NO_BITMAP_SCANS, [], PREPARED))[0]!.was;
@@ -452,6 +449,11 @@ async function commitAll(
   return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
 }
 
+/** `completions` in key order: the order `commitChecked` locks their job rows in. */
+function inKeyOrder(completions: readonly Completion[]): Completion[] {
+  return [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
 /**
  * A success whose commit is the deletion of its job row and nothing else: an unordered job (no
  * lease row), not kept, without a ledger row (see `Completion.ledger`).
@@ -473,8 +475,7 @@ async function commitDrops(
   completions: readonly Completion[],
   onMismatch: "savepoint" | "throw",
 ): Promise<Checked | null> {
-  // In key order, as `commitChecked` locks them.
-  const rows = [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const rows = inKeyOrder(completions);
   if (onMismatch === "savepoint") await tx.query("SAVEPOINT troupe_commit");
   const [done] = await tx.query<{ jobs: number; ends: string[] }>(
     COMMIT_DROPS(t),
