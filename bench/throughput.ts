@@ -38,9 +38,11 @@
  * loop without the runtime (bench/queue_floor.ts), on the same kind of database (PGlite in this
  * thread, or in its worker for `pglite-*-worker`). `--peer-list` runs only the peers it names.
  * `--floor` runs the floors without the peers. It prints medians, the ratios against the
- * targets (Troupe on PostgreSQL ≥ 1.0× BullMQ and ≥ 1.0× graphile-worker end to end; Troupe on
- * PGlite ≥ 0.8× the floor) and the CPU each system spent per message: the client process and
- * the server (PostgreSQL backends of the database, or redis-server), from /proc.
+ * targets (Troupe on PostgreSQL end to end ≥ 1.0× each peer with the same guarantees: BullMQ,
+ * graphile-worker's batched mode against `unordered-unkept`, its named queues against the keyed
+ * `noop`; Troupe on PGlite ≥ 0.8× the floor) and the CPU each system spent per message: the
+ * client process and the server (PostgreSQL backends of the database, or redis-server), from
+ * /proc.
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -671,19 +673,26 @@ const ratio = (a: Figure | undefined, b: Figure | undefined, what: string, goal?
     : ` (target ≥ ${goal.toFixed(1)}×: ${r >= goal ? "met" : "NOT MET"})`;
   targets.push(`- ${what}: ${r.toFixed(2)}×${judged}`);
 };
+/**
+ * The no-op targets, each against the peer that gives the same guarantees: BullMQ (no order per
+ * key) against Troupe's no-op workloads, graphile-worker's batched mode (no order per key, a
+ * completed job deleted) against `unordered-unkept`, graphile-worker's named queues (one job at a
+ * time per key) against the keyed `noop`.
+ */
+function judged(workload: Workload, peer: string): boolean {
+  if (peer === "bullmq") return workload === "noop" || workload.startsWith("unordered");
+  if (peer === "graphile") return workload === "unordered-unkept";
+  return peer === "graphile-keyed" && workload === "noop";
+}
 if (args.peers || args.floor) {
   for (const workload of WORKLOADS) {
     for (const mode of MODES) {
       const t = find("troupe postgres", workload, mode);
-      const judged = workload === "noop" && mode === "end-to-end";
       // Rows (`ctx.insert()` too) against the peers writing theirs a transaction a job; every
       // no-op workload (kept or not, in order or not) against the peers' no-op.
       const theirs = writesRows(workload) ? "row" : "noop";
       for (const peer of PEERS) {
-        const goal = (judged || workload.startsWith("unordered")) && mode === "end-to-end" &&
-            (peer === "bullmq" || peer === "graphile")
-          ? 1.0
-          : undefined;
+        const goal = mode === "end-to-end" && judged(workload, peer) ? 1.0 : undefined;
         ratio(
           t,
           find(peer, theirs, mode),

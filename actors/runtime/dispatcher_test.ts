@@ -78,3 +78,105 @@ Deno.test("dispatcher: without a deferral a request throttles at once; stopping 
   assert.equal(d.mode, "open");
   assert.equal(d.freeSlots(), 8);
 });
+
+Deno.test("dispatcher: after a claim that walked past its held keys to find nothing, claims past the same keys wait", async () => {
+  // Each claim answers the next of `answers`: a batch of jobs of key A, or none after `ms`.
+  const answers: ({ jobs: number } | { ms: number })[] = [{ jobs: 8 }, { ms: 30 }, { jobs: 8 }];
+  let claims = 0;
+  let n = 0;
+  // The first job of each batch runs until its gate opens: its chain holds key A till then.
+  const gated = new Set<string>();
+  const db = {
+    transaction: (fn: (tx: SqlDatabase) => Promise<unknown>) =>
+      fn({
+        query: async (sql: string) => {
+          if (sql.includes("WITH RECURSIVE")) return [{ g: "" }];
+          if (!sql.includes("SKIP LOCKED")) return [];
+          claims++;
+          const answer = answers.shift() ?? { ms: 0 };
+          if ("ms" in answer) {
+            await new Promise((r) => setTimeout(r, answer.ms));
+            return [];
+          }
+          gated.add(`j${n + 1}`);
+          return Array.from({ length: answer.jobs }, (_, i) => ({
+            id: `j${++n}`,
+            actor: "a",
+            key: "A",
+            lease_fence: 1,
+            lease_losses: 0,
+            state: null,
+            ord: i,
+          }));
+        },
+      } as unknown as SqlDatabase),
+  } as unknown as SqlDatabase;
+  const gates: PromiseWithResolvers<void>[] = [];
+  const held = new Set<string>();
+  const executor = {
+    execute: async (job: { id: string }) => {
+      if (gated.has(job.id)) {
+        const gate = Promise.withResolvers<void>();
+        gates.push(gate);
+        await gate.promise;
+      }
+      return { outcome: "succeeded", sends: [], effects: [] };
+    },
+    leaveQuarantine: () => {},
+  } as unknown as DispatcherOptions["executor"];
+  const committer = {
+    commit: () => Promise.resolve("committed"),
+    endChain: () => {},
+  } as unknown as DispatcherOptions["committer"];
+  const d = new Dispatcher({
+    db,
+    tables: PUBLIC_TABLES,
+    workerId: "w",
+    actorNames: ["a"],
+    concurrency: 16,
+    claimBatch: 8,
+    leaseMs: 30_000,
+    foregroundDeferMs: 0,
+    foregroundConcurrency: 1,
+    executor,
+    committer,
+    leases: {
+      heldKeys: () => [...held],
+      nextInstanceFence: () => 1,
+      hold: (job: { key: string }) => held.add(job.key),
+      letGo: (job: { key: string }) => held.delete(job.key),
+      giveBack: () => Promise.resolve(),
+    } as unknown as DispatcherOptions["leases"],
+    transport: { wake: () => {} },
+    policy: () => ({}) as ReturnType<DispatcherOptions["policy"]>,
+    pauseRecheckMs: 30_000,
+    onDelivery: () => Promise.resolve(),
+    events: { emit: () => {} },
+    log: jsonLogger("silent"),
+  });
+  const until = async (what: () => boolean) => {
+    const deadline = Date.now() + 5_000;
+    while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    assert.ok(what());
+  };
+  assert.equal(await d.pump(), 8, "a full claim: one chain of key A, held by its gate");
+  assert.equal(await d.pump(), 0, "the next claim walks past key A and finds nothing");
+  assert.equal(claims, 2);
+  await until(() => gates.length === 1);
+  gates[0]!.resolve(); // the chain ends: key A is given back
+  await until(() => d.inFlight === 0);
+  assert.equal(await d.pump(), 8, "no key held: claimed at once");
+  assert.equal(claims, 3);
+  const waitedFrom = performance.now();
+  assert.equal(await d.pump(), 0);
+  assert.equal(claims, 3, "key A held again, within nine times the empty walk: no claim");
+  while (performance.now() - waitedFrom < 400 && claims === 3) {
+    await new Promise((r) => setTimeout(r, 10));
+    await d.pump();
+  }
+  assert.equal(claims, 4, "claims again once the wait is over");
+  assert.ok(performance.now() - waitedFrom >= 150, "waited about nine times the walk's 30 ms");
+  await until(() => gates.length === 2);
+  gates[1]!.resolve();
+  await until(() => d.inFlight === 0);
+});
