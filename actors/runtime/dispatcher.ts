@@ -16,6 +16,9 @@
  *   lease (see `leases.ts`); one that does not settle is given back, not its lease.
  * - Pull claims come in batches: while messages are in flight it claims again only once
  *   `refillAt` slots are free (a claim per freed slot would cost a query per job).
+ * - A pull claim that came back empty while keys were held here (it walked past their queued
+ *   jobs) makes pull claims past the same held keys wait nine times as long as it took; a
+ *   change in the held keys (a key given back) ends the wait.
  * - A pull claim can ride in the transaction of a commit (`claimAlong`): when every message in
  *   flight is in that commit and each commits, their slots are free once it does, and the next
  *   batch is claimed in the same transaction instead of in one of its own after it. Its slots
