@@ -490,12 +490,20 @@ async function commitDrops(
   return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
 }
 
-/** The statement of `commitDrops` (the job rows' conditions of `commitAll`). */
+/**
+ * The job row `j` of record `x`, still running under the record's fencing token: the check of
+ * both one-statement commits, with this worker's id as `$3`. An unordered job's token is its
+ * process's instance lease's: the owner tells two apart.
+ */
+const STILL_RUNNING = (x: string) =>
+  `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence
+   AND (NOT j.unordered OR j.lease_owner = $3)`;
+
+/** The statement of `commitDrops`. */
 const COMMIT_DROPS = (t: Tables) =>
   `WITH gone AS (
      DELETE FROM ${t.jobs} j USING unnest($1::text[], $2::int[]) AS x(id, fence)
-     WHERE j.id = x.id AND j.status = 'running' AND j.lease_fence = x.fence
-       AND (NOT j.unordered OR j.lease_owner = $3)
+     WHERE ${STILL_RUNNING("x")}
      RETURNING j.id, j.on_end IS NOT NULL AS ends)
    SELECT count(*)::int AS jobs, coalesce(array_agg(id) FILTER (WHERE ends), '{}') AS ends
    FROM gone`;
@@ -521,16 +529,7 @@ const UNIQUE_VIOLATION = "23505";
 const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
        SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
-     ), ${
-    JOB_WRITES(
-      t,
-      // An unordered job's token is its process's instance lease's: the owner tells two apart.
-      (x) =>
-        `j.id = ${x}.id AND j.status = 'running' AND j.lease_fence = ${x}.fence
-         AND (NOT j.unordered OR j.lease_owner = $3)`,
-      dropping ? "$5" : undefined,
-    )
-  },
+     ), ${JOB_WRITES(t, STILL_RUNNING, dropping ? "$5" : undefined)},
      st AS (
        ${STATE_UPDATE(t)}
        FROM json_to_recordset($2::json) AS y(key text, fence int, set_state boolean,
