@@ -17,15 +17,20 @@ function dispatcher(foregroundDeferMs: number): { d: Dispatcher; claims: number[
         },
       } as unknown as SqlDatabase),
   } as unknown as SqlDatabase;
-  const options: DispatcherOptions = {
-    db,
+  return { d: new Dispatcher(options({ db, foregroundDeferMs })), claims };
+}
+
+/** The options of a dispatcher of actor `a` on its own: no executor, committer nor leases. */
+function options(overrides: Partial<DispatcherOptions>): DispatcherOptions {
+  return {
+    db: {} as SqlDatabase,
     tables: PUBLIC_TABLES,
     workerId: "w",
     actorNames: ["a"],
     concurrency: 8,
     claimBatch: 8,
     leaseMs: 30_000,
-    foregroundDeferMs,
+    foregroundDeferMs: 0,
     foregroundConcurrency: 2,
     executor: {} as DispatcherOptions["executor"],
     committer: {} as DispatcherOptions["committer"],
@@ -38,8 +43,8 @@ function dispatcher(foregroundDeferMs: number): { d: Dispatcher; claims: number[
     onDelivery: () => Promise.resolve(),
     events: { emit: () => {} },
     log: jsonLogger("silent"),
+    ...overrides,
   };
-  return { d: new Dispatcher(options), claims };
 }
 
 Deno.test("dispatcher: open claims the free slots; a foreground request defers, then throttles", async () => {
@@ -128,15 +133,9 @@ Deno.test("dispatcher: after a claim that walked past its held keys to find noth
     commit: () => Promise.resolve("committed"),
     endChain: () => {},
   } as unknown as DispatcherOptions["committer"];
-  const d = new Dispatcher({
+  const d = new Dispatcher(options({
     db,
-    tables: PUBLIC_TABLES,
-    workerId: "w",
-    actorNames: ["a"],
     concurrency: 16,
-    claimBatch: 8,
-    leaseMs: 30_000,
-    foregroundDeferMs: 0,
     foregroundConcurrency: 1,
     executor,
     committer,
@@ -147,13 +146,7 @@ Deno.test("dispatcher: after a claim that walked past its held keys to find noth
       letGo: (job: { key: string }) => held.delete(job.key),
       giveBack: () => Promise.resolve(),
     } as unknown as DispatcherOptions["leases"],
-    transport: { wake: () => {} },
-    policy: () => ({}) as ReturnType<DispatcherOptions["policy"]>,
-    pauseRecheckMs: 30_000,
-    onDelivery: () => Promise.resolve(),
-    events: { emit: () => {} },
-    log: jsonLogger("silent"),
-  });
+  }));
   const until = async (what: () => boolean) => {
     const deadline = Date.now() + 5_000;
     while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
