@@ -209,10 +209,19 @@ export async function settledBody(
   ends: readonly string[],
   { what, timeoutMs = 30_000 }: { what: string; timeoutMs?: number },
 ): Promise<ApiBody> {
-  return await waitFor(async () => {
-    const { body } = await read();
-    return ends.includes(body?.status) ? body : null;
-  }, { timeoutMs, what });
+  let last: ApiBody = undefined;
+  try {
+    return await waitFor(async () => {
+      const { body } = await read();
+      last = body;
+      return ends.includes(body?.status) ? body : null;
+    }, { timeoutMs, what });
+  } catch (err) {
+    // What it was doing when the wait ended says where it stalled.
+    throw new Error(
+      `${(err as Error).message}; last read: ${JSON.stringify(last)?.slice(0, 2000)}`,
+    );
+  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
