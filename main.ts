@@ -171,6 +171,7 @@ export async function openBlobs(
       forcePathStyle: s3.S3_FORCE_PATH_STYLE,
       prefix: s3.S3_PREFIX,
       partSize: s3.S3_PART_BYTES,
+      requestTimeoutMs: s3.S3_REQUEST_TIMEOUT_MS,
     });
   }
   return drivers(config).blobs === "fs"

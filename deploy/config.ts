@@ -345,6 +345,8 @@ const s3Fields = {
   S3_UPLOAD_EXPIRES_S: int(60, 7 * 86_400).withDefault(3600),
   /** Part size of multipart uploads, in bytes (S3's minimum is 5 MiB; default 8 MiB). */
   S3_PART_BYTES: int(5 * 1024 * 1024, 512 * 1024 * 1024).withDefault(8 * 1024 * 1024),
+  /** How long a request waits for the bucket's answer before it is sent again (default 60 s). */
+  S3_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).withDefault(60_000),
 } satisfies Record<string, Field<unknown, boolean>>;
 
 export type S3Config = Output<typeof s3Fields>;

@@ -23,6 +23,11 @@ Deno.test("config: no S3_BUCKET, no object storage; a bucket needs its endpoint 
   assert.equal(c?.S3_FORCE_PATH_STYLE, true);
   assert.equal(c?.S3_REGION, "us-east-1");
   assert.equal(c?.S3_PART_BYTES, 8 * 1024 * 1024);
+  assert.equal(c?.S3_REQUEST_TIMEOUT_MS, 60_000);
+  assert.throws(
+    () => loadS3Config({ S3_BUCKET: "files", S3_REQUEST_TIMEOUT_MS: "5" }),
+    ConfigError,
+  );
   // Parts under S3's 5 MiB minimum are refused.
   assert.throws(() => loadS3Config({ S3_BUCKET: "files", S3_PART_BYTES: "1000" }), ConfigError);
 });

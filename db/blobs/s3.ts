@@ -15,6 +15,9 @@
  * object; `holdBlobs` (db/blobs/refs.ts) then finds it gone and the upload answers 503 (send it
  * again): no reference ever points to nothing.
  *
+ * A request the bucket does not answer within `requestTimeoutMs`, whose connection fails, or that
+ * gets a 5xx or 429 is sent again on a new connection, `retries` attempts in all.
+ *
  * Direct uploads ({@linkcode S3BlobStore.presignPut}) go to `<prefix>uploads/...` keys that
  * the client `PUT`s to with a presigned URL; the app reads them once to store them as blobs.
  */
@@ -48,8 +51,17 @@ export interface S3BlobOptions {
   prefix?: string;
   /** Size of a multipart upload's parts; S3 wants 5 MiB at least. @default 8 MiB */
   partSize?: number;
-  /** Attempts of a request that failed with a 5xx or a network error. @default 3 */
+  /**
+   * Attempts of a request that failed with a 5xx or a 429, a network error, or no answer within
+   * `requestTimeoutMs`, a short jittered wait apart. @default 3
+   */
   retries?: number;
+  /**
+   * How long a request may wait for the bucket's answer (its status and headers) before it is
+   * abandoned and sent again on a new connection; a body that streams after that is not timed.
+   * @default 60000
+   */
+  requestTimeoutMs?: number;
 }
 
 /** What the client of a direct upload is given. */
@@ -74,15 +86,20 @@ export class S3BlobStore implements BlobStore {
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #partSize: number;
+  readonly #attempts: number;
+  readonly #timeoutMs: number;
 
   constructor(o: S3BlobOptions) {
+    // Retries are this store's (aws4fetch's own retry no network error).
     this.#aws = new AwsClient({
       accessKeyId: o.accessKeyId,
       secretAccessKey: o.secretAccessKey,
       region: o.region ?? "us-east-1",
       service: "s3",
-      retries: Math.max(0, (o.retries ?? 3) - 1),
+      retries: 0,
     });
+    this.#attempts = Math.max(1, o.retries ?? 3);
+    this.#timeoutMs = Math.max(1, o.requestTimeoutMs ?? 60_000);
     this.#base = new URL(o.endpoint);
     this.#pathStyle = o.forcePathStyle ?? false;
     this.#bucket = o.bucket;
@@ -117,12 +134,47 @@ export class S3BlobStore implements BlobStore {
     ok: number[] = [200],
   ) {
     const { query, ...rest } = init;
-    const res = await this.#aws.fetch(this.#url(key, query), rest);
+    const res = await this.#fetch(this.#url(key, query), rest);
     if (!ok.includes(res.status)) {
       const text = await res.text().catch(() => "");
       throw new S3Error(`${rest.method ?? "GET"} ${key}: ${res.status} ${text.slice(0, 300)}`);
     }
     return res;
+  }
+
+  /**
+   * The bucket's answer to a signed request, sent again (signed anew) after a 5xx or a 429, a
+   * network error or `requestTimeoutMs` without an answer, up to `retries` attempts in all. An
+   * abandoned request's connection is dropped, so the next attempt opens another (a connection
+   * the server stopped answering on is not used again). The bodies sent here are bytes or text,
+   * which can be sent again.
+   */
+  async #fetch(url: string, init: NonNullable<Parameters<AwsClient["fetch"]>[1]>) {
+    for (let attempt = 1;; attempt++) {
+      const last = attempt >= this.#attempts;
+      const abort = new AbortController();
+      const timer = setTimeout(
+        () => abort.abort(new S3Error(`no answer in ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+      let res: Response;
+      try {
+        res = await this.#aws.fetch(url, { ...init, signal: abort.signal });
+      } catch (err) {
+        if (last) {
+          throw new S3Error(
+            `${init.method ?? "GET"} ${url}: ${String(abort.signal.reason ?? err)}`,
+          );
+        }
+        await retryPause(attempt);
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (last || (res.status < 500 && res.status !== 429)) return res;
+      await res.body?.cancel();
+      await retryPause(attempt);
+    }
   }
 
   /** Size and time of an object, or null when there is none. */
@@ -372,6 +424,12 @@ interface Multipart {
 /** A request to the bucket failed. */
 export class S3Error extends Error {
   override name = "S3Error";
+}
+
+/** The wait before attempt `attempt + 1`: 100 ms doubling, jittered down to half. */
+function retryPause(attempt: number): Promise<void> {
+  const ms = 100 * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function escapeXml(s: string): string {

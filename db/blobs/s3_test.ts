@@ -1,6 +1,8 @@
 /**
  * What the S3 store adds to the blob contract (db/blobs/blobs_test.ts runs that on it): a large
- * file in parts of S3's size, the two URL styles, and the keys of direct uploads.
+ * file in parts of S3's size, the two URL styles, the keys of direct uploads, and requests sent
+ * again when the bucket does not answer, drops the connection or answers 5xx (a raw TCP server
+ * that misbehaves on cue). Last, the local S3 server of the tests keeps its connections usable.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -77,4 +79,121 @@ Deno.test("s3: path-style and virtual-host URLs, presigned with the length signe
   );
   assert.equal(p.host, "minio:9000");
   assert.equal(p.pathname, "/b1/k");
+});
+
+/**
+ * A bucket that misbehaves on its first connections: each connection reads one request and
+ * then does what `plan` says for its turn (`hang`: no answer; `close`: drops the connection;
+ * a number: that status), and answers 200 with 5 bytes' length once the plan is spent. An
+ * answer closes its connection: each request comes on a connection of its own.
+ */
+function flakyBucket(plan: ("hang" | "close" | number)[]) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  let connections = 0;
+  const answer = (conn: Deno.Conn, status: number, length: number) =>
+    conn.write(
+      new TextEncoder().encode(
+        `HTTP/1.1 ${status} X\r\ncontent-length: ${length}\r\nconnection: close\r\n` +
+          `last-modified: Mon, 07 Dec 2026 10:00:00 GMT\r\n\r\n`,
+      ),
+    );
+  const serve = async (conn: Deno.Conn) => {
+    open.add(conn);
+    const turn = plan[connections++];
+    try {
+      const buf = new Uint8Array(16 * 1024);
+      await conn.read(buf); // the request (a HEAD: headers only)
+      if (turn === "hang") return; // closed by `close()`
+      if (turn === "close") conn.close();
+      else {
+        await answer(conn, turn ?? 200, turn === undefined ? 5 : 0);
+        conn.close();
+      }
+    } catch {
+      // closed under it
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) serve(conn);
+  })();
+  return {
+    options: {
+      endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+      bucket: "b",
+      accessKeyId: "AK",
+      secretAccessKey: "SK",
+      forcePathStyle: true,
+    },
+    connections: () => connections,
+    async close() {
+      listener.close();
+      for (const conn of open) {
+        try {
+          conn.close();
+        } catch {
+          // closed already
+        }
+      }
+      await accepting;
+    },
+  };
+}
+
+Deno.test("s3: a request without an answer, a dropped connection and a 503 are sent again", async () => {
+  const bucket = flakyBucket(["hang", "close", 503]);
+  try {
+    const store = new S3BlobStore({ ...bucket.options, retries: 4, requestTimeoutMs: 300 });
+    const started = performance.now();
+    assert.deepEqual(await store.head("k"), {
+      size: 5,
+      modified: Date.parse("Mon, 07 Dec 2026 10:00:00 GMT"),
+    });
+    assert.equal(bucket.connections(), 4, "each attempt on a connection of its own");
+    assert.ok(performance.now() - started < 5_000);
+  } finally {
+    await bucket.close();
+  }
+});
+
+Deno.test("s3: the last attempt's failure is an S3Error that says what happened", async () => {
+  const bucket = flakyBucket(["close", "hang"]);
+  try {
+    const store = new S3BlobStore({ ...bucket.options, retries: 2, requestTimeoutMs: 300 });
+    await assert.rejects(store.head("k"), (err: Error) => {
+      assert.equal(err.name, "S3Error");
+      assert.match(err.message, /HEAD .*\/b\/k: .*no answer in 300 ms/);
+      return true;
+    });
+    assert.equal(bucket.connections(), 2);
+  } finally {
+    await bucket.close();
+  }
+  const always = flakyBucket([503, 503]);
+  try {
+    const store = new S3BlobStore({ ...always.options, retries: 2, requestTimeoutMs: 300 });
+    await assert.rejects(store.head("k"), /HEAD k: 503/);
+    assert.equal(always.connections(), 2);
+  } finally {
+    await always.close();
+  }
+});
+
+Deno.test("s3 fixture: a body refused unread does not stall the next request on its connection", async () => {
+  const s3 = await startS3();
+  try {
+    const refused = await fetch(`${s3.options.endpoint}/no-such-bucket/x`, {
+      method: "PUT",
+      body: new Uint8Array(300_000),
+    });
+    await refused.body?.cancel();
+    assert.equal(refused.status, 404);
+    const next = await fetch(`${s3.options.endpoint}/${s3.options.bucket}/none`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    await next.body?.cancel();
+    assert.equal(next.status, 404);
+  } finally {
+    await s3.close();
+  }
 });
