@@ -386,10 +386,14 @@ const DEAD_LETTERS = (t: Tables) =>
  * of the successes that write one (`Completion.ledger`) and the dead letters, and counts what
  * it wrote. The job rows go first, as in `commitChecked`: a claim holding a requeued job row
  * never waits on a lease this holds.
+ * The lease rows are locked before they are updated, in the keys' byte order: the order a claim
+ * takes leases in. A claim that lost the race for a key keeps that key's row locked while it
+ * goes on to the next keys; a commit that updated a later key first would wait on it while it
+ * waits on the commit (a deadlock, seen with four instances on one database).
  * Fewer rows than completions or chains means a completion was fenced; a ledger row there
  * already (a duplicate) fails the statement on the ledger's primary key. Either way the
  * statement is rolled back (a savepoint) and null returned, for `commitChecked` to sort out,
- * or `CommitMismatch` thrown (`onMismatch`). Each row is locked by its update, where
+ * or `CommitMismatch` thrown (`onMismatch`). A job row is locked by its update, where
  * `commitChecked` locks it first (`FOR UPDATE`, a write of its own) and updates it after.
  * Completions of pipelines and groups always go through `commitChecked`.
  */
@@ -430,6 +434,7 @@ async function commitAll(
         JSON.stringify(chains),
         workerId,
         completions.length,
+        [...new Set(chains.map((c) => c.key))],
         ...(gone.length > 0 ? [JSON.stringify(gone)] : []),
       ],
       PREPARED,
@@ -529,13 +534,19 @@ const UNIQUE_VIOLATION = "23505";
 const COMMIT_ALL = (t: Tables, dropping: boolean) =>
   `WITH x AS (
        SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
-     ), ${JOB_WRITES(t, STILL_RUNNING, dropping ? "$5" : undefined)},
-     st AS (
+     ), ${JOB_WRITES(t, STILL_RUNNING, dropping ? "$6" : undefined)},
+     lk AS MATERIALIZED (
+       SELECT s.key FROM ${t.actorState} s
+       WHERE s.key = ANY($5::text[])
+         AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
+       ORDER BY s.key COLLATE "C"
+       FOR UPDATE OF s
+     ), st AS (
        ${STATE_UPDATE(t)}
        FROM json_to_recordset($2::json) AS y(key text, fence int, set_state boolean,
          state json, release boolean)
        WHERE s.key = y.key AND s.fence = y.fence AND s.lease_owner = $3
-         AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
+         AND s.key IN (SELECT key FROM lk)
        RETURNING s.key
      ), ledger AS (
        INSERT INTO ${t.processed} (message_id)
@@ -585,7 +596,7 @@ async function commitChecked(
        FROM ${t.jobs} j
        JOIN ${t.actorState} s ON s.key = ${LEASE_KEY("j")} AND s.lease_owner = $2
        WHERE j.id = ANY($1::text[])
-       ORDER BY j.key
+       ORDER BY s.key COLLATE "C" -- the order claims take leases in
        FOR UPDATE OF j, s
      ), ledgered AS (
        INSERT INTO ${t.processed} (message_id)
