@@ -7,8 +7,9 @@
  *   (`letGo`): its key's, with the fencing token it was claimed with (letting go of an older
  *   token keeps a newer hold), or for an unordered job the instance lease.
  * - The heartbeat renews every held lease each third of `leaseMs`. A key whose token moved on
- *   was taken over by another worker: its handlers here are aborted (`LEASE_LOST`), since
- *   their commit would be fenced anyway.
+ *   while this process still holds it under the old one was taken over by another worker: its
+ *   handlers here are aborted (`LEASE_LOST`), since their commit would be fenced anyway. A key
+ *   held here under a newer token by the time the renewal answers is not lost.
  * - The jobs of unordered actors run under one instance lease (`instanceLease`), taken and
  *   renewed by the claims that take them and by the heartbeat while any runs here. When its
  *   token moves on (it lapsed: this process stalled past it), the handlers claimed under the
@@ -179,7 +180,9 @@ export class LeaseKeeper {
       const keys = held.map(([key]) => key);
       const current = await extendLeases(db, tables, { workerId, keys, leaseMs });
       for (const [key, fence] of held) {
-        if (current.get(key) === fence) continue;
+        // A key let go meanwhile, or claimed here again under a newer token (its chain ended
+        // and another began while the renewal waited its turn), was not lost.
+        if (current.get(key) === fence || this.#held.get(key) !== fence) continue;
         // Another worker took the key over: stop our handler, its commit would be fenced.
         this.#o.log.warn("lease lost", { key });
         executor.abortKey(key, new TroupeError("LEASE_LOST", "lease lost"));
