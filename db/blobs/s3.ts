@@ -16,7 +16,8 @@
  * again): no reference ever points to nothing.
  *
  * A request the bucket does not answer within `requestTimeoutMs`, whose connection fails, or that
- * gets a 5xx or 429 is sent again on a new connection, `retries` attempts in all.
+ * gets a 5xx or 429 is sent again on a new connection, `retries` attempts in all; an object's
+ * bytes that stop coming for as long fail the read.
  *
  * Direct uploads ({@linkcode S3BlobStore.presignPut}) go to `<prefix>uploads/...` keys that
  * the client `PUT`s to with a presigned URL; the app reads them once to store them as blobs.
@@ -58,8 +59,8 @@ export interface S3BlobOptions {
   retries?: number;
   /**
    * How long a request may wait for the bucket's answer (its status and headers) before it is
-   * abandoned and sent again on a new connection; a body that streams after that is not timed.
-   * @default 60000
+   * abandoned and sent again on a new connection, and how long an object being read may send no
+   * bytes (while its reader waits for them) before the read fails. @default 60000
    */
   requestTimeoutMs?: number;
 }
@@ -220,7 +221,7 @@ export class S3BlobStore implements BlobStore {
       await res.body?.cancel();
       throw new NotFoundError("object", key);
     }
-    return res.body;
+    return watchIdle(res.body, this.#timeoutMs, key);
   }
 
   async put(body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
@@ -401,8 +402,9 @@ export class S3BlobStore implements BlobStore {
     const total = served ? Number(served[3]) : Number(res.headers.get("content-length"));
     const length = Math.max(0, Math.min(end ?? total, total) - from);
     const sent = Number(res.headers.get("content-length"));
-    if (at === from && sent === length) return { body: res.body, length };
-    return { body: res.body.pipeThrough(slice(from - at, length)), length };
+    const body = watchIdle(res.body, this.#timeoutMs, key);
+    if (at === from && sent === length) return { body, length };
+    return { body: body.pipeThrough(slice(from - at, length)), length };
   }
 
   async collect(sha256: string, { graceMs }: { graceMs: number }): Promise<boolean> {
@@ -424,6 +426,40 @@ interface Multipart {
 /** A request to the bucket failed. */
 export class S3Error extends Error {
   override name = "S3Error";
+}
+
+/**
+ * `body` failing with an `S3Error` when no bytes arrive for `ms` (the connection is dropped):
+ * a read of an object whose bytes stop coming fails, and its job is retried, rather than
+ * waiting for its handler's time limit.
+ */
+function watchIdle(
+  body: ReadableStream<Uint8Array>,
+  ms: number,
+  key: string,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new S3Error(`GET ${key}: no bytes for ${ms} ms`)), ms);
+      });
+      try {
+        const r = await Promise.race([reader.read(), idle]);
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      } catch (err) {
+        await reader.cancel(err).catch(() => {});
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** The wait before attempt `attempt + 1`: 100 ms doubling, jittered down to half. */

@@ -84,10 +84,11 @@ Deno.test("s3: path-style and virtual-host URLs, presigned with the length signe
 /**
  * A bucket that misbehaves on its first connections: each connection reads one request and
  * then does what `plan` says for its turn (`hang`: no answer; `close`: drops the connection;
- * a number: that status), and answers 200 with 5 bytes' length once the plan is spent. An
+ * `stall`: half of a body, then nothing; a number: that status), and answers 200 with 5 bytes'
+ * length once the plan is spent. An
  * answer closes its connection: each request comes on a connection of its own.
  */
-function flakyBucket(plan: ("hang" | "close" | number)[]) {
+function flakyBucket(plan: ("hang" | "close" | "stall" | number)[]) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
   let connections = 0;
@@ -105,6 +106,13 @@ function flakyBucket(plan: ("hang" | "close" | number)[]) {
       const buf = new Uint8Array(16 * 1024);
       await conn.read(buf); // the request (a HEAD: headers only)
       if (turn === "hang") return; // closed by `close()`
+      if (turn === "stall") {
+        // 5 of the 10 bytes announced, then nothing (closed by `close()`).
+        await conn.write(
+          new TextEncoder().encode("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello"),
+        );
+        return;
+      }
       if (turn === "close") conn.close();
       else {
         await answer(conn, turn ?? 200, turn === undefined ? 5 : 0);
@@ -176,6 +184,22 @@ Deno.test("s3: the last attempt's failure is an S3Error that says what happened"
     assert.equal(always.connections(), 2);
   } finally {
     await always.close();
+  }
+});
+
+Deno.test("s3: an object whose bytes stop coming fails its read with an S3Error", async () => {
+  const bucket = flakyBucket(["stall"]);
+  try {
+    const store = new S3BlobStore({ ...bucket.options, retries: 1, requestTimeoutMs: 300 });
+    const started = performance.now();
+    await assert.rejects(store.bytes("ab".repeat(32)), (err: Error) => {
+      assert.equal(err.name, "S3Error");
+      assert.match(err.message, /no bytes for 300 ms/);
+      return true;
+    });
+    assert.ok(performance.now() - started < 5_000);
+  } finally {
+    await bucket.close();
   }
 });
 
