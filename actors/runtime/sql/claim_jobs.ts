@@ -54,6 +54,18 @@ export const INSTANCE_PREFIX_SQL = `'${INSTANCE_PREFIX}'`;
 export const LEASE_KEY = (j: string) =>
   `CASE WHEN ${j}.unordered THEN ${INSTANCE_PREFIX_SQL} || ${j}.lease_owner ELSE ${j}.key END`;
 
+/**
+ * The query that locks the lease rows of `keys` (a `text[]` expression) meeting `where`, in the
+ * keys' byte order: the order a claim takes leases in (`leaseAndRun`). A claim keeps locked the
+ * row of a key whose lease it found held while it goes on to later keys; every statement that
+ * writes several lease rows locks them this way first, so that none waits on a claim for one key
+ * while the claim waits on it for another.
+ */
+export const LOCK_LEASES = (t: Tables, keys: string, where = "true") =>
+  `SELECT s.key FROM ${t.actorState} s WHERE s.key = ANY(${keys}) AND ${where}
+   ORDER BY s.key COLLATE "C"
+   FOR UPDATE OF s`;
+
 /** The columns of a claimed job row `j` (a `ClaimedJob` but for its key's `state`). */
 const CLAIMED = `j.id, j.actor, j.key, j.tenant_id, j.input, j.attempts, j.max_attempts,
   j.lease_fence, j.cancel_requested, j.lease_losses, j.pipeline_id, j.group_id, j.input_version,
@@ -565,9 +577,12 @@ export async function releaseLeases(
   await db.query(
     `WITH x AS (
        SELECT * FROM json_to_recordset($1::json) AS x(key text, fence int)
+     ), lk AS MATERIALIZED (
+       ${LOCK_LEASES(t, "ARRAY(SELECT key FROM x)", "s.lease_owner = $2")}
      ), released AS (
        UPDATE ${t.actorState} s SET lease_owner = NULL, lease_until = NULL, updated_at = now()
        FROM x WHERE s.key = x.key AND s.fence = x.fence AND s.lease_owner = $2
+         AND s.key IN (SELECT key FROM lk)
        RETURNING s.key, s.fence
      )
      UPDATE ${t.jobs} j SET lease_owner = NULL, updated_at = now()
@@ -589,9 +604,11 @@ export async function extendLeases(
 ): Promise<Map<string, number>> {
   if (keys.length === 0) return new Map();
   const rows = await db.query<{ key: string; fence: number }>(
-    `WITH renewed AS (
+    `WITH lk AS MATERIALIZED (
+       ${LOCK_LEASES(t, "$2::text[]", "s.lease_owner = $1")}
+     ), renewed AS (
        UPDATE ${t.actorState} SET lease_until = now() + make_interval(secs => $3)
-       WHERE key = ANY($2::text[]) AND lease_owner = $1 RETURNING key)
+       WHERE key IN (SELECT key FROM lk) AND lease_owner = $1 RETURNING key)
      SELECT s.key, s.fence FROM ${t.actorState} s WHERE s.key = ANY($2::text[])`,
     [workerId, keys, leaseMs / 1000],
   );

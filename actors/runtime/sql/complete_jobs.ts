@@ -6,7 +6,7 @@ import { endMessageId } from "../job_end.ts";
 import { insertJobs, type MessageWrites, type NewJob, type QueuedMessage } from "./insert_jobs.ts";
 import { outboxed } from "./outbox.ts";
 import { type DeclaredRow, insertRows } from "./insert_rows.ts";
-import { LEASE_KEY } from "./claim_jobs.ts";
+import { LEASE_KEY, LOCK_LEASES } from "./claim_jobs.ts";
 import { PREPARED, type Tables } from "./tables.ts";
 import {
   type AbortHook,
@@ -386,10 +386,9 @@ const DEAD_LETTERS = (t: Tables) =>
  * of the successes that write one (`Completion.ledger`) and the dead letters, and counts what
  * it wrote. The job rows go first, as in `commitChecked`: a claim holding a requeued job row
  * never waits on a lease this holds.
- * The lease rows are locked before they are updated, in the keys' byte order: the order a claim
- * takes leases in. A claim that lost the race for a key keeps that key's row locked while it
- * goes on to the next keys; a commit that updated a later key first would wait on it while it
- * waits on the commit (a deadlock, seen with four instances on one database).
+ * The lease rows are locked before they are updated, in the keys' byte order (`LOCK_LEASES`): a
+ * commit that updated a later key first could wait on a claim for an earlier key while the claim
+ * waits on it (a deadlock, seen with four instances on one database).
  * Fewer rows than completions or chains means a completion was fenced; a ledger row there
  * already (a duplicate) fails the statement on the ledger's primary key. Either way the
  * statement is rolled back (a savepoint) and null returned, for `commitChecked` to sort out,
@@ -536,11 +535,8 @@ const COMMIT_ALL = (t: Tables, dropping: boolean) =>
        SELECT * FROM json_to_recordset($1::json) AS ${X_COLUMNS("x")}
      ), ${JOB_WRITES(t, STILL_RUNNING, dropping ? "$6" : undefined)},
      lk AS MATERIALIZED (
-       SELECT s.key FROM ${t.actorState} s
-       WHERE s.key = ANY($5::text[])
-         AND (SELECT count(*) FROM upd) = $4 -- the job rows first, and all of them
-       ORDER BY s.key COLLATE "C"
-       FOR UPDATE OF s
+       -- the job rows first, and all of them
+       ${LOCK_LEASES(t, "$5::text[]", "(SELECT count(*) FROM upd) = $4")}
      ), st AS (
        ${STATE_UPDATE(t)}
        FROM json_to_recordset($2::json) AS y(key text, fence int, set_state boolean,
