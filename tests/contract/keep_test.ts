@@ -13,14 +13,10 @@ import {
   type SqlExecutor,
 } from "@troupe/runtime";
 import { claimJobs } from "../../actors/runtime/sql/claim_jobs.ts";
-import {
-  CommitMismatch,
-  completeJobs,
-  type Completion,
-} from "../../actors/runtime/sql/complete_jobs.ts";
+import { CommitMismatch, completeJobs } from "../../actors/runtime/sql/complete_jobs.ts";
 import { PUBLIC_TABLES } from "../../actors/runtime/sql/tables.ts";
 import { settle, waitFor } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { contractSuite, succeeded } from "./suite.ts";
 
 async function jobRows(db: SqlExecutor, actor: string): Promise<{ id: string; status: string }[]> {
   return await db.query<{ id: string; status: string }>(
@@ -194,18 +190,7 @@ contractSuite("keepSucceeded", {
         unordered: ["keep5.work"],
       });
       assert.equal(claimed.length, 4);
-      const drop = (j: (typeof claimed)[number]): Completion => ({
-        id: j.id,
-        key: j.key,
-        fence: j.lease_fence,
-        outcome: "succeeded",
-        sends: [],
-        effects: [],
-        release: true,
-        ledger: false,
-        keep: false,
-        unordered: true,
-      });
+      const drop = (j: (typeof claimed)[number]) => succeeded(j, { keep: false, unordered: true });
       // Another process took one job over (its instance lease lapsed here).
       await db.query(
         "UPDATE troupe_jobs SET lease_owner = 'w-other', lease_fence = lease_fence + 1 WHERE id = $1",

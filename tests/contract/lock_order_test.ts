@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import type { SqlExecutor } from "@troupe/runtime";
 import { claimJobs, extendLeases, releaseLeases } from "../../actors/runtime/sql/claim_jobs.ts";
-import { completeJobs, type Completion } from "../../actors/runtime/sql/complete_jobs.ts";
+import { completeJobs } from "../../actors/runtime/sql/complete_jobs.ts";
 import { PUBLIC_TABLES } from "../../actors/runtime/sql/tables.ts";
 import { waitFor } from "../harness.ts";
-import { contractSuite } from "./suite.ts";
+import { contractSuite, succeeded } from "./suite.ts";
 
 /** The lease upsert of a claim (claim_jobs.ts `leaseAndRun`) for one key, as another worker. */
 const LOSING_CLAIM =
@@ -48,16 +48,7 @@ contractSuite("lock order", {
     });
     assert.deepEqual(claimed.map((j) => j.key), ["lock1:a", "lock1:b"]);
     // The chain of lock1:b ended first: its completion comes first.
-    const completions = [...claimed].reverse().map((j): Completion => ({
-      id: j.id,
-      key: j.key,
-      fence: j.lease_fence,
-      outcome: "succeeded",
-      sends: [],
-      effects: [],
-      release: true,
-      ledger: false,
-    }));
+    const completions = [...claimed].reverse().map((j) => succeeded(j));
     let commit: Promise<string> | null = null;
     // Another worker's claim: it found lock1:a held (the row stays locked) and goes on to
     // lock1:b once the commit waits on lock1:a.

@@ -14,7 +14,27 @@ import {
   TableQueueTransport,
   type Transport,
 } from "@troupe/runtime";
+import type { ClaimedJob } from "../../actors/runtime/sql/claim_jobs.ts";
+import type { Completion } from "../../actors/runtime/sql/complete_jobs.ts";
 import { type DbTarget, settle, targets, type TestDatabase } from "../harness.ts";
+
+/**
+ * The completion of `job`, claimed by a test, as a success with nothing to write, no ledger row,
+ * ending its chain (`release`); `more` sets the rest.
+ */
+export function succeeded(job: ClaimedJob, more: Partial<Completion> = {}): Completion {
+  return {
+    id: job.id,
+    key: job.key,
+    fence: job.lease_fence,
+    outcome: "succeeded",
+    sends: [],
+    effects: [],
+    release: true,
+    ledger: false,
+    ...more,
+  };
+}
 
 export interface SuiteContext {
   target: DbTarget["name"];
