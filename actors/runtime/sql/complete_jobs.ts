@@ -453,7 +453,11 @@ async function commitAll(
   return { results: completions.map(() => "committed"), withEnd: new Set(done!.ends) };
 }
 
-/** `completions` in key order: the order `commitChecked` locks their job rows in. */
+/**
+ * `completions` in key order: keyed jobs' job rows are written in the order `commitChecked`
+ * locks them in (by lease key; JavaScript compares UTF-16 units where that order compares bytes,
+ * the same for keys below U+D800).
+ */
 function inKeyOrder(completions: readonly Completion[]): Completion[] {
   return [...completions].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
