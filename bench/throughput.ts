@@ -675,7 +675,7 @@ const ratio = (a: Figure | undefined, b: Figure | undefined, what: string, goal?
 };
 /**
  * The no-op targets, each against the peer that gives the same guarantees: BullMQ (no order per
- * key) against Troupe's no-op workloads, graphile-worker's batched mode (no order per key, a
+ * key) against Troupe's keyed `noop` and its unordered workloads, graphile-worker's batched mode (no order per key, a
  * completed job deleted) against `unordered-unkept`, graphile-worker's named queues (one job at a
  * time per key) against the keyed `noop`.
  */
