@@ -17,8 +17,8 @@
  * - Pull claims come in batches: while messages are in flight it claims again only once
  *   `refillAt` slots are free (a claim per freed slot would cost a query per job).
  * - A pull claim that came back empty while keys were held here (it walked past their queued
- *   jobs) makes pull claims past the same held keys wait nine times as long as it took; a
- *   change in the held keys (a key given back) ends the wait.
+ *   jobs) makes pull claims past the same held keys wait nine times as long as it took, a
+ *   second at most; a change in the held keys (a key given back) ends the wait.
  * - A pull claim can ride in the transaction of a commit (`claimAlong`): when every message in
  *   flight is in that commit and each commits, their slots are free once it does, and the next
  *   batch is claimed in the same transaction instead of in one of its own after it. Its slots
@@ -62,6 +62,9 @@ import { reschedule } from "./reschedule.ts";
 import { TERMINAL } from "./views.ts";
 
 const ignore = () => {};
+
+/** The longest wait of claims past the same held keys after an empty claim (see `pump`). */
+const MAX_WALK_WAIT_MS = 1000;
 const fulfilled = (value: CommitResult): PromiseSettledResult<CommitResult> => ({
   status: "fulfilled",
   value,
@@ -283,7 +286,9 @@ export class Dispatcher {
     }
     if (jobs.length === 0 && skipKeys.length > 0) {
       const now = performance.now();
-      this.#lookAgainAt = now + 9 * (now - began);
+      // The time includes waiting for a connection (PGlite's one, behind an upload's writes):
+      // bounded, so that a job of another key enqueued after a slow empty claim never waits long.
+      this.#lookAgainAt = now + Math.min(MAX_WALK_WAIT_MS, 9 * (now - began));
       this.#walkedPast = keysOf(skipKeys);
     }
     this.#more = jobs.length === limit;

@@ -86,7 +86,12 @@ Deno.test("dispatcher: without a deferral a request throttles at once; stopping 
 
 Deno.test("dispatcher: after a claim that walked past its held keys to find nothing, claims past the same keys wait", async () => {
   // Each claim answers the next of `answers`: a batch of jobs of key A, or none after `ms`.
-  const answers: ({ jobs: number } | { ms: number })[] = [{ jobs: 8 }, { ms: 30 }, { jobs: 8 }];
+  const answers: ({ jobs: number } | { ms: number })[] = [
+    { jobs: 8 },
+    { ms: 30 },
+    { jobs: 8 },
+    { ms: 400 },
+  ];
   let claims = 0;
   let n = 0;
   // The first job of each batch runs until its gate opens: its chain holds key A till then.
@@ -169,6 +174,16 @@ Deno.test("dispatcher: after a claim that walked past its held keys to find noth
   }
   assert.equal(claims, 4, "claims again once the wait is over");
   assert.ok(performance.now() - waitedFrom >= 150, "waited about nine times the walk's 30 ms");
+  // That claim was slow (400 ms, as one waiting for PGlite's connection): the wait it sets is
+  // bounded by a second, not nine times 400 ms.
+  const slowEnded = performance.now();
+  while (performance.now() - slowEnded < 3_000 && claims === 4) {
+    await new Promise((r) => setTimeout(r, 10));
+    await d.pump();
+  }
+  assert.equal(claims, 5);
+  const waited = performance.now() - slowEnded;
+  assert.ok(waited >= 900 && waited < 2_500, `waited ${waited} ms: a second, not 3.6 s`);
   await until(() => gates.length === 2);
   gates[1]!.resolve();
   await until(() => d.inFlight === 0);
